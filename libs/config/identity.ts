@@ -1,0 +1,30 @@
+// A member's libp2p identity (the key the gateway listens with) and path resolution
+// for files named in conf.yaml.
+
+import path from 'node:path';
+import { generateKeyPair, privateKeyToProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import type { Conf } from './schema.ts';
+
+export interface Identity {
+  /** base64 protobuf private key, as conf.yaml's node.private_key holds it. */
+  privateKey: string;
+  /** base64 protobuf public key, as peers.yaml's public_key holds it. */
+  publicKey: string;
+  peerId: string;
+}
+
+export async function generateIdentity(): Promise<Identity> {
+  const key = await generateKeyPair('Ed25519');
+  return {
+    privateKey: Buffer.from(privateKeyToProtobuf(key)).toString('base64'),
+    publicKey: Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64'),
+    peerId: peerIdFromPublicKey(key.publicKey).toString(),
+  };
+}
+
+/** A path from conf.yaml, resolved against data_dir (itself relative to conf.yaml's directory). */
+export function resolvePath(conf: Pick<Conf, 'data_dir'>, confDir: string, p: string): string {
+  const dataDir = conf.data_dir ? path.resolve(confDir, conf.data_dir) : confDir;
+  return path.resolve(dataDir, p);
+}

@@ -1,0 +1,13 @@
+// libs/config: the schemas and parsers of conf.yaml and peers.yaml, shared by every
+// service so that the store and its clients agree on what a valid file is.
+export { confSchema, peersSchema, peerEntrySchema, MEMBER_NAME, PARAM_SET_NAMES } from './schema.ts';
+export type { Conf, ConfInput, PeerEntry, PeersFile } from './schema.ts';
+export {
+  parseYaml, parseConfObject, parseConfText, parsePeersObject, parsePeersText,
+  mergePeer, peersToData, configInvalid,
+} from './parse.ts';
+export type { ConfigIssue, Peer } from './parse.ts';
+export { parseDuration, parseHostPort, parseTcpMultiaddr, parsePrivateKey, parsePublicKey } from './values.ts';
+export type { HostPort, PeerAddress, Parsed } from './values.ts';
+export { generateIdentity, resolvePath } from './identity.ts';
+export type { Identity } from './identity.ts';

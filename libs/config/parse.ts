@@ -1,0 +1,103 @@
+// Turning file text into validated config. Every error names the file, the dotted field
+// path and the reason, and all problems of a file are reported at once, not just the first.
+
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { FedError } from '#libs/errors/index.ts';
+import { confSchema, peersSchema, type Conf } from './schema.ts';
+import { parsePublicKey } from './values.ts';
+
+export interface ConfigIssue { file: string; field: string; reason: string }
+
+/** A peer as the services use it: identity derived, addresses deduplicated. */
+export interface Peer {
+  publicKey: string;
+  peerId: string;
+  addresses: string[];
+  /** ms since the Unix epoch; 0 = never seen. */
+  lastSeenMs: number;
+}
+
+export function configInvalid(file: string, issues: ConfigIssue[]): FedError<'CONFIG_INVALID'> {
+  const list = issues.map((i) => `${i.field || '(file)'}: ${i.reason}`).join('; ');
+  return new FedError('CONFIG_INVALID', `${file}: ${list}`, { file, issues });
+}
+
+/** YAML text → plain data; syntax errors carry line and column. Empty text is an empty mapping. */
+export function parseYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configInvalid(file, doc.errors.map((e) => ({ file, field: '', reason: e.message.split('\n')[0] ?? e.message })));
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  return data ?? {};
+}
+
+function fromZod(file: string, error: z.ZodError): FedError<'CONFIG_INVALID'> {
+  const issues = error.issues.flatMap((issue): ConfigIssue[] => {
+    const base = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((k) => ({ file, field: [...base, k].join('.'), reason: 'unknown field' }));
+    }
+    return [{ file, field: base.join('.'), reason: issue.message }];
+  });
+  return configInvalid(file, issues);
+}
+
+/** Validates conf.yaml data (as parsed from YAML or the JSON the store serves). */
+export function parseConfObject(data: unknown, file = 'conf.yaml'): Conf {
+  const r = confSchema.safeParse(data);
+  if (!r.success) throw fromZod(file, r.error);
+  return r.data;
+}
+
+export function parseConfText(text: string, file = 'conf.yaml'): Conf {
+  return parseConfObject(parseYaml(text, file), file);
+}
+
+/** Validates peers.yaml data; entries for the same key are merged (addresses united, newest last_seen). */
+export function parsePeersObject(data: unknown, file = 'peers.yaml'): Peer[] {
+  const r = peersSchema.safeParse(data);
+  if (!r.success) throw fromZod(file, r.error);
+  const byId = new Map<string, Peer>();
+  for (const entry of r.data.peers) {
+    const id = parsePublicKey(entry.public_key);
+    if (!id.ok) throw configInvalid(file, [{ file, field: 'peers', reason: id.reason }]);
+    const peer: Peer = {
+      publicKey: entry.public_key.trim(),
+      peerId: id.value.peerId,
+      addresses: [...new Set(entry.addresses)],
+      lastSeenMs: entry.last_seen ? Date.parse(entry.last_seen) : 0,
+    };
+    const prev = byId.get(peer.peerId);
+    byId.set(peer.peerId, prev ? mergePeer(prev, peer) : peer);
+  }
+  return [...byId.values()];
+}
+
+export function parsePeersText(text: string, file = 'peers.yaml'): Peer[] {
+  return parsePeersObject(parseYaml(text, file), file);
+}
+
+/** Two records of one peer: addresses united (newer first), the later last-seen kept. */
+export function mergePeer(a: Peer, b: Peer): Peer {
+  const [newer, older] = b.lastSeenMs >= a.lastSeenMs ? [b, a] : [a, b];
+  return {
+    publicKey: newer.publicKey,
+    peerId: newer.peerId,
+    addresses: [...new Set([...newer.addresses, ...older.addresses])],
+    lastSeenMs: newer.lastSeenMs,
+  };
+}
+
+/** peers.yaml text for a peer list, sorted by peer id so rewrites are stable. */
+export function peersToData(peers: readonly Peer[]): { peers: Array<Record<string, unknown>> } {
+  const sorted = [...peers].sort((x, y) => (x.peerId < y.peerId ? -1 : x.peerId > y.peerId ? 1 : 0));
+  return {
+    peers: sorted.map((p) => ({
+      public_key: p.publicKey,
+      addresses: p.addresses,
+      ...(p.lastSeenMs > 0 ? { last_seen: new Date(p.lastSeenMs).toISOString() } : {}),
+    })),
+  };
+}

@@ -1,0 +1,158 @@
+// The schemas of conf.yaml and peers.yaml. Field names follow the P2P requirements
+// (node.private_key, network.addresses, peers.exchange_interval, peers.connection_timeout,
+// logging.level/format, peers[].public_key/addresses) and extend them with what the services
+// need. Unknown keys are errors, so a typo is reported instead of silently ignored.
+// The parsed form keeps the file's snake_case names; durations become numbers of milliseconds.
+
+import { z } from 'zod';
+import { parseDuration, parseHostPort, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
+
+const PUBLIC_KEY_BYTES: Record<string, number> = {
+  'slh-dsa-sha2-128f': 32, 'slh-dsa-sha2-128s': 32, 'slh-dsa-sha2-192f': 48, 'slh-dsa-sha2-256f': 64,
+};
+export const PARAM_SET_NAMES = Object.keys(PUBLIC_KEY_BYTES) as [string, ...string[]];
+
+const duration = (dflt: string) =>
+  z.union([z.string(), z.number()]).default(dflt).transform((v, ctx) => {
+    const d = parseDuration(v);
+    if (!d.ok) { ctx.addIssue({ code: 'custom', message: d.reason }); return z.NEVER; }
+    return d.value;
+  });
+
+const endpoint = (dflt: string) =>
+  z.string().default(dflt).superRefine((v, ctx) => {
+    const r = parseHostPort(v, true);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+  });
+
+/** An optional metrics endpoint; "" turns metrics off. */
+const metricsEndpoint = z.string().default('').superRefine((v, ctx) => {
+  if (v === '') return;
+  const r = parseHostPort(v, true);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+});
+
+const listenAddr = z.string().superRefine((v, ctx) => {
+  const r = parseTcpMultiaddr(v, { listen: true });
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+});
+
+const peerAddr = z.string().superRefine((v, ctx) => {
+  const r = parseTcpMultiaddr(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+});
+
+export const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const memberName = z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit');
+
+const privateKey = z.string().superRefine((v, ctx) => {
+  const r = parsePrivateKey(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+});
+
+const libp2pPublicKey = z.string().superRefine((v, ctx) => {
+  const r = parsePublicKey(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+});
+
+const hexKey = z.string().regex(/^([0-9a-f]{2})+$/, 'must be lower-case hex');
+
+const validator = z.strictObject({
+  name: memberName,
+  /** libp2p peer id the member's gateway uses: only these may send consensus frames. */
+  peer_id: z.string().min(1),
+  /** SLH-DSA public key, hex, raw FIPS 205 bytes. */
+  public_key: hexKey,
+});
+
+export const confSchema = z.strictObject({
+  node: z.strictObject({
+    name: memberName,
+    /** Absent on first start: the store generates one and writes it back. */
+    private_key: privateKey.optional(),
+  }),
+  network: z.strictObject({
+    addresses: z.array(listenAddr).min(1, 'needs at least one listen address'),
+  }),
+  peers: z.strictObject({
+    exchange_interval: duration('30s'),
+    connection_timeout: duration('10s'),
+  }).prefault({}),
+  logging: z.strictObject({
+    level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    format: z.enum(['json', 'text']).default('json'),
+  }).prefault({}),
+  /** Relative paths in this file resolve against data_dir; default: the directory of conf.yaml. */
+  data_dir: z.string().min(1).optional(),
+  nats: z.strictObject({
+    url: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL').default('nats://127.0.0.1:4222'),
+  }).prefault({}),
+  services: z.strictObject({
+    store: z.strictObject({ listen: endpoint('127.0.0.1:7100'), metrics: metricsEndpoint }).prefault({}),
+    gateway: z.strictObject({ listen: endpoint('127.0.0.1:7200'), metrics: metricsEndpoint }).prefault({}),
+    consensus: z.strictObject({
+      listen: endpoint('127.0.0.1:7300'),
+      admin_listen: endpoint('127.0.0.1:7301'),
+      metrics: metricsEndpoint,
+    }).prefault({}),
+    signer: z.strictObject({ address: endpoint('127.0.0.1:7400') }).prefault({}),
+  }).prefault({}),
+  /** Without tls, services talk plaintext and only on loopback. */
+  tls: z.strictObject({
+    ca_file: z.string().min(1),
+    cert_file: z.string().min(1),
+    key_file: z.string().min(1),
+  }).optional(),
+  crypto: z.strictObject({
+    param_set: z.enum(PARAM_SET_NAMES).default('slh-dsa-sha2-128f'),
+    backend: z.enum(['auto', 'node', 'noble']).default('auto'),
+  }).prefault({}),
+  consensus: z.strictObject({
+    chain_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -').default('btcfed-devnet'),
+    base_timeout: duration('2s'),
+    timeout_multiplier: z.number().min(1).max(10).default(1.5),
+    max_timeout: duration('60s'),
+    max_block_txs: z.number().int().min(1).max(1_000_000).default(10_000),
+    max_block_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    max_tx_bytes: z.number().int().min(1).max(1024 * 1024).default(64 * 1024),
+    mempool_max_txs: z.number().int().min(1).max(10_000_000).default(200_000),
+  }).prefault({}),
+  /** The genesis validator set, in index order; leader(view) = validators[view mod N]. */
+  validators: z.array(validator).default([]),
+}).superRefine((conf, ctx) => {
+  const c = conf.consensus;
+  if (c.max_timeout < c.base_timeout) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'max_timeout'], message: 'must not be below consensus.base_timeout' });
+  }
+  if (c.max_tx_bytes > c.max_block_bytes) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
+  }
+  const keyBytes = PUBLIC_KEY_BYTES[conf.crypto.param_set]!;
+  const seen = { name: new Set<string>(), peer_id: new Set<string>(), public_key: new Set<string>() };
+  conf.validators.forEach((v, i) => {
+    if (v.public_key.length !== keyBytes * 2) {
+      ctx.addIssue({ code: 'custom', path: ['validators', i, 'public_key'],
+        message: `must be ${keyBytes} bytes (${keyBytes * 2} hex characters) for ${conf.crypto.param_set}, got ${v.public_key.length / 2}` });
+    }
+    for (const field of ['name', 'peer_id', 'public_key'] as const) {
+      if (seen[field].has(v[field])) ctx.addIssue({ code: 'custom', path: ['validators', i, field], message: `duplicate ${field} "${v[field]}"` });
+      seen[field].add(v[field]);
+    }
+  });
+});
+
+export const peerEntrySchema = z.strictObject({
+  public_key: libp2pPublicKey,
+  addresses: z.array(peerAddr).default([]),
+  /** When this member last heard of or from the peer (ISO 8601); breaks merge ties. */
+  last_seen: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const peersSchema = z.strictObject({
+  peers: z.array(peerEntrySchema).default([]),
+});
+
+export type ConfInput = z.input<typeof confSchema>;
+export type Conf = z.output<typeof confSchema>;
+export type PeerEntry = z.output<typeof peerEntrySchema>;
+export type PeersFile = z.output<typeof peersSchema>;

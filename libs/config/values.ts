@@ -1,0 +1,97 @@
+// Parsers for the value types config files use: durations, host:port endpoints,
+// multiaddrs and libp2p keys. Each returns a reason string on failure so the schema
+// can name the field; none of them throws on bad input.
+
+import { multiaddr } from '@multiformats/multiaddr';
+import { privateKeyFromProtobuf, publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "500ms", "30s", "5m", "1h"; a bare number is seconds. Result in milliseconds. */
+export function parseDuration(input: unknown): Parsed<number> {
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input) || input < 0) return { ok: false, reason: 'must be a non-negative number of seconds' };
+    return { ok: true, value: Math.round(input * 1000) };
+  }
+  if (typeof input !== 'string') return { ok: false, reason: 'must be a duration such as "500ms", "30s", "5m" or a number of seconds' };
+  const m = DURATION.exec(input.trim());
+  if (!m) return { ok: false, reason: `"${input}" is not a duration such as "500ms", "30s", "5m", "1h"` };
+  return { ok: true, value: Math.round(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]) };
+}
+
+export interface HostPort { host: string; port: number }
+
+/** "127.0.0.1:7100", "[::1]:7100", "localhost:7100"; port 0 only when allowed (tests bind it). */
+export function parseHostPort(input: string, allowZero = false): Parsed<HostPort> {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(input);
+  if (!m) return { ok: false, reason: `"${input}" is not host:port (IPv6 in brackets: [::1]:7100)` };
+  const port = Number(m[3]);
+  if (port > 65535 || (port === 0 && !allowZero)) return { ok: false, reason: `port ${port} is out of range` };
+  return { ok: true, value: { host: m[1] ?? m[2]!, port } };
+}
+
+const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns4', 'dns6']);
+
+export interface PeerAddress { address: string; host: string; port: number; peerId?: string }
+
+/**
+ * A libp2p TCP multiaddr: /ip4|/ip6|/dns4|/dns6 host, /tcp port, optionally /p2p/<peer id>.
+ * `listen` addresses may use port 0 and must not carry /p2p.
+ */
+export function parseTcpMultiaddr(input: unknown, opts: { listen?: boolean } = {}): Parsed<PeerAddress> {
+  if (typeof input !== 'string' || input.length === 0) return { ok: false, reason: 'must be a multiaddr string' };
+  let components;
+  try {
+    components = multiaddr(input).getComponents();
+  } catch (err) {
+    return { ok: false, reason: `"${input}" is not a multiaddr: ${(err as Error).message}` };
+  }
+  const [host, tcp, p2p, ...rest] = components;
+  if (!host || !HOST_PROTOCOLS.has(host.name)) {
+    return { ok: false, reason: `"${input}" must start with /ip4, /ip6, /dns4 or /dns6` };
+  }
+  if (!tcp || tcp.name !== 'tcp') return { ok: false, reason: `"${input}" must continue with /tcp/<port>` };
+  const port = Number(tcp.value);
+  if (!Number.isInteger(port) || port > 65535 || (port === 0 && !opts.listen)) {
+    return { ok: false, reason: `"${input}" has an invalid TCP port` };
+  }
+  if (rest.length > 0 || (p2p && p2p.name !== 'p2p')) {
+    return { ok: false, reason: `"${input}" has unsupported parts after /tcp (only /p2p/<peer id> may follow)` };
+  }
+  if (p2p && opts.listen) return { ok: false, reason: `"${input}": a listen address must not name a peer id` };
+  const value: PeerAddress = { address: input, host: host.value ?? '', port };
+  if (p2p?.value) value.peerId = p2p.value;
+  return { ok: true, value };
+}
+
+/** node.private_key: base64 of a protobuf-encoded libp2p private key. Yields its peer id. */
+export function parsePrivateKey(input: string): Parsed<{ peerId: string; publicKey: string }> {
+  try {
+    const bytes = decodeBase64Strict(input);
+    const key = privateKeyFromProtobuf(bytes);
+    const publicKey = Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64');
+    return { ok: true, value: { peerId: peerIdFromPublicKey(key.publicKey).toString(), publicKey } };
+  } catch (err) {
+    return { ok: false, reason: `not a base64 protobuf-encoded libp2p private key (${(err as Error).message})` };
+  }
+}
+
+/** peers[].public_key: base64 of a protobuf-encoded libp2p public key. Yields its peer id. */
+export function parsePublicKey(input: string): Parsed<{ peerId: string }> {
+  try {
+    const key = publicKeyFromProtobuf(decodeBase64Strict(input));
+    return { ok: true, value: { peerId: peerIdFromPublicKey(key).toString() } };
+  } catch (err) {
+    return { ok: false, reason: `not a base64 protobuf-encoded libp2p public key (${(err as Error).message})` };
+  }
+}
+
+function decodeBase64Strict(input: string): Uint8Array {
+  const s = input.trim();
+  if (s.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(s) || s.length % 4 !== 0) throw new Error('invalid base64');
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}

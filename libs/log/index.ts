@@ -1,0 +1,52 @@
+// Logging for every service: pino, JSON by default, human-readable text on request.
+// Logs are events: `log.info({ view, leader }, 'view started')`. Key material is redacted
+// by path here so a careless field name cannot leak it; still, never log secrets.
+
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'json' | 'text';
+
+export interface LogOptions {
+  level?: LogLevel | LevelWithSilent;
+  format?: LogFormat;
+  /** Bound into every line: which service and which member wrote it. */
+  service: string;
+  member?: string;
+  /** Where lines go; stdout when absent. Tests pass a stream to read lines back. */
+  destination?: NodeJS.WritableStream;
+}
+
+const REDACT = [
+  'private_key', '*.private_key', 'node.private_key',
+  'privateKey', '*.privateKey', 'secretKey', '*.secretKey',
+  'passphrase', '*.passphrase', 'key_pem', '*.key_pem',
+];
+
+export function createLogger(opts: LogOptions): Logger {
+  const base = { service: opts.service, ...(opts.member ? { member: opts.member } : {}) };
+  const options = {
+    level: opts.level ?? 'info',
+    base,
+    redact: { paths: REDACT, censor: '<redacted>' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (opts.format === 'text') {
+    const stream = pretty({
+      colorize: false,
+      sync: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      ...(opts.destination ? { destination: opts.destination } : {}),
+    });
+    return pino(options, stream);
+  }
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
+
+/** Change the level of a running logger and its children (hot reload of logging.level). */
+export function setLevel(log: Logger, level: LogLevel): void {
+  log.level = level;
+}
