@@ -1,0 +1,167 @@
+// Benchmark of libs/crypto: keygen, sign and verify for each SLH-DSA backend × parameter set,
+// the noble/node ratio, and how far the node backend's async forms scale on the thread pool.
+// Prints the machine baseline first so figures compare across machines.
+// Run: node_modules/.bin/node bench/crypto.ts [--quick]
+// Must never assert on timings: it prints figures, nothing more.
+
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import { PARAM_SETS, createSlhDsa, nativeSupport } from '#libs/crypto/index.ts';
+import type { BackendName, ParamSet, SlhDsa } from '#libs/crypto/index.ts';
+
+const quick = process.argv.includes('--quick');
+
+interface Stats {
+  readonly n: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p95: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  const mean = sorted.reduce((s, x) => s + x, 0) / Math.max(1, sorted.length);
+  return { n: sorted.length, mean, p50: at(0.5), p95: at(0.95) };
+}
+
+/** Times `op` `n` times after one untimed warm-up call (none in --quick); milliseconds per call. */
+function timeSync(n: number, op: () => unknown): Stats {
+  if (!quick) op();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    op();
+    samples.push(performance.now() - t0);
+  }
+  return stats(samples);
+}
+
+const isSmall = (p: ParamSet): boolean => p.endsWith('s');
+
+/** Iterations per operation: fewer where one call costs seconds (noble's "s" sets). */
+function iterations(backend: BackendName, paramSet: ParamSet): { keygen: number; sign: number; verify: number } {
+  if (quick) return { keygen: 1, sign: 1, verify: 3 };
+  if (backend === 'node') return isSmall(paramSet) ? { keygen: 20, sign: 10, verify: 200 } : { keygen: 100, sign: 40, verify: 200 };
+  return isSmall(paramSet) ? { keygen: 3, sign: 3, verify: 40 } : { keygen: 10, sign: 8, verify: 40 };
+}
+
+interface Row {
+  readonly backend: BackendName;
+  readonly paramSet: ParamSet;
+  readonly keygen: Stats;
+  readonly sign: Stats;
+  readonly verify: Stats;
+  readonly signatureBytes: number;
+}
+
+function measure(dsa: SlhDsa): Row {
+  const it = iterations(dsa.backend, dsa.paramSet);
+  const msg = createHash('sha256').update('bench message').digest();
+  const keys = dsa.generateKeyPair();
+  const keygen = timeSync(it.keygen, () => dsa.generateKeyPair());
+  const sigs: Uint8Array[] = [];
+  const sign = timeSync(it.sign, () => sigs.push(dsa.signSync(keys.secretKey, msg)));
+  const sig = sigs[0] ?? dsa.signSync(keys.secretKey, msg);
+  const verify = timeSync(it.verify, () => {
+    if (!dsa.verifySync(keys.publicKey, msg, sig)) throw new Error('benchmark signature did not verify');
+  });
+  return { backend: dsa.backend, paramSet: dsa.paramSet, keygen, sign, verify, signatureBytes: sig.length };
+}
+
+/** Operations per second with `inFlight` async calls outstanding at once (node: the libuv pool). */
+async function throughput(total: number, inFlight: number, op: () => Promise<unknown>): Promise<number> {
+  let started = 0;
+  const t0 = performance.now();
+  const lane = async (): Promise<void> => {
+    while (started < total) {
+      started++;
+      await op();
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return (total * 1000) / (performance.now() - t0);
+}
+
+function sha256MBps(): number {
+  const block = new Uint8Array(1 << 20).fill(0x5a);
+  const budgetMs = quick ? 100 : 500;
+  let bytes = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < budgetMs) {
+    createHash('sha256').update(block).digest();
+    bytes += block.length;
+  }
+  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const triple = (s: Stats): string => `${ms(s.mean)} / ${ms(s.p50)} / ${ms(s.p95)} (n=${s.n})`;
+
+function printBaseline(): void {
+  const cpus = os.cpus();
+  console.log('# libs/crypto benchmark' + (quick ? ' (--quick: smoke run, figures are noisy)' : ''));
+  console.log(`cpu        ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} (availableParallelism ${os.availableParallelism()})`);
+  console.log(`node       ${process.versions.node}   openssl ${process.versions.openssl}   ${os.platform()} ${os.arch()}`);
+  console.log(`threadpool UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '4 (default)'}`);
+  console.log(`baseline   sha256 ${sha256MBps().toFixed(0)} MB/s (1 MiB blocks, one core)`);
+  console.log('');
+}
+
+async function main(): Promise<void> {
+  printBaseline();
+  const rows: Row[] = [];
+  for (const paramSet of PARAM_SETS) {
+    for (const backend of ['node', 'noble'] as const) {
+      if (backend === 'node' && !nativeSupport(paramSet)) continue;
+      rows.push(measure(createSlhDsa({ paramSet, backend })));
+      process.stderr.write(`measured ${backend} ${paramSet}\n`);
+    }
+  }
+
+  console.log('## keygen / sign / verify, milliseconds per call: mean / p50 / p95 (sync forms)');
+  console.log(
+    table(
+      ['param set', 'backend', 'keygen ms', 'sign ms', 'verify ms', 'sig bytes'],
+      rows.map((r) => [r.paramSet, r.backend, triple(r.keygen), triple(r.sign), triple(r.verify), String(r.signatureBytes)]),
+    ),
+  );
+
+  console.log('\n## noble / node ratio of mean times (how much slower the pure-JS fallback is)');
+  const ratioRows: string[][] = [];
+  for (const paramSet of PARAM_SETS) {
+    const node = rows.find((r) => r.paramSet === paramSet && r.backend === 'node');
+    const noble = rows.find((r) => r.paramSet === paramSet && r.backend === 'noble');
+    if (node === undefined || noble === undefined) continue;
+    const ratio = (a: Stats, b: Stats): string => `${(a.mean / b.mean).toFixed(1)}×`;
+    ratioRows.push([paramSet, 'noble/node', ratio(noble.keygen, node.keygen), ratio(noble.sign, node.sign), ratio(noble.verify, node.verify)]);
+  }
+  console.log(table(['param set', 'ratio', 'keygen', 'sign', 'verify'], ratioRows));
+
+  console.log('\n## node backend, async forms on the libuv pool: operations per second');
+  const parRows: string[][] = [];
+  for (const paramSet of PARAM_SETS) {
+    if (!nativeSupport(paramSet)) continue;
+    const dsa = createSlhDsa({ paramSet, backend: 'node' });
+    const keys = dsa.generateKeyPair();
+    const msg = new TextEncoder().encode('parallel');
+    const sig = dsa.signSync(keys.secretKey, msg);
+    const verifies = quick ? 20 : 400;
+    const signs = quick ? 2 : isSmall(paramSet) ? 8 : 40;
+    const v1 = await throughput(verifies, 1, () => dsa.verify(keys.publicKey, msg, sig));
+    const v64 = await throughput(verifies, 64, () => dsa.verify(keys.publicKey, msg, sig));
+    const s1 = await throughput(signs, 1, () => dsa.sign(keys.secretKey, msg));
+    const s8 = await throughput(signs, 8, () => dsa.sign(keys.secretKey, msg));
+    parRows.push([paramSet, 'node', v1.toFixed(0), v64.toFixed(0), s1.toFixed(1), s8.toFixed(1)]);
+  }
+  console.log(table(['param set', 'backend', 'verify/s 1 in flight', 'verify/s 64 in flight', 'sign/s 1', 'sign/s 8'], parRows));
+}
+
+await main();

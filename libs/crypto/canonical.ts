@@ -1,0 +1,239 @@
+// Canonical, domain-separated bytes that signatures and block hashes cover. Never protobuf:
+// protobuf encodings are not canonical, these are. Other implementations must reproduce them
+// byte for byte from this layout alone:
+//
+//   field(b)   = u32be(len(b)) ‖ b                         every item below is one field
+//   str(s)     = field(UTF-8(s))                           s well-formed Unicode
+//   u8(v)      = field(1 byte v)                           = 00000001 vv
+//   u32(v)     = field(4-byte big-endian v)                = 00000004 ‖ 4 bytes
+//   u64(v)     = field(8-byte big-endian unsigned v)       = 00000008 ‖ 8 bytes
+//   hash(h)    = field(h), h exactly 32 bytes              = 00000020 ‖ 32 bytes
+//   qc(q)      = field(u8(q.phase) ‖ u64(q.view) ‖ hash(q.blockHash))   = 00000035 ‖ 53 bytes
+//   optqc(q)   = q absent (null) ? field(empty) = 00000000 : qc(q)
+//
+//   vote       = str("btcfed/v1/vote")     ‖ str(chainId) ‖ u8(phase) ‖ u64(view) ‖ hash(blockHash)
+//   proposal   = str("btcfed/v1/proposal") ‖ str(chainId) ‖ u64(view) ‖ hash(blockHash) ‖ optqc(justify)
+//   new-view   = str("btcfed/v1/new-view") ‖ str(chainId) ‖ u64(view) ‖ optqc(highQC)
+//   block      = str("btcfed/v1/block")    ‖ str(chainId) ‖ u64(height) ‖ u64(view) ‖ hash(parentHash)
+//                ‖ u32(proposer) ‖ u64(timestampMs) ‖ hash(txRoot) ‖ hash(stateHash)
+//   blockHash(header)          = SHA-256(block)
+//   nextStateHash(parent, txr) = SHA-256(str("btcfed/v1/state") ‖ hash(parent) ‖ hash(txr))
+//
+// Phases: PREPARE = 1, PRE_COMMIT = 2, COMMIT = 3. Integers are non-negative safe integers
+// (< 2^53); chainId is 1..128 UTF-8 bytes. The leading tag makes the kinds disjoint, and a present
+// QC (53 bytes) can never be mistaken for an absent one (0 bytes).
+// Must never encode an input it did not validate: a bad input throws a FedError instead.
+
+import { FedError } from '#libs/errors/index.ts';
+import { assertHash, sha256 } from './hash.ts';
+
+export const PHASES = { PREPARE: 1, PRE_COMMIT: 2, COMMIT: 3 } as const;
+export type Phase = (typeof PHASES)[keyof typeof PHASES];
+
+export const DOMAIN_TAGS = {
+  vote: 'btcfed/v1/vote',
+  proposal: 'btcfed/v1/proposal',
+  newView: 'btcfed/v1/new-view',
+  block: 'btcfed/v1/block',
+  state: 'btcfed/v1/state',
+} as const;
+
+export const MAX_CHAIN_ID_BYTES = 128;
+
+/** What a QC certifies: the part of a quorum certificate that signatures bind. */
+export interface QcRef {
+  readonly phase: Phase;
+  readonly view: number;
+  readonly blockHash: Uint8Array;
+}
+
+export interface VoteFields {
+  readonly chainId: string;
+  readonly phase: Phase;
+  readonly view: number;
+  readonly blockHash: Uint8Array;
+}
+
+export interface ProposalFields {
+  readonly chainId: string;
+  readonly view: number;
+  readonly blockHash: Uint8Array;
+  /** The QC the leader extends; null only where the protocol has none (before the first QC). */
+  readonly justify: QcRef | null;
+}
+
+export interface NewViewFields {
+  readonly chainId: string;
+  readonly view: number;
+  /** The sender's prepareQC; null while it has nothing above genesis. */
+  readonly highQC: QcRef | null;
+}
+
+export interface BlockHeaderFields {
+  readonly chainId: string;
+  readonly height: number;
+  readonly view: number;
+  readonly parentHash: Uint8Array;
+  /** Index of the proposer in the genesis validator set. */
+  readonly proposer: number;
+  readonly timestampMs: number;
+  readonly txRoot: Uint8Array;
+  readonly stateHash: Uint8Array;
+}
+
+export function isPhase(value: unknown): value is Phase {
+  return value === PHASES.PREPARE || value === PHASES.PRE_COMMIT || value === PHASES.COMMIT;
+}
+
+/** Appends length-delimited fields; `finish()` returns the concatenation. */
+export class CanonicalWriter {
+  readonly #chunks: Uint8Array[] = [];
+  #length = 0;
+
+  /** field(b): u32be length, then the bytes. */
+  bytes(value: Uint8Array): this {
+    const prefix = new Uint8Array(4);
+    new DataView(prefix.buffer).setUint32(0, value.length);
+    this.#chunks.push(prefix, value.slice());
+    this.#length += 4 + value.length;
+    return this;
+  }
+
+  str(value: string, what: string, maxBytes = Number.MAX_SAFE_INTEGER): this {
+    // A lone surrogate would be encoded as U+FFFD, so two different strings could collide.
+    if (typeof value !== 'string' || !value.isWellFormed()) {
+      throw new FedError('CRYPTO_BAD_STRING', `${what} must be a well-formed string`, { field: what });
+    }
+    const utf8 = new TextEncoder().encode(value);
+    if (utf8.length === 0 || utf8.length > maxBytes) {
+      throw new FedError('CRYPTO_BAD_STRING', `${what} must be 1..${maxBytes} UTF-8 bytes`, {
+        field: what,
+        bytes: utf8.length,
+      });
+    }
+    return this.bytes(utf8);
+  }
+
+  u8(value: number, what: string): this {
+    checkInteger(value, 0xff, what);
+    return this.bytes(new Uint8Array([value]));
+  }
+
+  u32(value: number, what: string): this {
+    checkInteger(value, 0xffff_ffff, what);
+    const out = new Uint8Array(4);
+    new DataView(out.buffer).setUint32(0, value);
+    return this.bytes(out);
+  }
+
+  u64(value: number, what: string): this {
+    checkInteger(value, Number.MAX_SAFE_INTEGER, what);
+    const out = new Uint8Array(8);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, Math.floor(value / 0x1_0000_0000));
+    view.setUint32(4, value >>> 0);
+    return this.bytes(out);
+  }
+
+  hash(value: Uint8Array, what: string): this {
+    assertHash(value, what);
+    return this.bytes(value);
+  }
+
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    let at = 0;
+    for (const chunk of this.#chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
+}
+
+function checkInteger(value: number, max: number, what: string): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new FedError('CRYPTO_BAD_INTEGER', `${what} must be an integer in 0..${max}`, {
+      field: what,
+      value: typeof value === 'number' || typeof value === 'bigint' ? String(value) : typeof value,
+    });
+  }
+}
+
+function checkPhase(value: unknown, what: string): asserts value is Phase {
+  if (!isPhase(value)) {
+    throw new FedError('CRYPTO_BAD_PHASE', `${what} must be 1 (PREPARE), 2 (PRE_COMMIT) or 3 (COMMIT)`, {
+      field: what,
+      value: String(value),
+    });
+  }
+}
+
+function tagged(tag: string, chainId: string): CanonicalWriter {
+  return new CanonicalWriter().str(tag, 'tag').str(chainId, 'chainId', MAX_CHAIN_ID_BYTES);
+}
+
+function qcField(qc: QcRef | null, what: string): Uint8Array {
+  if (qc === null) return new Uint8Array(0);
+  if (typeof qc !== 'object') {
+    // undefined is refused rather than read as "absent": a missing justify is a caller's bug.
+    throw new FedError('CRYPTO_BAD_QC', `${what} must be a QC or null`, { field: what, actual: typeof qc });
+  }
+  checkPhase(qc.phase, `${what}.phase`);
+  return new CanonicalWriter()
+    .u8(qc.phase, `${what}.phase`)
+    .u64(qc.view, `${what}.view`)
+    .hash(qc.blockHash, `${what}.blockHash`)
+    .finish();
+}
+
+export function voteSigningBytes(vote: VoteFields): Uint8Array {
+  checkPhase(vote.phase, 'phase');
+  return tagged(DOMAIN_TAGS.vote, vote.chainId)
+    .u8(vote.phase, 'phase')
+    .u64(vote.view, 'view')
+    .hash(vote.blockHash, 'blockHash')
+    .finish();
+}
+
+export function proposalSigningBytes(proposal: ProposalFields): Uint8Array {
+  return tagged(DOMAIN_TAGS.proposal, proposal.chainId)
+    .u64(proposal.view, 'view')
+    .hash(proposal.blockHash, 'blockHash')
+    .bytes(qcField(proposal.justify, 'justify'))
+    .finish();
+}
+
+export function newViewSigningBytes(newView: NewViewFields): Uint8Array {
+  return tagged(DOMAIN_TAGS.newView, newView.chainId)
+    .u64(newView.view, 'view')
+    .bytes(qcField(newView.highQC, 'highQC'))
+    .finish();
+}
+
+/** The canonical header bytes whose SHA-256 is the block hash. */
+export function blockHeaderBytes(header: BlockHeaderFields): Uint8Array {
+  return tagged(DOMAIN_TAGS.block, header.chainId)
+    .u64(header.height, 'height')
+    .u64(header.view, 'view')
+    .hash(header.parentHash, 'parentHash')
+    .u32(header.proposer, 'proposer')
+    .u64(header.timestampMs, 'timestampMs')
+    .hash(header.txRoot, 'txRoot')
+    .hash(header.stateHash, 'stateHash')
+    .finish();
+}
+
+export function blockHash(header: BlockHeaderFields): Uint8Array {
+  return sha256(blockHeaderBytes(header));
+}
+
+/** The running state hash after applying a block with `txRoot` on top of `parentStateHash`. */
+export function nextStateHash(parentStateHash: Uint8Array, txRoot: Uint8Array): Uint8Array {
+  const bytes = new CanonicalWriter()
+    .str(DOMAIN_TAGS.state, 'tag')
+    .hash(parentStateHash, 'parentStateHash')
+    .hash(txRoot, 'txRoot')
+    .finish();
+  return sha256(bytes);
+}

@@ -1,0 +1,97 @@
+// Hashing: SHA-256 against published vectors, the Merkle root against expectations built by hand
+// from the layout in hash.ts (with node:crypto directly, not the code under test), and hex.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { isFedError } from '#libs/errors/index.ts';
+import { ZERO_HASH, bytesEqual, fromHex, merkleRoot, sha256, toHex, txHash } from './hash.ts';
+
+const h = (...hexParts: string[]): string =>
+  createHash('sha256').update(Buffer.from(hexParts.join(''), 'hex')).digest('hex');
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const code = (c: string) => (err: unknown) => isFedError(err, c);
+
+describe('sha256', () => {
+  it('matches the FIPS 180 vectors, and parts hash as their concatenation', () => {
+    assert.equal(hex(sha256()), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    const abc = new TextEncoder().encode('abc');
+    assert.equal(hex(sha256(abc)), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    assert.equal(hex(sha256(abc.subarray(0, 1), abc.subarray(1))), hex(sha256(abc)));
+    assert.ok(!Buffer.isBuffer(sha256(abc)));
+  });
+
+  it('txHash is SHA-256 of the transaction bytes', () => {
+    assert.equal(hex(txHash(new TextEncoder().encode('abc'))), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    assert.throws(() => txHash('abc' as unknown as Uint8Array), code('CRYPTO_BAD_TX'));
+  });
+});
+
+describe('merkleRoot', () => {
+  const a = '11'.repeat(32);
+  const b = '22'.repeat(32);
+  const c = '33'.repeat(32);
+  const bytes = (x: string): Uint8Array => Uint8Array.from(Buffer.from(x, 'hex'));
+
+  it('empty list: SHA-256 of the tag "btcfed/v1/merkle-empty"', () => {
+    // "btcfed/v1/merkle-empty" written out as ASCII hex.
+    assert.equal(hex(merkleRoot([])), h('6274636665642f76312f6d65726b6c652d656d707479'));
+  });
+
+  it('one leaf: H(00 ‖ a)', () => {
+    assert.equal(hex(merkleRoot([bytes(a)])), h('00', a));
+  });
+
+  it('two leaves: H(01 ‖ H(00 ‖ a) ‖ H(00 ‖ b))', () => {
+    assert.equal(hex(merkleRoot([bytes(a), bytes(b)])), h('01', h('00', a), h('00', b)));
+  });
+
+  it('three leaves: the odd third is promoted, not duplicated', () => {
+    const expected = h('01', h('01', h('00', a), h('00', b)), h('00', c));
+    assert.equal(hex(merkleRoot([bytes(a), bytes(b), bytes(c)])), expected);
+    assert.notEqual(hex(merkleRoot([bytes(a), bytes(b), bytes(c), bytes(c)])), expected);
+  });
+
+  it('five leaves: promotion repeats up the levels', () => {
+    const d = '44'.repeat(32);
+    const e = '55'.repeat(32);
+    const ab = h('01', h('00', a), h('00', b));
+    const cd = h('01', h('00', c), h('00', d));
+    const expected = h('01', h('01', ab, cd), h('00', e));
+    assert.equal(hex(merkleRoot([a, b, c, d, e].map(bytes))), expected);
+  });
+
+  it('order matters, and a leaf is never an inner node', () => {
+    assert.notEqual(hex(merkleRoot([bytes(a), bytes(b)])), hex(merkleRoot([bytes(b), bytes(a)])));
+    // A single leaf equal to an inner node's hash must not reproduce the two-leaf root.
+    const inner = bytes(h('01', h('00', a), h('00', b)));
+    assert.notEqual(hex(merkleRoot([inner])), hex(merkleRoot([bytes(a), bytes(b)])));
+  });
+
+  it('refuses a hash that is not 32 bytes', () => {
+    assert.throws(() => merkleRoot([bytes(a), new Uint8Array(31)]), code('CRYPTO_BAD_HASH'));
+  });
+});
+
+describe('hex', () => {
+  it('round-trips and accepts either case', () => {
+    const raw = Uint8Array.from([0x00, 0x0f, 0xa5, 0xff]);
+    assert.equal(toHex(raw), '000fa5ff');
+    assert.deepEqual(fromHex('000fa5ff'), raw);
+    assert.deepEqual(fromHex('000FA5FF'), raw);
+    assert.deepEqual(fromHex(''), new Uint8Array(0));
+    assert.equal(toHex(ZERO_HASH), '00'.repeat(32));
+  });
+
+  it('refuses odd length and non-hex digits with CRYPTO_BAD_HEX', () => {
+    for (const bad of ['0', 'abc', '0g', 'zz', '0x00', ' 00', '00 ', 'é0']) {
+      assert.throws(() => fromHex(bad), code('CRYPTO_BAD_HEX'), JSON.stringify(bad));
+    }
+  });
+
+  it('bytesEqual compares contents', () => {
+    assert.equal(bytesEqual(Uint8Array.from([1, 2]), Uint8Array.from([1, 2])), true);
+    assert.equal(bytesEqual(Uint8Array.from([1, 2]), Uint8Array.from([1, 3])), false);
+    assert.equal(bytesEqual(Uint8Array.from([1]), Uint8Array.from([1, 0])), false);
+  });
+});

@@ -1,0 +1,93 @@
+// SHA-256, transaction hashes, the Merkle root of a block's transactions, and hex conversion.
+//
+// Merkle root (other implementations must reproduce it byte for byte):
+//   leaf(h)     = SHA-256(0x00 ‖ h)            h = txHash(tx) = SHA-256(tx bytes), 32 bytes
+//   node(l, r)  = SHA-256(0x01 ‖ l ‖ r)
+//   Each level pairs neighbours left to right; an odd last node is promoted unchanged to the
+//   next level (never duplicated, so [a, b, c] and [a, b, c, c] have different roots).
+//   One transaction: root = leaf(h). No transaction: root = SHA-256(UTF-8 "btcfed/v1/merkle-empty").
+// The 0x00/0x01 prefixes keep a leaf from ever being taken for an inner node.
+// Must never accept a hash that is not 32 bytes, nor hex that does not round-trip.
+
+import { createHash } from 'node:crypto';
+import { FedError } from '#libs/errors/index.ts';
+
+export const HASH_BYTES = 32;
+
+/** 32 zero bytes: the parent hash and parent state hash of the genesis block. */
+export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_BYTES);
+
+export const MERKLE_EMPTY_TAG = 'btcfed/v1/merkle-empty';
+
+const LEAF_PREFIX = new Uint8Array([0x00]);
+const NODE_PREFIX = new Uint8Array([0x01]);
+
+/** SHA-256 of the concatenation of `parts`. */
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const part of parts) h.update(part);
+  const digest = h.digest();
+  // A plain Uint8Array, not a Buffer view into node's shared pool.
+  return new Uint8Array(digest);
+}
+
+/** Throws CRYPTO_BAD_HASH unless `value` is a 32-byte array. */
+export function assertHash(value: Uint8Array, what = 'hash'): void {
+  if (!(value instanceof Uint8Array) || value.length !== HASH_BYTES) {
+    throw new FedError('CRYPTO_BAD_HASH', `${what} must be ${HASH_BYTES} bytes`, {
+      field: what,
+      actual: value instanceof Uint8Array ? value.length : typeof value,
+    });
+  }
+}
+
+/** The id of a transaction: SHA-256 of its bytes exactly as submitted. */
+export function txHash(tx: Uint8Array): Uint8Array {
+  if (!(tx instanceof Uint8Array)) {
+    throw new FedError('CRYPTO_BAD_TX', 'a transaction must be a Uint8Array', { actual: typeof tx });
+  }
+  return sha256(tx);
+}
+
+/** The Merkle root over transaction hashes, in block order (see the layout at the top of this file). */
+export function merkleRoot(hashes: readonly Uint8Array[]): Uint8Array {
+  if (hashes.length === 0) return sha256(new TextEncoder().encode(MERKLE_EMPTY_TAG));
+  let level = hashes.map((h, i) => {
+    assertHash(h, `txHashes[${i}]`);
+    return sha256(LEAF_PREFIX, h);
+  });
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i < level.length; i += 2) {
+      const left = level[i] as Uint8Array;
+      const right = level[i + 1];
+      next.push(right === undefined ? left : sha256(NODE_PREFIX, left, right));
+    }
+    level = next;
+  }
+  return level[0] as Uint8Array;
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+const HEX = /^[0-9a-fA-F]*$/;
+
+/** Hex (either case, no 0x prefix) to bytes; throws CRYPTO_BAD_HEX on odd length or a non-hex digit. */
+export function fromHex(hex: string): Uint8Array {
+  if (typeof hex !== 'string' || hex.length % 2 !== 0 || !HEX.test(hex)) {
+    // Buffer.from(hex) silently stops at the first bad digit; we refuse instead.
+    throw new FedError('CRYPTO_BAD_HEX', 'expected an even number of hex digits', {
+      length: typeof hex === 'string' ? hex.length : typeof hex,
+    });
+  }
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** Byte-wise equality (not constant time: for public values only). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
