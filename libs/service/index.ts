@@ -1,0 +1,72 @@
+// What every service's composition root shares: strict command-line flags with clear
+// errors, and the shutdown sequence (stop taking work → drain gRPC → drain NATS → flush
+// logs), where a second signal forces the exit.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Logger } from 'pino';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parses flags; an unknown flag or a missing value is a FedError('CLI_INVALID') naming it. */
+export function parseFlags<O extends Options>(argv: readonly string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new FedError('CLI_INVALID', `${errorMessage(err)}\n${usage}`);
+  }
+}
+
+export interface ShutdownStep { name: string; run: () => Promise<unknown> | unknown }
+
+export interface Lifecycle {
+  /** Steps run in the order added; add them in reverse order of start. */
+  add(step: ShutdownStep): void;
+  /** Runs the steps once (later calls get the same promise). */
+  stop(reason: string): Promise<void>;
+}
+
+export function lifecycle(log: Logger, opts: { exit?: (code: number) => void; signals?: boolean } = {}): Lifecycle {
+  const steps: ShutdownStep[] = [];
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  let stopping: Promise<void> | undefined;
+
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, 'shutting down');
+      for (const step of steps) {
+        try {
+          await step.run();
+        } catch (err) {
+          log.warn({ step: step.name, err: errorMessage(err) }, 'shutdown step failed');
+        }
+      }
+      log.info('stopped');
+      log.flush?.();
+    })();
+    return stopping;
+  };
+
+  if (opts.signals !== false) {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => {
+        if (stopping) {
+          log.warn({ signal }, 'second signal: exiting now');
+          log.flush?.();
+          exit(130);
+          return;
+        }
+        void stop(signal).then(() => exit(0));
+      });
+    }
+  }
+  return { add: (step) => steps.push(step), stop };
+}
+
+/** The last word of a service that could not start: one clear line, exit code 1. */
+export function fatal(log: Logger, err: unknown, what: string): never {
+  const code = err instanceof FedError ? err.code : 'INTERNAL';
+  log.fatal({ code, err: errorMessage(err) }, `${what} failed: ${errorMessage(err)}`);
+  log.flush?.();
+  process.exit(1);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): contracts linted and generated code up to date, the whole
+# tree type-checked, then every unit and integration test on Node's test runner. Integration
+# tests need NATS with JetStream on 127.0.0.1:4222 (scripts/ensure-nats.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 24 ]; then echo "test: Node 24 is required, got $(node --version) (run npm ci)" >&2; exit 1; fi
+
+echo "== proto lint and generated code"
+buf lint
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+buf generate -o "$tmp"
+if ! diff -r "$tmp/libs/gen" libs/gen >/dev/null; then
+  echo "test: libs/gen is stale; run 'npm run gen' and commit the result" >&2
+  diff -r "$tmp/libs/gen" libs/gen | head -20 >&2
+  exit 1
+fi
+
+echo "== type check"
+tsc -p tsconfig.json
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  echo "test: no NATS on 127.0.0.1:4222; run 'bash scripts/ensure-nats.sh'" >&2
+  exit 1
+fi
+
+echo "== tests"
+files=$(find libs services test scripts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+# shellcheck disable=SC2086
+exec node --test --test-reporter=spec --test-timeout=600000 $files "$@"
