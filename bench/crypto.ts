@@ -5,25 +5,11 @@
 // Must never assert on timings: it prints figures, nothing more.
 
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import { PARAM_SETS, createSlhDsa, nativeSupport } from '#libs/crypto/index.ts';
 import type { BackendName, ParamSet, SlhDsa } from '#libs/crypto/index.ts';
+import { ms, printMachine, stats, table, type Stats } from './support.ts';
 
 const quick = process.argv.includes('--quick');
-
-interface Stats {
-  readonly n: number;
-  readonly mean: number;
-  readonly p50: number;
-  readonly p95: number;
-}
-
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-  const mean = sorted.reduce((s, x) => s + x, 0) / Math.max(1, sorted.length);
-  return { n: sorted.length, mean, p50: at(0.5), p95: at(0.95) };
-}
 
 /** Times `op` `n` times after one untimed warm-up call (none in --quick); milliseconds per call. */
 function timeSync(n: number, op: () => unknown): Stats {
@@ -83,36 +69,11 @@ async function throughput(total: number, inFlight: number, op: () => Promise<unk
   return (total * 1000) / (performance.now() - t0);
 }
 
-function sha256MBps(): number {
-  const block = new Uint8Array(1 << 20).fill(0x5a);
-  const budgetMs = quick ? 100 : 500;
-  let bytes = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < budgetMs) {
-    createHash('sha256').update(block).digest();
-    bytes += block.length;
-  }
-  return bytes / 1e6 / ((performance.now() - t0) / 1000);
-}
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const triple = (s: Stats): string => `${ms(s.mean)} / ${ms(s.p50)} / ${ms(s.p95)} (n=${s.n})`;
 
 function printBaseline(): void {
-  const cpus = os.cpus();
-  console.log('# libs/crypto benchmark' + (quick ? ' (--quick: smoke run, figures are noisy)' : ''));
-  console.log(`cpu        ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} (availableParallelism ${os.availableParallelism()})`);
-  console.log(`node       ${process.versions.node}   openssl ${process.versions.openssl}   ${os.platform()} ${os.arch()}`);
-  console.log(`threadpool UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '4 (default)'}`);
-  console.log(`baseline   sha256 ${sha256MBps().toFixed(0)} MB/s (1 MiB blocks, one core)`);
-  console.log('');
+  printMachine('libs/crypto benchmark' + (quick ? ' (--quick: smoke run, figures are noisy)' : ''),
+    [`threadpool UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '4 (default)'}`]);
 }
 
 async function main(): Promise<void> {

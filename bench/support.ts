@@ -1,0 +1,46 @@
+// What every benchmark shares: percentiles, a plain-text table, and the machine baseline
+// printed in the same run so figures from different machines can be compared.
+// Benchmarks print; they never assert.
+
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+
+export interface Stats { readonly n: number; readonly mean: number; readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
+
+export function stats(samples: readonly number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  const mean = sorted.reduce((s, x) => s + x, 0) / Math.max(1, sorted.length);
+  return { n: sorted.length, mean, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/** SHA-256 throughput of one core: a CPU yardstick that moves with the machine, not the code. */
+export function sha256MBps(): number {
+  const block = new Uint8Array(1 << 20);
+  const t0 = performance.now();
+  let bytes = 0;
+  while (performance.now() - t0 < 300) {
+    createHash('sha256').update(block).digest();
+    bytes += block.length;
+  }
+  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+export function printMachine(title: string, extra: string[] = []): void {
+  const cpus = os.cpus();
+  console.log(`# ${title}`);
+  console.log(`cpu        ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} (availableParallelism ${os.availableParallelism()}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`node       ${process.versions.node}   openssl ${process.versions.openssl}   ${os.platform()} ${os.arch()}`);
+  console.log(`baseline   sha256 ${sha256MBps().toFixed(0)} MB/s (1 MiB blocks, one core)`);
+  for (const line of extra) console.log(line);
+  console.log('');
+}
