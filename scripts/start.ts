@@ -40,7 +40,8 @@ store of member m0 — gRPC on ${listen}, metrics on http://${metrics}/metrics
   stop         Ctrl-C
 `);
 
-const child = spawn(process.execPath, [path.join(root, 'services/store/main.ts'), '--data-dir', dataDir, '--listen', listen, '--metrics', metrics], { stdio: 'inherit' });
+// Its own process group: a terminal's Ctrl-C reaches the child once, through us, not twice.
+const child = spawn(process.execPath, [path.join(root, 'services/store/main.ts'), '--data-dir', dataDir, '--listen', listen, '--metrics', metrics], { stdio: 'inherit', detached: true });
 const forward = (signal: NodeJS.Signals) => child.kill(signal);
 process.on('SIGINT', () => forward('SIGINT'));
 process.on('SIGTERM', () => forward('SIGTERM'));

@@ -36,6 +36,7 @@ export function createLogger(opts: LogOptions): Logger {
   if (opts.format === 'text') {
     const stream = pretty({
       colorize: false,
+      singleLine: true,
       sync: true,
       translateTime: 'SYS:HH:MM:ss.l',
       ignore: 'pid,hostname',
