@@ -1,0 +1,87 @@
+// Metrics: names are validated at creation, and what is counted comes out of a real
+// HTTP /metrics request in Prometheus text format.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isFedError } from '#libs/errors/index.ts';
+import { createPromMetrics, noopMetrics, serveMetrics, validateMetricName } from './index.ts';
+
+test('counter and histogram are exported in text format over HTTP', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfedtest_', defaultLabels: { member: 'm0' } });
+  const commits = metrics.counter('commits_total', 'Blocks committed.', ['kind']);
+  const latency = metrics.histogram('commit_latency_seconds', 'Commit latency.', [], [0.1, 1]);
+  const view = metrics.gauge('current_view', 'Current view.');
+  commits.inc({ kind: 'normal' });
+  commits.inc({ kind: 'normal' }, 2);
+  latency.observe(0.05);
+  latency.observe(0.5);
+  view.set(7);
+
+  const endpoint = await serveMetrics({ port: 0, registry: metrics.registry });
+  try {
+    const res = await fetch(`http://127.0.0.1:${endpoint.port}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const body = await res.text();
+    assert.match(body, /^btcfedtest_commits_total\{kind="normal",member="m0"\} 3$/m);
+    assert.match(body, /^btcfedtest_commit_latency_seconds_bucket\{le="0.1",member="m0"\} 1$/m);
+    assert.match(body, /^btcfedtest_commit_latency_seconds_bucket\{le="1",member="m0"\} 2$/m);
+    assert.match(body, /^btcfedtest_commit_latency_seconds_count\{member="m0"\} 2$/m);
+    assert.match(body, /^btcfedtest_current_view\{member="m0"\} 7$/m);
+    assert.match(body, /^btcfedtest_process_cpu_seconds_total/m, 'process metrics carry the prefix');
+
+    const health = await fetch(`http://127.0.0.1:${endpoint.port}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${endpoint.port}/other`)).status, 404);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+test('/healthz reports 503 when the service says it is unhealthy', async () => {
+  let healthy = true;
+  const metrics = createPromMetrics({ processMetrics: false });
+  const endpoint = await serveMetrics({ port: 0, registry: metrics.registry, healthy: () => healthy });
+  try {
+    assert.equal((await fetch(`http://127.0.0.1:${endpoint.port}/healthz`)).status, 200);
+    healthy = false;
+    assert.equal((await fetch(`http://127.0.0.1:${endpoint.port}/healthz`)).status, 503);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+test('bad metric names throw METRIC_NAME_INVALID', () => {
+  const metrics = createPromMetrics({ processMetrics: false });
+  const invalid = (fn: () => unknown) => assert.throws(fn, (err) => isFedError(err, 'METRIC_NAME_INVALID'));
+  invalid(() => metrics.counter('commits', 'no _total'));
+  invalid(() => metrics.counter('commits_seconds', 'no _total'));
+  invalid(() => metrics.gauge('queue_total', '_total on a gauge'));
+  invalid(() => metrics.histogram('commit_latency', 'no unit'));
+  invalid(() => metrics.histogram('commit_latency_ms', 'ms is not a base unit'));
+  invalid(() => metrics.gauge('bad-name_bytes', 'dash'));
+  invalid(() => metrics.histogram('x_seconds_count', 'reserved suffix'));
+  invalid(() => metrics.histogram('x_seconds', 'le label', ['le']));
+  invalid(() => metrics.counter('x_total', 'repeated labels', ['a', 'a']));
+  invalid(() => noopMetrics.counter('commits', 'no-op validates too'));
+  assert.doesNotThrow(() => validateMetricName('gauge', 'gateway_peers', ['state']));
+});
+
+test('the same metric asked for twice is shared; a conflicting one throws', () => {
+  const metrics = createPromMetrics({ processMetrics: false });
+  const a = metrics.counter('events_total', 'Events.', ['subject']);
+  const b = metrics.counter('events_total', 'Events.', ['subject']);
+  assert.equal(a, b);
+  assert.throws(() => metrics.counter('events_total', 'Events.', ['other']),
+    (err) => isFedError(err, 'METRIC_CONFLICT'));
+});
+
+test('histogram timer observes elapsed seconds', async () => {
+  const metrics = createPromMetrics({ processMetrics: false });
+  const h = metrics.histogram('wait_seconds', 'Wait.', ['op']);
+  const stop = h.startTimer({ op: 'x' });
+  await new Promise((r) => setTimeout(r, 20));
+  const seconds = stop();
+  assert.ok(seconds >= 0.015 && seconds < 5, `elapsed ${seconds}`);
+  assert.match(await metrics.text(), /^wait_seconds_count\{op="x"\} 1$/m);
+});

@@ -1,0 +1,70 @@
+// The HTTP endpoint Prometheus scrapes: GET /metrics (text format) and GET /healthz.
+// Must never serve anything else or accept a request body; it may face a monitoring
+// network, so it exposes counters only, never configuration or keys.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+
+export interface ServeMetricsOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  registry: Registry;
+  /** /healthz answers 503 while this returns false. Default: always healthy. */
+  healthy?: () => boolean;
+}
+
+export interface MetricsEndpoint {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+async function handle(opts: ServeMetricsOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  switch (path) {
+    case '/metrics': {
+      const body = await opts.registry.metrics();
+      res.writeHead(200, { 'content-type': opts.registry.contentType }).end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    case '/healthz': {
+      const ok = opts.healthy ? opts.healthy() : true;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+      return;
+    }
+    default:
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+}
+
+export async function serveMetrics(opts: ServeMetricsOptions): Promise<MetricsEndpoint> {
+  const host = opts.host ?? '127.0.0.1';
+  const server = createServer((req, res) => {
+    handle(opts, req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`metrics unavailable: ${errorMessage(err)}\n`);
+    });
+  });
+  // A scraper keeps connections alive; closing must not wait for it.
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new FedError('METRICS_LISTEN_FAILED',
+      `cannot listen on ${host}:${opts.port} for /metrics: ${errorMessage(err)}`, { host, port: opts.port }, { cause: err })));
+    server.listen(opts.port, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    close: () => new Promise<void>((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      server.closeAllConnections();
+    }),
+  };
+}

@@ -1,0 +1,55 @@
+// Generated certificates: a CA that can sign, leaves it signed with the SANs and usages a
+// gRPC server or client needs, random serials, sane validity. Checked with node:crypto.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { isFedError } from '#libs/errors/index.ts';
+import { generateCa, issueClientCertificate, issueServerCertificate } from './certs.ts';
+
+const DAY = 86_400_000;
+
+test('a CA and a server certificate it signed, with the expected SANs', async () => {
+  const ca = await generateCa({ commonName: 'm0 CA' });
+  const caCert = new X509Certificate(ca.cert);
+  assert.equal(caCert.ca, true);
+  assert.match(caCert.subject, /CN=m0 CA/);
+  assert.equal(caCert.checkPrivateKey(createPrivateKey(ca.key)), true);
+
+  const server = await issueServerCertificate(ca, { commonName: 'store', names: ['store.m0.internal', '10.0.0.5'] });
+  const cert = new X509Certificate(server.cert);
+  assert.equal(cert.ca, false);
+  assert.equal(cert.verify(caCert.publicKey), true, 'signed by the CA');
+  assert.equal(cert.checkIssued(caCert), true);
+  assert.equal(cert.checkPrivateKey(createPrivateKey(server.key)), true);
+  assert.equal(cert.checkHost('localhost'), 'localhost');
+  assert.equal(cert.checkHost('store.m0.internal'), 'store.m0.internal');
+  assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1');
+  assert.equal(cert.checkIP('::1'), '::1');
+  assert.equal(cert.checkIP('10.0.0.5'), '10.0.0.5');
+  assert.equal(cert.checkHost('other.example'), undefined);
+  assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.1']);
+  assert.match(server.key, /^-----BEGIN PRIVATE KEY-----/);
+  assert.equal(createPrivateKey(server.key).asymmetricKeyDetails?.namedCurve, 'prime256v1');
+
+  const from = new Date(cert.validFrom).getTime();
+  const to = new Date(cert.validTo).getTime();
+  assert.ok(from <= Date.now() && from > Date.now() - 2 * 3_600_000, 'valid from about now (backdated at most 2h)');
+  assert.ok(Math.abs(to - (Date.now() + 825 * DAY)) < DAY, 'valid for 825 days by default');
+});
+
+test('client certificates carry clientAuth; serials are random', async () => {
+  const ca = await generateCa();
+  const a = new X509Certificate((await issueClientCertificate(ca, { commonName: 'consensus', validDays: 30 })).cert);
+  const b = new X509Certificate((await issueClientCertificate(ca, { commonName: 'consensus' })).cert);
+  assert.deepEqual(a.keyUsage, ['1.3.6.1.5.5.7.3.2']);
+  assert.notEqual(a.serialNumber, b.serialNumber);
+  assert.ok(a.serialNumber.length >= 30);
+  assert.ok(new Date(a.validTo).getTime() < Date.now() + 31 * DAY);
+});
+
+test('bad options are refused', async () => {
+  const ca = await generateCa();
+  await assert.rejects(issueServerCertificate(ca, { commonName: 'x', validDays: 0 }), (err) => isFedError(err, 'CERT_OPTIONS_INVALID'));
+  await assert.rejects(issueServerCertificate(ca, { commonName: 'a,b=c' }), (err) => isFedError(err, 'CERT_OPTIONS_INVALID'));
+});
