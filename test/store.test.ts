@@ -287,7 +287,7 @@ describe('store: outside clients', () => {
     const { PROTO_ROOT } = await import('#libs/rpc/index.ts');
     const other = await generateIdentity();
     const m = await makeMember({ peers: [other] });
-    const s = await startStore(m, ['--no-nats']);
+    const s = await startStore(m, ['--no-nats', '--metrics', '127.0.0.1:0']);
     const def = protoLoader.loadSync(['btcfed/v1/store.proto'], { includeDirs: [PROTO_ROOT], keepCase: true, longs: Number, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as any;
     const client = new pkg.btcfed.v1.StoreService(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure());
@@ -308,6 +308,11 @@ describe('store: outside clients', () => {
         health.Check({ service: 'btcfed.v1.StoreService' }, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))));
       assert.equal(status.status, 'SERVING');
       health.close();
+
+      const ready = await s.svc.waitFor((l) => l.msg === 'store ready');
+      const text = await (await fetch(`http://127.0.0.1:${ready.metricsPort as number}/metrics`)).text();
+      assert.match(text, /btcfed_store_config_version\{[^}]*\} 1/);
+      assert.match(text, /btcfed_store_rejected_requests_total\{[^}]*method="UpsertPeers",code="PEER_INVALID"[^}]*\} 1/);
     } finally {
       client.close();
       await s.close();

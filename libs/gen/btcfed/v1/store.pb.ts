@@ -43,8 +43,9 @@ export interface ConfigSnapshot {
   version: number;
   member: string;
   /**
-   * The validated conf.yaml as JSON (snake_case keys, as in the file). node.private_key is
-   * replaced by "<redacted>" unless the request asked for it.
+   * The validated conf.yaml's data as JSON, in the file's own shape (snake_case keys, durations
+   * as written); validate it with libs/config's schema to get defaults and units. node.private_key
+   * is left out unless the request asked for it.
    */
   confJson: string;
   peers: Peer[];
