@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 
 major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$major" -lt 24 ]; then echo "test: Node 24 is required, got $(node --version) (run npm ci)" >&2; exit 1; fi
+if [ "$major" -lt 24 ]; then echo "test: Node 24 is required, got $(node --version) (run npm install)" >&2; exit 1; fi
 
 echo "== proto lint and generated code"
 buf lint
