@@ -129,6 +129,16 @@ export interface NewView {
   signature: Buffer;
 }
 
+/**
+ * The leader's PRE-COMMIT / COMMIT / DECIDE message: it carries the prepareQC / precommitQC /
+ * commitQC just formed. Unsigned on purpose: a QC authenticates itself, so anyone may relay it;
+ * `sender` only says whom to fetch a missing block from.
+ */
+export interface QcAnnounce {
+  qc: QuorumCert | undefined;
+  sender: number;
+}
+
 /** A block together with the QC that certifies it, as served by block sync. */
 export interface CertifiedBlock {
   block: Block | undefined;
@@ -158,6 +168,7 @@ export interface ConsensusFrame {
     | { $case: "newView"; value: NewView }
     | { $case: "blockRequest"; value: BlockRequest }
     | { $case: "blockResponse"; value: BlockResponse }
+    | { $case: "qcAnnounce"; value: QcAnnounce }
     | undefined;
 }
 
@@ -992,6 +1003,91 @@ export const NewView: MessageFns<NewView> = {
   },
 };
 
+function createBaseQcAnnounce(): QcAnnounce {
+  return { qc: undefined, sender: 0 };
+}
+
+export const QcAnnounce: MessageFns<QcAnnounce> = {
+  encode(message: QcAnnounce, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.qc !== undefined) {
+      QuorumCert.encode(message.qc, writer.uint32(10).fork()).join();
+    }
+    if (message.sender !== 0) {
+      writer.uint32(16).uint32(message.sender);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QcAnnounce {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQcAnnounce();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.qc = QuorumCert.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sender = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QcAnnounce {
+    return {
+      qc: isSet(object.qc) ? QuorumCert.fromJSON(object.qc) : undefined,
+      sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
+    };
+  },
+
+  toJSON(message: QcAnnounce): unknown {
+    const obj: any = {};
+    if (message.qc !== undefined) {
+      obj.qc = QuorumCert.toJSON(message.qc);
+    }
+    if (message.sender !== 0) {
+      obj.sender = Math.round(message.sender);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<QcAnnounce>): QcAnnounce {
+    return QcAnnounce.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<QcAnnounce>): QcAnnounce {
+    const message = createBaseQcAnnounce();
+    message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
+    message.sender = object.sender ?? 0;
+    return message;
+  },
+};
+
 function createBaseCertifiedBlock(): CertifiedBlock {
   return { block: undefined, qc: undefined };
 }
@@ -1322,6 +1418,9 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "blockResponse":
         BlockResponse.encode(message.body.value, writer.uint32(50).fork()).join();
         break;
+      case "qcAnnounce":
+        QcAnnounce.encode(message.body.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1387,6 +1486,14 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
             message.body = { $case: "blockResponse", value: BlockResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.body = { $case: "qcAnnounce", value: QcAnnounce.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1422,6 +1529,10 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         ? { $case: "blockResponse", value: BlockResponse.fromJSON(object.blockResponse) }
         : isSet(object.block_response)
         ? { $case: "blockResponse", value: BlockResponse.fromJSON(object.block_response) }
+        : isSet(object.qcAnnounce)
+        ? { $case: "qcAnnounce", value: QcAnnounce.fromJSON(object.qcAnnounce) }
+        : isSet(object.qc_announce)
+        ? { $case: "qcAnnounce", value: QcAnnounce.fromJSON(object.qc_announce) }
         : undefined,
     };
   },
@@ -1441,6 +1552,8 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       obj.blockRequest = BlockRequest.toJSON(message.body.value);
     } else if (message.body?.$case === "blockResponse") {
       obj.blockResponse = BlockResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "qcAnnounce") {
+      obj.qcAnnounce = QcAnnounce.toJSON(message.body.value);
     }
     return obj;
   },
@@ -1479,6 +1592,12 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "blockResponse": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "blockResponse", value: BlockResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "qcAnnounce": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "qcAnnounce", value: QcAnnounce.fromPartial(object.body.value) };
         }
         break;
       }
