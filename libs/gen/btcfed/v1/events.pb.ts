@@ -133,10 +133,10 @@ export interface PeerStateChanged {
 export interface BlockCommitted {
   member: string;
   height: number;
-  blockHash: Buffer;
+  blockHash: Uint8Array;
   header: BlockHeader | undefined;
   txCount: number;
-  txHashes: Buffer[];
+  txHashes: Uint8Array[];
   /** The commit QC that decided the block. */
   commitQc: QuorumCert | undefined;
   atMs: number;
@@ -159,8 +159,8 @@ export interface EquivocationEvidence {
   view: number;
   phase: Phase;
   /** The two conflicting messages, as received (ConsensusFrame encodings). */
-  first: Buffer;
-  second: Buffer;
+  first: Uint8Array;
+  second: Uint8Array;
   atMs: number;
 }
 
@@ -939,7 +939,7 @@ function createBaseBlockCommitted(): BlockCommitted {
   return {
     member: "",
     height: 0,
-    blockHash: Buffer.alloc(0),
+    blockHash: new Uint8Array(0),
     header: undefined,
     txCount: 0,
     txHashes: [],
@@ -1011,7 +1011,7 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
               break;
             }
 
-            message.blockHash = Buffer.from(reader.bytes());
+            message.blockHash = reader.bytes();
             continue;
           }
           case 4: {
@@ -1035,7 +1035,7 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
               break;
             }
 
-            message.txHashes.push(Buffer.from(reader.bytes()));
+            message.txHashes.push(reader.bytes());
             continue;
           }
           case 7: {
@@ -1071,10 +1071,10 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
       member: isSet(object.member) ? globalThis.String(object.member) : "",
       height: isSet(object.height) ? globalThis.Number(object.height) : 0,
       blockHash: isSet(object.blockHash)
-        ? Buffer.from(bytesFromBase64(object.blockHash))
+        ? bytesFromBase64(object.blockHash)
         : isSet(object.block_hash)
-        ? Buffer.from(bytesFromBase64(object.block_hash))
-        : Buffer.alloc(0),
+        ? bytesFromBase64(object.block_hash)
+        : new Uint8Array(0),
       header: isSet(object.header) ? BlockHeader.fromJSON(object.header) : undefined,
       txCount: isSet(object.txCount)
         ? globalThis.Number(object.txCount)
@@ -1082,9 +1082,9 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
         ? globalThis.Number(object.tx_count)
         : 0,
       txHashes: globalThis.Array.isArray(object?.txHashes)
-        ? object.txHashes.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        ? object.txHashes.map((e: any) => bytesFromBase64(e))
         : globalThis.Array.isArray(object?.tx_hashes)
-        ? object.tx_hashes.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        ? object.tx_hashes.map((e: any) => bytesFromBase64(e))
         : [],
       commitQc: isSet(object.commitQc)
         ? QuorumCert.fromJSON(object.commitQc)
@@ -1135,7 +1135,7 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
     const message = createBaseBlockCommitted();
     message.member = object.member ?? "";
     message.height = object.height ?? 0;
-    message.blockHash = object.blockHash ?? Buffer.alloc(0);
+    message.blockHash = object.blockHash ?? new Uint8Array(0);
     message.header = (object.header !== undefined && object.header !== null)
       ? BlockHeader.fromPartial(object.header)
       : undefined;
@@ -1287,7 +1287,7 @@ export const ViewChanged: MessageFns<ViewChanged> = {
 };
 
 function createBaseEquivocationEvidence(): EquivocationEvidence {
-  return { member: "", offender: 0, view: 0, phase: 0, first: Buffer.alloc(0), second: Buffer.alloc(0), atMs: 0 };
+  return { member: "", offender: 0, view: 0, phase: 0, first: new Uint8Array(0), second: new Uint8Array(0), atMs: 0 };
 }
 
 export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
@@ -1366,7 +1366,7 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
               break;
             }
 
-            message.first = Buffer.from(reader.bytes());
+            message.first = reader.bytes();
             continue;
           }
           case 6: {
@@ -1374,7 +1374,7 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
               break;
             }
 
-            message.second = Buffer.from(reader.bytes());
+            message.second = reader.bytes();
             continue;
           }
           case 7: {
@@ -1403,8 +1403,8 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
       offender: isSet(object.offender) ? globalThis.Number(object.offender) : 0,
       view: isSet(object.view) ? globalThis.Number(object.view) : 0,
       phase: isSet(object.phase) ? phaseFromJSON(object.phase) : 0,
-      first: isSet(object.first) ? Buffer.from(bytesFromBase64(object.first)) : Buffer.alloc(0),
-      second: isSet(object.second) ? Buffer.from(bytesFromBase64(object.second)) : Buffer.alloc(0),
+      first: isSet(object.first) ? bytesFromBase64(object.first) : new Uint8Array(0),
+      second: isSet(object.second) ? bytesFromBase64(object.second) : new Uint8Array(0),
       atMs: isSet(object.atMs)
         ? globalThis.Number(object.atMs)
         : isSet(object.at_ms)
@@ -1448,8 +1448,8 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
     message.offender = object.offender ?? 0;
     message.view = object.view ?? 0;
     message.phase = object.phase ?? 0;
-    message.first = object.first ?? Buffer.alloc(0);
-    message.second = object.second ?? Buffer.alloc(0);
+    message.first = object.first ?? new Uint8Array(0);
+    message.second = object.second ?? new Uint8Array(0);
     message.atMs = object.atMs ?? 0;
     return message;
   },
@@ -1794,11 +1794,28 @@ export const SignerRefused: MessageFns<SignerRefused> = {
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+  if ((globalThis as any).Buffer) {
+    return Uint8Array.from((globalThis as any).Buffer.from(b64, "base64"));
+  } else {
+    const bin = globalThis.atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) {
+      arr[i] = bin.charCodeAt(i);
+    }
+    return arr;
+  }
 }
 
 function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
+  if ((globalThis as any).Buffer) {
+    return (globalThis as any).Buffer.from(arr).toString("base64");
+  } else {
+    const bin: string[] = [];
+    arr.forEach((byte) => {
+      bin.push(globalThis.String.fromCharCode(byte));
+    });
+    return globalThis.btoa(bin.join(""));
+  }
 }
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {

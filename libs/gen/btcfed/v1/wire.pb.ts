@@ -76,31 +76,31 @@ export interface BlockHeader {
   height: number;
   view: number;
   /** SHA-256 of the parent's canonical header bytes (32 bytes). */
-  parentHash: Buffer;
+  parentHash: Uint8Array;
   /** Index of the proposing validator in the genesis validator set. */
   proposer: number;
   /** The leader's wall clock when it built the block, milliseconds since the Unix epoch. */
   timestampMs: number;
   /** Merkle root over the SHA-256 hashes of the block's transactions. */
-  txRoot: Buffer;
+  txRoot: Uint8Array;
   /** Running state hash: SHA-256(tag, parent.state_hash, tx_root); lets a diverging member be detected. */
-  stateHash: Buffer;
+  stateHash: Uint8Array;
 }
 
 export interface Block {
   header: BlockHeader | undefined;
-  txs: Buffer[];
+  txs: Uint8Array[];
 }
 
 /** A quorum certificate: a quorum of signatures over the same (phase, view, block hash). */
 export interface QuorumCert {
   phase: Phase;
   view: number;
-  blockHash: Buffer;
+  blockHash: Uint8Array;
   /** Bit i (byte i/8, least significant bit first) is set when validator i signed. */
-  signers: Buffer;
+  signers: Uint8Array;
   /** One signature per set bit, in increasing validator index order. */
-  signatures: Buffer[];
+  signatures: Uint8Array[];
 }
 
 /** PREPARE(block, highQC) from the leader of `view`. */
@@ -109,15 +109,15 @@ export interface Proposal {
   block: Block | undefined;
   justify: QuorumCert | undefined;
   sender: number;
-  signature: Buffer;
+  signature: Uint8Array;
 }
 
 export interface Vote {
   phase: Phase;
   view: number;
-  blockHash: Buffer;
+  blockHash: Uint8Array;
   sender: number;
-  signature: Buffer;
+  signature: Uint8Array;
 }
 
 /** NEW-VIEW(view, prepareQC): sent when a replica enters `view` (after a decision or a timeout). */
@@ -126,7 +126,7 @@ export interface NewView {
   /** Absent only while the sender has nothing above the genesis QC. */
   highQc: QuorumCert | undefined;
   sender: number;
-  signature: Buffer;
+  signature: Uint8Array;
 }
 
 /**
@@ -139,6 +139,14 @@ export interface QcAnnounce {
   sender: number;
 }
 
+/**
+ * Transactions a member received from its clients, gossiped so that whoever leads next can
+ * propose them. Receivers validate and dedupe them like a SubmitTransaction.
+ */
+export interface TxBatch {
+  txs: Uint8Array[];
+}
+
 /** A block together with the QC that certifies it, as served by block sync. */
 export interface CertifiedBlock {
   block: Block | undefined;
@@ -149,7 +157,7 @@ export interface CertifiedBlock {
 export interface BlockRequest {
   /** Request id chosen by the requester, echoed in the response. */
   requestId: number;
-  hashes: Buffer[];
+  hashes: Uint8Array[];
   fromHeight: number;
   maxBlocks: number;
 }
@@ -169,6 +177,7 @@ export interface ConsensusFrame {
     | { $case: "blockRequest"; value: BlockRequest }
     | { $case: "blockResponse"; value: BlockResponse }
     | { $case: "qcAnnounce"; value: QcAnnounce }
+    | { $case: "txBatch"; value: TxBatch }
     | undefined;
 }
 
@@ -177,11 +186,11 @@ function createBaseBlockHeader(): BlockHeader {
     chainId: "",
     height: 0,
     view: 0,
-    parentHash: Buffer.alloc(0),
+    parentHash: new Uint8Array(0),
     proposer: 0,
     timestampMs: 0,
-    txRoot: Buffer.alloc(0),
-    stateHash: Buffer.alloc(0),
+    txRoot: new Uint8Array(0),
+    stateHash: new Uint8Array(0),
   };
 }
 
@@ -256,7 +265,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.parentHash = Buffer.from(reader.bytes());
+            message.parentHash = reader.bytes();
             continue;
           }
           case 5: {
@@ -280,7 +289,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.txRoot = Buffer.from(reader.bytes());
+            message.txRoot = reader.bytes();
             continue;
           }
           case 8: {
@@ -288,7 +297,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.stateHash = Buffer.from(reader.bytes());
+            message.stateHash = reader.bytes();
             continue;
           }
         }
@@ -313,10 +322,10 @@ export const BlockHeader: MessageFns<BlockHeader> = {
       height: isSet(object.height) ? globalThis.Number(object.height) : 0,
       view: isSet(object.view) ? globalThis.Number(object.view) : 0,
       parentHash: isSet(object.parentHash)
-        ? Buffer.from(bytesFromBase64(object.parentHash))
+        ? bytesFromBase64(object.parentHash)
         : isSet(object.parent_hash)
-        ? Buffer.from(bytesFromBase64(object.parent_hash))
-        : Buffer.alloc(0),
+        ? bytesFromBase64(object.parent_hash)
+        : new Uint8Array(0),
       proposer: isSet(object.proposer) ? globalThis.Number(object.proposer) : 0,
       timestampMs: isSet(object.timestampMs)
         ? globalThis.Number(object.timestampMs)
@@ -324,15 +333,15 @@ export const BlockHeader: MessageFns<BlockHeader> = {
         ? globalThis.Number(object.timestamp_ms)
         : 0,
       txRoot: isSet(object.txRoot)
-        ? Buffer.from(bytesFromBase64(object.txRoot))
+        ? bytesFromBase64(object.txRoot)
         : isSet(object.tx_root)
-        ? Buffer.from(bytesFromBase64(object.tx_root))
-        : Buffer.alloc(0),
+        ? bytesFromBase64(object.tx_root)
+        : new Uint8Array(0),
       stateHash: isSet(object.stateHash)
-        ? Buffer.from(bytesFromBase64(object.stateHash))
+        ? bytesFromBase64(object.stateHash)
         : isSet(object.state_hash)
-        ? Buffer.from(bytesFromBase64(object.state_hash))
-        : Buffer.alloc(0),
+        ? bytesFromBase64(object.state_hash)
+        : new Uint8Array(0),
     };
   },
 
@@ -373,11 +382,11 @@ export const BlockHeader: MessageFns<BlockHeader> = {
     message.chainId = object.chainId ?? "";
     message.height = object.height ?? 0;
     message.view = object.view ?? 0;
-    message.parentHash = object.parentHash ?? Buffer.alloc(0);
+    message.parentHash = object.parentHash ?? new Uint8Array(0);
     message.proposer = object.proposer ?? 0;
     message.timestampMs = object.timestampMs ?? 0;
-    message.txRoot = object.txRoot ?? Buffer.alloc(0);
-    message.stateHash = object.stateHash ?? Buffer.alloc(0);
+    message.txRoot = object.txRoot ?? new Uint8Array(0);
+    message.stateHash = object.stateHash ?? new Uint8Array(0);
     return message;
   },
 };
@@ -423,7 +432,7 @@ export const Block: MessageFns<Block> = {
               break;
             }
 
-            message.txs.push(Buffer.from(reader.bytes()));
+            message.txs.push(reader.bytes());
             continue;
           }
         }
@@ -441,7 +450,7 @@ export const Block: MessageFns<Block> = {
   fromJSON(object: any): Block {
     return {
       header: isSet(object.header) ? BlockHeader.fromJSON(object.header) : undefined,
-      txs: globalThis.Array.isArray(object?.txs) ? object.txs.map((e: any) => Buffer.from(bytesFromBase64(e))) : [],
+      txs: globalThis.Array.isArray(object?.txs) ? object.txs.map((e: any) => bytesFromBase64(e)) : [],
     };
   },
 
@@ -470,7 +479,7 @@ export const Block: MessageFns<Block> = {
 };
 
 function createBaseQuorumCert(): QuorumCert {
-  return { phase: 0, view: 0, blockHash: Buffer.alloc(0), signers: Buffer.alloc(0), signatures: [] };
+  return { phase: 0, view: 0, blockHash: new Uint8Array(0), signers: new Uint8Array(0), signatures: [] };
 }
 
 export const QuorumCert: MessageFns<QuorumCert> = {
@@ -527,7 +536,7 @@ export const QuorumCert: MessageFns<QuorumCert> = {
               break;
             }
 
-            message.blockHash = Buffer.from(reader.bytes());
+            message.blockHash = reader.bytes();
             continue;
           }
           case 4: {
@@ -535,7 +544,7 @@ export const QuorumCert: MessageFns<QuorumCert> = {
               break;
             }
 
-            message.signers = Buffer.from(reader.bytes());
+            message.signers = reader.bytes();
             continue;
           }
           case 5: {
@@ -543,7 +552,7 @@ export const QuorumCert: MessageFns<QuorumCert> = {
               break;
             }
 
-            message.signatures.push(Buffer.from(reader.bytes()));
+            message.signatures.push(reader.bytes());
             continue;
           }
         }
@@ -563,13 +572,13 @@ export const QuorumCert: MessageFns<QuorumCert> = {
       phase: isSet(object.phase) ? phaseFromJSON(object.phase) : 0,
       view: isSet(object.view) ? globalThis.Number(object.view) : 0,
       blockHash: isSet(object.blockHash)
-        ? Buffer.from(bytesFromBase64(object.blockHash))
+        ? bytesFromBase64(object.blockHash)
         : isSet(object.block_hash)
-        ? Buffer.from(bytesFromBase64(object.block_hash))
-        : Buffer.alloc(0),
-      signers: isSet(object.signers) ? Buffer.from(bytesFromBase64(object.signers)) : Buffer.alloc(0),
+        ? bytesFromBase64(object.block_hash)
+        : new Uint8Array(0),
+      signers: isSet(object.signers) ? bytesFromBase64(object.signers) : new Uint8Array(0),
       signatures: globalThis.Array.isArray(object?.signatures)
-        ? object.signatures.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        ? object.signatures.map((e: any) => bytesFromBase64(e))
         : [],
     };
   },
@@ -601,15 +610,15 @@ export const QuorumCert: MessageFns<QuorumCert> = {
     const message = createBaseQuorumCert();
     message.phase = object.phase ?? 0;
     message.view = object.view ?? 0;
-    message.blockHash = object.blockHash ?? Buffer.alloc(0);
-    message.signers = object.signers ?? Buffer.alloc(0);
+    message.blockHash = object.blockHash ?? new Uint8Array(0);
+    message.signers = object.signers ?? new Uint8Array(0);
     message.signatures = object.signatures?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseProposal(): Proposal {
-  return { view: 0, block: undefined, justify: undefined, sender: 0, signature: Buffer.alloc(0) };
+  return { view: 0, block: undefined, justify: undefined, sender: 0, signature: new Uint8Array(0) };
 }
 
 export const Proposal: MessageFns<Proposal> = {
@@ -682,7 +691,7 @@ export const Proposal: MessageFns<Proposal> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
         }
@@ -703,7 +712,7 @@ export const Proposal: MessageFns<Proposal> = {
       block: isSet(object.block) ? Block.fromJSON(object.block) : undefined,
       justify: isSet(object.justify) ? QuorumCert.fromJSON(object.justify) : undefined,
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
-      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
     };
   },
 
@@ -738,13 +747,13 @@ export const Proposal: MessageFns<Proposal> = {
       ? QuorumCert.fromPartial(object.justify)
       : undefined;
     message.sender = object.sender ?? 0;
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseVote(): Vote {
-  return { phase: 0, view: 0, blockHash: Buffer.alloc(0), sender: 0, signature: Buffer.alloc(0) };
+  return { phase: 0, view: 0, blockHash: new Uint8Array(0), sender: 0, signature: new Uint8Array(0) };
 }
 
 export const Vote: MessageFns<Vote> = {
@@ -801,7 +810,7 @@ export const Vote: MessageFns<Vote> = {
               break;
             }
 
-            message.blockHash = Buffer.from(reader.bytes());
+            message.blockHash = reader.bytes();
             continue;
           }
           case 4: {
@@ -817,7 +826,7 @@ export const Vote: MessageFns<Vote> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
         }
@@ -837,12 +846,12 @@ export const Vote: MessageFns<Vote> = {
       phase: isSet(object.phase) ? phaseFromJSON(object.phase) : 0,
       view: isSet(object.view) ? globalThis.Number(object.view) : 0,
       blockHash: isSet(object.blockHash)
-        ? Buffer.from(bytesFromBase64(object.blockHash))
+        ? bytesFromBase64(object.blockHash)
         : isSet(object.block_hash)
-        ? Buffer.from(bytesFromBase64(object.block_hash))
-        : Buffer.alloc(0),
+        ? bytesFromBase64(object.block_hash)
+        : new Uint8Array(0),
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
-      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
     };
   },
 
@@ -873,15 +882,15 @@ export const Vote: MessageFns<Vote> = {
     const message = createBaseVote();
     message.phase = object.phase ?? 0;
     message.view = object.view ?? 0;
-    message.blockHash = object.blockHash ?? Buffer.alloc(0);
+    message.blockHash = object.blockHash ?? new Uint8Array(0);
     message.sender = object.sender ?? 0;
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseNewView(): NewView {
-  return { view: 0, highQc: undefined, sender: 0, signature: Buffer.alloc(0) };
+  return { view: 0, highQc: undefined, sender: 0, signature: new Uint8Array(0) };
 }
 
 export const NewView: MessageFns<NewView> = {
@@ -943,7 +952,7 @@ export const NewView: MessageFns<NewView> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
         }
@@ -967,7 +976,7 @@ export const NewView: MessageFns<NewView> = {
         ? QuorumCert.fromJSON(object.high_qc)
         : undefined,
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
-      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
     };
   },
 
@@ -998,7 +1007,7 @@ export const NewView: MessageFns<NewView> = {
       ? QuorumCert.fromPartial(object.highQc)
       : undefined;
     message.sender = object.sender ?? 0;
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     return message;
   },
 };
@@ -1084,6 +1093,73 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
     const message = createBaseQcAnnounce();
     message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
     message.sender = object.sender ?? 0;
+    return message;
+  },
+};
+
+function createBaseTxBatch(): TxBatch {
+  return { txs: [] };
+}
+
+export const TxBatch: MessageFns<TxBatch> = {
+  encode(message: TxBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.txs) {
+      writer.uint32(10).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.txs.push(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxBatch {
+    return { txs: globalThis.Array.isArray(object?.txs) ? object.txs.map((e: any) => bytesFromBase64(e)) : [] };
+  },
+
+  toJSON(message: TxBatch): unknown {
+    const obj: any = {};
+    if (message.txs?.length) {
+      obj.txs = message.txs.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxBatch>): TxBatch {
+    return TxBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxBatch>): TxBatch {
+    const message = createBaseTxBatch();
+    message.txs = object.txs?.map((e) => e) || [];
     return message;
   },
 };
@@ -1220,7 +1296,7 @@ export const BlockRequest: MessageFns<BlockRequest> = {
               break;
             }
 
-            message.hashes.push(Buffer.from(reader.bytes()));
+            message.hashes.push(reader.bytes());
             continue;
           }
           case 3: {
@@ -1258,9 +1334,7 @@ export const BlockRequest: MessageFns<BlockRequest> = {
         : isSet(object.request_id)
         ? globalThis.Number(object.request_id)
         : 0,
-      hashes: globalThis.Array.isArray(object?.hashes)
-        ? object.hashes.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
+      hashes: globalThis.Array.isArray(object?.hashes) ? object.hashes.map((e: any) => bytesFromBase64(e)) : [],
       fromHeight: isSet(object.fromHeight)
         ? globalThis.Number(object.fromHeight)
         : isSet(object.from_height)
@@ -1421,6 +1495,9 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "qcAnnounce":
         QcAnnounce.encode(message.body.value, writer.uint32(58).fork()).join();
         break;
+      case "txBatch":
+        TxBatch.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1494,6 +1571,14 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
             message.body = { $case: "qcAnnounce", value: QcAnnounce.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.body = { $case: "txBatch", value: TxBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1533,6 +1618,10 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         ? { $case: "qcAnnounce", value: QcAnnounce.fromJSON(object.qcAnnounce) }
         : isSet(object.qc_announce)
         ? { $case: "qcAnnounce", value: QcAnnounce.fromJSON(object.qc_announce) }
+        : isSet(object.txBatch)
+        ? { $case: "txBatch", value: TxBatch.fromJSON(object.txBatch) }
+        : isSet(object.tx_batch)
+        ? { $case: "txBatch", value: TxBatch.fromJSON(object.tx_batch) }
         : undefined,
     };
   },
@@ -1554,6 +1643,8 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       obj.blockResponse = BlockResponse.toJSON(message.body.value);
     } else if (message.body?.$case === "qcAnnounce") {
       obj.qcAnnounce = QcAnnounce.toJSON(message.body.value);
+    } else if (message.body?.$case === "txBatch") {
+      obj.txBatch = TxBatch.toJSON(message.body.value);
     }
     return obj;
   },
@@ -1601,17 +1692,40 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         }
         break;
       }
+      case "txBatch": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "txBatch", value: TxBatch.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+  if ((globalThis as any).Buffer) {
+    return Uint8Array.from((globalThis as any).Buffer.from(b64, "base64"));
+  } else {
+    const bin = globalThis.atob(b64);
+    const arr = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) {
+      arr[i] = bin.charCodeAt(i);
+    }
+    return arr;
+  }
 }
 
 function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
+  if ((globalThis as any).Buffer) {
+    return (globalThis as any).Buffer.from(arr).toString("base64");
+  } else {
+    const bin: string[] = [];
+    arr.forEach((byte) => {
+      bin.push(globalThis.String.fromCharCode(byte));
+    });
+    return globalThis.btoa(bin.join(""));
+  }
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
