@@ -1,0 +1,9 @@
+// libs/wire: the engine's messages on the wire (protobuf ConsensusFrame) and back, with the
+// structural checks every decoded message must pass before anything verifies a signature.
+export {
+  signersToBitmap, bitmapToSigners, qcToWire, qcFromWire, headerToWire, headerFromWire,
+  blockToWire, blockFromWire, checkHash, checkView, checkPhase, checkSender, checkSignature,
+} from './convert.ts';
+export type { WireLimits } from './convert.ts';
+export { encodeFrame, decodeFrame } from './frame.ts';
+export type { Frame, FrameLimits, CertifiedBlock } from './frame.ts';

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blockHash, sha256 } from '#libs/crypto/index.ts';
+import { isFedError } from '#libs/errors/index.ts';
+import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { bitmapToSigners, decodeFrame, encodeFrame, signersToBitmap, type Frame, type FrameLimits } from '#libs/wire/index.ts';
+
+const limits: FrameLimits = {
+  chainId: 'wire-test', validatorCount: 10, signatureBytes: 8, maxBlockTxs: 3, maxBlockBytes: 100,
+  maxFrameBytes: 4096, maxSyncBlocks: 4, hashBlock: blockHash,
+};
+const h = (s: string) => sha256(new TextEncoder().encode(s));
+const sig = (n: number) => new Uint8Array(8).fill(n);
+const genesis = genesisBlock('wire-test', blockHash);
+const header = { chainId: 'wire-test', height: 1, view: 4, parentHash: genesis.hash, proposer: 4, timestampMs: 1700, txRoot: h('r'), stateHash: h('s') };
+const block: Block = { header, hash: blockHash(header), txs: [new Uint8Array([1, 2]), new Uint8Array([3])] };
+const qc: QuorumCert = { phase: Phase.PREPARE, view: 3, blockHash: genesis.hash, signers: [0, 2, 9], signatures: [sig(0), sig(2), sig(9)] };
+
+const frames: Frame[] = [
+  { type: 'consensus', message: { type: 'proposal', view: 4, block, justify: qc, sender: 4, signature: sig(4) } },
+  { type: 'consensus', message: { type: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) } },
+  { type: 'consensus', message: { type: 'new-view', view: 5, highQC: qc, sender: 7, signature: sig(7) } },
+  { type: 'consensus', message: { type: 'qc', qc: { ...qc, phase: Phase.COMMIT }, sender: 3 } },
+  { type: 'block-request', requestId: 9, hashes: [block.hash], fromHeight: 0, maxBlocks: 4 },
+  { type: 'block-response', requestId: 9, blocks: [{ block, qc }, { block: genesis, qc: undefined }] },
+  { type: 'tx-batch', txs: [new Uint8Array([7])] },
+];
+
+test('every frame kind survives encode → decode unchanged', () => {
+  for (const f of frames) assert.deepEqual(decodeFrame(encodeFrame('wire-test', f), limits), f);
+});
+
+test('bitmaps: indices ↔ bits, least significant first', () => {
+  assert.deepEqual([...signersToBitmap([0, 2, 9])], [0b101, 0b10]);
+  assert.deepEqual(bitmapToSigners('x', new Uint8Array([0b101, 0b10]), 10), [0, 2, 9]);
+  assert.deepEqual([...signersToBitmap([])], []);
+  assert.throws(() => bitmapToSigners('x', new Uint8Array([0, 0b100]), 10), /bit 10 names no validator/);
+  assert.throws(() => bitmapToSigners('x', new Uint8Array(3), 10), /too long/);
+});
+
+function rejects(bytes: Uint8Array, field: RegExp, l: FrameLimits = limits): void {
+  assert.throws(() => decodeFrame(bytes, l), (e) => isFedError(e, 'WIRE_INVALID') && field.test(e.message), `expected ${field}`);
+}
+
+test('bad frames are refused naming the field', () => {
+  const vote = (v: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'vote', value: { phase: 1, view: 1, blockHash: block.hash, sender: 1, signature: sig(1), ...v } } }).finish();
+  rejects(new Uint8Array(5000), /^frame: .*exceed/);
+  rejects(new Uint8Array([0xff, 0xff, 0xff]), /^frame: not a ConsensusFrame/);
+  rejects(encodeFrame('other-chain', frames[1]!), /^chain_id/);
+  rejects(ConsensusFrame.encode({ chainId: 'wire-test', body: undefined }).finish(), /^body: missing/);
+  rejects(vote({ phase: 4 }), /^vote\.phase: unknown phase 4/);
+  rejects(vote({ blockHash: new Uint8Array(31) }), /^vote\.block_hash: must be 32 bytes/);
+  rejects(vote({ sender: 10 }), /^vote\.sender: validator 10/);
+  rejects(vote({ signature: sig(1).subarray(1) }), /^vote\.signature: must be 8 bytes/);
+  const qcFrame = (q: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: { phase: 1, view: 2, blockHash: block.hash, signers: new Uint8Array([3]), signatures: [sig(0), sig(1)], ...q }, sender: 0 } } }).finish();
+  assert.doesNotThrow(() => decodeFrame(qcFrame({}), limits));
+  rejects(qcFrame({ signatures: [sig(0)] }), /^qc_announce\.qc\.signatures: 1 signatures for 2 signers/);
+  rejects(ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: undefined, sender: 0 } } }).finish(), /^qc_announce\.qc: missing/);
+  const big: Block = { ...block, txs: [new Uint8Array(60), new Uint8Array(60)] };
+  rejects(encodeFrame('wire-test', { type: 'consensus', message: { type: 'proposal', view: 4, block: big, justify: qc, sender: 4, signature: sig(4) } }), /^proposal\.block\.txs: 120 bytes exceed/);
+  const many: Block = { ...block, txs: [1, 2, 3, 4].map((i) => new Uint8Array([i])) };
+  rejects(encodeFrame('wire-test', { type: 'consensus', message: { type: 'proposal', view: 4, block: many, justify: qc, sender: 4, signature: sig(4) } }), /^proposal\.block\.txs: 4 transactions/);
+  rejects(encodeFrame('wire-test', { type: 'block-request', requestId: 1, hashes: [1, 2, 3, 4, 5].map((i) => h(String(i))), fromHeight: 0, maxBlocks: 1 }), /^block_request\.hashes: more than 4/);
+});
+
+test('a block hash is recomputed from the header, never trusted', () => {
+  const f = decodeFrame(encodeFrame('wire-test', frames[0]!), { ...limits, hashBlock: () => h('other') });
+  assert.ok(f.type === 'consensus' && f.message.type === 'proposal');
+  assert.deepEqual(f.message.block.hash, h('other'));
+});

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isFedError } from '#libs/errors/index.ts';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { Mempool } from './mempool.ts';
+
+const tx = (s: string) => new TextEncoder().encode(s);
+const none = () => false;
+
+test('adds, dedupes, batches oldest first within limits and removes committed', () => {
+  const pool = new Mempool({ maxTxs: 10, maxBytes: 1000, maxTxBytes: 100 });
+  assert.equal(pool.add(tx('a'), 1, none).status, 'added');
+  assert.equal(pool.add(tx('a'), 2, none).status, 'duplicate');
+  pool.add(tx('bb'), 3, none);
+  pool.add(tx('ccc'), 4, none);
+  assert.equal(pool.size, 3);
+  assert.equal(pool.bytes, 6);
+  const inFlight = new Set([toHex(txHash(tx('bb')))]);
+  assert.deepEqual(pool.batch(10, 1000, inFlight).map((p) => new TextDecoder().decode(p.tx)), ['a', 'ccc']);
+  assert.deepEqual(pool.batch(1, 1000, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a']);
+  assert.deepEqual(pool.batch(10, 3, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'bb']);
+  assert.equal(pool.removeCommitted([toHex(txHash(tx('a'))), 'ff']), 1);
+  assert.equal(pool.size, 2);
+  assert.equal(pool.bytes, 5);
+});
+
+test('a committed transaction is a duplicate, not pending again', () => {
+  const pool = new Mempool({ maxTxs: 10, maxBytes: 1000, maxTxBytes: 100 });
+  const h = toHex(txHash(tx('x')));
+  assert.equal(pool.add(tx('x'), 1, (k) => k === h).status, 'duplicate');
+  assert.equal(pool.size, 0);
+});
+
+test('refuses empty, oversized and overflowing transactions with codes', () => {
+  const pool = new Mempool({ maxTxs: 2, maxBytes: 10, maxTxBytes: 6 });
+  assert.throws(() => pool.add(new Uint8Array(), 1, none), (e) => isFedError(e, 'TX_EMPTY'));
+  assert.throws(() => pool.add(tx('1234567'), 1, none), (e) => isFedError(e, 'TX_TOO_LARGE'));
+  pool.add(tx('123456'), 1, none);
+  assert.throws(() => pool.add(tx('abcde'), 1, none), (e) => isFedError(e, 'MEMPOOL_FULL'), 'bytes');
+  pool.add(tx('ab'), 1, none);
+  assert.throws(() => pool.add(tx('z'), 1, none), (e) => isFedError(e, 'MEMPOOL_FULL'), 'count');
+  assert.equal(pool.size, 2);
+});
