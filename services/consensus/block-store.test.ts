@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
+import { isFedError } from '#libs/errors/index.ts';
+import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SafetyState } from '#libs/hotstuff/index.ts';
+import { BlockStore } from './block-store.ts';
+
+const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
+const genesis = genesisBlock('store-test', blockHash);
+const enc = (s: string) => new TextEncoder().encode(s);
+
+function child(parent: Block, view: number, txs: string[]): Block {
+  const header = { chainId: 'store-test', height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
+    timestampMs: 1000 + view, txRoot: sha256(enc(txs.join())), stateHash: sha256(enc(`s${view}`)) };
+  return { header, hash: blockHash(header), txs: txs.map(enc) };
+}
+const qcOn = (b: Block, phase: Phase, view: number): QuorumCert =>
+  ({ phase, view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
+const safety = (view: number, locked: QuorumCert, prepare: QuorumCert): SafetyState =>
+  ({ view, lockedQC: locked, prepareQC: prepare, lastVoted: { view, phase: Phase.COMMIT }, newViewTarget: view, lastCommitView: view - 1, proposedView: 0 });
+
+async function withStore(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-blocks-'));
+  try { await fn(dir); } finally { await fs.rm(dir, { recursive: true, force: true }); }
+}
+
+test('persist, commit, reopen: the record, the log, the tx index and the QCs come back', () => withStore(async (dir) => {
+  const b1 = child(genesis, 1, ['a', 'b']);
+  const b2 = child(b1, 2, ['c']);
+  const fork = child(genesis, 1, ['x']);
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  assert.equal(store.load(genesis), undefined, 'a fresh store has no record');
+  await store.persist(safety(2, qcOn(b1, Phase.PRE_COMMIT, 1), qcOn(b2, Phase.PREPARE, 2)), [b1, b2, fork], [qcOn(b1, Phase.PREPARE, 1)]);
+  await store.commit([b1], qcOn(b1, Phase.COMMIT, 1));
+  await store.close();
+
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const rec = store.load(genesis)!;
+  assert.equal(rec.safety.view, 2);
+  assert.deepEqual(rec.safety.lockedQC, qcOn(b1, Phase.PRE_COMMIT, 1));
+  assert.deepEqual(rec.committed, b1);
+  assert.deepEqual(rec.blocks.map((b) => b.header.height), [2], 'uncommitted b2 back, the losing fork gone');
+  assert.equal(store.blockByHash(fork.hash), undefined);
+  assert.equal(store.committedHeight(), 1);
+  assert.deepEqual(store.blockAtHeight(1), b1);
+  assert.equal(store.qcFor(b1.hash)?.phase, Phase.COMMIT, 'the commitQC is kept over the prepareQC');
+  assert.deepEqual(store.txLocation(txHash(enc('b'))), { height: 1, index: 1, blockHash: b1.hash });
+  assert.equal(store.hasTx(txHash(enc('c'))), false, 'not committed yet');
+  await store.close();
+}));
+
+test('a commit that skips a height is refused and changes nothing', () => withStore(async (dir) => {
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const b1 = child(genesis, 1, []);
+  const b2 = child(b1, 2, ['t']);
+  await assert.rejects(store.commit([b2], qcOn(b2, Phase.COMMIT, 2)), (e) => isFedError(e, 'STORE_COMMIT_GAP'));
+  assert.equal(store.committedHeight(), 0);
+  assert.equal(store.hasTx(txHash(enc('t'))), false);
+  await store.persist(safety(1, genesisQC(genesis), genesisQC(genesis)), [], []);
+  assert.deepEqual(store.load(genesis)?.committed, genesis);
+  await store.close();
+}));

@@ -1,0 +1,165 @@
+// The consensus service's durable store (LMDB): the engine's safety state, every block it was
+// told to keep with the QCs that certify it, the committed log by height, and where each
+// committed transaction is. Every write resolves only once LMDB has committed and flushed it,
+// so the driver can await it before the sends that depend on it (the persistence contract of
+// libs/hotstuff/events.ts). Never rewrites a committed height.
+
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { txHash } from '#libs/crypto/index.ts';
+import { FedError } from '#libs/errors/index.ts';
+import { Block as BlockMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
+import { blockFromWire, blockToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
+
+export interface BlockStoreOptions {
+  path: string;
+  limits: WireLimits;
+  hashBlock(h: BlockHeader): Hash;
+}
+
+export interface TxLocation { height: number; blockHash: Hash; index: number }
+
+interface SafetyJson extends Omit<SafetyState, 'lockedQC' | 'prepareQC'> { lockedQC: string; prepareQC: string }
+
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+const unb64 = (s: string) => plain(Buffer.from(s, 'base64'));
+/** LMDB hands back Buffers; the engine compares plain Uint8Arrays. Same memory, plain view. */
+const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+export class BlockStore {
+  readonly #root: RootDatabase;
+  readonly #blocks: Database<Uint8Array, Uint8Array>;
+  readonly #qcs: Database<Uint8Array, Uint8Array>;
+  readonly #heights: Database<Uint8Array, number>;
+  readonly #txs: Database<{ height: number; index: number }, Uint8Array>;
+  /** Blocks stored but not (yet) committed, by hash → height: what a restart needs back. */
+  readonly #pending: Database<number, Uint8Array>;
+  readonly #meta: Database<string, string>;
+  readonly #opts: BlockStoreOptions;
+
+  constructor(opts: BlockStoreOptions) {
+    this.#opts = opts;
+    this.#root = open({ path: opts.path, compression: false });
+    this.#blocks = this.#root.openDB({ name: 'blocks', encoding: 'binary', keyEncoding: 'binary' });
+    this.#qcs = this.#root.openDB({ name: 'qcs', encoding: 'binary', keyEncoding: 'binary' });
+    this.#heights = this.#root.openDB({ name: 'heights', encoding: 'binary', keyEncoding: 'uint32' });
+    this.#txs = this.#root.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+    this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
+    this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  }
+
+  /** The record to restore the engine from, or undefined for a member that never ran. */
+  load(genesis: Block): PersistedRecord | undefined {
+    const safety = this.#meta.get('safety');
+    if (safety === undefined) return undefined;
+    const tip = this.committedHeight();
+    const committed = tip === 0 ? genesis : this.blockAtHeight(tip);
+    if (!committed) throw new FedError('STORE_CORRUPT', `committed height ${tip} has no block`);
+    const blocks: Block[] = [];
+    for (const { key } of this.#pending.getRange()) {
+      const b = this.blockByHash(key);
+      if (b && b.header.height > tip) blocks.push(b);
+    }
+    return { safety: this.#decodeSafety(safety), committed, blocks };
+  }
+
+  /** Durably stores the safety state and the given blocks and QCs, in one transaction. */
+  async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[]): Promise<void> {
+    await this.#root.transaction(() => {
+      this.#meta.put('safety', this.#encodeSafety(safety));
+      for (const b of blocks) {
+        this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+        this.#pending.put(b.hash, b.header.height);
+      }
+      for (const qc of qcs) this.#putQc(qc);
+    });
+  }
+
+  /** Appends newly final blocks (parents first) to the committed log, durably. */
+  async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
+    await this.#root.transaction(() => {
+      let expected = this.committedHeight() + 1;
+      for (const b of blocks) {
+        if (b.header.height !== expected) {
+          throw new FedError('STORE_COMMIT_GAP', `commit of height ${b.header.height} but the log ends at ${expected - 1}`);
+        }
+        this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+        this.#heights.put(b.header.height, b.hash);
+        b.txs.forEach((tx, index) => this.#txs.put(txHash(tx), { height: b.header.height, index }));
+        expected++;
+      }
+      this.#putQc(qc);
+      this.#meta.put('committed', String(expected - 1));
+      // Blocks at or below the new tip that were not committed lost their fork: forget them.
+      for (const { key, value } of this.#pending.getRange()) {
+        if (value > expected - 1) continue;
+        this.#pending.remove(key);
+        const winner = this.#heights.get(value);
+        if (!winner || Buffer.compare(winner, key) !== 0) this.#blocks.remove(key);
+      }
+    });
+  }
+
+  committedHeight(): number {
+    return Number(this.#meta.get('committed') ?? 0);
+  }
+
+  blockAtHeight(height: number): Block | undefined {
+    const hash = this.#heights.get(height);
+    return hash ? this.blockByHash(plain(hash)) : undefined;
+  }
+
+  blockByHash(hash: Hash): Block | undefined {
+    const bytes = this.#blocks.get(hash);
+    return bytes ? this.#decodeBlock(bytes) : undefined;
+  }
+
+  /** The best QC stored for a block (the one that decided it, for committed blocks). */
+  qcFor(hash: Hash): QuorumCert | undefined {
+    const bytes = this.#qcs.get(hash);
+    return bytes ? qcFromWire('qc', QuorumCertMsg.decode(plain(bytes)), this.#opts.limits) : undefined;
+  }
+
+  hashAtHeight(height: number): Hash | undefined {
+    const hash = this.#heights.get(height);
+    return hash ? plain(hash) : undefined;
+  }
+
+  txLocation(txHashBytes: Hash): TxLocation | undefined {
+    const loc = this.#txs.get(txHashBytes);
+    if (!loc) return undefined;
+    const blockHash = this.hashAtHeight(loc.height);
+    return blockHash ? { ...loc, blockHash } : undefined;
+  }
+
+  hasTx(txHashBytes: Hash): boolean {
+    return this.#txs.doesExist(txHashBytes);
+  }
+
+  async close(): Promise<void> {
+    await this.#root.close();
+  }
+
+  #putQc(qc: QuorumCert): void {
+    // Keep the highest-phase QC per block: a commitQC beats a prepareQC as proof of finality.
+    const prev = this.#qcs.get(qc.blockHash);
+    if (prev && QuorumCertMsg.decode(prev).phase > qc.phase) return;
+    this.#qcs.put(qc.blockHash, QuorumCertMsg.encode(qcToWire(qc)).finish());
+  }
+
+  #decodeBlock(bytes: Uint8Array): Block {
+    return blockFromWire('stored block', BlockMsg.decode(plain(bytes)), this.#opts.limits, this.#opts.hashBlock);
+  }
+
+  #encodeSafety(s: SafetyState): string {
+    const json: SafetyJson = { ...s, lockedQC: b64(QuorumCertMsg.encode(qcToWire(s.lockedQC)).finish()), prepareQC: b64(QuorumCertMsg.encode(qcToWire(s.prepareQC)).finish()) };
+    return JSON.stringify(json);
+  }
+
+  #decodeSafety(text: string): SafetyState {
+    const json = JSON.parse(text) as SafetyJson;
+    const qc = (field: string, s: string) => qcFromWire(field, QuorumCertMsg.decode(unb64(s)), this.#opts.limits);
+    return { ...json, lockedQC: qc('safety.lockedQC', json.lockedQC), prepareQC: qc('safety.prepareQC', json.prepareQC) };
+  }
+}
+
