@@ -7,3 +7,4 @@ export {
 export type { WireLimits } from './convert.ts';
 export { encodeFrame, decodeFrame } from './frame.ts';
 export type { Frame, FrameLimits, CertifiedBlock } from './frame.ts';
+export { signingBytesOf, signingBytesOfRequest } from './signing.ts';

@@ -69,3 +69,21 @@ test('a block hash is recomputed from the header, never trusted', () => {
   assert.ok(f.type === 'consensus' && f.message.type === 'proposal');
   assert.deepEqual(f.message.block.hash, h('other'));
 });
+
+test('a message and the sign request that produced it cover the same bytes; fields matter', async () => {
+  const { signingBytesOf, signingBytesOfRequest } = await import('#libs/wire/index.ts');
+  const pairs = [
+    [{ type: 'proposal', view: 4, block, justify: qc, sender: 4, signature: sig(4) }, { kind: 'proposal', view: 4, block, justify: qc }],
+    [{ type: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) }, { kind: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, prepareQC: qc }],
+    [{ type: 'new-view', view: 5, highQC: qc, sender: 7, signature: sig(7) }, { kind: 'new-view', view: 5, highQC: qc }],
+  ] as const;
+  const all = new Set<string>();
+  for (const [m, r] of pairs) {
+    const a = signingBytesOf('wire-test', m as never);
+    assert.deepEqual(a, signingBytesOfRequest('wire-test', r as never));
+    all.add(Buffer.from(a).toString('hex'));
+    assert.notDeepEqual(signingBytesOf('other', m as never), a, 'chain id is covered');
+    assert.notDeepEqual(signingBytesOf('wire-test', { ...m, view: m.view + 1 } as never), a, 'view is covered');
+  }
+  assert.equal(all.size, 3);
+});
