@@ -48,6 +48,8 @@ export class BlockStore {
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
   }
 
+  get hashBlock(): (h: BlockHeader) => Hash { return this.#opts.hashBlock; }
+
   /** The record to restore the engine from, or undefined for a member that never ran. */
   load(genesis: Block): PersistedRecord | undefined {
     const safety = this.#meta.get('safety');

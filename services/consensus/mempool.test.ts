@@ -27,7 +27,7 @@ test('adds, dedupes, batches oldest first within limits and removes committed', 
 test('a committed transaction is a duplicate, not pending again', () => {
   const pool = new Mempool({ maxTxs: 10, maxBytes: 1000, maxTxBytes: 100 });
   const h = toHex(txHash(tx('x')));
-  assert.equal(pool.add(tx('x'), 1, (k) => k === h).status, 'duplicate');
+  assert.equal(pool.add(tx('x'), 1, (k) => toHex(k) === h).status, 'duplicate');
   assert.equal(pool.size, 0);
 });
 

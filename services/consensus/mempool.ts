@@ -41,11 +41,11 @@ export class Mempool {
    * Adds a transaction unless it is pending or `isCommitted` says it is in the log already.
    * Throws TX_EMPTY / TX_TOO_LARGE / MEMPOOL_FULL.
    */
-  add(tx: Uint8Array, nowMs: number, isCommitted: (hashHex: string) => boolean): AddResult {
+  add(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): AddResult {
     this.validate(tx);
     const hash = txHash(tx);
     const key = toHex(hash);
-    if (this.#pending.has(key) || isCommitted(key)) return { status: 'duplicate', hash };
+    if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
     if (this.#pending.size >= this.#opts.maxTxs || this.#bytes + tx.length > this.#opts.maxBytes) {
       throw new FedError('MEMPOOL_FULL', `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later`,
         { size: this.#pending.size, bytes: this.#bytes });

@@ -1,0 +1,215 @@
+// The consensus driver: runs the pure HotStuff engine and carries out its actions — the only
+// place where the engine's decisions become I/O. Events are stepped one at a time; the actions
+// of a step run in order, and a `persist` or `commit` is durable before the next action runs
+// (so nothing that depends on it can leave first). Signatures are requested from the signer
+// and fed back as events; timers come from the injected clock.
+
+import type { Logger } from 'pino';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
+import {
+  createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
+  type HotStuffEngine, type SignedMessage,
+} from '#libs/hotstuff/index.ts';
+import { encodeFrame, type Frame } from '#libs/wire/index.ts';
+import type { BlockStore } from './block-store.ts';
+import type { Mempool } from './mempool.ts';
+import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
+import type { Clock, DriverObserver, SignerPort, TransportPort } from './ports.ts';
+import { SyncClient } from './sync.ts';
+import type { SignatureVerifier } from './verifier.ts';
+
+export interface DriverOptions {
+  engine: EngineConfig;
+  maxBlockTxs: number;
+  maxBlockBytes: number;
+}
+
+export interface DriverDeps {
+  store: BlockStore;
+  pool: Mempool;
+  verifier: SignatureVerifier;
+  signer: SignerPort;
+  transport: TransportPort;
+  clock: Clock;
+  log: Logger;
+  observer?: DriverObserver;
+}
+
+export class ConsensusDriver {
+  readonly engine: HotStuffEngine;
+  readonly sync: SyncClient;
+  readonly #opts: DriverOptions;
+  readonly #deps: DriverDeps;
+  readonly #genesis: Block;
+  readonly #queue: EngineEvent[] = [];
+  #draining = false;
+  #timer: { cancel(): void } | undefined;
+  #paused = false;
+  #stopped = false;
+  #failure: Error | undefined;
+
+  constructor(opts: DriverOptions, deps: DriverDeps) {
+    this.#opts = opts;
+    this.#deps = deps;
+    const engineDeps = { hashBlock: deps.store.hashBlock, verify: deps.verifier.verifySync };
+    this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
+    const record = deps.store.load(this.#genesis);
+    this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
+    this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.engine, verifier: deps.verifier,
+      transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e) });
+    deps.log.info({ view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
+  }
+
+  get paused(): boolean { return this.#paused; }
+  get failure(): Error | undefined { return this.#failure; }
+  get genesis(): Block { return this.#genesis; }
+
+  start(): void { this.enqueue({ type: 'start' }); }
+
+  /** Whether a transaction (by hash) is in the committed log. */
+  isCommitted = (hash: Uint8Array): boolean => this.#deps.store.hasTx(hash);
+
+  stop(): void {
+    this.#stopped = true;
+    this.#timer?.cancel();
+  }
+
+  /** Operator control: refuse to sign anything (so no proposal, vote or new-view) until resumed. */
+  setPaused(paused: boolean): void {
+    this.#paused = paused;
+    this.#deps.log.warn({ paused }, paused ? 'consensus paused by operator' : 'consensus resumed by operator');
+  }
+
+  /** Operator control: give up on the current view as if its timer had fired. */
+  forceViewChange(): number {
+    const view = this.engine.view;
+    this.enqueue({ type: 'timer-fired', view });
+    return view;
+  }
+
+  enqueue(event: EngineEvent): void {
+    if (this.#stopped || this.#failure) return;
+    this.#queue.push(event);
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0 && !this.#stopped && !this.#failure) {
+        const event = this.#queue.shift()!;
+        for (const action of this.engine.step(event)) await this.#execute(action);
+      }
+    } catch (err) {
+      // A failed persist or commit means our disk state is unknown: stop rather than risk safety.
+      this.#failure = err instanceof Error ? err : new Error(String(err));
+      this.#timer?.cancel();
+      this.#deps.log.error({ err: errorMessage(err) }, 'consensus driver stopped: it can no longer trust its state');
+      this.#deps.observer?.halted?.(this.engine.committed.header.height, errorMessage(err));
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #execute(a: EngineAction): Promise<void> {
+    const { log, observer } = this.#deps;
+    switch (a.type) {
+      case 'persist':
+        await this.#deps.store.persist(a.safety, a.blocks, a.qcs);
+        return;
+      case 'sign':
+        this.#sign(a.requestId, a.request);
+        return;
+      case 'send':
+        this.#trustOwn(a.message);
+        this.#deps.transport.send(a.to, this.#encode({ type: 'consensus', message: a.message }));
+        return;
+      case 'broadcast':
+        this.#trustOwn(a.message);
+        this.#deps.transport.broadcast(this.#encode({ type: 'consensus', message: a.message }));
+        return;
+      case 'commit':
+        await this.#commit(a.blocks, a.qc);
+        return;
+      case 'set-timer':
+        this.#timer?.cancel();
+        this.#timer = this.#deps.clock.setTimeout(() => this.enqueue({ type: 'timer-fired', view: a.view }), a.ms);
+        return;
+      case 'fetch':
+        this.sync.fetch(a.hash, a.from, a.aboveHeight);
+        return;
+      case 'request-payload': {
+        const inFlight = inFlightTxs(a.parentHash, this.engine.committed.header.height,
+          (h) => this.engine.block(toHex(h)) ?? this.#deps.store.blockByHash(h));
+        const block = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#opts.engine.self,
+          maxBlockTxs: this.#opts.maxBlockTxs, maxBlockBytes: this.#opts.maxBlockBytes, hashBlock: this.#deps.store.hashBlock },
+        this.#deps.pool, inFlight, this.#deps.clock.now());
+        this.enqueue({ type: 'payload-ready', view: a.view, block });
+        return;
+      }
+      case 'rejected':
+        log.debug({ from: a.from, reason: a.reason, detail: a.detail }, 'message rejected');
+        observer?.rejected?.(a.from, a.reason, a.detail);
+        return;
+      case 'evidence':
+        log.warn({ offender: a.evidence.sender, view: a.evidence.view, kind: a.evidence.kind }, 'equivocation: evidence kept');
+        observer?.evidence?.(a.evidence);
+        return;
+      case 'view-changed': {
+        const leader = (this.#opts.engine.leaderOf ?? ((v: number) => v % this.#opts.engine.validatorCount))(a.view);
+        log.info({ view: a.view, leader, cause: a.cause }, 'view started');
+        observer?.viewChanged?.(a.view, leader, a.cause);
+        return;
+      }
+      case 'halted':
+        log.error({ height: a.height, committed: toHex(a.committed), conflicting: toHex(a.conflicting) },
+          'two conflicting commits: more than f members are faulty; consensus halted');
+        observer?.halted?.(a.height, `conflicting commit at height ${a.height}`);
+        return;
+      default: {
+        const never: never = a;
+        throw new FedError('DRIVER_UNKNOWN_ACTION', `unknown action ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #sign(requestId: number, request: Parameters<SignerPort['sign']>[0]): void {
+    if (this.#paused) {
+      queueMicrotask(() => this.enqueue({ type: 'signature-refused', requestId, reason: 'paused by operator' }));
+      return;
+    }
+    this.#deps.signer.sign(request).then(
+      (signature) => this.enqueue({ type: 'signature-ready', requestId, signature }),
+      (err: unknown) => {
+        const reason = errorMessage(err);
+        if (isFedError(err, 'SIGNER_REFUSED')) this.#deps.log.warn({ requestId, kind: request.kind, view: request.view, reason }, 'signer refused');
+        else this.#deps.log.warn({ requestId, kind: request.kind, view: request.view, err: reason }, 'signer unavailable');
+        this.enqueue({ type: 'signature-refused', requestId, reason });
+      },
+    );
+  }
+
+  async #commit(blocks: readonly Block[], qc: Parameters<BlockStore['commit']>[1]): Promise<void> {
+    let parent = this.#deps.store.blockAtHeight(blocks[0]!.header.height - 1) ?? (blocks[0]!.header.height === 1 ? this.#genesis : undefined);
+    for (const b of blocks) {
+      const why = payloadError(b, parent);
+      if (why) {
+        // A quorum certified a block whose content does not add up: stop before it enters the log.
+        throw new FedError('DIVERGENCE', `block ${b.header.height} (${toHex(b.hash)}): ${why}`);
+      }
+      parent = b;
+    }
+    await this.#deps.store.commit(blocks, qc);
+    this.#deps.pool.removeCommitted(blocks.flatMap((b) => b.txs.map((tx) => toHex(txHash(tx)))));
+    this.#deps.observer?.committed?.(blocks, qc);
+  }
+
+  #trustOwn(m: Parameters<SignatureVerifier['verifyMessage']>[0]): void {
+    if (m.type !== 'qc') this.#deps.verifier.trust(m as SignedMessage);
+  }
+
+  #encode(frame: Frame): Uint8Array {
+    return encodeFrame(this.#opts.engine.chainId, frame);
+  }
+}

@@ -1,0 +1,53 @@
+// Building the leader's next block from the mempool, and checking a received block's
+// transaction root and running state hash. Pure apart from the clock value passed in.
+
+import { merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
+import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
+import type { Mempool } from './mempool.ts';
+
+export interface PayloadRequest { view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash }
+
+export interface PayloadOptions {
+  chainId: string;
+  self: number;
+  maxBlockTxs: number;
+  maxBlockBytes: number;
+  hashBlock(h: BlockHeader): Hash;
+}
+
+/** The hex hashes of the transactions in the blocks between the committed tip and `parent`. */
+export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: (hash: Hash) => Block | undefined): Set<string> {
+  const out = new Set<string>();
+  let b = blockOf(parentHash);
+  while (b && b.header.height > committedHeight) {
+    for (const tx of b.txs) out.add(toHex(txHash(tx)));
+    b = blockOf(b.header.parentHash);
+  }
+  return out;
+}
+
+export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: ReadonlySet<string>, nowMs: number): Block {
+  const picked = pool.batch(opts.maxBlockTxs, opts.maxBlockBytes, inFlight);
+  const txRoot = merkleRoot(picked.map((p) => p.hash));
+  const header: BlockHeader = {
+    chainId: opts.chainId,
+    height: req.parentHeight + 1,
+    view: req.view,
+    parentHash: req.parentHash,
+    proposer: opts.self,
+    timestampMs: nowMs,
+    txRoot,
+    stateHash: nextStateHash(req.parentStateHash, txRoot),
+  };
+  return { header, hash: opts.hashBlock(header), txs: picked.map((p) => p.tx) };
+}
+
+/** Why a block's content does not match its header, or null. `parent` when known. */
+export function payloadError(b: Block, parent: Block | undefined): string | null {
+  const root = merkleRoot(b.txs.map(txHash));
+  if (!bytesEqual(root, b.header.txRoot)) return 'tx_root does not match the transactions';
+  if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), b.header.stateHash)) {
+    return 'state_hash does not follow from the parent';
+  }
+  return null;
+}

@@ -1,0 +1,40 @@
+// The consensus driver's narrow view of the world outside it: a signer that may refuse, a
+// transport to the other validators, the things that want to hear about commits, and a clock.
+// The service's main.ts plugs in the gRPC signer and the gateway stream; tests plug in
+// in-process implementations through the same interfaces.
+
+import type { Block, Equivocation, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+
+export interface SignerPort {
+  /** The signature, or a rejection: FedError('SIGNER_REFUSED') when the signer's rules say no. */
+  sign(request: SignRequest): Promise<Uint8Array>;
+}
+
+export interface TransportPort {
+  /** Best effort: consensus tolerates loss, its pacemaker recovers. */
+  send(to: number, frame: Uint8Array): void;
+  broadcast(frame: Uint8Array): void;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): { cancel(): void };
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+/** What the driver reports, for the API, events and metrics. Every method must not throw. */
+export interface DriverObserver {
+  committed?(blocks: readonly Block[], qc: QuorumCert): void;
+  viewChanged?(view: number, leader: number, cause: string): void;
+  evidence?(e: Equivocation): void;
+  rejected?(from: number | null, reason: string, detail: string): void;
+  invalidSignature?(from: number, what: string, view: number): void;
+  halted?(height: number, detail: string): void;
+}
