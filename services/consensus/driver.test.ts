@@ -28,14 +28,13 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 
 interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; down: boolean }
 
-async function federation(): Promise<Member[]> {
+async function federation(): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
   const members: Member[] = [];
+  const memberDirs: string[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
     maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
   const deliver = (from: number, to: number, frame: Uint8Array) => setImmediate(() => { if (!members[to]!.down && !members[from]!.down) members[to]!.inbound.onFrame(from, frame); });
-  for (let i = 0; i < N; i++) {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-'));
-    dirs.push(dir);
+  const build = (i: number, dir: string): Member => {
     const transport: TransportPort = {
       send: (to, frame) => deliver(i, to, frame),
       broadcast: (frame) => { for (let j = 0; j < N; j++) if (j !== i) deliver(i, j, frame); },
@@ -50,9 +49,22 @@ async function federation(): Promise<Member[]> {
       { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }), observer: { committed: (bs) => commits.push(...bs) } },
     );
     const inbound = new Inbound({ limits, driver, pool, verifier, transport, clock: systemClock, log });
-    members.push({ driver, inbound, pool, store, commits, down: false });
+    return { driver, inbound, pool, store, commits, down: false };
+  };
+  for (let i = 0; i < N; i++) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-'));
+    dirs.push(dir);
+    memberDirs.push(dir);
+    members.push(build(i, dir));
   }
-  return members;
+  return {
+    members,
+    async restart(i) {
+      await members[i]!.store.close();
+      members[i] = build(i, memberDirs[i]!);
+      members[i]!.driver.start();
+    },
+  };
 }
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
@@ -64,7 +76,7 @@ async function until(what: string, cond: () => boolean, ms = 30_000): Promise<vo
 }
 
 test('four drivers commit submitted transactions, identically and exactly once', async () => {
-  const members = await federation();
+  const { members } = await federation();
   members.forEach((m) => m.driver.start());
   const txs = Array.from({ length: 50 }, (_, i) => new TextEncoder().encode(`tx-${i}`));
   for (const [i, tx] of txs.entries()) {
@@ -83,6 +95,29 @@ test('four drivers commit submitted transactions, identically and exactly once',
     assert.equal(c.length, new Set(c).size, 'each transaction once');
     assert.equal(m.pool.size, 0, 'mempool drained');
     assert.equal(m.store.committedHeight(), m.commits.length);
+  }
+  members.forEach((m) => m.driver.stop());
+  await Promise.all(members.map((m) => m.store.close()));
+});
+
+test('a member that was down catches up through block sync after a restart, and a silent leader is replaced', async () => {
+  const { members, restart } = await federation();
+  members.forEach((m) => m.driver.start());
+  const submit = (m: Member, s: string) => { const tx = new TextEncoder().encode(s); m.pool.add(tx, Date.now(), m.driver.isCommitted); m.inbound.gossip(tx); };
+  submit(members[0]!, 'before');
+  await until('first commit', () => members.every((m) => m.store.committedHeight() >= 1));
+  members[1]!.down = true;
+  members[1]!.driver.stop();
+  const h0 = members[0]!.store.committedHeight();
+  for (let i = 0; i < 20; i++) submit(members[2]!, `while-down-${i}`);
+  await until('three members commit on without the fourth (and past its views as leader)', () => members[0]!.store.committedHeight() >= h0 + 6, 60_000);
+  await restart(1);
+  members[1]!.down = false;
+  submit(members[3]!, 'after');
+  const target = () => members[0]!.store.committedHeight();
+  await until('the restarted member catches up', () => members[1]!.store.committedHeight() >= target() && target() > h0 + 6, 60_000);
+  for (let h = 1; h <= members[1]!.store.committedHeight(); h++) {
+    assert.deepEqual(members[1]!.store.hashAtHeight(h), members[0]!.store.hashAtHeight(h), `height ${h}`);
   }
   members.forEach((m) => m.driver.stop());
   await Promise.all(members.map((m) => m.store.close()));
