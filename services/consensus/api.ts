@@ -1,0 +1,140 @@
+// The public gRPC API of a member (ConsensusService) and the operator's AdminService. Requests
+// are validated here; FedError codes map to gRPC status in STATUS, the one place this service
+// does that. StreamCommits reads the committed log by height, so a slow client only lags — it
+// never makes the service buffer without bound.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { FedError } from '#libs/errors/index.ts';
+import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
+import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { blockToWire, qcToWire } from '#libs/wire/index.ts';
+import type { BlockStore } from './block-store.ts';
+import type { ConsensusDriver } from './driver.ts';
+import type { EvidenceLog } from './evidence.ts';
+import type { Inbound } from './inbound.ts';
+import type { Mempool } from './mempool.ts';
+
+const STATUS = statusTable({
+  TX_EMPTY: grpc.status.INVALID_ARGUMENT,
+  TX_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  MEMPOOL_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  HALTED: grpc.status.UNAVAILABLE,
+});
+
+export interface ValidatorInfo { name: string; peerId: string; publicKey: Uint8Array }
+
+export interface ApiDeps {
+  member: string;
+  chainId: string;
+  self: number;
+  validators: readonly ValidatorInfo[];
+  driver: ConsensusDriver;
+  inbound: Inbound;
+  store: BlockStore;
+  pool: Mempool;
+  evidence: EvidenceLog;
+  log: Logger;
+  /** Current peers as the gateway sees them (empty when unknown). */
+  peers?: () => PeerSummary[];
+  /** Resolves after the next commit (or when `signal` aborts). */
+  nextCommit(signal: AbortSignal): Promise<void>;
+  rejected?: (method: string, code: string) => void;
+  now?: () => number;
+}
+
+function hash32(field: string, b: Uint8Array): Uint8Array {
+  if (b.length !== 32) throw new FedError('REQUEST_INVALID', `${field}: must be 32 bytes, got ${b.length}`);
+  return b;
+}
+
+export function consensusService(d: ApiDeps): ConsensusServiceServer {
+  const h = rpcHandlers({ statusOf: STATUS, log: d.log });
+  const counted = <T>(method: string, fn: () => T): T => {
+    try { return fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
+  };
+  const certified = (b: Block, headersOnly: boolean): GetBlockResponse => {
+    const qc = d.store.qcFor(b.hash);
+    return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
+  };
+  const n = d.validators.length;
+  return {
+    submitTransaction: h.unary((req) => counted('SubmitTransaction', () => {
+      if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
+      const r = d.pool.add(req.tx, (d.now ?? Date.now)(), d.driver.isCommitted);
+      if (r.status === 'added') d.inbound.gossip(req.tx);
+      return { txHash: r.hash, duplicate: r.status === 'duplicate' };
+    })),
+    getTransaction: h.unary((req) => counted('GetTransaction', () => {
+      const hash = hash32('tx_hash', req.txHash);
+      const loc = d.store.txLocation(hash);
+      if (loc) return { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
+      const pending = d.pool.has(Buffer.from(hash).toString('hex'));
+      return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0 };
+    })),
+    getStatus: h.unary(() => {
+      const e = d.driver.engine;
+      const s = e.safety;
+      return {
+        member: d.member, chainId: d.chainId, selfIndex: d.self, view: e.view,
+        phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
+        leader: e.view % n, committedHeight: e.committed.header.height, committedHash: e.committed.hash,
+        lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view, mempoolSize: d.pool.size,
+        paused: d.driver.paused, halted: e.halted || d.driver.failure !== undefined, peers: d.peers?.() ?? [],
+      };
+    }),
+    getBlock: h.unary((req) => counted('GetBlock', () => {
+      const by = req.by;
+      if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
+      const b = by.$case === 'height' ? (by.value === 0 ? d.driver.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
+      if (!b || b.header.height > d.store.committedHeight()) throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : 'with that hash'}`);
+      return certified(b, false);
+    })),
+    listBlocks: h.unary((req) => counted('ListBlocks', () => {
+      if (req.limit > 100) throw new FedError('REQUEST_INVALID', 'limit: at most 100');
+      const limit = req.limit || 20;
+      const top = d.store.committedHeight();
+      const blocks: GetBlockResponse[] = [];
+      for (let height = Math.max(1, req.fromHeight); height <= top && blocks.length < limit; height++) {
+        const b = d.store.blockAtHeight(height);
+        if (b) blocks.push(certified(b, req.headersOnly));
+      }
+      return { blocks };
+    })),
+    streamCommits: h.serverStream(async function* (req, _call, signal) {
+      let next = Math.max(1, req.fromHeight || d.store.committedHeight() + 1);
+      while (!signal.aborted) {
+        const b = next <= d.store.committedHeight() ? d.store.blockAtHeight(next) : undefined;
+        if (b) {
+          next++;
+          yield { block: certified(b, req.headersOnly) };
+          continue;
+        }
+        await d.nextCommit(signal);
+      }
+    }),
+    getValidators: h.unary(() => ({
+      validators: d.validators.map((v, index) => ({ index, name: v.name, peerId: v.peerId, publicKey: v.publicKey })),
+      quorum: quorumSize(n), maxFaulty: faultBound(n),
+    })),
+    getEvidence: h.unary((req) => ({ evidence: d.evidence.since(req.fromView) })),
+  };
+}
+
+export function adminService(d: Pick<ApiDeps, 'driver' | 'log'>): AdminServiceServer {
+  const h = rpcHandlers({ statusOf: STATUS, log: d.log });
+  return {
+    pause: h.unary(() => { d.driver.setPaused(true); return { paused: true }; }),
+    resume: h.unary(() => { d.driver.setPaused(false); return { paused: false }; }),
+    forceViewChange: h.unary(() => ({ view: d.driver.forceViewChange() })),
+    dumpState: h.unary(() => {
+      const e = d.driver.engine;
+      const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
+      return { stateJson: JSON.stringify({ view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
+        committed: { height: e.committed.header.height, hash: e.committed.hash }, failure: d.driver.failure?.message }, hex, 2) };
+    }),
+  };
+}
