@@ -1,0 +1,75 @@
+// The consensus service's metrics, fed by the driver's observer and by wrapping the signer.
+// Units are in the names (Prometheus conventions); libs/metrics checks them.
+
+import type { Metrics } from '#libs/metrics/index.ts';
+import type { Block, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+import type { DriverObserver, SignerPort } from './ports.ts';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
+  const commitLatency = m.histogram('consensus_commit_latency_seconds', 'From a block\'s proposal timestamp to its commit here', [], LATENCY_BUCKETS);
+  const blockInterval = m.histogram('consensus_block_interval_seconds', 'Between the timestamps of consecutive committed blocks', [], LATENCY_BUCKETS);
+  const viewDuration = m.histogram('consensus_view_duration_seconds', 'How long each view lasted here', ['cause'], LATENCY_BUCKETS);
+  const viewChanges = m.counter('consensus_view_changes_total', 'Views entered, by what moved the member on', ['cause']);
+  const blocks = m.counter('consensus_blocks_committed_total', 'Blocks committed');
+  const txs = m.counter('consensus_transactions_committed_total', 'Transactions committed');
+  const height = m.gauge('consensus_committed_height', 'Height of the last committed block');
+  const view = m.gauge('consensus_current_view', 'The view this member is in');
+  const signatures = m.counter('consensus_signatures_total', 'Signatures requested from the signer, by kind and result', ['kind', 'result']);
+  const signerLatency = m.histogram('consensus_signer_latency_seconds', 'Round trip of one signer request', ['kind'], LATENCY_BUCKETS);
+  const rejected = m.counter('consensus_rejected_messages_total', 'Messages the engine or the decoder refused, by reason', ['reason']);
+  const invalidSigs = m.counter('consensus_invalid_signatures_total', 'Messages dropped because a signature did not verify', ['what']);
+  const equivocations = m.counter('consensus_equivocations_total', 'Equivocation evidence recorded');
+  const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
+  const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');
+  const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
+  let viewStarted = now();
+  let lastBlockTs = 0;
+
+  const observer: DriverObserver & { frameRejected(from: number, reason: string): void } = {
+    committed(bs: readonly Block[], _qc: QuorumCert) {
+      const t = now();
+      for (const b of bs) {
+        commitLatency.observe(Math.max(0, t - b.header.timestampMs) / 1000);
+        if (lastBlockTs > 0) blockInterval.observe(Math.max(0, b.header.timestampMs - lastBlockTs) / 1000);
+        lastBlockTs = b.header.timestampMs;
+        txs.inc({}, b.txs.length);
+      }
+      blocks.inc({}, bs.length);
+      height.set(bs.at(-1)!.header.height);
+    },
+    viewChanged(v, _leader, cause) {
+      const t = now();
+      viewDuration.observe({ cause }, (t - viewStarted) / 1000);
+      viewStarted = t;
+      viewChanges.inc({ cause });
+      view.set(v);
+    },
+    evidence() { equivocations.inc(); },
+    rejected(_from, reason) { rejected.inc({ reason }); },
+    invalidSignature(_from, what) { invalidSigs.inc({ what: what.split(' ')[0] ?? what }); },
+    halted() { halts.inc(); },
+    frameRejected() { rejected.inc({ reason: 'undecodable' }); },
+  };
+
+  /** The signer, timed and counted. */
+  const timedSigner = (inner: SignerPort): SignerPort => ({
+    async sign(req: SignRequest) {
+      const kind = req.kind === 'vote' ? `vote-${req.phase}` : req.kind;
+      const stop = signerLatency.startTimer({ kind });
+      try {
+        const sig = await inner.sign(req);
+        signatures.inc({ kind, result: 'ok' });
+        return sig;
+      } catch (err) {
+        signatures.inc({ kind, result: 'refused' });
+        throw err;
+      } finally {
+        stop();
+      }
+    },
+  });
+
+  return { observer, timedSigner, mempool, peers };
+}
