@@ -1,0 +1,94 @@
+// The engine's liveness machinery, one engine driven by hand: a single member commits
+// alone, timeouts produce NEW-VIEWs without moving the view, a lagging member catches up
+// from a higher QC (fetching what it lacks and committing parents first, exactly once) and
+// from NEW-VIEWs (f+1 are amplified, a quorum moves it; one member's word moves nothing).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toHex } from './bytes.ts';
+import { buildBlock } from './sim/members.ts';
+import { CHAIN, Kit, Phase, ofType, voteRequests } from './sim/test-kit.ts';
+
+test('N = 1: a single member commits alone, block after block', () => {
+  const k = new Kit(1);
+  const d = k.engine(0);
+  let out = d.step({ type: 'start' });
+  const heights: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const req = ofType(out, 'request-payload')[0];
+    assert.ok(req, `a payload request in round ${i}`);
+    const block = buildBlock(k.scheme, CHAIN, 0, 'solo', req.view, req.parentHash, req.parentHeight, req.parentStateHash, i);
+    out = d.step({ type: 'payload-ready', view: req.view, block });
+    for (const c of ofType(out, 'commit')) heights.push(...c.blocks.map((b) => b.header.height));
+  }
+  assert.deepEqual(heights, [1, 2, 3, 4, 5]);
+  assert.equal(ofType(d.log, 'send').length + ofType(d.log, 'broadcast').length > 0, true);
+});
+
+test('a timeout signs and broadcasts NEW-VIEW(view+1) but does not move the view by itself', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const out = d.step({ type: 'timer-fired', view: 1 });
+  const nv = ofType(out, 'broadcast')[0]?.message;
+  assert.equal(nv?.type, 'new-view');
+  if (nv?.type === 'new-view') assert.equal(nv.view, 2);
+  assert.equal(d.engine.view, 1);
+  assert.equal(ofType(out, 'set-timer')[0]?.view, 1, 're-armed for the same view');
+  const again = d.step({ type: 'timer-fired', view: 1 });
+  assert.equal(ofType(again, 'sign').length, 0, 'the signed NEW-VIEW is re-sent, not re-signed');
+  assert.equal(ofType(again, 'broadcast').length, 1);
+  assert.deepEqual(d.step({ type: 'timer-fired', view: 0 }), [], 'stale timers are ignored');
+});
+
+test('a lagging member catches up from a higher QC, fetches, and commits parents first exactly once', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const b2 = k.block(2, b1);
+  const b5 = k.block(5, b2);
+  const out = d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
+  assert.equal(d.engine.view, 5);
+  assert.deepEqual(voteRequests(out), [{ phase: Phase.PRE_COMMIT, view: 5 }]);
+  const fetch = ofType(out, 'fetch')[0];
+  assert.equal(fetch && toHex(fetch.hash), toHex(b5.hash));
+  const commitQC = k.qc(Phase.COMMIT, 5, b5, [1, 2, 3]);
+  const early = d.message({ type: 'qc', qc: commitQC, sender: 1 });
+  assert.equal(ofType(early, 'commit').length, 0, 'cannot commit without the blocks');
+  assert.equal(d.engine.view, 6);
+  const fetched = d.step({ type: 'blocks-fetched', blocks: [b2, b5, b1], qcs: [] });
+  const commits = ofType(fetched, 'commit');
+  assert.equal(commits.length, 1);
+  assert.deepEqual(commits[0]!.blocks.map((b) => toHex(b.hash)), [b1, b2, b5].map((b) => toHex(b.hash)), 'parents first');
+  assert.equal(d.engine.committed.header.height, 3);
+  const replay = d.message({ type: 'qc', qc: commitQC, sender: 2 });
+  assert.equal(ofType(replay, 'commit').length, 0, 'exactly once');
+  const unsolicited = d.step({ type: 'blocks-fetched', blocks: [k.block(7, b5, 'x')], qcs: [] });
+  assert.equal(ofType(unsolicited, 'rejected')[0]?.reason, 'unsolicited');
+});
+
+test('NEW-VIEWs: one sender moves nothing, f+1 are amplified, a quorum moves the view', () => {
+  const k = new Kit(7); // f = 2, quorum 5
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  for (const s of [1, 2]) {
+    const out = d.message(k.newView(9, k.gqc, s));
+    assert.equal(ofType(out, 'sign').length, 0, `${s === 1 ? 'one' : 'two'} claim(s) < f+1`);
+  }
+  assert.equal(d.engine.view, 1);
+  const amp = d.message(k.newView(9, k.gqc, 3));
+  assert.equal(ofType(amp, 'sign')[0]?.request.kind, 'new-view', 'f+1 = 3 claims: join them');
+  assert.equal(d.engine.view, 1, 'self + 3 = 4 < quorum 5');
+  d.message(k.newView(9, k.gqc, 4));
+  assert.equal(d.engine.view, 9, 'self + 4 = quorum');
+});
+
+test('a member that only sends cannot make the others change views', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  for (let v = 2; v < 30; v++) d.message(k.newView(v, k.gqc, 3));
+  assert.equal(d.engine.view, 1);
+  assert.equal(ofType(d.log, 'sign').length, 0);
+});

@@ -1,0 +1,165 @@
+// The HotStuff engine: one object per member, `step(event)` in, actions out. It dispatches
+// each event to the role that owns it and, after every step, lets a leader propose if it
+// now can. Deterministic: the same events in the same order give the same actions.
+// Must never perform I/O, read a clock or use randomness — the driver does all of that.
+
+import { EngineCore } from './core.ts';
+import type { EngineAction, EngineConfig, EngineDeps, EngineEvent, PersistedRecord, SafetyState } from './events.ts';
+import { genesisBlock, genesisQC } from './genesis.ts';
+import { onPayloadReady, onProposalSigned, onVote, tryPropose } from './leader.ts';
+import { onProposal, onQcAnnounce } from './replica.ts';
+import { onBlocksFetched } from './sync.ts';
+import { onNewView, onNewViewSigned, onTimer } from './synchronizer.ts';
+import { Phase, type Block, type ConsensusMessage } from './types.ts';
+import { FedError } from '#libs/errors/index.ts';
+
+export interface HotStuffEngine {
+  step(event: EngineEvent): EngineAction[];
+  /** Read-only views for drivers, metrics and tests. */
+  readonly view: number;
+  readonly safety: Readonly<SafetyState>;
+  readonly committed: Block;
+  readonly halted: boolean;
+  /** A block this engine holds (for serving fetches in tests; drivers serve from their store). */
+  block(hashHex: string): Block | undefined;
+}
+
+/** A fresh member at genesis. */
+export function createEngine(config: EngineConfig, deps: EngineDeps): HotStuffEngine {
+  validateConfig(config);
+  const genesis = genesisBlock(config.chainId, deps.hashBlock);
+  const gqc = genesisQC(genesis);
+  const safety: SafetyState = {
+    view: 1,
+    lockedQC: gqc,
+    prepareQC: gqc,
+    lastVoted: { view: 0, phase: Phase.COMMIT },
+    newViewTarget: 0,
+    lastCommitView: 0,
+    proposedView: 0,
+  };
+  return new Engine(new EngineCore(config, deps, genesis, safety, genesis), []);
+}
+
+/** A member rebuilt from what it persisted before a crash. */
+export function restoreEngine(config: EngineConfig, deps: EngineDeps, record: PersistedRecord): HotStuffEngine {
+  validateConfig(config);
+  const genesis = genesisBlock(config.chainId, deps.hashBlock);
+  const core = new EngineCore(config, deps, genesis, { ...record.safety }, record.committed);
+  return new Engine(core, record.blocks);
+}
+
+function validateConfig(c: EngineConfig): void {
+  if (!Number.isInteger(c.validatorCount) || c.validatorCount < 1) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', 'validatorCount must be a positive integer', { validatorCount: c.validatorCount });
+  }
+  if (!Number.isInteger(c.self) || c.self < 0 || c.self >= c.validatorCount) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', 'self must be a validator index', { self: c.self });
+  }
+  const t = c.timeouts;
+  if (!(t.baseMs > 0 && t.multiplier >= 1 && t.capMs >= t.baseMs)) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', 'timeouts need baseMs > 0, multiplier ≥ 1, capMs ≥ baseMs', { timeouts: t });
+  }
+}
+
+class Engine implements HotStuffEngine {
+  readonly #core: EngineCore;
+
+  constructor(core: EngineCore, blocks: Block[]) {
+    this.#core = core;
+    for (const b of blocks) if (b.header.height > core.tree.committed.header.height) core.tree.add(b);
+    core.onEnterView = (view) => {
+      const buffered = core.future.get(view);
+      core.future.delete(view);
+      if (buffered) for (const p of buffered) onProposal(core, p);
+    };
+  }
+
+  get view(): number {
+    return this.#core.view;
+  }
+  get safety(): Readonly<SafetyState> {
+    return this.#core.safety;
+  }
+  get committed(): Block {
+    return this.#core.tree.committed;
+  }
+  get halted(): boolean {
+    return this.#core.halted;
+  }
+  block(hashHex: string): Block | undefined {
+    return this.#core.tree.get(hashHex);
+  }
+
+  step(event: EngineEvent): EngineAction[] {
+    const core = this.#core;
+    core.out = [];
+    if (core.halted) {
+      if (event.type === 'message') core.reject(event.message.sender, 'halted', 'engine halted after conflicting commits');
+      return core.out;
+    }
+    this.#dispatch(event);
+    tryPropose(core);
+    core.flush();
+    return core.out;
+  }
+
+  #dispatch(event: EngineEvent): void {
+    const core = this.#core;
+    switch (event.type) {
+      case 'start':
+        return core.armTimer();
+      case 'message':
+        return this.#onMessage(event.message);
+      case 'timer-fired':
+        return onTimer(core, event.view);
+      case 'signature-ready':
+        return this.#onSignature(event.requestId, event.signature);
+      case 'signature-refused':
+        if (core.pendingSign.delete(event.requestId)) core.reject(core.self, 'signature_refused', event.reason);
+        return;
+      case 'payload-ready':
+        return onPayloadReady(core, event.view, event.block);
+      case 'blocks-fetched':
+        return onBlocksFetched(core, event.blocks, event.qcs);
+      case 'txs-available':
+        core.txsAvailable = true;
+        return;
+    }
+  }
+
+  #onMessage(m: ConsensusMessage): void {
+    const core = this.#core;
+    switch (m.type) {
+      case 'proposal':
+        return onProposal(core, m);
+      case 'vote':
+        return onVote(core, m);
+      case 'new-view':
+        return onNewView(core, m);
+      case 'qc':
+        return onQcAnnounce(core, m);
+    }
+  }
+
+  /** A signature came back; one for a view already left is dropped (stale). */
+  #onSignature(requestId: number, signature: Uint8Array): void {
+    const core = this.#core;
+    const req = core.pendingSign.get(requestId);
+    if (!req) return;
+    core.pendingSign.delete(requestId);
+    switch (req.kind) {
+      case 'proposal':
+        return onProposalSigned(core, req.view, req.block, req.justify, signature);
+      case 'new-view':
+        return onNewViewSigned(core, req.view, req.highQC, signature);
+      case 'vote': {
+        if (req.view !== core.view) return;
+        const vote = { type: 'vote' as const, phase: req.phase, view: req.view, blockHash: req.blockHash, sender: core.self, signature };
+        const leader = core.leaderOf(req.view);
+        if (leader === core.self) return onVote(core, vote, true);
+        return core.emitOutbound({ type: 'send', to: leader, message: vote });
+      }
+    }
+  }
+}

@@ -1,0 +1,153 @@
+// The engine's whole contract with its driver: the events it accepts, the actions it
+// returns, what must be persisted and how the engine is configured. The driver (the
+// consensus service, or the simulator) is the only place that turns actions into I/O.
+// Must never import anything with I/O: this file is types only.
+
+import type { Block, BlockHeader, ConsensusMessage, Equivocation, Hash, Phase, QuorumCert, SignedMessage } from './types.ts';
+
+// ---------------------------------------------------------------- events (driver → engine)
+
+export type EngineEvent =
+  /** Once, right after createEngine/restoreEngine: arms the view timer; a leader may propose. */
+  | { type: 'start' }
+  /** A decoded message from the network. The engine checks its signature itself (deps.verify). */
+  | { type: 'message'; message: ConsensusMessage }
+  /** The timer set by the last `set-timer` action fired. Stale views are ignored. */
+  | { type: 'timer-fired'; view: number }
+  | { type: 'signature-ready'; requestId: number; signature: Uint8Array }
+  | { type: 'signature-refused'; requestId: number; reason: string }
+  /** Answer to `request-payload`: a full block built by the driver. */
+  | { type: 'payload-ready'; view: number; block: Block }
+  /** Answer to `fetch`: blocks (any order) and, optionally, QCs that certify them. */
+  | { type: 'blocks-fetched'; blocks: Block[]; qcs: QuorumCert[] }
+  /** The mempool has transactions again (only matters with config.waitForTxs). */
+  | { type: 'txs-available' };
+
+// ---------------------------------------------------------------- actions (engine → driver)
+
+/**
+ * What the remote signer is asked to sign. Each request carries what the signer needs to
+ * re-check the voting rules on its own: the block header and justify QC for a PREPARE
+ * vote, the prepareQC for a PRE_COMMIT vote, the precommitQC for a COMMIT vote.
+ */
+export type SignRequest =
+  | { kind: 'proposal'; view: number; block: Block; justify: QuorumCert }
+  | { kind: 'vote'; phase: typeof Phase.PREPARE; view: number; blockHash: Hash; header: BlockHeader; justify: QuorumCert }
+  | { kind: 'vote'; phase: typeof Phase.PRE_COMMIT; view: number; blockHash: Hash; prepareQC: QuorumCert }
+  | { kind: 'vote'; phase: typeof Phase.COMMIT; view: number; blockHash: Hash; precommitQC: QuorumCert }
+  | { kind: 'new-view'; view: number; highQC: QuorumCert };
+
+export type RejectReason =
+  | 'wrong_view' // for a view too far ahead to buffer
+  | 'stale' // for a view already left, or nothing new
+  | 'unknown_sender'
+  | 'not_leader'
+  | 'invalid_signature'
+  | 'invalid_qc'
+  | 'invalid_block'
+  | 'unknown_block' // a vote for a block this leader did not propose
+  | 'duplicate'
+  | 'equivocation'
+  | 'unsafe' // fails safeNode / the lock
+  | 'unsolicited' // fetched block nobody asked for
+  | 'signature_refused'
+  | 'halted';
+
+/**
+ * Execution contract: the driver carries out the actions of one step IN ORDER, and a
+ * `persist` must be durable before any later action of the same step is carried out
+ * (a signature request or a send may depend on it). `commit` is durable by definition:
+ * the driver appends the blocks to its committed log before the next step.
+ */
+export type EngineAction =
+  | { type: 'persist'; safety: SafetyState; blocks: Block[]; qcs: QuorumCert[] }
+  | { type: 'sign'; requestId: number; request: SignRequest }
+  /** To one validator (never to self). */
+  | { type: 'send'; to: number; message: ConsensusMessage }
+  /** To every other validator. */
+  | { type: 'broadcast'; message: ConsensusMessage }
+  /** Blocks newly final, parents first, each exactly once; `qc` certifies the last one. */
+  | { type: 'commit'; blocks: Block[]; qc: QuorumCert }
+  /** Replaces any previous timer. */
+  | { type: 'set-timer'; view: number; ms: number }
+  /** Ask `from` for the block `hash` and its ancestors above `aboveHeight`. */
+  | { type: 'fetch'; hash: Hash; from: number; aboveHeight: number }
+  /** Leader only: build a block on this parent and answer with `payload-ready`. */
+  | { type: 'request-payload'; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash }
+  | { type: 'rejected'; from: number | null; reason: RejectReason; detail: string }
+  | { type: 'evidence'; evidence: Equivocation }
+  /** Informational: the current view changed (for logs and metrics). */
+  | { type: 'view-changed'; view: number; cause: ViewChangeCause }
+  /** Two conflicting commits: more than f members are faulty. The engine stops. */
+  | { type: 'halted'; height: number; committed: Hash; conflicting: Hash };
+
+export type ViewChangeCause = 'qc' | 'commit' | 'new-view-quorum';
+
+// ---------------------------------------------------------------- persistence
+
+export interface VoteMark {
+  view: number;
+  phase: Phase;
+}
+
+/** What must survive a crash so that a restarted engine never votes against its past. */
+export interface SafetyState {
+  view: number;
+  lockedQC: QuorumCert;
+  prepareQC: QuorumCert;
+  /** Highest (view, phase) a vote signature was requested for; votes only go up from here. */
+  lastVoted: VoteMark;
+  /** Highest view a NEW-VIEW was requested for. */
+  newViewTarget: number;
+  /** View of the commitQC of the last commit (drives the pacemaker's back-off). */
+  lastCommitView: number;
+  /** Highest view this member proposed in: a restarted leader never proposes twice. */
+  proposedView: number;
+}
+
+/** Everything `restoreEngine` needs, read back from the driver's durable store. */
+export interface PersistedRecord {
+  safety: SafetyState;
+  /** The last block of the committed log (the genesis block if none). */
+  committed: Block;
+  /** Stored blocks above the committed one (extra blocks are harmless). */
+  blocks: Block[];
+}
+
+// ---------------------------------------------------------------- configuration
+
+export interface TimeoutConfig {
+  baseMs: number;
+  multiplier: number;
+  capMs: number;
+}
+
+export interface EngineConfig {
+  chainId: string;
+  /** N: the whole validator set (quorums are counted over it, never over "active" peers). */
+  validatorCount: number;
+  /** This member's validator index. */
+  self: number;
+  timeouts: TimeoutConfig;
+  /** Deterministic leader rotation; defaults to view mod N. Every member must use the same one. */
+  leaderOf?: (view: number) => number;
+  /** Leader waits for `txs-available` before asking for a payload (default: propose at once). */
+  waitForTxs?: boolean;
+  /**
+   * TEST ONLY — deliberately breaks safety so the simulator can prove its checkers bite.
+   * 'no-lock' ignores lockedQC in safeNode; 'double-vote' votes again in a (view, phase).
+   */
+  unsafeMutation?: 'no-lock' | 'double-vote';
+}
+
+export interface EngineMetrics {
+  increment(name: string, by?: number): void;
+}
+
+export interface EngineDeps {
+  /** Pure and deterministic; the service passes SHA-256 over the canonical header bytes. */
+  hashBlock(header: BlockHeader): Hash;
+  /** Checks one signature against the sender's public key. */
+  verify(message: SignedMessage): boolean;
+  metrics?: EngineMetrics;
+}

@@ -1,0 +1,85 @@
+// Quorum-certificate validation with a cache. A QC is checked once per (phase, view, block):
+// later copies are replaced by the already-verified object, so a forged copy of a known
+// certificate is never relayed and no signature is verified twice. Must never accept a QC
+// whose signatures it has not seen verify (the genesis QC is the one exception).
+
+import { toHex } from './bytes.ts';
+import { isGenesisQC } from './genesis.ts';
+import { quorumSize } from './quorum.ts';
+import { Phase, type Hash, type QuorumCert, type SignedMessage } from './types.ts';
+
+const CACHE_LIMIT = 512;
+
+export function qcKey(qc: QuorumCert): string {
+  return `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
+}
+
+export class QcVerifier {
+  readonly #n: number;
+  readonly #quorum: number;
+  readonly #genesisHash: Hash;
+  readonly #verify: (m: SignedMessage) => boolean;
+  readonly #cache = new Map<string, QuorumCert>();
+
+  constructor(n: number, genesisHash: Hash, verify: (m: SignedMessage) => boolean) {
+    this.#n = n;
+    this.#quorum = quorumSize(n);
+    this.#genesisHash = genesisHash;
+    this.#verify = verify;
+  }
+
+  /** The verified QC to keep (possibly an earlier equal one), or a reason it is invalid. */
+  check(qc: QuorumCert): { ok: true; qc: QuorumCert } | { ok: false; why: string } {
+    if (isGenesisQC(qc, this.#genesisHash)) return { ok: true, qc };
+    const key = qcKey(qc);
+    const known = this.#cache.get(key);
+    if (known) return { ok: true, qc: known };
+    const why = this.#structureError(qc) ?? this.#signatureError(qc);
+    if (why) return { ok: false, why };
+    this.#remember(key, qc);
+    return { ok: true, qc };
+  }
+
+  /** Record a QC this engine assembled itself from votes it verified one by one. */
+  adopt(qc: QuorumCert): void {
+    this.#remember(qcKey(qc), qc);
+  }
+
+  #structureError(qc: QuorumCert): string | null {
+    if (qc.phase !== Phase.PREPARE && qc.phase !== Phase.PRE_COMMIT && qc.phase !== Phase.COMMIT) return 'bad phase';
+    if (!Number.isSafeInteger(qc.view) || qc.view < 1) return 'bad view';
+    if (qc.blockHash.length !== 32) return 'bad block hash';
+    if (qc.signers.length < this.#quorum) return `${qc.signers.length} signers < quorum ${this.#quorum}`;
+    if (qc.signatures.length !== qc.signers.length) return 'signers/signatures length mismatch';
+    let prev = -1;
+    for (const s of qc.signers) {
+      if (!Number.isInteger(s) || s <= prev || s >= this.#n) return 'signers not strictly increasing validator indices';
+      prev = s;
+    }
+    return null;
+  }
+
+  #signatureError(qc: QuorumCert): string | null {
+    for (let i = 0; i < qc.signers.length; i++) {
+      const vote = {
+        type: 'vote' as const,
+        phase: qc.phase,
+        view: qc.view,
+        blockHash: qc.blockHash,
+        sender: qc.signers[i]!,
+        signature: qc.signatures[i]!,
+      };
+      if (!this.#verify(vote)) return `bad signature of ${vote.sender}`;
+    }
+    return null;
+  }
+
+  #remember(key: string, qc: QuorumCert): void {
+    if (this.#cache.size >= CACHE_LIMIT) {
+      // Evict the oldest entries: certificates of long-gone views are rarely seen again.
+      const drop = this.#cache.keys();
+      for (let i = 0; i < CACHE_LIMIT / 4; i++) this.#cache.delete(drop.next().value!);
+    }
+    this.#cache.set(key, qc);
+  }
+}

@@ -1,0 +1,82 @@
+// View synchronisation: timeouts, NEW-VIEW messages and the rules that move a member to a
+// higher view (see pacemaker.ts for why views move only on certificates and quorums).
+//
+// On timeout a member signs NEW-VIEW(view+1) with its prepareQC and BROADCASTS it (not only
+// to the next leader): every member needs to count NEW-VIEWs to amplify them at f+1 and to
+// jump at a quorum, which is what brings members split by a partition back into one view.
+// It keeps voting in its current view meanwhile — a late proposal can still succeed.
+// Must never advance the view on fewer than a quorum of claims.
+
+import type { EngineCore } from './core.ts';
+import { Phase, type NewView, type QuorumCert } from './types.ts';
+import { retryFetches } from './sync.ts';
+
+export function onTimer(core: EngineCore, view: number): void {
+  if (view !== core.view || core.halted) return; // a stale timer: nothing to do
+  core.deps.metrics?.increment('view_timeouts');
+  const signed = core.signedNewView;
+  if (core.safety.newViewTarget < view + 1 || !signed || signed.view < view + 1) {
+    // Also after a restart: the signed NEW-VIEW was not persisted, so ask for it again.
+    const target = Math.max(view + 1, core.safety.newViewTarget);
+    if (!pendingNewView(core, target)) requestNewView(core, target);
+  } else {
+    core.emitOutbound({ type: 'broadcast', message: signed }); // it may have been lost
+  }
+  retryFetches(core);
+  core.armTimer();
+  evaluateClaims(core);
+}
+
+function pendingNewView(core: EngineCore, view: number): boolean {
+  for (const r of core.pendingSign.values()) if (r.kind === 'new-view' && r.view >= view) return true;
+  return false;
+}
+
+function requestNewView(core: EngineCore, view: number): void {
+  if (view > core.safety.newViewTarget) {
+    core.safety.newViewTarget = view;
+    core.markDirty();
+  }
+  core.claims.setOwn(view);
+  core.requestSign({ kind: 'new-view', view, highQC: core.safety.prepareQC });
+}
+
+export function onNewViewSigned(core: EngineCore, view: number, highQC: QuorumCert, signature: Uint8Array): void {
+  if (view < core.view) return;
+  const nv: NewView = { type: 'new-view', view, highQC, sender: core.self, signature };
+  if (!core.signedNewView || core.signedNewView.view < view) core.signedNewView = nv;
+  core.emitOutbound({ type: 'broadcast', message: nv });
+}
+
+export function onNewView(core: EngineCore, nv: NewView): void {
+  if (!core.isValidator(nv.sender)) return core.reject(null, 'unknown_sender', `new-view from ${nv.sender}`);
+  if (nv.view < core.view) return core.reject(nv.sender, 'stale', `new-view for ${nv.view} < ${core.view}`);
+  if (!core.deps.verify(nv)) return core.reject(nv.sender, 'invalid_signature', `new-view for ${nv.view}`);
+  const checked = core.qcs.check(nv.highQC);
+  if (!checked.ok) return core.reject(nv.sender, 'invalid_qc', `highQC: ${checked.why}`);
+  if (checked.qc.phase !== Phase.PREPARE) return core.reject(nv.sender, 'invalid_qc', 'highQC is not a PREPARE QC');
+  switch (core.claims.record(nv)) {
+    case 'duplicate':
+      return core.reject(nv.sender, 'duplicate', `new-view for ${nv.view}`);
+    case 'stale':
+      return core.reject(nv.sender, 'stale', `new-view for ${nv.view} below an earlier one`);
+    case 'new':
+      break;
+  }
+  core.notePrepareQC(checked.qc);
+  evaluateClaims(core);
+}
+
+/**
+ * Quorum claims ≥ w → enter w. f+1 claims ≥ w → claim w too (at least one honest member
+ * has given up on the views below w). A quorum, not f+1, is needed to move: f+1 would let
+ * f Byzantine members plus one badly connected honest member drag everybody along.
+ */
+function evaluateClaims(core: EngineCore): void {
+  const amplify = core.claims.kthHighest(core.f + 1);
+  if (amplify > core.view && amplify > core.safety.newViewTarget && !pendingNewView(core, amplify)) {
+    requestNewView(core, amplify);
+  }
+  const enter = core.claims.kthHighest(core.quorum);
+  if (enter > core.view) core.advance(enter, 'new-view-quorum');
+}
