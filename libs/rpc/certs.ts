@@ -124,6 +124,11 @@ export function issueServerCertificate(ca: CertificatePem, opts: LeafOptions): P
   return issue(ca, opts, [x509.ExtendedKeyUsage.serverAuth]);
 }
 
+/** A certificate for a service that both serves and calls others over mutual TLS. */
+export function issueServiceCertificate(ca: CertificatePem, opts: LeafOptions): Promise<CertificatePem> {
+  return issue(ca, opts, [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]);
+}
+
 /** A certificate a gRPC client presents for mutual TLS (clientAuth). */
 export function issueClientCertificate(ca: CertificatePem, opts: LeafOptions): Promise<CertificatePem> {
   return issue(ca, opts, [x509.ExtendedKeyUsage.clientAuth]);

@@ -70,3 +70,8 @@ export function fatal(log: Logger, err: unknown, what: string): never {
   log.flush?.();
   process.exit(1);
 }
+
+export { memberSecurity, memberSecurityFromDir } from './security.ts';
+export type { MemberSecurity } from './security.ts';
+export { fetchConfig, watchConfig, toMemberConfig } from './store-link.ts';
+export type { MemberConfig } from './store-link.ts';

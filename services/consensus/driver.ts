@@ -62,6 +62,8 @@ export class ConsensusDriver {
   }
 
   get paused(): boolean { return this.#paused; }
+  get pool(): Mempool { return this.#deps.pool; }
+  get verifier(): SignatureVerifier { return this.#deps.verifier; }
   get failure(): Error | undefined { return this.#failure; }
   get genesis(): Block { return this.#genesis; }
 

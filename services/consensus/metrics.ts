@@ -27,7 +27,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
   let viewStarted = now();
   let lastBlockTs = 0;
 
-  const observer: DriverObserver & { frameRejected(from: number, reason: string): void } = {
+  const observer: Required<DriverObserver> & { frameRejected(from: number, reason: string): void } = {
     committed(bs: readonly Block[], _qc: QuorumCert) {
       const t = now();
       for (const b of bs) {

@@ -1,0 +1,110 @@
+// `btcfed devnet`: a whole federation on this machine — every service of every member its own
+// process (store, signer, gateway, consensus), NATS too when none is running. Logs go to
+// <dir>/<member>/logs/<service>.log; the terminal shows progress and the committed height.
+// Ctrl-C stops everything cleanly (consensus first, stores last); a second Ctrl-C kills.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { STATE_FILE } from '../services/signer/state-file.ts';
+import { memberName, memberPorts } from './init.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
+type Service = (typeof SERVICES)[number];
+
+export interface DevnetOptions { dir: string; members: number; basePort: number; natsUrl: string; quiet?: boolean }
+
+interface Proc { member: string; service: Service; child: ChildProcess; ready: Promise<Record<string, unknown>>; exited: boolean }
+
+function argsFor(service: Service, dir: string, o: DevnetOptions, i: number): string[] {
+  const p = memberPorts(o.basePort, i);
+  switch (service) {
+    case 'store': return ['services/store/main.ts', '--data-dir', dir, '--nats', o.natsUrl];
+    case 'signer': {
+      const signerDir = path.join(dir, 'signer');
+      const fresh = !fs.existsSync(path.join(signerDir, STATE_FILE));
+      return ['services/signer/main.ts', 'run', '--data-dir', signerDir, ...(fresh ? ['--init'] : [])];
+    }
+    case 'gateway': return ['services/gateway/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
+    case 'consensus': return ['services/consensus/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
+  }
+}
+
+function start(service: Service, member: string, dir: string, args: string[]): Proc {
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const out = fs.createWriteStream(path.join(logDir, `${service}.log`), { flags: 'a' });
+  // Own process group: the terminal's Ctrl-C reaches us, and we stop the services in order.
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  child.stderr!.pipe(out, { end: false });
+  const proc: Proc = { member, service, child, exited: false, ready: Promise.resolve({}) };
+  proc.ready = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      out.write(line + '\n');
+      if (line.includes(`"${service} ready"`)) resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    child.on('exit', (code) => {
+      proc.exited = true;
+      reject(new Error(`${member}/${service} exited with code ${code} before it was ready; see ${path.join(logDir, `${service}.log`)}`));
+    });
+  });
+  proc.ready.catch(() => undefined);
+  return proc;
+}
+
+async function natsUp(url: string): Promise<boolean> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = net.connect(Number(u.port || 4222), u.hostname, () => { s.end(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+async function ensureNats(o: DevnetOptions, say: (s: string) => void): Promise<ChildProcess | undefined> {
+  if (await natsUp(o.natsUrl)) return undefined;
+  const bin = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((b) => fs.existsSync(b));
+  if (!bin) throw new Error(`no NATS at ${o.natsUrl} and no nats-server installed (run: bash scripts/ensure-nats.sh)`);
+  const u = new URL(o.natsUrl);
+  const store = path.join(o.dir, 'nats');
+  fs.mkdirSync(store, { recursive: true });
+  const child = spawn(bin, ['-a', u.hostname, '-p', u.port || '4222', '-js', '-sd', store], { stdio: 'ignore', detached: true });
+  for (let i = 0; i < 50 && !(await natsUp(o.natsUrl)); i++) await new Promise((r) => setTimeout(r, 100));
+  say(`started nats-server on ${o.natsUrl} (JetStream in ${store})`);
+  return child;
+}
+
+export interface Devnet { procs: Proc[]; stop(): Promise<void> }
+
+export async function runDevnet(o: DevnetOptions, say: (s: string) => void = console.log): Promise<Devnet> {
+  const nats = await ensureNats(o, say);
+  const procs: Proc[] = [];
+  const stop = async () => {
+    for (const service of [...SERVICES].reverse()) {
+      const group = procs.filter((p) => p.service === service && !p.exited);
+      await Promise.all(group.map((p) => new Promise<void>((resolve) => {
+        const t = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+        p.child.once('exit', () => { clearTimeout(t); resolve(); });
+        p.child.kill('SIGTERM');
+      })));
+    }
+    nats?.kill('SIGTERM');
+  };
+  try {
+    for (const service of SERVICES) {
+      const group = Array.from({ length: o.members }, (_, i) => {
+        const dir = path.join(o.dir, memberName(i));
+        return start(service, memberName(i), dir, argsFor(service, dir, o, i));
+      });
+      procs.push(...group);
+      await Promise.all(group.map((p) => p.ready));
+      if (!o.quiet) say(`  ${service.padEnd(9)} ready on ${o.members} member(s)`);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { procs, stop };
+}

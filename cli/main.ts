@@ -1,0 +1,125 @@
+// btcfed: the command line of the project.
+//   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set SET] [--base-timeout 1s]
+//   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats URL]
+//   btcfed status  [--member DIR] [--consensus HOST:PORT]
+//   btcfed submit  [--member DIR] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
+//   btcfed watch   [--member DIR] [--consensus HOST:PORT] [--from HEIGHT]
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { isParamSet } from '#libs/crypto/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import { consensusClient, status, submit, watch } from './client.ts';
+import { runDevnet } from './devnet.ts';
+import { initFederation, memberName, memberPorts } from './init.ts';
+
+const USAGE = `usage:
+  btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set slh-dsa-sha2-128f] [--base-timeout 1s]
+  btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
+  btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
+  btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
+  btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]`;
+
+const OPTIONS = {
+  members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
+  'chain-id': { type: 'string' }, 'param-set': { type: 'string' }, 'base-timeout': { type: 'string' }, nats: { type: 'string' },
+  member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
+  'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' },
+} as const;
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values: f, positionals } = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
+  const [cmd, ...rest] = positionals;
+  const paramSet = f['param-set'] ?? 'slh-dsa-sha2-128f';
+  if (!isParamSet(paramSet)) throw new Error(`--param-set: unknown parameter set "${paramSet}"`);
+  const natsUrl = f.nats ?? 'nats://127.0.0.1:4222';
+  const basePort = int('base-port', f['base-port'], 7100);
+  switch (cmd) {
+    case 'init': {
+      if (!f.out) throw new Error('--out is required');
+      const members = await initFederation({ members: int('members', f.members, 4), out: path.resolve(f.out), basePort,
+        chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet, baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl });
+      console.log(`made ${members.length} member dirs in ${path.resolve(f.out)}:`);
+      for (const m of members) console.log(`  ${m.name}  peer ${m.identity.peerId}  SLH-DSA ${m.publicKey.slice(0, 16)}…  ports ${m.ports.store}–${m.ports.signerMetrics}`);
+      return;
+    }
+    case 'devnet': {
+      const dir = path.resolve(f.dir ?? '.devnet');
+      const n = int('members', f.members, 4);
+      const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
+      if (!existing) {
+        console.log(`making a ${n}-member federation in ${dir} …`);
+        await initFederation({ members: n, out: dir, basePort, chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet,
+          baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl });
+      }
+      const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
+      console.log(`starting ${count} members (${count * 4} processes); logs in ${dir}/m*/logs/`);
+      const net = await runDevnet({ dir, members: count, basePort, natsUrl });
+      const p0 = memberPorts(basePort, 0);
+      console.log(`
+federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
+  status   bin/btcfed status --member ${path.relative(process.cwd(), path.join(dir, 'm0')) || '.'}
+  submit   bin/btcfed submit --member ${path.relative(process.cwd(), path.join(dir, 'm0'))} "hello"      (or --count 1000 --size 250)
+  watch    bin/btcfed watch  --member ${path.relative(process.cwd(), path.join(dir, 'm0'))}
+  metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
+  stop     Ctrl-C
+`);
+      let stopping = false;
+      const onSignal = () => {
+        if (stopping) { for (const p of net.procs) p.child.kill('SIGKILL'); process.exit(130); }
+        stopping = true;
+        console.log('stopping the federation …');
+        void net.stop().then(() => { console.log('stopped'); process.exit(0); });
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      for (const p of net.procs) p.child.on('exit', (code) => { if (!stopping) console.log(`!! ${p.member}/${p.service} exited (code ${code}); see its log`); });
+      const client = consensusClient(path.join(dir, 'm0'));
+      const tick = setInterval(() => {
+        client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
+          if (!err && s) console.log(`[m0] view ${s.view}  committed height ${s.committedHeight}  mempool ${s.mempoolSize}`);
+        });
+      }, 5000);
+      tick.unref();
+      await new Promise(() => undefined);
+      return;
+    }
+    case 'status':
+    case 'submit':
+    case 'watch': {
+      const client = consensusClient(path.resolve(f.member ?? '.devnet/m0'), f.consensus);
+      try {
+        if (cmd === 'status') await status(client);
+        else if (cmd === 'watch') await watch(client, int('from', f.from, 0));
+        else {
+          const count = int('count', f.count, 0);
+          const size = int('size', f.size, 250);
+          const txs = count > 0 ? Array.from({ length: count }, () => new Uint8Array(randomBytes(size))) : rest.map((s) => new TextEncoder().encode(s));
+          if (txs.length === 0) throw new Error('nothing to submit: give transactions as arguments or --count N');
+          await submit(client, txs, !f['no-wait']);
+        }
+      } finally {
+        client.close();
+      }
+      return;
+    }
+    default:
+      if (!f.help) process.exitCode = 2;
+      console.error(USAGE);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`btcfed: ${(err as { details?: string }).details ?? errorMessage(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,102 @@
+// The consensus service's end of the gateway's Attach stream: the TransportPort the driver
+// sends through, and the source of inbound frames. Reconnects with backoff when the gateway
+// restarts. Outbound frames wait in a bounded buffer while the stream is not writable; past
+// the bound the oldest are dropped and counted (consensus tolerates loss; its pacemaker
+// recovers), so a stalled gateway can never make this process grow without limit.
+
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { errorMessage } from '#libs/errors/index.ts';
+import type { AttachRequest, AttachResponse, GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import type { TransportPort } from './ports.ts';
+
+const MAX_BUFFERED = 4096;
+
+export interface GatewayLinkOptions {
+  client: GatewayServiceClient;
+  log: Logger;
+  onFrame(from: number, frame: Uint8Array, peerId: string): void;
+  onReady?(ready: { selfIndex: number; maxFrameBytes: number; peerId: string }): void;
+}
+
+export class GatewayLink implements TransportPort {
+  readonly #o: GatewayLinkOptions;
+  #stream: ClientDuplexStream<AttachRequest, AttachResponse> | undefined;
+  #writable = false;
+  #buffer: AttachRequest[] = [];
+  #closed = false;
+  #backoffMs = 100;
+  dropped = 0;
+  connected = false;
+
+  constructor(o: GatewayLinkOptions) {
+    this.#o = o;
+  }
+
+  start(): void { this.#open(); }
+
+  close(): void {
+    this.#closed = true;
+    this.#stream?.cancel();
+  }
+
+  send(to: number, frame: Uint8Array): void {
+    this.#write({ body: { $case: 'send', value: { to, frame } } });
+  }
+
+  broadcast(frame: Uint8Array): void {
+    this.#write({ body: { $case: 'broadcast', value: { frame } } });
+  }
+
+  #write(req: AttachRequest): void {
+    if (this.#stream && this.#writable && this.#buffer.length === 0) {
+      this.#writable = this.#stream.write(req);
+      return;
+    }
+    this.#buffer.push(req);
+    if (this.#buffer.length > MAX_BUFFERED) {
+      this.#buffer.shift();
+      this.dropped++;
+    }
+  }
+
+  #flush(): void {
+    while (this.#stream && this.#buffer.length > 0) {
+      this.#writable = this.#stream.write(this.#buffer.shift()!);
+      if (!this.#writable) return;
+    }
+    this.#writable = true;
+  }
+
+  #open(): void {
+    if (this.#closed) return;
+    const stream = this.#o.client.attach();
+    this.#stream = stream;
+    stream.on('data', (res: AttachResponse) => {
+      const body = res.body;
+      if (body?.$case === 'ready') {
+        this.connected = true;
+        this.#backoffMs = 100;
+        this.#writable = true;
+        this.#o.log.info({ selfIndex: body.value.selfIndex, maxFrameBytes: body.value.maxFrameBytes, peerId: body.value.peerId }, 'attached to the gateway');
+        this.#o.onReady?.(body.value);
+        this.#flush();
+      } else if (body?.$case === 'frame') {
+        this.#o.onFrame(body.value.from, body.value.frame, body.value.peerId);
+      }
+    });
+    stream.on('drain', () => this.#flush());
+    const retry = (why: string) => {
+      if (this.#stream !== stream) return;
+      this.#stream = undefined;
+      this.#writable = false;
+      this.connected = false;
+      if (this.#closed) return;
+      this.#o.log.warn({ why, retryInMs: this.#backoffMs }, 'gateway stream lost; reattaching');
+      setTimeout(() => this.#open(), this.#backoffMs).unref();
+      this.#backoffMs = Math.min(this.#backoffMs * 2, 5_000);
+    };
+    stream.on('error', (err) => retry(errorMessage(err)));
+    stream.on('end', () => retry('ended'));
+  }
+}

@@ -1,0 +1,163 @@
+// The consensus service's composition root: config from the store, the engine driven by
+// ConsensusDriver, signatures from the (remote) signer, frames through the gateway's Attach
+// stream, blocks in LMDB, the public and admin gRPC APIs, events on NATS and metrics.
+// Shutdown: health NOT_SERVING → drain gRPC → stop the driver → detach → drain NATS → close LMDB.
+//
+//   node services/consensus/main.ts --store HOST:PORT --data-dir DIR [--listen HOST:PORT]
+//     [--admin-listen HOST:PORT] [--metrics HOST:PORT] [--gateway HOST:PORT] [--signer HOST:PORT]
+//     [--nats URL] [--no-nats]
+
+import path from 'node:path';
+import { blockHash, createSlhDsa, fromHex, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
+import { FedError } from '#libs/errors/index.ts';
+import { createLogger } from '#libs/log/index.ts';
+import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
+import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
+import { fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
+import { parseHostPort } from '#libs/config/index.ts';
+import { genesisBlock } from '#libs/hotstuff/index.ts';
+import { AdminServiceService, ConsensusServiceService } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
+import { createRemoteSigner } from '../signer/client.ts';
+import { adminService, consensusService } from './api.ts';
+import { BlockStore } from './block-store.ts';
+import { ConsensusDriver } from './driver.ts';
+import { EvidenceLog } from './evidence.ts';
+import { GatewayLink } from './gateway-link.ts';
+import { Inbound } from './inbound.ts';
+import { Mempool } from './mempool.ts';
+import { consensusMetrics } from './metrics.ts';
+import { systemClock } from './ports.ts';
+import { ConsensusPublisher } from './publish.ts';
+import { MAX_SYNC_BLOCKS } from './sync.ts';
+import { SignatureVerifier } from './verifier.ts';
+import { CommitSignal } from './commit-signal.ts';
+
+const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
+  + '[--metrics HOST:PORT] [--gateway HOST:PORT] [--signer HOST:PORT] [--nats URL] [--no-nats]';
+const FLAGS = {
+  store: { type: 'string' }, 'data-dir': { type: 'string' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' },
+  metrics: { type: 'string' }, gateway: { type: 'string' }, signer: { type: 'string' }, nats: { type: 'string' }, 'no-nats': { type: 'boolean' },
+} as const;
+
+async function main(): Promise<void> {
+  const boot = createLogger({ service: 'consensus' });
+  let flags;
+  try {
+    flags = parseFlags(process.argv.slice(2), FLAGS, USAGE);
+    if (!flags.store || !flags['data-dir']) throw new FedError('CLI_INVALID', `--store and --data-dir are required\n${USAGE}`);
+  } catch (err) {
+    fatal(boot, err, 'reading flags');
+  }
+  const dataDir = path.resolve(flags['data-dir']);
+  let setup;
+  try {
+    const sec = memberSecurityFromDir(dataDir);
+    const storeClient = createClient(StoreServiceClient, flags.store, { security: sec.client });
+    const { snapshot, conf } = await fetchConfig(storeClient);
+    const self = conf.validators.findIndex((v) => v.name === conf.node.name);
+    if (self < 0) throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not in the validator set of conf.yaml`);
+    setup = { sec, storeClient, snapshot, conf, self };
+  } catch (err) {
+    fatal(boot, err, 'loading the config from the store');
+  }
+  const { sec, storeClient, conf, self } = setup;
+  const log = createLogger({ service: 'consensus', member: conf.node.name, level: conf.logging.level, format: conf.logging.format });
+  const life = lifecycle(log);
+  try {
+    const c = conf.consensus;
+    const paramSet = conf.crypto.param_set as ParamSet;
+    const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
+    const n = conf.validators.length;
+    const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
+    const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash });
+    const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
+    const m = consensusMetrics(metrics);
+
+    const remote = createRemoteSigner({ address: flags.signer ?? conf.services.signer.address, security: sec.client, validatorCount: n });
+    await remote.ready(30_000);
+    const id = await remote.identity();
+    const ours = conf.validators[self]!.public_key;
+    if (Buffer.from(id.publicKey).toString('hex') !== ours) {
+      throw new FedError('SIGNER_KEY_MISMATCH', `the signer at ${flags.signer ?? conf.services.signer.address} holds public key ${Buffer.from(id.publicKey).toString('hex').slice(0, 16)}…, but validators[${self}] of conf.yaml is ${ours.slice(0, 16)}…`);
+    }
+    const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req)).signature });
+
+    const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), metrics });
+    const evidence = new EvidenceLog(c.chain_id);
+    const commits = new CommitSignal();
+    const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
+    let inbound: Inbound | undefined;
+    let peerOf: (from: number) => string = () => '';
+    const link = new GatewayLink({
+      client: createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client }),
+      log: log.child({ module: 'gateway-link' }),
+      onFrame: (from, frame, peerId) => { peerOf = () => peerId; inbound?.onFrame(from, frame); },
+    });
+    const driver = new ConsensusDriver(
+      { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
+      {
+        store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
+        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
+        signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
+        observer: {
+          ...m.observer,
+          committed: (bs, qc) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
+          viewChanged: (v, leader, cause) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
+          evidence: (e) => { m.observer.evidence(e); publisher?.equivocation(evidence.add(e, Date.now())); },
+          invalidSignature: (from, what, view) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerOf(from), from, what, view); },
+        },
+      },
+    );
+    inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
+      driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer: m.observer });
+    link.start();
+    life.add({ name: 'gateway-link', run: () => link.close() });
+
+    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos() });
+    server.addService(ConsensusServiceService, consensusService({
+      member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
+      validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
+      nextCommit: (signal) => commits.next(signal),
+    }));
+    const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
+    const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }) });
+    admin.addService(AdminServiceService, adminService({ driver, log }));
+    const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
+
+    const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
+    const endpoint = metricsAddr ? await serveMetrics({ ...hostPort(metricsAddr), registry: metrics.registry, healthy: () => !driver.failure }) : undefined;
+    const poll = setInterval(() => m.mempool.set(driver.pool.size), 1000);
+    poll.unref();
+
+    const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next }) => {
+      const t = next.consensus;
+      if (t.base_timeout !== timeouts.baseMs || t.timeout_multiplier !== timeouts.multiplier || t.max_timeout !== timeouts.capMs) {
+        // The engine reads these at every timer it sets: the next view uses the new values.
+        Object.assign(timeouts, { baseMs: t.base_timeout, multiplier: t.timeout_multiplier, capMs: t.max_timeout });
+        log.info({ timeouts }, 'view timeouts reloaded');
+      }
+    }, log.child({ module: 'config' }));
+
+    life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
+    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(poll); } });
+    life.add({ name: 'metrics', run: () => endpoint?.close() });
+    life.add({ name: 'nats', run: () => publisher?.close() });
+    life.add({ name: 'lmdb', run: () => store.close() });
+    driver.start();
+    log.info({ grpcPort: port, adminPort, self, validators: n, view: driver.engine.view, committed: driver.engine.committed.header.height,
+      metricsPort: endpoint?.port }, 'consensus ready');
+  } catch (err) {
+    await life.stop('start failed');
+    fatal(log, err, 'starting consensus');
+  }
+}
+
+function hostPort(addr: string): { host: string; port: number } {
+  const r = parseHostPort(addr, true);
+  if (!r.ok) throw new FedError('CONFIG_INVALID', `metrics address: ${r.reason}`);
+  return r.value;
+}
+
+await main();
