@@ -11,3 +11,4 @@ export { parseDuration, parseHostPort, parseTcpMultiaddr, parsePrivateKey, parse
 export type { HostPort, PeerAddress, Parsed } from './values.ts';
 export { generateIdentity, resolvePath } from './identity.ts';
 export type { Identity } from './identity.ts';
+export { signerConfSchema, parseSignerConfObject, parseSignerConfText, type SignerConf, type SignerConfInput } from './signer.ts';

@@ -1,0 +1,42 @@
+// signer.yaml (libs/config/signer.ts): defaults, and errors that name file, field and reason.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isFedError } from '#libs/errors/index.ts';
+import { parseSignerConfText } from '#libs/config/index.ts';
+
+const key = (b: string) => b.repeat(64);
+const base = `member: m0\npassphrase_file: pass\nvalidators:\n  - { name: m0, peer_id: p0, public_key: ${key('a')} }\n`;
+
+function issue(text: string, field: RegExp, reason: RegExp): void {
+  assert.throws(() => parseSignerConfText(text, '/d/signer.yaml'), (err: unknown) => {
+    assert.ok(isFedError(err, 'CONFIG_INVALID'));
+    assert.match(err.message, /^\/d\/signer\.yaml: /);
+    const issues = err.details.issues as Array<{ field: string; reason: string }>;
+    assert.ok(issues.some((i) => field.test(i.field) && reason.test(i.reason)), JSON.stringify(issues));
+    return true;
+  });
+}
+
+test('defaults: loopback listen, signer.key, 128f, no allow list, no NATS', () => {
+  const c = parseSignerConfText(base);
+  assert.equal(c.listen, '127.0.0.1:7400');
+  assert.equal(c.key_file, 'signer.key');
+  assert.equal(c.crypto.param_set, 'slh-dsa-sha2-128f');
+  assert.equal(c.chain_id, 'btcfed-devnet');
+  assert.deepEqual(c.allowed_clients, []);
+  assert.equal(c.nats, undefined);
+  assert.equal(parseSignerConfText(`${base}allowed_clients: ["${'AB:'.repeat(31)}AB"]\n`).allowed_clients[0], 'ab'.repeat(32));
+});
+
+test('errors name the field and the reason', () => {
+  issue(base.replace('passphrase_file: pass\n', ''), /^passphrase_file$/, /exactly one/);
+  issue(`${base}passphrase_env: X\n`, /^passphrase_file$/, /exactly one/);
+  issue(`${base}allowed_clients: [nope]\n`, /^allowed_clients\.0$/, /fingerprint/);
+  issue(`${base}colour: blue\n`, /^colour$/, /unknown field/);
+  issue(`${base}listen: nowhere\n`, /^listen$/, /host:port/);
+  issue(base.replace(key('a'), 'abcd'), /^validators\.0\.public_key$/, /32 bytes/);
+  issue(`${base}  - { name: m1, peer_id: p1, public_key: ${key('a')} }\n`, /^validators\.1\.public_key$/, /duplicate/);
+  issue(`${base}tls: { ca_file: ca.pem }\n`, /^tls\.cert_file$/, /./);
+  issue('member: [', /^$/, /./);
+});

@@ -1,0 +1,179 @@
+// The signer's composition root and CLI. `run` wires the LocalSigner to gRPC (mutual TLS;
+// plaintext only with --insecure on loopback), metrics and NATS; shutdown runs in reverse:
+// health NOT_SERVING → drain gRPC → finish the request in progress → NATS → metrics → lock.
+//
+//   node services/signer/main.ts keygen         --data-dir DIR
+//   node services/signer/main.ts run            --data-dir DIR [--init] [--insecure] [--listen HOST:PORT]
+//                                                [--metrics HOST:PORT] [--nats URL] [--no-nats]
+//   node services/signer/main.ts verify-journal --data-dir DIR
+//   node services/signer/main.ts export-state   --data-dir DIR [--out FILE]
+//   node services/signer/main.ts import-state FILE --data-dir DIR
+//
+// Must never print or log the secret key or the passphrase.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createLogger, type Logger } from '#libs/log/index.ts';
+import { FedError } from '#libs/errors/index.ts';
+import { createServer, loadBtcfedProtos, type ServerSecurity } from '#libs/rpc/index.ts';
+import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
+import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
+import { parseHostPort, type SignerConf } from '#libs/config/index.ts';
+import { fatal, lifecycle, parseFlags } from '#libs/service/index.ts';
+import { SignerServiceService } from '#libs/gen/btcfed/v1/signer.pb.ts';
+import { lockDir, writeFileAtomic } from '../store/files.ts';
+import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
+import { JOURNAL_FILE, verifyJournal } from './journal.ts';
+import { readPassphrase, readPublicKey, sealKey, writeNewKeyFile } from './keyfile.ts';
+import { exportState, importState } from './migrate.ts';
+import { loadSignerConf, openLocalSigner, passphraseSource } from './open.ts';
+import { signerService } from './rpc.ts';
+
+const USAGE = `usage: signer <command> --data-dir DIR
+  keygen                       write a new encrypted key (refuses to replace one), print the public key
+  run [--init] [--insecure] [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]
+  verify-journal               check the journal's hash chain
+  export-state [--out FILE]    print (or write) the safety state as JSON
+  import-state FILE            merge an exported state (only while the signer is stopped)`;
+
+const DATA_DIR = { 'data-dir': { type: 'string' } } as const;
+
+function dataDirOf(flags: { 'data-dir'?: string | undefined }): string {
+  if (!flags['data-dir']) throw new FedError('CLI_INVALID', `--data-dir is required\n${USAGE}`);
+  return path.resolve(flags['data-dir']);
+}
+
+async function lockSigner(dataDir: string) {
+  try {
+    return await lockDir(dataDir, 'signer');
+  } catch (err) {
+    if (err instanceof FedError && err.code === 'STORE_LOCKED') {
+      throw new FedError('SIGNER_RUNNING', `a signer is running on ${dataDir} (pid ${String(err.details.pid)}); stop it first`, err.details);
+    }
+    throw err;
+  }
+}
+
+async function keygen(argv: string[], log: Logger): Promise<void> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  const conf = await loadSignerConf(dataDir);
+  const file = path.resolve(dataDir, conf.key_file);
+  const passphrase = await readPassphrase(passphraseSource(conf, dataDir));
+  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  const pair = slh.generateKeyPair();
+  await writeNewKeyFile(file, await sealKey(slh.paramSet, pair.secretKey, passphrase));
+  pair.secretKey.fill(0);
+  log.info({ file, paramSet: slh.paramSet }, 'key written');
+  process.stdout.write(`${toHex(pair.publicKey)}\n`);
+  process.stderr.write(`add to the validators of signer.yaml and conf.yaml:\n  - name: ${conf.member}\n    peer_id: <the gateway's peer id>\n    public_key: ${toHex(pair.publicKey)}\n`);
+}
+
+async function verify(argv: string[]): Promise<number> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  const file = path.join(dataDir, JOURNAL_FILE);
+  const v = await verifyJournal(file);
+  if (v.ok) {
+    process.stdout.write(`ok: ${file}: ${v.entries} entries, head ${v.head}\n`);
+    return 0;
+  }
+  process.stdout.write(`broken: ${file}: line ${v.line}: ${v.reason} (${v.entries} good entries before it)\n`);
+  return 1;
+}
+
+async function exportCmd(argv: string[]): Promise<void> {
+  const flags = parseFlags(argv, { ...DATA_DIR, out: { type: 'string' } }, USAGE);
+  const text = await exportState(dataDirOf(flags));
+  if (flags.out) await writeFileAtomic(path.resolve(flags.out), text, { mode: 0o600 });
+  else process.stdout.write(text);
+}
+
+async function importCmd(argv: string[], log: Logger): Promise<void> {
+  const [file, ...rest] = argv;
+  if (!file || file.startsWith('-')) throw new FedError('CLI_INVALID', `import-state needs the exported FILE first\n${USAGE}`);
+  const dataDir = dataDirOf(parseFlags(rest, DATA_DIR, USAGE));
+  const conf = await loadSignerConf(dataDir);
+  const lock = await lockSigner(dataDir);
+  try {
+    const { publicKey } = await readPublicKey(path.resolve(dataDir, conf.key_file));
+    const result = await importState(dataDir, await fs.readFile(file, 'utf8'), path.resolve(file), toHex(publicKey));
+    log.info({ file, result: result.kind, lastVote: result.state.lastVote, locked: result.state.locked.view }, 'state imported');
+    process.stdout.write(`${result.kind}: last vote view ${result.state.lastVote.view} phase ${result.state.lastVote.phase}, locked view ${result.state.locked.view}\n`);
+  } finally {
+    await lock.release();
+  }
+}
+
+function security(conf: SignerConf, dataDir: string, insecure: boolean): ServerSecurity {
+  if (insecure) return { mode: 'insecure' };
+  if (!conf.tls) {
+    throw new FedError('SIGNER_TLS_REQUIRED', 'signer.yaml has no tls section: the signer serves mutual TLS only (plaintext needs --insecure, on loopback)');
+  }
+  const file = (p: string) => path.resolve(dataDir, p);
+  return { mode: 'mtls', certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file), caFile: file(conf.tls.ca_file) };
+}
+
+async function run(argv: string[]): Promise<void> {
+  const flags = parseFlags(argv, {
+    ...DATA_DIR, init: { type: 'boolean' }, insecure: { type: 'boolean' }, listen: { type: 'string' },
+    metrics: { type: 'string' }, nats: { type: 'string' }, 'no-nats': { type: 'boolean' },
+  }, USAGE);
+  const dataDir = dataDirOf(flags);
+  const conf = await loadSignerConf(dataDir);
+  const log = createLogger({ service: 'signer', member: conf.member, level: conf.logging.level, format: conf.logging.format });
+  const lock = await lockSigner(dataDir);
+  try {
+    const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.member, service: 'signer' } });
+    const natsUrl = flags['no-nats'] ? undefined : (flags.nats ?? conf.nats?.url);
+    const events: RefusalPublisher | undefined = natsUrl ? connectRefusalPublisher({ url: natsUrl, member: conf.member, log, metrics }) : undefined;
+    const signer = await openLocalSigner({ dataDir, conf, init: flags.init ?? false, log: log.child({ module: 'signer' }), metrics,
+      ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });
+    const server = createServer({ security: security(conf, dataDir, flags.insecure ?? false), log: log.child({ module: 'rpc' }),
+      reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
+    server.addService(SignerServiceService, signerService({
+      signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients,
+    }));
+    const listen = flags.listen ?? conf.listen;
+    const port = await server.bind(listen);
+    const metricsAddr = flags.metrics ?? conf.metrics;
+    const hp = metricsAddr ? parseHostPort(metricsAddr, true) : undefined;
+    if (hp && !hp.ok) throw new FedError('CLI_INVALID', `metrics address: ${hp.reason}`);
+    const endpoint = hp?.ok ? await serveMetrics({ ...hp.value, registry: metrics.registry }) : undefined;
+    const life = lifecycle(log);
+    life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
+    life.add({ name: 'signer', run: () => signer.close() });
+    life.add({ name: 'nats', run: () => events?.close() });
+    life.add({ name: 'metrics', run: () => endpoint?.close() });
+    life.add({ name: 'lock', run: () => lock.release() });
+    log.info({ dataDir, grpcPort: port, listen, security: flags.insecure ? 'insecure' : 'mtls', metricsPort: endpoint?.port,
+      nats: events ? 'on' : 'off', validatorIndex: signer.identityNow.validatorIndex, publicKey: toHex(signer.identityNow.publicKey) }, 'signer ready');
+  } catch (err) {
+    await lock.release();
+    fatal(log, err, 'starting the signer');
+  }
+}
+
+async function main(): Promise<void> {
+  const [command, ...argv] = process.argv.slice(2);
+  const cliLog = createLogger({ service: 'signer', destination: process.stderr, format: 'text' });
+  try {
+    switch (command) {
+      case 'keygen':
+        return await keygen(argv, cliLog);
+      case 'run':
+        return await run(argv);
+      case 'verify-journal':
+        process.exitCode = await verify(argv);
+        return;
+      case 'export-state':
+        return await exportCmd(argv);
+      case 'import-state':
+        return await importCmd(argv, cliLog);
+      default:
+        throw new FedError('CLI_INVALID', `unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
+    }
+  } catch (err) {
+    fatal(command === 'run' ? createLogger({ service: 'signer' }) : cliLog, err, command ?? 'signer');
+  }
+}
+
+await main();

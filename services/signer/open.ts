@@ -1,0 +1,142 @@
+// Building a LocalSigner from a data dir, refusing to start on anything it cannot trust:
+// signer.yaml invalid, a key file others can read or that does not decrypt, a key that is not
+// in the configured validator set, no safety state without an explicit --init (and never an
+// --init for a key the journal shows has signed before), a corrupt state, a state or journal
+// that belongs to another key or chain, a missing or torn journal.
+// Must never create, reset or repair a safety state except on an explicit, first-time --init.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { FedError } from '#libs/errors/index.ts';
+import { parseSignerConfText, type SignerConf } from '#libs/config/index.ts';
+import { blockHash, bytesEqual, createSlhDsa, fromHex, toHex, type ParamSet } from '#libs/crypto/index.ts';
+import { genesisBlock } from '#libs/hotstuff/index.ts';
+import type { Metrics } from '#libs/metrics/index.ts';
+import { readIfExists } from '../store/files.ts';
+import { JOURNAL_FILE, openJournal, readJournal } from './journal.ts';
+import { assertPrivateFile, openKey, readPassphrase, type PassphraseSource } from './keyfile.ts';
+import { createQcChecker } from './qc-check.ts';
+import { initialSafety, type SignerSafety } from './rules.ts';
+import { LocalSigner, type Refusal } from './signer.ts';
+import { STATE_FILE, safetyStore } from './state-file.ts';
+
+export const CONF_FILE = 'signer.yaml';
+
+export async function loadSignerConf(dataDir: string): Promise<SignerConf> {
+  const file = path.join(dataDir, CONF_FILE);
+  const text = await readIfExists(file);
+  if (text === undefined) throw new FedError('SIGNER_CONF_MISSING', `${file} does not exist`, { file });
+  return parseSignerConfText(text, file);
+}
+
+const inDir = (dataDir: string, p: string) => path.resolve(dataDir, p);
+
+export function passphraseSource(conf: SignerConf, dataDir: string): PassphraseSource {
+  return conf.passphrase_env ? { env: conf.passphrase_env } : { file: inDir(dataDir, conf.passphrase_file!) };
+}
+
+export function genesisHashOf(chainId: string): Uint8Array {
+  return genesisBlock(chainId, blockHash).hash;
+}
+
+export interface OpenSignerOptions {
+  dataDir: string;
+  conf: SignerConf;
+  /** Create the safety state if there is none (first start of a brand-new key only). */
+  init: boolean;
+  log: Logger;
+  metrics?: Metrics;
+  onRefusal?: (r: Refusal) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Decrypts the key after checking the file is private; the secret never leaves this object. */
+async function loadKey(opts: OpenSignerOptions) {
+  const file = inDir(opts.dataDir, opts.conf.key_file);
+  await assertPrivateFile(file, 'key file');
+  const passphrase = await readPassphrase(passphraseSource(opts.conf, opts.dataDir), opts.env);
+  const key = await openKey(await fs.readFile(file, 'utf8'), passphrase, file);
+  if (key.paramSet !== opts.conf.crypto.param_set) {
+    throw new FedError('SIGNER_KEY_INVALID', `key file ${file} holds a ${key.paramSet} key but signer.yaml says crypto.param_set ${opts.conf.crypto.param_set}`, { file });
+  }
+  return key;
+}
+
+/** True when the journal records a signature handed out (or replayed) by this key. */
+async function journalHasSigned(file: string): Promise<boolean> {
+  try {
+    for await (const { entry } of readJournal(file)) {
+      if (entry.type === 'request' && (entry.decision === 'signed' || entry.decision === 'replayed')) return true;
+    }
+    return false;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function loadOrInitState(opts: OpenSignerOptions, publicKey: string, stateFile: string, journalFile: string): Promise<SignerSafety> {
+  const store = safetyStore(stateFile);
+  const existing = await store.load();
+  const chainId = opts.conf.chain_id;
+  if (existing) {
+    if (opts.init) opts.log.warn({ file: stateFile }, '--init ignored: a safety state exists and is never reset');
+    if (existing.publicKey !== publicKey || existing.chainId !== chainId) {
+      throw new FedError('SIGNER_STATE_MISMATCH',
+        `safety state ${stateFile} belongs to key ${existing.publicKey.slice(0, 16)}… on chain ${existing.chainId}, not to key ${publicKey.slice(0, 16)}… on ${chainId}`,
+        { file: stateFile });
+    }
+    return existing;
+  }
+  if (!opts.init) {
+    throw new FedError('SIGNER_STATE_MISSING',
+      `no safety state at ${stateFile}: a key without a state file is refused. For a brand-new key start once with --init; when moving hosts, use import-state`,
+      { file: stateFile });
+  }
+  if (await journalHasSigned(journalFile)) {
+    throw new FedError('SIGNER_INIT_REFUSED',
+      `--init refused: the journal ${journalFile} shows this key has signed before, so its safety state was lost; restore it (import-state) instead of starting over`,
+      { file: stateFile });
+  }
+  // Journal first: a crash between the two leaves an init-only journal, which --init accepts again.
+  const journal = await openJournal(journalFile, { create: true });
+  await journal.append({ type: 'init', publicKey, chainId });
+  await journal.close();
+  const fresh = initialSafety(chainId, publicKey, genesisHashOf(chainId));
+  await store.save(fresh);
+  opts.log.info({ file: stateFile }, 'safety state initialised');
+  return fresh;
+}
+
+export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSigner> {
+  const { conf, dataDir } = opts;
+  const key = await loadKey(opts);
+  const publicKey = toHex(key.publicKey);
+  const publicKeys = conf.validators.map((v) => fromHex(v.public_key));
+  const self = publicKeys.findIndex((pk) => bytesEqual(pk, key.publicKey));
+  if (self < 0) {
+    throw new FedError('SIGNER_NOT_A_VALIDATOR', `this signer's public key ${publicKey} is not in signer.yaml's validators; add it (the output of keygen) before running`, { publicKey });
+  }
+  const stateFile = path.join(dataDir, STATE_FILE);
+  const journalFile = path.join(dataDir, JOURNAL_FILE);
+  const state = await loadOrInitState(opts, publicKey, stateFile, journalFile);
+  const journal = await openJournal(journalFile, { create: false });
+  await journal.append({ type: 'start', lastVote: state.lastVote, locked: state.locked, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, signed: state.signed });
+  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  const signer = new LocalSigner({
+    identity: {
+      publicKey: key.publicKey, paramSet: key.paramSet, validatorIndex: self, validatorCount: publicKeys.length,
+      chainId: conf.chain_id, member: conf.member,
+    },
+    state,
+  }, {
+    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, hashBlock: blockHash,
+    qc: createQcChecker({ chainId: conf.chain_id, publicKeys, genesisHash: genesisHashOf(conf.chain_id), slh }),
+    log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.onRefusal ? { onRefusal: opts.onRefusal } : {}),
+    release: () => journal.close(),
+  });
+  opts.log.info({ journalSeq: journal.seq, journalHead: journal.head }, 'journal head');
+  opts.log.info({ validatorIndex: self, validators: publicKeys.length, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
+  return signer;
+}

@@ -1,0 +1,67 @@
+// Checks a quorum certificate against the validator set of the signer's OWN config: structure
+// (phase, view, 32-byte hash, strictly increasing signer indices, a quorum, one signature per
+// signer), then every signature, in parallel on the libuv pool. Valid QCs are remembered by
+// (phase, view, block) so a justify QC seen with a proposal is not verified again for the vote.
+// Must never accept a QC whose signatures it has not seen verify (genesis is the one exception)
+// and never take a public key from anywhere but the configured set.
+
+import { voteSigningBytes, type SlhDsa } from '#libs/crypto/index.ts';
+import { Phase, bytesEqual, quorumSize, toHex, type QuorumCert } from '#libs/hotstuff/index.ts';
+
+const CACHE_LIMIT = 256;
+
+export interface QcCheckerOptions {
+  chainId: string;
+  /** Raw public keys in validator index order. */
+  publicKeys: readonly Uint8Array[];
+  genesisHash: Uint8Array;
+  slh: SlhDsa;
+}
+
+export interface QcChecker {
+  /** null when valid, else the reason. Never rejects. */
+  check(qc: QuorumCert): Promise<string | null>;
+  /** The structure checks alone (no signatures). */
+  structureError(qc: QuorumCert): string | null;
+}
+
+export function isGenesis(qc: QuorumCert, genesisHash: Uint8Array): boolean {
+  return qc.view === 0 && qc.signers.length === 0 && qc.signatures.length === 0 && bytesEqual(qc.blockHash, genesisHash);
+}
+
+export function createQcChecker(opts: QcCheckerOptions): QcChecker {
+  const n = opts.publicKeys.length;
+  const quorum = quorumSize(n);
+  const valid = new Set<string>();
+
+  const structureError = (qc: QuorumCert): string | null => {
+    if (qc.phase !== Phase.PREPARE && qc.phase !== Phase.PRE_COMMIT && qc.phase !== Phase.COMMIT) return 'bad phase';
+    if (!Number.isSafeInteger(qc.view) || qc.view < 1) return `view ${qc.view} is not a positive integer (only genesis has view 0)`;
+    if (!(qc.blockHash instanceof Uint8Array) || qc.blockHash.length !== 32) return 'block hash is not 32 bytes';
+    if (qc.signers.length < quorum) return `${qc.signers.length} signers < quorum ${quorum} of ${n}`;
+    if (qc.signatures.length !== qc.signers.length) return 'signers/signatures length mismatch';
+    let prev = -1;
+    for (const s of qc.signers) {
+      if (!Number.isInteger(s) || s <= prev || s >= n) return 'signers are not strictly increasing validator indices';
+      prev = s;
+    }
+    return null;
+  };
+
+  const check = async (qc: QuorumCert): Promise<string | null> => {
+    if (isGenesis(qc, opts.genesisHash)) return null;
+    const structural = structureError(qc);
+    if (structural) return structural;
+    const key = `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
+    if (valid.has(key)) return null;
+    const message = voteSigningBytes({ chainId: opts.chainId, phase: qc.phase, view: qc.view, blockHash: qc.blockHash });
+    const results = await Promise.all(qc.signers.map((s, i) => opts.slh.verify(opts.publicKeys[s]!, message, qc.signatures[i]!)));
+    const bad = results.findIndex((ok) => !ok);
+    if (bad >= 0) return `bad signature of validator ${qc.signers[bad]}`;
+    if (valid.size >= CACHE_LIMIT) valid.delete(valid.values().next().value!);
+    valid.add(key);
+    return null;
+  };
+
+  return { check, structureError };
+}

@@ -1,0 +1,236 @@
+// The signer itself: one request at a time (a serial queue, so concurrent identical or
+// conflicting requests can never yield two signatures for one slot), rules from rules.ts,
+// QC signatures checked on the libuv pool, and the order that makes it safe:
+//   decide → sign → safety state durable on disk → journal line fsync'd → reply.
+// Any failure to persist poisons the signer: it refuses everything until restarted from disk.
+// Must never return a signature whose slot is not yet durable, nor sign the same slot twice.
+
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
+import type { SlhDsa } from '#libs/crypto/index.ts';
+import { Phase, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { SerialQueue } from '../store/files.ts';
+import type { Journal, JournalRecord } from './journal.ts';
+import type { QcChecker } from './qc-check.ts';
+import { admit, applySigned, decide, slotKey, type Decision, type Rule, type SignerSafety } from './rules.ts';
+import type { SafetyStore } from './state-file.ts';
+
+export interface SignResult {
+  signature: Uint8Array;
+  /** The request was identical to one signed before: this is the stored signature. */
+  replayed: boolean;
+}
+
+export interface SignerIdentity {
+  publicKey: Uint8Array;
+  paramSet: string;
+  validatorIndex: number;
+  validatorCount: number;
+  chainId: string;
+  member: string;
+}
+
+/** What the consensus driver (and the shared test suite) talks to: in-process or over gRPC. */
+export interface Signer {
+  identity(): Promise<SignerIdentity>;
+  /** Throws FedError SIGNER_REFUSED (details.rule names the rule) or SIGNER_BAD_REQUEST. */
+  sign(request: SignRequest): Promise<SignResult>;
+  close(): Promise<void>;
+}
+
+/** A refusal as logged, journaled, counted and published. */
+export interface Refusal {
+  rule: Rule;
+  reason: string;
+  kind: SignRequest['kind'];
+  view: number;
+  phase: number;
+  client: string;
+}
+
+export interface LocalSignerDeps {
+  slh: SlhDsa;
+  secretKey: Uint8Array;
+  store: SafetyStore;
+  journal: Journal;
+  qc: QcChecker;
+  hashBlock: (h: BlockHeader) => Uint8Array;
+  log: Logger;
+  metrics?: Metrics;
+  /** Told of every refusal after it is journaled (events, alerting). Must not throw. */
+  onRefusal?: (r: Refusal) => void;
+  /** Run once by close(), after the last request: releases what the opener holds (the journal). */
+  release?: () => Promise<void>;
+}
+
+export interface LocalSignerOptions {
+  identity: SignerIdentity;
+  state: SignerSafety;
+}
+
+export function refusalError(rule: Rule, reason: string, details: Record<string, unknown> = {}): FedError {
+  const code = rule === 'malformed' ? 'SIGNER_BAD_REQUEST' : 'SIGNER_REFUSED';
+  return new FedError(code, `rule=${rule}: ${reason}`, { ...details, rule });
+}
+
+function qcsOf(req: SignRequest): QuorumCert[] {
+  switch (req.kind) {
+    case 'proposal': return [req.justify];
+    case 'new-view': return [req.highQC];
+    case 'vote':
+      switch (req.phase) {
+        case Phase.PREPARE: return [req.justify];
+        case Phase.PRE_COMMIT: return [req.prepareQC];
+        case Phase.COMMIT: return [req.precommitQC];
+      }
+  }
+}
+
+const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export class LocalSigner implements Signer {
+  readonly #id: SignerIdentity;
+  readonly #deps: LocalSignerDeps;
+  readonly #queue = new SerialQueue();
+  readonly #m;
+  #state: SignerSafety;
+  #failed: unknown = undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: LocalSignerOptions, deps: LocalSignerDeps) {
+    this.#id = opts.identity;
+    this.#state = opts.state;
+    this.#deps = deps;
+    this.#m = signerMetrics(deps.metrics ?? noopMetrics);
+    this.#m.observe(this.#state);
+  }
+
+  /** The state in force (a copy-on-write value: never mutated in place). */
+  get state(): SignerSafety {
+    return this.#state;
+  }
+
+  async identity(): Promise<SignerIdentity> {
+    return this.#id;
+  }
+
+  get identityNow(): SignerIdentity {
+    return this.#id;
+  }
+
+  sign(request: SignRequest, client = 'in-process'): Promise<SignResult> {
+    return this.#queue.run(() => this.#handle(request, client));
+  }
+
+  /** Waits for the requests already queued, refuses later ones, then wipes the key. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#queue.run(async () => { this.#closed = true; });
+      await this.#deps.release?.();
+      this.#deps.secretKey.fill(0);
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * A request that did not even decode (gRPC): journaled, counted and published like any
+   * refusal, then thrown as SIGNER_BAD_REQUEST.
+   */
+  refuseMalformed(kind: SignRequest['kind'], view: number, reason: string, client: string): Promise<never> {
+    const slot = { kind, view: Number.isSafeInteger(view) ? view : 0, phase: 0 as const };
+    return this.#queue.run(() => this.#carryOut(kind, { type: 'refuse', slot, rule: 'malformed', reason }, client) as Promise<never>);
+  }
+
+  async #handle(req: SignRequest, client: string): Promise<SignResult> {
+    if (this.#closed) throw new FedError('SIGNER_UNAVAILABLE', 'the signer is shutting down');
+    if (this.#failed !== undefined) {
+      throw new FedError('SIGNER_UNAVAILABLE', `the signer stopped signing after a storage failure (${errorMessage(this.#failed)}); restart it`);
+    }
+    const started = performance.now();
+    const decision = admit(this.#state, req, this.#id.chainId) ?? (await this.#decide(req));
+    const result = await this.#carryOut(req.kind, decision, client);
+    this.#m.duration.observe({ kind: req.kind }, (performance.now() - started) / 1000);
+    return result;
+  }
+
+  async #decide(req: SignRequest): Promise<Decision> {
+    const verdicts = new Map<QuorumCert, string | null>();
+    for (const qc of qcsOf(req)) verdicts.set(qc, await this.#deps.qc.check(qc));
+    return decide(this.#state, req, {
+      chainId: this.#id.chainId,
+      self: this.#id.validatorIndex,
+      hashBlock: this.#deps.hashBlock,
+      qcError: (qc) => (verdicts.has(qc) ? verdicts.get(qc)! : 'QC was not checked'),
+    });
+  }
+
+  async #carryOut(kind: SignRequest['kind'], d: Decision, client: string): Promise<SignResult> {
+    const base = { type: 'request', kind: d.slot.kind, view: d.slot.view, phase: d.slot.phase, client };
+    switch (d.type) {
+      case 'refuse': {
+        await this.#journal({ ...base, decision: 'refused', rule: d.rule, reason: d.reason });
+        this.#m.requests.inc({ kind, decision: 'refused' });
+        this.#m.refusals.inc({ rule: d.rule });
+        const r: Refusal = { rule: d.rule, reason: d.reason, kind: d.slot.kind, view: d.slot.view, phase: d.slot.phase, client };
+        this.#deps.log.warn({ security: true, event: 'signer.refused', ...r, slot: slotKey(d.slot) }, 'signing refused');
+        this.#deps.onRefusal?.(r);
+        throw refusalError(d.rule, d.reason, { kind: r.kind, view: r.view, phase: r.phase });
+      }
+      case 'replay':
+        await this.#journal({ ...base, decision: 'replayed', block: d.blockHash, digest: d.digest, sig: sha256Hex(d.signature) });
+        this.#m.requests.inc({ kind, decision: 'replayed' });
+        this.#deps.log.info({ slot: slotKey(d.slot), client }, 'identical request: stored signature returned');
+        return { signature: d.signature, replayed: true };
+      case 'sign': {
+        const signature = await this.#deps.slh.sign(this.#deps.secretKey, d.message);
+        const next = applySigned(this.#state, d, signature);
+        try {
+          await this.#deps.store.save(next);
+        } catch (err) {
+          this.#poison(err, 'saving the safety state');
+        }
+        this.#state = next;
+        this.#m.observe(next);
+        await this.#journal({ ...base, decision: 'signed', block: d.blockHash, digest: d.digest, sig: sha256Hex(signature) });
+        this.#m.requests.inc({ kind, decision: 'signed' });
+        this.#deps.log.debug({ slot: slotKey(d.slot), block: d.blockHash.slice(0, 16), client }, 'signed');
+        return { signature, replayed: false };
+      }
+    }
+  }
+
+  async #journal(record: JournalRecord): Promise<void> {
+    try {
+      await this.#deps.journal.append(record);
+    } catch (err) {
+      this.#poison(err, 'appending to the journal');
+    }
+  }
+
+  #poison(err: unknown, what: string): never {
+    this.#failed = err;
+    this.#deps.log.error({ err: errorMessage(err) }, `${what} failed: the signer refuses all requests until restarted`);
+    throw new FedError('SIGNER_STORAGE_FAILED', `${what} failed; no signature was returned`, {}, { cause: err });
+  }
+}
+
+function signerMetrics(metrics: Metrics) {
+  const requests = metrics.counter('signer_requests_total', 'Signing requests by kind and decision (signed, replayed, refused)', ['kind', 'decision']);
+  const refusals = metrics.counter('signer_refusals_total', 'Refused signing requests by rule', ['rule']);
+  const duration = metrics.histogram('signer_request_duration_seconds', 'From dequeue to reply: rules, QC checks, signing, fsyncs', ['kind'],
+    [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]);
+  const lastVote = metrics.gauge('signer_last_vote_view', 'View of the last vote signed');
+  const locked = metrics.gauge('signer_locked_view', 'View of the QC the signer is locked on');
+  const signed = metrics.gauge('signer_signatures', 'Signatures issued by this key (from the safety state)');
+  return {
+    requests, refusals, duration,
+    observe(s: SignerSafety): void {
+      lastVote.set(s.lastVote.view);
+      locked.set(s.locked.view);
+      signed.set(s.signed);
+    },
+  };
+}
