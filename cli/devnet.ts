@@ -13,7 +13,7 @@ import { memberName, memberPorts } from './init.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
-type Service = (typeof SERVICES)[number];
+export type Service = (typeof SERVICES)[number];
 
 export interface DevnetOptions { dir: string; members: number; basePort: number; natsUrl: string; quiet?: boolean }
 
@@ -76,7 +76,12 @@ async function ensureNats(o: DevnetOptions, say: (s: string) => void): Promise<C
   return child;
 }
 
-export interface Devnet { procs: Proc[]; stop(): Promise<void> }
+export interface Devnet {
+  procs: Proc[];
+  /** Starts one service of one member again (after it died or was killed) and waits until it is ready. */
+  restart(member: number, service: Service): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export async function runDevnet(o: DevnetOptions, say: (s: string) => void = console.log): Promise<Devnet> {
   const nats = await ensureNats(o, say);
@@ -106,5 +111,17 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     await stop();
     throw err;
   }
-  return { procs, stop };
+  const restart = async (i: number, service: Service): Promise<void> => {
+    const name = memberName(i);
+    const old = procs.findIndex((p) => p.member === name && p.service === service);
+    if (old >= 0 && !procs[old]!.exited) {
+      procs[old]!.child.kill('SIGTERM');
+      await new Promise((r) => procs[old]!.child.once('exit', r));
+    }
+    const dir = path.join(o.dir, name);
+    const p = start(service, name, dir, argsFor(service, dir, o, i));
+    if (old >= 0) procs[old] = p; else procs.push(p);
+    await p.ready;
+  };
+  return { procs, restart, stop };
 }

@@ -119,6 +119,9 @@ federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
   }
 }
 
+// `btcfed watch | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
+
 main().catch((err: unknown) => {
   console.error(`btcfed: ${(err as { details?: string }).details ?? errorMessage(err)}`);
   process.exitCode = 1;

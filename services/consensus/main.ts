@@ -15,7 +15,7 @@ import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
-import { genesisBlock } from '#libs/hotstuff/index.ts';
+import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { AdminServiceService, ConsensusServiceService } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
@@ -89,29 +89,31 @@ async function main(): Promise<void> {
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     let inbound: Inbound | undefined;
-    let peerOf: (from: number) => string = () => '';
+    const peerIds = new Map<number, string>();
     const link = new GatewayLink({
       client: createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client }),
       log: log.child({ module: 'gateway-link' }),
-      onFrame: (from, frame, peerId) => { peerOf = () => peerId; inbound?.onFrame(from, frame); },
+      onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
     });
+    // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
+    const observer = {
+      ...m.observer,
+      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
+      viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
+      evidence: (e: Equivocation) => { m.observer.evidence(e); publisher?.equivocation(evidence.add(e, Date.now())); },
+      invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
+    };
     const driver = new ConsensusDriver(
       { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
         store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
         verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
-        observer: {
-          ...m.observer,
-          committed: (bs, qc) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
-          viewChanged: (v, leader, cause) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
-          evidence: (e) => { m.observer.evidence(e); publisher?.equivocation(evidence.add(e, Date.now())); },
-          invalidSignature: (from, what, view) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerOf(from), from, what, view); },
-        },
+        observer,
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
-      driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer: m.observer });
+      driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     life.add({ name: 'gateway-link', run: () => link.close() });
 

@@ -1,0 +1,158 @@
+// The whole product: a 4-member federation as 16 real processes (store, signer, gateway,
+// consensus per member) over real libp2p, gRPC with mutual TLS, and the real NATS.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { call } from '#libs/rpc/index.ts';
+import { Phase } from '#libs/hotstuff/index.ts';
+import { encodeFrame } from '#libs/wire/index.ts';
+import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { InvalidSignature } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { createClient } from '#libs/rpc/index.ts';
+import { memberSecurityFromDir } from '#libs/service/index.ts';
+import { consensusClient } from '../cli/client.ts';
+import { initFederation, memberPorts } from '../cli/init.ts';
+import { runDevnet, type Devnet } from '../cli/devnet.ts';
+import { NATS_URL, recordEvents } from './support/store.ts';
+
+const N = 4;
+const basePort = 20_000 + 100 * Math.floor(Math.random() * 300);
+const chainId = `e2e-${randomBytes(3).toString('hex')}`;
+let dir: string;
+let net: Devnet;
+const clients: ConsensusServiceClient[] = [];
+
+const status = (i: number) => call(clients[i]!.getStatus.bind(clients[i]!), {}, { deadlineMs: 5000 });
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  while (Date.now() - t0 < ms) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) { lastErr = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+async function heights(): Promise<number[]> {
+  return Promise.all(clients.map(async (_, i) => Number((await status(i)).committedHeight)));
+}
+function proc(member: number, service: string) {
+  return net.procs.find((p) => p.member === `m${member}` && p.service === service)!;
+}
+
+describe('a 4-member federation of real processes', { timeout: 600_000 }, () => {
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-e2e-'));
+    await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+    net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS_URL, quiet: true });
+    for (let i = 0; i < N; i++) clients.push(consensusClient(path.join(dir, `m${i}`)));
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await net?.stop();
+    if (process.env.KEEP_E2E) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('a stream of transactions commits identically everywhere, each exactly once', async () => {
+    const txs = Array.from({ length: 200 }, (_, i) => new TextEncoder().encode(`e2e-tx-${i}-${randomBytes(4).toString('hex')}`));
+    await Promise.all(txs.map((tx, i) => call(clients[i % N]!.submitTransaction.bind(clients[i % N]!), { tx })));
+    const dup = await call(clients[1]!.submitTransaction.bind(clients[1]!), { tx: txs[0]! });
+    assert.equal(dup.duplicate, true, 'resubmitting is idempotent');
+    await assert.rejects(call(clients[0]!.submitTransaction.bind(clients[0]!), { tx: new Uint8Array() }),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT);
+    await until('every transaction committed on every member', async () => {
+      for (const c of clients) {
+        for (const tx of txs) {
+          const r = await call(c.getTransaction.bind(c), { txHash: txHash(tx) });
+          if (r.status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
+        }
+      }
+      return true;
+    });
+    const top = Math.min(...(await heights()));
+    const logs = await Promise.all(clients.map(async (c) => {
+      const out: string[] = [];
+      for (let from = 1; from <= top; from += 100) {
+        const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: false });
+        for (const b of r.blocks) if (b.block!.header!.height <= top) out.push(`${toHex(b.blockHash)}:${b.block!.txs.map((t) => toHex(txHash(t))).join(',')}`);
+      }
+      return out;
+    }));
+    for (const l of logs) assert.deepEqual(l, logs[0], 'identical committed logs');
+    const committed = logs[0]!.flatMap((e) => e.split(':')[1]!.split(',').filter(Boolean));
+    const want = new Set(txs.map((t) => toHex(txHash(t))));
+    const ours = committed.filter((h) => want.has(h));
+    assert.equal(ours.length, want.size, 'every accepted transaction committed exactly once');
+    assert.equal(new Set(ours).size, ours.length);
+  });
+
+  test('a forged vote is rejected, counted and reported', async () => {
+    const events = await recordEvents(`btcfed.m0.consensus.security.invalid_signature`, (b) => InvalidSignature.decode(b));
+    try {
+    // Play m3's consensus: take over its gateway's Attach stream and send m0 a vote with a bad signature.
+    await proc(3, 'consensus').child.kill('SIGKILL');
+    const gw = createClient(GatewayServiceClient, `127.0.0.1:${memberPorts(basePort, 3).gateway}`, { security: memberSecurityFromDir(path.join(dir, 'm3')).client });
+    // The gateway notices the killed consumer's stream end shortly; until then it refuses a second one.
+    const stream = await until('the gateway to accept a new consumer', () => new Promise<ReturnType<typeof gw.attach> | undefined>((resolve) => {
+      const st = gw.attach();
+      st.on('data', (r: AttachResponse) => { if (r.body?.$case === 'ready') resolve(st); });
+      st.on('error', () => resolve(undefined));
+    }), 15_000);
+    const s = await status(0);
+    const vote = { type: 'vote' as const, phase: Phase.PREPARE, view: Number(s.view), blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
+    stream.write({ body: { $case: 'send', value: { to: 0, frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
+    const ev = await events.next((e) => e.data.claimedSender === 3, 15_000);
+    assert.equal(ev.data.messageType, 'vote');
+    const metrics = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, 0).consensusMetrics}/metrics`)).text();
+    assert.match(metrics, /btcfed_consensus_invalid_signatures_total\{[^}]*what="vote"[^}]*\} [1-9]/);
+    stream.cancel();
+    gw.close();
+    } finally {
+      await events.close();
+      // bring m3's consensus back for the next tests
+      await net.restart(3, 'consensus');
+    }
+  });
+
+  test('kill -9 of the leader\'s consensus: views change, commits continue; restarted, it syncs and rejoins', async () => {
+    const s = await status(0);
+    const leader = Number(s.leader);
+    const before = Math.max(...(await heights()));
+    await proc(leader, 'consensus').child.kill('SIGKILL');
+    const others = [0, 1, 2, 3].filter((i) => i !== leader);
+    await until('commits continue without the killed leader', async () => {
+      const hs = await Promise.all(others.map(async (i) => Number((await status(i)).committedHeight)));
+      return Math.min(...hs) >= before + 5 ? true : undefined;
+    });
+    await net.restart(leader, 'consensus');
+    await until('the restarted member catches up', async () => {
+      const hs = await heights();
+      return hs[leader]! >= Math.max(...others.map((i) => hs[i]!)) - 1 && hs[leader]! > before + 5 ? true : undefined;
+    });
+  });
+
+  test('with one member\'s signer stopped, the federation keeps committing', async () => {
+    await proc(2, 'signer').child.kill('SIGTERM');
+    const before = Math.max(...(await heights()));
+    await until('commits continue with a signer down', async () => {
+      const hs = await Promise.all([0, 1, 3].map(async (i) => Number((await status(i)).committedHeight)));
+      return Math.min(...hs) >= before + 5 ? true : undefined;
+    });
+    const tx = new TextEncoder().encode(`after-signer-stop-${randomBytes(4).toString('hex')}`);
+    await call(clients[2]!.submitTransaction.bind(clients[2]!), { tx });
+    await until('a transaction submitted to the signerless member commits', async () => {
+      const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx) });
+      return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
+    });
+  });
+});
+
