@@ -14,7 +14,10 @@ export function consensusClient(memberDir: string, address?: string): ConsensusS
   const file = path.join(memberDir, 'conf.yaml');
   if (!fs.existsSync(file)) throw new Error(`${file} not found: point --member at a member dir (made by btcfed init or npm start)`);
   const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
-  return createClient(ConsensusServiceClient, address ?? conf.services.consensus.listen, { security: memberSecurity(conf, memberDir).client });
+  return createClient(ConsensusServiceClient, address ?? conf.services.consensus.listen, {
+    security: memberSecurity(conf, memberDir).client,
+    grpcOptions: { 'grpc.max_receive_message_length': 64 << 20 }, // full blocks in StreamCommits
+  });
 }
 
 export async function status(client: ConsensusServiceClient): Promise<void> {

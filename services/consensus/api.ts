@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
+import { txHash } from '#libs/crypto/index.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
@@ -15,6 +16,8 @@ import type { ConsensusDriver } from './driver.ts';
 import type { EvidenceLog } from './evidence.ts';
 import type { Inbound } from './inbound.ts';
 import type { Mempool } from './mempool.ts';
+
+const MAX_BATCH_TXS = 10_000;
 
 const STATUS = statusTable({
   TX_EMPTY: grpc.status.INVALID_ARGUMENT,
@@ -67,6 +70,24 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const r = d.pool.add(req.tx, (d.now ?? Date.now)(), d.driver.isCommitted);
       if (r.status === 'added') d.inbound.gossip(req.tx);
       return { txHash: r.hash, duplicate: r.status === 'duplicate' };
+    })),
+    submitTransactions: h.unary((req) => counted('SubmitTransactions', () => {
+      if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
+      if (req.txs.length > MAX_BATCH_TXS) throw new FedError('REQUEST_INVALID', `txs: at most ${MAX_BATCH_TXS} per call, got ${req.txs.length}`);
+      const now = (d.now ?? Date.now)();
+      let accepted = 0;
+      const results = req.txs.map((tx) => {
+        try {
+          const r = d.pool.add(tx, now, d.driver.isCommitted);
+          if (r.status === 'added') { d.inbound.gossip(tx); accepted++; }
+          return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
+        } catch (err) {
+          if (!(err instanceof FedError)) throw err;
+          d.rejected?.('SubmitTransactions', err.code);
+          return { txHash: tx.length > 0 ? txHash(tx) : new Uint8Array(), duplicate: false, errorCode: err.code, error: err.message };
+        }
+      });
+      return { results, accepted };
     })),
     getTransaction: h.unary((req) => counted('GetTransaction', () => {
       const hash = hash32('tx_hash', req.txHash);

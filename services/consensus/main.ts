@@ -34,6 +34,9 @@ import { MAX_SYNC_BLOCKS } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
 import { CommitSignal } from './commit-signal.ts';
 
+/** Blocks and frames run to max_block_bytes (4 MiB by default) plus QCs: past grpc-js's 4 MiB default. */
+const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
+
 const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
   + '[--metrics HOST:PORT] [--gateway HOST:PORT] [--signer HOST:PORT] [--nats URL] [--no-nats]';
 const FLAGS = {
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
     let inbound: Inbound | undefined;
     const peerIds = new Map<number, string>();
     const link = new GatewayLink({
-      client: createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client }),
+      client: createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES }),
       log: log.child({ module: 'gateway-link' }),
       onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
     });
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
     link.start();
     life.add({ name: 'gateway-link', run: () => link.close() });
 
-    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos() });
+    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
     server.addService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),

@@ -95,6 +95,23 @@ export interface SubmitTransactionResponse {
   duplicate: boolean;
 }
 
+export interface SubmitTransactionsRequest {
+  txs: Uint8Array[];
+}
+
+export interface TxSubmitResult {
+  txHash: Uint8Array;
+  duplicate: boolean;
+  /** Empty when accepted; otherwise why not: TX_EMPTY, TX_TOO_LARGE or MEMPOOL_FULL. */
+  errorCode: string;
+  error: string;
+}
+
+export interface SubmitTransactionsResponse {
+  results: TxSubmitResult[];
+  accepted: number;
+}
+
 export interface GetTransactionRequest {
   txHash: Uint8Array;
 }
@@ -381,6 +398,285 @@ export const SubmitTransactionResponse: MessageFns<SubmitTransactionResponse> = 
     const message = createBaseSubmitTransactionResponse();
     message.txHash = object.txHash ?? new Uint8Array(0);
     message.duplicate = object.duplicate ?? false;
+    return message;
+  },
+};
+
+function createBaseSubmitTransactionsRequest(): SubmitTransactionsRequest {
+  return { txs: [] };
+}
+
+export const SubmitTransactionsRequest: MessageFns<SubmitTransactionsRequest> = {
+  encode(message: SubmitTransactionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.txs) {
+      writer.uint32(10).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitTransactionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitTransactionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.txs.push(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitTransactionsRequest {
+    return { txs: globalThis.Array.isArray(object?.txs) ? object.txs.map((e: any) => bytesFromBase64(e)) : [] };
+  },
+
+  toJSON(message: SubmitTransactionsRequest): unknown {
+    const obj: any = {};
+    if (message.txs?.length) {
+      obj.txs = message.txs.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubmitTransactionsRequest>): SubmitTransactionsRequest {
+    return SubmitTransactionsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubmitTransactionsRequest>): SubmitTransactionsRequest {
+    const message = createBaseSubmitTransactionsRequest();
+    message.txs = object.txs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTxSubmitResult(): TxSubmitResult {
+  return { txHash: new Uint8Array(0), duplicate: false, errorCode: "", error: "" };
+}
+
+export const TxSubmitResult: MessageFns<TxSubmitResult> = {
+  encode(message: TxSubmitResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.txHash.length !== 0) {
+      writer.uint32(10).bytes(message.txHash);
+    }
+    if (message.duplicate !== false) {
+      writer.uint32(16).bool(message.duplicate);
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxSubmitResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxSubmitResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.txHash = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.duplicate = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxSubmitResult {
+    return {
+      txHash: isSet(object.txHash)
+        ? bytesFromBase64(object.txHash)
+        : isSet(object.tx_hash)
+        ? bytesFromBase64(object.tx_hash)
+        : new Uint8Array(0),
+      duplicate: isSet(object.duplicate) ? globalThis.Boolean(object.duplicate) : false,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: TxSubmitResult): unknown {
+    const obj: any = {};
+    if (message.txHash.length !== 0) {
+      obj.txHash = base64FromBytes(message.txHash);
+    }
+    if (message.duplicate !== false) {
+      obj.duplicate = message.duplicate;
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TxSubmitResult>): TxSubmitResult {
+    return TxSubmitResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxSubmitResult>): TxSubmitResult {
+    const message = createBaseTxSubmitResult();
+    message.txHash = object.txHash ?? new Uint8Array(0);
+    message.duplicate = object.duplicate ?? false;
+    message.errorCode = object.errorCode ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseSubmitTransactionsResponse(): SubmitTransactionsResponse {
+  return { results: [], accepted: 0 };
+}
+
+export const SubmitTransactionsResponse: MessageFns<SubmitTransactionsResponse> = {
+  encode(message: SubmitTransactionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      TxSubmitResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.accepted !== 0) {
+      writer.uint32(16).uint32(message.accepted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitTransactionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitTransactionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(TxSubmitResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.accepted = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitTransactionsResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => TxSubmitResult.fromJSON(e))
+        : [],
+      accepted: isSet(object.accepted) ? globalThis.Number(object.accepted) : 0,
+    };
+  },
+
+  toJSON(message: SubmitTransactionsResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => TxSubmitResult.toJSON(e));
+    }
+    if (message.accepted !== 0) {
+      obj.accepted = Math.round(message.accepted);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubmitTransactionsResponse>): SubmitTransactionsResponse {
+    return SubmitTransactionsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubmitTransactionsResponse>): SubmitTransactionsResponse {
+    const message = createBaseSubmitTransactionsResponse();
+    message.results = object.results?.map((e) => TxSubmitResult.fromPartial(e)) || [];
+    message.accepted = object.accepted ?? 0;
     return message;
   },
 };
@@ -2688,6 +2984,21 @@ export const ConsensusServiceService = {
       Buffer.from(SubmitTransactionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SubmitTransactionResponse => SubmitTransactionResponse.decode(value),
   },
+  /**
+   * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
+   * response has one result per transaction, in order. For high-rate clients.
+   */
+  submitTransactions: {
+    path: "/btcfed.v1.ConsensusService/SubmitTransactions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitTransactionsRequest): Buffer =>
+      Buffer.from(SubmitTransactionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitTransactionsRequest => SubmitTransactionsRequest.decode(value),
+    responseSerialize: (value: SubmitTransactionsResponse): Buffer =>
+      Buffer.from(SubmitTransactionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubmitTransactionsResponse => SubmitTransactionsResponse.decode(value),
+  },
   getTransaction: {
     path: "/btcfed.v1.ConsensusService/GetTransaction" as const,
     requestStream: false as const,
@@ -2765,6 +3076,11 @@ export interface ConsensusServiceServer extends UntypedServiceImplementation {
    * transaction for the current leader. RESOURCE_EXHAUSTED when the mempool is full.
    */
   submitTransaction: handleUnaryCall<SubmitTransactionRequest, SubmitTransactionResponse>;
+  /**
+   * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
+   * response has one result per transaction, in order. For high-rate clients.
+   */
+  submitTransactions: handleUnaryCall<SubmitTransactionsRequest, SubmitTransactionsResponse>;
   getTransaction: handleUnaryCall<GetTransactionRequest, GetTransactionResponse>;
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
   /** By height or by hash; NOT_FOUND when this member has no such committed block. */
@@ -2795,6 +3111,25 @@ export interface ConsensusServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SubmitTransactionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
+   * response has one result per transaction, in order. For high-rate clients.
+   */
+  submitTransactions(
+    request: SubmitTransactionsRequest,
+    callback: (error: ServiceError | null, response: SubmitTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  submitTransactions(
+    request: SubmitTransactionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SubmitTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  submitTransactions(
+    request: SubmitTransactionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SubmitTransactionsResponse) => void,
   ): ClientUnaryCall;
   getTransaction(
     request: GetTransactionRequest,
