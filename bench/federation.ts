@@ -86,6 +86,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
   const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true });
   const startup = (Date.now() - t0) / 1000;
   const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
+  const interrupt = () => { void net.stop().then(() => process.exit(130)); };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     const submitted = new Map<string, number>();
     const latencies: number[] = [];
@@ -132,6 +135,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       ]),
     ];
   } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     for (const c of clients) c.close();
     await net.stop();
     await fs.rm(dir, { recursive: true, force: true });

@@ -86,6 +86,11 @@ export interface Devnet {
 export async function runDevnet(o: DevnetOptions, say: (s: string) => void = console.log): Promise<Devnet> {
   const nats = await ensureNats(o, say);
   const procs: Proc[] = [];
+  // Children live in their own process groups; if we die without stopping them, take them along.
+  process.once('exit', () => {
+    for (const p of procs) if (!p.exited) p.child.kill('SIGKILL');
+    nats?.kill('SIGKILL');
+  });
   const stop = async () => {
     for (const service of [...SERVICES].reverse()) {
       const group = procs.filter((p) => p.service === service && !p.exited);

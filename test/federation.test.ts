@@ -14,7 +14,9 @@ import { Phase } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
 import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { InvalidSignature } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { EquivocationEvidence, InvalidSignature } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { createSlhDsa, voteSigningBytes } from '#libs/crypto/index.ts';
+import { openKey } from '../services/signer/keyfile.ts';
 import { createClient } from '#libs/rpc/index.ts';
 import { memberSecurityFromDir } from '#libs/service/index.ts';
 import { consensusClient } from '../cli/client.ts';
@@ -95,7 +97,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     assert.equal(new Set(ours).size, ours.length);
   });
 
-  test('a forged vote is rejected, counted and reported', async () => {
+  test('a forged vote is rejected, counted and reported; an equivocation is kept as evidence', async () => {
     const events = await recordEvents(`btcfed.m0.consensus.security.invalid_signature`, (b) => InvalidSignature.decode(b));
     try {
     // Play m3's consensus: take over its gateway's Attach stream and send m0 a vote with a bad signature.
@@ -112,6 +114,41 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     stream.write({ body: { $case: 'send', value: { to: 0, frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
     const ev = await events.next((e) => e.data.claimedSender === 3, 15_000);
     assert.equal(ev.data.messageType, 'vote');
+
+    // Then equivocate as m3, with m3's real key: two different PREPARE votes for one view.
+    const signerDir = path.join(dir, 'm3', 'signer');
+    const passphrase = (await fs.readFile(path.join(signerDir, 'passphrase'), 'utf8')).trim();
+    const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
+    const dsa = createSlhDsa();
+    // A leader only looks at votes for the view it is in, and views move fast: sign a pair for the
+    // current view of a live leader and send it at once, until one lands.
+    const eqEvents = await recordEvents(`btcfed.*.consensus.security.equivocation`, (b) => EquivocationEvidence.decode(b));
+    try {
+      const fromView = Number((await status(0)).view);
+      const evidence = await until('evidence of the equivocation', async () => {
+        const view = Number((await status(0)).view);
+        if (view % N !== 3) {
+          for (const fill of [1, 2]) {
+            const blockHash = new Uint8Array(32).fill(fill);
+            const signature = await dsa.sign(secretKey, voteSigningBytes({ chainId, phase: Phase.PREPARE, view, blockHash }));
+            const frame = encodeFrame(chainId, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash, sender: 3, signature } });
+            stream.write({ body: { $case: 'send', value: { to: view % N, frame } } });
+          }
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        for (const c of clients.slice(0, 3)) {
+          const r = await call(c.getEvidence.bind(c), { fromView });
+          const hit = r.evidence.find((e) => e.offender === 3);
+          if (hit) return hit;
+        }
+        return undefined;
+      }, 20_000);
+      assert.equal(evidence.kind, 'prepare');
+      assert.notDeepEqual(evidence.first, evidence.second);
+      await eqEvents.next((e) => e.data.offender === 3, 5000);
+    } finally {
+      await eqEvents.close();
+    }
     const metrics = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, 0).consensusMetrics}/metrics`)).text();
     assert.match(metrics, /btcfed_consensus_invalid_signatures_total\{[^}]*what="vote"[^}]*\} [1-9]/);
     stream.cancel();

@@ -63,3 +63,13 @@ test('a commit that skips a height is refused and changes nothing', () => withSt
   assert.deepEqual(store.load(genesis)?.committed, genesis);
   await store.close();
 }));
+
+test('evidence is kept across a reopen, in arrival order', () => withStore(async (dir) => {
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  await store.addEvidence(enc('first'));
+  await store.addEvidence(enc('second'));
+  await store.close();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  assert.deepEqual(store.evidence().map((b) => new TextDecoder().decode(b)), ['first', 'second']);
+  await store.close();
+}));

@@ -35,6 +35,8 @@ export class BlockStore {
   /** Blocks stored but not (yet) committed, by hash → height: what a restart needs back. */
   readonly #pending: Database<number, Uint8Array>;
   readonly #meta: Database<string, string>;
+  /** Equivocation evidence, by arrival sequence (encoded Evidence messages). */
+  readonly #evidence: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
 
   constructor(opts: BlockStoreOptions) {
@@ -46,6 +48,7 @@ export class BlockStore {
     this.#txs = this.#root.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+    this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
   }
 
   get hashBlock(): (h: BlockHeader) => Hash { return this.#opts.hashBlock; }
@@ -136,6 +139,21 @@ export class BlockStore {
 
   hasTx(txHashBytes: Hash): boolean {
     return this.#txs.doesExist(txHashBytes);
+  }
+
+  /** Keeps equivocation evidence durably (it outlives restarts and is served by GetEvidence). */
+  async addEvidence(encoded: Uint8Array): Promise<void> {
+    await this.#root.transaction(() => {
+      let last = 0;
+      for (const key of this.#evidence.getKeys({ reverse: true, limit: 1 })) last = key;
+      this.#evidence.put(last + 1, encoded);
+    });
+  }
+
+  evidence(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const { value } of this.#evidence.getRange()) out.push(plain(value));
+    return out;
   }
 
   async close(): Promise<void> {

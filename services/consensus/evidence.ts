@@ -1,22 +1,24 @@
 // Equivocation evidence: both signed messages of a validator that contradicted itself, kept
-// (bounded, newest last) for GetEvidence and announced on NATS by the caller.
+// durably in the block store for GetEvidence and announced on NATS by the caller.
 
 import type { Equivocation } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
-import type { Evidence } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { Evidence } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import type { BlockStore } from './block-store.ts';
 
 const KINDS = ['', 'prepare', 'pre-commit', 'commit'] as const;
-const LIMIT = 10_000;
 
 export class EvidenceLog {
   readonly #chainId: string;
-  readonly #items: Evidence[] = [];
+  readonly #store: Pick<BlockStore, 'addEvidence' | 'evidence'>;
 
-  constructor(chainId: string) {
+  constructor(chainId: string, store: Pick<BlockStore, 'addEvidence' | 'evidence'>) {
     this.#chainId = chainId;
+    this.#store = store;
   }
 
-  add(e: Equivocation, nowMs: number): Evidence {
+  /** Records the evidence (durably; the promise resolves once it is on disk) and returns it. */
+  add(e: Equivocation, nowMs: number): { item: Evidence; stored: Promise<void> } {
     const item: Evidence = {
       offender: e.sender,
       view: e.view,
@@ -25,12 +27,10 @@ export class EvidenceLog {
       second: encodeFrame(this.#chainId, { type: 'consensus', message: e.second }),
       seenAtMs: nowMs,
     };
-    this.#items.push(item);
-    if (this.#items.length > LIMIT) this.#items.shift();
-    return item;
+    return { item, stored: this.#store.addEvidence(Evidence.encode(item).finish()) };
   }
 
   since(fromView: number): Evidence[] {
-    return this.#items.filter((e) => e.view >= fromView);
+    return this.#store.evidence().map((b) => Evidence.decode(b)).filter((e) => e.view >= fromView);
   }
 }

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req)).signature });
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), metrics });
-    const evidence = new EvidenceLog(c.chain_id);
+    const evidence = new EvidenceLog(c.chain_id, store);
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     let inbound: Inbound | undefined;
@@ -103,7 +103,12 @@ async function main(): Promise<void> {
       ...m.observer,
       committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
-      evidence: (e: Equivocation) => { m.observer.evidence(e); publisher?.equivocation(evidence.add(e, Date.now())); },
+      evidence: (e: Equivocation) => {
+        m.observer.evidence(e);
+        const { item, stored } = evidence.add(e, Date.now());
+        stored.catch((err: unknown) => log.error({ err: String(err) }, 'evidence not stored'));
+        publisher?.equivocation(item);
+      },
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };
     const driver = new ConsensusDriver(
