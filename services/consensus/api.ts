@@ -6,7 +6,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
-import { txHash } from '#libs/crypto/index.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
@@ -77,15 +76,13 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const now = (d.now ?? Date.now)();
       let accepted = 0;
       const results = req.txs.map((tx) => {
-        try {
-          const r = d.pool.add(tx, now, d.driver.isCommitted);
-          if (r.status === 'added') { d.inbound.gossip(tx); accepted++; }
-          return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
-        } catch (err) {
-          if (!(err instanceof FedError)) throw err;
-          d.rejected?.('SubmitTransactions', err.code);
-          return { txHash: tx.length > 0 ? txHash(tx) : new Uint8Array(), duplicate: false, errorCode: err.code, error: err.message };
+        const r = d.pool.offer(tx, now, d.driver.isCommitted);
+        if (r.status === 'refused') {
+          d.rejected?.('SubmitTransactions', r.code);
+          return { txHash: r.hash ?? new Uint8Array(), duplicate: false, errorCode: r.code, error: r.message };
         }
+        if (r.status === 'added') { d.inbound.gossip(tx); accepted++; }
+        return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
       });
       return { results, accepted };
     })),

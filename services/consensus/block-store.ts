@@ -5,7 +5,7 @@
 // libs/hotstuff/events.ts). Never rewrites a committed height.
 
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { txHash } from '#libs/crypto/index.ts';
+import { txHashesOf } from './tx-hashes.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { Block as BlockMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
@@ -90,7 +90,7 @@ export class BlockStore {
         }
         this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
         this.#heights.put(b.header.height, b.hash);
-        b.txs.forEach((tx, index) => this.#txs.put(txHash(tx), { height: b.header.height, index }));
+        txHashesOf(b).forEach((hash, index) => this.#txs.put(hash, { height: b.header.height, index }));
         expected++;
       }
       this.#putQc(qc);

@@ -5,7 +5,8 @@
 // and fed back as events; timers come from the injected clock.
 
 import type { Logger } from 'pino';
-import { toHex, txHash } from '#libs/crypto/index.ts';
+import { toHex } from '#libs/crypto/index.ts';
+import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
@@ -203,7 +204,7 @@ export class ConsensusDriver {
       parent = b;
     }
     await this.#deps.store.commit(blocks, qc);
-    this.#deps.pool.removeCommitted(blocks.flatMap((b) => b.txs.map((tx) => toHex(txHash(tx)))));
+    this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
     this.#deps.observer?.committed?.(blocks, qc);
   }
 

@@ -64,11 +64,8 @@ export class Inbound {
         return;
       case 'tx-batch':
         for (const tx of frame.txs) {
-          try {
-            this.#d.pool.add(tx, this.#d.clock.now(), this.#d.driver.isCommitted);
-          } catch (err) {
-            log.debug({ from, err: errorMessage(err) }, 'gossiped transaction not taken');
-          }
+          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted);
+          if (r.status === 'refused') log.debug({ from, code: r.code }, 'gossiped transaction not taken');
         }
         return;
       default: {

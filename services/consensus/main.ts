@@ -85,7 +85,9 @@ async function main(): Promise<void> {
     if (Buffer.from(id.publicKey).toString('hex') !== ours) {
       throw new FedError('SIGNER_KEY_MISMATCH', `the signer at ${flags.signer ?? conf.services.signer.address} holds public key ${Buffer.from(id.publicKey).toString('hex').slice(0, 16)}…, but validators[${self}] of conf.yaml is ${ours.slice(0, 16)}…`);
     }
-    const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req)).signature });
+    // The signer signs the block hash (the header, which commits to the transaction root), never
+    // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
+    const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature });
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), metrics });
     const evidence = new EvidenceLog(c.chain_id, store);

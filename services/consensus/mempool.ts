@@ -14,6 +14,7 @@ export interface MempoolOptions {
 export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
+export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'MEMPOOL_FULL'; message: string };
 
 export class Mempool {
   readonly #opts: MempoolOptions;
@@ -27,32 +28,41 @@ export class Mempool {
   get size(): number { return this.#pending.size; }
   get bytes(): number { return this.#bytes; }
 
-  /** Checks a transaction a client or a peer sent; throws FedError naming what is wrong. */
-  validate(tx: Uint8Array): void {
-    if (tx.length === 0) throw new FedError('TX_EMPTY', 'transaction is empty');
+  /** Why a transaction cannot be taken at all (empty, too large), or null. */
+  invalid(tx: Uint8Array): { code: 'TX_EMPTY' | 'TX_TOO_LARGE'; message: string } | null {
+    if (tx.length === 0) return { code: 'TX_EMPTY', message: 'transaction is empty' };
     if (tx.length > this.#opts.maxTxBytes) {
-      throw new FedError('TX_TOO_LARGE', `transaction is ${tx.length} bytes; the limit is ${this.#opts.maxTxBytes} (consensus.max_tx_bytes)`, { bytes: tx.length });
+      return { code: 'TX_TOO_LARGE', message: `transaction is ${tx.length} bytes; the limit is ${this.#opts.maxTxBytes} (consensus.max_tx_bytes)` };
     }
+    return null;
   }
 
   has(hashHex: string): boolean { return this.#pending.has(hashHex); }
 
   /**
    * Adds a transaction unless it is pending or `isCommitted` says it is in the log already.
-   * Throws TX_EMPTY / TX_TOO_LARGE / MEMPOOL_FULL.
+   * Never throws for a refusal: the hot batch path would pay for a stack trace per transaction.
    */
-  add(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): AddResult {
-    this.validate(tx);
+  offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): OfferResult {
+    const bad = this.invalid(tx);
+    if (bad) return { status: 'refused', ...bad };
     const hash = txHash(tx);
     const key = toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
     if (this.#pending.size >= this.#opts.maxTxs || this.#bytes + tx.length > this.#opts.maxBytes) {
-      throw new FedError('MEMPOOL_FULL', `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later`,
-        { size: this.#pending.size, bytes: this.#bytes });
+      return { status: 'refused', hash, code: 'MEMPOOL_FULL',
+        message: `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later` };
     }
     this.#pending.set(key, { tx, hash, addedAtMs: nowMs });
     this.#bytes += tx.length;
     return { status: 'added', hash };
+  }
+
+  /** `offer`, with a refusal as FedError (TX_EMPTY / TX_TOO_LARGE / MEMPOOL_FULL). */
+  add(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): AddResult {
+    const r = this.offer(tx, nowMs, isCommitted);
+    if (r.status === 'refused') throw new FedError(r.code, r.message, { size: this.#pending.size, bytes: this.#bytes });
+    return r;
   }
 
   /**

@@ -1,7 +1,8 @@
 // Building the leader's next block from the mempool, and checking a received block's
 // transaction root and running state hash. Pure apart from the clock value passed in.
 
-import { merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
+import { merkleRoot, nextStateHash, toHex } from '#libs/crypto/index.ts';
+import { txHashesOf } from './tx-hashes.ts';
 import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
@@ -20,7 +21,7 @@ export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: 
   const out = new Set<string>();
   let b = blockOf(parentHash);
   while (b && b.header.height > committedHeight) {
-    for (const tx of b.txs) out.add(toHex(txHash(tx)));
+    for (const h of txHashesOf(b)) out.add(toHex(h));
     b = blockOf(b.header.parentHash);
   }
   return out;
@@ -44,7 +45,7 @@ export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Memp
 
 /** Why a block's content does not match its header, or null. `parent` when known. */
 export function payloadError(b: Block, parent: Block | undefined): string | null {
-  const root = merkleRoot(b.txs.map(txHash));
+  const root = merkleRoot(txHashesOf(b));
   if (!bytesEqual(root, b.header.txRoot)) return 'tx_root does not match the transactions';
   if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), b.header.stateHash)) {
     return 'state_hash does not follow from the parent';

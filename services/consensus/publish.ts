@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { txHash } from '#libs/crypto/index.ts';
+import { txHashesOf } from './tx-hashes.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
@@ -46,7 +46,7 @@ export class ConsensusPublisher {
       const last = b === blocks.at(-1);
       const bytes = BlockCommitted.encode({
         member: this.#member, height: b.header.height, blockHash: b.hash, header: headerToWire(b.header),
-        txCount: b.txs.length, txHashes: b.txs.map(txHash), commitQc: last ? qcToWire(qc) : undefined, atMs: now,
+        txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: last ? qcToWire(qc) : undefined, atMs: now,
       }).finish();
       if (this.#backlog.length >= MAX_BACKLOG) {
         this.#log.error({ height: b.header.height }, 'JetStream backlog full: block.committed dropped (the block is in the store; replay from GetBlock)');
