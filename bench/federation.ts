@@ -7,7 +7,7 @@
 // Never asserted: it prints figures.
 //
 //   node bench/federation.ts [--members 4] [--backend node|noble|both] [--seconds 20]
-//     [--tx-size 250] [--batch 500] [--clients 2] [--quick]
+//     [--tx-size 250] [--batch 500] [--clients 2] [--outstanding 40000] [--quick]
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -26,8 +26,9 @@ import { ms, printMachine, stats, table } from './support.ts';
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
   'tx-size': { type: 'string', default: '250' }, batch: { type: 'string', default: '500' }, clients: { type: 'string', default: '2' },
-  quick: { type: 'boolean', default: false },
+  quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
 } });
+const maxOutstanding = Number(f.outstanding);
 const N = Number(f.members);
 const seconds = Number(f.seconds ?? (f.quick ? 5 : 20));
 const txSize = Number(f['tx-size']);
@@ -50,11 +51,19 @@ function signingFloor(backend: BackendName): { signMs: number; verifyMs: number;
   return { signMs, verifyMs, floorMs: 3 * signMs + quorumSize(N) * verifyMs };
 }
 
-async function load(clients: ConsensusServiceClient[], until: number, submitted: Map<string, number>): Promise<{ accepted: number; refused: number }> {
+/**
+ * Closed loop: clients keep at most `maxOutstanding` transactions accepted but not yet seen
+ * committed, so the figures describe what the federation sustains, not how deep a queue grows.
+ */
+async function load(clients: ConsensusServiceClient[], until: number, submitted: Map<string, number>, committed: () => number): Promise<{ accepted: number; refused: number }> {
   let accepted = 0;
   let refused = 0;
   await Promise.all(clients.flatMap((c) => Array.from({ length: clientsPerMember }, async () => {
     while (Date.now() < until) {
+      if (accepted - committed() > maxOutstanding) {
+        await new Promise((res) => setTimeout(res, 10));
+        continue;
+      }
       const txs = Array.from({ length: batch }, () => new Uint8Array(randomBytes(txSize)));
       const t = Date.now();
       for (const tx of txs) submitted.set(toHex(txHash(tx)), t);
@@ -112,7 +121,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     watcher.on('error', () => undefined);
     await new Promise((r) => setTimeout(r, 2000)); // first empty blocks
     const start = Date.now();
-    const { accepted, refused } = await load(clients, start + seconds * 1000, submitted);
+    const { accepted, refused } = await load(clients, start + seconds * 1000, submitted, () => committedTxs);
     const loadEnd = Date.now();
     // let the backlog commit (bounded)
     for (let i = 0; i < 100 && committedTxs < accepted; i++) await new Promise((r) => setTimeout(r, 200));
@@ -143,7 +152,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
   }
 }
 
-printMachine(`federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member`);
+printMachine(`federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding`);
 for (const backend of backends) {
   for (const line of await runOnce(backend)) console.log(line);
   console.log('');

@@ -88,7 +88,8 @@ export class BlockStore {
         if (b.header.height !== expected) {
           throw new FedError('STORE_COMMIT_GAP', `commit of height ${b.header.height} but the log ends at ${expected - 1}`);
         }
-        this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+        // Normally stored already (persisted when it was proposed); megabytes are not written twice.
+        if (!this.#blocks.doesExist(b.hash)) this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
         this.#heights.put(b.header.height, b.hash);
         txHashesOf(b).forEach((hash, index) => this.#txs.put(hash, { height: b.header.height, index }));
         expected++;

@@ -46,13 +46,13 @@ export class Mempool {
   offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): OfferResult {
     const bad = this.invalid(tx);
     if (bad) return { status: 'refused', ...bad };
+    // Full: refuse before hashing, so an overloaded member spends nothing on what it cannot take.
+    if (this.#pending.size >= this.#opts.maxTxs || this.#bytes + tx.length > this.#opts.maxBytes) {
+      return { status: 'refused', code: 'MEMPOOL_FULL', message: `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later` };
+    }
     const hash = txHash(tx);
     const key = toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
-    if (this.#pending.size >= this.#opts.maxTxs || this.#bytes + tx.length > this.#opts.maxBytes) {
-      return { status: 'refused', hash, code: 'MEMPOOL_FULL',
-        message: `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later` };
-    }
     this.#pending.set(key, { tx, hash, addedAtMs: nowMs });
     this.#bytes += tx.length;
     return { status: 'added', hash };
