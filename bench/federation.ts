@@ -91,6 +91,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('backend: auto', `backend: ${backend}`));
     }
   }
+  const floor = signingFloor(backend); // on a quiet machine, before the federation starts
   const t0 = Date.now();
   const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true });
   const startup = (Date.now() - t0) / 1000;
@@ -129,7 +130,6 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     watcher.cancel();
     const lat = stats(latencies);
     const iv = stats(intervals);
-    const floor = signingFloor(backend);
     return [
       `backend ${backend}: N=${N}, ${accepted} accepted (${refused} refused while the mempool was full), ${committedTxs} committed, startup ${startup.toFixed(1)} s`,
       table(['figure', '', 'value'], [

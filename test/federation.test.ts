@@ -95,6 +95,11 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const ours = committed.filter((h) => want.has(h));
     assert.equal(ours.length, want.size, 'every accepted transaction committed exactly once');
     assert.equal(new Set(ours).size, ours.length);
+    const peers = await until('GetStatus to list the three other validators as connected', async () => {
+      const p = (await status(0)).peers.filter((x) => x.state === 'connected');
+      return p.length === N - 1 ? p : undefined;
+    }, 10_000);
+    assert.deepEqual(peers.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
   });
 
   test('a forged vote is rejected, counted and reported; an equivocation is kept as evidence', async () => {

@@ -8,6 +8,7 @@
 //     [--nats URL] [--no-nats]
 
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, fromHex, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { createLogger } from '#libs/log/index.ts';
@@ -16,8 +17,8 @@ import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts
 import { fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
 import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { AdminServiceService, ConsensusServiceService } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { createRemoteSigner } from '../signer/client.ts';
 import { adminService, consensusService } from './api.ts';
@@ -95,8 +96,9 @@ async function main(): Promise<void> {
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     let inbound: Inbound | undefined;
     const peerIds = new Map<number, string>();
+    const gatewayClient = createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES });
     const link = new GatewayLink({
-      client: createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES }),
+      client: gatewayClient,
       log: log.child({ module: 'gateway-link' }),
       onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
     });
@@ -125,13 +127,14 @@ async function main(): Promise<void> {
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
       driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
-    life.add({ name: 'gateway-link', run: () => link.close() });
+    life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
 
     const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
     server.addService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
+      peers: () => peers,
     }));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }) });
@@ -140,7 +143,16 @@ async function main(): Promise<void> {
 
     const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
     const endpoint = metricsAddr ? await serveMetrics({ ...hostPort(metricsAddr), registry: metrics.registry, healthy: () => !driver.failure }) : undefined;
-    const poll = setInterval(() => m.mempool.set(driver.pool.size), 1000);
+    // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
+    let peers: PeerSummary[] = [];
+    const poll = setInterval(() => {
+      m.mempool.set(driver.pool.size);
+      gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {
+        if (err || !res) return;
+        peers = res.peers.filter((p) => p.isValidator).map((p) => ({ peerId: p.peerId, state: peerStateName(p.state), validatorIndex: p.validatorIndex }));
+        m.peers.set(peers.filter((p) => p.state === 'connected').length);
+      });
+    }, 2000);
     poll.unref();
 
     const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next }) => {
@@ -163,6 +175,16 @@ async function main(): Promise<void> {
   } catch (err) {
     await life.stop('start failed');
     fatal(log, err, 'starting consensus');
+  }
+}
+
+function peerStateName(s: PeerState): string {
+  switch (s) {
+    case PeerState.PEER_STATE_CONNECTED: return 'connected';
+    case PeerState.PEER_STATE_CONNECTING: return 'connecting';
+    case PeerState.PEER_STATE_DELINQUENT: return 'delinquent';
+    case PeerState.PEER_STATE_DISCONNECTED: return 'disconnected';
+    default: return 'unknown';
   }
 }
 
