@@ -1,0 +1,227 @@
+// The consensus message path on /btcfed/consensus/1.0.0: outbound frames routed to one peer
+// sender per validator, inbound frames read from validators' streams and handed to the attached
+// consumer. Envelope checks only — size (before buffering) and a sender whose authenticated
+// libp2p identity is a configured validator; any other sender is refused and counted.
+// Inbound backpressure: when the consumer is full, the libp2p stream is paused (yamux stops
+// granting window, so the remote's queue fills and drops) instead of buffering here.
+// Must never decode a consensus message or decide anything from its content.
+
+import type { Connection, Stream } from '@libp2p/interface';
+import type { Logger } from '#libs/log/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { FrameDecoder } from './framing.ts';
+import type { GatewayNode } from './node.ts';
+import type { QueueLimits } from './outbound-queue.ts';
+import type { PeerTable } from './peer-table.ts';
+import { PeerSender } from './sender.ts';
+import type { Validator } from './settings.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export const CONSENSUS_PROTOCOL = '/btcfed/consensus/1.0.0';
+
+/** Result of handing one frame to the consumer, like a stream write. */
+export type Delivery = 'accepted' | 'full' | 'no_consumer';
+
+export interface InboundSink {
+  deliver(frame: Uint8Array, from: Validator, peerId: string): Delivery;
+  /** Runs `fn` once, when the consumer can take frames again. */
+  onReady(fn: () => void): void;
+}
+
+export interface ConsensusPathOptions {
+  maxFrameBytes: number;
+  queue: QueueLimits;
+  /** Receive window of one stream; paused streams buffer at most this much. */
+  streamWindowBytes: number;
+  openTimeoutMs: number;
+}
+
+export interface ConsensusPathDeps {
+  node: GatewayNode;
+  table: PeerTable;
+  log: Logger;
+  metrics: GatewayMetrics;
+  sink: InboundSink;
+}
+
+export class ConsensusPath {
+  #opts: ConsensusPathOptions;
+  #deps: ConsensusPathDeps;
+  #byPeer = new Map<string, Validator>();
+  #validators: Validator[] = [];
+  #selfIndex: number | undefined;
+  #senders = new Map<string, PeerSender>();
+  #inbound = new Set<Stream>();
+  refused = 0;
+
+  constructor(opts: ConsensusPathOptions, deps: ConsensusPathDeps) {
+    this.#opts = { ...opts };
+    this.#deps = deps;
+  }
+
+  get maxFrameBytes(): number { return this.#opts.maxFrameBytes; }
+  set maxFrameBytes(n: number) { this.#opts.maxFrameBytes = n; }
+  set openTimeoutMs(n: number) { this.#opts.openTimeoutMs = n; }
+  get validators(): readonly Validator[] { return this.#validators; }
+  get selfIndex(): number | undefined { return this.#selfIndex; }
+
+  setValidators(validators: readonly Validator[], selfIndex: number | undefined): void {
+    this.#validators = [...validators];
+    this.#selfIndex = selfIndex;
+    this.#byPeer = new Map(validators.map((v) => [v.peerId, v]));
+    for (const [peerId, sender] of this.#senders) {
+      if (!this.#byPeer.has(peerId)) { this.#senders.delete(peerId); void sender.stop(); }
+    }
+  }
+
+  validatorOf(peerId: string): Validator | undefined { return this.#byPeer.get(peerId); }
+
+  async start(): Promise<void> {
+    await this.#deps.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => this.#onStream(stream, connection),
+      { maxInboundStreams: 4, maxOutboundStreams: 4 });
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.#inbound) s.abort(new Error('gateway stopping'));
+    await Promise.all([...this.#senders.values()].map((s) => s.stop()));
+    this.#senders.clear();
+  }
+
+  /** Queues a frame for validator `to`. Throws FedError for a request the envelope rules refuse. */
+  send(to: number, frame: Uint8Array): void {
+    this.#checkSize(frame);
+    const v = this.#validators[to];
+    if (!v) throw new FedError('UNKNOWN_VALIDATOR', `no validator with index ${to} (there are ${this.#validators.length})`, { to });
+    if (to === this.#selfIndex) throw new FedError('SEND_TO_SELF', `validator ${to} is this member`, { to });
+    this.#enqueue(v.peerId, frame);
+  }
+
+  /** Queues a frame for every validator but this member; returns how many it was queued for. */
+  broadcast(frame: Uint8Array): number {
+    this.#checkSize(frame);
+    let n = 0;
+    for (const v of this.#validators) {
+      if (v.index === this.#selfIndex) continue;
+      if (this.#enqueue(v.peerId, frame)) n++;
+    }
+    return n;
+  }
+
+  /** A connection to `peerId` opened: its sender may have frames waiting. */
+  connected(peerId: string): void { this.#senders.get(peerId)?.connected(); }
+
+  queued(peerId: string): number { return this.#senders.get(peerId)?.queue.length ?? 0; }
+
+  #checkSize(frame: Uint8Array): void {
+    if (frame.length > this.#opts.maxFrameBytes) {
+      throw new FedError('FRAME_TOO_LARGE', `frame of ${frame.length} bytes exceeds the limit of ${this.#opts.maxFrameBytes}`,
+        { bytes: frame.length, limit: this.#opts.maxFrameBytes });
+    }
+  }
+
+  #enqueue(peerId: string, frame: Uint8Array): boolean {
+    const entry = this.#deps.table.get(peerId);
+    if (entry?.delinquent) {
+      // Delinquent peers are probed, not sent to; what was queued for them is stale anyway.
+      const sender = this.#senders.get(peerId);
+      const stale = sender ? sender.queue.clear() : 0;
+      this.#dropped(peerId, stale + 1, 'delinquent');
+      return false;
+    }
+    this.#sender(peerId).enqueue(frame);
+    return true;
+  }
+
+  #sender(peerId: string): PeerSender {
+    let s = this.#senders.get(peerId);
+    if (s) return s;
+    const { node, table, log, metrics } = this.#deps;
+    s = new PeerSender(peerId, this.#opts.queue, {
+      node, protocol: CONSENSUS_PROTOCOL, log,
+      maxFrameBytes: () => this.#opts.maxFrameBytes,
+      openTimeoutMs: () => this.#opts.openTimeoutMs,
+      isConnected: (id) => table.get(id)?.phase === 'connected',
+      onSent: (id, bytes) => {
+        const e = table.get(id);
+        if (e) { e.counters.framesSent++; e.counters.bytesSent += bytes; }
+        metrics.framesSent.inc();
+        metrics.bytesSent.inc(undefined, bytes);
+        table.success(id);
+      },
+      onDropped: (id, n, reason) => this.#dropped(id, n, reason),
+      onFailure: (id, reason) => {
+        log.warn({ peerId: id, reason }, 'consensus frame send failed');
+        table.failure(id, 'send', reason);
+      },
+    });
+    this.#senders.set(peerId, s);
+    return s;
+  }
+
+  #dropped(peerId: string, n: number, reason: string): void {
+    if (n <= 0) return;
+    const e = this.#deps.table.get(peerId);
+    if (e) e.counters.framesDropped += n;
+    this.#deps.metrics.framesDropped.inc({ reason }, n);
+  }
+
+  #onStream(stream: Stream, connection: Connection): void {
+    const peerId = connection.remotePeer.toString();
+    const from = this.#byPeer.get(peerId);
+    const { log, metrics } = this.#deps;
+    if (!from) {
+      this.refused++;
+      metrics.framesRefused.inc({ reason: 'not_validator' });
+      log.warn({ peerId, remote: connection.remoteAddr.toString() }, 'consensus stream refused: sender is not a configured validator');
+      stream.abort(new Error('not a validator'));
+      return;
+    }
+    this.#inbound.add(stream);
+    stream.addEventListener('close', () => this.#inbound.delete(stream));
+    stream.maxReadBufferLength = this.#opts.streamWindowBytes + this.#opts.maxFrameBytes;
+    this.#read(stream, from, peerId);
+  }
+
+  #read(stream: Stream, from: Validator, peerId: string): void {
+    const { log, metrics, table, sink } = this.#deps;
+    const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
+    const pending: Uint8Array[] = [];
+    let waiting = false;
+    const pump = (): void => {
+      while (pending.length > 0 && !waiting) {
+        const frame = pending.shift()!;
+        const e = table.get(peerId);
+        if (e) { e.counters.framesReceived++; e.counters.bytesReceived += frame.length; }
+        metrics.framesReceived.inc();
+        metrics.bytesReceived.inc(undefined, frame.length);
+        const result = sink.deliver(frame, from, peerId);
+        switch (result) {
+          case 'accepted': break;
+          case 'no_consumer': metrics.framesDropped.inc({ reason: 'no_consumer' }); break;
+          case 'full':
+            waiting = true;
+            if (stream.readStatus === 'readable') stream.pause();
+            sink.onReady(() => {
+              waiting = false;
+              pump();
+              if (!waiting && pending.length === 0 && stream.readStatus === 'paused') stream.resume();
+            });
+            break;
+          default: { const never: never = result; throw new Error(`unknown delivery ${String(never)}`); }
+        }
+      }
+    };
+    stream.addEventListener('message', (evt) => {
+      try {
+        decoder.maxBytes = this.#opts.maxFrameBytes;
+        pending.push(...decoder.push(evt.data));
+      } catch (err) {
+        metrics.framesRefused.inc({ reason: 'too_large' });
+        log.warn({ peerId, validator: from.index, err: errorMessage(err) }, 'consensus stream reset: bad frame');
+        stream.abort(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      pump();
+    });
+  }
+}

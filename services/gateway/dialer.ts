@@ -1,0 +1,120 @@
+// Keeps connections to the known peers: dials those that are due (exponential backoff with
+// jitter after failures, each dial bounded by peers.connection_timeout), pings connected peers
+// for latency and liveness, and feeds every success and failure into the peer table (whose
+// failure counter makes a peer delinquent). A delinquent peer is only probed: redialled with
+// backoff when disconnected, pinged when connected.
+// Must never dial ourselves, nor run more dials at once than its limit.
+
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Logger } from '#libs/log/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import type { GatewayNode } from './node.ts';
+import type { PeerTable } from './peer-table.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export interface DialerOptions {
+  connectionTimeoutMs: number;
+  pingIntervalMs: number;
+  maxParallelDials: number;
+  /** How often due dials are looked for. */
+  tickMs: number;
+}
+
+export interface DialerDeps {
+  node: GatewayNode;
+  table: PeerTable;
+  log: Logger;
+  metrics: GatewayMetrics;
+  selfPeerId: string;
+}
+
+export class Dialer {
+  #opts: DialerOptions;
+  #deps: DialerDeps;
+  #inFlight = new Set<string>();
+  #pinging = new Set<string>();
+  #tick: NodeJS.Timeout | undefined;
+  #ping: NodeJS.Timeout | undefined;
+
+  constructor(opts: DialerOptions, deps: DialerDeps) {
+    this.#opts = { ...opts };
+    this.#deps = deps;
+  }
+
+  start(): void {
+    this.#tick = setInterval(() => this.dialDue(), this.#opts.tickMs);
+    this.#ping = setInterval(() => this.#pingAll(), this.#opts.pingIntervalMs);
+    this.#tick.unref();
+    this.#ping.unref();
+    this.dialDue();
+  }
+
+  stop(): void {
+    clearInterval(this.#tick);
+    clearInterval(this.#ping);
+  }
+
+  set connectionTimeoutMs(ms: number) { this.#opts.connectionTimeoutMs = ms; }
+
+  set pingIntervalMs(ms: number) {
+    if (ms === this.#opts.pingIntervalMs) return;
+    this.#opts.pingIntervalMs = ms;
+    clearInterval(this.#ping);
+    this.#ping = setInterval(() => this.#pingAll(), ms);
+    this.#ping.unref();
+  }
+
+  /** Starts the dials that are due, up to the parallel limit. */
+  dialDue(): void {
+    for (const e of this.#deps.table.due()) {
+      if (this.#inFlight.size >= this.#opts.maxParallelDials) return;
+      if (this.#inFlight.has(e.peerId) || e.peerId === this.#deps.selfPeerId) continue;
+      void this.dial(e.peerId, e.addresses);
+    }
+  }
+
+  async dial(peerId: string, addresses: readonly string[]): Promise<void> {
+    const { node, table, metrics, log } = this.#deps;
+    this.#inFlight.add(peerId);
+    table.connecting(peerId);
+    const started = performance.now();
+    try {
+      const targets = addresses.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`));
+      const conn = await node.dial(targets, { signal: AbortSignal.timeout(this.#opts.connectionTimeoutMs) });
+      metrics.dials.inc({ result: 'ok' });
+      metrics.connectSeconds.observe((performance.now() - started) / 1000);
+      table.connected(peerId, conn.remoteAddr.toString());
+      log.debug({ peerId, ms: Math.round(performance.now() - started) }, 'dialled');
+    } catch (err) {
+      metrics.dials.inc({ result: 'failed' });
+      table.failure(peerId, 'dial', errorMessage(err));
+      const e = table.get(peerId);
+      log.debug({ peerId, failures: e?.consecutiveFailures, retryInMs: e?.backoffMs, err: errorMessage(err) }, 'dial failed');
+    } finally {
+      this.#inFlight.delete(peerId);
+    }
+  }
+
+  #pingAll(): void {
+    for (const e of this.#deps.table.all()) {
+      if (e.phase !== 'connected' || this.#pinging.has(e.peerId)) continue;
+      void this.ping(e.peerId);
+    }
+  }
+
+  async ping(peerId: string): Promise<void> {
+    const { node, table, metrics } = this.#deps;
+    this.#pinging.add(peerId);
+    try {
+      const ms = await node.services.ping.ping(peerIdFromString(peerId), { signal: AbortSignal.timeout(this.#opts.connectionTimeoutMs) });
+      metrics.pingSeconds.observe(ms / 1000);
+      table.success(peerId, ms);
+    } catch (err) {
+      // A peer that closed meanwhile is a disconnect, not a ping failure.
+      if (table.get(peerId)?.phase === 'connected') table.failure(peerId, 'ping', errorMessage(err));
+    } finally {
+      this.#pinging.delete(peerId);
+    }
+  }
+}

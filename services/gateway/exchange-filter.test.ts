@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateIdentity } from '#libs/config/index.ts';
+import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, addressProblem, filterRecords, isPrivateHost } from './exchange-filter.ts';
+
+const self = await generateIdentity();
+const x = await generateIdentity();
+const y = await generateIdentity();
+const ctx = (known: Record<string, string[]> = {}, dropPrivate = false) =>
+  ({ selfPeerId: self.peerId, known: (id: string) => known[id], dropPrivate });
+
+test('self, bad keys, bad addresses and address-less records are filtered; duplicates merge', () => {
+  const r = filterRecords([
+    { publicKey: self.publicKey, addresses: ['/ip4/10.0.0.1/tcp/1'] },
+    { publicKey: 'not-base64!', addresses: ['/ip4/10.0.0.1/tcp/1'] },
+    { publicKey: x.publicKey, addresses: ['/ip4/0.0.0.0/tcp/1', '/ip6/::/tcp/1', 'garbage', '/ip4/1.2.3.4/udp/1', `/ip4/1.2.3.4/tcp/1/p2p/${y.peerId}`, '/dns4/a b/tcp/1'] },
+    { publicKey: y.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001'] },
+    { publicKey: y.publicKey, addresses: ['/dns6/m1.example.org/tcp/4001', `/ip4/10.0.0.3/tcp/1/p2p/${y.peerId}`] },
+  ], ctx(), 5);
+  assert.deepEqual(r.fresh.map((p) => [p.peerId, p.addresses, p.lastSeenMs]), [
+    [y.peerId, ['/ip4/10.0.0.2/tcp/4001', '/dns6/m1.example.org/tcp/4001', `/ip4/10.0.0.3/tcp/1/p2p/${y.peerId}`], 5],
+  ]);
+  const reasons = r.rejected.map((j) => j.reason).sort();
+  assert.deepEqual(reasons, ['bad_address', 'bad_address', 'bad_address', 'bad_address', 'bad_address', 'bad_address', 'bad_key', 'no_address']);
+});
+
+test('known peers only come back with new addresses; private ones go when asked', () => {
+  const known = { [y.peerId]: ['/ip4/10.0.0.2/tcp/4001'] };
+  assert.equal(filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001'] }], ctx(known), 0).fresh.length, 0);
+  const r = filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001', '/ip4/8.8.8.8/tcp/1'] }], ctx(known), 0);
+  assert.deepEqual(r.fresh[0]!.addresses, ['/ip4/8.8.8.8/tcp/1', '/ip4/10.0.0.2/tcp/4001']);
+  const p = filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/127.0.0.1/tcp/1', '/ip4/192.168.1.1/tcp/1', '/ip4/8.8.8.8/tcp/2'] }], ctx({}, true), 0);
+  assert.deepEqual(p.fresh[0]!.addresses, ['/ip4/8.8.8.8/tcp/2']);
+  assert.equal(p.rejected.filter((j) => j.reason === 'private_address').length, 2);
+});
+
+test('too many records in one message are cut', () => {
+  const many = Array.from({ length: MAX_RECORDS_PER_MESSAGE + 5 }, () => ({ publicKey: 'x', addresses: [] }));
+  assert.ok(filterRecords(many, ctx(), 0).rejected.some((j) => j.reason === 'too_many'));
+});
+
+test('address checks and private ranges', () => {
+  assert.equal(addressProblem('/ip4/1.2.3.4/tcp/0', 'p', false), 'bad_address');
+  assert.equal(addressProblem('/dns4/host.example/tcp/1', 'p', false), undefined);
+  assert.equal(addressProblem('/ip4/1.2.3.4/tcp/1/ws', 'p', false), 'bad_address');
+  for (const h of ['127.0.0.1', '10.1.1.1', '172.16.0.1', '192.168.0.1', '169.254.1.1', '::1', 'fe80::1', 'fd00::1', 'localhost']) assert.ok(isPrivateHost(h), h);
+  for (const h of ['8.8.8.8', '172.32.0.1', '2001:db8::1', 'example.org']) assert.ok(!isPrivateHost(h), h);
+});
+
+test('the token bucket allows a burst, then the refill rate', () => {
+  const b = new TokenBucket(3, 2, 0);
+  assert.deepEqual([b.take(0), b.take(0), b.take(0), b.take(0)], [true, true, true, false]);
+  assert.equal(b.take(400), false);
+  assert.equal(b.take(500), true);
+});
+
+test('the discovery budget caps new peers per interval', () => {
+  const d = new DiscoveryBudget(10, 1000, 0);
+  assert.equal(d.grant(7, 0), 7);
+  assert.equal(d.grant(7, 500), 3);
+  assert.equal(d.grant(7, 900), 0);
+  assert.equal(d.grant(7, 1000), 7);
+});

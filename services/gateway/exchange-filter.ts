@@ -1,0 +1,137 @@
+// The checks every peer record learned from another member goes through before it reaches the
+// peer table or peers.yaml, and the rate limits that keep one peer from starting a discovery
+// storm. Pure: records and state in, decisions out.
+// Must never let through self, a key that does not parse, an address the store would refuse, or
+// more new peers per interval than the global cap.
+
+import { isIP } from 'node:net';
+import { parsePublicKey, parseTcpMultiaddr, type Peer } from '#libs/config/index.ts';
+
+export const MAX_RECORDS_PER_MESSAGE = 200;
+/** The store's own limit per peer (services/store/rpc.ts). */
+export const MAX_ADDRESSES_PER_PEER = 32;
+
+/** A DNS name as /dns4 and /dns6 may carry: labels of letters, digits and inner hyphens. */
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+export interface RecordIn { publicKey: string; addresses: readonly string[] }
+
+export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address' | 'no_address' | 'too_many' | 'cap';
+
+export interface FilterContext {
+  selfPeerId: string;
+  /** Addresses already known per peer id (table + peers.yaml). */
+  known: (peerId: string) => readonly string[] | undefined;
+  /** Drop loopback, private and link-local addresses (public networks). Devnets keep them. */
+  dropPrivate: boolean;
+}
+
+export interface FilterResult {
+  /** New peers, or known peers with new addresses (addresses: the new ones first, then the known). */
+  fresh: Peer[];
+  rejected: Array<{ reason: RejectReason; detail: string }>;
+}
+
+export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, now: number): FilterResult {
+  const rejected: FilterResult['rejected'] = [];
+  const byId = new Map<string, Peer>();
+  if (records.length > MAX_RECORDS_PER_MESSAGE) {
+    rejected.push({ reason: 'too_many', detail: `${records.length - MAX_RECORDS_PER_MESSAGE} records past the first ${MAX_RECORDS_PER_MESSAGE}` });
+  }
+  for (const r of records.slice(0, MAX_RECORDS_PER_MESSAGE)) {
+    const key = parsePublicKey(r.publicKey);
+    if (!key.ok) { rejected.push({ reason: 'bad_key', detail: key.reason }); continue; }
+    const peerId = key.value.peerId;
+    if (peerId === ctx.selfPeerId) continue; // our own record: expected, not an error
+    const addresses: string[] = [];
+    for (const a of r.addresses) {
+      const why = addressProblem(a, peerId, ctx.dropPrivate);
+      if (why) rejected.push({ reason: why, detail: `${peerId}: ${a}` });
+      else addresses.push(a);
+    }
+    if (addresses.length === 0) { rejected.push({ reason: 'no_address', detail: peerId }); continue; }
+    const prev = byId.get(peerId);
+    byId.set(peerId, { publicKey: r.publicKey.trim(), peerId, addresses: [...new Set([...(prev?.addresses ?? []), ...addresses])], lastSeenMs: now });
+  }
+  const fresh: Peer[] = [];
+  for (const p of byId.values()) {
+    const known = ctx.known(p.peerId);
+    const added = p.addresses.filter((a) => !known?.includes(a));
+    if (known && added.length === 0) continue;
+    fresh.push({ ...p, addresses: [...new Set([...added, ...(known ?? [])])].slice(0, MAX_ADDRESSES_PER_PEER) });
+  }
+  return { fresh, rejected };
+}
+
+/** Why an address is refused, or undefined when it is fine. */
+export function addressProblem(address: string, peerId: string, dropPrivate: boolean): RejectReason | undefined {
+  if (typeof address !== 'string' || address.length > 256) return 'bad_address';
+  const r = parseTcpMultiaddr(address);
+  if (!r.ok) return 'bad_address';
+  if (r.value.peerId !== undefined && r.value.peerId !== peerId) return 'bad_address';
+  const host = r.value.host;
+  if (isIP(host) === 0 && !HOSTNAME.test(host)) return 'bad_address';
+  if (host === '0.0.0.0' || host === '::' || r.value.port === 0) return 'bad_address';
+  if (dropPrivate && isPrivateHost(host)) return 'private_address';
+  return undefined;
+}
+
+export function isPrivateHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost') return true;
+  switch (isIP(h)) {
+    case 4: {
+      const [a, b] = h.split('.').map(Number) as [number, number];
+      return a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || a === 0;
+    }
+    case 6:
+      return h === '::1' || h.startsWith('fe80:') || h.startsWith('fc') || h.startsWith('fd') || h.startsWith('::ffff:127.');
+    default:
+      return false;
+  }
+}
+
+/** A token bucket: `capacity` requests at once, refilled at `perSecond`. */
+export class TokenBucket {
+  #tokens: number;
+  #last: number;
+  readonly capacity: number;
+  readonly perSecond: number;
+
+  constructor(capacity: number, perSecond: number, now: number) {
+    this.capacity = capacity;
+    this.perSecond = perSecond;
+    this.#tokens = capacity;
+    this.#last = now;
+  }
+
+  take(now: number): boolean {
+    this.#tokens = Math.min(this.capacity, this.#tokens + ((now - this.#last) / 1000) * this.perSecond);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/** A cap on new peers learned per interval, across all sources. */
+export class DiscoveryBudget {
+  #used = 0;
+  #windowStart: number;
+  cap: number;
+  intervalMs: number;
+
+  constructor(cap: number, intervalMs: number, now: number) {
+    this.cap = cap;
+    this.intervalMs = intervalMs;
+    this.#windowStart = now;
+  }
+
+  /** How many of `wanted` new peers may be taken now. */
+  grant(wanted: number, now: number): number {
+    if (now - this.#windowStart >= this.intervalMs) { this.#windowStart = now; this.#used = 0; }
+    const n = Math.max(0, Math.min(wanted, this.cap - this.#used));
+    this.#used += n;
+    return n;
+  }
+}

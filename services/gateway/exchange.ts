@@ -1,0 +1,285 @@
+// Peer exchange on /vtcp/btc-foundation/v1.0.0: one length-prefixed PeerExchangeMessage each way
+// per stream. On connect and every peers.exchange_interval we ask connected peers for their
+// lists; new connections are announced to the others (batched). What we learn is filtered
+// (exchange-filter.ts), capped per interval, put in the peer table to dial, and persisted through
+// the store's UpsertPeers in batches. Requests from one peer are limited by a token bucket.
+// Must never persist a record the filter refused, nor answer a peer faster than its bucket allows.
+
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { publicKeyToProtobuf } from '@libp2p/crypto/keys';
+import type { Peer } from '#libs/config/index.ts';
+import type { Logger } from '#libs/log/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import { PeerExchangeMessage, type PeerRecord } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { FrameDecoder, encodeFrame } from './framing.ts';
+import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, filterRecords } from './exchange-filter.ts';
+import { listenAddresses, type GatewayNode } from './node.ts';
+import type { PeerTable } from './peer-table.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export const EXCHANGE_PROTOCOL = '/vtcp/btc-foundation/v1.0.0';
+/** 200 records × 32 addresses fits easily; anything bigger is not a peer list. */
+export const MAX_EXCHANGE_MESSAGE_BYTES = 256 * 1024;
+
+export interface ExchangeOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  dropPrivate: boolean;
+  /** New peers learned per interval, all sources together. */
+  maxNewPerInterval: number;
+  /** Per remote peer: burst and refill of exchange messages it may send us. */
+  bucket: { capacity: number; perSecond: number };
+}
+
+export interface ExchangeDeps {
+  node: GatewayNode;
+  table: PeerTable;
+  log: Logger;
+  metrics: GatewayMetrics;
+  selfPeerId: string;
+  selfPublicKey: string;
+  /** Persists peers (the store's UpsertPeers); all or nothing. */
+  persist: (peers: Peer[]) => Promise<void>;
+  /** Addresses peers.yaml holds for a peer, as of the last config version. */
+  stored: (peerId: string) => readonly string[] | undefined;
+}
+
+export class PeerExchange {
+  #opts: ExchangeOptions;
+  #deps: ExchangeDeps;
+  #buckets = new Map<string, TokenBucket>();
+  #budget: DiscoveryBudget;
+  #batch = new Map<string, Peer>();
+  #announce = new Set<string>();
+  #timers: NodeJS.Timeout[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: ExchangeOptions, deps: ExchangeDeps) {
+    this.#opts = { ...opts };
+    this.#deps = deps;
+    this.#budget = new DiscoveryBudget(opts.maxNewPerInterval, opts.intervalMs, Date.now());
+  }
+
+  async start(): Promise<void> {
+    await this.#deps.node.handle(EXCHANGE_PROTOCOL, (s, c) => { void this.#onStream(s, c); }, { maxInboundStreams: 8 });
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    await this.#flush();
+  }
+
+  /** A new interval applies from now (hot reload). */
+  set intervalMs(ms: number) {
+    if (ms === this.#opts.intervalMs) return;
+    this.#opts.intervalMs = ms;
+    this.#budget.intervalMs = ms;
+    for (const t of this.#timers) clearInterval(t);
+    this.#schedule();
+  }
+
+  set timeoutMs(ms: number) { this.#opts.timeoutMs = ms; }
+
+  #schedule(): void {
+    const every = setInterval(() => { for (const id of this.#connected()) void this.ask(id); }, this.#opts.intervalMs);
+    const announce = setInterval(() => { void this.#sendAnnouncements(); }, Math.min(1000, this.#opts.intervalMs));
+    const flush = setInterval(() => { void this.#flush(); }, 250);
+    for (const t of [every, announce, flush]) t.unref();
+    this.#timers = [every, announce, flush];
+  }
+
+  #connected(): string[] {
+    return this.#deps.node.getPeers().map((p) => p.toString());
+  }
+
+  /** A peer connected: ask for its list, and tell the others about it. */
+  onConnected(peerId: string): void {
+    void this.ask(peerId);
+    this.#announce.add(peerId);
+  }
+
+  /** A peer identified itself: its listen addresses are a record like any learned one. */
+  onIdentified(peerId: string, addresses: readonly string[]): void {
+    const publicKey = publicKeyOf(peerId);
+    if (publicKey) this.learn([{ publicKey, addresses: [...addresses] }], peerId, 'identify');
+  }
+
+  async ask(peerId: string): Promise<void> {
+    if (this.#stopped) return;
+    const { metrics, log } = this.#deps;
+    try {
+      const stream = await this.#deps.node.dialProtocol(peerIdFromString(peerId), EXCHANGE_PROTOCOL, { signal: AbortSignal.timeout(this.#opts.timeoutMs) });
+      send(stream, { body: { $case: 'request', value: { limit: MAX_RECORDS_PER_MESSAGE } } });
+      const reply = await readOne(stream, this.#opts.timeoutMs);
+      void stream.close().catch(() => undefined);
+      if (reply.body?.$case !== 'list') throw new Error(`expected a peer list, got ${reply.body?.$case ?? 'nothing'}`);
+      metrics.exchange.inc({ direction: 'out', result: 'ok' });
+      this.learn(reply.body.value.peers, peerId, 'exchange');
+    } catch (err) {
+      metrics.exchange.inc({ direction: 'out', result: 'failed' });
+      log.debug({ peerId, err: errorMessage(err) }, 'peer exchange request failed');
+    }
+  }
+
+  /** Filters, caps, dials and persists what a peer told us. */
+  learn(records: readonly PeerRecord[], from: string, source: 'exchange' | 'announce' | 'identify'): void {
+    const { table, metrics, log } = this.#deps;
+    const known = (id: string): string[] | undefined => {
+      const t = table.get(id);
+      const s = this.#deps.stored(id);
+      return t?.known || s ? [...new Set([...(t?.known ? t.addresses : []), ...(s ?? [])])] : undefined;
+    };
+    const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate }, Date.now());
+    for (const r of rejected) metrics.rejectedRecords.inc({ reason: r.reason });
+    if (rejected.length > 0) log.debug({ from, source, rejected: rejected.slice(0, 5), count: rejected.length }, 'peer records rejected');
+    const isNew = (p: Peer) => !known(p.peerId);
+    const newOnes = fresh.filter(isNew);
+    const granted = this.#budget.grant(newOnes.length, Date.now());
+    if (granted < newOnes.length) {
+      metrics.rejectedRecords.inc({ reason: 'cap' }, newOnes.length - granted);
+      log.warn({ from, source, dropped: newOnes.length - granted, cap: this.#budget.cap }, 'discovery cap reached: new peers dropped this interval');
+    }
+    const take = [...fresh.filter((p) => !isNew(p)), ...newOnes.slice(0, granted)];
+    for (const p of take) {
+      table.upsertKnown(p.peerId, p.addresses);
+      this.#batch.set(p.peerId, p);
+      if (isNew(p)) metrics.learned.inc();
+    }
+    if (take.length > 0) log.info({ from, source, peers: take.map((p) => p.peerId) }, 'peers learned');
+  }
+
+  async #onStream(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    const { metrics, log } = this.#deps;
+    let bucket = this.#buckets.get(from);
+    if (!bucket) {
+      if (this.#buckets.size > 4096) this.#buckets.clear(); // bounded; a cleared bucket starts full
+      bucket = new TokenBucket(this.#opts.bucket.capacity, this.#opts.bucket.perSecond, Date.now());
+      this.#buckets.set(from, bucket);
+    }
+    if (!bucket.take(Date.now())) {
+      metrics.exchange.inc({ direction: 'in', result: 'rate_limited' });
+      log.debug({ from }, 'peer exchange refused: rate limited');
+      stream.abort(new Error('rate limited'));
+      return;
+    }
+    try {
+      const msg = await readOne(stream, this.#opts.timeoutMs);
+      const body = msg.body;
+      switch (body?.$case) {
+        case 'request':
+          send(stream, { body: { $case: 'list', value: { peers: this.records(Math.min(body.value.limit || MAX_RECORDS_PER_MESSAGE, MAX_RECORDS_PER_MESSAGE)) } } });
+          await stream.close();
+          break;
+        case 'announce':
+          this.learn(body.value.peers, from, 'announce');
+          await stream.close();
+          break;
+        case 'list':
+        case undefined:
+          throw new Error(`unexpected ${body?.$case ?? 'empty'} message`);
+        default: { const never: never = body; throw new Error(`unknown message ${JSON.stringify(never)}`); }
+      }
+      metrics.exchange.inc({ direction: 'in', result: 'ok' });
+    } catch (err) {
+      metrics.exchange.inc({ direction: 'in', result: 'invalid' });
+      log.warn({ from, err: errorMessage(err) }, 'peer exchange message refused');
+      stream.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** What we tell others: ourselves, then the peers we know with their addresses. */
+  records(limit: number): PeerRecord[] {
+    const self: PeerRecord = { publicKey: this.#deps.selfPublicKey, addresses: listenAddresses(this.#deps.node) };
+    const others: PeerRecord[] = [];
+    for (const e of this.#deps.table.all()) {
+      const publicKey = publicKeyOf(e.peerId);
+      const addresses = e.addresses.length > 0 ? e.addresses : this.#deps.stored(e.peerId) ?? [];
+      if (publicKey && addresses.length > 0) others.push({ publicKey, addresses: [...addresses] });
+    }
+    return [self, ...others].slice(0, limit);
+  }
+
+  async #sendAnnouncements(): Promise<void> {
+    if (this.#announce.size === 0 || this.#stopped) return;
+    const fresh = [...this.#announce].slice(0, MAX_RECORDS_PER_MESSAGE);
+    this.#announce.clear();
+    const peers = fresh.flatMap((id) => {
+      const e = this.#deps.table.get(id);
+      const publicKey = publicKeyOf(id);
+      return publicKey && e && e.addresses.length > 0 ? [{ publicKey, addresses: [...e.addresses] }] : [];
+    });
+    if (peers.length === 0) return;
+    await Promise.all(this.#connected().map(async (to) => {
+      const list = peers.filter((p) => publicKeyOf(to) !== p.publicKey);
+      if (list.length === 0) return;
+      try {
+        const stream = await this.#deps.node.dialProtocol(peerIdFromString(to), EXCHANGE_PROTOCOL, { signal: AbortSignal.timeout(this.#opts.timeoutMs) });
+        send(stream, { body: { $case: 'announce', value: { peers: list } } });
+        await stream.close({ signal: AbortSignal.timeout(this.#opts.timeoutMs) });
+        this.#deps.metrics.exchange.inc({ direction: 'announce', result: 'ok' });
+      } catch (err) {
+        this.#deps.metrics.exchange.inc({ direction: 'announce', result: 'failed' });
+        this.#deps.log.debug({ to, err: errorMessage(err) }, 'announcement failed');
+      }
+    }));
+  }
+
+  /** Persists the batch; on failure the batch is dropped (the peers stay in the table to dial). */
+  #flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#batch.size === 0) return;
+      const peers = [...this.#batch.values()].slice(0, 1000);
+      for (const p of peers) this.#batch.delete(p.peerId);
+      try {
+        await this.#deps.persist(peers);
+      } catch (err) {
+        this.#deps.log.warn({ peers: peers.length, err: errorMessage(err) }, 'discovered peers not persisted');
+      }
+    });
+    return this.#flushing;
+  }
+}
+
+function send(stream: Stream, msg: PeerExchangeMessage): void {
+  stream.send(encodeFrame(PeerExchangeMessage.encode(msg).finish(), MAX_EXCHANGE_MESSAGE_BYTES));
+}
+
+/** Reads exactly one length-prefixed message, size-checked before it is buffered. */
+function readOne(stream: Stream, timeoutMs: number): Promise<PeerExchangeMessage> {
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder(MAX_EXCHANGE_MESSAGE_BYTES);
+    const done = (err: Error | undefined, msg?: PeerExchangeMessage) => {
+      clearTimeout(timer);
+      stream.removeEventListener('message', onMessage);
+      stream.removeEventListener('close', onClose);
+      if (err) reject(err); else resolve(msg!);
+    };
+    const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }) => {
+      try {
+        const [frame] = decoder.push(evt.data);
+        if (frame) done(undefined, PeerExchangeMessage.decode(frame));
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const onClose = () => done(new Error('stream closed before a message arrived'));
+    const timer = setTimeout(() => done(new Error(`no message within ${timeoutMs} ms`)), timeoutMs);
+    stream.addEventListener('message', onMessage);
+    stream.addEventListener('close', onClose);
+  });
+}
+
+/** The base64 protobuf public key embedded in an Ed25519/secp256k1 peer id. */
+export function publicKeyOf(peerId: string): string | undefined {
+  try {
+    const key = peerIdFromString(peerId).publicKey;
+    return key ? Buffer.from(publicKeyToProtobuf(key)).toString('base64') : undefined;
+  } catch {
+    return undefined;
+  }
+}

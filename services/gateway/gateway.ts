@@ -1,0 +1,205 @@
+// One running gateway: the libp2p node with its peer table, dialer, peer exchange, consensus
+// path and Attach point, built from Settings and rebuilt piecewise on reload (apply) without
+// dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
+// the network. Must never close a connection because a config changed, except on stop().
+
+import type { Peer } from '#libs/config/index.ts';
+import type { Logger } from '#libs/log/index.ts';
+import type { Events } from '#libs/events/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import { PeerState, type GatewayServiceListPeersResponse, type PeerStatus } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { AttachPoint } from './attach.ts';
+import { ConsensusPath } from './consensus.ts';
+import { Dialer } from './dialer.ts';
+import { PeerExchange, publicKeyOf } from './exchange.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { addListenAddresses, createNode, listenAddresses, type GatewayNode } from './node.ts';
+import type { QueueLimits } from './outbound-queue.ts';
+import { peerEventPublisher } from './peer-events.ts';
+import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts';
+import { diffSettings, type Settings } from './settings.ts';
+
+export interface GatewayOptions {
+  dropPrivate: boolean;
+  backoff: BackoffOptions;
+  /** Default: min(5 s, exchange interval). */
+  pingIntervalMs?: number;
+  streamWindowBytes?: number;
+  queue?: Partial<QueueLimits>;
+}
+
+export interface GatewayDeps {
+  log: Logger;
+  metrics: GatewayMetrics;
+  events?: Events | undefined;
+  persist: (peers: Peer[]) => Promise<void>;
+}
+
+export interface ApplyReport { applied: string[]; needsRestart: string[] }
+
+const pingInterval = (s: Settings, o: GatewayOptions) => o.pingIntervalMs ?? Math.min(5_000, s.exchangeIntervalMs);
+const queueLimits = (s: Settings, o: GatewayOptions): QueueLimits => ({
+  maxFrames: o.queue?.maxFrames ?? 1024,
+  maxBytes: o.queue?.maxBytes ?? Math.max(8 * 1024 * 1024, 2 * s.maxFrameBytes),
+});
+
+export class Gateway {
+  readonly node: GatewayNode;
+  readonly table: PeerTable;
+  readonly path: ConsensusPath;
+  readonly attach: AttachPoint;
+  readonly exchange: PeerExchange;
+  readonly dialer: Dialer;
+  #settings: Settings;
+  #deps: GatewayDeps;
+  #stored = new Map<string, readonly string[]>();
+  #gauges: NodeJS.Timeout | undefined;
+
+  private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; dialer: Dialer },
+    settings: Settings, deps: GatewayDeps) {
+    this.node = parts.node; this.table = parts.table; this.path = parts.path;
+    this.attach = parts.attach; this.exchange = parts.exchange; this.dialer = parts.dialer;
+    this.#settings = settings;
+    this.#deps = deps;
+  }
+
+  get settings(): Settings { return this.#settings; }
+
+  /** Addresses peers.yaml holds for a peer, as of the last config version. */
+  storedAddresses(peerId: string): readonly string[] | undefined { return this.#stored.get(peerId); }
+
+  static async start(settings: Settings, opts: GatewayOptions, deps: GatewayDeps): Promise<Gateway> {
+    const { log, metrics } = deps;
+    const streamWindowBytes = opts.streamWindowBytes ?? 4 * 1024 * 1024;
+    const node = await createNode({ privateKey: settings.privateKey, listen: settings.listen, dialTimeoutMs: settings.connectionTimeoutMs, streamWindowBytes });
+    const table = new PeerTable({
+      now: Date.now, random: Math.random, backoff: opts.backoff,
+      onTransition: peerEventPublisher({ member: settings.member, log, metrics, events: deps.events }),
+    });
+    let path: ConsensusPath | undefined;
+    const attach = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path! });
+    path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },
+      { node, table, log: log.child({ module: 'consensus-path' }), metrics, sink: attach });
+    path.setValidators(settings.validators, settings.selfIndex);
+    let gw: Gateway | undefined;
+    const exchange = new PeerExchange({
+      intervalMs: settings.exchangeIntervalMs, timeoutMs: settings.connectionTimeoutMs, dropPrivate: opts.dropPrivate,
+      maxNewPerInterval: 64, bucket: { capacity: 10, perSecond: 0.5 },
+    }, {
+      node, table, log: log.child({ module: 'exchange' }), metrics, selfPeerId: settings.peerId,
+      selfPublicKey: publicKeyOf(settings.peerId) ?? '', persist: deps.persist, stored: (id) => gw?.storedAddresses(id),
+    });
+    const dialer = new Dialer({ connectionTimeoutMs: settings.connectionTimeoutMs, pingIntervalMs: pingInterval(settings, opts), maxParallelDials: 32, tickMs: 100 },
+      { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId });
+    gw = new Gateway({ node, table, path, attach, exchange, dialer }, settings, deps);
+    gw.#wire();
+    gw.#setPeers(settings.peers);
+    await path.start();
+    await exchange.start();
+    dialer.start();
+    log.info({ peerId: settings.peerId, listen: listenAddresses(node), maxFrameBytes: settings.maxFrameBytes,
+      validators: settings.validators.length, selfIndex: settings.selfIndex ?? null }, 'libp2p node started');
+    return gw;
+  }
+
+  #wire(): void {
+    const { node, table, path, exchange, dialer } = this;
+    node.addEventListener('peer:connect', (evt) => {
+      const id = evt.detail.toString();
+      const conn = node.getConnections(evt.detail)[0];
+      table.connected(id, conn?.remoteAddr.toString() ?? '');
+      path.connected(id);
+      exchange.onConnected(id);
+    });
+    node.addEventListener('peer:disconnect', (evt) => {
+      table.disconnected(evt.detail.toString(), 'connection closed');
+      dialer.dialDue();
+    });
+    node.addEventListener('peer:identify', (evt) => {
+      const addrs = evt.detail.listenAddrs.map((m) => m.toString().replace(/\/p2p\/[^/]+$/, ''));
+      exchange.onIdentified(evt.detail.peerId.toString(), addrs);
+    });
+    this.#refreshGauges();
+    this.#gauges = setInterval(() => this.#refreshGauges(), 1000);
+    this.#gauges.unref();
+  }
+
+  #refreshGauges(): void {
+    const counts = { connected: 0, connecting: 0, disconnected: 0, delinquent: 0 };
+    for (const e of this.table.all()) {
+      if (e.delinquent) counts.delinquent++;
+      counts[e.phase]++;
+    }
+    for (const [state, n] of Object.entries(counts)) this.#deps.metrics.peers.set({ state }, n);
+  }
+
+  #setPeers(peers: readonly Peer[]): void {
+    this.#stored = new Map(peers.map((p) => [p.peerId, p.addresses]));
+    this.table.setKnown(peers);
+  }
+
+  /** Applies a new config version live; what cannot change while running is reported. */
+  async apply(next: Settings, opts: GatewayOptions): Promise<ApplyReport> {
+    const change = diffSettings(this.#settings, next);
+    const applied: string[] = [];
+    const { log, metrics } = this.#deps;
+    if (change.addedListen.length > 0) {
+      try {
+        await addListenAddresses(this.node, change.addedListen);
+        applied.push('network.addresses (added)');
+      } catch (err) {
+        change.needsRestart.push('network.addresses (added)');
+        log.error({ addresses: change.addedListen, err: errorMessage(err) }, 'cannot listen on the new addresses');
+      }
+    }
+    if (change.peersChanged) { this.#setPeers(next.peers); this.dialer.dialDue(); applied.push('peers'); }
+    if (change.validatorsChanged) { this.path.setValidators(next.validators, next.selfIndex); applied.push('validators'); }
+    if (change.frameLimitChanged) { this.path.maxFrameBytes = next.maxFrameBytes; applied.push('max_frame_bytes'); }
+    if (change.timersChanged) {
+      this.exchange.intervalMs = next.exchangeIntervalMs;
+      this.exchange.timeoutMs = next.connectionTimeoutMs;
+      this.dialer.connectionTimeoutMs = next.connectionTimeoutMs;
+      this.dialer.pingIntervalMs = pingInterval(next, opts);
+      this.path.openTimeoutMs = next.connectionTimeoutMs;
+      applied.push('peers.exchange_interval/connection_timeout');
+    }
+    for (const field of change.needsRestart) metrics.unapplied.inc({ field });
+    // Keep the running key and name: they did not change underneath the node.
+    this.#settings = { ...next, privateKey: this.#settings.privateKey, peerId: this.#settings.peerId, member: this.#settings.member,
+      listen: change.removedListen.length > 0 ? [...new Set([...next.listen, ...change.removedListen])] : next.listen };
+    return { applied, needsRestart: change.needsRestart };
+  }
+
+  status(): GatewayServiceListPeersResponse {
+    return {
+      peers: this.table.all().map((e) => this.#peerStatus(e)).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
+      peerId: this.#settings.peerId,
+      listenAddresses: listenAddresses(this.node),
+      refusedFrames: this.path.refused,
+      maxFrameBytes: this.path.maxFrameBytes,
+      attached: this.attach.attached,
+    };
+  }
+
+  #peerStatus(e: PeerEntry): PeerStatus {
+    const v = this.path.validatorOf(e.peerId);
+    const state = e.delinquent ? PeerState.PEER_STATE_DELINQUENT
+      : e.phase === 'connected' ? PeerState.PEER_STATE_CONNECTED
+        : e.phase === 'connecting' ? PeerState.PEER_STATE_CONNECTING : PeerState.PEER_STATE_DISCONNECTED;
+    return {
+      peerId: e.peerId, state, addresses: [...e.addresses], connectedAddress: e.connectedAddress,
+      isValidator: v !== undefined, validatorIndex: v?.index ?? 0, latencyMs: e.latencyMs,
+      consecutiveFailures: e.consecutiveFailures, ...e.counters,
+      connectedSinceMs: e.connectedSinceMs, queuedFrames: this.path.queued(e.peerId),
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#gauges);
+    this.dialer.stop();
+    this.attach.close();
+    await this.exchange.stop();
+    await this.path.stop();
+    await this.node.stop();
+  }
+}

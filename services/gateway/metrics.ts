@@ -1,0 +1,32 @@
+// The gateway's metrics, created once from the Metrics interface so every module counts into
+// the same series. Names carry their unit (`_total`, `_seconds`, `_bytes`, `_peers`).
+
+import type { Metrics } from '#libs/metrics/index.ts';
+
+export function gatewayMetrics(m: Metrics) {
+  return {
+    framesSent: m.counter('gateway_frames_sent_total', 'Consensus frames written to a peer stream'),
+    framesReceived: m.counter('gateway_frames_received_total', 'Consensus frames read from validators'),
+    bytesSent: m.counter('gateway_frame_bytes_sent_total', 'Consensus frame payload bytes sent'),
+    bytesReceived: m.counter('gateway_frame_bytes_received_total', 'Consensus frame payload bytes received'),
+    framesDropped: m.counter('gateway_frames_dropped_total',
+      'Consensus frames dropped, by reason (queue_full, send_failed, delinquent, no_consumer)', ['reason']),
+    framesRefused: m.counter('gateway_frames_refused_total',
+      'Consensus frames or streams refused, by reason (not_validator, too_large, bad_request)', ['reason']),
+    dials: m.counter('gateway_dials_total', 'Dial attempts by result', ['result']),
+    connectSeconds: m.histogram('gateway_connection_setup_seconds', 'From dial to an upgraded connection', [],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+    pingSeconds: m.histogram('gateway_ping_rtt_seconds', 'Ping round trip to connected peers', [],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
+    peers: m.gauge('gateway_peers', 'Known peers by state', ['state']),
+    transitions: m.counter('gateway_peer_transitions_total', 'Peer state changes (connected, disconnected, delinquent, recovered)', ['type']),
+    exchange: m.counter('gateway_exchange_requests_total', 'Peer-exchange messages by direction and result', ['direction', 'result']),
+    learned: m.counter('gateway_peers_learned_total', 'New peers learned through peer exchange and persisted'),
+    rejectedRecords: m.counter('gateway_peer_records_rejected_total', 'Peer records refused by reason', ['reason']),
+    reloads: m.counter('gateway_reloads_total', 'Config versions applied, by result', ['result']),
+    unapplied: m.counter('gateway_reload_unapplied_total', 'Config changes that need a restart, by field', ['field']),
+    attached: m.gauge('gateway_attached_streams', 'Consumers attached to the Attach stream (0 or 1)'),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof gatewayMetrics>;

@@ -1,0 +1,80 @@
+// The libp2p node: TCP + Noise + Yamux + identify + ping, with the member's identity
+// (node.private_key) and its listen addresses. libp2p's own reconnect queue and peer discovery
+// are off: the dialer owns redials (backoff, delinquency) so there is one policy, not two.
+// /dns4 and /dns6 addresses are dialled by the TCP transport, which hands the name to Node's
+// resolver (getaddrinfo); no DNS library is involved. Must never listen with another key.
+
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import { ping, type Ping } from '@libp2p/ping';
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+
+export type GatewayNode = Libp2p<{ identify: Identify; ping: Ping }>;
+
+export interface NodeOptions {
+  privateKey: string;
+  listen: readonly string[];
+  dialTimeoutMs: number;
+  /** Bytes one yamux stream may have in flight before the reader grants more. */
+  streamWindowBytes: number;
+  maxConnections?: number;
+}
+
+export async function createNode(opts: NodeOptions): Promise<GatewayNode> {
+  let key;
+  try {
+    key = privateKeyFromProtobuf(Buffer.from(opts.privateKey, 'base64'));
+  } catch (err) {
+    throw new FedError('GATEWAY_NO_KEY', `node.private_key does not parse: ${errorMessage(err)}`);
+  }
+  try {
+    return await createLibp2p({
+      privateKey: key,
+      addresses: { listen: [...opts.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux({
+        streamOptions: { maxStreamWindowSize: Math.max(256 * 1024, opts.streamWindowBytes) },
+      })],
+      connectionManager: {
+        maxConnections: opts.maxConnections ?? 512,
+        dialTimeout: opts.dialTimeoutMs,
+        addressDialTimeout: opts.dialTimeoutMs,
+        reconnectRetries: 0,
+        // Members on one host (devnets, tests) all dial from 127.0.0.1: the default of 5
+        // connections per second per host would refuse a restart storm of a 50-member net.
+        inboundConnectionThreshold: 200,
+        maxIncomingPendingConnections: 128,
+      },
+      services: {
+        identify: identify(),
+        ping: ping({ timeout: opts.dialTimeoutMs }),
+      },
+      nodeInfo: { name: 'btcfed-gateway', version: '0.1.0' },
+    });
+  } catch (err) {
+    throw new FedError('GATEWAY_LISTEN_FAILED', `cannot start libp2p on ${opts.listen.join(', ')}: ${errorMessage(err)}`,
+      { listen: opts.listen }, { cause: err });
+  }
+}
+
+/**
+ * Starts listening on more addresses while running; existing connections are untouched.
+ * libp2p 3 has no public call for this: the transport manager's listen() is what start() itself
+ * uses, reached through the node's `components` (public on the Libp2p class, not on its interface).
+ */
+export async function addListenAddresses(node: GatewayNode, addrs: readonly string[]): Promise<void> {
+  if (addrs.length === 0) return;
+  const components = (node as unknown as { components: { transportManager: { listen(a: Multiaddr[]): Promise<void> } } }).components;
+  await components.transportManager.listen(addrs.map((a) => multiaddr(a)));
+}
+
+/** Our listen multiaddrs without the /p2p suffix, as peers.yaml holds addresses. */
+export function listenAddresses(node: GatewayNode): string[] {
+  return [...new Set(node.getMultiaddrs().map((m) => m.toString().replace(/\/p2p\/[^/]+$/, '')))];
+}

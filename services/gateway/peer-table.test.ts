@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DELINQUENT_AFTER, PeerTable, type PeerTransition } from './peer-table.ts';
+
+function table(random = () => 0.5) {
+  let now = 1_000;
+  const seen: PeerTransition[] = [];
+  const t = new PeerTable({ now: () => now, random, backoff: { baseMs: 100, maxMs: 1000, jitter: 0.2 }, onTransition: (x) => seen.push(x) });
+  return { t, seen, advance: (ms: number) => { now += ms; }, now: () => now };
+}
+
+test('15 consecutive failures make a peer delinquent; one success recovers it', () => {
+  const { t, seen } = table();
+  t.upsertKnown('p', ['/ip4/127.0.0.1/tcp/1']);
+  for (let i = 1; i < DELINQUENT_AFTER; i++) t.failure('p', i % 3 === 0 ? 'ping' : 'dial', 'refused');
+  assert.equal(t.get('p')!.delinquent, false);
+  t.failure('p', 'send', 'reset');
+  assert.equal(t.get('p')!.delinquent, true);
+  assert.deepEqual(seen.map((s) => s.type), ['delinquent']);
+  t.failure('p', 'dial', 'again');
+  assert.equal(seen.length, 1, 'delinquent is reported once');
+  t.success('p', 3.5);
+  assert.deepEqual(seen.map((s) => s.type), ['delinquent', 'recovered']);
+  assert.deepEqual([t.get('p')!.consecutiveFailures, t.get('p')!.latencyMs], [0, 3.5]);
+});
+
+test('a success in between resets the count', () => {
+  const { t } = table();
+  t.upsertKnown('p', ['/ip4/127.0.0.1/tcp/1']);
+  for (let i = 0; i < 14; i++) t.failure('p', 'dial', 'x');
+  t.success('p');
+  for (let i = 0; i < 14; i++) t.failure('p', 'dial', 'x');
+  assert.equal(t.get('p')!.delinquent, false);
+});
+
+test('redials back off exponentially with jitter, capped', () => {
+  const lo = table(() => 0);
+  const hi = table(() => 1);
+  for (const { t } of [lo, hi]) t.upsertKnown('p', ['/ip4/127.0.0.1/tcp/1']);
+  const delays = (x: ReturnType<typeof table>) => Array.from({ length: 6 }, () => { x.t.failure('p', 'dial', 'x'); return x.t.get('p')!.backoffMs; });
+  assert.deepEqual(delays(lo), [80, 160, 320, 640, 800, 800]);
+  assert.deepEqual(delays(hi), [120, 240, 480, 960, 1200, 1200]);
+  const { t, advance } = table();
+  t.upsertKnown('p', ['/ip4/127.0.0.1/tcp/1']);
+  assert.equal(t.due().length, 1);
+  t.connecting('p');
+  t.failure('p', 'dial', 'x');
+  assert.equal(t.due().length, 0, 'not due during its backoff');
+  advance(101);
+  assert.equal(t.due().length, 1);
+});
+
+test('connect and disconnect are reported once; unknown inbound peers leave the table on disconnect', () => {
+  const { t, seen } = table();
+  t.connected('in', '/ip4/1.2.3.4/tcp/5');
+  t.connected('in', '/ip4/1.2.3.4/tcp/5');
+  assert.equal(t.get('in')!.known, false);
+  t.disconnected('in', 'closed');
+  assert.equal(t.get('in'), undefined);
+  assert.deepEqual(seen.map((s) => s.type), ['connected', 'disconnected']);
+});
+
+test('setKnown replaces the known set and keeps connected peers it dropped', () => {
+  const { t } = table();
+  t.setKnown([{ peerId: 'a', addresses: ['x'] }, { peerId: 'b', addresses: ['y'] }]);
+  t.connected('b', 'y');
+  const r = t.setKnown([{ peerId: 'c', addresses: ['z'] }]);
+  assert.deepEqual(r, { added: ['c'], removed: ['a', 'b'] });
+  assert.equal(t.get('a'), undefined);
+  assert.equal(t.get('b')!.phase, 'connected');
+  assert.deepEqual(t.all().map((e) => e.peerId).sort(), ['b', 'c']);
+});

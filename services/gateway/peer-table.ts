@@ -1,0 +1,189 @@
+// The gateway's view of every known peer: addresses, connection state, the consecutive-failure
+// counter of the PBFT requirement (15 in a row → delinquent: probed, not sent to; one success
+// resets it), redial backoff with jitter, latency and counters. Pure bookkeeping: no sockets, the
+// clock and randomness are passed in; it reports state transitions for the caller to publish.
+// Must never decide anything about consensus: delinquency only changes whom we send to.
+
+export const DELINQUENT_AFTER = 15;
+
+export type PeerPhase = 'disconnected' | 'connecting' | 'connected';
+export type FailureKind = 'dial' | 'send' | 'ping';
+
+/** What a caller publishes (peer.connected, ...) after a change. */
+export type PeerTransition =
+  | { type: 'connected'; peerId: string; address: string }
+  | { type: 'disconnected'; peerId: string; reason: string }
+  | { type: 'delinquent'; peerId: string; failures: number; reason: string }
+  | { type: 'recovered'; peerId: string };
+
+export interface PeerEntry {
+  peerId: string;
+  addresses: string[];
+  /** From peers.yaml / discovery (dialled); false for peers that only dialled us. */
+  known: boolean;
+  phase: PeerPhase;
+  delinquent: boolean;
+  consecutiveFailures: number;
+  nextAttemptAt: number;
+  backoffMs: number;
+  latencyMs: number;
+  connectedAddress: string;
+  connectedSinceMs: number;
+  counters: {
+    framesSent: number; framesReceived: number; framesDropped: number;
+    bytesSent: number; bytesReceived: number;
+    dialFailures: number; sendFailures: number; pingFailures: number;
+  };
+}
+
+export interface BackoffOptions {
+  baseMs: number;
+  maxMs: number;
+  /** 0.2 → each delay is multiplied by a factor in [0.8, 1.2]. */
+  jitter: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 30_000, jitter: 0.2 };
+
+export interface PeerTableDeps {
+  now: () => number;
+  random: () => number;
+  backoff: BackoffOptions;
+  onTransition: (t: PeerTransition) => void;
+}
+
+function blank(peerId: string, addresses: string[], known: boolean): PeerEntry {
+  return {
+    peerId, addresses, known, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
+    nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0,
+    counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
+  };
+}
+
+export class PeerTable {
+  #peers = new Map<string, PeerEntry>();
+  #deps: PeerTableDeps;
+
+  constructor(deps: PeerTableDeps) {
+    this.#deps = deps;
+  }
+
+  set backoff(b: BackoffOptions) { this.#deps.backoff = b; }
+
+  get(peerId: string): PeerEntry | undefined { return this.#peers.get(peerId); }
+  all(): PeerEntry[] { return [...this.#peers.values()]; }
+  get size(): number { return this.#peers.size; }
+
+  /** Adds or updates a peer to dial; addresses are united (new first). */
+  upsertKnown(peerId: string, addresses: readonly string[]): PeerEntry {
+    const e = this.#peers.get(peerId);
+    if (!e) {
+      const fresh = blank(peerId, [...new Set(addresses)], true);
+      this.#peers.set(peerId, fresh);
+      return fresh;
+    }
+    e.known = true;
+    e.addresses = [...new Set([...addresses, ...e.addresses])];
+    return e;
+  }
+
+  /** Replaces the set of known peers (a reload): unknown ones stay only while connected. */
+  setKnown(peers: ReadonlyArray<{ peerId: string; addresses: readonly string[] }>): { added: string[]; removed: string[] } {
+    const ids = new Set(peers.map((p) => p.peerId));
+    const added = peers.filter((p) => !this.#peers.get(p.peerId)?.known).map((p) => p.peerId);
+    for (const p of peers) {
+      const e = this.upsertKnown(p.peerId, []);
+      e.addresses = [...new Set(p.addresses)];
+    }
+    const removed: string[] = [];
+    for (const e of this.#peers.values()) {
+      if (e.known && !ids.has(e.peerId)) {
+        e.known = false;
+        removed.push(e.peerId);
+        if (e.phase !== 'connected') this.#peers.delete(e.peerId);
+      }
+    }
+    return { added, removed };
+  }
+
+  /** Peers whose redial or probe is due. */
+  due(): PeerEntry[] {
+    const now = this.#deps.now();
+    return this.all().filter((e) => e.known && e.phase === 'disconnected' && e.addresses.length > 0 && e.nextAttemptAt <= now);
+  }
+
+  connecting(peerId: string): void {
+    const e = this.#peers.get(peerId);
+    if (e && e.phase === 'disconnected') e.phase = 'connecting';
+  }
+
+  connected(peerId: string, address: string): void {
+    const e = this.#peers.get(peerId) ?? this.#insert(peerId);
+    const was = e.phase;
+    e.phase = 'connected';
+    e.connectedAddress = address;
+    if (was !== 'connected') {
+      e.connectedSinceMs = this.#deps.now();
+      this.#deps.onTransition({ type: 'connected', peerId, address });
+    }
+    this.success(peerId);
+  }
+
+  disconnected(peerId: string, reason: string): void {
+    const e = this.#peers.get(peerId);
+    if (!e) return;
+    const was = e.phase;
+    e.phase = 'disconnected';
+    e.connectedAddress = '';
+    e.connectedSinceMs = 0;
+    if (!e.known) { this.#peers.delete(peerId); }
+    else this.#schedule(e);
+    if (was === 'connected') this.#deps.onTransition({ type: 'disconnected', peerId, reason });
+  }
+
+  /** Any success (dial, send, ping) resets the counter and clears delinquency. */
+  success(peerId: string, latencyMs?: number): void {
+    const e = this.#peers.get(peerId);
+    if (!e) return;
+    if (latencyMs !== undefined) e.latencyMs = latencyMs;
+    e.consecutiveFailures = 0;
+    e.backoffMs = 0;
+    e.nextAttemptAt = 0;
+    if (e.delinquent) {
+      e.delinquent = false;
+      this.#deps.onTransition({ type: 'recovered', peerId });
+    }
+  }
+
+  failure(peerId: string, kind: FailureKind, reason: string): void {
+    const e = this.#peers.get(peerId);
+    if (!e) return;
+    switch (kind) {
+      case 'dial': e.counters.dialFailures++; e.phase = e.phase === 'connecting' ? 'disconnected' : e.phase; break;
+      case 'send': e.counters.sendFailures++; break;
+      case 'ping': e.counters.pingFailures++; break;
+      default: { const never: never = kind; throw new Error(`unknown failure kind ${String(never)}`); }
+    }
+    e.consecutiveFailures++;
+    if (kind === 'dial') this.#schedule(e);
+    if (!e.delinquent && e.consecutiveFailures >= DELINQUENT_AFTER) {
+      e.delinquent = true;
+      this.#deps.onTransition({ type: 'delinquent', peerId, failures: e.consecutiveFailures, reason: `${kind}: ${reason}` });
+    }
+  }
+
+  /** Next redial: exponential in the consecutive failures, capped, with jitter. */
+  #schedule(e: PeerEntry): void {
+    const { baseMs, maxMs, jitter } = this.#deps.backoff;
+    const exp = Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, e.consecutiveFailures - 1)));
+    const factor = 1 - jitter + 2 * jitter * this.#deps.random();
+    e.backoffMs = Math.round(exp * factor);
+    e.nextAttemptAt = this.#deps.now() + e.backoffMs;
+  }
+
+  #insert(peerId: string): PeerEntry {
+    const e = blank(peerId, [], false);
+    this.#peers.set(peerId, e);
+    return e;
+  }
+}

@@ -1,0 +1,216 @@
+// The gateway under load and change, as real processes: 50 concurrent connections, a config
+// reload during frame traffic, a peer killed and restarted (delinquency and recovery), a peer
+// named by /dns4, a slow consumer (end-to-end backpressure) and IPv6 listen addresses.
+
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
+import { multiaddr } from '@multiformats/multiaddr';
+import { PeerStateChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { recordEvents } from './support/store.ts';
+import {
+  PeerState, attach, bytes, freePort, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
+  type GatewayMember, type Node,
+} from './support/gateway.ts';
+
+describe('gateway: 50 concurrent connections', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  const crowd: Array<Awaited<ReturnType<typeof strangerNode>>> = [];
+  after(async () => {
+    await Promise.allSettled(crowd.map((n) => n.stop()));
+    await stopAll(nodes, members);
+  });
+
+  test('50 peers dial one gateway at once and all stay connected', async () => {
+    members = await makeCluster(1);
+    nodes[0] = await startMember(members[0]!);
+    for (let i = 0; i < 50; i++) crowd.push(await strangerNode());
+    const target = multiaddr(`${members[0]!.address}/p2p/${members[0]!.identity.peerId}`);
+    const t0 = performance.now();
+    const times = await Promise.all(crowd.map(async (n) => {
+      const s = performance.now();
+      await n.dial(target);
+      return performance.now() - s;
+    }));
+    const total = performance.now() - t0;
+    times.sort((x, y) => x - y);
+    console.log(`# 50 concurrent dials: all connected in ${total.toFixed(0)} ms; per dial p50 ${times[25]!.toFixed(0)} ms, max ${times[49]!.toFixed(0)} ms`);
+    const until = Date.now() + 10_000;
+    let connected = 0;
+    while (Date.now() < until) {
+      connected = (await listPeers(nodes[0].gw)).peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED).length;
+      if (connected >= 50) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(connected, 50);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(crowd.filter((n) => n.getConnections().length === 1).length, 50, 'no connection was pruned or dropped');
+  });
+});
+
+describe('gateway: reload during traffic', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('new listen address and interval apply live; no connection drops; a removal is reported as needing a restart', async () => {
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []) });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[1] = await startMember(b);
+    nodes[0] = await startMember(a);
+    const before = await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    const ca = attach(nodes[0].gw);
+    let received = 0;
+    const cb = attach(nodes[1].gw, () => { received++; });
+    await Promise.all([ca.ready, cb.ready]);
+    let sent = 0;
+    const pump = setInterval(() => { ca.send(1, bytes(2048, sent)); sent++; }, 5);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const extra = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+      const conf = parse(await fs.readFile(a.confPath, 'utf8')) as { network: { addresses: string[] }; peers: Record<string, string> };
+      conf.network.addresses.push(extra);
+      conf.peers.exchange_interval = '20s';
+      await fs.writeFile(a.confPath, stringify(conf));
+      const applied = await nodes[0].gw.svc.waitFor((l) => l.msg === 'config version applied' && (l.applied as string[]).includes('network.addresses (added)'), 10_000);
+      assert.ok((applied.applied as string[]).includes('peers.exchange_interval/connection_timeout'));
+      const atReload = received;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(received > atReload, `frames kept flowing after the reload (${atReload} → ${received})`);
+      assert.ok((await listPeers(nodes[0].gw)).listenAddresses.includes(extra), 'listening on the new address');
+
+      conf.network.addresses = conf.network.addresses.filter((x) => x !== extra);
+      await fs.writeFile(a.confPath, stringify(conf));
+      const warn = await nodes[0].gw.svc.waitFor((l) => l.msg === 'config changes that need a restart were not applied', 10_000);
+      assert.deepEqual(warn.needsRestart, ['network.addresses (removed)']);
+
+      const after = await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+      assert.equal(after.connectedSinceMs, before.connectedSinceMs, 'the same connection');
+      for (const n of nodes) assert.equal(n!.gw.svc.lines.filter((l) => l.msg === 'peer disconnected').length, 0);
+      console.log(`# reload during traffic: ${sent} frames sent, ${received} received, no disconnect`);
+    } finally {
+      clearInterval(pump);
+      ca.close();
+      cb.close();
+    }
+  });
+});
+
+describe('gateway: a peer killed and restarted', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('goes delinquent after 15 failures, is not sent to, then reconnects and recovers', async () => {
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []), connectionTimeout: '1s' });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    const events = await recordEvents(`btcfed.${a.name}.gateway.peer.>`, (d) => PeerStateChanged.decode(d));
+    try {
+      nodes[1] = await startMember(b);
+      nodes[0] = await startMember(a, ['--backoff-base', '20ms', '--backoff-max', '150ms', '--ping-interval', '500ms']);
+      await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+      await nodes[1].gw.svc.stop('SIGKILL');
+      const delinquent = await events.next((e) => e.subject.endsWith('peer.delinquent') && e.data.peerId === b.identity.peerId, 15_000);
+      assert.equal(delinquent.data.consecutiveFailures, 15);
+      const st = await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_DELINQUENT);
+      assert.ok(st.dialFailures >= 15);
+
+      const ca = attach(nodes[0].gw);
+      await ca.ready;
+      ca.send(1, bytes(100));
+      await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.framesDropped >= 1 && p.framesSent === 0);
+      ca.close();
+
+      const from = events.seen.length;
+      nodes[1] = { ...nodes[1], gw: await startGateway(nodes[1].store) };
+      await events.next((e) => e.subject.endsWith('peer.recovered') && e.data.peerId === b.identity.peerId, 15_000, from);
+      await events.next((e) => e.subject.endsWith('peer.connected') && e.data.peerId === b.identity.peerId, 15_000, from);
+      const back = await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+      assert.equal(back.consecutiveFailures, 0);
+    } finally {
+      await events.close();
+    }
+  });
+
+  test('a peer named by /dns4/localhost is dialled (resolved by the TCP transport)', async () => {
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    const dnsOnly = await makeCluster(1);
+    members.push(dnsOnly[0]!);
+    const c = dnsOnly[0]!;
+    const file = { peers: [{ public_key: b.identity.publicKey, addresses: [`/dns4/localhost/tcp/${b.libp2pPort}`] }] };
+    await fs.writeFile(c.peersPath, stringify(file));
+    nodes[2] = await startMember(c);
+    const p = await waitPeer(nodes[2].gw, b.identity.peerId, (s) => s.state === PeerState.PEER_STATE_CONNECTED);
+    assert.match(p.connectedAddress, /tcp\//);
+    assert.ok(a);
+  });
+});
+
+describe('gateway: a slow consumer', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('backpressure reaches the sending gateway, whose bounded queue drops its oldest frames', async () => {
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []) });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[1] = await startMember(b);
+    nodes[0] = await startMember(a);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    const ca = attach(nodes[0].gw);
+    let received = 0;
+    const cb = attach(nodes[1].gw, () => { received++; });
+    await Promise.all([ca.ready, cb.ready]);
+    try {
+      cb.stream.pause(); // the consumer stops reading: gRPC flow control, then libp2p's, push back
+      const frame = bytes(64 * 1024);
+      const total = 600; // ~39 MB: more than the sender's queue (8 MiB) plus every window on the way
+      for (let i = 0; i < total; i++) {
+        if (!ca.send(1, frame)) await new Promise((r) => ca.stream.once('drain', r));
+      }
+      const dropped = await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.framesDropped > 0, 20_000);
+      const onB = (await listPeers(nodes[1].gw)).peers.find((p) => p.peerId === a.identity.peerId)!;
+      console.log(`# slow consumer: A sent ${dropped.framesSent}, dropped ${dropped.framesDropped}, queued ${dropped.queuedFrames}; B read ${onB.framesReceived} from libp2p while the consumer was paused`);
+      assert.ok(onB.framesReceived < total / 2, `B stopped reading from libp2p (${onB.framesReceived})`);
+      assert.ok(dropped.queuedFrames <= 1024);
+      // In flight on the way: B's paused window (≤ 4 MiB), A's stream buffer (~1 MiB), what B handed gRPC.
+      assert.ok(dropped.framesSent * frame.length < 24 * 1024 * 1024, `A put ${dropped.framesSent} frames on the wire, not all ${total}`);
+      cb.stream.resume();
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && received < onB.framesReceived) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(received >= onB.framesReceived, 'what B read is delivered once the consumer reads again');
+      // Fresh frames flow again.
+      const mark = received;
+      ca.send(1, bytes(10));
+      const end = Date.now() + 20_000;
+      while (Date.now() < end && received <= mark) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(received > mark);
+    } finally {
+      ca.close();
+      cb.close();
+    }
+  });
+});
+
+describe('gateway: IPv6', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('listens on IPv4 and IPv6 at once and reaches a peer over /ip6', async () => {
+    members = await makeCluster(2);
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    const v6 = `/ip6/::1/tcp/${await freePort()}`;
+    const conf = parse(await fs.readFile(b.confPath, 'utf8')) as { network: { addresses: string[] } };
+    conf.network.addresses.push(v6);
+    await fs.writeFile(b.confPath, stringify(conf));
+    await fs.writeFile(a.peersPath, stringify({ peers: [{ public_key: b.identity.publicKey, addresses: [v6] }] }));
+    nodes[1] = await startMember(b);
+    assert.deepEqual(nodes[1].gw.listen, [b.address, v6]);
+    nodes[0] = await startMember(a);
+    const p = await waitPeer(nodes[0].gw, b.identity.peerId, (s) => s.state === PeerState.PEER_STATE_CONNECTED);
+    assert.match(p.connectedAddress, /^\/ip6\/::1\/tcp\//);
+  });
+});
