@@ -12,11 +12,11 @@ import type {
 export interface WireLimits {
   /** N: signer indices and senders must be below it. */
   validatorCount: number;
-  /** Exact length of one signature for the configured parameter set. */
-  signatureBytes: number;
-  /** Upper bound on transactions in one block (and their total size). */
-  maxBlockTxs: number;
-  maxBlockBytes: number;
+  /** Exact length of one signature for the configured parameter set (unchecked when absent). */
+  signatureBytes?: number;
+  /** Upper bounds on transactions in one block and their total size (unchecked when absent). */
+  maxBlockTxs?: number;
+  maxBlockBytes?: number;
 }
 
 export function invalid(field: string, reason: string): FedError<'WIRE_INVALID'> {
@@ -44,19 +44,32 @@ export function checkSender(field: string, s: number, limits: WireLimits): numbe
 }
 
 export function checkSignature(field: string, sig: Uint8Array, limits: WireLimits): Uint8Array {
-  if (sig.length !== limits.signatureBytes) throw invalid(field, `must be ${limits.signatureBytes} bytes, got ${sig.length}`);
+  if (limits.signatureBytes !== undefined && sig.length !== limits.signatureBytes) {
+    throw invalid(field, `must be ${limits.signatureBytes} bytes, got ${sig.length}`);
+  }
   return sig;
 }
 
-/** Signer indices (strictly increasing) → bitmap: bit i of byte i/8, least significant first. */
-export function signersToBitmap(signers: readonly number[]): Uint8Array {
-  const last = signers.at(-1);
-  const out = new Uint8Array(last === undefined ? 0 : (last >> 3) + 1);
-  for (const i of signers) out[i >> 3]! |= 1 << (i & 7);
+/**
+ * Signer indices (strictly increasing) → bitmap: bit i of byte i/8, least significant first.
+ * With `validatorCount`, exactly ⌈N/8⌉ bytes (what members put on the wire) and indices below N;
+ * without, the shortest bitmap that holds the highest index.
+ */
+export function signersToBitmap(signers: readonly number[], validatorCount?: number): Uint8Array {
+  const last = signers.at(-1) ?? -1;
+  const length = validatorCount === undefined ? (last >> 3) + 1 : Math.ceil(validatorCount / 8);
+  const limit = validatorCount ?? length * 8;
+  const out = new Uint8Array(last < 0 && validatorCount === undefined ? 0 : length);
+  let prev = -1;
+  for (const i of signers) {
+    if (!Number.isInteger(i) || i <= prev || i >= limit) throw invalid('signers', `must be strictly increasing indices below ${limit}, got ${i}`);
+    out[i >> 3]! |= 1 << (i & 7);
+    prev = i;
+  }
   return out;
 }
 
-export function bitmapToSigners(field: string, bitmap: Uint8Array, validatorCount: number): number[] {
+export function bitmapToSigners(field: string, bitmap: Uint8Array, validatorCount: number = bitmap.length * 8): number[] {
   if (bitmap.length > Math.ceil(validatorCount / 8)) throw invalid(field, `bitmap of ${bitmap.length} bytes is too long for ${validatorCount} validators`);
   const out: number[] = [];
   for (let byte = 0; byte < bitmap.length; byte++) {
@@ -72,8 +85,8 @@ export function bitmapToSigners(field: string, bitmap: Uint8Array, validatorCoun
   return out;
 }
 
-export function qcToWire(qc: QuorumCert): QuorumCertMsg {
-  return { phase: qc.phase, view: qc.view, blockHash: qc.blockHash, signers: signersToBitmap(qc.signers), signatures: qc.signatures };
+export function qcToWire(qc: QuorumCert, validatorCount?: number): QuorumCertMsg {
+  return { phase: qc.phase, view: qc.view, blockHash: qc.blockHash, signers: signersToBitmap(qc.signers, validatorCount), signatures: qc.signatures };
 }
 
 export function qcFromWire(field: string, m: QuorumCertMsg | undefined, limits: WireLimits): QuorumCert {
@@ -104,7 +117,7 @@ export function headerFromWire(field: string, m: BlockHeaderMsg | undefined): Bl
     height: checkView(`${field}.height`, m.height),
     view: checkView(`${field}.view`, m.view),
     parentHash: checkHash(`${field}.parent_hash`, m.parentHash),
-    proposer: m.proposer,
+    proposer: checkView(`${field}.proposer`, m.proposer),
     timestampMs: checkView(`${field}.timestamp_ms`, m.timestampMs),
     txRoot: checkHash(`${field}.tx_root`, m.txRoot),
     stateHash: checkHash(`${field}.state_hash`, m.stateHash),
@@ -120,9 +133,13 @@ export function blockFromWire(field: string, m: BlockMsg | undefined, limits: Wi
   if (!m) throw invalid(field, 'missing');
   const header = headerFromWire(`${field}.header`, m.header);
   if (header.proposer >= limits.validatorCount && header.height > 0) throw invalid(`${field}.header.proposer`, `validator ${header.proposer} is not in the set`);
-  if (m.txs.length > limits.maxBlockTxs) throw invalid(`${field}.txs`, `${m.txs.length} transactions exceed the limit of ${limits.maxBlockTxs}`);
-  let bytes = 0;
-  for (const tx of m.txs) bytes += tx.length;
-  if (bytes > limits.maxBlockBytes) throw invalid(`${field}.txs`, `${bytes} bytes exceed the limit of ${limits.maxBlockBytes}`);
+  if (limits.maxBlockTxs !== undefined && m.txs.length > limits.maxBlockTxs) {
+    throw invalid(`${field}.txs`, `${m.txs.length} transactions exceed the limit of ${limits.maxBlockTxs}`);
+  }
+  if (limits.maxBlockBytes !== undefined) {
+    let bytes = 0;
+    for (const tx of m.txs) bytes += tx.length;
+    if (bytes > limits.maxBlockBytes) throw invalid(`${field}.txs`, `${bytes} bytes exceed the limit of ${limits.maxBlockBytes}`);
+  }
   return { header, hash: hashBlock(header), txs: m.txs };
 }

@@ -10,7 +10,7 @@ import {
   qcFromWire, qcToWire, type WireLimits,
 } from './convert.ts';
 
-export interface FrameLimits extends WireLimits {
+export interface FrameLimits extends Required<WireLimits> {
   chainId: string;
   maxFrameBytes: number;
   /** Block sync: most blocks a request may ask for / a response may carry. */

@@ -2,7 +2,7 @@
 // structural checks every decoded message must pass before anything verifies a signature.
 export {
   signersToBitmap, bitmapToSigners, qcToWire, qcFromWire, headerToWire, headerFromWire,
-  blockToWire, blockFromWire, checkHash, checkView, checkPhase, checkSender, checkSignature,
+  blockToWire, blockFromWire, checkHash, checkView, checkPhase, checkSender, checkSignature, invalid,
 } from './convert.ts';
 export type { WireLimits } from './convert.ts';
 export { encodeFrame, decodeFrame } from './frame.ts';

@@ -5,7 +5,8 @@
 // Must never produce a 'sign' decision for a slot that already holds a different message,
 // nor for a slot below the last one signed of its kind.
 
-import { newViewSigningBytes, proposalSigningBytes, sha256, toHex, voteSigningBytes } from '#libs/crypto/index.ts';
+import { sha256, toHex } from '#libs/crypto/index.ts';
+import { signingBytesOfRequest } from '#libs/wire/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 
@@ -81,16 +82,9 @@ export function slotKey(s: Slot): string {
   return `${s.kind}:${s.view}:${s.phase}`;
 }
 
-/** The bytes a signature over this request covers (libs/crypto's canonical encodings). */
+/** The bytes a signature over this request covers: the one definition in libs/wire. */
 export function signingBytes(req: SignRequest, chainId: string): Uint8Array {
-  switch (req.kind) {
-    case 'proposal':
-      return proposalSigningBytes({ chainId, view: req.view, blockHash: req.block.hash, justify: req.justify });
-    case 'vote':
-      return voteSigningBytes({ chainId, phase: req.phase, view: req.view, blockHash: req.blockHash });
-    case 'new-view':
-      return newViewSigningBytes({ chainId, view: req.view, highQC: req.highQC });
-  }
+  return signingBytesOfRequest(chainId, req);
 }
 
 function blockOf(req: SignRequest): Uint8Array {

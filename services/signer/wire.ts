@@ -1,12 +1,13 @@
-// Conversions between libs/hotstuff's data (QCs with a sorted `signers` index list) and the
-// protobuf messages of wire.proto / signer.proto (QCs with a signer BITMAP: bit i = validator i,
-// byte i/8, least significant bit first). Written once here; the consensus driver reuses it.
-// Decoding validates shape (sizes, phases, integer ranges) and throws FedError
-// 'SIGNER_BAD_REQUEST' naming the field; it never decides whether a message is safe to sign.
+// The signer's side of signer.proto: SignRequests to and from their gRPC requests. The QC,
+// header and block conversions (signer bitmap: bit i = validator i, byte i/8, least significant
+// bit first) live in libs/wire, shared with the consensus frames; this file adapts them to the
+// signer's requests and reports a malformed field as FedError 'SIGNER_BAD_REQUEST' naming it.
+// It never decides whether a message is safe to sign.
 
-import { FedError } from '#libs/errors/index.ts';
+import { FedError, isFedError } from '#libs/errors/index.ts';
 import { blockHash } from '#libs/crypto/index.ts';
 import { Phase, type Block, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import * as wire from '#libs/wire/index.ts';
 import type {
   Block as BlockMsg,
   BlockHeader as BlockHeaderMsg,
@@ -15,121 +16,68 @@ import type {
 } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { SignNewViewRequest, SignProposalRequest, SignVoteRequest } from '#libs/gen/btcfed/v1/signer.pb.ts';
 
-const HASH_BYTES = 32;
-
 function bad(field: string, why: string): never {
   throw new FedError('SIGNER_BAD_REQUEST', `${field}: ${why}`, { field, rule: 'malformed' });
 }
 
-// ---------------------------------------------------------------- signer bitmap
+/** libs/wire's checks, with its WIRE_INVALID reported as the signer's malformed-request refusal. */
+function checked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isFedError(err, 'WIRE_INVALID')) throw new FedError('SIGNER_BAD_REQUEST', err.message, { field: err.details.field, rule: 'malformed' });
+    throw err;
+  }
+}
 
-/**
- * The bitmap of a strictly increasing index list. With `n`, exactly ceil(n/8) bytes (what the
- * wire carries between members); without, the shortest bitmap that holds the highest index.
- */
+/** Without `n` any index is accepted (the rules check signers against the signer's own set). */
+const limitsOf = (n?: number): wire.WireLimits => ({ validatorCount: n ?? 1 << 16 });
+
+// ---------------------------------------------------------------- the shared conversions (libs/wire)
+
 export function signersToBitmap(signers: readonly number[], n?: number): Uint8Array {
-  const highest = signers.length === 0 ? -1 : signers[signers.length - 1]!;
-  const length = n === undefined ? Math.ceil((highest + 1) / 8) : Math.ceil(n / 8);
-  const limit = n ?? length * 8;
-  const out = new Uint8Array(length);
-  let prev = -1;
-  for (const s of signers) {
-    if (!Number.isInteger(s) || s <= prev || s >= limit) bad('signers', `must be strictly increasing indices below ${limit}, got ${s}`);
-    out[s >> 3]! |= 1 << (s & 7);
-    prev = s;
-  }
-  return out;
+  return checked(() => wire.signersToBitmap(signers, n));
 }
 
-/** The increasing index list of a bitmap; with `n`, bits at or above n and extra bytes are refused. */
 export function bitmapToSigners(bitmap: Uint8Array, n?: number, field = 'signers'): number[] {
-  if (n !== undefined && bitmap.length > Math.ceil(n / 8)) bad(field, `bitmap of ${bitmap.length} bytes for ${n} validators`);
-  const out: number[] = [];
-  for (let i = 0; i < bitmap.length * 8; i++) {
-    if ((bitmap[i >> 3]! >> (i & 7)) & 1) {
-      if (n !== undefined && i >= n) bad(field, `bit ${i} set but there are only ${n} validators`);
-      out.push(i);
-    }
-  }
-  return out;
+  return checked(() => wire.bitmapToSigners(field, bitmap, n));
 }
-
-// ---------------------------------------------------------------- QC, header, block
 
 export function qcToWire(qc: QuorumCert, n?: number): QuorumCertMsg {
-  return {
-    phase: qc.phase as PhaseMsg,
-    view: qc.view,
-    blockHash: qc.blockHash,
-    signers: signersToBitmap(qc.signers, n),
-    signatures: [...qc.signatures],
-  };
-}
-
-function phaseOf(value: number, field: string): Phase {
-  if (value === Phase.PREPARE || value === Phase.PRE_COMMIT || value === Phase.COMMIT) return value;
-  return bad(field, `phase ${value} is not PREPARE, PRE_COMMIT or COMMIT`);
-}
-
-function view(value: number, field: string): number {
-  if (!Number.isSafeInteger(value) || value < 0) bad(field, `${value} is not a non-negative safe integer`);
-  return value;
-}
-
-function hash(value: Uint8Array, field: string): Uint8Array {
-  if (!(value instanceof Uint8Array) || value.length !== HASH_BYTES) bad(field, `must be ${HASH_BYTES} bytes, got ${value?.length}`);
-  return value;
+  return checked(() => wire.qcToWire(qc, n));
 }
 
 export function qcFromWire(msg: QuorumCertMsg | undefined, field: string, n?: number): QuorumCert {
-  if (!msg) return bad(field, 'missing');
-  const signers = bitmapToSigners(msg.signers, n, `${field}.signers`);
-  if (signers.length !== msg.signatures.length) {
-    bad(`${field}.signatures`, `${msg.signatures.length} signatures for ${signers.length} signers`);
-  }
-  return {
-    phase: phaseOf(msg.phase, `${field}.phase`),
-    view: view(msg.view, `${field}.view`),
-    blockHash: hash(msg.blockHash, `${field}.block_hash`),
-    signers,
-    signatures: [...msg.signatures],
-  };
+  return checked(() => wire.qcFromWire(field, msg, limitsOf(n)));
 }
 
 export function headerToWire(h: BlockHeader): BlockHeaderMsg {
-  return { ...h };
+  return wire.headerToWire(h);
 }
 
 export function headerFromWire(msg: BlockHeaderMsg | undefined, field: string): BlockHeader {
-  if (!msg) return bad(field, 'missing');
-  return {
-    chainId: msg.chainId,
-    height: view(msg.height, `${field}.height`),
-    view: view(msg.view, `${field}.view`),
-    parentHash: hash(msg.parentHash, `${field}.parent_hash`),
-    proposer: view(msg.proposer, `${field}.proposer`),
-    timestampMs: view(msg.timestampMs, `${field}.timestamp_ms`),
-    txRoot: hash(msg.txRoot, `${field}.tx_root`),
-    stateHash: hash(msg.stateHash, `${field}.state_hash`),
-  };
+  return checked(() => wire.headerFromWire(field, msg));
 }
 
 export function blockToWire(b: Block): BlockMsg {
-  return { header: headerToWire(b.header), txs: [...b.txs] };
+  return wire.blockToWire(b);
 }
 
 /** The hash is never taken from the wire: it is computed from the header's canonical bytes. */
 export function blockFromWire(msg: BlockMsg | undefined, field: string): Block {
-  if (!msg) return bad(field, 'missing');
-  const header = headerFromWire(msg.header, `${field}.header`);
-  let digest: Uint8Array;
-  try {
-    digest = blockHash(header);
-  } catch (err) {
-    return bad(`${field}.header`, (err as Error).message);
-  }
-  return { header, hash: digest, txs: [...msg.txs] };
+  return checked(() => {
+    try {
+      return wire.blockFromWire(field, msg, limitsOf(), blockHash);
+    } catch (err) {
+      if (isFedError(err, 'WIRE_INVALID')) throw err;
+      return bad(`${field}.header`, (err as Error).message);
+    }
+  });
 }
+
+const view = (value: number, field: string): number => checked(() => wire.checkView(field, value));
+const hash = (value: Uint8Array, field: string): Uint8Array => checked(() => wire.checkHash(field, value));
+const phaseOf = (value: number, field: string): Phase => checked(() => wire.checkPhase(field, value));
 
 // ---------------------------------------------------------------- sign requests
 
