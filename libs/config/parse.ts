@@ -33,7 +33,8 @@ export function parseYaml(text: string, file: string): unknown {
   return data ?? {};
 }
 
-function fromZod(file: string, error: z.ZodError): FedError<'CONFIG_INVALID'> {
+/** A zod error as CONFIG_INVALID, one issue per field (unknown keys each named). */
+export function fromZod(file: string, error: z.ZodError): FedError<'CONFIG_INVALID'> {
   const issues = error.issues.flatMap((issue): ConfigIssue[] => {
     const base = issue.path.map(String);
     if (issue.code === 'unrecognized_keys') {

@@ -5,12 +5,10 @@
 // The parsed form keeps the file's snake_case names; durations become numbers of milliseconds.
 
 import { z } from 'zod';
+import { PARAM_SETS, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
 import { parseDuration, parseHostPort, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
 
-const PUBLIC_KEY_BYTES: Record<string, number> = {
-  'slh-dsa-sha2-128f': 32, 'slh-dsa-sha2-128s': 32, 'slh-dsa-sha2-192f': 48, 'slh-dsa-sha2-256f': 64,
-};
-export const PARAM_SET_NAMES = Object.keys(PUBLIC_KEY_BYTES) as [string, ...string[]];
+export const PARAM_SET_NAMES = [...PARAM_SETS] as [ParamSet, ...ParamSet[]];
 
 const duration = (dflt: string) =>
   z.union([z.string(), z.number()]).default(dflt).transform((v, ctx) => {
@@ -19,14 +17,14 @@ const duration = (dflt: string) =>
     return d.value;
   });
 
-const endpoint = (dflt: string) =>
+export const endpoint = (dflt: string) =>
   z.string().default(dflt).superRefine((v, ctx) => {
     const r = parseHostPort(v, true);
     if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
   });
 
 /** An optional metrics endpoint; "" turns metrics off. */
-const metricsEndpoint = z.string().default('').superRefine((v, ctx) => {
+export const metricsEndpoint = z.string().default('').superRefine((v, ctx) => {
   if (v === '') return;
   const r = parseHostPort(v, true);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
@@ -127,19 +125,26 @@ export const confSchema = z.strictObject({
   if (c.max_tx_bytes > c.max_block_bytes) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
   }
-  const keyBytes = PUBLIC_KEY_BYTES[conf.crypto.param_set]!;
+  checkValidators(conf.validators, conf.crypto.param_set, ctx);
+});
+
+type Validator = z.output<typeof validator>;
+
+/** Keys of the parameter set's size; names, peer ids and keys unique. (conf.yaml and signer.yaml.) */
+export function checkValidators(validators: readonly Validator[], paramSet: ParamSet, ctx: z.RefinementCtx): void {
+  const keyBytes = paramSpec(paramSet).publicKeyBytes;
   const seen = { name: new Set<string>(), peer_id: new Set<string>(), public_key: new Set<string>() };
-  conf.validators.forEach((v, i) => {
+  validators.forEach((v, i) => {
     if (v.public_key.length !== keyBytes * 2) {
       ctx.addIssue({ code: 'custom', path: ['validators', i, 'public_key'],
-        message: `must be ${keyBytes} bytes (${keyBytes * 2} hex characters) for ${conf.crypto.param_set}, got ${v.public_key.length / 2}` });
+        message: `must be ${keyBytes} bytes (${keyBytes * 2} hex characters) for ${paramSet}, got ${v.public_key.length / 2}` });
     }
     for (const field of ['name', 'peer_id', 'public_key'] as const) {
       if (seen[field].has(v[field])) ctx.addIssue({ code: 'custom', path: ['validators', i, field], message: `duplicate ${field} "${v[field]}"` });
       seen[field].add(v[field]);
     }
   });
-});
+}
 
 export const peerEntrySchema = z.strictObject({
   public_key: libp2pPublicKey,

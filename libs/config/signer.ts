@@ -6,23 +6,10 @@
 // Must never hold a passphrase or key material: only where to find them.
 
 import { z } from 'zod';
-import { paramSpec } from '#libs/crypto/index.ts';
-import { configInvalid, parseYaml, type ConfigIssue } from './parse.ts';
-import { MEMBER_NAME, confSchema } from './schema.ts';
-import { parseHostPort } from './values.ts';
+import { fromZod, parseYaml } from './parse.ts';
+import { MEMBER_NAME, checkValidators, confSchema, endpoint, metricsEndpoint } from './schema.ts';
 
 const shared = confSchema.shape;
-
-const listen = z.string().default('127.0.0.1:7400').superRefine((v, ctx) => {
-  const r = parseHostPort(v, true);
-  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
-});
-
-const metricsEndpoint = z.string().default('').superRefine((v, ctx) => {
-  if (v === '') return;
-  const r = parseHostPort(v, true);
-  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
-});
 
 /** SHA-256 of a client certificate's DER: 64 hex digits, colons and case as the operator likes. */
 const fingerprint = z.string().transform((v, ctx) => {
@@ -40,7 +27,7 @@ const fileName = z.string().min(1).refine((v) => !v.includes('\0'), 'must be a f
 export const signerConfSchema = z.strictObject({
   member: z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit'),
   chain_id: shared.consensus.unwrap().shape.chain_id,
-  listen,
+  listen: endpoint('127.0.0.1:7400'),
   /** Required unless the signer runs with --insecure on loopback. */
   tls: shared.tls,
   /** Empty: any certificate the CA signed may call; otherwise only these fingerprints. */
@@ -63,37 +50,15 @@ export const signerConfSchema = z.strictObject({
   if (sources !== 1) {
     ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: 'exactly one of passphrase_file and passphrase_env is required' });
   }
-  const keyBytes = paramSpec(conf.crypto.param_set).publicKeyBytes;
-  const seen = { name: new Set<string>(), peer_id: new Set<string>(), public_key: new Set<string>() };
-  conf.validators.forEach((v, i) => {
-    if (v.public_key.length !== keyBytes * 2) {
-      ctx.addIssue({ code: 'custom', path: ['validators', i, 'public_key'],
-        message: `must be ${keyBytes} bytes (${keyBytes * 2} hex characters) for ${conf.crypto.param_set}, got ${v.public_key.length / 2}` });
-    }
-    for (const field of ['name', 'peer_id', 'public_key'] as const) {
-      if (seen[field].has(v[field])) ctx.addIssue({ code: 'custom', path: ['validators', i, field], message: `duplicate ${field} "${v[field]}"` });
-      seen[field].add(v[field]);
-    }
-  });
+  checkValidators(conf.validators, conf.crypto.param_set, ctx);
 });
 
 export type SignerConfInput = z.input<typeof signerConfSchema>;
 export type SignerConf = z.output<typeof signerConfSchema>;
 
-// parse.ts keeps its zod→issue mapping private; this is the same mapping for this file.
-function issuesOf(file: string, error: z.ZodError): ConfigIssue[] {
-  return error.issues.flatMap((issue): ConfigIssue[] => {
-    const base = issue.path.map(String);
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((k) => ({ file, field: [...base, k].join('.'), reason: 'unknown field' }));
-    }
-    return [{ file, field: base.join('.'), reason: issue.message }];
-  });
-}
-
 export function parseSignerConfObject(data: unknown, file = 'signer.yaml'): SignerConf {
   const r = signerConfSchema.safeParse(data);
-  if (!r.success) throw configInvalid(file, issuesOf(file, r.error));
+  if (!r.success) throw fromZod(file, r.error);
   return r.data;
 }
 

@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { parseHostPort } from '#libs/config/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -75,3 +76,10 @@ export { memberSecurity, memberSecurityFromDir } from './security.ts';
 export type { MemberSecurity } from './security.ts';
 export { fetchConfig, watchConfig, toMemberConfig } from './store-link.ts';
 export type { MemberConfig } from './store-link.ts';
+
+/** "host:port" from a flag or config value, or a FedError naming what it was for. */
+export function endpointOf(addr: string, what: string): { host: string; port: number } {
+  const r = parseHostPort(addr, true);
+  if (!r.ok) throw new FedError('CONFIG_INVALID', `${what}: ${r.reason}`);
+  return r.value;
+}

@@ -14,8 +14,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
-import { fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
-import { parseHostPort } from '#libs/config/index.ts';
+import { endpointOf, fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
 import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -142,7 +141,7 @@ async function main(): Promise<void> {
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
     const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
-    const endpoint = metricsAddr ? await serveMetrics({ ...hostPort(metricsAddr), registry: metrics.registry, healthy: () => !driver.failure }) : undefined;
+    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, healthy: () => !driver.failure }) : undefined;
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
     let peers: PeerSummary[] = [];
     const poll = setInterval(() => {
@@ -186,12 +185,6 @@ function peerStateName(s: PeerState): string {
     case PeerState.PEER_STATE_DISCONNECTED: return 'disconnected';
     default: return 'unknown';
   }
-}
-
-function hostPort(addr: string): { host: string; port: number } {
-  const r = parseHostPort(addr, true);
-  if (!r.ok) throw new FedError('CONFIG_INVALID', `metrics address: ${r.reason}`);
-  return r.value;
 }
 
 await main();

@@ -8,19 +8,16 @@
 //     [--backoff-base DURATION] [--backoff-max DURATION] [--ping-interval DURATION]
 
 import path from 'node:path';
-import type * as grpc from '@grpc/grpc-js';
-import { createLogger, setLevel, type Logger } from '#libs/log/index.ts';
-import { errorMessage } from '#libs/errors/index.ts';
+import { createLogger, setLevel } from '#libs/log/index.ts';
 import {
-  call, createClient, createServer, loadBtcfedProtos, waitForReady, type ClientSecurity, type ServerSecurity,
+  call, createClient, createServer, loadBtcfedProtos, waitForReady,
 } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { connectEvents, type EventsConnection } from '#libs/events/index.ts';
-import { parseConfObject, parseConfText, parseDuration, parseHostPort, resolvePath, type Conf, type Peer } from '#libs/config/index.ts';
-import { fatal, lifecycle, parseFlags } from '#libs/service/index.ts';
+import { parseConfObject, parseDuration, type Conf, type Peer } from '#libs/config/index.ts';
+import { endpointOf, fatal, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
 import { StoreServiceClient, type ConfigSnapshot } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { GatewayServiceService } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { readFileSync } from 'node:fs';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { listenAddresses } from './node.ts';
@@ -44,43 +41,11 @@ function duration(flag: string, value: string | undefined): number | undefined {
   return d.value;
 }
 
-/** mTLS with the member's files when conf.yaml (read from --data-dir) has `tls`; else loopback plaintext. */
-function security(dataDir: string | undefined): { client: ClientSecurity; server: ServerSecurity } {
-  if (!dataDir) return { client: { mode: 'insecure' }, server: { mode: 'insecure' } };
-  const conf = parseConfText(readFileSync(path.join(dataDir, 'conf.yaml'), 'utf8'), path.join(dataDir, 'conf.yaml'));
-  if (!conf.tls) return { client: { mode: 'insecure' }, server: { mode: 'insecure' } };
-  const file = (p: string) => resolvePath(conf, dataDir, p);
-  const files = { caFile: file(conf.tls.ca_file), certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file) };
-  return { client: { mode: 'mtls', ...files }, server: { mode: 'mtls', ...files } };
-}
-
 function snapshotInput(s: ConfigSnapshot): { conf: Conf; peers: Peer[] } {
   return {
     conf: parseConfObject(JSON.parse(s.confJson), 'conf.yaml (from the store)'),
     peers: s.peers.map((p) => ({ publicKey: p.publicKey, peerId: p.peerId, addresses: p.addresses, lastSeenMs: p.lastSeenMs })),
   };
-}
-
-/** Follows WatchConfig for as long as the process runs, reconnecting after a lost stream. */
-function watchVersions(client: StoreServiceClient, from: number, apply: (s: ConfigSnapshot) => Promise<void>, log: Logger): () => void {
-  let stream: grpc.ClientReadableStream<{ snapshot?: ConfigSnapshot | undefined }> | undefined;
-  let stopped = false;
-  let after = from;
-  let chain = Promise.resolve();
-  const open = () => {
-    if (stopped) return;
-    stream = client.watchConfig({ includePrivateKey: true, afterVersion: after });
-    stream.on('data', (res: { snapshot?: ConfigSnapshot | undefined }) => {
-      const s = res.snapshot;
-      if (!s || s.version <= after) return;
-      after = s.version;
-      chain = chain.then(() => apply(s)).catch((err: unknown) => log.error({ version: s.version, err: errorMessage(err) }, 'config version not applied'));
-    });
-    stream.on('error', (err: Error) => { if (!stopped) log.warn({ err: errorMessage(err) }, 'config watch lost; retrying'); });
-    stream.on('close', () => { if (!stopped) setTimeout(open, 1000).unref(); });
-  };
-  open();
-  return () => { stopped = true; stream?.cancel(); };
 }
 
 async function main(): Promise<void> {
@@ -106,7 +71,7 @@ async function main(): Promise<void> {
   let snapshot: ConfigSnapshot;
   let settings: Settings;
   try {
-    sec = security(dataDir);
+    sec = memberSecurityFromDir(dataDir);
     client = createClient(StoreServiceClient, flags.store, { security: sec.client });
     await waitForReady(client, 30_000);
     const res = await call(client.getConfig.bind(client), { includePrivateKey: true });
@@ -142,9 +107,9 @@ async function main(): Promise<void> {
     life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
     const port = await server.bind(flags.listen ?? conf.services.gateway.listen);
     const metricsAddr = flags.metrics ?? conf.services.gateway.metrics;
-    const endpoint = metricsAddr ? await serveMetrics({ ...hostPort(metricsAddr), registry: metrics.registry }) : undefined;
+    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry }) : undefined;
 
-    const stopWatch = watchVersions(client, snapshot.version, async (s) => {
+    const stopWatch = watchConfig(client, { afterVersion: snapshot.version, includePrivateKey: true }, async ({ snapshot: s }) => {
       const input = snapshotInput(s);
       setLevel(log, input.conf.logging.level);
       const report = await gw.apply(settingsFrom(input), opts);
@@ -169,12 +134,6 @@ async function main(): Promise<void> {
     await nats?.drain().catch(() => undefined);
     fatal(log, err, 'starting the gateway');
   }
-}
-
-function hostPort(addr: string): { host: string; port: number } {
-  const r = parseHostPort(addr, true);
-  if (!r.ok) throw new Error(`metrics address: ${r.reason}`);
-  return r.value;
 }
 
 await main();

@@ -7,10 +7,9 @@
 import path from 'node:path';
 import { createLogger, setLevel } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import { createServer, loadBtcfedProtos, type ServerSecurity } from '#libs/rpc/index.ts';
+import { createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
-import { parseHostPort, resolvePath, type Conf } from '#libs/config/index.ts';
-import { fatal, lifecycle, parseFlags } from '#libs/service/index.ts';
+import { endpointOf, fatal, lifecycle, memberSecurity, parseFlags } from '#libs/service/index.ts';
 import { StoreServiceService } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { lockDir } from './files.ts';
 import { loadConf, loadPeers } from './load.ts';
@@ -22,12 +21,6 @@ import { storeMetrics } from './metrics.ts';
 import type { Trigger } from './events.ts';
 
 const USAGE = 'usage: store --data-dir DIR [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]';
-
-function security(conf: Conf, confDir: string): ServerSecurity {
-  if (!conf.tls) return { mode: 'insecure' };
-  const file = (p: string) => resolvePath(conf, confDir, p);
-  return { mode: 'mtls', certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file), caFile: file(conf.tls.ca_file) };
-}
 
 async function main(): Promise<void> {
   const boot = createLogger({ service: 'store' });
@@ -81,13 +74,13 @@ async function main(): Promise<void> {
         field: '', reason: `peers.yaml was invalid; restored ${peers.restoredFrom ?? 'an empty list'}`, backupPath: peers.backup });
     }
 
-    const server = createServer({ security: security(conf, dataDir), log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos() });
+    const server = createServer({ security: memberSecurity(conf, dataDir).server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos() });
     server.addService(StoreServiceService, storeService({ config, log, rejected: m.rejected }));
     const listen = flags.listen ?? conf.services.store.listen;
     const port = await server.bind(listen);
 
     const metricsAddr = flags.metrics ?? conf.services.store.metrics;
-    const endpoint = metricsAddr ? await serveMetrics({ ...parseHostPortOrThrow(metricsAddr), registry: metrics.registry }) : undefined;
+    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry }) : undefined;
 
     const reload = (trigger: Trigger) => {
       config.requestReload(trigger).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload failed'));
@@ -108,12 +101,6 @@ async function main(): Promise<void> {
     await lock.release();
     fatal(log, err, 'starting the store');
   }
-}
-
-function parseHostPortOrThrow(addr: string): { host: string; port: number } {
-  const r = parseHostPort(addr, true);
-  if (!r.ok) throw new Error(`metrics address: ${r.reason}`);
-  return r.value;
 }
 
 await main();
