@@ -255,12 +255,20 @@ describe('store: running', () => {
     }));
     const hand = (async () => {
       for (const [i, p] of handPeers.entries()) {
-        // an editor: read, add one entry, write back in place (as `vi` or a script would)
+        // an editor: read, add one entry, think a while (the API writes meanwhile, so the save is
+        // of a stale copy), save — in place (odd ones, as a script would) or by renaming a new file
+        // over the old one (even ones, as vim, emacs and most editors do). The think times vary:
+        // see docs/store.md for the one race no file protocol can close.
         const doc = (parse(await fs.readFile(m.peersPath, 'utf8')) ?? {}) as { peers?: unknown[] };
         (doc.peers ??= []).push({ public_key: p.publicKey, addresses: [`/ip4/10.4.0.${i}/tcp/4001`] });
-        await new Promise((r) => setTimeout(r, 15));
-        await fs.writeFile(m.peersPath, stringify(doc));
-        await new Promise((r) => setTimeout(r, 40));
+        await new Promise((r) => setTimeout(r, 10 + Math.random() * 40));
+        if (i % 2 === 1) {
+          await fs.writeFile(m.peersPath, stringify(doc));
+        } else {
+          await fs.writeFile(`${m.peersPath}.swp`, stringify(doc));
+          await fs.rename(`${m.peersPath}.swp`, m.peersPath);
+        }
+        await new Promise((r) => setTimeout(r, 30 + Math.random() * 120));
       }
     })();
     await Promise.all([api, hand]);

@@ -5,6 +5,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { FedError } from '#libs/errors/index.ts';
 
@@ -15,10 +16,12 @@ export function sha256Hex(data: string | Uint8Array): string {
 export interface AtomicWriteOptions {
   mode?: number;
   /**
-   * Called after the new content is durable in the temp file and just before the rename; when it
-   * returns false the write is abandoned (temp removed, target untouched) and false returned.
+   * Called after the new content is durable in the temp file and immediately before the rename,
+   * synchronously, so nothing else in this process runs between the check and the rename (the
+   * window in which another writer's rename could be overwritten unseen is a few microseconds).
+   * When it returns false the write is abandoned (temp removed, target untouched) and false returned.
    */
-  beforeRename?: () => Promise<boolean>;
+  beforeRename?: () => boolean;
 }
 
 /** Writes `data` to `file` so that a crash leaves either the old or the new content, never a mix. */
@@ -33,11 +36,15 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     await handle.close();
   }
   try {
-    if (opts.beforeRename && !(await opts.beforeRename())) {
-      await fs.rm(tmp, { force: true });
-      return false;
+    if (opts.beforeRename) {
+      if (!opts.beforeRename()) {
+        await fs.rm(tmp, { force: true });
+        return false;
+      }
+      renameSync(tmp, file);
+    } else {
+      await fs.rename(tmp, file);
     }
-    await fs.rename(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
@@ -87,11 +94,15 @@ export async function copyAside(file: string, content: string | Uint8Array, kind
   return target;
 }
 
-/** The checksum of a file's content, or MISSING. */
+/** The checksum of a file's content, or MISSING (synchronous: see AtomicWriteOptions.beforeRename). */
 export const MISSING = 'missing';
-export async function fileSha(file: string): Promise<string> {
-  const text = await readIfExists(file);
-  return text === undefined ? MISSING : sha256Hex(text);
+export function fileShaSync(file: string): string {
+  try {
+    return sha256Hex(readFileSync(file));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING;
+    throw err;
+  }
 }
 
 export async function readIfExists(file: string): Promise<string | undefined> {

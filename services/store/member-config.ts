@@ -7,14 +7,17 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { mergePeer, parseConfText, parsePeersText, type Conf, type Peer } from '#libs/config/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { copyAside, fileSha, MISSING, moveAside, readIfExists, SerialQueue, sha256Hex, writeFileAtomic } from './files.ts';
+import { copyAside, fileShaSync, MISSING, moveAside, readIfExists, SerialQueue, sha256Hex, writeFileAtomic } from './files.ts';
 import { CONF_FILE, LAST_GOOD, PEERS_FILE, peersText, type LoadedConf, type LoadedPeers } from './load.ts';
 import { chooseBase, diffPeers, mergePeers, samePeers, toPeerMap, type PeerMap } from './merge.ts';
 import type { StoreEvent, Trigger } from './events.ts';
 
 const HISTORY = 32;
-/** After this many lost races with a hand editor, write anyway (the edit is then re-read later). */
-const MAX_WRITE_RETRIES = 5;
+/**
+ * Each lost race with a hand editor costs one settle (≥ 50 ms) and a merge; past this many (a
+ * writer saving faster than a person can, for seconds) we write anyway rather than livelock.
+ */
+const MAX_WRITE_RETRIES = 60;
 
 export interface Snapshot {
   version: number;
@@ -144,23 +147,24 @@ export class MemberConfig {
         // One backup per distinct rejected content, however often it is signalled.
         const backup = fresh ? await copyAside(confFile, confText, 'rejected') : undefined;
         this.#reject(trigger, r, backup);
-        } else if (sha !== this.#snap.confSha) {
+      } else if (sha !== this.#snap.confSha) {
         conf = r;
         changed.push(CONF_FILE);
       }
     }
 
-    let peers: Map<string, Peer> | undefined;
+    let diff: ReturnType<typeof diffPeers> | undefined;
     if (peersText_ === undefined || sha256Hex(peersText_) !== this.#seen.peers) {
+      const before = toPeerMap(this.#snap.peers);
       const edit = await this.#mergeEditedPeers(peersFile, peersText_, trigger);
-      if (edit && !samePeers(edit.merged, toPeerMap(this.#snap.peers))) {
-        peers = edit.merged;
-        changed.push(PEERS_FILE);
-      } else if (edit && !samePeers(edit.merged, edit.theirs)) {
-        // Nothing new for us, but the edited file lacks what we hold (a stale copy was saved).
-        await this.#writePeers(edit.merged);
-      } else if (!edit) {
-        await this.#writePeers(toPeerMap(this.#snap.peers)); // missing or moved aside: put ours back
+      // Missing or moved aside: put ours back. Merged: write it unless the file already says it.
+      const target = edit ? edit.merged : before;
+      if (!edit || !samePeers(target, before) || !samePeers(target, edit.theirs)) {
+        const written = await this.#applyPeers(target);
+        if (!samePeers(written, before)) {
+          diff = diffPeers(before, written);
+          changed.push(PEERS_FILE);
+        }
       }
     }
 
@@ -168,11 +172,6 @@ export class MemberConfig {
     if (confText !== undefined && changed.includes(CONF_FILE)) {
       this.#snap = { ...this.#snap, conf, confText, confSha: sha256Hex(confText) };
       await writeFileAtomic(confFile + LAST_GOOD, confText);
-    }
-    let diff: ReturnType<typeof diffPeers> | undefined;
-    if (peers) {
-      const before = toPeerMap(this.#snap.peers);
-      diff = diffPeers(before, await this.#applyPeers(peers));
     }
     this.#bump();
     this.#deps.emit({
@@ -224,6 +223,9 @@ export class MemberConfig {
       return undefined;
     }
     const merged = mergePeers(chooseBase(this.#history, theirs), ours, theirs);
+    // The edited file is itself a version an editor may build on next (it may read its own save
+    // back before we rewrite it): remember it, or its next save would look like deletions.
+    this.#remember(theirs);
     this.#seen.peers = sha256Hex(text);
     return { merged, theirs };
   }
@@ -258,7 +260,7 @@ export class MemberConfig {
     let current = new Map(peers);
     for (let attempt = 0; ; attempt++) {
       const text = peersText([...current.values()]);
-      const unchanged = async () => attempt >= MAX_WRITE_RETRIES || await fileSha(file) === this.#seen.peers;
+      const unchanged = () => attempt >= MAX_WRITE_RETRIES || fileShaSync(file) === this.#seen.peers;
       if (await writeFileAtomic(file, text, { beforeRename: unchanged })) {
         await writeFileAtomic(file + LAST_GOOD, text);
         this.#seen.peers = sha256Hex(text);
