@@ -8,7 +8,7 @@ import { parseConfText } from '#libs/config/index.ts';
 import { toHex } from '#libs/crypto/index.ts';
 import { call, createClient } from '#libs/rpc/index.ts';
 import { memberSecurity } from '#libs/service/index.ts';
-import { ConsensusServiceClient, TxStatus, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { AdminServiceClient, ConsensusServiceClient, TxStatus, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
 export function consensusClient(memberDir: string, address?: string): ConsensusServiceClient {
   const file = path.join(memberDir, 'conf.yaml');
@@ -18,6 +18,27 @@ export function consensusClient(memberDir: string, address?: string): ConsensusS
     security: memberSecurity(conf, memberDir).client,
     grpcOptions: { 'grpc.max_receive_message_length': 64 << 20 }, // full blocks in StreamCommits
   });
+}
+
+/** AdminService of a member, with its operator certificate (tls/operator.pem, made by btcfed init). */
+export function adminClient(memberDir: string, address?: string): AdminServiceClient {
+  const file = path.join(memberDir, 'conf.yaml');
+  const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
+  const sec = memberSecurity(conf, memberDir).client;
+  const security = sec.mode === 'mtls'
+    ? { ...sec, certFile: path.join(memberDir, 'tls', 'operator.pem'), keyFile: path.join(memberDir, 'tls', 'operator-key.pem') }
+    : sec;
+  return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security });
+}
+
+export async function admin(client: AdminServiceClient, action: string): Promise<void> {
+  switch (action) {
+    case 'pause': console.log(JSON.stringify(await call(client.pause.bind(client), {}))); return;
+    case 'resume': console.log(JSON.stringify(await call(client.resume.bind(client), {}))); return;
+    case 'force-view-change': console.log(JSON.stringify(await call(client.forceViewChange.bind(client), {}))); return;
+    case 'dump': console.log((await call(client.dumpState.bind(client), {})).stateJson); return;
+    default: throw new Error(`admin: unknown action "${action}" (pause, resume, force-view-change, dump)`);
+  }
 }
 
 export async function status(client: ConsensusServiceClient): Promise<void> {

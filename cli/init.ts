@@ -11,7 +11,8 @@ import { stringify } from 'yaml';
 import { generateIdentity, type Identity } from '#libs/config/index.ts';
 import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-import { generateCa, issueServiceCertificate, type CertificatePem } from '#libs/rpc/certs.ts';
+import { generateCa, issueClientCertificate, issueServiceCertificate, type CertificatePem } from '#libs/rpc/certs.ts';
+import { certificateFingerprint } from '#libs/rpc/index.ts';
 import { sealKey, writeNewKeyFile } from '../services/signer/keyfile.ts';
 
 export interface InitOptions {
@@ -35,7 +36,7 @@ export function memberPorts(basePort: number, i: number) {
 
 export const memberName = (i: number): string => `m${i}`;
 
-interface Member { name: string; dir: string; identity: Identity; publicKey: string; ports: ReturnType<typeof memberPorts> }
+interface Member { name: string; dir: string; identity: Identity; publicKey: string; operator: string; ports: ReturnType<typeof memberPorts> }
 
 async function writeFile(file: string, text: string, mode = 0o600): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -72,8 +73,12 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
     await writeNewKeyFile(path.join(dir, 'signer', 'signer.key'), await sealKey(o.paramSet, keys.secretKey, passphrase));
     keys.secretKey.fill(0);
     await writeTls(dir, ca, `${name} services`);
+    // The operator's client certificate: the only one AdminService of this member accepts.
+    const operator = await issueClientCertificate(ca, { commonName: `${name} operator` });
+    await writeFile(path.join(dir, 'tls', 'operator.pem'), operator.cert, 0o644);
+    await writeFile(path.join(dir, 'tls', 'operator-key.pem'), operator.key);
     await writeTls(path.join(dir, 'signer'), ca, `${name} signer`);
-    members.push({ name, dir, identity, publicKey: toHex(keys.publicKey), ports: memberPorts(o.basePort, i) });
+    members.push({ name, dir, identity, publicKey: toHex(keys.publicKey), operator: certificateFingerprint(operator.cert), ports: memberPorts(o.basePort, i) });
   }
 
   const validators = members.map((m) => ({ name: m.name, peer_id: m.identity.peerId, public_key: m.publicKey }));
@@ -88,7 +93,8 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
       services: {
         store: { listen: `127.0.0.1:${p.store}`, metrics: `127.0.0.1:${p.storeMetrics}` },
         gateway: { listen: `127.0.0.1:${p.gateway}`, metrics: `127.0.0.1:${p.gatewayMetrics}` },
-        consensus: { listen: `127.0.0.1:${p.consensus}`, admin_listen: `127.0.0.1:${p.admin}`, metrics: `127.0.0.1:${p.consensusMetrics}` },
+        consensus: { listen: `127.0.0.1:${p.consensus}`, admin_listen: `127.0.0.1:${p.admin}`, metrics: `127.0.0.1:${p.consensusMetrics}`,
+          admin_clients: [m.operator] },
         signer: { address: `127.0.0.1:${p.signer}` },
       },
       tls: { ca_file: 'tls/ca.pem', cert_file: 'tls/cert.pem', key_file: 'tls/key.pem' },

@@ -4,6 +4,7 @@
 //   btcfed status  [--member DIR] [--consensus HOST:PORT]
 //   btcfed submit  [--member DIR] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
 //   btcfed watch   [--member DIR] [--consensus HOST:PORT] [--from HEIGHT]
+//   btcfed admin   pause|resume|force-view-change|dump [--member DIR]
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { isParamSet } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import { consensusClient, status, submit, watch } from './client.ts';
+import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 
@@ -21,7 +22,8 @@ const USAGE = `usage:
   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
   btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
   btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
-  btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]`;
+  btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]
+  btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)`;
 
 const OPTIONS = {
   members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
@@ -92,6 +94,15 @@ federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
       }, 5000);
       tick.unref();
       await new Promise(() => undefined);
+      return;
+    }
+    case 'admin': {
+      const client = adminClient(path.resolve(f.member ?? '.devnet/m0'));
+      try {
+        await admin(client, rest[0] ?? '');
+      } finally {
+        client.close();
+      }
       return;
     }
     case 'status':

@@ -12,14 +12,14 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { Phase } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
-import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { AdminServiceClient, TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { EquivocationEvidence, InvalidSignature } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { createSlhDsa, voteSigningBytes } from '#libs/crypto/index.ts';
 import { openKey } from '../services/signer/keyfile.ts';
 import { createClient } from '#libs/rpc/index.ts';
 import { memberSecurityFromDir } from '#libs/service/index.ts';
-import { consensusClient } from '../cli/client.ts';
+import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
@@ -100,6 +100,28 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       return p.length === N - 1 ? p : undefined;
     }, 10_000);
     assert.deepEqual(peers.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
+  });
+
+  test('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {
+    const op = adminClient(path.join(dir, 'm1'));
+    const services = createClient(AdminServiceClient, `127.0.0.1:${memberPorts(basePort, 1).admin}`, { security: memberSecurityFromDir(path.join(dir, 'm1')).client });
+    try {
+      await assert.rejects(call(services.pause.bind(services), {}), (e: grpc.ServiceError) => e.code === grpc.status.PERMISSION_DENIED);
+      assert.equal((await call(op.pause.bind(op), {})).paused, true);
+      assert.equal((await status(1)).paused, true);
+      const dump = JSON.parse((await call(op.dumpState.bind(op), {})).stateJson) as { paused: boolean; view: number };
+      assert.equal(dump.paused, true);
+      const before = Math.max(...(await heights()));
+      await until('the others commit on while m1 is paused', async () => {
+        const hs = await Promise.all([0, 2, 3].map(async (i) => Number((await status(i)).committedHeight)));
+        return Math.min(...hs) >= before + 3 ? true : undefined;
+      });
+      assert.equal((await call(op.resume.bind(op), {})).paused, false);
+      assert.equal((await status(1)).paused, false);
+    } finally {
+      op.close();
+      services.close();
+    }
   });
 
   test('a forged vote is rejected, counted and reported; an equivocation is kept as evidence', async () => {

@@ -40,6 +40,16 @@ const peerAddr = z.string().superRefine((v, ctx) => {
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
 
+/** SHA-256 of a client certificate's DER: 64 hex digits, colons and case as the operator likes. */
+export const fingerprint = z.string().transform((v, ctx) => {
+  const hex = v.replace(/[:\s]/g, '').toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a SHA-256 certificate fingerprint (64 hex digits, colons allowed)' });
+    return z.NEVER;
+  }
+  return hex;
+});
+
 export const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
 const memberName = z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit');
 
@@ -91,6 +101,8 @@ export const confSchema = z.strictObject({
     consensus: z.strictObject({
       listen: endpoint('127.0.0.1:7300'),
       admin_listen: endpoint('127.0.0.1:7301'),
+      /** With tls: the client certificates (SHA-256 fingerprints) AdminService accepts; empty = any the CA signed. */
+      admin_clients: z.array(fingerprint).default([]),
       metrics: metricsEndpoint,
     }).prefault({}),
     signer: z.strictObject({ address: endpoint('127.0.0.1:7400') }).prefault({}),

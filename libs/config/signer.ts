@@ -7,19 +7,9 @@
 
 import { z } from 'zod';
 import { fromZod, parseYaml } from './parse.ts';
-import { MEMBER_NAME, checkValidators, confSchema, endpoint, metricsEndpoint } from './schema.ts';
+import { MEMBER_NAME, checkValidators, confSchema, endpoint, fingerprint, metricsEndpoint } from './schema.ts';
 
 const shared = confSchema.shape;
-
-/** SHA-256 of a client certificate's DER: 64 hex digits, colons and case as the operator likes. */
-const fingerprint = z.string().transform((v, ctx) => {
-  const hex = v.replace(/[:\s]/g, '').toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(hex)) {
-    ctx.addIssue({ code: 'custom', message: 'must be a SHA-256 certificate fingerprint (64 hex digits, colons allowed)' });
-    return z.NEVER;
-  }
-  return hex;
-});
 
 /** A plain file name inside the data dir, or an absolute path. */
 const fileName = z.string().min(1).refine((v) => !v.includes('\0'), 'must be a file path');

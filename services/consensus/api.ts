@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
-import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
@@ -25,6 +25,8 @@ const STATUS = statusTable({
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
   NOT_FOUND: grpc.status.NOT_FOUND,
   HALTED: grpc.status.UNAVAILABLE,
+  RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
 });
 
 export interface ValidatorInfo { name: string; peerId: string; publicKey: Uint8Array }
@@ -142,13 +144,24 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   };
 }
 
-export function adminService(d: Pick<ApiDeps, 'driver' | 'log'>): AdminServiceServer {
+export interface AdminDeps extends Pick<ApiDeps, 'driver' | 'log'> {
+  /** Client certificate fingerprints allowed; undefined = any certificate the transport accepted. */
+  allowedClients?: readonly string[];
+}
+
+export function adminService(d: AdminDeps): AdminServiceServer {
   const h = rpcHandlers({ statusOf: STATUS, log: d.log });
+  const allowed = d.allowedClients;
+  const operator = <Req, Res>(method: string, fn: () => Res) => h.unary<Req, Res>((_req, call) => {
+    const peer = allowed ? requirePeer(call, allowed) : peerCertificate(call);
+    d.log.warn({ method, client: peer?.subject ?? 'loopback (no TLS)' }, 'admin request');
+    return fn();
+  });
   return {
-    pause: h.unary(() => { d.driver.setPaused(true); return { paused: true }; }),
-    resume: h.unary(() => { d.driver.setPaused(false); return { paused: false }; }),
-    forceViewChange: h.unary(() => ({ view: d.driver.forceViewChange() })),
-    dumpState: h.unary(() => {
+    pause: operator('Pause', () => { d.driver.setPaused(true); return { paused: true }; }),
+    resume: operator('Resume', () => { d.driver.setPaused(false); return { paused: false }; }),
+    forceViewChange: operator('ForceViewChange', () => ({ view: d.driver.forceViewChange() })),
+    dumpState: operator('DumpState', () => {
       const e = d.driver.engine;
       const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
       return { stateJson: JSON.stringify({ view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,

@@ -126,10 +126,12 @@ export class ConsensusDriver {
         return;
       case 'send':
         this.#trustOwn(a.message);
+        observer?.sent?.(a.message);
         this.#deps.transport.send(a.to, this.#encode({ type: 'consensus', message: a.message }));
         return;
       case 'broadcast':
         this.#trustOwn(a.message);
+        observer?.sent?.(a.message);
         this.#deps.transport.broadcast(this.#encode({ type: 'consensus', message: a.message }));
         return;
       case 'commit':

@@ -136,8 +136,9 @@ async function main(): Promise<void> {
       peers: () => peers,
     }));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
-    const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }) });
-    admin.addService(AdminServiceService, adminService({ driver, log }));
+    const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
+    const adminClients = conf.services.consensus.admin_clients;
+    admin.addService(AdminServiceService, adminService({ driver, log, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
     const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;

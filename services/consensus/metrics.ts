@@ -2,7 +2,7 @@
 // Units are in the names (Prometheus conventions); libs/metrics checks them.
 
 import type { Metrics } from '#libs/metrics/index.ts';
-import type { Block, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+import type { Block, ConsensusMessage, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -24,6 +24,9 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
   const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');
   const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
+  const qcFormation = m.histogram('consensus_qc_formation_seconds', 'As leader: from our proposal to each QC of the view', ['phase'], LATENCY_BUCKETS);
+  const sentMessages = m.counter('consensus_messages_sent_total', 'Consensus messages this member sent, by type', ['type']);
+  let proposedAt: { view: number; t: number } | undefined;
   let viewStarted = now();
   let lastBlockTs = 0;
 
@@ -51,6 +54,13 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
     invalidSignature(_from, what) { invalidSigs.inc({ what: what.split(' ')[0] ?? what }); },
     halted() { halts.inc(); },
     frameRejected() { rejected.inc({ reason: 'undecodable' }); },
+    sent(msg: ConsensusMessage) {
+      sentMessages.inc({ type: msg.type });
+      if (msg.type === 'proposal') proposedAt = { view: msg.view, t: now() };
+      else if (msg.type === 'qc' && proposedAt?.view === msg.qc.view) {
+        qcFormation.observe({ phase: ['', 'prepare', 'pre-commit', 'commit'][msg.qc.phase] ?? 'unknown' }, (now() - proposedAt.t) / 1000);
+      }
+    },
   };
 
   /** The signer, timed and counted. */

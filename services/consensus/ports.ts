@@ -3,7 +3,7 @@
 // The service's main.ts plugs in the gRPC signer and the gateway stream; tests plug in
 // in-process implementations through the same interfaces.
 
-import type { Block, Equivocation, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+import type { Block, ConsensusMessage, Equivocation, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
 
 export interface SignerPort {
   /** The signature, or a rejection: FedError('SIGNER_REFUSED') when the signer's rules say no. */
@@ -37,4 +37,6 @@ export interface DriverObserver {
   rejected?(from: number | null, reason: string, detail: string): void;
   invalidSignature?(from: number, what: string, view: number): void;
   halted?(height: number, detail: string): void;
+  /** Every message this member sends (for timing: proposal → QC formation when leading). */
+  sent?(message: ConsensusMessage): void;
 }
