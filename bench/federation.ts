@@ -83,7 +83,7 @@ async function load(clients: ConsensusServiceClient[], until: number, submitted:
 
 async function runOnce(backend: BackendName): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-'));
-  const basePort = 30_000 + 100 * Math.floor(Math.random() * 200);
+  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70); // below the ephemeral port range
   await initFederation({ members: N, out: dir, basePort, chainId: `bench-${backend}`, paramSet: 'slh-dsa-sha2-128f',
     baseTimeout: backend === 'noble' ? '4s' : '2s', logFormat: 'json', natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
   for (let i = 0; i < N; i++) {
@@ -93,7 +93,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
   }
   const floor = signingFloor(backend); // on a quiet machine, before the federation starts
   const t0 = Date.now();
-  const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true });
+  const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true })
+    .catch(async (err: unknown) => { console.log(`(logs kept in ${dir})`); throw err; });
   const startup = (Date.now() - t0) / 1000;
   const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
   const interrupt = () => { void net.stop().then(() => process.exit(130)); };

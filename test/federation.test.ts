@@ -25,7 +25,8 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
 
 const N = 4;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 300);
+// Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
+const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
 const chainId = `e2e-${randomBytes(3).toString('hex')}`;
 let dir: string;
 let net: Devnet;
