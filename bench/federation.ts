@@ -123,7 +123,11 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       }
     });
     watcher.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, f.quick ? 2000 : 5000)); // empty blocks: the idle block interval
+    // Large federations on one machine take a while to make their first blocks: wait for them (≤ 5 min),
+    // then watch empty blocks for the idle block interval.
+    for (let i = 0; i < 1500 && blocks < 2; i++) await new Promise((r) => setTimeout(r, 200));
+    const idleUntil = blocks + (f.quick ? 3 : 8);
+    for (let i = 0; i < 600 && blocks < idleUntil; i++) await new Promise((r) => setTimeout(r, 100));
     loading = true;
     const start = Date.now();
     const { accepted, refused } = await load(clients, start + seconds * 1000, submitted, () => committedTxs);
