@@ -48,7 +48,7 @@ async function federation(): Promise<{ members: Member[]; restart(i: number): Pr
       { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
       { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }), observer: { committed: (bs) => commits.push(...bs) } },
     );
-    const inbound = new Inbound({ limits, driver, pool, verifier, transport, clock: systemClock, log });
+    const inbound = new Inbound({ limits, self: i, leaderOf: (v) => v % N, driver, pool, verifier, transport, clock: systemClock, log });
     return { driver, inbound, pool, store, commits, down: false };
   };
   for (let i = 0; i < N; i++) {

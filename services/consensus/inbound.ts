@@ -1,8 +1,9 @@
 // Frames from other validators, in the order DESIGN.md §6 asks: size and decoding (libs/wire),
 // then signatures (the verifier), then protocol rules (the engine). A frame that fails a check
 // is counted and logged with the sender and the reason; it never reaches the engine.
-// Also the transaction gossip: clients' transactions go to every validator in batches, so
-// whoever leads next can propose them.
+// Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
+// the current and the next views, who propose them; the member that took them keeps them too and
+// proposes them itself when it leads, so none is stranded by a faulty leader.
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
@@ -17,10 +18,14 @@ import { toHex } from '#libs/crypto/index.ts';
 /** Verifications in flight at once; beyond it frames are dropped (the peer resends on timeout). */
 const MAX_VERIFYING = 2048;
 const GOSSIP_MAX_TXS = 512;
+/** How many upcoming leaders (other than us) receive a client's transactions. */
+const GOSSIP_LEADERS = 2;
 const GOSSIP_DELAY_MS = 5;
 
 export interface InboundDeps {
   limits: FrameLimits;
+  self: number;
+  leaderOf(view: number): number;
   driver: ConsensusDriver;
   pool: Mempool;
   verifier: SignatureVerifier;
@@ -120,6 +125,18 @@ export class Inbound {
     this.#gossipTimer ??= this.#d.clock.setTimeout(() => this.flushGossip(), GOSSIP_DELAY_MS);
   }
 
+  /** The leaders of the current and following views, other than us, in order (at most GOSSIP_LEADERS). */
+  #upcomingLeaders(): number[] {
+    const n = this.#d.limits.validatorCount;
+    const self = this.#d.self;
+    const out: number[] = [];
+    for (let v = this.#d.driver.engine.view; out.length < Math.min(GOSSIP_LEADERS, n - 1); v++) {
+      const leader = this.#d.leaderOf(v);
+      if (leader !== self && !out.includes(leader)) out.push(leader);
+    }
+    return out;
+  }
+
   flushGossip(): void {
     this.#gossipTimer?.cancel();
     this.#gossipTimer = undefined;
@@ -127,6 +144,7 @@ export class Inbound {
     const txs = this.#gossip;
     this.#gossip = [];
     this.#gossipBytes = 0;
-    this.#d.transport.broadcast(encodeFrame(this.#d.limits.chainId, { type: 'tx-batch', txs }));
+    const frame = encodeFrame(this.#d.limits.chainId, { type: 'tx-batch', txs });
+    for (const to of this.#upcomingLeaders()) this.#d.transport.send(to, frame);
   }
 }

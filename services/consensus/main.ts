@@ -124,6 +124,7 @@ async function main(): Promise<void> {
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
+      self, leaderOf: (v) => v % n,
       driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
