@@ -103,6 +103,35 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     assert.deepEqual(peers.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
   });
 
+  test('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {
+    const stream = clients[2]!.streamCommits({ fromHeight: 1, headersOnly: true });
+    const heightsSeen: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (r: { block?: { block?: { header?: { height: number } } } }) => {
+        heightsSeen.push(r.block!.block!.header!.height);
+        if (heightsSeen.length >= 5) resolve();
+      });
+      stream.on('error', (e: grpc.ServiceError) => { if (e.code !== grpc.status.CANCELLED) reject(e); });
+    });
+    stream.cancel();
+    assert.deepEqual(heightsSeen.slice(0, 5), [1, 2, 3, 4, 5]);
+    const b3 = await call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: 3 } });
+    const b3h = await call(clients[1]!.getBlock.bind(clients[1]!), { by: { $case: 'hash', value: b3.blockHash } });
+    assert.equal(b3h.block!.header!.height, 3);
+    assert.ok(b3.qc, 'a committed block comes with the QC that decided it');
+    await assert.rejects(call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: 10_000_000 } }),
+      (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+
+    // Edit m0's conf.yaml by hand: the store reloads it, and consensus takes the new view timeouts.
+    const confPath = path.join(dir, 'm0', 'conf.yaml');
+    await fs.writeFile(confPath, (await fs.readFile(confPath, 'utf8')).replace('base_timeout: 1s', 'base_timeout: 1500ms'));
+    const log = path.join(dir, 'm0', 'logs', 'consensus.log');
+    await until('consensus to log the reloaded timeouts', async () => {
+      const line = (await fs.readFile(log, 'utf8')).split('\n').find((l) => l.includes('view timeouts reloaded'));
+      return line && (JSON.parse(line) as { timeouts: { baseMs: number } }).timeouts.baseMs === 1500 ? true : undefined;
+    }, 15_000);
+  });
+
   test('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {
     const op = adminClient(path.join(dir, 'm1'));
     const services = createClient(AdminServiceClient, `127.0.0.1:${memberPorts(basePort, 1).admin}`, { security: memberSecurityFromDir(path.join(dir, 'm1')).client });
