@@ -48,6 +48,29 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
 async function heights(): Promise<number[]> {
   return Promise.all(clients.map(async (_, i) => Number((await status(i)).committedHeight)));
 }
+let failed = false;
+/** A test whose failure keeps the member dirs and prints their warnings, for whoever reads CI's output. */
+function step(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+}
+
+async function reportLogs(): Promise<void> {
+  for (let i = 0; i < N; i++) {
+    for (const service of ['consensus', 'gateway', 'signer']) {
+      const text = await fs.readFile(path.join(dir, `m${i}`, 'logs', `${service}.log`), 'utf8').catch(() => '');
+      const lines = text.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-8);
+      for (const l of lines) console.log(`[m${i}/${service}] ${l.slice(0, 400)}`);
+    }
+  }
+}
+
 function proc(member: number, service: string) {
   return net.procs.find((p) => p.member === `m${member}` && p.service === service)!;
 }
@@ -62,10 +85,11 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
   after(async () => {
     for (const c of clients) c.close();
     await net?.stop();
-    if (process.env.KEEP_E2E) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
+    if (failed) await reportLogs();
+    if (process.env.KEEP_E2E || failed) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
   });
 
-  test('a stream of transactions commits identically everywhere, each exactly once', async () => {
+  step('a stream of transactions commits identically everywhere, each exactly once', async () => {
     const txs = Array.from({ length: 200 }, (_, i) => new TextEncoder().encode(`e2e-tx-${i}-${randomBytes(4).toString('hex')}`));
     await Promise.all(txs.map((tx, i) => call(clients[i % N]!.submitTransaction.bind(clients[i % N]!), { tx })));
     const dup = await call(clients[0]!.submitTransaction.bind(clients[0]!), { tx: txs[0]! });
@@ -106,7 +130,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     assert.deepEqual(peers.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
   });
 
-  test('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {
+  step('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {
     const stream = clients[2]!.streamCommits({ fromHeight: 1, headersOnly: true });
     const heightsSeen: number[] = [];
     await new Promise<void>((resolve, reject) => {
@@ -135,7 +159,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }, 15_000);
   });
 
-  test('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {
+  step('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {
     const op = adminClient(path.join(dir, 'm1'));
     const services = createClient(AdminServiceClient, `127.0.0.1:${memberPorts(basePort, 1).admin}`, { security: memberSecurityFromDir(path.join(dir, 'm1')).client });
     try {
@@ -157,7 +181,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }
   });
 
-  test('a forged vote is rejected, counted and reported; an equivocation is kept as evidence', async () => {
+  step('a forged vote is rejected, counted and reported; an equivocation is kept as evidence', async () => {
     const events = await recordEvents(`btcfed.m0.consensus.security.invalid_signature`, (b) => InvalidSignature.decode(b));
     try {
     // Play m3's consensus: take over its gateway's Attach stream and send m0 a vote with a bad signature.
@@ -220,7 +244,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }
   });
 
-  test('kill -9 of the leader\'s consensus: views change, commits continue; restarted, it syncs and rejoins', async () => {
+  step('kill -9 of the leader\'s consensus: views change, commits continue; restarted, it syncs and rejoins', async () => {
     const s = await status(0);
     const leader = Number(s.leader);
     const before = Math.max(...(await heights()));
@@ -237,7 +261,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     });
   });
 
-  test('with one member\'s signer stopped, the federation keeps committing', async () => {
+  step('with one member\'s signer stopped, the federation keeps committing', async () => {
     await proc(2, 'signer').child.kill('SIGTERM');
     const before = Math.max(...(await heights()));
     await until('commits continue with a signer down', async () => {
