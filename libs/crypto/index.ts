@@ -18,6 +18,7 @@ export {
   fromHex,
   merkleRoot,
   sha256,
+  sha256Hex,
   toHex,
   txHash,
 } from './hash.ts';

@@ -5,12 +5,12 @@
 // Must never rewrite or truncate an existing line, and never hold a secret or a whole signature
 // (a signature is recorded by its SHA-256).
 
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { FedError } from '#libs/errors/index.ts';
+import { sha256Hex } from '#libs/crypto/index.ts';
 import { fsyncDir } from '../store/files.ts';
 
 export const JOURNAL_FILE = 'journal.jsonl';
@@ -30,7 +30,7 @@ export interface Journal {
   close(): Promise<void>;
 }
 
-const lineHash = (line: string): string => createHash('sha256').update(line).digest('hex');
+const lineHash = sha256Hex;
 
 /** The last line of a file (without its newline) and whether the file ends with one. */
 async function lastLine(file: string): Promise<{ line: string | undefined; terminated: boolean }> {

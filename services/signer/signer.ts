@@ -5,11 +5,10 @@
 // Any failure to persist poisons the signer: it refuses everything until restarted from disk.
 // Must never return a signature whose slot is not yet durable, nor sign the same slot twice.
 
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
-import type { SlhDsa } from '#libs/crypto/index.ts';
+import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
 import { Phase, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '../store/files.ts';
 import type { Journal, JournalRecord } from './journal.ts';
@@ -88,7 +87,6 @@ function qcsOf(req: SignRequest): QuorumCert[] {
   }
 }
 
-const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 export class LocalSigner implements Signer {
   readonly #id: SignerIdentity;

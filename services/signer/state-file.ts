@@ -4,9 +4,9 @@
 // corrupt or tampered one is an error that names the file and the reason.
 // Must never reset, repair or overwrite a state file it could not read.
 
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { sha256Hex } from '#libs/crypto/index.ts';
 import { readIfExists, writeFileAtomic } from '../store/files.ts';
 import type { SignerSafety } from './rules.ts';
 
@@ -44,10 +44,6 @@ const envelopeSchema = z.strictObject({
   sha256: hex(32),
   state: z.unknown(),
 });
-
-function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
 
 function stateToJson(s: SignerSafety): unknown {
   return { ...s, recent: s.recent.map((r) => ({ ...r, signature: Buffer.from(r.signature).toString('base64') })) };

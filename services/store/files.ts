@@ -3,15 +3,14 @@
 // second store process from writing the same files. Nothing here ever deletes a user's file:
 // a file we cannot use is renamed or copied aside, never overwritten in place.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { FedError } from '#libs/errors/index.ts';
+import { sha256Hex } from '#libs/crypto/index.ts';
 
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+export { sha256Hex };
 
 export interface AtomicWriteOptions {
   mode?: number;
