@@ -2,7 +2,7 @@
 // transaction root and running state hash. Pure apart from the clock value passed in.
 
 import { merkleRoot, nextStateHash, toHex } from '#libs/crypto/index.ts';
-import { txHashesOf } from './tx-hashes.ts';
+import { rememberTxs, txHashesOf, txRootOf } from './tx-hashes.ts';
 import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
@@ -29,7 +29,8 @@ export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: 
 
 export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: ReadonlySet<string>, nowMs: number): Block {
   const picked = pool.batch(opts.maxBlockTxs, opts.maxBlockBytes, inFlight);
-  const txRoot = merkleRoot(picked.map((p) => p.hash));
+  const ids = picked.map((p) => p.hash);
+  const txRoot = merkleRoot(ids);
   const header: BlockHeader = {
     chainId: opts.chainId,
     height: req.parentHeight + 1,
@@ -40,12 +41,14 @@ export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Memp
     txRoot,
     stateHash: nextStateHash(req.parentStateHash, txRoot),
   };
-  return { header, hash: opts.hashBlock(header), txs: picked.map((p) => p.tx) };
+  const txs = picked.map((p) => p.tx);
+  rememberTxs(txs, ids, txRoot);
+  return { header, hash: opts.hashBlock(header), txs };
 }
 
 /** Why a block's content does not match its header, or null. `parent` when known. */
 export function payloadError(b: Block, parent: Block | undefined): string | null {
-  const root = merkleRoot(txHashesOf(b));
+  const root = txRootOf(b);
   if (!bytesEqual(root, b.header.txRoot)) return 'tx_root does not match the transactions';
   if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), b.header.stateHash)) {
     return 'state_hash does not follow from the parent';
