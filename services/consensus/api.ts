@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
+import { toHex } from '#libs/crypto/index.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
 import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
@@ -92,7 +93,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const hash = hash32('tx_hash', req.txHash);
       const loc = d.store.txLocation(hash);
       if (loc) return { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
-      const pending = d.pool.has(Buffer.from(hash).toString('hex'));
+      const pending = d.pool.has(toHex(hash));
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0 };
     })),
     getStatus: h.unary(() => {

@@ -9,7 +9,7 @@
 
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { blockHash, createSlhDsa, fromHex, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const life = lifecycle(log);
   try {
     const c = conf.consensus;
-    const paramSet = conf.crypto.param_set as ParamSet;
+    const paramSet = conf.crypto.param_set;
     const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
     const n = conf.validators.length;
     const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
