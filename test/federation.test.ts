@@ -221,7 +221,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
           await new Promise((r) => setTimeout(r, 300));
         }
         for (const c of clients.slice(0, 3)) {
-          const r = await call(c.getEvidence.bind(c), { fromView });
+          const r = await call(c.getEvidence.bind(c), { fromView, afterSeq: 0, limit: 0 });
           const hit = r.evidence.find((e) => e.offender === 3);
           if (hit) return hit;
         }

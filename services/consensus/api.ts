@@ -141,7 +141,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       validators: d.validators.map((v, index) => ({ index, name: v.name, peerId: v.peerId, publicKey: v.publicKey })),
       quorum: quorumSize(n), maxFaulty: faultBound(n),
     })),
-    getEvidence: h.unary((req) => ({ evidence: d.evidence.since(req.fromView) })),
+    getEvidence: h.unary((req) => d.evidence.page(req.fromView, req.afterSeq, req.limit)),
   };
 }
 

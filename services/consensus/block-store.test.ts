@@ -66,10 +66,11 @@ test('a commit that skips a height is refused and changes nothing', () => withSt
 
 test('evidence is kept across a reopen, in arrival order', () => withStore(async (dir) => {
   let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
-  await store.addEvidence(enc('first'));
-  await store.addEvidence(enc('second'));
+  await store.addEvidence(1, enc('first'));
+  await store.addEvidence(2, enc('second'));
   await store.close();
   store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
-  assert.deepEqual(store.evidence().map((b) => new TextDecoder().decode(b)), ['first', 'second']);
+  assert.deepEqual([...store.evidence()].map((e) => [e.seq, new TextDecoder().decode(e.bytes)]), [[1, 'first'], [2, 'second']]);
+  assert.deepEqual([...store.evidence(1)].map((e) => e.seq), [2], 'paging from a sequence number');
   await store.close();
 }));

@@ -3,6 +3,12 @@
 // committed transaction is. Every write resolves only once LMDB has committed and flushed it,
 // so the driver can await it before the sends that depend on it (the persistence contract of
 // libs/hotstuff/events.ts). Never rewrites a committed height.
+//
+// Durability: LMDB is opened with `overlappingSync: false`. The library's default on Linux
+// (overlapping sync) resolves a write once it is committed and visible but flushes it to disk
+// later, so a power loss could roll back a lock or a last vote that messages already sent
+// depend on. With it off, every transaction is fsynced before its promise resolves
+// (test/durability.test.ts traces the system calls of a real process to show the order).
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
@@ -41,7 +47,7 @@ export class BlockStore {
 
   constructor(opts: BlockStoreOptions) {
     this.#opts = opts;
-    this.#root = open({ path: opts.path, compression: false });
+    this.#root = open({ path: opts.path, compression: false, overlappingSync: false });
     this.#blocks = this.#root.openDB({ name: 'blocks', encoding: 'binary', keyEncoding: 'binary' });
     this.#qcs = this.#root.openDB({ name: 'qcs', encoding: 'binary', keyEncoding: 'binary' });
     this.#heights = this.#root.openDB({ name: 'heights', encoding: 'binary', keyEncoding: 'uint32' });
@@ -142,19 +148,14 @@ export class BlockStore {
     return this.#txs.doesExist(txHashBytes);
   }
 
-  /** Keeps equivocation evidence durably (it outlives restarts and is served by GetEvidence). */
-  async addEvidence(encoded: Uint8Array): Promise<void> {
-    await this.#root.transaction(() => {
-      let last = 0;
-      for (const key of this.#evidence.getKeys({ reverse: true, limit: 1 })) last = key;
-      this.#evidence.put(last + 1, encoded);
-    });
+  /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */
+  async addEvidence(seq: number, encoded: Uint8Array): Promise<void> {
+    await this.#evidence.put(seq, encoded);
   }
 
-  evidence(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (const { value } of this.#evidence.getRange()) out.push(plain(value));
-    return out;
+  /** Stored evidence after `afterSeq`, in sequence order (read lazily: callers page through it). */
+  *evidence(afterSeq = 0): Iterable<{ seq: number; bytes: Uint8Array }> {
+    for (const { key, value } of this.#evidence.getRange({ start: afterSeq + 1 })) yield { seq: key, bytes: plain(value) };
   }
 
   async close(): Promise<void> {

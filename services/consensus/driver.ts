@@ -158,7 +158,7 @@ export class ConsensusDriver {
         observer?.rejected?.(a.from, a.reason, a.detail);
         return;
       case 'evidence':
-        log.warn({ offender: a.evidence.sender, view: a.evidence.view, kind: a.evidence.kind }, 'equivocation: evidence kept');
+        log.debug({ offender: a.evidence.sender, view: a.evidence.view, kind: a.evidence.kind }, 'equivocation seen');
         observer?.evidence?.(a.evidence);
         return;
       case 'view-changed': {

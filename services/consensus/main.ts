@@ -108,9 +108,16 @@ async function main(): Promise<void> {
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
-        const { item, stored } = evidence.add(e, Date.now());
-        stored.catch((err: unknown) => log.error({ err: String(err) }, 'evidence not stored'));
-        publisher?.equivocation(item);
+        const r = evidence.add(e, Date.now());
+        if (!r.kept) {
+          m.evidenceOutcome(r.reason);
+          log.debug({ offender: e.sender, view: e.view, reason: r.reason }, 'equivocation seen again: evidence not kept');
+          return;
+        }
+        m.evidenceOutcome('kept');
+        log.warn({ offender: e.sender, view: e.view, kind: r.item.kind, seq: r.item.seq }, 'equivocation: evidence kept');
+        r.stored.catch((err: unknown) => log.error({ err: String(err) }, 'evidence not stored'));
+        publisher?.equivocation(r.item);
       },
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };

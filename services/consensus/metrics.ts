@@ -20,7 +20,9 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
   const signerLatency = m.histogram('consensus_signer_latency_seconds', 'Round trip of one signer request', ['kind'], LATENCY_BUCKETS);
   const rejected = m.counter('consensus_rejected_messages_total', 'Messages the engine or the decoder refused, by reason', ['reason']);
   const invalidSigs = m.counter('consensus_invalid_signatures_total', 'Messages dropped because a signature did not verify', ['what']);
-  const equivocations = m.counter('consensus_equivocations_total', 'Equivocation evidence recorded');
+  const equivocations = m.counter('consensus_equivocations_total', 'Conflicting signed messages seen (every one, kept or not)');
+  const evidenceKept = m.counter('consensus_evidence_total', 'Equivocation evidence by outcome: kept, or not kept because its slot is known or a cap is reached', ['outcome']);
+  const offences = m.counter('consensus_peer_offences_total', 'Frames and messages refused, by the validator that sent them and why', ['peer', 'reason']);
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
   const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');
   const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
@@ -50,10 +52,20 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
       view.set(v);
     },
     evidence() { equivocations.inc(); },
-    rejected(_from, reason) { rejected.inc({ reason }); },
-    invalidSignature(_from, what) { invalidSigs.inc({ what: what.split(' ')[0] ?? what }); },
+    rejected(from, reason) {
+      rejected.inc({ reason });
+      offences.inc({ peer: from === null ? 'unknown' : String(from), reason });
+    },
+    invalidSignature(from, what) {
+      const kind = what.split(' ')[0] ?? what;
+      invalidSigs.inc({ what: kind });
+      offences.inc({ peer: String(from), reason: 'invalid_signature' });
+    },
     halted() { halts.inc(); },
-    frameRejected() { rejected.inc({ reason: 'undecodable' }); },
+    frameRejected(from, reason) {
+      rejected.inc({ reason: 'undecodable' });
+      offences.inc({ peer: String(from), reason: reason.startsWith('refused:') ? reason.slice(8) : 'undecodable' });
+    },
     sent(msg: ConsensusMessage) {
       sentMessages.inc({ type: msg.type });
       if (msg.type === 'proposal') proposedAt = { view: msg.view, t: now() };
@@ -81,5 +93,6 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
     },
   });
 
-  return { observer, timedSigner, mempool, peers };
+  const evidenceOutcome = (outcome: string) => evidenceKept.inc({ outcome });
+  return { observer, timedSigner, mempool, peers, evidenceOutcome };
 }

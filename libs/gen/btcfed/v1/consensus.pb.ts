@@ -201,6 +201,10 @@ export interface GetValidatorsResponse {
 
 export interface GetEvidenceRequest {
   fromView: number;
+  /** Only evidence stored after this sequence number (for paging: the last `seq` seen). */
+  afterSeq: number;
+  /** At most this many items (0: the server's page size, 64; larger values are capped to it). */
+  limit: number;
 }
 
 export interface Evidence {
@@ -208,14 +212,21 @@ export interface Evidence {
   view: number;
   /** "proposal", "prepare", "pre-commit" or "commit". */
   kind: string;
-  /** The two conflicting messages as received (ConsensusFrame encodings). */
+  /**
+   * The two conflicting messages (ConsensusFrame encodings). A proposal's block is kept without
+   * its transactions: the signature covers the block hash, which is over the header alone.
+   */
   first: Uint8Array;
   second: Uint8Array;
   seenAtMs: number;
+  /** Where it sits in this member's evidence log (arrival order). */
+  seq: number;
 }
 
 export interface GetEvidenceResponse {
   evidence: Evidence[];
+  /** More items match: ask again with after_seq = the last item's seq. */
+  more: boolean;
 }
 
 export interface PauseRequest {
@@ -2191,13 +2202,19 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
 };
 
 function createBaseGetEvidenceRequest(): GetEvidenceRequest {
-  return { fromView: 0 };
+  return { fromView: 0, afterSeq: 0, limit: 0 };
 }
 
 export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
   encode(message: GetEvidenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.fromView !== 0) {
       writer.uint32(8).uint64(message.fromView);
+    }
+    if (message.afterSeq !== 0) {
+      writer.uint32(16).uint64(message.afterSeq);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).uint32(message.limit);
     }
     return writer;
   },
@@ -2223,6 +2240,22 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
             message.fromView = longToNumber(reader.uint64());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.afterSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2242,6 +2275,12 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
         : isSet(object.from_view)
         ? globalThis.Number(object.from_view)
         : 0,
+      afterSeq: isSet(object.afterSeq)
+        ? globalThis.Number(object.afterSeq)
+        : isSet(object.after_seq)
+        ? globalThis.Number(object.after_seq)
+        : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
     };
   },
 
@@ -2249,6 +2288,12 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
     const obj: any = {};
     if (message.fromView !== 0) {
       obj.fromView = Math.round(message.fromView);
+    }
+    if (message.afterSeq !== 0) {
+      obj.afterSeq = Math.round(message.afterSeq);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
     }
     return obj;
   },
@@ -2259,12 +2304,14 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
   fromPartial(object: DeepPartial<GetEvidenceRequest>): GetEvidenceRequest {
     const message = createBaseGetEvidenceRequest();
     message.fromView = object.fromView ?? 0;
+    message.afterSeq = object.afterSeq ?? 0;
+    message.limit = object.limit ?? 0;
     return message;
   },
 };
 
 function createBaseEvidence(): Evidence {
-  return { offender: 0, view: 0, kind: "", first: new Uint8Array(0), second: new Uint8Array(0), seenAtMs: 0 };
+  return { offender: 0, view: 0, kind: "", first: new Uint8Array(0), second: new Uint8Array(0), seenAtMs: 0, seq: 0 };
 }
 
 export const Evidence: MessageFns<Evidence> = {
@@ -2286,6 +2333,9 @@ export const Evidence: MessageFns<Evidence> = {
     }
     if (message.seenAtMs !== 0) {
       writer.uint32(48).uint64(message.seenAtMs);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(56).uint64(message.seq);
     }
     return writer;
   },
@@ -2351,6 +2401,14 @@ export const Evidence: MessageFns<Evidence> = {
             message.seenAtMs = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2375,6 +2433,7 @@ export const Evidence: MessageFns<Evidence> = {
         : isSet(object.seen_at_ms)
         ? globalThis.Number(object.seen_at_ms)
         : 0,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
     };
   },
 
@@ -2398,6 +2457,9 @@ export const Evidence: MessageFns<Evidence> = {
     if (message.seenAtMs !== 0) {
       obj.seenAtMs = Math.round(message.seenAtMs);
     }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
     return obj;
   },
 
@@ -2412,18 +2474,22 @@ export const Evidence: MessageFns<Evidence> = {
     message.first = object.first ?? new Uint8Array(0);
     message.second = object.second ?? new Uint8Array(0);
     message.seenAtMs = object.seenAtMs ?? 0;
+    message.seq = object.seq ?? 0;
     return message;
   },
 };
 
 function createBaseGetEvidenceResponse(): GetEvidenceResponse {
-  return { evidence: [] };
+  return { evidence: [], more: false };
 }
 
 export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
   encode(message: GetEvidenceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.evidence) {
       Evidence.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
     }
     return writer;
   },
@@ -2449,6 +2515,14 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
             message.evidence.push(Evidence.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2464,6 +2538,7 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
   fromJSON(object: any): GetEvidenceResponse {
     return {
       evidence: globalThis.Array.isArray(object?.evidence) ? object.evidence.map((e: any) => Evidence.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -2471,6 +2546,9 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
     const obj: any = {};
     if (message.evidence?.length) {
       obj.evidence = message.evidence.map((e) => Evidence.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
     }
     return obj;
   },
@@ -2481,6 +2559,7 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
   fromPartial(object: DeepPartial<GetEvidenceResponse>): GetEvidenceResponse {
     const message = createBaseGetEvidenceResponse();
     message.evidence = object.evidence?.map((e) => Evidence.fromPartial(e)) || [];
+    message.more = object.more ?? false;
     return message;
   },
 };
