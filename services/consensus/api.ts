@@ -23,6 +23,7 @@ const STATUS = statusTable({
   TX_EMPTY: grpc.status.INVALID_ARGUMENT,
   TX_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
   MEMPOOL_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  MEMPOOL_QUOTA: grpc.status.RESOURCE_EXHAUSTED,
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
   NOT_FOUND: grpc.status.NOT_FOUND,
   HALTED: grpc.status.UNAVAILABLE,

@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, toHex, txHash, type KeyPair } from '#libs/crypto/index.ts';
-import { genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
-import { signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
+import { encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
 import { Inbound } from './inbound.ts';
@@ -26,9 +26,10 @@ const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
-interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; down: boolean }
+interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean }
 
-async function federation(): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
+/** `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise). */
+async function federation(keyOf: (i: number) => number = (i) => i): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
   const members: Member[] = [];
   const memberDirs: string[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
@@ -42,14 +43,17 @@ async function federation(): Promise<{ members: Member[]; restart(i: number): Pr
     const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
     const pool = new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 });
     const verifier = new SignatureVerifier({ chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa, genesisHash: genesisBlock(CHAIN, blockHash).hash });
-    const signer = { sign: (req: SignRequest) => dsa.sign(keys[i]!.secretKey, signingBytesOfRequest(CHAIN, req)) };
+    const signer = { sign: (req: SignRequest) => dsa.sign(keys[keyOf(i)]!.secretKey, signingBytesOfRequest(CHAIN, req)) };
     const commits: Block[] = [];
+    let member: Member | undefined;
     const driver = new ConsensusDriver(
       { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
-      { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }), observer: { committed: (bs) => commits.push(...bs) } },
+      { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }),
+        observer: { committed: (bs) => commits.push(...bs), sent: () => { member!.sent++; } } },
     );
     const inbound = new Inbound({ limits, self: i, leaderOf: (v) => v % N, driver, pool, verifier, transport, clock: systemClock, log });
-    return { driver, inbound, pool, store, commits, down: false };
+    member = { driver, inbound, pool, store, commits, sent: 0, down: false };
+    return member;
   };
   for (let i = 0; i < N; i++) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-'));
@@ -121,4 +125,45 @@ test('a member that was down catches up through block sync after a restart, and 
   }
   members.forEach((m) => m.driver.stop());
   await Promise.all(members.map((m) => m.store.close()));
+});
+
+test('a signer that answers with the wrong key gets nothing sent; the other three commit on', async () => {
+  const { members } = await federation((i) => (i === 3 ? 0 : i));
+  members.forEach((m) => m.driver.start());
+  try {
+  const tx = new TextEncoder().encode('with a broken signer');
+  members[0]!.pool.add(tx, Date.now(), members[0]!.driver.isCommitted);
+  members[0]!.inbound.gossip(tx);
+  await until('three members commit past the broken member\'s views', () => members.slice(0, 3).every((m) => m.store.committedHeight() >= 6), 60_000);
+  // Member 3 learns blocks only through QCs it can check; it signs nothing that others would see.
+  assert.equal(members[3]!.sent, 0, 'no message with a signature that does not verify left member 3');
+  } finally {
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
+  }
+});
+
+test('forged frames from one validator are refused cheaply, then muted; the others commit on', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+  await until('first commit', () => members.every((m) => m.store.committedHeight() >= 1));
+  // Validator 3 turns Byzantine towards member 0: votes with garbage signatures, votes claiming
+  // to be from validator 1, proposals for views it does not lead.
+  const victim = members[0]!;
+  const garbage = new Uint8Array(dsa.signatureBytes).fill(9);
+  const view = victim.driver.engine.view;
+  const frames = [
+    ...Array.from({ length: 40 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + k, blockHash: new Uint8Array(32).fill(k), sender: 3, signature: garbage } })),
+    ...Array.from({ length: 5 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + k, blockHash: new Uint8Array(32).fill(k), sender: 1, signature: garbage } })),
+  ];
+  for (const f of frames) victim.inbound.onFrame(3, f);
+  await until('validator 3 muted at member 0', () => victim.inbound.penalties.muted(3), 10_000);
+  assert.equal(victim.inbound.penalties.muted(1), false, 'the validator it impersonated is not punished');
+  const h = victim.store.committedHeight();
+  await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
+  } finally {
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
+  }
 });

@@ -9,7 +9,7 @@ import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
-  createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
+  createEngine, restoreEngine, genesisBlock, roundRobinLeader, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type HotStuffEngine, type SignedMessage,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
@@ -162,7 +162,7 @@ export class ConsensusDriver {
         observer?.evidence?.(a.evidence);
         return;
       case 'view-changed': {
-        const leader = (this.#opts.engine.leaderOf ?? ((v: number) => v % this.#opts.engine.validatorCount))(a.view);
+        const leader = this.#opts.engine.leaderOf?.(a.view) ?? roundRobinLeader(a.view, this.#opts.engine.validatorCount);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
         observer?.viewChanged?.(a.view, leader, a.cause);
         return;
@@ -185,7 +185,14 @@ export class ConsensusDriver {
       return;
     }
     this.#deps.signer.sign(request).then(
-      (signature) => this.enqueue({ type: 'signature-ready', requestId, signature }),
+      async (signature) => {
+        if (!(await this.#deps.verifier.verifyGrant(this.#opts.engine.self, request, signature))) {
+          this.#deps.log.error({ requestId, kind: request.kind, view: request.view }, 'the signer returned a signature that does not verify under our key: not sent');
+          this.enqueue({ type: 'signature-refused', requestId, reason: 'invalid signature from the signer' });
+          return;
+        }
+        this.enqueue({ type: 'signature-ready', requestId, signature });
+      },
       (err: unknown) => {
         const reason = errorMessage(err);
         if (isFedError(err, 'SIGNER_REFUSED')) this.#deps.log.warn({ requestId, kind: request.kind, view: request.view, reason }, 'signer refused');

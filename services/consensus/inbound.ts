@@ -12,11 +12,16 @@ import { decodeFrame, encodeFrame, type FrameLimits } from '#libs/wire/index.ts'
 import type { ConsensusDriver } from './driver.ts';
 import type { Mempool } from './mempool.ts';
 import type { Clock, DriverObserver, TransportPort } from './ports.ts';
+import { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
 import { toHex } from '#libs/crypto/index.ts';
 
-/** Verifications in flight at once; beyond it frames are dropped (the peer resends on timeout). */
-const MAX_VERIFYING = 2048;
+/**
+ * Verifications in flight per sending validator; beyond it that validator's frames are dropped
+ * (an honest peer resends on timeout). Per peer, so one validator's flood never gets another's
+ * frames dropped.
+ */
+const MAX_VERIFYING_PER_PEER = 256;
 const GOSSIP_MAX_TXS = 512;
 /** How many upcoming leaders (other than us) receive a client's transactions. */
 const GOSSIP_LEADERS = 2;
@@ -37,24 +42,35 @@ export interface InboundDeps {
 
 export class Inbound {
   readonly #d: InboundDeps;
-  #verifying = 0;
+  readonly #verifying = new Map<number, number>();
+  readonly penalties: PeerPenalties;
   #gossip: Uint8Array[] = [];
   #gossipBytes = 0;
   #gossipTimer: { cancel(): void } | undefined;
 
   constructor(deps: InboundDeps) {
     this.#d = deps;
+    this.penalties = new PeerPenalties({ now: () => deps.clock.now() });
+  }
+
+  /** A refusal that costs the sender: counted, logged, and a strike towards muting it. */
+  #refuse(from: number, reason: string, detail: Record<string, unknown> = {}): void {
+    const muted = this.penalties.strike(from);
+    this.#d.log.warn({ from, reason, ...detail, ...(muted ? { mutedForMs: muted } : {}) }, 'frame refused');
+    this.#d.observer?.frameRejected?.(from, `refused:${reason}`);
   }
 
   onFrame(from: number, bytes: Uint8Array): void {
-    const { log, observer } = this.#d;
+    // A validator that keeps sending what fails its checks is not even decoded for a while.
+    if (this.penalties.muted(from)) {
+      this.#d.observer?.frameRejected?.(from, 'refused:muted');
+      return;
+    }
     let frame;
     try {
       frame = decodeFrame(bytes, this.#d.limits);
     } catch (err) {
-      const reason = isFedError(err) ? err.message : errorMessage(err);
-      log.warn({ from, reason }, 'frame rejected');
-      observer?.frameRejected?.(from, reason);
+      this.#refuse(from, 'undecodable', { why: isFedError(err) ? err.message : errorMessage(err) });
       return;
     }
     switch (frame.type) {
@@ -67,51 +83,76 @@ export class Inbound {
       case 'block-response':
         void this.#d.driver.sync.onResponse(from, frame.requestId, frame.blocks);
         return;
-      case 'tx-batch':
+      case 'tx-batch': {
+        // Each validator's share of the mempool is capped (Mempool.offer with a source): a flood
+        // from one of them cannot crowd out clients' or other validators' transactions.
+        let refused = 0;
+        let code = '';
         for (const tx of frame.txs) {
-          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted);
-          if (r.status === 'refused') log.debug({ from, code: r.code }, 'gossiped transaction not taken');
+          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted, from);
+          if (r.status === 'refused') { refused++; code = r.code; }
         }
+        if (refused > 0) this.#d.log.debug({ from, refused, of: frame.txs.length, code }, 'gossiped transactions not taken');
         return;
+      }
       default: {
         const never: never = frame;
-        log.warn({ from, frame: never }, 'unknown frame');
+        this.#d.log.warn({ from, frame: never }, 'unknown frame');
       }
     }
   }
 
   #onMessage(from: number, message: Parameters<SignatureVerifier['verifyMessage']>[0]): void {
     const { log, observer } = this.#d;
-    if (message.type !== 'qc' && message.sender !== from) {
-      log.warn({ from, claimed: message.sender, type: message.type }, 'message signed by another validator than the one that sent it');
-    }
-    if (message.type === 'proposal') {
-      const parent = this.#d.driver.engine.block(toHex(message.block.header.parentHash));
-      const why = payloadError(message.block, parent);
-      if (why) {
-        log.warn({ from, view: message.view, reason: why }, 'proposal rejected');
-        observer?.rejected?.(from, 'invalid_block', why);
-        return;
-      }
-    }
-    if (this.#verifying >= MAX_VERIFYING) {
-      observer?.frameRejected?.(from, 'verification backlog full');
+    // Cheap checks first, no signature yet: who signed it, who leads that view, how far ahead.
+    const why = this.#cheapCheck(from, message);
+    if (why) {
+      this.#refuse(from, why.reason, { type: message.type, detail: why.detail });
       return;
     }
-    this.#verifying++;
+    const inFlight = this.#verifying.get(from) ?? 0;
+    if (inFlight >= MAX_VERIFYING_PER_PEER) {
+      observer?.frameRejected?.(from, 'refused:verification_backlog');
+      return;
+    }
+    this.#verifying.set(from, inFlight + 1);
+    const done = () => this.#verifying.set(from, (this.#verifying.get(from) ?? 1) - 1);
     this.#d.verifier.verifyMessage(message).then((r) => {
-      this.#verifying--;
-      if (r.ok) {
-        this.#d.driver.enqueue({ type: 'message', message });
+      done();
+      if (!r.ok) {
+        const view = message.type === 'qc' ? message.qc.view : message.view;
+        const muted = this.penalties.strike(from);
+        log.warn({ from, what: r.what, signer: r.sender, view, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
+        observer?.invalidSignature?.(from, r.what, view);
         return;
       }
-      const view = message.type === 'qc' ? message.qc.view : message.view;
-      log.warn({ from, what: r.what, signer: r.sender, view }, 'invalid signature: message dropped');
-      observer?.invalidSignature?.(from, r.what, view);
+      // The transaction root (a Merkle tree over up to max_block_bytes) only once the signatures hold.
+      if (message.type === 'proposal') {
+        const parent = this.#d.driver.engine.block(toHex(message.block.header.parentHash));
+        const why = payloadError(message.block, parent);
+        if (why) {
+          log.warn({ from, view: message.view, reason: why }, 'proposal rejected');
+          observer?.rejected?.(from, 'invalid_block', why);
+          return;
+        }
+      }
+      this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
-      this.#verifying--;
+      done();
       log.error({ from, err: errorMessage(err) }, 'verification failed');
     });
+  }
+
+  /** Why a message fails a check that needs no signature, or null. */
+  #cheapCheck(from: number, m: Parameters<SignatureVerifier['verifyMessage']>[0]): { reason: string; detail: string } | null {
+    // QC announcements carry no sender signature of their own: their votes are what count.
+    if (m.type === 'qc') return null;
+    // Validators send their own messages; nobody relays another's, so a mismatch is a forgery.
+    if (m.sender !== from) return { reason: 'wrong_sender', detail: `signed as validator ${m.sender}` };
+    if (m.type === 'proposal' && this.#d.leaderOf(m.view) !== m.sender) {
+      return { reason: 'not_leader', detail: `validator ${m.sender} does not lead view ${m.view}` };
+    }
+    return null;
   }
 
   /** A transaction a client gave us: queued locally by the caller, then gossiped in batches. */

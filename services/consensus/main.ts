@@ -15,7 +15,7 @@ import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
-import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { genesisBlock, roundRobinLeader, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
-      self, leaderOf: (v) => v % n,
+      self, leaderOf: (v) => roundRobinLeader(v, n),
       driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { Mempool } from './mempool.ts';
+import { Mempool, REMOTE_SHARE } from './mempool.ts';
 
 const tx = (s: string) => new TextEncoder().encode(s);
 const none = () => false;
@@ -40,4 +40,23 @@ test('refuses empty, oversized and overflowing transactions with codes', () => {
   pool.add(tx('ab'), 1, none);
   assert.throws(() => pool.add(tx('z'), 1, none), (e) => isFedError(e, 'MEMPOOL_FULL'), 'count');
   assert.equal(pool.size, 2);
+});
+
+test('one validator\'s hand-offs hold at most REMOTE_SHARE of the pool; clients and others still get in', () => {
+  const pool = new Mempool({ maxTxs: 40, maxBytes: 100_000, maxTxBytes: 100 });
+  let taken = 0;
+  let quota = 0;
+  for (let i = 0; i < 100; i++) {
+    const r = pool.offer(tx(`flood-${i}`), i, none, 3);
+    if (r.status === 'added') taken++;
+    else if (r.status === 'refused' && r.code === 'MEMPOOL_QUOTA') quota++;
+  }
+  assert.equal(taken, 40 * REMOTE_SHARE, 'validator 3 is capped at its share');
+  assert.equal(quota, 100 - taken, 'the rest refused with MEMPOOL_QUOTA');
+  assert.equal(pool.offer(tx('from-1'), 1, none, 1).status, 'added', 'another validator still has room');
+  assert.equal(pool.add(tx('client'), 1, none).status, 'added', 'a client still has room');
+  // Commits free the share again.
+  pool.removeCommitted([toHex(txHash(tx('flood-0')))]);
+  assert.equal(pool.offer(tx('flood-again'), 2, none, 3).status, 'added');
+  assert.equal(pool.offer(tx('flood-again-2'), 2, none, 3).status, 'refused');
 });

@@ -1,6 +1,8 @@
 // The mempool: transactions waiting for a block, deduplicated by hash, bounded in count and
 // bytes. A full pool refuses (MEMPOOL_FULL → RESOURCE_EXHAUSTED); it never drops silently.
 // Insertion order is proposal order, so a transaction is not starved by later ones.
+// Transactions handed over by another validator are charged to that validator: each may hold
+// at most REMOTE_SHARE of the pool (count and bytes), so one faulty validator cannot fill it.
 
 import { FedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
@@ -11,14 +13,21 @@ export interface MempoolOptions {
   maxTxBytes: number;
 }
 
-export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number }
+/** Share of the pool one other validator's hand-offs may hold. */
+export const REMOTE_SHARE = 0.25;
+/** The source of a client's own transaction (other sources are validator indices). */
+export const LOCAL = -1;
+
+export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
-export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'MEMPOOL_FULL'; message: string };
+export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
 
 export class Mempool {
   readonly #opts: MempoolOptions;
   readonly #pending = new Map<string, PendingTx>();
+  /** Per remote source: how many transactions and bytes it holds in the pool. */
+  readonly #held = new Map<number, { txs: number; bytes: number }>();
   #bytes = 0;
 
   constructor(opts: MempoolOptions) {
@@ -43,18 +52,28 @@ export class Mempool {
    * Adds a transaction unless it is pending or `isCommitted` says it is in the log already.
    * Never throws for a refusal: the hot batch path would pay for a stack trace per transaction.
    */
-  offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean): OfferResult {
+  offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean, source: number = LOCAL): OfferResult {
     const bad = this.invalid(tx);
     if (bad) return { status: 'refused', ...bad };
     // Full: refuse before hashing, so an overloaded member spends nothing on what it cannot take.
     if (this.#pending.size >= this.#opts.maxTxs || this.#bytes + tx.length > this.#opts.maxBytes) {
       return { status: 'refused', code: 'MEMPOOL_FULL', message: `mempool is full (${this.#pending.size} transactions, ${this.#bytes} bytes); retry later` };
     }
+    const held = source === LOCAL ? undefined : this.#held.get(source);
+    if (held && (held.txs >= this.#opts.maxTxs * REMOTE_SHARE || held.bytes + tx.length > this.#opts.maxBytes * REMOTE_SHARE)) {
+      return { status: 'refused', code: 'MEMPOOL_QUOTA', message: `validator ${source} already holds ${held.txs} transactions (${held.bytes} bytes) of this mempool` };
+    }
     const hash = txHash(tx);
     const key = toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
-    this.#pending.set(key, { tx, hash, addedAtMs: nowMs });
+    this.#pending.set(key, { tx, hash, addedAtMs: nowMs, source });
     this.#bytes += tx.length;
+    if (source !== LOCAL) {
+      const h = this.#held.get(source) ?? { txs: 0, bytes: 0 };
+      h.txs++;
+      h.bytes += tx.length;
+      this.#held.set(source, h);
+    }
     return { status: 'added', hash };
   }
 
@@ -93,6 +112,11 @@ export class Mempool {
       if (!p) continue;
       this.#pending.delete(key);
       this.#bytes -= p.tx.length;
+      const h = this.#held.get(p.source);
+      if (h) {
+        h.txs--;
+        h.bytes -= p.tx.length;
+      }
       n++;
     }
     return n;

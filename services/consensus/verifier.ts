@@ -2,12 +2,19 @@
 // asynchronously and in parallel on the thread pool, BEFORE the engine sees them; what verified
 // is remembered, so the engine's synchronous `deps.verify` is a cache hit and no signature is
 // checked twice. A message or QC with a bad signature never reaches the engine.
+// Cheap before expensive: a QC's shape (quorum of distinct signers in the set) is checked before
+// any signature; its signatures are verified a few at a time and the first failure ends the
+// check; a signature that failed is remembered, so a replayed forgery costs a hash, not a verify.
 
 import { sha256, toHex, type SlhDsa } from '#libs/crypto/index.ts';
-import { isGenesisQC, type ConsensusMessage, type Hash, type QuorumCert, type SignedMessage } from '#libs/hotstuff/index.ts';
-import { signingBytesOf } from '#libs/wire/index.ts';
+import { availableParallelism } from 'node:os';
+import { isGenesisQC, quorumSize, type ConsensusMessage, type Hash, type QuorumCert, type SignedMessage, type SignRequest } from '#libs/hotstuff/index.ts';
+import { signingBytesOf, signingBytesOfRequest } from '#libs/wire/index.ts';
 
 const CACHE_LIMIT = 65_536;
+const FAILED_LIMIT = 4096;
+/** Signatures of one QC verified at once: enough to keep the cores busy, few enough to stop early. */
+const QC_BATCH = Math.max(2, availableParallelism());
 
 export interface VerifierOptions {
   chainId: string;
@@ -22,6 +29,7 @@ export type VerifyResult = { ok: true } | { ok: false; what: string; sender: num
 export class SignatureVerifier {
   readonly #opts: VerifierOptions;
   readonly #verified = new Set<string>();
+  readonly #failed = new Set<string>();
   #hits = 0;
   #misses = 0;
 
@@ -43,19 +51,30 @@ export class SignatureVerifier {
     const bytes = signingBytesOf(this.#opts.chainId, m);
     const key = this.#key(m, bytes);
     if (this.#verified.has(key)) return true;
+    if (this.#failed.has(key)) return false;
     const ok = await this.#opts.dsa.verify(pk, bytes, m.signature);
     if (ok) this.#remember(key);
+    else this.#rememberFailure(key);
     return ok;
   }
 
   async #checkQc(qc: QuorumCert): Promise<VerifyResult> {
     if (isGenesisQC(qc, this.#opts.genesisHash)) return { ok: true };
+    const what = `qc(${qc.phase},${qc.view}) vote`;
+    const n = this.#opts.publicKeys.length;
+    if (qc.signers.length < quorumSize(n) || qc.signers.length !== qc.signatures.length) {
+      return { ok: false, what: `${what}: ${qc.signers.length} signers for a quorum of ${quorumSize(n)}`, sender: -1 };
+    }
     const votes = qc.signers.map((sender, i) => ({
       type: 'vote' as const, phase: qc.phase, view: qc.view, blockHash: qc.blockHash, sender, signature: qc.signatures[i]!,
     }));
-    const results = await Promise.all(votes.map((v) => this.#check(v)));
-    const bad = results.indexOf(false);
-    return bad < 0 ? { ok: true } : { ok: false, what: `qc(${qc.phase},${qc.view}) vote`, sender: votes[bad]!.sender };
+    for (let i = 0; i < votes.length; i += QC_BATCH) {
+      const batch = votes.slice(i, i + QC_BATCH);
+      const results = await Promise.all(batch.map((v) => this.#check(v)));
+      const bad = results.indexOf(false);
+      if (bad >= 0) return { ok: false, what, sender: batch[bad]!.sender };
+    }
+    return { ok: true };
   }
 
   /** Every signature a message carries: its own and those of the QCs inside it. */
@@ -94,15 +113,31 @@ export class SignatureVerifier {
       this.#hits++;
       return true;
     }
+    if (this.#failed.has(key)) return false;
     this.#misses++;
     const ok = this.#opts.dsa.verifySync(pk, bytes, m.signature);
     if (ok) this.#remember(key);
+    else this.#rememberFailure(key);
     return ok;
   };
 
-  /** Our own signatures, as the signer returned them, need no check. */
+  /**
+   * A signature our signer returned for `req`, checked against our own public key before anything
+   * carries it: a signer with the wrong key, or a broken one, must not make us send garbage.
+   */
+  async verifyGrant(self: number, req: SignRequest, signature: Uint8Array): Promise<boolean> {
+    const pk = this.#opts.publicKeys[self];
+    return pk !== undefined && this.#opts.dsa.verify(pk, signingBytesOfRequest(this.#opts.chainId, req), signature);
+  }
+
+  /** Our own signatures, once verifyGrant passed them, need no second check. */
   trust(m: SignedMessage): void {
     this.#remember(this.#key(m, signingBytesOf(this.#opts.chainId, m)));
+  }
+
+  #rememberFailure(key: string): void {
+    if (this.#failed.size >= FAILED_LIMIT) this.#failed.delete(this.#failed.values().next().value!);
+    this.#failed.add(key);
   }
 
   #remember(key: string): void {
