@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
     const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature });
 
-    const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), metrics });
+    const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics });
     const evidence = new EvidenceLog(c.chain_id, store);
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
       ...m.observer,
-      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(); commits.notify(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);

@@ -1,21 +1,32 @@
 // What the consensus service tells the world over NATS: block.committed into the BTCFED_BLOCKS
 // JetStream stream (deduplicated by member and height, so a retry never doubles a block), and
 // view.changed, security.equivocation, security.invalid_signature as plain events. Publishing
-// never blocks consensus: a NATS outage delays events, it does not stop commits. Committed
-// blocks that fail to reach JetStream are retried in height order.
+// never blocks consensus: a NATS outage delays events, it does not stop commits.
+//
+// No gap, no duplicate, also across crashes: nothing waits in memory. The block store is the
+// backlog and the stream is the high-water mark — at start the last block.committed of this
+// member in the stream says where publishing stopped, and blocks are read back from the store
+// and published in height order from there. A crash between a publish and anything else only
+// repeats a publish that JetStream de-duplicates by its message id (<member>:<height>:<hash prefix>).
 
 import type { Logger } from 'pino';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { txHashesOf } from './tx-hashes.ts';
+import { toHex } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
-import type { Block, QuorumCert } from '#libs/hotstuff/index.ts';
+import { Phase, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import type { Evidence } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { headerToWire, qcToWire } from '#libs/wire/index.ts';
 
-const MAX_BACKLOG = 10_000;
+/** Where committed blocks are read back from (the block store). */
+export interface CommittedSource {
+  committedHeight(): number;
+  blockAtHeight(height: number): Block | undefined;
+  qcFor(hash: Uint8Array): QuorumCert | undefined;
+}
 
 export class ConsensusPublisher {
   readonly #member: string;
@@ -23,38 +34,60 @@ export class ConsensusPublisher {
   readonly #events: Events;
   readonly #js: JetStreamClient;
   readonly #log: Logger;
-  #backlog: Array<{ height: number; bytes: Uint8Array }> = [];
+  readonly #source: CommittedSource;
+  /** The highest height of this member known to be in the stream. */
+  #published: number;
   #flushing = false;
+  #closed = false;
 
-  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, log: Logger) {
+  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, log: Logger, source: CommittedSource, published: number) {
     this.#member = member;
     this.#conn = conn;
     this.#events = conn.events(member, 'consensus');
     this.#js = js;
     this.#log = log;
+    this.#source = source;
+    this.#published = published;
   }
 
-  static async connect(opts: { url: string; member: string; log: Logger; metrics?: Metrics }): Promise<ConsensusPublisher> {
+  static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics }): Promise<ConsensusPublisher> {
     const conn = await connectEvents({ url: opts.url, name: `btcfed-consensus-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
-    await ensureStream(await jetstreamManager(conn.nc), blocksStreamSpec());
-    return new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), opts.log);
+    const jsm = await jetstreamManager(conn.nc);
+    const spec = blocksStreamSpec();
+    await ensureStream(jsm, spec);
+    const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
+    const published = last ? ConsensusPublisher.#mark(BlockCommitted.decode(last.data), opts.source, opts.log) : 0;
+    const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), opts.log, opts.source, published);
+    if (published < opts.source.committedHeight()) {
+      opts.log.info({ published, committed: opts.source.committedHeight() }, 'publishing committed blocks the stream does not have yet');
+    }
+    void p.#flush();
+    return p;
   }
 
-  committed(blocks: readonly Block[], qc: QuorumCert): void {
-    const now = Date.now();
-    for (const b of blocks) {
-      const last = b === blocks.at(-1);
-      const bytes = BlockCommitted.encode({
-        member: this.#member, height: b.header.height, blockHash: b.hash, header: headerToWire(b.header),
-        txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: last ? qcToWire(qc) : undefined, atMs: now,
-      }).finish();
-      if (this.#backlog.length >= MAX_BACKLOG) {
-        this.#log.error({ height: b.header.height }, 'JetStream backlog full: block.committed dropped (the block is in the store; replay from GetBlock)');
-        continue;
-      }
-      this.#backlog.push({ height: b.header.height, bytes });
-    }
+  /** The highest height of this member known to be in the stream. */
+  get published(): number { return this.#published; }
+
+  /** The stream's last block of this member counts only if it is this chain's block at that height. */
+  static #mark(last: BlockCommitted, source: CommittedSource, log: Logger): number {
+    const ours = source.blockAtHeight(last.height);
+    if (ours && Buffer.from(ours.hash).equals(Buffer.from(last.blockHash))) return last.height;
+    log.warn({ streamHeight: last.height, committed: source.committedHeight() },
+      'the stream\'s last block.committed under this member name is not a block of this chain: publishing from height 1');
+    return 0;
+  }
+
+  /** New blocks are in the store: publish what the stream lacks, in height order. */
+  committed(): void {
     void this.#flush();
+  }
+
+  #encode(b: Block): Uint8Array {
+    const qc = this.#source.qcFor(b.hash);
+    return BlockCommitted.encode({
+      member: this.#member, height: b.header.height, blockHash: b.hash, header: headerToWire(b.header),
+      txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: qc?.phase === Phase.COMMIT ? qcToWire(qc) : undefined, atMs: Date.now(),
+    }).finish();
   }
 
   async #flush(): Promise<void> {
@@ -62,13 +95,20 @@ export class ConsensusPublisher {
     this.#flushing = true;
     const to = subject(this.#member, 'consensus', BLOCK_COMMITTED_EVENT);
     try {
-      while (this.#backlog.length > 0) {
-        const next = this.#backlog[0]!;
+      while (!this.#closed && this.#published < this.#source.committedHeight()) {
+        const height = this.#published + 1;
+        const block = this.#source.blockAtHeight(height);
+        if (!block) {
+          this.#log.error({ height }, 'committed block missing from the store: block.committed not published');
+          return;
+        }
         try {
-          await publishDurable(this.#js, to, next.bytes, { msgId: `${this.#member}:${next.height}` });
-          this.#backlog.shift();
+          // The hash in the id keeps another chain's member of the same name from de-duplicating ours.
+          await publishDurable(this.#js, to, this.#encode(block), { msgId: `${this.#member}:${height}:${toHex(block.hash).slice(0, 16)}` });
+          this.#published = height;
         } catch (err) {
-          this.#log.warn({ height: next.height, err: errorMessage(err), backlog: this.#backlog.length }, 'block.committed not stored in JetStream yet; retrying');
+          const behind = this.#source.committedHeight() - this.#published;
+          this.#log.warn({ height, err: errorMessage(err), behind }, 'block.committed not stored in JetStream yet; retrying');
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
@@ -98,6 +138,7 @@ export class ConsensusPublisher {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#conn.drain();
   }
 }
