@@ -14,7 +14,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseTrace, type Syscall } from './durability/trace.ts';
 
-const hasStrace = spawnSync('strace', ['-V']).status === 0;
 
 let dir: string;
 before(async () => { dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-durability-')); });
@@ -37,7 +36,8 @@ async function traceProbe(commits: number): Promise<{ calls: Syscall[]; sent: st
   return { calls: parseTrace(await fs.readFile(out, 'utf8')), sent };
 }
 
-test('every vote leaves only after its safety record is fdatasynced and LMDB\'s meta page is written', { skip: !hasStrace && 'strace is not installed (scripts/setup.sh installs it)' }, async () => {
+test('every vote leaves only after its safety record is fdatasynced and LMDB\'s meta page is written', async () => {
+  assert.equal(spawnSync('strace', ['-V']).status, 0, 'strace is not installed: run scripts/ensure-tools.sh (the README\'s set-up)');
   const { calls, sent } = await traceProbe(3);
   const dataFile = (c: Syscall) => c.path?.endsWith('/m0/data.mdb') === true;
   const votes = calls.filter((c) => c.path?.startsWith('socket:') && /^vote \d+ \d+/.test(c.data));
