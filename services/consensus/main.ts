@@ -108,6 +108,8 @@ async function main(): Promise<void> {
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
+        // An equivocation is proof of a fault: a strike, so a validator that keeps equivocating is muted.
+        inbound?.penalties.strike(e.sender);
         const r = evidence.add(e, Date.now());
         if (!r.kept) {
           m.evidenceOutcome(r.reason);
