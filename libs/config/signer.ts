@@ -33,6 +33,11 @@ export const signerConfSchema = z.strictObject({
   }).optional(),
   metrics: metricsEndpoint,
   logging: shared.logging,
+  /**
+   * How far beyond the view of the QC a request carries the signer may sign (docs/signer.md):
+   * a request at view v needs a QC at view ≥ v − max_view_jump. A liveness guard, not a safety rule.
+   */
+  max_view_jump: z.number().int().min(1).max(2 ** 40).default(100_000),
   /** The validator set in index order (same shape as conf.yaml's); empty only before keygen. */
   validators: shared.validators,
 }).superRefine((conf, ctx) => {

@@ -131,7 +131,7 @@ export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSig
     },
     state,
   }, {
-    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, hashBlock: blockHash,
+    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
     qc: createQcChecker({ chainId: conf.chain_id, publicKeys, genesisHash: genesisHashOf(conf.chain_id), slh }),
     log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.onRefusal ? { onRefusal: opts.onRefusal } : {}),
     release: () => journal.close(),

@@ -2,17 +2,20 @@
 // (state, decision, signature) → next state. No I/O, no clock, no randomness, so the in-process
 // signer, the gRPC signer and the fast-check reference model all run exactly this code.
 // QC validity is a fact handed in (ctx.qcError): checking signatures is the caller's job.
-// Must never produce a 'sign' decision for a slot that already holds a different message,
-// nor for a slot below the last one signed of its kind.
+// Must never produce a 'sign' decision for a slot that already holds a different message
+// (the one exception: a NEW-VIEW re-signed with a newer highQC, which no vote rule depends on),
+// nor for a slot below the last one signed of its kind, nor for a view further than
+// maxViewJump beyond the QC the request carries (one request must not be able to push the
+// marks to the end of time), nor a proposal for a view this signer does not lead.
 
 import { sha256, toHex } from '#libs/crypto/index.ts';
 import { signingBytesOfRequest } from '#libs/wire/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
-import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, bytesEqual, roundRobinLeader, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
-  'malformed', 'one-per-slot', 'monotonic', 'chain-id', 'block-hash', 'header', 'proposer',
+  'malformed', 'one-per-slot', 'monotonic', 'view-jump', 'leader', 'chain-id', 'block-hash', 'header', 'proposer',
   'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc',
 ] as const;
 export type Rule = (typeof RULES)[number];
@@ -26,6 +29,8 @@ export interface SignedSlot extends Slot {
   digest: string;
   /** The block voted or proposed (for a new-view, the highQC's block), hex. */
   blockHash: string;
+  /** NEW-VIEW only: the highQC's view, so a re-sign of the slot can be checked to move it forward. */
+  qcView?: number;
   signature: Uint8Array;
 }
 
@@ -48,17 +53,25 @@ export interface SignerSafety {
 /** How many signed slots of each kind are kept for identical repeats (signatures are ~17 KB). */
 export const RECENT_LIMIT: Readonly<Record<SlotKind, number>> = { vote: 3, proposal: 1, 'new-view': 1 };
 
-export interface RuleContext {
+/** What the cheap rules (no QC signature checked) need. */
+export interface AdmitContext {
   chainId: string;
   /** This signer's index in its own validator set. */
   self: number;
+  /** The size of its validator set: the leader of view v is roundRobinLeader(v, validatorCount). */
+  validatorCount: number;
+  /** A request at view v must carry a QC of view ≥ v − maxViewJump (signer.yaml max_view_jump). */
+  maxViewJump: number;
+}
+
+export interface RuleContext extends AdmitContext {
   hashBlock(header: BlockHeader): Uint8Array;
   /** null when the QC is valid against the signer's own validator set, else why not. */
   qcError(qc: QuorumCert): string | null;
 }
 
 export type Decision =
-  | { type: 'sign'; slot: Slot; message: Uint8Array; digest: string; blockHash: string; lock: LockRef | null }
+  | { type: 'sign'; slot: Slot; message: Uint8Array; digest: string; blockHash: string; lock: LockRef | null; qcView?: number }
   | { type: 'replay'; slot: Slot; digest: string; blockHash: string; signature: Uint8Array }
   | { type: 'refuse'; slot: Slot; rule: Rule; reason: string };
 
@@ -85,6 +98,23 @@ export function slotKey(s: Slot): string {
 /** The bytes a signature over this request covers: the one definition in libs/wire. */
 export function signingBytes(req: SignRequest, chainId: string): Uint8Array {
   return signingBytesOfRequest(chainId, req);
+}
+
+/**
+ * The QC a request stands on: its signatures are checked against the signer's own validator set,
+ * and its view is what the federation provably reached (2f+1 signed it).
+ */
+export function evidenceQc(req: SignRequest): QuorumCert {
+  switch (req.kind) {
+    case 'proposal': return req.justify;
+    case 'new-view': return req.highQC;
+    case 'vote':
+      switch (req.phase) {
+        case Phase.PREPARE: return req.justify;
+        case Phase.PRE_COMMIT: return req.prepareQC;
+        case Phase.COMMIT: return req.precommitQC;
+      }
+  }
 }
 
 function blockOf(req: SignRequest): Uint8Array {
@@ -115,13 +145,18 @@ function describeLast(state: SignerSafety, kind: SlotKind): string {
 
 type Admitted = { slot: Slot; message: Uint8Array; digest: string; blockHash: string };
 
-function admitOrDecide(state: SignerSafety, req: SignRequest, chainId: string): Decision | Admitted {
+/** A NEW-VIEW for an already signed view may be signed again with a highQC of a higher view. */
+function newViewResign(earlier: SignedSlot, req: SignRequest): boolean {
+  return req.kind === 'new-view' && earlier.kind === 'new-view' && earlier.qcView !== undefined && req.highQC.view > earlier.qcView;
+}
+
+function admitOrDecide(state: SignerSafety, req: SignRequest, ctx: AdmitContext): Decision | Admitted {
   const slot = slotOf(req);
   const refuse = (rule: Rule, reason: string): Decision => ({ type: 'refuse', slot, rule, reason });
   if (!Number.isSafeInteger(req.view) || req.view < 1) return refuse('malformed', `view ${req.view} is not a positive integer`);
   let message: Uint8Array;
   try {
-    message = signingBytes(req, chainId);
+    message = signingBytes(req, ctx.chainId);
   } catch (err) {
     if (isFedError(err)) return refuse('malformed', err.message);
     throw err;
@@ -132,11 +167,27 @@ function admitOrDecide(state: SignerSafety, req: SignRequest, chainId: string): 
   const earlier = state.recent.find((r) => slotKey(r) === key);
   if (earlier) {
     if (earlier.digest === digest) return { type: 'replay', slot, digest, blockHash, signature: earlier.signature };
-    return refuse('one-per-slot', `${key} already signed for block ${earlier.blockHash.slice(0, 16)}…, refused block ${blockHash.slice(0, 16)}…`);
+    if (!newViewResign(earlier, req)) {
+      const was = earlier.qcView === undefined ? '' : ` (highQC view ${earlier.qcView}; a NEW-VIEW is signed again only with a higher one)`;
+      return refuse('one-per-slot', `${key} already signed for block ${earlier.blockHash.slice(0, 16)}…${was}, refused block ${blockHash.slice(0, 16)}…`);
+    }
   }
-  const pos = againstLast(state, slot);
-  if (pos === 0) return refuse('one-per-slot', `${key} is already signed (${describeLast(state, slot.kind)})`);
-  if (pos < 0) return refuse('monotonic', `${key} is below the ${describeLast(state, slot.kind)}`);
+  if (!earlier) {
+    const pos = againstLast(state, slot);
+    if (pos === 0) return refuse('one-per-slot', `${key} is already signed (${describeLast(state, slot.kind)})`);
+    if (pos < 0) return refuse('monotonic', `${key} is below the ${describeLast(state, slot.kind)}`);
+  }
+  // Cheap checks before any signature is verified: the view bound (against the QC's claimed view;
+  // a forged QC is refused by the content rules after) and, for a proposal, the view's leader.
+  const qc = evidenceQc(req);
+  if (!Number.isSafeInteger(qc.view) || qc.view < 0) return refuse('malformed', `QC view ${qc.view} is not a non-negative integer`);
+  if (req.view - qc.view > ctx.maxViewJump) {
+    return refuse('view-jump', `view ${req.view} is ${req.view - qc.view} views beyond its QC's view ${qc.view} (max_view_jump ${ctx.maxViewJump})`);
+  }
+  if (req.kind === 'proposal') {
+    const leader = roundRobinLeader(req.view, ctx.validatorCount);
+    if (leader !== ctx.self) return refuse('leader', `view ${req.view} is led by validator ${leader}, not this signer (validator ${ctx.self})`);
+  }
   return { slot, message, digest, blockHash };
 }
 
@@ -144,14 +195,14 @@ function admitOrDecide(state: SignerSafety, req: SignRequest, chainId: string): 
  * The decision that needs no QC check (a replay, a slot conflict, a stale slot, a malformed
  * request), or null when the full rules must run. Lets the caller skip verifying signatures.
  */
-export function admit(state: SignerSafety, req: SignRequest, chainId: string): Decision | null {
-  const r = admitOrDecide(state, req, chainId);
+export function admit(state: SignerSafety, req: SignRequest, ctx: AdmitContext): Decision | null {
+  const r = admitOrDecide(state, req, ctx);
   return 'type' in r ? r : null;
 }
 
 /** The whole rule set: the slot rules, then the content rules of the request's kind. */
 export function decide(state: SignerSafety, req: SignRequest, ctx: RuleContext): Decision {
-  const admitted = admitOrDecide(state, req, ctx.chainId);
+  const admitted = admitOrDecide(state, req, ctx);
   if ('type' in admitted) return admitted;
   let refusal: [Rule, string] | null;
   try {
@@ -163,7 +214,8 @@ export function decide(state: SignerSafety, req: SignRequest, ctx: RuleContext):
   if (refusal) return { type: 'refuse', slot: admitted.slot, rule: refusal[0], reason: refusal[1] };
   const lock = req.kind === 'vote' && req.phase === Phase.COMMIT
     ? { view: req.precommitQC.view, blockHash: toHex(req.precommitQC.blockHash) } : null;
-  return { type: 'sign', ...admitted, lock };
+  const { slot, message, digest, blockHash } = admitted;
+  return { type: 'sign', slot, message, digest, blockHash, lock, ...(req.kind === 'new-view' ? { qcView: req.highQC.view } : {}) };
 }
 
 const short = (h: Uint8Array | string) => (typeof h === 'string' ? h : toHex(h)).slice(0, 16) + '…';
@@ -231,6 +283,7 @@ function contentRefusal(state: SignerSafety, req: SignRequest, ctx: RuleContext)
 export function applySigned(state: SignerSafety, decision: Extract<Decision, { type: 'sign' }>, signature: Uint8Array): SignerSafety {
   const { slot } = decision;
   const next: SignerSafety = { ...state, signed: state.signed + 1 };
+  const key = slotKey(slot);
   switch (slot.kind) {
     case 'vote':
       next.lastVote = { view: slot.view, phase: slot.phase };
@@ -243,8 +296,10 @@ export function applySigned(state: SignerSafety, decision: Extract<Decision, { t
       next.lastNewView = slot.view;
       break;
   }
-  const entry: SignedSlot = { ...slot, digest: decision.digest, blockHash: decision.blockHash, signature };
-  next.recent = trimRecent([...state.recent, entry]);
+  const entry: SignedSlot = { ...slot, digest: decision.digest, blockHash: decision.blockHash,
+    ...(decision.qcView === undefined ? {} : { qcView: decision.qcView }), signature };
+  // A re-signed NEW-VIEW replaces its slot's entry: the newest signature is the one replayed.
+  next.recent = trimRecent([...state.recent.filter((r) => slotKey(r) !== key), entry]);
   return next;
 }
 

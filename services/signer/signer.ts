@@ -9,11 +9,11 @@ import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
 import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
-import { Phase, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '../store/files.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
-import { admit, applySigned, decide, slotKey, type Decision, type Rule, type SignerSafety } from './rules.ts';
+import { admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
 import type { SafetyStore } from './state-file.ts';
 
 export interface SignResult {
@@ -56,6 +56,8 @@ export interface LocalSignerDeps {
   journal: Journal;
   qc: QcChecker;
   hashBlock: (h: BlockHeader) => Uint8Array;
+  /** signer.yaml max_view_jump: how far beyond its QC's view a request may go. */
+  maxViewJump: number;
   log: Logger;
   metrics?: Metrics;
   /** Told of every refusal after it is journaled (events, alerting). Must not throw. */
@@ -73,20 +75,6 @@ export function refusalError(rule: Rule, reason: string, details: Record<string,
   const code = rule === 'malformed' ? 'SIGNER_BAD_REQUEST' : 'SIGNER_REFUSED';
   return new FedError(code, `rule=${rule}: ${reason}`, { ...details, rule });
 }
-
-function qcsOf(req: SignRequest): QuorumCert[] {
-  switch (req.kind) {
-    case 'proposal': return [req.justify];
-    case 'new-view': return [req.highQC];
-    case 'vote':
-      switch (req.phase) {
-        case Phase.PREPARE: return [req.justify];
-        case Phase.PRE_COMMIT: return [req.prepareQC];
-        case Phase.COMMIT: return [req.precommitQC];
-      }
-  }
-}
-
 
 export class LocalSigner implements Signer {
   readonly #id: SignerIdentity;
@@ -148,20 +136,23 @@ export class LocalSigner implements Signer {
       throw new FedError('SIGNER_UNAVAILABLE', `the signer stopped signing after a storage failure (${errorMessage(this.#failed)}); restart it`);
     }
     const started = performance.now();
-    const decision = admit(this.#state, req, this.#id.chainId) ?? (await this.#decide(req));
+    const decision = admit(this.#state, req, this.#admitCtx()) ?? (await this.#decide(req));
     const result = await this.#carryOut(req.kind, decision, client);
     this.#m.duration.observe({ kind: req.kind }, (performance.now() - started) / 1000);
     return result;
   }
 
+  #admitCtx(): AdmitContext {
+    return { chainId: this.#id.chainId, self: this.#id.validatorIndex, validatorCount: this.#id.validatorCount, maxViewJump: this.#deps.maxViewJump };
+  }
+
   async #decide(req: SignRequest): Promise<Decision> {
-    const verdicts = new Map<QuorumCert, string | null>();
-    for (const qc of qcsOf(req)) verdicts.set(qc, await this.#deps.qc.check(qc));
+    const qc = evidenceQc(req);
+    const verdict = await this.#deps.qc.check(qc);
     return decide(this.#state, req, {
-      chainId: this.#id.chainId,
-      self: this.#id.validatorIndex,
+      ...this.#admitCtx(),
       hashBlock: this.#deps.hashBlock,
-      qcError: (qc) => (verdicts.has(qc) ? verdicts.get(qc)! : 'QC was not checked'),
+      qcError: (q) => (q === qc ? verdict : 'QC was not checked'),
     });
   }
 

@@ -24,6 +24,7 @@ const slotSchema = z.strictObject({
   phase,
   digest: hex(32),
   blockHash: hex(32),
+  qcView: count.optional(),
   signature: z.base64().min(1),
 });
 
