@@ -63,7 +63,7 @@ export async function openJournal(file: string, opts: { create: boolean }): Prom
   try {
     const tail = await lastLine(file);
     if (!tail.terminated) {
-      throw new FedError('SIGNER_JOURNAL_TORN', `journal ${file} ends in a partial line (a crash mid-write or tampering); run verify-journal, keep the file as evidence and move it aside to start a new one`, { file });
+      throw new FedError('SIGNER_JOURNAL_TORN', `journal ${file} ends in a partial line (a crash mid-write, or tampering): with the signer stopped, run \`signer repair-journal --data-dir DIR\` — it checks the safety state against the journal, keeps the torn bytes in a timestamped backup and records the repair`, { file });
     }
     if (tail.line !== undefined) {
       const last = parseEntry(tail.line, file, -1);

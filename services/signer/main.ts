@@ -6,6 +6,7 @@
 //   node services/signer/main.ts run            --data-dir DIR [--init] [--insecure] [--listen HOST:PORT]
 //                                                [--metrics HOST:PORT] [--nats URL] [--no-nats]
 //   node services/signer/main.ts verify-journal --data-dir DIR
+//   node services/signer/main.ts repair-journal --data-dir DIR
 //   node services/signer/main.ts export-state   --data-dir DIR [--out FILE]
 //   node services/signer/main.ts import-state FILE --data-dir DIR
 //
@@ -26,6 +27,7 @@ import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
 import { JOURNAL_FILE, verifyJournal } from './journal.ts';
 import { readPassphrase, readPublicKey, sealKey, writeNewKeyFile } from './keyfile.ts';
 import { exportState, importState } from './migrate.ts';
+import { repairTornJournal } from './repair.ts';
 import { loadSignerConf, openLocalSigner, passphraseSource } from './open.ts';
 import { signerService } from './rpc.ts';
 
@@ -33,6 +35,7 @@ const USAGE = `usage: signer <command> --data-dir DIR
   keygen                       write a new encrypted key (refuses to replace one), print the public key
   run [--init] [--insecure] [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]
   verify-journal               check the journal's hash chain
+  repair-journal               move a torn last line aside (after checking the state covers the journal)
   export-state [--out FILE]    print (or write) the safety state as JSON
   import-state FILE            merge an exported state (only while the signer is stopped)`;
 
@@ -78,6 +81,22 @@ async function verify(argv: string[]): Promise<number> {
   }
   process.stdout.write(`broken: ${file}: line ${v.line}: ${v.reason} (${v.entries} good entries before it)\n`);
   return 1;
+}
+
+async function repairCmd(argv: string[], log: Logger): Promise<void> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  const lock = await lockSigner(dataDir);
+  try {
+    const r = await repairTornJournal(dataDir);
+    if (!r.repaired) {
+      process.stdout.write(`not torn: ${r.entries} complete entries; nothing changed\n`);
+      return;
+    }
+    log.warn({ security: true, event: 'signer.journal_repaired', backup: r.backup, tornBytes: r.tornBytes, tornSha256: r.tornSha256 }, 'torn journal line moved aside');
+    process.stdout.write(`repaired: ${r.entries} complete entries kept, ${r.tornBytes} torn bytes (sha256 ${r.tornSha256}) moved to ${r.backup}; a repair record was appended\n`);
+  } finally {
+    await lock.release();
+  }
 }
 
 async function exportCmd(argv: string[]): Promise<void> {
@@ -164,6 +183,8 @@ async function main(): Promise<void> {
       case 'verify-journal':
         process.exitCode = await verify(argv);
         return;
+      case 'repair-journal':
+        return await repairCmd(argv, cliLog);
       case 'export-state':
         return await exportCmd(argv);
       case 'import-state':
