@@ -98,7 +98,8 @@ describe('gateway: peer exchange and bad input', () => {
   const nodes: Array<Node | undefined> = [];
   // A knows B, B knows C.
   before(async () => {
-    members = await makeCluster(3, { knows: (i) => (i === 0 ? [1] : i === 1 ? [2] : []) });
+    // C is not a validator: validators' addresses are never learned, only configured.
+    members = await makeCluster(3, { validators: 2, knows: (i) => (i === 0 ? [1] : i === 1 ? [2] : []) });
   });
   after(() => stopAll(nodes, members));
 

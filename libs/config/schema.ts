@@ -85,6 +85,12 @@ export const confSchema = z.strictObject({
   peers: z.strictObject({
     exchange_interval: duration('30s'),
     connection_timeout: duration('10s'),
+    /** Dial loopback, private and link-local addresses learned from peers (a devnet on one host); peers.yaml is always dialled. */
+    allow_private_addresses: z.boolean().default(false),
+    /** Peers learned from peer exchange (not validators, not in peers.yaml) kept in the peer table and persisted. */
+    max_learned_peers: z.number().int().min(0).max(10_000).default(256),
+    /** libp2p connection budget; one slot per validator (and 4 spare) is kept from everyone else. */
+    max_connections: z.number().int().min(8).max(10_000).default(512),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -123,6 +123,10 @@ export class AttachPoint implements InboundSink {
   #release(): void {
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) {
+      // A waiter resumes a libp2p stream; one whose peer is gone must not stop the others, nor
+      // reach grpc-js's 'drain' emitter as an exception (that would end the process).
+      try { w(); } catch (err) { this.#deps.log.error({ err: errorMessage(err) }, 'resuming a paused stream failed'); }
+    }
   }
 }

@@ -52,6 +52,8 @@ export class ConsensusPath {
   #selfIndex: number | undefined;
   #senders = new Map<string, PeerSender>();
   #inbound = new Set<Stream>();
+  /** Oversized or malformed frames per validator peer id (bounded by the validator set). */
+  #refusedBy = new Map<string, number>();
   refused = 0;
 
   constructor(opts: ConsensusPathOptions, deps: ConsensusPathDeps) {
@@ -69,12 +71,16 @@ export class ConsensusPath {
     this.#validators = [...validators];
     this.#selfIndex = selfIndex;
     this.#byPeer = new Map(validators.map((v) => [v.peerId, v]));
+    for (const id of this.#refusedBy.keys()) if (!this.#byPeer.has(id)) this.#refusedBy.delete(id);
     for (const [peerId, sender] of this.#senders) {
       if (!this.#byPeer.has(peerId)) { this.#senders.delete(peerId); void sender.stop(); }
     }
   }
 
   validatorOf(peerId: string): Validator | undefined { return this.#byPeer.get(peerId); }
+
+  /** Frames refused from one validator (too large or malformed). */
+  refusedFrom(peerId: string): number { return this.#refusedBy.get(peerId) ?? 0; }
 
   async start(): Promise<void> {
     await this.#deps.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => this.#onStream(stream, connection),
@@ -200,11 +206,12 @@ export class ConsensusPath {
           case 'no_consumer': metrics.framesDropped.inc({ reason: 'no_consumer' }); break;
           case 'full':
             waiting = true;
-            if (stream.readStatus === 'readable') stream.pause();
+            pauseSafely(stream, log, peerId);
             sink.onReady(() => {
               waiting = false;
+              if (stream.status !== 'open') { pending.length = 0; return; } // its connection is gone: nothing to resume
               pump();
-              if (!waiting && pending.length === 0 && stream.readStatus === 'paused') stream.resume();
+              if (!waiting && pending.length === 0) resumeSafely(stream, log, peerId);
             });
             break;
           default: { const never: never = result; throw new Error(`unknown delivery ${String(never)}`); }
@@ -217,11 +224,29 @@ export class ConsensusPath {
         pending.push(...decoder.push(evt.data));
       } catch (err) {
         metrics.framesRefused.inc({ reason: 'too_large' });
-        log.warn({ peerId, validator: from.index, err: errorMessage(err) }, 'consensus stream reset: bad frame');
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
+        const refused = (this.#refusedBy.get(peerId) ?? 0) + 1;
+        this.#refusedBy.set(peerId, refused);
+        log.warn({ peerId, validator: from.index, refused, err: errorMessage(err) }, 'consensus stream reset: bad frame');
+        pending.length = 0;
+        try { stream.abort(err instanceof Error ? err : new Error(String(err))); } catch { /* already closed */ }
         return;
       }
       pump();
     });
   }
+}
+
+/**
+ * Pause and resume send yamux window updates; on a stream whose connection just closed they
+ * throw (StreamStateError: Cannot write to a stream that is closed). A closed stream has
+ * nothing left to pause or resume, so that is logged, never thrown into the caller.
+ */
+export function pauseSafely(stream: Stream, log: Logger, peerId: string): void {
+  if (stream.status !== 'open' || stream.readStatus !== 'readable') return;
+  try { stream.pause(); } catch (err) { log.debug({ peerId, err: errorMessage(err) }, 'pause of a closing stream skipped'); }
+}
+
+export function resumeSafely(stream: Stream, log: Logger, peerId: string): void {
+  if (stream.status !== 'open' || stream.readStatus !== 'paused') return;
+  try { stream.resume(); } catch (err) { log.debug({ peerId, err: errorMessage(err) }, 'resume of a closing stream skipped'); }
 }

@@ -1,5 +1,6 @@
 // Keeps connections to the known peers: dials those that are due (exponential backoff with
-// jitter after failures, each dial bounded by peers.connection_timeout), pings connected peers
+// jitter after failures; the addresses one after the other, each bounded by peers.connection_timeout,
+// and an address that failed is tried last next time), pings connected peers
 // for latency and liveness, and feeds every success and failure into the peer table (whose
 // failure counter makes a peer delinquent). A delinquent peer is only probed: redialled with
 // backoff when disconnected, pinged when connected.
@@ -80,12 +81,26 @@ export class Dialer {
     table.connecting(peerId);
     const started = performance.now();
     try {
-      const targets = addresses.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`));
-      const conn = await node.dial(targets, { signal: AbortSignal.timeout(this.#opts.connectionTimeoutMs) });
+      // One address at a time, in the table's order (peers.yaml's first), each with its own
+      // timeout: a blackholed address costs one timeout, not the whole dial. A failed address goes last.
+      const errors: string[] = [];
+      let conn;
+      for (const a of addresses) {
+        if (node.status !== 'started') throw new Error('node stopped');
+        try {
+          conn = await node.dial(multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peerId}`), { signal: AbortSignal.timeout(this.#opts.connectionTimeoutMs) });
+          break;
+        } catch (err) {
+          errors.push(`${a}: ${errorMessage(err)}`);
+          metrics.dialAddressFailures.inc();
+          table.demote(peerId, a);
+        }
+      }
+      if (!conn) throw new Error(errors.join('; ') || 'no address');
       metrics.dials.inc({ result: 'ok' });
       metrics.connectSeconds.observe((performance.now() - started) / 1000);
       table.connected(peerId, conn.remoteAddr.toString());
-      log.debug({ peerId, ms: Math.round(performance.now() - started) }, 'dialled');
+      log.debug({ peerId, ms: Math.round(performance.now() - started), failedFirst: errors.length }, 'dialled');
     } catch (err) {
       metrics.dials.inc({ result: 'failed' });
       table.failure(peerId, 'dial', errorMessage(err));

@@ -6,8 +6,8 @@ import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, addressProblem, 
 const self = await generateIdentity();
 const x = await generateIdentity();
 const y = await generateIdentity();
-const ctx = (known: Record<string, string[]> = {}, dropPrivate = false) =>
-  ({ selfPeerId: self.peerId, known: (id: string) => known[id], dropPrivate });
+const ctx = (known: Record<string, string[]> = {}, dropPrivate = false, validators: Record<string, string[]> = {}) =>
+  ({ selfPeerId: self.peerId, known: (id: string) => known[id], dropPrivate, validator: (id: string) => validators[id] });
 
 test('self, bad keys, bad addresses and address-less records are filtered; duplicates merge', () => {
   const r = filterRecords([
@@ -28,7 +28,7 @@ test('known peers only come back with new addresses; private ones go when asked'
   const known = { [y.peerId]: ['/ip4/10.0.0.2/tcp/4001'] };
   assert.equal(filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001'] }], ctx(known), 0).fresh.length, 0);
   const r = filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001', '/ip4/8.8.8.8/tcp/1'] }], ctx(known), 0);
-  assert.deepEqual(r.fresh[0]!.addresses, ['/ip4/8.8.8.8/tcp/1', '/ip4/10.0.0.2/tcp/4001']);
+  assert.deepEqual(r.fresh[0]!.addresses, ['/ip4/10.0.0.2/tcp/4001', '/ip4/8.8.8.8/tcp/1'], 'learned addresses go after the known ones');
   const p = filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/127.0.0.1/tcp/1', '/ip4/192.168.1.1/tcp/1', '/ip4/8.8.8.8/tcp/2'] }], ctx({}, true), 0);
   assert.deepEqual(p.fresh[0]!.addresses, ['/ip4/8.8.8.8/tcp/2']);
   assert.equal(p.rejected.filter((j) => j.reason === 'private_address').length, 2);
@@ -60,4 +60,28 @@ test('the discovery budget caps new peers per interval', () => {
   assert.equal(d.grant(7, 500), 3);
   assert.equal(d.grant(7, 900), 0);
   assert.equal(d.grant(7, 1000), 7);
+});
+
+test('a validator\'s addresses are never taken from peer exchange; foreign ones are a strike', () => {
+  const real = '/ip4/10.0.0.2/tcp/4001';
+  const v = { [y.peerId]: [real] };
+  const poison = filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/203.0.113.1/tcp/9', real] }], ctx(v, false, v), 0);
+  assert.equal(poison.fresh.length, 0);
+  assert.deepEqual(poison.rejected.map((j) => j.reason), ['validator']);
+  // An honest relay of the configured address is ignored without a strike.
+  const relay = filterRecords([{ publicKey: y.publicKey, addresses: [real] }], ctx(v, false, v), 0);
+  assert.deepEqual([relay.fresh.length, relay.rejected.length], [0, 0]);
+});
+
+test('at most 8 addresses per peer, the known ones kept first; a full peer is not rewritten', () => {
+  const many = Array.from({ length: 40 }, (_, i) => `/ip4/8.8.8.${i}/tcp/1`);
+  const r = filterRecords([{ publicKey: x.publicKey, addresses: many }], ctx(), 0);
+  assert.equal(r.fresh[0]!.addresses.length, 8);
+  assert.ok(r.rejected.some((j) => j.reason === 'too_many_addresses'));
+  const known = { [x.peerId]: many.slice(0, 8) };
+  const again = filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/9.9.9.9/tcp/1'] }], ctx(known), 0);
+  assert.equal(again.fresh.length, 0, 'known addresses are never pushed out by learned ones');
+  const some = { [x.peerId]: ['/ip4/1.1.1.1/tcp/1'] };
+  assert.deepEqual(filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/9.9.9.9/tcp/1'] }], ctx(some), 0).fresh[0]!.addresses,
+    ['/ip4/1.1.1.1/tcp/1', '/ip4/9.9.9.9/tcp/1']);
 });

@@ -1,22 +1,28 @@
 // The checks every peer record learned from another member goes through before it reaches the
 // peer table or peers.yaml, and the rate limits that keep one peer from starting a discovery
 // storm. Pure: records and state in, decisions out.
-// Must never let through self, a key that does not parse, an address the store would refuse, or
-// more new peers per interval than the global cap.
+// Must never let through self, a validator (validators are dialled only where the operator's
+// peers.yaml says), a key that does not parse, an address the store would refuse, more than
+// MAX_ADDRESSES_PER_PEER addresses for one peer, or more new peers per interval than the cap.
+// Learned addresses only ever go after the ones already known: they cannot reorder a peer.
 
 import { isIP } from 'node:net';
 import { parsePublicKey, parseTcpMultiaddr, type Peer } from '#libs/config/index.ts';
 
 export const MAX_RECORDS_PER_MESSAGE = 200;
-/** The store's own limit per peer (services/store/rpc.ts). */
-export const MAX_ADDRESSES_PER_PEER = 32;
+/** Addresses kept per learned peer (the store's own limit is 32). */
+export const MAX_ADDRESSES_PER_PEER = 8;
 
 /** A DNS name as /dns4 and /dns6 may carry: labels of letters, digits and inner hyphens. */
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 export interface RecordIn { publicKey: string; addresses: readonly string[] }
 
-export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address' | 'no_address' | 'too_many' | 'cap';
+export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address' | 'no_address' | 'too_many'
+  | 'too_many_addresses' | 'validator' | 'cap' | 'table_full' | 'penalised';
+
+/** Reasons that only a broken or hostile sender produces: each message with one is a strike. */
+export const STRIKE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_key', 'bad_address', 'too_many', 'too_many_addresses', 'validator']);
 
 export interface FilterContext {
   selfPeerId: string;
@@ -24,10 +30,16 @@ export interface FilterContext {
   known: (peerId: string) => readonly string[] | undefined;
   /** Drop loopback, private and link-local addresses (public networks). Devnets keep them. */
   dropPrivate: boolean;
+  /**
+   * The addresses the operator configured for a validator, or undefined when the peer is not a
+   * validator. A validator's record is never taken; one that names an address the operator did
+   * not configure is rejected as 'validator' (a strike), one that repeats them is ignored silently.
+   */
+  validator: (peerId: string) => readonly string[] | undefined;
 }
 
 export interface FilterResult {
-  /** New peers, or known peers with new addresses (addresses: the new ones first, then the known). */
+  /** New peers, or known peers with new addresses (addresses: the known ones first, then the new, at most MAX_ADDRESSES_PER_PEER). */
   fresh: Peer[];
   rejected: Array<{ reason: RejectReason; detail: string }>;
 }
@@ -43,8 +55,17 @@ export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, 
     if (!key.ok) { rejected.push({ reason: 'bad_key', detail: key.reason }); continue; }
     const peerId = key.value.peerId;
     if (peerId === ctx.selfPeerId) continue; // our own record: expected, not an error
+    const configured = ctx.validator(peerId);
+    if (configured) {
+      const foreign = r.addresses.filter((a) => !configured.includes(a));
+      if (foreign.length > 0) rejected.push({ reason: 'validator', detail: `${peerId}: ${foreign.slice(0, 3).join(' ')}${foreign.length > 3 ? ` (+${foreign.length - 3})` : ''}` });
+      continue;
+    }
+    if (r.addresses.length > MAX_ADDRESSES_PER_PEER) {
+      rejected.push({ reason: 'too_many_addresses', detail: `${peerId}: ${r.addresses.length} addresses, at most ${MAX_ADDRESSES_PER_PEER} taken` });
+    }
     const addresses: string[] = [];
-    for (const a of r.addresses) {
+    for (const a of r.addresses.slice(0, MAX_ADDRESSES_PER_PEER)) {
       const why = addressProblem(a, peerId, ctx.dropPrivate);
       if (why) rejected.push({ reason: why, detail: `${peerId}: ${a}` });
       else addresses.push(a);
@@ -58,7 +79,9 @@ export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, 
     const known = ctx.known(p.peerId);
     const added = p.addresses.filter((a) => !known?.includes(a));
     if (known && added.length === 0) continue;
-    fresh.push({ ...p, addresses: [...new Set([...added, ...(known ?? [])])].slice(0, MAX_ADDRESSES_PER_PEER) });
+    const merged = [...new Set([...(known ?? []), ...added])].slice(0, MAX_ADDRESSES_PER_PEER);
+    if (known && merged.length === known.length) continue; // full: what we know stays, in its order
+    fresh.push({ ...p, addresses: merged });
   }
   return { fresh, rejected };
 }

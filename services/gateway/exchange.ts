@@ -3,7 +3,13 @@
 // lists; new connections are announced to the others (batched). What we learn is filtered
 // (exchange-filter.ts), capped per interval, put in the peer table to dial, and persisted through
 // the store's UpsertPeers in batches. Requests from one peer are limited by a token bucket.
-// Must never persist a record the filter refused, nor answer a peer faster than its bucket allows.
+// Bounds: MAX_ADDRESSES_PER_PEER per peer, maxLearnedPeers learned peers in the table (least
+// recently useful evicted first) and in peers.yaml (new peers only while the file holds fewer);
+// only brand-new peers are persisted, so a peers.yaml entry is never rewritten by discovery.
+// A sender whose messages keep carrying bad records (STRIKE_REASONS) is penalised: its exchange
+// is ignored for PENALTY_MS and, unless it is a validator, its connection is closed.
+// Must never persist a record the filter refused, take a validator's address from a peer, nor
+// answer a peer faster than its bucket allows.
 
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -13,7 +19,9 @@ import type { Logger } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { PeerExchangeMessage, type PeerRecord } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { FrameDecoder, encodeFrame } from './framing.ts';
-import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, filterRecords } from './exchange-filter.ts';
+import {
+  DiscoveryBudget, MAX_ADDRESSES_PER_PEER, MAX_RECORDS_PER_MESSAGE, STRIKE_REASONS, TokenBucket, filterRecords,
+} from './exchange-filter.ts';
 import { listenAddresses, type GatewayNode } from './node.ts';
 import type { PeerTable } from './peer-table.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -21,6 +29,11 @@ import type { GatewayMetrics } from './metrics.ts';
 export const EXCHANGE_PROTOCOL = '/vtcp/btc-foundation/v1.0.0';
 /** 200 records × 32 addresses fits easily; anything bigger is not a peer list. */
 export const MAX_EXCHANGE_MESSAGE_BYTES = 256 * 1024;
+/** Messages with bad records within STRIKE_WINDOW_MS before the sender is penalised. */
+export const STRIKES = 3;
+const STRIKE_WINDOW_MS = 10 * 60_000;
+/** How long a penalised peer's exchange is ignored. */
+export const PENALTY_MS = 10 * 60_000;
 
 export interface ExchangeOptions {
   intervalMs: number;
@@ -28,6 +41,8 @@ export interface ExchangeOptions {
   dropPrivate: boolean;
   /** New peers learned per interval, all sources together. */
   maxNewPerInterval: number;
+  /** Learned peers kept in the table, and the most peers.yaml may hold besides validators. */
+  maxLearnedPeers: number;
   /** Per remote peer: burst and refill of exchange messages it may send us. */
   bucket: { capacity: number; perSecond: number };
 }
@@ -43,6 +58,12 @@ export interface ExchangeDeps {
   persist: (peers: Peer[]) => Promise<void>;
   /** Addresses peers.yaml holds for a peer, as of the last config version. */
   stored: (peerId: string) => readonly string[] | undefined;
+  /** Peers in peers.yaml that are not validators, as of the last config version. */
+  storedLearned: () => number;
+  /** Whether the peer id is a configured validator. */
+  isValidator: (peerId: string) => boolean;
+  /** Closes every connection to a peer (a penalty). */
+  hangUp: (peerId: string) => Promise<void>;
 }
 
 export class PeerExchange {
@@ -52,6 +73,8 @@ export class PeerExchange {
   #budget: DiscoveryBudget;
   #batch = new Map<string, Peer>();
   #announce = new Set<string>();
+  #strikes = new Map<string, number[]>();
+  #penalised = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
   #flushing: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -83,6 +106,17 @@ export class PeerExchange {
   }
 
   set timeoutMs(ms: number) { this.#opts.timeoutMs = ms; }
+  set dropPrivate(on: boolean) { this.#opts.dropPrivate = on; }
+  set maxLearnedPeers(n: number) { this.#opts.maxLearnedPeers = n; }
+
+  /** Whether a peer's exchange is being ignored (a penalty for bad records). */
+  penalised(peerId: string, now = Date.now()): boolean {
+    const until = this.#penalised.get(peerId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#penalised.delete(peerId);
+    return false;
+  }
 
   #schedule(): void {
     const every = setInterval(() => { for (const id of this.#connected()) void this.ask(id); }, this.#opts.intervalMs);
@@ -105,7 +139,8 @@ export class PeerExchange {
   /** A peer identified itself: its listen addresses are a record like any learned one. */
   onIdentified(peerId: string, addresses: readonly string[]): void {
     const publicKey = publicKeyOf(peerId);
-    if (publicKey) this.learn([{ publicKey, addresses: [...addresses] }], peerId, 'identify');
+    // A validator is dialled only where peers.yaml says; what it tells about itself changes nothing.
+    if (publicKey && !this.#deps.isValidator(peerId)) this.learn([{ publicKey, addresses: [...addresses] }], peerId, 'identify');
   }
 
   async ask(peerId: string): Promise<void> {
@@ -128,28 +163,70 @@ export class PeerExchange {
   /** Filters, caps, dials and persists what a peer told us. */
   learn(records: readonly PeerRecord[], from: string, source: 'exchange' | 'announce' | 'identify'): void {
     const { table, metrics, log } = this.#deps;
+    const now = Date.now();
+    if (this.penalised(from, now)) {
+      metrics.rejectedRecords.inc({ reason: 'penalised' }, records.length);
+      log.debug({ peerId: from, source, records: records.length }, 'peer records ignored: sender is penalised');
+      return;
+    }
     const known = (id: string): string[] | undefined => {
       const t = table.get(id);
       const s = this.#deps.stored(id);
-      return t?.known || s ? [...new Set([...(t?.known ? t.addresses : []), ...(s ?? [])])] : undefined;
+      return t?.known || s ? [...new Set([...(s ?? []), ...(t?.known ? t.addresses : [])])] : undefined;
     };
-    const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate }, Date.now());
+    const validator = (id: string) => (this.#deps.isValidator(id) ? this.#deps.stored(id) ?? [] : undefined);
+    const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate, validator }, now);
     for (const r of rejected) metrics.rejectedRecords.inc({ reason: r.reason });
-    if (rejected.length > 0) log.debug({ from, source, rejected: rejected.slice(0, 5), count: rejected.length }, 'peer records rejected');
+    if (rejected.length > 0) {
+      const reasons = [...new Set(rejected.map((r) => r.reason))];
+      log.warn({ peerId: from, source, reasons, count: rejected.length, rejected: rejected.slice(0, 5) }, 'peer records rejected');
+      // identify lists whatever the peer listens on (other transports too): not a strike.
+      if (source !== 'identify' && reasons.some((r) => STRIKE_REASONS.has(r))) this.#strike(from, reasons.join(','), now);
+    }
     const isNew = (p: Peer) => !known(p.peerId);
     const newOnes = fresh.filter(isNew);
-    const granted = this.#budget.grant(newOnes.length, Date.now());
+    const granted = this.#budget.grant(newOnes.length, now);
     if (granted < newOnes.length) {
       metrics.rejectedRecords.inc({ reason: 'cap' }, newOnes.length - granted);
-      log.warn({ from, source, dropped: newOnes.length - granted, cap: this.#budget.cap }, 'discovery cap reached: new peers dropped this interval');
+      log.warn({ peerId: from, source, dropped: newOnes.length - granted, cap: this.#budget.cap }, 'discovery cap reached: new peers dropped this interval');
     }
     const take = [...fresh.filter((p) => !isNew(p)), ...newOnes.slice(0, granted)];
+    let room = Math.max(0, this.#opts.maxLearnedPeers - this.#deps.storedLearned() - [...this.#batch.keys()].filter((id) => !this.#deps.stored(id)).length);
+    const learned: string[] = [];
     for (const p of take) {
-      table.upsertKnown(p.peerId, p.addresses);
-      this.#batch.set(p.peerId, p);
-      if (isNew(p)) metrics.learned.inc();
+      const fresh = isNew(p);
+      table.upsertKnown(p.peerId, p.addresses, MAX_ADDRESSES_PER_PEER);
+      learned.push(p.peerId);
+      if (fresh) metrics.learned.inc();
+      // Only new peers are persisted (an entry in peers.yaml is the operator's), and only while it has room.
+      if (!this.#deps.stored(p.peerId) && (this.#batch.has(p.peerId) || room > 0)) {
+        if (!this.#batch.has(p.peerId)) room--;
+        this.#batch.set(p.peerId, { ...p, addresses: table.get(p.peerId)?.addresses ?? p.addresses });
+      }
     }
-    if (take.length > 0) log.info({ from, source, peers: take.map((p) => p.peerId) }, 'peers learned');
+    const evicted = table.evictLearned(this.#opts.maxLearnedPeers, (id) => this.#deps.isValidator(id));
+    if (evicted.length > 0) {
+      metrics.rejectedRecords.inc({ reason: 'table_full' }, evicted.length);
+      for (const id of evicted) this.#batch.delete(id);
+      log.info({ evicted: evicted.length, cap: this.#opts.maxLearnedPeers }, 'learned peers evicted (least recently useful)');
+    }
+    if (learned.length > 0) log.info({ peerId: from, source, peers: learned.slice(0, 20), count: learned.length }, 'peers learned');
+  }
+
+  /** One more message with bad records from `peerId`; at STRIKES within the window it is penalised. */
+  #strike(peerId: string, reason: string, now: number): void {
+    const recent = (this.#strikes.get(peerId) ?? []).filter((t) => now - t < STRIKE_WINDOW_MS);
+    recent.push(now);
+    if (this.#strikes.size > 4096 && !this.#strikes.has(peerId)) this.#strikes.clear(); // bounded
+    this.#strikes.set(peerId, recent);
+    if (recent.length < STRIKES) return;
+    this.#strikes.delete(peerId);
+    if (this.#penalised.size > 4096) this.#penalised.clear();
+    this.#penalised.set(peerId, now + PENALTY_MS);
+    const validator = this.#deps.isValidator(peerId);
+    this.#deps.metrics.penalised.inc({ reason: 'bad_records' });
+    this.#deps.log.warn({ peerId, reason, strikes: recent.length, forMs: PENALTY_MS, disconnected: !validator }, 'peer penalised: its peer exchange is ignored');
+    if (!validator) void this.#deps.hangUp(peerId).catch(() => undefined);
   }
 
   async #onStream(stream: Stream, connection: Connection): Promise<void> {
@@ -160,6 +237,11 @@ export class PeerExchange {
       if (this.#buckets.size > 4096) this.#buckets.clear(); // bounded; a cleared bucket starts full
       bucket = new TokenBucket(this.#opts.bucket.capacity, this.#opts.bucket.perSecond, Date.now());
       this.#buckets.set(from, bucket);
+    }
+    if (this.penalised(from)) {
+      metrics.exchange.inc({ direction: 'in', result: 'penalised' });
+      stream.abort(new Error('penalised'));
+      return;
     }
     if (!bucket.take(Date.now())) {
       metrics.exchange.inc({ direction: 'in', result: 'rate_limited' });
@@ -197,6 +279,8 @@ export class PeerExchange {
     const self: PeerRecord = { publicKey: this.#deps.selfPublicKey, addresses: listenAddresses(this.#deps.node) };
     const others: PeerRecord[] = [];
     for (const e of this.#deps.table.all()) {
+      // Validators' addresses are the operator's configuration, never relayed.
+      if (this.#deps.isValidator(e.peerId)) continue;
       const publicKey = publicKeyOf(e.peerId);
       const addresses = e.addresses.length > 0 ? e.addresses : this.#deps.stored(e.peerId) ?? [];
       if (publicKey && addresses.length > 0) others.push({ publicKey, addresses: [...addresses] });
@@ -208,7 +292,7 @@ export class PeerExchange {
     if (this.#announce.size === 0 || this.#stopped) return;
     const fresh = [...this.#announce].slice(0, MAX_RECORDS_PER_MESSAGE);
     this.#announce.clear();
-    const peers = fresh.flatMap((id) => {
+    const peers = fresh.filter((id) => !this.#deps.isValidator(id)).flatMap((id) => {
       const e = this.#deps.table.get(id);
       const publicKey = publicKeyOf(id);
       return publicKey && e && e.addresses.length > 0 ? [{ publicKey, addresses: [...e.addresses] }] : [];

@@ -7,6 +7,7 @@ import type { Peer } from '#libs/config/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { PeerState, type GatewayServiceListPeersResponse, type PeerStatus } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { AttachPoint } from './attach.ts';
 import { ConsensusPath } from './consensus.ts';
@@ -20,6 +21,7 @@ import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts'
 import { diffSettings, type Settings } from './settings.ts';
 
 export interface GatewayOptions {
+  /** --drop-private-addrs: refuse private addresses from peers even when conf.yaml allows them. */
   dropPrivate: boolean;
   backoff: BackoffOptions;
   /** Default: min(5 s, exchange interval). */
@@ -37,6 +39,9 @@ export interface GatewayDeps {
 
 export interface ApplyReport { applied: string[]; needsRestart: string[] }
 
+const dropPrivate = (s: Settings, o: GatewayOptions) => o.dropPrivate || !s.allowPrivate;
+/** Connection slots kept from non-validators beyond one per validator. */
+const SPARE_VALIDATOR_SLOTS = 4;
 const pingInterval = (s: Settings, o: GatewayOptions) => o.pingIntervalMs ?? Math.min(5_000, s.exchangeIntervalMs);
 const queueLimits = (s: Settings, o: GatewayOptions): QueueLimits => ({
   maxFrames: o.queue?.maxFrames ?? 1024,
@@ -71,7 +76,12 @@ export class Gateway {
   static async start(settings: Settings, opts: GatewayOptions, deps: GatewayDeps): Promise<Gateway> {
     const { log, metrics } = deps;
     const streamWindowBytes = opts.streamWindowBytes ?? 4 * 1024 * 1024;
-    const node = await createNode({ privateKey: settings.privateKey, listen: settings.listen, dialTimeoutMs: settings.connectionTimeoutMs, streamWindowBytes });
+    let gw: Gateway | undefined;
+    const node = await createNode({
+      privateKey: settings.privateKey, listen: settings.listen, dialTimeoutMs: settings.connectionTimeoutMs, streamWindowBytes,
+      maxConnections: settings.maxConnections,
+      admit: (peerId) => (gw ? gw.#admit(peerId) : true),
+    });
     const table = new PeerTable({
       now: Date.now, random: Math.random, backoff: opts.backoff,
       onTransition: peerEventPublisher({ member: settings.member, log, metrics, events: deps.events }),
@@ -81,13 +91,15 @@ export class Gateway {
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },
       { node, table, log: log.child({ module: 'consensus-path' }), metrics, sink: attach });
     path.setValidators(settings.validators, settings.selfIndex);
-    let gw: Gateway | undefined;
     const exchange = new PeerExchange({
-      intervalMs: settings.exchangeIntervalMs, timeoutMs: settings.connectionTimeoutMs, dropPrivate: opts.dropPrivate,
-      maxNewPerInterval: 64, bucket: { capacity: 10, perSecond: 0.5 },
+      intervalMs: settings.exchangeIntervalMs, timeoutMs: settings.connectionTimeoutMs, dropPrivate: dropPrivate(settings, opts),
+      maxNewPerInterval: 64, maxLearnedPeers: settings.maxLearnedPeers, bucket: { capacity: 10, perSecond: 0.5 },
     }, {
       node, table, log: log.child({ module: 'exchange' }), metrics, selfPeerId: settings.peerId,
       selfPublicKey: publicKeyOf(settings.peerId) ?? '', persist: deps.persist, stored: (id) => gw?.storedAddresses(id),
+      storedLearned: () => (gw ? gw.#storedLearned() : 0),
+      isValidator: (id) => path.validatorOf(id) !== undefined,
+      hangUp: async (id) => { await node.hangUp(peerIdFromString(id)); },
     });
     const dialer = new Dialer({ connectionTimeoutMs: settings.connectionTimeoutMs, pingIntervalMs: pingInterval(settings, opts), maxParallelDials: 32, tickMs: 100 },
       { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId });
@@ -124,6 +136,35 @@ export class Gateway {
     this.#gauges.unref();
   }
 
+  /** Peers in peers.yaml that are not validators. */
+  #storedLearned(): number {
+    let n = 0;
+    for (const id of this.#stored.keys()) if (!this.path.validatorOf(id)) n++;
+    return n;
+  }
+
+  /**
+   * Whether an authenticated inbound connection may stay: validators always (their slots are
+   * reserved); anyone else only while the others hold fewer than the budget minus the reserve,
+   * and never a penalised peer.
+   */
+  #admit(peerId: string): boolean {
+    if (this.path.validatorOf(peerId)) return true;
+    const { metrics, log } = this.#deps;
+    if (this.exchange.penalised(peerId)) {
+      metrics.connectionsRefused.inc({ reason: 'penalised' });
+      log.debug({ peerId }, 'connection refused: peer is penalised');
+      return false;
+    }
+    const budget = this.#settings.maxConnections - this.path.validators.length - SPARE_VALIDATOR_SLOTS;
+    let others = 0;
+    for (const c of this.node.getConnections()) if (!this.path.validatorOf(c.remotePeer.toString())) others++;
+    if (others < budget) return true;
+    metrics.connectionsRefused.inc({ reason: 'budget' });
+    log.warn({ peerId, others, budget }, 'connection refused: the budget for non-validators is full');
+    return false;
+  }
+
   #refreshGauges(): void {
     const counts = { connected: 0, connecting: 0, disconnected: 0, delinquent: 0 };
     for (const e of this.table.all()) {
@@ -154,6 +195,11 @@ export class Gateway {
     }
     if (change.peersChanged) { this.#setPeers(next.peers); this.dialer.dialDue(); applied.push('peers'); }
     if (change.validatorsChanged) { this.path.setValidators(next.validators, next.selfIndex); applied.push('validators'); }
+    if (change.discoveryChanged) {
+      this.exchange.dropPrivate = dropPrivate(next, opts);
+      this.exchange.maxLearnedPeers = next.maxLearnedPeers;
+      applied.push('peers.allow_private_addresses/max_learned_peers');
+    }
     if (change.frameLimitChanged) { this.path.maxFrameBytes = next.maxFrameBytes; applied.push('max_frame_bytes'); }
     if (change.timersChanged) {
       this.exchange.intervalMs = next.exchangeIntervalMs;

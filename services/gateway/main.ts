@@ -15,7 +15,7 @@ import {
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { connectEvents, type EventsConnection } from '#libs/events/index.ts';
 import { parseConfObject, parseDuration, type Conf, type Peer } from '#libs/config/index.ts';
-import { endpointOf, fatal, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
+import { endpointOf, fatal, guardService, lifecycle, memberSecurityFromDir, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { StoreServiceClient, type ConfigSnapshot } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { GatewayServiceService } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   let snapshot: ConfigSnapshot;
   let settings: Settings;
   try {
-    sec = memberSecurityFromDir(dataDir);
+    sec = memberSecurityFromDir(dataDir, 'gateway');
     client = createClient(StoreServiceClient, flags.store, { security: sec.client });
     await waitForReady(client, 30_000);
     const res = await call(client.getConfig.bind(client), { includePrivateKey: true });
@@ -103,7 +103,10 @@ async function main(): Promise<void> {
     const maxMessage = 2 * settings.maxFrameBytes + 1024 * 1024;
     const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(),
       grpcOptions: { 'grpc.max_receive_message_length': maxMessage, 'grpc.max_send_message_length': maxMessage } });
-    server.addService(GatewayServiceService, gatewayService(() => gw, log.child({ module: 'rpc' })));
+    // Attach (the consensus stream) is for this member's consensus certificate only.
+    server.addService(GatewayServiceService, guardService(GatewayServiceService, gatewayService(() => gw, log.child({ module: 'rpc' })),
+      { attach: ['consensus'], listPeers: ['consensus', 'operator'] },
+      { check: { member: settings.member, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) }));
     life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
     const port = await server.bind(flags.listen ?? conf.services.gateway.listen);
     const metricsAddr = flags.metrics ?? conf.services.gateway.metrics;

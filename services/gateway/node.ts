@@ -23,6 +23,11 @@ export interface NodeOptions {
   /** Bytes one yamux stream may have in flight before the reader grants more. */
   streamWindowBytes: number;
   maxConnections?: number;
+  /**
+   * Whether a connection with this (authenticated) peer may be opened or kept; checked after the
+   * Noise handshake of an inbound connection and before an outbound dial. Default: everyone.
+   */
+  admit?: (peerId: string) => boolean;
 }
 
 export async function createNode(opts: NodeOptions): Promise<GatewayNode> {
@@ -50,6 +55,10 @@ export async function createNode(opts: NodeOptions): Promise<GatewayNode> {
         // connections per second per host would refuse a restart storm of a 50-member net.
         inboundConnectionThreshold: 200,
         maxIncomingPendingConnections: 128,
+      },
+      connectionGater: {
+        denyInboundEncryptedConnection: (peerId) => !(opts.admit?.(peerId.toString()) ?? true),
+        denyDialPeer: (peerId) => !(opts.admit?.(peerId.toString()) ?? true),
       },
       services: {
         identify: identify(),

@@ -21,6 +21,10 @@ export interface PeerEntry {
   addresses: string[];
   /** From peers.yaml / discovery (dialled); false for peers that only dialled us. */
   known: boolean;
+  /** In peers.yaml (operator-configured or persisted): never evicted, addresses never reordered by discovery. */
+  configured: boolean;
+  /** Last time the peer was useful (added, connected, any success): eviction picks the oldest. */
+  usefulAtMs: number;
   phase: PeerPhase;
   delinquent: boolean;
   consecutiveFailures: number;
@@ -52,9 +56,9 @@ export interface PeerTableDeps {
   onTransition: (t: PeerTransition) => void;
 }
 
-function blank(peerId: string, addresses: string[], known: boolean): PeerEntry {
+function blank(peerId: string, addresses: string[], known: boolean, now: number): PeerEntry {
   return {
-    peerId, addresses, known, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
+    peerId, addresses, known, configured: false, usefulAtMs: now, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
     nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0,
     counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
   };
@@ -74,17 +78,53 @@ export class PeerTable {
   all(): PeerEntry[] { return [...this.#peers.values()]; }
   get size(): number { return this.#peers.size; }
 
-  /** Adds or updates a peer to dial; addresses are united (new first). */
-  upsertKnown(peerId: string, addresses: readonly string[]): PeerEntry {
+  /**
+   * Adds or updates a peer to dial. Addresses are united, the ones already held first (a learned
+   * address never goes before a known one), at most `maxAddresses`.
+   */
+  upsertKnown(peerId: string, addresses: readonly string[], maxAddresses = Infinity): PeerEntry {
     const e = this.#peers.get(peerId);
     if (!e) {
-      const fresh = blank(peerId, [...new Set(addresses)], true);
+      const fresh = blank(peerId, [...new Set(addresses)].slice(0, maxAddresses), true, this.#deps.now());
       this.#peers.set(peerId, fresh);
       return fresh;
     }
     e.known = true;
-    e.addresses = [...new Set([...addresses, ...e.addresses])];
+    e.addresses = [...new Set([...e.addresses, ...addresses])].slice(0, Math.max(maxAddresses, e.configured ? e.addresses.length : 0));
     return e;
+  }
+
+  /** A dial to `address` failed: it goes last, so the next dial tries the others first. */
+  demote(peerId: string, address: string): void {
+    const e = this.#peers.get(peerId);
+    if (!e || e.addresses.length < 2 || !e.addresses.includes(address)) return;
+    e.addresses = [...e.addresses.filter((a) => a !== address), address];
+  }
+
+  /** Learned peers: known, not in peers.yaml. */
+  learnedCount(): number {
+    let n = 0;
+    for (const e of this.#peers.values()) if (e.known && !e.configured) n++;
+    return n;
+  }
+
+  /**
+   * Forgets learned peers (never configured ones, never connected ones, never `keep`) until at
+   * most `max` remain, least recently useful first. Returns the evicted peer ids.
+   */
+  evictLearned(max: number, keep: (peerId: string) => boolean): string[] {
+    let over = this.learnedCount() - max;
+    if (over <= 0) return [];
+    const candidates = this.all()
+      .filter((e) => e.known && !e.configured && e.phase === 'disconnected' && !keep(e.peerId))
+      .sort((a, b) => a.usefulAtMs - b.usefulAtMs);
+    const evicted: string[] = [];
+    for (const e of candidates) {
+      if (over-- <= 0) break;
+      this.#peers.delete(e.peerId);
+      evicted.push(e.peerId);
+    }
+    return evicted;
   }
 
   /** Replaces the set of known peers (a reload): unknown ones stay only while connected. */
@@ -93,11 +133,16 @@ export class PeerTable {
     const added = peers.filter((p) => !this.#peers.get(p.peerId)?.known).map((p) => p.peerId);
     for (const p of peers) {
       const e = this.upsertKnown(p.peerId, []);
-      e.addresses = [...new Set(p.addresses)];
+      // peers.yaml is authoritative for its peers; a dial order learned from failures is kept.
+      const next = [...new Set(p.addresses)];
+      const same = e.configured && e.addresses.length === next.length && next.every((a) => e.addresses.includes(a));
+      if (!same) e.addresses = next;
+      e.configured = true;
     }
     const removed: string[] = [];
     for (const e of this.#peers.values()) {
-      if (e.known && !ids.has(e.peerId)) {
+      if (e.configured && !ids.has(e.peerId)) {
+        e.configured = false;
         e.known = false;
         removed.push(e.peerId);
         if (e.phase !== 'connected') this.#peers.delete(e.peerId);
@@ -122,6 +167,7 @@ export class PeerTable {
     const was = e.phase;
     e.phase = 'connected';
     e.connectedAddress = address;
+    e.usefulAtMs = this.#deps.now();
     if (was !== 'connected') {
       e.connectedSinceMs = this.#deps.now();
       this.#deps.onTransition({ type: 'connected', peerId, address });
@@ -146,6 +192,7 @@ export class PeerTable {
     const e = this.#peers.get(peerId);
     if (!e) return;
     if (latencyMs !== undefined) e.latencyMs = latencyMs;
+    e.usefulAtMs = this.#deps.now();
     e.consecutiveFailures = 0;
     e.backoffMs = 0;
     e.nextAttemptAt = 0;
@@ -182,7 +229,7 @@ export class PeerTable {
   }
 
   #insert(peerId: string): PeerEntry {
-    const e = blank(peerId, [], false);
+    const e = blank(peerId, [], false, this.#deps.now());
     this.#peers.set(peerId, e);
     return e;
   }

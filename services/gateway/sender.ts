@@ -92,10 +92,11 @@ export class PeerSender {
       await this.#drained(stream);
       this.#deps.onSent(this.peerId, frame.length);
     } catch (err) {
-      this.#stream?.abort(err instanceof Error ? err : new Error(String(err)));
+      const reason = reasonOf(err);
+      try { this.#stream?.abort(err instanceof Error ? err : new Error(reason)); } catch { /* already closed */ }
       this.#stream = undefined;
       this.#deps.onDropped(this.peerId, 1, 'send_failed');
-      if (!this.#stopped) this.#deps.onFailure(this.peerId, errorMessage(err));
+      if (!this.#stopped) this.#deps.onFailure(this.peerId, reason);
     }
   }
 
@@ -137,4 +138,17 @@ export class PeerSender {
     this.#stream = stream;
     return stream;
   }
+}
+
+/**
+ * What went wrong, in words. libp2p rejects some waits with the stream's close Event rather than
+ * an Error (logged as "[object Event]" before): its `error`, or its type, is the reason.
+ */
+export function reasonOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof Event !== 'undefined' && err instanceof Event) {
+    const inner = (err as Event & { error?: unknown }).error;
+    return inner !== undefined ? `${err.type}: ${reasonOf(inner)}` : `stream ${err.type} event`;
+  }
+  return errorMessage(err);
 }

@@ -25,6 +25,12 @@ export interface Settings {
   maxFrameBytes: number;
   paramSet: string;
   maxBlockBytes: number;
+  /** peers.allow_private_addresses: dial private/loopback addresses learned from peers. */
+  allowPrivate: boolean;
+  /** peers.max_learned_peers: learned peers kept in the table and persisted (validators and peers.yaml apart). */
+  maxLearnedPeers: number;
+  /** peers.max_connections: the libp2p connection budget (validators have reserved slots in it). */
+  maxConnections: number;
 }
 
 /** Room for the envelope around a block: headers, ids, QC fields, protobuf tags, chain id. */
@@ -73,6 +79,9 @@ export function settingsFrom(input: SnapshotInput): Settings {
     maxFrameBytes: maxFrameBytes(conf.consensus.max_block_bytes, validators.length, conf.crypto.param_set),
     paramSet: conf.crypto.param_set,
     maxBlockBytes: conf.consensus.max_block_bytes,
+    allowPrivate: conf.peers.allow_private_addresses,
+    maxLearnedPeers: conf.peers.max_learned_peers,
+    maxConnections: conf.peers.max_connections,
   };
 }
 
@@ -89,6 +98,8 @@ export interface SettingsChange {
   peersChanged: boolean;
   validatorsChanged: boolean;
   timersChanged: boolean;
+  /** peers.allow_private_addresses / max_learned_peers. */
+  discoveryChanged: boolean;
   frameLimitChanged: boolean;
   /** Fields that changed but only take effect after a restart. */
   needsRestart: string[];
@@ -101,6 +112,7 @@ export function diffSettings(before: Settings, after: Settings): SettingsChange 
   const removedListen = before.listen.filter((a) => !after.listen.includes(a));
   // A TCP listener cannot be closed without closing the connections it accepted.
   if (removedListen.length > 0) needsRestart.push('network.addresses (removed)');
+  if (before.maxConnections !== after.maxConnections) needsRestart.push('peers.max_connections');
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   return {
     addedListen: after.listen.filter((a) => !before.listen.includes(a)),
@@ -108,6 +120,7 @@ export function diffSettings(before: Settings, after: Settings): SettingsChange 
     peersChanged: !same(before.peers.map((p) => [p.peerId, p.addresses]), after.peers.map((p) => [p.peerId, p.addresses])),
     validatorsChanged: !same(before.validators, after.validators),
     timersChanged: before.exchangeIntervalMs !== after.exchangeIntervalMs || before.connectionTimeoutMs !== after.connectionTimeoutMs,
+    discoveryChanged: before.allowPrivate !== after.allowPrivate || before.maxLearnedPeers !== after.maxLearnedPeers,
     frameLimitChanged: before.maxFrameBytes !== after.maxFrameBytes,
     needsRestart,
   };

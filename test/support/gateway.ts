@@ -50,6 +50,8 @@ export interface ClusterOptions {
   exchangeInterval?: string;
   connectionTimeout?: string;
   logLevel?: 'debug' | 'info';
+  /** Extra fields of conf.yaml's `peers` (allow_private_addresses is true here: every test runs on 127.0.0.1). */
+  peers?: Record<string, unknown>;
 }
 
 /** n member data dirs with fixed libp2p ports, validators in member order. */
@@ -67,7 +69,7 @@ export async function makeCluster(n: number, opts: ClusterOptions = {}): Promise
     const conf = {
       node: { name, private_key: ids[i]!.privateKey },
       network: { addresses: [address] },
-      peers: { exchange_interval: opts.exchangeInterval ?? '30s', connection_timeout: opts.connectionTimeout ?? '2s' },
+      peers: { exchange_interval: opts.exchangeInterval ?? '30s', connection_timeout: opts.connectionTimeout ?? '2s', allow_private_addresses: true, ...opts.peers },
       logging: { level: opts.logLevel ?? 'debug', format: 'json' },
       validators,
     };
