@@ -19,6 +19,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 
 export interface Syscall {
   pid: number;
@@ -64,8 +65,12 @@ export function startTraced(opts: { out: string; argv: string[]; calls?: readonl
   return {
     child, exited,
     async stop(signal = 'SIGTERM') {
-      // strace forwards the signal to the traced process (it is strace's child).
-      if (child.exitCode === null) child.kill(signal);
+      // strace blocks fatal signals while it traces a program it started (-o FILE PROG), so the
+      // signal goes to the traced process itself; strace exits after it.
+      if (child.exitCode === null && child.pid !== undefined) {
+        const kids = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '');
+        for (const pid of kids.trim().split(/\s+/).filter(Boolean)) process.kill(Number(pid), signal);
+      }
       return exited;
     },
   };
@@ -82,7 +87,7 @@ function unescape(s: string): string {
   return s.replace(/\\(x[0-9a-f]{2}|[0-7]{1,3}|.)/g, (_m, e: string) => {
     if (e[0] === 'x') return String.fromCharCode(parseInt(e.slice(1), 16));
     if (/^[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8));
-    return ({ n: '\n', t: '\t', r: '\r', '"': '"', '\\': '\\' } as Record<string, string>)[e] ?? e;
+    return ({ n: '\n', t: '\t', r: '\r', v: '\v', f: '\f', a: '\x07', b: '\b', '"': '"', '\\': '\\' } as Record<string, string>)[e] ?? e;
   });
 }
 
