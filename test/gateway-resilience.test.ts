@@ -9,6 +9,10 @@ import { parse, stringify } from 'yaml';
 import { multiaddr } from '@multiformats/multiaddr';
 import { PeerStateChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { recordEvents } from './support/store.ts';
+import { generateIdentity } from '#libs/config/index.ts';
+import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { encodeFrame, encodeVarint } from '../services/gateway/framing.ts';
+import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
 import {
   PeerState, attach, bytes, freePort, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
   type GatewayMember, type Node,
@@ -212,5 +216,128 @@ describe('gateway: IPv6', () => {
     nodes[0] = await startMember(a);
     const p = await waitPeer(nodes[0].gw, b.identity.peerId, (s) => s.state === PeerState.PEER_STATE_CONNECTED);
     assert.match(p.connectedAddress, /^\/ip6\/::1\/tcp\//);
+  });
+});
+
+/** Sends one unsolicited announce on the exchange protocol; a reset (penalty) is not an error here. */
+async function announce(from: Awaited<ReturnType<typeof strangerNode>>, to: ReturnType<typeof multiaddr>, peers: Array<{ publicKey: string; addresses: string[] }>): Promise<void> {
+  try {
+    const s = await from.dialProtocol(to, EXCHANGE_PROTOCOL);
+    s.send(encodeFrame(PeerExchangeMessage.encode({ body: { $case: 'announce', value: { peers } } }).finish(), 1 << 20));
+    await s.close();
+  } catch { /* refused or reset */ }
+}
+
+describe('gateway: a keyless peer poisoning peer exchange', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  let stranger: Awaited<ReturnType<typeof strangerNode>> | undefined;
+  after(async () => {
+    await stranger?.stop();
+    await stopAll(nodes, members);
+  });
+
+  test('the validator\'s dial address is unchanged, peers.yaml stays bounded, a restart still reaches the validator, the stranger is penalised', async () => {
+    // Public-network defaults for discovery (no private addresses learned); peers.yaml is the operator's and is dialled as written.
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []), peers: { allow_private_addresses: false, max_learned_peers: 20 } });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[1] = await startMember(b);
+    nodes[0] = await startMember(a);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    stranger = await strangerNode();
+    const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
+    await stranger.dial(target);
+
+    // Thousands of fake peers, public and private addresses (8 each: no strike, just caps).
+    let fakes = 0;
+    for (let m = 0; m < 6; m++) { // within the per-peer rate limit of 10 messages
+      const peers = [];
+      for (let k = 0; k < 200; k++) {
+        const id = await generateIdentity();
+        fakes++;
+        const addrs = Array.from({ length: 8 }, (_, j) => (j % 2 === 0 ? `/ip4/203.0.113.${(k + j) % 250 + 1}/tcp/${1000 + j}` : `/ip4/127.0.0.1/tcp/${2000 + j}`));
+        peers.push({ publicKey: id.publicKey, addresses: addrs });
+      }
+      await announce(stranger, target, peers);
+    }
+    // The validator's record, pointing at a blackhole (TEST-NET, never answers), three times over.
+    const blackhole = Array.from({ length: 32 }, (_, j) => `/ip4/192.0.2.${j + 1}/tcp/${4000 + j}`);
+    for (let m = 0; m < 3; m++) await announce(stranger, target, [{ publicKey: b.identity.publicKey, addresses: [...blackhole, b.address] }]);
+
+    const penalised = await nodes[0].gw.svc.waitFor((l) => l.msg === 'peer penalised: its peer exchange is ignored' && l.peerId === stranger!.peerId.toString(), 10_000);
+    assert.ok(penalised);
+    const rejected = nodes[0].gw.svc.lines.filter((l) => l.msg === 'peer records rejected' && l.peerId === stranger!.peerId.toString());
+    assert.ok(rejected.some((l) => (l.reasons as string[]).includes('validator')), 'the validator records are refused and logged with the sender');
+    assert.ok(rejected.some((l) => (l.reasons as string[]).includes('private_address')), 'private addresses are refused by default');
+    const status = await waitPeer(nodes[0].gw, b.identity.peerId, () => true);
+    assert.deepEqual(status.addresses, [b.address], 'the validator is dialled only where peers.yaml says');
+    await new Promise((r) => setTimeout(r, 1000)); // the persist batch runs every 250 ms
+    const file = parse(await fs.readFile(a.peersPath, 'utf8')) as { peers: Array<{ public_key: string; addresses: string[] }> };
+    assert.deepEqual(file.peers.find((p) => p.public_key === b.identity.publicKey)?.addresses, [b.address]);
+    assert.ok(file.peers.length <= 1 + 20, `peers.yaml holds ${file.peers.length} peers after ${fakes} fake ones`);
+    assert.ok(file.peers.every((p) => p.addresses.length <= 8 && p.addresses.every((x) => !x.includes('/127.0.0.1/') || p.public_key === b.identity.publicKey)));
+    const learned = (await listPeers(nodes[0].gw)).peers.length;
+    assert.ok(learned <= 2 + 20 + 1, `the peer table holds ${learned} peers`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(stranger.getConnections().length, 0, 'the penalised stranger was disconnected');
+
+    // A restart: the validator is still reached, through the operator's address.
+    await nodes[0].gw.close();
+    const gw = await startGateway(nodes[0].store);
+    nodes[0] = { ...nodes[0], gw };
+    await waitPeer(gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED, 10_000);
+  });
+});
+
+describe('gateway: connection budget', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  const crowd: Array<Awaited<ReturnType<typeof strangerNode>>> = [];
+  after(async () => {
+    await Promise.allSettled(crowd.map((n) => n.stop()));
+    await stopAll(nodes, members);
+  });
+
+  test('a flood of stranger connections does not keep a validator out', async () => {
+    // A does not know B; B dials A after A is full of strangers.
+    members = await makeCluster(2, { knows: (i) => (i === 1 ? [0] : []), peers: { max_connections: 16 } });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[0] = await startMember(a);
+    const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
+    for (let i = 0; i < 30; i++) crowd.push(await strangerNode());
+    await Promise.allSettled(crowd.map((n) => n.dial(target)));
+    await nodes[0].gw.svc.waitFor((l) => l.msg === 'connection refused: the budget for non-validators is full', 5_000);
+    nodes[1] = await startMember(b);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED, 10_000);
+    const connected = (await listPeers(nodes[0].gw)).peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED).length;
+    assert.ok(connected <= 16, `${connected} connections within the budget of 16`);
+  });
+});
+
+describe('gateway: oversized frames from a validator', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  let impostor: Awaited<ReturnType<typeof strangerNode>> | undefined;
+  after(async () => {
+    await impostor?.stop();
+    await stopAll(nodes, members);
+  });
+
+  test('a length prefix over the limit is refused before the body is buffered, and counted for that validator', async () => {
+    members = await makeCluster(2);
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[0] = await startMember(a);
+    const consumer = attach(nodes[0].gw);
+    const ready = await consumer.ready;
+    // B's real key, speaking the consensus protocol by hand.
+    impostor = await strangerNode(b.identity.privateKey);
+    const s = await impostor.dialProtocol(multiaddr(`${a.address}/p2p/${a.identity.peerId}`), '/btcfed/consensus/1.0.0');
+    s.send(encodeVarint(ready.maxFrameBytes + 1));
+    s.send(bytes(64 * 1024));
+    const line = await nodes[0].gw.svc.waitFor((l) => l.msg === 'consensus stream reset: bad frame', 5_000);
+    assert.equal(line.peerId, b.identity.peerId);
+    assert.equal(line.refused, 1);
+    assert.equal(consumer.frames.length, 0);
+    consumer.close();
   });
 });

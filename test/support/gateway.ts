@@ -14,6 +14,7 @@ import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { generateIdentity, type Identity } from '#libs/config/index.ts';
 import {
   GatewayServiceClient, PeerState, type AttachReady, type AttachResponse, type InboundFrame, type PeerStatus,
@@ -193,9 +194,10 @@ export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void):
   };
 }
 
-/** A libp2p node in this process with a fresh identity: a stranger to every member. */
-export async function strangerNode(): Promise<Libp2p> {
+/** A libp2p node in this process with a fresh identity (a stranger to every member), or with a member's key. */
+export async function strangerNode(privateKey?: string): Promise<Libp2p> {
   return createLibp2p({
+    ...(privateKey ? { privateKey: privateKeyFromProtobuf(Buffer.from(privateKey, 'base64')) } : {}),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
