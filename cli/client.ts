@@ -1,5 +1,6 @@
 // `btcfed status | submit | watch`: a client of one member's public API, with that member's
-// TLS files when its conf.yaml has them (the member dir is --member, default .devnet/m0).
+// client certificate (tls/client.pem) when its conf.yaml has TLS (the member dir is --member,
+// default .devnet/m0); `btcfed admin` with its operator certificate (tls/operator.pem).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +16,7 @@ export function consensusClient(memberDir: string, address?: string): ConsensusS
   if (!fs.existsSync(file)) throw new Error(`${file} not found: point --member at a member dir (made by btcfed init or npm start)`);
   const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
   return createClient(ConsensusServiceClient, address ?? conf.services.consensus.listen, {
-    security: memberSecurity(conf, memberDir).client,
+    security: memberSecurity(conf, memberDir, 'client').client,
     grpcOptions: { 'grpc.max_receive_message_length': 64 << 20 }, // full blocks in StreamCommits
   });
 }
@@ -24,11 +25,7 @@ export function consensusClient(memberDir: string, address?: string): ConsensusS
 export function adminClient(memberDir: string, address?: string): AdminServiceClient {
   const file = path.join(memberDir, 'conf.yaml');
   const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
-  const sec = memberSecurity(conf, memberDir).client;
-  const security = sec.mode === 'mtls'
-    ? { ...sec, certFile: path.join(memberDir, 'tls', 'operator.pem'), keyFile: path.join(memberDir, 'tls', 'operator-key.pem') }
-    : sec;
-  return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security });
+  return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security: memberSecurity(conf, memberDir, 'operator').client });
 }
 
 export async function admin(client: AdminServiceClient, action: string): Promise<void> {

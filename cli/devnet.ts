@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { STATE_FILE } from '../services/signer/state-file.ts';
+import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import { memberName, memberPorts } from './init.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -19,18 +19,40 @@ export interface DevnetOptions { dir: string; members: number; basePort: number;
 
 interface Proc { member: string; service: Service; child: ChildProcess; ready: Promise<Record<string, unknown>>; exited: boolean }
 
+/** The reason a service gave for not starting: its last fatal log line, if any. */
+function fatalReason(lines: readonly string[]): string | undefined {
+  for (const line of [...lines].reverse()) {
+    try {
+      const l = JSON.parse(line) as { level?: number; msg?: string };
+      if ((l.level ?? 0) >= 60 && l.msg) return l.msg;
+    } catch { /* not JSON */ }
+  }
+  return undefined;
+}
+
 function argsFor(service: Service, dir: string, o: DevnetOptions, i: number): string[] {
   const p = memberPorts(o.basePort, i);
   switch (service) {
     case 'store': return ['services/store/main.ts', '--data-dir', dir, '--nats', o.natsUrl];
     case 'signer': {
+      // --init only on the first start after btcfed init made this signer (cli/fresh.ts): a state
+      // file lost later must stop the signer, never be silently recreated at zero marks.
       const signerDir = path.join(dir, 'signer');
-      const fresh = !fs.existsSync(path.join(signerDir, STATE_FILE));
-      return ['services/signer/main.ts', 'run', '--data-dir', signerDir, ...(fresh ? ['--init'] : [])];
+      return ['services/signer/main.ts', 'run', '--data-dir', signerDir, ...(isFreshSigner(signerDir) ? ['--init'] : [])];
     }
     case 'gateway': return ['services/gateway/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
     case 'consensus': return ['services/consensus/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
   }
+}
+
+/** Starts a service; a signer's first start, once ready, uses up init's one-time --init permission. */
+function startService(service: Service, member: string, dir: string, args: string[]): Proc {
+  const p = start(service, member, dir, args);
+  if (service === 'signer' && args.includes('--init')) {
+    p.ready = p.ready.then(async (line) => { await consumeFreshMarker(path.join(dir, 'signer')); return line; });
+    p.ready.catch(() => undefined);
+  }
+  return p;
 }
 
 function start(service: Service, member: string, dir: string, args: string[]): Proc {
@@ -41,14 +63,20 @@ function start(service: Service, member: string, dir: string, args: string[]): P
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stderr!.pipe(out, { end: false });
   const proc: Proc = { member, service, child, exited: false, ready: Promise.resolve({}) };
+  const tail: string[] = [];
   proc.ready = new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
       out.write(line + '\n');
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
       if (line.includes(`"${service} ready"`)) resolve(JSON.parse(line) as Record<string, unknown>);
     });
-    child.on('exit', (code) => {
-      proc.exited = true;
-      reject(new Error(`${member}/${service} exited with code ${code} before it was ready; see ${path.join(logDir, `${service}.log`)}`));
+    // 'close' of stdout, not 'exit': the last lines (the reason it stopped) are read by then.
+    child.on('exit', () => { proc.exited = true; });
+    lines.on('close', () => {
+      const why = fatalReason(tail);
+      reject(new Error(`${member}/${service} exited with code ${child.exitCode} before it was ready${why ? `: ${why}` : ''}; see ${path.join(logDir, `${service}.log`)}`));
     });
   });
   proc.ready.catch(() => undefined);
@@ -106,7 +134,7 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     for (const service of SERVICES) {
       const group = Array.from({ length: o.members }, (_, i) => {
         const dir = path.join(o.dir, memberName(i));
-        return start(service, memberName(i), dir, argsFor(service, dir, o, i));
+        return startService(service, memberName(i), dir, argsFor(service, dir, o, i));
       });
       procs.push(...group);
       await Promise.all(group.map((p) => p.ready));
@@ -124,7 +152,7 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
       await new Promise((r) => procs[old]!.child.once('exit', r));
     }
     const dir = path.join(o.dir, name);
-    const p = start(service, name, dir, argsFor(service, dir, o, i));
+    const p = startService(service, name, dir, argsFor(service, dir, o, i));
     if (old >= 0) procs[old] = p; else procs.push(p);
     await p.ready;
   };

@@ -186,7 +186,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     try {
     // Play m3's consensus: take over its gateway's Attach stream and send m0 a vote with a bad signature.
     await proc(3, 'consensus').child.kill('SIGKILL');
-    const gw = createClient(GatewayServiceClient, `127.0.0.1:${memberPorts(basePort, 3).gateway}`, { security: memberSecurityFromDir(path.join(dir, 'm3')).client });
+    const gw = createClient(GatewayServiceClient, `127.0.0.1:${memberPorts(basePort, 3).gateway}`, { security: memberSecurityFromDir(path.join(dir, 'm3'), 'consensus').client });
     // The gateway notices the killed consumer's stream end shortly; until then it refuses a second one.
     const stream = await until('the gateway to accept a new consumer', () => new Promise<ReturnType<typeof gw.attach> | undefined>((resolve) => {
       const st = gw.attach();

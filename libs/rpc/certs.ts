@@ -129,6 +129,19 @@ export function issueServiceCertificate(ca: CertificatePem, opts: LeafOptions): 
   return issue(ca, opts, [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]);
 }
 
+/** A certificate for one use: a server (serverAuth), a client (clientAuth), or a service that is both. */
+export function issueRoleCertificate(ca: CertificatePem, usage: 'server' | 'client' | 'both', opts: LeafOptions): Promise<CertificatePem> {
+  switch (usage) {
+    case 'server': return issueServerCertificate(ca, opts);
+    case 'client': return issueClientCertificate(ca, opts);
+    case 'both': return issueServiceCertificate(ca, opts);
+    default: {
+      const never: never = usage;
+      throw new FedError('CERT_OPTIONS_INVALID', `unknown certificate usage ${JSON.stringify(never)}`);
+    }
+  }
+}
+
 /** A certificate a gRPC client presents for mutual TLS (clientAuth). */
 export function issueClientCertificate(ca: CertificatePem, opts: LeafOptions): Promise<CertificatePem> {
   return issue(ca, opts, [x509.ExtendedKeyUsage.clientAuth]);

@@ -72,8 +72,12 @@ export function fatal(log: Logger, err: unknown, what: string): never {
   process.exit(1);
 }
 
-export { memberSecurity, memberSecurityFromDir } from './security.ts';
-export type { MemberSecurity } from './security.ts';
+export { memberSecurity, memberSecurityFromDir, roleFiles, SERVICE_PLACEHOLDER } from './security.ts';
+export type { MemberSecurity, SecurityOptions } from './security.ts';
+export { SERVICE_ROLES, ROLE_USAGE, certificateName, callerOf, requireRole } from './identity.ts';
+export type { ServiceRole, CallerCheck, Caller } from './identity.ts';
+export { everyMethod, guardService, refusalCounter } from './guard.ts';
+export type { RolePolicy, GuardOptions } from './guard.ts';
 export { fetchConfig, watchConfig, toMemberConfig } from './store-link.ts';
 export type { MemberConfig } from './store-link.ts';
 

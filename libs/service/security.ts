@@ -1,26 +1,54 @@
 // A member's gRPC transport security, from conf.yaml's `tls` section: mutual TLS between its
-// services with the member's CA, certificate and key (each service is a server to some and a
-// client of others, so one certificate carries both uses); without `tls`, plaintext, which
-// libs/rpc allows on loopback only.
+// services with the member's own CA. Each service (and the operator, and client applications)
+// holds its own certificate: `cert_file` and `key_file` name them with a `{service}` placeholder
+// (`tls/{service}.pem` → tls/gateway.pem for the gateway), so one conf.yaml serves every host
+// while each host holds only its own key. Without `tls`, plaintext, which libs/rpc allows on
+// loopback only.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfText, resolvePath, type Conf } from '#libs/config/index.ts';
 import type { ClientSecurity, ServerSecurity } from '#libs/rpc/index.ts';
+import type { CallerCheck, ServiceRole } from './identity.ts';
 
-export interface MemberSecurity { client: ClientSecurity; server: ServerSecurity }
+export interface MemberSecurity {
+  client: ClientSecurity;
+  server: ServerSecurity;
+  /** What this member's servers check callers against (libs/service/identity.ts). */
+  check: CallerCheck;
+}
 
-export function memberSecurity(conf: Pick<Conf, 'tls' | 'data_dir'>, confDir: string): MemberSecurity {
-  if (!conf.tls) return { client: { mode: 'insecure' }, server: { mode: 'insecure' } };
+export interface SecurityOptions {
+  /**
+   * The name the member's servers' certificates must carry, checked when dialling them by
+   * address. Default "localhost", which `btcfed init` puts in every certificate it makes;
+   * deployments across hosts give each certificate its host name (btcfed init --server-names).
+   */
+  serverName?: string;
+}
+
+/** The placeholder in tls.cert_file and tls.key_file that names the service. */
+export const SERVICE_PLACEHOLDER = '{service}';
+
+/** `role`'s certificate and key files of a member (paths as in conf.yaml, `{service}` filled in). */
+export function roleFiles(tls: NonNullable<Conf['tls']>, role: ServiceRole): { certFile: string; keyFile: string } {
+  const fill = (p: string) => p.split(SERVICE_PLACEHOLDER).join(role);
+  return { certFile: fill(tls.cert_file), keyFile: fill(tls.key_file) };
+}
+
+export function memberSecurity(conf: Pick<Conf, 'tls' | 'data_dir' | 'node'>, confDir: string, role: ServiceRole = 'client',
+  opts: SecurityOptions = {}): MemberSecurity {
+  const check: CallerCheck = { member: conf.node.name, mtls: conf.tls !== undefined };
+  if (!conf.tls) return { client: { mode: 'insecure' }, server: { mode: 'insecure' }, check };
   const file = (p: string) => resolvePath(conf, confDir, p);
-  const files = { caFile: file(conf.tls.ca_file), certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file) };
-  // Certificates name the member's hosts; on one machine that is localhost.
-  return { client: { mode: 'mtls', ...files, serverName: 'localhost' }, server: { mode: 'mtls', ...files } };
+  const own = roleFiles(conf.tls, role);
+  const files = { caFile: file(conf.tls.ca_file), certFile: file(own.certFile), keyFile: file(own.keyFile) };
+  return { client: { mode: 'mtls', ...files, serverName: opts.serverName ?? 'localhost' }, server: { mode: 'mtls', ...files }, check };
 }
 
 /** For a service started with only --data-dir: read conf.yaml there (read-only; the store owns it). */
-export function memberSecurityFromDir(dataDir: string | undefined): MemberSecurity {
-  if (!dataDir) return { client: { mode: 'insecure' }, server: { mode: 'insecure' } };
+export function memberSecurityFromDir(dataDir: string | undefined, role: ServiceRole = 'client', opts: SecurityOptions = {}): MemberSecurity {
+  if (!dataDir) return { client: { mode: 'insecure' }, server: { mode: 'insecure' }, check: { member: '', mtls: false } };
   const file = path.join(dataDir, 'conf.yaml');
-  return memberSecurity(parseConfText(readFileSync(file, 'utf8'), file), dataDir);
+  return memberSecurity(parseConfText(readFileSync(file, 'utf8'), file), dataDir, role, opts);
 }

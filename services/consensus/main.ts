@@ -14,7 +14,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
-import { endpointOf, fatal, fetchConfig, lifecycle, memberSecurityFromDir, parseFlags, watchConfig } from '#libs/service/index.ts';
+import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { genesisBlock, roundRobinLeader, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(flags['data-dir']);
   let setup;
   try {
-    const sec = memberSecurityFromDir(dataDir);
+    const sec = memberSecurityFromDir(dataDir, 'consensus');
     const storeClient = createClient(StoreServiceClient, flags.store, { security: sec.client });
     const { snapshot, conf } = await fetchConfig(storeClient);
     const self = conf.validators.findIndex((v) => v.name === conf.node.name);
@@ -139,16 +139,20 @@ async function main(): Promise<void> {
     life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
 
     const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
-    server.addService(ConsensusServiceService, consensusService({
+    // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
+    const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
+    server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
-    }));
+    }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
     const adminClients = conf.services.consensus.admin_clients;
-    admin.addService(AdminServiceService, adminService({ driver, log, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }));
+    admin.addService(AdminServiceService, guardService(AdminServiceService,
+      adminService({ driver, log, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
+      everyMethod(AdminServiceService, ['operator']), guard));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
     const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;

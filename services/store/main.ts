@@ -9,12 +9,12 @@ import { createLogger, setLevel } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
-import { endpointOf, fatal, lifecycle, memberSecurity, parseFlags } from '#libs/service/index.ts';
+import { endpointOf, fatal, guardService, lifecycle, memberSecurity, parseFlags } from '#libs/service/index.ts';
 import { StoreServiceService } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { lockDir } from './files.ts';
 import { loadConf, loadPeers } from './load.ts';
 import { MemberConfig } from './member-config.ts';
-import { storeService } from './rpc.ts';
+import { STORE_POLICY, storeService } from './rpc.ts';
 import { onHangup, watchFiles } from './watch.ts';
 import { connectPublisher, type Publisher } from './publish.ts';
 import { storeMetrics } from './metrics.ts';
@@ -74,8 +74,13 @@ async function main(): Promise<void> {
         field: '', reason: `peers.yaml was invalid; restored ${peers.restoredFrom ?? 'an empty list'}`, backupPath: peers.backup });
     }
 
-    const server = createServer({ security: memberSecurity(conf, dataDir).server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos() });
-    server.addService(StoreServiceService, storeService({ config, log, rejected: m.rejected }));
+    // The store's own certificate; callers are told apart by theirs (STORE_POLICY, the private key).
+    const sec = memberSecurity(conf, dataDir, 'store');
+    const callers = () => ({ ...sec.check, member: config.snapshot.conf.node.name });
+    const rpcLog = log.child({ module: 'rpc' });
+    const server = createServer({ security: sec.server, log: rpcLog, reflection: loadBtcfedProtos() });
+    server.addService(StoreServiceService, guardService(StoreServiceService, storeService({ config, log: rpcLog, rejected: m.rejected, callers }),
+      STORE_POLICY, { check: callers, log: rpcLog, refused: m.rejected }));
     const listen = flags.listen ?? conf.services.store.listen;
     const port = await server.bind(listen);
 

@@ -1,12 +1,16 @@
 // The StoreService gRPC handlers: request validation, conversion between the store's
 // snapshots and the generated messages, and the WatchConfig stream. FedError codes map to
-// gRPC status in STATUS below, the one place this service does that.
+// gRPC status in STATUS below, the one place this service does that. Who may call which method
+// is STORE_POLICY (enforced by main.ts); the libp2p private key goes to the member's gateway
+// certificate only, a request for it from any other certificate is refused, logged and counted.
+// Must never put node.private_key into an answer to anything but the gateway (or plaintext loopback).
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { parsePublicKey, parseTcpMultiaddr, parseYaml, type Peer } from '#libs/config/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import { rpcHandlers, statusTable, type CallWithAuthContext } from '#libs/rpc/index.ts';
+import { callerOf, certificateName, type CallerCheck, type RolePolicy } from '#libs/service/index.ts';
 import type {
   ConfigSnapshot, Peer as PeerMsg, StoreServiceServer, UpsertPeersRequest,
 } from '#libs/gen/btcfed/v1/store.pb.ts';
@@ -20,11 +24,28 @@ const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 const STATUS = statusTable({
   PEER_INVALID: grpc.status.INVALID_ARGUMENT,
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
+  STORE_PRIVATE_KEY_REFUSED: grpc.status.PERMISSION_DENIED,
+  RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
 });
+
+/**
+ * Who may call what, under mutual TLS (libs/service/identity.ts): the member's services read the
+ * config; only the gateway (peer exchange) and the operator change peers.yaml.
+ */
+export const STORE_POLICY: RolePolicy<StoreServiceServer> = {
+  getConfig: ['gateway', 'consensus', 'operator'],
+  watchConfig: ['gateway', 'consensus', 'operator'],
+  listPeers: ['gateway', 'consensus', 'operator'],
+  upsertPeers: ['gateway', 'operator'],
+  removePeer: ['gateway', 'operator'],
+};
 
 export interface StoreRpcDeps {
   config: MemberConfig;
   log: Logger;
+  /** Who is calling (mTLS), for the private key; absent = plaintext on loopback, nothing to check. */
+  callers?: () => CallerCheck;
   /** Counts rejected requests by method and reason code. */
   rejected?: (method: string, code: string) => void;
   now?: () => number;
@@ -113,9 +134,24 @@ export function storeService(deps: StoreRpcDeps): StoreServiceServer {
       deps.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL');
       throw err;
     });
+  /** The libp2p key is the gateway's alone: anyone else asking for it is refused and counted. */
+  const keyAllowed = (method: string, call: CallWithAuthContext & { getPeer(): string }): void => {
+    if (!deps.callers) return;
+    const check = deps.callers();
+    const caller = callerOf(call, check);
+    if (caller.kind === 'plaintext' || caller.role === 'gateway') return;
+    deps.rejected?.(method, 'STORE_PRIVATE_KEY_REFUSED');
+    deps.log.warn({ method, caller: caller.name, fingerprint256: caller.fingerprint256, peer: call.getPeer() }, 'private key refused');
+    throw new FedError('STORE_PRIVATE_KEY_REFUSED',
+      `node.private_key (the libp2p key) is only for ${certificateName(check.member, 'gateway')}, not ${caller.name}; ask without include_private_key`);
+  };
   return {
-    getConfig: h.unary((req) => ({ snapshot: toSnapshotMessage(deps.config.snapshot, req.includePrivateKey) })),
-    watchConfig: h.serverStream(async function* (req, _call, signal) {
+    getConfig: h.unary((req, call) => {
+      if (req.includePrivateKey) keyAllowed('GetConfig', call);
+      return { snapshot: toSnapshotMessage(deps.config.snapshot, req.includePrivateKey) };
+    }),
+    watchConfig: h.serverStream(async function* (req, call, signal) {
+      if (req.includePrivateKey) keyAllowed('WatchConfig', call);
       for await (const s of snapshots(deps.config, req.afterVersion, signal)) {
         yield { snapshot: toSnapshotMessage(s, req.includePrivateKey) };
       }
