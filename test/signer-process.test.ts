@@ -208,7 +208,7 @@ describe('signer allow list, journal verification, export and import', () => {
       assert.equal(signerCli(['export-state', '--data-dir', w.dir, '--out', out]).status, 0);
       // The new host: the same key and signer.yaml, no state yet.
       await fs.copyFile(path.join(w.dir, 'signer.key'), path.join(moved.dir, 'signer.key'));
-      await fs.writeFile(path.join(moved.dir, 'signer.yaml'), stringify({ ...(await import('yaml')).parse(await fs.readFile(path.join(w.dir, 'signer.yaml'), 'utf8')), allowed_clients: [] }));
+      await fs.writeFile(path.join(moved.dir, 'signer.yaml'), stringify((await import('yaml')).parse(await fs.readFile(path.join(w.dir, 'signer.yaml'), 'utf8'))));
       for (const f of ['ca.pem', 'server.pem', 'server-key.pem']) await fs.copyFile(path.join(w.dir, f), path.join(moved.dir, f));
       const imp = signerCli(['import-state', out, '--data-dir', moved.dir]);
       assert.equal(imp.status, 0, imp.stderr);

@@ -20,8 +20,13 @@ export const signerConfSchema = z.strictObject({
   listen: endpoint('127.0.0.1:7400'),
   /** Required unless the signer runs with --insecure on loopback. */
   tls: shared.tls,
-  /** Empty: any certificate the CA signed may call; otherwise only these fingerprints. */
+  /**
+   * The SHA-256 fingerprints of the only client certificates that may call (the member's own
+   * consensus service). Under TLS the signer refuses to start with none, unless allow_any_client.
+   */
   allowed_clients: z.array(fingerprint).default([]),
+  /** Explicit opt-out of the allow list: any certificate the CA signed may call (logged at every start). */
+  allow_any_client: z.boolean().default(false),
   crypto: shared.crypto,
   /** The encrypted SLH-DSA key, relative to the data dir. */
   key_file: fileName.default('signer.key'),
@@ -46,6 +51,9 @@ export const signerConfSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: 'exactly one of passphrase_file and passphrase_env is required' });
   }
   checkValidators(conf.validators, conf.crypto.param_set, ctx);
+  if (conf.allow_any_client && conf.allowed_clients.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['allow_any_client'], message: 'contradicts allowed_clients: set one or the other' });
+  }
 });
 
 export type SignerConfInput = z.input<typeof signerConfSchema>;

@@ -122,10 +122,20 @@ async function importCmd(argv: string[], log: Logger): Promise<void> {
   }
 }
 
-function security(conf: SignerConf, dataDir: string, insecure: boolean): ServerSecurity {
+function security(conf: SignerConf, dataDir: string, insecure: boolean, log: Logger): ServerSecurity {
   if (insecure) return { mode: 'insecure' };
   if (!conf.tls) {
     throw new FedError('SIGNER_TLS_REQUIRED', 'signer.yaml has no tls section: the signer serves mutual TLS only (plaintext needs --insecure, on loopback)');
+  }
+  // Nothing but the member's own consensus service may reach a signer: an empty allow list would
+  // admit every certificate the CA signed (another service of the member, another member).
+  if (conf.allowed_clients.length === 0) {
+    if (!conf.allow_any_client) {
+      throw new FedError('SIGNER_CLIENTS_REQUIRED',
+        'signer.yaml: allowed_clients is empty: list the SHA-256 fingerprint of the consensus service\'s client certificate (openssl x509 -in consensus.pem -noout -fingerprint -sha256), or set allow_any_client: true to admit any certificate the CA signed',
+        { field: 'allowed_clients' });
+    }
+    log.warn({ security: true, event: 'signer.any_client' }, 'allow_any_client: any certificate the CA signed may ask this signer for signatures');
   }
   const file = (p: string) => path.resolve(dataDir, p);
   return { mode: 'mtls', certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file), caFile: file(conf.tls.ca_file) };
@@ -144,9 +154,10 @@ async function run(argv: string[]): Promise<void> {
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.member, service: 'signer' } });
     const natsUrl = flags['no-nats'] ? undefined : (flags.nats ?? conf.nats?.url);
     const events: RefusalPublisher | undefined = natsUrl ? connectRefusalPublisher({ url: natsUrl, member: conf.member, log, metrics }) : undefined;
+    const serverSecurity = security(conf, dataDir, flags.insecure ?? false, log);
     const signer = await openLocalSigner({ dataDir, conf, init: flags.init ?? false, log: log.child({ module: 'signer' }), metrics,
       ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });
-    const server = createServer({ security: security(conf, dataDir, flags.insecure ?? false), log: log.child({ module: 'rpc' }),
+    const server = createServer({ security: serverSecurity, log: log.child({ module: 'rpc' }),
       reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
     server.addService(SignerServiceService, signerService({
       signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients,

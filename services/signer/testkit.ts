@@ -15,7 +15,17 @@ export const TEST_PASSPHRASE = 'correct horse battery staple';
 /** Cheap scrypt for tests: the production cost is a property of the file, not of the code path. */
 export const TEST_KDF = { N: 1 << 12, r: 8, p: 1 };
 
-export interface TlsFiles { caFile: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherClientCert: string; otherClientKey: string }
+export interface TlsFiles {
+  caFile: string; serverCert: string; serverKey: string;
+  /** The consensus client: the one signer.yaml's allowed_clients lists. */
+  clientCert: string; clientKey: string;
+  /** Signed by another CA: fails the handshake. */
+  otherClientCert: string; otherClientKey: string;
+  /** Signed by the signer's own CA but not allowed (another service of the member, say its gateway). */
+  siblingCert: string; siblingKey: string;
+  /** SHA-256 fingerprint of clientCert. */
+  clientFingerprint: string;
+}
 
 export interface SignerWorld {
   dir: string;
@@ -49,9 +59,11 @@ export interface WorldOptions {
 
 async function writeTls(dir: string): Promise<TlsFiles> {
   const { generateCa, issueClientCertificate, issueServerCertificate } = await import('#libs/rpc/certs.ts');
+  const { certificateFingerprint } = await import('#libs/rpc/index.ts');
   const ca = await generateCa({ commonName: 'signer test CA' });
   const server = await issueServerCertificate(ca, { commonName: 'signer' });
   const client = await issueClientCertificate(ca, { commonName: 'consensus' });
+  const sibling = await issueClientCertificate(ca, { commonName: 'gateway' });
   const otherCa = await generateCa({ commonName: 'other CA' });
   const other = await issueClientCertificate(otherCa, { commonName: 'intruder' });
   const write = async (name: string, pem: string) => {
@@ -63,6 +75,8 @@ async function writeTls(dir: string): Promise<TlsFiles> {
     caFile: await write('ca.pem', ca.cert), serverCert: await write('server.pem', server.cert), serverKey: await write('server-key.pem', server.key),
     clientCert: await write('client.pem', client.cert), clientKey: await write('client-key.pem', client.key),
     otherClientCert: await write('other-client.pem', other.cert), otherClientKey: await write('other-client-key.pem', other.key),
+    siblingCert: await write('sibling.pem', sibling.cert), siblingKey: await write('sibling-key.pem', sibling.key),
+    clientFingerprint: certificateFingerprint(client.cert),
   };
 }
 
@@ -80,7 +94,8 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
     member: `m${self}`,
     chain_id: chainId,
     listen: '127.0.0.1:0',
-    ...(tls ? { tls: { ca_file: 'ca.pem', cert_file: 'server.pem', key_file: 'server-key.pem' } } : {}),
+    // Least privilege, as btcfed init writes it: only the consensus client may call.
+    ...(tls ? { tls: { ca_file: 'ca.pem', cert_file: 'server.pem', key_file: 'server-key.pem' }, allowed_clients: [tls.clientFingerprint] } : {}),
     crypto: { param_set: slh.paramSet, backend: opts.backend ?? 'node' },
     key_file: 'signer.key',
     passphrase_file: 'passphrase',
