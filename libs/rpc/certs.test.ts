@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { isFedError } from '#libs/errors/index.ts';
-import { generateCa, issueClientCertificate, issueServerCertificate } from './certs.ts';
+import { generateCa, issueClientCertificate, issueRoleCertificate, issueServerCertificate } from './certs.ts';
 
 const DAY = 86_400_000;
 
@@ -52,4 +52,13 @@ test('bad options are refused', async () => {
   const ca = await generateCa();
   await assert.rejects(issueServerCertificate(ca, { commonName: 'x', validDays: 0 }), (err) => isFedError(err, 'CERT_OPTIONS_INVALID'));
   await assert.rejects(issueServerCertificate(ca, { commonName: 'a,b=c' }), (err) => isFedError(err, 'CERT_OPTIONS_INVALID'));
+});
+
+test('role certificates carry only the usages their role needs', async () => {
+  const ca = await generateCa();
+  const eku = async (usage: 'server' | 'client' | 'both') =>
+    new X509Certificate((await issueRoleCertificate(ca, usage, { commonName: `m0-${usage}` })).cert).keyUsage;
+  assert.deepEqual(await eku('server'), ['1.3.6.1.5.5.7.3.1']);
+  assert.deepEqual(await eku('client'), ['1.3.6.1.5.5.7.3.2']);
+  assert.deepEqual((await eku('both'))?.sort(), ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
 });
