@@ -10,6 +10,7 @@ import { Phase, roundRobinLeader, type Block, type QuorumCert, type SignRequest 
 import { refused } from '../services/signer/contract.ts';
 import type { LocalSigner, Refusal } from '../services/signer/signer.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
+import { signRequestToWire } from '../services/signer/wire.ts';
 import { openInProcess, serveOverGrpc, type GrpcSigner } from './support/signer.ts';
 
 /** A block at any view, even one whose default timestamp would not be a safe integer. */
@@ -128,5 +129,16 @@ describe('over gRPC: a view at the edge of the safe integers is refused as a vie
       });
     const r = await g.client.sign({ kind: 'new-view', view: 1, highQC: w.gqc });
     assert.equal(r.replayed, false);
+  });
+
+  test('a uint64 view above 2^53−1 never reaches the rules: the decoder rejects it, nothing moves', async () => {
+    const wire = signRequestToWire({ kind: 'new-view', view: 2, highQC: w.gqc }, w.n);
+    assert.equal(wire.method, 'signNewView');
+    const err = await new Promise<{ code?: number; details?: string } | null>((resolve) => {
+      g.client.client.signNewView({ ...(wire.request as object), view: 2 ** 60 } as never, (e: unknown) => resolve(e as never));
+    });
+    assert.ok(err, 'refused');
+    assert.match(String(err.details), /deserializ/i);
+    assert.equal(g.local.state.lastNewView, 1);
   });
 });
