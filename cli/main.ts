@@ -1,5 +1,5 @@
 // btcfed: the command line of the project.
-//   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set SET] [--base-timeout 1s]
+//   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set SET] [--base-timeout 1s] [--server-names A,B]
 //   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats URL]
 //   btcfed status  [--member DIR] [--consensus HOST:PORT]
 //   btcfed submit  [--member DIR] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
@@ -19,6 +19,7 @@ import { initFederation, memberName, memberPorts } from './init.ts';
 
 const USAGE = `usage:
   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set slh-dsa-sha2-128f] [--base-timeout 1s]
+                 [--server-names HOST,IP,...]   (extra names in every server certificate; localhost and 127.0.0.1 are always in)
   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
   btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
   btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
@@ -29,7 +30,7 @@ const OPTIONS = {
   members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
   'chain-id': { type: 'string' }, 'param-set': { type: 'string' }, 'base-timeout': { type: 'string' }, nats: { type: 'string' },
   member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
-  'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' },
+  'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
 } as const;
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -50,8 +51,9 @@ async function main(): Promise<void> {
     case 'init': {
       if (!f.out) throw new Error('--out is required');
       const members = await initFederation({ members: int('members', f.members, 4), out: path.resolve(f.out), basePort,
-        chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet, baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl });
-      console.log(`made ${members.length} member dirs in ${path.resolve(f.out)}:`);
+        chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet, baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl,
+        serverNames: (f['server-names'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '') });
+      console.log(`made ${members.length} member dirs in ${path.resolve(f.out)}; the members' CA keys are in ${path.join(path.resolve(f.out), 'ca')} (move them offline):`);
       for (const m of members) console.log(`  ${m.name}  peer ${m.identity.peerId}  SLH-DSA ${m.publicKey.slice(0, 16)}…  ports ${m.ports.store}–${m.ports.signerMetrics}`);
       return;
     }
@@ -59,6 +61,9 @@ async function main(): Promise<void> {
       const dir = path.resolve(f.dir ?? '.devnet');
       const n = int('members', f.members, 4);
       const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
+      if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
+        throw new Error(`${dir} was made before each service had its own certificate (docs/security.md); remove it to make a new federation`);
+      }
       if (!existing) {
         console.log(`making a ${n}-member federation in ${dir} …`);
         await initFederation({ members: n, out: dir, basePort, chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet,
