@@ -80,3 +80,15 @@ test('the re-sign is journaled as a signature of its own and the state counts it
   assert.equal(s.state.signed, 2);
   assert.equal(s.state.recent.filter((r) => r.kind === 'new-view').length, 1);
 });
+
+test('import merges a NEW-VIEW signed twice by keeping the one with the newer highQC; equal highQC views with different messages still conflict', async () => {
+  const { mergeSafety } = await import('../services/signer/migrate.ts');
+  const { initialSafety } = await import('../services/signer/rules.ts');
+  const base = initialSafety('c', 'ab'.repeat(32), new Uint8Array(32));
+  const nv = (qcView: number, d: string) => ({ kind: 'new-view' as const, view: 5, phase: 0 as const, digest: d.repeat(64), blockHash: d.repeat(64), qcView, signature: new Uint8Array([1]) });
+  const cur = { ...base, lastNewView: 5, signed: 2, recent: [nv(3, 'b')] };
+  const older = { ...base, lastNewView: 5, lastVote: { view: 4, phase: 1 as const }, signed: 1, recent: [nv(1, 'a')] };
+  const merged = mergeSafety(cur, older);
+  assert.equal(merged.state.recent.find((r) => r.kind === 'new-view')?.qcView, 3);
+  assert.throws(() => mergeSafety(cur, { ...older, recent: [nv(3, 'c')] }), (e: unknown) => (e as { code?: string }).code === 'SIGNER_IMPORT_CONFLICT');
+});

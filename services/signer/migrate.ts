@@ -46,6 +46,11 @@ export function mergeSafety(current: SignerSafety | undefined, incoming: SignerS
     const key = slotKey(r);
     const seen = slots.get(key);
     if (seen && seen.digest !== r.digest) {
+      // A NEW-VIEW signed again with a newer highQC is allowed (rules.ts): keep the newer one.
+      if (seen.kind === 'new-view' && seen.qcView !== undefined && r.qcView !== undefined && seen.qcView !== r.qcView) {
+        slots.set(key, r.qcView > seen.qcView ? r : seen);
+        continue;
+      }
       throw new FedError('SIGNER_IMPORT_CONFLICT', `both states hold a signature for ${key} over different messages: this key has equivocated; keep both files as evidence`);
     }
     slots.set(key, seen ?? r);
