@@ -28,6 +28,8 @@ export interface DialerDeps {
   log: Logger;
   metrics: GatewayMetrics;
   selfPeerId: string;
+  /** Validators are dialled first when dials are due together. */
+  isValidator?: (peerId: string) => boolean;
 }
 
 export class Dialer {
@@ -68,7 +70,9 @@ export class Dialer {
 
   /** Starts the dials that are due, up to the parallel limit. */
   dialDue(): void {
-    for (const e of this.#deps.table.due()) {
+    const v = this.#deps.isValidator ?? (() => false);
+    const due = this.#deps.table.due().sort((a, b) => Number(v(b.peerId)) - Number(v(a.peerId)));
+    for (const e of due) {
       if (this.#inFlight.size >= this.#opts.maxParallelDials) return;
       if (this.#inFlight.has(e.peerId) || e.peerId === this.#deps.selfPeerId) continue;
       void this.dial(e.peerId, e.addresses);

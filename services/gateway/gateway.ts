@@ -102,7 +102,7 @@ export class Gateway {
       hangUp: async (id) => { await node.hangUp(peerIdFromString(id)); },
     });
     const dialer = new Dialer({ connectionTimeoutMs: settings.connectionTimeoutMs, pingIntervalMs: pingInterval(settings, opts), maxParallelDials: 32, tickMs: 100 },
-      { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId });
+      { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId, isValidator: (id) => path.validatorOf(id) !== undefined });
     gw = new Gateway({ node, table, path, attach, exchange, dialer }, settings, deps);
     gw.#wire();
     gw.#setPeers(settings.peers);

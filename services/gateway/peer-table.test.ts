@@ -70,3 +70,27 @@ test('setKnown replaces the known set and keeps connected peers it dropped', () 
   assert.equal(t.get('b')!.phase, 'connected');
   assert.deepEqual(t.all().map((e) => e.peerId).sort(), ['b', 'c']);
 });
+
+test('learned addresses never go before configured ones; a failed address is demoted', () => {
+  const { t } = table();
+  t.setKnown([{ peerId: 'v', addresses: ['/ip4/10.0.0.1/tcp/1'] }]);
+  t.upsertKnown('v', ['/ip4/192.0.2.1/tcp/9'], 8);
+  assert.deepEqual(t.get('v')!.addresses, ['/ip4/10.0.0.1/tcp/1', '/ip4/192.0.2.1/tcp/9']);
+  t.demote('v', '/ip4/10.0.0.1/tcp/1');
+  assert.deepEqual(t.get('v')!.addresses, ['/ip4/192.0.2.1/tcp/9', '/ip4/10.0.0.1/tcp/1']);
+  t.upsertKnown('x', Array.from({ length: 20 }, (_, i) => `/ip4/8.8.8.${i}/tcp/1`), 8);
+  assert.equal(t.get('x')!.addresses.length, 8);
+});
+
+test('learned peers are evicted least recently useful first; configured, connected and kept ones never', () => {
+  const { t, advance } = table();
+  t.setKnown([{ peerId: 'conf', addresses: ['/ip4/10.0.0.1/tcp/1'] }]);
+  for (const id of ['a', 'b', 'c', 'd', 'keep']) { t.upsertKnown(id, ['/ip4/8.8.8.8/tcp/1']); advance(10); }
+  t.success('a'); // a was useful most recently
+  t.connected('b', '/ip4/8.8.8.8/tcp/1');
+  const evicted = t.evictLearned(3, (id) => id === 'keep');
+  assert.deepEqual(evicted.sort(), ['c', 'd']);
+  assert.ok(t.get('conf') && t.get('a') && t.get('b') && t.get('keep'));
+  assert.equal(t.learnedCount(), 3);
+  assert.deepEqual(t.evictLearned(0, (id) => id === 'keep'), ['a'], 'connected and kept peers stay even past the bound');
+});
