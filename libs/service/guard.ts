@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Counter, Metrics } from '#libs/metrics/index.ts';
+import { ERROR_CODE_TRAILER } from '#libs/rpc/index.ts';
 import { requireRole, type CallerCheck, type ServiceRole } from './identity.ts';
 
 export type RolePolicy<S> = { readonly [K in keyof S]: readonly ServiceRole[] };
@@ -28,7 +29,7 @@ export function refusalCounter(metrics: Metrics): (method: string, code: string)
 function statusOf(err: unknown): grpc.StatusObject {
   const metadata = new grpc.Metadata();
   const code = err instanceof FedError ? err.code : 'INTERNAL';
-  metadata.set('btcfed-error-code', code);
+  metadata.set(ERROR_CODE_TRAILER, code);
   return { code: code === 'RPC_PEER_UNAUTHENTICATED' ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED, details: errorMessage(err), metadata };
 }
 
