@@ -341,3 +341,43 @@ describe('gateway: oversized frames from a validator', () => {
     consumer.close();
   });
 });
+
+describe('gateway: a peer dies while its stream is paused', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('the consumer drains after the sender\'s connection is gone: the receiving gateway lives on', async () => {
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []) });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[1] = await startMember(b);
+    nodes[0] = await startMember(a);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    const ca = attach(nodes[0].gw);
+    let received = 0;
+    const cb = attach(nodes[1].gw, () => { received++; });
+    await Promise.all([ca.ready, cb.ready]);
+    cb.stream.pause(); // B's consumer stops reading: B pauses A's libp2p stream
+    const frame = bytes(64 * 1024);
+    for (let i = 0; i < 300; i++) {
+      if (!ca.send(1, frame)) await new Promise((r) => ca.stream.once('drain', r));
+    }
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.queuedFrames > 0 || p.framesDropped > 0, 20_000);
+    // A dies with B's read side paused; B's consumer then drains, releasing the paused stream.
+    nodes[0].gw.svc.proc.kill('SIGKILL');
+    const until = Date.now() + 10_000;
+    const connectedToA = async () => (await listPeers(nodes[1]!.gw)).peers.some((p) => p.peerId === a.identity.peerId && p.state === PeerState.PEER_STATE_CONNECTED);
+    while (Date.now() < until && await connectedToA()) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await connectedToA(), false, 'B saw the connection close');
+    cb.stream.resume();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(nodes[1].gw.svc.proc.exitCode, null, 'B\'s gateway is still running');
+    assert.equal(nodes[1].gw.svc.proc.signalCode, null);
+    await listPeers(nodes[1].gw);
+    assert.ok(received > 0);
+    cb.close();
+    ca.close();
+    await nodes[0].store.close();
+    nodes[0] = undefined;
+  });
+});
