@@ -242,8 +242,9 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []), peers: { allow_private_addresses: false, max_learned_peers: 20 } });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[1] = await startMember(b);
-    nodes[0] = await startMember(a);
+    nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
     await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    const metricsPort = (await nodes[0].gw.svc.waitFor((l) => l.msg === 'gateway ready')).metricsPort as number;
     stranger = await strangerNode();
     const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
     await stranger.dial(target);
@@ -269,6 +270,12 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     const rejected = nodes[0].gw.svc.lines.filter((l) => l.msg === 'peer records rejected' && l.peerId === stranger!.peerId.toString());
     assert.ok(rejected.some((l) => (l.reasons as string[]).includes('validator')), 'the validator records are refused and logged with the sender');
     assert.ok(rejected.some((l) => (l.reasons as string[]).includes('private_address')), 'private addresses are refused by default');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const count = (name: string, reason: string) => Number(new RegExp(`^btcfed_${name}\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    assert.ok(count('gateway_peer_records_rejected_total', 'validator') >= 3, 'validator records counted');
+    assert.ok(count('gateway_peer_records_rejected_total', 'private_address') > 0, 'private addresses counted');
+    assert.ok(count('gateway_peer_records_rejected_total', 'cap') > 0, 'new peers past the per-interval cap counted');
+    assert.equal(count('gateway_peers_penalised_total', 'bad_records'), 1, 'the stranger is penalised once');
     const status = await waitPeer(nodes[0].gw, b.identity.peerId, () => true);
     assert.deepEqual(status.addresses, [b.address], 'the validator is dialled only where peers.yaml says');
     await new Promise((r) => setTimeout(r, 1000)); // the persist batch runs every 250 ms

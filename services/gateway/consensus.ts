@@ -88,7 +88,7 @@ export class ConsensusPath {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.#inbound) s.abort(new Error('gateway stopping'));
+    for (const s of this.#inbound) abortQuietly(s, new Error('gateway stopping'));
     await Promise.all([...this.#senders.values()].map((s) => s.stop()));
     this.#senders.clear();
   }
@@ -179,7 +179,7 @@ export class ConsensusPath {
       this.refused++;
       metrics.framesRefused.inc({ reason: 'not_validator' });
       log.warn({ peerId, remote: connection.remoteAddr.toString() }, 'consensus stream refused: sender is not a configured validator');
-      stream.abort(new Error('not a validator'));
+      abortQuietly(stream, new Error('not a validator'));
       return;
     }
     this.#inbound.add(stream);
@@ -228,7 +228,7 @@ export class ConsensusPath {
         this.#refusedBy.set(peerId, refused);
         log.warn({ peerId, validator: from.index, refused, err: errorMessage(err) }, 'consensus stream reset: bad frame');
         pending.length = 0;
-        try { stream.abort(err instanceof Error ? err : new Error(String(err))); } catch { /* already closed */ }
+        abortQuietly(stream, err);
         return;
       }
       pump();
@@ -249,4 +249,9 @@ export function pauseSafely(stream: Stream, log: Logger, peerId: string): void {
 export function resumeSafely(stream: Stream, log: Logger, peerId: string): void {
   if (stream.status !== 'open' || stream.readStatus !== 'paused') return;
   try { stream.resume(); } catch (err) { log.debug({ peerId, err: errorMessage(err) }, 'resume of a closing stream skipped'); }
+}
+
+/** Resets a stream; one that is already closed has nothing left to reset (never throws). */
+export function abortQuietly(stream: Pick<Stream, 'abort'>, err: unknown): void {
+  try { stream.abort(err instanceof Error ? err : new Error(String(err))); } catch { /* already closed */ }
 }

@@ -23,6 +23,7 @@ import {
   DiscoveryBudget, MAX_ADDRESSES_PER_PEER, MAX_RECORDS_PER_MESSAGE, STRIKE_REASONS, TokenBucket, filterRecords,
 } from './exchange-filter.ts';
 import { listenAddresses, type GatewayNode } from './node.ts';
+import { abortQuietly } from './consensus.ts';
 import type { PeerTable } from './peer-table.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
@@ -240,13 +241,13 @@ export class PeerExchange {
     }
     if (this.penalised(from)) {
       metrics.exchange.inc({ direction: 'in', result: 'penalised' });
-      stream.abort(new Error('penalised'));
+      abortQuietly(stream, new Error('penalised'));
       return;
     }
     if (!bucket.take(Date.now())) {
       metrics.exchange.inc({ direction: 'in', result: 'rate_limited' });
       log.debug({ from }, 'peer exchange refused: rate limited');
-      stream.abort(new Error('rate limited'));
+      abortQuietly(stream, new Error('rate limited'));
       return;
     }
     try {
@@ -270,7 +271,7 @@ export class PeerExchange {
     } catch (err) {
       metrics.exchange.inc({ direction: 'in', result: 'invalid' });
       log.warn({ from, err: errorMessage(err) }, 'peer exchange message refused');
-      stream.abort(err instanceof Error ? err : new Error(String(err)));
+      abortQuietly(stream, err);
     }
   }
 

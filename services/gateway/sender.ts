@@ -52,7 +52,7 @@ export class PeerSender {
     this.#stopped = true;
     this.queue.wake();
     this.#nudge?.();
-    this.#stream?.abort(new Error('gateway stopping'));
+    try { this.#stream?.abort(new Error('gateway stopping')); } catch { /* already closed */ }
     await this.#loop;
   }
 
