@@ -11,7 +11,9 @@ import { refused } from '../services/signer/contract.ts';
 import type { LocalSigner, Refusal } from '../services/signer/signer.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { signRequestToWire } from '../services/signer/wire.ts';
-import { openInProcess, serveOverGrpc, type GrpcSigner } from './support/signer.ts';
+import { createPromMetrics } from '#libs/metrics/index.ts';
+import { loadSignerConf, openLocalSigner } from '../services/signer/open.ts';
+import { openInProcess, serveOverGrpc, silent, type GrpcSigner } from './support/signer.ts';
 
 /** A block at any view, even one whose default timestamp would not be a safe integer. */
 function blockAt(w: SignerWorld, view: number, parent: Block, proposer?: number): Block {
@@ -28,11 +30,12 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
   let s: LocalSigner;
   const refusals: Refusal[] = [];
   const JUMP = 10;
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
 
   before(async () => {
     w = await makeSignerWorld({ n: 4, self: 1 });
     await w.writeConf({ max_view_jump: JUMP });
-    s = await openInProcess(w, { init: true, onRefusal: (r) => refusals.push(r) });
+    s = await openLocalSigner({ dataDir: w.dir, conf: await loadSignerConf(w.dir), init: true, log: silent, metrics, onRefusal: (r) => refusals.push(r) });
   });
   after(async () => {
     await s.close();
@@ -50,7 +53,8 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
     const last = refusals.at(-1)!;
     assert.equal(last.rule, 'view-jump');
     assert.match(last.reason, new RegExp(`view ${led} is ${led} views beyond its QC's view 0 \\(max_view_jump ${JUMP}\\)`));
-    assert.equal(refusals.filter((r) => r.rule === 'view-jump').length, 3, 'each refusal counted');
+    assert.equal(refusals.filter((r) => r.rule === 'view-jump').length, 3, 'each refusal reported');
+    assert.match(await metrics.registry.metrics(), /btcfed_signer_refusals_total\{rule="view-jump"\} 3/, 'and counted');
   });
 
   test('the bound is exact: v − qc.view = max_view_jump is signed, one more is refused', async () => {
