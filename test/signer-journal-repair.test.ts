@@ -117,3 +117,40 @@ test('a chain broken before the last line is not a torn write: refused, nothing 
   assert.match(r.stderr, /SIGNER_JOURNAL_BROKEN/);
   assert.deepEqual(await fs.readFile(journal), before);
 });
+
+test('a crash during the first --init (journal torn, no state yet): repaired, then --init works', async () => {
+  const w2 = await makeSignerWorld({ n: 4, self: 1 });
+  try {
+    const j = path.join(w2.dir, 'journal.jsonl');
+    await fs.writeFile(j, '{"seq":1,"at":"2026-11-22T13:00:00.000Z","prev":"', { mode: 0o600 });
+    await assert.rejects(openInProcess(w2, { init: true }));
+    const r = signerCli(['repair-journal', '--data-dir', w2.dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^repaired: 0 complete entries kept/);
+    const s = await openInProcess(w2, { init: true });
+    await s.close();
+    assert.ok((await verifyJournal(j)).ok);
+  } finally {
+    await w2.cleanup();
+  }
+});
+
+test('no state while the journal records signatures: refused (the state was lost; --init stays refused too)', async () => {
+  const w3 = await makeSignerWorld({ n: 4, self: 1 });
+  try {
+    const s = await openInProcess(w3, { init: true });
+    await s.sign({ kind: 'new-view', view: 1, highQC: w3.gqc });
+    await s.sign({ kind: 'new-view', view: 2, highQC: w3.gqc });
+    await s.close();
+    const j = path.join(w3.dir, 'journal.jsonl');
+    const bytes = await fs.readFile(j);
+    await fs.writeFile(j, bytes.subarray(0, bytes.length - 20));
+    await fs.rm(path.join(w3.dir, 'safety-state.json'));
+    const r = signerCli(['repair-journal', '--data-dir', w3.dir]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /SIGNER_STATE_BEHIND/);
+    assert.match(r.stderr, /there is no state, yet line \d+ records a signature/);
+  } finally {
+    await w3.cleanup();
+  }
+});

@@ -6,7 +6,8 @@
 //   2. the safety state is this journal's (same key and chain) and is not behind it: every slot
 //      the complete lines record as signed or replayed is at or below the state's mark of its
 //      kind. The state may be ahead by the request whose line was torn (the state is saved before
-//      the line is appended), never behind;
+//      the line is appended), never behind. No state at all is accepted only when the complete
+//      lines record no signature (a crash during the first --init, which writes the journal first);
 //   3. the torn tail (the bytes after the last newline) goes to `journal.jsonl.torn-<UTC time>`
 //      (temp file, fsync, rename, fsync of the directory);
 //   4. the journal is replaced atomically by its complete lines plus a `repair` record naming the
@@ -57,7 +58,11 @@ function markOf(state: SignerSafety, kind: SlotKind): [number, number] {
 }
 
 /** Why the state cannot be trusted against this journal entry, or null. */
-function behind(state: SignerSafety, e: JournalEntry): string | null {
+function behind(state: SignerSafety | undefined, e: JournalEntry): string | null {
+  if (!state) {
+    const signed = e.type === 'request' && (e.decision === 'signed' || e.decision === 'replayed');
+    return signed || e.type === 'import' ? `there is no state, yet line ${e.seq} records a ${e.type === 'import' ? 'state import' : 'signature'}` : null;
+  }
   if ((e.type === 'init' || e.type === 'import') && typeof e.publicKey === 'string' && e.publicKey !== state.publicKey) {
     return `line ${e.seq} is of key ${e.publicKey.slice(0, 16)}…, the state of key ${state.publicKey.slice(0, 16)}…`;
   }
@@ -84,7 +89,6 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
   let prev = CHAIN_START;
   let entries = 0;
   const state = await safetyStore(stateFile).load();
-  if (!state) throw new FedError('SIGNER_STATE_MISSING', `no safety state at ${stateFile}: repair-journal checks the journal against it; restore the state first`, { file: stateFile });
   try {
     for await (const { line, entry, text } of readJournal(head)) {
       if (entry.prev !== prev || entry.seq !== line) {
@@ -93,7 +97,7 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
       // 2. The state is this journal's and not behind it.
       const why = behind(state, entry);
       if (why) {
-        throw new FedError('SIGNER_STATE_BEHIND', `safety state ${stateFile} does not cover journal ${file}: ${why}. The state was restored from an older copy or belongs elsewhere; import the newest export (import-state) before repairing`, { file, line });
+        throw new FedError('SIGNER_STATE_BEHIND', `safety state ${stateFile} does not cover journal ${file}: ${why}. The state was lost, restored from an older copy or belongs elsewhere; import the newest export (import-state) before repairing`, { file, line });
       }
       prev = sha256Hex(text);
       entries++;
@@ -111,7 +115,7 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
   const record: JournalEntry = {
     seq: entries + 1, at: now.toISOString(), prev, type: 'repair', reason: 'torn last line moved aside',
     backup: path.basename(backup), tornBytes: tail.length, tornSha256,
-    lastVote: state.lastVote, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, locked: state.locked, signed: state.signed,
+    ...(state ? { lastVote: state.lastVote, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, locked: state.locked, signed: state.signed } : { state: 'none' }),
   };
   const tmp = path.join(dataDir, `.${JOURNAL_FILE}.repaired.tmp`);
   await fs.copyFile(file, tmp);
