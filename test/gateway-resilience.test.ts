@@ -378,7 +378,8 @@ describe('gateway: a peer dies while its stream is paused', () => {
     assert.equal(await connectedToA(), false, 'B saw the connection close');
     cb.stream.resume();
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(nodes[1].gw.svc.proc.exitCode, null, 'B\'s gateway is still running');
+    const svc = nodes[1].gw.svc;
+    assert.equal(svc.proc.exitCode, null, `B's gateway is still running; stderr: ${svc.stderr().slice(-600)}; last lines: ${JSON.stringify(svc.lines.slice(-2))}`);
     assert.equal(nodes[1].gw.svc.proc.signalCode, null);
     await listPeers(nodes[1].gw);
     assert.ok(received > 0);

@@ -39,6 +39,10 @@ test('the valid conf.yaml parses, with defaults filled and durations in ms', () 
   assert.equal(conf.node.name, 'm0');
   assert.equal(conf.peers.exchange_interval, 30_000);
   assert.equal(conf.peers.connection_timeout, 5_000);
+  // Safe for public networks by default: no private addresses learned, bounded discovery and connections.
+  assert.equal(conf.peers.allow_private_addresses, false);
+  assert.equal(conf.peers.max_learned_peers, 256);
+  assert.equal(conf.peers.max_connections, 512);
   assert.equal(conf.consensus.base_timeout, 500);
   assert.equal(conf.consensus.max_timeout, 60_000);
   assert.equal(conf.nats.url, 'nats://127.0.0.1:4222');
