@@ -284,6 +284,8 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     assert.ok(file.peers.length <= 1 + 20, `peers.yaml holds ${file.peers.length} peers after ${fakes} fake ones`);
     assert.ok(file.peers.every((p) => p.addresses.length <= 8 && p.addresses.every((x) => !x.includes('/127.0.0.1/') || p.public_key === b.identity.publicKey)));
     const learned = (await listPeers(nodes[0].gw)).peers.length;
+    console.log(`# poisoning: ${fakes} fake peers and 3 poisoned validator records → peers.yaml ${file.peers.length} peers, table ${learned}, `
+      + `rejected validator=${count('gateway_peer_records_rejected_total', 'validator')} private=${count('gateway_peer_records_rejected_total', 'private_address')} cap=${count('gateway_peer_records_rejected_total', 'cap')}`);
     assert.ok(learned <= 2 + 20 + 1, `the peer table holds ${learned} peers`);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(stranger.getConnections().length, 0, 'the penalised stranger was disconnected');

@@ -205,10 +205,10 @@ export class PeerExchange {
         this.#batch.set(p.peerId, { ...p, addresses: table.get(p.peerId)?.addresses ?? p.addresses });
       }
     }
-    const evicted = table.evictLearned(this.#opts.maxLearnedPeers, (id) => this.#deps.isValidator(id));
+    // Peers waiting to be persisted stay: they become peers.yaml entries.
+    const evicted = table.evictLearned(this.#opts.maxLearnedPeers, (id) => this.#deps.isValidator(id) || this.#batch.has(id));
     if (evicted.length > 0) {
       metrics.rejectedRecords.inc({ reason: 'table_full' }, evicted.length);
-      for (const id of evicted) this.#batch.delete(id);
       log.info({ evicted: evicted.length, cap: this.#opts.maxLearnedPeers }, 'learned peers evicted (least recently useful)');
     }
     if (learned.length > 0) log.info({ peerId: from, source, peers: learned.slice(0, 20), count: learned.length }, 'peers learned');

@@ -93,4 +93,9 @@ test('learned peers are evicted least recently useful first; configured, connect
   assert.ok(t.get('conf') && t.get('a') && t.get('b') && t.get('keep'));
   assert.equal(t.learnedCount(), 3);
   assert.deepEqual(t.evictLearned(0, (id) => id === 'keep'), ['a'], 'connected and kept peers stay even past the bound');
+  t.upsertKnown('old', ['/ip4/8.8.8.8/tcp/1']);
+  advance(10);
+  t.upsertKnown('failing', ['/ip4/192.0.2.1/tcp/1']);
+  t.failure('failing', 'dial', 'timeout');
+  assert.deepEqual(t.evictLearned(3, (id) => id === 'keep'), ['failing'], 'a peer whose dial failed goes before an older one');
 });

@@ -110,14 +110,16 @@ export class PeerTable {
 
   /**
    * Forgets learned peers (never configured ones, never connected ones, never `keep`) until at
-   * most `max` remain, least recently useful first. Returns the evicted peer ids.
+   * most `max` remain: those whose last dial failed first, then the least recently useful.
+   * Returns the evicted peer ids.
    */
   evictLearned(max: number, keep: (peerId: string) => boolean): string[] {
     let over = this.learnedCount() - max;
     if (over <= 0) return [];
     const candidates = this.all()
       .filter((e) => e.known && !e.configured && e.phase === 'disconnected' && !keep(e.peerId))
-      .sort((a, b) => a.usefulAtMs - b.usefulAtMs);
+      // Peers whose last dial failed go first (a fake peer never answers), then the least recently useful.
+      .sort((a, b) => Number(b.consecutiveFailures > 0) - Number(a.consecutiveFailures > 0) || a.usefulAtMs - b.usefulAtMs);
     const evicted: string[] = [];
     for (const e of candidates) {
       if (over-- <= 0) break;
