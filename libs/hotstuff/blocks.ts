@@ -78,6 +78,11 @@ export class BlockTree {
     }
   }
 
+  /** Forget a block found invalid after it was added (its parent came later). */
+  remove(hex: string): void {
+    if (hex !== toHex(this.#committed.hash)) this.#blocks.delete(hex);
+  }
+
   markCommitted(tip: Block): void {
     this.#committed = tip;
   }

@@ -84,6 +84,8 @@ export class EngineCore {
   signedNewView: NewView | null = null;
   readonly future = new Map<number, Proposal[]>();
   readonly wanted = new Map<string, WantedBlock>();
+  /** Fetched blocks stored before their parent was known: parent hex → child hex, re-checked when it comes. */
+  readonly uncheckedChild = new Map<string, string>();
   pendingCommit: QuorumCert | null = null;
   halted = false;
   txsAvailable = false;

@@ -149,5 +149,12 @@ export interface EngineDeps {
   hashBlock(header: BlockHeader): Hash;
   /** Checks one signature against the sender's public key. */
   verify(message: SignedMessage): boolean;
+  /**
+   * Block content validity (tx root, state hash, exactly-once), injected so the engine stays
+   * pure: why `block` is invalid, or null. `parent` undefined when not known yet (the engine
+   * calls again once it is); `ancestors` are the uncommitted blocks from the parent down to
+   * the committed tip. The service passes libs/blocks `blockError`; absent, content is not checked.
+   */
+  checkBlock?(block: Block, parent: Block | undefined, ancestors: readonly Block[]): string | null;
   metrics?: EngineMetrics;
 }

@@ -6,7 +6,7 @@
 import { bytesEqual, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { considerProposal, onQcAnnounce } from './replica.ts';
-import { want } from './sync.ts';
+import { contentError, want } from './sync.ts';
 import type { Block, Proposal, QuorumCert, Vote } from './types.ts';
 
 export function tryPropose(core: EngineCore): void {
@@ -57,7 +57,7 @@ function payloadError(core: EngineCore, block: Block, justify: QuorumCert): stri
   if (h.height !== parent.header.height + 1) return 'height is not parent + 1';
   if (!bytesEqual(h.parentHash, parent.hash)) return 'parent is not the highQC block';
   if (!bytesEqual(core.deps.hashBlock(h), block.hash)) return 'hash does not match header';
-  return null;
+  return contentError(core, block, parent);
 }
 
 /** The proposal signature came back: send it, then vote on it like any replica. */

@@ -7,7 +7,7 @@
 import { bytesEqual, shortHex, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { qcKey } from './qc.ts';
-import { commitWith, want } from './sync.ts';
+import { commitWith, contentError, want } from './sync.ts';
 import { Phase, type Block, type Proposal, type QcAnnounce, type QuorumCert } from './types.ts';
 
 /** How far ahead a proposal may be buffered until this member reaches its view. */
@@ -59,6 +59,15 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
   if (p.block.header.height !== parent.header.height + 1) {
     return core.reject(p.sender, 'invalid_block', `height ${p.block.header.height} after parent ${parent.header.height}`);
   }
+  // Exactly-once needs every uncommitted ancestor: fetch a missing one first.
+  const path = core.tree.commitPath(parent.hash);
+  if (path.kind === 'missing') {
+    core.round.waiting = p;
+    return want(core, path.hash, p.sender);
+  }
+  // Content (tx root, state hash from the now-known parent, exactly-once), re-run after a fetch.
+  const bad = contentError(core, p.block, parent);
+  if (bad) return core.reject(p.sender, 'invalid_block', bad);
   if (!safeNode(core, p)) return;
   core.storeBlock(p.block);
   if (!core.claimVote(p.view, Phase.PREPARE)) return;

@@ -36,55 +36,115 @@ export function retryFetches(core: EngineCore): void {
 }
 
 export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCert[]): void {
-  const accepted = acceptLinked(core, blocks);
-  if (accepted < blocks.length) core.reject(null, 'unsolicited', `${blocks.length - accepted} fetched blocks not asked for`);
+  // QCs first: a block certified by a QC in the response may be accepted unasked (catch-up
+  // responses carry committed blocks upward from our committed tip with their QCs).
+  const valid: QuorumCert[] = [];
   for (const qc of qcs) {
     const checked = core.qcs.check(qc);
-    if (!checked.ok) {
-      core.reject(null, 'invalid_qc', `fetched: ${checked.why}`);
-      continue;
-    }
-    if (checked.qc.phase === Phase.PREPARE) core.notePrepareQC(checked.qc);
-    if (checked.qc.phase === Phase.COMMIT) commitWith(core, checked.qc, core.leaderOf(checked.qc.view));
+    if (!checked.ok) core.reject(null, 'invalid_qc', `fetched: ${checked.why}`);
+    else valid.push(checked.qc);
+  }
+  const before = core.tree.committed.header.height;
+  const accepted = acceptLinked(core, blocks, valid);
+  if (accepted < blocks.length) core.reject(null, 'unsolicited', `${blocks.length - accepted} fetched blocks not accepted`);
+  for (const qc of valid) {
+    if (qc.phase === Phase.PREPARE) core.notePrepareQC(qc);
+    if (qc.phase === Phase.COMMIT) commitWith(core, qc, core.leaderOf(qc.view));
   }
   resume(core);
+  // A partial answer moved the committed tip: ask again for what is still missing, from there.
+  if (core.tree.committed.header.height > before) {
+    for (const w of core.wanted.values()) {
+      core.emitOutbound({ type: 'fetch', hash: w.hash, from: w.from, aboveHeight: core.tree.committed.header.height });
+    }
+  }
 }
 
-/** Accept blocks that hash-link to a wanted hash, repeatedly (a chain may come in any order). */
-function acceptLinked(core: EngineCore, blocks: Block[]): number {
+/** Why `block` (whose parent may be unknown) is invalid, or null; the ancestors come from the tree. */
+export function contentError(core: EngineCore, block: Block, parent: Block | undefined): string | null {
+  const check = core.deps.checkBlock;
+  if (!check) return null;
+  const ancestors: Block[] = [];
+  const committed = core.tree.committed.header.height;
+  let cur = parent;
+  while (cur && cur.header.height > committed) {
+    ancestors.push(cur);
+    cur = core.tree.get(toHex(cur.header.parentHash));
+  }
+  return check(block, parent, ancestors);
+}
+
+/**
+ * Accept blocks that hash-link to a wanted hash or to a block certified by one of `qcs`
+ * (walking parent links within the response), lowest first, each only once its content holds.
+ * A block whose parent is still unknown is checked without it and re-checked when the parent
+ * is stored (see recheckChild): the state hash is never skipped for good.
+ */
+function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCert[]): number {
   const byHex = new Map<string, Block>();
   for (const b of blocks) byHex.set(toHex(b.hash), b);
-  const parents: { hash: Hash; from: number }[] = [];
-  let accepted = 0;
+  const seeds = new Map<string, number>();
+  for (const [hex, w] of core.wanted) seeds.set(hex, w.from);
+  for (const qc of qcs) {
+    const hex = toHex(qc.blockHash);
+    if (!seeds.has(hex)) seeds.set(hex, core.leaderOf(qc.view));
+  }
+  const linked: { b: Block; hex: string; from: number }[] = [];
   for (let progress = true; progress; ) {
     progress = false;
     for (const [hex, b] of byHex) {
-      const w = core.wanted.get(hex);
-      if (!w) continue;
+      const from = seeds.get(hex);
+      if (from === undefined) continue;
       byHex.delete(hex);
+      if (core.tree.get(hex)) continue;
       if (b.header.chainId !== core.config.chainId || !bytesEqual(core.deps.hashBlock(b.header), b.hash)) {
-        core.reject(w.from, 'invalid_block', `fetched block ${shortHex(b.hash)} does not match its hash`);
+        core.reject(from, 'invalid_block', `fetched block ${shortHex(b.hash)} does not match its hash`);
         continue;
       }
-      core.wanted.delete(hex);
-      core.storeBlock(b, hex);
-      accepted++;
+      linked.push({ b, hex, from });
       progress = true;
       const parentHex = toHex(b.header.parentHash);
-      if (b.header.height - 1 > core.tree.committed.header.height && !core.tree.get(parentHex)) {
-        core.wanted.set(parentHex, { hash: b.header.parentHash, from: w.from, attempts: 0 });
-        parents.push({ hash: b.header.parentHash, from: w.from });
-      }
+      if (!core.tree.get(parentHex) && !seeds.has(parentHex)) seeds.set(parentHex, from);
+    }
+  }
+  linked.sort((x, y) => x.b.header.height - y.b.header.height);
+  let accepted = 0;
+  const parents: { hash: Hash; from: number }[] = [];
+  for (const { b, hex, from } of linked) {
+    const parentHex = toHex(b.header.parentHash);
+    const parent = core.tree.get(parentHex);
+    const bad = contentError(core, b, parent);
+    if (bad) {
+      // Kept wanted: the next retry asks someone else.
+      core.reject(from, 'invalid_block', `fetched block ${shortHex(b.hash)}: ${bad}`);
+      continue;
+    }
+    core.wanted.delete(hex);
+    storeChecked(core, b, hex);
+    accepted++;
+    if (!parent && b.header.height - 1 > core.tree.committed.header.height) {
+      core.uncheckedChild.set(parentHex, hex);
+      parents.push({ hash: b.header.parentHash, from });
     }
   }
   // Ancestors the answer did not include are asked for explicitly.
-  for (const p of parents) {
-    const hex = toHex(p.hash);
-    if (!core.wanted.has(hex)) continue;
-    core.wanted.delete(hex);
-    want(core, p.hash, p.from);
-  }
+  for (const p of parents) if (!core.tree.get(toHex(p.hash))) want(core, p.hash, p.from);
   return accepted;
+}
+
+/** Store a block whose content was checked, then re-check a child that waited for it. */
+function storeChecked(core: EngineCore, b: Block, hex: string): void {
+  core.storeBlock(b, hex);
+  const childHex = core.uncheckedChild.get(hex);
+  if (childHex === undefined) return;
+  core.uncheckedChild.delete(hex);
+  const child = core.tree.get(childHex);
+  if (!child) return;
+  const bad = contentError(core, child, b);
+  if (bad) {
+    core.tree.remove(childHex);
+    core.reject(null, 'invalid_block', `fetched block ${shortHex(child.hash)} once its parent was known: ${bad}`);
+  }
 }
 
 /** Retry what was waiting for blocks: a commit, a proposal, a leader's parent. */

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
+import { blockError } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
   createEngine, restoreEngine, genesisBlock, roundRobinLeader, type Block, type EngineAction, type EngineConfig, type EngineEvent,
@@ -53,7 +54,9 @@ export class ConsensusDriver {
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
     this.#deps = deps;
-    const engineDeps = { hashBlock: deps.store.hashBlock, verify: deps.verifier.verifySync };
+    const validity = { chainId: opts.engine.chainId, hashBlock: deps.store.hashBlock, isCommitted: (id: Uint8Array) => deps.store.hasTx(id) };
+    const engineDeps = { hashBlock: deps.store.hashBlock, verify: deps.verifier.verifySync,
+      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity) };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(this.#genesis);
     this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);

@@ -1,0 +1,33 @@
+// The transaction ids and Merkle root of a block, computed once per block object: a block of
+// 10,000 transactions is otherwise hashed again by every step that needs them (the root check
+// at proposal and again at commit, the commit index, mempool removal, events).
+
+import { merkleRoot, txHash } from '#libs/crypto/index.ts';
+import type { Block } from '#libs/hotstuff/index.ts';
+
+const hashes = new WeakMap<readonly Uint8Array[], Uint8Array[]>();
+const roots = new WeakMap<readonly Uint8Array[], Uint8Array>();
+
+export function txHashesOf(b: Pick<Block, 'txs'>): Uint8Array[] {
+  let h = hashes.get(b.txs);
+  if (!h) {
+    h = b.txs.map(txHash);
+    hashes.set(b.txs, h);
+  }
+  return h;
+}
+
+export function txRootOf(b: Pick<Block, 'txs'>): Uint8Array {
+  let root = roots.get(b.txs);
+  if (!root) {
+    root = merkleRoot(txHashesOf(b));
+    roots.set(b.txs, root);
+  }
+  return root;
+}
+
+/** Records what a leader already knows about the block it builds, so nothing is hashed twice. */
+export function rememberTxs(txs: readonly Uint8Array[], ids: Uint8Array[], root: Uint8Array): void {
+  hashes.set(txs, ids);
+  roots.set(txs, root);
+}

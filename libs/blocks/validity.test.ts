@@ -1,0 +1,56 @@
+// Block validity with the real hashes (SHA-256 header hash, Merkle root, running state hash).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blockHash, merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
+import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
+import { blockError, type ValidityContext } from './index.ts';
+
+const enc = new TextEncoder();
+const chainId = 'validity-test';
+const committed = new Set<string>();
+const ctx: ValidityContext = { chainId, hashBlock: blockHash, isCommitted: (id) => committed.has(toHex(id)) };
+const genesis = genesisBlock(chainId, blockHash);
+
+function block(parent: Block, txs: Uint8Array[], over: Partial<Block['header']> = {}): Block {
+  const txRoot = merkleRoot(txs.map(txHash));
+  const header = { chainId, height: parent.header.height + 1, view: parent.header.view + 1, parentHash: parent.hash, proposer: 0,
+    timestampMs: 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot), ...over };
+  return { header, hash: blockHash(header), txs };
+}
+
+test('a well-formed block is valid, with or without its parent known', () => {
+  const b = block(genesis, [enc.encode('a'), enc.encode('b')]);
+  assert.equal(blockError(b, genesis, [], ctx), null);
+  assert.equal(blockError(b, undefined, [], ctx), null);
+});
+
+test('the right header with other transactions is refused (tx root)', () => {
+  const b = block(genesis, [enc.encode('a')]);
+  assert.match(blockError({ ...b, txs: [enc.encode('forged')] }, genesis, [], ctx) ?? '', /tx_root/);
+  assert.match(blockError({ ...b, txs: [enc.encode('forged')] }, undefined, [], ctx) ?? '', /tx_root/, 'even before the parent is known');
+});
+
+test('a state hash that does not follow from the parent is refused once the parent is known', () => {
+  const b1 = block(genesis, [enc.encode('a')]);
+  const b2 = block(b1, [enc.encode('b')], { stateHash: genesis.header.stateHash });
+  assert.equal(blockError(b2, undefined, [], ctx), null, 'not checkable without the parent');
+  assert.match(blockError(b2, b1, [b1], ctx) ?? '', /state_hash/);
+});
+
+test('cheap checks: chain id, header hash, height and parent link', () => {
+  const b1 = block(genesis, [enc.encode('a')]);
+  assert.match(blockError(block(genesis, [], { chainId: 'other' }), genesis, [], ctx) ?? '', /chain id/);
+  assert.match(blockError({ ...b1, hash: genesis.hash }, genesis, [], ctx) ?? '', /hash/);
+  assert.match(blockError(block(genesis, [], { height: 5 }), genesis, [], ctx) ?? '', /height/);
+  assert.match(blockError(block(b1, []), genesis, [], ctx) ?? '', /parent/);
+});
+
+test('exactly-once: no tx twice in a block, none committed, none in an uncommitted ancestor', () => {
+  const a = enc.encode('a');
+  assert.match(blockError(block(genesis, [a, enc.encode('x'), a]), genesis, [], ctx) ?? '', /twice/);
+  const b1 = block(genesis, [a]);
+  assert.match(blockError(block(b1, [enc.encode('y'), a]), b1, [b1], ctx) ?? '', /uncommitted ancestor/);
+  committed.add(toHex(txHash(enc.encode('done'))));
+  assert.match(blockError(block(genesis, [enc.encode('done')]), genesis, [], ctx) ?? '', /already committed/);
+});

@@ -1,0 +1,59 @@
+// What makes a block valid, in one place: the proposal path (the engine, before it votes or
+// proposes) and block sync (before a fetched block is stored) both call blockError. Cheap
+// checks come first (chain id, header hash, parent link, height), then the Merkle root over
+// the transactions, the running state hash, and exactly-once: no transaction twice in the
+// block, none already committed, none in an uncommitted ancestor between it and the committed
+// tip. Must never accept a block it could not fully check without saying which part it skipped.
+
+import { nextStateHash, toHex } from '#libs/crypto/index.ts';
+import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
+import { txHashesOf, txRootOf } from './tx-hashes.ts';
+
+export interface ValidityContext {
+  chainId: string;
+  hashBlock(h: BlockHeader): Hash;
+  /** Is this transaction id in the committed log (the block store's tx index)? */
+  isCommitted(txId: Hash): boolean;
+}
+
+/**
+ * Why `block` is invalid, or null. `parent` undefined: the parent is not known yet, so the
+ * parent link, height and state hash are left for the call made once it is (the engine makes
+ * it). `ancestors`: the uncommitted blocks from the parent down to (not including) the
+ * committed tip, whose transactions the block must not repeat.
+ */
+export function blockError(block: Block, parent: Block | undefined, ancestors: readonly Block[], ctx: ValidityContext): string | null {
+  const h = block.header;
+  if (h.chainId !== ctx.chainId) return `chain id ${JSON.stringify(h.chainId)} is not ours`;
+  if (!bytesEqual(ctx.hashBlock(h), block.hash)) return 'hash does not match the header';
+  if (parent) {
+    if (!bytesEqual(h.parentHash, parent.hash)) return 'parent hash is not the parent';
+    if (h.height !== parent.header.height + 1) return `height ${h.height} after parent ${parent.header.height}`;
+  }
+  const root = txRootOf(block);
+  if (!bytesEqual(root, h.txRoot)) return 'tx_root does not match the transactions';
+  if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), h.stateHash)) {
+    return 'state_hash does not follow from the parent';
+  }
+  return duplicateError(block, ancestors, ctx);
+}
+
+/** Exactly-once: the first transaction the block repeats (within itself, committed, or in flight). */
+function duplicateError(block: Block, ancestors: readonly Block[], ctx: ValidityContext): string | null {
+  const ids = txHashesOf(block);
+  if (ids.length === 0) return null;
+  const seen = new Set<string>();
+  for (const [i, id] of ids.entries()) {
+    const hex = toHex(id);
+    if (seen.has(hex)) return `transaction ${i} (${hex.slice(0, 16)}) appears twice in the block`;
+    seen.add(hex);
+    if (ctx.isCommitted(id)) return `transaction ${i} (${hex.slice(0, 16)}) is already committed`;
+  }
+  for (const a of ancestors) {
+    for (const id of txHashesOf(a)) {
+      const hex = toHex(id);
+      if (seen.has(hex)) return `transaction ${hex.slice(0, 16)} is already in uncommitted ancestor at height ${a.header.height}`;
+    }
+  }
+  return null;
+}
