@@ -1,0 +1,185 @@
+// The honest side of a Byzantine run: a real 4-member federation (N = 4, f = 1) started with
+// `btcfed init` + the devnet, 16 real processes over real libp2p, gRPC with mutual TLS and NATS.
+// Member m3's consensus process is stopped by the scenario runner and replaced by the Byzantine
+// member (member.ts); m0–m2 stay honest. The checks every scenario ends with live here: honest
+// members keep committing, none halts, their logs agree, their memory and disk stay bounded.
+
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { toHex } from '#libs/crypto/index.ts';
+import { call } from '#libs/rpc/index.ts';
+import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { consensusClient } from '../../cli/client.ts';
+import { initFederation, memberPorts } from '../../cli/init.ts';
+import { runDevnet, type Devnet, type Service } from '../../cli/devnet.ts';
+import { NATS_URL } from '../support/store.ts';
+
+export const N = 4;
+export const HONEST = [0, 1, 2] as const;
+export const BYZANTINE = 3;
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  while (Date.now() - t0 < ms) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) { lastErr = err; }
+    await sleep(250);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Federation {
+  readonly dir: string;
+  readonly basePort: number;
+  readonly chainId: string;
+  readonly net: Devnet;
+  readonly clients: ConsensusServiceClient[];
+
+  private constructor(dir: string, basePort: number, chainId: string, net: Devnet, clients: ConsensusServiceClient[]) {
+    this.dir = dir; this.basePort = basePort; this.chainId = chainId; this.net = net; this.clients = clients;
+  }
+
+  static async start(): Promise<Federation> {
+    // Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
+    const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+    const chainId = `byz-${randomBytes(3).toString('hex')}`;
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-byz-'));
+    try {
+      await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+      const net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS_URL, quiet: true }, () => undefined);
+      const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
+      return new Federation(dir, basePort, chainId, net, clients);
+    } catch (err) {
+      if (!process.env.KEEP_BYZ) await fs.rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  memberDir(i: number): string { return path.join(this.dir, `m${i}`); }
+  ports(i: number) { return memberPorts(this.basePort, i); }
+  proc(i: number, service: Service) { return this.net.procs.find((p) => p.member === `m${i}` && p.service === service)!; }
+
+  /** Stops one service of one member (SIGTERM, then waits for its exit). */
+  async stopService(i: number, service: Service): Promise<void> {
+    const p = this.proc(i, service);
+    if (p.exited) return;
+    const gone = new Promise((r) => p.child.once('exit', r));
+    p.child.kill('SIGTERM');
+    await gone;
+  }
+
+  status(i: number) { const c = this.clients[i]!; return call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }); }
+
+  async heights(members: readonly number[] = HONEST): Promise<number[]> {
+    return Promise.all(members.map(async (i) => Number((await this.status(i)).committedHeight)));
+  }
+
+  /** Honest members commit at least `k` more blocks within `ms`; none reports a halt. */
+  async keepsCommitting(k: number, ms = 60_000): Promise<{ from: number; to: number }> {
+    const start = Math.min(...(await this.heights()));
+    const to = await until(`every honest member to commit ${k} more blocks (from ${start})`, async () => {
+      await this.noneHalted();
+      const hs = await this.heights();
+      return Math.min(...hs) >= start + k ? Math.min(...hs) : undefined;
+    }, ms);
+    return { from: start, to };
+  }
+
+  /** GetStatus of every honest member answers and none reports DIVERGENCE or a halt. */
+  async noneHalted(): Promise<void> {
+    for (const i of HONEST) {
+      const s = await this.status(i) as unknown as Record<string, unknown>;
+      const text = JSON.stringify(s, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v instanceof Uint8Array ? toHex(v) : v));
+      if (s.halted === true || /DIVERGENCE/.test(text) || (typeof s.haltReason === 'string' && s.haltReason !== '')) {
+        throw new Error(`m${i} halted: ${text.slice(0, 400)}`);
+      }
+    }
+  }
+
+  /** The committed block hash at every height 1..top, the same on every honest member. */
+  async logsAgree(): Promise<number> {
+    const top = Math.min(...(await this.heights()));
+    const logs = await Promise.all(HONEST.map(async (i) => {
+      const c = this.clients[i]!;
+      const out: string[] = [];
+      for (let from = 1; from <= top; from += 100) {
+        const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: true }, { deadlineMs: 15_000 });
+        for (const b of r.blocks) if (b.block!.header!.height <= top) out.push(`${b.block!.header!.height}:${toHex(b.blockHash)}`);
+      }
+      return out;
+    }));
+    for (const [i, l] of logs.entries()) {
+      if (l.length !== top) throw new Error(`m${HONEST[i]} lists ${l.length} committed blocks up to height ${top}`);
+      const differ = l.findIndex((e, h) => e !== logs[0]![h]);
+      if (differ >= 0) throw new Error(`m${HONEST[i]} and m0 disagree at height ${differ + 1}: ${l[differ]} vs ${logs[0]![differ]}`);
+    }
+    return top;
+  }
+
+  async metrics(i: number, service: 'consensus' | 'gateway' | 'signer'): Promise<string> {
+    const p = this.ports(i);
+    const port = service === 'consensus' ? p.consensusMetrics : service === 'gateway' ? p.gatewayMetrics : p.signerMetrics;
+    return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  }
+
+  /** Sum of a metric's samples on one member's service, optionally only those whose labels match. */
+  async metric(i: number, service: 'consensus' | 'gateway' | 'signer', name: string, labels?: RegExp): Promise<number> {
+    const text = await this.metrics(i, service);
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)(\{[^}]*\})? ([-0-9.e+]+|NaN)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      if (labels && !labels.test(m[2] ?? '')) continue;
+      sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  /** Resident memory of one member's service process, in MiB (from /proc). */
+  async rssMiB(i: number, service: Service): Promise<number> {
+    const pid = this.proc(i, service).child.pid!;
+    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+  }
+
+  async diskMiB(rel: string): Promise<number> {
+    return (await dirBytes(path.join(this.dir, rel))) / (1 << 20);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients) c.close();
+    await this.net.stop();
+  }
+
+  async remove(keep: boolean): Promise<void> {
+    if (keep) console.log(`# byzantine: kept ${this.dir}`);
+    else await fs.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** The last warnings of every honest service, for whoever reads a failure. */
+  async warnings(): Promise<string[]> {
+    const out: string[] = [];
+    for (const i of HONEST) {
+      for (const service of ['consensus', 'gateway', 'signer']) {
+        const text = await fs.readFile(path.join(this.memberDir(i), 'logs', `${service}.log`), 'utf8').catch(() => '');
+        for (const l of text.split('\n').filter((x) => /"level":(40|50|60)/.test(x)).slice(-5)) out.push(`[m${i}/${service}] ${l.slice(0, 300)}`);
+      }
+    }
+    return out;
+  }
+}
+
+async function dirBytes(p: string): Promise<number> {
+  const st = await fs.stat(p).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  let n = 0;
+  for (const e of await fs.readdir(p)) n += await dirBytes(path.join(p, e));
+  return n;
+}

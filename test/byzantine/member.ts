@@ -1,0 +1,169 @@
+// The Byzantine member: m3 with its real SLH-DSA key, speaking the real wire protocol through
+// m3's real gateway (so every frame crosses real libp2p to the honest members). It runs the
+// project's own honest pieces — ConsensusDriver, Inbound, a real LMDB BlockStore, the real
+// SignatureVerifier — composed as services/consensus/main.ts composes them, except for two things:
+// its signer is the raw key (no voting rules: it signs whatever it is asked to), and its
+// transport is scripted. All misbehaviour lives in the Script (drop, rewrite, duplicate frames)
+// and in `inject` (raw frames built with libs/wire and signed with the key), never in honest code.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pino } from 'pino';
+import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
+import { createClient } from '#libs/rpc/index.ts';
+import { fetchConfig, memberSecurityFromDir } from '#libs/service/index.ts';
+import { genesisBlock, roundRobinLeader } from '#libs/hotstuff/index.ts';
+import { decodeFrame, encodeFrame, signingBytesOfRequest, type Frame, type FrameLimits } from '#libs/wire/index.ts';
+import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
+import { openKey } from '../../services/signer/keyfile.ts';
+import { BlockStore } from '../../services/consensus/block-store.ts';
+import { ConsensusDriver } from '../../services/consensus/driver.ts';
+import { GatewayLink } from '../../services/consensus/gateway-link.ts';
+import { Inbound } from '../../services/consensus/inbound.ts';
+import { Mempool } from '../../services/consensus/mempool.ts';
+import { systemClock, type TransportPort } from '../../services/consensus/ports.ts';
+import { MAX_SYNC_BLOCKS } from '../../services/consensus/sync.ts';
+import { SignatureVerifier } from '../../services/consensus/verifier.ts';
+
+const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
+
+/** Where a frame the honest pieces want to send goes: one validator, or all of them. */
+export type Dest = number | 'all';
+export interface Outgoing { to: Dest; bytes: Uint8Array }
+
+/** The misbehaviour: rewrites what the member's honest pieces send and what reaches them. */
+export interface Script {
+  /** The frames to send instead of `frame` (return [] to withhold it); undefined sends it as is. */
+  outbound?(to: Dest, frame: Frame, bytes: Uint8Array): Outgoing[] | undefined;
+  /** false swallows an inbound frame before the honest pieces see it. */
+  inbound?(from: number, frame: Frame | undefined, bytes: Uint8Array): boolean;
+}
+
+/** A TransportPort over the gateway link that lets the script see and rewrite every frame. */
+class ScriptedTransport implements TransportPort {
+  readonly #link: GatewayLink;
+  readonly #limits: FrameLimits;
+  script: Script = {};
+  constructor(link: GatewayLink, limits: FrameLimits) { this.#link = link; this.#limits = limits; }
+  send(to: number, frame: Uint8Array): void { this.#out(to, frame); }
+  broadcast(frame: Uint8Array): void { this.#out('all', frame); }
+  #out(to: Dest, bytes: Uint8Array): void {
+    const rewrite = this.script.outbound;
+    const out = rewrite ? rewrite(to, decodeFrame(bytes, this.#limits), bytes) ?? [{ to, bytes }] : [{ to, bytes }];
+    for (const o of out) this.raw(o.to, o.bytes);
+  }
+  /** Straight to the gateway, past the script. */
+  raw(to: Dest, bytes: Uint8Array): void {
+    if (to === 'all') this.#link.broadcast(bytes); else this.#link.send(to, bytes);
+  }
+}
+
+export interface ByzantineMemberOptions { memberDir: string; gatewayAddress: string; storeAddress: string }
+
+export class ByzantineMember {
+  readonly self: number;
+  readonly n: number;
+  readonly chainId: string;
+  readonly limits: FrameLimits;
+  readonly driver: ConsensusDriver;
+  readonly inbound: Inbound;
+  readonly #transport: ScriptedTransport;
+  readonly #link: GatewayLink;
+  readonly #store: BlockStore;
+  readonly #sign: (bytes: Uint8Array) => Promise<Uint8Array>;
+  readonly #closers: Array<() => void> = [];
+  maxFrameBytes = 0;
+
+  private constructor(p: {
+    self: number; n: number; chainId: string; limits: FrameLimits; driver: ConsensusDriver; inbound: Inbound; transport: ScriptedTransport;
+    link: GatewayLink; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>;
+  }) {
+    this.self = p.self; this.n = p.n; this.chainId = p.chainId; this.limits = p.limits; this.driver = p.driver; this.inbound = p.inbound;
+    this.#transport = p.transport; this.#link = p.link; this.#store = p.store; this.#sign = p.sign; this.#closers = p.closers;
+  }
+
+  /** Takes over a member whose consensus process has been stopped: its key, its LMDB, its gateway. */
+  static async start(o: ByzantineMemberOptions): Promise<ByzantineMember> {
+    const sec = memberSecurityFromDir(o.memberDir, 'consensus');
+    const storeClient = createClient(StoreServiceClient, o.storeAddress, { security: sec.client });
+    const { conf } = await fetchConfig(storeClient);
+    storeClient.close();
+    const self = conf.validators.findIndex((v) => v.name === conf.node.name);
+    const c = conf.consensus;
+    const n = conf.validators.length;
+    const paramSet = conf.crypto.param_set;
+    const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
+    const signerDir = path.join(o.memberDir, 'signer');
+    const passphrase = (await fs.readFile(path.join(signerDir, 'passphrase'), 'utf8')).trim();
+    const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
+    const sign = (bytes: Uint8Array) => dsa.sign(secretKey, bytes);
+    const wireLimits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
+    const limits: FrameLimits = { ...wireLimits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash };
+    const log = pino({ level: process.env.BYZ_LOG ?? 'silent' }).child({ member: conf.node.name, byzantine: true });
+    // The member's own LMDB: its last votes are there, so its honest pieces never equivocate by accident.
+    const store = new BlockStore({ path: path.join(o.memberDir, 'consensus'), limits: wireLimits, hashBlock: blockHash });
+    const gatewayClient = createClient(GatewayServiceClient, o.gatewayAddress, { security: sec.client, grpcOptions: BIG_MESSAGES });
+    let inbound: Inbound | undefined;
+    let transport: ScriptedTransport | undefined;
+    let member: ByzantineMember | undefined;
+    const link = new GatewayLink({
+      client: gatewayClient, log,
+      onReady: (r) => { if (member) member.maxFrameBytes = r.maxFrameBytes; },
+      onFrame: (from, bytes) => {
+        let frame: Frame | undefined;
+        try { frame = decodeFrame(bytes, limits); } catch { frame = undefined; }
+        if (transport?.script.inbound && !transport.script.inbound(from, frame, bytes)) return;
+        inbound?.onFrame(from, bytes);
+      },
+    });
+    transport = new ScriptedTransport(link, limits);
+    const driver = new ConsensusDriver(
+      { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts: { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout } },
+        maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
+      {
+        store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
+        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
+        // No signer rules: the raw key signs whatever the engine (or the script) asks.
+        signer: { sign: (req) => sign(signingBytesOfRequest(c.chain_id, req)) },
+        transport, clock: systemClock, log,
+      },
+    );
+    inbound = new Inbound({ limits, self, leaderOf: (v) => roundRobinLeader(v, n), driver, pool: driver.pool, verifier: driver.verifier, transport, clock: systemClock, log });
+    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()] });
+    link.start();
+    driver.start();
+    return member;
+  }
+
+  get view(): number { return this.driver.engine.view; }
+  leaderOf(view: number): number { return roundRobinLeader(view, this.n); }
+  get attached(): boolean { return this.#link.connected; }
+
+  /** Sets the misbehaviour from now on ({} = behave). */
+  play(script: Script): void { this.#transport.script = script; }
+
+  /** Signs bytes with the member's real key. */
+  sign(bytes: Uint8Array): Promise<Uint8Array> { return this.#sign(bytes); }
+
+  /** Sends a frame built by the scenario, past the script. */
+  inject(to: Dest, frame: Frame | Uint8Array): void {
+    this.#transport.raw(to, frame instanceof Uint8Array ? frame : encodeFrame(this.chainId, frame));
+  }
+
+  /** Waits until the member is attached to its gateway. */
+  async ready(ms = 20_000): Promise<void> {
+    const t0 = Date.now();
+    while (!this.#link.connected) {
+      if (Date.now() - t0 > ms) throw new Error('the Byzantine member could not attach to m3\'s gateway');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  close(): void {
+    this.driver.stop();
+    this.#link.close();
+    for (const c of this.#closers) c();
+    this.#store.close();
+  }
+}

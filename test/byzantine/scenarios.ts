@@ -1,0 +1,346 @@
+// The scenarios: each one a named attack by m3 (with its real key) or by a keyless stranger, and
+// the checks that show it defeated. A scenario throws, saying which honest behaviour is wrong,
+// when it is not defeated. Every scenario ends with the same health check (commits go on, none
+// halted, logs agree), so a scenario that leaves the federation damaged fails itself, not the next.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parse } from 'yaml';
+import { multiaddr } from '@multiformats/multiaddr';
+import { blockHash, toHex, txHash, voteSigningBytes, newViewSigningBytes, proposalSigningBytes } from '#libs/crypto/index.ts';
+import { call } from '#libs/rpc/index.ts';
+import { Phase, type Block } from '#libs/hotstuff/index.ts';
+import { encodeFrame, type Frame } from '#libs/wire/index.ts';
+import { generateIdentity } from '#libs/config/index.ts';
+import { TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { EquivocationEvidence } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { encodeFrame as encodeStreamFrame } from '../../services/gateway/framing.ts';
+import { EXCHANGE_PROTOCOL } from '../../services/gateway/exchange.ts';
+import { strangerNode } from '../support/gateway.ts';
+import { recordEvents } from '../support/store.ts';
+import { BYZANTINE, HONEST, sleep, until, type Federation } from './federation.ts';
+import type { ByzantineMember, Outgoing } from './member.ts';
+
+export interface Context { fed: Federation; byz: ByzantineMember; note(s: string): void }
+export interface Scenario { name: string; ci: boolean; run(ctx: Context): Promise<void> }
+
+const MAX_VIEW = 2 ** 53 - 1;
+const check = (ok: boolean, why: string) => { if (!ok) throw new Error(why); };
+
+/** The health check every scenario ends with: honest members commit `k` more, none halted, logs agree. */
+export async function healthy(fed: Federation, k = 3, ms = 60_000): Promise<string> {
+  const r = await fed.keepsCommitting(k, ms);
+  const top = await fed.logsAgree();
+  return `heights ${r.from}→${r.to}, logs agree to ${top}`;
+}
+
+/** Runs `attack` repeatedly in the background until the returned stop() is called. */
+function background(attack: () => Promise<void>): { stop(): Promise<void> } {
+  let on = true;
+  const loop = (async () => { while (on) { try { await attack(); } catch { /* keep attacking */ } await sleep(5); } })();
+  return { stop: async () => { on = false; await loop; } };
+}
+
+const withhold: Scenario = {
+  name: 'withhold-then-forge-sync', ci: true,
+  async run({ fed, byz, note }) {
+    const victim = 2;
+    const withheld = new Set<string>();
+    let forged = 0;
+    byz.play({
+      outbound(to, frame) {
+        // Lead as usual towards m0 and m1; m2 never gets the proposal, so it must fetch the block.
+        if (frame.type === 'consensus' && frame.message.type === 'proposal' && (to === 'all' || to === victim)) {
+          withheld.add(toHex(frame.message.block.hash));
+          const bytes = encodeFrame(byz.chainId, frame);
+          return HONEST.filter((i) => i !== victim).map((i): Outgoing => ({ to: i, bytes }));
+        }
+        // …and when it asks m3, m3 serves the right header (and QC) with other transactions.
+        if (frame.type === 'block-response' && to === victim) {
+          const blocks = frame.blocks.map((b) => {
+            if (!withheld.has(toHex(b.block.hash))) return b;
+            forged++;
+            return { ...b, block: { ...b.block, txs: [...b.block.txs, randomBytes(48)] } };
+          });
+          return [{ to, bytes: encodeFrame(byz.chainId, { ...frame, blocks }) }];
+        }
+        return undefined;
+      },
+    });
+    await until('m3 to serve m2 a forged block (m2 asks m3 for the block m3 withheld)', () => (forged > 0 ? true : undefined), 90_000);
+    await sleep(3000);
+    note(`withheld ${withheld.size} proposals from m2, served ${forged} forged blocks`);
+    // Then m3 goes silent: m0–m2 are exactly a quorum, so a victim that halted stalls everyone.
+    byz.play({ outbound: () => [] });
+    note(`m3 silent: ${await healthy(fed, 3, 90_000)}`);
+  },
+};
+
+const equivocate: Scenario = {
+  name: 'equivocate-repeatedly', ci: true,
+  async run({ fed, byz, note }) {
+    const events = await recordEvents(`btcfed.*.consensus.security.equivocation`, (b) => EquivocationEvidence.decode(b));
+    const fromView = byz.view;
+    const disk0 = await fed.diskMiB('m0/consensus');
+    let sent = 0;
+    const views = new Set<number>();
+    try {
+      const attack = background(async () => {
+        const view = byz.view;
+        const leader = byz.leaderOf(view);
+        if (leader === BYZANTINE) { await sleep(50); return; }
+        views.add(view);
+        for (let k = 0; k < 8; k++) {
+          const hash = randomBytes(32);
+          const signature = await byz.sign(voteSigningBytes({ chainId: byz.chainId, phase: Phase.PREPARE, view, blockHash: hash }));
+          byz.inject('all', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature } });
+          sent++;
+        }
+      });
+      await sleep(20_000);
+      await attack.stop();
+      await sleep(2000);
+      note(`${sent} conflicting PREPARE votes over ${views.size} views`);
+      const kept: string[] = [];
+      for (const i of HONEST) {
+        const c = fed.clients[i]!;
+        const all = [];
+        let afterSeq = 0;
+        for (;;) {
+          const r = await call(c.getEvidence.bind(c), { fromView, afterSeq, limit: 64 });
+          all.push(...r.evidence);
+          if (r.evidence.length < 64) break;
+          afterSeq = Number(r.evidence.at(-1)!.seq);
+        }
+        const mine = all.filter((e) => e.offender === BYZANTINE);
+        const keys = mine.map((e) => `${e.view}/${e.kind}`);
+        check(new Set(keys).size === keys.length, `m${i} kept ${keys.length} evidence items for ${new Set(keys).size} (offender, view, kind): evidence is not deduplicated`);
+        check(mine.length <= views.size + 1, `m${i} kept ${mine.length} evidence items for ${views.size} views`);
+        kept.push(`m${i}:${mine.length}`);
+      }
+      const published = events.seen.filter((e) => e.data.offender === BYZANTINE);
+      const pubKeys = published.map((e) => `${e.subject}/${e.data.view}/${e.data.phase}`);
+      check(new Set(pubKeys).size === pubKeys.length, `${pubKeys.length} equivocation events published for ${new Set(pubKeys).size} distinct (member, view, kind)`);
+      check(sent === 0 || published.length > 0, 'no security.equivocation event published: the offender is not reported');
+      const counted = await fed.metric(0, 'consensus', 'btcfed_consensus_equivocations_total');
+      check(counted > 0, 'btcfed_consensus_equivocations_total stayed 0 on m0');
+      const disk1 = await fed.diskMiB('m0/consensus');
+      check(disk1 - disk0 < 64, `m0's LMDB grew ${(disk1 - disk0).toFixed(1)} MiB during the attack`);
+      note(`evidence kept ${kept.join(' ')}, events ${published.length}, equivocations counted ${counted} on m0, m0 LMDB ${disk0.toFixed(1)}→${disk1.toFixed(1)} MiB`);
+    } finally {
+      await events.close();
+    }
+    note(await healthy(fed));
+  },
+};
+
+const viewJump: Scenario = {
+  name: 'view-jump', ci: true,
+  async run({ fed, byz, note }) {
+    const highQC = byz.driver.engine.safety.prepareQC;
+    const sigs0 = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_signatures_total')));
+    for (const view of [MAX_VIEW, MAX_VIEW - 1, 2 ** 40, byz.view + 1_000_000, byz.view + 50]) {
+      const nv = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, view, highQC }));
+      byz.inject('all', { type: 'consensus', message: { type: 'new-view', view, highQC, sender: BYZANTINE, signature: nv } });
+      const hash = randomBytes(32);
+      const v = await byz.sign(voteSigningBytes({ chainId: byz.chainId, phase: Phase.PREPARE, view, blockHash: hash }));
+      byz.inject('all', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature: v } });
+    }
+    await sleep(2000);
+    note(await healthy(fed, 5));
+    for (const i of HONEST) {
+      const s = await fed.status(i);
+      check(Number(s.view) < byz.view + 100, `m${i} jumped to view ${s.view} (the federation is at ${byz.view})`);
+      const mark = await fed.metric(i, 'signer', 'btcfed_signer_last_vote_view');
+      check(mark < 2 ** 40, `m${i}'s signer marks moved to view ${mark}: it refuses everything from now on`);
+    }
+    const sigs1 = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_signatures_total')));
+    for (const [k, i] of HONEST.entries()) check(sigs1[k]! > sigs0[k]!, `m${i} signed nothing after the jump: its signer is disabled`);
+    note(`views stay near ${byz.view}; every honest signer still signs`);
+  },
+};
+
+/** The newest block m0 committed, for requests that make a member walk the whole chain. */
+async function tip(fed: Federation): Promise<Uint8Array> {
+  const c = fed.clients[0]!;
+  const h = Number((await fed.status(0)).committedHeight);
+  return (await call(c.getBlock.bind(c), { by: { $case: 'height', value: h } })).blockHash;
+}
+
+const requestFlood: Scenario = {
+  name: 'block-request-flood', ci: true,
+  async run({ fed, byz, note }) {
+    const rss0 = await Promise.all(HONEST.map((i) => fed.rssMiB(i, 'consensus')));
+    const refused0 = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_rejected_messages_total')));
+    const hash = await tip(fed);
+    let sent = 0;
+    let peak = 0;
+    const attack = background(async () => {
+      for (let k = 0; k < 200; k++) {
+        byz.inject('all', { type: 'block-request', requestId: ++sent, hashes: [hash], fromHeight: 0, maxBlocks: 1 << 30 } as Frame);
+      }
+      await sleep(100);
+      for (const [k, i] of HONEST.entries()) peak = Math.max(peak, (await fed.rssMiB(i, 'consensus')) - rss0[k]!);
+    });
+    try {
+      note(`under flood: ${await healthy(fed, 5, 90_000)}`);
+    } finally {
+      await attack.stop();
+    }
+    const refused1 = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_rejected_messages_total')));
+    note(`${sent} block requests sent to each honest member; peak RSS growth ${peak.toFixed(0)} MiB; rejected ${refused1.map((r, k) => r - refused0[k]!).join('/')}`);
+    check(peak < 256, `an honest consensus process grew ${peak.toFixed(0)} MiB under the flood`);
+    check(refused1.every((r, k) => r > refused0[k]!), 'the flood of block requests was not refused and counted on every honest member');
+    note(await healthy(fed));
+  },
+};
+
+const badSignatures: Scenario = {
+  name: 'bad-signature-flood', ci: true,
+  async run({ fed, byz, note }) {
+    const bad0 = await fed.metric(0, 'consensus', 'btcfed_consensus_invalid_signatures_total', /peer="?3|from="?3|sender="?3|/);
+    const sigBytes = byz.limits.signatureBytes;
+    let sent = 0;
+    const attack = background(async () => {
+      const view = byz.view;
+      for (let k = 0; k < 100; k++) {
+        byz.inject('all', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: randomBytes(32), sender: BYZANTINE, signature: randomBytes(sigBytes) } });
+        sent++;
+      }
+      await sleep(50);
+    });
+    try {
+      note(`under flood: ${await healthy(fed, 5, 90_000)}`);
+    } finally {
+      await attack.stop();
+    }
+    const bad1 = await fed.metric(0, 'consensus', 'btcfed_consensus_invalid_signatures_total');
+    note(`${sent} forged votes to every honest member; m0 counted ${bad1 - bad0} invalid signatures`);
+    check(bad1 > bad0, 'm0 did not count the invalid signatures');
+    note(await healthy(fed));
+  },
+};
+
+const oversized: Scenario = {
+  name: 'oversized-frame-flood', ci: false,
+  async run({ fed, byz, note }) {
+    // The largest proposal the gateway carries: a 4 MiB-class block, a junk signature. Its
+    // signature must be checked (and fail) before anyone hashes megabytes of transactions.
+    const txBytes = 60_000;
+    const count = Math.max(1, Math.floor(Math.min(byz.maxFrameBytes || 4 << 20, byz.limits.maxBlockBytes) / (txBytes + 16)) - 2);
+    const txs = Array.from({ length: Math.min(count, byz.limits.maxBlockTxs) }, () => randomBytes(txBytes));
+    const justify = byz.driver.engine.safety.prepareQC;
+    let sent = 0;
+    const attack = background(async () => {
+      const view = byz.view;
+      const header = { chainId: byz.chainId, height: 1_000_000, view, parentHash: randomBytes(32), proposer: BYZANTINE, timestampMs: Date.now(), txRoot: randomBytes(32), stateHash: randomBytes(32) };
+      const block: Block = { header, hash: blockHash(header), txs };
+      byz.inject('all', { type: 'consensus', message: { type: 'proposal', view, block, justify, sender: BYZANTINE, signature: randomBytes(byz.limits.signatureBytes) } });
+      sent++;
+      await sleep(200);
+    });
+    try {
+      note(`under flood: ${await healthy(fed, 5, 90_000)}`);
+    } finally {
+      await attack.stop();
+    }
+    const peak = Math.max(...(await Promise.all(HONEST.map((i) => fed.rssMiB(i, 'consensus')))));
+    note(`${sent} proposals of ${(txs.length * txBytes / (1 << 20)).toFixed(1)} MiB with junk signatures; honest consensus RSS max ${peak.toFixed(0)} MiB`);
+    void proposalSigningBytes;
+    note(await healthy(fed));
+  },
+};
+
+const mempoolFill: Scenario = {
+  name: 'mempool-fill', ci: false,
+  async run({ fed, byz, note }) {
+    let sent = 0;
+    const attack = background(async () => {
+      byz.inject('all', { type: 'tx-batch', txs: Array.from({ length: 512 }, () => randomBytes(200)) });
+      sent += 512;
+      await sleep(20);
+    });
+    const ours = Array.from({ length: 30 }, (_, k) => new TextEncoder().encode(`honest-client-${k}-${randomBytes(4).toString('hex')}`));
+    let peak = 0;
+    try {
+      await sleep(5000);
+      await Promise.all(ours.map((tx, k) => { const c = fed.clients[HONEST[k % 3]!]!; return call(c.submitTransaction.bind(c), { tx }); }));
+      await until('the honest clients\' transactions committed on every honest member', async () => {
+        for (const i of HONEST) {
+          peak = Math.max(peak, await fed.metric(i, 'consensus', 'btcfed_consensus_mempool_transactions'));
+          const c = fed.clients[i]!;
+          for (const tx of ours) if ((await call(c.getTransaction.bind(c), { txHash: txHash(tx) })).status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
+        }
+        return true;
+      }, 90_000);
+    } finally {
+      await attack.stop();
+    }
+    note(`${sent} junk transactions from m3; ${ours.length} client transactions committed; peak honest mempool ${peak}`);
+    note(await healthy(fed));
+  },
+};
+
+/** One unsolicited announce on the exchange protocol; a reset (a penalty) is not an error here. */
+async function announce(from: Awaited<ReturnType<typeof strangerNode>>, to: ReturnType<typeof multiaddr>, peers: Array<{ publicKey: string; addresses: string[] }>): Promise<void> {
+  try {
+    const s = await from.dialProtocol(to, EXCHANGE_PROTOCOL);
+    s.send(encodeStreamFrame(PeerExchangeMessage.encode({ body: { $case: 'announce', value: { peers } } }).finish(), 1 << 20));
+    await s.close();
+  } catch { /* refused or reset */ }
+}
+
+const poisoning: Scenario = {
+  name: 'peer-exchange-poisoning', ci: true,
+  async run({ fed, note }) {
+    const peersPath = path.join(fed.memberDir(0), 'peers.yaml');
+    type PeersFile = { peers: Array<{ public_key: string; addresses: string[] }> };
+    const before = parse(await fs.readFile(peersPath, 'utf8')) as PeersFile;
+    const conf = parse(await fs.readFile(path.join(fed.memberDir(0), 'conf.yaml'), 'utf8')) as { network: { private_key?: string }; node: { peer_id?: string } };
+    void conf;
+    const stranger = await strangerNode();
+    try {
+      const target = multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(0).libp2p}`);
+      await stranger.dial(target);
+      let fakes = 0;
+      for (let m = 0; m < 10; m++) {
+        const peers = [];
+        for (let k = 0; k < 200; k++) {
+          const id = await generateIdentity();
+          fakes++;
+          peers.push({ publicKey: id.publicKey, addresses: Array.from({ length: 8 }, (_, j) => (j % 2 ? `/ip4/10.${k % 250}.0.${j + 1}/tcp/${1000 + j}` : `/ip4/198.51.100.${(k + j) % 250 + 1}/tcp/${1000 + j}`)) });
+        }
+        await announce(stranger, target, peers);
+      }
+      const blackhole = Array.from({ length: 64 }, (_, j) => `/ip4/192.0.2.${j + 1}/tcp/${4000 + j}`);
+      for (let m = 0; m < 3; m++) {
+        for (const v of before.peers) await announce(stranger, target, [{ publicKey: v.public_key, addresses: [...blackhole, ...v.addresses] }]);
+      }
+      await sleep(1500);
+      const after = parse(await fs.readFile(peersPath, 'utf8')) as PeersFile;
+      for (const v of before.peers) {
+        const now = after.peers.find((p) => p.public_key === v.public_key);
+        check(JSON.stringify(now?.addresses) === JSON.stringify(v.addresses), `a validator's addresses in m0's peers.yaml changed to ${JSON.stringify(now?.addresses)?.slice(0, 200)}`);
+      }
+      check(after.peers.length <= before.peers.length + 256, `m0's peers.yaml grew from ${before.peers.length} to ${after.peers.length} entries`);
+      const penalised = await fed.metric(0, 'gateway', 'btcfed_gateway_peers_penalised_total');
+      const rejected = await fed.metric(0, 'gateway', 'btcfed_gateway_peer_records_rejected_total');
+      check(penalised + rejected > 0, 'm0\'s gateway neither rejected nor penalised anything');
+      note(`${fakes} fake peers + ${3 * before.peers.length} poisoned validator records → peers.yaml ${before.peers.length}→${after.peers.length}, rejected ${rejected}, penalised ${penalised}`);
+    } finally {
+      await stranger.stop();
+    }
+    // A restarted gateway still dials the validators.
+    await fed.net.restart(0, 'gateway');
+    await until('m0 connected to the three other validators after its gateway restarted', async () => {
+      const p = (await fed.status(0)).peers.filter((x) => x.state === 'connected');
+      return p.length === 3 ? true : undefined;
+    }, 60_000);
+    note(`m0's gateway restarted and reconnected; ${await healthy(fed)}`);
+  },
+};
+
+/** In the order they run: the least destructive first. */
+export const SCENARIOS: Scenario[] = [equivocate, viewJump, badSignatures, oversized, requestFlood, mempoolFill, poisoning, withhold];
