@@ -21,11 +21,31 @@ test('quorum sizes for N = 1..22 keep safety and liveness', () => {
   assert.equal(quorumSize(1), 1, 'a single member is its own quorum');
 });
 
-test('quorum is more than 2f+1 when N is not 3f+1', () => {
-  // N = 6: f = 1 but 2f+1 = 3 quorums could be disjoint; the formula gives 4.
-  assert.equal(faultBound(6), 1);
-  assert.ok(2 * 3 - 6 < 1, '2f+1 would not intersect');
-  assert.ok(2 * quorumSize(6) - 6 >= 2);
+/**
+ * The definitions, computed by search rather than by formula: f is the largest number of faults
+ * with 3f < N; the quorum is the least q for which any two q-subsets of the N members share more
+ * than f members (so at least one honest one). The overlap of two q-subsets is at least 2q − N,
+ * and some pair reaches exactly that, so "any two share > f" is "2q − N > f".
+ */
+function byDefinition(n: number): { f: number; q: number } {
+  let f = 0;
+  while (3 * (f + 1) < n) f++;
+  let q = 1;
+  while (2 * q - n <= f) q++;
+  return { f, q };
+}
+
+test('quorum and fault bound equal their definitions for N = 1..64, and are not 2f+1 when N != 3f+1', () => {
+  for (let n = 1; n <= 64; n++) {
+    const { f, q } = byDefinition(n);
+    assert.equal(faultBound(n), f, `f for N=${n}`);
+    assert.equal(quorumSize(n), q, `quorum for N=${n}`);
+    assert.ok(q <= n - f, `N=${n}: the honest members alone are a quorum`);
+  }
+  // The cases where 2f+1 would be wrong: N = 6 (f = 1, 2f+1 = 3 could be disjoint), 9, 20, 21.
+  for (const [n, q] of [[4, 3], [5, 4], [6, 4], [7, 5], [9, 6], [10, 7], [19, 13], [20, 14], [21, 14]] as const) {
+    assert.equal(quorumSize(n), q, `N=${n}`);
+  }
 });
 
 test('round-robin leader is view mod N', () => {
