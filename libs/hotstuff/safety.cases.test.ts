@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { Kit, Phase, ofType, reasons, voteRequests } from './sim/test-kit.ts';
 import { QcVerifier } from './qc.ts';
 import { voteAfter } from './core.ts';
+import { BlockTree } from './blocks.ts';
 import type { QuorumCert } from './types.ts';
 
 /** N = 4, member 0 locked on b1 (view 1), then moved to view 2 by NEW-VIEWs. */
@@ -62,7 +63,7 @@ test('safeNode: a block extending the locked block is safe with a justify no new
   assert.deepEqual(voteRequests(out), [{ phase: Phase.PREPARE, view: 2 }]);
 });
 
-test('safeNode: a deeper descendant of the locked block is safe; a deeper fork is not', () => {
+test('safeNode: after the lock moves up, a fork justified by an older QC is unsafe', () => {
   const { k, d, b1 } = locked();
   const b2 = k.block(2, b1);
   const qc2 = k.qc(Phase.PREPARE, 2, b2, [1, 2, 3]);
@@ -79,16 +80,48 @@ test('safeNode: a deeper descendant of the locked block is safe; a deeper fork i
   assert.equal(d.engine.view, 4);
   const out = d.message(k.proposal(4, k.block(4, c2), c1qc));
   assert.deepEqual(reasons(out), ['unsafe'], 'justify view 2 < locked view 3, block off the locked branch');
-  // Two levels below the locked block, justify of the lock's view: safe by the "extends" clause alone.
-  const d2 = locked();
-  const e2 = d2.k.block(2, d2.b1);
-  const e3 = d2.k.block(3, e2);
-  d2.d.step({ type: 'blocks-fetched', blocks: [e2], qcs: [d2.k.qc(Phase.PREPARE, 2, e2, [1, 2, 3])] });
-  for (const s of [1, 2, 3]) d2.d.message(d2.k.newView(3, d2.k.gqc, s));
-  d2.d.engine.safety.lockedQC = d2.k.qc(Phase.PRE_COMMIT, 2, d2.b1, [1, 2, 3]); // b1 locked as of view 2
-  const deep = d2.d.message(d2.k.proposal(3, e3, d2.k.qc(Phase.PREPARE, 2, e2, [1, 2, 3])));
-  assert.deepEqual(reasons(deep), []);
-  assert.deepEqual(voteRequests(deep), [{ phase: Phase.PREPARE, view: 3 }]);
+});
+
+test('ancestry for the lock rule and the chain to commit (BlockTree)', () => {
+  const k = new Kit(4);
+  const [g, b1] = [k.genesis, k.block(1, k.genesis)];
+  const b2 = k.block(2, b1);
+  const b3 = k.block(3, b2);
+  const c2 = k.block(2, k.genesis, 'fork');
+  const c3 = k.block(3, c2);
+  const t = new BlockTree(g);
+  for (const b of [b1, b2, b3, c2]) t.add(b);
+  const hex = (h: Uint8Array) => Buffer.from(h).toString('hex');
+  assert.equal(t.extendsBlock(b3, b1.hash).result, 'yes', 'two levels down');
+  assert.equal(t.extendsBlock(b3, g.hash).result, 'yes', 'three levels down');
+  assert.equal(t.extendsBlock(b1, b1.hash).result, 'yes', 'a block extends itself');
+  assert.equal(t.extendsBlock(c2, b1.hash).result, 'no', 'a fork one level down');
+  assert.equal(t.extendsBlock(b3, c2.hash).result, 'no', 'same height as the fork, other branch');
+  assert.equal(t.extendsBlock(b1, b2.hash).result, 'no', 'an ancestor does not extend its child');
+  assert.equal(t.extendsBlock(c3, c2.hash).result, 'yes', 'known parent');
+  const unknownLock = t.extendsBlock(b3, k.block(1, g, 'nowhere').hash);
+  assert.equal(unknownLock.result, 'unknown', 'the locked block itself is missing');
+  const d3 = k.block(3, k.block(2, b1, 'gap'));
+  const missing = t.extendsBlock(d3, b1.hash);
+  assert.ok(missing.result === 'unknown' && hex(missing.missing) === hex(d3.header.parentHash), 'a missing ancestor is named');
+  // commitPath: parents first from just above the committed tip; missing; done; conflict.
+  const path = t.commitPath(b3.hash);
+  assert.ok(path.kind === 'chain');
+  assert.deepEqual(path.blocks.map((b) => b.header.height), [1, 2, 3]);
+  t.markCommitted(b2);
+  const rest = t.commitPath(b3.hash);
+  assert.ok(rest.kind === 'chain');
+  assert.deepEqual(rest.blocks.map((b) => hex(b.hash)), [hex(b3.hash)]);
+  assert.equal(t.commitPath(b2.hash).kind, 'done', 'the tip itself');
+  assert.equal(t.commitPath(b1.hash).kind, 'done', 'below the tip');
+  assert.equal(t.commitPath(d3.hash).kind, 'missing');
+  t.add(c3);
+  const fork = t.commitPath(c3.hash); // heights: c2 is 1, c3 is 2 = the tip's height
+  assert.ok(fork.kind === 'conflict' && fork.height === 2 && hex(fork.conflicting) === hex(c3.hash), 'a different block at the tip height');
+  const c4 = k.block(4, c3);
+  t.add(c4);
+  const above = t.commitPath(c4.hash);
+  assert.ok(above.kind === 'conflict' && above.height === 2 && hex(above.conflicting) === hex(c3.hash), 'a block above the tip on another branch');
 });
 
 test('the lock is taken on a precommitQC, not on a prepareQC', () => {
