@@ -45,18 +45,18 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
     else valid.push(checked.qc);
   }
   const before = core.tree.committed.header.height;
-  const accepted = acceptLinked(core, blocks, valid);
+  const { accepted, top } = acceptLinked(core, blocks, valid);
   if (accepted < blocks.length) core.reject(null, 'unsolicited', `${blocks.length - accepted} fetched blocks not accepted`);
   for (const qc of valid) {
     if (qc.phase === Phase.PREPARE) core.notePrepareQC(qc);
     if (qc.phase === Phase.COMMIT) commitWith(core, qc, core.leaderOf(qc.view));
   }
   resume(core);
-  // A partial answer moved the committed tip: ask again for what is still missing, from there.
-  if (core.tree.committed.header.height > before) {
-    for (const w of core.wanted.values()) {
-      core.emitOutbound({ type: 'fetch', hash: w.hash, from: w.from, aboveHeight: core.tree.committed.header.height });
-    }
+  // A partial answer that extended our chain from the committed tip: ask again for what is
+  // still missing, from the highest block it connected (a catch-up walks upward this way).
+  const above = Math.max(core.tree.committed.header.height, top);
+  if (above > before) {
+    for (const w of core.wanted.values()) core.emitOutbound({ type: 'fetch', hash: w.hash, from: w.from, aboveHeight: above });
   }
 }
 
@@ -80,7 +80,7 @@ export function contentError(core: EngineCore, block: Block, parent: Block | und
  * A block whose parent is still unknown is checked without it and re-checked when the parent
  * is stored (see recheckChild): the state hash is never skipped for good.
  */
-function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCert[]): number {
+function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCert[]): { accepted: number; top: number } {
   const byHex = new Map<string, Block>();
   for (const b of blocks) byHex.set(toHex(b.hash), b);
   const seeds = new Map<string, number>();
@@ -109,6 +109,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
   }
   linked.sort((x, y) => x.b.header.height - y.b.header.height);
   let accepted = 0;
+  let top = 0;
   const parents: { hash: Hash; from: number }[] = [];
   for (const { b, hex, from } of linked) {
     const parentHex = toHex(b.header.parentHash);
@@ -122,6 +123,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
     core.wanted.delete(hex);
     storeChecked(core, b, hex);
     accepted++;
+    if (parent && (parent.header.height === core.tree.committed.header.height || parent.header.height === top)) top = b.header.height;
     if (!parent && b.header.height - 1 > core.tree.committed.header.height) {
       core.uncheckedChild.set(parentHex, hex);
       parents.push({ hash: b.header.parentHash, from });
@@ -129,7 +131,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
   }
   // Ancestors the answer did not include are asked for explicitly.
   for (const p of parents) if (!core.tree.get(toHex(p.hash))) want(core, p.hash, p.from);
-  return accepted;
+  return { accepted, top };
 }
 
 /** Store a block whose content was checked, then re-check a child that waited for it. */

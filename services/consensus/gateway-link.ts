@@ -28,6 +28,8 @@ export class GatewayLink implements TransportPort {
   #backoffMs = 100;
   dropped = 0;
   connected = false;
+  /** The gateway's frame limit, from its ready message: block sync sizes its responses to it. */
+  maxFrameBytes: number | undefined;
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -78,6 +80,7 @@ export class GatewayLink implements TransportPort {
         this.connected = true;
         this.#backoffMs = 100;
         this.#writable = true;
+        this.maxFrameBytes = body.value.maxFrameBytes;
         this.#o.log.info({ selfIndex: body.value.selfIndex, maxFrameBytes: body.value.maxFrameBytes, peerId: body.value.peerId }, 'attached to the gateway');
         this.#o.onReady?.(body.value);
         this.#flush();

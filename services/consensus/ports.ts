@@ -14,6 +14,8 @@ export interface TransportPort {
   /** Best effort: consensus tolerates loss, its pacemaker recovers. */
   send(to: number, frame: Uint8Array): void;
   broadcast(frame: Uint8Array): void;
+  /** The largest frame the transport carries (the gateway reports it when attached); undefined until known. */
+  readonly maxFrameBytes?: number | undefined;
 }
 
 export interface Clock {

@@ -1,7 +1,15 @@
 // Block sync over the consensus protocol: asking a peer for blocks the engine lacks (the
-// engine's `fetch` action) and serving such requests from the block store. Responses are
-// matched to requests and their QCs verified before the engine sees them; unsolicited or
-// late responses are dropped. A response is cut to fit the frame size limit.
+// engine's `fetch` action) and serving such requests. Responses are matched to requests and
+// their QCs verified before the engine sees them (which checks every block's content, see
+// libs/blocks); unsolicited or late responses are dropped.
+//
+// Serving is bounded before any block is read: at most MAX_SYNC_BLOCKS per request, reading
+// stops at the byte budget (the gateway's reported frame limit less headroom, each block sized
+// by the real encoding with its QC), a per-peer token bucket, identical repeats refused, and
+// nothing served while halted. A response always connects to what the requester has: below our
+// committed tip it is the committed log upward from the requester's height (with QCs, so the
+// requester commits a partial answer and asks again); above it, the requested block and as many
+// of its ancestors as fit, newest kept.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
@@ -13,6 +21,17 @@ import type { SignatureVerifier } from './verifier.ts';
 
 export const MAX_SYNC_BLOCKS = 64;
 const MAX_PENDING = 256;
+/** Below the frame limit: the frame envelope, the chain id and the response's varints. */
+export const FRAME_HEADROOM_BYTES = 4096;
+const DEFAULT_FRAME_BYTES = 4 << 20;
+/** Per-peer request budget: a burst, then a steady rate (a catch-up needs a few per second). */
+export const REQUEST_BURST = 16;
+export const REQUESTS_PER_SECOND = 8;
+/** The same request from the same peer again within this window is refused. */
+const REPEAT_WINDOW_MS = 250;
+const MAX_HASHES_SERVED = 4;
+
+export type SyncRefusal = 'halted' | 'rate_limited' | 'repeated';
 
 export interface SyncOptions {
   chainId: string;
@@ -22,21 +41,34 @@ export interface SyncOptions {
   transport: TransportPort;
   log: Logger;
   deliver(event: EngineEvent): void;
-  /** Byte budget of one response (below the gateway's frame limit). */
+  /** Byte budget of one response when the transport has not reported its frame limit. */
   maxResponseBytes?: number;
+  now?: () => number;
+  /** Counts a refused request (metrics). */
+  onRefused?(from: number, reason: SyncRefusal): void;
 }
 
 interface Pending { from: number; hash: string }
+interface Bucket { tokens: number; at: number; lastKey: string; lastAt: number }
 
 export class SyncClient {
   readonly #o: SyncOptions;
   readonly #pending = new Map<number, Pending>();
+  readonly #buckets = new Map<number, Bucket>();
   #nextId = 1;
   served = 0;
   dropped = 0;
+  /** Refused requests by `${peer}:${reason}`. */
+  readonly refusals = new Map<string, number>();
 
   constructor(o: SyncOptions) {
     this.#o = o;
+  }
+
+  /** The byte budget of one response: the transport's frame limit less headroom. */
+  get budget(): number {
+    const limit = this.#o.transport.maxFrameBytes ?? this.#o.maxResponseBytes ?? DEFAULT_FRAME_BYTES;
+    return Math.max(1, limit - FRAME_HEADROOM_BYTES);
   }
 
   fetch(hash: Hash, from: number, aboveHeight: number): void {
@@ -75,28 +107,73 @@ export class SyncClient {
     this.#o.deliver({ type: 'blocks-fetched', blocks: blocks.map((b) => b.block), qcs });
   }
 
-  /** Serves a request: each asked-for block and its ancestors above `fromHeight`, oldest first. */
+  /** Serves a request within the per-request bounds (see the header of this file). */
   onRequest(from: number, requestId: number, hashes: readonly Hash[], fromHeight: number, maxBlocks: number): void {
-    const budget = this.#o.maxResponseBytes ?? 8 * 1024 * 1024;
+    const refusal = this.#admit(from, hashes, fromHeight);
+    if (refusal) return this.#refuse(from, requestId, refusal);
+    const limit = Math.max(1, Math.min(maxBlocks, MAX_SYNC_BLOCKS));
+    const budget = this.budget;
     const out: CertifiedBlock[] = [];
     let bytes = 0;
-    for (const hash of hashes) {
-      const chain: Block[] = [];
-      let b = this.#block(hash);
-      while (b && b.header.height > fromHeight && chain.length < maxBlocks) {
-        chain.push(b);
-        b = this.#block(b.header.parentHash);
+    const fits = (cb: CertifiedBlock): boolean => {
+      const size = encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: [cb] }).length;
+      // A single block always goes out: the gateway's limit is computed to fit the largest valid block and its QCs.
+      if (out.length > 0 && bytes + size > budget) return false;
+      bytes += size;
+      return true;
+    };
+    const committed = this.#o.store.committedHeight();
+    if (fromHeight < committed) {
+      // Catch-up: our committed log upward from the requester's height, so every block connects.
+      for (let h = fromHeight + 1; h <= committed && out.length < limit; h++) {
+        const block = this.#o.store.blockAtHeight(h);
+        if (!block) break;
+        const cb = { block, qc: this.#o.store.qcFor(block.hash) };
+        if (!fits(cb)) break;
+        out.push(cb);
       }
-      // Closest to the requester's known height first, so a cut response still connects.
-      for (const block of chain.reverse()) {
-        const size = block.txs.reduce((n, tx) => n + tx.length, 512);
-        if (out.length > 0 && bytes + size > budget) break;
-        out.push({ block, qc: this.#o.store.qcFor(block.hash) });
-        bytes += size;
+    } else {
+      // Above our committed tip: each requested block and the ancestors that fit, newest kept.
+      for (const hash of hashes.slice(0, MAX_HASHES_SERVED)) {
+        const chain: CertifiedBlock[] = [];
+        let b = this.#block(hash);
+        while (b && b.header.height > fromHeight && out.length + chain.length < limit) {
+          const cb = { block: b, qc: this.#o.store.qcFor(b.hash) };
+          if (!fits(cb)) break;
+          chain.push(cb);
+          b = this.#block(b.header.parentHash);
+        }
+        out.push(...chain.reverse());
       }
     }
     this.served++;
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out }));
+  }
+
+  /** Why a request is refused before any block is read, or null. */
+  #admit(from: number, hashes: readonly Hash[], fromHeight: number): SyncRefusal | null {
+    if (this.#o.engine.halted) return 'halted';
+    const now = (this.#o.now ?? Date.now)();
+    let bucket = this.#buckets.get(from);
+    if (!bucket) this.#buckets.set(from, (bucket = { tokens: REQUEST_BURST, at: now, lastKey: '', lastAt: -Infinity }));
+    bucket.tokens = Math.min(REQUEST_BURST, bucket.tokens + ((now - bucket.at) / 1000) * REQUESTS_PER_SECOND);
+    bucket.at = now;
+    const key = `${fromHeight}:${hashes.map(toHex).join(',')}`;
+    if (key === bucket.lastKey && now - bucket.lastAt < REPEAT_WINDOW_MS) return 'repeated';
+    if (bucket.tokens < 1) return 'rate_limited';
+    bucket.tokens -= 1;
+    bucket.lastKey = key;
+    bucket.lastAt = now;
+    return null;
+  }
+
+  #refuse(from: number, requestId: number, reason: SyncRefusal): void {
+    const k = `${from}:${reason}`;
+    const count = (this.refusals.get(k) ?? 0) + 1;
+    this.refusals.set(k, count);
+    this.#o.onRefused?.(from, reason);
+    // Logged at 1, 2, 4, 8, … so a flood cannot flood the log.
+    if ((count & (count - 1)) === 0) this.#o.log.warn({ from, requestId, reason, count }, 'block request refused');
   }
 
   #block(hash: Hash): Block | undefined {

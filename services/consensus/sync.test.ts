@@ -1,0 +1,111 @@
+// Serving block requests from a real LMDB block store: responses sized by the real encoding
+// against the transport's frame limit, connected to the requester's height (committed log
+// upward), one oversized block still served, the work per request bounded (maxBlocks clamped),
+// and a per-peer token bucket, repeat refusal and no serving while halted — each refusal counted.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { blockHash, merkleRoot, nextStateHash, txHash } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, type Block, type HotStuffEngine, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { decodeFrame, type FrameLimits } from '#libs/wire/index.ts';
+import { BlockStore } from './block-store.ts';
+import { MAX_SYNC_BLOCKS, REQUEST_BURST, SyncClient } from './sync.ts';
+import type { SignatureVerifier } from './verifier.ts';
+
+const CHAIN = `sync-${process.pid}`;
+const limits: FrameLimits = { chainId: CHAIN, validatorCount: 4, signatureBytes: 64, maxBlockTxs: 1000, maxBlockBytes: 1 << 20,
+  maxFrameBytes: 64 << 20, maxSyncBlocks: 4096, hashBlock: blockHash };
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
+
+function child(parent: Block, txBytes: number, tag: number): Block {
+  const txs = [new Uint8Array(txBytes).fill(tag % 251)];
+  txs[0]!.set(new TextEncoder().encode(`tx-${tag}`));
+  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+  const header = { chainId: CHAIN, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
+    timestampMs: 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+  return { header, hash: blockHash(header), txs };
+}
+const commitQc = (b: Block): QuorumCert =>
+  ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(64).fill(i)) });
+
+async function server(heights: number, txBytes: (h: number) => number) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-sync-'));
+  dirs.push(dir);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const chain = [genesisBlock(CHAIN, blockHash)];
+  for (let h = 1; h <= heights; h++) {
+    const b = child(chain[h - 1]!, txBytes(h), h);
+    chain.push(b);
+    await store.commit([b], commitQc(b));
+  }
+  const sent: Uint8Array[] = [];
+  const engine = { halted: false, block: () => undefined } as unknown as HotStuffEngine & { halted: boolean };
+  let now = 0;
+  const transport = { maxFrameBytes: 64 * 1024, send: (_to: number, f: Uint8Array) => { sent.push(f); }, broadcast: () => {} };
+  const sync = new SyncClient({ chainId: CHAIN, store, engine, verifier: {} as SignatureVerifier, transport, log, deliver: () => {}, now: () => now });
+  const response = () => {
+    const f = decodeFrame(sent.pop()!, limits);
+    assert.equal(f.type, 'block-response');
+    return f.type === 'block-response' ? f.blocks : [];
+  };
+  return { store, chain, sent, engine, transport, sync, response, tick: (ms: number) => { now += ms; }, close: () => store.close() };
+}
+
+test('a response fits the reported frame limit, starts right above the requester, and carries QCs', async () => {
+  const s = await server(100, () => 2000);
+  try {
+    s.sync.onRequest(1, 1, [s.chain[100]!.hash], 10, MAX_SYNC_BLOCKS);
+    const frame = s.sent[0]!;
+    assert.ok(frame.length <= s.transport.maxFrameBytes, `${frame.length} bytes within ${s.transport.maxFrameBytes}`);
+    const blocks = s.response();
+    assert.ok(blocks.length > 5 && blocks.length < 64, `cut by bytes: ${blocks.length} blocks`);
+    assert.deepEqual(blocks.map((b) => b.block.header.height), blocks.map((_, i) => 11 + i), 'oldest first from the requester\'s height');
+    assert.ok(blocks.every((b) => b.qc?.phase === Phase.COMMIT));
+  } finally { await s.close(); }
+});
+
+test('a single block larger than the budget is still served, alone', async () => {
+  const s = await server(3, (h) => (h === 2 ? 100_000 : 10));
+  try {
+    s.sync.onRequest(1, 1, [s.chain[3]!.hash], 1, MAX_SYNC_BLOCKS);
+    assert.deepEqual(s.response().map((b) => b.block.header.height), [2]);
+  } finally { await s.close(); }
+});
+
+test('the work per request is bounded: maxBlocks is clamped before anything is read', async () => {
+  const s = await server(MAX_SYNC_BLOCKS + 10, () => 10);
+  try {
+    s.sync.onRequest(1, 1, [s.chain[MAX_SYNC_BLOCKS + 10]!.hash], 0, 4096);
+    assert.equal(s.response().length, MAX_SYNC_BLOCKS);
+  } finally { await s.close(); }
+});
+
+test('per peer: repeats and floods are refused and counted, other peers are served; nothing is served while halted', async () => {
+  const s = await server(5, () => 10);
+  try {
+    const ask = (from: number, fromHeight: number) => s.sync.onRequest(from, 1, [s.chain[5]!.hash], fromHeight, 64);
+    ask(1, 0);
+    ask(1, 0);
+    assert.equal(s.sent.length, 1, 'the same request again at once is refused');
+    assert.equal(s.sync.refusals.get('1:repeated'), 1);
+    for (let i = 0; i < REQUEST_BURST * 2; i++) ask(1, i % 4);
+    assert.equal(s.sent.length, REQUEST_BURST, 'a flood is cut to the burst');
+    assert.ok(s.sync.refusals.get('1:rate_limited')! >= REQUEST_BURST / 2, 'counted per peer');
+    const before = s.sent.length;
+    ask(2, 0);
+    assert.equal(s.sent.length, before + 1, 'another peer is still served');
+    s.tick(10_000);
+    ask(1, 1);
+    assert.equal(s.sent.length, before + 2, 'the bucket refills');
+    (s.engine as { halted: boolean }).halted = true;
+    ask(3, 0);
+    assert.equal(s.sent.length, before + 2);
+    assert.equal(s.sync.refusals.get('3:halted'), 1);
+  } finally { await s.close(); }
+});
