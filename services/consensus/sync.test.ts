@@ -1,7 +1,7 @@
 // Serving block requests from a real LMDB block store: responses sized by the real encoding
 // against the transport's frame limit, connected to the requester's height (committed log
 // upward), one oversized block still served, the work per request bounded (maxBlocks clamped),
-// and a per-peer token bucket, repeat refusal and no serving while halted — each refusal counted.
+// and a per-peer token bucket (in bytes, at least MIN_CHARGE_BYTES per request), repeat refusal and no serving while halted — each refusal counted.
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -5,7 +5,7 @@
 //
 // Serving is bounded before any block is read: at most MAX_SYNC_BLOCKS per request, reading
 // stops at the byte budget (the gateway's reported frame limit less headroom, each block sized
-// by the real encoding with its QC), a per-peer token bucket, identical repeats refused, and
+// by the real encoding with its QC), a per-peer token bucket in bytes, identical repeats refused, and
 // nothing served while halted. A response always connects to what the requester has: below our
 // committed tip it is the committed log upward from the requester's height (with QCs, so the
 // requester commits a partial answer and asks again); above it, the requested block and as many
@@ -24,9 +24,16 @@ const MAX_PENDING = 256;
 /** Below the frame limit: the frame envelope, the chain id and the response's varints. */
 export const FRAME_HEADROOM_BYTES = 4096;
 const DEFAULT_FRAME_BYTES = 4 << 20;
-/** Per-peer request budget: a burst, then a steady rate (a catch-up needs a few per second). */
-export const REQUEST_BURST = 16;
-export const REQUESTS_PER_SECOND = 8;
+/**
+ * Per-peer serving budget, a token bucket in bytes: each response costs its size, at least
+ * MIN_CHARGE_BYTES (so empty answers still pay for the reads), refilled at SERVE_BYTES_PER_SECOND.
+ * A peer in debt is refused until it is refilled. Small-block catch-up runs at full speed; one
+ * peer cannot make us read and send more than this per second.
+ */
+export const SERVE_BYTES_PER_SECOND = 8 << 20;
+export const MIN_CHARGE_BYTES = 64 << 10;
+/** Requests a fresh (or rested) peer may make at once, at the minimum charge. */
+export const REQUEST_BURST = 32;
 /** The same request from the same peer again within this window is refused. */
 const REPEAT_WINDOW_MS = 250;
 const MAX_HASHES_SERVED = 4;
@@ -147,6 +154,8 @@ export class SyncClient {
       }
     }
     this.served++;
+    const bucket = this.#buckets.get(from);
+    if (bucket) bucket.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out }));
   }
 
@@ -155,13 +164,13 @@ export class SyncClient {
     if (this.#o.engine.halted) return 'halted';
     const now = (this.#o.now ?? Date.now)();
     let bucket = this.#buckets.get(from);
-    if (!bucket) this.#buckets.set(from, (bucket = { tokens: REQUEST_BURST, at: now, lastKey: '', lastAt: -Infinity }));
-    bucket.tokens = Math.min(REQUEST_BURST, bucket.tokens + ((now - bucket.at) / 1000) * REQUESTS_PER_SECOND);
+    const burst = Math.max(REQUEST_BURST * MIN_CHARGE_BYTES, 2 * this.budget);
+    if (!bucket) this.#buckets.set(from, (bucket = { tokens: burst, at: now, lastKey: '', lastAt: -Infinity }));
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * SERVE_BYTES_PER_SECOND);
     bucket.at = now;
     const key = `${fromHeight}:${hashes.map(toHex).join(',')}`;
     if (key === bucket.lastKey && now - bucket.lastAt < REPEAT_WINDOW_MS) return 'repeated';
-    if (bucket.tokens < 1) return 'rate_limited';
-    bucket.tokens -= 1;
+    if (bucket.tokens <= 0) return 'rate_limited';
     bucket.lastKey = key;
     bucket.lastAt = now;
     return null;
