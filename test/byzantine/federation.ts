@@ -74,7 +74,15 @@ export class Federation {
     await gone;
   }
 
-  status(i: number) { const c = this.clients[i]!; return call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }); }
+  /** GetStatus; an error says which member's public API did not answer. */
+  async status(i: number) {
+    const c = this.clients[i]!;
+    try {
+      return await call(c.getStatus.bind(c), {}, { deadlineMs: 5000 });
+    } catch (err) {
+      throw new Error(`m${i}'s consensus did not answer GetStatus: ${err instanceof Error ? err.message.slice(0, 120) : String(err)}`);
+    }
+  }
 
   async heights(members: readonly number[] = HONEST): Promise<number[]> {
     return Promise.all(members.map(async (i) => Number((await this.status(i)).committedHeight)));
@@ -82,12 +90,13 @@ export class Federation {
 
   /** Honest members commit at least `k` more blocks within `ms`; none reports a halt. */
   async keepsCommitting(k: number, ms = 60_000): Promise<{ from: number; to: number }> {
-    const start = Math.min(...(await this.heights()));
+    const t0 = Date.now();
+    const start = await until('every honest member to answer GetStatus', async () => Math.min(...(await this.heights())), ms);
     const to = await until(`every honest member to commit ${k} more blocks (from ${start})`, async () => {
       await this.noneHalted();
       const hs = await this.heights();
       return Math.min(...hs) >= start + k ? Math.min(...hs) : undefined;
-    }, ms);
+    }, Math.max(5000, ms - (Date.now() - t0)));
     return { from: start, to };
   }
 

@@ -25,13 +25,19 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
     byz = await ByzantineMember.start({ memberDir: fed.memberDir(BYZANTINE), gatewayAddress: `127.0.0.1:${fed.ports(BYZANTINE).gateway}`, storeAddress: `127.0.0.1:${fed.ports(BYZANTINE).store}` });
     await byz.ready();
     say(`# byzantine: m3 is Byzantine (attached to its gateway, frame limit ${byz.maxFrameBytes} bytes); ${await healthy(fed, 3, 90_000)}`);
+    let previous = 'the start';
     for (const s of chosen) {
       const t0 = Date.now();
       const notes: string[] = [];
       const note = (x: string) => { notes.push(x); say(`#   ${s.name}: ${x}`); };
       try {
         byz.play({});
-        note(`before: ${await healthy(fed, 2, 90_000)}`);
+        // A barrier: the federation has recovered from the previous scenario (or this one fails, saying so).
+        try {
+          note(`before: ${await healthy(fed, 2, 120_000)}`);
+        } catch (err) {
+          throw new Error(`the federation did not recover from ${previous}: ${err instanceof Error ? err.message : String(err)}`);
+        }
         await s.run({ fed, byz, note });
         out.push({ name: s.name, defeated: true, ms: Date.now() - t0, notes });
         say(`ok ${s.name} defeated (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -42,6 +48,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
         for (const w of (await fed.warnings()).slice(-12)) say(`#     ${w}`);
       } finally {
         byz.play({});
+        previous = s.name;
       }
     }
   } finally {

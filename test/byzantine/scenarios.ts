@@ -186,6 +186,8 @@ const requestFlood: Scenario = {
     });
     try {
       note(`under flood: ${await healthy(fed, 5, 90_000)}`);
+    } catch (err) {
+      throw new Error(`honest members stopped committing or answering under the block-request flood (${sent} requests each; no rate limit or dedupe of block requests?): ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       await attack.stop();
     }
@@ -343,4 +345,5 @@ const poisoning: Scenario = {
 };
 
 /** In the order they run: the least destructive first. */
-export const SCENARIOS: Scenario[] = [equivocate, viewJump, badSignatures, oversized, requestFlood, mempoolFill, poisoning, withhold];
+// Scenarios that get m3 muted by the honest members (penalties) come after those that need it heard.
+export const SCENARIOS: Scenario[] = [withhold, poisoning, mempoolFill, viewJump, equivocate, badSignatures, oversized, requestFlood];
