@@ -74,7 +74,7 @@ const requestArb: fc.Arbitrary<SignRequest> = fc.oneof(
   fc.tuple(fc.integer({ min: 1, max: POOL.length - 1 }), qcArb, fc.boolean(), fc.boolean(), fc.constantFrom(Phase.PRE_COMMIT, Phase.COMMIT))
     .map(([block, any, matching, valid, phase]): SignRequest => {
       const b = POOL[block]!;
-      const evidence = matching ? marked(phase - 1, b.header.view, b.hash, valid) : any;
+      const evidence = matching ? marked((phase - 1) as Phase, b.header.view, b.hash, valid) : any;
       return phase === Phase.PRE_COMMIT
         ? { kind: 'vote', phase, view: b.header.view, blockHash: b.hash, prepareQC: evidence }
         : { kind: 'vote', phase, view: b.header.view, blockHash: b.hash, precommitQC: evidence };
