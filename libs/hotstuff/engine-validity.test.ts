@@ -98,3 +98,21 @@ test('catch-up: a partial answer of certified blocks from the committed tip is a
   const rest = d.step({ type: 'blocks-fetched', blocks: chain.slice(4), qcs: [] });
   assert.deepEqual(ofType(rest, 'commit').flatMap((c) => c.blocks.map((b) => b.header.height)), [5, 6, 7, 8, 9, 10]);
 });
+
+test('a long catch-up does not run out of retry rounds while partial answers make progress', () => {
+  const k = new Kit(4);
+  const d = checked(k, 0);
+  d.step({ type: 'start' });
+  const chain: Block[] = [];
+  let parent = k.genesis;
+  for (let v = 1; v <= 40; v++) chain.push((parent = k.block(v, parent)));
+  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 40, chain[39]!, [1, 2, 3]), sender: 1 });
+  for (let h = 0; h < 36; h += 4) {
+    for (let t = 0; t < 4; t++) d.step({ type: 'timer-fired', view: d.engine.view }); // slow answers: timers fire meanwhile
+    const part = d.step({ type: 'blocks-fetched', blocks: chain.slice(h, h + 4), qcs: [k.qc(Phase.COMMIT, h + 4, chain[h + 3]!, [1, 2, 3])] });
+    assert.equal(ofType(part, 'fetch').length, 1, `asked again after height ${h + 4}`);
+  }
+  const last = d.step({ type: 'blocks-fetched', blocks: chain.slice(36), qcs: [] });
+  assert.equal(ofType(last, 'commit').length, 1);
+  assert.equal(d.engine.committed.header.height, 40);
+});

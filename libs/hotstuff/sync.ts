@@ -56,7 +56,10 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
   // still missing, from the highest block it connected (a catch-up walks upward this way).
   const above = Math.max(core.tree.committed.header.height, top);
   if (above > before) {
-    for (const w of core.wanted.values()) core.emitOutbound({ type: 'fetch', hash: w.hash, from: w.from, aboveHeight: above });
+    for (const w of core.wanted.values()) {
+      w.attempts = 0; // progress: a long catch-up must not run out of retry rounds
+      core.emitOutbound({ type: 'fetch', hash: w.hash, from: w.from, aboveHeight: above });
+    }
   }
 }
 
