@@ -14,7 +14,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
   const out: Outcome[] = [];
   const fed = await Federation.start();
   let byz: ByzantineMember | undefined;
-  const onSignal = () => { byz?.close(); void fed.stop().finally(() => process.exit(130)); };
+  const onSignal = () => { byz?.close(); void fed.stop().then(() => fed.remove(Boolean(process.env.KEEP_BYZ))).finally(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {

@@ -47,6 +47,7 @@ const withhold: Scenario = {
   name: 'withhold-then-forge-sync', ci: true,
   async run({ fed, byz, note }) {
     const victim = 2;
+    const invalid0 = await fed.metric(victim, 'consensus', 'btcfed_consensus_rejected_messages_total', /reason="invalid_block"/);
     const withheld = new Set<string>();
     let forged = 0;
     byz.play({
@@ -71,7 +72,9 @@ const withhold: Scenario = {
     });
     await until('m3 to serve m2 a forged block (m2 asks m3 for the block m3 withheld)', () => (forged > 0 ? true : undefined), 90_000);
     await sleep(3000);
-    note(`withheld ${withheld.size} proposals from m2, served ${forged} forged blocks`);
+    const invalid1 = await fed.metric(victim, 'consensus', 'btcfed_consensus_rejected_messages_total', /reason="invalid_block"/);
+    note(`withheld ${withheld.size} proposals from m2, served ${forged} forged blocks; m2 refused ${invalid1 - invalid0} fetched blocks as invalid`);
+    check(invalid1 > invalid0, 'm2 took the forged block without refusing it (btcfed_consensus_rejected_messages_total{reason="invalid_block"} unchanged)');
     // Then m3 goes silent: m0–m2 are exactly a quorum, so a victim that halted stalls everyone.
     byz.play({ outbound: () => [] });
     note(`m3 silent: ${await healthy(fed, 3, 90_000)}`);
