@@ -54,9 +54,9 @@ class Model {
     this.votes.push({ phase, view });
   }
 
-  proposal(view: number, block: number, justifyView: number, justifyBlock: number): void {
+  /** A proposal of `block` justified by a PREPARE QC of view `justifyView`. */
+  proposal(view: number, block: number, justifyView: number): void {
     if (this.descends(block, this.lock.block) || justifyView > this.lock.view) this.vote(view, Phase.PREPARE);
-    void justifyBlock;
   }
 
   precommitQC(view: number, block: number): void {
@@ -108,7 +108,7 @@ function run(sc: Scenario): void {
       switch (step.kind) {
         case 'proposal':
           d.message(k.proposal(view, b, pqc(p), leader));
-          model.proposal(view, view, p === 0 ? 0 : p, p);
+          model.proposal(view, view, p); // block i is of view i: the justify (parent's QC) is of view p
           break;
         case 'prepareQC':
           d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, view, b, OTHERS), sender: leader });
