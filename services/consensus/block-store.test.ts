@@ -74,3 +74,16 @@ test('evidence is kept across a reopen, in arrival order', () => withStore(async
   assert.deepEqual([...store.evidence(1)].map((e) => e.seq), [2], 'paging from a sequence number');
   await store.close();
 }));
+
+test('a commit repeating a committed transaction is refused; the index is not overwritten', () => withStore(async (dir) => {
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    const b1 = child(genesis, 1, ['same']);
+    await store.commit([b1], qcOn(b1, Phase.COMMIT, 1));
+    const b2 = child(b1, 2, ['other', 'same']);
+    await assert.rejects(store.commit([b2], qcOn(b2, Phase.COMMIT, 2)), (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX'));
+    assert.equal(store.committedHeight(), 1);
+    assert.equal(store.txLocation(txHash(enc('same')))?.height, 1);
+    assert.equal(store.hasTx(txHash(enc('other'))), false, 'nothing of the refused commit is kept');
+  } finally { await store.close(); }
+}));

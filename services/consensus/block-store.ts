@@ -89,6 +89,18 @@ export class BlockStore {
   /** Appends newly final blocks (parents first) to the committed log, durably. */
   async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
     await this.#root.transaction(() => {
+      // Exactly-once: libs/blocks refuses such a block before any vote; the log never overwrites
+      // the index either. Checked before any write (a throw does not undo earlier puts).
+      const seen = new Set<string>();
+      for (const b of blocks) {
+        for (const hash of txHashesOf(b)) {
+          const hex = Buffer.from(hash).toString('hex');
+          if (seen.has(hex) || this.#txs.doesExist(hash)) {
+            throw new FedError('STORE_DUPLICATE_TX', `transaction ${hex} at height ${b.header.height} is already committed`);
+          }
+          seen.add(hex);
+        }
+      }
       let expected = this.committedHeight() + 1;
       for (const b of blocks) {
         if (b.header.height !== expected) {
