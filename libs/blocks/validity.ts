@@ -30,12 +30,17 @@ export function blockError(block: Block, parent: Block | undefined, ancestors: r
     if (!bytesEqual(h.parentHash, parent.hash)) return 'parent hash is not the parent';
     if (h.height !== parent.header.height + 1) return `height ${h.height} after parent ${parent.header.height}`;
   }
+  return contentError(block, parent) ?? duplicateError(block, ancestors, ctx);
+}
+
+/** The part of blockError about the header's content commitments: tx root, and state hash when the parent is known. */
+export function contentError(block: Block, parent: Block | undefined): string | null {
   const root = txRootOf(block);
-  if (!bytesEqual(root, h.txRoot)) return 'tx_root does not match the transactions';
-  if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), h.stateHash)) {
+  if (!bytesEqual(root, block.header.txRoot)) return 'tx_root does not match the transactions';
+  if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), block.header.stateHash)) {
     return 'state_hash does not follow from the parent';
   }
-  return duplicateError(block, ancestors, ctx);
+  return null;
 }
 
 /** Exactly-once: the first transaction the block repeats (within itself, committed, or in flight). */

@@ -1,9 +1,10 @@
 // Building the leader's next block from the mempool, and checking a received block's
 // transaction root and running state hash. Pure apart from the clock value passed in.
 
+import { contentError } from '#libs/blocks/index.ts';
 import { merkleRoot, nextStateHash, toHex } from '#libs/crypto/index.ts';
-import { rememberTxs, txHashesOf, txRootOf } from './tx-hashes.ts';
-import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
+import { rememberTxs, txHashesOf } from './tx-hashes.ts';
+import type { Block, BlockHeader, Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
 export interface PayloadRequest { view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash }
@@ -46,12 +47,5 @@ export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Memp
   return { header, hash: opts.hashBlock(header), txs };
 }
 
-/** Why a block's content does not match its header, or null. `parent` when known. */
-export function payloadError(b: Block, parent: Block | undefined): string | null {
-  const root = txRootOf(b);
-  if (!bytesEqual(root, b.header.txRoot)) return 'tx_root does not match the transactions';
-  if (parent && !bytesEqual(nextStateHash(parent.header.stateHash, root), b.header.stateHash)) {
-    return 'state_hash does not follow from the parent';
-  }
-  return null;
-}
+/** Why a block's content does not match its header, or null. `parent` when known. (libs/blocks is its one home.) */
+export const payloadError = contentError;
