@@ -116,17 +116,19 @@ export class Federation {
     const top = Math.min(...(await this.heights()));
     const logs = await Promise.all(HONEST.map(async (i) => {
       const c = this.clients[i]!;
-      const out: string[] = [];
+      const out = new Map<number, string>();
       for (let from = 1; from <= top; from += 100) {
         const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: true }, { deadlineMs: 15_000 });
-        for (const b of r.blocks) if (b.block!.header!.height <= top) out.push(`${b.block!.header!.height}:${toHex(b.blockHash)}`);
+        for (const b of r.blocks) if (b.block!.header!.height <= top) out.set(b.block!.header!.height, toHex(b.blockHash));
       }
       return out;
     }));
-    for (const [i, l] of logs.entries()) {
-      if (l.length !== top) throw new Error(`m${HONEST[i]} lists ${l.length} committed blocks up to height ${top}`);
-      const differ = l.findIndex((e, h) => e !== logs[0]![h]);
-      if (differ >= 0) throw new Error(`m${HONEST[i]} and m0 disagree at height ${differ + 1}: ${l[differ]} vs ${logs[0]![differ]}`);
+    for (const [k, l] of logs.entries()) {
+      const missing = Array.from({ length: top }, (_, h) => h + 1).filter((h) => !l.has(h));
+      if (missing.length > 0) throw new Error(`m${HONEST[k]} reports committed height ≥ ${top} but ListBlocks has no block at height ${missing.slice(0, 10).join(', ')}`);
+      for (let h = 1; h <= top; h++) {
+        if (l.get(h) !== logs[0]!.get(h)) throw new Error(`m${HONEST[k]} and m0 disagree at height ${h}: ${l.get(h)} vs ${logs[0]!.get(h)}`);
+      }
     }
     return top;
   }
