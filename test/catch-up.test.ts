@@ -125,3 +125,72 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
     await laggard.close();
   }
 });
+
+test('a peer serving the right headers with forged transactions gets nothing stored; the member commits the real chain from another', { timeout: 120_000 }, async () => {
+  const HEIGHT = 30;
+  const mk = async (name: string) => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `btcfed-forge-${name}-`));
+    dirs.push(dir);
+    return new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  };
+  const chain = [genesisBlock(CHAIN, blockHash)];
+  for (let h = 1; h <= HEIGHT; h++) chain.push(child(chain[h - 1]!));
+  const stores = [await mk('laggard'), await mk('forger'), await mk('honest')];
+  for (const s of stores.slice(1)) for (let h = 1; h <= HEIGHT; h += BATCH) {
+    const batch = chain.slice(h, h + BATCH);
+    await s.commit(batch, qcOf(batch[batch.length - 1]!));
+  }
+  let driver: ConsensusDriver | undefined;
+  let forgedServed = 0;
+  const serverFor = (peer: number) => new SyncClient({
+    chainId: CHAIN, store: stores[peer]!, engine: { halted: false, block: () => undefined } as unknown as HotStuffEngine, verifier: acceptAll, log,
+    deliver: () => {},
+    transport: {
+      broadcast: () => {},
+      send: (_to, frame) => setImmediate(() => {
+        const f = decodeFrame(frame, limits);
+        if (f.type !== 'block-response') return;
+        // The forger keeps every header (and so every hash) and swaps the transactions of height 5.
+        const blocks = peer === 1 ? f.blocks.map((b) => (b.block.header.height === 5 ? (forgedServed++, { ...b, block: { ...b.block, txs: [new TextEncoder().encode('forged')] } }) : b)) : f.blocks;
+        void driver!.sync.onResponse(peer, f.requestId, blocks);
+      }),
+    },
+  });
+  const servers = [undefined, serverFor(1), serverFor(2), undefined];
+  const committed: Block[] = [];
+  driver = new ConsensusDriver(
+    { engine: { chainId: CHAIN, validatorCount: N, self: 0, timeouts: { baseMs: 300, multiplier: 1, capMs: 300 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
+    {
+      store: stores[0]!, pool: new Mempool({ maxTxs: 1000, maxBytes: 1 << 20, maxTxBytes: 1024 }), verifier: acceptAll,
+      signer: { sign: async () => { throw new Error('no signing in this test'); } },
+      transport: {
+        broadcast: () => {},
+        send: (to, frame) => setImmediate(() => {
+          const f = decodeFrame(frame, limits);
+          if (f.type === 'block-request') servers[to]?.onRequest(0, f.requestId, f.hashes, f.fromHeight, f.maxBlocks);
+        }),
+      },
+      clock: systemClock, log,
+      observer: { committed: (bs) => committed.push(...bs) },
+    },
+  );
+  try {
+    driver.start();
+    driver.enqueue({ type: 'message', message: { type: 'qc', qc: qcOf(chain[HEIGHT]!), sender: 1 } }); // the forger is asked first
+    const t0 = Date.now();
+    while (stores[0]!.committedHeight() < HEIGHT) {
+      if (Date.now() - t0 > 60_000) assert.fail(`stuck at ${stores[0]!.committedHeight()}`);
+      if (driver.failure) assert.fail(`driver failed (the forgery got in): ${driver.failure.message}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(forgedServed > 0, 'the forger was asked and answered');
+    assert.equal(driver.failure, undefined);
+    assert.equal(driver.engine.halted, false);
+    const five = stores[0]!.blockAtHeight(5)!;
+    assert.deepEqual(five.txs, chain[5]!.txs, 'the stored block has the real transactions');
+    assert.deepEqual(committed.map((b) => b.header.height), chain.slice(1).map((b) => b.header.height));
+  } finally {
+    driver.stop();
+    for (const s of stores) await s.close();
+  }
+});
