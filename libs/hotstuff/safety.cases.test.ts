@@ -267,3 +267,45 @@ test('a forged copy of a verified QC is answered with the verified one; a failur
   const again = v.check(bad);
   assert.ok(again.ok && again.qc === good, 'the verified object, not the forged copy');
 });
+
+test('QC structure is refused before any signature is verified (cheap checks first)', () => {
+  const k = new Kit(4);
+  let verified = 0;
+  const v = new QcVerifier(4, k.genesis.hash, () => (verified++, true)); // a verifier that accepts anything
+  const good = k.qc(Phase.PREPARE, 1, k.block(1, k.genesis), [0, 1, 2]);
+  for (const [why, bad] of [
+    ['phase 0', { ...good, phase: 0 as Phase }],
+    ['phase 4', { ...good, phase: 4 as Phase }],
+    ['view 0', { ...good, view: 0 }],
+    ['view 2^53', { ...good, view: 2 ** 53 }],
+    ['short hash', { ...good, blockHash: good.blockHash.subarray(0, 31) }],
+    ['signer N', { ...good, signers: [0, 1, 4] }],
+    ['signer 1.5', { ...good, signers: [0, 1, 1.5] }],
+  ] as const) {
+    assert.equal(v.check(bad as QuorumCert).ok, false, why);
+  }
+  assert.equal(verified, 0, 'no signature verified for a malformed QC');
+  assert.equal(v.check(good).ok, true);
+  assert.equal(verified, 3);
+});
+
+test('a commitQC conflicting with the committed chain halts the engine, which then commits nothing', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])] });
+  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  const c1 = k.block(2, k.genesis, 'fork'); // height 1, like b1
+  d.step({ type: 'blocks-fetched', blocks: [c1], qcs: [k.qc(Phase.PREPARE, 2, c1, [1, 2, 3])] });
+  const out = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 2, c1, [1, 2, 3]), sender: 2 });
+  const halted = ofType(out, 'halted');
+  assert.equal(halted.length, 1);
+  assert.equal(halted[0]!.height, 1);
+  assert.deepEqual(halted[0]!.conflicting, c1.hash);
+  // Halted: even a commitQC extending our own chain commits nothing any more.
+  const b3 = k.block(3, b1);
+  d.step({ type: 'blocks-fetched', blocks: [b3], qcs: [k.qc(Phase.PREPARE, 3, b3, [1, 2, 3])] });
+  assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 3, b3, [1, 2, 3]), sender: 3 }), 'commit'), []);
+  assert.equal(d.engine.committed.header.height, 1);
+});
