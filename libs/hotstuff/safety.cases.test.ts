@@ -309,3 +309,23 @@ test('a commitQC conflicting with the committed chain halts the engine, which th
   assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 3, b3, [1, 2, 3]), sender: 3 }), 'commit'), []);
   assert.equal(d.engine.committed.header.height, 1);
 });
+
+test('a proposal is voted only with a valid PREPARE QC as justify, from a validator', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])] });
+  for (const s of [1, 2, 3]) d.message(k.newView(2, k.gqc, s));
+  const b2 = k.block(2, b1);
+  const pre = k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]);
+  assert.deepEqual(reasons(d.message(k.proposal(2, b2, pre))), ['invalid_qc'], 'a PRE-COMMIT QC as justify');
+  const forged = k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]);
+  const unseen = k.qc(Phase.PREPARE, 2, b1, [1, 2, 3]); // not cached as verified, unlike `forged`
+  const bad = { ...unseen, signatures: [unseen.signatures[1]!, unseen.signatures[0]!, unseen.signatures[2]!] };
+  for (const s of [1, 2, 3]) d.message(k.newView(3, k.gqc, s));
+  assert.equal(d.engine.view, 3);
+  assert.deepEqual(reasons(d.message(k.proposal(3, k.block(3, b1), bad))), ['invalid_qc'], 'a justify that does not verify');
+  assert.deepEqual(reasons(d.message({ ...k.proposal(2, b2, forged), sender: 4 })), ['unknown_sender']);
+  assert.deepEqual(voteRequests(d.log).filter((v) => v.view >= 2), []);
+});
