@@ -108,6 +108,10 @@ test('ancestry for the lock rule and the chain to commit (BlockTree)', () => {
   const path = t.commitPath(b3.hash);
   assert.ok(path.kind === 'chain');
   assert.deepEqual(path.blocks.map((b) => b.header.height), [1, 2, 3]);
+  t.add(d3); // known, but its parent (height 2, 'gap') is not
+  const gap = t.commitPath(d3.hash);
+  assert.ok(gap.kind === 'missing' && hex(gap.hash) === hex(d3.header.parentHash), 'the missing ancestor is named');
+  t.remove(hex(d3.hash));
   t.markCommitted(b2);
   const rest = t.commitPath(b3.hash);
   assert.ok(rest.kind === 'chain');
@@ -115,10 +119,6 @@ test('ancestry for the lock rule and the chain to commit (BlockTree)', () => {
   assert.equal(t.commitPath(b2.hash).kind, 'done', 'the tip itself');
   assert.equal(t.commitPath(b1.hash).kind, 'done', 'below the tip');
   assert.equal(t.commitPath(d3.hash).kind, 'missing');
-  t.add(d3); // known, but its parent (height 2, 'gap') is not
-  const gap = t.commitPath(d3.hash);
-  assert.ok(gap.kind === 'missing' && hex(gap.hash) === hex(d3.header.parentHash), 'the missing ancestor is named');
-  t.remove(hex(d3.hash));
   t.add(c3);
   const fork = t.commitPath(c3.hash); // heights: c2 is 1, c3 is 2 = the tip's height
   assert.ok(fork.kind === 'conflict' && fork.height === 2 && hex(fork.conflicting) === hex(c3.hash), 'a different block at the tip height');
