@@ -35,7 +35,9 @@ function rangeOf(file, name) {
   return `${file}:${start + 1}-${end + 1}`;
 }
 
-const mutate = Object.entries(SAFETY).flatMap(([file, fns]) => (fns[0] === '*' ? [file] : fns.map((fn) => rangeOf(file, fn))));
+/** STRYKER_ONLY=libs/hotstuff (a path prefix) mutates part of the list, for a quicker run. */
+const only = process.env.STRYKER_ONLY ?? '';
+const mutate = Object.entries(SAFETY).filter(([file]) => file.startsWith(only)).flatMap(([file, fns]) => (fns[0] === '*' ? [file] : fns.map((fn) => rangeOf(file, fn))));
 
 /** The unit tests of these rules: fast, pure, no processes or network (those present). */
 const TESTS = [
