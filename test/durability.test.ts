@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseTrace, type Syscall } from './durability/trace.ts';
+import { parseStrace, type Syscall } from './support/strace.ts';
 
 
 let dir: string;
@@ -33,27 +33,27 @@ async function traceProbe(commits: number): Promise<{ calls: Syscall[]; sent: st
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   server.close();
   assert.equal(code, 0, 'the probe ran to its commits');
-  return { calls: parseTrace(await fs.readFile(out, 'utf8')), sent };
+  return { calls: parseStrace(await fs.readFile(out, 'utf8')), sent };
 }
 
 test('every vote leaves only after its safety record is fdatasynced and LMDB\'s meta page is written', async () => {
   assert.equal(spawnSync('strace', ['-V']).status, 0, 'strace is not installed: run scripts/ensure-tools.sh (the README\'s set-up)');
   const { calls, sent } = await traceProbe(3);
   const dataFile = (c: Syscall) => c.path?.endsWith('/m0/data.mdb') === true;
-  const votes = calls.filter((c) => c.path?.startsWith('socket:') && /^vote \d+ \d+/.test(c.data));
+  const votes = calls.filter((c) => c.path?.startsWith('socket:') && /^vote \d+ \d+/.test(c.strings[0] ?? ''));
   assert.ok(votes.length >= 6, `member 0 sent ${votes.length} votes (${sent.length} messages)`);
   for (const v of votes) {
-    const [, view, phase] = /^vote (\d+) (\d+)/.exec(v.data)!;
-    const mark = `\\"lastVoted\\":{\\"view\\":${view},\\"phase\\":${phase}}`;
+    const [, view, phase] = /^vote (\d+) (\d+)/.exec(v.strings[0]!)!;
+    const mark = `"lastVoted":{"view":${view},"phase":${phase}}`;
     // The first data write that carries this vote's safety record…
-    const write = calls.find((c) => dataFile(c) && c.bytes > 128 && c.data.includes(mark));
+    const write = calls.find((c) => dataFile(c) && c.ret > 128 && c.strings.some((t) => t.includes(mark)));
     assert.ok(write, `vote ${view}/${phase}: no LMDB write carries its safety record`);
     assert.ok(write.end < v.start, `vote ${view}/${phase} was sent before its safety record was written`);
     // …then the data file flushed…
     const sync = calls.find((c) => dataFile(c) && (c.name === 'fdatasync' || c.name === 'fsync') && c.start > write.end);
     assert.ok(sync && sync.end < v.start, `vote ${view}/${phase} was sent before the data file was flushed`);
     // …then the meta page that points at it (a 128-byte write on LMDB's O_DSYNC handle).
-    const meta = calls.find((c) => dataFile(c) && c.bytes === 128 && c.start > sync.end);
+    const meta = calls.find((c) => dataFile(c) && c.ret === 128 && c.start > sync.end);
     assert.ok(meta && meta.end < v.start, `vote ${view}/${phase} was sent before LMDB's meta page made the transaction durable`);
   }
 });
