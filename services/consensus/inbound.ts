@@ -7,14 +7,12 @@
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { payloadError } from './payload.ts';
 import { decodeFrame, encodeFrame, type FrameLimits } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import type { Mempool } from './mempool.ts';
 import type { Clock, DriverObserver, TransportPort } from './ports.ts';
 import { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
-import { toHex } from '#libs/crypto/index.ts';
 
 /**
  * Verifications in flight per sending validator; beyond it that validator's frames are dropped
@@ -126,16 +124,8 @@ export class Inbound {
         observer?.invalidSignature?.(from, r.what, view);
         return;
       }
-      // The transaction root (a Merkle tree over up to max_block_bytes) only once the signatures hold.
-      if (message.type === 'proposal') {
-        const parent = this.#d.driver.engine.block(toHex(message.block.header.parentHash));
-        const why = payloadError(message.block, parent);
-        if (why) {
-          log.warn({ from, view: message.view, reason: why }, 'proposal rejected');
-          observer?.rejected?.(from, 'invalid_block', why);
-          return;
-        }
-      }
+      // The block's contents (transaction root, state hash, exactly-once) are checked by the engine
+      // through libs/blocks once the parent is known — after the signatures, never twice.
       this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
       done();
