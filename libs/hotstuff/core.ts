@@ -84,8 +84,8 @@ export class EngineCore {
   signedNewView: NewView | null = null;
   readonly future = new Map<number, Proposal[]>();
   readonly wanted = new Map<string, WantedBlock>();
-  /** Fetched blocks stored before their parent was known: parent hex → child hex, re-checked when it comes. */
-  readonly uncheckedChild = new Map<string, string>();
+  /** Fetched blocks stored before their parent was known: parent hex → the child and who sent it, re-checked when it comes. */
+  readonly uncheckedChild = new Map<string, { hex: string; from: number | null }>();
   pendingCommit: QuorumCert | null = null;
   halted = false;
   txsAvailable = false;
@@ -94,6 +94,7 @@ export class EngineCore {
   #dirty = false;
   #newBlocks: Block[] = [];
   #newQcs: QuorumCert[] = [];
+  #dropped: Hash[] = [];
 
   constructor(config: EngineConfig, deps: EngineDeps, genesis: Block, safety: SafetyState, committed: Block) {
     this.config = config;
@@ -136,17 +137,24 @@ export class EngineCore {
     if (this.tree.add(block, hex)) this.#newBlocks.push(block);
   }
 
+  /** Forget a stored block found invalid later: out of the tree now, off the disk with the next persist. */
+  dropBlock(block: Block, hex: string = toHex(block.hash)): void {
+    this.tree.remove(hex);
+    this.#dropped.push(block.hash);
+  }
+
   storeQc(qc: QuorumCert): void {
     this.#newQcs.push(qc);
   }
 
   /** Emit one persist action for everything changed since the last one. */
   flush(): void {
-    if (!this.#dirty && this.#newBlocks.length === 0 && this.#newQcs.length === 0) return;
-    this.out.push({ type: 'persist', safety: { ...this.safety }, blocks: this.#newBlocks, qcs: this.#newQcs });
+    if (!this.#dirty && this.#newBlocks.length === 0 && this.#newQcs.length === 0 && this.#dropped.length === 0) return;
+    this.out.push({ type: 'persist', safety: { ...this.safety }, blocks: this.#newBlocks, qcs: this.#newQcs, dropped: this.#dropped });
     this.#dirty = false;
     this.#newBlocks = [];
     this.#newQcs = [];
+    this.#dropped = [];
   }
 
   /** Actions that leave the process: everything they depend on is persisted first. */

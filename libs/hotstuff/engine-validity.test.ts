@@ -116,3 +116,32 @@ test('a long catch-up does not run out of retry rounds while partial answers mak
   assert.equal(ofType(last, 'commit').length, 1);
   assert.equal(d.engine.committed.header.height, 40);
 });
+
+test('a fetched block found invalid once its parent comes is blamed on its sender, dropped from the tree and from disk', () => {
+  const k = new Kit(4);
+  const d = checked(k, 0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  // A child of b1 whose state hash does not follow from b1, certified (by a QC this test forges) so it is taken unasked.
+  const bad = buildBlock(k.scheme, CHAIN, 2, 'b', 2, b1.hash, 1, k.genesis.header.stateHash, 2);
+  const first = d.step({ type: 'blocks-fetched', blocks: [bad], qcs: [k.qc(Phase.PREPARE, 2, bad, [1, 2, 3])], from: 2 });
+  assert.equal(ofType(first, 'persist').flatMap((p) => p.blocks).length, 1, 'stored while its parent is unknown');
+  const after = d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [], from: 1 });
+  const rejection = ofType(after, 'rejected').find((r) => r.reason === 'invalid_block');
+  assert.equal(rejection?.from, 2, 'blamed on the validator that served it, not on whoever served the parent');
+  assert.equal(d.engine.block(toHex(bad.hash)), undefined, 'out of the tree');
+  assert.deepEqual(ofType(after, 'persist').flatMap((p) => p.dropped.map(toHex)), [toHex(bad.hash)], 'and dropped from disk by the next persist');
+  assert.ok(!d.record.blocks.some((b) => bytesEqual(b.hash, bad.hash)), 'a restart does not bring it back');
+});
+
+test('a forged fetched block is blamed on the validator that served it', () => {
+  const k = new Kit(4);
+  const d = checked(k, 0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  const forged: Block = { ...b1, txs: [new TextEncoder().encode('forged')] };
+  const out = d.step({ type: 'blocks-fetched', blocks: [forged], qcs: [], from: 3 });
+  assert.equal(ofType(out, 'rejected').find((r) => r.reason === 'invalid_block')?.from, 3);
+});

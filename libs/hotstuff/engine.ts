@@ -121,7 +121,7 @@ class Engine implements HotStuffEngine {
       case 'payload-ready':
         return onPayloadReady(core, event.view, event.block);
       case 'blocks-fetched':
-        return onBlocksFetched(core, event.blocks, event.qcs);
+        return onBlocksFetched(core, event.blocks, event.qcs, event.from);
       case 'txs-available':
         core.txsAvailable = true;
         return;

@@ -18,8 +18,11 @@ export type EngineEvent =
   | { type: 'signature-refused'; requestId: number; reason: string }
   /** Answer to `request-payload`: a full block built by the driver. */
   | { type: 'payload-ready'; view: number; block: Block }
-  /** Answer to `fetch`: blocks (any order) and, optionally, QCs that certify them. */
-  | { type: 'blocks-fetched'; blocks: Block[]; qcs: QuorumCert[] }
+  /**
+   * Answer to `fetch`: blocks (any order) and, optionally, QCs that certify them. `from` is the
+   * validator that sent them, blamed for any that fail their checks (absent: nobody is blamed).
+   */
+  | { type: 'blocks-fetched'; blocks: Block[]; qcs: QuorumCert[]; from?: number }
   /** The mempool has transactions again (only matters with config.waitForTxs). */
   | { type: 'txs-available' };
 
@@ -60,7 +63,8 @@ export type RejectReason =
  * the driver appends the blocks to its committed log before the next step.
  */
 export type EngineAction =
-  | { type: 'persist'; safety: SafetyState; blocks: Block[]; qcs: QuorumCert[] }
+  /** `dropped`: blocks persisted earlier and found invalid since (their parent came later): forget them. */
+  | { type: 'persist'; safety: SafetyState; blocks: Block[]; qcs: QuorumCert[]; dropped: Hash[] }
   | { type: 'sign'; requestId: number; request: SignRequest }
   /** To one validator (never to self). */
   | { type: 'send'; to: number; message: ConsensusMessage }

@@ -35,17 +35,18 @@ export function retryFetches(core: EngineCore): void {
   }
 }
 
-export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCert[]): void {
+/** Blocks from a fetch; `sender` (the validator that served them, if known) is blamed for invalid ones. */
+export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCert[], sender?: number): void {
   // QCs first: a block certified by a QC in the response may be accepted unasked (catch-up
   // responses carry committed blocks upward from our committed tip with their QCs).
   const valid: QuorumCert[] = [];
   for (const qc of qcs) {
     const checked = core.qcs.check(qc);
-    if (!checked.ok) core.reject(null, 'invalid_qc', `fetched: ${checked.why}`);
+    if (!checked.ok) core.reject(sender ?? null, 'invalid_qc', `fetched: ${checked.why}`);
     else valid.push(checked.qc);
   }
   const before = core.tree.committed.header.height;
-  const { accepted, top } = acceptLinked(core, blocks, valid);
+  const { accepted, top } = acceptLinked(core, blocks, valid, sender);
   if (accepted < blocks.length) core.reject(null, 'unsolicited', `${blocks.length - accepted} fetched blocks not accepted`);
   for (const qc of valid) {
     if (qc.phase === Phase.PREPARE) core.notePrepareQC(qc);
@@ -83,7 +84,9 @@ export function contentError(core: EngineCore, block: Block, parent: Block | und
  * A block whose parent is still unknown is checked without it and re-checked when the parent
  * is stored (see recheckChild): the state hash is never skipped for good.
  */
-function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCert[]): { accepted: number; top: number } {
+function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCert[], sender?: number): { accepted: number; top: number } {
+  // Who is blamed for a bad block: the validator that served it; without one, whom we asked.
+  const blame = (from: number): number => sender ?? from;
   const byHex = new Map<string, Block>();
   for (const b of blocks) byHex.set(toHex(b.hash), b);
   const seeds = new Map<string, number>();
@@ -101,7 +104,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
       byHex.delete(hex);
       if (core.tree.get(hex)) continue;
       if (b.header.chainId !== core.config.chainId || !bytesEqual(core.deps.hashBlock(b.header), b.hash)) {
-        core.reject(from, 'invalid_block', `fetched block ${shortHex(b.hash)} does not match its hash`);
+        core.reject(blame(from), 'invalid_block', `fetched block ${shortHex(b.hash)} does not match its hash`);
         continue;
       }
       linked.push({ b, hex, from });
@@ -120,7 +123,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
     const bad = contentError(core, b, parent);
     if (bad) {
       // Kept wanted: the next retry asks someone else.
-      core.reject(from, 'invalid_block', `fetched block ${shortHex(b.hash)}: ${bad}`);
+      core.reject(blame(from), 'invalid_block', `fetched block ${shortHex(b.hash)}: ${bad}`);
       continue;
     }
     core.wanted.delete(hex);
@@ -128,7 +131,7 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
     accepted++;
     if (parent && (parent.header.height === core.tree.committed.header.height || parent.header.height === top)) top = b.header.height;
     if (!parent && b.header.height - 1 > core.tree.committed.header.height) {
-      core.uncheckedChild.set(parentHex, hex);
+      core.uncheckedChild.set(parentHex, { hex, from: sender ?? null });
       parents.push({ hash: b.header.parentHash, from });
     }
   }
@@ -140,15 +143,16 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
 /** Store a block whose content was checked, then re-check a child that waited for it. */
 function storeChecked(core: EngineCore, b: Block, hex: string): void {
   core.storeBlock(b, hex);
-  const childHex = core.uncheckedChild.get(hex);
-  if (childHex === undefined) return;
+  const waiting = core.uncheckedChild.get(hex);
+  if (waiting === undefined) return;
   core.uncheckedChild.delete(hex);
-  const child = core.tree.get(childHex);
+  const child = core.tree.get(waiting.hex);
   if (!child) return;
   const bad = contentError(core, child, b);
   if (bad) {
-    core.tree.remove(childHex);
-    core.reject(null, 'invalid_block', `fetched block ${shortHex(child.hash)} once its parent was known: ${bad}`);
+    // Stored (and persisted) before its parent came: out of the tree and off the disk.
+    core.dropBlock(child, waiting.hex);
+    core.reject(waiting.from, 'invalid_block', `fetched block ${shortHex(child.hash)} once its parent was known: ${bad}`);
   }
 }
 

@@ -87,3 +87,21 @@ test('a commit repeating a committed transaction is refused; the index is not ov
     assert.equal(store.hasTx(txHash(enc('other'))), false, 'nothing of the refused commit is kept');
   } finally { await store.close(); }
 }));
+
+test('a dropped block is forgotten (also when stored in the same persist); a committed one never is', () => withStore(async (dir) => {
+  const b1 = child(genesis, 1, ['a']);
+  const bad = child(b1, 2, ['forged']);
+  const later = child(b1, 2, ['y']);
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const s = safety(2, genesisQC(genesis), genesisQC(genesis));
+  await store.persist(s, [b1, bad], []);
+  await store.commit([b1], qcOn(b1, Phase.COMMIT, 1));
+  await store.persist(s, [later], [], [bad.hash, later.hash, b1.hash]);
+  assert.equal(store.blockByHash(bad.hash), undefined, 'the dropped block is gone');
+  assert.equal(store.blockByHash(later.hash), undefined, 'stored and dropped in one persist: not kept');
+  assert.deepEqual(store.blockAtHeight(1), b1, 'a committed block is never dropped');
+  await store.close();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  assert.deepEqual(store.load(genesis)!.blocks, [], 'a restart does not bring them back');
+  await store.close();
+}));

@@ -74,8 +74,11 @@ export class BlockStore {
     return { safety: this.#decodeSafety(safety), committed, blocks };
   }
 
-  /** Durably stores the safety state and the given blocks and QCs, in one transaction. */
-  async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[]): Promise<void> {
+  /**
+   * Durably stores the safety state and the given blocks and QCs, and forgets `dropped` blocks
+   * (stored earlier, found invalid since) unless they are committed, in one transaction.
+   */
+  async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[], dropped: readonly Hash[] = []): Promise<void> {
     await this.#root.transaction(() => {
       this.#meta.put('safety', this.#encodeSafety(safety));
       for (const b of blocks) {
@@ -83,6 +86,14 @@ export class BlockStore {
         this.#pending.put(b.hash, b.header.height);
       }
       for (const qc of qcs) this.#putQc(qc);
+      // After the puts: a block stored and found invalid within one step is not kept.
+      for (const hash of dropped) {
+        const height = this.#pending.get(hash);
+        if (height === undefined) continue;
+        this.#pending.remove(hash);
+        const winner = this.#heights.get(height);
+        if (!winner || Buffer.compare(winner, hash) !== 0) this.#blocks.remove(hash);
+      }
     });
   }
 

@@ -229,6 +229,7 @@ class Simulation {
       case 'persist':
         m.disk.safety = a.safety;
         for (const b of a.blocks) m.disk.blocks.set(toHex(b.hash), b);
+        for (const h of a.dropped) m.disk.blocks.delete(toHex(h));
         return;
       case 'sign': {
         const r = a.request;

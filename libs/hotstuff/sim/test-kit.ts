@@ -6,6 +6,7 @@
 import { createEngine, restoreEngine, type HotStuffEngine } from '../engine.ts';
 import type { EngineAction, EngineConfig, EngineEvent, PersistedRecord, RejectReason } from '../events.ts';
 import { genesisBlock, genesisQC } from '../genesis.ts';
+import { toHex } from '../bytes.ts';
 import { Phase, type Block, type NewView, type Proposal, type QuorumCert, type Vote } from '../types.ts';
 import { buildBlock } from './members.ts';
 import { contentOfRequest, createFakeScheme } from './schemes.ts';
@@ -92,7 +93,10 @@ export class Driven {
       const actions = this.engine.step(queue.shift()!);
       for (const a of actions) {
         out.push(a);
-        if (a.type === 'persist') this.record = { ...this.record, safety: a.safety, blocks: [...this.record.blocks, ...a.blocks] };
+        if (a.type === 'persist') {
+          const dropped = new Set(a.dropped.map(toHex));
+          this.record = { ...this.record, safety: a.safety, blocks: [...this.record.blocks, ...a.blocks].filter((b) => !dropped.has(toHex(b.hash))) };
+        }
         if (a.type === 'commit') this.record = { ...this.record, committed: a.blocks[a.blocks.length - 1]! };
         if (a.type === 'sign' && this.autoSign) {
           const signature = this.kit.scheme.sign(this.self, contentOfRequest(a.request));
