@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { blockHash, createSlhDsa, toHex, txHash, type KeyPair } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
 import { encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
@@ -162,6 +162,36 @@ test('forged frames from one validator are refused cheaply, then muted; the othe
   assert.equal(victim.inbound.penalties.muted(1), false, 'the validator it impersonated is not punished');
   const h = victim.store.committedHeight();
   await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
+  } finally {
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
+  }
+});
+
+test('a validator that serves forged blocks or floods block requests is struck and muted; the others commit on', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+  await until('first commit', () => members.every((m) => m.store.committedHeight() >= 1));
+  const victim = members[0]!;
+  // A block with transactions its header does not commit to, certified by a real QC (the
+  // test holds every key), served by validator 3 again and again.
+  const g = victim.driver.genesis;
+  const header = { ...g.header, height: 1, view: 1, proposer: 1, parentHash: g.hash, timestampMs: 1 };
+  const forged: Block = { header, hash: blockHash(header), txs: [new TextEncoder().encode('not in the tx root')] };
+  const voteBytes = voteSigningBytes({ chainId: CHAIN, phase: Phase.PREPARE, view: 1, blockHash: forged.hash });
+  const qc = { phase: Phase.PREPARE, view: 1, blockHash: forged.hash, signers: [0, 1, 2],
+    signatures: await Promise.all([0, 1, 2].map((i) => dsa.sign(keys[i]!.secretKey, voteBytes))) };
+  for (let k = 0; k < 20; k++) victim.driver.enqueue({ type: 'blocks-fetched', blocks: [forged], qcs: [qc], from: 3 });
+  await until('validator 3 muted for serving forged blocks', () => victim.driver.penalties.muted(3), 10_000);
+  assert.equal(victim.driver.penalties.muted(1), false);
+  // Member 1: a flood of block requests from validator 2 (each one within the frame limits).
+  const target = members[1]!;
+  const request = (k: number) => encodeFrame(CHAIN, { type: 'block-request', requestId: k, hashes: [g.hash], fromHeight: k % 7, maxBlocks: 64 });
+  for (let k = 0; k < 2000 && !target.driver.penalties.muted(2); k++) target.inbound.onFrame(2, request(k));
+  assert.ok(target.driver.penalties.muted(2), 'a flood of block requests mutes its sender');
+  const h = victim.store.committedHeight();
+  await until('the federation keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
   } finally {
     members.forEach((m) => m.driver.stop());
     await Promise.all(members.map((m) => m.store.close()));

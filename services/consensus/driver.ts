@@ -18,6 +18,7 @@ import type { BlockStore } from './block-store.ts';
 import type { Mempool } from './mempool.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
 import type { Clock, DriverObserver, SignerPort, TransportPort } from './ports.ts';
+import { PeerPenalties } from './penalties.ts';
 import { SyncClient } from './sync.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -41,6 +42,8 @@ export interface DriverDeps {
 export class ConsensusDriver {
   readonly engine: HotStuffEngine;
   readonly sync: SyncClient;
+  /** Strikes and mutes per validator: the inbound path drops a muted validator's frames unread. */
+  readonly penalties: PeerPenalties;
   readonly #opts: DriverOptions;
   readonly #deps: DriverDeps;
   readonly #genesis: Block;
@@ -60,8 +63,18 @@ export class ConsensusDriver {
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(this.#genesis);
     this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
+    this.penalties = new PeerPenalties({ now: () => deps.clock.now() });
     this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.engine, verifier: deps.verifier,
-      transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e) });
+      transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e),
+      onRefused: (from, reason) => {
+        deps.observer?.rejected?.(from, `sync_${reason}`, '');
+        // Being over the serving budget is no offence once; a flood of requests is.
+        if (reason !== 'halted') this.#penalize(from, `sync_${reason}`, this.penalties.refusal(from));
+      },
+      onOffence: (from, reason, detail) => {
+        deps.observer?.rejected?.(from, reason, detail);
+        this.#penalize(from, reason, this.penalties.strike(from));
+      } });
     deps.log.info({ view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
   }
 
@@ -94,6 +107,10 @@ export class ConsensusDriver {
     return view;
   }
 
+  #penalize(from: number, reason: string, mutedForMs: number): void {
+    if (mutedForMs > 0) this.#deps.log.warn({ from, reason, mutedForMs }, 'validator muted');
+  }
+
   enqueue(event: EngineEvent): void {
     if (this.#stopped || this.#failure) return;
     this.#queue.push(event);
@@ -122,7 +139,7 @@ export class ConsensusDriver {
     const { log, observer } = this.#deps;
     switch (a.type) {
       case 'persist':
-        await this.#deps.store.persist(a.safety, a.blocks, a.qcs);
+        await this.#deps.store.persist(a.safety, a.blocks, a.qcs, a.dropped);
         return;
       case 'sign':
         this.#sign(a.requestId, a.request);
@@ -159,6 +176,11 @@ export class ConsensusDriver {
       case 'rejected':
         log.debug({ from: a.from, reason: a.reason, detail: a.detail }, 'message rejected');
         observer?.rejected?.(a.from, a.reason, a.detail);
+        // A block that fails its content checks was signed (a proposal) or served (sync) by this
+        // validator: an honest one never does either, so it is a strike.
+        if (a.reason === 'invalid_block' && a.from !== null && a.from !== this.#opts.engine.self) {
+          this.#penalize(a.from, a.reason, this.penalties.strike(a.from));
+        }
         return;
       case 'evidence':
         log.debug({ offender: a.evidence.sender, view: a.evidence.view, kind: a.evidence.kind }, 'equivocation seen');

@@ -11,7 +11,7 @@ import { decodeFrame, encodeFrame, type FrameLimits } from '#libs/wire/index.ts'
 import type { ConsensusDriver } from './driver.ts';
 import type { Mempool } from './mempool.ts';
 import type { Clock, DriverObserver, TransportPort } from './ports.ts';
-import { PeerPenalties } from './penalties.ts';
+import type { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
 /**
@@ -41,20 +41,22 @@ export interface InboundDeps {
 export class Inbound {
   readonly #d: InboundDeps;
   readonly #verifying = new Map<number, number>();
-  readonly penalties: PeerPenalties;
   #gossip: Uint8Array[] = [];
   #gossipBytes = 0;
   #gossipTimer: { cancel(): void } | undefined;
 
   constructor(deps: InboundDeps) {
     this.#d = deps;
-    this.penalties = new PeerPenalties({ now: () => deps.clock.now() });
   }
 
-  /** A refusal that costs the sender: counted, logged, and a strike towards muting it. */
+  /** The driver's per-validator penalties (one ledger for the inbound path, sync and the engine's rejections). */
+  get penalties(): PeerPenalties { return this.#d.driver.penalties; }
+
+  /** A refusal that costs the sender: counted, logged (throttled), and a strike towards muting it. */
   #refuse(from: number, reason: string, detail: Record<string, unknown> = {}): void {
     const muted = this.penalties.strike(from);
-    this.#d.log.warn({ from, reason, ...detail, ...(muted ? { mutedForMs: muted } : {}) }, 'frame refused');
+    const count = this.penalties.logCount(from, reason);
+    if (count > 0 || muted) this.#d.log.warn({ from, reason, ...detail, count, ...(muted ? { mutedForMs: muted } : {}) }, 'frame refused');
     this.#d.observer?.frameRejected?.(from, `refused:${reason}`);
   }
 
@@ -120,7 +122,8 @@ export class Inbound {
       if (!r.ok) {
         const view = message.type === 'qc' ? message.qc.view : message.view;
         const muted = this.penalties.strike(from);
-        log.warn({ from, what: r.what, signer: r.sender, view, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
+        const count = this.penalties.logCount(from, 'invalid_signature');
+        if (count > 0 || muted) log.warn({ from, what: r.what, signer: r.sender, view, count, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
         observer?.invalidSignature?.(from, r.what, view);
         return;
       }

@@ -109,7 +109,7 @@ async function main(): Promise<void> {
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
         // An equivocation is proof of a fault: a strike, so a validator that keeps equivocating is muted.
-        inbound?.penalties.strike(e.sender);
+        driver.penalties.strike(e.sender);
         const r = evidence.add(e, Date.now());
         if (!r.kept) {
           m.evidenceOutcome(r.reason);

@@ -4,12 +4,16 @@
 // never earn strikes (their frames decode and their signatures verify), so this only makes a
 // faulty validator's traffic cheap to refuse; quorums never depend on a muted member's
 // messages, since quorums count the whole validator set and at most f members are faulty.
-// Bounded: one small record per validator index.
+// Refusals that are not offences on their own (a block request over the serving budget) count
+// as one strike per REFUSALS_PER_STRIKE: an honest member catching up is refused a few times a
+// second at most, a flood thousands of times. Logs of refusals are throttled per (peer, reason).
+// Bounded: one small record per validator index, one counter per (validator, reason).
 
 export const STRIKES_TO_MUTE = 16;
 export const WINDOW_MS = 10_000;
 export const FIRST_MUTE_MS = 5_000;
 export const MAX_MUTE_MS = 5 * 60_000;
+export const REFUSALS_PER_STRIKE = 32;
 
 interface Record { strikes: number; windowStart: number; mutedUntil: number; muteMs: number; mutes: number }
 
@@ -18,6 +22,8 @@ export interface PeerPenaltiesOptions { now(): number }
 export class PeerPenalties {
   readonly #now: () => number;
   readonly #peers = new Map<number, Record>();
+  readonly #counts = new Map<string, number>();
+  readonly #refusals = new Map<number, number>();
 
   constructor(o: PeerPenaltiesOptions) {
     this.#now = o.now;
@@ -48,6 +54,24 @@ export class PeerPenalties {
     r.mutedUntil = t + r.muteMs;
     r.mutes++;
     return r.muteMs;
+  }
+
+  /** A refusal that is not an offence by itself: every REFUSALS_PER_STRIKE-th is a strike. Returns as strike(). */
+  refusal(peer: number): number {
+    const k = (this.#refusals.get(peer) ?? 0) + 1;
+    this.#refusals.set(peer, k % REFUSALS_PER_STRIKE);
+    return k % REFUSALS_PER_STRIKE === 0 ? this.strike(peer) : 0;
+  }
+
+  /**
+   * Counts one refusal of `reason` from `peer`; returns the count when it is to be logged (the
+   * 1st, 2nd, 4th, 8th, … of each kind), else 0, so a flood cannot flood the log.
+   */
+  logCount(peer: number, reason: string): number {
+    const key = `${peer}:${reason}`;
+    const n = (this.#counts.get(key) ?? 0) + 1;
+    this.#counts.set(key, n);
+    return (n & (n - 1)) === 0 ? n : 0;
   }
 
   /** For metrics and status: how often each validator was muted, and whether it is now. */

@@ -51,8 +51,10 @@ export interface SyncOptions {
   /** Byte budget of one response when the transport has not reported its frame limit. */
   maxResponseBytes?: number;
   now?: () => number;
-  /** Counts a refused request (metrics). */
+  /** Counts a refused request (metrics, penalties). */
   onRefused?(from: number, reason: SyncRefusal): void;
+  /** A response that proves its sender faulty (a QC whose signatures do not verify). */
+  onOffence?(from: number, reason: string, detail: string): void;
 }
 
 interface Pending { from: number; hash: string }
@@ -107,11 +109,12 @@ export class SyncClient {
       if (!r.ok) {
         this.#o.log.warn({ from, requestId, signer: r.sender }, 'block response with an invalid QC dropped');
         this.dropped++;
+        this.#o.onOffence?.(from, 'invalid_qc', `block response ${requestId}: QC of view ${b.qc.view} has an invalid signature of validator ${r.sender}`);
         return;
       }
       qcs.push(b.qc);
     }
-    this.#o.deliver({ type: 'blocks-fetched', blocks: blocks.map((b) => b.block), qcs });
+    this.#o.deliver({ type: 'blocks-fetched', blocks: blocks.map((b) => b.block), qcs, from });
   }
 
   /** Serves a request within the per-request bounds (see the header of this file). */
