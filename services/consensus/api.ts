@@ -27,6 +27,7 @@ const STATUS = statusTable({
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
   NOT_FOUND: grpc.status.NOT_FOUND,
   HALTED: grpc.status.UNAVAILABLE,
+  STORE_CORRUPT: grpc.status.DATA_LOSS,
   RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
 });
@@ -65,6 +66,17 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const certified = (b: Block, headersOnly: boolean): GetBlockResponse => {
     const qc = d.store.qcFor(b.hash);
     return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
+  };
+  /**
+   * A committed block by height. A height at or below the committed tip without a block is a
+   * damaged store: said loudly (DATA_LOSS, logged) instead of skipped, so a reader never
+   * mistakes a gap for the log.
+   */
+  const committedAt = (height: number): Block => {
+    const b = d.store.blockAtHeight(height);
+    if (b) return b;
+    d.log.error({ height, committed: d.store.committedHeight() }, 'committed height has no block in the store');
+    throw new FedError('STORE_CORRUPT', `committed height ${height} has no block in this member's store`);
   };
   const n = d.validators.length;
   return {
@@ -121,18 +133,15 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const top = d.store.committedHeight();
       const blocks: GetBlockResponse[] = [];
       for (let height = Math.max(1, req.fromHeight); height <= top && blocks.length < limit; height++) {
-        const b = d.store.blockAtHeight(height);
-        if (b) blocks.push(certified(b, req.headersOnly));
+        blocks.push(certified(committedAt(height), req.headersOnly));
       }
       return { blocks };
     })),
     streamCommits: h.serverStream(async function* (req, _call, signal) {
       let next = Math.max(1, req.fromHeight || d.store.committedHeight() + 1);
       while (!signal.aborted) {
-        const b = next <= d.store.committedHeight() ? d.store.blockAtHeight(next) : undefined;
-        if (b) {
-          next++;
-          yield { block: certified(b, req.headersOnly) };
+        if (next <= d.store.committedHeight()) {
+          yield { block: certified(committedAt(next++), req.headersOnly) };
           continue;
         }
         await d.nextCommit(signal);
