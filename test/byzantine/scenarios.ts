@@ -91,7 +91,30 @@ const equivocate: Scenario = {
     const fromView = byz.view;
     const disk0 = await fed.diskMiB('m0/consensus');
     let sent = 0;
+    let proposals = 0;
     const views = new Set<number>();
+    // When m3 leads, every member gets its proposal and then VARIANTS more for the same view:
+    // the same transactions (so each variant's content is valid), another timestamp, so another
+    // block hash, each one properly signed — conflicting proposals, not junk.
+    const VARIANTS = 4;
+    byz.play({
+      outbound(to, frame, bytes) {
+        if (frame.type !== 'consensus' || frame.message.type !== 'proposal' || to !== 'all') return undefined;
+        const p = frame.message;
+        views.add(p.view);
+        const out: Outgoing[] = HONEST.map((i) => ({ to: i, bytes }));
+        void (async () => {
+          for (let k = 1; k <= VARIANTS; k++) {
+            const header = { ...p.block.header, timestampMs: p.block.header.timestampMs + k };
+            const block = { ...p.block, header, hash: blockHash(header) };
+            const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, view: p.view, blockHash: block.hash, justify: p.justify }));
+            byz.inject('all', { type: 'consensus', message: { ...p, block, signature } });
+            proposals++;
+          }
+        })();
+        return out;
+      },
+    });
     try {
       const attack = background(async () => {
         const view = byz.view;
@@ -107,8 +130,9 @@ const equivocate: Scenario = {
       });
       await sleep(20_000);
       await attack.stop();
+      byz.play({});
       await sleep(2000);
-      note(`${sent} conflicting PREPARE votes over ${views.size} views`);
+      note(`${sent} conflicting PREPARE votes and ${proposals} conflicting proposals over ${views.size} views`);
       const kept: string[] = [];
       for (const i of HONEST) {
         const c = fed.clients[i]!;
@@ -123,7 +147,8 @@ const equivocate: Scenario = {
         const mine = all.filter((e) => e.offender === BYZANTINE);
         const keys = mine.map((e) => `${e.view}/${e.kind}`);
         check(new Set(keys).size === keys.length, `m${i} kept ${keys.length} evidence items for ${new Set(keys).size} (offender, view, kind): evidence is not deduplicated`);
-        check(mine.length <= views.size + 1, `m${i} kept ${mine.length} evidence items for ${views.size} views`);
+        check(mine.length <= 2 * views.size + 1, `m${i} kept ${mine.length} evidence items for ${views.size} views (at most one vote and one proposal item each)`);
+        check(proposals === 0 || mine.some((e) => e.kind === 'proposal'), `m${i} kept no evidence of m3's conflicting proposals`);
         kept.push(`m${i}:${mine.length}`);
       }
       const published = events.seen.filter((e) => e.data.offender === BYZANTINE);
@@ -201,6 +226,8 @@ const requestFlood: Scenario = {
       for (const [k, i] of HONEST.entries()) peak = Math.max(peak, (await fed.rssMiB(i, 'consensus')) - rss0[k]!);
     });
     try {
+      // Long enough for the sender to be muted, let go, and muted again (5 s, then 10 s).
+      await sleep(15_000);
       note(`under flood: ${await healthy(fed, 5, 90_000)}`);
     } catch (err) {
       throw new Error(`honest members stopped committing or answering under the block-request flood (${sent} requests each; no rate limit or dedupe of block requests?): ${err instanceof Error ? err.message : String(err)}`);
