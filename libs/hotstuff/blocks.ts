@@ -87,8 +87,23 @@ export class BlockTree {
     this.#committed = tip;
   }
 
-  /** Forget every block below `height` (the committed tip and what the locks need stay). */
+  /**
+   * Forget every block below `height` (the committed tip and what the locks need stay), and keep
+   * blocks below the committed tip as headers only: ancestry questions need nothing else, and
+   * their transactions are in the committed log. Without this, a member whose lock is old (one
+   * catching up thousands of blocks) would hold every block it commits in memory.
+   */
   prune(height: number): void {
-    for (const [hex, b] of this.#blocks) if (b.header.height < height) this.#blocks.delete(hex);
+    const tip = this.#committed.header.height;
+    for (const [hex, b] of this.#blocks) {
+      if (b.header.height < height) this.#blocks.delete(hex);
+      else if (b.header.height < tip && b.txs.length > 0) this.#blocks.set(hex, { ...b, txs: [] });
+    }
+  }
+
+  /** A block with its transactions, or undefined (unknown, or below the committed tip: read the log). */
+  full(hex: string): Block | undefined {
+    const b = this.#blocks.get(hex);
+    return b && (b.header.height >= this.#committed.header.height || b.txs.length > 0) ? b : undefined;
   }
 }

@@ -145,3 +145,24 @@ test('a forged fetched block is blamed on the validator that served it', () => {
   const out = d.step({ type: 'blocks-fetched', blocks: [forged], qcs: [], from: 3 });
   assert.equal(ofType(out, 'rejected').find((r) => r.reason === 'invalid_block')?.from, 3);
 });
+
+test('a member catching up under an old lock keeps committed blocks below the tip as headers only', () => {
+  const k = new Kit(4);
+  const d = checked(k, 0);
+  d.step({ type: 'start' });
+  const chain: Block[] = [];
+  let parent = k.genesis;
+  for (let v = 1; v <= 20; v++) chain.push((parent = k.block(v, parent)));
+  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 20, chain[19]!, [1, 2, 3]), sender: 1 });
+  for (let h = 0; h < 20; h += 4) d.step({ type: 'blocks-fetched', blocks: chain.slice(h, h + 4), qcs: [k.qc(Phase.COMMIT, h + 4, chain[h + 3]!, [1, 2, 3])] });
+  assert.equal(d.engine.committed.header.height, 20);
+  assert.equal(d.engine.safety.lockedQC.view, 0, 'the lock is still the genesis QC: nothing above it may be forgotten');
+  for (const b of chain.slice(0, 19)) assert.equal(d.engine.block(toHex(b.hash)), undefined, `height ${b.header.height}: its transactions are not held (the log has them)`);
+  assert.equal(d.engine.block(toHex(chain[19]!.hash))?.txs.length, 1, 'the committed tip is held whole');
+  // Ancestry still answers through the headers: a proposal on the tip extends the (genesis) lock.
+  const next = k.block(21, chain[19]!);
+  const high = k.qc(Phase.PREPARE, 20, chain[19]!, [1, 2, 3]);
+  for (const s of [1, 2, 3]) d.message(k.newView(21, high, s));
+  const out = d.message(k.proposal(21, next, high));
+  assert.equal(voteRequests(out).length, 1, 'and the member votes for it');
+});

@@ -88,7 +88,7 @@ class Engine implements HotStuffEngine {
     return this.#core.halted;
   }
   block(hashHex: string): Block | undefined {
-    return this.#core.tree.get(hashHex);
+    return this.#core.tree.full(hashHex);
   }
 
   step(event: EngineEvent): EngineAction[] {
