@@ -25,6 +25,8 @@ import type { SignatureVerifier } from '../services/consensus/verifier.ts';
 
 const CHAIN = `catch-up-${process.pid}`;
 const HEIGHTS = Number(process.env.CATCH_UP_BLOCKS ?? 3000);
+/** Bytes per transaction (2 per block): CATCH_UP_TX_BYTES, to see what a catch-up holds in memory. */
+const TX_BYTES = Number(process.env.CATCH_UP_TX_BYTES ?? 100);
 const BATCH = 10; // the serving member committed in batches: only each batch's tip has its commitQC
 const N = 4;
 const SIG = 64;
@@ -36,7 +38,7 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 
 function child(parent: Block): Block {
   const h = parent.header.height + 1;
-  const txs = [0, 1].map((i) => { const t = new Uint8Array(100); t.set(new TextEncoder().encode(`tx-${h}-${i}`)); return t; });
+  const txs = [0, 1].map((i) => { const t = new Uint8Array(TX_BYTES); t.set(new TextEncoder().encode(`tx-${h}-${i}`)); return t; });
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
   const header = { chainId: CHAIN, height: h, view: h, parentHash: parent.hash, proposer: h % N, timestampMs: h, txRoot,
     stateHash: nextStateHash(parent.header.stateHash, txRoot) };
@@ -103,6 +105,7 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
   );
   try {
     driver.start();
+    const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
     // The laggard hears the commitQC of the tip (as from a DECIDE) and has none of its ancestors.
     driver.enqueue({ type: 'message', message: { type: 'qc', qc: qcOf(chain[HEIGHTS]!), sender: 1 } });
@@ -118,7 +121,8 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
       assert.deepEqual(laggard.hashAtHeight(h), chain[h]!.hash, `height ${h} is the served chain`);
     }
     console.log(`catch-up: blocks=${HEIGHTS} ms=${ms.toFixed(0)} blocks_per_s=${(HEIGHTS / (ms / 1000)).toFixed(0)} requests=${requests} ` +
-      `served=${server.served} refused=${[...server.refusals.values()].reduce((a, b) => a + b, 0)} response_bytes=${responseBytes} largest_frame=${largest}`);
+      `served=${server.served} refused=${[...server.refusals.values()].reduce((a, b) => a + b, 0)} response_bytes=${responseBytes} largest_frame=${largest} ` +
+      `heap_growth_mib=${((process.memoryUsage().heapUsed - heap0) / 2 ** 20).toFixed(1)}`);
   } finally {
     driver.stop();
     await serverStore.close();
