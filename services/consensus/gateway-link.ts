@@ -11,6 +11,7 @@ import type { AttachRequest, AttachResponse, GatewayServiceClient } from '#libs/
 import type { TransportPort } from './ports.ts';
 
 const MAX_BUFFERED = 4096;
+const MAX_BACKOFF_MS = 1000;
 
 export interface GatewayLinkOptions {
   client: GatewayServiceClient;
@@ -97,7 +98,9 @@ export class GatewayLink implements TransportPort {
       if (this.#closed) return;
       this.#o.log.warn({ why, retryInMs: this.#backoffMs }, 'gateway stream lost; reattaching');
       setTimeout(() => this.#open(), this.#backoffMs).unref();
-      this.#backoffMs = Math.min(this.#backoffMs * 2, 5_000);
+      // At most a second: the gateway is this member's own service, and every second without
+      // it is a second this member neither votes nor proposes.
+      this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
     };
     stream.on('error', (err) => retry(errorMessage(err)));
     stream.on('end', () => retry('ended'));
