@@ -17,6 +17,8 @@ export const METRIC_UNITS: readonly string[] = [
   'members', 'validators', 'events',
   // Positions and versions rather than amounts (a gauge holding "which one", not "how many").
   'view', 'height', 'sequence', 'round', 'epoch', 'version',
+  // A condition as 0 or 1 (e.g. consensus_halted_state).
+  'state',
 ];
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;

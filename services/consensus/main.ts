@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
     const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash });
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
-    const m = consensusMetrics(metrics);
+    const m = consensusMetrics(metrics, Date.now, { validators: n, mempoolCapacity: c.mempool_max_txs });
 
     const remote = createRemoteSigner({ address: flags.signer ?? conf.services.signer.address, security: sec.client, validatorCount: n });
     await remote.ready(30_000);

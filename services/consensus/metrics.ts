@@ -2,12 +2,22 @@
 // Units are in the names (Prometheus conventions); libs/metrics checks them.
 
 import type { Metrics } from '#libs/metrics/index.ts';
-import type { Block, ConsensusMessage, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+import { faultBound, quorumSize, type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
+const TX_COUNT_BUCKETS = [0, 1, 10, 100, 500, 1000, 2500, 5000, 10_000, 20_000];
+const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 20, 8 << 20];
+
+export interface ConsensusMetricsOptions {
+  /** The size of the validator set: exported with its quorum and fault bound, for alert rules. */
+  validators?: number;
+  /** The mempool's capacity in transactions (conf consensus.mempool_max_txs). */
+  mempoolCapacity?: number;
+}
+
+export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts: ConsensusMetricsOptions = {}) {
   const commitLatency = m.histogram('consensus_commit_latency_seconds', 'From a block\'s proposal timestamp to its commit here', [], LATENCY_BUCKETS);
   const blockInterval = m.histogram('consensus_block_interval_seconds', 'Between the timestamps of consecutive committed blocks', [], LATENCY_BUCKETS);
   const viewDuration = m.histogram('consensus_view_duration_seconds', 'How long each view lasted here', ['cause'], LATENCY_BUCKETS);
@@ -28,14 +38,36 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
   const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
   const qcFormation = m.histogram('consensus_qc_formation_seconds', 'As leader: from our proposal to each QC of the view', ['phase'], LATENCY_BUCKETS);
   const sentMessages = m.counter('consensus_messages_sent_total', 'Consensus messages this member sent, by type', ['type']);
+  const halted = m.gauge('consensus_halted_state', '1 while consensus is halted (conflicting commits or untrusted state), else 0');
+  const qcs = m.counter('consensus_qcs_total', 'Commit QCs this member committed with (the denominator of participation)');
+  const qcSignatures = m.counter('consensus_qc_signatures_total', 'Signatures in the commit QCs this member committed with, by validator index: who takes part', ['validator']);
+  const blockTxs = m.histogram('consensus_block_transactions', 'Transactions per committed block', [], TX_COUNT_BUCKETS);
+  const blockBytes = m.histogram('consensus_block_size_bytes', 'Transaction bytes per committed block', [], BLOCK_BYTES_BUCKETS);
+  const mempoolCapacity = m.gauge('consensus_mempool_capacity_transactions', 'Transactions the mempool holds at most');
+  const validators = m.gauge('consensus_validators', 'Validators in the set');
+  const quorum = m.gauge('consensus_quorum_signatures', 'Signatures a QC needs (2f + 1)');
+  const faults = m.gauge('consensus_fault_bound_validators', 'Faulty validators the set tolerates (f)');
+  halted.set(0);
+  if (opts.mempoolCapacity !== undefined) mempoolCapacity.set(opts.mempoolCapacity);
+  if (opts.validators !== undefined) {
+    validators.set(opts.validators);
+    quorum.set(quorumSize(opts.validators));
+    faults.set(faultBound(opts.validators));
+    // Every validator's series exists from the start, so a member that never signs shows as 0.
+    for (let v = 0; v < opts.validators; v++) qcSignatures.inc({ validator: String(v) }, 0);
+  }
   let proposedAt: { view: number; t: number } | undefined;
   let viewStarted = now();
   let lastBlockTs = 0;
 
   const observer: Required<DriverObserver> & { frameRejected(from: number, reason: string): void } = {
-    committed(bs: readonly Block[], _qc: QuorumCert) {
+    committed(bs: readonly Block[], qc: QuorumCert) {
       const t = now();
+      qcs.inc();
+      for (const v of qc.signers) qcSignatures.inc({ validator: String(v) });
       for (const b of bs) {
+        blockTxs.observe(b.txs.length);
+        blockBytes.observe(b.txs.reduce((n, tx) => n + tx.length, 0));
         commitLatency.observe(Math.max(0, t - b.header.timestampMs) / 1000);
         if (lastBlockTs > 0) blockInterval.observe(Math.max(0, b.header.timestampMs - lastBlockTs) / 1000);
         lastBlockTs = b.header.timestampMs;
@@ -61,7 +93,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now) {
       invalidSigs.inc({ what: kind });
       offences.inc({ peer: String(from), reason: 'invalid_signature' });
     },
-    halted() { halts.inc(); },
+    halted() { halts.inc(); halted.set(1); },
     frameRejected(from, reason) {
       rejected.inc({ reason: 'undecodable' });
       offences.inc({ peer: String(from), reason: reason.startsWith('refused:') ? reason.slice(8) : 'undecodable' });

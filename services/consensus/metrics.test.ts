@@ -1,0 +1,41 @@
+// The consensus metrics that alert rules and dashboards read (deploy/prometheus): participation
+// per validator from the commit QCs, the set's quorum and fault bound, halted, block sizes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blockHash } from '#libs/crypto/index.ts';
+import { createPromMetrics } from '#libs/metrics/index.ts';
+import { Phase, genesisBlock, type Block } from '#libs/hotstuff/index.ts';
+import { consensusMetrics } from './metrics.ts';
+
+const sample = (text: string, name: string, labels = ''): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels && l.startsWith(`${name}{`) && l.includes(labels)));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+};
+
+test('participation, quorum, fault bound, halted and block sizes are exported', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  const m = consensusMetrics(metrics, () => 0, { validators: 7, mempoolCapacity: 5000 });
+  let text = await metrics.text();
+  assert.equal(sample(text, 'btcfed_consensus_quorum_signatures'), 5);
+  assert.equal(sample(text, 'btcfed_consensus_fault_bound_validators'), 2);
+  assert.equal(sample(text, 'btcfed_consensus_validators'), 7);
+  assert.equal(sample(text, 'btcfed_consensus_mempool_capacity_transactions'), 5000);
+  assert.equal(sample(text, 'btcfed_consensus_halted_state'), 0);
+  assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="6"'), 0, 'a validator that never signed shows as 0, not as nothing');
+
+  const g = genesisBlock('metrics-test', blockHash);
+  const b: Block = { ...g, header: { ...g.header, height: 1 }, txs: [new Uint8Array(100), new Uint8Array(50)] };
+  const qc = { phase: Phase.COMMIT, view: 1, blockHash: b.hash, signers: [0, 2, 3, 4, 6], signatures: [] };
+  m.observer.committed([b], qc);
+  m.observer.committed([b], { ...qc, signers: [0, 1, 2, 3, 4] });
+  m.observer.halted(1, 'test');
+  text = await metrics.text();
+  assert.equal(sample(text, 'btcfed_consensus_qcs_total'), 2);
+  assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="0"'), 2);
+  assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="1"'), 1);
+  assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="5"'), 0);
+  assert.equal(sample(text, 'btcfed_consensus_halted_state'), 1);
+  assert.equal(sample(text, 'btcfed_consensus_block_transactions_sum'), 4);
+  assert.equal(sample(text, 'btcfed_consensus_block_size_bytes_sum'), 300);
+});
