@@ -23,6 +23,8 @@ import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
+import { prometheusInstalled, startPrometheus } from './support/prometheus.ts';
+import { memberTargets, scrapeConfig } from '../cli/prometheus.ts';
 
 const N = 4;
 // Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
@@ -50,10 +52,10 @@ async function heights(): Promise<number[]> {
 }
 let failed = false;
 /** A test whose failure keeps the member dirs and prints their warnings, for whoever reads CI's output. */
-function step(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
+function step(name: string, fn: (t: import('node:test').TestContext) => Promise<void>): void {
+  test(name, async (t) => {
     try {
-      await fn();
+      await fn(t);
     } catch (err) {
       failed = true;
       throw err;
@@ -128,6 +130,41 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       return p.length === N - 1 ? p : undefined;
     }, 10_000);
     assert.deepEqual(peers.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
+  });
+
+  step('a real Prometheus scrapes every service with the generated configuration; every metric the shipped alert rules read exists', async (t) => {
+    if (!prometheusInstalled()) {
+      if (process.env.CI) assert.fail('prometheus is not installed (bash scripts/ensure-tools.sh installs it)');
+      t.skip('prometheus not installed');
+      return;
+    }
+    const rules = await fs.readFile(path.join(import.meta.dirname, '..', 'deploy', 'prometheus', 'alerts.yml'), 'utf8');
+    const members = Array.from({ length: N }, (_, i) => memberTargets(path.join(dir, `m${i}`)));
+    const prom = await startPrometheus(scrapeConfig(members, { ruleFiles: ['alerts.yml'], scrapeInterval: '1s' }), { 'alerts.yml': rules });
+    try {
+      await until('every service scraped', async () => {
+        const up = await prom.query('up == 1');
+        return up.length === 4 * N ? true : undefined;
+      }, 30_000);
+      // Every btcfed metric an alert expression names has a series (histograms through _bucket).
+      const names = [...new Set([...rules.matchAll(/\b(btcfed_[a-z_]+)/g)].map((m) => m[1]!))];
+      assert.ok(names.length >= 10, `${names.length} metrics named by the rules`);
+      const missing: string[] = [];
+      for (const name of names) {
+        const series = await prom.query(`count({__name__=~"${name}(_bucket)?"})`);
+        if (series.length === 0) missing.push(name);
+      }
+      assert.deepEqual(missing, [], 'metrics the alert rules read but no service exports');
+      const loaded = await until('the rules evaluated', async () => {
+        const r = await prom.rules();
+        return r.length > 0 && r.every((x) => x.health === 'ok') ? r : undefined;
+      }, 30_000);
+      assert.ok(loaded.length >= 10, `${loaded.length} alert rules loaded`);
+      const firing = (await prom.query('ALERTS{alertstate="firing"}')).map((a) => a.metric.alertname);
+      assert.deepEqual(firing, [], 'a healthy federation fires no alert');
+    } finally {
+      await prom.stop();
+    }
   });
 
   step('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {

@@ -7,6 +7,8 @@ import type { DriverObserver, SignerPort } from './ports.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** What a signature that failed was on (the `what` label of consensus_invalid_signatures_total). */
+const SIGNED_KINDS = ['proposal', 'vote', 'new-view', 'qc'] as const;
 const TX_COUNT_BUCKETS = [0, 1, 10, 100, 500, 1000, 2500, 5000, 10_000, 20_000];
 const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 20, 8 << 20];
 
@@ -48,6 +50,9 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const quorum = m.gauge('consensus_quorum_signatures', 'Signatures a QC needs (2f + 1)');
   const faults = m.gauge('consensus_fault_bound_validators', 'Faulty validators the set tolerates (f)');
   halted.set(0);
+  // Series that exist from the start, so alerts see the first event as an increase from 0.
+  for (const what of SIGNED_KINDS) invalidSigs.inc({ what }, 0);
+  for (const outcome of ['kept', 'duplicate', 'offender_cap', 'disk_cap']) evidenceKept.inc({ outcome }, 0);
   if (opts.mempoolCapacity !== undefined) mempoolCapacity.set(opts.mempoolCapacity);
   if (opts.validators !== undefined) {
     validators.set(opts.validators);
@@ -89,7 +94,9 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       offences.inc({ peer: from === null ? 'unknown' : String(from), reason });
     },
     invalidSignature(from, what) {
-      const kind = what.split(' ')[0] ?? what;
+      // `what` is text ("vote", "qc(2,17) vote: …"): its kind only, so a label never grows with views.
+      const first = what.split(/[ (]/)[0] ?? '';
+      const kind = (SIGNED_KINDS as readonly string[]).includes(first) ? first : 'other';
       invalidSigs.inc({ what: kind });
       offences.inc({ peer: String(from), reason: 'invalid_signature' });
     },

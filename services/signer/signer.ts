@@ -13,7 +13,7 @@ import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '../store/files.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
-import { admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
+import { RULES, admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
 import type { SafetyStore } from './state-file.ts';
 
 export interface SignResult {
@@ -209,6 +209,8 @@ export class LocalSigner implements Signer {
 function signerMetrics(metrics: Metrics) {
   const requests = metrics.counter('signer_requests_total', 'Signing requests by kind and decision (signed, replayed, refused)', ['kind', 'decision']);
   const refusals = metrics.counter('signer_refusals_total', 'Refused signing requests by rule', ['rule']);
+  // Every rule's series from the start: alerts see the first refusal as an increase from 0.
+  for (const rule of RULES) refusals.inc({ rule }, 0);
   const duration = metrics.histogram('signer_request_duration_seconds', 'From dequeue to reply: rules, QC checks, signing, fsyncs', ['kind'],
     [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]);
   const lastVote = metrics.gauge('signer_last_vote_view', 'View of the last vote signed');
