@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests use, where missing (needs root and apt):
-#   strace   — the durability tests trace a real process's system calls (write → fsync → send).
+#   strace      — the durability tests trace a real process's system calls (write → fsync → send).
+#   prometheus  — promtool unit-tests the shipped alert rules; the e2e test scrapes a federation
+#                 with a real Prometheus (installed without its recommends; nothing is started).
 set -euo pipefail
 missing=()
-for tool in strace; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+# command → the Debian package that provides it
+for pair in strace:strace promtool:prometheus prometheus:prometheus; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then echo "tools: all present"; exit 0; fi
-echo "tools: installing ${missing[*]} from Debian's packages"
-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-echo "tools: installed ${missing[*]}"
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "tools: installing ${packages[*]} from Debian's packages"
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# Debian's package enables a Prometheus service; tests start their own on loopback only.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+echo "tools: installed ${packages[*]}"
