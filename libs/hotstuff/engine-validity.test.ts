@@ -166,3 +166,17 @@ test('a member catching up under an old lock keeps committed blocks below the ti
   const out = d.message(k.proposal(21, next, high));
   assert.equal(voteRequests(out).length, 1, 'and the member votes for it');
 });
+
+test('the QCs of fetched blocks are persisted with them, so this member can serve them on certified', () => {
+  const k = new Kit(4);
+  const d = checked(k, 0);
+  d.step({ type: 'start' });
+  const chain: Block[] = [];
+  let parent = k.genesis;
+  for (let v = 1; v <= 8; v++) chain.push((parent = k.block(v, parent)));
+  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 1 });
+  const qcs = chain.slice(0, 4).map((b, i) => k.qc(i === 3 ? Phase.COMMIT : Phase.PRE_COMMIT, i + 1, b, [1, 2, 3]));
+  const out = d.step({ type: 'blocks-fetched', blocks: chain.slice(0, 4), qcs, from: 1 });
+  const persisted = ofType(out, 'persist').flatMap((p) => p.qcs.map((q) => `${q.view}/${q.phase}`));
+  for (const q of qcs) assert.ok(persisted.includes(`${q.view}/${q.phase}`), `QC of view ${q.view} (phase ${q.phase}) persisted`);
+});

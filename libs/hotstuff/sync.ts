@@ -48,6 +48,10 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
   const before = core.tree.committed.header.height;
   const { accepted, top } = acceptLinked(core, blocks, valid, sender);
   if (accepted < blocks.length) core.reject(null, 'unsolicited', `${blocks.length - accepted} fetched blocks not accepted`);
+  // Keep every valid QC of a block we now hold, so this member can serve the block on with it:
+  // a requester links served blocks only through QCs, and one that caught up without them
+  // would serve runs of uncertified blocks that nobody can connect.
+  for (const qc of valid) if (core.tree.get(toHex(qc.blockHash))) core.storeQc(qc);
   for (const qc of valid) {
     if (qc.phase === Phase.PREPARE) core.notePrepareQC(qc);
     if (qc.phase === Phase.COMMIT) commitWith(core, qc, core.leaderOf(qc.view));
