@@ -28,7 +28,7 @@ test('counter and histogram are exported in text format over HTTP', async () => 
     assert.match(body, /^btcfedtest_commit_latency_seconds_bucket\{le="1",member="m0"\} 2$/m);
     assert.match(body, /^btcfedtest_commit_latency_seconds_count\{member="m0"\} 2$/m);
     assert.match(body, /^btcfedtest_current_view\{member="m0"\} 7$/m);
-    assert.match(body, /^btcfedtest_process_cpu_seconds_total/m, 'process metrics carry the prefix');
+    assert.match(body, /^process_cpu_seconds_total\{member="m0"\} /m, 'process metrics keep their standard names, with the default labels');
 
     const health = await fetch(`http://127.0.0.1:${endpoint.port}/healthz`);
     assert.equal(health.status, 200);
@@ -84,4 +84,13 @@ test('histogram timer observes elapsed seconds', async () => {
   const seconds = stop();
   assert.ok(seconds >= 0.015 && seconds < 5, `elapsed ${seconds}`);
   assert.match(await metrics.text(), /^wait_seconds_count\{op="x"\} 1$/m);
+});
+
+test('process metrics keep their standard names (no prefix); build_info names the version', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_' });
+  const text = await metrics.text();
+  assert.match(text, /^process_cpu_seconds_total /m, 'stock Node dashboards query process_cpu_seconds_total');
+  assert.match(text, /^nodejs_heap_size_used_bytes /m);
+  assert.ok(!/^btcfed_process_/m.test(text), 'not under the project prefix');
+  assert.match(text, /^btcfed_build_info\{version="\d+\.\d+\.\d+",node="v\d+\.\d+\.\d+"\} 1$/m);
 });

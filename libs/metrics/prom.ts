@@ -1,12 +1,16 @@
 // The prom-client implementation of Metrics, one Registry per service (never the global
-// one, so tests and several services in one process do not collide), with the default
-// process metrics under the same prefix. Must never be imported by a library: libraries
-// take the Metrics interface; only a composition root builds this.
+// one, so tests and several services in one process do not collide), with Node's default
+// process metrics under their standard names (process_*, nodejs_*: stock Node dashboards work)
+// and `<prefix>build_info{version,node}`. Must never be imported by a library: libraries take
+// the Metrics interface; only a composition root builds this.
 
+import { createRequire } from 'node:module';
 import * as prom from 'prom-client';
 import { FedError } from '#libs/errors/index.ts';
 import type { Counter, Gauge, Histogram, Labels, Metrics } from './types.ts';
 import { validateMetricName, type MetricKind } from './names.ts';
+
+const PACKAGE_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export interface PromMetricsOptions {
   /** Namespace put before every name, e.g. 'btcfed_'. Default: none. */
@@ -64,7 +68,12 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
   const prefix = opts.prefix ?? '';
   const registry = new prom.Registry();
   if (opts.defaultLabels) registry.setDefaultLabels(opts.defaultLabels);
-  if (opts.processMetrics ?? true) prom.collectDefaultMetrics({ register: registry, prefix });
+  if (opts.processMetrics ?? true) {
+    prom.collectDefaultMetrics({ register: registry });
+    const build = new prom.Gauge({ name: `${prefix}build_info`, help: 'The running build: its version and Node.js version (always 1)',
+      labelNames: ['version', 'node'], registers: [registry] });
+    build.set({ version: PACKAGE_VERSION, node: process.version }, 1);
+  }
   const entries = new Map<string, Entry>();
 
   function create(kind: MetricKind, name: string, help: string, labelNames: readonly string[],
