@@ -23,7 +23,7 @@ import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
-import { prometheusInstalled, startPrometheus } from './support/prometheus.ts';
+import { prometheusInstalled, startPrometheus, type RunningPrometheus } from './support/prometheus.ts';
 import { memberTargets, scrapeConfig } from '../cli/prometheus.ts';
 
 const N = 4;
@@ -51,6 +51,8 @@ async function heights(): Promise<number[]> {
   return Promise.all(clients.map(async (_, i) => Number((await status(i)).committedHeight)));
 }
 let failed = false;
+/** The Prometheus scraping this federation (started by the monitoring step, stopped at the end). */
+let prom: RunningPrometheus | undefined;
 /** A test whose failure keeps the member dirs and prints their warnings, for whoever reads CI's output. */
 function step(name: string, fn: (t: import('node:test').TestContext) => Promise<void>): void {
   test(name, async (t) => {
@@ -85,6 +87,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     for (let i = 0; i < N; i++) clients.push(consensusClient(path.join(dir, `m${i}`)));
   });
   after(async () => {
+    await prom?.stop();
     for (const c of clients) c.close();
     await net?.stop();
     if (failed) await reportLogs();
@@ -140,10 +143,11 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }
     const rules = await fs.readFile(path.join(import.meta.dirname, '..', 'deploy', 'prometheus', 'alerts.yml'), 'utf8');
     const members = Array.from({ length: N }, (_, i) => memberTargets(path.join(dir, `m${i}`)));
-    const prom = await startPrometheus(scrapeConfig(members, { ruleFiles: ['alerts.yml'], scrapeInterval: '1s' }), { 'alerts.yml': rules });
-    try {
+    const p = await startPrometheus(scrapeConfig(members, { ruleFiles: ['alerts.yml'], scrapeInterval: '1s' }), { 'alerts.yml': rules });
+    prom = p;
+    {
       await until('every service scraped', async () => {
-        const up = await prom.query('up == 1');
+        const up = await p.query('up == 1');
         return up.length === 4 * N ? true : undefined;
       }, 30_000);
       // Every btcfed metric an alert expression names has a series (histograms through _bucket).
@@ -151,19 +155,17 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       assert.ok(names.length >= 10, `${names.length} metrics named by the rules`);
       const missing: string[] = [];
       for (const name of names) {
-        const series = await prom.query(`count({__name__=~"${name}(_bucket)?"})`);
+        const series = await p.query(`count({__name__=~"${name}(_bucket)?"})`);
         if (series.length === 0) missing.push(name);
       }
       assert.deepEqual(missing, [], 'metrics the alert rules read but no service exports');
       const loaded = await until('the rules evaluated', async () => {
-        const r = await prom.rules();
+        const r = await p.rules();
         return r.length > 0 && r.every((x) => x.health === 'ok') ? r : undefined;
       }, 30_000);
       assert.ok(loaded.length >= 10, `${loaded.length} alert rules loaded`);
-      const firing = (await prom.query('ALERTS{alertstate="firing"}')).map((a) => a.metric.alertname);
+      const firing = (await p.query('ALERTS{alertstate="firing"}')).map((a) => a.metric.alertname);
       assert.deepEqual(firing, [], 'a healthy federation fires no alert');
-    } finally {
-      await prom.stop();
     }
   });
 
@@ -279,6 +281,30 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       // bring m3's consensus back for the next tests
       await net.restart(3, 'consensus');
     }
+  });
+
+  step('every query of the shipped Grafana dashboards returns data from this federation', async (t) => {
+    if (!prom) {
+      t.skip('no Prometheus (see the monitoring step)');
+      return;
+    }
+    const dashDir = path.join(import.meta.dirname, '..', 'deploy', 'grafana', 'dashboards');
+    const empty: string[] = [];
+    let queries = 0;
+    for (const file of await fs.readdir(dashDir)) {
+      const dash = JSON.parse(await fs.readFile(path.join(dashDir, file), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+      for (const panel of dash.panels) {
+        for (const target of panel.targets) {
+          queries++;
+          // Grafana's variables, as a user picking member m0 would get them.
+          const q = target.expr.replaceAll('$__rate_interval', '30s').replaceAll('$member', 'm0');
+          const got = await until(`${file} "${panel.title}"`, async () => ((await prom!.query(q)).length > 0 ? true : undefined), 20_000).catch(() => false);
+          if (!got) empty.push(`${file} "${panel.title}": ${q}`);
+        }
+      }
+    }
+    assert.ok(queries >= 20, `${queries} dashboard queries`);
+    assert.deepEqual(empty, [], 'dashboard queries that return nothing');
   });
 
   step('kill -9 of the leader\'s consensus: views change, commits continue; restarted, it syncs and rejoins', async () => {
