@@ -212,8 +212,21 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
         const hs = await Promise.all([0, 2, 3].map(async (i) => Number((await status(i)).committedHeight)));
         return Math.min(...hs) >= before + 3 ? true : undefined;
       });
+      // Health tells the truth: not ready while paused (and why), still live; ready again after Resume.
+      const probe = async (p: string) => {
+        const r = await fetch(`http://127.0.0.1:${memberPorts(basePort, 1).consensusMetrics}${p}`);
+        return { status: r.status, text: await r.text() };
+      };
+      const paused = await probe('/readyz');
+      assert.equal(paused.status, 503);
+      assert.match(paused.text, /paused by the operator/);
+      assert.equal((await probe('/healthz')).status, 503);
+      assert.equal((await probe('/livez')).status, 200);
       assert.equal((await call(op.resume.bind(op), {})).paused, false);
       assert.equal((await status(1)).paused, false);
+      assert.equal((await probe('/readyz')).status, 200);
+      const gw = await fetch(`http://127.0.0.1:${memberPorts(basePort, 1).gatewayMetrics}/readyz`);
+      assert.equal(gw.status, 200, `the gateway reaches a quorum: ${await gw.text()}`);
     } finally {
       op.close();
       services.close();

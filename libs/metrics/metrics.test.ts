@@ -38,14 +38,20 @@ test('counter and histogram are exported in text format over HTTP', async () => 
   }
 });
 
-test('/healthz reports 503 when the service says it is unhealthy', async () => {
-  let healthy = true;
+test('/readyz and /healthz say 503 with the reasons while the service is not ready; /livez stays 200', async () => {
+  let reasons: string[] = [];
   const metrics = createPromMetrics({ processMetrics: false });
-  const endpoint = await serveMetrics({ port: 0, registry: metrics.registry, healthy: () => healthy });
+  const endpoint = await serveMetrics({ port: 0, registry: metrics.registry, notReady: () => reasons });
+  const get = async (p: string) => { const r = await fetch(`http://127.0.0.1:${endpoint.port}${p}`); return { status: r.status, text: await r.text() }; };
   try {
-    assert.equal((await fetch(`http://127.0.0.1:${endpoint.port}/healthz`)).status, 200);
-    healthy = false;
-    assert.equal((await fetch(`http://127.0.0.1:${endpoint.port}/healthz`)).status, 503);
+    assert.deepEqual(await get('/readyz'), { status: 200, text: 'ready\n' });
+    assert.equal((await get('/healthz')).status, 200);
+    reasons = ['halted: conflicting commit at height 7', 'not attached to the gateway'];
+    const ready = await get('/readyz');
+    assert.equal(ready.status, 503);
+    assert.match(ready.text, /halted: conflicting commit at height 7\n- not attached to the gateway/);
+    assert.equal((await get('/healthz')).status, 503);
+    assert.deepEqual(await get('/livez'), { status: 200, text: 'live\n' }, 'alive: restarting would not help');
   } finally {
     await endpoint.close();
   }

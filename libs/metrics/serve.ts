@@ -1,6 +1,10 @@
-// The HTTP endpoint Prometheus scrapes: GET /metrics (text format) and GET /healthz.
+// The HTTP endpoint Prometheus scrapes: GET /metrics (text format), and the health probes:
+//   /livez   200 while the process serves requests at all (restart it when this fails);
+//   /readyz  200 when the service does its job now, else 503 with the reasons, one per line
+//            (a halted, paused or detached consensus service; a gateway below a quorum);
+//   /healthz the same as /readyz (what monitoring and load balancers probe by default).
 // Must never serve anything else or accept a request body; it may face a monitoring
-// network, so it exposes counters only, never configuration or keys.
+// network, so it exposes counters and reasons only, never configuration or keys.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,8 +17,8 @@ export interface ServeMetricsOptions {
   /** 0 picks a free port (tests). */
   port: number;
   registry: Registry;
-  /** /healthz answers 503 while this returns false. Default: always healthy. */
-  healthy?: () => boolean;
+  /** Why the service is not ready now (empty: ready); /readyz and /healthz answer 503 with them. Default: always ready. */
+  notReady?: () => readonly string[];
 }
 
 export interface MetricsEndpoint {
@@ -34,9 +38,14 @@ async function handle(opts: ServeMetricsOptions, req: IncomingMessage, res: Serv
       res.writeHead(200, { 'content-type': opts.registry.contentType }).end(req.method === 'HEAD' ? undefined : body);
       return;
     }
+    case '/livez':
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('live\n');
+      return;
+    case '/readyz':
     case '/healthz': {
-      const ok = opts.healthy ? opts.healthy() : true;
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+      const reasons = opts.notReady?.() ?? [];
+      res.writeHead(reasons.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(reasons.length === 0 ? 'ready\n' : `not ready:\n${reasons.map((r) => `- ${r}`).join('\n')}\n`);
       return;
     }
     default:

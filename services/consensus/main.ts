@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
-    server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
+    const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
@@ -156,7 +156,19 @@ async function main(): Promise<void> {
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
     const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
-    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, healthy: () => !driver.failure }) : undefined;
+    // Ready means: this member takes part in consensus now. /readyz (and /healthz) and the gRPC
+    // health of ConsensusService say why not; /livez stays 200 (a restart would not help).
+    const notReady = (): string[] => {
+      const why: string[] = [];
+      if (driver.failure) why.push(`failed: ${driver.failure.message}`);
+      if (driver.engine.halted) why.push('halted: two conflicting commits (more than f members faulty); an operator must look');
+      if (driver.paused) why.push('paused by the operator (AdminService Resume)');
+      if (!link.connected) why.push('not attached to the gateway');
+      return why;
+    };
+    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
+    const readiness = setInterval(() => server.setServing(consensusServiceName, notReady().length === 0), 1000);
+    readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
     let peers: PeerSummary[] = [];
     const poll = setInterval(() => {
@@ -179,7 +191,7 @@ async function main(): Promise<void> {
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
-    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(poll); } });
+    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(poll); clearInterval(readiness); } });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'lmdb', run: () => store.close() });

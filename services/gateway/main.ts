@@ -17,7 +17,8 @@ import { connectEvents, type EventsConnection } from '#libs/events/index.ts';
 import { parseConfObject, parseDuration, type Conf, type Peer } from '#libs/config/index.ts';
 import { endpointOf, fatal, guardService, lifecycle, memberSecurityFromDir, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { StoreServiceClient, type ConfigSnapshot } from '#libs/gen/btcfed/v1/store.pb.ts';
-import { GatewayServiceService } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { GatewayServiceService, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { quorumSize } from '#libs/hotstuff/index.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { listenAddresses } from './node.ts';
@@ -110,7 +111,16 @@ async function main(): Promise<void> {
     life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
     const port = await server.bind(flags.listen ?? conf.services.gateway.listen);
     const metricsAddr = flags.metrics ?? conf.services.gateway.metrics;
-    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry }) : undefined;
+    // Ready means: this gateway reaches enough validators for its member to take part (itself and
+    // the connected others make a quorum). A gateway outside the validator set is always ready.
+    const notReady = (): string[] => {
+      const self = gw.settings.selfIndex;
+      if (self === undefined) return [];
+      const n = gw.settings.validators.length;
+      const connected = gw.status().peers.filter((p) => p.isValidator && p.state === PeerState.PEER_STATE_CONNECTED).length;
+      return connected + 1 < quorumSize(n) ? [`connected to ${connected} of the ${n - 1} other validators; a quorum needs ${quorumSize(n) - 1}`] : [];
+    };
+    const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
 
     const stopWatch = watchConfig(client, { afterVersion: snapshot.version, includePrivateKey: true }, async ({ snapshot: s }) => {
       const input = snapshotInput(s);
