@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { isFedError } from '#libs/errors/index.ts';
-import { call, createClient, createServer, waitForReady, type RpcServer } from './index.ts';
+import { call, createClient, createServer, loadBtcfedProtos, waitForReady, type RpcServer } from './index.ts';
 import {
   ECHO_SERVICE_NAME, EchoClient, EchoService, checkHealth, echoImpl, echoPackage, echoRequest,
   healthClient, listServicesByReflection, silentLog, type HealthStatus,
@@ -73,11 +73,15 @@ test('health reports SERVING, then NOT_SERVING once shutdown starts', { timeout:
   }
 });
 
-test('reflection lists the registered service', { timeout: 15_000 }, async () => {
-  const { server, address } = await startInsecure();
+test('reflection lists the registered service and no other contract of the package', { timeout: 15_000 }, async () => {
+  // The reflection package holds every btcfed contract too; only Echo is served here.
+  const server = createServer({ security: { mode: 'insecure' }, log: silentLog, reflection: { ...loadBtcfedProtos(), ...echoPackage } });
+  server.addService(EchoService, echoImpl());
+  const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
   try {
     const services = await listServicesByReflection(address);
     assert.ok(services.includes(ECHO_SERVICE_NAME), `listed: ${services.join(', ')}`);
+    assert.deepEqual(services.filter((s) => s.startsWith('btcfed.')), [], 'contracts this server does not serve are not advertised');
   } finally {
     await server.shutdown({ graceMs: 100 });
   }

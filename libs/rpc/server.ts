@@ -54,7 +54,6 @@ export function createServer(opts: RpcServerOptions): RpcServer {
   const server = new grpc.Server(opts.grpcOptions);
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  if (opts.reflection) new ReflectionService(opts.reflection).addToServer(server);
   const services = new Set<string>(['']);
   const log = opts.log;
   let shutdownPromise: Promise<void> | undefined;
@@ -67,8 +66,15 @@ export function createServer(opts: RpcServerOptions): RpcServer {
     health.setStatus(service, serving ? 'SERVING' : 'NOT_SERVING');
   };
 
+  let reflecting = false;
   const bind = async (address: string): Promise<number> => {
     if (opts.security.mode === 'insecure') assertInsecureAllowed(address, 'server');
+    // Reflection lists the services this server serves, not every contract in the package it
+    // was given (the store used to advertise all five): registered once they are all added.
+    if (opts.reflection && !reflecting) {
+      reflecting = true;
+      new ReflectionService(opts.reflection, { services: [...services].filter((s) => s !== '') }).addToServer(server);
+    }
     return new Promise<number>((resolve, reject) => {
       server.bindAsync(address, credentials, (err, port) => {
         if (err) {
