@@ -138,6 +138,8 @@ async function main(): Promise<void> {
     link.start();
     life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
 
+    // Declared before the servers exist: a GetStatus right after bind must not meet an uninitialised binding (it answered INTERNAL).
+    let peers: PeerSummary[] = [];
     const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
@@ -170,7 +172,6 @@ async function main(): Promise<void> {
     const readiness = setInterval(() => server.setServing(consensusServiceName, notReady().length === 0), 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
-    let peers: PeerSummary[] = [];
     const poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {
