@@ -1,4 +1,4 @@
-// ConsensusFrame: the unit the gateway carries between members. Decoding follows DESIGN.md §6:
+// ConsensusFrame: the unit the gateway carries between members. Decoding checks the cheapest first:
 // size limit first, then protobuf decoding, then field checks (convert.ts); signatures and
 // protocol rules come after, in the consensus service and the engine.
 

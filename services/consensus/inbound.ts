@@ -1,4 +1,4 @@
-// Frames from other validators, in the order DESIGN.md §6 asks: size and decoding (libs/wire),
+// Frames from other validators, cheapest check first: size and decoding (libs/wire),
 // then signatures (the verifier), then protocol rules (the engine). A frame that fails a check
 // is counted and logged with the sender and the reason; it never reaches the engine.
 // Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
