@@ -6,7 +6,7 @@ import path from 'node:path';
 import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SafetyState } from '#libs/hotstuff/index.ts';
-import { BlockStore } from './block-store.ts';
+import { BlockStore, STORE_SCHEMA_VERSION } from './block-store.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const genesis = genesisBlock('store-test', blockHash);
@@ -104,4 +104,21 @@ test('a dropped block is forgotten (also when stored in the same persist); a com
   store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   assert.deepEqual(store.load(genesis)!.blocks, [], 'a restart does not bring them back');
   await store.close();
+}));
+
+test('a store of another chain or another schema version is refused at open, with what to do', () => withStore(async (dir) => {
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' });
+  await store.close();
+  assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'other-chain' }),
+    (err) => isFedError(err, 'STORE_WRONG_CHAIN') && /holds chain "store-test"/.test(err.message));
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' });
+  await store.close();
+  // A newer build's store: its schema version is above what this build reads.
+  const { open } = await import('lmdb');
+  const raw = open({ path: dir });
+  const meta = raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  await meta.put('schema', String(STORE_SCHEMA_VERSION + 1));
+  await raw.close();
+  assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' }),
+    (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /newer btcfed/.test(err.message));
 }));

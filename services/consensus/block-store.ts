@@ -21,7 +21,16 @@ export interface BlockStoreOptions {
   path: string;
   limits: WireLimits;
   hashBlock(h: BlockHeader): Hash;
+  /** The chain this store belongs to: recorded on first open, and a store of another chain is refused. */
+  chainId?: string;
 }
+
+/**
+ * The layout of the databases below. Recorded in `meta` on first open (a store made before
+ * versions were recorded has this same layout); a store with another version is refused at start
+ * with what to do, never read with the wrong layout.
+ */
+export const STORE_SCHEMA_VERSION = 1;
 
 export interface TxLocation { height: number; blockHash: Hash; index: number }
 
@@ -55,6 +64,31 @@ export class BlockStore {
     this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
     this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
+    try {
+      this.#checkIdentity(opts);
+    } catch (err) {
+      void this.#root.close();
+      throw err;
+    }
+  }
+
+  #checkIdentity(opts: BlockStoreOptions): void {
+    const schema = this.#meta.get('schema');
+    if (schema === undefined) this.#meta.putSync('schema', String(STORE_SCHEMA_VERSION));
+    else if (Number(schema) !== STORE_SCHEMA_VERSION) {
+      const newer = Number(schema) > STORE_SCHEMA_VERSION;
+      throw new FedError('STORE_SCHEMA_UNSUPPORTED', `block store ${opts.path} has schema version ${schema}; this build reads version ${STORE_SCHEMA_VERSION}. `
+        + (newer ? 'It was written by a newer btcfed: run that version, or restore this data dir from a backup made by this one.'
+          : 'No migration from it exists: move the data dir aside and start with an empty one; the member catches up from its peers by block sync (the signer keeps its own state).'),
+      { path: opts.path, found: Number(schema), supported: STORE_SCHEMA_VERSION });
+    }
+    if (opts.chainId === undefined) return;
+    const chain = this.#meta.get('chain_id');
+    if (chain === undefined) this.#meta.putSync('chain_id', opts.chainId);
+    else if (chain !== opts.chainId) {
+      throw new FedError('STORE_WRONG_CHAIN', `block store ${opts.path} holds chain "${chain}", but conf.yaml's consensus.chain_id is "${opts.chainId}": point --data-dir at this chain's store, or fix chain_id`,
+        { path: opts.path, found: chain, expected: opts.chainId });
+    }
   }
 
   get hashBlock(): (h: BlockHeader) => Hash { return this.#opts.hashBlock; }

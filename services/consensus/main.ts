@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
     const n = conf.validators.length;
     const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
-    const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash });
+    const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
     const m = consensusMetrics(metrics, Date.now, { validators: n, mempoolCapacity: c.mempool_max_txs });
 
