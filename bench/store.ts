@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigReloaded } from '#libs/gen/btcfed/v1/events.pb.ts';
-import { writeFileAtomic } from '../services/store/files.ts';
+import { writeFileAtomic } from '#libs/files/index.ts';
 import { makeMember } from '../test/support/member.ts';
 import { recordEvents, startStore } from '../test/support/store.ts';
 import { ms, printMachine, stats, table } from './support.ts';

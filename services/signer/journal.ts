@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { FedError } from '#libs/errors/index.ts';
 import { sha256Hex } from '#libs/crypto/index.ts';
-import { fsyncDir } from '../store/files.ts';
+import { fsyncDir } from '#libs/files/index.ts';
 
 export const JOURNAL_FILE = 'journal.jsonl';
 export const CHAIN_START = '0'.repeat(64);

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type
 import fs from 'node:fs/promises';
 import { FedError } from '#libs/errors/index.ts';
 import { bytesEqual, fromHex, publicKeyFromSecretKey, toHex, type ParamSet } from '#libs/crypto/index.ts';
-import { writeFileAtomic } from '../store/files.ts';
+import { writeFileAtomic } from '#libs/files/index.ts';
 
 const FORMAT = 'btcfed-signer-key';
 

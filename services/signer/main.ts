@@ -22,7 +22,7 @@ import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { parseHostPort, type SignerConf } from '#libs/config/index.ts';
 import { fatal, lifecycle, parseFlags } from '#libs/service/index.ts';
 import { SignerServiceService } from '#libs/gen/btcfed/v1/signer.pb.ts';
-import { lockDir, writeFileAtomic } from '../store/files.ts';
+import { lockDir, writeFileAtomic } from '#libs/files/index.ts';
 import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
 import { JOURNAL_FILE, verifyJournal } from './journal.ts';
 import { readPassphrase, readPublicKey, sealKey, writeNewKeyFile } from './keyfile.ts';

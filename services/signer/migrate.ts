@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import { FedError } from '#libs/errors/index.ts';
-import { readIfExists } from '../store/files.ts';
+import { readIfExists } from '#libs/files/index.ts';
 import { JOURNAL_FILE, openJournal } from './journal.ts';
 import { slotKey, trimRecent, type SignerSafety, type SignedSlot } from './rules.ts';
 import { STATE_FILE, decodeSafety, encodeSafety, safetyStore } from './state-file.ts';

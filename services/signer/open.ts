@@ -13,7 +13,7 @@ import { parseSignerConfText, type SignerConf } from '#libs/config/index.ts';
 import { blockHash, bytesEqual, createSlhDsa, fromHex, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { genesisBlock } from '#libs/hotstuff/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
-import { readIfExists } from '../store/files.ts';
+import { readIfExists } from '#libs/files/index.ts';
 import { JOURNAL_FILE, openJournal, readJournal } from './journal.ts';
 import { assertPrivateFile, openKey, readPassphrase, type PassphraseSource } from './keyfile.ts';
 import { createQcChecker } from './qc-check.ts';

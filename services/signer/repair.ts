@@ -21,7 +21,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { FedError } from '#libs/errors/index.ts';
 import { sha256Hex } from '#libs/crypto/index.ts';
-import { fsyncDir, writeFileAtomic } from '../store/files.ts';
+import { fsyncDir, writeFileAtomic } from '#libs/files/index.ts';
 import { CHAIN_START, JOURNAL_FILE, readJournal, type JournalEntry } from './journal.ts';
 import type { SignerSafety, SlotKind } from './rules.ts';
 import { STATE_FILE, safetyStore } from './state-file.ts';

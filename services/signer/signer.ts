@@ -10,7 +10,7 @@ import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
 import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
-import { SerialQueue } from '../store/files.ts';
+import { SerialQueue } from '#libs/files/index.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
 import { RULES, admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';

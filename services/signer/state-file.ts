@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { sha256Hex } from '#libs/crypto/index.ts';
-import { readIfExists, writeFileAtomic } from '../store/files.ts';
+import { readIfExists, writeFileAtomic } from '#libs/files/index.ts';
 import type { SignerSafety } from './rules.ts';
 
 export const STATE_FILE = 'safety-state.json';

@@ -11,7 +11,7 @@ import {
 } from '#libs/config/index.ts';
 import { FedError, isFedError } from '#libs/errors/index.ts';
 import { stringify } from 'yaml';
-import { moveAside, readIfExists, sha256Hex, writeFileAtomic } from './files.ts';
+import { moveAside, readIfExists, sha256Hex, writeFileAtomic } from '#libs/files/index.ts';
 
 export const CONF_FILE = 'conf.yaml';
 export const PEERS_FILE = 'peers.yaml';

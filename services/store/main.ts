@@ -11,7 +11,7 @@ import { createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { endpointOf, fatal, guardService, lifecycle, memberSecurity, parseFlags } from '#libs/service/index.ts';
 import { StoreServiceService } from '#libs/gen/btcfed/v1/store.pb.ts';
-import { lockDir } from './files.ts';
+import { lockDir } from '#libs/files/index.ts';
 import { loadConf, loadPeers } from './load.ts';
 import { MemberConfig } from './member-config.ts';
 import { STORE_POLICY, storeService } from './rpc.ts';

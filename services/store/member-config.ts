@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { mergePeer, parseConfText, parsePeersText, type Conf, type Peer } from '#libs/config/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { copyAside, fileShaSync, MISSING, moveAside, readIfExists, SerialQueue, sha256Hex, writeFileAtomic } from './files.ts';
+import { copyAside, fileShaSync, MISSING, moveAside, readIfExists, SerialQueue, sha256Hex, writeFileAtomic } from '#libs/files/index.ts';
 import { CONF_FILE, LAST_GOOD, PEERS_FILE, peersText, type LoadedConf, type LoadedPeers } from './load.ts';
 import { chooseBase, diffPeers, mergePeers, samePeers, toPeerMap, type PeerMap } from './merge.ts';
 import type { StoreEvent, Trigger } from './events.ts';

@@ -1,4 +1,4 @@
-// Durable file operations for the store: atomic replace (temp file, fsync, rename, fsync of
+// Durable file operations: atomic replace (temp file, fsync, rename, fsync of
 // the directory), timestamped backups of files we refuse, and the data-dir lock that keeps a
 // second store process from writing the same files. Nothing here ever deletes a user's file:
 // a file we cannot use is renamed or copied aside, never overwritten in place.
