@@ -1,9 +1,11 @@
 // The engine's state and the few operations every role shares: the action buffer and the
 // persist-before-send discipline, signature requests, view changes and rejections.
+// What a persist carries is derived, not marked: flush compares the safety state with the
+// last one persisted, so a role that changes a field cannot forget to persist it.
 // The roles (replica.ts, leader.ts, synchronizer.ts, sync.ts) act on it; engine.ts
 // dispatches events to them. Must never perform I/O or read a clock: it only appends actions.
 
-import { toHex } from './bytes.ts';
+import { bytesEqual, toHex } from './bytes.ts';
 import { BlockTree } from './blocks.ts';
 import type {
   EngineAction,
@@ -65,6 +67,40 @@ export function voteAfter(a: VoteMark, view: number, phase: Phase): boolean {
   return view > a.view || (view === a.view && phase > a.phase);
 }
 
+/** Same certificate for the safety state: same phase, view and block (signer sets may differ). */
+function sameQc(a: QuorumCert, b: QuorumCert): boolean {
+  return a.phase === b.phase && a.view === b.view && bytesEqual(a.blockHash, b.blockHash);
+}
+
+const sameNumber = (a: number, b: number): boolean => a === b;
+
+/**
+ * One comparison per field of SafetyState: the mapped type makes a field added to SafetyState
+ * without a comparison here a type error, so flush can never miss a change.
+ */
+const SAME_FIELD: { [K in keyof SafetyState]: (a: SafetyState[K], b: SafetyState[K]) => boolean } = {
+  view: sameNumber,
+  lockedQC: sameQc,
+  prepareQC: sameQc,
+  lastVoted: (a, b) => a.view === b.view && a.phase === b.phase,
+  newViewTarget: sameNumber,
+  lastCommitView: sameNumber,
+  proposedView: sameNumber,
+};
+
+function safetyChanged(a: SafetyState, b: SafetyState): boolean {
+  for (const k of Object.keys(SAME_FIELD) as (keyof SafetyState)[]) {
+    const same = SAME_FIELD[k] as (x: unknown, y: unknown) => boolean; // a[k] and b[k] share k's type
+    if (!same(a[k], b[k])) return true;
+  }
+  return false;
+}
+
+/** A copy later changes cannot reach (the roles replace lastVoted rather than edit it, but be sure). */
+function snapshot(s: SafetyState): SafetyState {
+  return { ...s, lastVoted: { ...s.lastVoted } };
+}
+
 export class EngineCore {
   readonly config: EngineConfig;
   readonly deps: EngineDeps;
@@ -91,7 +127,8 @@ export class EngineCore {
   txsAvailable = false;
   /** Set by engine.ts: replays buffered proposals and lets a new leader propose. */
   onEnterView: (view: number) => void = () => {};
-  #dirty = false;
+  /** The safety state as last persisted (or restored): flush persists whenever it differs. */
+  #persisted: SafetyState;
   #newBlocks: Block[] = [];
   #newQcs: QuorumCert[] = [];
   #dropped: Hash[] = [];
@@ -109,6 +146,7 @@ export class EngineCore {
     this.claims = new NewViewClaims(this.self);
     this.claims.setOwn(safety.newViewTarget);
     this.safety = safety;
+    this.#persisted = snapshot(safety);
     this.round = newRound(safety.view);
   }
 
@@ -129,10 +167,6 @@ export class EngineCore {
     this.deps.metrics?.increment(`rejected_${reason}`);
   }
 
-  markDirty(): void {
-    this.#dirty = true;
-  }
-
   storeBlock(block: Block, hex: string = toHex(block.hash)): void {
     if (this.tree.add(block, hex)) this.#newBlocks.push(block);
   }
@@ -143,18 +177,35 @@ export class EngineCore {
     this.#dropped.push(block.hash);
   }
 
+  /** Keep a QC with the next persist (the driver stores it by block, to serve the block on certified). */
   storeQc(qc: QuorumCert): void {
     this.#newQcs.push(qc);
   }
 
-  /** Emit one persist action for everything changed since the last one. */
+  /**
+   * Emit one persist action for everything changed since the last one: any field of the safety
+   * state that differs from the last persisted one (derived here, so no change can be left
+   * out), and the blocks, QCs and dropped blocks stored since.
+   */
   flush(): void {
-    if (!this.#dirty && this.#newBlocks.length === 0 && this.#newQcs.length === 0 && this.#dropped.length === 0) return;
-    this.out.push({ type: 'persist', safety: { ...this.safety }, blocks: this.#newBlocks, qcs: this.#newQcs, dropped: this.#dropped });
-    this.#dirty = false;
+    const s = this.safety;
+    const last = this.#persisted;
+    const changed = safetyChanged(s, last);
+    if (changed) {
+      // A new lock or highQC (only a changed state has one) goes to the driver's QC store too.
+      this.#storeIfNew(s.lockedQC, last.lockedQC);
+      this.#storeIfNew(s.prepareQC, last.prepareQC);
+    }
+    if (!changed && this.#newBlocks.length === 0 && this.#newQcs.length === 0 && this.#dropped.length === 0) return;
+    this.out.push({ type: 'persist', safety: snapshot(s), blocks: this.#newBlocks, qcs: this.#newQcs, dropped: this.#dropped });
+    this.#persisted = snapshot(s);
     this.#newBlocks = [];
     this.#newQcs = [];
     this.#dropped = [];
+  }
+
+  #storeIfNew(qc: QuorumCert, persisted: QuorumCert): void {
+    if (!sameQc(qc, persisted) && !this.#newQcs.includes(qc)) this.#newQcs.push(qc);
   }
 
   /** Actions that leave the process: everything they depend on is persisted first. */
@@ -174,8 +225,7 @@ export class EngineCore {
     if (!voteAfter(this.safety.lastVoted, view, phase)) {
       if (this.config.unsafeMutation !== 'double-vote') return false;
     } else {
-      this.safety.lastVoted = { view, phase };
-      this.markDirty();
+      this.safety.lastVoted = { view, phase }; // persisted by the flush before the sign request
     }
     return true;
   }
@@ -184,8 +234,8 @@ export class EngineCore {
   notePrepareQC(qc: QuorumCert): boolean {
     if (qc.phase !== Phase.PREPARE || qc.view <= this.safety.prepareQC.view) return false;
     this.safety.prepareQC = qc;
+    // flush stores the highQC a step ends with; this keeps one replaced within the same step.
     this.storeQc(qc);
-    this.markDirty();
     return true;
   }
 
@@ -201,7 +251,6 @@ export class EngineCore {
   advance(view: number, cause: ViewChangeCause): void {
     if (view <= this.safety.view) return;
     this.safety.view = view;
-    this.markDirty();
     this.round = newRound(view);
     for (const v of this.future.keys()) if (v < view) this.future.delete(v);
     this.out.push({ type: 'view-changed', view, cause });

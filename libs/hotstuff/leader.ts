@@ -42,8 +42,7 @@ export function onPayloadReady(core: EngineCore, view: number, block: Block): vo
   const bad = payloadError(core, block, round.justify);
   if (bad) return core.reject(null, 'invalid_block', `payload: ${bad}`);
   round.ownProposal = block;
-  core.safety.proposedView = view;
-  core.markDirty();
+  core.safety.proposedView = view; // persisted before the proposal's sign request
   core.storeBlock(block);
   core.requestSign({ kind: 'proposal', view, block, justify: round.justify });
 }

@@ -154,10 +154,7 @@ function onPrecommitQC(core: EngineCore, qc: QuorumCert, from: number): void {
   if (qc.view > core.view) core.advance(qc.view, 'qc');
   if (qc.view < core.view) return core.reject(from, 'stale', `precommitQC view ${qc.view} < ${core.view}`);
   if (!firstInView(core, qc, from)) return;
-  if (qc.view > core.safety.lockedQC.view) {
-    core.safety.lockedQC = qc;
-    core.markDirty();
-  }
+  if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc; // persisted before the COMMIT vote's sign request
   if (!core.claimVote(qc.view, Phase.COMMIT)) return;
   core.requestSign({ kind: 'vote', phase: Phase.COMMIT, view: qc.view, blockHash: qc.blockHash, precommitQC: qc });
 }

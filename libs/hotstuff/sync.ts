@@ -196,12 +196,14 @@ export function commitWith(core: EngineCore, qc: QuorumCert, from: number): bool
 
 function applyCommit(core: EngineCore, blocks: Block[], qc: QuorumCert): void {
   const tip = blocks[blocks.length - 1]!;
+  // The commitQC is not part of the safety state: stored explicitly, durable before the commit.
   core.storeQc(qc);
   core.emitOutbound({ type: 'commit', blocks, qc });
   core.deps.metrics?.increment('blocks_committed', blocks.length);
   core.tree.markCommitted(tip);
+  // Only after the commit action: persisted earlier, a crash before the commit would leave
+  // these blocks uncommittable with this QC (commitWith ignores views ≤ lastCommitView).
   if (qc.view > core.safety.lastCommitView) core.safety.lastCommitView = qc.view;
-  core.markDirty();
   if (core.pendingCommit && core.pendingCommit.view <= qc.view) core.pendingCommit = null;
   pruneBelowNeeds(core);
 }

@@ -33,10 +33,7 @@ function pendingNewView(core: EngineCore, view: number): boolean {
 }
 
 function requestNewView(core: EngineCore, view: number): void {
-  if (view > core.safety.newViewTarget) {
-    core.safety.newViewTarget = view;
-    core.markDirty();
-  }
+  if (view > core.safety.newViewTarget) core.safety.newViewTarget = view; // persisted before the sign request
   core.claims.setOwn(view);
   core.requestSign({ kind: 'new-view', view, highQC: core.safety.prepareQC });
 }
