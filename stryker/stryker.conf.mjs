@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 /** file → the functions (or methods) whose bodies hold a safety rule; '*' = the whole file. */
 const SAFETY = {
   'libs/hotstuff/replica.ts': ['safeNode', 'onPrecommitQC', 'onCommitQC', 'onProposal'],
-  'libs/hotstuff/core.ts': ['voteAfter', 'claimVote', 'notePrepareQC'],
+  'libs/hotstuff/core.ts': ['voteAfter', 'claimVote', 'notePrepareQC', 'flush', 'safetyChanged'],
   'libs/hotstuff/qc.ts': ['check', '#structureError', '#signatureError'],
   'libs/hotstuff/quorum.ts': ['faultBound', 'quorumSize'],
   'libs/hotstuff/blocks.ts': ['extendsBlock', 'commitPath'],
@@ -47,6 +47,7 @@ const TESTS = [
   'libs/hotstuff/engine-rules.test.ts',
   'libs/hotstuff/engine-validity.test.ts',
   'libs/hotstuff/engine-sync.test.ts',
+  'libs/hotstuff/engine-persist.test.ts',
   'services/signer/rules.property.test.ts',
   'services/signer/rules.cases.test.ts',
 ].filter((f) => existsSync(f));
