@@ -1,0 +1,75 @@
+// Checking what a member says without trusting it: a committed block (or a transaction in one)
+// against the genesis validator set alone. A block is committed when a COMMIT QC — a quorum of
+// distinct validators' signatures over (COMMIT, view, block hash) — certifies it or a descendant
+// reached from it by parent links. Checks run cheapest first: chain id, header hash, transaction
+// root, the link to the certified block, the QC's shape (phase, quorum, distinct signers in the
+// set), then the SLH-DSA signatures, the same QC validation the engine uses (libs/hotstuff's
+// QcVerifier). Every refusal names what failed.
+
+import { blockHash, type SlhDsa } from '#libs/crypto/index.ts';
+import { txHashesOf, txRootOf } from '#libs/blocks/index.ts';
+import { Phase, QcVerifier, genesisBlock, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { signingBytesOf } from '#libs/wire/index.ts';
+
+/** What a client trusts: the chain id and the validators' public keys, in validator-index order. */
+export interface TrustRoot {
+  chainId: string;
+  publicKeys: readonly Uint8Array[];
+  dsa: Pick<SlhDsa, 'verifySync'>;
+}
+
+export interface CommitProof {
+  /** The COMMIT QC of `block`, or of the last of `descendants`. */
+  qc: QuorumCert;
+  /** Headers from `block`'s child up to the certified block, when the QC certifies a descendant. */
+  descendants?: readonly BlockHeader[];
+}
+
+export type Verdict =
+  | { ok: true; height: number; view: number; signers: readonly number[]; txIndex?: number }
+  | { ok: false; reason: string };
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+
+/**
+ * Whether `block` is committed on the chain of `root`, by `proof`. With `txHash`, also whether
+ * that transaction is in the block (its index). `block.txs` must be the block's transactions
+ * (they are checked against the header's transaction root).
+ */
+export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProof, txHash?: Uint8Array): Verdict {
+  const refuse = (reason: string): Verdict => ({ ok: false, reason });
+  const h = block.header;
+  if (h.chainId !== root.chainId) return refuse(`block: chain id "${h.chainId}", expected "${root.chainId}"`);
+  const own = blockHash(h);
+  if (!eq(own, block.hash)) return refuse(`block: hash ${hex(block.hash)} is not the hash of its header (${hex(own)})`);
+  if (!eq(txRootOf(block), h.txRoot)) return refuse(`block: its ${block.txs.length} transactions do not match the header's tx_root`);
+
+  // The certified block: this one, or a descendant linked by parent hashes.
+  let tip = h;
+  let tipHash = own;
+  for (const [i, d] of (proof.descendants ?? []).entries()) {
+    if (d.chainId !== root.chainId) return refuse(`descendants[${i}]: chain id "${d.chainId}"`);
+    if (!eq(d.parentHash, tipHash) || d.height !== tip.height + 1) return refuse(`descendants[${i}]: does not extend height ${tip.height} (${hex(tipHash).slice(0, 16)}…)`);
+    tip = d;
+    tipHash = blockHash(d);
+  }
+  const qc = proof.qc;
+  if (!eq(qc.blockHash, tipHash)) return refuse(`qc: certifies ${hex(qc.blockHash).slice(0, 16)}…, not the block at height ${tip.height} (${hex(tipHash).slice(0, 16)}…)`);
+  if (qc.phase !== Phase.COMMIT) return refuse(`qc: phase ${qc.phase} is not COMMIT (${Phase.COMMIT}): only a COMMIT QC proves a commit`);
+  if (qc.view !== tip.view) return refuse(`qc: view ${qc.view}, but the certified block was proposed in view ${tip.view}`);
+
+  const n = root.publicKeys.length;
+  const verifier = new QcVerifier(n, genesisBlock(root.chainId, blockHash).hash, (m) => {
+    const key = root.publicKeys[m.sender];
+    return key !== undefined && root.dsa.verifySync(key, signingBytesOf(root.chainId, m), m.signature);
+  });
+  const checked = verifier.check(qc);
+  if (!checked.ok) return refuse(`qc: ${checked.why}`);
+
+  const verdict: Verdict = { ok: true, height: h.height, view: qc.view, signers: qc.signers };
+  if (txHash === undefined) return verdict;
+  const index = txHashesOf(block).findIndex((t) => eq(t, txHash));
+  if (index < 0) return refuse(`transaction ${hex(txHash).slice(0, 16)}… is not in block ${h.height}`);
+  return { ...verdict, txIndex: index };
+}

@@ -1,0 +1,69 @@
+// A client that trusts no member: a committed block and its COMMIT QC, made with real SLH-DSA
+// keys, are accepted against the validator set alone; every kind of forgery is refused, naming
+// what failed.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { verifyCommitted, type TrustRoot } from './index.ts';
+
+const CHAIN = 'verify-test';
+const dsa = createSlhDsa();
+const keys = Array.from({ length: 4 }, () => dsa.generateKeyPair());
+const outsider = dsa.generateKeyPair();
+const root: TrustRoot = { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa };
+const enc = (s: string) => new TextEncoder().encode(s);
+
+function child(parent: Block, view: number, txs: Uint8Array[]): Block {
+  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+  const header = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
+    txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+  return { header, hash: blockHash(header), txs };
+}
+
+async function qcOf(b: Block, signers: number[], opts: { phase?: Phase; view?: number; signWith?: (i: number) => Uint8Array } = {}): Promise<QuorumCert> {
+  const phase = opts.phase ?? Phase.COMMIT;
+  const view = opts.view ?? b.header.view;
+  const bytes = voteSigningBytes({ chainId: CHAIN, phase, view, blockHash: b.hash });
+  const signatures = await Promise.all(signers.map((i) => dsa.sign(opts.signWith?.(i) ?? keys[i]!.secretKey, bytes)));
+  return { phase, view, blockHash: b.hash, signers, signatures };
+}
+
+const genesis = genesisBlock(CHAIN, blockHash);
+const b1 = child(genesis, 1, [enc('alice pays bob'), enc('carol pays dan')]);
+const b2 = child(b1, 2, [enc('erin pays frank')]);
+
+test('a committed block and a transaction in it are accepted against the validator set alone', async () => {
+  const qc = await qcOf(b1, [0, 1, 3]);
+  const v = verifyCommitted(root, b1, { qc }, txHash(enc('carol pays dan')));
+  assert.deepEqual(v, { ok: true, height: 1, view: 1, signers: [0, 1, 3], txIndex: 1 });
+  // Committed by a descendant's QC, reached through its header.
+  const qc2 = await qcOf(b2, [1, 2, 3]);
+  assert.equal(verifyCommitted(root, b1, { qc: qc2, descendants: [b2.header] }).ok, true);
+});
+
+test('every forgery is refused, naming what failed', async () => {
+  const good = await qcOf(b1, [0, 1, 2]);
+  const refused = (v: ReturnType<typeof verifyCommitted>, pattern: RegExp, what: string) => {
+    assert.equal(v.ok, false, what);
+    if (!v.ok) assert.match(v.reason, pattern, what);
+  };
+  refused(verifyCommitted(root, { ...b1, txs: [enc('alice pays mallory'), b1.txs[1]!] }, { qc: good }), /tx_root/, 'a changed transaction');
+  refused(verifyCommitted(root, b1, { qc: good }, txHash(enc('not in it'))), /not in block 1/, 'a transaction not in the block');
+  refused(verifyCommitted(root, b1, { qc: await qcOf(b1, [0, 1]) }), /2 signers < quorum 3/, 'too few signers');
+  const repeated = await qcOf(b1, [0, 1, 1]);
+  refused(verifyCommitted(root, b1, { qc: repeated }), /strictly increasing/, 'a repeated signer');
+  refused(verifyCommitted(root, b1, { qc: await qcOf(b1, [0, 1, 2], { signWith: (i) => (i === 2 ? outsider.secretKey : keys[i]!.secretKey) }) }),
+    /bad signature of 2/, 'a signature from outside the set');
+  refused(verifyCommitted(root, b1, { qc: { ...good, signers: [0, 1, 4] } }), /strictly increasing validator indices/, 'a signer index outside the set');
+  refused(verifyCommitted(root, b1, { qc: await qcOf(b1, [0, 1, 2], { phase: Phase.PRE_COMMIT }) }), /not COMMIT/, 'the wrong phase');
+  refused(verifyCommitted(root, b1, { qc: { ...good, view: 2 } }), /view 2/, 'the wrong view');
+  refused(verifyCommitted(root, b1, { qc: { ...(await qcOf(b1, [0, 1, 2], { view: 1 })), signatures: good.signatures.map((s, i) => (i === 0 ? (good.signatures[1]!) : s)) } }),
+    /bad signature of 0/, 'a signature moved to another signer');
+  refused(verifyCommitted({ ...root, chainId: 'other' }, b1, { qc: good }), /chain id/, 'another chain');
+  refused(verifyCommitted(root, { ...b1, hash: b2.hash }, { qc: good }), /not the hash of its header/, 'a hash that is not the header\'s');
+  refused(verifyCommitted(root, b1, { qc: await qcOf(b2, [0, 1, 2]) }), /certifies/, 'a QC of another block');
+  const stranger = child(genesis, 2, [enc('x')]);
+  refused(verifyCommitted(root, b1, { qc: await qcOf(stranger, [0, 1, 2]), descendants: [stranger.header] }), /does not extend/, 'a "descendant" that is not one');
+});
