@@ -5,6 +5,7 @@
 //   btcfed submit  [--member DIR] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
 //   btcfed watch   [--member DIR] [--consensus HOST:PORT] [--from HEIGHT]
 //   btcfed admin   pause|resume|force-view-change|dump [--member DIR]
+//   btcfed verify  --height H [--tx HEX] [--member DIR] [--consensus HOST:PORT] [--trust CONF]
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { isParamSet } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
+import { trustRootFrom, verifyBlock } from './verify.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 
 const USAGE = `usage:
@@ -24,13 +26,16 @@ const USAGE = `usage:
   btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
   btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
   btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]
-  btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)`;
+  btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)
+  btcfed verify  --height H [--tx HEX] [--member .devnet/m0] [--consensus HOST:PORT] [--trust CONF]
+                 (checks block H from that member against the validator set of CONF, default the member's conf.yaml)`;
 
 const OPTIONS = {
   members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
   'chain-id': { type: 'string' }, 'param-set': { type: 'string' }, 'base-timeout': { type: 'string' }, nats: { type: 'string' },
   member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
   'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
+  height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' },
 } as const;
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -105,6 +110,26 @@ federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
       const client = adminClient(path.resolve(f.member ?? '.devnet/m0'));
       try {
         await admin(client, rest[0] ?? '');
+      } finally {
+        client.close();
+      }
+      return;
+    }
+    case 'verify': {
+      if (f.height === undefined) throw new Error('--height is required');
+      const memberDir = path.resolve(f.member ?? '.devnet/m0');
+      const root = trustRootFrom(path.resolve(f.trust ?? path.join(memberDir, 'conf.yaml')));
+      if (f.tx !== undefined && !/^[0-9a-f]{64}$/i.test(f.tx)) throw new Error('--tx must be a transaction hash: 64 hex digits');
+      const client = consensusClient(memberDir, f.consensus);
+      try {
+        const v = await verifyBlock(client, root, int('height', f.height, 0), f.tx === undefined ? undefined : Buffer.from(f.tx, 'hex'));
+        if (!v.ok) {
+          console.log(`refused: ${v.reason}`);
+          process.exitCode = 1;
+          return;
+        }
+        console.log(`verified: block ${v.height} is committed on chain ${root.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')} of ${root.publicKeys.length}`
+          + (v.txIndex === undefined ? '' : `; transaction ${f.tx} is at index ${v.txIndex}`));
       } finally {
         client.close();
       }

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -167,6 +168,29 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       const firing = (await p.query('ALERTS{alertstate="firing"}')).map((a) => a.metric.alertname);
       assert.deepEqual(firing, [], 'a healthy federation fires no alert');
     }
+  });
+
+  step('btcfed verify: a committed block and a transaction in it check out against the validator set, asking another member', async () => {
+    const tx = new TextEncoder().encode(`verify-me-${randomBytes(4).toString('hex')}`);
+    await call(clients[0]!.submitTransaction.bind(clients[0]!), { tx });
+    const where = await until('the transaction committed', async () => {
+      const r = await call(clients[2]!.getTransaction.bind(clients[2]!), { txHash: txHash(tx) });
+      return r.status === TxStatus.TX_STATUS_COMMITTED ? r : undefined;
+    });
+    const cli = (args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'main.ts'), 'verify', ...args], { encoding: 'utf8', timeout: 60_000 });
+    // Ask m2 (with m2's client certificate: each member has its own CA), trust m0's conf.yaml.
+    const trust = path.join(dir, 'm0', 'conf.yaml');
+    const ok = cli(['--member', path.join(dir, 'm2'), '--trust', trust, '--height', String(where.height), '--tx', toHex(txHash(tx))]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^verified: block ${where.height} is committed on chain ${chainId}: a COMMIT QC of view \\d+ signed by validators [0-3](, [0-3]){2,3} of 4; transaction [0-9a-f]{64} is at index \\d+`));
+    // The same block against a trust root with other keys: refused, exit 1.
+    const conf = await fs.readFile(path.join(dir, 'm0', 'conf.yaml'), 'utf8');
+    const other = path.join(dir, 'untrusted-conf.yaml');
+    // Every validator's key changed in its first hex digit (whoever signed, the keys are not theirs).
+    await fs.writeFile(other, conf.replace(/public_key: (['"]?)([0-9a-f])/g, (_m, q: string, c: string) => `public_key: ${q}${c === 'a' ? 'b' : 'a'}`));
+    const bad = cli(['--member', path.join(dir, 'm2'), '--height', String(where.height), '--trust', other]);
+    assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /^refused: qc: bad signature of [0-3]/);
   });
 
   step('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {
