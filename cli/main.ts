@@ -17,6 +17,7 @@ import { errorMessage } from '#libs/errors/index.ts';
 import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
 import { trustRootFrom, verifyBlock } from './verify.ts';
+import { VERSION } from '#libs/version/index.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 
 const USAGE = `usage:
@@ -35,7 +36,7 @@ const OPTIONS = {
   'chain-id': { type: 'string' }, 'param-set': { type: 'string' }, 'base-timeout': { type: 'string' }, nats: { type: 'string' },
   member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
   'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
-  height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' },
+  height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
 } as const;
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -48,6 +49,14 @@ function int(name: string, v: string | undefined, dflt: number): number {
 async function main(): Promise<void> {
   const { values: f, positionals } = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
   const [cmd, ...rest] = positionals;
+  if (f.version) {
+    console.log(VERSION);
+    return;
+  }
+  if (f.help && cmd === undefined) {
+    console.log(USAGE);
+    return;
+  }
   const paramSet = f['param-set'] ?? 'slh-dsa-sha2-128f';
   if (!isParamSet(paramSet)) throw new Error(`--param-set: unknown parameter set "${paramSet}"`);
   const natsUrl = f.nats ?? 'nats://127.0.0.1:4222';

@@ -4,13 +4,11 @@
 // and `<prefix>build_info{version,node}`. Must never be imported by a library: libraries take
 // the Metrics interface; only a composition root builds this.
 
-import { createRequire } from 'node:module';
 import * as prom from 'prom-client';
+import { VERSION } from '#libs/version/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import type { Counter, Gauge, Histogram, Labels, Metrics } from './types.ts';
 import { validateMetricName, type MetricKind } from './names.ts';
-
-const PACKAGE_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export interface PromMetricsOptions {
   /** Namespace put before every name, e.g. 'btcfed_'. Default: none. */
@@ -72,7 +70,7 @@ export function createPromMetrics(opts: PromMetricsOptions = {}): PromMetrics {
     prom.collectDefaultMetrics({ register: registry });
     const build = new prom.Gauge({ name: `${prefix}build_info`, help: 'The running build: its version and Node.js version (always 1)',
       labelNames: ['version', 'node'], registers: [registry] });
-    build.set({ version: PACKAGE_VERSION, node: process.version }, 1);
+    build.set({ version: VERSION, node: process.version }, 1);
   }
   const entries = new Map<string, Entry>();
 

@@ -4,13 +4,26 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
+import { VERSION } from '#libs/version/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parses flags; an unknown flag or a missing value is a FedError('CLI_INVALID') naming it. */
+/**
+ * A service's flags. `--version` prints the version and `--help` (or `-h`) the usage, on stdout,
+ * and exit 0 before anything starts; a bad flag throws CLI_INVALID with the usage.
+ */
 export function parseFlags<O extends Options>(argv: readonly string[], options: O, usage: string) {
+  if (argv.includes('--version')) {
+    process.stdout.write(`${VERSION}\n`);
+    process.exit(0);
+  }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
   try {
     return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
   } catch (err) {

@@ -200,6 +200,11 @@ async function main(): Promise<void> {
         return await exportCmd(argv);
       case 'import-state':
         return await importCmd(argv, cliLog);
+      case '--version':
+      case '--help':
+      case '-h':
+        parseFlags([command], {}, USAGE); // prints and exits
+        return;
       default:
         throw new FedError('CLI_INVALID', `unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
     }

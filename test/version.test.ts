@@ -1,0 +1,22 @@
+// `--version` and `--help` on every binary: printed on stdout, exit 0, nothing started.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { VERSION } from '#libs/version/index.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+const binaries = ['cli/main.ts', 'services/store/main.ts', 'services/gateway/main.ts', 'services/consensus/main.ts', 'services/signer/main.ts'];
+
+test('every binary prints its version and its usage on stdout and exits 0', () => {
+  assert.match(VERSION, /^\d+\.\d+\.\d+/);
+  for (const bin of binaries) {
+    const v = spawnSync(process.execPath, [path.join(root, bin), '--version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(v.status, 0, `${bin} --version: ${v.stderr}`);
+    assert.equal(v.stdout, `${VERSION}\n`, `${bin} --version`);
+    const h = spawnSync(process.execPath, [path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);
+    assert.match(h.stdout, /^usage:/, `${bin} --help`);
+  }
+});
