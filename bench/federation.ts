@@ -52,6 +52,20 @@ function signingFloor(backend: BackendName): { signMs: number; verifyMs: number;
 }
 
 /**
+ * The CPU floor of one committed view for the whole federation, divided by the cores it shares:
+ * every signature of a steady-state view made (a proposal, three votes from each member; no
+ * NEW-VIEW after a decide) and verified once by each receiver (the proposal by N − 1 replicas, the
+ * votes by the leader, the three QCs' quorum signatures by N − 1 replicas).
+ */
+function cpuFloor(signMs: number, verifyMs: number): { signs: number; verifies: number; cores: number; floorMs: number } {
+  const q = quorumSize(N);
+  const signs = 1 + 3 * N;
+  const verifies = (N - 1) * (1 + 3 + 3 * q);
+  const cores = os.availableParallelism();
+  return { signs, verifies, cores, floorMs: (signs * signMs + verifies * verifyMs) / cores };
+}
+
+/**
  * Closed loop: clients keep at most `maxOutstanding` transactions accepted but not yet seen
  * committed, so the figures describe what the federation sustains, not how deep a queue grows.
  */
@@ -92,6 +106,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     }
   }
   const floor = signingFloor(backend); // on a quiet machine, before the federation starts
+  const cpu = cpuFloor(floor.signMs, floor.verifyMs);
   const t0 = Date.now();
   const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true })
     .catch(async (err: unknown) => { console.log(`(logs kept in ${dir})`); throw err; });
@@ -152,6 +167,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
         [`signing floor: 3 signs + ${quorumSize(N)} verifies (ms)`, '', ms(floor.floorMs)],
         ['idle block interval / signing floor', '', (idle.p50 / floor.floorMs).toFixed(2)],
         ['loaded block interval / signing floor', '', (iv.p50 / floor.floorMs).toFixed(2)],
+        [`CPU floor: ${cpu.signs} signs + ${cpu.verifies} verifies per view over ${cpu.cores} cores (ms)`, '', ms(cpu.floorMs)],
+        ['idle block interval / CPU floor', '', (idle.p50 / cpu.floorMs).toFixed(2)],
       ]),
     ];
   } finally {
