@@ -6,6 +6,7 @@
 //   btcfed watch   [--member DIR] [--consensus HOST:PORT] [--from HEIGHT]
 //   btcfed admin   pause|resume|force-view-change|dump [--member DIR]
 //   btcfed verify  --height H [--tx HEX] [--member DIR] [--consensus HOST:PORT] [--trust CONF]
+//   btcfed cert issue --client NAME --member NAME --ca-dir DIR --out DIR
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { errorMessage } from '#libs/errors/index.ts';
 import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
 import { trustRootFrom, verifyBlock } from './verify.ts';
+import { issueClientCert } from './cert.ts';
 import { VERSION } from '#libs/version/index.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 
@@ -29,7 +31,9 @@ const USAGE = `usage:
   btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]
   btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)
   btcfed verify  --height H [--tx HEX] [--member .devnet/m0] [--consensus HOST:PORT] [--trust CONF]
-                 (checks block H from that member against the validator set of CONF, default the member's conf.yaml)`;
+                 (checks block H from that member against the validator set of CONF, default the member's conf.yaml)
+  btcfed cert issue --client NAME --member-name m0 --ca-dir DIR/ca/m0 --out DIR
+                 (a client certificate for one application of member m0, for its public API)`;
 
 const OPTIONS = {
   members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
@@ -37,6 +41,7 @@ const OPTIONS = {
   member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
   'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
   height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
+  client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' },
 } as const;
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -122,6 +127,13 @@ federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
       } finally {
         client.close();
       }
+      return;
+    }
+    case 'cert': {
+      if (rest[0] !== 'issue') throw new Error('cert: the only action is "issue"');
+      if (!f.client || !f['member-name'] || !f['ca-dir'] || !f.out) throw new Error('cert issue needs --client NAME --member-name NAME --ca-dir DIR --out DIR');
+      const made = await issueClientCert({ member: f['member-name'], caDir: path.resolve(f['ca-dir']), app: f.client, out: path.resolve(f.out) });
+      console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
       return;
     }
     case 'verify': {

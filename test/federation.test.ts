@@ -13,7 +13,7 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { Phase } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
-import { AdminServiceClient, TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { AdminServiceClient, ConsensusServiceClient, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { EquivocationEvidence, InvalidSignature } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { createSlhDsa, voteSigningBytes } from '#libs/crypto/index.ts';
@@ -191,6 +191,32 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const bad = cli(['--member', path.join(dir, 'm2'), '--height', String(where.height), '--trust', other]);
     assert.equal(bad.status, 1, bad.stdout + bad.stderr);
     assert.match(bad.stdout, /^refused: qc: bad signature of [0-3]/);
+  });
+
+  step('btcfed cert issue: an application\'s own client certificate reaches the public API and nothing else', async () => {
+    const out = path.join(dir, 'apps');
+    const r = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'main.ts'), 'cert', 'issue', '--client', 'payments',
+      '--member-name', 'm1', '--ca-dir', path.join(dir, 'ca', 'm1'), '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^issued m1-client-payments/);
+    const security = { mode: 'mtls' as const, caFile: path.join(out, 'm1-ca.pem'), certFile: path.join(out, 'm1-client-payments.pem'),
+      keyFile: path.join(out, 'm1-client-payments-key.pem'), serverName: 'localhost' };
+    const app = createClient(ConsensusServiceClient, `127.0.0.1:${memberPorts(basePort, 1).consensus}`, { security });
+    const appAdmin = createClient(AdminServiceClient, `127.0.0.1:${memberPorts(basePort, 1).admin}`, { security });
+    try {
+      assert.ok(Number((await call(app.getStatus.bind(app), {})).committedHeight) > 0);
+      await assert.rejects(call(appAdmin.pause.bind(appAdmin), {}), (e: grpc.ServiceError) => e.code === grpc.status.PERMISSION_DENIED);
+    } finally {
+      app.close();
+      appAdmin.close();
+    }
+    // Another member's server does not know m1's CA.
+    const other = createClient(ConsensusServiceClient, `127.0.0.1:${memberPorts(basePort, 2).consensus}`, { security });
+    try {
+      await assert.rejects(call(other.getStatus.bind(other), {}, { deadlineMs: 3000 }));
+    } finally {
+      other.close();
+    }
   });
 
   step('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {

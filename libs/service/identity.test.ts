@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
 import type { CallWithAuthContext } from '#libs/rpc/index.ts';
-import { callerOf, requireRole } from './identity.ts';
+import { appCertificateName, callerOf, requireRole } from './identity.ts';
 
 const callAs = (cn: string | undefined): CallWithAuthContext => ({
   getAuthContext: () => ({
@@ -34,4 +34,16 @@ test('requireRole names the allowed certificates; plaintext has no identity to c
     (e) => isFedError(e, 'RPC_PEER_NOT_ALLOWED') && /Attach is for m0-consensus, not m0-gateway/.test(e.message));
   assert.equal(requireRole(callAs('m0-consensus'), m0, ['consensus'], 'Attach').kind, 'service');
   assert.equal(requireRole(callAs(undefined), { member: 'm0', mtls: false }, ['consensus'], 'Attach').kind, 'plaintext');
+});
+
+test("an application's own certificate (<member>-client-<app>) is a client of this member, and nothing more", () => {
+  const c = callerOf(callAs('m0-client-payments'), m0);
+  assert.equal(c.kind === 'service' && c.role, 'client');
+  assert.equal(c.kind === 'service' && c.name, 'm0-client-payments', 'logs and refusals name the application');
+  assert.throws(() => requireRole(callAs('m0-client-payments'), m0, ['operator'], 'Pause'), (e) => isFedError(e, 'RPC_PEER_NOT_ALLOWED'));
+  for (const cn of ['m1-client-payments', 'm0-client-', 'm0-client-Pay', 'm0-client-a/b', `m0-client-${'x'.repeat(33)}`, 'm0-operator-x']) {
+    assert.throws(() => callerOf(callAs(cn), m0), (e) => isFedError(e, 'RPC_PEER_NOT_ALLOWED'), cn);
+  }
+  assert.equal(appCertificateName('m0', 'payments'), 'm0-client-payments');
+  assert.throws(() => appCertificateName('m0', 'Bad Name'), (e) => isFedError(e, 'CERT_OPTIONS_INVALID'));
 });

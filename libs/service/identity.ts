@@ -27,6 +27,19 @@ export function certificateName(member: string, role: ServiceRole): string {
   return `${member}-${role}`;
 }
 
+/** An application's own name within a member's clients: lower-case letters, digits, dashes. */
+export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/**
+ * The common name of one application's client certificate: "m0-client-payments". Each
+ * application gets its own (`btcfed cert issue`), so the member's logs and guards tell them
+ * apart and one can be replaced without the others; the role is `client`.
+ */
+export function appCertificateName(member: string, app: string): string {
+  if (!APP_NAME.test(app)) throw new FedError('CERT_OPTIONS_INVALID', `application name "${app}": lower-case letters, digits and dashes, at most 32`);
+  return `${certificateName(member, 'client')}-${app}`;
+}
+
 /** What a server of `member` needs to know to tell callers apart. */
 export interface CallerCheck {
   member: string;
@@ -47,7 +60,9 @@ export function callerOf(call: CallWithAuthContext, check: CallerCheck): Caller 
   const peer = peerCertificate(call);
   if (!peer) throw new FedError('RPC_PEER_UNAUTHENTICATED', 'a client certificate is required');
   const name = peer.commonName ?? '';
-  const role = SERVICE_ROLES.find((r) => name === certificateName(check.member, r));
+  const appPrefix = `${certificateName(check.member, 'client')}-`;
+  const role = SERVICE_ROLES.find((r) => name === certificateName(check.member, r))
+    ?? (name.startsWith(appPrefix) && APP_NAME.test(name.slice(appPrefix.length)) ? 'client' : undefined);
   if (!role) {
     throw new FedError('RPC_PEER_NOT_ALLOWED',
       `client certificate CN=${name || '(none)'} is not one of member ${check.member}'s (${certificateName(check.member, 'consensus')}, …); `

@@ -87,7 +87,7 @@ export function fatal(log: Logger, err: unknown, what: string): never {
 
 export { memberSecurity, memberSecurityFromDir, roleFiles, SERVICE_PLACEHOLDER } from './security.ts';
 export type { MemberSecurity, SecurityOptions } from './security.ts';
-export { SERVICE_ROLES, ROLE_USAGE, certificateName, callerOf, requireRole } from './identity.ts';
+export { SERVICE_ROLES, ROLE_USAGE, APP_NAME, appCertificateName, certificateName, callerOf, requireRole } from './identity.ts';
 export type { ServiceRole, CallerCheck, Caller } from './identity.ts';
 export { everyMethod, guardService, refusalCounter } from './guard.ts';
 export type { RolePolicy, GuardOptions } from './guard.ts';
