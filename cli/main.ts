@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { isParamSet } from '#libs/crypto/index.ts';
+import { parseConfText } from '#libs/config/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
@@ -43,6 +44,12 @@ const OPTIONS = {
   height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
   client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' },
 } as const;
+
+/** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
+function chainOf(memberDir: string): string {
+  const file = path.join(memberDir, 'conf.yaml');
+  return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
+}
 
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -93,7 +100,7 @@ async function main(): Promise<void> {
       const net = await runDevnet({ dir, members: count, basePort, natsUrl });
       const p0 = memberPorts(basePort, 0);
       console.log(`
-federation is up: ${count} members, chain ${f['chain-id'] ?? 'btcfed-devnet'}
+federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
   status   bin/btcfed status --member ${path.relative(process.cwd(), path.join(dir, 'm0')) || '.'}
   submit   bin/btcfed submit --member ${path.relative(process.cwd(), path.join(dir, 'm0'))} "hello"      (or --count 1000 --size 250)
   watch    bin/btcfed watch  --member ${path.relative(process.cwd(), path.join(dir, 'm0'))}
