@@ -183,8 +183,12 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
       return;
     }
     default:
-      if (!f.help) process.exitCode = 2;
-      console.error(USAGE);
+      if (f.help) {
+        console.log(USAGE);
+        return;
+      }
+      process.exitCode = 2;
+      console.error(`btcfed: unknown command "${cmd}"\n${USAGE}`);
   }
 }
 
@@ -192,6 +196,10 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
 process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
 
 main().catch((err: unknown) => {
-  console.error(`btcfed: ${(err as { details?: string }).details ?? errorMessage(err)}`);
-  process.exitCode = 1;
+  // Usage errors (bad or unknown flags) exit 2; everything else 1, with the error's code when it has one.
+  const code = (err as { code?: unknown }).code;
+  const usage = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+  const message = (err as { details?: string }).details ?? errorMessage(err);
+  console.error(`btcfed: ${message}${typeof code === 'string' && !usage ? ` (${code})` : ''}${usage ? `\n${USAGE}` : ''}`);
+  process.exitCode = usage ? 2 : 1;
 });

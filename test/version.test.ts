@@ -20,3 +20,16 @@ test('every binary prints its version and its usage on stdout and exits 0', () =
     assert.match(h.stdout, /^usage:/, `${bin} --help`);
   }
 });
+
+test('btcfed: an unknown command or flag is a usage error (exit 2, says which); a failed command exits 1', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'cli/main.ts'), ...args], { encoding: 'utf8', timeout: 30_000 });
+  const unknown = run('frobnicate');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /^btcfed: unknown command "frobnicate"\nusage:/);
+  const flag = run('status', '--bogus');
+  assert.equal(flag.status, 2);
+  assert.match(flag.stderr, /--bogus/);
+  const failed = run('verify');
+  assert.equal(failed.status, 1);
+  assert.match(failed.stderr, /^btcfed: --height is required/);
+});
