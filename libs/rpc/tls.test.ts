@@ -114,3 +114,25 @@ test('bad TLS files fail at startup, naming the file and the reason', () => {
   assert.throws(() => createClient(EchoClient, '127.0.0.1:1', { security: { mode: 'tls', caFile: missing } }),
     (err) => isFedError(err, 'RPC_TLS_FILE_UNREADABLE'));
 });
+
+test('without a server name, a client checks the certificate against the host it dials', { timeout: 20_000 }, async () => {
+  // A server certificate for 127.0.0.3 (and the loopback names every certificate carries, not 127.0.0.2).
+  const { generateCa, issueServerCertificate } = await import('./certs.ts');
+  const ca = await generateCa({ commonName: 'names CA' });
+  const leaf = await issueServerCertificate(ca, { commonName: 'signer-host', names: ['127.0.0.3'] });
+  const file = (name: string, pem: string) => { const f = join(pki.dir, name); writeFileSync(f, pem, { mode: 0o600 }); return f; };
+  const caFile = file('names-ca.pem', ca.cert);
+  const security: ServerSecurity = { mode: 'tls', certFile: file('names.pem', leaf.cert), keyFile: file('names-key.pem', leaf.key) };
+  const server = createServer({ security, log: silentLog });
+  server.addService(EchoService, echoImpl());
+  // Loopback only: the same server on two loopback addresses.
+  const port = await server.bind('127.0.0.3:0');
+  await server.bind(`127.0.0.2:${port}`);
+  try {
+    assert.equal(await sayOnce(`127.0.0.3:${port}`, { mode: 'tls', caFile }), '', 'the name in the certificate');
+    await assert.rejects(sayOnce(`127.0.0.2:${port}`, { mode: 'tls', caFile }), (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE,
+      'another address of the same server is refused: the certificate does not name it');
+  } finally {
+    await server.shutdown({ graceMs: 100 });
+  }
+});

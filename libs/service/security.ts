@@ -20,9 +20,10 @@ export interface MemberSecurity {
 
 export interface SecurityOptions {
   /**
-   * The name the member's servers' certificates must carry, checked when dialling them by
-   * address. Default "localhost", which `btcfed init` puts in every certificate it makes;
-   * deployments across hosts give each certificate its host name (btcfed init --server-names).
+   * The name the member's servers' certificates must carry. Default: the host of the address
+   * dialled (an IP address is checked against the certificate's IP names, a DNS name against
+   * its DNS names), so a signer on 10.0.1.1 must hold a certificate for 10.0.1.1. `btcfed init`
+   * puts localhost, 127.0.0.1 and ::1 in every certificate, and the names of --server-names.
    */
   serverName?: string;
 }
@@ -43,7 +44,7 @@ export function memberSecurity(conf: Pick<Conf, 'tls' | 'data_dir' | 'node'>, co
   const file = (p: string) => resolvePath(conf, confDir, p);
   const own = roleFiles(conf.tls, role);
   const files = { caFile: file(conf.tls.ca_file), certFile: file(own.certFile), keyFile: file(own.keyFile) };
-  return { client: { mode: 'mtls', ...files, serverName: opts.serverName ?? 'localhost' }, server: { mode: 'mtls', ...files }, check };
+  return { client: { mode: 'mtls', ...files, ...(opts.serverName ? { serverName: opts.serverName } : {}) }, server: { mode: 'mtls', ...files }, check };
 }
 
 /** For a service started with only --data-dir: read conf.yaml there (read-only; the store owns it). */
