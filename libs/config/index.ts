@@ -3,7 +3,7 @@
 export { confSchema, peersSchema, peerEntrySchema, MEMBER_NAME, PARAM_SET_NAMES } from './schema.ts';
 export type { Conf, ConfInput, PeerEntry, PeersFile } from './schema.ts';
 export {
-  parseYaml, parseConfObject, parseConfText, parsePeersObject, parsePeersText,
+  parseYaml, parseConfObject, parseNatsObject, parseConfText, parsePeersObject, parsePeersText,
   mergePeer, peersToData, configInvalid,
 } from './parse.ts';
 export type { ConfigIssue, Peer } from './parse.ts';

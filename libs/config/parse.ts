@@ -4,7 +4,7 @@
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { FedError } from '#libs/errors/index.ts';
-import { confSchema, peersSchema, type Conf } from './schema.ts';
+import { confSchema, peersSchema, type Conf, natsSection } from './schema.ts';
 import { parsePublicKey } from './values.ts';
 
 export interface ConfigIssue { file: string; field: string; reason: string }
@@ -49,6 +49,13 @@ export function fromZod(file: string, error: z.ZodError): FedError<'CONFIG_INVAL
 export function parseConfObject(data: unknown, file = 'conf.yaml'): Conf {
   const r = confSchema.safeParse(data);
   if (!r.success) throw fromZod(file, r.error);
+  return r.data;
+}
+
+/** Validates a `nats` section alone (the same rules as in conf.yaml and signer.yaml). */
+export function parseNatsObject(data: unknown, file = 'conf.yaml'): Conf['nats'] {
+  const r = natsSection.safeParse(data);
+  if (!r.success) throw fromZod(`${file} nats`, r.error);
   return r.data;
 }
 

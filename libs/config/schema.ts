@@ -73,6 +73,36 @@ const validator = z.strictObject({
   public_key: hexKey,
 });
 
+const natsUrl = z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL');
+const secretFile = z.string().min(1).refine((v) => !v.includes('\0'), 'must be a file path');
+
+/**
+ * How a service reaches NATS: one URL or a cluster's (`servers`), and at most one way to
+ * authenticate — user and a password file, a token file, a creds file (JWT + nkey) or an nkey
+ * seed file — plus TLS (the server's CA, and a client certificate where the server asks for
+ * one). Secrets live in files, never in this file. Relative paths resolve like the others.
+ */
+export const natsSection = z.strictObject({
+  url: natsUrl.default('nats://127.0.0.1:4222'),
+  /** Every server of a cluster; when given, used instead of `url`. */
+  servers: z.array(natsUrl).min(1).optional(),
+  user: z.string().min(1).optional(),
+  password_file: secretFile.optional(),
+  token_file: secretFile.optional(),
+  creds_file: secretFile.optional(),
+  nkey_seed_file: secretFile.optional(),
+  tls: z.strictObject({ ca_file: secretFile.optional(), cert_file: secretFile.optional(), key_file: secretFile.optional() }).optional(),
+}).superRefine((n, ctx) => {
+  const ways = [n.user !== undefined && 'user', n.token_file !== undefined && 'token_file', n.creds_file !== undefined && 'creds_file',
+    n.nkey_seed_file !== undefined && 'nkey_seed_file'].filter(Boolean);
+  if (ways.length > 1) ctx.addIssue({ code: 'custom', path: [ways[1] as string], message: `only one way to authenticate: ${ways.join(' and ')} are both set` });
+  if (n.user !== undefined && n.password_file === undefined) ctx.addIssue({ code: 'custom', path: ['password_file'], message: 'user needs password_file' });
+  if (n.password_file !== undefined && n.user === undefined) ctx.addIssue({ code: 'custom', path: ['user'], message: 'password_file needs user' });
+  if (n.tls && (n.tls.cert_file === undefined) !== (n.tls.key_file === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['tls', n.tls.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'cert_file and key_file go together' });
+  }
+});
+
 export const confSchema = z.strictObject({
   node: z.strictObject({
     name: memberName,
@@ -98,9 +128,7 @@ export const confSchema = z.strictObject({
   }).prefault({}),
   /** Relative paths in this file resolve against data_dir; default: the directory of conf.yaml. */
   data_dir: z.string().min(1).optional(),
-  nats: z.strictObject({
-    url: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL').default('nats://127.0.0.1:4222'),
-  }).prefault({}),
+  nats: natsSection.prefault({}),
   services: z.strictObject({
     store: z.strictObject({ listen: endpoint('127.0.0.1:7100'), metrics: metricsEndpoint }).prefault({}),
     gateway: z.strictObject({ listen: endpoint('127.0.0.1:7200'), metrics: metricsEndpoint }).prefault({}),

@@ -7,7 +7,7 @@
 
 import { z } from 'zod';
 import { fromZod, parseYaml } from './parse.ts';
-import { MEMBER_NAME, checkValidators, confSchema, endpoint, fingerprint, metricsEndpoint } from './schema.ts';
+import { MEMBER_NAME, checkValidators, confSchema, endpoint, fingerprint, metricsEndpoint, natsSection } from './schema.ts';
 
 const shared = confSchema.shape;
 
@@ -33,9 +33,7 @@ export const signerConfSchema = z.strictObject({
   passphrase_file: fileName.optional(),
   passphrase_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
   /** Absent: refusals are logged and journaled but not published. */
-  nats: z.strictObject({
-    url: z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'must be a nats:// or tls:// URL'),
-  }).optional(),
+  nats: natsSection.optional(),
   metrics: metricsEndpoint,
   logging: shared.logging,
   /**

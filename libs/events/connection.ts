@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
 import { createEvents, type Events } from './events.ts';
+import type { NatsConnectOptions } from './auth.ts';
 
 export interface ConnectEventsOptions {
   /** nats://host:port, or several servers of one cluster. */
@@ -17,6 +18,8 @@ export interface ConnectEventsOptions {
   metrics?: Metrics;
   /** Between reconnect attempts. Default 1000 ms (plus the client's jitter). */
   reconnectWaitMs?: number;
+  /** Servers, credentials and TLS from conf.yaml's nats section (natsConnectOptions); its servers win over `url`. */
+  auth?: NatsConnectOptions;
 }
 
 export interface EventsConnection {
@@ -78,6 +81,7 @@ export async function connectEvents(opts: ConnectEventsOptions): Promise<EventsC
   try {
     nc = await connect({
       servers: opts.url,
+      ...opts.auth,
       name: opts.name,
       maxReconnectAttempts: -1,
       waitOnFirstConnect: true,

@@ -3,6 +3,8 @@
 // blocks). Must never expose a way to publish on a subject outside that scheme.
 
 export { connectEvents } from './connection.ts';
+export { natsConnectOptions } from './auth.ts';
+export type { NatsConf, NatsConnectOptions } from './auth.ts';
 export type { ConnectEventsOptions, EventsConnection } from './connection.ts';
 
 export { createEvents } from './events.ts';

@@ -4,7 +4,9 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
+import path from 'node:path';
 import { VERSION } from '#libs/version/index.ts';
+import { natsConnectOptions, type NatsConf, type NatsConnectOptions } from '#libs/events/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
 
@@ -99,4 +101,13 @@ export function endpointOf(addr: string, what: string): { host: string; port: nu
   const r = parseHostPort(addr, true);
   if (!r.ok) throw new FedError('CONFIG_INVALID', `${what}: ${r.reason}`);
   return r.value;
+}
+
+/**
+ * A service's NATS connect options from its config's nats section: `--nats URL` (the flag) wins
+ * over the configured servers; relative file paths resolve against the member's (or signer's)
+ * data dir.
+ */
+export function natsOptionsFor(nats: NatsConf, flagUrl: string | undefined, dataDir: string | undefined): NatsConnectOptions {
+  return natsConnectOptions(flagUrl ? { ...nats, servers: [flagUrl] } : nats, (p) => path.resolve(dataDir ?? '.', p));
 }

@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { txHashesOf } from './tx-hashes.ts';
 import { toHex } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import { blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection } from '#libs/events/index.ts';
+import { blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { Phase, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
@@ -50,8 +50,8 @@ export class ConsensusPublisher {
     this.#published = published;
   }
 
-  static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics }): Promise<ConsensusPublisher> {
-    const conn = await connectEvents({ url: opts.url, name: `btcfed-consensus-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
+  static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics; auth?: NatsConnectOptions }): Promise<ConsensusPublisher> {
+    const conn = await connectEvents({ url: opts.url, name: `btcfed-consensus-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
     const jsm = await jetstreamManager(conn.nc);
     const spec = blocksStreamSpec();
     await ensureStream(jsm, spec);

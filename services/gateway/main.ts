@@ -15,7 +15,7 @@ import {
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { connectEvents, type EventsConnection } from '#libs/events/index.ts';
 import { parseConfObject, parseDuration, type Conf, type Peer } from '#libs/config/index.ts';
-import { endpointOf, fatal, guardService, lifecycle, memberSecurityFromDir, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
+import { endpointOf, fatal, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { StoreServiceClient, type ConfigSnapshot } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { GatewayServiceService, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { quorumSize } from '#libs/hotstuff/index.ts';
@@ -91,7 +91,8 @@ async function main(): Promise<void> {
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: settings.member, service: 'gateway' } });
     const gm: GatewayMetrics = gatewayMetrics(metrics);
     if (!flags['no-nats']) {
-      nats = await connectEvents({ url: flags.nats ?? conf.nats.url, name: `btcfed-gateway-${settings.member}`, log: log.child({ module: 'nats' }), metrics });
+      nats = await connectEvents({ url: flags.nats ?? conf.nats.url, name: `btcfed-gateway-${settings.member}`, log: log.child({ module: 'nats' }), metrics,
+        auth: natsOptionsFor(conf.nats, flags.nats, flags['data-dir']) });
     }
     const persist = async (peers: Peer[]): Promise<void> => {
       await call(client.upsertPeers.bind(client), { peers: peers.map((p) => ({ ...p })) });

@@ -4,7 +4,7 @@
 // Must never publish key material or a signature.
 
 import type { Logger } from 'pino';
-import { connectEvents, type EventsConnection } from '#libs/events/index.ts';
+import { connectEvents, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { SignerRefused } from '#libs/gen/btcfed/v1/events.pb.ts';
@@ -22,10 +22,10 @@ export function toRefusedEvent(member: string, r: Refusal, now = Date.now()): Si
   return { member, rule: r.rule, reason: r.reason, requestType: r.kind, view: r.view, phase: r.phase as PhaseMsg, atMs: now };
 }
 
-export function connectRefusalPublisher(opts: { url: string; member: string; log: Logger; metrics?: Metrics }): RefusalPublisher {
+export function connectRefusalPublisher(opts: { url: string; member: string; log: Logger; metrics?: Metrics; auth?: NatsConnectOptions }): RefusalPublisher {
   let conn: EventsConnection | undefined;
   let closed = false;
-  const connecting = connectEvents({ url: opts.url, name: `btcfed-signer-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}) })
+  const connecting = connectEvents({ url: opts.url, name: `btcfed-signer-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.auth ? { auth: opts.auth } : {}) })
     .then((c) => {
       conn = c;
       if (closed) void c.drain();

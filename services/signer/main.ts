@@ -20,7 +20,7 @@ import { createServer, loadBtcfedProtos, type ServerSecurity } from '#libs/rpc/i
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { parseHostPort, type SignerConf } from '#libs/config/index.ts';
-import { fatal, lifecycle, parseFlags } from '#libs/service/index.ts';
+import { fatal, lifecycle, natsOptionsFor, parseFlags } from '#libs/service/index.ts';
 import { SignerServiceService } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import { lockDir, writeFileAtomic } from '#libs/files/index.ts';
 import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
@@ -153,7 +153,8 @@ async function run(argv: string[]): Promise<void> {
   try {
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.member, service: 'signer' } });
     const natsUrl = flags['no-nats'] ? undefined : (flags.nats ?? conf.nats?.url);
-    const events: RefusalPublisher | undefined = natsUrl ? connectRefusalPublisher({ url: natsUrl, member: conf.member, log, metrics }) : undefined;
+    const events: RefusalPublisher | undefined = natsUrl ? connectRefusalPublisher({ url: natsUrl, member: conf.member, log, metrics,
+      ...(conf.nats ? { auth: natsOptionsFor(conf.nats, flags.nats, dataDir) } : {}) }) : undefined;
     const serverSecurity = security(conf, dataDir, flags.insecure ?? false, log);
     const signer = await openLocalSigner({ dataDir, conf, init: flags.init ?? false, log: log.child({ module: 'signer' }), metrics,
       ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });

@@ -9,7 +9,7 @@ import { createLogger, setLevel } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
-import { endpointOf, fatal, guardService, lifecycle, memberSecurity, parseFlags } from '#libs/service/index.ts';
+import { endpointOf, fatal, guardService, lifecycle, memberSecurity, natsOptionsFor, parseFlags } from '#libs/service/index.ts';
 import { StoreServiceService } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { lockDir } from '#libs/files/index.ts';
 import { loadConf, loadPeers } from './load.ts';
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 
     let publisher: Publisher | undefined;
     if (!flags['no-nats']) {
-      publisher = await connectPublisher({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log, metrics });
+      publisher = await connectPublisher({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log, metrics, auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
     }
     const config = new MemberConfig(dataDir, loaded, peers, {
       log,

@@ -2,7 +2,7 @@
 // best effort: the files are the source of truth, and a NATS outage must not stop a reload.
 
 import type { Logger } from 'pino';
-import { connectEvents, type Events } from '#libs/events/index.ts';
+import { connectEvents, type Events , type NatsConnectOptions } from '#libs/events/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { ConfigRejected, ConfigReloaded, PeersChanged, ReloadTrigger } from '#libs/gen/btcfed/v1/events.pb.ts';
@@ -47,10 +47,10 @@ export function publishStoreEvent(events: Events, member: string, event: StoreEv
   }
 }
 
-export async function connectPublisher(opts: { url: string; member: string; log: Logger; metrics?: Metrics }): Promise<Publisher> {
+export async function connectPublisher(opts: { url: string; member: string; log: Logger; metrics?: Metrics; auth?: NatsConnectOptions }): Promise<Publisher> {
   const conn = await connectEvents({
     url: opts.url, name: `btcfed-store-${opts.member}`, log: opts.log.child({ module: 'nats' }),
-    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.auth ? { auth: opts.auth } : {}),
   });
   const events = conn.events(opts.member, 'store');
   return {
