@@ -193,6 +193,21 @@ describe('store: running', () => {
     await new Promise((r) => setTimeout(r, 300));
   });
 
+  test('a live edit of the chain id or the validator set is refused whole, naming the field; the running config stays', async () => {
+    const v = await version();
+    const good = await fs.readFile(m.confPath, 'utf8');
+    const from = rejected.seen.length;
+    await fs.writeFile(m.confPath, `${good}consensus:\n  chain_id: another-chain\n`);
+    s.svc.proc.kill('SIGHUP');
+    const ev = await rejected.next(() => true, 5000, from);
+    assert.equal(ev.data.field, 'consensus.chain_id');
+    assert.match(ev.data.reason, /cannot change while the member runs/);
+    assert.equal(await version(), v, 'nothing new served');
+    await fs.writeFile(m.confPath, good);
+    s.svc.proc.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+  });
+
   test('a valid edit is seen by a WatchConfig subscriber and announced as config.reloaded', async () => {
     const stream = s.client.watchConfig({ includePrivateKey: false, afterVersion: 0 });
     const got: WatchConfigResponse[] = [];

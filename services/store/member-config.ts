@@ -197,6 +197,20 @@ export class MemberConfig {
         return { file, field: `node.${field}`, reason: `node.${field} cannot change while the member runs; restart the member to change its identity` };
       }
     }
+    // What the chain is made of: the services cannot all apply a change live (consensus keeps the
+    // genesis set, the gateway would re-index peers), so a change would leave them disagreeing on
+    // who validator i is. Refused whole; it takes a new genesis and a restart of every member.
+    const was = this.#snap.conf;
+    const fixed: Array<[string, unknown, unknown]> = [
+      ['consensus.chain_id', conf.consensus.chain_id, was.consensus.chain_id],
+      ['crypto.param_set', conf.crypto.param_set, was.crypto.param_set],
+      ['validators', JSON.stringify(conf.validators), JSON.stringify(was.validators)],
+    ];
+    for (const [field, next, now] of fixed) {
+      if (next !== now) {
+        return { file, field, reason: `${field} cannot change while the member runs: every service would not apply it alike (consensus keeps the genesis set); change it with a new genesis and a restart of every member` };
+      }
+    }
     return conf;
   }
 
