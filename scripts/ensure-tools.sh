@@ -3,11 +3,13 @@
 #   strace      — the durability tests trace a real process's system calls (write → fsync → send).
 #   prometheus  — promtool unit-tests the shipped alert rules; the e2e test scrapes a federation
 #                 with a real Prometheus (installed without its recommends; nothing is started).
+#   iproute2, iptables — the namespace test bed (test/testbed/): hosts as network namespaces on a
+#                 bridge (`ip netns`, veth), and partitions and packet loss as iptables rules.
 set -euo pipefail
 missing=()
 # command → the Debian package that provides it
-for pair in strace:strace promtool:prometheus prometheus:prometheus; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+for pair in strace:strace promtool:prometheus prometheus:prometheus ip:iproute2 iptables:iptables; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair##*:}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then echo "tools: all present"; exit 0; fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
