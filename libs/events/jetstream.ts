@@ -20,6 +20,10 @@ export interface StreamSpec {
   maxMsgs?: number;
   /** How long a Nats-Msg-Id is remembered for de-duplication. Default 2 minutes (or maxAgeMs if shorter). */
   duplicateWindowMs?: number;
+  /**
+   * Copies kept by a NATS cluster. Absent: 1 when the stream is made, and an existing stream keeps
+   * its own count, so an operator's `nats stream edit --replicas 3` is not undone at every start.
+   */
   replicas?: number;
   /** Default 'file'. Cannot change once the stream exists. */
   storage?: 'file' | 'memory';
@@ -86,6 +90,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
         `stream ${spec.name} exists with ${current.config.storage} storage, configured ${want.storage}; storage cannot change in place`,
         { stream: spec.name });
     }
+    if (spec.replicas === undefined) want.num_replicas = current.config.num_replicas;
     if (!differs(current.config, want)) return { created: false, info: current };
     const { name: _name, storage: _storage, retention: _retention, ...update } = want;
     try {
