@@ -3,7 +3,9 @@
 // plaintext when a TLS file is missing or wrong: it throws and the service does not start.
 
 import * as grpc from '@grpc/grpc-js';
-import { assertInsecureAllowed } from './address.ts';
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
+import { assertInsecureAllowed, parseAddress } from './address.ts';
 import { readCaBundle, readKeyPair } from './tls-files.ts';
 
 /** How a server listens. File paths point at PEM files (from config). */
@@ -48,22 +50,34 @@ export interface ChannelSetup {
   options: grpc.ChannelOptions;
 }
 
+/**
+ * How the server's certificate is checked: against `serverName` when given, else against the
+ * host dialled (an IP against the certificate's IP names). TLS does not allow an IP address as
+ * the SNI server name (RFC 6066; Node warns), so for an IP the handshake names "localhost" and
+ * our own identity check still verifies the IP itself.
+ */
+function nameCheck(serverName: string | undefined, address: string): { options: grpc.ChannelOptions; verify: grpc.VerifyOptions } {
+  const expected = serverName ?? parseAddress(address).host;
+  const sni = isIP(expected) ? 'localhost' : expected;
+  const options: grpc.ChannelOptions = serverName || isIP(expected) ? { 'grpc.ssl_target_name_override': sni, 'grpc.default_authority': sni } : {};
+  return { options, verify: { checkServerIdentity: (_name, cert) => checkServerIdentity(expected, cert) } };
+}
+
 export function channelCredentials(security: ClientSecurity, address: string): ChannelSetup {
-  // The name checked against the server certificate when dialling by IP or an alias.
-  const override = (name: string | undefined): grpc.ChannelOptions =>
-    name ? { 'grpc.ssl_target_name_override': name, 'grpc.default_authority': name } : {};
   switch (security.mode) {
     case 'insecure':
       assertInsecureAllowed(address, 'client');
       return { credentials: grpc.credentials.createInsecure(), options: {} };
     case 'tls': {
       const ca = security.caFile ? readCaBundle(security.caFile) : null;
-      return { credentials: grpc.credentials.createSsl(ca), options: override(security.serverName) };
+      const check = nameCheck(security.serverName, address);
+      return { credentials: grpc.credentials.createSsl(ca, null, null, check.verify), options: check.options };
     }
     case 'mtls': {
       const ca = readCaBundle(security.caFile);
       const pair = readKeyPair(security.certFile, security.keyFile);
-      return { credentials: grpc.credentials.createSsl(ca, pair.key, pair.cert), options: override(security.serverName) };
+      const check = nameCheck(security.serverName, address);
+      return { credentials: grpc.credentials.createSsl(ca, pair.key, pair.cert, check.verify), options: check.options };
     }
     default: {
       const never: never = security;
