@@ -43,28 +43,48 @@ export async function status(client: ConsensusServiceClient): Promise<void> {
   console.log(JSON.stringify({ ...s, committedHash: toHex(s.committedHash) }, null, 2));
 }
 
-/** Submits the given transactions (strings), or `count` random ones of `size` bytes, and waits for their commit. */
-export async function submit(client: ConsensusServiceClient, txs: Uint8Array[], wait: boolean): Promise<void> {
+/** SubmitTransactions takes at most this many per call (services/consensus/api.ts). */
+const SUBMIT_BATCH = 10_000;
+
+/**
+ * Submits the transactions in batches of SUBMIT_BATCH (one call each), then — unless told not to
+ * wait — waits until every accepted one is committed, or `timeoutMs` passes (an error naming how
+ * many are still pending). Refused ones are reported with the member's reason and make it fail.
+ */
+export async function submit(client: ConsensusServiceClient, txs: Uint8Array[], wait: boolean, timeoutMs = 60_000): Promise<void> {
   const hashes: Uint8Array[] = [];
+  const refused = new Map<string, number>();
   const t0 = Date.now();
-  for (const tx of txs) {
-    const r = await call(client.submitTransaction.bind(client), { tx }, { waitForReady: true });
-    hashes.push(r.txHash);
-    if (txs.length <= 10) console.log(`${toHex(r.txHash)}${r.duplicate ? ' (duplicate)' : ''} accepted`);
-  }
-  if (txs.length > 10) console.log(`${txs.length} transactions accepted in ${Date.now() - t0} ms`);
-  if (!wait) return;
-  for (const [i, hash] of hashes.entries()) {
-    for (;;) {
-      const r = await call(client.getTransaction.bind(client), { txHash: hash });
-      if (r.status === TxStatus.TX_STATUS_COMMITTED) {
-        if (txs.length <= 10 || i === hashes.length - 1) console.log(`${toHex(hash)} committed at height ${r.height}`);
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 100));
+  for (let i = 0; i < txs.length; i += SUBMIT_BATCH) {
+    const batch = txs.slice(i, i + SUBMIT_BATCH);
+    const r = await call(client.submitTransactions.bind(client), { txs: batch }, { waitForReady: true, deadlineMs: 30_000 });
+    for (const res of r.results) {
+      if (res.errorCode) refused.set(res.errorCode, (refused.get(res.errorCode) ?? 0) + 1);
+      else hashes.push(res.txHash);
+      if (txs.length <= 10) console.log(`${toHex(res.txHash)}${res.errorCode ? ` refused (${res.errorCode})` : res.duplicate ? ' (duplicate)' : ''} ${res.errorCode ? '' : 'accepted'}`.trimEnd());
     }
   }
-  if (txs.length > 10) console.log(`all ${txs.length} committed ${Date.now() - t0} ms after the first submit`);
+  if (txs.length > 10) console.log(`${hashes.length} of ${txs.length} transactions accepted in ${Date.now() - t0} ms`);
+  if (refused.size > 0) {
+    const why = [...refused].map(([code, n]) => `${n} ${code}`).join(', ');
+    if (hashes.length === 0) throw new Error(`every transaction was refused: ${why}`);
+    console.log(`refused: ${why}`);
+  }
+  if (!wait) return;
+  const pending = new Set(hashes.map(toHex));
+  let last = { hash: '', height: 0 };
+  while (pending.size > 0) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${pending.size} of ${hashes.length} accepted transactions not committed after ${timeoutMs} ms (they stay in the mempool; \`btcfed status\` shows whether the member commits)`);
+    for (const hex of [...pending]) {
+      const r = await call(client.getTransaction.bind(client), { txHash: Buffer.from(hex, 'hex') });
+      if (r.status !== TxStatus.TX_STATUS_COMMITTED) break; // committed in order, mostly: poll again from here
+      pending.delete(hex);
+      if (txs.length <= 10) console.log(`${hex} committed at height ${r.height}`);
+      if (Number(r.height) >= last.height) last = { hash: hex, height: Number(r.height) };
+    }
+    if (pending.size > 0) await new Promise((res) => setTimeout(res, 100));
+  }
+  if (txs.length > 10) console.log(`all ${hashes.length} committed ${Date.now() - t0} ms after the first submit (last at height ${last.height})`);
 }
 
 export async function watch(client: ConsensusServiceClient, fromHeight: number): Promise<void> {

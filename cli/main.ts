@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { isParamSet } from '#libs/crypto/index.ts';
-import { parseConfText } from '#libs/config/index.ts';
+import { parseConfText, parseDuration } from '#libs/config/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
 import { runDevnet } from './devnet.ts';
@@ -28,7 +28,7 @@ const USAGE = `usage:
                  [--server-names HOST,IP,...]   (extra names in every server certificate; localhost and 127.0.0.1 are always in)
   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
   btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
-  btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
+  btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait] [--timeout 60s]
   btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]
   btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)
   btcfed verify  --height H [--tx HEX] [--member .devnet/m0] [--consensus HOST:PORT] [--trust CONF]
@@ -42,13 +42,20 @@ const OPTIONS = {
   member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
   'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
   height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
-  client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' },
+  client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' }, timeout: { type: 'string' },
 } as const;
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 function chainOf(memberDir: string): string {
   const file = path.join(memberDir, 'conf.yaml');
   return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
+}
+
+/** --timeout: a duration as conf.yaml writes them ("30s", "2m", or seconds), in ms. */
+function parseSeconds(v: string): number {
+  const r = parseDuration(v);
+  if (!r.ok) throw new Error(`--timeout: ${r.reason}`);
+  return r.value;
 }
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -175,7 +182,7 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
           const size = int('size', f.size, 250);
           const txs = count > 0 ? Array.from({ length: count }, () => new Uint8Array(randomBytes(size))) : rest.map((s) => new TextEncoder().encode(s));
           if (txs.length === 0) throw new Error('nothing to submit: give transactions as arguments or --count N');
-          await submit(client, txs, !f['no-wait']);
+          await submit(client, txs, !f['no-wait'], f.timeout === undefined ? undefined : parseSeconds(f.timeout));
         }
       } finally {
         client.close();

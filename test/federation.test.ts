@@ -219,6 +219,16 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }
   });
 
+  step('btcfed submit sends a batch in one call and waits for every commit; a timeout names what is pending', async () => {
+    const cli = (args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'main.ts'), 'submit', '--member', path.join(dir, 'm3'), ...args], { encoding: 'utf8', timeout: 120_000 });
+    const ok = cli(['--count', '300', '--size', '64', '--timeout', '90s']);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^300 of 300 transactions accepted in \d+ ms\nall 300 committed \d+ ms after the first submit \(last at height \d+\)/);
+    const late = cli(['--count', '20', '--size', '64', '--timeout', '0s']);
+    assert.equal(late.status, 1, late.stdout + late.stderr);
+    assert.match(late.stderr, /^btcfed: 20 of 20 accepted transactions not committed after 0 ms/);
+  });
+
   step('StreamCommits replays the log in order and follows it; GetBlock agrees; view timeouts reload live', async () => {
     const stream = clients[2]!.streamCommits({ fromHeight: 1, headersOnly: true });
     const heightsSeen: number[] = [];
