@@ -42,7 +42,7 @@ export class Service {
 
   constructor(spec: ServiceSpec, logDir: string) {
     this.spec = spec;
-    this.logFile = path.join(logDir, `${spec.host.name}.${spec.name}.log`);
+    this.logFile = path.join(logDir, `${spec.name}.log`);
   }
 
   get name(): string { return this.spec.name; }

@@ -1,0 +1,235 @@
+// A federation across the test bed, set up and started the way an operator does it: per member
+// one host for store + gateway + consensus and a separate host for its signer, a 3-node NATS
+// cluster on hosts of its own; member dirs made by the btcfed commands (run as child processes,
+// as an operator would), services started with the command lines of deploy/systemd/.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { call } from '#libs/rpc/index.ts';
+import { ConsensusServiceClient, type GetStatusResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { consensusClient } from '../../cli/client.ts';
+import { consumeFreshMarker, isFreshSigner } from '../../cli/fresh.ts';
+import { Testbed, type Host } from './netns.ts';
+import { ROOT, Runner, type Service } from './procs.ts';
+import { startNatsCluster, type NatsCluster } from './nats.ts';
+
+export const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface Member {
+  index: number;
+  name: string;
+  /** store + gateway + consensus */
+  host: Host;
+  signerHost: Host;
+  /** The member's data dir (conf.yaml, peers.yaml, tls/, consensus/). */
+  dir: string;
+  /** The signer's data dir (signer.yaml, the key, its state), as it would sit on the signer host. */
+  signerDir: string;
+  storeAddr: string;
+  consensusAddr: string;
+}
+
+export interface FederationOptions {
+  members: number;
+  chainId: string;
+  /** View timeout base (conf.yaml consensus.base_timeout). */
+  baseTimeout?: string;
+  /** Size of the tmpfs under each member's consensus data dir (for disk-full faults); 0 = none. */
+  consensusTmpfsMb?: number;
+  log?: (s: string) => void;
+}
+
+export const memberHostName = (i: number) => `m${i}`;
+export const signerHostName = (i: number) => `m${i}-signer`;
+export const natsHostNames = ['nats1', 'nats2', 'nats3'] as const;
+
+/** Runs `bin/btcfed ...` (the operator's command line) and returns stdout; throws with its stderr. */
+export async function btcfed(args: readonly string[]): Promise<string> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`btcfed ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`);
+  return out;
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  return parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+function writeYaml(file: string, v: unknown): void {
+  fs.writeFileSync(file, stringify(v), { mode: 0o600 });
+}
+/** "127.0.0.1:PORT" → "ADDR:PORT". */
+const rehost = (hostPort: string, addr: string) => hostPort.replace(/^127\.0\.0\.1:/, `${addr}:`);
+
+/**
+ * TEMPORARY stand-in until `btcfed member init / genesis / member join` land: `btcfed init` with
+ * every host address in the certificates, then each member's conf.yaml, peers.yaml and signer.yaml
+ * moved onto its hosts' addresses and the NATS cluster.
+ */
+async function setupWithInit(workDir: string, o: FederationOptions, members: Member[], natsUrls: string[]): Promise<void> {
+  const out = path.join(workDir, 'init');
+  const names = members.flatMap((m) => [m.host.addr, m.signerHost.addr]);
+  await btcfed(['init', '--members', String(o.members), '--out', out, '--base-port', '7100', '--chain-id', o.chainId,
+    '--base-timeout', o.baseTimeout ?? '1s', '--server-names', names.join(',')]);
+  for (const m of members) {
+    fs.renameSync(path.join(out, m.name), m.dir);
+    fs.mkdirSync(path.dirname(m.signerDir), { recursive: true });
+    fs.renameSync(path.join(m.dir, 'signer'), m.signerDir);
+    const conf = readYaml(path.join(m.dir, 'conf.yaml')) as any;
+    const a = m.host.addr;
+    conf.network.addresses = (conf.network.addresses as string[]).map((x) => x.replace('/ip4/127.0.0.1/', `/ip4/${a}/`));
+    for (const s of ['store', 'gateway', 'consensus'] as const) {
+      for (const k of ['listen', 'metrics', 'admin_listen']) if (conf.services[s][k]) conf.services[s][k] = rehost(conf.services[s][k], a);
+    }
+    conf.services.signer.address = rehost(conf.services.signer.address, m.signerHost.addr);
+    conf.nats = { servers: natsUrls };
+    writeYaml(path.join(m.dir, 'conf.yaml'), conf);
+    const peers = readYaml(path.join(m.dir, 'peers.yaml')) as any;
+    for (const p of peers.peers) {
+      p.addresses = (p.addresses as string[]).map((x) => {
+        const port = Number(x.split('/').at(-1));
+        const owner = members[Math.floor((port - 7100) / 10)]!;
+        return x.replace('/ip4/127.0.0.1/', `/ip4/${owner.host.addr}/`);
+      });
+    }
+    writeYaml(path.join(m.dir, 'peers.yaml'), peers);
+    const signer = readYaml(path.join(m.signerDir, 'signer.yaml')) as any;
+    signer.listen = rehost(signer.listen, m.signerHost.addr);
+    if (signer.metrics) signer.metrics = rehost(signer.metrics, m.signerHost.addr);
+    signer.nats = { servers: natsUrls };
+    writeYaml(path.join(m.signerDir, 'signer.yaml'), signer);
+    const p = 7100 + 10 * m.index;
+    m.storeAddr = `${a}:${p}`;
+    m.consensusAddr = `${a}:${p + 2}`;
+  }
+}
+
+export class Federation {
+  readonly tb: Testbed;
+  readonly runner: Runner;
+  readonly nats: NatsCluster;
+  readonly members: Member[];
+  readonly clients: ConsensusServiceClient[];
+  readonly options: FederationOptions;
+
+  private constructor(tb: Testbed, runner: Runner, nats: NatsCluster, members: Member[], o: FederationOptions) {
+    this.tb = tb;
+    this.runner = runner;
+    this.nats = nats;
+    this.members = members;
+    this.options = o;
+    this.clients = members.map((m) => consensusClient(m.dir));
+  }
+
+  /** Makes the test bed (hosts m<i>, m<i>-signer, nats1..3), the NATS cluster, the members, and starts every service. */
+  static async start(o: FederationOptions): Promise<Federation> {
+    const say = o.log ?? (() => undefined);
+    const hostNames = [
+      ...Array.from({ length: o.members }, (_, i) => memberHostName(i)),
+      ...Array.from({ length: o.members }, (_, i) => signerHostName(i)),
+      ...natsHostNames,
+    ];
+    const tb = Testbed.create(hostNames);
+    say(`test bed: ${hostNames.length} hosts in ${tb.workDir}`);
+    const runner = new Runner(tb);
+    try {
+      const t0 = Date.now();
+      const nats = await startNatsCluster(tb, runner, natsHostNames.map((n) => tb.host(n)));
+      say(`NATS cluster up (${nats.urls.join(', ')}), stream R3, in ${Date.now() - t0} ms`);
+      const members: Member[] = Array.from({ length: o.members }, (_, i) => ({
+        index: i, name: `m${i}`, host: tb.host(memberHostName(i)), signerHost: tb.host(signerHostName(i)),
+        dir: path.join(tb.workDir, 'hosts', memberHostName(i), 'm' + i),
+        signerDir: path.join(tb.workDir, 'hosts', signerHostName(i), 'm' + i),
+        storeAddr: '', consensusAddr: '',
+      }));
+      for (const m of members) fs.mkdirSync(path.dirname(m.dir), { recursive: true });
+      await setupWithInit(tb.workDir, o, members, nats.urls);
+      if (o.consensusTmpfsMb) for (const m of members) tb.mountTmpfs(path.join(m.dir, 'consensus'), o.consensusTmpfsMb);
+      say(`member dirs made in ${Date.now() - t0} ms`);
+      const fed = new Federation(tb, runner, nats, members, o);
+      for (const service of SERVICES) {
+        await Promise.all(members.map((m) => runner.start(fed.#spec(m, service))));
+        say(`  ${service} ready on ${o.members} members (${Date.now() - t0} ms)`);
+      }
+      return fed;
+    } catch (err) {
+      await runner.stopAll().catch(() => undefined);
+      tb.destroy({ keepDir: true });
+      throw err;
+    }
+  }
+
+  /** A service's command line, as in deploy/systemd/btcfed-<service>@.service. */
+  #spec(m: Member, service: ServiceName) {
+    const node = process.execPath;
+    const base = { name: `${m.name}.${service}`, cmd: node, readyLine: `"${service} ready"`, readyTimeoutMs: 90_000 };
+    switch (service) {
+      case 'store': return { ...base, host: m.host, args: () => ['services/store/main.ts', '--data-dir', m.dir] };
+      case 'gateway': return { ...base, host: m.host, args: () => ['services/gateway/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
+      case 'consensus': return { ...base, host: m.host, args: () => ['services/consensus/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
+      case 'signer': return {
+        ...base, host: m.signerHost,
+        // --init only on the very first start of a new key (the operator's one-time step).
+        args: () => ['services/signer/main.ts', 'run', '--data-dir', m.signerDir, ...(isFreshSigner(m.signerDir) ? ['--init'] : [])],
+        onReady: async () => { if (isFreshSigner(m.signerDir)) await consumeFreshMarker(m.signerDir); },
+      };
+    }
+  }
+
+  service(i: number, service: ServiceName): Service {
+    return this.runner.get(`${this.members[i]!.name}.${service}`);
+  }
+
+  status(i: number, deadlineMs = 3000): Promise<GetStatusResponse> {
+    const c = this.clients[i]!;
+    return call(c.getStatus.bind(c), {}, { deadlineMs });
+  }
+
+  /** Committed height of each member (undefined where it does not answer). */
+  async heights(deadlineMs = 3000): Promise<(number | undefined)[]> {
+    return Promise.all(this.members.map(async (_, i) => {
+      try { return Number((await this.status(i, deadlineMs)).committedHeight); } catch { return undefined; }
+    }));
+  }
+
+  /** Waits until `pred` over the heights holds; throws with the last heights after `ms`. */
+  async waitHeights(what: string, pred: (h: (number | undefined)[]) => boolean, ms: number): Promise<(number | undefined)[]> {
+    const t0 = Date.now();
+    let h: (number | undefined)[] = [];
+    while (Date.now() - t0 < ms) {
+      h = await this.heights();
+      if (pred(h)) return h;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`timed out after ${ms} ms waiting for ${what}; heights ${JSON.stringify(h)}`);
+  }
+
+  /** A whole host down: every process on it killed, its interface down. */
+  async hostDown(host: Host): Promise<void> {
+    await Promise.all(this.runner.onHost(host).map((s) => this.runner.kill(s, 'SIGKILL')));
+    this.tb.link(host, false);
+  }
+
+  /** The host's interface up and its services started again, in start order. */
+  async hostUp(host: Host): Promise<void> {
+    this.tb.link(host, true);
+    const on = this.runner.onHost(host);
+    const order = (s: Service) => SERVICES.indexOf(s.name.split('.')[1] as ServiceName);
+    for (const s of on.sort((a, b) => order(a) - order(b))) await this.runner.restart(s);
+  }
+
+  /** Stops every service (consensus first, stores and NATS last) and removes the test bed; keepDir keeps the work dir. */
+  async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
+    for (const c of this.clients) c.close();
+    await this.nats.close();
+    const is = (svc: string) => (s: Service) => s.name.endsWith(`.${svc}`);
+    await this.runner.stopAll([is('consensus'), is('gateway'), is('signer'), is('store'), () => true]);
+    this.tb.destroy(opts);
+  }
+}
