@@ -1,4 +1,7 @@
 // btcfed: the command line of the project.
+//   btcfed member init --name NAME --out DIR --host HOST[,HOST...] [--signer-host HOST[,...]] [--base-port 7100] [--param-set SET] [--nats URL[,URL...]] [--listen-all]
+//   btcfed genesis --chain-id ID --card FILE [--card FILE ...] --out genesis.yaml [--base-timeout 1s]
+//   btcfed member join --genesis genesis.yaml --dir DIR
 //   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set SET] [--base-timeout 1s] [--server-names A,B]
 //   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats URL]
 //   btcfed status  [--member DIR] [--consensus HOST:PORT]
@@ -22,8 +25,16 @@ import { trustRootFrom, verifyBlock } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { VERSION } from '#libs/version/index.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
+import { CARD_FILE, initMember, joinMember, makeGenesis } from './member.ts';
 
 const USAGE = `usage:
+  btcfed member init --name NAME --out DIR --host HOST[,HOST...] [--signer-host HOST[,HOST...]] [--base-port 7100]
+                 [--param-set slh-dsa-sha2-128f] [--nats URL[,URL...]] [--listen-all]
+                 (one member on its operator's host: keys, certificates for those names, and its public DIR/member-card.yaml)
+  btcfed genesis --chain-id ID --card FILE --card FILE ... --out genesis.yaml [--base-timeout 1s]
+                 (the validator set from every member's card; prints the digest operators compare)
+  btcfed member join --genesis genesis.yaml --dir DIR
+                 (completes a member dir from the genesis: validator set, chain id, the other members as peers)
   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set slh-dsa-sha2-128f] [--base-timeout 1s]
                  [--server-names HOST,IP,...]   (extra names in every server certificate; localhost and 127.0.0.1 are always in)
   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
@@ -43,7 +54,14 @@ const OPTIONS = {
   'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
   height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
   client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' }, timeout: { type: 'string' },
+  name: { type: 'string' }, host: { type: 'string', multiple: true }, 'signer-host': { type: 'string', multiple: true },
+  'listen-all': { type: 'boolean' }, card: { type: 'string', multiple: true }, genesis: { type: 'string' },
 } as const;
+
+/** A flag given as "A,B" or several times: every value, trimmed, none empty. */
+function list(v: readonly string[] | undefined): string[] {
+  return (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
+}
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 function chainOf(memberDir: string): string {
@@ -81,6 +99,39 @@ async function main(): Promise<void> {
   const natsUrl = f.nats ?? 'nats://127.0.0.1:4222';
   const basePort = int('base-port', f['base-port'], 7100);
   switch (cmd) {
+    case 'member': {
+      if (rest[0] === 'init') {
+        if (!f.name || !f.out) throw new Error('member init needs --name NAME --out DIR --host HOST[,HOST...]');
+        const m = await initMember({ name: f.name, dir: path.resolve(f.out), hosts: list(f.host), signerHosts: list(f['signer-host']), basePort, paramSet,
+          natsUrls: list([natsUrl]), listenAll: f['listen-all'] ?? false });
+        const dir = path.resolve(f.out);
+        console.log(`made member ${m.name} in ${dir}
+  card     ${path.join(dir, CARD_FILE)}   (public: send it to whoever assembles the genesis)
+  peer     ${m.identity.peerId}
+  SLH-DSA  ${m.publicKey.slice(0, 32)}… (${paramSet})
+  libp2p   ${m.card.libp2p.addresses.join(' ')}
+  signer   ${path.join(dir, 'signer')}  (after member join, the only dir its host gets)
+  CA keys  ${path.join(dir, 'ca')}  (move them offline; no service reads them)
+next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card … --out genesis.yaml, then btcfed member join --genesis genesis.yaml --dir ${dir}`);
+        return;
+      }
+      if (rest[0] === 'join') {
+        if (!f.genesis || !f.dir) throw new Error('member join needs --genesis genesis.yaml --dir DIR');
+        const r = await joinMember({ genesisFile: path.resolve(f.genesis), dir: path.resolve(f.dir) });
+        const g = r.genesis;
+        console.log(`${r.changed ? 'joined' : 'already joined'}: ${g.members[r.index]!.name} is validator ${r.index} of ${g.members.length} on chain ${g.chain_id}
+  genesis digest ${g.digest}  (compare it with the other operators)`);
+        return;
+      }
+      throw new Error(`member: the actions are "init" and "join", not ${JSON.stringify(rest[0] ?? '')}`);
+    }
+    case 'genesis': {
+      if (!f['chain-id'] || !f.out) throw new Error('genesis needs --chain-id ID --card FILE [--card FILE ...] --out genesis.yaml');
+      const g = await makeGenesis({ chainId: f['chain-id'], baseTimeout: f['base-timeout'] ?? '1s', cardFiles: list(f.card).map((c) => path.resolve(c)), out: path.resolve(f.out) });
+      console.log(`wrote ${path.resolve(f.out)}: chain ${g.chain_id}, ${g.members.length} validator(s) in this order: ${g.members.map((m) => m.name).join(', ')}`);
+      console.log(`digest ${g.digest}`);
+      return;
+    }
     case 'init': {
       if (!f.out) throw new Error('--out is required');
       const members = await initFederation({ members: int('members', f.members, 4), out: path.resolve(f.out), basePort,

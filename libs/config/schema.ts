@@ -35,7 +35,7 @@ const listenAddr = z.string().superRefine((v, ctx) => {
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
 
-const peerAddr = z.string().superRefine((v, ctx) => {
+export const peerAddr = z.string().superRefine((v, ctx) => {
   const r = parseTcpMultiaddr(v);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
@@ -51,19 +51,19 @@ export const fingerprint = z.string().transform((v, ctx) => {
 });
 
 export const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
-const memberName = z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit');
+export const memberName = z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit');
 
 const privateKey = z.string().superRefine((v, ctx) => {
   const r = parsePrivateKey(v);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
 
-const libp2pPublicKey = z.string().superRefine((v, ctx) => {
+export const libp2pPublicKey = z.string().superRefine((v, ctx) => {
   const r = parsePublicKey(v);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
 });
 
-const hexKey = z.string().regex(/^([0-9a-f]{2})+$/, 'must be lower-case hex');
+export const hexKey = z.string().regex(/^([0-9a-f]{2})+$/, 'must be lower-case hex');
 
 const validator = z.strictObject({
   name: memberName,
@@ -102,6 +102,9 @@ export const natsSection = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['tls', n.tls.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'cert_file and key_file go together' });
   }
 });
+
+/** consensus.chain_id (and the genesis file's): what every signature of the chain is bound to. */
+export const chainId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -');
 
 export const confSchema = z.strictObject({
   node: z.strictObject({
@@ -152,7 +155,7 @@ export const confSchema = z.strictObject({
     backend: z.enum(['auto', 'node', 'noble']).default('auto'),
   }).prefault({}),
   consensus: z.strictObject({
-    chain_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -').default('btcfed-devnet'),
+    chain_id: chainId.default('btcfed-devnet'),
     base_timeout: duration('2s'),
     timeout_multiplier: z.number().min(1).max(10).default(1.5),
     max_timeout: duration('60s'),
