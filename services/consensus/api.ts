@@ -2,6 +2,10 @@
 // are validated here; FedError codes map to gRPC status in STATUS, the one place this service
 // does that. StreamCommits reads the committed log by height, so a slow client only lags — it
 // never makes the service buffer without bound.
+//
+// ACCEPTED (a SubmitTransaction(s) answer without an error) is sent only once the transaction is
+// durable on this member's disk (the mempool journal, one group commit per call at most), or
+// committed already: see docs/consensus.md, "What ACCEPTED promises".
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -16,6 +20,7 @@ import type { ConsensusDriver } from './driver.ts';
 import type { EvidenceLog } from './evidence.ts';
 import type { Inbound } from './inbound.ts';
 import type { Mempool } from './mempool.ts';
+import type { MempoolJournal } from './mempool-journal.ts';
 
 const MAX_BATCH_TXS = 10_000;
 
@@ -24,6 +29,7 @@ const STATUS = statusTable({
   TX_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
   MEMPOOL_FULL: grpc.status.RESOURCE_EXHAUSTED,
   MEMPOOL_QUOTA: grpc.status.RESOURCE_EXHAUSTED,
+  MEMPOOL_JOURNAL_FAILED: grpc.status.UNAVAILABLE,
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
   NOT_FOUND: grpc.status.NOT_FOUND,
   HALTED: grpc.status.UNAVAILABLE,
@@ -43,6 +49,11 @@ export interface ApiDeps {
   inbound: Inbound;
   store: BlockStore;
   pool: Mempool;
+  /**
+   * Where accepted transactions are made durable before the answer. Without one (unit tests of
+   * other methods) ACCEPTED promises only the memory of this process.
+   */
+  journal?: Pick<MempoolJournal, 'append'>;
   evidence: EvidenceLog;
   log: Logger;
   /** Current peers as the gateway sees them (empty when unknown). */
@@ -63,6 +74,21 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const counted = <T>(method: string, fn: () => T): T => {
     try { return fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
   };
+  const countedAsync = async <T>(method: string, fn: () => Promise<T>): Promise<T> => {
+    try { return await fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
+  };
+  /**
+   * The durability of what this call accepts: one journal append per transaction that is in the
+   * mempool now (taken by this call, or pending already — perhaps handed over by another
+   * validator and not journaled), all in the same tick, so they share a group commit. Committed
+   * duplicates need nothing: the block store holds them.
+   */
+  const durable = (accepted: readonly { hash: Uint8Array; tx: Uint8Array; added: boolean }[]): Promise<unknown> | undefined => {
+    if (!d.journal || accepted.length === 0) return undefined;
+    const waits = new Set<Promise<void>>();
+    for (const a of accepted) if (a.added || d.pool.has(toHex(a.hash))) waits.add(d.journal.append(a.hash, a.tx));
+    return waits.size === 0 ? undefined : Promise.all(waits);
+  };
   const certified = (b: Block, headersOnly: boolean): GetBlockResponse => {
     const qc = d.store.qcFor(b.hash);
     return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
@@ -80,17 +106,19 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   };
   const n = d.validators.length;
   return {
-    submitTransaction: h.unary((req) => counted('SubmitTransaction', () => {
+    submitTransaction: h.unary((req) => countedAsync('SubmitTransaction', async () => {
       if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
       const r = d.pool.add(req.tx, (d.now ?? Date.now)(), d.driver.isCommitted);
       if (r.status === 'added') d.inbound.gossip(req.tx);
+      await durable([{ hash: r.hash, tx: req.tx, added: r.status === 'added' }]);
       return { txHash: r.hash, duplicate: r.status === 'duplicate' };
     })),
-    submitTransactions: h.unary((req) => counted('SubmitTransactions', () => {
+    submitTransactions: h.unary((req) => countedAsync('SubmitTransactions', async () => {
       if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
       if (req.txs.length > MAX_BATCH_TXS) throw new FedError('REQUEST_INVALID', `txs: at most ${MAX_BATCH_TXS} per call, got ${req.txs.length}`);
       const now = (d.now ?? Date.now)();
       let accepted = 0;
+      const taken: { hash: Uint8Array; tx: Uint8Array; added: boolean }[] = [];
       const results = req.txs.map((tx) => {
         const r = d.pool.offer(tx, now, d.driver.isCommitted);
         if (r.status === 'refused') {
@@ -98,8 +126,12 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
           return { txHash: r.hash ?? new Uint8Array(), duplicate: false, errorCode: r.code, error: r.message };
         }
         if (r.status === 'added') { d.inbound.gossip(tx); accepted++; }
+        taken.push({ hash: r.hash, tx, added: r.status === 'added' });
         return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
       });
+      // One group commit for the whole call; if it fails, the call fails (UNAVAILABLE): its
+      // transactions are then indeterminate to the client, which resubmits them.
+      await durable(taken);
       return { results, accepted };
     })),
     getTransaction: h.unary((req) => counted('GetTransaction', () => {

@@ -27,6 +27,7 @@ import { EvidenceLog } from './evidence.ts';
 import { GatewayLink } from './gateway-link.ts';
 import { Inbound } from './inbound.ts';
 import { Mempool } from './mempool.ts';
+import { MempoolJournal } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
 import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
@@ -77,6 +78,11 @@ async function main(): Promise<void> {
     const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
     const m = consensusMetrics(metrics, Date.now, { validators: n, mempoolCapacity: c.mempool_max_txs });
+    // ACCEPTED is durable: the journal (inside the block store's dir) refills the pool after a crash.
+    const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
+    const journal = new MempoolJournal({ path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'mempool-journal' }), observer: m.journal, ...poolLimits });
+    const pool = new Mempool({ ...poolLimits, maxTxBytes: c.max_tx_bytes, onRemoved: (keys) => journal.forget(keys) });
+    let { restored } = await journal.replay(pool, (h) => store.hasTx(h), Date.now());
 
     const remote = createRemoteSigner({ address: flags.signer ?? conf.services.signer.address, security: sec.client, validatorCount: n });
     await remote.ready(30_000);
@@ -101,6 +107,8 @@ async function main(): Promise<void> {
       client: gatewayClient,
       log: log.child({ module: 'gateway-link' }),
       onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
+      // Transactions restored from the journal go to the upcoming leaders once we can reach them.
+      onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
     });
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
@@ -127,7 +135,7 @@ async function main(): Promise<void> {
     const driver = new ConsensusDriver(
       { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
-        store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
+        store, pool,
         verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
         observer,
@@ -145,7 +153,7 @@ async function main(): Promise<void> {
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
-      member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, evidence, log,
+      member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, journal, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
@@ -196,6 +204,7 @@ async function main(): Promise<void> {
     life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(poll); clearInterval(readiness); } });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
+    life.add({ name: 'mempool-journal', run: () => journal.close() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
     log.info({ grpcPort: port, adminPort, self, validators: n, view: driver.engine.view, committed: driver.engine.committed.header.height,

@@ -3,6 +3,8 @@
 // Insertion order is proposal order, so a transaction is not starved by later ones.
 // Transactions handed over by another validator are charged to that validator: each may hold
 // at most REMOTE_SHARE of the pool (count and bytes), so one faulty validator cannot fill it.
+// The pool lives in memory; what a client was promised survives a crash through the mempool
+// journal (mempool-journal.ts), which is told here when a transaction leaves the pool.
 
 import { FedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
@@ -11,6 +13,11 @@ export interface MempoolOptions {
   maxTxs: number;
   maxBytes: number;
   maxTxBytes: number;
+  /**
+   * Told which transactions (hex hashes) left the pool: the journal forgets them, so it never
+   * holds more than the pool may. Must not throw.
+   */
+  onRemoved?(hashesHex: readonly string[]): void;
 }
 
 /** Share of the pool one other validator's hand-offs may hold. */
@@ -106,7 +113,7 @@ export class Mempool {
 
   /** Drops transactions that a committed block carried. */
   removeCommitted(hashesHex: Iterable<string>): number {
-    let n = 0;
+    const removed: string[] = [];
     for (const key of hashesHex) {
       const p = this.#pending.get(key);
       if (!p) continue;
@@ -117,8 +124,9 @@ export class Mempool {
         h.txs--;
         h.bytes -= p.tx.length;
       }
-      n++;
+      removed.push(key);
     }
-    return n;
+    if (removed.length > 0) this.#opts.onRemoved?.(removed);
+    return removed.length;
   }
 }

@@ -4,6 +4,7 @@
 import type { Metrics } from '#libs/metrics/index.ts';
 import { faultBound, quorumSize, type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
+import type { JournalObserver, ReplayOutcome } from './mempool-journal.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -11,6 +12,9 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const SIGNED_KINDS = ['proposal', 'vote', 'new-view', 'qc'] as const;
 const TX_COUNT_BUCKETS = [0, 1, 10, 100, 500, 1000, 2500, 5000, 10_000, 20_000];
 const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 20, 8 << 20];
+/** A group commit of the mempool journal is one LMDB write and one fdatasync: milliseconds. */
+const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
 
 export interface ConsensusMetricsOptions {
   /** The size of the validator set: exported with its quorum and fault bound, for alert rules. */
@@ -49,7 +53,15 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const validators = m.gauge('consensus_validators', 'Validators in the set');
   const quorum = m.gauge('consensus_quorum_signatures', 'Signatures a QC needs (2f + 1)');
   const faults = m.gauge('consensus_fault_bound_validators', 'Faulty validators the set tolerates (f)');
+  const journalTxs = m.gauge('consensus_mempool_journal_transactions', 'Accepted transactions in the durable mempool journal (not committed yet)');
+  const journalBytes = m.gauge('consensus_mempool_journal_bytes', 'Bytes of the entries in the mempool journal');
+  const journalBatch = m.histogram('consensus_mempool_journal_batch_transactions', 'Transactions made durable per group commit of the mempool journal', [], TX_COUNT_BUCKETS);
+  const journalFsync = m.histogram('consensus_mempool_journal_fsync_seconds', 'One group commit of the mempool journal: LMDB write and fdatasync', [], FSYNC_BUCKETS);
+  const journalFailures = m.counter('consensus_mempool_journal_failures_total', 'Group commits of the mempool journal that failed (their transactions were not acknowledged)');
+  const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
   halted.set(0);
+  journalFailures.inc({}, 0);
+  for (const outcome of REPLAY_OUTCOMES) journalReplayed.inc({ outcome }, 0);
   // Series that exist from the start, so alerts see the first event as an increase from 0.
   for (const what of SIGNED_KINDS) invalidSigs.inc({ what }, 0);
   for (const outcome of ['kept', 'duplicate', 'offender_cap', 'disk_cap']) evidenceKept.inc({ outcome }, 0);
@@ -133,5 +145,15 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   });
 
   const evidenceOutcome = (outcome: string) => evidenceKept.inc({ outcome });
-  return { observer, timedSigner, mempool, peers, evidenceOutcome };
+  const journal: Required<JournalObserver> = {
+    groupCommitted(txs, _bytes, _removed, seconds) {
+      // A batch of deletions only is a write too, but no acknowledgement waited for it.
+      if (txs > 0) journalBatch.observe(txs);
+      journalFsync.observe(seconds);
+    },
+    groupFailed() { journalFailures.inc(); },
+    size(n, bytes) { journalTxs.set(n); journalBytes.set(bytes); },
+    replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
+  };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal };
 }

@@ -1,0 +1,363 @@
+// The mempool journal: what makes ACCEPTED survive a crash of this member. Every transaction a
+// client of this member submitted and was told ACCEPTED is on disk first: the API appends it
+// here and answers only once the group commit that carries it is durable. At start the journal
+// is replayed into the (empty) mempool, skipping what the block store already committed, and the
+// service hands the restored transactions to the upcoming leaders again and proposes them itself
+// when it leads. An entry is deleted when its transaction leaves the mempool (committed); the
+// mempool tells us (Mempool onRemoved), so the journal never holds more than the pool may.
+//
+// Storage: an LMDB environment of its own in `<data-dir>/consensus/mempool/` (inside the block
+// store's directory, the only one the consensus service writes), opened like the block store
+// with `overlappingSync: false`, so a transaction is fdatasynced before its promise resolves,
+// and with `eventTurnBatching: false`: this journal batches by itself, and lmdb's own per-turn
+// batch leaves a promise nobody awaits that rejects when a write fails (a full disk), which
+// would crash the process instead of failing the submit.
+// Keys are an 8-byte big-endian sequence number (acceptance order, which is proposal order);
+// values are `version (1) | SHA-256 of the tx (32) | tx`, the hash doubling as a checksum.
+//
+// Group commit: appends within a short window (`windowMs`), or until a batch is full, go into one
+// LMDB transaction with one fsync; while it is written the next batch collects, and is written as
+// soon as the first is durable. A SubmitTransactions call of 10,000 transactions is one batch.
+// Deletions (commits) ride along with the next batch; a deletion lost in a crash costs nothing:
+// the replay finds the transaction committed and drops it then.
+//
+// Only this member's clients' transactions are journaled: ACCEPTED is a promise to them.
+// Transactions handed over by other validators (tx-batch frames) are not, unless a client of
+// this member submits the same transaction here too.
+
+import { open, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+import type { Mempool } from './mempool.ts';
+
+/** The first byte of every value: the layout below. */
+const VALUE_VERSION = 1;
+const HASH_BYTES = 32;
+const KEY_BYTES = 8;
+/** Per-entry overhead on top of the transaction bytes (key, version, hash), for the bytes gauge. */
+const ENTRY_OVERHEAD = KEY_BYTES + 1 + HASH_BYTES;
+/** Corrupt entries logged one by one at replay; the rest only in the summary. */
+const LOGGED_CORRUPT = 10;
+
+export type ReplayOutcome = 'restored' | 'committed' | 'duplicate' | 'refused' | 'corrupt';
+
+/** What the journal reports, for metrics. Every method must not throw. */
+export interface JournalObserver {
+  /** One group commit made durable: its new entries, their bytes, deletions, and how long the write and fsync took. */
+  groupCommitted?(txs: number, bytes: number, removed: number, seconds: number): void;
+  /** A group commit that failed (its callers were answered with MEMPOOL_JOURNAL_FAILED). */
+  groupFailed?(txs: number): void;
+  /** Entries and bytes in the journal now. */
+  size?(txs: number, bytes: number): void;
+  /** Entries read at start, by what became of them. */
+  replayed?(outcome: ReplayOutcome, n: number): void;
+}
+
+export interface MempoolJournalOptions {
+  /** The LMDB environment's directory (created if missing). */
+  path: string;
+  log: Logger;
+  observer?: JournalObserver;
+  /**
+   * The mempool's limits (consensus.mempool_max_txs and its bytes). The journal holds only
+   * transactions that are in the mempool, so it stays within them anyway; an append past them is
+   * refused (MEMPOOL_FULL) rather than let a bug grow the file.
+   */
+  maxTxs: number;
+  maxBytes: number;
+  /** How long a batch collects appends before it is written (default 1 ms). */
+  windowMs?: number;
+  /** A batch this full is written at once (default 10,000 transactions or 8 MiB). */
+  maxBatchTxs?: number;
+  maxBatchBytes?: number;
+}
+
+export interface ReplayResult {
+  /** Transactions put back in the mempool, in acceptance order: hand them to the leaders again. */
+  restored: Uint8Array[];
+  counts: Record<ReplayOutcome, number>;
+}
+
+interface Batch {
+  /** New entries by hex hash; a commit before the write takes one out again. */
+  puts: Map<string, { key: Buffer; value: Buffer; bytes: number }>;
+  /** Keys of entries to delete (their transactions left the mempool). */
+  removes: Buffer[];
+  bytes: number;
+  done: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+interface Entry { key: Buffer; bytes: number; /** The batch writing it; undefined once durable. */ batch: Batch | undefined }
+
+function seqKey(seq: number): Buffer {
+  const k = Buffer.alloc(KEY_BYTES);
+  k.writeBigUInt64BE(BigInt(seq));
+  return k;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  // A batch nobody waits for (only deletions, or every caller gone) must not be an unhandled rejection.
+  done.catch(() => undefined);
+  return { puts: new Map(), removes: [], bytes: 0, done, resolve, reject };
+}
+
+/** Why a stored entry cannot be a journaled transaction, or its hash and bytes. */
+export function decodeEntry(key: Uint8Array, value: Uint8Array): { hash: Uint8Array; tx: Uint8Array } | { why: string } {
+  if (key.length !== KEY_BYTES) return { why: `key is ${key.length} bytes, expected ${KEY_BYTES}` };
+  if (value.length < 1 + HASH_BYTES + 1) return { why: `value is ${value.length} bytes, shorter than a version, a hash and one byte of transaction` };
+  if (value[0] !== VALUE_VERSION) return { why: `value version ${value[0]}, this build reads ${VALUE_VERSION}` };
+  const hash = new Uint8Array(value.subarray(1, 1 + HASH_BYTES));
+  // A copy: LMDB's buffers are only valid until the next read.
+  const tx = new Uint8Array(value.subarray(1 + HASH_BYTES));
+  if (toHex(txHash(tx)) !== toHex(hash)) return { why: 'the transaction does not hash to the stored hash' };
+  return { hash, tx };
+}
+
+/**
+ * What went wrong in a failed LMDB commit. lmdb says "Commit failed (see commitError for details)"
+ * and rejects `commitError` with the cause (e.g. an I/O error on a full disk); read (and so
+ * handle) it here, or its rejection would go unhandled and end the process.
+ */
+async function writeError(err: unknown): Promise<string> {
+  const cause = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+  if (!cause || typeof cause.then !== 'function') return errorMessage(err);
+  return cause.then(() => errorMessage(err), (e: unknown) => `${errorMessage(err)}: ${errorMessage(e)}`);
+}
+
+export class MempoolJournal {
+  readonly #o: MempoolJournalOptions;
+  readonly #db: RootDatabase<Buffer, Buffer>;
+  readonly #windowMs: number;
+  readonly #maxBatchTxs: number;
+  readonly #maxBatchBytes: number;
+  /** Every journaled (or being journaled) transaction, by hex hash. */
+  readonly #entries = new Map<string, Entry>();
+  #bytes = 0;
+  /** The transactions' own bytes (what the mempool's byte limit counts). */
+  #txBytes = 0;
+  #nextSeq = 1;
+  /** The batch collecting appends; written when its window ends or it is full. */
+  #collecting: Batch | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(o: MempoolJournalOptions) {
+    this.#o = o;
+    this.#windowMs = o.windowMs ?? 1;
+    this.#maxBatchTxs = o.maxBatchTxs ?? 10_000;
+    this.#maxBatchBytes = o.maxBatchBytes ?? 8 << 20;
+    try {
+      this.#db = open<Buffer, Buffer>({ path: o.path, compression: false, overlappingSync: false, eventTurnBatching: false, encoding: 'binary', keyEncoding: 'binary' });
+    } catch (err) {
+      throw new FedError('MEMPOOL_JOURNAL_UNREADABLE', `mempool journal ${o.path} cannot be opened: ${errorMessage(err)}. `
+        + 'Move it aside to start without it: the transactions it holds that are not committed yet are then lost to this member (clients resubmit).', { path: o.path }, { cause: err });
+    }
+  }
+
+  /** Entries in the journal (durable or being written). */
+  get size(): number { return this.#entries.size; }
+  /** Their bytes on disk, roughly: transactions plus key, version and hash. */
+  get bytes(): number { return this.#bytes; }
+
+  /**
+   * Reads every entry in acceptance order and offers it to `pool` (empty at start) as a client's
+   * transaction. Dropped from the journal, each counted and the lot logged: entries already
+   * committed, seen twice, refused by the pool (a smaller mempool_max_txs or max_tx_bytes than
+   * when they were accepted) or corrupt (undecodable, or not hashing to their hash). Never throws
+   * for an entry; a journal that cannot be read at all throws MEMPOOL_JOURNAL_UNREADABLE.
+   */
+  async replay(pool: Mempool, isCommitted: (hash: Uint8Array) => boolean, nowMs: number): Promise<ReplayResult> {
+    const counts: Record<ReplayOutcome, number> = { restored: 0, committed: 0, duplicate: 0, refused: 0, corrupt: 0 };
+    const restored: Uint8Array[] = [];
+    const drop: Buffer[] = [];
+    const refusedBy = new Map<string, number>();
+    let lastSeq = 0;
+    try {
+      for (const { key, value } of this.#db.getRange()) {
+        const k = Buffer.from(key);
+        if (k.length === KEY_BYTES) lastSeq = Math.max(lastSeq, Number(k.readBigUInt64BE()));
+        const e = decodeEntry(k, value);
+        if ('why' in e) {
+          counts.corrupt++;
+          drop.push(k);
+          if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: k.toString('hex'), why: e.why }, 'mempool journal: corrupt entry skipped and deleted');
+          continue;
+        }
+        const hex = toHex(e.hash);
+        if (isCommitted(e.hash)) { counts.committed++; drop.push(k); continue; }
+        if (this.#entries.has(hex)) { counts.duplicate++; drop.push(k); continue; }
+        const r = pool.offer(e.tx, nowMs, isCommitted);
+        if (r.status === 'refused') {
+          counts.refused++;
+          refusedBy.set(r.code, (refusedBy.get(r.code) ?? 0) + 1);
+          drop.push(k);
+        } else if (r.status === 'added') {
+          this.#entries.set(hex, { key: k, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
+          this.#bytes += e.tx.length + ENTRY_OVERHEAD;
+          this.#txBytes += e.tx.length;
+          restored.push(e.tx);
+          counts.restored++;
+        } else {
+          counts.duplicate++;
+          drop.push(k);
+        }
+      }
+    } catch (err) {
+      throw new FedError('MEMPOOL_JOURNAL_UNREADABLE', `mempool journal ${this.#o.path} cannot be read: ${errorMessage(err)}. `
+        + 'Move it aside to start without it: the transactions it holds that are not committed yet are then lost to this member (clients resubmit).', { path: this.#o.path }, { cause: err });
+    }
+    this.#nextSeq = lastSeq + 1;
+    if (drop.length > 0) {
+      try {
+        await this.#db.transaction(() => { for (const k of drop) this.#db.removeSync(k); });
+      } catch (err) {
+        // Harmless: they are not in the mempool, and the next replay drops them again.
+        this.#o.log.warn({ path: this.#o.path, entries: drop.length, err: await writeError(err) }, 'mempool journal: dropped entries not deleted yet');
+      }
+    }
+    for (const [outcome, n] of Object.entries(counts) as [ReplayOutcome, number][]) this.#o.observer?.replayed?.(outcome, n);
+    this.#o.observer?.size?.(this.#entries.size, this.#bytes);
+    const summary = { path: this.#o.path, ...counts, ...(refusedBy.size > 0 ? { refusedBy: Object.fromEntries(refusedBy) } : {}) };
+    if (counts.refused > 0) this.#o.log.warn(summary, 'mempool journal replayed: some accepted transactions no longer fit this mempool and were dropped (their clients must resubmit)');
+    else if (counts.corrupt > 0) this.#o.log.warn(summary, 'mempool journal replayed: corrupt entries skipped');
+    else this.#o.log.info(summary, 'mempool journal replayed');
+    return { restored, counts };
+  }
+
+  /**
+   * Makes a transaction that is in the mempool durable: resolves once it is on disk (at once if it
+   * is already), rejects with MEMPOOL_JOURNAL_FAILED if its group commit failed (the transaction
+   * stays in the mempool; appending it again retries). Call it in the same tick as the mempool
+   * took it, so a commit cannot come between (a commit before the write only cancels the write).
+   */
+  append(hash: Uint8Array, tx: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new FedError('MEMPOOL_JOURNAL_FAILED', 'the mempool journal is closed (the service is stopping): not durable; resubmit to a running member'));
+    const hex = toHex(hash);
+    const known = this.#entries.get(hex);
+    if (known) return known.batch ? known.batch.done : Promise.resolve();
+    if (this.#entries.size >= this.#o.maxTxs || this.#txBytes + tx.length > this.#o.maxBytes) {
+      return Promise.reject(new FedError('MEMPOOL_FULL', `the mempool journal holds ${this.#entries.size} transactions (${this.#txBytes} bytes), the mempool's limit; retry later`));
+    }
+    const batch = this.#collecting ??= newBatch();
+    const key = seqKey(this.#nextSeq++);
+    const value = Buffer.allocUnsafe(1 + HASH_BYTES + tx.length);
+    value[0] = VALUE_VERSION;
+    value.set(hash, 1);
+    value.set(tx, 1 + HASH_BYTES);
+    const bytes = tx.length + ENTRY_OVERHEAD;
+    batch.puts.set(hex, { key, value, bytes });
+    batch.bytes += bytes;
+    this.#entries.set(hex, { key, bytes, batch });
+    this.#bytes += bytes;
+    this.#txBytes += tx.length;
+    this.#schedule(batch);
+    return batch.done;
+  }
+
+  /** Transactions (hex hashes) that left the mempool: their entries are deleted with the next batch. */
+  forget(hashesHex: readonly string[]): void {
+    // Stopping: a deletion not written is harmless (the replay finds the transaction committed).
+    if (this.#closed) return;
+    let queued = false;
+    for (const hex of hashesHex) {
+      const e = this.#entries.get(hex);
+      if (!e) continue;
+      this.#drop(hex, e);
+      if (e.batch && e.batch === this.#collecting) {
+        // Not written yet: it need not be. Its callers are answered with the batch.
+        e.batch.puts.delete(hex);
+        e.batch.bytes -= e.bytes;
+        continue;
+      }
+      // Durable, or in the batch being written (deleted after it, batches are written in order).
+      const batch = this.#collecting ??= newBatch();
+      batch.removes.push(e.key);
+      queued = true;
+    }
+    if (queued && this.#collecting) this.#schedule(this.#collecting);
+  }
+
+  /** Writes what is collected, then closes the environment. Appends after this are refused. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#writing;
+    if (this.#collecting) await this.#flush();
+    await this.#writing;
+    await this.#db.close();
+  }
+
+  #drop(hex: string, e: Entry): void {
+    this.#entries.delete(hex);
+    this.#bytes -= e.bytes;
+    this.#txBytes -= e.bytes - ENTRY_OVERHEAD;
+  }
+
+  #schedule(batch: Batch): void {
+    if (this.#writing || this.#closed) return; // written as soon as the one in flight is durable
+    if (batch.puts.size >= this.#maxBatchTxs || batch.bytes >= this.#maxBatchBytes) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      void this.#flush();
+      return;
+    }
+    this.#timer ??= setTimeout(() => { this.#timer = undefined; void this.#flush(); }, this.#windowMs);
+  }
+
+  #flush(): Promise<void> {
+    const batch = this.#collecting;
+    if (!batch || this.#writing) return this.#writing ?? Promise.resolve();
+    this.#collecting = undefined;
+    const writing = this.#write(batch).finally(() => {
+      this.#writing = undefined;
+      // What collected meanwhile goes at once: its callers have waited a whole write already.
+      if (this.#collecting && !this.#closed) void this.#flush();
+    });
+    this.#writing = writing;
+    return writing;
+  }
+
+  async #write(batch: Batch): Promise<void> {
+    const puts = [...batch.puts.values()];
+    const t0 = performance.now();
+    try {
+      if (puts.length > 0 || batch.removes.length > 0) {
+        await this.#db.transaction(() => {
+          for (const p of puts) this.#db.putSync(p.key, p.value);
+          for (const k of batch.removes) this.#db.removeSync(k);
+        });
+      }
+    } catch (failure) {
+      const err = await writeError(failure);
+      // Not durable: forget them (they stay in the mempool, not promised), so an append retries.
+      for (const [hex] of batch.puts) {
+        const e = this.#entries.get(hex);
+        if (e?.batch === batch) this.#drop(hex, e);
+      }
+      // Deletions are retried with the next batch.
+      if (batch.removes.length > 0) (this.#collecting ??= newBatch()).removes.push(...batch.removes);
+      this.#o.observer?.groupFailed?.(puts.length);
+      this.#o.observer?.size?.(this.#entries.size, this.#bytes);
+      this.#o.log.error({ path: this.#o.path, txs: puts.length, err }, 'mempool journal write failed: those transactions were not acknowledged');
+      batch.reject(new FedError('MEMPOOL_JOURNAL_FAILED', `not durable: the mempool journal write failed (${err}); `
+        + 'the transaction may still be committed (it was kept in memory and handed to leaders); resubmit it (idempotent by hash)'));
+      return;
+    }
+    for (const [hex] of batch.puts) {
+      const e = this.#entries.get(hex);
+      if (e?.batch === batch) e.batch = undefined;
+    }
+    this.#o.observer?.groupCommitted?.(puts.length, batch.bytes, batch.removes.length, (performance.now() - t0) / 1000);
+    this.#o.observer?.size?.(this.#entries.size, this.#bytes);
+    batch.resolve();
+  }
+}
