@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { call } from '#libs/rpc/index.ts';
 import { ConsensusServiceClient, type GetStatusResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../../cli/client.ts';
@@ -28,8 +27,8 @@ export interface Member {
   dir: string;
   /** The signer's data dir (signer.yaml, the key, its state), as it would sit on the signer host. */
   signerDir: string;
+  /** The member's store, as its gateway and consensus dial it (systemd.env's BTCFED_STORE). */
   storeAddr: string;
-  consensusAddr: string;
 }
 
 export interface FederationOptions {
@@ -58,57 +57,39 @@ export async function btcfed(args: readonly string[]): Promise<string> {
   return out;
 }
 
-function readYaml(file: string): Record<string, unknown> {
-  return parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+/** The member's store address for its gateway and consensus units: BTCFED_STORE in <dir>/systemd.env. */
+function storeAddress(dir: string): string {
+  const env = fs.readFileSync(path.join(dir, 'systemd.env'), 'utf8');
+  const m = /^BTCFED_STORE=(\S+)$/m.exec(env);
+  if (!m) throw new Error(`${dir}/systemd.env has no BTCFED_STORE line`);
+  return m[1]!;
 }
-function writeYaml(file: string, v: unknown): void {
-  fs.writeFileSync(file, stringify(v), { mode: 0o600 });
-}
-/** "127.0.0.1:PORT" → "ADDR:PORT". */
-const rehost = (hostPort: string, addr: string) => hostPort.replace(/^127\.0\.0\.1:/, `${addr}:`);
 
 /**
- * TEMPORARY stand-in until `btcfed member init / genesis / member join` land: `btcfed init` with
- * every host address in the certificates, then each member's conf.yaml, peers.yaml and signer.yaml
- * moved onto its hosts' addresses and the NATS cluster.
+ * The operator's path, per member on its own host: `btcfed member init` (its own CA, certificates
+ * for its host's and its signer host's addresses, keys, a public card); the cards to whoever makes
+ * the genesis, `btcfed genesis`; then on each member's host `btcfed member join`. Afterwards, as
+ * the docs say: the CA goes offline (out of the member dir) and the signer dir to the signer host.
  */
-async function setupWithInit(workDir: string, o: FederationOptions, members: Member[], natsUrls: string[]): Promise<void> {
-  const out = path.join(workDir, 'init');
-  const names = members.flatMap((m) => [m.host.addr, m.signerHost.addr]);
-  await btcfed(['init', '--members', String(o.members), '--out', out, '--base-port', '7100', '--chain-id', o.chainId,
-    '--base-timeout', o.baseTimeout ?? '1s', '--server-names', names.join(',')]);
+async function setupMembers(workDir: string, o: FederationOptions, members: Member[], natsUrls: string[]): Promise<void> {
+  await Promise.all(members.map((m) => btcfed(['member', 'init', '--name', m.name, '--out', m.dir, '--host', m.host.addr,
+    '--signer-host', m.signerHost.addr, '--base-port', String(BASE_PORT), '--nats', natsUrls.join(',')])));
+  const genesis = path.join(workDir, 'genesis.yaml');
+  await btcfed(['genesis', '--chain-id', o.chainId, '--base-timeout', o.baseTimeout ?? '1s', '--out', genesis,
+    ...members.flatMap((m) => ['--card', path.join(m.dir, 'member-card.yaml')])]);
+  await Promise.all(members.map((m) => btcfed(['member', 'join', '--genesis', genesis, '--dir', m.dir])));
   for (const m of members) {
-    fs.renameSync(path.join(out, m.name), m.dir);
+    const offline = path.join(workDir, 'offline', m.name);
+    fs.mkdirSync(offline, { recursive: true });
+    fs.renameSync(path.join(m.dir, 'ca'), path.join(offline, 'ca'));
     fs.mkdirSync(path.dirname(m.signerDir), { recursive: true });
     fs.renameSync(path.join(m.dir, 'signer'), m.signerDir);
-    const conf = readYaml(path.join(m.dir, 'conf.yaml')) as any;
-    const a = m.host.addr;
-    conf.network.addresses = (conf.network.addresses as string[]).map((x) => x.replace('/ip4/127.0.0.1/', `/ip4/${a}/`));
-    for (const s of ['store', 'gateway', 'consensus'] as const) {
-      for (const k of ['listen', 'metrics', 'admin_listen']) if (conf.services[s][k]) conf.services[s][k] = rehost(conf.services[s][k], a);
-    }
-    conf.services.signer.address = rehost(conf.services.signer.address, m.signerHost.addr);
-    conf.nats = { servers: natsUrls };
-    writeYaml(path.join(m.dir, 'conf.yaml'), conf);
-    const peers = readYaml(path.join(m.dir, 'peers.yaml')) as any;
-    for (const p of peers.peers) {
-      p.addresses = (p.addresses as string[]).map((x) => {
-        const port = Number(x.split('/').at(-1));
-        const owner = members[Math.floor((port - 7100) / 10)]!;
-        return x.replace('/ip4/127.0.0.1/', `/ip4/${owner.host.addr}/`);
-      });
-    }
-    writeYaml(path.join(m.dir, 'peers.yaml'), peers);
-    const signer = readYaml(path.join(m.signerDir, 'signer.yaml')) as any;
-    signer.listen = rehost(signer.listen, m.signerHost.addr);
-    if (signer.metrics) signer.metrics = rehost(signer.metrics, m.signerHost.addr);
-    signer.nats = { servers: natsUrls };
-    writeYaml(path.join(m.signerDir, 'signer.yaml'), signer);
-    const p = 7100 + 10 * m.index;
-    m.storeAddr = `${a}:${p}`;
-    m.consensusAddr = `${a}:${p + 2}`;
+    m.storeAddr = storeAddress(m.dir);
   }
 }
+
+/** Every member on its own host uses the same ports (member init's defaults). */
+export const BASE_PORT = 7100;
 
 export class Federation {
   readonly tb: Testbed;
@@ -146,10 +127,10 @@ export class Federation {
         index: i, name: `m${i}`, host: tb.host(memberHostName(i)), signerHost: tb.host(signerHostName(i)),
         dir: path.join(tb.workDir, 'hosts', memberHostName(i), 'm' + i),
         signerDir: path.join(tb.workDir, 'hosts', signerHostName(i), 'm' + i),
-        storeAddr: '', consensusAddr: '',
+        storeAddr: '',
       }));
       for (const m of members) fs.mkdirSync(path.dirname(m.dir), { recursive: true });
-      await setupWithInit(tb.workDir, o, members, nats.urls);
+      await setupMembers(tb.workDir, o, members, nats.urls);
       if (o.consensusTmpfsMb) for (const m of members) tb.mountTmpfs(path.join(m.dir, 'consensus'), o.consensusTmpfsMb);
       say(`member dirs made in ${Date.now() - t0} ms`);
       const fed = new Federation(tb, runner, nats, members, o);
@@ -216,12 +197,16 @@ export class Federation {
     this.tb.link(host, false);
   }
 
-  /** The host's interface up and its services started again, in start order. */
+  /**
+   * The host's interface up and its services started again as systemd would at boot: the store
+   * first (the others fetch their config from it), then the rest at once.
+   */
   async hostUp(host: Host): Promise<void> {
     this.tb.link(host, true);
     const on = this.runner.onHost(host);
-    const order = (s: Service) => SERVICES.indexOf(s.name.split('.')[1] as ServiceName);
-    for (const s of on.sort((a, b) => order(a) - order(b))) await this.runner.restart(s);
+    const stores = on.filter((s) => s.name.endsWith('.store'));
+    await Promise.all(stores.map((s) => this.runner.restart(s)));
+    await Promise.all(on.filter((s) => !stores.includes(s)).map((s) => this.runner.restart(s)));
   }
 
   /** Stops every service (consensus first, stores and NATS last) and removes the test bed; keepDir keeps the work dir. */
