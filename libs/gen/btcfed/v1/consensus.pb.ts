@@ -3050,7 +3050,13 @@ export type ConsensusServiceService = typeof ConsensusServiceService;
 export const ConsensusServiceService = {
   /**
    * Validates (non-empty, at most consensus.max_tx_bytes), dedupes by hash and queues the
-   * transaction for the current leader. RESOURCE_EXHAUSTED when the mempool is full.
+   * transaction for the current and next leaders. An OK answer (ACCEPTED) is sent only once the
+   * transaction is durable on this member's disk (or committed already): this member keeps it
+   * through crashes and restarts, hands it to the next leaders and proposes it itself when it
+   * leads, until it is committed. It can still be lost with this member's disk, or dropped at a
+   * restart into a smaller mempool; a client that does not see it committed resubmits (the submit
+   * is idempotent by hash). RESOURCE_EXHAUSTED when the mempool is full; UNAVAILABLE
+   * (MEMPOOL_JOURNAL_FAILED) when it could not be made durable: it may still commit, resubmit.
    */
   submitTransaction: {
     path: "/btcfed.v1.ConsensusService/SubmitTransaction" as const,
@@ -3065,7 +3071,10 @@ export const ConsensusServiceService = {
   },
   /**
    * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
-   * response has one result per transaction, in order. For high-rate clients.
+   * response has one result per transaction, in order. For high-rate clients. Every result
+   * without an error_code is ACCEPTED as for SubmitTransaction; the call makes them durable
+   * together (one disk write) and answers after. If that write fails the whole call fails
+   * (UNAVAILABLE, MEMPOOL_JOURNAL_FAILED): resubmit the transactions.
    */
   submitTransactions: {
     path: "/btcfed.v1.ConsensusService/SubmitTransactions" as const,
@@ -3152,12 +3161,21 @@ export const ConsensusServiceService = {
 export interface ConsensusServiceServer extends UntypedServiceImplementation {
   /**
    * Validates (non-empty, at most consensus.max_tx_bytes), dedupes by hash and queues the
-   * transaction for the current leader. RESOURCE_EXHAUSTED when the mempool is full.
+   * transaction for the current and next leaders. An OK answer (ACCEPTED) is sent only once the
+   * transaction is durable on this member's disk (or committed already): this member keeps it
+   * through crashes and restarts, hands it to the next leaders and proposes it itself when it
+   * leads, until it is committed. It can still be lost with this member's disk, or dropped at a
+   * restart into a smaller mempool; a client that does not see it committed resubmits (the submit
+   * is idempotent by hash). RESOURCE_EXHAUSTED when the mempool is full; UNAVAILABLE
+   * (MEMPOOL_JOURNAL_FAILED) when it could not be made durable: it may still commit, resubmit.
    */
   submitTransaction: handleUnaryCall<SubmitTransactionRequest, SubmitTransactionResponse>;
   /**
    * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
-   * response has one result per transaction, in order. For high-rate clients.
+   * response has one result per transaction, in order. For high-rate clients. Every result
+   * without an error_code is ACCEPTED as for SubmitTransaction; the call makes them durable
+   * together (one disk write) and answers after. If that write fails the whole call fails
+   * (UNAVAILABLE, MEMPOOL_JOURNAL_FAILED): resubmit the transactions.
    */
   submitTransactions: handleUnaryCall<SubmitTransactionsRequest, SubmitTransactionsResponse>;
   getTransaction: handleUnaryCall<GetTransactionRequest, GetTransactionResponse>;
@@ -3174,7 +3192,13 @@ export interface ConsensusServiceServer extends UntypedServiceImplementation {
 export interface ConsensusServiceClient extends Client {
   /**
    * Validates (non-empty, at most consensus.max_tx_bytes), dedupes by hash and queues the
-   * transaction for the current leader. RESOURCE_EXHAUSTED when the mempool is full.
+   * transaction for the current and next leaders. An OK answer (ACCEPTED) is sent only once the
+   * transaction is durable on this member's disk (or committed already): this member keeps it
+   * through crashes and restarts, hands it to the next leaders and proposes it itself when it
+   * leads, until it is committed. It can still be lost with this member's disk, or dropped at a
+   * restart into a smaller mempool; a client that does not see it committed resubmits (the submit
+   * is idempotent by hash). RESOURCE_EXHAUSTED when the mempool is full; UNAVAILABLE
+   * (MEMPOOL_JOURNAL_FAILED) when it could not be made durable: it may still commit, resubmit.
    */
   submitTransaction(
     request: SubmitTransactionRequest,
@@ -3193,7 +3217,10 @@ export interface ConsensusServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Many transactions in one call (at most 10,000 and 8 MiB), each judged on its own: the
-   * response has one result per transaction, in order. For high-rate clients.
+   * response has one result per transaction, in order. For high-rate clients. Every result
+   * without an error_code is ACCEPTED as for SubmitTransaction; the call makes them durable
+   * together (one disk write) and answers after. If that write fails the whole call fails
+   * (UNAVAILABLE, MEMPOOL_JOURNAL_FAILED): resubmit the transactions.
    */
   submitTransactions(
     request: SubmitTransactionsRequest,
