@@ -9,13 +9,26 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
-import { memberName, memberPorts } from './init.ts';
+import { parseConfText } from '#libs/config/index.ts';
+import { dialTarget } from '#libs/rpc/index.ts';
+import { memberName } from './init.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 export type Service = (typeof SERVICES)[number];
 
-export interface DevnetOptions { dir: string; members: number; basePort: number; natsUrl: string; quiet?: boolean }
+export interface DevnetOptions {
+  /** Holds the member dirs m0, m1, …, each made by btcfed init or btcfed member init + join. */
+  dir: string;
+  members: number;
+  /** Unused since the addresses come from each member's conf.yaml; kept for callers. */
+  basePort: number;
+  /** Passed to every service as --nats (wins over conf.yaml's nats section). */
+  natsUrl: string;
+  quiet?: boolean;
+  /** Where member i's signer dir is (as on its own host); default <dir>/m<i>/signer. */
+  signerDirOf?: (i: number) => string;
+}
 
 interface Proc { member: string; service: Service; child: ChildProcess; ready: Promise<Record<string, unknown>>; exited: boolean }
 
@@ -30,26 +43,36 @@ function fatalReason(lines: readonly string[]): string | undefined {
   return undefined;
 }
 
-function argsFor(service: Service, dir: string, o: DevnetOptions, i: number): string[] {
-  const p = memberPorts(o.basePort, i);
+/** The member's store as its gateway and consensus dial it: services.store.listen of its conf.yaml (as the systemd units' BTCFED_STORE). */
+function storeAddress(dir: string): string {
+  const file = path.join(dir, 'conf.yaml');
+  return dialTarget(parseConfText(fs.readFileSync(file, 'utf8'), file).services.store.listen);
+}
+
+function argsFor(service: Service, dir: string, o: DevnetOptions): string[] {
   switch (service) {
     case 'store': return ['services/store/main.ts', '--data-dir', dir, '--nats', o.natsUrl];
     case 'signer': {
       // --init only on the first start after btcfed init made this signer (cli/fresh.ts): a state
       // file lost later must stop the signer, never be silently recreated at zero marks.
-      const signerDir = path.join(dir, 'signer');
+      const signerDir = signerDirOf(o, dir);
       return ['services/signer/main.ts', 'run', '--data-dir', signerDir, ...(isFreshSigner(signerDir) ? ['--init'] : [])];
     }
-    case 'gateway': return ['services/gateway/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
-    case 'consensus': return ['services/consensus/main.ts', '--store', `127.0.0.1:${p.store}`, '--data-dir', dir, '--nats', o.natsUrl];
+    case 'gateway': return ['services/gateway/main.ts', '--store', storeAddress(dir), '--data-dir', dir, '--nats', o.natsUrl];
+    case 'consensus': return ['services/consensus/main.ts', '--store', storeAddress(dir), '--data-dir', dir, '--nats', o.natsUrl];
   }
 }
 
+function signerDirOf(o: DevnetOptions, dir: string): string {
+  const i = Number(/^m(\d+)$/.exec(path.basename(dir))?.[1] ?? 0);
+  return o.signerDirOf ? o.signerDirOf(i) : path.join(dir, 'signer');
+}
+
 /** Starts a service; a signer's first start, once ready, uses up init's one-time --init permission. */
-function startService(service: Service, member: string, dir: string, args: string[]): Proc {
+function startService(service: Service, member: string, dir: string, args: string[], o: DevnetOptions): Proc {
   const p = start(service, member, dir, args);
   if (service === 'signer' && args.includes('--init')) {
-    p.ready = p.ready.then(async (line) => { await consumeFreshMarker(path.join(dir, 'signer')); return line; });
+    p.ready = p.ready.then(async (line) => { await consumeFreshMarker(signerDirOf(o, dir)); return line; });
     p.ready.catch(() => undefined);
   }
   return p;
@@ -134,7 +157,7 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     for (const service of SERVICES) {
       const group = Array.from({ length: o.members }, (_, i) => {
         const dir = path.join(o.dir, memberName(i));
-        return startService(service, memberName(i), dir, argsFor(service, dir, o, i));
+        return startService(service, memberName(i), dir, argsFor(service, dir, o), o);
       });
       procs.push(...group);
       await Promise.all(group.map((p) => p.ready));
@@ -152,7 +175,7 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
       await new Promise((r) => procs[old]!.child.once('exit', r));
     }
     const dir = path.join(o.dir, name);
-    const p = startService(service, name, dir, argsFor(service, dir, o, i));
+    const p = startService(service, name, dir, argsFor(service, dir, o), o);
     if (old >= 0) procs[old] = p; else procs.push(p);
     await p.ready;
   };

@@ -257,7 +257,9 @@ main().catch((err: unknown) => {
   // Usage errors (bad or unknown flags) exit 2; everything else 1, with the error's code when it has one.
   const code = (err as { code?: unknown }).code;
   const usage = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
-  const message = (err as { details?: string }).details ?? errorMessage(err);
+  // A gRPC error's text is its `details` (a string); a FedError's details are data, its text the message.
+  const details = (err as { details?: unknown }).details;
+  const message = typeof details === 'string' ? details : errorMessage(err);
   console.error(`btcfed: ${message}${typeof code === 'string' && !usage ? ` (${code})` : ''}${usage ? `\n${USAGE}` : ''}`);
   process.exitCode = usage ? 2 : 1;
 });

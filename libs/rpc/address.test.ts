@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
-import { assertInsecureAllowed, isLoopbackHost, parseAddress } from './index.ts';
+import { assertInsecureAllowed, dialTarget, isLoopbackHost, parseAddress } from './index.ts';
 
 test('parseAddress reads host:port, [v6]:port and grpc target prefixes', () => {
   assert.deepEqual(parseAddress('127.0.0.1:50051'), { host: '127.0.0.1', port: 50051 });
@@ -32,4 +32,10 @@ test('assertInsecureAllowed refuses anything but loopback', () => {
     assert.match((err as Error).message, /0\.0\.0\.0:50051/);
     return true;
   });
+});
+
+test('a wildcard listen address is dialled on loopback; any other as it is', () => {
+  assert.equal(dialTarget('0.0.0.0:7102'), '127.0.0.1:7102');
+  assert.equal(dialTarget('[::]:7102'), '[::1]:7102');
+  for (const a of ['10.0.0.1:7102', '127.0.0.2:7102', '[::1]:7102', 'signer.internal:7104', 'dns:///signer.internal:443']) assert.equal(dialTarget(a), a);
 });

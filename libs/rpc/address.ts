@@ -41,6 +41,18 @@ export function parseAddress(address: string): HostPort {
   return { host, port };
 }
 
+/**
+ * A listen address as a dial target: a wildcard host (0.0.0.0, ::) — a service told to listen on
+ * every interface — is dialled on this host's loopback (127.0.0.1, ::1), which its certificate
+ * always names. Any other address is returned as it is.
+ */
+export function dialTarget(address: string): string {
+  const { host, port } = parseAddress(address);
+  if (host === '0.0.0.0') return `127.0.0.1:${port}`;
+  if (host === '::' || host === '0:0:0:0:0:0:0:0') return `[::1]:${port}`;
+  return address;
+}
+
 /** 127.0.0.0/8, ::1 (and its IPv4-mapped form of 127/8), or the name localhost. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase();

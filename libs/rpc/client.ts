@@ -4,6 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { dialTarget } from './address.ts';
 import { channelCredentials, type ClientSecurity } from './credentials.ts';
 
 export interface RpcClientOptions {
@@ -24,9 +25,11 @@ export type ClientConstructor<C extends grpc.Client> =
  */
 export const RECONNECT_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 } as const;
 
+/** A client of the server at `address`; a wildcard listen address (0.0.0.0:P) is dialled on loopback (dialTarget). */
 export function createClient<C extends grpc.Client>(Ctor: ClientConstructor<C>, address: string, opts: RpcClientOptions): C {
-  const { credentials, options } = channelCredentials(opts.security, address);
-  return new Ctor(address, credentials, { ...RECONNECT_OPTIONS, ...options, ...opts.grpcOptions });
+  const target = dialTarget(address);
+  const { credentials, options } = channelCredentials(opts.security, target);
+  return new Ctor(target, credentials, { ...RECONNECT_OPTIONS, ...options, ...opts.grpcOptions });
 }
 
 /** A deadline `ms` from now, for CallOptions.deadline and waitForReady. */

@@ -20,7 +20,7 @@ export type { RpcHandlers, RpcHandlersOptions, StatusOf, StreamHandler, UnaryHan
 export { peerCertificate, requirePeer, certificateFingerprint, normalizeFingerprint } from './peer.ts';
 export type { PeerCertificate, CallWithAuthContext } from './peer.ts';
 
-export { parseAddress, isLoopbackHost, assertInsecureAllowed } from './address.ts';
+export { parseAddress, isLoopbackHost, assertInsecureAllowed, dialTarget } from './address.ts';
 export type { HostPort } from './address.ts';
 
 export { PROTO_ROOT, loadProtos, loadBtcfedProtos } from './proto.ts';
