@@ -81,16 +81,16 @@ export interface ReplayResult {
 
 interface Batch {
   /** New entries by hex hash; a commit before the write takes one out again. */
-  puts: Map<string, { key: Buffer; value: Buffer; bytes: number }>;
-  /** Keys of entries to delete (their transactions left the mempool). */
-  removes: Buffer[];
+  puts: Map<string, { seq: number; value: Buffer; bytes: number }>;
+  /** Sequence numbers (keys) of entries to delete (their transactions left the mempool). */
+  removes: number[];
   bytes: number;
   done: Promise<void>;
   resolve(): void;
   reject(err: Error): void;
 }
 
-interface Entry { key: Buffer; bytes: number; /** The batch writing it; undefined once durable. */ batch: Batch | undefined }
+interface Entry { seq: number; bytes: number; /** The batch writing it; undefined once durable. */ batch: Batch | undefined }
 
 function seqKey(seq: number): Buffer {
   const k = Buffer.alloc(KEY_BYTES);
@@ -182,7 +182,8 @@ export class MempoolJournal {
     try {
       for (const { key, value } of this.#db.getRange()) {
         const k = Buffer.from(key);
-        if (k.length === KEY_BYTES) lastSeq = Math.max(lastSeq, Number(k.readBigUInt64BE()));
+        const seq = k.length === KEY_BYTES ? Number(k.readBigUInt64BE()) : 0;
+        lastSeq = Math.max(lastSeq, seq);
         const e = decodeEntry(k, value);
         if ('why' in e) {
           counts.corrupt++;
@@ -199,7 +200,7 @@ export class MempoolJournal {
           refusedBy.set(r.code, (refusedBy.get(r.code) ?? 0) + 1);
           drop.push(k);
         } else if (r.status === 'added') {
-          this.#entries.set(hex, { key: k, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
+          this.#entries.set(hex, { seq, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
           this.#bytes += e.tx.length + ENTRY_OVERHEAD;
           this.#txBytes += e.tx.length;
           restored.push(e.tx);
@@ -246,15 +247,15 @@ export class MempoolJournal {
       return Promise.reject(new FedError('MEMPOOL_FULL', `the mempool journal holds ${this.#entries.size} transactions (${this.#txBytes} bytes), the mempool's limit; retry later`));
     }
     const batch = this.#collecting ??= newBatch();
-    const key = seqKey(this.#nextSeq++);
+    const seq = this.#nextSeq++;
     const value = Buffer.allocUnsafe(1 + HASH_BYTES + tx.length);
     value[0] = VALUE_VERSION;
     value.set(hash, 1);
     value.set(tx, 1 + HASH_BYTES);
     const bytes = tx.length + ENTRY_OVERHEAD;
-    batch.puts.set(hex, { key, value, bytes });
+    batch.puts.set(hex, { seq, value, bytes });
     batch.bytes += bytes;
-    this.#entries.set(hex, { key, bytes, batch });
+    this.#entries.set(hex, { seq, bytes, batch });
     this.#bytes += bytes;
     this.#txBytes += tx.length;
     this.#schedule(batch);
@@ -278,7 +279,7 @@ export class MempoolJournal {
       }
       // Durable, or in the batch being written (deleted after it, batches are written in order).
       const batch = this.#collecting ??= newBatch();
-      batch.removes.push(e.key);
+      batch.removes.push(e.seq);
       queued = true;
     }
     if (queued && this.#collecting) this.#schedule(this.#collecting);
@@ -332,8 +333,8 @@ export class MempoolJournal {
     try {
       if (puts.length > 0 || batch.removes.length > 0) {
         await this.#db.transaction(() => {
-          for (const p of puts) this.#db.putSync(p.key, p.value);
-          for (const k of batch.removes) this.#db.removeSync(k);
+          for (const p of puts) this.#db.putSync(seqKey(p.seq), p.value);
+          for (const seq of batch.removes) this.#db.removeSync(seqKey(seq));
         });
       }
     } catch (failure) {
