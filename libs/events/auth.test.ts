@@ -60,4 +60,10 @@ test('the nats section refuses two ways to authenticate, a user without a passwo
   bad({ servers: [] }, /servers/);
   const good = parseNatsObject({ servers: ['nats://10.0.9.1:4222', 'tls://10.0.9.2:4222'], creds_file: 'm0.creds' });
   assert.deepEqual(good.servers, ['nats://10.0.9.1:4222', 'tls://10.0.9.2:4222']);
+  // A missing secret file is named by its field and path when the service connects.
+  for (const [field, nats] of [['creds_file', { creds_file: 'm0.creds' }], ['nkey_seed_file', { nkey_seed_file: 'm0.nk' }],
+    ['token_file', { token_file: 'tok' }], ['tls.ca_file', { tls: { ca_file: 'nats-ca.pem' } }]] as const) {
+    assert.throws(() => natsConnectOptions(parseNatsObject(nats), (p) => path.join('/nonexistent-dir', p)),
+      (e) => isFedError(e, 'NATS_CONFIG_INVALID') && e.message.startsWith(`nats.${field}: cannot read /nonexistent-dir/`), field);
+  }
 });
