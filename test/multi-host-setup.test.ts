@@ -320,3 +320,26 @@ describe('four members on four hosts, set up by their own operators', { timeout:
     });
   });
 });
+
+test('member init: --listen-all listens everywhere but advertises and certifies the names; bad hosts are refused by flag', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mh-flags-'));
+  try {
+    const m = await initMember({ name: 'edge', dir: path.join(tmp, 'edge'), hosts: ['203.0.113.7', 'edge.fed.example'], basePort: 7100,
+      paramSet: 'slh-dsa-sha2-128f', natsUrls: ['tls://10.0.9.1:4222', 'tls://10.0.9.2:4222'], listenAll: true });
+    const conf = parseConfText(await fs.readFile(path.join(m.dir, 'conf.yaml'), 'utf8'));
+    assert.equal(conf.services.consensus.listen, '0.0.0.0:7102');
+    assert.deepEqual(conf.network.addresses, ['/ip4/0.0.0.0/tcp/7105']);
+    assert.equal(conf.services.signer.address, '203.0.113.7:7104', 'the signer is dialled by name, never at a wildcard');
+    assert.deepEqual(conf.nats.servers, ['tls://10.0.9.1:4222', 'tls://10.0.9.2:4222']);
+    assert.deepEqual(m.card.libp2p.addresses, ['/ip4/203.0.113.7/tcp/7105', '/dns4/edge.fed.example/tcp/7105']);
+    assert.match(await fs.readFile(path.join(m.dir, 'systemd.env'), 'utf8'), /^BTCFED_STORE=127\.0\.0\.1:7100$/m);
+    const names = sans(path.join(m.dir, 'tls', 'consensus.pem'));
+    for (const n of ['IP:203.0.113.7', 'DNS:edge.fed.example', 'DNS:localhost', 'IP:127.0.0.1']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    for (const [hosts, re] of [[['0.0.0.0'], /--host 0\.0\.0\.0: a wildcard/], [['no such host'], /neither an IP address nor a DNS name/], [[], /--host is required/]] as const) {
+      await assert.rejects(initMember({ name: 'x', dir: path.join(tmp, `x-${randomBytes(3).toString('hex')}`), hosts, basePort: 7100, paramSet: 'slh-dsa-sha2-128f', natsUrls: [NATS_URL] }), re);
+    }
+    await assert.rejects(initMember({ name: 'edge', dir: m.dir, hosts: ['10.0.0.1'], basePort: 7100, paramSet: 'slh-dsa-sha2-128f', natsUrls: [NATS_URL] }), /is not empty; refusing to overwrite/);
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
