@@ -30,8 +30,9 @@ import { NATS_URL } from './support/store.ts';
 const N = 4;
 const ROOT = path.resolve(import.meta.dirname, '..');
 // Every member uses the same ten ports on its own address, as on separate machines. Below
-// Linux's ephemeral range, and apart from the 20000 + 100·k bases of the devnet tests.
-const basePort = 21_005 + 100 * Math.floor(Math.random() * 110);
+// Linux's ephemeral range, and at offsets 85–94 of a hundred, which the devnet tests running
+// beside it (20000 + 100·k + 0…69) never use.
+const basePort = 20_085 + 100 * Math.floor(Math.random() * 120);
 const chainId = `mh-${randomBytes(3).toString('hex')}`;
 const hostOf = (i: number) => `127.0.0.${i + 1}`;
 const signerHostOf = (i: number) => `127.0.1.${i + 1}`;
