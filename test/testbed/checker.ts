@@ -76,6 +76,8 @@ export interface Report {
   duplicated: string[];
   /** Gaps, duplicate heights and foreign blocks in the stream, in words. */
   streamProblems: string[];
+  /** The stream as read (for the post-mortem of a failed run). */
+  stream: StreamEntry[];
 }
 
 /**
@@ -106,8 +108,9 @@ export async function check(clients: readonly ConsensusServiceClient[], members:
     for (const [tx, n] of count) if (n > 1 && workload.owns(tx)) duplicated.push(tx);
   }
   const streamProblems: string[] = [];
+  let entries: StreamEntry[] = [];
   if (nc) {
-    const entries = await readStream(nc);
+    entries = await readStream(nc);
     const byMember = new Map<string, StreamEntry[]>();
     for (const e of entries) byMember.set(e.member, [...(byMember.get(e.member) ?? []), e]);
     members.forEach((m, i) => {
@@ -128,7 +131,7 @@ export async function check(clients: readonly ConsensusServiceClient[], members:
   return {
     heights, disagreements,
     acked: workload?.count('acked') ?? 0, refused: workload?.count('refused') ?? 0, indeterminate: workload?.count('indeterminate') ?? 0,
-    lost, duplicated, streamProblems,
+    lost, duplicated, streamProblems, stream: entries,
   };
 }
 

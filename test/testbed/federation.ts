@@ -116,7 +116,7 @@ export class Federation {
       ...Array.from({ length: o.members }, (_, i) => signerHostName(i)),
       ...natsHostNames,
     ];
-    const tb = Testbed.create(hostNames);
+    const tb = await Testbed.create(hostNames);
     say(`test bed: ${hostNames.length} hosts in ${tb.workDir}`);
     const runner = new Runner(tb);
     try {

@@ -61,7 +61,7 @@ describe('test bed harness', { skip: skip ?? false, timeout: 120_000 }, () => {
     spawnSync('ip', ['netns', 'add', `${PREFIX}-stale`]);
     const stale = spawnSync('ip', ['netns', 'exec', `${PREFIX}-stale`, 'bash', '-c', 'sleep 300 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' });
     const stalePid = Number(stale.stdout.trim());
-    tb = Testbed.create(['a', 'b', 'c']);
+    tb = await Testbed.create(['a', 'b', 'c']);
     assert.ok(!spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes(`${PREFIX}-stale`), 'the stale namespace is gone');
     assert.ok(gone(stalePid), 'the stale process is gone');
     runner = new Runner(tb);

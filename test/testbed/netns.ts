@@ -94,21 +94,25 @@ export function removeLeftovers(): string[] {
   return removed;
 }
 
-function takeLock(): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
+/** Takes the machine's test bed lock, waiting up to `waitMs` for a live holder to finish. */
+async function takeLock(waitMs: number): Promise<void> {
+  const t0 = Date.now();
+  let said = false;
+  for (;;) {
     try {
       fs.writeFileSync(LOCK, `${process.pid}\n`, { flag: 'wx' });
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(fs.readFileSync(LOCK, 'utf8').trim());
-      let alive = false;
-      try { if (pid > 0) { process.kill(pid, 0); alive = true; } } catch { /* dead */ }
-      if (alive && pid !== process.pid) throw new Error(`testbed: another test bed is running (pid ${pid}, lock ${LOCK}); one at a time per machine`);
-      fs.rmSync(LOCK, { force: true });
     }
+    const pid = Number(fs.readFileSync(LOCK, 'utf8').trim());
+    let alive = false;
+    try { if (pid > 0 && pid !== process.pid) { process.kill(pid, 0); alive = true; } } catch { /* dead */ }
+    if (!alive) { fs.rmSync(LOCK, { force: true }); continue; }
+    if (Date.now() - t0 > waitMs) throw new Error(`testbed: another test bed is running (pid ${pid}, lock ${LOCK}) and did not finish within ${waitMs / 1000} s; one at a time per machine`);
+    if (!said) { process.stderr.write(`testbed: waiting for the test bed of pid ${pid} to finish (lock ${LOCK})\n`); said = true; }
+    await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(`testbed: cannot take the lock ${LOCK}`);
 }
 
 /** Throws when the root namespace already uses an address or route inside our /24. */
@@ -154,8 +158,11 @@ export class Testbed {
     this.#onExit = () => this.destroy({ keepDir: true });
   }
 
-  /** Makes the hub, the controller link and one namespace per host name (addresses .1, .2, …). */
-  static create(hostNames: readonly string[], opts: { workDir?: string } = {}): Testbed {
+  /**
+   * Makes the hub, the controller link and one namespace per host name (addresses .1, .2, …).
+   * One test bed per machine: waits (up to `lockWaitMs`, default 10 min) while another runs.
+   */
+  static async create(hostNames: readonly string[], opts: { workDir?: string; lockWaitMs?: number } = {}): Promise<Testbed> {
     const why = unavailableReason();
     if (why) throw new Error(`testbed: ${why}`);
     if (hostNames.length < 1 || hostNames.length > 200) throw new Error(`testbed: 1 to 200 hosts, got ${hostNames.length}`);
@@ -163,7 +170,7 @@ export class Testbed {
       if (!/^[a-z0-9][a-z0-9-]{0,10}$/.test(n) || n === 'hub') throw new Error(`testbed: host name ${JSON.stringify(n)} must be 1-11 of a-z, 0-9, '-' (and not "hub")`);
     }
     if (new Set(hostNames).size !== hostNames.length) throw new Error('testbed: host names must be distinct');
-    takeLock();
+    await takeLock(opts.lockWaitMs ?? 600_000);
     const tb = new Testbed(opts.workDir ?? fs.mkdtempSync(WORKDIR_PREFIX));
     process.on('SIGINT', tb.#onSignal);
     process.on('SIGTERM', tb.#onSignal);
