@@ -51,7 +51,15 @@ if (process.env.JOURNAL_CHILD_DIR) {
     dirs.push(d);
     return d;
   };
-  after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+  const mounts: string[] = [];
+  const cleanUp = () => {
+    // Also when a test failed half-way, or the process is ending on an error: no tmpfs is left mounted
+    // (lazily: a journal a failed test left open keeps it busy).
+    for (const m of mounts.splice(0)) { try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* not mounted */ } }
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  };
+  after(cleanUp);
+  process.once('exit', cleanUp);
 
   /** A logger whose lines the test reads. */
   function capture(): { log: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
@@ -260,6 +268,7 @@ if (process.env.JOURNAL_CHILD_DIR) {
     const mnt = tmp();
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { stdio: 'ignore' });
+      mounts.push(mnt);
     } catch {
       t.skip('cannot mount a tmpfs here (needs root)');
       return;
@@ -296,7 +305,6 @@ if (process.env.JOURNAL_CHILD_DIR) {
       assert.deepEqual(unhandled, [], 'no promise rejection left unhandled (it would end the service)');
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      execFileSync('umount', [mnt]);
     }
   });
 }
