@@ -46,3 +46,19 @@ test('StreamCommits over a hole ends with DATA_LOSS instead of waiting forever',
   assert.equal(err.code, grpc.status.DATA_LOSS);
   assert.equal(written.length, 2, 'heights 1 and 2 were sent first');
 });
+
+test('GetStatus reports the committed tip the store serves, not the engine\'s tip still being written', async () => {
+  // The engine has decided up to 46; the store has written the commits up to 39 so far.
+  const store = { committedHeight: () => 39, hashAtHeight: (h: number) => at(h).hash, blockAtHeight: (h: number) => (h <= 39 ? at(h) : undefined), qcFor: () => undefined };
+  const engine = { view: 50, committed: at(46), halted: false, safety: { lastVoted: { view: 0, phase: 0 }, lockedQC: { view: 0 }, prepareQC: { view: 0 } } };
+  const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
+    driver: { engine, genesis, paused: false, failure: undefined }, pool: { size: 0 } } as unknown as ApiDeps);
+  const status = await new Promise<{ committedHeight: number }>((resolve, reject) => {
+    svc.getStatus(call({}) as never, (e, res) => (e ? reject(e) : resolve(res as { committedHeight: number })));
+  });
+  assert.equal(status.committedHeight, 39, 'a client that asks for block committed_height must find it');
+  const listed = await new Promise<{ blocks: unknown[] }>((resolve, reject) => {
+    svc.listBlocks(call({ fromHeight: 1, limit: 100, headersOnly: true }) as never, (e, res) => (e ? reject(e) : resolve(res as { blocks: unknown[] })));
+  });
+  assert.equal(listed.blocks.length, status.committedHeight, 'ListBlocks serves every height up to the reported tip');
+});

@@ -144,10 +144,15 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     getStatus: h.unary(() => {
       const e = d.driver.engine;
       const s = e.safety;
+      // The committed tip as this member serves it (durable, readable by GetBlock/ListBlocks),
+      // not the engine's, which runs ahead by the blocks whose commit is still being written:
+      // a client that reads committed_height and then asks for that block must find it.
+      const committedHeight = d.store.committedHeight();
+      const committedHash = committedHeight === 0 ? d.driver.genesis.hash : d.store.hashAtHeight(committedHeight) ?? e.committed.hash;
       return {
         member: d.member, chainId: d.chainId, selfIndex: d.self, view: e.view,
         phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
-        leader: e.view % n, committedHeight: e.committed.header.height, committedHash: e.committed.hash,
+        leader: e.view % n, committedHeight, committedHash,
         lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view, mempoolSize: d.pool.size,
         paused: d.driver.paused, halted: e.halted || d.driver.failure !== undefined, peers: d.peers?.() ?? [],
       };
