@@ -3,6 +3,7 @@
 // Benchmarks print; they never assert.
 
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export interface Stats { readonly n: number; readonly mean: number; readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
@@ -44,3 +45,29 @@ export function printMachine(title: string, extra: string[] = []): void {
   for (const line of extra) console.log(line);
   console.log('');
 }
+
+/** CPU time a process has used so far (user + system, ms), from /proc; undefined once it is gone. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at index 3 of `state ...`.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14 and 15)
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size of a process (MiB), from /proc; undefined once it is gone. */
+export function processRssMiB(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: the unit of /proc/PID/stat's CPU times. 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
