@@ -6,6 +6,9 @@ import path from 'node:path';
 import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SafetyState } from '#libs/hotstuff/index.ts';
+import { open } from 'lmdb';
+import { QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { qcToWire } from '#libs/wire/index.ts';
 import { BlockStore, STORE_SCHEMA_VERSION } from './block-store.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
@@ -121,4 +124,50 @@ test('a store of another chain or another schema version is refused at open, wit
   await raw.close();
   assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' }),
     (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /newer btcfed/.test(err.message));
+}));
+
+test('the safety QCs are written when they change, not on every persist; the last ones written come back', () => withStore(async (dir) => {
+  const b1 = child(genesis, 1, []);
+  const b2 = child(b1, 2, []);
+  const locked = qcOn(b1, Phase.PRE_COMMIT, 1);
+  const prepare1 = qcOn(b1, Phase.PREPARE, 1);
+  const prepare2 = qcOn(b2, Phase.PREPARE, 2);
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const meta = () => open({ path: dir, readOnly: true }).openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  await store.persist(safety(1, locked, prepare1), [b1], []);
+  await store.persist(safety(2, locked, prepare2), [b2], []);
+  await store.persist({ ...safety(3, locked, prepare2), lastVoted: { view: 3, phase: Phase.PREPARE } }, [], []);
+  const m = meta();
+  assert.ok(!String(m.get('safety')).includes('signatures'), 'the small safety fields carry no QC');
+  assert.ok(m.get('safety.lockedQC') && m.get('safety.prepareQC'), 'both QCs stored under their own keys');
+  await store.close();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const rec = store.load(genesis)!;
+  assert.equal(rec.safety.view, 3);
+  assert.deepEqual(rec.safety.lastVoted, { view: 3, phase: Phase.PREPARE });
+  assert.deepEqual(rec.safety.lockedQC, locked);
+  assert.deepEqual(rec.safety.prepareQC, prepare2, 'the changed prepareQC was written, not the first one kept');
+  // A reopened store writes its QCs again on the first persist (it does not know what is on disk).
+  await store.persist(safety(4, prepare2, prepare2), [], []);
+  await store.close();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  assert.deepEqual(store.load(genesis)!.safety.lockedQC, prepare2);
+  await store.close();
+}));
+
+test('a safety state written by an earlier build (QCs inline) still loads', () => withStore(async (dir) => {
+  const b1 = child(genesis, 1, []);
+  const locked = qcOn(b1, Phase.PRE_COMMIT, 1);
+  const prepare = qcOn(b1, Phase.PREPARE, 1);
+  const root = open({ path: dir, compression: false });
+  const b64 = (q: QuorumCert) => Buffer.from(QuorumCertMsg.encode(qcToWire(q)).finish()).toString('base64');
+  await root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' })
+    .put('safety', JSON.stringify({ ...safety(5, locked, prepare), lockedQC: b64(locked), prepareQC: b64(prepare) }));
+  await root.close();
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const rec = store.load(genesis)!;
+  assert.equal(rec.safety.view, 5);
+  assert.deepEqual(rec.safety.lockedQC, locked);
+  assert.deepEqual(rec.safety.prepareQC, prepare);
+  await store.close();
 }));

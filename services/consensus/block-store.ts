@@ -34,7 +34,13 @@ export const STORE_SCHEMA_VERSION = 1;
 
 export interface TxLocation { height: number; blockHash: Hash; index: number }
 
-interface SafetyJson extends Omit<SafetyState, 'lockedQC' | 'prepareQC'> { lockedQC: string; prepareQC: string }
+/**
+ * The safety state as stored under `safety`: the small fields as JSON. Its two QCs (tens of
+ * kilobytes of SLH-DSA signatures each) live under `safety.lockedQC` / `safety.prepareQC` and are
+ * written only when they change — not re-encoded and rewritten on every vote. A store written
+ * before that (the QCs inline, base64) still loads.
+ */
+interface SafetyJson extends Omit<SafetyState, 'lockedQC' | 'prepareQC'> { lockedQC?: string; prepareQC?: string }
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const unb64 = (s: string) => plain(Buffer.from(s, 'base64'));
@@ -53,6 +59,9 @@ export class BlockStore {
   /** Equivocation evidence, by arrival sequence (encoded Evidence messages). */
   readonly #evidence: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
+  /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
+  #writtenLocked: QuorumCert | undefined;
+  #writtenPrepare: QuorumCert | undefined;
 
   constructor(opts: BlockStoreOptions) {
     this.#opts = opts;
@@ -113,22 +122,29 @@ export class BlockStore {
    * (stored earlier, found invalid since) unless they are committed, in one transaction.
    */
   async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[], dropped: readonly Hash[] = []): Promise<void> {
-    await this.#root.transaction(() => {
-      this.#meta.put('safety', this.#encodeSafety(safety));
-      for (const b of blocks) {
-        this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
-        this.#pending.put(b.hash, b.header.height);
-      }
-      for (const qc of qcs) this.#putQc(qc);
-      // After the puts: a block stored and found invalid within one step is not kept.
-      for (const hash of dropped) {
-        const height = this.#pending.get(hash);
-        if (height === undefined) continue;
-        this.#pending.remove(hash);
-        const winner = this.#heights.get(height);
-        if (!winner || Buffer.compare(winner, hash) !== 0) this.#blocks.remove(hash);
-      }
-    });
+    try {
+      await this.#root.transaction(() => {
+        this.#putSafety(safety);
+        for (const b of blocks) {
+          this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+          this.#pending.put(b.hash, b.header.height);
+        }
+        for (const qc of qcs) this.#putQc(qc);
+        // After the puts: a block stored and found invalid within one step is not kept.
+        for (const hash of dropped) {
+          const height = this.#pending.get(hash);
+          if (height === undefined) continue;
+          this.#pending.remove(hash);
+          const winner = this.#heights.get(height);
+          if (!winner || Buffer.compare(winner, hash) !== 0) this.#blocks.remove(hash);
+        }
+      });
+    } catch (err) {
+      // Not written: the next persist writes both QCs again.
+      this.#writtenLocked = undefined;
+      this.#writtenPrepare = undefined;
+      throw err;
+    }
   }
 
   /** Appends newly final blocks (parents first) to the committed log, durably. */
@@ -230,15 +246,28 @@ export class BlockStore {
     return blockFromWire('stored block', BlockMsg.decode(plain(bytes)), this.#opts.limits, this.#opts.hashBlock);
   }
 
-  #encodeSafety(s: SafetyState): string {
-    const json: SafetyJson = { ...s, lockedQC: b64(QuorumCertMsg.encode(qcToWire(s.lockedQC)).finish()), prepareQC: b64(QuorumCertMsg.encode(qcToWire(s.prepareQC)).finish()) };
-    return JSON.stringify(json);
+  /** Within a write transaction: the safety state, its QCs only where they changed since the last write. */
+  #putSafety(s: SafetyState): void {
+    const { lockedQC, prepareQC, ...small } = s;
+    this.#meta.put('safety', JSON.stringify(small satisfies SafetyJson));
+    if (lockedQC !== this.#writtenLocked) {
+      this.#meta.put('safety.lockedQC', b64(QuorumCertMsg.encode(qcToWire(lockedQC)).finish()));
+      this.#writtenLocked = lockedQC;
+    }
+    if (prepareQC !== this.#writtenPrepare) {
+      this.#meta.put('safety.prepareQC', b64(QuorumCertMsg.encode(qcToWire(prepareQC)).finish()));
+      this.#writtenPrepare = prepareQC;
+    }
   }
 
   #decodeSafety(text: string): SafetyState {
     const json = JSON.parse(text) as SafetyJson;
-    const qc = (field: string, s: string) => qcFromWire(field, QuorumCertMsg.decode(unb64(s)), this.#opts.limits);
-    return { ...json, lockedQC: qc('safety.lockedQC', json.lockedQC), prepareQC: qc('safety.prepareQC', json.prepareQC) };
+    const qc = (field: 'lockedQC' | 'prepareQC'): QuorumCert => {
+      const encoded = json[field] ?? this.#meta.get(`safety.${field}`);
+      if (encoded === undefined) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: the safety state has no ${field}`);
+      return qcFromWire(`safety.${field}`, QuorumCertMsg.decode(unb64(encoded)), this.#opts.limits);
+    };
+    return { ...json, lockedQC: qc('lockedQC'), prepareQC: qc('prepareQC') };
   }
 }
 
