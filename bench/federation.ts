@@ -8,6 +8,7 @@
 //
 //   node bench/federation.ts [--members 4] [--backend node|noble|both] [--seconds 20]
 //     [--tx-size 250] [--batch 500] [--clients 2] [--outstanding 40000] [--quick] [--no-recovery]
+//     [--rate 5000]   (open loop: this many tx/s offered, in batches every 100 ms, instead of the closed loop)
 //
 // Where the CPU goes: every service process's CPU time (/proc) is read when the idle window
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
@@ -31,12 +32,14 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { ms, printMachine, processCpuMs, processRssMiB, stats, table } from './support.ts';
 
-const { values: f } = parseArgs({ options: {
+const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
   'tx-size': { type: 'string', default: '250' }, batch: { type: 'string', default: '500' }, clients: { type: 'string', default: '2' },
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
-  recovery: { type: 'boolean', default: true },
+  recovery: { type: 'boolean', default: true }, rate: { type: 'string' },
 } });
+/** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
+const openRate = f.rate === undefined ? undefined : Number(f.rate);
 const maxOutstanding = Number(f.outstanding);
 const N = Number(f.members);
 const seconds = Number(f.seconds ?? (f.quick ? 5 : 20));
@@ -78,6 +81,37 @@ function cpuFloor(signMs: number, verifyMs: number): { signs: number; verifies: 
  * Closed loop: clients keep at most `maxOutstanding` transactions accepted but not yet seen
  * committed, so the figures describe what the federation sustains, not how deep a queue grows.
  */
+/**
+ * Open loop: every 100 ms each member gets its share of `rate` tx/s, sent whether or not earlier
+ * calls have answered, so latency includes the queueing a real offered load causes.
+ */
+async function openLoad(clients: ConsensusServiceClient[], rate: number, until: number, submitted: Map<string, number>): Promise<{ accepted: number; refused: number }> {
+  let accepted = 0;
+  let refused = 0;
+  const inFlight = new Set<Promise<void>>();
+  const perTick = rate / 10 / clients.length;
+  let carry = 0;
+  for (let tick = Date.now(); tick < until; tick += 100) {
+    carry += perTick;
+    const n = Math.floor(carry);
+    carry -= n;
+    for (const c of clients) {
+      if (n === 0) continue;
+      const txs = Array.from({ length: n }, () => new Uint8Array(randomBytes(txSize)));
+      const t = Date.now();
+      for (const tx of txs) submitted.set(toHex(txHash(tx)), t);
+      const p = call(c.submitTransactions.bind(c), { txs }, { deadlineMs: 30_000 })
+        .then((r) => { accepted += r.accepted; refused += txs.length - r.accepted; }, () => { refused += txs.length; })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    const wait = tick + 100 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(inFlight);
+  return { accepted, refused };
+}
+
 async function load(clients: ConsensusServiceClient[], until: number, submitted: Map<string, number>, committed: () => number): Promise<{ accepted: number; refused: number }> {
   let accepted = 0;
   let refused = 0;
@@ -222,7 +256,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     loading = true;
     const loadCpu0 = cpuSnapshot(net.procs);
     const start = Date.now();
-    const { accepted, refused } = await load(clients, start + seconds * 1000, submitted, () => committedTxs);
+    const { accepted, refused } = openRate === undefined
+      ? await load(clients, start + seconds * 1000, submitted, () => committedTxs)
+      : await openLoad(clients, openRate, start + seconds * 1000, submitted);
     const loadEnd = Date.now();
     // let the backlog commit (bounded)
     for (let i = 0; i < 100 && committedTxs < accepted; i++) await new Promise((r) => setTimeout(r, 200));
@@ -278,7 +314,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
   }
 }
 
-printMachine(`federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding`);
+printMachine(openRate === undefined
+  ? `federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding (closed loop)`
+  : `federation benchmark: N=${N}, ${seconds} s of open-loop load at ${openRate} tx/s, ${txSize}-byte transactions`);
 for (const backend of backends) {
   for (const line of await runOnce(backend)) console.log(line);
   console.log('');
