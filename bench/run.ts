@@ -7,10 +7,13 @@ import path from 'node:path';
 
 const dir = import.meta.dirname;
 const skip = new Set(['run.ts', 'support.ts']);
-const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
-const benches = fs.readdirSync(dir).filter((f) => f.endsWith('.ts') && !skip.has(f))
-  .filter((f) => only.length === 0 || only.includes(path.basename(f, '.ts'))).sort();
+const all = fs.readdirSync(dir).filter((f) => f.endsWith('.ts') && !skip.has(f)).sort();
+const names = new Set(all.map((f) => path.basename(f, '.ts')));
+// A bare word naming a benchmark picks it; everything else (flags and their values, as in
+// `federation --members 21`) is passed through to each benchmark run.
+const only = process.argv.slice(2).filter((a) => names.has(a));
+const flags = process.argv.slice(2).filter((a) => !names.has(a));
+const benches = all.filter((f) => only.length === 0 || only.includes(path.basename(f, '.ts')));
 
 let failed = 0;
 for (const file of benches) {
