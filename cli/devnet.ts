@@ -1,13 +1,14 @@
 // `btcfed devnet`: a whole federation on this machine — every service of every member its own
 // process (store, signer, gateway, consensus), NATS too when none is running. Logs go to
-// <dir>/<member>/logs/<service>.log; the terminal shows progress and the committed height.
+// <dir>/<member>/logs/<service>.log, written by the service itself; its pid is in
+// <dir>/<member>/run/<service>.pid. The terminal shows progress and the committed height. With
+// `supervise`, a service that exits is started again (kill one to restart it).
 // Ctrl-C stops everything cleanly (consensus first, stores last); a second Ctrl-C kills.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import { parseConfText } from '#libs/config/index.ts';
 import { dialTarget } from '#libs/rpc/index.ts';
@@ -28,7 +29,17 @@ export interface DevnetOptions {
   quiet?: boolean;
   /** Where member i's signer dir is (as on its own host); default <dir>/m<i>/signer. */
   signerDirOf?: (i: number) => string;
+  /**
+   * Start a service again when it exits while the federation runs (as systemd's
+   * Restart=on-failure: 1 s later; after 5 starts within 60 s it is left down, said once).
+   * Off for tests, which kill services on purpose and restart them themselves.
+   */
+  supervise?: boolean;
 }
+
+const RESTART_DELAY_MS = 1000;
+const RESTART_BURST = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 interface Proc { member: string; service: Service; child: ChildProcess; ready: Promise<Record<string, unknown>>; exited: boolean }
 
@@ -81,29 +92,67 @@ function startService(service: Service, member: string, dir: string, args: strin
 function start(service: Service, member: string, dir: string, args: string[]): Proc {
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir, { recursive: true });
-  const out = fs.createWriteStream(path.join(logDir, `${service}.log`), { flags: 'a' });
+  const logFile = path.join(logDir, `${service}.log`);
+  // The service writes its log itself (the file is its stdout and stderr): if this parent dies,
+  // the members keep running and keep logging. We read the file to see it become ready.
+  const fd = fs.openSync(logFile, 'a');
+  const from = fs.fstatSync(fd).size;
   // Own process group: the terminal's Ctrl-C reaches us, and we stop the services in order.
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  child.stderr!.pipe(out, { end: false });
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', fd, fd], detached: true });
+  fs.closeSync(fd);
+  const pidFile = path.join(dir, 'run', `${service}.pid`);
+  if (child.pid !== undefined) {
+    fs.mkdirSync(path.dirname(pidFile), { recursive: true });
+    fs.writeFileSync(pidFile, `${child.pid}\n`);
+  }
   const proc: Proc = { member, service, child, exited: false, ready: Promise.resolve({}) };
   const tail: string[] = [];
   proc.ready = new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      out.write(line + '\n');
+    const log = followLog(logFile, from, (line) => {
       tail.push(line);
       if (tail.length > 20) tail.shift();
-      if (line.includes(`"${service} ready"`)) resolve(JSON.parse(line) as Record<string, unknown>);
+      if (line.includes(`"${service} ready"`)) {
+        log.stop();
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      }
     });
-    // 'close' of stdout, not 'exit': the last lines (the reason it stopped) are read by then.
-    child.on('exit', () => { proc.exited = true; });
-    lines.on('close', () => {
+    child.on('exit', () => {
+      proc.exited = true;
+      try { if (fs.readFileSync(pidFile, 'utf8').trim() === String(child.pid)) fs.rmSync(pidFile); } catch { /* gone already */ }
+      // Its last lines (the reason it stopped) are in the file by now.
+      log.drain();
+      log.stop();
       const why = fatalReason(tail);
-      reject(new Error(`${member}/${service} exited with code ${child.exitCode} before it was ready${why ? `: ${why}` : ''}; see ${path.join(logDir, `${service}.log`)}`));
+      reject(new Error(`${member}/${service} exited with code ${child.exitCode} before it was ready${why ? `: ${why}` : ''}; see ${logFile}`));
     });
   });
   proc.ready.catch(() => undefined);
   return proc;
+}
+
+/** Calls `onLine` with each complete line appended to `file` after byte `from`, polling every 50 ms until stopped. */
+function followLog(file: string, from: number, onLine: (line: string) => void): { drain(): void; stop(): void } {
+  let offset = from;
+  let partial = '';
+  let stopped = false;
+  const drain = () => {
+    if (stopped) return;
+    let fd: number;
+    try { fd = fs.openSync(file, 'r'); } catch { return; }
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      for (let n = fs.readSync(fd, buf, 0, buf.length, offset); n > 0; n = fs.readSync(fd, buf, 0, buf.length, offset)) {
+        offset += n;
+        const lines = (partial + buf.subarray(0, n).toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (!stopped) onLine(line);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  const timer = setInterval(drain, 50);
+  return { drain, stop: () => { stopped = true; clearInterval(timer); } };
 }
 
 async function natsUp(url: string): Promise<boolean> {
@@ -142,7 +191,9 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     for (const p of procs) if (!p.exited) p.child.kill('SIGKILL');
     nats?.kill('SIGKILL');
   });
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     for (const service of [...SERVICES].reverse()) {
       const group = procs.filter((p) => p.service === service && !p.exited);
       await Promise.all(group.map((p) => new Promise<void>((resolve) => {
@@ -177,7 +228,30 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     const dir = path.join(o.dir, name);
     const p = startService(service, name, dir, argsFor(service, dir, o), o);
     if (old >= 0) procs[old] = p; else procs.push(p);
+    if (o.supervise) supervise(p);
     await p.ready;
   };
+  const starts = new Map<string, number[]>();
+  const supervise = (p: Proc): void => {
+    p.child.once('exit', (code, signal) => {
+      if (stopping) return;
+      const key = `${p.member}/${p.service}`;
+      const now = Date.now();
+      const recent = (starts.get(key) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+      if (recent.length >= RESTART_BURST) {
+        say(`!! ${key} exited (${signal ?? `code ${code}`}) and was started ${RESTART_BURST} times within ${RESTART_WINDOW_MS / 1000} s: left down; see ${path.join(o.dir, p.member, 'logs', `${p.service}.log`)}`);
+        return;
+      }
+      starts.set(key, [...recent, now]);
+      say(`!! ${key} exited (${signal ?? `code ${code}`}); starting it again in ${RESTART_DELAY_MS / 1000} s`);
+      setTimeout(() => {
+        if (stopping) return;
+        restart(Number(p.member.slice(1)), p.service).then(
+          () => say(`   ${key} is back`),
+          (err: unknown) => say(`!! ${key} did not start: ${err instanceof Error ? err.message : String(err)}`));
+      }, RESTART_DELAY_MS);
+    });
+  };
+  if (o.supervise) for (const p of procs) supervise(p);
   return { procs, restart, stop };
 }

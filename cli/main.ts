@@ -155,7 +155,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
       }
       const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
       console.log(`starting ${count} members (${count * 4} processes); logs in ${dir}/m*/logs/`);
-      const net = await runDevnet({ dir, members: count, basePort, natsUrl });
+      const net = await runDevnet({ dir, members: count, basePort, natsUrl, supervise: true });
       const p0 = memberPorts(basePort, 0);
       console.log(`
 federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
@@ -163,6 +163,7 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
   submit   bin/btcfed submit --member ${path.relative(process.cwd(), path.join(dir, 'm0'))} "hello"      (or --count 1000 --size 250)
   watch    bin/btcfed watch  --member ${path.relative(process.cwd(), path.join(dir, 'm0'))}
   metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
+  restart  kill $(cat ${path.relative(process.cwd(), path.join(dir, 'm0'))}/run/gateway.pid)      (any service: the devnet starts it again)
   stop     Ctrl-C
 `);
       let stopping = false;
@@ -174,7 +175,6 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      for (const p of net.procs) p.child.on('exit', (code) => { if (!stopping) console.log(`!! ${p.member}/${p.service} exited (code ${code}); see its log`); });
       const client = consensusClient(path.join(dir, 'm0'));
       const tick = setInterval(() => {
         client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {

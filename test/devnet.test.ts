@@ -1,0 +1,71 @@
+// `btcfed devnet` as an operator runs it (the real CLI, a real 1-member federation of four
+// processes): each service writes its own log and pid file, a service that dies is started
+// again, and when the devnet parent itself dies the services keep running and keep logging.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
+
+async function until<T>(what: string, probe: () => T | undefined, ms = 60_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const pidOf = (dir: string, service: string): number | undefined => {
+  try { return Number(fs.readFileSync(path.join(dir, 'm0', 'run', `${service}.pid`), 'utf8').trim()) || undefined; } catch { return undefined; }
+};
+const logOf = (dir: string, service: string): string => fs.readFileSync(path.join(dir, 'm0', 'logs', `${service}.log`), 'utf8');
+const count = (text: string, needle: string): number => text.split(needle).length - 1;
+
+test('devnet: services log to their own files, a killed service is started again, and they outlive a dead parent', { timeout: 180_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-devnet-'));
+  const basePort = 10_000 + 100 * (70 + Math.floor(Math.random() * 10));
+  const cli = spawn(process.execPath, ['cli/main.ts', 'devnet', '--members', '1', '--dir', dir, '--base-port', String(basePort), '--nats', NATS_URL],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  cli.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  cli.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  const pids = () => SERVICES.map((s) => pidOf(dir, s)).filter((p): p is number => p !== undefined);
+  try {
+    await until('the devnet to be up', () => out.includes('federation is up'), 120_000);
+    for (const s of SERVICES) assert.ok(pidOf(dir, s) && alive(pidOf(dir, s)!), `${s} has a pid file naming a live process`);
+
+    // kill -9 of the gateway: the devnet says so and starts it again.
+    const before = pidOf(dir, 'gateway')!;
+    process.kill(before, 'SIGKILL');
+    const after = await until('the gateway to be started again', () => {
+      const p = pidOf(dir, 'gateway');
+      return p !== undefined && p !== before && alive(p) && count(logOf(dir, 'gateway'), '"gateway ready"') >= 2 ? p : undefined;
+    });
+    assert.notEqual(after, before);
+    assert.match(out, /m0\/gateway exited \(SIGKILL\); starting it again/);
+    await until('the devnet to report the gateway back', () => out.includes('m0/gateway is back'));
+
+    // The parent dies without a word: the services run on, and what they log still reaches their files.
+    cli.kill('SIGKILL');
+    await new Promise((r) => cli.once('exit', r));
+    const consensus = pidOf(dir, 'consensus')!;
+    assert.ok(alive(consensus), 'consensus outlives the devnet parent');
+    process.kill(consensus, 'SIGTERM');
+    await until('consensus to stop', () => !alive(consensus), 20_000);
+    const log = logOf(dir, 'consensus');
+    assert.match(log.trim().split('\n').at(-1)!, /"msg":"stopped"/, 'its shutdown lines were written after the parent died');
+  } finally {
+    if (cli.exitCode === null) cli.kill('SIGKILL');
+    for (const p of pids()) if (alive(p)) process.kill(p, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
