@@ -92,3 +92,45 @@ test('a member that only sends cannot make the others change views', () => {
   assert.equal(d.engine.view, 1);
   assert.equal(ofType(d.log, 'sign').length, 0);
 });
+
+// Found in the end-to-end test: a member restarted while blocks were missing joined view 5 by the
+// leader's PREPARE QC and asked that leader for the block, and the leader died. The others timed
+// out a moment earlier in every view, so this member only ever joined their NEW-VIEWs (f+1,
+// then a quorum) and its own timer never fired: the fetch was never sent anywhere else, it never
+// voted again, and with one member down the federation stalled for good.
+test('a block asked of a member that died is asked of another when the view changes by NEW-VIEWs, not only on our timeout', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const b5 = k.block(5, b1);
+  const first = d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
+  assert.equal(ofType(first, 'fetch')[0]?.from, 1, 'asked of the leader that announced it');
+  assert.equal(d.engine.view, 5);
+  // Member 1 never answers. Members 2 and 3 time out first: their NEW-VIEWs move us on.
+  const moved = [...d.message(k.newView(6, k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), 2)),
+    ...d.message(k.newView(6, k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), 3))];
+  assert.equal(d.engine.view, 6, 'moved by a quorum of NEW-VIEWs, our timer never fired');
+  const again = ofType(moved, 'fetch').filter((f) => toHex(f.hash) === toHex(b5.hash));
+  assert.ok(again.some((f) => f.from !== 1 && f.from !== 0), `asked again of a live member: ${JSON.stringify(again.map((f) => f.from))}`);
+});
+
+test('a proposal whose parent is still being fetched from someone else asks its proposer, who has it', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const b5 = k.block(5, b1);
+  const qc5 = k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]);
+  d.message({ type: 'qc', qc: qc5, sender: 3 });
+  d.message(k.newView(6, qc5, 1));
+  d.message(k.newView(6, qc5, 3));
+  assert.equal(d.engine.view, 6);
+  const pending = ofType(d.log, 'fetch').filter((f) => toHex(f.hash) === toHex(b5.hash)).map((f) => f.from);
+  assert.ok(!pending.includes(2), `not yet asked of member 2: ${JSON.stringify(pending)}`);
+  // The leader of view 6 (member 2) proposes b6 on b5: it holds b5, so ask it.
+  const b6 = k.block(6, b5);
+  const out = d.message(k.proposal(6, b6, qc5, 2));
+  const asked = ofType(out, 'fetch').filter((f) => toHex(f.hash) === toHex(b5.hash)).map((f) => f.from);
+  assert.ok(asked.includes(2), `the proposer is asked for the parent: ${JSON.stringify(asked)}`);
+});

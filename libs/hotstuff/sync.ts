@@ -9,10 +9,22 @@ import type { EngineCore } from './core.ts';
 import { considerProposal } from './replica.ts';
 import { Phase, type Block, type Hash, type QuorumCert } from './types.ts';
 
-/** Ask for a block unless it is known or already asked for. */
+/**
+ * Ask `from` for a block unless it is known. A block already asked of someone else is asked of
+ * `from` too: `from` has just referred to it in a signed message (a proposal on it, a QC of it),
+ * so it holds it, while the member asked first may have died since. One fetch per change of
+ * member, so a sender repeating itself costs nothing.
+ */
 export function want(core: EngineCore, hash: Hash, from: number): void {
   const hex = toHex(hash);
-  if (core.tree.get(hex) || core.wanted.has(hex)) return;
+  if (core.tree.get(hex)) return;
+  const asked = core.wanted.get(hex);
+  if (asked) {
+    if (from === core.self || from === asked.from) return;
+    asked.from = from;
+    core.emitOutbound({ type: 'fetch', hash, from, aboveHeight: core.tree.committed.header.height });
+    return;
+  }
   const target = from === core.self ? (from + 1) % core.n : from;
   core.wanted.set(hex, { hash, from: target, attempts: 0 });
   core.emitOutbound({ type: 'fetch', hash, from: target, aboveHeight: core.tree.committed.header.height });
@@ -21,7 +33,7 @@ export function want(core: EngineCore, hash: Hash, from: number): void {
 /** A block nobody could serve after this many rounds is dropped (a dead fork, say). */
 const MAX_FETCH_ROUNDS_PER_MEMBER = 2;
 
-/** On each timeout, ask someone else for what is still missing. */
+/** On each failed view (our timeout, or a quorum of NEW-VIEWs moving us on), ask someone else for what is still missing. */
 export function retryFetches(core: EngineCore): void {
   for (const [hex, w] of core.wanted) {
     if (++w.attempts > MAX_FETCH_ROUNDS_PER_MEMBER * core.n + 2) {

@@ -75,5 +75,10 @@ function evaluateClaims(core: EngineCore): void {
     requestNewView(core, amplify);
   }
   const enter = core.claims.kthHighest(core.quorum);
-  if (enter > core.view) core.advance(enter, 'new-view-quorum');
+  if (enter > core.view) {
+    // The view failed as surely as if our own timer had fired (which it may never do when the
+    // others time out a little earlier every view): retry what we are still fetching.
+    retryFetches(core);
+    core.advance(enter, 'new-view-quorum');
+  }
 }
