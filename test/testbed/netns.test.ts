@@ -131,7 +131,10 @@ describe('test bed harness', { skip: skip ?? false, timeout: 120_000 }, () => {
   test('process faults: pause/resume, kill -9 and restart; an exit the test did not cause is recorded', async () => {
     const s = servers.get('c')!;
     runner.pause(s);
-    assert.match(fs.readFileSync(`/proc/${s.pid}/stat`, 'utf8'), /\) T /, 'stopped');
+    // SIGSTOP takes effect when the kernel next schedules the process: look until it has (≤ 2 s).
+    const state = () => fs.readFileSync(`/proc/${s.pid}/stat`, 'utf8');
+    for (let i = 0; i < 40 && !/\) T /.test(state()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(state(), /\) T /, 'stopped');
     assert.equal(await reaches(a, c), true, 'the kernel still accepts connections for a paused process');
     runner.resume(s);
     const pid = s.pid!;
