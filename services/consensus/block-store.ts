@@ -12,7 +12,7 @@
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
-import { FedError } from '#libs/errors/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { Block as BlockMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { blockFromWire, blockToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
@@ -65,7 +65,10 @@ export class BlockStore {
 
   constructor(opts: BlockStoreOptions) {
     this.#opts = opts;
-    this.#root = open({ path: opts.path, compression: false, overlappingSync: false });
+    // eventTurnBatching off: every write below is its own awaited transaction. With lmdb's
+    // per-turn batching, a failed commit (a full disk) also rejects a promise nobody awaits,
+    // which crashed the process instead of failing the write.
+    this.#root = open({ path: opts.path, compression: false, overlappingSync: false, eventTurnBatching: false });
     this.#blocks = this.#root.openDB({ name: 'blocks', encoding: 'binary', keyEncoding: 'binary' });
     this.#qcs = this.#root.openDB({ name: 'qcs', encoding: 'binary', keyEncoding: 'binary' });
     this.#heights = this.#root.openDB({ name: 'heights', encoding: 'binary', keyEncoding: 'uint32' });
@@ -123,7 +126,7 @@ export class BlockStore {
    */
   async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[], dropped: readonly Hash[] = []): Promise<void> {
     try {
-      await this.#root.transaction(() => {
+      await this.#write('persist', () => {
         this.#putSafety(safety);
         for (const b of blocks) {
           this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
@@ -149,7 +152,7 @@ export class BlockStore {
 
   /** Appends newly final blocks (parents first) to the committed log, durably. */
   async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
-    await this.#root.transaction(() => {
+    await this.#write('commit', () => {
       // Exactly-once: libs/blocks refuses such a block before any vote; the log never overwrites
       // the index either. Checked before any write (a throw does not undo earlier puts).
       const seen = new Set<string>();
@@ -223,7 +226,26 @@ export class BlockStore {
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */
   async addEvidence(seq: number, encoded: Uint8Array): Promise<void> {
-    await this.#evidence.put(seq, encoded);
+    await this.#write('evidence', () => { this.#evidence.put(seq, encoded); });
+  }
+
+  /**
+   * One write transaction. A transaction LMDB could not commit (a full disk, an I/O error) wrote
+   * nothing; it is reported as STORE_WRITE_FAILED with the operating system's reason, and the
+   * same write can be tried again. Errors of our own checks (a gap, a repeated transaction) pass
+   * through as they are.
+   */
+  async #write(what: string, body: () => void): Promise<void> {
+    try {
+      await this.#root.transaction(body);
+    } catch (err) {
+      if (err instanceof FedError) throw err;
+      const pending = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+      const cause = pending ? await pending.then(() => err, (e: unknown) => e) : err;
+      const code = (cause as { code?: unknown } | undefined)?.code;
+      throw new FedError('STORE_WRITE_FAILED', `block store ${this.#opts.path}: ${what} not written: ${errorMessage(cause)}`,
+        { path: this.#opts.path, what, ...(typeof code === 'number' || typeof code === 'string' ? { code } : {}) }, { cause });
+    }
   }
 
   /** Stored evidence after `afterSeq`, in sequence order (read lazily: callers page through it). */

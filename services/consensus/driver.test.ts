@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { writeSync, openSync, closeSync } from 'node:fs';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
@@ -29,7 +31,7 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean }
 
 /** `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise). */
-async function federation(keyOf: (i: number) => number = (i) => i): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
+async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: number) => string | undefined = () => undefined): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
   const members: Member[] = [];
   const memberDirs: string[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
@@ -56,7 +58,7 @@ async function federation(keyOf: (i: number) => number = (i) => i): Promise<{ me
     return member;
   };
   for (let i = 0; i < N; i++) {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-'));
+    const dir = dirOf(i) ?? await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-'));
     dirs.push(dir);
     memberDirs.push(dir);
     members.push(build(i, dir));
@@ -195,5 +197,59 @@ test('a validator that serves forged blocks or floods block requests is struck a
   } finally {
     members.forEach((m) => m.driver.stop());
     await Promise.all(members.map((m) => m.store.close()));
+  }
+});
+
+test('a member whose disk fills up stops voting (no crash), says why, and goes on where it stopped once there is room', async (t) => {
+  const mnt = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-driver-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    await fs.rm(mnt, { recursive: true, force: true });
+    t.skip('cannot mount a tmpfs here (needs root)');
+    return;
+  }
+  const unhandled: unknown[] = [];
+  const onUnhandled = (r: unknown) => { unhandled.push(r); };
+  process.on('unhandledRejection', onUnhandled);
+  const { members } = await federation(undefined, (i) => (i === 0 ? path.join(mnt, 'blocks') : undefined));
+  members.forEach((m) => m.driver.start());
+  const submit = (m: Member, s: string) => { const tx = new TextEncoder().encode(s.padEnd(900, '.')); m.pool.add(tx, Date.now(), m.driver.isCommitted); m.inbound.gossip(tx); };
+  const full = members[0]!;
+  const filler = path.join(mnt, 'filler');
+  try {
+    submit(members[1]!, 'before');
+    await until('first commit everywhere', () => members.every((m) => m.store.committedHeight() >= 1));
+    // Fill the disk, to the last page.
+    const fd = openSync(filler, 'a');
+    try {
+      for (let size = 1 << 20; size >= 512;) {
+        try { writeSync(fd, Buffer.alloc(size)); } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+          size >>= 1;
+        }
+      }
+    } finally { closeSync(fd); }
+    for (let k = 0; k < 200; k++) submit(members[1 + (k % 3)]!, `while-full-${k}`);
+    await until('member 0 cannot write its store and says so', () => full.driver.storageError !== undefined, 60_000);
+    assert.match(full.driver.storageError!, /not written/);
+    assert.equal(full.driver.failure, undefined, 'the driver has not given up');
+    const stuck = full.store.committedHeight();
+    const h = members[1]!.store.committedHeight();
+    await until('the other three commit on', () => members[1]!.store.committedHeight() >= h + 3, 60_000);
+    assert.equal(full.store.committedHeight(), stuck, 'nothing is committed (or voted) on a full disk');
+    await fs.rm(filler);
+    submit(members[2]!, 'after');
+    await until('member 0 goes on and catches up', () => full.driver.storageError === undefined && full.store.committedHeight() >= members[1]!.store.committedHeight() - 1 && full.store.committedHeight() > h + 3, 60_000);
+    for (let height = 1; height <= full.store.committedHeight(); height++) {
+      assert.deepEqual(full.store.hashAtHeight(height), members[1]!.store.hashAtHeight(height), `height ${height}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, [], 'no promise rejection left unhandled (it would end the service)');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
+    execFileSync('umount', [mnt], { stdio: 'ignore' });
   }
 });

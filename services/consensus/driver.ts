@@ -39,6 +39,9 @@ export interface DriverDeps {
   observer?: DriverObserver;
 }
 
+/** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
+const STALLED_QUEUE_LIMIT = 10_000;
+
 export class ConsensusDriver {
   readonly engine: HotStuffEngine;
   readonly sync: SyncClient;
@@ -53,6 +56,9 @@ export class ConsensusDriver {
   #paused = false;
   #stopped = false;
   #failure: Error | undefined;
+  /** Why the store cannot be written right now (a full disk), while the driver waits to retry. */
+  #storageError: string | undefined;
+  #droppedWhileStalled = 0;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -82,6 +88,8 @@ export class ConsensusDriver {
   get pool(): Mempool { return this.#deps.pool; }
   get verifier(): SignatureVerifier { return this.#deps.verifier; }
   get failure(): Error | undefined { return this.#failure; }
+  /** Set while a write of the block store fails and is retried (nothing is voted meanwhile). */
+  get storageError(): string | undefined { return this.#storageError; }
   get genesis(): Block { return this.#genesis; }
 
   start(): void { this.enqueue({ type: 'start' }); }
@@ -113,6 +121,12 @@ export class ConsensusDriver {
 
   enqueue(event: EngineEvent): void {
     if (this.#stopped || this.#failure) return;
+    if (this.#storageError !== undefined && this.#queue.length >= STALLED_QUEUE_LIMIT) {
+      // Stalled on the disk: what peers send meanwhile is dropped past a bound (it is sent again,
+      // or fetched by sync, once we move on); counted and said once per stall.
+      if (this.#droppedWhileStalled++ === 0) this.#deps.log.warn({ queued: this.#queue.length }, 'events dropped while the store cannot be written');
+      return;
+    }
     this.#queue.push(event);
     if (!this.#draining) void this.#drain();
   }
@@ -139,7 +153,7 @@ export class ConsensusDriver {
     const { log, observer } = this.#deps;
     switch (a.type) {
       case 'persist':
-        await this.#deps.store.persist(a.safety, a.blocks, a.qcs, a.dropped);
+        await this.#durably('persist', () => this.#deps.store.persist(a.safety, a.blocks, a.qcs, a.dropped));
         return;
       case 'sign':
         this.#sign(a.requestId, a.request);
@@ -237,9 +251,35 @@ export class ConsensusDriver {
       }
       parent = b;
     }
-    await this.#deps.store.commit(blocks, qc);
+    await this.#durably('commit', () => this.#deps.store.commit(blocks, qc));
     this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
     this.#deps.observer?.committed?.(blocks, qc);
+  }
+
+  /**
+   * A write the next actions depend on (a vote leaves only after its persist). When the store
+   * cannot be written (STORE_WRITE_FAILED: a full disk, an I/O error; LMDB wrote nothing), the
+   * same write is tried again, 0.2 s and then up to 5 s apart, while nothing else of the engine
+   * runs: the member does not vote or propose meanwhile (safe), says why in its health, and goes
+   * on where it stopped once the write succeeds. Any other failure stops the driver.
+   */
+  async #durably(what: string, write: () => Promise<void>): Promise<void> {
+    for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await write();
+        if (this.#storageError !== undefined) {
+          this.#deps.log.warn({ what, dropped: this.#droppedWhileStalled }, 'the store can be written again: consensus goes on');
+          this.#storageError = undefined;
+          this.#droppedWhileStalled = 0;
+        }
+        return;
+      } catch (err) {
+        if (!isFedError(err, 'STORE_WRITE_FAILED') || this.#stopped) throw err;
+        if (this.#storageError === undefined) this.#deps.log.error({ what, err: errorMessage(err) }, 'the store cannot be written: not voting until it can (retrying)');
+        this.#storageError = errorMessage(err);
+        await new Promise<void>((resolve) => this.#deps.clock.setTimeout(resolve, delay));
+      }
+    }
   }
 
   #trustOwn(m: Parameters<SignatureVerifier['verifyMessage']>[0]): void {

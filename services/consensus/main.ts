@@ -172,6 +172,7 @@ async function main(): Promise<void> {
     const notReady = (): string[] => {
       const why: string[] = [];
       if (driver.failure) why.push(`failed: ${driver.failure.message}`);
+      if (driver.storageError) why.push(`not voting: the block store cannot be written (retrying): ${driver.storageError}`);
       if (driver.engine.halted) why.push('halted: two conflicting commits (more than f members faulty); an operator must look');
       if (driver.paused) why.push('paused by the operator (AdminService Resume)');
       if (!link.connected) why.push('not attached to the gateway');
