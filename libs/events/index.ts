@@ -19,5 +19,5 @@ export {
 } from './subjects.ts';
 export type { SubjectFilter, ParsedSubject } from './subjects.ts';
 
-export { ensureStream, publishDurable, replay, blocksStreamSpec } from './jetstream.ts';
+export { ensureStream, publishDurable, ackHolds, replay, blocksStreamSpec } from './jetstream.ts';
 export type { StreamSpec, DurableAck, StoredEvent, ReplayOptions } from './jetstream.ts';

@@ -128,6 +128,24 @@ export async function publishDurable(js: JetStreamClient, subject: string, bytes
   }
 }
 
+/**
+ * Whether the stream really holds the message an acknowledgement names: its sequence number has
+ * our subject and msgId. A `duplicate` ack says "already stored"; after a publish that timed out
+ * across a stream-leader change, nats-server 2.9 can answer that for a message it never stored
+ * (its msgId was remembered from a proposal the cluster then lost), so a durable publisher checks
+ * before it moves on. A read that fails is reported as unknown (undefined), not as false.
+ */
+export async function ackHolds(jsm: JetStreamManager, ack: DurableAck, subject: string, msgId: string): Promise<boolean | undefined> {
+  try {
+    const m = await jsm.streams.getMessage(ack.stream, { seq: ack.seq });
+    if (!m) return false;
+    return m.subject === subject && m.header?.get('Nats-Msg-Id') === msgId;
+  } catch (err) {
+    if (/no message found|not found/i.test(errorMessage(err))) return false;
+    return undefined;
+  }
+}
+
 export interface StoredEvent {
   seq: number;
   subject: string;

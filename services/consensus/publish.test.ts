@@ -10,8 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { jetstream } from '@nats-io/jetstream';
-import { blockHash, merkleRoot, nextStateHash, txHash } from '#libs/crypto/index.ts';
-import { BLOCKS_STREAM, connectEvents, replay, subject, BLOCK_COMMITTED_EVENT } from '#libs/events/index.ts';
+import { blockHash, merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
+import { BLOCKS_STREAM, ackHolds, connectEvents, publishDurable, replay, subject, BLOCK_COMMITTED_EVENT } from '#libs/events/index.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore } from './block-store.ts';
@@ -33,11 +34,11 @@ function child(parent: Block, tx: string): Block {
 const commitQc = (b: Block): QuorumCert =>
   ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
 
-async function heightsInStream(): Promise<number[]> {
+async function heightsInStream(who = member): Promise<number[]> {
   const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-reader', log });
   try {
     const out: number[] = [];
-    for await (const e of replay(jetstream(conn.nc), BLOCKS_STREAM, { filterSubject: subject(member, 'consensus', BLOCK_COMMITTED_EVENT) })) {
+    for await (const e of replay(jetstream(conn.nc), BLOCKS_STREAM, { filterSubject: subject(who, 'consensus', BLOCK_COMMITTED_EVENT) })) {
       out.push(Number(BlockCommitted.decode(e.data).height));
     }
     return out;
@@ -83,6 +84,37 @@ test('blocks committed while the publisher was down reach the stream at restart:
     await pub.close();
     assert.deepEqual(await heightsInStream(), [1, 2, 3, 4, 5, 6, 7, 8]);
   } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a "duplicate" ack for a block the stream does not hold is not believed: the block goes out again under a new id', async () => {
+  // nats-server 2.9 can answer "duplicate" for a msgId whose message it lost in a leader change.
+  // The same answer comes, on any server, when another message in the stream took the id: here a
+  // stranger's message on another subject carries the id our height 2 will use.
+  const who = `${member}-dup`;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-'));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-squatter', log });
+  try {
+    let tip = genesisBlock(chainId, blockHash);
+    const blocks: Block[] = [];
+    for (let i = 0; i < 3; i++) { tip = child(tip, `dup-${i}`); blocks.push(tip); await store.commit([tip], commitQc(tip)); }
+    const takenId = `${who}:2:${toHex(blocks[1]!.hash).slice(0, 16)}`;
+    const squat = await publishDurable(jetstream(conn.nc), subject(`${who}-other`, 'consensus', BLOCK_COMMITTED_EVENT), new Uint8Array([1]), { msgId: takenId });
+    assert.equal(squat.duplicate, false);
+    const jsm = await jetstreamManager(conn.nc);
+    assert.equal(await ackHolds(jsm, squat, subject(`${who}-other`, 'consensus', BLOCK_COMMITTED_EVENT), takenId), true, 'the real message is confirmed');
+    assert.equal(await ackHolds(jsm, squat, subject(who, 'consensus', BLOCK_COMMITTED_EVENT), takenId), false, 'another subject at that seq is not ours');
+    assert.equal(await ackHolds(jsm, { ...squat, seq: squat.seq + 1_000_000 }, subject(who, 'consensus', BLOCK_COMMITTED_EVENT), takenId), false, 'no message at that seq');
+
+    const pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store });
+    await until('heights 1..3 in the stream', async () => pub.published === 3, 15_000);
+    await pub.close();
+    assert.deepEqual(await heightsInStream(who), [1, 2, 3], 'no gap at height 2');
+  } finally {
+    await conn.drain();
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -8,13 +8,16 @@
 // member in the stream says where publishing stopped, and blocks are read back from the store
 // and published in height order from there. A crash between a publish and anything else only
 // repeats a publish that JetStream de-duplicates by its message id (<member>:<height>:<hash prefix>).
+// A "duplicate" answer is checked against the stream before it counts (nats-server 2.9 can give
+// one for a message it lost in a leader change); if the stream does not hold it, the block goes
+// out again under a fresh id.
 
 import type { Logger } from 'pino';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { txHashesOf } from './tx-hashes.ts';
 import { toHex } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import { blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
+import { ackHolds, blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { Phase, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
@@ -39,8 +42,12 @@ export class ConsensusPublisher {
   #published: number;
   #flushing = false;
   #closed = false;
+  /** A height whose msgId the stream claimed but did not hold, re-published under `:r<count>`. */
+  #reissue = { height: 0, count: 0 };
+  readonly #jsm: JetStreamManager;
 
-  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, log: Logger, source: CommittedSource, published: number) {
+  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, jsm: JetStreamManager, log: Logger, source: CommittedSource, published: number) {
+    this.#jsm = jsm;
     this.#member = member;
     this.#conn = conn;
     this.#events = conn.events(member, 'consensus');
@@ -57,7 +64,7 @@ export class ConsensusPublisher {
     await ensureStream(jsm, spec);
     const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
     const published = last ? ConsensusPublisher.#mark(BlockCommitted.decode(last.data), opts.source, opts.log) : 0;
-    const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), opts.log, opts.source, published);
+    const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), jsm, opts.log, opts.source, published);
     if (published < opts.source.committedHeight()) {
       opts.log.info({ published, committed: opts.source.committedHeight() }, 'publishing committed blocks the stream does not have yet');
     }
@@ -104,7 +111,19 @@ export class ConsensusPublisher {
         }
         try {
           // The hash in the id keeps another chain's member of the same name from de-duplicating ours.
-          await publishDurable(this.#js, to, this.#encode(block), { msgId: `${this.#member}:${height}:${toHex(block.hash).slice(0, 16)}` });
+          const base = `${this.#member}:${height}:${toHex(block.hash).slice(0, 16)}`;
+          const msgId = this.#reissue.height === height ? `${base}:r${this.#reissue.count}` : base;
+          const ack = await publishDurable(this.#js, to, this.#encode(block), { msgId });
+          if (ack.duplicate) {
+            // "Already stored": believed only once the stream is seen to hold it (see ackHolds).
+            const holds = await ackHolds(this.#jsm, ack, to, msgId);
+            if (holds === undefined) throw new Error(`cannot read stream seq ${ack.seq} to confirm a duplicate ack`);
+            if (!holds) {
+              this.#reissue = { height, count: this.#reissue.height === height ? this.#reissue.count + 1 : 1 };
+              this.#log.warn({ height, msgId, seq: ack.seq }, 'JetStream answered "duplicate" for a block.committed it does not hold: publishing it again under a new id');
+              continue;
+            }
+          }
           this.#published = height;
         } catch (err) {
           const behind = this.#source.committedHeight() - this.#published;
