@@ -79,6 +79,8 @@ const invalid: Array<[string, (c: Record<string, any>) => void, string, RegExp]>
   ['validator key of the wrong size', (c) => { c.validators[1].public_key = pk(48); }, 'validators.1.public_key', /32 bytes/],
   ['validator key not hex', (c) => { c.validators[1].public_key = 'zz'.repeat(32); }, 'validators.1.public_key', /hex/],
   ['duplicate validator name', (c) => { c.validators[1].name = 'm0'; }, 'validators.1.name', /duplicate/],
+  ['garbage validator peer_id', (c) => { c.validators[1].peer_id = 'not-a-peer-id'; }, 'validators.1.peer_id', /not a libp2p peer id/],
+  ['base_timeout of 0', (c) => { c.consensus.base_timeout = '0s'; }, 'consensus.base_timeout', /more than 0/],
   ['unknown param set', (c) => { c.crypto = { param_set: 'rsa' }; }, 'crypto.param_set', /slh-dsa/],
 ];
 
@@ -135,6 +137,10 @@ test('value parsers', () => {
   assert.deepEqual(parseDuration('1.5s'), { ok: true, value: 1500 });
   assert.deepEqual(parseDuration('2h'), { ok: true, value: 7_200_000 });
   assert.equal(parseDuration('5 days').ok, false);
+  assert.deepEqual(parseDuration('1m30s'), { ok: true, value: 90_000 });
+  assert.deepEqual(parseDuration('1h2m3.5s'), { ok: true, value: 3_723_500 });
+  assert.deepEqual(parseDuration('1s500ms'), { ok: true, value: 1500 });
+  for (const bad of ['', '1m30', 's', '1x', '1m 30s x', '-1s']) assert.equal(parseDuration(bad).ok, false, bad);
   assert.deepEqual(parseHostPort('[::1]:80'), { ok: true, value: { host: '::1', port: 80 } });
   assert.equal(parseHostPort('host:0').ok, false);
   assert.equal(parseHostPort('host:0', true).ok, true);

@@ -6,14 +6,15 @@
 
 import { z } from 'zod';
 import { PARAM_SETS, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
-import { parseDuration, parseHostPort, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
+import { parseDuration, parseHostPort, parsePeerId, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
 
 export const PARAM_SET_NAMES = [...PARAM_SETS] as [ParamSet, ...ParamSet[]];
 
-const duration = (dflt: string) =>
+const duration = (dflt: string, opts: { positive?: boolean } = {}) =>
   z.union([z.string(), z.number()]).default(dflt).transform((v, ctx) => {
     const d = parseDuration(v);
     if (!d.ok) { ctx.addIssue({ code: 'custom', message: d.reason }); return z.NEVER; }
+    if (opts.positive && d.value <= 0) { ctx.addIssue({ code: 'custom', message: 'must be more than 0 (a view timer of 0 would end every view at once)' }); return z.NEVER; }
     return d.value;
   });
 
@@ -68,7 +69,10 @@ export const hexKey = z.string().regex(/^([0-9a-f]{2})+$/, 'must be lower-case h
 const validator = z.strictObject({
   name: memberName,
   /** libp2p peer id the member's gateway uses: only these may send consensus frames. */
-  peer_id: z.string().min(1),
+  peer_id: z.string().min(1).superRefine((v, ctx) => {
+    const r = parsePeerId(v);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+  }),
   /** SLH-DSA public key, hex, raw FIPS 205 bytes. */
   public_key: hexKey,
 });
@@ -156,9 +160,9 @@ export const confSchema = z.strictObject({
   }).prefault({}),
   consensus: z.strictObject({
     chain_id: chainId.default('btcfed-devnet'),
-    base_timeout: duration('2s'),
+    base_timeout: duration('2s', { positive: true }),
     timeout_multiplier: z.number().min(1).max(10).default(1.5),
-    max_timeout: duration('60s'),
+    max_timeout: duration('60s', { positive: true }),
     max_block_txs: z.number().int().min(1).max(1_000_000).default(10_000),
     max_block_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     max_tx_bytes: z.number().int().min(1).max(1024 * 1024).default(64 * 1024),

@@ -4,23 +4,43 @@
 
 import { multiaddr } from '@multiformats/multiaddr';
 import { privateKeyFromProtobuf, publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
-import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const DURATION_PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h)/y;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-/** "500ms", "30s", "5m", "1h"; a bare number is seconds. Result in milliseconds. */
+/**
+ * "500ms", "30s", "5m", "1h", and compounds as Go writes them ("1m30s", "1h2m3.5s"); a bare number
+ * is seconds. Result in milliseconds.
+ */
 export function parseDuration(input: unknown): Parsed<number> {
   if (typeof input === 'number') {
     if (!Number.isFinite(input) || input < 0) return { ok: false, reason: 'must be a non-negative number of seconds' };
     return { ok: true, value: Math.round(input * 1000) };
   }
   if (typeof input !== 'string') return { ok: false, reason: 'must be a duration such as "500ms", "30s", "5m" or a number of seconds' };
-  const m = DURATION.exec(input.trim());
-  if (!m) return { ok: false, reason: `"${input}" is not a duration such as "500ms", "30s", "5m", "1h"` };
-  return { ok: true, value: Math.round(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]) };
+  const text = input.trim();
+  const bad = { ok: false as const, reason: `"${input}" is not a duration such as "500ms", "30s", "1m30s", "1h"` };
+  if (text === '') return bad;
+  let ms = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < text.length) {
+    const m = DURATION_PART.exec(text);
+    if (!m) return bad;
+    ms += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  }
+  return { ok: true, value: Math.round(ms) };
+}
+
+/** peer_id: a libp2p peer id as its string form ("12D3Koo…"). */
+export function parsePeerId(input: string): Parsed<string> {
+  try {
+    return { ok: true, value: peerIdFromString(input).toString() };
+  } catch (err) {
+    return { ok: false, reason: `"${input.length > 60 ? `${input.slice(0, 60)}…` : input}" is not a libp2p peer id (${(err as Error).message})` };
+  }
 }
 
 export interface HostPort { host: string; port: number }

@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isFedError } from '#libs/errors/index.ts';
-import { parseSignerConfText } from '#libs/config/index.ts';
+import { generateIdentity, parseSignerConfText } from '#libs/config/index.ts';
 
 const key = (b: string) => b.repeat(64);
-const base = `member: m0\npassphrase_file: pass\nvalidators:\n  - { name: m0, peer_id: p0, public_key: ${key('a')} }\n`;
+const [p0, p1] = [(await generateIdentity()).peerId, (await generateIdentity()).peerId];
+const base = `member: m0\npassphrase_file: pass\nvalidators:\n  - { name: m0, peer_id: ${p0}, public_key: ${key('a')} }\n`;
 
 function issue(text: string, field: RegExp, reason: RegExp): void {
   assert.throws(() => parseSignerConfText(text, '/d/signer.yaml'), (err: unknown) => {
@@ -36,7 +37,7 @@ test('errors name the field and the reason', () => {
   issue(`${base}colour: blue\n`, /^colour$/, /unknown field/);
   issue(`${base}listen: nowhere\n`, /^listen$/, /host:port/);
   issue(base.replace(key('a'), 'abcd'), /^validators\.0\.public_key$/, /32 bytes/);
-  issue(`${base}  - { name: m1, peer_id: p1, public_key: ${key('a')} }\n`, /^validators\.1\.public_key$/, /duplicate/);
+  issue(`${base}  - { name: m1, peer_id: ${p1}, public_key: ${key('a')} }\n`, /^validators\.1\.public_key$/, /duplicate/);
   issue(`${base}tls: { ca_file: ca.pem }\n`, /^tls\.cert_file$/, /./);
   issue('member: [', /^$/, /./);
 });

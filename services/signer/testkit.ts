@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { blockHash, createSlhDsa, toHex, voteSigningBytes, type BackendChoice, type KeyPair, type SlhDsa } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, quorumSize, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { sealKey } from './keyfile.ts';
+import { generateIdentity } from '#libs/config/index.ts';
 
 export const TEST_PASSPHRASE = 'correct horse battery staple';
 /** Cheap scrypt for tests: the production cost is a property of the file, not of the code path. */
@@ -90,6 +91,7 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
   await fs.writeFile(path.join(dir, 'passphrase'), `${TEST_PASSPHRASE}\n`, { mode: 0o600 });
   await fs.writeFile(path.join(dir, 'signer.key'), await sealKey(slh.paramSet, keys[self]!.secretKey, TEST_PASSPHRASE, TEST_KDF), { mode: 0o600 });
   const tls = opts.tls ? await writeTls(dir) : undefined;
+  const peerIds = await Promise.all(keys.map(async () => (await generateIdentity()).peerId));
   const base = {
     member: `m${self}`,
     chain_id: chainId,
@@ -100,7 +102,7 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
     key_file: 'signer.key',
     passphrase_file: 'passphrase',
     logging: { level: 'debug', format: 'json' },
-    validators: keys.map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })),
+    validators: keys.map((k, i) => ({ name: `m${i}`, peer_id: peerIds[i]!, public_key: toHex(k.publicKey) })),
   };
   const writeConf = (patch: Record<string, unknown> = {}) => fs.writeFile(path.join(dir, 'signer.yaml'), stringify({ ...base, ...patch }));
   await writeConf();
