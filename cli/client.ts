@@ -7,14 +7,24 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseConfText } from '#libs/config/index.ts';
 import { toHex } from '#libs/crypto/index.ts';
+import { FedError } from '#libs/errors/index.ts';
 import { call, createClient } from '#libs/rpc/index.ts';
 import { memberSecurity } from '#libs/service/index.ts';
 import { AdminServiceClient, ConsensusServiceClient, TxStatus, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
-export function consensusClient(memberDir: string, address?: string): ConsensusServiceClient {
+function memberConf(memberDir: string) {
   const file = path.join(memberDir, 'conf.yaml');
-  if (!fs.existsSync(file)) throw new Error(`${file} not found: point --member at a member dir (made by btcfed init or npm start)`);
-  const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
+  if (!fs.existsSync(file)) throw new FedError('MEMBER_DIR_INVALID', `${file} not found: point --member at a member dir (made by btcfed init, btcfed devnet or btcfed member init)`, { file });
+  return parseConfText(fs.readFileSync(file, 'utf8'), file);
+}
+
+/** The consensus address a client of this member dials: `address`, else its conf.yaml's listen. */
+export function consensusAddress(memberDir: string, address?: string): string {
+  return address ?? memberConf(memberDir).services.consensus.listen;
+}
+
+export function consensusClient(memberDir: string, address?: string): ConsensusServiceClient {
+  const conf = memberConf(memberDir);
   return createClient(ConsensusServiceClient, address ?? conf.services.consensus.listen, {
     security: memberSecurity(conf, memberDir, 'client').client,
     grpcOptions: { 'grpc.max_receive_message_length': 64 << 20 }, // full blocks in StreamCommits
@@ -23,8 +33,7 @@ export function consensusClient(memberDir: string, address?: string): ConsensusS
 
 /** AdminService of a member, with its operator certificate (tls/operator.pem, made by btcfed init). */
 export function adminClient(memberDir: string, address?: string): AdminServiceClient {
-  const file = path.join(memberDir, 'conf.yaml');
-  const conf = parseConfText(fs.readFileSync(file, 'utf8'), file);
+  const conf = memberConf(memberDir);
   return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security: memberSecurity(conf, memberDir, 'operator').client });
 }
 
@@ -38,8 +47,20 @@ export async function admin(client: AdminServiceClient, action: string): Promise
   }
 }
 
-export async function status(client: ConsensusServiceClient): Promise<void> {
-  const s = await call(client.getStatus.bind(client), {}, { waitForReady: true });
+/** GetStatus of one member; no answer in time is an error naming the address and what to check. */
+export async function status(client: ConsensusServiceClient, address: string, timeoutMs = 5000): Promise<void> {
+  let s;
+  try {
+    s = await call(client.getStatus.bind(client), {}, { waitForReady: true, deadlineMs: timeoutMs });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNAVAILABLE) {
+      throw new FedError('CONSENSUS_UNREACHABLE', `no answer from the consensus service at ${address} within ${timeoutMs} ms: is it running `
+        + '(btcfed devnet, or systemctl status btcfed-consensus@<member>), is that its services.consensus.listen, and does this member dir hold the client certificate its CA signed?',
+        { address });
+    }
+    throw err;
+  }
   console.log(JSON.stringify({ ...s, committedHash: toHex(s.committedHash) }, null, 2));
 }
 

@@ -1,67 +1,63 @@
-// btcfed: the command line of the project.
-//   btcfed member init --name NAME --out DIR --host HOST[,HOST...] [--signer-host HOST[,...]] [--base-port 7100] [--param-set SET] [--nats URL[,URL...]] [--listen-all]
-//   btcfed genesis --chain-id ID --card FILE [--card FILE ...] --out genesis.yaml [--base-timeout 1s]
-//   btcfed member join --genesis genesis.yaml --dir DIR
-//   btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set SET] [--base-timeout 1s] [--server-names A,B]
-//   btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats URL]
-//   btcfed status  [--member DIR] [--consensus HOST:PORT]
-//   btcfed submit  [--member DIR] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait]
-//   btcfed watch   [--member DIR] [--consensus HOST:PORT] [--from HEIGHT]
-//   btcfed admin   pause|resume|force-view-change|dump [--member DIR]
-//   btcfed verify  --height H [--tx HEX] [--member DIR] [--consensus HOST:PORT] [--trust CONF]
-//   btcfed cert issue --client NAME --member NAME --ca-dir DIR --out DIR
+// btcfed: the command line of the project, on commander. Every command has its own help
+// (`btcfed <command> --help`, which never starts anything); usage goes to stdout; errors print as
+// `btcfed: <message> (<code>)` on stderr. Exit codes: 0 ok, 1 the command failed, 2 usage
+// (an unknown command or flag, a missing or malformed option).
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
-import { isParamSet } from '#libs/crypto/index.ts';
+import { isParamSet, type ParamSet } from '#libs/crypto/index.ts';
 import { parseConfText, parseDuration } from '#libs/config/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import { admin, adminClient, consensusClient, status, submit, watch } from './client.ts';
+import { VERSION } from '#libs/version/index.ts';
+import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
+import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
 import { runDevnet } from './devnet.ts';
 import { trustRootFrom, verifyBlock } from './verify.ts';
 import { issueClientCert } from './cert.ts';
-import { VERSION } from '#libs/version/index.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, makeGenesis } from './member.ts';
 
-const USAGE = `usage:
-  btcfed member init --name NAME --out DIR --host HOST[,HOST...] [--signer-host HOST[,HOST...]] [--base-port 7100]
-                 [--param-set slh-dsa-sha2-128f] [--nats URL[,URL...]] [--listen-all]
-                 (one member on its operator's host: keys, certificates for those names, and its public DIR/member-card.yaml)
-  btcfed genesis --chain-id ID --card FILE --card FILE ... --out genesis.yaml [--base-timeout 1s]
-                 (the validator set from every member's card; prints the digest operators compare)
-  btcfed member join --genesis genesis.yaml --dir DIR
-                 (completes a member dir from the genesis: validator set, chain id, the other members as peers)
-  btcfed init    --members N --out DIR [--base-port 7100] [--chain-id ID] [--param-set slh-dsa-sha2-128f] [--base-timeout 1s]
-                 [--server-names HOST,IP,...]   (extra names in every server certificate; localhost and 127.0.0.1 are always in)
-  btcfed devnet  [--members 4] [--dir .devnet] [--base-port 7100] [--nats nats://127.0.0.1:4222]
-  btcfed status  [--member .devnet/m0] [--consensus HOST:PORT]
-  btcfed submit  [--member .devnet/m0] [--consensus HOST:PORT] [--count N --size BYTES | TX...] [--no-wait] [--timeout 60s]
-  btcfed watch   [--member .devnet/m0] [--consensus HOST:PORT] [--from HEIGHT]
-  btcfed admin   pause|resume|force-view-change|dump [--member .devnet/m0]   (with the member's operator certificate)
-  btcfed verify  --height H [--tx HEX] [--member .devnet/m0] [--consensus HOST:PORT] [--trust CONF]
-                 (checks block H from that member against the validator set of CONF, default the member's conf.yaml)
-  btcfed cert issue --client NAME --member-name m0 --ca-dir DIR/ca/m0 --out DIR
-                 (a client certificate for one application of member m0, for its public API)`;
+const root = path.resolve(import.meta.dirname, '..');
 
-const OPTIONS = {
-  members: { type: 'string' }, out: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
-  'chain-id': { type: 'string' }, 'param-set': { type: 'string' }, 'base-timeout': { type: 'string' }, nats: { type: 'string' },
-  member: { type: 'string' }, consensus: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' },
-  'no-wait': { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean' }, 'server-names': { type: 'string' },
-  height: { type: 'string' }, tx: { type: 'string' }, trust: { type: 'string' }, version: { type: 'boolean' },
-  client: { type: 'string' }, 'member-name': { type: 'string' }, 'ca-dir': { type: 'string' }, timeout: { type: 'string' },
-  name: { type: 'string' }, host: { type: 'string', multiple: true }, 'signer-host': { type: 'string', multiple: true },
-  'listen-all': { type: 'boolean' }, card: { type: 'string', multiple: true }, genesis: { type: 'string' },
-} as const;
+/** A usage error (exit 2): what the command line got wrong. */
+class UsageError extends Error {}
 
+// Option value parsers: a bad value is a usage error that names the option.
+const nonNegativeInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+  return n;
+};
+const positiveInt = (v: string): number => {
+  const n = nonNegativeInt(v);
+  if (n === 0) throw new InvalidArgumentError('must be at least 1');
+  return n;
+};
+const durationMs = (v: string): number => {
+  const r = parseDuration(v);
+  if (!r.ok) throw new InvalidArgumentError(r.reason);
+  return r.value;
+};
+const paramSetOf = (v: string): ParamSet => {
+  if (!isParamSet(v)) throw new InvalidArgumentError(`unknown parameter set "${v}"`);
+  return v;
+};
+const txHash = (v: string): string => {
+  if (!/^[0-9a-f]{64}$/i.test(v)) throw new InvalidArgumentError('must be a transaction hash: 64 hex digits');
+  return v;
+};
 /** A flag given as "A,B" or several times: every value, trimmed, none empty. */
-function list(v: readonly string[] | undefined): string[] {
-  return (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
-}
+const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')];
+
+const memberOpt = () => new Option('--member <dir>', 'the member dir (its conf.yaml and client certificate)').default('.devnet/m0');
+const consensusOpt = () => new Option('--consensus <host:port>', 'the consensus address to dial (default: services.consensus.listen of the member\'s conf.yaml)');
+const basePortOpt = () => new Option('--base-port <port>', 'first port of member 0; each member takes 10').argParser(nonNegativeInt).default(7100);
+const paramSetOpt = () => new Option('--param-set <set>', 'SLH-DSA parameter set').argParser(paramSetOf).default('slh-dsa-sha2-128f');
+const natsOpt = () => new Option('--nats <url>', 'NATS server URL').default('nats://127.0.0.1:4222');
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 function chainOf(memberDir: string): string {
@@ -69,197 +65,310 @@ function chainOf(memberDir: string): string {
   return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
 }
 
-/** --timeout: a duration as conf.yaml writes them ("30s", "2m", or seconds), in ms. */
-function parseSeconds(v: string): number {
-  const r = parseDuration(v);
-  if (!r.ok) throw new Error(`--timeout: ${r.reason}`);
-  return r.value;
-}
+const rel = (p: string): string => path.relative(process.cwd(), p) || '.';
 
-function int(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
-}
+export function buildProgram(): Command {
+  const program = new Command('btcfed')
+    .description('BTC Federation node: make members and a genesis, run a local federation, query and operate a member.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'this help')
+    .helpCommand('help [command]', 'help for a command')
+    .showSuggestionAfterError(true)
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+    .addHelpText('after', `
+Exit codes: 0 ok, 1 the command failed, 2 usage.
+A local federation: btcfed devnet. One member per host: btcfed member init, btcfed genesis, btcfed member join.`);
 
-async function main(): Promise<void> {
-  const { values: f, positionals } = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true });
-  const [cmd, ...rest] = positionals;
-  if (f.version) {
-    console.log(VERSION);
-    return;
-  }
-  if (f.help && cmd === undefined) {
-    console.log(USAGE);
-    return;
-  }
-  const paramSet = f['param-set'] ?? 'slh-dsa-sha2-128f';
-  if (!isParamSet(paramSet)) throw new Error(`--param-set: unknown parameter set "${paramSet}"`);
-  const natsUrl = f.nats ?? 'nats://127.0.0.1:4222';
-  const basePort = int('base-port', f['base-port'], 7100);
-  switch (cmd) {
-    case 'member': {
-      if (rest[0] === 'init') {
-        if (!f.name || !f.out) throw new Error('member init needs --name NAME --out DIR --host HOST[,HOST...]');
-        const m = await initMember({ name: f.name, dir: path.resolve(f.out), hosts: list(f.host), signerHosts: list(f['signer-host']), basePort, paramSet,
-          natsUrls: list([natsUrl]), listenAll: f['listen-all'] ?? false });
-        const dir = path.resolve(f.out);
-        console.log(`made member ${m.name} in ${dir}
+  const member = program.command('member').description('one member on its operator\'s host: make it, then join a genesis');
+  member.command('init')
+    .description('keys, certificates for the given host names, the libp2p identity, the sealed signer key, and the public DIR/member-card.yaml')
+    .requiredOption('--name <name>', 'member name (a-z, 0-9, -)')
+    .requiredOption('--out <dir>', 'the member dir to make')
+    .requiredOption('--host <host>', 'this member\'s address or DNS name (comma-separated or repeated)', collect)
+    .option('--signer-host <host>', 'the signer host\'s address or name, when the signer runs apart (comma-separated or repeated)', collect)
+    .addOption(basePortOpt())
+    .addOption(paramSetOpt())
+    .option('--nats <url>', 'NATS URL(s) (comma-separated or repeated)', collect)
+    .option('--listen-all', 'listen on every interface (0.0.0.0), e.g. behind NAT', false)
+    .action(async (o: { name: string; out: string; host: string[]; signerHost?: string[]; basePort: number; paramSet: ParamSet; nats?: string[]; listenAll: boolean }) => {
+      const dir = path.resolve(o.out);
+      const m = await initMember({ name: o.name, dir, hosts: o.host, signerHosts: o.signerHost ?? [], basePort: o.basePort, paramSet: o.paramSet,
+        natsUrls: o.nats ?? ['nats://127.0.0.1:4222'], listenAll: o.listenAll });
+      console.log(`made member ${m.name} in ${dir}
   card     ${path.join(dir, CARD_FILE)}   (public: send it to whoever assembles the genesis)
   peer     ${m.identity.peerId}
-  SLH-DSA  ${m.publicKey.slice(0, 32)}… (${paramSet})
+  SLH-DSA  ${m.publicKey.slice(0, 32)}… (${o.paramSet})
   libp2p   ${m.card.libp2p.addresses.join(' ')}
   signer   ${path.join(dir, 'signer')}  (after member join, the only dir its host gets)
   CA keys  ${path.join(dir, 'ca')}  (move them offline; no service reads them)
 next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card … --out genesis.yaml, then btcfed member join --genesis genesis.yaml --dir ${dir}`);
-        return;
-      }
-      if (rest[0] === 'join') {
-        if (!f.genesis || !f.dir) throw new Error('member join needs --genesis genesis.yaml --dir DIR');
-        const r = await joinMember({ genesisFile: path.resolve(f.genesis), dir: path.resolve(f.dir) });
-        const g = r.genesis;
-        console.log(`${r.changed ? 'joined' : 'already joined'}: ${g.members[r.index]!.name} is validator ${r.index} of ${g.members.length} on chain ${g.chain_id}
+    });
+  member.command('join')
+    .description('complete a member dir from the genesis: validator set, chain id, the other members as peers')
+    .requiredOption('--genesis <file>', 'genesis.yaml from btcfed genesis')
+    .requiredOption('--dir <dir>', 'the member dir made by member init')
+    .action(async (o: { genesis: string; dir: string }) => {
+      const r = await joinMember({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir) });
+      const g = r.genesis;
+      console.log(`${r.changed ? 'joined' : 'already joined'}: ${g.members[r.index]!.name} is validator ${r.index} of ${g.members.length} on chain ${g.chain_id}
   genesis digest ${g.digest}  (compare it with the other operators)`);
-        return;
-      }
-      throw new Error(`member: the actions are "init" and "join", not ${JSON.stringify(rest[0] ?? '')}`);
-    }
-    case 'genesis': {
-      if (!f['chain-id'] || !f.out) throw new Error('genesis needs --chain-id ID --card FILE [--card FILE ...] --out genesis.yaml');
-      const g = await makeGenesis({ chainId: f['chain-id'], baseTimeout: f['base-timeout'] ?? '1s', cardFiles: list(f.card).map((c) => path.resolve(c)), out: path.resolve(f.out) });
-      console.log(`wrote ${path.resolve(f.out)}: chain ${g.chain_id}, ${g.members.length} validator(s) in this order: ${g.members.map((m) => m.name).join(', ')}`);
+    });
+
+  program.command('genesis')
+    .description('the validator set from every member\'s card; prints the digest operators compare')
+    .requiredOption('--chain-id <id>', 'the chain id')
+    .requiredOption('--card <file>', 'a member card (repeat, or comma-separate)', collect)
+    .requiredOption('--out <file>', 'where to write genesis.yaml')
+    .option('--base-timeout <duration>', 'the view timer\'s base (e.g. 1s, 1m30s)', '1s')
+    .action(async (o: { chainId: string; card: string[]; out: string; baseTimeout: string }) => {
+      durationMs(o.baseTimeout);
+      const g = await makeGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, cardFiles: o.card.map((c) => path.resolve(c)), out: path.resolve(o.out) });
+      console.log(`wrote ${path.resolve(o.out)}: chain ${g.chain_id}, ${g.members.length} validator(s) in this order: ${g.members.map((m) => m.name).join(', ')}`);
       console.log(`digest ${g.digest}`);
-      return;
-    }
-    case 'init': {
-      if (!f.out) throw new Error('--out is required');
-      const members = await initFederation({ members: int('members', f.members, 4), out: path.resolve(f.out), basePort,
-        chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet, baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl,
-        serverNames: (f['server-names'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '') });
-      console.log(`made ${members.length} member dirs in ${path.resolve(f.out)}; the members' CA keys are in ${path.join(path.resolve(f.out), 'ca')} (move them offline):`);
+    });
+
+  program.command('init')
+    .description('a whole federation\'s member dirs on this machine (127.0.0.1): member init, genesis and member join for each')
+    .requiredOption('--out <dir>', 'where the member dirs go')
+    .option('--members <n>', 'how many members', positiveInt, 4)
+    .addOption(basePortOpt())
+    .option('--chain-id <id>', 'the chain id', 'btcfed-devnet')
+    .addOption(paramSetOpt())
+    .option('--base-timeout <duration>', 'the view timer\'s base', '1s')
+    .option('--server-names <names>', 'extra names in every server certificate (localhost and 127.0.0.1 are always in)', collect)
+    .addOption(natsOpt())
+    .action(async (o: { out: string; members: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; serverNames?: string[]; nats: string }) => {
+      durationMs(o.baseTimeout);
+      const out = path.resolve(o.out);
+      const members = await initFederation({ members: o.members, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
+        baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
+      console.log(`made ${members.length} member dirs in ${out}; the members' CA keys are in ${path.join(out, 'ca')} (move them offline):`);
       for (const m of members) console.log(`  ${m.name}  peer ${m.identity.peerId}  SLH-DSA ${m.publicKey.slice(0, 16)}…  ports ${m.ports.store}–${m.ports.signerMetrics}`);
-      return;
-    }
-    case 'devnet': {
-      const dir = path.resolve(f.dir ?? '.devnet');
-      const n = int('members', f.members, 4);
-      const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
-      if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
-        throw new Error(`${dir} was made before each service had its own certificate (docs/security.md); remove it to make a new federation`);
-      }
-      if (!existing) {
-        console.log(`making a ${n}-member federation in ${dir} …`);
-        await initFederation({ members: n, out: dir, basePort, chainId: f['chain-id'] ?? 'btcfed-devnet', paramSet,
-          baseTimeout: f['base-timeout'] ?? '1s', logFormat: 'json', natsUrl });
-      }
-      const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
-      console.log(`starting ${count} members (${count * 4} processes); logs in ${dir}/m*/logs/`);
-      const net = await runDevnet({ dir, members: count, basePort, natsUrl, supervise: true });
-      const p0 = memberPorts(basePort, 0);
-      console.log(`
-federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
-  status   bin/btcfed status --member ${path.relative(process.cwd(), path.join(dir, 'm0')) || '.'}
-  submit   bin/btcfed submit --member ${path.relative(process.cwd(), path.join(dir, 'm0'))} "hello"      (or --count 1000 --size 250)
-  watch    bin/btcfed watch  --member ${path.relative(process.cwd(), path.join(dir, 'm0'))}
-  metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
-  restart  kill $(cat ${path.relative(process.cwd(), path.join(dir, 'm0'))}/run/gateway.pid)      (any service: the devnet starts it again)
-  stop     Ctrl-C
-`);
-      let stopping = false;
-      const onSignal = () => {
-        if (stopping) { for (const p of net.procs) p.child.kill('SIGKILL'); process.exit(130); }
-        stopping = true;
-        console.log('stopping the federation …');
-        void net.stop().then(() => { console.log('stopped'); process.exit(0); });
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      const client = consensusClient(path.join(dir, 'm0'));
-      const tick = setInterval(() => {
-        client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
-          if (!err && s) console.log(`[m0] view ${s.view}  committed height ${s.committedHeight}  mempool ${s.mempoolSize}`);
-        });
-      }, 5000);
-      tick.unref();
-      await new Promise(() => undefined);
-      return;
-    }
-    case 'admin': {
-      const client = adminClient(path.resolve(f.member ?? '.devnet/m0'));
+    });
+
+  program.command('devnet')
+    .description('run a local federation: every member\'s four services (made first when --dir has none); a service that exits is started again')
+    .option('--members <n>', 'how many members (when making it)', positiveInt, 4)
+    .option('--dir <dir>', 'where the member dirs are (or go)', '.devnet')
+    .addOption(basePortOpt())
+    .option('--chain-id <id>', 'the chain id (when making it)', 'btcfed-devnet')
+    .addOption(paramSetOpt())
+    .option('--base-timeout <duration>', 'the view timer\'s base (when making it)', '1s')
+    .addOption(natsOpt())
+    .action(async (o: { members: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }) => {
+      await devnet(o);
+    });
+
+  program.command('status')
+    .description('one member\'s status: view, leader, committed height and hash, mempool, peers')
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .addOption(new Option('--timeout <duration>', 'how long to wait for an answer').argParser(durationMs).default(5000, '5s'))
+    .action(async (o: { member: string; consensus?: string; timeout: number }) => {
+      const dir = path.resolve(o.member);
+      const client = consensusClient(dir, o.consensus);
+      try { await status(client, consensusAddress(dir, o.consensus), o.timeout); } finally { client.close(); }
+    });
+
+  program.command('submit')
+    .description('submit transactions (in batches of 10,000 per call) and wait until they are committed')
+    .argument('[tx...]', 'transactions, as text')
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .option('--count <n>', 'submit N random transactions instead', positiveInt)
+    .option('--size <bytes>', 'size of each random transaction', positiveInt, 250)
+    .option('--no-wait', 'return once accepted, without waiting for the commit')
+    .addOption(new Option('--timeout <duration>', 'how long to wait for the commit').argParser(durationMs).default(60_000, '60s'))
+    .action(async (txArgs: string[], o: { member: string; consensus?: string; count?: number; size: number; wait: boolean; timeout: number }) => {
+      const txs = o.count !== undefined ? Array.from({ length: o.count }, () => new Uint8Array(randomBytes(o.size))) : txArgs.map((s) => new TextEncoder().encode(s));
+      if (txs.length === 0) throw new UsageError('nothing to submit: give transactions as arguments or --count N');
+      const client = consensusClient(path.resolve(o.member), o.consensus);
+      try { await submit(client, txs, o.wait, o.timeout); } finally { client.close(); }
+    });
+
+  program.command('watch')
+    .description('follow committed blocks as they commit (Ctrl-C to stop)')
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .option('--from <height>', 'start at this height (0: from the next commit)', nonNegativeInt, 0)
+    .action(async (o: { member: string; consensus?: string; from: number }) => {
+      const client = consensusClient(path.resolve(o.member), o.consensus);
+      try { await watch(client, o.from); } finally { client.close(); }
+    });
+
+  program.command('verify')
+    .description('check that block H is committed: its COMMIT QC against the validator set of a conf.yaml you trust')
+    .requiredOption('--height <h>', 'the block height', positiveInt)
+    .option('--tx <hash>', 'also prove this transaction (hex hash) is in the block', txHash)
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .option('--trust <conf>', 'the conf.yaml whose validators are trusted (default: the member\'s)')
+    .action(async (o: { height: number; tx?: string; member: string; consensus?: string; trust?: string }) => {
+      const memberDir = path.resolve(o.member);
+      consensusAddress(memberDir, o.consensus); // a missing member dir is named as such
+      const trust = trustRootFrom(path.resolve(o.trust ?? path.join(memberDir, 'conf.yaml')));
+      const client = consensusClient(memberDir, o.consensus);
       try {
-        await admin(client, rest[0] ?? '');
-      } finally {
-        client.close();
-      }
-      return;
-    }
-    case 'cert': {
-      if (rest[0] !== 'issue') throw new Error('cert: the only action is "issue"');
-      if (!f.client || !f['member-name'] || !f['ca-dir'] || !f.out) throw new Error('cert issue needs --client NAME --member-name NAME --ca-dir DIR --out DIR');
-      const made = await issueClientCert({ member: f['member-name'], caDir: path.resolve(f['ca-dir']), app: f.client, out: path.resolve(f.out) });
-      console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
-      return;
-    }
-    case 'verify': {
-      if (f.height === undefined) throw new Error('--height is required');
-      const memberDir = path.resolve(f.member ?? '.devnet/m0');
-      const root = trustRootFrom(path.resolve(f.trust ?? path.join(memberDir, 'conf.yaml')));
-      if (f.tx !== undefined && !/^[0-9a-f]{64}$/i.test(f.tx)) throw new Error('--tx must be a transaction hash: 64 hex digits');
-      const client = consensusClient(memberDir, f.consensus);
-      try {
-        const v = await verifyBlock(client, root, int('height', f.height, 0), f.tx === undefined ? undefined : Buffer.from(f.tx, 'hex'));
+        const v = await verifyBlock(client, trust, o.height, o.tx === undefined ? undefined : Buffer.from(o.tx, 'hex'));
         if (!v.ok) {
           console.log(`refused: ${v.reason}`);
           process.exitCode = 1;
           return;
         }
-        console.log(`verified: block ${v.height} is committed on chain ${root.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')} of ${root.publicKeys.length}`
-          + (v.txIndex === undefined ? '' : `; transaction ${f.tx} is at index ${v.txIndex}`));
+        console.log(`verified: block ${v.height} is committed on chain ${trust.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')} of ${trust.publicKeys.length}`
+          + (v.txIndex === undefined ? '' : `; transaction ${o.tx} is at index ${v.txIndex}`));
       } finally {
         client.close();
       }
-      return;
-    }
-    case 'status':
-    case 'submit':
-    case 'watch': {
-      const client = consensusClient(path.resolve(f.member ?? '.devnet/m0'), f.consensus);
-      try {
-        if (cmd === 'status') await status(client);
-        else if (cmd === 'watch') await watch(client, int('from', f.from, 0));
+    });
+
+  program.command('admin')
+    .description('operator actions on a member\'s consensus, with its operator certificate (tls/operator.pem)')
+    .addArgument(new Argument('<action>', 'what to do').choices(['pause', 'resume', 'force-view-change', 'dump']))
+    .addOption(memberOpt())
+    .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
+    .action(async (action: string, o: { member: string; admin?: string }) => {
+      const client = adminClient(path.resolve(o.member), o.admin);
+      try { await admin(client, action); } finally { client.close(); }
+    });
+
+  program.command('cert').description('certificates from a member\'s CA')
+    .command('issue')
+    .description('a client certificate for one application of a member, for its public API')
+    .requiredOption('--client <name>', 'the application\'s name (the certificate\'s common name)')
+    .requiredOption('--member-name <name>', 'the member whose CA signs it')
+    .requiredOption('--ca-dir <dir>', 'that member\'s CA dir (e.g. DIR/ca/m0)')
+    .requiredOption('--out <dir>', 'where the certificate and key go')
+    .action(async (o: { client: string; memberName: string; caDir: string; out: string }) => {
+      const made = await issueClientCert({ member: o.memberName, caDir: path.resolve(o.caDir), app: o.client, out: path.resolve(o.out) });
+      console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
+    });
+
+  program.command('keygen')
+    .description('a new SLH-DSA key in a signer\'s data dir (sealed with its passphrase; refuses to replace one); prints the public key')
+    .requiredOption('--data-dir <dir>', 'the signer\'s data dir (its signer.yaml)')
+    .action((o: { dataDir: string }) => {
+      // The signer's own keygen, so the key is made by the code that reads it, on the signer host.
+      const r = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', path.join(root, 'services/signer/main.ts'), 'keygen', '--data-dir', path.resolve(o.dataDir)],
+        { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error(`keygen failed (the signer exited ${r.status ?? r.signal})`);
+    });
+
+  program.command('show-node-id')
+    .description('the member\'s libp2p peer id (what other members put in peers.yaml and the validator list)')
+    .addOption(memberOpt())
+    .action((o: { member: string }) => { console.log(showNodeId(path.resolve(o.member))); });
+
+  program.command('show-validator')
+    .description('the member\'s validator entry: index, name, peer id, SLH-DSA public key')
+    .addOption(memberOpt())
+    .action((o: { member: string }) => { console.log(showValidator(path.resolve(o.member))); });
+
+  program.command('config').description('configuration files')
+    .command('check')
+    .description('check conf.yaml, peers.yaml or signer.yaml files without starting anything: every problem, with file and field')
+    .argument('<file...>', 'the files')
+    .action((files: string[]) => {
+      let bad = 0;
+      for (const f of files) {
+        const r = checkConfigFile(path.resolve(f));
+        if (r.ok) console.log(`ok    ${f}: ${r.summary}`);
         else {
-          const count = int('count', f.count, 0);
-          const size = int('size', f.size, 250);
-          const txs = count > 0 ? Array.from({ length: count }, () => new Uint8Array(randomBytes(size))) : rest.map((s) => new TextEncoder().encode(s));
-          if (txs.length === 0) throw new Error('nothing to submit: give transactions as arguments or --count N');
-          await submit(client, txs, !f['no-wait'], f.timeout === undefined ? undefined : parseSeconds(f.timeout));
+          bad++;
+          console.log(`error ${f}:`);
+          for (const p of r.problems) console.log(`  ${p}`);
         }
-      } finally {
-        client.close();
       }
-      return;
+      if (bad > 0) throw new Error(`${bad} of ${files.length} file(s) have problems`);
+    });
+
+  return program;
+}
+
+async function devnet(o: { members: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }): Promise<void> {
+  const dir = path.resolve(o.dir);
+  const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
+  if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
+    throw new Error(`${dir} was made before each service had its own certificate (docs/security.md); remove it to make a new federation`);
+  }
+  if (!existing) {
+    durationMs(o.baseTimeout);
+    console.log(`making a ${o.members}-member federation in ${dir} …`);
+    await initFederation({ members: o.members, out: dir, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
+      baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats });
+  }
+  const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
+  console.log(`starting ${count} members (${count * 4} processes); logs in ${dir}/m*/logs/`);
+  const net = await runDevnet({ dir, members: count, basePort: o.basePort, natsUrl: o.nats, supervise: true });
+  const p0 = memberPorts(o.basePort, 0);
+  const m0 = rel(path.join(dir, 'm0'));
+  console.log(`
+federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
+  status   bin/btcfed status --member ${m0}
+  submit   bin/btcfed submit --member ${m0} "hello"      (or --count 1000 --size 250)
+  watch    bin/btcfed watch  --member ${m0}
+  metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
+  restart  kill $(cat ${m0}/run/gateway.pid)      (any service: the devnet starts it again)
+  stop     Ctrl-C
+`);
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) { for (const p of net.procs) p.child.kill('SIGKILL'); process.exit(130); }
+    stopping = true;
+    console.log('stopping the federation …');
+    void net.stop().then(() => { console.log('stopped'); process.exit(0); });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const client = consensusClient(path.join(dir, 'm0'));
+  const tick = setInterval(() => {
+    client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
+      if (!err && s) console.log(`[m0] view ${s.view}  committed height ${s.committedHeight}  mempool ${s.mempoolSize}`);
+    });
+  }, 5000);
+  tick.unref();
+  await new Promise(() => undefined);
+}
+
+/** "member init" for the command `init` under `member`. */
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c && c.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Runs the CLI on `argv` (without node and the script); resolves to the exit code. */
+export async function run(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  const usageExit = (cmd: Command) => cmd.exitOverride().showHelpAfterError(`(btcfed ${cmd.name() === 'btcfed' ? '' : `${commandPath(cmd)} `}--help shows the usage)`).configureOutput({
+    writeOut: (s) => process.stdout.write(s),
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(`btcfed: ${s.replace(/^error: /, '')}`),
+  });
+  const each = (cmd: Command): void => { usageExit(cmd); cmd.commands.forEach(each); };
+  each(program);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version end with exit 0; everything else commander refuses is usage (2).
+      if (err.exitCode === 0) return 0;
+      // `btcfed` alone, or `btcfed member` without an action: the help, on stderr, as usage.
+      return 2;
     }
-    default:
-      if (f.help) {
-        console.log(USAGE);
-        return;
-      }
-      process.exitCode = 2;
-      console.error(`btcfed: unknown command "${cmd}"\n${USAGE}`);
+    if (err instanceof UsageError) {
+      console.error(`btcfed: ${err.message}\n(see btcfed ${argv[0] ?? ''} --help)`);
+      return 2;
+    }
+    // A gRPC error's text is its `details` (a string); a FedError's details are data, its text the message.
+    const code = (err as { code?: unknown }).code;
+    const details = (err as { details?: unknown }).details;
+    const message = typeof details === 'string' ? details : errorMessage(err);
+    console.error(`btcfed: ${message}${typeof code === 'string' ? ` (${code})` : ''}`);
+    return 1;
   }
 }
 
 // `btcfed watch | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
 
-main().catch((err: unknown) => {
-  // Usage errors (bad or unknown flags) exit 2; everything else 1, with the error's code when it has one.
-  const code = (err as { code?: unknown }).code;
-  const usage = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
-  // A gRPC error's text is its `details` (a string); a FedError's details are data, its text the message.
-  const details = (err as { details?: unknown }).details;
-  const message = typeof details === 'string' ? details : errorMessage(err);
-  console.error(`btcfed: ${message}${typeof code === 'string' && !usage ? ` (${code})` : ''}${usage ? `\n${USAGE}` : ''}`);
-  process.exitCode = usage ? 2 : 1;
-});
+if (import.meta.main) {
+  process.exitCode = await run(process.argv.slice(2));
+}

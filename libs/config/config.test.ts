@@ -148,3 +148,12 @@ test('value parsers', () => {
   assert.equal(parseTcpMultiaddr('/dns/x.example/tcp/1').ok, false);
   assert.equal(parseTcpMultiaddr('/dns6/x.example/tcp/1').ok, true);
 });
+
+test('peers.yaml: an address whose /p2p is another peer is refused, naming the entry and the address', () => {
+  const own = stringify({ peers: [{ public_key: other.publicKey, addresses: [`/ip4/10.0.0.2/tcp/4001/p2p/${other.peerId}`] }] });
+  assert.equal(parsePeersText(own)[0]!.peerId, other.peerId, 'its own /p2p is fine');
+  const wrong = stringify({ peers: [{ public_key: other.publicKey, addresses: ['/ip4/10.0.0.2/tcp/4001', `/ip4/10.0.0.3/tcp/4001/p2p/${me.peerId}`] }] });
+  const issues = issuesOf(() => parsePeersText(wrong, 'p.yaml'));
+  assert.deepEqual(issues.map((i) => i.field), ['peers.0.addresses.1']);
+  assert.match(issues[0]!.reason, new RegExp(`/p2p/${me.peerId} is not this entry's peer`));
+});

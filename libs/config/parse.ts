@@ -5,7 +5,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { FedError } from '#libs/errors/index.ts';
 import { confSchema, peersSchema, type Conf, natsSection } from './schema.ts';
-import { parsePublicKey } from './values.ts';
+import { parsePublicKey, parseTcpMultiaddr } from './values.ts';
 
 export interface ConfigIssue { file: string; field: string; reason: string }
 
@@ -68,9 +68,17 @@ export function parsePeersObject(data: unknown, file = 'peers.yaml'): Peer[] {
   const r = peersSchema.safeParse(data);
   if (!r.success) throw fromZod(file, r.error);
   const byId = new Map<string, Peer>();
-  for (const entry of r.data.peers) {
+  const issues: ConfigIssue[] = [];
+  for (const [i, entry] of r.data.peers.entries()) {
     const id = parsePublicKey(entry.public_key);
-    if (!id.ok) throw configInvalid(file, [{ file, field: 'peers', reason: id.reason }]);
+    if (!id.ok) { issues.push({ file, field: `peers.${i}.public_key`, reason: id.reason }); continue; }
+    // An address's /p2p must be the entry's own peer: another's would send this key's dials to it.
+    entry.addresses.forEach((a, k) => {
+      const addr = parseTcpMultiaddr(a);
+      if (addr.ok && addr.value.peerId !== undefined && addr.value.peerId !== id.value.peerId) {
+        issues.push({ file, field: `peers.${i}.addresses.${k}`, reason: `/p2p/${addr.value.peerId} is not this entry's peer (its public key is ${id.value.peerId})` });
+      }
+    });
     const peer: Peer = {
       publicKey: entry.public_key.trim(),
       peerId: id.value.peerId,
@@ -80,6 +88,7 @@ export function parsePeersObject(data: unknown, file = 'peers.yaml'): Peer[] {
     const prev = byId.get(peer.peerId);
     byId.set(peer.peerId, prev ? mergePeer(prev, peer) : peer);
   }
+  if (issues.length > 0) throw configInvalid(file, issues);
   return [...byId.values()];
 }
 

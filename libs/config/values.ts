@@ -38,8 +38,8 @@ export function parseDuration(input: unknown): Parsed<number> {
 export function parsePeerId(input: string): Parsed<string> {
   try {
     return { ok: true, value: peerIdFromString(input).toString() };
-  } catch (err) {
-    return { ok: false, reason: `"${input.length > 60 ? `${input.slice(0, 60)}…` : input}" is not a libp2p peer id (${(err as Error).message})` };
+  } catch {
+    return { ok: false, reason: `"${input.length > 60 ? `${input.slice(0, 60)}…` : input}" is not a libp2p peer id (12D3KooW… or Qm…; btcfed show-node-id prints a member's)` };
   }
 }
 

@@ -1,0 +1,127 @@
+// `btcfed show-node-id`, `show-validator` and `config check`: what a member dir says about the
+// member, and whether a configuration file would be accepted — read from files only, nothing
+// started, nothing dialled.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import {
+  parseCardText, parseConfText, parsePeersText, parsePrivateKey, parseSignerConfText, type ConfigIssue, type Conf,
+} from '#libs/config/index.ts';
+import { FedError, isFedError } from '#libs/errors/index.ts';
+import { CARD_FILE } from './member.ts';
+
+function readConf(memberDir: string): Conf {
+  const file = path.join(memberDir, 'conf.yaml');
+  if (!fs.existsSync(file)) throw new FedError('MEMBER_DIR_INVALID', `${file} not found: point --member at a member dir`, { file });
+  return parseConfText(fs.readFileSync(file, 'utf8'), file);
+}
+
+/** The member's libp2p peer id, from the private key in its conf.yaml. */
+export function showNodeId(memberDir: string): string {
+  const conf = readConf(memberDir);
+  if (conf.node.private_key === undefined) {
+    throw new FedError('NODE_KEY_MISSING', `${path.join(memberDir, 'conf.yaml')} has no node.private_key yet: the store makes one at its first start`, {});
+  }
+  const k = parsePrivateKey(conf.node.private_key);
+  if (!k.ok) throw new FedError('CONFIG_INVALID', `node.private_key: ${k.reason}`, {});
+  return k.value.peerId;
+}
+
+/**
+ * The member's entry in its validator set (conf.yaml), as YAML to paste, with its index. Before
+ * the member joined a genesis, the entry its card will produce.
+ */
+export function showValidator(memberDir: string): string {
+  const conf = readConf(memberDir);
+  const i = conf.validators.findIndex((v) => v.name === conf.node.name);
+  if (i >= 0) {
+    const v = conf.validators[i]!;
+    return `# validator ${i} of ${conf.validators.length} on chain ${conf.consensus.chain_id} (${conf.crypto.param_set})
+- name: ${v.name}
+  peer_id: ${v.peer_id}
+  public_key: ${v.public_key}`;
+  }
+  const cardFile = path.join(memberDir, CARD_FILE);
+  if (conf.validators.length === 0 && fs.existsSync(cardFile)) {
+    const card = parseCardText(fs.readFileSync(cardFile, 'utf8'), cardFile);
+    return `# not in a validator set yet (no genesis joined); from ${cardFile} (${card.slh_dsa.param_set})
+- name: ${card.name}
+  peer_id: ${card.libp2p.peer_id}
+  public_key: ${card.slh_dsa.public_key}`;
+  }
+  throw new FedError('NOT_A_VALIDATOR', `${conf.node.name} is not in the validators of ${path.join(memberDir, 'conf.yaml')} (${conf.validators.map((v) => v.name).join(', ') || 'none'})`, {});
+}
+
+export type CheckResult = { ok: true; summary: string } | { ok: false; problems: string[] };
+
+type Kind = 'conf' | 'peers' | 'signer';
+
+/** Which file this is: by its top-level keys, else by its name. */
+function kindOf(file: string, data: unknown): Kind | undefined {
+  if (data && typeof data === 'object' && !Array.isArray(data)) {
+    const keys = Object.keys(data);
+    if (keys.includes('peers') && !keys.includes('node')) return 'peers';
+    if (keys.includes('node')) return 'conf';
+    if (keys.includes('member') || keys.includes('key_file')) return 'signer';
+  }
+  const base = path.basename(file);
+  if (/peers/.test(base)) return 'peers';
+  if (/signer/.test(base)) return 'signer';
+  if (/conf/.test(base)) return 'conf';
+  return undefined;
+}
+
+const issueText = (i: ConfigIssue): string => `${i.field || '(file)'}: ${i.reason}`;
+
+/**
+ * Every problem of one configuration file (conf.yaml, peers.yaml or signer.yaml), each naming its
+ * field; for conf.yaml also what would stop its consensus service (no validator set, itself not
+ * in it, a node key that does not match its validator entry).
+ */
+export function checkConfigFile(file: string): CheckResult {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
+    return { ok: false, problems: [`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`] };
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  const kind = doc.errors.length > 0 ? kindOf(file, undefined) : kindOf(file, doc.toJS());
+  const invalid = (err: unknown): CheckResult => {
+    if (isFedError(err, 'CONFIG_INVALID')) {
+      const issues = (err.details as { issues?: ConfigIssue[] }).issues;
+      return { ok: false, problems: issues && issues.length > 0 ? issues.map(issueText) : [err.message] };
+    }
+    throw err;
+  };
+  try {
+    switch (kind) {
+      case 'peers': {
+        const peers = parsePeersText(text, file);
+        return { ok: true, summary: `peers.yaml, ${peers.length} peer(s)` };
+      }
+      case 'signer': {
+        const s = parseSignerConfText(text, file);
+        return { ok: true, summary: `signer.yaml of ${s.member}, chain ${s.chain_id}, ${s.validators.length} validator(s)` };
+      }
+      case 'conf': {
+        const c = parseConfText(text, file);
+        const problems: string[] = [];
+        const self = c.validators.findIndex((v) => v.name === c.node.name);
+        if (c.validators.length === 0) problems.push('validators: empty: the member has not joined a genesis (btcfed member join); its consensus service will not start');
+        else if (self < 0) problems.push(`validators: ${c.node.name} (node.name) is not among them (${c.validators.map((v) => v.name).join(', ')}); its consensus service will not start`);
+        if (self >= 0 && c.node.private_key !== undefined) {
+          const k = parsePrivateKey(c.node.private_key);
+          if (k.ok && k.value.peerId !== c.validators[self]!.peer_id) {
+            problems.push(`validators.${self}.peer_id: ${c.validators[self]!.peer_id}, but node.private_key is peer ${k.value.peerId}; the others would refuse this member's frames`);
+          }
+        }
+        if (problems.length > 0) return { ok: false, problems };
+        return { ok: true, summary: `conf.yaml of ${c.node.name}, validator ${self} of ${c.validators.length} on chain ${c.consensus.chain_id}` };
+      }
+      default:
+        return { ok: false, problems: ['not a conf.yaml, peers.yaml or signer.yaml (no node, peers or member section)'] };
+    }
+  } catch (err) {
+    return invalid(err);
+  }
+}

@@ -1,0 +1,122 @@
+// The btcfed CLI as an operator types it (the real binary, real files): per-command help that
+// never starts anything, exit codes, the inspection commands on a real member dir, `config check`
+// on broken files, and `status` against a member that is not running.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+
+const root = path.resolve(import.meta.dirname, '..');
+const btcfed = (cwd: string, ...args: string[]) =>
+  spawnSync(process.execPath, [path.join(root, 'cli/main.ts'), ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+
+let dir: string;
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-cli-'));
+  const made = btcfed(dir, 'init', '--out', 'fed', '--members', '4', '--base-port', '27300');
+  assert.equal(made.status, 0, made.stderr);
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('every command has its own help on stdout, exit 0, and starts nothing', () => {
+  for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['genesis'], ['status'], ['submit'], ['watch'], ['verify'],
+    ['admin'], ['cert', 'issue'], ['keygen'], ['show-node-id'], ['show-validator'], ['config', 'check']]) {
+    const h = btcfed(dir, ...cmd, '--help');
+    assert.equal(h.status, 0, `${cmd.join(' ')} --help: ${h.stderr}`);
+    assert.match(h.stdout, new RegExp(`^Usage: btcfed ${cmd.join(' ')} `), cmd.join(' '));
+    assert.equal(h.stderr, '');
+  }
+  assert.equal(btcfed(dir, 'help', 'submit').status, 0);
+  assert.equal(btcfed(dir, '-h').status, 0);
+  assert.equal(fs.existsSync(path.join(dir, '.devnet')), false, 'devnet --help made nothing');
+  const bare = btcfed(dir);
+  assert.equal(bare.status, 2, 'btcfed alone is usage');
+  assert.match(bare.stderr, /^Usage: btcfed/);
+});
+
+test('bad option values are usage errors that name the option', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['submit', '--count', 'x'], /option '--count <n>' argument 'x' is invalid. must be a non-negative integer/],
+    [['submit', '--timeout', 'soon'], /--timeout <duration>' argument 'soon' is invalid/],
+    [['init', '--out', 'x', '--param-set', 'rsa'], /unknown parameter set "rsa"/],
+    [['verify', '--height', '1', '--tx', 'zz'], /64 hex digits/],
+    [['admin', 'reboot'], /Allowed choices are pause, resume, force-view-change, dump/],
+    [['submit', '--member', 'fed/m0'], /nothing to submit/],
+  ];
+  for (const [args, why] of cases) {
+    const r = btcfed(dir, ...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^btcfed: /);
+    assert.match(r.stderr, why);
+  }
+});
+
+test('show-node-id and show-validator print what conf.yaml and the card say', () => {
+  const conf = parse(fs.readFileSync(path.join(dir, 'fed/m2/conf.yaml'), 'utf8')) as { validators: { name: string; peer_id: string; public_key: string }[] };
+  const id = btcfed(dir, 'show-node-id', '--member', 'fed/m2');
+  assert.equal(id.status, 0, id.stderr);
+  assert.equal(id.stdout.trim(), conf.validators[2]!.peer_id);
+  const v = btcfed(dir, 'show-validator', '--member', 'fed/m2');
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /^# validator 2 of 4 on chain btcfed-devnet/);
+  const entry = (parse(v.stdout) as typeof conf.validators)[0]!;
+  assert.deepEqual(entry, conf.validators[2]);
+});
+
+test('config check: ok files pass; every problem of a broken file is listed with its field; exit 1', () => {
+  const ok = btcfed(dir, 'config', 'check', 'fed/m0/conf.yaml', 'fed/m0/peers.yaml', 'fed/m0/signer/signer.yaml');
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /ok +fed\/m0\/conf.yaml: conf.yaml of m0, validator 0 of 4/);
+  assert.match(ok.stdout, /ok +fed\/m0\/peers.yaml: peers.yaml, 3 peer\(s\)/);
+
+  const conf = parse(fs.readFileSync(path.join(dir, 'fed/m0/conf.yaml'), 'utf8')) as Record<string, any>;
+  const broken = structuredClone(conf);
+  broken.consensus.base_timeout = '0s';
+  broken.logging = { ...broken.logging, level: 'verbose' };
+  broken.validators[1].peer_id = 'garbage';
+  fs.writeFileSync(path.join(dir, 'broken.yaml'), JSON.stringify(broken));
+  const notSelf = structuredClone(conf);
+  notSelf.node.name = 'm9';
+  fs.writeFileSync(path.join(dir, 'not-self-conf.yaml'), JSON.stringify(notSelf));
+  const peers = parse(fs.readFileSync(path.join(dir, 'fed/m0/peers.yaml'), 'utf8')) as { peers: { public_key: string; addresses: string[] }[] };
+  peers.peers[0]!.addresses = [`/ip4/10.0.0.1/tcp/1/p2p/${conf.validators[3].peer_id}`];
+  fs.writeFileSync(path.join(dir, 'wrong-peers.yaml'), JSON.stringify(peers));
+  fs.writeFileSync(path.join(dir, 'peers.yaml'), 'peers: [unclosed');
+
+  const r = btcfed(dir, 'config', 'check', 'broken.yaml', 'not-self-conf.yaml', 'wrong-peers.yaml', 'peers.yaml', 'missing.yaml');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^btcfed: 5 of 5 file\(s\) have problems/);
+  const out = r.stdout;
+  assert.match(out, /logging.level: /);
+  assert.match(out, /consensus.base_timeout: must be more than 0/);
+  assert.match(out, /validators.1.peer_id: "garbage" is not a libp2p peer id/);
+  assert.match(out, /validators: m9 \(node.name\) is not among them/);
+  assert.match(out, /peers.0.addresses.0: \/p2p\/\S+ is not this entry's peer/);
+  assert.match(out, /error peers.yaml:\n  \(file\): /, 'a YAML syntax error');
+  assert.match(out, /error missing.yaml:\n  cannot read: ENOENT/);
+});
+
+test('status against a member that is not running names the address it tried and what to check (exit 1)', () => {
+  const r = btcfed(dir, 'status', '--member', 'fed/m1', '--timeout', '1s');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^btcfed: no answer from the consensus service at 127\.0\.0\.1:27312 within 1000 ms: is it running .* \(CONSENSUS_UNREACHABLE\)\n$/);
+});
+
+test('keygen makes a sealed key in a signer dir and prints its public key; a second keygen refuses to replace it', () => {
+  const signerDir = path.join(dir, 'kg');
+  fs.cpSync(path.join(dir, 'fed/m0/signer'), signerDir, { recursive: true });
+  fs.rmSync(path.join(signerDir, 'signer.key'));
+  const made = btcfed(dir, 'keygen', '--data-dir', 'kg');
+  assert.equal(made.status, 0, made.stderr);
+  assert.match(made.stdout, /^[0-9a-f]{64}\n$/, 'the public key (128f: 32 bytes)');
+  assert.ok(fs.statSync(path.join(signerDir, 'signer.key')).size > 0);
+  const before = fs.readFileSync(path.join(signerDir, 'signer.key'));
+  const again = btcfed(dir, 'keygen', '--data-dir', 'kg');
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already exists; refusing to overwrite a validator key/);
+  assert.deepEqual(fs.readFileSync(path.join(signerDir, 'signer.key')), before, 'the key is untouched');
+});
