@@ -83,7 +83,7 @@ test('config check: ok files pass; every problem of a broken file is listed with
   notSelf.node.name = 'm9';
   fs.writeFileSync(path.join(dir, 'not-self-conf.yaml'), JSON.stringify(notSelf));
   const peers = parse(fs.readFileSync(path.join(dir, 'fed/m0/peers.yaml'), 'utf8')) as { peers: { public_key: string; addresses: string[] }[] };
-  peers.peers[0]!.addresses = [`/ip4/10.0.0.1/tcp/1/p2p/${conf.validators[3].peer_id}`];
+  peers.peers[0]!.addresses = [`/ip4/10.0.0.1/tcp/1/p2p/${conf.validators[0].peer_id}`]; // m0 itself: never an entry of its own peers.yaml
   fs.writeFileSync(path.join(dir, 'wrong-peers.yaml'), JSON.stringify(peers));
   fs.writeFileSync(path.join(dir, 'peers.yaml'), 'peers: [unclosed');
 
