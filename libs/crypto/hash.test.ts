@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { isFedError } from '#libs/errors/index.ts';
-import { ZERO_HASH, bytesEqual, fromHex, merkleRoot, sha256, toHex, txHash } from './hash.ts';
+import { ZERO_HASH, bytesEqual, fromHex, merkleLevels, merkleProof, merkleRoot, verifyMerkleProof, sha256, toHex, txHash } from './hash.ts';
 
 const h = (...hexParts: string[]): string =>
   createHash('sha256').update(Buffer.from(hexParts.join(''), 'hex')).digest('hex');
@@ -94,4 +94,30 @@ describe('hex', () => {
     assert.equal(bytesEqual(Uint8Array.from([1, 2]), Uint8Array.from([1, 3])), false);
     assert.equal(bytesEqual(Uint8Array.from([1]), Uint8Array.from([1, 0])), false);
   });
+});
+
+it('merkle inclusion proofs: every index of every size from 1 to 33 proves against merkleRoot; any change refutes it', () => {
+  for (let count = 1; count <= 33; count++) {
+    const hashes = Array.from({ length: count }, (_, i) => txHash(new TextEncoder().encode(`tx-${count}-${i}`)));
+    const root = merkleRoot(hashes);
+    for (let index = 0; index < count; index++) {
+      const proof = merkleProof(hashes, index);
+      assert.deepEqual(merkleProof(merkleLevels(hashes), index), proof, 'from the levels, the same proof');
+      assert.ok(proof.length <= Math.ceil(Math.log2(count)), `size ${count}: at most one sibling per level`);
+      assert.ok(verifyMerkleProof(hashes[index]!, index, count, proof, root), `size ${count} index ${index}`);
+      if (count > 1) {
+        assert.equal(verifyMerkleProof(hashes[(index + 1) % count]!, index, count, proof, root), false, 'another transaction');
+        assert.equal(verifyMerkleProof(hashes[index]!, (index + 1) % count, count, proof, root), false, 'another index');
+        const bent = proof.map((s) => s.slice());
+        bent[0]![0]! ^= 1;
+        assert.equal(verifyMerkleProof(hashes[index]!, index, count, bent, root), false, 'a changed sibling');
+        assert.equal(verifyMerkleProof(hashes[index]!, index, count, proof.slice(1), root), false, 'a sibling left out');
+      }
+      assert.equal(verifyMerkleProof(hashes[index]!, index, count, [...proof, root], root), false, 'a sibling too many');
+      assert.equal(verifyMerkleProof(hashes[index]!, index, index, proof, root), false, 'an index past the count');
+    }
+  }
+  assert.throws(() => merkleProof([txHash(new Uint8Array([1]))], 1), /no transaction at index 1 of 1/);
+  assert.throws(() => merkleProof([], 0), /no transaction at index 0 of 0/);
+  assert.deepEqual(merkleLevels([txHash(new Uint8Array([1]))]).at(-1)![0], merkleRoot([txHash(new Uint8Array([1]))]));
 });

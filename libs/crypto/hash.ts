@@ -70,6 +70,77 @@ export function merkleRoot(hashes: readonly Uint8Array[]): Uint8Array {
   return level[0] as Uint8Array;
 }
 
+/** Every level of the Merkle tree, leaves first, root last (for serving many proofs of one block). */
+export function merkleLevels(hashes: readonly Uint8Array[]): Uint8Array[][] {
+  let level = hashes.map((h, i) => {
+    assertHash(h, `txHashes[${i}]`);
+    return sha256(LEAF_PREFIX, h);
+  });
+  const levels = [level];
+  while (level.length > 1) {
+    const next: Uint8Array[] = [];
+    for (let k = 0; k < level.length; k += 2) {
+      const right = level[k + 1];
+      next.push(right === undefined ? level[k]! : sha256(NODE_PREFIX, level[k]!, right));
+    }
+    levels.push(next);
+    level = next;
+  }
+  return levels;
+}
+
+/**
+ * The inclusion proof of the transaction at `index`: the sibling hashes from the leaf level up,
+ * one per level where the path's node has a neighbour (a promoted odd node has none). With the
+ * index and the number of transactions it rebuilds the root (verifyMerkleProof). `tree` is the
+ * transaction hashes, or their merkleLevels.
+ */
+export function merkleProof(tree: readonly Uint8Array[] | readonly (readonly Uint8Array[])[], index: number): Uint8Array[] {
+  const levels = tree.length > 0 && Array.isArray(tree[0]) ? tree as readonly (readonly Uint8Array[])[] : merkleLevels(tree as readonly Uint8Array[]);
+  const count = levels[0]?.length ?? 0;
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw new FedError('CRYPTO_BAD_INDEX', `no transaction at index ${index} of ${count}`, { index, count });
+  }
+  const siblings: Uint8Array[] = [];
+  let i = index;
+  for (const level of levels) {
+    if (level.length <= 1) break;
+    if (i % 2 === 1) siblings.push(level[i - 1]!);
+    else if (i + 1 < level.length) siblings.push(level[i + 1]!);
+    i = Math.floor(i / 2);
+  }
+  return siblings;
+}
+
+/**
+ * Whether `txHash` is the transaction at `index` of `count` under `root`, by `siblings` (from
+ * merkleProof). Every sibling must be used; the shape of the tree follows from `count` alone.
+ * What it proves is membership: the header commits to the root, not to the number of
+ * transactions, so the index is as good as the `count` the server gave.
+ */
+export function verifyMerkleProof(txHash: Uint8Array, index: number, count: number, siblings: readonly Uint8Array[], root: Uint8Array): boolean {
+  if (!Number.isInteger(index) || !Number.isInteger(count) || index < 0 || index >= count || txHash.length !== HASH_BYTES) return false;
+  if (siblings.length > 64 || siblings.some((s) => s.length !== HASH_BYTES)) return false;
+  let h = sha256(LEAF_PREFIX, txHash);
+  let i = index;
+  let n = count;
+  let k = 0;
+  while (n > 1) {
+    if (i % 2 === 1) {
+      const s = siblings[k++];
+      if (s === undefined) return false;
+      h = sha256(NODE_PREFIX, s, h);
+    } else if (i + 1 < n) {
+      const s = siblings[k++];
+      if (s === undefined) return false;
+      h = sha256(NODE_PREFIX, h, s);
+    }
+    i = Math.floor(i / 2);
+    n = Math.ceil(n / 2);
+  }
+  return k === siblings.length && bytesEqual(h, root);
+}
+
 /** SHA-256 of a string (UTF-8) or bytes, as lower-case hex: checksums of files, journal lines. */
 export function sha256Hex(data: string | Uint8Array): string {
   return hash('sha256', data, 'hex');

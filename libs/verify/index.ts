@@ -6,7 +6,7 @@
 // set), then the SLH-DSA signatures, the same QC validation the engine uses (libs/hotstuff's
 // QcVerifier). Every refusal names what failed.
 
-import { blockHash, type SlhDsa } from '#libs/crypto/index.ts';
+import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
 import { txHashesOf, txRootOf } from '#libs/blocks/index.ts';
 import { Phase, QcVerifier, genesisBlock, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
@@ -38,13 +38,46 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && B
  * (they are checked against the header's transaction root).
  */
 export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProof, txHash?: Uint8Array): Verdict {
-  const refuse = (reason: string): Verdict => ({ ok: false, reason });
   const h = block.header;
   if (h.chainId !== root.chainId) return refuse(`block: chain id "${h.chainId}", expected "${root.chainId}"`);
   const own = blockHash(h);
   if (!eq(own, block.hash)) return refuse(`block: hash ${hex(block.hash)} is not the hash of its header (${hex(own)})`);
   if (!eq(txRootOf(block), h.txRoot)) return refuse(`block: its ${block.txs.length} transactions do not match the header's tx_root`);
+  const verdict = certified(root, h, own, proof);
+  if (!verdict.ok || txHash === undefined) return verdict;
+  const index = txHashesOf(block).findIndex((t) => eq(t, txHash));
+  if (index < 0) return refuse(`transaction ${hex(txHash).slice(0, 16)}… is not in block ${h.height}`);
+  return { ...verdict, txIndex: index };
+}
 
+/** A transaction's inclusion proof as GetTransaction (with_proof) gives it: no block needed. */
+export interface Inclusion {
+  header: BlockHeader;
+  txHash: Uint8Array;
+  index: number;
+  txCount: number;
+  /** Merkle siblings from the leaf up (libs/crypto merkleProof). */
+  siblings: readonly Uint8Array[];
+}
+
+/**
+ * Whether a transaction is in a committed block, from its header, its Merkle branch to the
+ * header's transaction root, and the block's commit proof — without the block's transactions.
+ */
+export function verifyIncluded(root: TrustRoot, inc: Inclusion, proof: CommitProof): Verdict {
+  const h = inc.header;
+  if (h.chainId !== root.chainId) return refuse(`header: chain id "${h.chainId}", expected "${root.chainId}"`);
+  if (!verifyMerkleProof(inc.txHash, inc.index, inc.txCount, inc.siblings, h.txRoot)) {
+    return refuse(`transaction ${hex(inc.txHash).slice(0, 16)}…: its Merkle branch (index ${inc.index} of ${inc.txCount}, ${inc.siblings.length} siblings) does not lead to the header's tx_root`);
+  }
+  const verdict = certified(root, h, blockHash(h), proof);
+  return verdict.ok ? { ...verdict, txIndex: inc.index } : verdict;
+}
+
+const refuse = (reason: string): Verdict => ({ ok: false, reason });
+
+/** The header (whose hash is `own`) is committed by `proof`: linked descendants, then the COMMIT QC. */
+function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: CommitProof): Verdict {
   // The certified block: this one, or a descendant linked by parent hashes.
   let tip = h;
   let tipHash = own;
@@ -66,10 +99,5 @@ export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProo
   });
   const checked = verifier.check(qc);
   if (!checked.ok) return refuse(`qc: ${checked.why}`);
-
-  const verdict: Verdict = { ok: true, height: h.height, view: qc.view, signers: qc.signers };
-  if (txHash === undefined) return verdict;
-  const index = txHashesOf(block).findIndex((t) => eq(t, txHash));
-  if (index < 0) return refuse(`transaction ${hex(txHash).slice(0, 16)}… is not in block ${h.height}`);
-  return { ...verdict, txIndex: index };
+  return { ok: true, height: h.height, view: qc.view, signers: qc.signers };
 }

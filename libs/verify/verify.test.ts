@@ -4,9 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blockHash, createSlhDsa, merkleRoot, nextStateHash, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, merkleProof, merkleRoot, nextStateHash, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { verifyCommitted, type TrustRoot } from './index.ts';
+import { verifyCommitted, verifyIncluded, type TrustRoot } from './index.ts';
 
 const CHAIN = 'verify-test';
 const dsa = createSlhDsa();
@@ -66,4 +66,23 @@ test('every forgery is refused, naming what failed', async () => {
   refused(verifyCommitted(root, b1, { qc: await qcOf(b2, [0, 1, 2]) }), /certifies/, 'a QC of another block');
   const stranger = child(genesis, 2, [enc('x')]);
   refused(verifyCommitted(root, b1, { qc: await qcOf(stranger, [0, 1, 2]), descendants: [stranger.header] }), /does not extend/, 'a "descendant" that is not one');
+});
+
+test('a transaction is proved by its Merkle branch and the header alone; a bent branch or header is refused', async () => {
+  const txs = Array.from({ length: 7 }, (_, i) => enc(`tx ${i}`));
+  const b = child(genesis, 1, txs);
+  const qc = await qcOf(b, [0, 2, 3]);
+  const hashes = txs.map((t) => txHash(t));
+  const inc = (index: number) => ({ header: b.header, txHash: hashes[index]!, index, txCount: txs.length, siblings: merkleProof(hashes, index) });
+  for (let i = 0; i < txs.length; i++) assert.deepEqual(verifyIncluded(root, inc(i), { qc }), { ok: true, height: 1, view: 1, signers: [0, 2, 3], txIndex: i });
+  const refused = (v: ReturnType<typeof verifyIncluded>, pattern: RegExp, what: string) => {
+    assert.equal(v.ok, false, what);
+    if (!v.ok) assert.match(v.reason, pattern, what);
+  };
+  refused(verifyIncluded(root, { ...inc(3), txHash: txHash(enc('not in it')) }, { qc }), /does not lead to the header's tx_root/, 'another transaction');
+  refused(verifyIncluded(root, { ...inc(3), siblings: inc(4).siblings }, { qc }), /Merkle branch/, 'another branch');
+  const other = child(genesis, 1, [enc('x')]);
+  refused(verifyIncluded(root, { ...inc(3), header: { ...b.header, timestampMs: 99 } }, { qc }), /qc: certifies/, 'a changed header');
+  refused(verifyIncluded(root, inc(3), { qc: await qcOf(other, [0, 1, 2]) }), /qc: certifies/, 'the QC of another block');
+  refused(verifyIncluded(root, { ...inc(3), header: { ...b.header, chainId: 'other' } }, { qc }), /chain id "other"/, 'another chain');
 });
