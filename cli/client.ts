@@ -97,7 +97,7 @@ export async function submit(client: ConsensusServiceClient, txs: Uint8Array[], 
   while (pending.size > 0) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`${pending.size} of ${hashes.length} accepted transactions not committed after ${timeoutMs} ms (they stay in the mempool; \`btcfed status\` shows whether the member commits)`);
     for (const hex of [...pending]) {
-      const r = await call(client.getTransaction.bind(client), { txHash: Buffer.from(hex, 'hex') });
+      const r = await call(client.getTransaction.bind(client), { txHash: Buffer.from(hex, 'hex'), withProof: false });
       if (r.status !== TxStatus.TX_STATUS_COMMITTED) break; // committed in order, mostly: poll again from here
       pending.delete(hex);
       if (txs.length <= 10) console.log(`${hex} committed at height ${r.height}`);

@@ -16,7 +16,7 @@ import { VERSION } from '#libs/version/index.ts';
 import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
 import { runDevnet } from './devnet.ts';
-import { trustRootFrom, verifyBlock } from './verify.ts';
+import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, makeGenesis } from './member.ts';
@@ -194,25 +194,27 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     });
 
   program.command('verify')
-    .description('check that block H is committed: its COMMIT QC against the validator set of a conf.yaml you trust')
-    .requiredOption('--height <h>', 'the block height', positiveInt)
-    .option('--tx <hash>', 'also prove this transaction (hex hash) is in the block', txHash)
+    .description('check that block H is committed (its COMMIT QC against the validator set of a conf.yaml you trust), or that transaction TX is, by its inclusion proof')
+    .option('--height <h>', 'the block height', positiveInt)
+    .option('--tx <hash>', 'the transaction (hex hash): alone, checked by its inclusion proof without the block; with --height, found in that block', txHash)
     .addOption(memberOpt()).addOption(consensusOpt())
     .option('--trust <conf>', 'the conf.yaml whose validators are trusted (default: the member\'s)')
-    .action(async (o: { height: number; tx?: string; member: string; consensus?: string; trust?: string }) => {
+    .action(async (o: { height?: number; tx?: string; member: string; consensus?: string; trust?: string }) => {
+      if (o.height === undefined && o.tx === undefined) throw new UsageError('verify needs --height H, --tx HASH, or both');
       const memberDir = path.resolve(o.member);
       consensusAddress(memberDir, o.consensus); // a missing member dir is named as such
       const trust = trustRootFrom(path.resolve(o.trust ?? path.join(memberDir, 'conf.yaml')));
       const client = consensusClient(memberDir, o.consensus);
       try {
-        const v = await verifyBlock(client, trust, o.height, o.tx === undefined ? undefined : Buffer.from(o.tx, 'hex'));
+        const tx = o.tx === undefined ? undefined : Buffer.from(o.tx, 'hex');
+        const v = o.height === undefined ? await verifyTransaction(client, trust, tx!) : await verifyBlock(client, trust, o.height, tx);
         if (!v.ok) {
           console.log(`refused: ${v.reason}`);
           process.exitCode = 1;
           return;
         }
         console.log(`verified: block ${v.height} is committed on chain ${trust.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')} of ${trust.publicKeys.length}`
-          + (v.txIndex === undefined ? '' : `; transaction ${o.tx} is at index ${v.txIndex}`));
+          + (v.txIndex === undefined ? '' : `; transaction ${o.tx} is at index ${v.txIndex}${o.height === undefined ? ' (by its Merkle branch)' : ''}`));
       } finally {
         client.close();
       }

@@ -108,7 +108,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     await until('every transaction committed on every member', async () => {
       for (const c of clients) {
         for (const tx of txs) {
-          const r = await call(c.getTransaction.bind(c), { txHash: txHash(tx) });
+          const r = await call(c.getTransaction.bind(c), { txHash: txHash(tx), withProof: false });
           if (r.status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
         }
       }
@@ -174,7 +174,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const tx = new TextEncoder().encode(`verify-me-${randomBytes(4).toString('hex')}`);
     await call(clients[0]!.submitTransaction.bind(clients[0]!), { tx });
     const where = await until('the transaction committed', async () => {
-      const r = await call(clients[2]!.getTransaction.bind(clients[2]!), { txHash: txHash(tx) });
+      const r = await call(clients[2]!.getTransaction.bind(clients[2]!), { txHash: txHash(tx), withProof: false });
       return r.status === TxStatus.TX_STATUS_COMMITTED ? r : undefined;
     });
     const cli = (args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'main.ts'), 'verify', ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -191,6 +191,21 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const bad = cli(['--member', path.join(dir, 'm2'), '--height', String(where.height), '--trust', other]);
     assert.equal(bad.status, 1, bad.stdout + bad.stderr);
     assert.match(bad.stdout, /^refused: qc: bad signature of [0-3]/);
+
+    // The transaction alone, by its inclusion proof from m1 (header, count, Merkle branch): the
+    // block's transactions are never fetched.
+    const proved = await call(clients[1]!.getTransaction.bind(clients[1]!), { txHash: txHash(tx), withProof: true });
+    assert.equal(proved.height, where.height);
+    assert.ok(proved.header && proved.txCount >= 1, 'a header and a count');
+    const byProof = cli(['--member', path.join(dir, 'm1'), '--trust', trust, '--tx', toHex(txHash(tx))]);
+    assert.equal(byProof.status, 0, byProof.stdout + byProof.stderr);
+    assert.match(byProof.stdout, new RegExp(`^verified: block ${where.height} is committed .*; transaction ${toHex(txHash(tx))} is at index ${proved.index} \\(by its Merkle branch\\)`));
+    const notCommitted = cli(['--member', path.join(dir, 'm1'), '--trust', trust, '--tx', toHex(txHash(new TextEncoder().encode('never submitted')))]);
+    assert.equal(notCommitted.status, 1);
+    assert.match(notCommitted.stdout, /^refused: the member says the transaction is not committed \(status unknown\)/);
+    const byProofUntrusted = cli(['--member', path.join(dir, 'm1'), '--trust', other, '--tx', toHex(txHash(tx))]);
+    assert.equal(byProofUntrusted.status, 1);
+    assert.match(byProofUntrusted.stdout, /^refused: qc: bad signature of [0-3]/);
   });
 
   step('btcfed cert issue: an application\'s own client certificate reaches the public API and nothing else', async () => {
@@ -407,7 +422,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const tx = new TextEncoder().encode(`after-signer-stop-${randomBytes(4).toString('hex')}`);
     await call(clients[2]!.submitTransaction.bind(clients[2]!), { tx });
     await until('a transaction submitted to the signerless member commits', async () => {
-      const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx) });
+      const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx), withProof: false });
       return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
     });
   });

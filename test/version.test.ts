@@ -31,7 +31,7 @@ test('btcfed: an unknown command or flag is a usage error (exit 2, says which); 
   assert.match(flag.stderr, /^btcfed: unknown option '--bogus'\n\(btcfed status --help shows the usage\)/);
   const missing = run('verify');
   assert.equal(missing.status, 2, 'a missing required option is usage');
-  assert.match(missing.stderr, /^btcfed: required option '--height <h>' not specified/);
+  assert.match(missing.stderr, /^btcfed: verify needs --height H, --tx HASH, or both/);
   const failed = run('verify', '--height', '1', '--member', '/nonexistent-member-dir');
   assert.equal(failed.status, 1);
   assert.match(failed.stderr, /^btcfed: \/nonexistent-member-dir\/conf.yaml not found: .* \(MEMBER_DIR_INVALID\)\n$/);

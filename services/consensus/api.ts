@@ -10,11 +10,12 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
-import { toHex } from '#libs/crypto/index.ts';
+import { merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
+import { txHashesOf } from './tx-hashes.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
 import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { blockToWire, qcToWire } from '#libs/wire/index.ts';
+import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ConsensusDriver } from './driver.ts';
 import type { EvidenceLog } from './evidence.ts';
@@ -23,6 +24,8 @@ import type { Mempool } from './mempool.ts';
 import type { MempoolJournal } from './mempool-journal.ts';
 
 const MAX_BATCH_TXS = 10_000;
+/** Blocks whose Merkle tree is kept for inclusion proofs (a 10,000-transaction block's is ~2 MiB). */
+const PROOF_TREES = 8;
 
 const STATUS = statusTable({
   TX_EMPTY: grpc.status.INVALID_ARGUMENT,
@@ -104,6 +107,18 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     d.log.error({ height, committed: d.store.committedHeight() }, 'committed height has no block in the store');
     throw new FedError('STORE_CORRUPT', `committed height ${height} has no block in this member's store`);
   };
+  // Merkle trees of the last few blocks proofs were asked for: a block's tree costs about two
+  // hashes per transaction to build, a proof from it a few array reads. Bounded by count.
+  const trees = new Map<string, Uint8Array[][]>();
+  const merkleTreeOf = (b: Block): Uint8Array[][] => {
+    const key = toHex(b.hash);
+    let tree = trees.get(key);
+    if (tree) { trees.delete(key); trees.set(key, tree); return tree; }
+    tree = merkleLevels(txHashesOf(b));
+    trees.set(key, tree);
+    if (trees.size > PROOF_TREES) trees.delete(trees.keys().next().value!);
+    return tree;
+  };
   const n = d.validators.length;
   return {
     submitTransaction: h.unary((req) => countedAsync('SubmitTransaction', async () => {
@@ -137,9 +152,16 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     getTransaction: h.unary((req) => counted('GetTransaction', () => {
       const hash = hash32('tx_hash', req.txHash);
       const loc = d.store.txLocation(hash);
-      if (loc) return { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
+      const none = { header: undefined, txCount: 0, proof: [] };
+      if (loc) {
+        const found = { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
+        if (!req.withProof) return { ...found, ...none };
+        const block = committedAt(loc.height);
+        const tree = merkleTreeOf(block);
+        return { ...found, header: headerToWire(block.header), txCount: block.txs.length, proof: merkleProof(tree, loc.index) };
+      }
       const pending = d.pool.has(toHex(hash));
-      return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0 };
+      return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
     })),
     getStatus: h.unary(() => {
       const e = d.driver.engine;

@@ -323,7 +323,7 @@ const mempoolFill: Scenario = {
         for (const i of HONEST) {
           peak = Math.max(peak, await fed.metric(i, 'consensus', 'btcfed_consensus_mempool_transactions'));
           const c = fed.clients[i]!;
-          for (const tx of ours) if ((await call(c.getTransaction.bind(c), { txHash: txHash(tx) })).status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
+          for (const tx of ours) if ((await call(c.getTransaction.bind(c), { txHash: txHash(tx), withProof: false })).status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
         }
         return true;
       }, 90_000);

@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Block, QuorumCert } from "./wire.pb.ts";
+import { Block, BlockHeader, QuorumCert } from "./wire.pb.ts";
 
 /**
  * ConsensusService: the public API of a member (submit and query transactions and blocks,
@@ -114,6 +114,11 @@ export interface SubmitTransactionsResponse {
 
 export interface GetTransactionRequest {
   txHash: Uint8Array;
+  /**
+   * Also answer what proves a committed transaction is in its block without the block's
+   * transactions: the header, the transaction count and the Merkle branch (fields 5–7).
+   */
+  withProof: boolean;
 }
 
 export interface GetTransactionResponse {
@@ -122,6 +127,16 @@ export interface GetTransactionResponse {
   blockHash: Uint8Array;
   /** Position in the block. */
   index: number;
+  /**
+   * With with_proof, for a committed transaction: the block's header (block_hash is its hash,
+   * its tx_root the Merkle root the branch leads to), the number of transactions in the block,
+   * and the sibling hashes from the leaf up, one per level where the path has a neighbour
+   * (libs/crypto merkleProof). Check it with libs/verify verifyIncluded, and the header with
+   * a COMMIT QC from GetBlock / ListBlocks (headers_only): `btcfed verify --tx HASH`.
+   */
+  header: BlockHeader | undefined;
+  txCount: number;
+  proof: Uint8Array[];
 }
 
 export interface GetStatusRequest {
@@ -693,13 +708,16 @@ export const SubmitTransactionsResponse: MessageFns<SubmitTransactionsResponse> 
 };
 
 function createBaseGetTransactionRequest(): GetTransactionRequest {
-  return { txHash: new Uint8Array(0) };
+  return { txHash: new Uint8Array(0), withProof: false };
 }
 
 export const GetTransactionRequest: MessageFns<GetTransactionRequest> = {
   encode(message: GetTransactionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.txHash.length !== 0) {
       writer.uint32(10).bytes(message.txHash);
+    }
+    if (message.withProof !== false) {
+      writer.uint32(16).bool(message.withProof);
     }
     return writer;
   },
@@ -725,6 +743,14 @@ export const GetTransactionRequest: MessageFns<GetTransactionRequest> = {
             message.txHash = reader.bytes();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.withProof = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -744,6 +770,11 @@ export const GetTransactionRequest: MessageFns<GetTransactionRequest> = {
         : isSet(object.tx_hash)
         ? bytesFromBase64(object.tx_hash)
         : new Uint8Array(0),
+      withProof: isSet(object.withProof)
+        ? globalThis.Boolean(object.withProof)
+        : isSet(object.with_proof)
+        ? globalThis.Boolean(object.with_proof)
+        : false,
     };
   },
 
@@ -751,6 +782,9 @@ export const GetTransactionRequest: MessageFns<GetTransactionRequest> = {
     const obj: any = {};
     if (message.txHash.length !== 0) {
       obj.txHash = base64FromBytes(message.txHash);
+    }
+    if (message.withProof !== false) {
+      obj.withProof = message.withProof;
     }
     return obj;
   },
@@ -761,12 +795,13 @@ export const GetTransactionRequest: MessageFns<GetTransactionRequest> = {
   fromPartial(object: DeepPartial<GetTransactionRequest>): GetTransactionRequest {
     const message = createBaseGetTransactionRequest();
     message.txHash = object.txHash ?? new Uint8Array(0);
+    message.withProof = object.withProof ?? false;
     return message;
   },
 };
 
 function createBaseGetTransactionResponse(): GetTransactionResponse {
-  return { status: 0, height: 0, blockHash: new Uint8Array(0), index: 0 };
+  return { status: 0, height: 0, blockHash: new Uint8Array(0), index: 0, header: undefined, txCount: 0, proof: [] };
 }
 
 export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
@@ -782,6 +817,15 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     }
     if (message.index !== 0) {
       writer.uint32(32).uint32(message.index);
+    }
+    if (message.header !== undefined) {
+      BlockHeader.encode(message.header, writer.uint32(42).fork()).join();
+    }
+    if (message.txCount !== 0) {
+      writer.uint32(48).uint32(message.txCount);
+    }
+    for (const v of message.proof) {
+      writer.uint32(58).bytes(v!);
     }
     return writer;
   },
@@ -831,6 +875,30 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
             message.index = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.header = BlockHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.txCount = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.proof.push(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -853,6 +921,15 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
         ? bytesFromBase64(object.block_hash)
         : new Uint8Array(0),
       index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      header: isSet(object.header) ? BlockHeader.fromJSON(object.header) : undefined,
+      txCount: isSet(object.txCount)
+        ? globalThis.Number(object.txCount)
+        : isSet(object.tx_count)
+        ? globalThis.Number(object.tx_count)
+        : 0,
+      proof: globalThis.Array.isArray(object?.proof)
+        ? object.proof.map((e: any) => bytesFromBase64(e))
+        : [],
     };
   },
 
@@ -870,6 +947,15 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     if (message.index !== 0) {
       obj.index = Math.round(message.index);
     }
+    if (message.header !== undefined) {
+      obj.header = BlockHeader.toJSON(message.header);
+    }
+    if (message.txCount !== 0) {
+      obj.txCount = Math.round(message.txCount);
+    }
+    if (message.proof?.length) {
+      obj.proof = message.proof.map((e) => base64FromBytes(e));
+    }
     return obj;
   },
 
@@ -882,6 +968,11 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     message.height = object.height ?? 0;
     message.blockHash = object.blockHash ?? new Uint8Array(0);
     message.index = object.index ?? 0;
+    message.header = (object.header !== undefined && object.header !== null)
+      ? BlockHeader.fromPartial(object.header)
+      : undefined;
+    message.txCount = object.txCount ?? 0;
+    message.proof = object.proof?.map((e) => e) || [];
     return message;
   },
 };
