@@ -2,9 +2,11 @@
 // printed in the same run so figures from different machines can be compared.
 // Benchmarks print; they never assert.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { call } from '#libs/rpc/index.ts';
+import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
 export interface Stats { readonly n: number; readonly mean: number; readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
 
@@ -71,3 +73,27 @@ export function processRssMiB(pid: number): number | undefined {
 
 /** USER_HZ: the unit of /proc/PID/stat's CPU times. 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
+
+/** Counts of an offered load: accepted and refused transactions (a failed call counts as refused). */
+export interface LoadCount { accepted: number; refused: number }
+
+/**
+ * Open-loop background load: `rate` random `txSize`-byte transactions a second, split over the
+ * members, sent once a second whether or not earlier calls have answered, until `stop()`.
+ */
+export async function offerLoad(clients: readonly ConsensusServiceClient[], rate: number, txSize: number, stop: () => boolean, count: LoadCount): Promise<void> {
+  const perMember = Math.max(1, Math.round(rate / clients.length));
+  const pending = new Set<Promise<void>>();
+  for (let next = Date.now(); !stop(); next += 1000) {
+    for (const c of clients) {
+      const txs = Array.from({ length: perMember }, () => new Uint8Array(randomBytes(txSize)));
+      const p = call(c.submitTransactions.bind(c), { txs }, { deadlineMs: 30_000 })
+        .then((r) => { count.accepted += r.accepted; count.refused += txs.length - r.accepted; }, () => { count.refused += txs.length; })
+        .finally(() => pending.delete(p));
+      pending.add(p);
+    }
+    const wait = next + 1000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(pending);
+}
