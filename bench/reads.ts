@@ -21,7 +21,7 @@ import type { ConsensusServiceClient, StreamCommitsResponse } from '#libs/gen/bt
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
-import { ms, offerLoad, printMachine, processCpuMs, stats, table, type LoadCount } from './support.ts';
+import { ms, offerLoad, printMachine, processCpuMs, stats, stopOnSignal, table, type LoadCount } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, readers: { type: 'string', default: '8' }, followers: { type: 'string', default: '4' },
@@ -114,6 +114,7 @@ const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 await initFederation({ members: N, out: dir, basePort, chainId: `bench-reads-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
 const net = await runDevnet({ dir, members: N, basePort, natsUrl, quiet: true });
+stopOnSignal(net);
 const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
 const load: LoadCount = { accepted: 0, refused: 0 };
 let writing = true;

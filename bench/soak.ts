@@ -1,7 +1,10 @@
-// Soak (`npm run bench -- soak [--members 4] [--minutes 10] [--rate 300] [--every 30]`): a devnet
-// of N members under a steady open-loop load for a long window, sampled every `--every` seconds:
-// each service's resident memory and open file descriptors (summed over members), every member's
-// committed height and mempool, and the bytes the member dirs take on disk. What it looks for is
+// Soak (`npm run bench -- soak [--members 4] [--minutes 10] [--rate 300] [--every 30] [--churn 60]`):
+// a devnet of N members under a steady open-loop load for a long window, with churn — every
+// `--churn` seconds one member's gateway is restarted (its libp2p connections drop and are made
+// again) and one member's conf.yaml is changed (logging.level, applied by hot reload) — sampled
+// every `--every` seconds: each service's resident memory, V8 heap in use (from its metrics
+// endpoint) and open file descriptors (summed over members), the gateways' connected peers,
+// every member's committed height and mempool, and the bytes the member dirs take on disk. What it looks for is
 // what a short benchmark cannot see — memory or descriptors that grow with time rather than with
 // load, a mempool that never drains, disk that grows faster than the log. The baseline is the
 // same run's first sample after warm-up; growth is reported per minute and per committed block.
@@ -16,12 +19,13 @@ import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
-import { initFederation } from '../cli/init.ts';
-import { offerLoad, printMachine, processRssMiB, table } from './support.ts';
+import { initFederation, memberPorts } from '../cli/init.ts';
+import { offerLoad, printMachine, processRssMiB, stopOnSignal, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '300' },
   every: { type: 'string', default: '30' }, size: { type: 'string', default: '250' }, quick: { type: 'boolean', default: false },
+  churn: { type: 'string', default: '60' },
 } });
 const N = Number(f.members);
 const minutes = f.quick ? 1.5 : Number(f.minutes);
@@ -29,12 +33,16 @@ const rate = Number(f.rate);
 const everyS = f.quick ? 15 : Number(f.every);
 const txSize = Number(f.size);
 const WARMUP_S = f.quick ? 10 : 30;
+const churnS = f.quick ? 30 : Number(f.churn);
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 
 interface Sample {
   atS: number;
   rss: Record<string, number>;
+  heap: Record<string, number>;
   fds: Record<string, number>;
+  /** Connected peers summed over every gateway (N·(N−1) when fully meshed). */
+  connected: number;
   heights: number[];
   mempool: number[];
   diskMiB: number;
@@ -56,28 +64,71 @@ function diskBytes(dir: string): number {
   return total;
 }
 
+/** A gauge's value from a Prometheus text page: the first series of `name` holding `label` (e.g. state="connected"). */
+function gauge(text: string, name: string, label = ''): number {
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+async function scrape(port: number): Promise<string> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+    return await r.text();
+  } catch {
+    return '';
+  }
+}
+
 async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: string, t0: number, load: { accepted: number; refused: number }): Promise<Sample> {
   const rss: Record<string, number> = {};
+  const heap: Record<string, number> = {};
   const fds: Record<string, number> = {};
   for (const p of net.procs) {
     if (p.child.pid === undefined) continue;
     rss[p.service] = (rss[p.service] ?? 0) + (processRssMiB(p.child.pid) ?? 0);
     fds[p.service] = (fds[p.service] ?? 0) + openFds(p.child.pid);
   }
+  let connected = 0;
+  for (let i = 0; i < N; i++) {
+    const ports = memberPorts(basePort, i);
+    const pages = await Promise.all([ports.storeMetrics, ports.signerMetrics, ports.gatewayMetrics, ports.consensusMetrics].map(scrape));
+    SERVICES.forEach((s, k) => { heap[s] = (heap[s] ?? 0) + gauge(pages[k]!, 'nodejs_heap_size_used_bytes') / 2 ** 20; });
+    connected += gauge(pages[2]!, 'btcfed_gateway_peers', 'state="connected"');
+  }
   const statuses = await Promise.all(clients.map((c) => call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }).catch(() => undefined)));
   return {
-    atS: (Date.now() - t0) / 1000, rss, fds,
+    atS: (Date.now() - t0) / 1000, rss, heap, fds, connected,
     heights: statuses.map((s) => Number(s?.committedHeight ?? -1)), mempool: statuses.map((s) => Number(s?.mempoolSize ?? -1)),
     diskMiB: diskBytes(dir) / 2 ** 20, accepted: load.accepted, refused: load.refused,
   };
 }
 
-printMachine(`soak: N=${N}, ${minutes} min at ${rate} tx/s offered (${txSize}-byte transactions), sampled every ${everyS} s`);
+/**
+ * Every `churnS` seconds: one member's gateway restarted (round robin), and one member's
+ * logging.level flipped between info and warn in its conf.yaml (the store reloads it live).
+ */
+async function churn(net: Devnet, dir: string, stop: () => boolean): Promise<number> {
+  let k = 0;
+  for (;;) {
+    for (let waited = 0; waited < churnS * 1000 && !stop(); waited += 500) await new Promise((r) => setTimeout(r, 500));
+    if (stop()) return k;
+    const i = k % N;
+    const conf = path.join(dir, `m${(i + 1) % N}`, 'conf.yaml');
+    const text = fs.readFileSync(conf, 'utf8');
+    fs.writeFileSync(`${conf}.tmp`, text.replace(/^(\s*level:\s*)(info|warn)\s*$/m, (_m, pre: string, lvl: string) => `${pre}${lvl === 'info' ? 'warn' : 'info'}`));
+    fs.renameSync(`${conf}.tmp`, conf);
+    await net.restart(i, 'gateway').catch((err: unknown) => console.error(`churn: restarting m${i}'s gateway failed: ${String(err)}`));
+    k++;
+  }
+}
+
+printMachine(`soak: N=${N}, ${minutes} min at ${rate} tx/s offered (${txSize}-byte transactions), sampled every ${everyS} s, churn every ${churnS} s`);
 const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-soak-'));
 const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 await initFederation({ members: N, out: dir, basePort, chainId: `bench-soak-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
 const net = await runDevnet({ dir, members: N, basePort, natsUrl, quiet: true });
+stopOnSignal(net);
 const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
 const load = { accepted: 0, refused: 0 };
 const samples: Sample[] = [];
@@ -85,15 +136,18 @@ try {
   const t0 = Date.now();
   const end = t0 + minutes * 60_000;
   const loading = offerLoad(clients, rate, txSize, () => Date.now() >= end, load);
+  const churned = churn(net, dir, () => Date.now() >= end);
   await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
   while (Date.now() < end) {
     samples.push(await sample(net, clients, dir, t0, load));
     const s = samples.at(-1)!;
     console.log(`[${s.atS.toFixed(0).padStart(5)} s] height ${Math.min(...s.heights)}–${Math.max(...s.heights)}  mempool ${s.mempool.join('/')}  `
-      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB  fds ${SERVICES.map((x) => s.fds[x] ?? 0).join('/')}  disk ${s.diskMiB.toFixed(1)} MiB`);
+      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} MiB  `
+      + `fds ${SERVICES.map((x) => s.fds[x] ?? 0).join('/')}  connected ${s.connected}  disk ${s.diskMiB.toFixed(1)} MiB`);
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(everyS * 1000, end - Date.now()))));
   }
   await loading;
+  const churns = await churned;
   samples.push(await sample(net, clients, dir, t0, load));
 
   const first = samples[0]!;
@@ -102,12 +156,15 @@ try {
   const blocks = Math.min(...last.heights) - Math.min(...first.heights);
   const perMin = (a: number, b: number) => (mins > 0 ? ((b - a) / mins).toFixed(2) : 'n/a');
   console.log('');
+  console.log(`churn: ${churns} gateway restarts and ${churns} conf.yaml changes (every ${churnS} s)`);
   console.log(`window ${mins.toFixed(1)} min after a ${WARMUP_S} s warm-up; ${blocks} blocks committed in it (lowest member); `
     + `${load.accepted} tx accepted, ${load.refused} refused in the whole run; baseline = the first sample (same run)`);
-  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'RSS peak', 'fds first', 'fds last'], SERVICES.map((s) => [
+  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'RSS peak', 'heap first', 'heap last', 'heap growth (MiB/min)', 'fds first', 'fds last'], SERVICES.map((s) => [
     s, '', (first.rss[s] ?? 0).toFixed(0), (last.rss[s] ?? 0).toFixed(0), perMin(first.rss[s] ?? 0, last.rss[s] ?? 0),
-    Math.max(...samples.map((x) => x.rss[s] ?? 0)).toFixed(0), String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
+    Math.max(...samples.map((x) => x.rss[s] ?? 0)).toFixed(0), (first.heap[s] ?? 0).toFixed(0), (last.heap[s] ?? 0).toFixed(0),
+    perMin(first.heap[s] ?? 0, last.heap[s] ?? 0), String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
   ])));
+  console.log(`connected  first ${first.connected}, last ${last.connected}, lowest ${Math.min(...samples.map((x) => x.connected))} (of ${N * (N - 1)} when fully meshed)`);
   console.log(`disk       ${first.diskMiB.toFixed(1)} → ${last.diskMiB.toFixed(1)} MiB over ${N} member dirs (${perMin(first.diskMiB, last.diskMiB)} MiB/min; `
     + `${blocks > 0 ? (((last.diskMiB - first.diskMiB) * 1024) / blocks / N).toFixed(1) : 'n/a'} KiB per block per member)`);
   console.log(`mempool    first ${first.mempool.join('/')}, last ${last.mempool.join('/')} (a mempool that only grows means the offered rate is above what commits)`);

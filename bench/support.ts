@@ -97,3 +97,10 @@ export async function offerLoad(clients: readonly ConsensusServiceClient[], rate
   }
   await Promise.all(pending);
 }
+
+/** A benchmark killed by a signal (Ctrl-C, `timeout`) stops its devnet first instead of orphaning it. */
+export function stopOnSignal(net: { stop(): Promise<void> }): void {
+  const stop = (): void => { void net.stop().finally(() => process.exit(130)); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
