@@ -10,8 +10,6 @@
 // committed tx/s, and CPU-ms per second of m0's consensus against the other members' mean. Today
 // every reader lands on a validator; this is the figure an observer tier has to beat. Never asserted.
 
-import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -19,9 +17,8 @@ import { call } from '#libs/rpc/index.ts';
 import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusServiceClient, StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
-import { runDevnet, type Devnet } from '../cli/devnet.ts';
-import { initFederation } from '../cli/init.ts';
-import { ms, offerLoad, printMachine, processCpuMs, stats, stopOnSignal, table, type LoadCount } from './support.ts';
+import type { Devnet } from '../cli/devnet.ts';
+import { benchDevnet, ms, offerLoad, printMachine, processCpuMs, stats, table, type LoadCount } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, readers: { type: 'string', default: '8' }, followers: { type: 'string', default: '4' },
@@ -109,13 +106,7 @@ async function window(name: string, net: Devnet, clients: ConsensusServiceClient
 }
 
 printMachine(`reads: N=${N}, ${seconds} s windows, ${rate} tx/s written, ${READERS} readers and ${FOLLOWERS} StreamCommits followers on m0`);
-const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-reads-'));
-const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
-const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-await initFederation({ members: N, out: dir, basePort, chainId: `bench-reads-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
-const net = await runDevnet({ dir, members: N, basePort, natsUrl, quiet: true });
-stopOnSignal(net);
-const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
+const { dir, net, clients, close } = await benchDevnet('reads', N);
 const load: LoadCount = { accepted: 0, refused: 0 };
 let writing = true;
 const loading = offerLoad(clients, rate, 250, () => !writing, load);
@@ -142,7 +133,5 @@ try {
 } finally {
   writing = false;
   await loading.catch(() => undefined);
-  for (const c of clients) c.close();
-  await net.stop();
-  await fsp.rm(dir, { recursive: true, force: true });
+  await close();
 }

@@ -1,7 +1,7 @@
 // Soak (`npm run bench -- soak [--members 4] [--minutes 10] [--rate 300] [--every 30] [--churn 60]`):
 // a devnet of N members under a steady open-loop load for a long window, with churn — every
 // `--churn` seconds one member's gateway is restarted (its libp2p connections drop and are made
-// again) and one member's conf.yaml is changed (logging.level, applied by hot reload) — sampled
+// again) and one member's conf.yaml is changed (peers.exchange_interval, applied by hot reload) — sampled
 // every `--every` seconds: each service's resident memory, V8 heap in use (from its metrics
 // endpoint) and open file descriptors (summed over members), the gateways' connected peers,
 // every member's committed height and mempool, and the bytes the member dirs take on disk. What it looks for is
@@ -11,16 +11,13 @@
 // Never asserted (the machine is shared and noisy).
 
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { consensusClient } from '../cli/client.ts';
-import { runDevnet, type Devnet } from '../cli/devnet.ts';
-import { initFederation, memberPorts } from '../cli/init.ts';
-import { offerLoad, printMachine, processRssMiB, stopOnSignal, table } from './support.ts';
+import type { Devnet } from '../cli/devnet.ts';
+import { memberPorts } from '../cli/init.ts';
+import { benchDevnet, offerLoad, printMachine, processRssMiB, processRssSplitMiB, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '300' },
@@ -39,6 +36,8 @@ const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 interface Sample {
   atS: number;
   rss: Record<string, number>;
+  /** Of rss, the anonymous part (heap, buffers); the rest is mapped files (LMDB). */
+  anon: Record<string, number>;
   heap: Record<string, number>;
   fds: Record<string, number>;
   /** Connected peers summed over every gateway (N·(N−1) when fully meshed). */
@@ -81,11 +80,13 @@ async function scrape(port: number): Promise<string> {
 
 async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: string, t0: number, load: { accepted: number; refused: number }): Promise<Sample> {
   const rss: Record<string, number> = {};
+  const anon: Record<string, number> = {};
   const heap: Record<string, number> = {};
   const fds: Record<string, number> = {};
   for (const p of net.procs) {
     if (p.child.pid === undefined) continue;
     rss[p.service] = (rss[p.service] ?? 0) + (processRssMiB(p.child.pid) ?? 0);
+    anon[p.service] = (anon[p.service] ?? 0) + (processRssSplitMiB(p.child.pid)?.anon ?? 0);
     fds[p.service] = (fds[p.service] ?? 0) + openFds(p.child.pid);
   }
   let connected = 0;
@@ -97,7 +98,7 @@ async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: strin
   }
   const statuses = await Promise.all(clients.map((c) => call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }).catch(() => undefined)));
   return {
-    atS: (Date.now() - t0) / 1000, rss, heap, fds, connected,
+    atS: (Date.now() - t0) / 1000, rss, anon, heap, fds, connected,
     heights: statuses.map((s) => Number(s?.committedHeight ?? -1)), mempool: statuses.map((s) => Number(s?.mempoolSize ?? -1)),
     diskMiB: diskBytes(dir) / 2 ** 20, accepted: load.accepted, refused: load.refused,
   };
@@ -105,7 +106,7 @@ async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: strin
 
 /**
  * Every `churnS` seconds: one member's gateway restarted (round robin), and one member's
- * logging.level flipped between info and warn in its conf.yaml (the store reloads it live).
+ * peers.exchange_interval flipped between 30s and 31s in its conf.yaml (the store reloads it live).
  */
 async function churn(net: Devnet, dir: string, stop: () => boolean): Promise<number> {
   let k = 0;
@@ -115,7 +116,8 @@ async function churn(net: Devnet, dir: string, stop: () => boolean): Promise<num
     const i = k % N;
     const conf = path.join(dir, `m${(i + 1) % N}`, 'conf.yaml');
     const text = fs.readFileSync(conf, 'utf8');
-    fs.writeFileSync(`${conf}.tmp`, text.replace(/^(\s*level:\s*)(info|warn)\s*$/m, (_m, pre: string, lvl: string) => `${pre}${lvl === 'info' ? 'warn' : 'info'}`));
+    // (Not logging.level: the devnet sees a restarted service ready by its info-level log line.)
+    fs.writeFileSync(`${conf}.tmp`, text.replace(/^(\s*exchange_interval:\s*)(30s|31s)\s*$/m, (_m, pre: string, v: string) => `${pre}${v === '30s' ? '31s' : '30s'}`));
     fs.renameSync(`${conf}.tmp`, conf);
     await net.restart(i, 'gateway').catch((err: unknown) => console.error(`churn: restarting m${i}'s gateway failed: ${String(err)}`));
     k++;
@@ -123,13 +125,7 @@ async function churn(net: Devnet, dir: string, stop: () => boolean): Promise<num
 }
 
 printMachine(`soak: N=${N}, ${minutes} min at ${rate} tx/s offered (${txSize}-byte transactions), sampled every ${everyS} s, churn every ${churnS} s`);
-const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-soak-'));
-const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
-const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-await initFederation({ members: N, out: dir, basePort, chainId: `bench-soak-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
-const net = await runDevnet({ dir, members: N, basePort, natsUrl, quiet: true });
-stopOnSignal(net);
-const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
+const { dir, basePort, net, clients, close } = await benchDevnet('soak', N);
 const load = { accepted: 0, refused: 0 };
 const samples: Sample[] = [];
 try {
@@ -142,7 +138,7 @@ try {
     samples.push(await sample(net, clients, dir, t0, load));
     const s = samples.at(-1)!;
     console.log(`[${s.atS.toFixed(0).padStart(5)} s] height ${Math.min(...s.heights)}–${Math.max(...s.heights)}  mempool ${s.mempool.join('/')}  `
-      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} MiB  `
+      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB (anon ${SERVICES.map((x) => (s.anon[x] ?? 0).toFixed(0)).join('/')})  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} MiB  `
       + `fds ${SERVICES.map((x) => s.fds[x] ?? 0).join('/')}  connected ${s.connected}  disk ${s.diskMiB.toFixed(1)} MiB`);
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(everyS * 1000, end - Date.now()))));
   }
@@ -159,9 +155,10 @@ try {
   console.log(`churn: ${churns} gateway restarts and ${churns} conf.yaml changes (every ${churnS} s)`);
   console.log(`window ${mins.toFixed(1)} min after a ${WARMUP_S} s warm-up; ${blocks} blocks committed in it (lowest member); `
     + `${load.accepted} tx accepted, ${load.refused} refused in the whole run; baseline = the first sample (same run)`);
-  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'RSS peak', 'heap first', 'heap last', 'heap growth (MiB/min)', 'fds first', 'fds last'], SERVICES.map((s) => [
+  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'anon first', 'anon last', 'anon growth (MiB/min)', 'heap first', 'heap last', 'heap growth (MiB/min)', 'fds first', 'fds last'], SERVICES.map((s) => [
     s, '', (first.rss[s] ?? 0).toFixed(0), (last.rss[s] ?? 0).toFixed(0), perMin(first.rss[s] ?? 0, last.rss[s] ?? 0),
-    Math.max(...samples.map((x) => x.rss[s] ?? 0)).toFixed(0), (first.heap[s] ?? 0).toFixed(0), (last.heap[s] ?? 0).toFixed(0),
+    (first.anon[s] ?? 0).toFixed(0), (last.anon[s] ?? 0).toFixed(0), perMin(first.anon[s] ?? 0, last.anon[s] ?? 0),
+    (first.heap[s] ?? 0).toFixed(0), (last.heap[s] ?? 0).toFixed(0),
     perMin(first.heap[s] ?? 0, last.heap[s] ?? 0), String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
   ])));
   console.log(`connected  first ${first.connected}, last ${last.connected}, lowest ${Math.min(...samples.map((x) => x.connected))} (of ${N * (N - 1)} when fully meshed)`);
@@ -170,7 +167,5 @@ try {
   console.log(`mempool    first ${first.mempool.join('/')}, last ${last.mempool.join('/')} (a mempool that only grows means the offered rate is above what commits)`);
   console.log(`heights    last ${last.heights.join('/')} (spread ${Math.max(...last.heights) - Math.min(...last.heights)})`);
 } finally {
-  for (const c of clients) c.close();
-  await net.stop();
-  await fsp.rm(dir, { recursive: true, force: true });
+  await close();
 }

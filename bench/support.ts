@@ -3,10 +3,15 @@
 // Benchmarks print; they never assert.
 
 import { createHash, randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { consensusClient } from '../cli/client.ts';
+import { runDevnet, type Devnet } from '../cli/devnet.ts';
+import { initFederation } from '../cli/init.ts';
 
 export interface Stats { readonly n: number; readonly mean: number; readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
 
@@ -71,6 +76,17 @@ export function processRssMiB(pid: number): number | undefined {
   }
 }
 
+/** Resident memory split (MiB): anonymous (heap, buffers: what a leak grows) and file-backed (mapped files such as LMDB's, which the kernel can drop). */
+export function processRssSplitMiB(pid: number): { anon: number; file: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1] ?? 0);
+    return { anon: kb('RssAnon') / 1024, file: (kb('RssFile') + kb('RssShmem')) / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** USER_HZ: the unit of /proc/PID/stat's CPU times. 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
 
@@ -103,4 +119,36 @@ export function stopOnSignal(net: { stop(): Promise<void> }): void {
   const stop = (): void => { void net.stop().finally(() => process.exit(130)); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+export interface BenchDevnet {
+  dir: string;
+  basePort: number;
+  net: Devnet;
+  /** A ConsensusService client of each member, in member order. */
+  clients: ConsensusServiceClient[];
+  /** Closes the clients, stops every process and removes the dir. */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh devnet of `members` members in a temp dir on random ports (chain `bench-<name>-…`),
+ * started and stopped on a signal: what the whole-federation benchmarks run against.
+ */
+export async function benchDevnet(name: string, members: number): Promise<BenchDevnet> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `btcfed-bench-${name}-`));
+  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
+  const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  await initFederation({ members, out: dir, basePort, chainId: `bench-${name}-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
+  const net = await runDevnet({ dir, members, basePort, natsUrl, quiet: true });
+  stopOnSignal(net);
+  const clients = Array.from({ length: members }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
+  return {
+    dir, basePort, net, clients,
+    async close() {
+      for (const c of clients) c.close();
+      await net.stop();
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // `btcfed devnet` as an operator runs it (the real CLI, a real 1-member federation of four
 // processes): each service writes its own log and pid file, a service that dies is started
-// again, and when the devnet parent itself dies the services keep running and keep logging.
+// again (also when the member logs warnings only: its ready line is written at any level), and
+// when the devnet parent itself dies the services keep running and keep logging.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,6 +43,11 @@ test('devnet: services log to their own files, a killed service is started again
   try {
     await until('the devnet to be up', () => out.includes('federation is up'), 120_000);
     for (const s of SERVICES) assert.ok(pidOf(dir, s) && alive(pidOf(dir, s)!), `${s} has a pid file naming a live process`);
+
+    // The member logs warnings only (hot reload); the restarted gateway must still be seen ready.
+    const confFile = path.join(dir, 'm0', 'conf.yaml');
+    fs.writeFileSync(confFile, fs.readFileSync(confFile, 'utf8').replace(/^(\s*level:\s*)info\s*$/m, '$1warn'));
+    assert.match(fs.readFileSync(confFile, 'utf8'), /level: warn/);
 
     // kill -9 of the gateway: the devnet says so and starts it again.
     const before = pidOf(dir, 'gateway')!;

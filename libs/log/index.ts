@@ -51,3 +51,12 @@ export function createLogger(opts: LogOptions): Logger {
 export function setLevel(log: Logger, level: LogLevel): void {
   log.level = level;
 }
+
+/**
+ * The line saying a service is up (`<service> ready`), written whatever `logging.level` is:
+ * supervisors (`btcfed devnet`, the test bed) and operators wait for it, and a member set to
+ * `warn` must not look as if it never started.
+ */
+export function logReady(log: Logger, fields: Record<string, unknown>, msg: string): void {
+  log.child({}, { level: 'info' }).info(fields, msg);
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createLogger, setLevel } from '#libs/log/index.ts';
+import { createLogger, logReady, setLevel } from '#libs/log/index.ts';
 
 function capture(): { stream: PassThrough; lines: () => string[] } {
   const stream = new PassThrough();
@@ -37,4 +37,16 @@ test('text format is human-readable and the level can change at run time', async
   assert.ok(!text.includes('not shown'));
   assert.match(text, /DEBUG.*peer dialled/);
   assert.ok(!text.trimStart().startsWith('{'));
+});
+
+test('the ready line is written at any level (supervisors wait for it)', () => {
+  const out = capture();
+  const log = createLogger({ service: 'gateway', member: 'm1', level: 'error', destination: out.stream });
+  log.info('hidden');
+  logReady(log, { grpcPort: 1 }, 'gateway ready');
+  log.warn('hidden too');
+  const lines = out.lines().map((l) => JSON.parse(l) as { msg: string; grpcPort?: number; member?: string });
+  assert.deepEqual(lines.map((l) => l.msg), ['gateway ready']);
+  assert.equal(lines[0]!.grpcPort, 1);
+  assert.equal(lines[0]!.member, 'm1', 'with the service\'s bindings');
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-import { createLogger } from '#libs/log/index.ts';
+import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     life.add({ name: 'mempool-journal', run: () => journal.close() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
-    log.info({ grpcPort: port, adminPort, self, validators: n, view: driver.engine.view, committed: driver.engine.committed.header.height,
+    logReady(log, { grpcPort: port, adminPort, self, validators: n, view: driver.engine.view, committed: driver.engine.committed.header.height,
       metricsPort: endpoint?.port }, 'consensus ready');
   } catch (err) {
     await life.stop('start failed');

@@ -8,7 +8,7 @@
 //     [--backoff-base DURATION] [--backoff-max DURATION] [--ping-interval DURATION]
 
 import path from 'node:path';
-import { createLogger, setLevel } from '#libs/log/index.ts';
+import { createLogger, logReady, setLevel } from '#libs/log/index.ts';
 import {
   call, createClient, createServer, loadBtcfedProtos, waitForReady,
 } from '#libs/rpc/index.ts';
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     life.add({ name: 'nats', run: () => nats?.drain() });
     life.add({ name: 'store client', run: () => client.close() });
 
-    log.info({ grpcPort: port, listen: listenAddresses(gw.node), peerId: settings.peerId, maxFrameBytes: settings.maxFrameBytes,
+    logReady(log, { grpcPort: port, listen: listenAddresses(gw.node), peerId: settings.peerId, maxFrameBytes: settings.maxFrameBytes,
       validators: settings.validators.length, selfIndex: settings.selfIndex ?? null, peers: settings.peers.length,
       metricsPort: endpoint?.port, nats: nats ? 'on' : 'off', version: snapshot.version }, 'gateway ready');
   } catch (err) {

@@ -14,7 +14,7 @@
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createLogger, type Logger } from '#libs/log/index.ts';
+import { createLogger, logReady, type Logger } from '#libs/log/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { createServer, loadBtcfedProtos, type ServerSecurity } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
@@ -175,7 +175,7 @@ async function run(argv: string[]): Promise<void> {
     life.add({ name: 'nats', run: () => events?.close() });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'lock', run: () => lock.release() });
-    log.info({ dataDir, grpcPort: port, listen, security: flags.insecure ? 'insecure' : 'mtls', metricsPort: endpoint?.port,
+    logReady(log, { dataDir, grpcPort: port, listen, security: flags.insecure ? 'insecure' : 'mtls', metricsPort: endpoint?.port,
       nats: events ? 'on' : 'off', validatorIndex: signer.identityNow.validatorIndex, publicKey: toHex(signer.identityNow.publicKey) }, 'signer ready');
   } catch (err) {
     await lock.release();

@@ -5,7 +5,7 @@
 //   node services/store/main.ts --data-dir DIR [--listen HOST:PORT] [--nats URL] [--no-nats]
 
 import path from 'node:path';
-import { createLogger, setLevel } from '#libs/log/index.ts';
+import { createLogger, logReady, setLevel } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'lock', run: () => lock.release() });
 
-    log.info({ dataDir, grpcPort: port, listen, peerId: loaded.peerId, version: config.snapshot.version,
+    logReady(log, { dataDir, grpcPort: port, listen, peerId: loaded.peerId, version: config.snapshot.version,
       peers: config.snapshot.peers.length, metricsPort: endpoint?.port, nats: publisher ? 'on' : 'off' }, 'store ready');
   } catch (err) {
     await life.stop('start failed');
