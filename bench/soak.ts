@@ -39,6 +39,8 @@ interface Sample {
   /** Of rss, the anonymous part (heap, buffers); the rest is mapped files (LMDB). */
   anon: Record<string, number>;
   heap: Record<string, number>;
+  /** Memory V8 accounts for outside its heap: Buffers and other external allocations. */
+  external: Record<string, number>;
   fds: Record<string, number>;
   /** Connected peers summed over every gateway (N·(N−1) when fully meshed). */
   connected: number;
@@ -82,6 +84,7 @@ async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: strin
   const rss: Record<string, number> = {};
   const anon: Record<string, number> = {};
   const heap: Record<string, number> = {};
+  const external: Record<string, number> = {};
   const fds: Record<string, number> = {};
   for (const p of net.procs) {
     if (p.child.pid === undefined) continue;
@@ -93,12 +96,15 @@ async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: strin
   for (let i = 0; i < N; i++) {
     const ports = memberPorts(basePort, i);
     const pages = await Promise.all([ports.storeMetrics, ports.signerMetrics, ports.gatewayMetrics, ports.consensusMetrics].map(scrape));
-    SERVICES.forEach((s, k) => { heap[s] = (heap[s] ?? 0) + gauge(pages[k]!, 'nodejs_heap_size_used_bytes') / 2 ** 20; });
+    SERVICES.forEach((s, k) => {
+      heap[s] = (heap[s] ?? 0) + gauge(pages[k]!, 'nodejs_heap_size_used_bytes') / 2 ** 20;
+      external[s] = (external[s] ?? 0) + gauge(pages[k]!, 'nodejs_external_memory_bytes') / 2 ** 20;
+    });
     connected += gauge(pages[2]!, 'btcfed_gateway_peers', 'state="connected"');
   }
   const statuses = await Promise.all(clients.map((c) => call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }).catch(() => undefined)));
   return {
-    atS: (Date.now() - t0) / 1000, rss, anon, heap, fds, connected,
+    atS: (Date.now() - t0) / 1000, rss, anon, heap, external, fds, connected,
     heights: statuses.map((s) => Number(s?.committedHeight ?? -1)), mempool: statuses.map((s) => Number(s?.mempoolSize ?? -1)),
     diskMiB: diskBytes(dir) / 2 ** 20, accepted: load.accepted, refused: load.refused,
   };
@@ -138,7 +144,7 @@ try {
     samples.push(await sample(net, clients, dir, t0, load));
     const s = samples.at(-1)!;
     console.log(`[${s.atS.toFixed(0).padStart(5)} s] height ${Math.min(...s.heights)}–${Math.max(...s.heights)}  mempool ${s.mempool.join('/')}  `
-      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB (anon ${SERVICES.map((x) => (s.anon[x] ?? 0).toFixed(0)).join('/')})  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} MiB  `
+      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB (anon ${SERVICES.map((x) => (s.anon[x] ?? 0).toFixed(0)).join('/')})  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} ext ${SERVICES.map((x) => (s.external[x] ?? 0).toFixed(0)).join('/')} MiB  `
       + `fds ${SERVICES.map((x) => s.fds[x] ?? 0).join('/')}  connected ${s.connected}  disk ${s.diskMiB.toFixed(1)} MiB`);
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(everyS * 1000, end - Date.now()))));
   }
@@ -155,11 +161,12 @@ try {
   console.log(`churn: ${churns} gateway restarts and ${churns} conf.yaml changes (every ${churnS} s)`);
   console.log(`window ${mins.toFixed(1)} min after a ${WARMUP_S} s warm-up; ${blocks} blocks committed in it (lowest member); `
     + `${load.accepted} tx accepted, ${load.refused} refused in the whole run; baseline = the first sample (same run)`);
-  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'anon first', 'anon last', 'anon growth (MiB/min)', 'heap first', 'heap last', 'heap growth (MiB/min)', 'fds first', 'fds last'], SERVICES.map((s) => [
+  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'anon first', 'anon last', 'anon growth (MiB/min)', 'heap first', 'heap last', 'heap growth (MiB/min)', 'external first', 'external last', 'fds first', 'fds last'], SERVICES.map((s) => [
     s, '', (first.rss[s] ?? 0).toFixed(0), (last.rss[s] ?? 0).toFixed(0), perMin(first.rss[s] ?? 0, last.rss[s] ?? 0),
     (first.anon[s] ?? 0).toFixed(0), (last.anon[s] ?? 0).toFixed(0), perMin(first.anon[s] ?? 0, last.anon[s] ?? 0),
     (first.heap[s] ?? 0).toFixed(0), (last.heap[s] ?? 0).toFixed(0),
-    perMin(first.heap[s] ?? 0, last.heap[s] ?? 0), String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
+    perMin(first.heap[s] ?? 0, last.heap[s] ?? 0), (first.external[s] ?? 0).toFixed(0), (last.external[s] ?? 0).toFixed(0),
+    String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
   ])));
   console.log(`connected  first ${first.connected}, last ${last.connected}, lowest ${Math.min(...samples.map((x) => x.connected))} (of ${N * (N - 1)} when fully meshed)`);
   console.log(`disk       ${first.diskMiB.toFixed(1)} → ${last.diskMiB.toFixed(1)} MiB over ${N} member dirs (${perMin(first.diskMiB, last.diskMiB)} MiB/min; `
