@@ -256,7 +256,7 @@ describe('store: running', () => {
     assert.equal(onDisk.peers.length, before.length);
   });
 
-  test('concurrent UpsertPeers from several clients while the file is edited by hand keep every peer', async () => {
+  test('concurrent UpsertPeers from several clients while the file is edited by hand keep every peer', async (t) => {
     const apiPeers: Identity[] = [];
     const handPeers: Identity[] = [];
     for (let i = 0; i < 40; i++) apiPeers.push(await generateIdentity());
@@ -297,10 +297,18 @@ describe('store: running', () => {
       missing = want.filter((id) => !have.has(id));
     }
     const handIds = new Set(handPeers.map((p) => p.peerId));
+    // The one race docs/store.md names: an in-place save (odd entries) that opens the file just
+    // before an API write's rename writes into the replaced inode and is lost unseen. At most one
+    // such save may be lost; a renamed save (even entries) or an API write never is.
+    const inPlace = new Set(handPeers.filter((_, i) => i % 2 === 1).map((p) => p.peerId));
+    const lostInPlace = missing.filter((id) => inPlace.has(id));
+    assert.ok(lostInPlace.length <= 1, `more than the one documented race lost: ${lostInPlace.join(', ')}`);
+    if (lostInPlace.length > 0) t.diagnostic(`an in-place hand save lost to the documented race: ${lostInPlace[0]}`);
+    missing = missing.filter((id) => !inPlace.has(id));
     assert.deepEqual(missing.map((id) => (handIds.has(id) ? 'hand:' : 'api:') + id), [], 'every peer kept in memory');
     const onDisk = parse(await fs.readFile(m.peersPath, 'utf8')) as { peers: Array<{ public_key: string }> };
     const diskKeys = new Set(onDisk.peers.map((p) => p.public_key));
-    assert.deepEqual([...apiPeers, ...handPeers].filter((p) => !diskKeys.has(p.publicKey)).map((p) => p.peerId), [], 'and on disk');
+    assert.deepEqual([...apiPeers, ...handPeers].filter((p) => !diskKeys.has(p.publicKey) && !lostInPlace.includes(p.peerId)).map((p) => p.peerId), [], 'and on disk');
   });
 });
 
