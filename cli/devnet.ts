@@ -12,7 +12,7 @@ import path from 'node:path';
 import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import { parseConfText } from '#libs/config/index.ts';
 import { dialTarget } from '#libs/rpc/index.ts';
-import { memberName } from './init.ts';
+import { memberName, observerName } from './init.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
@@ -35,6 +35,8 @@ export interface DevnetOptions {
    * Off for tests, which kill services on purpose and restart them themselves.
    */
   supervise?: boolean;
+  /** Observers o0, o1, … (dirs made by btcfed init --observers): store, gateway and consensus each, no signer. */
+  observers?: number;
 }
 
 const RESTART_DELAY_MS = 1000;
@@ -179,7 +181,7 @@ async function ensureNats(o: DevnetOptions, say: (s: string) => void): Promise<C
 export interface Devnet {
   procs: Proc[];
   /** Starts one service of one member again (after it died or was killed) and waits until it is ready. */
-  restart(member: number, service: Service): Promise<void>;
+  restart(member: number | string, service: Service): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -205,21 +207,23 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
     nats?.kill('SIGTERM');
   };
   try {
+    const observers = Array.from({ length: o.observers ?? 0 }, (_, k) => observerName(k));
     for (const service of SERVICES) {
-      const group = Array.from({ length: o.members }, (_, i) => {
-        const dir = path.join(o.dir, memberName(i));
-        return startService(service, memberName(i), dir, argsFor(service, dir, o), o);
+      const names = [...Array.from({ length: o.members }, (_, i) => memberName(i)), ...(service === 'signer' ? [] : observers)];
+      const group = names.map((name) => {
+        const dir = path.join(o.dir, name);
+        return startService(service, name, dir, argsFor(service, dir, o), o);
       });
       procs.push(...group);
       await Promise.all(group.map((p) => p.ready));
-      if (!o.quiet) say(`  ${service.padEnd(9)} ready on ${o.members} member(s)`);
+      if (!o.quiet) say(`  ${service.padEnd(9)} ready on ${o.members} member(s)${observers.length > 0 && service !== 'signer' ? ` and ${observers.length} observer(s)` : ''}`);
     }
   } catch (err) {
     await stop();
     throw err;
   }
-  const restart = async (i: number, service: Service): Promise<void> => {
-    const name = memberName(i);
+  const restart = async (member: number | string, service: Service): Promise<void> => {
+    const name = typeof member === 'number' ? memberName(member) : member;
     const old = procs.findIndex((p) => p.member === name && p.service === service);
     if (old >= 0 && !procs[old]!.exited) {
       procs[old]!.child.kill('SIGTERM');
@@ -246,7 +250,7 @@ export async function runDevnet(o: DevnetOptions, say: (s: string) => void = con
       say(`!! ${key} exited (${signal ?? `code ${code}`}); starting it again in ${RESTART_DELAY_MS / 1000} s`);
       setTimeout(() => {
         if (stopping) return;
-        restart(Number(p.member.slice(1)), p.service).then(
+        restart(p.member, p.service).then(
           () => say(`   ${key} is back`),
           (err: unknown) => say(`!! ${key} did not start: ${err instanceof Error ? err.message : String(err)}`));
       }, RESTART_DELAY_MS);

@@ -15,7 +15,7 @@ import { assembleGenesis, type Identity } from '#libs/config/index.ts';
 import type { ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import type { ServiceRole } from '#libs/service/index.ts';
-import { GENESIS_FILE, genesisText, initMember, joinMember, memberPorts, type MemberPorts } from './member.ts';
+import { CARD_FILE, GENESIS_FILE, genesisText, initMember, joinMember, joinObserver, memberPorts, type MemberPorts } from './member.ts';
 
 export { memberPorts } from './member.ts';
 
@@ -34,9 +34,15 @@ export interface InitOptions {
    * Default none (one machine).
    */
   serverNames?: readonly string[];
+  /**
+   * Observers besides the members: o0 follows the validators, o1… follow o0 (a reader tree's
+   * first level), each with ports after the members'.
+   */
+  observers?: number;
 }
 
 export const memberName = (i: number): string => `m${i}`;
+export const observerName = (i: number): string => `o${i}`;
 
 interface Member {
   name: string; dir: string; identity: Identity; publicKey: string; ports: MemberPorts;
@@ -51,7 +57,9 @@ export const caDir = (out: string, name: string): string => path.join(out, 'ca',
 
 export async function initFederation(o: InitOptions): Promise<Member[]> {
   if (!Number.isInteger(o.members) || o.members < 1 || o.members > 100) throw new FedError('CLI_INVALID', '--members must be 1 to 100');
-  if (o.basePort < 1024 || o.basePort + 10 * o.members > 65535) throw new FedError('CLI_INVALID', `--base-port ${o.basePort} leaves no room for ${o.members} members`);
+  const observers = o.observers ?? 0;
+  if (!Number.isInteger(observers) || observers < 0 || observers > 100) throw new FedError('CLI_INVALID', '--observers must be 0 to 100');
+  if (o.basePort < 1024 || o.basePort + 10 * (o.members + observers) > 65535) throw new FedError('CLI_INVALID', `--base-port ${o.basePort} leaves no room for ${o.members} members`);
   const existing = await fs.readdir(o.out).catch(() => []);
   if (existing.length > 0) throw new FedError('INIT_EXISTS', `${o.out} is not empty; refusing to overwrite a federation (remove it or pick another --out)`);
   await fs.mkdir(o.out, { recursive: true, mode: 0o700 });
@@ -70,5 +78,15 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
   const genesisFile = path.join(o.out, GENESIS_FILE);
   await fs.writeFile(genesisFile, genesisText(genesis), { mode: 0o644, flag: 'wx' });
   for (const m of members) await joinMember({ genesisFile, dir: m.dir });
+  for (let k = 0; k < observers; k++) {
+    const name = observerName(k);
+    const m = await initMember({ name, dir: path.join(o.out, name), hosts: ['127.0.0.1'], basePort: memberPorts(o.basePort, o.members + k).store,
+      paramSet: o.paramSet, natsUrls: [o.natsUrl], caDir: caDir(o.out, name), extraNames: o.serverNames ?? [], logFormat: o.logFormat,
+      madeBy: 'btcfed init' });
+    await joinObserver({ genesisFile, dir: m.dir, followCards: k > 0 ? [path.join(o.out, observerName(0), CARD_FILE)] : [] });
+    // An observer signs nothing: no signing key lies around for it.
+    await fs.rm(path.join(m.dir, 'signer'), { recursive: true, force: true });
+    members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator });
+  }
   return members;
 }

@@ -11,7 +11,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import * as grpc from '@grpc/grpc-js';
 import { isParamSet, type ParamSet } from '#libs/crypto/index.ts';
 import { parseConfText, parseDuration } from '#libs/config/index.ts';
-import { errorMessage } from '#libs/errors/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { VERSION } from '#libs/version/index.ts';
 import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
@@ -19,7 +19,7 @@ import { runDevnet } from './devnet.ts';
 import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
-import { CARD_FILE, initMember, joinMember, makeGenesis } from './member.ts';
+import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -107,7 +107,17 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .description('complete a member dir from the genesis: validator set, chain id, the other members as peers')
     .requiredOption('--genesis <file>', 'genesis.yaml from btcfed genesis')
     .requiredOption('--dir <dir>', 'the member dir made by member init')
-    .action(async (o: { genesis: string; dir: string }) => {
+    .option('--observer', 'join as an observer (not in the genesis): follow and verify the chain, serve reads, never vote')
+    .option('--follow <card>', 'observer: the member card of another observer to ask for blocks first (repeat)', collect)
+    .action(async (o: { genesis: string; dir: string; observer?: boolean; follow?: string[] }) => {
+      if (o.follow && !o.observer) throw new FedError('CLI_INVALID', '--follow is for observers (--observer)');
+      if (o.observer) {
+        const r = await joinObserver({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir), followCards: (o.follow ?? []).map((f) => path.resolve(f)) });
+        console.log(`${r.changed ? 'joined' : 'already joined'} as an observer of chain ${r.genesis.chain_id} (${r.genesis.members.length} validators)${o.follow ? `, following ${o.follow.length} observer(s) first` : ''}
+  genesis digest ${r.genesis.digest}  (compare it with the operators')
+  run its store, gateway and consensus; it needs no signer (its signer dir can go)`);
+        return;
+      }
       const r = await joinMember({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir) });
       const g = r.genesis;
       console.log(`${r.changed ? 'joined' : 'already joined'}: ${g.members[r.index]!.name} is validator ${r.index} of ${g.members.length} on chain ${g.chain_id}
@@ -131,16 +141,17 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .description('a whole federation\'s member dirs on this machine (127.0.0.1): member init, genesis and member join for each')
     .requiredOption('--out <dir>', 'where the member dirs go')
     .option('--members <n>', 'how many members', positiveInt, 4)
+    .option('--observers <n>', 'how many observers besides (o0 follows the validators, the others o0)', nonNegativeInt, 0)
     .addOption(basePortOpt())
     .option('--chain-id <id>', 'the chain id', 'btcfed-devnet')
     .addOption(paramSetOpt())
     .option('--base-timeout <duration>', 'the view timer\'s base', '1s')
     .option('--server-names <names>', 'extra names in every server certificate (localhost and 127.0.0.1 are always in)', collect)
     .addOption(natsOpt())
-    .action(async (o: { out: string; members: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; serverNames?: string[]; nats: string }) => {
+    .action(async (o: { out: string; members: number; observers: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; serverNames?: string[]; nats: string }) => {
       durationMs(o.baseTimeout);
       const out = path.resolve(o.out);
-      const members = await initFederation({ members: o.members, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
+      const members = await initFederation({ members: o.members, observers: o.observers, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
         baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
       console.log(`made ${members.length} member dirs in ${out}; the members' CA keys are in ${path.join(out, 'ca')} (move them offline):`);
       for (const m of members) console.log(`  ${m.name}  peer ${m.identity.peerId}  SLH-DSA ${m.publicKey.slice(0, 16)}â€¦  ports ${m.ports.store}â€“${m.ports.signerMetrics}`);
@@ -149,13 +160,14 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
   program.command('devnet')
     .description('run a local federation: every member\'s four services (made first when --dir has none); a service that exits is started again')
     .option('--members <n>', 'how many members (when making it)', positiveInt, 4)
+    .option('--observers <n>', 'how many observers (when making it)', nonNegativeInt, 0)
     .option('--dir <dir>', 'where the member dirs are (or go)', '.devnet')
     .addOption(basePortOpt())
     .option('--chain-id <id>', 'the chain id (when making it)', 'btcfed-devnet')
     .addOption(paramSetOpt())
     .option('--base-timeout <duration>', 'the view timer\'s base (when making it)', '1s')
     .addOption(natsOpt())
-    .action(async (o: { members: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }) => {
+    .action(async (o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }) => {
       await devnet(o);
     });
 
@@ -283,7 +295,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
   return program;
 }
 
-async function devnet(o: { members: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }): Promise<void> {
+async function devnet(o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }): Promise<void> {
   const dir = path.resolve(o.dir);
   const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
   if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
@@ -292,12 +304,13 @@ async function devnet(o: { members: number; dir: string; basePort: number; chain
   if (!existing) {
     durationMs(o.baseTimeout);
     console.log(`making a ${o.members}-member federation in ${dir} â€¦`);
-    await initFederation({ members: o.members, out: dir, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
+    await initFederation({ members: o.members, observers: o.observers, out: dir, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
       baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats });
   }
   const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
-  console.log(`starting ${count} members (${count * 4} processes); logs in ${dir}/m*/logs/`);
-  const net = await runDevnet({ dir, members: count, basePort: o.basePort, natsUrl: o.nats, supervise: true });
+  const observers = fs.readdirSync(dir).filter((e) => /^o\d+$/.test(e)).length;
+  console.log(`starting ${count} members (${count * 4} processes)${observers > 0 ? ` and ${observers} observers (${observers * 3})` : ''}; logs in ${dir}/*/logs/`);
+  const net = await runDevnet({ dir, members: count, observers, basePort: o.basePort, natsUrl: o.nats, supervise: true });
   const p0 = memberPorts(o.basePort, 0);
   const m0 = rel(path.join(dir, 'm0'));
   console.log(`

@@ -353,3 +353,50 @@ export async function joinMember(o: { genesisFile: string; dir: string }): Promi
   await writeFileAtomic(joinedFile, text, { mode: 0o644 });
   return { genesis: g, index, changed: true };
 }
+
+/**
+ * `btcfed member join --observer`: an observer's dir from the genesis — node.role observer, the
+ * chain id and validator set in conf.yaml (what it checks every block against), the validators
+ * as its peers, and, with `follow`, other observers (by their cards) it asks for blocks first
+ * (consensus.follow) and dials. The member must not be in the genesis: a validator never runs as
+ * an observer. Again with the same genesis: nothing to do. Its signer dir is not used.
+ */
+export async function joinObserver(o: { genesisFile: string; dir: string; followCards?: readonly string[] }): Promise<{ genesis: Genesis; changed: boolean }> {
+  const dir = o.dir;
+  const text = await readText(o.genesisFile, 'the genesis made by btcfed genesis');
+  const g = parseGenesisText(text, o.genesisFile);
+  const cardFile = path.join(dir, CARD_FILE);
+  const own = parseCardText(await readText(cardFile, 'the member dir must be one made by btcfed member init'), cardFile);
+  const confFile = path.join(dir, 'conf.yaml');
+  const confText = await readText(confFile, 'the member dir must be one made by btcfed member init');
+  const conf = parseConfText(confText, confFile);
+  if (conf.node.name !== own.name) throw new FedError('JOIN_INVALID', `${cardFile} is not the card of the member in ${dir} (conf.yaml is ${conf.node.name})`);
+  const listed = g.members.find((m) => m.name === own.name || m.libp2p.peer_id === own.libp2p.peer_id);
+  if (listed) {
+    throw new FedError('JOIN_INVALID', `${own.name} is validator ${listed.name} of ${o.genesisFile}: a validator joins with btcfed member join, never as an observer`);
+  }
+  if (g.param_set !== conf.crypto.param_set) {
+    throw new FedError('GENESIS_CARD_MISMATCH', `${o.genesisFile} is for ${g.param_set}, but ${confFile} uses ${conf.crypto.param_set}`);
+  }
+  const joinedFile = path.join(dir, GENESIS_FILE);
+  if (existsSync(joinedFile)) {
+    const joined = parseGenesisText(await fs.readFile(joinedFile, 'utf8'), joinedFile);
+    if (joined.digest === g.digest) return { genesis: g, changed: false };
+    throw new FedError('JOIN_ALREADY_JOINED', `${dir} already joined chain ${joined.chain_id} (genesis ${joined.digest}); refusing ${o.genesisFile}`, { dir, joined: joined.digest, offered: g.digest });
+  }
+  const follow = [];
+  for (const file of o.followCards ?? []) follow.push(parseCardText(await readText(file, 'the member card of an observer to follow'), file));
+  const confDoc = parseDocument(confText);
+  confDoc.setIn(['node', 'role'], 'observer');
+  confDoc.setIn(['consensus', 'chain_id'], g.chain_id);
+  confDoc.setIn(['consensus', 'base_timeout'], g.base_timeout);
+  confDoc.setIn(['consensus', 'follow'], follow.map((f) => f.libp2p.peer_id));
+  confDoc.set('validators', genesisValidators(g));
+  const newConf = confDoc.toString();
+  parseConfText(newConf, confFile);
+  const peers = [...g.members, ...follow].map((m) => ({ publicKey: m.libp2p.public_key, peerId: m.libp2p.peer_id, addresses: [...m.libp2p.addresses], lastSeenMs: 0 }));
+  await writeFileAtomic(confFile, newConf, { mode: 0o600 });
+  await writeFileAtomic(path.join(dir, 'peers.yaml'), stringify(peersToData(peers)), { mode: 0o600 });
+  await writeFileAtomic(joinedFile, text, { mode: 0o644 });
+  return { genesis: g, changed: true };
+}

@@ -322,7 +322,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     }), 15_000);
     const s = await status(0);
     const vote = { type: 'vote' as const, phase: Phase.PREPARE, view: Number(s.view), blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
-    stream.write({ body: { $case: 'send', value: { to: 0, frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
+    stream.write({ body: { $case: 'send', value: { to: 0, toPeer: '', frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
     const ev = await events.next((e) => e.data.claimedSender === 3, 15_000);
     assert.equal(ev.data.messageType, 'vote');
 
@@ -343,7 +343,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
             const blockHash = new Uint8Array(32).fill(fill);
             const signature = await dsa.sign(secretKey, voteSigningBytes({ chainId, phase: Phase.PREPARE, view, blockHash }));
             const frame = encodeFrame(chainId, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash, sender: 3, signature } });
-            stream.write({ body: { $case: 'send', value: { to: view % N, frame } } });
+            stream.write({ body: { $case: 'send', value: { to: view % N, toPeer: '', frame } } });
           }
           await new Promise((r) => setTimeout(r, 300));
         }

@@ -10,7 +10,8 @@ import { PeerStateChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { multiaddr } from '@multiformats/multiaddr';
 import { generateIdentity } from '#libs/config/index.ts';
 import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { encodeFrame, encodeVarint } from '../services/gateway/framing.ts';
+import { FrameDecoder, encodeFrame, encodeVarint } from '../services/gateway/framing.ts';
+import { OUTSIDE_FRAMES_PER_SECOND } from '../services/gateway/consensus.ts';
 import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
 import { recordEvents } from './support/store.ts';
 import {
@@ -195,28 +196,47 @@ describe('gateway: strangers', () => {
     assert.ok(answered >= 1 && answered <= 15, `answered ${answered} of 30`);
   });
 
-  test('a peer that is not a validator cannot inject consensus frames', async () => {
+  test('a peer that is not a validator: its frames arrive marked from outside, within a budget, and are answered only while it is connected', async () => {
     const a = nodes[0]!;
     const consumer = attach(a.gw);
+    const replies: Uint8Array[] = [];
+    await stranger!.handle('/btcfed/consensus/1.0.0', (stream) => {
+      const decoder = new FrameDecoder(1 << 20);
+      stream.addEventListener('message', (evt) => { replies.push(...decoder.push(evt.data)); });
+    });
     try {
       await consumer.ready;
-      const before = (await listPeers(a.gw)).refusedFrames;
       const s = await stranger!.dialProtocol(target(), '/btcfed/consensus/1.0.0');
-      try { s.send(encodeFrame(bytes(1000), 1 << 20)); } catch { /* already reset */ }
-      assert.equal(await closedOf(s), true, 'the gateway reset the stream');
+      s.send(encodeFrame(bytes(1000), 1 << 20));
+      const f = await consumer.next((x) => x.fromOutside);
+      assert.equal(f.peerId, stranger!.peerId.toString(), 'named by its authenticated identity');
+      assert.equal(f.from, 0);
+      assert.equal(f.frame.length, 1000);
+      // The consumer answers it by peer id; the gateway delivers to the connected peer.
+      consumer.stream.write({ body: { $case: 'send', value: { to: 0, toPeer: stranger!.peerId.toString(), frame: bytes(333) } } });
       const until = Date.now() + 5_000;
-      while ((await listPeers(a.gw)).refusedFrames === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      const res = await listPeers(a.gw);
-      assert.equal(res.refusedFrames, before + 1);
-      // A validator's frame still arrives, and it is the only one.
+      while (replies.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(replies[0]?.length, 333, 'the answer reached the outside peer');
+
+      // A flood from outside: past the shared budget it is dropped and counted, and a validator's
+      // frame still gets through (outside frames never pause the consumer's stream).
+      const before = (await listPeers(a.gw)).refusedFrames;
+      const flood = OUTSIDE_FRAMES_PER_SECOND * 3;
+      for (let k = 0; k < flood; k++) s.send(encodeFrame(bytes(100), 1 << 20));
       const cb = attach(nodes[1]!.gw);
       await cb.ready;
       cb.send(0, bytes(77));
-      const f = await consumer.next();
-      assert.equal(f.from, 1);
-      assert.equal(consumer.frames.length, 1);
+      const fromValidator = await consumer.next((x) => !x.fromOutside);
+      assert.equal(fromValidator.from, 1);
+      const end = Date.now() + 5_000;
+      while ((await listPeers(a.gw)).refusedFrames - before < flood - 2 * OUTSIDE_FRAMES_PER_SECOND && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      const dropped = (await listPeers(a.gw)).refusedFrames - before;
+      const delivered = consumer.frames.filter((x) => x.fromOutside).length - 1;
+      assert.equal(dropped + delivered, flood, `every flooded frame is delivered or counted (${delivered} delivered, ${dropped} dropped)`);
+      assert.ok(delivered <= 2 * OUTSIDE_FRAMES_PER_SECOND, `at most the budget is delivered: ${delivered}`);
       cb.close();
     } finally {
+      await stranger!.unhandle('/btcfed/consensus/1.0.0');
       consumer.close();
     }
   });

@@ -115,6 +115,11 @@ export const confSchema = z.strictObject({
     name: memberName,
     /** Absent on first start: the store generates one and writes it back. */
     private_key: privateKey.optional(),
+    /**
+     * validator: takes part in consensus (must be in `validators`, with a signer). observer:
+     * follows the chain, verifying every block and commit QC, and serves reads; never votes.
+     */
+    role: z.enum(['validator', 'observer']).default('validator'),
   }),
   network: z.strictObject({
     addresses: z.array(listenAddr).min(1, 'needs at least one listen address'),
@@ -167,6 +172,14 @@ export const confSchema = z.strictObject({
     max_block_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     max_tx_bytes: z.number().int().min(1).max(1024 * 1024).default(64 * 1024),
     mempool_max_txs: z.number().int().min(1).max(10_000_000).default(200_000),
+    /**
+     * Observer only: the peers (libp2p peer ids, other observers, say) it asks for blocks while any
+     * of them is connected; empty, or none connected: the validators.
+     */
+    follow: z.array(z.string().min(1).superRefine((v, ctx) => {
+      const r = parsePeerId(v);
+      if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+    })).max(64).default([]),
   }).prefault({}),
   /** The genesis validator set, in index order; leader(view) = validators[view mod N]. */
   validators: z.array(validator).default([]),
@@ -179,6 +192,13 @@ export const confSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
   }
   checkValidators(conf.validators, conf.crypto.param_set, ctx);
+  const listed = conf.validators.some((v) => v.name === conf.node.name);
+  if (conf.node.role === 'observer' && listed) {
+    ctx.addIssue({ code: 'custom', path: ['node', 'role'], message: `observer, but ${conf.node.name} is in validators: a validator must not run as an observer (it would stop voting)` });
+  }
+  if (conf.node.role === 'validator' && conf.consensus.follow.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'follow'], message: 'only an observer (node.role: observer) follows other peers' });
+  }
 });
 
 type Validator = z.output<typeof validator>;

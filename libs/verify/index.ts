@@ -7,7 +7,7 @@
 // QcVerifier). Every refusal names what failed.
 
 import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
-import { txHashesOf, txRootOf } from '#libs/blocks/index.ts';
+import { blockError, txHashesOf, txRootOf } from '#libs/blocks/index.ts';
 import { Phase, QcVerifier, genesisBlock, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
 
@@ -72,6 +72,43 @@ export function verifyIncluded(root: TrustRoot, inc: Inclusion, proof: CommitPro
   }
   const verdict = certified(root, h, blockHash(h), proof);
   return verdict.ok ? { ...verdict, txIndex: inc.index } : verdict;
+}
+
+/** A block as a member or observer serves it to a follower: with the best QC it holds for it. */
+export interface ServedBlock { block: Block; qc?: QuorumCert | undefined }
+
+export type RunVerdict =
+  /** `blocks` (possibly none) are proven committed by `qc`, the COMMIT QC of the last of them. */
+  | { ok: true; blocks: Block[]; qc: QuorumCert | undefined; servedTop: number }
+  | { ok: false; reason: string };
+
+/**
+ * Which blocks of `run` — served as the committed log above `tip` — are proven committed. Each
+ * must extend the one before it (from `tip`) and hold as a block (libs/blocks: hash, chain id,
+ * height, transaction root, state hash, no transaction twice in the log); the proof is the last
+ * COMMIT QC in the run, whose signatures must verify against `root`. Blocks above that QC are
+ * not proven yet and are left out. A run that breaks any of this is refused as a whole, naming
+ * the block and why. `isCommitted` says whether a transaction id is in the log at or below `tip`.
+ */
+export function verifyServedRun(root: TrustRoot, tip: Block, run: readonly ServedBlock[], isCommitted: (txId: Uint8Array) => boolean): RunVerdict {
+  // Transactions of the run's earlier blocks: a later block must not repeat them.
+  const inRun = new Set<string>();
+  const validity = { chainId: root.chainId, hashBlock: blockHash, isCommitted: (id: Uint8Array) => inRun.has(hex(id)) || isCommitted(id) };
+  let parent = tip;
+  let certifiedAt = -1;
+  for (const [i, { block, qc }] of run.entries()) {
+    const why = blockError(block, parent, [], validity);
+    if (why) return { ok: false, reason: `block ${i} of ${run.length} (height ${block.header.height}): ${why}` };
+    for (const id of txHashesOf(block)) inRun.add(hex(id));
+    if (qc?.phase === Phase.COMMIT) certifiedAt = i;
+    parent = block;
+  }
+  const servedTop = run.length > 0 ? run[run.length - 1]!.block.header.height : tip.header.height;
+  if (certifiedAt < 0) return { ok: true, blocks: [], qc: undefined, servedTop };
+  const last = run[certifiedAt]!;
+  const verdict = certified(root, last.block.header, last.block.hash, { qc: last.qc! });
+  if (!verdict.ok) return { ok: false, reason: `block ${certifiedAt} of ${run.length} (height ${last.block.header.height}): ${verdict.reason}` };
+  return { ok: true, blocks: run.slice(0, certifiedAt + 1).map((r) => r.block), qc: last.qc, servedTop };
 }
 
 const refuse = (reason: string): Verdict => ({ ok: false, reason });

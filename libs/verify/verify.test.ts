@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHash, createSlhDsa, merkleProof, merkleRoot, nextStateHash, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { verifyCommitted, verifyIncluded, type TrustRoot } from './index.ts';
+import { verifyCommitted, verifyIncluded, verifyServedRun, type TrustRoot } from './index.ts';
 
 const CHAIN = 'verify-test';
 const dsa = createSlhDsa();
@@ -85,4 +85,37 @@ test('a transaction is proved by its Merkle branch and the header alone; a bent 
   refused(verifyIncluded(root, { ...inc(3), header: { ...b.header, timestampMs: 99 } }, { qc }), /qc: certifies/, 'a changed header');
   refused(verifyIncluded(root, inc(3), { qc: await qcOf(other, [0, 1, 2]) }), /qc: certifies/, 'the QC of another block');
   refused(verifyIncluded(root, { ...inc(3), header: { ...b.header, chainId: 'other' } }, { qc }), /chain id "other"/, 'another chain');
+});
+
+test('a served run is proven up to its last COMMIT QC; blocks above it wait; any break refuses the whole run, naming the block', async () => {
+  const b3 = child(b2, 3, [enc('gina pays hal')]);
+  const none = () => false;
+  const run = [{ block: b1 }, { block: b2, qc: await qcOf(b2, [0, 1, 2]) }, { block: b3 }];
+  const v = verifyServedRun(root, genesis, run, none);
+  assert.equal(v.ok, true);
+  if (v.ok) {
+    assert.deepEqual(v.blocks.map((b) => b.header.height), [1, 2], 'b3 has no COMMIT QC yet: left out');
+    assert.equal(v.qc?.view, 2);
+    assert.equal(v.servedTop, 3);
+  }
+  // Nothing certified: nothing proven (not an error: the source may be mid-view).
+  const bare = verifyServedRun(root, genesis, [{ block: b1 }], none);
+  assert.deepEqual(bare.ok && bare.blocks, []);
+  const refused = (r: ReturnType<typeof verifyServedRun>, pattern: RegExp, what: string) => {
+    assert.equal(r.ok, false, what);
+    if (!r.ok) assert.match(r.reason, pattern, what);
+  };
+  const good = await qcOf(b2, [0, 1, 2]);
+  refused(verifyServedRun(root, genesis, [{ block: { ...b1, txs: [enc('forged')] } }, { block: b2, qc: good }], none), /block 0 of 2 \(height 1\)/, 'a changed transaction');
+  refused(verifyServedRun(root, genesis, [{ block: b2, qc: good }], none), /parent/, 'a run that does not start above the tip');
+  refused(verifyServedRun(root, b1, [{ block: b1 }, { block: b2, qc: good }], none), /height|parent/, 'a run that repeats the tip');
+  refused(verifyServedRun(root, genesis, [{ block: b1 }, { block: b2, qc: await qcOf(b2, [0, 1]) }], none), /block 1 of 2.*quorum/, 'too few signers');
+  refused(verifyServedRun(root, genesis, [{ block: b1 }, { block: b2, qc: await qcOf(b2, [0, 1, 2], { signWith: (i) => (i === 1 ? outsider.secretKey : keys[i]!.secretKey) }) }], none),
+    /bad signature of 1/, 'a signature from outside the set');
+  refused(verifyServedRun(root, genesis, [{ block: b1 }, { block: b2, qc: { ...good, view: 7 } }], none), /view 7/, 'a QC of the wrong view');
+  // A transaction the log holds already (committed at or below the tip, or earlier in the run).
+  refused(verifyServedRun(root, genesis, [{ block: b1 }, { block: b2, qc: good }], (id) => Buffer.from(id).equals(Buffer.from(txHash(enc('erin pays frank'))))),
+    /block 1 of 2/, 'a transaction already committed');
+  const again = child(b1, 2, [enc('alice pays bob')]);
+  refused(verifyServedRun(root, genesis, [{ block: b1 }, { block: again, qc: await qcOf(again, [0, 1, 2]) }], none), /block 1 of 2/, 'a transaction twice in the run');
 });

@@ -52,7 +52,7 @@ test('GetStatus reports the committed tip the store serves, not the engine\'s ti
   const store = { committedHeight: () => 39, hashAtHeight: (h: number) => at(h).hash, blockAtHeight: (h: number) => (h <= 39 ? at(h) : undefined), qcFor: () => undefined };
   const engine = { view: 50, committed: at(46), halted: false, safety: { lastVoted: { view: 0, phase: 0 }, lockedQC: { view: 0 }, prepareQC: { view: 0 } } };
   const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
-    driver: { engine, genesis, paused: false, failure: undefined }, pool: { size: 0 } } as unknown as ApiDeps);
+    node: { genesis, failure: undefined, status: () => ({ view: engine.view }) }, pool: { size: 0 } } as unknown as ApiDeps);
   const status = await new Promise<{ committedHeight: number }>((resolve, reject) => {
     svc.getStatus(call({}) as never, (e, res) => (e ? reject(e) : resolve(res as { committedHeight: number })));
   });

@@ -14,13 +14,12 @@ import { merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
 import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
-import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ConsensusDriver } from './driver.ts';
 import type { EvidenceLog } from './evidence.ts';
-import type { Inbound } from './inbound.ts';
-import type { Mempool } from './mempool.ts';
+import type { Mempool, OfferResult } from './mempool.ts';
 import type { MempoolJournal } from './mempool-journal.ts';
 
 const MAX_BATCH_TXS = 10_000;
@@ -43,15 +42,39 @@ const STATUS = statusTable({
 
 export interface ValidatorInfo { name: string; peerId: string; publicKey: Uint8Array }
 
+/** What the API reads of the node it serves: a validator's driver, or an observer's follower. */
+export interface ServedNode {
+  readonly genesis: Block;
+  /** Set when the node stopped for good (a halt, a failed write it cannot retry). */
+  readonly failure: Error | undefined;
+  isCommitted(hash: Uint8Array): boolean;
+  /** The consensus fields of GetStatus. */
+  status(): Pick<GetStatusResponse, 'view' | 'phase' | 'leader' | 'lockedQcView' | 'highQcView' | 'paused' | 'halted' | 'observer' | 'sourceHeight' | 'behind'>;
+}
+
+/** Where a client's transactions go: a validator's mempool (and the upcoming leaders), or an observer's hand-off to validators. */
+export interface Intake {
+  offer(tx: Uint8Array, nowMs: number): OfferResult;
+  /** Whether the transaction (hex hash) waits here for a block. */
+  has(hashHex: string): boolean;
+  readonly size: number;
+  /** A transaction this call took: passed on (to the upcoming leaders, or to validators). */
+  handOff(tx: Uint8Array): void;
+}
+
+/** A validator's intake: its mempool, and the hand-off to the upcoming leaders. */
+export function mempoolIntake(pool: Mempool, isCommitted: (hash: Uint8Array) => boolean, handOff: (tx: Uint8Array) => void): Intake {
+  return { offer: (tx, now) => pool.offer(tx, now, isCommitted), has: (k) => pool.has(k), get size() { return pool.size; }, handOff };
+}
+
 export interface ApiDeps {
   member: string;
   chainId: string;
   self: number;
   validators: readonly ValidatorInfo[];
-  driver: ConsensusDriver;
-  inbound: Inbound;
+  node: ServedNode;
   store: BlockStore;
-  pool: Mempool;
+  pool: Intake;
   /**
    * Where accepted transactions are made durable before the answer. Without one (unit tests of
    * other methods) ACCEPTED promises only the memory of this process.
@@ -122,25 +145,26 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const n = d.validators.length;
   return {
     submitTransaction: h.unary((req) => countedAsync('SubmitTransaction', async () => {
-      if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
-      const r = d.pool.add(req.tx, (d.now ?? Date.now)(), d.driver.isCommitted);
-      if (r.status === 'added') d.inbound.gossip(req.tx);
+      if (d.node.failure) throw new FedError('HALTED', `consensus is halted: ${d.node.failure.message}`);
+      const r = d.pool.offer(req.tx, (d.now ?? Date.now)());
+      if (r.status === 'refused') throw new FedError(r.code, r.message, { size: d.pool.size });
+      if (r.status === 'added') d.pool.handOff(req.tx);
       await durable([{ hash: r.hash, tx: req.tx, added: r.status === 'added' }]);
       return { txHash: r.hash, duplicate: r.status === 'duplicate' };
     })),
     submitTransactions: h.unary((req) => countedAsync('SubmitTransactions', async () => {
-      if (d.driver.failure) throw new FedError('HALTED', `consensus is halted: ${d.driver.failure.message}`);
+      if (d.node.failure) throw new FedError('HALTED', `consensus is halted: ${d.node.failure.message}`);
       if (req.txs.length > MAX_BATCH_TXS) throw new FedError('REQUEST_INVALID', `txs: at most ${MAX_BATCH_TXS} per call, got ${req.txs.length}`);
       const now = (d.now ?? Date.now)();
       let accepted = 0;
       const taken: { hash: Uint8Array; tx: Uint8Array; added: boolean }[] = [];
       const results = req.txs.map((tx) => {
-        const r = d.pool.offer(tx, now, d.driver.isCommitted);
+        const r = d.pool.offer(tx, now);
         if (r.status === 'refused') {
           d.rejected?.('SubmitTransactions', r.code);
           return { txHash: r.hash ?? new Uint8Array(), duplicate: false, errorCode: r.code, error: r.message };
         }
-        if (r.status === 'added') { d.inbound.gossip(tx); accepted++; }
+        if (r.status === 'added') { d.pool.handOff(tx); accepted++; }
         taken.push({ hash: r.hash, tx, added: r.status === 'added' });
         return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
       });
@@ -164,25 +188,20 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
     })),
     getStatus: h.unary(() => {
-      const e = d.driver.engine;
-      const s = e.safety;
       // The committed tip as this member serves it (durable, readable by GetBlock/ListBlocks),
       // not the engine's, which runs ahead by the blocks whose commit is still being written:
       // a client that reads committed_height and then asks for that block must find it.
       const committedHeight = d.store.committedHeight();
-      const committedHash = committedHeight === 0 ? d.driver.genesis.hash : d.store.hashAtHeight(committedHeight) ?? e.committed.hash;
+      const committedHash = committedHeight === 0 ? d.node.genesis.hash : d.store.hashAtHeight(committedHeight) ?? new Uint8Array();
       return {
-        member: d.member, chainId: d.chainId, selfIndex: d.self, view: e.view,
-        phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
-        leader: e.view % n, committedHeight, committedHash,
-        lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view, mempoolSize: d.pool.size,
-        paused: d.driver.paused, halted: e.halted || d.driver.failure !== undefined, peers: d.peers?.() ?? [],
+        member: d.member, chainId: d.chainId, selfIndex: d.self, ...d.node.status(), committedHeight, committedHash,
+        mempoolSize: d.pool.size, peers: d.peers?.() ?? [],
       };
     }),
     getBlock: h.unary((req) => counted('GetBlock', () => {
       const by = req.by;
       if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
-      const b = by.$case === 'height' ? (by.value === 0 ? d.driver.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
+      const b = by.$case === 'height' ? (by.value === 0 ? d.node.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
       if (!b || b.header.height > d.store.committedHeight()) throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : 'with that hash'}`);
       return certified(b, false);
     })),
@@ -214,7 +233,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   };
 }
 
-export interface AdminDeps extends Pick<ApiDeps, 'driver' | 'log'> {
+export interface AdminDeps extends Pick<ApiDeps, 'log'> {
+  driver: ConsensusDriver;
   /** Client certificate fingerprints allowed; undefined = any certificate the transport accepted. */
   allowedClients?: readonly string[];
 }

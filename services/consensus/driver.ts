@@ -92,6 +92,17 @@ export class ConsensusDriver {
   get storageError(): string | undefined { return this.#storageError; }
   get genesis(): Block { return this.#genesis; }
 
+  /** The consensus fields of GetStatus (see api.ts ServedNode). */
+  status(): { view: number; phase: string; leader: number; lockedQcView: number; highQcView: number; paused: boolean; halted: boolean; observer: boolean; sourceHeight: number; behind: number } {
+    const e = this.engine;
+    const s = e.safety;
+    return {
+      view: e.view, phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
+      leader: roundRobinLeader(e.view, this.#opts.engine.validatorCount), lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view,
+      paused: this.#paused, halted: e.halted || this.#failure !== undefined, observer: false, sourceHeight: 0, behind: 0,
+    };
+  }
+
   start(): void { this.enqueue({ type: 'start' }); }
 
   /** Whether a transaction (by hash) is in the committed log. */

@@ -3,12 +3,14 @@
 // restarts. Outbound frames wait in a bounded buffer while the stream is not writable; past
 // the bound the oldest are dropped and counted (consensus tolerates loss; its pacemaker
 // recovers), so a stalled gateway can never make this process grow without limit.
+// Peers outside the validator set get numbers from OUTSIDE_BASE (see ports.ts): a bounded table
+// of slots, the least recently heard-from reused first, so the driver's per-peer maps stay bounded.
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { errorMessage } from '#libs/errors/index.ts';
 import type { AttachRequest, AttachResponse, GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import type { TransportPort } from './ports.ts';
+import { MAX_OUTSIDE_PEERS, OUTSIDE_BASE, type TransportPort } from './ports.ts';
 
 const MAX_BUFFERED = 4096;
 const MAX_BACKOFF_MS = 1000;
@@ -31,6 +33,9 @@ export class GatewayLink implements TransportPort {
   connected = false;
   /** The gateway's frame limit, from its ready message: block sync sizes its responses to it. */
   maxFrameBytes: number | undefined;
+  /** Outside peers: peer id → number, least recently used first; and back. */
+  readonly #outsideIds = new Map<string, number>();
+  readonly #outsidePeers = new Map<number, string>();
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -44,7 +49,33 @@ export class GatewayLink implements TransportPort {
   }
 
   send(to: number, frame: Uint8Array): void {
-    this.#write({ body: { $case: 'send', value: { to, frame } } });
+    if (to >= OUTSIDE_BASE) {
+      const peer = this.#outsidePeers.get(to);
+      if (peer === undefined) { this.dropped++; return; } // its slot was reused: the answer has nowhere to go
+      this.#write({ body: { $case: 'send', value: { to: 0, toPeer: peer, frame } } });
+      return;
+    }
+    this.#write({ body: { $case: 'send', value: { to, toPeer: '', frame } } });
+  }
+
+  /** The number of a peer outside the validator set (assigned on first use; slots reused oldest first). */
+  outsideId(peerId: string): number {
+    const known = this.#outsideIds.get(peerId);
+    if (known !== undefined) {
+      this.#outsideIds.delete(peerId);
+      this.#outsideIds.set(peerId, known);
+      return known;
+    }
+    let id: number;
+    if (this.#outsideIds.size < MAX_OUTSIDE_PEERS) id = OUTSIDE_BASE + this.#outsideIds.size;
+    else {
+      const [oldPeer, oldId] = this.#outsideIds.entries().next().value!;
+      this.#outsideIds.delete(oldPeer);
+      id = oldId;
+    }
+    this.#outsideIds.set(peerId, id);
+    this.#outsidePeers.set(id, peerId);
+    return id;
   }
 
   broadcast(frame: Uint8Array): void {
@@ -86,7 +117,8 @@ export class GatewayLink implements TransportPort {
         this.#o.onReady?.(body.value);
         this.#flush();
       } else if (body?.$case === 'frame') {
-        this.#o.onFrame(body.value.from, body.value.frame, body.value.peerId);
+        const f = body.value;
+        this.#o.onFrame(f.fromOutside ? this.outsideId(f.peerId) : f.from, f.frame, f.peerId);
       }
     });
     stream.on('drain', () => this.#flush());

@@ -1,6 +1,9 @@
 // Frames from other validators, cheapest check first: size and decoding (libs/wire),
 // then signatures (the verifier), then protocol rules (the engine). A frame that fails a check
 // is counted and logged with the sender and the reason; it never reaches the engine.
+// Peers outside the validator set (observers) may only ask for blocks and hand over
+// transactions (all of them together hold at most one validator's share of the mempool);
+// anything else from them is refused as a strike, before it costs a signature check.
 // Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
 // the current and the next views, who propose them; the member that took them keeps them too and
 // proposes them itself when it leads, so none is stranded by a faulty leader.
@@ -10,7 +13,7 @@ import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { decodeFrame, encodeFrame, type FrameLimits } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import type { Mempool } from './mempool.ts';
-import type { Clock, DriverObserver, TransportPort } from './ports.ts';
+import { OUTSIDE_BASE, isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
 import type { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -73,6 +76,10 @@ export class Inbound {
       this.#refuse(from, 'undecodable', { why: isFedError(err) ? err.message : errorMessage(err) });
       return;
     }
+    if (isOutside(from) && frame.type !== 'block-request' && frame.type !== 'tx-batch') {
+      this.#refuse(from, 'not_validator', { type: frame.type });
+      return;
+    }
     switch (frame.type) {
       case 'consensus':
         this.#onMessage(from, frame.message);
@@ -88,8 +95,9 @@ export class Inbound {
         // from one of them cannot crowd out clients' or other validators' transactions.
         let refused = 0;
         let code = '';
+        const source = isOutside(from) ? OUTSIDE_BASE : from;
         for (const tx of frame.txs) {
-          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted, from);
+          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted, source);
           if (r.status === 'refused') { refused++; code = r.code; }
         }
         if (refused > 0) this.#d.log.debug({ from, refused, of: frame.txs.length, code }, 'gossiped transactions not taken');

@@ -1,6 +1,7 @@
 // The consensus service's composition root: config from the store, the engine driven by
 // ConsensusDriver, signatures from the (remote) signer, frames through the gateway's Attach
-// stream, blocks in LMDB, the public and admin gRPC APIs, events on NATS and metrics.
+// stream, blocks in LMDB, the public and admin gRPC APIs, events on NATS and metrics. With
+// node.role observer it runs as an observer instead (observer.ts): no signer, no votes.
 // Shutdown: health NOT_SERVING → drain gRPC → stop the driver → detach → drain NATS → close LMDB.
 //
 //   node services/consensus/main.ts --store HOST:PORT --data-dir DIR [--listen HOST:PORT]
@@ -17,10 +18,11 @@ import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { genesisBlock, roundRobinLeader, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { createRemoteSigner } from '../signer/client.ts';
-import { adminService, consensusService } from './api.ts';
+import { adminService, consensusService, mempoolIntake } from './api.ts';
+import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
 import { EvidenceLog } from './evidence.ts';
@@ -35,8 +37,6 @@ import { MAX_SYNC_BLOCKS } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
 import { CommitSignal } from './commit-signal.ts';
 
-/** Blocks and frames run to max_block_bytes (4 MiB by default) plus QCs: past grpc-js's 4 MiB default. */
-const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 
 const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
   + '[--metrics HOST:PORT] [--gateway HOST:PORT] [--signer HOST:PORT] [--nats URL] [--no-nats]';
@@ -61,7 +61,10 @@ async function main(): Promise<void> {
     const storeClient = createClient(StoreServiceClient, flags.store, { security: sec.client });
     const { snapshot, conf } = await fetchConfig(storeClient);
     const self = conf.validators.findIndex((v) => v.name === conf.node.name);
-    if (self < 0) throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not in the validator set of conf.yaml`);
+    if (conf.validators.length === 0) throw new FedError('CONSENSUS_NO_VALIDATORS', 'conf.yaml has no validator set: join a genesis first (btcfed member join, or btcfed observer join)');
+    if (self < 0 && conf.node.role === 'validator') {
+      throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not in the validator set of conf.yaml (to follow the chain without voting, set node.role: observer)`);
+    }
     setup = { sec, storeClient, snapshot, conf, self };
   } catch (err) {
     fatal(boot, err, 'loading the config from the store');
@@ -69,6 +72,15 @@ async function main(): Promise<void> {
   const { sec, storeClient, conf, self } = setup;
   const log = createLogger({ service: 'consensus', member: conf.node.name, level: conf.logging.level, format: conf.logging.format });
   const life = lifecycle(log);
+  if (conf.node.role === 'observer') {
+    try {
+      await runObserver({ flags, dataDir, sec, conf, log, life });
+    } catch (err) {
+      await life.stop('start failed');
+      fatal(log, err, 'starting the observer');
+    }
+    return;
+  }
   try {
     const c = conf.consensus;
     const paramSet = conf.crypto.param_set;
@@ -153,7 +165,7 @@ async function main(): Promise<void> {
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
-      member: conf.node.name, chainId: c.chain_id, self, driver, inbound, store, pool: driver.pool, journal, evidence, log,
+      member: conf.node.name, chainId: c.chain_id, self, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
@@ -213,16 +225,6 @@ async function main(): Promise<void> {
   } catch (err) {
     await life.stop('start failed');
     fatal(log, err, 'starting consensus');
-  }
-}
-
-function peerStateName(s: PeerState): string {
-  switch (s) {
-    case PeerState.PEER_STATE_CONNECTED: return 'connected';
-    case PeerState.PEER_STATE_CONNECTING: return 'connecting';
-    case PeerState.PEER_STATE_DELINQUENT: return 'delinquent';
-    case PeerState.PEER_STATE_DISCONNECTED: return 'disconnected';
-    default: return 'unknown';
   }
 }
 

@@ -19,7 +19,7 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, isFedError } from '#libs/errors/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { startService } from '../../test/support/process.ts';
-import { consensusService, type ApiDeps } from './api.ts';
+import { consensusService, mempoolIntake, type ApiDeps } from './api.ts';
 import { Mempool } from './mempool.ts';
 import { MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
@@ -230,8 +230,8 @@ if (process.env.JOURNAL_CHILD_DIR) {
     const journal = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer, ...LIMITS });
     const pool = new Mempool({ ...LIMITS, maxTxBytes: 1024, onRemoved: (k) => journal.forget(k) });
     const gossiped: Uint8Array[] = [];
-    const deps = { member: 'm0', chainId: 'journal-test', self: 0, validators: [], log: pino({ level: 'silent' }), pool, journal,
-      driver: { failure: undefined, isCommitted: none }, inbound: { gossip: (tx: Uint8Array) => gossiped.push(tx) } } as unknown as ApiDeps;
+    const deps = { member: 'm0', chainId: 'journal-test', self: 0, validators: [], log: pino({ level: 'silent' }), journal,
+      pool: mempoolIntake(pool, none, (tx) => gossiped.push(tx)), node: { failure: undefined, isCommitted: none } } as unknown as ApiDeps;
     const api = consensusService(deps);
     const unary = <Req, Res>(handler: grpc.handleUnaryCall<Req, Res>, request: Req) => new Promise<{ err: grpc.ServiceError | null; res?: Res }>((resolve) => {
       const call = Object.assign(new EventEmitter(), { request, getPath: () => '/test', cancelled: false });
@@ -257,7 +257,7 @@ if (process.env.JOURNAL_CHILD_DIR) {
     await journal.close();
 
     // A journal that cannot write: the call fails UNAVAILABLE, naming why; nothing is claimed.
-    const broken = consensusService({ ...deps, pool: new Mempool({ ...LIMITS, maxTxBytes: 1024 }),
+    const broken = consensusService({ ...deps, pool: mempoolIntake(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), none, () => undefined),
       journal: { append: () => Promise.reject(new FedError('MEMPOOL_JOURNAL_FAILED', 'not durable: disk full')) } });
     const failed = await unary(broken.submitTransactions, { txs: [enc('x')] });
     assert.equal(failed.err?.code, grpc.status.UNAVAILABLE);

@@ -8,6 +8,7 @@
 
 import { FedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
+import { isOutside } from './ports.ts';
 
 export interface MempoolOptions {
   maxTxs: number;
@@ -22,13 +23,22 @@ export interface MempoolOptions {
 
 /** Share of the pool one other validator's hand-offs may hold. */
 export const REMOTE_SHARE = 0.25;
-/** The source of a client's own transaction (other sources are validator indices). */
+/** The source of a client's own transaction (other sources are validator indices, and OUTSIDE_BASE for all non-validators together). */
 export const LOCAL = -1;
 
 export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
 export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
+
+/** Why a transaction cannot be taken at all (empty, too large), or null: the one rule, for validators and observers. */
+export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMPTY' | 'TX_TOO_LARGE'; message: string } | null {
+  if (tx.length === 0) return { code: 'TX_EMPTY', message: 'transaction is empty' };
+  if (tx.length > maxTxBytes) {
+    return { code: 'TX_TOO_LARGE', message: `transaction is ${tx.length} bytes; the limit is ${maxTxBytes} (consensus.max_tx_bytes)` };
+  }
+  return null;
+}
 
 export class Mempool {
   readonly #opts: MempoolOptions;
@@ -46,11 +56,7 @@ export class Mempool {
 
   /** Why a transaction cannot be taken at all (empty, too large), or null. */
   invalid(tx: Uint8Array): { code: 'TX_EMPTY' | 'TX_TOO_LARGE'; message: string } | null {
-    if (tx.length === 0) return { code: 'TX_EMPTY', message: 'transaction is empty' };
-    if (tx.length > this.#opts.maxTxBytes) {
-      return { code: 'TX_TOO_LARGE', message: `transaction is ${tx.length} bytes; the limit is ${this.#opts.maxTxBytes} (consensus.max_tx_bytes)` };
-    }
-    return null;
+    return txSizeError(tx, this.#opts.maxTxBytes);
   }
 
   has(hashHex: string): boolean { return this.#pending.has(hashHex); }
@@ -68,7 +74,7 @@ export class Mempool {
     }
     const held = source === LOCAL ? undefined : this.#held.get(source);
     if (held && (held.txs >= this.#opts.maxTxs * REMOTE_SHARE || held.bytes + tx.length > this.#opts.maxBytes * REMOTE_SHARE)) {
-      return { status: 'refused', code: 'MEMPOOL_QUOTA', message: `validator ${source} already holds ${held.txs} transactions (${held.bytes} bytes) of this mempool` };
+      return { status: 'refused', code: 'MEMPOOL_QUOTA', message: `${isOutside(source) ? 'peers outside the validator set' : `validator ${source}`} already hold ${held.txs} transactions (${held.bytes} bytes) of this mempool` };
     }
     const hash = txHash(tx);
     const key = toHex(hash);

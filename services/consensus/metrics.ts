@@ -5,6 +5,7 @@ import type { Metrics } from '#libs/metrics/index.ts';
 import { faultBound, quorumSize, type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
 import type { JournalObserver, ReplayOutcome } from './mempool-journal.ts';
+import { isOutside } from './ports.ts';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -103,19 +104,19 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     evidence() { equivocations.inc(); },
     rejected(from, reason) {
       rejected.inc({ reason });
-      offences.inc({ peer: from === null ? 'unknown' : String(from), reason });
+      offences.inc({ peer: peerLabel(from), reason });
     },
     invalidSignature(from, what) {
       // `what` is text ("vote", "qc(2,17) vote: …"): its kind only, so a label never grows with views.
       const first = what.split(/[ (]/)[0] ?? '';
       const kind = (SIGNED_KINDS as readonly string[]).includes(first) ? first : 'other';
       invalidSigs.inc({ what: kind });
-      offences.inc({ peer: String(from), reason: 'invalid_signature' });
+      offences.inc({ peer: peerLabel(from), reason: 'invalid_signature' });
     },
     halted() { halts.inc(); halted.set(1); },
     frameRejected(from, reason) {
       rejected.inc({ reason: 'undecodable' });
-      offences.inc({ peer: String(from), reason: reason.startsWith('refused:') ? reason.slice(8) : 'undecodable' });
+      offences.inc({ peer: peerLabel(from), reason: reason.startsWith('refused:') ? reason.slice(8) : 'undecodable' });
     },
     sent(msg: ConsensusMessage) {
       sentMessages.inc({ type: msg.type });
@@ -156,4 +157,10 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
   return { observer, timedSigner, mempool, peers, evidenceOutcome, journal };
+}
+
+/** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */
+function peerLabel(from: number | null): string {
+  if (from === null) return 'unknown';
+  return isOutside(from) ? 'outside' : String(from);
 }

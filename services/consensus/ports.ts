@@ -10,6 +10,15 @@ export interface SignerPort {
   sign(request: SignRequest): Promise<Uint8Array>;
 }
 
+/**
+ * Peers that are not validators (observers, or anyone that connected) are numbered from here by
+ * the gateway link, in a bounded set of slots (MAX_OUTSIDE_PEERS) reused oldest first: every
+ * per-peer map keyed by these numbers (penalties, serving budgets) stays bounded.
+ */
+export const OUTSIDE_BASE = 1 << 20;
+export const MAX_OUTSIDE_PEERS = 1024;
+export const isOutside = (peer: number | null | undefined): boolean => peer !== null && peer !== undefined && peer >= OUTSIDE_BASE;
+
 export interface TransportPort {
   /** Best effort: consensus tolerates loss, its pacemaker recovers. */
   send(to: number, frame: Uint8Array): void;

@@ -14,6 +14,7 @@ import { Phase, genesisBlock, type Block, type HotStuffEngine, type QuorumCert }
 import { decodeFrame, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { MAX_SYNC_BLOCKS, REQUEST_BURST, SyncClient } from './sync.ts';
+import { OUTSIDE_BASE } from './ports.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
 const CHAIN = `sync-${process.pid}`;
@@ -107,5 +108,23 @@ test('per peer: repeats and floods are refused and counted, other peers are serv
     ask(3, 0);
     assert.equal(s.sent.length, before + 2);
     assert.equal(s.sync.refusals.get('3:halted'), 1);
+  } finally { await s.close(); }
+});
+
+test('peers outside the validator set share one budget: new peer ids do not multiply it, and validators keep theirs', async () => {
+  const s = await server(5, () => 10);
+  try {
+    // 200 Sybil observers, each with a fresh per-peer bucket, one request each.
+    for (let k = 0; k < 200; k++) s.sync.onRequest(OUTSIDE_BASE + k, 1, [s.chain[5]!.hash], k % 4, 64);
+    assert.ok(s.sent.length <= REQUEST_BURST + 1, `all outsiders together are served about one peer's burst: ${s.sent.length}`);
+    assert.ok(s.sent.length >= REQUEST_BURST / 2, `but they are served: ${s.sent.length}`);
+    const refused = [...s.sync.refusals].filter(([k]) => k.endsWith(':rate_limited')).reduce((n, [, v]) => n + v, 0);
+    assert.equal(refused + s.sent.length, 200, 'every refusal counted');
+    const before = s.sent.length;
+    s.sync.onRequest(1, 1, [s.chain[5]!.hash], 0, 64);
+    assert.equal(s.sent.length, before + 1, 'a validator is still served');
+    s.tick(10_000);
+    s.sync.onRequest(OUTSIDE_BASE + 500, 1, [s.chain[5]!.hash], 0, 64);
+    assert.equal(s.sent.length, before + 2, 'the shared budget refills');
   } finally { await s.close(); }
 });

@@ -9,14 +9,15 @@
 // nothing served while halted. A response always connects to what the requester has: below our
 // committed tip it is the committed log upward from the requester's height (with QCs, so the
 // requester commits a partial answer and asks again); above it, the requested block and as many
-// of its ancestors as fit, newest kept.
+// of its ancestors as fit, newest kept. Peers outside the validator set (observers) also share
+// one budget among them all, the size of one validator's.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import type { Block, EngineEvent, Hash, HotStuffEngine, QuorumCert } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
-import type { TransportPort } from './ports.ts';
+import { isOutside, type TransportPort } from './ports.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
 export const MAX_SYNC_BLOCKS = 64;
@@ -43,8 +44,9 @@ export type SyncRefusal = 'halted' | 'rate_limited' | 'repeated';
 export interface SyncOptions {
   chainId: string;
   store: BlockStore;
-  engine: HotStuffEngine;
-  verifier: SignatureVerifier;
+  /** An observer, which has no engine, serves its committed log only. */
+  engine: Pick<HotStuffEngine, 'halted' | 'block'>;
+  verifier: Pick<SignatureVerifier, 'verifyQc'>;
   transport: TransportPort;
   log: Logger;
   deliver(event: EngineEvent): void;
@@ -64,6 +66,8 @@ export class SyncClient {
   readonly #o: SyncOptions;
   readonly #pending = new Map<number, Pending>();
   readonly #buckets = new Map<number, Bucket>();
+  /** One more budget shared by every peer outside the validator set: Sybil peer ids do not multiply it. */
+  readonly #outside = { tokens: REQUEST_BURST * MIN_CHARGE_BYTES, at: 0 };
   #nextId = 1;
   served = 0;
   dropped = 0;
@@ -159,6 +163,7 @@ export class SyncClient {
     this.served++;
     const bucket = this.#buckets.get(from);
     if (bucket) bucket.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
+    if (isOutside(from)) this.#outside.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out }));
   }
 
@@ -174,6 +179,12 @@ export class SyncClient {
     const key = `${fromHeight}:${hashes.map(toHex).join(',')}`;
     if (key === bucket.lastKey && now - bucket.lastAt < REPEAT_WINDOW_MS) return 'repeated';
     if (bucket.tokens <= 0) return 'rate_limited';
+    if (isOutside(from)) {
+      const o = this.#outside;
+      o.tokens = Math.min(burst, o.tokens + ((now - o.at) / 1000) * SERVE_BYTES_PER_SECOND);
+      o.at = now;
+      if (o.tokens <= 0) return 'rate_limited';
+    }
     bucket.lastKey = key;
     bucket.lastAt = now;
     return null;

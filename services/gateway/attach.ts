@@ -35,11 +35,12 @@ export class AttachPoint implements InboundSink {
   }
 
   get attached(): boolean { return this.#call !== undefined; }
+  get busy(): boolean { return this.#full; }
 
-  deliver(frame: Uint8Array, from: Validator, peerId: string): Delivery {
+  deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery {
     const call = this.#call;
     if (!call) return 'no_consumer';
-    const ok = call.write({ body: { $case: 'frame', value: { from: from.index, peerId, frame, receivedAtMs: Date.now() } } });
+    const ok = call.write({ body: { $case: 'frame', value: { from: from?.index ?? 0, fromOutside: from === undefined, peerId, frame, receivedAtMs: Date.now() } } });
     if (ok) return 'accepted';
     this.#full = true;
     return 'full';
@@ -91,7 +92,10 @@ export class AttachPoint implements InboundSink {
     try {
       const body = req.body;
       switch (body?.$case) {
-        case 'send': path.send(body.value.to, body.value.frame); return;
+        case 'send':
+          if (body.value.toPeer) path.sendToPeer(body.value.toPeer, body.value.frame);
+          else path.send(body.value.to, body.value.frame);
+          return;
         case 'broadcast': path.broadcast(body.value.frame); return;
         case undefined: throw Object.assign(new Error('empty request'), { code: 'REQUEST_EMPTY' });
         default: { const never: never = body; throw new Error(`unknown request ${JSON.stringify(never)}`); }

@@ -33,7 +33,7 @@ test('a paused stream whose connection closed is not resumed into a throw', asyn
   const node = { handle: async (_p: string, fn: typeof handler) => { handler = fn; } } as unknown as GatewayNode;
   const waiters: Array<() => void> = [];
   let delivered = 0;
-  const sink: InboundSink = { deliver: () => (++delivered === 1 ? 'full' : 'accepted'), onReady: (fn) => { waiters.push(fn); } };
+  const sink: InboundSink = { deliver: () => (++delivered === 1 ? 'full' : 'accepted'), onReady: (fn) => { waiters.push(fn); }, busy: false };
   const table = new PeerTable({ now: Date.now, random: Math.random, backoff: DEFAULT_BACKOFF, onTransition: () => undefined });
   const path = new ConsensusPath({ maxFrameBytes: 1024, queue: { maxFrames: 8, maxBytes: 8192 }, streamWindowBytes: 4096, openTimeoutMs: 1000 },
     { node, table, log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(createPromMetrics({ prefix: 't_' })), sink });

@@ -1,9 +1,13 @@
 // The consensus message path on /btcfed/consensus/1.0.0: outbound frames routed to one peer
 // sender per validator, inbound frames read from validators' streams and handed to the attached
-// consumer. Envelope checks only — size (before buffering) and a sender whose authenticated
-// libp2p identity is a configured validator; any other sender is refused and counted.
-// Inbound backpressure: when the consumer is full, the libp2p stream is paused (yamux stops
-// granting window, so the remote's queue fills and drops) instead of buffering here.
+// consumer. Envelope checks only — size (before buffering) and the sender's authenticated libp2p
+// identity: a configured validator's frames are delivered as its; a non-validator's (an observer
+// asking for blocks, or any peer that connected) are delivered marked as from outside, within a
+// budget shared by all of them (streams, frames and bytes per second), and dropped — never
+// paused for — when the consumer is busy, so outsiders can never slow the validators' frames.
+// Inbound backpressure: when the consumer is full, a validator's libp2p stream is paused (yamux
+// stops granting window, so the remote's queue fills and drops) instead of buffering here.
+// Frames go to non-validators only in answer, to peers already connected (never dialled).
 // Must never decode a consensus message or decide anything from its content.
 
 import type { Connection, Stream } from '@libp2p/interface';
@@ -19,13 +23,24 @@ import type { GatewayMetrics } from './metrics.ts';
 
 export const CONSENSUS_PROTOCOL = '/btcfed/consensus/1.0.0';
 
+/** Inbound consensus streams from non-validators open at once (all of them together). */
+export const MAX_OUTSIDE_STREAMS = 64;
+/** Non-validators answered at once: each has a bounded queue; past this the oldest is stopped. */
+export const MAX_OUTSIDE_SENDERS = 64;
+/** Frames and bytes per second taken from all non-validators together; more are dropped and counted. */
+export const OUTSIDE_FRAMES_PER_SECOND = 200;
+export const OUTSIDE_BYTES_PER_SECOND = 16 << 20;
+
 /** Result of handing one frame to the consumer, like a stream write. */
 export type Delivery = 'accepted' | 'full' | 'no_consumer';
 
 export interface InboundSink {
-  deliver(frame: Uint8Array, from: Validator, peerId: string): Delivery;
+  /** `from` is undefined for a sender that is not a configured validator. */
+  deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery;
   /** Runs `fn` once, when the consumer can take frames again. */
   onReady(fn: () => void): void;
+  /** The consumer is not taking frames right now (the last write filled its buffer). */
+  readonly busy: boolean;
 }
 
 export interface ConsensusPathOptions {
@@ -51,7 +66,14 @@ export class ConsensusPath {
   #validators: Validator[] = [];
   #selfIndex: number | undefined;
   #senders = new Map<string, PeerSender>();
+  /** Senders to non-validators, oldest first (bounded by MAX_OUTSIDE_SENDERS). */
+  #outsideSenders = new Map<string, PeerSender>();
   #inbound = new Set<Stream>();
+  #outsideStreams = 0;
+  /** The shared budget of outside frames: tokens in frames and bytes, refilled per second. */
+  #outside = { frames: OUTSIDE_FRAMES_PER_SECOND, bytes: OUTSIDE_BYTES_PER_SECOND, at: Date.now() };
+  /** Frames from non-validators dropped (over budget, or the consumer busy). */
+  outsideDropped = 0;
   /** Oversized or malformed frames per validator peer id (bounded by the validator set). */
   #refusedBy = new Map<string, number>();
   refused = 0;
@@ -89,8 +111,9 @@ export class ConsensusPath {
 
   async stop(): Promise<void> {
     for (const s of this.#inbound) abortQuietly(s, new Error('gateway stopping'));
-    await Promise.all([...this.#senders.values()].map((s) => s.stop()));
+    await Promise.all([...this.#senders.values(), ...this.#outsideSenders.values()].map((s) => s.stop()));
     this.#senders.clear();
+    this.#outsideSenders.clear();
   }
 
   /** Queues a frame for validator `to`. Throws FedError for a request the envelope rules refuse. */
@@ -100,6 +123,31 @@ export class ConsensusPath {
     if (!v) throw new FedError('UNKNOWN_VALIDATOR', `no validator with index ${to} (there are ${this.#validators.length})`, { to });
     if (to === this.#selfIndex) throw new FedError('SEND_TO_SELF', `validator ${to} is this member`, { to });
     this.#enqueue(v.peerId, frame);
+  }
+
+  /**
+   * Queues a frame for a peer that is not a validator (an answer to its request). Only to a peer
+   * connected now: a non-validator is never dialled for it.
+   */
+  sendToPeer(peerId: string, frame: Uint8Array): void {
+    this.#checkSize(frame);
+    const v = this.#byPeer.get(peerId);
+    if (v) { this.send(v.index, frame); return; }
+    if (this.#deps.table.get(peerId)?.phase !== 'connected') {
+      this.#dropped(peerId, 1, 'outside_not_connected');
+      return;
+    }
+    let s = this.#outsideSenders.get(peerId);
+    if (!s) {
+      if (this.#outsideSenders.size >= MAX_OUTSIDE_SENDERS) {
+        const [oldId, old] = this.#outsideSenders.entries().next().value!;
+        this.#outsideSenders.delete(oldId);
+        void old.stop();
+      }
+      s = this.#newSender(peerId);
+      this.#outsideSenders.set(peerId, s);
+    }
+    s.enqueue(frame);
   }
 
   /** Queues a frame for every validator but this member; returns how many it was queued for. */
@@ -116,7 +164,15 @@ export class ConsensusPath {
   /** A connection to `peerId` opened: its sender may have frames waiting. */
   connected(peerId: string): void { this.#senders.get(peerId)?.connected(); }
 
-  queued(peerId: string): number { return this.#senders.get(peerId)?.queue.length ?? 0; }
+  /** A connection to `peerId` closed: an outside peer's sender (and its queue) goes. */
+  disconnected(peerId: string): void {
+    const s = this.#outsideSenders.get(peerId);
+    if (!s) return;
+    this.#outsideSenders.delete(peerId);
+    void s.stop();
+  }
+
+  queued(peerId: string): number { return (this.#senders.get(peerId) ?? this.#outsideSenders.get(peerId))?.queue.length ?? 0; }
 
   #checkSize(frame: Uint8Array): void {
     if (frame.length > this.#opts.maxFrameBytes) {
@@ -141,8 +197,14 @@ export class ConsensusPath {
   #sender(peerId: string): PeerSender {
     let s = this.#senders.get(peerId);
     if (s) return s;
+    s = this.#newSender(peerId);
+    this.#senders.set(peerId, s);
+    return s;
+  }
+
+  #newSender(peerId: string): PeerSender {
     const { node, table, log, metrics } = this.#deps;
-    s = new PeerSender(peerId, this.#opts.queue, {
+    return new PeerSender(peerId, this.#opts.queue, {
       node, protocol: CONSENSUS_PROTOCOL, log,
       maxFrameBytes: () => this.#opts.maxFrameBytes,
       openTimeoutMs: () => this.#opts.openTimeoutMs,
@@ -160,8 +222,6 @@ export class ConsensusPath {
         table.failure(id, 'send', reason);
       },
     });
-    this.#senders.set(peerId, s);
-    return s;
   }
 
   #dropped(peerId: string, n: number, reason: string): void {
@@ -176,11 +236,15 @@ export class ConsensusPath {
     const from = this.#byPeer.get(peerId);
     const { log, metrics } = this.#deps;
     if (!from) {
-      this.refused++;
-      metrics.framesRefused.inc({ reason: 'not_validator' });
-      log.warn({ peerId, remote: connection.remoteAddr.toString() }, 'consensus stream refused: sender is not a configured validator');
-      abortQuietly(stream, new Error('not a validator'));
-      return;
+      if (this.#outsideStreams >= MAX_OUTSIDE_STREAMS) {
+        this.refused++;
+        metrics.framesRefused.inc({ reason: 'outside_streams' });
+        log.debug({ peerId, remote: connection.remoteAddr.toString(), open: this.#outsideStreams }, 'consensus stream of a non-validator refused: too many open');
+        abortQuietly(stream, new Error('too many streams from non-validators'));
+        return;
+      }
+      this.#outsideStreams++;
+      stream.addEventListener('close', () => { this.#outsideStreams--; });
     }
     this.#inbound.add(stream);
     stream.addEventListener('close', () => this.#inbound.delete(stream));
@@ -188,7 +252,30 @@ export class ConsensusPath {
     this.#read(stream, from, peerId);
   }
 
-  #read(stream: Stream, from: Validator, peerId: string): void {
+  /** Takes one outside frame from the shared budget, or says it is over. */
+  #outsideAdmits(bytes: number): boolean {
+    const b = this.#outside;
+    const now = Date.now();
+    const dt = (now - b.at) / 1000;
+    b.at = now;
+    b.frames = Math.min(OUTSIDE_FRAMES_PER_SECOND, b.frames + dt * OUTSIDE_FRAMES_PER_SECOND);
+    b.bytes = Math.min(OUTSIDE_BYTES_PER_SECOND, b.bytes + dt * OUTSIDE_BYTES_PER_SECOND);
+    if (b.frames < 1 || b.bytes < bytes) return false;
+    b.frames -= 1;
+    b.bytes -= bytes;
+    return true;
+  }
+
+  #outsideDrop(peerId: string, reason: string): void {
+    this.outsideDropped++;
+    this.#deps.metrics.framesRefused.inc({ reason });
+    // Logged at 1, 2, 4, 8, … drops so a flood cannot flood the log.
+    if ((this.outsideDropped & (this.outsideDropped - 1)) === 0) {
+      this.#deps.log.warn({ peerId, reason, dropped: this.outsideDropped }, 'frame from a non-validator dropped');
+    }
+  }
+
+  #read(stream: Stream, from: Validator | undefined, peerId: string): void {
     const { log, metrics, table, sink } = this.#deps;
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     const pending: Uint8Array[] = [];
@@ -200,11 +287,18 @@ export class ConsensusPath {
         if (e) { e.counters.framesReceived++; e.counters.bytesReceived += frame.length; }
         metrics.framesReceived.inc();
         metrics.bytesReceived.inc(undefined, frame.length);
+        if (!from) {
+          // The validators' frames come first: while the consumer is busy an outsider's frame is
+          // dropped, and its stream is never paused (a pause would hold up nothing of ours).
+          if (sink.busy) { this.#outsideDrop(peerId, 'outside_busy'); continue; }
+          if (!this.#outsideAdmits(frame.length)) { this.#outsideDrop(peerId, 'outside_budget'); continue; }
+        }
         const result = sink.deliver(frame, from, peerId);
         switch (result) {
           case 'accepted': break;
           case 'no_consumer': metrics.framesDropped.inc({ reason: 'no_consumer' }); break;
           case 'full':
+            if (!from) break; // written; the next outside frame is dropped while the consumer is busy
             waiting = true;
             pauseSafely(stream, log, peerId);
             sink.onReady(() => {
@@ -225,8 +319,8 @@ export class ConsensusPath {
       } catch (err) {
         metrics.framesRefused.inc({ reason: 'too_large' });
         const refused = (this.#refusedBy.get(peerId) ?? 0) + 1;
-        this.#refusedBy.set(peerId, refused);
-        log.warn({ peerId, validator: from.index, refused, err: errorMessage(err) }, 'consensus stream reset: bad frame');
+        if (from) this.#refusedBy.set(peerId, refused); // kept per validator only (bounded by the set)
+        log.warn({ peerId, validator: from?.index ?? 'none (not a validator)', refused, err: errorMessage(err) }, 'consensus stream reset: bad frame');
         pending.length = 0;
         abortQuietly(stream, err);
         return;

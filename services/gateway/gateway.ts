@@ -125,6 +125,7 @@ export class Gateway {
     });
     node.addEventListener('peer:disconnect', (evt) => {
       table.disconnected(evt.detail.toString(), 'connection closed');
+      path.disconnected(evt.detail.toString());
       dialer.dialDue();
     });
     node.addEventListener('peer:identify', (evt) => {
@@ -221,7 +222,7 @@ export class Gateway {
       peers: this.table.all().map((e) => this.#peerStatus(e)).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
       peerId: this.#settings.peerId,
       listenAddresses: listenAddresses(this.node),
-      refusedFrames: this.path.refused,
+      refusedFrames: this.path.refused + this.path.outsideDropped,
       maxFrameBytes: this.path.maxFrameBytes,
       attached: this.attach.attached,
     };

@@ -175,7 +175,7 @@ export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void):
   });
   return {
     ready, frames, stream, ended,
-    send: (to, frame) => stream.write({ body: { $case: 'send', value: { to, frame } } }),
+    send: (to, frame) => stream.write({ body: { $case: 'send', value: { to, toPeer: '', frame } } }),
     broadcast: (frame) => stream.write({ body: { $case: 'broadcast', value: { frame } } }),
     next(match = () => true, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {

@@ -164,6 +164,17 @@ export interface GetStatusResponse {
   paused: boolean;
   halted: boolean;
   peers: PeerSummary[];
+  /**
+   * An observer: it follows the chain (verifying every block and its commit QC) and never votes;
+   * view, phase, leader and the QC views are then 0 and self_index meaningless.
+   */
+  observer: boolean;
+  /**
+   * Observer only: the highest committed height its sources have shown it, and how far
+   * below that it is (committed_height + behind = source_height).
+   */
+  sourceHeight: number;
+  behind: number;
 }
 
 export interface GetBlockRequest {
@@ -1154,6 +1165,9 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     paused: false,
     halted: false,
     peers: [],
+    observer: false,
+    sourceHeight: 0,
+    behind: 0,
   };
 }
 
@@ -1200,6 +1214,15 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     for (const v of message.peers) {
       PeerSummary.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.observer !== false) {
+      writer.uint32(120).bool(message.observer);
+    }
+    if (message.sourceHeight !== 0) {
+      writer.uint32(128).uint64(message.sourceHeight);
+    }
+    if (message.behind !== 0) {
+      writer.uint32(136).uint64(message.behind);
     }
     return writer;
   },
@@ -1329,6 +1352,30 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.peers.push(PeerSummary.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.observer = reader.bool();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.sourceHeight = longToNumber(reader.uint64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.behind = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1387,6 +1434,13 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
       peers: globalThis.Array.isArray(object?.peers)
         ? object.peers.map((e: any) => PeerSummary.fromJSON(e))
         : [],
+      observer: isSet(object.observer) ? globalThis.Boolean(object.observer) : false,
+      sourceHeight: isSet(object.sourceHeight)
+        ? globalThis.Number(object.sourceHeight)
+        : isSet(object.source_height)
+        ? globalThis.Number(object.source_height)
+        : 0,
+      behind: isSet(object.behind) ? globalThis.Number(object.behind) : 0,
     };
   },
 
@@ -1434,6 +1488,15 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.peers?.length) {
       obj.peers = message.peers.map((e) => PeerSummary.toJSON(e));
     }
+    if (message.observer !== false) {
+      obj.observer = message.observer;
+    }
+    if (message.sourceHeight !== 0) {
+      obj.sourceHeight = Math.round(message.sourceHeight);
+    }
+    if (message.behind !== 0) {
+      obj.behind = Math.round(message.behind);
+    }
     return obj;
   },
 
@@ -1456,6 +1519,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.paused = object.paused ?? false;
     message.halted = object.halted ?? false;
     message.peers = object.peers?.map((e) => PeerSummary.fromPartial(e)) || [];
+    message.observer = object.observer ?? false;
+    message.sourceHeight = object.sourceHeight ?? 0;
+    message.behind = object.behind ?? 0;
     return message;
   },
 };

@@ -92,10 +92,18 @@ export function peerStateToJSON(object: PeerState): string {
   }
 }
 
-/** Send one frame to one validator (by its index in the configured validator set). */
+/**
+ * Send one frame to one validator (by its index in the configured validator set), or, with
+ * to_peer, to a connected peer that is not a validator (an observer that asked for blocks).
+ */
 export interface SendFrame {
   to: number;
   frame: Uint8Array;
+  /**
+   * A libp2p peer id; when set, `to` is ignored. The peer must be connected already: the
+   * gateway never dials a non-validator to deliver a frame.
+   */
+  toPeer: string;
 }
 
 /** Send one frame to every validator except this member. */
@@ -118,13 +126,21 @@ export interface AttachReady {
   peerId: string;
 }
 
-/** A frame received from a validator. */
+/** A frame received from a validator, or (from_outside) from a peer that is not one. */
 export interface InboundFrame {
-  /** The sending validator's index (derived from the authenticated libp2p identity). */
+  /**
+   * The sending validator's index (derived from the authenticated libp2p identity); 0 and
+   * meaningless when from_outside.
+   */
   from: number;
   peerId: string;
   frame: Uint8Array;
   receivedAtMs: number;
+  /**
+   * The sender is not a configured validator (an observer, or any peer that connected): the
+   * consumer must take only what it serves to such peers (block requests, say).
+   */
+  fromOutside: boolean;
 }
 
 export interface AttachResponse {
@@ -161,7 +177,7 @@ export interface GatewayServiceListPeersResponse {
   peers: PeerStatus[];
   peerId: string;
   listenAddresses: string[];
-  /** Consensus frames refused because the sender is not a configured validator. */
+  /** Consensus frames refused: too large, malformed, or from a non-validator over its budget. */
   refusedFrames: number;
   maxFrameBytes: number;
   attached: boolean;
@@ -192,7 +208,7 @@ export interface PeerExchangeMessage {
 }
 
 function createBaseSendFrame(): SendFrame {
-  return { to: 0, frame: new Uint8Array(0) };
+  return { to: 0, frame: new Uint8Array(0), toPeer: "" };
 }
 
 export const SendFrame: MessageFns<SendFrame> = {
@@ -202,6 +218,9 @@ export const SendFrame: MessageFns<SendFrame> = {
     }
     if (message.frame.length !== 0) {
       writer.uint32(18).bytes(message.frame);
+    }
+    if (message.toPeer !== "") {
+      writer.uint32(26).string(message.toPeer);
     }
     return writer;
   },
@@ -235,6 +254,14 @@ export const SendFrame: MessageFns<SendFrame> = {
             message.frame = reader.bytes();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toPeer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -251,6 +278,11 @@ export const SendFrame: MessageFns<SendFrame> = {
     return {
       to: isSet(object.to) ? globalThis.Number(object.to) : 0,
       frame: isSet(object.frame) ? bytesFromBase64(object.frame) : new Uint8Array(0),
+      toPeer: isSet(object.toPeer)
+        ? globalThis.String(object.toPeer)
+        : isSet(object.to_peer)
+        ? globalThis.String(object.to_peer)
+        : "",
     };
   },
 
@@ -262,6 +294,9 @@ export const SendFrame: MessageFns<SendFrame> = {
     if (message.frame.length !== 0) {
       obj.frame = base64FromBytes(message.frame);
     }
+    if (message.toPeer !== "") {
+      obj.toPeer = message.toPeer;
+    }
     return obj;
   },
 
@@ -272,6 +307,7 @@ export const SendFrame: MessageFns<SendFrame> = {
     const message = createBaseSendFrame();
     message.to = object.to ?? 0;
     message.frame = object.frame ?? new Uint8Array(0);
+    message.toPeer = object.toPeer ?? "";
     return message;
   },
 };
@@ -594,7 +630,7 @@ export const AttachReady: MessageFns<AttachReady> = {
 };
 
 function createBaseInboundFrame(): InboundFrame {
-  return { from: 0, peerId: "", frame: new Uint8Array(0), receivedAtMs: 0 };
+  return { from: 0, peerId: "", frame: new Uint8Array(0), receivedAtMs: 0, fromOutside: false };
 }
 
 export const InboundFrame: MessageFns<InboundFrame> = {
@@ -610,6 +646,9 @@ export const InboundFrame: MessageFns<InboundFrame> = {
     }
     if (message.receivedAtMs !== 0) {
       writer.uint32(32).uint64(message.receivedAtMs);
+    }
+    if (message.fromOutside !== false) {
+      writer.uint32(40).bool(message.fromOutside);
     }
     return writer;
   },
@@ -659,6 +698,14 @@ export const InboundFrame: MessageFns<InboundFrame> = {
             message.receivedAtMs = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fromOutside = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -685,6 +732,11 @@ export const InboundFrame: MessageFns<InboundFrame> = {
         : isSet(object.received_at_ms)
         ? globalThis.Number(object.received_at_ms)
         : 0,
+      fromOutside: isSet(object.fromOutside)
+        ? globalThis.Boolean(object.fromOutside)
+        : isSet(object.from_outside)
+        ? globalThis.Boolean(object.from_outside)
+        : false,
     };
   },
 
@@ -702,6 +754,9 @@ export const InboundFrame: MessageFns<InboundFrame> = {
     if (message.receivedAtMs !== 0) {
       obj.receivedAtMs = Math.round(message.receivedAtMs);
     }
+    if (message.fromOutside !== false) {
+      obj.fromOutside = message.fromOutside;
+    }
     return obj;
   },
 
@@ -714,6 +769,7 @@ export const InboundFrame: MessageFns<InboundFrame> = {
     message.peerId = object.peerId ?? "";
     message.frame = object.frame ?? new Uint8Array(0);
     message.receivedAtMs = object.receivedAtMs ?? 0;
+    message.fromOutside = object.fromOutside ?? false;
     return message;
   },
 };

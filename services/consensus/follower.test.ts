@@ -1,0 +1,170 @@
+// The observer's follower against a real LMDB block store and real SLH-DSA signatures: what a
+// source serves is appended only when it proves itself against the validator set; a forged
+// block or QC is refused, counted, blamed on its sender, and that sender is passed over; late,
+// unsolicited or silent answers cost nothing but a move to another source.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { decodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
+import { BlockStore } from './block-store.ts';
+import { BAD_SOURCE_MS, Follower, IDLE_POLL_MS, REQUEST_TIMEOUT_MS } from './follower.ts';
+import type { Clock } from './ports.ts';
+
+const CHAIN = `follow-${process.pid}`;
+const dsa = createSlhDsa();
+const keys = Array.from({ length: 4 }, () => dsa.generateKeyPair());
+const outsider = dsa.generateKeyPair();
+const limits = { validatorCount: 4, signatureBytes: paramSpec('slh-dsa-sha2-128f').signatureBytes, maxBlockTxs: 100, maxBlockBytes: 1 << 20 };
+const frameLimits = { ...limits, chainId: CHAIN, maxFrameBytes: 64 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+const enc = (s: string) => new TextEncoder().encode(s);
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
+
+const genesis = genesisBlock(CHAIN, blockHash);
+function child(parent: Block, txs: Uint8Array[]): Block {
+  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+  const view = parent.header.height + 1;
+  const header = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
+    txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+  return { header, hash: blockHash(header), txs };
+}
+async function commitQc(b: Block, signWith = (i: number) => keys[i]!.secretKey): Promise<QuorumCert> {
+  const bytes = voteSigningBytes({ chainId: CHAIN, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
+  const signers = [0, 1, 2];
+  return { phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers, signatures: await Promise.all(signers.map((i) => dsa.sign(signWith(i), bytes))) };
+}
+const b1 = child(genesis, [enc('alice pays bob')]);
+const b2 = child(b1, [enc('carol pays dan')]);
+const b3 = child(b2, [enc('erin pays frank')]);
+
+/** A clock the test moves by hand. */
+function manualClock(): Clock & { advance(ms: number): void } {
+  let now = 0;
+  const timers = new Set<{ at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    setTimeout(fn, ms) {
+      const t = { at: now + ms, fn };
+      timers.add(t);
+      return { cancel: () => { timers.delete(t); } };
+    },
+    advance(ms) {
+      now += ms;
+      for (const t of [...timers].sort((a, b) => a.at - b.at)) {
+        if (t.at > now || !timers.has(t)) continue;
+        timers.delete(t);
+        t.fn();
+      }
+    },
+  };
+}
+
+async function follower(sources = [0, 1, 2, 3]) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-follow-'));
+  dirs.push(dir);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
+  const clock = manualClock();
+  const sent: { to: number; requestId: number; fromHeight: number }[] = [];
+  const refused: { from: number; reason: string; detail: string }[] = [];
+  const committed: number[] = [];
+  const transport = {
+    send: (to: number, frame: Uint8Array) => {
+      const f = decodeFrame(frame, frameLimits);
+      if (f.type === 'block-request') sent.push({ to, requestId: f.requestId, fromHeight: f.fromHeight });
+    },
+    broadcast: () => undefined,
+  };
+  const f = new Follower({ chainId: CHAIN, store, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, transport, clock,
+    log: pino({ level: process.env.TEST_LOG ?? 'silent' }), sources: () => sources,
+    committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
+    refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
+  f.start();
+  clock.advance(0);
+  return { f, store, clock, sent, refused, committed, last: () => sent.at(-1)!, close: () => { f.stop(); return store.close(); } };
+}
+
+test('an honest source: its committed log is verified and appended, and the next request starts above it', async () => {
+  const o = await follower();
+  try {
+    assert.deepEqual(o.sent.map((s) => s.fromHeight), [0], 'asks for the log above its tip (genesis)');
+    const run: CertifiedBlock[] = [{ block: b1, qc: undefined }, { block: b2, qc: await commitQc(b2) }, { block: b3, qc: undefined }];
+    await o.f.onResponse(o.last().to, o.last().requestId, run);
+    assert.equal(o.store.committedHeight(), 2, 'b3 has no COMMIT QC in the run: not appended yet');
+    assert.deepEqual(o.committed, [1, 2]);
+    assert.equal(o.store.qcFor(b2.hash)?.phase, Phase.COMMIT, 'the proof is kept, so this observer can serve it on');
+    assert.deepEqual(o.f.status(), { view: 0, phase: 'observer', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false,
+      observer: true, sourceHeight: 3, behind: 1 });
+    o.clock.advance(0);
+    assert.deepEqual(o.sent.map((s) => s.fromHeight), [0, 2], 'asks again at once, from its new tip');
+    assert.notEqual(o.sent[1]!.to, o.sent[0]!.to, 'sources are asked in turn');
+    // Nothing new: the next poll waits IDLE_POLL_MS.
+    await o.f.onResponse(o.last().to, o.last().requestId, []);
+    o.clock.advance(IDLE_POLL_MS - 1);
+    assert.equal(o.sent.length, 2);
+    o.clock.advance(1);
+    assert.equal(o.sent.length, 3);
+  } finally {
+    await o.close();
+  }
+});
+
+test('a Byzantine source: forged blocks or QCs are refused, counted, blamed on it, and it is passed over', async () => {
+  const o = await follower();
+  try {
+    const forgeries: [string, CertifiedBlock[]][] = [
+      ['a changed transaction', [{ block: { ...b1, txs: [enc('alice pays mallory')] }, qc: await commitQc(b1) }]],
+      ['a QC signed by a key outside the set', [{ block: b1, qc: await commitQc(b1, (i) => (i === 2 ? outsider.secretKey : keys[i]!.secretKey)) }]],
+      ['a QC with too few signers', [{ block: b1, qc: { ...(await commitQc(b1)), signers: [0, 1], signatures: (await commitQc(b1)).signatures.slice(0, 2) } }]],
+      ['a block that does not extend the tip', [{ block: b2, qc: await commitQc(b2) }]],
+    ];
+    const blamed: number[] = [];
+    for (const [what, run] of forgeries) {
+      const ask = o.last();
+      await o.f.onResponse(ask.to, ask.requestId, run);
+      assert.equal(o.store.committedHeight(), 0, `${what}: nothing appended`);
+      assert.equal(o.refused.at(-1)?.from, ask.to, `${what}: blamed on its sender`);
+      assert.equal(o.refused.at(-1)?.reason, 'invalid_blocks');
+      blamed.push(ask.to);
+      o.clock.advance(0);
+      if (blamed.length < 4) assert.ok(!blamed.includes(o.last().to), `${what}: the next request goes to a source not caught lying`);
+    }
+    assert.equal(o.f.stats.refused, 4);
+    // Every source lied: nobody is asked until BAD_SOURCE_MS has passed.
+    const asked = o.sent.length;
+    o.clock.advance(BAD_SOURCE_MS - IDLE_POLL_MS);
+    assert.equal(o.sent.length, asked, 'no liar is asked again within BAD_SOURCE_MS');
+    o.clock.advance(IDLE_POLL_MS);
+    assert.equal(o.sent.length, asked + 1, 'then they are tried again');
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: await commitQc(b1) }]);
+    assert.equal(o.store.committedHeight(), 1, 'an honest answer is taken from anyone');
+  } finally {
+    await o.close();
+  }
+});
+
+test('unsolicited, late or silent: dropped, and a silent source is passed over after REQUEST_TIMEOUT_MS', async () => {
+  const o = await follower([1, 2]);
+  try {
+    const ask = o.last();
+    const qc = await commitQc(b1);
+    await o.f.onResponse(ask.to === 1 ? 2 : 1, ask.requestId, [{ block: b1, qc }]);
+    await o.f.onResponse(ask.to, ask.requestId + 7, [{ block: b1, qc }]);
+    assert.equal(o.store.committedHeight(), 0, 'an answer from another peer, or to another request, is not taken');
+    assert.equal(o.f.stats.unsolicited, 2);
+    assert.equal(o.refused.length, 0, 'and is no offence');
+    o.clock.advance(REQUEST_TIMEOUT_MS);
+    assert.equal(o.sent.length, 2);
+    assert.notEqual(o.last().to, ask.to, 'the silent source is passed over');
+    assert.equal(o.f.stats.timeouts, 1);
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc }]);
+    assert.equal(o.store.committedHeight(), 0, 'its late answer is dropped');
+  } finally {
+    await o.close();
+  }
+});

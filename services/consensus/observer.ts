@@ -1,0 +1,188 @@
+// The consensus service as an observer (node.role: observer): no signer, no engine, no votes.
+// It follows the chain through its gateway (services/consensus/follower.ts: every block and
+// commit QC verified against the genesis validator set before it is stored), serves the read side
+// of ConsensusService from its own store, serves its committed log to other observers (within the
+// same per-peer and shared budgets validators apply), and hands clients' transactions to the
+// validators. Shutdown: health NOT_SERVING → drain gRPC → stop following → detach → drain NATS →
+// close LMDB.
+
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { blockHash, createSlhDsa, fromHex, paramSpec, txHash } from '#libs/crypto/index.ts';
+import type { Conf } from '#libs/config/index.ts';
+import { errorMessage, isFedError } from '#libs/errors/index.ts';
+import { logReady } from '#libs/log/index.ts';
+import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
+import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
+import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
+import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { decodeFrame, encodeFrame } from '#libs/wire/index.ts';
+import { consensusService, type Intake } from './api.ts';
+import { BlockStore } from './block-store.ts';
+import { CommitSignal } from './commit-signal.ts';
+import { EvidenceLog } from './evidence.ts';
+import { Follower } from './follower.ts';
+import { GatewayLink } from './gateway-link.ts';
+import { txSizeError } from './mempool.ts';
+import { consensusMetrics } from './metrics.ts';
+import { systemClock } from './ports.ts';
+import { ConsensusPublisher } from './publish.ts';
+import { MAX_SYNC_BLOCKS, SyncClient } from './sync.ts';
+import { SignatureVerifier } from './verifier.ts';
+
+/** Blocks and frames run to max_block_bytes (4 MiB by default) plus QCs: past grpc-js's 4 MiB default. */
+export const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
+/** Validators a client's transactions go to (rotating), and how long they are batched first. */
+const HAND_OFF_VALIDATORS = 2;
+const HAND_OFF_DELAY_MS = 5;
+const HAND_OFF_MAX_TXS = 512;
+
+export interface ObserverContext {
+  flags: { listen?: string | undefined; metrics?: string | undefined; gateway?: string | undefined; nats?: string | undefined; 'no-nats'?: boolean | undefined };
+  dataDir: string;
+  sec: ReturnType<typeof memberSecurityFromDir>;
+  conf: Conf;
+  log: Logger;
+  life: ReturnType<typeof lifecycle>;
+}
+
+export function peerStateName(s: PeerState): string {
+  switch (s) {
+    case PeerState.PEER_STATE_CONNECTED: return 'connected';
+    case PeerState.PEER_STATE_CONNECTING: return 'connecting';
+    case PeerState.PEER_STATE_DELINQUENT: return 'delinquent';
+    case PeerState.PEER_STATE_DISCONNECTED: return 'disconnected';
+    default: return 'unknown';
+  }
+}
+
+export async function runObserver({ flags, dataDir, sec, conf, log, life }: ObserverContext): Promise<void> {
+  const c = conf.consensus;
+  const n = conf.validators.length;
+  const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
+  const limits = { validatorCount: n, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
+  const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
+  const genesis = genesisBlock(c.chain_id, blockHash);
+  const publicKeys = conf.validators.map((v) => fromHex(v.public_key));
+  const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
+  const m = consensusMetrics(metrics, Date.now, { validators: n });
+  const followed = metrics.counter('observer_blocks_followed_total', 'Blocks this observer verified and appended');
+  const refusedRuns = metrics.counter('observer_refused_responses_total', 'Block responses refused (they did not prove themselves), by the sender\'s kind', ['sender']);
+  const behind = metrics.gauge('observer_behind_blocks', 'Committed blocks the sources have shown that this observer has not appended yet');
+
+  const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name,
+    log: log.child({ module: 'nats' }), source: store, metrics, auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
+  const commits = new CommitSignal();
+
+  let onFrame: (from: number, frame: Uint8Array) => void = () => undefined;
+  const gatewayClient = createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES });
+  const link = new GatewayLink({ client: gatewayClient, log: log.child({ module: 'gateway-link' }), onFrame: (from, frame) => onFrame(from, frame) });
+
+  // Whom to ask: the peers of consensus.follow while any is connected, else the validators.
+  let sources: number[] = [];
+  let peers: PeerSummary[] = [];
+  const follower = new Follower({
+    chainId: c.chain_id, store, genesis, transport: link, clock: systemClock, log: log.child({ module: 'follower' }),
+    root: { chainId: c.chain_id, publicKeys, dsa },
+    sources: () => sources,
+    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(); commits.notify(); },
+    refused: (from, reason, detail) => { refusedRuns.inc({ sender: from < n ? 'validator' : 'observer' }); m.observer.rejected(from, reason, detail); },
+  });
+  // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
+  const sync = new SyncClient({
+    chainId: c.chain_id, store, engine: { halted: false, block: () => undefined },
+    verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys, dsa, genesisHash: genesis.hash }),
+    transport: link, log: log.child({ module: 'sync' }), deliver: () => undefined,
+    onRefused: (from, reason) => m.observer.rejected(from, `sync_${reason}`, ''),
+  });
+  const frameLimits = { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash };
+  onFrame = (from, bytes) => {
+    let frame;
+    try {
+      frame = decodeFrame(bytes, frameLimits);
+    } catch (err) {
+      m.observer.frameRejected(from, 'refused:undecodable');
+      log.debug({ from, why: isFedError(err) ? err.message : errorMessage(err) }, 'frame refused');
+      return;
+    }
+    if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks);
+    else if (frame.type === 'block-request') sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
+    // Consensus messages and transactions are for validators: an observer takes none.
+    else m.observer.frameRejected(from, 'refused:not_for_observers');
+  };
+
+  // Clients' transactions: batched, then to HAND_OFF_VALIDATORS validators in turn.
+  let batch: Uint8Array[] = [];
+  let batchTimer: { cancel(): void } | undefined;
+  let turn = 0;
+  const flush = (): void => {
+    batchTimer?.cancel();
+    batchTimer = undefined;
+    if (batch.length === 0 || n === 0) return;
+    const frame = encodeFrame(c.chain_id, { type: 'tx-batch', txs: batch });
+    batch = [];
+    for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame);
+  };
+  const intake: Intake = {
+    offer: (tx) => {
+      const bad = txSizeError(tx, c.max_tx_bytes);
+      if (bad) return { status: 'refused', ...bad };
+      const hash = txHash(tx);
+      return { status: store.hasTx(hash) ? 'duplicate' : 'added', hash };
+    },
+    has: () => false,
+    size: 0,
+    handOff: (tx) => {
+      batch.push(tx);
+      if (batch.length >= HAND_OFF_MAX_TXS) flush();
+      else batchTimer ??= systemClock.setTimeout(flush, HAND_OFF_DELAY_MS);
+    },
+  };
+
+  link.start();
+  const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
+  const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
+  const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
+    member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
+    validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
+    nextCommit: (signal) => commits.next(signal), peers: () => peers,
+  }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
+  const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
+
+  const notReady = (): string[] => {
+    const why: string[] = [];
+    if (!link.connected) why.push('not attached to the gateway');
+    if (follower.storageError) why.push(`not following: the block store cannot be written (retrying): ${follower.storageError}`);
+    if (sources.length === 0) why.push('no source connected: no validator (nor a followed observer) to ask for blocks');
+    return why;
+  };
+  const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
+  const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
+  const follow = new Set(c.follow);
+  // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
+  const poll = setInterval(() => {
+    server.setServing(serviceName, notReady().length === 0);
+    behind.set(follower.status().behind);
+    gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 900) }, (err, res) => {
+      if (err || !res) return;
+      const connected = res.peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED);
+      const followed = connected.filter((p) => follow.has(p.peerId)).map((p) => (p.isValidator ? p.validatorIndex : link.outsideId(p.peerId)));
+      sources = followed.length > 0 ? followed : connected.filter((p) => p.isValidator).map((p) => p.validatorIndex);
+      peers = res.peers.map((p) => ({ peerId: p.peerId, state: peerStateName(p.state), validatorIndex: p.validatorIndex }));
+      m.peers.set(connected.length);
+    });
+  }, 1000);
+  poll.unref();
+  // In the order they stop: no new reads, no new requests, then the stream, NATS, LMDB.
+  life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
+  life.add({ name: 'follower', run: () => { follower.stop(); clearInterval(poll); flush(); } });
+  life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
+  life.add({ name: 'metrics', run: () => endpoint?.close() });
+  life.add({ name: 'nats', run: () => publisher?.close() });
+  life.add({ name: 'lmdb', run: () => store.close() });
+  follower.start();
+  logReady(log, { grpcPort: port, observer: true, validators: n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
+}
