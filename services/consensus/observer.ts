@@ -72,6 +72,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
   const followed = metrics.counter('observer_blocks_followed_total', 'Blocks this observer verified and appended');
   const refusedRuns = metrics.counter('observer_refused_responses_total', 'Block responses refused (they did not prove themselves), by the sender\'s kind', ['sender']);
   const behind = metrics.gauge('observer_behind_blocks', 'Committed blocks the sources have shown that this observer has not appended yet');
+  const served = metrics.gauge('observer_served_requests', 'Block requests this observer has answered (other observers following it)');
 
   const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name,
     log: log.child({ module: 'nats' }), source: store, metrics, auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
@@ -166,6 +167,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
   const poll = setInterval(() => {
     server.setServing(serviceName, notReady().length === 0);
     behind.set(follower.status().behind);
+    served.set(sync.served);
     gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 900) }, (err, res) => {
       if (err || !res) return;
       const connected = res.peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED);

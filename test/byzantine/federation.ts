@@ -19,6 +19,8 @@ import { NATS_URL } from '../support/store.ts';
 export const N = 4;
 export const HONEST = [0, 1, 2] as const;
 export const BYZANTINE = 3;
+/** The observer o0 (follows the validators, m3 among them): ports after the members'. */
+export const OBSERVER = N;
 
 export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
   const t0 = Date.now();
@@ -40,9 +42,11 @@ export class Federation {
   readonly chainId: string;
   readonly net: Devnet;
   readonly clients: ConsensusServiceClient[];
+  readonly observer: ConsensusServiceClient;
 
   private constructor(dir: string, basePort: number, chainId: string, net: Devnet, clients: ConsensusServiceClient[]) {
     this.dir = dir; this.basePort = basePort; this.chainId = chainId; this.net = net; this.clients = clients;
+    this.observer = consensusClient(path.join(dir, 'o0'));
   }
 
   static async start(): Promise<Federation> {
@@ -51,8 +55,8 @@ export class Federation {
     const chainId = `byz-${randomBytes(3).toString('hex')}`;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-byz-'));
     try {
-      await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
-      const net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS_URL, quiet: true }, () => undefined);
+      await initFederation({ members: N, observers: 1, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+      const net = await runDevnet({ dir, members: N, observers: 1, basePort, natsUrl: NATS_URL, quiet: true }, () => undefined);
       const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
       return new Federation(dir, basePort, chainId, net, clients);
     } catch (err) {
@@ -163,7 +167,14 @@ export class Federation {
     return (await dirBytes(path.join(this.dir, rel))) / (1 << 20);
   }
 
+  /** The observer's committed height and the hash it holds there. */
+  async observed(): Promise<{ height: number; hash: string }> {
+    const s = await call(this.observer.getStatus.bind(this.observer), {}, { deadlineMs: 5000 });
+    return { height: Number(s.committedHeight), hash: toHex(s.committedHash) };
+  }
+
   async stop(): Promise<void> {
+    this.observer.close();
     for (const c of this.clients) c.close();
     await this.net.stop();
   }

@@ -20,7 +20,8 @@ import { encodeFrame as encodeStreamFrame } from '../../services/gateway/framing
 import { EXCHANGE_PROTOCOL } from '../../services/gateway/exchange.ts';
 import { strangerNode } from '../support/gateway.ts';
 import { recordEvents } from '../support/store.ts';
-import { BYZANTINE, HONEST, sleep, until, type Federation } from './federation.ts';
+import { BYZANTINE, HONEST, OBSERVER, sleep, until, type Federation } from './federation.ts';
+import { isOutside } from '../../services/consensus/ports.ts';
 import type { ByzantineMember, Outgoing } from './member.ts';
 
 export interface Context { fed: Federation; byz: ByzantineMember; note(s: string): void }
@@ -399,4 +400,42 @@ const poisoning: Scenario = {
 
 /** In the order they run: the least destructive first. */
 // Scenarios that get m3 muted by the honest members (penalties) come after those that need it heard.
-export const SCENARIOS: Scenario[] = [withhold, poisoning, mempoolFill, viewJump, equivocate, badSignatures, oversized, requestFlood];
+const forgeToObserver: Scenario = {
+  name: 'forge-to-observer', ci: true,
+  async run({ fed, byz, note }) {
+    const refusedOf = () => fed.metric(OBSERVER, 'consensus', 'btcfed_observer_refused_responses_total', /sender="validator"/);
+    const refused0 = await refusedOf();
+    let forged = 0;
+    byz.play({
+      outbound(to, frame) {
+        // Honest to the validators; to the observer, the real blocks with their COMMIT QC's first
+        // signature bent (the blocks alone are valid: only checking the SLH-DSA signatures shows it).
+        // Forged transactions are refused earlier, by libs/blocks (services/consensus/follower.test.ts).
+        if (frame.type !== 'block-response' || typeof to !== 'number' || !isOutside(to)) return undefined;
+        const last = frame.blocks.findLastIndex((b) => b.qc?.phase === Phase.COMMIT);
+        if (last < 0) return undefined;
+        const qc = frame.blocks[last]!.qc!;
+        const sig = new Uint8Array(qc.signatures[0]!);
+        sig[100] = sig[100]! ^ 0xff;
+        const blocks = [...frame.blocks];
+        blocks[last] = { ...blocks[last]!, qc: { ...qc, signatures: [sig, ...qc.signatures.slice(1)] } };
+        forged++;
+        return [{ to, bytes: encodeFrame(byz.chainId, { ...frame, blocks }) }];
+      },
+    });
+    const start = await fed.observed();
+    await until('m3 to serve the observer a forged QC', () => (forged > 0 ? true : undefined), 60_000);
+    await sleep(2000);
+    const refused1 = await refusedOf();
+    note(`m3 served the observer ${forged} runs with a bent COMMIT QC signature; it refused ${refused1 - refused0}`);
+    check(refused1 - refused0 === forged, `the observer did not refuse each of m3's ${forged} forgeries (btcfed_observer_refused_responses_total{sender="validator"} ${refused0} → ${refused1})`);
+    // It follows on from the honest validators, and what it holds is the validators' log.
+    const [m0] = await fed.heights([0]);
+    const now = await until('the observer to follow on past the forgery', async () => { const o = await fed.observed(); return o.height >= Math.max(start.height + 3, m0! - 2) ? o : undefined; }, 60_000);
+    const theirs = await call(fed.clients[0]!.getBlock.bind(fed.clients[0]!), { by: { $case: 'height', value: now.height } });
+    check(toHex(theirs.blockHash) === now.hash, `the observer holds ${now.hash} at height ${now.height}, m0 ${toHex(theirs.blockHash)}`);
+    note(`observer ${start.height}→${now.height}, same hash as m0 at ${now.height}; ${await healthy(fed)}`);
+  },
+};
+
+export const SCENARIOS: Scenario[] = [withhold, poisoning, mempoolFill, viewJump, equivocate, badSignatures, oversized, requestFlood, forgeToObserver];

@@ -1,0 +1,153 @@
+// Observers as real processes: 4 validators (16 processes) and 2 observers (store, gateway and
+// consensus each, no signer) over real libp2p, gRPC with mutual TLS and NATS. o0 follows the
+// validators, o1 follows o0. Their logs equal the validators'; a transaction submitted to an
+// observer reaches the validators and commits; StreamCommits from an observer replays and
+// follows; an observer killed and restarted catches up; btcfed verify accepts a block an
+// observer serves; o1's reads never touch the validators (o0 serves it).
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { call } from '#libs/rpc/index.ts';
+import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { consensusClient } from '../cli/client.ts';
+import { initFederation, memberPorts } from '../cli/init.ts';
+import { runDevnet, type Devnet } from '../cli/devnet.ts';
+import { NATS_URL } from './support/store.ts';
+
+const N = 4;
+const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const chainId = `obs-${randomBytes(3).toString('hex')}`;
+const ROOT = path.resolve(import.meta.dirname, '..');
+const NAMES = ['m0', 'm1', 'm2', 'm3', 'o0', 'o1'] as const;
+let dir: string;
+let net: Devnet;
+const clients = new Map<string, ConsensusServiceClient>();
+const client = (name: string) => clients.get(name)!;
+const status = (name: string) => call(client(name).getStatus.bind(client(name)), {}, { deadlineMs: 5000 });
+const hashAt = async (name: string, height: number) =>
+  toHex((await call(client(name).getBlock.bind(client(name)), { by: { $case: 'height', value: height } }, { deadlineMs: 5000 })).blockHash);
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  while (Date.now() - t0 < ms) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) { lastErr = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
+
+/** A counter of a service's /metrics (summed over label sets matching `labels`). */
+async function metric(port: number, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name) && l.includes(labels)).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+}
+
+let failed = false;
+function step(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try { await fn(); } catch (err) { failed = true; throw err; }
+  });
+}
+
+describe('observers: 4 validators and 2 observers as real processes', { timeout: 600_000 }, () => {
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-obs-'));
+    await initFederation({ members: N, observers: 2, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+    net = await runDevnet({ dir, members: N, observers: 2, basePort, natsUrl: NATS_URL, quiet: true });
+    for (const name of NAMES) clients.set(name, consensusClient(path.join(dir, name)));
+  });
+  after(async () => {
+    for (const c of clients.values()) c.close();
+    await net?.stop();
+    if (failed) {
+      for (const name of ['o0', 'o1']) {
+        const text = await fs.readFile(path.join(dir, name, 'logs', 'consensus.log'), 'utf8').catch(() => '');
+        for (const l of text.split('\n').filter((x) => /"level":(40|50|60)/.test(x)).slice(-10)) console.log(`[${name}] ${l.slice(0, 400)}`);
+      }
+    }
+    if (process.env.KEEP_E2E || failed) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  step('observers are observers: no signer, never a validator, and they say how far behind they are', async () => {
+    assert.equal(net.procs.filter((p) => p.member.startsWith('o') && p.service === 'signer').length, 0, 'no signer runs for an observer');
+    await fs.access(path.join(dir, 'o0', 'signer')).then(() => assert.fail('an observer keeps no signing key'), () => undefined);
+    const s = await until('o1 to follow a few blocks', async () => { const x = await status('o1'); return x.committedHeight >= 3 ? x : undefined; });
+    assert.equal(s.observer, true);
+    assert.equal(s.sourceHeight, s.committedHeight + s.behind);
+    const v = await status('m0');
+    assert.equal(v.observer, false);
+  });
+
+  step('a transaction submitted to an observer reaches the validators and commits; every log is the same', async () => {
+    const txs = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`via-observer-${i}-${randomBytes(4).toString('hex')}`));
+    for (const [i, tx] of txs.entries()) {
+      const r = await call(client(i % 2 ? 'o1' : 'o0').submitTransaction.bind(client(i % 2 ? 'o1' : 'o0')), { tx });
+      assert.equal(toHex(r.txHash), toHex(txHash(tx)));
+    }
+    await assert.rejects(call(client('o0').submitTransaction.bind(client('o0')), { tx: new Uint8Array() }),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /empty/.test(e.details));
+    for (const name of NAMES) {
+      await until(`every transaction committed as ${name} sees it`, async () => {
+        for (const tx of txs) {
+          const r = await call(client(name).getTransaction.bind(client(name)), { txHash: txHash(tx), withProof: false });
+          if (r.status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
+        }
+        return true;
+      });
+    }
+    const top = Math.min(...await Promise.all(NAMES.map(async (n) => Number((await status(n)).committedHeight))));
+    assert.ok(top >= 3);
+    for (let h = 1; h <= top; h++) {
+      const hashes = await Promise.all(NAMES.map((n) => hashAt(n, h)));
+      assert.equal(new Set(hashes).size, 1, `height ${h}: ${NAMES.map((n, i) => `${n}=${hashes[i]!.slice(0, 8)}`).join(' ')}`);
+    }
+  });
+
+  step('o1 follows o0 (o0 serves it its log); btcfed verify accepts what an observer serves', async () => {
+    const o0 = memberPorts(basePort, N);
+    const served = await until('o0 to have served o1', async () => ((await metric(o0.consensusMetrics, 'btcfed_observer_served_requests')) > 0 ? true : undefined));
+    assert.ok(served);
+    const top = Number((await status('o1')).committedHeight);
+    const r = spawnSync(process.execPath, ['cli/main.ts', 'verify', '--member', path.join(dir, 'o1'), '--height', String(top)], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^verified: block ${top} is committed on chain ${chainId}`));
+  });
+
+  step('StreamCommits from an observer replays the log and follows it', async () => {
+    const tip = Number((await status('o0')).committedHeight);
+    const stream = client('o0').streamCommits({ fromHeight: 1, headersOnly: true });
+    const seen: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (x: { block?: { block?: { header?: { height: number } } } }) => {
+        seen.push(x.block!.block!.header!.height);
+        if (seen.at(-1)! > tip + 1) resolve();
+      });
+      stream.on('error', (e: grpc.ServiceError) => { if (e.code !== grpc.status.CANCELLED) reject(e); });
+    });
+    stream.cancel();
+    assert.deepEqual(seen, Array.from({ length: seen.length }, (_, i) => i + 1), 'every height once, in order, past the tip at the start');
+  });
+
+  step('an observer killed and restarted catches up', async () => {
+    const p = net.procs.find((x) => x.member === 'o0' && x.service === 'consensus')!;
+    p.child.kill('SIGKILL');
+    await new Promise((r) => p.child.once('exit', r));
+    const at = Number((await status('m0')).committedHeight);
+    await until('the validators to commit on', async () => (Number((await status('m0')).committedHeight) >= at + 3 ? true : undefined));
+    await net.restart('o0', 'consensus');
+    const target = Number((await status('m0')).committedHeight);
+    await until('o0 to catch up', async () => (Number((await status('o0')).committedHeight) >= target ? true : undefined));
+    assert.equal(await hashAt('o0', target), await hashAt('m0', target));
+  });
+});
