@@ -1,14 +1,17 @@
 // Reads (`npm run bench -- reads [--members 4] [--readers 8] [--followers 4] [--seconds 20] [--rate 200]`):
-// what the public read API of one validator serves, and what serving it costs consensus. A devnet
-// of N members commits a steady open-loop write load; in one run, three windows:
+// what the public read API serves, on a validator and on an observer, and what serving it costs
+// the validators. A devnet of N members and one observer (o0, following the validators) commits a
+// steady open-loop write load; in one run, four windows:
 //   1. no readers (the baseline of the same run);
-//   2. `--readers` closed-loop clients on member m0, each a mix of GetBlock (a random committed
+//   2. `--readers` closed-loop clients on validator m0, each a mix of GetBlock (a random committed
 //      height, whole block), GetTransaction with its inclusion proof (a committed transaction)
 //      and GetStatus, plus `--followers` StreamCommits followers replaying from height 1;
-//   3. the same readers on m0 with the followers gone (point reads only).
-// Per window: reads per second by kind with p50/p99 latency, the federation's block interval and
-// committed tx/s, and CPU-ms per second of m0's consensus against the other members' mean. Today
-// every reader lands on a validator; this is the figure an observer tier has to beat. Never asserted.
+//   3. the same readers and followers on the observer o0 instead;
+//   4. the same readers on m0 with the followers gone (point reads only).
+// Per window: reads per second by kind with p50/p99 latency, the federation's block interval,
+// CPU-ms per second of m0's consensus against the other validators' mean, and of the observer's.
+// Every process shares this machine's cores, so readers on the observer still take CPU from the
+// validators here; on hosts of their own they would not. Never asserted.
 
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +43,7 @@ interface Window {
   secs: number;
   cpuM0: number;
   cpuOthers: number;
+  cpuObserver: number;
 }
 
 async function heightOf(c: ConsensusServiceClient): Promise<number> {
@@ -80,15 +84,16 @@ function follower(c: ConsensusServiceClient, onBlock: () => void): () => void {
   return () => s.cancel();
 }
 
-async function window(name: string, net: Devnet, clients: ConsensusServiceClient[], readers: number, followers: number): Promise<Window> {
+async function window(name: string, net: Devnet, clients: ConsensusServiceClient[], readers: number, followers: number, target = 'm0'): Promise<Window> {
   const lat = { GetBlock: [], 'GetTransaction+proof': [], GetStatus: [] } as Record<Kind, number[]>;
   let streamed = 0;
   const pid = (m: string) => net.procs.find((p) => p.member === m && p.service === 'consensus')?.child.pid;
-  const cpu = () => Array.from({ length: N }, (_, i) => processCpuMs(pid(`m${i}`) ?? -1) ?? 0);
-  let top = await heightOf(clients[0]!);
-  const topTimer = setInterval(() => { void heightOf(clients[0]!).then((h) => { top = h; }, () => undefined); }, 1000);
-  const readClients = Array.from({ length: readers }, () => consensusClient(path.join(dir, 'm0')));
-  const stops = Array.from({ length: followers }, () => follower(clients[0]!, () => { streamed++; }));
+  const cpu = () => [...Array.from({ length: N }, (_, i) => `m${i}`), 'o0'].map((m) => processCpuMs(pid(m) ?? -1) ?? 0);
+  const at = consensusClient(path.join(dir, target));
+  let top = await heightOf(at);
+  const topTimer = setInterval(() => { void heightOf(at).then((h) => { top = h; }, () => undefined); }, 1000);
+  const readClients = Array.from({ length: readers }, () => consensusClient(path.join(dir, target)));
+  const stops = Array.from({ length: followers }, () => follower(at, () => { streamed++; }));
   const h0 = await heightOf(clients[1]!);
   const c0 = cpu();
   const t0 = Date.now();
@@ -100,13 +105,14 @@ async function window(name: string, net: Devnet, clients: ConsensusServiceClient
   stops.forEach((s) => s());
   clearInterval(topTimer);
   readClients.forEach((c) => c.close());
+  at.close();
   const rates = c1.map((v, i) => (v - c0[i]!) / secs);
-  const others = rates.slice(1);
-  return { name, latencies: lat, streamed, blocks: h1 - h0, secs, cpuM0: rates[0]!, cpuOthers: others.reduce((s, x) => s + x, 0) / Math.max(1, others.length) };
+  const others = rates.slice(1, N);
+  return { name, latencies: lat, streamed, blocks: h1 - h0, secs, cpuM0: rates[0]!, cpuOthers: others.reduce((s, x) => s + x, 0) / Math.max(1, others.length), cpuObserver: rates[N]! };
 }
 
-printMachine(`reads: N=${N}, ${seconds} s windows, ${rate} tx/s written, ${READERS} readers and ${FOLLOWERS} StreamCommits followers on m0`);
-const { dir, net, clients, close } = await benchDevnet('reads', N);
+printMachine(`reads: N=${N} and one observer, ${seconds} s windows, ${rate} tx/s written, ${READERS} readers and ${FOLLOWERS} StreamCommits followers on m0 or on the observer`);
+const { dir, net, clients, close } = await benchDevnet('reads', N, 1);
 const load: LoadCount = { accepted: 0, refused: 0 };
 let writing = true;
 const loading = offerLoad(clients, rate, 250, () => !writing, load);
@@ -115,10 +121,11 @@ try {
   await new Promise((r) => setTimeout(r, (f.quick ? 8 : 15) * 1000));
   const windows = [
     await window('no readers (baseline)', net, clients, 0, 0),
-    await window(`${READERS} readers + ${FOLLOWERS} followers`, net, clients, READERS, FOLLOWERS),
-    await window(`${READERS} readers`, net, clients, READERS, 0),
+    await window(`${READERS} readers + ${FOLLOWERS} followers on m0`, net, clients, READERS, FOLLOWERS),
+    await window(`${READERS} readers + ${FOLLOWERS} followers on o0`, net, clients, READERS, FOLLOWERS, 'o0'),
+    await window(`${READERS} readers on m0`, net, clients, READERS, 0),
   ];
-  console.log(table(['window', '', 'GetBlock/s (p50/p99 ms)', 'GetTransaction+proof/s (p50/p99)', 'GetStatus/s (p50/p99)', 'streamed blocks/s', 'block interval ms', 'm0 consensus CPU-ms/s', 'others (mean)'],
+  console.log(table(['window', '', 'GetBlock/s (p50/p99 ms)', 'GetTransaction+proof/s (p50/p99)', 'GetStatus/s (p50/p99)', 'streamed blocks/s', 'block interval ms', 'm0 consensus CPU-ms/s', 'm1-m3 (mean)', 'o0 consensus'],
     windows.map((w) => [
       w.name, '',
       ...KINDS.map((k) => {
@@ -127,7 +134,7 @@ try {
       }),
       (w.streamed / w.secs).toFixed(0),
       w.blocks > 0 ? ms((w.secs * 1000) / w.blocks) : 'none',
-      w.cpuM0.toFixed(0), w.cpuOthers.toFixed(0),
+      w.cpuM0.toFixed(0), w.cpuOthers.toFixed(0), w.cpuObserver.toFixed(0),
     ])));
   console.log(`\nwrites: ${load.accepted} accepted, ${load.refused} refused over the run; baseline = the first window, same run`);
 } finally {

@@ -135,12 +135,12 @@ export interface BenchDevnet {
  * A fresh devnet of `members` members in a temp dir on random ports (chain `bench-<name>-…`),
  * started and stopped on a signal: what the whole-federation benchmarks run against.
  */
-export async function benchDevnet(name: string, members: number): Promise<BenchDevnet> {
+export async function benchDevnet(name: string, members: number, observers = 0): Promise<BenchDevnet> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `btcfed-bench-${name}-`));
   const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
   const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  await initFederation({ members, out: dir, basePort, chainId: `bench-${name}-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
-  const net = await runDevnet({ dir, members, basePort, natsUrl, quiet: true });
+  await initFederation({ members, observers, out: dir, basePort, chainId: `bench-${name}-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
+  const net = await runDevnet({ dir, members, observers, basePort, natsUrl, quiet: true });
   stopOnSignal(net);
   const clients = Array.from({ length: members }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
   return {

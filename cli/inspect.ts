@@ -107,8 +107,8 @@ export function checkConfigFile(file: string): CheckResult {
         const c = parseConfText(text, file);
         const problems: string[] = [];
         const self = c.validators.findIndex((v) => v.name === c.node.name);
-        if (c.validators.length === 0) problems.push('validators: empty: the member has not joined a genesis (btcfed member join); its consensus service will not start');
-        else if (self < 0) problems.push(`validators: ${c.node.name} (node.name) is not among them (${c.validators.map((v) => v.name).join(', ')}); its consensus service will not start`);
+        if (c.validators.length === 0) problems.push('validators: empty: the member has not joined a genesis (btcfed member join [--observer]); its consensus service will not start');
+        else if (self < 0 && c.node.role === 'validator') problems.push(`validators: ${c.node.name} (node.name) is not among them (${c.validators.map((v) => v.name).join(', ')}); its consensus service will not start (an observer says node.role: observer)`);
         if (self >= 0 && c.node.private_key !== undefined) {
           const k = parsePrivateKey(c.node.private_key);
           if (k.ok && k.value.peerId !== c.validators[self]!.peer_id) {
@@ -116,6 +116,9 @@ export function checkConfigFile(file: string): CheckResult {
           }
         }
         if (problems.length > 0) return { ok: false, problems };
+        if (c.node.role === 'observer') {
+          return { ok: true, summary: `conf.yaml of observer ${c.node.name} of ${c.validators.length} validators on chain ${c.consensus.chain_id}${c.consensus.follow.length > 0 ? `, following ${c.consensus.follow.length} peer(s) first` : ''}` };
+        }
         return { ok: true, summary: `conf.yaml of ${c.node.name}, validator ${self} of ${c.validators.length} on chain ${c.consensus.chain_id}` };
       }
       default:

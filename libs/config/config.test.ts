@@ -82,6 +82,10 @@ const invalid: Array<[string, (c: Record<string, any>) => void, string, RegExp]>
   ['garbage validator peer_id', (c) => { c.validators[1].peer_id = 'not-a-peer-id'; }, 'validators.1.peer_id', /not a libp2p peer id/],
   ['base_timeout of 0', (c) => { c.consensus.base_timeout = '0s'; }, 'consensus.base_timeout', /more than 0/],
   ['unknown param set', (c) => { c.crypto = { param_set: 'rsa' }; }, 'crypto.param_set', /slh-dsa/],
+  ['unknown node.role', (c) => { c.node.role = 'reader'; }, 'node.role', /validator|observer/],
+  ['an observer that is in validators', (c) => { c.node.role = 'observer'; }, 'node.role', /must not run as an observer/],
+  ['follow on a validator', (c) => { c.consensus = { ...c.consensus, follow: [me.peerId] }; }, 'consensus.follow', /only an observer/],
+  ['follow of a garbage peer id', (c) => { c.node.role = 'observer'; c.node.name = 'o9'; c.consensus = { ...c.consensus, follow: ['nope'] }; }, 'consensus.follow.0', /not a libp2p peer id/],
 ];
 
 for (const [name, mutate, field, reason] of invalid) {
@@ -156,4 +160,15 @@ test('peers.yaml: an address whose /p2p is another peer is refused, naming the e
   const issues = issuesOf(() => parsePeersText(wrong, 'p.yaml'));
   assert.deepEqual(issues.map((i) => i.field), ['peers.0.addresses.1']);
   assert.match(issues[0]!.reason, new RegExp(`/p2p/${me.peerId} is not this entry's peer`));
+});
+
+test('an observer: node.role observer, not in validators, following peers by id', () => {
+  const c = validConf();
+  c.node.name = 'o0';
+  c.node.role = 'observer';
+  c.consensus = { ...c.consensus, follow: [other.peerId] };
+  const conf = parseConfText(stringify(c), '/data/o0/conf.yaml');
+  assert.equal(conf.node.role, 'observer');
+  assert.deepEqual(conf.consensus.follow, [other.peerId]);
+  assert.equal(parseConfText(stringify(validConf()), '/data/m0/conf.yaml').node.role, 'validator', 'validator by default');
 });

@@ -12,12 +12,12 @@ import { writeSync, openSync, closeSync } from 'node:fs';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
-import { encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import { decodeFrame, encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
 import { Inbound } from './inbound.ts';
 import { Mempool } from './mempool.ts';
-import { systemClock, type TransportPort } from './ports.ts';
+import { OUTSIDE_BASE, systemClock, type TransportPort } from './ports.ts';
 import { SignatureVerifier } from './verifier.ts';
 
 const N = 4;
@@ -28,6 +28,9 @@ const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
+/** Frames the members sent to peers outside the validator set. */
+const toOutside: { from: number; to: number; frame: Uint8Array }[] = [];
+
 interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean }
 
 /** `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise). */
@@ -36,7 +39,10 @@ async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: nu
   const memberDirs: string[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
     maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
-  const deliver = (from: number, to: number, frame: Uint8Array) => setImmediate(() => { if (!members[to]!.down && !members[from]!.down) members[to]!.inbound.onFrame(from, frame); });
+  const deliver = (from: number, to: number, frame: Uint8Array) => {
+    if (to >= N) { toOutside.push({ from, to, frame }); return; } // an answer to a peer outside the set (an observer)
+    setImmediate(() => { if (!members[to]!.down && !members[from]!.down) members[to]!.inbound.onFrame(from, frame); });
+  };
   const build = (i: number, dir: string): Member => {
     const transport: TransportPort = {
       send: (to, frame) => deliver(i, to, frame),
@@ -164,6 +170,38 @@ test('forged frames from one validator are refused cheaply, then muted; the othe
   assert.equal(victim.inbound.penalties.muted(1), false, 'the validator it impersonated is not punished');
   const h = victim.store.committedHeight();
   await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
+  } finally {
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
+  }
+});
+
+test('a peer outside the validator set gets blocks and hands over transactions, and nothing else: even a validly signed vote it relays is refused, then it is muted', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('first commits', () => members.every((m) => m.store.committedHeight() >= 2));
+    const victim = members[0]!;
+    const [reader, submitter, relayer] = [OUTSIDE_BASE + 1, OUTSIDE_BASE + 2, OUTSIDE_BASE + 3];
+    victim.inbound.onFrame(reader, encodeFrame(CHAIN, { type: 'block-request', requestId: 7, hashes: [], fromHeight: 0, maxBlocks: 64 }));
+    await until('the reader answered', () => toOutside.some((x) => x.to === reader));
+    const answer = decodeFrame(toOutside.find((x) => x.to === reader)!.frame, { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes,
+      maxBlockTxs: 1000, maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash });
+    assert.ok(answer.type === 'block-response' && answer.requestId === 7 && answer.blocks.length >= 2 && answer.blocks[0]!.block.header.height === 1,
+      'the committed log from its height, answered to it');
+    const tx = new TextEncoder().encode(`from-outside-${process.pid}`);
+    victim.inbound.onFrame(submitter, encodeFrame(CHAIN, { type: 'tx-batch', txs: [tx] }));
+    assert.equal(victim.pool.has(toHex(txHash(tx))), true, 'its transaction is taken');
+    // A real vote of validator 1, correctly signed, relayed by an outsider: refused before any check.
+    const view = victim.driver.engine.view;
+    const vote = { type: 'vote' as const, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(1), sender: 1 };
+    const signature = await dsa.sign(keys[1]!.secretKey, voteSigningBytes({ chainId: CHAIN, phase: vote.phase, view, blockHash: vote.blockHash }));
+    for (let k = 0; k < 16; k++) victim.inbound.onFrame(relayer, encodeFrame(CHAIN, { type: 'consensus', message: { ...vote, signature } }));
+    assert.equal(victim.inbound.penalties.muted(relayer), true, 'refused each time (a strike), then muted');
+    assert.equal(victim.inbound.penalties.muted(reader), false);
+    assert.equal(victim.inbound.penalties.muted(1), false, 'the validator whose vote it relayed is not punished');
+    const h = victim.store.committedHeight();
+    await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 2, 60_000);
   } finally {
     members.forEach((m) => m.driver.stop());
     await Promise.all(members.map((m) => m.store.close()));
