@@ -302,6 +302,40 @@ describe('four members on four hosts, set up by their own operators', { timeout:
     assert.deepEqual(connected.map((p) => p.validatorIndex).sort(), [1, 2, 3]);
   });
 
+  step('an observer on a host of its own: member init, member join --observer, and it follows the federation, listening on its own address only', async () => {
+    const host = '127.0.0.9';
+    const dir = path.join(out, 'o0');
+    await ok(['member', 'init', '--name', 'o0', '--out', dir, '--host', host, '--base-port', String(basePort), '--nats', NATS_URL]);
+    const genesis = path.join(out, 'genesis.yaml');
+    await refused(['member', 'join', '--genesis', genesis, '--dir', dir], /has no member named o0/);
+    await refused(['member', 'join', '--genesis', genesis, '--dir', memberDir(0), '--observer'], /validator m0 .*never as an observer/);
+    assert.match(await ok(['member', 'join', '--observer', '--genesis', genesis, '--dir', dir]), new RegExp(`joined as an observer of chain ${chainId} \\(4 validators\\)`));
+    const conf = parseConfText(await fs.readFile(path.join(dir, 'conf.yaml'), 'utf8'));
+    assert.equal(conf.node.role, 'observer');
+    assert.deepEqual(conf.validators.map((v) => v.name), ['m0', 'm1', 'm2', 'm3']);
+    await fs.rm(path.join(dir, 'signer'), { recursive: true });
+    await fs.rename(path.join(dir, 'ca'), path.join(out, 'offline', 'o0'));
+    const observers = await runDevnet({ dir: out, members: 0, observers: 1, basePort, natsUrl: NATS_URL, quiet: true });
+    try {
+      for (const p of observers.procs) {
+        for (const a of listening(p.child.pid!)) assert.ok(a.startsWith(`${host}:`), `o0/${p.service} listens on ${a}, not on its host ${host}`);
+      }
+      const o0 = consensusClient(dir);
+      clients.push(o0);
+      const target = Number((await call(clients[0]!.getStatus.bind(clients[0]!), {}, { deadlineMs: 5000 })).committedHeight);
+      const s = await until('o0 to follow to m0\'s height', async () => {
+        const x = await call(o0.getStatus.bind(o0), {}, { deadlineMs: 5000 });
+        return Number(x.committedHeight) >= target ? x : undefined;
+      }, 60_000);
+      assert.equal(s.observer, true);
+      const theirs = await call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: target } }, { deadlineMs: 5000 });
+      const ours = await call(o0.getBlock.bind(o0), { by: { $case: 'height', value: target } }, { deadlineMs: 5000 });
+      assert.deepEqual(ours.blockHash, theirs.blockHash);
+    } finally {
+      await observers.stop();
+    }
+  });
+
   step("a client checks the dialled name: m2's server (a certificate for 127.0.0.3) reached through 127.0.0.2 is refused", async () => {
     const target = { host: hostOf(2), port: basePort + 2 };
     const security = memberSecurityFromDir(memberDir(2), 'client').client;
