@@ -295,15 +295,20 @@ export function checkGenesisForMember(g: Genesis, file: string, own: MemberCard,
  * genesis itself into the dir, last, as the record that this member joined it. Again with the same
  * genesis: nothing to do. With another: refused.
  */
-export async function joinMember(o: { genesisFile: string; dir: string }): Promise<JoinResult> {
-  const dir = o.dir;
-  const text = await readText(o.genesisFile, 'the genesis made by btcfed genesis');
-  const g = parseGenesisText(text, o.genesisFile);
+/** What a join reads: the genesis, and the member dir's card and conf.yaml. */
+async function joinInputs(genesisFile: string, dir: string) {
+  const text = await readText(genesisFile, 'the genesis made by btcfed genesis');
+  const g = parseGenesisText(text, genesisFile);
   const cardFile = path.join(dir, CARD_FILE);
   const own = parseCardText(await readText(cardFile, 'the member dir must be one made by btcfed member init'), cardFile);
   const confFile = path.join(dir, 'conf.yaml');
   const confText = await readText(confFile, 'the member dir must be one made by btcfed member init');
-  const conf = parseConfText(confText, confFile);
+  return { text, g, cardFile, own, confFile, confText, conf: parseConfText(confText, confFile) };
+}
+
+export async function joinMember(o: { genesisFile: string; dir: string }): Promise<JoinResult> {
+  const dir = o.dir;
+  const { text, g, cardFile, own, confFile, confText, conf } = await joinInputs(o.genesisFile, dir);
   // The card must be this dir's: a card copied in from another member would join the wrong keys.
   const dirPeer = conf.node.private_key === undefined ? undefined : parsePrivateKey(conf.node.private_key);
   if (conf.node.name !== own.name || (dirPeer?.ok && dirPeer.value.peerId !== own.libp2p.peer_id)) {
@@ -363,13 +368,7 @@ export async function joinMember(o: { genesisFile: string; dir: string }): Promi
  */
 export async function joinObserver(o: { genesisFile: string; dir: string; followCards?: readonly string[] }): Promise<{ genesis: Genesis; changed: boolean }> {
   const dir = o.dir;
-  const text = await readText(o.genesisFile, 'the genesis made by btcfed genesis');
-  const g = parseGenesisText(text, o.genesisFile);
-  const cardFile = path.join(dir, CARD_FILE);
-  const own = parseCardText(await readText(cardFile, 'the member dir must be one made by btcfed member init'), cardFile);
-  const confFile = path.join(dir, 'conf.yaml');
-  const confText = await readText(confFile, 'the member dir must be one made by btcfed member init');
-  const conf = parseConfText(confText, confFile);
+  const { text, g, cardFile, own, confFile, confText, conf } = await joinInputs(o.genesisFile, dir);
   if (conf.node.name !== own.name) throw new FedError('JOIN_INVALID', `${cardFile} is not the card of the member in ${dir} (conf.yaml is ${conf.node.name})`);
   const listed = g.members.find((m) => m.name === own.name || m.libp2p.peer_id === own.libp2p.peer_id);
   if (listed) {

@@ -24,6 +24,7 @@ import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
+import { until } from './support/until.ts';
 import { prometheusInstalled, startPrometheus, type RunningPrometheus } from './support/prometheus.ts';
 import { memberTargets, scrapeConfig } from '../cli/prometheus.ts';
 
@@ -36,18 +37,6 @@ let net: Devnet;
 const clients: ConsensusServiceClient[] = [];
 
 const status = (i: number) => call(clients[i]!.getStatus.bind(clients[i]!), {}, { deadlineMs: 5000 });
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
-  let lastErr: unknown;
-  while (Date.now() - t0 < ms) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { lastErr = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
-}
 async function heights(): Promise<number[]> {
   return Promise.all(clients.map(async (_, i) => Number((await status(i)).committedHeight)));
 }

@@ -26,6 +26,7 @@ import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initMember, joinMember, makeGenesis } from '../cli/member.ts';
 import { NATS_URL } from './support/store.ts';
+import { until } from './support/until.ts';
 
 const N = 4;
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -69,19 +70,6 @@ async function refused(args: readonly string[], pattern: RegExp): Promise<string
   assert.equal(r.code, 1, `btcfed ${args.join(' ')} should have been refused; stdout: ${r.stdout}`);
   assert.match(r.stderr, pattern);
   return r.stderr;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
-  let lastErr: unknown;
-  while (Date.now() - t0 < ms) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { lastErr = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
 }
 
 /** The subject alternative names of a PEM certificate: "IP:127.0.0.2", "DNS:localhost", … */

@@ -20,6 +20,7 @@ import { consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
+import { until } from './support/until.ts';
 
 const N = 4;
 const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
@@ -33,19 +34,6 @@ const client = (name: string) => clients.get(name)!;
 const status = (name: string) => call(client(name).getStatus.bind(client(name)), {}, { deadlineMs: 5000 });
 const hashAt = async (name: string, height: number) =>
   toHex((await call(client(name).getBlock.bind(client(name)), { by: { $case: 'height', value: height } }, { deadlineMs: 5000 })).blockHash);
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
-  let lastErr: unknown;
-  while (Date.now() - t0 < ms) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { lastErr = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
-}
 
 /** A counter of a service's /metrics (summed over label sets matching `labels`). */
 async function metric(port: number, name: string, labels = ''): Promise<number> {

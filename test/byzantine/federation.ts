@@ -22,18 +22,9 @@ export const BYZANTINE = 3;
 /** The observer o0 (follows the validators, m3 among them): ports after the members'. */
 export const OBSERVER = N;
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
-  let lastErr: unknown;
-  while (Date.now() - t0 < ms) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { lastErr = err; }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
-}
+import { until } from '../support/until.ts';
+
+export { until };
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Federation {

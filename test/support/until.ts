@@ -1,0 +1,15 @@
+// Polling for a condition in tests of real processes: `fn` is tried every 200 ms until it gives a
+// value (not undefined or false) or `ms` pass; a timeout names what was awaited and the last error.
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  while (Date.now() - t0 < ms) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) { lastErr = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+}
