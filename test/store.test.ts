@@ -84,6 +84,25 @@ describe('store: start-up', () => {
     }
   });
 
+  test('a corrupt peers.yaml with no usable last good copy stops the start, naming the file and field, and the file is untouched', async () => {
+    const other = await generateIdentity();
+    const m = await makeMember({ peers: [other] });
+    const broken = (await fs.readFile(m.peersPath, 'utf8')).replace(/public_key: \S+/, 'public_key: not-base64-at-all');
+    assert.notEqual(broken, await fs.readFile(m.peersPath, 'utf8'));
+    await fs.writeFile(m.peersPath, broken);
+    const svc = startService('services/store/main.ts', ['--data-dir', m.dir, '--listen', '127.0.0.1:0', '--no-nats']);
+    try {
+      assert.equal(await svc.exited, 1);
+      const fatal = svc.lines.find((l) => l.level === 60);
+      assert.equal(fatal?.code, 'PEERS_INVALID');
+      assert.match(String(fatal?.msg), /peers\.yaml: peers\.0\.public_key: .*no usable last good copy/);
+      assert.equal(await fs.readFile(m.peersPath, 'utf8'), broken, 'left as it was, for the operator to fix');
+      assert.deepEqual(await backups(m, 'peers.yaml.corrupt-'), [], 'not moved aside');
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   test('a second store on the same data dir refuses to start', async () => {
     const m = await makeMember();
     const s = await startStore(m, ['--no-nats']);

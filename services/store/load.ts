@@ -1,7 +1,8 @@
 // Reading a member's files at start: conf.yaml must be valid (or the start stops, saying why);
 // a missing libp2p key is generated and written back with the file's comments kept; a corrupt
-// peers.yaml is moved aside and the last good copy takes its place. Nothing is lost: a file we
-// cannot use is kept as a timestamped backup.
+// peers.yaml is moved aside and the last good copy takes its place, or, with none usable, the start
+// stops (PEERS_INVALID) and the file is left as it is. Nothing is lost: a file we cannot use is
+// kept as a timestamped backup.
 
 import path from 'node:path';
 import { parseDocument } from 'yaml';
@@ -60,27 +61,36 @@ export async function loadPeers(dataDir: string, selfPeerId: string, log: Logger
       return { peers, text, sha: sha256Hex(text) };
     } catch (err) {
       if (!isFedError(err, 'CONFIG_INVALID')) throw err;
+      const good = await lastGood(file, selfPeerId, log);
+      if (!good) {
+        // Starting with no peers would cut this member off, and silently: the file stays as the
+        // operator left it, and the store does not start until it is fixed.
+        throw new FedError('PEERS_INVALID', `${err.message}; there is no usable last good copy (${file + LAST_GOOD}) to restore instead: `
+          + `fix the file (btcfed config check ${file}) and start again`, { file });
+      }
       const backup = await moveAside(file, 'corrupt');
       log.error({ file, backup, err: err.message }, 'peers.yaml is invalid: moved aside, restoring the last good copy');
-      const restored = await restoreLastGood(file, selfPeerId, log);
-      return { ...restored, backup };
+      return { ...(await restore(file, good.peers, good.from)), backup };
     }
   }
-  return restoreLastGood(file, selfPeerId, log);
+  // No peers.yaml: the last good copy if there is one; else a member that has none yet.
+  const good = await lastGood(file, selfPeerId, log);
+  return restore(file, good?.peers ?? [], good?.from);
 }
 
-async function restoreLastGood(file: string, selfPeerId: string, log: Logger): Promise<LoadedPeers> {
+/** The peers of the last good copy, or undefined when there is none or it is unusable. */
+async function lastGood(file: string, selfPeerId: string, log: Logger): Promise<{ peers: Peer[]; from: string } | undefined> {
   const goodText = await readIfExists(file + LAST_GOOD);
-  let peers: Peer[] = [];
-  let restoredFrom: string | undefined;
-  if (goodText !== undefined) {
-    try {
-      peers = parsePeersText(goodText, file + LAST_GOOD).filter((p) => p.peerId !== selfPeerId);
-      restoredFrom = file + LAST_GOOD;
-    } catch (err) {
-      log.error({ file: file + LAST_GOOD, err: (err as Error).message }, 'last good peers copy is unusable too: starting with no peers');
-    }
+  if (goodText === undefined) return undefined;
+  try {
+    return { peers: parsePeersText(goodText, file + LAST_GOOD).filter((p) => p.peerId !== selfPeerId), from: file + LAST_GOOD };
+  } catch (err) {
+    log.error({ file: file + LAST_GOOD, err: (err as Error).message }, 'last good peers copy is unusable');
+    return undefined;
   }
+}
+
+async function restore(file: string, peers: Peer[], restoredFrom: string | undefined): Promise<LoadedPeers> {
   const text = peersText(peers);
   await writeFileAtomic(file, text);
   await writeFileAtomic(file + LAST_GOOD, text);
