@@ -172,3 +172,17 @@ test('an observer: node.role observer, not in validators, following peers by id'
   assert.deepEqual(conf.consensus.follow, [other.peerId]);
   assert.equal(parseConfText(stringify(validConf()), '/data/m0/conf.yaml').node.role, 'validator', 'validator by default');
 });
+
+test('every problem at once: cross-field checks are reported beside field errors, and skip what did not parse', () => {
+  const c = validConf();
+  c.logging = { level: 'loud' };
+  c.consensus = { ...c.consensus, base_timeout: '10s', max_timeout: '1s' };
+  c.validators[1].name = c.validators[0].name;
+  const issues = issuesOf(() => parseConfText(stringify(c), '/data/m0/conf.yaml'));
+  const fields = issues.map((i) => i.field).sort();
+  assert.deepEqual(fields, ['consensus.max_timeout', 'logging.level', 'validators.1.name'], JSON.stringify(issues));
+  // A field that did not parse is not judged again by a cross-field check.
+  const d = validConf();
+  d.consensus = { ...d.consensus, base_timeout: 'soon', max_timeout: '1s' };
+  assert.deepEqual(issuesOf(() => parseConfText(stringify(d), '/data/m0/conf.yaml')).map((i) => i.field), ['consensus.base_timeout']);
+});

@@ -183,38 +183,53 @@ export const confSchema = z.strictObject({
   }).prefault({}),
   /** The genesis validator set, in index order; leader(view) = validators[view mod N]. */
   validators: z.array(validator).default([]),
-}).superRefine((conf, ctx) => {
-  const c = conf.consensus;
-  if (c.max_timeout < c.base_timeout) {
+}).superRefine((whole, ctx) => {
+  // Runs even when some fields failed (so `config check` lists every problem at once): each check
+  // looks only at fields that parsed, and skips what it cannot judge.
+  const conf = whole as Partial<typeof whole>;
+  const c: Partial<typeof whole.consensus> = conf.consensus ?? {};
+  if (isNum(c.max_timeout) && isNum(c.base_timeout) && c.max_timeout < c.base_timeout) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_timeout'], message: 'must not be below consensus.base_timeout' });
   }
-  if (c.max_tx_bytes > c.max_block_bytes) {
+  if (isNum(c.max_tx_bytes) && isNum(c.max_block_bytes) && c.max_tx_bytes > c.max_block_bytes) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
   }
-  checkValidators(conf.validators, conf.crypto.param_set, ctx);
-  const listed = conf.validators.some((v) => v.name === conf.node.name);
-  if (conf.node.role === 'observer' && listed) {
-    ctx.addIssue({ code: 'custom', path: ['node', 'role'], message: `observer, but ${conf.node.name} is in validators: a validator must not run as an observer (it would stop voting)` });
+  checkValidators(conf.validators, conf.crypto?.param_set, ctx);
+  const name = conf.node?.name;
+  const role = conf.node?.role;
+  const listed = Array.isArray(conf.validators) && conf.validators.some((v) => isRecord(v) && v.name === name);
+  if (role === 'observer' && listed) {
+    ctx.addIssue({ code: 'custom', path: ['node', 'role'], message: `observer, but ${name} is in validators: a validator must not run as an observer (it would stop voting)` });
   }
-  if (conf.node.role === 'validator' && conf.consensus.follow.length > 0) {
+  if (role === 'validator' && Array.isArray(c.follow) && c.follow.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'follow'], message: 'only an observer (node.role: observer) follows other peers' });
   }
-});
+}, { when: (payload) => isRecord(payload.value) });
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 type Validator = z.output<typeof validator>;
 
-/** Keys of the parameter set's size; names, peer ids and keys unique. (conf.yaml and signer.yaml.) */
-export function checkValidators(validators: readonly Validator[], paramSet: ParamSet, ctx: z.RefinementCtx): void {
-  const keyBytes = paramSpec(paramSet).publicKeyBytes;
+/**
+ * Keys of the parameter set's size; names, peer ids and keys unique. (conf.yaml and signer.yaml.)
+ * Also run when other fields failed: entries or a parameter set that did not parse are skipped.
+ */
+export function checkValidators(validators: readonly Validator[] | undefined, paramSet: ParamSet | undefined, ctx: z.RefinementCtx): void {
+  if (!Array.isArray(validators)) return;
+  const keyBytes = paramSet !== undefined && (PARAM_SET_NAMES as readonly string[]).includes(paramSet) ? paramSpec(paramSet).publicKeyBytes : undefined;
   const seen = { name: new Set<string>(), peer_id: new Set<string>(), public_key: new Set<string>() };
   validators.forEach((v, i) => {
-    if (v.public_key.length !== keyBytes * 2) {
+    if (!isRecord(v)) return;
+    if (keyBytes !== undefined && typeof v.public_key === 'string' && v.public_key.length !== keyBytes * 2) {
       ctx.addIssue({ code: 'custom', path: ['validators', i, 'public_key'],
         message: `must be ${keyBytes} bytes (${keyBytes * 2} hex characters) for ${paramSet}, got ${v.public_key.length / 2}` });
     }
     for (const field of ['name', 'peer_id', 'public_key'] as const) {
-      if (seen[field].has(v[field])) ctx.addIssue({ code: 'custom', path: ['validators', i, field], message: `duplicate ${field} "${v[field]}"` });
-      seen[field].add(v[field]);
+      const value = v[field];
+      if (typeof value !== 'string') continue;
+      if (seen[field].has(value)) ctx.addIssue({ code: 'custom', path: ['validators', i, field], message: `duplicate ${field} "${value}"` });
+      seen[field].add(value);
     }
   });
 }

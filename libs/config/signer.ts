@@ -43,16 +43,18 @@ export const signerConfSchema = z.strictObject({
   max_view_jump: z.number().int().min(1).max(2 ** 40).default(100_000),
   /** The validator set in index order (same shape as conf.yaml's); empty only before keygen. */
   validators: shared.validators,
-}).superRefine((conf, ctx) => {
+}).superRefine((whole, ctx) => {
+  // Runs even when some fields failed (every problem at once); each check skips what did not parse.
+  const conf = whole as Partial<typeof whole>;
   const sources = (conf.passphrase_file ? 1 : 0) + (conf.passphrase_env ? 1 : 0);
   if (sources !== 1) {
     ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: 'exactly one of passphrase_file and passphrase_env is required' });
   }
-  checkValidators(conf.validators, conf.crypto.param_set, ctx);
-  if (conf.allow_any_client && conf.allowed_clients.length > 0) {
+  checkValidators(conf.validators, conf.crypto?.param_set, ctx);
+  if (conf.allow_any_client === true && Array.isArray(conf.allowed_clients) && conf.allowed_clients.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['allow_any_client'], message: 'contradicts allowed_clients: set one or the other' });
   }
-});
+}, { when: (payload) => typeof payload.value === 'object' && payload.value !== null });
 
 export type SignerConfInput = z.input<typeof signerConfSchema>;
 export type SignerConf = z.output<typeof signerConfSchema>;
