@@ -5,11 +5,18 @@
 #                 with a real Prometheus (installed without its recommends; nothing is started).
 #   iproute2, iptables — the namespace test bed (test/testbed/): hosts as network namespaces on a
 #                 bridge (`ip netns`, veth), and partitions and packet loss as iptables rules.
+#   protobuf-compiler, protobuf-compiler-grpc, python3-grpcio, python3-protobuf — the Python
+#                 example client (examples/python/), generated from proto/ and run by the tests
+#                 with Debian's /usr/bin/python3.
 set -euo pipefail
 missing=()
 # command → the Debian package that provides it
-for pair in strace:strace promtool:prometheus prometheus:prometheus ip:iproute2 iptables:iptables; do
+for pair in strace:strace promtool:prometheus prometheus:prometheus ip:iproute2 iptables:iptables protoc:protobuf-compiler grpc_python_plugin:protobuf-compiler-grpc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair##*:}")
+done
+# Python modules of Debian's python3 (not a pyenv or venv python that may come first on PATH)
+for pair in grpc:python3-grpcio google.protobuf:python3-protobuf; do
+  /usr/bin/python3 -c "import ${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then echo "tools: all present"; exit 0; fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)

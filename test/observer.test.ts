@@ -112,6 +112,26 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
     assert.match(r.stdout, new RegExp(`^verified: block ${top} is committed on chain ${chainId}`));
   });
 
+  step('an application in another language reads an observer: the Python example client, stubs generated from proto/ alone, with a certificate from btcfed cert issue', async () => {
+    const apps = path.join(dir, 'apps');
+    const issued = spawnSync(process.execPath, ['cli/main.ts', 'cert', 'issue', '--client', 'py', '--member-name', 'o0', '--ca-dir', path.join(dir, 'ca', 'o0'), '--out', apps],
+      { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(issued.status, 0, issued.stdout + issued.stderr);
+    const port = memberPorts(basePort, N).consensus;
+    const r = spawnSync('/usr/bin/python3', ['examples/python/client.py', '--address', `127.0.0.1:${port}`, '--ca', path.join(apps, 'o0-ca.pem'),
+      '--cert', path.join(apps, 'o0-client-py.pem'), '--key', path.join(apps, 'o0-client-py-key.pem')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `python client: ${r.stdout}${r.stderr}`);
+    const [statusLine, blockLine, streamLine] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    assert.equal(statusLine!.status.member, 'o0');
+    assert.equal(statusLine!.status.observer, true);
+    const height = Number(blockLine!.block.height);
+    assert.equal(height, Number(statusLine!.status.committed_height));
+    assert.equal(blockLine!.block.hash, await hashAt('m0', height), 'the block it read is the validators\' block');
+    assert.equal(blockLine!.block.qc.phase, 3, 'with its COMMIT QC');
+    assert.ok(blockLine!.block.qc.signers.length >= 3, 'a quorum of signers');
+    assert.deepEqual(streamLine!.streamed, [1, 2, 3]);
+  });
+
   step('StreamCommits from an observer replays the log and follows it', async () => {
     const tip = Number((await status('o0')).committedHeight);
     const stream = client('o0').streamCommits({ fromHeight: 1, headersOnly: true });
