@@ -315,7 +315,7 @@ async function devnet(o: { members: number; observers: number; dir: string; base
   const m0 = rel(path.join(dir, 'm0'));
   console.log(`
 federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
-  status   bin/btcfed status --member ${m0}
+  status   bin/btcfed status --member ${m0}${observers > 0 ? `   (an observer: --member ${rel(path.join(dir, 'o0'))})` : ''}
   submit   bin/btcfed submit --member ${m0} "hello"      (or --count 1000 --size 250)
   watch    bin/btcfed watch  --member ${m0}
   metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
@@ -332,9 +332,13 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const client = consensusClient(path.join(dir, 'm0'));
+  const observer = observers > 0 ? consensusClient(path.join(dir, 'o0')) : undefined;
   const tick = setInterval(() => {
     client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
       if (!err && s) console.log(`[m0] view ${s.view}  committed height ${s.committedHeight}  mempool ${s.mempoolSize}`);
+    });
+    observer?.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
+      if (!err && s) console.log(`[o0] observer  committed height ${s.committedHeight}  behind ${s.behind}`);
     });
   }, 5000);
   tick.unref();
