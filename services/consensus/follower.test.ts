@@ -13,8 +13,8 @@ import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, txHash, 
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { decodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
-import { BAD_SOURCE_MS, Follower, IDLE_POLL_MS, REQUEST_TIMEOUT_MS } from './follower.ts';
-import type { Clock } from './ports.ts';
+import { ANCHOR_EVERY, BAD_SOURCE_MS, Follower, IDLE_POLL_MS, REQUEST_TIMEOUT_MS } from './follower.ts';
+import { OUTSIDE_BASE, type Clock } from './ports.ts';
 
 const CHAIN = `follow-${process.pid}`;
 const dsa = createSlhDsa();
@@ -65,7 +65,7 @@ function manualClock(): Clock & { advance(ms: number): void } {
   };
 }
 
-async function follower(sources = [0, 1, 2, 3]) {
+async function follower(sources = [0, 1, 2, 3], anchors: number[] = []) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-follow-'));
   dirs.push(dir);
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
@@ -81,7 +81,7 @@ async function follower(sources = [0, 1, 2, 3]) {
     broadcast: () => undefined,
   };
   const f = new Follower({ chainId: CHAIN, store, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, transport, clock,
-    log: pino({ level: process.env.TEST_LOG ?? 'silent' }), sources: () => sources,
+    log: pino({ level: process.env.TEST_LOG ?? 'silent' }), sources: () => sources, anchors: () => anchors,
     committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
     refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
   f.start();
@@ -164,6 +164,27 @@ test('unsolicited, late or silent: dropped, and a silent source is passed over a
     assert.equal(o.f.stats.timeouts, 1);
     await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc }]);
     assert.equal(o.store.committedHeight(), 0, 'its late answer is dropped');
+  } finally {
+    await o.close();
+  }
+});
+
+test('a followed observer that falls behind holds this one back by at most ANCHOR_EVERY requests: a validator (an anchor) is asked now and then', async () => {
+  const stale = OUTSIDE_BASE + 1;
+  const o = await follower([stale], [0, 1]);
+  try {
+    // The followed observer has nothing new, ever.
+    for (let k = 0; k < ANCHOR_EVERY - 1; k++) {
+      assert.equal(o.last().to, stale, `request ${k + 1} goes to the followed observer`);
+      await o.f.onResponse(o.last().to, o.last().requestId, []);
+      o.clock.advance(IDLE_POLL_MS);
+    }
+    const ask = o.last();
+    assert.ok(ask.to === 0 || ask.to === 1, `the ${ANCHOR_EVERY}th request goes to a validator, not ${ask.to}`);
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc: undefined }, { block: b2, qc: await commitQc(b2) }]);
+    assert.equal(o.store.committedHeight(), 2, 'and what the validator serves is followed');
+    o.clock.advance(0);
+    assert.equal(o.last().to, stale, 'then back to the followed observer');
   } finally {
     await o.close();
   }

@@ -15,6 +15,12 @@ import type { BlockStore } from './block-store.ts';
 import type { Clock, TransportPort } from './ports.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
 
+/**
+ * While following other observers, every ANCHOR_EVERY-th request goes to a validator instead: a
+ * followed observer that falls behind (or withholds) holds its followers back by at most this
+ * many requests, and the validators see 1 in ANCHOR_EVERY of their requests.
+ */
+export const ANCHOR_EVERY = 16;
 /** Between polls of a source that had nothing new: above the server's repeat window (250 ms). */
 export const IDLE_POLL_MS = 300;
 /** A source that has not answered within this is passed over. */
@@ -35,6 +41,11 @@ export interface FollowerOptions {
   log: Logger;
   /** The peers to ask, connected now, in preference order (validator indices or outside ids). */
   sources(): number[];
+  /**
+   * The validators connected now, when `sources` are other observers: asked every ANCHOR_EVERY-th
+   * request, so a stale followed observer cannot hold this one back for long.
+   */
+  anchors?(): number[];
   committed?(blocks: readonly Block[], qc: QuorumCert): void;
   /** A response refused: `from` served something that does not prove itself (counted, logged). */
   refused?(from: number, reason: string, detail: string): void;
@@ -48,6 +59,7 @@ export class Follower {
   #timer: { cancel(): void } | undefined;
   #nextId = 1;
   #turn = 0;
+  #asked = 0;
   #stopped = false;
   /** Sources refused until the given time (they served an invalid run). */
   readonly #bad = new Map<number, number>();
@@ -87,11 +99,14 @@ export class Follower {
     this.#timer = this.#o.clock.setTimeout(() => { this.#timer = undefined; this.#poll(); }, ms);
   }
 
-  /** The next source to ask: round robin over those connected and not refused lately. */
+  /** The next source to ask: round robin over those connected and not refused lately (now and then an anchor). */
   #source(): number | undefined {
     const now = this.#o.clock.now();
     for (const [peer, until] of this.#bad) if (until <= now) this.#bad.delete(peer);
-    const ok = this.#o.sources().filter((s) => !this.#bad.has(s));
+    const usable = (peers: number[]) => peers.filter((s) => !this.#bad.has(s));
+    const ok = usable(this.#o.sources());
+    const anchors = usable(this.#o.anchors?.() ?? []).filter((a) => !ok.includes(a));
+    if (anchors.length > 0 && (ok.length === 0 || ++this.#asked % ANCHOR_EVERY === 0)) return anchors[this.#turn++ % anchors.length];
     if (ok.length === 0) return undefined;
     return ok[this.#turn++ % ok.length];
   }

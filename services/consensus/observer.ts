@@ -82,13 +82,16 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
   const gatewayClient = createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES });
   const link = new GatewayLink({ client: gatewayClient, log: log.child({ module: 'gateway-link' }), onFrame: (from, frame) => onFrame(from, frame) });
 
-  // Whom to ask: the peers of consensus.follow while any is connected, else the validators.
+  // Whom to ask: the peers of consensus.follow while any is connected, else the validators; the
+  // validators are anchors meanwhile (asked now and then, so a stale followed peer cannot hold us back).
   let sources: number[] = [];
+  let anchors: number[] = [];
   let peers: PeerSummary[] = [];
   const follower = new Follower({
     chainId: c.chain_id, store, genesis, transport: link, clock: systemClock, log: log.child({ module: 'follower' }),
     root: { chainId: c.chain_id, publicKeys, dsa },
     sources: () => sources,
+    anchors: () => anchors,
     committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(); commits.notify(); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: from < n ? 'validator' : 'observer' }); m.observer.rejected(from, reason, detail); },
   });
@@ -172,7 +175,8 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
       if (err || !res) return;
       const connected = res.peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED);
       const followed = connected.filter((p) => follow.has(p.peerId)).map((p) => (p.isValidator ? p.validatorIndex : link.outsideId(p.peerId)));
-      sources = followed.length > 0 ? followed : connected.filter((p) => p.isValidator).map((p) => p.validatorIndex);
+      anchors = connected.filter((p) => p.isValidator).map((p) => p.validatorIndex);
+      sources = followed.length > 0 ? followed : anchors;
       peers = res.peers.map((p) => ({ peerId: p.peerId, state: peerStateName(p.state), validatorIndex: p.validatorIndex }));
       m.peers.set(connected.length);
     });
