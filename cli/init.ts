@@ -50,6 +50,8 @@ interface Member {
   fingerprints: Record<ServiceRole, string>;
   /** Kept for callers of the first version: the operator's fingerprint. */
   operator: string;
+  /** An observer (no signer, not in the genesis). */
+  observer?: boolean;
 }
 
 /** Where init keeps member `name`'s CA: beside the member dirs, never inside one. */
@@ -86,7 +88,7 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
     await joinObserver({ genesisFile, dir: m.dir, followCards: k > 0 ? [path.join(o.out, observerName(0), CARD_FILE)] : [] });
     // An observer signs nothing: no signing key lies around for it.
     await fs.rm(path.join(m.dir, 'signer'), { recursive: true, force: true });
-    members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator });
+    members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator, observer: true });
   }
   return members;
 }

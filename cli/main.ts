@@ -154,7 +154,9 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card �
       const members = await initFederation({ members: o.members, observers: o.observers, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
         baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
       console.log(`made ${members.length} member dirs in ${out}; the members' CA keys are in ${path.join(out, 'ca')} (move them offline):`);
-      for (const m of members) console.log(`  ${m.name}  peer ${m.identity.peerId}  SLH-DSA ${m.publicKey.slice(0, 16)}…  ports ${m.ports.store}–${m.ports.signerMetrics}`);
+      for (const m of members) {
+        console.log(`  ${m.name}  peer ${m.identity.peerId}  ${m.observer ? 'observer (no signer)     ' : `SLH-DSA ${m.publicKey.slice(0, 16)}…`}  ports ${m.ports.store}–${m.ports.signerMetrics}`);
+      }
     });
 
   program.command('devnet')
