@@ -27,6 +27,20 @@ export interface RemoteSigner extends Signer {
   ready(ms?: number): Promise<void>;
 }
 
+/**
+ * The signer usually lives on a host of its own, and every view waits on it. When the path to it
+ * drops packets (a cut, a firewall change) the TCP connection does not close: calls hang until
+ * their deadline and, after the path heals, until TCP's backed-off retransmission — 10 s and
+ * more after a 15 s cut, which the fault campaign measured as the slowest recovery. Keepalive
+ * pings find a dead connection within about four seconds, and the channel dials a fresh one,
+ * which goes through as soon as the path is back.
+ */
+export const SIGNER_KEEPALIVE = {
+  'grpc.keepalive_time_ms': 2000,
+  'grpc.keepalive_timeout_ms': 2000,
+  'grpc.keepalive_permit_without_calls': 1,
+} as const;
+
 /** A gRPC error as the FedError the in-process signer would have thrown. */
 export function fromRpcError(err: unknown): FedError {
   const e = err as grpc.ServiceError;
@@ -37,7 +51,7 @@ export function fromRpcError(err: unknown): FedError {
 }
 
 export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
-  const client = createClient(SignerServiceClient, opts.address, { security: opts.security });
+  const client = createClient(SignerServiceClient, opts.address, { security: opts.security, grpcOptions: SIGNER_KEEPALIVE });
   const deadlineMs = opts.deadlineMs ?? 10_000;
 
   async function sign(req: SignRequest): Promise<SignResult> {
