@@ -10,12 +10,13 @@
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { decodeFrame, encodeFrame, type FrameLimits } from '#libs/wire/index.ts';
+import { decodeFrame, type FrameLimits } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import type { Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
 import type { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
+import { TxBatcher } from './tx-batcher.ts';
 
 /**
  * Verifications in flight per sending validator; beyond it that validator's frames are dropped
@@ -23,10 +24,8 @@ import type { SignatureVerifier } from './verifier.ts';
  * frames dropped.
  */
 const MAX_VERIFYING_PER_PEER = 256;
-const GOSSIP_MAX_TXS = 512;
 /** How many upcoming leaders (other than us) receive a client's transactions. */
 const GOSSIP_LEADERS = 2;
-const GOSSIP_DELAY_MS = 5;
 
 export interface InboundDeps {
   limits: FrameLimits;
@@ -44,12 +43,12 @@ export interface InboundDeps {
 export class Inbound {
   readonly #d: InboundDeps;
   readonly #verifying = new Map<number, number>();
-  #gossip: Uint8Array[] = [];
-  #gossipBytes = 0;
-  #gossipTimer: { cancel(): void } | undefined;
+  readonly #gossip: TxBatcher;
 
   constructor(deps: InboundDeps) {
     this.#d = deps;
+    this.#gossip = new TxBatcher({ chainId: deps.limits.chainId, maxBlockBytes: deps.limits.maxBlockBytes, clock: deps.clock,
+      send: (frame) => { for (const to of this.#upcomingLeaders()) deps.transport.send(to, frame); } });
   }
 
   /** The driver's per-validator penalties (one ledger for the inbound path, sync and the engine's rejections). */
@@ -158,13 +157,7 @@ export class Inbound {
 
   /** A transaction a client gave us: queued locally by the caller, then gossiped in batches. */
   gossip(tx: Uint8Array): void {
-    this.#gossip.push(tx);
-    this.#gossipBytes += tx.length;
-    if (this.#gossip.length >= GOSSIP_MAX_TXS || this.#gossipBytes >= this.#d.limits.maxBlockBytes / 2) {
-      this.flushGossip();
-      return;
-    }
-    this.#gossipTimer ??= this.#d.clock.setTimeout(() => this.flushGossip(), GOSSIP_DELAY_MS);
+    this.#gossip.add(tx);
   }
 
   /** The leaders of the current and following views, other than us, in order (at most GOSSIP_LEADERS). */
@@ -177,16 +170,5 @@ export class Inbound {
       if (leader !== self && !out.includes(leader)) out.push(leader);
     }
     return out;
-  }
-
-  flushGossip(): void {
-    this.#gossipTimer?.cancel();
-    this.#gossipTimer = undefined;
-    if (this.#gossip.length === 0) return;
-    const txs = this.#gossip;
-    this.#gossip = [];
-    this.#gossipBytes = 0;
-    const frame = encodeFrame(this.#d.limits.chainId, { type: 'tx-batch', txs });
-    for (const to of this.#upcomingLeaders()) this.#d.transport.send(to, frame);
   }
 }

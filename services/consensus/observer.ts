@@ -19,7 +19,7 @@ import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, 
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { decodeFrame, encodeFrame } from '#libs/wire/index.ts';
+import { decodeFrame } from '#libs/wire/index.ts';
 import { consensusService, type Intake } from './api.ts';
 import { BlockStore } from './block-store.ts';
 import { CommitSignal } from './commit-signal.ts';
@@ -28,17 +28,16 @@ import { Follower } from './follower.ts';
 import { GatewayLink } from './gateway-link.ts';
 import { txSizeError } from './mempool.ts';
 import { consensusMetrics } from './metrics.ts';
-import { systemClock } from './ports.ts';
+import { isOutside, systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { MAX_SYNC_BLOCKS, SyncClient } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
+import { TxBatcher } from './tx-batcher.ts';
 
 /** Blocks and frames run to max_block_bytes (4 MiB by default) plus QCs: past grpc-js's 4 MiB default. */
 export const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
-/** Validators a client's transactions go to (rotating), and how long they are batched first. */
+/** Validators each batch of clients' transactions goes to (rotating). */
 const HAND_OFF_VALIDATORS = 2;
-const HAND_OFF_DELAY_MS = 5;
-const HAND_OFF_MAX_TXS = 512;
 
 export interface ObserverContext {
   flags: { listen?: string | undefined; metrics?: string | undefined; gateway?: string | undefined; nats?: string | undefined; 'no-nats'?: boolean | undefined };
@@ -93,7 +92,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
     sources: () => sources,
     anchors: () => anchors,
     committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(); commits.notify(); },
-    refused: (from, reason, detail) => { refusedRuns.inc({ sender: from < n ? 'validator' : 'observer' }); m.observer.rejected(from, reason, detail); },
+    refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
   const sync = new SyncClient({
@@ -118,18 +117,10 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
     else m.observer.frameRejected(from, 'refused:not_for_observers');
   };
 
-  // Clients' transactions: batched, then to HAND_OFF_VALIDATORS validators in turn.
-  let batch: Uint8Array[] = [];
-  let batchTimer: { cancel(): void } | undefined;
+  // Clients' transactions: batched as a validator batches its own, then to HAND_OFF_VALIDATORS validators in turn.
   let turn = 0;
-  const flush = (): void => {
-    batchTimer?.cancel();
-    batchTimer = undefined;
-    if (batch.length === 0 || n === 0) return;
-    const frame = encodeFrame(c.chain_id, { type: 'tx-batch', txs: batch });
-    batch = [];
-    for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame);
-  };
+  const handOff = new TxBatcher({ chainId: c.chain_id, maxBlockBytes: c.max_block_bytes, clock: systemClock,
+    send: (frame) => { for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame); } });
   const intake: Intake = {
     offer: (tx) => {
       const bad = txSizeError(tx, c.max_tx_bytes);
@@ -139,11 +130,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
     },
     has: () => false,
     size: 0,
-    handOff: (tx) => {
-      batch.push(tx);
-      if (batch.length >= HAND_OFF_MAX_TXS) flush();
-      else batchTimer ??= systemClock.setTimeout(flush, HAND_OFF_DELAY_MS);
-    },
+    handOff: (tx) => handOff.add(tx),
   };
 
   link.start();
@@ -178,13 +165,13 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
       anchors = connected.filter((p) => p.isValidator).map((p) => p.validatorIndex);
       sources = followed.length > 0 ? followed : anchors;
       peers = res.peers.map((p) => ({ peerId: p.peerId, state: peerStateName(p.state), validatorIndex: p.validatorIndex }));
-      m.peers.set(connected.length);
+      m.peers.set(anchors.length);
     });
   }, 1000);
   poll.unref();
   // In the order they stop: no new reads, no new requests, then the stream, NATS, LMDB.
   life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
-  life.add({ name: 'follower', run: () => { follower.stop(); clearInterval(poll); flush(); } });
+  life.add({ name: 'follower', run: () => { follower.stop(); clearInterval(poll); handOff.flush(); } });
   life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
   life.add({ name: 'metrics', run: () => endpoint?.close() });
   life.add({ name: 'nats', run: () => publisher?.close() });

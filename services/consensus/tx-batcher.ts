@@ -1,0 +1,49 @@
+// Clients' transactions passed on in batches: one tx-batch frame per GOSSIP_MAX_TXS transactions,
+// per half a block of bytes (so a frame always fits the gateway's limit), or per GOSSIP_DELAY_MS,
+// whichever comes first. Used by a validator (to the upcoming leaders) and an observer (to
+// validators); where a batch goes is the caller's `send`.
+
+import { encodeFrame } from '#libs/wire/index.ts';
+import type { Clock } from './ports.ts';
+
+export const GOSSIP_MAX_TXS = 512;
+export const GOSSIP_DELAY_MS = 5;
+
+export interface TxBatcherOptions {
+  chainId: string;
+  /** consensus.max_block_bytes: a batch is flushed at half of it. */
+  maxBlockBytes: number;
+  clock: Clock;
+  send(frame: Uint8Array): void;
+}
+
+export class TxBatcher {
+  readonly #o: TxBatcherOptions;
+  #txs: Uint8Array[] = [];
+  #bytes = 0;
+  #timer: { cancel(): void } | undefined;
+
+  constructor(o: TxBatcherOptions) {
+    this.#o = o;
+  }
+
+  add(tx: Uint8Array): void {
+    this.#txs.push(tx);
+    this.#bytes += tx.length;
+    if (this.#txs.length >= GOSSIP_MAX_TXS || this.#bytes >= this.#o.maxBlockBytes / 2) {
+      this.flush();
+      return;
+    }
+    this.#timer ??= this.#o.clock.setTimeout(() => this.flush(), GOSSIP_DELAY_MS);
+  }
+
+  flush(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    if (this.#txs.length === 0) return;
+    const txs = this.#txs;
+    this.#txs = [];
+    this.#bytes = 0;
+    this.#o.send(encodeFrame(this.#o.chainId, { type: 'tx-batch', txs }));
+  }
+}
