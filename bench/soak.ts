@@ -1,5 +1,8 @@
-// Soak (`npm run bench -- soak [--members 4] [--minutes 10] [--rate 300] [--every 30] [--churn 60]`):
-// a devnet of N members under a steady open-loop load for a long window, with churn — every
+// Soak (`npm run bench -- soak [--testbed] [--members 4] [--minutes 10] [--rate 300] [--every 30] [--churn 60]`):
+// a federation of N members under a steady open-loop load for a long window — a loopback devnet,
+// or with --testbed members on hosts of their own (network namespaces; per member one host for
+// store + gateway + consensus and one for its signer; a 3-node NATS cluster with the stream R3, set
+// up with the operator's commands: test/testbed/federation.ts) — with churn — every
 // `--churn` seconds one member's gateway is restarted (its libp2p connections drop and are made
 // again) and one member's conf.yaml is changed (peers.exchange_interval, applied by hot reload) — sampled
 // every `--every` seconds: each service's resident memory, V8 heap in use (from its metrics
@@ -15,14 +18,15 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import type { Devnet } from '../cli/devnet.ts';
 import { memberPorts } from '../cli/init.ts';
+import { BASE_PORT, Federation } from '../test/testbed/federation.ts';
+import { unavailableReason } from '../test/testbed/netns.ts';
 import { benchDevnet, offerLoad, printMachine, processRssMiB, processRssSplitMiB, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '300' },
   every: { type: 'string', default: '30' }, size: { type: 'string', default: '250' }, quick: { type: 'boolean', default: false },
-  churn: { type: 'string', default: '60' },
+  churn: { type: 'string', default: '60' }, testbed: { type: 'boolean', default: false },
 } });
 const N = Number(f.members);
 const minutes = f.quick ? 1.5 : Number(f.minutes);
@@ -32,6 +36,56 @@ const txSize = Number(f.size);
 const WARMUP_S = f.quick ? 10 : 30;
 const churnS = f.quick ? 30 : Number(f.churn);
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
+/** What is sampled: the members' four services, and on the test bed its NATS servers too. */
+const SAMPLED = f.testbed ? [...SERVICES, 'nats'] : [...SERVICES];
+
+/** Where the soak runs: the same questions asked of a loopback devnet or of the test bed. */
+interface Target {
+  clients: ConsensusServiceClient[];
+  /** Every process to sample, by service ("nats" for the test bed's NATS servers). */
+  procs(): { service: string; pid: number | undefined }[];
+  /** Member i's metrics pages, in SERVICES order. */
+  metricsUrls(i: number): string[];
+  /** Directories whose bytes on disk are summed (every member dir, and on the test bed the signer dirs). */
+  dataDirs: string[];
+  confPath(i: number): string;
+  restartGateway(i: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function devnetTarget(): Promise<Target> {
+  const { dir, basePort, net, clients, close } = await benchDevnet('soak', N);
+  return {
+    clients, close, dataDirs: [dir],
+    procs: () => net.procs.map((p) => ({ service: p.service, pid: p.child.pid })),
+    metricsUrls: (i) => {
+      const p = memberPorts(basePort, i);
+      return [p.storeMetrics, p.signerMetrics, p.gatewayMetrics, p.consensusMetrics].map((port) => `http://127.0.0.1:${port}/metrics`);
+    },
+    confPath: (i) => path.join(dir, `m${i}`, 'conf.yaml'),
+    restartGateway: (i) => net.restart(i, 'gateway'),
+  };
+}
+
+async function testbedTarget(): Promise<Target> {
+  const why = unavailableReason();
+  if (why) throw new Error(`soak --testbed: ${why}`);
+  const fed = await Federation.start({ members: N, chainId: `soak-${Date.now().toString(36)}`, log: (s) => console.log(s) });
+  const p = memberPorts(BASE_PORT);
+  return {
+    clients: fed.clients,
+    dataDirs: fed.members.flatMap((m) => [m.dir, m.signerDir]),
+    procs: () => [...fed.runner.services.values()].map((s) => ({ service: s.name.startsWith('nats.') ? 'nats' : s.name.slice(s.name.indexOf('.') + 1), pid: s.pid })),
+    metricsUrls: (i) => {
+      const m = fed.members[i]!;
+      return [[m.host.addr, p.storeMetrics], [m.signerHost.addr, p.signerMetrics], [m.host.addr, p.gatewayMetrics], [m.host.addr, p.consensusMetrics]]
+        .map(([a, port]) => `http://${a}:${port}/metrics`);
+    },
+    confPath: (i) => path.join(fed.members[i]!.dir, 'conf.yaml'),
+    restartGateway: (i) => fed.runner.restart(fed.service(i, 'gateway')),
+    close: () => fed.stop(),
+  };
+}
 
 interface Sample {
   atS: number;
@@ -71,42 +125,41 @@ function gauge(text: string, name: string, label = ''): number {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
-async function scrape(port: number): Promise<string> {
+async function scrape(url: string): Promise<string> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
     return await r.text();
   } catch {
     return '';
   }
 }
 
-async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: string, t0: number, load: { accepted: number; refused: number }): Promise<Sample> {
+async function sample(t: Target, t0: number, load: { accepted: number; refused: number }): Promise<Sample> {
   const rss: Record<string, number> = {};
   const anon: Record<string, number> = {};
   const heap: Record<string, number> = {};
   const external: Record<string, number> = {};
   const fds: Record<string, number> = {};
-  for (const p of net.procs) {
-    if (p.child.pid === undefined) continue;
-    rss[p.service] = (rss[p.service] ?? 0) + (processRssMiB(p.child.pid) ?? 0);
-    anon[p.service] = (anon[p.service] ?? 0) + (processRssSplitMiB(p.child.pid)?.anon ?? 0);
-    fds[p.service] = (fds[p.service] ?? 0) + openFds(p.child.pid);
+  for (const p of t.procs()) {
+    if (p.pid === undefined) continue;
+    rss[p.service] = (rss[p.service] ?? 0) + (processRssMiB(p.pid) ?? 0);
+    anon[p.service] = (anon[p.service] ?? 0) + (processRssSplitMiB(p.pid)?.anon ?? 0);
+    fds[p.service] = (fds[p.service] ?? 0) + openFds(p.pid);
   }
   let connected = 0;
   for (let i = 0; i < N; i++) {
-    const ports = memberPorts(basePort, i);
-    const pages = await Promise.all([ports.storeMetrics, ports.signerMetrics, ports.gatewayMetrics, ports.consensusMetrics].map(scrape));
+    const pages = await Promise.all(t.metricsUrls(i).map(scrape));
     SERVICES.forEach((s, k) => {
       heap[s] = (heap[s] ?? 0) + gauge(pages[k]!, 'nodejs_heap_size_used_bytes') / 2 ** 20;
       external[s] = (external[s] ?? 0) + gauge(pages[k]!, 'nodejs_external_memory_bytes') / 2 ** 20;
     });
     connected += gauge(pages[2]!, 'btcfed_gateway_peers', 'state="connected"');
   }
-  const statuses = await Promise.all(clients.map((c) => call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }).catch(() => undefined)));
+  const statuses = await Promise.all(t.clients.map((c) => call(c.getStatus.bind(c), {}, { deadlineMs: 5000 }).catch(() => undefined)));
   return {
     atS: (Date.now() - t0) / 1000, rss, anon, heap, external, fds, connected,
     heights: statuses.map((s) => Number(s?.committedHeight ?? -1)), mempool: statuses.map((s) => Number(s?.mempoolSize ?? -1)),
-    diskMiB: diskBytes(dir) / 2 ** 20, accepted: load.accepted, refused: load.refused,
+    diskMiB: t.dataDirs.reduce((sum, d) => sum + diskBytes(d), 0) / 2 ** 20, accepted: load.accepted, refused: load.refused,
   };
 }
 
@@ -114,43 +167,43 @@ async function sample(net: Devnet, clients: ConsensusServiceClient[], dir: strin
  * Every `churnS` seconds: one member's gateway restarted (round robin), and one member's
  * peers.exchange_interval flipped between 30s and 31s in its conf.yaml (the store reloads it live).
  */
-async function churn(net: Devnet, dir: string, stop: () => boolean): Promise<number> {
+async function churn(t: Target, stop: () => boolean): Promise<number> {
   let k = 0;
   for (;;) {
     for (let waited = 0; waited < churnS * 1000 && !stop(); waited += 500) await new Promise((r) => setTimeout(r, 500));
     if (stop()) return k;
     const i = k % N;
-    const conf = path.join(dir, `m${(i + 1) % N}`, 'conf.yaml');
+    const conf = t.confPath((i + 1) % N);
     const text = fs.readFileSync(conf, 'utf8');
     // (Not logging.level: the devnet sees a restarted service ready by its info-level log line.)
     fs.writeFileSync(`${conf}.tmp`, text.replace(/^(\s*exchange_interval:\s*)(30s|31s)\s*$/m, (_m, pre: string, v: string) => `${pre}${v === '30s' ? '31s' : '30s'}`));
     fs.renameSync(`${conf}.tmp`, conf);
-    await net.restart(i, 'gateway').catch((err: unknown) => console.error(`churn: restarting m${i}'s gateway failed: ${String(err)}`));
+    await t.restartGateway(i).catch((err: unknown) => console.error(`churn: restarting m${i}'s gateway failed: ${String(err)}`));
     k++;
   }
 }
 
-printMachine(`soak: N=${N}, ${minutes} min at ${rate} tx/s offered (${txSize}-byte transactions), sampled every ${everyS} s, churn every ${churnS} s`);
-const { dir, basePort, net, clients, close } = await benchDevnet('soak', N);
+printMachine(`soak${f.testbed ? ' on the test bed (members on hosts of their own)' : ''}: N=${N}, ${minutes} min at ${rate} tx/s offered (${txSize}-byte transactions), sampled every ${everyS} s, churn every ${churnS} s`);
+const target = await (f.testbed ? testbedTarget() : devnetTarget());
 const load = { accepted: 0, refused: 0 };
 const samples: Sample[] = [];
 try {
   const t0 = Date.now();
   const end = t0 + minutes * 60_000;
-  const loading = offerLoad(clients, rate, txSize, () => Date.now() >= end, load);
-  const churned = churn(net, dir, () => Date.now() >= end);
+  const loading = offerLoad(target.clients, rate, txSize, () => Date.now() >= end, load);
+  const churned = churn(target, () => Date.now() >= end);
   await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
   while (Date.now() < end) {
-    samples.push(await sample(net, clients, dir, t0, load));
+    samples.push(await sample(target, t0, load));
     const s = samples.at(-1)!;
     console.log(`[${s.atS.toFixed(0).padStart(5)} s] height ${Math.min(...s.heights)}–${Math.max(...s.heights)}  mempool ${s.mempool.join('/')}  `
-      + `rss ${SERVICES.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB (anon ${SERVICES.map((x) => (s.anon[x] ?? 0).toFixed(0)).join('/')})  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} ext ${SERVICES.map((x) => (s.external[x] ?? 0).toFixed(0)).join('/')} MiB  `
-      + `fds ${SERVICES.map((x) => s.fds[x] ?? 0).join('/')}  connected ${s.connected}  disk ${s.diskMiB.toFixed(1)} MiB`);
+      + `rss ${SAMPLED.map((x) => `${x} ${(s.rss[x] ?? 0).toFixed(0)}`).join(' ')} MiB (anon ${SAMPLED.map((x) => (s.anon[x] ?? 0).toFixed(0)).join('/')})  heap ${SERVICES.map((x) => (s.heap[x] ?? 0).toFixed(0)).join('/')} ext ${SERVICES.map((x) => (s.external[x] ?? 0).toFixed(0)).join('/')} MiB  `
+      + `fds ${SAMPLED.map((x) => s.fds[x] ?? 0).join('/')}  connected ${s.connected}  disk ${s.diskMiB.toFixed(1)} MiB`);
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(everyS * 1000, end - Date.now()))));
   }
   await loading;
   const churns = await churned;
-  samples.push(await sample(net, clients, dir, t0, load));
+  samples.push(await sample(target, t0, load));
 
   const first = samples[0]!;
   const last = samples.at(-1)!;
@@ -161,7 +214,7 @@ try {
   console.log(`churn: ${churns} gateway restarts and ${churns} conf.yaml changes (every ${churnS} s)`);
   console.log(`window ${mins.toFixed(1)} min after a ${WARMUP_S} s warm-up; ${blocks} blocks committed in it (lowest member); `
     + `${load.accepted} tx accepted, ${load.refused} refused in the whole run; baseline = the first sample (same run)`);
-  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'anon first', 'anon last', 'anon growth (MiB/min)', 'heap first', 'heap last', 'heap growth (MiB/min)', 'external first', 'external last', 'fds first', 'fds last'], SERVICES.map((s) => [
+  console.log(table(['service (sum over members)', '', 'RSS first (MiB)', 'RSS last', 'RSS growth (MiB/min)', 'anon first', 'anon last', 'anon growth (MiB/min)', 'heap first', 'heap last', 'heap growth (MiB/min)', 'external first', 'external last', 'fds first', 'fds last'], SAMPLED.map((s) => [
     s, '', (first.rss[s] ?? 0).toFixed(0), (last.rss[s] ?? 0).toFixed(0), perMin(first.rss[s] ?? 0, last.rss[s] ?? 0),
     (first.anon[s] ?? 0).toFixed(0), (last.anon[s] ?? 0).toFixed(0), perMin(first.anon[s] ?? 0, last.anon[s] ?? 0),
     (first.heap[s] ?? 0).toFixed(0), (last.heap[s] ?? 0).toFixed(0),
@@ -169,10 +222,10 @@ try {
     String(first.fds[s] ?? 0), String(last.fds[s] ?? 0),
   ])));
   console.log(`connected  first ${first.connected}, last ${last.connected}, lowest ${Math.min(...samples.map((x) => x.connected))} (of ${N * (N - 1)} when fully meshed)`);
-  console.log(`disk       ${first.diskMiB.toFixed(1)} → ${last.diskMiB.toFixed(1)} MiB over ${N} member dirs (${perMin(first.diskMiB, last.diskMiB)} MiB/min; `
+  console.log(`disk       ${first.diskMiB.toFixed(1)} → ${last.diskMiB.toFixed(1)} MiB over ${N} members (${perMin(first.diskMiB, last.diskMiB)} MiB/min; `
     + `${blocks > 0 ? (((last.diskMiB - first.diskMiB) * 1024) / blocks / N).toFixed(1) : 'n/a'} KiB per block per member)`);
   console.log(`mempool    first ${first.mempool.join('/')}, last ${last.mempool.join('/')} (a mempool that only grows means the offered rate is above what commits)`);
   console.log(`heights    last ${last.heights.join('/')} (spread ${Math.max(...last.heights) - Math.min(...last.heights)})`);
 } finally {
-  await close();
+  await target.close();
 }
