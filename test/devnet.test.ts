@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { NODE_FLAGS } from '#libs/service/node-flags.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -43,6 +44,10 @@ test('devnet: services log to their own files, a killed service is started again
   try {
     await until('the devnet to be up', () => out.includes('federation is up'), 120_000);
     for (const s of SERVICES) assert.ok(pidOf(dir, s) && alive(pidOf(dir, s)!), `${s} has a pid file naming a live process`);
+    for (const s of SERVICES) {
+      const argv = fs.readFileSync(`/proc/${pidOf(dir, s)}/cmdline`, 'utf8').split('\0');
+      assert.deepEqual(argv.slice(1, 1 + NODE_FLAGS.length), [...NODE_FLAGS], `${s} runs with the services' Node flags: ${argv.join(' ')}`);
+    }
 
     // The member logs warnings only (hot reload); the restarted gateway must still be seen ready.
     const confFile = path.join(dir, 'm0', 'conf.yaml');

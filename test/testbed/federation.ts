@@ -10,6 +10,7 @@ import { call } from '#libs/rpc/index.ts';
 import { ConsensusServiceClient, type GetStatusResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../../cli/client.ts';
 import { consumeFreshMarker, isFreshSigner } from '../../cli/fresh.ts';
+import { NODE_FLAGS } from '#libs/service/node-flags.ts';
 import { Testbed, type Host } from './netns.ts';
 import { ROOT, Runner, type Service } from './procs.ts';
 import { startNatsCluster, type NatsCluster } from './nats.ts';
@@ -151,13 +152,13 @@ export class Federation {
     const node = process.execPath;
     const base = { name: `${m.name}.${service}`, cmd: node, readyLine: `"${service} ready"`, readyTimeoutMs: 90_000 };
     switch (service) {
-      case 'store': return { ...base, host: m.host, args: () => ['services/store/main.ts', '--data-dir', m.dir] };
-      case 'gateway': return { ...base, host: m.host, args: () => ['services/gateway/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
-      case 'consensus': return { ...base, host: m.host, args: () => ['services/consensus/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
+      case 'store': return { ...base, host: m.host, args: () => [...NODE_FLAGS, 'services/store/main.ts', '--data-dir', m.dir] };
+      case 'gateway': return { ...base, host: m.host, args: () => [...NODE_FLAGS, 'services/gateway/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
+      case 'consensus': return { ...base, host: m.host, args: () => [...NODE_FLAGS, 'services/consensus/main.ts', '--store', m.storeAddr, '--data-dir', m.dir] };
       case 'signer': return {
         ...base, host: m.signerHost,
         // --init only on the very first start of a new key (the operator's one-time step).
-        args: () => ['services/signer/main.ts', 'run', '--data-dir', m.signerDir, ...(isFreshSigner(m.signerDir) ? ['--init'] : [])],
+        args: () => [...NODE_FLAGS, 'services/signer/main.ts', 'run', '--data-dir', m.signerDir, ...(isFreshSigner(m.signerDir) ? ['--init'] : [])],
         onReady: async () => { if (isFreshSigner(m.signerDir)) await consumeFreshMarker(m.signerDir); },
       };
     }
