@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
       ...m.observer,
-      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(); commits.notify(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);

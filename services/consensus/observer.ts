@@ -91,7 +91,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
     root: { chainId: c.chain_id, publicKeys, dsa },
     sources: () => sources,
     anchors: () => anchors,
-    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(); commits.notify(); },
+    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.

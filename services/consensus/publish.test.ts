@@ -119,3 +119,48 @@ test('a "duplicate" ack for a block the stream does not hold is not believed: th
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('blocks handed over at commit are published from memory, with their ids and the deciding QC; a bounded number wait', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-handed-'));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const who = `${member}-handed`;
+  let storeReads = 0;
+  const source = {
+    committedHeight: () => store.committedHeight(),
+    blockAtHeight: (h: number) => { storeReads++; return store.blockAtHeight(h); },
+    qcFor: (hash: Uint8Array) => { storeReads++; return store.qcFor(hash); },
+  };
+  try {
+    let tip = genesisBlock(chainId, blockHash);
+    const pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source });
+    // Two blocks committed in one go (an ancestor and the decided block), as the driver does.
+    const run = [child(tip, 'handed-1')];
+    run.push(child(run[0]!, 'handed-2'));
+    tip = run[1]!;
+    await store.commit(run, commitQc(tip));
+    storeReads = 0;
+    pub.committed(run, commitQc(tip));
+    await until('heights 1..2 in the stream', async () => (await heightsInStream(who)).length === 2);
+    // The ancestor's QC comes from the store (the decided block's was handed over); no block is read back.
+    assert.equal(storeReads, 1, 'only the ancestor\'s QC is read from the store');
+    assert.equal(pub.recentBlocks, 0, 'published blocks are forgotten');
+
+    // The stream's blocks say what the store does: ids of the transactions, the commit QC of the last.
+    const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-reader', log });
+    const events: BlockCommitted[] = [];
+    for await (const e of replay(jetstream(conn.nc), BLOCKS_STREAM, { filterSubject: subject(who, 'consensus', BLOCK_COMMITTED_EVENT) })) events.push(BlockCommitted.decode(e.data));
+    await conn.drain();
+    assert.deepEqual(events.map((e) => toHex(e.txHashes[0]!)), run.map((b) => toHex(txHash(b.txs[0]!))));
+    assert.equal(events[1]!.commitQc?.view, tip.header.view);
+
+    // More blocks handed over than it keeps while it cannot publish: the oldest are dropped (and read back later).
+    await pub.close();
+    const many: Block[] = [];
+    for (let i = 0; i < 100; i++) { const b = child(tip, `many-${i}`); many.push(b); tip = b; }
+    pub.committed(many, commitQc(tip));
+    assert.ok(pub.recentBlocks <= 64, `at most 64 kept, ${pub.recentBlocks}`);
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

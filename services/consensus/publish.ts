@@ -31,6 +31,9 @@ export interface CommittedSource {
   qcFor(hash: Uint8Array): QuorumCert | undefined;
 }
 
+/** Committed blocks kept in memory for publishing (a few seconds of blocks; more are read from the store). */
+export const RECENT_BLOCKS = 64;
+
 export class ConsensusPublisher {
   readonly #member: string;
   readonly #conn: EventsConnection;
@@ -44,6 +47,13 @@ export class ConsensusPublisher {
   #closed = false;
   /** A height whose msgId the stream claimed but did not hold, re-published under `:r<count>`. */
   #reissue = { height: 0, count: 0 };
+  /**
+   * Blocks just committed, by height, handed over by the driver (the last with the QC that
+   * decided it): published from memory, where their transaction ids are already computed, instead
+   * of read back and decoded from the store and every transaction hashed again. Bounded: when
+   * the stream is down the oldest are dropped and read from the store once it is back.
+   */
+  readonly #recent = new Map<number, { block: Block; qc: QuorumCert | undefined }>();
   readonly #jsm: JetStreamManager;
 
   private constructor(member: string, conn: EventsConnection, js: JetStreamClient, jsm: JetStreamManager, log: Logger, source: CommittedSource, published: number) {
@@ -84,13 +94,27 @@ export class ConsensusPublisher {
     return 0;
   }
 
-  /** New blocks are in the store: publish what the stream lacks, in height order. */
-  committed(): void {
+  /**
+   * New blocks are in the store: publish what the stream lacks, in height order. `blocks` (parents
+   * first) and the `qc` that decided the last of them spare reading them back.
+   */
+  committed(blocks: readonly Block[] = [], qc?: QuorumCert): void {
+    blocks.forEach((block, i) => {
+      if (block.header.height <= this.#published) return;
+      this.#recent.set(block.header.height, { block, qc: i === blocks.length - 1 ? qc : undefined });
+    });
+    for (const h of this.#recent.keys()) {
+      if (this.#recent.size <= RECENT_BLOCKS) break;
+      this.#recent.delete(h);
+    }
     void this.#flush();
   }
 
-  #encode(b: Block): Uint8Array {
-    const qc = this.#source.qcFor(b.hash);
+  /** How many handed-over blocks are waiting to be published (for tests and metrics). */
+  get recentBlocks(): number { return this.#recent.size; }
+
+  #encode(b: Block, decidedBy?: QuorumCert): Uint8Array {
+    const qc = decidedBy ?? this.#source.qcFor(b.hash);
     return BlockCommitted.encode({
       member: this.#member, height: b.header.height, blockHash: b.hash, header: headerToWire(b.header),
       txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: qc?.phase === Phase.COMMIT ? qcToWire(qc) : undefined, atMs: Date.now(),
@@ -104,7 +128,8 @@ export class ConsensusPublisher {
     try {
       while (!this.#closed && this.#published < this.#source.committedHeight()) {
         const height = this.#published + 1;
-        const block = this.#source.blockAtHeight(height);
+        const handed = this.#recent.get(height);
+        const block = handed?.block ?? this.#source.blockAtHeight(height);
         if (!block) {
           this.#log.error({ height }, 'committed block missing from the store: block.committed not published');
           return;
@@ -113,7 +138,7 @@ export class ConsensusPublisher {
           // The hash in the id keeps another chain's member of the same name from de-duplicating ours.
           const base = `${this.#member}:${height}:${toHex(block.hash).slice(0, 16)}`;
           const msgId = this.#reissue.height === height ? `${base}:r${this.#reissue.count}` : base;
-          const ack = await publishDurable(this.#js, to, this.#encode(block), { msgId });
+          const ack = await publishDurable(this.#js, to, this.#encode(block, handed?.qc), { msgId });
           if (ack.duplicate) {
             // "Already stored": believed only once the stream is seen to hold it (see ackHolds).
             const holds = await ackHolds(this.#jsm, ack, to, msgId);
@@ -125,6 +150,7 @@ export class ConsensusPublisher {
             }
           }
           this.#published = height;
+          this.#recent.delete(height);
         } catch (err) {
           const behind = this.#source.committedHeight() - this.#published;
           this.#log.warn({ height, err: errorMessage(err), behind }, 'block.committed not stored in JetStream yet; retrying');
