@@ -36,7 +36,7 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
   'tx-size': { type: 'string', default: '250' }, batch: { type: 'string', default: '500' }, clients: { type: 'string', default: '2' },
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
-  recovery: { type: 'boolean', default: true }, rate: { type: 'string' },
+  recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
 } });
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
 const openRate = f.rate === undefined ? undefined : Number(f.rate);
@@ -195,7 +195,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-'));
   const basePort = 10_000 + 100 * Math.floor(Math.random() * 70); // below the ephemeral port range
   await initFederation({ members: N, out: dir, basePort, chainId: `bench-${backend}`, paramSet: 'slh-dsa-sha2-128f',
-    baseTimeout: backend === 'noble' ? '4s' : '2s', logFormat: 'json', natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+    baseTimeout: f['base-timeout'] ?? (backend === 'noble' ? '4s' : '2s'), logFormat: 'json', natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
   for (let i = 0; i < N; i++) {
     for (const file of [path.join(dir, `m${i}`, 'conf.yaml'), path.join(dir, `m${i}`, 'signer', 'signer.yaml')]) {
       await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('backend: auto', `backend: ${backend}`));
@@ -316,7 +316,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
 
 printMachine(openRate === undefined
   ? `federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding (closed loop)`
-  : `federation benchmark: N=${N}, ${seconds} s of open-loop load at ${openRate} tx/s, ${txSize}-byte transactions`);
+  : `federation benchmark: N=${N}, ${seconds} s of open-loop load at ${openRate} tx/s, ${txSize}-byte transactions`,
+[`consensus.base_timeout ${f['base-timeout'] ?? '2s (4s with noble)'}`]);
 for (const backend of backends) {
   for (const line of await runOnce(backend)) console.log(line);
   console.log('');
