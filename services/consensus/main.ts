@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     const pool = new Mempool({ ...poolLimits, maxTxBytes: c.max_tx_bytes, onRemoved: (keys) => journal.forget(keys) });
     let { restored } = await journal.replay(pool, (h) => store.hasTx(h), Date.now());
 
-    const remote = createRemoteSigner({ address: flags.signer ?? conf.services.signer.address, security: sec.client, validatorCount: n });
+    const signerAddress = flags.signer ?? conf.services.signer.address;
+    const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: n,
+      onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
     await remote.ready(30_000);
     const id = await remote.identity();
     const ours = conf.validators[self]!.public_key;
