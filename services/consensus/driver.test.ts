@@ -34,6 +34,12 @@ const toOutside: { from: number; to: number; frame: Uint8Array }[] = [];
 interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean }
 
 /** `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise). */
+/** Stops every member's driver and closes its block store. */
+async function stopAll(members: readonly Member[]): Promise<void> {
+  members.forEach((m) => m.driver.stop());
+  await Promise.all(members.map((m) => m.store.close()));
+}
+
 async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: number) => string | undefined = () => undefined): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
   const members: Member[] = [];
   const memberDirs: string[] = [];
@@ -108,8 +114,7 @@ test('four drivers commit submitted transactions, identically and exactly once',
     assert.equal(m.pool.size, 0, 'mempool drained');
     assert.equal(m.store.committedHeight(), m.commits.length);
   }
-  members.forEach((m) => m.driver.stop());
-  await Promise.all(members.map((m) => m.store.close()));
+  await stopAll(members);
 });
 
 test('a member that was down catches up through block sync after a restart, and a silent leader is replaced', async () => {
@@ -131,8 +136,7 @@ test('a member that was down catches up through block sync after a restart, and 
   for (let h = 1; h <= members[1]!.store.committedHeight(); h++) {
     assert.deepEqual(members[1]!.store.hashAtHeight(h), members[0]!.store.hashAtHeight(h), `height ${h}`);
   }
-  members.forEach((m) => m.driver.stop());
-  await Promise.all(members.map((m) => m.store.close()));
+  await stopAll(members);
 });
 
 test('a signer that answers with the wrong key gets nothing sent; the other three commit on', async () => {
@@ -146,8 +150,7 @@ test('a signer that answers with the wrong key gets nothing sent; the other thre
   // Member 3 learns blocks only through QCs it can check; it signs nothing that others would see.
   assert.equal(members[3]!.sent, 0, 'no message with a signature that does not verify left member 3');
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await stopAll(members);
   }
 });
 
@@ -171,8 +174,7 @@ test('forged frames from one validator are refused cheaply, then muted; the othe
   const h = victim.store.committedHeight();
   await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await stopAll(members);
   }
 });
 
@@ -203,8 +205,7 @@ test('a peer outside the validator set gets blocks and hands over transactions, 
     const h = victim.store.committedHeight();
     await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 2, 60_000);
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await stopAll(members);
   }
 });
 
@@ -233,8 +234,7 @@ test('a validator that serves forged blocks or floods block requests is struck a
   const h = victim.store.committedHeight();
   await until('the federation keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await stopAll(members);
   }
 });
 
@@ -286,8 +286,7 @@ test('a member whose disk fills up stops voting (no crash), says why, and goes o
     assert.deepEqual(unhandled, [], 'no promise rejection left unhandled (it would end the service)');
   } finally {
     process.off('unhandledRejection', onUnhandled);
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await stopAll(members);
     execFileSync('umount', [mnt], { stdio: 'ignore' });
   }
 });
