@@ -391,3 +391,46 @@ describe('gateway: a peer dies while its stream is paused', () => {
     nodes[0] = undefined;
   });
 });
+
+describe('gateway: liveness', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  let peer: Awaited<ReturnType<typeof strangerNode>> | undefined;
+  after(async () => {
+    await peer?.stop();
+    await stopAll(nodes, members);
+  });
+
+  test('a peer that answers no ping keeps its connection while its frames arrive, and loses it once silent', async () => {
+    members = await makeCluster(2, { connectionTimeout: '1s' });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    // Silence limit: 3 × max(ping interval 500 ms, connection timeout 1 s) = 3 s.
+    nodes[0] = await startMember(a, ['--ping-interval', '500ms']);
+    const consumer = attach(nodes[0].gw);
+    const ready = await consumer.ready;
+    peer = await strangerNode(b.identity.privateKey);
+    const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
+    const conn = await peer.dial(target);
+    // Its muxer answers no PING (as a peer starved of CPU, or one behind a full pipe, would not in time).
+    const muxer = (conn as unknown as { muxer: { handlePing: (h: { flag: number }) => void } }).muxer;
+    const answer = muxer.handlePing.bind(muxer);
+    muxer.handlePing = (h) => { if (h.flag !== 1 /* SYN: a request */) answer(h); };
+    const s = await peer.dialProtocol(target, '/btcfed/consensus/1.0.0');
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const until = Date.now() + 6_000; // twice the silence limit, pings failing all along
+    while (Date.now() < until) {
+      s.send(encodeFrame(bytes(100), ready.maxFrameBytes));
+      await sleep(300);
+      assert.equal(conn.status, 'open', 'a peer whose frames arrive is alive, whatever its pings do');
+    }
+    const failed = (await listPeers(nodes[0].gw)).peers.find((p) => p.peerId === b.identity.peerId);
+    assert.ok((failed?.pingFailures ?? 0) >= 2, `pings failed meanwhile: ${JSON.stringify(failed)}`);
+    const quiet = Date.now();
+    while (conn.status === 'open' && Date.now() - quiet < 10_000) await sleep(100);
+    assert.notEqual(conn.status, 'open', 'silent and not answering pings: the connection is closed');
+    const line = await nodes[0].gw.svc.waitFor((l) => l.msg === 'peer silent: closing its connection', 2_000);
+    assert.equal(line.peerId, b.identity.peerId);
+    assert.ok(Number(line.silentMs) >= 3_000, `closed after ${String(line.silentMs)} ms of silence`);
+    consumer.close();
+  });
+});

@@ -285,6 +285,7 @@ export class ConsensusPath {
         const frame = pending.shift()!;
         const e = table.get(peerId);
         if (e) { e.counters.framesReceived++; e.counters.bytesReceived += frame.length; }
+        table.heard(peerId);
         metrics.framesReceived.inc();
         metrics.bytesReceived.inc(undefined, frame.length);
         if (!from) {

@@ -4,15 +4,23 @@
 // for latency and liveness, and feeds every success and failure into the peer table (whose
 // failure counter makes a peer delinquent). A delinquent peer is only probed: redialled with
 // backoff when disconnected, pinged when connected.
+// Liveness is ours, not libp2p's (its connection monitor is off, node.ts): a failed ping closes
+// the connection only when nothing at all — no answered ping, no frame — came from the peer for
+// SILENT_PINGS ping intervals (at least SILENT_PINGS connection timeouts). A ping that times out
+// behind a busy connection, or in a process starved of CPU, is not a dead peer: closing on it
+// turned load into reconnection storms (Noise handshakes, identify, lost frames) at N = 21.
 // Must never dial ourselves, nor run more dials at once than its limit.
 
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
-import type { GatewayNode } from './node.ts';
+import { pingPeer, type GatewayNode } from './node.ts';
 import type { PeerTable } from './peer-table.ts';
 import type { GatewayMetrics } from './metrics.ts';
+
+/** Ping intervals (or connection timeouts, if longer) of silence after which a connection is closed. */
+export const SILENT_PINGS = 3;
 
 export interface DialerOptions {
   connectionTimeoutMs: number;
@@ -59,6 +67,11 @@ export class Dialer {
   }
 
   set connectionTimeoutMs(ms: number) { this.#opts.connectionTimeoutMs = ms; }
+
+  /** How long a connected peer may send nothing before a failed ping closes its connection. */
+  get silentAfterMs(): number {
+    return SILENT_PINGS * Math.max(this.#opts.pingIntervalMs, this.#opts.connectionTimeoutMs);
+  }
 
   set pingIntervalMs(ms: number) {
     if (ms === this.#opts.pingIntervalMs) return;
@@ -126,12 +139,19 @@ export class Dialer {
     const { node, table, metrics } = this.#deps;
     this.#pinging.add(peerId);
     try {
-      const ms = await node.services.ping.ping(peerIdFromString(peerId), { signal: AbortSignal.timeout(this.#opts.connectionTimeoutMs) });
+      const ms = await pingPeer(node, peerIdFromString(peerId), AbortSignal.timeout(this.#opts.connectionTimeoutMs));
       metrics.pingSeconds.observe(ms / 1000);
       table.success(peerId, ms);
     } catch (err) {
       // A peer that closed meanwhile is a disconnect, not a ping failure.
-      if (table.get(peerId)?.phase === 'connected') table.failure(peerId, 'ping', errorMessage(err));
+      const e = table.get(peerId);
+      if (e?.phase !== 'connected') return;
+      table.failure(peerId, 'ping', errorMessage(err));
+      const silentMs = Date.now() - e.heardAtMs;
+      if (silentMs >= this.silentAfterMs) {
+        this.#deps.log.warn({ peerId, silentMs, err: errorMessage(err) }, 'peer silent: closing its connection');
+        await node.hangUp(peerIdFromString(peerId)).catch(() => { /* already closed */ });
+      }
     } finally {
       this.#pinging.delete(peerId);
     }

@@ -33,6 +33,8 @@ export interface PeerEntry {
   latencyMs: number;
   connectedAddress: string;
   connectedSinceMs: number;
+  /** Last time anything came from the peer (connect, a ping answered, a frame): the dialer closes a connection silent for long. */
+  heardAtMs: number;
   counters: {
     framesSent: number; framesReceived: number; framesDropped: number;
     bytesSent: number; bytesReceived: number;
@@ -59,7 +61,7 @@ export interface PeerTableDeps {
 function blank(peerId: string, addresses: string[], known: boolean, now: number): PeerEntry {
   return {
     peerId, addresses, known, configured: false, usefulAtMs: now, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
-    nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0,
+    nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0, heardAtMs: 0,
     counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
   };
 }
@@ -172,6 +174,7 @@ export class PeerTable {
     e.usefulAtMs = this.#deps.now();
     if (was !== 'connected') {
       e.connectedSinceMs = this.#deps.now();
+      e.heardAtMs = e.connectedSinceMs;
       this.#deps.onTransition({ type: 'connected', peerId, address });
     }
     this.success(peerId);
@@ -189,11 +192,17 @@ export class PeerTable {
     if (was === 'connected') this.#deps.onTransition({ type: 'disconnected', peerId, reason });
   }
 
+  /** Something came from the peer (a frame): it is alive, whatever its pings do. */
+  heard(peerId: string): void {
+    const e = this.#peers.get(peerId);
+    if (e) e.heardAtMs = this.#deps.now();
+  }
+
   /** Any success (dial, send, ping) resets the counter and clears delinquency. */
   success(peerId: string, latencyMs?: number): void {
     const e = this.#peers.get(peerId);
     if (!e) return;
-    if (latencyMs !== undefined) e.latencyMs = latencyMs;
+    if (latencyMs !== undefined) { e.latencyMs = latencyMs; e.heardAtMs = this.#deps.now(); }
     e.usefulAtMs = this.#deps.now();
     e.consecutiveFailures = 0;
     e.backoffMs = 0;
