@@ -404,7 +404,7 @@ describe('gateway: liveness', () => {
   test('a peer that answers no ping keeps its connection while its frames arrive, and loses it once silent', async () => {
     members = await makeCluster(2, { connectionTimeout: '1s' });
     const [a, b] = members as [GatewayMember, GatewayMember];
-    // Silence limit: 3 × max(ping interval 500 ms, connection timeout 1 s) = 3 s.
+    // Silence limit: one ping interval, 500 ms; a ping times out after 500 ms too.
     nodes[0] = await startMember(a, ['--ping-interval', '500ms']);
     const consumer = attach(nodes[0].gw);
     const ready = await consumer.ready;
@@ -417,7 +417,7 @@ describe('gateway: liveness', () => {
     muxer.handlePing = (h) => { if (h.flag !== 1 /* SYN: a request */) answer(h); };
     const s = await peer.dialProtocol(target, '/btcfed/consensus/1.0.0');
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const until = Date.now() + 6_000; // twice the silence limit, pings failing all along
+    const until = Date.now() + 4_000; // eight times the silence limit, pings failing all along
     while (Date.now() < until) {
       s.send(encodeFrame(bytes(100), ready.maxFrameBytes));
       await sleep(300);
@@ -430,7 +430,7 @@ describe('gateway: liveness', () => {
     assert.notEqual(conn.status, 'open', 'silent and not answering pings: the connection is closed');
     const line = await nodes[0].gw.svc.waitFor((l) => l.msg === 'peer silent: closing its connection', 2_000);
     assert.equal(line.peerId, b.identity.peerId);
-    assert.ok(Number(line.silentMs) >= 3_000, `closed after ${String(line.silentMs)} ms of silence`);
+    assert.ok(Number(line.silentMs) >= 500, `closed after ${String(line.silentMs)} ms of silence`);
     consumer.close();
   });
 });

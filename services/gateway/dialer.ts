@@ -4,11 +4,15 @@
 // for latency and liveness, and feeds every success and failure into the peer table (whose
 // failure counter makes a peer delinquent). A delinquent peer is only probed: redialled with
 // backoff when disconnected, pinged when connected.
-// Liveness is ours, not libp2p's (its connection monitor is off, node.ts): a failed ping closes
-// the connection only when nothing at all — no answered ping, no frame — came from the peer for
-// SILENT_PINGS ping intervals (at least SILENT_PINGS connection timeouts). A ping that times out
-// behind a busy connection, or in a process starved of CPU, is not a dead peer: closing on it
-// turned load into reconnection storms (Noise handshakes, identify, lost frames) at N = 21.
+// Liveness is ours, not libp2p's (its connection monitor is off, node.ts): a ping has one ping
+// interval (at most peers.connection_timeout) to be answered, and a failed ping closes the
+// connection only when nothing at all — no answered ping, no frame — came from the peer for
+// SILENT_PINGS ping intervals. A ping that times out behind a busy connection is not a dead peer:
+// libp2p's monitor closing on it turned load into reconnection storms (Noise handshakes,
+// identify, lost frames) at N = 21. A peer cut off by a partition is closed one or two intervals
+// in and redialled, so the heal is met by a fresh dial rather than by TCP's backed-off
+// retransmissions on the old connection (two intervals cost healed members up to 4 s more in the
+// fault campaign).
 // Must never dial ourselves, nor run more dials at once than its limit.
 
 import { multiaddr } from '@multiformats/multiaddr';
@@ -19,8 +23,8 @@ import { pingPeer, type GatewayNode } from './node.ts';
 import type { PeerTable } from './peer-table.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
-/** Ping intervals (or connection timeouts, if longer) of silence after which a connection is closed. */
-export const SILENT_PINGS = 3;
+/** Ping intervals of silence after which a failed ping closes the connection. */
+export const SILENT_PINGS = 1;
 
 export interface DialerOptions {
   connectionTimeoutMs: number;
@@ -70,7 +74,12 @@ export class Dialer {
 
   /** How long a connected peer may send nothing before a failed ping closes its connection. */
   get silentAfterMs(): number {
-    return SILENT_PINGS * Math.max(this.#opts.pingIntervalMs, this.#opts.connectionTimeoutMs);
+    return SILENT_PINGS * this.#opts.pingIntervalMs;
+  }
+
+  /** How long one ping may take: one interval, at most a connection timeout. */
+  get pingTimeoutMs(): number {
+    return Math.min(this.#opts.pingIntervalMs, this.#opts.connectionTimeoutMs);
   }
 
   set pingIntervalMs(ms: number) {
@@ -139,7 +148,7 @@ export class Dialer {
     const { node, table, metrics } = this.#deps;
     this.#pinging.add(peerId);
     try {
-      const ms = await pingPeer(node, peerIdFromString(peerId), AbortSignal.timeout(this.#opts.connectionTimeoutMs));
+      const ms = await pingPeer(node, peerIdFromString(peerId), AbortSignal.timeout(this.pingTimeoutMs));
       metrics.pingSeconds.observe(ms / 1000);
       table.success(peerId, ms);
     } catch (err) {
