@@ -153,10 +153,9 @@ export class Dialer {
       table.success(peerId, ms);
     } catch (err) {
       // A peer that closed meanwhile is a disconnect, not a ping failure.
-      const e = table.get(peerId);
-      if (e?.phase !== 'connected') return;
+      if (table.get(peerId)?.phase !== 'connected') return;
       table.failure(peerId, 'ping', errorMessage(err));
-      const silentMs = Date.now() - e.heardAtMs;
+      const silentMs = table.silentMs(peerId);
       if (silentMs >= this.silentAfterMs) {
         this.#deps.log.warn({ peerId, silentMs, err: errorMessage(err) }, 'peer silent: closing its connection');
         await node.hangUp(peerIdFromString(peerId)).catch(() => { /* already closed */ });

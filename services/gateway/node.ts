@@ -107,4 +107,3 @@ export async function pingPeer(node: GatewayNode, peerId: PeerId, signal: AbortS
   if (muxer?.ping && muxer.status === 'open') return muxer.ping({ signal });
   return node.services.ping.ping(peerId, { signal });
 }
-

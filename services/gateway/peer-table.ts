@@ -198,6 +198,12 @@ export class PeerTable {
     if (e) e.heardAtMs = this.#deps.now();
   }
 
+  /** How long nothing has come from the peer (0 for a peer not in the table). */
+  silentMs(peerId: string): number {
+    const e = this.#peers.get(peerId);
+    return e ? this.#deps.now() - e.heardAtMs : 0;
+  }
+
   /** Any success (dial, send, ping) resets the counter and clears delinquency. */
   success(peerId: string, latencyMs?: number): void {
     const e = this.#peers.get(peerId);
