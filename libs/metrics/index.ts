@@ -7,7 +7,7 @@ export type { Labels, Counter, Gauge, Histogram, Metrics } from './types.ts';
 export { METRIC_UNITS, validateMetricName } from './names.ts';
 export type { MetricKind } from './names.ts';
 export { noopMetrics } from './noop.ts';
-export { createPromMetrics } from './prom.ts';
+export { EVENT_LOOP_SAMPLE_MS, createPromMetrics } from './prom.ts';
 export type { PromMetrics, PromMetricsOptions } from './prom.ts';
 export { serveMetrics } from './serve.ts';
 export type { MetricsEndpoint, ServeMetricsOptions } from './serve.ts';

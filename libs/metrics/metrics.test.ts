@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
-import { createPromMetrics, noopMetrics, serveMetrics, validateMetricName } from './index.ts';
+import { EVENT_LOOP_SAMPLE_MS, createPromMetrics, noopMetrics, serveMetrics, validateMetricName } from './index.ts';
 
 test('counter and histogram are exported in text format over HTTP', async () => {
   const metrics = createPromMetrics({ prefix: 'btcfedtest_', defaultLabels: { member: 'm0' } });
@@ -99,4 +99,12 @@ test('process metrics keep their standard names (no prefix); build_info names th
   assert.match(text, /^nodejs_heap_size_used_bytes /m);
   assert.ok(!/^btcfed_process_/m.test(text), 'not under the project prefix');
   assert.match(text, /^btcfed_build_info\{version="\d+\.\d+\.\d+",node="v\d+\.\d+\.\d+"\} 1$/m);
+});
+
+test('the event loop is sampled every EVENT_LOOP_SAMPLE_MS, not prom-client\'s 10 ms: each sample wakes an idle process', async () => {
+  const metrics = createPromMetrics();
+  // Several periods; a 10 ms sampler would read about 0.01 s here.
+  await new Promise((r) => setTimeout(r, EVENT_LOOP_SAMPLE_MS * 4));
+  const min = Number(/^nodejs_eventloop_lag_min_seconds (\S+)$/m.exec(await metrics.text())?.[1]);
+  assert.ok(min >= (EVENT_LOOP_SAMPLE_MS * 0.9) / 1000, `the shortest sampled interval was ${min} s`);
 });
