@@ -17,7 +17,7 @@ import type {
   ViewChangeCause,
   VoteMark,
 } from './events.ts';
-import { NewViewClaims, viewTimeoutMs } from './pacemaker.ts';
+import { NewViewClaims, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 import { QcVerifier } from './qc.ts';
 import { faultBound, quorumSize } from './quorum.ts';
 import { Phase, type Block, type Hash, type NewView, type Proposal, type QuorumCert, type Vote } from './types.ts';
@@ -40,6 +40,8 @@ export interface ViewRound {
   announced: Set<string>;
   /** A proposal waiting for missing ancestors. */
   waiting: Proposal | null;
+  /** Our timer fired in this view (the timer level learns from it when the view ends). */
+  timedOut: boolean;
 }
 
 export function newRound(view: number): ViewRound {
@@ -54,6 +56,7 @@ export function newRound(view: number): ViewRound {
     seenVotes: new Map(),
     announced: new Set(),
     waiting: null,
+    timedOut: false,
   };
 }
 
@@ -112,6 +115,8 @@ export class EngineCore {
   readonly qcs: QcVerifier;
   readonly tree: BlockTree;
   readonly claims: NewViewClaims;
+  /** What recent views needed, added to the timer's back-off (volatile: a restart starts at 0). */
+  readonly timerLevel = new TimerLevel();
   safety: SafetyState;
   round: ViewRound;
   out: EngineAction[] = [];
@@ -240,7 +245,7 @@ export class EngineCore {
   }
 
   timeoutMs(view: number): number {
-    return viewTimeoutMs(this.config.timeouts, view, this.safety.lastCommitView);
+    return viewTimeoutMs(this.config.timeouts, view, this.safety.lastCommitView, this.timerLevel.level);
   }
 
   armTimer(): void {
@@ -250,6 +255,7 @@ export class EngineCore {
   /** Move to a higher view (never back): per-view state is dropped, the timer re-armed. */
   advance(view: number, cause: ViewChangeCause): void {
     if (view <= this.safety.view) return;
+    this.timerLevel.viewEnded({ cause, timedOut: this.round.timedOut, voted: this.safety.lastVoted.view === this.round.view });
     this.safety.view = view;
     this.round = newRound(view);
     for (const v of this.future.keys()) if (v < view) this.future.delete(v);

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
-import { viewTimeoutMs } from './pacemaker.ts';
+import { MAX_TIMER_LEVEL, TIMER_DECAY_VIEWS, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 
 test('quorum sizes for N = 1..22 keep safety and liveness', () => {
   for (let n = 1; n <= 22; n++) {
@@ -59,4 +59,61 @@ test('view timeout backs off from the last commit and is capped', () => {
   assert.equal(viewTimeoutMs(cfg, 7, 4), 400);
   assert.equal(viewTimeoutMs(cfg, 50, 4), 1000, 'capped');
   assert.equal(viewTimeoutMs(cfg, 1e9, 0), 1000, 'no overflow');
+});
+
+test('the timer level adds to the back-off, and the cap still holds', () => {
+  const cfg = { baseMs: 100, multiplier: 2, capMs: 1000 };
+  assert.equal(viewTimeoutMs(cfg, 5, 4, 1), 200, 'right after a commit, one level up');
+  assert.equal(viewTimeoutMs(cfg, 6, 4, 2), 800);
+  assert.equal(viewTimeoutMs(cfg, 5, 4, 16), 1000, 'capped');
+});
+
+test('the timer level rises for a live view that outlived its timer, and only for one', () => {
+  const t = new TimerLevel();
+  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
+  assert.equal(t.level, 1, 'committed, but after our timer fired');
+  t.viewEnded({ cause: 'new-view-quorum', timedOut: false, voted: true });
+  assert.equal(t.level, 2, 'the others gave up on a view that was running');
+  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: false });
+  assert.equal(t.level, 2, 'no proposal reached us: a dead leader, not a short timer');
+  t.viewEnded({ cause: 'qc', timedOut: false, voted: true });
+  assert.equal(t.level, 2, 'a jump to a higher QC says nothing about the timer');
+  for (let i = 0; i < 3 * MAX_TIMER_LEVEL; i++) t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
+  assert.equal(t.level, MAX_TIMER_LEVEL, 'bounded');
+});
+
+test('the timer level comes down one step per TIMER_DECAY_VIEWS views committed in time, in a row', () => {
+  const t = new TimerLevel();
+  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
+  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
+  assert.equal(t.level, 2);
+  for (let i = 0; i < TIMER_DECAY_VIEWS - 1; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  assert.equal(t.level, 2, 'one view short');
+  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
+  assert.equal(t.level, 3, 'a slow view breaks the run');
+  for (let i = 0; i < TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  assert.equal(t.level, 2);
+  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: false });
+  for (let i = 0; i < TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  assert.equal(t.level, 1, 'a dead leader\'s view does not break the run');
+  for (let i = 0; i < 5 * TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  assert.equal(t.level, 0, 'never below 0');
+});
+
+test('a leader that proposes and then stalls every view it leads holds the level at its ceiling, no higher', () => {
+  // N = 4, one Byzantine member: its view is alive (we voted) and then times out; the three
+  // honest views after it commit in time, too few to finish a run of TIMER_DECAY_VIEWS.
+  const cfg = { baseMs: 2000, multiplier: 1.5, capMs: 60_000 };
+  const t = new TimerLevel();
+  let highest = 0;
+  for (let rotation = 0; rotation < 500; rotation++) {
+    t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
+    for (let i = 0; i < 3; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+    highest = Math.max(highest, t.level);
+  }
+  assert.equal(highest, MAX_TIMER_LEVEL, 'the stalls do drive the level up');
+  assert.ok(MAX_TIMER_LEVEL <= 3, `ceiling ${MAX_TIMER_LEVEL}`);
+  const worst = viewTimeoutMs(cfg, 10, 9, t.level);
+  assert.ok(worst <= cfg.baseMs * cfg.multiplier ** 3 && worst < cfg.capMs,
+    `a stalling leader's view costs ${worst} ms, not the ${cfg.capMs} ms cap`);
 });

@@ -14,6 +14,7 @@ import { retryFetches } from './sync.ts';
 export function onTimer(core: EngineCore, view: number): void {
   if (view !== core.view || core.halted) return; // a stale timer: nothing to do
   core.deps.metrics?.increment('view_timeouts');
+  core.round.timedOut = true;
   const signed = core.signedNewView;
   if (core.safety.newViewTarget < view + 1 || !signed || signed.view < view + 1) {
     // Also after a restart: the signed NEW-VIEW was not persisted, so ask for it again.

@@ -33,6 +33,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const txs = m.counter('consensus_transactions_committed_total', 'Transactions committed');
   const height = m.gauge('consensus_committed_height', 'Height of the last committed block');
   const view = m.gauge('consensus_current_view', 'The view this member is in');
+  const viewTimeout = m.gauge('consensus_view_timeout_seconds', 'The timer of the current view: base × multiplier^(timer level + views since the last commit), capped');
   const signatures = m.counter('consensus_signatures_total', 'Signatures requested from the signer, by kind and result', ['kind', 'result']);
   const signerLatency = m.histogram('consensus_signer_latency_seconds', 'Round trip of one signer request', ['kind'], LATENCY_BUCKETS);
   const rejected = m.counter('consensus_rejected_messages_total', 'Messages the engine or the decoder refused, by reason', ['reason']);
@@ -101,6 +102,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       viewChanges.inc({ cause });
       view.set(v);
     },
+    timerSet(_view, ms) { viewTimeout.set(ms / 1000); },
     evidence() { equivocations.inc(); },
     rejected(from, reason) {
       rejected.inc({ reason });

@@ -50,4 +50,6 @@ export interface DriverObserver {
   halted?(height: number, detail: string): void;
   /** Every message this member sends (for timing: proposal → QC formation when leading). */
   sent?(message: ConsensusMessage): void;
+  /** The view timer was armed: the engine's back-off with its timer level. */
+  timerSet?(view: number, ms: number): void;
 }

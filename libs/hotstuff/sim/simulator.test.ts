@@ -53,6 +53,30 @@ test('asymmetric partition: a member that can send but not receive does not keep
   assert.ok(r.maxView <= others * 1.5 + 5, `views ${r.maxView} vs commits ${others}`);
 });
 
+test('views that need longer than the base timeout: the timer learns it, so views stop failing into NEW-VIEW rounds', () => {
+  // Seven 30–40 ms hops a view, against a 100 ms base: with the back-off alone, every view after
+  // a commit timed out and every member signed and broadcast a NEW-VIEW (189 of them for 60
+  // commits at N = 4); a NEW-VIEW carries a highQC, hundreds of kilobytes at N = 21.
+  for (const seed of [1, 2]) {
+    const r = runScenario({ n: 4, seed, network: { minDelayMs: 30, maxDelayMs: 40 }, healAtMs: 0,
+      timeouts: { baseMs: 100, multiplier: 2, capMs: 5000 }, liveness: { commits: 60, views: 400 } }, { trace: true });
+    assert.deepEqual(r.violations, []);
+    assert.ok(r.livenessMet);
+    const newViews = r.trace.filter((l) => l.includes('sign(new-view')).length;
+    assert.ok(newViews <= 60, `seed ${seed}: ${newViews} NEW-VIEWs signed for ${Math.min(...r.heights)} commits`);
+  }
+});
+
+test('a silent leader does not ratchet the view timer up: its views end at the base timeout', () => {
+  const r = runScenario({ n: 4, seed: 11, byzantine: { 1: 'silent' }, healAtMs: 0, timeouts: { baseMs: 100, multiplier: 2, capMs: 5000 },
+    liveness: { commits: 30, views: 100 } }, { trace: true });
+  assert.deepEqual(r.violations, []);
+  assert.ok(r.livenessMet);
+  const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms\)/.exec(l); return m ? [Number(m[1])] : []; });
+  assert.ok(timers.length > 20);
+  assert.ok(timers.every((ms) => ms === 100), `timers after commits: ${[...new Set(timers)].join(', ')} ms`);
+});
+
 test('crash and restart from the persisted state: safe, and the restarted member catches up', () => {
   const r = ok({
     n: 4,
