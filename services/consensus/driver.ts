@@ -69,7 +69,7 @@ export class ConsensusDriver {
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(this.#genesis);
     this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
-    this.penalties = new PeerPenalties({ now: () => deps.clock.now() });
+    this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => deps.observer?.muted?.(peer, ms) });
     this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.engine, verifier: deps.verifier,
       transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e),
       onRefused: (from, reason) => {

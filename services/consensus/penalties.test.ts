@@ -4,10 +4,13 @@ import { FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES
 
 test('strikes inside the window mute a validator, for longer each time; others are untouched', () => {
   let t = 1_000_000;
-  const p = new PeerPenalties({ now: () => t });
+  const mutes: Array<[number, number]> = [];
+  const p = new PeerPenalties({ now: () => t, onMute: (peer, ms) => mutes.push([peer, ms]) });
   for (let i = 1; i < STRIKES_TO_MUTE; i++) assert.equal(p.strike(2), 0);
   assert.equal(p.muted(2), false);
+  assert.deepEqual(mutes, []);
   assert.equal(p.strike(2), FIRST_MUTE_MS);
+  assert.deepEqual(mutes, [[2, FIRST_MUTE_MS]], 'each mute is reported once, with its length');
   assert.equal(p.muted(2), true);
   assert.equal(p.muted(1), false, 'another validator is not muted');
   t += FIRST_MUTE_MS;

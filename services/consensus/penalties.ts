@@ -17,16 +17,22 @@ export const REFUSALS_PER_STRIKE = 32;
 
 interface Record { strikes: number; windowStart: number; mutedUntil: number; muteMs: number; mutes: number }
 
-export interface PeerPenaltiesOptions { now(): number }
+export interface PeerPenaltiesOptions {
+  now(): number;
+  /** Called whenever a strike mutes `peer`, with the mute's length (for metrics). */
+  onMute?(peer: number, ms: number): void;
+}
 
 export class PeerPenalties {
   readonly #now: () => number;
+  readonly #onMute: ((peer: number, ms: number) => void) | undefined;
   readonly #peers = new Map<number, Record>();
   readonly #counts = new Map<string, number>();
   readonly #refusals = new Map<number, number>();
 
   constructor(o: PeerPenaltiesOptions) {
     this.#now = o.now;
+    this.#onMute = o.onMute;
   }
 
   /** Whether frames from `peer` are to be dropped unread right now. */
@@ -53,6 +59,7 @@ export class PeerPenalties {
     r.muteMs = Math.min(r.muteMs * 2, MAX_MUTE_MS);
     r.mutedUntil = t + r.muteMs;
     r.mutes++;
+    this.#onMute?.(peer, r.muteMs);
     return r.muteMs;
   }
 

@@ -52,4 +52,6 @@ export interface DriverObserver {
   sent?(message: ConsensusMessage): void;
   /** The view timer was armed: the engine's back-off with its timer level. */
   timerSet?(view: number, ms: number): void;
+  /** A validator's frames are dropped unread for the next `ms` (services/consensus/penalties.ts). */
+  muted?(peer: number, ms: number): void;
 }

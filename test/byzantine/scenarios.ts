@@ -21,6 +21,7 @@ import { EXCHANGE_PROTOCOL } from '../../services/gateway/exchange.ts';
 import { strangerNode } from '../support/gateway.ts';
 import { recordEvents } from '../support/store.ts';
 import { BYZANTINE, HONEST, OBSERVER, sleep, until, type Federation } from './federation.ts';
+import { MAX_MUTE_MS } from '../../services/consensus/penalties.ts';
 import { isOutside } from '../../services/consensus/ports.ts';
 import type { ByzantineMember, Outgoing } from './member.ts';
 
@@ -250,7 +251,20 @@ const requestFlood: Scenario = {
 const badSignatures: Scenario = {
   name: 'bad-signature-flood', ci: true,
   async run({ fed, byz, note }) {
-    const bad0 = await fed.metric(0, 'consensus', 'btcfed_consensus_invalid_signatures_total', /peer="?3|from="?3|sender="?3|/);
+    // Earlier scenarios may have m3 muted: a muted member's frames are dropped unread, so no
+    // signature would be checked. Watch the honest member whose mute of m3 ends first, and wait
+    // for it to end (at most MAX_MUTE_MS), so the forged signatures are verified and counted.
+    const mutedUntil = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_peer_muted_until_seconds', /peer="3"/)));
+    const k = mutedUntil.indexOf(Math.min(...mutedUntil));
+    const watched = HONEST[k]!;
+    const waitMs = Math.min(MAX_MUTE_MS, Math.max(0, mutedUntil[k]! * 1000 - Date.now() + 500));
+    if (waitMs > 0) {
+      note(`m${watched} has m3 muted for ${(waitMs / 1000).toFixed(1)} s more; waiting`);
+      await sleep(waitMs);
+    }
+    const invalid = () => fed.metric(watched, 'consensus', 'btcfed_consensus_invalid_signatures_total');
+    const mutes = () => fed.metric(watched, 'consensus', 'btcfed_consensus_peer_mutes_total', /peer="3"/);
+    const [bad0, mutes0] = [await invalid(), await mutes()];
     const sigBytes = byz.limits.signatureBytes;
     let sent = 0;
     const attack = background(async () => {
@@ -266,9 +280,12 @@ const badSignatures: Scenario = {
     } finally {
       await attack.stop();
     }
-    const bad1 = await fed.metric(0, 'consensus', 'btcfed_consensus_invalid_signatures_total');
-    note(`${sent} forged votes to every honest member; m0 counted ${bad1 - bad0} invalid signatures`);
-    check(bad1 > bad0, 'm0 did not count the invalid signatures');
+    const bad1 = await invalid();
+    const mutes1 = await mutes();
+    note(`${sent} forged votes to every honest member; m${watched} counted ${bad1 - bad0} invalid signatures and muted m3 ${mutes1 - mutes0} times`);
+    check(bad1 > bad0, `m${watched} did not count the invalid signatures`);
+    // Sixteen forged signatures inside ten seconds mute the sender: the rest is dropped unread.
+    check(mutes1 > mutes0, `m${watched} verified ${bad1 - bad0} of ${sent} forged votes and never muted the sender`);
     note(await healthy(fed));
   },
 };
