@@ -30,7 +30,8 @@ import type { ConsensusServiceClient, StreamCommitsResponse } from '#libs/gen/bt
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
-import { ms, printMachine, processCpuMs, processRssMiB, stats, table } from './support.ts';
+import { memberTargets } from '../cli/prometheus.ts';
+import { ms, printMachine, processCpuMs, processRssMiB, scrapeByLabel, stats, table } from './support.ts';
 
 const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
@@ -254,6 +255,10 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     };
     const rssTimer = setInterval(sampleRss, 1000);
     loading = true;
+    // How m0's views ended while loading: by a commit, by a quorum of NEW-VIEWs (a view that failed), or by a QC seen ahead.
+    const m0Metrics = memberTargets(path.join(dir, 'm0')).targets.consensus;
+    const viewCauses = () => (m0Metrics ? scrapeByLabel(m0Metrics, 'btcfed_consensus_view_changes_total', 'cause').catch(() => undefined) : Promise.resolve(undefined));
+    const views0 = await viewCauses();
     const loadCpu0 = cpuSnapshot(net.procs);
     const start = Date.now();
     const { accepted, refused } = openRate === undefined
@@ -266,6 +271,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     clearInterval(rssTimer);
     sampleRss();
     const loadCpu = cpuBetween(loadCpu0, cpuSnapshot(net.procs));
+    const views1 = await viewCauses();
+    const viewsBy = (cause: string) => (views0 && views1 ? String((views1.get(cause) ?? 0) - (views0.get(cause) ?? 0)) : '?');
     watcher.cancel();
     const recovery = f.recovery ? await leaderRecovery(net, clients).catch(() => undefined) : undefined;
     const lat = stats(latencies);
@@ -296,6 +303,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
         ['block interval idle (empty blocks) p50 / p95 (ms)', '', `${ms(idle.p50)} / ${ms(idle.p95)}`],
         ['block interval under load p50 / p95 (ms)', '', `${ms(iv.p50)} / ${ms(iv.p95)}`],
         ['blocks seen', '', String(blocks)],
+        ['views ended on m0 while loading: commit / NEW-VIEW quorum / QC ahead', '', `${viewsBy('commit')} / ${viewsBy('new-view-quorum')} / ${viewsBy('qc')}`],
         [`sign / verify here (${backend}, ms)`, '', `${ms(floor.signMs)} / ${ms(floor.verifyMs)}`],
         [`signing floor: 3 signs + ${quorumSize(N)} verifies (ms)`, '', ms(floor.floorMs)],
         ['idle block interval / signing floor', '', (idle.p50 / floor.floorMs).toFixed(2)],

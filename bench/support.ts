@@ -54,6 +54,19 @@ export function printMachine(title: string, extra: string[] = []): void {
 }
 
 /** CPU time a process has used so far (user + system, ms), from /proc; undefined once it is gone. */
+/** The samples of one metric from a Prometheus text endpoint (HOST:PORT), summed by the value of `label` ('' when absent). */
+export async function scrapeByLabel(endpoint: string, name: string, label: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const value = new RegExp(`${label}="([^"]*)"`).exec(m[2] ?? '')?.[1] ?? '';
+    out.set(value, (out.get(value) ?? 0) + Number(m[3]));
+  }
+  return out;
+}
+
 export function processCpuMs(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
