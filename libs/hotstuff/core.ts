@@ -116,7 +116,7 @@ export class EngineCore {
   readonly tree: BlockTree;
   readonly claims: NewViewClaims;
   /** What recent views needed, added to the timer's back-off (volatile: a restart starts at 0). */
-  readonly timerLevel = new TimerLevel();
+  readonly timerLevel: TimerLevel;
   safety: SafetyState;
   round: ViewRound;
   out: EngineAction[] = [];
@@ -143,6 +143,7 @@ export class EngineCore {
     this.deps = deps;
     this.n = config.validatorCount;
     this.f = faultBound(this.n);
+    this.timerLevel = new TimerLevel(this.f);
     this.quorum = quorumSize(this.n);
     this.self = config.self;
     this.genesis = genesis;
@@ -255,7 +256,7 @@ export class EngineCore {
   /** Move to a higher view (never back): per-view state is dropped, the timer re-armed. */
   advance(view: number, cause: ViewChangeCause): void {
     if (view <= this.safety.view) return;
-    this.timerLevel.viewEnded({ cause, timedOut: this.round.timedOut, voted: this.safety.lastVoted.view === this.round.view });
+    this.timerLevel.viewEnded({ cause, timedOut: this.round.timedOut, voted: this.safety.lastVoted.view === this.round.view, leader: this.leaderOf(this.round.view) });
     this.safety.view = view;
     this.round = newRound(view);
     for (const v of this.future.keys()) if (v < view) this.future.delete(v);

@@ -17,14 +17,14 @@ export function viewTimeoutMs(cfg: TimeoutConfig, view: number, lastCommitView: 
   return Math.min(cfg.capMs, cfg.baseMs * cfg.multiplier ** Math.min(level + behind, 64));
 }
 
-/** Views committed before their timer fired, in a row, that bring the timer level down by one. */
+/** Views committed before their timer fired that bring the timer level down by one (at first: see TimerLevel). */
 export const TIMER_DECAY_VIEWS = 10;
+/** The longest run of on-time commits a decay can come to need (TIMER_DECAY_VIEWS doubled each time a decay proved premature). */
+export const MAX_TIMER_DECAY_VIEWS = 320;
 /**
- * The timer level's ceiling, kept low on purpose: a Byzantine leader can propose and then stall
- * every view it leads, and each such view raises the level and breaks the run that would lower
- * it, so one faulty member drives every honest member's level to this ceiling. Its views (and a
- * crashed leader's) then cost base × multiplier^MAX_TIMER_LEVEL — 3.4× the base at the default
- * multiplier of 1.5 — instead of the base: bounded, where a ceiling of 16 let them cost max_timeout.
+ * The timer level's ceiling. A raise needs slow views from f + 1 distinct leaders, so faulty
+ * leaders alone cannot raise it; the ceiling still bounds what a dead leader's view costs when
+ * honest views are slow: base × multiplier^MAX_TIMER_LEVEL, 3.4× the base at the default 1.5.
  */
 export const MAX_TIMER_LEVEL = 3;
 
@@ -36,35 +36,66 @@ export interface ViewOutcome {
   timedOut: boolean;
   /** We voted in it: its leader's proposal reached us and was valid, so the view was alive. */
   voted: boolean;
+  /** The view's leader. */
+  leader: number;
 }
 
 /**
  * Remembers, across commits, how long views need. With the back-off alone, every view after a
  * commit starts again at the base timeout: where a view needs longer than that (21 members
  * sharing two cores need several seconds), every commit first costs failed views and a round of
- * NEW-VIEWs that load the members further. The level is added to the back-off's exponent:
- * - a live view that outlived the timer (we voted in it, and our timer fired or a quorum of
- *   NEW-VIEWs ended it) raises it by one;
- * - TIMER_DECAY_VIEWS views in a row committed before their timer fired lower it by one.
+ * NEW-VIEWs that load the members further. The level is added to the back-off's exponent.
+ *
+ * A slow view is a live one that outlived the timer: we voted in it, and our timer fired or a
+ * quorum of NEW-VIEWs ended it. A leader that proposes and then stalls makes exactly such views,
+ * so one slow view proves nothing: the level rises by one only once slow views of f + 1
+ * distinct leaders have been seen since the level last changed. At least one of those leaders
+ * is honest, and an honest leader's view is slow only when the honest members are (their 2f + 1
+ * votes make a quorum without anyone else). Up to f faulty leaders therefore never raise it.
+ *
+ * A run of on-time commits (committed before the timer fired; slow views by fewer than f + 1
+ * leaders do not break it) lowers it by one. The run needed starts at TIMER_DECAY_VIEWS and
+ * doubles, up to MAX_TIMER_DECAY_VIEWS, whenever a raise follows a decay: the decay was
+ * premature, and each one costs f + 1 slow views to undo. Two decays in a row reset it.
+ *
  * A view whose leader never proposed (crashed, silent, cut off) changes nothing: raising the
- * level for it would make each later dead leader cost more. A leader that proposes and then
- * stalls cannot be told from a slow one, so it can hold the level at MAX_TIMER_LEVEL (see there).
+ * level for it would make each later dead leader cost more.
  */
 export class TimerLevel {
+  readonly #needed: number;
   #level = 0;
   #onTime = 0;
+  #decayViews = TIMER_DECAY_VIEWS;
+  #lastChange: 'raise' | 'decay' | null = null;
+  readonly #slowLeaders = new Set<number>();
+
+  /** `faults`: f, the faulty members the validator set tolerates. */
+  constructor(faults: number) {
+    this.#needed = faults + 1;
+  }
 
   get level(): number { return this.#level; }
+  /** On-time commits in a row that lower the level next. */
+  get decayViews(): number { return this.#decayViews; }
 
   viewEnded(o: ViewOutcome): void {
     if (o.cause === 'commit' && !o.timedOut) {
-      if (++this.#onTime >= TIMER_DECAY_VIEWS) {
-        this.#level = Math.max(0, this.#level - 1);
-        this.#onTime = 0;
-      }
-    } else if (o.voted && (o.timedOut || o.cause === 'new-view-quorum')) {
-      this.#level = Math.min(MAX_TIMER_LEVEL, this.#level + 1);
+      if (++this.#onTime < this.#decayViews) return;
       this.#onTime = 0;
+      this.#slowLeaders.clear();
+      if (this.#level === 0) return;
+      this.#level--;
+      if (this.#lastChange === 'decay') this.#decayViews = TIMER_DECAY_VIEWS;
+      this.#lastChange = 'decay';
+    } else if (o.voted && (o.timedOut || o.cause === 'new-view-quorum')) {
+      this.#slowLeaders.add(o.leader);
+      if (this.#slowLeaders.size < this.#needed) return;
+      this.#slowLeaders.clear();
+      this.#onTime = 0;
+      if (this.#level === MAX_TIMER_LEVEL) return;
+      this.#level++;
+      if (this.#lastChange === 'decay') this.#decayViews = Math.min(this.#decayViews * 2, MAX_TIMER_DECAY_VIEWS);
+      this.#lastChange = 'raise';
     }
   }
 }

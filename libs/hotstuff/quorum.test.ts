@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
-import { MAX_TIMER_LEVEL, TIMER_DECAY_VIEWS, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
+import { MAX_TIMER_DECAY_VIEWS, MAX_TIMER_LEVEL, TIMER_DECAY_VIEWS, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 
 test('quorum sizes for N = 1..22 keep safety and liveness', () => {
   for (let n = 1; n <= 22; n++) {
@@ -68,52 +68,79 @@ test('the timer level adds to the back-off, and the cap still holds', () => {
   assert.equal(viewTimeoutMs(cfg, 5, 4, 16), 1000, 'capped');
 });
 
-test('the timer level rises for a live view that outlived its timer, and only for one', () => {
-  const t = new TimerLevel();
-  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
-  assert.equal(t.level, 1, 'committed, but after our timer fired');
-  t.viewEnded({ cause: 'new-view-quorum', timedOut: false, voted: true });
-  assert.equal(t.level, 2, 'the others gave up on a view that was running');
-  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: false });
-  assert.equal(t.level, 2, 'no proposal reached us: a dead leader, not a short timer');
-  t.viewEnded({ cause: 'qc', timedOut: false, voted: true });
-  assert.equal(t.level, 2, 'a jump to a higher QC says nothing about the timer');
-  for (let i = 0; i < 3 * MAX_TIMER_LEVEL; i++) t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
+const slow = (leader: number) => ({ cause: 'new-view-quorum' as const, timedOut: true, voted: true, leader });
+const onTime = (leader: number) => ({ cause: 'commit' as const, timedOut: false, voted: true, leader });
+
+test('the timer level rises once live views of f + 1 distinct leaders outlived their timer', () => {
+  const t = new TimerLevel(1); // N = 4
+  t.viewEnded(slow(3));
+  t.viewEnded({ cause: 'commit', timedOut: true, voted: true, leader: 3 });
+  assert.equal(t.level, 0, 'one leader\'s slow views, however many, are not enough: it may be faulty');
+  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: false, leader: 0 });
+  assert.equal(t.level, 0, 'no proposal reached us: a dead leader, not a short timer');
+  t.viewEnded({ cause: 'qc', timedOut: false, voted: true, leader: 1 });
+  assert.equal(t.level, 0, 'a jump to a higher QC says nothing about the timer');
+  t.viewEnded({ cause: 'commit', timedOut: true, voted: true, leader: 1 });
+  assert.equal(t.level, 1, 'a second leader\'s view committed, but after our timer fired');
+  t.viewEnded(slow(2));
+  assert.equal(t.level, 1, 'the leaders count again from the last change');
+  t.viewEnded(slow(0));
+  assert.equal(t.level, 2);
+  for (let i = 0; i < 4 * MAX_TIMER_LEVEL; i++) t.viewEnded(slow(i % 4));
   assert.equal(t.level, MAX_TIMER_LEVEL, 'bounded');
+
+  const big = new TimerLevel(6); // N = 21
+  for (let leader = 0; leader < 6; leader++) big.viewEnded(slow(leader));
+  assert.equal(big.level, 0, 'six faulty leaders at N = 21 do not raise it');
+  big.viewEnded(slow(6));
+  assert.equal(big.level, 1);
 });
 
-test('the timer level comes down one step per TIMER_DECAY_VIEWS views committed in time, in a row', () => {
-  const t = new TimerLevel();
-  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
-  t.viewEnded({ cause: 'commit', timedOut: true, voted: true });
+test('the timer level comes down after a run of on-time commits, and the run grows when a decay was premature', () => {
+  const t = new TimerLevel(1);
+  for (const l of [0, 1, 2, 3]) t.viewEnded(slow(l));
   assert.equal(t.level, 2);
-  for (let i = 0; i < TIMER_DECAY_VIEWS - 1; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  for (let i = 0; i < TIMER_DECAY_VIEWS - 1; i++) t.viewEnded(onTime(i % 4));
   assert.equal(t.level, 2, 'one view short');
-  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
-  assert.equal(t.level, 3, 'a slow view breaks the run');
-  for (let i = 0; i < TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  t.viewEnded(slow(3));
+  t.viewEnded(onTime(0));
+  assert.equal(t.level, 1, 'one leader\'s slow view does not break the run');
+  assert.equal(t.decayViews, TIMER_DECAY_VIEWS);
+  t.viewEnded(slow(1));
+  t.viewEnded(slow(2));
+  assert.equal(t.level, 2, 'views were slow again at the lower level');
+  assert.equal(t.decayViews, 2 * TIMER_DECAY_VIEWS, 'so the next decay waits twice as long');
+  for (let i = 0; i < 2 * TIMER_DECAY_VIEWS - 1; i++) t.viewEnded(onTime(i % 4));
   assert.equal(t.level, 2);
-  t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: false });
-  for (let i = 0; i < TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
-  assert.equal(t.level, 1, 'a dead leader\'s view does not break the run');
-  for (let i = 0; i < 5 * TIMER_DECAY_VIEWS; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+  t.viewEnded(onTime(0));
+  assert.equal(t.level, 1);
+  for (let i = 0; i < 2 * TIMER_DECAY_VIEWS; i++) t.viewEnded(onTime(i % 4));
+  assert.equal(t.level, 0, 'two decays in a row');
+  assert.equal(t.decayViews, TIMER_DECAY_VIEWS, 'reset the run');
+  for (let k = 0; k < 20; k++) {
+    t.viewEnded(slow(0));
+    t.viewEnded(slow(1));
+    for (let i = 0; i < t.decayViews; i++) t.viewEnded(onTime(i % 4));
+  }
+  assert.equal(t.decayViews, MAX_TIMER_DECAY_VIEWS, 'bounded');
+  for (let i = 0; i < 5 * MAX_TIMER_DECAY_VIEWS; i++) t.viewEnded(onTime(i % 4));
   assert.equal(t.level, 0, 'never below 0');
 });
 
-test('a leader that proposes and then stalls every view it leads holds the level at its ceiling, no higher', () => {
-  // N = 4, one Byzantine member: its view is alive (we voted) and then times out; the three
-  // honest views after it commit in time, too few to finish a run of TIMER_DECAY_VIEWS.
+test('a leader that proposes and then stalls every view it leads does not raise the timer level', () => {
+  // N = 4, one Byzantine member: its view is alive (we voted) and then times out, every rotation.
   const cfg = { baseMs: 2000, multiplier: 1.5, capMs: 60_000 };
-  const t = new TimerLevel();
+  const t = new TimerLevel(1);
   let highest = 0;
   for (let rotation = 0; rotation < 500; rotation++) {
-    t.viewEnded({ cause: 'new-view-quorum', timedOut: true, voted: true });
-    for (let i = 0; i < 3; i++) t.viewEnded({ cause: 'commit', timedOut: false, voted: true });
+    t.viewEnded(slow(3));
+    for (let leader = 0; leader < 3; leader++) t.viewEnded(onTime(leader));
     highest = Math.max(highest, t.level);
   }
-  assert.equal(highest, MAX_TIMER_LEVEL, 'the stalls do drive the level up');
-  assert.ok(MAX_TIMER_LEVEL <= 3, `ceiling ${MAX_TIMER_LEVEL}`);
-  const worst = viewTimeoutMs(cfg, 10, 9, t.level);
-  assert.ok(worst <= cfg.baseMs * cfg.multiplier ** 3 && worst < cfg.capMs,
-    `a stalling leader's view costs ${worst} ms, not the ${cfg.capMs} ms cap`);
+  assert.equal(highest, 0, 'the stalls alone never raise the level');
+  assert.equal(viewTimeoutMs(cfg, 10, 9, t.level), cfg.baseMs, 'its views cost the base timeout');
+  // Honest views that are slow too still raise it: the stalling leader plus one honest one.
+  t.viewEnded(slow(3));
+  t.viewEnded(slow(0));
+  assert.equal(t.level, 1);
 });

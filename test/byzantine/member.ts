@@ -66,6 +66,8 @@ export class ByzantineMember {
   readonly n: number;
   readonly chainId: string;
   readonly limits: FrameLimits;
+  /** The federation's view timer (conf consensus.base_timeout, timeout_multiplier, max_timeout). */
+  readonly timeouts: { baseMs: number; multiplier: number; capMs: number };
   readonly driver: ConsensusDriver;
   readonly inbound: Inbound;
   readonly #transport: ScriptedTransport;
@@ -76,10 +78,10 @@ export class ByzantineMember {
   maxFrameBytes = 0;
 
   private constructor(p: {
-    self: number; n: number; chainId: string; limits: FrameLimits; driver: ConsensusDriver; inbound: Inbound; transport: ScriptedTransport;
+    self: number; n: number; chainId: string; limits: FrameLimits; timeouts: ByzantineMember['timeouts']; driver: ConsensusDriver; inbound: Inbound; transport: ScriptedTransport;
     link: GatewayLink; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>;
   }) {
-    this.self = p.self; this.n = p.n; this.chainId = p.chainId; this.limits = p.limits; this.driver = p.driver; this.inbound = p.inbound;
+    this.self = p.self; this.n = p.n; this.chainId = p.chainId; this.limits = p.limits; this.timeouts = p.timeouts; this.driver = p.driver; this.inbound = p.inbound;
     this.#transport = p.transport; this.#link = p.link; this.#store = p.store; this.#sign = p.sign; this.#closers = p.closers;
   }
 
@@ -118,8 +120,9 @@ export class ByzantineMember {
       },
     });
     transport = new ScriptedTransport(link, limits);
+    const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     const driver = new ConsensusDriver(
-      { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts: { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout } },
+      { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts },
         maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
         store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
@@ -130,7 +133,7 @@ export class ByzantineMember {
       },
     );
     inbound = new Inbound({ limits, self, leaderOf: (v) => roundRobinLeader(v, n), driver, pool: driver.pool, verifier: driver.verifier, transport, clock: systemClock, log });
-    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()] });
+    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()] });
     link.start();
     driver.start();
     return member;

@@ -195,6 +195,45 @@ const viewJump: Scenario = {
   },
 };
 
+const stallOwnViews: Scenario = {
+  name: 'stall-own-views', ci: true,
+  async run({ fed, byz, note }) {
+    // m3 leads its views as usual up to the votes, then never announces a QC: every view it
+    // leads is alive (the honest members voted) and times out. Such views must not raise the
+    // honest members' view timer (the timer level rises only for slow views of f + 1 leaders),
+    // or every view it leads, and a crashed leader's, would cost more each time.
+    let withheld = 0;
+    byz.play({
+      outbound(_to, frame) {
+        if (frame.type === 'consensus' && frame.message.type === 'qc') { withheld++; return []; }
+        return undefined;
+      },
+    });
+    const stalls = () => Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_view_changes_total', /cause="new-view-quorum"/)));
+    const stalls0 = await stalls();
+    // 24 commits: about eight of m3's views, and enough on-time commits (10) to undo a raise
+    // an earlier scenario may have left.
+    note(`while m3 stalls its views: ${await healthy(fed, 24, 180_000)}`);
+    const stalls1 = await stalls();
+    // The timer right after a commit is base × multiplier^level: the lowest one armed over 3 s.
+    const lowest = await Promise.all(HONEST.map(async (i) => {
+      let min = Infinity;
+      for (let k = 0; k < 30; k++) {
+        min = Math.min(min, await fed.metric(i, 'consensus', 'btcfed_consensus_view_timeout_seconds'));
+        await sleep(100);
+      }
+      return min;
+    }));
+    const { baseMs, multiplier } = byz.timeouts;
+    note(`${withheld} QC announcements withheld; views ended by NEW-VIEWs ${stalls1.map((x, k) => x - stalls0[k]!).join('/')}; `
+      + `lowest view timer ${lowest.map((x) => `${x.toFixed(2)} s`).join('/')} (base ${baseMs / 1000} s)`);
+    check(withheld > 0, 'm3 never led a view while stalling');
+    check(stalls1.every((x, k) => x - stalls0[k]! >= 3), 'm3\'s views did not stall into NEW-VIEW rounds');
+    check(lowest.every((x) => x * 1000 < baseMs * multiplier),
+      `a stalling leader raised the honest members' view timer: lowest ${lowest.map((x) => x.toFixed(2)).join('/')} s against a base of ${baseMs / 1000} s`);
+  },
+};
+
 /** The newest block m0 committed, for requests that make a member walk the whole chain. */
 async function tip(fed: Federation): Promise<Uint8Array> {
   const c = fed.clients[0]!;
@@ -455,4 +494,4 @@ const forgeToObserver: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [withhold, poisoning, mempoolFill, viewJump, equivocate, badSignatures, oversized, requestFlood, forgeToObserver];
+export const SCENARIOS: Scenario[] = [withhold, poisoning, mempoolFill, viewJump, stallOwnViews, equivocate, badSignatures, oversized, requestFlood, forgeToObserver];

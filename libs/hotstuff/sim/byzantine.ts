@@ -2,7 +2,8 @@
 // the engine): an equivocating leader sends two different signed proposals to the two
 // halves of the members; a double voter also votes for every proposal and QC it hears of;
 // a forking leader proposes a sibling of the highQC block and drives it through the phases
-// itself. Silent members simply never boot. Must never forge another member's signature.
+// itself; a stalling leader (simulator.ts transmit) never announces the QCs of its views.
+// Silent members simply never boot. Must never forge another member's signature.
 
 import { bytesEqual, toHex as toHexKey } from '../bytes.ts';
 import { Phase, type Block, type ConsensusMessage, type Proposal, type QcAnnounce, type QuorumCert, type Vote } from '../types.ts';

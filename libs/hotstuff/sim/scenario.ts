@@ -5,7 +5,7 @@
 import type { TimeoutConfig } from '../events.ts';
 import type { NetworkSpec, OneWayCut, TimedPartition, TwinsRound } from './network.ts';
 
-export type ByzantineKind = 'silent' | 'equivocator' | 'double-voter' | 'forking-leader';
+export type ByzantineKind = 'silent' | 'equivocator' | 'double-voter' | 'forking-leader' | 'stalling-leader';
 
 export interface CrashSpec {
   instance: number;

@@ -77,6 +77,22 @@ test('a silent leader does not ratchet the view timer up: its views end at the b
   assert.ok(timers.every((ms) => ms === 100), `timers after commits: ${[...new Set(timers)].join(', ')} ms`);
 });
 
+test('a leader that proposes and then stalls does not ratchet the view timer up: views after commits start at the base timeout', () => {
+  // Without the f + 1 distinct leaders rule every stalled view raised every honest member's
+  // timer level, up to its ceiling: 800 ms after commits here instead of 100.
+  for (const seed of [12, 13]) {
+    const r = runScenario({ n: 4, seed, byzantine: { 2: 'stalling-leader' }, healAtMs: 0, timeouts: { baseMs: 100, multiplier: 2, capMs: 5000 },
+      liveness: { commits: 30, views: 100 } }, { trace: true });
+    assert.deepEqual(r.violations, []);
+    assert.ok(r.livenessMet);
+    const stalled = r.trace.filter((l) => /view \d+ \(new-view-quorum\)/.test(l)).length;
+    assert.ok(stalled > 10, `seed ${seed}: the leader stalled its views (${stalled} ended by NEW-VIEWs)`);
+    const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms\)/.exec(l); return m ? [Number(m[1])] : []; });
+    assert.ok(timers.length > 20);
+    assert.ok(timers.every((ms) => ms === 100), `seed ${seed}: timers after commits: ${[...new Set(timers)].join(', ')} ms`);
+  }
+});
+
 test('crash and restart from the persisted state: safe, and the restarted member catches up', () => {
   const r = ok({
     n: 4,

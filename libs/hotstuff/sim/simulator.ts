@@ -291,6 +291,9 @@ class Simulation {
   }
 
   transmit(from: Member, targets: number[], message: ConsensusMessage): void {
+    // A stalling leader proposes and collects the votes, then never announces a QC: its views
+    // are alive (members voted) and still time out.
+    if (from.byzantine === 'stalling-leader' && message.type === 'qc') return;
     if (from.byzantine === 'equivocator' && message.type === 'proposal') {
       for (const o of equivocate(from, message, targets, this.scheme)) this.deliverAll(from, o.to, o.message);
       return;
