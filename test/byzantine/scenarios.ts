@@ -229,7 +229,10 @@ const stallOwnViews: Scenario = {
       + `lowest view timer ${lowest.map((x) => `${x.toFixed(2)} s`).join('/')} (base ${baseMs / 1000} s)`);
     check(withheld > 0, 'm3 never led a view while stalling');
     check(stalls1.every((x, k) => x - stalls0[k]! >= 3), 'm3\'s views did not stall into NEW-VIEW rounds');
-    check(lowest.every((x) => x * 1000 < baseMs * multiplier),
+    // With the old rule every stall raised the level, to its ceiling (base × 1.5³ here). One
+    // honest view slowed by this shared machine together with a stall may raise it once, so
+    // level 1 passes; level 2 or more means the stalls did count.
+    check(lowest.every((x) => x * 1000 < baseMs * multiplier ** 2),
       `a stalling leader raised the honest members' view timer: lowest ${lowest.map((x) => x.toFixed(2)).join('/')} s against a base of ${baseMs / 1000} s`);
   },
 };
