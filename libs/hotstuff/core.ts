@@ -250,7 +250,7 @@ export class EngineCore {
   }
 
   armTimer(): void {
-    this.out.push({ type: 'set-timer', view: this.view, ms: this.timeoutMs(this.view) });
+    this.out.push({ type: 'set-timer', view: this.view, ms: this.timeoutMs(this.view), level: this.timerLevel.level });
   }
 
   /** Move to a higher view (never back): per-view state is dropped, the timer re-armed. */

@@ -73,7 +73,7 @@ export type EngineAction =
   /** Blocks newly final, parents first, each exactly once; `qc` certifies the last one. */
   | { type: 'commit'; blocks: Block[]; qc: QuorumCert }
   /** Replaces any previous timer. */
-  | { type: 'set-timer'; view: number; ms: number }
+  | { type: 'set-timer'; view: number; ms: number; /** The timer level it includes (pacemaker.ts TimerLevel). */ level: number }
   /** Ask `from` for the block `hash` and its ancestors above `aboveHeight`. */
   | { type: 'fetch'; hash: Hash; from: number; aboveHeight: number }
   /** Leader only: build a block on this parent and answer with `payload-ready`. */

@@ -185,7 +185,7 @@ export class ConsensusDriver {
       case 'set-timer':
         this.#timer?.cancel();
         this.#timer = this.#deps.clock.setTimeout(() => this.enqueue({ type: 'timer-fired', view: a.view }), a.ms);
-        this.#deps.observer?.timerSet?.(a.view, a.ms);
+        this.#deps.observer?.timerSet?.(a.view, a.ms, a.level);
         return;
       case 'fetch':
         this.sync.fetch(a.hash, a.from, a.aboveHeight);

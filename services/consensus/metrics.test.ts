@@ -30,7 +30,7 @@ test('participation, quorum, fault bound, halted and block sizes are exported', 
   m.observer.committed([b], qc);
   m.observer.committed([b], { ...qc, signers: [0, 1, 2, 3, 4] });
   m.observer.halted(1, 'test');
-  m.observer.timerSet(9, 4000);
+  m.observer.timerSet(9, 4000, 2);
   m.observer.muted(3, 20_000);
   m.observer.invalidSignature(3, 'qc(2,17) vote', 17);
   m.observer.invalidSignature(3, 'qc(2,18) vote: 2 signers for a quorum of 5', 18);
@@ -41,6 +41,7 @@ test('participation, quorum, fault bound, halted and block sizes are exported', 
   assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="5"'), 0);
   assert.equal(sample(text, 'btcfed_consensus_halted_state'), 1);
   assert.equal(sample(text, 'btcfed_consensus_view_timeout_seconds'), 4, 'the armed view timer');
+  assert.equal(sample(text, 'btcfed_consensus_timer_level_state'), 2);
   assert.equal(sample(text, 'btcfed_consensus_peer_mutes_total', 'peer="3"'), 1);
   assert.equal(sample(text, 'btcfed_consensus_peer_muted_until_seconds', 'peer="3"'), 20, 'now (0 here) plus the mute, in seconds');
   assert.equal(sample(text, 'btcfed_consensus_invalid_signatures_total', 'what="qc"'), 2, 'QC failures of any view under one label value');

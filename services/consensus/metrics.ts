@@ -41,6 +41,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const equivocations = m.counter('consensus_equivocations_total', 'Conflicting signed messages seen (every one, kept or not)');
   const evidenceKept = m.counter('consensus_evidence_total', 'Equivocation evidence by outcome: kept, or not kept because its slot is known or a cap is reached', ['outcome']);
   const offences = m.counter('consensus_peer_offences_total', 'Frames and messages refused, by the validator that sent them and why', ['peer', 'reason']);
+  const timerLevel = m.gauge('consensus_timer_level_state', 'What recent views needed, added to the view timer\'s back-off exponent (0 to 3; rises only for slow views of f + 1 leaders)');
   const mutes = m.counter('consensus_peer_mutes_total', 'Times a validator was muted (its frames dropped unread) for repeated offences', ['peer']);
   const mutedUntil = m.gauge('consensus_peer_muted_until_seconds', 'Unix time until which a validator\'s frames are dropped unread (in the past once the mute ends)', ['peer']);
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
@@ -104,7 +105,10 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       viewChanges.inc({ cause });
       view.set(v);
     },
-    timerSet(_view, ms) { viewTimeout.set(ms / 1000); },
+    timerSet(_view, ms, level) {
+      viewTimeout.set(ms / 1000);
+      timerLevel.set(level);
+    },
     muted(peer, ms) {
       mutes.inc({ peer: peerLabel(peer) });
       mutedUntil.set({ peer: peerLabel(peer) }, (now() + ms) / 1000);

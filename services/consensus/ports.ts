@@ -51,7 +51,7 @@ export interface DriverObserver {
   /** Every message this member sends (for timing: proposal → QC formation when leading). */
   sent?(message: ConsensusMessage): void;
   /** The view timer was armed: the engine's back-off with its timer level. */
-  timerSet?(view: number, ms: number): void;
+  timerSet?(view: number, ms: number, level: number): void;
   /** A validator's frames are dropped unread for the next `ms` (services/consensus/penalties.ts). */
   muted?(peer: number, ms: number): void;
 }

@@ -224,9 +224,10 @@ const stallOwnViews: Scenario = {
       }
       return min;
     }));
+    const levels = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_timer_level_state')));
     const { baseMs, multiplier } = byz.timeouts;
     note(`${withheld} QC announcements withheld; views ended by NEW-VIEWs ${stalls1.map((x, k) => x - stalls0[k]!).join('/')}; `
-      + `lowest view timer ${lowest.map((x) => `${x.toFixed(2)} s`).join('/')} (base ${baseMs / 1000} s)`);
+      + `lowest view timer ${lowest.map((x) => `${x.toFixed(2)} s`).join('/')} (base ${baseMs / 1000} s), timer levels ${levels.join('/')}`);
     check(withheld > 0, 'm3 never led a view while stalling');
     check(stalls1.every((x, k) => x - stalls0[k]! >= 3), 'm3\'s views did not stall into NEW-VIEW rounds');
     // With the old rule every stall raised the level, to its ceiling (base × 1.5³ here). One

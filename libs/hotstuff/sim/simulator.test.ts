@@ -64,6 +64,8 @@ test('views that need longer than the base timeout: the timer learns it, so view
     assert.ok(r.livenessMet);
     const newViews = r.trace.filter((l) => l.includes('sign(new-view')).length;
     assert.ok(newViews <= 60, `seed ${seed}: ${newViews} NEW-VIEWs signed for ${Math.min(...r.heights)} commits`);
+    const levels = r.trace.flatMap((l) => [...l.matchAll(/timer\(v\d+, \d+ms, level (\d+)\)/g)].map((m) => Number(m[1])));
+    assert.ok(Math.max(...levels) >= 2, `seed ${seed}: the timers armed carry the level that rose (highest ${Math.max(...levels)})`);
   }
 });
 
@@ -72,7 +74,7 @@ test('a silent leader does not ratchet the view timer up: its views end at the b
     liveness: { commits: 30, views: 100 } }, { trace: true });
   assert.deepEqual(r.violations, []);
   assert.ok(r.livenessMet);
-  const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms\)/.exec(l); return m ? [Number(m[1])] : []; });
+  const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms, level \d+\)/.exec(l); return m ? [Number(m[1])] : []; });
   assert.ok(timers.length > 20);
   assert.ok(timers.every((ms) => ms === 100), `timers after commits: ${[...new Set(timers)].join(', ')} ms`);
 });
@@ -87,7 +89,7 @@ test('a leader that proposes and then stalls does not ratchet the view timer up:
     assert.ok(r.livenessMet);
     const stalled = r.trace.filter((l) => /view \d+ \(new-view-quorum\)/.test(l)).length;
     assert.ok(stalled > 10, `seed ${seed}: the leader stalled its views (${stalled} ended by NEW-VIEWs)`);
-    const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms\)/.exec(l); return m ? [Number(m[1])] : []; });
+    const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms, level \d+\)/.exec(l); return m ? [Number(m[1])] : []; });
     assert.ok(timers.length > 20);
     assert.ok(timers.every((ms) => ms === 100), `seed ${seed}: timers after commits: ${[...new Set(timers)].join(', ')} ms`);
   }

@@ -133,7 +133,7 @@ export function describeActions(actions: EngineAction[]): string {
         parts.push(`COMMIT(${a.blocks.map((b) => `h${b.header.height}:${shortHex(b.hash)}`).join(',')})`);
         break;
       case 'set-timer':
-        parts.push(`timer(v${a.view}, ${a.ms.toFixed(0)}ms)`);
+        parts.push(`timer(v${a.view}, ${a.ms.toFixed(0)}ms, level ${a.level})`);
         break;
       case 'fetch':
         parts.push(`fetch(${shortHex(a.hash)} from ${a.from})`);
