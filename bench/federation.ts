@@ -257,7 +257,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     loading = true;
     // How m0's views ended while loading: by a commit, by a quorum of NEW-VIEWs (a view that failed), or by a QC seen ahead.
     const m0Metrics = memberTargets(path.join(dir, 'm0')).targets.consensus;
-    const viewCauses = () => (m0Metrics ? scrapeByLabel(m0Metrics, 'btcfed_consensus_view_changes_total', 'cause').catch(() => undefined) : Promise.resolve(undefined));
+    const viewCauses = async () => (m0Metrics ? scrapeByLabel(m0Metrics, 'btcfed_consensus_view_changes_total', 'cause') : undefined);
     const views0 = await viewCauses();
     const loadCpu0 = cpuSnapshot(net.procs);
     const start = Date.now();

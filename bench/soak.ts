@@ -21,7 +21,7 @@ import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts
 import { memberPorts } from '../cli/init.ts';
 import { BASE_PORT, Federation } from '../test/testbed/federation.ts';
 import { unavailableReason } from '../test/testbed/netns.ts';
-import { benchDevnet, offerLoad, printMachine, processRssMiB, processRssSplitMiB, table } from './support.ts';
+import { benchDevnet, offerLoad, printMachine, processRssMiB, processRssSplitMiB, scrapeMetrics, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, rate: { type: 'string', default: '300' },
@@ -125,15 +125,6 @@ function gauge(text: string, name: string, label = ''): number {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
-async function scrape(url: string): Promise<string> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    return await r.text();
-  } catch {
-    return '';
-  }
-}
-
 async function sample(t: Target, t0: number, load: { accepted: number; refused: number }): Promise<Sample> {
   const rss: Record<string, number> = {};
   const anon: Record<string, number> = {};
@@ -148,7 +139,7 @@ async function sample(t: Target, t0: number, load: { accepted: number; refused: 
   }
   let connected = 0;
   for (let i = 0; i < N; i++) {
-    const pages = await Promise.all(t.metricsUrls(i).map(scrape));
+    const pages = await Promise.all(t.metricsUrls(i).map(scrapeMetrics));
     SERVICES.forEach((s, k) => {
       heap[s] = (heap[s] ?? 0) + gauge(pages[k]!, 'nodejs_heap_size_used_bytes') / 2 ** 20;
       external[s] = (external[s] ?? 0) + gauge(pages[k]!, 'nodejs_external_memory_bytes') / 2 ** 20;

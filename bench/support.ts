@@ -53,10 +53,23 @@ export function printMachine(title: string, extra: string[] = []): void {
   console.log('');
 }
 
-/** CPU time a process has used so far (user + system, ms), from /proc; undefined once it is gone. */
-/** The samples of one metric from a Prometheus text endpoint (HOST:PORT), summed by the value of `label` ('' when absent). */
-export async function scrapeByLabel(endpoint: string, name: string, label: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+/** A Prometheus text page (its URL), or '' when it cannot be read within 3 s. */
+export async function scrapeMetrics(url: string): Promise<string> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return await r.text();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The samples of one metric from a Prometheus text endpoint (HOST:PORT), summed by the value of
+ * `label` ('' when absent); undefined when the page cannot be read.
+ */
+export async function scrapeByLabel(endpoint: string, name: string, label: string): Promise<Map<string, number> | undefined> {
+  const text = await scrapeMetrics(`http://${endpoint}/metrics`);
+  if (!text) return undefined;
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -67,6 +80,7 @@ export async function scrapeByLabel(endpoint: string, name: string, label: strin
   return out;
 }
 
+/** CPU time a process has used so far (user + system, ms), from /proc; undefined once it is gone. */
 export function processCpuMs(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
