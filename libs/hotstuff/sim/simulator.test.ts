@@ -7,6 +7,11 @@ import assert from 'node:assert/strict';
 import { runScenario } from './simulator.ts';
 import type { Scenario } from './scenario.ts';
 
+/** The timers (ms) armed on entering a view after a commit, from a run's trace. */
+function timersAfterCommits(trace: readonly string[]): number[] {
+  return trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms, level \d+\)/.exec(l); return m ? [Number(m[1])] : []; });
+}
+
 function ok(s: Scenario) {
   const r = runScenario(s);
   assert.deepEqual(r.violations, [], JSON.stringify(r.violations.slice(0, 3)));
@@ -74,7 +79,7 @@ test('a silent leader does not ratchet the view timer up: its views end at the b
     liveness: { commits: 30, views: 100 } }, { trace: true });
   assert.deepEqual(r.violations, []);
   assert.ok(r.livenessMet);
-  const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms, level \d+\)/.exec(l); return m ? [Number(m[1])] : []; });
+  const timers = timersAfterCommits(r.trace);
   assert.ok(timers.length > 20);
   assert.ok(timers.every((ms) => ms === 100), `timers after commits: ${[...new Set(timers)].join(', ')} ms`);
 });
@@ -89,7 +94,7 @@ test('a leader that proposes and then stalls does not ratchet the view timer up:
     assert.ok(r.livenessMet);
     const stalled = r.trace.filter((l) => /view \d+ \(new-view-quorum\)/.test(l)).length;
     assert.ok(stalled > 10, `seed ${seed}: the leader stalled its views (${stalled} ended by NEW-VIEWs)`);
-    const timers = r.trace.flatMap((l) => { const m = /view \d+ \(commit\); timer\(v\d+, (\d+)ms, level \d+\)/.exec(l); return m ? [Number(m[1])] : []; });
+    const timers = timersAfterCommits(r.trace);
     assert.ok(timers.length > 20);
     assert.ok(timers.every((ms) => ms === 100), `seed ${seed}: timers after commits: ${[...new Set(timers)].join(', ')} ms`);
   }
