@@ -51,9 +51,10 @@ export function txHash(tx: Uint8Array): Uint8Array {
   return sha256(tx);
 }
 
-// A block of 10,000 transactions costs about 20,000 tree hashes at every member. A Hash object
-// per node (createHash, update × 3, digest) cost about 4 µs per transaction here; one scratch
-// buffer and the one-shot hash cost a third of that. Same bytes hashed, same tree.
+// A block of 10,000 transactions costs about 20,000 tree hashes at every member. One scratch
+// buffer and the one-shot hash instead of a Hash object per node (createHash, update × 3, digest)
+// took merkleRoot of 5,000 ids from 20.3 to 18.3 ms here: each call's fixed cost (about 1.6 µs,
+// whatever the input size) dominates. Same bytes hashed, same tree.
 const scratch = new Uint8Array(1 + 2 * HASH_BYTES);
 
 /** SHA-256(prefix ‖ a ‖ b?) through the one-shot hash and a reused buffer. */
