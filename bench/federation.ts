@@ -225,7 +225,11 @@ async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], di
   }
   const t1 = Date.now();
   await net.restart(leader, 'consensus');
-  const restarted = clients[leader]!;
+  // A new channel: the old one has been backing off its reconnects (up to two minutes) while the
+  // service was dead, which would time the client rather than the member.
+  clients[leader]!.close();
+  const restarted = consensusClient(path.join(dir, `m${leader}`));
+  clients[leader] = restarted;
   let catchUpMs: number | undefined;
   while (Date.now() - t1 < 60_000 && catchUpMs === undefined) {
     await new Promise((r) => setTimeout(r, 200));
