@@ -25,20 +25,63 @@ test('N = 1: a single member commits alone, block after block', () => {
   assert.equal(ofType(d.log, 'send').length + ofType(d.log, 'broadcast').length > 0, true);
 });
 
-test('a timeout signs and broadcasts NEW-VIEW(view+1) but does not move the view by itself', () => {
+test('a timeout signs NEW-VIEW(view+1) and sends it to every member but does not move the view by itself', () => {
   const k = new Kit(4);
   const d = k.engine(0);
   d.step({ type: 'start' });
   const out = d.step({ type: 'timer-fired', view: 1 });
-  const nv = ofType(out, 'broadcast')[0]?.message;
-  assert.equal(nv?.type, 'new-view');
-  if (nv?.type === 'new-view') assert.equal(nv.view, 2);
+  const sent = ofType(out, 'send');
+  assert.deepEqual(sent.map((a) => a.to), [1, 2, 3], 'to every other member');
+  for (const a of sent) {
+    assert.equal(a.message.type, 'new-view');
+    if (a.message.type === 'new-view') assert.equal(a.message.view, 2);
+  }
+  assert.equal(ofType(out, 'broadcast').length, 0);
   assert.equal(d.engine.view, 1);
   assert.equal(ofType(out, 'set-timer')[0]?.view, 1, 're-armed for the same view');
   const again = d.step({ type: 'timer-fired', view: 1 });
   assert.equal(ofType(again, 'sign').length, 0, 'the signed NEW-VIEW is re-sent, not re-signed');
-  assert.equal(ofType(again, 'broadcast').length, 1);
+  assert.deepEqual(ofType(again, 'send').map((a) => a.to), [1, 2, 3]);
   assert.deepEqual(d.step({ type: 'timer-fired', view: 0 }), [], 'stale timers are ignored');
+});
+
+test('a NEW-VIEW carries its QC to the target view\'s leader only; the others get a reference that still verifies', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b5 = k.block(5, k.genesis);
+  const pqc = k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]);
+  d.message({ type: 'qc', qc: pqc, sender: 1 }); // into view 5 with prepareQC 5
+  d.step({ type: 'blocks-fetched', blocks: [b5], qcs: [] });
+  const out = d.step({ type: 'timer-fired', view: 5 });
+  const byTo = new Map(ofType(out, 'send').map((a) => [a.to, a.message]));
+  const leader = 6 % 4;
+  const full = byTo.get(leader);
+  assert.ok(full?.type === 'new-view' && full.view === 6);
+  assert.deepEqual(full.highQC.signers, [1, 2, 3], 'the leader of view 6 gets the prepareQC with its signatures');
+  for (const to of [1, 3]) {
+    const m = byTo.get(to);
+    assert.ok(m?.type === 'new-view');
+    assert.deepEqual([m.highQC.signers, m.highQC.signatures], [[], []], `member ${to} gets a reference`);
+    assert.deepEqual([m.highQC.phase, m.highQC.view, toHex(m.highQC.blockHash)], [Phase.PREPARE, 5, toHex(b5.hash)]);
+    assert.equal(k.scheme.verify(m), true, 'the signature covers the reference');
+  }
+});
+
+test('NEW-VIEWs with a QC reference count as claims but teach no QC; a reference to another phase or a bad signature is refused', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b3 = k.block(3, k.genesis);
+  const ref = { ...k.qc(Phase.PREPARE, 3, b3, [1, 2, 3]), signers: [], signatures: [] };
+  const wrongPhase = d.message(k.newView(4, { ...ref, phase: Phase.COMMIT }, 1));
+  assert.equal(ofType(wrongPhase, 'rejected')[0]?.reason, 'invalid_qc');
+  const forged = { ...k.newView(4, ref, 1), signature: k.newView(4, ref, 2).signature };
+  assert.equal(ofType(d.message(forged), 'rejected')[0]?.reason, 'invalid_signature');
+  d.message(k.newView(4, ref, 1));
+  d.message(k.newView(4, ref, 2));
+  assert.equal(d.engine.view, 4, 'self (amplified at f+1) + 2 references = a quorum');
+  assert.equal(d.engine.safety.prepareQC.view, 0, 'a reference is not a QC: the highQC is still genesis');
 });
 
 test('a lagging member catches up from a higher QC, fetches, and commits parents first exactly once', () => {

@@ -14,6 +14,21 @@ export function qcKey(qc: QuorumCert): string {
   return `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
 }
 
+/**
+ * A QC reference: a QC's phase, view and block without its signatures. A NEW-VIEW carries one
+ * to every member but the target view's leader (synchronizer.ts): its signature covers exactly
+ * these three fields, so the claim verifies, and only the leader needs the QC itself. Never valid
+ * as a certificate: QcVerifier.check refuses it (no quorum of signers).
+ */
+export function qcRef(qc: QuorumCert): QuorumCert {
+  return { phase: qc.phase, view: qc.view, blockHash: qc.blockHash, signers: [], signatures: [] };
+}
+
+/** Whether `qc` is a reference (no signers, no signatures) rather than a certificate. The genesis QC has view 0. */
+export function isQcRef(qc: QuorumCert): boolean {
+  return qc.signers.length === 0 && qc.signatures.length === 0 && qc.view > 0;
+}
+
 export class QcVerifier {
   readonly #n: number;
   readonly #quorum: number;

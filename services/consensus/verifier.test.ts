@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
-import { blockHash, createSlhDsa, voteSigningBytes, type SlhDsa } from '#libs/crypto/index.ts';
-import { Phase, genesisBlock, type QuorumCert, type Vote } from '#libs/hotstuff/index.ts';
+import { blockHash, createSlhDsa, newViewSigningBytes, voteSigningBytes, type SlhDsa } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, type NewView, type QuorumCert, type Vote } from '#libs/hotstuff/index.ts';
 import { SignatureVerifier } from './verifier.ts';
 
 const CHAIN = 'verifier-test';
@@ -66,4 +66,18 @@ test('a good QC verifies, and its votes are cache hits afterwards', async () => 
   assert.equal(calls(), 15);
   assert.deepEqual(await v.verifyQc(good), { ok: true });
   assert.equal(calls(), 15);
+});
+
+test('a NEW-VIEW with a QC reference costs one verification, its own; a forged one is refused', async () => {
+  const ref: QuorumCert = { phase: Phase.PREPARE, view: 9, blockHash: blockHashOf, signers: [], signatures: [] };
+  const bytes = newViewSigningBytes({ chainId: CHAIN, view: 10, highQC: ref });
+  const nv: NewView = { type: 'new-view', view: 10, highQC: ref, sender: 3, signature: await real.sign(keys[3]!.secretKey, bytes) };
+  const { dsa, calls } = counting();
+  const v = verifierWith(dsa);
+  assert.deepEqual(await v.verifyMessage(nv), { ok: true });
+  assert.equal(calls(), 1);
+  assert.deepEqual(await v.verifyMessage({ ...nv, sender: 4 }), { ok: false, what: 'new-view', sender: 4 });
+  // With the QC's signatures it is checked as a QC: too few signers.
+  const full = { ...nv, highQC: { ...ref, signers: [0], signatures: [nv.signature] } };
+  assert.equal((await v.verifyMessage(full)).ok, false);
 });
