@@ -13,7 +13,7 @@ import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import { parseConfText } from '#libs/config/index.ts';
 import { dialTarget } from '#libs/rpc/index.ts';
 import { memberName, observerName } from './init.ts';
-import { NODE_FLAGS } from '#libs/service/node-flags.ts';
+import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
@@ -101,7 +101,7 @@ function start(service: Service, member: string, dir: string, args: string[]): P
   const fd = fs.openSync(logFile, 'a');
   const from = fs.fstatSync(fd).size;
   // Own process group: the terminal's Ctrl-C reaches us, and we stop the services in order.
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { cwd: ROOT, stdio: ['ignore', fd, fd], detached: true });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { cwd: ROOT, env: serviceEnv(), stdio: ['ignore', fd, fd], detached: true });
   fs.closeSync(fd);
   const pidFile = path.join(dir, 'run', `${service}.pid`);
   if (child.pid !== undefined) {

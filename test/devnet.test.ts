@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NODE_FLAGS } from '#libs/service/node-flags.ts';
+import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -47,6 +47,8 @@ test('devnet: services log to their own files, a killed service is started again
     for (const s of SERVICES) {
       const argv = fs.readFileSync(`/proc/${pidOf(dir, s)}/cmdline`, 'utf8').split('\0');
       assert.deepEqual(argv.slice(1, 1 + NODE_FLAGS.length), [...NODE_FLAGS], `${s} runs with the services' Node flags: ${argv.join(' ')}`);
+      const env = fs.readFileSync(`/proc/${pidOf(dir, s)}/environ`, 'utf8').split('\0');
+      assert.ok(env.includes(`NODE_COMPILE_CACHE=${serviceEnv().NODE_COMPILE_CACHE}`), `${s} runs with the compile cache`);
     }
 
     // The member logs warnings only (hot reload); the restarted gateway must still be seen ready.

@@ -103,6 +103,21 @@ describe('store: start-up', () => {
     }
   });
 
+  test('a service writes its compile cache once started, so a kill -9 still leaves it for the restart', async () => {
+    const m = await makeMember();
+    const cache = await fs.mkdtemp(path.join(m.dir, 'compile-cache-'));
+    const svc = startService('services/store/main.ts', ['--data-dir', m.dir, '--listen', '127.0.0.1:0', '--no-nats'], { NODE_COMPILE_CACHE: cache });
+    try {
+      await svc.waitFor((l) => l.msg === 'store ready');
+      svc.proc.kill('SIGKILL');
+      await svc.exited;
+      const files = (await fs.readdir(cache, { recursive: true })).length;
+      assert.ok(files > 100, `the store's modules are in the cache after a kill -9 (${files} entries)`);
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   test('a second store on the same data dir refuses to start', async () => {
     const m = await makeMember();
     const s = await startStore(m, ['--no-nats']);

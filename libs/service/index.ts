@@ -2,6 +2,7 @@
 // errors, and the shutdown sequence (stop taking work → drain gRPC → drain NATS → flush
 // logs), where a second signal forces the exit.
 
+import { flushCompileCache } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
 import path from 'node:path';
@@ -45,6 +46,9 @@ export interface Lifecycle {
 export function lifecycle(log: Logger, opts: { exit?: (code: number) => void; signals?: boolean } = {}): Lifecycle {
   const steps: ShutdownStep[] = [];
   const exit = opts.exit ?? ((code: number) => process.exit(code));
+  // Every static import is compiled by now: write the compile cache (libs/service/node-flags.ts)
+  // at once, not only at a clean exit, so a service that is killed still leaves it for its restart.
+  flushCompileCache();
   let stopping: Promise<void> | undefined;
 
   const stop = (reason: string): Promise<void> => {

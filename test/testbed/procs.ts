@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Host, Testbed } from './netns.ts';
+import { serviceEnv } from '#libs/service/node-flags.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -95,7 +96,7 @@ export class Runner {
     const out = fs.createWriteStream(s.logFile, { flags: 'a' });
     out.write(`\n=== testbed: start #${s.starts + 1} of ${s.name} on ${s.spec.host.name} (${s.spec.host.addr}) at ${new Date().toISOString()}\n`);
     // Own process group: a Ctrl-C in the terminal reaches the test, which stops everything itself.
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, args, { cwd: ROOT, env: serviceEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     s.child = child;
     s.starts++;
     s.expectDown = false;
