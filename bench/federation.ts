@@ -209,10 +209,11 @@ async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], di
   const witness = clients[next]!;
   const proc = net.procs.find((p) => p.member === `m${leader}` && p.service === 'consensus' && !p.exited);
   if (!proc?.child.pid) return undefined;
+  const t0 = Date.now();
+  proc.child.kill('SIGKILL'); // at once: at N = 4 a view lasts a few hundred ms
+  // The witness is still in the dead leader's view: its timer now is the one that has to run out.
   const endpoint = memberTargets(path.join(dir, `m${next}`)).targets.consensus;
   const timerS = endpoint ? (await scrapeByLabel(endpoint, 'btcfed_consensus_view_timeout_seconds', 'view'))?.get('') : undefined;
-  const t0 = Date.now();
-  proc.child.kill('SIGKILL');
   let recovered: number | undefined;
   let height = 0n;
   while (Date.now() - t0 < 120_000 && recovered === undefined) {
