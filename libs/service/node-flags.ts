@@ -1,7 +1,5 @@
-import path from 'node:path';
-
-// The Node.js (V8) flags and environment every service runs with: one list, used by `btcfed devnet`, the test bed
-// and written into each systemd unit's ExecStart (a test checks the units carry it).
+// The Node.js (V8) flags and environment every service runs with: one list, used by `btcfed
+// devnet`, the test bed and written into each systemd unit (a test checks the units carry them).
 //
 // --max-semi-space-size=32 (MiB, twice V8's default of 16): every service allocates short-lived
 // buffers of tens of kilobytes per message (SLH-DSA signatures of 17 kB, QCs of 50–260 kB,
@@ -20,13 +18,15 @@ import path from 'node:path';
 // scavenge at all. Set on one live consensus process of an N = 4 devnet (the others unchanged):
 // 27 → 5 major GCs in 20 s, its CPU 163 → 111 ms a second; docs/performance.md has the runs.
 
+import path from 'node:path';
+
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--incremental-marking-soft-trigger=70', '--incremental-marking-hard-trigger=90'];
 
 /**
  * Node's module compile cache: V8's compiled code of every module (TypeScript included), kept on
- * disk and reused while the file is unchanged. A service's start compiles about 1.7 s of CPU of
- * modules; with the cache it takes about 1.0 s. On a host that runs many processes (a devnet, the
- * tests) a restarted service is back that much sooner. Set through the environment because ESM
+ * disk and reused while the file is unchanged. Loading a service's modules cost 1.3–1.7 s of CPU
+ * here, 0.3–0.5 s less with the cache (docs/performance.md). On a host that runs many processes
+ * (a devnet, the tests) a restarted service is back that much sooner. Set through the environment because ESM
  * loads every static import before the first line of main.ts runs; the systemd units set it to
  * their CacheDirectory. An operator's own NODE_COMPILE_CACHE (or NODE_DISABLE_COMPILE_CACHE=1)
  * wins.
