@@ -34,6 +34,7 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { memberTargets } from '../cli/prometheus.ts';
 import { ms, printMachine, processCpuMs, processRssMiB, scrapeByLabel, stats, table } from './support.ts';
+import { targetRows } from './targets.ts';
 
 const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
@@ -195,6 +196,29 @@ interface Recovery {
  * ms until a block of a later view commits on the next member. Then the service is restarted
  * and the bench waits for it to catch up, so the load that follows meets a whole federation.
  */
+/** A histogram's sum and count over every member's consensus service, by one label's value. */
+type Totals = Map<string, { sum: number; count: number }>;
+async function histogramTotals(dir: string, name: string, label: string): Promise<Totals> {
+  const out: Totals = new Map();
+  for (let i = 0; i < N; i++) {
+    const endpoint = memberTargets(path.join(dir, `m${i}`)).targets.consensus;
+    if (!endpoint) continue;
+    const [sums, counts] = await Promise.all([scrapeByLabel(endpoint, `${name}_sum`, label), scrapeByLabel(endpoint, `${name}_count`, label)]);
+    for (const [k, sum] of sums ?? []) {
+      const t = out.get(k) ?? { sum: 0, count: 0 };
+      out.set(k, { sum: t.sum + sum, count: t.count + (counts?.get(k) ?? 0) });
+    }
+  }
+  return out;
+}
+
+/** Mean in ms of one label's observations between two snapshots; NaN when there were none. */
+function meanMsBetween(a: Totals, b: Totals, key: string): number {
+  const x = b.get(key);
+  const y = a.get(key) ?? { sum: 0, count: 0 };
+  return x && x.count > y.count ? ((x.sum - y.sum) / (x.count - y.count)) * 1000 : Number.NaN;
+}
+
 async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], dir: string): Promise<Recovery | undefined> {
   // Not m0: the bench reads commits from it.
   let s = await call(clients[0]!.getStatus.bind(clients[0]!), {}, { deadlineMs: 5000 });
@@ -296,6 +320,13 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const warmDeadline = warmMs + 60_000;
     while ((blocks < warmUntil || Date.now() < warmMs) && Date.now() < warmDeadline) await new Promise((r) => setTimeout(r, 100));
     idleIntervals.length = 0;
+    // Where an idle view's time goes: each QC's time after the proposal as its leader saw it,
+    // and the signer's round trip per request, over every member.
+    const anatomy = async () => Promise.all([
+      histogramTotals(dir, 'btcfed_consensus_qc_formation_seconds', 'phase'),
+      histogramTotals(dir, 'btcfed_consensus_signer_latency_seconds', 'kind'),
+    ]);
+    const anatomy0 = await anatomy();
     const idleCpu0 = cpuSnapshot(net.procs);
     const idleT0 = Date.now();
     const idleBlocks0 = blocks;
@@ -305,6 +336,10 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const idleSeconds = (Date.now() - idleT0) / 1000;
     const idleBlocks = blocks - idleBlocks0;
     const idle = stats(idleIntervals);
+    const anatomy1 = await anatomy();
+    const orNa = (x: number): string => (Number.isFinite(x) ? ms(x) : 'n/a');
+    const qcAt = (phase: string): string => orNa(meanMsBetween(anatomy0[0], anatomy1[0], phase));
+    const signerRt = (kind: string): string => orNa(meanMsBetween(anatomy0[1], anatomy1[1], kind));
     const recovery = f.recovery ? await leaderRecovery(net, clients, dir).catch(() => undefined) : undefined;
     const rss = new Map<string, number>();
     const sampleRss = () => {
@@ -369,12 +404,23 @@ async function runOnce(backend: BackendName): Promise<string[]> {
         [`signing floor: 3 signs + ${quorumSize(N)} verifies (ms)`, '', ms(floor.floorMs)],
         ['idle block interval / signing floor', '', (idle.p50 / floor.floorMs).toFixed(2)],
         ['loaded block interval / signing floor', '', (iv.p50 / floor.floorMs).toFixed(2)],
+        ['idle view as its leader saw it: prepare / pre-commit / commit QC after the proposal (ms, mean)', '',
+          `${qcAt('prepare')} / ${qcAt('pre-commit')} / ${qcAt('commit')}`],
+        ['idle signer round trip: proposal / PREPARE / PRE-COMMIT / COMMIT vote (ms, mean; one signature above)', '',
+          `${signerRt('proposal')} / ${signerRt('vote-1')} / ${signerRt('vote-2')} / ${signerRt('vote-3')}`],
         [`CPU floor: ${cpu.signs} signs + ${cpu.verifies} verifies per view over ${cpu.cores} cores (ms)`, '', ms(cpu.floorMs)],
         ['idle block interval / CPU floor', '', (idle.p50 / cpu.floorMs).toFixed(2)],
         [`  with the signers' own QC checks (+${cpu.signerChecks} verifies, ms)`, '', ms(cpu.withSignerMs)],
         ['idle block interval / CPU floor with the signers\' checks', '', (idle.p50 / cpu.withSignerMs).toFixed(2)],
         ...cpuRows,
       ]),
+      '',
+      table(['target (issue 11)', 'measured', 'verdict'], targetRows({
+        members: N, openRate, throughputTxS: committedTxs / ((end - start) / 1000), committedTxs,
+        idleP50Ms: idle.p50, cpuFloorMs: cpu.floorMs, latencyP50Ms: lat.p50, latencyP99Ms: lat.p99,
+        recoveryMs: recovery?.ms, perMemberTxUs: perMemberTx.length ? stats(perMemberTx).mean : undefined,
+        rssPerMemberMiB: [...rss.values()].reduce((a, b) => a + b, 0),
+      }).map((t) => [t.target, t.measured, t.verdict])),
     ];
   } finally {
     process.off('SIGINT', interrupt);
