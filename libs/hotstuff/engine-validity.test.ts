@@ -180,3 +180,75 @@ test('the QCs of fetched blocks are persisted with them, so this member can serv
   const persisted = ofType(out, 'persist').flatMap((p) => p.qcs.map((q) => `${q.view}/${q.phase}`));
   for (const q of qcs) assert.ok(persisted.includes(`${q.view}/${q.phase}`), `QC of view ${q.view} (phase ${q.phase}) persisted`);
 });
+
+/**
+ * An engine whose content check also refuses transactions already in the committed log, like
+ * the service's (libs/blocks), and which can ask whether a block is the committed one at its
+ * height: the log is what the 'commit' actions of earlier steps wrote, as the driver writes it
+ * before the next event.
+ */
+function checkedWithLog(k: Kit, self: number): { d: Driven; step: (e: Parameters<Driven['step']>[0]) => ReturnType<Driven['step']> } {
+  const log = new Set<string>();
+  const checkBlock = (b: Block, parent: Block | undefined): string | null => {
+    if (!bytesEqual(k.scheme.digest(...b.txs), b.header.txRoot)) return 'tx_root does not match the transactions';
+    if (parent && !bytesEqual(k.scheme.digest(parent.header.stateHash, k.scheme.digest(...b.txs)), b.header.stateHash)) return 'state_hash does not follow from the parent';
+    for (const tx of b.txs) if (log.has(toHex(tx))) return `transaction ${toHex(tx).slice(0, 8)} is already committed`;
+    return null;
+  };
+  const heights = new Map<number, string>();
+  const isCommittedBlock = (hash: Uint8Array, height: number): boolean => heights.get(height) === toHex(hash);
+  const d = new Driven(k, self, createEngine(k.config(self), { ...k.deps, checkBlock, isCommittedBlock }));
+  const step = (e: Parameters<Driven['step']>[0]) => {
+    const out = d.step(e);
+    for (const c of ofType(out, 'commit')) {
+      for (const b of c.blocks) {
+        heights.set(b.header.height, toHex(b.hash));
+        for (const tx of b.txs) log.add(toHex(tx));
+      }
+    }
+    return out;
+  };
+  return { d, step };
+}
+
+test('blocks the member has committed since it asked for them are not checked again, and nobody is blamed for them', () => {
+  const k = new Kit(4);
+  const { d, step } = checkedWithLog(k, 0);
+  step({ type: 'start' });
+  const chain: Block[] = [];
+  let parent = k.genesis;
+  for (let v = 1; v <= 8; v++) chain.push((parent = k.block(v, parent)));
+  // View 8's prepareQC and lock (so the tree keeps nothing below the tip once it commits), then its commitQC.
+  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PREPARE, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  // Two servers were asked (a retry); the first answer commits 1..8.
+  const first = step({ type: 'blocks-fetched', blocks: chain, qcs: [k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3])], from: 1 });
+  assert.equal(d.engine.committed.header.height, 8);
+  assert.deepEqual(reasons(first), []);
+  // The second, slower answer carries the same blocks, each with the QC that certifies it.
+  const late = step({ type: 'blocks-fetched', blocks: chain, qcs: chain.map((b, i) => k.qc(Phase.PREPARE, i + 1, b, [1, 2, 3])), from: 2 });
+  assert.ok(!reasons(late).includes('invalid_block'), `an honest server is not blamed: ${JSON.stringify(ofType(late, 'rejected'))}`);
+  assert.equal(d.engine.committed.header.height, 8);
+});
+
+test('a proposal replayed after catch-up committed its block fails on the log: no vote, and its leader is not blamed', () => {
+  const k = new Kit(4);
+  const { d, step } = checkedWithLog(k, 0);
+  step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const b2 = k.block(2, b1);
+  // View 2's proposal arrives early and is buffered (the member is in view 1).
+  step({ type: 'message', message: k.proposal(2, b2, k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])) });
+  // Catch-up commits b1 and b2 (certified by view 2's commitQC in the answer); the log has them.
+  step({ type: 'blocks-fetched', blocks: [b1, b2], qcs: [k.qc(Phase.COMMIT, 2, b2, [1, 2, 3])], from: 1 });
+  assert.equal(d.engine.committed.header.height, 2);
+  assert.equal(d.engine.view, 1);
+  // View 2's prepareQC moves the member on; the buffered proposal is replayed and checked.
+  const out = step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PREPARE, 2, b2, [1, 2, 3]), sender: 2 } });
+  assert.equal(d.engine.view, 2);
+  const rejected = ofType(out, 'rejected').map((r) => [r.from, r.reason]);
+  assert.ok(!rejected.some(([, reason]) => reason === 'invalid_block'), `the leader is not blamed: ${JSON.stringify(rejected)}`);
+  assert.ok(rejected.some(([from, reason]) => from === 2 && reason === 'stale'), 'the proposal is dropped as decided');
+  assert.deepEqual(voteRequests(out).filter((v) => v.phase === Phase.PREPARE), [], 'no PREPARE vote for a committed block');
+});

@@ -160,5 +160,11 @@ export interface EngineDeps {
    * the committed tip. The service passes libs/blocks `blockError`; absent, content is not checked.
    */
   checkBlock?(block: Block, parent: Block | undefined, ancestors: readonly Block[]): string | null;
+  /**
+   * Is this exact block in the committed log (at that height)? A block committed here since it
+   * was asked for, or proposed, fails checkBlock on the log that holds its transactions; this
+   * tells that from a forgery, so nobody is blamed for it. Absent, such a failure is blamed.
+   */
+  isCommittedBlock?(hash: Hash, height: number): boolean;
   metrics?: EngineMetrics;
 }

@@ -7,7 +7,7 @@
 import { bytesEqual, shortHex, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { qcKey } from './qc.ts';
-import { commitWith, contentError, want } from './sync.ts';
+import { commitWith, committedHere, contentError, want } from './sync.ts';
 import { Phase, type Block, type Proposal, type QcAnnounce, type QuorumCert } from './types.ts';
 
 /** How far ahead a proposal may be buffered until this member reaches its view. */
@@ -67,7 +67,8 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
   }
   // Content (tx root, state hash from the now-known parent, exactly-once), re-run after a fetch.
   const bad = contentError(core, p.block, parent);
-  if (bad) return core.reject(p.sender, 'invalid_block', bad);
+  // A proposal that waited while catch-up committed its block fails on the log: no vote, no blame.
+  if (bad) return core.reject(p.sender, committedHere(core, p.block) ? 'stale' : 'invalid_block', bad);
   if (!safeNode(core, p)) return;
   core.storeBlock(p.block);
   if (!core.claimVote(p.view, Phase.PREPARE)) return;

@@ -80,6 +80,15 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
   }
 }
 
+/**
+ * This very block is in the committed log: its content check then fails on the log itself (its
+ * transactions are in it), which says nothing against whoever sent it. Only a block at or below
+ * the committed height can be; a different block there is no excuse.
+ */
+export function committedHere(core: EngineCore, block: Block): boolean {
+  return block.header.height <= core.tree.committed.header.height && core.deps.isCommittedBlock?.(block.hash, block.header.height) === true;
+}
+
 /** Why `block` (whose parent may be unknown) is invalid, or null; the ancestors come from the tree. */
 export function contentError(core: EngineCore, block: Block, parent: Block | undefined): string | null {
   const check = core.deps.checkBlock;
@@ -137,6 +146,13 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
     const parentHex = toHex(b.header.parentHash);
     const parent = core.tree.get(parentHex);
     const bad = contentError(core, b, parent);
+    if (bad && committedHere(core, b)) {
+      // Committed here since it was asked for (another answer came first): checked against the
+      // log it is now in, it fails for being there. Nobody to blame, nothing left to fetch.
+      core.wanted.delete(hex);
+      core.reject(null, 'stale', `fetched block ${shortHex(b.hash)} at height ${b.header.height}, committed up to ${core.tree.committed.header.height}`);
+      continue;
+    }
     if (bad) {
       // Kept wanted: the next retry asks someone else.
       core.reject(blame(from), 'invalid_block', `fetched block ${shortHex(b.hash)}: ${bad}`);

@@ -49,6 +49,10 @@ test('persist, commit, reopen: the record, the log, the tx index and the QCs com
   assert.equal(store.blockByHash(fork.hash), undefined);
   assert.equal(store.committedHeight(), 1);
   assert.deepEqual(store.blockAtHeight(1), b1);
+  assert.equal(store.isCommittedBlock(b1.hash, 1), true);
+  assert.equal(store.isCommittedBlock(fork.hash, 1), false, 'another block at a committed height is not the committed one');
+  assert.equal(store.isCommittedBlock(b1.hash, 2), false);
+  assert.equal(store.isCommittedBlock(b2.hash, 2), false, 'stored, not committed');
   assert.equal(store.qcFor(b1.hash)?.phase, Phase.COMMIT, 'the commitQC is kept over the prepareQC');
   assert.deepEqual(store.txLocation(txHash(enc('b'))), { height: 1, index: 1, blockHash: b1.hash });
   assert.equal(store.hasTx(txHash(enc('c'))), false, 'not committed yet');

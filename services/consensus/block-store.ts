@@ -192,6 +192,12 @@ export class BlockStore {
     return Number(this.#meta.get('committed') ?? 0);
   }
 
+  /** Is the block with this hash the one committed at `height`? One key read, nothing decoded. */
+  isCommittedBlock(hash: Hash, height: number): boolean {
+    const at = this.#heights.get(height);
+    return at !== undefined && Buffer.compare(at, hash) === 0;
+  }
+
   blockAtHeight(height: number): Block | undefined {
     const hash = this.#heights.get(height);
     return hash ? this.blockByHash(plain(hash)) : undefined;

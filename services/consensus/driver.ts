@@ -65,7 +65,8 @@ export class ConsensusDriver {
     this.#deps = deps;
     const validity = { chainId: opts.engine.chainId, hashBlock: deps.store.hashBlock, isCommitted: (id: Uint8Array) => deps.store.hasTx(id) };
     const engineDeps = { hashBlock: deps.store.hashBlock, verify: deps.verifier.verifySync,
-      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity) };
+      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity),
+      isCommittedBlock: (hash: Uint8Array, height: number) => deps.store.isCommittedBlock(hash, height) };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(this.#genesis);
     this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
