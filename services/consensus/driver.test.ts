@@ -24,7 +24,15 @@ const N = 4;
 const CHAIN = 'driver-test';
 const dsa = createSlhDsa();
 const keys: KeyPair[] = Array.from({ length: N }, () => dsa.generateKeyPair());
-const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+/** Warnings and worse are kept (for the tests that check what an operator is told); TEST_LOG=level prints them too. */
+const warnings: Record<string, unknown>[] = [];
+const log = pino({ level: process.env.TEST_LOG ?? 'warn' }, {
+  write: (line: string) => {
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    if (Number(entry['level']) >= 40) warnings.push(entry);
+    if (process.env.TEST_LOG) process.stderr.write(line);
+  },
+});
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
@@ -226,6 +234,9 @@ test('a validator that serves forged blocks or floods block requests is struck a
   for (let k = 0; k < 20; k++) victim.driver.enqueue({ type: 'blocks-fetched', blocks: [forged], qcs: [qc], from: 3 });
   await until('validator 3 muted for serving forged blocks', () => victim.driver.penalties.muted(3), 10_000);
   assert.equal(victim.driver.penalties.muted(1), false);
+  const said = warnings.find((w) => w['msg'] === 'validator muted' && w['member'] === 0 && w['from'] === 3);
+  assert.equal(said?.['reason'], 'invalid_block', 'the warning names the offence');
+  assert.match(String(said?.['detail']), /^fetched block [0-9a-f]+.*: tx_root does not match/, 'and what was wrong with it');
   // Member 1: a flood of block requests from validator 2 (each one within the frame limits).
   const target = members[1]!;
   const request = (k: number) => encodeFrame(CHAIN, { type: 'block-request', requestId: k, hashes: [g.hash], fromHeight: k % 7, maxBlocks: 64 });

@@ -80,7 +80,7 @@ export class ConsensusDriver {
       },
       onOffence: (from, reason, detail) => {
         deps.observer?.rejected?.(from, reason, detail);
-        this.#penalize(from, reason, this.penalties.strike(from));
+        this.#penalize(from, reason, this.penalties.strike(from), detail);
       } });
     deps.log.info({ view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
   }
@@ -127,8 +127,9 @@ export class ConsensusDriver {
     return view;
   }
 
-  #penalize(from: number, reason: string, mutedForMs: number): void {
-    if (mutedForMs > 0) this.#deps.log.warn({ from, reason, mutedForMs }, 'validator muted');
+  /** Says which offence muted a validator, so an operator can tell a Byzantine peer from a false alarm. */
+  #penalize(from: number, reason: string, mutedForMs: number, detail?: string): void {
+    if (mutedForMs > 0) this.#deps.log.warn({ from, reason, detail, mutedForMs }, 'validator muted');
   }
 
   enqueue(event: EngineEvent): void {
@@ -206,7 +207,7 @@ export class ConsensusDriver {
         // A block that fails its content checks was signed (a proposal) or served (sync) by this
         // validator: an honest one never does either, so it is a strike.
         if (a.reason === 'invalid_block' && a.from !== null && a.from !== this.#opts.engine.self) {
-          this.#penalize(a.from, a.reason, this.penalties.strike(a.from));
+          this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
         }
         return;
       case 'evidence':
