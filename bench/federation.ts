@@ -36,7 +36,7 @@ import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { memberTargets } from '../cli/prometheus.ts';
-import { ms, printMachine, processCpuMs, processRssMiB, scrapeByLabel, stats, table } from './support.ts';
+import { ms, printMachine, processCpuMs, processRssMiB, samplesByLabel, scrapeByLabel, scrapeMetrics, stats, table } from './support.ts';
 import { targetRows } from './targets.ts';
 
 const { values: f } = parseArgs({ allowNegative: true, options: {
@@ -195,16 +195,20 @@ interface Recovery {
 
 /** A histogram's sum and count over every member's consensus service, by one label's value. */
 type Totals = Map<string, { sum: number; count: number }>;
-async function histogramTotals(dir: string, name: string, label: string): Promise<Totals> {
-  const out: Totals = new Map();
+
+/** Each histogram's totals (by its label), from one scrape of every member's consensus service. */
+async function histogramTotals(dir: string, histograms: readonly { name: string; label: string }[]): Promise<Totals[]> {
+  const out: Totals[] = histograms.map(() => new Map());
   for (let i = 0; i < N; i++) {
     const endpoint = memberTargets(path.join(dir, `m${i}`)).targets.consensus;
-    if (!endpoint) continue;
-    const [sums, counts] = await Promise.all([scrapeByLabel(endpoint, `${name}_sum`, label), scrapeByLabel(endpoint, `${name}_count`, label)]);
-    for (const [k, sum] of sums ?? []) {
-      const t = out.get(k) ?? { sum: 0, count: 0 };
-      out.set(k, { sum: t.sum + sum, count: t.count + (counts?.get(k) ?? 0) });
-    }
+    const text = endpoint ? await scrapeMetrics(`http://${endpoint}/metrics`) : '';
+    histograms.forEach(({ name, label }, h) => {
+      const counts = samplesByLabel(text, `${name}_count`, label);
+      for (const [k, sum] of samplesByLabel(text, `${name}_sum`, label)) {
+        const t = out[h]!.get(k) ?? { sum: 0, count: 0 };
+        out[h]!.set(k, { sum: t.sum + sum, count: t.count + (counts.get(k) ?? 0) });
+      }
+    });
   }
   return out;
 }
@@ -325,9 +329,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     idleIntervals.length = 0;
     // Where an idle view's time goes: each QC's time after the proposal as its leader saw it,
     // and the signer's round trip per request, over every member.
-    const anatomy = async () => Promise.all([
-      histogramTotals(dir, 'btcfed_consensus_qc_formation_seconds', 'phase'),
-      histogramTotals(dir, 'btcfed_consensus_signer_latency_seconds', 'kind'),
+    const anatomy = async () => histogramTotals(dir, [
+      { name: 'btcfed_consensus_qc_formation_seconds', label: 'phase' },
+      { name: 'btcfed_consensus_signer_latency_seconds', label: 'kind' },
     ]);
     const anatomy0 = await anatomy();
     const idleCpu0 = cpuSnapshot(net.procs);
@@ -341,8 +345,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const idle = stats(idleIntervals);
     const anatomy1 = await anatomy();
     const orNa = (x: number): string => (Number.isFinite(x) ? ms(x) : 'n/a');
-    const qcAt = (phase: string): string => orNa(meanMsBetween(anatomy0[0], anatomy1[0], phase));
-    const signerRt = (kind: string): string => orNa(meanMsBetween(anatomy0[1], anatomy1[1], kind));
+    const qcAt = (phase: string): string => orNa(meanMsBetween(anatomy0[0]!, anatomy1[0]!, phase));
+    const signerRt = (kind: string): string => orNa(meanMsBetween(anatomy0[1]!, anatomy1[1]!, kind));
     const recovery = f.recovery ? await leaderRecovery(net, clients, dir).catch(() => undefined) : undefined;
     const rss = new Map<string, number>();
     const sampleRss = () => {

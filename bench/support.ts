@@ -69,7 +69,11 @@ export async function scrapeMetrics(url: string): Promise<string> {
  */
 export async function scrapeByLabel(endpoint: string, name: string, label: string): Promise<Map<string, number> | undefined> {
   const text = await scrapeMetrics(`http://${endpoint}/metrics`);
-  if (!text) return undefined;
+  return text ? samplesByLabel(text, name, label) : undefined;
+}
+
+/** The samples of one metric in a Prometheus text page, summed by the value of `label` ('' when absent). */
+export function samplesByLabel(text: string, name: string, label: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);

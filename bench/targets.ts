@@ -57,9 +57,9 @@ export function targetRows(r: RunFigures): TargetRow[] {
     const ratio = r.idleP50Ms / r.cpuFloorMs;
     rows.push(row(`idle block interval within ${t.idleOverCpuFloor}× the CPU floor`,
       Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : 'n/a', Number.isFinite(ratio) ? ratio <= t.idleOverCpuFloor : undefined));
-    rows.push(r.openRate === undefined
-      ? row(`at least ${n(t.n4ThroughputTxS)} committed tx/s (closed loop)`, `${n(r.throughputTxS)} tx/s`, r.throughputTxS >= t.n4ThroughputTxS)
-      : row(`at least ${n(t.n4ThroughputTxS)} committed tx/s (closed loop)`, 'open loop: run without --rate', undefined));
+    const closed = r.openRate === undefined;
+    rows.push(row(`at least ${n(t.n4ThroughputTxS)} committed tx/s (closed loop)`, closed ? `${n(r.throughputTxS)} tx/s` : 'open loop: run without --rate',
+      closed ? r.throughputTxS >= t.n4ThroughputTxS : undefined));
     const open = r.openRate !== undefined && r.openRate >= t.openRateTxS && committed;
     rows.push(row(`open loop of ${n(t.openRateTxS)} tx/s: commit latency p50 < ${t.openP50Ms / 1000} s, p99 < ${t.openP99Ms / 1000} s`,
       open ? `${n(r.latencyP50Ms)} / ${n(r.latencyP99Ms)} ms at ${n(r.openRate!)} tx/s offered` : `run with --rate ${t.openRateTxS}`,
