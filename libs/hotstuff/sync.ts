@@ -81,9 +81,10 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
 }
 
 /**
- * This very block is in the committed log: its content check then fails on the log itself (its
- * transactions are in it), which says nothing against whoever sent it. Only a block at or below
- * the committed height can be; a different block there is no excuse.
+ * This very block is in the committed log, so its content check would fail on the log itself
+ * (its transactions are in it), which says nothing against whoever sent it. Only a block at or
+ * below the committed height can be (checked first, for free); a different block there is no
+ * excuse. The caller has checked the block's hash against its header.
  */
 export function committedHere(core: EngineCore, block: Block): boolean {
   return block.header.height <= core.tree.committed.header.height && core.deps.isCommittedBlock?.(block.hash, block.header.height) === true;
@@ -145,14 +146,15 @@ function acceptLinked(core: EngineCore, blocks: Block[], qcs: readonly QuorumCer
   for (const { b, hex, from } of linked) {
     const parentHex = toHex(b.header.parentHash);
     const parent = core.tree.get(parentHex);
-    const bad = contentError(core, b, parent);
-    if (bad && committedHere(core, b)) {
-      // Committed here since it was asked for (another answer came first): checked against the
-      // log it is now in, it fails for being there. Nobody to blame, nothing left to fetch.
+    if (committedHere(core, b)) {
+      // Committed here since it was asked for (another answer came first): one key read instead
+      // of a content check that would fail on the log holding its transactions. Nobody to
+      // blame, nothing left to fetch.
       core.wanted.delete(hex);
       core.reject(null, 'stale', `fetched block ${shortHex(b.hash)} at height ${b.header.height}, committed up to ${core.tree.committed.header.height}`);
       continue;
     }
+    const bad = contentError(core, b, parent);
     if (bad) {
       // Kept wanted: the next retry asks someone else.
       core.reject(blame(from), 'invalid_block', `fetched block ${shortHex(b.hash)}: ${bad}`);
