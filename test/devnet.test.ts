@@ -1,7 +1,8 @@
 // `btcfed devnet` as an operator runs it (the real CLI, a real 1-member federation of four
 // processes): each service writes its own log and pid file, a service that dies is started
 // again (also when the member logs warnings only: its ready line is written at any level), and
-// when the devnet parent itself dies the services keep running and keep logging.
+// when the devnet parent itself dies the services keep running and keep logging, up to a clean
+// shutdown with a client still attached.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
+import { consensusClient } from '../cli/client.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -72,8 +74,15 @@ test('devnet: services log to their own files, a killed service is started again
     await new Promise((r) => cli.once('exit', r));
     const consensus = pidOf(dir, 'consensus')!;
     assert.ok(alive(consensus), 'consensus outlives the devnet parent');
+    // A follower's stream stays open, so the gRPC server waits out its grace period (3 s) while
+    // the other timers of the service (its 2 s ListPeers poll) keep firing: shutdown must still end cleanly.
+    const client = consensusClient(path.join(dir, 'm0'));
+    const follower = client.streamCommits({ fromHeight: 0, headersOnly: true });
+    follower.on('error', () => undefined);
+    await new Promise((r) => follower.once('data', r));
     process.kill(consensus, 'SIGTERM');
     await until('consensus to stop', () => !alive(consensus), 20_000);
+    client.close();
     const log = logOf(dir, 'consensus');
     assert.match(log.trim().split('\n').at(-1)!, /"msg":"stopped"/, 'its shutdown lines were written after the parent died');
   } finally {

@@ -159,7 +159,10 @@ async function main(): Promise<void> {
       self, leaderOf: (v) => roundRobinLeader(v, n),
       driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
-    life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
+    // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
+    // throws, and during the gRPC servers' grace period it crashed the shutdown ('stopped' never logged).
+    let poll: NodeJS.Timeout | undefined;
+    life.add({ name: 'gateway-link', run: () => { clearInterval(poll); link.close(); gatewayClient.close(); } });
 
     // Declared before the servers exist: a GetStatus right after bind must not meet an uninitialised binding (it answered INTERNAL).
     let peers: PeerSummary[] = [];
@@ -196,7 +199,7 @@ async function main(): Promise<void> {
     const readiness = setInterval(() => server.setServing(consensusServiceName, notReady().length === 0), 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
-    const poll = setInterval(() => {
+    poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {
         if (err || !res) return;
@@ -216,7 +219,7 @@ async function main(): Promise<void> {
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
-    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(poll); clearInterval(readiness); } });
+    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(readiness); } });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
