@@ -37,13 +37,14 @@ export function adminClient(memberDir: string, address?: string): AdminServiceCl
   return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security: memberSecurity(conf, memberDir, 'operator').client });
 }
 
-export async function admin(client: AdminServiceClient, action: string): Promise<void> {
+export async function admin(client: AdminServiceClient, action: string, validator?: number): Promise<void> {
   switch (action) {
+    case 'unmute': console.log(JSON.stringify(await call(client.unmute.bind(client), { validator: validator ?? 0 }))); return;
     case 'pause': console.log(JSON.stringify(await call(client.pause.bind(client), {}))); return;
     case 'resume': console.log(JSON.stringify(await call(client.resume.bind(client), {}))); return;
     case 'force-view-change': console.log(JSON.stringify(await call(client.forceViewChange.bind(client), {}))); return;
     case 'dump': console.log((await call(client.dumpState.bind(client), {})).stateJson); return;
-    default: throw new Error(`admin: unknown action "${action}" (pause, resume, force-view-change, dump)`);
+    default: throw new Error(`admin: unknown action "${action}" (pause, resume, force-view-change, unmute, dump)`);
   }
 }
 

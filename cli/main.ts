@@ -236,12 +236,14 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
 
   program.command('admin')
     .description('operator actions on a member\'s consensus, with its operator certificate (tls/operator.pem)')
-    .addArgument(new Argument('<action>', 'what to do').choices(['pause', 'resume', 'force-view-change', 'dump']))
+    .addArgument(new Argument('<action>', 'what to do').choices(['pause', 'resume', 'force-view-change', 'unmute', 'dump']))
     .addOption(memberOpt())
     .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
-    .action(async (action: string, o: { member: string; admin?: string }) => {
+    .option('--validator <index>', 'unmute: the validator to forgive (its index in the set)', nonNegativeInt)
+    .action(async (action: string, o: { member: string; admin?: string; validator?: number }) => {
+      if (action === 'unmute' && o.validator === undefined) throw new UsageError('admin unmute needs --validator <index>');
       const client = adminClient(path.resolve(o.member), o.admin);
-      try { await admin(client, action); } finally { client.close(); }
+      try { await admin(client, action, o.validator); } finally { client.close(); }
     });
 
   program.command('cert').description('certificates from a member\'s CA')

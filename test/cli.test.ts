@@ -44,7 +44,7 @@ test('bad option values are usage errors that name the option', () => {
     [['submit', '--timeout', 'soon'], /--timeout <duration>' argument 'soon' is invalid/],
     [['init', '--out', 'x', '--param-set', 'rsa'], /unknown parameter set "rsa"/],
     [['verify', '--height', '1', '--tx', 'zz'], /64 hex digits/],
-    [['admin', 'reboot'], /Allowed choices are pause, resume, force-view-change, dump/],
+    [['admin', 'reboot'], /Allowed choices are pause, resume, force-view-change, unmute, dump/],
     [['submit', '--member', 'fed/m0'], /nothing to submit/],
   ];
   for (const [args, why] of cases) {

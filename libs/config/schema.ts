@@ -107,6 +107,49 @@ export const natsSection = z.strictObject({
   }
 });
 
+/** A token bucket: tokens a second, and the most it holds (what a client may spend at once). */
+const bucket = (rate: number, burst: number, minBurst: number, why: string) => z.strictObject({
+  rate: z.number().positive().max(1e9).default(rate),
+  burst: z.number().int().min(minBurst, `must be at least ${minBurst} (${why})`).max(1e9).default(burst),
+}).prefault({});
+
+/**
+ * services.consensus.limits: what the public API (ConsensusService) gives one client — a verified
+ * client certificate, or without TLS an address — and all clients together. Refusals are
+ * RESOURCE_EXHAUSTED naming the key. See docs/consensus.md, "Client limits".
+ */
+export const consensusLimits = z.strictObject({
+  /** Clients whose budgets are tracked at once; the least recently seen without a stream is forgotten first. */
+  max_clients: z.number().int().min(2).max(1_000_000).default(4096),
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of the public listener: calls open at once on one connection. */
+  http2_max_concurrent_streams: z.number().int().min(1).max(1_000_000).default(100),
+  /** StreamCommits streams one client may hold open… */
+  streams_per_client: z.number().int().min(1).max(100_000).default(16),
+  /** …and all clients together. */
+  streams_total: z.number().int().min(1).max(100_000).default(128),
+  /** Read calls one client may have in flight, from admission until HTTP/2 has taken the whole answer… */
+  reads_in_flight_per_client: z.number().int().min(1).max(100_000).default(4),
+  /** …and all clients together. */
+  reads_in_flight_total: z.number().int().min(1).max(100_000).default(64),
+  /** A StreamCommits write the client has not taken for this long: the stream is cancelled (RESOURCE_EXHAUSTED) and its slot freed. */
+  stream_stall: duration('15s').refine((ms) => ms > 0, 'must be more than 0'),
+  /** A refused call is answered after this long, so a client that asks again at once (a flood) is slowed to a few calls a second per call it keeps open; 0 answers at once. */
+  refusal_delay: duration('1s').refine((ms) => ms <= 10_000, 'must be at most 10s'),
+  /** Bytes a stream may have written and not yet taken by the client before the next block is read (one block always may be). */
+  stream_buffer_bytes: z.number().int().min(4096).max(256 << 20).default(64 << 10),
+  /**
+   * Read units a second per client: 1 a call and 1 a block it may return (GetStatus 1, GetBlock 2,
+   * ListBlocks 1 + limit), a proof 10, a streamed block 1 (streams wait for budget, not refused)…
+   */
+  read_per_client: bucket(200, 5000, 101, 'a ListBlocks of 100 costs 101'),
+  /** …and for all clients together. */
+  read_total: bucket(1000, 20_000, 101, 'a ListBlocks of 100 costs 101'),
+  /** Transactions offered a second (SubmitTransaction(s), accepted or not) per client; a call of more than the burst never passes… */
+  submit_per_client: bucket(20_000, 40_000, 1, 'a call carries at least one'),
+  /** …and for all clients together. */
+  submit_total: bucket(50_000, 100_000, 1, 'a call carries at least one'),
+}).prefault({});
+
 /** consensus.chain_id (and the genesis file's): what every signature of the chain is bound to. */
 export const chainId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -');
 
@@ -150,6 +193,7 @@ export const confSchema = z.strictObject({
       /** With tls: the client certificates (SHA-256 fingerprints) AdminService accepts; empty = any the CA signed. */
       admin_clients: z.array(fingerprint).default([]),
       metrics: metricsEndpoint,
+      limits: consensusLimits,
     }).prefault({}),
     signer: z.strictObject({ address: endpoint('127.0.0.1:7400') }).prefault({}),
   }).prefault({}),
@@ -173,6 +217,19 @@ export const confSchema = z.strictObject({
     max_tx_bytes: z.number().int().min(1).max(1024 * 1024).default(64 * 1024),
     mempool_max_txs: z.number().int().min(1).max(10_000_000).default(200_000),
     /**
+     * Transactions a member takes from each other validator a second (hand-offs of clients'
+     * transactions, in bursts of one second's worth); beyond, they are refused and count towards
+     * muting the sender. Members hand each leader at most 80 % of it. Same on every member.
+     */
+    handoff_txs_per_second: z.number().int().min(100).max(10_000_000).default(5_000),
+    /**
+     * Block time: a member votes for a proposal only when its time is at most this far ahead of
+     * its own clock (how far the members' clocks may disagree; keep them synchronised, NTP)…
+     */
+    block_time_drift: duration('2s', { positive: true }),
+    /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
+    block_time_max_delay: duration('30s', { positive: true }),
+    /**
      * Observer only: the peers (libp2p peer ids, other observers, say) it asks for blocks while any
      * of them is connected; empty, or none connected: the validators.
      */
@@ -194,6 +251,7 @@ export const confSchema = z.strictObject({
   if (isNum(c.max_tx_bytes) && isNum(c.max_block_bytes) && c.max_tx_bytes > c.max_block_bytes) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
   }
+  checkLimits(conf.services?.consensus?.limits, ctx);
   checkValidators(conf.validators, conf.crypto?.param_set, ctx);
   const name = conf.node?.name;
   const role = conf.node?.role;
@@ -210,6 +268,28 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 type Validator = z.output<typeof validator>;
+
+/** A client's share within the whole: per-client counts within the totals, max_clients above what clients can hold (so one holding nothing can always be forgotten), per-client rates within the totals. */
+function checkLimits(l: Partial<z.output<typeof consensusLimits>> | undefined, ctx: z.RefinementCtx): void {
+  if (!isRecord(l)) return;
+  const at = (key: string) => ['services', 'consensus', 'limits', key];
+  if (isNum(l.streams_per_client) && isNum(l.streams_total) && l.streams_per_client > l.streams_total) {
+    ctx.addIssue({ code: 'custom', path: at('streams_per_client'), message: 'must not exceed streams_total' });
+  }
+  if (isNum(l.reads_in_flight_per_client) && isNum(l.reads_in_flight_total) && l.reads_in_flight_per_client > l.reads_in_flight_total) {
+    ctx.addIssue({ code: 'custom', path: at('reads_in_flight_per_client'), message: 'must not exceed reads_in_flight_total' });
+  }
+  if (isNum(l.max_clients) && isNum(l.streams_total) && isNum(l.reads_in_flight_total) && l.max_clients <= l.streams_total + l.reads_in_flight_total) {
+    ctx.addIssue({ code: 'custom', path: at('max_clients'), message: 'must exceed streams_total + reads_in_flight_total (a client holding a stream or a read is kept)' });
+  }
+  for (const kind of ['read', 'submit'] as const) {
+    const mine = l[`${kind}_per_client`];
+    const all = l[`${kind}_total`];
+    if (isRecord(mine) && isRecord(all) && isNum(mine.rate) && isNum(all.rate) && (mine.rate > all.rate || mine.burst > all.burst)) {
+      ctx.addIssue({ code: 'custom', path: at(`${kind}_per_client`), message: `must not exceed ${kind}_total (rate and burst)` });
+    }
+  }
+}
 
 /**
  * Keys of the parameter set's size; names, peer ids and keys unique. (conf.yaml and signer.yaml.)

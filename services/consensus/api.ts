@@ -1,7 +1,10 @@
-// The public gRPC API of a member (ConsensusService) and the operator's AdminService. Requests
+// The public gRPC API of a member (ConsensusService; the operator's AdminService is admin.ts). Requests
 // are validated here; FedError codes map to gRPC status in STATUS, the one place this service
-// does that. StreamCommits reads the committed log by height, so a slow client only lags — it
-// never makes the service buffer without bound.
+// does that. Every call is first admitted against its client's limits and the total (api-guard.ts:
+// open streams, reads in flight, read units, submitted transactions), before it costs anything. StreamCommits reads
+// the committed log by height and takes the next block only when the client has taken what was sent
+// (commit-stream.ts): a slow reader lags, holding a bounded number of bytes; one that stops reading
+// is cancelled after the stall time and its slot freed.
 //
 // ACCEPTED (a SubmitTransaction(s) answer without an error) is sent only once the transaction is
 // durable on this member's disk (the mempool journal, one group commit per call at most), or
@@ -13,18 +16,37 @@ import { FedError } from '#libs/errors/index.ts';
 import { merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
 import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
-import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
-import { TxStatus, type AdminServiceServer, type ConsensusServiceServer, type GetBlockResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
-import type { ConsensusDriver } from './driver.ts';
 import type { EvidenceLog } from './evidence.ts';
 import type { Mempool, OfferResult } from './mempool.ts';
 import type { MempoolJournal } from './mempool-journal.ts';
+import { consensusLimits } from '#libs/config/schema.ts';
+import { clientIdentity, limitsFromConf, REFUSAL_CODES, type ApiGuard } from './api-guard.ts';
+import { boundedStream, commitWireSize, type FlowOptions } from './commit-stream.ts';
 
 const MAX_BATCH_TXS = 10_000;
+/** ListBlocks answers at most this many blocks, and this many when asked for none. */
+const MAX_LIST = 100;
+const DEFAULT_LIST = 20;
 /** Blocks whose Merkle tree is kept for inclusion proofs (a 10,000-transaction block's is ~2 MiB). */
 const PROOF_TREES = 8;
+/**
+ * Read units, each about 0.3 CPU-ms of serving on this machine (measured over mutual TLS from a real
+ * LMDB store): a call costs 1 (GetStatus ~0.24 ms) and every block it may return 1 more (a block with
+ * its 128f QC ~0.3 ms, whether alone or in a page: GetBlock ~0.9 ms, a page of 100 ~30 ms), so
+ * ListBlocks is weighed by its limit. A proof may build a block's Merkle tree (two hashes per
+ * transaction, ~10 ms for 10,000): ten. A block StreamCommits sends is one.
+ */
+const BLOCK_WEIGHT = 1;
+const PROOF_WEIGHT = 10;
+const listWeight = (limit: number): number => 1 + limit * BLOCK_WEIGHT;
+/** ListBlocks yields to the event loop after this many blocks. */
+const LIST_SLICE = 8;
+/** Without configured limits (tests of other methods): what services.consensus.limits defaults to. */
+const DEFAULT_FLOW: FlowOptions = limitsFromConf(consensusLimits.parse({})).flow;
 
 const STATUS = statusTable({
   TX_EMPTY: grpc.status.INVALID_ARGUMENT,
@@ -38,6 +60,10 @@ const STATUS = statusTable({
   STORE_CORRUPT: grpc.status.DATA_LOSS,
   RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
+  [REFUSAL_CODES.streams]: grpc.status.RESOURCE_EXHAUSTED,
+  [REFUSAL_CODES.stalled]: grpc.status.RESOURCE_EXHAUSTED,
+  [REFUSAL_CODES.rate]: grpc.status.RESOURCE_EXHAUSTED,
+  [REFUSAL_CODES.clients]: grpc.status.RESOURCE_EXHAUSTED,
 });
 
 export interface ValidatorInfo { name: string; peerId: string; publicKey: Uint8Array }
@@ -87,8 +113,13 @@ export interface ApiDeps {
   /** Resolves after the next commit (or when `signal` aborts). */
   nextCommit(signal: AbortSignal): Promise<void>;
   rejected?: (method: string, code: string) => void;
+  /** Per-client and total limits; without them (tests of other methods) every call is admitted. */
+  guard?: ApiGuard;
+  /** StreamCommits' flow control, read when a stream opens (so a reload applies to new streams). */
+  flow?: () => FlowOptions;
   now?: () => number;
 }
+
 
 function hash32(field: string, b: Uint8Array): Uint8Array {
   if (b.length !== 32) throw new FedError('REQUEST_INVALID', `${field}: must be 32 bytes, got ${b.length}`);
@@ -97,9 +128,6 @@ function hash32(field: string, b: Uint8Array): Uint8Array {
 
 export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const h = rpcHandlers({ statusOf: STATUS, log: d.log });
-  const counted = <T>(method: string, fn: () => T): T => {
-    try { return fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
-  };
   const countedAsync = async <T>(method: string, fn: () => Promise<T>): Promise<T> => {
     try { return await fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
   };
@@ -143,8 +171,26 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     return tree;
   };
   const n = d.validators.length;
+  // Admission first, so a refused call costs a bucket lookup and nothing else. The refusal is
+  // answered after the guard's hold (services.consensus.limits.refusal_delay): a client that asks
+  // again at once is slowed to a few calls a second per call it keeps open, instead of spinning
+  // this member on refusals (each still costs a gRPC call: ~0.3 CPU-ms).
+  type Call = Parameters<ApiGuard['read']>[0];
+  const admitted = async (signal: AbortSignal, admit: () => void): Promise<void> => {
+    try {
+      admit();
+    } catch (err) {
+      await d.guard?.hold(signal);
+      throw err;
+    }
+  };
+  const read = (call: Call, signal: AbortSignal, method: string, weight = 1): Promise<void> =>
+    admitted(signal, () => d.guard?.read(call, method, weight));
+  const submit = (call: Call, signal: AbortSignal, method: string, txs: number): Promise<void> =>
+    admitted(signal, () => d.guard?.admit(call, method, 'submit', txs));
   return {
-    submitTransaction: h.unary((req) => countedAsync('SubmitTransaction', async () => {
+    submitTransaction: h.unary((req, call, signal) => countedAsync('SubmitTransaction', async () => {
+      await submit(call, signal, 'SubmitTransaction', 1);
       if (d.node.failure) throw new FedError('HALTED', `consensus is halted: ${d.node.failure.message}`);
       const r = d.pool.offer(req.tx, (d.now ?? Date.now)());
       if (r.status === 'refused') throw new FedError(r.code, r.message, { size: d.pool.size });
@@ -152,7 +198,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       await durable([{ hash: r.hash, tx: req.tx, added: r.status === 'added' }]);
       return { txHash: r.hash, duplicate: r.status === 'duplicate' };
     })),
-    submitTransactions: h.unary((req) => countedAsync('SubmitTransactions', async () => {
+    submitTransactions: h.unary((req, call, signal) => countedAsync('SubmitTransactions', async () => {
+      await submit(call, signal, 'SubmitTransactions', Math.min(req.txs.length, MAX_BATCH_TXS));
       if (d.node.failure) throw new FedError('HALTED', `consensus is halted: ${d.node.failure.message}`);
       if (req.txs.length > MAX_BATCH_TXS) throw new FedError('REQUEST_INVALID', `txs: at most ${MAX_BATCH_TXS} per call, got ${req.txs.length}`);
       const now = (d.now ?? Date.now)();
@@ -173,7 +220,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       await durable(taken);
       return { results, accepted };
     })),
-    getTransaction: h.unary((req) => counted('GetTransaction', () => {
+    getTransaction: h.unary((req, call, signal) => countedAsync('GetTransaction', async () => {
+      await read(call, signal, 'GetTransaction', req.withProof ? PROOF_WEIGHT : 1);
       const hash = hash32('tx_hash', req.txHash);
       const loc = d.store.txLocation(hash);
       const none = { header: undefined, txCount: 0, proof: [] };
@@ -187,7 +235,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const pending = d.pool.has(toHex(hash));
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
     })),
-    getStatus: h.unary(() => {
+    getStatus: h.unary(async (_req, call, signal) => {
+      await read(call, signal, 'GetStatus');
       // The committed tip as this member serves it (durable, readable by GetBlock/ListBlocks),
       // not the engine's, which runs ahead by the blocks whose commit is still being written:
       // a client that reads committed_height and then asks for that block must find it.
@@ -198,64 +247,63 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         mempoolSize: d.pool.size, peers: d.peers?.() ?? [],
       };
     }),
-    getBlock: h.unary((req) => counted('GetBlock', () => {
+    getBlock: h.unary((req, call, signal) => countedAsync('GetBlock', async () => {
+      await read(call, signal, 'GetBlock', 1 + BLOCK_WEIGHT);
       const by = req.by;
       if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
       const b = by.$case === 'height' ? (by.value === 0 ? d.node.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
       if (!b || b.header.height > d.store.committedHeight()) throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : 'with that hash'}`);
       return certified(b, false);
     })),
-    listBlocks: h.unary((req) => counted('ListBlocks', () => {
-      if (req.limit > 100) throw new FedError('REQUEST_INVALID', 'limit: at most 100');
-      const limit = req.limit || 20;
+    listBlocks: h.unary((req, call, signal) => countedAsync('ListBlocks', async () => {
+      // Weighed by the blocks it may return (a page of 100: 101 units).
+      await read(call, signal, 'ListBlocks', listWeight(Math.min(req.limit || DEFAULT_LIST, MAX_LIST)));
+      if (req.limit > MAX_LIST) throw new FedError('REQUEST_INVALID', `limit: at most ${MAX_LIST}`);
+      const limit = req.limit || DEFAULT_LIST;
       const top = d.store.committedHeight();
       const blocks: GetBlockResponse[] = [];
       for (let height = Math.max(1, req.fromHeight); height <= top && blocks.length < limit; height++) {
+        // A page of 100 blocks is tens of ms of reading and encoding: let the engine's events in
+        // between, so reads lengthen no vote by more than a few blocks' worth.
+        if (blocks.length > 0 && blocks.length % LIST_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
         blocks.push(certified(committedAt(height), req.headersOnly));
       }
       return { blocks };
     })),
-    streamCommits: h.serverStream(async function* (req, _call, signal) {
-      let next = Math.max(1, req.fromHeight || d.store.committedHeight() + 1);
-      while (!signal.aborted) {
-        if (next <= d.store.committedHeight()) {
-          yield { block: certified(committedAt(next++), req.headersOnly) };
-          continue;
+    streamCommits: boundedStream(h, d.flow ?? (() => DEFAULT_FLOW), {
+      sizeOf: commitWireSize,
+      stalled: (call, bytes) => { d.guard?.stalled(clientIdentity(call), 'StreamCommits', bytes, (d.flow?.() ?? DEFAULT_FLOW).stallMs); },
+    }, async function* (req, call, signal) {
+      // The slot is held from here until the generator ends: finished, cancelled, stalled or failed.
+      let slot: ReturnType<ApiGuard['openStream']> | undefined;
+      await admitted(signal, () => { slot = d.guard?.openStream(call, 'StreamCommits'); });
+      try {
+        let next = Math.max(1, req.fromHeight || d.store.committedHeight() + 1);
+        while (!signal.aborted) {
+          if (next <= d.store.committedHeight()) {
+            // Read when the client has room for it and read budget (a unit a block), never
+            // ahead: a block not yet sent is not held.
+            if (slot) await d.guard?.pace(slot.client, BLOCK_WEIGHT, signal);
+            if (signal.aborted) break;
+            yield { block: certified(committedAt(next++), req.headersOnly) };
+            continue;
+          }
+          await d.nextCommit(signal);
         }
-        await d.nextCommit(signal);
+      } finally {
+        slot?.release();
       }
     }),
-    getValidators: h.unary(() => ({
-      validators: d.validators.map((v, index) => ({ index, name: v.name, peerId: v.peerId, publicKey: v.publicKey })),
-      quorum: quorumSize(n), maxFaulty: faultBound(n),
-    })),
-    getEvidence: h.unary((req) => d.evidence.page(req.fromView, req.afterSeq, req.limit)),
-  };
-}
-
-export interface AdminDeps extends Pick<ApiDeps, 'log'> {
-  driver: ConsensusDriver;
-  /** Client certificate fingerprints allowed; undefined = any certificate the transport accepted. */
-  allowedClients?: readonly string[];
-}
-
-export function adminService(d: AdminDeps): AdminServiceServer {
-  const h = rpcHandlers({ statusOf: STATUS, log: d.log });
-  const allowed = d.allowedClients;
-  const operator = <Req, Res>(method: string, fn: () => Res) => h.unary<Req, Res>((_req, call) => {
-    const peer = allowed ? requirePeer(call, allowed) : peerCertificate(call);
-    d.log.warn({ method, client: peer?.subject ?? 'loopback (no TLS)' }, 'admin request');
-    return fn();
-  });
-  return {
-    pause: operator('Pause', () => { d.driver.setPaused(true); return { paused: true }; }),
-    resume: operator('Resume', () => { d.driver.setPaused(false); return { paused: false }; }),
-    forceViewChange: operator('ForceViewChange', () => ({ view: d.driver.forceViewChange() })),
-    dumpState: operator('DumpState', () => {
-      const e = d.driver.engine;
-      const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
-      return { stateJson: JSON.stringify({ view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
-        committed: { height: e.committed.header.height, hash: e.committed.hash }, failure: d.driver.failure?.message }, hex, 2) };
+    getValidators: h.unary(async (_req, call, signal) => {
+      await read(call, signal, 'GetValidators');
+      return {
+        validators: d.validators.map((v, index) => ({ index, name: v.name, peerId: v.peerId, publicKey: v.publicKey })),
+        quorum: quorumSize(n), maxFaulty: faultBound(n),
+      };
+    }),
+    getEvidence: h.unary(async (req, call, signal) => {
+      await read(call, signal, 'GetEvidence');
+      return d.evidence.page(req.fromView, req.afterSeq, req.limit);
     }),
   };
 }

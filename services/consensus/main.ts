@@ -21,7 +21,9 @@ import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { createRemoteSigner } from '../signer/client.ts';
-import { adminService, consensusService, mempoolIntake } from './api.ts';
+import { adminService } from './admin.ts';
+import { consensusService, mempoolIntake } from './api.ts';
+import { publicApiLimits } from './api-guard.ts';
 import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
@@ -156,8 +158,8 @@ async function main(): Promise<void> {
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
-      self, leaderOf: (v) => roundRobinLeader(v, n),
-      driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
+      self, leaderOf: (v) => roundRobinLeader(v, n), blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
+      handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
     // throws, and during the gRPC servers' grace period it crashed the shutdown ('stopped' never logged).
@@ -166,7 +168,9 @@ async function main(): Promise<void> {
 
     // Declared before the servers exist: a GetStatus right after bind must not meet an uninitialised binding (it answered INTERNAL).
     let peers: PeerSummary[] = [];
-    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
+    // Each client (certificate) of the public API, and all of them, within services.consensus.limits.
+    const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
+    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
@@ -174,12 +178,13 @@ async function main(): Promise<void> {
       validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
+      guard: apiLimits.guard, flow: apiLimits.flow,
     }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
     const adminClients = conf.services.consensus.admin_clients;
     admin.addService(AdminServiceService, guardService(AdminServiceService,
-      adminService({ driver, log, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
+      adminService({ driver, log, validators: n, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
       everyMethod(AdminServiceService, ['operator']), guard));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
@@ -201,6 +206,8 @@ async function main(): Promise<void> {
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
     poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
+      m.api.openStreams.set(apiLimits.guard.limits.streams);
+      apiLimits.guard.limits.sweep();
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {
         if (err || !res) return;
         peers = res.peers.filter((p) => p.isValidator).map((p) => ({ peerId: p.peerId, state: peerStateName(p.state), validatorIndex: p.validatorIndex }));
@@ -216,6 +223,7 @@ async function main(): Promise<void> {
         Object.assign(timeouts, { baseMs: t.base_timeout, multiplier: t.timeout_multiplier, capMs: t.max_timeout });
         log.info({ timeouts }, 'view timeouts reloaded');
       }
+      apiLimits.reload(next.services.consensus.limits);
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });

@@ -16,6 +16,12 @@ const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 
 /** A group commit of the mempool journal is one LMDB write and one fdatasync: milliseconds. */
 const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
+/** The public API's methods by the client limits that can refuse them (services.consensus.limits), for series that exist from the start. */
+const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
+  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence'], ['read_per_client', 'read_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
+  [['SubmitTransaction', 'SubmitTransactions'], ['submit_per_client', 'submit_total']],
+  [['StreamCommits'], ['streams_per_client', 'streams_total', 'stream_stall']],
+];
 
 export interface ConsensusMetricsOptions {
   /** The size of the validator set: exported with its quorum and fault bound, for alert rules. */
@@ -44,6 +50,8 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const timerLevel = m.gauge('consensus_timer_level_state', 'What recent views needed, added to the view timer\'s back-off exponent (0 to 3; rises only for slow views of f + 1 leaders)');
   const mutes = m.counter('consensus_peer_mutes_total', 'Times a validator was muted (its frames dropped unread) for repeated offences', ['peer']);
   const mutedUntil = m.gauge('consensus_peer_muted_until_seconds', 'Unix time until which a validator\'s frames are dropped unread (in the past once the mute ends)', ['peer']);
+  const viewsSkipped = m.counter('consensus_views_skipped_total', 'Views given up on entering them because their leader was suspected (muted, or its recent views failed), by leader and reason', ['leader', 'reason']);
+  const blockTimeAnomalies = m.counter('consensus_block_time_anomalies_total', 'Committed blocks whose time could not be measured: stamped after their commit here (ahead), or not after the block before (backwards); left out of the latency and interval histograms, never clamped', ['kind']);
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
   const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');
   const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
@@ -64,12 +72,16 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const journalFsync = m.histogram('consensus_mempool_journal_fsync_seconds', 'One group commit of the mempool journal: LMDB write and fdatasync', [], FSYNC_BUCKETS);
   const journalFailures = m.counter('consensus_mempool_journal_failures_total', 'Group commits of the mempool journal that failed (their transactions were not acknowledged)');
   const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
+  const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
+  const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
+  for (const [methods, limits] of API_LIMITS) for (const method of methods) for (const limit of limits) apiRefused.inc({ method, limit }, 0);
   halted.set(0);
   journalFailures.inc({}, 0);
   for (const outcome of REPLAY_OUTCOMES) journalReplayed.inc({ outcome }, 0);
   // Series that exist from the start, so alerts see the first event as an increase from 0.
   for (const what of SIGNED_KINDS) invalidSigs.inc({ what }, 0);
   for (const outcome of ['kept', 'duplicate', 'offender_cap', 'disk_cap']) evidenceKept.inc({ outcome }, 0);
+  for (const kind of ['ahead', 'backwards']) blockTimeAnomalies.inc({ kind }, 0);
   if (opts.mempoolCapacity !== undefined) mempoolCapacity.set(opts.mempoolCapacity);
   if (opts.validators !== undefined) {
     validators.set(opts.validators);
@@ -90,8 +102,17 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       for (const b of bs) {
         blockTxs.observe(b.txs.length);
         blockBytes.observe(b.txs.reduce((n, tx) => n + tx.length, 0));
-        commitLatency.observe(Math.max(0, t - b.header.timestampMs) / 1000);
-        if (lastBlockTs > 0) blockInterval.observe(Math.max(0, b.header.timestampMs - lastBlockTs) / 1000);
+        // A time that runs backwards is counted, not clamped to 0: a clamped histogram would
+        // hide it and report a latency nobody measured. (Block validity refuses a block stamped
+        // before its parent, and replicas a proposal stamped beyond their clock plus the drift.)
+        const latency = t - b.header.timestampMs;
+        if (latency >= 0) commitLatency.observe(latency / 1000);
+        else blockTimeAnomalies.inc({ kind: 'ahead' });
+        if (lastBlockTs > 0) {
+          const interval = b.header.timestampMs - lastBlockTs;
+          if (interval > 0) blockInterval.observe(interval / 1000);
+          else blockTimeAnomalies.inc({ kind: 'backwards' });
+        }
         lastBlockTs = b.header.timestampMs;
         txs.inc({}, b.txs.length);
       }
@@ -113,6 +134,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       mutes.inc({ peer: peerLabel(peer) });
       mutedUntil.set({ peer: peerLabel(peer) }, (now() + ms) / 1000);
     },
+    viewSkipped(_view, leader, reason) { viewsSkipped.inc({ leader: String(leader), reason }); },
     evidence() { equivocations.inc(); },
     rejected(from, reason) {
       rejected.inc({ reason });
@@ -127,8 +149,9 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     },
     halted() { halts.inc(); halted.set(1); },
     frameRejected(from, reason) {
-      rejected.inc({ reason: 'undecodable' });
-      offences.inc({ peer: peerLabel(from), reason: reason.startsWith('refused:') ? reason.slice(8) : 'undecodable' });
+      const why = reason.startsWith('refused:') ? reason.slice(8) : 'undecodable';
+      rejected.inc({ reason: why });
+      offences.inc({ peer: peerLabel(from), reason: why });
     },
     sent(msg: ConsensusMessage) {
       sentMessages.inc({ type: msg.type });
@@ -168,7 +191,8 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     size(n, bytes) { journalTxs.set(n); journalBytes.set(bytes); },
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal };
+  const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */

@@ -25,6 +25,11 @@ export interface TransportPort {
   broadcast(frame: Uint8Array): void;
   /** The largest frame the transport carries (the gateway reports it when attached); undefined until known. */
   readonly maxFrameBytes?: number | undefined;
+  /**
+   * Drop a peer's frames at the transport's edge for `ms` (0: lift the mute): the gateway then
+   * stops reading them, so a muted peer costs nothing on the way here.
+   */
+  mute?(peer: number, ms: number, reason: string): void;
 }
 
 export interface Clock {
@@ -54,4 +59,6 @@ export interface DriverObserver {
   timerSet?(view: number, ms: number, level: number): void;
   /** A validator's frames are dropped unread for the next `ms` (services/consensus/penalties.ts). */
   muted?(peer: number, ms: number): void;
+  /** The view was given up on entering it: its leader is suspected (libs/hotstuff suspicion.ts). */
+  viewSkipped?(view: number, leader: number, reason: string): void;
 }

@@ -255,6 +255,16 @@ export interface GetEvidenceResponse {
   more: boolean;
 }
 
+export interface UnmuteRequest {
+  /** The validator's index in the set. */
+  validator: number;
+}
+
+export interface UnmuteResponse {
+  /** It was muted when the request came. */
+  wasMuted: boolean;
+}
+
 export interface PauseRequest {
 }
 
@@ -2721,6 +2731,146 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
   },
 };
 
+function createBaseUnmuteRequest(): UnmuteRequest {
+  return { validator: 0 };
+}
+
+export const UnmuteRequest: MessageFns<UnmuteRequest> = {
+  encode(message: UnmuteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.validator !== 0) {
+      writer.uint32(8).uint32(message.validator);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmuteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmuteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.validator = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmuteRequest {
+    return { validator: isSet(object.validator) ? globalThis.Number(object.validator) : 0 };
+  },
+
+  toJSON(message: UnmuteRequest): unknown {
+    const obj: any = {};
+    if (message.validator !== 0) {
+      obj.validator = Math.round(message.validator);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnmuteRequest>): UnmuteRequest {
+    return UnmuteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnmuteRequest>): UnmuteRequest {
+    const message = createBaseUnmuteRequest();
+    message.validator = object.validator ?? 0;
+    return message;
+  },
+};
+
+function createBaseUnmuteResponse(): UnmuteResponse {
+  return { wasMuted: false };
+}
+
+export const UnmuteResponse: MessageFns<UnmuteResponse> = {
+  encode(message: UnmuteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.wasMuted !== false) {
+      writer.uint32(8).bool(message.wasMuted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnmuteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnmuteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.wasMuted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnmuteResponse {
+    return {
+      wasMuted: isSet(object.wasMuted)
+        ? globalThis.Boolean(object.wasMuted)
+        : isSet(object.was_muted)
+        ? globalThis.Boolean(object.was_muted)
+        : false,
+    };
+  },
+
+  toJSON(message: UnmuteResponse): unknown {
+    const obj: any = {};
+    if (message.wasMuted !== false) {
+      obj.wasMuted = message.wasMuted;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnmuteResponse>): UnmuteResponse {
+    return UnmuteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnmuteResponse>): UnmuteResponse {
+    const message = createBaseUnmuteResponse();
+    message.wasMuted = object.wasMuted ?? false;
+    return message;
+  },
+};
+
 function createBasePauseRequest(): PauseRequest {
   return {};
 }
@@ -3549,6 +3699,20 @@ export const AdminServiceService = {
     responseSerialize: (value: DumpStateResponse): Buffer => Buffer.from(DumpStateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DumpStateResponse => DumpStateResponse.decode(value),
   },
+  /**
+   * Forgives a validator this member muted (or suspects as a leader): its mute ends here and at
+   * the gateway, its strikes and leader-suspicion record are cleared. For an honest member muted
+   * by mistake; a faulty one earns its mute again at once.
+   */
+  unmute: {
+    path: "/btcfed.v1.AdminService/Unmute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnmuteRequest): Buffer => Buffer.from(UnmuteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnmuteRequest => UnmuteRequest.decode(value),
+    responseSerialize: (value: UnmuteResponse): Buffer => Buffer.from(UnmuteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnmuteResponse => UnmuteResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -3559,6 +3723,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   forceViewChange: handleUnaryCall<ForceViewChangeRequest, ForceViewChangeResponse>;
   /** The engine's safety state and view as JSON, for debugging. */
   dumpState: handleUnaryCall<DumpStateRequest, DumpStateResponse>;
+  /**
+   * Forgives a validator this member muted (or suspects as a leader): its mute ends here and at
+   * the gateway, its strikes and leader-suspicion record are cleared. For an honest member muted
+   * by mistake; a faulty one earns its mute again at once.
+   */
+  unmute: handleUnaryCall<UnmuteRequest, UnmuteResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -3624,6 +3794,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DumpStateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Forgives a validator this member muted (or suspects as a leader): its mute ends here and at
+   * the gateway, its strikes and leader-suspicion record are cleared. For an honest member muted
+   * by mistake; a faulty one earns its mute again at once.
+   */
+  unmute(
+    request: UnmuteRequest,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  unmute(
+    request: UnmuteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  unmute(
+    request: UnmuteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnmuteResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,54 @@
+// The operator's AdminService: pause and resume signing, force a view change, forgive a muted
+// validator, dump the engine's state. On its own listener (admin_listen), for the member's
+// operator certificate only (and, with admin_clients, only those fingerprints). Every request is
+// logged with the client certificate's subject.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { FedError } from '#libs/errors/index.ts';
+import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import type { AdminServiceServer } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import type { ConsensusDriver } from './driver.ts';
+
+const STATUS = statusTable({
+  REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
+  RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
+});
+
+export interface AdminDeps {
+  log: Logger;
+  driver: ConsensusDriver;
+  /** The size of the validator set (Unmute names a validator by index). */
+  validators: number;
+  /** Client certificate fingerprints allowed; undefined = any certificate the transport accepted. */
+  allowedClients?: readonly string[];
+}
+
+export function adminService(d: AdminDeps): AdminServiceServer {
+  const h = rpcHandlers({ statusOf: STATUS, log: d.log });
+  const allowed = d.allowedClients;
+  const operator = <Req, Res>(method: string, fn: (req: Req) => Res) => h.unary<Req, Res>((req, call) => {
+    const peer = allowed ? requirePeer(call, allowed) : peerCertificate(call);
+    d.log.warn({ method, client: peer?.subject ?? 'loopback (no TLS)' }, 'admin request');
+    return fn(req);
+  });
+  return {
+    pause: operator('Pause', () => { d.driver.setPaused(true); return { paused: true }; }),
+    resume: operator('Resume', () => { d.driver.setPaused(false); return { paused: false }; }),
+    forceViewChange: operator('ForceViewChange', () => ({ view: d.driver.forceViewChange() })),
+    unmute: operator('Unmute', (req: { validator: number }) => {
+      if (!Number.isInteger(req.validator) || req.validator >= d.validators) {
+        throw new FedError('REQUEST_INVALID', `validator: ${req.validator} is not in the set of ${d.validators}`);
+      }
+      return { wasMuted: d.driver.forgive(req.validator) };
+    }),
+    dumpState: operator('DumpState', () => {
+      const e = d.driver.engine;
+      const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
+      return { stateJson: JSON.stringify({ view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
+        committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders,
+        muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
+    }),
+  };
+}
