@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHash, merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
 import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
-import { blockError, type ValidityContext } from './index.ts';
+import { blockError, blockTimeError, type ValidityContext } from './index.ts';
 
 const enc = new TextEncoder();
 const chainId = 'validity-test';
@@ -15,7 +15,7 @@ const genesis = genesisBlock(chainId, blockHash);
 function block(parent: Block, txs: Uint8Array[], over: Partial<Block['header']> = {}): Block {
   const txRoot = merkleRoot(txs.map(txHash));
   const header = { chainId, height: parent.header.height + 1, view: parent.header.view + 1, parentHash: parent.hash, proposer: 0,
-    timestampMs: 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot), ...over };
+    timestampMs: parent.header.timestampMs + 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot), ...over };
   return { header, hash: blockHash(header), txs };
 }
 
@@ -53,4 +53,24 @@ test('exactly-once: no tx twice in a block, none committed, none in an uncommitt
   assert.match(blockError(block(b1, [enc.encode('y'), a]), b1, [b1], ctx) ?? '', /uncommitted ancestor/);
   committed.add(toHex(txHash(enc.encode('done'))));
   assert.match(blockError(block(genesis, [enc.encode('done')]), genesis, [], ctx) ?? '', /already committed/);
+});
+
+test('block time: strictly after the parent\'s, checked wherever the parent is known', () => {
+  const b1 = block(genesis, [], { timestampMs: 3_600_000 });
+  assert.equal(blockError(block(b1, [], { timestampMs: 3_600_001 }), b1, [b1], ctx), null);
+  assert.match(blockError(block(b1, [], { timestampMs: 3_600_000 }), b1, [b1], ctx) ?? '', /timestamp 3600000 is not after its parent's \(3600000\)/);
+  const backwards = block(b1, [], { timestampMs: 0 });
+  assert.match(blockError(backwards, b1, [b1], ctx) ?? '', /not after its parent/, 'an hour before its parent');
+  assert.equal(blockError(backwards, undefined, [], ctx), null, 'not checkable without the parent');
+});
+
+test('block time: a proposal is timely by the receiver\'s clock, within the drift ahead and the delay behind', () => {
+  const bounds = { driftMs: 2_000, maxDelayMs: 30_000 };
+  const now = 1_700_000_000_000;
+  assert.equal(blockTimeError(now, now, bounds), null);
+  assert.equal(blockTimeError(now + 2_000, now, bounds), null, 'the drift ahead is allowed');
+  assert.match(blockTimeError(now + 2_001, now, bounds) ?? '', /2001 ms ahead of our clock \(drift allowed: 2000 ms\)/);
+  assert.match(blockTimeError(now + 10 * 365 * 86_400_000, now, bounds) ?? '', /ahead/, 'ten years ahead');
+  assert.equal(blockTimeError(now - 32_000, now, bounds), null, 'late by the delay plus the drift');
+  assert.match(blockTimeError(now - 32_001, now, bounds) ?? '', /32001 ms behind our clock \(allowed: 32000 ms\)/);
 });

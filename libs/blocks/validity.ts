@@ -1,6 +1,7 @@
 // What makes a block valid, in one place: the proposal path (the engine, before it votes or
 // proposes) and block sync (before a fetched block is stored) both call blockError. Cheap
-// checks come first (chain id, header hash, parent link, height), then the Merkle root over
+// checks come first (chain id, header hash, parent link, height, a time after the parent's),
+// then the Merkle root over
 // the transactions, the running state hash, and exactly-once: no transaction twice in the
 // block, none already committed, none in an uncommitted ancestor between it and the committed
 // tip. Must never accept a block it could not fully check without saying which part it skipped.
@@ -29,6 +30,7 @@ export function blockError(block: Block, parent: Block | undefined, ancestors: r
   if (parent) {
     if (!bytesEqual(h.parentHash, parent.hash)) return 'parent hash is not the parent';
     if (h.height !== parent.header.height + 1) return `height ${h.height} after parent ${parent.header.height}`;
+    if (h.timestampMs <= parent.header.timestampMs) return `timestamp ${h.timestampMs} is not after its parent's (${parent.header.timestampMs})`;
   }
   return contentError(block, parent) ?? duplicateError(block, ancestors, ctx);
 }
@@ -59,6 +61,32 @@ function duplicateError(block: Block, ancestors: readonly Block[], ctx: Validity
       const hex = toHex(id);
       if (seen.has(hex)) return `transaction ${hex.slice(0, 16)} is already in uncommitted ancestor at height ${a.header.height}`;
     }
+  }
+  return null;
+}
+
+/** How far a proposal's time may stray from the receiver's clock (conf consensus.block_time_*). */
+export interface BlockTimeBounds {
+  /** Ahead of the receiver's clock at most this (the clocks' disagreement). */
+  driftMs: number;
+  /** Behind it at most this plus the drift (how long an honest proposal can take to arrive). */
+  maxDelayMs: number;
+}
+
+/**
+ * Why a proposed block's time is not believable by the clock of the member that received it
+ * (at `receivedMs`), or null. Proposer-based time, as CometBFT's PBTS: the leader stamps its
+ * block and the others vote for it only when that stamp is timely by their own clocks; with
+ * the parent rule in blockError (strictly after the parent's) block time is monotonic and
+ * within drift of real time whoever leads. Checked when a proposal arrives, before its
+ * signature; not for fetched blocks, which a quorum certified when they were proposed.
+ */
+export function blockTimeError(timestampMs: number, receivedMs: number, b: BlockTimeBounds): string | null {
+  if (timestampMs > receivedMs + b.driftMs) {
+    return `timestamp ${timestampMs} is ${timestampMs - receivedMs} ms ahead of our clock (drift allowed: ${b.driftMs} ms)`;
+  }
+  if (timestampMs < receivedMs - b.driftMs - b.maxDelayMs) {
+    return `timestamp ${timestampMs} is ${receivedMs - timestampMs} ms behind our clock (allowed: ${b.driftMs + b.maxDelayMs} ms)`;
   }
   return null;
 }

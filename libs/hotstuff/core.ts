@@ -20,6 +20,7 @@ import type {
 import { NewViewClaims, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 import { QcVerifier } from './qc.ts';
 import { faultBound, quorumSize } from './quorum.ts';
+import { LeaderSuspicion, type LeaderOutcome } from './suspicion.ts';
 import { Phase, type Block, type Hash, type NewView, type Proposal, type QuorumCert, type Vote } from './types.ts';
 
 /** Volatile state of the current view; dropped wholesale when the view changes. */
@@ -42,6 +43,12 @@ export interface ViewRound {
   waiting: Proposal | null;
   /** Our timer fired in this view (the timer level learns from it when the view ends). */
   timedOut: boolean;
+  /** A QC of this view was seen: its leader performed (suspicion.ts learns from it). */
+  certified: boolean;
+  /** We gave this view up on entering it: its leader is suspected (suspicion.ts). */
+  skipped: boolean;
+  /** Its leader was already judged failed in it (a proposal that broke a rule): not judged again at its end. */
+  judged: boolean;
 }
 
 export function newRound(view: number): ViewRound {
@@ -57,6 +64,9 @@ export function newRound(view: number): ViewRound {
     announced: new Set(),
     waiting: null,
     timedOut: false,
+    certified: false,
+    skipped: false,
+    judged: false,
   };
 }
 
@@ -64,6 +74,17 @@ export interface WantedBlock {
   hash: Hash;
   from: number;
   attempts: number;
+}
+
+/**
+ * What an ended view says of its leader: a QC of it formed; or the federation gave it up (a
+ * quorum of NEW-VIEWs) without one reaching us, though we had not given it up ourselves; or
+ * nothing (we were behind and jumped past it, or skipped it).
+ */
+function leaderOutcome(round: ViewRound, cause: ViewChangeCause): LeaderOutcome {
+  if (round.certified) return 'certified';
+  if (round.skipped || round.judged || cause !== 'new-view-quorum') return 'unknown';
+  return 'failed';
 }
 
 export function voteAfter(a: VoteMark, view: number, phase: Phase): boolean {
@@ -117,6 +138,8 @@ export class EngineCore {
   readonly claims: NewViewClaims;
   /** What recent views needed, added to the timer's back-off (volatile: a restart starts at 0). */
   readonly timerLevel: TimerLevel;
+  /** Leaders whose views we give up at once (volatile, like the timer level). */
+  readonly suspicion: LeaderSuspicion;
   safety: SafetyState;
   round: ViewRound;
   out: EngineAction[] = [];
@@ -144,6 +167,7 @@ export class EngineCore {
     this.n = config.validatorCount;
     this.f = faultBound(this.n);
     this.timerLevel = new TimerLevel(this.f);
+    this.suspicion = new LeaderSuspicion(this.n, this.f, config.self);
     this.quorum = quorumSize(this.n);
     this.self = config.self;
     this.genesis = genesis;
@@ -256,7 +280,16 @@ export class EngineCore {
   /** Move to a higher view (never back): per-view state is dropped, the timer re-armed. */
   advance(view: number, cause: ViewChangeCause): void {
     if (view <= this.safety.view) return;
-    this.timerLevel.viewEnded({ cause, timedOut: this.round.timedOut, voted: this.safety.lastVoted.view === this.round.view, leader: this.leaderOf(this.round.view) });
+    const round = this.round;
+    const leader = this.leaderOf(round.view);
+    // NEW-VIEWs for a view beyond the next say the views before it are over, not that ours
+    // failed: we were behind (the others gave up a later view first), as when a QC pulls us on.
+    const judged: ViewChangeCause = cause === 'new-view-quorum' && view > round.view + 1 ? 'qc' : cause;
+    // A view we gave up ourselves says nothing of how long views need, unless it committed anyway.
+    if (!round.skipped || cause === 'commit') {
+      this.timerLevel.viewEnded({ cause: judged, timedOut: round.timedOut, voted: this.safety.lastVoted.view === round.view, leader });
+    }
+    this.suspicion.viewEnded(round.view, leader, leaderOutcome(round, judged));
     this.safety.view = view;
     this.round = newRound(view);
     for (const v of this.future.keys()) if (v < view) this.future.delete(v);

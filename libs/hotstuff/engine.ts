@@ -9,7 +9,7 @@ import { genesisBlock, genesisQC } from './genesis.ts';
 import { onPayloadReady, onProposalSigned, onVote, tryPropose } from './leader.ts';
 import { onProposal, onQcAnnounce } from './replica.ts';
 import { onBlocksFetched } from './sync.ts';
-import { onNewView, onNewViewSigned, onTimer } from './synchronizer.ts';
+import { giveUpIfSuspected, leaderMisbehaved, onNewView, onNewViewSigned, onTimer } from './synchronizer.ts';
 import { Phase, type Block, type ConsensusMessage } from './types.ts';
 import { FedError } from '#libs/errors/index.ts';
 
@@ -22,6 +22,8 @@ export interface HotStuffEngine {
   readonly halted: boolean;
   /** A block this engine holds (for serving fetches in tests; drivers serve from their store). */
   block(hashHex: string): Block | undefined;
+  /** The leaders whose views this member gives up at once now (at most f; suspicion.ts). */
+  readonly suspectedLeaders: number[];
 }
 
 /** A fresh member at genesis. */
@@ -69,6 +71,8 @@ class Engine implements HotStuffEngine {
     this.#core = core;
     for (const b of blocks) if (b.header.height > core.tree.committed.header.height) core.tree.add(b);
     core.onEnterView = (view) => {
+      // Give a suspected leader's view up first; a proposal it buffered still gets our vote.
+      giveUpIfSuspected(core);
       const buffered = core.future.get(view);
       core.future.delete(view);
       if (buffered) for (const p of buffered) onProposal(core, p);
@@ -89,6 +93,9 @@ class Engine implements HotStuffEngine {
   }
   block(hashHex: string): Block | undefined {
     return this.#core.tree.full(hashHex);
+  }
+  get suspectedLeaders(): number[] {
+    return this.#core.suspicion.suspected(this.#core.view);
   }
 
   step(event: EngineEvent): EngineAction[] {
@@ -125,6 +132,14 @@ class Engine implements HotStuffEngine {
       case 'txs-available':
         core.txsAvailable = true;
         return;
+      case 'peer-muted':
+        if (!core.isValidator(event.peer)) return;
+        core.suspicion.setMuted(event.peer, event.muted);
+        return giveUpIfSuspected(core);
+      case 'forgive':
+        return core.suspicion.forgive(event.peer);
+      case 'leader-offence':
+        return leaderMisbehaved(core, event.view, event.peer);
     }
   }
 

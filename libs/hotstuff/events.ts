@@ -4,6 +4,7 @@
 // Must never import anything with I/O: this file is types only.
 
 import type { Block, BlockHeader, ConsensusMessage, Equivocation, Hash, Phase, QuorumCert, SignedMessage } from './types.ts';
+import type { SuspicionReason } from './suspicion.ts';
 
 // ---------------------------------------------------------------- events (driver → engine)
 
@@ -24,7 +25,20 @@ export type EngineEvent =
    */
   | { type: 'blocks-fetched'; blocks: Block[]; qcs: QuorumCert[]; from?: number }
   /** The mempool has transactions again (only matters with config.waitForTxs). */
-  | { type: 'txs-available' };
+  | { type: 'txs-available' }
+  /**
+   * The driver muted (or let go) a validator for offences: while muted, views it leads are given
+   * up at once (suspicion.ts). Informational otherwise: the engine never drops messages for it.
+   */
+  | { type: 'peer-muted'; peer: number; muted: boolean }
+  /** An operator vouched for a validator: its suspicion record is cleared. */
+  | { type: 'forgive'; peer: number }
+  /**
+   * The driver refused, before the engine saw it, a proposal of `peer` for `view` that its
+   * leader should never have sent (a bad block time, an invalid signature): if `peer` leads our
+   * current view, the view is given up at once (suspicion.ts).
+   */
+  | { type: 'leader-offence'; peer: number; view: number };
 
 // ---------------------------------------------------------------- actions (engine → driver)
 
@@ -77,11 +91,13 @@ export type EngineAction =
   /** Ask `from` for the block `hash` and its ancestors above `aboveHeight`. */
   | { type: 'fetch'; hash: Hash; from: number; aboveHeight: number }
   /** Leader only: build a block on this parent and answer with `payload-ready`. */
-  | { type: 'request-payload'; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash }
+  | { type: 'request-payload'; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; /** The block's time must be later. */ parentTimestampMs: number }
   | { type: 'rejected'; from: number | null; reason: RejectReason; detail: string }
   | { type: 'evidence'; evidence: Equivocation }
   /** Informational: the current view changed (for logs and metrics). */
   | { type: 'view-changed'; view: number; cause: ViewChangeCause }
+  /** Informational: the current view was given up on entering it, its leader being suspected. */
+  | { type: 'view-skipped'; view: number; leader: number; reason: SuspicionReason }
   /** Two conflicting commits: more than f members are faulty. The engine stops. */
   | { type: 'halted'; height: number; committed: Hash; conflicting: Hash };
 

@@ -31,6 +31,7 @@ export function tryPropose(core: EngineCore): void {
     parentHash: parent.hash,
     parentHeight: parent.header.height,
     parentStateHash: parent.header.stateHash,
+    parentTimestampMs: parent.header.timestampMs,
   });
 }
 

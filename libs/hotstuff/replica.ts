@@ -8,6 +8,7 @@ import { bytesEqual, shortHex, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { qcKey } from './qc.ts';
 import { commitWith, committedHere, contentError, want } from './sync.ts';
+import { leaderMisbehaved } from './synchronizer.ts';
 import { Phase, type Block, type Proposal, type QcAnnounce, type QuorumCert } from './types.ts';
 
 /** How far ahead a proposal may be buffered until this member reaches its view. */
@@ -21,7 +22,7 @@ export function onProposal(core: EngineCore, p: Proposal): void {
   if (p.view > core.view) return bufferFuture(core, p);
   const first = core.round.seenProposals.get(p.sender);
   if (first && bytesEqual(first.block.hash, p.block.hash)) return core.reject(p.sender, 'duplicate', `proposal view ${p.view}`);
-  if (!core.deps.verify(p)) return core.reject(p.sender, 'invalid_signature', `proposal view ${p.view}`);
+  if (!core.deps.verify(p)) return refuseProposal(core, p, 'invalid_signature', `proposal view ${p.view}`);
   if (first) {
     core.out.push({ type: 'evidence', evidence: { sender: p.sender, view: p.view, kind: 'proposal', first, second: p } });
     core.reject(p.sender, 'equivocation', `two proposals in view ${p.view}`);
@@ -30,12 +31,18 @@ export function onProposal(core: EngineCore, p: Proposal): void {
     core.round.seenProposals.set(p.sender, p);
   }
   const checked = core.qcs.check(p.justify);
-  if (!checked.ok) return core.reject(p.sender, 'invalid_qc', `justify: ${checked.why}`);
-  if (checked.qc.phase !== Phase.PREPARE) return core.reject(p.sender, 'invalid_qc', 'justify is not a PREPARE QC');
+  if (!checked.ok) return refuseProposal(core, p, 'invalid_qc', `justify: ${checked.why}`);
+  if (checked.qc.phase !== Phase.PREPARE) return refuseProposal(core, p, 'invalid_qc', 'justify is not a PREPARE QC');
   const bad = blockError(core, p.block, p.view, p.sender, checked.qc);
-  if (bad) return core.reject(p.sender, 'invalid_block', bad);
+  if (bad) return refuseProposal(core, p, 'invalid_block', bad);
   core.notePrepareQC(checked.qc);
   considerProposal(core, { ...p, justify: checked.qc });
+}
+
+/** A proposal its leader should never have sent: refused, and the leader's view given up at once. */
+function refuseProposal(core: EngineCore, p: Proposal, reason: 'invalid_signature' | 'invalid_qc' | 'invalid_block', detail: string): void {
+  core.reject(p.sender, reason, detail);
+  leaderMisbehaved(core, p.view, p.sender);
 }
 
 /** What is wrong with a proposed block, checked without its parent; null if nothing. */
@@ -68,7 +75,7 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
   // Content (tx root, state hash from the now-known parent, exactly-once), re-run after a fetch.
   const bad = contentError(core, p.block, parent);
   // A proposal that waited while catch-up committed its block fails on the log: no vote, no blame.
-  if (bad) return core.reject(p.sender, committedHere(core, p.block) ? 'stale' : 'invalid_block', bad);
+  if (bad) return committedHere(core, p.block) ? core.reject(p.sender, 'stale', bad) : refuseProposal(core, p, 'invalid_block', bad);
   if (!safeNode(core, p)) return;
   core.storeBlock(p.block);
   if (!core.claimVote(p.view, Phase.PREPARE)) return;
@@ -117,6 +124,7 @@ export function onQcAnnounce(core: EngineCore, m: QcAnnounce, own = false): void
     if (!checked.ok) return core.reject(m.sender, 'invalid_qc', checked.why);
     qc = checked.qc;
   }
+  noteCertified(core, qc);
   switch (qc.phase) {
     case Phase.PREPARE:
       return onPrepareQC(core, qc, m.sender);
@@ -125,6 +133,11 @@ export function onQcAnnounce(core: EngineCore, m: QcAnnounce, own = false): void
     case Phase.COMMIT:
       return onCommitQC(core, qc, m.sender);
   }
+}
+
+/** A QC of the current view: its leader performed (the suspicion record learns it when the view ends). */
+function noteCertified(core: EngineCore, qc: QuorumCert): void {
+  if (qc.view === core.view) core.round.certified = true;
 }
 
 /** True the first time this QC is acted on in the current view. */
@@ -141,6 +154,7 @@ function firstInView(core: EngineCore, qc: QuorumCert, from: number): boolean {
 function onPrepareQC(core: EngineCore, qc: QuorumCert, from: number): void {
   const improved = core.notePrepareQC(qc);
   if (qc.view > core.view) core.advance(qc.view, 'qc');
+  noteCertified(core, qc);
   if (qc.view < core.view) {
     if (!improved) core.reject(from, 'stale', `prepareQC view ${qc.view} < ${core.view}`);
     return;
@@ -153,6 +167,7 @@ function onPrepareQC(core: EngineCore, qc: QuorumCert, from: number): void {
 
 function onPrecommitQC(core: EngineCore, qc: QuorumCert, from: number): void {
   if (qc.view > core.view) core.advance(qc.view, 'qc');
+  noteCertified(core, qc);
   if (qc.view < core.view) return core.reject(from, 'stale', `precommitQC view ${qc.view} < ${core.view}`);
   if (!firstInView(core, qc, from)) return;
   if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc; // persisted before the COMMIT vote's sign request

@@ -33,6 +33,37 @@ export function onTimer(core: EngineCore, view: number): void {
   evaluateClaims(core);
 }
 
+/**
+ * The leader of `view` sent a proposal that broke a rule (invalid, forged, stamped beyond our
+ * clock): its view cannot succeed here, so it is judged failed now and given up at
+ * once, not after the timer. Only the leader itself can cause this: its frames come over an
+ * authenticated channel, and a proposal must be signed as the view's leader.
+ */
+export function leaderMisbehaved(core: EngineCore, view: number, leader: number): void {
+  if (view !== core.view || core.leaderOf(view) !== leader || leader === core.self || core.round.judged || core.round.skipped) return;
+  core.round.judged = true;
+  core.suspicion.viewEnded(view, leader, 'failed');
+  giveUpIfSuspected(core);
+}
+
+/**
+ * Gives up the current view at once when its leader is suspected (suspicion.ts): the NEW-VIEW
+ * our timer would send later, sent now. The view is not left — a valid proposal still gets our
+ * vote — and our timer keeps running; a quorum of NEW-VIEWs (ours among them) moves us on.
+ */
+export function giveUpIfSuspected(core: EngineCore): void {
+  const view = core.view;
+  if (core.round.skipped || core.halted) return;
+  const leader = core.leaderOf(view);
+  const reason = core.suspicion.suspects(view, leader);
+  if (!reason) return;
+  core.round.skipped = true;
+  core.out.push({ type: 'view-skipped', view, leader, reason });
+  core.deps.metrics?.increment('views_skipped');
+  if (core.safety.newViewTarget < view + 1 && !pendingNewView(core, view + 1)) requestNewView(core, view + 1);
+  evaluateClaims(core);
+}
+
 function pendingNewView(core: EngineCore, view: number): boolean {
   for (const r of core.pendingSign.values()) if (r.kind === 'new-view' && r.view >= view) return true;
   return false;

@@ -39,7 +39,11 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 /** Frames the members sent to peers outside the validator set. */
 const toOutside: { from: number; to: number; frame: Uint8Array }[] = [];
 
-interface Member { driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean }
+interface Member {
+  driver: ConsensusDriver; inbound: Inbound; pool: Mempool; store: BlockStore; commits: Block[]; sent: number; down: boolean;
+  /** What the member told its transport to mute, what its inbound path refused, which views it gave up. */
+  mutes: Array<[number, number]>; refused: Array<[number, string]>; skipped: Array<[number, number, string]>;
+}
 
 /** `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise). */
 /** Stops every member's driver and closes its block store. */
@@ -58,9 +62,13 @@ async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: nu
     setImmediate(() => { if (!members[to]!.down && !members[from]!.down) members[to]!.inbound.onFrame(from, frame); });
   };
   const build = (i: number, dir: string): Member => {
+    const mutes: Array<[number, number]> = [];
+    const refused: Array<[number, string]> = [];
+    const skipped: Array<[number, number, string]> = [];
     const transport: TransportPort = {
       send: (to, frame) => deliver(i, to, frame),
       broadcast: (frame) => { for (let j = 0; j < N; j++) if (j !== i) deliver(i, j, frame); },
+      mute: (peer, ms) => { mutes.push([peer, ms]); },
     };
     const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
     const pool = new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 });
@@ -71,10 +79,11 @@ async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: nu
     const driver = new ConsensusDriver(
       { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
       { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }),
-        observer: { committed: (bs) => commits.push(...bs), sent: () => { member!.sent++; } } },
+        observer: { committed: (bs) => commits.push(...bs), sent: () => { member!.sent++; }, viewSkipped: (v, leader, why) => { skipped.push([v, leader, why]); } } },
     );
-    const inbound = new Inbound({ limits, self: i, leaderOf: (v) => v % N, driver, pool, verifier, transport, clock: systemClock, log });
-    member = { driver, inbound, pool, store, commits, sent: 0, down: false };
+    const inbound = new Inbound({ limits, self: i, leaderOf: (v) => v % N, driver, pool, verifier, transport, clock: systemClock, log,
+      blockTime: { driftMs: 2000, maxDelayMs: 30_000 }, observer: { frameRejected: (from, why) => { refused.push([from, why]); } } });
+    member = { driver, inbound, pool, store, commits, sent: 0, down: false, mutes, refused, skipped };
     return member;
   };
   for (let i = 0; i < N; i++) {
@@ -173,14 +182,76 @@ test('forged frames from one validator are refused cheaply, then muted; the othe
   const garbage = new Uint8Array(dsa.signatureBytes).fill(9);
   const view = victim.driver.engine.view;
   const frames = [
-    ...Array.from({ length: 40 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + k, blockHash: new Uint8Array(32).fill(k), sender: 3, signature: garbage } })),
-    ...Array.from({ length: 5 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + k, blockHash: new Uint8Array(32).fill(k), sender: 1, signature: garbage } })),
+    ...Array.from({ length: 40 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 3, signature: garbage } })),
+    ...Array.from({ length: 5 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 1, signature: garbage } })),
   ];
   for (const f of frames) victim.inbound.onFrame(3, f);
   await until('validator 3 muted at member 0', () => victim.inbound.penalties.muted(3), 10_000);
   assert.equal(victim.inbound.penalties.muted(1), false, 'the validator it impersonated is not punished');
   const h = victim.store.committedHeight();
   await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('replayed old, validly signed messages are refused before any signature check, free at an honest rate, then muted; the mute reaches the gateway and the muted leader\'s views are given up', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a few commits', () => members.every((m) => m.store.committedHeight() >= 12), 60_000);
+    const victim = members[0]!;
+    const view = victim.driver.engine.view;
+    // Validator 3's own votes for views long gone, properly signed with its key: nothing forged.
+    const old = await Promise.all(Array.from({ length: 8 }, async (_, k) => {
+      const v = { phase: Phase.PREPARE, view: k + 1, blockHash: new Uint8Array(32).fill(k) };
+      const signature = await dsa.sign(keys[3]!.secretKey, voteSigningBytes({ chainId: CHAIN, ...v }));
+      return encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', ...v, sender: 3, signature } });
+    }));
+    assert.ok(view > 8 + 4, `the federation moved past the replayed views (at ${view})`);
+    const verified0 = victim.driver.verifier.stats.verifications;
+    // An honest rate of late messages (a few a view) is free: no strike, no mute.
+    for (let k = 0; k < 40; k++) victim.inbound.onFrame(3, old[k % old.length]!);
+    assert.equal(victim.inbound.penalties.muted(3), false, 'a few stale messages are no offence');
+    // A flood is: the budget runs out and every further one is a strike.
+    let sent = 40;
+    while (!victim.inbound.penalties.muted(3) && sent < 2000) { victim.inbound.onFrame(3, old[sent % old.length]!); sent++; }
+    assert.ok(victim.inbound.penalties.muted(3), `muted after ${sent} replays`);
+    assert.ok(sent < 400, `muted within the budget plus the strikes that mute (${sent} replays)`);
+    assert.ok(victim.refused.filter(([from, why]) => from === 3 && why === 'refused:stale').length >= 40, 'each was refused as stale');
+    assert.equal(victim.driver.verifier.stats.verifications, verified0, 'not one signature was checked for them');
+    // The mute goes to the transport (the gateway drops its frames at the edge)…
+    const mute = victim.mutes.find(([peer]) => peer === 3);
+    assert.ok(mute && mute[1] > 0, `the transport was told to mute validator 3: ${JSON.stringify(victim.mutes)}`);
+    // …and views it leads are given up at once while it is muted.
+    await until('member 0 gives up a view of its muted leader 3', () => victim.skipped.some(([, leader, why]) => leader === 3 && why === 'muted'), 30_000);
+    const h = victim.store.committedHeight();
+    await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
+    // An operator forgives it: unmuted here and at the transport.
+    assert.equal(victim.driver.forgive(3), true, 'it was muted');
+    assert.equal(victim.inbound.penalties.muted(3), false);
+    assert.deepEqual(victim.mutes.at(-1), [3, 0], 'the transport is told to lift the mute');
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('a proposal stamped beyond the drift is refused before its signature is checked, and its sender struck', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('first commit', () => members.every((m) => m.store.committedHeight() >= 1));
+    const victim = members[0]!;
+    const view = victim.driver.engine.view;
+    let v = view;
+    while (v % N !== 3) v++;
+    const parent = victim.store.blockAtHeight(victim.store.committedHeight())!;
+    const header = { ...parent.header, height: parent.header.height + 1, view: v, parentHash: parent.hash, proposer: 3, timestampMs: Date.now() + 10 * 365 * 86_400_000 };
+    const block: Block = { header, hash: blockHash(header), txs: [] };
+    const verified0 = victim.driver.verifier.stats.verifications;
+    victim.inbound.onFrame(3, encodeFrame(CHAIN, { type: 'consensus', message: { type: 'proposal', view: v, block, justify: victim.driver.engine.safety.prepareQC, sender: 3, signature: new Uint8Array(dsa.signatureBytes) } }));
+    assert.deepEqual(victim.refused.filter(([from]) => from === 3), [[3, 'refused:bad_block_time']]);
+    assert.equal(victim.driver.verifier.stats.verifications, verified0, 'refused before its signature was checked');
   } finally {
     await stopAll(members);
   }
@@ -299,5 +370,55 @@ test('a member whose disk fills up stops voting (no crash), says why, and goes o
     process.off('unhandledRejection', onUnhandled);
     await stopAll(members);
     execFileSync('umount', [mnt], { stdio: 'ignore' });
+  }
+});
+
+test('hand-offs beyond handoff_txs_per_second are refused before they are hashed and get a flooder muted; an honest member paces its own below the limit and is never refused', async () => {
+  const { members } = await federation();
+  try {
+    const victim = members[0]!;
+    // Validator 3 hands over 20 batches of 512 transactions at once: 10,240 against 5,000 a second.
+    let n = 0;
+    const batch = () => Array.from({ length: 512 }, () => new TextEncoder().encode(`junk-${process.pid}-${n++}`));
+    for (let k = 0; k < 20 && !victim.inbound.penalties.muted(3); k++) victim.inbound.onFrame(3, encodeFrame(CHAIN, { type: 'tx-batch', txs: batch() }));
+    assert.ok(victim.inbound.handoffRefused > 0, 'transactions beyond the limit refused');
+    assert.ok(victim.pool.size <= 5_200, `at most about a second's worth taken (${victim.pool.size})`);
+    assert.ok(victim.refused.some(([from, why]) => from === 3 && why === 'refused:handoff_rate'));
+    assert.equal(victim.inbound.penalties.muted(3), true, 'each refused transaction is a useless token: the flood is muted');
+    // Validator 1's clients submit 9,000 transactions at once: it hands each leader at most 80 % of the limit, keeps the rest.
+    const honest = members[1]!;
+    for (let k = 0; k < 9_000; k++) {
+      const tx = new TextEncoder().encode(`client-${process.pid}-${k}`);
+      honest.pool.add(tx, Date.now(), () => false);
+      honest.inbound.gossip(tx);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(honest.inbound.handoffWithheld > 0, 'beyond its share, hand-offs stay with the member that took them');
+    for (const m of members) {
+      assert.equal(m.refused.some(([from, why]) => from === 1 && why === 'refused:handoff_rate'), false, 'the honest member was never refused');
+      assert.equal(m.inbound.penalties.muted(1), false);
+    }
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('useless frames cost their size: far-future proposals of a megabyte get their sender muted within a few dozen, not hundreds', async () => {
+  const { members } = await federation();
+  try {
+    const victim = members[0]!;
+    let v = victim.driver.engine.view + 1000;
+    while (v % N !== 3) v++;
+    const header = { chainId: CHAIN, height: 5, view: v, parentHash: new Uint8Array(32), proposer: 3, timestampMs: Date.now(), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
+    const txs = Array.from({ length: 15 }, () => new Uint8Array(60_000).fill(7));
+    const frame = encodeFrame(CHAIN, { type: 'consensus', message: { type: 'proposal', view: v, block: { header, hash: blockHash(header), txs }, justify: victim.driver.engine.safety.prepareQC, sender: 3, signature: new Uint8Array(dsa.signatureBytes) } });
+    assert.ok(frame.length > 800_000);
+    let sent = 0;
+    while (!victim.inbound.penalties.muted(3) && sent < 400) { victim.inbound.onFrame(3, frame); sent++; }
+    assert.ok(victim.refused.some(([from, why]) => from === 3 && why === 'refused:far_future'));
+    assert.equal(victim.inbound.penalties.muted(3), true);
+    assert.ok(sent < 40, `muted after ${sent} proposals of ${(frame.length / 1e6).toFixed(1)} MB (one token each would take ${256 + 16})`);
+  } finally {
+    await stopAll(members);
   }
 });

@@ -17,7 +17,7 @@ import { encodeFrame, type Frame } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Mempool } from './mempool.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
-import type { Clock, DriverObserver, SignerPort, TransportPort } from './ports.ts';
+import { isOutside, type Clock, type DriverObserver, type SignerPort, type TransportPort } from './ports.ts';
 import { PeerPenalties } from './penalties.ts';
 import { SyncClient } from './sync.ts';
 import type { SignatureVerifier } from './verifier.ts';
@@ -38,6 +38,9 @@ export interface DriverDeps {
   log: Logger;
   observer?: DriverObserver;
 }
+
+/** Engine rejections of messages that verified but changed nothing: budgeted, not offences (penalties.ts). */
+const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view', 'unknown_block']);
 
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
@@ -70,7 +73,7 @@ export class ConsensusDriver {
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(this.#genesis);
     this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
-    this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => deps.observer?.muted?.(peer, ms) });
+    this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => this.#onMute(peer, ms) });
     this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.engine, verifier: deps.verifier,
       transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e),
       onRefused: (from, reason) => {
@@ -125,6 +128,35 @@ export class ConsensusDriver {
     const view = this.engine.view;
     this.enqueue({ type: 'timer-fired', view });
     return view;
+  }
+
+  /**
+   * A peer was muted: its gateway drops its frames at the edge for as long, and while a validator
+   * is muted the views it leads are given up at once (libs/hotstuff suspicion.ts) — we could not
+   * hear its proposal anyway. The engine is told again when the mute ends.
+   */
+  #onMute(peer: number, ms: number): void {
+    const { transport, observer, clock } = this.#deps;
+    observer?.muted?.(peer, ms);
+    transport.mute?.(peer, ms, 'offences');
+    if (isOutside(peer)) return;
+    this.enqueue({ type: 'peer-muted', peer, muted: true });
+    clock.setTimeout(() => { if (!this.penalties.muted(peer)) this.enqueue({ type: 'peer-muted', peer, muted: false }); }, ms + 1);
+  }
+
+  /**
+   * Operator control (AdminService Unmute): forgive a peer — its mute lifted here and at the
+   * gateway, its strikes and its leader-suspicion record cleared. True when it was muted.
+   */
+  forgive(peer: number): boolean {
+    const was = this.penalties.forgive(peer);
+    this.#deps.transport.mute?.(peer, 0, 'forgiven by the operator');
+    if (!isOutside(peer)) {
+      this.enqueue({ type: 'peer-muted', peer, muted: false });
+      this.enqueue({ type: 'forgive', peer });
+    }
+    this.#deps.log.warn({ peer, wasMuted: was }, 'peer forgiven by the operator: mute and suspicion cleared');
+    return was;
   }
 
   /** Says which offence muted a validator, so an operator can tell a Byzantine peer from a false alarm. */
@@ -204,11 +236,14 @@ export class ConsensusDriver {
       case 'rejected':
         log.debug({ from: a.from, reason: a.reason, detail: a.detail }, 'message rejected');
         observer?.rejected?.(a.from, a.reason, a.detail);
+        if (a.from === null || a.from === this.#opts.engine.self) return;
         // A block that fails its content checks was signed (a proposal) or served (sync) by this
         // validator: an honest one never does either, so it is a strike.
-        if (a.reason === 'invalid_block' && a.from !== null && a.from !== this.#opts.engine.self) {
-          this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
-        }
+        if (a.reason === 'invalid_block') this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
+        // Valid but useless (it changed nothing): free at the rate honest members send such
+        // messages, a strike beyond it — so replaying old, validly signed messages gets a
+        // validator muted like forging them does.
+        else if (USELESS.has(a.reason)) this.#penalize(a.from, a.reason, this.penalties.useless(a.from), a.detail);
         return;
       case 'evidence':
         log.debug({ offender: a.evidence.sender, view: a.evidence.view, kind: a.evidence.kind }, 'equivocation seen');
@@ -217,9 +252,14 @@ export class ConsensusDriver {
       case 'view-changed': {
         const leader = this.#opts.engine.leaderOf?.(a.view) ?? roundRobinLeader(a.view, this.#opts.engine.validatorCount);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
+        this.penalties.viewEntered();
         observer?.viewChanged?.(a.view, leader, a.cause);
         return;
       }
+      case 'view-skipped':
+        log.info({ view: a.view, leader: a.leader, reason: a.reason }, 'view given up at once: its leader is suspected');
+        observer?.viewSkipped?.(a.view, a.leader, a.reason);
+        return;
       case 'halted':
         log.error({ height: a.height, committed: toHex(a.committed), conflicting: toHex(a.conflicting) },
           'two conflicting commits: more than f members are faulty; consensus halted');

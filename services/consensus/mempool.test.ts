@@ -60,3 +60,29 @@ test('one validator\'s hand-offs hold at most REMOTE_SHARE of the pool; clients 
   assert.equal(pool.offer(tx('flood-again'), 2, none, 3).status, 'added');
   assert.equal(pool.offer(tx('flood-again-2'), 2, none, 3).status, 'refused');
 });
+
+test('blocks are built fairly by source: one source\'s backlog cannot take a whole block while others wait', () => {
+  const pool = new Mempool({ maxTxs: 10_000, maxBytes: 1 << 20, maxTxBytes: 100 });
+  // Validator 3 handed over 100 first; then two clients' and validator 1's few.
+  for (let k = 0; k < 100; k++) pool.offer(tx(`v3-${k}`), 1, none, 3);
+  for (let k = 0; k < 5; k++) pool.offer(tx(`local-${k}`), 2, none);
+  for (let k = 0; k < 5; k++) pool.offer(tx(`v1-${k}`), 3, none, 1);
+  const picked = pool.batch(20, 1 << 20, new Set()).map((p) => new TextDecoder().decode(p.tx));
+  assert.equal(picked.length, 20);
+  assert.deepEqual(picked.filter((s) => s.startsWith('local-')), ['local-0', 'local-1', 'local-2', 'local-3', 'local-4'], 'every client transaction, oldest first');
+  assert.equal(picked.filter((s) => s.startsWith('v1-')).length, 5);
+  assert.deepEqual(picked.filter((s) => s.startsWith('v3-')), Array.from({ length: 10 }, (_, k) => `v3-${k}`), 'the flooder gets the rest, oldest first');
+  // In flight ones are skipped; with room for all, all come.
+  const inFlight = new Set([toHex(txHash(tx('local-0')))]);
+  assert.equal(pool.batch(1000, 1 << 20, inFlight).length, 109);
+  // A source whose next transaction does not fit the bytes left is done; the others go on.
+  const small = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxTxBytes: 100 });
+  small.offer(tx('x'.repeat(50)), 1, none, 2);
+  small.offer(tx('a'), 1, none);
+  small.offer(tx('b'), 1, none);
+  assert.deepEqual(small.batch(10, 51, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'x'.repeat(50)]);
+  assert.deepEqual(small.batch(10, 49, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'b'], 'the clients\' go on when validator 2\'s does not fit');
+  // Committed ones leave their source too.
+  assert.equal(pool.removeCommitted([...pool.batch(1000, 1 << 20, new Set())].map((p) => toHex(p.hash))), 110);
+  assert.equal(pool.batch(1000, 1 << 20, new Set()).length, 0);
+});

@@ -1,6 +1,9 @@
 // The mempool: transactions waiting for a block, deduplicated by hash, bounded in count and
 // bytes. A full pool refuses (MEMPOOL_FULL → RESOURCE_EXHAUSTED); it never drops silently.
-// Insertion order is proposal order, so a transaction is not starved by later ones.
+// Blocks are built fairly by source — this member's clients, each other validator, all peers
+// outside the validator set together — taking a transaction from each source in turn, oldest
+// first within a source, so one source cannot take a whole block while others have transactions
+// waiting; within a source, insertion order is proposal order, so none is starved by later ones.
 // Transactions handed over by another validator are charged to that validator: each may hold
 // at most REMOTE_SHARE of the pool (count and bytes), so one faulty validator cannot fill it.
 // The pool lives in memory; what a client was promised survives a crash through the mempool
@@ -43,6 +46,8 @@ export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMP
 export class Mempool {
   readonly #opts: MempoolOptions;
   readonly #pending = new Map<string, PendingTx>();
+  /** The same transactions by source, each in insertion order (for fair block building). */
+  readonly #bySource = new Map<number, Map<string, PendingTx>>();
   /** Per remote source: how many transactions and bytes it holds in the pool. */
   readonly #held = new Map<number, { txs: number; bytes: number }>();
   #bytes = 0;
@@ -79,7 +84,11 @@ export class Mempool {
     const hash = txHash(tx);
     const key = toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
-    this.#pending.set(key, { tx, hash, addedAtMs: nowMs, source });
+    const p = { tx, hash, addedAtMs: nowMs, source };
+    this.#pending.set(key, p);
+    let own = this.#bySource.get(source);
+    if (!own) this.#bySource.set(source, (own = new Map()));
+    own.set(key, p);
     this.#bytes += tx.length;
     if (source !== LOCAL) {
       const h = this.#held.get(source) ?? { txs: 0, bytes: 0 };
@@ -98,21 +107,34 @@ export class Mempool {
   }
 
   /**
-   * The next block's transactions: oldest first, up to the count and byte limits, skipping
-   * those already in an uncommitted ancestor (`inFlight`, hex hashes).
+   * The next block's transactions, up to the count and byte limits, skipping those already in an
+   * uncommitted ancestor (`inFlight`, hex hashes): one from each source in turn (this member's
+   * clients first), oldest first within a source. A source whose next transaction does not fit
+   * the bytes left is done for this block; the others go on.
    */
   batch(maxTxs: number, maxBytes: number, inFlight: ReadonlySet<string>): PendingTx[] {
     const out: PendingTx[] = [];
     let bytes = 0;
-    for (const [key, p] of this.#pending) {
-      if (out.length >= maxTxs) break;
-      if (inFlight.has(key)) continue;
-      if (bytes + p.tx.length > maxBytes) {
-        if (bytes === 0) continue; // a single oversized tx can never fit: leave it to the size check
-        break;
+    const sources = [...this.#bySource.keys()].sort((a, b) => (a === LOCAL ? -1 : b === LOCAL ? 1 : a - b));
+    let open = sources.map((s) => this.#bySource.get(s)!.entries());
+    while (open.length > 0 && out.length < maxTxs) {
+      const next: typeof open = [];
+      for (const it of open) {
+        if (out.length >= maxTxs) break;
+        let r = it.next();
+        while (!r.done && inFlight.has(r.value[0])) r = it.next();
+        if (r.done) continue;
+        const p = r.value[1];
+        if (bytes + p.tx.length > maxBytes) {
+          // A single oversized tx can never fit: leave it to the size check, try the source's next.
+          if (bytes === 0 && p.tx.length > maxBytes) next.push(it);
+          continue;
+        }
+        out.push(p);
+        bytes += p.tx.length;
+        next.push(it);
       }
-      out.push(p);
-      bytes += p.tx.length;
+      open = next;
     }
     return out;
   }
@@ -124,6 +146,9 @@ export class Mempool {
       const p = this.#pending.get(key);
       if (!p) continue;
       this.#pending.delete(key);
+      const own = this.#bySource.get(p.source);
+      own?.delete(key);
+      if (own?.size === 0) this.#bySource.delete(p.source);
       this.#bytes -= p.tx.length;
       const h = this.#held.get(p.source);
       if (h) {

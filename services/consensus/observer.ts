@@ -21,6 +21,7 @@ import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/c
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { decodeFrame } from '#libs/wire/index.ts';
 import { consensusService, type Intake } from './api.ts';
+import { publicApiLimits } from './api-guard.ts';
 import { BlockStore } from './block-store.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { EvidenceLog } from './evidence.ts';
@@ -134,12 +135,14 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
   };
 
   link.start();
-  const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: BIG_MESSAGES });
+  // Readers are sent here to spare the validators: the same client limits as a validator's API.
+  const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
+  const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
   const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
     validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
-    nextCommit: (signal) => commits.next(signal), peers: () => peers,
+    nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
   }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
 
@@ -158,6 +161,8 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
     server.setServing(serviceName, notReady().length === 0);
     behind.set(follower.status().behind);
     served.set(sync.served);
+    m.api.openStreams.set(apiLimits.guard.limits.streams);
+    apiLimits.guard.limits.sweep();
     gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 900) }, (err, res) => {
       if (err || !res) return;
       const connected = res.peers.filter((p) => p.state === PeerState.PEER_STATE_CONNECTED);

@@ -7,7 +7,7 @@ import { rememberTxs, txHashesOf } from './tx-hashes.ts';
 import type { Block, BlockHeader, Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
-export interface PayloadRequest { view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash }
+export interface PayloadRequest { view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; parentTimestampMs: number }
 
 export interface PayloadOptions {
   chainId: string;
@@ -38,7 +38,9 @@ export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Memp
     view: req.view,
     parentHash: req.parentHash,
     proposer: opts.self,
-    timestampMs: nowMs,
+    // Block time only moves forward (libs/blocks): a clock behind the parent's stamp (a step back,
+    // or a leader stamping ahead within the drift) gives the parent's time plus one.
+    timestampMs: Math.max(nowMs, req.parentTimestampMs + 1),
     txRoot,
     stateHash: nextStateHash(req.parentStateHash, txRoot),
   };

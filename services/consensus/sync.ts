@@ -97,6 +97,11 @@ export class SyncClient {
     }));
   }
 
+  /** Whether a response to `requestId` from `from` is awaited (anything else is dropped unread). */
+  expects(from: number, requestId: number): boolean {
+    return this.#pending.get(requestId)?.from === from;
+  }
+
   /** A response from `from`: checked against what we asked, QCs verified, then handed to the engine. */
   async onResponse(from: number, requestId: number, blocks: readonly CertifiedBlock[]): Promise<void> {
     const p = this.#pending.get(requestId);

@@ -14,7 +14,8 @@ export interface TxBatcherOptions {
   /** consensus.max_block_bytes: a batch is flushed at half of it. */
   maxBlockBytes: number;
   clock: Clock;
-  send(frame: Uint8Array): void;
+  /** One batch: its frame and how many transactions it carries. */
+  send(frame: Uint8Array, count: number): void;
 }
 
 export class TxBatcher {
@@ -44,6 +45,6 @@ export class TxBatcher {
     const txs = this.#txs;
     this.#txs = [];
     this.#bytes = 0;
-    this.#o.send(encodeFrame(this.#o.chainId, { type: 'tx-batch', txs }));
+    this.#o.send(encodeFrame(this.#o.chainId, { type: 'tx-batch', txs }), txs.length);
   }
 }

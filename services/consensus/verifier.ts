@@ -32,13 +32,15 @@ export class SignatureVerifier {
   readonly #failed = new Set<string>();
   #hits = 0;
   #misses = 0;
+  /** SLH-DSA verifications actually run (cache misses of the async path). */
+  #verifications = 0;
 
   constructor(opts: VerifierOptions) {
     this.#opts = opts;
   }
 
-  get stats(): { cacheHits: number; cacheMisses: number; cached: number } {
-    return { cacheHits: this.#hits, cacheMisses: this.#misses, cached: this.#verified.size };
+  get stats(): { cacheHits: number; cacheMisses: number; cached: number; verifications: number } {
+    return { cacheHits: this.#hits, cacheMisses: this.#misses, cached: this.#verified.size, verifications: this.#verifications };
   }
 
   #key(m: SignedMessage, bytes: Uint8Array): string {
@@ -52,6 +54,7 @@ export class SignatureVerifier {
     const key = this.#key(m, bytes);
     if (this.#verified.has(key)) return true;
     if (this.#failed.has(key)) return false;
+    this.#verifications++;
     const ok = await this.#opts.dsa.verify(pk, bytes, m.signature);
     if (ok) this.#remember(key);
     else this.#rememberFailure(key);

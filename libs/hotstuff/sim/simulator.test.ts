@@ -100,6 +100,24 @@ test('a leader that proposes and then stalls does not ratchet the view timer up:
   }
 });
 
+test('a silent or stalling leader is suspected: its views are given up at once, not after the timer each time', () => {
+  // Before leader suspicion every one of its views cost each honest member a timer firing:
+  // 41–58 for 60 commits with these seeds; now a failure suspects it for its next 1, 2, 4, …
+  // views, so a handful of its views still time out (each time its suspicion runs out).
+  for (const kind of ['silent', 'stalling-leader'] as const) {
+    for (const seed of [11, 12]) {
+      const r = runScenario({ n: 4, seed, byzantine: { 1: kind }, healAtMs: 0, timeouts: { baseMs: 100, multiplier: 2, capMs: 5000 },
+        liveness: { commits: 60, views: 200 } }, { trace: true });
+      assert.deepEqual(r.violations, []);
+      assert.ok(r.livenessMet);
+      const firings = r.trace.filter((l) => / #[023] timer v/.test(l)).length;
+      const skips = r.trace.filter((l) => /skip v\d+ \(leader 1 failed_views\)/.test(l)).length;
+      assert.ok(skips > 20, `${kind} seed ${seed}: its views were given up at once (${skips} times)`);
+      assert.ok(firings <= 24, `${kind} seed ${seed}: ${firings} timer firings on the honest members for 60 commits`);
+    }
+  }
+});
+
 test('crash and restart from the persisted state: safe, and the restarted member catches up', () => {
   const r = ok({
     n: 4,

@@ -256,7 +256,7 @@ class Simulation {
       case 'fetch':
         return this.requestFetch(m, a.from, a.hash, a.aboveHeight);
       case 'request-payload': {
-        const block = buildBlock(this.scheme, this.chainId, m.identity, `m${m.id}`, a.view, a.parentHash, a.parentHeight, a.parentStateHash, this.now);
+        const block = buildBlock(this.scheme, this.chainId, m.identity, `m${m.id}`, a.view, a.parentHash, a.parentHeight, a.parentStateHash, Math.max(this.now, a.parentTimestampMs + 1));
         this.q.push({ at: this.now + this.signDelay, k: 'local', to: m.id, epoch: m.epoch, e: { type: 'payload-ready', view: a.view, block } });
         return;
       }

@@ -107,6 +107,12 @@ export function describeEvent(e: EngineEvent): string {
       return `payload v${e.view} ${shortHex(e.block.hash)}`;
     case 'blocks-fetched':
       return `fetched ${e.blocks.length} blocks`;
+    case 'peer-muted':
+      return `${e.muted ? 'muted' : 'unmuted'} ${e.peer}`;
+    case 'forgive':
+      return `forgive ${e.peer}`;
+    case 'leader-offence':
+      return `offence of leader ${e.peer} v${e.view}`;
     case 'start':
     case 'txs-available':
       return e.type;
@@ -149,6 +155,9 @@ export function describeActions(actions: EngineAction[]): string {
         break;
       case 'view-changed':
         parts.push(`view ${a.view} (${a.cause})`);
+        break;
+      case 'view-skipped':
+        parts.push(`skip v${a.view} (leader ${a.leader} ${a.reason})`);
         break;
       case 'halted':
         parts.push(`HALTED(h${a.height})`);

@@ -1,0 +1,103 @@
+// Leader suspicion (suspicion.ts) on its own, and in one engine driven by hand: a failed view
+// suspects its leader for a while that grows with each failure, a certified view re-admits it,
+// a mute suspects it for as long as it lasts, never more than f leaders and never oneself.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL } from './suspicion.ts';
+import { Kit, Phase, ofType, reasons } from './sim/test-kit.ts';
+
+test('a failed view suspects its leader for its next 2^(level+1) views, longer with each failure', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  s.viewEnded(5, 1, 'failed'); // leader 1 leads 5, 9, 13, …
+  for (const v of [9, 13, 17, 21]) assert.equal(s.suspects(v, 1), 'failed_views', `its next four views are given up (${v})`);
+  assert.equal(s.suspects(25, 1), null, 'four views at level 1');
+  s.viewEnded(25, 1, 'failed');
+  assert.equal(s.suspects(25 + 4 * 8, 1), 'failed_views');
+  assert.equal(s.suspects(25 + 4 * 9, 1), null, 'eight views at level 2');
+  let v = 25 + 4 * 9;
+  for (let k = 0; k < 20; k++, v += 4) s.viewEnded(v, 1, 'failed');
+  const last = v - 4;
+  const span = 2 ** (MAX_SUSPICION_LEVEL + 1);
+  assert.equal(s.suspects(last + 4 * span, 1), 'failed_views', 'the level stops at its ceiling');
+  assert.equal(s.suspects(last + 4 * span + 4, 1), null, 'and every suspicion ends');
+});
+
+test('a certified view re-admits a leader at once; clean views bring its level down', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  s.viewEnded(5, 1, 'failed');
+  s.viewEnded(25, 1, 'failed');
+  assert.equal(s.suspects(29, 1), 'failed_views');
+  s.viewEnded(29, 1, 'certified');
+  assert.equal(s.suspects(33, 1), null, 'it led a view to a QC: no longer suspected');
+  for (let k = 0; k < CLEAN_VIEWS; k++) s.viewEnded(33 + 4 * k, 1, 'certified');
+  s.viewEnded(100, 1, 'failed');
+  assert.equal(s.suspects(100 + 4 * 8, 1), 'failed_views', 'level 2 again (2, down one by the clean views, up one): eight views');
+  assert.equal(s.suspects(100 + 4 * 9, 1), null);
+  s.viewEnded(200, 2, 'unknown');
+  assert.equal(s.suspects(204, 2), null, 'a view we learned nothing of changes nothing');
+});
+
+test('never oneself, never more than f, muted leaders first; forgiveness clears it all', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  s.viewEnded(4, 0, 'failed');
+  assert.equal(s.suspects(8, 0), null, 'a member never suspects itself');
+  s.viewEnded(5, 1, 'failed');
+  s.viewEnded(6, 2, 'failed');
+  s.viewEnded(10, 2, 'failed');
+  assert.deepEqual(s.suspected(12), [2], 'f = 1: only the worst record');
+  assert.equal(s.suspects(9, 1), null, 'leader 1 is outranked by leader 2 (level 2)');
+  s.setMuted(3, true);
+  assert.deepEqual(s.suspected(12), [3], 'a muted leader ranks first');
+  assert.equal(s.suspects(11, 3), 'muted');
+  s.setMuted(3, false);
+  assert.deepEqual(s.suspected(12), [2]);
+  s.forgive(2);
+  assert.deepEqual(s.suspected(30), [], 'leader 1\'s suspicion ended at view 22; leader 2 forgiven');
+  const tiny = new LeaderSuspicion(3, 0, 0);
+  tiny.viewEnded(1, 1, 'failed');
+  tiny.setMuted(2, true);
+  assert.deepEqual(tiny.suspected(2), [], 'f = 0: nobody is ever suspected (every leader is needed)');
+});
+
+test('an engine gives up at once the view of a leader it has muted, and keeps voting in it', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  // View 1 is led by member 1: muting it mid-view gives the view up now, with a NEW-VIEW for 2.
+  const out = d.step({ type: 'peer-muted', peer: 1, muted: true });
+  assert.deepEqual(ofType(out, 'view-skipped').map((a) => [a.view, a.leader, a.reason]), [[1, 1, 'muted']]);
+  const nvs = ofType(out, 'sign').filter((a) => a.request.kind === 'new-view');
+  assert.deepEqual(nvs.map((a) => a.request.view), [2], 'a NEW-VIEW for the next view, signed at once');
+  // A valid proposal of the muted leader that still arrives gets a vote: the view is not left
+  // (withholding it would let one suspicious member and a silent Byzantine one deny an honest
+  // leader its quorum).
+  const b1 = k.block(1, k.genesis);
+  const voted = ofType(d.message(k.proposal(1, b1, k.gqc)), 'sign').filter((a) => a.request.kind === 'vote');
+  assert.equal(voted.length, 1, 'giving a view up never stops a member from voting in it');
+  // Unmuted, its next view (5) runs as usual.
+  d.step({ type: 'peer-muted', peer: 1, muted: false });
+  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  const into5 = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  assert.equal(d.engine.view, 5);
+  assert.deepEqual(ofType(into5, 'view-skipped'), [], 'no longer muted: its view is not given up');
+});
+
+test('a leader whose proposal breaks a rule has its view given up at once, not after the timer', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const liar = { ...b1, hash: k.block(1, k.genesis, 'x').hash }; // a hash its header does not give
+  const out = d.message(k.proposal(1, liar, k.gqc));
+  assert.deepEqual(reasons(out), ['invalid_block']);
+  assert.deepEqual(ofType(out, 'view-skipped').map((a) => [a.view, a.leader, a.reason]), [[1, 1, 'failed_views']]);
+  assert.deepEqual(ofType(out, 'sign').map((a) => a.request.kind), ['new-view'], 'its NEW-VIEW goes out now');
+  // The driver's own checks (a block time beyond our clock) say the same through an event.
+  const k2 = new Kit(4);
+  const e = k2.engine(2);
+  e.step({ type: 'start' });
+  const out2 = e.step({ type: 'leader-offence', peer: 1, view: 1 });
+  assert.deepEqual(ofType(out2, 'view-skipped').map((a) => a.leader), [1]);
+  assert.deepEqual(ofType(e.step({ type: 'leader-offence', peer: 3, view: 1 }), 'view-skipped'), [], 'an offence of another validator says nothing of this view');
+});

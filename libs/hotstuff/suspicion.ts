@@ -1,0 +1,115 @@
+// Leaders this member expects to fail, so that it gives up their views at once instead of after
+// the view timer. Aardvark's lesson: a replica that keeps waiting on a leader that does not
+// perform hands that leader the federation's throughput. A leader is suspected when a view it
+// led failed here (it ended by a quorum of NEW-VIEWs and this member saw no QC of it) or while
+// this member has it muted for offences, or the proposal it sent for the current view broke a
+// rule (libs/hotstuff replica.ts, or the driver's checks before the engine). A failure suspects
+// it for its next 2^(level+1) views — 4, 8, 16, … — the level rising with each failure outside a
+// suspicion and falling after CLEAN_VIEWS certified views of its own; a mute suspects it for as
+// long as the mute lasts. While suspected, its views are given up at once (a NEW-VIEW sent on
+// entering them); a valid proposal still gets this member's vote, so a suspected leader that
+// performs anyway shows it with a QC, and one suspicious member with a silent Byzantine one
+// cannot deny an honest leader its quorum.
+//
+// Safe by construction: giving up a view only sends a NEW-VIEW, which a member may always do.
+// Live by construction: at most f leaders are suspected at once (the worst records first), so
+// every N views hold at least N − 2f ≥ f + 1 unsuspected leaders, one of them honest; and every
+// suspicion ends. Local: each member judges from what it saw, so a Byzantine member cannot make
+// the others suspect an honest leader whose view reaches them in time. Never suspects this member itself.
+// Pure: views are the only clock.
+
+/** The level's ceiling: a leader is suspected for at most 2^(MAX_LEVEL+1) of its views at a time. */
+export const MAX_SUSPICION_LEVEL = 7;
+/** Certified views of its own that bring a leader's level down by one. */
+export const CLEAN_VIEWS = 8;
+
+export type SuspicionReason = 'muted' | 'failed_views';
+
+interface LeaderRecord {
+  level: number;
+  /** Suspected in views below this one (0: not suspected for failures). */
+  until: number;
+  /** Certified views since its last failure. */
+  clean: number;
+}
+
+/** How a view ended, as far as its leader's record goes. */
+export type LeaderOutcome = 'certified' | 'failed' | 'unknown';
+
+export class LeaderSuspicion {
+  readonly #n: number;
+  readonly #f: number;
+  readonly #self: number;
+  readonly #records = new Map<number, LeaderRecord>();
+  readonly #muted = new Set<number>();
+
+  constructor(n: number, f: number, self: number) {
+    this.#n = n;
+    this.#f = f;
+    this.#self = self;
+  }
+
+  /** The driver muted (true) or let go (false) a validator. */
+  setMuted(leader: number, muted: boolean): void {
+    if (muted) this.#muted.add(leader);
+    else this.#muted.delete(leader);
+  }
+
+  /** An operator vouched for a validator: no suspicion, no record. */
+  forgive(leader: number): void {
+    this.#muted.delete(leader);
+    this.#records.delete(leader);
+  }
+
+  /**
+   * A view led by `leader` ended. 'failed': it ended by NEW-VIEWs without a QC this member saw,
+   * and this member had not given it up itself; 'certified': a QC of it formed; 'unknown': this
+   * member learned nothing of the leader (it was behind, or gave the view up itself).
+   */
+  viewEnded(view: number, leader: number, outcome: LeaderOutcome): void {
+    if (leader === this.#self || outcome === 'unknown') return;
+    let r = this.#records.get(leader);
+    if (outcome === 'certified') {
+      if (!r) return;
+      r.until = 0; // it led a view to a QC: whatever we thought, it performs now
+      if (++r.clean >= CLEAN_VIEWS) {
+        r.clean = 0;
+        if (--r.level <= 0) this.#records.delete(leader);
+      }
+      return;
+    }
+    if (!r) this.#records.set(leader, (r = { level: 0, until: 0, clean: 0 }));
+    r.clean = 0;
+    r.level = Math.min(r.level + 1, MAX_SUSPICION_LEVEL);
+    // Its next 2^(level+1) views: one rotation of N views per view of its own.
+    r.until = view + 1 + this.#n * 2 ** (r.level + 1);
+  }
+
+  /** Why this member gives up `view` at once (its leader is among the f suspected), or null. */
+  suspects(view: number, leader: number): SuspicionReason | null {
+    if (leader === this.#self || this.#f === 0) return null;
+    const ranked = this.#ranked(view);
+    const k = ranked.indexOf(leader);
+    if (k < 0 || k >= this.#f) return null;
+    return this.#muted.has(leader) ? 'muted' : 'failed_views';
+  }
+
+  /** The leaders suspected in `view` (at most f), worst first: for metrics and status. */
+  suspected(view: number): number[] {
+    return this.#f === 0 ? [] : this.#ranked(view).slice(0, this.#f);
+  }
+
+  /** Every suspected leader, muted ones first, then by level, then by how long, then by index. */
+  #ranked(view: number): number[] {
+    const out: Array<{ leader: number; muted: boolean; level: number; until: number }> = [];
+    for (let leader = 0; leader < this.#n; leader++) {
+      if (leader === this.#self) continue;
+      const r = this.#records.get(leader);
+      const muted = this.#muted.has(leader);
+      const failing = r !== undefined && r.until > view;
+      if (muted || failing) out.push({ leader, muted, level: r?.level ?? 0, until: r?.until ?? 0 });
+    }
+    out.sort((a, b) => Number(b.muted) - Number(a.muted) || b.level - a.level || b.until - a.until || a.leader - b.leader);
+    return out.map((x) => x.leader);
+  }
+}
