@@ -309,10 +309,20 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       st.on('data', (r: AttachResponse) => { if (r.body?.$case === 'ready') resolve(st); });
       st.on('error', () => resolve(undefined));
     }), 15_000);
-    const s = await status(0);
-    const vote = { type: 'vote' as const, phase: Phase.PREPARE, view: Number(s.view), blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
-    stream.write({ body: { $case: 'send', value: { to: 0, toPeer: '', frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
-    const ev = await events.next((e) => e.data.claimedSender === 3, 15_000);
+    // Votes go to the leader of their view, and m0 refuses one for a view it does not lead before
+    // checking any signature: send the forged vote while m0 leads (views move fast: until it lands).
+    const forged = events.next((e) => e.data.claimedSender === 3, 30_000);
+    let landed = false;
+    void forged.then(() => { landed = true; }, () => undefined);
+    for (const t0 = Date.now(); !landed && Date.now() - t0 < 30_000;) {
+      const view = Number((await status(0)).view);
+      if (view % N === 0) {
+        const vote = { type: 'vote' as const, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
+        stream.write({ body: { $case: 'send', value: { to: 0, toPeer: '', frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ev = await forged;
     assert.equal(ev.data.messageType, 'vote');
 
     // Then equivocate as m3, with m3's real key: two different PREPARE votes for one view.

@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { generateIdentity } from '#libs/config/index.ts';
 import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { FrameDecoder, encodeFrame, encodeVarint } from '../services/gateway/framing.ts';
-import { OUTSIDE_FRAMES_PER_SECOND } from '../services/gateway/consensus.ts';
+import { OUTSIDE_FRAMES_PER_SECOND } from '../services/gateway/inbound.ts';
 import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
 import { recordEvents } from './support/store.ts';
 import {

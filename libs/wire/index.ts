@@ -8,3 +8,5 @@ export type { WireLimits } from './convert.ts';
 export { encodeFrame, decodeFrame } from './frame.ts';
 export type { Frame, FrameLimits, CertifiedBlock } from './frame.ts';
 export { signingBytesOf, signingBytesOfRequest } from './signing.ts';
+export { peekFrame } from './peek.ts';
+export type { FramePeek, PeekKind } from './peek.ts';

@@ -5,6 +5,9 @@
 // recovers), so a stalled gateway can never make this process grow without limit.
 // Peers outside the validator set get numbers from OUTSIDE_BASE (see ports.ts): a bounded table
 // of slots, the least recently heard-from reused first, so the driver's per-peer maps stay bounded.
+// Mutes go to the gateway (MutePeer), which drops a muted peer's frames at its edge. The gateway
+// forgets them when this stream ends (and a restarted gateway never had them), so the mutes in
+// force are kept here and sent again, with the time they have left, on every attach.
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -13,6 +16,8 @@ import type { AttachRequest, AttachResponse, GatewayServiceClient } from '#libs/
 import { MAX_OUTSIDE_PEERS, OUTSIDE_BASE, type TransportPort } from './ports.ts';
 
 const MAX_BUFFERED = 4096;
+
+interface ActiveMute { untilMs: number; reason: string; peerId: string }
 const MAX_BACKOFF_MS = 1000;
 
 export interface GatewayLinkOptions {
@@ -20,6 +25,7 @@ export interface GatewayLinkOptions {
   log: Logger;
   onFrame(from: number, frame: Uint8Array, peerId: string): void;
   onReady?(ready: { selfIndex: number; maxFrameBytes: number; peerId: string }): void;
+  now?(): number;
 }
 
 export class GatewayLink implements TransportPort {
@@ -36,6 +42,8 @@ export class GatewayLink implements TransportPort {
   /** Outside peers: peer id → number, least recently used first; and back. */
   readonly #outsideIds = new Map<string, number>();
   readonly #outsidePeers = new Map<number, string>();
+  /** Mutes in force, by peer number: one per validator and per outside slot at most. */
+  readonly #mutes = new Map<number, ActiveMute>();
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -78,6 +86,42 @@ export class GatewayLink implements TransportPort {
     return id;
   }
 
+  /**
+   * Mutes `peer` at the gateway for `ms` (0 lifts it). Sent now when attached, and again on every
+   * attach while it lasts; never queued behind frames (a mute is small, and rare: penalties
+   * double each one), so a lift reaches the gateway even while frames back up.
+   */
+  mute(peer: number, ms: number, reason: string): void {
+    const now = this.#now();
+    for (const [p, m] of this.#mutes) if (m.untilMs <= now) this.#mutes.delete(p);
+    let peerId = '';
+    if (peer >= OUTSIDE_BASE) {
+      const id = this.#outsidePeers.get(peer);
+      if (id === undefined) return; // its slot was reused: we no longer know whom it meant
+      peerId = id;
+    }
+    if (ms > 0) this.#mutes.set(peer, { untilMs: now + ms, reason, peerId });
+    else this.#mutes.delete(peer);
+    if (this.connected) this.#sendMute(peer, Math.max(0, ms), reason, peerId);
+  }
+
+  #sendMute(peer: number, ms: number, reason: string, peerId: string): void {
+    // write() past the high-water mark only buffers in grpc-js: a few small messages, once per mute.
+    this.#stream?.write({ body: { $case: 'mute', value: { validator: peerId ? 0 : peer, ms: Math.ceil(ms), reason, peerId } } });
+  }
+
+  /** A fresh attach: the gateway holds no mutes of ours, so every one in force goes again. */
+  #resendMutes(): void {
+    const now = this.#now();
+    for (const [peer, m] of this.#mutes) {
+      if (m.untilMs <= now) { this.#mutes.delete(peer); continue; }
+      this.#sendMute(peer, m.untilMs - now, m.reason, m.peerId);
+    }
+    if (this.#mutes.size > 0) this.#o.log.info({ mutes: this.#mutes.size }, 'mutes sent again to the gateway');
+  }
+
+  #now(): number { return this.#o.now?.() ?? Date.now(); }
+
   broadcast(frame: Uint8Array): void {
     this.#write({ body: { $case: 'broadcast', value: { frame } } });
   }
@@ -114,6 +158,7 @@ export class GatewayLink implements TransportPort {
         this.#writable = true;
         this.maxFrameBytes = body.value.maxFrameBytes;
         this.#o.log.info({ selfIndex: body.value.selfIndex, maxFrameBytes: body.value.maxFrameBytes, peerId: body.value.peerId }, 'attached to the gateway');
+        this.#resendMutes();
         this.#o.onReady?.(body.value);
         this.#flush();
       } else if (body?.$case === 'frame') {

@@ -1,31 +1,66 @@
-// Frames from other validators, cheapest check first: size and decoding (libs/wire),
-// then signatures (the verifier), then protocol rules (the engine). A frame that fails a check
-// is counted and logged with the sender and the reason; it never reaches the engine.
+// Frames from other validators, cheapest check first: a glance at the frame (its kind and view,
+// libs/wire peekFrame) refuses what is stale, too far ahead or unasked for before it is decoded;
+// then decoding (libs/wire), the checks that need no signature (who signed, who leads, a
+// duplicate, the block's time), then signatures (the verifier, one fair queue for all senders),
+// then protocol rules (the engine). A frame that fails a check is counted and logged with the
+// sender and the reason; it never reaches the engine.
+// Two kinds of refusal: an offence (undecodable, forged, misattributed, a bad block time) is a
+// strike; a valid but useless message (stale, duplicate, too far ahead, unasked for, a stream of
+// NEW-VIEW claims, beyond the sender's verification queue) is free at the rate honest members send such things and a strike
+// beyond it (penalties.ts) — so replaying old, validly signed messages gets a sender muted too.
 // Peers outside the validator set (observers) may only ask for blocks and hand over
 // transactions (all of them together hold at most one validator's share of the mempool);
 // anything else from them is refused as a strike, before it costs a signature check.
 // Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
 // the current and the next views, who propose them; the member that took them keeps them too and
-// proposes them itself when it leads, so none is stranded by a faulty leader.
+// proposes them itself when it leads, so none is stranded by a faulty leader. Hand-offs are
+// bounded in transactions a second per peer both ways (handoff.ts): beyond a validator's limit
+// they are refused before they are hashed, one useless token each.
+// Useless refusals cost their size: one token per unit of the largest message an honest member
+// sends besides proposals (a NEW-VIEW with a QC of every validator's signature, at least 64 KiB),
+// so late votes and QC announcements are a token each and a 4 MiB proposal some fifty.
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { decodeFrame, type FrameLimits } from '#libs/wire/index.ts';
+import { blockTimeError, type BlockTimeBounds } from '#libs/blocks/index.ts';
+import { toHex, type ConsensusMessage } from '#libs/hotstuff/index.ts';
+import { decodeFrame, peekFrame, type FrameLimits, type FramePeek } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
+import { FairQueue } from './fair-queue.ts';
 import type { Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
 import type { PeerPenalties } from './penalties.ts';
 import type { SignatureVerifier } from './verifier.ts';
 import { TxBatcher } from './tx-batcher.ts';
+import { HANDOFF_SEND_SHARE, HANDOFF_TXS_PER_SECOND, HandoffBudget } from './handoff.ts';
 
-/**
- * Verifications in flight per sending validator; beyond it that validator's frames are dropped
- * (an honest peer resends on timeout). Per peer, so one validator's flood never gets another's
- * frames dropped.
- */
+/** Messages a sender may have waiting for their signatures to be checked; beyond, they are refused (an honest peer resends on timeout). */
 const MAX_VERIFYING_PER_PEER = 256;
+/** …and their bytes: a queue of proposals is bounded by size, not only count. */
+const MAX_VERIFYING_BYTES_PER_PEER = 16 << 20;
+/** Messages verified at once, from all senders: the libuv pool's four threads, kept busy. */
+const VERIFY_CONCURRENCY = 4;
+/**
+ * How far below our view a message may be and still be read. Honest late messages are a view or
+ * two old (the vote that comes after its QC formed, the QC announcement that arrives after a
+ * quorum of NEW-VIEWs moved us on); older ones change nothing: a commit they would carry is
+ * made by the next commit QC too, which commits every uncommitted ancestor.
+ */
+export const STALE_VIEWS = 4;
+/** How far ahead a proposal may be: the engine buffers two views ahead (libs/hotstuff replica.ts). */
+const AHEAD_PROPOSAL_VIEWS = 2;
+/** Message keys remembered per sender, to refuse an exact repeat before its signature is checked. */
+const SEEN_PER_PEER = 512;
+/**
+ * NEW-VIEWs taken from one sender while we are in one view. An honest member sends one when its
+ * timer fires and perhaps a higher one when it amplifies others'; a stream of ever higher claims
+ * (each new, so no duplicate) is a verification each and moves nobody (f claims never do).
+ */
+const NEW_VIEWS_PER_VIEW = 4;
 /** How many upcoming leaders (other than us) receive a client's transactions. */
 const GOSSIP_LEADERS = 2;
+/** The least bytes a useless message costs a token for (see the file's header). */
+export const USELESS_UNIT_MIN_BYTES = 64 << 10;
 
 export interface InboundDeps {
   limits: FrameLimits;
@@ -37,26 +72,67 @@ export interface InboundDeps {
   transport: TransportPort;
   clock: Clock;
   log: Logger;
+  /** conf consensus.block_time_drift / block_time_max_delay: proposals outside them are refused. */
+  blockTime?: BlockTimeBounds;
+  /** conf consensus.handoff_txs_per_second: transactions taken from each validator a second (handoff.ts). */
+  handoffTxsPerSecond?: number;
   observer?: DriverObserver & { frameRejected?(from: number, reason: string): void };
 }
 
 export class Inbound {
   readonly #d: InboundDeps;
-  readonly #verifying = new Map<number, number>();
+  readonly #verify = new FairQueue({ concurrency: VERIFY_CONCURRENCY, maxPerSender: MAX_VERIFYING_PER_PEER, maxBytesPerSender: MAX_VERIFYING_BYTES_PER_PEER });
+  /** Per sender, the keys of the messages taken lately (oldest first), to refuse exact repeats. */
+  readonly #seen = new Map<number, Set<string>>();
+  /** Per sender: NEW-VIEWs taken in our view `view`. */
+  readonly #claims = new Map<number, { view: number; count: number }>();
   readonly #gossip: TxBatcher;
+  /** Transactions taken from each validator (and from all outsiders together), and handed to each. */
+  readonly #handoffIn: HandoffBudget;
+  readonly #handoffOut: HandoffBudget;
+  /** Bytes a useless message costs one token for. */
+  readonly #uselessUnit: number;
+  /** Hand-offs not sent because a leader's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
+  handoffWithheld = 0;
+  handoffRefused = 0;
 
   constructor(deps: InboundDeps) {
     this.#d = deps;
+    const rate = deps.handoffTxsPerSecond ?? HANDOFF_TXS_PER_SECOND;
+    const now = () => deps.clock.now();
+    this.#handoffIn = new HandoffBudget({ rate, now });
+    this.#handoffOut = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
+    this.#uselessUnit = Math.max(USELESS_UNIT_MIN_BYTES, (deps.limits.validatorCount + 1) * deps.limits.signatureBytes + 4096);
     this.#gossip = new TxBatcher({ chainId: deps.limits.chainId, maxBlockBytes: deps.limits.maxBlockBytes, clock: deps.clock,
-      send: (frame) => { for (const to of this.#upcomingLeaders()) deps.transport.send(to, frame); } });
+      send: (frame, count) => {
+        for (const to of this.#upcomingLeaders()) {
+          // Beyond a leader's share the batch stays with us only: we propose it when we lead.
+          if (this.#handoffOut.takeAll(to, count)) deps.transport.send(to, frame);
+          else this.handoffWithheld += count;
+        }
+      } });
   }
+
+  /** Tokens of the useless budget a message of `bytes` costs. */
+  uselessCost(bytes: number): number { return Math.max(1, Math.ceil(bytes / this.#uselessUnit)); }
 
   /** The driver's per-validator penalties (one ledger for the inbound path, sync and the engine's rejections). */
   get penalties(): PeerPenalties { return this.#d.driver.penalties; }
 
+  /** Messages waiting for their signatures to be checked, over all senders. */
+  get verifying(): number { return this.#verify.waiting + this.#verify.running; }
+
   /** A refusal that costs the sender: counted, logged (throttled), and a strike towards muting it. */
   #refuse(from: number, reason: string, detail: Record<string, unknown> = {}): void {
-    const muted = this.penalties.strike(from);
+    this.#account(from, reason, detail, this.penalties.strike(from));
+  }
+
+  /** A valid but useless message of `cost` tokens: counted, logged (throttled), free within the sender's budget. */
+  #useless(from: number, reason: string, detail: Record<string, unknown>, cost: number): void {
+    this.#account(from, reason, detail, this.penalties.useless(from, cost));
+  }
+
+  #account(from: number, reason: string, detail: Record<string, unknown>, muted: number): void {
     const count = this.penalties.logCount(from, reason);
     if (count > 0 || muted) this.#d.log.warn({ from, reason, ...detail, count, ...(muted ? { mutedForMs: muted } : {}) }, 'frame refused');
     this.#d.observer?.frameRejected?.(from, `refused:${reason}`);
@@ -68,6 +144,10 @@ export class Inbound {
       this.#d.observer?.frameRejected?.(from, 'refused:muted');
       return;
     }
+    const receivedMs = this.#d.clock.now();
+    const peek = peekFrame(bytes);
+    const early = peek ? this.#earlyRefusal(from, peek) : null;
+    if (early) return this.#useless(from, early.reason, { kind: peek!.kind, detail: early.detail, bytes: bytes.length }, this.uselessCost(bytes.length));
     let frame;
     try {
       frame = decodeFrame(bytes, this.#d.limits);
@@ -81,7 +161,7 @@ export class Inbound {
     }
     switch (frame.type) {
       case 'consensus':
-        this.#onMessage(from, frame.message);
+        this.#onMessage(from, frame.message, bytes.length, receivedMs);
         return;
       case 'block-request':
         this.#d.driver.sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
@@ -90,16 +170,30 @@ export class Inbound {
         void this.#d.driver.sync.onResponse(from, frame.requestId, frame.blocks);
         return;
       case 'tx-batch': {
-        // Each validator's share of the mempool is capped (Mempool.offer with a source): a flood
-        // from one of them cannot crowd out clients' or other validators' transactions.
+        // Each validator's hand-offs are bounded in transactions a second (handoff.ts), and its
+        // share of the mempool is capped (Mempool.offer with a source): a flood from one of them
+        // cannot crowd out clients' or other validators' transactions, nor fill blocks with junk.
         let refused = 0;
+        let added = 0;
         let code = '';
         const source = isOutside(from) ? OUTSIDE_BASE : from;
-        for (const tx of frame.txs) {
-          const r = this.#d.pool.offer(tx, this.#d.clock.now(), this.#d.driver.isCommitted, source);
-          if (r.status === 'refused') { refused++; code = r.code; }
+        const taken = this.#handoffIn.take(source, frame.txs.length);
+        for (let k = 0; k < taken; k++) {
+          const r = this.#d.pool.offer(frame.txs[k]!, this.#d.clock.now(), this.#d.driver.isCommitted, source);
+          if (r.status === 'refused') { refused++; code = r.code; } else if (r.status === 'added') added++;
         }
         if (refused > 0) this.#d.log.debug({ from, refused, of: frame.txs.length, code }, 'gossiped transactions not taken');
+        const over = frame.txs.length - taken;
+        if (over > 0) {
+          this.handoffRefused += over;
+          // An honest validator hands over at most HANDOFF_SEND_SHARE of the limit: each one beyond
+          // it is a useless token. Outsiders share one limit, so none of them is blamed for it.
+          if (isOutside(from)) this.#d.observer?.frameRejected?.(from, 'refused:handoff_rate');
+          else this.#useless(from, 'handoff_rate', { of: frame.txs.length, refused: over }, over);
+          return;
+        }
+        // A batch that brought nothing (all known, or over the sender's share) was useless.
+        if (added === 0 && frame.txs.length > 0) this.#useless(from, 'txs_not_taken', { of: frame.txs.length, code: code || 'duplicate' }, 1);
         return;
       }
       default: {
@@ -109,50 +203,93 @@ export class Inbound {
     }
   }
 
-  #onMessage(from: number, message: Parameters<SignatureVerifier['verifyMessage']>[0]): void {
+  /** What makes a frame useless before it is decoded (by its kind and view, or request id), or null. */
+  #earlyRefusal(from: number, p: FramePeek): { reason: string; detail: string } | null {
+    if (p.kind === 'block-response') {
+      return this.#d.driver.sync.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no request ${p.requestId} to it` };
+    }
+    if (p.view === undefined) return null;
+    const view = this.#d.driver.engine.view;
+    if (p.view + STALE_VIEWS < view) return { reason: 'stale', detail: `${p.kind} for view ${p.view}, at ${view}` };
+    const ahead = p.kind === 'proposal' ? AHEAD_PROPOSAL_VIEWS : p.kind === 'vote' ? 1 : Infinity;
+    if (p.view > view + ahead) return { reason: 'far_future', detail: `${p.kind} for view ${p.view}, at ${view}` };
+    return null;
+  }
+
+  #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number): void {
     const { log, observer } = this.#d;
-    // Cheap checks first, no signature yet: who signed it, who leads that view, how far ahead.
-    const why = this.#cheapCheck(from, message);
+    // Cheap checks first, no signature yet: who signed it, who leads that view, its block's time.
+    const why = this.#cheapCheck(from, message, receivedMs);
     if (why) {
       this.#refuse(from, why.reason, { type: message.type, detail: why.detail });
+      // A leader's own proposal that broke a rule: its view is lost here, give it up now.
+      if (message.type === 'proposal' && why.reason === 'bad_block_time') this.#d.driver.enqueue({ type: 'leader-offence', peer: from, view: message.view });
       return;
     }
-    const inFlight = this.#verifying.get(from) ?? 0;
-    if (inFlight >= MAX_VERIFYING_PER_PEER) {
-      observer?.frameRejected?.(from, 'refused:verification_backlog');
+    if (!this.#firstSeen(from, message)) {
+      this.#useless(from, 'duplicate', { type: message.type, view: message.type === 'qc' ? message.qc.view : message.view }, this.uselessCost(bytes));
       return;
     }
-    this.#verifying.set(from, inFlight + 1);
-    const done = () => this.#verifying.set(from, (this.#verifying.get(from) ?? 1) - 1);
-    this.#d.verifier.verifyMessage(message).then((r) => {
-      done();
+    if (message.type === 'new-view' && !this.#claimAllowed(from)) {
+      this.#useless(from, 'new_view_churn', { view: message.view, at: this.#d.driver.engine.view }, this.uselessCost(bytes));
+      return;
+    }
+    const queued = this.#verify.push(from, bytes, () => this.#d.verifier.verifyMessage(message).then((r) => {
       if (!r.ok) {
         const view = message.type === 'qc' ? message.qc.view : message.view;
         const muted = this.penalties.strike(from);
         const count = this.penalties.logCount(from, 'invalid_signature');
         if (count > 0 || muted) log.warn({ from, what: r.what, signer: r.sender, view, count, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
         observer?.invalidSignature?.(from, r.what, view);
+        if (message.type === 'proposal') this.#d.driver.enqueue({ type: 'leader-offence', peer: from, view });
         return;
       }
       // The block's contents (transaction root, state hash, exactly-once) are checked by the engine
       // through libs/blocks once the parent is known — after the signatures, never twice.
       this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
-      done();
       log.error({ from, err: errorMessage(err) }, 'verification failed');
-    });
+    }));
+    if (!queued) this.#useless(from, 'verification_backlog', { waiting: this.#verify.waitingFrom(from) }, this.uselessCost(bytes));
   }
 
   /** Why a message fails a check that needs no signature, or null. */
-  #cheapCheck(from: number, m: Parameters<SignatureVerifier['verifyMessage']>[0]): { reason: string; detail: string } | null {
+  #cheapCheck(from: number, m: ConsensusMessage, receivedMs: number): { reason: string; detail: string } | null {
     // QC announcements carry no sender signature of their own: their votes are what count.
     if (m.type === 'qc') return null;
     // Validators send their own messages; nobody relays another's, so a mismatch is a forgery.
     if (m.sender !== from) return { reason: 'wrong_sender', detail: `signed as validator ${m.sender}` };
-    if (m.type === 'proposal' && this.#d.leaderOf(m.view) !== m.sender) {
-      return { reason: 'not_leader', detail: `validator ${m.sender} does not lead view ${m.view}` };
+    if (m.type === 'proposal') {
+      if (this.#d.leaderOf(m.view) !== m.sender) return { reason: 'not_leader', detail: `validator ${m.sender} does not lead view ${m.view}` };
+      const late = this.#d.blockTime ? blockTimeError(m.block.header.timestampMs, receivedMs, this.#d.blockTime) : null;
+      if (late) return { reason: 'bad_block_time', detail: `proposal for view ${m.view}: ${late}` };
     }
+    // Votes go to the leader of their view, and nobody else.
+    if (m.type === 'vote' && this.#d.leaderOf(m.view) !== this.#d.self) return { reason: 'not_leader', detail: `vote for view ${m.view}, which we do not lead` };
     return null;
+  }
+
+  /**
+   * Whether this is the first time `from` sent this message (by what it says, not its signature
+   * bytes: a re-signed repeat is as useless). An honest member repeats only a NEW-VIEW, once per
+   * view timer, in case the first was lost.
+   */
+  #firstSeen(from: number, m: ConsensusMessage): boolean {
+    const key = messageKey(m);
+    let seen = this.#seen.get(from);
+    if (!seen) this.#seen.set(from, (seen = new Set()));
+    if (seen.has(key)) return false;
+    seen.add(key);
+    if (seen.size > SEEN_PER_PEER) seen.delete(seen.values().next().value!);
+    return true;
+  }
+
+  /** Whether another NEW-VIEW of `from` may be taken in our current view (and counts it). */
+  #claimAllowed(from: number): boolean {
+    const view = this.#d.driver.engine.view;
+    let c = this.#claims.get(from);
+    if (!c || c.view !== view) this.#claims.set(from, (c = { view, count: 0 }));
+    return ++c.count <= NEW_VIEWS_PER_VIEW;
   }
 
   /** A transaction a client gave us: queued locally by the caller, then gossiped in batches. */
@@ -170,5 +307,15 @@ export class Inbound {
       if (leader !== self && !out.includes(leader)) out.push(leader);
     }
     return out;
+  }
+}
+
+/** What a message says, as a short key: two messages with one key are one message, twice. */
+function messageKey(m: ConsensusMessage): string {
+  switch (m.type) {
+    case 'proposal': return `p${m.view}:${toHex(m.block.hash)}`;
+    case 'vote': return `v${m.view}:${m.phase}:${toHex(m.blockHash)}`;
+    case 'new-view': return `n${m.view}:${m.highQC.view}:${m.highQC.signers.length}:${toHex(m.highQC.blockHash)}`;
+    case 'qc': return `q${m.qc.view}:${m.qc.phase}:${toHex(m.qc.blockHash)}`;
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES_TO_MUTE, WINDOW_MS } from './penalties.ts';
+import { USELESS_PER_VIEW, FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES_TO_MUTE, USELESS_BURST, USELESS_PER_SECOND, WINDOW_MS } from './penalties.ts';
 
 test('strikes inside the window mute a validator, for longer each time; others are untouched', () => {
   let t = 1_000_000;
@@ -53,4 +53,65 @@ test('refusal logs are throttled per peer and reason: 1, 2, 4, 8, …', () => {
   assert.deepEqual(logged, [1, 2, 4, 8, 16]);
   assert.equal(p.logCount(3, 'not_leader'), 1, 'another reason is counted apart');
   assert.equal(p.logCount(2, 'undecodable'), 1, 'and another peer');
+});
+
+test('useless messages: free at the rate honest members send them (per second and per view), a strike beyond', () => {
+  let t = 0;
+  const p = new PeerPenalties({ now: () => t });
+  // An honest member for ten minutes: five late or repeated messages in each of ten views a second.
+  for (let s = 0; s < 600; s++) {
+    for (let v = 0; v < 10; v++) { p.viewEntered(); for (let k = 0; k < 5; k++) assert.equal(p.useless(1), 0, `second ${s}`); }
+    t += 1000;
+  }
+  assert.equal(p.muted(1), false);
+  // A member stuck in one view (no credit per view): USELESS_PER_SECOND a second is free.
+  for (let s = 0; s < 600; s++) { for (let k = 0; k < USELESS_PER_SECOND; k++) assert.equal(p.useless(4), 0); t += 1000; }
+  // A flood: the burst, then a strike each, muted STRIKES_TO_MUTE later.
+  let n = 0;
+  while (!p.muted(2)) { p.useless(2); n++; }
+  assert.equal(n, USELESS_BURST + STRIKES_TO_MUTE, 'the burst is free, then every useless message is a strike');
+});
+
+test('forgiveness lifts a mute and clears the record: the next mute is a first one', () => {
+  let t = 0;
+  const p = new PeerPenalties({ now: () => t });
+  for (let m = 0; m < 3; m++) { for (let i = 0; i < STRIKES_TO_MUTE; i++) p.strike(3); t += MAX_MUTE_MS; }
+  for (let i = 0; i < STRIKES_TO_MUTE; i++) p.strike(3);
+  assert.ok(p.muted(3));
+  assert.ok(p.mutedUntil(3) > t);
+  assert.equal(p.forgive(3), true, 'it was muted');
+  assert.equal(p.muted(3), false);
+  assert.equal(p.mutedUntil(3), 0);
+  let ms = 0;
+  for (let i = 0; i < STRIKES_TO_MUTE; i++) ms = p.strike(3);
+  assert.equal(ms, FIRST_MUTE_MS, 'its history went with the forgiveness');
+  assert.equal(p.forgive(1), false, 'a peer never muted');
+});
+
+test('useless messages cost their size: big ones spend the budget and earn strikes by their cost, an honest trickle of one-token messages stays free', () => {
+  let t = 0;
+  const p = new PeerPenalties({ now: () => t });
+  // An honest member: five one-token messages (late votes, QCs) a view, four views a second, for ten minutes.
+  for (let s = 0; s < 600; s++) {
+    for (let v = 0; v < 4; v++) { p.viewEntered(); for (let k = 0; k < 5; k++) assert.equal(p.useless(1, 1), 0); }
+    t += 1000;
+  }
+  assert.equal(p.muted(1), false);
+  // Proposals of 47 tokens (4 MiB) for views far ahead, five a second: the burst lasts about a
+  // second, then the first one beyond it is 47 strikes — muted at once, as a flood of small ones is.
+  let sent = 0;
+  let mutedAfter = 0;
+  while (!p.muted(2)) {
+    p.viewEntered();
+    mutedAfter = p.useless(2, 47);
+    sent++;
+    t += 200;
+  }
+  assert.ok(mutedAfter > 0);
+  assert.ok(sent <= Math.ceil(USELESS_BURST / 30) + 1, `muted after ${sent} proposals (within about a second and a half)`);
+  // Counted as one token each, they would not be muted within a minute (5 a second against 16 + 8 a view).
+  const q = new PeerPenalties({ now: () => t });
+  for (let k = 0; k < 300; k++) { q.viewEntered(); q.useless(3, 1); t += 200; }
+  assert.equal(q.muted(3), false);
+  assert.ok(USELESS_PER_VIEW > 0);
 });

@@ -1,21 +1,38 @@
 // Per-validator penalties on the inbound path: every refused frame is a strike; a validator
 // with STRIKES_TO_MUTE strikes inside WINDOW_MS is muted — its frames are dropped before they
-// are decoded — for a while that doubles with each mute, up to MAX_MUTE_MS. Honest members
-// never earn strikes (their frames decode and their signatures verify), so this only makes a
-// faulty validator's traffic cheap to refuse; quorums never depend on a muted member's
-// messages, since quorums count the whole validator set and at most f members are faulty.
-// Refusals that are not offences on their own (a block request over the serving budget) count
-// as one strike per REFUSALS_PER_STRIKE: an honest member catching up is refused a few times a
-// second at most, a flood thousands of times. Logs of refusals are throttled per (peer, reason).
-// Bounded: one small record per validator index, one counter per (validator, reason).
+// are decoded, by the gateway too — for a while that doubles with each mute, up to MAX_MUTE_MS.
+// Honest members never earn strikes (their frames decode and their signatures verify), so this
+// only makes a faulty validator's traffic cheap to refuse; quorums never depend on a muted
+// member's messages, since quorums count the whole validator set and at most f members are faulty.
+// Refusals that are not offences on their own count too, at rates an honest member never reaches:
+// - a block request over the serving budget is one strike per REFUSALS_PER_STRIKE (an honest
+//   member catching up is refused a few times a second at most, a flood thousands of times);
+// - a valid but useless message (stale, duplicate, too far ahead, unasked for) spends a token of
+//   its sender's budget, refilled at USELESS_PER_SECOND and by USELESS_PER_VIEW each view this
+//   member enters (honest members send a few such messages a view: late votes, a QC that arrives
+//   after we moved on, a NEW-VIEW sent again); one without a token is a strike. A useless message
+//   costs as many tokens as its size calls for (the caller says: the inbound path charges one per
+//   unit of the largest message an honest member sends besides proposals, a NEW-VIEW with a full
+//   QC, at least 64 KiB), so a flood of 4 MiB proposals for views far ahead spends the budget — and,
+//   beyond it, earns strikes — as fast as a flood of small messages 47 times as numerous; a late
+//   vote or QC is one token.
+// An operator can forgive a validator (AdminService Unmute): its record is cleared.
+// Logs of refusals are throttled per (peer, reason).
+// Bounded: one small record per peer (validators, and the gateway link's bounded outside slots),
+// one counter per (peer, reason).
 
 export const STRIKES_TO_MUTE = 16;
 export const WINDOW_MS = 10_000;
 export const FIRST_MUTE_MS = 5_000;
 export const MAX_MUTE_MS = 5 * 60_000;
 export const REFUSALS_PER_STRIKE = 32;
+/** Useless messages a peer may send for free: refilled per second and per view we enter, up to the burst. */
+export const USELESS_PER_SECOND = 16;
+export const USELESS_PER_VIEW = 8;
+export const USELESS_BURST = 256;
 
 interface Record { strikes: number; windowStart: number; mutedUntil: number; muteMs: number; mutes: number }
+interface Budget { tokens: number; at: number }
 
 export interface PeerPenaltiesOptions {
   now(): number;
@@ -29,6 +46,7 @@ export class PeerPenalties {
   readonly #peers = new Map<number, Record>();
   readonly #counts = new Map<string, number>();
   readonly #refusals = new Map<number, number>();
+  readonly #useless = new Map<number, Budget>();
 
   constructor(o: PeerPenaltiesOptions) {
     this.#now = o.now;
@@ -41,8 +59,8 @@ export class PeerPenalties {
     return r !== undefined && this.#now() < r.mutedUntil;
   }
 
-  /** One offence; returns the mute length in ms when this strike mutes the peer, else 0. */
-  strike(peer: number): number {
+  /** One offence (or `n` at once); returns the mute length in ms when this strike mutes the peer, else 0. */
+  strike(peer: number, n = 1): number {
     const t = this.#now();
     let r = this.#peers.get(peer);
     if (!r) {
@@ -53,7 +71,8 @@ export class PeerPenalties {
       r.windowStart = t;
       r.strikes = 0;
     }
-    if (++r.strikes < STRIKES_TO_MUTE) return 0;
+    r.strikes += Math.max(1, n);
+    if (r.strikes < STRIKES_TO_MUTE) return 0;
     r.strikes = 0;
     r.windowStart = t;
     r.muteMs = Math.min(r.muteMs * 2, MAX_MUTE_MS);
@@ -68,6 +87,48 @@ export class PeerPenalties {
     const k = (this.#refusals.get(peer) ?? 0) + 1;
     this.#refusals.set(peer, k % REFUSALS_PER_STRIKE);
     return k % REFUSALS_PER_STRIKE === 0 ? this.strike(peer) : 0;
+  }
+
+  /**
+   * A valid but useless message from `peer` (stale, duplicate, too far ahead, unasked for) that
+   * costs `cost` tokens (≥ 1: its size in units, see the file's header): free within its budget,
+   * strikes beyond — the budget is spent (down to 0) and the message is as many strikes as it
+   * costs tokens, so sixteen tokens' worth of big useless frames beyond the budget mute like
+   * sixteen small ones. Returns as strike().
+   */
+  useless(peer: number, cost = 1): number {
+    const t = this.#now();
+    let b = this.#useless.get(peer);
+    if (!b) this.#useless.set(peer, (b = { tokens: USELESS_BURST, at: t }));
+    b.tokens = Math.min(USELESS_BURST, b.tokens + ((t - b.at) / 1000) * USELESS_PER_SECOND);
+    b.at = t;
+    const c = Math.max(1, cost);
+    if (b.tokens >= c) {
+      b.tokens -= c;
+      return 0;
+    }
+    b.tokens = 0;
+    return this.strike(peer, c);
+  }
+
+  /** This member entered a new view: every peer's useless-message budget grows by USELESS_PER_VIEW. */
+  viewEntered(): void {
+    for (const b of this.#useless.values()) b.tokens = Math.min(USELESS_BURST, b.tokens + USELESS_PER_VIEW);
+  }
+
+  /** When the current mute of `peer` ends (Unix ms), or 0 when it is not muted. */
+  mutedUntil(peer: number): number {
+    const r = this.#peers.get(peer);
+    return r !== undefined && this.#now() < r.mutedUntil ? r.mutedUntil : 0;
+  }
+
+  /** An operator vouched for `peer`: no mute, no strikes, no history (the next mute is a first one). */
+  forgive(peer: number): boolean {
+    const was = this.muted(peer);
+    this.#peers.delete(peer);
+    this.#refusals.delete(peer);
+    this.#useless.delete(peer);
+    return was;
   }
 
   /**

@@ -1,19 +1,27 @@
 // The Attach stream: the one consumer (the consensus service) of inbound frames and the source
 // of outbound ones. A second Attach while one is open is refused with FAILED_PRECONDITION (two
 // consensus processes driving one member would be a fault, not a failover). Inbound frames are
-// written with grpc-js flow control: write() false → the sink reports 'full' and the libp2p
-// streams pause until 'drain'. Outbound requests never block: they go to bounded per-peer queues.
+// written with grpc-js flow control, and at most MAX_IN_FLIGHT_BYTES (plus one frame) are written
+// ahead of what HTTP/2 has sent: past that, or when write() returns false, the sink is busy and the
+// inbound scheduler holds frames in its bounded per-peer queues (pausing a validator's stream
+// when its queue is full) until they are sent. The bytes bound is what makes the scheduler's
+// order count: grpc-js buffers 16 messages, 16 MiB of 1 MiB frames that a vote would wait behind. Outbound requests never block: they go to bounded per-peer queues.
+// A MutePeer request mutes a peer at the edge; the consumer's mutes end when it detaches.
 // Must never buffer inbound frames itself, nor keep a detached consumer's state.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '#libs/log/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import type { AttachRequest, AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import type { ConsensusPath, Delivery, InboundSink } from './consensus.ts';
+import type { ConsensusPath } from './consensus.ts';
+import type { Delivery, InboundSink } from './inbound.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Validator } from './settings.ts';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest, AttachResponse>;
+
+/** Frame bytes written to the Attach stream and not yet sent by HTTP/2 before the sink is busy. */
+export const MAX_IN_FLIGHT_BYTES = 1 << 20;
 
 export interface AttachDeps {
   log: Logger;
@@ -27,6 +35,8 @@ export class AttachPoint implements InboundSink {
   #deps: AttachDeps;
   #call: AttachCall | undefined;
   #full = false;
+  /** Frame bytes of the current call written but not yet sent (grpc-js calls back once sent). */
+  #inFlight = 0;
   #waiters: Array<() => void> = [];
   #badRequests = 0;
 
@@ -35,19 +45,21 @@ export class AttachPoint implements InboundSink {
   }
 
   get attached(): boolean { return this.#call !== undefined; }
-  get busy(): boolean { return this.#full; }
+  get busy(): boolean { return this.#full || this.#inFlight >= MAX_IN_FLIGHT_BYTES; }
 
   deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery {
     const call = this.#call;
     if (!call) return 'no_consumer';
-    const ok = call.write({ body: { $case: 'frame', value: { from: from?.index ?? 0, fromOutside: from === undefined, peerId, frame, receivedAtMs: Date.now() } } });
-    if (ok) return 'accepted';
-    this.#full = true;
-    return 'full';
+    const bytes = frame.length;
+    this.#inFlight += bytes;
+    const ok = call.write({ body: { $case: 'frame', value: { from: from?.index ?? 0, fromOutside: from === undefined, peerId, frame, receivedAtMs: Date.now() } } },
+      () => this.#sent(call, bytes));
+    if (!ok) this.#full = true;
+    return this.busy ? 'full' : 'accepted';
   }
 
   onReady(fn: () => void): void {
-    if (!this.#call || !this.#full) queueMicrotask(fn);
+    if (!this.#call || !this.busy) queueMicrotask(fn);
     else this.#waiters.push(fn);
   }
 
@@ -67,6 +79,7 @@ export class AttachPoint implements InboundSink {
     }
     this.#call = call;
     this.#full = false;
+    this.#inFlight = 0;
     metrics.attached.set(1);
     const path = this.#deps.path();
     log.info({ peer: call.getPeer() }, 'consumer attached');
@@ -97,6 +110,7 @@ export class AttachPoint implements InboundSink {
           else path.send(body.value.to, body.value.frame);
           return;
         case 'broadcast': path.broadcast(body.value.frame); return;
+        case 'mute': path.inbound.mute(body.value); return;
         case undefined: throw Object.assign(new Error('empty request'), { code: 'REQUEST_EMPTY' });
         default: { const never: never = body; throw new Error(`unknown request ${JSON.stringify(never)}`); }
       }
@@ -113,13 +127,24 @@ export class AttachPoint implements InboundSink {
   #drained(call: AttachCall): void {
     if (this.#call !== call) return;
     this.#full = false;
-    this.#release();
+    if (!this.busy) this.#release();
+  }
+
+  /** HTTP/2 took a frame of `call` (a cancelled call never calls back: a new one starts at 0). */
+  #sent(call: AttachCall, bytes: number): void {
+    if (this.#call !== call) return;
+    this.#inFlight -= bytes;
+    if (this.#waiters.length > 0 && !this.busy) this.#release();
   }
 
   #detach(): void {
     this.#call = undefined;
     this.#full = false;
+    this.#inFlight = 0;
     this.#deps.metrics.attached.set(0);
+    // Mutes are the consumer's: the next one (perhaps a restarted consensus with no record of the
+    // offence) sends again those it means.
+    this.#deps.path().inbound.clearMutes();
     // Paused streams resume; their frames now count as no_consumer.
     this.#release();
   }

@@ -1,19 +1,13 @@
 // The consensus message path on /btcfed/consensus/1.0.0: outbound frames routed to one peer
-// sender per validator, inbound frames read from validators' streams and handed to the attached
-// consumer. Envelope checks only — size (before buffering) and the sender's authenticated libp2p
-// identity: a configured validator's frames are delivered as its; a non-validator's (an observer
-// asking for blocks, or any peer that connected) are delivered marked as from outside, within a
-// budget shared by all of them (streams, frames and bytes per second), and dropped — never
-// paused for — when the consumer is busy, so outsiders can never slow the validators' frames.
-// Inbound backpressure: when the consumer is full, a validator's libp2p stream is paused (yamux
-// stops granting window, so the remote's queue fills and drops) instead of buffering here.
-// Frames go to non-validators only in answer, to peers already connected (never dialled).
+// sender per validator (and, in answer only, to non-validators already connected: never
+// dialled); inbound streams handed to the inbound path (inbound.ts: framing, mutes, the per-peer
+// queues and their fair scheduler onto the Attach stream). Envelope checks only — size and the
+// sender's authenticated libp2p identity.
 // Must never decode a consensus message or decide anything from its content.
 
-import type { Connection, Stream } from '@libp2p/interface';
 import type { Logger } from '#libs/log/index.ts';
-import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { FrameDecoder } from './framing.ts';
+import { FedError } from '#libs/errors/index.ts';
+import { InboundPath, type InboundSink } from './inbound.ts';
 import type { GatewayNode } from './node.ts';
 import type { QueueLimits } from './outbound-queue.ts';
 import type { PeerTable } from './peer-table.ts';
@@ -23,25 +17,8 @@ import type { GatewayMetrics } from './metrics.ts';
 
 export const CONSENSUS_PROTOCOL = '/btcfed/consensus/1.0.0';
 
-/** Inbound consensus streams from non-validators open at once (all of them together). */
-export const MAX_OUTSIDE_STREAMS = 64;
 /** Non-validators answered at once: each has a bounded queue; past this the oldest is stopped. */
 export const MAX_OUTSIDE_SENDERS = 64;
-/** Frames and bytes per second taken from all non-validators together; more are dropped and counted. */
-export const OUTSIDE_FRAMES_PER_SECOND = 200;
-export const OUTSIDE_BYTES_PER_SECOND = 16 << 20;
-
-/** Result of handing one frame to the consumer, like a stream write. */
-export type Delivery = 'accepted' | 'full' | 'no_consumer';
-
-export interface InboundSink {
-  /** `from` is undefined for a sender that is not a configured validator. */
-  deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery;
-  /** Runs `fn` once, when the consumer can take frames again. */
-  onReady(fn: () => void): void;
-  /** The consumer is not taking frames right now (the last write filled its buffer). */
-  readonly busy: boolean;
-}
 
 export interface ConsensusPathOptions {
   maxFrameBytes: number;
@@ -57,6 +34,7 @@ export interface ConsensusPathDeps {
   log: Logger;
   metrics: GatewayMetrics;
   sink: InboundSink;
+  now?: () => number;
 }
 
 export class ConsensusPath {
@@ -68,23 +46,20 @@ export class ConsensusPath {
   #senders = new Map<string, PeerSender>();
   /** Senders to non-validators, oldest first (bounded by MAX_OUTSIDE_SENDERS). */
   #outsideSenders = new Map<string, PeerSender>();
-  #inbound = new Set<Stream>();
-  #outsideStreams = 0;
-  /** The shared budget of outside frames: tokens in frames and bytes, refilled per second. */
-  #outside = { frames: OUTSIDE_FRAMES_PER_SECOND, bytes: OUTSIDE_BYTES_PER_SECOND, at: Date.now() };
-  /** Frames from non-validators dropped (over budget, or the consumer busy). */
-  outsideDropped = 0;
-  /** Oversized or malformed frames per validator peer id (bounded by the validator set). */
-  #refusedBy = new Map<string, number>();
-  refused = 0;
+  readonly inbound: InboundPath;
 
   constructor(opts: ConsensusPathOptions, deps: ConsensusPathDeps) {
     this.#opts = { ...opts };
     this.#deps = deps;
+    this.inbound = new InboundPath({ maxFrameBytes: opts.maxFrameBytes, streamWindowBytes: opts.streamWindowBytes }, {
+      table: deps.table, log: deps.log, metrics: deps.metrics, sink: deps.sink, ...(deps.now ? { now: deps.now } : {}),
+      validatorOf: (id) => this.#byPeer.get(id), validatorAt: (i) => this.#validators[i], selfIndex: () => this.#selfIndex,
+      validatorCount: () => this.#validators.length,
+    });
   }
 
   get maxFrameBytes(): number { return this.#opts.maxFrameBytes; }
-  set maxFrameBytes(n: number) { this.#opts.maxFrameBytes = n; }
+  set maxFrameBytes(n: number) { this.#opts.maxFrameBytes = n; this.inbound.maxFrameBytes = n; }
   set openTimeoutMs(n: number) { this.#opts.openTimeoutMs = n; }
   get validators(): readonly Validator[] { return this.#validators; }
   get selfIndex(): number | undefined { return this.#selfIndex; }
@@ -93,7 +68,7 @@ export class ConsensusPath {
     this.#validators = [...validators];
     this.#selfIndex = selfIndex;
     this.#byPeer = new Map(validators.map((v) => [v.peerId, v]));
-    for (const id of this.#refusedBy.keys()) if (!this.#byPeer.has(id)) this.#refusedBy.delete(id);
+    this.inbound.validatorsChanged();
     for (const [peerId, sender] of this.#senders) {
       if (!this.#byPeer.has(peerId)) { this.#senders.delete(peerId); void sender.stop(); }
     }
@@ -101,16 +76,13 @@ export class ConsensusPath {
 
   validatorOf(peerId: string): Validator | undefined { return this.#byPeer.get(peerId); }
 
-  /** Frames refused from one validator (too large or malformed). */
-  refusedFrom(peerId: string): number { return this.#refusedBy.get(peerId) ?? 0; }
-
   async start(): Promise<void> {
-    await this.#deps.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => this.#onStream(stream, connection),
+    await this.#deps.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => this.inbound.accept(stream, connection),
       { maxInboundStreams: 4, maxOutboundStreams: 4 });
   }
 
   async stop(): Promise<void> {
-    for (const s of this.#inbound) abortQuietly(s, new Error('gateway stopping'));
+    this.inbound.stop();
     await Promise.all([...this.#senders.values(), ...this.#outsideSenders.values()].map((s) => s.stop()));
     this.#senders.clear();
     this.#outsideSenders.clear();
@@ -230,123 +202,4 @@ export class ConsensusPath {
     if (e) e.counters.framesDropped += n;
     this.#deps.metrics.framesDropped.inc({ reason }, n);
   }
-
-  #onStream(stream: Stream, connection: Connection): void {
-    const peerId = connection.remotePeer.toString();
-    const from = this.#byPeer.get(peerId);
-    const { log, metrics } = this.#deps;
-    if (!from) {
-      if (this.#outsideStreams >= MAX_OUTSIDE_STREAMS) {
-        this.refused++;
-        metrics.framesRefused.inc({ reason: 'outside_streams' });
-        log.debug({ peerId, remote: connection.remoteAddr.toString(), open: this.#outsideStreams }, 'consensus stream of a non-validator refused: too many open');
-        abortQuietly(stream, new Error('too many streams from non-validators'));
-        return;
-      }
-      this.#outsideStreams++;
-      stream.addEventListener('close', () => { this.#outsideStreams--; });
-    }
-    this.#inbound.add(stream);
-    stream.addEventListener('close', () => this.#inbound.delete(stream));
-    stream.maxReadBufferLength = this.#opts.streamWindowBytes + this.#opts.maxFrameBytes;
-    this.#read(stream, from, peerId);
-  }
-
-  /** Takes one outside frame from the shared budget, or says it is over. */
-  #outsideAdmits(bytes: number): boolean {
-    const b = this.#outside;
-    const now = Date.now();
-    const dt = (now - b.at) / 1000;
-    b.at = now;
-    b.frames = Math.min(OUTSIDE_FRAMES_PER_SECOND, b.frames + dt * OUTSIDE_FRAMES_PER_SECOND);
-    b.bytes = Math.min(OUTSIDE_BYTES_PER_SECOND, b.bytes + dt * OUTSIDE_BYTES_PER_SECOND);
-    if (b.frames < 1 || b.bytes < bytes) return false;
-    b.frames -= 1;
-    b.bytes -= bytes;
-    return true;
-  }
-
-  #outsideDrop(peerId: string, reason: string): void {
-    this.outsideDropped++;
-    this.#deps.metrics.framesRefused.inc({ reason });
-    // Logged at 1, 2, 4, 8, … drops so a flood cannot flood the log.
-    if ((this.outsideDropped & (this.outsideDropped - 1)) === 0) {
-      this.#deps.log.warn({ peerId, reason, dropped: this.outsideDropped }, 'frame from a non-validator dropped');
-    }
-  }
-
-  #read(stream: Stream, from: Validator | undefined, peerId: string): void {
-    const { log, metrics, table, sink } = this.#deps;
-    const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
-    const pending: Uint8Array[] = [];
-    let waiting = false;
-    const pump = (): void => {
-      while (pending.length > 0 && !waiting) {
-        const frame = pending.shift()!;
-        const e = table.get(peerId);
-        if (e) { e.counters.framesReceived++; e.counters.bytesReceived += frame.length; }
-        table.heard(peerId);
-        metrics.framesReceived.inc();
-        metrics.bytesReceived.inc(undefined, frame.length);
-        if (!from) {
-          // The validators' frames come first: while the consumer is busy an outsider's frame is
-          // dropped, and its stream is never paused (a pause would hold up nothing of ours).
-          if (sink.busy) { this.#outsideDrop(peerId, 'outside_busy'); continue; }
-          if (!this.#outsideAdmits(frame.length)) { this.#outsideDrop(peerId, 'outside_budget'); continue; }
-        }
-        const result = sink.deliver(frame, from, peerId);
-        switch (result) {
-          case 'accepted': break;
-          case 'no_consumer': metrics.framesDropped.inc({ reason: 'no_consumer' }); break;
-          case 'full':
-            if (!from) break; // written; the next outside frame is dropped while the consumer is busy
-            waiting = true;
-            pauseSafely(stream, log, peerId);
-            sink.onReady(() => {
-              waiting = false;
-              if (stream.status !== 'open') { pending.length = 0; return; } // its connection is gone: nothing to resume
-              pump();
-              if (!waiting && pending.length === 0) resumeSafely(stream, log, peerId);
-            });
-            break;
-          default: { const never: never = result; throw new Error(`unknown delivery ${String(never)}`); }
-        }
-      }
-    };
-    stream.addEventListener('message', (evt) => {
-      try {
-        decoder.maxBytes = this.#opts.maxFrameBytes;
-        pending.push(...decoder.push(evt.data));
-      } catch (err) {
-        metrics.framesRefused.inc({ reason: 'too_large' });
-        const refused = (this.#refusedBy.get(peerId) ?? 0) + 1;
-        if (from) this.#refusedBy.set(peerId, refused); // kept per validator only (bounded by the set)
-        log.warn({ peerId, validator: from?.index ?? 'none (not a validator)', refused, err: errorMessage(err) }, 'consensus stream reset: bad frame');
-        pending.length = 0;
-        abortQuietly(stream, err);
-        return;
-      }
-      pump();
-    });
-  }
-}
-
-/**
- * Pause and resume send yamux window updates; on a stream whose connection just closed they
- * throw (StreamStateError: Cannot write to a stream that is closed). A closed stream has
- * nothing left to pause or resume, so that is logged, never thrown into the caller.
- */
-export function pauseSafely(stream: Stream, log: Logger, peerId: string): void {
-  if (stream.status !== 'open' || stream.readStatus !== 'readable') return;
-  try { stream.pause(); } catch (err) { log.debug({ peerId, err: errorMessage(err) }, 'pause of a closing stream skipped'); }
-}
-
-export function resumeSafely(stream: Stream, log: Logger, peerId: string): void {
-  if (stream.status !== 'open' || stream.readStatus !== 'paused') return;
-  try { stream.resume(); } catch (err) { log.debug({ peerId, err: errorMessage(err) }, 'resume of a closing stream skipped'); }
-}
-
-/** Resets a stream; one that is already closed has nothing left to reset (never throws). */
-export function abortQuietly(stream: Pick<Stream, 'abort'>, err: unknown): void {
-  try { stream.abort(err instanceof Error ? err : new Error(String(err))); } catch { /* already closed */ }
 }

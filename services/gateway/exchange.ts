@@ -23,7 +23,7 @@ import {
   DiscoveryBudget, MAX_ADDRESSES_PER_PEER, MAX_RECORDS_PER_MESSAGE, STRIKE_REASONS, TokenBucket, filterRecords,
 } from './exchange-filter.ts';
 import { listenAddresses, type GatewayNode } from './node.ts';
-import { abortQuietly } from './consensus.ts';
+import { abortQuietly } from './streams.ts';
 import type { PeerTable } from './peer-table.ts';
 import type { GatewayMetrics } from './metrics.ts';
 

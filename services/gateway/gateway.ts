@@ -173,6 +173,14 @@ export class Gateway {
       counts[e.phase]++;
     }
     for (const [state, n] of Object.entries(counts)) this.#deps.metrics.peers.set({ state }, n);
+    const { metrics } = this.#deps;
+    const inbound = this.path.inbound;
+    const depth = inbound.depth;
+    metrics.inboundQueuedFrames.set(depth.frames);
+    metrics.inboundQueuedBytes.set(depth.bytes);
+    metrics.inboundPausedStreams.set(depth.pausedStreams);
+    metrics.inboundMutedStreams.set(depth.mutedStreams);
+    metrics.mutedPeers.set(inbound.mutes.size);
   }
 
   #setPeers(peers: readonly Peer[]): void {
@@ -222,7 +230,7 @@ export class Gateway {
       peers: this.table.all().map((e) => this.#peerStatus(e)).sort((a, b) => (a.peerId < b.peerId ? -1 : 1)),
       peerId: this.#settings.peerId,
       listenAddresses: listenAddresses(this.node),
-      refusedFrames: this.path.refused + this.path.outsideDropped,
+      refusedFrames: this.path.inbound.refused + this.path.inbound.outsideDropped + this.path.inbound.mutedDropped,
       maxFrameBytes: this.path.maxFrameBytes,
       attached: this.attach.attached,
     };
@@ -238,6 +246,7 @@ export class Gateway {
       isValidator: v !== undefined, validatorIndex: v?.index ?? 0, latencyMs: e.latencyMs,
       consecutiveFailures: e.consecutiveFailures, ...e.counters,
       connectedSinceMs: e.connectedSinceMs, queuedFrames: this.path.queued(e.peerId),
+      mutedUntilMs: this.path.inbound.mutes.untilMs(e.peerId), inboundQueuedFrames: this.path.inbound.queuedFrom(e.peerId),
     };
   }
 

@@ -38,6 +38,8 @@ export interface PeerEntry {
   counters: {
     framesSent: number; framesReceived: number; framesDropped: number;
     bytesSent: number; bytesReceived: number;
+    /** Inbound frames dropped at the edge while the consumer had the peer muted. */
+    framesMuted: number;
     dialFailures: number; sendFailures: number; pingFailures: number;
   };
 }
@@ -62,7 +64,7 @@ function blank(peerId: string, addresses: string[], known: boolean, now: number)
   return {
     peerId, addresses, known, configured: false, usefulAtMs: now, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
     nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0, heardAtMs: 0,
-    counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
+    counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, framesMuted: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
   };
 }
 

@@ -12,6 +12,7 @@ export const STATUS = statusTable({
   FRAME_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
   UNKNOWN_VALIDATOR: grpc.status.INVALID_ARGUMENT,
   SEND_TO_SELF: grpc.status.INVALID_ARGUMENT,
+  MUTE_SELF: grpc.status.INVALID_ARGUMENT,
 });
 
 export function gatewayService(gateway: () => Gateway, log: Logger): GatewayServiceServer {

@@ -89,6 +89,8 @@ export interface RunningGateway {
   svc: ServiceProcess;
   grpcPort: number;
   listen: string[];
+  /** The Prometheus endpoint's port, when started with --metrics. */
+  metricsPort: number | undefined;
   client: GatewayServiceClient;
   startedAt: number;
   readyAt: number;
@@ -104,7 +106,7 @@ export async function startGateway(store: RunningStore, extraArgs: string[] = []
   const client = new GatewayServiceClient(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(),
     { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   return {
-    svc, grpcPort, listen: ready.listen as string[], client, startedAt, readyAt,
+    svc, grpcPort, listen: ready.listen as string[], metricsPort: ready.metricsPort as number | undefined, client, startedAt, readyAt,
     async close() { client.close(); await svc.stop(); },
   };
 }
@@ -205,6 +207,13 @@ export async function strangerNode(privateKey?: string): Promise<Libp2p> {
     connectionManager: { inboundConnectionThreshold: 1000 },
     services: { identify: identify() },
   });
+}
+
+/** One sample of a gateway counter from its /metrics page (0 when absent), e.g. frames_refused_total with reason="muted". */
+export async function gatewayCounter(gw: RunningGateway, name: string, label: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${gw.metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`btcfed_gateway_${name}{`) && l.includes(label));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 export const bytes = (n: number, seed = 1): Uint8Array => {

@@ -111,8 +111,31 @@ export interface BroadcastFrame {
   frame: Uint8Array;
 }
 
+/**
+ * Drop one peer's inbound consensus frames at the gateway, right after framing, for `ms`
+ * milliseconds (0 lifts the mute). Sent by the consensus service when its penalties mute a
+ * peer, and again (with the time left) after every reattach: mutes belong to the attached
+ * consumer, and the gateway forgets them when it detaches or restarts.
+ */
+export interface MutePeer {
+  /** The validator's index in the configured validator set (not this member's own). */
+  validator: number;
+  /** How long, from when the gateway reads this; 0 lifts a mute. Capped by the gateway (1 hour). */
+  ms: number;
+  /** Why (for the gateway's log). */
+  reason: string;
+  /**
+   * A libp2p peer id of a peer that is not a validator (an observer, or any peer that
+   * connected); when set, `validator` is ignored.
+   */
+  peerId: string;
+}
+
 export interface AttachRequest {
-  body: { $case: "send"; value: SendFrame } | { $case: "broadcast"; value: BroadcastFrame } | undefined;
+  body: { $case: "send"; value: SendFrame } | { $case: "broadcast"; value: BroadcastFrame } | {
+    $case: "mute";
+    value: MutePeer;
+  } | undefined;
 }
 
 /** Sent once, first, on every Attach stream. */
@@ -168,6 +191,12 @@ export interface PeerStatus {
   pingFailures: number;
   connectedSinceMs: number;
   queuedFrames: number;
+  /** Consensus frames from this peer dropped at the edge because the consumer muted it. */
+  framesMuted: number;
+  /** Unix ms until which its frames are dropped (the consumer's mute); 0 when not muted. */
+  mutedUntilMs: number;
+  /** Its consensus frames read and waiting for the consumer (the peer's inbound queue). */
+  inboundQueuedFrames: number;
 }
 
 export interface GatewayServiceListPeersRequest {
@@ -177,7 +206,10 @@ export interface GatewayServiceListPeersResponse {
   peers: PeerStatus[];
   peerId: string;
   listenAddresses: string[];
-  /** Consensus frames refused: too large, malformed, or from a non-validator over its budget. */
+  /**
+   * Consensus frames refused: too large, malformed, from a non-validator over its budget, or
+   * from a muted peer.
+   */
   refusedFrames: number;
   maxFrameBytes: number;
   attached: boolean;
@@ -379,6 +411,127 @@ export const BroadcastFrame: MessageFns<BroadcastFrame> = {
   },
 };
 
+function createBaseMutePeer(): MutePeer {
+  return { validator: 0, ms: 0, reason: "", peerId: "" };
+}
+
+export const MutePeer: MessageFns<MutePeer> = {
+  encode(message: MutePeer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.validator !== 0) {
+      writer.uint32(8).uint32(message.validator);
+    }
+    if (message.ms !== 0) {
+      writer.uint32(16).uint64(message.ms);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.peerId !== "") {
+      writer.uint32(34).string(message.peerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MutePeer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMutePeer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.validator = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ms = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.peerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MutePeer {
+    return {
+      validator: isSet(object.validator) ? globalThis.Number(object.validator) : 0,
+      ms: isSet(object.ms) ? globalThis.Number(object.ms) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      peerId: isSet(object.peerId)
+        ? globalThis.String(object.peerId)
+        : isSet(object.peer_id)
+        ? globalThis.String(object.peer_id)
+        : "",
+    };
+  },
+
+  toJSON(message: MutePeer): unknown {
+    const obj: any = {};
+    if (message.validator !== 0) {
+      obj.validator = Math.round(message.validator);
+    }
+    if (message.ms !== 0) {
+      obj.ms = Math.round(message.ms);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.peerId !== "") {
+      obj.peerId = message.peerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MutePeer>): MutePeer {
+    return MutePeer.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MutePeer>): MutePeer {
+    const message = createBaseMutePeer();
+    message.validator = object.validator ?? 0;
+    message.ms = object.ms ?? 0;
+    message.reason = object.reason ?? "";
+    message.peerId = object.peerId ?? "";
+    return message;
+  },
+};
+
 function createBaseAttachRequest(): AttachRequest {
   return { body: undefined };
 }
@@ -391,6 +544,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         break;
       case "broadcast":
         BroadcastFrame.encode(message.body.value, writer.uint32(18).fork()).join();
+        break;
+      case "mute":
+        MutePeer.encode(message.body.value, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -425,6 +581,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.body = { $case: "broadcast", value: BroadcastFrame.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = { $case: "mute", value: MutePeer.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -443,6 +607,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         ? { $case: "send", value: SendFrame.fromJSON(object.send) }
         : isSet(object.broadcast)
         ? { $case: "broadcast", value: BroadcastFrame.fromJSON(object.broadcast) }
+        : isSet(object.mute)
+        ? { $case: "mute", value: MutePeer.fromJSON(object.mute) }
         : undefined,
     };
   },
@@ -453,6 +619,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       obj.send = SendFrame.toJSON(message.body.value);
     } else if (message.body?.$case === "broadcast") {
       obj.broadcast = BroadcastFrame.toJSON(message.body.value);
+    } else if (message.body?.$case === "mute") {
+      obj.mute = MutePeer.toJSON(message.body.value);
     }
     return obj;
   },
@@ -472,6 +640,12 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       case "broadcast": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "broadcast", value: BroadcastFrame.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "mute": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "mute", value: MutePeer.fromPartial(object.body.value) };
         }
         break;
       }
@@ -895,6 +1069,9 @@ function createBasePeerStatus(): PeerStatus {
     pingFailures: 0,
     connectedSinceMs: 0,
     queuedFrames: 0,
+    framesMuted: 0,
+    mutedUntilMs: 0,
+    inboundQueuedFrames: 0,
   };
 }
 
@@ -953,6 +1130,15 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     }
     if (message.queuedFrames !== 0) {
       writer.uint32(144).uint32(message.queuedFrames);
+    }
+    if (message.framesMuted !== 0) {
+      writer.uint32(152).uint64(message.framesMuted);
+    }
+    if (message.mutedUntilMs !== 0) {
+      writer.uint32(160).uint64(message.mutedUntilMs);
+    }
+    if (message.inboundQueuedFrames !== 0) {
+      writer.uint32(168).uint32(message.inboundQueuedFrames);
     }
     return writer;
   },
@@ -1114,6 +1300,30 @@ export const PeerStatus: MessageFns<PeerStatus> = {
             message.queuedFrames = reader.uint32();
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.framesMuted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.mutedUntilMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.inboundQueuedFrames = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1212,6 +1422,21 @@ export const PeerStatus: MessageFns<PeerStatus> = {
         : isSet(object.queued_frames)
         ? globalThis.Number(object.queued_frames)
         : 0,
+      framesMuted: isSet(object.framesMuted)
+        ? globalThis.Number(object.framesMuted)
+        : isSet(object.frames_muted)
+        ? globalThis.Number(object.frames_muted)
+        : 0,
+      mutedUntilMs: isSet(object.mutedUntilMs)
+        ? globalThis.Number(object.mutedUntilMs)
+        : isSet(object.muted_until_ms)
+        ? globalThis.Number(object.muted_until_ms)
+        : 0,
+      inboundQueuedFrames: isSet(object.inboundQueuedFrames)
+        ? globalThis.Number(object.inboundQueuedFrames)
+        : isSet(object.inbound_queued_frames)
+        ? globalThis.Number(object.inbound_queued_frames)
+        : 0,
     };
   },
 
@@ -1271,6 +1496,15 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     if (message.queuedFrames !== 0) {
       obj.queuedFrames = Math.round(message.queuedFrames);
     }
+    if (message.framesMuted !== 0) {
+      obj.framesMuted = Math.round(message.framesMuted);
+    }
+    if (message.mutedUntilMs !== 0) {
+      obj.mutedUntilMs = Math.round(message.mutedUntilMs);
+    }
+    if (message.inboundQueuedFrames !== 0) {
+      obj.inboundQueuedFrames = Math.round(message.inboundQueuedFrames);
+    }
     return obj;
   },
 
@@ -1297,6 +1531,9 @@ export const PeerStatus: MessageFns<PeerStatus> = {
     message.pingFailures = object.pingFailures ?? 0;
     message.connectedSinceMs = object.connectedSinceMs ?? 0;
     message.queuedFrames = object.queuedFrames ?? 0;
+    message.framesMuted = object.framesMuted ?? 0;
+    message.mutedUntilMs = object.mutedUntilMs ?? 0;
+    message.inboundQueuedFrames = object.inboundQueuedFrames ?? 0;
     return message;
   },
 };
