@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { toHex } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { consensusClient } from '../../cli/client.ts';
+import { adminClient, consensusClient } from '../../cli/client.ts';
 import { initFederation, memberPorts } from '../../cli/init.ts';
 import { runDevnet, type Devnet, type Service } from '../../cli/devnet.ts';
 import { NATS_URL } from '../support/store.ts';
@@ -67,6 +67,16 @@ export class Federation {
     const gone = new Promise((r) => p.child.once('exit', r));
     p.child.kill('SIGTERM');
     await gone;
+  }
+
+  /** An operator of member i forgives validator v (AdminService Unmute): its mute and leader suspicion end there. */
+  async unmute(i: number, v: number): Promise<boolean> {
+    const admin = adminClient(this.memberDir(i));
+    try {
+      return (await call(admin.unmute.bind(admin), { validator: v }, { deadlineMs: 5000 })).wasMuted;
+    } finally {
+      admin.close();
+    }
   }
 
   /** GetStatus; an error says which member's public API did not answer. */

@@ -1,20 +1,67 @@
 // Runs scenarios against one shared federation: start it, stop m3's consensus and put the
-// Byzantine member in its place, then for each scenario: a health check, the attack, and the
-// scenario's own checks. Every process started here is stopped at the end (and on a signal);
-// the temporary directory is removed unless KEEP_BYZ=1 (or a scenario failed and KEEP_BYZ is set).
+// Byzantine member in its place, then for each scenario: a health check, the honest commit rate
+// before the attack, the attack, the rate while it runs, memory after it, and the scenario's own
+// checks. A scenario is defeated only if the rate under attack is at least RATE_BAR of the rate
+// before it (same run), the honest services' memory returns to its baseline, and its own checks
+// hold. Every process started here is stopped at the end (and on a signal); the temporary
+// directory is removed unless KEEP_BYZ=1.
+//   BYZ_BEFORE_S / BYZ_DURING_S / BYZ_SETTLE_S   the measuring windows (default 12 / 20 / 8 s)
+// `npm run byzantine` holds every scenario to RATE_BAR. The CI set (test/byzantine.test.ts) runs
+// with shorter windows and a lower floor, CI_RATE_FLOOR: on a shared machine a timed bar is a
+// benchmark, not a test, so CI asserts only what a lost defence would break (the undefended
+// attacks measured 17–45 % of the rate before) and prints the figures.
 
-import { Federation, BYZANTINE } from './federation.ts';
+import { Federation, BYZANTINE, HONEST, sleep } from './federation.ts';
 import { ByzantineMember } from './member.ts';
+import { AttackerBox, cpuLine, measure, memory, memoryLine, memoryParts } from './measure.ts';
 import { healthy, SCENARIOS, type Scenario } from './scenarios.ts';
 
-export interface Outcome { name: string; defeated: boolean; ms: number; notes: string[]; error?: string }
+/** The honest commit rate under attack must be at least this share of the rate before it. */
+export const RATE_BAR = 0.8;
+/** After the attack, each watched service's anonymous memory must be back within this of its baseline (MiB, or 25 % where more). */
+export const MEMORY_SLACK_MIB = 64;
+/** A scenario below the rate bar is measured once more (said in its output); the last try is the verdict. */
+export const MAX_ATTEMPTS = 2;
+/** The CI set's floor: the share below which a defence is surely gone, whatever the machine does. */
+export const CI_RATE_FLOOR = 0.5;
+const seconds = (name: string, dflt: number) => 1000 * Number(process.env[name] ?? dflt);
 
-export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: string) => void = console.log): Promise<Outcome[]> {
+/** How a run measures and what it holds a scenario to. */
+export interface RunOptions {
+  /** The least share of the rate before that the rate under attack must keep. */
+  bar: number;
+  beforeMs: number;
+  duringMs: number;
+  settleMs: number;
+}
+
+/** `npm run byzantine`: the issue's bar over the full windows (each overridable from the environment). */
+export const CAMPAIGN: RunOptions = {
+  bar: RATE_BAR,
+  beforeMs: seconds('BYZ_BEFORE_S', 12),
+  duringMs: seconds('BYZ_DURING_S', 20),
+  settleMs: seconds('BYZ_SETTLE_S', 8),
+};
+
+/** The CI set: shorter windows, the floor instead of the bar. */
+export const CI_RUN: RunOptions = { bar: CI_RATE_FLOOR, beforeMs: 8_000, duringMs: 12_000, settleMs: 5_000 };
+
+export interface Figures {
+  before: number; during: number; attackerCpuBefore: number; attackerCpu: number;
+  memBefore: number[]; memPeak: number[]; memAfter: number[];
+  /** 2 when the first try was below the rate bar and the scenario was measured once more. */
+  attempts: number;
+}
+export interface Outcome { name: string; defeated: boolean; ms: number; notes: string[]; figures?: Figures; error?: string }
+
+export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: string) => void = console.log, opts: RunOptions = CAMPAIGN): Promise<Outcome[]> {
+  const { bar, beforeMs: BEFORE_MS, duringMs: DURING_MS, settleMs: SETTLE_MS } = opts;
   const chosen = SCENARIOS.filter(pick);
   const out: Outcome[] = [];
   const fed = await Federation.start();
+  const box = await AttackerBox.open();
   let byz: ByzantineMember | undefined;
-  const onSignal = () => { byz?.close(); void fed.stop().then(() => fed.remove(Boolean(process.env.KEEP_BYZ))).finally(() => process.exit(130)); };
+  const onSignal = () => { byz?.close(); void box.close(); void fed.stop().then(() => fed.remove(Boolean(process.env.KEEP_BYZ))).finally(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -24,26 +71,73 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
     await fed.stopService(BYZANTINE, 'consensus');
     byz = await ByzantineMember.start({ memberDir: fed.memberDir(BYZANTINE), gatewayAddress: `127.0.0.1:${fed.ports(BYZANTINE).gateway}`, storeAddress: `127.0.0.1:${fed.ports(BYZANTINE).store}` });
     await byz.ready();
-    say(`# byzantine: m3 is Byzantine (attached to its gateway, frame limit ${byz.maxFrameBytes} bytes); ${await healthy(fed, 3, 90_000)}`);
+    // The attacker: this process (m3 and the attacks) and m3's gateway, on a budget of their own.
+    await box.add(process.pid);
+    await box.add(fed.proc(BYZANTINE, 'gateway').child.pid!);
+    say(`# byzantine: m3 is Byzantine (attached to its gateway, frame limit ${byz.maxFrameBytes} bytes); the attacker (this process and m3's gateway) runs at ${box.how}; ${await healthy(fed, 3, 90_000)}`);
+    say(`# byzantine: each scenario: rate before over ${BEFORE_MS / 1000} s, under attack over ${DURING_MS / 1000} s, memory ${SETTLE_MS / 1000} s after; defeated when the rate under attack is ≥ ${bar * 100} % of the rate before and memory is back`);
     let previous = 'the start';
     for (const s of chosen) {
       const t0 = Date.now();
       const notes: string[] = [];
       const note = (x: string) => { notes.push(x); say(`#   ${s.name}: ${x}`); };
+      let figures: Figures | undefined;
       try {
-        byz.play({});
-        // A barrier: the federation has recovered from the previous scenario (or this one fails, saying so).
-        try {
-          note(`before: ${await healthy(fed, 2, 120_000)}`);
-        } catch (err) {
-          throw new Error(`the federation did not recover from ${previous}: ${err instanceof Error ? err.message : String(err)}`);
+        // A rate below the bar may be the machine's, not the attack's: other engineers' work on
+        // these two shared cores took up to 0.4 of a core in a window. Such a scenario is measured
+        // once more, from its health check, and says so; the second try is the verdict.
+        for (let attempt = 1; ; attempt++) {
+          byz.play({});
+          // A barrier: the federation has recovered from the previous scenario (or this one fails,
+          // saying so), and m3 starts with a clean record on every honest member — as an operator
+          // forgives a member (btcfed admin unmute) — so each scenario measures its own attack.
+          try {
+            for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+            note(`before: ${await healthy(fed, 2, 120_000)}`);
+          } catch (err) {
+            throw new Error(`the federation did not recover from ${attempt > 1 ? `the first try of ${s.name}` : previous}: ${err instanceof Error ? err.message : String(err)}`);
+          }
+          const ctx = { fed, byz, box, note };
+          const before = await measure(fed, box, BEFORE_MS);
+          const memBefore = await memory(fed);
+          const partsBefore = await memoryParts(fed);
+          const attack = await s.start(ctx);
+          let during;
+          try {
+            during = await measure(fed, box, s.duringMs ?? DURING_MS);
+          } finally {
+            await attack.stop();
+            byz.play({});
+          }
+          await sleep(SETTLE_MS);
+          const memAfter = await memory(fed);
+          figures = { before: before.rate, during: during.rate, attackerCpuBefore: before.attackerCpu, attackerCpu: during.attackerCpu, memBefore, memPeak: during.peakRss, memAfter, attempts: attempt };
+          const share = before.rate > 0 ? during.rate / before.rate : 0;
+          note(`rate ${before.rate.toFixed(2)} blocks/s before, ${during.rate.toFixed(2)} under attack (${(share * 100).toFixed(0)} %); attacker CPU ${before.attackerCpu.toFixed(2)} → ${during.attackerCpu.toFixed(2)} cores`);
+          note(`anonymous memory MiB (before→peak→after): ${memoryLine(fed, memBefore, during.peakRss, memAfter)}`);
+          note(`honest CPU (cores) before: ${cpuLine(before)}; others on the machine ${before.otherCpu.toFixed(2)}`);
+          note(`honest CPU (cores) under attack: ${cpuLine(during)}; others on the machine ${during.otherCpu.toFixed(2)}`);
+          note(`m0's views before: ${before.views || 'none'}; under attack: ${during.views || 'none'}`);
+          note(`resident memory before, anonymous + file-backed (LMDB's map) MiB: ${partsBefore}`);
+          note(`resident memory after, anonymous + file-backed (LMDB's map) MiB: ${await memoryParts(fed)}`);
+          await attack.check?.();
+          if (share < bar && attempt < MAX_ATTEMPTS) {
+            note(`TRY ${attempt} BELOW THE BAR: ${(share * 100).toFixed(0)} % (others on the machine ${before.otherCpu.toFixed(2)} cores before, ${during.otherCpu.toFixed(2)} under attack); measured once more`);
+            continue;
+          }
+          if (share < bar) throw new Error(`the honest commit rate fell to ${(share * 100).toFixed(0)} % under attack (${during.rate.toFixed(2)} against ${before.rate.toFixed(2)} blocks/s before; the bar is ${bar * 100} %)${attempt > 1 ? ` on try ${attempt} of ${MAX_ATTEMPTS}` : ''}`);
+          memBefore.forEach((m, k) => {
+            const limit = m + Math.max(MEMORY_SLACK_MIB, m * 0.25);
+            if (memAfter[k]! > limit) throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memAfter).split(', ')[k]} MiB of anonymous memory (limit ${limit.toFixed(0)})`);
+          });
+          break;
         }
-        await s.run({ fed, byz, note });
-        out.push({ name: s.name, defeated: true, ms: Date.now() - t0, notes });
+        note(`after: ${await healthy(fed)}`);
+        out.push({ name: s.name, defeated: true, ms: Date.now() - t0, notes, figures });
         say(`ok ${s.name} defeated (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
-        out.push({ name: s.name, defeated: false, ms: Date.now() - t0, notes, error });
+        out.push({ name: s.name, defeated: false, ms: Date.now() - t0, notes, error, ...(figures ? { figures } : {}) });
         say(`FAIL ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s): ${error}`);
         for (const w of (await fed.warnings()).slice(-12)) say(`#     ${w}`);
       } finally {
@@ -55,10 +149,23 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     byz?.close();
+    await box.close();
     await fed.stop();
     await fed.remove(Boolean(process.env.KEEP_BYZ));
   }
   return out;
+}
+
+/** One line per scenario with its figures, for the closing table. */
+export function table(outcomes: readonly Outcome[]): string[] {
+  const rows = ['# scenario | rate before → under attack (blocks/s) | share | attacker CPU (cores) | honest anonymous memory MiB before → peak → after (max over services)'];
+  for (const o of outcomes) {
+    const f = o.figures;
+    if (!f) { rows.push(`# ${o.name} | — | — | — | — | ${o.defeated ? 'defeated' : 'FAILED'}`); continue; }
+    const max = (xs: number[]) => Math.max(...xs).toFixed(0);
+    rows.push(`# ${o.name} | ${f.before.toFixed(2)} → ${f.during.toFixed(2)} | ${(100 * f.during / (f.before || 1)).toFixed(0)} % | ${f.attackerCpuBefore.toFixed(2)} → ${f.attackerCpu.toFixed(2)} | ${max(f.memBefore)} → ${max(f.memPeak)} → ${max(f.memAfter)} | ${o.defeated ? 'defeated' : 'FAILED'}${f.attempts > 1 ? ' (second try: the first was below the bar)' : ''}`);
+  }
+  return rows;
 }
 
 export function summary(outcomes: readonly Outcome[]): string {
