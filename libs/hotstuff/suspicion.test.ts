@@ -4,38 +4,39 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL } from './suspicion.ts';
+import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL, suspicionWindow } from './suspicion.ts';
 import { Kit, Phase, ofType, reasons } from './sim/test-kit.ts';
 
-test('a failed view suspects its leader for its next 2^(level+1) views, longer with each failure', () => {
+test('a failed view suspects its leader for its next 16 views, twice as long with each failure, up to 256', () => {
   const s = new LeaderSuspicion(4, 1, 0);
   s.viewEnded(5, 1, 'failed'); // leader 1 leads 5, 9, 13, …
-  for (const v of [9, 13, 17, 21]) assert.equal(s.suspects(v, 1), 'failed_views', `its next four views are given up (${v})`);
-  assert.equal(s.suspects(25, 1), null, 'four views at level 1');
-  s.viewEnded(25, 1, 'failed');
-  assert.equal(s.suspects(25 + 4 * 8, 1), 'failed_views');
-  assert.equal(s.suspects(25 + 4 * 9, 1), null, 'eight views at level 2');
-  let v = 25 + 4 * 9;
+  for (let k = 1; k <= 16; k++) assert.equal(s.suspects(5 + 4 * k, 1), 'failed_views', `its next 16 views are given up (${5 + 4 * k})`);
+  assert.equal(s.suspects(5 + 4 * 17, 1), null, 'sixteen views at level 1');
+  const second = 5 + 4 * 17;
+  s.viewEnded(second, 1, 'failed');
+  assert.equal(s.suspects(second + 4 * 32, 1), 'failed_views');
+  assert.equal(s.suspects(second + 4 * 33, 1), null, 'thirty-two views at level 2');
+  let v = second + 4 * 33;
   for (let k = 0; k < 20; k++, v += 4) s.viewEnded(v, 1, 'failed');
   const last = v - 4;
-  const span = 2 ** (MAX_SUSPICION_LEVEL + 1);
-  assert.equal(s.suspects(last + 4 * span, 1), 'failed_views', 'the level stops at its ceiling');
-  assert.equal(s.suspects(last + 4 * span + 4, 1), null, 'and every suspicion ends');
+  assert.equal(suspicionWindow(MAX_SUSPICION_LEVEL), 256);
+  assert.equal(s.suspects(last + 4 * 256, 1), 'failed_views', 'the level stops at its ceiling');
+  assert.equal(s.suspects(last + 4 * 257, 1), null, 'and every suspicion ends');
 });
 
 test('a certified view re-admits a leader at once; clean views bring its level down', () => {
   const s = new LeaderSuspicion(4, 1, 0);
   s.viewEnded(5, 1, 'failed');
-  s.viewEnded(25, 1, 'failed');
-  assert.equal(s.suspects(29, 1), 'failed_views');
-  s.viewEnded(29, 1, 'certified');
-  assert.equal(s.suspects(33, 1), null, 'it led a view to a QC: no longer suspected');
-  for (let k = 0; k < CLEAN_VIEWS; k++) s.viewEnded(33 + 4 * k, 1, 'certified');
-  s.viewEnded(100, 1, 'failed');
-  assert.equal(s.suspects(100 + 4 * 8, 1), 'failed_views', 'level 2 again (2, down one by the clean views, up one): eight views');
-  assert.equal(s.suspects(100 + 4 * 9, 1), null);
-  s.viewEnded(200, 2, 'unknown');
-  assert.equal(s.suspects(204, 2), null, 'a view we learned nothing of changes nothing');
+  s.viewEnded(5 + 4 * 17, 1, 'failed');
+  assert.equal(s.suspects(5 + 4 * 18, 1), 'failed_views');
+  s.viewEnded(5 + 4 * 18, 1, 'certified');
+  assert.equal(s.suspects(5 + 4 * 19, 1), null, 'it led a view to a QC: no longer suspected');
+  for (let k = 0; k < CLEAN_VIEWS; k++) s.viewEnded(5 + 4 * (19 + k), 1, 'certified');
+  s.viewEnded(1001, 1, 'failed');
+  assert.equal(s.suspects(1001 + 4 * 32, 1), 'failed_views', 'level 2 again (2, down one by the clean views, up one): thirty-two views');
+  assert.equal(s.suspects(1001 + 4 * 33, 1), null);
+  s.viewEnded(2000, 2, 'unknown');
+  assert.equal(s.suspects(2004, 2), null, 'a view we learned nothing of changes nothing');
 });
 
 test('never oneself, never more than f, muted leaders first; forgiveness clears it all', () => {
@@ -53,7 +54,8 @@ test('never oneself, never more than f, muted leaders first; forgiveness clears 
   s.setMuted(3, false);
   assert.deepEqual(s.suspected(12), [2]);
   s.forgive(2);
-  assert.deepEqual(s.suspected(30), [], 'leader 1\'s suspicion ended at view 22; leader 2 forgiven');
+  assert.deepEqual(s.suspected(12), [1], 'leader 2 forgiven: leader 1 is the worst record left');
+  assert.deepEqual(s.suspected(5 + 1 + 4 * 16), [], 'leader 1\'s suspicion ended after sixteen of its views');
   const tiny = new LeaderSuspicion(3, 0, 0);
   tiny.viewEnded(1, 1, 'failed');
   tiny.setMuted(2, true);

@@ -4,9 +4,14 @@
 // led failed here (it ended by a quorum of NEW-VIEWs and this member saw no QC of it) or while
 // this member has it muted for offences, or the proposal it sent for the current view broke a
 // rule (libs/hotstuff replica.ts, or the driver's checks before the engine). A failure suspects
-// it for its next 2^(level+1) views — 4, 8, 16, … — the level rising with each failure outside a
-// suspicion and falling after CLEAN_VIEWS certified views of its own; a mute suspects it for as
-// long as the mute lasts. While suspected, its views are given up at once (a NEW-VIEW sent on
+// it for its next suspicionWindow(level) views — 16, 32, 64, … up to 256 — the level rising with
+// each failure outside a suspicion and falling after CLEAN_VIEWS certified views of its own; a
+// mute suspects it for as long as the mute lasts. Why start at 16: each failure outside a
+// suspicion costs a whole view timer (1 s by default, where a view here takes 0.2–0.25 s and a
+// view given up at once about 0.1 s). Starting at 4, a leader that stalls every view it is let
+// lead cost three timers in 20 s and held the honest rate to 71–77 % of the rate before
+// (`npm run byzantine`, stall-own-views); an honest leader suspected wrongly loses its turns, not
+// the federation's safety, and gets them back when the window ends or when it shows a QC. While suspected, its views are given up at once (a NEW-VIEW sent on
 // entering them); a valid proposal still gets this member's vote, so a suspected leader that
 // performs anyway shows it with a QC, and one suspicious member with a silent Byzantine one
 // cannot deny an honest leader its quorum.
@@ -18,8 +23,15 @@
 // the others suspect an honest leader whose view reaches them in time. Never suspects this member itself.
 // Pure: views are the only clock.
 
-/** The level's ceiling: a leader is suspected for at most 2^(MAX_LEVEL+1) of its views at a time. */
-export const MAX_SUSPICION_LEVEL = 7;
+/** The level's ceiling: a leader is suspected for at most suspicionWindow(MAX_SUSPICION_LEVEL) = 256 of its views at a time. */
+export const MAX_SUSPICION_LEVEL = 5;
+/** Views of its own a leader is suspected for after its first failure; each further one doubles it. */
+export const FIRST_SUSPICION_WINDOW = 16;
+
+/** How many of its own views a leader at `level` (≥ 1) is suspected for. */
+export function suspicionWindow(level: number): number {
+  return FIRST_SUSPICION_WINDOW * 2 ** (level - 1);
+}
 /** Certified views of its own that bring a leader's level down by one. */
 export const CLEAN_VIEWS = 8;
 
@@ -81,8 +93,8 @@ export class LeaderSuspicion {
     if (!r) this.#records.set(leader, (r = { level: 0, until: 0, clean: 0 }));
     r.clean = 0;
     r.level = Math.min(r.level + 1, MAX_SUSPICION_LEVEL);
-    // Its next 2^(level+1) views: one rotation of N views per view of its own.
-    r.until = view + 1 + this.#n * 2 ** (r.level + 1);
+    // Its next suspicionWindow(level) views: one rotation of N views per view of its own.
+    r.until = view + 1 + this.#n * suspicionWindow(r.level);
   }
 
   /** Why this member gives up `view` at once (its leader is among the f suspected), or null. */
