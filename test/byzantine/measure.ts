@@ -131,12 +131,30 @@ async function viewCounters(fed: Federation): Promise<Map<string, number>> {
   let text = '';
   try { text = await fed.metrics(0, 'consensus'); } catch { return out; }
   for (const line of text.split('\n')) {
-    const m = /^btcfed_consensus_(view_changes_total|views_skipped_total)\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
+    const m = /^btcfed_consensus_(view_changes_total|views_skipped_total|view_duration_seconds_sum|view_duration_seconds_count|signer_latency_seconds_sum|signer_latency_seconds_count)\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
     if (!m) continue;
-    const key = `${m[1] === 'view_changes_total' ? 'entered' : 'skipped'} ${m[2]!.replace(/"/g, '')}`;
+    const labels = m[2]!.replace(/"/g, '').split(',').filter((l) => !/^(member|service)=/.test(l)).join(',');
+    const kind = m[1]!.startsWith('view_changes') ? 'entered' : m[1]!.startsWith('views_skipped') ? 'skipped' : m[1]!.startsWith('view_duration') ? 'view' : 'signer';
+    const key = `${kind} ${labels}${m[1]!.endsWith('_sum') ? ' sum' : m[1]!.endsWith('_count') ? ' count' : ''}`;
     out.set(key, (out.get(key) ?? 0) + Number(m[3]));
   }
   return out;
+}
+
+/** Counts over the window, and the mean of each histogram (views by how they ended, signer round trips by kind) in ms. */
+function viewLine(v0: Map<string, number>, v1: Map<string, number>): string {
+  const d = (k: string) => (v1.get(k) ?? 0) - (v0.get(k) ?? 0);
+  const counts: string[] = [];
+  const means: string[] = [];
+  for (const k of v1.keys()) {
+    if (k.endsWith(' sum')) continue;
+    if (k.endsWith(' count')) {
+      const base = k.slice(0, -' count'.length);
+      const n = d(k);
+      if (n > 0) means.push(`${base} ${(1000 * d(`${base} sum`) / n).toFixed(0)} ms ×${n}`);
+    } else if (d(k) > 0) counts.push(`${k} ${d(k)}`);
+  }
+  return [counts.join(', '), means.length ? `mean ${means.join(', ')}` : ''].filter(Boolean).join('; ');
 }
 
 export interface Window {
@@ -191,7 +209,7 @@ export async function measure(fed: Federation, box: AttackerBox, ms: number): Pr
   const f1 = await federationCpu(fed);
   const m1 = await machineCpuSeconds();
   const v1 = await viewCounters(fed);
-  const views = [...v1].map(([k, n]) => [k, n - (v0.get(k) ?? 0)] as const).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+  const views = viewLine(v0, v1);
   const cpu = new Map<string, number>();
   let fedTotal = 0;
   for (const [name, s1] of f1) {

@@ -104,7 +104,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
           const attack = await s.start(ctx);
           let during;
           try {
-            during = await measure(fed, box, s.duringMs ?? DURING_MS);
+            during = await measure(fed, box, Math.max(s.duringMs ?? 0, DURING_MS));
           } finally {
             await attack.stop();
             byz.play({});

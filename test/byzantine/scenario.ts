@@ -22,7 +22,7 @@ export interface Scenario {
   name: string;
   /** In the CI set (test/byzantine.test.ts); every scenario runs in `npm run byzantine`. */
   ci: boolean;
-  /** How long the attack runs while the rate is measured (default: the runner's window). */
+  /** The least time the attack runs while the rate is measured, when its checks need more than a short window. */
   duringMs?: number;
   start(ctx: Context): Promise<Attack>;
 }
