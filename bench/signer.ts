@@ -8,6 +8,7 @@ import { createSlhDsa, type BackendName } from '#libs/crypto/index.ts';
 import { Phase, quorumSize, type SignRequest } from '#libs/hotstuff/index.ts';
 import { createQcChecker } from '../services/signer/qc-check.ts';
 import { genesisHashOf } from '../services/signer/open.ts';
+import { testValidatorSet } from '#libs/validators/test-kit.ts';
 import type { Signer } from '../services/signer/signer.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { openInProcess, serveOverGrpc } from '../test/support/signer.ts';
@@ -86,7 +87,7 @@ for (const n of [4, 7, 10, 21]) {
     const reps = backend === 'node' ? (quick ? 10 : 30) : (quick ? 2 : 5);
     const samples: number[] = [];
     for (let i = 0; i < reps; i++) {
-      const checker = createQcChecker({ chainId, publicKeys: keys.map((k) => k.publicKey), genesisHash: genesisHashOf(chainId), slh });
+      const checker = createQcChecker({ chainId, validators: testValidatorSet(keys.length, { publicKeys: keys.map((k) => k.publicKey) }), genesisHash: genesisHashOf(chainId), slh });
       const t = performance.now();
       const why = await checker.check(qc);
       samples.push(performance.now() - t);

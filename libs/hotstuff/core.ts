@@ -19,7 +19,7 @@ import type {
 } from './events.ts';
 import { NewViewClaims, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 import { QcVerifier } from './qc.ts';
-import { faultBound, quorumSize } from './quorum.ts';
+import { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
 import { LeaderSuspicion, type LeaderOutcome } from './suspicion.ts';
 import { Phase, type Block, type Hash, type NewView, type Proposal, type QuorumCert, type Vote } from './types.ts';
 
@@ -185,7 +185,7 @@ export class EngineCore {
   }
 
   leaderOf(view: number): number {
-    return this.config.leaderOf ? this.config.leaderOf(view) : view % this.n;
+    return this.config.leaderOf ? this.config.leaderOf(view) : roundRobinLeader(view, this.n);
   }
 
   isValidator(i: number): boolean {

@@ -24,6 +24,8 @@ export interface HotStuffEngine {
   block(hashHex: string): Block | undefined;
   /** The leaders whose views this member gives up at once now (at most f; suspicion.ts). */
   readonly suspectedLeaders: number[];
+  /** The leader of a view as this engine judges it (config.leaderOf, else round robin). */
+  leaderOf(view: number): number;
 }
 
 /** A fresh member at genesis. */
@@ -96,6 +98,9 @@ class Engine implements HotStuffEngine {
   }
   get suspectedLeaders(): number[] {
     return this.#core.suspicion.suspected(this.#core.view);
+  }
+  leaderOf(view: number): number {
+    return this.#core.leaderOf(view);
   }
 
   step(event: EngineEvent): EngineAction[] {

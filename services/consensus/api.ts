@@ -13,9 +13,10 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
-import { merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
+import { fromHex, merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
-import { faultBound, quorumSize, type Block } from '#libs/hotstuff/index.ts';
+import { type Block } from '#libs/hotstuff/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
@@ -66,8 +67,6 @@ const STATUS = statusTable({
   [REFUSAL_CODES.clients]: grpc.status.RESOURCE_EXHAUSTED,
 });
 
-export interface ValidatorInfo { name: string; peerId: string; publicKey: Uint8Array }
-
 /** What the API reads of the node it serves: a validator's driver, or an observer's follower. */
 export interface ServedNode {
   readonly genesis: Block;
@@ -97,7 +96,8 @@ export interface ApiDeps {
   member: string;
   chainId: string;
   self: number;
-  validators: readonly ValidatorInfo[];
+  /** The set GetValidators answers with (its quorum and fault bound included). */
+  validators: ValidatorSet;
   node: ServedNode;
   store: BlockStore;
   pool: Intake;
@@ -170,7 +170,6 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     if (trees.size > PROOF_TREES) trees.delete(trees.keys().next().value!);
     return tree;
   };
-  const n = d.validators.length;
   // Admission first, so a refused call costs a bucket lookup and nothing else. The refusal is
   // answered after the guard's hold (services.consensus.limits.refusal_delay): a client that asks
   // again at once is slowed to a few calls a second per call it keeps open, instead of spinning
@@ -297,8 +296,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     getValidators: h.unary(async (_req, call, signal) => {
       await read(call, signal, 'GetValidators');
       return {
-        validators: d.validators.map((v, index) => ({ index, name: v.name, peerId: v.peerId, publicKey: v.publicKey })),
-        quorum: quorumSize(n), maxFaulty: faultBound(n),
+        validators: d.validators.members.map((v) => ({ index: v.index, name: v.name, peerId: v.peerId, publicKey: fromHex(v.publicKey) })),
+        quorum: d.validators.quorum, maxFaulty: d.validators.f,
       };
     }),
     getEvidence: h.unary(async (req, call, signal) => {

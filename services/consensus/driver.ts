@@ -10,7 +10,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { blockError } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
-  createEngine, restoreEngine, genesisBlock, roundRobinLeader, type Block, type EngineAction, type EngineConfig, type EngineEvent,
+  createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type HotStuffEngine, type SignedMessage,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
@@ -102,7 +102,7 @@ export class ConsensusDriver {
     const s = e.safety;
     return {
       view: e.view, phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
-      leader: roundRobinLeader(e.view, this.#opts.engine.validatorCount), lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view,
+      leader: e.leaderOf(e.view), lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view,
       paused: this.#paused, halted: e.halted || this.#failure !== undefined, observer: false, sourceHeight: 0, behind: 0,
     };
   }
@@ -250,7 +250,7 @@ export class ConsensusDriver {
         observer?.evidence?.(a.evidence);
         return;
       case 'view-changed': {
-        const leader = this.#opts.engine.leaderOf?.(a.view) ?? roundRobinLeader(a.view, this.#opts.engine.validatorCount);
+        const leader = this.engine.leaderOf(a.view);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
         this.penalties.viewEntered();
         observer?.viewChanged?.(a.view, leader, a.cause);

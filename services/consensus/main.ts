@@ -10,13 +10,14 @@
 
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, paramSpec } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
-import { genesisBlock, roundRobinLeader, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
@@ -38,6 +39,7 @@ import { ConsensusPublisher } from './publish.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
 import { CommitSignal } from './commit-signal.ts';
+import { assertSignerIdentity } from './signer-identity.ts';
 
 
 const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
@@ -62,21 +64,22 @@ async function main(): Promise<void> {
     const sec = memberSecurityFromDir(dataDir, 'consensus');
     const storeClient = createClient(StoreServiceClient, flags.store, { security: sec.client });
     const { snapshot, conf } = await fetchConfig(storeClient);
-    const self = conf.validators.findIndex((v) => v.name === conf.node.name);
     if (conf.validators.length === 0) throw new FedError('CONSENSUS_NO_VALIDATORS', 'conf.yaml has no validator set: join a genesis first (btcfed member join, or btcfed observer join)');
-    if (self < 0 && conf.node.role === 'validator') {
+    // Who we are, by name (consensus holds no key of its own; the signer's is checked against it below).
+    const validators = ValidatorSet.fromConfig(conf.validators).withSelf({ name: conf.node.name }, { optional: true });
+    if (validators.self === undefined && conf.node.role === 'validator') {
       throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not in the validator set of conf.yaml (to follow the chain without voting, set node.role: observer)`);
     }
-    setup = { sec, storeClient, snapshot, conf, self };
+    setup = { sec, storeClient, snapshot, conf, validators };
   } catch (err) {
     fatal(boot, err, 'loading the config from the store');
   }
-  const { sec, storeClient, conf, self } = setup;
+  const { sec, storeClient, conf, validators } = setup;
   const log = createLogger({ service: 'consensus', member: conf.node.name, level: conf.logging.level, format: conf.logging.format });
   const life = lifecycle(log);
   if (conf.node.role === 'observer') {
     try {
-      await runObserver({ flags, dataDir, sec, conf, log, life });
+      await runObserver({ flags, dataDir, sec, conf, validators, log, life });
     } catch (err) {
       await life.stop('start failed');
       fatal(log, err, 'starting the observer');
@@ -87,11 +90,12 @@ async function main(): Promise<void> {
     const c = conf.consensus;
     const paramSet = conf.crypto.param_set;
     const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
-    const n = conf.validators.length;
+    const self = validators.selfIndex!;
+    const n = validators.n;
     const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
     const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
-    const m = consensusMetrics(metrics, Date.now, { validators: n, mempoolCapacity: c.mempool_max_txs });
+    const m = consensusMetrics(metrics, Date.now, { validators, mempoolCapacity: c.mempool_max_txs });
     // ACCEPTED is durable: the journal (inside the block store's dir) refills the pool after a crash.
     const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
     const journal = new MempoolJournal({ path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'mempool-journal' }), observer: m.journal, ...poolLimits });
@@ -102,11 +106,8 @@ async function main(): Promise<void> {
     const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: n,
       onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
     await remote.ready(30_000);
-    const id = await remote.identity();
-    const ours = conf.validators[self]!.public_key;
-    if (Buffer.from(id.publicKey).toString('hex') !== ours) {
-      throw new FedError('SIGNER_KEY_MISMATCH', `the signer at ${flags.signer ?? conf.services.signer.address} holds public key ${Buffer.from(id.publicKey).toString('hex').slice(0, 16)}…, but validators[${self}] of conf.yaml is ${ours.slice(0, 16)}…`);
-    }
+    // The signer must be this member's, over the same set and chain: else every request is refused (or signed for another seat).
+    assertSignerIdentity(validators, await remote.identity(), { chainId: c.chain_id, paramSet, address: signerAddress });
     // The signer signs the block hash (the header, which commits to the transaction root), never
     // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
     const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature });
@@ -149,16 +150,16 @@ async function main(): Promise<void> {
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };
     const driver = new ConsensusDriver(
-      { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
+      { engine: { chainId: c.chain_id, validatorCount: n, self, leaderOf: (v) => validators.leaderOf(v), timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
         store, pool,
-        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
+        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: validators.publicKeys(), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
         observer,
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
-      self, leaderOf: (v) => roundRobinLeader(v, n), blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
+      self, leaderOf: (v) => validators.leaderOf(v), blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, self, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
-      validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
+      validators,
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
       guard: apiLimits.guard, flow: apiLimits.flow,

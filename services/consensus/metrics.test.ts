@@ -7,6 +7,7 @@ import { blockHash } from '#libs/crypto/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { Phase, genesisBlock, type Block } from '#libs/hotstuff/index.ts';
 import { consensusMetrics } from './metrics.ts';
+import { testValidatorSet } from '#libs/validators/test-kit.ts';
 
 const sample = (text: string, name: string, labels = ''): number | undefined => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels && l.startsWith(`${name}{`) && l.includes(labels)));
@@ -15,7 +16,7 @@ const sample = (text: string, name: string, labels = ''): number | undefined => 
 
 test('participation, quorum, fault bound, halted and block sizes are exported', async () => {
   const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
-  const m = consensusMetrics(metrics, () => 0, { validators: 7, mempoolCapacity: 5000 });
+  const m = consensusMetrics(metrics, () => 0, { validators: testValidatorSet(7), mempoolCapacity: 5000 });
   let text = await metrics.text();
   assert.equal(sample(text, 'btcfed_consensus_quorum_signatures'), 5);
   assert.equal(sample(text, 'btcfed_consensus_fault_bound_validators'), 2);

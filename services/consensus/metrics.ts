@@ -2,7 +2,8 @@
 // Units are in the names (Prometheus conventions); libs/metrics checks them.
 
 import type { Metrics } from '#libs/metrics/index.ts';
-import { faultBound, quorumSize, type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
+import { type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
 import type { JournalObserver, ReplayOutcome } from './mempool-journal.ts';
 import { isOutside } from './ports.ts';
@@ -24,8 +25,8 @@ const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]>
 ];
 
 export interface ConsensusMetricsOptions {
-  /** The size of the validator set: exported with its quorum and fault bound, for alert rules. */
-  validators?: number;
+  /** The validator set: its size exported with its quorum and fault bound, for alert rules. */
+  validators?: Pick<ValidatorSet, 'n' | 'f' | 'quorum'>;
   /** The mempool's capacity in transactions (conf consensus.mempool_max_txs). */
   mempoolCapacity?: number;
 }
@@ -84,11 +85,11 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   for (const kind of ['ahead', 'backwards']) blockTimeAnomalies.inc({ kind }, 0);
   if (opts.mempoolCapacity !== undefined) mempoolCapacity.set(opts.mempoolCapacity);
   if (opts.validators !== undefined) {
-    validators.set(opts.validators);
-    quorum.set(quorumSize(opts.validators));
-    faults.set(faultBound(opts.validators));
+    validators.set(opts.validators.n);
+    quorum.set(opts.validators.quorum);
+    faults.set(opts.validators.f);
     // Every validator's series exists from the start, so a member that never signs shows as 0.
-    for (let v = 0; v < opts.validators; v++) qcSignatures.inc({ validator: String(v) }, 0);
+    for (let v = 0; v < opts.validators.n; v++) qcSignatures.inc({ validator: String(v) }, 0);
   }
   let proposedAt: { view: number; t: number } | undefined;
   let viewStarted = now();

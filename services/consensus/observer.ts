@@ -9,7 +9,7 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { blockHash, createSlhDsa, fromHex, paramSpec, txHash } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, paramSpec, txHash } from '#libs/crypto/index.ts';
 import type { Conf } from '#libs/config/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { logReady } from '#libs/log/index.ts';
@@ -17,6 +17,7 @@ import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { decodeFrame } from '#libs/wire/index.ts';
@@ -45,6 +46,8 @@ export interface ObserverContext {
   dataDir: string;
   sec: ReturnType<typeof memberSecurityFromDir>;
   conf: Conf;
+  /** The validator set this observer follows (it has no seat in it). */
+  validators: ValidatorSet;
   log: Logger;
   life: ReturnType<typeof lifecycle>;
 }
@@ -59,16 +62,16 @@ export function peerStateName(s: PeerState): string {
   }
 }
 
-export async function runObserver({ flags, dataDir, sec, conf, log, life }: ObserverContext): Promise<void> {
+export async function runObserver({ flags, dataDir, sec, conf, validators, log, life }: ObserverContext): Promise<void> {
   const c = conf.consensus;
-  const n = conf.validators.length;
+  const n = validators.n;
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
   const limits = { validatorCount: n, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
   const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
   const genesis = genesisBlock(c.chain_id, blockHash);
-  const publicKeys = conf.validators.map((v) => fromHex(v.public_key));
+  const publicKeys = validators.publicKeys();
   const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
-  const m = consensusMetrics(metrics, Date.now, { validators: n });
+  const m = consensusMetrics(metrics, Date.now, { validators });
   const followed = metrics.counter('observer_blocks_followed_total', 'Blocks this observer verified and appended');
   const refusedRuns = metrics.counter('observer_refused_responses_total', 'Block responses refused (they did not prove themselves), by the sender\'s kind', ['sender']);
   const behind = metrics.gauge('observer_behind_blocks', 'Committed blocks the sources have shown that this observer has not appended yet');
@@ -141,7 +144,7 @@ export async function runObserver({ flags, dataDir, sec, conf, log, life }: Obse
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
   const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
-    validators: conf.validators.map((v) => ({ name: v.name, peerId: v.peer_id, publicKey: fromHex(v.public_key) })),
+    validators,
     nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
   }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);

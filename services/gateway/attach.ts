@@ -16,7 +16,7 @@ import type { AttachRequest, AttachResponse } from '#libs/gen/btcfed/v1/gateway.
 import type { ConsensusPath } from './consensus.ts';
 import type { Delivery, InboundSink } from './inbound.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import type { Validator } from './settings.ts';
+import type { Validator } from '#libs/validators/index.ts';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest, AttachResponse>;
 
@@ -84,7 +84,7 @@ export class AttachPoint implements InboundSink {
     const path = this.#deps.path();
     log.info({ peer: call.getPeer() }, 'consumer attached');
     call.write({ body: { $case: 'ready', value: {
-      selfIndex: path.selfIndex ?? 0, isValidator: path.selfIndex !== undefined, validators: path.validators.length,
+      selfIndex: path.selfIndex ?? 0, isValidator: path.selfIndex !== undefined, validators: path.validators?.n ?? 0,
       maxFrameBytes: path.maxFrameBytes, peerId: this.#deps.peerId,
     } } });
     call.on('drain', () => this.#drained(call));

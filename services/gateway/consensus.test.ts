@@ -16,6 +16,7 @@ import { encodeFrame } from './framing.ts';
 import { gatewayMetrics } from './metrics.ts';
 import type { GatewayNode } from './node.ts';
 import { PeerTable, DEFAULT_BACKOFF } from './peer-table.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
 
 /** A stream as yamux behaves: pause/resume; once its connection is gone they throw. */
 class FakeStream extends EventTarget {
@@ -81,7 +82,8 @@ async function setup() {
   const table = new PeerTable({ now: Date.now, random: Math.random, backoff: DEFAULT_BACKOFF, onTransition: () => undefined });
   const path = new ConsensusPath({ maxFrameBytes: 1 << 20, queue: { maxFrames: 8, maxBytes: 8192 }, streamWindowBytes: 4096, openTimeoutMs: 1000 },
     { node, table, log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(metrics), sink });
-  path.setValidators([{ index: 0, name: 'v0', peerId: 'self' }, { index: 1, name: 'v1', peerId: a.peerId }, { index: 2, name: 'v2', peerId: b.peerId }], 0);
+  path.setValidators(ValidatorSet.fromConfig([['v0', 'self'], ['v1', a.peerId], ['v2', b.peerId]].map(([name, peer_id], i) => ({ name: name!, peer_id: peer_id!, public_key: `0${i}`.repeat(32) })))
+    .withSelf({ peerId: 'self' }));
   await path.start();
   const open = (peerId: string): FakeStream => {
     table.connected(peerId, '/ip4/127.0.0.1/tcp/1');

@@ -7,12 +7,12 @@
 
 import type { Logger } from '#libs/log/index.ts';
 import { FedError } from '#libs/errors/index.ts';
+import type { Validator, ValidatorSet } from '#libs/validators/index.ts';
 import { InboundPath, type InboundSink } from './inbound.ts';
 import type { GatewayNode } from './node.ts';
 import type { QueueLimits } from './outbound-queue.ts';
 import type { PeerTable } from './peer-table.ts';
 import { PeerSender } from './sender.ts';
-import type { Validator } from './settings.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export const CONSENSUS_PROTOCOL = '/btcfed/consensus/1.0.0';
@@ -40,9 +40,8 @@ export interface ConsensusPathDeps {
 export class ConsensusPath {
   #opts: ConsensusPathOptions;
   #deps: ConsensusPathDeps;
-  #byPeer = new Map<string, Validator>();
-  #validators: Validator[] = [];
-  #selfIndex: number | undefined;
+  /** The set frames are routed by (the gateway's, handed in by setValidators); none before a genesis. */
+  #validators: ValidatorSet | undefined;
   #senders = new Map<string, PeerSender>();
   /** Senders to non-validators, oldest first (bounded by MAX_OUTSIDE_SENDERS). */
   #outsideSenders = new Map<string, PeerSender>();
@@ -53,28 +52,28 @@ export class ConsensusPath {
     this.#deps = deps;
     this.inbound = new InboundPath({ maxFrameBytes: opts.maxFrameBytes, streamWindowBytes: opts.streamWindowBytes }, {
       table: deps.table, log: deps.log, metrics: deps.metrics, sink: deps.sink, ...(deps.now ? { now: deps.now } : {}),
-      validatorOf: (id) => this.#byPeer.get(id), validatorAt: (i) => this.#validators[i], selfIndex: () => this.#selfIndex,
-      validatorCount: () => this.#validators.length,
+      validatorOf: (id) => this.validatorOf(id), validatorAt: (i) => this.#validatorAt(i), selfIndex: () => this.selfIndex,
+      validatorCount: () => this.#validators?.n ?? 0,
     });
   }
 
   get maxFrameBytes(): number { return this.#opts.maxFrameBytes; }
   set maxFrameBytes(n: number) { this.#opts.maxFrameBytes = n; this.inbound.maxFrameBytes = n; }
   set openTimeoutMs(n: number) { this.#opts.openTimeoutMs = n; }
-  get validators(): readonly Validator[] { return this.#validators; }
-  get selfIndex(): number | undefined { return this.#selfIndex; }
+  get validators(): ValidatorSet | undefined { return this.#validators; }
+  get selfIndex(): number | undefined { return this.#validators?.selfIndex; }
 
-  setValidators(validators: readonly Validator[], selfIndex: number | undefined): void {
-    this.#validators = [...validators];
-    this.#selfIndex = selfIndex;
-    this.#byPeer = new Map(validators.map((v) => [v.peerId, v]));
+  setValidators(validators: ValidatorSet | undefined): void {
+    this.#validators = validators;
     this.inbound.validatorsChanged();
     for (const [peerId, sender] of this.#senders) {
-      if (!this.#byPeer.has(peerId)) { this.#senders.delete(peerId); void sender.stop(); }
+      if (!validators?.hasPeer(peerId)) { this.#senders.delete(peerId); void sender.stop(); }
     }
   }
 
-  validatorOf(peerId: string): Validator | undefined { return this.#byPeer.get(peerId); }
+  validatorOf(peerId: string): Validator | undefined { return this.#validators?.byPeer(peerId); }
+
+  #validatorAt(index: number): Validator | undefined { return this.#validators?.has(index) ? this.#validators.byIndex(index) : undefined; }
 
   async start(): Promise<void> {
     await this.#deps.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => this.inbound.accept(stream, connection),
@@ -91,9 +90,9 @@ export class ConsensusPath {
   /** Queues a frame for validator `to`. Throws FedError for a request the envelope rules refuse. */
   send(to: number, frame: Uint8Array): void {
     this.#checkSize(frame);
-    const v = this.#validators[to];
-    if (!v) throw new FedError('UNKNOWN_VALIDATOR', `no validator with index ${to} (there are ${this.#validators.length})`, { to });
-    if (to === this.#selfIndex) throw new FedError('SEND_TO_SELF', `validator ${to} is this member`, { to });
+    const v = this.#validatorAt(to);
+    if (!v) throw new FedError('UNKNOWN_VALIDATOR', `no validator with index ${to} (there are ${this.#validators?.n ?? 0})`, { to });
+    if (to === this.selfIndex) throw new FedError('SEND_TO_SELF', `validator ${to} is this member`, { to });
     this.#enqueue(v.peerId, frame);
   }
 
@@ -103,7 +102,7 @@ export class ConsensusPath {
    */
   sendToPeer(peerId: string, frame: Uint8Array): void {
     this.#checkSize(frame);
-    const v = this.#byPeer.get(peerId);
+    const v = this.validatorOf(peerId);
     if (v) { this.send(v.index, frame); return; }
     if (this.#deps.table.get(peerId)?.phase !== 'connected') {
       this.#dropped(peerId, 1, 'outside_not_connected');
@@ -126,8 +125,8 @@ export class ConsensusPath {
   broadcast(frame: Uint8Array): number {
     this.#checkSize(frame);
     let n = 0;
-    for (const v of this.#validators) {
-      if (v.index === this.#selfIndex) continue;
+    for (const v of this.#validators?.members ?? []) {
+      if (v.index === this.selfIndex) continue;
       if (this.#enqueue(v.peerId, frame)) n++;
     }
     return n;

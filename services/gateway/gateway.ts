@@ -7,6 +7,7 @@ import type { Peer } from '#libs/config/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { PeerState, type GatewayServiceListPeersResponse, type PeerStatus } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { AttachPoint } from './attach.ts';
@@ -70,6 +71,11 @@ export class Gateway {
 
   get settings(): Settings { return this.#settings; }
 
+  /** The validator registry: the set of the config version in force (undefined before a genesis). */
+  get validators(): ValidatorSet | undefined { return this.#settings.validators; }
+
+  #isValidator(peerId: string): boolean { return this.#settings.validators?.hasPeer(peerId) ?? false; }
+
   /** Addresses peers.yaml holds for a peer, as of the last config version. */
   storedAddresses(peerId: string): readonly string[] | undefined { return this.#stored.get(peerId); }
 
@@ -77,6 +83,7 @@ export class Gateway {
     const { log, metrics } = deps;
     const streamWindowBytes = opts.streamWindowBytes ?? 4 * 1024 * 1024;
     let gw: Gateway | undefined;
+    const isValidator = (id: string): boolean => (gw ? gw.#isValidator(id) : settings.validators?.hasPeer(id) ?? false);
     const node = await createNode({
       privateKey: settings.privateKey, listen: settings.listen, dialTimeoutMs: settings.connectionTimeoutMs, streamWindowBytes,
       maxConnections: settings.maxConnections,
@@ -90,7 +97,7 @@ export class Gateway {
     const attach = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path! });
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },
       { node, table, log: log.child({ module: 'consensus-path' }), metrics, sink: attach });
-    path.setValidators(settings.validators, settings.selfIndex);
+    path.setValidators(settings.validators);
     const exchange = new PeerExchange({
       intervalMs: settings.exchangeIntervalMs, timeoutMs: settings.connectionTimeoutMs, dropPrivate: dropPrivate(settings, opts),
       maxNewPerInterval: 64, maxLearnedPeers: settings.maxLearnedPeers, bucket: { capacity: 10, perSecond: 0.5 },
@@ -98,11 +105,11 @@ export class Gateway {
       node, table, log: log.child({ module: 'exchange' }), metrics, selfPeerId: settings.peerId,
       selfPublicKey: publicKeyOf(settings.peerId) ?? '', persist: deps.persist, stored: (id) => gw?.storedAddresses(id),
       storedLearned: () => (gw ? gw.#storedLearned() : 0),
-      isValidator: (id) => path.validatorOf(id) !== undefined,
+      isValidator,
       hangUp: async (id) => { await node.hangUp(peerIdFromString(id)); },
     });
     const dialer = new Dialer({ connectionTimeoutMs: settings.connectionTimeoutMs, pingIntervalMs: pingInterval(settings, opts), maxParallelDials: 32, tickMs: 100 },
-      { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId, isValidator: (id) => path.validatorOf(id) !== undefined });
+      { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId, isValidator });
     gw = new Gateway({ node, table, path, attach, exchange, dialer }, settings, deps);
     gw.#wire();
     gw.#setPeers(settings.peers);
@@ -110,7 +117,7 @@ export class Gateway {
     await exchange.start();
     dialer.start();
     log.info({ peerId: settings.peerId, listen: listenAddresses(node), maxFrameBytes: settings.maxFrameBytes,
-      validators: settings.validators.length, selfIndex: settings.selfIndex ?? null }, 'libp2p node started');
+      validators: settings.validators?.n ?? 0, selfIndex: settings.validators?.selfIndex ?? null }, 'libp2p node started');
     return gw;
   }
 
@@ -140,7 +147,7 @@ export class Gateway {
   /** Peers in peers.yaml that are not validators. */
   #storedLearned(): number {
     let n = 0;
-    for (const id of this.#stored.keys()) if (!this.path.validatorOf(id)) n++;
+    for (const id of this.#stored.keys()) if (!this.#isValidator(id)) n++;
     return n;
   }
 
@@ -150,16 +157,16 @@ export class Gateway {
    * and never a penalised peer.
    */
   #admit(peerId: string): boolean {
-    if (this.path.validatorOf(peerId)) return true;
+    if (this.#isValidator(peerId)) return true;
     const { metrics, log } = this.#deps;
     if (this.exchange.penalised(peerId)) {
       metrics.connectionsRefused.inc({ reason: 'penalised' });
       log.debug({ peerId }, 'connection refused: peer is penalised');
       return false;
     }
-    const budget = this.#settings.maxConnections - this.path.validators.length - SPARE_VALIDATOR_SLOTS;
+    const budget = this.#settings.maxConnections - (this.#settings.validators?.n ?? 0) - SPARE_VALIDATOR_SLOTS;
     let others = 0;
-    for (const c of this.node.getConnections()) if (!this.path.validatorOf(c.remotePeer.toString())) others++;
+    for (const c of this.node.getConnections()) if (!this.#isValidator(c.remotePeer.toString())) others++;
     if (others < budget) return true;
     metrics.connectionsRefused.inc({ reason: 'budget' });
     log.warn({ peerId, others, budget }, 'connection refused: the budget for non-validators is full');
@@ -203,7 +210,7 @@ export class Gateway {
       }
     }
     if (change.peersChanged) { this.#setPeers(next.peers); this.dialer.dialDue(); applied.push('peers'); }
-    if (change.validatorsChanged) { this.path.setValidators(next.validators, next.selfIndex); applied.push('validators'); }
+    if (change.validatorsChanged) { this.path.setValidators(next.validators); applied.push('validators'); }
     if (change.discoveryChanged) {
       this.exchange.dropPrivate = dropPrivate(next, opts);
       this.exchange.maxLearnedPeers = next.maxLearnedPeers;
@@ -237,7 +244,7 @@ export class Gateway {
   }
 
   #peerStatus(e: PeerEntry): PeerStatus {
-    const v = this.path.validatorOf(e.peerId);
+    const v = this.#settings.validators?.byPeer(e.peerId);
     const state = e.delinquent ? PeerState.PEER_STATE_DELINQUENT
       : e.phase === 'connected' ? PeerState.PEER_STATE_CONNECTED
         : e.phase === 'connecting' ? PeerState.PEER_STATE_CONNECTING : PeerState.PEER_STATE_DISCONNECTED;

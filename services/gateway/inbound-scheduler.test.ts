@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import type { Delivery, InboundSink } from './inbound.ts';
 import { InboundScheduler, type Drop, type InboundLimits } from './inbound-scheduler.ts';
 import { MuteTable } from './mutes.ts';
-import type { Validator } from './settings.ts';
+import type { Validator } from '#libs/validators/index.ts';
 
 const MiB = 1024 * 1024;
-const A: Validator = { index: 1, name: 'a', peerId: 'peer-a' };
-const B: Validator = { index: 2, name: 'b', peerId: 'peer-b' };
-const C: Validator = { index: 3, name: 'c', peerId: 'peer-c' };
+const A: Validator = { index: 1, name: 'a', peerId: 'peer-a', publicKey: 'aa' };
+const B: Validator = { index: 2, name: 'b', peerId: 'peer-b', publicKey: 'bb' };
+const C: Validator = { index: 3, name: 'c', peerId: 'peer-c', publicKey: 'cc' };
 
 /** A consumer like the Attach stream: takes `room` frames, then is busy until drained. */
 class Sink implements InboundSink {

@@ -15,7 +15,7 @@
 
 import type { InboundSink } from './inbound.ts';
 import type { MuteTable } from './mutes.ts';
-import type { Validator } from './settings.ts';
+import type { Validator } from '#libs/validators/index.ts';
 
 export interface InboundLimits { maxFrames: number; maxBytes: number }
 

@@ -23,7 +23,7 @@ import { InboundScheduler, type Drop, type InboundLimits } from './inbound-sched
 import type { GatewayMetrics } from './metrics.ts';
 import { MuteTable } from './mutes.ts';
 import type { PeerTable } from './peer-table.ts';
-import type { Validator } from './settings.ts';
+import type { Validator } from '#libs/validators/index.ts';
 import { abortQuietly, pauseSafely, resumeSafely } from './streams.ts';
 
 /** Inbound consensus streams from non-validators open at once (all of them together). */

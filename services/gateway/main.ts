@@ -18,7 +18,6 @@ import { parseConfObject, parseDuration, type Conf, type Peer } from '#libs/conf
 import { endpointOf, fatal, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import { StoreServiceClient, type ConfigSnapshot } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { GatewayServiceService, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { quorumSize } from '#libs/hotstuff/index.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts';
 import { listenAddresses } from './node.ts';
@@ -115,11 +114,10 @@ async function main(): Promise<void> {
     // Ready means: this gateway reaches enough validators for its member to take part (itself and
     // the connected others make a quorum). A gateway outside the validator set is always ready.
     const notReady = (): string[] => {
-      const self = gw.settings.selfIndex;
-      if (self === undefined) return [];
-      const n = gw.settings.validators.length;
+      const set = gw.validators;
+      if (set?.self === undefined) return [];
       const connected = gw.status().peers.filter((p) => p.isValidator && p.state === PeerState.PEER_STATE_CONNECTED).length;
-      return connected + 1 < quorumSize(n) ? [`connected to ${connected} of the ${n - 1} other validators; a quorum needs ${quorumSize(n) - 1}`] : [];
+      return connected + 1 < set.quorum ? [`connected to ${connected} of the ${set.n - 1} other validators; a quorum needs ${set.quorum - 1}`] : [];
     };
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
 
@@ -140,7 +138,7 @@ async function main(): Promise<void> {
     life.add({ name: 'store client', run: () => client.close() });
 
     logReady(log, { grpcPort: port, listen: listenAddresses(gw.node), peerId: settings.peerId, maxFrameBytes: settings.maxFrameBytes,
-      validators: settings.validators.length, selfIndex: settings.selfIndex ?? null, peers: settings.peers.length,
+      validators: settings.validators?.n ?? 0, selfIndex: settings.validators?.selfIndex ?? null, peers: settings.peers.length,
       metricsPort: endpoint?.port, nats: nats ? 'on' : 'off', version: snapshot.version }, 'gateway ready');
   } catch (err) {
     await life.stop('start failed');

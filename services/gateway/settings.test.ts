@@ -33,9 +33,10 @@ test('settings from a snapshot: self index, validators, peers without ourselves 
     { publicKey: other.publicKey, peerId: other.peerId, addresses: ['/ip4/10.0.0.1/tcp/1', `/ip4/10.0.0.1/tcp/2/p2p/${me.peerId}`], lastSeenMs: 0 },
     { publicKey: me.publicKey, peerId: me.peerId, addresses: ['/ip4/10.0.0.9/tcp/1'], lastSeenMs: 0 },
   ] });
-  assert.equal(s.selfIndex, 1);
+  assert.equal(s.validators?.selfIndex, 1, 'this member found by its peer id');
   assert.equal(s.peerId, me.peerId);
-  assert.deepEqual(s.validators.map((v) => [v.index, v.peerId]), [[0, other.peerId], [1, me.peerId]]);
+  assert.deepEqual(s.validators?.members.map((v) => [v.index, v.peerId]), [[0, other.peerId], [1, me.peerId]]);
+  assert.equal(s.validators?.quorum, 2);
   assert.deepEqual(s.peers.map((p) => [p.peerId, p.addresses]), [[other.peerId, ['/ip4/10.0.0.1/tcp/1']]]);
   assert.equal(s.exchangeIntervalMs, 30_000);
 });
@@ -57,4 +58,15 @@ test('diff: what applies live and what needs a restart', () => {
   assert.equal(d.peersChanged, false);
   const none = diffSettings(a, settingsFrom({ conf: conf(), peers: [] }));
   assert.deepEqual([none.needsRestart, none.timersChanged, none.validatorsChanged, none.frameLimitChanged], [[], false, false, false]);
+});
+
+test('no validator set before a genesis is joined, and a member outside the set has no seat', () => {
+  const before = settingsFrom({ conf: conf({ validators: [] }), peers: [] });
+  assert.equal(before.validators, undefined);
+  const outside = settingsFrom({ conf: conf({ validators: [{ name: 'm1', peer_id: other.peerId, public_key: 'cd'.repeat(32) }] }), peers: [] });
+  assert.equal(outside.validators?.n, 1);
+  assert.equal(outside.validators?.self, undefined);
+  assert.equal(diffSettings(before, outside).validatorsChanged, true);
+  const rekeyed = settingsFrom({ conf: conf({ validators: [{ name: 'm1', peer_id: other.peerId, public_key: 'ef'.repeat(32) }] }), peers: [] });
+  assert.equal(diffSettings(outside, rekeyed).validatorsChanged, true, 'a new key is a new set');
 });

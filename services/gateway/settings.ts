@@ -1,13 +1,12 @@
 // What the gateway takes from one config snapshot: listen addresses, the validator set (who may
-// send consensus frames, and their indices), the known peers, the timers and the consensus
+// send consensus frames, and their indices; this member's seat found by its peer id), the known peers, the timers and the consensus
 // frame limit. Pure: a snapshot in, a value out, so reloads can be diffed and unit-tested.
 // Must never read the private key into anything but `privateKey` (it is not logged or diffed).
 
 import { parsePrivateKey, parseTcpMultiaddr, type Conf, type Peer } from '#libs/config/index.ts';
 import { paramSpec, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-
-export interface Validator { index: number; name: string; peerId: string }
+import { ValidatorSet } from '#libs/validators/index.ts';
 
 export interface Settings {
   member: string;
@@ -17,9 +16,11 @@ export interface Settings {
   listen: string[];
   /** Known peers (peers.yaml), without ourselves; only usable TCP addresses kept. */
   peers: Peer[];
-  validators: Validator[];
-  /** Our own validator index, undefined when this member is not a validator. */
-  selfIndex: number | undefined;
+  /**
+   * The validator set, with this member's seat (resolved by its peer id) when it is a validator;
+   * undefined before the member joined a genesis (conf.yaml lists no validators yet).
+   */
+  validators: ValidatorSet | undefined;
   exchangeIntervalMs: number;
   connectionTimeoutMs: number;
   maxFrameBytes: number;
@@ -61,8 +62,8 @@ export function settingsFrom(input: SnapshotInput): Settings {
   }
   const id = parsePrivateKey(conf.node.private_key);
   if (!id.ok) throw new FedError('GATEWAY_NO_KEY', `node.private_key: ${id.reason}`);
-  const validators = conf.validators.map((v, index) => ({ index, name: v.name, peerId: v.peer_id }));
-  const self = validators.find((v) => v.peerId === id.value.peerId);
+  const validators = conf.validators.length === 0 ? undefined
+    : ValidatorSet.fromConfig(conf.validators).withSelf({ peerId: id.value.peerId }, { optional: true });
   const peers = input.peers
     .filter((p) => p.peerId !== id.value.peerId)
     .map((p) => ({ ...p, addresses: p.addresses.filter((a) => dialable(a, p.peerId)) }));
@@ -73,10 +74,9 @@ export function settingsFrom(input: SnapshotInput): Settings {
     listen: [...conf.network.addresses],
     peers,
     validators,
-    selfIndex: self?.index,
     exchangeIntervalMs: Math.max(100, conf.peers.exchange_interval),
     connectionTimeoutMs: Math.max(100, conf.peers.connection_timeout),
-    maxFrameBytes: maxFrameBytes(conf.consensus.max_block_bytes, validators.length, conf.crypto.param_set),
+    maxFrameBytes: maxFrameBytes(conf.consensus.max_block_bytes, validators?.n ?? 0, conf.crypto.param_set),
     paramSet: conf.crypto.param_set,
     maxBlockBytes: conf.consensus.max_block_bytes,
     allowPrivate: conf.peers.allow_private_addresses,
@@ -114,11 +114,12 @@ export function diffSettings(before: Settings, after: Settings): SettingsChange 
   if (removedListen.length > 0) needsRestart.push('network.addresses (removed)');
   if (before.maxConnections !== after.maxConnections) needsRestart.push('peers.max_connections');
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const sameSet = (a: ValidatorSet | undefined, b: ValidatorSet | undefined) => (a === undefined || b === undefined ? a === b : a.equals(b));
   return {
     addedListen: after.listen.filter((a) => !before.listen.includes(a)),
     removedListen,
     peersChanged: !same(before.peers.map((p) => [p.peerId, p.addresses]), after.peers.map((p) => [p.peerId, p.addresses])),
-    validatorsChanged: !same(before.validators, after.validators),
+    validatorsChanged: !sameSet(before.validators, after.validators),
     timersChanged: before.exchangeIntervalMs !== after.exchangeIntervalMs || before.connectionTimeoutMs !== after.connectionTimeoutMs,
     discoveryChanged: before.allowPrivate !== after.allowPrivate || before.maxLearnedPeers !== after.maxLearnedPeers,
     frameLimitChanged: before.maxFrameBytes !== after.maxFrameBytes,

@@ -10,10 +10,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
 import { parseSignerConfText, type SignerConf } from '#libs/config/index.ts';
-import { blockHash, bytesEqual, createSlhDsa, fromHex, toHex, type ParamSet } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { genesisBlock } from '#libs/hotstuff/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { readIfExists } from '#libs/files/index.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
 import { JOURNAL_FILE, openJournal, readJournal } from './journal.ts';
 import { assertPrivateFile, openKey, readPassphrase, type PassphraseSource } from './keyfile.ts';
 import { createQcChecker } from './qc-check.ts';
@@ -109,15 +110,27 @@ async function loadOrInitState(opts: OpenSignerOptions, publicKey: string, state
   return fresh;
 }
 
+/**
+ * signer.yaml's validator set with this signer's seat: the validator its key is, which must also be
+ * the one its member name is (one resolver, libs/validators). SIGNER_NOT_A_VALIDATOR otherwise.
+ */
+export function ownSeat(conf: Pick<SignerConf, 'validators' | 'member'>, publicKey: Uint8Array): ValidatorSet {
+  const hint = 'signer.yaml\'s validators must list this key (the output of keygen) under this member\'s name before it runs';
+  try {
+    return ValidatorSet.fromConfig(conf.validators).withSelf({ name: conf.member, publicKey });
+  } catch (err) {
+    if (!(err instanceof FedError)) throw err;
+    throw new FedError('SIGNER_NOT_A_VALIDATOR', `this signer (member ${conf.member}, public key ${toHex(publicKey)}): ${err.message}; ${hint}`,
+      { publicKey: toHex(publicKey), member: conf.member, cause: err.code });
+  }
+}
+
 export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSigner> {
   const { conf, dataDir } = opts;
   const key = await loadKey(opts);
   const publicKey = toHex(key.publicKey);
-  const publicKeys = conf.validators.map((v) => fromHex(v.public_key));
-  const self = publicKeys.findIndex((pk) => bytesEqual(pk, key.publicKey));
-  if (self < 0) {
-    throw new FedError('SIGNER_NOT_A_VALIDATOR', `this signer's public key ${publicKey} is not in signer.yaml's validators; add it (the output of keygen) before running`, { publicKey });
-  }
+  const validators = ownSeat(conf, key.publicKey);
+  const self = validators.selfIndex!;
   const stateFile = path.join(dataDir, STATE_FILE);
   const journalFile = path.join(dataDir, JOURNAL_FILE);
   const state = await loadOrInitState(opts, publicKey, stateFile, journalFile);
@@ -126,17 +139,18 @@ export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSig
   const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
   const signer = new LocalSigner({
     identity: {
-      publicKey: key.publicKey, paramSet: key.paramSet, validatorIndex: self, validatorCount: publicKeys.length,
+      publicKey: key.publicKey, paramSet: key.paramSet, validatorIndex: self, validatorCount: validators.n,
       chainId: conf.chain_id, member: conf.member,
     },
+    validators,
     state,
   }, {
     slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
-    qc: createQcChecker({ chainId: conf.chain_id, publicKeys, genesisHash: genesisHashOf(conf.chain_id), slh }),
+    qc: createQcChecker({ chainId: conf.chain_id, validators, genesisHash: genesisHashOf(conf.chain_id), slh }),
     log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.onRefusal ? { onRefusal: opts.onRefusal } : {}),
     release: () => journal.close(),
   });
   opts.log.info({ journalSeq: journal.seq, journalHead: journal.head }, 'journal head');
-  opts.log.info({ validatorIndex: self, validators: publicKeys.length, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
+  opts.log.info({ validatorIndex: self, validators: validators.n, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
   return signer;
 }

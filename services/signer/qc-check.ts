@@ -6,14 +6,15 @@
 // and never take a public key from anywhere but the configured set.
 
 import { voteSigningBytes, type SlhDsa } from '#libs/crypto/index.ts';
-import { Phase, bytesEqual, quorumSize, toHex, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { Phase, bytesEqual, toHex, type QuorumCert } from '#libs/hotstuff/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 
 const CACHE_LIMIT = 256;
 
 export interface QcCheckerOptions {
   chainId: string;
-  /** Raw public keys in validator index order. */
-  publicKeys: readonly Uint8Array[];
+  /** The signer's own validator set (signer.yaml): the keys and the quorum. */
+  validators: ValidatorSet;
   genesisHash: Uint8Array;
   slh: SlhDsa;
 }
@@ -30,8 +31,8 @@ export function isGenesis(qc: QuorumCert, genesisHash: Uint8Array): boolean {
 }
 
 export function createQcChecker(opts: QcCheckerOptions): QcChecker {
-  const n = opts.publicKeys.length;
-  const quorum = quorumSize(n);
+  const { n, quorum } = opts.validators;
+  const publicKeys = opts.validators.publicKeys();
   const valid = new Set<string>();
 
   const structureError = (qc: QuorumCert): string | null => {
@@ -55,7 +56,7 @@ export function createQcChecker(opts: QcCheckerOptions): QcChecker {
     const key = `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
     if (valid.has(key)) return null;
     const message = voteSigningBytes({ chainId: opts.chainId, phase: qc.phase, view: qc.view, blockHash: qc.blockHash });
-    const results = await Promise.all(qc.signers.map((s, i) => opts.slh.verify(opts.publicKeys[s]!, message, qc.signatures[i]!)));
+    const results = await Promise.all(qc.signers.map((s, i) => opts.slh.verify(publicKeys[s]!, message, qc.signatures[i]!)));
     const bad = results.findIndex((ok) => !ok);
     if (bad >= 0) return `bad signature of validator ${qc.signers[bad]}`;
     if (valid.size >= CACHE_LIMIT) valid.delete(valid.values().next().value!);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { blockHash, toHex } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { testValidatorSet } from '#libs/validators/test-kit.ts';
 import { RECENT_LIMIT, admit, applySigned, decide, initialSafety, trimRecent, type Decision, type RuleContext, type SignerSafety, type SignedSlot } from './rules.ts';
 
 const CHAIN = 'cases-chain';
@@ -14,7 +15,7 @@ const SELF = 1;
 const genesis = genesisBlock(CHAIN, blockHash);
 const gqc = genesisQC(genesis);
 const ctx: RuleContext = {
-  chainId: CHAIN, self: SELF, validatorCount: 4, maxViewJump: 3, hashBlock: blockHash,
+  chainId: CHAIN, self: SELF, leaderOf: (v) => testValidatorSet(4).leaderOf(v), maxViewJump: 3, hashBlock: blockHash,
   qcError: (qc) => (qc.view === 0 || qc.signatures[0]?.[0] === 1 ? null : 'bad signature'),
 };
 
@@ -152,7 +153,7 @@ test('proposals only for views this signer leads (view mod N), by itself as prop
   refused(fresh(), proposal(4, block(4, b1), qc(Phase.PREPARE, 1, b1)), 'leader');
   sign(fresh(), proposal(1, b1, gqc));
   sign(fresh(), proposal(5, b5, qc(Phase.PREPARE, 4, b1)));
-  const n3 = { ...ctx, self: 2, validatorCount: 3 }; // 5 mod 3 = 2: validator 2 leads view 5 of 3
+  const n3 = { ...ctx, self: 2, leaderOf: (v: number) => testValidatorSet(3).leaderOf(v) }; // 5 mod 3 = 2: validator 2 leads view 5 of 3
   refused(fresh(), proposal(5, b5, qc(Phase.PREPARE, 4, b1)), 'proposer', n3);
   const h2 = { ...b5.header, proposer: 2 };
   const d = decide(fresh(), proposal(5, { header: h2, hash: blockHash(h2), txs: [] }, qc(Phase.PREPARE, 4, b1)), n3);

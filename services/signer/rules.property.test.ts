@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { blockHash, newViewSigningBytes, proposalSigningBytes, toHex, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { testValidatorSet } from '#libs/validators/test-kit.ts';
 import { applySigned, decide, initialSafety, type RuleContext, type SignerSafety } from './rules.ts';
 
 const CHAIN = 'prop-chain';
@@ -162,7 +163,7 @@ function modelStep(history: Entry[], r: SignRequest): Outcome {
 // ---------------------------------------------------------------- the property
 
 const ctx: RuleContext = {
-  chainId: CHAIN, self: SELF, validatorCount: N, maxViewJump: MAX_JUMP, hashBlock: blockHash,
+  chainId: CHAIN, self: SELF, leaderOf: (v) => testValidatorSet(N).leaderOf(v), maxViewJump: MAX_JUMP, hashBlock: blockHash,
   qcError: (qc) => (isValid(qc) ? null : 'invalid'),
 };
 

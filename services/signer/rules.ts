@@ -11,7 +11,7 @@
 import { sha256, toHex } from '#libs/crypto/index.ts';
 import { signingBytesOfRequest } from '#libs/wire/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
-import { Phase, bytesEqual, roundRobinLeader, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
@@ -58,8 +58,8 @@ export interface AdmitContext {
   chainId: string;
   /** This signer's index in its own validator set. */
   self: number;
-  /** The size of its validator set: the leader of view v is roundRobinLeader(v, validatorCount). */
-  validatorCount: number;
+  /** The leader of a view in its own validator set (ValidatorSet.leaderOf of signer.yaml's validators). */
+  leaderOf(view: number): number;
   /** A request at view v must carry a QC of view ≥ v − maxViewJump (signer.yaml max_view_jump). */
   maxViewJump: number;
 }
@@ -185,7 +185,7 @@ function admitOrDecide(state: SignerSafety, req: SignRequest, ctx: AdmitContext)
     return refuse('view-jump', `view ${req.view} is ${req.view - qc.view} views beyond its QC's view ${qc.view} (max_view_jump ${ctx.maxViewJump})`);
   }
   if (req.kind === 'proposal') {
-    const leader = roundRobinLeader(req.view, ctx.validatorCount);
+    const leader = ctx.leaderOf(req.view);
     if (leader !== ctx.self) return refuse('leader', `view ${req.view} is led by validator ${leader}, not this signer (validator ${ctx.self})`);
   }
   return { slot, message, digest, blockHash };

@@ -11,6 +11,7 @@ import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
 import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '#libs/files/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
 import { RULES, admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
@@ -68,6 +69,8 @@ export interface LocalSignerDeps {
 
 export interface LocalSignerOptions {
   identity: SignerIdentity;
+  /** signer.yaml's validator set, with this signer as self: the leader rule comes from it. */
+  validators: ValidatorSet;
   state: SignerSafety;
 }
 
@@ -78,6 +81,7 @@ export function refusalError(rule: Rule, reason: string, details: Record<string,
 
 export class LocalSigner implements Signer {
   readonly #id: SignerIdentity;
+  readonly #validators: ValidatorSet;
   readonly #deps: LocalSignerDeps;
   readonly #queue = new SerialQueue();
   readonly #m;
@@ -88,6 +92,7 @@ export class LocalSigner implements Signer {
 
   constructor(opts: LocalSignerOptions, deps: LocalSignerDeps) {
     this.#id = opts.identity;
+    this.#validators = opts.validators;
     this.#state = opts.state;
     this.#deps = deps;
     this.#m = signerMetrics(deps.metrics ?? noopMetrics);
@@ -143,7 +148,8 @@ export class LocalSigner implements Signer {
   }
 
   #admitCtx(): AdmitContext {
-    return { chainId: this.#id.chainId, self: this.#id.validatorIndex, validatorCount: this.#id.validatorCount, maxViewJump: this.#deps.maxViewJump };
+    const v = this.#validators;
+    return { chainId: this.#id.chainId, self: this.#id.validatorIndex, leaderOf: (view) => v.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
   }
 
   async #decide(req: SignRequest): Promise<Decision> {

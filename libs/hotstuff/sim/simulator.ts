@@ -7,7 +7,7 @@
 import { toHex } from '../bytes.ts';
 import type { EngineAction, EngineConfig, EngineEvent } from '../events.ts';
 import { genesisQC } from '../genesis.ts';
-import { quorumSize } from '../quorum.ts';
+import { quorumSize, roundRobinLeader } from '../quorum.ts';
 import type { ConsensusMessage, Hash } from '../types.ts';
 import { ForkingLeader, doubleVotes, equivocate } from './byzantine.ts';
 import { Checkers, type Violation } from './checkers.ts';
@@ -108,7 +108,7 @@ class Simulation {
     this.byIdentity = Array.from({ length: s.n }, () => []);
     for (const m of this.members) this.byIdentity[m.identity]!.push(m);
     const rounds = s.rounds ?? [];
-    const leaderOf = rounds.length > 0 ? (v: number) => (v >= 1 && v <= rounds.length ? rounds[v - 1]!.leader : v % s.n) : undefined;
+    const leaderOf = rounds.length > 0 ? (v: number) => (v >= 1 && v <= rounds.length ? rounds[v - 1]!.leader : roundRobinLeader(v, s.n)) : undefined;
     this.configs = this.members.map((m) => ({
       chainId: this.chainId,
       validatorCount: s.n,
@@ -323,7 +323,7 @@ class Simulation {
 
   sendDoubleVotes(m: Member, msg: ConsensusMessage): void {
     for (const v of doubleVotes(m, msg, this.scheme)) {
-      const leader = this.configs[m.id]!.leaderOf?.(v.view) ?? v.view % this.s.n;
+      const leader = this.configs[m.id]!.leaderOf?.(v.view) ?? roundRobinLeader(v.view, this.s.n);
       this.deliverAll(m, this.byIdentity[leader]!.filter((x) => x !== m).map((x) => x.id), v);
     }
   }

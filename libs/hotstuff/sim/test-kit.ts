@@ -7,6 +7,7 @@ import { createEngine, restoreEngine, type HotStuffEngine } from '../engine.ts';
 import type { EngineAction, EngineConfig, EngineEvent, PersistedRecord, RejectReason } from '../events.ts';
 import { genesisBlock, genesisQC } from '../genesis.ts';
 import { toHex } from '../bytes.ts';
+import { roundRobinLeader } from '../quorum.ts';
 import { Phase, type Block, type NewView, type Proposal, type QuorumCert, type Vote } from '../types.ts';
 import { buildBlock } from './members.ts';
 import { contentOfRequest, createFakeScheme } from './schemes.ts';
@@ -43,11 +44,11 @@ export class Kit {
   }
 
   block(view: number, parent: Block, tag = 'a'): Block {
-    const proposer = view % this.n;
+    const proposer = roundRobinLeader(view, this.n);
     return buildBlock(this.scheme, CHAIN, proposer, tag, view, parent.hash, parent.header.height, parent.header.stateHash, view);
   }
 
-  proposal(view: number, block: Block, justify: QuorumCert, sender = view % this.n): Proposal {
+  proposal(view: number, block: Block, justify: QuorumCert, sender = roundRobinLeader(view, this.n)): Proposal {
     const signature = this.scheme.sign(sender, { kind: 'proposal', view, blockHash: block.hash, justify });
     return { type: 'proposal', view, block, justify, sender, signature };
   }
