@@ -1,9 +1,9 @@
 // What a Byzantine scenario measures: the honest commit rate (blocks a second, the slowest honest
 // member's), the memory of the honest services, and the CPU the attacker spends.
 //
-// The attacker — this test process, which plays m3 (its consensus and the attack), and m3's
-// gateway, which carries the attack onto libp2p — runs in a CPU cgroup of its own, capped at
-// ATTACKER_CPUS, as if on a host of its own: on these two shared cores an uncapped flood would
+// The attacker — this test process, which plays m3 (its consensus, its signing and the attack),
+// and m3's gateway, which carries the attack onto libp2p — runs in a CPU cgroup of its own, capped
+// at ATTACKER_CPUS, as if on a host of its own: on these two shared cores an uncapped flood would
 // take the CPU the honest members need, and the bar would measure the test rig, not the defence.
 // Without cgroups (not root, no cpu controller) it runs at nice 19 instead. Either way its CPU
 // is measured and reported with every scenario.
@@ -11,7 +11,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { HONEST, sleep, type Federation } from './federation.ts';
+import { BYZANTINE, HONEST, sleep, type Federation } from './federation.ts';
 
 /** The attacker's CPU: half a core of the machine's two. */
 export const ATTACKER_CPUS = 0.5;
@@ -214,6 +214,7 @@ export async function measure(fed: Federation, box: AttackerBox, ms: number): Pr
   let fedTotal = 0;
   for (const [name, s1] of f1) {
     const d = Math.max(0, s1 - (f0.get(name) ?? s1));
+    if (name.startsWith(`m${BYZANTINE}/`)) continue; // the attacker: its gateway is counted with the box (its signer idles: the test process signs)
     fedTotal += d;
     if (HONEST.some((i) => name.startsWith(`m${i}/`))) cpu.set(name, d / seconds);
   }
