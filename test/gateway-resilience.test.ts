@@ -238,8 +238,10 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
   });
 
   test('the validator\'s dial address is unchanged, peers.yaml stays bounded, a restart still reaches the validator, the stranger is penalised', async () => {
-    // Public-network defaults for discovery (no private addresses learned); peers.yaml is the operator's and is dialled as written.
-    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []), peers: { allow_private_addresses: false, max_learned_peers: 20 } });
+    // Discovery restricted to this host's loopback (peers.learned_networks), so that the fake peers'
+    // addresses the gateway takes and dials are on this machine; the others are refused as outside
+    // the networks. peers.yaml is the operator's and is dialled as written.
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []), peers: { learned_networks: ['127.0.0.0/8'], max_learned_peers: 20 } });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[1] = await startMember(b);
     nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
@@ -249,19 +251,21 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
     await stranger.dial(target);
 
-    // Thousands of fake peers, public and private addresses (8 each: no strike, just caps).
+    // Thousands of fake peers, addresses inside and outside the learned networks (8 each: no strike,
+    // just caps). Those inside are closed loopback ports: a dial of them is refused at once.
     let fakes = 0;
     for (let m = 0; m < 6; m++) { // within the per-peer rate limit of 10 messages
       const peers = [];
       for (let k = 0; k < 200; k++) {
         const id = await generateIdentity();
         fakes++;
-        const addrs = Array.from({ length: 8 }, (_, j) => (j % 2 === 0 ? `/ip4/203.0.113.${(k + j) % 250 + 1}/tcp/${1000 + j}` : `/ip4/127.0.0.1/tcp/${2000 + j}`));
+        const addrs = Array.from({ length: 8 }, (_, j) => (j % 2 === 0 ? `/ip4/203.0.113.${(k + j) % 250 + 1}/tcp/${1000 + j}` : `/ip4/127.66.${m}.${k + 1}/tcp/${2000 + j}`));
         peers.push({ publicKey: id.publicKey, addresses: addrs });
       }
       await announce(stranger, target, peers);
     }
-    // The validator's record, pointing at a blackhole (TEST-NET, never answers), three times over.
+    // The validator's record, pointing at a blackhole (TEST-NET, never answers), three times over:
+    // refused whole as a validator's record, so nothing of it is dialled.
     const blackhole = Array.from({ length: 32 }, (_, j) => `/ip4/192.0.2.${j + 1}/tcp/${4000 + j}`);
     for (let m = 0; m < 3; m++) await announce(stranger, target, [{ publicKey: b.identity.publicKey, addresses: [...blackhole, b.address] }]);
 
@@ -269,11 +273,11 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     assert.ok(penalised);
     const rejected = nodes[0].gw.svc.lines.filter((l) => l.msg === 'peer records rejected' && l.peerId === stranger!.peerId.toString());
     assert.ok(rejected.some((l) => (l.reasons as string[]).includes('validator')), 'the validator records are refused and logged with the sender');
-    assert.ok(rejected.some((l) => (l.reasons as string[]).includes('private_address')), 'private addresses are refused by default');
+    assert.ok(rejected.some((l) => (l.reasons as string[]).includes('outside_networks')), 'addresses outside peers.learned_networks are refused');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const count = (name: string, reason: string) => Number(new RegExp(`^btcfed_${name}\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
     assert.ok(count('gateway_peer_records_rejected_total', 'validator') >= 3, 'validator records counted');
-    assert.ok(count('gateway_peer_records_rejected_total', 'private_address') > 0, 'private addresses counted');
+    assert.ok(count('gateway_peer_records_rejected_total', 'outside_networks') > 0, 'addresses outside the networks counted');
     assert.ok(count('gateway_peer_records_rejected_total', 'cap') > 0, 'new peers past the per-interval cap counted');
     assert.equal(count('gateway_peers_penalised_total', 'bad_records'), 1, 'the stranger is penalised once');
     const status = await waitPeer(nodes[0].gw, b.identity.peerId, () => true);
@@ -282,10 +286,12 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     const file = parse(await fs.readFile(a.peersPath, 'utf8')) as { peers: Array<{ public_key: string; addresses: string[] }> };
     assert.deepEqual(file.peers.find((p) => p.public_key === b.identity.publicKey)?.addresses, [b.address]);
     assert.ok(file.peers.length <= 1 + 20, `peers.yaml holds ${file.peers.length} peers after ${fakes} fake ones`);
-    assert.ok(file.peers.every((p) => p.addresses.length <= 8 && p.addresses.every((x) => !x.includes('/127.0.0.1/') || p.public_key === b.identity.publicKey)));
+    assert.ok(file.peers.every((p) => p.addresses.length <= 8 && p.addresses.every((x) => x.startsWith('/ip4/127.'))),
+      `only addresses inside the learned networks were persisted: ${JSON.stringify(file.peers.flatMap((p) => p.addresses).filter((x) => !x.startsWith('/ip4/127.')).slice(0, 3))}`);
+    assert.ok(file.peers.some((p) => p.addresses.some((x) => x.startsWith('/ip4/127.66.'))), 'fake peers inside the networks were learned (up to the caps)');
     const learned = (await listPeers(nodes[0].gw)).peers.length;
     console.log(`# poisoning: ${fakes} fake peers and 3 poisoned validator records → peers.yaml ${file.peers.length} peers, table ${learned}, `
-      + `rejected validator=${count('gateway_peer_records_rejected_total', 'validator')} private=${count('gateway_peer_records_rejected_total', 'private_address')} cap=${count('gateway_peer_records_rejected_total', 'cap')}`);
+      + `rejected validator=${count('gateway_peer_records_rejected_total', 'validator')} outside=${count('gateway_peer_records_rejected_total', 'outside_networks')} cap=${count('gateway_peer_records_rejected_total', 'cap')}`);
     assert.ok(learned <= 2 + 20 + 1, `the peer table holds ${learned} peers`);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(stranger.getConnections().length, 0, 'the penalised stranger was disconnected');

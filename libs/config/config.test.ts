@@ -42,6 +42,7 @@ test('the valid conf.yaml parses, with defaults filled and durations in ms', () 
   // Safe for public networks by default: no private addresses learned, bounded discovery and connections.
   assert.equal(conf.peers.allow_private_addresses, false);
   assert.equal(conf.peers.max_learned_peers, 256);
+  assert.deepEqual(conf.peers.learned_networks, [], 'no restriction by default');
   assert.equal(conf.peers.max_connections, 512);
   assert.equal(conf.consensus.base_timeout, 500);
   assert.equal(conf.consensus.max_timeout, 60_000);
@@ -70,6 +71,7 @@ const invalid: Array<[string, (c: Record<string, any>) => void, string, RegExp]>
   ['negative connection_timeout', (c) => { c.peers.connection_timeout = -1; }, 'peers.connection_timeout', /non-negative/],
   ['bad logging.level', (c) => { c.logging.level = 'verbose'; }, 'logging.level', /debug|info/],
   ['bad logging.format', (c) => { c.logging.format = 'xml'; }, 'logging.format', /json|text/],
+  ['learned network without a prefix', (c) => { c.peers.learned_networks = ['127.0.0.0/8', '10.0.0.1']; }, 'peers.learned_networks.1', /not a network/],
   ['unknown field (typo)', (c) => { c.peers.exchange_intervall = '1s'; }, 'peers.exchange_intervall', /unknown field/],
   ['unknown top-level section', (c) => { c.extra = {}; }, 'extra', /unknown field/],
   ['bad endpoint', (c) => { c.services.store.listen = 'localhost'; }, 'services.store.listen', /host:port/],

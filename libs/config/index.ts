@@ -7,8 +7,8 @@ export {
   mergePeer, peersToData, configInvalid,
 } from './parse.ts';
 export type { ConfigIssue, Peer } from './parse.ts';
-export { parseDuration, parseHostPort, parsePeerId, parseTcpMultiaddr, parsePrivateKey, parsePublicKey } from './values.ts';
-export type { HostPort, PeerAddress, Parsed } from './values.ts';
+export { networkList, parseCidr, parseDuration, parseHostPort, parsePeerId, parseTcpMultiaddr, parsePrivateKey, parsePublicKey } from './values.ts';
+export type { Cidr, HostPort, PeerAddress, Parsed } from './values.ts';
 export { generateIdentity, resolvePath } from './identity.ts';
 export type { Identity } from './identity.ts';
 export { signerConfSchema, parseSignerConfObject, parseSignerConfText, type SignerConf, type SignerConfInput } from './signer.ts';

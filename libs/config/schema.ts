@@ -6,7 +6,7 @@
 
 import { z } from 'zod';
 import { PARAM_SETS, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
-import { parseDuration, parseHostPort, parsePeerId, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
+import { parseCidr, parseDuration, parseHostPort, parsePeerId, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
 
 export const PARAM_SET_NAMES = [...PARAM_SETS] as [ParamSet, ...ParamSet[]];
 
@@ -172,6 +172,16 @@ export const confSchema = z.strictObject({
     connection_timeout: duration('10s'),
     /** Dial loopback, private and link-local addresses learned from peers (a devnet on one host); peers.yaml is always dialled. */
     allow_private_addresses: z.boolean().default(false),
+    /**
+     * When not empty, an address learned from a peer is taken (kept, persisted, dialled) only if it
+     * is an IP inside one of these networks, e.g. the federation's own WAN; peers.yaml is dialled as
+     * written whatever this says. Empty: any address (private ones as allow_private_addresses says).
+     */
+    learned_networks: z.array(z.string().transform((v, ctx) => {
+      const r = parseCidr(v);
+      if (!r.ok) { ctx.addIssue({ code: 'custom', message: r.reason }); return z.NEVER; }
+      return r.value;
+    })).max(64).default([]),
     /** Peers learned from peer exchange (not validators, not in peers.yaml) kept in the peer table and persisted. */
     max_learned_peers: z.number().int().min(0).max(10_000).default(256),
     /** libp2p connection budget; one slot per validator (and 4 spare) is kept from everyone else. */

@@ -2,6 +2,7 @@
 // multiaddrs and libp2p keys. Each returns a reason string on failure so the schema
 // can name the field; none of them throws on bad input.
 
+import { BlockList, isIP } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
 import { privateKeyFromProtobuf, publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
@@ -52,6 +53,29 @@ export function parseHostPort(input: string, allowZero = false): Parsed<HostPort
   const port = Number(m[3]);
   if (port > 65535 || (port === 0 && !allowZero)) return { ok: false, reason: `port ${port} is out of range` };
   return { ok: true, value: { host: m[1] ?? m[2]!, port } };
+}
+
+export interface Cidr { address: string; prefix: number; family: 'ipv4' | 'ipv6' }
+
+/** "127.0.0.0/8", "10.20.0.0/16", "fd00::/8": an IP network (the address bits past the prefix may be set). */
+export function parseCidr(input: unknown): Parsed<Cidr> {
+  const bad = (why: string) => ({ ok: false as const, reason: `"${String(input).slice(0, 60)}" is not a network such as "10.20.0.0/16" or "fd00::/8": ${why}` });
+  if (typeof input !== 'string') return bad('not a string');
+  const m = /^([^/\s]+)\/(\d{1,3})$/.exec(input.trim());
+  if (!m) return bad('address/prefix-length expected');
+  const v = isIP(m[1]!);
+  if (v === 0) return bad(`${m[1]} is not an IP address`);
+  const prefix = Number(m[2]);
+  if (prefix > (v === 4 ? 32 : 128)) return bad(`prefix /${prefix} is longer than the address`);
+  return { ok: true, value: { address: m[1]!, prefix, family: v === 4 ? 'ipv4' : 'ipv6' } };
+}
+
+/** A membership test over networks; undefined for none (no restriction). */
+export function networkList(cidrs: readonly Cidr[]): BlockList | undefined {
+  if (cidrs.length === 0) return undefined;
+  const list = new BlockList();
+  for (const c of cidrs) list.addSubnet(c.address, c.prefix, c.family);
+  return list;
 }
 
 const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns4', 'dns6']);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateIdentity } from '#libs/config/index.ts';
+import { generateIdentity, networkList, parseCidr, type Cidr } from '#libs/config/index.ts';
 import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, addressProblem, filterRecords, isPrivateHost } from './exchange-filter.ts';
 
 const self = await generateIdentity();
@@ -32,6 +32,22 @@ test('known peers only come back with new addresses; private ones go when asked'
   const p = filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/127.0.0.1/tcp/1', '/ip4/192.168.1.1/tcp/1', '/ip4/8.8.8.8/tcp/2'] }], ctx({}, true), 0);
   assert.deepEqual(p.fresh[0]!.addresses, ['/ip4/8.8.8.8/tcp/2']);
   assert.equal(p.rejected.filter((j) => j.reason === 'private_address').length, 2);
+});
+
+test('learned_networks: only IP addresses inside the named networks are taken, private or not; DNS names are refused', () => {
+  const cidr = (c: string): Cidr => { const r = parseCidr(c); assert.ok(r.ok, c); return r.value; };
+  const networks = networkList([cidr('127.0.0.0/8'), cidr('fd00::/8')]);
+  const addrs = ['/ip4/127.66.1.2/tcp/1', '/ip4/198.51.100.7/tcp/1', '/ip6/fd00::7/tcp/1', '/dns4/m1.example.org/tcp/1', '/ip4/10.0.0.1/tcp/1', '/ip6/2001:db8::1/tcp/1'];
+  const r = filterRecords([{ publicKey: x.publicKey, addresses: addrs }], { ...ctx(), networks }, 0);
+  assert.deepEqual(r.fresh[0]!.addresses, ['/ip4/127.66.1.2/tcp/1', '/ip6/fd00::7/tcp/1']);
+  assert.deepEqual(r.rejected.map((j) => [j.reason, j.detail.split(': ')[1]]), [
+    ['outside_networks', '/ip4/198.51.100.7/tcp/1'], ['outside_networks', '/dns4/m1.example.org/tcp/1'],
+    ['outside_networks', '/ip4/10.0.0.1/tcp/1'], ['outside_networks', '/ip6/2001:db8::1/tcp/1'],
+  ]);
+  // Both rules apply: inside the networks and still private is refused where private is dropped.
+  assert.equal(addressProblem('/ip4/127.0.0.1/tcp/1', 'p', true, networks), 'private_address');
+  assert.equal(networkList([]), undefined, 'no networks: no restriction');
+  for (const bad of ['10.0.0.0', '10.0.0.0/33', 'fd00::/129', 'host.example/8', '10.0.0.0/8/1', '']) assert.equal(parseCidr(bad).ok, false, bad);
 });
 
 test('too many records in one message are cut', () => {

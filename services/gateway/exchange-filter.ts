@@ -3,10 +3,11 @@
 // storm. Pure: records and state in, decisions out.
 // Must never let through self, a validator (validators are dialled only where the operator's
 // peers.yaml says), a key that does not parse, an address the store would refuse, more than
-// MAX_ADDRESSES_PER_PEER addresses for one peer, or more new peers per interval than the cap.
+// MAX_ADDRESSES_PER_PEER addresses for one peer, an address outside the networks the operator
+// named (peers.learned_networks), or more new peers per interval than the cap.
 // Learned addresses only ever go after the ones already known: they cannot reorder a peer.
 
-import { isIP } from 'node:net';
+import { isIP, type BlockList } from 'node:net';
 import { parsePublicKey, parseTcpMultiaddr, type Peer } from '#libs/config/index.ts';
 
 export const MAX_RECORDS_PER_MESSAGE = 200;
@@ -19,7 +20,7 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
 export interface RecordIn { publicKey: string; addresses: readonly string[] }
 
 export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address' | 'no_address' | 'too_many'
-  | 'too_many_addresses' | 'validator' | 'cap' | 'table_full' | 'penalised';
+  | 'too_many_addresses' | 'validator' | 'cap' | 'table_full' | 'penalised' | 'outside_networks';
 
 /** Reasons that only a broken or hostile sender produces: each message with one is a strike. */
 export const STRIKE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_key', 'bad_address', 'too_many', 'too_many_addresses', 'validator']);
@@ -30,6 +31,8 @@ export interface FilterContext {
   known: (peerId: string) => readonly string[] | undefined;
   /** Drop loopback, private and link-local addresses (public networks). Devnets keep them. */
   dropPrivate: boolean;
+  /** peers.learned_networks: when set, only IP addresses inside them are taken (no DNS names). */
+  networks?: BlockList | undefined;
   /**
    * The addresses the operator configured for a validator, or undefined when the peer is not a
    * validator. A validator's record is never taken; one that names an address the operator did
@@ -66,7 +69,7 @@ export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, 
     }
     const addresses: string[] = [];
     for (const a of r.addresses.slice(0, MAX_ADDRESSES_PER_PEER)) {
-      const why = addressProblem(a, peerId, ctx.dropPrivate);
+      const why = addressProblem(a, peerId, ctx.dropPrivate, ctx.networks);
       if (why) rejected.push({ reason: why, detail: `${peerId}: ${a}` });
       else addresses.push(a);
     }
@@ -87,7 +90,7 @@ export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, 
 }
 
 /** Why an address is refused, or undefined when it is fine. */
-export function addressProblem(address: string, peerId: string, dropPrivate: boolean): RejectReason | undefined {
+export function addressProblem(address: string, peerId: string, dropPrivate: boolean, networks?: BlockList): RejectReason | undefined {
   if (typeof address !== 'string' || address.length > 256) return 'bad_address';
   const r = parseTcpMultiaddr(address);
   if (!r.ok) return 'bad_address';
@@ -95,6 +98,10 @@ export function addressProblem(address: string, peerId: string, dropPrivate: boo
   const host = r.value.host;
   if (isIP(host) === 0 && !HOSTNAME.test(host)) return 'bad_address';
   if (host === '0.0.0.0' || host === '::' || r.value.port === 0) return 'bad_address';
+  if (networks) {
+    const family = isIP(host);
+    if (family === 0 || !networks.check(host, family === 4 ? 'ipv4' : 'ipv6')) return 'outside_networks';
+  }
   if (dropPrivate && isPrivateHost(host)) return 'private_address';
   return undefined;
 }

@@ -7,10 +7,12 @@
 // recently useful evicted first) and in peers.yaml (new peers only while the file holds fewer);
 // only brand-new peers are persisted, so a peers.yaml entry is never rewritten by discovery.
 // A sender whose messages keep carrying bad records (STRIKE_REASONS) is penalised: its exchange
-// is ignored for PENALTY_MS and, unless it is a validator, its connection is closed.
+// is ignored for PENALTY_MS and, unless it is a validator, its connection is closed and it is not
+// dialled for as long.
 // Must never persist a record the filter refused, take a validator's address from a peer, nor
 // answer a peer faster than its bucket allows.
 
+import type { BlockList } from 'node:net';
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys';
@@ -40,6 +42,8 @@ export interface ExchangeOptions {
   intervalMs: number;
   timeoutMs: number;
   dropPrivate: boolean;
+  /** peers.learned_networks (undefined: any network). */
+  networks?: BlockList | undefined;
   /** New peers learned per interval, all sources together. */
   maxNewPerInterval: number;
   /** Learned peers kept in the table, and the most peers.yaml may hold besides validators. */
@@ -108,6 +112,7 @@ export class PeerExchange {
 
   set timeoutMs(ms: number) { this.#opts.timeoutMs = ms; }
   set dropPrivate(on: boolean) { this.#opts.dropPrivate = on; }
+  set networks(list: BlockList | undefined) { this.#opts.networks = list; }
   set maxLearnedPeers(n: number) { this.#opts.maxLearnedPeers = n; }
 
   /** Whether a peer's exchange is being ignored (a penalty for bad records). */
@@ -176,7 +181,7 @@ export class PeerExchange {
       return t?.known || s ? [...new Set([...(s ?? []), ...(t?.known ? t.addresses : [])])] : undefined;
     };
     const validator = (id: string) => (this.#deps.isValidator(id) ? this.#deps.stored(id) ?? [] : undefined);
-    const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate, validator }, now);
+    const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate, networks: this.#opts.networks, validator }, now);
     for (const r of rejected) metrics.rejectedRecords.inc({ reason: r.reason });
     if (rejected.length > 0) {
       const reasons = [...new Set(rejected.map((r) => r.reason))];
@@ -227,7 +232,11 @@ export class PeerExchange {
     const validator = this.#deps.isValidator(peerId);
     this.#deps.metrics.penalised.inc({ reason: 'bad_records' });
     this.#deps.log.warn({ peerId, reason, strikes: recent.length, forMs: PENALTY_MS, disconnected: !validator }, 'peer penalised: its peer exchange is ignored');
-    if (!validator) void this.#deps.hangUp(peerId).catch(() => undefined);
+    if (!validator) {
+      // Hung up on and not called back: a peer whose address we learned would be redialled at once.
+      this.#deps.table.holdOff(peerId, now + PENALTY_MS);
+      void this.#deps.hangUp(peerId).catch(() => undefined);
+    }
   }
 
   async #onStream(stream: Stream, connection: Connection): Promise<void> {

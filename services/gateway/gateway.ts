@@ -3,7 +3,7 @@
 // dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
 // the network. Must never close a connection because a config changed, except on stop().
 
-import type { Peer } from '#libs/config/index.ts';
+import { networkList, type Peer } from '#libs/config/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
@@ -100,7 +100,7 @@ export class Gateway {
     path.setValidators(settings.validators);
     const exchange = new PeerExchange({
       intervalMs: settings.exchangeIntervalMs, timeoutMs: settings.connectionTimeoutMs, dropPrivate: dropPrivate(settings, opts),
-      maxNewPerInterval: 64, maxLearnedPeers: settings.maxLearnedPeers, bucket: { capacity: 10, perSecond: 0.5 },
+      networks: networkList(settings.learnedNetworks), maxNewPerInterval: 64, maxLearnedPeers: settings.maxLearnedPeers, bucket: { capacity: 10, perSecond: 0.5 },
     }, {
       node, table, log: log.child({ module: 'exchange' }), metrics, selfPeerId: settings.peerId,
       selfPublicKey: publicKeyOf(settings.peerId) ?? '', persist: deps.persist, stored: (id) => gw?.storedAddresses(id),
@@ -213,8 +213,9 @@ export class Gateway {
     if (change.validatorsChanged) { this.path.setValidators(next.validators); applied.push('validators'); }
     if (change.discoveryChanged) {
       this.exchange.dropPrivate = dropPrivate(next, opts);
+      this.exchange.networks = networkList(next.learnedNetworks);
       this.exchange.maxLearnedPeers = next.maxLearnedPeers;
-      applied.push('peers.allow_private_addresses/max_learned_peers');
+      applied.push('peers.allow_private_addresses/learned_networks/max_learned_peers');
     }
     if (change.frameLimitChanged) { this.path.maxFrameBytes = next.maxFrameBytes; applied.push('max_frame_bytes'); }
     if (change.timersChanged) {

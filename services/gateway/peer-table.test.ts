@@ -99,3 +99,17 @@ test('learned peers are evicted least recently useful first; configured, connect
   t.failure('failing', 'dial', 'timeout');
   assert.deepEqual(t.evictLearned(3, (id) => id === 'keep'), ['failing'], 'a peer whose dial failed goes before an older one');
 });
+
+test('a held-off peer is not due before its time, whatever its backoff says', () => {
+  const { t, advance } = table();
+  t.upsertKnown('p', ['/ip4/127.0.0.1/tcp/1']);
+  t.connected('p', '/ip4/127.0.0.1/tcp/1');
+  t.holdOff('p', 1_000 + 60_000);
+  t.disconnected('p', 'penalised: hung up');
+  advance(5_000);
+  assert.deepEqual(t.due().map((e) => e.peerId), [], 'its backoff is over, its hold is not');
+  advance(55_000);
+  assert.deepEqual(t.due().map((e) => e.peerId), ['p']);
+  t.holdOff('nobody', 10); // a peer not in the table: nothing to hold
+  assert.equal(t.get('nobody'), undefined);
+});

@@ -30,6 +30,8 @@ export interface PeerEntry {
   consecutiveFailures: number;
   nextAttemptAt: number;
   backoffMs: number;
+  /** Never dialled before this time (a penalty), whatever the backoff says. */
+  heldUntilMs: number;
   latencyMs: number;
   connectedAddress: string;
   connectedSinceMs: number;
@@ -63,7 +65,7 @@ export interface PeerTableDeps {
 function blank(peerId: string, addresses: string[], known: boolean, now: number): PeerEntry {
   return {
     peerId, addresses, known, configured: false, usefulAtMs: now, phase: 'disconnected', delinquent: false, consecutiveFailures: 0,
-    nextAttemptAt: 0, backoffMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0, heardAtMs: 0,
+    nextAttemptAt: 0, backoffMs: 0, heldUntilMs: 0, latencyMs: 0, connectedAddress: '', connectedSinceMs: 0, heardAtMs: 0,
     counters: { framesSent: 0, framesReceived: 0, framesDropped: 0, bytesSent: 0, bytesReceived: 0, framesMuted: 0, dialFailures: 0, sendFailures: 0, pingFailures: 0 },
   };
 }
@@ -160,7 +162,13 @@ export class PeerTable {
   /** Peers whose redial or probe is due. */
   due(): PeerEntry[] {
     const now = this.#deps.now();
-    return this.all().filter((e) => e.known && e.phase === 'disconnected' && e.addresses.length > 0 && e.nextAttemptAt <= now);
+    return this.all().filter((e) => e.known && e.phase === 'disconnected' && e.addresses.length > 0 && e.nextAttemptAt <= now && e.heldUntilMs <= now);
+  }
+
+  /** Not to be dialled before `untilMs` (a penalised peer: we hung up on it, we do not call it back). */
+  holdOff(peerId: string, untilMs: number): void {
+    const e = this.#peers.get(peerId);
+    if (e) e.heldUntilMs = Math.max(e.heldUntilMs, untilMs);
   }
 
   connecting(peerId: string): void {

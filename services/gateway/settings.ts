@@ -3,7 +3,7 @@
 // frame limit. Pure: a snapshot in, a value out, so reloads can be diffed and unit-tested.
 // Must never read the private key into anything but `privateKey` (it is not logged or diffed).
 
-import { parsePrivateKey, parseTcpMultiaddr, type Conf, type Peer } from '#libs/config/index.ts';
+import { parsePrivateKey, parseTcpMultiaddr, type Cidr, type Conf, type Peer } from '#libs/config/index.ts';
 import { paramSpec, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
@@ -28,6 +28,8 @@ export interface Settings {
   maxBlockBytes: number;
   /** peers.allow_private_addresses: dial private/loopback addresses learned from peers. */
   allowPrivate: boolean;
+  /** peers.learned_networks: learned addresses are taken only inside these (empty: anywhere). */
+  learnedNetworks: Cidr[];
   /** peers.max_learned_peers: learned peers kept in the table and persisted (validators and peers.yaml apart). */
   maxLearnedPeers: number;
   /** peers.max_connections: the libp2p connection budget (validators have reserved slots in it). */
@@ -80,6 +82,7 @@ export function settingsFrom(input: SnapshotInput): Settings {
     paramSet: conf.crypto.param_set,
     maxBlockBytes: conf.consensus.max_block_bytes,
     allowPrivate: conf.peers.allow_private_addresses,
+    learnedNetworks: conf.peers.learned_networks,
     maxLearnedPeers: conf.peers.max_learned_peers,
     maxConnections: conf.peers.max_connections,
   };
@@ -98,7 +101,7 @@ export interface SettingsChange {
   peersChanged: boolean;
   validatorsChanged: boolean;
   timersChanged: boolean;
-  /** peers.allow_private_addresses / max_learned_peers. */
+  /** peers.allow_private_addresses / learned_networks / max_learned_peers. */
   discoveryChanged: boolean;
   frameLimitChanged: boolean;
   /** Fields that changed but only take effect after a restart. */
@@ -121,7 +124,8 @@ export function diffSettings(before: Settings, after: Settings): SettingsChange 
     peersChanged: !same(before.peers.map((p) => [p.peerId, p.addresses]), after.peers.map((p) => [p.peerId, p.addresses])),
     validatorsChanged: !sameSet(before.validators, after.validators),
     timersChanged: before.exchangeIntervalMs !== after.exchangeIntervalMs || before.connectionTimeoutMs !== after.connectionTimeoutMs,
-    discoveryChanged: before.allowPrivate !== after.allowPrivate || before.maxLearnedPeers !== after.maxLearnedPeers,
+    discoveryChanged: before.allowPrivate !== after.allowPrivate || before.maxLearnedPeers !== after.maxLearnedPeers
+      || !same(before.learnedNetworks, after.learnedNetworks),
     frameLimitChanged: before.maxFrameBytes !== after.maxFrameBytes,
     needsRestart,
   };

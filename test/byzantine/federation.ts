@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { parseDocument } from 'yaml';
 import { toHex } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
@@ -47,6 +48,15 @@ export class Federation {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-byz-'));
     try {
       await initFederation({ members: N, observers: 1, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+      // Discovery only on this host: what a stranger announces is taken and dialled only in
+      // 127.0.0.0/8 (the rest is refused as outside the networks), never out of the machine.
+      for (const m of [...Array.from({ length: N }, (_, i) => `m${i}`), 'o0']) {
+        const file = path.join(dir, m, 'conf.yaml');
+        const doc = parseDocument(await fs.readFile(file, 'utf8'));
+        doc.setIn(['peers', 'allow_private_addresses'], true);
+        doc.setIn(['peers', 'learned_networks'], ['127.0.0.0/8']);
+        await fs.writeFile(file, doc.toString());
+      }
       const net = await runDevnet({ dir, members: N, observers: 1, basePort, natsUrl: NATS_URL, quiet: true }, () => undefined);
       const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
       return new Federation(dir, basePort, chainId, net, clients);

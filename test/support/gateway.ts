@@ -51,7 +51,7 @@ export interface ClusterOptions {
   exchangeInterval?: string;
   connectionTimeout?: string;
   logLevel?: 'debug' | 'info';
-  /** Extra fields of conf.yaml's `peers` (allow_private_addresses is true here: every test runs on 127.0.0.1). */
+  /** Extra fields of conf.yaml's `peers` (every test runs on 127.0.0.1: private addresses allowed, learned ones only in 127.0.0.0/8). */
   peers?: Record<string, unknown>;
 }
 
@@ -70,7 +70,7 @@ export async function makeCluster(n: number, opts: ClusterOptions = {}): Promise
     const conf = {
       node: { name, private_key: ids[i]!.privateKey },
       network: { addresses: [address] },
-      peers: { exchange_interval: opts.exchangeInterval ?? '30s', connection_timeout: opts.connectionTimeout ?? '2s', allow_private_addresses: true, ...opts.peers },
+      peers: { exchange_interval: opts.exchangeInterval ?? '30s', connection_timeout: opts.connectionTimeout ?? '2s', allow_private_addresses: true, learned_networks: ['127.0.0.0/8'], ...opts.peers },
       logging: { level: opts.logLevel ?? 'debug', format: 'json' },
       validators,
     };
