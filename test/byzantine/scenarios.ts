@@ -404,7 +404,9 @@ const poisoning: Scenario = {
         for (let k = 0; k < 200; k++) {
           const id = await generateIdentity();
           fakes++;
-          peers.push({ publicKey: id.publicKey, addresses: Array.from({ length: 8 }, (_, j) => (j % 2 ? `/ip4/10.${k % 250}.0.${j + 1}/tcp/${1000 + j}` : `/ip4/198.51.100.${(k + j) % 250 + 1}/tcp/${1000 + j}`)) });
+          // Half inside the federation's learned networks (closed loopback ports: taken, dialled,
+          // refused at once), half outside (refused before anything is stored or dialled).
+          peers.push({ publicKey: id.publicKey, addresses: Array.from({ length: 8 }, (_, j) => (j % 2 ? `/ip4/10.${k % 250}.0.${j + 1}/tcp/${1000 + j}` : `/ip4/127.77.${m}.${k + 1}/tcp/${1000 + j}`)) });
         }
         await announce(stranger, target, peers);
       }
