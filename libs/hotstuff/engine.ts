@@ -145,6 +145,10 @@ class Engine implements HotStuffEngine {
         return core.suspicion.forgive(event.peer);
       case 'leader-offence':
         return leaderMisbehaved(core, event.view, event.peer);
+      case 'view-timed':
+        if (event.view >= core.view) return; // only views already left are judged
+        if (core.suspicion.viewTimed(event.view, core.leaderOf(event.view), event.ms)) core.deps.metrics?.increment('slow_views');
+        return giveUpIfSuspected(core);
     }
   }
 

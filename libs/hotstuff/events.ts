@@ -38,7 +38,12 @@ export type EngineEvent =
    * leader should never have sent (a bad block time, an invalid signature): if `peer` leads our
    * current view, the view is given up at once (suspicion.ts).
    */
-  | { type: 'leader-offence'; peer: number; view: number };
+  | { type: 'leader-offence'; peer: number; view: number }
+  /**
+   * The driver's clock: view `view` committed and took `ms` here, from entering it to leaving it.
+   * A leader whose views keep taking far longer than the others' is suspected (suspicion.ts).
+   */
+  | { type: 'view-timed'; view: number; ms: number };
 
 // ---------------------------------------------------------------- actions (engine → driver)
 

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL, suspicionWindow } from './suspicion.ts';
+import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL, MIN_DURATIONS, SLOW_SLACK_MS, suspicionWindow } from './suspicion.ts';
 import { Kit, Phase, ofType, reasons } from './sim/test-kit.ts';
 
 test('a failed view suspects its leader for its next 16 views, twice as long with each failure, up to 256', () => {
@@ -102,4 +102,85 @@ test('a leader whose proposal breaks a rule has its view given up at once, not a
   const out2 = e.step({ type: 'leader-offence', peer: 1, view: 1 });
   assert.deepEqual(ofType(out2, 'view-skipped').map((a) => a.leader), [1]);
   assert.deepEqual(ofType(e.step({ type: 'leader-offence', peer: 3, view: 1 }), 'view-skipped'), [], 'an offence of another validator says nothing of this view');
+});
+
+/** Leader of view v at N = 4 is v % 4; feeds `views` certified views of `ms` each from view `from`. */
+function timeViews(s: LeaderSuspicion, from: number, count: number, ms: (view: number) => number): boolean[] {
+  const slow: boolean[] = [];
+  for (let v = from; v < from + count; v++) {
+    s.viewEnded(v, v % 4, 'certified');
+    slow.push(s.viewTimed(v, v % 4, ms(v)));
+  }
+  return slow;
+}
+
+test('a leader whose certified views keep taking far longer than the others\' is suspected for slow views', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  // Before MIN_DURATIONS views there is no median: nothing is judged.
+  assert.deepEqual(timeViews(s, 1, MIN_DURATIONS, (v) => (v % 4 === 3 ? 1000 : 150)), new Array(MIN_DURATIONS).fill(false));
+  // Leader 3 takes 600 ms where the others take 150: one slow view is a strike, not yet a suspicion…
+  const first = timeViews(s, 9, 3, (v) => (v % 4 === 3 ? 600 : 150));
+  assert.deepEqual(first, [false, false, true], 'view 11 (leader 3) is slow');
+  assert.equal(s.suspects(15, 3), null, 'one slow view suspects no one');
+  // …SLOW_STRIKES of its last SLOW_WINDOW are.
+  timeViews(s, 12, 4, (v) => (v % 4 === 3 ? 600 : 150));
+  assert.equal(s.suspects(19, 3), 'slow_views', 'its next views are given up at once');
+  assert.equal(s.suspects(15 + 4 * 16, 3), 'slow_views', 'for suspicionWindow(1) = 16 of its views');
+  assert.equal(s.suspects(15 + 4 * 17, 3), null, 'and then no longer');
+  assert.deepEqual(s.suspected(19), [3]);
+  // The honest leaders, at the median, are never judged slow.
+  for (const leader of [1, 2]) assert.equal(s.suspects(16 + leader, leader), null);
+});
+
+test('slowness is judged against the median of every leader\'s views: jitter, a slow machine and one fast view do not suspect', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  // All views twice as slow as before (the machine is loaded): the median moves with them.
+  const all = timeViews(s, 1, 40, (v) => (v < 20 ? 150 : 300));
+  assert.equal(all.filter(Boolean).length, 0, `no view of an evenly slowed federation is slow (${all.join(',')})`);
+  // Jitter: views up to twice the median plus the slack are not slow.
+  const jitter = timeViews(s, 41, 40, (v) => (v % 7 === 0 ? 2 * 300 : 300));
+  assert.equal(jitter.filter(Boolean).length, 0, 'twice the median is not slow');
+  // Below the slack a view is not slow however many medians it is (views of a few ms).
+  const quick = new LeaderSuspicion(4, 1, 0);
+  assert.equal(timeViews(quick, 1, 40, (v) => (v % 4 === 3 ? 60 : 10)).filter(Boolean).length, 0, `${SLOW_SLACK_MS} ms of slack`);
+  // Our own views and nonsense durations are never judged.
+  const own = new LeaderSuspicion(4, 1, 3);
+  assert.equal(timeViews(own, 1, 40, (v) => (v % 4 === 3 ? 5000 : 150)).filter(Boolean).length, 0, 'never oneself');
+  assert.equal(own.viewTimed(99, 1, Number.NaN), false);
+  assert.equal(own.viewTimed(99, 1, -5), false);
+});
+
+test('a slow leader that speeds up is re-admitted like a failed one; a slow view is not clean', () => {
+  const s = new LeaderSuspicion(4, 1, 0);
+  timeViews(s, 1, 16, () => 150);
+  timeViews(s, 17, 8, (v) => (v % 4 === 3 ? 900 : 150)); // views 19 and 23: two slow ones
+  assert.equal(s.suspects(27, 3), 'slow_views');
+  // A QC of one of its views in time ends the suspicion, as for failed views.
+  s.viewEnded(27, 3, 'certified');
+  s.viewTimed(27, 3, 150);
+  assert.equal(s.suspects(31, 3), null, 'it performed: no longer suspected');
+  // Slow again at once: two more slow views and it is suspected again, at the next level (32 views).
+  timeViews(s, 28, 8, (v) => (v % 4 === 3 ? 900 : 150));
+  assert.equal(s.suspects(35 + 4 * 32, 3), 'slow_views', 'level 2: thirty-two of its views');
+});
+
+test('an engine gives up the view of a leader it timed as slow, naming why', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
+  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
+  assert.equal(d.engine.view, 21);
+  assert.equal(d.engine.leaderOf(21), 1);
+  // A view not yet left is not judged, however long it has run.
+  assert.deepEqual(d.step({ type: 'view-timed', view: 21, ms: 60_000 }), []);
+  // Views 1..20 as the driver timed them: leader 1's (1, 5, 9, 13, 17) took 900 ms, the rest 150.
+  let skipped: Array<[number, number, string]> = [];
+  for (let v = 1; v <= 20; v++) {
+    const out = d.step({ type: 'view-timed', view: v, ms: v % 4 === 1 ? 900 : 150 });
+    skipped = [...skipped, ...ofType(out, 'view-skipped').map((a): [number, number, string] => [a.view, a.leader, a.reason])];
+  }
+  assert.deepEqual(skipped, [[21, 1, 'slow_views']], 'view 21, led by the slow leader, is given up once');
+  assert.deepEqual(d.engine.suspectedLeaders, [1]);
 });

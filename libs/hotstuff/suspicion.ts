@@ -16,6 +16,15 @@
 // performs anyway shows it with a QC, and one suspicious member with a silent Byzantine one
 // cannot deny an honest leader its quorum.
 //
+// A leader is also suspected when it is slow: its views certify, but each takes more than
+// SLOW_FACTOR times the median of the last DURATIONS_KEPT certified views here (and at least
+// SLOW_SLACK_MS more). SLOW_STRIKES such views among its last SLOW_WINDOW count as one failure.
+// Without this, a Byzantine leader that proposes just before the view timer — or one that spends
+// its own CPU on junk and leads late — holds every N-th view for up to a timer and is never
+// suspected, since its views never fail (Aardvark's "expected throughput of the primary"). The
+// median is over every leader's views, so fewer than a third of them (the faulty) cannot move it;
+// the durations come from the driver's clock (view-timed), the judgement stays here.
+//
 // Safe by construction: giving up a view only sends a NEW-VIEW, which a member may always do.
 // Live by construction: at most f leaders are suspected at once (the worst records first), so
 // every N views hold at least N − 2f ≥ f + 1 unsuspected leaders, one of them honest; and every
@@ -35,7 +44,19 @@ export function suspicionWindow(level: number): number {
 /** Certified views of its own that bring a leader's level down by one. */
 export const CLEAN_VIEWS = 8;
 
-export type SuspicionReason = 'muted' | 'failed_views';
+/** Muted for offences; its views failed here; its views certified but far slower than the others'. */
+export type SuspicionReason = 'muted' | 'failed_views' | 'slow_views';
+
+/** Certified view durations kept for the median a slow view is judged against. */
+export const DURATIONS_KEPT = 32;
+/** Durations seen before any view is judged slow. */
+export const MIN_DURATIONS = 8;
+/** A view slower than this many medians (and SLOW_SLACK_MS) is slow. */
+export const SLOW_FACTOR = 2;
+export const SLOW_SLACK_MS = 100;
+/** Slow views among a leader's last SLOW_WINDOW timed views of its own that count as a failure. */
+export const SLOW_STRIKES = 2;
+export const SLOW_WINDOW = 4;
 
 interface LeaderRecord {
   level: number;
@@ -43,6 +64,10 @@ interface LeaderRecord {
   until: number;
   /** Certified views since its last failure. */
   clean: number;
+  /** Its last timed views, oldest first: true where slow. */
+  recent: boolean[];
+  /** What its last failure was. */
+  reason: 'failed_views' | 'slow_views';
 }
 
 /** How a view ended, as far as its leader's record goes. */
@@ -54,6 +79,8 @@ export class LeaderSuspicion {
   readonly #self: number;
   readonly #records = new Map<number, LeaderRecord>();
   readonly #muted = new Set<number>();
+  /** The last DURATIONS_KEPT certified views' durations, oldest first. */
+  readonly #durations: number[] = [];
 
   constructor(n: number, f: number, self: number) {
     this.#n = n;
@@ -80,7 +107,7 @@ export class LeaderSuspicion {
    */
   viewEnded(view: number, leader: number, outcome: LeaderOutcome): void {
     if (leader === this.#self || outcome === 'unknown') return;
-    let r = this.#records.get(leader);
+    const r = this.#records.get(leader);
     if (outcome === 'certified') {
       if (!r) return;
       r.until = 0; // it led a view to a QC: whatever we thought, it performs now
@@ -90,7 +117,45 @@ export class LeaderSuspicion {
       }
       return;
     }
-    if (!r) this.#records.set(leader, (r = { level: 0, until: 0, clean: 0 }));
+    this.#fail(view, r ?? this.#record(leader), 'failed_views');
+  }
+
+  /**
+   * A view led by `leader` certified here (its block committed) and took `ms` from our entering
+   * it to our leaving it. A slow view is not clean; SLOW_STRIKES of them among the leader's last
+   * SLOW_WINDOW count as a failure. Returns whether this view was judged slow.
+   */
+  viewTimed(view: number, leader: number, ms: number): boolean {
+    if (!Number.isFinite(ms) || ms < 0) return false;
+    const median = this.#durations.length >= MIN_DURATIONS ? medianOf(this.#durations) : undefined;
+    this.#durations.push(ms);
+    if (this.#durations.length > DURATIONS_KEPT) this.#durations.shift();
+    if (leader === this.#self || median === undefined) return false;
+    const slow = ms > Math.max(SLOW_FACTOR * median, median + SLOW_SLACK_MS);
+    let r = this.#records.get(leader);
+    if (!r) {
+      if (!slow) return false;
+      r = this.#record(leader);
+    }
+    r.recent.push(slow);
+    if (r.recent.length > SLOW_WINDOW) r.recent.shift();
+    if (!slow) return false;
+    r.clean = 0;
+    if (r.recent.filter(Boolean).length >= SLOW_STRIKES && r.until <= view) {
+      r.recent = [];
+      this.#fail(view, r, 'slow_views');
+    }
+    return true;
+  }
+
+  #record(leader: number): LeaderRecord {
+    const r: LeaderRecord = { level: 0, until: 0, clean: 0, recent: [], reason: 'failed_views' };
+    this.#records.set(leader, r);
+    return r;
+  }
+
+  #fail(view: number, r: LeaderRecord, reason: LeaderRecord['reason']): void {
+    r.reason = reason;
     r.clean = 0;
     r.level = Math.min(r.level + 1, MAX_SUSPICION_LEVEL);
     // Its next suspicionWindow(level) views: one rotation of N views per view of its own.
@@ -103,7 +168,7 @@ export class LeaderSuspicion {
     const ranked = this.#ranked(view);
     const k = ranked.indexOf(leader);
     if (k < 0 || k >= this.#f) return null;
-    return this.#muted.has(leader) ? 'muted' : 'failed_views';
+    return this.#muted.has(leader) ? 'muted' : this.#records.get(leader)?.reason ?? 'failed_views';
   }
 
   /** The leaders suspected in `view` (at most f), worst first: for metrics and status. */
@@ -124,4 +189,10 @@ export class LeaderSuspicion {
     out.sort((a, b) => Number(b.muted) - Number(a.muted) || b.level - a.level || b.until - a.until || a.leader - b.leader);
     return out.map((x) => x.leader);
   }
+}
+
+function medianOf(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -62,6 +62,8 @@ export class ConsensusDriver {
   /** Why the store cannot be written right now (a full disk), while the driver waits to retry. */
   #storageError: string | undefined;
   #droppedWhileStalled = 0;
+  /** The view we are in and when we entered it (clock.now()): how long views take (view-timed). */
+  #entered: { view: number; at: number } | undefined;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -250,6 +252,12 @@ export class ConsensusDriver {
         observer?.evidence?.(a.evidence);
         return;
       case 'view-changed': {
+        // How long the view we leave took, when it committed and we had been in it from its
+        // start: a leader whose views keep taking far longer than the others' is suspected.
+        const now = this.#deps.clock.now();
+        const left = this.#entered;
+        this.#entered = { view: a.view, at: now };
+        if (a.cause === 'commit' && left && left.view === a.view - 1) this.enqueue({ type: 'view-timed', view: left.view, ms: now - left.at });
         const leader = this.engine.leaderOf(a.view);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
         this.penalties.viewEntered();

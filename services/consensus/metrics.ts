@@ -51,7 +51,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const timerLevel = m.gauge('consensus_timer_level_state', 'What recent views needed, added to the view timer\'s back-off exponent (0 to 3; rises only for slow views of f + 1 leaders)');
   const mutes = m.counter('consensus_peer_mutes_total', 'Times a validator was muted (its frames dropped unread) for repeated offences', ['peer']);
   const mutedUntil = m.gauge('consensus_peer_muted_until_seconds', 'Unix time until which a validator\'s frames are dropped unread (in the past once the mute ends)', ['peer']);
-  const viewsSkipped = m.counter('consensus_views_skipped_total', 'Views given up on entering them because their leader was suspected (muted, or its recent views failed), by leader and reason', ['leader', 'reason']);
+  const viewsSkipped = m.counter('consensus_views_skipped_total', 'Views given up on entering them because their leader was suspected (muted, its recent views failed, or they were far slower than the others), by leader and reason', ['leader', 'reason']);
   const blockTimeAnomalies = m.counter('consensus_block_time_anomalies_total', 'Committed blocks whose time could not be measured: stamped after their commit here (ahead), or not after the block before (backwards); left out of the latency and interval histograms, never clamped', ['kind']);
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
   const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');

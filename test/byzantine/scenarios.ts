@@ -242,6 +242,39 @@ const stallOwnViews: Scenario = {
   },
 };
 
+const slowLeader: Scenario = {
+  name: 'slow-leader', ci: true,
+  async start({ fed, byz, note }) {
+    // m3 leads every view it is given, correctly, but holds each proposal back for 70 % of the
+    // view timer: its views certify — no failure, no offence — and each costs the federation
+    // most of a timer. Only judging leaders by how long their views take (slow views, leader
+    // suspicion) gives those views up at once.
+    const holdMs = Math.round(0.7 * byz.timeouts.baseMs);
+    let held = 0;
+    const timers = new Set<NodeJS.Timeout>();
+    byz.play({
+      outbound(to, frame) {
+        if (frame.type !== 'consensus' || frame.message.type !== 'proposal') return undefined;
+        held++;
+        const t = setTimeout(() => { timers.delete(t); byz.inject(to, frame); }, holdMs);
+        timers.add(t);
+        return [];
+      },
+    });
+    const skipped = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="3",[^}]*reason="slow_views"|reason="slow_views",[^}]*leader="3"/);
+    const skipped0 = await skipped();
+    return {
+      stop: async () => { for (const t of timers) clearTimeout(t); },
+      async check() {
+        const skipped1 = await skipped();
+        note(`${held} proposals held back ${holdMs} ms each; m3's views given up at once as slow ${deltas(skipped0, skipped1)}`);
+        check(held > 0, 'm3 never led a view');
+        check(skipped1.every((x, k) => x > skipped0[k]!), 'an honest member never judged the slow leader\'s views slow: each cost it most of a view timer');
+      },
+    };
+  },
+};
+
 /** The newest block m0 committed, for requests that make a member walk the whole chain. */
 async function tip(fed: Federation): Promise<Uint8Array> {
   const c = fed.clients[0]!;
@@ -504,6 +537,6 @@ const forgeToObserver: Scenario = {
  * the others grew 10–16), and its fake peers stay in every member's peers.yaml.
  */
 export const SCENARIOS: Scenario[] = [
-  withhold, forgeToObserver, mempoolFill, viewJump, stallOwnViews, equivocate,
+  withhold, forgeToObserver, mempoolFill, viewJump, stallOwnViews, slowLeader, equivocate,
   ...USELESS_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning,
 ];

@@ -113,6 +113,8 @@ export function describeEvent(e: EngineEvent): string {
       return `forgive ${e.peer}`;
     case 'leader-offence':
       return `offence of leader ${e.peer} v${e.view}`;
+    case 'view-timed':
+      return `timed v${e.view} ${e.ms}ms`;
     case 'start':
     case 'txs-available':
       return e.type;
