@@ -19,10 +19,14 @@
 // A leader is also suspected when it is slow: its views certify, but each takes more than
 // SLOW_FACTOR times the median of the last DURATIONS_KEPT certified views here (and at least
 // SLOW_SLACK_MS more). SLOW_STRIKES such views among its last SLOW_WINDOW count as one failure.
+// The median is of the last few views so that it follows the machine: when every view slows down
+// at once (load elsewhere), each leader meets at most one slow view before the median catches up,
+// and one is no suspicion.
 // Without this, a Byzantine leader that proposes just before the view timer — or one that spends
 // its own CPU on junk and leads late — holds every N-th view for up to a timer and is never
 // suspected, since its views never fail (Aardvark's "expected throughput of the primary"). The
-// median is over every leader's views, so fewer than a third of them (the faulty) cannot move it;
+// median is over every leader's views, and the faulty lead fewer than a third of any DURATIONS_KEPT
+// views in a row (at most 3 of 8), too few to move it;
 // the durations come from the driver's clock (view-timed), the judgement stays here.
 //
 // Safe by construction: giving up a view only sends a NEW-VIEW, which a member may always do.
@@ -48,11 +52,11 @@ export const CLEAN_VIEWS = 8;
 export type SuspicionReason = 'muted' | 'failed_views' | 'slow_views';
 
 /** Certified view durations kept for the median a slow view is judged against. */
-export const DURATIONS_KEPT = 32;
+export const DURATIONS_KEPT = 8;
 /** Durations seen before any view is judged slow. */
-export const MIN_DURATIONS = 8;
+export const MIN_DURATIONS = DURATIONS_KEPT;
 /** A view slower than this many medians (and SLOW_SLACK_MS) is slow. */
-export const SLOW_FACTOR = 2;
+export const SLOW_FACTOR = 1.5;
 export const SLOW_SLACK_MS = 100;
 /** Slow views among a leader's last SLOW_WINDOW timed views of its own that count as a failure. */
 export const SLOW_STRIKES = 2;
