@@ -16,6 +16,10 @@
 //   new-view   = str("btcfed/v1/new-view") ‖ str(chainId) ‖ u64(view) ‖ optqc(highQC)
 //   block      = str("btcfed/v1/block")    ‖ str(chainId) ‖ u64(height) ‖ u64(view) ‖ hash(parentHash)
 //                ‖ u32(proposer) ‖ u64(timestampMs) ‖ hash(txRoot) ‖ hash(stateHash)
+//   reconfig   = str("btcfed/v1/reconfig") ‖ str(chainId) ‖ u64(epoch) ‖ u32(count) ‖ op₁ ‖ … ‖ op_count
+//     op       = field(u8(1) ‖ str(name) ‖ str(peerId) ‖ field(publicKey))   add a member
+//              | field(u8(2) ‖ str(name))                                    remove a member
+//              | field(u8(3) ‖ str(name) ‖ str(peerId) ‖ field(publicKey))   rotate: its new identity
 //   blockHash(header)          = SHA-256(block)
 //   nextStateHash(parent, txr) = SHA-256(str("btcfed/v1/state") ‖ hash(parent) ‖ hash(txr))
 //
@@ -36,7 +40,25 @@ export const DOMAIN_TAGS = {
   newView: 'btcfed/v1/new-view',
   block: 'btcfed/v1/block',
   state: 'btcfed/v1/state',
+  reconfig: 'btcfed/v1/reconfig',
 } as const;
+
+/** What one operation of a reconfiguration changes (libs/validators reconfig.ts gives the rules). */
+export type ReconfigOpFields =
+  | { readonly kind: 'add'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array }
+  | { readonly kind: 'remove'; readonly name: string }
+  | { readonly kind: 'rotate'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array };
+
+export interface ReconfigFields {
+  readonly chainId: string;
+  /** The epoch whose validators authorise the change and which the block committing it ends. */
+  readonly epoch: number;
+  readonly ops: readonly ReconfigOpFields[];
+}
+
+const OP_CODES = { add: 1, remove: 2, rotate: 3 } as const;
+/** Longest member name or peer id a reconfiguration may carry. */
+const MAX_ID_BYTES = 128;
 
 export const MAX_CHAIN_ID_BYTES = 128;
 
@@ -209,6 +231,31 @@ export function newViewSigningBytes(newView: NewViewFields): Uint8Array {
     .u64(newView.view, 'view')
     .bytes(qcField(newView.highQC, 'highQC'))
     .finish();
+}
+
+/**
+ * The bytes each operator's validator signs to approve a reconfiguration, and whose SHA-256 names
+ * it. Its own domain tag: an approval can never be read as a vote, proposal or NEW-VIEW.
+ */
+export function reconfigSigningBytes(change: ReconfigFields): Uint8Array {
+  if (!Array.isArray(change.ops)) throw new FedError('CRYPTO_BAD_RECONFIG', 'ops must be a list', { field: 'ops' });
+  const w = tagged(DOMAIN_TAGS.reconfig, change.chainId).u64(change.epoch, 'epoch').u32(change.ops.length, 'ops.length');
+  change.ops.forEach((op, i) => {
+    const what = `ops[${i}]`;
+    const kind: unknown = (op as { kind?: unknown } | undefined)?.kind;
+    const code = kind === 'add' || kind === 'remove' || kind === 'rotate' ? OP_CODES[kind] : undefined;
+    if (code === undefined) throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.kind must be add, remove or rotate`, { field: `${what}.kind` });
+    const o = new CanonicalWriter().u8(code, `${what}.kind`).str(op.name, `${what}.name`, MAX_ID_BYTES);
+    if (op.kind !== 'remove') {
+      o.str(op.peerId, `${what}.peerId`, MAX_ID_BYTES);
+      if (!(op.publicKey instanceof Uint8Array) || op.publicKey.length === 0) {
+        throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.publicKey must be bytes`, { field: `${what}.publicKey` });
+      }
+      o.bytes(op.publicKey);
+    }
+    w.bytes(o.finish());
+  });
+  return w.finish();
 }
 
 /** The canonical header bytes whose SHA-256 is the block hash. */

@@ -26,7 +26,7 @@ export {
   txHash,
 } from './hash.ts';
 
-export type { BlockHeaderFields, NewViewFields, Phase, ProposalFields, QcRef, VoteFields } from './canonical.ts';
+export type { BlockHeaderFields, NewViewFields, Phase, ProposalFields, QcRef, ReconfigFields, ReconfigOpFields, VoteFields } from './canonical.ts';
 export {
   CanonicalWriter,
   DOMAIN_TAGS,
@@ -38,6 +38,7 @@ export {
   newViewSigningBytes,
   nextStateHash,
   proposalSigningBytes,
+  reconfigSigningBytes,
   voteSigningBytes,
 } from './canonical.ts';
 
