@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL, MIN_DURATIONS, SLOW_SLACK_MS, suspicionWindow } from './suspicion.ts';
+import { CLEAN_VIEWS, LeaderSuspicion, MAX_SUSPICION_LEVEL, MIN_DURATIONS, SLOW_SLACK_MS, SLOW_STRIKES, suspicionWindow } from './suspicion.ts';
 import { Kit, Phase, ofType, reasons } from './sim/test-kit.ts';
 
 test('a failed view suspects its leader for its next 16 views, twice as long with each failure, up to 256', () => {
@@ -118,18 +118,18 @@ test('a leader whose certified views keep taking far longer than the others\' is
   const s = new LeaderSuspicion(4, 1, 0);
   // Before MIN_DURATIONS views there is no median: nothing is judged.
   assert.deepEqual(timeViews(s, 1, MIN_DURATIONS, (v) => (v % 4 === 3 ? 1000 : 150)), new Array(MIN_DURATIONS).fill(false));
-  // Leader 3 takes 600 ms where the others take 150: one slow view is a strike, not yet a suspicion…
-  const first = timeViews(s, 9, 3, (v) => (v % 4 === 3 ? 600 : 150));
-  assert.deepEqual(first, [false, false, true], 'view 11 (leader 3) is slow');
-  assert.equal(s.suspects(15, 3), null, 'one slow view suspects no one');
+  // Leader 3 takes 600 ms where the others take 150: a slow view is a strike, not yet a suspicion…
+  const first = timeViews(s, 9, 7, (v) => (v % 4 === 3 ? 600 : 150));
+  assert.deepEqual(first, [false, false, true, false, false, false, true], 'views 11 and 15 (leader 3) are slow');
+  assert.equal(s.suspects(19, 3), null, `${SLOW_STRIKES - 1} slow views suspect no one`);
   // …SLOW_STRIKES of its last SLOW_WINDOW are.
-  timeViews(s, 12, 4, (v) => (v % 4 === 3 ? 600 : 150));
-  assert.equal(s.suspects(19, 3), 'slow_views', 'its next views are given up at once');
-  assert.equal(s.suspects(15 + 4 * 16, 3), 'slow_views', 'for suspicionWindow(1) = 16 of its views');
-  assert.equal(s.suspects(15 + 4 * 17, 3), null, 'and then no longer');
-  assert.deepEqual(s.suspected(19), [3]);
+  timeViews(s, 16, 4, (v) => (v % 4 === 3 ? 600 : 150));
+  assert.equal(s.suspects(23, 3), 'slow_views', 'its next views are given up at once');
+  assert.equal(s.suspects(19 + 4 * 16, 3), 'slow_views', 'for suspicionWindow(1) = 16 of its views');
+  assert.equal(s.suspects(19 + 4 * 17, 3), null, 'and then no longer');
+  assert.deepEqual(s.suspected(23), [3]);
   // The honest leaders, at the median, are never judged slow.
-  for (const leader of [1, 2]) assert.equal(s.suspects(16 + leader, leader), null);
+  for (const leader of [1, 2]) assert.equal(s.suspects(20 + leader, leader), null);
 });
 
 test('slowness is judged against the median of every leader\'s recent views: jitter, a machine slowing down and one slow view do not suspect', () => {
@@ -159,15 +159,15 @@ test('slowness is judged against the median of every leader\'s recent views: jit
 test('a slow leader that speeds up is re-admitted like a failed one; a slow view is not clean', () => {
   const s = new LeaderSuspicion(4, 1, 0);
   timeViews(s, 1, 16, () => 150);
-  timeViews(s, 17, 8, (v) => (v % 4 === 3 ? 900 : 150)); // views 19 and 23: two slow ones
-  assert.equal(s.suspects(27, 3), 'slow_views');
+  timeViews(s, 17, 12, (v) => (v % 4 === 3 ? 900 : 150)); // views 19, 23 and 27: three slow ones
+  assert.equal(s.suspects(31, 3), 'slow_views');
   // A QC of one of its views in time ends the suspicion, as for failed views.
-  s.viewEnded(27, 3, 'certified');
-  s.viewTimed(27, 3, 150);
-  assert.equal(s.suspects(31, 3), null, 'it performed: no longer suspected');
-  // Slow again at once: two more slow views and it is suspected again, at the next level (32 views).
-  timeViews(s, 28, 8, (v) => (v % 4 === 3 ? 900 : 150));
-  assert.equal(s.suspects(35 + 4 * 32, 3), 'slow_views', 'level 2: thirty-two of its views');
+  s.viewEnded(31, 3, 'certified');
+  s.viewTimed(31, 3, 150);
+  assert.equal(s.suspects(35, 3), null, 'it performed: no longer suspected');
+  // Slow again at once: three more slow views and it is suspected again, at the next level (32 views).
+  timeViews(s, 32, 12, (v) => (v % 4 === 3 ? 900 : 150));
+  assert.equal(s.suspects(43 + 4 * 32, 3), 'slow_views', 'level 2: thirty-two of its views');
 });
 
 test('an engine gives up the view of a leader it timed as slow, naming why', () => {
@@ -181,7 +181,8 @@ test('an engine gives up the view of a leader it timed as slow, naming why', () 
   assert.equal(d.engine.leaderOf(21), 1);
   // A view not yet left is not judged, however long it has run.
   assert.deepEqual(d.step({ type: 'view-timed', view: 21, ms: 60_000 }), []);
-  // Views 1..20 as the driver timed them: leader 1's (1, 5, 9, 13, 17) took 900 ms, the rest 150.
+  // Views 1..20 as the driver timed them: leader 1's (1, 5, 9, 13, 17) took 900 ms, the rest 150:
+  // 9, 13 and 17 are judged (the first 8 views make the median).
   let skipped: Array<[number, number, string]> = [];
   for (let v = 1; v <= 20; v++) {
     const out = d.step({ type: 'view-timed', view: v, ms: v % 4 === 1 ? 900 : 150 });

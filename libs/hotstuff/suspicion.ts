@@ -59,7 +59,7 @@ export const MIN_DURATIONS = DURATIONS_KEPT;
 export const SLOW_FACTOR = 1.5;
 export const SLOW_SLACK_MS = 100;
 /** Slow views among a leader's last SLOW_WINDOW timed views of its own that count as a failure. */
-export const SLOW_STRIKES = 2;
+export const SLOW_STRIKES = 3;
 export const SLOW_WINDOW = 4;
 
 interface LeaderRecord {
