@@ -253,7 +253,9 @@ export class ConsensusDriver {
         return;
       case 'view-changed': {
         // How long the view we leave took, when it committed and we had been in it from its
-        // start: a leader whose views keep taking far longer than the others' is suspected.
+        // start: a leader whose views keep taking far longer than the others' is suspected. A step
+        // of the wall clock makes at most one view look slow (or is ignored, running backwards),
+        // and one slow view is no suspicion.
         const now = this.#deps.clock.now();
         const left = this.#entered;
         this.#entered = { view: a.view, at: now };
