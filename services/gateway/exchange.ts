@@ -77,6 +77,8 @@ export class PeerExchange {
   #buckets = new Map<string, TokenBucket>();
   #budget: DiscoveryBudget;
   #batch = new Map<string, Peer>();
+  /** Sent to the store, not yet in the config version we hold: they count against the room too. */
+  #persisting = new Set<string>();
   #announce = new Set<string>();
   #strikes = new Map<string, number[]>();
   #penalised = new Map<string, number>();
@@ -197,7 +199,9 @@ export class PeerExchange {
       log.warn({ peerId: from, source, dropped: newOnes.length - granted, cap: this.#budget.cap }, 'discovery cap reached: new peers dropped this interval');
     }
     const take = [...fresh.filter((p) => !isNew(p)), ...newOnes.slice(0, granted)];
-    let room = Math.max(0, this.#opts.maxLearnedPeers - this.#deps.storedLearned() - [...this.#batch.keys()].filter((id) => !this.#deps.stored(id)).length);
+    for (const id of this.#persisting) if (this.#deps.stored(id)) this.#persisting.delete(id);
+    const waiting = new Set([...this.#batch.keys(), ...this.#persisting]);
+    let room = Math.max(0, this.#opts.maxLearnedPeers - this.#deps.storedLearned() - [...waiting].filter((id) => !this.#deps.stored(id)).length);
     const learned: string[] = [];
     for (const p of take) {
       const fresh = isNew(p);
@@ -328,10 +332,11 @@ export class PeerExchange {
     this.#flushing = this.#flushing.then(async () => {
       if (this.#batch.size === 0) return;
       const peers = [...this.#batch.values()].slice(0, 1000);
-      for (const p of peers) this.#batch.delete(p.peerId);
+      for (const p of peers) { this.#batch.delete(p.peerId); this.#persisting.add(p.peerId); }
       try {
         await this.#deps.persist(peers);
       } catch (err) {
+        for (const p of peers) this.#persisting.delete(p.peerId);
         this.#deps.log.warn({ peers: peers.length, err: errorMessage(err) }, 'discovered peers not persisted');
       }
     });

@@ -125,6 +125,13 @@ export class Gateway {
     const { node, table, path, exchange, dialer } = this;
     node.addEventListener('peer:connect', (evt) => {
       const id = evt.detail.toString();
+      // A penalised stranger is refused by the connection gater, but a dial that was under way
+      // when it was penalised (peer exchange's own requests dial too) can still land: hang up.
+      if (!this.#isValidator(id) && exchange.penalised(id)) {
+        this.#deps.metrics.connectionsRefused.inc({ reason: 'penalised' });
+        void node.hangUp(evt.detail).catch(() => undefined);
+        return;
+      }
       const conn = node.getConnections(evt.detail)[0];
       table.connected(id, conn?.remoteAddr.toString() ?? '');
       path.connected(id);
