@@ -28,6 +28,7 @@ import { publicApiLimits } from './api-guard.ts';
 import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
+import { EQUIVOCATION_STRIKES } from './penalties.ts';
 import { EvidenceLog } from './evidence.ts';
 import { GatewayLink } from './gateway-link.ts';
 import { Inbound } from './inbound.ts';
@@ -134,8 +135,8 @@ async function main(): Promise<void> {
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
-        // An equivocation is proof of a fault: a strike, so a validator that keeps equivocating is muted.
-        driver.penalties.strike(e.sender);
+        // An equivocation is proof of a fault: it weighs EQUIVOCATION_STRIKES, so a validator that keeps equivocating is muted.
+        driver.penalties.strike(e.sender, EQUIVOCATION_STRIKES);
         const r = evidence.add(e, Date.now());
         if (!r.kept) {
           m.evidenceOutcome(r.reason);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { USELESS_PER_VIEW, FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES_TO_MUTE, USELESS_BURST, USELESS_PER_SECOND, WINDOW_MS } from './penalties.ts';
+import { EQUIVOCATION_STRIKES, USELESS_PER_VIEW, FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES_TO_MUTE, USELESS_BURST, USELESS_PER_SECOND, WINDOW_MS } from './penalties.ts';
 
 test('strikes inside the window mute a validator, for longer each time; others are untouched', () => {
   let t = 1_000_000;
@@ -114,4 +114,13 @@ test('useless messages cost their size: big ones spend the budget and earn strik
   for (let k = 0; k < 300; k++) { q.viewEntered(); q.useless(3, 1); t += 200; }
   assert.equal(q.muted(3), false);
   assert.ok(USELESS_PER_VIEW > 0);
+});
+
+test('four equivocations mute, where three do not: each is proof of a fault and weighs EQUIVOCATION_STRIKES', () => {
+  const t = 1_000_000;
+  const p = new PeerPenalties({ now: () => t });
+  for (let i = 0; i < 3; i++) assert.equal(p.strike(1, EQUIVOCATION_STRIKES), 0, `equivocation ${i + 1}`);
+  assert.equal(p.muted(1), false);
+  assert.equal(p.strike(1, EQUIVOCATION_STRIKES), FIRST_MUTE_MS, 'the fourth mutes');
+  assert.ok(EQUIVOCATION_STRIKES > 1 && EQUIVOCATION_STRIKES < STRIKES_TO_MUTE, 'more than a refused frame, less than a mute by itself');
 });

@@ -22,6 +22,13 @@
 // one counter per (peer, reason).
 
 export const STRIKES_TO_MUTE = 16;
+/**
+ * Strikes one equivocation counts for: two conflicting messages signed for one (view, phase) are
+ * proof of a fault that an honest member's signer never gives, so four of them mute, where it takes
+ * sixteen refused frames. At one strike each, a member signing eight conflicting votes a view was
+ * muted or not by chance (some 16 strikes in 10 s on a shared machine: the CI set failed once).
+ */
+export const EQUIVOCATION_STRIKES = STRIKES_TO_MUTE / 4;
 export const WINDOW_MS = 10_000;
 export const FIRST_MUTE_MS = 5_000;
 export const MAX_MUTE_MS = 5 * 60_000;
