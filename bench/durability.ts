@@ -27,7 +27,7 @@ const genesis = genesisBlock(chainId, blockHash);
 function block(parent: Block, txCount: number): Block {
   const txs = Array.from({ length: txCount }, (_, i) => new Uint8Array(250).fill((parent.header.height + i) & 0xff));
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
+  const header = { chainId, epoch: 0, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
     timestampMs: Date.now(), txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }

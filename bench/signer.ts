@@ -25,7 +25,7 @@ async function voteRequests(w: SignerWorld, count: number): Promise<SignRequest[
   for (let v = 1; v <= count; v++) {
     const b = w.block(v, w.genesis);
     const qc = await w.qc(Phase.PREPARE, v, b.hash);
-    out.push({ kind: 'vote', phase: Phase.PRE_COMMIT, view: v, blockHash: b.hash, prepareQC: qc });
+    out.push({ kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: v, blockHash: b.hash, prepareQC: qc });
   }
   return out;
 }
@@ -79,7 +79,7 @@ for (const n of [4, 7, 10, 21]) {
     const chainId = 'bench';
     const { voteSigningBytes } = await import('#libs/crypto/index.ts');
     const hash = new Uint8Array(32).fill(7);
-    const message = voteSigningBytes({ chainId, phase: Phase.PREPARE, view: 5, blockHash: hash });
+    const message = voteSigningBytes({ chainId, epoch: 0, phase: Phase.PREPARE, view: 5, blockHash: hash });
     const q = quorumSize(n);
     const signers = Array.from({ length: q }, (_, i) => i);
     const fast = createSlhDsa({ backend: 'node' });

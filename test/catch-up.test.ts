@@ -40,7 +40,7 @@ function child(parent: Block): Block {
   const h = parent.header.height + 1;
   const txs = [0, 1].map((i) => { const t = new Uint8Array(TX_BYTES); t.set(new TextEncoder().encode(`tx-${h}-${i}`)); return t; });
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId: CHAIN, height: h, view: h, parentHash: parent.hash, proposer: h % N, timestampMs: h, txRoot,
+  const header = { chainId: CHAIN, epoch: 0, height: h, view: h, parentHash: parent.hash, proposer: h % N, timestampMs: h, txRoot,
     stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
@@ -108,7 +108,7 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
     const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
     // The laggard hears the commitQC of the tip (as from a DECIDE) and has none of its ancestors.
-    driver.enqueue({ type: 'message', message: { type: 'qc', qc: qcOf(chain[HEIGHTS]!), sender: 1 } });
+    driver.enqueue({ type: 'message', message: { type: 'qc', epoch: 0, qc: qcOf(chain[HEIGHTS]!), sender: 1 } });
     while (laggard.committedHeight() < HEIGHTS) {
       if (performance.now() - t0 > 280_000) assert.fail(`stuck at height ${laggard.committedHeight()} after ${requests} requests`);
       if (driver.failure) assert.fail(`driver failed: ${driver.failure.message}`);
@@ -180,7 +180,7 @@ test('a peer serving the right headers with forged transactions gets nothing sto
   );
   try {
     driver.start();
-    driver.enqueue({ type: 'message', message: { type: 'qc', qc: qcOf(chain[HEIGHT]!), sender: 1 } }); // the forger is asked first
+    driver.enqueue({ type: 'message', message: { type: 'qc', epoch: 0, qc: qcOf(chain[HEIGHT]!), sender: 1 } }); // the forger is asked first
     const t0 = Date.now();
     while (stores[0]!.committedHeight() < HEIGHT) {
       if (Date.now() - t0 > 60_000) assert.fail(`stuck at ${stores[0]!.committedHeight()}`);

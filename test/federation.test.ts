@@ -317,7 +317,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     for (const t0 = Date.now(); !landed && Date.now() - t0 < 30_000;) {
       const view = Number((await status(0)).view);
       if (view % N === 0) {
-        const vote = { type: 'vote' as const, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
+        const vote = { type: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(7), sender: 3, signature: new Uint8Array(17_088).fill(1) };
         stream.write({ body: { $case: 'send', value: { to: 0, toPeer: '', frame: encodeFrame(chainId, { type: 'consensus', message: vote }) } } });
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -340,8 +340,8 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
         if (view % N !== 3) {
           for (const fill of [1, 2]) {
             const blockHash = new Uint8Array(32).fill(fill);
-            const signature = await dsa.sign(secretKey, voteSigningBytes({ chainId, phase: Phase.PREPARE, view, blockHash }));
-            const frame = encodeFrame(chainId, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash, sender: 3, signature } });
+            const signature = await dsa.sign(secretKey, voteSigningBytes({ chainId, epoch: 0, phase: Phase.PREPARE, view, blockHash }));
+            const frame = encodeFrame(chainId, { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash, sender: 3, signature } });
             stream.write({ body: { $case: 'send', value: { to: view % N, toPeer: '', frame } } });
           }
           await new Promise((r) => setTimeout(r, 300));

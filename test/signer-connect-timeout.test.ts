@@ -31,7 +31,7 @@ test('a connection attempt stuck behind dropped packets is given up: signing res
   const rule = ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(g.port), '-j', 'DROP'];
   const vote = (view: number) => {
     const b = world.block(view, world.genesis);
-    return { kind: 'vote' as const, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: world.gqc };
+    return { kind: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: world.gqc };
   };
   let cut = false;
   try {

@@ -47,12 +47,12 @@ function requestMaker(w: SignerWorld, rnd: () => number, highQCs: QuorumCert[]) 
     switch (Math.floor(rnd() * 3)) {
       case 0: {
         const b = w.block(view, w.genesis, { salt: variant });
-        return { kind: 'vote', phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: w.gqc };
+        return { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: w.gqc };
       }
       case 1:
-        return { kind: 'proposal', view, block: w.block(view, w.genesis, { proposer: w.self, salt: variant }), justify: w.gqc };
+        return { kind: 'proposal', epoch: 0, view, block: w.block(view, w.genesis, { proposer: w.self, salt: variant }), justify: w.gqc };
       default:
-        return { kind: 'new-view', view, highQC: highQCs[variant]! };
+        return { kind: 'new-view', epoch: 0, view, highQC: highQCs[variant]! };
     }
   };
 }

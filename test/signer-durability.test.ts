@@ -47,9 +47,9 @@ test('each signature leaves the signer only after its state (write, fsync, renam
   const client = createRemoteSigner({ address: `127.0.0.1:${port}`, validatorCount: w.n, security: { mode: 'insecure' } });
   const b1 = w.block(1, w.genesis, { proposer: w.self });
   const requests: SignRequest[] = [
-    { kind: 'proposal', view: 1, block: b1, justify: w.gqc },
-    { kind: 'vote', phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc },
-    { kind: 'new-view', view: 2, highQC: w.gqc },
+    { kind: 'proposal', epoch: 0, view: 1, block: b1, justify: w.gqc },
+    { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc },
+    { kind: 'new-view', epoch: 0, view: 2, highQC: w.gqc },
   ];
   const sigs: Uint8Array[] = [];
   try {

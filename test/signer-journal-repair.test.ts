@@ -24,9 +24,9 @@ before(async () => {
   journal = path.join(w.dir, 'journal.jsonl');
   const b1 = w.block(1, w.genesis, { proposer: w.self });
   requests = [
-    { kind: 'proposal', view: 1, block: b1, justify: w.gqc },
-    { kind: 'vote', phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc },
-    { kind: 'new-view', view: 2, highQC: w.gqc },
+    { kind: 'proposal', epoch: 0, view: 1, block: b1, justify: w.gqc },
+    { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc },
+    { kind: 'new-view', epoch: 0, view: 2, highQC: w.gqc },
   ];
 });
 after(() => w.cleanup());
@@ -91,8 +91,8 @@ test('a state behind the journal is refused and nothing is touched', async () =>
   const old = await fs.readFile(stateFile);
   const s = await openInProcess(w);
   const b5 = w.block(5, w.genesis, { proposer: w.self });
-  await s.sign({ kind: 'proposal', view: 5, block: b5, justify: w.gqc });
-  await s.sign({ kind: 'new-view', view: 6, highQC: w.gqc });
+  await s.sign({ kind: 'proposal', epoch: 0, view: 5, block: b5, justify: w.gqc });
+  await s.sign({ kind: 'new-view', epoch: 0, view: 6, highQC: w.gqc });
   await s.close();
   await tear();
   await fs.writeFile(stateFile, old); // an operator restored an older copy of the state
@@ -139,8 +139,8 @@ test('no state while the journal records signatures: refused (the state was lost
   const w3 = await makeSignerWorld({ n: 4, self: 1 });
   try {
     const s = await openInProcess(w3, { init: true });
-    await s.sign({ kind: 'new-view', view: 1, highQC: w3.gqc });
-    await s.sign({ kind: 'new-view', view: 2, highQC: w3.gqc });
+    await s.sign({ kind: 'new-view', epoch: 0, view: 1, highQC: w3.gqc });
+    await s.sign({ kind: 'new-view', epoch: 0, view: 2, highQC: w3.gqc });
     await s.close();
     const j = path.join(w3.dir, 'journal.jsonl');
     const bytes = await fs.readFile(j);

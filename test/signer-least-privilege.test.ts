@@ -50,7 +50,7 @@ test('with allowed_clients set: the consensus certificate signs; another certifi
   const consensus = client(port, w.tls!.clientCert, w.tls!.clientKey);
   try {
     const b1 = w.block(1, w.genesis);
-    const vote = { kind: 'vote' as const, phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc };
+    const vote = { kind: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: b1.hash, header: b1.header, justify: w.gqc };
     const denied = (e: Error & { details?: Record<string, unknown> }) => e.details?.grpcCode === grpc.status.PERMISSION_DENIED;
     await assert.rejects(sibling.identity(), denied);
     await assert.rejects(sibling.sign(vote), denied);

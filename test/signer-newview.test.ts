@@ -40,34 +40,34 @@ async function restart(): Promise<void> {
 }
 
 const verifies = (view: number, highQC: QuorumCert, sig: Uint8Array) =>
-  assert.ok(w.slh.verifySync(w.keys[w.self]!.publicKey, newViewSigningBytes({ chainId: w.chainId, view, highQC }), sig));
+  assert.ok(w.slh.verifySync(w.keys[w.self]!.publicKey, newViewSigningBytes({ chainId: w.chainId, epoch: 0, view, highQC }), sig));
 
 test('NEW-VIEW after a restart: the identical request replays, a higher highQC is signed again, a lower one is refused', async () => {
-  const first = await s.sign({ kind: 'new-view', view: 5, highQC: qc1 });
+  const first = await s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: qc1 });
   verifies(5, qc1, first.signature);
   await restart();
 
-  const again = await s.sign({ kind: 'new-view', view: 5, highQC: qc1 });
+  const again = await s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: qc1 });
   assert.equal(again.replayed, true, 'identical request after restart: the stored signature');
   assert.deepEqual(again.signature, first.signature);
 
-  const newer = await s.sign({ kind: 'new-view', view: 5, highQC: qc3 });
+  const newer = await s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: qc3 });
   assert.equal(newer.replayed, false, 'a newer highQC for the same view is signed again');
   verifies(5, qc3, newer.signature);
   assert.equal(s.state.lastNewView, 5);
   await restart();
 
-  const newerAgain = await s.sign({ kind: 'new-view', view: 5, highQC: qc3 });
+  const newerAgain = await s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: qc3 });
   assert.equal(newerAgain.replayed, true);
   assert.deepEqual(newerAgain.signature, newer.signature, 'the newest signature is the one kept');
-  await refused(s.sign({ kind: 'new-view', view: 5, highQC: qc1 }), 'one-per-slot');
+  await refused(s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: qc1 }), 'one-per-slot');
   // Same view as the stored highQC but another block: not newer, refused.
   const other = w.block(3, b1, { salt: 9 });
-  await refused(s.sign({ kind: 'new-view', view: 5, highQC: await w.qc(Phase.PREPARE, 3, other.hash) }), 'one-per-slot');
+  await refused(s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: await w.qc(Phase.PREPARE, 3, other.hash) }), 'one-per-slot');
   // A newer highQC that does not verify is refused by the high-qc rule, and nothing moves.
   const forged = { ...qc3, view: 4 };
-  await refused(s.sign({ kind: 'new-view', view: 5, highQC: forged }), 'high-qc');
-  await refused(s.sign({ kind: 'new-view', view: 4, highQC: qc3 }), 'monotonic');
+  await refused(s.sign({ kind: 'new-view', epoch: 0, view: 5, highQC: forged }), 'high-qc');
+  await refused(s.sign({ kind: 'new-view', epoch: 0, view: 4, highQC: qc3 }), 'monotonic');
 });
 
 test('the re-sign is journaled as a signature of its own and the state counts it', async () => {
@@ -85,7 +85,7 @@ test('import merges a NEW-VIEW signed twice by keeping the one with the newer hi
   const { mergeSafety } = await import('../services/signer/migrate.ts');
   const { initialSafety } = await import('../services/signer/rules.ts');
   const base = initialSafety('c', 'ab'.repeat(32), new Uint8Array(32));
-  const nv = (qcView: number, d: string) => ({ kind: 'new-view' as const, view: 5, phase: 0 as const, digest: d.repeat(64), blockHash: d.repeat(64), qcView, signature: new Uint8Array([1]) });
+  const nv = (qcView: number, d: string) => ({ kind: 'new-view' as const, epoch: 0, view: 5, phase: 0 as const, digest: d.repeat(64), blockHash: d.repeat(64), qcView, signature: new Uint8Array([1]) });
   const cur = { ...base, lastNewView: 5, signed: 2, recent: [nv(3, 'b')] };
   const older = { ...base, lastNewView: 5, lastVote: { view: 4, phase: 1 as const }, signed: 1, recent: [nv(1, 'a')] };
   const merged = mergeSafety(cur, older);

@@ -25,7 +25,7 @@ const remote = (w: SignerWorld, port: number, security = mtls(w)) =>
   createRemoteSigner({ address: `127.0.0.1:${port}`, security, validatorCount: w.n, deadlineMs: 5000 });
 const prepare = (w: SignerWorld, view: number, salt = 0) => {
   const b = w.block(view, w.genesis, { salt });
-  return { kind: 'vote' as const, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: w.gqc };
+  return { kind: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: w.gqc };
 };
 
 describe('signer CLI: keygen', () => {
@@ -158,7 +158,7 @@ describe('signer over mutual TLS', () => {
       const raw = s.client;
       const r = prepare(w, 5, 1);
       const err = await call(raw.signVote.bind(raw), {
-        phase: r.phase, view: r.view, blockHash: r.blockHash, header: r.header,
+        epoch: 0, phase: r.phase, view: r.view, blockHash: r.blockHash, header: r.header,
         justify: { phase: 1, view: 0, blockHash: w.genesis.hash, signers: new Uint8Array(0), signatures: [] }, prepareQc: undefined, precommitQc: undefined,
       }).catch((e: grpc.ServiceError) => e);
       assert.equal((err as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
@@ -166,7 +166,7 @@ describe('signer over mutual TLS', () => {
       const ev = await rec.next((e) => e.data.rule === 'one-per-slot');
       assert.equal(ev.data.view, 5);
       assert.equal(ev.data.requestType, 'vote');
-      await refused(s.sign({ kind: 'new-view', view: 1, highQC: { ...w.gqc, view: 3 } }), 'high-qc');
+      await refused(s.sign({ kind: 'new-view', epoch: 0, view: 1, highQC: { ...w.gqc, view: 3 } }), 'high-qc');
       await rec.next((e) => e.data.rule === 'high-qc');
       const journal = await fs.readFile(path.join(w.dir, 'journal.jsonl'), 'utf8');
       assert.match(journal, /"decision":"refused","rule":"one-per-slot"/);

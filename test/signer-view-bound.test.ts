@@ -23,7 +23,7 @@ function blockAt(w: SignerWorld, view: number, parent: Block, proposer?: number)
 }
 
 const prepareVote = (view: number, block: Block, justify: QuorumCert): SignRequest =>
-  ({ kind: 'vote', phase: Phase.PREPARE, view, blockHash: block.hash, header: block.header, justify });
+  ({ kind: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: block.hash, header: block.header, justify });
 
 describe('the view bound: a request at view v needs a QC at view ≥ v − max_view_jump', () => {
   let w: SignerWorld;
@@ -46,9 +46,9 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
     const top = Number.MAX_SAFE_INTEGER;
     const led = top - (((top % w.n) - w.self + w.n) % w.n); // the highest safe view this signer leads
     assert.equal(roundRobinLeader(led, w.n), w.self);
-    await refused(s.sign({ kind: 'new-view', view: top, highQC: w.gqc }), 'view-jump');
+    await refused(s.sign({ kind: 'new-view', epoch: 0, view: top, highQC: w.gqc }), 'view-jump');
     await refused(s.sign(prepareVote(top, blockAt(w, top, w.genesis), w.gqc)), 'view-jump');
-    await refused(s.sign({ kind: 'proposal', view: led, block: blockAt(w, led, w.genesis, w.self), justify: w.gqc }), 'view-jump');
+    await refused(s.sign({ kind: 'proposal', epoch: 0, view: led, block: blockAt(w, led, w.genesis, w.self), justify: w.gqc }), 'view-jump');
     assert.deepEqual([s.state.lastNewView, s.state.lastVote.view, s.state.lastProposalView], [0, 0, 0]);
     const last = refusals.at(-1)!;
     assert.equal(last.rule, 'view-jump');
@@ -58,8 +58,8 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
   });
 
   test('the bound is exact: v − qc.view = max_view_jump is signed, one more is refused', async () => {
-    await refused(s.sign({ kind: 'new-view', view: JUMP + 1, highQC: w.gqc }), 'view-jump');
-    const r = await s.sign({ kind: 'new-view', view: JUMP, highQC: w.gqc });
+    await refused(s.sign({ kind: 'new-view', epoch: 0, view: JUMP + 1, highQC: w.gqc }), 'view-jump');
+    const r = await s.sign({ kind: 'new-view', epoch: 0, view: JUMP, highQC: w.gqc });
     assert.equal(r.replayed, false);
     assert.equal(s.state.lastNewView, JUMP);
   });
@@ -72,7 +72,7 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
     const r = await s.sign(prepareVote(far, w.block(far, parent), qc));
     assert.equal(r.replayed, false);
     assert.equal(s.state.lastVote.view, far);
-    const nv = await s.sign({ kind: 'new-view', view: far - 1 + JUMP, highQC: qc });
+    const nv = await s.sign({ kind: 'new-view', epoch: 0, view: far - 1 + JUMP, highQC: qc });
     assert.equal(nv.replayed, false);
   });
 
@@ -81,7 +81,7 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
     const high = 10_000_000;
     const real = await w.qc(Phase.PREPARE, 7, w.genesis.hash);
     const forged: QuorumCert = { ...real, view: high - 1 };
-    await refused(s.sign({ kind: 'new-view', view: high, highQC: forged }), 'high-qc');
+    await refused(s.sign({ kind: 'new-view', epoch: 0, view: high, highQC: forged }), 'high-qc');
     await refused(s.sign(prepareVote(high, blockAt(w, high, w.genesis), { ...forged, blockHash: w.genesis.hash })), 'justify-qc');
     assert.deepEqual({ v: s.state.lastVote, nv: s.state.lastNewView }, before);
   });
@@ -102,10 +102,10 @@ describe('proposals only for the views this member leads (roundRobinLeader from 
   test('a proposal naming this signer as proposer for a view another member leads is refused with rule leader', async () => {
     for (const view of [2, 3, 4]) {
       assert.notEqual(roundRobinLeader(view, w.n), w.self);
-      await refused(s.sign({ kind: 'proposal', view, block: w.block(view, w.genesis, { proposer: w.self }), justify: w.gqc }), 'leader');
+      await refused(s.sign({ kind: 'proposal', epoch: 0, view, block: w.block(view, w.genesis, { proposer: w.self }), justify: w.gqc }), 'leader');
     }
     assert.equal(s.state.lastProposalView, 0);
-    const r = await s.sign({ kind: 'proposal', view: 5, block: w.block(5, w.genesis, { proposer: w.self }), justify: w.gqc });
+    const r = await s.sign({ kind: 'proposal', epoch: 0, view: 5, block: w.block(5, w.genesis, { proposer: w.self }), justify: w.gqc });
     assert.equal(roundRobinLeader(5, w.n), w.self);
     assert.equal(r.replayed, false);
   });
@@ -126,17 +126,17 @@ describe('over gRPC: a view at the edge of the safe integers is refused as a vie
   });
 
   test('NEW-VIEW at 2^53−1 → FAILED_PRECONDITION rule=view-jump naming both views; the signer still signs after', async () => {
-    await assert.rejects(g.client.sign({ kind: 'new-view', view: Number.MAX_SAFE_INTEGER, highQC: w.gqc }),
+    await assert.rejects(g.client.sign({ kind: 'new-view', epoch: 0, view: Number.MAX_SAFE_INTEGER, highQC: w.gqc }),
       (err: Error & { details?: Record<string, unknown> }) => {
         assert.match(err.message, /rule=view-jump: view 9007199254740991 is 9007199254740991 views beyond its QC's view 0 \(max_view_jump 100000\)/);
         return true;
       });
-    const r = await g.client.sign({ kind: 'new-view', view: 1, highQC: w.gqc });
+    const r = await g.client.sign({ kind: 'new-view', epoch: 0, view: 1, highQC: w.gqc });
     assert.equal(r.replayed, false);
   });
 
   test('a uint64 view above 2^53−1 never reaches the rules: the decoder rejects it, nothing moves', async () => {
-    const wire = signRequestToWire({ kind: 'new-view', view: 2, highQC: w.gqc }, w.n);
+    const wire = signRequestToWire({ kind: 'new-view', epoch: 0, view: 2, highQC: w.gqc }, w.n);
     assert.equal(wire.method, 'signNewView');
     const err = await new Promise<{ code?: number; details?: string } | null>((resolve) => {
       g.client.client.signNewView({ ...(wire.request as object), view: 2 ** 60 } as never, (e: unknown) => resolve(e as never));

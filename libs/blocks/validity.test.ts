@@ -14,7 +14,7 @@ const genesis = genesisBlock(chainId, blockHash);
 
 function block(parent: Block, txs: Uint8Array[], over: Partial<Block['header']> = {}): Block {
   const txRoot = merkleRoot(txs.map(txHash));
-  const header = { chainId, height: parent.header.height + 1, view: parent.header.view + 1, parentHash: parent.hash, proposer: 0,
+  const header = { chainId, epoch: 0, height: parent.header.height + 1, view: parent.header.view + 1, parentHash: parent.hash, proposer: 0,
     timestampMs: parent.header.timestampMs + 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot), ...over };
   return { header, hash: blockHash(header), txs };
 }

@@ -34,12 +34,15 @@ const TAG_STATE = '0000000f' + '6274636665642f76312f7374617465'; // "btcfed/v1/s
 const CHAIN_TEST = '0000000b' + '6274636665642d74657374'; // "btcfed-test", 11
 const CHAIN_C = '00000001' + '63'; // "c"
 const HASH = (byteHex: string): string => '00000020' + rep(byteHex, 32);
+const EPOCH_0 = '00000008' + '0000000000000000'; // u64(epoch 0)
+const EPOCH_5 = '00000008' + '0000000000000005'; // u64(epoch 5)
 const QC_1_7_11 = '00000035' + '00000001' + '01' + '00000008' + '0000000000000007' + HASH('11');
 
-const baseVote: VoteFields = { chainId: 'btcfed-test', phase: PHASES.PRE_COMMIT, view: 258, blockHash: fill(0xab) };
+const baseVote: VoteFields = { chainId: 'btcfed-test', epoch: 0, phase: PHASES.PRE_COMMIT, view: 258, blockHash: fill(0xab) };
 
 const baseHeader: BlockHeaderFields = {
   chainId: 'c',
+  epoch: 0,
   height: 1,
   view: 2,
   parentHash: fill(0x00),
@@ -50,6 +53,7 @@ const baseHeader: BlockHeaderFields = {
 };
 const BASE_HEADER_HEX =
   TAG_BLOCK + CHAIN_C +
+  EPOCH_0 +
   '00000008' + '0000000000000001' + // height 1
   '00000008' + '0000000000000002' + // view 2
   HASH('00') + // parentHash
@@ -59,35 +63,36 @@ const BASE_HEADER_HEX =
 
 describe('known answers (hand-encoded)', () => {
   it('vote', () => {
-    const expected = TAG_VOTE + CHAIN_TEST + '00000001' + '02' + '00000008' + '0000000000000102' + HASH('ab');
+    const expected = TAG_VOTE + CHAIN_TEST + EPOCH_0 + '00000001' + '02' + '00000008' + '0000000000000102' + HASH('ab');
     assert.equal(hex(voteSigningBytes(baseVote)), expected);
   });
 
   it('vote with a non-ASCII chain id and a view above 2^32', () => {
-    const bytes = voteSigningBytes({ chainId: 'é', phase: PHASES.COMMIT, view: 2 ** 40 + 5, blockHash: fill(0x01) });
-    const expected = TAG_VOTE + '00000002' + 'c3a9' + '00000001' + '03' + '00000008' + '0000010000000005' + HASH('01');
+    const bytes = voteSigningBytes({ chainId: 'é', epoch: 0, phase: PHASES.COMMIT, view: 2 ** 40 + 5, blockHash: fill(0x01) });
+    const expected = TAG_VOTE + '00000002' + 'c3a9' + EPOCH_0 + '00000001' + '03' + '00000008' + '0000010000000005' + HASH('01');
     assert.equal(hex(bytes), expected);
   });
 
   it('proposal with its justify QC', () => {
     const bytes = proposalSigningBytes({
       chainId: 'c',
+      epoch: 5,
       view: 8,
       blockHash: fill(0x22),
       justify: { phase: PHASES.PREPARE, view: 7, blockHash: fill(0x11) },
     });
-    const expected = TAG_PROPOSAL + CHAIN_C + '00000008' + '0000000000000008' + HASH('22') + QC_1_7_11;
+    const expected = TAG_PROPOSAL + CHAIN_C + EPOCH_5 + '00000008' + '0000000000000008' + HASH('22') + QC_1_7_11;
     assert.equal(hex(bytes), expected);
   });
 
   it('new-view without a high QC (genesis) encodes an empty field', () => {
-    const bytes = newViewSigningBytes({ chainId: 'c', view: 2 ** 40 + 5, highQC: null });
-    assert.equal(hex(bytes), TAG_NEW_VIEW + CHAIN_C + '00000008' + '0000010000000005' + '00000000');
+    const bytes = newViewSigningBytes({ chainId: 'c', epoch: 0, view: 2 ** 40 + 5, highQC: null });
+    assert.equal(hex(bytes), TAG_NEW_VIEW + CHAIN_C + EPOCH_0 + '00000008' + '0000010000000005' + '00000000');
   });
 
   it('new-view with a high QC', () => {
-    const bytes = newViewSigningBytes({ chainId: 'c', view: 9, highQC: { phase: 1, view: 7, blockHash: fill(0x11) } });
-    assert.equal(hex(bytes), TAG_NEW_VIEW + CHAIN_C + '00000008' + '0000000000000009' + QC_1_7_11);
+    const bytes = newViewSigningBytes({ chainId: 'c', epoch: 5, view: 9, highQC: { phase: 1, view: 7, blockHash: fill(0x11) } });
+    assert.equal(hex(bytes), TAG_NEW_VIEW + CHAIN_C + EPOCH_5 + '00000008' + '0000000000000009' + QC_1_7_11);
   });
 
   it('block header bytes and block hash', () => {
@@ -117,6 +122,7 @@ describe('every field counts', () => {
     const base = hex(blockHash(baseHeader));
     const changes: Array<Partial<BlockHeaderFields>> = [
       { chainId: 'd' },
+      { epoch: 1 },
       { height: 2 },
       { view: 3 },
       { parentHash: fill(0x01) },
@@ -132,27 +138,30 @@ describe('every field counts', () => {
 
   it('changing any proposal / new-view field changes the bytes, and null differs from a genesis-like QC', () => {
     const qc = { phase: PHASES.PREPARE, view: 0, blockHash: fill(0x00) };
-    const base = { chainId: 'c', view: 8, blockHash: fill(0x22), justify: qc };
+    const base = { chainId: 'c', epoch: 0, view: 8, blockHash: fill(0x22), justify: qc };
     const b = hex(proposalSigningBytes(base));
     assert.notEqual(hex(proposalSigningBytes({ ...base, view: 9 })), b);
+    assert.notEqual(hex(proposalSigningBytes({ ...base, epoch: 1 })), b);
     assert.notEqual(hex(proposalSigningBytes({ ...base, blockHash: fill(0x23) })), b);
     assert.notEqual(hex(proposalSigningBytes({ ...base, justify: { ...qc, phase: PHASES.COMMIT } })), b);
     assert.notEqual(hex(proposalSigningBytes({ ...base, justify: { ...qc, view: 1 } })), b);
     assert.notEqual(hex(proposalSigningBytes({ ...base, justify: null })), b);
-    const nv = { chainId: 'c', view: 8, highQC: null };
+    const nv = { chainId: 'c', epoch: 0, view: 8, highQC: null };
     assert.notEqual(hex(newViewSigningBytes(nv)), hex(newViewSigningBytes({ ...nv, highQC: qc })));
+    assert.notEqual(hex(newViewSigningBytes(nv)), hex(newViewSigningBytes({ ...nv, epoch: 1 })));
   });
 
   it('distinct vote inputs never give equal bytes (property)', () => {
     const vote = fc.record({
       chainId: fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.isWellFormed()),
+      epoch: fc.nat(3),
       phase: fc.constantFrom<Phase>(1, 2, 3),
       view: fc.maxSafeNat(),
       blockHash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
     });
     fc.assert(
       fc.property(vote, vote, (a, b) => {
-        const same = a.chainId === b.chainId && a.phase === b.phase && a.view === b.view && hex(a.blockHash) === hex(b.blockHash);
+        const same = a.chainId === b.chainId && a.epoch === b.epoch && a.phase === b.phase && a.view === b.view && hex(a.blockHash) === hex(b.blockHash);
         return (hex(voteSigningBytes(a)) === hex(voteSigningBytes(b))) === same;
       }),
       { numRuns: 300 },
@@ -164,10 +173,10 @@ describe('domain separation', () => {
   it('a vote, a proposal, a new-view and a block over the same numbers all differ', () => {
     const h = fill(0x11);
     const encodings = [
-      voteSigningBytes({ chainId: 'c', phase: 1, view: 7, blockHash: h }),
-      proposalSigningBytes({ chainId: 'c', view: 7, blockHash: h, justify: null }),
-      newViewSigningBytes({ chainId: 'c', view: 7, highQC: { phase: 1, view: 7, blockHash: h } }),
-      newViewSigningBytes({ chainId: 'c', view: 7, highQC: null }),
+      voteSigningBytes({ chainId: 'c', epoch: 0, phase: 1, view: 7, blockHash: h }),
+      proposalSigningBytes({ chainId: 'c', epoch: 0, view: 7, blockHash: h, justify: null }),
+      newViewSigningBytes({ chainId: 'c', epoch: 0, view: 7, highQC: { phase: 1, view: 7, blockHash: h } }),
+      newViewSigningBytes({ chainId: 'c', epoch: 0, view: 7, highQC: null }),
       blockHeaderBytes({ ...baseHeader, view: 7, parentHash: h, txRoot: h, stateHash: h }),
     ].map(hex);
     assert.equal(new Set(encodings).size, encodings.length);
@@ -179,7 +188,7 @@ describe('bad input', () => {
     ['phase 0', 'CRYPTO_BAD_PHASE', () => voteSigningBytes({ ...baseVote, phase: 0 as Phase })],
     ['phase 4', 'CRYPTO_BAD_PHASE', () => voteSigningBytes({ ...baseVote, phase: 4 as Phase })],
     ['phase as string', 'CRYPTO_BAD_PHASE', () => voteSigningBytes({ ...baseVote, phase: '1' as unknown as Phase })],
-    ['QC phase', 'CRYPTO_BAD_PHASE', () => newViewSigningBytes({ chainId: 'c', view: 1, highQC: { phase: 0 as Phase, view: 0, blockHash: fill(1) } })],
+    ['QC phase', 'CRYPTO_BAD_PHASE', () => newViewSigningBytes({ chainId: 'c', epoch: 0, view: 1, highQC: { phase: 0 as Phase, view: 0, blockHash: fill(1) } })],
     ['negative view', 'CRYPTO_BAD_INTEGER', () => voteSigningBytes({ ...baseVote, view: -1 })],
     ['fractional view', 'CRYPTO_BAD_INTEGER', () => voteSigningBytes({ ...baseVote, view: 1.5 })],
     ['view 2^53', 'CRYPTO_BAD_INTEGER', () => voteSigningBytes({ ...baseVote, view: 2 ** 53 })],
@@ -193,14 +202,14 @@ describe('bad input', () => {
     ['empty chain id', 'CRYPTO_BAD_STRING', () => voteSigningBytes({ ...baseVote, chainId: '' })],
     ['lone surrogate', 'CRYPTO_BAD_STRING', () => voteSigningBytes({ ...baseVote, chainId: 'a\uD800' })],
     ['129-byte chain id', 'CRYPTO_BAD_STRING', () => voteSigningBytes({ ...baseVote, chainId: 'x'.repeat(129) })],
-    ['undefined justify', 'CRYPTO_BAD_QC', () => proposalSigningBytes({ chainId: 'c', view: 1, blockHash: fill(1), justify: undefined as unknown as null })],
+    ['undefined justify', 'CRYPTO_BAD_QC', () => proposalSigningBytes({ chainId: 'c', epoch: 0, view: 1, blockHash: fill(1), justify: undefined as unknown as null })],
   ];
   for (const [what, expectedCode, run] of cases) {
     it(`${what} → ${expectedCode}`, () => assert.throws(run, code(expectedCode)));
   }
 
   it('accepts the edges: view 2^53 - 1, proposer 2^32 - 1, a 128-byte chain id', () => {
-    assert.equal(voteSigningBytes({ ...baseVote, view: Number.MAX_SAFE_INTEGER }).length, 18 + 15 + 5 + 12 + 36);
+    assert.equal(voteSigningBytes({ ...baseVote, view: Number.MAX_SAFE_INTEGER }).length, 18 + 15 + 12 + 5 + 12 + 36); // tag, chain id, epoch, phase, view, hash
     assert.ok(blockHash({ ...baseHeader, proposer: 2 ** 32 - 1, chainId: 'x'.repeat(128) }).length === 32);
   });
 });

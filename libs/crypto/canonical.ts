@@ -11,11 +11,11 @@
 //   qc(q)      = field(u8(q.phase) ‖ u64(q.view) ‖ hash(q.blockHash))   = 00000035 ‖ 53 bytes
 //   optqc(q)   = q absent (null) ? field(empty) = 00000000 : qc(q)
 //
-//   vote       = str("btcfed/v1/vote")     ‖ str(chainId) ‖ u8(phase) ‖ u64(view) ‖ hash(blockHash)
-//   proposal   = str("btcfed/v1/proposal") ‖ str(chainId) ‖ u64(view) ‖ hash(blockHash) ‖ optqc(justify)
-//   new-view   = str("btcfed/v1/new-view") ‖ str(chainId) ‖ u64(view) ‖ optqc(highQC)
-//   block      = str("btcfed/v1/block")    ‖ str(chainId) ‖ u64(height) ‖ u64(view) ‖ hash(parentHash)
-//                ‖ u32(proposer) ‖ u64(timestampMs) ‖ hash(txRoot) ‖ hash(stateHash)
+//   vote       = str("btcfed/v1/vote")     ‖ str(chainId) ‖ u64(epoch) ‖ u8(phase) ‖ u64(view) ‖ hash(blockHash)
+//   proposal   = str("btcfed/v1/proposal") ‖ str(chainId) ‖ u64(epoch) ‖ u64(view) ‖ hash(blockHash) ‖ optqc(justify)
+//   new-view   = str("btcfed/v1/new-view") ‖ str(chainId) ‖ u64(epoch) ‖ u64(view) ‖ optqc(highQC)
+//   block      = str("btcfed/v1/block")    ‖ str(chainId) ‖ u64(epoch) ‖ u64(height) ‖ u64(view)
+//                ‖ hash(parentHash) ‖ u32(proposer) ‖ u64(timestampMs) ‖ hash(txRoot) ‖ hash(stateHash)
 //   reconfig   = str("btcfed/v1/reconfig") ‖ str(chainId) ‖ u64(epoch) ‖ u32(count) ‖ op₁ ‖ … ‖ op_count
 //     op       = field(u8(1) ‖ str(name) ‖ str(peerId) ‖ field(publicKey))   add a member
 //              | field(u8(2) ‖ str(name))                                    remove a member
@@ -23,6 +23,10 @@
 //   blockHash(header)          = SHA-256(block)
 //   nextStateHash(parent, txr) = SHA-256(str("btcfed/v1/state") ‖ hash(parent) ‖ hash(txr))
 //
+// A QC carries no epoch of its own: its votes are of the epoch of the message that carries it
+// (and of the block it certifies), so optqc inherits the enclosing message's epoch. Views
+// restart at 1 in every epoch; the epoch in every signed kind keeps a signature of one epoch
+// from ever counting in another.
 // Phases: PREPARE = 1, PRE_COMMIT = 2, COMMIT = 3. Integers are non-negative safe integers
 // (< 2^53); chainId is 1..128 UTF-8 bytes. The leading tag makes the kinds disjoint, and a present
 // QC (53 bytes) can never be mistaken for an absent one (0 bytes).
@@ -71,6 +75,7 @@ export interface QcRef {
 
 export interface VoteFields {
   readonly chainId: string;
+  readonly epoch: number;
   readonly phase: Phase;
   readonly view: number;
   readonly blockHash: Uint8Array;
@@ -78,6 +83,7 @@ export interface VoteFields {
 
 export interface ProposalFields {
   readonly chainId: string;
+  readonly epoch: number;
   readonly view: number;
   readonly blockHash: Uint8Array;
   /** The QC the leader extends; null only where the protocol has none (before the first QC). */
@@ -86,6 +92,7 @@ export interface ProposalFields {
 
 export interface NewViewFields {
   readonly chainId: string;
+  readonly epoch: number;
   readonly view: number;
   /** The sender's prepareQC; null while it has nothing above genesis. */
   readonly highQC: QcRef | null;
@@ -93,6 +100,7 @@ export interface NewViewFields {
 
 export interface BlockHeaderFields {
   readonly chainId: string;
+  readonly epoch: number;
   readonly height: number;
   readonly view: number;
   readonly parentHash: Uint8Array;
@@ -212,6 +220,7 @@ function qcField(qc: QcRef | null, what: string): Uint8Array {
 export function voteSigningBytes(vote: VoteFields): Uint8Array {
   checkPhase(vote.phase, 'phase');
   return tagged(DOMAIN_TAGS.vote, vote.chainId)
+    .u64(vote.epoch, 'epoch')
     .u8(vote.phase, 'phase')
     .u64(vote.view, 'view')
     .hash(vote.blockHash, 'blockHash')
@@ -220,6 +229,7 @@ export function voteSigningBytes(vote: VoteFields): Uint8Array {
 
 export function proposalSigningBytes(proposal: ProposalFields): Uint8Array {
   return tagged(DOMAIN_TAGS.proposal, proposal.chainId)
+    .u64(proposal.epoch, 'epoch')
     .u64(proposal.view, 'view')
     .hash(proposal.blockHash, 'blockHash')
     .bytes(qcField(proposal.justify, 'justify'))
@@ -228,6 +238,7 @@ export function proposalSigningBytes(proposal: ProposalFields): Uint8Array {
 
 export function newViewSigningBytes(newView: NewViewFields): Uint8Array {
   return tagged(DOMAIN_TAGS.newView, newView.chainId)
+    .u64(newView.epoch, 'epoch')
     .u64(newView.view, 'view')
     .bytes(qcField(newView.highQC, 'highQC'))
     .finish();
@@ -261,6 +272,7 @@ export function reconfigSigningBytes(change: ReconfigFields): Uint8Array {
 /** The canonical header bytes whose SHA-256 is the block hash. */
 export function blockHeaderBytes(header: BlockHeaderFields): Uint8Array {
   return tagged(DOMAIN_TAGS.block, header.chainId)
+    .u64(header.epoch, 'epoch')
     .u64(header.height, 'height')
     .u64(header.view, 'view')
     .hash(header.parentHash, 'parentHash')

@@ -132,6 +132,9 @@ export class EngineCore {
   readonly f: number;
   readonly quorum: number;
   readonly self: number;
+  /** The epoch this engine runs (config.epoch, 0 by default). */
+  readonly epoch: number;
+  /** Genesis for epoch 0, otherwise the epoch's root block (config.root). */
   readonly genesis: Block;
   readonly qcs: QcVerifier;
   readonly tree: BlockTree;
@@ -152,6 +155,8 @@ export class EngineCore {
   readonly uncheckedChild = new Map<string, { hex: string; from: number | null }>();
   pendingCommit: QuorumCert | null = null;
   halted = false;
+  /** The block that ends this epoch is committed: nothing more happens in this engine. */
+  ended = false;
   txsAvailable = false;
   /** Set by engine.ts: replays buffered proposals and lets a new leader propose. */
   onEnterView: (view: number) => void = () => {};
@@ -170,8 +175,9 @@ export class EngineCore {
     this.suspicion = new LeaderSuspicion(this.n, this.f, config.self);
     this.quorum = quorumSize(this.n);
     this.self = config.self;
+    this.epoch = config.epoch ?? 0;
     this.genesis = genesis;
-    this.qcs = new QcVerifier(this.n, genesis.hash, (m) => deps.verify(m));
+    this.qcs = new QcVerifier(this.n, genesis.hash, (m) => deps.verify(m), this.epoch);
     this.tree = new BlockTree(committed);
     this.claims = new NewViewClaims(this.self);
     this.claims.setOwn(safety.newViewTarget);

@@ -122,17 +122,17 @@ test('a PRE-COMMIT vote on a prepareQC already held: the vote mark alone changes
   d.message(p1);
   d.step({ type: 'blocks-fetched', blocks: [], qcs: [pqc1] }); // the highQC arrives first (and is persisted)
   assert.equal(d.engine.safety.prepareQC.view, 1);
-  const out = d.message({ type: 'qc', qc: pqc1, sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 });
   const sign = indexOf(out, isVoteSign(Phase.PRE_COMMIT, 1), 'PRE-COMMIT vote request');
   assert.deepEqual(durableAt(out, sign).lastVoted, { view: 1, phase: Phase.PRE_COMMIT });
   const r = restart(d);
-  assert.deepEqual(voteRequests(r.message({ type: 'qc', qc: pqc1, sender: 1 })), [], 'no second PRE-COMMIT vote in view 1');
+  assert.deepEqual(voteRequests(r.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 })), [], 'no second PRE-COMMIT vote in view 1');
 });
 
 test('a new prepareQC: it and the vote on it are persisted, the QC among the persisted QCs, before the PRE-COMMIT sign request', () => {
   const { d, p1, pqc1 } = setup();
   d.message(p1);
-  const out = d.message({ type: 'qc', qc: pqc1, sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 });
   const sign = indexOf(out, isVoteSign(Phase.PRE_COMMIT, 1), 'PRE-COMMIT vote request');
   const s = durableAt(out, sign);
   assert.equal(s.prepareQC, pqc1);
@@ -140,7 +140,7 @@ test('a new prepareQC: it and the vote on it are persisted, the QC among the per
   assert.ok(qcsBefore(out, sign).includes(`${Phase.PREPARE}/1`), 'the prepareQC goes to the QC store');
   const r = restart(d);
   assert.equal(r.engine.safety.prepareQC.view, 1, 'the highQC survives the restart');
-  assert.deepEqual(voteRequests(r.message({ type: 'qc', qc: pqc1, sender: 1 })), []);
+  assert.deepEqual(voteRequests(r.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 })), []);
 });
 
 test('every highQC a step passes through is among the persisted QCs, not only the last one', () => {
@@ -155,8 +155,8 @@ test('every highQC a step passes through is among the persisted QCs, not only th
 test('a lock from a precommitQC: persisted with its QC before the COMMIT sign request; restarted, the member keeps it and does not vote COMMIT again', () => {
   const { k, d, p1, pqc1, pcqc1 } = setup();
   d.message(p1);
-  d.message({ type: 'qc', qc: pqc1, sender: 1 });
-  const out = d.message({ type: 'qc', qc: pcqc1, sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: pcqc1, sender: 1 });
   const sign = indexOf(out, isVoteSign(Phase.COMMIT, 1), 'COMMIT vote request');
   const s = durableAt(out, sign);
   assert.equal(s.lockedQC, pcqc1);
@@ -164,7 +164,7 @@ test('a lock from a precommitQC: persisted with its QC before the COMMIT sign re
   assert.ok(qcsBefore(out, sign).includes(`${Phase.PRE_COMMIT}/1`), 'the lock goes to the QC store');
   const r = restart(d);
   assert.equal(r.engine.safety.lockedQC.view, 1);
-  assert.deepEqual(voteRequests(r.message({ type: 'qc', qc: pcqc1, sender: 1 })), [], 'no second COMMIT vote in view 1');
+  assert.deepEqual(voteRequests(r.message({ type: 'qc', epoch: 0, qc: pcqc1, sender: 1 })), [], 'no second COMMIT vote in view 1');
   for (const s of [1, 2, 3]) r.message(k.newView(2, k.gqc, s));
   assert.equal(r.engine.view, 2);
   assert.deepEqual(voteRequests(r.message(k.proposal(2, k.block(2, k.genesis, 'fork'), k.gqc))), [], 'the lock still refuses a fork');
@@ -207,11 +207,11 @@ test('a view change on NEW-VIEWs: the new view alone changes and is persisted; r
 test('a commit: the commitQC is persisted before the commit action, lastCommitView after it and before the next vote', () => {
   const { k, d, b1, p1, pqc1, pcqc1, cqc1 } = setup();
   d.message(p1);
-  d.message({ type: 'qc', qc: pqc1, sender: 1 });
-  d.message({ type: 'qc', qc: pcqc1, sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: pcqc1, sender: 1 });
   const p2 = k.proposal(2, k.block(2, b1), pqc1);
   d.message(p2); // buffered until view 2
-  const out = d.message({ type: 'qc', qc: cqc1, sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: cqc1, sender: 1 });
   const commit = indexOf(out, (a) => a.type === 'commit', 'commit');
   assert.ok(qcsBefore(out, commit).includes(`${Phase.COMMIT}/1`), 'the commitQC is durable before the commit');
   assert.equal(durableAt(out, commit).lastCommitView, 0, 'not yet: a crash before the commit must leave cqc1 usable');
@@ -231,7 +231,7 @@ test('a commit for a view already left: lastCommitView alone changes, and is per
   d.message(p1);
   for (const s of [1, 2, 3]) d.message(k.newView(3, k.gqc, s));
   assert.equal(d.engine.view, 3);
-  const out = d.message({ type: 'qc', qc: cqc1, sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: cqc1, sender: 1 });
   const commit = indexOf(out, (a) => a.type === 'commit', 'commit');
   assert.equal(d.engine.view, 3, 'no view change');
   assert.equal(durableAt(out, out.length).lastCommitView, 1);
@@ -243,7 +243,7 @@ test('a commit for a view already left: lastCommitView alone changes, and is per
 
 test('a fetched block alone, with no change of the safety state, is persisted in the step that stores it', () => {
   const { d, b1, pqc1 } = setup();
-  d.message({ type: 'qc', qc: pqc1, sender: 1 }); // b1 unknown: fetched
+  d.message({ type: 'qc', epoch: 0, qc: pqc1, sender: 1 }); // b1 unknown: fetched
   const out = d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [] });
   assert.deepEqual(ofType(out, 'persist').flatMap((p) => p.blocks), [b1]);
   assert.ok(restart(d).engine.block(toHex(b1.hash)), 'a restarted member still holds it');

@@ -38,19 +38,19 @@ test('each rejection reason', () => {
   assert.deepEqual(reasons(d.message({ ...k.proposal(1, other, k.gqc), signature: p1.signature })), ['invalid_signature']);
   assert.deepEqual(reasons(d.message(k.proposal(1, b1, k.gqc, 2))), ['not_leader']);
   assert.deepEqual(reasons(d.message(k.proposal(9, k.block(9, k.genesis), k.gqc))), ['wrong_view']);
-  assert.deepEqual(reasons(d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2]), sender: 1 })), ['invalid_qc'], 'too few signers');
+  assert.deepEqual(reasons(d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2]), sender: 1 })), ['invalid_qc'], 'too few signers');
   const forged = k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]);
   forged.signatures = [forged.signatures[1]!, forged.signatures[0]!, forged.signatures[2]!];
-  assert.deepEqual(reasons(d.message({ type: 'qc', qc: forged, sender: 1 })), ['invalid_qc'], 'signatures swapped');
+  assert.deepEqual(reasons(d.message({ type: 'qc', epoch: 0, qc: forged, sender: 1 })), ['invalid_qc'], 'signatures swapped');
   assert.deepEqual(reasons(d.message(k.vote(Phase.PREPARE, 1, b1, 2))), ['not_leader'], 'votes go to the leader');
   // A bad block hash in a fresh view (view 2, leader 2).
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.view, 2);
   const b2 = k.block(2, b1);
   const liar: Block = { ...b2, hash: k.block(2, b1, 'x').hash };
   assert.deepEqual(reasons(d.message(k.proposal(2, liar, k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])))), ['invalid_block']);
   // Move on; an old-view message is stale.
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 3, k.block(3, b2), [0, 1, 2]), sender: 3 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 3, k.block(3, b2), [0, 1, 2]), sender: 3 });
   assert.equal(d.engine.view, 3);
   assert.deepEqual(reasons(d.message(p1)), ['stale']);
 });
@@ -95,8 +95,8 @@ test('a leader collects votes, rejects votes for other blocks and catches double
 test('the lock: a conflicting proposal justified by an older QC is unsafe', () => {
   const { k, d, b1, p1 } = setup();
   d.message(p1);
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
-  d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.safety.lockedQC.view, 1);
   // Everyone times out of view 1; view 2's leader proposes a fork on genesis.
   for (const s of [1, 2, 3]) d.message(k.newView(2, k.gqc, s));
@@ -118,8 +118,8 @@ test('restarted from its persisted record, an engine never votes against its pas
   const p1b = k.proposal(1, k.block(1, k.genesis, 'b'), k.gqc);
   assert.deepEqual(voteRequests(restarted.message(p1b)), [], 'no second PREPARE vote in view 1');
   // Lock, crash, restart: the lock survives.
-  restarted.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
-  restarted.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  restarted.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  restarted.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   const again = k.restore(0, restarted.record);
   again.step({ type: 'start' });
   assert.equal(again.engine.safety.lockedQC.view, 1);
@@ -133,7 +133,7 @@ test('a signature that comes back after the view moved on is dropped', () => {
   d.autoSign = false;
   const out = d.message(p1);
   const sign = ofType(out, 'sign')[0]!;
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.view, 2);
   const late = d.step({ type: 'signature-ready', requestId: sign.requestId, signature: new Uint8Array(8) });
   assert.deepEqual(ofType(late, 'send'), []);

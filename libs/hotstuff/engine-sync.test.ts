@@ -51,7 +51,7 @@ test('a NEW-VIEW carries its QC to the target view\'s leader only; the others ge
   d.step({ type: 'start' });
   const b5 = k.block(5, k.genesis);
   const pqc = k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]);
-  d.message({ type: 'qc', qc: pqc, sender: 1 }); // into view 5 with prepareQC 5
+  d.message({ type: 'qc', epoch: 0, qc: pqc, sender: 1 }); // into view 5 with prepareQC 5
   d.step({ type: 'blocks-fetched', blocks: [b5], qcs: [] });
   const out = d.step({ type: 'timer-fired', view: 5 });
   const byTo = new Map(ofType(out, 'send').map((a) => [a.to, a.message]));
@@ -91,13 +91,13 @@ test('a lagging member catches up from a higher QC, fetches, and commits parents
   const b1 = k.block(1, k.genesis);
   const b2 = k.block(2, b1);
   const b5 = k.block(5, b2);
-  const out = d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.view, 5);
   assert.deepEqual(voteRequests(out), [{ phase: Phase.PRE_COMMIT, view: 5 }]);
   const fetch = ofType(out, 'fetch')[0];
   assert.equal(fetch && toHex(fetch.hash), toHex(b5.hash));
   const commitQC = k.qc(Phase.COMMIT, 5, b5, [1, 2, 3]);
-  const early = d.message({ type: 'qc', qc: commitQC, sender: 1 });
+  const early = d.message({ type: 'qc', epoch: 0, qc: commitQC, sender: 1 });
   assert.equal(ofType(early, 'commit').length, 0, 'cannot commit without the blocks');
   assert.equal(d.engine.view, 6);
   const fetched = d.step({ type: 'blocks-fetched', blocks: [b2, b5, b1], qcs: [] });
@@ -105,7 +105,7 @@ test('a lagging member catches up from a higher QC, fetches, and commits parents
   assert.equal(commits.length, 1);
   assert.deepEqual(commits[0]!.blocks.map((b) => toHex(b.hash)), [b1, b2, b5].map((b) => toHex(b.hash)), 'parents first');
   assert.equal(d.engine.committed.header.height, 3);
-  const replay = d.message({ type: 'qc', qc: commitQC, sender: 2 });
+  const replay = d.message({ type: 'qc', epoch: 0, qc: commitQC, sender: 2 });
   assert.equal(ofType(replay, 'commit').length, 0, 'exactly once');
   const unsolicited = d.step({ type: 'blocks-fetched', blocks: [k.block(7, b5, 'x')], qcs: [] });
   assert.equal(ofType(unsolicited, 'rejected')[0]?.reason, 'unsolicited');
@@ -147,7 +147,7 @@ test('a block asked of a member that died is asked of another when the view chan
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
   const b5 = k.block(5, b1);
-  const first = d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
+  const first = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]), sender: 1 });
   assert.equal(ofType(first, 'fetch')[0]?.from, 1, 'asked of the leader that announced it');
   assert.equal(d.engine.view, 5);
   // Member 1 never answers. Members 2 and 3 time out first: their NEW-VIEWs move us on.
@@ -165,7 +165,7 @@ test('a proposal whose parent is still being fetched from someone else asks its 
   const b1 = k.block(1, k.genesis);
   const b5 = k.block(5, b1);
   const qc5 = k.qc(Phase.PREPARE, 5, b5, [1, 2, 3]);
-  d.message({ type: 'qc', qc: qc5, sender: 3 });
+  d.message({ type: 'qc', epoch: 0, qc: qc5, sender: 3 });
   d.message(k.newView(6, qc5, 1));
   d.message(k.newView(6, qc5, 3));
   assert.equal(d.engine.view, 6);

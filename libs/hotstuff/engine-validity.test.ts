@@ -30,7 +30,7 @@ test('a fetched block with forged transactions is refused, not stored, and asked
   const d = checked(k, 0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
   const forged: Block = { ...b1, txs: [new TextEncoder().encode('not what the header committed to')] };
   const out = d.step({ type: 'blocks-fetched', blocks: [forged], qcs: [] });
   assert.ok(reasons(out).includes('invalid_block'));
@@ -39,7 +39,7 @@ test('a fetched block with forged transactions is refused, not stored, and asked
   const good = d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [] });
   assert.ok(!reasons(good).includes('invalid_block'));
   assert.equal(d.engine.block(toHex(b1.hash))?.txs.length, 1, 'the real block is accepted after the forgery');
-  const commit = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  const commit = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(ofType(commit, 'commit').length, 1, 'and committed');
 });
 
@@ -48,7 +48,7 @@ test('a proposal whose parent had to be fetched has its state hash checked once 
   const d = checked(k, 0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 }); // view 2; b1 wanted
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 }); // view 2; b1 wanted
   assert.equal(d.engine.view, 2);
   const bad = buildBlock(k.scheme, CHAIN, 2, 'b', 2, b1.hash, 1, k.genesis.header.stateHash, 2); // state from the grandparent
   const out = d.message(k.proposal(2, bad, k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])));
@@ -63,7 +63,7 @@ test('a proposal repeating a transaction of an uncommitted ancestor gets no vote
   const d = checked(k, 0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis, 'same');
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
   d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [] });
   const high = k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]);
   for (const s of [1, 2, 3]) d.message(k.newView(2, high, s));
@@ -86,7 +86,7 @@ test('catch-up: a partial answer of certified blocks from the committed tip is a
   let parent = k.genesis;
   for (let v = 1; v <= 10; v++) chain.push((parent = k.block(v, parent)));
   const target = chain[9]!;
-  const out = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 10, target, [1, 2, 3]), sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 10, target, [1, 2, 3]), sender: 1 });
   assert.equal(ofType(out, 'fetch')[0]?.aboveHeight, 0);
   // The server could fit four blocks: heights 1..4 upward, with the commitQC of height 4.
   const part = d.step({ type: 'blocks-fetched', blocks: chain.slice(0, 4), qcs: [k.qc(Phase.COMMIT, 4, chain[3]!, [1, 2, 3])] });
@@ -106,7 +106,7 @@ test('a long catch-up does not run out of retry rounds while partial answers mak
   const chain: Block[] = [];
   let parent = k.genesis;
   for (let v = 1; v <= 40; v++) chain.push((parent = k.block(v, parent)));
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 40, chain[39]!, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 40, chain[39]!, [1, 2, 3]), sender: 1 });
   for (let h = 0; h < 36; h += 4) {
     for (let t = 0; t < 4; t++) d.step({ type: 'timer-fired', view: d.engine.view }); // slow answers: timers fire meanwhile
     const part = d.step({ type: 'blocks-fetched', blocks: chain.slice(h, h + 4), qcs: [k.qc(Phase.COMMIT, h + 4, chain[h + 3]!, [1, 2, 3])] });
@@ -122,7 +122,7 @@ test('a fetched block found invalid once its parent comes is blamed on its sende
   const d = checked(k, 0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
   // A child of b1 whose state hash does not follow from b1, certified (by a QC this test forges) so it is taken unasked.
   const bad = buildBlock(k.scheme, CHAIN, 2, 'b', 2, b1.hash, 1, k.genesis.header.stateHash, 2);
   const first = d.step({ type: 'blocks-fetched', blocks: [bad], qcs: [k.qc(Phase.PREPARE, 2, bad, [1, 2, 3])], from: 2 });
@@ -140,7 +140,7 @@ test('a forged fetched block is blamed on the validator that served it', () => {
   const d = checked(k, 0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
   const forged: Block = { ...b1, txs: [new TextEncoder().encode('forged')] };
   const out = d.step({ type: 'blocks-fetched', blocks: [forged], qcs: [], from: 3 });
   assert.equal(ofType(out, 'rejected').find((r) => r.reason === 'invalid_block')?.from, 3);
@@ -153,7 +153,7 @@ test('a member catching up under an old lock keeps committed blocks below the ti
   const chain: Block[] = [];
   let parent = k.genesis;
   for (let v = 1; v <= 20; v++) chain.push((parent = k.block(v, parent)));
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 20, chain[19]!, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 20, chain[19]!, [1, 2, 3]), sender: 1 });
   for (let h = 0; h < 20; h += 4) d.step({ type: 'blocks-fetched', blocks: chain.slice(h, h + 4), qcs: [k.qc(Phase.COMMIT, h + 4, chain[h + 3]!, [1, 2, 3])] });
   assert.equal(d.engine.committed.header.height, 20);
   assert.equal(d.engine.safety.lockedQC.view, 0, 'the lock is still the genesis QC: nothing above it may be forgotten');
@@ -174,7 +174,7 @@ test('the QCs of fetched blocks are persisted with them, so this member can serv
   const chain: Block[] = [];
   let parent = k.genesis;
   for (let v = 1; v <= 8; v++) chain.push((parent = k.block(v, parent)));
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 1 });
   const qcs = chain.slice(0, 4).map((b, i) => k.qc(i === 3 ? Phase.COMMIT : Phase.PRE_COMMIT, i + 1, b, [1, 2, 3]));
   const out = d.step({ type: 'blocks-fetched', blocks: chain.slice(0, 4), qcs, from: 1 });
   const persisted = ofType(out, 'persist').flatMap((p) => p.qcs.map((q) => `${q.view}/${q.phase}`));
@@ -219,9 +219,9 @@ test('blocks the member has committed since it asked for them are not checked ag
   let parent = k.genesis;
   for (let v = 1; v <= 8; v++) chain.push((parent = k.block(v, parent)));
   // View 8's prepareQC and lock (so the tree keeps nothing below the tip once it commits), then its commitQC.
-  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PREPARE, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
-  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
-  step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  step({ type: 'message', message: { type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  step({ type: 'message', message: { type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
+  step({ type: 'message', message: { type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3]), sender: 0 } });
   // Two servers were asked (a retry); the first answer commits 1..8.
   const first = step({ type: 'blocks-fetched', blocks: chain, qcs: [k.qc(Phase.COMMIT, 8, chain[7]!, [1, 2, 3])], from: 1 });
   assert.equal(d.engine.committed.header.height, 8);
@@ -245,7 +245,7 @@ test('a proposal replayed after catch-up committed its block fails on the log: n
   assert.equal(d.engine.committed.header.height, 2);
   assert.equal(d.engine.view, 1);
   // View 2's prepareQC moves the member on; the buffered proposal is replayed and checked.
-  const out = step({ type: 'message', message: { type: 'qc', qc: k.qc(Phase.PREPARE, 2, b2, [1, 2, 3]), sender: 2 } });
+  const out = step({ type: 'message', message: { type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 2, b2, [1, 2, 3]), sender: 2 } });
   assert.equal(d.engine.view, 2);
   const rejected = ofType(out, 'rejected').map((r) => [r.from, r.reason]);
   assert.ok(!rejected.some(([, reason]) => reason === 'invalid_block'), `the leader is not blamed: ${JSON.stringify(rejected)}`);

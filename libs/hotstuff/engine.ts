@@ -20,6 +20,10 @@ export interface HotStuffEngine {
   readonly safety: Readonly<SafetyState>;
   readonly committed: Block;
   readonly halted: boolean;
+  /** The epoch this engine runs (config.epoch). */
+  readonly epoch: number;
+  /** Its epoch's last block is committed (an `epoch-ended` action said so): it does nothing more. */
+  readonly ended: boolean;
   /** A block this engine holds (for serving fetches in tests; drivers serve from their store). */
   block(hashHex: string): Block | undefined;
   /** The leaders whose views this member gives up at once now (at most f; suspicion.ts). */
@@ -28,10 +32,10 @@ export interface HotStuffEngine {
   leaderOf(view: number): number;
 }
 
-/** A fresh member at genesis. */
+/** A fresh member at genesis, or at the start of a later epoch (config.epoch, config.root). */
 export function createEngine(config: EngineConfig, deps: EngineDeps): HotStuffEngine {
   validateConfig(config);
-  const genesis = genesisBlock(config.chainId, deps.hashBlock);
+  const genesis = startBlock(config, deps);
   const gqc = genesisQC(genesis);
   const safety: SafetyState = {
     view: 1,
@@ -48,12 +52,28 @@ export function createEngine(config: EngineConfig, deps: EngineDeps): HotStuffEn
 /** A member rebuilt from what it persisted before a crash. */
 export function restoreEngine(config: EngineConfig, deps: EngineDeps, record: PersistedRecord): HotStuffEngine {
   validateConfig(config);
-  const genesis = genesisBlock(config.chainId, deps.hashBlock);
+  const genesis = startBlock(config, deps);
   const core = new EngineCore(config, deps, genesis, { ...record.safety }, record.committed);
   return new Engine(core, record.blocks);
 }
 
+/** The block an epoch starts from: genesis for epoch 0, the root the driver names otherwise. */
+function startBlock(config: EngineConfig, deps: EngineDeps): Block {
+  return config.root ?? genesisBlock(config.chainId, deps.hashBlock);
+}
+
 function validateConfig(c: EngineConfig): void {
+  const epoch = c.epoch ?? 0;
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw new FedError('HOTSTUFF_BAD_CONFIG', 'epoch must be a non-negative integer', { epoch });
+  if ((epoch === 0) !== (c.root === undefined)) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', 'a root block is given exactly for epochs after the first', { epoch });
+  }
+  if (c.root && (c.root.header.epoch !== epoch - 1 || c.root.header.chainId !== c.chainId)) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', `the root of epoch ${epoch} must be a block of epoch ${epoch - 1} of this chain`, {
+      epoch,
+      rootEpoch: c.root.header.epoch,
+    });
+  }
   if (!Number.isInteger(c.validatorCount) || c.validatorCount < 1) {
     throw new FedError('HOTSTUFF_BAD_CONFIG', 'validatorCount must be a positive integer', { validatorCount: c.validatorCount });
   }
@@ -93,6 +113,12 @@ class Engine implements HotStuffEngine {
   get halted(): boolean {
     return this.#core.halted;
   }
+  get epoch(): number {
+    return this.#core.epoch;
+  }
+  get ended(): boolean {
+    return this.#core.ended;
+  }
   block(hashHex: string): Block | undefined {
     return this.#core.tree.full(hashHex);
   }
@@ -108,6 +134,10 @@ class Engine implements HotStuffEngine {
     core.out = [];
     if (core.halted) {
       if (event.type === 'message') core.reject(event.message.sender, 'halted', 'engine halted after conflicting commits');
+      return core.out;
+    }
+    if (core.ended) {
+      if (event.type === 'message') core.reject(null, 'epoch_ended', `epoch ${core.epoch} is over`);
       return core.out;
     }
     this.#dispatch(event);
@@ -154,6 +184,9 @@ class Engine implements HotStuffEngine {
 
   #onMessage(m: ConsensusMessage): void {
     const core = this.#core;
+    const epoch = m.type === 'proposal' ? m.block.header.epoch : m.epoch;
+    // Not this engine's to judge: the driver routes by epoch, and a sender index means nothing across epochs.
+    if (epoch !== core.epoch) return core.reject(null, 'wrong_epoch', `${m.type} of epoch ${epoch}, this engine runs ${core.epoch}`);
     switch (m.type) {
       case 'proposal':
         return onProposal(core, m);
@@ -179,7 +212,7 @@ class Engine implements HotStuffEngine {
         return onNewViewSigned(core, req.view, req.highQC, signature);
       case 'vote': {
         if (req.view !== core.view) return;
-        const vote = { type: 'vote' as const, phase: req.phase, view: req.view, blockHash: req.blockHash, sender: core.self, signature };
+        const vote = { type: 'vote' as const, epoch: core.epoch, phase: req.phase, view: req.view, blockHash: req.blockHash, sender: core.self, signature };
         const leader = core.leaderOf(req.view);
         if (leader === core.self) return onVote(core, vote, true);
         return core.emitOutbound({ type: 'send', to: leader, message: vote });

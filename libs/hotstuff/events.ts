@@ -53,11 +53,11 @@ export type EngineEvent =
  * vote, the prepareQC for a PRE_COMMIT vote, the precommitQC for a COMMIT vote.
  */
 export type SignRequest =
-  | { kind: 'proposal'; view: number; block: Block; justify: QuorumCert }
-  | { kind: 'vote'; phase: typeof Phase.PREPARE; view: number; blockHash: Hash; header: BlockHeader; justify: QuorumCert }
-  | { kind: 'vote'; phase: typeof Phase.PRE_COMMIT; view: number; blockHash: Hash; prepareQC: QuorumCert }
-  | { kind: 'vote'; phase: typeof Phase.COMMIT; view: number; blockHash: Hash; precommitQC: QuorumCert }
-  | { kind: 'new-view'; view: number; highQC: QuorumCert };
+  | { kind: 'proposal'; epoch: number; view: number; block: Block; justify: QuorumCert }
+  | { kind: 'vote'; epoch: number; phase: typeof Phase.PREPARE; view: number; blockHash: Hash; header: BlockHeader; justify: QuorumCert }
+  | { kind: 'vote'; epoch: number; phase: typeof Phase.PRE_COMMIT; view: number; blockHash: Hash; prepareQC: QuorumCert }
+  | { kind: 'vote'; epoch: number; phase: typeof Phase.COMMIT; view: number; blockHash: Hash; precommitQC: QuorumCert }
+  | { kind: 'new-view'; epoch: number; view: number; highQC: QuorumCert };
 
 export type RejectReason =
   | 'wrong_view' // for a view too far ahead to buffer
@@ -73,6 +73,8 @@ export type RejectReason =
   | 'unsafe' // fails safeNode / the lock
   | 'unsolicited' // fetched block nobody asked for
   | 'signature_refused'
+  | 'wrong_epoch' // of another epoch than this engine's (the driver routes by epoch)
+  | 'epoch_ended' // this engine's epoch is over: its last block is committed
   | 'halted';
 
 /**
@@ -96,7 +98,19 @@ export type EngineAction =
   /** Ask `from` for the block `hash` and its ancestors above `aboveHeight`. */
   | { type: 'fetch'; hash: Hash; from: number; aboveHeight: number }
   /** Leader only: build a block on this parent and answer with `payload-ready`. */
-  | { type: 'request-payload'; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; /** The block's time must be later. */ parentTimestampMs: number }
+  | {
+      type: 'request-payload';
+      /** The header's epoch. */
+      epoch: number;
+      view: number;
+      parentHash: Hash;
+      parentHeight: number;
+      parentStateHash: Hash;
+      /** The block's time must be later. */
+      parentTimestampMs: number;
+      /** Build it without transactions: it extends a block that ends the epoch (deps.endsEpoch), so it will never be committed. */
+      empty: boolean;
+    }
   | { type: 'rejected'; from: number | null; reason: RejectReason; detail: string }
   | { type: 'evidence'; evidence: Equivocation }
   /** Informational: the current view changed (for logs and metrics). */
@@ -104,7 +118,14 @@ export type EngineAction =
   /** Informational: the current view was given up on entering it, its leader being suspected. */
   | { type: 'view-skipped'; view: number; leader: number; reason: SuspicionReason }
   /** Two conflicting commits: more than f members are faulty. The engine stops. */
-  | { type: 'halted'; height: number; committed: Hash; conflicting: Hash };
+  | { type: 'halted'; height: number; committed: Hash; conflicting: Hash }
+  /**
+   * The block that ends this epoch is committed (it is the last block of the `commit` before
+   * this action). The engine does nothing more; the driver starts epoch `epoch + 1` from `last`
+   * and keeps `qc` (the commitQC of `last` or of an empty block above it, with `suffix`, the
+   * blocks between them, lowest first): the epoch-change proof a lagging member is answered with.
+   */
+  | { type: 'epoch-ended'; epoch: number; last: Block; qc: QuorumCert; suffix: Block[] };
 
 export type ViewChangeCause = 'qc' | 'commit' | 'new-view-quorum';
 
@@ -154,6 +175,19 @@ export interface EngineConfig {
   /** This member's validator index. */
   self: number;
   timeouts: TimeoutConfig;
+  /**
+   * The epoch this engine runs: one engine per epoch, views restart at 1 in each (default 0,
+   * genesis). Every message it signs and every block it builds carries it; a message of another
+   * epoch is refused (`wrong_epoch`).
+   */
+  epoch?: number;
+  /**
+   * Epochs after the first: the block the epoch starts from — the last block of the epoch
+   * before, committed there by its quorum (EpochHistory and the epoch-change proof say which).
+   * It plays genesis's part: its root QC (PREPARE, view 0, no signers) is accepted without
+   * signatures. Absent for epoch 0 (the genesis block of the chain id).
+   */
+  root?: Block;
   /** Deterministic leader rotation; defaults to view mod N. Every member must use the same one. */
   leaderOf?: (view: number) => number;
   /** Leader waits for `txs-available` before asking for a payload (default: propose at once). */
@@ -187,5 +221,12 @@ export interface EngineDeps {
    * tells that from a forgery, so nobody is blamed for it. Absent, such a failure is blamed.
    */
   isCommittedBlock?(hash: Hash, height: number): boolean;
+  /**
+   * Does this block carry a reconfiguration (libs/validators)? Once committed it is the last
+   * block of the epoch: the commit stops there, `epoch-ended` follows, and the blocks a leader
+   * builds above it before that (the epoch's suffix) must carry no transactions — they are never
+   * committed. Absent: no block ends an epoch.
+   */
+  endsEpoch?(block: Block): boolean;
   metrics?: EngineMetrics;
 }

@@ -7,6 +7,7 @@ import { Phase, type Block, type BlockHeader, type Hash, type QuorumCert } from 
 export function genesisHeader(chainId: string): BlockHeader {
   return {
     chainId,
+    epoch: 0,
     height: 0,
     view: 0,
     parentHash: ZERO_HASH,
@@ -26,6 +27,12 @@ export function genesisBlock(chainId: string, hashBlock: (h: BlockHeader) => Has
 export function genesisQC(genesis: Block): QuorumCert {
   return { phase: Phase.PREPARE, view: 0, blockHash: genesis.hash, signers: [], signatures: [] };
 }
+
+/**
+ * The QC an epoch after the first starts from: like genesis's, a PREPARE QC of view 0 on its root
+ * block (the last block of the epoch before), accepted without signatures by that epoch's engine.
+ */
+export const rootQC = genesisQC;
 
 export function isGenesisQC(qc: QuorumCert, genesisHash: Hash): boolean {
   return qc.view === 0 && qc.signers.length === 0 && bytesEqual(qc.blockHash, genesisHash);

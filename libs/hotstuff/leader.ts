@@ -6,12 +6,12 @@
 import { bytesEqual, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { considerProposal, onQcAnnounce } from './replica.ts';
-import { contentError, want } from './sync.ts';
+import { contentError, inSuffix, want } from './sync.ts';
 import type { Block, Proposal, QuorumCert, Vote } from './types.ts';
 
 export function tryPropose(core: EngineCore): void {
   const view = core.view;
-  if (core.halted || core.round.proposing || core.leaderOf(view) !== core.self) return;
+  if (core.halted || core.ended || core.round.proposing || core.leaderOf(view) !== core.self) return;
   if (core.safety.proposedView >= view) return; // proposed before a restart
   if (core.config.waitForTxs && !core.txsAvailable) return;
   const high = core.safety.prepareQC;
@@ -27,11 +27,13 @@ export function tryPropose(core: EngineCore): void {
   core.txsAvailable = false;
   core.out.push({
     type: 'request-payload',
+    epoch: core.epoch,
     view,
     parentHash: parent.hash,
     parentHeight: parent.header.height,
     parentStateHash: parent.header.stateHash,
     parentTimestampMs: parent.header.timestampMs,
+    empty: inSuffix(core, parent),
   });
 }
 
@@ -45,7 +47,7 @@ export function onPayloadReady(core: EngineCore, view: number, block: Block): vo
   round.ownProposal = block;
   core.safety.proposedView = view; // persisted before the proposal's sign request
   core.storeBlock(block);
-  core.requestSign({ kind: 'proposal', view, block, justify: round.justify });
+  core.requestSign({ kind: 'proposal', epoch: core.epoch, view, block, justify: round.justify });
 }
 
 function payloadError(core: EngineCore, block: Block, justify: QuorumCert): string | null {
@@ -53,6 +55,7 @@ function payloadError(core: EngineCore, block: Block, justify: QuorumCert): stri
   const parent = core.tree.get(toHex(justify.blockHash));
   if (!parent) return 'parent unknown';
   if (h.chainId !== core.config.chainId) return 'wrong chain id';
+  if (h.epoch !== core.epoch) return `epoch ${h.epoch} is not ${core.epoch}`;
   if (h.view !== core.view || h.proposer !== core.self) return 'wrong view or proposer';
   if (h.height !== parent.header.height + 1) return 'height is not parent + 1';
   if (!bytesEqual(h.parentHash, parent.hash)) return 'parent is not the highQC block';
@@ -105,7 +108,7 @@ function formQC(core: EngineCore, v: Vote, votes: Map<number, Vote>): void {
   };
   core.round.qcFormed.add(v.phase);
   core.qcs.adopt(qc);
-  const announce = { type: 'qc' as const, qc, sender: core.self };
+  const announce = { type: 'qc' as const, epoch: core.epoch, qc, sender: core.self };
   core.emitOutbound({ type: 'broadcast', message: announce });
   onQcAnnounce(core, announce, true);
 }

@@ -34,9 +34,12 @@ export class QcVerifier {
   readonly #quorum: number;
   readonly #genesisHash: Hash;
   readonly #verify: (m: SignedMessage) => boolean;
+  readonly #epoch: number;
   readonly #cache = new Map<string, QuorumCert>();
 
-  constructor(n: number, genesisHash: Hash, verify: (m: SignedMessage) => boolean) {
+  /** `epoch`: the QCs checked are of this epoch (their votes' signed bytes say so). */
+  constructor(n: number, genesisHash: Hash, verify: (m: SignedMessage) => boolean, epoch = 0) {
+    this.#epoch = epoch;
     this.#n = n;
     this.#quorum = quorumSize(n);
     this.#genesisHash = genesisHash;
@@ -78,6 +81,7 @@ export class QcVerifier {
     for (let i = 0; i < qc.signers.length; i++) {
       const vote = {
         type: 'vote' as const,
+        epoch: this.#epoch,
         phase: qc.phase,
         view: qc.view,
         blockHash: qc.blockHash,

@@ -49,6 +49,7 @@ function refuseProposal(core: EngineCore, p: Proposal, reason: 'invalid_signatur
 export function blockError(core: EngineCore, block: Block, view: number, proposer: number, justify: QuorumCert): string | null {
   const h = block.header;
   if (h.chainId !== core.config.chainId) return 'wrong chain id';
+  if (h.epoch !== core.epoch) return `header epoch ${h.epoch} != ${core.epoch}`;
   if (h.view !== view) return `header view ${h.view} != ${view}`;
   if (h.proposer !== proposer) return `header proposer ${h.proposer} != ${proposer}`;
   if (!bytesEqual(h.parentHash, justify.blockHash)) return 'parent is not the justify block';
@@ -81,6 +82,7 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
   if (!core.claimVote(p.view, Phase.PREPARE)) return;
   core.requestSign({
     kind: 'vote',
+    epoch: core.epoch,
     phase: Phase.PREPARE,
     view: p.view,
     blockHash: p.block.hash,
@@ -162,7 +164,7 @@ function onPrepareQC(core: EngineCore, qc: QuorumCert, from: number): void {
   if (!firstInView(core, qc, from)) return;
   if (!core.tree.get(toHex(qc.blockHash))) want(core, qc.blockHash, from);
   if (!core.claimVote(qc.view, Phase.PRE_COMMIT)) return;
-  core.requestSign({ kind: 'vote', phase: Phase.PRE_COMMIT, view: qc.view, blockHash: qc.blockHash, prepareQC: qc });
+  core.requestSign({ kind: 'vote', epoch: core.epoch, phase: Phase.PRE_COMMIT, view: qc.view, blockHash: qc.blockHash, prepareQC: qc });
 }
 
 function onPrecommitQC(core: EngineCore, qc: QuorumCert, from: number): void {
@@ -172,11 +174,12 @@ function onPrecommitQC(core: EngineCore, qc: QuorumCert, from: number): void {
   if (!firstInView(core, qc, from)) return;
   if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc; // persisted before the COMMIT vote's sign request
   if (!core.claimVote(qc.view, Phase.COMMIT)) return;
-  core.requestSign({ kind: 'vote', phase: Phase.COMMIT, view: qc.view, blockHash: qc.blockHash, precommitQC: qc });
+  core.requestSign({ kind: 'vote', epoch: core.epoch, phase: Phase.COMMIT, view: qc.view, blockHash: qc.blockHash, precommitQC: qc });
 }
 
 function onCommitQC(core: EngineCore, qc: QuorumCert, from: number): void {
   const progressed = commitWith(core, qc, from);
+  if (core.ended) return;
   if (qc.view >= core.view) core.advance(qc.view + 1, 'commit');
   else if (!progressed) core.reject(from, 'stale', `commitQC view ${qc.view} < ${core.view}`);
 }

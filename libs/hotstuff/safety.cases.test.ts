@@ -19,8 +19,8 @@ function locked() {
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
   d.message(k.proposal(1, b1, k.gqc));
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
-  d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.safety.lockedQC.view, 1);
   for (const s of [1, 2, 3]) d.message(k.newView(2, k.gqc, s));
   assert.equal(d.engine.view, 2);
@@ -72,7 +72,7 @@ test('safeNode: after the lock moves up, a fork justified by an older QC is unsa
   d.step({ type: 'blocks-fetched', blocks: [b2, b3], qcs: [qc2, k.qc(Phase.PREPARE, 3, b3, [1, 2, 3])] });
   for (const s of [1, 2, 3]) d.message(k.newView(3, qc2, s));
   // The lock moves to b3 (view 3), then a fork with a view-2 justify is unsafe.
-  d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 3, b3, [1, 2, 3]), sender: 3 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 3, b3, [1, 2, 3]), sender: 3 });
   assert.equal(d.engine.safety.lockedQC.view, 3, 'the lock moves up to the newer precommitQC');
   const c1qc = k.qc(Phase.PREPARE, 2, c2, [1, 2, 3]);
   d.step({ type: 'blocks-fetched', blocks: [c2], qcs: [c1qc] });
@@ -134,7 +134,7 @@ test('the lock is taken on a precommitQC, not on a prepareQC', () => {
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
   d.message(k.proposal(1, b1, k.gqc));
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 1, b1, [1, 2, 3]), sender: 1 });
   assert.equal(d.engine.safety.lockedQC.view, 0, 'a prepareQC does not lock');
   for (const s of [1, 2, 3]) d.message(k.newView(2, k.gqc, s));
   const out = d.message(k.proposal(2, k.block(2, k.genesis, 'fork'), k.gqc));
@@ -149,13 +149,13 @@ test('the lock never moves down, and a precommitQC of the current view locks its
   assert.equal(lock.phase, Phase.PRE_COMMIT);
   // A stale precommitQC (view 1 again, other block) is refused and leaves the lock alone.
   const c1 = k.block(1, k.genesis, 'other');
-  const out = d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 1, c1, [0, 1, 2]), sender: 1 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 1, c1, [0, 1, 2]), sender: 1 });
   assert.deepEqual(reasons(out), ['stale']);
   assert.equal(d.engine.safety.lockedQC, lock);
   // A precommitQC of view 2 locks and is persisted before the COMMIT vote is requested.
   const b2 = k.block(2, b1);
   const pc2 = k.qc(Phase.PRE_COMMIT, 2, b2, [1, 2, 3]);
-  const out2 = d.message({ type: 'qc', qc: pc2, sender: 2 });
+  const out2 = d.message({ type: 'qc', epoch: 0, qc: pc2, sender: 2 });
   assert.equal(d.engine.safety.lockedQC.view, 2);
   const persist = ofType(out2, 'persist')[0];
   assert.equal(persist?.safety.lockedQC.view, 2, 'the new lock is persisted');
@@ -170,21 +170,21 @@ test('commit: only a commitQC commits, with its uncommitted ancestors parents fi
   const b2 = k.block(2, b1);
   d.step({ type: 'blocks-fetched', blocks: [b1, b2], qcs: [k.qc(Phase.PREPARE, 2, b2, [1, 2, 3])] });
   assert.deepEqual(ofType(d.log, 'commit'), [], 'a prepareQC commits nothing');
-  assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, 2, b2, [1, 2, 3]), sender: 2 }), 'commit'), [], 'nor a precommitQC');
-  const out = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 2, b2, [1, 2, 3]), sender: 2 });
+  assert.deepEqual(ofType(d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, 2, b2, [1, 2, 3]), sender: 2 }), 'commit'), [], 'nor a precommitQC');
+  const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 2, b2, [1, 2, 3]), sender: 2 });
   const commits = ofType(out, 'commit');
   assert.equal(commits.length, 1);
   assert.deepEqual(commits[0]!.blocks.map((b) => b.header.height), [1, 2], 'parents first');
   assert.equal(d.engine.committed.header.height, 2);
   assert.equal(d.engine.safety.lastCommitView, 2);
   // The same commitQC again, or one of an older view on an ancestor, commits nothing.
-  assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 2, b2, [0, 1, 2]), sender: 2 }), 'commit'), []);
-  assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 }), 'commit'), []);
+  assert.deepEqual(ofType(d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 2, b2, [0, 1, 2]), sender: 2 }), 'commit'), []);
+  assert.deepEqual(ofType(d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 }), 'commit'), []);
   // A commitQC on a block conflicting with what is committed halts instead of committing.
   const c1 = k.block(1, k.genesis, 'fork');
   const c3 = k.block(3, c1);
   d.step({ type: 'blocks-fetched', blocks: [c1, c3], qcs: [k.qc(Phase.PREPARE, 3, c3, [1, 2, 3])] });
-  const bad = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 3, c3, [1, 2, 3]), sender: 3 });
+  const bad = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 3, c3, [1, 2, 3]), sender: 3 });
   assert.deepEqual(ofType(bad, 'commit'), []);
 });
 
@@ -299,10 +299,10 @@ test('a commitQC conflicting with the committed chain halts the engine, which th
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
   d.step({ type: 'blocks-fetched', blocks: [b1], qcs: [k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])] });
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 1, b1, [1, 2, 3]), sender: 1 });
   const c1 = k.block(2, k.genesis, 'fork'); // height 1, like b1
   d.step({ type: 'blocks-fetched', blocks: [c1], qcs: [k.qc(Phase.PREPARE, 2, c1, [1, 2, 3])] });
-  const out = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 2, c1, [1, 2, 3]), sender: 2 });
+  const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 2, c1, [1, 2, 3]), sender: 2 });
   const halted = ofType(out, 'halted');
   assert.equal(halted.length, 1);
   assert.equal(halted[0]!.height, 1);
@@ -310,7 +310,7 @@ test('a commitQC conflicting with the committed chain halts the engine, which th
   // Halted: even a commitQC extending our own chain commits nothing any more.
   const b3 = k.block(3, b1);
   d.step({ type: 'blocks-fetched', blocks: [b3], qcs: [k.qc(Phase.PREPARE, 3, b3, [1, 2, 3])] });
-  assert.deepEqual(ofType(d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 3, b3, [1, 2, 3]), sender: 3 }), 'commit'), []);
+  assert.deepEqual(ofType(d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 3, b3, [1, 2, 3]), sender: 3 }), 'commit'), []);
   assert.equal(d.engine.committed.header.height, 1);
 });
 

@@ -111,15 +111,15 @@ function run(sc: Scenario): void {
           model.proposal(view, view, p); // block i is of view i: the justify (parent's QC) is of view p
           break;
         case 'prepareQC':
-          d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, view, b, OTHERS), sender: leader });
+          d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, view, b, OTHERS), sender: leader });
           model.vote(view, Phase.PRE_COMMIT);
           break;
         case 'precommitQC':
-          d.message({ type: 'qc', qc: k.qc(Phase.PRE_COMMIT, view, b, OTHERS), sender: leader });
+          d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PRE_COMMIT, view, b, OTHERS), sender: leader });
           model.precommitQC(view, view);
           break;
         case 'commitQC': {
-          const out = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, view, b, OTHERS), sender: leader });
+          const out = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, view, b, OTHERS), sender: leader });
           const want = model.commitQC(view);
           const got = ofType(out, 'commit').flatMap((c) => c.blocks.map((x) => x.header.view));
           if (ofType(out, 'halted').length > 0) halted = true;

@@ -79,8 +79,8 @@ test('an engine gives up at once the view of a leader it has muted, and keeps vo
   assert.equal(voted.length, 1, 'giving a view up never stops a member from voting in it');
   // Unmuted, its next view (5) runs as usual.
   d.step({ type: 'peer-muted', peer: 1, muted: false });
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
-  const into5 = d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  const into5 = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
   assert.equal(d.engine.view, 5);
   assert.deepEqual(ofType(into5, 'view-skipped'), [], 'no longer muted: its view is not given up');
 });
@@ -175,8 +175,8 @@ test('an engine gives up the view of a leader it timed as slow, naming why', () 
   const d = k.engine(0);
   d.step({ type: 'start' });
   const b1 = k.block(1, k.genesis);
-  d.message({ type: 'qc', qc: k.qc(Phase.PREPARE, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
-  d.message({ type: 'qc', qc: k.qc(Phase.COMMIT, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 20, k.block(20, b1), [0, 2, 3]), sender: 0 });
   assert.equal(d.engine.view, 21);
   assert.equal(d.engine.leaderOf(21), 1);
   // A view not yet left is not judged, however long it has run.

@@ -92,6 +92,9 @@ export function committedHere(core: EngineCore, block: Block): boolean {
 
 /** Why `block` (whose parent may be unknown) is invalid, or null; the ancestors come from the tree. */
 export function contentError(core: EngineCore, block: Block, parent: Block | undefined): string | null {
+  if (parent && block.txs.length > 0 && inSuffix(core, parent)) {
+    return `carries ${block.txs.length} transactions above the block that ends epoch ${core.epoch} (the epoch's suffix is empty)`;
+  }
   const check = core.deps.checkBlock;
   if (!check) return null;
   const ancestors: Block[] = [];
@@ -224,7 +227,11 @@ export function commitWith(core: EngineCore, qc: QuorumCert, from: number): bool
   }
 }
 
-function applyCommit(core: EngineCore, blocks: Block[], qc: QuorumCert): void {
+function applyCommit(core: EngineCore, path: Block[], qc: QuorumCert): void {
+  // The epoch ends with the first block that carries a reconfiguration: the empty blocks of its
+  // suffix above it are certified but never committed, whichever commitQC a member saw first.
+  const end = core.deps.endsEpoch ? path.findIndex((b) => core.deps.endsEpoch!(b)) : -1;
+  const blocks = end < 0 ? path : path.slice(0, end + 1);
   const tip = blocks[blocks.length - 1]!;
   // The commitQC is not part of the safety state: stored explicitly, durable before the commit.
   core.storeQc(qc);
@@ -236,6 +243,25 @@ function applyCommit(core: EngineCore, blocks: Block[], qc: QuorumCert): void {
   if (qc.view > core.safety.lastCommitView) core.safety.lastCommitView = qc.view;
   if (core.pendingCommit && core.pendingCommit.view <= qc.view) core.pendingCommit = null;
   pruneBelowNeeds(core);
+  if (end >= 0) {
+    core.ended = true;
+    core.out.push({ type: 'epoch-ended', epoch: core.epoch, last: tip, qc, suffix: path.slice(end + 1) });
+    core.deps.metrics?.increment('epochs_ended');
+  }
+}
+
+/**
+ * Does a block on `parent` belong to the epoch's suffix: is `parent`, or one of its uncommitted
+ * ancestors, the block that ends the epoch? Such a block must carry no transactions.
+ */
+export function inSuffix(core: EngineCore, parent: Block): boolean {
+  const ends = core.deps.endsEpoch;
+  if (!ends) return false;
+  const committed = core.tree.committed.header.height;
+  for (let cur: Block | undefined = parent; cur && cur.header.height > committed; cur = core.tree.get(toHex(cur.header.parentHash))) {
+    if (ends(cur)) return true;
+  }
+  return false;
 }
 
 /** Keep the committed tip and the blocks of lockedQC and prepareQC; drop what is older. */

@@ -17,7 +17,7 @@ import { Phase, type NewView, type QuorumCert } from './types.ts';
 import { retryFetches } from './sync.ts';
 
 export function onTimer(core: EngineCore, view: number): void {
-  if (view !== core.view || core.halted) return; // a stale timer: nothing to do
+  if (view !== core.view || core.halted || core.ended) return; // a stale timer: nothing to do
   core.deps.metrics?.increment('view_timeouts');
   core.round.timedOut = true;
   const signed = core.signedNewView;
@@ -72,12 +72,12 @@ function pendingNewView(core: EngineCore, view: number): boolean {
 function requestNewView(core: EngineCore, view: number): void {
   if (view > core.safety.newViewTarget) core.safety.newViewTarget = view; // persisted before the sign request
   core.claims.setOwn(view);
-  core.requestSign({ kind: 'new-view', view, highQC: core.safety.prepareQC });
+  core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.prepareQC });
 }
 
 export function onNewViewSigned(core: EngineCore, view: number, highQC: QuorumCert, signature: Uint8Array): void {
   if (view < core.view) return;
-  const nv: NewView = { type: 'new-view', view, highQC, sender: core.self, signature };
+  const nv: NewView = { type: 'new-view', epoch: core.epoch, view, highQC, sender: core.self, signature };
   if (!core.signedNewView || core.signedNewView.view < view) core.signedNewView = nv;
   sendNewView(core, nv);
 }

@@ -11,6 +11,8 @@ export type Phase = (typeof Phase)[keyof typeof Phase];
 
 export interface BlockHeader {
   chainId: string;
+  /** The epoch whose validators certify this block (reconfiguration.md): part of its hash. */
+  epoch: number;
   height: number;
   view: number;
   parentHash: Hash;
@@ -54,6 +56,8 @@ export interface Proposal {
 /** A replica's vote, sent to the leader of `view`. */
 export interface Vote {
   type: 'vote';
+  /** Part of the signed bytes: a vote of one epoch never counts in another. */
+  epoch: number;
   phase: Phase;
   view: number;
   blockHash: Hash;
@@ -64,6 +68,8 @@ export interface Vote {
 /** "I am done with every view below `view`; here is my highest prepareQC." */
 export interface NewView {
   type: 'new-view';
+  /** Part of the signed bytes: views restart at 1 in every epoch. */
+  epoch: number;
   view: number;
   highQC: QuorumCert;
   sender: number;
@@ -77,6 +83,8 @@ export interface NewView {
  */
 export interface QcAnnounce {
   type: 'qc';
+  /** The epoch whose votes make `qc` (not signed: the QC's votes are). */
+  epoch: number;
   qc: QuorumCert;
   sender: number;
 }

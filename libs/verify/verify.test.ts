@@ -17,7 +17,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 function child(parent: Block, view: number, txs: Uint8Array[]): Block {
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
+  const header = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
     txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
@@ -25,7 +25,7 @@ function child(parent: Block, view: number, txs: Uint8Array[]): Block {
 async function qcOf(b: Block, signers: number[], opts: { phase?: Phase; view?: number; signWith?: (i: number) => Uint8Array } = {}): Promise<QuorumCert> {
   const phase = opts.phase ?? Phase.COMMIT;
   const view = opts.view ?? b.header.view;
-  const bytes = voteSigningBytes({ chainId: CHAIN, phase, view, blockHash: b.hash });
+  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: 0, phase, view, blockHash: b.hash });
   const signatures = await Promise.all(signers.map((i) => dsa.sign(opts.signWith?.(i) ?? keys[i]!.secretKey, bytes)));
   return { phase, view, blockHash: b.hash, signers, signatures };
 }

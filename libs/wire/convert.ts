@@ -114,6 +114,7 @@ export function headerFromWire(field: string, m: BlockHeaderMsg | undefined): Bl
   if (m.chainId.length === 0 || m.chainId.length > 64) throw invalid(`${field}.chain_id`, 'must be 1–64 characters');
   return {
     chainId: m.chainId,
+    epoch: checkView(`${field}.epoch`, m.epoch),
     height: checkView(`${field}.height`, m.height),
     view: checkView(`${field}.view`, m.view),
     parentHash: checkHash(`${field}.parent_hash`, m.parentHash),

@@ -38,11 +38,11 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
         case 'proposal':
           return { $case: 'proposal', value: { view: m.view, block: blockToWire(m.block), justify: qcToWire(m.justify), sender: m.sender, signature: m.signature } };
         case 'vote':
-          return { $case: 'vote', value: { phase: m.phase, view: m.view, blockHash: m.blockHash, sender: m.sender, signature: m.signature } };
+          return { $case: 'vote', value: { epoch: m.epoch, phase: m.phase, view: m.view, blockHash: m.blockHash, sender: m.sender, signature: m.signature } };
         case 'new-view':
-          return { $case: 'newView', value: { view: m.view, highQc: qcToWire(m.highQC), sender: m.sender, signature: m.signature } };
+          return { $case: 'newView', value: { epoch: m.epoch, view: m.view, highQc: qcToWire(m.highQC), sender: m.sender, signature: m.signature } };
         case 'qc':
-          return { $case: 'qcAnnounce', value: { qc: qcToWire(m.qc), sender: m.sender } };
+          return { $case: 'qcAnnounce', value: { epoch: m.epoch, qc: qcToWire(m.qc), sender: m.sender } };
         default: {
           const never: never = m;
           throw new FedError('WIRE_INVALID', `cannot encode ${JSON.stringify(never)}`);
@@ -88,7 +88,7 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
     case 'vote': {
       const v = body.value;
       return { type: 'consensus', message: {
-        type: 'vote', phase: checkPhase('vote.phase', v.phase), view: checkView('vote.view', v.view),
+        type: 'vote', epoch: checkView('vote.epoch', v.epoch), phase: checkPhase('vote.phase', v.phase), view: checkView('vote.view', v.view),
         blockHash: checkHash('vote.block_hash', v.blockHash), sender: checkSender('vote.sender', v.sender, limits),
         signature: checkSignature('vote.signature', v.signature, limits),
       } };
@@ -96,13 +96,13 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
     case 'newView': {
       const n = body.value;
       return { type: 'consensus', message: {
-        type: 'new-view', view: checkView('new_view.view', n.view), highQC: qcFromWire('new_view.high_qc', n.highQc, limits),
+        type: 'new-view', epoch: checkView('new_view.epoch', n.epoch), view: checkView('new_view.view', n.view), highQC: qcFromWire('new_view.high_qc', n.highQc, limits),
         sender: checkSender('new_view.sender', n.sender, limits), signature: checkSignature('new_view.signature', n.signature, limits),
       } };
     }
     case 'qcAnnounce': {
       const q = body.value;
-      return { type: 'consensus', message: { type: 'qc', qc: qcFromWire('qc_announce.qc', q.qc, limits), sender: checkSender('qc_announce.sender', q.sender, limits) } };
+      return { type: 'consensus', message: { type: 'qc', epoch: checkView('qc_announce.epoch', q.epoch), qc: qcFromWire('qc_announce.qc', q.qc, limits), sender: checkSender('qc_announce.sender', q.sender, limits) } };
     }
     case 'blockRequest': {
       const r = body.value;

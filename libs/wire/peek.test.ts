@@ -16,7 +16,7 @@ const sig = (n: number) => new Uint8Array(8).fill(n);
 const genesis = genesisBlock('peek', blockHash);
 const qc = (view: number): QuorumCert => ({ phase: Phase.PREPARE, view, blockHash: genesis.hash, signers: [0, 1, 2], signatures: [sig(0), sig(1), sig(2)] });
 const block = (view: number, txs: number): Block => {
-  const header = { chainId: 'peek', height: 1, view, parentHash: genesis.hash, proposer: 1, timestampMs: 1, txRoot: sha256(new Uint8Array()), stateHash: sha256(new Uint8Array()) };
+  const header = { chainId: 'peek', epoch: 0, height: 1, view, parentHash: genesis.hash, proposer: 1, timestampMs: 1, txRoot: sha256(new Uint8Array()), stateHash: sha256(new Uint8Array()) };
   return { header, hash: blockHash(header), txs: Array.from({ length: txs }, (_, i) => new Uint8Array(1000).fill(i)) };
 };
 
@@ -35,9 +35,9 @@ function reference(f: Frame): { kind: string; view?: number; requestId?: number 
 test('the peek agrees with the decoder on every kind of frame', () => {
   const frames: Frame[] = [
     { type: 'consensus', message: { type: 'proposal', view: 41, block: block(41, 50), justify: qc(40), sender: 1, signature: sig(1) } },
-    { type: 'consensus', message: { type: 'vote', phase: Phase.COMMIT, view: 2 ** 40, blockHash: genesis.hash, sender: 2, signature: sig(2) } },
-    { type: 'consensus', message: { type: 'new-view', view: 7, highQC: qc(5), sender: 3, signature: sig(3) } },
-    { type: 'consensus', message: { type: 'qc', qc: qc(12), sender: 0 } },
+    { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.COMMIT, view: 2 ** 40, blockHash: genesis.hash, sender: 2, signature: sig(2) } },
+    { type: 'consensus', message: { type: 'new-view', epoch: 0, view: 7, highQC: qc(5), sender: 3, signature: sig(3) } },
+    { type: 'consensus', message: { type: 'qc', epoch: 0, qc: qc(12), sender: 0 } },
     { type: 'block-request', requestId: 5, hashes: [genesis.hash], fromHeight: 0, maxBlocks: 4 },
     { type: 'block-response', requestId: 77, blocks: [{ block: block(3, 2), qc: qc(3) }] },
     { type: 'tx-batch', txs: [new Uint8Array([1])] },
@@ -53,8 +53,8 @@ test('the peek agrees with the decoder on every kind of frame', () => {
 });
 
 test('repeated fields: the peek reads the last occurrence, as the decoder does', () => {
-  const early = encodeFrame('peek', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: 3, blockHash: genesis.hash, sender: 2, signature: sig(2) } });
-  const late = encodeFrame('peek', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: 900, blockHash: genesis.hash, sender: 2, signature: sig(2) } });
+  const early = encodeFrame('peek', { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: 3, blockHash: genesis.hash, sender: 2, signature: sig(2) } });
+  const late = encodeFrame('peek', { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: 900, blockHash: genesis.hash, sender: 2, signature: sig(2) } });
   // Concatenated protobuf messages merge: chain id twice, the body case twice (last wins).
   const both = new Uint8Array([...early, ...late]);
   const decoded = decodeFrame(both, limits);
@@ -65,8 +65,8 @@ test('repeated fields: the peek reads the last occurrence, as the decoder does',
 test('fuzz: on any bytes the peek never throws, and where the decoder reads a view the peek reads the same', () => {
   const kinds: Frame[] = [
     { type: 'consensus', message: { type: 'proposal', view: 9, block: block(9, 1), justify: qc(8), sender: 1, signature: sig(1) } },
-    { type: 'consensus', message: { type: 'new-view', view: 9, highQC: qc(8), sender: 3, signature: sig(3) } },
-    { type: 'consensus', message: { type: 'qc', qc: qc(9), sender: 0 } },
+    { type: 'consensus', message: { type: 'new-view', epoch: 0, view: 9, highQC: qc(8), sender: 3, signature: sig(3) } },
+    { type: 'consensus', message: { type: 'qc', epoch: 0, qc: qc(9), sender: 0 } },
     { type: 'block-response', requestId: 9, blocks: [] },
   ];
   const seeds = kinds.map((f) => encodeFrame('peek', f));

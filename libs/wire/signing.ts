@@ -9,11 +9,11 @@ import type { SignedMessage, SignRequest } from '#libs/hotstuff/index.ts';
 export function signingBytesOf(chainId: string, m: SignedMessage): Uint8Array {
   switch (m.type) {
     case 'proposal':
-      return proposalSigningBytes({ chainId, view: m.view, blockHash: m.block.hash, justify: m.justify });
+      return proposalSigningBytes({ chainId, epoch: m.block.header.epoch, view: m.view, blockHash: m.block.hash, justify: m.justify });
     case 'vote':
-      return voteSigningBytes({ chainId, phase: m.phase, view: m.view, blockHash: m.blockHash });
+      return voteSigningBytes({ chainId, epoch: m.epoch, phase: m.phase, view: m.view, blockHash: m.blockHash });
     case 'new-view':
-      return newViewSigningBytes({ chainId, view: m.view, highQC: m.highQC });
+      return newViewSigningBytes({ chainId, epoch: m.epoch, view: m.view, highQC: m.highQC });
     default: {
       const never: never = m;
       throw new Error(`no signing bytes for ${JSON.stringify(never)}`);
@@ -25,11 +25,11 @@ export function signingBytesOf(chainId: string, m: SignedMessage): Uint8Array {
 export function signingBytesOfRequest(chainId: string, req: SignRequest): Uint8Array {
   switch (req.kind) {
     case 'proposal':
-      return proposalSigningBytes({ chainId, view: req.view, blockHash: req.block.hash, justify: req.justify });
+      return proposalSigningBytes({ chainId, epoch: req.epoch, view: req.view, blockHash: req.block.hash, justify: req.justify });
     case 'vote':
-      return voteSigningBytes({ chainId, phase: req.phase, view: req.view, blockHash: req.blockHash });
+      return voteSigningBytes({ chainId, epoch: req.epoch, phase: req.phase, view: req.view, blockHash: req.blockHash });
     case 'new-view':
-      return newViewSigningBytes({ chainId, view: req.view, highQC: req.highQC });
+      return newViewSigningBytes({ chainId, epoch: req.epoch, view: req.view, highQC: req.highQC });
     default: {
       const never: never = req;
       throw new Error(`no signing bytes for ${JSON.stringify(never)}`);

@@ -13,15 +13,15 @@ const limits: FrameLimits = {
 const h = (s: string) => sha256(new TextEncoder().encode(s));
 const sig = (n: number) => new Uint8Array(8).fill(n);
 const genesis = genesisBlock('wire-test', blockHash);
-const header = { chainId: 'wire-test', height: 1, view: 4, parentHash: genesis.hash, proposer: 4, timestampMs: 1700, txRoot: h('r'), stateHash: h('s') };
+const header = { chainId: 'wire-test', epoch: 0, height: 1, view: 4, parentHash: genesis.hash, proposer: 4, timestampMs: 1700, txRoot: h('r'), stateHash: h('s') };
 const block: Block = { header, hash: blockHash(header), txs: [new Uint8Array([1, 2]), new Uint8Array([3])] };
 const qc: QuorumCert = { phase: Phase.PREPARE, view: 3, blockHash: genesis.hash, signers: [0, 2, 9], signatures: [sig(0), sig(2), sig(9)] };
 
 const frames: Frame[] = [
   { type: 'consensus', message: { type: 'proposal', view: 4, block, justify: qc, sender: 4, signature: sig(4) } },
-  { type: 'consensus', message: { type: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) } },
-  { type: 'consensus', message: { type: 'new-view', view: 5, highQC: qc, sender: 7, signature: sig(7) } },
-  { type: 'consensus', message: { type: 'qc', qc: { ...qc, phase: Phase.COMMIT }, sender: 3 } },
+  { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) } },
+  { type: 'consensus', message: { type: 'new-view', epoch: 0, view: 5, highQC: qc, sender: 7, signature: sig(7) } },
+  { type: 'consensus', message: { type: 'qc', epoch: 0, qc: { ...qc, phase: Phase.COMMIT }, sender: 3 } },
   { type: 'block-request', requestId: 9, hashes: [block.hash], fromHeight: 0, maxBlocks: 4 },
   { type: 'block-response', requestId: 9, blocks: [{ block, qc }, { block: genesis, qc: undefined }] },
   { type: 'tx-batch', txs: [new Uint8Array([7])] },
@@ -44,7 +44,7 @@ function rejects(bytes: Uint8Array, field: RegExp, l: FrameLimits = limits): voi
 }
 
 test('bad frames are refused naming the field', () => {
-  const vote = (v: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'vote', value: { phase: 1, view: 1, blockHash: block.hash, sender: 1, signature: sig(1), ...v } } }).finish();
+  const vote = (v: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'vote', value: { epoch: 0, phase: 1, view: 1, blockHash: block.hash, sender: 1, signature: sig(1), ...v } } }).finish();
   rejects(new Uint8Array(5000), /^frame: .*exceed/);
   rejects(new Uint8Array([0xff, 0xff, 0xff]), /^frame: not a ConsensusFrame/);
   rejects(encodeFrame('other-chain', frames[1]!), /^chain_id/);
@@ -53,10 +53,10 @@ test('bad frames are refused naming the field', () => {
   rejects(vote({ blockHash: new Uint8Array(31) }), /^vote\.block_hash: must be 32 bytes/);
   rejects(vote({ sender: 10 }), /^vote\.sender: validator 10/);
   rejects(vote({ signature: sig(1).subarray(1) }), /^vote\.signature: must be 8 bytes/);
-  const qcFrame = (q: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: { phase: 1, view: 2, blockHash: block.hash, signers: new Uint8Array([3]), signatures: [sig(0), sig(1)], ...q }, sender: 0 } } }).finish();
+  const qcFrame = (q: object) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: { phase: 1, view: 2, blockHash: block.hash, signers: new Uint8Array([3]), signatures: [sig(0), sig(1)], ...q }, sender: 0, epoch: 0 } } }).finish();
   assert.doesNotThrow(() => decodeFrame(qcFrame({}), limits));
   rejects(qcFrame({ signatures: [sig(0)] }), /^qc_announce\.qc\.signatures: 1 signatures for 2 signers/);
-  rejects(ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: undefined, sender: 0 } } }).finish(), /^qc_announce\.qc: missing/);
+  rejects(ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'qcAnnounce', value: { qc: undefined, sender: 0, epoch: 0 } } }).finish(), /^qc_announce\.qc: missing/);
   const big: Block = { ...block, txs: [new Uint8Array(60), new Uint8Array(60)] };
   rejects(encodeFrame('wire-test', { type: 'consensus', message: { type: 'proposal', view: 4, block: big, justify: qc, sender: 4, signature: sig(4) } }), /^proposal\.block\.txs: 120 bytes exceed/);
   const many: Block = { ...block, txs: [1, 2, 3, 4].map((i) => new Uint8Array([i])) };
@@ -73,9 +73,9 @@ test('a block hash is recomputed from the header, never trusted', () => {
 test('a message and the sign request that produced it cover the same bytes; fields matter', async () => {
   const { signingBytesOf, signingBytesOfRequest } = await import('#libs/wire/index.ts');
   const pairs = [
-    [{ type: 'proposal', view: 4, block, justify: qc, sender: 4, signature: sig(4) }, { kind: 'proposal', view: 4, block, justify: qc }],
-    [{ type: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) }, { kind: 'vote', phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, prepareQC: qc }],
-    [{ type: 'new-view', view: 5, highQC: qc, sender: 7, signature: sig(7) }, { kind: 'new-view', view: 5, highQC: qc }],
+    [{ type: 'proposal', view: 4, block, justify: qc, sender: 4, signature: sig(4) }, { kind: 'proposal', epoch: 0, view: 4, block, justify: qc }],
+    [{ type: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, sender: 1, signature: sig(1) }, { kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 4, blockHash: block.hash, prepareQC: qc }],
+    [{ type: 'new-view', epoch: 0, view: 5, highQC: qc, sender: 7, signature: sig(7) }, { kind: 'new-view', epoch: 0, view: 5, highQC: qc }],
   ] as const;
   const all = new Set<string>();
   for (const [m, r] of pairs) {

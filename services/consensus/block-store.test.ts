@@ -16,7 +16,7 @@ const genesis = genesisBlock('store-test', blockHash);
 const enc = (s: string) => new TextEncoder().encode(s);
 
 function child(parent: Block, view: number, txs: string[]): Block {
-  const header = { chainId: 'store-test', height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
+  const header = { chainId: 'store-test', epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
     timestampMs: 1000 + view, txRoot: sha256(enc(txs.join())), stateHash: sha256(enc(`s${view}`)) };
   return { header, hash: blockHash(header), txs: txs.map(enc) };
 }

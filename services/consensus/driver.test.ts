@@ -182,8 +182,8 @@ test('forged frames from one validator are refused cheaply, then muted; the othe
   const garbage = new Uint8Array(dsa.signatureBytes).fill(9);
   const view = victim.driver.engine.view;
   const frames = [
-    ...Array.from({ length: 40 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 3, signature: garbage } })),
-    ...Array.from({ length: 5 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 1, signature: garbage } })),
+    ...Array.from({ length: 40 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 3, signature: garbage } })),
+    ...Array.from({ length: 5 }, (_, k) => encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: view + (k % 2), blockHash: new Uint8Array(32).fill(k), sender: 1, signature: garbage } })),
   ];
   for (const f of frames) victim.inbound.onFrame(3, f);
   await until('validator 3 muted at member 0', () => victim.inbound.penalties.muted(3), 10_000);
@@ -205,8 +205,8 @@ test('replayed old, validly signed messages are refused before any signature che
     // Validator 3's own votes for views long gone, properly signed with its key: nothing forged.
     const old = await Promise.all(Array.from({ length: 8 }, async (_, k) => {
       const v = { phase: Phase.PREPARE, view: k + 1, blockHash: new Uint8Array(32).fill(k) };
-      const signature = await dsa.sign(keys[3]!.secretKey, voteSigningBytes({ chainId: CHAIN, ...v }));
-      return encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', ...v, sender: 3, signature } });
+      const signature = await dsa.sign(keys[3]!.secretKey, voteSigningBytes({ chainId: CHAIN, epoch: 0, ...v }));
+      return encodeFrame(CHAIN, { type: 'consensus', message: { type: 'vote', epoch: 0, ...v, sender: 3, signature } });
     }));
     assert.ok(view > 8 + 4, `the federation moved past the replayed views (at ${view})`);
     const verified0 = victim.driver.verifier.stats.verifications;
@@ -275,8 +275,8 @@ test('a peer outside the validator set gets blocks and hands over transactions, 
     assert.equal(victim.pool.has(toHex(txHash(tx))), true, 'its transaction is taken');
     // A real vote of validator 1, correctly signed, relayed by an outsider: refused before any check.
     const view = victim.driver.engine.view;
-    const vote = { type: 'vote' as const, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(1), sender: 1 };
-    const signature = await dsa.sign(keys[1]!.secretKey, voteSigningBytes({ chainId: CHAIN, phase: vote.phase, view, blockHash: vote.blockHash }));
+    const vote = { type: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(1), sender: 1 };
+    const signature = await dsa.sign(keys[1]!.secretKey, voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: vote.phase, view, blockHash: vote.blockHash }));
     for (let k = 0; k < 16; k++) victim.inbound.onFrame(relayer, encodeFrame(CHAIN, { type: 'consensus', message: { ...vote, signature } }));
     assert.equal(victim.inbound.penalties.muted(relayer), true, 'refused each time (a strike), then muted');
     assert.equal(victim.inbound.penalties.muted(reader), false);
@@ -299,7 +299,7 @@ test('a validator that serves forged blocks or floods block requests is struck a
   const g = victim.driver.genesis;
   const header = { ...g.header, height: 1, view: 1, proposer: 1, parentHash: g.hash, timestampMs: 1 };
   const forged: Block = { header, hash: blockHash(header), txs: [new TextEncoder().encode('not in the tx root')] };
-  const voteBytes = voteSigningBytes({ chainId: CHAIN, phase: Phase.PREPARE, view: 1, blockHash: forged.hash });
+  const voteBytes = voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: forged.hash });
   const qc = { phase: Phase.PREPARE, view: 1, blockHash: forged.hash, signers: [0, 1, 2],
     signatures: await Promise.all([0, 1, 2].map((i) => dsa.sign(keys[i]!.secretKey, voteBytes))) };
   for (let k = 0; k < 20; k++) victim.driver.enqueue({ type: 'blocks-fetched', blocks: [forged], qcs: [qc], from: 3 });
@@ -409,7 +409,7 @@ test('useless frames cost their size: far-future proposals of a megabyte get the
     const victim = members[0]!;
     let v = victim.driver.engine.view + 1000;
     while (v % N !== 3) v++;
-    const header = { chainId: CHAIN, height: 5, view: v, parentHash: new Uint8Array(32), proposer: 3, timestampMs: Date.now(), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
+    const header = { chainId: CHAIN, epoch: 0, height: 5, view: v, parentHash: new Uint8Array(32), proposer: 3, timestampMs: Date.now(), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
     const txs = Array.from({ length: 15 }, () => new Uint8Array(60_000).fill(7));
     const frame = encodeFrame(CHAIN, { type: 'consensus', message: { type: 'proposal', view: v, block: { header, hash: blockHash(header), txs }, justify: victim.driver.engine.safety.prepareQC, sender: 3, signature: new Uint8Array(dsa.signatureBytes) } });
     assert.ok(frame.length > 800_000);

@@ -275,6 +275,12 @@ export class ConsensusDriver {
           'two conflicting commits: more than f members are faulty; consensus halted');
         observer?.halted?.(a.height, `conflicting commit at height ${a.height}`);
         return;
+      case 'epoch-ended':
+        // The service passes no deps.endsEpoch yet (reconfiguration.md: not wired into the
+        // services), so no block ends an epoch here; should one, say so loudly.
+        log.error({ epoch: a.epoch, height: a.last.header.height }, 'epoch ended, but this service does not run epochs yet');
+        observer?.halted?.(a.last.header.height, `epoch ${a.epoch} ended; the service does not run epochs yet`);
+        return;
       default: {
         const never: never = a;
         throw new FedError('DRIVER_UNKNOWN_ACTION', `unknown action ${JSON.stringify(never)}`);

@@ -20,12 +20,12 @@ const genesis = genesisBlock(chainId, blockHash);
 
 function block(view: number, txs: Uint8Array[]): Block {
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId, height: 1, view, parentHash: genesis.hash, proposer: view % 4, timestampMs: view, txRoot,
+  const header = { chainId, epoch: 0, height: 1, view, parentHash: genesis.hash, proposer: view % 4, timestampMs: view, txRoot,
     stateHash: nextStateHash(genesis.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
 const vote = (view: number, fill: number, sender = 3): Vote =>
-  ({ type: 'vote', phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(fill), sender, signature: new Uint8Array(4).fill(fill) });
+  ({ type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(fill), sender, signature: new Uint8Array(4).fill(fill) });
 const voteEquivocation = (view: number, fill: number, sender = 3): Equivocation =>
   ({ sender, view, kind: Phase.PREPARE, first: vote(view, 0, sender), second: vote(view, fill, sender) });
 

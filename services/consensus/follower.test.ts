@@ -30,12 +30,12 @@ const genesis = genesisBlock(CHAIN, blockHash);
 function child(parent: Block, txs: Uint8Array[]): Block {
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
   const view = parent.header.height + 1;
-  const header = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
+  const header = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
     txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
 async function commitQc(b: Block, signWith = (i: number) => keys[i]!.secretKey): Promise<QuorumCert> {
-  const bytes = voteSigningBytes({ chainId: CHAIN, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
+  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
   const signers = [0, 1, 2];
   return { phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers, signatures: await Promise.all(signers.map((i) => dsa.sign(signWith(i), bytes))) };
 }

@@ -7,7 +7,7 @@ import { rememberTxs, txHashesOf } from './tx-hashes.ts';
 import type { Block, BlockHeader, Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
-export interface PayloadRequest { view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; parentTimestampMs: number }
+export interface PayloadRequest { epoch: number; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; parentTimestampMs: number }
 
 export interface PayloadOptions {
   chainId: string;
@@ -34,6 +34,7 @@ export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Memp
   const txRoot = merkleRoot(ids);
   const header: BlockHeader = {
     chainId: opts.chainId,
+    epoch: req.epoch,
     height: req.parentHeight + 1,
     view: req.view,
     parentHash: req.parentHash,

@@ -27,7 +27,7 @@ const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 function child(parent: Block, tx: string): Block {
   const txs = [new TextEncoder().encode(tx)];
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
+  const header = { chainId, epoch: 0, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
     timestampMs: Date.now(), txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }

@@ -28,7 +28,7 @@ function child(parent: Block, txBytes: number, tag: number): Block {
   const txs = [new Uint8Array(txBytes).fill(tag % 251)];
   txs[0]!.set(new TextEncoder().encode(`tx-${tag}`));
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId: CHAIN, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
+  const header = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
     timestampMs: 1, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }

@@ -29,7 +29,7 @@ const verifierWith = (dsa: SlhDsa) =>
 const blockHashOf = new Uint8Array(32).fill(7);
 /** A PREPARE QC by `signers`; with `forgeFirst` the first signature is another validator's key. */
 async function qc(signers: number[], forgeFirst = false): Promise<QuorumCert> {
-  const bytes = voteSigningBytes({ chainId: CHAIN, phase: Phase.PREPARE, view: 9, blockHash: blockHashOf });
+  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: Phase.PREPARE, view: 9, blockHash: blockHashOf });
   const signatures = await Promise.all(signers.map((s, i) => real.sign(keys[forgeFirst && i === 0 ? (s + 1) % N : s]!.secretKey, bytes)));
   return { phase: Phase.PREPARE, view: 9, blockHash: blockHashOf, signers, signatures };
 }
@@ -52,7 +52,7 @@ test('the first bad signature of a QC ends its check; the same forgery again cos
   assert.ok(calls() <= batch, `${calls()} verifications for a QC whose first signature is bad (batch ${batch})`);
   const before = calls();
   assert.equal((await v.verifyQc(forged)).ok, false);
-  const vote: Vote = { type: 'vote', phase: Phase.PREPARE, view: 9, blockHash: blockHashOf, sender: 0, signature: forged.signatures[0]! };
+  const vote: Vote = { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: 9, blockHash: blockHashOf, sender: 0, signature: forged.signatures[0]! };
   assert.equal((await v.verifyMessage(vote)).ok, false);
   assert.equal(v.verifySync(vote), false);
   assert.equal(calls(), before, 'a remembered failure is not verified again');
@@ -70,8 +70,8 @@ test('a good QC verifies, and its votes are cache hits afterwards', async () => 
 
 test('a NEW-VIEW with a QC reference costs one verification, its own; a forged one is refused', async () => {
   const ref: QuorumCert = { phase: Phase.PREPARE, view: 9, blockHash: blockHashOf, signers: [], signatures: [] };
-  const bytes = newViewSigningBytes({ chainId: CHAIN, view: 10, highQC: ref });
-  const nv: NewView = { type: 'new-view', view: 10, highQC: ref, sender: 3, signature: await real.sign(keys[3]!.secretKey, bytes) };
+  const bytes = newViewSigningBytes({ chainId: CHAIN, epoch: 0, view: 10, highQC: ref });
+  const nv: NewView = { type: 'new-view', epoch: 0, view: 10, highQC: ref, sender: 3, signature: await real.sign(keys[3]!.secretKey, bytes) };
   const { dsa, calls } = counting();
   const v = verifierWith(dsa);
   assert.deepEqual(await v.verifyMessage(nv), { ok: true });

@@ -61,7 +61,8 @@ export class SignatureVerifier {
     return ok;
   }
 
-  async #checkQc(qc: QuorumCert): Promise<VerifyResult> {
+  /** `epoch`: the epoch of the message that carries the QC (its votes are of that epoch). */
+  async #checkQc(qc: QuorumCert, epoch: number): Promise<VerifyResult> {
     if (isGenesisQC(qc, this.#opts.genesisHash)) return { ok: true };
     const what = `qc(${qc.phase},${qc.view}) vote`;
     const n = this.#opts.publicKeys.length;
@@ -69,7 +70,7 @@ export class SignatureVerifier {
       return { ok: false, what: `${what}: ${qc.signers.length} signers for a quorum of ${quorumSize(n)}`, sender: -1 };
     }
     const votes = qc.signers.map((sender, i) => ({
-      type: 'vote' as const, phase: qc.phase, view: qc.view, blockHash: qc.blockHash, sender, signature: qc.signatures[i]!,
+      type: 'vote' as const, epoch, phase: qc.phase, view: qc.view, blockHash: qc.blockHash, sender, signature: qc.signatures[i]!,
     }));
     for (let i = 0; i < votes.length; i += QC_BATCH) {
       const batch = votes.slice(i, i + QC_BATCH);
@@ -84,7 +85,7 @@ export class SignatureVerifier {
   async verifyMessage(m: ConsensusMessage): Promise<VerifyResult> {
     switch (m.type) {
       case 'proposal': {
-        const [own, qc] = await Promise.all([this.#check(m), this.#checkQc(m.justify)]);
+        const [own, qc] = await Promise.all([this.#check(m), this.#checkQc(m.justify, m.block.header.epoch)]);
         return !own ? { ok: false, what: 'proposal', sender: m.sender } : qc;
       }
       case 'vote':
@@ -93,11 +94,11 @@ export class SignatureVerifier {
         // A QC reference (every member but the target view's leader gets one) has no signatures
         // to check: the NEW-VIEW's own signature covers it, and the engine learns no QC from it.
         if (isQcRef(m.highQC)) return (await this.#check(m)) ? { ok: true } : { ok: false, what: 'new-view', sender: m.sender };
-        const [own, qc] = await Promise.all([this.#check(m), this.#checkQc(m.highQC)]);
+        const [own, qc] = await Promise.all([this.#check(m), this.#checkQc(m.highQC, m.epoch)]);
         return !own ? { ok: false, what: 'new-view', sender: m.sender } : qc;
       }
       case 'qc':
-        return this.#checkQc(m.qc);
+        return this.#checkQc(m.qc, m.epoch);
       default: {
         const never: never = m;
         return { ok: false, what: `unknown ${JSON.stringify(never)}`, sender: -1 };
@@ -105,8 +106,8 @@ export class SignatureVerifier {
     }
   }
 
-  async verifyQc(qc: QuorumCert): Promise<VerifyResult> {
-    return this.#checkQc(qc);
+  async verifyQc(qc: QuorumCert, epoch = 0): Promise<VerifyResult> {
+    return this.#checkQc(qc, epoch);
   }
 
   /** The engine's `deps.verify`: a cache hit for everything verifyMessage let through. */

@@ -41,7 +41,7 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
     let precommit1: QuorumCert;
     const sign = (r: SignRequest) => h.signer().sign(r);
     const prepareVote = (view: number, block: Block, justify: QuorumCert): SignRequest =>
-      ({ kind: 'vote', phase: Phase.PREPARE, view, blockHash: block.hash, header: block.header, justify });
+      ({ kind: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: block.hash, header: block.header, justify });
     const verifies = (message: Uint8Array, signature: Uint8Array) =>
       assert.equal(w.slh.verifySync(w.keys[w.self]!.publicKey, message, signature), true, 'signature verifies under the signer key');
 
@@ -64,13 +64,13 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
     });
 
     test('proposal: signed when well formed; another proposer or chain is refused', async () => {
-      await refused(sign({ kind: 'proposal', view: 1, block: w.block(1, w.genesis, { proposer: (w.self + 1) % w.n }), justify: w.gqc }), 'proposer');
+      await refused(sign({ kind: 'proposal', epoch: 0, view: 1, block: w.block(1, w.genesis, { proposer: (w.self + 1) % w.n }), justify: w.gqc }), 'proposer');
       const wrongChain = w.block(1, w.genesis, { proposer: w.self });
       wrongChain.header = { ...wrongChain.header, chainId: 'other-chain' };
-      await refused(sign({ kind: 'proposal', view: 1, block: wrongChain, justify: w.gqc }), 'chain-id');
-      const r = await sign({ kind: 'proposal', view: 1, block: b1, justify: w.gqc });
-      verifies(proposalSigningBytes({ chainId: w.chainId, view: 1, blockHash: b1.hash, justify: w.gqc }), r.signature);
-      await refused(sign({ kind: 'proposal', view: 1, block: w.block(1, w.genesis, { proposer: w.self, salt: 7 }), justify: w.gqc }), 'one-per-slot');
+      await refused(sign({ kind: 'proposal', epoch: 0, view: 1, block: wrongChain, justify: w.gqc }), 'chain-id');
+      const r = await sign({ kind: 'proposal', epoch: 0, view: 1, block: b1, justify: w.gqc });
+      verifies(proposalSigningBytes({ chainId: w.chainId, epoch: 0, view: 1, blockHash: b1.hash, justify: w.gqc }), r.signature);
+      await refused(sign({ kind: 'proposal', epoch: 0, view: 1, block: w.block(1, w.genesis, { proposer: w.self, salt: 7 }), justify: w.gqc }), 'one-per-slot');
     });
 
     test('PREPARE vote: parent must be the justify block and the justify QC must verify', async () => {
@@ -84,7 +84,7 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
     test('PREPARE vote: signed; an identical request gets the same signature; another block is refused', async () => {
       const first = await sign(prepareVote(1, b1, w.gqc));
       assert.equal(first.replayed, false);
-      verifies(voteSigningBytes({ chainId: w.chainId, phase: Phase.PREPARE, view: 1, blockHash: b1.hash }), first.signature);
+      verifies(voteSigningBytes({ chainId: w.chainId, epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: b1.hash }), first.signature);
       const again = await sign(prepareVote(1, b1, w.gqc));
       assert.equal(again.replayed, true);
       assert.deepEqual(again.signature, first.signature);
@@ -92,16 +92,16 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
     });
 
     test('PRE-COMMIT vote: needs a valid prepareQC of the same view and block', async () => {
-      const vote = (qc: QuorumCert): SignRequest => ({ kind: 'vote', phase: Phase.PRE_COMMIT, view: 1, blockHash: b1.hash, prepareQC: qc });
+      const vote = (qc: QuorumCert): SignRequest => ({ kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 1, blockHash: b1.hash, prepareQC: qc });
       await refused(sign(vote(precommit1)), 'prepare-qc'); // wrong phase
       await refused(sign(vote({ ...prepare1, blockHash: w.genesis.hash })), 'prepare-qc');
       await refused(sign(vote({ ...prepare1, signatures: [prepare1.signatures[1]!, prepare1.signatures[0]!, prepare1.signatures[2]!] })), 'prepare-qc');
       const r = await sign(vote(prepare1));
-      verifies(voteSigningBytes({ chainId: w.chainId, phase: Phase.PRE_COMMIT, view: 1, blockHash: b1.hash }), r.signature);
+      verifies(voteSigningBytes({ chainId: w.chainId, epoch: 0, phase: Phase.PRE_COMMIT, view: 1, blockHash: b1.hash }), r.signature);
     });
 
     test('COMMIT vote: needs a valid precommitQC, then the lock moves to it', async () => {
-      const vote = (qc: QuorumCert): SignRequest => ({ kind: 'vote', phase: Phase.COMMIT, view: 1, blockHash: b1.hash, precommitQC: qc });
+      const vote = (qc: QuorumCert): SignRequest => ({ kind: 'vote', epoch: 0, phase: Phase.COMMIT, view: 1, blockHash: b1.hash, precommitQC: qc });
       await refused(sign(vote(prepare1)), 'precommit-qc');
       await sign(vote(precommit1));
       // Locked on b1 at view 1: a block on genesis justified by the genesis QC is unsafe now.
@@ -109,19 +109,19 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
     });
 
     test('monotonic: a (view, phase) below the last vote is refused even if never signed', async () => {
-      await refused(sign({ kind: 'vote', phase: Phase.PRE_COMMIT, view: 1, blockHash: w.genesis.hash, prepareQC: w.gqc }), 'one-per-slot');
+      await refused(sign({ kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 1, blockHash: w.genesis.hash, prepareQC: w.gqc }), 'one-per-slot');
       const r = await sign(prepareVote(2, b2, prepare1)); // justify block is the locked block
       assert.equal(r.replayed, false);
       await refused(sign(prepareVote(1, w.block(1, w.genesis, { salt: 9 }), w.gqc)), 'monotonic');
     });
 
     test('NEW-VIEW: only above the last one; identical repeats replay, another highQC is refused', async () => {
-      const r = await sign({ kind: 'new-view', view: 3, highQC: prepare1 });
-      verifies(newViewSigningBytes({ chainId: w.chainId, view: 3, highQC: prepare1 }), r.signature);
-      assert.deepEqual((await sign({ kind: 'new-view', view: 3, highQC: prepare1 })).signature, r.signature);
-      await refused(sign({ kind: 'new-view', view: 3, highQC: w.gqc }), 'one-per-slot');
-      await refused(sign({ kind: 'new-view', view: 2, highQC: prepare1 }), 'monotonic');
-      await refused(sign({ kind: 'new-view', view: 4, highQC: precommit1 }), 'high-qc');
+      const r = await sign({ kind: 'new-view', epoch: 0, view: 3, highQC: prepare1 });
+      verifies(newViewSigningBytes({ chainId: w.chainId, epoch: 0, view: 3, highQC: prepare1 }), r.signature);
+      assert.deepEqual((await sign({ kind: 'new-view', epoch: 0, view: 3, highQC: prepare1 })).signature, r.signature);
+      await refused(sign({ kind: 'new-view', epoch: 0, view: 3, highQC: w.gqc }), 'one-per-slot');
+      await refused(sign({ kind: 'new-view', epoch: 0, view: 2, highQC: prepare1 }), 'monotonic');
+      await refused(sign({ kind: 'new-view', epoch: 0, view: 4, highQC: precommit1 }), 'high-qc');
     });
 
     test('after a restart every refusal still holds and repeats still replay', async () => {
@@ -133,8 +133,8 @@ export function signerContract(label: string, make: () => Promise<SignerHarness>
       await refused(sign(prepareVote(2, w.block(2, b1, { salt: 5 }), prepare1)), 'one-per-slot');
       await refused(sign(prepareVote(1, w.block(1, w.genesis, { salt: 11 }), w.gqc)), 'monotonic');
       await refused(sign(prepareVote(3, w.block(3, w.genesis), w.gqc)), 'lock');
-      await refused(sign({ kind: 'new-view', view: 3, highQC: w.gqc }), 'one-per-slot');
-      await refused(sign({ kind: 'proposal', view: 1, block: w.block(1, w.genesis, { proposer: w.self, salt: 13 }), justify: w.gqc }), 'one-per-slot');
+      await refused(sign({ kind: 'new-view', epoch: 0, view: 3, highQC: w.gqc }), 'one-per-slot');
+      await refused(sign({ kind: 'proposal', epoch: 0, view: 1, block: w.block(1, w.genesis, { proposer: w.self, salt: 13 }), justify: w.gqc }), 'one-per-slot');
     });
 
     test('concurrent identical and conflicting requests: one distinct signature per slot', async () => {

@@ -55,7 +55,7 @@ export function createQcChecker(opts: QcCheckerOptions): QcChecker {
     if (structural) return structural;
     const key = `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
     if (valid.has(key)) return null;
-    const message = voteSigningBytes({ chainId: opts.chainId, phase: qc.phase, view: qc.view, blockHash: qc.blockHash });
+    const message = voteSigningBytes({ chainId: opts.chainId, epoch: opts.validators.epoch, phase: qc.phase, view: qc.view, blockHash: qc.blockHash });
     const results = await Promise.all(qc.signers.map((s, i) => opts.slh.verify(publicKeys[s]!, message, qc.signatures[i]!)));
     const bad = results.findIndex((ok) => !ok);
     if (bad >= 0) return `bad signature of validator ${qc.signers[bad]}`;

@@ -15,25 +15,25 @@ const SELF = 1;
 const genesis = genesisBlock(CHAIN, blockHash);
 const gqc = genesisQC(genesis);
 const ctx: RuleContext = {
-  chainId: CHAIN, self: SELF, leaderOf: (v) => testValidatorSet(4).leaderOf(v), maxViewJump: 3, hashBlock: blockHash,
+  chainId: CHAIN, epoch: 0, self: SELF, leaderOf: (v) => testValidatorSet(4).leaderOf(v), maxViewJump: 3, hashBlock: blockHash,
   qcError: (qc) => (qc.view === 0 || qc.signatures[0]?.[0] === 1 ? null : 'bad signature'),
 };
 
 function block(view: number, parent: Block, proposer = SELF, salt = 0): Block {
-  const header: BlockHeader = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer,
+  const header: BlockHeader = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer,
     timestampMs: view + salt, txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
   return { header, hash: blockHash(header), txs: [] };
 }
 const qc = (phase: Phase, view: number, b: Block, valid = true): QuorumCert =>
   ({ phase, view, blockHash: b.hash, signers: [0, 1, 2], signatures: [new Uint8Array([valid ? 1 : 0])] });
 const prepare = (view: number, b: Block, justify: QuorumCert): SignRequest =>
-  ({ kind: 'vote', phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify });
+  ({ kind: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify });
 const precommit = (view: number, b: Block, prepareQC: QuorumCert): SignRequest =>
-  ({ kind: 'vote', phase: Phase.PRE_COMMIT, view, blockHash: b.hash, prepareQC });
+  ({ kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view, blockHash: b.hash, prepareQC });
 const commit = (view: number, b: Block, precommitQC: QuorumCert): SignRequest =>
-  ({ kind: 'vote', phase: Phase.COMMIT, view, blockHash: b.hash, precommitQC });
-const proposal = (view: number, b: Block, justify: QuorumCert): SignRequest => ({ kind: 'proposal', view, block: b, justify });
-const newView = (view: number, highQC: QuorumCert): SignRequest => ({ kind: 'new-view', view, highQC });
+  ({ kind: 'vote', epoch: 0, phase: Phase.COMMIT, view, blockHash: b.hash, precommitQC });
+const proposal = (view: number, b: Block, justify: QuorumCert): SignRequest => ({ kind: 'proposal', epoch: 0, view, block: b, justify });
+const newView = (view: number, highQC: QuorumCert): SignRequest => ({ kind: 'new-view', epoch: 0, view, highQC });
 
 const fresh = () => initialSafety(CHAIN, 'aa', genesis.hash);
 let sigs = 0;
@@ -235,4 +235,19 @@ test('recent keeps the newest signed slots of each kind, in slot order', () => {
   for (let v = 1; v <= 5; v++) s = sign(s, newView(v, gqc.view + v > 3 ? qc(Phase.PREPARE, v - 1, b1) : gqc));
   assert.equal(s.recent.length, 1);
   assert.equal(s.recent[0]!.view, 5);
+});
+
+test('epoch: a request for another epoch, or carrying a header of another, is refused before any other rule', () => {
+  refused(fresh(), { ...newView(1, gqc), epoch: 1 }, 'epoch');
+  refused(fresh(), { ...precommit(1, b1, qc(Phase.PREPARE, 1, b1)), epoch: 2 }, 'epoch');
+  // Even a replay of a signed slot: the epoch is part of the signed bytes, so it is another message.
+  const s = sign(fresh(), prepare(1, b1, gqc));
+  refused(s, { ...prepare(1, b1, gqc), epoch: 1 }, 'epoch');
+  const header = { ...b1.header, epoch: 1 };
+  const other = { header, hash: blockHash(header), txs: [] };
+  refused(fresh(), prepare(1, other, gqc), 'epoch');
+  refused(fresh(), proposal(1, other, gqc), 'epoch');
+  // A signer of epoch 3 refuses epoch 0 and signs its own.
+  refused(fresh(), newView(1, gqc), 'epoch', { ...ctx, epoch: 3 });
+  assert.equal(decide(fresh(), { ...newView(1, gqc), epoch: 3 }, { ...ctx, epoch: 3 }).type, 'sign');
 });

@@ -24,7 +24,7 @@ const genesis = genesisBlock(CHAIN, blockHash);
 const gqc = genesisQC(genesis);
 
 function mkBlock(view: number, parent: Block, salt: number): Block {
-  const header: BlockHeader = { chainId: CHAIN, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: SELF,
+  const header: BlockHeader = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: SELF,
     timestampMs: view * 100 + salt, txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
   return { header, hash: blockHash(header), txs: [] };
 }
@@ -67,20 +67,20 @@ const shiftArb = fc.constantFrom(0, 0, 0, 1, 4);
 
 const requestArb: fc.Arbitrary<SignRequest> = fc.oneof(
   fc.tuple(headerArb, shiftArb).chain(([h, s]) => justifyArb(h.header).map((j) => [h, j, s] as const)).map(([h, justify, s]) => ({
-    kind: 'proposal' as const, view: h.header.view + s, block: { header: h.header, hash: h.hash, txs: [] }, justify,
+    kind: 'proposal' as const, epoch: 0, view: h.header.view + s, block: { header: h.header, hash: h.hash, txs: [] }, justify,
   })),
   fc.tuple(headerArb, shiftArb).chain(([h, s]) => justifyArb(h.header).map((j) => [h, j, s] as const)).map(([h, justify, s]) => ({
-    kind: 'vote' as const, phase: Phase.PREPARE, view: h.header.view + s, blockHash: h.hash, header: h.header, justify,
+    kind: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view: h.header.view + s, blockHash: h.hash, header: h.header, justify,
   })),
   fc.tuple(fc.integer({ min: 1, max: POOL.length - 1 }), qcArb, fc.boolean(), fc.boolean(), fc.constantFrom(Phase.PRE_COMMIT, Phase.COMMIT))
     .map(([block, any, matching, valid, phase]): SignRequest => {
       const b = POOL[block]!;
       const evidence = matching ? marked((phase - 1) as Phase, b.header.view, b.hash, valid) : any;
       return phase === Phase.PRE_COMMIT
-        ? { kind: 'vote', phase, view: b.header.view, blockHash: b.hash, prepareQC: evidence }
-        : { kind: 'vote', phase, view: b.header.view, blockHash: b.hash, precommitQC: evidence };
+        ? { kind: 'vote', epoch: 0, phase, view: b.header.view, blockHash: b.hash, prepareQC: evidence }
+        : { kind: 'vote', epoch: 0, phase, view: b.header.view, blockHash: b.hash, precommitQC: evidence };
     }),
-  fc.tuple(fc.integer({ min: 1, max: 12 }), qcArb).map(([view, highQC]) => ({ kind: 'new-view' as const, view, highQC })),
+  fc.tuple(fc.integer({ min: 1, max: 12 }), qcArb).map(([view, highQC]) => ({ kind: 'new-view' as const, epoch: 0, view, highQC })),
 );
 
 // ---------------------------------------------------------------- the reference model
@@ -91,9 +91,9 @@ interface Entry { kind: SignRequest['kind']; view: number; phase: number; bytes:
 type Outcome = 'sign' | 'replay' | 'refuse';
 
 function bytesOf(r: SignRequest): string {
-  if (r.kind === 'proposal') return toHex(proposalSigningBytes({ chainId: CHAIN, view: r.view, blockHash: r.block.hash, justify: r.justify }));
-  if (r.kind === 'new-view') return toHex(newViewSigningBytes({ chainId: CHAIN, view: r.view, highQC: r.highQC }));
-  return toHex(voteSigningBytes({ chainId: CHAIN, phase: r.phase, view: r.view, blockHash: r.blockHash }));
+  if (r.kind === 'proposal') return toHex(proposalSigningBytes({ chainId: CHAIN, epoch: 0, view: r.view, blockHash: r.block.hash, justify: r.justify }));
+  if (r.kind === 'new-view') return toHex(newViewSigningBytes({ chainId: CHAIN, epoch: 0, view: r.view, highQC: r.highQC }));
+  return toHex(voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: r.phase, view: r.view, blockHash: r.blockHash }));
 }
 
 const phaseOf = (r: SignRequest) => (r.kind === 'vote' ? r.phase : 0);
@@ -163,7 +163,7 @@ function modelStep(history: Entry[], r: SignRequest): Outcome {
 // ---------------------------------------------------------------- the property
 
 const ctx: RuleContext = {
-  chainId: CHAIN, self: SELF, leaderOf: (v) => testValidatorSet(N).leaderOf(v), maxViewJump: MAX_JUMP, hashBlock: blockHash,
+  chainId: CHAIN, epoch: 0, self: SELF, leaderOf: (v) => testValidatorSet(N).leaderOf(v), maxViewJump: MAX_JUMP, hashBlock: blockHash,
   qcError: (qc) => (isValid(qc) ? null : 'invalid'),
 };
 

@@ -15,7 +15,7 @@ import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest 
 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
-  'malformed', 'one-per-slot', 'monotonic', 'view-jump', 'leader', 'chain-id', 'block-hash', 'header', 'proposer',
+  'malformed', 'epoch', 'one-per-slot', 'monotonic', 'view-jump', 'leader', 'chain-id', 'block-hash', 'header', 'proposer',
   'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc',
 ] as const;
 export type Rule = (typeof RULES)[number];
@@ -56,6 +56,11 @@ export const RECENT_LIMIT: Readonly<Record<SlotKind, number>> = { vote: 3, propo
 /** What the cheap rules (no QC signature checked) need. */
 export interface AdmitContext {
   chainId: string;
+  /**
+   * The epoch of this signer's validator set: it signs for no other (reconfiguration.md; until
+   * epochs are wired into the services every signer runs epoch 0).
+   */
+  epoch: number;
   /** This signer's index in its own validator set. */
   self: number;
   /** The leader of a view in its own validator set (ValidatorSet.leaderOf of signer.yaml's validators). */
@@ -154,6 +159,9 @@ function admitOrDecide(state: SignerSafety, req: SignRequest, ctx: AdmitContext)
   const slot = slotOf(req);
   const refuse = (rule: Rule, reason: string): Decision => ({ type: 'refuse', slot, rule, reason });
   if (!Number.isSafeInteger(req.view) || req.view < 1) return refuse('malformed', `view ${req.view} is not a positive integer`);
+  if (req.epoch !== ctx.epoch) return refuse('epoch', `epoch ${req.epoch} is not this signer's epoch ${ctx.epoch}`);
+  const header = req.kind === 'proposal' ? req.block.header : req.kind === 'vote' && req.phase === Phase.PREPARE ? req.header : null;
+  if (header && header.epoch !== req.epoch) return refuse('epoch', `header epoch ${header.epoch} is not the request's epoch ${req.epoch}`);
   let message: Uint8Array;
   try {
     message = signingBytes(req, ctx.chainId);

@@ -149,7 +149,7 @@ export class LocalSigner implements Signer {
 
   #admitCtx(): AdmitContext {
     const v = this.#validators;
-    return { chainId: this.#id.chainId, self: this.#id.validatorIndex, leaderOf: (view) => v.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
+    return { chainId: this.#id.chainId, epoch: v.epoch, self: this.#id.validatorIndex, leaderOf: (view) => v.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
   }
 
   async #decide(req: SignRequest): Promise<Decision> {

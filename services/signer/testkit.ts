@@ -110,7 +110,7 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
   const qcCache = new Map<string, QuorumCert>();
 
   const header = (view: number, parent: Block, o: { salt?: number; proposer?: number } = {}): BlockHeader => ({
-    chainId, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: o.proposer ?? view % n,
+    chainId, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: o.proposer ?? view % n,
     timestampMs: 1_700_000_000_000 + view * 1000 + (o.salt ?? 0), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32),
   });
 
@@ -126,7 +126,7 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
       const key = `${phase}:${view}:${toHex(hash)}:${who.join(',')}`;
       const cached = qcCache.get(key);
       if (cached) return cached;
-      const message = voteSigningBytes({ chainId, phase, view, blockHash: hash });
+      const message = voteSigningBytes({ chainId, epoch: 0, phase, view, blockHash: hash });
       const signatures = await Promise.all(who.map((i) => slh.sign(keys[i]!.secretKey, message)));
       const qc = { phase, view, blockHash: hash, signers: who, signatures };
       qcCache.set(key, qc);

@@ -37,17 +37,17 @@ describe('signer bitmap', () => {
 });
 
 describe('sign request codecs', () => {
-  const header = { chainId: 'c', height: 1, view: 1, parentHash: h32(1), proposer: 0, timestampMs: 5, txRoot: h32(2), stateHash: h32(3) };
+  const header = { chainId: 'c', epoch: 0, height: 1, view: 1, parentHash: h32(1), proposer: 0, timestampMs: 5, txRoot: h32(2), stateHash: h32(3) };
   const qc = { phase: Phase.PREPARE, view: 0, blockHash: h32(1), signers: [0, 1, 3], signatures: [h32(7), h32(8), h32(9)] };
 
   test('every SignRequest kind survives the trip to its gRPC request and back', () => {
     const hash = blockHash(header);
     const requests: SignRequest[] = [
-      { kind: 'proposal', view: 1, block: { header, hash, txs: [new Uint8Array([1, 2])] }, justify: qc },
-      { kind: 'vote', phase: Phase.PREPARE, view: 1, blockHash: hash, header, justify: qc },
-      { kind: 'vote', phase: Phase.PRE_COMMIT, view: 1, blockHash: hash, prepareQC: { ...qc, view: 1 } },
-      { kind: 'vote', phase: Phase.COMMIT, view: 1, blockHash: hash, precommitQC: { ...qc, view: 1, phase: Phase.PRE_COMMIT } },
-      { kind: 'new-view', view: 2, highQC: qc },
+      { kind: 'proposal', epoch: 0, view: 1, block: { header, hash, txs: [new Uint8Array([1, 2])] }, justify: qc },
+      { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: hash, header, justify: qc },
+      { kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 1, blockHash: hash, prepareQC: { ...qc, view: 1 } },
+      { kind: 'vote', epoch: 0, phase: Phase.COMMIT, view: 1, blockHash: hash, precommitQC: { ...qc, view: 1, phase: Phase.PRE_COMMIT } },
+      { kind: 'new-view', epoch: 0, view: 2, highQC: qc },
     ];
     for (const req of requests) {
       const wire = signRequestToWire(req, 4);
@@ -58,7 +58,7 @@ describe('sign request codecs', () => {
   });
 
   test('the block hash is computed from the header, never taken from the sender', () => {
-    const wire = signRequestToWire({ kind: 'proposal', view: 1, block: { header, hash: h32(9), txs: [] }, justify: qc });
+    const wire = signRequestToWire({ kind: 'proposal', epoch: 0, view: 1, block: { header, hash: h32(9), txs: [] }, justify: qc });
     assert.equal(wire.method, 'signProposal');
     const back = proposalFromWire(wire.request as never);
     assert.ok(back.kind === 'proposal');
@@ -66,8 +66,8 @@ describe('sign request codecs', () => {
   });
 
   test('a vote carrying evidence of another phase, or missing its own, is malformed', () => {
-    const base = { view: 1, blockHash: h32(4), header: undefined, justify: undefined, prepareQc: undefined, precommitQc: undefined };
-    const wireQc = signRequestToWire({ kind: 'new-view', view: 1, highQC: qc }).request as unknown as { highQc: never };
+    const base = { epoch: 0, view: 1, blockHash: h32(4), header: undefined, justify: undefined, prepareQc: undefined, precommitQc: undefined };
+    const wireQc = signRequestToWire({ kind: 'new-view', epoch: 0, view: 1, highQC: qc }).request as unknown as { highQc: never };
     assert.throws(() => voteFromWire({ ...base, phase: 2, precommitQc: wireQc.highQc }), malformed);
     assert.throws(() => voteFromWire({ ...base, phase: 3 }), malformed);
     assert.throws(() => voteFromWire({ ...base, phase: 0 }), malformed);

@@ -90,11 +90,11 @@ export type SignerCall =
 export function signRequestToWire(req: SignRequest, n?: number): SignerCall {
   switch (req.kind) {
     case 'proposal':
-      return { method: 'signProposal', request: { view: req.view, block: blockToWire(req.block), justify: qcToWire(req.justify, n) } };
+      return { method: 'signProposal', request: { epoch: req.epoch, view: req.view, block: blockToWire(req.block), justify: qcToWire(req.justify, n) } };
     case 'new-view':
-      return { method: 'signNewView', request: { view: req.view, highQc: qcToWire(req.highQC, n) } };
+      return { method: 'signNewView', request: { epoch: req.epoch, view: req.view, highQc: qcToWire(req.highQC, n) } };
     case 'vote': {
-      const base = { phase: req.phase as PhaseMsg, view: req.view, blockHash: req.blockHash,
+      const base = { epoch: req.epoch, phase: req.phase as PhaseMsg, view: req.view, blockHash: req.blockHash,
         header: undefined, justify: undefined, prepareQc: undefined, precommitQc: undefined };
       switch (req.phase) {
         case Phase.PREPARE:
@@ -109,17 +109,17 @@ export function signRequestToWire(req: SignRequest, n?: number): SignerCall {
 }
 
 export function proposalFromWire(msg: SignProposalRequest, n?: number): SignRequest {
-  return { kind: 'proposal', view: view(msg.view, 'view'), block: blockFromWire(msg.block, 'block'), justify: qcFromWire(msg.justify, 'justify', n) };
+  return { kind: 'proposal', epoch: view(msg.epoch, 'epoch'), view: view(msg.view, 'view'), block: blockFromWire(msg.block, 'block'), justify: qcFromWire(msg.justify, 'justify', n) };
 }
 
 export function newViewFromWire(msg: SignNewViewRequest, n?: number): SignRequest {
-  return { kind: 'new-view', view: view(msg.view, 'view'), highQC: qcFromWire(msg.highQc, 'high_qc', n) };
+  return { kind: 'new-view', epoch: view(msg.epoch, 'epoch'), view: view(msg.view, 'view'), highQC: qcFromWire(msg.highQc, 'high_qc', n) };
 }
 
 /** Only the evidence field of the vote's phase may be set: anything else is a malformed request. */
 export function voteFromWire(msg: SignVoteRequest, n?: number): SignRequest {
   const phase = phaseOf(msg.phase, 'phase');
-  const base = { kind: 'vote' as const, view: view(msg.view, 'view'), blockHash: hash(msg.blockHash, 'block_hash') };
+  const base = { kind: 'vote' as const, epoch: view(msg.epoch, 'epoch'), view: view(msg.view, 'view'), blockHash: hash(msg.blockHash, 'block_hash') };
   const present = (['header', 'justify', 'prepareQc', 'precommitQc'] as const).filter((k) => msg[k] !== undefined);
   const expect = (fields: string[]) => {
     const extra = present.filter((k) => !fields.includes(k));

@@ -106,7 +106,7 @@ const equivocate: Scenario = {
           for (let k = 1; k <= VARIANTS; k++) {
             const header = { ...p.block.header, timestampMs: p.block.header.timestampMs + k };
             const block = { ...p.block, header, hash: blockHash(header) };
-            const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, view: p.view, blockHash: block.hash, justify: p.justify }));
+            const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, epoch: 0, view: p.view, blockHash: block.hash, justify: p.justify }));
             byz.inject('all', { type: 'consensus', message: { ...p, block, signature } });
             proposals++;
           }
@@ -122,8 +122,8 @@ const equivocate: Scenario = {
       views.add(view);
       for (let k = 0; k < 8; k++) {
         const hash = randomBytes(32);
-        const signature = await byz.sign(voteSigningBytes({ chainId: byz.chainId, phase: Phase.PREPARE, view, blockHash: hash }));
-        byz.inject(leader, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature } });
+        const signature = await byz.sign(voteSigningBytes({ chainId: byz.chainId, epoch: 0, phase: Phase.PREPARE, view, blockHash: hash }));
+        byz.inject(leader, { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature } });
         sent++;
       }
     });
@@ -177,11 +177,11 @@ const viewJump: Scenario = {
     const sigs0 = await Promise.all(HONEST.map((i) => fed.metric(i, 'consensus', 'btcfed_consensus_signatures_total')));
     const federationView = byz.view;
     for (const view of [MAX_VIEW, MAX_VIEW - 1, 2 ** 40, byz.view + 1_000_000, byz.view + 50]) {
-      const nv = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, view, highQC }));
-      byz.inject('all', { type: 'consensus', message: { type: 'new-view', view, highQC, sender: BYZANTINE, signature: nv } });
+      const nv = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, epoch: 0, view, highQC }));
+      byz.inject('all', { type: 'consensus', message: { type: 'new-view', epoch: 0, view, highQC, sender: BYZANTINE, signature: nv } });
       const hash = randomBytes(32);
-      const v = await byz.sign(voteSigningBytes({ chainId: byz.chainId, phase: Phase.PREPARE, view, blockHash: hash }));
-      byz.inject('all', { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature: v } });
+      const v = await byz.sign(voteSigningBytes({ chainId: byz.chainId, epoch: 0, phase: Phase.PREPARE, view, blockHash: hash }));
+      byz.inject('all', { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature: v } });
     }
     return {
       stop: async () => {},
@@ -346,7 +346,7 @@ const badSignatures: Scenario = {
       const leader = byz.leaderOf(view);
       if (leader === BYZANTINE) { await sleep(20); return; }
       for (let k = 0; k < 100; k++) {
-        byz.inject(leader, { type: 'consensus', message: { type: 'vote', phase: Phase.PREPARE, view, blockHash: randomBytes(32), sender: BYZANTINE, signature: randomBytes(sigBytes) } });
+        byz.inject(leader, { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: randomBytes(32), sender: BYZANTINE, signature: randomBytes(sigBytes) } });
         sent++;
       }
       await sleep(50);
@@ -380,7 +380,7 @@ const oversized: Scenario = {
     const attack = background(async () => {
       let view = byz.view;
       while (byz.leaderOf(view) !== BYZANTINE) view++;
-      const header = { chainId: byz.chainId, height: 1_000_000, view, parentHash: randomBytes(32), proposer: BYZANTINE, timestampMs: Date.now(), txRoot: randomBytes(32), stateHash: randomBytes(32) };
+      const header = { chainId: byz.chainId, epoch: 0, height: 1_000_000, view, parentHash: randomBytes(32), proposer: BYZANTINE, timestampMs: Date.now(), txRoot: randomBytes(32), stateHash: randomBytes(32) };
       const block: Block = { header, hash: blockHash(header), txs };
       byz.inject('all', { type: 'consensus', message: { type: 'proposal', view, block, justify, sender: BYZANTINE, signature: randomBytes(byz.limits.signatureBytes) } });
       sent++;

@@ -73,10 +73,10 @@ const futureProposals: Scenario = {
         while (byz.leaderOf(view) !== BYZANTINE) view++;
         const justify = byz.driver.engine.safety.prepareQC;
         const parent = byz.driver.engine.block(toHex(justify.blockHash)) ?? byz.driver.genesis;
-        const header = { chainId: byz.chainId, height: parent.header.height + 1, view, parentHash: justify.blockHash, proposer: BYZANTINE,
+        const header = { chainId: byz.chainId, epoch: 0, height: parent.header.height + 1, view, parentHash: justify.blockHash, proposer: BYZANTINE,
           timestampMs: Date.now(), txRoot: randomBytes(32), stateHash: randomBytes(32) };
         const block = { header, hash: blockHash(header), txs };
-        const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, view, blockHash: block.hash, justify }));
+        const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, epoch: 0, view, blockHash: block.hash, justify }));
         frame = encodeFrame(byz.chainId, { type: 'consensus', message: { type: 'proposal', view, block, justify, sender: BYZANTINE, signature } });
         frameView = view;
       }
@@ -110,8 +110,8 @@ const newViewChurn: Scenario = {
     const attack = background(async () => {
       const highQC = byz.driver.engine.safety.prepareQC;
       const view = next++;
-      const signature = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, view, highQC }));
-      byz.inject('all', { type: 'consensus', message: { type: 'new-view', view, highQC, sender: BYZANTINE, signature } } as Frame);
+      const signature = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, epoch: 0, view, highQC }));
+      byz.inject('all', { type: 'consensus', message: { type: 'new-view', epoch: 0, view, highQC, sender: BYZANTINE, signature } } as Frame);
       sent++;
     });
     return {
@@ -145,7 +145,7 @@ const badBlockTime: Scenario = {
         restamped++;
         const header = { ...p.block.header, timestampMs };
         const block = { ...p.block, header, hash: blockHash(header) };
-        void byz.sign(proposalSigningBytes({ chainId: byz.chainId, view: p.view, blockHash: block.hash, justify: p.justify }))
+        void byz.sign(proposalSigningBytes({ chainId: byz.chainId, epoch: 0, view: p.view, blockHash: block.hash, justify: p.justify }))
           .then((signature) => byz.inject(to, { type: 'consensus', message: { ...p, block, signature } }));
         return [];
       },

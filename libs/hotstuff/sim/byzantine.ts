@@ -21,7 +21,7 @@ export function equivocate(m: Member, p: Proposal, targets: number[], scheme: Si
   const h = p.block.header;
   const alt = buildBlock(scheme, h.chainId, h.proposer, `evil${m.id}`, h.view, h.parentHash, h.height - 1, h.stateHash, h.timestampMs);
   m.disk.blocks.set(toHexKey(alt.hash), alt);
-  const signature = scheme.sign(m.identity, { kind: 'proposal', view: p.view, blockHash: alt.hash, justify: p.justify });
+  const signature = scheme.sign(m.identity, { kind: 'proposal', epoch: 0, view: p.view, blockHash: alt.hash, justify: p.justify });
   const second: Proposal = { ...p, block: alt, signature };
   return [
     { to: targets.filter((_, i) => i % 2 === 0), message: p },
@@ -33,11 +33,12 @@ export function equivocate(m: Member, p: Proposal, targets: number[], scheme: Si
 export function doubleVotes(m: Member, msg: ConsensusMessage, scheme: SimScheme): Vote[] {
   const vote = (phase: Phase, view: number, blockHash: Uint8Array): Vote => ({
     type: 'vote',
+    epoch: 0,
     phase,
     view,
     blockHash,
     sender: m.identity,
-    signature: scheme.sign(m.identity, { kind: 'vote', phase, view, blockHash }),
+    signature: scheme.sign(m.identity, { kind: 'vote', epoch: 0, phase, view, blockHash }),
   });
   switch (msg.type) {
     case 'proposal':
@@ -84,7 +85,7 @@ export class ForkingLeader {
     this.#m.disk.blocks.set(toHexKey(block.hash), block);
     this.#fork = { view: p.view, block, votes: new Map() };
     this.#addVote(Phase.PREPARE, this.#m.identity, this.#sign(Phase.PREPARE));
-    const signature = this.#scheme.sign(this.#m.identity, { kind: 'proposal', view: p.view, blockHash: block.hash, justify });
+    const signature = this.#scheme.sign(this.#m.identity, { kind: 'proposal', epoch: 0, view: p.view, blockHash: block.hash, justify });
     return { type: 'proposal', view: p.view, block, justify, sender: this.#m.identity, signature };
   }
 
@@ -99,7 +100,7 @@ export class ForkingLeader {
 
   #sign(phase: Phase): Uint8Array {
     const f = this.#fork!;
-    return this.#scheme.sign(this.#m.identity, { kind: 'vote', phase, view: f.view, blockHash: f.block.hash });
+    return this.#scheme.sign(this.#m.identity, { kind: 'vote', epoch: 0, phase, view: f.view, blockHash: f.block.hash });
   }
 
   #addVote(phase: Phase, sender: number, signature: Uint8Array): QcAnnounce[] {
@@ -111,7 +112,7 @@ export class ForkingLeader {
     if (votes.size < this.#quorum) return [];
     const signers = [...votes.keys()].sort((a, b) => a - b);
     const qc: QuorumCert = { phase, view: f.view, blockHash: f.block.hash, signers, signatures: signers.map((s) => votes.get(s)!) };
-    const out: QcAnnounce[] = [{ type: 'qc', qc, sender: this.#m.identity }];
+    const out: QcAnnounce[] = [{ type: 'qc', epoch: 0, qc, sender: this.#m.identity }];
     if (phase !== Phase.COMMIT) out.push(...this.#addVote((phase + 1) as Phase, this.#m.identity, this.#sign((phase + 1) as Phase)));
     return out;
   }

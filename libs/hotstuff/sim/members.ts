@@ -57,11 +57,15 @@ export function buildBlock(
   parentHeight: number,
   parentStateHash: Hash,
   nowMs: number,
+  epoch = 0,
+  /** A block of an epoch's suffix (request-payload `empty`): no transactions. */
+  empty = false,
 ): Block {
-  const txs = [enc.encode(`tx|${tag}|${view}`)];
+  const txs = empty ? [] : [enc.encode(`tx|${tag}|${epoch}|${view}`)];
   const txRoot = scheme.digest(...txs);
   const header = {
     chainId,
+    epoch,
     height: parentHeight + 1,
     view,
     parentHash,

@@ -11,9 +11,9 @@ import type { BlockHeader, Hash, Phase, QuorumCert, SignedMessage } from '../typ
 import { Prng } from './prng.ts';
 
 export type SigningContent =
-  | { kind: 'vote'; phase: Phase; view: number; blockHash: Hash }
-  | { kind: 'proposal'; view: number; blockHash: Hash; justify: QuorumCert }
-  | { kind: 'new-view'; view: number; highQC: QuorumCert };
+  | { kind: 'vote'; epoch: number; phase: Phase; view: number; blockHash: Hash }
+  | { kind: 'proposal'; epoch: number; view: number; blockHash: Hash; justify: QuorumCert }
+  | { kind: 'new-view'; epoch: number; view: number; highQC: QuorumCert };
 
 export interface SimScheme {
   readonly name: string;
@@ -21,45 +21,48 @@ export interface SimScheme {
   /** Digest of a payload, for txRoot and the running state hash. */
   digest(...parts: Uint8Array[]): Hash;
   sign(identity: number, content: SigningContent): Uint8Array;
+  /** Against the key of identity `m.sender` (epoch 0's validator index is the identity). */
   verify(message: SignedMessage): boolean;
+  /** Against the key of `identity` (an epoch's index → identity map is the caller's). */
+  verifyAs(identity: number, message: SignedMessage): boolean;
 }
 
 export function contentOfRequest(r: SignRequest): SigningContent {
   switch (r.kind) {
     case 'proposal':
-      return { kind: 'proposal', view: r.view, blockHash: r.block.hash, justify: r.justify };
+      return { kind: 'proposal', epoch: r.epoch, view: r.view, blockHash: r.block.hash, justify: r.justify };
     case 'vote':
-      return { kind: 'vote', phase: r.phase, view: r.view, blockHash: r.blockHash };
+      return { kind: 'vote', epoch: r.epoch, phase: r.phase, view: r.view, blockHash: r.blockHash };
     case 'new-view':
-      return { kind: 'new-view', view: r.view, highQC: r.highQC };
+      return { kind: 'new-view', epoch: r.epoch, view: r.view, highQC: r.highQC };
   }
 }
 
 export function contentOfMessage(m: SignedMessage): SigningContent {
   switch (m.type) {
     case 'proposal':
-      return { kind: 'proposal', view: m.view, blockHash: m.block.hash, justify: m.justify };
+      return { kind: 'proposal', epoch: m.block.header.epoch, view: m.view, blockHash: m.block.hash, justify: m.justify };
     case 'vote':
-      return { kind: 'vote', phase: m.phase, view: m.view, blockHash: m.blockHash };
+      return { kind: 'vote', epoch: m.epoch, phase: m.phase, view: m.view, blockHash: m.blockHash };
     case 'new-view':
-      return { kind: 'new-view', view: m.view, highQC: m.highQC };
+      return { kind: 'new-view', epoch: m.epoch, view: m.view, highQC: m.highQC };
   }
 }
 
 const enc = new TextEncoder();
 
 function headerString(h: BlockHeader): string {
-  return `${h.chainId}|${h.height}|${h.view}|${toHex(h.parentHash)}|${h.proposer}|${h.timestampMs}|${toHex(h.txRoot)}|${toHex(h.stateHash)}`;
+  return `${h.chainId}|${h.epoch}|${h.height}|${h.view}|${toHex(h.parentHash)}|${h.proposer}|${h.timestampMs}|${toHex(h.txRoot)}|${toHex(h.stateHash)}`;
 }
 
 function contentString(chainId: string, c: SigningContent): string {
   switch (c.kind) {
     case 'vote':
-      return `v|${chainId}|${c.phase}|${c.view}|${toHex(c.blockHash)}`;
+      return `v|${chainId}|${c.epoch}|${c.phase}|${c.view}|${toHex(c.blockHash)}`;
     case 'proposal':
-      return `p|${chainId}|${c.view}|${toHex(c.blockHash)}|${c.justify.phase}|${c.justify.view}|${toHex(c.justify.blockHash)}`;
+      return `p|${chainId}|${c.epoch}|${c.view}|${toHex(c.blockHash)}|${c.justify.phase}|${c.justify.view}|${toHex(c.justify.blockHash)}`;
     case 'new-view':
-      return `n|${chainId}|${c.view}|${c.highQC.phase}|${c.highQC.view}|${toHex(c.highQC.blockHash)}`;
+      return `n|${chainId}|${c.epoch}|${c.view}|${c.highQC.phase}|${c.highQC.view}|${toHex(c.highQC.blockHash)}`;
   }
 }
 
@@ -97,11 +100,15 @@ export function createFakeScheme(chainId: string, n: number, seed: number): SimS
     digest: sha256,
     sign,
     verify(m) {
-      const key = keys[m.sender];
-      if (key === undefined || m.signature.length !== 8) return false;
-      const expected = keyedHash(key, contentString(chainId, contentOfMessage(m)));
-      for (let i = 0; i < 8; i++) if (expected[i] !== m.signature[i]) return false;
-      return true;
+      return verifyAs(m.sender, m);
     },
+    verifyAs,
   };
+  function verifyAs(identity: number, m: SignedMessage): boolean {
+    const key = keys[identity];
+    if (key === undefined || m.signature.length !== 8) return false;
+    const expected = keyedHash(key, contentString(chainId, contentOfMessage(m)));
+    for (let i = 0; i < 8; i++) if (expected[i] !== m.signature[i]) return false;
+    return true;
+  }
 }

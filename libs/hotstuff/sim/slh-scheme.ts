@@ -28,21 +28,23 @@ export function createSlhScheme(chainId: string, n: number, seed: number, paramS
   const bytesOf = (c: SigningContent): Uint8Array => {
     switch (c.kind) {
       case 'vote':
-        return voteSigningBytes({ chainId, phase: c.phase, view: c.view, blockHash: c.blockHash });
+        return voteSigningBytes({ chainId, epoch: c.epoch, phase: c.phase, view: c.view, blockHash: c.blockHash });
       case 'proposal':
-        return proposalSigningBytes({ chainId, view: c.view, blockHash: c.blockHash, justify: c.justify });
+        return proposalSigningBytes({ chainId, epoch: c.epoch, view: c.view, blockHash: c.blockHash, justify: c.justify });
       case 'new-view':
-        return newViewSigningBytes({ chainId, view: c.view, highQC: c.highQC });
+        return newViewSigningBytes({ chainId, epoch: c.epoch, view: c.view, highQC: c.highQC });
     }
+  };
+  const verifyAs = (identity: number, m: SignedMessage): boolean => {
+    const key = keys[identity];
+    return key !== undefined && slh.verifySync(key.publicKey, bytesOf(contentOfMessage(m)), m.signature);
   };
   return {
     name: `slh-dsa/${slh.paramSet}/${slh.backend}`,
     hashBlock: (header) => blockHash(header),
     digest: sha256,
     sign: (identity, c) => slh.signSync(keys[identity]!.secretKey, bytesOf(c)),
-    verify(m: SignedMessage) {
-      const key = keys[m.sender];
-      return key !== undefined && slh.verifySync(key.publicKey, bytesOf(contentOfMessage(m)), m.signature);
-    },
+    verify: (m: SignedMessage) => verifyAs(m.sender, m),
+    verifyAs,
   };
 }

@@ -24,7 +24,7 @@ test('an SLH-DSA signature by the wrong member, or over other bytes, does not ve
   const scheme = createSlhScheme('kit', 4, 5);
   const k = new Kit(4);
   const vote = k.vote(Phase.PREPARE, 1, k.genesis, 2);
-  const signed = { ...vote, signature: scheme.sign(2, { kind: 'vote', phase: Phase.PREPARE, view: 1, blockHash: k.genesis.hash }) };
+  const signed = { ...vote, signature: scheme.sign(2, { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: 1, blockHash: k.genesis.hash }) };
   assert.equal(scheme.verify(signed), true);
   assert.equal(scheme.verify({ ...signed, sender: 3 }), false);
   assert.equal(scheme.verify({ ...signed, view: 2 }), false);

@@ -8,7 +8,7 @@ import type { EngineAction, EngineConfig, EngineEvent, PersistedRecord, RejectRe
 import { genesisBlock, genesisQC } from '../genesis.ts';
 import { toHex } from '../bytes.ts';
 import { roundRobinLeader } from '../quorum.ts';
-import { Phase, type Block, type NewView, type Proposal, type QuorumCert, type Vote } from '../types.ts';
+import { Phase, type Block, type ConsensusMessage, type NewView, type Proposal, type QuorumCert, type Vote } from '../types.ts';
 import { buildBlock } from './members.ts';
 import { contentOfRequest, createFakeScheme } from './schemes.ts';
 
@@ -49,13 +49,13 @@ export class Kit {
   }
 
   proposal(view: number, block: Block, justify: QuorumCert, sender = roundRobinLeader(view, this.n)): Proposal {
-    const signature = this.scheme.sign(sender, { kind: 'proposal', view, blockHash: block.hash, justify });
+    const signature = this.scheme.sign(sender, { kind: 'proposal', epoch: 0, view, blockHash: block.hash, justify });
     return { type: 'proposal', view, block, justify, sender, signature };
   }
 
   vote(phase: Phase, view: number, block: Block, sender: number): Vote {
-    const signature = this.scheme.sign(sender, { kind: 'vote', phase, view, blockHash: block.hash });
-    return { type: 'vote', phase, view, blockHash: block.hash, sender, signature };
+    const signature = this.scheme.sign(sender, { kind: 'vote', epoch: 0, phase, view, blockHash: block.hash });
+    return { type: 'vote', epoch: 0, phase, view, blockHash: block.hash, sender, signature };
   }
 
   qc(phase: Phase, view: number, block: Block, signers: number[]): QuorumCert {
@@ -64,8 +64,8 @@ export class Kit {
   }
 
   newView(view: number, highQC: QuorumCert, sender: number): NewView {
-    const signature = this.scheme.sign(sender, { kind: 'new-view', view, highQC });
-    return { type: 'new-view', view, highQC, sender, signature };
+    const signature = this.scheme.sign(sender, { kind: 'new-view', epoch: 0, view, highQC });
+    return { type: 'new-view', epoch: 0, view, highQC, sender, signature };
   }
 }
 
@@ -109,7 +109,7 @@ export class Driven {
     return out;
   }
 
-  message(m: Proposal | Vote | NewView | { type: 'qc'; qc: QuorumCert; sender: number }): EngineAction[] {
+  message(m: ConsensusMessage): EngineAction[] {
     return this.step({ type: 'message', message: m });
   }
 }

@@ -52,7 +52,11 @@ export interface SignProposalRequest {
     | Block
     | undefined;
   /** The leader's highQC: a PREPARE QC whose block is the block's parent. */
-  justify: QuorumCert | undefined;
+  justify:
+    | QuorumCert
+    | undefined;
+  /** The epoch the proposal is for (the block header says the same; the signer checks both). */
+  epoch: number;
 }
 
 export interface SignProposalResponse {
@@ -75,7 +79,11 @@ export interface SignVoteRequest {
     | QuorumCert
     | undefined;
   /** PHASE_COMMIT only: the PRE-COMMIT QC of this view and block (the signer locks on it). */
-  precommitQc: QuorumCert | undefined;
+  precommitQc:
+    | QuorumCert
+    | undefined;
+  /** The epoch of the vote: part of the signed bytes. */
+  epoch: number;
 }
 
 export interface SignVoteResponse {
@@ -86,7 +94,11 @@ export interface SignVoteResponse {
 export interface SignNewViewRequest {
   view: number;
   /** The sender's prepareQC (the genesis QC while it has nothing higher). */
-  highQc: QuorumCert | undefined;
+  highQc:
+    | QuorumCert
+    | undefined;
+  /** The epoch of the NEW-VIEW: part of the signed bytes. */
+  epoch: number;
 }
 
 export interface SignNewViewResponse {
@@ -316,7 +328,7 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
 };
 
 function createBaseSignProposalRequest(): SignProposalRequest {
-  return { view: 0, block: undefined, justify: undefined };
+  return { view: 0, block: undefined, justify: undefined, epoch: 0 };
 }
 
 export const SignProposalRequest: MessageFns<SignProposalRequest> = {
@@ -329,6 +341,9 @@ export const SignProposalRequest: MessageFns<SignProposalRequest> = {
     }
     if (message.justify !== undefined) {
       QuorumCert.encode(message.justify, writer.uint32(26).fork()).join();
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(32).uint64(message.epoch);
     }
     return writer;
   },
@@ -370,6 +385,14 @@ export const SignProposalRequest: MessageFns<SignProposalRequest> = {
             message.justify = QuorumCert.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -387,6 +410,7 @@ export const SignProposalRequest: MessageFns<SignProposalRequest> = {
       view: isSet(object.view) ? globalThis.Number(object.view) : 0,
       block: isSet(object.block) ? Block.fromJSON(object.block) : undefined,
       justify: isSet(object.justify) ? QuorumCert.fromJSON(object.justify) : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -401,6 +425,9 @@ export const SignProposalRequest: MessageFns<SignProposalRequest> = {
     if (message.justify !== undefined) {
       obj.justify = QuorumCert.toJSON(message.justify);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -414,6 +441,7 @@ export const SignProposalRequest: MessageFns<SignProposalRequest> = {
     message.justify = (object.justify !== undefined && object.justify !== null)
       ? QuorumCert.fromPartial(object.justify)
       : undefined;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -512,6 +540,7 @@ function createBaseSignVoteRequest(): SignVoteRequest {
     justify: undefined,
     prepareQc: undefined,
     precommitQc: undefined,
+    epoch: 0,
   };
 }
 
@@ -537,6 +566,9 @@ export const SignVoteRequest: MessageFns<SignVoteRequest> = {
     }
     if (message.precommitQc !== undefined) {
       QuorumCert.encode(message.precommitQc, writer.uint32(58).fork()).join();
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(64).uint64(message.epoch);
     }
     return writer;
   },
@@ -610,6 +642,14 @@ export const SignVoteRequest: MessageFns<SignVoteRequest> = {
             message.precommitQc = QuorumCert.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -643,6 +683,7 @@ export const SignVoteRequest: MessageFns<SignVoteRequest> = {
         : isSet(object.precommit_qc)
         ? QuorumCert.fromJSON(object.precommit_qc)
         : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -669,6 +710,9 @@ export const SignVoteRequest: MessageFns<SignVoteRequest> = {
     if (message.precommitQc !== undefined) {
       obj.precommitQc = QuorumCert.toJSON(message.precommitQc);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -692,6 +736,7 @@ export const SignVoteRequest: MessageFns<SignVoteRequest> = {
     message.precommitQc = (object.precommitQc !== undefined && object.precommitQc !== null)
       ? QuorumCert.fromPartial(object.precommitQc)
       : undefined;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -782,7 +827,7 @@ export const SignVoteResponse: MessageFns<SignVoteResponse> = {
 };
 
 function createBaseSignNewViewRequest(): SignNewViewRequest {
-  return { view: 0, highQc: undefined };
+  return { view: 0, highQc: undefined, epoch: 0 };
 }
 
 export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
@@ -792,6 +837,9 @@ export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
     }
     if (message.highQc !== undefined) {
       QuorumCert.encode(message.highQc, writer.uint32(18).fork()).join();
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).uint64(message.epoch);
     }
     return writer;
   },
@@ -825,6 +873,14 @@ export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
             message.highQc = QuorumCert.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -845,6 +901,7 @@ export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
         : isSet(object.high_qc)
         ? QuorumCert.fromJSON(object.high_qc)
         : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -855,6 +912,9 @@ export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
     }
     if (message.highQc !== undefined) {
       obj.highQc = QuorumCert.toJSON(message.highQc);
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
     }
     return obj;
   },
@@ -868,6 +928,7 @@ export const SignNewViewRequest: MessageFns<SignNewViewRequest> = {
     message.highQc = (object.highQc !== undefined && object.highQc !== null)
       ? QuorumCert.fromPartial(object.highQc)
       : undefined;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };

@@ -85,6 +85,8 @@ export interface BlockHeader {
   txRoot: Uint8Array;
   /** Running state hash: SHA-256(tag, parent.state_hash, tx_root); lets a diverging member be detected. */
   stateHash: Uint8Array;
+  /** The epoch whose validators certify the block (0 until the first reconfiguration). */
+  epoch: number;
 }
 
 export interface Block {
@@ -118,6 +120,7 @@ export interface Vote {
   blockHash: Uint8Array;
   sender: number;
   signature: Uint8Array;
+  epoch: number;
 }
 
 /** NEW-VIEW(view, prepareQC): sent when a replica enters `view` (after a decision or a timeout). */
@@ -127,6 +130,7 @@ export interface NewView {
   highQc: QuorumCert | undefined;
   sender: number;
   signature: Uint8Array;
+  epoch: number;
 }
 
 /**
@@ -137,6 +141,8 @@ export interface NewView {
 export interface QcAnnounce {
   qc: QuorumCert | undefined;
   sender: number;
+  /** The epoch whose validators' votes make the QC. */
+  epoch: number;
 }
 
 /**
@@ -191,6 +197,7 @@ function createBaseBlockHeader(): BlockHeader {
     timestampMs: 0,
     txRoot: new Uint8Array(0),
     stateHash: new Uint8Array(0),
+    epoch: 0,
   };
 }
 
@@ -219,6 +226,9 @@ export const BlockHeader: MessageFns<BlockHeader> = {
     }
     if (message.stateHash.length !== 0) {
       writer.uint32(66).bytes(message.stateHash);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(72).uint64(message.epoch);
     }
     return writer;
   },
@@ -300,6 +310,14 @@ export const BlockHeader: MessageFns<BlockHeader> = {
             message.stateHash = reader.bytes();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -342,6 +360,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
         : isSet(object.state_hash)
         ? bytesFromBase64(object.state_hash)
         : new Uint8Array(0),
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -371,6 +390,9 @@ export const BlockHeader: MessageFns<BlockHeader> = {
     if (message.stateHash.length !== 0) {
       obj.stateHash = base64FromBytes(message.stateHash);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -387,6 +409,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
     message.timestampMs = object.timestampMs ?? 0;
     message.txRoot = object.txRoot ?? new Uint8Array(0);
     message.stateHash = object.stateHash ?? new Uint8Array(0);
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -753,7 +776,7 @@ export const Proposal: MessageFns<Proposal> = {
 };
 
 function createBaseVote(): Vote {
-  return { phase: 0, view: 0, blockHash: new Uint8Array(0), sender: 0, signature: new Uint8Array(0) };
+  return { phase: 0, view: 0, blockHash: new Uint8Array(0), sender: 0, signature: new Uint8Array(0), epoch: 0 };
 }
 
 export const Vote: MessageFns<Vote> = {
@@ -772,6 +795,9 @@ export const Vote: MessageFns<Vote> = {
     }
     if (message.signature.length !== 0) {
       writer.uint32(42).bytes(message.signature);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(48).uint64(message.epoch);
     }
     return writer;
   },
@@ -829,6 +855,14 @@ export const Vote: MessageFns<Vote> = {
             message.signature = reader.bytes();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -852,6 +886,7 @@ export const Vote: MessageFns<Vote> = {
         : new Uint8Array(0),
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
       signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -872,6 +907,9 @@ export const Vote: MessageFns<Vote> = {
     if (message.signature.length !== 0) {
       obj.signature = base64FromBytes(message.signature);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -885,12 +923,13 @@ export const Vote: MessageFns<Vote> = {
     message.blockHash = object.blockHash ?? new Uint8Array(0);
     message.sender = object.sender ?? 0;
     message.signature = object.signature ?? new Uint8Array(0);
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
 
 function createBaseNewView(): NewView {
-  return { view: 0, highQc: undefined, sender: 0, signature: new Uint8Array(0) };
+  return { view: 0, highQc: undefined, sender: 0, signature: new Uint8Array(0), epoch: 0 };
 }
 
 export const NewView: MessageFns<NewView> = {
@@ -906,6 +945,9 @@ export const NewView: MessageFns<NewView> = {
     }
     if (message.signature.length !== 0) {
       writer.uint32(34).bytes(message.signature);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(40).uint64(message.epoch);
     }
     return writer;
   },
@@ -955,6 +997,14 @@ export const NewView: MessageFns<NewView> = {
             message.signature = reader.bytes();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -977,6 +1027,7 @@ export const NewView: MessageFns<NewView> = {
         : undefined,
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
       signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -994,6 +1045,9 @@ export const NewView: MessageFns<NewView> = {
     if (message.signature.length !== 0) {
       obj.signature = base64FromBytes(message.signature);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -1008,12 +1062,13 @@ export const NewView: MessageFns<NewView> = {
       : undefined;
     message.sender = object.sender ?? 0;
     message.signature = object.signature ?? new Uint8Array(0);
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
 
 function createBaseQcAnnounce(): QcAnnounce {
-  return { qc: undefined, sender: 0 };
+  return { qc: undefined, sender: 0, epoch: 0 };
 }
 
 export const QcAnnounce: MessageFns<QcAnnounce> = {
@@ -1023,6 +1078,9 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
     }
     if (message.sender !== 0) {
       writer.uint32(16).uint32(message.sender);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(24).uint64(message.epoch);
     }
     return writer;
   },
@@ -1056,6 +1114,14 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
             message.sender = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1072,6 +1138,7 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
     return {
       qc: isSet(object.qc) ? QuorumCert.fromJSON(object.qc) : undefined,
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -1083,6 +1150,9 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
     if (message.sender !== 0) {
       obj.sender = Math.round(message.sender);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -1093,6 +1163,7 @@ export const QcAnnounce: MessageFns<QcAnnounce> = {
     const message = createBaseQcAnnounce();
     message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
     message.sender = object.sender ?? 0;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
