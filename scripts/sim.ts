@@ -7,12 +7,15 @@
 //   node scripts/sim.ts --scenarios 10000 --seed 7          # the Twins campaign
 //   node scripts/sim.ts --scenarios 10000 --chaos 1000      # plus chaos scenarios
 //   node scripts/sim.ts --seed 7 --only 123 [--kind chaos]  # replay one scenario, with its trace
+//   node scripts/sim.ts --reconfig 2000 --seed 7           # reconfiguration campaign (epochs.ts)
+//   node scripts/sim.ts --reconfig 1 --seed 7 --only 42    # replay one, printing its scenario
 
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { runCampaign, scenarioAt, type CampaignKind, type CampaignReport } from '../libs/hotstuff/sim/campaign.ts';
 import { runScenario } from '../libs/hotstuff/sim/simulator.ts';
+import { drawReconfig, runReconfig } from '../libs/hotstuff/sim/epochs.ts';
 
 interface Job {
   kind: CampaignKind;
@@ -61,10 +64,12 @@ async function main(): Promise<void> {
       trace: { type: 'boolean', default: false },
       workers: { type: 'string' },
       mutation: { type: 'string' },
+      reconfig: { type: 'string' },
     },
   });
   const seed = values.seed !== undefined ? Number(values.seed) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
   const mutation = values.mutation === 'no-lock' || values.mutation === 'double-vote' ? values.mutation : undefined;
+  if (values.reconfig !== undefined) return reconfigCampaign(seed, Number(values.reconfig), values.only === undefined ? undefined : Number(values.only));
   if (values.only !== undefined) return replay(values.kind === 'chaos' ? 'chaos' : 'twins', seed, Number(values.only), mutation);
   const workers = Math.max(1, Number(values.workers ?? availableParallelism()));
   const t0 = performance.now();
@@ -123,4 +128,37 @@ function replay(kind: CampaignKind, seed: number, index: number, mutation?: Job[
   for (const v of r.violations) console.log(`VIOLATION ${v.kind} at step ${v.step} (${v.atMs.toFixed(1)} ms, instance ${v.instance}): ${v.detail}`);
   console.log(`scenarios=1 violations=${r.violations.length > 0 ? 1 : 0} seed=${seed}`);
   process.exitCode = r.violations.length > 0 ? 1 : 0;
+}
+
+/**
+ * Drawn reconfiguration scenarios, in this thread (each takes milliseconds). Scenario i has seed
+ * `seed + i`. Prints the stall at the boundaries (virtual ms from the change's commit to the next
+ * epoch's first commit) and ends with the usual one line.
+ */
+function reconfigCampaign(seed: number, count: number, only?: number): void {
+  const t0 = performance.now();
+  const indices = only === undefined ? Array.from({ length: count }, (_, i) => i) : [only];
+  let violations = 0;
+  let steps = 0;
+  const stalls: number[] = [];
+  for (const i of indices) {
+    const scenario = drawReconfig((seed + i) >>> 0);
+    const r = runReconfig(scenario);
+    steps += r.steps;
+    if (only !== undefined) console.log(`scenario ${i}: ${JSON.stringify(scenario)}\nresult: ${JSON.stringify({ ...r, violations: undefined })}`);
+    if (r.violations.length > 0) {
+      if (violations === 0) {
+        console.log(`FIRST VIOLATION: reconfig scenario ${i}:\n  ${r.violations.slice(0, 5).join('\n  ')}`);
+        console.log(`replay: node scripts/sim.ts --reconfig 1 --seed ${seed} --only ${i}`);
+      }
+      violations++;
+    }
+    stalls.push(...r.stallMs.filter(Number.isFinite));
+  }
+  stalls.sort((a, b) => a - b);
+  const at = (q: number) => (stalls.length ? stalls[Math.min(stalls.length - 1, Math.floor(q * stalls.length))]!.toFixed(0) : '-');
+  console.log(`reconfig: ${indices.length} scenarios, ${stalls.length} boundaries crossed, stall ms p50=${at(0.5)} p90=${at(0.9)} max=${at(1)} (rough networks and cut-off members included)`);
+  console.log(`${steps} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`scenarios=${indices.length} violations=${violations} seed=${seed}`);
+  process.exitCode = violations > 0 ? 1 : 0;
 }
