@@ -1,10 +1,11 @@
 // Block validity with the real hashes (SHA-256 header hash, Merkle root, running state hash).
 
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blockHash, merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, reconfigSigningBytes, toHex, txHash } from '#libs/crypto/index.ts';
+import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
 import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
-import { blockError, blockTimeError, type ValidityContext } from './index.ts';
+import { blockEndsEpoch, blockError, blockTimeError, type ValidityContext } from './index.ts';
 
 const enc = new TextEncoder();
 const chainId = 'validity-test';
@@ -73,4 +74,37 @@ test('block time: a proposal is timely by the receiver\'s clock, within the drif
   assert.match(blockTimeError(now + 10 * 365 * 86_400_000, now, bounds) ?? '', /ahead/, 'ten years ahead');
   assert.equal(blockTimeError(now - 32_000, now, bounds), null, 'late by the delay plus the drift');
   assert.match(blockTimeError(now - 32_001, now, bounds) ?? '', /32001 ms behind our clock \(allowed: 32000 ms\)/);
+});
+
+describe('a reconfiguration in a block (real SLH-DSA approvals)', () => {
+  const slh = createSlhDsa({ backend: 'auto' });
+  const keys = Array.from({ length: 5 }, (_, i) => slh.generateKeyPair(new Uint8Array(slh.seedBytes).fill(i + 21)));
+  const set = ValidatorSet.fromConfig(keys.slice(0, 4).map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })));
+  const reconfig = { set, rules: { chainId, publicKeyBytes: slh.publicKeyBytes }, verify: (pk: Uint8Array, m: Uint8Array, s: Uint8Array) => slh.verifySync(pk, m, s) };
+  const withReconfig: ValidityContext = { ...ctx, reconfig };
+  const change: Reconfiguration = { chainId, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
+  const approve = (c: Reconfiguration, by: number[]) => by.map((validator) => ({ validator, signature: slh.signSync(keys[validator]!.secretKey, reconfigSigningBytes(c)) }));
+  const tx = (c: Reconfiguration, by: number[]) => encodeReconfigTx({ change: c, approvals: approve(c, by) });
+
+  it('approved by a quorum of the block\'s epoch: valid, and the block ends its epoch', () => {
+    const b = block(genesis, [enc.encode('a'), tx(change, [0, 1, 3])]);
+    assert.equal(blockError(b, genesis, [], withReconfig), null);
+    assert.equal(blockEndsEpoch(b), true);
+    assert.equal(blockEndsEpoch(block(genesis, [enc.encode('a')])), false);
+  });
+
+  it('refused: below a quorum, a wrong signature, another epoch, two in a block, malformed, or a member that does not run epochs', () => {
+    const cases: Array<[string, Block, RegExp]> = [
+      ['two approvals of four', block(genesis, [tx(change, [0, 1])]), /transaction 0: 2 approvals, a quorum of epoch 0 is 3/],
+      ['a signature over another change', block(genesis, [encodeReconfigTx({ change, approvals: [...approve(change, [0, 1]), approve({ ...change, epoch: 1 }, [2])[0]!] })]),
+        /transaction 0: approvals\[2\]: validator 2 \(m2\)'s signature does not verify/],
+      ['a change for epoch 1 in an epoch-0 block', block(genesis, [tx({ ...change, epoch: 1 }, [0, 1, 2])]), /transaction 0: the change ends epoch 1, the block is of epoch 0/],
+      ['a change ending epoch 0 in a block of epoch 1', block(genesis, [tx(change, [0, 1, 2])], { epoch: 1 }), /the change ends epoch 0, the block is of epoch 1/],
+      ['an invalid change (removing below four)', block(genesis, [tx({ chainId, epoch: 0, ops: [{ kind: 'remove', name: 'm0' }] }, [0, 1, 2])]), /ops: the change leaves 3 validators/],
+      ['two reconfigurations', block(genesis, [tx(change, [0, 1, 2]), tx({ ...change, ops: [{ kind: 'remove', name: 'm3' }] }, [0, 1, 2])]), /transactions 0 and 1 are both reconfigurations/],
+      ['a malformed one', block(genesis, [tx(change, [0, 1, 2]).subarray(0, 40)]), /transaction 0: change: length/],
+    ];
+    for (const [what, b, pattern] of cases) assert.match(blockError(b, genesis, [], withReconfig) ?? 'valid', pattern, what);
+    assert.match(blockError(block(genesis, [tx(change, [0, 1, 2])]), genesis, [], ctx) ?? '', /transaction 0 is a reconfiguration, which this member does not run yet/);
+  });
 });

@@ -4,10 +4,14 @@
 // then the Merkle root over
 // the transactions, the running state hash, and exactly-once: no transaction twice in the
 // block, none already committed, none in an uncommitted ancestor between it and the committed
-// tip. Must never accept a block it could not fully check without saying which part it skipped.
+// tip. A reconfiguration transaction (libs/validators reconfig-tx.ts) must be the block's only one,
+// for the block's epoch, valid against that epoch's set and authorised by a quorum of it; a member
+// that does not run epochs refuses any. Must never accept a block it could not fully check without
+// saying which part it skipped.
 
 import { nextStateHash, toHex } from '#libs/crypto/index.ts';
 import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
+import { authorizeChange, decodeReconfigTx, isReconfigTx, nextValidatorSet, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { txHashesOf, txRootOf } from './tx-hashes.ts';
 
 export interface ValidityContext {
@@ -15,6 +19,17 @@ export interface ValidityContext {
   hashBlock(h: BlockHeader): Hash;
   /** Is this transaction id in the committed log (the block store's tx index)? */
   isCommitted(txId: Hash): boolean;
+  /**
+   * Reconfiguration: the validator set of the blocks' epoch, the rules a change is held to and the
+   * signature check for its approvals. Absent (a member that does not run epochs yet): a block
+   * carrying a reconfiguration is refused.
+   */
+  reconfig?: { set: ValidatorSet; rules: ReconfigRules; verify: Verify };
+}
+
+/** Does the block carry a reconfiguration, so that it ends its epoch once committed? (The engine's endsEpoch.) */
+export function blockEndsEpoch(block: Block): boolean {
+  return block.txs.some(isReconfigTx);
 }
 
 /**
@@ -32,7 +47,30 @@ export function blockError(block: Block, parent: Block | undefined, ancestors: r
     if (h.height !== parent.header.height + 1) return `height ${h.height} after parent ${parent.header.height}`;
     if (h.timestampMs <= parent.header.timestampMs) return `timestamp ${h.timestampMs} is not after its parent's (${parent.header.timestampMs})`;
   }
-  return contentError(block, parent) ?? duplicateError(block, ancestors, ctx);
+  return contentError(block, parent) ?? duplicateError(block, ancestors, ctx) ?? reconfigError(block, ctx);
+}
+
+/**
+ * The block's reconfiguration, if it carries one: the only one, decodable, for the block's epoch,
+ * a valid change of that epoch's set, approved by a quorum of it — cheapest checks first, the
+ * approvals' signatures last.
+ */
+function reconfigError(block: Block, ctx: ValidityContext): string | null {
+  const at = block.txs.flatMap((tx, i) => (isReconfigTx(tx) ? [i] : []));
+  if (at.length === 0) return null;
+  if (!ctx.reconfig) return `transaction ${at[0]} is a reconfiguration, which this member does not run yet`;
+  if (at.length > 1) return `transactions ${at[0]} and ${at[1]} are both reconfigurations (at most one per block)`;
+  const { set, rules, verify } = ctx.reconfig;
+  try {
+    const { change, approvals } = decodeReconfigTx(block.txs[at[0]!]!);
+    if (change.epoch !== block.header.epoch) return `transaction ${at[0]}: the change ends epoch ${change.epoch}, the block is of epoch ${block.header.epoch}`;
+    if (set.epoch !== block.header.epoch) return `transaction ${at[0]}: checked against the set of epoch ${set.epoch}, the block is of epoch ${block.header.epoch}`;
+    nextValidatorSet(set, change, rules);
+    authorizeChange(set, change, approvals, verify);
+    return null;
+  } catch (err) {
+    return `transaction ${at[0]}: ${(err as Error).message}`;
+  }
 }
 
 /** The part of blockError about the header's content commitments: tx root, and state hash when the parent is known. */

@@ -52,6 +52,7 @@ const DEFAULT_FLOW: FlowOptions = limitsFromConf(consensusLimits.parse({})).flow
 const STATUS = statusTable({
   TX_EMPTY: grpc.status.INVALID_ARGUMENT,
   TX_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  TX_RESERVED: grpc.status.INVALID_ARGUMENT,
   MEMPOOL_FULL: grpc.status.RESOURCE_EXHAUSTED,
   MEMPOOL_QUOTA: grpc.status.RESOURCE_EXHAUSTED,
   MEMPOOL_JOURNAL_FAILED: grpc.status.UNAVAILABLE,

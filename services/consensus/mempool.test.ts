@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
+import { encodeReconfigTx } from '#libs/validators/index.ts';
 import { Mempool, REMOTE_SHARE } from './mempool.ts';
 
 const tx = (s: string) => new TextEncoder().encode(s);
@@ -85,4 +86,13 @@ test('blocks are built fairly by source: one source\'s backlog cannot take a who
   // Committed ones leave their source too.
   assert.equal(pool.removeCommitted([...pool.batch(1000, 1 << 20, new Set())].map((p) => toHex(p.hash))), 110);
   assert.equal(pool.batch(1000, 1 << 20, new Set()).length, 0);
+});
+
+test('a client transaction that begins with the reconfiguration tag is refused (TX_RESERVED), never proposed', () => {
+  const pool = new Mempool({ maxTxs: 10, maxBytes: 10_000, maxTxBytes: 1000 });
+  const change = { chainId: 'c', epoch: 0, ops: [{ kind: 'remove' as const, name: 'm1' }] };
+  const r = pool.offer(encodeReconfigTx({ change, approvals: [] }), 1, none);
+  assert.ok(r.status === 'refused' && r.code === 'TX_RESERVED', JSON.stringify(r));
+  assert.equal(pool.size, 0);
+  assert.equal(pool.offer(tx('btcfed/v1/reconfig-tx but not the field prefix'), 1, none).status, 'added');
 });

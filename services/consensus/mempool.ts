@@ -11,6 +11,7 @@
 
 import { FedError } from '#libs/errors/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
+import { RECONFIG_TX_TAG, isReconfigTx } from '#libs/validators/index.ts';
 import { isOutside } from './ports.ts';
 
 export interface MempoolOptions {
@@ -32,13 +33,17 @@ export const LOCAL = -1;
 export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
-export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
+export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
 
 /** Why a transaction cannot be taken at all (empty, too large), or null: the one rule, for validators and observers. */
-export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMPTY' | 'TX_TOO_LARGE'; message: string } | null {
+export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED'; message: string } | null {
   if (tx.length === 0) return { code: 'TX_EMPTY', message: 'transaction is empty' };
   if (tx.length > maxTxBytes) {
     return { code: 'TX_TOO_LARGE', message: `transaction is ${tx.length} bytes; the limit is ${maxTxBytes} (consensus.max_tx_bytes)` };
+  }
+  // A leader would propose it and every member refuse the block (libs/blocks): never let one in.
+  if (isReconfigTx(tx)) {
+    return { code: 'TX_RESERVED', message: `transaction begins with the reconfiguration tag (${RECONFIG_TX_TAG}); reconfigurations are not accepted as client transactions` };
   }
   return null;
 }
@@ -60,7 +65,7 @@ export class Mempool {
   get bytes(): number { return this.#bytes; }
 
   /** Why a transaction cannot be taken at all (empty, too large), or null. */
-  invalid(tx: Uint8Array): { code: 'TX_EMPTY' | 'TX_TOO_LARGE'; message: string } | null {
+  invalid(tx: Uint8Array): { code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED'; message: string } | null {
     return txSizeError(tx, this.#opts.maxTxBytes);
   }
 

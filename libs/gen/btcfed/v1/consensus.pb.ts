@@ -102,7 +102,7 @@ export interface SubmitTransactionsRequest {
 export interface TxSubmitResult {
   txHash: Uint8Array;
   duplicate: boolean;
-  /** Empty when accepted; otherwise why not: TX_EMPTY, TX_TOO_LARGE or MEMPOOL_FULL. */
+  /** Empty when accepted; otherwise why not: TX_EMPTY, TX_TOO_LARGE, TX_RESERVED (begins with the reconfiguration tag), MEMPOOL_FULL or MEMPOOL_QUOTA. */
   errorCode: string;
   error: string;
 }

@@ -1,0 +1,71 @@
+// The reconfiguration transaction (reconfig-tx.ts): a change with its approvals round-trips; every
+// malformed encoding is refused naming the field (never a crash, never a partial change); random
+// bytes behind the tag never decode to anything but a refusal or a canonical change.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { isFedError } from '#libs/errors/index.ts';
+import { CanonicalWriter, reconfigSigningBytes } from '#libs/crypto/index.ts';
+import { RECONFIG_TX_TAG, decodeReconfigTx, encodeReconfigTx, isReconfigTx } from './reconfig-tx.ts';
+import type { Reconfiguration } from './reconfig.ts';
+
+const change: Reconfiguration = {
+  chainId: 'tx-test',
+  epoch: 3,
+  ops: [
+    { kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: new Uint8Array(32).fill(4) },
+    { kind: 'remove', name: 'm1' },
+    { kind: 'rotate', name: 'm2', peerId: 'peer-2b', publicKey: new Uint8Array(32).fill(9) },
+  ],
+};
+const approvals = [0, 2, 3].map((validator) => ({ validator, signature: new Uint8Array(7).fill(validator + 1) }));
+const malformed = (pattern: RegExp) => (err: unknown) => isFedError(err, 'RECONFIG_MALFORMED') && pattern.test(err.message);
+
+test('a change with its approvals round-trips; the tag marks it', () => {
+  const tx = encodeReconfigTx({ change, approvals });
+  assert.equal(isReconfigTx(tx), true);
+  assert.deepEqual(decodeReconfigTx(tx), { change, approvals });
+  assert.equal(isReconfigTx(new TextEncoder().encode('an ordinary transaction')), false);
+  assert.equal(isReconfigTx(tx.subarray(0, 10)), false);
+});
+
+test('malformed transactions are refused naming the field', () => {
+  const tx = encodeReconfigTx({ change, approvals });
+  assert.throws(() => decodeReconfigTx(new TextEncoder().encode('x')), malformed(/^tag: /));
+  assert.throws(() => decodeReconfigTx(tx.subarray(0, tx.length - 1)), malformed(/^approvals\[2\]: length .* past the end/));
+  assert.throws(() => decodeReconfigTx(new Uint8Array([...tx, 0])), malformed(/^tx: trailing bytes/));
+  const withChange = (bytes: Uint8Array, approvalCount = 0) =>
+    new CanonicalWriter().str(RECONFIG_TX_TAG, 'tag').bytes(bytes).u32(approvalCount, 'n').finish();
+  const good = reconfigSigningBytes(change);
+  assert.throws(() => decodeReconfigTx(withChange(good.subarray(0, good.length - 3))), malformed(/^change\.ops\[2\]/));
+  const otherTag = new CanonicalWriter().str('btcfed/v1/vote', 'tag').str('tx-test', 'c').finish();
+  assert.throws(() => decodeReconfigTx(withChange(otherTag)), malformed(/^change\.tag: "btcfed\/v1\/vote"/));
+  const badCode = new CanonicalWriter().str('btcfed/v1/reconfig', 't').str('c', 'c').u64(0, 'e').u32(1, 'n')
+    .bytes(new CanonicalWriter().u8(9, 'k').str('m1', 'n').finish()).finish();
+  assert.throws(() => decodeReconfigTx(withChange(badCode)), malformed(/^change\.ops\[0\]\.kind: unknown operation code 9/));
+  const tooMany = new CanonicalWriter().str('btcfed/v1/reconfig', 't').str('c', 'c').u64(0, 'e').u32(17, 'n').finish();
+  assert.throws(() => decodeReconfigTx(withChange(tooMany)), malformed(/^change\.ops\.length: 17, at most 16/));
+  assert.throws(() => decodeReconfigTx(withChange(good, 5000)), malformed(/^approvals\.length: 5000/));
+  const emptyKey = new CanonicalWriter().str('btcfed/v1/reconfig', 't').str('c', 'c').u64(0, 'e').u32(1, 'n')
+    .bytes(new CanonicalWriter().u8(1, 'k').str('m9', 'n').str('p', 'p').bytes(new Uint8Array(0)).finish()).finish();
+  assert.throws(() => decodeReconfigTx(withChange(emptyKey)), malformed(/^change: .*publicKey/));
+});
+
+test('random bytes behind the tag: a refusal naming a field, or a change that re-encodes to the same bytes', () => {
+  const prefix = new CanonicalWriter().str(RECONFIG_TX_TAG, 'tag').finish();
+  const valid = encodeReconfigTx({ change, approvals });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(valid.length), fc.nat(255), (noise, at, byte) => {
+      for (const tx of [new Uint8Array([...prefix, ...noise]), valid.map((b, i) => (i === at ? byte : b))]) {
+        try {
+          const d = decodeReconfigTx(tx);
+          assert.deepEqual(encodeReconfigTx(d), tx, 'a decoded transaction is its own canonical encoding');
+        } catch (err) {
+          assert.ok(isFedError(err, 'RECONFIG_MALFORMED'), String(err));
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
