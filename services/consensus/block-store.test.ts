@@ -128,6 +128,32 @@ test('a store of another chain or another schema version is refused at open, wit
   await raw.close();
   assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' }),
     (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /newer btcfed/.test(err.message));
+  // An older build's store (version 1: headers without their epoch) is refused with what to do.
+  const raw1 = open({ path: dir });
+  await raw1.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).put('schema', '1');
+  await raw1.close();
+  assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' }),
+    (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /schema version 1; this build reads version 2\. No migration/.test(err.message));
+}));
+
+test('a store from before versions were recorded: empty, it is taken; holding blocks, it is version 1 and refused', () => withStore(async (dir) => {
+  const { open } = await import('lmdb');
+  const unrecord = async () => {
+    const raw = open({ path: dir });
+    await raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).remove('schema');
+    await raw.close();
+  };
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  await store.close();
+  await unrecord();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const b1 = child(genesis, 1, ['a']);
+  await store.persist(safety(2, genesisQC(genesis), genesisQC(genesis)), [b1], []);
+  await store.commit([b1], qcOn(b1, Phase.COMMIT, 1));
+  await store.close();
+  await unrecord();
+  assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash }),
+    (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /schema version 1/.test(err.message));
 }));
 
 test('the safety QCs are written when they change, not on every persist; the last ones written come back', () => withStore(async (dir) => {

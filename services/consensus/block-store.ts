@@ -26,11 +26,12 @@ export interface BlockStoreOptions {
 }
 
 /**
- * The layout of the databases below. Recorded in `meta` on first open (a store made before
- * versions were recorded has this same layout); a store with another version is refused at start
- * with what to do, never read with the wrong layout.
+ * The layout of the databases below. Recorded in `meta` on first open; a store with another
+ * version is refused at start with what to do, never read with the wrong layout. Version 2: block
+ * headers carry (and hash) their epoch, so blocks stored by version 1 have other hashes. A store
+ * without a recorded version that already holds blocks predates version 2 (version 1 layout).
  */
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 
 export interface TxLocation { height: number; blockHash: Hash; index: number }
 
@@ -85,7 +86,8 @@ export class BlockStore {
   }
 
   #checkIdentity(opts: BlockStoreOptions): void {
-    const schema = this.#meta.get('schema');
+    const recorded = this.#meta.get('schema');
+    const schema = recorded ?? (this.#heights.getKeysCount() > 0 ? '1' : undefined);
     if (schema === undefined) this.#meta.putSync('schema', String(STORE_SCHEMA_VERSION));
     else if (Number(schema) !== STORE_SCHEMA_VERSION) {
       const newer = Number(schema) > STORE_SCHEMA_VERSION;
