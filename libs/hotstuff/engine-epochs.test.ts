@@ -130,7 +130,7 @@ test('the next epoch starts from the last block: its root QC needs no signatures
   const next = buildBlock(k.scheme, CHAIN, 1, 'e1', 1, b1.hash, 1, b1.header.stateHash, 3, 1);
   const sign = (block: Block) => k.scheme.sign(1, { kind: 'proposal', epoch: 1, view: 1, blockHash: block.hash, justify: root });
   const out = d.message({ type: 'proposal', view: 1, block: next, justify: root, sender: 1, signature: sign(next) });
-  const votes = voteRequests(out);
+  const votes = ofType(out, 'sign').map((a) => a.request).filter((r) => r.kind === 'vote');
   assert.equal(votes.length, 1, JSON.stringify(reasons(out)));
   assert.equal(votes[0]!.epoch, 1, 'the vote is of epoch 1');
   const old = buildBlock(k.scheme, CHAIN, 1, 'e0', 1, b1.hash, 1, b1.header.stateHash, 3, 0);

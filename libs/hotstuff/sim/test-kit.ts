@@ -122,8 +122,8 @@ export function ofType<T extends EngineAction['type']>(actions: EngineAction[], 
   return actions.filter((a): a is Extract<EngineAction, { type: T }> => a.type === type);
 }
 
-export function voteRequests(actions: EngineAction[]): { epoch: number; phase: Phase; view: number }[] {
-  return ofType(actions, 'sign').flatMap((a) => (a.request.kind === 'vote' ? [{ epoch: a.request.epoch, phase: a.request.phase, view: a.request.view }] : []));
+export function voteRequests(actions: EngineAction[]): { phase: Phase; view: number }[] {
+  return ofType(actions, 'sign').flatMap((a) => (a.request.kind === 'vote' ? [{ phase: a.request.phase, view: a.request.view }] : []));
 }
 
 export { Phase };
