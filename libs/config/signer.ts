@@ -27,6 +27,12 @@ export const signerConfSchema = z.strictObject({
   allowed_clients: z.array(fingerprint).default([]),
   /** Explicit opt-out of the allow list: any certificate the CA signed may call (logged at every start). */
   allow_any_client: z.boolean().default(false),
+  /**
+   * The SHA-256 fingerprints of the operators' client certificates: the only callers that may ask
+   * for a reconfiguration approval (ApproveReconfiguration). Never the consensus service's: a
+   * compromised consensus host must not be able to approve a change of the validator set.
+   */
+  operator_clients: z.array(fingerprint).default([]),
   crypto: shared.crypto,
   /** The encrypted SLH-DSA key, relative to the data dir. */
   key_file: fileName.default('signer.key'),
@@ -51,6 +57,14 @@ export const signerConfSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: 'exactly one of passphrase_file and passphrase_env is required' });
   }
   checkValidators(conf.validators, conf.crypto?.param_set, ctx);
+  if (Array.isArray(conf.operator_clients) && Array.isArray(conf.allowed_clients)) {
+    const consensus = new Set(conf.allowed_clients.map((f) => f.toLowerCase().replaceAll(':', '')));
+    conf.operator_clients.forEach((f, i) => {
+      if (consensus.has(f.toLowerCase().replaceAll(':', ''))) {
+        ctx.addIssue({ code: 'custom', path: ['operator_clients', i], message: 'is also in allowed_clients: an operator certificate must not be the consensus service\'s' });
+      }
+    });
+  }
   if (conf.allow_any_client === true && Array.isArray(conf.allowed_clients) && conf.allowed_clients.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['allow_any_client'], message: 'contradicts allowed_clients: set one or the other' });
   }

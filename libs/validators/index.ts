@@ -6,4 +6,4 @@ export {
   type Approval, type ReconfigOp, type ReconfigRules, type Reconfiguration,
 } from './reconfig.ts';
 export { EpochHistory, type CommittedChange, type Verify } from './epochs.ts';
-export { RECONFIG_TX_TAG, decodeReconfigTx, encodeReconfigTx, isReconfigTx, type ReconfigTx } from './reconfig-tx.ts';
+export { RECONFIG_TX_TAG, decodeReconfigTx, decodeReconfiguration, encodeReconfigTx, isReconfigTx, type ReconfigTx } from './reconfig-tx.ts';

@@ -107,6 +107,11 @@ export function decodeReconfigTx(tx: Uint8Array): ReconfigTx {
   return { change, approvals };
 }
 
+/** A change from its canonical bytes (reconfigSigningBytes), or RECONFIG_MALFORMED naming the field. */
+export function decodeReconfiguration(bytes: Uint8Array): Reconfiguration {
+  return decodeChange(bytes);
+}
+
 function decodeChange(bytes: Uint8Array): Reconfiguration {
   const r = new Reader(bytes);
   const tag = r.str('change.tag', 64);

@@ -9,7 +9,9 @@ import { FedError } from '#libs/errors/index.ts';
 import { call, createClient, errorCodeOf, waitForReady, type ClientSecurity } from '#libs/rpc/index.ts';
 import { SignerServiceClient } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import type { SignRequest } from '#libs/hotstuff/index.ts';
-import type { Signer, SignerIdentity, SignResult } from './signer.ts';
+import type { Approved, Signer, SignerIdentity, SignResult } from './signer.ts';
+import { reconfigSigningBytes } from '#libs/crypto/index.ts';
+import type { Reconfiguration } from '#libs/validators/index.ts';
 import { signRequestToWire } from './wire.ts';
 
 export interface RemoteSignerOptions {
@@ -26,6 +28,11 @@ export interface RemoteSignerOptions {
 }
 
 export interface RemoteSigner extends Signer {
+  /**
+   * Ask for an operator's approval of a reconfiguration (the caller's certificate must be in the
+   * signer's operator_clients). Throws SIGNER_REFUSED with the rule, or the RPC error.
+   */
+  approve(change: Reconfiguration): Promise<Approved>;
   /** The current channel's client (replaced when a stuck connection attempt is given up). */
   readonly client: SignerServiceClient;
   /** Resolves once the channel is connected. */
@@ -138,6 +145,15 @@ export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
       }
     },
     sign,
+    async approve(change: Reconfiguration): Promise<Approved> {
+      try {
+        const r = await call(client.approveReconfiguration.bind(client), { change: reconfigSigningBytes(change) }, { deadlineMs });
+        if (r.signature.length === 0) throw new FedError('SIGNER_RPC_FAILED', 'the signer answered without a signature');
+        return { signature: r.signature, validatorIndex: r.validatorIndex, id: r.reconfigId };
+      } catch (err) {
+        throw err instanceof FedError ? err : fromRpcError(err);
+      }
+    },
     async close() {
       clearInterval(watchdog);
       client.close();

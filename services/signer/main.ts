@@ -161,7 +161,7 @@ async function run(argv: string[]): Promise<void> {
     const server = createServer({ security: serverSecurity, log: log.child({ module: 'rpc' }),
       reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
     server.addService(SignerServiceService, signerService({
-      signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients,
+      signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients, operatorClients: conf.operator_clients,
     }));
     const listen = flags.listen ?? conf.listen;
     const port = await server.bind(listen);

@@ -11,11 +11,15 @@ import { peerCertificate, requirePeer, rpcHandlers, statusTable, type CallWithAu
 import type { SignRequest } from '#libs/hotstuff/index.ts';
 import type { SignerServiceServer } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import type { LocalSigner } from './signer.ts';
+import { decodeReconfiguration } from '#libs/validators/index.ts';
+import { FedError } from '#libs/errors/index.ts';
 import { newViewFromWire, proposalFromWire, voteFromWire } from './wire.ts';
 
 export const STATUS = statusTable({
   SIGNER_REFUSED: grpc.status.FAILED_PRECONDITION,
   SIGNER_BAD_REQUEST: grpc.status.INVALID_ARGUMENT,
+  RECONFIG_MALFORMED: grpc.status.INVALID_ARGUMENT,
+  SIGNER_NO_OPERATORS: grpc.status.PERMISSION_DENIED,
   SIGNER_UNAVAILABLE: grpc.status.UNAVAILABLE,
   SIGNER_STORAGE_FAILED: grpc.status.UNAVAILABLE,
   RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
@@ -29,6 +33,8 @@ export interface SignerRpcDeps {
   requireCertificate: boolean;
   /** Certificate SHA-256 fingerprints; empty = any certificate the CA signed. */
   allowedClients: readonly string[];
+  /** The operators' certificate fingerprints: the only callers of ApproveReconfiguration (signer.yaml operator_clients). */
+  operatorClients: readonly string[];
 }
 
 type AnyCall = CallWithAuthContext & { getPeer(): string };
@@ -42,6 +48,21 @@ function clientOf(call: AnyCall, deps: SignerRpcDeps): string {
   const peer = peerCertificate(call);
   if (peer) return `${peer.commonName ?? peer.subject} sha256:${peer.fingerprint256.slice(0, 16)}`;
   if (deps.requireCertificate) requirePeer(call, []);
+  return `insecure ${call.getPeer()}`;
+}
+
+/**
+ * Who may approve a reconfiguration: under mTLS only a certificate in operator_clients (none
+ * listed: nobody); without TLS (a loopback dev signer started --insecure) any caller, logged.
+ */
+function operatorOf(call: AnyCall, deps: SignerRpcDeps): string {
+  if (deps.requireCertificate || peerCertificate(call)) {
+    if (deps.operatorClients.length === 0) {
+      throw new FedError('SIGNER_NO_OPERATORS', 'no operator may approve reconfigurations: signer.yaml operator_clients is empty (list the operators\' certificate fingerprints)');
+    }
+    const peer = requirePeer(call, deps.operatorClients);
+    return `operator ${peer.commonName ?? peer.subject} sha256:${peer.fingerprint256.slice(0, 16)}`;
+  }
   return `insecure ${call.getPeer()}`;
 }
 
@@ -73,6 +94,11 @@ export function signerService(deps: SignerRpcDeps): SignerServiceServer {
     signProposal: handlers.unary(async (req, call) => {
       const r = await signDecoded('proposal', req.view, () => proposalFromWire(req, n()), clientOf(call, deps));
       return { signature: r.signature, replayed: r.replayed };
+    }),
+    approveReconfiguration: handlers.unary(async (req, call) => {
+      const client = operatorOf(call, deps);
+      const r = await deps.signer.approve(decodeReconfiguration(req.change), client);
+      return { signature: r.signature, validatorIndex: r.validatorIndex, reconfigId: r.id };
     }),
     signVote: handlers.unary(async (req, call) => {
       const r = await signDecoded('vote', req.view, () => voteFromWire(req, n()), clientOf(call, deps));

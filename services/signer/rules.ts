@@ -16,7 +16,7 @@ import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
   'malformed', 'epoch', 'one-per-slot', 'monotonic', 'view-jump', 'leader', 'chain-id', 'block-hash', 'header', 'proposer',
-  'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc',
+  'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc', 'reconfig',
 ] as const;
 export type Rule = (typeof RULES)[number];
 

@@ -8,10 +8,10 @@
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
-import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
+import { reconfigSigningBytes, sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '#libs/files/index.ts';
-import type { ValidatorSet } from '#libs/validators/index.ts';
+import { nextValidatorSet, reconfigId, type Reconfiguration, type ValidatorSet } from '#libs/validators/index.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
 import { RULES, admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
@@ -21,6 +21,15 @@ export interface SignResult {
   signature: Uint8Array;
   /** The request was identical to one signed before: this is the stored signature. */
   replayed: boolean;
+}
+
+/** An operator's approval of a reconfiguration (ApproveReconfiguration). */
+export interface Approved {
+  signature: Uint8Array;
+  /** This signer's index in the change's epoch. */
+  validatorIndex: number;
+  /** SHA-256 of the change's bytes, hex. */
+  id: string;
 }
 
 export interface SignerIdentity {
@@ -124,6 +133,42 @@ export class LocalSigner implements Signer {
       this.#deps.secretKey.fill(0);
     })();
     return this.#closing;
+  }
+
+  /**
+   * An operator's approval of `change`: its canonical bytes signed under their own domain tag,
+   * only for this signer's chain and epoch and only when the change is valid against this
+   * signer's own validator set (libs/validators nextValidatorSet). Stateless: no slot, no lock —
+   * consensus commits at most one change per epoch, and a change for a past epoch is stale there.
+   * Journaled (signed or refused with the rule) before the reply, like every request.
+   */
+  approve(change: Reconfiguration, client: string): Promise<Approved> {
+    return this.#queue.run(async () => {
+      if (this.#closed) throw new FedError('SIGNER_UNAVAILABLE', 'the signer is shutting down');
+      if (this.#failed !== undefined) throw new FedError('SIGNER_UNAVAILABLE', `the signer stopped signing after a storage failure (${errorMessage(this.#failed)}); restart it`);
+      const v = this.#validators;
+      const id = reconfigId(change);
+      const base = { type: 'approval', epoch: change.epoch, id, ops: change.ops.length, client };
+      const refuse = async (rule: Rule, reason: string): Promise<never> => {
+        await this.#journal({ ...base, decision: 'refused', rule, reason });
+        this.#m.requests.inc({ kind: 'approval', decision: 'refused' });
+        this.#m.refusals.inc({ rule });
+        this.#deps.log.warn({ security: true, event: 'signer.approval_refused', rule, reason, id, client }, 'reconfiguration approval refused');
+        throw refusalError(rule, reason, { kind: 'approval', id });
+      };
+      if (change.chainId !== this.#id.chainId) return refuse('chain-id', `the change is for chain ${JSON.stringify(change.chainId)}, this signer's is ${JSON.stringify(this.#id.chainId)}`);
+      if (change.epoch !== v.epoch) return refuse('epoch', `the change ends epoch ${change.epoch}, this signer's validator set is epoch ${v.epoch}`);
+      try {
+        nextValidatorSet(v, change, { chainId: this.#id.chainId, publicKeyBytes: this.#deps.slh.publicKeyBytes });
+      } catch (err) {
+        return refuse('reconfig', errorMessage(err));
+      }
+      const signature = await this.#deps.slh.sign(this.#deps.secretKey, reconfigSigningBytes(change));
+      await this.#journal({ ...base, decision: 'signed', sig: sha256Hex(signature) });
+      this.#m.requests.inc({ kind: 'approval', decision: 'signed' });
+      this.#deps.log.warn({ security: true, event: 'signer.approved', id, epoch: change.epoch, ops: change.ops, client }, 'reconfiguration approved');
+      return { signature, validatorIndex: this.#id.validatorIndex, id };
+    });
   }
 
   /**

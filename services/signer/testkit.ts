@@ -26,6 +26,8 @@ export interface TlsFiles {
   siblingCert: string; siblingKey: string;
   /** SHA-256 fingerprint of clientCert. */
   clientFingerprint: string;
+  /** SHA-256 fingerprint of siblingCert (an operator's certificate, in the approval tests). */
+  siblingFingerprint: string;
 }
 
 export interface SignerWorld {
@@ -78,6 +80,7 @@ async function writeTls(dir: string): Promise<TlsFiles> {
     otherClientCert: await write('other-client.pem', other.cert), otherClientKey: await write('other-client-key.pem', other.key),
     siblingCert: await write('sibling.pem', sibling.cert), siblingKey: await write('sibling-key.pem', sibling.key),
     clientFingerprint: certificateFingerprint(client.cert),
+    siblingFingerprint: certificateFingerprint(sibling.cert),
   };
 }
 

@@ -43,11 +43,11 @@ export async function inProcessHarness(opts: WorldOptions = {}): Promise<SignerH
 export interface GrpcSigner { server: RpcServer; port: number; local: LocalSigner; client: RemoteSigner }
 
 /** A LocalSigner behind mutual TLS on 127.0.0.1 and a client holding the test client certificate. */
-export async function serveOverGrpc(world: SignerWorld, init: boolean, allowedClients: string[] = []): Promise<GrpcSigner> {
+export async function serveOverGrpc(world: SignerWorld, init: boolean, allowedClients: string[] = [], operatorClients: string[] = []): Promise<GrpcSigner> {
   const tls = world.tls!;
   const local = await openInProcess(world, { init });
   const server = createServer({ security: { mode: 'mtls', certFile: tls.serverCert, keyFile: tls.serverKey, caFile: tls.caFile }, log: silent });
-  server.addService(SignerServiceService, signerService({ signer: local, log: silent, requireCertificate: true, allowedClients }));
+  server.addService(SignerServiceService, signerService({ signer: local, log: silent, requireCertificate: true, allowedClients, operatorClients }));
   const port = await server.bind('127.0.0.1:0');
   const client = createRemoteSigner({
     address: `127.0.0.1:${port}`, validatorCount: world.n,

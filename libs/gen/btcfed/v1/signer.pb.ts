@@ -106,6 +106,19 @@ export interface SignNewViewResponse {
   replayed: boolean;
 }
 
+export interface ApproveReconfigurationRequest {
+  /** The change's canonical bytes (libs/crypto reconfigSigningBytes): what the approval signs. */
+  change: Uint8Array;
+}
+
+export interface ApproveReconfigurationResponse {
+  signature: Uint8Array;
+  /** The approver's index in the change's epoch (what the reconfiguration transaction records). */
+  validatorIndex: number;
+  /** SHA-256 of the change's bytes, hex: the name operators compare before they approve. */
+  reconfigId: string;
+}
+
 function createBaseGetPublicKeyRequest(): GetPublicKeyRequest {
   return {};
 }
@@ -1018,6 +1031,182 @@ export const SignNewViewResponse: MessageFns<SignNewViewResponse> = {
   },
 };
 
+function createBaseApproveReconfigurationRequest(): ApproveReconfigurationRequest {
+  return { change: new Uint8Array(0) };
+}
+
+export const ApproveReconfigurationRequest: MessageFns<ApproveReconfigurationRequest> = {
+  encode(message: ApproveReconfigurationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.change.length !== 0) {
+      writer.uint32(10).bytes(message.change);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApproveReconfigurationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApproveReconfigurationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.change = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApproveReconfigurationRequest {
+    return { change: isSet(object.change) ? bytesFromBase64(object.change) : new Uint8Array(0) };
+  },
+
+  toJSON(message: ApproveReconfigurationRequest): unknown {
+    const obj: any = {};
+    if (message.change.length !== 0) {
+      obj.change = base64FromBytes(message.change);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApproveReconfigurationRequest>): ApproveReconfigurationRequest {
+    return ApproveReconfigurationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApproveReconfigurationRequest>): ApproveReconfigurationRequest {
+    const message = createBaseApproveReconfigurationRequest();
+    message.change = object.change ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseApproveReconfigurationResponse(): ApproveReconfigurationResponse {
+  return { signature: new Uint8Array(0), validatorIndex: 0, reconfigId: "" };
+}
+
+export const ApproveReconfigurationResponse: MessageFns<ApproveReconfigurationResponse> = {
+  encode(message: ApproveReconfigurationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signature.length !== 0) {
+      writer.uint32(10).bytes(message.signature);
+    }
+    if (message.validatorIndex !== 0) {
+      writer.uint32(16).uint32(message.validatorIndex);
+    }
+    if (message.reconfigId !== "") {
+      writer.uint32(26).string(message.reconfigId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApproveReconfigurationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApproveReconfigurationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signature = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.validatorIndex = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reconfigId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApproveReconfigurationResponse {
+    return {
+      signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
+      validatorIndex: isSet(object.validatorIndex)
+        ? globalThis.Number(object.validatorIndex)
+        : isSet(object.validator_index)
+        ? globalThis.Number(object.validator_index)
+        : 0,
+      reconfigId: isSet(object.reconfigId)
+        ? globalThis.String(object.reconfigId)
+        : isSet(object.reconfig_id)
+        ? globalThis.String(object.reconfig_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ApproveReconfigurationResponse): unknown {
+    const obj: any = {};
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.validatorIndex !== 0) {
+      obj.validatorIndex = Math.round(message.validatorIndex);
+    }
+    if (message.reconfigId !== "") {
+      obj.reconfigId = message.reconfigId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApproveReconfigurationResponse>): ApproveReconfigurationResponse {
+    return ApproveReconfigurationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApproveReconfigurationResponse>): ApproveReconfigurationResponse {
+    const message = createBaseApproveReconfigurationResponse();
+    message.signature = object.signature ?? new Uint8Array(0);
+    message.validatorIndex = object.validatorIndex ?? 0;
+    message.reconfigId = object.reconfigId ?? "";
+    return message;
+  },
+};
+
 export type SignerServiceService = typeof SignerServiceService;
 export const SignerServiceService = {
   /** The public key this signer signs with and where it sits in the validator set. */
@@ -1062,6 +1251,24 @@ export const SignerServiceService = {
     responseSerialize: (value: SignNewViewResponse): Buffer => Buffer.from(SignNewViewResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SignNewViewResponse => SignNewViewResponse.decode(value),
   },
+  /**
+   * An operator's approval of a reconfiguration (docs/reconfiguration.md): a signature over the
+   * change's canonical bytes (domain tag btcfed/v1/reconfig, never a consensus message), for the
+   * signer's own epoch and only if the change is valid against its validator set. Only the
+   * certificates signer.yaml lists in operator_clients may call it — never the consensus service.
+   */
+  approveReconfiguration: {
+    path: "/btcfed.v1.SignerService/ApproveReconfiguration" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApproveReconfigurationRequest): Buffer =>
+      Buffer.from(ApproveReconfigurationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApproveReconfigurationRequest => ApproveReconfigurationRequest.decode(value),
+    responseSerialize: (value: ApproveReconfigurationResponse): Buffer =>
+      Buffer.from(ApproveReconfigurationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApproveReconfigurationResponse =>
+      ApproveReconfigurationResponse.decode(value),
+  },
 } as const;
 
 export interface SignerServiceServer extends UntypedServiceImplementation {
@@ -1073,6 +1280,13 @@ export interface SignerServiceServer extends UntypedServiceImplementation {
   signVote: handleUnaryCall<SignVoteRequest, SignVoteResponse>;
   /** NEW-VIEW(view, highQC) on a view change. */
   signNewView: handleUnaryCall<SignNewViewRequest, SignNewViewResponse>;
+  /**
+   * An operator's approval of a reconfiguration (docs/reconfiguration.md): a signature over the
+   * change's canonical bytes (domain tag btcfed/v1/reconfig, never a consensus message), for the
+   * signer's own epoch and only if the change is valid against its validator set. Only the
+   * certificates signer.yaml lists in operator_clients may call it — never the consensus service.
+   */
+  approveReconfiguration: handleUnaryCall<ApproveReconfigurationRequest, ApproveReconfigurationResponse>;
 }
 
 export interface SignerServiceClient extends Client {
@@ -1139,6 +1353,27 @@ export interface SignerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SignNewViewResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * An operator's approval of a reconfiguration (docs/reconfiguration.md): a signature over the
+   * change's canonical bytes (domain tag btcfed/v1/reconfig, never a consensus message), for the
+   * signer's own epoch and only if the change is valid against its validator set. Only the
+   * certificates signer.yaml lists in operator_clients may call it — never the consensus service.
+   */
+  approveReconfiguration(
+    request: ApproveReconfigurationRequest,
+    callback: (error: ServiceError | null, response: ApproveReconfigurationResponse) => void,
+  ): ClientUnaryCall;
+  approveReconfiguration(
+    request: ApproveReconfigurationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApproveReconfigurationResponse) => void,
+  ): ClientUnaryCall;
+  approveReconfiguration(
+    request: ApproveReconfigurationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApproveReconfigurationResponse) => void,
   ): ClientUnaryCall;
 }
 
