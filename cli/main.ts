@@ -20,6 +20,7 @@ import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
+import { approve as approveChange, assemble as assembleChange, inspect as inspectChange, propose as proposeChange } from './reconfigure.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -245,6 +246,52 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
       const client = adminClient(path.resolve(o.member), o.admin);
       try { await admin(client, action, o.validator); } finally { client.close(); }
     });
+
+  const reconfigure = program.command('reconfigure')
+    .description('change the validator set: propose a change, approve it on each signer, assemble the transaction (docs/reconfiguration.md)');
+  reconfigure.command('propose')
+    .description('a change of the current validator set, checked against it, as change.yaml with its id')
+    .addOption(memberOpt())
+    .option('--add <card>', 'add the member of this card (repeat)', collect)
+    .option('--remove <name>', 'remove this member (repeat)', collect)
+    .option('--rotate <name=card>', 'give this member the key and peer id of its new card (repeat)', collect)
+    .option('--out <file>', 'where the change goes', 'change.yaml')
+    .action(async (o: { member: string; add?: string[]; remove?: string[]; rotate?: string[]; out: string }) => {
+      const r = await proposeChange({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [], out: path.resolve(o.out) });
+      console.log(`change ${r.id}
+  ends epoch ${r.change.epoch} of chain ${r.change.chainId}; ${r.change.ops.length} operation(s); ${r.size} validators after it
+  written to ${rel(r.file)}: send it to every operator, who compares the id and approves it on its own signer`);
+    });
+  reconfigure.command('approve')
+    .description('ask this member\'s signer to approve the change (with an operator certificate listed in signer.yaml operator_clients)')
+    .addOption(memberOpt())
+    .requiredOption('--change <file>', 'change.yaml from reconfigure propose')
+    .requiredOption('--signer <host:port>', 'the signer\'s address')
+    .requiredOption('--ca <file>', 'the CA the signer\'s certificate is signed by')
+    .requiredOption('--cert <file>', 'the operator\'s client certificate')
+    .requiredOption('--key <file>', 'its key')
+    .option('--out <file>', 'where the approval goes (default: approval-<member>.yaml)')
+    .action(async (o: { member: string; change: string; signer: string; ca: string; cert: string; key: string; out?: string }) => {
+      const out = path.resolve(o.out ?? `approval-${path.basename(path.resolve(o.member))}.yaml`);
+      const r = await approveChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), signer: o.signer,
+        caFile: path.resolve(o.ca), certFile: path.resolve(o.cert), keyFile: path.resolve(o.key), out });
+      console.log(`${r.member} (validator ${r.validator}) approved change ${r.id}\n  written to ${rel(r.file)}`);
+    });
+  reconfigure.command('assemble')
+    .description('the reconfiguration transaction from the change and a quorum of approvals, each verified')
+    .addOption(memberOpt())
+    .requiredOption('--change <file>', 'change.yaml')
+    .requiredOption('--approval <file>', 'an approval file (repeat, or comma-separate)', collect)
+    .option('--out <file>', 'where the transaction goes', 'reconfig.tx')
+    .action(async (o: { member: string; change: string; approval: string[]; out: string }) => {
+      const r = await assembleChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), approvals: o.approval.map((f) => path.resolve(f)), out: path.resolve(o.out) });
+      console.log(`transaction for change ${r.id}: ${r.approvals} approvals (quorum ${r.quorum}), ${r.bytes} bytes, written to ${rel(r.file)}
+  submitting it is not built yet: members refuse a block carrying a change until the services run epochs`);
+    });
+  reconfigure.command('inspect')
+    .description('what a change, approval or transaction file holds')
+    .argument('<file>')
+    .action(async (file: string) => { console.log(await inspectChange(path.resolve(file))); });
 
   program.command('cert').description('certificates from a member\'s CA')
     .command('issue')

@@ -40,9 +40,9 @@ export interface SignerRpcDeps {
 type AnyCall = CallWithAuthContext & { getPeer(): string };
 
 /** Who is calling, for the journal; throws when the certificate rules are not met. */
-function clientOf(call: AnyCall, deps: SignerRpcDeps): string {
+function clientOf(call: AnyCall, deps: SignerRpcDeps, alsoAllowed: readonly string[] = []): string {
   if (deps.allowedClients.length > 0) {
-    const peer = requirePeer(call, deps.allowedClients);
+    const peer = requirePeer(call, [...deps.allowedClients, ...alsoAllowed]);
     return `${peer.commonName ?? peer.subject} sha256:${peer.fingerprint256.slice(0, 16)}`;
   }
   const peer = peerCertificate(call);
@@ -84,7 +84,7 @@ export function signerService(deps: SignerRpcDeps): SignerServiceServer {
 
   return {
     getPublicKey: handlers.unary(async (_req, call) => {
-      clientOf(call, deps);
+      clientOf(call, deps, deps.operatorClients); // public facts: an operator may read them too
       const id = deps.signer.identityNow;
       return {
         publicKey: id.publicKey, paramSet: id.paramSet, validatorIndex: id.validatorIndex,

@@ -1,0 +1,197 @@
+// `btcfed reconfigure`: the operators' ceremony for a change of the validator set, up to the
+// transaction a leader would put in a block (docs/reconfiguration.md):
+//   propose   — anyone: the change (add a member from its card, remove one, rotate one to a new
+//               card) as change.yaml, checked against the current set, with its id;
+//   approve   — each operator, on its own signer: the signer signs the change (only for operator
+//               certificates, signer.yaml operator_clients) → approval-<member>.yaml;
+//   assemble  — anyone: the change and a quorum of approvals, each checked against the set's
+//               keys, as the reconfiguration transaction (reconfig.tx);
+//   inspect   — what a change, approval or transaction file holds.
+// Submitting the transaction is not built: members refuse a block carrying a change until the
+// services run epochs. Must never write a transaction whose approvals it has not verified.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { parseCardText, parseConfText, type MemberCard } from '#libs/config/index.ts';
+import { createSlhDsa, fromHex, paramSpec, toHex, type ParamSet } from '#libs/crypto/index.ts';
+import { FedError } from '#libs/errors/index.ts';
+import { writeFileAtomic } from '#libs/files/index.ts';
+import {
+  ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, reconfigId,
+  type Approval, type ReconfigOp, type Reconfiguration,
+} from '#libs/validators/index.ts';
+import { createRemoteSigner } from '../services/signer/client.ts';
+
+interface Context {
+  chainId: string;
+  set: ValidatorSet;
+  paramSet: ParamSet;
+}
+
+/** The chain, the current validator set and the parameter set, from a member dir's conf.yaml (genesis: epoch 0). */
+async function contextOf(memberDir: string): Promise<Context> {
+  const file = path.join(memberDir, 'conf.yaml');
+  const conf = parseConfText(await fs.readFile(file, 'utf8'), file);
+  return { chainId: conf.consensus.chain_id, set: ValidatorSet.fromConfig(conf.validators), paramSet: conf.crypto.param_set };
+}
+
+const rules = (c: Context) => ({ chainId: c.chainId, publicKeyBytes: paramSpec(c.paramSet).publicKeyBytes });
+
+async function card(file: string): Promise<MemberCard> {
+  return parseCardText(await fs.readFile(file, 'utf8'), file);
+}
+
+// ------------------------------------------------------------------ files
+
+interface ChangeYaml {
+  kind: 'btcfed-reconfiguration';
+  id: string;
+  chain_id: string;
+  epoch: number;
+  ops: Array<{ kind: ReconfigOp['kind']; name: string; peer_id?: string; public_key?: string }>;
+}
+
+function toYaml(change: Reconfiguration): ChangeYaml {
+  return {
+    kind: 'btcfed-reconfiguration', id: reconfigId(change), chain_id: change.chainId, epoch: change.epoch,
+    ops: change.ops.map((op) => (op.kind === 'remove' ? { kind: op.kind, name: op.name } : { kind: op.kind, name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey) })),
+  };
+}
+
+const bad = (file: string, why: string): never => {
+  throw new FedError('RECONFIG_FILE_INVALID', `${file}: ${why}`, { file });
+};
+
+/** A change file back: its id must be the id of what it holds (a file edited after proposing is refused). */
+export async function readChange(file: string): Promise<Reconfiguration> {
+  const y = parse(await fs.readFile(file, 'utf8')) as Partial<ChangeYaml> | null;
+  if (!y || y.kind !== 'btcfed-reconfiguration' || !Array.isArray(y.ops)) return bad(file, 'not a change file from btcfed reconfigure propose');
+  const ops = y.ops.map((op, i): ReconfigOp => {
+    if (op.kind === 'remove') return { kind: 'remove', name: String(op.name) };
+    if ((op.kind !== 'add' && op.kind !== 'rotate') || typeof op.public_key !== 'string' || typeof op.peer_id !== 'string') return bad(file, `ops[${i}] is malformed`);
+    return { kind: op.kind, name: String(op.name), peerId: op.peer_id, publicKey: fromHex(op.public_key) };
+  });
+  const change: Reconfiguration = { chainId: String(y.chain_id), epoch: Number(y.epoch), ops };
+  if (reconfigId(change) !== y.id) bad(file, `its id ${String(y.id).slice(0, 16)}… is not the id of what it holds (${reconfigId(change).slice(0, 16)}…): it was edited after it was proposed`);
+  return change;
+}
+
+interface ApprovalYaml { kind: 'btcfed-approval'; id: string; member: string; validator: number; signature: string }
+
+async function readApproval(file: string): Promise<ApprovalYaml> {
+  const y = parse(await fs.readFile(file, 'utf8')) as Partial<ApprovalYaml> | null;
+  if (!y || y.kind !== 'btcfed-approval' || typeof y.signature !== 'string' || typeof y.id !== 'string' || !Number.isInteger(y.validator)) {
+    return bad(file, 'not an approval file from btcfed reconfigure approve');
+  }
+  return y as ApprovalYaml;
+}
+
+// ------------------------------------------------------------------ commands
+
+export interface ProposeOptions {
+  memberDir: string;
+  add: string[];
+  remove: string[];
+  /** name=card-file */
+  rotate: string[];
+  out: string;
+}
+
+export async function propose(o: ProposeOptions): Promise<{ change: Reconfiguration; id: string; file: string; size: number }> {
+  const c = await contextOf(o.memberDir);
+  const ops: ReconfigOp[] = [];
+  for (const f of o.add) {
+    const k = await card(f);
+    ops.push({ kind: 'add', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key) });
+  }
+  for (const name of o.remove) ops.push({ kind: 'remove', name });
+  for (const r of o.rotate) {
+    const at = r.indexOf('=');
+    if (at <= 0) throw new FedError('CLI_INVALID', `--rotate ${r}: expected NAME=CARD (the member's new card)`);
+    const k = await card(r.slice(at + 1));
+    if (k.name !== r.slice(0, at)) throw new FedError('CLI_INVALID', `--rotate ${r}: the card is ${k.name}'s, not ${r.slice(0, at)}'s`);
+    ops.push({ kind: 'rotate', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key) });
+  }
+  if (ops.length === 0) throw new FedError('CLI_INVALID', 'nothing to change: give --add CARD, --remove NAME or --rotate NAME=CARD');
+  const change: Reconfiguration = { chainId: c.chainId, epoch: c.set.epoch, ops };
+  const next = nextValidatorSet(c.set, change, rules(c)); // refuses an invalid change, naming the field
+  await writeFileAtomic(o.out, stringify(toYaml(change)));
+  return { change, id: reconfigId(change), file: o.out, size: next.n };
+}
+
+export interface ApproveOptions {
+  change: string;
+  /** The signer's address, and the operator's certificate for it (its fingerprint is in signer.yaml operator_clients). */
+  signer: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  memberDir: string;
+  out: string;
+}
+
+export async function approve(o: ApproveOptions): Promise<{ id: string; validator: number; member: string; file: string }> {
+  const change = await readChange(o.change);
+  const c = await contextOf(o.memberDir);
+  const signer = createRemoteSigner({
+    address: o.signer, validatorCount: c.set.n,
+    security: { mode: 'mtls', caFile: o.caFile, certFile: o.certFile, keyFile: o.keyFile, serverName: 'localhost' },
+  });
+  try {
+    const id = await signer.identity();
+    const a = await signer.approve(change);
+    const y: ApprovalYaml = { kind: 'btcfed-approval', id: a.id, member: id.member, validator: a.validatorIndex, signature: toHex(a.signature) };
+    await writeFileAtomic(o.out, stringify(y));
+    return { id: a.id, validator: a.validatorIndex, member: id.member, file: o.out };
+  } finally {
+    await signer.close();
+  }
+}
+
+export interface AssembleOptions {
+  memberDir: string;
+  change: string;
+  approvals: string[];
+  out: string;
+}
+
+export async function assemble(o: AssembleOptions): Promise<{ id: string; approvals: number; quorum: number; bytes: number; file: string }> {
+  const c = await contextOf(o.memberDir);
+  const change = await readChange(o.change);
+  const id = reconfigId(change);
+  const approvals: Approval[] = [];
+  for (const f of o.approvals) {
+    const a = await readApproval(f);
+    if (a.id !== id) bad(f, `approves change ${a.id.slice(0, 16)}…, not ${id.slice(0, 16)}…`);
+    approvals.push({ validator: a.validator, signature: fromHex(a.signature) });
+  }
+  approvals.sort((x, y) => x.validator - y.validator);
+  nextValidatorSet(c.set, change, rules(c));
+  const slh = createSlhDsa({ paramSet: c.paramSet });
+  authorizeChange(c.set, change, approvals, (pk, m, s) => slh.verifySync(pk, m, s)); // every signature, before anything is written
+  const tx = encodeReconfigTx({ change, approvals });
+  await writeFileAtomic(o.out, tx);
+  return { id, approvals: approvals.length, quorum: c.set.quorum, bytes: tx.length, file: o.out };
+}
+
+/** A one-screen description of a change, approval or transaction file. */
+export async function inspect(file: string): Promise<string> {
+  const raw = await fs.readFile(file);
+  let change: Reconfiguration;
+  let extra = '';
+  try {
+    const tx = decodeReconfigTx(raw);
+    change = tx.change;
+    extra = `\n  approvals: ${tx.approvals.map((a) => a.validator).join(', ')} (${tx.approvals.length})`;
+  } catch {
+    const y = parse(raw.toString('utf8')) as { kind?: string } | null;
+    if (y?.kind === 'btcfed-approval') {
+      const a = y as ApprovalYaml;
+      return `approval by ${a.member} (validator ${a.validator}) of change ${a.id}`;
+    }
+    change = await readChange(file);
+  }
+  const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…)`));
+  return `change ${reconfigId(change)}\n  chain ${change.chainId}, ends epoch ${change.epoch}\n  ${ops.join('\n  ')}${extra}`;
+}
