@@ -35,10 +35,10 @@ test('4 → 5 → 7 → 6 members and a key rotation, over lossy networks with a
   assert.ok(stalls.every((s) => Number.isFinite(s)), 'every boundary was crossed');
 });
 
-test('removed members that keep signing are refused, and a member cut off is answered with the epoch-change proof', () => {
+test('retired keys (a removed member\'s, a rotated-out one) that keep signing are refused, and a member cut off is answered with the epoch-change proof', () => {
   const r = runReconfig({ seed: SEED, n: 4, changes: GROW_SHRINK_ROTATE, removedKeepSigning: true, isolate: { name: 'm3', fromMs: 100, toMs: 3000 } });
   assert.deepEqual(r.violations, []);
-  assert.ok(r.refusedOldKeys > 0, 'the removed member signed for later epochs and was refused');
+  assert.ok(r.refusedOldKeys > 0, 'the retired keys signed for later epochs and were refused');
   assert.ok(r.proofsSent > 0, 'the cut-off member was sent proofs of the epochs it missed');
 });
 

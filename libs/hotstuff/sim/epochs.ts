@@ -48,7 +48,7 @@ export interface ReconfigScenario {
   delayMs?: [number, number];
   /** A member cut off from everyone for a while (across a boundary, typically). */
   isolate?: { name: string; fromMs: number; toMs: number };
-  /** Removed members keep signing NEW-VIEWs and votes for the later epochs with their old keys. */
+  /** Retired keys (removed members', rotated-out ones) keep signing NEW-VIEWs for the newest epoch. */
   removedKeepSigning?: boolean;
   /** Blocks every member of the final set must commit in the final epoch. */
   finalCommits?: number;
@@ -484,20 +484,27 @@ class ReconfigSim {
     this.q.push({ at: this.now + this.delay(), k: 'local', to, epoch, e: { type: 'blocks-fetched', blocks: out, qcs: [], ...(index >= 0 ? { from: index } : {}) } });
   }
 
-  /** Removed members keep signing for the epochs after their removal, with their old index and key. */
+  /**
+   * Retired keys keep signing for the newest epoch: a removed member's (with its old index), and a
+   * rotated member's old key (with the member's index) — a key stolen after its rotation. Each is
+   * refused: the index names another key, or none, in that epoch.
+   */
   removedSign(): void {
-    for (const m of this.members.values()) {
-      if (!m.retired) continue;
-      const lastEpoch = m.epoch - 1;
-      const old = this.sets[lastEpoch]!.findIndex((v) => v.name === m.name);
-      const identity = this.sets[lastEpoch]![old]!.identity;
-      const epoch = this.s.changes.length; // aim at the newest epoch
-      const current = [...this.members.values()].find((x) => x.engine && x.epoch === epoch);
-      const view = (current?.engine?.view ?? 1) + 1;
-      const highQC = { phase: Phase.PREPARE, view: 0, blockHash: new Uint8Array(32), signers: [], signatures: [] };
-      const signature = this.scheme.sign(identity, { kind: 'new-view', epoch, view, highQC });
-      const targets = this.sets[epoch]!.map((v) => v.name).filter((n) => n !== m.name);
-      this.transmit(m.name, targets, { type: 'new-view', epoch, view, highQC, sender: old, signature });
+    const epoch = this.s.changes.length; // aim at the newest epoch
+    const current = [...this.members.values()].find((x) => x.engine && x.epoch === epoch);
+    const view = (current?.engine?.view ?? 1) + 1;
+    const highQC = { phase: Phase.PREPARE, view: 0, blockHash: new Uint8Array(32), signers: [], signatures: [] };
+    const targets = this.sets[epoch]!.map((v) => v.name);
+    for (let e = 0; e + 1 < this.sets.length; e++) {
+      if (!this.checks.lastHeight.has(e)) break; // epoch e has not ended anywhere yet
+      this.sets[e]!.forEach((v, index) => {
+        const after = this.sets[e + 1]!.find((x) => x.name === v.name);
+        if (after && after.identity === v.identity) return;
+        const claimed = after ? this.sets[epoch]!.findIndex((x) => x.name === v.name) : index;
+        if (claimed < 0) return;
+        const signature = this.scheme.sign(v.identity, { kind: 'new-view', epoch, view, highQC });
+        this.transmit(v.name, targets.filter((n) => n !== v.name), { type: 'new-view', epoch, view, highQC, sender: claimed, signature });
+      });
     }
   }
 
