@@ -139,3 +139,18 @@ test('the next epoch starts from the last block: its root QC needs no signatures
   const refused = d2.message({ type: 'proposal', view: 1, block: old, justify: root, sender: 1, signature: sign(old) });
   assert.deepEqual(reasons(refused), ['wrong_epoch']);
 });
+
+test('a proposal waiting for blocks gets no vote once the fetch ends the epoch', () => {
+  const k = new Kit(4);
+  const d = epochEngine(k, 0);
+  d.step({ type: 'start' });
+  const { b1, b2 } = chain(k);
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 2, b2, [1, 2, 3]), sender: 1 }); // b2 wanted; on to view 3
+  assert.equal(d.engine.view, 3);
+  const b3 = buildBlock(k.scheme, CHAIN, 3, 'suffix2', 3, b2.hash, 2, b2.header.stateHash, 3, 0, true);
+  assert.deepEqual(reasons(d.message(k.proposal(3, b3, k.qc(Phase.PREPARE, 2, b2, [1, 2, 3])))), [], 'waits for its parent');
+  const out = d.step({ type: 'blocks-fetched', blocks: [b2, b1], qcs: [] });
+  assert.equal(ofType(out, 'epoch-ended').length, 1);
+  assert.deepEqual(ofType(out, 'sign'), [], 'nothing is signed in an epoch that has ended');
+  assert.deepEqual(ofType(out, 'fetch'), [], 'nor fetched');
+});

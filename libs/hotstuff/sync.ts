@@ -65,10 +65,12 @@ export function onBlocksFetched(core: EngineCore, blocks: Block[], qcs: QuorumCe
   // would serve runs of uncertified blocks that nobody can connect.
   for (const qc of valid) if (core.tree.get(toHex(qc.blockHash))) core.storeQc(qc);
   for (const qc of valid) {
+    if (core.ended) return; // the epoch ended with one of these commits: nothing more to ask or vote for
     if (qc.phase === Phase.PREPARE) core.notePrepareQC(qc);
     if (qc.phase === Phase.COMMIT) commitWith(core, qc, core.leaderOf(qc.view));
   }
   resume(core);
+  if (core.ended) return;
   // A partial answer that extended our chain from the committed tip: ask again for what is
   // still missing, from the highest block it connected (a catch-up walks upward this way).
   const above = Math.max(core.tree.committed.header.height, top);
@@ -197,6 +199,7 @@ function storeChecked(core: EngineCore, b: Block, hex: string): void {
 function resume(core: EngineCore): void {
   const pending = core.pendingCommit;
   if (pending) commitWith(core, pending, core.self);
+  if (core.ended) return;
   const waiting = core.round.waiting;
   if (waiting && waiting.view === core.view) {
     core.round.waiting = null;
