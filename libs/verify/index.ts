@@ -16,6 +16,11 @@ export interface TrustRoot {
   chainId: string;
   publicKeys: readonly Uint8Array[];
   dsa: Pick<SlhDsa, 'verifySync'>;
+  /**
+   * The epoch those keys govern (default 0, genesis): only its blocks and QCs verify against them.
+   * A later epoch's root comes from walking the epoch-change proofs (epochs.ts followEpoch).
+   */
+  epoch?: number;
 }
 
 export interface CommitProof {
@@ -40,6 +45,7 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && B
 export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProof, txHash?: Uint8Array): Verdict {
   const h = block.header;
   if (h.chainId !== root.chainId) return refuse(`block: chain id "${h.chainId}", expected "${root.chainId}"`);
+  if (h.epoch !== (root.epoch ?? 0)) return refuse(`block: of epoch ${h.epoch}, the trusted keys are epoch ${root.epoch ?? 0}'s`);
   const own = blockHash(h);
   if (!eq(own, block.hash)) return refuse(`block: hash ${hex(block.hash)} is not the hash of its header (${hex(own)})`);
   if (!eq(txRootOf(block), h.txRoot)) return refuse(`block: its ${block.txs.length} transactions do not match the header's tx_root`);
@@ -120,6 +126,7 @@ function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: Comm
   let tipHash = own;
   for (const [i, d] of (proof.descendants ?? []).entries()) {
     if (d.chainId !== root.chainId) return refuse(`descendants[${i}]: chain id "${d.chainId}"`);
+    if (d.epoch !== h.epoch) return refuse(`descendants[${i}]: of epoch ${d.epoch}, not ${h.epoch}`);
     if (!eq(d.parentHash, tipHash) || d.height !== tip.height + 1) return refuse(`descendants[${i}]: does not extend height ${tip.height} (${hex(tipHash).slice(0, 16)}…)`);
     tip = d;
     tipHash = blockHash(d);
@@ -133,8 +140,10 @@ function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: Comm
   const verifier = new QcVerifier(n, genesisBlock(root.chainId, blockHash).hash, (m) => {
     const key = root.publicKeys[m.sender];
     return key !== undefined && root.dsa.verifySync(key, signingBytesOf(root.chainId, m), m.signature);
-  });
+  }, h.epoch);
   const checked = verifier.check(qc);
   if (!checked.ok) return refuse(`qc: ${checked.why}`);
   return { ok: true, height: h.height, view: qc.view, signers: qc.signers };
 }
+
+export { followEpoch, trustRootOf, type EpochChangeProof, type EpochVerdict } from './epochs.ts';

@@ -1,0 +1,56 @@
+// Following the validator set across epochs without trusting anyone: from genesis's set, each
+// epoch-change proof — the block that ended epoch e (carrying the change and its approvals), the
+// empty blocks of its suffix, and a COMMIT QC of epoch e on the top of them — is checked against
+// epoch e's keys, and the change against epoch e's set and quorum (libs/validators EpochHistory),
+// giving epoch e + 1's set. What a joining member, an observer or `btcfed verify` walks from the
+// genesis file alone. Every refusal names what failed; a refused proof changes nothing.
+
+import { toHex, type SlhDsa } from '#libs/crypto/index.ts';
+import { txRootOf } from '#libs/blocks/index.ts';
+import type { Block, BlockHeader, QuorumCert } from '#libs/hotstuff/index.ts';
+import { decodeReconfigTx, isReconfigTx, type EpochHistory, type ValidatorSet } from '#libs/validators/index.ts';
+import { verifyCommitted, type TrustRoot } from './index.ts';
+
+export interface EpochChangeProof {
+  /** The last block of the epoch: it carries the change, with its approvals. */
+  last: Block;
+  /** Headers of the empty blocks above it that the QC's block is reached by (often none). */
+  suffix: readonly BlockHeader[];
+  /** A COMMIT QC of the epoch on `last`, or on the top of `suffix`. */
+  qc: QuorumCert;
+}
+
+export type EpochVerdict = { ok: true; set: ValidatorSet; height: number } | { ok: false; reason: string };
+
+/** The trust root of one epoch's set: its keys, in its index order, for its epoch only. */
+export function trustRootOf(chainId: string, set: ValidatorSet, dsa: Pick<SlhDsa, 'verifySync'>): TrustRoot {
+  return { chainId, publicKeys: set.publicKeys(), dsa, epoch: set.epoch };
+}
+
+const EMPTY_ROOT = toHex(txRootOf({ txs: [] } as unknown as Block));
+
+/**
+ * Walk one boundary: if `proof` shows that the current epoch of `history` ended, extend `history`
+ * with the next epoch's set and return it. Checked cheapest first: the epochs of the blocks, the
+ * suffix empty, the link and the QC (a quorum of the current epoch, signatures verified), then the
+ * change: exactly one in the block, valid against the current set, approved by its quorum.
+ */
+export function followEpoch(history: EpochHistory, chainId: string, proof: EpochChangeProof, dsa: Pick<SlhDsa, 'verifySync'>): EpochVerdict {
+  const set = history.current;
+  const last = proof.last;
+  if (last.header.epoch !== set.epoch) return { ok: false, reason: `last block: of epoch ${last.header.epoch}, the history is at epoch ${set.epoch}` };
+  for (const [i, h] of proof.suffix.entries()) {
+    if (toHex(h.txRoot) !== EMPTY_ROOT) return { ok: false, reason: `suffix[${i}]: carries transactions (an epoch's suffix is empty)` };
+  }
+  const committed = verifyCommitted(trustRootOf(chainId, set, dsa), last, { qc: proof.qc, descendants: proof.suffix });
+  if (!committed.ok) return { ok: false, reason: committed.reason };
+  const at = last.txs.flatMap((tx, i) => (isReconfigTx(tx) ? [i] : []));
+  if (at.length !== 1) return { ok: false, reason: `last block: carries ${at.length} reconfigurations, an epoch ends with exactly one` };
+  try {
+    const { change, approvals } = decodeReconfigTx(last.txs[at[0]!]!);
+    const next = history.apply({ change, approvals, height: last.header.height });
+    return { ok: true, set: next, height: last.header.height };
+  } catch (err) {
+    return { ok: false, reason: `last block: transaction ${at[0]}: ${(err as Error).message}` };
+  }
+}
