@@ -58,9 +58,10 @@ export const signerConfSchema = z.strictObject({
   }
   checkValidators(conf.validators, conf.crypto?.param_set, ctx);
   if (Array.isArray(conf.operator_clients) && Array.isArray(conf.allowed_clients)) {
-    const consensus = new Set(conf.allowed_clients.map((f) => f.toLowerCase().replaceAll(':', '')));
+    // Fingerprints are normalised by the schema; one that failed it is not a string here.
+    const consensus = new Set(conf.allowed_clients.filter((f) => typeof f === 'string'));
     conf.operator_clients.forEach((f, i) => {
-      if (consensus.has(f.toLowerCase().replaceAll(':', ''))) {
+      if (typeof f === 'string' && consensus.has(f)) {
         ctx.addIssue({ code: 'custom', path: ['operator_clients', i], message: 'is also in allowed_clients: an operator certificate must not be the consensus service\'s' });
       }
     });

@@ -26,6 +26,7 @@ test('defaults: loopback listen, signer.key, 128f, no allow list, no NATS', () =
   assert.equal(c.crypto.param_set, 'slh-dsa-sha2-128f');
   assert.equal(c.chain_id, 'btcfed-devnet');
   assert.deepEqual(c.allowed_clients, []);
+  assert.deepEqual(c.operator_clients, [], 'no operator may approve a reconfiguration until listed');
   assert.equal(c.nats, undefined);
   assert.equal(parseSignerConfText(`${base}allowed_clients: ["${'AB:'.repeat(31)}AB"]\n`).allowed_clients[0], 'ab'.repeat(32));
 });
@@ -34,6 +35,9 @@ test('errors name the field and the reason', () => {
   issue(base.replace('passphrase_file: pass\n', ''), /^passphrase_file$/, /exactly one/);
   issue(`${base}passphrase_env: X\n`, /^passphrase_file$/, /exactly one/);
   issue(`${base}allowed_clients: [nope]\n`, /^allowed_clients\.0$/, /fingerprint/);
+  issue(`${base}operator_clients: [nope]\n`, /^operator_clients\.0$/, /fingerprint/);
+  issue(`${base}allowed_clients: [nope]\noperator_clients: ["${'ab'.repeat(32)}"]\n`, /^allowed_clients\.0$/, /fingerprint/);
+  issue(`${base}allowed_clients: ["${'AB:'.repeat(31)}AB"]\noperator_clients: ["${'ab'.repeat(32)}"]\n`, /^operator_clients\.0$/, /also in allowed_clients/);
   issue(`${base}colour: blue\n`, /^colour$/, /unknown field/);
   issue(`${base}listen: nowhere\n`, /^listen$/, /host:port/);
   issue(base.replace(key('a'), 'abcd'), /^validators\.0\.public_key$/, /32 bytes/);
