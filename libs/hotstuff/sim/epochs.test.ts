@@ -145,3 +145,12 @@ test('the same schedule with real SLH-DSA keys: rotated and added keys sign over
   assert.deepEqual(r.violations, []);
   assert.equal(r.finalEpoch, 4);
 });
+
+test('a member withholding its proposals and QCs (the change\'s, the DECIDE that ends an epoch) from half the members', () => {
+  for (let i = 0; i < 30; i++) {
+    const withholder = `m${i % 4}`;
+    const r = runReconfig({ seed: SEED + 100 + i, n: 4, changes: GROW_SHRINK_ROTATE, withholder, dropRate: 0.05, roughUntilMs: 2000 });
+    assert.deepEqual(r.violations, [], `seed ${SEED + 100 + i}, withholder ${withholder}`);
+    assert.equal(r.finalEpoch, 4);
+  }
+});

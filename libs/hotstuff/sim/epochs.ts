@@ -50,6 +50,12 @@ export interface ReconfigScenario {
   isolate?: { name: string; fromMs: number; toMs: number };
   /** Retired keys (removed members', rotated-out ones) keep signing NEW-VIEWs for the newest epoch. */
   removedKeepSigning?: boolean;
+  /**
+   * A Byzantine member that withholds: its proposals and QC announcements (the change's among
+   * them, and the DECIDE that ends an epoch) reach only the members whose names sort in the first
+   * half, in every epoch — some members cross each boundary only by catching up.
+   */
+  withholder?: string;
   /** Blocks every member of the final set must commit in the final epoch. */
   finalCommits?: number;
   maxTimeMs?: number;
@@ -521,8 +527,11 @@ class ReconfigSim {
   }
 
   transmit(from: string, to: string[], m: ConsensusMessage): void {
+    const withheld = from === this.s.withholder && (m.type === 'proposal' || m.type === 'qc');
+    const names = withheld ? [...this.members.keys()].sort() : [];
     for (const t of to) {
       if (this.cut(from, t)) continue;
+      if (withheld && names.indexOf(t) >= names.length / 2) continue;
       if (this.now < (this.s.roughUntilMs ?? 0) && this.rng.chance(this.s.dropRate ?? 0)) continue;
       this.q.push({ at: this.now + this.delay(), k: 'msg', to: t, from, m });
     }
@@ -584,6 +593,7 @@ export function drawReconfig(seed: number): ReconfigScenario {
     delayMs: rng.pick<[number, number]>([[1, 15], [1, 60], [5, 40]]),
     ...(rng.chance(0.5) ? { isolate: { name: rng.pick(all), fromMs: rng.range(0, 1500), toMs: rng.range(1500, 5000) } } : {}),
     removedKeepSigning: rng.chance(0.5),
+    ...(rng.chance(0.3) ? { withholder: rng.pick(all) } : {}),
     maxTimeMs: 120_000,
   };
 }
