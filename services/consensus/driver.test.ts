@@ -12,7 +12,7 @@ import { writeSync, openSync, closeSync } from 'node:fs';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
-import { decodeFrame, encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import { decodeFrame, encodeFrame, signingBytesOf, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
 import { Inbound } from './inbound.ts';
@@ -418,6 +418,32 @@ test('useless frames cost their size: far-future proposals of a megabyte get the
     assert.ok(victim.refused.some(([from, why]) => from === 3 && why === 'refused:far_future'));
     assert.equal(victim.inbound.penalties.muted(3), true);
     assert.ok(sent < 40, `muted after ${sent} proposals of ${(frame.length / 1e6).toFixed(1)} MB (one token each would take ${256 + 16})`);
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('messages of another epoch, validly signed, are refused before any signature is checked, and their flood is muted', async () => {
+  const { members } = await federation();
+  try {
+    members.forEach((m) => m.driver.start());
+    const victim = members[0]!;
+    await until('the victim commits before the flood', () => victim.commits.length >= 2);
+    assert.equal(victim.inbound.penalties.muted(3), false);
+    const verifications = victim.driver.verifier.stats.verifications;
+    let sent = 0;
+    while (!victim.inbound.penalties.muted(3) && sent < 2000) {
+      const unsigned = { type: 'new-view' as const, epoch: 7, view: victim.driver.engine.view + (sent % 2), highQC: victim.driver.engine.safety.prepareQC, sender: 3, signature: new Uint8Array(0) };
+      const message = { ...unsigned, signature: dsa.signSync(keys[3]!.secretKey, signingBytesOf(CHAIN, unsigned)) };
+      victim.inbound.onFrame(3, encodeFrame(CHAIN, { type: 'consensus', message }));
+      sent++;
+    }
+    assert.ok(victim.refused.some(([from, why]) => from === 3 && why === 'refused:wrong_epoch'));
+    assert.equal(victim.inbound.penalties.muted(3), true, `muted after ${sent}`);
+    assert.ok(sent < 400, `muted after ${sent} messages`);
+    assert.equal(victim.driver.verifier.stats.verifications, verifications, 'no signature was verified');
+    const height = victim.commits.length;
+    await until('the victim keeps committing after the flood', () => victim.commits.length >= height + 2);
   } finally {
     await stopAll(members);
   }

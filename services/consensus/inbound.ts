@@ -218,6 +218,13 @@ export class Inbound {
 
   #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number): void {
     const { log, observer } = this.#d;
+    // Another epoch's message is no use to this engine (it would refuse it as wrong_epoch): refused
+    // before its signatures are checked, as a useless token of the sender's.
+    const epoch = message.type === 'proposal' ? message.block.header.epoch : message.epoch;
+    if (epoch !== this.#d.driver.engine.epoch) {
+      this.#useless(from, 'wrong_epoch', { type: message.type, epoch, at: this.#d.driver.engine.epoch }, this.uselessCost(bytes));
+      return;
+    }
     // Cheap checks first, no signature yet: who signed it, who leads that view, its block's time.
     const why = this.#cheapCheck(from, message, receivedMs);
     if (why) {
