@@ -21,6 +21,7 @@ import {
   ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, reconfigId,
   type Approval, type ReconfigOp, type Reconfiguration,
 } from '#libs/validators/index.ts';
+import { parseAddress } from '#libs/rpc/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 
 interface Context {
@@ -136,7 +137,8 @@ export async function approve(o: ApproveOptions): Promise<{ id: string; validato
   const c = await contextOf(o.memberDir);
   const signer = createRemoteSigner({
     address: o.signer, validatorCount: c.set.n,
-    security: { mode: 'mtls', caFile: o.caFile, certFile: o.certFile, keyFile: o.keyFile, serverName: 'localhost' },
+    // The signer's certificate is checked against the host dialled, as every client here does.
+    security: { mode: 'mtls', caFile: o.caFile, certFile: o.certFile, keyFile: o.keyFile, serverName: parseAddress(o.signer).host },
   });
   try {
     const id = await signer.identity();

@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { runCampaign, scenarioAt, type CampaignKind, type CampaignReport } from '../libs/hotstuff/sim/campaign.ts';
 import { runScenario } from '../libs/hotstuff/sim/simulator.ts';
-import { drawReconfig, runReconfig } from '../libs/hotstuff/sim/epochs.ts';
+import { runReconfig } from '../libs/hotstuff/sim/epochs.ts';
+import { drawReconfig } from '../libs/hotstuff/sim/epoch-scenarios.ts';
 
 interface Job {
   kind: CampaignKind;

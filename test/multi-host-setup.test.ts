@@ -8,7 +8,6 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -27,9 +26,9 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initMember, joinMember, makeGenesis } from '../cli/member.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
+import { btcfedIn } from './support/cli.ts';
 
 const N = 4;
-const ROOT = path.resolve(import.meta.dirname, '..');
 // Every member uses the same ten ports on its own address, as on separate machines. Below
 // Linux's ephemeral range, and at offsets 85–94 of a hundred, which the devnet tests running
 // beside it (20000 + 100·k + 0…69) never use.
@@ -48,29 +47,8 @@ let failed = false;
 const memberDir = (i: number) => path.join(out, `m${i}`);
 const signerDir = (i: number) => path.join(out, 'signer-hosts', `m${i}`);
 
-/** `btcfed ARGS` as an operator runs it: exit code, stdout and stderr. */
-function btcfed(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli/main.ts'), ...args], { cwd: out, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-async function ok(args: readonly string[]): Promise<string> {
-  const r = await btcfed(args);
-  assert.equal(r.code, 0, `btcfed ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-async function refused(args: readonly string[], pattern: RegExp): Promise<string> {
-  const r = await btcfed(args);
-  assert.equal(r.code, 1, `btcfed ${args.join(' ')} should have been refused; stdout: ${r.stdout}`);
-  assert.match(r.stderr, pattern);
-  return r.stderr;
-}
+/** `btcfed ARGS` as an operator runs it, in the test's dir. */
+const { ok, refused } = btcfedIn(() => out);
 
 /** The subject alternative names of a PEM certificate: "IP:127.0.0.2", "DNS:localhost", … */
 function sans(file: string): string[] {

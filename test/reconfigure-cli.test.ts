@@ -10,7 +10,6 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,35 +19,14 @@ import { createSlhDsa } from '#libs/crypto/index.ts';
 import { parseConfText } from '#libs/config/index.ts';
 import { ValidatorSet, authorizeChange, decodeReconfigTx } from '#libs/validators/index.ts';
 import { startSignerProcess } from './support/signer.ts';
+import { btcfedIn } from './support/cli.ts';
 import type { ServiceProcess } from './support/process.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const basePort = 30_000 + 100 * Math.floor(Math.random() * 80);
 let out: string;
 const signers: ServiceProcess[] = [];
 
-function btcfed(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'cli/main.ts'), ...args], { cwd: out, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-async function ok(args: readonly string[]): Promise<string> {
-  const r = await btcfed(args);
-  assert.equal(r.code, 0, `btcfed ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
-async function refused(args: readonly string[], pattern: RegExp): Promise<void> {
-  const r = await btcfed(args);
-  assert.equal(r.code, 1, `btcfed ${args.join(' ')} should have been refused; stdout: ${r.stdout}`);
-  assert.match(r.stderr, pattern);
-}
-
+const { ok, refused } = btcfedIn(() => out);
 const dir = (name: string) => path.join(out, name);
 
 describe('btcfed reconfigure: propose, approve on three signers, assemble', { timeout: 180_000 }, () => {

@@ -12,19 +12,15 @@ import { reconfigSigningBytes } from '#libs/crypto/index.ts';
 import { createClient, call } from '#libs/rpc/index.ts';
 import { SignerServiceClient } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import { reconfigId, type Reconfiguration } from '#libs/validators/index.ts';
-import { createRemoteSigner } from '../services/signer/client.ts';
 import { readJournal } from '../services/signer/journal.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
-import { expectStartRefused, startSignerProcess } from './support/signer.ts';
+import { expectStartRefused, mtlsSignerClient, startSignerProcess } from './support/signer.ts';
 
 let w: SignerWorld;
 before(async () => { w = await makeSignerWorld({ tls: true }); });
 after(() => w.cleanup());
 
-const client = (port: number, cert: string, key: string) => createRemoteSigner({
-  address: `127.0.0.1:${port}`, validatorCount: w.n,
-  security: { mode: 'mtls', caFile: w.tls!.caFile, certFile: cert, keyFile: key, serverName: 'localhost' },
-});
+const client = (port: number, cert: string, key: string) => mtlsSignerClient(w, port, cert, key);
 const grpcCode = (code: number) => (e: Error & { details?: Record<string, unknown> }) => e.details?.grpcCode === code;
 const rule = (name: string) => (e: Error & { details?: Record<string, unknown> }) => e.details?.rule === name;
 

@@ -8,19 +8,15 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Phase } from '#libs/hotstuff/index.ts';
-import { createRemoteSigner } from '../services/signer/client.ts';
 import { readJournal } from '../services/signer/journal.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
-import { expectStartRefused, startSignerProcess } from './support/signer.ts';
+import { expectStartRefused, mtlsSignerClient, startSignerProcess } from './support/signer.ts';
 
 let w: SignerWorld;
 before(async () => { w = await makeSignerWorld({ tls: true }); });
 after(() => w.cleanup());
 
-const client = (port: number, cert: string, key: string) => createRemoteSigner({
-  address: `127.0.0.1:${port}`, validatorCount: w.n,
-  security: { mode: 'mtls', caFile: w.tls!.caFile, certFile: cert, keyFile: key, serverName: 'localhost' },
-});
+const client = (port: number, cert: string, key: string) => mtlsSignerClient(w, port, cert, key);
 
 test('under mTLS an empty allowed_clients is refused at start, naming the field and the fix', async () => {
   await w.writeConf({ allowed_clients: [] });

@@ -5,8 +5,7 @@
 // giving epoch e + 1's set. What a joining member, an observer or `btcfed verify` walks from the
 // genesis file alone. Every refusal names what failed; a refused proof changes nothing.
 
-import { toHex, type SlhDsa } from '#libs/crypto/index.ts';
-import { txRootOf } from '#libs/blocks/index.ts';
+import { merkleRoot, toHex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { Block, BlockHeader, QuorumCert } from '#libs/hotstuff/index.ts';
 import { decodeReconfigTx, isReconfigTx, type EpochHistory, type ValidatorSet } from '#libs/validators/index.ts';
 import { verifyCommitted, type TrustRoot } from './index.ts';
@@ -27,7 +26,8 @@ export function trustRootOf(chainId: string, set: ValidatorSet, dsa: Pick<SlhDsa
   return { chainId, publicKeys: set.publicKeys(), dsa, epoch: set.epoch };
 }
 
-const EMPTY_ROOT = toHex(txRootOf({ txs: [] } as unknown as Block));
+/** The transaction root of a block without transactions. */
+const EMPTY_ROOT = toHex(merkleRoot([]));
 
 /**
  * Walk one boundary: if `proof` shows that the current epoch of `history` ended, extend `history`

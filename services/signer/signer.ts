@@ -144,8 +144,7 @@ export class LocalSigner implements Signer {
    */
   approve(change: Reconfiguration, client: string): Promise<Approved> {
     return this.#queue.run(async () => {
-      if (this.#closed) throw new FedError('SIGNER_UNAVAILABLE', 'the signer is shutting down');
-      if (this.#failed !== undefined) throw new FedError('SIGNER_UNAVAILABLE', `the signer stopped signing after a storage failure (${errorMessage(this.#failed)}); restart it`);
+      this.#assertServing();
       const v = this.#validators;
       const id = reconfigId(change);
       const base = { type: 'approval', epoch: change.epoch, id, ops: change.ops.length, client };
@@ -180,11 +179,16 @@ export class LocalSigner implements Signer {
     return this.#queue.run(() => this.#carryOut(kind, { type: 'refuse', slot, rule: 'malformed', reason }, client) as Promise<never>);
   }
 
-  async #handle(req: SignRequest, client: string): Promise<SignResult> {
+  /** Closed, or poisoned by a storage failure: nothing more is signed. */
+  #assertServing(): void {
     if (this.#closed) throw new FedError('SIGNER_UNAVAILABLE', 'the signer is shutting down');
     if (this.#failed !== undefined) {
       throw new FedError('SIGNER_UNAVAILABLE', `the signer stopped signing after a storage failure (${errorMessage(this.#failed)}); restart it`);
     }
+  }
+
+  async #handle(req: SignRequest, client: string): Promise<SignResult> {
+    this.#assertServing();
     const started = performance.now();
     const decision = admit(this.#state, req, this.#admitCtx()) ?? (await this.#decide(req));
     const result = await this.#carryOut(req.kind, decision, client);

@@ -102,3 +102,11 @@ export async function expectStartRefused(dir: string, extra: string[] = []): Pro
   const fatal = svc.lines.find((l) => l.level === 60) ?? { msg: svc.stderr() };
   return { code, fatal };
 }
+
+/** A RemoteSigner of `world`'s signer process on `port`, presenting the client certificate `cert`/`key` over mTLS. */
+export function mtlsSignerClient(world: SignerWorld, port: number, cert: string, key: string): RemoteSigner {
+  return createRemoteSigner({
+    address: `127.0.0.1:${port}`, validatorCount: world.n,
+    security: { mode: 'mtls', caFile: world.tls!.caFile, certFile: cert, keyFile: key, serverName: 'localhost' },
+  });
+}

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { toHex } from '../bytes.ts';
 import { genesisBlock } from '../genesis.ts';
 import { Phase, type Block, type QuorumCert } from '../types.ts';
-import { EpochCheckers, GROW_SHRINK_ROTATE, applyChanges, changeTx, drawReconfig, runReconfig, type Validator } from './epochs.ts';
+import { EpochCheckers, applyChanges, changeTx, type Validator } from './epoch-checks.ts';
+import { GROW_SHRINK_ROTATE, drawReconfig } from './epoch-scenarios.ts';
+import { runReconfig } from './epochs.ts';
 import { createFakeScheme } from './schemes.ts';
 import { createSlhScheme } from './slh-scheme.ts';
 

@@ -21,17 +21,12 @@ import { createEngine, type HotStuffEngine } from '../engine.ts';
 import type { EngineAction, EngineEvent } from '../events.ts';
 import { genesisBlock } from '../genesis.ts';
 import { QcVerifier } from '../qc.ts';
-import { quorumSize } from '../quorum.ts';
 import { Phase, type Block, type ConsensusMessage, type Hash, type QuorumCert } from '../types.ts';
 import { Prng } from './prng.ts';
 import { EventQueue, type Timed } from './queue.ts';
 import { DEFAULT_TIMEOUTS } from './scenario.ts';
-import { contentOfRequest, createFakeScheme, type SigningContent, type SimScheme } from './schemes.ts';
-
-export type SimChange =
-  | { kind: 'add'; name: string; identity: number }
-  | { kind: 'remove'; name: string }
-  | { kind: 'rotate'; name: string; identity: number };
+import { contentOfRequest, createFakeScheme, type SimScheme } from './schemes.ts';
+import { EpochCheckers, applyChanges, changeOf, changeTx, type SimChange, type Validator } from './epoch-checks.ts';
 
 export interface ReconfigScenario {
   seed: number;
@@ -61,11 +56,6 @@ export interface ReconfigScenario {
   maxTimeMs?: number;
 }
 
-export interface Validator {
-  name: string;
-  identity: number;
-}
-
 export interface ReconfigResult {
   violations: string[];
   /** The epoch every member of the final set reached. */
@@ -82,94 +72,6 @@ export interface ReconfigResult {
   proofsSent: number;
   endMs: number;
   steps: number;
-}
-
-/** The validator set after `ops`: the remaining members in their order, then the added ones. */
-export function applyChanges(set: readonly Validator[], ops: readonly SimChange[]): Validator[] {
-  const out: Validator[] = [];
-  for (const v of set) {
-    const op = ops.find((o) => o.name === v.name);
-    if (op?.kind === 'remove') continue;
-    out.push(op?.kind === 'rotate' ? { name: v.name, identity: op.identity } : v);
-  }
-  for (const op of ops) if (op.kind === 'add') out.push({ name: op.name, identity: op.identity });
-  return out;
-}
-
-/**
- * The invariants, fed by the simulator (and by tests with crafted inputs, so each can be seen
- * failing). Every violation is a line naming the member, the epoch and the height.
- */
-export class EpochCheckers {
-  readonly violations: string[] = [];
-  readonly #scheme: SimScheme;
-  readonly #byHeight = new Map<number, string>();
-  /** Height of each ended epoch's last block, as the first member to end it saw it. */
-  readonly lastHeight = new Map<number, number>();
-  readonly #signed = new Map<string, string>();
-
-  constructor(scheme: SimScheme, genesis: Block) {
-    this.#scheme = scheme;
-    this.#byHeight.set(0, toHex(genesis.hash));
-  }
-
-  /** Agreement, order, the block's epoch, and a commitQC that is a quorum of `set` (epoch `epoch`'s validators). Returns the new tip. */
-  onCommit(name: string, tip: { height: number; hex: string }, epoch: number, set: readonly Validator[], blocks: readonly Block[], qc: QuorumCert): { height: number; hex: string } {
-    const votesOk = qc.phase === Phase.COMMIT && qc.signers.length >= quorumSize(set.length) && qc.signatures.length === qc.signers.length && qc.signers.every((s, i) =>
-      s < set.length && this.#scheme.verifyAs(set[s]!.identity, { type: 'vote', epoch, phase: qc.phase, view: qc.view, blockHash: qc.blockHash, sender: s, signature: qc.signatures[i]! }));
-    if (!votesOk) this.violations.push(`quorum: ${name} committed with a QC that is not a quorum of epoch ${epoch}`);
-    for (const b of blocks) {
-      const hex = toHex(b.hash);
-      if (b.header.height !== tip.height + 1 || toHex(b.header.parentHash) !== tip.hex) {
-        this.violations.push(`order: ${name} committed height ${b.header.height} after ${tip.height}`);
-      }
-      if (b.header.epoch !== epoch) this.violations.push(`epochs: ${name} committed a block of epoch ${b.header.epoch} in epoch ${epoch}`);
-      const other = this.#byHeight.get(b.header.height);
-      if (other === undefined) this.#byHeight.set(b.header.height, hex);
-      else if (other !== hex) this.violations.push(`agreement: ${name} height ${b.header.height}: ${hex.slice(0, 12)} vs ${other.slice(0, 12)}`);
-      tip = { height: b.header.height, hex };
-    }
-    return tip;
-  }
-
-  /** Every member ends an epoch at the same height, with the change scheduled for it. */
-  onEpochEnded(name: string, epoch: number, last: Block, scheduled: readonly SimChange[] | undefined): void {
-    const h = last.header.height;
-    const known = this.lastHeight.get(epoch);
-    if (known === undefined) this.lastHeight.set(epoch, h);
-    else if (known !== h) this.violations.push(`epochs: ${name} ended epoch ${epoch} at height ${h}, another member at ${known}`);
-    const change = changeOf(last);
-    if (!change || JSON.stringify(change.ops) !== JSON.stringify(scheduled ?? null)) {
-      this.violations.push(`epochs: ${name} ended epoch ${epoch} with a block that does not carry its scheduled change`);
-    }
-  }
-
-  /** One signature per (identity, epoch, kind, view, phase); a NEW-VIEW may be re-signed with a higher highQC (the signer's rule). */
-  onSign(name: string, identity: number, content: SigningContent): void {
-    const slot = `${identity}:${content.epoch}:${content.kind}:${content.view}:${content.kind === 'vote' ? content.phase : 0}`;
-    const what = content.kind === 'new-view' ? `${content.highQC.view}` : toHex(content.blockHash);
-    const earlier = this.#signed.get(slot);
-    if (earlier !== undefined && earlier !== what && content.kind !== 'new-view') this.violations.push(`double-sign: ${name} ${slot}`);
-    this.#signed.set(slot, what);
-  }
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const CHANGE_PREFIX = 'reconfig|';
-
-export function changeTx(epoch: number, ops: readonly SimChange[]): Uint8Array {
-  return enc.encode(`${CHANGE_PREFIX}${epoch}|${JSON.stringify(ops)}`);
-}
-
-export function changeOf(b: Block): { epoch: number; ops: SimChange[] } | null {
-  for (const tx of b.txs) {
-    const s = dec.decode(tx);
-    if (!s.startsWith(CHANGE_PREFIX)) continue;
-    const [epoch, json] = [s.slice(CHANGE_PREFIX.length, s.indexOf('|', CHANGE_PREFIX.length)), s.slice(s.indexOf('|', CHANGE_PREFIX.length) + 1)];
-    return { epoch: Number(epoch), ops: JSON.parse(json) as SimChange[] };
-  }
-  return null;
 }
 
 interface Proof {
@@ -448,7 +350,7 @@ class ReconfigSim {
         return;
       }
       case 'request-payload': {
-        const txs: Uint8Array[] = a.empty ? [] : [enc.encode(`tx|${m.name}|${epoch}|${a.view}`)];
+        const txs: Uint8Array[] = a.empty ? [] : [new TextEncoder().encode(`tx|${m.name}|${epoch}|${a.view}`)];
         const ops = this.s.changes[epoch];
         if (!a.empty && ops && this.now - m.startedAt >= (this.s.changeAfterMs ?? 300)) txs.push(changeTx(epoch, ops));
         const txRoot = this.scheme.digest(...txs);
@@ -536,64 +438,4 @@ class ReconfigSim {
       this.q.push({ at: this.now + this.delay(), k: 'msg', to: t, from, m });
     }
   }
-}
-
-/** The schedule of the issue's scenario: 4 → 5 → 7 → 6 members, then m1's key rotated. */
-export const GROW_SHRINK_ROTATE: SimChange[][] = [
-  [{ kind: 'add', name: 'm4', identity: 4 }],
-  [{ kind: 'add', name: 'm5', identity: 5 }, { kind: 'add', name: 'm6', identity: 6 }],
-  [{ kind: 'remove', name: 'm2' }],
-  [{ kind: 'rotate', name: 'm1', identity: 7 }],
-];
-
-/**
- * A random reconfiguration scenario: 4, 5 or 7 members; 2–5 changes of 1–3 operations each (adds
- * with fresh keys, removals down to 4 members, rotations to fresh keys); messages lost until a
- * heal; often one member cut off across boundaries; often removed members that keep signing.
- */
-export function drawReconfig(seed: number): ReconfigScenario {
-  const rng = new Prng(seed ^ 0xe90c);
-  const n = rng.pick([4, 5, 7]);
-  let set: Validator[] = Array.from({ length: n }, (_, i) => ({ name: `m${i}`, identity: i }));
-  let nextIdentity = n;
-  let nextName = n;
-  const changes: SimChange[][] = [];
-  for (let e = 0, count = 2 + rng.int(4); e < count; e++) {
-    const ops: SimChange[] = [];
-    const touched = new Set<string>();
-    let size = set.length;
-    for (let k = 0, opsCount = 1 + rng.int(3); k < opsCount; k++) {
-      const r = rng.next();
-      const free = set.filter((v) => !touched.has(v.name));
-      if (r < 0.4 || free.length === 0) {
-        ops.push({ kind: 'add', name: `m${nextName++}`, identity: nextIdentity++ });
-        size++;
-      } else if (r < 0.7 && size > 4) {
-        const v = rng.pick(free);
-        touched.add(v.name);
-        ops.push({ kind: 'remove', name: v.name });
-        size--;
-      } else {
-        const v = rng.pick(free);
-        touched.add(v.name);
-        ops.push({ kind: 'rotate', name: v.name, identity: nextIdentity++ });
-      }
-    }
-    changes.push(ops);
-    set = applyChanges(set, ops);
-  }
-  const all = [...new Set(changes.flat().map((o) => o.name).concat(Array.from({ length: n }, (_, i) => `m${i}`)))];
-  return {
-    seed,
-    n,
-    changes,
-    changeAfterMs: rng.range(50, 400),
-    dropRate: rng.pick([0, 0.05, 0.15, 0.3]),
-    roughUntilMs: rng.range(500, 4000),
-    delayMs: rng.pick<[number, number]>([[1, 15], [1, 60], [5, 40]]),
-    ...(rng.chance(0.5) ? { isolate: { name: rng.pick(all), fromMs: rng.range(0, 1500), toMs: rng.range(1500, 5000) } } : {}),
-    removedKeepSigning: rng.chance(0.5),
-    ...(rng.chance(0.3) ? { withholder: rng.pick(all) } : {}),
-    maxTimeMs: 120_000,
-  };
 }
