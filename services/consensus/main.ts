@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
-        // An equivocation is proof of a fault: it weighs EQUIVOCATION_STRIKES, so a validator that keeps equivocating is muted.
+        // An equivocation is proof of a fault: it weighs EQUIVOCATION_STRIKES, a mute by itself.
         driver.penalties.strike(e.sender, EQUIVOCATION_STRIKES);
         const r = evidence.add(e, Date.now());
         if (!r.kept) {

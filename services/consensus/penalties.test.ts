@@ -116,11 +116,13 @@ test('useless messages cost their size: big ones spend the budget and earn strik
   assert.ok(USELESS_PER_VIEW > 0);
 });
 
-test('four equivocations mute, where three do not: each is proof of a fault and weighs EQUIVOCATION_STRIKES', () => {
+test('one equivocation mutes: it is proof of a fault and weighs EQUIVOCATION_STRIKES, a whole mute', () => {
   const t = 1_000_000;
   const p = new PeerPenalties({ now: () => t });
-  for (let i = 0; i < 3; i++) assert.equal(p.strike(1, EQUIVOCATION_STRIKES), 0, `equivocation ${i + 1}`);
-  assert.equal(p.muted(1), false);
-  assert.equal(p.strike(1, EQUIVOCATION_STRIKES), FIRST_MUTE_MS, 'the fourth mutes');
-  assert.ok(EQUIVOCATION_STRIKES > 1 && EQUIVOCATION_STRIKES < STRIKES_TO_MUTE, 'more than a refused frame, less than a mute by itself');
+  for (let i = 0; i < STRIKES_TO_MUTE - 1; i++) assert.equal(p.strike(1), 0, `refused frame ${i + 1}`);
+  assert.equal(p.muted(1), false, 'refused frames mute only at STRIKES_TO_MUTE');
+  const q = new PeerPenalties({ now: () => t });
+  assert.equal(q.strike(1, EQUIVOCATION_STRIKES), FIRST_MUTE_MS, 'the first equivocation mutes');
+  assert.equal(q.muted(1), true);
+  assert.equal(q.muted(2), false, 'only the offender');
 });

@@ -126,9 +126,18 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
             continue;
           }
           if (share < bar) throw new Error(`the honest commit rate fell to ${(share * 100).toFixed(0)} % under attack (${during.rate.toFixed(2)} against ${before.rate.toFixed(2)} blocks/s before; the bar is ${bar * 100} %)${attempt > 1 ? ` on try ${attempt} of ${MAX_ATTEMPTS}` : ''}`);
-          memBefore.forEach((m, k) => {
-            const limit = m + Math.max(MEMORY_SLACK_MIB, m * 0.25);
-            if (memAfter[k]! > limit) throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memAfter).split(', ')[k]} MiB of anonymous memory (limit ${limit.toFixed(0)})`);
+          const limits = memBefore.map((m) => m + Math.max(MEMORY_SLACK_MIB, m * 0.25));
+          let memLast = memAfter;
+          if (memLast.some((m, k) => m > limits[k]!)) {
+            // Retained memory stays; memory a burst allocated after the attack (serving a muted
+            // member's catch-up once its mute ends, say) is given back once the heap is collected.
+            await sleep(SETTLE_MS);
+            memLast = await memory(fed);
+            figures.memAfter = memLast;
+            note(`MEMORY ABOVE ITS LIMIT ${SETTLE_MS / 1000} s after the attack; ${SETTLE_MS / 1000} s later: ${memoryLine(fed, memBefore, during.peakRss, memLast)}`);
+          }
+          memLast.forEach((m, k) => {
+            if (m > limits[k]!) throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}), after a second look`);
           });
           break;
         }

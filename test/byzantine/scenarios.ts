@@ -156,7 +156,7 @@ const equivocate: Scenario = {
           check(sent === 0 || published.length > 0, 'no security.equivocation event published: the offender is not reported');
           const counted = await fed.metric(0, 'consensus', 'btcfed_consensus_equivocations_total');
           check(counted > 0, 'btcfed_consensus_equivocations_total stayed 0 on m0');
-          // Equivocations are strikes: a member that keeps equivocating is muted.
+          // An equivocation is proof of a fault: the first one an honest member catches mutes m3.
           const mutes = await perHonest(fed, 'btcfed_consensus_peer_mutes_total', /peer="3"/);
           check(mutes.some((m) => m > 0), 'no honest member muted m3 for equivocating');
           const disk1 = await fed.diskMiB('m0/consensus');
