@@ -87,7 +87,7 @@ for (const n of [4, 7, 10, 21]) {
     const reps = backend === 'node' ? (quick ? 10 : 30) : (quick ? 2 : 5);
     const samples: number[] = [];
     for (let i = 0; i < reps; i++) {
-      const checker = createQcChecker({ chainId, validators: testValidatorSet(keys.length, { publicKeys: keys.map((k) => k.publicKey) }), genesisHash: genesisHashOf(chainId), slh });
+      const checker = createQcChecker({ chainId, validators: testValidatorSet(keys.length, { publicKeys: keys.map((k) => k.publicKey) }), rootHash: genesisHashOf(chainId), slh });
       const t = performance.now();
       const why = await checker.check(qc);
       samples.push(performance.now() - t);

@@ -47,8 +47,17 @@ export const signerConfSchema = z.strictObject({
    * a request at view v needs a QC at view ≥ v − max_view_jump. A liveness guard, not a safety rule.
    */
   max_view_jump: z.number().int().min(1).max(2 ** 40).default(100_000),
-  /** The validator set in index order (same shape as conf.yaml's); empty only before keygen. */
+  /**
+   * The genesis validator set in index order (same shape as conf.yaml's); empty only before keygen.
+   * Later epochs' sets come from the epoch-change proofs the signer is shown (epochs.json).
+   */
   validators: shared.validators,
+  /**
+   * Start even though this key is not in the newest validator set the signer knows: a member
+   * joining, or a member's new key after a rotation. It signs nothing until it is shown the
+   * epoch-change proof of the change that adds its key. Off: such a key is refused at start.
+   */
+  standby: z.boolean().default(false),
 }).superRefine((whole, ctx) => {
   // Runs even when some fields failed (every problem at once); each check skips what did not parse.
   const conf = whole as Partial<typeof whole>;

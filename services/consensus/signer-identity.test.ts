@@ -11,7 +11,7 @@ import { assertSignerIdentity, signerIdentityProblems } from './signer-identity.
 const keys = Array.from({ length: 4 }, (_, i) => new Uint8Array(32).fill(i + 1));
 const ours = testValidatorSet(4, { self: 1, publicKeys: keys });
 const expect = { chainId: 'c1', paramSet: 'slh-dsa-sha2-128f', address: '127.0.0.1:7400' };
-const honest: SignerIdentity = { publicKey: keys[1]!, paramSet: 'slh-dsa-sha2-128f', validatorIndex: 1, validatorCount: 4, chainId: 'c1', member: 'm1' };
+const honest: SignerIdentity = { publicKey: keys[1]!, paramSet: 'slh-dsa-sha2-128f', validatorIndex: 1, validatorCount: 4, chainId: 'c1', member: 'm1', epoch: 0, seated: true };
 
 const mismatch = (pattern: RegExp) => (err: unknown) => isFedError(err, 'SIGNER_IDENTITY_MISMATCH') && pattern.test(err.message);
 
@@ -26,7 +26,7 @@ test('a signer holding another validator\'s key is refused, naming both identiti
     /the signer at 127\.0\.0\.1:7400 is member m2, validator 2 of 4, key 0303.*; this member is member m1, validator 1 of 4, key 0202.*: its public key is validators\[2\] \(m2\)'s, not ours/));
 });
 
-test('each field the signer reports is compared: key, index, set size, member, chain, parameter set', () => {
+test('each field the signer reports is compared: key, index, set size, member, chain, parameter set, epoch, seat', () => {
   const cases: [Partial<SignerIdentity>, RegExp][] = [
     [{ publicKey: new Uint8Array(32).fill(9) }, /its public key 0909.* is not in conf\.yaml's validators/],
     [{ validatorIndex: 3 }, /it signs as validator 3, we are validator 1/],
@@ -34,6 +34,8 @@ test('each field the signer reports is compared: key, index, set size, member, c
     [{ member: 'm7' }, /it is member m7, we are m1/],
     [{ chainId: 'other' }, /it signs for chain other, we run c1/],
     [{ paramSet: 'slh-dsa-sha2-256f' }, /its key is slh-dsa-sha2-256f, conf\.yaml says slh-dsa-sha2-128f/],
+    [{ epoch: 1 }, /it signs for epoch 1, we run epoch 0/],
+    [{ seated: false }, /its key is not in the validator set of its epoch 0/],
   ];
   for (const [change, pattern] of cases) {
     const id = { ...honest, ...change };

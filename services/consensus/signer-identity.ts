@@ -28,6 +28,8 @@ export function signerIdentityProblems(validators: ValidatorSet, id: SignerIdent
   const at = validators.indexOfKey(key);
   if (at === undefined) problems.push(`its public key ${short(key)} is not in conf.yaml's validators`);
   else if (at !== self.index) problems.push(`its public key is validators[${at}] (${validators.byIndex(at).name})'s, not ours`);
+  if (id.epoch !== validators.epoch) problems.push(`it signs for epoch ${id.epoch}, we run epoch ${validators.epoch}`);
+  if (!id.seated) problems.push(`its key is not in the validator set of its epoch ${id.epoch} (removed, rotated out, or waiting to be added)`);
   if (id.validatorIndex !== self.index) problems.push(`it signs as validator ${id.validatorIndex}, we are validator ${self.index}`);
   if (id.validatorCount !== validators.n) problems.push(`its signer.yaml lists ${id.validatorCount} validators, conf.yaml ${validators.n}`);
   if (id.member !== self.name) problems.push(`it is member ${id.member}, we are ${self.name}`);

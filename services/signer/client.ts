@@ -9,10 +9,11 @@ import { FedError } from '#libs/errors/index.ts';
 import { call, createClient, errorCodeOf, waitForReady, type ClientSecurity } from '#libs/rpc/index.ts';
 import { SignerServiceClient } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import type { SignRequest } from '#libs/hotstuff/index.ts';
-import type { Approved, Signer, SignerIdentity, SignResult } from './signer.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
+import type { Approved, EpochAdvanced, Signer, SignerIdentity, SignResult } from './signer.ts';
 import { reconfigSigningBytes } from '#libs/crypto/index.ts';
 import type { Reconfiguration } from '#libs/validators/index.ts';
-import { signRequestToWire } from './wire.ts';
+import { blockToWire, headerToWire, qcToWire, signRequestToWire } from './wire.ts';
 
 export interface RemoteSignerOptions {
   address: string;
@@ -33,6 +34,11 @@ export interface RemoteSigner extends Signer {
    * signer's operator_clients). Throws SIGNER_REFUSED with the rule, or the RPC error.
    */
   approve(change: Reconfiguration): Promise<Approved>;
+  /**
+   * Show the signer the proof that its epoch ended (AdvanceEpoch). Throws SIGNER_REFUSED with rule
+   * epoch-proof when the proof does not verify, or the RPC error.
+   */
+  advanceEpoch(proof: EpochChangeProof): Promise<EpochAdvanced>;
   /** The current channel's client (replaced when a stuck connection attempt is given up). */
   readonly client: SignerServiceClient;
   /** Resolves once the channel is connected. */
@@ -138,7 +144,7 @@ export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
         const r = await call(client.getPublicKey.bind(client), {}, { deadlineMs });
         return {
           publicKey: r.publicKey, paramSet: r.paramSet, validatorIndex: r.validatorIndex,
-          validatorCount: r.validatorCount, chainId: r.chainId, member: r.member,
+          validatorCount: r.validatorCount, chainId: r.chainId, member: r.member, epoch: r.epoch, seated: r.seated,
         };
       } catch (err) {
         throw fromRpcError(err);
@@ -150,6 +156,16 @@ export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
         const r = await call(client.approveReconfiguration.bind(client), { change: reconfigSigningBytes(change) }, { deadlineMs });
         if (r.signature.length === 0) throw new FedError('SIGNER_RPC_FAILED', 'the signer answered without a signature');
         return { signature: r.signature, validatorIndex: r.validatorIndex, id: r.reconfigId };
+      } catch (err) {
+        throw err instanceof FedError ? err : fromRpcError(err);
+      }
+    },
+    async advanceEpoch(proof: EpochChangeProof): Promise<EpochAdvanced> {
+      try {
+        const r = await call(client.advanceEpoch.bind(client), {
+          last: blockToWire(proof.last), suffix: proof.suffix.map(headerToWire), qc: qcToWire(proof.qc),
+        }, { deadlineMs });
+        return { epoch: r.epoch, already: r.already, seated: r.seated, validatorIndex: r.validatorIndex, validatorCount: r.validatorCount };
       } catch (err) {
         throw err instanceof FedError ? err : fromRpcError(err);
       }

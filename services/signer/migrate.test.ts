@@ -39,3 +39,13 @@ test('conflicting signatures or locks, another key or chain: refused', () => {
   assert.throws(() => mergeSafety(cur, { ...cur, publicKey: 'cd'.repeat(32) }), code('SIGNER_IMPORT_MISMATCH'));
   assert.throws(() => mergeSafety(cur, { ...cur, chainId: 'other' }), code('SIGNER_IMPORT_MISMATCH'));
 });
+
+test('epochs: a state of an earlier epoch is behind whatever its marks; one of a later epoch replaces the marks', () => {
+  const cur = at({ epoch: 2, lastVote: { view: 3, phase: 1 }, signed: 40 });
+  assert.throws(() => mergeSafety(cur, at({ epoch: 1, lastVote: { view: 900, phase: 3 }, signed: 39 })), code('SIGNER_IMPORT_BEHIND'));
+  const later = at({ epoch: 3, lastVote: { view: 1, phase: 1 }, signed: 41 });
+  const r = mergeSafety(cur, later);
+  assert.equal(r.kind, 'merged');
+  assert.deepEqual(r.state, later, 'views restart in each epoch: the later epoch\'s marks are taken as they are');
+  assert.equal(mergeSafety(cur, at({ epoch: 2, lastVote: { view: 4, phase: 1 }, signed: 41 })).state.epoch, 2);
+});

@@ -33,6 +33,12 @@ export function mergeSafety(current: SignerSafety | undefined, incoming: SignerS
   if (current.publicKey !== incoming.publicKey || current.chainId !== incoming.chainId) {
     throw new FedError('SIGNER_IMPORT_MISMATCH', `the imported state belongs to key ${incoming.publicKey.slice(0, 16)}… on ${incoming.chainId}, this signer is ${current.publicKey.slice(0, 16)}… on ${current.chainId}`);
   }
+  // Marks of different epochs are not comparable (views restart in each epoch): the later epoch's
+  // state is the whole truth, since the signer never signs for an earlier epoch again.
+  if (incoming.epoch < current.epoch) {
+    throw new FedError('SIGNER_IMPORT_BEHIND', `the imported state is of epoch ${incoming.epoch}, this signer is at epoch ${current.epoch}; an old export? Nothing was changed`);
+  }
+  if (incoming.epoch > current.epoch) return { kind: 'merged', state: incoming };
   const m = marks(incoming, current);
   if (m.every((x) => x === 0) && incoming.recent.length <= current.recent.length) return { kind: 'unchanged', state: current };
   if (m.every((x) => x <= 0) && m.some((x) => x < 0)) {
@@ -60,6 +66,7 @@ export function mergeSafety(current: SignerSafety | undefined, incoming: SignerS
     state: {
       chainId: current.chainId,
       publicKey: current.publicKey,
+      epoch: current.epoch,
       lastVote: voteCmp(incoming.lastVote, current.lastVote) > 0 ? incoming.lastVote : current.lastVote,
       lastProposalView: Math.max(incoming.lastProposalView, current.lastProposalView),
       lastNewView: Math.max(incoming.lastNewView, current.lastNewView),

@@ -1,8 +1,9 @@
 // Building a LocalSigner from a data dir, refusing to start on anything it cannot trust:
 // signer.yaml invalid, a key file others can read or that does not decrypt, a key that is not
-// in the configured validator set, no safety state without an explicit --init (and never an
-// --init for a key the journal shows has signed before), a corrupt state, a state or journal
-// that belongs to another key or chain, a missing or torn journal.
+// in the newest validator set it knows (unless signer.yaml standby), no safety state without an
+// explicit --init (and never an --init for a key the journal shows has signed before), a corrupt
+// state or epoch history, a state of an epoch the history does not reach, a state or journal that
+// belongs to another key or chain, a missing or torn journal.
 // Must never create, reset or repair a safety state except on an explicit, first-time --init.
 
 import fs from 'node:fs/promises';
@@ -15,10 +16,11 @@ import { genesisBlock } from '#libs/hotstuff/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { readIfExists } from '#libs/files/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
+import { EPOCHS_FILE, SignerEpochs } from './epochs.ts';
 import { JOURNAL_FILE, openJournal, readJournal } from './journal.ts';
 import { assertPrivateFile, openKey, readPassphrase, type PassphraseSource } from './keyfile.ts';
 import { createQcChecker } from './qc-check.ts';
-import { initialSafety, type SignerSafety } from './rules.ts';
+import { epochSafety, initialSafety, type SignerSafety } from './rules.ts';
 import { LocalSigner, type Refusal } from './signer.ts';
 import { STATE_FILE, safetyStore } from './state-file.ts';
 
@@ -125,32 +127,71 @@ export function ownSeat(conf: Pick<SignerConf, 'validators' | 'member'>, publicK
   }
 }
 
+/**
+ * The newest known epoch's set with this signer's seat. In genesis's set the seat must be the one
+ * both its key and its member name are (ownSeat), unless standing by; otherwise its key says (a
+ * change may seat a key under any name, and a rotated-in key stands by under a name genesis seats
+ * with another key). Not in the set: refused, unless signer.yaml standby.
+ */
+function seatIn(conf: SignerConf, epochs: SignerEpochs, publicKey: Uint8Array, log: Logger): ValidatorSet {
+  const current = epochs.current;
+  if (current.epoch === 0 && !conf.standby) return ownSeat(conf, publicKey);
+  const set = current.withSelf({ publicKey }, { optional: true });
+  if (set.self === undefined) {
+    if (current.epoch > 0 && !conf.standby) {
+      throw new FedError('SIGNER_NOT_A_VALIDATOR', `this signer (member ${conf.member}, public key ${toHex(publicKey)}) is not in the validator set of epoch ${current.epoch}, the newest in ${epochs.file}: it was removed or its key rotated out, so it signs nothing more; set standby: true in signer.yaml to run it anyway (it refuses every request)`,
+        { publicKey: toHex(publicKey), member: conf.member, epoch: current.epoch });
+    }
+    log.warn({ epoch: current.epoch, validators: current.members.map((v) => v.name) }, 'standby: this key is not in the newest validator set this signer knows; it signs nothing until shown the epoch-change proof that adds it (AdvanceEpoch)');
+  } else if (set.self.name !== conf.member) {
+    log.warn({ epoch: current.epoch, seat: set.self.name, member: conf.member }, 'this key is seated under another name than signer.yaml member');
+  }
+  return set;
+}
+
+/**
+ * The state for the newest known epoch: a state of an earlier epoch is a crash between saving a
+ * proof and the next epoch's marks (or a restored backup), moved on to the newest epoch; a state of
+ * an epoch the history does not reach means the history file is missing or old.
+ */
+async function stateForEpoch(state: SignerSafety, epochs: SignerEpochs, stateFile: string, log: Logger): Promise<SignerSafety> {
+  const epoch = epochs.current.epoch;
+  if (state.epoch > epoch) {
+    throw new FedError('SIGNER_STATE_MISMATCH',
+      `safety state ${stateFile} is of epoch ${state.epoch}, but the epoch history ${epochs.file} reaches epoch ${epoch} only: restore the history file with the state (they move together), or show the signer the proofs before starting`,
+      { file: stateFile, epoch: state.epoch, historyEpoch: epoch });
+  }
+  if (state.epoch === epoch) return state;
+  const next = epochSafety(state, epoch, epochs.root);
+  await safetyStore(stateFile).save(next);
+  log.warn({ from: state.epoch, epoch }, 'safety state moved on to the newest epoch the history holds (nothing of the earlier epoch is signed again)');
+  return next;
+}
+
 export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSigner> {
   const { conf, dataDir } = opts;
   const key = await loadKey(opts);
   const publicKey = toHex(key.publicKey);
-  const validators = ownSeat(conf, key.publicKey);
-  const self = validators.selfIndex!;
+  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  const epochs = await SignerEpochs.open(path.join(dataDir, EPOCHS_FILE), ValidatorSet.fromConfig(conf.validators),
+    { chainId: conf.chain_id, genesisHash: genesisHashOf(conf.chain_id), dsa: slh });
+  const validators = seatIn(conf, epochs, key.publicKey, opts.log);
   const stateFile = path.join(dataDir, STATE_FILE);
   const journalFile = path.join(dataDir, JOURNAL_FILE);
-  const state = await loadOrInitState(opts, publicKey, stateFile, journalFile);
+  const state = await stateForEpoch(await loadOrInitState(opts, publicKey, stateFile, journalFile), epochs, stateFile, opts.log);
   const journal = await openJournal(journalFile, { create: false });
-  await journal.append({ type: 'start', lastVote: state.lastVote, locked: state.locked, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, signed: state.signed });
-  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  await journal.append({ type: 'start', epoch: state.epoch, lastVote: state.lastVote, locked: state.locked, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, signed: state.signed });
   const signer = new LocalSigner({
-    identity: {
-      publicKey: key.publicKey, paramSet: key.paramSet, validatorIndex: self, validatorCount: validators.n,
-      chainId: conf.chain_id, member: conf.member,
-    },
+    identity: { publicKey: key.publicKey, paramSet: key.paramSet, chainId: conf.chain_id, member: conf.member },
     validators,
     state,
   }, {
-    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
-    qc: createQcChecker({ chainId: conf.chain_id, validators, genesisHash: genesisHashOf(conf.chain_id), slh }),
+    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, epochs, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
+    qcFor: (set, rootHash) => createQcChecker({ chainId: conf.chain_id, validators: set, rootHash, slh }),
     log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.onRefusal ? { onRefusal: opts.onRefusal } : {}),
     release: () => journal.close(),
   });
   opts.log.info({ journalSeq: journal.seq, journalHead: journal.head }, 'journal head');
-  opts.log.info({ validatorIndex: self, validators: validators.n, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
+  opts.log.info({ epoch: state.epoch, seated: validators.self !== undefined, validatorIndex: validators.selfIndex, validators: validators.n, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
   return signer;
 }

@@ -15,7 +15,8 @@ export interface QcCheckerOptions {
   chainId: string;
   /** The signer's own validator set (signer.yaml): the keys and the quorum. */
   validators: ValidatorSet;
-  genesisHash: Uint8Array;
+  /** The epoch's root (genesis, or the block that ended the epoch before): its QC has view 0 and no signatures. */
+  rootHash: Uint8Array;
   slh: SlhDsa;
 }
 
@@ -50,7 +51,7 @@ export function createQcChecker(opts: QcCheckerOptions): QcChecker {
   };
 
   const check = async (qc: QuorumCert): Promise<string | null> => {
-    if (isGenesis(qc, opts.genesisHash)) return null;
+    if (isGenesis(qc, opts.rootHash)) return null;
     const structural = structureError(qc);
     if (structural) return structural;
     const key = `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;

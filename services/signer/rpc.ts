@@ -13,7 +13,7 @@ import type { SignerServiceServer } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import type { LocalSigner } from './signer.ts';
 import { decodeReconfiguration } from '#libs/validators/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-import { newViewFromWire, proposalFromWire, voteFromWire } from './wire.ts';
+import { blockFromWire, headerFromWire, newViewFromWire, proposalFromWire, qcFromWire, voteFromWire } from './wire.ts';
 
 export const STATUS = statusTable({
   SIGNER_REFUSED: grpc.status.FAILED_PRECONDITION,
@@ -88,7 +88,7 @@ export function signerService(deps: SignerRpcDeps): SignerServiceServer {
       const id = deps.signer.identityNow;
       return {
         publicKey: id.publicKey, paramSet: id.paramSet, validatorIndex: id.validatorIndex,
-        validatorCount: id.validatorCount, chainId: id.chainId, member: id.member,
+        validatorCount: id.validatorCount, chainId: id.chainId, member: id.member, epoch: id.epoch, seated: id.seated,
       };
     }),
     signProposal: handlers.unary(async (req, call) => {
@@ -99,6 +99,20 @@ export function signerService(deps: SignerRpcDeps): SignerServiceServer {
       const client = operatorOf(call, deps);
       const r = await deps.signer.approve(decodeReconfiguration(req.change), client);
       return { signature: r.signature, validatorIndex: r.validatorIndex, reconfigId: r.id };
+    }),
+    advanceEpoch: handlers.unary(async (req, call) => {
+      // The proof proves itself (a quorum of the epoch's keys): the consensus service shows it when
+      // its epoch ends, an operator may show it to a signer that was away.
+      const client = clientOf(call, deps, deps.operatorClients);
+      let proof;
+      try {
+        proof = { last: blockFromWire(req.last, 'last'), suffix: req.suffix.map((h, i) => headerFromWire(h, `suffix[${i}]`)), qc: qcFromWire(req.qc, 'qc') };  // any width: the proof's epoch may be another than the signer's, and followEpoch checks the signers against it
+      } catch (err) {
+        if (isFedError(err, 'SIGNER_BAD_REQUEST')) deps.log.warn({ client, err: err.message }, 'AdvanceEpoch: malformed proof refused');
+        throw err;
+      }
+      const r = await deps.signer.advanceEpoch(proof, client);
+      return { epoch: r.epoch, already: r.already, seated: r.seated, validatorIndex: r.validatorIndex, validatorCount: r.validatorCount };
     }),
     signVote: handlers.unary(async (req, call) => {
       const r = await signDecoded('vote', req.view, () => voteFromWire(req, n()), clientOf(call, deps));

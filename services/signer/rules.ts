@@ -16,7 +16,7 @@ import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
   'malformed', 'epoch', 'one-per-slot', 'monotonic', 'view-jump', 'leader', 'chain-id', 'block-hash', 'header', 'proposer',
-  'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc', 'reconfig',
+  'parent', 'justify-qc', 'lock', 'prepare-qc', 'precommit-qc', 'high-qc', 'reconfig', 'epoch-proof',
 ] as const;
 export type Rule = (typeof RULES)[number];
 
@@ -40,6 +40,12 @@ export interface LockRef { view: number; blockHash: string }
 export interface SignerSafety {
   chainId: string;
   publicKey: string;
+  /**
+   * The epoch these marks are for. Views restart at 1 in each epoch, so the marks of an ended
+   * epoch mean nothing in the next: the signer starts the next epoch's afresh (epochSafety) once
+   * it has been shown the proof that the epoch ended, and never signs for an earlier one again.
+   */
+  epoch: number;
   lastVote: { view: number; phase: 0 | Phase };
   lastProposalView: number;
   lastNewView: number;
@@ -82,7 +88,7 @@ export type Decision =
 
 export function initialSafety(chainId: string, publicKey: string, genesisHash: Uint8Array): SignerSafety {
   return {
-    chainId, publicKey,
+    chainId, publicKey, epoch: 0,
     lastVote: { view: 0, phase: 0 },
     lastProposalView: 0,
     lastNewView: 0,
@@ -90,6 +96,14 @@ export function initialSafety(chainId: string, publicKey: string, genesisHash: U
     recent: [],
     signed: 0,
   };
+}
+
+/**
+ * The marks for `epoch`, whose root (the last block of the epoch before, which the engine treats as
+ * that epoch's genesis) is `rootHash`: nothing signed, locked on the root. The signed count goes on.
+ */
+export function epochSafety(state: SignerSafety, epoch: number, rootHash: Uint8Array): SignerSafety {
+  return { ...initialSafety(state.chainId, state.publicKey, rootHash), epoch, signed: state.signed };
 }
 
 export function slotOf(req: SignRequest): Slot {

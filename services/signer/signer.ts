@@ -3,18 +3,24 @@
 // QC signatures checked on the libuv pool, and the order that makes it safe:
 //   decide → sign → safety state durable on disk → journal line fsync'd → reply.
 // Any failure to persist poisons the signer: it refuses everything until restarted from disk.
-// Must never return a signature whose slot is not yet durable, nor sign the same slot twice.
+// It signs for one epoch, the newest it has been shown the proof of (epochs.ts), and only while
+// its key is in that epoch's set: a removed or rotated-out key signs nothing after its epoch ended,
+// a key joining (signer.yaml standby) nothing before the epoch that adds it.
+// Must never return a signature whose slot is not yet durable, nor sign the same slot twice, nor
+// sign for an epoch other than the newest whose proof it verified.
 
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
-import { reconfigSigningBytes, sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
+import { reconfigSigningBytes, sha256Hex, toHex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
 import { SerialQueue } from '#libs/files/index.ts';
 import { nextValidatorSet, reconfigId, type Reconfiguration, type ValidatorSet } from '#libs/validators/index.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
+import type { SignerEpochs } from './epochs.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
-import { RULES, admit, applySigned, decide, evidenceQc, slotKey, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
+import { RULES, admit, applySigned, decide, epochSafety, evidenceQc, slotKey, slotOf, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
 import type { SafetyStore } from './state-file.ts';
 
 export interface SignResult {
@@ -35,10 +41,26 @@ export interface Approved {
 export interface SignerIdentity {
   publicKey: Uint8Array;
   paramSet: string;
+  /** This signer's index in `epoch`'s set (0 when it is not seated). */
   validatorIndex: number;
   validatorCount: number;
   chainId: string;
   member: string;
+  /** The newest epoch this signer has been shown: the only one it signs for. */
+  epoch: number;
+  /** Whether its key is in that epoch's set: when not, it signs nothing. */
+  seated: boolean;
+}
+
+/** The answer to AdvanceEpoch. */
+export interface EpochAdvanced {
+  /** The signer's epoch now. */
+  epoch: number;
+  /** The proof was of an epoch this signer had already left: nothing changed. */
+  already: boolean;
+  seated: boolean;
+  validatorIndex: number;
+  validatorCount: number;
 }
 
 /** What the consensus driver (and the shared test suite) talks to: in-process or over gRPC. */
@@ -64,7 +86,10 @@ export interface LocalSignerDeps {
   secretKey: Uint8Array;
   store: SafetyStore;
   journal: Journal;
-  qc: QcChecker;
+  /** The epochs shown so far (the newest is the one signed for), saved before they are used. */
+  epochs: SignerEpochs;
+  /** The QC checker of one epoch's set, whose root QC (view 0, no signatures) is on `root`. */
+  qcFor(validators: ValidatorSet, root: Uint8Array): QcChecker;
   hashBlock: (h: BlockHeader) => Uint8Array;
   /** signer.yaml max_view_jump: how far beyond its QC's view a request may go. */
   maxViewJump: number;
@@ -77,11 +102,16 @@ export interface LocalSignerDeps {
 }
 
 export interface LocalSignerOptions {
-  identity: SignerIdentity;
-  /** signer.yaml's validator set, with this signer as self: the leader rule comes from it. */
+  /** Who the signer is; its seat (index, count, epoch) follows `validators`. */
+  identity: Omit<SignerIdentity, 'validatorIndex' | 'validatorCount' | 'epoch' | 'seated'>;
+  /** The newest epoch's set with this signer as self when it is in it: the leader rule comes from it. */
   validators: ValidatorSet;
+  /** The safety state, of `validators`' epoch. */
   state: SignerSafety;
 }
+
+/** The epoch the signer signs for: its set, its seat in it, and the QC checker over its keys. */
+interface Seat { set: ValidatorSet; self: number | undefined; qc: QcChecker }
 
 export function refusalError(rule: Rule, reason: string, details: Record<string, unknown> = {}): FedError {
   const code = rule === 'malformed' ? 'SIGNER_BAD_REQUEST' : 'SIGNER_REFUSED';
@@ -89,8 +119,8 @@ export function refusalError(rule: Rule, reason: string, details: Record<string,
 }
 
 export class LocalSigner implements Signer {
-  readonly #id: SignerIdentity;
-  readonly #validators: ValidatorSet;
+  readonly #who: LocalSignerOptions['identity'];
+  #seat: Seat;
   readonly #deps: LocalSignerDeps;
   readonly #queue = new SerialQueue();
   readonly #m;
@@ -100,12 +130,13 @@ export class LocalSigner implements Signer {
   #closing: Promise<void> | undefined;
 
   constructor(opts: LocalSignerOptions, deps: LocalSignerDeps) {
-    this.#id = opts.identity;
-    this.#validators = opts.validators;
+    if (opts.state.epoch !== opts.validators.epoch) throw new FedError('SIGNER_STATE_MISMATCH', `the safety state is of epoch ${opts.state.epoch}, the validator set of epoch ${opts.validators.epoch}`);
+    this.#who = opts.identity;
+    this.#seat = { set: opts.validators, self: opts.validators.selfIndex, qc: deps.qcFor(opts.validators, deps.epochs.root) };
     this.#state = opts.state;
     this.#deps = deps;
     this.#m = signerMetrics(deps.metrics ?? noopMetrics);
-    this.#m.observe(this.#state);
+    this.#m.observe(this.#state, this.#seat.self !== undefined);
   }
 
   /** The state in force (a copy-on-write value: never mutated in place). */
@@ -114,11 +145,12 @@ export class LocalSigner implements Signer {
   }
 
   async identity(): Promise<SignerIdentity> {
-    return this.#id;
+    return this.identityNow;
   }
 
   get identityNow(): SignerIdentity {
-    return this.#id;
+    const { set, self } = this.#seat;
+    return { ...this.#who, validatorIndex: self ?? 0, validatorCount: set.n, epoch: set.epoch, seated: self !== undefined };
   }
 
   sign(request: SignRequest, client = 'in-process'): Promise<SignResult> {
@@ -145,7 +177,7 @@ export class LocalSigner implements Signer {
   approve(change: Reconfiguration, client: string): Promise<Approved> {
     return this.#queue.run(async () => {
       this.#assertServing();
-      const v = this.#validators;
+      const v = this.#seat.set;
       const id = reconfigId(change);
       const base = { type: 'approval', epoch: change.epoch, id, ops: change.ops.length, client };
       const refuse = async (rule: Rule, reason: string): Promise<never> => {
@@ -155,10 +187,11 @@ export class LocalSigner implements Signer {
         this.#deps.log.warn({ security: true, event: 'signer.approval_refused', rule, reason, id, client }, 'reconfiguration approval refused');
         throw refusalError(rule, reason, { kind: 'approval', id });
       };
-      if (change.chainId !== this.#id.chainId) return refuse('chain-id', `the change is for chain ${JSON.stringify(change.chainId)}, this signer's is ${JSON.stringify(this.#id.chainId)}`);
+      if (change.chainId !== this.#who.chainId) return refuse('chain-id', `the change is for chain ${JSON.stringify(change.chainId)}, this signer's is ${JSON.stringify(this.#who.chainId)}`);
       if (change.epoch !== v.epoch) return refuse('epoch', `the change ends epoch ${change.epoch}, this signer's validator set is epoch ${v.epoch}`);
+      if (this.#seat.self === undefined) return refuse('epoch', this.#unseated());
       try {
-        nextValidatorSet(v, change, { chainId: this.#id.chainId, publicKeyBytes: this.#deps.slh.publicKeyBytes });
+        nextValidatorSet(v, change, { chainId: this.#who.chainId, publicKeyBytes: this.#deps.slh.publicKeyBytes });
       } catch (err) {
         return refuse('reconfig', errorMessage(err));
       }
@@ -166,8 +199,64 @@ export class LocalSigner implements Signer {
       await this.#journal({ ...base, decision: 'signed', sig: sha256Hex(signature) });
       this.#m.requests.inc({ kind: 'approval', decision: 'signed' });
       this.#deps.log.warn({ security: true, event: 'signer.approved', id, epoch: change.epoch, ops: change.ops, client }, 'reconfiguration approved');
-      return { signature, validatorIndex: this.#id.validatorIndex, id };
+      return { signature, validatorIndex: this.#seat.self, id };
     });
+  }
+
+  /**
+   * Shows the signer the proof that its epoch ended (SignerEpochs.advance checks it against the
+   * epoch's keys). On success the history is saved, then the next epoch's marks (nothing signed,
+   * locked on the block that ended the epoch), then the journal line, before the reply; from then
+   * on the signer signs only for the new epoch, and only if its key is in the new set. A proof of an
+   * epoch already left changes nothing; one that does not verify is refused (rule epoch-proof).
+   */
+  advanceEpoch(proof: EpochChangeProof, client: string): Promise<EpochAdvanced> {
+    return this.#queue.run(async () => {
+      this.#assertServing();
+      const from = this.#seat.set.epoch;
+      let r;
+      try {
+        r = await this.#deps.epochs.advance(proof, this.#deps.slh);
+      } catch (err) {
+        this.#poison(err, `saving the epoch history ${this.#deps.epochs.file}`);
+      }
+      if (r.kind === 'refused') {
+        await this.#journal({ type: 'epoch', decision: 'refused', epoch: from, proofEpoch: proof.last.header.epoch, rule: 'epoch-proof', reason: r.reason, client });
+        this.#m.requests.inc({ kind: 'epoch', decision: 'refused' });
+        this.#m.refusals.inc({ rule: 'epoch-proof' });
+        this.#deps.log.warn({ security: true, event: 'signer.epoch_refused', epoch: from, reason: r.reason, client }, 'epoch-change proof refused');
+        throw refusalError('epoch-proof', r.reason, { kind: 'epoch', epoch: from });
+      }
+      if (r.kind === 'known') {
+        this.#m.requests.inc({ kind: 'epoch', decision: 'known' });
+        return { ...this.#seatAnswer(), already: true };
+      }
+      const set = r.set.withSelf({ publicKey: this.#who.publicKey }, { optional: true });
+      const next = epochSafety(this.#state, set.epoch, r.ended.root);
+      try {
+        await this.#deps.store.save(next);
+      } catch (err) {
+        this.#poison(err, 'saving the safety state of the new epoch');
+      }
+      this.#state = next;
+      this.#seat = { set, self: set.selfIndex, qc: this.#deps.qcFor(set, r.ended.root) };
+      this.#m.observe(next, set.selfIndex !== undefined);
+      const answer = this.#seatAnswer();
+      await this.#journal({ type: 'epoch', decision: 'advanced', epoch: set.epoch, height: r.ended.height, root: toHex(r.ended.root), seated: answer.seated, validatorIndex: answer.validatorIndex, client });
+      this.#m.requests.inc({ kind: 'epoch', decision: 'advanced' });
+      this.#deps.log.warn({ security: true, event: 'signer.epoch_advanced', from, epoch: set.epoch, height: r.ended.height, seated: answer.seated, validatorIndex: answer.validatorIndex, validators: set.n, client },
+        answer.seated ? 'epoch advanced: signing for the new epoch only' : 'epoch advanced: this key is not in the new set and signs nothing more');
+      return { ...answer, already: false };
+    });
+  }
+
+  #seatAnswer(): Omit<EpochAdvanced, 'already'> {
+    const { set, self } = this.#seat;
+    return { epoch: set.epoch, seated: self !== undefined, validatorIndex: self ?? 0, validatorCount: set.n };
+  }
+
+  #unseated(): string {
+    return `this signer's key is not in the validator set of epoch ${this.#seat.set.epoch}, the newest it has been shown (removed or rotated out, or not yet added: show it the epoch-change proofs with AdvanceEpoch)`;
   }
 
   /**
@@ -190,20 +279,21 @@ export class LocalSigner implements Signer {
   async #handle(req: SignRequest, client: string): Promise<SignResult> {
     this.#assertServing();
     const started = performance.now();
-    const decision = admit(this.#state, req, this.#admitCtx()) ?? (await this.#decide(req));
+    const unseated = this.#seat.self === undefined ? { type: 'refuse' as const, slot: slotOf(req), rule: 'epoch' as const, reason: this.#unseated() } : undefined;
+    const decision = unseated ?? admit(this.#state, req, this.#admitCtx()) ?? (await this.#decide(req));
     const result = await this.#carryOut(req.kind, decision, client);
     this.#m.duration.observe({ kind: req.kind }, (performance.now() - started) / 1000);
     return result;
   }
 
   #admitCtx(): AdmitContext {
-    const v = this.#validators;
-    return { chainId: this.#id.chainId, epoch: v.epoch, self: this.#id.validatorIndex, leaderOf: (view) => v.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
+    const { set, self } = this.#seat;
+    return { chainId: this.#who.chainId, epoch: set.epoch, self: self!, leaderOf: (view) => set.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
   }
 
   async #decide(req: SignRequest): Promise<Decision> {
     const qc = evidenceQc(req);
-    const verdict = await this.#deps.qc.check(qc);
+    const verdict = await this.#seat.qc.check(qc);
     return decide(this.#state, req, {
       ...this.#admitCtx(),
       hashBlock: this.#deps.hashBlock,
@@ -237,7 +327,7 @@ export class LocalSigner implements Signer {
           this.#poison(err, 'saving the safety state');
         }
         this.#state = next;
-        this.#m.observe(next);
+        this.#m.observe(next, true);
         await this.#journal({ ...base, decision: 'signed', block: d.blockHash, digest: d.digest, sig: sha256Hex(signature) });
         this.#m.requests.inc({ kind, decision: 'signed' });
         this.#deps.log.debug({ slot: slotKey(d.slot), block: d.blockHash.slice(0, 16), client }, 'signed');
@@ -269,11 +359,15 @@ function signerMetrics(metrics: Metrics) {
   const duration = metrics.histogram('signer_request_duration_seconds', 'From dequeue to reply: rules, QC checks, signing, fsyncs', ['kind'],
     [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]);
   const lastVote = metrics.gauge('signer_last_vote_view', 'View of the last vote signed');
+  const epoch = metrics.gauge('signer_epoch', 'The newest epoch this signer has been shown the proof of: the only one it signs for');
+  const seated = metrics.gauge('signer_seat_state', '1 while this signer\'s key is in its epoch\'s validator set, 0 when it signs nothing (removed, rotated out, not yet added)');
   const locked = metrics.gauge('signer_locked_view', 'View of the QC the signer is locked on');
   const signed = metrics.gauge('signer_signatures', 'Signatures issued by this key (from the safety state)');
   return {
     requests, refusals, duration,
-    observe(s: SignerSafety): void {
+    observe(s: SignerSafety, inSet: boolean): void {
+      epoch.set(s.epoch);
+      seated.set(inSet ? 1 : 0);
       lastVote.set(s.lastVote.view);
       locked.set(s.locked.view);
       signed.set(s.signed);

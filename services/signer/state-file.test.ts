@@ -55,3 +55,13 @@ test('a structurally wrong state with a matching checksum is still refused, nami
   assert.throws(() => decodeSafety(JSON.stringify(env), 'f'), corrupt(/state\.lastVote\.phase/));
 });
 
+
+test('a version-1 file (written before epochs) reads as epoch 0; a version-2 file without its epoch is refused', () => {
+  const { epoch, ...withoutEpoch } = JSON.parse(encodeSafety({ ...sample(), epoch: 0 })).state;
+  assert.equal(epoch, 0);
+  const v1 = JSON.stringify({ format: 'btcfed-signer-state', version: 1, sha256: createHash('sha256').update(JSON.stringify(withoutEpoch)).digest('hex'), state: withoutEpoch });
+  assert.deepEqual(decodeSafety(v1, 'f'), { ...sample(), epoch: 0 });
+  assert.throws(() => decodeSafety(v1.replace('"version":1', '"version":2'), 'f'), corrupt(/state\.epoch/));
+  const later = { ...sample(), epoch: 3 };
+  assert.deepEqual(decodeSafety(encodeSafety(later), 'f'), later, 'the epoch survives the round trip');
+});

@@ -12,7 +12,8 @@ import type { SignerSafety } from './rules.ts';
 
 export const STATE_FILE = 'safety-state.json';
 const FORMAT = 'btcfed-signer-state';
-const VERSION = 1;
+/** Version 1 is version 2 without `epoch`: a state written before epochs existed is epoch 0's. */
+const VERSION = 2;
 
 const hex = (bytes?: number) => z.string().regex(bytes ? new RegExp(`^[0-9a-f]{${bytes * 2}}$`) : /^([0-9a-f]{2})+$/, 'must be lower-case hex');
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -31,6 +32,7 @@ const slotSchema = z.strictObject({
 const stateSchema = z.strictObject({
   chainId: z.string().min(1),
   publicKey: hex(),
+  epoch: count,
   lastVote: z.strictObject({ view: count, phase }),
   lastProposalView: count,
   lastNewView: count,
@@ -41,7 +43,7 @@ const stateSchema = z.strictObject({
 
 const envelopeSchema = z.strictObject({
   format: z.literal(FORMAT),
-  version: z.literal(VERSION),
+  version: z.union([z.literal(1), z.literal(VERSION)]),
   sha256: hex(32),
   state: z.unknown(),
 });
@@ -77,7 +79,9 @@ export function decodeSafety(text: string, file: string): SignerSafety {
     throw corrupt(file, `not a signer state file (${first?.path.join('.') || '(file)'}: ${first?.message})`);
   }
   if (sha256Hex(JSON.stringify(env.data.state)) !== env.data.sha256) throw corrupt(file, 'checksum mismatch (the content was changed or damaged)');
-  const parsed = stateSchema.safeParse(env.data.state);
+  const raw1 = env.data.state;
+  const state = env.data.version === 1 && raw1 !== null && typeof raw1 === 'object' ? { epoch: 0, ...(raw1 as object) } : raw1;
+  const parsed = stateSchema.safeParse(state);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     throw corrupt(file, `field state.${first?.path.join('.')}: ${first?.message}`);

@@ -38,11 +38,15 @@ export interface GetPublicKeyResponse {
   publicKey: Uint8Array;
   /** e.g. "slh-dsa-sha2-128f". */
   paramSet: string;
-  /** This key's index in the signer's validator set. */
+  /** This key's index in the validator set of `epoch` (0 when not seated). */
   validatorIndex: number;
   validatorCount: number;
   chainId: string;
   member: string;
+  /** The newest epoch the signer has been shown the proof of: the only one it signs for. */
+  epoch: number;
+  /** Whether this key is in that epoch's validator set; when false it signs nothing. */
+  seated: boolean;
 }
 
 export interface SignProposalRequest {
@@ -119,6 +123,27 @@ export interface ApproveReconfigurationResponse {
   reconfigId: string;
 }
 
+export interface AdvanceEpochRequest {
+  /** The last block of the epoch, with its transactions (one of them the change, with approvals). */
+  last:
+    | Block
+    | undefined;
+  /** Headers of the empty blocks above it up to the QC's block, lowest first (often none). */
+  suffix: BlockHeader[];
+  /** A COMMIT QC of the ending epoch on `last` or on the top of `suffix`. */
+  qc: QuorumCert | undefined;
+}
+
+export interface AdvanceEpochResponse {
+  /** The signer's epoch now. */
+  epoch: number;
+  /** The proof was of an epoch the signer had already left; nothing changed. */
+  already: boolean;
+  seated: boolean;
+  validatorIndex: number;
+  validatorCount: number;
+}
+
 function createBaseGetPublicKeyRequest(): GetPublicKeyRequest {
   return {};
 }
@@ -172,7 +197,16 @@ export const GetPublicKeyRequest: MessageFns<GetPublicKeyRequest> = {
 };
 
 function createBaseGetPublicKeyResponse(): GetPublicKeyResponse {
-  return { publicKey: new Uint8Array(0), paramSet: "", validatorIndex: 0, validatorCount: 0, chainId: "", member: "" };
+  return {
+    publicKey: new Uint8Array(0),
+    paramSet: "",
+    validatorIndex: 0,
+    validatorCount: 0,
+    chainId: "",
+    member: "",
+    epoch: 0,
+    seated: false,
+  };
 }
 
 export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
@@ -194,6 +228,12 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
     }
     if (message.member !== "") {
       writer.uint32(50).string(message.member);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(56).uint64(message.epoch);
+    }
+    if (message.seated !== false) {
+      writer.uint32(64).bool(message.seated);
     }
     return writer;
   },
@@ -259,6 +299,22 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
             message.member = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.seated = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -299,6 +355,8 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
         ? globalThis.String(object.chain_id)
         : "",
       member: isSet(object.member) ? globalThis.String(object.member) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      seated: isSet(object.seated) ? globalThis.Boolean(object.seated) : false,
     };
   },
 
@@ -322,6 +380,12 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
     if (message.member !== "") {
       obj.member = message.member;
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.seated !== false) {
+      obj.seated = message.seated;
+    }
     return obj;
   },
 
@@ -336,6 +400,8 @@ export const GetPublicKeyResponse: MessageFns<GetPublicKeyResponse> = {
     message.validatorCount = object.validatorCount ?? 0;
     message.chainId = object.chainId ?? "";
     message.member = object.member ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.seated = object.seated ?? false;
     return message;
   },
 };
@@ -1207,6 +1273,248 @@ export const ApproveReconfigurationResponse: MessageFns<ApproveReconfigurationRe
   },
 };
 
+function createBaseAdvanceEpochRequest(): AdvanceEpochRequest {
+  return { last: undefined, suffix: [], qc: undefined };
+}
+
+export const AdvanceEpochRequest: MessageFns<AdvanceEpochRequest> = {
+  encode(message: AdvanceEpochRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.last !== undefined) {
+      Block.encode(message.last, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.suffix) {
+      BlockHeader.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.qc !== undefined) {
+      QuorumCert.encode(message.qc, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdvanceEpochRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdvanceEpochRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.last = Block.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.suffix.push(BlockHeader.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.qc = QuorumCert.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdvanceEpochRequest {
+    return {
+      last: isSet(object.last) ? Block.fromJSON(object.last) : undefined,
+      suffix: globalThis.Array.isArray(object?.suffix) ? object.suffix.map((e: any) => BlockHeader.fromJSON(e)) : [],
+      qc: isSet(object.qc) ? QuorumCert.fromJSON(object.qc) : undefined,
+    };
+  },
+
+  toJSON(message: AdvanceEpochRequest): unknown {
+    const obj: any = {};
+    if (message.last !== undefined) {
+      obj.last = Block.toJSON(message.last);
+    }
+    if (message.suffix?.length) {
+      obj.suffix = message.suffix.map((e) => BlockHeader.toJSON(e));
+    }
+    if (message.qc !== undefined) {
+      obj.qc = QuorumCert.toJSON(message.qc);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdvanceEpochRequest>): AdvanceEpochRequest {
+    return AdvanceEpochRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdvanceEpochRequest>): AdvanceEpochRequest {
+    const message = createBaseAdvanceEpochRequest();
+    message.last = (object.last !== undefined && object.last !== null) ? Block.fromPartial(object.last) : undefined;
+    message.suffix = object.suffix?.map((e) => BlockHeader.fromPartial(e)) || [];
+    message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
+    return message;
+  },
+};
+
+function createBaseAdvanceEpochResponse(): AdvanceEpochResponse {
+  return { epoch: 0, already: false, seated: false, validatorIndex: 0, validatorCount: 0 };
+}
+
+export const AdvanceEpochResponse: MessageFns<AdvanceEpochResponse> = {
+  encode(message: AdvanceEpochResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epoch !== 0) {
+      writer.uint32(8).uint64(message.epoch);
+    }
+    if (message.already !== false) {
+      writer.uint32(16).bool(message.already);
+    }
+    if (message.seated !== false) {
+      writer.uint32(24).bool(message.seated);
+    }
+    if (message.validatorIndex !== 0) {
+      writer.uint32(32).uint32(message.validatorIndex);
+    }
+    if (message.validatorCount !== 0) {
+      writer.uint32(40).uint32(message.validatorCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdvanceEpochResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdvanceEpochResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.already = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seated = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validatorIndex = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.validatorCount = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdvanceEpochResponse {
+    return {
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      already: isSet(object.already) ? globalThis.Boolean(object.already) : false,
+      seated: isSet(object.seated) ? globalThis.Boolean(object.seated) : false,
+      validatorIndex: isSet(object.validatorIndex)
+        ? globalThis.Number(object.validatorIndex)
+        : isSet(object.validator_index)
+        ? globalThis.Number(object.validator_index)
+        : 0,
+      validatorCount: isSet(object.validatorCount)
+        ? globalThis.Number(object.validatorCount)
+        : isSet(object.validator_count)
+        ? globalThis.Number(object.validator_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: AdvanceEpochResponse): unknown {
+    const obj: any = {};
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.already !== false) {
+      obj.already = message.already;
+    }
+    if (message.seated !== false) {
+      obj.seated = message.seated;
+    }
+    if (message.validatorIndex !== 0) {
+      obj.validatorIndex = Math.round(message.validatorIndex);
+    }
+    if (message.validatorCount !== 0) {
+      obj.validatorCount = Math.round(message.validatorCount);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdvanceEpochResponse>): AdvanceEpochResponse {
+    return AdvanceEpochResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdvanceEpochResponse>): AdvanceEpochResponse {
+    const message = createBaseAdvanceEpochResponse();
+    message.epoch = object.epoch ?? 0;
+    message.already = object.already ?? false;
+    message.seated = object.seated ?? false;
+    message.validatorIndex = object.validatorIndex ?? 0;
+    message.validatorCount = object.validatorCount ?? 0;
+    return message;
+  },
+};
+
 export type SignerServiceService = typeof SignerServiceService;
 export const SignerServiceService = {
   /** The public key this signer signs with and where it sits in the validator set. */
@@ -1269,6 +1577,22 @@ export const SignerServiceService = {
     responseDeserialize: (value: Buffer): ApproveReconfigurationResponse =>
       ApproveReconfigurationResponse.decode(value),
   },
+  /**
+   * Shows the signer the proof that its epoch ended (the block carrying the change with its
+   * approvals, the empty blocks above it, a COMMIT QC of the epoch on the top of them). The signer
+   * checks it against its epoch's keys and from then on signs for the next epoch only — nothing,
+   * when its key is not in the next set. A proof of an epoch it already left changes nothing.
+   */
+  advanceEpoch: {
+    path: "/btcfed.v1.SignerService/AdvanceEpoch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AdvanceEpochRequest): Buffer => Buffer.from(AdvanceEpochRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AdvanceEpochRequest => AdvanceEpochRequest.decode(value),
+    responseSerialize: (value: AdvanceEpochResponse): Buffer =>
+      Buffer.from(AdvanceEpochResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AdvanceEpochResponse => AdvanceEpochResponse.decode(value),
+  },
 } as const;
 
 export interface SignerServiceServer extends UntypedServiceImplementation {
@@ -1287,6 +1611,13 @@ export interface SignerServiceServer extends UntypedServiceImplementation {
    * certificates signer.yaml lists in operator_clients may call it — never the consensus service.
    */
   approveReconfiguration: handleUnaryCall<ApproveReconfigurationRequest, ApproveReconfigurationResponse>;
+  /**
+   * Shows the signer the proof that its epoch ended (the block carrying the change with its
+   * approvals, the empty blocks above it, a COMMIT QC of the epoch on the top of them). The signer
+   * checks it against its epoch's keys and from then on signs for the next epoch only — nothing,
+   * when its key is not in the next set. A proof of an epoch it already left changes nothing.
+   */
+  advanceEpoch: handleUnaryCall<AdvanceEpochRequest, AdvanceEpochResponse>;
 }
 
 export interface SignerServiceClient extends Client {
@@ -1374,6 +1705,27 @@ export interface SignerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ApproveReconfigurationResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Shows the signer the proof that its epoch ended (the block carrying the change with its
+   * approvals, the empty blocks above it, a COMMIT QC of the epoch on the top of them). The signer
+   * checks it against its epoch's keys and from then on signs for the next epoch only — nothing,
+   * when its key is not in the next set. A proof of an epoch it already left changes nothing.
+   */
+  advanceEpoch(
+    request: AdvanceEpochRequest,
+    callback: (error: ServiceError | null, response: AdvanceEpochResponse) => void,
+  ): ClientUnaryCall;
+  advanceEpoch(
+    request: AdvanceEpochRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AdvanceEpochResponse) => void,
+  ): ClientUnaryCall;
+  advanceEpoch(
+    request: AdvanceEpochRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AdvanceEpochResponse) => void,
   ): ClientUnaryCall;
 }
 
