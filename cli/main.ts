@@ -20,7 +20,7 @@ import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
-import { approve as approveChange, assemble as assembleChange, inspect as inspectChange, propose as proposeChange } from './reconfigure.ts';
+import { approve as approveChange, assemble as assembleChange, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -286,7 +286,16 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .action(async (o: { member: string; change: string; approval: string[]; out: string }) => {
       const r = await assembleChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), approvals: o.approval.map((f) => path.resolve(f)), out: path.resolve(o.out) });
       console.log(`transaction for change ${r.id}: ${r.approvals} approvals (quorum ${r.quorum}), ${r.bytes} bytes, written to ${rel(r.file)}
-  submitting it is not built yet: members refuse a block carrying a change until the services run epochs`);
+  next: btcfed reconfigure submit --tx ${rel(r.file)} (to any member: it proposes it when it leads)`);
+    });
+  reconfigure.command('submit')
+    .description('hand the transaction to a member, which checks it against its current epoch and puts it in the next block it proposes')
+    .addOption(memberOpt())
+    .requiredOption('--tx <file>', 'the transaction from reconfigure assemble')
+    .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
+    .action(async (o: { member: string; tx: string; admin?: string }) => {
+      const r = await submitChange({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
+      console.log(`change ${r.id} submitted: it ends epoch ${r.epoch} once a block carrying it commits (btcfed status shows the epoch)`);
     });
   reconfigure.command('inspect')
     .description('what a change, approval or transaction file holds')

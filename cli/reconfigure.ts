@@ -6,9 +6,12 @@
 //               certificates, signer.yaml operator_clients) → approval-<member>.yaml;
 //   assemble  — anyone: the change and a quorum of approvals, each checked against the set's
 //               keys, as the reconfiguration transaction (reconfig.tx);
+//   submit    — an operator: the transaction to its member (AdminService SubmitReconfiguration),
+//               which checks it against its current epoch and proposes it when it leads;
 //   inspect   — what a change, approval or transaction file holds.
-// Submitting the transaction is not built: members refuse a block carrying a change until the
-// services run epochs. Must never write a transaction whose approvals it has not verified.
+// propose and assemble check against conf.yaml's validators, genesis's set: a change of a later
+// epoch is checked by the member at submit. Must never write a transaction whose approvals it has
+// not verified.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -21,7 +24,8 @@ import {
   ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, reconfigId,
   type Approval, type ReconfigOp, type Reconfiguration,
 } from '#libs/validators/index.ts';
-import { parseAddress } from '#libs/rpc/index.ts';
+import { call, parseAddress } from '#libs/rpc/index.ts';
+import { adminClient } from './client.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 
 interface Context {
@@ -196,4 +200,17 @@ export async function inspect(file: string): Promise<string> {
   }
   const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…)`));
   return `change ${reconfigId(change)}\n  chain ${change.chainId}, ends epoch ${change.epoch}\n  ${ops.join('\n  ')}${extra}`;
+}
+
+/** Hands the transaction to a member's consensus (its admin API, with the operator certificate). */
+export async function submit(o: { memberDir: string; tx: string; admin?: string }): Promise<{ id: string; epoch: number }> {
+  const tx = new Uint8Array(await fs.readFile(o.tx));
+  decodeReconfigTx(tx); // a file that is not a transaction is named here, before any call
+  const client = adminClient(o.memberDir, o.admin);
+  try {
+    const r = await call(client.submitReconfiguration.bind(client), { tx }, { deadlineMs: 10_000 });
+    return { id: r.reconfigId, epoch: r.epoch };
+  } finally {
+    client.close();
+  }
 }

@@ -9,6 +9,13 @@ import type {
   Block as BlockMsg, BlockHeader as BlockHeaderMsg, QuorumCert as QuorumCertMsg,
 } from '#libs/gen/btcfed/v1/wire.pb.ts';
 
+/**
+ * The widest validator set anything is decoded for (signer bitmaps up to 32 bytes). Where messages
+ * of several epochs meet — frames at an epoch boundary, a store that kept them — they are decoded
+ * at this width and each epoch's own size is checked after, against that epoch's set.
+ */
+export const WIRE_MAX_VALIDATORS = 256;
+
 export interface WireLimits {
   /** N: signer indices and senders must be below it. */
   validatorCount: number;

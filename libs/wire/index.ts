@@ -5,6 +5,7 @@ export {
   blockToWire, blockFromWire, checkHash, checkView, checkPhase, checkSender, checkSignature, invalid,
 } from './convert.ts';
 export type { WireLimits } from './convert.ts';
+export { WIRE_MAX_VALIDATORS } from './convert.ts';
 export { encodeFrame, decodeFrame } from './frame.ts';
 export type { Frame, FrameLimits, CertifiedBlock } from './frame.ts';
 export { signingBytesOf, signingBytesOfRequest } from './signing.ts';

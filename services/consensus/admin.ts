@@ -1,5 +1,5 @@
 // The operator's AdminService: pause and resume signing, force a view change, forgive a muted
-// validator, dump the engine's state. On its own listener (admin_listen), for the member's
+// validator, dump the engine's state, submit a reconfiguration. On its own listener (admin_listen), for the member's
 // operator certificate only (and, with admin_clients, only those fingerprints). Every request is
 // logged with the client certificate's subject.
 
@@ -12,6 +12,11 @@ import type { ConsensusDriver } from './driver.ts';
 
 const STATUS = statusTable({
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
+  RECONFIG_MALFORMED: grpc.status.INVALID_ARGUMENT,
+  RECONFIG_INVALID: grpc.status.INVALID_ARGUMENT,
+  RECONFIG_UNAUTHORISED: grpc.status.PERMISSION_DENIED,
+  RECONFIG_BUSY: grpc.status.FAILED_PRECONDITION,
+  RECONFIG_UNAVAILABLE: grpc.status.UNIMPLEMENTED,
   RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   RPC_PEER_NOT_ALLOWED: grpc.status.PERMISSION_DENIED,
 });
@@ -19,8 +24,8 @@ const STATUS = statusTable({
 export interface AdminDeps {
   log: Logger;
   driver: ConsensusDriver;
-  /** The size of the validator set (Unmute names a validator by index). */
-  validators: number;
+  /** The size of the current epoch's validator set (Unmute names a validator by index). */
+  validators(): number;
   /** Client certificate fingerprints allowed; undefined = any certificate the transport accepted. */
   allowedClients?: readonly string[];
 }
@@ -38,15 +43,20 @@ export function adminService(d: AdminDeps): AdminServiceServer {
     resume: operator('Resume', () => { d.driver.setPaused(false); return { paused: false }; }),
     forceViewChange: operator('ForceViewChange', () => ({ view: d.driver.forceViewChange() })),
     unmute: operator('Unmute', (req: { validator: number }) => {
-      if (!Number.isInteger(req.validator) || req.validator >= d.validators) {
-        throw new FedError('REQUEST_INVALID', `validator: ${req.validator} is not in the set of ${d.validators}`);
+      const n = d.validators();
+      if (!Number.isInteger(req.validator) || req.validator >= n) {
+        throw new FedError('REQUEST_INVALID', `validator: ${req.validator} is not in the set of ${n}`);
       }
       return { wasMuted: d.driver.forgive(req.validator) };
+    }),
+    submitReconfiguration: operator('SubmitReconfiguration', (req: { tx: Uint8Array }) => {
+      const id = d.driver.submitChange(req.tx);
+      return { reconfigId: id, epoch: d.driver.epoch };
     }),
     dumpState: operator('DumpState', () => {
       const e = d.driver.engine;
       const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
-      return { stateJson: JSON.stringify({ view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
+      return { stateJson: JSON.stringify({ epoch: d.driver.epoch, view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
         committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders,
         muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
     }),

@@ -75,7 +75,7 @@ export interface ServedNode {
   readonly failure: Error | undefined;
   isCommitted(hash: Uint8Array): boolean;
   /** The consensus fields of GetStatus. */
-  status(): Pick<GetStatusResponse, 'view' | 'phase' | 'leader' | 'lockedQcView' | 'highQcView' | 'paused' | 'halted' | 'observer' | 'sourceHeight' | 'behind'>;
+  status(): Pick<GetStatusResponse, 'view' | 'phase' | 'leader' | 'lockedQcView' | 'highQcView' | 'paused' | 'halted' | 'observer' | 'sourceHeight' | 'behind' | 'epoch'>;
 }
 
 /** Where a client's transactions go: a validator's mempool (and the upcoming leaders), or an observer's hand-off to validators. */
@@ -296,9 +296,10 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     }),
     getValidators: h.unary(async (_req, call, signal) => {
       await read(call, signal, 'GetValidators');
+      const set = d.validators;
       return {
-        validators: d.validators.members.map((v) => ({ index: v.index, name: v.name, peerId: v.peerId, publicKey: fromHex(v.publicKey) })),
-        quorum: d.validators.quorum, maxFaulty: d.validators.f,
+        validators: set.members.map((v) => ({ index: v.index, name: v.name, peerId: v.peerId, publicKey: fromHex(v.publicKey) })),
+        quorum: set.quorum, maxFaulty: set.f, epoch: set.epoch,
       };
     }),
     getEvidence: h.unary(async (req, call, signal) => {

@@ -13,9 +13,10 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { Block as BlockMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { Block as BlockMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
-import { blockFromWire, blockToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
+import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
 
 export interface BlockStoreOptions {
   path: string;
@@ -59,13 +60,16 @@ export class BlockStore {
   readonly #meta: Database<string, string>;
   /** Equivocation evidence, by arrival sequence (encoded Evidence messages). */
   readonly #evidence: Database<Uint8Array, number>;
+  /** The proof each ended epoch ended with, by epoch (encoded EpochChangeProof messages). */
+  readonly #epochs: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
   /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
   #writtenLocked: QuorumCert | undefined;
   #writtenPrepare: QuorumCert | undefined;
 
   constructor(opts: BlockStoreOptions) {
-    this.#opts = opts;
+    // Blocks and QCs of every epoch are kept: decoded at any set's width, checked per epoch by their users.
+    this.#opts = { ...opts, limits: { ...opts.limits, validatorCount: Math.max(opts.limits.validatorCount, WIRE_MAX_VALIDATORS) } };
     // eventTurnBatching off: every write below is its own awaited transaction. With lmdb's
     // per-turn batching, a failed commit (a full disk) also rejects a promise nobody awaits,
     // which crashed the process instead of failing the write.
@@ -77,6 +81,7 @@ export class BlockStore {
     this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
     this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
+    this.#epochs = this.#root.openDB({ name: 'epochs', encoding: 'binary', keyEncoding: 'uint32' });
     try {
       this.#checkIdentity(opts);
     } catch (err) {
@@ -230,6 +235,54 @@ export class BlockStore {
 
   hasTx(txHashBytes: Hash): boolean {
     return this.#txs.doesExist(txHashBytes);
+  }
+
+  /**
+   * Durably records that `epoch` ended with `proof` and clears what only that epoch's engine used —
+   * its safety state and the blocks stored above its last block (its suffix, never committed) — in
+   * one transaction: the next epoch's engine starts afresh from `proof.last`, and a restart finds
+   * either the old epoch whole or the new one. The epoch's last block must be committed here, and
+   * epochs end in order; recording the same proof again changes nothing.
+   */
+  async endEpoch(epoch: number, proof: EpochChangeProof): Promise<void> {
+    const bytes = EpochChangeProofMsg.encode({ last: blockToWire(proof.last), suffix: proof.suffix.map(headerToWire), qc: qcToWire(proof.qc) }).finish();
+    await this.#write('epoch', () => {
+      const known = this.#epochs.get(epoch);
+      if (known) {
+        if (Buffer.compare(known, bytes) !== 0) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: epoch ${epoch} already ended with another proof`);
+        return;
+      }
+      const ended = this.#epochs.getKeysCount();
+      if (epoch !== ended) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: epoch ${epoch} cannot end after ${ended} ended epochs`);
+      const { height } = proof.last.header;
+      if (!this.isCommittedBlock(proof.last.hash, height)) {
+        throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: epoch ${epoch}'s last block (height ${height}) is not the block committed at that height`);
+      }
+      this.#epochs.put(epoch, bytes);
+      for (const key of ['safety', 'safety.lockedQC', 'safety.prepareQC']) this.#meta.remove(key);
+      for (const { key, value } of this.#pending.getRange()) {
+        this.#pending.remove(key);
+        if (value > height) this.#blocks.remove(key);
+      }
+    });
+    this.#writtenLocked = undefined;
+    this.#writtenPrepare = undefined;
+  }
+
+  /** The proofs of the ended epochs, in order (epoch 0's first); empty while the chain is in epoch 0. */
+  endedEpochs(): EpochChangeProof[] {
+    const out: EpochChangeProof[] = [];
+    const limits = this.#opts.limits;
+    for (const { key, value } of this.#epochs.getRange()) {
+      if (key !== out.length) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: the proof of epoch ${out.length} is missing (found epoch ${key})`);
+      const m = EpochChangeProofMsg.decode(plain(value));
+      out.push({
+        last: blockFromWire(`epochs[${key}].last`, m.last, limits, this.#opts.hashBlock),
+        suffix: m.suffix.map((h, i) => headerFromWire(`epochs[${key}].suffix[${i}]`, h)),
+        qc: qcFromWire(`epochs[${key}].qc`, m.qc, limits),
+      });
+    }
+    return out;
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

@@ -3,17 +3,24 @@
 // of a step run in order, and a `persist` or `commit` is durable before the next action runs
 // (so nothing that depends on it can leave first). Signatures are requested from the signer
 // and fed back as events; timers come from the injected clock.
+// With `epochs` (the service), one engine runs per epoch: when the block carrying a change commits,
+// the proof is recorded (the store), shown to the signer, and the next epoch's engine starts from
+// that block with the next set — in that order, each done before the next.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
-import { blockError } from '#libs/blocks/index.ts';
+import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type HotStuffEngine, type SignedMessage,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
+import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
+import { txHash } from '#libs/crypto/index.ts';
+import type { ConsensusEpochs, Epoch } from './epochs.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Mempool } from './mempool.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
@@ -31,7 +38,10 @@ export interface DriverOptions {
 export interface DriverDeps {
   store: BlockStore;
   pool: Mempool;
-  verifier: SignatureVerifier;
+  /** Without `epochs`: the one verifier of the genesis set, and `opts.engine`'s set is the only one. */
+  verifier?: SignatureVerifier;
+  /** The chain's epochs (the service): each epoch's set, root and verifier; the driver moves them on. */
+  epochs?: ConsensusEpochs;
   signer: SignerPort;
   transport: TransportPort;
   clock: Clock;
@@ -46,7 +56,7 @@ const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view'
 const STALLED_QUEUE_LIMIT = 10_000;
 
 export class ConsensusDriver {
-  readonly engine: HotStuffEngine;
+  #engine: HotStuffEngine;
   readonly sync: SyncClient;
   /** Strikes and mutes per validator: the inbound path drops a muted validator's frames unread. */
   readonly penalties: PeerPenalties;
@@ -64,19 +74,30 @@ export class ConsensusDriver {
   #droppedWhileStalled = 0;
   /** The view we are in and when we entered it (clock.now()): how long views take (view-timed). */
   #entered: { view: number; at: number } | undefined;
+  /** The verifier of the epoch the engine runs. */
+  #verifier: SignatureVerifier;
+  /** The engine's config for the epoch it runs. */
+  #config: EngineConfig;
+  /** The change this member proposes when it leads (SubmitReconfiguration), until its epoch ends. */
+  #pendingChange: { tx: Uint8Array; hash: Uint8Array; epoch: number; id: string } | undefined;
+  /** Between the end of an epoch and the start of the next: recorded, the signer not yet told. */
+  #switching: string | undefined;
+  /** This member is not in the current epoch's set (removed): it votes no more. */
+  #retired = false;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
     this.#deps = deps;
-    const validity = { chainId: opts.engine.chainId, hashBlock: deps.store.hashBlock, isCommitted: (id: Uint8Array) => deps.store.hasTx(id) };
-    const engineDeps = { hashBlock: deps.store.hashBlock, verify: deps.verifier.verifySync,
-      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity),
-      isCommittedBlock: (hash: Uint8Array, height: number) => deps.store.isCommittedBlock(hash, height) };
+    const epoch = deps.epochs?.current;
+    if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
+    this.#verifier = epoch?.verifier ?? deps.verifier!;
+    this.#config = epoch ? this.#configOf(epoch) : opts.engine;
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
-    const record = deps.store.load(this.#genesis);
-    this.engine = record ? restoreEngine(opts.engine, engineDeps, record) : createEngine(opts.engine, engineDeps);
+    const record = deps.store.load(epoch?.root ?? this.#genesis);
+    this.#engine = record ? restoreEngine(this.#config, this.#engineDeps(epoch), record) : createEngine(this.#config, this.#engineDeps(epoch));
+    this.#retired = epoch !== undefined && epoch.set.self === undefined;
     this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => this.#onMute(peer, ms) });
-    this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.engine, verifier: deps.verifier,
+    this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.#engine, verifier: this.#verifier,
       transport: deps.transport, log: deps.log.child({ module: 'sync' }), deliver: (e) => this.enqueue(e),
       onRefused: (from, reason) => {
         deps.observer?.rejected?.(from, `sync_${reason}`, '');
@@ -87,25 +108,76 @@ export class ConsensusDriver {
         deps.observer?.rejected?.(from, reason, detail);
         this.#penalize(from, reason, this.penalties.strike(from), detail);
       } });
-    deps.log.info({ view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
+    deps.log.info({ epoch: this.#config.epoch ?? 0, view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
+  }
+
+  /** The engine of the epoch this member runs (replaced when an epoch ends). */
+  get engine(): HotStuffEngine { return this.#engine; }
+  /** This member's validator index in the current epoch. */
+  get self(): number { return this.#config.self; }
+  /** The current epoch's validator count. */
+  get validatorCount(): number { return this.#config.validatorCount; }
+  /** The current epoch (0 without epochs). */
+  get epoch(): number { return this.#config.epoch ?? 0; }
+  /** Why consensus is between two epochs right now, if it is. */
+  get switching(): string | undefined { return this.#switching; }
+  /** This member is not a validator of the current epoch. */
+  get retired(): boolean { return this.#retired; }
+
+  #configOf(e: Epoch): EngineConfig {
+    const set = e.set;
+    return { ...this.#opts.engine, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0, leaderOf: (v) => set.leaderOf(v),
+      ...(e.number > 0 ? { root: e.root } : {}) };
+  }
+
+  #engineDeps(e: Epoch | undefined) {
+    const { store } = this.#deps;
+    const validity: ValidityContext = { chainId: this.#opts.engine.chainId, hashBlock: store.hashBlock, isCommitted: (id: Uint8Array) => store.hasTx(id),
+      ...(e ? { reconfig: { set: e.set, ...e.reconfig } } : {}) };
+    return {
+      hashBlock: store.hashBlock, verify: this.#verifier.verifySync,
+      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity),
+      isCommittedBlock: (hash: Uint8Array, height: number) => store.isCommittedBlock(hash, height),
+      ...(e ? { endsEpoch: blockEndsEpoch } : {}),
+    };
+  }
+
+  /**
+   * An operator's reconfiguration transaction (btcfed reconfigure assemble), checked against the
+   * current epoch's set and quorum: this member puts it in the next block it proposes. One change
+   * per epoch: another while one is pending is refused. Returns the change's id.
+   */
+  submitChange(tx: Uint8Array): string {
+    const e = this.#deps.epochs?.current;
+    if (!e) throw new FedError('RECONFIG_UNAVAILABLE', 'this driver runs one epoch only');
+    if (this.#switching) throw new FedError('RECONFIG_BUSY', `epoch ${e.number} has ended; submit again once epoch ${e.number + 1} started`);
+    const { change, approvals } = decodeReconfigTx(tx);
+    nextValidatorSet(e.set, change, e.reconfig.rules);
+    authorizeChange(e.set, change, approvals, e.reconfig.verify);
+    const id = reconfigId(change);
+    const p = this.#pendingChange;
+    if (p && p.epoch === e.number && p.id !== id) throw new FedError('RECONFIG_BUSY', `change ${p.id.slice(0, 16)}… is already pending for epoch ${e.number}: one change per epoch`);
+    this.#pendingChange = { tx, hash: txHash(tx), epoch: e.number, id };
+    this.#deps.log.warn({ id, epoch: e.number, ops: change.ops.length }, 'reconfiguration submitted: proposed in the next block this member leads');
+    return id;
   }
 
   get paused(): boolean { return this.#paused; }
   get pool(): Mempool { return this.#deps.pool; }
-  get verifier(): SignatureVerifier { return this.#deps.verifier; }
+  get verifier(): SignatureVerifier { return this.#verifier; }
   get failure(): Error | undefined { return this.#failure; }
   /** Set while a write of the block store fails and is retried (nothing is voted meanwhile). */
   get storageError(): string | undefined { return this.#storageError; }
   get genesis(): Block { return this.#genesis; }
 
   /** The consensus fields of GetStatus (see api.ts ServedNode). */
-  status(): { view: number; phase: string; leader: number; lockedQcView: number; highQcView: number; paused: boolean; halted: boolean; observer: boolean; sourceHeight: number; behind: number } {
+  status(): { view: number; phase: string; leader: number; lockedQcView: number; highQcView: number; paused: boolean; halted: boolean; observer: boolean; sourceHeight: number; behind: number; epoch: number } {
     const e = this.engine;
     const s = e.safety;
     return {
       view: e.view, phase: s.lastVoted.view === e.view ? ['', 'prepare', 'pre-commit', 'commit'][s.lastVoted.phase] ?? 'idle' : 'idle',
       leader: e.leaderOf(e.view), lockedQcView: s.lockedQC.view, highQcView: s.prepareQC.view,
-      paused: this.#paused, halted: e.halted || this.#failure !== undefined, observer: false, sourceHeight: 0, behind: 0,
+      paused: this.#paused, halted: e.halted || this.#failure !== undefined, observer: false, sourceHeight: 0, behind: 0, epoch: this.epoch,
     };
   }
 
@@ -168,7 +240,7 @@ export class ConsensusDriver {
 
   enqueue(event: EngineEvent): void {
     if (this.#stopped || this.#failure) return;
-    if (this.#storageError !== undefined && this.#queue.length >= STALLED_QUEUE_LIMIT) {
+    if ((this.#storageError !== undefined || this.#switching !== undefined) && this.#queue.length >= STALLED_QUEUE_LIMIT) {
       // Stalled on the disk: what peers send meanwhile is dropped past a bound (it is sent again,
       // or fetched by sync, once we move on); counted and said once per stall.
       if (this.#droppedWhileStalled++ === 0) this.#deps.log.warn({ queued: this.#queue.length }, 'events dropped while the store cannot be written');
@@ -229,16 +301,17 @@ export class ConsensusDriver {
       case 'request-payload': {
         const inFlight = inFlightTxs(a.parentHash, this.engine.committed.header.height,
           (h) => this.engine.block(toHex(h)) ?? this.#deps.store.blockByHash(h));
-        const block = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#opts.engine.self,
+        const change = this.#pendingChange?.epoch === a.epoch ? this.#pendingChange : undefined;
+        const block = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#config.self,
           maxBlockTxs: this.#opts.maxBlockTxs, maxBlockBytes: this.#opts.maxBlockBytes, hashBlock: this.#deps.store.hashBlock },
-        this.#deps.pool, inFlight, this.#deps.clock.now());
+        this.#deps.pool, inFlight, this.#deps.clock.now(), change);
         this.enqueue({ type: 'payload-ready', view: a.view, block });
         return;
       }
       case 'rejected':
         log.debug({ from: a.from, reason: a.reason, detail: a.detail }, 'message rejected');
         observer?.rejected?.(a.from, a.reason, a.detail);
-        if (a.from === null || a.from === this.#opts.engine.self) return;
+        if (a.from === null || a.from === this.#config.self) return;
         // A block that fails its content checks was signed (a proposal) or served (sync) by this
         // validator: an honest one never does either, so it is a strike.
         if (a.reason === 'invalid_block') this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
@@ -276,10 +349,7 @@ export class ConsensusDriver {
         observer?.halted?.(a.height, `conflicting commit at height ${a.height}`);
         return;
       case 'epoch-ended':
-        // The service passes no deps.endsEpoch yet (reconfiguration.md: not wired into the
-        // services), so no block ends an epoch here; should one, say so loudly.
-        log.error({ epoch: a.epoch, height: a.last.header.height }, 'epoch ended, but this service does not run epochs yet');
-        observer?.halted?.(a.last.header.height, `epoch ${a.epoch} ended; the service does not run epochs yet`);
+        await this.#endEpoch({ last: a.last, suffix: a.suffix.map((b) => b.header), qc: a.qc });
         return;
       default: {
         const never: never = a;
@@ -293,9 +363,10 @@ export class ConsensusDriver {
       queueMicrotask(() => this.enqueue({ type: 'signature-refused', requestId, reason: 'paused by operator' }));
       return;
     }
+    const verifier = this.#verifier;
     this.#deps.signer.sign(request).then(
       async (signature) => {
-        if (!(await this.#deps.verifier.verifyGrant(this.#opts.engine.self, request, signature))) {
+        if (!(await verifier.verifyGrant(this.#config.self, request, signature))) {
           this.#deps.log.error({ requestId, kind: request.kind, view: request.view }, 'the signer returned a signature that does not verify under our key: not sent');
           this.enqueue({ type: 'signature-refused', requestId, reason: 'invalid signature from the signer' });
           return;
@@ -353,7 +424,63 @@ export class ConsensusDriver {
   }
 
   #trustOwn(m: Parameters<SignatureVerifier['verifyMessage']>[0]): void {
-    if (m.type !== 'qc') this.#deps.verifier.trust(m as SignedMessage);
+    if (m.type !== 'qc') this.#verifier.trust(m as SignedMessage);
+  }
+
+  /**
+   * The block carrying the change committed: record the proof (durable), show it to the signer
+   * (retried until it answers: nothing can be signed for the next epoch before), then start the
+   * next epoch's engine from the epoch's last block. A member the change removed stops voting.
+   */
+  async #endEpoch(proof: EpochChangeProof): Promise<void> {
+    const epochs = this.#deps.epochs;
+    const { log, observer, signer, clock } = this.#deps;
+    if (!epochs) {
+      // Without epochs no block ends one (no endsEpoch is passed): should one, say so loudly.
+      log.error({ height: proof.last.header.height }, 'epoch ended, but this driver runs one epoch only');
+      observer?.halted?.(proof.last.header.height, 'epoch ended; this driver runs one epoch only');
+      return;
+    }
+    const ending = epochs.current.number;
+    this.#switching = `epoch ${ending} ended at height ${proof.last.header.height}; recording its proof`;
+    this.#timer?.cancel();
+    const next = await this.#durablyValue('epoch', () => epochs.end(proof));
+    this.#pendingChange = undefined;
+    const seated = next.set.self !== undefined;
+    if (signer.advanceEpoch) {
+      this.#switching = `epoch ${ending} ended; showing the signer its proof`;
+      for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
+        if (this.#stopped) return;
+        try {
+          const r = await signer.advanceEpoch(proof);
+          if (r.epoch !== next.number || r.seated !== seated) {
+            log.error({ signerEpoch: r.epoch, signerSeated: r.seated, epoch: next.number, seated }, 'the signer disagrees about the next epoch: this member will not sign in it');
+          }
+          break;
+        } catch (err) {
+          log.warn({ err: errorMessage(err), epoch: next.number, retryMs: delay }, 'the signer did not take the epoch-change proof: trying again');
+          await new Promise<void>((resolve) => clock.setTimeout(resolve, delay));
+        }
+      }
+    }
+    this.#verifier = next.verifier;
+    this.#config = this.#configOf(next);
+    this.#engine = createEngine(this.#config, this.#engineDeps(next));
+    this.sync.setEngine(this.#engine, this.#verifier);
+    this.#retired = !seated;
+    this.#switching = undefined;
+    this.#entered = undefined;
+    log.warn({ epoch: next.number, root: toHex(next.root.hash).slice(0, 16), height: next.root.header.height, validators: next.set.n, self: next.set.selfIndex ?? null },
+      seated ? 'epoch started' : 'epoch started without this member: it was removed and votes no more');
+    observer?.epochStarted?.(next.number, next.set, next.root, seated);
+    if (seated) this.#queue.unshift({ type: 'start' });
+  }
+
+  /** #durably for a write that returns a value. */
+  async #durablyValue<T>(what: string, write: () => Promise<T>): Promise<T> {
+    let out: T | undefined;
+    await this.#durably(what, async () => { out = await write(); });
+    return out!;
   }
 
   #encode(frame: Frame): Uint8Array {

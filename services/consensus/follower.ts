@@ -82,7 +82,7 @@ export class Follower {
     const committed = this.#o.store.committedHeight();
     const sourceHeight = Math.max(this.sourceHeight, committed);
     return { view: 0, phase: 'observer', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false,
-      observer: true, sourceHeight, behind: sourceHeight - committed };
+      observer: true, sourceHeight, behind: sourceHeight - committed, epoch: 0 };
   }
 
   start(): void { this.#schedule(0); }

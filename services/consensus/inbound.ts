@@ -24,13 +24,12 @@ import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { blockTimeError, type BlockTimeBounds } from '#libs/blocks/index.ts';
 import { toHex, type ConsensusMessage } from '#libs/hotstuff/index.ts';
-import { decodeFrame, peekFrame, type FrameLimits, type FramePeek } from '#libs/wire/index.ts';
+import { WIRE_MAX_VALIDATORS, decodeFrame, peekFrame, type FrameLimits, type FramePeek } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import { FairQueue } from './fair-queue.ts';
 import type { Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
 import type { PeerPenalties } from './penalties.ts';
-import type { SignatureVerifier } from './verifier.ts';
 import { TxBatcher } from './tx-batcher.ts';
 import { HANDOFF_SEND_SHARE, HANDOFF_TXS_PER_SECOND, HandoffBudget } from './handoff.ts';
 
@@ -64,11 +63,9 @@ export const USELESS_UNIT_MIN_BYTES = 64 << 10;
 
 export interface InboundDeps {
   limits: FrameLimits;
-  self: number;
-  leaderOf(view: number): number;
+  /** This member's seat, the leader rule and the signature verifier are the driver's current epoch's. */
   driver: ConsensusDriver;
   pool: Mempool;
-  verifier: SignatureVerifier;
   transport: TransportPort;
   clock: Clock;
   log: Logger;
@@ -90,8 +87,8 @@ export class Inbound {
   /** Transactions taken from each validator (and from all outsiders together), and handed to each. */
   readonly #handoffIn: HandoffBudget;
   readonly #handoffOut: HandoffBudget;
-  /** Bytes a useless message costs one token for. */
-  readonly #uselessUnit: number;
+  /** How frames are decoded: bitmaps of any set up to WIRE_MAX_VALIDATORS wide. */
+  readonly #decodeLimits: FrameLimits;
   /** Hand-offs not sent because a leader's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
   handoffWithheld = 0;
   handoffRefused = 0;
@@ -102,7 +99,10 @@ export class Inbound {
     const now = () => deps.clock.now();
     this.#handoffIn = new HandoffBudget({ rate, now });
     this.#handoffOut = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
-    this.#uselessUnit = Math.max(USELESS_UNIT_MIN_BYTES, (deps.limits.validatorCount + 1) * deps.limits.signatureBytes + 4096);
+    // A frame of a neighbouring epoch may name validators this epoch lacks (a set that grew): decoded
+    // all the same, it is refused by its epoch before any signature is checked (wrong_epoch), not
+    // taken for garbage from an honest member that moved on first.
+    this.#decodeLimits = { ...deps.limits, validatorCount: Math.max(deps.limits.validatorCount, WIRE_MAX_VALIDATORS) };
     this.#gossip = new TxBatcher({ chainId: deps.limits.chainId, maxBlockBytes: deps.limits.maxBlockBytes, clock: deps.clock,
       send: (frame, count) => {
         for (const to of this.#upcomingLeaders()) {
@@ -114,7 +114,10 @@ export class Inbound {
   }
 
   /** Tokens of the useless budget a message of `bytes` costs. */
-  uselessCost(bytes: number): number { return Math.max(1, Math.ceil(bytes / this.#uselessUnit)); }
+  uselessCost(bytes: number): number {
+    const unit = Math.max(USELESS_UNIT_MIN_BYTES, (this.#d.driver.validatorCount + 1) * this.#d.limits.signatureBytes + 4096);
+    return Math.max(1, Math.ceil(bytes / unit));
+  }
 
   /** The driver's per-validator penalties (one ledger for the inbound path, sync and the engine's rejections). */
   get penalties(): PeerPenalties { return this.#d.driver.penalties; }
@@ -150,7 +153,7 @@ export class Inbound {
     if (early) return this.#useless(from, early.reason, { kind: peek!.kind, detail: early.detail, bytes: bytes.length }, this.uselessCost(bytes.length));
     let frame;
     try {
-      frame = decodeFrame(bytes, this.#d.limits);
+      frame = decodeFrame(bytes, this.#decodeLimits);
     } catch (err) {
       this.#refuse(from, 'undecodable', { why: isFedError(err) ? err.message : errorMessage(err) });
       return;
@@ -241,7 +244,7 @@ export class Inbound {
       this.#useless(from, 'new_view_churn', { view: message.view, at: this.#d.driver.engine.view }, this.uselessCost(bytes));
       return;
     }
-    const queued = this.#verify.push(from, bytes, () => this.#d.verifier.verifyMessage(message).then((r) => {
+    const queued = this.#verify.push(from, bytes, () => this.#d.driver.verifier.verifyMessage(message).then((r) => {
       if (!r.ok) {
         const view = message.type === 'qc' ? message.qc.view : message.view;
         const muted = this.penalties.strike(from);
@@ -267,12 +270,12 @@ export class Inbound {
     // Validators send their own messages; nobody relays another's, so a mismatch is a forgery.
     if (m.sender !== from) return { reason: 'wrong_sender', detail: `signed as validator ${m.sender}` };
     if (m.type === 'proposal') {
-      if (this.#d.leaderOf(m.view) !== m.sender) return { reason: 'not_leader', detail: `validator ${m.sender} does not lead view ${m.view}` };
+      if (this.#d.driver.engine.leaderOf(m.view) !== m.sender) return { reason: 'not_leader', detail: `validator ${m.sender} does not lead view ${m.view}` };
       const late = this.#d.blockTime ? blockTimeError(m.block.header.timestampMs, receivedMs, this.#d.blockTime) : null;
       if (late) return { reason: 'bad_block_time', detail: `proposal for view ${m.view}: ${late}` };
     }
     // Votes go to the leader of their view, and nobody else.
-    if (m.type === 'vote' && this.#d.leaderOf(m.view) !== this.#d.self) return { reason: 'not_leader', detail: `vote for view ${m.view}, which we do not lead` };
+    if (m.type === 'vote' && this.#d.driver.engine.leaderOf(m.view) !== this.#d.driver.self) return { reason: 'not_leader', detail: `vote for view ${m.view}, which we do not lead` };
     return null;
   }
 
@@ -306,11 +309,12 @@ export class Inbound {
 
   /** The leaders of the current and following views, other than us, in order (at most GOSSIP_LEADERS). */
   #upcomingLeaders(): number[] {
-    const n = this.#d.limits.validatorCount;
-    const self = this.#d.self;
+    const { driver } = this.#d;
+    const n = driver.validatorCount;
+    const self = driver.self;
     const out: number[] = [];
-    for (let v = this.#d.driver.engine.view; out.length < Math.min(GOSSIP_LEADERS, n - 1); v++) {
-      const leader = this.#d.leaderOf(v);
+    for (let v = driver.engine.view; out.length < Math.min(GOSSIP_LEADERS, n - 1); v++) {
+      const leader = driver.engine.leaderOf(v);
       if (leader !== self && !out.includes(leader)) out.push(leader);
     }
     return out;

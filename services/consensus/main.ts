@@ -16,7 +16,7 @@ import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
-import { genesisBlock, type Block, type Equivocation, type QuorumCert } from '#libs/hotstuff/index.ts';
+import type { Block, Equivocation, QuorumCert } from '#libs/hotstuff/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
 import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -38,7 +38,8 @@ import { consensusMetrics } from './metrics.ts';
 import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
-import { SignatureVerifier } from './verifier.ts';
+import { ConsensusEpochs } from './epochs.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { assertSignerIdentity } from './signer-identity.ts';
 
@@ -67,10 +68,8 @@ async function main(): Promise<void> {
     const { snapshot, conf } = await fetchConfig(storeClient);
     if (conf.validators.length === 0) throw new FedError('CONSENSUS_NO_VALIDATORS', 'conf.yaml has no validator set: join a genesis first (btcfed member join, or btcfed observer join)');
     // Who we are, by name (consensus holds no key of its own; the signer's is checked against it below).
+    // conf.yaml's validators are genesis's set; the current epoch's comes from the store (below).
     const validators = ValidatorSet.fromConfig(conf.validators).withSelf({ name: conf.node.name }, { optional: true });
-    if (validators.self === undefined && conf.node.role === 'validator') {
-      throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not in the validator set of conf.yaml (to follow the chain without voting, set node.role: observer)`);
-    }
     setup = { sec, storeClient, snapshot, conf, validators };
   } catch (err) {
     fatal(boot, err, 'loading the config from the store');
@@ -91,12 +90,19 @@ async function main(): Promise<void> {
     const c = conf.consensus;
     const paramSet = conf.crypto.param_set;
     const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
-    const self = validators.selfIndex!;
-    const n = validators.n;
-    const limits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
+    const limits = { validatorCount: validators.n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
     const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
+    // Genesis's set plus every ended epoch's proof (checked again): the epoch this member runs now.
+    const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: validators, member: conf.node.name, dsa, store });
+    const current = epochs.current;
+    if (current.set.self === undefined) {
+      throw new FedError('CONSENSUS_NOT_VALIDATOR', current.number === 0
+        ? `member ${conf.node.name} is not in the validator set of conf.yaml (to follow the chain without voting, set node.role: observer)`
+        : `member ${conf.node.name} is not a validator of epoch ${current.number}, the chain's current epoch: a reconfiguration removed it (to follow the chain without voting, set node.role: observer)`);
+    }
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
-    const m = consensusMetrics(metrics, Date.now, { validators, mempoolCapacity: c.mempool_max_txs });
+    const m = consensusMetrics(metrics, Date.now, { validators: current.set, mempoolCapacity: c.mempool_max_txs });
+    m.observer.epochStarted(current.number, current.set, current.root, true);
     // ACCEPTED is durable: the journal (inside the block store's dir) refills the pool after a crash.
     const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
     const journal = new MempoolJournal({ path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'mempool-journal' }), observer: m.journal, ...poolLimits });
@@ -104,14 +110,23 @@ async function main(): Promise<void> {
     let { restored } = await journal.replay(pool, (h) => store.hasTx(h), Date.now());
 
     const signerAddress = flags.signer ?? conf.services.signer.address;
-    const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: n,
+    const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: current.set.n,
       onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
     await remote.ready(30_000);
-    // The signer must be this member's, over the same set and chain: else every request is refused (or signed for another seat).
-    assertSignerIdentity(validators, await remote.identity(), { chainId: c.chain_id, paramSet, address: signerAddress });
+    // A crash after an epoch's proof was recorded here but before the signer was shown it: show it now.
+    const ended = store.endedEpochs();
+    for (let e = (await remote.identity()).epoch; e < current.number; e++) {
+      const r = await remote.advanceEpoch(ended[e]!);
+      log.warn({ epoch: r.epoch, seated: r.seated }, 'the signer was behind this member\'s epochs: shown the proof it missed');
+    }
+    // The signer must be this member's, over the same set, epoch and chain: else every request is refused (or signed for another seat).
+    assertSignerIdentity(current.set, await remote.identity(), { chainId: c.chain_id, paramSet, address: signerAddress });
     // The signer signs the block hash (the header, which commits to the transaction root), never
     // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
-    const signer = m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature });
+    const signer = {
+      ...m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature }),
+      advanceEpoch: (proof: EpochChangeProof) => remote.advanceEpoch(proof),
+    };
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics,
       auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
@@ -150,18 +165,18 @@ async function main(): Promise<void> {
       },
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };
+    // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
     const driver = new ConsensusDriver(
-      { engine: { chainId: c.chain_id, validatorCount: n, self, leaderOf: (v) => validators.leaderOf(v), timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
+      { engine: { chainId: c.chain_id, validatorCount: current.set.n, self: current.set.selfIndex!, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
-        store, pool,
-        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: validators.publicKeys(), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
+        store, pool, epochs,
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
         observer,
       },
     );
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
-      self, leaderOf: (v) => validators.leaderOf(v), blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
-      handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, verifier: driver.verifier, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
+      blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
+      handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     link.start();
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
     // throws, and during the gRPC servers' grace period it crashed the shutdown ('stopped' never logged).
@@ -176,8 +191,8 @@ async function main(): Promise<void> {
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
-      member: conf.node.name, chainId: c.chain_id, self, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
-      validators,
+      member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
+      get validators() { return epochs.current.set; },
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
       guard: apiLimits.guard, flow: apiLimits.flow,
@@ -186,7 +201,7 @@ async function main(): Promise<void> {
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
     const adminClients = conf.services.consensus.admin_clients;
     admin.addService(AdminServiceService, guardService(AdminServiceService,
-      adminService({ driver, log, validators: n, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
+      adminService({ driver, log, validators: () => driver.validatorCount, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
       everyMethod(AdminServiceService, ['operator']), guard));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
@@ -199,6 +214,8 @@ async function main(): Promise<void> {
       if (driver.storageError) why.push(`not voting: the block store cannot be written (retrying): ${driver.storageError}`);
       if (driver.engine.halted) why.push('halted: two conflicting commits (more than f members faulty); an operator must look');
       if (driver.paused) why.push('paused by the operator (AdminService Resume)');
+      if (driver.switching) why.push(`between epochs: ${driver.switching}`);
+      if (driver.retired) why.push(`not a validator of epoch ${driver.epoch}: a reconfiguration removed this member`);
       if (!link.connected) why.push('not attached to the gateway');
       return why;
     };
@@ -235,7 +252,7 @@ async function main(): Promise<void> {
     life.add({ name: 'mempool-journal', run: () => journal.close() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
-    logReady(log, { grpcPort: port, adminPort, self, validators: n, view: driver.engine.view, committed: driver.engine.committed.header.height,
+    logReady(log, { grpcPort: port, adminPort, epoch: driver.epoch, self: driver.self, validators: driver.validatorCount, view: driver.engine.view, committed: driver.engine.committed.header.height,
       metricsPort: endpoint?.port }, 'consensus ready');
   } catch (err) {
     await life.stop('start failed');

@@ -67,6 +67,8 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const validators = m.gauge('consensus_validators', 'Validators in the set');
   const quorum = m.gauge('consensus_quorum_signatures', 'Signatures a QC needs (2f + 1)');
   const faults = m.gauge('consensus_fault_bound_validators', 'Faulty validators the set tolerates (f)');
+  const epochGauge = m.gauge('consensus_epoch', 'The epoch this member runs (each committed reconfiguration ends one)');
+  const seatGauge = m.gauge('consensus_seat_state', '1 while this member is a validator of its epoch, 0 once a change removed it');
   const journalTxs = m.gauge('consensus_mempool_journal_transactions', 'Accepted transactions in the durable mempool journal (not committed yet)');
   const journalBytes = m.gauge('consensus_mempool_journal_bytes', 'Bytes of the entries in the mempool journal');
   const journalBatch = m.histogram('consensus_mempool_journal_batch_transactions', 'Transactions made durable per group commit of the mempool journal', [], TX_COUNT_BUCKETS);
@@ -96,6 +98,14 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   let lastBlockTs = 0;
 
   const observer: Required<DriverObserver> & { frameRejected(from: number, reason: string): void } = {
+    epochStarted(epoch, set, _root, seated) {
+      epochGauge.set(epoch);
+      seatGauge.set(seated ? 1 : 0);
+      validators.set(set.n);
+      quorum.set(set.quorum);
+      faults.set(set.f);
+      for (let v = 0; v < set.n; v++) qcSignatures.inc({ validator: String(v) }, 0);
+    },
     committed(bs: readonly Block[], qc: QuorumCert) {
       const t = now();
       qcs.inc();

@@ -7,7 +7,11 @@ import { rememberTxs, txHashesOf } from './tx-hashes.ts';
 import type { Block, BlockHeader, Hash } from '#libs/hotstuff/index.ts';
 import type { Mempool } from './mempool.ts';
 
-export interface PayloadRequest { epoch: number; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; parentTimestampMs: number }
+export interface PayloadRequest {
+  epoch: number; view: number; parentHash: Hash; parentHeight: number; parentStateHash: Hash; parentTimestampMs: number;
+  /** Above a block that ends the epoch: no transactions (the engine's request-payload.empty). */
+  empty?: boolean;
+}
 
 export interface PayloadOptions {
   chainId: string;
@@ -28,8 +32,15 @@ export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: 
   return out;
 }
 
-export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: ReadonlySet<string>, nowMs: number): Block {
-  const picked = pool.batch(opts.maxBlockTxs, opts.maxBlockBytes, inFlight);
+/**
+ * The leader's block on `req`'s parent: `first` (a pending reconfiguration, which no client can put
+ * in the pool) ahead of what the pool holds, within the block's limits; nothing above a block that
+ * ends the epoch.
+ */
+export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: ReadonlySet<string>, nowMs: number,
+  first?: { tx: Uint8Array; hash: Hash }): Block {
+  const lead = first && !req.empty && !inFlight.has(toHex(first.hash)) && first.tx.length <= opts.maxBlockBytes ? [first] : [];
+  const picked = req.empty ? [] : [...lead, ...pool.batch(opts.maxBlockTxs - lead.length, opts.maxBlockBytes - (lead[0]?.tx.length ?? 0), inFlight)];
   const ids = picked.map((p) => p.hash);
   const txRoot = merkleRoot(ids);
   const header: BlockHeader = {

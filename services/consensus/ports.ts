@@ -3,11 +3,17 @@
 // The service's main.ts plugs in the gRPC signer and the gateway stream; tests plug in
 // in-process implementations through the same interfaces.
 
+import type { EpochChangeProof } from '#libs/verify/index.ts';
 import type { Block, ConsensusMessage, Equivocation, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
 
 export interface SignerPort {
   /** The signature, or a rejection: FedError('SIGNER_REFUSED') when the signer's rules say no. */
   sign(request: SignRequest): Promise<Uint8Array>;
+  /**
+   * Shows the signer the proof that its epoch ended (AdvanceEpoch); it signs for the next epoch
+   * only once this resolved. Whether this member's key is seated in the next epoch.
+   */
+  advanceEpoch?(proof: EpochChangeProof): Promise<{ epoch: number; seated: boolean }>;
 }
 
 /**
@@ -48,6 +54,8 @@ export const systemClock: Clock = {
 /** What the driver reports, for the API, events and metrics. Every method must not throw. */
 export interface DriverObserver {
   committed?(blocks: readonly Block[], qc: QuorumCert): void;
+  /** Epoch `epoch` started from `root` (the last block of the epoch before) with `set`; `seated`: this member votes in it. */
+  epochStarted?(epoch: number, set: { n: number; f: number; quorum: number }, root: Block, seated: boolean): void;
   viewChanged?(view: number, leader: number, cause: string): void;
   evidence?(e: Equivocation): void;
   rejected?(from: number | null, reason: string, detail: string): void;

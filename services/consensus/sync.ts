@@ -63,12 +63,19 @@ interface Pending { from: number; hash: string }
 interface Bucket { tokens: number; at: number; lastKey: string; lastAt: number }
 
 export class SyncClient {
-  readonly #o: SyncOptions;
+  #o: SyncOptions;
   readonly #pending = new Map<number, Pending>();
   readonly #buckets = new Map<number, Bucket>();
   /** One more budget shared by every peer outside the validator set: Sybil peer ids do not multiply it. */
   readonly #outside = { tokens: REQUEST_BURST * MIN_CHARGE_BYTES, at: 0 };
   #nextId = 1;
+
+  /** A new epoch's engine and verifier (the driver's at an epoch boundary): requests in flight are forgotten. */
+  setEngine(engine: SyncOptions['engine'], verifier: SyncOptions['verifier']): void {
+    this.#o = { ...this.#o, engine, verifier };
+    this.#pending.clear();
+  }
+
   served = 0;
   dropped = 0;
   /** Refused requests by `${peer}:${reason}`. */

@@ -132,7 +132,7 @@ export class ByzantineMember {
         transport, clock: systemClock, log,
       },
     );
-    inbound = new Inbound({ limits, self, leaderOf: (v) => roundRobinLeader(v, n), driver, pool: driver.pool, verifier: driver.verifier, transport, clock: systemClock, log });
+    inbound = new Inbound({ limits, driver, pool: driver.pool, transport, clock: systemClock, log });
     member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()] });
     link.start();
     driver.start();

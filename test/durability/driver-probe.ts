@@ -58,7 +58,7 @@ for (let i = 0; i < N; i++) {
   );
   stores.push(store);
   drivers.push(driver);
-  inbounds.push(new Inbound({ limits, self: i, leaderOf: (v) => v % N, driver, pool, verifier, transport, clock: systemClock, log }));
+  inbounds.push(new Inbound({ limits, driver, pool, transport, clock: systemClock, log }));
 }
 for (const d of drivers) d.start();
 

@@ -175,6 +175,8 @@ export interface GetStatusResponse {
    */
   sourceHeight: number;
   behind: number;
+  /** The epoch this member runs (each committed reconfiguration ends one; docs/reconfiguration.md). */
+  epoch: number;
 }
 
 export interface GetBlockRequest {
@@ -223,6 +225,8 @@ export interface GetValidatorsResponse {
   validators: Validator[];
   quorum: number;
   maxFaulty: number;
+  /** The epoch this set is of: the member's current one. */
+  epoch: number;
 }
 
 export interface GetEvidenceRequest {
@@ -253,6 +257,18 @@ export interface GetEvidenceResponse {
   evidence: Evidence[];
   /** More items match: ask again with after_seq = the last item's seq. */
   more: boolean;
+}
+
+export interface SubmitReconfigurationRequest {
+  /** The transaction: libs/validators encodeReconfigTx (the change and its approvals). */
+  tx: Uint8Array;
+}
+
+export interface SubmitReconfigurationResponse {
+  /** SHA-256 of the change's canonical bytes, hex. */
+  reconfigId: string;
+  /** The epoch the change ends when it commits. */
+  epoch: number;
 }
 
 export interface UnmuteRequest {
@@ -1178,6 +1194,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     observer: false,
     sourceHeight: 0,
     behind: 0,
+    epoch: 0,
   };
 }
 
@@ -1233,6 +1250,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.behind !== 0) {
       writer.uint32(136).uint64(message.behind);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(144).uint64(message.epoch);
     }
     return writer;
   },
@@ -1386,6 +1406,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.behind = longToNumber(reader.uint64());
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1451,6 +1479,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         ? globalThis.Number(object.source_height)
         : 0,
       behind: isSet(object.behind) ? globalThis.Number(object.behind) : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -1507,6 +1536,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.behind !== 0) {
       obj.behind = Math.round(message.behind);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -1532,6 +1564,7 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.observer = object.observer ?? false;
     message.sourceHeight = object.sourceHeight ?? 0;
     message.behind = object.behind ?? 0;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -2262,7 +2295,7 @@ export const Validator: MessageFns<Validator> = {
 };
 
 function createBaseGetValidatorsResponse(): GetValidatorsResponse {
-  return { validators: [], quorum: 0, maxFaulty: 0 };
+  return { validators: [], quorum: 0, maxFaulty: 0, epoch: 0 };
 }
 
 export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
@@ -2275,6 +2308,9 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     }
     if (message.maxFaulty !== 0) {
       writer.uint32(24).uint32(message.maxFaulty);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(32).uint64(message.epoch);
     }
     return writer;
   },
@@ -2316,6 +2352,14 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
             message.maxFaulty = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2339,6 +2383,7 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
         : isSet(object.max_faulty)
         ? globalThis.Number(object.max_faulty)
         : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
     };
   },
 
@@ -2353,6 +2398,9 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     if (message.maxFaulty !== 0) {
       obj.maxFaulty = Math.round(message.maxFaulty);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
     return obj;
   },
 
@@ -2364,6 +2412,7 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     message.validators = object.validators?.map((e) => Validator.fromPartial(e)) || [];
     message.quorum = object.quorum ?? 0;
     message.maxFaulty = object.maxFaulty ?? 0;
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -2727,6 +2776,162 @@ export const GetEvidenceResponse: MessageFns<GetEvidenceResponse> = {
     const message = createBaseGetEvidenceResponse();
     message.evidence = object.evidence?.map((e) => Evidence.fromPartial(e)) || [];
     message.more = object.more ?? false;
+    return message;
+  },
+};
+
+function createBaseSubmitReconfigurationRequest(): SubmitReconfigurationRequest {
+  return { tx: new Uint8Array(0) };
+}
+
+export const SubmitReconfigurationRequest: MessageFns<SubmitReconfigurationRequest> = {
+  encode(message: SubmitReconfigurationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tx.length !== 0) {
+      writer.uint32(10).bytes(message.tx);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitReconfigurationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitReconfigurationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tx = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitReconfigurationRequest {
+    return { tx: isSet(object.tx) ? bytesFromBase64(object.tx) : new Uint8Array(0) };
+  },
+
+  toJSON(message: SubmitReconfigurationRequest): unknown {
+    const obj: any = {};
+    if (message.tx.length !== 0) {
+      obj.tx = base64FromBytes(message.tx);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubmitReconfigurationRequest>): SubmitReconfigurationRequest {
+    return SubmitReconfigurationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubmitReconfigurationRequest>): SubmitReconfigurationRequest {
+    const message = createBaseSubmitReconfigurationRequest();
+    message.tx = object.tx ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseSubmitReconfigurationResponse(): SubmitReconfigurationResponse {
+  return { reconfigId: "", epoch: 0 };
+}
+
+export const SubmitReconfigurationResponse: MessageFns<SubmitReconfigurationResponse> = {
+  encode(message: SubmitReconfigurationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reconfigId !== "") {
+      writer.uint32(10).string(message.reconfigId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitReconfigurationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitReconfigurationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reconfigId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitReconfigurationResponse {
+    return {
+      reconfigId: isSet(object.reconfigId)
+        ? globalThis.String(object.reconfigId)
+        : isSet(object.reconfig_id)
+        ? globalThis.String(object.reconfig_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+    };
+  },
+
+  toJSON(message: SubmitReconfigurationResponse): unknown {
+    const obj: any = {};
+    if (message.reconfigId !== "") {
+      obj.reconfigId = message.reconfigId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubmitReconfigurationResponse>): SubmitReconfigurationResponse {
+    return SubmitReconfigurationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubmitReconfigurationResponse>): SubmitReconfigurationResponse {
+    const message = createBaseSubmitReconfigurationResponse();
+    message.reconfigId = object.reconfigId ?? "";
+    message.epoch = object.epoch ?? 0;
     return message;
   },
 };
@@ -3713,6 +3918,22 @@ export const AdminServiceService = {
     responseSerialize: (value: UnmuteResponse): Buffer => Buffer.from(UnmuteResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UnmuteResponse => UnmuteResponse.decode(value),
   },
+  /**
+   * An operator's reconfiguration transaction (btcfed reconfigure assemble): checked against the
+   * member's current epoch — a valid change, approved by a quorum of its validators — and put in
+   * the next block this member proposes. One change per epoch; refused with the field and reason.
+   */
+  submitReconfiguration: {
+    path: "/btcfed.v1.AdminService/SubmitReconfiguration" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitReconfigurationRequest): Buffer =>
+      Buffer.from(SubmitReconfigurationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitReconfigurationRequest => SubmitReconfigurationRequest.decode(value),
+    responseSerialize: (value: SubmitReconfigurationResponse): Buffer =>
+      Buffer.from(SubmitReconfigurationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubmitReconfigurationResponse => SubmitReconfigurationResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -3729,6 +3950,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * by mistake; a faulty one earns its mute again at once.
    */
   unmute: handleUnaryCall<UnmuteRequest, UnmuteResponse>;
+  /**
+   * An operator's reconfiguration transaction (btcfed reconfigure assemble): checked against the
+   * member's current epoch — a valid change, approved by a quorum of its validators — and put in
+   * the next block this member proposes. One change per epoch; refused with the field and reason.
+   */
+  submitReconfiguration: handleUnaryCall<SubmitReconfigurationRequest, SubmitReconfigurationResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -3814,6 +4041,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnmuteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * An operator's reconfiguration transaction (btcfed reconfigure assemble): checked against the
+   * member's current epoch — a valid change, approved by a quorum of its validators — and put in
+   * the next block this member proposes. One change per epoch; refused with the field and reason.
+   */
+  submitReconfiguration(
+    request: SubmitReconfigurationRequest,
+    callback: (error: ServiceError | null, response: SubmitReconfigurationResponse) => void,
+  ): ClientUnaryCall;
+  submitReconfiguration(
+    request: SubmitReconfigurationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SubmitReconfigurationResponse) => void,
+  ): ClientUnaryCall;
+  submitReconfiguration(
+    request: SubmitReconfigurationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SubmitReconfigurationResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -159,6 +159,18 @@ export interface CertifiedBlock {
   qc: QuorumCert | undefined;
 }
 
+/**
+ * The proof that an epoch ended (docs/reconfiguration.md): the block that committed the change,
+ * with its transactions (one of them the change and its approvals), the headers of the empty
+ * blocks above it, and a COMMIT QC of the ending epoch on the top of them. Checked against the
+ * ending epoch's keys alone, it gives the next epoch's validator set.
+ */
+export interface EpochChangeProof {
+  last: Block | undefined;
+  suffix: BlockHeader[];
+  qc: QuorumCert | undefined;
+}
+
 /** Block sync: ask a peer for blocks by hash (walking back through parents) or by height range. */
 export interface BlockRequest {
   /** Request id chosen by the requester, echoed in the response. */
@@ -1315,6 +1327,107 @@ export const CertifiedBlock: MessageFns<CertifiedBlock> = {
   fromPartial(object: DeepPartial<CertifiedBlock>): CertifiedBlock {
     const message = createBaseCertifiedBlock();
     message.block = (object.block !== undefined && object.block !== null) ? Block.fromPartial(object.block) : undefined;
+    message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
+    return message;
+  },
+};
+
+function createBaseEpochChangeProof(): EpochChangeProof {
+  return { last: undefined, suffix: [], qc: undefined };
+}
+
+export const EpochChangeProof: MessageFns<EpochChangeProof> = {
+  encode(message: EpochChangeProof, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.last !== undefined) {
+      Block.encode(message.last, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.suffix) {
+      BlockHeader.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.qc !== undefined) {
+      QuorumCert.encode(message.qc, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EpochChangeProof {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEpochChangeProof();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.last = Block.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.suffix.push(BlockHeader.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.qc = QuorumCert.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EpochChangeProof {
+    return {
+      last: isSet(object.last) ? Block.fromJSON(object.last) : undefined,
+      suffix: globalThis.Array.isArray(object?.suffix) ? object.suffix.map((e: any) => BlockHeader.fromJSON(e)) : [],
+      qc: isSet(object.qc) ? QuorumCert.fromJSON(object.qc) : undefined,
+    };
+  },
+
+  toJSON(message: EpochChangeProof): unknown {
+    const obj: any = {};
+    if (message.last !== undefined) {
+      obj.last = Block.toJSON(message.last);
+    }
+    if (message.suffix?.length) {
+      obj.suffix = message.suffix.map((e) => BlockHeader.toJSON(e));
+    }
+    if (message.qc !== undefined) {
+      obj.qc = QuorumCert.toJSON(message.qc);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EpochChangeProof>): EpochChangeProof {
+    return EpochChangeProof.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EpochChangeProof>): EpochChangeProof {
+    const message = createBaseEpochChangeProof();
+    message.last = (object.last !== undefined && object.last !== null) ? Block.fromPartial(object.last) : undefined;
+    message.suffix = object.suffix?.map((e) => BlockHeader.fromPartial(e)) || [];
     message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
     return message;
   },

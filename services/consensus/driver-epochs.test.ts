@@ -1,0 +1,184 @@
+// Drivers across epochs (docs/reconfiguration.md): four members in one process over an in-memory
+// transport, real LMDB stores and real SLH-DSA. An operator's change (approved by a quorum) is
+// submitted, the leader proposes it, and the block carrying it ends the epoch everywhere at the
+// same height; each member records the proof, shows its signer, and runs the next epoch's engine
+// with the next set: first a fifth member is added (who stays away, like a crashed one), then a
+// member's key is rotated, after which that member signs with its new key only. A restarted member
+// comes back in the epoch it left. The signer here is a plain key per epoch (the real signer's
+// AdvanceEpoch has its own tests, test/signer-epochs.test.ts).
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { blockHash, createSlhDsa, reconfigSigningBytes, toHex, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
+import { type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
+import { signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
+import { isFedError } from '#libs/errors/index.ts';
+import { BlockStore } from './block-store.ts';
+import { ConsensusDriver } from './driver.ts';
+import { ConsensusEpochs } from './epochs.ts';
+import { Inbound } from './inbound.ts';
+import { Mempool } from './mempool.ts';
+import { systemClock, type TransportPort } from './ports.ts';
+
+const N = 4;
+const CHAIN = 'driver-epochs';
+const dsa = createSlhDsa();
+const seed = (k: number) => new Uint8Array(dsa.seedBytes).fill(k);
+const keys: KeyPair[] = Array.from({ length: 6 }, (_, i) => dsa.generateKeyPair(seed(60 + i)));
+const NEW_M3 = keys[5]!;
+const genesis = ValidatorSet.fromConfig(keys.slice(0, N).map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })));
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
+
+interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair }
+
+async function federation() {
+  const members: Member[] = [];
+  const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
+    maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+  const deliver = (from: number, to: number, frame: Uint8Array) => {
+    setImmediate(() => { const m = members[to]; if (m && !m.down && !members[from]!.down) m.inbound.onFrame(from, frame); });
+  };
+  const memberDirs: string[] = [];
+  const build = (i: number, dir: string): Member => {
+    const transport: TransportPort = {
+      send: (to, frame) => deliver(i, to, frame),
+      broadcast: (frame) => { for (let j = 0; j < members.length; j++) if (j !== i) deliver(i, j, frame); },
+    };
+    const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
+    const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis, member: `m${i}`, dsa, store });
+    // The signer's key per epoch: m3's new key from epoch 2 (after the rotation), everybody else's own.
+    let epoch = epochs.current.number;
+    const key = () => (i === 3 && epoch >= 2 ? NEW_M3 : keys[i]!);
+    const signer = {
+      sign: (req: SignRequest) => dsa.sign(key().secretKey, signingBytesOfRequest(CHAIN, req)),
+      advanceEpoch: async (proof: EpochChangeProof) => { epoch = proof.last.header.epoch + 1; return { epoch, seated: true }; },
+    };
+    const m: Member = { driver: undefined as unknown as ConsensusDriver, inbound: undefined as unknown as Inbound, store, commits: [], qcs: [], epochs: [], down: false, key };
+    m.driver = new ConsensusDriver(
+      { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
+      { store, pool: new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 }), epochs, signer, transport, clock: systemClock, log: log.child({ member: i }),
+        observer: { committed: (bs, qc) => { m.commits.push(...bs); m.qcs.push(qc); }, epochStarted: (e) => { m.epochs.push(e); } } },
+    );
+    m.inbound = new Inbound({ limits, driver: m.driver, pool: m.driver.pool, transport, clock: systemClock, log, blockTime: { driftMs: 2000, maxDelayMs: 30_000 } });
+    return m;
+  };
+  for (let i = 0; i < N; i++) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-epochs-'));
+    dirs.push(dir);
+    memberDirs.push(dir);
+    members.push(build(i, dir));
+  }
+  return {
+    members,
+    async restart(i: number) {
+      members[i]!.down = true;
+      members[i]!.driver.stop();
+      await members[i]!.store.close();
+      members[i] = build(i, memberDirs[i]!);
+      members[i]!.driver.start();
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The change's transaction, approved by `by` (validator indices of its epoch) with `keyOf(index)`. */
+function changeTx(change: Reconfiguration, by: number[], keyOf: (i: number) => KeyPair): Uint8Array {
+  return encodeReconfigTx({ change, approvals: by.map((validator) => ({ validator, signature: dsa.signSync(keyOf(validator).secretKey, reconfigSigningBytes(change)) })) });
+}
+
+test('a committed change ends the epoch at one height everywhere; the next epoch runs with the next set, and a rotated key is the only one used after', async () => {
+  const { members, restart } = await federation();
+  members.forEach((m) => m.driver.start());
+  await until('a first commit', () => members.every((m) => m.commits.length > 0));
+
+  // Epoch 0 → 1: add m4 (who never runs: the four others are epoch 1's quorum of 5).
+  const add: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
+  const tx1 = changeTx(add, [0, 1, 2], (i) => keys[i]!);
+  // Refused before it is ever proposed: approvals below quorum, or a change of a later epoch.
+  assert.throws(() => members[0]!.driver.submitChange(changeTx(add, [0, 1], (i) => keys[i]!)), (e: unknown) => isFedError(e) && /2 approvals, a quorum of epoch 0 is 3/.test(e.message));
+  assert.throws(() => members[0]!.driver.submitChange(changeTx({ ...add, epoch: 1 }, [0, 1, 2], (i) => keys[i]!)), (e: unknown) => isFedError(e) && /epoch/.test(e.message));
+  for (const m of members) m.driver.submitChange(tx1);
+  await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1));
+  const proofs = members.map((m) => m.store.endedEpochs());
+  for (const p of proofs) {
+    assert.equal(p.length, 1);
+    assert.equal(toHex(p[0]!.last.hash), toHex(proofs[0]![0]!.last.hash), 'every member ended epoch 0 with the same block');
+  }
+  const end0 = proofs[0]![0]!.last.header.height;
+  for (const m of members) {
+    assert.equal(m.store.committedHeight() >= end0, true);
+    assert.equal(m.driver.validatorCount, 5);
+    assert.deepEqual(m.epochs, [1]);
+  }
+  await until('blocks of epoch 1 committed', () => members.every((m) => m.commits.some((b) => b.header.epoch === 1)));
+  // Epoch 1's QCs: four of five, signed as epoch 1's votes.
+  const qc1 = members[0]!.qcs.find((q) => members[0]!.commits.find((b) => toHex(b.hash) === toHex(q.blockHash))?.header.epoch === 1)!;
+  assert.equal(qc1.signers.length, 4);
+
+  // Epoch 1 → 2: m3 gets a new key (approved by four of epoch 1's five).
+  const rotate: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'rotate', name: 'm3', peerId: 'peer-3', publicKey: NEW_M3.publicKey }] };
+  const tx2 = changeTx(rotate, [0, 1, 2, 3], (i) => keys[i]!);
+  for (const m of members) m.driver.submitChange(tx2);
+  await until('epoch 2 everywhere', () => members.every((m) => m.driver.epoch === 2));
+  await until('blocks of epoch 2 committed', () => members.every((m) => m.commits.filter((b) => b.header.epoch === 2).length >= 2));
+
+  // Every commit QC of epoch 2 that m3 signed verifies with its new key, none with its old one.
+  const epoch2 = members[0]!.qcs.filter((q) => members[0]!.commits.find((b) => toHex(b.hash) === toHex(q.blockHash))?.header.epoch === 2);
+  const byM3 = epoch2.filter((q) => q.signers.includes(3));
+  assert.ok(byM3.length > 0, 'm3 took part in epoch 2');
+  for (const q of byM3) {
+    const sig = q.signatures[q.signers.indexOf(3)]!;
+    const bytes = voteSigningBytes({ chainId: CHAIN, epoch: 2, phase: q.phase, view: q.view, blockHash: q.blockHash });
+    assert.equal(dsa.verifySync(NEW_M3.publicKey, bytes, sig), true);
+    assert.equal(dsa.verifySync(keys[3]!.publicKey, bytes, sig), false);
+  }
+  // The stored proofs walk from genesis alone to epoch 2's set.
+  const walked = ConsensusEpochs.open({ chainId: CHAIN, genesis, member: 'nobody', dsa, store: members[1]!.store });
+  assert.equal(walked.current.number, 2);
+  assert.equal(walked.current.set.byIndex(3).publicKey, toHex(NEW_M3.publicKey));
+  // The chain is one chain: every member's committed log agrees, across both boundaries.
+  const logs = members.map((m) => m.commits.map((b) => toHex(b.hash)));
+  const shortest = Math.min(...logs.map((l) => l.length));
+  for (const l of logs) assert.deepEqual(l.slice(0, shortest), logs[0]!.slice(0, shortest));
+
+  // A restart comes back in epoch 2 from the store alone and goes on committing.
+  await restart(2);
+  assert.equal(members[2]!.driver.epoch, 2);
+  const h = members[2]!.store.committedHeight();
+  await until('the restarted member commits again', () => members[2]!.store.committedHeight() > h + 1);
+  members.forEach((m) => m.driver.stop());
+  await Promise.all(members.map((m) => m.store.close()));
+});
+
+test('a forged proof ends no epoch: the store and the epochs stay where they were', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-epochs-'));
+  dirs.push(dir);
+  const store = new BlockStore({ path: dir, limits: { validatorCount: N }, hashBlock: blockHash, chainId: CHAIN });
+  try {
+    const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis, member: 'm0', dsa, store });
+    const g = epochs.current.root;
+    const header = { ...g.header, height: 1, view: 1, parentHash: g.hash };
+    const last = { header, hash: blockHash(header), txs: [] };
+    await assert.rejects(epochs.end({ last, suffix: [], qc: { phase: 3, view: 1, blockHash: last.hash, signers: [0, 1, 2], signatures: [0, 1, 2].map(() => new Uint8Array(dsa.signatureBytes)) } }),
+      (e: unknown) => isFedError(e, 'EPOCH_PROOF_INVALID') && /epoch 0 cannot end/.test(e.message));
+    assert.equal(epochs.current.number, 0);
+    assert.deepEqual(store.endedEpochs(), []);
+  } finally {
+    await store.close();
+  }
+});

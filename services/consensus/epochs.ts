@@ -1,0 +1,97 @@
+// The epochs of this member's chain: genesis's validator set (conf.yaml's validators) plus each
+// ended epoch's proof, kept in the block store and checked again at every start with the walk every
+// verifier uses (libs/verify followEpoch: the QC against the ending epoch's keys, the change against
+// its set and quorum). Each epoch comes with what runs it: its set, with this member's seat found by
+// name (a rotation keeps the name), its root block (genesis, or the last block of the epoch before),
+// and a signature verifier over its keys and root.
+// Must never believe an epoch whose proof does not verify against the epoch before it.
+
+import { FedError } from '#libs/errors/index.ts';
+import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
+import { EpochHistory, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
+import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
+import type { SlhDsa } from '#libs/crypto/index.ts';
+import type { BlockStore } from './block-store.ts';
+import { SignatureVerifier } from './verifier.ts';
+
+export interface Epoch {
+  readonly number: number;
+  /** The epoch's validators, with this member as self when it is one of them. */
+  readonly set: ValidatorSet;
+  /** Genesis for epoch 0; otherwise the block that ended the epoch before (its root QC needs no signatures). */
+  readonly root: Block;
+  readonly verifier: SignatureVerifier;
+  /** What a change in this epoch is held to (libs/blocks validity, SubmitReconfiguration). */
+  readonly reconfig: { rules: ReconfigRules; verify: Verify };
+}
+
+export interface EpochsOptions {
+  chainId: string;
+  /** conf.yaml's validators: genesis's set (self is resolved per epoch, by `member`). */
+  genesis: ValidatorSet;
+  /** This member's name (conf.yaml node.name). */
+  member: string;
+  dsa: SlhDsa;
+  store: BlockStore;
+}
+
+export class ConsensusEpochs {
+  readonly #o: EpochsOptions;
+  readonly #history: EpochHistory;
+  #current: Epoch;
+  /** The next epoch's set, verified, while recording its proof has not succeeded yet (a full disk). */
+  #verified: ValidatorSet | undefined;
+
+  private constructor(o: EpochsOptions, history: EpochHistory, current: Epoch) {
+    this.#o = o;
+    this.#history = history;
+    this.#current = current;
+  }
+
+  /** Genesis plus the store's ended epochs, each proof checked again; STORE_CORRUPT names the one that fails. */
+  static open(o: EpochsOptions): ConsensusEpochs {
+    const history = EpochHistory.fromGenesis(o.genesis.withSelf({ name: o.member }, { optional: true }), rulesOf(o), (pk, m, sig) => o.dsa.verifySync(pk, m, sig));
+    let root = genesisBlock(o.chainId, o.store.hashBlock);
+    for (const [epoch, proof] of o.store.endedEpochs().entries()) {
+      const v = followEpoch(history, o.chainId, proof, o.dsa);
+      if (!v.ok) throw new FedError('STORE_CORRUPT', `the stored proof that epoch ${epoch} ended does not verify: ${v.reason}`, { epoch });
+      root = proof.last;
+    }
+    return new ConsensusEpochs(o, history, epochOf(o, history.current, root));
+  }
+
+  get current(): Epoch { return this.#current; }
+
+  /** The set of an epoch reached so far (self unresolved), or undefined. */
+  setOf(epoch: number): ValidatorSet | undefined { return this.#history.setOf(epoch); }
+
+  /**
+   * The current epoch ended with `proof`: checked (followEpoch), recorded durably in the store, and
+   * the next epoch returned (and made current). Throws EPOCH_PROOF_INVALID, naming what failed,
+   * when the proof does not verify — nothing is recorded then.
+   */
+  async end(proof: EpochChangeProof): Promise<Epoch> {
+    const ending = this.#current.number;
+    if (!this.#verified) {
+      const v = followEpoch(this.#history, this.#o.chainId, proof, this.#o.dsa);
+      if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
+      this.#verified = v.set;
+    }
+    // A write that fails (STORE_WRITE_FAILED) is tried again by the caller with the same proof.
+    await this.#o.store.endEpoch(ending, proof);
+    this.#current = epochOf(this.#o, this.#verified, proof.last);
+    this.#verified = undefined;
+    return this.#current;
+  }
+}
+
+function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block): Epoch {
+  const seated = set.withSelf({ name: o.member }, { optional: true });
+  return {
+    number: set.epoch, set: seated, root,
+    verifier: new SignatureVerifier({ chainId: o.chainId, publicKeys: seated.publicKeys(), dsa: o.dsa, genesisHash: root.hash }),
+    reconfig: { rules: rulesOf(o), verify: (pk, m, sig) => o.dsa.verifySync(pk, m, sig) },
+  };
+}
+
+const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes });
