@@ -370,6 +370,7 @@ test('a member whose disk fills up stops voting (no crash), says why, and goes o
     process.off('unhandledRejection', onUnhandled);
     await stopAll(members);
     execFileSync('umount', [mnt], { stdio: 'ignore' });
+    await fs.rm(mnt, { recursive: true, force: true });
   }
 });
 
