@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
     const adminClients = conf.services.consensus.admin_clients;
     admin.addService(AdminServiceService, guardService(AdminServiceService,
-      adminService({ driver, log, validators: () => driver.validatorCount, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
+      adminService({ driver, log, validators: () => driver.validatorCount, set: () => epochs.current.set, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
       everyMethod(AdminServiceService, ['operator']), guard));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 
