@@ -15,17 +15,18 @@ const limits: FrameLimits = {
 const sig = (n: number) => new Uint8Array(8).fill(n);
 const genesis = genesisBlock('peek', blockHash);
 const qc = (view: number): QuorumCert => ({ phase: Phase.PREPARE, view, blockHash: genesis.hash, signers: [0, 1, 2], signatures: [sig(0), sig(1), sig(2)] });
-const block = (view: number, txs: number): Block => {
-  const header = { chainId: 'peek', epoch: 0, height: 1, view, parentHash: genesis.hash, proposer: 1, timestampMs: 1, txRoot: sha256(new Uint8Array()), stateHash: sha256(new Uint8Array()) };
+const block = (view: number, txs: number, epoch = 0): Block => {
+  const header = { chainId: 'peek', epoch, height: 1, view, parentHash: genesis.hash, proposer: 1, timestampMs: 1, txRoot: sha256(new Uint8Array()), stateHash: sha256(new Uint8Array()) };
   return { header, hash: blockHash(header), txs: Array.from({ length: txs }, (_, i) => new Uint8Array(1000).fill(i)) };
 };
 
 /** What the decoder says the frame's kind and view are (the reference for the peek). */
-function reference(f: Frame): { kind: string; view?: number; requestId?: number } {
+function reference(f: Frame): { kind: string; view?: number; epoch?: number; requestId?: number } {
   switch (f.type) {
     case 'consensus': {
       const m = f.message;
-      return m.type === 'qc' ? { kind: 'qc', view: m.qc.view } : { kind: m.type, view: m.view };
+      const epoch = m.type === 'proposal' ? m.block.header.epoch : m.epoch;
+      return m.type === 'qc' ? { kind: 'qc', view: m.qc.view, epoch } : { kind: m.type, view: m.view, epoch };
     }
     case 'block-response': return { kind: f.type, requestId: f.requestId };
     default: return { kind: f.type };
@@ -35,9 +36,13 @@ function reference(f: Frame): { kind: string; view?: number; requestId?: number 
 test('the peek agrees with the decoder on every kind of frame', () => {
   const frames: Frame[] = [
     { type: 'consensus', message: { type: 'proposal', view: 41, block: block(41, 50), justify: qc(40), sender: 1, signature: sig(1) } },
+    { type: 'consensus', message: { type: 'proposal', view: 41, block: block(41, 2, 2 ** 33), justify: qc(40), sender: 1, signature: sig(1) } },
     { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.COMMIT, view: 2 ** 40, blockHash: genesis.hash, sender: 2, signature: sig(2) } },
+    { type: 'consensus', message: { type: 'vote', epoch: 3, phase: Phase.PREPARE, view: 2, blockHash: genesis.hash, sender: 2, signature: sig(2) } },
     { type: 'consensus', message: { type: 'new-view', epoch: 0, view: 7, highQC: qc(5), sender: 3, signature: sig(3) } },
+    { type: 'consensus', message: { type: 'new-view', epoch: 7, view: 7, highQC: qc(5), sender: 3, signature: sig(3) } },
     { type: 'consensus', message: { type: 'qc', epoch: 0, qc: qc(12), sender: 0 } },
+    { type: 'consensus', message: { type: 'qc', epoch: 1, qc: qc(12), sender: 0 } },
     { type: 'block-request', requestId: 5, hashes: [genesis.hash], fromHeight: 0, maxBlocks: 4 },
     { type: 'block-response', requestId: 77, blocks: [{ block: block(3, 2), qc: qc(3) }] },
     { type: 'tx-batch', txs: [new Uint8Array([1])] },
@@ -48,6 +53,7 @@ test('the peek agrees with the decoder on every kind of frame', () => {
     const ref = reference(decodeFrame(bytes, limits));
     assert.equal(peeked.kind, ref.kind);
     if (ref.view !== undefined) assert.equal(peeked.view, ref.view, `${ref.kind} view`);
+    if (ref.epoch !== undefined) assert.equal(peeked.epoch, ref.epoch, `${ref.kind} epoch`);
     if (ref.requestId !== undefined) assert.equal(peeked.requestId, ref.requestId);
   }
 });

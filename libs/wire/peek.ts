@@ -1,5 +1,5 @@
-// A glance at a ConsensusFrame before it is decoded: which kind it is and the one number a
-// cheap refusal needs — the view of a consensus message, the request id of a block response —
+// A glance at a ConsensusFrame before it is decoded: which kind it is and the numbers a cheap
+// refusal needs — the view and epoch of a consensus message, the request id of a block response —
 // found by skipping over the protobuf fields, never copying or decoding the rest (a proposal
 // may carry megabytes of transactions; a stale one should cost a few dozen byte reads).
 // Reads what the decoder would read: the last occurrence of a field wins, as in protobuf.
@@ -12,6 +12,8 @@ export interface FramePeek {
   kind: PeekKind;
   /** Proposal, vote and new-view: the message's view; qc: the QC's view. */
   view?: number;
+  /** Consensus messages: the epoch (a proposal's is its block header's); views compare only within one. */
+  epoch?: number;
   /** Block responses: the request they answer. */
   requestId?: number;
 }
@@ -81,18 +83,29 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
   const kind = BODY[body.no]!;
   const inner = fields(bytes, body.start, body.end);
   if (!inner) return undefined;
+  /** The last length-delimited field numbered `no` of `fs`, parsed, or undefined. */
+  const sub = (fs: readonly Field[], no: number): Field[] | undefined => {
+    let f: Field | undefined;
+    for (const x of fs) if (x.no === no && x.wire === 2) f = x;
+    return f ? fields(bytes, f.start, f.end) : undefined;
+  };
   switch (kind) {
-    case 'proposal':
+    case 'proposal': {
+      // Proposal.block (2) → Block.header (1) → BlockHeader.epoch (9); absent parts are epoch 0.
+      const header = sub(sub(inner, 2) ?? [], 1) ?? [];
+      return { kind, view: lastVarint(inner, 1) ?? 0, epoch: lastVarint(header, 9) ?? 0 };
+    }
     case 'new-view':
-      return { kind, view: lastVarint(inner, 1) ?? 0 };
+      return { kind, view: lastVarint(inner, 1) ?? 0, epoch: lastVarint(inner, 5) ?? 0 };
     case 'vote':
-      return { kind, view: lastVarint(inner, 2) ?? 0 };
+      return { kind, view: lastVarint(inner, 2) ?? 0, epoch: lastVarint(inner, 6) ?? 0 };
     case 'qc': {
+      const epoch = lastVarint(inner, 3) ?? 0;
       let qc: Field | undefined;
       for (const f of inner) if (f.no === 1 && f.wire === 2) qc = f;
-      if (!qc) return { kind };
+      if (!qc) return { kind, epoch };
       const q = fields(bytes, qc.start, qc.end);
-      return q ? { kind, view: lastVarint(q, 2) ?? 0 } : undefined;
+      return q ? { kind, view: lastVarint(q, 2) ?? 0, epoch } : undefined;
     }
     case 'block-response':
       return { kind, requestId: lastVarint(inner, 1) ?? 0 };

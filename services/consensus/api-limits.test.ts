@@ -77,7 +77,7 @@ before(async () => {
   const pool = { offer: () => ({ status: 'added', hash: randomBytes(32) }), has: () => false, size: 0, handOff: () => undefined };
   const api = consensusService({
     member: 'm0', chainId: 'limits-test', self: 0, validators: [], log, store, pool, evidence: {},
-    node: { genesis, failure: undefined, status: () => ({ view: 1, phase: 'prepare', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false, observer: false, sourceHeight: 0, behind: 0 }) },
+    node: { genesis, failure: undefined, status: () => ({ view: 1, phase: 'prepare', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false, observer: false, sourceHeight: 0, behind: 0, epoch: 0 }) },
     nextCommit: (signal: AbortSignal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
     guard: limits.guard, flow: limits.flow,
   } as unknown as ApiDeps);

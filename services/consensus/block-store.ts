@@ -239,8 +239,9 @@ export class BlockStore {
 
   /**
    * Durably records that `epoch` ended with `proof` and clears what only that epoch's engine used —
-   * its safety state and the blocks stored above its last block (its suffix, never committed) — in
-   * one transaction: the next epoch's engine starts afresh from `proof.last`, and a restart finds
+   * its safety state, and the blocks stored above its last block except the proof's suffix (a
+   * member left behind in the epoch fetches them, with their QCs, to commit its end) — in one
+   * transaction: the next epoch's engine starts afresh from `proof.last`, and a restart finds
    * either the old epoch whole or the new one. The epoch's last block must be committed here, and
    * epochs end in order; recording the same proof again changes nothing.
    */
@@ -260,9 +261,10 @@ export class BlockStore {
       }
       this.#epochs.put(epoch, bytes);
       for (const key of ['safety', 'safety.lockedQC', 'safety.prepareQC']) this.#meta.remove(key);
+      const suffix = new Set(proof.suffix.map((h) => Buffer.from(this.#opts.hashBlock(h)).toString('hex')));
       for (const { key, value } of this.#pending.getRange()) {
         this.#pending.remove(key);
-        if (value > height) this.#blocks.remove(key);
+        if (value > height && !suffix.has(Buffer.from(key).toString('hex'))) this.#blocks.remove(key);
       }
     });
     this.#writtenLocked = undefined;

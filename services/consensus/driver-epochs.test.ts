@@ -39,7 +39,10 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 
 interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair }
 
-async function federation() {
+/** Whose key each member's signer holds from which epoch on (a rotation): default m3's new key from epoch 2. */
+interface Rotation { member: number; fromEpoch: number; key: KeyPair }
+
+async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: NEW_M3 }) {
   const members: Member[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
     maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
@@ -54,9 +57,9 @@ async function federation() {
     };
     const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
     const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis, member: `m${i}`, dsa, store });
-    // The signer's key per epoch: m3's new key from epoch 2 (after the rotation), everybody else's own.
+    // The signer's key per epoch: the rotated member's new key from the rotation on, everybody else's own.
     let epoch = epochs.current.number;
-    const key = () => (i === 3 && epoch >= 2 ? NEW_M3 : keys[i]!);
+    const key = () => (i === rotation.member && epoch >= rotation.fromEpoch ? rotation.key : keys[i]!);
     const signer = {
       sign: (req: SignRequest) => dsa.sign(key().secretKey, signingBytesOfRequest(CHAIN, req)),
       advanceEpoch: async (proof: EpochChangeProof) => { epoch = proof.last.header.epoch + 1; return { epoch, seated: true }; },
@@ -180,5 +183,32 @@ test('a forged proof ends no epoch: the store and the epochs stay where they wer
     assert.deepEqual(store.endedEpochs(), []);
   } finally {
     await store.close();
+  }
+});
+
+test('a member away while the epoch ended follows when it is back: told how the epoch ended, it fetches and commits its end, then runs the next epoch', async () => {
+  const { members } = await federation({ member: 1, fromEpoch: 1, key: NEW_M3 });
+  members.forEach((m) => m.driver.start());
+  try {
+  await until('a first commit', () => members.every((m) => m.commits.length > 0));
+  const away = members[3]!;
+  away.down = true;
+  const rotate: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: 'peer-1', publicKey: NEW_M3.publicKey }] };
+  const tx = changeTx(rotate, [0, 1, 2], (i) => keys[i]!);
+  for (const m of members.slice(0, 3)) m.driver.submitChange(tx);
+  await until('epoch 1 on the three present', () => members.slice(0, 3).every((m) => m.driver.epoch === 1));
+  await until('blocks of epoch 1 committed by the three', () => members.slice(0, 3).every((m) => m.commits.filter((b) => b.header.epoch === 1).length >= 3));
+  assert.equal(away.driver.epoch, 0, 'the absent member is still in epoch 0');
+  away.down = false;
+  await until('the member that was away reaches epoch 1', () => away.driver.epoch === 1, 60_000);
+  await until('and commits in it', () => away.commits.filter((b) => b.header.epoch === 1).length >= 3, 60_000);
+  assert.equal(away.store.endedEpochs().length, 1);
+  assert.equal(toHex(away.store.endedEpochs()[0]!.last.hash), toHex(members[0]!.store.endedEpochs()[0]!.last.hash), 'it ended epoch 0 with the same block');
+  const logs = members.map((m) => m.commits.map((b) => toHex(b.hash)));
+  const shortest = Math.min(...logs.map((l) => l.length));
+  for (const l of logs) assert.deepEqual(l.slice(0, shortest), logs[0]!.slice(0, shortest));
+  } finally {
+    members.forEach((m) => m.driver.stop());
+    await Promise.all(members.map((m) => m.store.close()));
   }
 });

@@ -52,6 +52,9 @@ export interface DriverDeps {
 /** Engine rejections of messages that verified but changed nothing: budgeted, not offences (penalties.ts). */
 const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view', 'unknown_block']);
 
+/** How often one peer still in an ended epoch is told how it ended (answerLaggard). */
+const LAGGARD_ANSWER_MS = 1000;
+
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
 
@@ -84,6 +87,8 @@ export class ConsensusDriver {
   #switching: string | undefined;
   /** This member is not in the current epoch's set (removed): it votes no more. */
   #retired = false;
+  /** When each peer was last told how an epoch it is still in ended (answerLaggard). */
+  readonly #toldLaggard = new Map<number, number>();
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -140,6 +145,23 @@ export class ConsensusDriver {
       isCommittedBlock: (hash: Uint8Array, height: number) => store.isCommittedBlock(hash, height),
       ...(e ? { endsEpoch: blockEndsEpoch } : {}),
     };
+  }
+
+  /**
+   * `peer` sent a message of `epoch`, which has ended here: tell it how — the epoch's commit QC, as
+   * an announcement of that epoch. It verifies it with that epoch's keys, fetches the blocks it
+   * certifies (we keep them) and commits the epoch's end as it would have, then starts the next
+   * epoch itself. At most once a second per peer (a laggard times out and asks again).
+   */
+  answerLaggard(peer: number, epoch: number): void {
+    const qc = this.#deps.epochs?.endQcOf(epoch);
+    if (!qc || isOutside(peer)) return;
+    const now = this.#deps.clock.now();
+    if (now - (this.#toldLaggard.get(peer) ?? -Infinity) < LAGGARD_ANSWER_MS) return;
+    this.#toldLaggard.set(peer, now);
+    const self = this.#deps.epochs!.setOf(epoch)!.indexOfName(this.#deps.epochs!.current.set.self?.name ?? '') ?? 0;
+    this.#deps.log.info({ peer, epoch }, 'a member still in an ended epoch: told how it ended');
+    this.#deps.transport.send(peer, this.#encode({ type: 'consensus', message: { type: 'qc', epoch, qc, sender: self } }));
   }
 
   /**

@@ -7,7 +7,7 @@
 // Must never believe an epoch whose proof does not verify against the epoch before it.
 
 import { FedError } from '#libs/errors/index.ts';
-import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
+import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { EpochHistory, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
@@ -41,24 +41,32 @@ export class ConsensusEpochs {
   #current: Epoch;
   /** The next epoch's set, verified, while recording its proof has not succeeded yet (a full disk). */
   #verified: ValidatorSet | undefined;
+  /** Each ended epoch's commit QC (the proof's), what a member left behind in it is answered with. */
+  readonly #endQcs: QuorumCert[];
 
-  private constructor(o: EpochsOptions, history: EpochHistory, current: Epoch) {
+  private constructor(o: EpochsOptions, history: EpochHistory, current: Epoch, endQcs: QuorumCert[]) {
     this.#o = o;
     this.#history = history;
     this.#current = current;
+    this.#endQcs = endQcs;
   }
 
   /** Genesis plus the store's ended epochs, each proof checked again; STORE_CORRUPT names the one that fails. */
   static open(o: EpochsOptions): ConsensusEpochs {
     const history = EpochHistory.fromGenesis(o.genesis.withSelf({ name: o.member }, { optional: true }), rulesOf(o), (pk, m, sig) => o.dsa.verifySync(pk, m, sig));
     let root = genesisBlock(o.chainId, o.store.hashBlock);
+    const endQcs: QuorumCert[] = [];
     for (const [epoch, proof] of o.store.endedEpochs().entries()) {
       const v = followEpoch(history, o.chainId, proof, o.dsa);
       if (!v.ok) throw new FedError('STORE_CORRUPT', `the stored proof that epoch ${epoch} ended does not verify: ${v.reason}`, { epoch });
       root = proof.last;
+      endQcs.push(proof.qc);
     }
-    return new ConsensusEpochs(o, history, epochOf(o, history.current, root));
+    return new ConsensusEpochs(o, history, epochOf(o, history.current, root), endQcs);
   }
+
+  /** The commit QC epoch `epoch` ended with, or undefined for an epoch that has not ended. */
+  endQcOf(epoch: number): QuorumCert | undefined { return this.#endQcs[epoch]; }
 
   get current(): Epoch { return this.#current; }
 
@@ -79,6 +87,7 @@ export class ConsensusEpochs {
     }
     // A write that fails (STORE_WRITE_FAILED) is tried again by the caller with the same proof.
     await this.#o.store.endEpoch(ending, proof);
+    this.#endQcs[ending] = proof.qc;
     this.#current = epochOf(this.#o, this.#verified, proof.last);
     this.#verified = undefined;
     return this.#current;

@@ -99,7 +99,7 @@ test('an honest source: its committed log is verified and appended, and the next
     assert.deepEqual(o.committed, [1, 2]);
     assert.equal(o.store.qcFor(b2.hash)?.phase, Phase.COMMIT, 'the proof is kept, so this observer can serve it on');
     assert.deepEqual(o.f.status(), { view: 0, phase: 'observer', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false,
-      observer: true, sourceHeight: 3, behind: 1 });
+      observer: true, sourceHeight: 3, behind: 1, epoch: 0 });
     o.clock.advance(0);
     assert.deepEqual(o.sent.map((s) => s.fromHeight), [0, 2], 'asks again at once, from its new tip');
     assert.notEqual(o.sent[1]!.to, o.sent[0]!.to, 'sources are asked in turn');

@@ -212,6 +212,14 @@ export class Inbound {
       return this.#d.driver.sync.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no request ${p.requestId} to it` };
     }
     if (p.view === undefined) return null;
+    // Another epoch's message is no use to this engine (its views say nothing against ours): refused
+    // undecoded. A member still in an epoch that ended here is told how it ended (at most once a
+    // second per validator: what it says of itself is not verified, and this answer is bounded).
+    const ours = this.#d.driver.engine.epoch;
+    if (p.epoch !== undefined && p.epoch !== ours) {
+      if (p.epoch < ours) this.#d.driver.answerLaggard(from, p.epoch);
+      return { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch}, at epoch ${ours}` };
+    }
     const view = this.#d.driver.engine.view;
     if (p.view + STALE_VIEWS < view) return { reason: 'stale', detail: `${p.kind} for view ${p.view}, at ${view}` };
     const ahead = p.kind === 'proposal' ? AHEAD_PROPOSAL_VIEWS : p.kind === 'vote' ? 1 : Infinity;
@@ -226,6 +234,8 @@ export class Inbound {
     const epoch = message.type === 'proposal' ? message.block.header.epoch : message.epoch;
     if (epoch !== this.#d.driver.engine.epoch) {
       this.#useless(from, 'wrong_epoch', { type: message.type, epoch, at: this.#d.driver.engine.epoch }, this.uselessCost(bytes));
+      // A member still in an epoch that ended here: tell it how it ended, so it can follow.
+      if (epoch < this.#d.driver.engine.epoch) this.#d.driver.answerLaggard(from, epoch);
       return;
     }
     // Cheap checks first, no signature yet: who signed it, who leads that view, its block's time.

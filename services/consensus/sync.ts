@@ -45,7 +45,7 @@ export interface SyncOptions {
   chainId: string;
   store: BlockStore;
   /** An observer, which has no engine, serves its committed log only. */
-  engine: Pick<HotStuffEngine, 'halted' | 'block'>;
+  engine: Pick<HotStuffEngine, 'halted' | 'block'> & { readonly epoch?: number };
   verifier: Pick<SignatureVerifier, 'verifyQc'>;
   transport: TransportPort;
   log: Logger;
@@ -118,10 +118,14 @@ export class SyncClient {
       return;
     }
     this.#pending.delete(requestId);
+    // Blocks of another epoch (a catch-up served across a boundary) are no use to this engine, and
+    // their QCs are another set's: left out, no offence. Ours are verified as votes of our epoch.
+    const epoch = this.#o.engine.epoch ?? 0;
+    const ours = blocks.filter((b) => b.block.header.epoch === epoch);
     const qcs: QuorumCert[] = [];
-    for (const b of blocks) {
+    for (const b of ours) {
       if (!b.qc) continue;
-      const r = await this.#o.verifier.verifyQc(b.qc);
+      const r = await this.#o.verifier.verifyQc(b.qc, epoch);
       if (!r.ok) {
         this.#o.log.warn({ from, requestId, signer: r.sender }, 'block response with an invalid QC dropped');
         this.dropped++;
@@ -130,7 +134,7 @@ export class SyncClient {
       }
       qcs.push(b.qc);
     }
-    this.#o.deliver({ type: 'blocks-fetched', blocks: blocks.map((b) => b.block), qcs, from });
+    this.#o.deliver({ type: 'blocks-fetched', blocks: ours.map((b) => b.block), qcs, from });
   }
 
   /** Serves a request within the per-request bounds (see the header of this file). */
