@@ -8,7 +8,7 @@
 
 import { FedError } from '#libs/errors/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { EpochHistory, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
+import { EpochHistory, type ReconfigRules, type Reconfiguration, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockStore } from './block-store.ts';
@@ -104,3 +104,21 @@ function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block): Epoch {
 }
 
 const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes });
+
+/**
+ * Why the running services cannot carry `change` yet, or undefined. Each member's gateway admits
+ * and numbers its validator peers by conf.yaml's validators (genesis's set), and a new member cannot
+ * start from a checkpoint yet: a member added now could not take part, while the quorum would count
+ * it (two added members and the federation halts); a removal shifts the indices behind the removed
+ * member; a new peer id is a peer no gateway admits. A key rotated under the member's peer id keeps
+ * every index and peer: that is what the services carry today (docs/reconfiguration.md).
+ */
+export function notCarried(change: Reconfiguration, set: ValidatorSet): string | undefined {
+  for (const [i, op] of change.ops.entries()) {
+    const at = set.indexOfName(op.name);
+    if (op.kind === 'rotate' && at !== undefined && op.peerId === set.byIndex(at).peerId) continue;
+    const what = op.kind === 'add' ? `adding ${op.name}` : op.kind === 'remove' ? `removing ${op.name}` : `moving ${op.name} to another peer id`;
+    return `ops[${i}]: ${what} is not carried by the services yet (gateways admit genesis's peers only, and a new member cannot start from a checkpoint); today a change may rotate members' keys under their peer ids`;
+  }
+  return undefined;
+}

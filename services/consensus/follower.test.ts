@@ -27,10 +27,10 @@ const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
 const genesis = genesisBlock(CHAIN, blockHash);
-function child(parent: Block, txs: Uint8Array[]): Block {
+function child(parent: Block, txs: Uint8Array[], epoch = 0): Block {
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
   const view = parent.header.height + 1;
-  const header = { chainId: CHAIN, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
+  const header = { chainId: CHAIN, epoch, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view,
     txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
@@ -185,6 +185,26 @@ test('a followed observer that falls behind holds this one back by at most ANCHO
     assert.equal(o.store.committedHeight(), 2, 'and what the validator serves is followed');
     o.clock.advance(0);
     assert.equal(o.last().to, stale, 'then back to the followed observer');
+  } finally {
+    await o.close();
+  }
+});
+
+test('the chain moves on to epoch 1: the follower appends epoch 0 up to it, then stops saying why, and blames no source', async () => {
+  const o = await follower();
+  try {
+    const e1 = child(b2, [enc('in epoch 1')], 1);
+    // A run that crosses the boundary: epoch 0's blocks are taken (b2's COMMIT QC proves them), the rest left out.
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: undefined }, { block: b2, qc: await commitQc(b2) }, { block: e1, qc: undefined }]);
+    assert.equal(o.store.committedHeight(), 2);
+    assert.equal(o.f.failure, undefined);
+    o.clock.advance(0);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: e1, qc: undefined }]);
+    assert.match((o.f.failure as Error | undefined)?.message ?? '', /moved on to epoch 1 at height 3; this observer follows epoch 0 only/);
+    assert.deepEqual(o.refused, [], 'no source is blamed for blocks of another epoch');
+    const asked = o.sent.length;
+    o.clock.advance(10_000);
+    assert.equal(o.sent.length, asked, 'it asks nobody any more');
   } finally {
     await o.close();
   }

@@ -4,6 +4,9 @@
 // valid SLH-DSA signatures), and appends it to its block store. It never votes, proposes or
 // signs. A peer that serves anything else is refused, counted, and not asked again for a while;
 // a peer that does not answer in time is passed over. One request is in flight at a time.
+// It follows its trust root's epoch only: once the chain's committed log moves on to a later epoch
+// it stops there, saying so (following across epochs is not built: docs/reconfiguration.md), and
+// blames no source for blocks of another epoch.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
@@ -67,7 +70,8 @@ export class Follower {
   sourceHeight = 0;
   /** Set while a write of the block store fails (retried). */
   storageError: string | undefined;
-  readonly failure: Error | undefined = undefined;
+  /** Set when it stopped for good: the chain moved on to an epoch it does not follow. */
+  failure: Error | undefined = undefined;
   readonly stats = { requests: 0, timeouts: 0, refused: 0, unsolicited: 0, committed: 0 };
 
   constructor(o: FollowerOptions) {
@@ -147,7 +151,18 @@ export class Follower {
       log.error({ height }, 'committed height has no block in the store');
       return this.#schedule(STORE_RETRY_MS);
     }
-    const verdict = verifyServedRun(this.#o.root, tip, served, (id) => store.hasTx(id));
+    // Blocks of a later epoch are not ours to check (another set signs them): the run stops before them.
+    const epoch = this.#o.root.epoch ?? 0;
+    const cut = served.findIndex((c) => c.block.header.epoch !== epoch);
+    if (cut === 0) {
+      this.#pending = undefined;
+      this.failure = new Error(`the chain moved on to epoch ${served[0]!.block.header.epoch} at height ${served[0]!.block.header.height}; this observer follows epoch ${epoch} only (observers across epochs are not built yet)`);
+      this.#stopped = true;
+      log.error({ from, epoch: served[0]!.block.header.epoch, height: served[0]!.block.header.height }, this.failure.message);
+      return;
+    }
+    const run = cut < 0 ? served : served.slice(0, cut);
+    const verdict = verifyServedRun(this.#o.root, tip, run, (id) => store.hasTx(id));
     if (!verdict.ok) {
       this.#pending = undefined;
       this.stats.refused++;

@@ -38,7 +38,7 @@ import { consensusMetrics } from './metrics.ts';
 import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
-import { ConsensusEpochs } from './epochs.ts';
+import { ConsensusEpochs, notCarried } from './epochs.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { assertSignerIdentity } from './signer-identity.ts';
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const driver = new ConsensusDriver(
       { engine: { chainId: c.chain_id, validatorCount: current.set.n, self: current.set.selfIndex!, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
-        store, pool, epochs,
+        store, pool, epochs, changePolicy: notCarried,
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
         observer,
       },
@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
     const adminClients = conf.services.consensus.admin_clients;
     admin.addService(AdminServiceService, guardService(AdminServiceService,
-      adminService({ driver, log, validators: () => driver.validatorCount, set: () => epochs.current.set, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
+      adminService({ driver, log, validators: () => driver.validatorCount, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),
       everyMethod(AdminServiceService, ['operator']), guard));
     const adminPort = await admin.bind(flags['admin-listen'] ?? conf.services.consensus.admin_listen);
 

@@ -153,6 +153,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     const why: string[] = [];
     if (!link.connected) why.push('not attached to the gateway');
     if (follower.storageError) why.push(`not following: the block store cannot be written (retrying): ${follower.storageError}`);
+    if (follower.failure) why.push(`stopped: ${follower.failure.message}`);
     if (sources.length === 0) why.push('no source connected: no validator (nor a followed observer) to ask for blocks');
     return why;
   };
