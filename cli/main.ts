@@ -260,6 +260,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
       const r = await proposeChange({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [], out: path.resolve(o.out) });
       console.log(`change ${r.id}
   ends epoch ${r.change.epoch} of chain ${r.change.chainId}; ${r.change.ops.length} operation(s); ${r.size} validators after it
+  checked against ${r.checkedAgainst}
   written to ${rel(r.file)}: send it to every operator, who compares the id and approves it on its own signer`);
     });
   reconfigure.command('approve')
@@ -286,6 +287,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .action(async (o: { member: string; change: string; approval: string[]; out: string }) => {
       const r = await assembleChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), approvals: o.approval.map((f) => path.resolve(f)), out: path.resolve(o.out) });
       console.log(`transaction for change ${r.id}: ${r.approvals} approvals (quorum ${r.quorum}), ${r.bytes} bytes, written to ${rel(r.file)}
+  checked against ${r.checkedAgainst}
   next: btcfed reconfigure submit --tx ${rel(r.file)} (to any member: it proposes it when it leads)`);
     });
   reconfigure.command('submit')

@@ -9,36 +9,54 @@
 //   submit    — an operator: the transaction to its member (AdminService SubmitReconfiguration),
 //               which checks it against its current epoch and proposes it when it leads;
 //   inspect   — what a change, approval or transaction file holds.
-// propose and assemble check against conf.yaml's validators, genesis's set: a change of a later
-// epoch is checked by the member at submit. Must never write a transaction whose approvals it has
-// not verified.
+// propose and assemble check against the member's current epoch's set (GetValidators); when the
+// member cannot be asked they say so and check against conf.yaml's validators, genesis's set (the
+// member checks again at submit). Must never write a transaction whose approvals it has not
+// verified.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { parseCardText, parseConfText, type MemberCard } from '#libs/config/index.ts';
 import { createSlhDsa, fromHex, paramSpec, toHex, type ParamSet } from '#libs/crypto/index.ts';
-import { FedError } from '#libs/errors/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
 import {
   ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, reconfigId,
   type Approval, type ReconfigOp, type Reconfiguration,
 } from '#libs/validators/index.ts';
 import { call, parseAddress } from '#libs/rpc/index.ts';
-import { adminClient } from './client.ts';
+import { adminClient, consensusClient } from './client.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 
 interface Context {
   chainId: string;
   set: ValidatorSet;
   paramSet: ParamSet;
+  /** Where the set came from, in words (the member's current epoch, or genesis when it could not be asked). */
+  source: string;
 }
 
-/** The chain, the current validator set and the parameter set, from a member dir's conf.yaml (genesis: epoch 0). */
+/** How long propose and assemble wait for the member's answer before checking against genesis. */
+const ASK_MEMBER_MS = 3000;
+
+/** The chain and parameter set from a member dir's conf.yaml; the set of the member's current epoch (else genesis's). */
 async function contextOf(memberDir: string): Promise<Context> {
   const file = path.join(memberDir, 'conf.yaml');
   const conf = parseConfText(await fs.readFile(file, 'utf8'), file);
-  return { chainId: conf.consensus.chain_id, set: ValidatorSet.fromConfig(conf.validators), paramSet: conf.crypto.param_set };
+  const base = { chainId: conf.consensus.chain_id, paramSet: conf.crypto.param_set };
+  let client: ReturnType<typeof consensusClient> | undefined;
+  try {
+    client = consensusClient(memberDir);
+    const r = await call(client.getValidators.bind(client), {}, { deadlineMs: ASK_MEMBER_MS });
+    const set = ValidatorSet.fromConfig(r.validators.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: toHex(v.publicKey) })), { epoch: Number(r.epoch) });
+    return { ...base, set, source: `member ${conf.node.name}'s current epoch, ${set.epoch}` };
+  } catch (err) {
+    return { ...base, set: ValidatorSet.fromConfig(conf.validators),
+      source: `genesis's set in conf.yaml (epoch 0): member ${conf.node.name} could not be asked for its current epoch (${errorMessage(err)}); it checks the change again at submit` };
+  } finally {
+    client?.close();
+  }
 }
 
 const rules = (c: Context) => ({ chainId: c.chainId, publicKeyBytes: paramSpec(c.paramSet).publicKeyBytes });
@@ -103,7 +121,7 @@ export interface ProposeOptions {
   out: string;
 }
 
-export async function propose(o: ProposeOptions): Promise<{ change: Reconfiguration; id: string; file: string; size: number }> {
+export async function propose(o: ProposeOptions): Promise<{ change: Reconfiguration; id: string; file: string; size: number; checkedAgainst: string }> {
   const c = await contextOf(o.memberDir);
   const ops: ReconfigOp[] = [];
   for (const f of o.add) {
@@ -122,7 +140,7 @@ export async function propose(o: ProposeOptions): Promise<{ change: Reconfigurat
   const change: Reconfiguration = { chainId: c.chainId, epoch: c.set.epoch, ops };
   const next = nextValidatorSet(c.set, change, rules(c)); // refuses an invalid change, naming the field
   await writeFileAtomic(o.out, stringify(toYaml(change)));
-  return { change, id: reconfigId(change), file: o.out, size: next.n };
+  return { change, id: reconfigId(change), file: o.out, size: next.n, checkedAgainst: c.source };
 }
 
 export interface ApproveOptions {
@@ -162,7 +180,7 @@ export interface AssembleOptions {
   out: string;
 }
 
-export async function assemble(o: AssembleOptions): Promise<{ id: string; approvals: number; quorum: number; bytes: number; file: string }> {
+export async function assemble(o: AssembleOptions): Promise<{ id: string; approvals: number; quorum: number; bytes: number; file: string; checkedAgainst: string }> {
   const c = await contextOf(o.memberDir);
   const change = await readChange(o.change);
   const id = reconfigId(change);
@@ -178,7 +196,7 @@ export async function assemble(o: AssembleOptions): Promise<{ id: string; approv
   authorizeChange(c.set, change, approvals, (pk, m, s) => slh.verifySync(pk, m, s)); // every signature, before anything is written
   const tx = encodeReconfigTx({ change, approvals });
   await writeFileAtomic(o.out, tx);
-  return { id, approvals: approvals.length, quorum: c.set.quorum, bytes: tx.length, file: o.out };
+  return { id, approvals: approvals.length, quorum: c.set.quorum, bytes: tx.length, file: o.out, checkedAgainst: c.source };
 }
 
 /** A one-screen description of a change, approval or transaction file. */

@@ -84,11 +84,23 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
     async restart(i: number) {
       members[i]!.down = true;
       members[i]!.driver.stop();
+      await new Promise((r) => setTimeout(r, 250)); // what is in flight sees it stopped before its store closes
       await members[i]!.store.close();
       members[i] = build(i, memberDirs[i]!);
       members[i]!.driver.start();
     },
   };
+}
+
+/**
+ * Stops every member, lets what is in flight (frames queued with setImmediate, signature checks on
+ * the thread pool) see them stopped, then closes their stores: a store closed under a read still
+ * in flight threw after the test ended ("Can not renew a transaction from a closed database").
+ */
+async function shutdown(members: Member[]): Promise<void> {
+  for (const m of members) { m.down = true; m.driver.stop(); }
+  await new Promise((r) => setTimeout(r, 250));
+  await Promise.all(members.map((m) => m.store.close()));
 }
 
 async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
@@ -164,8 +176,7 @@ test('a committed change ends the epoch at one height everywhere; the next epoch
   assert.equal(members[2]!.driver.epoch, 2);
   const h = members[2]!.store.committedHeight();
   await until('the restarted member commits again', () => members[2]!.store.committedHeight() > h + 1);
-  members.forEach((m) => m.driver.stop());
-  await Promise.all(members.map((m) => m.store.close()));
+  await shutdown(members);
 });
 
 test('a forged proof ends no epoch: the store and the epochs stay where they were', async () => {
@@ -208,8 +219,7 @@ test('a member away while the epoch ended follows when it is back: told how the 
   const shortest = Math.min(...logs.map((l) => l.length));
   for (const l of logs) assert.deepEqual(l.slice(0, shortest), logs[0]!.slice(0, shortest));
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await shutdown(members);
   }
 });
 
@@ -228,7 +238,6 @@ test('a change the services cannot carry yet gets no vote, even validly approved
     for (const m of members) assert.equal(m.driver.epoch, 0, 'no epoch ended');
     assert.ok(members.every((m) => m.commits.every((b) => !b.txs.some(isReconfigTx))), 'no block carrying it committed');
   } finally {
-    members.forEach((m) => m.driver.stop());
-    await Promise.all(members.map((m) => m.store.close()));
+    await shutdown(members);
   }
 });

@@ -478,11 +478,14 @@ export class ConsensusDriver {
       return;
     }
     const ending = epochs.current.number;
+    const before = epochs.current.set;
     this.#switching = `epoch ${ending} ended at height ${proof.last.header.height}; recording its proof`;
     this.#timer?.cancel();
     const next = await this.#durablyValue('epoch', () => epochs.end(proof));
     this.#pendingChange = undefined;
     const seated = next.set.self !== undefined;
+    // Penalties follow the member, not its number: a removal renumbers those behind it.
+    this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
     if (signer.advanceEpoch) {
       this.#switching = `epoch ${ending} ended; showing the signer its proof`;
       for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {

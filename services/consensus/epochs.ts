@@ -106,19 +106,20 @@ function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block): Epoch {
 const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes });
 
 /**
- * Why the running services cannot carry `change` yet, or undefined. Each member's gateway admits
- * and numbers its validator peers by conf.yaml's validators (genesis's set), and a new member cannot
- * start from a checkpoint yet: a member added now could not take part, while the quorum would count
- * it (two added members and the federation halts); a removal shifts the indices behind the removed
- * member; a new peer id is a peer no gateway admits. A key rotated under the member's peer id keeps
- * every index and peer: that is what the services carry today (docs/reconfiguration.md).
+ * Why the running services cannot carry `change` yet, or undefined. Each member's consensus tells
+ * its gateway the current epoch's set, so a removal (the members behind it renumbered) and a key
+ * rotated under the member's peer id are carried. A new member cannot start from a checkpoint yet:
+ * one added now could not take part while the quorum counted it (two added members and the
+ * federation halts); and a member moved to another peer id would need its gateway restarted with
+ * the new libp2p key at the very boundary, which no tool does yet (docs/reconfiguration.md).
  */
 export function notCarried(change: Reconfiguration, set: ValidatorSet): string | undefined {
   for (const [i, op] of change.ops.entries()) {
+    if (op.kind === 'remove') continue;
     const at = set.indexOfName(op.name);
     if (op.kind === 'rotate' && at !== undefined && op.peerId === set.byIndex(at).peerId) continue;
-    const what = op.kind === 'add' ? `adding ${op.name}` : op.kind === 'remove' ? `removing ${op.name}` : `moving ${op.name} to another peer id`;
-    return `ops[${i}]: ${what} is not carried by the services yet (gateways admit genesis's peers only, and a new member cannot start from a checkpoint); today a change may rotate members' keys under their peer ids`;
+    const what = op.kind === 'add' ? `adding ${op.name}` : `moving ${op.name} to another peer id`;
+    return `ops[${i}]: ${what} is not carried by the services yet (a new member cannot start from a checkpoint, and no tool moves a gateway to a new libp2p key at an epoch boundary); today a change may remove members and rotate members' keys under their peer ids`;
   }
   return undefined;
 }

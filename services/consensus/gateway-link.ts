@@ -5,6 +5,10 @@
 // recovers), so a stalled gateway can never make this process grow without limit.
 // Peers outside the validator set get numbers from OUTSIDE_BASE (see ports.ts): a bounded table
 // of slots, the least recently heard-from reused first, so the driver's per-peer maps stay bounded.
+// The validator set in force is this side's to say: the current epoch's set goes to the gateway
+// (SetValidators) on every attach and at every epoch change, in order with the frames, so every
+// frame of a new epoch is sent by the new epoch's indices. Inbound frames are attributed here, by
+// the sender's peer id in that set: the gateway's index is never trusted across a change.
 // Mutes go to the gateway (MutePeer), which drops a muted peer's frames at its edge. The gateway
 // forgets them when this stream ends (and a restarted gateway never had them), so the mutes in
 // force are kept here and sent again, with the time they have left, on every attach.
@@ -12,7 +16,8 @@
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { errorMessage } from '#libs/errors/index.ts';
-import type { AttachRequest, AttachResponse, GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import type { AttachRequest, AttachResponse, GatewayServiceClient, SetValidators } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import { MAX_OUTSIDE_PEERS, OUTSIDE_BASE, type TransportPort } from './ports.ts';
 
 const MAX_BUFFERED = 4096;
@@ -44,6 +49,8 @@ export class GatewayLink implements TransportPort {
   readonly #outsidePeers = new Map<number, string>();
   /** Mutes in force, by peer number: one per validator and per outside slot at most. */
   readonly #mutes = new Map<number, ActiveMute>();
+  /** The set in force (told to the gateway), by which inbound frames are attributed. */
+  #set: ValidatorSet | undefined;
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -64,6 +71,32 @@ export class GatewayLink implements TransportPort {
       return;
     }
     this.#write({ body: { $case: 'send', value: { to, toPeer: '', frame } } });
+  }
+
+  /**
+   * The set in force from now on: told to the gateway in order with the frames (those written
+   * after it use its indices), and again on every attach. Mutes of validators are by index: they
+   * are lifted here (the gateway forgets them with the old set), penalties mute again if needed.
+   */
+  setValidators(set: ValidatorSet): void {
+    const before = this.#set;
+    this.#set = set;
+    this.#write({ body: { $case: 'validators', value: setValidatorsOf(set) } });
+    if (!before || (before.equals(set) && before.epoch === set.epoch)) return;
+    // Mutes follow the member: renumbered, or (a member no longer seated) kept by its peer id.
+    let moved = false;
+    for (const [peer, m] of [...this.#mutes]) {
+      if (peer >= OUTSIDE_BASE || !before.has(peer)) continue;
+      const peerId = before.byIndex(peer).peerId;
+      const now = set.indexOfPeer(peerId);
+      if (now === peer) continue;
+      this.#mutes.delete(peer);
+      if (now !== undefined) this.#mutes.set(now, m);
+      else this.#mutes.set(this.outsideId(peerId), { ...m, peerId });
+      moved = true;
+    }
+    // In order behind the set (a direct write could overtake it while frames are buffered).
+    if (moved) for (const [peer, m] of this.#mutes) this.#write(this.#muteRequest(peer, Math.max(0, m.untilMs - this.#now()), m.reason, m.peerId));
   }
 
   /** The number of a peer outside the validator set (assigned on first use; slots reused oldest first). */
@@ -107,7 +140,11 @@ export class GatewayLink implements TransportPort {
 
   #sendMute(peer: number, ms: number, reason: string, peerId: string): void {
     // write() past the high-water mark only buffers in grpc-js: a few small messages, once per mute.
-    this.#stream?.write({ body: { $case: 'mute', value: { validator: peerId ? 0 : peer, ms: Math.ceil(ms), reason, peerId } } });
+    this.#stream?.write(this.#muteRequest(peer, ms, reason, peerId));
+  }
+
+  #muteRequest(peer: number, ms: number, reason: string, peerId: string): AttachRequest {
+    return { body: { $case: 'mute', value: { validator: peerId ? 0 : peer, ms: Math.ceil(ms), reason, peerId } } };
   }
 
   /** A fresh attach: the gateway holds no mutes of ours, so every one in force goes again. */
@@ -158,12 +195,15 @@ export class GatewayLink implements TransportPort {
         this.#writable = true;
         this.maxFrameBytes = body.value.maxFrameBytes;
         this.#o.log.info({ selfIndex: body.value.selfIndex, maxFrameBytes: body.value.maxFrameBytes, peerId: body.value.peerId }, 'attached to the gateway');
+        // The set first: the mutes and frames that follow use its indices (buffered ones included).
+        if (this.#set) this.#writable = stream.write({ body: { $case: 'validators', value: setValidatorsOf(this.#set) } });
         this.#resendMutes();
         this.#o.onReady?.(body.value);
         this.#flush();
       } else if (body?.$case === 'frame') {
         const f = body.value;
-        this.#o.onFrame(f.fromOutside ? this.outsideId(f.peerId) : f.from, f.frame, f.peerId);
+        const index = this.#set ? this.#set.indexOfPeer(f.peerId) : (f.fromOutside ? undefined : f.from);
+        this.#o.onFrame(index ?? this.outsideId(f.peerId), f.frame, f.peerId);
       }
     });
     stream.on('drain', () => this.#flush());
@@ -182,4 +222,8 @@ export class GatewayLink implements TransportPort {
     stream.on('error', (err) => retry(errorMessage(err)));
     stream.on('end', () => retry('ended'));
   }
+}
+
+function setValidatorsOf(set: ValidatorSet): SetValidators {
+  return { epoch: set.epoch, validators: set.members.map((v) => ({ name: v.name, peerId: v.peerId, publicKey: v.publicKey })) };
 }

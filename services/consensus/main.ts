@@ -163,6 +163,8 @@ async function main(): Promise<void> {
         r.stored.catch((err: unknown) => log.error({ err: String(err) }, 'evidence not stored'));
         publisher?.equivocation(r.item);
       },
+      // The gateway takes each epoch's set from here, in order with the new epoch's first frames.
+      epochStarted: (epoch: number, set: ValidatorSet, root: Block, seated: boolean) => { m.observer.epochStarted(epoch, set, root, seated); link.setValidators(set); },
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };
     // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
@@ -177,6 +179,7 @@ async function main(): Promise<void> {
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
       blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
+    link.setValidators(current.set);
     link.start();
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
     // throws, and during the gRPC servers' grace period it crashed the shutdown ('stopped' never logged).

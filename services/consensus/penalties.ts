@@ -141,6 +141,20 @@ export class PeerPenalties {
   }
 
   /**
+   * A new epoch numbered the validators afresh: each record moves to the peer's new number
+   * (`to` gives it; undefined drops the record, e.g. a member the change removed, which is an
+   * outside peer from now on and starts clean there). Log counts start again.
+   */
+  renumber(to: (peer: number) => number | undefined): void {
+    for (const map of [this.#peers, this.#refusals, this.#useless] as Array<Map<number, unknown>>) {
+      const moved = [...map].flatMap(([peer, v]) => { const n = to(peer); return n === undefined ? [] : [[n, v] as const]; });
+      map.clear();
+      for (const [n, v] of moved) map.set(n, v);
+    }
+    this.#counts.clear();
+  }
+
+  /**
    * Counts one refusal of `reason` from `peer`; returns the count when it is to be logged (the
    * 1st, 2nd, 4th, 8th, … of each kind), else 0, so a flood cannot flood the log.
    */

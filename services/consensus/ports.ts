@@ -5,6 +5,7 @@
 
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import type { Block, ConsensusMessage, Equivocation, QuorumCert, SignRequest } from '#libs/hotstuff/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 
 export interface SignerPort {
   /** The signature, or a rejection: FedError('SIGNER_REFUSED') when the signer's rules say no. */
@@ -55,7 +56,7 @@ export const systemClock: Clock = {
 export interface DriverObserver {
   committed?(blocks: readonly Block[], qc: QuorumCert): void;
   /** Epoch `epoch` started from `root` (the last block of the epoch before) with `set`; `seated`: this member votes in it. */
-  epochStarted?(epoch: number, set: { n: number; f: number; quorum: number }, root: Block, seated: boolean): void;
+  epochStarted?(epoch: number, set: ValidatorSet, root: Block, seated: boolean): void;
   viewChanged?(view: number, leader: number, cause: string): void;
   evidence?(e: Equivocation): void;
   rejected?(from: number | null, reason: string, detail: string): void;

@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '#libs/log/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import type { AttachRequest, AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import type { AttachRequest, AttachResponse, SetValidators } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import type { ConsensusPath } from './consensus.ts';
 import type { Delivery, InboundSink } from './inbound.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -29,6 +29,8 @@ export interface AttachDeps {
   /** Set once the path exists (the path needs the sink, the sink needs the path). */
   path: () => ConsensusPath;
   peerId: string;
+  /** Takes the consumer's SetValidators (Gateway.adoptValidators); throws FedError to refuse it. */
+  adoptValidators?: (req: SetValidators) => void;
 }
 
 export class AttachPoint implements InboundSink {
@@ -111,6 +113,10 @@ export class AttachPoint implements InboundSink {
           return;
         case 'broadcast': path.broadcast(body.value.frame); return;
         case 'mute': path.inbound.mute(body.value); return;
+        case 'validators':
+          if (!this.#deps.adoptValidators) throw Object.assign(new Error('this gateway takes no validator set from its consumer'), { code: 'REQUEST_UNSUPPORTED' });
+          this.#deps.adoptValidators(body.value);
+          return;
         case undefined: throw Object.assign(new Error('empty request'), { code: 'REQUEST_EMPTY' });
         default: { const never: never = body; throw new Error(`unknown request ${JSON.stringify(never)}`); }
       }

@@ -6,8 +6,10 @@
 import { networkList, type Peer } from '#libs/config/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
-import { errorMessage } from '#libs/errors/index.ts';
-import type { ValidatorSet } from '#libs/validators/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
+import { WIRE_MAX_VALIDATORS } from '#libs/wire/index.ts';
+import type { SetValidators } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { PeerState, type GatewayServiceListPeersResponse, type PeerStatus } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { AttachPoint } from './attach.ts';
@@ -19,7 +21,7 @@ import { addListenAddresses, createNode, listenAddresses, type GatewayNode } fro
 import type { QueueLimits } from './outbound-queue.ts';
 import { peerEventPublisher } from './peer-events.ts';
 import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts';
-import { diffSettings, type Settings } from './settings.ts';
+import { diffSettings, maxFrameBytes, type Settings } from './settings.ts';
 
 export interface GatewayOptions {
   /** --drop-private-addrs: refuse private addresses from peers even when conf.yaml allows them. */
@@ -59,6 +61,8 @@ export class Gateway {
   #settings: Settings;
   #deps: GatewayDeps;
   #stored = new Map<string, readonly string[]>();
+  /** The set the consumer told (its current epoch's); until then conf.yaml's genesis set. */
+  #told: ValidatorSet | undefined;
   #gauges: NodeJS.Timeout | undefined;
 
   private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; dialer: Dialer },
@@ -71,10 +75,42 @@ export class Gateway {
 
   get settings(): Settings { return this.#settings; }
 
-  /** The validator registry: the set of the config version in force (undefined before a genesis). */
-  get validators(): ValidatorSet | undefined { return this.#settings.validators; }
+  /**
+   * The validator registry: the set of the consumer's current epoch once it told it
+   * (SetValidators), else conf.yaml's genesis set (undefined before a genesis).
+   */
+  get validators(): ValidatorSet | undefined { return this.#told ?? this.#settings.validators; }
 
-  #isValidator(peerId: string): boolean { return this.#settings.validators?.hasPeer(peerId) ?? false; }
+  /** A larger set's QCs make larger frames: the limit grows with the told set (never below conf.yaml's). */
+  #frameLimit(s: Settings): number {
+    return this.#told ? Math.max(s.maxFrameBytes, maxFrameBytes(s.maxBlockBytes, this.#told.n, s.paramSet)) : s.maxFrameBytes;
+  }
+
+  #isValidator(peerId: string): boolean { return this.validators?.hasPeer(peerId) ?? false; }
+
+  /**
+   * The consumer's current epoch's set (SetValidators): from now on its peers hold the validators'
+   * slots, queues and indices; a member no longer in it is one more outside peer. Throws FedError
+   * for a set the gateway cannot take (the attach point counts and logs it; nothing changes).
+   */
+  adoptValidators(req: SetValidators): void {
+    if (req.validators.length > WIRE_MAX_VALIDATORS) {
+      throw new FedError('VALIDATORS_INVALID', `validators: ${req.validators.length} seats, at most ${WIRE_MAX_VALIDATORS}`, { count: req.validators.length });
+    }
+    const set = ValidatorSet.fromConfig(req.validators.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey })), { epoch: req.epoch })
+      .withSelf({ peerId: this.#settings.peerId }, { optional: true });
+    const before = this.validators;
+    if (before?.equals(set) && before.epoch === set.epoch) return;
+    this.#told = set;
+    this.path.setValidators(set);
+    this.path.maxFrameBytes = this.#frameLimit(this.#settings);
+    this.#deps.metrics.epoch.set(set.epoch);
+    this.#deps.metrics.validators.set(set.n);
+    const gone = before?.members.filter((v) => !set.hasPeer(v.peerId)).map((v) => v.name) ?? [];
+    const added = set.members.filter((v) => !before?.hasPeer(v.peerId)).map((v) => v.name);
+    this.#deps.log.warn({ epoch: set.epoch, validators: set.n, selfIndex: set.selfIndex ?? null, added, gone }, 'validator set in force changed (told by consensus)');
+    this.dialer.dialDue();
+  }
 
   /** Addresses peers.yaml holds for a peer, as of the last config version. */
   storedAddresses(peerId: string): readonly string[] | undefined { return this.#stored.get(peerId); }
@@ -94,7 +130,9 @@ export class Gateway {
       onTransition: peerEventPublisher({ member: settings.member, log, metrics, events: deps.events }),
     });
     let path: ConsensusPath | undefined;
-    const attach = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path! });
+    const attach = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
+      adoptValidators: (req) => gw!.adoptValidators(req) });
+    metrics.validators.set(settings.validators?.n ?? 0);
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },
       { node, table, log: log.child({ module: 'consensus-path' }), metrics, sink: attach });
     path.setValidators(settings.validators);
@@ -171,7 +209,7 @@ export class Gateway {
       log.debug({ peerId }, 'connection refused: peer is penalised');
       return false;
     }
-    const budget = this.#settings.maxConnections - (this.#settings.validators?.n ?? 0) - SPARE_VALIDATOR_SLOTS;
+    const budget = this.#settings.maxConnections - (this.validators?.n ?? 0) - SPARE_VALIDATOR_SLOTS;
     let others = 0;
     for (const c of this.node.getConnections()) if (!this.#isValidator(c.remotePeer.toString())) others++;
     if (others < budget) return true;
@@ -217,14 +255,15 @@ export class Gateway {
       }
     }
     if (change.peersChanged) { this.#setPeers(next.peers); this.dialer.dialDue(); applied.push('peers'); }
-    if (change.validatorsChanged) { this.path.setValidators(next.validators); applied.push('validators'); }
+    // Once consensus told the epoch's set, conf.yaml's (genesis's) no longer decides who is a validator.
+    if (change.validatorsChanged && !this.#told) { this.path.setValidators(next.validators); applied.push('validators'); }
     if (change.discoveryChanged) {
       this.exchange.dropPrivate = dropPrivate(next, opts);
       this.exchange.networks = networkList(next.learnedNetworks);
       this.exchange.maxLearnedPeers = next.maxLearnedPeers;
       applied.push('peers.allow_private_addresses/learned_networks/max_learned_peers');
     }
-    if (change.frameLimitChanged) { this.path.maxFrameBytes = next.maxFrameBytes; applied.push('max_frame_bytes'); }
+    if (change.frameLimitChanged) { this.path.maxFrameBytes = this.#frameLimit(next); applied.push('max_frame_bytes'); }
     if (change.timersChanged) {
       this.exchange.intervalMs = next.exchangeIntervalMs;
       this.exchange.timeoutMs = next.connectionTimeoutMs;
@@ -252,7 +291,7 @@ export class Gateway {
   }
 
   #peerStatus(e: PeerEntry): PeerStatus {
-    const v = this.#settings.validators?.byPeer(e.peerId);
+    const v = this.validators?.byPeer(e.peerId);
     const state = e.delinquent ? PeerState.PEER_STATE_DELINQUENT
       : e.phase === 'connected' ? PeerState.PEER_STATE_CONNECTED
         : e.phase === 'connecting' ? PeerState.PEER_STATE_CONNECTING : PeerState.PEER_STATE_DISCONNECTED;

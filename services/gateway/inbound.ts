@@ -244,8 +244,13 @@ export class InboundPath {
     for (const s of this.#streams.keys()) abortQuietly(s, new Error('gateway stopping'));
   }
 
-  #read(stream: Stream, from: Validator | undefined, peerId: string): void {
+  #read(stream: Stream, opened: Validator | undefined, peerId: string): void {
     const { log, metrics, table } = this.#deps;
+    // Who the sender is, looked up again for every chunk read: an epoch change can seat, move or
+    // remove a peer while its stream stays open (its frames then go to the queue its new place
+    // gives it). A stream opened by a peer that is no longer a validator is not counted among the
+    // outside streams: there are at most as many as the set had validators.
+    let from = opened;
     const decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     // Frames read but not yet taken, only while this validator's queue is full: the stream is
     // paused then, so this holds at most what yamux had buffered (its window) and one chunk.
@@ -266,6 +271,7 @@ export class InboundPath {
       }
     };
     stream.addEventListener('message', (evt) => {
+      from = this.#deps.validatorOf(peerId);
       let frames: Uint8Array[];
       try {
         decoder.maxBytes = this.#opts.maxFrameBytes;

@@ -34,6 +34,8 @@ export function gatewayMetrics(m: Metrics) {
     dialAddressFailures: m.counter('gateway_dial_address_failures_total', 'Addresses that failed a dial (each then tried last)'),
     reloads: m.counter('gateway_reloads_total', 'Config versions applied, by result', ['result']),
     unapplied: m.counter('gateway_reload_unapplied_total', 'Config changes that need a restart, by field', ['field']),
+    epoch: m.gauge('gateway_epoch', 'The epoch of the validator set in force (told by consensus; 0 until told)'),
+    validators: m.gauge('gateway_validators', 'Validators in the set in force'),
     attached: m.gauge('gateway_attached_streams', 'Consumers attached to the Attach stream (0 or 1)'),
   };
 }

@@ -93,7 +93,7 @@ export function peerStateToJSON(object: PeerState): string {
 }
 
 /**
- * Send one frame to one validator (by its index in the configured validator set), or, with
+ * Send one frame to one validator (by its index in the validator set in force, see SetValidators), or, with
  * to_peer, to a connected peer that is not a validator (an observer that asked for blocks).
  */
 export interface SendFrame {
@@ -131,11 +131,35 @@ export interface MutePeer {
   peerId: string;
 }
 
+/**
+ * The validator set in force: the consumer's current epoch's (conf.yaml lists only the genesis
+ * set; epochs change it through consensus). Sent by the consumer after every `ready` and at every
+ * epoch change, before any frame of the new epoch. From this request on, SendFrame.to and
+ * MutePeer.validator are indices in this set, its peers have the validators' reserved connection
+ * slots and queues, and InboundFrame.from is an index in it. The gateway keeps it until told
+ * another (a restarted gateway starts from the genesis set until its consumer attaches).
+ */
+export interface SetValidators {
+  /** The epoch the set governs (for the log and the gateway's metrics). */
+  epoch: number;
+  /** In index order; at most 256. */
+  validators: ValidatorSeat[];
+}
+
+/** One validator of a set: its name, its gateway's libp2p peer id, its SLH-DSA public key (hex). */
+export interface ValidatorSeat {
+  name: string;
+  peerId: string;
+  publicKey: string;
+}
+
 export interface AttachRequest {
-  body: { $case: "send"; value: SendFrame } | { $case: "broadcast"; value: BroadcastFrame } | {
-    $case: "mute";
-    value: MutePeer;
-  } | undefined;
+  body:
+    | { $case: "send"; value: SendFrame }
+    | { $case: "broadcast"; value: BroadcastFrame }
+    | { $case: "mute"; value: MutePeer }
+    | { $case: "validators"; value: SetValidators }
+    | undefined;
 }
 
 /** Sent once, first, on every Attach stream. */
@@ -532,6 +556,202 @@ export const MutePeer: MessageFns<MutePeer> = {
   },
 };
 
+function createBaseSetValidators(): SetValidators {
+  return { epoch: 0, validators: [] };
+}
+
+export const SetValidators: MessageFns<SetValidators> = {
+  encode(message: SetValidators, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epoch !== 0) {
+      writer.uint32(8).uint64(message.epoch);
+    }
+    for (const v of message.validators) {
+      ValidatorSeat.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetValidators {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetValidators();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.validators.push(ValidatorSeat.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetValidators {
+    return {
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      validators: globalThis.Array.isArray(object?.validators)
+        ? object.validators.map((e: any) => ValidatorSeat.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SetValidators): unknown {
+    const obj: any = {};
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.validators?.length) {
+      obj.validators = message.validators.map((e) => ValidatorSeat.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetValidators>): SetValidators {
+    return SetValidators.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetValidators>): SetValidators {
+    const message = createBaseSetValidators();
+    message.epoch = object.epoch ?? 0;
+    message.validators = object.validators?.map((e) => ValidatorSeat.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseValidatorSeat(): ValidatorSeat {
+  return { name: "", peerId: "", publicKey: "" };
+}
+
+export const ValidatorSeat: MessageFns<ValidatorSeat> = {
+  encode(message: ValidatorSeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.peerId !== "") {
+      writer.uint32(18).string(message.peerId);
+    }
+    if (message.publicKey !== "") {
+      writer.uint32(26).string(message.publicKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidatorSeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidatorSeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.peerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.publicKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidatorSeat {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      peerId: isSet(object.peerId)
+        ? globalThis.String(object.peerId)
+        : isSet(object.peer_id)
+        ? globalThis.String(object.peer_id)
+        : "",
+      publicKey: isSet(object.publicKey)
+        ? globalThis.String(object.publicKey)
+        : isSet(object.public_key)
+        ? globalThis.String(object.public_key)
+        : "",
+    };
+  },
+
+  toJSON(message: ValidatorSeat): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.peerId !== "") {
+      obj.peerId = message.peerId;
+    }
+    if (message.publicKey !== "") {
+      obj.publicKey = message.publicKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ValidatorSeat>): ValidatorSeat {
+    return ValidatorSeat.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ValidatorSeat>): ValidatorSeat {
+    const message = createBaseValidatorSeat();
+    message.name = object.name ?? "";
+    message.peerId = object.peerId ?? "";
+    message.publicKey = object.publicKey ?? "";
+    return message;
+  },
+};
+
 function createBaseAttachRequest(): AttachRequest {
   return { body: undefined };
 }
@@ -547,6 +767,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         break;
       case "mute":
         MutePeer.encode(message.body.value, writer.uint32(26).fork()).join();
+        break;
+      case "validators":
+        SetValidators.encode(message.body.value, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -589,6 +812,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.body = { $case: "mute", value: MutePeer.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.body = { $case: "validators", value: SetValidators.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -609,6 +840,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         ? { $case: "broadcast", value: BroadcastFrame.fromJSON(object.broadcast) }
         : isSet(object.mute)
         ? { $case: "mute", value: MutePeer.fromJSON(object.mute) }
+        : isSet(object.validators)
+        ? { $case: "validators", value: SetValidators.fromJSON(object.validators) }
         : undefined,
     };
   },
@@ -621,6 +854,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       obj.broadcast = BroadcastFrame.toJSON(message.body.value);
     } else if (message.body?.$case === "mute") {
       obj.mute = MutePeer.toJSON(message.body.value);
+    } else if (message.body?.$case === "validators") {
+      obj.validators = SetValidators.toJSON(message.body.value);
     }
     return obj;
   },
@@ -646,6 +881,12 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       case "mute": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "mute", value: MutePeer.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "validators": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "validators", value: SetValidators.fromPartial(object.body.value) };
         }
         break;
       }
