@@ -126,3 +126,17 @@ test('one equivocation mutes: it is proof of a fault and weighs EQUIVOCATION_STR
   assert.equal(q.muted(1), true);
   assert.equal(q.muted(2), false, 'only the offender');
 });
+
+test('a new epoch renumbers the validators: a mute and its history follow the member; a removed member\'s record goes', () => {
+  let t = 1_000_000;
+  const p = new PeerPenalties({ now: () => t });
+  assert.equal(p.strike(3, STRIKES_TO_MUTE), FIRST_MUTE_MS, 'validator 3 muted in epoch e');
+  p.strike(2, STRIKES_TO_MUTE);
+  // Epoch e + 1 removed validator 2: validator 3 is number 2 now, 2 is gone.
+  p.renumber((peer) => (peer === 2 ? undefined : peer === 3 ? 2 : peer));
+  assert.equal(p.muted(2), true, 'the mute followed the member to its new number');
+  assert.equal(p.muted(3), false, 'nobody is number 3 any more');
+  t += FIRST_MUTE_MS + 1;
+  assert.equal(p.muted(2), false);
+  assert.equal(p.strike(2, STRIKES_TO_MUTE), 2 * FIRST_MUTE_MS, 'its history moved too: its next mute is a second one');
+});
