@@ -109,9 +109,19 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .requiredOption('--genesis <file>', 'genesis.yaml from btcfed genesis')
     .requiredOption('--dir <dir>', 'the member dir made by member init')
     .option('--observer', 'join as an observer (not in the genesis): follow and verify the chain, serve reads, never vote')
+    .option('--added', 'a validator not in the genesis, to be added by a reconfiguration: it follows the chain until an epoch seats it')
     .option('--follow <card>', 'observer: the member card of another observer to ask for blocks first (repeat)', collect)
-    .action(async (o: { genesis: string; dir: string; observer?: boolean; follow?: string[] }) => {
+    .action(async (o: { genesis: string; dir: string; observer?: boolean; follow?: string[]; added?: boolean }) => {
       if (o.follow && !o.observer) throw new FedError('CLI_INVALID', '--follow is for observers (--observer)');
+      if (o.added && o.observer) throw new FedError('CLI_INVALID', '--added is for validators, not observers');
+      if (o.added) {
+        const r = await joinMember({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir), added: true });
+        console.log(`${r.changed ? 'joined' : 'already joined'} chain ${r.genesis.chain_id} as a member to be added (not in its genesis)
+  genesis digest ${r.genesis.digest}  (compare it with the other operators)
+  its signer stands by; start its services: consensus follows the chain until a reconfiguration
+  adding this member's card (btcfed reconfigure propose --add ${path.join(o.dir, CARD_FILE)}) commits`);
+        return;
+      }
       if (o.observer) {
         const r = await joinObserver({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir), followCards: (o.follow ?? []).map((f) => path.resolve(f)) });
         console.log(`${r.changed ? 'joined' : 'already joined'} as an observer of chain ${r.genesis.chain_id} (${r.genesis.members.length} validators)${o.follow ? `, following ${o.follow.length} observer(s) first` : ''}

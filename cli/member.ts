@@ -306,7 +306,14 @@ async function joinInputs(genesisFile: string, dir: string) {
   return { text, g, cardFile, own, confFile, confText, conf: parseConfText(confText, confFile) };
 }
 
-export async function joinMember(o: { genesisFile: string; dir: string }): Promise<JoinResult> {
+/**
+ * `btcfed member join`: a validator's dir from the genesis. With `added`, a member that is not in
+ * the genesis but is to be added to the running chain by a reconfiguration (docs/reconfiguration.md):
+ * its conf.yaml gets genesis's set (what it checks the chain from), its signer stands by (signs
+ * nothing until shown the proof of an epoch that seats it), and its consensus follows the chain
+ * until then. Its index is -1 (it has none in the genesis).
+ */
+export async function joinMember(o: { genesisFile: string; dir: string; added?: boolean }): Promise<JoinResult> {
   const dir = o.dir;
   const { text, g, cardFile, own, confFile, confText, conf } = await joinInputs(o.genesisFile, dir);
   // The card must be this dir's: a card copied in from another member would join the wrong keys.
@@ -314,7 +321,15 @@ export async function joinMember(o: { genesisFile: string; dir: string }): Promi
   if (conf.node.name !== own.name || (dirPeer?.ok && dirPeer.value.peerId !== own.libp2p.peer_id)) {
     throw new FedError('JOIN_INVALID', `${cardFile} is not the card of the member in ${dir} (conf.yaml is ${conf.node.name}${dirPeer?.ok ? `, peer ${dirPeer.value.peerId}` : ''})`);
   }
-  const index = checkGenesisForMember(g, o.genesisFile, own, dir);
+  let index = -1;
+  if (o.added) {
+    const same = g.members.find((m) => m.name === own.name || m.libp2p.peer_id === own.libp2p.peer_id || m.slh_dsa.public_key === own.slh_dsa.public_key);
+    if (same) {
+      throw new FedError('JOIN_INVALID', `${own.name} is ${same.name} of ${o.genesisFile} (same name, peer id or key): a member of the genesis joins without --added`, { member: own.name });
+    }
+  } else {
+    index = checkGenesisForMember(g, o.genesisFile, own, dir);
+  }
   if (g.param_set !== conf.crypto.param_set) {
     throw new FedError('GENESIS_CARD_MISMATCH', `${o.genesisFile} is for ${g.param_set}, but ${confFile} uses ${conf.crypto.param_set}`);
   }
@@ -340,6 +355,7 @@ export async function joinMember(o: { genesisFile: string; dir: string }): Promi
   const signerDoc = parseDocument(signerText);
   signerDoc.set('chain_id', g.chain_id);
   signerDoc.set('validators', validators);
+  if (o.added) signerDoc.set('standby', true);
   const newSigner = signerDoc.toString();
   parseSignerConfText(newSigner, signerFile);
   const peersFile = path.join(dir, 'peers.yaml');

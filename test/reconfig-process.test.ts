@@ -11,8 +11,13 @@
 // signer signs nothing more, the other three are epoch 2's quorum. m3's operator then puts the new
 // signer where the old one listened and restarts m3's consensus, which shows it both proofs it
 // missed: m3 signs epoch 2's QCs with its new key, which verify under it and not under the old one.
-// Refused on the way: a change the services cannot carry yet (adding a member), and a transaction
-// with a forged approval.
+// Then m5 is added in epoch 2: its operator joins it to the chain as a member to be added (`member
+// join --added`: genesis's set, its signer standing by) and starts its services; its consensus
+// follows the chain as an observer, each epoch's end proven by the proof served with its last
+// block, until the change adding it commits; it then starts again in place as a validator, and its
+// signer, shown the proofs, signs epoch 3's QCs.
+// Refused on the way: a change the services cannot carry yet (moving a member to another peer id),
+// and a transaction with a forged approval.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,6 +47,7 @@ const chainId = `rp-${randomBytes(3).toString('hex')}`;
 let dir: string;
 let net: Devnet | undefined;
 let newSigner: ServiceProcess | undefined;
+const m5Procs: ServiceProcess[] = [];
 const clients: ConsensusServiceClient[] = [];
 const { ok, refused } = btcfedIn(() => dir);
 const m = (i: number | string) => path.join(dir, typeof i === 'number' ? `m${i}` : i);
@@ -75,8 +81,10 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
   after(async () => {
     for (const c of clients) c.close();
     await newSigner?.stop();
+    for (const p of [...m5Procs].reverse()) await p.stop();
     await net?.stop();
     if (failed) await reportLogs();
+    if (failed) for (const [k, p] of m5Procs.entries()) await fs.writeFile(m(`m5-${k}.log`), p.lines.map((l) => JSON.stringify(l)).join('\n') + `\n${p.stderr()}`);
     if (failed || process.env.KEEP_E2E) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -129,11 +137,10 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       assert.match(said, /checked against member m0's current epoch, 0/);
       const tx = await approveAndAssemble(m('remove.yaml'), [0, 1, 3, 4], m('remove.tx'));
       // Refused by the member, naming why: a change the services cannot carry yet, a forged approval.
-      await ok(['reconfigure', 'propose', '--member', m(0), '--add', path.join(m('m5'), 'member-card.yaml'), '--out', m('add.yaml')]);
-      const addYaml = parse(await fs.readFile(m('add.yaml'), 'utf8')) as { ops: Array<{ name: string; peer_id: string; public_key: string }> };
-      const add = { chainId, epoch: 0, ops: [{ kind: 'add' as const, name: 'm5', peerId: addYaml.ops[0]!.peer_id, publicKey: fromHex(addYaml.ops[0]!.public_key) }] };
-      await fs.writeFile(m('add.tx'), encodeReconfigTx({ change: add, approvals: [] }));
-      await refused(['reconfigure', 'submit', '--member', m(1), '--tx', m('add.tx')], /ops\[0\]: adding m5 is not carried by the services yet/);
+      const m5Card = parse(await fs.readFile(path.join(m('m5'), 'member-card.yaml'), 'utf8')) as { libp2p: { peer_id: string }; slh_dsa: { public_key: string } };
+      const move = { chainId, epoch: 0, ops: [{ kind: 'rotate' as const, name: 'm3', peerId: m5Card.libp2p.peer_id, publicKey: fromHex(m5Card.slh_dsa.public_key) }] };
+      await fs.writeFile(m('move.tx'), encodeReconfigTx({ change: move, approvals: [] }));
+      await refused(['reconfigure', 'submit', '--member', m(1), '--tx', m('move.tx')], /ops\[0\]: moving m3 to another peer id is not carried by the services yet/);
       const forged = await fs.readFile(tx);
       forged[forged.length - 1]! ^= 1; // the last approval's signature
       await fs.writeFile(m('forged.tx'), forged);
@@ -227,6 +234,53 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const oldKey = (await genesis()).validators.find((v) => v.name === 'm3')!.public_key;
       assert.equal(slh.verifySync(fromHex(oldKey), bytes, byNewKey.sig), false);
       assert.match(await fs.readFile(path.join(m(3), 'logs', 'consensus.log'), 'utf8'), /the signer was behind this member's epochs/);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  test('m5 added in epoch 2: it follows the chain across both epoch ends, starts again as a validator when seated, and signs epoch 3', async () => {
+    try {
+      const dir5 = m('m5');
+      await ok(['member', 'join', '--genesis', path.join(m(0), 'genesis.yaml'), '--dir', dir5, '--added']);
+      const conf5 = parse(await fs.readFile(path.join(dir5, 'conf.yaml'), 'utf8')) as { services: { store: { listen: string } } };
+      const store5 = conf5.services.store.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+      const run = async (script: string, args: string[], ready: string) => {
+        const p = startService(script, args);
+        m5Procs.push(p);
+        await p.waitFor((l) => l.msg === ready, 30_000);
+        return p;
+      };
+      await run('services/store/main.ts', ['--data-dir', dir5, '--nats', NATS_URL], 'store ready');
+      await run('services/signer/main.ts', ['run', '--data-dir', path.join(dir5, 'signer'), '--init', '--no-nats'], 'signer ready');
+      await run('services/gateway/main.ts', ['--store', store5, '--data-dir', dir5, '--nats', NATS_URL], 'gateway ready');
+      const consensus5 = await run('services/consensus/main.ts', ['--store', store5, '--data-dir', dir5, '--nats', NATS_URL], 'consensus ready');
+      clients[5] = consensusClient(dir5);
+      // Following, before the change: it proves both epoch ends it meets and is in epoch 2 with the others.
+      await until('m5 follows into epoch 2', async () => (Number((await status(5)).epoch) === 2 ? true : undefined), 60_000);
+      assert.equal(consensus5.lines.filter((l) => l.msg === 'epoch ended: following the next epoch\'s set').length, 2);
+
+      const said = await ok(['reconfigure', 'propose', '--member', m(0), '--add', path.join(dir5, 'member-card.yaml'), '--out', m('add.yaml')]);
+      assert.match(said, /ends epoch 2 of chain .*; 5 validators after it/s);
+      const tx = await approveAndAssemble(m('add.yaml'), [0, 1, 4], m('add.tx'));
+      const submitted = Date.now();
+      assert.match(await ok(['reconfigure', 'submit', '--member', m(0), '--tx', tx]), /it ends epoch 2/);
+      await until('epoch 3 on m0, m1, m3 and m4', epochOn([0, 1, 3, 4], 3), 120_000);
+      await consensus5.waitFor((l) => l.msg === 'seated by the chain: starting again as a validator', 60_000);
+      await consensus5.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 60_000);
+      const byM5 = await until('a commit QC of epoch 3 signed by m5', async () => {
+        const top = Number((await status(0)).committedHeight);
+        const b = await call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: top } }, { deadlineMs: 5000 });
+        if (Number(b.block!.header!.epoch) !== 3) return undefined;
+        return bitmapToSigners('qc', b.qc!.signers).includes(4) ? b : undefined;
+      }, 120_000);
+      console.log(`addition: submit → m5 signing epoch 3's QCs in ${Date.now() - submitted} ms`);
+      assert.ok(byM5);
+      const v = await call(clients[5]!.getValidators.bind(clients[5]!), {}, { deadlineMs: 5000 });
+      assert.deepEqual([Number(v.epoch), v.validators.map((x) => x.name)], [3, ['m0', 'm1', 'm3', 'm4', 'm5']]);
+      await lastBlockOf(2, [0, 1, 3, 4, 5]);
+      await commitSome('epoch3', [0, 1, 4, 5]);
     } catch (err) {
       failed = true;
       throw err;

@@ -7,7 +7,7 @@
 // QcVerifier). Every refusal names what failed.
 
 import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
-import { blockError, txHashesOf, txRootOf } from '#libs/blocks/index.ts';
+import { blockError, txHashesOf, txRootOf, type ValidityContext } from '#libs/blocks/index.ts';
 import { Phase, QcVerifier, genesisBlock, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
 
@@ -95,11 +95,14 @@ export type RunVerdict =
  * COMMIT QC in the run, whose signatures must verify against `root`. Blocks above that QC are
  * not proven yet and are left out. A run that breaks any of this is refused as a whole, naming
  * the block and why. `isCommitted` says whether a transaction id is in the log at or below `tip`.
+ * With `reconfig` (the epoch's set and rules), a block may carry that epoch's change; without, a
+ * block carrying one is refused.
  */
-export function verifyServedRun(root: TrustRoot, tip: Block, run: readonly ServedBlock[], isCommitted: (txId: Uint8Array) => boolean): RunVerdict {
+export function verifyServedRun(root: TrustRoot, tip: Block, run: readonly ServedBlock[], isCommitted: (txId: Uint8Array) => boolean,
+  reconfig?: ValidityContext['reconfig']): RunVerdict {
   // Transactions of the run's earlier blocks: a later block must not repeat them.
   const inRun = new Set<string>();
-  const validity = { chainId: root.chainId, hashBlock: blockHash, isCommitted: (id: Uint8Array) => inRun.has(hex(id)) || isCommitted(id) };
+  const validity: ValidityContext = { chainId: root.chainId, hashBlock: blockHash, isCommitted: (id: Uint8Array) => inRun.has(hex(id)) || isCommitted(id), ...(reconfig ? { reconfig } : {}) };
   let parent = tip;
   let certifiedAt = -1;
   for (const [i, { block, qc }] of run.entries()) {

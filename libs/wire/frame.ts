@@ -6,7 +6,7 @@ import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Block, BlockHeader, ConsensusMessage, Hash, QuorumCert } from '#libs/hotstuff/index.ts';
 import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import {
-  blockFromWire, blockToWire, checkHash, checkPhase, checkSender, checkSignature, checkView, invalid,
+  blockFromWire, blockToWire, checkHash, checkPhase, checkSender, checkSignature, checkView, headerFromWire, headerToWire, invalid,
   qcFromWire, qcToWire, type WireLimits,
 } from './convert.ts';
 
@@ -20,10 +20,16 @@ export interface FrameLimits extends Required<WireLimits> {
 
 export interface CertifiedBlock { block: Block; qc: QuorumCert | undefined }
 
+/** The proof that the epoch of a response's last block ended with it, but for that block (libs/verify EpochChangeProof). */
+export interface EpochEnd { suffix: BlockHeader[]; qc: QuorumCert }
+
+/** Most suffix headers an epoch end may carry (a COMMIT QC needs at most three blocks above the last). */
+export const MAX_EPOCH_SUFFIX = 8;
+
 export type Frame =
   | { type: 'consensus'; message: ConsensusMessage }
   | { type: 'block-request'; requestId: number; hashes: Hash[]; fromHeight: number; maxBlocks: number }
-  | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[] }
+  | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[]; epochEnd?: EpochEnd | undefined }
   | { type: 'tx-batch'; txs: Uint8Array[] };
 
 export function encodeFrame(chainId: string, frame: Frame): Uint8Array {
@@ -52,7 +58,8 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
     case 'block-request':
       return { $case: 'blockRequest', value: { requestId: frame.requestId, hashes: frame.hashes, fromHeight: frame.fromHeight, maxBlocks: frame.maxBlocks } };
     case 'block-response':
-      return { $case: 'blockResponse', value: { requestId: frame.requestId, blocks: frame.blocks.map((b) => ({ block: blockToWire(b.block), qc: b.qc ? qcToWire(b.qc) : undefined })) } };
+      return { $case: 'blockResponse', value: { requestId: frame.requestId, blocks: frame.blocks.map((b) => ({ block: blockToWire(b.block), qc: b.qc ? qcToWire(b.qc) : undefined })),
+        epochEnd: frame.epochEnd ? { suffix: frame.epochEnd.suffix.map(headerToWire), qc: qcToWire(frame.epochEnd.qc) } : undefined } };
     case 'tx-batch':
       return { $case: 'txBatch', value: { txs: frame.txs } };
     default: {
@@ -117,7 +124,14 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
     case 'blockResponse': {
       const r = body.value;
       if (r.blocks.length > limits.maxSyncBlocks) throw invalid('block_response.blocks', `more than ${limits.maxSyncBlocks}`);
+      const end = r.epochEnd;
+      if (end && end.suffix.length > MAX_EPOCH_SUFFIX) throw invalid('block_response.epoch_end.suffix', `more than ${MAX_EPOCH_SUFFIX} headers`);
+      if (end && r.blocks.length === 0) throw invalid('block_response.epoch_end', 'an epoch end without the block it ends with');
       return {
+        ...(end ? { epochEnd: {
+          suffix: end.suffix.map((h, i) => headerFromWire(`block_response.epoch_end.suffix[${i}]`, h)),
+          qc: qcFromWire('block_response.epoch_end.qc', end.qc, limits),
+        } } : {}),
         type: 'block-response', requestId: checkView('block_response.request_id', r.requestId),
         blocks: r.blocks.map((b, i) => ({
           block: blockFromWire(`block_response.blocks[${i}].block`, b.block, limits, limits.hashBlock),

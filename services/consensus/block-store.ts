@@ -65,6 +65,8 @@ export class BlockStore {
   readonly #opts: BlockStoreOptions;
   /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
   #writtenLocked: QuorumCert | undefined;
+  /** The height of each ended epoch's last block, once read (epochEndAt). */
+  #endHeights: number[] | undefined;
   #writtenPrepare: QuorumCert | undefined;
 
   constructor(opts: BlockStoreOptions) {
@@ -260,6 +262,7 @@ export class BlockStore {
         throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: epoch ${epoch}'s last block (height ${height}) is not the block committed at that height`);
       }
       this.#epochs.put(epoch, bytes);
+      this.#endHeights = undefined;
       for (const key of ['safety', 'safety.lockedQC', 'safety.prepareQC']) this.#meta.remove(key);
       const suffix = new Set(proof.suffix.map((h) => Buffer.from(this.#opts.hashBlock(h)).toString('hex')));
       for (const { key, value } of this.#pending.getRange()) {
@@ -269,6 +272,16 @@ export class BlockStore {
     });
     this.#writtenLocked = undefined;
     this.#writtenPrepare = undefined;
+  }
+
+  /**
+   * The proof of the epoch whose last block is at `height`, when one ended there (block sync hands
+   * it to followers with that block). The heights are kept in memory once read (one per epoch).
+   */
+  epochEndAt(height: number): EpochChangeProof | undefined {
+    this.#endHeights ??= this.endedEpochs().map((p) => p.last.header.height);
+    const epoch = this.#endHeights.indexOf(height);
+    return epoch < 0 ? undefined : this.endedEpochs()[epoch];
   }
 
   /** The proofs of the ended epochs, in order (epoch 0's first); empty while the chain is in epoch 0. */

@@ -41,6 +41,8 @@ export class ConsensusEpochs {
   #current: Epoch;
   /** The next epoch's set, verified, while recording its proof has not succeeded yet (a full disk). */
   #verified: ValidatorSet | undefined;
+  /** The hash of the last block of the proof that gave #verified. */
+  #verifiedBy: Uint8Array | undefined;
   /** Each ended epoch's commit QC (the proof's), what a member left behind in it is answered with. */
   readonly #endQcs: QuorumCert[];
 
@@ -74,21 +76,37 @@ export class ConsensusEpochs {
   setOf(epoch: number): ValidatorSet | undefined { return this.#history.setOf(epoch); }
 
   /**
+   * Checks that `proof` ends the current epoch (followEpoch) and returns the next epoch's set, before
+   * anything is stored: a follower commits the epoch's last blocks only once their end is proven.
+   * Throws EPOCH_PROOF_INVALID, naming what failed. `end` then records it (without checking again).
+   */
+  verify(proof: EpochChangeProof): ValidatorSet {
+    if (this.#verified) {
+      if (Buffer.compare(this.#verifiedBy!, proof.last.hash) !== 0) {
+        throw new FedError('EPOCH_PROOF_INVALID', `epoch ${this.#current.number} was shown ending at another block already`, { epoch: this.#current.number });
+      }
+      return this.#verified;
+    }
+    const ending = this.#current.number;
+    const v = followEpoch(this.#history, this.#o.chainId, proof, this.#o.dsa);
+    if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
+    this.#verified = v.set;
+    this.#verifiedBy = proof.last.hash;
+    return v.set;
+  }
+
+  /**
    * The current epoch ended with `proof`: checked (followEpoch), recorded durably in the store, and
    * the next epoch returned (and made current). Throws EPOCH_PROOF_INVALID, naming what failed,
    * when the proof does not verify — nothing is recorded then.
    */
   async end(proof: EpochChangeProof): Promise<Epoch> {
     const ending = this.#current.number;
-    if (!this.#verified) {
-      const v = followEpoch(this.#history, this.#o.chainId, proof, this.#o.dsa);
-      if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
-      this.#verified = v.set;
-    }
+    const next = this.verify(proof);
     // A write that fails (STORE_WRITE_FAILED) is tried again by the caller with the same proof.
     await this.#o.store.endEpoch(ending, proof);
     this.#endQcs[ending] = proof.qc;
-    this.#current = epochOf(this.#o, this.#verified, proof.last);
+    this.#current = epochOf(this.#o, next, proof.last);
     this.#verified = undefined;
     return this.#current;
   }
@@ -107,19 +125,17 @@ const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publ
 
 /**
  * Why the running services cannot carry `change` yet, or undefined. Each member's consensus tells
- * its gateway the current epoch's set, so a removal (the members behind it renumbered) and a key
- * rotated under the member's peer id are carried. A new member cannot start from a checkpoint yet:
- * one added now could not take part while the quorum counted it (two added members and the
- * federation halts); and a member moved to another peer id would need its gateway restarted with
- * the new libp2p key at the very boundary, which no tool does yet (docs/reconfiguration.md).
+ * its gateway the current epoch's set, so removals and key rotations under the member's peer id
+ * are carried, and so is adding a member (it follows the chain, each epoch's end proven, until an
+ * epoch seats it). A member moved to another peer id would need its gateway restarted with the new
+ * libp2p key at the very boundary, which no tool does yet (docs/reconfiguration.md).
  */
 export function notCarried(change: Reconfiguration, set: ValidatorSet): string | undefined {
   for (const [i, op] of change.ops.entries()) {
-    if (op.kind === 'remove') continue;
+    if (op.kind !== 'rotate') continue;
     const at = set.indexOfName(op.name);
-    if (op.kind === 'rotate' && at !== undefined && op.peerId === set.byIndex(at).peerId) continue;
-    const what = op.kind === 'add' ? `adding ${op.name}` : `moving ${op.name} to another peer id`;
-    return `ops[${i}]: ${what} is not carried by the services yet (a new member cannot start from a checkpoint, and no tool moves a gateway to a new libp2p key at an epoch boundary); today a change may remove members and rotate members' keys under their peer ids`;
+    if (at !== undefined && op.peerId === set.byIndex(at).peerId) continue;
+    return `ops[${i}]: moving ${op.name} to another peer id is not carried by the services yet (no tool moves a gateway to a new libp2p key at an epoch boundary); rotate its key under its peer id, or remove it and add it under a new name`;
   }
   return undefined;
 }

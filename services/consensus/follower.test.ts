@@ -190,7 +190,7 @@ test('a followed observer that falls behind holds this one back by at most ANCHO
   }
 });
 
-test('the chain moves on to epoch 1: the follower appends epoch 0 up to it, then stops saying why, and blames no source', async () => {
+test('without epochs, the chain moving on to epoch 1: the follower appends epoch 0 up to it, then stops saying why, and blames no source', async () => {
   const o = await follower();
   try {
     const e1 = child(b2, [enc('in epoch 1')], 1);
@@ -200,7 +200,7 @@ test('the chain moves on to epoch 1: the follower appends epoch 0 up to it, then
     assert.equal(o.f.failure, undefined);
     o.clock.advance(0);
     await o.f.onResponse(o.last().to, o.last().requestId, [{ block: e1, qc: undefined }]);
-    assert.match((o.f.failure as Error | undefined)?.message ?? '', /moved on to epoch 1 at height 3; this observer follows epoch 0 only/);
+    assert.match((o.f.failure as Error | undefined)?.message ?? '', /moved on to epoch 1 at height 3; this follower follows epoch 0 only/);
     assert.deepEqual(o.refused, [], 'no source is blamed for blocks of another epoch');
     const asked = o.sent.length;
     o.clock.advance(10_000);

@@ -1,19 +1,21 @@
 // An observer's follower: it asks peers (validators, or the observers it is told to follow) for
 // the committed log above its own tip, accepts only what libs/verify proves committed against
-// the genesis validator set (every block linked and valid, the last one's COMMIT QC a quorum of
-// valid SLH-DSA signatures), and appends it to its block store. It never votes, proposes or
-// signs. A peer that serves anything else is refused, counted, and not asked again for a while;
+// the validator set of the epoch it is in (every block linked and valid, the last one's COMMIT QC a
+// quorum of valid SLH-DSA signatures), and appends it to its block store. It never votes, proposes
+// or signs. A peer that serves anything else is refused, counted, and not asked again for a while;
 // a peer that does not answer in time is passed over. One request is in flight at a time.
-// It follows its trust root's epoch only: once the chain's committed log moves on to a later epoch
-// it stops there, saying so (following across epochs is not built: docs/reconfiguration.md), and
-// blames no source for blocks of another epoch.
+// Across epochs: a server stops a run at an epoch's last block and adds the proof that the epoch
+// ended there; the follower checks it against the ending epoch's keys and set (libs/verify
+// followEpoch) before it commits that run, records it, and checks what follows against the next
+// epoch's set. Without `epochs` it follows genesis's epoch only, and stops at its end saying so.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import type { Block, QuorumCert } from '#libs/hotstuff/index.ts';
-import { verifyServedRun, type TrustRoot } from '#libs/verify/index.ts';
-import { encodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
+import { trustRootOf, verifyServedRun, type EpochChangeProof, type TrustRoot } from '#libs/verify/index.ts';
+import type { ReconfigRules, ValidatorSet, Verify } from '#libs/validators/index.ts';
+import { encodeFrame, type CertifiedBlock, type EpochEnd } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Clock, TransportPort } from './ports.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
@@ -37,8 +39,15 @@ export interface FollowerOptions {
   chainId: string;
   store: BlockStore;
   genesis: Block;
-  /** The genesis validator set: what every served block is checked against. */
+  /** The genesis validator set: what every served block is checked against (without `epochs`). */
   root: TrustRoot;
+  /**
+   * The chain's epochs (services/consensus/epochs.ts): served blocks are checked against the
+   * current epoch's set, and a proven epoch end moves it on.
+   */
+  epochs?: FollowedEpochs;
+  /** An epoch ended and the next one began (recorded): `set` is its validators. */
+  epochStarted?(epoch: number, set: ValidatorSet, root: Block): void;
   transport: TransportPort;
   clock: Clock;
   log: Logger;
@@ -52,6 +61,13 @@ export interface FollowerOptions {
   committed?(blocks: readonly Block[], qc: QuorumCert): void;
   /** A response refused: `from` served something that does not prove itself (counted, logged). */
   refused?(from: number, reason: string, detail: string): void;
+}
+
+/** What the follower needs of ConsensusEpochs. */
+export interface FollowedEpochs {
+  readonly current: { readonly number: number; readonly set: ValidatorSet; readonly root: Block; readonly reconfig: { rules: ReconfigRules; verify: Verify } };
+  verify(proof: EpochChangeProof): ValidatorSet;
+  end(proof: EpochChangeProof): Promise<{ readonly number: number; readonly set: ValidatorSet; readonly root: Block }>;
 }
 
 interface Pending { requestId: number; from: number; timer: { cancel(): void } }
@@ -70,6 +86,8 @@ export class Follower {
   sourceHeight = 0;
   /** Set while a write of the block store fails (retried). */
   storageError: string | undefined;
+  /** Asked from below the tip: the tip ends an epoch whose proof is not recorded yet. */
+  #tipEndUnknown = false;
   /** Set when it stopped for good: the chain moved on to an epoch it does not follow. */
   failure: Error | undefined = undefined;
   readonly stats = { requests: 0, timeouts: 0, refused: 0, unsolicited: 0, committed: 0 };
@@ -86,7 +104,13 @@ export class Follower {
     const committed = this.#o.store.committedHeight();
     const sourceHeight = Math.max(this.sourceHeight, committed);
     return { view: 0, phase: 'observer', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false,
-      observer: true, sourceHeight, behind: sourceHeight - committed, epoch: 0 };
+      observer: true, sourceHeight, behind: sourceHeight - committed, epoch: this.#o.epochs?.current.number ?? 0 };
+  }
+
+  /** What served blocks are checked against: the current epoch's keys. */
+  #root(): TrustRoot {
+    const e = this.#o.epochs;
+    return e ? trustRootOf(this.#o.chainId, e.current.set, this.#o.root.dsa) : this.#o.root;
   }
 
   start(): void { this.#schedule(0); }
@@ -130,12 +154,12 @@ export class Follower {
     this.#pending = { requestId, from, timer };
     this.stats.requests++;
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, {
-      type: 'block-request', requestId, hashes: [], fromHeight: this.#o.store.committedHeight(), maxBlocks: MAX_SYNC_BLOCKS,
+      type: 'block-request', requestId, hashes: [], fromHeight: Math.max(0, this.#o.store.committedHeight() - (this.#tipEndUnknown ? 1 : 0)), maxBlocks: MAX_SYNC_BLOCKS,
     }));
   }
 
   /** A block response: appended if it proves itself, else refused and its sender passed over. */
-  async onResponse(from: number, requestId: number, served: readonly CertifiedBlock[]): Promise<void> {
+  async onResponse(from: number, requestId: number, served: readonly CertifiedBlock[], epochEnd?: EpochEnd): Promise<void> {
     const p = this.#pending;
     if (!p || p.requestId !== requestId || p.from !== from) {
       this.stats.unsolicited++;
@@ -151,33 +175,62 @@ export class Follower {
       log.error({ height }, 'committed height has no block in the store');
       return this.#schedule(STORE_RETRY_MS);
     }
+    // Blocks we hold already (asked again from below our tip to learn how its epoch ended) are skipped.
+    let skip = 0;
+    while (skip < served.length && served[skip]!.block.header.height <= height) {
+      const mine = store.blockAtHeight(served[skip]!.block.header.height);
+      if (!mine || Buffer.compare(mine.hash, served[skip]!.block.hash) !== 0) break;
+      skip++;
+    }
+    const fresh = served.slice(skip);
+    const root = this.#root();
+    const epoch = root.epoch ?? 0;
     // Blocks of a later epoch are not ours to check (another set signs them): the run stops before them.
-    const epoch = this.#o.root.epoch ?? 0;
-    const cut = served.findIndex((c) => c.block.header.epoch !== epoch);
-    if (cut === 0) {
+    const cut = fresh.findIndex((c) => c.block.header.epoch !== epoch);
+    if (cut === 0 && !epochEnd) {
       this.#pending = undefined;
-      this.failure = new Error(`the chain moved on to epoch ${served[0]!.block.header.epoch} at height ${served[0]!.block.header.height}; this observer follows epoch ${epoch} only (observers across epochs are not built yet)`);
+      if (this.#o.epochs) {
+        // Our tip ends the epoch but its proof is not recorded (a stop between the two writes): ask
+        // for the tip again, which comes with the proof. Nobody is blamed.
+        this.#tipEndUnknown = true;
+        return this.#schedule(IDLE_POLL_MS);
+      }
+      this.failure = new Error(`the chain moved on to epoch ${fresh[0]!.block.header.epoch} at height ${fresh[0]!.block.header.height}; this follower follows epoch ${epoch} only`);
       this.#stopped = true;
-      log.error({ from, epoch: served[0]!.block.header.epoch, height: served[0]!.block.header.height }, this.failure.message);
+      log.error({ from, epoch: fresh[0]!.block.header.epoch, height: fresh[0]!.block.header.height }, this.failure.message);
       return;
     }
-    const run = cut < 0 ? served : served.slice(0, cut);
-    const verdict = verifyServedRun(this.#o.root, tip, run, (id) => store.hasTx(id));
-    if (!verdict.ok) {
-      this.#pending = undefined;
-      this.stats.refused++;
-      this.#bad.set(from, this.#o.clock.now() + BAD_SOURCE_MS);
-      log.warn({ from, requestId, blocks: served.length, reason: verdict.reason, skippedForMs: BAD_SOURCE_MS }, 'served blocks refused: they do not prove themselves');
-      this.#o.refused?.(from, 'invalid_blocks', verdict.reason);
-      return this.#schedule(0);
+    const run = cut < 0 ? fresh : fresh.slice(0, cut);
+    const current = this.#o.epochs?.current;
+    const verdict = verifyServedRun(root, tip, run, (id) => store.hasTx(id), current ? { set: current.set, ...current.reconfig } : undefined);
+    if (!verdict.ok) return this.#refuse(from, requestId, served.length, verdict.reason);
+    // The epoch's end, with its proof: every block of the run up to it is committed by the proof.
+    let ended: EpochChangeProof | undefined;
+    if (epochEnd && this.#o.epochs) {
+      // The proof is of the last block served: the run's last, or our tip served again.
+      const last = served[served.length - 1]!.block;
+      if (cut >= 0 || (run.length === 0 && last.header.height !== height)) return this.#refuse(from, requestId, served.length, 'epoch_end: the run goes on past the block it says ends the epoch');
+      ended = { last, suffix: epochEnd.suffix, qc: epochEnd.qc };
+      try {
+        this.#o.epochs.verify(ended);
+      } catch (err) {
+        return this.#refuse(from, requestId, served.length, `epoch end: ${errorMessage(err)}`);
+      }
     }
     this.sourceHeight = Math.max(this.sourceHeight, verdict.servedTop);
-    if (verdict.blocks.length === 0) {
+    const blocks = ended ? run.map((r) => r.block) : verdict.blocks;
+    if (blocks.length === 0 && !ended) {
       this.#pending = undefined;
       return this.#schedule(IDLE_POLL_MS);
     }
     try {
-      await store.commit(verdict.blocks, verdict.qc!);
+      if (blocks.length > 0) await store.commit(blocks, ended ? ended.qc : verdict.qc!);
+      if (ended) {
+        const next = await this.#o.epochs!.end(ended);
+        this.#tipEndUnknown = false;
+        log.warn({ epoch: next.number, validators: next.set.n, height: ended.last.header.height }, 'epoch ended: following the next epoch\'s set');
+        this.#o.epochStarted?.(next.number, next.set, next.root);
+      }
       this.storageError = undefined;
     } catch (err) {
       this.#pending = undefined;
@@ -186,11 +239,23 @@ export class Follower {
       return this.#schedule(STORE_RETRY_MS);
     }
     this.#pending = undefined;
-    this.stats.committed += verdict.blocks.length;
-    const last = verdict.blocks[verdict.blocks.length - 1]!;
-    log.debug({ from, height: last.header.height, hash: toHex(last.hash), blocks: verdict.blocks.length }, 'followed');
-    this.#o.committed?.(verdict.blocks, verdict.qc!);
+    this.stats.committed += blocks.length;
+    if (blocks.length > 0) {
+      const last = blocks[blocks.length - 1]!;
+      log.debug({ from, height: last.header.height, hash: toHex(last.hash), blocks: blocks.length }, 'followed');
+      this.#o.committed?.(blocks, ended ? ended.qc : verdict.qc!);
+    }
+    if (this.#stopped) return;
     // More may be waiting: ask again at once.
+    this.#schedule(0);
+  }
+
+  #refuse(from: number, requestId: number, blocks: number, reason: string): void {
+    this.#pending = undefined;
+    this.stats.refused++;
+    this.#bad.set(from, this.#o.clock.now() + BAD_SOURCE_MS);
+    this.#o.log.warn({ from, requestId, blocks, reason, skippedForMs: BAD_SOURCE_MS }, 'served blocks refused: they do not prove themselves');
+    this.#o.refused?.(from, 'invalid_blocks', reason);
     this.#schedule(0);
   }
 }

@@ -96,9 +96,20 @@ async function main(): Promise<void> {
     const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: validators, member: conf.node.name, dsa, store });
     const current = epochs.current;
     if (current.set.self === undefined) {
-      throw new FedError('CONSENSUS_NOT_VALIDATOR', current.number === 0
-        ? `member ${conf.node.name} is not in the validator set of conf.yaml (to follow the chain without voting, set node.role: observer)`
-        : `member ${conf.node.name} is not a validator of epoch ${current.number}, the chain's current epoch: a reconfiguration removed it (to follow the chain without voting, set node.role: observer)`);
+      const removed = Array.from({ length: current.number }, (_, e) => epochs.setOf(e)).some((set) => set?.indexOfName(conf.node.name) !== undefined);
+      if (removed) {
+        throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not a validator of epoch ${current.number}, the chain's current epoch: a reconfiguration removed it (to follow the chain without voting, set node.role: observer)`);
+      }
+      // Never seated yet: a member being added. It follows the chain as an observer, each epoch's
+      // end proven, until an epoch seats it; then this process starts again as a validator.
+      await store.close();
+      log.warn({ epoch: current.number },
+        `member ${conf.node.name} is not a validator of epoch ${current.number}: following the chain until a reconfiguration seats it`);
+      await runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated: (epoch) => {
+        log.warn({ epoch }, 'seated by the chain: starting again as a validator');
+        void life.stop(`seated in epoch ${epoch}`).then(() => restartInPlace(log));
+      } });
+      return;
     }
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
     const m = consensusMetrics(metrics, Date.now, { validators: current.set, mempoolCapacity: c.mempool_max_txs });
@@ -264,3 +275,12 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+/**
+ * The same process, started again in place (same pid, same pipes, same flags): what a member being
+ * added does once an epoch seats it, so a supervisor sees no exit. Everything was stopped first.
+ */
+function restartInPlace(log: { flush?: () => void }): void {
+  log.flush?.();
+  process.execve!(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env as Record<string, string>);
+}

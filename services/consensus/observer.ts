@@ -20,11 +20,12 @@ import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { decodeFrame } from '#libs/wire/index.ts';
+import { WIRE_MAX_VALIDATORS, decodeFrame } from '#libs/wire/index.ts';
 import { consensusService, type Intake } from './api.ts';
 import { publicApiLimits } from './api-guard.ts';
 import { BlockStore } from './block-store.ts';
 import { CommitSignal } from './commit-signal.ts';
+import { ConsensusEpochs } from './epochs.ts';
 import { EvidenceLog } from './evidence.ts';
 import { Follower } from './follower.ts';
 import { GatewayLink } from './gateway-link.ts';
@@ -46,10 +47,15 @@ export interface ObserverContext {
   dataDir: string;
   sec: ReturnType<typeof memberSecurityFromDir>;
   conf: Conf;
-  /** The validator set this observer follows (it has no seat in it). */
+  /** Genesis's validator set (conf.yaml's): the epochs this observer follows start from it. */
   validators: ValidatorSet;
   log: Logger;
   life: ReturnType<typeof lifecycle>;
+  /**
+   * A validator added by a reconfiguration, not seated yet in the chain's epochs it has: it follows
+   * as an observer until an epoch seats it, then this is called (the caller starts it as a validator).
+   */
+  onSeated?: (epoch: number) => void;
 }
 
 export function peerStateName(s: PeerState): string {
@@ -62,16 +68,17 @@ export function peerStateName(s: PeerState): string {
   }
 }
 
-export async function runObserver({ flags, dataDir, sec, conf, validators, log, life }: ObserverContext): Promise<void> {
+export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated }: ObserverContext): Promise<void> {
   const c = conf.consensus;
-  const n = validators.n;
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
-  const limits = { validatorCount: n, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
+  const limits = { validatorCount: WIRE_MAX_VALIDATORS, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
   const store = new BlockStore({ path: path.join(dataDir, 'consensus'), limits, hashBlock: blockHash, chainId: c.chain_id });
   const genesis = genesisBlock(c.chain_id, blockHash);
-  const publicKeys = validators.publicKeys();
+  // Genesis's set plus every ended epoch's proof this observer recorded (checked again).
+  const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: validators, member: conf.node.name, dsa, store });
   const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
-  const m = consensusMetrics(metrics, Date.now, { validators });
+  const m = consensusMetrics(metrics, Date.now, { validators: epochs.current.set });
+  m.observer.epochStarted(epochs.current.number, epochs.current.set, epochs.current.root, false);
   const followed = metrics.counter('observer_blocks_followed_total', 'Blocks this observer verified and appended');
   const refusedRuns = metrics.counter('observer_refused_responses_total', 'Block responses refused (they did not prove themselves), by the sender\'s kind', ['sender']);
   const behind = metrics.gauge('observer_behind_blocks', 'Committed blocks the sources have shown that this observer has not appended yet');
@@ -92,7 +99,16 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   let peers: PeerSummary[] = [];
   const follower = new Follower({
     chainId: c.chain_id, store, genesis, transport: link, clock: systemClock, log: log.child({ module: 'follower' }),
-    root: { chainId: c.chain_id, publicKeys, dsa },
+    root: { chainId: c.chain_id, publicKeys: validators.publicKeys(), dsa },
+    epochs,
+    epochStarted: (epoch, set, root) => {
+      m.observer.epochStarted(epoch, set, root, false);
+      link.setValidators(set);
+      if (onSeated && set.indexOfName(conf.node.name) !== undefined) {
+        follower.stop();
+        onSeated(epoch);
+      }
+    },
     sources: () => sources,
     anchors: () => anchors,
     committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); },
@@ -101,7 +117,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
   const sync = new SyncClient({
     chainId: c.chain_id, store, engine: { halted: false, block: () => undefined },
-    verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys, dsa, genesisHash: genesis.hash }),
+    verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: validators.publicKeys(), dsa, genesisHash: genesis.hash }),
     transport: link, log: log.child({ module: 'sync' }), deliver: () => undefined,
     onRefused: (from, reason) => m.observer.rejected(from, `sync_${reason}`, ''),
   });
@@ -115,7 +131,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
       log.debug({ from, why: isFedError(err) ? err.message : errorMessage(err) }, 'frame refused');
       return;
     }
-    if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks);
+    if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks, frame.epochEnd);
     else if (frame.type === 'block-request') sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
     // Consensus messages and transactions are for validators: an observer takes none.
     else m.observer.frameRejected(from, 'refused:not_for_observers');
@@ -124,7 +140,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   // Clients' transactions: batched as a validator batches its own, then to HAND_OFF_VALIDATORS validators in turn.
   let turn = 0;
   const handOff = new TxBatcher({ chainId: c.chain_id, maxBlockBytes: c.max_block_bytes, clock: systemClock,
-    send: (frame) => { for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame); } });
+    send: (frame) => { const n = epochs.current.set.n; for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame); } });
   const intake: Intake = {
     offer: (tx) => {
       const bad = txSizeError(tx, c.max_tx_bytes);
@@ -137,6 +153,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     handOff: (tx) => handOff.add(tx),
   };
 
+  link.setValidators(epochs.current.set);
   link.start();
   // Readers are sent here to spare the validators: the same client limits as a validator's API.
   const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
@@ -144,7 +161,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
   const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
-    validators,
+    get validators() { return epochs.current.set; },
     nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
   }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
@@ -186,5 +203,5 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   life.add({ name: 'nats', run: () => publisher?.close() });
   life.add({ name: 'lmdb', run: () => store.close() });
   follower.start();
-  logReady(log, { grpcPort: port, observer: true, validators: n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
+  logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined, epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
 }

@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import type { Block, EngineEvent, Hash, HotStuffEngine, QuorumCert } from '#libs/hotstuff/index.ts';
-import { encodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
+import { encodeFrame, type CertifiedBlock, type EpochEnd } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import { isOutside, type TransportPort } from './ports.ts';
 import type { SignatureVerifier } from './verifier.ts';
@@ -153,14 +153,27 @@ export class SyncClient {
       return true;
     };
     const committed = this.#o.store.committedHeight();
+    let epochEnd: EpochEnd | undefined;
     if (fromHeight < committed) {
       // Catch-up: our committed log upward from the requester's height, so every block connects.
+      // A run stops at an epoch's last block, with the proof the epoch ended there: the next
+      // epoch's blocks are signed by another set, which the requester learns from that proof.
       for (let h = fromHeight + 1; h <= committed && out.length < limit; h++) {
         const block = this.#o.store.blockAtHeight(h);
         if (!block) break;
         const cb = { block, qc: this.#o.store.qcFor(block.hash) };
         if (!fits(cb)) break;
         out.push(cb);
+        const end = this.#o.store.epochEndAt(h);
+        if (end) {
+          const proof = { suffix: [...end.suffix], qc: end.qc };
+          const extra = encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: [], epochEnd: proof }).length;
+          // The proof goes with its block or the block waits for the next request (where it leads).
+          if (out.length > 1 && bytes + extra > budget) { out.pop(); break; }
+          bytes += extra;
+          epochEnd = proof;
+          break;
+        }
       }
     } else {
       // Above our committed tip: each requested block and the ancestors that fit, newest kept.
@@ -180,7 +193,7 @@ export class SyncClient {
     const bucket = this.#buckets.get(from);
     if (bucket) bucket.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
     if (isOutside(from)) this.#outside.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
-    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out }));
+    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out, epochEnd }));
   }
 
   /** Why a request is refused before any block is read, or null. */

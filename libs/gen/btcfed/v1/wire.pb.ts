@@ -183,6 +183,18 @@ export interface BlockRequest {
 export interface BlockResponse {
   requestId: number;
   blocks: CertifiedBlock[];
+  /**
+   * Set when the last block served is the last block of an epoch: with it, the proof that the
+   * epoch ended there (EpochChangeProof with `last` = that block). A follower checks it against the
+   * epoch's keys and follows the next epoch's set; a run never crosses an epoch's end.
+   */
+  epochEnd: EpochEnd | undefined;
+}
+
+/** An epoch-change proof without its last block (which travels beside it). */
+export interface EpochEnd {
+  suffix: BlockHeader[];
+  qc: QuorumCert | undefined;
 }
 
 /** The unit the gateway carries between members on the consensus protocol. */
@@ -1563,7 +1575,7 @@ export const BlockRequest: MessageFns<BlockRequest> = {
 };
 
 function createBaseBlockResponse(): BlockResponse {
-  return { requestId: 0, blocks: [] };
+  return { requestId: 0, blocks: [], epochEnd: undefined };
 }
 
 export const BlockResponse: MessageFns<BlockResponse> = {
@@ -1573,6 +1585,9 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     }
     for (const v of message.blocks) {
       CertifiedBlock.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.epochEnd !== undefined) {
+      EpochEnd.encode(message.epochEnd, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1606,6 +1621,14 @@ export const BlockResponse: MessageFns<BlockResponse> = {
             message.blocks.push(CertifiedBlock.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.epochEnd = EpochEnd.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1626,6 +1649,11 @@ export const BlockResponse: MessageFns<BlockResponse> = {
         ? globalThis.Number(object.request_id)
         : 0,
       blocks: globalThis.Array.isArray(object?.blocks) ? object.blocks.map((e: any) => CertifiedBlock.fromJSON(e)) : [],
+      epochEnd: isSet(object.epochEnd)
+        ? EpochEnd.fromJSON(object.epochEnd)
+        : isSet(object.epoch_end)
+        ? EpochEnd.fromJSON(object.epoch_end)
+        : undefined,
     };
   },
 
@@ -1637,6 +1665,9 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     if (message.blocks?.length) {
       obj.blocks = message.blocks.map((e) => CertifiedBlock.toJSON(e));
     }
+    if (message.epochEnd !== undefined) {
+      obj.epochEnd = EpochEnd.toJSON(message.epochEnd);
+    }
     return obj;
   },
 
@@ -1647,6 +1678,94 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     const message = createBaseBlockResponse();
     message.requestId = object.requestId ?? 0;
     message.blocks = object.blocks?.map((e) => CertifiedBlock.fromPartial(e)) || [];
+    message.epochEnd = (object.epochEnd !== undefined && object.epochEnd !== null)
+      ? EpochEnd.fromPartial(object.epochEnd)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEpochEnd(): EpochEnd {
+  return { suffix: [], qc: undefined };
+}
+
+export const EpochEnd: MessageFns<EpochEnd> = {
+  encode(message: EpochEnd, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.suffix) {
+      BlockHeader.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.qc !== undefined) {
+      QuorumCert.encode(message.qc, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EpochEnd {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEpochEnd();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.suffix.push(BlockHeader.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.qc = QuorumCert.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EpochEnd {
+    return {
+      suffix: globalThis.Array.isArray(object?.suffix) ? object.suffix.map((e: any) => BlockHeader.fromJSON(e)) : [],
+      qc: isSet(object.qc) ? QuorumCert.fromJSON(object.qc) : undefined,
+    };
+  },
+
+  toJSON(message: EpochEnd): unknown {
+    const obj: any = {};
+    if (message.suffix?.length) {
+      obj.suffix = message.suffix.map((e) => BlockHeader.toJSON(e));
+    }
+    if (message.qc !== undefined) {
+      obj.qc = QuorumCert.toJSON(message.qc);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EpochEnd>): EpochEnd {
+    return EpochEnd.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EpochEnd>): EpochEnd {
+    const message = createBaseEpochEnd();
+    message.suffix = object.suffix?.map((e) => BlockHeader.fromPartial(e)) || [];
+    message.qc = (object.qc !== undefined && object.qc !== null) ? QuorumCert.fromPartial(object.qc) : undefined;
     return message;
   },
 };
