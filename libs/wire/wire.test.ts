@@ -4,7 +4,7 @@ import { blockHash, sha256 } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
-import { bitmapToSigners, decodeFrame, encodeFrame, signersToBitmap, type Frame, type FrameLimits } from '#libs/wire/index.ts';
+import { MAX_EPOCH_SUFFIX, bitmapToSigners, decodeFrame, encodeFrame, signersToBitmap, type Frame, type FrameLimits } from '#libs/wire/index.ts';
 
 const limits: FrameLimits = {
   chainId: 'wire-test', validatorCount: 10, signatureBytes: 8, maxBlockTxs: 3, maxBlockBytes: 100,
@@ -24,6 +24,7 @@ const frames: Frame[] = [
   { type: 'consensus', message: { type: 'qc', epoch: 0, qc: { ...qc, phase: Phase.COMMIT }, sender: 3 } },
   { type: 'block-request', requestId: 9, hashes: [block.hash], fromHeight: 0, maxBlocks: 4 },
   { type: 'block-response', requestId: 9, blocks: [{ block, qc }, { block: genesis, qc: undefined }] },
+  { type: 'block-response', requestId: 10, blocks: [{ block, qc: undefined }], epochEnd: { suffix: [header], qc: { ...qc, phase: Phase.COMMIT } } },
   { type: 'tx-batch', txs: [new Uint8Array([7])] },
 ];
 
@@ -86,4 +87,15 @@ test('a message and the sign request that produced it cover the same bytes; fiel
     assert.notDeepEqual(signingBytesOf('wire-test', { ...m, view: m.view + 1 } as never), a, 'view is covered');
   }
   assert.equal(all.size, 3);
+});
+
+test('an epoch end in a block response: bounded, and never without the block it ends with', () => {
+  const end = (suffix: number, blocks: Block[]) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'blockResponse', value: {
+    requestId: 1, blocks: blocks.map((b) => ({ block: { header: { ...b.header }, txs: b.txs } as never, qc: undefined })),
+    epochEnd: { suffix: Array.from({ length: suffix }, () => ({ ...header })) as never, qc: { phase: Phase.COMMIT, view: 4, blockHash: block.hash, signers: new Uint8Array([1]), signatures: [sig(0)] } },
+  } } }).finish();
+  const ok = decodeFrame(encodeFrame('wire-test', frames[6]!), limits);
+  assert.equal(ok.type === 'block-response' && ok.epochEnd?.suffix.length, 1);
+  rejects(end(MAX_EPOCH_SUFFIX + 1, [block]), /^block_response\.epoch_end\.suffix: more than 8 headers/);
+  rejects(end(0, []), /^block_response\.epoch_end: an epoch end without the block it ends with/);
 });

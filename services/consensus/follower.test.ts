@@ -9,7 +9,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
+import { ConsensusEpochs } from './epochs.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { decodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
@@ -35,10 +37,11 @@ function child(parent: Block, txs: Uint8Array[], epoch = 0): Block {
   return { header, hash: blockHash(header), txs };
 }
 async function commitQc(b: Block, signWith = (i: number) => keys[i]!.secretKey): Promise<QuorumCert> {
-  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: 0, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
+  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: b.header.epoch, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
   const signers = [0, 1, 2];
   return { phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers, signatures: await Promise.all(signers.map((i) => dsa.sign(signWith(i), bytes))) };
 }
+const genesisSet = ValidatorSet.fromConfig(keys.map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })));
 const b1 = child(genesis, [enc('alice pays bob')]);
 const b2 = child(b1, [enc('carol pays dan')]);
 const b3 = child(b2, [enc('erin pays frank')]);
@@ -65,7 +68,7 @@ function manualClock(): Clock & { advance(ms: number): void } {
   };
 }
 
-async function follower(sources = [0, 1, 2, 3], anchors: number[] = []) {
+async function follower(sources = [0, 1, 2, 3], anchors: number[] = [], withEpochs = false) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-follow-'));
   dirs.push(dir);
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
@@ -80,13 +83,16 @@ async function follower(sources = [0, 1, 2, 3], anchors: number[] = []) {
     },
     broadcast: () => undefined,
   };
+  const epochs = withEpochs ? ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa, store }) : undefined;
+  const started: number[] = [];
   const f = new Follower({ chainId: CHAIN, store, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, transport, clock,
+    ...(epochs ? { epochs, epochStarted: (e: number) => { started.push(e); } } : {}),
     log: pino({ level: process.env.TEST_LOG ?? 'silent' }), sources: () => sources, anchors: () => anchors,
     committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
     refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
   f.start();
   clock.advance(0);
-  return { f, store, clock, sent, refused, committed, last: () => sent.at(-1)!, close: () => { f.stop(); return store.close(); } };
+  return { f, store, clock, sent, refused, committed, epochs, started, last: () => sent.at(-1)!, close: () => { f.stop(); return store.close(); } };
 }
 
 test('an honest source: its committed log is verified and appended, and the next request starts above it', async () => {
@@ -205,6 +211,54 @@ test('without epochs, the chain moving on to epoch 1: the follower appends epoch
     const asked = o.sent.length;
     o.clock.advance(10_000);
     assert.equal(o.sent.length, asked, 'it asks nobody any more');
+  } finally {
+    await o.close();
+  }
+});
+
+test('across an epoch: the run ends at the epoch\'s last block with its proof; checked against the ending set, recorded, and the next set follows', async () => {
+  const o = await follower([0, 1, 2, 3], [], true);
+  try {
+    // Epoch 0 ends at height 2 with a rotation of m3's key, approved by three of four.
+    const m3New = dsa.generateKeyPair();
+    const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm3', peerId: 'peer-3', publicKey: m3New.publicKey }] };
+    const tx = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
+    const end = child(b1, [tx]);
+    const e1 = child(end, [enc('in epoch 1')], 1);
+    const endQc = await commitQc(end);
+    // A forged proof (a signature flipped): the run is refused, its source blamed and passed over; nothing stored.
+    const forged = { ...endQc, signatures: endQc.signatures.map((sig, i) => (i === 0 ? Uint8Array.from(sig, (b, k) => (k === 0 ? b ^ 1 : b)) : sig)) };
+    const first = o.last();
+    await o.f.onResponse(first.to, first.requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: forged });
+    assert.equal(o.store.committedHeight(), 0);
+    assert.equal(o.refused.length, 1);
+    assert.match(o.refused[0]!.detail, /epoch end: epoch 0 cannot end with this proof/);
+    assert.equal(o.epochs!.current.number, 0);
+    // An epoch end that the run goes past: refused as well.
+    o.clock.advance(0);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }, { block: e1, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.refused.length, 2);
+    assert.match(o.refused[1]!.detail, /epoch_end: the run goes on past/);
+    // The honest source: b1 and the epoch's last block committed by the proof, epoch 1 recorded with m3's new key.
+    o.clock.advance(0);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.store.committedHeight(), 2);
+    assert.deepEqual(o.started, [1]);
+    assert.equal(o.epochs!.current.number, 1);
+    assert.equal(o.epochs!.current.set.byIndex(3).publicKey, toHex(m3New.publicKey));
+    assert.equal(o.store.endedEpochs().length, 1, 'the proof is recorded: a restart replays it, and this follower serves it on');
+    assert.equal(o.f.status().epoch, 1);
+    // Epoch 1's blocks are checked against epoch 1's keys: a QC by the old m3 key does not count.
+    o.clock.advance(0);
+    const e2 = child(e1, [enc('more in epoch 1')], 1);
+    const oldKeyQc = await commitQc(e2, (i) => keys[i === 2 ? 3 : i]!.secretKey);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: e1, qc: undefined }, { block: e2, qc: { ...oldKeyQc, signers: [0, 1, 3] } }]);
+    assert.equal(o.store.committedHeight(), 2, 'signed by the rotated-out key: not proven');
+    assert.equal(o.refused.length, 3);
+    o.clock.advance(BAD_SOURCE_MS);
+    const newKeyQc = await commitQc(e2, (i) => (i === 2 ? m3New.secretKey : keys[i]!.secretKey));
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: e1, qc: undefined }, { block: e2, qc: { ...newKeyQc, signers: [0, 1, 3] } }]);
+    assert.equal(o.store.committedHeight(), 4, 'signed with epoch 1\'s keys: followed');
   } finally {
     await o.close();
   }
