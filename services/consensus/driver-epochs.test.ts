@@ -224,14 +224,14 @@ test('a member away while the epoch ended follows when it is back: told how the 
 });
 
 test('a change the services cannot carry yet gets no vote, even validly approved and proposed by a leader that took it', async () => {
-  // m3 takes any change (no policy); m0..m2 hold the services' policy (key rotations only).
+  // m3 takes any change (no policy); m0..m2 hold the services' policy (no move to another peer id).
   const { members } = await federation(undefined, (i) => (i < 3 ? notCarried : undefined));
   members.forEach((m) => m.driver.start());
   try {
     await until('a first commit', () => members.every((m) => m.commits.length > 0));
-    const add: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
-    const tx = changeTx(add, [0, 1, 2], (i) => keys[i]!);
-    assert.throws(() => members[0]!.driver.submitChange(tx), (e: unknown) => isFedError(e, 'RECONFIG_UNSUPPORTED') && /adding m4 is not carried/.test(e.message));
+    const move: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
+    const tx = changeTx(move, [0, 1, 2], (i) => keys[i]!);
+    assert.throws(() => members[0]!.driver.submitChange(tx), (e: unknown) => isFedError(e, 'RECONFIG_UNSUPPORTED') && /moving m1 to another peer id is not carried/.test(e.message));
     members[3]!.driver.submitChange(tx);
     const h = members[0]!.store.committedHeight();
     await until('m3 led twice since, and the others went on', () => members[0]!.store.committedHeight() >= h + 8, 60_000);
