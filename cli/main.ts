@@ -20,7 +20,7 @@ import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
-import { approve as approveChange, assemble as assembleChange, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
+import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -238,7 +238,8 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
           process.exitCode = 1;
           return;
         }
-        console.log(`verified: block ${v.height} is committed on chain ${trust.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')} of ${trust.publicKeys.length}`
+        console.log(`verified: block ${v.height} is committed on chain ${trust.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')}`
+          + (v.walked ? ` of epoch ${v.epoch} (its set reached from genesis's by checking ${v.walked} epoch change${v.walked === 1 ? '' : 's'})` : ` of ${trust.publicKeys.length}`)
           + (v.txIndex === undefined ? '' : `; transaction ${o.tx} is at index ${v.txIndex}${o.height === undefined ? ' (by its Merkle branch)' : ''}`));
       } finally {
         client.close();
@@ -308,6 +309,12 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .action(async (o: { member: string; tx: string; admin?: string }) => {
       const r = await submitChange({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
       console.log(`change ${r.id} submitted: it ends epoch ${r.epoch} once a block carrying it commits (btcfed status shows the epoch)`);
+    });
+  reconfigure.command('history')
+    .description('the chain\'s epochs: where each ended, by which change, approved by whom, and the set after it (each end checked from genesis)')
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .action(async (o: { member: string; consensus?: string }) => {
+      for (const line of await historyOf({ memberDir: path.resolve(o.member), ...(o.consensus ? { consensus: o.consensus } : {}) })) console.log(line);
     });
   reconfigure.command('inspect')
     .description('what a change, approval or transaction file holds')

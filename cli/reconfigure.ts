@@ -8,7 +8,8 @@
 //               keys, as the reconfiguration transaction (reconfig.tx);
 //   submit    — an operator: the transaction to its member (AdminService SubmitReconfiguration),
 //               which checks it against its current epoch and proposes it when it leads;
-//   inspect   — what a change, approval or transaction file holds.
+//   inspect   — what a change, approval or transaction file holds;
+//   history   — the chain's epochs and the changes that ended them, each end checked from genesis.
 // propose and assemble check against the member's current epoch's set (GetValidators); when the
 // member cannot be asked they say so and check against conf.yaml's validators, genesis's set (the
 // member checks again at submit). Must never write a transaction whose approvals it has not
@@ -22,11 +23,13 @@ import { createSlhDsa, fromHex, paramSpec, toHex, type ParamSet } from '#libs/cr
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
 import {
-  ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, reconfigId,
+  EpochHistory, ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, isReconfigTx, nextValidatorSet, reconfigId,
   type Approval, type ReconfigOp, type Reconfiguration,
 } from '#libs/validators/index.ts';
 import { call, parseAddress } from '#libs/rpc/index.ts';
 import { adminClient, consensusClient } from './client.ts';
+import { fetchEpochProofs, trustRootFrom } from './verify.ts';
+import { followEpoch } from '#libs/verify/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 
 interface Context {
@@ -228,6 +231,38 @@ export async function submit(o: { memberDir: string; tx: string; admin?: string 
   try {
     const r = await call(client.submitReconfiguration.bind(client), { tx }, { deadlineMs: 10_000 });
     return { id: r.reconfigId, epoch: r.epoch };
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * The chain's epochs as a member serves them, each end checked from this member's genesis set on
+ * (the same walk `btcfed verify` makes): when and where each epoch ended, by which change, approved
+ * by whom, and the set that followed. A proof that does not verify stops the listing, named.
+ */
+export async function history(o: { memberDir: string; consensus?: string }): Promise<string[]> {
+  const trust = trustRootFrom(path.join(o.memberDir, 'conf.yaml'));
+  const client = consensusClient(o.memberDir, o.consensus);
+  try {
+    const { proofs, current } = await fetchEpochProofs(client, trust.limits, 0, Number.MAX_SAFE_INTEGER);
+    const names = (set: ValidatorSet, at: number[]) => at.map((i) => set.byIndex(i).name).join(', ');
+    const lines = [`epoch 0: ${trust.genesis.n} validators (genesis): ${trust.genesis.members.map((v) => v.name).join(', ')}`];
+    const walk = EpochHistory.fromGenesis(trust.genesis, { chainId: trust.chainId, publicKeyBytes: trust.publicKeyBytes }, (pk, m, s) => trust.dsa.verifySync(pk, m, s));
+    for (const [e, proof] of proofs.entries()) {
+      const before = walk.current;
+      const v = followEpoch(walk, trust.chainId, proof, trust.dsa);
+      if (!v.ok) {
+        lines.push(`epoch ${e} ended with a proof that does not verify: ${v.reason}`);
+        return lines;
+      }
+      const { change, approvals } = decodeReconfigTx(proof.last.txs.find(isReconfigTx)!);
+      const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name}`)).join('; ');
+      lines.push(`epoch ${e} ended at height ${proof.last.header.height} (block ${toHex(proof.last.hash).slice(0, 16)}…) by change ${reconfigId(change).slice(0, 16)}…: ${ops}; approved by ${approvals.length} of ${before.n} (${names(before, approvals.map((a) => a.validator))})`);
+      lines.push(`epoch ${e + 1}: ${v.set.n} validators: ${v.set.members.map((x) => x.name).join(', ')}`);
+    }
+    lines.push(`the member is in epoch ${current}; every epoch end above verified from this member's genesis set`);
+    return lines;
   } finally {
     client.close();
   }

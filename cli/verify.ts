@@ -4,27 +4,72 @@
 // the headers up to the first descendant with one are fetched and checked as links. A
 // transaction alone (`--tx` without `--height`) is checked by its inclusion proof: the header,
 // the Merkle branch to its tx_root, and that header's commit — without the block's transactions.
+// A block of a later epoch is checked against that epoch's keys, reached from genesis's set by
+// walking the proofs that each epoch before it ended (GetEpochs, libs/verify followEpoch): the
+// member is trusted for nothing, not even the validator sets.
 
 import fs from 'node:fs';
 import { parseConfText } from '#libs/config/index.ts';
-import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, fromHex, paramSpec, type SlhDsa } from '#libs/crypto/index.ts';
+import { EpochHistory, ValidatorSet } from '#libs/validators/index.ts';
 import { Phase, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
-import { verifyCommitted, verifyIncluded, type CommitProof, type TrustRoot, type Verdict } from '#libs/verify/index.ts';
-import { blockFromWire, headerFromWire, qcFromWire, type WireLimits } from '#libs/wire/index.ts';
+import { followEpoch, trustRootOf, verifyCommitted, verifyIncluded, type CommitProof, type EpochChangeProof, type TrustRoot, type Verdict } from '#libs/verify/index.ts';
+import { WIRE_MAX_VALIDATORS, blockFromWire, headerFromWire, qcFromWire, type WireLimits } from '#libs/wire/index.ts';
 import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
 /** How far above the block a COMMIT QC is looked for. */
 const MAX_DESCENDANTS = 64;
 
-/** The trust root from a conf.yaml: chain id, parameter set and the validators' public keys. */
-export function trustRootFrom(confFile: string): TrustRoot & { limits: WireLimits } {
+export type Trust = TrustRoot & { limits: WireLimits; genesis: ValidatorSet; publicKeyBytes: number; dsa: SlhDsa };
+
+/** The trust root from a conf.yaml: chain id, parameter set and the genesis validators' public keys. */
+export function trustRootFrom(confFile: string): Trust {
   const conf = parseConfText(fs.readFileSync(confFile, 'utf8'), confFile);
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
   return {
     chainId: conf.consensus.chain_id, dsa, publicKeys: conf.validators.map((v) => fromHex(v.public_key)),
-    limits: { validatorCount: conf.validators.length, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes },
+    // Later epochs may seat more validators than genesis: their QCs are read up to the wire's bound.
+    limits: { validatorCount: WIRE_MAX_VALIDATORS, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes },
+    genesis: ValidatorSet.fromConfig(conf.validators), publicKeyBytes: paramSpec(conf.crypto.param_set).publicKeyBytes,
   };
+}
+
+/** The proofs that epochs `from`… ended, as the member serves them (paged). */
+export async function fetchEpochProofs(client: ConsensusServiceClient, limits: WireLimits, from: number, until: number): Promise<{ proofs: EpochChangeProof[]; current: number }> {
+  const proofs: EpochChangeProof[] = [];
+  let current = 0;
+  for (let e = from; e < until;) {
+    const r = await call(client.getEpochs.bind(client), { fromEpoch: e, limit: 0 });
+    current = Number(r.currentEpoch);
+    if (r.proofs.length === 0) break;
+    for (const [i, p] of r.proofs.entries()) {
+      const at = `epochs[${e + i}]`;
+      proofs.push({ last: blockFromWire(`${at}.last`, p.last, limits, blockHash), suffix: p.suffix.map((h, k) => headerFromWire(`${at}.suffix[${k}]`, h)), qc: qcFromWire(`${at}.qc`, p.qc, limits) });
+    }
+    e += r.proofs.length;
+  }
+  return { proofs, current };
+}
+
+/**
+ * The trust root of `epoch`: genesis's, or the set reached by checking each epoch's end from
+ * genesis on (each proof against the keys and set of the epoch it ends). With the proof of
+ * `epoch`'s own end when the member has it (it proves that epoch's last block committed).
+ */
+export async function epochTrust(client: ConsensusServiceClient, trust: Trust, epoch: number): Promise<{ root: TrustRoot; walked: number; end?: EpochChangeProof } | { reason: string }> {
+  if (epoch === 0) {
+    const { proofs } = await fetchEpochProofs(client, trust.limits, 0, 1);
+    return { root: trust, walked: 0, ...(proofs[0] ? { end: proofs[0] } : {}) };
+  }
+  const { proofs } = await fetchEpochProofs(client, trust.limits, 0, epoch + 1);
+  if (proofs.length < epoch) return { reason: `the member serves the proofs of ${proofs.length} ended epochs; epoch ${epoch} needs ${epoch}` };
+  const history = EpochHistory.fromGenesis(trust.genesis, { chainId: trust.chainId, publicKeyBytes: trust.publicKeyBytes }, (pk, m, sig) => trust.dsa.verifySync(pk, m, sig));
+  for (let e = 0; e < epoch; e++) {
+    const v = followEpoch(history, trust.chainId, proofs[e]!, trust.dsa);
+    if (!v.ok) return { reason: `the proof that epoch ${e} ended does not verify: ${v.reason}` };
+  }
+  return { root: trustRootOf(trust.chainId, history.current, trust.dsa), walked: epoch, ...(proofs[epoch] ? { end: proofs[epoch] } : {}) };
 }
 
 /**
@@ -45,27 +90,38 @@ async function commitProof(client: ConsensusServiceClient, limits: WireLimits, h
   return { qc, descendants };
 }
 
-export async function verifyBlock(client: ConsensusServiceClient, root: TrustRoot & { limits: WireLimits }, height: number, txHash?: Uint8Array): Promise<Verdict> {
+export type EpochVerdict = Verdict & { epoch?: number; walked?: number };
+
+export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, height: number, txHash?: Uint8Array): Promise<EpochVerdict> {
   const res = await call(client.getBlock.bind(client), { by: { $case: 'height', value: height } });
-  const block = blockFromWire('block', res.block, root.limits, blockHash);
-  const proof = await commitProof(client, root.limits, height, res.qc ? qcFromWire('qc', res.qc, root.limits) : undefined);
+  const block = blockFromWire('block', res.block, trust.limits, blockHash);
+  const epoch = block.header.epoch;
+  const at = await epochTrust(client, trust, epoch);
+  if ('reason' in at) return { ok: false, reason: at.reason };
+  // The last block of an epoch is proven by the proof its epoch ended with.
+  const proof = at.end && Buffer.compare(at.end.last.hash, block.hash) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
+    : await commitProof(client, trust.limits, height, res.qc ? qcFromWire('qc', res.qc, trust.limits) : undefined);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
-  return verifyCommitted(root, block, proof, txHash);
+  return { ...verifyCommitted(at.root, block, proof, txHash), epoch, walked: at.walked };
 }
 
 /**
  * A transaction by its hash alone: GetTransaction with its inclusion proof (header, count, Merkle
  * branch), then the header's COMMIT QC — the block's transactions are never fetched.
  */
-export async function verifyTransaction(client: ConsensusServiceClient, root: TrustRoot & { limits: WireLimits }, txHash: Uint8Array): Promise<Verdict> {
+export async function verifyTransaction(client: ConsensusServiceClient, trust: Trust, txHash: Uint8Array): Promise<EpochVerdict> {
+  const root = trust;
   const r = await call(client.getTransaction.bind(client), { txHash, withProof: true });
   if (r.status !== TxStatus.TX_STATUS_COMMITTED) return { ok: false, reason: `the member says the transaction is not committed (status ${r.status === TxStatus.TX_STATUS_PENDING ? 'pending' : 'unknown'})` };
   if (!r.header) return { ok: false, reason: 'the member answered no inclusion proof (an older version?)' };
   const header = headerFromWire('header', r.header);
   if (header.height !== r.height) return { ok: false, reason: `the proof's header is at height ${header.height}, the answer says ${r.height}` };
+  const at = await epochTrust(client, trust, header.epoch);
+  if ('reason' in at) return { ok: false, reason: at.reason };
   const own = await call(client.listBlocks.bind(client), { fromHeight: header.height, limit: 1, headersOnly: true });
   const ownQc = own.blocks[0]?.qc ? qcFromWire('qc', own.blocks[0].qc, root.limits) : undefined;
-  const proof = await commitProof(client, root.limits, header.height, ownQc);
+  const proof = at.end && Buffer.compare(at.end.last.hash, blockHash(header)) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
+    : await commitProof(client, root.limits, header.height, ownQc);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
-  return verifyIncluded(root, { header, txHash, index: r.index, txCount: r.txCount, siblings: r.proof }, proof);
+  return { ...verifyIncluded(at.root, { header, txHash, index: r.index, txCount: r.txCount, siblings: r.proof }, proof), epoch: header.epoch, walked: at.walked };
 }

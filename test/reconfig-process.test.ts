@@ -281,6 +281,19 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       assert.deepEqual([Number(v.epoch), v.validators.map((x) => x.name)], [3, ['m0', 'm1', 'm3', 'm4', 'm5']]);
       await lastBlockOf(2, [0, 1, 3, 4, 5]);
       await commitSome('epoch3', [0, 1, 4, 5]);
+
+      // The history, each end checked from genesis; and a block of epoch 3 verified from genesis's
+      // set alone, by walking the three epoch changes (the member is trusted for nothing).
+      const hist = await ok(['reconfigure', 'history', '--member', m(1)]);
+      assert.match(hist, /epoch 0 ended at height \d+ .*: remove m2; approved by 4 of 5 \(m0, m1, m3, m4\)/);
+      assert.match(hist, /epoch 1 ended at height \d+ .*: rotate m3; approved by 3 of 4 \(m0, m1, m4\)/);
+      assert.match(hist, /epoch 2 ended at height \d+ .*: add m5; approved by 3 of 4/);
+      assert.match(hist, /epoch 3: 5 validators: m0, m1, m3, m4, m5\nthe member is in epoch 3/);
+      const top = Number((await status(5)).committedHeight);
+      assert.match(await ok(['verify', '--member', dir5, '--height', String(top), '--trust', path.join(m(0), 'conf.yaml')]),
+        new RegExp(`verified: block ${top} is committed .* of epoch 3 \\(its set reached from genesis's by checking 3 epoch changes\\)`));
+      const end0 = await lastBlockOf(0, [5]);
+      assert.match(await ok(['verify', '--member', dir5, '--height', String(end0.height)]), new RegExp(`verified: block ${end0.height} is committed`), 'an epoch\'s last block, by the proof its epoch ended with');
     } catch (err) {
       failed = true;
       throw err;

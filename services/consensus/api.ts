@@ -18,7 +18,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { type Block } from '#libs/hotstuff/index.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
-import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetEpochsResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { EvidenceLog } from './evidence.ts';
@@ -42,6 +42,9 @@ const PROOF_TREES = 8;
  * transaction, ~10 ms for 10,000): ten. A block StreamCommits sends is one.
  */
 const BLOCK_WEIGHT = 1;
+/** GetEpochs: proofs per page, and the bytes a page stops before (an epoch's last block carries transactions). */
+const EPOCH_PAGE = 16;
+const EPOCH_PAGE_BYTES = 32 << 20;
 const PROOF_WEIGHT = 10;
 const listWeight = (limit: number): number => 1 + limit * BLOCK_WEIGHT;
 /** ListBlocks yields to the event loop after this many blocks. */
@@ -301,6 +304,21 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         validators: set.members.map((v) => ({ index: v.index, name: v.name, peerId: v.peerId, publicKey: fromHex(v.publicKey) })),
         quorum: set.quorum, maxFaulty: set.f, epoch: set.epoch,
       };
+    }),
+    getEpochs: h.unary(async (req, call, signal) => {
+      const limit = Math.min(req.limit || EPOCH_PAGE, EPOCH_PAGE);
+      await read(call, signal, 'GetEpochs', 1 + limit * BLOCK_WEIGHT);
+      const ended = d.store.endedEpochs();
+      const proofs: GetEpochsResponse['proofs'] = [];
+      let bytes = 0;
+      for (let e = req.fromEpoch; e < ended.length && proofs.length < limit; e++) {
+        const p = ended[e]!;
+        const wire = { last: blockToWire(p.last), suffix: p.suffix.map(headerToWire), qc: qcToWire(p.qc) };
+        bytes += p.last.txs.reduce((n, tx) => n + tx.length, 0) + 64 * 1024;
+        if (proofs.length > 0 && bytes > EPOCH_PAGE_BYTES) break;
+        proofs.push(wire);
+      }
+      return { proofs, currentEpoch: d.validators.epoch };
     }),
     getEvidence: h.unary(async (req, call, signal) => {
       await read(call, signal, 'GetEvidence');

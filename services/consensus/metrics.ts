@@ -19,7 +19,7 @@ const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
 /** The public API's methods by the client limits that can refuse them (services.consensus.limits), for series that exist from the start. */
 const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
-  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence'], ['read_per_client', 'read_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
+  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs'], ['read_per_client', 'read_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
   [['SubmitTransaction', 'SubmitTransactions'], ['submit_per_client', 'submit_total']],
   [['StreamCommits'], ['streams_per_client', 'streams_total', 'stream_stall']],
 ];

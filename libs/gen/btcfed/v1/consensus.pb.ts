@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Block, BlockHeader, QuorumCert } from "./wire.pb.ts";
+import { Block, BlockHeader, EpochChangeProof, QuorumCert } from "./wire.pb.ts";
 
 /**
  * ConsensusService: the public API of a member (submit and query transactions and blocks,
@@ -227,6 +227,22 @@ export interface GetValidatorsResponse {
   maxFaulty: number;
   /** The epoch this set is of: the member's current one. */
   epoch: number;
+}
+
+export interface GetEpochsRequest {
+  fromEpoch: number;
+  /**
+   * At most this many proofs (0: the server's page, 16; larger values are capped to it). A page
+   * also ends before it passes 32 MiB (an epoch's last block carries transactions).
+   */
+  limit: number;
+}
+
+export interface GetEpochsResponse {
+  /** proofs[i] ended epoch from_epoch + i. */
+  proofs: EpochChangeProof[];
+  /** The epoch this member is in now. */
+  currentEpoch: number;
 }
 
 export interface GetEvidenceRequest {
@@ -2417,6 +2433,186 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
   },
 };
 
+function createBaseGetEpochsRequest(): GetEpochsRequest {
+  return { fromEpoch: 0, limit: 0 };
+}
+
+export const GetEpochsRequest: MessageFns<GetEpochsRequest> = {
+  encode(message: GetEpochsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromEpoch !== 0) {
+      writer.uint32(8).uint64(message.fromEpoch);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetEpochsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetEpochsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromEpoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetEpochsRequest {
+    return {
+      fromEpoch: isSet(object.fromEpoch)
+        ? globalThis.Number(object.fromEpoch)
+        : isSet(object.from_epoch)
+        ? globalThis.Number(object.from_epoch)
+        : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: GetEpochsRequest): unknown {
+    const obj: any = {};
+    if (message.fromEpoch !== 0) {
+      obj.fromEpoch = Math.round(message.fromEpoch);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetEpochsRequest>): GetEpochsRequest {
+    return GetEpochsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetEpochsRequest>): GetEpochsRequest {
+    const message = createBaseGetEpochsRequest();
+    message.fromEpoch = object.fromEpoch ?? 0;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetEpochsResponse(): GetEpochsResponse {
+  return { proofs: [], currentEpoch: 0 };
+}
+
+export const GetEpochsResponse: MessageFns<GetEpochsResponse> = {
+  encode(message: GetEpochsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.proofs) {
+      EpochChangeProof.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.currentEpoch !== 0) {
+      writer.uint32(16).uint64(message.currentEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetEpochsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetEpochsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.proofs.push(EpochChangeProof.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.currentEpoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetEpochsResponse {
+    return {
+      proofs: globalThis.Array.isArray(object?.proofs)
+        ? object.proofs.map((e: any) => EpochChangeProof.fromJSON(e))
+        : [],
+      currentEpoch: isSet(object.currentEpoch)
+        ? globalThis.Number(object.currentEpoch)
+        : isSet(object.current_epoch)
+        ? globalThis.Number(object.current_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetEpochsResponse): unknown {
+    const obj: any = {};
+    if (message.proofs?.length) {
+      obj.proofs = message.proofs.map((e) => EpochChangeProof.toJSON(e));
+    }
+    if (message.currentEpoch !== 0) {
+      obj.currentEpoch = Math.round(message.currentEpoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetEpochsResponse>): GetEpochsResponse {
+    return GetEpochsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetEpochsResponse>): GetEpochsResponse {
+    const message = createBaseGetEpochsResponse();
+    message.proofs = object.proofs?.map((e) => EpochChangeProof.fromPartial(e)) || [];
+    message.currentEpoch = object.currentEpoch ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetEvidenceRequest(): GetEvidenceRequest {
   return { fromView: 0, afterSeq: 0, limit: 0 };
 }
@@ -3668,6 +3864,19 @@ export const ConsensusServiceService = {
     responseSerialize: (value: GetEvidenceResponse): Buffer => Buffer.from(GetEvidenceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetEvidenceResponse => GetEvidenceResponse.decode(value),
   },
+  /**
+   * The proofs that epochs ended, from `from_epoch` on: what a client walks from genesis's set to
+   * trust a later epoch's keys (libs/verify followEpoch; btcfed verify, reconfigure history).
+   */
+  getEpochs: {
+    path: "/btcfed.v1.ConsensusService/GetEpochs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetEpochsRequest): Buffer => Buffer.from(GetEpochsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetEpochsRequest => GetEpochsRequest.decode(value),
+    responseSerialize: (value: GetEpochsResponse): Buffer => Buffer.from(GetEpochsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetEpochsResponse => GetEpochsResponse.decode(value),
+  },
 } as const;
 
 export interface ConsensusServiceServer extends UntypedServiceImplementation {
@@ -3699,6 +3908,11 @@ export interface ConsensusServiceServer extends UntypedServiceImplementation {
   streamCommits: handleServerStreamingCall<StreamCommitsRequest, StreamCommitsResponse>;
   getValidators: handleUnaryCall<GetValidatorsRequest, GetValidatorsResponse>;
   getEvidence: handleUnaryCall<GetEvidenceRequest, GetEvidenceResponse>;
+  /**
+   * The proofs that epochs ended, from `from_epoch` on: what a client walks from genesis's set to
+   * trust a later epoch's keys (libs/verify followEpoch; btcfed verify, reconfigure history).
+   */
+  getEpochs: handleUnaryCall<GetEpochsRequest, GetEpochsResponse>;
 }
 
 export interface ConsensusServiceClient extends Client {
@@ -3849,6 +4063,25 @@ export interface ConsensusServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetEvidenceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The proofs that epochs ended, from `from_epoch` on: what a client walks from genesis's set to
+   * trust a later epoch's keys (libs/verify followEpoch; btcfed verify, reconfigure history).
+   */
+  getEpochs(
+    request: GetEpochsRequest,
+    callback: (error: ServiceError | null, response: GetEpochsResponse) => void,
+  ): ClientUnaryCall;
+  getEpochs(
+    request: GetEpochsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetEpochsResponse) => void,
+  ): ClientUnaryCall;
+  getEpochs(
+    request: GetEpochsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetEpochsResponse) => void,
   ): ClientUnaryCall;
 }
 
