@@ -11,7 +11,7 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, paramSpec } from '#libs/crypto/index.ts';
-import { FedError } from '#libs/errors/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
@@ -280,7 +280,14 @@ await main();
  * The same process, started again in place (same pid, same pipes, same flags): what a member being
  * added does once an epoch seats it, so a supervisor sees no exit. Everything was stopped first.
  */
-function restartInPlace(log: { flush?: () => void }): void {
+function restartInPlace(log: { error: (o: object, msg: string) => void; flush?: () => void }): void {
   log.flush?.();
-  process.execve!(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env as Record<string, string>);
+  try {
+    process.execve!(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env as Record<string, string>);
+  } catch (err) {
+    // Everything is stopped: exit, so the supervisor (systemd Restart=on-failure) starts it again.
+    log.error({ err: errorMessage(err) }, 'could not start again in place: exiting for the supervisor to restart this service');
+    log.flush?.();
+    process.exit(1);
+  }
 }
