@@ -263,3 +263,30 @@ test('across an epoch: the run ends at the epoch\'s last block with its proof; c
     await o.close();
   }
 });
+
+test('stopped between appending an epoch\'s last block and recording its proof: it asks for its tip again, which comes with the proof, and goes on', async () => {
+  const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm2', peerId: 'peer-2', publicKey: dsa.generateKeyPair().publicKey }] };
+  const tx = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
+  const end = child(b1, [tx]);
+  const endQc = await commitQc(end);
+  const o = await follower([0, 1, 2, 3], [], true);
+  try {
+    // What a stop after the commit and before the proof leaves: the epoch's blocks, no proof.
+    await o.store.commit([b1, end], endQc);
+    o.clock.advance(0);
+    const e1 = child(end, [enc('in epoch 1')], 1);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: e1, qc: undefined }]);
+    assert.deepEqual(o.refused, [], 'nobody is blamed for the next epoch\'s blocks');
+    assert.equal(o.f.failure, undefined);
+    o.clock.advance(IDLE_POLL_MS);
+    assert.equal(o.last().fromHeight, 1, 'asks again from below its tip');
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.epochs!.current.number, 1);
+    assert.deepEqual(o.started, [1]);
+    assert.equal(o.store.committedHeight(), 2);
+    o.clock.advance(0);
+    assert.equal(o.last().fromHeight, 2, 'and from its tip after that');
+  } finally {
+    await o.close();
+  }
+});
