@@ -20,20 +20,10 @@ import { GatewayLink } from '../services/consensus/gateway-link.ts';
 import { OUTSIDE_BASE } from '../services/consensus/ports.ts';
 import { attach, bytes, freePort, gatewayCounter, listPeers, makeCluster, startMember, stopAll, strangerNode, waitPeer, type GatewayMember, type Node } from './support/gateway.ts';
 import { parse } from 'yaml';
+import { until } from './support/until.ts';
 import fs from 'node:fs/promises';
 
 type Libp2pNode = Awaited<ReturnType<typeof strangerNode>>;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out: ${what}`);
-}
 
 describe('gateway: the validator set told by consensus', () => {
   const nodes: Array<Node | undefined> = [];
@@ -62,9 +52,9 @@ describe('gateway: the validator set told by consensus', () => {
     link = new GatewayLink({ client, log: createLogger({ service: 'test', level: 'error' }), onFrame: (from, frame, peerId) => { got.push({ from, size: frame.length, peerId }); } });
     link.setValidators(epoch0);
     link.start();
-    await until(() => link!.connected, 'the link attached');
+    await until('the link attached', () => link!.connected);
     const [s1, s2, s3] = [await dial(validators[0]!), await dial(validators[1]!), await dial(validators[2]!)];
-    const arrives = (s: Stream, size: number) => { s.send(encodeFrame(bytes(size), 1 << 20)); return until(() => got.some((g) => g.size === size), `a ${size}-byte frame arrives`); };
+    const arrives = (s: Stream, size: number) => { s.send(encodeFrame(bytes(size), 1 << 20)); return until(`a ${size}-byte frame arrives`, () => got.some((g) => g.size === size)); };
     const fromOf = (size: number) => got.find((g) => g.size === size)!.from;
 
     // Epoch 0: conf.yaml's set.
@@ -102,7 +92,7 @@ describe('gateway: the validator set told by consensus', () => {
     const refusedBefore = await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"');
     const dup = { epoch: 2, validators: [...epoch1.members, epoch1.members[0]!].map((v, i) => ({ name: `d${i}`, peerId: v.peerId, publicKey: v.publicKey })) };
     link.close();
-    await until(async () => !(await listPeers(gw)).attached, 'the link detached');
+    await until('the link detached', async () => !(await listPeers(gw)).attached);
     const consumer = attach(gw);
     const ready = await consumer.ready;
     assert.equal(ready.validators, 3, 'the told set outlives the consumer that told it');
@@ -114,7 +104,7 @@ describe('gateway: the validator set told by consensus', () => {
     assert.deepEqual([f2.fromOutside, f3.fromOutside, f3.from], [true, false, 2]);
     consumer.stream.write({ body: { $case: 'validators', value: dup } });
     consumer.stream.write({ body: { $case: 'validators', value: { epoch: 2, validators: Array.from({ length: 257 }, (_, i) => ({ name: `n${i}`, peerId: `p${i}`, publicKey: 'ab' })) } } });
-    await until(async () => (await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"')) === refusedBefore + 2, 'both sets refused and counted');
+    await until('both sets refused and counted', async () => (await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"')) === refusedBefore + 2);
     assert.ok(gw.svc.lines.some((l) => l.msg === 'attach request refused' && l.code === 'VALIDATORS_INVALID' && /same peer_id/.test(String(l.err))), JSON.stringify(gw.svc.lines.filter((l) => l.msg === 'attach request refused')));
     assert.equal((await waitPeer(gw, m3.identity.peerId, () => true)).validatorIndex, 2, 'nothing changed');
     assert.equal(await gatewayCounter(gw, 'epoch', 'service="gateway"'), 1);
