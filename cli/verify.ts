@@ -40,7 +40,8 @@ export async function fetchEpochProofs(client: ConsensusServiceClient, limits: W
   const proofs: EpochChangeProof[] = [];
   let current = 0;
   for (let e = from; e < until;) {
-    const r = await call(client.getEpochs.bind(client), { fromEpoch: e, limit: 0 });
+    // Only as many as needed (the server caps a page): an epoch's last block can be megabytes.
+    const r = await call(client.getEpochs.bind(client), { fromEpoch: e, limit: Math.min(until - e, 0xffff_ffff) });
     current = Number(r.currentEpoch);
     if (r.proofs.length === 0) break;
     for (const [i, p] of r.proofs.entries()) {

@@ -65,9 +65,9 @@ export class BlockStore {
   readonly #opts: BlockStoreOptions;
   /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
   #writtenLocked: QuorumCert | undefined;
+  #writtenPrepare: QuorumCert | undefined;
   /** The height of each ended epoch's last block, once read (epochEndAt). */
   #endHeights: number[] | undefined;
-  #writtenPrepare: QuorumCert | undefined;
 
   constructor(opts: BlockStoreOptions) {
     // Blocks and QCs of every epoch are kept: decoded at any set's width, checked per epoch by their users.
@@ -281,23 +281,37 @@ export class BlockStore {
   epochEndAt(height: number): EpochChangeProof | undefined {
     this.#endHeights ??= this.endedEpochs().map((p) => p.last.header.height);
     const epoch = this.#endHeights.indexOf(height);
-    return epoch < 0 ? undefined : this.endedEpochs()[epoch];
+    return epoch < 0 ? undefined : this.#proofOf(epoch, this.epochProofMessage(epoch)!);
+  }
+
+  /** How many epochs have ended (the chain is in epoch endedEpochCount()). */
+  endedEpochCount(): number {
+    return this.#epochs.getKeysCount();
+  }
+
+  /** The proof that `epoch` ended, as stored (the wire message, unchecked: GetEpochs serves it as is), or undefined. */
+  epochProofMessage(epoch: number): EpochChangeProofMsg | undefined {
+    const bytes = this.#epochs.get(epoch);
+    return bytes ? EpochChangeProofMsg.decode(plain(bytes)) : undefined;
   }
 
   /** The proofs of the ended epochs, in order (epoch 0's first); empty while the chain is in epoch 0. */
   endedEpochs(): EpochChangeProof[] {
     const out: EpochChangeProof[] = [];
-    const limits = this.#opts.limits;
     for (const { key, value } of this.#epochs.getRange()) {
       if (key !== out.length) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: the proof of epoch ${out.length} is missing (found epoch ${key})`);
-      const m = EpochChangeProofMsg.decode(plain(value));
-      out.push({
-        last: blockFromWire(`epochs[${key}].last`, m.last, limits, this.#opts.hashBlock),
-        suffix: m.suffix.map((h, i) => headerFromWire(`epochs[${key}].suffix[${i}]`, h)),
-        qc: qcFromWire(`epochs[${key}].qc`, m.qc, limits),
-      });
+      out.push(this.#proofOf(key, EpochChangeProofMsg.decode(plain(value))));
     }
     return out;
+  }
+
+  #proofOf(epoch: number, m: EpochChangeProofMsg): EpochChangeProof {
+    const limits = this.#opts.limits;
+    return {
+      last: blockFromWire(`epochs[${epoch}].last`, m.last, limits, this.#opts.hashBlock),
+      suffix: m.suffix.map((h, i) => headerFromWire(`epochs[${epoch}].suffix[${i}]`, h)),
+      qc: qcFromWire(`epochs[${epoch}].qc`, m.qc, limits),
+    };
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

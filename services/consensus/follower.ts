@@ -227,10 +227,12 @@ export class Follower {
       if (blocks.length > 0) await store.commit(blocks, ended ? ended.qc : verdict.qc!);
       if (ended) {
         const next = await this.#o.epochs!.end(ended);
-        this.#tipEndUnknown = false;
         log.warn({ epoch: next.number, validators: next.set.n, height: ended.last.header.height }, 'epoch ended: following the next epoch\'s set');
         this.#o.epochStarted?.(next.number, next.set, next.root);
       }
+      // The tip moved, or its epoch's end is recorded: no reason left to ask from below the tip
+      // (a source that served the next epoch's blocks early sent us there).
+      this.#tipEndUnknown = false;
       this.storageError = undefined;
     } catch (err) {
       this.#pending = undefined;
