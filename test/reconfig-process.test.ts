@@ -106,7 +106,8 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
   async function lastBlockOf(epoch: number, who: number[]): Promise<{ height: number; hash: string }> {
     const ends = await Promise.all(who.map(async (i) => {
       const c = clients[i]!;
-      const at = (h: number) => call(c.getBlock.bind(c), { by: { $case: 'height', value: h } }, { deadlineMs: 5000 });
+      // A member may not have committed the next epoch's first block yet: wait for each height.
+      const at = (h: number) => until(`block ${h} on m${i}`, () => call(c.getBlock.bind(c), { by: { $case: 'height', value: h } }, { deadlineMs: 5000 }).catch(() => undefined), 60_000);
       for (let h = 1; ; h++) {
         if (Number((await at(h)).block!.header!.epoch) === epoch + 1) return { height: h - 1, hash: toHex((await at(h - 1)).blockHash) };
       }
