@@ -15,7 +15,7 @@ import { OUTSIDE_FRAMES_PER_SECOND } from '../services/gateway/inbound.ts';
 import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
 import { recordEvents } from './support/store.ts';
 import {
-  PeerState, attach, bytes, freePort, listPeers, makeCluster, startMember, stopAll, strangerNode, waitPeer,
+  PeerState, attach, bytes, freePort, gatewayCounter, listPeers, makeCluster, startMember, stopAll, strangerNode, waitPeer,
   type GatewayMember, type Node,
 } from './support/gateway.ts';
 
@@ -141,7 +141,7 @@ describe('gateway: strangers', () => {
   before(async () => {
     members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []) });
     nodes[1] = await startMember(members[1]!);
-    nodes[0] = await startMember(members[0]!);
+    nodes[0] = await startMember(members[0]!, ['--metrics', '127.0.0.1:0']);
     stranger = await strangerNode();
   });
   after(async () => {
@@ -150,31 +150,45 @@ describe('gateway: strangers', () => {
   });
   const target = () => multiaddr(`${members[0]!.address}/p2p/${members[0]!.identity.peerId}`);
 
-  test('invalid peer records are rejected, valid ones persisted; an oversized message resets the stream', async () => {
+  test('invalid peer records are rejected; a valid one is persisted once it connects, one that never answers is forgotten; an oversized message resets the stream', async () => {
     const a = members[0]!;
-    const [good, bad] = [await generateIdentity(), await generateIdentity()];
-    const goodAddr = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+    const [good, bad, fake] = [await generateIdentity(), await generateIdentity(), await generateIdentity()];
+    // `good` is a real peer listening where its record says; `fake` is a record of a closed port.
+    const goodNode = await strangerNode(good.privateKey);
+    const goodAddr = goodNode.getMultiaddrs()[0]!.toString().split('/p2p/')[0]!;
+    const fakeAddr = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+    const forgotten0 = await gatewayCounter(nodes[0]!.gw, 'peers_forgotten_total', 'service="gateway"');
     const records = [
       { publicKey: 'Zm9v', addresses: ['/ip4/127.0.0.1/tcp/1'] },
       { publicKey: a.identity.publicKey, addresses: ['/ip4/127.0.0.1/tcp/2'] },
       { publicKey: bad.publicKey, addresses: ['/ip4/0.0.0.0/tcp/1', 'not-a-multiaddr', '/ip4/1.2.3.4/udp/5', `/ip4/127.0.0.1/tcp/5/p2p/${good.peerId}`] },
       { publicKey: good.publicKey, addresses: [goodAddr, '/dns4/bad host/tcp/1'] },
+      { publicKey: fake.publicKey, addresses: [fakeAddr] },
     ];
-    const stream = await stranger!.dialProtocol(target(), EXCHANGE_PROTOCOL);
-    stream.send(encodeFrame(PeerExchangeMessage.encode({ body: { $case: 'announce', value: { peers: records } } }).finish(), 1 << 20));
-    await stream.close();
-    const until = Date.now() + 10_000;
-    let text = '';
-    while (Date.now() < until) {
-      text = await fs.readFile(a.peersPath, 'utf8');
-      if (text.includes(good.publicKey)) break;
-      await new Promise((r) => setTimeout(r, 100));
+    try {
+      const stream = await stranger!.dialProtocol(target(), EXCHANGE_PROTOCOL);
+      stream.send(encodeFrame(PeerExchangeMessage.encode({ body: { $case: 'announce', value: { peers: records } } }).finish(), 1 << 20));
+      await stream.close();
+      const until = Date.now() + 15_000;
+      let text = '';
+      let forgotten = 0;
+      while (Date.now() < until) {
+        text = await fs.readFile(a.peersPath, 'utf8');
+        forgotten = (await gatewayCounter(nodes[0]!.gw, 'peers_forgotten_total', 'service="gateway"')) - forgotten0;
+        if (text.includes(good.publicKey) && forgotten >= 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const file = parse(text) as { peers: Array<{ public_key: string; addresses: string[] }> };
+      assert.deepEqual(file.peers.find((p) => p.public_key === good.publicKey)?.addresses, [goodAddr], 'the peer that connected is kept');
+      assert.ok(!text.includes(fake.publicKey), 'a record that never connected is not persisted');
+      assert.equal(forgotten, 1, 'the record that never answered is forgotten after its dials failed');
+      assert.ok(!(await listPeers(nodes[0]!.gw)).peers.some((p) => p.peerId === fake.peerId), 'and gone from the peer table');
+      assert.ok(!text.includes(bad.publicKey), 'a record without a usable address is refused');
+      assert.ok(!text.includes('Zm9v'));
+      assert.ok(!file.peers.some((p) => p.public_key === a.identity.publicKey), 'never itself');
+    } finally {
+      await goodNode.stop();
     }
-    const file = parse(text) as { peers: Array<{ public_key: string; addresses: string[] }> };
-    assert.deepEqual(file.peers.find((p) => p.public_key === good.publicKey)?.addresses, [goodAddr]);
-    assert.ok(!text.includes(bad.publicKey), 'a record without a usable address is refused');
-    assert.ok(!text.includes('Zm9v'));
-    assert.ok(!file.peers.some((p) => p.public_key === a.identity.publicKey), 'never itself');
 
     // A length prefix far past the exchange limit: the stream is reset, nothing is buffered.
     const big = await stranger!.dialProtocol(target(), EXCHANGE_PROTOCOL);

@@ -18,6 +18,7 @@
 // that announces thousands of fake peers must not make every gateway spend its dial slots, TCP
 // connects and handshakes on them (with 32 such dials at once, dialling announced junk took a third
 // of each honest gateway's busy time and the honest commit rate to 67–75 % of the rate before).
+// A learned peer that never connected is forgotten after UNPROVEN_DIALS failed dials (peer-table.ts).
 // Must never dial ourselves, nor run more dials at once than its limits.
 
 import { multiaddr } from '@multiformats/multiaddr';
@@ -143,8 +144,13 @@ export class Dialer {
     } catch (err) {
       metrics.dials.inc({ result: 'failed' });
       table.failure(peerId, 'dial', errorMessage(err));
-      const e = table.get(peerId);
-      log.debug({ peerId, failures: e?.consecutiveFailures, retryInMs: e?.backoffMs, err: errorMessage(err) }, 'dial failed');
+      if (!(this.#deps.isValidator?.(peerId) ?? false) && table.forgetUnproven(peerId)) {
+        metrics.forgotten.inc();
+        log.debug({ peerId, err: errorMessage(err) }, 'learned peer never reached: forgotten');
+      } else {
+        const e = table.get(peerId);
+        log.debug({ peerId, failures: e?.consecutiveFailures, retryInMs: e?.backoffMs, err: errorMessage(err) }, 'dial failed');
+      }
     } finally {
       this.#inFlight.delete(peerId);
     }

@@ -20,7 +20,9 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9
 export interface RecordIn { publicKey: string; addresses: readonly string[] }
 
 export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address' | 'no_address' | 'too_many'
-  | 'too_many_addresses' | 'validator' | 'cap' | 'table_full' | 'penalised' | 'outside_networks';
+  | 'too_many_addresses' | 'validator' | 'cap' | 'table_full' | 'penalised' | 'outside_networks'
+  /** A learned peer forgotten after its dials failed, announced again before FORGOTTEN_MS passed. */
+  | 'unreachable';
 
 /** Reasons that only a broken or hostile sender produces: each message with one is a strike. */
 export const STRIKE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_key', 'bad_address', 'too_many', 'too_many_addresses', 'validator']);

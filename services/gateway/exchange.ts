@@ -1,16 +1,18 @@
 // Peer exchange on /vtcp/btc-foundation/v1.0.0: one length-prefixed PeerExchangeMessage each way
 // per stream. On connect and every peers.exchange_interval we ask connected peers for their
 // lists; new connections are announced to the others (batched). What we learn is filtered
-// (exchange-filter.ts), capped per interval, put in the peer table to dial, and persisted through
-// the store's UpsertPeers in batches. Requests from one peer are limited by a token bucket.
+// (exchange-filter.ts), capped per interval and put in the peer table to dial. A record proves
+// nothing until a connection to its peer does: a learned peer is persisted (the store's UpsertPeers,
+// in batches) and relayed to others only once it has connected, and one whose dials keep failing is
+// forgotten (peer-table.ts). Requests from one peer are limited by a token bucket.
 // Bounds: MAX_ADDRESSES_PER_PEER per peer, maxLearnedPeers learned peers in the table (least
 // recently useful evicted first) and in peers.yaml (new peers only while the file holds fewer);
 // only brand-new peers are persisted, so a peers.yaml entry is never rewritten by discovery.
 // A sender whose messages keep carrying bad records (STRIKE_REASONS) is penalised: its exchange
 // is ignored for PENALTY_MS and, unless it is a validator, its connection is closed and it is not
 // dialled for as long.
-// Must never persist a record the filter refused, take a validator's address from a peer, nor
-// answer a peer faster than its bucket allows.
+// Must never persist a record the filter refused or a peer that never connected, take a
+// validator's address from a peer, nor answer a peer faster than its bucket allows.
 
 import type { BlockList } from 'node:net';
 import type { Connection, Stream } from '@libp2p/interface';
@@ -138,10 +140,26 @@ export class PeerExchange {
     return this.#deps.node.getPeers().map((p) => p.toString());
   }
 
-  /** A peer connected: ask for its list, and tell the others about it. */
+  /** A peer connected: ask for its list, tell the others about it, and keep it if it was learned. */
   onConnected(peerId: string): void {
     void this.ask(peerId);
     this.#announce.add(peerId);
+    this.#persistProven(peerId, Date.now());
+  }
+
+  /**
+   * A learned peer (not a validator, not in peers.yaml) that has connected goes to peers.yaml,
+   * while it has room: only peers that proved real outlive a restart.
+   */
+  #persistProven(peerId: string, now: number): void {
+    const e = this.#deps.table.get(peerId);
+    if (!e?.known || !e.everConnected || e.configured || this.#deps.isValidator(peerId) || this.#deps.stored(peerId) || this.#batch.has(peerId)) return;
+    for (const id of this.#persisting) if (this.#deps.stored(id)) this.#persisting.delete(id);
+    const waiting = [...this.#persisting].filter((id) => !this.#deps.stored(id)).length + this.#batch.size;
+    if (this.#deps.storedLearned() + waiting >= this.#opts.maxLearnedPeers) return;
+    const publicKey = publicKeyOf(peerId);
+    if (!publicKey || e.addresses.length === 0) return;
+    this.#batch.set(peerId, { publicKey, peerId, addresses: [...e.addresses], lastSeenMs: now });
   }
 
   /** A peer identified itself: its listen addresses are a record like any learned one. */
@@ -192,27 +210,23 @@ export class PeerExchange {
       if (source !== 'identify' && reasons.some((r) => STRIKE_REASONS.has(r))) this.#strike(from, reasons.join(','), now);
     }
     const isNew = (p: Peer) => !known(p.peerId);
-    const newOnes = fresh.filter(isNew);
+    // A peer forgotten after its dials failed is not taken again for a while, whoever announces it.
+    const unreachable = fresh.filter((p) => isNew(p) && table.forgotten(p.peerId));
+    if (unreachable.length > 0) metrics.rejectedRecords.inc({ reason: 'unreachable' }, unreachable.length);
+    const newOnes = fresh.filter((p) => isNew(p) && !table.forgotten(p.peerId));
     const granted = this.#budget.grant(newOnes.length, now);
     if (granted < newOnes.length) {
       metrics.rejectedRecords.inc({ reason: 'cap' }, newOnes.length - granted);
       log.warn({ peerId: from, source, dropped: newOnes.length - granted, cap: this.#budget.cap }, 'discovery cap reached: new peers dropped this interval');
     }
     const take = [...fresh.filter((p) => !isNew(p)), ...newOnes.slice(0, granted)];
-    for (const id of this.#persisting) if (this.#deps.stored(id)) this.#persisting.delete(id);
-    const waiting = new Set([...this.#batch.keys(), ...this.#persisting]);
-    let room = Math.max(0, this.#opts.maxLearnedPeers - this.#deps.storedLearned() - [...waiting].filter((id) => !this.#deps.stored(id)).length);
     const learned: string[] = [];
     for (const p of take) {
-      const fresh = isNew(p);
+      if (isNew(p)) metrics.learned.inc();
       table.upsertKnown(p.peerId, p.addresses, MAX_ADDRESSES_PER_PEER);
       learned.push(p.peerId);
-      if (fresh) metrics.learned.inc();
-      // Only new peers are persisted (an entry in peers.yaml is the operator's), and only while it has room.
-      if (!this.#deps.stored(p.peerId) && (this.#batch.has(p.peerId) || room > 0)) {
-        if (!this.#batch.has(p.peerId)) room--;
-        this.#batch.set(p.peerId, { ...p, addresses: table.get(p.peerId)?.addresses ?? p.addresses });
-      }
+      // Already connected (it dialled us, then identified itself): it has proved itself.
+      this.#persistProven(p.peerId, now);
     }
     // Peers waiting to be persisted stay: they become peers.yaml entries.
     const evicted = table.evictLearned(this.#opts.maxLearnedPeers, (id) => this.#deps.isValidator(id) || this.#batch.has(id));
@@ -293,8 +307,10 @@ export class PeerExchange {
     const self: PeerRecord = { publicKey: this.#deps.selfPublicKey, addresses: listenAddresses(this.#deps.node) };
     const others: PeerRecord[] = [];
     for (const e of this.#deps.table.all()) {
-      // Validators' addresses are the operator's configuration, never relayed.
+      // Validators' addresses are the operator's configuration, never relayed; a learned peer that
+      // never connected is only a record someone told us, not passed on.
       if (this.#deps.isValidator(e.peerId)) continue;
+      if (!e.everConnected && !this.#deps.stored(e.peerId)) continue;
       const publicKey = publicKeyOf(e.peerId);
       const addresses = e.addresses.length > 0 ? e.addresses : this.#deps.stored(e.peerId) ?? [];
       if (publicKey && addresses.length > 0) others.push({ publicKey, addresses: [...addresses] });

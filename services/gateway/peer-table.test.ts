@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DELINQUENT_AFTER, PeerTable, type PeerTransition } from './peer-table.ts';
+import { DELINQUENT_AFTER, FORGOTTEN_MS, MAX_FORGOTTEN, PeerTable, UNPROVEN_DIALS, type PeerTransition } from './peer-table.ts';
 
 function table(random = () => 0.5) {
   let now = 1_000;
@@ -112,4 +112,40 @@ test('a held-off peer is not due before its time, whatever its backoff says', ()
   assert.deepEqual(t.due().map((e) => e.peerId), ['p']);
   t.holdOff('nobody', 10); // a peer not in the table: nothing to hold
   assert.equal(t.get('nobody'), undefined);
+});
+
+test('a learned peer that never connected is forgotten after UNPROVEN_DIALS failed dials, and not learned again for a while', () => {
+  const { t, advance } = table();
+  t.setKnown([{ peerId: 'conf', addresses: ['/ip4/10.0.0.1/tcp/1'] }]);
+  for (const id of ['fake', 'real']) t.upsertKnown(id, ['/ip4/127.77.0.1/tcp/1']);
+  t.connected('real', '/ip4/127.77.0.1/tcp/1');
+  t.disconnected('real', 'closed');
+  for (let k = 1; k <= UNPROVEN_DIALS; k++) {
+    assert.equal(t.forgetUnproven('fake'), false, `not before ${UNPROVEN_DIALS} failed dials (${k - 1} so far)`);
+    for (const id of ['fake', 'real', 'conf']) t.failure(id, 'dial', 'refused');
+  }
+  assert.equal(t.forgetUnproven('fake'), true);
+  assert.equal(t.get('fake'), undefined, 'gone from the table: never dialled again');
+  assert.equal(t.forgotten('fake'), true);
+  for (let k = 0; k < 10; k++) { t.failure('real', 'dial', 'refused'); t.failure('conf', 'dial', 'refused'); }
+  assert.equal(t.forgetUnproven('real'), false, 'a peer that once connected is kept (backoff only)');
+  assert.equal(t.forgetUnproven('conf'), false, 'a peer in peers.yaml is the operator\'s');
+  assert.ok(t.get('real') && t.get('conf'));
+  advance(FORGOTTEN_MS + 1);
+  assert.equal(t.forgotten('fake'), false, 'may be learned again after FORGOTTEN_MS');
+
+  // Connecting clears it at once; the memory of forgotten peers is bounded.
+  t.upsertKnown('back', ['/ip4/127.77.0.2/tcp/1']);
+  for (let k = 0; k < UNPROVEN_DIALS; k++) t.failure('back', 'dial', 'refused');
+  assert.equal(t.forgetUnproven('back'), true);
+  t.connected('back', '/ip4/127.77.0.2/tcp/5');
+  assert.equal(t.forgotten('back'), false, 'a forgotten peer that connects is real');
+  for (let k = 0; k < MAX_FORGOTTEN + 10; k++) {
+    const id = `junk-${k}`;
+    t.upsertKnown(id, ['/ip4/127.77.0.3/tcp/1']);
+    for (let j = 0; j < UNPROVEN_DIALS; j++) t.failure(id, 'dial', 'refused');
+    t.forgetUnproven(id);
+  }
+  assert.equal(t.forgotten('junk-0'), false, 'the oldest forgotten peers go first past the bound');
+  assert.equal(t.forgotten(`junk-${MAX_FORGOTTEN + 9}`), true);
 });

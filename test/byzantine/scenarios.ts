@@ -450,6 +450,7 @@ const poisoning: Scenario = {
     const stranger = await strangerNode();
     const target = multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(0).libp2p}`);
     let fakes = 0;
+    const fakeKeys = new Set<string>();
     const flood = (async () => {
       await stranger.dial(target);
       for (let m = 0; m < 10; m++) {
@@ -457,6 +458,7 @@ const poisoning: Scenario = {
         for (let k = 0; k < 200; k++) {
           const id = await generateIdentity();
           fakes++;
+          fakeKeys.add(id.publicKey);
           // Half inside the federation's learned networks (closed loopback ports: taken, dialled,
           // refused at once), half outside (refused before anything is stored or dialled).
           peers.push({ publicKey: id.publicKey, addresses: Array.from({ length: 8 }, (_, j) => (j % 2 ? `/ip4/10.${k % 250}.0.${j + 1}/tcp/${1000 + j}` : `/ip4/127.77.${m}.${k + 1}/tcp/${1000 + j}`)) });
@@ -477,10 +479,13 @@ const poisoning: Scenario = {
           check(JSON.stringify(now?.addresses) === JSON.stringify(v.addresses), `a validator's addresses in m0's peers.yaml changed to ${JSON.stringify(now?.addresses)?.slice(0, 200)}`);
         }
         check(after.peers.length <= before.peers.length + 256, `m0's peers.yaml grew from ${before.peers.length} to ${after.peers.length} entries`);
+        const kept = after.peers.filter((p) => fakeKeys.has(p.public_key)).length;
+        check(kept === 0, `${kept} fake peers (records that never connected) in m0's peers.yaml`);
         const penalised = await fed.metric(0, 'gateway', 'btcfed_gateway_peers_penalised_total');
         const rejected = await fed.metric(0, 'gateway', 'btcfed_gateway_peer_records_rejected_total');
         check(penalised + rejected > 0, 'm0\'s gateway neither rejected nor penalised anything');
-        note(`${fakes} fake peers + ${3 * before.peers.length} poisoned validator records → peers.yaml ${before.peers.length}→${after.peers.length}, rejected ${rejected}, penalised ${penalised}`);
+        const forgotten = await fed.metric(0, 'gateway', 'btcfed_gateway_peers_forgotten_total');
+        note(`${fakes} fake peers + ${3 * before.peers.length} poisoned validator records → peers.yaml ${before.peers.length}→${after.peers.length}, rejected ${rejected}, penalised ${penalised}, forgotten after failed dials ${forgotten}`);
         // A restarted gateway still dials the validators. (Started by this process, it is an honest
         // process: out of the attacker's CPU budget.)
         await fed.net.restart(0, 'gateway');
