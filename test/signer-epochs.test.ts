@@ -6,6 +6,7 @@
 // stops it from starting. Real signer processes, real mTLS gRPC, real SLH-DSA, real files.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,7 +19,7 @@ import { readJournal } from '../services/signer/journal.ts';
 import { sealKey } from '../services/signer/keyfile.ts';
 import { TEST_KDF, TEST_PASSPHRASE, makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import type { RemoteSigner } from '../services/signer/client.ts';
-import { expectStartRefused, mtlsSignerClient, startSignerProcess } from './support/signer.ts';
+import { expectStartRefused, mtlsSignerClient, signerCli, startSignerProcess } from './support/signer.ts';
 
 let w: SignerWorld;
 before(async () => { w = await makeSignerWorld({ tls: true }); });
@@ -136,6 +137,49 @@ test('a signer follows the epochs it is shown the proofs of: signs only for the 
   await fs.writeFile(history, text.replace(/"height": 1/, '"height": 2'));
   assert.match(String((await expectStartRefused(w.dir)).fatal.msg), /epoch history .* cannot be trusted: checksum mismatch/);
   await fs.writeFile(history, text);
+
+  // Moving the signer to another host: the export carries the history with the state, checked
+  // again from genesis on import; an export whose history was edited, or a state without its
+  // history, is refused and nothing is written.
+  const out = path.join(w.dir, 'export.json');
+  const exported = signerCli(['export-state', '--data-dir', w.dir, '--out', out]);
+  assert.equal(exported.status, 0, exported.stderr);
+  const doc = JSON.parse(await fs.readFile(out, 'utf8')) as { epochs: { ended: unknown[]; sha256: string }; state: { epoch: number } };
+  assert.deepEqual([doc.state.epoch, doc.epochs.ended.length], [2, 2]);
+  const moved = await fs.mkdtemp(path.join(w.dir, 'moved-'));
+  for (const f of ['signer.key', 'signer.yaml', 'passphrase', 'ca.pem', 'server.pem', 'server-key.pem']) await fs.copyFile(path.join(w.dir, f), path.join(moved, f));
+  const tryImport = async (name: string, body: unknown) => {
+    const file = path.join(w.dir, name);
+    await fs.writeFile(file, JSON.stringify(body));
+    return signerCli(['import-state', file, '--data-dir', moved]);
+  };
+  const edited = await tryImport('edited.json', { ...doc, epochs: { ...doc.epochs, ended: doc.epochs.ended.slice(1) } });
+  assert.equal(edited.status, 1);
+  assert.match(edited.stderr, /its epoch history cannot be taken: checksum mismatch/);
+  assert.match(edited.stderr, /SIGNER_IMPORT_INVALID/);
+  // Re-checksummed: it passes the file check and fails the replay (epoch 1's change does not apply to genesis).
+  const rows = doc.epochs.ended.slice(1);
+  const resummed = await tryImport('resummed.json', { ...doc, epochs: { ...doc.epochs, ended: rows, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') } });
+  assert.equal(resummed.status, 1);
+  assert.match(resummed.stderr, /its epoch history cannot be taken: ended\[0\] \(the end of epoch 0\) does not follow from the epochs before it/);
+  const { epochs: _history, ...bare } = doc;
+  const withoutHistory = await tryImport('bare.json', bare);
+  assert.equal(withoutHistory.status, 1);
+  assert.match(withoutHistory.stderr, /state of epoch 2, but the epoch history .* reaches epoch 0 only/);
+  assert.deepEqual((await fs.readdir(moved)).filter((f) => /epochs|safety-state/.test(f)), [], 'a refused import writes nothing');
+  const imported = signerCli(['import-state', out, '--data-dir', moved]);
+  assert.equal(imported.status, 0, imported.stderr);
+  assert.match(imported.stdout, /^merged: epoch 2 \(history of 2 ended epochs\)/);
+  assert.equal(await fs.readFile(path.join(moved, 'epochs.json'), 'utf8'), text, 'the history arrived as it was');
+  assert.match(signerCli(['import-state', out, '--data-dir', moved]).stdout, /^unchanged: /, 'the same export again changes nothing');
+  const there = await startSignerProcess(moved, ['--no-nats']);
+  const u = mtlsSignerClient(w, there.port, w.tls!.clientCert, w.tls!.clientKey);
+  try {
+    assert.deepEqual(await pick(u), { epoch: 2, seated: false, validatorIndex: 0, validatorCount: 5 }, 'the moved signer starts in epoch 2');
+  } finally {
+    await u.close();
+    await there.svc.stop();
+  }
 
   // The rotated-in key: a new signer for m1 that stands by until shown both proofs.
   const dir2 = await fs.mkdtemp(path.join(w.dir, 'rotated-'));

@@ -212,7 +212,7 @@ describe('signer allow list, journal verification, export and import', () => {
       for (const f of ['ca.pem', 'server.pem', 'server-key.pem']) await fs.copyFile(path.join(w.dir, f), path.join(moved.dir, f));
       const imp = signerCli(['import-state', out, '--data-dir', moved.dir]);
       assert.equal(imp.status, 0, imp.stderr);
-      assert.match(imp.stdout, /^merged: last vote view 3/);
+      assert.match(imp.stdout, /^merged: epoch 0 \(history of 0 ended epochs\), last vote view 3/);
       const behind = JSON.parse(await fs.readFile(out, 'utf8'));
       assert.equal(signerCli(['import-state', out, '--data-dir', moved.dir]).status, 0, 'the same state again is a no-op');
       assert.equal(behind.state.lastVote.view, 3);

@@ -44,12 +44,14 @@ function corrupt(file: string, why: string): FedError {
     { file, why });
 }
 
-function encode(ended: readonly EndedEpoch[]): string {
+/** The history file's text: format, version, checksum, one row per ended epoch. */
+export function encodeEpochs(ended: readonly EndedEpoch[]): string {
   const rows = ended.map((e) => ({ height: e.height, root: toHex(e.root), tx: Buffer.from(e.tx).toString('base64') }));
   return `${JSON.stringify({ format: FORMAT, version: VERSION, sha256: sha256Hex(JSON.stringify(rows)), ended: rows }, null, 1)}\n`;
 }
 
-function decode(text: string, file: string): EndedEpoch[] {
+/** Parses and checks a history file's text (format, checksum); SIGNER_EPOCHS_CORRUPT names `file` and what failed. */
+export function decodeEpochs(text: string, file: string): EndedEpoch[] {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -70,6 +72,8 @@ export type Advance =
   | { kind: 'known'; epoch: number }
   | { kind: 'refused'; reason: string };
 
+export interface EpochsOptions { chainId: string; genesisHash: Uint8Array; dsa: Pick<SlhDsa, 'verifySync' | 'publicKeyBytes'> }
+
 export class SignerEpochs {
   readonly #file: string;
   readonly #history: EpochHistory;
@@ -89,9 +93,13 @@ export class SignerEpochs {
    * Genesis's set plus what `file` records (none when it does not exist), each change checked
    * again against the set it changed. SIGNER_EPOCHS_CORRUPT names the file and what failed.
    */
-  static async open(file: string, genesis: ValidatorSet, o: { chainId: string; genesisHash: Uint8Array; dsa: Pick<SlhDsa, 'verifySync' | 'publicKeyBytes'> }): Promise<SignerEpochs> {
+  static async open(file: string, genesis: ValidatorSet, o: EpochsOptions): Promise<SignerEpochs> {
     const text = await readIfExists(file);
-    const ended = text === undefined ? [] : decode(text, file);
+    return SignerEpochs.replay(file, text === undefined ? [] : decodeEpochs(text, file), genesis, o);
+  }
+
+  /** Genesis's set plus `ended`, each change checked again against the set it changed (SIGNER_EPOCHS_CORRUPT naming `file`). */
+  static replay(file: string, ended: EndedEpoch[], genesis: ValidatorSet, o: EpochsOptions): SignerEpochs {
     const history = EpochHistory.fromGenesis(genesis, { chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes }, (pk, m, s) => o.dsa.verifySync(pk, m, s));
     for (const [i, e] of ended.entries()) {
       try {
@@ -105,6 +113,9 @@ export class SignerEpochs {
   }
 
   get file(): string { return this.#file; }
+
+  /** Every ended epoch, oldest first. */
+  get ended(): readonly EndedEpoch[] { return this.#ended; }
 
   /** The newest epoch's set (self unresolved). */
   get current(): ValidatorSet { return this.#history.current; }
@@ -131,7 +142,7 @@ export class SignerEpochs {
     const tx = proof.last.txs.find((t) => isReconfigTx(t))!;
     const ended: EndedEpoch = { height: v.height, root: proof.last.hash, tx };
     this.#ended.push(ended);
-    await writeFileAtomic(this.#file, encode(this.#ended), { mode: 0o600 });
+    await writeFileAtomic(this.#file, encodeEpochs(this.#ended), { mode: 0o600 });
     return { kind: 'advanced', set: v.set, ended };
   }
 }

@@ -28,7 +28,9 @@ import { JOURNAL_FILE, verifyJournal } from './journal.ts';
 import { readPassphrase, readPublicKey, sealKey, writeNewKeyFile } from './keyfile.ts';
 import { exportState, importState } from './migrate.ts';
 import { repairTornJournal } from './repair.ts';
-import { loadSignerConf, openLocalSigner, passphraseSource } from './open.ts';
+import { genesisHashOf, loadSignerConf, openLocalSigner, passphraseSource } from './open.ts';
+import { SignerEpochs, type EndedEpoch } from './epochs.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
 import { signerService } from './rpc.ts';
 
 const USAGE = `usage: signer <command> --data-dir DIR
@@ -114,9 +116,13 @@ async function importCmd(argv: string[], log: Logger): Promise<void> {
   const lock = await lockSigner(dataDir);
   try {
     const { publicKey } = await readPublicKey(path.resolve(dataDir, conf.key_file));
-    const result = await importState(dataDir, await fs.readFile(file, 'utf8'), path.resolve(file), toHex(publicKey));
-    log.info({ file, result: result.kind, lastVote: result.state.lastVote, locked: result.state.locked.view }, 'state imported');
-    process.stdout.write(`${result.kind}: last vote view ${result.state.lastVote.view} phase ${result.state.lastVote.phase}, locked view ${result.state.locked.view}\n`);
+    const dsa = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+    const replay = (ended: EndedEpoch[], from: string) => {
+      SignerEpochs.replay(from, ended, ValidatorSet.fromConfig(conf.validators), { chainId: conf.chain_id, genesisHash: genesisHashOf(conf.chain_id), dsa });
+    };
+    const result = await importState(dataDir, await fs.readFile(file, 'utf8'), path.resolve(file), toHex(publicKey), replay);
+    log.info({ file, result: result.kind, epoch: result.state.epoch, epochsEnded: result.epochsEnded, lastVote: result.state.lastVote, locked: result.state.locked.view }, 'state imported');
+    process.stdout.write(`${result.kind}: epoch ${result.state.epoch} (history of ${result.epochsEnded} ended epochs), last vote view ${result.state.lastVote.view} phase ${result.state.lastVote.phase}, locked view ${result.state.locked.view}\n`);
   } finally {
     await lock.release();
   }
