@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isFedError } from '#libs/errors/index.ts';
-import { mergeSafety } from './migrate.ts';
+import { mergeEpochs, mergeSafety } from './migrate.ts';
 import { initialSafety, type SignedSlot, type SignerSafety } from './rules.ts';
 
 const base = initialSafety('c', 'ab'.repeat(32), new Uint8Array(32));
@@ -48,4 +48,16 @@ test('epochs: a state of an earlier epoch is behind whatever its marks; one of a
   assert.equal(r.kind, 'merged');
   assert.deepEqual(r.state, later, 'views restart in each epoch: the later epoch\'s marks are taken as they are');
   assert.equal(mergeSafety(cur, at({ epoch: 2, lastVote: { view: 4, phase: 1 }, signed: 41 })).state.epoch, 2);
+});
+
+test('epoch histories merge only when one extends the other: the longer is kept, a disagreement refused', () => {
+  const end = (height: number, b: number) => ({ height, root: new Uint8Array(32).fill(b), tx: new Uint8Array([b, 1, 2]) });
+  const two = [end(10, 1), end(20, 2)];
+  assert.deepEqual(mergeEpochs([], two), { kind: 'merged', ended: two });
+  assert.deepEqual(mergeEpochs(two, two.slice(0, 1)), { kind: 'unchanged', ended: two }, 'a shorter history changes nothing');
+  assert.deepEqual(mergeEpochs(two.slice(0, 1), two), { kind: 'merged', ended: two });
+  assert.deepEqual(mergeEpochs(two, two).kind, 'unchanged');
+  assert.throws(() => mergeEpochs(two, [end(10, 1), end(21, 2)]), (e: unknown) => code('SIGNER_IMPORT_CONFLICT')(e) && /end of epoch 1/.test((e as Error).message));
+  assert.throws(() => mergeEpochs(two, [end(10, 9)]), code('SIGNER_IMPORT_CONFLICT'), 'another block');
+  assert.throws(() => mergeEpochs(two, [{ ...end(10, 1), tx: new Uint8Array([7]) }]), code('SIGNER_IMPORT_CONFLICT'), 'another change');
 });
