@@ -238,7 +238,7 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     await stopAll(nodes, members);
   });
 
-  test('the validator\'s dial address is unchanged, peers.yaml stays bounded, a restart still reaches the validator, the stranger is penalised', async () => {
+  test('the validator\'s dial address is unchanged, no fake peer is persisted and each is forgotten, a restart still reaches the validator, the stranger is penalised', async () => {
     // Discovery restricted to this host's loopback (peers.learned_networks), so that the fake peers'
     // addresses the gateway takes and dials are on this machine; the others are refused as outside
     // the networks. peers.yaml is the operator's and is dialled as written.
@@ -289,10 +289,20 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
     assert.ok(file.peers.length <= 1 + 20, `peers.yaml holds ${file.peers.length} peers after ${fakes} fake ones`);
     assert.ok(file.peers.every((p) => p.addresses.length <= 8 && p.addresses.every((x) => x.startsWith('/ip4/127.'))),
       `only addresses inside the learned networks were persisted: ${JSON.stringify(file.peers.flatMap((p) => p.addresses).filter((x) => !x.startsWith('/ip4/127.')).slice(0, 3))}`);
-    assert.ok(file.peers.some((p) => p.addresses.some((x) => x.startsWith('/ip4/127.66.'))), 'fake peers inside the networks were learned (up to the caps)');
+    assert.ok(!file.peers.some((p) => p.addresses.some((x) => x.startsWith('/ip4/127.66.'))), 'no fake peer is persisted: none ever connected');
+    // The fake peers inside the networks were learned (up to the caps) and dialled; each is
+    // forgotten once its dials failed, not redialled for ever.
+    const plain = (text: string, name: string) => Number(new RegExp(`^btcfed_${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    assert.ok(plain(metrics, 'gateway_peers_learned_total') > 0, 'fake peers inside the networks were learned');
+    let forgotten = 0;
+    for (const until = Date.now() + 10_000; forgotten === 0 && Date.now() < until;) {
+      forgotten = plain(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'gateway_peers_forgotten_total');
+      if (forgotten === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(forgotten > 0, 'fake peers whose dials failed are forgotten');
     const learned = (await listPeers(nodes[0].gw)).peers.length;
     console.log(`# poisoning: ${fakes} fake peers and 3 poisoned validator records → peers.yaml ${file.peers.length} peers, table ${learned}, `
-      + `rejected validator=${count('gateway_peer_records_rejected_total', 'validator')} outside=${count('gateway_peer_records_rejected_total', 'outside_networks')} cap=${count('gateway_peer_records_rejected_total', 'cap')}`);
+      + `rejected validator=${count('gateway_peer_records_rejected_total', 'validator')} outside=${count('gateway_peer_records_rejected_total', 'outside_networks')} cap=${count('gateway_peer_records_rejected_total', 'cap')}, forgotten ${forgotten}`);
     assert.ok(learned <= 2 + 20 + 1, `the peer table holds ${learned} peers`);
     await new Promise((r) => setTimeout(r, 500));
     // By the gateway that penalised it; the other member, which learned the stranger's address
