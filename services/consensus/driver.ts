@@ -26,6 +26,7 @@ import type { Mempool } from './mempool.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
 import { isOutside, type Clock, type DriverObserver, type SignerPort, type TransportPort } from './ports.ts';
 import { PeerPenalties } from './penalties.ts';
+import { worthLogging } from './client-limits.ts';
 import { SyncClient } from './sync.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -88,6 +89,8 @@ export class ConsensusDriver {
   #config: EngineConfig;
   /** The change this member proposes when it leads (SubmitReconfiguration), until its epoch ends. */
   #pendingChange: { tx: Uint8Array; hash: Uint8Array; epoch: number; id: string } | undefined;
+  /** Invalid blocks refused per sender (validator or outside peer), for the log's 1st, 2nd, 4th, … (bounded). */
+  #invalidBlocks = new Map<number, number>();
   /** Between the end of an epoch and the start of the next: recorded, the signer not yet told. */
   #switching: string | undefined;
   /** This member is not in the current epoch's set (removed): it votes no more. */
@@ -350,7 +353,15 @@ export class ConsensusDriver {
         if (a.from === null || a.from === this.#config.self) return;
         // A block that fails its content checks was signed (a proposal) or served (sync) by this
         // validator: an honest one never does either, so it is a strike.
-        if (a.reason === 'invalid_block') this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
+        if (a.reason === 'invalid_block') {
+          // An honest validator never signs or serves one: say why, for the 1st, 2nd, 4th, 8th, …
+          // of each peer (a flood cannot flood the log; the metric counts them all).
+          const nth = (this.#invalidBlocks.get(a.from) ?? 0) + 1;
+          if (this.#invalidBlocks.size >= 1024 && !this.#invalidBlocks.has(a.from)) this.#invalidBlocks.clear();
+          this.#invalidBlocks.set(a.from, nth);
+          if (worthLogging(nth)) log.warn({ from: a.from, nth, detail: a.detail }, 'invalid block refused');
+          this.#penalize(a.from, a.reason, this.penalties.strike(a.from), a.detail);
+        }
         // Valid but useless (it changed nothing): free at the rate honest members send such
         // messages, a strike beyond it — so replaying old, validly signed messages gets a
         // validator muted like forging them does.
