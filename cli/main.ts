@@ -16,7 +16,7 @@ import { VERSION } from '#libs/version/index.ts';
 import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
 import { runDevnet } from './devnet.ts';
-import { trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
+import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { issueClientCert } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
@@ -54,6 +54,12 @@ const txHash = (v: string): string => {
 /** A flag given as "A,B" or several times: every value, trimmed, none empty. */
 const collect = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')];
 
+const changes = (n: number): string => `${n} epoch change${n === 1 ? '' : 's'}`;
+/** How `btcfed verify` reached an epoch's set: changes kept in --trusted-epochs, changes checked now. */
+const epochWalk = (fromKept: number, walked: number): string =>
+  fromKept === 0 ? `checking ${changes(walked)}`
+    : walked === 0 ? `the ${changes(fromKept)} kept in the trusted-epochs file`
+      : `the ${changes(fromKept)} kept in the trusted-epochs file and checking ${walked} more`;
 const memberOpt = () => new Option('--member <dir>', 'the member dir (its conf.yaml and client certificate)').default('.devnet/m0');
 const consensusOpt = () => new Option('--consensus <host:port>', 'the consensus address to dial (default: services.consensus.listen of the member\'s conf.yaml)');
 const basePortOpt = () => new Option('--base-port <port>', 'first port of member 0; each member takes 10').argParser(nonNegativeInt).default(7100);
@@ -224,22 +230,24 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .option('--tx <hash>', 'the transaction (hex hash): alone, checked by its inclusion proof without the block; with --height, found in that block', txHash)
     .addOption(memberOpt()).addOption(consensusOpt())
     .option('--trust <conf>', 'the conf.yaml whose validators are trusted (default: the member\'s)')
-    .action(async (o: { height?: number; tx?: string; member: string; consensus?: string; trust?: string }) => {
+    .option('--trusted-epochs <file>', 'keep the epoch changes walked from genesis in FILE, and next time start from them (created when missing)')
+    .action(async (o: { height?: number; tx?: string; member: string; consensus?: string; trust?: string; trustedEpochs?: string }) => {
       if (o.height === undefined && o.tx === undefined) throw new UsageError('verify needs --height H, --tx HASH, or both');
       const memberDir = path.resolve(o.member);
       consensusAddress(memberDir, o.consensus); // a missing member dir is named as such
       const trust = trustRootFrom(path.resolve(o.trust ?? path.join(memberDir, 'conf.yaml')));
+      const kept = o.trustedEpochs === undefined ? undefined : loadKeptEpochs(path.resolve(o.trustedEpochs), trust);
       const client = consensusClient(memberDir, o.consensus);
       try {
         const tx = o.tx === undefined ? undefined : Buffer.from(o.tx, 'hex');
-        const v = o.height === undefined ? await verifyTransaction(client, trust, tx!) : await verifyBlock(client, trust, o.height, tx);
+        const v = o.height === undefined ? await verifyTransaction(client, trust, tx!, kept) : await verifyBlock(client, trust, o.height, tx, kept);
         if (!v.ok) {
           console.log(`refused: ${v.reason}`);
           process.exitCode = 1;
           return;
         }
         console.log(`verified: block ${v.height} is committed on chain ${trust.chainId}: a COMMIT QC of view ${v.view} signed by validators ${v.signers.join(', ')}`
-          + (v.walked ? ` of epoch ${v.epoch} (its set reached from genesis's by checking ${v.walked} epoch change${v.walked === 1 ? '' : 's'})` : ` of ${trust.publicKeys.length}`)
+          + (v.epoch ? ` of epoch ${v.epoch} (its set reached from genesis's by ${epochWalk(v.fromKept ?? 0, v.walked ?? 0)})` : ` of ${trust.publicKeys.length}`)
           + (v.txIndex === undefined ? '' : `; transaction ${o.tx} is at index ${v.txIndex}${o.height === undefined ? ' (by its Merkle branch)' : ''}`));
       } finally {
         client.close();

@@ -6,15 +6,22 @@
 // the Merkle branch to its tx_root, and that header's commit — without the block's transactions.
 // A block of a later epoch is checked against that epoch's keys, reached from genesis's set by
 // walking the proofs that each epoch before it ended (GetEpochs, libs/verify followEpoch): the
-// member is trusted for nothing, not even the validator sets.
+// member is trusted for nothing, not even the validator sets. With --trusted-epochs FILE the
+// client keeps what it walked (libs/verify ended-epochs.ts, bound to the chain and its genesis
+// set) and next time starts from there: only the epochs that ended since are fetched and checked.
 
 import fs from 'node:fs';
 import { parseConfText } from '#libs/config/index.ts';
-import { blockHash, createSlhDsa, fromHex, paramSpec, type SlhDsa } from '#libs/crypto/index.ts';
-import { EpochHistory, ValidatorSet } from '#libs/validators/index.ts';
+import { blockHash, createSlhDsa, fromHex, paramSpec, sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
+import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { writeFileAtomic } from '#libs/files/index.ts';
+import { EpochHistory, ValidatorSet, decodeReconfigTx, isReconfigTx } from '#libs/validators/index.ts';
 import { Phase, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
-import { followEpoch, trustRootOf, verifyCommitted, verifyIncluded, type CommitProof, type EpochChangeProof, type TrustRoot, type Verdict } from '#libs/verify/index.ts';
+import {
+  decodeEndedEpochs, encodeEndedEpochs, followEpoch, trustRootOf, verifyCommitted, verifyIncluded,
+  type CommitProof, type EndedEpoch, type EpochChangeProof, type TrustRoot, type Verdict,
+} from '#libs/verify/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, headerFromWire, qcFromWire, type WireLimits } from '#libs/wire/index.ts';
 import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
@@ -53,24 +60,85 @@ export async function fetchEpochProofs(client: ConsensusServiceClient, limits: W
   return { proofs, current };
 }
 
+/** The document format of a light client's trusted epochs. */
+export const TRUSTED_EPOCHS_FORMAT = 'btcfed-trusted-epochs';
+
+/** The epochs a client has walked and keeps (`--trusted-epochs FILE`), replayed from genesis. */
+export interface KeptEpochs { file: string; history: EpochHistory; ended: EndedEpoch[] }
+
+const historyFrom = (trust: Trust): EpochHistory =>
+  EpochHistory.fromGenesis(trust.genesis, { chainId: trust.chainId, publicKeyBytes: trust.publicKeyBytes }, (pk, m, sig) => trust.dsa.verifySync(pk, m, sig));
+
+/** What a trusted-epochs file is bound to: the genesis set it was walked from. */
+const genesisDigest = (trust: Trust): string =>
+  sha256Hex(JSON.stringify(trust.genesis.members.map((v) => [v.name, v.peerId, v.publicKey])));
+
+const badStore = (file: string, why: string): FedError =>
+  new FedError('VERIFY_TRUSTED_EPOCHS', `trusted epochs ${file} cannot be used: ${why}; remove it to walk from genesis again`, { file, why });
+
+/**
+ * The epochs kept in `file` (none when it does not exist), each change checked again against the
+ * set it changed (the approvals; the commit QCs were checked when they were walked). Refused,
+ * naming why, when the file is damaged, of another chain or genesis set, or does not replay.
+ */
+export function loadKeptEpochs(file: string, trust: Trust): KeptEpochs {
+  const history = historyFrom(trust);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { file, history, ended: [] };
+    throw badStore(file, errorMessage(err));
+  }
+  const d = decodeEndedEpochs(text, TRUSTED_EPOCHS_FORMAT, ['chain_id', 'genesis']);
+  if (!d.ok) throw badStore(file, d.why);
+  if (d.bound.chain_id !== trust.chainId) throw badStore(file, `it is of chain ${JSON.stringify(d.bound.chain_id)}, the trusted conf.yaml's is ${JSON.stringify(trust.chainId)}`);
+  if (d.bound.genesis !== genesisDigest(trust)) throw badStore(file, 'it was walked from another genesis validator set than the trusted conf.yaml\'s');
+  for (const [i, e] of d.ended.entries()) {
+    try {
+      const { change, approvals } = decodeReconfigTx(e.tx);
+      history.apply({ change, approvals, height: e.height });
+    } catch (err) {
+      throw badStore(file, `ended[${i}] (the end of epoch ${i}) does not follow from the epochs before it: ${errorMessage(err)}`);
+    }
+  }
+  return { file, history, ended: d.ended };
+}
+
+async function saveKeptEpochs(kept: KeptEpochs, trust: Trust): Promise<void> {
+  await writeFileAtomic(kept.file, encodeEndedEpochs(TRUSTED_EPOCHS_FORMAT, kept.ended, { chain_id: trust.chainId, genesis: genesisDigest(trust) }), { mode: 0o644 });
+}
+
 /**
  * The trust root of `epoch`: genesis's, or the set reached by checking each epoch's end from
- * genesis on (each proof against the keys and set of the epoch it ends). With the proof of
- * `epoch`'s own end when the member has it (it proves that epoch's last block committed).
+ * genesis on (each proof against the keys and set of the epoch it ends) — from the last epoch
+ * `kept` holds, when given, which then keeps the ends walked here. With the proof of `epoch`'s own
+ * end when the member has it (it proves that epoch's last block committed).
  */
-export async function epochTrust(client: ConsensusServiceClient, trust: Trust, epoch: number): Promise<{ root: TrustRoot; walked: number; end?: EpochChangeProof } | { reason: string }> {
-  if (epoch === 0) {
-    const { proofs } = await fetchEpochProofs(client, trust.limits, 0, 1);
-    return { root: trust, walked: 0, ...(proofs[0] ? { end: proofs[0] } : {}) };
+export async function epochTrust(client: ConsensusServiceClient, trust: Trust, epoch: number, kept?: KeptEpochs): Promise<{ root: TrustRoot; walked: number; fromKept: number; end?: EpochChangeProof } | { reason: string }> {
+  const history = kept?.history ?? historyFrom(trust);
+  const known = history.current.epoch;
+  const rootOf = (e: number): TrustRoot => (e === 0 ? trust : trustRootOf(trust.chainId, history.setOf(e)!, trust.dsa));
+  if (epoch <= known) {
+    const { proofs } = await fetchEpochProofs(client, trust.limits, epoch, epoch + 1);
+    return { root: rootOf(epoch), walked: 0, fromKept: epoch, ...(proofs[0] ? { end: proofs[0] } : {}) };
   }
-  const { proofs } = await fetchEpochProofs(client, trust.limits, 0, epoch + 1);
-  if (proofs.length < epoch) return { reason: `the member serves the proofs of ${proofs.length} ended epochs; epoch ${epoch} needs ${epoch}` };
-  const history = EpochHistory.fromGenesis(trust.genesis, { chainId: trust.chainId, publicKeyBytes: trust.publicKeyBytes }, (pk, m, sig) => trust.dsa.verifySync(pk, m, sig));
-  for (let e = 0; e < epoch; e++) {
-    const v = followEpoch(history, trust.chainId, proofs[e]!, trust.dsa);
-    if (!v.ok) return { reason: `the proof that epoch ${e} ended does not verify: ${v.reason}` };
+  const { proofs } = await fetchEpochProofs(client, trust.limits, known, epoch + 1);
+  if (proofs.length < epoch - known) return { reason: `the member serves the proofs of ${known + proofs.length} ended epochs; epoch ${epoch} needs ${epoch}` };
+  let walked = 0;
+  try {
+    for (let e = known; e < epoch; e++) {
+      const proof = proofs[e - known]!;
+      const v = followEpoch(history, trust.chainId, proof, trust.dsa);
+      if (!v.ok) return { reason: `the proof that epoch ${e} ended does not verify: ${v.reason}` };
+      walked++;
+      kept?.ended.push({ height: v.height, root: proof.last.hash, tx: proof.last.txs.find((t) => isReconfigTx(t))! });
+    }
+  } finally {
+    // What was proven is kept even when a later proof is refused.
+    if (kept && walked > 0) await saveKeptEpochs(kept, trust);
   }
-  return { root: trustRootOf(trust.chainId, history.current, trust.dsa), walked: epoch, ...(proofs[epoch] ? { end: proofs[epoch] } : {}) };
+  return { root: rootOf(epoch), walked, fromKept: known, ...(proofs[epoch - known] ? { end: proofs[epoch - known] } : {}) };
 }
 
 /**
@@ -91,38 +159,38 @@ async function commitProof(client: ConsensusServiceClient, limits: WireLimits, h
   return { qc, descendants };
 }
 
-export type EpochVerdict = Verdict & { epoch?: number; walked?: number };
+export type EpochVerdict = Verdict & { epoch?: number; walked?: number; fromKept?: number };
 
-export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, height: number, txHash?: Uint8Array): Promise<EpochVerdict> {
+export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, height: number, txHash?: Uint8Array, kept?: KeptEpochs): Promise<EpochVerdict> {
   const res = await call(client.getBlock.bind(client), { by: { $case: 'height', value: height } });
   const block = blockFromWire('block', res.block, trust.limits, blockHash);
   const epoch = block.header.epoch;
-  const at = await epochTrust(client, trust, epoch);
+  const at = await epochTrust(client, trust, epoch, kept);
   if ('reason' in at) return { ok: false, reason: at.reason };
   // The last block of an epoch is proven by the proof its epoch ended with.
   const proof = at.end && Buffer.compare(at.end.last.hash, block.hash) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
     : await commitProof(client, trust.limits, height, res.qc ? qcFromWire('qc', res.qc, trust.limits) : undefined);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
-  return { ...verifyCommitted(at.root, block, proof, txHash), epoch, walked: at.walked };
+  return { ...verifyCommitted(at.root, block, proof, txHash), epoch, walked: at.walked, fromKept: at.fromKept };
 }
 
 /**
  * A transaction by its hash alone: GetTransaction with its inclusion proof (header, count, Merkle
  * branch), then the header's COMMIT QC — the block's transactions are never fetched.
  */
-export async function verifyTransaction(client: ConsensusServiceClient, trust: Trust, txHash: Uint8Array): Promise<EpochVerdict> {
+export async function verifyTransaction(client: ConsensusServiceClient, trust: Trust, txHash: Uint8Array, kept?: KeptEpochs): Promise<EpochVerdict> {
   const root = trust;
   const r = await call(client.getTransaction.bind(client), { txHash, withProof: true });
   if (r.status !== TxStatus.TX_STATUS_COMMITTED) return { ok: false, reason: `the member says the transaction is not committed (status ${r.status === TxStatus.TX_STATUS_PENDING ? 'pending' : 'unknown'})` };
   if (!r.header) return { ok: false, reason: 'the member answered no inclusion proof (an older version?)' };
   const header = headerFromWire('header', r.header);
   if (header.height !== r.height) return { ok: false, reason: `the proof's header is at height ${header.height}, the answer says ${r.height}` };
-  const at = await epochTrust(client, trust, header.epoch);
+  const at = await epochTrust(client, trust, header.epoch, kept);
   if ('reason' in at) return { ok: false, reason: at.reason };
   const own = await call(client.listBlocks.bind(client), { fromHeight: header.height, limit: 1, headersOnly: true });
   const ownQc = own.blocks[0]?.qc ? qcFromWire('qc', own.blocks[0].qc, root.limits) : undefined;
   const proof = at.end && Buffer.compare(at.end.last.hash, blockHash(header)) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
     : await commitProof(client, root.limits, header.height, ownQc);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
-  return { ...verifyIncluded(at.root, { header, txHash, index: r.index, txCount: r.txCount, siblings: r.proof }, proof), epoch: header.epoch, walked: at.walked };
+  return { ...verifyIncluded(at.root, { header, txHash, index: r.index, txCount: r.txCount, siblings: r.proof }, proof), epoch: header.epoch, walked: at.walked, fromKept: at.fromKept };
 }

@@ -293,6 +293,20 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const top = Number((await status(5)).committedHeight);
       assert.match(await ok(['verify', '--member', dir5, '--height', String(top), '--trust', path.join(m(0), 'conf.yaml')]),
         new RegExp(`verified: block ${top} is committed .* of epoch 3 \\(its set reached from genesis's by checking 3 epoch changes\\)`));
+      // A light client that keeps what it walked: the first call checks the three changes and keeps
+      // them; the next starts from them and fetches no proof of an epoch it holds.
+      const kept = path.join(dir5, 'trusted-epochs.json');
+      assert.match(await ok(['verify', '--member', dir5, '--height', String(top), '--trust', path.join(m(0), 'conf.yaml'), '--trusted-epochs', kept]),
+        /of epoch 3 \(its set reached from genesis's by checking 3 epoch changes\)/);
+      assert.equal((JSON.parse(await fs.readFile(kept, 'utf8')) as { ended: unknown[] }).ended.length, 3, 'the three ends walked are kept');
+      assert.match(await ok(['verify', '--member', dir5, '--height', String(top), '--trust', path.join(m(0), 'conf.yaml'), '--trusted-epochs', kept]),
+        /of epoch 3 \(its set reached from genesis's by the 3 epoch changes kept in the trusted-epochs file\)/);
+      // A kept file of another chain, or edited, is refused rather than trusted.
+      const other = path.join(dir5, 'other-epochs.json');
+      await fs.writeFile(other, (await fs.readFile(kept, 'utf8')).replace(/"chain_id": "[^"]*"/, '"chain_id": "another-chain"'));
+      await refused(['verify', '--member', dir5, '--height', String(top), '--trusted-epochs', other], /trusted epochs .* cannot be used: it is of chain "another-chain"/);
+      await fs.writeFile(other, (await fs.readFile(kept, 'utf8')).replace(/"height": (\d+)/, (_, h: string) => `"height": ${Number(h) + 1}`));
+      await refused(['verify', '--member', dir5, '--height', String(top), '--trusted-epochs', other], /cannot be used: checksum mismatch/);
       const end0 = await lastBlockOf(0, [5]);
       assert.match(await ok(['verify', '--member', dir5, '--height', String(end0.height)]), new RegExp(`verified: block ${end0.height} is committed`), 'an epoch\'s last block, by the proof its epoch ended with');
     } catch (err) {

@@ -9,34 +9,16 @@
 // Must never extend the history with a proof that does not verify against the current epoch's
 // keys, nor save a history it could not replay, nor open a file it cannot trust.
 
-import { z } from 'zod';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { sha256Hex, toHex, type SlhDsa } from '#libs/crypto/index.ts';
+import type { SlhDsa } from '#libs/crypto/index.ts';
 import { readIfExists, writeFileAtomic } from '#libs/files/index.ts';
 import { EpochHistory, decodeReconfigTx, isReconfigTx, type ValidatorSet } from '#libs/validators/index.ts';
-import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
+import { decodeEndedEpochs, encodeEndedEpochs, followEpoch, type EndedEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
+
+export type { EndedEpoch };
 
 export const EPOCHS_FILE = 'epochs.json';
 const FORMAT = 'btcfed-signer-epochs';
-const VERSION = 1;
-
-/** One ended epoch, as shown: the change (with approvals) that ended it and where. */
-export interface EndedEpoch {
-  /** Height of the block that committed the change: the last block of its epoch. */
-  height: number;
-  /** That block's hash: the root of the next epoch (its locks start there). */
-  root: Uint8Array;
-  /** The change's transaction as the block carried it (encodeReconfigTx). */
-  tx: Uint8Array;
-}
-
-const hex32 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 32 bytes of lower-case hex');
-const fileSchema = z.strictObject({
-  format: z.literal(FORMAT),
-  version: z.literal(VERSION),
-  sha256: hex32,
-  ended: z.array(z.strictObject({ height: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), root: hex32, tx: z.base64().min(1) })),
-});
 
 function corrupt(file: string, why: string): FedError {
   return new FedError('SIGNER_EPOCHS_CORRUPT',
@@ -44,27 +26,16 @@ function corrupt(file: string, why: string): FedError {
     { file, why });
 }
 
-/** The history file's text: format, version, checksum, one row per ended epoch. */
+/** The history file's text (libs/verify ended-epochs.ts): format, version, checksum, one row per ended epoch. */
 export function encodeEpochs(ended: readonly EndedEpoch[]): string {
-  const rows = ended.map((e) => ({ height: e.height, root: toHex(e.root), tx: Buffer.from(e.tx).toString('base64') }));
-  return `${JSON.stringify({ format: FORMAT, version: VERSION, sha256: sha256Hex(JSON.stringify(rows)), ended: rows }, null, 1)}\n`;
+  return encodeEndedEpochs(FORMAT, ended);
 }
 
 /** Parses and checks a history file's text (format, checksum); SIGNER_EPOCHS_CORRUPT names `file` and what failed. */
 export function decodeEpochs(text: string, file: string): EndedEpoch[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw corrupt(file, `not valid JSON, probably truncated (${errorMessage(err)})`);
-  }
-  const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    throw corrupt(file, `field ${first?.path.join('.') || '(file)'}: ${first?.message}`);
-  }
-  if (sha256Hex(JSON.stringify(parsed.data.ended)) !== parsed.data.sha256) throw corrupt(file, 'checksum mismatch (the content was changed or damaged)');
-  return parsed.data.ended.map((e) => ({ height: e.height, root: Uint8Array.from(Buffer.from(e.root, 'hex')), tx: new Uint8Array(Buffer.from(e.tx, 'base64')) }));
+  const d = decodeEndedEpochs(text, FORMAT);
+  if (!d.ok) throw corrupt(file, d.why);
+  return d.ended;
 }
 
 export type Advance =
