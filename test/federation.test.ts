@@ -411,7 +411,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     });
   });
 
-  step('with one member\'s signer stopped, the federation keeps committing', async () => {
+  step('with one member\'s signer stopped, the federation keeps committing, and that member says it is not ready until its signer answers again', async () => {
     await proc(2, 'signer').child.kill('SIGTERM');
     const before = Math.max(...(await heights()));
     await until('commits continue with a signer down', async () => {
@@ -424,6 +424,17 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx), withProof: false });
       return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
     });
+    // Health tells the truth: m2 takes no part in consensus without its signer.
+    const metricsOf2 = `http://127.0.0.1:${memberPorts(basePort, 2).consensusMetrics}`;
+    const ready = await until('m2 not ready, naming its signer', async () => {
+      const r = await fetch(`${metricsOf2}/readyz`);
+      const text = await r.text();
+      return r.status === 503 && /the signer does not answer/.test(text) ? text : undefined;
+    });
+    assert.match(ready, /the signer does not answer \(for \d+ s\)/);
+    assert.match(await (await fetch(`${metricsOf2}/metrics`)).text(), /^btcfed_consensus_signer_reachable(\{[^}]*\})? 0$/m);
+    await net.restart(2, 'signer');
+    await until('m2 ready again once its signer answers', async () => ((await fetch(`${metricsOf2}/readyz`)).status === 200 ? true : undefined));
   });
 });
 

@@ -42,6 +42,7 @@ import { ConsensusEpochs, notCarried } from './epochs.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { assertSignerIdentity } from './signer-identity.ts';
+import { SignerHealth } from './signer-health.ts';
 
 
 const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
@@ -134,9 +135,26 @@ async function main(): Promise<void> {
     assertSignerIdentity(current.set, await remote.identity(), { chainId: c.chain_id, paramSet, address: signerAddress });
     // The signer signs the block hash (the header, which commits to the transaction root), never
     // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
+    const signerReachable = metrics.gauge('consensus_signer_reachable', '1 while this member\'s signer answers its requests (a refusal is an answer), 0 once one went unanswered (until one is answered)');
+    signerReachable.set(1);
+    const signerHealth = new SignerHealth(Date.now, (up) => {
+      signerReachable.set(up ? 1 : 0);
+      if (up) log.info({ signer: signerAddress }, 'the signer answers again');
+      else log.error({ signer: signerAddress, why: signerHealth.problem }, 'the signer does not answer: this member cannot vote or lead');
+    });
+    const watched = async <T>(p: Promise<T>): Promise<T> => {
+      try {
+        const r = await p;
+        signerHealth.answered();
+        return r;
+      } catch (err) {
+        signerHealth.failed(err);
+        throw err;
+      }
+    };
     const signer = {
-      ...m.timedSigner({ sign: async (req) => (await remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req)).signature }),
-      advanceEpoch: (proof: EpochChangeProof) => remote.advanceEpoch(proof),
+      ...m.timedSigner({ sign: async (req) => (await watched(remote.sign(req.kind === 'proposal' ? { ...req, block: { ...req.block, txs: [] } } : req))).signature }),
+      advanceEpoch: (proof: EpochChangeProof) => watched(remote.advanceEpoch(proof)),
     };
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics,
@@ -231,6 +249,8 @@ async function main(): Promise<void> {
       if (driver.switching) why.push(`between epochs: ${driver.switching}`);
       if (driver.retired) why.push(`not a validator of epoch ${driver.epoch}: a reconfiguration removed this member`);
       if (!link.connected) why.push('not attached to the gateway');
+      const signerProblem = signerHealth.problem;
+      if (signerProblem) why.push(signerProblem);
       return why;
     };
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
