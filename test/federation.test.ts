@@ -432,7 +432,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       return r.status === 503 && /the signer does not answer/.test(text) ? text : undefined;
     });
     assert.match(ready, /the signer does not answer \(for \d+ s\)/);
-    assert.match(await (await fetch(`${metricsOf2}/metrics`)).text(), /^btcfed_consensus_signer_reachable(\{[^}]*\})? 0$/m);
+    assert.match(await (await fetch(`${metricsOf2}/metrics`)).text(), /^btcfed_consensus_signer_reachable_state(\{[^}]*\})? 0$/m);
     await net.restart(2, 'signer');
     await until('m2 ready again once its signer answers', async () => ((await fetch(`${metricsOf2}/readyz`)).status === 200 ? true : undefined));
   });

@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     assertSignerIdentity(current.set, await remote.identity(), { chainId: c.chain_id, paramSet, address: signerAddress });
     // The signer signs the block hash (the header, which commits to the transaction root), never
     // the transactions: leave them out of SignProposal instead of shipping megabytes per view.
-    const signerReachable = metrics.gauge('consensus_signer_reachable', '1 while this member\'s signer answers its requests (a refusal is an answer), 0 once one went unanswered (until one is answered)');
+    const signerReachable = metrics.gauge('consensus_signer_reachable_state', '1 while this member\'s signer answers its requests (a refusal is an answer), 0 once one went unanswered (until one is answered)');
     signerReachable.set(1);
     const signerHealth = new SignerHealth(Date.now, (up) => {
       signerReachable.set(up ? 1 : 0);

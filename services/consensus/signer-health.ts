@@ -2,7 +2,7 @@
 // NEW-VIEW every view at the least, so a dead signer shows within a view or its timer). A refusal
 // is an answer; a request that could not reach the signer or got no answer in time (UNAVAILABLE,
 // DEADLINE_EXCEEDED) is not. Readiness (/readyz, the gRPC health of ConsensusService) and the
-// consensus_signer_reachable gauge say so: a member whose signer is gone takes no part in
+// consensus_signer_reachable_state gauge say so: a member whose signer is gone takes no part in
 // consensus, whatever else is up. Pure bookkeeping on an injected clock.
 // Must never call a refusal a dead signer, nor a dead signer ready.
 
