@@ -137,7 +137,7 @@ export function authorizeChange(set: ValidatorSet, change: Reconfiguration, appr
     if (seen.has(a.validator)) unauthorised(`approvals[${i}]: validator ${a.validator} approves twice`, { index: i });
     seen.add(a.validator);
   });
-  if (seen.size < set.quorum) unauthorised(`${seen.size} approvals, a quorum of epoch ${set.epoch} is ${set.quorum}`, { approvals: seen.size });
+  if (seen.size < set.quorum) unauthorised(`${seen.size} approval${seen.size === 1 ? '' : 's'}, a quorum of epoch ${set.epoch} is ${set.quorum}`, { approvals: seen.size });
   const bytes = reconfigSigningBytes(change);
   const keys = set.publicKeys();
   approvals.forEach((a, i) => {
