@@ -15,11 +15,11 @@ import { parseConfText } from '#libs/config/index.ts';
 import { blockHash, createSlhDsa, fromHex, paramSpec, sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
-import { EpochHistory, ValidatorSet, decodeReconfigTx, isReconfigTx } from '#libs/validators/index.ts';
+import { EpochHistory, ValidatorSet, isReconfigTx } from '#libs/validators/index.ts';
 import { Phase, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import {
-  decodeEndedEpochs, encodeEndedEpochs, followEpoch, trustRootOf, verifyCommitted, verifyIncluded,
+  decodeEndedEpochs, encodeEndedEpochs, followEpoch, replayEndedEpochs, trustRootOf, verifyCommitted, verifyIncluded,
   type CommitProof, type EndedEpoch, type EpochChangeProof, type TrustRoot, type Verdict,
 } from '#libs/verify/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, headerFromWire, qcFromWire, type WireLimits } from '#libs/wire/index.ts';
@@ -94,14 +94,8 @@ export function loadKeptEpochs(file: string, trust: Trust): KeptEpochs {
   if (!d.ok) throw badStore(file, d.why);
   if (d.bound.chain_id !== trust.chainId) throw badStore(file, `it is of chain ${JSON.stringify(d.bound.chain_id)}, the trusted conf.yaml's is ${JSON.stringify(trust.chainId)}`);
   if (d.bound.genesis !== genesisDigest(trust)) throw badStore(file, 'it was walked from another genesis validator set than the trusted conf.yaml\'s');
-  for (const [i, e] of d.ended.entries()) {
-    try {
-      const { change, approvals } = decodeReconfigTx(e.tx);
-      history.apply({ change, approvals, height: e.height });
-    } catch (err) {
-      throw badStore(file, `ended[${i}] (the end of epoch ${i}) does not follow from the epochs before it: ${errorMessage(err)}`);
-    }
-  }
+  const replayed = replayEndedEpochs(history, d.ended);
+  if (!replayed.ok) throw badStore(file, replayed.why);
   return { file, history, ended: d.ended };
 }
 

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { sha256Hex, toHex } from '#libs/crypto/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
+import { decodeReconfigTx, type EpochHistory } from '#libs/validators/index.ts';
 
 export interface EndedEpoch {
   /** Height of the block that committed the change: the last block of its epoch. */
@@ -57,4 +58,20 @@ export function decodeEndedEpochs(text: string, format: string, bound: readonly 
     ended: doc.ended.map((e) => ({ height: e.height, root: Uint8Array.from(Buffer.from(e.root, 'hex')), tx: new Uint8Array(Buffer.from(e.tx, 'base64')) })),
     bound: Object.fromEntries(bound.map((k) => [k, doc[k] as string])),
   };
+}
+
+/**
+ * Extends `history` with `ended` in order, each change checked again against the set it changed
+ * (its approvals verified). Stops at the first that does not follow, saying which and why.
+ */
+export function replayEndedEpochs(history: EpochHistory, ended: readonly EndedEpoch[]): { ok: true } | { ok: false; why: string } {
+  for (const [i, e] of ended.entries()) {
+    try {
+      const { change, approvals } = decodeReconfigTx(e.tx);
+      history.apply({ change, approvals, height: e.height });
+    } catch (err) {
+      return { ok: false, why: `ended[${i}] (the end of epoch ${i}) does not follow from the epochs before it: ${errorMessage(err)}` };
+    }
+  }
+  return { ok: true };
 }

@@ -150,4 +150,4 @@ function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: Comm
 }
 
 export { followEpoch, trustRootOf, type EpochChangeProof, type EpochVerdict } from './epochs.ts';
-export { decodeEndedEpochs, encodeEndedEpochs, type DecodedEpochs, type EndedEpoch } from './ended-epochs.ts';
+export { decodeEndedEpochs, encodeEndedEpochs, replayEndedEpochs, type DecodedEpochs, type EndedEpoch } from './ended-epochs.ts';

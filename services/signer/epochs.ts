@@ -9,11 +9,11 @@
 // Must never extend the history with a proof that does not verify against the current epoch's
 // keys, nor save a history it could not replay, nor open a file it cannot trust.
 
-import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { FedError } from '#libs/errors/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
 import { readIfExists, writeFileAtomic } from '#libs/files/index.ts';
-import { EpochHistory, decodeReconfigTx, isReconfigTx, type ValidatorSet } from '#libs/validators/index.ts';
-import { decodeEndedEpochs, encodeEndedEpochs, followEpoch, type EndedEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
+import { EpochHistory, isReconfigTx, type ValidatorSet } from '#libs/validators/index.ts';
+import { decodeEndedEpochs, encodeEndedEpochs, followEpoch, replayEndedEpochs, type EndedEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 
 export type { EndedEpoch };
 
@@ -72,14 +72,8 @@ export class SignerEpochs {
   /** Genesis's set plus `ended`, each change checked again against the set it changed (SIGNER_EPOCHS_CORRUPT naming `file`). */
   static replay(file: string, ended: EndedEpoch[], genesis: ValidatorSet, o: EpochsOptions): SignerEpochs {
     const history = EpochHistory.fromGenesis(genesis, { chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes }, (pk, m, s) => o.dsa.verifySync(pk, m, s));
-    for (const [i, e] of ended.entries()) {
-      try {
-        const { change, approvals } = decodeReconfigTx(e.tx);
-        history.apply({ change, approvals, height: e.height });
-      } catch (err) {
-        throw corrupt(file, `ended[${i}] (the end of epoch ${i}) does not follow from the epochs before it: ${errorMessage(err)}`);
-      }
-    }
+    const replayed = replayEndedEpochs(history, ended);
+    if (!replayed.ok) throw corrupt(file, replayed.why);
     return new SignerEpochs(file, history, ended, o.genesisHash, o.chainId);
   }
 
