@@ -13,6 +13,7 @@ import { isParamSet, type ParamSet } from '#libs/crypto/index.ts';
 import { parseConfText, parseDuration } from '#libs/config/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { VERSION } from '#libs/version/index.ts';
+import { errorCodeOf } from '#libs/rpc/index.ts';
 import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
 import { runDevnet } from './devnet.ts';
@@ -464,10 +465,13 @@ export async function run(argv: readonly string[]): Promise<number> {
       return 2;
     }
     // A gRPC error's text is its `details` (a string); a FedError's details are data, its text the message.
+    // Every failure names a code: a FedError's, the service's (its error-code trailer), or the gRPC status.
     const code = (err as { code?: unknown }).code;
     const details = (err as { details?: unknown }).details;
     const message = typeof details === 'string' ? details : errorMessage(err);
-    console.error(`btcfed: ${message}${typeof code === 'string' ? ` (${code})` : ''}`);
+    const named = typeof code === 'string' ? code
+      : typeof code === 'number' ? errorCodeOf(err) ?? grpc.status[code] : undefined;
+    console.error(`btcfed: ${message}${named ? ` (${named})` : ''}`);
     return 1;
   }
 }

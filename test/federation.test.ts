@@ -180,6 +180,11 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     const bad = cli(['--member', path.join(dir, 'm2'), '--height', String(where.height), '--trust', other]);
     assert.equal(bad.status, 1, bad.stdout + bad.stderr);
     assert.match(bad.stdout, /^refused: qc: bad signature of [0-3]/);
+    // A height no member holds: exit 1, and the error names its code.
+    const missing = cli(['--member', path.join(dir, 'm2'), '--height', '1000000000']);
+    assert.equal(missing.status, 1, missing.stdout + missing.stderr);
+    assert.match(missing.stderr, /^btcfed: .*\([A-Z][A-Z_]+\)\n$/, 'the failure names its code');
+    console.log(`# verify of a missing height: ${missing.stderr.trim()}`);
 
     // The transaction alone, by its inclusion proof from m1 (header, count, Merkle branch): the
     // block's transactions are never fetched.
