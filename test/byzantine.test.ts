@@ -2,7 +2,7 @@
 // Byzantine — its real key, the real wire protocol through its real gateway — plus a keyless
 // libp2p stranger. `npm run byzantine` runs the full set and holds each to the 80 % rate bar;
 // here the windows are shorter and the floor lower (CI_RUN in test/byzantine/run.ts): the rates
-// are printed, and only a lost defence fails. Some 30 s a scenario, a second try below the floor.
+// are printed, and only a lost defence fails. Some 23 s a scenario, a second try below the floor.
 
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

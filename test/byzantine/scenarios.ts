@@ -443,7 +443,9 @@ async function announce(from: Awaited<ReturnType<typeof strangerNode>>, to: Retu
 }
 
 const poisoning: Scenario = {
-  name: 'peer-exchange-poisoning', ci: true,
+  // Not in the CI set (it restarts m0's gateway and waits for its memory to settle, ~70 s):
+  // test/gateway-resilience.test.ts shows the same defences on real gateways.
+  name: 'peer-exchange-poisoning', ci: false,
   async start({ fed, box, note }) {
     const peersPath = path.join(fed.memberDir(0), 'peers.yaml');
     type PeersFile = { peers: Array<{ public_key: string; addresses: string[] }> };
