@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import {
-  parseCardText, parseConfText, parsePeersText, parsePrivateKey, parseSignerConfText, type ConfigIssue, type Conf,
+  parseCardText, parseConfText, parsePeersText, parsePrivateKey, parseSignerConfText, resolvePath, type ConfigIssue, type Conf,
 } from '#libs/config/index.ts';
+import { SERVICE_PLACEHOLDER, SERVICE_ROLES } from '#libs/service/index.ts';
 import { FedError, isFedError } from '#libs/errors/index.ts';
 import { CARD_FILE } from './member.ts';
 
@@ -72,6 +73,36 @@ function kindOf(file: string, data: unknown): Kind | undefined {
   return undefined;
 }
 
+/** Each named file that is not there, as `field: path does not exist`. */
+function missing(fields: ReadonlyArray<readonly [string, string | undefined]>, at: (p: string) => string): string[] {
+  return fields.flatMap(([field, p]) => (p === undefined || fs.existsSync(at(p)) ? [] : [`${field}: ${at(p)} does not exist`]));
+}
+
+/**
+ * The files conf.yaml names that are not there, resolved as the services resolve them. A
+ * certificate named with {service} is one per service, and a host holds only its own services'
+ * (the signer's host none of the others'): it is a problem only when no service has one.
+ */
+function confFilesMissing(c: Conf, confDir: string): string[] {
+  const at = (p: string) => resolvePath(c, confDir, p);
+  const problems: string[] = [];
+  if (c.tls) {
+    problems.push(...missing([['tls.ca_file', c.tls.ca_file]], at));
+    for (const field of ['cert_file', 'key_file'] as const) {
+      const p = c.tls[field];
+      if (!p.includes(SERVICE_PLACEHOLDER)) { problems.push(...missing([[`tls.${field}`, p]], at)); continue; }
+      if (!SERVICE_ROLES.some((role) => fs.existsSync(at(p.split(SERVICE_PLACEHOLDER).join(role))))) {
+        problems.push(`tls.${field}: no file for any service (${at(p)}, ${SERVICE_PLACEHOLDER} one of ${SERVICE_ROLES.join(', ')})`);
+      }
+    }
+  }
+  const n = c.nats;
+  problems.push(...missing([['nats.password_file', n.password_file], ['nats.token_file', n.token_file], ['nats.creds_file', n.creds_file],
+    ['nats.nkey_seed_file', n.nkey_seed_file], ['nats.tls.ca_file', n.tls?.ca_file], ['nats.tls.cert_file', n.tls?.cert_file],
+    ['nats.tls.key_file', n.tls?.key_file]], (p) => path.resolve(confDir, p)));
+  return problems;
+}
+
 const issueText = (i: ConfigIssue): string => `${i.field || '(file)'}: ${i.reason}`;
 
 /**
@@ -85,7 +116,9 @@ export function checkConfigFile(file: string): CheckResult {
     return { ok: false, problems: [`cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`] };
   }
   const doc = parseDocument(text, { uniqueKeys: true });
-  const kind = doc.errors.length > 0 ? kindOf(file, undefined) : kindOf(file, doc.toJS());
+  // Not YAML at all: say where, whatever the file is called.
+  if (doc.errors.length > 0) return { ok: false, problems: doc.errors.map((e) => `(file): ${e.message.split('\n')[0]}`) };
+  const kind = kindOf(file, doc.toJS());
   const invalid = (err: unknown): CheckResult => {
     if (isFedError(err, 'CONFIG_INVALID')) {
       const issues = (err.details as { issues?: ConfigIssue[] }).issues;
@@ -101,6 +134,11 @@ export function checkConfigFile(file: string): CheckResult {
       }
       case 'signer': {
         const s = parseSignerConfText(text, file);
+        // Resolved as the signer resolves them: in its data dir, the directory of signer.yaml.
+        const dir = path.dirname(path.resolve(file));
+        const problems = missing([['key_file', s.key_file], ['passphrase_file', s.passphrase_file],
+          ['tls.ca_file', s.tls?.ca_file], ['tls.cert_file', s.tls?.cert_file], ['tls.key_file', s.tls?.key_file]], (p) => path.resolve(dir, p));
+        if (problems.length > 0) return { ok: false, problems };
         return { ok: true, summary: `signer.yaml of ${s.member}, chain ${s.chain_id}, ${s.validators.length} validator(s)` };
       }
       case 'conf': {
@@ -115,6 +153,7 @@ export function checkConfigFile(file: string): CheckResult {
             problems.push(`validators.${self}.peer_id: ${c.validators[self]!.peer_id}, but node.private_key is peer ${k.value.peerId}; the others would refuse this member's frames`);
           }
         }
+        problems.push(...confFilesMissing(c, path.dirname(path.resolve(file))));
         if (problems.length > 0) return { ok: false, problems };
         if (c.node.role === 'observer') {
           return { ok: true, summary: `conf.yaml of observer ${c.node.name} of ${c.validators.length} validators on chain ${c.consensus.chain_id}${c.consensus.follow.length > 0 ? `, following ${c.consensus.follow.length} peer(s) first` : ''}` };

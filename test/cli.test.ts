@@ -98,6 +98,20 @@ test('config check: ok files pass; every problem of a broken file is listed with
   assert.match(out, /peers.0.addresses.0: \/p2p\/\S+ is not this entry's peer/);
   assert.match(out, /error peers.yaml:\n  \(file\): /, 'a YAML syntax error');
   assert.match(out, /error missing.yaml:\n  cannot read: ENOENT/);
+
+  // The files a config names must be there (resolved as the services resolve them), and a file
+  // that is not YAML says so whatever it is called.
+  fs.mkdirSync(path.join(dir, 'moved'), { recursive: true });
+  fs.copyFileSync(path.join(dir, 'fed/m0/conf.yaml'), path.join(dir, 'moved/conf.yaml'));
+  fs.copyFileSync(path.join(dir, 'fed/m0/signer/signer.yaml'), path.join(dir, 'moved/signer.yaml'));
+  fs.writeFileSync(path.join(dir, 'member-a.yaml'), 'node: {name: [unclosed');
+  const files = btcfed(dir, 'config', 'check', 'moved/conf.yaml', 'moved/signer.yaml', 'member-a.yaml');
+  assert.equal(files.status, 1);
+  assert.match(files.stdout, /error moved\/conf.yaml:\n(  .*\n)*  tls.ca_file: \S+moved\/\S+ does not exist/);
+  assert.match(files.stdout, /  tls.cert_file: no file for any service \(\S+\{service\}\S*, \{service\} one of store, gateway, consensus/);
+  assert.match(files.stdout, /error moved\/signer.yaml:\n(  .*\n)*  key_file: \S+moved\/signer.key does not exist/);
+  assert.match(files.stdout, /  passphrase_file: \S+ does not exist/);
+  assert.match(files.stdout, /error member-a.yaml:\n  \(file\): /, 'a YAML error whatever the file is called');
 });
 
 test('status against a member that is not running names the address it tried and what to check (exit 1)', () => {
