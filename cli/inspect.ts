@@ -78,6 +78,19 @@ function missing(fields: ReadonlyArray<readonly [string, string | undefined]>, a
   return fields.flatMap(([field, p]) => (p === undefined || fs.existsSync(at(p)) ? [] : [`${field}: ${at(p)} does not exist`]));
 }
 
+/** Mode bits a secret must not have: readable or writable by others, writable by its group. */
+const UNSAFE_SECRET_MODE = 0o027;
+
+/** Each secret file (a key, a passphrase, credentials) that others may read, as `field: path …`. */
+function exposed(fields: ReadonlyArray<readonly [string, string | undefined]>, at: (p: string) => string): string[] {
+  return fields.flatMap(([field, p]) => {
+    if (p === undefined) return [];
+    const st = fs.statSync(at(p), { throwIfNoEntry: false });
+    if (!st || (st.mode & UNSAFE_SECRET_MODE) === 0) return [];
+    return [`${field}: ${at(p)} is a secret with mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: others may read it (chmod 600, or 640 for a group that runs the service)`];
+  });
+}
+
 /**
  * The files conf.yaml names that are not there, resolved as the services resolve them. A
  * certificate named with {service} is one per service, and a host holds only its own services'
@@ -90,16 +103,26 @@ function confFilesMissing(c: Conf, confDir: string): string[] {
     problems.push(...missing([['tls.ca_file', c.tls.ca_file]], at));
     for (const field of ['cert_file', 'key_file'] as const) {
       const p = c.tls[field];
-      if (!p.includes(SERVICE_PLACEHOLDER)) { problems.push(...missing([[`tls.${field}`, p]], at)); continue; }
-      if (!SERVICE_ROLES.some((role) => fs.existsSync(at(p.split(SERVICE_PLACEHOLDER).join(role))))) {
+      if (!p.includes(SERVICE_PLACEHOLDER)) {
+        problems.push(...missing([[`tls.${field}`, p]], at));
+        if (field === 'key_file') problems.push(...exposed([['tls.key_file', p]], at));
+        continue;
+      }
+      const present = SERVICE_ROLES.filter((role) => fs.existsSync(at(p.split(SERVICE_PLACEHOLDER).join(role))));
+      if (present.length === 0) {
         problems.push(`tls.${field}: no file for any service (${at(p)}, ${SERVICE_PLACEHOLDER} one of ${SERVICE_ROLES.join(', ')})`);
+      } else if (field === 'key_file') {
+        problems.push(...exposed(present.map((role) => [`tls.key_file (${role})`, p.split(SERVICE_PLACEHOLDER).join(role)] as const), at));
       }
     }
   }
   const n = c.nats;
+  const inConfDir = (p: string) => path.resolve(confDir, p);
   problems.push(...missing([['nats.password_file', n.password_file], ['nats.token_file', n.token_file], ['nats.creds_file', n.creds_file],
     ['nats.nkey_seed_file', n.nkey_seed_file], ['nats.tls.ca_file', n.tls?.ca_file], ['nats.tls.cert_file', n.tls?.cert_file],
-    ['nats.tls.key_file', n.tls?.key_file]], (p) => path.resolve(confDir, p)));
+    ['nats.tls.key_file', n.tls?.key_file]], inConfDir));
+  problems.push(...exposed([['nats.password_file', n.password_file], ['nats.token_file', n.token_file], ['nats.creds_file', n.creds_file],
+    ['nats.nkey_seed_file', n.nkey_seed_file], ['nats.tls.key_file', n.tls?.key_file]], inConfDir));
   return problems;
 }
 
@@ -136,8 +159,12 @@ export function checkConfigFile(file: string): CheckResult {
         const s = parseSignerConfText(text, file);
         // Resolved as the signer resolves them: in its data dir, the directory of signer.yaml.
         const dir = path.dirname(path.resolve(file));
-        const problems = missing([['key_file', s.key_file], ['passphrase_file', s.passphrase_file],
-          ['tls.ca_file', s.tls?.ca_file], ['tls.cert_file', s.tls?.cert_file], ['tls.key_file', s.tls?.key_file]], (p) => path.resolve(dir, p));
+        const at = (p: string) => path.resolve(dir, p);
+        const problems = [
+          ...missing([['key_file', s.key_file], ['passphrase_file', s.passphrase_file],
+            ['tls.ca_file', s.tls?.ca_file], ['tls.cert_file', s.tls?.cert_file], ['tls.key_file', s.tls?.key_file]], at),
+          ...exposed([['key_file', s.key_file], ['passphrase_file', s.passphrase_file], ['tls.key_file', s.tls?.key_file]], at),
+        ];
         if (problems.length > 0) return { ok: false, problems };
         return { ok: true, summary: `signer.yaml of ${s.member}, chain ${s.chain_id}, ${s.validators.length} validator(s)` };
       }
@@ -154,6 +181,8 @@ export function checkConfigFile(file: string): CheckResult {
           }
         }
         problems.push(...confFilesMissing(c, path.dirname(path.resolve(file))));
+        // conf.yaml holds the member's libp2p private key.
+        if (c.node.private_key !== undefined) problems.push(...exposed([['(file, it holds node.private_key)', file]], (p) => path.resolve(p)));
         if (problems.length > 0) return { ok: false, problems };
         if (c.node.role === 'observer') {
           return { ok: true, summary: `conf.yaml of observer ${c.node.name} of ${c.validators.length} validators on chain ${c.consensus.chain_id}${c.consensus.follow.length > 0 ? `, following ${c.consensus.follow.length} peer(s) first` : ''}` };

@@ -104,12 +104,14 @@ test('config check: ok files pass; every problem of a broken file is listed with
   fs.mkdirSync(path.join(dir, 'moved'), { recursive: true });
   fs.copyFileSync(path.join(dir, 'fed/m0/conf.yaml'), path.join(dir, 'moved/conf.yaml'));
   fs.copyFileSync(path.join(dir, 'fed/m0/signer/signer.yaml'), path.join(dir, 'moved/signer.yaml'));
+  fs.copyFileSync(path.join(dir, 'fed/m0/signer/signer.key'), path.join(dir, 'moved/signer.key'));
+  fs.chmodSync(path.join(dir, 'moved/signer.key'), 0o644);
   fs.writeFileSync(path.join(dir, 'member-a.yaml'), 'node: {name: [unclosed');
   const files = btcfed(dir, 'config', 'check', 'moved/conf.yaml', 'moved/signer.yaml', 'member-a.yaml');
   assert.equal(files.status, 1);
   assert.match(files.stdout, /error moved\/conf.yaml:\n(  .*\n)*  tls.ca_file: \S+moved\/\S+ does not exist/);
   assert.match(files.stdout, /  tls.cert_file: no file for any service \(\S+\{service\}\S*, \{service\} one of store, gateway, consensus/);
-  assert.match(files.stdout, /error moved\/signer.yaml:\n(  .*\n)*  key_file: \S+moved\/signer.key does not exist/);
+  assert.match(files.stdout, /error moved\/signer.yaml:\n(  .*\n)*  key_file: \S+moved\/signer.key is a secret with mode 0644: others may read it/);
   assert.match(files.stdout, /  passphrase_file: \S+ does not exist/);
   assert.match(files.stdout, /error member-a.yaml:\n  \(file\): /, 'a YAML error whatever the file is called');
 });
