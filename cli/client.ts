@@ -37,13 +37,27 @@ export function adminClient(memberDir: string, address?: string): AdminServiceCl
   return createClient(AdminServiceClient, address ?? conf.services.consensus.admin_listen, { security: memberSecurity(conf, memberDir, 'operator').client });
 }
 
-export async function admin(client: AdminServiceClient, action: string, validator?: number): Promise<void> {
+/** Hex strings longer than this are shortened in the dump's summary (signatures are 17 KB and more). */
+const SUMMARY_HEX_CHARS = 64;
+
+/**
+ * The state dump as an operator reads it: every value, long hex strings (signatures, QCs'
+ * bitmaps) shortened to their start and byte count; `full` keeps them whole.
+ */
+export function dumpText(stateJson: string, full = false): string {
+  if (full) return stateJson;
+  const short = (_k: string, v: unknown) =>
+    (typeof v === 'string' && v.length > SUMMARY_HEX_CHARS && /^[0-9a-f]+$/.test(v) ? `${v.slice(0, 16)}… (${v.length / 2} bytes)` : v);
+  return JSON.stringify(JSON.parse(stateJson), short, 2);
+}
+
+export async function admin(client: AdminServiceClient, action: string, validator?: number, full = false): Promise<void> {
   switch (action) {
     case 'unmute': console.log(JSON.stringify(await call(client.unmute.bind(client), { validator: validator ?? 0 }))); return;
     case 'pause': console.log(JSON.stringify(await call(client.pause.bind(client), {}))); return;
     case 'resume': console.log(JSON.stringify(await call(client.resume.bind(client), {}))); return;
     case 'force-view-change': console.log(JSON.stringify(await call(client.forceViewChange.bind(client), {}))); return;
-    case 'dump': console.log((await call(client.dumpState.bind(client), {})).stateJson); return;
+    case 'dump': console.log(dumpText((await call(client.dumpState.bind(client), {})).stateJson, full)); return;
     default: throw new Error(`admin: unknown action "${action}" (pause, resume, force-view-change, unmute, dump)`);
   }
 }

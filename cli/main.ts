@@ -261,10 +261,11 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .addOption(memberOpt())
     .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
     .option('--validator <index>', 'unmute: the validator to forgive (its index in the set)', nonNegativeInt)
-    .action(async (action: string, o: { member: string; admin?: string; validator?: number }) => {
+    .option('--full', 'dump: every byte of long values (signatures, QCs) in hex, not a summary')
+    .action(async (action: string, o: { member: string; admin?: string; validator?: number; full?: boolean }) => {
       if (action === 'unmute' && o.validator === undefined) throw new UsageError('admin unmute needs --validator <index>');
       const client = adminClient(path.resolve(o.member), o.admin);
-      try { await admin(client, action, o.validator); } finally { client.close(); }
+      try { await admin(client, action, o.validator, o.full ?? false); } finally { client.close(); }
     });
 
   const reconfigure = program.command('reconfigure')

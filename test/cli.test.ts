@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { dumpText } from '../cli/client.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const btcfed = (cwd: string, ...args: string[]) =>
@@ -135,4 +136,14 @@ test('keygen makes a sealed key in a signer dir and prints its public key; a sec
   assert.equal(again.status, 1);
   assert.match(again.stderr, /already exists; refusing to overwrite a validator key/);
   assert.deepEqual(fs.readFileSync(path.join(signerDir, 'signer.key')), before, 'the key is untouched');
+});
+
+test('admin dump: a summary by default (long hex shortened to its start and size), every byte with --full', () => {
+  const sig = 'ab'.repeat(17_088);
+  const state = JSON.stringify({ view: 7, committed: { height: 3, hash: 'cd'.repeat(32) }, safety: { lockedQC: { signatures: [sig] } } });
+  const summary = dumpText(state);
+  assert.match(summary, /"hash": "c{1}d(cd){31}"/, 'a 32-byte hash stays whole');
+  assert.match(summary, /"abababababababab… \(17088 bytes\)"/);
+  assert.ok(summary.length < 400, `${summary.length} characters`);
+  assert.equal(dumpText(state, true), state);
 });

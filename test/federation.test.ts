@@ -274,8 +274,11 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
       await assert.rejects(call(services.pause.bind(services), {}), (e: grpc.ServiceError) => e.code === grpc.status.PERMISSION_DENIED);
       assert.equal((await call(op.pause.bind(op), {})).paused, true);
       assert.equal((await status(1)).paused, true);
-      const dump = JSON.parse((await call(op.dumpState.bind(op), {})).stateJson) as { paused: boolean; view: number };
+      const stateJson = (await call(op.dumpState.bind(op), {})).stateJson;
+      const dump = JSON.parse(stateJson) as { paused: boolean; view: number; committed: { hash: string } };
       assert.equal(dump.paused, true);
+      assert.match(dump.committed.hash, /^[0-9a-f]{64}$/, 'bytes are hex');
+      assert.ok(!stateJson.includes('"Buffer"'), 'no byte array from the store is printed one byte per line');
       const before = Math.max(...(await heights()));
       await until('the others commit on while m1 is paused', async () => {
         const hs = await Promise.all([0, 2, 3].map(async (i) => Number((await status(i)).committedHeight)));

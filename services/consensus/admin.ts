@@ -57,7 +57,12 @@ export function adminService(d: AdminDeps): AdminServiceServer {
     }),
     dumpState: operator('DumpState', () => {
       const e = d.driver.engine;
-      const hex = (_k: string, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
+      // Bytes as hex: a Uint8Array, and a Buffer, which JSON.stringify has turned into { type: 'Buffer', data } before the replacer sees it.
+      const hex = (_k: string, v: unknown) => {
+        if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
+        const b = v as { type?: unknown; data?: unknown } | null;
+        return b !== null && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data) ? Buffer.from(b.data as number[]).toString('hex') : v;
+      };
       return { stateJson: JSON.stringify({ epoch: d.driver.epoch, view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
         committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders,
         muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
