@@ -68,6 +68,19 @@ const paramSetOpt = () => new Option('--param-set <set>', 'SLH-DSA parameter set
 const natsOpt = () => new Option('--nats <url>', 'NATS server URL').default('nats://127.0.0.1:4222');
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
+/** Where each service of each member (or observer) in `dir` listens, from its conf.yaml: one line each. */
+function listenLines(dir: string, names: readonly string[]): string[] {
+  return names.map((name) => {
+    const file = path.join(dir, name, 'conf.yaml');
+    const c = parseConfText(fs.readFileSync(file, 'utf8'), file);
+    const sv = c.services;
+    const metrics = [['consensus', sv.consensus.metrics], ['gateway', sv.gateway.metrics], ['store', sv.store.metrics]]
+      .filter(([, a]) => a).map(([what, a]) => `${what} ${a}`).join(', ');
+    return `  ${name.padEnd(4)} consensus ${sv.consensus.listen}  admin ${sv.consensus.admin_listen}  gateway ${sv.gateway.listen}  libp2p ${c.network.addresses.join(' ')}  store ${sv.store.listen}`
+      + `${c.node.role === 'observer' ? '' : `  signer ${sv.signer.address}`}${metrics ? `  metrics: ${metrics}` : ''}`;
+  });
+}
+
 function chainOf(memberDir: string): string {
   const file = path.join(memberDir, 'conf.yaml');
   return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
@@ -410,6 +423,8 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
   metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
   restart  kill $(cat ${m0}/run/gateway.pid)      (any service: the devnet starts it again)
   stop     Ctrl-C
+where each service listens (from each conf.yaml):
+${listenLines(dir, [...Array.from({ length: count }, (_, i) => memberName(i)), ...Array.from({ length: observers }, (_, i) => `o${i}`)]).join('\n')}
 `);
   let stopping = false;
   const onSignal = () => {

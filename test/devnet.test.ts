@@ -45,6 +45,9 @@ test('devnet: services log to their own files, a killed service is started again
   const pids = () => SERVICES.map((s) => pidOf(dir, s)).filter((p): p is number => p !== undefined);
   try {
     await until('the devnet to be up', () => out.includes('federation is up'), 120_000);
+    // It says where every service listens, as the member's conf.yaml has it.
+    await until('the listen table', () => /where each service listens/.test(out) && /\n  m0 +consensus /.test(out), 10_000);
+    assert.match(out, new RegExp(`\\n  m0 +consensus 127\\.0\\.0\\.1:\\d+  admin 127\\.0\\.0\\.1:\\d+  gateway \\S+  libp2p /ip4/\\S+  store \\S+  signer 127\\.0\\.0\\.1:\\d+`));
     for (const s of SERVICES) assert.ok(pidOf(dir, s) && alive(pidOf(dir, s)!), `${s} has a pid file naming a live process`);
     for (const s of SERVICES) {
       const argv = fs.readFileSync(`/proc/${pidOf(dir, s)}/cmdline`, 'utf8').split('\0');
