@@ -40,6 +40,7 @@ import { until } from './support/until.ts';
 import { btcfedIn } from './support/cli.ts';
 import { startService, type ServiceProcess } from './support/process.ts';
 import { signerCli } from './support/signer.ts';
+import { allowOperator, approveAndAssemble as approveAll, startAddedMember } from './support/reconfig.ts';
 
 const N = 5;
 const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
@@ -68,11 +69,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-reconfig-'));
     const members = await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
     // Each operator's certificate (tls/operator.pem, its admin certificate) may ask its signer for approvals.
-    for (const [i, member] of members.entries()) {
-      const file = path.join(m(i), 'signer', 'signer.yaml');
-      const conf = parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
-      await fs.writeFile(file, stringify({ ...conf, operator_clients: [member.operator] }));
-    }
+    for (const [i, member] of members.entries()) await allowOperator(m(i), member.operator);
     // A member the services cannot add yet: its card, made on its operator's host.
     await ok(['member', 'init', '--name', 'm5', '--out', m('m5'), '--host', '127.0.0.1', '--base-port', String(basePort + 70)]);
     net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS_URL, quiet: true });
@@ -88,19 +85,8 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
     if (failed || process.env.KEEP_E2E) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });
   });
 
-  /** Each operator in `who` approves `change` on its own signer; the assembled transaction's file. */
-  async function approveAndAssemble(change: string, who: number[], out: string): Promise<string> {
-    const approvals: string[] = [];
-    for (const i of who) {
-      const signerConf = parse(await fs.readFile(path.join(m(i), 'signer', 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
-      await ok(['reconfigure', 'approve', '--member', m(i), '--change', change, '--signer', signerConf.listen,
-        '--ca', path.join(m(i), 'signer', signerConf.tls.ca_file), '--cert', path.join(m(i), 'tls', 'operator.pem'), '--key', path.join(m(i), 'tls', 'operator-key.pem'),
-        '--out', m(`approval-${path.basename(change, '.yaml')}-m${i}.yaml`)]);
-      approvals.push(m(`approval-${path.basename(change, '.yaml')}-m${i}.yaml`));
-    }
-    await ok(['reconfigure', 'assemble', '--member', m(0), '--change', change, '--approval', approvals.join(','), '--out', out]);
-    return out;
-  }
+  /** Each operator in `who` approves `change` on its own signer; m0 assembles: the transaction's file. */
+  const approveAndAssemble = (change: string, who: number[], out: string): Promise<string> => approveAll(ok, change, who.map(m), m(0), out);
 
   /** The last block of `epoch` on each of `who`, found by walking the chain: one block at one height everywhere. */
   async function lastBlockOf(epoch: number, who: number[]): Promise<{ height: number; hash: string }> {
@@ -245,18 +231,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
     try {
       const dir5 = m('m5');
       await ok(['member', 'join', '--genesis', path.join(m(0), 'genesis.yaml'), '--dir', dir5, '--added']);
-      const conf5 = parse(await fs.readFile(path.join(dir5, 'conf.yaml'), 'utf8')) as { services: { store: { listen: string } } };
-      const store5 = conf5.services.store.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
-      const run = async (script: string, args: string[], ready: string) => {
-        const p = startService(script, args);
-        m5Procs.push(p);
-        await p.waitFor((l) => l.msg === ready, 30_000);
-        return p;
-      };
-      await run('services/store/main.ts', ['--data-dir', dir5, '--nats', NATS_URL], 'store ready');
-      await run('services/signer/main.ts', ['run', '--data-dir', path.join(dir5, 'signer'), '--init', '--no-nats'], 'signer ready');
-      await run('services/gateway/main.ts', ['--store', store5, '--data-dir', dir5, '--nats', NATS_URL], 'gateway ready');
-      const consensus5 = await run('services/consensus/main.ts', ['--store', store5, '--data-dir', dir5, '--nats', NATS_URL], 'consensus ready');
+      const { consensus: consensus5 } = await startAddedMember(dir5, NATS_URL, m5Procs);
       clients[5] = consensusClient(dir5);
       // Following, before the change: it proves both epoch ends it meets and is in epoch 2 with the others.
       await until('m5 follows into epoch 2', async () => (Number((await status(5)).epoch) === 2 ? true : undefined), 60_000);

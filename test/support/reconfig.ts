@@ -1,0 +1,58 @@
+// What an operator does to change the validator set, as the real-process reconfiguration test and
+// `npm run reconfig` both do it: let its operator certificate approve at its signer, approve a
+// change on a quorum of signers and assemble the transaction, start a member that is being added.
+// Every step is the CLI or the services' own binaries, as on separate hosts.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { certificateFingerprint } from '#libs/rpc/index.ts';
+import { startService, type ServiceProcess } from './process.ts';
+
+type Ok = (args: readonly string[]) => Promise<string>;
+
+/** The member's operator certificate (tls/operator.pem) may ask its signer for approvals. */
+export async function allowOperator(memberDir: string, fingerprint?: string): Promise<void> {
+  const file = path.join(memberDir, 'signer', 'signer.yaml');
+  const conf = parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
+  const fp = fingerprint ?? certificateFingerprint(await fs.readFile(path.join(memberDir, 'tls', 'operator.pem'), 'utf8'));
+  await fs.writeFile(file, stringify({ ...conf, operator_clients: [fp] }));
+}
+
+/**
+ * Each member dir in `approvers` approves `change` on its own signer with its operator
+ * certificate; the member `assembler` assembles the approvals. Returns the transaction's file.
+ */
+export async function approveAndAssemble(ok: Ok, change: string, approvers: readonly string[], assembler: string, out: string): Promise<string> {
+  const approvals: string[] = [];
+  for (const dir of approvers) {
+    const signerConf = parse(await fs.readFile(path.join(dir, 'signer', 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
+    const file = path.join(path.dirname(out), `approval-${path.basename(change, '.yaml')}-${path.basename(dir)}.yaml`);
+    await ok(['reconfigure', 'approve', '--member', dir, '--change', change, '--signer', signerConf.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:'),
+      '--ca', path.join(dir, 'signer', signerConf.tls.ca_file), '--cert', path.join(dir, 'tls', 'operator.pem'), '--key', path.join(dir, 'tls', 'operator-key.pem'),
+      '--out', file]);
+    approvals.push(file);
+  }
+  await ok(['reconfigure', 'assemble', '--member', assembler, '--change', change, '--approval', approvals.join(','), '--out', out]);
+  return out;
+}
+
+/**
+ * Starts the four services of a member joined with `btcfed member join --added` (its signer
+ * standing by), each waited for; the consensus service follows the chain until a change seats it.
+ */
+export async function startAddedMember(dir: string, natsUrl: string, procs: ServiceProcess[]): Promise<{ consensus: ServiceProcess }> {
+  const conf = parse(await fs.readFile(path.join(dir, 'conf.yaml'), 'utf8')) as { services: { store: { listen: string } } };
+  const store = conf.services.store.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+  const run = async (script: string, args: string[], ready: string) => {
+    const p = startService(script, args);
+    procs.push(p);
+    await p.waitFor((l) => l.msg === ready, 30_000);
+    return p;
+  };
+  await run('services/store/main.ts', ['--data-dir', dir, '--nats', natsUrl], 'store ready');
+  await run('services/signer/main.ts', ['run', '--data-dir', path.join(dir, 'signer'), '--init', '--no-nats'], 'signer ready');
+  await run('services/gateway/main.ts', ['--store', store, '--data-dir', dir, '--nats', natsUrl], 'gateway ready');
+  const consensus = await run('services/consensus/main.ts', ['--store', store, '--data-dir', dir, '--nats', natsUrl], 'consensus ready');
+  return { consensus };
+}
