@@ -122,7 +122,10 @@ async function main(): Promise<void> {
     let { restored } = await journal.replay(pool, (h) => store.hasTx(h), Date.now());
 
     const signerAddress = flags.signer ?? conf.services.signer.address;
-    const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: current.set.n,
+    // The set of the epoch the driver runs (the signer checks requests against its own): an epoch
+    // that adds members widens the QCs' bitmaps.
+    let driverRef: ConsensusDriver | undefined;
+    const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: () => driverRef?.validatorCount ?? current.set.n,
       onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
     await remote.ready(30_000);
     // A crash after an epoch's proof was recorded here but before the signer was shown it: show it now.
@@ -205,6 +208,7 @@ async function main(): Promise<void> {
         observer,
       },
     );
+    driverRef = driver;
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
       blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });

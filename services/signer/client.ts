@@ -20,8 +20,12 @@ export interface RemoteSignerOptions {
   security: ClientSecurity;
   /** Per call; signing is about 11 ms plus fsyncs, but the queue may be busy. Default 10 s. */
   deadlineMs?: number;
-  /** Encode signer bitmaps at the set's full width (what the wire uses between members). */
-  validatorCount?: number;
+  /**
+   * Encode signer bitmaps at the set's full width (what the wire uses between members): the size
+   * of the set of the epoch being signed for, asked at each request — an epoch that adds members
+   * widens it (a width fixed at start refused every QC carrying a new member's vote).
+   */
+  validatorCount?: number | (() => number);
   /** A connection attempt older than this is given up and a fresh channel dials (SIGNER_CONNECT_TIMEOUT_MS). */
   connectTimeoutMs?: number;
   /** Told each time a stuck connection attempt was given up. */
@@ -105,7 +109,7 @@ export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
   watchdog.unref();
 
   async function sign(req: SignRequest): Promise<SignResult> {
-    const wire = signRequestToWire(req, opts.validatorCount);
+    const wire = signRequestToWire(req, typeof opts.validatorCount === 'function' ? opts.validatorCount() : opts.validatorCount);
     try {
       let res: { signature: Uint8Array; replayed: boolean };
       switch (wire.method) {
