@@ -58,6 +58,10 @@ const SEEN_PER_PEER = 512;
 const NEW_VIEWS_PER_VIEW = 4;
 /** How many upcoming leaders (other than us) receive a client's transactions. */
 const GOSSIP_LEADERS = 2;
+/** A client's transaction uncommitted this long here is offered to the upcoming leaders again. */
+export const REOFFER_AGE_MS = 5_000;
+/** At most this many are offered again per call (once a second). */
+export const REOFFER_MAX_TXS = 512;
 /** The least bytes a useless message costs a token for (see the file's header). */
 export const USELESS_UNIT_MIN_BYTES = 64 << 10;
 
@@ -310,6 +314,19 @@ export class Inbound {
     let c = this.#claims.get(from);
     if (!c || c.view !== view) this.#claims.set(from, (c = { view, count: 0 }));
     return ++c.count <= NEW_VIEWS_PER_VIEW;
+  }
+
+  /**
+   * Offers the upcoming leaders again this member's clients' transactions that have waited
+   * REOFFER_AGE_MS uncommitted (at most REOFFER_MAX_TXS a call; the caller calls it every second).
+   * A client's transaction goes to the next two leaders once when it arrives; if those cannot be
+   * reached and this member's own views fail, it would wait for ever. Receivers take each once
+   * (the mempool and block validity keep exactly-once); the hand-off budget bounds what goes out.
+   */
+  reofferStale(nowMs: number): number {
+    const stale = this.#d.pool.takeStaleLocal(nowMs, REOFFER_AGE_MS, REOFFER_MAX_TXS);
+    for (const p of stale) this.#gossip.add(p.tx);
+    return stale.length;
   }
 
   /** A transaction a client gave us: queued locally by the caller, then gossiped in batches. */

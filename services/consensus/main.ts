@@ -258,7 +258,12 @@ async function main(): Promise<void> {
       return why;
     };
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
-    const readiness = setInterval(() => server.setServing(consensusServiceName, notReady().length === 0), 1000);
+    const reoffered = metrics.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS)');
+    const readiness = setInterval(() => {
+      server.setServing(consensusServiceName, notReady().length === 0);
+      // Clients' transactions still uncommitted after a while go to the upcoming leaders again.
+      if (!driver.retired) reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
+    }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
     poll = setInterval(() => {

@@ -96,3 +96,20 @@ test('a client transaction that begins with the reconfiguration tag is refused (
   assert.equal(pool.size, 0);
   assert.equal(pool.offer(tx('btcfed/v1/reconfig-tx but not the field prefix'), 1, none).status, 'added');
 });
+
+test('clients\' transactions that waited are taken again for the leaders, oldest first, each once per wait; handed-off ones never', () => {
+  const pool = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxTxBytes: 1024 });
+  const never = () => false;
+  const tx = (s: string) => new TextEncoder().encode(s);
+  pool.offer(tx('a'), 1_000, never);
+  pool.offer(tx('b'), 2_000, never);
+  pool.offer(tx('from-3'), 1_000, never, 3); // handed to us by validator 3: its own to offer
+  pool.offer(tx('c'), 9_000, never);
+  const names = (ps: { tx: Uint8Array }[]) => ps.map((p) => new TextDecoder().decode(p.tx));
+  assert.deepEqual(names(pool.takeStaleLocal(7_000, 5_000, 10)), ['a', 'b'], 'older than 5 s, local only');
+  assert.deepEqual(names(pool.takeStaleLocal(8_000, 5_000, 10)), [], 'not again before another wait');
+  assert.deepEqual(names(pool.takeStaleLocal(14_000, 5_000, 1)), ['a'], 'at most max');
+  assert.deepEqual(names(pool.takeStaleLocal(14_000, 5_000, 10)), ['b', 'c']);
+  pool.removeCommitted([toHex(txHash(tx('a')))]);
+  assert.deepEqual(names(pool.takeStaleLocal(30_000, 5_000, 10)), ['b', 'c'], 'a committed one is gone');
+});

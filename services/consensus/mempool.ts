@@ -30,7 +30,7 @@ export const REMOTE_SHARE = 0.25;
 /** The source of a client's own transaction (other sources are validator indices, and OUTSIDE_BASE for all non-validators together). */
 export const LOCAL = -1;
 
-export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number }
+export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number; offeredAtMs?: number }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
 export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
@@ -140,6 +140,23 @@ export class Mempool {
         next.push(it);
       }
       open = next;
+    }
+    return out;
+  }
+
+  /**
+   * This member's clients' transactions (source LOCAL) that have waited at least `ageMs` since they
+   * were added or last taken here, oldest first, at most `max`; each is marked taken at `nowMs`.
+   * What a member offers its leaders again when they have not committed it (a hand-off that went to
+   * a leader it cannot reach, views of its own that fail).
+   */
+  takeStaleLocal(nowMs: number, ageMs: number, max: number): PendingTx[] {
+    const out: PendingTx[] = [];
+    for (const p of this.#bySource.get(LOCAL)?.values() ?? []) {
+      if (out.length >= max) break;
+      if ((p.offeredAtMs ?? p.addedAtMs) > nowMs - ageMs) continue;
+      p.offeredAtMs = nowMs;
+      out.push(p);
     }
     return out;
   }
