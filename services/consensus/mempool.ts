@@ -153,7 +153,8 @@ export class Mempool {
   takeStaleLocal(nowMs: number, ageMs: number, max: number): PendingTx[] {
     const out: PendingTx[] = [];
     for (const p of this.#bySource.get(LOCAL)?.values() ?? []) {
-      if (out.length >= max) break;
+      // In the order they were added: from the first too young, all the rest are (no scan of a full pool).
+      if (out.length >= max || p.addedAtMs > nowMs - ageMs) break;
       if ((p.offeredAtMs ?? p.addedAtMs) > nowMs - ageMs) continue;
       p.offeredAtMs = nowMs;
       out.push(p);

@@ -211,9 +211,9 @@ export class PeerExchange {
     }
     const isNew = (p: Peer) => !known(p.peerId);
     // A peer forgotten after its dials failed is not taken again for a while, whoever announces it.
-    const unreachable = fresh.filter((p) => isNew(p) && table.forgotten(p.peerId));
-    if (unreachable.length > 0) metrics.rejectedRecords.inc({ reason: 'unreachable' }, unreachable.length);
-    const newOnes = fresh.filter((p) => isNew(p) && !table.forgotten(p.peerId));
+    const candidates = fresh.filter(isNew);
+    const newOnes = candidates.filter((p) => !table.forgotten(p.peerId));
+    if (newOnes.length < candidates.length) metrics.rejectedRecords.inc({ reason: 'unreachable' }, candidates.length - newOnes.length);
     const granted = this.#budget.grant(newOnes.length, now);
     if (granted < newOnes.length) {
       metrics.rejectedRecords.inc({ reason: 'cap' }, newOnes.length - granted);
