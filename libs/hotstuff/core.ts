@@ -49,6 +49,8 @@ export interface ViewRound {
   skipped: boolean;
   /** Its leader was already judged failed in it (a proposal that broke a rule): not judged again at its end. */
   judged: boolean;
+  /** Our timer fired in it while it was quiet and was re-armed instead (idle.ts). */
+  idled: boolean;
 }
 
 export function newRound(view: number): ViewRound {
@@ -67,6 +69,7 @@ export function newRound(view: number): ViewRound {
     certified: false,
     skipped: false,
     judged: false,
+    idled: false,
   };
 }
 
@@ -157,7 +160,8 @@ export class EngineCore {
   halted = false;
   /** The block that ends this epoch is committed: nothing more happens in this engine. */
   ended = false;
-  txsAvailable = false;
+  /** The driver's last `work` level (idle.ts). */
+  workAvailable = false;
   /** Set by engine.ts: replays buffered proposals and lets a new leader propose. */
   onEnterView: (view: number) => void = () => {};
   /** The safety state as last persisted (or restored): flush persists whenever it differs. */

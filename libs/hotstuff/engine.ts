@@ -9,7 +9,7 @@ import { genesisBlock, genesisQC } from './genesis.ts';
 import { onPayloadReady, onProposalSigned, onVote, tryPropose } from './leader.ts';
 import { onProposal, onQcAnnounce } from './replica.ts';
 import { onBlocksFetched } from './sync.ts';
-import { giveUpIfSuspected, leaderMisbehaved, onNewView, onNewViewSigned, onTimer } from './synchronizer.ts';
+import { giveUpIfSuspected, leaderMisbehaved, onNewView, onNewViewSigned, onTimer, wakeFromIdle } from './synchronizer.ts';
 import { Phase, type Block, type ConsensusMessage } from './types.ts';
 import { FedError } from '#libs/errors/index.ts';
 
@@ -141,6 +141,7 @@ class Engine implements HotStuffEngine {
       return core.out;
     }
     this.#dispatch(event);
+    wakeFromIdle(core);
     tryPropose(core);
     core.flush();
     return core.out;
@@ -154,7 +155,7 @@ class Engine implements HotStuffEngine {
       case 'message':
         return this.#onMessage(event.message);
       case 'timer-fired':
-        return onTimer(core, event.view);
+        return onTimer(core, event.view, event.force === true);
       case 'signature-ready':
         return this.#onSignature(event.requestId, event.signature);
       case 'signature-refused':
@@ -164,8 +165,8 @@ class Engine implements HotStuffEngine {
         return onPayloadReady(core, event.view, event.block);
       case 'blocks-fetched':
         return onBlocksFetched(core, event.blocks, event.qcs, event.from);
-      case 'txs-available':
-        core.txsAvailable = true;
+      case 'work':
+        core.workAvailable = event.available;
         return;
       case 'peer-muted':
         if (!core.isValidator(event.peer)) return;

@@ -13,8 +13,11 @@ export type EngineEvent =
   | { type: 'start' }
   /** A decoded message from the network. The engine checks its signature itself (deps.verify). */
   | { type: 'message'; message: ConsensusMessage }
-  /** The timer set by the last `set-timer` action fired. Stale views are ignored. */
-  | { type: 'timer-fired'; view: number }
+  /**
+   * The timer set by the last `set-timer` action fired. Stale views are ignored. `force`: an
+   * operator gives the view up (a quiet view, idle.ts, would otherwise outlive its timer).
+   */
+  | { type: 'timer-fired'; view: number; force?: boolean }
   | { type: 'signature-ready'; requestId: number; signature: Uint8Array }
   | { type: 'signature-refused'; requestId: number; reason: string }
   /** Answer to `request-payload`: a full block built by the driver. */
@@ -24,8 +27,11 @@ export type EngineEvent =
    * validator that sent them, blamed for any that fail their checks (absent: nobody is blamed).
    */
   | { type: 'blocks-fetched'; blocks: Block[]; qcs: QuorumCert[]; from?: number }
-  /** The mempool has transactions again (only matters with config.waitForTxs). */
-  | { type: 'txs-available' }
+  /**
+   * Whether the driver has work for a block, as a level (only matters with config.waitForWork):
+   * transactions in its mempool, a change to propose, or a heartbeat due. idle.ts says what it does.
+   */
+  | { type: 'work'; available: boolean }
   /**
    * The driver muted (or let go) a validator for offences: while muted, views it leads are given
    * up at once (suspicion.ts). Informational otherwise: the engine never drops messages for it.
@@ -190,8 +196,12 @@ export interface EngineConfig {
   root?: Block;
   /** Deterministic leader rotation; defaults to view mod N. Every member must use the same one. */
   leaderOf?: (view: number) => number;
-  /** Leader waits for `txs-available` before asking for a payload (default: propose at once). */
-  waitForTxs?: boolean;
+  /**
+   * Idle views (idle.ts): a leader proposes only when the driver says it has work (`work`
+   * events), and a member without work lets a view in which nothing happens outlive its timer.
+   * Default: every leader proposes at once, a block every view.
+   */
+  waitForWork?: boolean;
   /**
    * TEST ONLY — deliberately breaks safety so the simulator can prove its checkers bite.
    * 'no-lock' ignores lockedQC in safeNode; 'double-vote' votes again in a (view, phase).

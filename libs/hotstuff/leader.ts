@@ -7,13 +7,14 @@ import { bytesEqual, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 import { considerProposal, onQcAnnounce } from './replica.ts';
 import { contentError, inSuffix, want } from './sync.ts';
+import { mayHoldProposal } from './idle.ts';
 import type { Block, Proposal, QuorumCert, Vote } from './types.ts';
 
 export function tryPropose(core: EngineCore): void {
   const view = core.view;
   if (core.halted || core.ended || core.round.proposing || core.leaderOf(view) !== core.self) return;
   if (core.safety.proposedView >= view) return; // proposed before a restart
-  if (core.config.waitForTxs && !core.txsAvailable) return;
+  if (mayHoldProposal(core)) return; // nothing to order (idle.ts)
   const high = core.safety.prepareQC;
   // After a decide, the prepareQC of the previous view is the highest QC there can be; otherwise
   // the highQC must be the highest among a quorum of NEW-VIEWs, so that it is at least every
@@ -24,7 +25,6 @@ export function tryPropose(core: EngineCore): void {
   if (!parent) return want(core, high.blockHash, core.leaderOf(high.view));
   core.round.proposing = true;
   core.round.justify = high;
-  core.txsAvailable = false;
   core.out.push({
     type: 'request-payload',
     epoch: core.epoch,

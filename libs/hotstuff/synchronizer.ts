@@ -15,9 +15,28 @@ import type { EngineCore } from './core.ts';
 import { isQcRef, qcRef } from './qc.ts';
 import { Phase, type NewView, type QuorumCert } from './types.ts';
 import { retryFetches } from './sync.ts';
+import { mayIdle, othersGaveUp } from './idle.ts';
 
-export function onTimer(core: EngineCore, view: number): void {
+/**
+ * After every event: a view that outlived its timer while quiet (idle.ts) and is quiet no more.
+ * Given up by another validator: so do we, at once (our timer already ran out). Work, a proposal
+ * or a vote: the view is live, with a full timer from now.
+ */
+export function wakeFromIdle(core: EngineCore): void {
+  if (!core.round.idled || mayIdle(core)) return;
+  core.round.idled = false;
+  if (othersGaveUp(core)) return onTimer(core, core.view, true);
+  core.armTimer();
+}
+
+export function onTimer(core: EngineCore, view: number, force = false): void {
   if (view !== core.view || core.halted || core.ended) return; // a stale timer: nothing to do
+  if (!force && mayIdle(core)) {
+    core.round.idled = true;
+    core.deps.metrics?.increment('idle_timer_extensions');
+    return core.armTimer();
+  }
+  core.round.idled = false;
   core.deps.metrics?.increment('view_timeouts');
   core.round.timedOut = true;
   const signed = core.signedNewView;

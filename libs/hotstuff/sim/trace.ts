@@ -115,8 +115,9 @@ export function describeEvent(e: EngineEvent): string {
       return `offence of leader ${e.peer} v${e.view}`;
     case 'view-timed':
       return `timed v${e.view} ${e.ms}ms`;
+    case 'work':
+      return `work ${e.available ? 'yes' : 'no'}`;
     case 'start':
-    case 'txs-available':
       return e.type;
   }
 }

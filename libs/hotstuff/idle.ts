@@ -1,0 +1,46 @@
+// Idle views (config.waitForWork): a federation with nothing to order makes no blocks.
+//
+// The driver tells the engine, as a level, whether it has work (`work` events): transactions in
+// its mempool, a reconfiguration to propose, or a heartbeat due (it owns the clock). Without work
+// a leader does not propose, and a member without work lets such a quiet view outlive its timer
+// instead of giving it up — re-arming the timer each time it fires. A view stops being quiet, and
+// is timed out as usual, as soon as any of these holds:
+//   - this member has work: its timer is re-armed in full (the leader has a whole timeout to propose),
+//   - a proposal came, or this member voted in the view: the view is live, with a full timer,
+//   - another validator gave the view up (its NEW-VIEW for a later view): it had work and the
+//     leader did not propose it, so this member gives up at once too (its timer already ran out),
+//   - a block above the committed tip is prepared but not committed (a view failed half-way, or an
+//     epoch's last block awaits its commit): the leader proposes even without work, to commit it,
+//   - the view's leader is suspected.
+// So a member holding a transaction times a silent leader out exactly as before, and one NEW-VIEW
+// brings every member along; a leader that holds back what it was handed costs what any silent
+// leader costs. A Byzantine member that sends NEW-VIEWs at idle brings back at most what every
+// view cost before (a timeout and an empty block). Heartbeats (work from the clock) bound how long
+// a federation stays without a block, so monitoring still sees it live.
+
+import { toHex } from './bytes.ts';
+import type { EngineCore } from './core.ts';
+
+/** Another validator has given up our current view (its NEW-VIEW for a later one). */
+export function othersGaveUp(core: EngineCore): boolean {
+  return core.claims.countAtLeast(core.view + 1) > 0;
+}
+
+/** Nothing prepared above the committed tip: the highest prepared block is committed. */
+export function nothingUncommitted(core: EngineCore): boolean {
+  const prepared = core.tree.get(toHex(core.safety.prepareQC.blockHash));
+  return prepared !== undefined && prepared.header.height <= core.tree.committed.header.height;
+}
+
+/** The current view may outlive its timer: no work here, no proposal, nobody gave it up. */
+export function mayIdle(core: EngineCore): boolean {
+  const round = core.round;
+  return core.config.waitForWork === true && !core.workAvailable && !core.halted && !core.ended
+    && !round.skipped && !round.proposing && round.seenProposals.size === 0 && round.waiting === null
+    && core.safety.lastVoted.view < core.view && !othersGaveUp(core) && nothingUncommitted(core);
+}
+
+/** A leader without work proposes only to commit what is prepared and uncommitted. */
+export function mayHoldProposal(core: EngineCore): boolean {
+  return core.config.waitForWork === true && !core.workAvailable && nothingUncommitted(core);
+}
