@@ -28,7 +28,7 @@ test('without waitForWork a leader proposes at once, work or not (the default is
   assert.equal(newViewSigns(r.step({ type: 'timer-fired', view: 1 })).length, 1, 'a timer gives the view up');
 });
 
-test('a quiet view outlives its timer: re-armed, no NEW-VIEW, counted', () => {
+test('a quiet view outlives its timer: re-armed, no NEW-VIEW', () => {
   const k = new Kit(4);
   const d = k.engine(0, idle);
   d.step({ type: 'start' });

@@ -1,7 +1,9 @@
 // Idle views (config.waitForWork): a federation with nothing to order makes no blocks.
 //
 // The driver tells the engine, as a level, whether it has work (`work` events): transactions in
-// its mempool, a reconfiguration to propose, or a heartbeat due (it owns the clock). Without work
+// its mempool, a reconfiguration to propose, or a heartbeat due (it owns the clock). A commit
+// clears the level (sync.ts): the driver says again, once it has handled the commit, whether work
+// remains — so a heartbeat makes one block, not one per leader that saw it. Without work
 // a leader does not propose, and a member without work lets such a quiet view outlive its timer
 // instead of giving it up — re-arming the timer each time it fires. A view stops being quiet, and
 // is timed out as usual, as soon as any of these holds:

@@ -241,6 +241,9 @@ function applyCommit(core: EngineCore, path: Block[], qc: QuorumCert): void {
   core.emitOutbound({ type: 'commit', blocks, qc });
   core.deps.metrics?.increment('blocks_committed', blocks.length);
   core.tree.markCommitted(tip);
+  // A commit uses up the driver's word that it has work (idle.ts): its mempool just lost what the
+  // blocks held, and a heartbeat is met. It says again, after the commit, if work remains.
+  core.workAvailable = false;
   // Only after the commit action: persisted earlier, a crash before the commit would leave
   // these blocks uncommittable with this QC (commitWith ignores views ≤ lastCommitView).
   if (qc.view > core.safety.lastCommitView) core.safety.lastCommitView = qc.view;

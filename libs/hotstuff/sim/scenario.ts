@@ -46,6 +46,12 @@ export interface Scenario {
   mutation?: 'no-lock' | 'double-vote';
   /** Virtual cost of a signature and of building a payload. */
   signDelayMs?: number;
+  /**
+   * Idle views (waitForWork): a member has work only from a heartbeat `heartbeatMs` after its last
+   * commit, or from `work` (a client's transaction reaching `instance` at `atMs`, handed to the
+   * leaders of its current and next view as the service hands it on); a commit uses it up.
+   */
+  idle?: { heartbeatMs: number; work?: { atMs: number; instance: number }[] };
 }
 
 export const DEFAULT_TIMEOUTS: TimeoutConfig = { baseMs: 100, multiplier: 1.5, capMs: 2000 };

@@ -28,6 +28,8 @@ type SimEvent = Timed &
     | { k: 'crash'; to: number }
     | { k: 'restart'; to: number }
     | { k: 'heal' }
+    | { k: 'heartbeat'; to: number; epoch: number; gen: number }
+    | { k: 'work'; to: number }
   );
 
 export interface SimOptions {
@@ -81,6 +83,8 @@ class Simulation {
   readonly signDelay: number;
   readonly liveness;
   readonly forkers = new Map<number, ForkingLeader>();
+  /** Idle views: each member's heartbeat generation (a commit starts a new one). */
+  readonly workGen = new Map<number, number>();
   now = 0;
   steps = 0;
   healed = false;
@@ -116,7 +120,9 @@ class Simulation {
       timeouts: s.timeouts ?? DEFAULT_TIMEOUTS,
       ...(leaderOf ? { leaderOf } : {}),
       ...(s.mutation && m.honest ? { unsafeMutation: s.mutation } : {}),
+      ...(s.idle ? { waitForWork: true } : {}),
     }));
+    for (const w of s.idle?.work ?? []) this.q.push({ at: w.atMs, k: 'work', to: w.instance });
     for (const m of this.members) {
       if (m.byzantine === 'forking-leader') this.forkers.set(m.id, new ForkingLeader(m, this.scheme, quorumSize(s.n), genesisQC(genesis)));
     }
@@ -163,6 +169,15 @@ class Simulation {
     m.epoch++;
     boot(m, this.configs[m.id]!, this.scheme);
     this.feed(m, { type: 'start' });
+    if (this.s.idle) this.setWork(m, false);
+  }
+
+  /** Idle views: the member's work level, told to its engine; no work arms the next heartbeat. */
+  setWork(m: Member, available: boolean): void {
+    const next = (this.workGen.get(m.id) ?? 0) + 1;
+    this.workGen.set(m.id, next);
+    if (!available) this.q.push({ at: this.now + this.s.idle!.heartbeatMs, k: 'heartbeat', to: m.id, epoch: m.epoch, gen: next });
+    if (m.engine) this.q.push({ at: this.now, k: 'local', to: m.id, epoch: m.epoch, e: { type: 'work', available } });
   }
 
   handle(ev: SimEvent): void {
@@ -202,6 +217,20 @@ class Simulation {
       }
       case 'heal':
         return this.heal();
+      case 'heartbeat': {
+        const m = this.members[ev.to]!;
+        if (m.engine && ev.epoch === m.epoch && ev.gen === this.workGen.get(m.id)) this.setWork(m, true);
+        return;
+      }
+      case 'work': {
+        // A client's transaction: at the member it reached and at the leaders it hands it to.
+        const m = this.members[ev.to]!;
+        if (!m.engine) return;
+        const view = m.engine.view;
+        const to = new Set([m.identity, m.engine.leaderOf(view), m.engine.leaderOf(view + 1)]);
+        for (const x of this.members) if (x.engine && to.has(x.identity)) this.setWork(x, true);
+        return;
+      }
     }
   }
 
@@ -248,6 +277,7 @@ class Simulation {
         for (const b of a.blocks) m.disk.blocks.set(toHex(b.hash), b);
         this.checkers.onCommit(m.id, m.identity, a.blocks);
         m.commitsAfterHeal += a.blocks.length;
+        if (this.s.idle) this.setWork(m, false); // what it held is committed (the engine cleared its level)
         return;
       case 'set-timer':
         m.timerGen++;
