@@ -3,7 +3,8 @@
 // ports from basePort + 10·i, `genesis` from their cards, and `member join` of each. Each member
 // dir holds conf.yaml (libp2p key, ports, TLS files, the genesis validator set), peers.yaml (every
 // other member), member-card.yaml, genesis.yaml, and its signer's dir (signer.yaml, the encrypted
-// SLH-DSA key, the passphrase file, TLS files). Least privilege from the start: each member has
+// SLH-DSA key, TLS files), and beside it secrets/signer-passphrase, which its signer.yaml names
+// as ../secrets/signer-passphrase: a devnet's explicit local layout, never in the signer dir. Least privilege from the start: each member has
 // its own CA, and each of its services, its operator and its client applications their own
 // certificate (`<member>-<role>`); the signer admits only its member's consensus certificate.
 // The CA keys go to <out>/ca/<member>/, outside every dir a service reads: move them offline.
@@ -15,7 +16,7 @@ import { assembleGenesis, type Identity } from '#libs/config/index.ts';
 import type { ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import type { ServiceRole } from '#libs/service/index.ts';
-import { CARD_FILE, GENESIS_FILE, genesisText, initMember, joinMember, joinObserver, memberPorts, type MemberPorts } from './member.ts';
+import { CARD_FILE, GENESIS_FILE, PASSPHRASE_OUT, genesisText, initMember, joinMember, joinObserver, memberPorts, type MemberPorts } from './member.ts';
 
 export { memberPorts } from './member.ts';
 
@@ -54,6 +55,9 @@ interface Member {
   observer?: boolean;
 }
 
+/** signer.yaml's passphrase_file in a devnet: the member's secrets/ dir, beside (never in) its signer dir. */
+export const DEVNET_PASSPHRASE_FILE = path.join('..', PASSPHRASE_OUT);
+
 /** Where init keeps member `name`'s CA: beside the member dirs, never inside one. */
 export const caDir = (out: string, name: string): string => path.join(out, 'ca', name);
 
@@ -72,7 +76,7 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
     const name = memberName(i);
     const m = await initMember({ name, dir: path.join(o.out, name), hosts: ['127.0.0.1'], basePort: memberPorts(o.basePort, i).store,
       paramSet: o.paramSet, natsUrls: [o.natsUrl], caDir: caDir(o.out, name), extraNames: o.serverNames ?? [], logFormat: o.logFormat,
-      madeBy: 'btcfed init' });
+      madeBy: 'btcfed init', passphraseFile: DEVNET_PASSPHRASE_FILE });
     members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator });
     cards.push({ card: m.card, from: name });
   }
@@ -88,6 +92,7 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
     await joinObserver({ genesisFile, dir: m.dir, followCards: k > 0 ? [path.join(o.out, observerName(0), CARD_FILE)] : [] });
     // An observer signs nothing: no signing key lies around for it.
     await fs.rm(path.join(m.dir, 'signer'), { recursive: true, force: true });
+    await fs.rm(m.passphraseOut, { force: true });
     members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator, observer: true });
   }
   return members;

@@ -10,7 +10,7 @@ import {
 } from '#libs/config/index.ts';
 import { SERVICE_PLACEHOLDER, SERVICE_ROLES } from '#libs/service/index.ts';
 import { FedError, isFedError } from '#libs/errors/index.ts';
-import { CARD_FILE } from './member.ts';
+import { CARD_FILE, passphraseBesideKey } from './member.ts';
 
 function readConf(memberDir: string): Conf {
   const file = path.join(memberDir, 'conf.yaml');
@@ -165,6 +165,8 @@ export function checkConfigFile(file: string): CheckResult {
             ['tls.ca_file', s.tls?.ca_file], ['tls.cert_file', s.tls?.cert_file], ['tls.key_file', s.tls?.key_file]], at),
           ...exposed([['key_file', s.key_file], ['passphrase_file', s.passphrase_file], ['tls.key_file', s.tls?.key_file]], at),
         ];
+        const beside = s.passphrase_file === undefined ? null : passphraseBesideKey(dir, s.key_file, s.passphrase_file);
+        if (beside !== null) problems.push(`passphrase_file: ${beside}`);
         if (problems.length > 0) return { ok: false, problems };
         return { ok: true, summary: `signer.yaml of ${s.member}, chain ${s.chain_id}, ${s.validators.length} validator(s)` };
       }

@@ -111,16 +111,20 @@ A local federation: btcfed devnet. One member per host: btcfed member init, btcf
     .addOption(paramSetOpt())
     .option('--nats <url>', 'NATS URL(s) (comma-separated or repeated)', collect)
     .option('--listen-all', 'listen on every interface (0.0.0.0), e.g. behind NAT', false)
-    .action(async (o: { name: string; out: string; host: string[]; signerHost?: string[]; basePort: number; paramSet: ParamSet; nats?: string[]; listenAll: boolean }) => {
+    .option('--passphrase-out <file>', 'where the signer\'s passphrase is written, never in the signer dir (default DIR/secrets/signer-passphrase)')
+    .option('--passphrase-file <path>', 'signer.yaml passphrase_file: where the signer host reads it (default /run/credentials/btcfed-signer@NAME.service/passphrase)')
+    .action(async (o: { name: string; out: string; host: string[]; signerHost?: string[]; basePort: number; paramSet: ParamSet; nats?: string[]; listenAll: boolean; passphraseOut?: string; passphraseFile?: string }) => {
       const dir = path.resolve(o.out);
       const m = await initMember({ name: o.name, dir, hosts: o.host, signerHosts: o.signerHost ?? [], basePort: o.basePort, paramSet: o.paramSet,
-        natsUrls: o.nats ?? ['nats://127.0.0.1:4222'], listenAll: o.listenAll });
+        natsUrls: o.nats ?? ['nats://127.0.0.1:4222'], listenAll: o.listenAll,
+        ...(o.passphraseOut ? { passphraseOut: path.resolve(o.passphraseOut) } : {}), ...(o.passphraseFile ? { passphraseFile: o.passphraseFile } : {}) });
       console.log(`made member ${m.name} in ${dir}
   card     ${path.join(dir, CARD_FILE)}   (public: send it to whoever assembles the genesis)
   peer     ${m.identity.peerId}
   SLH-DSA  ${m.publicKey.slice(0, 32)}… (${o.paramSet})
   libp2p   ${m.card.libp2p.addresses.join(' ')}
   signer   ${path.join(dir, 'signer')}  (after member join, the only dir its host gets)
+  passphrase ${m.passphraseOut}  (the signer host's own copy, moved apart from signer/: signer.yaml reads it at ${m.passphraseFile})
   CA keys  ${path.join(dir, 'ca')}  (move them offline; no service reads them)
 next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card … --out genesis.yaml, then btcfed member join --genesis genesis.yaml --dir ${dir}`);
     });

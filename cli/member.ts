@@ -61,6 +61,46 @@ export interface MemberInitOptions {
   logFormat?: 'json' | 'text';
   /** Who made the dir, for the comment atop conf.yaml. Default "btcfed member init". */
   madeBy?: string;
+  /**
+   * Where the signer's passphrase is written: never in the signer dir, so that the sealed key and
+   * what opens it never travel together. Default <dir>/secrets/signer-passphrase (PASSPHRASE_OUT).
+   */
+  passphraseOut?: string;
+  /**
+   * signer.yaml's passphrase_file: where the signer host reads it (relative to the signer dir, or
+   * absolute). Default the systemd credential of btcfed-signer@<name> (credentialPassphraseFile).
+   */
+  passphraseFile?: string;
+}
+
+/** Where `member init` writes the signer's passphrase, relative to the member dir: beside signer/, never in it. */
+export const PASSPHRASE_OUT = path.join('secrets', 'signer-passphrase');
+
+/**
+ * Where a signer run by the btcfed-signer@<name> unit reads its passphrase: the systemd credential
+ * (LoadCredential=passphrase:/etc/btcfed-signer/<name>.passphrase) — readable by that unit only,
+ * never on disk in the signer's data dir.
+ */
+export const credentialPassphraseFile = (name: string): string => `/run/credentials/btcfed-signer@${name}.service/passphrase`;
+
+/**
+ * Why a signer's passphrase file may not be where signer.yaml says (null when it may): in the
+ * directory of the sealed key, both travel together (one copy of the signer dir is the key in
+ * clear). One rule for `member init`, `btcfed config check` and the signer.
+ */
+export function passphraseBesideKey(dataDir: string, keyFile: string, passphraseFile: string): string | null {
+  const key = path.resolve(dataDir, keyFile);
+  const pass = path.resolve(dataDir, passphraseFile);
+  if (path.dirname(key) !== path.dirname(pass)) return null;
+  return `SIGNER_PASSPHRASE_BESIDE_KEY: ${pass} is in the directory of the sealed key ${key}: whoever copies that dir can open the key. `
+    + `Move it out (e.g. a systemd credential: passphrase_file: /run/credentials/btcfed-signer@<member>.service/passphrase) or use passphrase_env`;
+}
+
+/** The passphrase file signer.yaml in `signerDir` names, resolved as the signer resolves it (undefined with passphrase_env). */
+export async function signerPassphrasePath(signerDir: string): Promise<string | undefined> {
+  const file = path.join(signerDir, 'signer.yaml');
+  const conf = parseSignerConfText(await fs.readFile(file, 'utf8'), file);
+  return conf.passphrase_file === undefined ? undefined : path.resolve(signerDir, conf.passphrase_file);
 }
 
 export interface MadeMember {
@@ -73,6 +113,10 @@ export interface MadeMember {
   card: MemberCard;
   /** SHA-256 fingerprints of the member's certificates, by role. */
   fingerprints: Record<ServiceRole, string>;
+  /** Where the signer's passphrase was written (to move to the signer host apart from signer/). */
+  passphraseOut: string;
+  /** signer.yaml's passphrase_file. */
+  passphraseFile: string;
 }
 
 /** A --host value: an IP literal or a DNS name; never a wildcard (that is --listen-all). */
@@ -144,6 +188,15 @@ export async function initMember(o: MemberInitOptions): Promise<MadeMember> {
   if (!Number.isInteger(o.basePort) || o.basePort < 1024 || o.basePort + 9 > 65535) throw new FedError('CLI_INVALID', `--base-port ${o.basePort}: must be 1024 to 65526 (the member uses ten ports from it)`);
   if (o.natsUrls.length === 0) throw new FedError('CLI_INVALID', '--nats: at least one NATS URL');
   for (const u of o.natsUrls) if (!/^(nats|tls):\/\/[^\s]+$/.test(u)) throw new FedError('CLI_INVALID', `--nats ${JSON.stringify(u)}: must be a nats:// or tls:// URL`);
+  // The passphrase goes apart from the signer dir; signer.yaml names where the signer host reads it.
+  const signerDir = path.resolve(o.dir, 'signer');
+  const passphraseOut = path.resolve(o.passphraseOut ?? path.join(o.dir, PASSPHRASE_OUT));
+  const passphraseFile = o.passphraseFile ?? credentialPassphraseFile(o.name);
+  if (!path.relative(signerDir, passphraseOut).startsWith('..')) {
+    throw new FedError('CLI_INVALID', `--passphrase-out ${passphraseOut}: not in the signer dir ${signerDir}, where the sealed key is (they would travel together)`);
+  }
+  const beside = passphraseBesideKey(signerDir, 'signer.key', passphraseFile);
+  if (beside !== null) throw new FedError('CLI_INVALID', `--passphrase-file ${passphraseFile}: ${beside}`);
   const existing = await fs.readdir(o.dir).catch(() => []);
   if (existing.length > 0) throw new FedError('INIT_EXISTS', `${o.dir} is not empty; refusing to overwrite a member (remove it or pick another --out)`);
   await fs.mkdir(o.dir, { recursive: true, mode: 0o700 });
@@ -157,7 +210,8 @@ export async function initMember(o: MemberInitOptions): Promise<MadeMember> {
   const dsa = createSlhDsa({ paramSet: o.paramSet });
   const keys = dsa.generateKeyPair();
   const passphrase = randomBytes(24).toString('base64url');
-  await writeNew(path.join(o.dir, 'signer', 'passphrase'), `${passphrase}\n`);
+  await writeNew(passphraseOut, `${passphrase}\n`);
+  await fs.mkdir(signerDir, { recursive: true, mode: 0o700 });
   await writeNewKeyFile(path.join(o.dir, 'signer', 'signer.key'), await sealKey(o.paramSet, keys.secretKey, passphrase));
   keys.secretKey.fill(0);
   const publicKey = toHex(keys.publicKey);
@@ -196,7 +250,7 @@ export async function initMember(o: MemberInitOptions): Promise<MadeMember> {
     // Only this member's consensus service may ask for signatures.
     allowed_clients: [fingerprints.consensus],
     crypto: { param_set: o.paramSet, backend: 'auto' },
-    key_file: 'signer.key', passphrase_file: 'passphrase',
+    key_file: 'signer.key', passphrase_file: passphraseFile,
     metrics: hostPort(signerListen, p.signerMetrics),
     nats: natsSectionFor(o.natsUrls),
     logging: { level: 'info', format: logFormat },
@@ -218,7 +272,7 @@ export async function initMember(o: MemberInitOptions): Promise<MadeMember> {
   const cardText = `# The public card of member ${o.name}: send it to whoever assembles the genesis. No secret in here.\n${stringify(card)}`;
   parseCardText(cardText, CARD_FILE);
   await writeNew(path.join(o.dir, CARD_FILE), cardText, 0o644);
-  return { name: o.name, dir: o.dir, identity, publicKey, ports: p, card, fingerprints };
+  return { name: o.name, dir: o.dir, identity, publicKey, ports: p, card, fingerprints, passphraseOut, passphraseFile };
 }
 
 /** The genesis as genesis.yaml holds it. */

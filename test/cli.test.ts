@@ -117,6 +117,47 @@ test('config check: ok files pass; every problem of a broken file is listed with
   assert.match(files.stdout, /error member-a.yaml:\n  \(file\): /, 'a YAML error whatever the file is called');
 });
 
+test('the signer\'s passphrase never lands beside its sealed key; config check refuses one that does (SIGNER_PASSPHRASE_BESIDE_KEY)', () => {
+  const inSigner = (d: string) => fs.readdirSync(path.join(dir, d, 'signer'), { recursive: true }).map(String).filter((f) => /passphrase/.test(f));
+  // A devnet's explicit local layout: the member's secrets/ dir, named relative to the signer dir.
+  const devnet = parse(fs.readFileSync(path.join(dir, 'fed/m0/signer/signer.yaml'), 'utf8')) as { passphrase_file: string };
+  assert.equal(devnet.passphrase_file, '../secrets/signer-passphrase');
+  assert.deepEqual(inSigner('fed/m0'), []);
+  assert.equal(fs.statSync(path.join(dir, 'fed/m0/secrets/signer-passphrase')).mode & 0o777, 0o600);
+
+  // member init: written to DIR/secrets, read on the signer host from its systemd credential.
+  const made = btcfed(dir, 'member', 'init', '--name', 'p0', '--out', 'p0', '--host', '127.0.0.1', '--base-port', '27900');
+  assert.equal(made.status, 0, made.stderr);
+  assert.match(made.stdout, /passphrase \S+\/p0\/secrets\/signer-passphrase .* at \/run\/credentials\/btcfed-signer@p0\.service\/passphrase\)/);
+  const conf = parse(fs.readFileSync(path.join(dir, 'p0/signer/signer.yaml'), 'utf8')) as { passphrase_file: string };
+  assert.equal(conf.passphrase_file, '/run/credentials/btcfed-signer@p0.service/passphrase');
+  assert.deepEqual(inSigner('p0'), []);
+  assert.match(fs.readFileSync(path.join(dir, 'p0/secrets/signer-passphrase'), 'utf8'), /^[\w-]{32}\n$/);
+  const named = btcfed(dir, 'member', 'init', '--name', 'p1', '--out', 'p1', '--host', '127.0.0.1', '--passphrase-out', 'p1-pass', '--passphrase-file', '/etc/p1.pass');
+  assert.equal(named.status, 0, named.stderr);
+  assert.ok(fs.existsSync(path.join(dir, 'p1-pass')));
+  assert.equal((parse(fs.readFileSync(path.join(dir, 'p1/signer/signer.yaml'), 'utf8')) as { passphrase_file: string }).passphrase_file, '/etc/p1.pass');
+
+  // Asked to put it beside the key: refused, nothing made.
+  const out = btcfed(dir, 'member', 'init', '--name', 'p2', '--out', 'p2', '--host', '127.0.0.1', '--passphrase-out', 'p2/signer/pass');
+  assert.equal(out.status, 1);
+  assert.match(out.stderr, /--passphrase-out \S+p2\/signer\/pass: not in the signer dir .*\(CLI_INVALID\)/);
+  const read = btcfed(dir, 'member', 'init', '--name', 'p2', '--out', 'p2', '--host', '127.0.0.1', '--passphrase-file', 'passphrase');
+  assert.equal(read.status, 1);
+  assert.match(read.stderr, /--passphrase-file passphrase: SIGNER_PASSPHRASE_BESIDE_KEY: /);
+  assert.ok(!fs.existsSync(path.join(dir, 'p2')));
+
+  // A signer dir laid out the old way (passphrase beside signer.key): config check names it.
+  fs.cpSync(path.join(dir, 'fed/m1/signer'), path.join(dir, 'old-layout'), { recursive: true });
+  fs.copyFileSync(path.join(dir, 'fed/m1/secrets/signer-passphrase'), path.join(dir, 'old-layout/passphrase'));
+  const old = fs.readFileSync(path.join(dir, 'old-layout/signer.yaml'), 'utf8');
+  fs.writeFileSync(path.join(dir, 'old-layout/signer.yaml'), old.replace('passphrase_file: ../secrets/signer-passphrase', 'passphrase_file: passphrase'));
+  const check = btcfed(dir, 'config', 'check', 'old-layout/signer.yaml', 'fed/m1/signer/signer.yaml');
+  assert.equal(check.status, 1);
+  assert.match(check.stdout, /error old-layout\/signer.yaml:\n  passphrase_file: SIGNER_PASSPHRASE_BESIDE_KEY: \S+old-layout\/passphrase is in the directory of the sealed key \S+old-layout\/signer.key/);
+  assert.match(check.stdout, /ok +fed\/m1\/signer\/signer.yaml/);
+});
+
 test('status against a member that is not running names the address it tried and what to check (exit 1)', () => {
   const r = btcfed(dir, 'status', '--member', 'fed/m1', '--timeout', '1s');
   assert.equal(r.status, 1);
@@ -127,6 +168,8 @@ test('keygen makes a sealed key in a signer dir and prints its public key; a sec
   const signerDir = path.join(dir, 'kg');
   fs.cpSync(path.join(dir, 'fed/m0/signer'), signerDir, { recursive: true });
   fs.rmSync(path.join(signerDir, 'signer.key'));
+  // Its passphrase where signer.yaml says (../secrets/signer-passphrase), apart from the dir.
+  fs.cpSync(path.join(dir, 'fed/m0/secrets'), path.join(dir, 'secrets'), { recursive: true });
   const made = btcfed(dir, 'keygen', '--data-dir', 'kg');
   assert.equal(made.status, 0, made.stderr);
   assert.match(made.stdout, /^[0-9a-f]{64}\n$/, 'the public key (128f: 32 bytes)');

@@ -22,6 +22,7 @@ import { createClient } from '#libs/rpc/index.ts';
 import { memberSecurityFromDir } from '#libs/service/index.ts';
 import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
+import { signerPassphrasePath } from '../cli/member.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
 import { until } from './support/until.ts';
@@ -335,7 +336,7 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
 
     // Then equivocate as m3, with m3's real key: two different PREPARE votes for one view.
     const signerDir = path.join(dir, 'm3', 'signer');
-    const passphrase = (await fs.readFile(path.join(signerDir, 'passphrase'), 'utf8')).trim();
+    const passphrase = (await fs.readFile((await signerPassphrasePath(signerDir))!, 'utf8')).trim();
     const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
     const dsa = createSlhDsa();
     // A leader only looks at votes for the view it is in, and views move fast: sign a pair for the

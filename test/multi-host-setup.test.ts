@@ -46,6 +46,8 @@ let failed = false;
 
 const memberDir = (i: number) => path.join(out, `m${i}`);
 const signerDir = (i: number) => path.join(out, 'signer-hosts', `m${i}`);
+/** Where signer host i reads its passphrase (a systemd credential in production), moved there apart from the signer dir. */
+const passphraseOn = (i: number) => path.join(out, 'signer-hosts', `m${i}.passphrase`);
 
 /** `btcfed ARGS` as an operator runs it, in the test's dir. */
 const { ok, refused } = btcfedIn(() => out);
@@ -123,7 +125,7 @@ describe('four members on four hosts, set up by their own operators', { timeout:
 
   step('member init: each operator makes their own member; the card is public, the certificates name its hosts', async () => {
     await Promise.all(Array.from({ length: N }, (_, i) => ok(['member', 'init', '--name', `m${i}`, '--out', memberDir(i), '--host', hostOf(i),
-      '--signer-host', signerHostOf(i), '--base-port', String(basePort), '--nats', NATS_URL])));
+      '--signer-host', signerHostOf(i), '--base-port', String(basePort), '--nats', NATS_URL, '--passphrase-file', passphraseOn(i)])));
     for (let i = 0; i < N; i++) {
       const dir = memberDir(i);
       const cardText = await fs.readFile(path.join(dir, 'member-card.yaml'), 'utf8');
@@ -133,7 +135,9 @@ describe('four members on four hosts, set up by their own operators', { timeout:
       assert.deepEqual(card.libp2p.addresses, [`/ip4/${hostOf(i)}/tcp/${basePort + 5}`]);
       // No secret: not the libp2p private key, the signer's passphrase or sealed key, a TLS or CA key.
       const conf = parseConfText(await fs.readFile(path.join(dir, 'conf.yaml'), 'utf8'));
-      const secrets = [conf.node.private_key!, (await fs.readFile(path.join(dir, 'signer', 'passphrase'), 'utf8')).trim()];
+      // The passphrase is not in the signer dir: it travels to the signer host on its own.
+      assert.ok(!readdirSync(path.join(dir, 'signer')).some((f) => /passphrase/.test(f)), 'no passphrase beside the sealed key');
+      const secrets = [conf.node.private_key!, (await fs.readFile(path.join(dir, 'secrets', 'signer-passphrase'), 'utf8')).trim()];
       for (const f of ['signer/signer.key', 'tls/consensus-key.pem', 'tls/gateway-key.pem', 'signer/tls/key.pem', 'ca/ca-key.pem']) {
         const text = await fs.readFile(path.join(dir, f), 'utf8');
         secrets.push(...text.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')).slice(0, 3));
@@ -235,6 +239,7 @@ describe('four members on four hosts, set up by their own operators', { timeout:
     await fs.mkdir(path.join(out, 'offline'));
     for (let i = 0; i < N; i++) {
       await fs.rename(path.join(memberDir(i), 'signer'), signerDir(i));
+      await fs.rename(path.join(memberDir(i), 'secrets', 'signer-passphrase'), passphraseOn(i));
       await fs.rename(path.join(memberDir(i), 'ca'), path.join(out, 'offline', `m${i}`));
     }
     net_ = await runDevnet({ dir: out, members: N, basePort, natsUrl: NATS_URL, quiet: true, signerDirOf: signerDir });

@@ -17,6 +17,7 @@ import { decodeFrame, encodeFrame, signingBytesOfRequest, type Frame, type Frame
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { openKey } from '../../services/signer/keyfile.ts';
+import { signerPassphrasePath } from '../../cli/member.ts';
 import { BlockStore } from '../../services/consensus/block-store.ts';
 import { ConsensusDriver } from '../../services/consensus/driver.ts';
 import { GatewayLink } from '../../services/consensus/gateway-link.ts';
@@ -97,7 +98,7 @@ export class ByzantineMember {
     const paramSet = conf.crypto.param_set;
     const dsa = createSlhDsa({ paramSet, backend: conf.crypto.backend });
     const signerDir = path.join(o.memberDir, 'signer');
-    const passphrase = (await fs.readFile(path.join(signerDir, 'passphrase'), 'utf8')).trim();
+    const passphrase = (await fs.readFile((await signerPassphrasePath(signerDir))!, 'utf8')).trim();
     const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
     const sign = (bytes: Uint8Array) => dsa.sign(secretKey, bytes);
     const wireLimits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
