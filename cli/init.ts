@@ -28,6 +28,8 @@ export interface InitOptions {
   paramSet: ParamSet;
   /** View timeout base; devnets on one machine want it short. */
   baseTimeout: string;
+  /** consensus.idle_heartbeat of every member (genesis); absent: a block every view. */
+  idleHeartbeat?: string;
   logFormat: 'json' | 'text';
   natsUrl: string;
   /**
@@ -80,7 +82,7 @@ export async function initFederation(o: InitOptions): Promise<Member[]> {
     members.push({ name, dir: m.dir, identity: m.identity, publicKey: m.publicKey, ports: m.ports, fingerprints: m.fingerprints, operator: m.fingerprints.operator });
     cards.push({ card: m.card, from: name });
   }
-  const genesis = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, cards });
+  const genesis = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), cards });
   const genesisFile = path.join(o.out, GENESIS_FILE);
   await fs.writeFile(genesisFile, genesisText(genesis), { mode: 0o644, flag: 'wx' });
   for (const m of members) await joinMember({ genesisFile, dir: m.dir });

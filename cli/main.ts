@@ -66,6 +66,13 @@ const consensusOpt = () => new Option('--consensus <host:port>', 'the consensus 
 const basePortOpt = () => new Option('--base-port <port>', 'first port of member 0; each member takes 10').argParser(nonNegativeInt).default(7100);
 const paramSetOpt = () => new Option('--param-set <set>', 'SLH-DSA parameter set').argParser(paramSetOf).default('slh-dsa-sha2-128f');
 const natsOpt = () => new Option('--nats <url>', 'NATS server URL').default('nats://127.0.0.1:4222');
+/** Idle views: 0 or absent, a block every view; else blocks only for work, and a heartbeat this long after the last. */
+const idleHeartbeat = (v: string): string => {
+  const ms = durationMs(v);
+  if (ms > 0 && ms < 1000) throw new InvalidArgumentError('must be 0 (a block every view) or at least 1s');
+  return v;
+};
+const idleHeartbeatOpt = () => new Option('--idle-heartbeat <duration>', 'idle views: blocks only when there are transactions, and one this long after the last commit (0: a block every view)').argParser(idleHeartbeat);
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 /** Where each service of each member (or observer) in `dir` listens, from its conf.yaml: one line each. */
@@ -165,9 +172,10 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .requiredOption('--card <file>', 'a member card (repeat, or comma-separate)', collect)
     .requiredOption('--out <file>', 'where to write genesis.yaml')
     .option('--base-timeout <duration>', 'the view timer\'s base (e.g. 1s, 1m30s)', '1s')
-    .action(async (o: { chainId: string; card: string[]; out: string; baseTimeout: string }) => {
+    .addOption(idleHeartbeatOpt())
+    .action(async (o: { chainId: string; card: string[]; out: string; baseTimeout: string; idleHeartbeat?: string }) => {
       durationMs(o.baseTimeout);
-      const g = await makeGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, cardFiles: o.card.map((c) => path.resolve(c)), out: path.resolve(o.out) });
+      const g = await makeGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), cardFiles: o.card.map((c) => path.resolve(c)), out: path.resolve(o.out) });
       console.log(`wrote ${path.resolve(o.out)}: chain ${g.chain_id}, ${g.members.length} validator(s) in this order: ${g.members.map((m) => m.name).join(', ')}`);
       console.log(`digest ${g.digest}`);
     });
@@ -182,12 +190,13 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .addOption(paramSetOpt())
     .option('--base-timeout <duration>', 'the view timer\'s base', '1s')
     .option('--server-names <names>', 'extra names in every server certificate (localhost and 127.0.0.1 are always in)', collect)
+    .addOption(idleHeartbeatOpt())
     .addOption(natsOpt())
-    .action(async (o: { out: string; members: number; observers: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; serverNames?: string[]; nats: string }) => {
+    .action(async (o: { out: string; members: number; observers: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat?: string; serverNames?: string[]; nats: string }) => {
       durationMs(o.baseTimeout);
       const out = path.resolve(o.out);
       const members = await initFederation({ members: o.members, observers: o.observers, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
-        baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
+        baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
       console.log(`made ${members.length} member dirs in ${out}; the members' CA keys are in ${path.join(out, 'ca')} (move them offline):`);
       for (const m of members) {
         console.log(`  ${m.name}  peer ${m.identity.peerId}  ${m.observer ? 'observer (no signer)     ' : `SLH-DSA ${m.publicKey.slice(0, 16)}â€¦`}  ports ${m.ports.store}â€“${m.ports.signerMetrics}`);

@@ -282,7 +282,7 @@ export function genesisText(g: Genesis): string {
 }
 
 /** `btcfed genesis`: the genesis from card files, written to `out` (never over an existing file). */
-export async function makeGenesis(o: { chainId: string; baseTimeout: string; cardFiles: readonly string[]; out: string }): Promise<Genesis> {
+export async function makeGenesis(o: { chainId: string; baseTimeout: string; idleHeartbeat?: string; cardFiles: readonly string[]; out: string }): Promise<Genesis> {
   if (o.cardFiles.length === 0) throw new FedError('CLI_INVALID', 'genesis needs at least one --card FILE (a member-card.yaml)');
   const cards = await Promise.all(o.cardFiles.map(async (file) => {
     const text = await fs.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -290,7 +290,7 @@ export async function makeGenesis(o: { chainId: string; baseTimeout: string; car
     });
     return { card: parseCardText(text, file), from: file };
   }));
-  const g = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, cards });
+  const g = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), cards });
   await fs.writeFile(o.out, genesisText(g), { mode: 0o644, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EEXIST' ? new FedError('GENESIS_EXISTS', `${o.out} exists; refusing to overwrite a genesis (remove it or pick another --out)`) : err;
   });
@@ -403,6 +403,7 @@ export async function joinMember(o: { genesisFile: string; dir: string; added?: 
   const confDoc = parseDocument(confText);
   confDoc.setIn(['consensus', 'chain_id'], g.chain_id);
   confDoc.setIn(['consensus', 'base_timeout'], g.base_timeout);
+  if (g.idle_heartbeat !== undefined) confDoc.setIn(['consensus', 'idle_heartbeat'], g.idle_heartbeat);
   confDoc.set('validators', validators);
   const newConf = confDoc.toString();
   parseConfText(newConf, confFile);
@@ -459,6 +460,7 @@ export async function joinObserver(o: { genesisFile: string; dir: string; follow
   confDoc.setIn(['node', 'role'], 'observer');
   confDoc.setIn(['consensus', 'chain_id'], g.chain_id);
   confDoc.setIn(['consensus', 'base_timeout'], g.base_timeout);
+  if (g.idle_heartbeat !== undefined) confDoc.setIn(['consensus', 'idle_heartbeat'], g.idle_heartbeat);
   confDoc.setIn(['consensus', 'follow'], follow.map((f) => f.libp2p.peer_id));
   confDoc.set('validators', genesisValidators(g));
   const newConf = confDoc.toString();

@@ -188,3 +188,14 @@ test('every problem at once: cross-field checks are reported beside field errors
   d.consensus = { ...d.consensus, base_timeout: 'soon', max_timeout: '1s' };
   assert.deepEqual(issuesOf(() => parseConfText(stringify(d), '/data/m0/conf.yaml')).map((i) => i.field), ['consensus.base_timeout']);
 });
+
+test('consensus.idle_heartbeat: 0 by default (a block every view), sub-second refused', () => {
+  const withIdle = (v?: string) => {
+    const c = validConf() as Record<string, Record<string, unknown>>;
+    if (v !== undefined) c.consensus = { ...(c.consensus ?? {}), idle_heartbeat: v };
+    return parseConfText(stringify(c));
+  };
+  assert.equal(withIdle().consensus.idle_heartbeat, 0);
+  assert.equal(withIdle('10s').consensus.idle_heartbeat, 10_000);
+  assert.throws(() => withIdle('200ms'), /idle_heartbeat.*at least 1s/s);
+});

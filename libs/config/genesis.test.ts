@@ -69,3 +69,18 @@ test('a card: public facts only, its peer id derived from its key, dialable addr
   assert.throws(() => parseCardText(stringify({ ...c, private_key: other.privateKey }), 'card.yaml'), /private_key: unknown field/);
   assert.throws(() => parseCardText(stringify({ ...c, slh_dsa: { ...c.slh_dsa, public_key: 'ab' } }), 'card.yaml'), /must be 32 bytes/);
 });
+
+test('idle_heartbeat: under the digest when present, the digest unchanged when absent, sub-second refused', async () => {
+  const cards = await Promise.all(['m0', 'm1'].map((n) => card(n)));
+  const plain = assembleGenesis({ chainId: 'c1', baseTimeout: '1s', cards: from(cards) });
+  assert.equal(plain.idle_heartbeat, undefined);
+  const { digest: _d, ...body } = plain;
+  assert.equal(genesisDigest(body), plain.digest, 'a genesis without the field keeps its digest');
+  const idle = assembleGenesis({ chainId: 'c1', baseTimeout: '1s', idleHeartbeat: '10s', cards: from(cards) });
+  assert.equal(idle.idle_heartbeat, '10s');
+  assert.notEqual(idle.digest, plain.digest, 'the heartbeat is under the digest');
+  assert.deepEqual(parseGenesisText(stringify(idle), 'g.yaml'), idle, 'round trip');
+  const tampered = stringify({ ...idle, idle_heartbeat: '20s' });
+  assert.throws(() => parseGenesisText(tampered, 'g.yaml'), (e) => isFedError(e), 'an edited heartbeat breaks the digest');
+  assert.throws(() => assembleGenesis({ chainId: 'c1', baseTimeout: '1s', idleHeartbeat: '500ms', cards: from(cards) }), /at least 1s/);
+});

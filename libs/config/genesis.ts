@@ -69,6 +69,12 @@ export const genesisSchema = z.strictObject({
     const d = parseDuration(v);
     if (!d.ok) ctx.addIssue({ code: 'custom', message: d.reason });
   }),
+  /** consensus.idle_heartbeat of every member's conf.yaml; absent: 0 (a block every view). */
+  idle_heartbeat: z.string().superRefine((v, ctx) => {
+    const d = parseDuration(v);
+    if (!d.ok) ctx.addIssue({ code: 'custom', message: d.reason });
+    else if (d.value > 0 && d.value < 1000) ctx.addIssue({ code: 'custom', message: 'must be 0 (a block every view) or at least 1s' });
+  }).optional(),
   /** Every member's card, in validator order: validator i is members[i]. */
   members: z.array(memberCardSchema).min(1, 'needs at least one member'),
   /** sha256:<hex> of everything above (genesisDigest); what members compare out of band. */
@@ -112,8 +118,9 @@ function canonicalJson(v: unknown): string {
 
 /** sha256 over the genesis without its digest field, domain-separated. */
 export function genesisDigest(g: Omit<Genesis, 'digest'>): string {
-  const { version: v, chain_id, param_set, base_timeout, members } = g;
-  return `sha256:${sha256Hex(`btcfed/v1/genesis\n${canonicalJson({ version: v, chain_id, param_set, base_timeout, members })}`)}`;
+  // idle_heartbeat counts only when present: a genesis without it keeps the digest it always had.
+  const { version: v, chain_id, param_set, base_timeout, idle_heartbeat, members } = g;
+  return `sha256:${sha256Hex(`btcfed/v1/genesis\n${canonicalJson({ version: v, chain_id, param_set, base_timeout, idle_heartbeat, members })}`)}`;
 }
 
 /** The validator set of conf.yaml and signer.yaml, in index order. */
@@ -155,7 +162,7 @@ export function parseCardText(text: string, file: string): MemberCard {
  * The genesis of `chain` from the members' cards (`from` names each card in errors, e.g. its
  * file): refuses no cards, duplicate names, peer ids or keys, and mixed parameter sets.
  */
-export function assembleGenesis(o: { chainId: string; baseTimeout: string; cards: readonly { card: MemberCard; from: string }[] }): Genesis {
+export function assembleGenesis(o: { chainId: string; baseTimeout: string; idleHeartbeat?: string; cards: readonly { card: MemberCard; from: string }[] }): Genesis {
   if (o.cards.length === 0) throw new FedError('GENESIS_INVALID', 'a genesis needs at least one member card');
   const problems = setProblems(o.cards);
   if (problems.length > 0) throw new FedError('GENESIS_INVALID', `cannot make a genesis: ${problems.join('; ')}`, { problems });
@@ -164,6 +171,7 @@ export function assembleGenesis(o: { chainId: string; baseTimeout: string; cards
     chain_id: o.chainId,
     param_set: o.cards[0]!.card.slh_dsa.param_set,
     base_timeout: o.baseTimeout,
+    ...(o.idleHeartbeat !== undefined ? { idle_heartbeat: o.idleHeartbeat } : {}),
     members: [...o.cards].map((c) => c.card).sort((a, b) => compareNames(a.name, b.name)),
   };
   const r = genesisSchema.safeParse({ ...body, digest: genesisDigest(body) });

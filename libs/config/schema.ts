@@ -237,6 +237,13 @@ export const confSchema = z.strictObject({
      * its own clock (how far the members' clocks may disagree; keep them synchronised, NTP)…
      */
     block_time_drift: duration('2s', { positive: true }),
+    /**
+     * Idle views: 0 makes a block every view, transactions or not. Above 0, a leader proposes only
+     * when there is something to order (transactions, a reconfiguration), or this long after the
+     * last commit (a heartbeat: monitoring and followers see the federation live); an idle
+     * federation then writes a block per heartbeat instead of one every view. Same on every member.
+     */
+    idle_heartbeat: duration('0s'),
     /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
     block_time_max_delay: duration('30s', { positive: true }),
     /**
@@ -255,6 +262,9 @@ export const confSchema = z.strictObject({
   // looks only at fields that parsed, and skips what it cannot judge.
   const conf = whole as Partial<typeof whole>;
   const c: Partial<typeof whole.consensus> = conf.consensus ?? {};
+  if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && c.idle_heartbeat < 1000) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or at least 1s' });
+  }
   if (isNum(c.max_timeout) && isNum(c.base_timeout) && c.max_timeout < c.base_timeout) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_timeout'], message: 'must not be below consensus.base_timeout' });
   }

@@ -34,6 +34,12 @@ export interface DriverOptions {
   engine: EngineConfig;
   maxBlockTxs: number;
   maxBlockBytes: number;
+  /**
+   * conf consensus.idle_heartbeat: above 0, idle views (libs/hotstuff idle.ts) — the engine is told
+   * whether there is work (transactions in the pool, a change to propose, or this long since the
+   * last commit here); 0 or absent, a block every view.
+   */
+  idleHeartbeatMs?: number;
 }
 
 export interface DriverDeps {
@@ -97,6 +103,12 @@ export class ConsensusDriver {
   #retired = false;
   /** When each peer was last told how an epoch it is still in ended (answerLaggard). */
   readonly #toldLaggard = new Map<number, number>();
+  /**
+   * Idle views: when a block last committed here, the work level last told to the engine (which a
+   * commit clears), since when there has been work (view timing counts from then) and the
+   * heartbeat's timer.
+   */
+  #idle: { heartbeatMs: number; lastCommitAt: number; told: boolean | undefined; since: number | undefined; sinceAtCommit: number | undefined; timer: { cancel(): void } | undefined; timerAt: number } | undefined;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -104,6 +116,11 @@ export class ConsensusDriver {
     const epoch = deps.epochs?.current;
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
+    if (opts.idleHeartbeatMs !== undefined && opts.idleHeartbeatMs > 0) {
+      this.#idle = { heartbeatMs: opts.idleHeartbeatMs, lastCommitAt: deps.clock.now(), told: undefined, since: undefined, sinceAtCommit: undefined, timer: undefined, timerAt: 0 };
+      opts = { ...opts, engine: { ...opts.engine, waitForWork: true } };
+      this.#opts = opts;
+    }
     this.#config = epoch ? this.#configOf(epoch) : opts.engine;
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const record = deps.store.load(epoch?.root ?? this.#genesis);
@@ -197,6 +214,7 @@ export class ConsensusDriver {
     const p = this.#pendingChange;
     if (p && p.epoch === e.number && p.id !== id) throw new FedError('RECONFIG_BUSY', `change ${p.id.slice(0, 16)}… is already pending for epoch ${e.number}: one change per epoch`);
     this.#pendingChange = { tx, hash: txHash(tx), epoch: e.number, id };
+    this.workChanged();
     this.#deps.log.warn({ id, epoch: e.number, ops: change.ops.length }, 'reconfiguration submitted: proposed in the next block this member leads');
     return id;
   }
@@ -220,7 +238,35 @@ export class ConsensusDriver {
     };
   }
 
-  start(): void { this.enqueue({ type: 'start' }); }
+  start(): void {
+    this.enqueue({ type: 'start' });
+    this.#tellWork();
+  }
+
+  /**
+   * Idle views: tell the engine when whether there is work changed (cheap when it did not: the
+   * pool calls it for every transaction it takes). Without work, the heartbeat's timer is set.
+   */
+  workChanged(): void {
+    if (this.#idle?.told !== true) this.#tellWork();
+  }
+
+  #tellWork(): void {
+    const idle = this.#idle;
+    if (!idle || this.#stopped) return;
+    const now = this.#deps.clock.now();
+    const dueAt = idle.lastCommitAt + idle.heartbeatMs;
+    const available = this.#deps.pool.size > 0 || this.#pendingChange !== undefined || now >= dueAt;
+    if (!available && idle.timerAt !== dueAt) {
+      idle.timer?.cancel();
+      idle.timerAt = dueAt;
+      idle.timer = this.#deps.clock.setTimeout(() => { idle.timerAt = 0; this.#tellWork(); }, dueAt - now);
+    }
+    if (available === idle.told) return;
+    idle.told = available;
+    idle.since = available ? now : undefined;
+    this.enqueue({ type: 'work', available });
+  }
 
   /** Whether a transaction (by hash) is in the committed log. */
   isCommitted = (hash: Uint8Array): boolean => this.#deps.store.hasTx(hash);
@@ -228,6 +274,7 @@ export class ConsensusDriver {
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#idle?.timer?.cancel();
   }
 
   /** Operator control: refuse to sign anything (so no proposal, vote or new-view) until resumed. */
@@ -239,7 +286,7 @@ export class ConsensusDriver {
   /** Operator control: give up on the current view as if its timer had fired. */
   forceViewChange(): number {
     const view = this.engine.view;
-    this.enqueue({ type: 'timer-fired', view });
+    this.enqueue({ type: 'timer-fired', view, force: true });
     return view;
   }
 
@@ -326,9 +373,19 @@ export class ConsensusDriver {
         observer?.sent?.(a.message);
         this.#deps.transport.broadcast(this.#encode({ type: 'consensus', message: a.message }));
         return;
-      case 'commit':
+      case 'commit': {
         await this.#commit(a.blocks, a.qc);
+        const idle = this.#idle;
+        if (idle) {
+          // The engine cleared its work level with the commit: say again whether work remains.
+          idle.lastCommitAt = this.#deps.clock.now();
+          idle.sinceAtCommit = idle.since;
+          idle.told = false;
+          idle.since = undefined;
+          this.#tellWork();
+        }
         return;
+      }
       case 'set-timer':
         this.#timer?.cancel();
         this.#timer = this.#deps.clock.setTimeout(() => this.enqueue({ type: 'timer-fired', view: a.view }), a.ms);
@@ -379,7 +436,10 @@ export class ConsensusDriver {
         const now = this.#deps.clock.now();
         const left = this.#entered;
         this.#entered = { view: a.view, at: now };
-        if (a.cause === 'commit' && left && left.view === a.view - 1) this.enqueue({ type: 'view-timed', view: left.view, ms: now - left.at });
+        // With idle views a view lasts as long as there is nothing to do: it is timed from when
+        // this member had work, and not at all when it had none (it cannot tell a leader's wait).
+        const from = !this.#idle ? left?.at : this.#idle.sinceAtCommit === undefined || !left ? undefined : Math.max(left.at, this.#idle.sinceAtCommit);
+        if (a.cause === 'commit' && left && left.view === a.view - 1 && from !== undefined) this.enqueue({ type: 'view-timed', view: left.view, ms: now - from });
         const leader = this.engine.leaderOf(a.view);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
         this.penalties.viewEntered();
@@ -524,6 +584,9 @@ export class ConsensusDriver {
       seated ? 'epoch started' : 'epoch started without this member: it was removed and votes no more');
     observer?.epochStarted?.(next.number, next.set, next.root, seated);
     if (seated) this.#queue.unshift({ type: 'start' });
+    // The new engine knows nothing of work yet.
+    if (this.#idle) this.#idle.told = undefined;
+    this.#tellWork();
   }
 
   /** #durably for a write that returns a value. */

@@ -118,13 +118,14 @@ async function main(): Promise<void> {
     // ACCEPTED is durable: the journal (inside the block store's dir) refills the pool after a crash.
     const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
     const journal = new MempoolJournal({ path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'mempool-journal' }), observer: m.journal, ...poolLimits });
-    const pool = new Mempool({ ...poolLimits, maxTxBytes: c.max_tx_bytes, onRemoved: (keys) => journal.forget(keys) });
+    // Set once the driver exists (the pool and the remote signer are made before it).
+    let driverRef: ConsensusDriver | undefined;
+    const pool = new Mempool({ ...poolLimits, maxTxBytes: c.max_tx_bytes, onRemoved: (keys) => journal.forget(keys), onAdded: () => driverRef?.workChanged() });
     let { restored } = await journal.replay(pool, (h) => store.hasTx(h), Date.now());
 
     const signerAddress = flags.signer ?? conf.services.signer.address;
     // The set of the epoch the driver runs (the signer checks requests against its own): an epoch
     // that adds members widens the QCs' bitmaps.
-    let driverRef: ConsensusDriver | undefined;
     const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: () => driverRef?.validatorCount ?? current.set.n,
       onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
     await remote.ready(30_000);
@@ -201,7 +202,7 @@ async function main(): Promise<void> {
     };
     // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
     const driver = new ConsensusDriver(
-      { engine: { chainId: c.chain_id, validatorCount: current.set.n, self: current.set.selfIndex!, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
+      { engine: { chainId: c.chain_id, validatorCount: current.set.n, self: current.set.selfIndex!, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes, idleHeartbeatMs: c.idle_heartbeat },
       {
         store, pool, epochs, changePolicy: notCarried,
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),

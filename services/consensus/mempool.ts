@@ -23,6 +23,8 @@ export interface MempoolOptions {
    * holds more than the pool may. Must not throw.
    */
   onRemoved?(hashesHex: readonly string[]): void;
+  /** Told after a transaction entered the pool (the driver's idle views: there is work). Must not throw. */
+  onAdded?(): void;
 }
 
 /** Share of the pool one other validator's hand-offs may hold. */
@@ -101,6 +103,7 @@ export class Mempool {
       h.bytes += tx.length;
       this.#held.set(source, h);
     }
+    this.#opts.onAdded?.();
     return { status: 'added', hash };
   }
 
