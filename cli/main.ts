@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isParamSet, type ParamSet } from '#libs/crypto/index.ts';
 import { parseConfText, parseDuration } from '#libs/config/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { VERSION } from '#libs/version/index.ts';
+import { versionLine } from '#libs/version/index.ts';
 import { errorCodeOf } from '#libs/rpc/index.ts';
 import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
@@ -98,7 +98,7 @@ const rel = (p: string): string => path.relative(process.cwd(), p) || '.';
 export function buildProgram(): Command {
   const program = new Command('btcfed')
     .description('BTC Federation node: make members and a genesis, run a local federation, query and operate a member.')
-    .version(VERSION, '-V, --version', 'print the version')
+    .version(versionLine(), '-V, --version', 'print the version and the commit it was built from')
     .helpOption('-h, --help', 'this help')
     .helpCommand('help [command]', 'help for a command')
     .showSuggestionAfterError(true)

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { VERSION } from '#libs/version/index.ts';
+import { VERSION, buildInfo } from '#libs/version/index.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const binaries = ['cli/main.ts', 'services/store/main.ts', 'services/gateway/main.ts', 'services/consensus/main.ts', 'services/signer/main.ts'];
@@ -14,7 +14,8 @@ test('every binary prints its version and its usage on stdout and exits 0', () =
   for (const bin of binaries) {
     const v = spawnSync(process.execPath, [path.join(root, bin), '--version'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(v.status, 0, `${bin} --version: ${v.stderr}`);
-    assert.equal(v.stdout, `${VERSION}\n`, `${bin} --version`);
+    // The version and the commit of this checkout (git's; "-dirty" while files are being edited).
+    assert.equal(v.stdout.replace('-dirty)', ')'), `${VERSION} (commit ${buildInfo().commit.slice(0, 12)})\n`, `${bin} --version`);
     const h = spawnSync(process.execPath, [path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);
     assert.match(h.stdout, /^usage:|^Usage: btcfed/, `${bin} --help`);

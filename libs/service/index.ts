@@ -6,7 +6,7 @@ import { flushCompileCache } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
 import path from 'node:path';
-import { VERSION } from '#libs/version/index.ts';
+import { versionLine } from '#libs/version/index.ts';
 import { natsConnectOptions, type NatsConf, type NatsConnectOptions } from '#libs/events/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
@@ -20,7 +20,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  */
 export function parseFlags<O extends Options>(argv: readonly string[], options: O, usage: string) {
   if (argv.includes('--version')) {
-    process.stdout.write(`${VERSION}\n`);
+    process.stdout.write(`${versionLine()}\n`);
     process.exit(0);
   }
   if (argv.includes('--help') || argv.includes('-h')) {
