@@ -18,7 +18,7 @@ import { admin, adminClient, consensusAddress, consensusClient, status, submit, 
 import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
 import { runDevnet } from './devnet.ts';
 import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
-import { issueClientCert } from './cert.ts';
+import { checkCertificates, issueClientCert, parseWithin, renewCertificates } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
 import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
@@ -357,16 +357,49 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .argument('<file>')
     .action(async (file: string) => { console.log(await inspectChange(path.resolve(file))); });
 
-  program.command('cert').description('certificates from a member\'s CA')
-    .command('issue')
+  const cert = program.command('cert').description('certificates from a member\'s CA');
+  cert.command('issue')
     .description('a client certificate for one application of a member, for its public API')
     .requiredOption('--client <name>', 'the application\'s name (the certificate\'s common name)')
     .requiredOption('--member-name <name>', 'the member whose CA signs it')
     .requiredOption('--ca-dir <dir>', 'that member\'s CA dir (e.g. DIR/ca/m0)')
     .requiredOption('--out <dir>', 'where the certificate and key go')
-    .action(async (o: { client: string; memberName: string; caDir: string; out: string }) => {
-      const made = await issueClientCert({ member: o.memberName, caDir: path.resolve(o.caDir), app: o.client, out: path.resolve(o.out) });
+    .option('--member <dir>', 'the member dir: its tls/ca.pem must be the CA in --ca-dir')
+    .action(async (o: { client: string; memberName: string; caDir: string; out: string; member?: string }) => {
+      const made = await issueClientCert({ member: o.memberName, caDir: path.resolve(o.caDir), app: o.client, out: path.resolve(o.out),
+        ...(o.member ? { memberDir: path.resolve(o.member) } : {}) });
       console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
+    });
+  cert.command('check')
+    .description('each certificate of a member dir (or signer dir): when it expires, whether the member\'s CA issued it; exit 1 if one expires within --within')
+    .requiredOption('--dir <dir>', 'the member dir (or a signer dir)')
+    .option('--within <duration>', 'the window that fails the check (e.g. 30d, 12h)', '21d')
+    .action(async (o: { dir: string; within: string }) => {
+      const within = parseWithin(o.within);
+      const r = await checkCertificates(path.resolve(o.dir));
+      let bad = 0;
+      for (const c of r.certs) {
+        const soon = c.daysLeft * 86_400_000 <= within;
+        if (soon || !c.fromMemberCa) bad++;
+        const state = !c.fromMemberCa ? 'CA?  ' : c.daysLeft <= 0 ? 'EXPIRED' : soon ? 'renew' : 'ok   ';
+        console.log(`${state} ${c.role.padEnd(9)} ${c.file}  until ${c.notAfter.toISOString()} (${Math.floor(c.daysLeft)} days)${c.fromMemberCa ? '' : `  not issued by the member's CA ${r.caFile}`}`);
+      }
+      if (bad > 0) throw new FedError('CERT_CHECK_FAILED', `${bad} of ${r.certs.length} certificate(s) of ${r.member} expire within ${o.within} or are not from its CA: btcfed cert renew`);
+    });
+  cert.command('renew')
+    .description('every service certificate of a member dir again from its CA (same subject, names, usages and key), each file replaced atomically; restart the services after')
+    .requiredOption('--dir <dir>', 'the member dir (or a signer dir)')
+    .requiredOption('--ca-dir <dir>', 'the member\'s CA dir (ca.pem, ca-key.pem)')
+    .option('--within <duration>', 'renew only those expiring within this window (e.g. 30d); default every one')
+    .option('--valid-days <n>', 'validity of the new certificates (default: as long as the old ones)', positiveInt)
+    .action(async (o: { dir: string; caDir: string; within?: string; validDays?: number }) => {
+      const r = await renewCertificates({ dir: path.resolve(o.dir), caDir: path.resolve(o.caDir),
+        ...(o.within ? { withinMs: parseWithin(o.within) } : {}), ...(o.validDays ? { validDays: o.validDays } : {}) });
+      for (const c of r.renewed) {
+        console.log(`renewed ${c.role.padEnd(9)} ${c.file}  until ${c.until.toISOString()} (was ${c.was.toISOString()})${c.pinned.length > 0 ? `; new fingerprint added to ${c.pinned.join(', ')}` : ''}`);
+      }
+      for (const c of r.kept) console.log(`kept    ${c.role.padEnd(9)} ${c.file}  until ${c.until.toISOString()}`);
+      console.log(r.renewed.length === 0 ? `nothing to renew for ${r.member}` : `${r.renewed.length} certificate(s) of ${r.member} renewed: copy them to their hosts and restart the services that hold them (TLS files are read at start)`);
     });
 
   program.command('keygen')

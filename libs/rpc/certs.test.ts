@@ -62,3 +62,28 @@ test('role certificates carry only the usages their role needs', async () => {
   assert.deepEqual(await eku('client'), ['1.3.6.1.5.5.7.3.2']);
   assert.deepEqual((await eku('both'))?.sort(), ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
 });
+
+test('reissue: the same subject, names, usages and key, newly dated, signed by the same CA; another CA\'s certificate or a foreign key refused', async () => {
+  const { issuedBy, reissueCertificate } = await import('./certs.ts');
+  const ca = await generateCa({ commonName: 'btcfed m0 CA' });
+  const old = await issueRoleCertificate(ca, 'both', { commonName: 'm0-consensus', names: ['10.0.0.1', 'm0.fed.example'], validDays: 30 });
+  const renewed = new X509Certificate(await reissueCertificate(ca, old, { validDays: 400 }));
+  const before = new X509Certificate(old.cert);
+  assert.equal(renewed.subject, before.subject);
+  assert.equal(renewed.subjectAltName, before.subjectAltName);
+  assert.deepEqual(renewed.keyUsage, before.keyUsage, 'extended key usages kept (serverAuth + clientAuth)');
+  assert.equal(renewed.checkPrivateKey(createPrivateKey(old.key)), true, 'the same key');
+  assert.ok(renewed.verify(new X509Certificate(ca.cert).publicKey));
+  assert.notEqual(renewed.serialNumber, before.serialNumber);
+  assert.ok(Math.abs(Date.parse(renewed.validTo) - Date.now() - 400 * DAY) < 60_000);
+  // Without validDays: as long as the old one was valid.
+  const same = new X509Certificate(await reissueCertificate(ca, old));
+  assert.ok(Math.abs(Date.parse(same.validTo) - Date.now() - 30 * DAY) < 60_000);
+
+  const other = await generateCa({ commonName: 'btcfed m1 CA' });
+  assert.equal(await issuedBy(old.cert, ca.cert), true);
+  assert.equal(await issuedBy(old.cert, other.cert), false);
+  await assert.rejects(reissueCertificate(other, old), (e) => isFedError(e, 'CERT_CA_MISMATCH') && /was not issued by the CA CN=btcfed m1 CA/.test(e.message));
+  const stranger = await issueClientCertificate(ca, { commonName: 'x' });
+  await assert.rejects(reissueCertificate(ca, { cert: old.cert, key: stranger.key }), (e) => isFedError(e, 'CERT_KEY_MISMATCH'));
+});

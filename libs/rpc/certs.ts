@@ -5,7 +5,7 @@
 
 import 'reflect-metadata'; // @peculiar/x509's dependency injection needs the Reflect metadata API
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import { FedError } from '#libs/errors/index.ts';
 
@@ -95,28 +95,78 @@ function subjectAltNames(names: readonly string[]): x509.JsonGeneralNames {
   return all.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value }));
 }
 
-async function issue(ca: CertificatePem, opts: LeafOptions, usages: readonly x509.ExtendedKeyUsage[]): Promise<CertificatePem> {
+interface LeafSpec {
+  subject: string;
+  names: x509.JsonGeneralNames;
+  usages: readonly x509.ExtendedKeyUsageType[];
+  validDays: number;
+  publicKey: webcrypto.CryptoKey;
+}
+
+async function sign(ca: CertificatePem, spec: LeafSpec): Promise<string> {
   const caCert = new x509.X509Certificate(ca.cert);
   const signingKey = await importSigningKey(ca.key);
-  const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
-    subject: distinguishedName(opts.commonName),
+    subject: spec.subject,
     issuer: caCert.subject,
-    ...validity(opts.validDays ?? 825),
+    ...validity(spec.validDays),
     signingAlgorithm: ALG,
-    publicKey: keys.publicKey,
+    publicKey: spec.publicKey,
     signingKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([...usages], false),
-      new x509.SubjectAlternativeNameExtension(subjectAltNames(opts.names ?? []), false),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      new x509.ExtendedKeyUsageExtension([...spec.usages], false),
+      new x509.SubjectAlternativeNameExtension(spec.names, false),
+      await x509.SubjectKeyIdentifierExtension.create(spec.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
+  return cert.toString('pem');
+}
+
+async function issue(ca: CertificatePem, opts: LeafOptions, usages: readonly x509.ExtendedKeyUsage[]): Promise<CertificatePem> {
+  const keys = await newKeys();
+  const cert = await sign(ca, { subject: distinguishedName(opts.commonName), names: subjectAltNames(opts.names ?? []), usages,
+    validDays: opts.validDays ?? 825, publicKey: keys.publicKey });
+  return { cert, key: await keyPem(keys.privateKey) };
+}
+
+/** True when `certPem` carries a signature by the CA certificate `caPem`'s key (dates not checked). */
+export async function issuedBy(certPem: string, caPem: string): Promise<boolean> {
+  const cert = new x509.X509Certificate(certPem);
+  const ca = new x509.X509Certificate(caPem);
+  if (cert.issuer !== ca.subject) return false;
+  return cert.verify({ publicKey: ca.publicKey, signatureOnly: true });
+}
+
+export interface ReissueOptions {
+  /** Default: as long as the old certificate was valid. */
+  validDays?: number;
+}
+
+/**
+ * The same certificate again, newly dated: the subject, the names (SANs), the extended key usages
+ * and the key of `old`, signed by `ca`. Keeping the key means the certificate file alone changes,
+ * so a service never reads a new certificate with an old key. Refuses a certificate `ca` did not
+ * issue (CERT_CA_MISMATCH) and a key that is not the certificate's (CERT_KEY_MISMATCH).
+ */
+export async function reissueCertificate(ca: CertificatePem, old: CertificatePem, opts: ReissueOptions = {}): Promise<string> {
+  const cert = new x509.X509Certificate(old.cert);
+  if (!(await issuedBy(old.cert, ca.cert))) {
+    throw new FedError('CERT_CA_MISMATCH', `certificate ${cert.subject} (issuer ${cert.issuer}) was not issued by the CA ${new x509.X509Certificate(ca.cert).subject}`,
+      { subject: cert.subject, issuer: cert.issuer });
+  }
+  const spki = createPublicKey(old.key).export({ format: 'der', type: 'spki' });
+  if (!Buffer.from(cert.publicKey.rawData).equals(spki)) {
+    throw new FedError('CERT_KEY_MISMATCH', `the private key given for ${cert.subject} is not the key of its certificate`, { subject: cert.subject });
+  }
+  const publicKey = await webcrypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  const days = opts.validDays ?? Math.max(1, Math.round((cert.notAfter.getTime() - cert.notBefore.getTime() - BACKDATE_MS) / DAY_MS));
+  return sign(ca, { subject: cert.subject, names: san ? san.names.toJSON() : [], usages: eku ? eku.usages : [], validDays: days, publicKey });
 }
 
 /** A certificate a gRPC server presents (serverAuth). */
