@@ -14,6 +14,34 @@ const shared = confSchema.shape;
 /** A plain file name inside the data dir, or an absolute path. */
 const fileName = z.string().min(1).refine((v) => !v.includes('\0'), 'must be a file path');
 
+/** A PKCS#11 object or token label: at most 32 bytes of printable text (CKA_LABEL, CK_TOKEN_INFO.label). */
+const p11Label = z.string().min(1).max(32).regex(/^[\x20-\x7e]+$/, 'must be 1–32 printable ASCII characters');
+
+/**
+ * Where the SLH-DSA secret key is kept (docs/signer.md, "Key custody"). `file`: key_file, sealed
+ * with a passphrase (scrypt). `pkcs11`: a token's non-extractable AES-256 key seals it (`sealed`,
+ * the blob in sealed_file beside the signer), or the token holds and uses the key itself (`native`,
+ * PKCS#11 3.2 CKM_SLH_DSA). The PIN is read from pin_file (mode 0600), never argv or environment.
+ */
+const custodySchema = z.discriminatedUnion('backend', [
+  z.strictObject({ backend: z.literal('file') }),
+  z.strictObject({
+    backend: z.literal('pkcs11'),
+    mode: z.enum(['sealed', 'native']).default('sealed'),
+    /** The PKCS#11 module (shared library). */
+    module: z.string().min(1).refine((v) => v.startsWith('/'), 'must be an absolute path').default('/usr/lib/softhsm/libsofthsm2.so'),
+    /** The token by its label, or by slot id (exactly one). */
+    token_label: p11Label.optional(),
+    slot: z.number().int().min(0).optional(),
+    /** The user PIN, one line, mode 0600; relative to the data dir. */
+    pin_file: fileName,
+    /** sealed: the AES key's label; native: the SLH-DSA key pair's label. The state's HMAC key is `<key_label>/state`. */
+    key_label: p11Label.refine((v) => v.length <= 26, 'must be at most 26 characters (the state key adds "/state")'),
+    /** sealed: the sealed secret key, relative to the data dir. */
+    sealed_file: fileName.default('signer.sealed'),
+  }).refine((c) => (c.token_label === undefined) !== (c.slot === undefined), { message: 'exactly one of token_label and slot is required', path: ['token_label'] }),
+]);
+
 export const signerConfSchema = z.strictObject({
   member: z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit'),
   chain_id: shared.consensus.unwrap().shape.chain_id,
@@ -36,6 +64,8 @@ export const signerConfSchema = z.strictObject({
   crypto: shared.crypto,
   /** The encrypted SLH-DSA key, relative to the data dir. */
   key_file: fileName.default('signer.key'),
+  /** The key's custody; absent: `file` (key_file and a passphrase). */
+  custody: custodySchema.default({ backend: 'file' }),
   passphrase_file: fileName.optional(),
   passphrase_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
   /** Absent: refusals are logged and journaled but not published. */
@@ -62,8 +92,10 @@ export const signerConfSchema = z.strictObject({
   // Runs even when some fields failed (every problem at once); each check skips what did not parse.
   const conf = whole as Partial<typeof whole>;
   const sources = (conf.passphrase_file ? 1 : 0) + (conf.passphrase_env ? 1 : 0);
-  if (sources !== 1) {
-    ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: 'exactly one of passphrase_file and passphrase_env is required' });
+  // A token-held key needs no passphrase (one may stay configured to import the old key file).
+  const fileCustody = conf.custody === undefined || conf.custody.backend === 'file';
+  if (fileCustody ? sources !== 1 : sources > 1) {
+    ctx.addIssue({ code: 'custom', path: ['passphrase_file'], message: fileCustody ? 'exactly one of passphrase_file and passphrase_env is required' : 'at most one of passphrase_file and passphrase_env' });
   }
   checkValidators(conf.validators, conf.crypto?.param_set, ctx);
   if (Array.isArray(conf.operator_clients) && Array.isArray(conf.allowed_clients)) {

@@ -2,7 +2,11 @@
 // plaintext only with --insecure on loopback), metrics and NATS; shutdown runs in reverse:
 // health NOT_SERVING → drain gRPC → finish the request in progress → NATS → metrics → lock.
 //
-//   node services/signer/main.ts keygen         --data-dir DIR
+//   node services/signer/main.ts keygen         --data-dir DIR [--backend file|pkcs11]
+//   node services/signer/main.ts import-key     --data-dir DIR
+//   node services/signer/main.ts show-key       --data-dir DIR
+//   node services/signer/main.ts check-custody  --data-dir DIR
+//   node services/signer/main.ts bind-state     --data-dir DIR
 //   node services/signer/main.ts run            --data-dir DIR [--init] [--insecure] [--listen HOST:PORT]
 //                                                [--metrics HOST:PORT] [--nats URL] [--no-nats]
 //   node services/signer/main.ts verify-journal --data-dir DIR
@@ -10,7 +14,7 @@
 //   node services/signer/main.ts export-state   --data-dir DIR [--out FILE]
 //   node services/signer/main.ts import-state FILE --data-dir DIR
 //
-// Must never print or log the secret key or the passphrase.
+// Must never print or log the secret key, the passphrase or the token's PIN.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -25,16 +29,22 @@ import { SignerServiceService } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import { lockDir, writeFileAtomic } from '#libs/files/index.ts';
 import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
 import { JOURNAL_FILE, verifyJournal } from './journal.ts';
-import { readPassphrase, readPublicKey, sealKey, writeNewKeyFile } from './keyfile.ts';
+import { readPassphrase, sealKey, writeNewKeyFile } from './keyfile.ts';
 import { exportState, importState } from './migrate.ts';
 import { repairTornJournal } from './repair.ts';
 import { genesisHashOf, loadSignerConf, openLocalSigner, passphraseSource } from './open.ts';
+import { custodyPublicKey } from './custody.ts';
+import { bindStateCmd, checkCustody, importKeyIntoToken, keygenIntoToken } from './ceremony.ts';
 import { SignerEpochs, type EndedEpoch } from './epochs.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
 import { signerService } from './rpc.ts';
 
 const USAGE = `usage: signer <command> --data-dir DIR
-  keygen                       write a new encrypted key (refuses to replace one), print the public key
+  keygen [--backend file|pkcs11]  write a new key where signer.yaml's custody says (refuses to replace one), print the public key
+  import-key                   move the key file into the token (custody pkcs11 sealed), then destroy the file
+  show-key                     print the public key and the back-end that holds it
+  check-custody                check token, PIN, key and state are usable, without starting the signer
+  bind-state                   authenticate the safety state as it is under the token (after checking it is the newest)
   run [--init] [--insecure] [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]
   verify-journal               check the journal's hash chain
   repair-journal               move a torn last line aside (after checking the state covers the journal)
@@ -60,17 +70,71 @@ async function lockSigner(dataDir: string) {
 }
 
 async function keygen(argv: string[], log: Logger): Promise<void> {
+  const flags = parseFlags(argv, { ...DATA_DIR, backend: { type: 'string' } }, USAGE);
+  const dataDir = dataDirOf(flags);
+  const conf = await loadSignerConf(dataDir);
+  const backend = flags.backend ?? conf.custody.backend;
+  if (backend !== conf.custody.backend) {
+    throw new FedError('CLI_INVALID', `keygen --backend ${backend}: signer.yaml custody is backend ${conf.custody.backend}; change signer.yaml first (the flag only confirms it)`, { field: 'custody.backend' });
+  }
+  let publicKey: Uint8Array;
+  if (conf.custody.backend === 'pkcs11') {
+    const made = await keygenIntoToken(conf, dataDir);
+    publicKey = made.publicKey;
+    log.info({ custody: made.where }, 'key made in the token');
+  } else {
+    const file = path.resolve(dataDir, conf.key_file);
+    const passphrase = await readPassphrase(passphraseSource(conf, dataDir));
+    const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+    const pair = slh.generateKeyPair();
+    await writeNewKeyFile(file, await sealKey(slh.paramSet, pair.secretKey, passphrase));
+    pair.secretKey.fill(0);
+    publicKey = pair.publicKey;
+    log.info({ file, paramSet: slh.paramSet }, 'key written');
+  }
+  process.stdout.write(`${toHex(publicKey)}\n`);
+  process.stderr.write(`add to the validators of signer.yaml and conf.yaml:\n  - name: ${conf.member}\n    peer_id: <the gateway's peer id>\n    public_key: ${toHex(publicKey)}\n`);
+}
+
+async function importKeyCmd(argv: string[], log: Logger): Promise<void> {
   const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
   const conf = await loadSignerConf(dataDir);
-  const file = path.resolve(dataDir, conf.key_file);
-  const passphrase = await readPassphrase(passphraseSource(conf, dataDir));
-  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
-  const pair = slh.generateKeyPair();
-  await writeNewKeyFile(file, await sealKey(slh.paramSet, pair.secretKey, passphrase));
-  pair.secretKey.fill(0);
-  log.info({ file, paramSet: slh.paramSet }, 'key written');
-  process.stdout.write(`${toHex(pair.publicKey)}\n`);
-  process.stderr.write(`add to the validators of signer.yaml and conf.yaml:\n  - name: ${conf.member}\n    peer_id: <the gateway's peer id>\n    public_key: ${toHex(pair.publicKey)}\n`);
+  const lock = await lockSigner(dataDir);
+  try {
+    const r = await importKeyIntoToken(conf, dataDir);
+    log.warn({ security: true, event: 'signer.key_imported', publicKey: toHex(r.publicKey), sealed: r.sealedFile, destroyed: r.keyFile, stateBound: r.stateBound }, 'key moved into the token; key file destroyed');
+    process.stdout.write(`imported: ${toHex(r.publicKey)} sealed in ${r.sealedFile}; ${r.stateBound ? 'safety state bound to the token; ' : 'no safety state yet; '}key file ${r.keyFile} overwritten and deleted\n`);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function showKey(argv: string[]): Promise<void> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  const k = await custodyPublicKey(await loadSignerConf(dataDir), dataDir);
+  process.stdout.write(`public_key ${toHex(k.publicKey)}\nparam_set ${k.paramSet}\ncustody ${k.where}\n`);
+}
+
+async function checkCustodyCmd(argv: string[]): Promise<void> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  for (const line of await checkCustody(await loadSignerConf(dataDir), dataDir)) process.stdout.write(`${line}\n`);
+}
+
+async function bindStateCli(argv: string[], log: Logger): Promise<void> {
+  const dataDir = dataDirOf(parseFlags(argv, DATA_DIR, USAGE));
+  const conf = await loadSignerConf(dataDir);
+  const lock = await lockSigner(dataDir);
+  try {
+    const r = await bindStateCmd(conf, dataDir);
+    if (!r.bound) {
+      process.stdout.write('no safety state: nothing to bind\n');
+      return;
+    }
+    log.warn({ security: true, event: 'signer.state_bound', publicKey: r.publicKey }, 'safety state authenticated under the token as it is on disk');
+    process.stdout.write('bound: the safety state is authenticated by the token\n');
+  } finally {
+    await lock.release();
+  }
 }
 
 async function verify(argv: string[]): Promise<number> {
@@ -115,12 +179,14 @@ async function importCmd(argv: string[], log: Logger): Promise<void> {
   const conf = await loadSignerConf(dataDir);
   const lock = await lockSigner(dataDir);
   try {
-    const { publicKey } = await readPublicKey(path.resolve(dataDir, conf.key_file));
+    const { publicKey } = await custodyPublicKey(conf, dataDir);
     const dsa = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
     const replay = (ended: EndedEpoch[], from: string) => {
       SignerEpochs.replay(from, ended, ValidatorSet.fromConfig(conf.validators), { chainId: conf.chain_id, genesisHash: genesisHashOf(conf.chain_id), dsa });
     };
     const result = await importState(dataDir, await fs.readFile(file, 'utf8'), path.resolve(file), toHex(publicKey), replay);
+    // With a token, the merged state (which only ever raises marks) becomes the authenticated record.
+    if (conf.custody.backend === 'pkcs11') await bindStateCmd(conf, dataDir);
     log.info({ file, result: result.kind, epoch: result.state.epoch, epochsEnded: result.epochsEnded, lastVote: result.state.lastVote, locked: result.state.locked.view }, 'state imported');
     process.stdout.write(`${result.kind}: epoch ${result.state.epoch} (history of ${result.epochsEnded} ended epochs), last vote view ${result.state.lastVote.view} phase ${result.state.lastVote.phase}, locked view ${result.state.locked.view}\n`);
   } finally {
@@ -198,6 +264,14 @@ async function main(): Promise<void> {
         return await keygen(argv, cliLog);
       case 'run':
         return await run(argv);
+      case 'import-key':
+        return await importKeyCmd(argv, cliLog);
+      case 'show-key':
+        return await showKey(argv);
+      case 'check-custody':
+        return await checkCustodyCmd(argv);
+      case 'bind-state':
+        return await bindStateCli(argv, cliLog);
       case 'verify-journal':
         process.exitCode = await verify(argv);
         return;

@@ -1,12 +1,13 @@
 // Building a LocalSigner from a data dir, refusing to start on anything it cannot trust:
-// signer.yaml invalid, a key file others can read or that does not decrypt, a key that is not
+// signer.yaml invalid, a key file others can read or that does not decrypt (or, with a token, a
+// token absent, a wrong PIN, a key missing, a sealed key that does not unseal, a state whose HMAC
+// or counter fails: custody.ts, state-file.ts), a key that is not
 // in the newest validator set it knows (unless signer.yaml standby), no safety state without an
 // explicit --init (and never an --init for a key the journal shows has signed before), a corrupt
 // state or epoch history, a state of an epoch the history does not reach, a state or journal that
 // belongs to another key or chain, a missing or torn journal.
 // Must never create, reset or repair a safety state except on an explicit, first-time --init.
 
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
@@ -18,11 +19,11 @@ import { readIfExists } from '#libs/files/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
 import { EPOCHS_FILE, SignerEpochs } from './epochs.ts';
 import { JOURNAL_FILE, openJournal, readJournal } from './journal.ts';
-import { assertPrivateFile, openKey, readPassphrase, type PassphraseSource } from './keyfile.ts';
+import { openCustodyKey, passphraseSource, type OpenedKey } from './custody.ts';
 import { createQcChecker } from './qc-check.ts';
 import { epochSafety, initialSafety, type SignerSafety } from './rules.ts';
 import { LocalSigner, type Refusal } from './signer.ts';
-import { STATE_FILE, safetyStore } from './state-file.ts';
+import { STATE_FILE, type SafetyStore } from './state-file.ts';
 
 export const CONF_FILE = 'signer.yaml';
 
@@ -33,11 +34,7 @@ export async function loadSignerConf(dataDir: string): Promise<SignerConf> {
   return parseSignerConfText(text, file);
 }
 
-const inDir = (dataDir: string, p: string) => path.resolve(dataDir, p);
-
-export function passphraseSource(conf: SignerConf, dataDir: string): PassphraseSource {
-  return conf.passphrase_env ? { env: conf.passphrase_env } : { file: inDir(dataDir, conf.passphrase_file!) };
-}
+export { passphraseSource };
 
 export function genesisHashOf(chainId: string): Uint8Array {
   return genesisBlock(chainId, blockHash).hash;
@@ -54,18 +51,6 @@ export interface OpenSignerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Decrypts the key after checking the file is private; the secret never leaves this object. */
-async function loadKey(opts: OpenSignerOptions) {
-  const file = inDir(opts.dataDir, opts.conf.key_file);
-  await assertPrivateFile(file, 'key file');
-  const passphrase = await readPassphrase(passphraseSource(opts.conf, opts.dataDir), opts.env);
-  const key = await openKey(await fs.readFile(file, 'utf8'), passphrase, file);
-  if (key.paramSet !== opts.conf.crypto.param_set) {
-    throw new FedError('SIGNER_KEY_INVALID', `key file ${file} holds a ${key.paramSet} key but signer.yaml says crypto.param_set ${opts.conf.crypto.param_set}`, { file });
-  }
-  return key;
-}
-
 /** True when the journal records a signature handed out (or replayed) by this key. */
 async function journalHasSigned(file: string): Promise<boolean> {
   try {
@@ -79,8 +64,8 @@ async function journalHasSigned(file: string): Promise<boolean> {
   }
 }
 
-async function loadOrInitState(opts: OpenSignerOptions, publicKey: string, stateFile: string, journalFile: string): Promise<SignerSafety> {
-  const store = safetyStore(stateFile);
+async function loadOrInitState(opts: OpenSignerOptions, publicKey: string, store: SafetyStore, journalFile: string): Promise<SignerSafety> {
+  const stateFile = store.file;
   const existing = await store.load();
   const chainId = opts.conf.chain_id;
   if (existing) {
@@ -154,7 +139,8 @@ function seatIn(conf: SignerConf, epochs: SignerEpochs, publicKey: Uint8Array, l
  * proof and the next epoch's marks (or a restored backup), moved on to the newest epoch; a state of
  * an epoch the history does not reach means the history file is missing or old.
  */
-async function stateForEpoch(state: SignerSafety, epochs: SignerEpochs, stateFile: string, log: Logger): Promise<SignerSafety> {
+async function stateForEpoch(state: SignerSafety, epochs: SignerEpochs, store: SafetyStore, log: Logger): Promise<SignerSafety> {
+  const stateFile = store.file;
   const epoch = epochs.current.epoch;
   if (state.epoch > epoch) {
     throw new FedError('SIGNER_STATE_MISMATCH',
@@ -163,22 +149,34 @@ async function stateForEpoch(state: SignerSafety, epochs: SignerEpochs, stateFil
   }
   if (state.epoch === epoch) return state;
   const next = epochSafety(state, epoch, epochs.root);
-  await safetyStore(stateFile).save(next);
+  await store.save(next);
   log.warn({ from: state.epoch, epoch }, 'safety state moved on to the newest epoch the history holds (nothing of the earlier epoch is signed again)');
   return next;
 }
 
 export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSigner> {
+  const key = await openCustodyKey(opts.conf, opts.dataDir, opts.env);
+  try {
+    return await openWithKey(opts, key);
+  } catch (err) {
+    key.secretKey.fill(0);
+    key.close();
+    throw err;
+  }
+}
+
+async function openWithKey(opts: OpenSignerOptions, key: OpenedKey): Promise<LocalSigner> {
   const { conf, dataDir } = opts;
-  const key = await loadKey(opts);
   const publicKey = toHex(key.publicKey);
-  const slh = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  const software = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
+  // Native custody: the token signs (the secret key is not here); verifying stays in software.
+  const slh = key.signInToken ? { ...software, sign: (_sk: Uint8Array, m: Uint8Array) => key.signInToken!(m) } : software;
   const epochs = await SignerEpochs.open(path.join(dataDir, EPOCHS_FILE), ValidatorSet.fromConfig(conf.validators),
-    { chainId: conf.chain_id, genesisHash: genesisHashOf(conf.chain_id), dsa: slh });
+    { chainId: conf.chain_id, genesisHash: genesisHashOf(conf.chain_id), dsa: software });
   const validators = seatIn(conf, epochs, key.publicKey, opts.log);
-  const stateFile = path.join(dataDir, STATE_FILE);
+  const store = key.store(path.join(dataDir, STATE_FILE));
   const journalFile = path.join(dataDir, JOURNAL_FILE);
-  const state = await stateForEpoch(await loadOrInitState(opts, publicKey, stateFile, journalFile), epochs, stateFile, opts.log);
+  const state = await stateForEpoch(await loadOrInitState(opts, publicKey, store, journalFile), epochs, store, opts.log);
   const journal = await openJournal(journalFile, { create: false });
   await journal.append({ type: 'start', epoch: state.epoch, lastVote: state.lastVote, locked: state.locked, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, signed: state.signed });
   const signer = new LocalSigner({
@@ -186,11 +184,15 @@ export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSig
     validators,
     state,
   }, {
-    slh, secretKey: key.secretKey, store: safetyStore(stateFile), journal, epochs, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
-    qcFor: (set, rootHash) => createQcChecker({ chainId: conf.chain_id, validators: set, rootHash, slh }),
+    slh, secretKey: key.secretKey, store, journal, epochs, hashBlock: blockHash, maxViewJump: conf.max_view_jump,
+    qcFor: (set, rootHash) => createQcChecker({ chainId: conf.chain_id, validators: set, rootHash, slh: software }),
     log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.onRefusal ? { onRefusal: opts.onRefusal } : {}),
-    release: () => journal.close(),
+    release: async () => {
+      await journal.close();
+      key.close();
+    },
   });
+  opts.log.info({ custody: key.describe, stateAuthenticatedBy: store.authenticatedBy ?? null }, 'key custody');
   opts.log.info({ journalSeq: journal.seq, journalHead: journal.head }, 'journal head');
   opts.log.info({ epoch: state.epoch, seated: validators.self !== undefined, validatorIndex: validators.selfIndex, validators: validators.n, lastVote: state.lastVote, locked: state.locked.view, signed: state.signed }, 'signer opened');
   return signer;

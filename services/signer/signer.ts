@@ -2,7 +2,10 @@
 // conflicting requests can never yield two signatures for one slot), rules from rules.ts,
 // QC signatures checked on the libuv pool, and the order that makes it safe:
 //   decide → sign → safety state durable on disk → journal line fsync'd → reply.
-// Any failure to persist poisons the signer: it refuses everything until restarted from disk.
+// Any failure to persist poisons the signer: it refuses everything until restarted from disk —
+// except a token that does not answer while the state is authenticated (custody pkcs11): nothing
+// was returned and the state file is a valid record, so it refuses each request (counted in
+// signer_custody_failures_total) and signs again once the token answers.
 // It signs for one epoch, the newest it has been shown the proof of (epochs.ts), and only while
 // its key is in that epoch's set: a removed or rotated-out key signs nothing after its epoch ended,
 // a key joining (signer.yaml standby) nothing before the epoch that adds it.
@@ -10,7 +13,7 @@
 // sign for an epoch other than the newest whose proof it verified.
 
 import type { Logger } from 'pino';
-import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import { noopMetrics, type Metrics } from '#libs/metrics/index.ts';
 import { reconfigSigningBytes, sha256Hex, toHex, type SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockHeader, SignRequest } from '#libs/hotstuff/index.ts';
@@ -324,8 +327,11 @@ export class LocalSigner implements Signer {
         try {
           await this.#deps.store.save(next);
         } catch (err) {
+          if (isFedError(err, 'SIGNER_CUSTODY_UNAVAILABLE')) this.#custodyDown(err, kind);
           this.#poison(err, 'saving the safety state');
         }
+        if (this.#m.custodyDown) this.#deps.log.warn({ security: true, event: 'signer.custody_recovered' }, 'the token answers again: signing');
+        this.#m.custody(true);
         this.#state = next;
         this.#m.observe(next, true);
         await this.#journal({ ...base, decision: 'signed', block: d.blockHash, digest: d.digest, sig: sha256Hex(signature) });
@@ -342,6 +348,18 @@ export class LocalSigner implements Signer {
     } catch (err) {
       this.#poison(err, 'appending to the journal');
     }
+  }
+
+  /**
+   * The token did not answer while authenticating the state: this signature never leaves, the
+   * state in force stays (the file holds a valid record at most one ahead of it, whose signature
+   * was never returned either), and the next request tries the token again.
+   */
+  #custodyDown(err: FedError, kind: SignRequest['kind']): never {
+    this.#m.custody(false);
+    this.#m.requests.inc({ kind, decision: 'unavailable' });
+    this.#deps.log.error({ security: true, event: 'signer.custody_unavailable', err: err.message }, 'the token does not answer: refusing to sign until it does');
+    throw new FedError('SIGNER_UNAVAILABLE', `no signature: ${err.message}`, { custody: true }, { cause: err });
   }
 
   #poison(err: unknown, what: string): never {
@@ -363,8 +381,21 @@ function signerMetrics(metrics: Metrics) {
   const seated = metrics.gauge('signer_seat_state', '1 while this signer\'s key is in its epoch\'s validator set, 0 when it signs nothing (removed, rotated out, not yet added)');
   const locked = metrics.gauge('signer_locked_view', 'View of the QC the signer is locked on');
   const signed = metrics.gauge('signer_signatures', 'Signatures issued by this key (from the safety state)');
+  const custodyFailures = metrics.counter('signer_custody_failures_total', 'Requests not signed because the key\'s token did not answer while authenticating the safety state');
+  custodyFailures.inc({}, 0);
+  const custodyState = metrics.gauge('signer_custody_state', '1 while the key\'s custody answers (always for the file back-end), 0 while its token does not');
+  custodyState.set(1);
+  let down = false;
   return {
     requests, refusals, duration,
+    get custodyDown(): boolean {
+      return down;
+    },
+    custody(ok: boolean): void {
+      if (!ok) custodyFailures.inc();
+      down = !ok;
+      custodyState.set(ok ? 1 : 0);
+    },
     observe(s: SignerSafety, inSet: boolean): void {
       epoch.set(s.epoch);
       seated.set(inSet ? 1 : 0);

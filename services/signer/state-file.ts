@@ -2,8 +2,12 @@
 // atomically (temp file, fsync, rename, fsync of the directory) before any signature that
 // depends on it leaves the process. A missing file is reported as missing; a truncated,
 // corrupt or tampered one is an error that names the file and the reason.
+// With a token (custody pkcs11) the file also carries an HMAC made by a token-held key over its
+// checksum and a record counter, and the token keeps the counter of the newest record: a file edited,
+// or swapped for an older valid one (rollback), is refused at load (authenticatedStore).
 // Must never reset, repair or overwrite a state file it could not read.
 
+import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { sha256Hex } from '#libs/crypto/index.ts';
@@ -46,17 +50,21 @@ const envelopeSchema = z.strictObject({
   version: z.union([z.literal(1), z.literal(VERSION)]),
   sha256: hex(32),
   state: z.unknown(),
+  /** custody pkcs11: the token key's label, this record's counter, HMAC-SHA-256 over both and sha256. */
+  auth: z.strictObject({ key: z.string().min(1), counter: count, hmac: hex(32) }).optional(),
 });
+
+type StateAuth = NonNullable<z.infer<typeof envelopeSchema>['auth']>;
 
 function stateToJson(s: SignerSafety): unknown {
   return { ...s, recent: s.recent.map((r) => ({ ...r, signature: Buffer.from(r.signature).toString('base64') })) };
 }
 
-/** The file's text: the state with a checksum over its canonical JSON. */
-export function encodeSafety(s: SignerSafety): string {
+/** The file's text: the state with a checksum over its canonical JSON (and, with a token, its HMAC). */
+export function encodeSafety(s: SignerSafety, auth?: (sha256: string) => StateAuth): string {
   const state = stateToJson(s);
-  const body = JSON.stringify(state);
-  return `${JSON.stringify({ format: FORMAT, version: VERSION, sha256: sha256Hex(body), state }, null, 1)}\n`;
+  const sha256 = sha256Hex(JSON.stringify(state));
+  return `${JSON.stringify({ format: FORMAT, version: VERSION, sha256, state, ...(auth ? { auth: auth(sha256) } : {}) }, null, 1)}\n`;
 }
 
 function corrupt(file: string, why: string, cause?: unknown): FedError {
@@ -67,6 +75,10 @@ function corrupt(file: string, why: string, cause?: unknown): FedError {
 
 /** Parses and checks a state file's text; throws SIGNER_STATE_CORRUPT naming `file` and the reason. */
 export function decodeSafety(text: string, file: string): SignerSafety {
+  return decodeEnvelope(text, file).state;
+}
+
+function decodeEnvelope(text: string, file: string): { state: SignerSafety; sha256: string; auth: StateAuth | undefined } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -87,11 +99,17 @@ export function decodeSafety(text: string, file: string): SignerSafety {
     throw corrupt(file, `field state.${first?.path.join('.')}: ${first?.message}`);
   }
   const s = parsed.data;
-  return { ...s, recent: s.recent.map((r) => ({ ...r, signature: new Uint8Array(Buffer.from(r.signature, 'base64')) })) };
+  return {
+    state: { ...s, recent: s.recent.map((r) => ({ ...r, signature: new Uint8Array(Buffer.from(r.signature, 'base64')) })) },
+    sha256: env.data.sha256,
+    auth: env.data.auth,
+  };
 }
 
 export interface SafetyStore {
   readonly file: string;
+  /** The token key that authenticates the state (custody pkcs11), else undefined. */
+  readonly authenticatedBy?: string;
   /** undefined when there is no state file at all. */
   load(): Promise<SignerSafety | undefined>;
   /** Durable when it resolves. */
@@ -108,6 +126,94 @@ export function safetyStore(file: string): SafetyStore {
     },
     async save(state) {
       await writeFileAtomic(file, encodeSafety(state), { mode: 0o600 });
+    },
+  };
+}
+
+/** What authenticatedStore needs from the token (custody.ts builds it over pkcs11.ts). */
+export interface StateAuthority {
+  /** The token key's label as recorded in the file, and a description for messages. */
+  readonly key: string;
+  readonly describe: string;
+  /** HMAC-SHA-256 under the token's key; throws SIGNER_TOKEN_FAILED when the token does not answer. */
+  mac(data: Uint8Array): Uint8Array;
+  /** The newest record's counter as the token keeps it; undefined before the first. */
+  readCounter(): bigint | undefined;
+  /** Raises the token's counter to `value`. */
+  writeCounter(value: bigint): void;
+}
+
+const macInput = (key: string, counter: number, sha256: string): Uint8Array =>
+  Buffer.from(JSON.stringify([FORMAT, 'auth', 1, key, counter, sha256]));
+
+function unavailable(authority: StateAuthority, what: string, written: boolean, cause: unknown): FedError {
+  return new FedError('SIGNER_CUSTODY_UNAVAILABLE',
+    `${what}: ${authority.describe} does not answer (${errorMessage(cause)}); the signer signs nothing until it does${written ? ' (the state file was written; only the token\'s counter lags one record)' : ' (nothing was written)'}`,
+    { key: authority.key, written }, { cause });
+}
+
+/**
+ * The safety state bound to a token. Each record carries a counter and an HMAC (token key) over
+ * the counter and the state's checksum; the token keeps the newest counter. Save: MAC, then the
+ * file (durable), then the token's counter — so a crash leaves the file one record ahead of the
+ * token at most, which load accepts (and catches the token up). Load refuses a file without an
+ * HMAC (SIGNER_STATE_UNAUTHENTICATED), one whose HMAC fails (SIGNER_STATE_TAMPERED: edited, or
+ * another token's), one behind the token's counter (SIGNER_STATE_ROLLBACK: an older copy put back),
+ * or more than one record ahead (SIGNER_STATE_COUNTER).
+ */
+export function authenticatedStore(file: string, authority: StateAuthority): SafetyStore {
+  let counter: number | undefined;
+  const refuse = (code: string, why: string) => new FedError(code,
+    `safety state ${file}: ${why}. The signer refuses to sign until an operator resolves it (docs/signer.md, "Safety state bound to the token")`, { file, key: authority.key });
+  return {
+    file,
+    authenticatedBy: authority.key,
+    async load() {
+      const text = await readIfExists(file);
+      if (text === undefined) return undefined;
+      const { state, sha256, auth } = decodeEnvelope(text, file);
+      if (auth === undefined || auth.key !== authority.key) {
+        throw refuse('SIGNER_STATE_UNAUTHENTICATED', auth === undefined
+          ? `it carries no HMAC of ${authority.describe} (written by the file back-end, an import or by hand); if it is this key's newest state, bind it: signer bind-state`
+          : `it is authenticated by token key "${auth.key}", not by ${authority.describe}`);
+      }
+      const mac = authority.mac(macInput(auth.key, auth.counter, sha256));
+      const claimed = Buffer.from(auth.hmac, 'hex');
+      if (claimed.length !== mac.length || !timingSafeEqual(claimed, mac)) {
+        throw refuse('SIGNER_STATE_TAMPERED', `its HMAC does not verify under ${authority.describe}: the file was edited, or written under another token's key`);
+      }
+      const onToken = authority.readCounter();
+      if (onToken === undefined) throw refuse('SIGNER_STATE_COUNTER', `${authority.describe} holds no state counter (deleted from the token?) while the file is record ${auth.counter}`);
+      if (BigInt(auth.counter) < onToken) {
+        throw refuse('SIGNER_STATE_ROLLBACK', `it is record ${auth.counter} but the token's counter is at ${onToken}: an older copy of this key's state was put back (rollback)`);
+      }
+      if (BigInt(auth.counter) > onToken + 1n) {
+        throw refuse('SIGNER_STATE_COUNTER', `it is record ${auth.counter} but the token's counter is at ${onToken}: more than the one record a crash can leave`);
+      }
+      if (BigInt(auth.counter) === onToken + 1n) authority.writeCounter(BigInt(auth.counter));
+      counter = auth.counter;
+      return state;
+    },
+    async save(state) {
+      let next: number;
+      let text: string;
+      try {
+        counter ??= Number(authority.readCounter() ?? 0n);
+        const n = counter + 1;
+        text = encodeSafety(state, (sha256) => ({ key: authority.key, counter: n, hmac: Buffer.from(authority.mac(macInput(authority.key, n, sha256))).toString('hex') }));
+        next = n;
+      } catch (err) {
+        if (err instanceof FedError && err.code !== 'SIGNER_TOKEN_FAILED') throw err;
+        throw unavailable(authority, 'authenticating the safety state', false, err);
+      }
+      await writeFileAtomic(file, text, { mode: 0o600 });
+      counter = next;
+      try {
+        authority.writeCounter(BigInt(next));
+      } catch (err) {
+        if (err instanceof FedError && err.code !== 'SIGNER_TOKEN_FAILED') throw err;
+        throw unavailable(authority, 'raising the token\'s state counter', true, err);
+      }
     },
   };
 }

@@ -1,0 +1,285 @@
+// Key custody on a real SoftHSM2 token, with the real signer CLI as a process: moving a file key
+// into a token (import-key), a new key into a token (keygen --backend pkcs11), show-key,
+// check-custody, and every start-up refusal — token absent, wrong PIN, a PIN file others can
+// read, the key object missing, a sealed key corrupt, altered or sealed under another token's key,
+// a safety state without HMAC, edited, or rolled back — plus bind-state as the operator's way out.
+// Each world has its own token directory (SOFTHSM2_CONF set per spawn, never the system's).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Phase } from '#libs/hotstuff/index.ts';
+import { createRemoteSigner } from '../services/signer/client.ts';
+import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
+import { makeSoftHsm, SOFTHSM_MODULE, type SoftHsm } from '../services/signer/softhsm-testkit.ts';
+import { expectStartRefused, signerCli, startSignerProcess } from './support/signer.ts';
+
+const KEY_LABEL = 'm-seal';
+
+interface TokenWorld { w: SignerWorld; hsm: SoftHsm; cli(args: string[]): ReturnType<typeof signerCli> }
+
+/** A signer world whose signer.yaml says custody pkcs11 sealed on its own token "tok-a". */
+async function tokenWorld(): Promise<TokenWorld> {
+  const w = await makeSignerWorld();
+  const hsm = await makeSoftHsm(path.join(w.dir, 'hsm'));
+  hsm.addToken('tok-a');
+  await hsm.writePin(path.join(w.dir, 'pin'));
+  await w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+  return { w, hsm, cli: (args) => signerCli([...args, '--data-dir', w.dir], hsm.env) };
+}
+
+/** Starts `run` expecting a refusal, with the world's token. */
+async function refusedWith(t: TokenWorld, code: string, message: RegExp, extra: string[] = []): Promise<void> {
+  process.env.SOFTHSM2_CONF = t.hsm.confFile;
+  const r = await expectStartRefused(t.w.dir, ['--insecure', ...extra]);
+  assert.equal(r.code, 1);
+  assert.equal(r.fatal.code, code, JSON.stringify(r.fatal));
+  assert.match(String(r.fatal.msg), message);
+}
+
+async function startRun(t: TokenWorld, extra: string[] = []) {
+  process.env.SOFTHSM2_CONF = t.hsm.confFile;
+  return startSignerProcess(t.w.dir, ['--insecure', '--no-nats', ...extra]);
+}
+
+const prepare = (w: SignerWorld, view: number) => {
+  const b = w.block(view, w.genesis);
+  return { kind: 'vote' as const, epoch: 0, phase: Phase.PREPARE, view, blockHash: b.hash, header: b.header, justify: w.gqc };
+};
+const client = (w: SignerWorld, port: number) => createRemoteSigner({ address: `127.0.0.1:${port}`, security: { mode: 'insecure' }, validatorCount: w.n, deadlineMs: 10_000 });
+
+describe('import-key: an existing member\'s file key moved into the token', () => {
+  let t: TokenWorld;
+  before(async () => { t = await tokenWorld(); });
+  after(() => t.w.cleanup());
+
+  test('signs with the file key, import-key seals it, destroys the file, binds the state; the signer runs from the token', async () => {
+    // The member as it is today: file custody, a state with a signature in it.
+    const conf = path.join(t.w.dir, 'signer.yaml');
+    const tokenConf = await fs.readFile(conf, 'utf8');
+    await t.w.writeConf({});
+    let p = await startRun(t, ['--init']);
+    const s = client(t.w, p.port);
+    await s.sign(prepare(t.w, 1));
+    await s.close();
+    assert.equal(await p.svc.stop(), 0);
+    await fs.writeFile(conf, tokenConf);
+
+    const pub = t.w.slh.publicKeyOf(t.w.keys[t.w.self]!.secretKey);
+    const r = t.cli(['import-key']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /imported: [0-9a-f]{64} sealed in .*signer\.sealed; safety state bound to the token; key file .*signer\.key overwritten and deleted/);
+    await assert.rejects(fs.access(path.join(t.w.dir, 'signer.key')), 'the key file is gone');
+    const sealed = path.join(t.w.dir, 'signer.sealed');
+    assert.equal((await fs.stat(sealed)).mode & 0o777, 0o600);
+    const blob = await fs.readFile(sealed, 'utf8');
+    assert.ok(!blob.includes(Buffer.from(t.w.keys[t.w.self]!.secretKey).toString('hex')) && !blob.includes(Buffer.from(t.w.keys[t.w.self]!.secretKey).toString('base64')), 'no clear secret in the blob');
+    assert.equal(JSON.parse(blob).keyLabel, KEY_LABEL);
+
+    const show = t.cli(['show-key']);
+    assert.equal(show.status, 0, show.stderr);
+    assert.match(show.stdout, new RegExp(`public_key ${Buffer.from(pub).toString('hex')}`));
+    assert.match(show.stdout, /custody pkcs11 sealed: .*signer\.sealed under key "m-seal" of token "tok-a"/);
+
+    const check = t.cli(['check-custody']);
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stdout, /custody ok: pkcs11 sealed/);
+    assert.match(check.stdout, /signing ok/);
+    assert.match(check.stdout, /state ok: authenticated by the token.*1 signatures/);
+
+    // Runs from the token: the old marks hold (view 1 is not signed twice), view 2 is.
+    p = await startRun(t);
+    assert.ok(p.svc.lines.some((l) => l.msg === 'key custody' && /pkcs11 sealed/.test(String(l.custody))));
+    const s2 = client(t.w, p.port);
+    await assert.rejects(s2.sign({ ...prepare(t.w, 1), blockHash: t.w.block(1, t.w.genesis, { salt: 9 }).hash, header: t.w.block(1, t.w.genesis, { salt: 9 }).header }), /one-per-slot|monotonic|SIGNER_REFUSED|refused/i);
+    const sig = await s2.sign(prepare(t.w, 2));
+    assert.equal(sig.signature.length, t.w.slh.signatureBytes);
+    await s2.close();
+    assert.equal(await p.svc.stop(), 0);
+
+    const again = t.cli(['import-key']);
+    assert.equal(again.status, 1, 'no key file any more: nothing to import');
+  });
+});
+
+describe('keygen --backend pkcs11', () => {
+  test('seals a new key in the token, prints its public key, refuses a second one; --backend must match signer.yaml', async () => {
+    const t = await tokenWorld();
+    try {
+      await fs.rm(path.join(t.w.dir, 'signer.key'));
+      await t.w.writeConf({ validators: [], custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: 'fresh' } });
+      const r = t.cli(['keygen', '--backend', 'pkcs11']);
+      assert.equal(r.status, 0, r.stderr);
+      const hex = r.stdout.trim();
+      assert.match(hex, /^[0-9a-f]{64}$/);
+      const sealed = path.join(t.w.dir, 'signer.sealed');
+      assert.equal(JSON.parse(await fs.readFile(sealed, 'utf8')).publicKey, hex);
+      assert.equal((await fs.stat(sealed)).mode & 0o777, 0o600);
+      const show = t.cli(['show-key']);
+      assert.match(show.stdout, new RegExp(`public_key ${hex}`));
+      const check = t.cli(['check-custody']);
+      assert.equal(check.status, 0, check.stderr);
+      assert.match(check.stdout, /state: none yet/);
+      const twice = t.cli(['keygen', '--backend', 'pkcs11']);
+      assert.equal(twice.status, 1);
+      assert.match(twice.stderr, /SIGNER_KEY_EXISTS|already exists/);
+      assert.equal(JSON.parse(await fs.readFile(sealed, 'utf8')).publicKey, hex, 'the first key is untouched');
+      const wrong = t.cli(['keygen', '--backend', 'file']);
+      assert.equal(wrong.status, 1);
+      assert.match(wrong.stderr, /custody is backend pkcs11/);
+    } finally {
+      await t.w.cleanup();
+    }
+  });
+});
+
+describe('start-up refusals with a token', () => {
+  let t: TokenWorld;
+  const file = () => path.join(t.w.dir, 'signer.sealed');
+  let good: string;
+  before(async () => {
+    t = await tokenWorld();
+    assert.equal(t.cli(['import-key']).status, 0);
+    const p = await startRun(t, ['--init']);
+    assert.equal(await p.svc.stop(), 0);
+    good = await fs.readFile(file(), 'utf8');
+  });
+  after(() => t.w.cleanup());
+  afterEach(async () => {
+    // Each refusal below changes one thing; put the working setup back whatever happened.
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+    await t.hsm.writePin(path.join(t.w.dir, 'pin'));
+    await fs.writeFile(file(), good, { mode: 0o600 });
+    await fs.chmod(file(), 0o600);
+  });
+
+  test('token absent: a label no token has, and the token directory gone', async () => {
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-b', pin_file: 'pin', key_label: KEY_LABEL } });
+    await refusedWith(t, 'SIGNER_TOKEN_ABSENT', /no token labelled "tok-b" in PKCS#11 module .*libsofthsm2\.so \(tokens present: "tok-a"\)/);
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+    await t.hsm.pull();
+    try {
+      await refusedWith(t, 'SIGNER_TOKEN_ABSENT', /libsofthsm2\.so does not initialise \(CKR_GENERAL_ERROR\): no token reachable/);
+    } finally {
+      await t.hsm.plugBack();
+    }
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: '/nonexistent/libpkcs11.so', token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+    await refusedWith(t, 'SIGNER_TOKEN_MODULE', /module \/nonexistent\/libpkcs11\.so cannot be loaded/);
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+  });
+
+  test('wrong PIN, and a PIN file others can read', async () => {
+    const pin = path.join(t.w.dir, 'pin');
+    await t.hsm.writePin(pin, '999999');
+    await refusedWith(t, 'SIGNER_TOKEN_PIN', /token "tok-a" .* refused the PIN from .*pin \(CKR_PIN_INCORRECT\)/);
+    await t.hsm.writePin(pin);
+    await fs.chmod(pin, 0o644);
+    await refusedWith(t, 'SIGNER_KEY_PERMISSIONS', /PIN file .*pin has mode 0644/);
+    await fs.chmod(pin, 0o600);
+  });
+
+  test('a sealed key that is corrupt, altered, or others can read', async () => {
+    await fs.writeFile(file(), good.slice(0, 100), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_SEALED_CORRUPT', /sealed key .*signer\.sealed: not JSON/);
+    const blob = JSON.parse(good);
+    const flip = (b64: string) => { const b = Buffer.from(b64, 'base64'); b[3]! ^= 1; return b.toString('base64'); };
+    await fs.writeFile(file(), JSON.stringify({ ...blob, sealed: flip(blob.sealed) }), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_SEALED_DECRYPT', /signer\.sealed does not unseal under key "m-seal" of token "tok-a".*another token's key, or altered/);
+    const otherPub = blob.publicKey.replace(/^./, (c: string) => (c === '0' ? '1' : '0'));
+    await fs.writeFile(file(), JSON.stringify({ ...blob, publicKey: otherPub }), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_SEALED_DECRYPT', /does not unseal/);
+    await fs.writeFile(file(), JSON.stringify({ ...blob, keyLabel: 'other' }), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_SEALED_MISMATCH', /sealed .* under key "other" of token "tok-a", but signer\.yaml says .*key_label "m-seal"/);
+    await fs.writeFile(file(), good, { mode: 0o644 });
+    await fs.chmod(file(), 0o644);
+    await refusedWith(t, 'SIGNER_KEY_PERMISSIONS', /sealed key .*signer\.sealed has mode 0644/);
+    await fs.writeFile(file(), good, { mode: 0o600 });
+    await fs.chmod(file(), 0o600);
+  });
+
+  test('a blob sealed under another token\'s key (same labels, another token)', async () => {
+    const other = await makeSoftHsm(path.join(t.w.dir, 'hsm-other'));
+    other.addToken('tok-a');
+    // The same ceremony on the other token makes its own "m-seal" key; then our blob is put beside it.
+    const w2 = { ...t, hsm: other, cli: (args: string[]) => signerCli([...args, '--data-dir', t.w.dir], other.env) };
+    await fs.rename(file(), `${file()}.ours`);
+    await fs.rename(path.join(t.w.dir, 'safety-state.json'), path.join(t.w.dir, 'state.ours'));
+    try {
+      await t.w.writeConf({ validators: [], custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+      const made = w2.cli(['keygen']);
+      assert.equal(made.status, 0, made.stderr);
+      await fs.copyFile(`${file()}.ours`, file());
+      await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+      await refusedWith(w2, 'SIGNER_SEALED_DECRYPT', /does not unseal under key "m-seal" of token "tok-a" \(serial [0-9a-f]+\).*sealed under another token's key/);
+    } finally {
+      await fs.rename(`${file()}.ours`, file());
+      await fs.rename(path.join(t.w.dir, 'state.ours'), path.join(t.w.dir, 'safety-state.json'));
+    }
+  });
+
+  test('the key object missing from the token', async () => {
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: 'gone' } });
+    await refusedWith(t, 'SIGNER_TOKEN_KEY_MISSING', /token "tok-a" .* has no state HMAC key labelled "gone\/state"/);
+    await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
+    // A working setup again: the refusals above left nothing behind.
+    const p = await startRun(t);
+    assert.equal(await p.svc.stop(), 0);
+  });
+});
+
+describe('the safety state bound to the token', () => {
+  let t: TokenWorld;
+  const stateFile = () => path.join(t.w.dir, 'safety-state.json');
+  before(async () => {
+    t = await tokenWorld();
+    assert.equal(t.cli(['import-key']).status, 0);
+  });
+  after(() => t.w.cleanup());
+
+  test('a rolled-back state (an older valid copy put back) is refused until the operator resolves it', async () => {
+    let p = await startRun(t, ['--init']);
+    let s = client(t.w, p.port);
+    await s.sign(prepare(t.w, 1));
+    const old = await fs.readFile(stateFile(), 'utf8');
+    await s.sign(prepare(t.w, 2));
+    await s.close();
+    assert.equal(await p.svc.stop(), 0);
+    const newest = await fs.readFile(stateFile(), 'utf8');
+    assert.ok(JSON.parse(newest).auth.counter > JSON.parse(old).auth.counter);
+
+    await fs.writeFile(stateFile(), old, { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_STATE_ROLLBACK', /safety-state\.json: it is record \d+ but the token's counter is at \d+: an older copy .* \(rollback\)/);
+    assert.equal(await fs.readFile(stateFile(), 'utf8'), old, 'left untouched');
+    const check = t.cli(['check-custody']);
+    assert.equal(check.status, 1);
+    assert.match(check.stderr, /SIGNER_STATE_ROLLBACK/);
+
+    // Resolution: put the newest state back (an export, a backup); it starts.
+    await fs.writeFile(stateFile(), newest, { mode: 0o600 });
+    p = await startRun(t);
+    s = client(t.w, p.port);
+    await s.sign(prepare(t.w, 3));
+    await s.close();
+    assert.equal(await p.svc.stop(), 0);
+  });
+
+  test('an edited state (checksum recomputed) and a state without HMAC are refused; bind-state binds it', async () => {
+    const text = await fs.readFile(stateFile(), 'utf8');
+    const env = JSON.parse(text);
+    env.state.lastVote.view = 1;
+    const { sha256Hex } = await import('#libs/crypto/index.ts');
+    env.sha256 = sha256Hex(JSON.stringify(env.state));
+    await fs.writeFile(stateFile(), JSON.stringify(env), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_STATE_TAMPERED', /its HMAC does not verify under key "m-seal\/state" of token "tok-a"/);
+
+    const { auth: _, ...plain } = JSON.parse(text);
+    await fs.writeFile(stateFile(), JSON.stringify(plain), { mode: 0o600 });
+    await refusedWith(t, 'SIGNER_STATE_UNAUTHENTICATED', /carries no HMAC .* bind-state/);
+    const b = t.cli(['bind-state']);
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stdout, /bound/);
+    const p = await startRun(t);
+    assert.equal(await p.svc.stop(), 0);
+  });
+});
