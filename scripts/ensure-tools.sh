@@ -8,10 +8,12 @@
 #   protobuf-compiler, protobuf-compiler-grpc, python3-grpcio, python3-protobuf — the Python
 #                 example client (examples/python/), generated from proto/ and run by the tests
 #                 with Debian's /usr/bin/python3.
+#   softhsm2    — a PKCS#11 token in software (softhsm2-util, /usr/lib/softhsm/libsofthsm2.so):
+#                 the signer's key-custody tests each make a token directory of their own.
 set -euo pipefail
 missing=()
 # command → the Debian package that provides it
-for pair in strace:strace promtool:prometheus prometheus:prometheus ip:iproute2 iptables:iptables protoc:protobuf-compiler grpc_python_plugin:protobuf-compiler-grpc; do
+for pair in strace:strace promtool:prometheus prometheus:prometheus ip:iproute2 iptables:iptables protoc:protobuf-compiler grpc_python_plugin:protobuf-compiler-grpc softhsm2-util:softhsm2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair##*:}")
 done
 # Python modules of Debian's python3 (not a pyenv or venv python that may come first on PATH)
