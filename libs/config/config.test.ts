@@ -199,3 +199,15 @@ test('consensus.idle_heartbeat: 0 by default (a block every view), sub-second re
   assert.equal(withIdle('10s').consensus.idle_heartbeat, 10_000);
   assert.throws(() => withIdle('200ms'), /idle_heartbeat.*at least 1s/s);
 });
+
+test('consensus.blocks_stream_max_age / _max_bytes: a week and 1 GiB by default, 0 keeps all, under 10m refused', () => {
+  const withRetention = (extra: Record<string, unknown>) => {
+    const c = validConf() as Record<string, Record<string, unknown>>;
+    c.consensus = { ...(c.consensus ?? {}), ...extra };
+    return parseConfText(stringify(c)).consensus;
+  };
+  assert.equal(withRetention({}).blocks_stream_max_age, 168 * 3_600_000);
+  assert.equal(withRetention({}).blocks_stream_max_bytes, 1024 ** 3);
+  assert.equal(withRetention({ blocks_stream_max_age: '0s', blocks_stream_max_bytes: 0 }).blocks_stream_max_age, 0);
+  assert.throws(() => withRetention({ blocks_stream_max_age: '5m' }), /blocks_stream_max_age.*at least 10m/s);
+});

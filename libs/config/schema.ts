@@ -244,6 +244,14 @@ export const confSchema = z.strictObject({
      * federation then writes a block per heartbeat instead of one every view. Same on every member.
      */
     idle_heartbeat: duration('0s'),
+    /**
+     * Retention of the BTCFED_BLOCKS JetStream stream (block.committed events for applications):
+     * older events, or the oldest past the byte limit, are dropped; 0 keeps them all. The chain
+     * itself is in each member's block store. Same on every member sharing a NATS (each applies
+     * its own at start). At least 10m (the stream's de-duplication window).
+     */
+    blocks_stream_max_age: duration('168h'),
+    blocks_stream_max_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
     /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
     block_time_max_delay: duration('30s', { positive: true }),
     /**
@@ -262,6 +270,9 @@ export const confSchema = z.strictObject({
   // looks only at fields that parsed, and skips what it cannot judge.
   const conf = whole as Partial<typeof whole>;
   const c: Partial<typeof whole.consensus> = conf.consensus ?? {};
+  if (isNum(c.blocks_stream_max_age) && c.blocks_stream_max_age > 0 && c.blocks_stream_max_age < 10 * 60_000) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'blocks_stream_max_age'], message: 'must be 0 (keep every event) or at least 10m (the stream\'s de-duplication window)' });
+  }
   if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && c.idle_heartbeat < 1000) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or at least 1s' });
   }

@@ -197,6 +197,18 @@ export class BlockStore {
     });
   }
 
+  /**
+   * The highest height the publisher saw stored in JetStream (publish.ts): where it goes on when
+   * the stream's retention has dropped every block of this member. Written without waiting (a
+   * crash may lose the last few: they are published again and de-duplicated).
+   */
+  publishedMark(): number {
+    return Number(this.#meta.get('published') ?? 0);
+  }
+  setPublishedMark(height: number): void {
+    void this.#meta.put('published', String(height));
+  }
+
   committedHeight(): number {
     return Number(this.#meta.get('committed') ?? 0);
   }

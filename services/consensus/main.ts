@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     };
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics,
-      auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
+      auth: natsOptionsFor(conf.nats, flags.nats, dataDir), retention: { maxAgeMs: c.blocks_stream_max_age, maxBytes: c.blocks_stream_max_bytes } });
     const evidence = new EvidenceLog(c.chain_id, store);
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     let peers: PeerSummary[] = [];
     // Each client (certificate) of the public API, and all of them, within services.consensus.limits.
     const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
-    const server = createServer({ security: sec.server, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
+    const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({

@@ -164,3 +164,45 @@ test('blocks handed over at commit are published from memory, with their ids and
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('retention dropped every block of this member from the stream: the publisher goes on from the mark kept in the store, not from height 1; the limits are applied', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-'));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const who = `${member}-ret`;
+  let pub: ConsensusPublisher | undefined;
+  try {
+    let tip = genesisBlock(chainId, blockHash);
+    const commit = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const b = child(tip, `ret-tx-${tip.header.height + 1}`);
+        await store.commit([b], commitQc(b));
+        tip = b;
+      }
+    };
+    await commit(5);
+    const retention = { maxAgeMs: 168 * 3_600_000, maxBytes: 1024 ** 3 };
+    pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store, retention });
+    await until('heights 1..5 in the stream', async () => (await heightsInStream(who)).length === 5);
+    await pub.close();
+    const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-retention', log });
+    const jsm = await jetstreamManager(conn.nc);
+    const info = await jsm.streams.info(BLOCKS_STREAM);
+    assert.equal(info.config.max_age, retention.maxAgeMs * 1_000_000, 'max_age applied (ns)');
+    assert.equal(info.config.max_bytes, retention.maxBytes, 'max_bytes applied');
+    // What max_age or max_bytes does to an idle or stopped member's events: all gone.
+    await jsm.streams.purge(BLOCKS_STREAM, { filter: subject(who, 'consensus', BLOCK_COMMITTED_EVENT) });
+    await conn.drain();
+    assert.deepEqual(await heightsInStream(who), []);
+    await commit(2);
+    pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store, retention });
+    assert.equal(pub.published, 5, 'the mark kept beside the blocks');
+    await until('heights 6..7 in the stream', async () => (await heightsInStream(who)).length >= 2);
+    await pub.close();
+    pub = undefined;
+    assert.deepEqual(await heightsInStream(who), [6, 7], 'only what the stream never had: the chain is not published again');
+  } finally {
+    await pub?.close();
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

@@ -29,7 +29,13 @@ export interface CommittedSource {
   committedHeight(): number;
   blockAtHeight(height: number): Block | undefined;
   qcFor(hash: Uint8Array): QuorumCert | undefined;
+  /** The highest height last seen stored in the stream, kept beside the blocks (absent: only the stream says). */
+  publishedMark?(): number;
+  setPublishedMark?(height: number): void;
 }
+
+/** BTCFED_BLOCKS's retention (conf consensus.blocks_stream_max_age / _max_bytes; 0: no limit). */
+export interface BlocksRetention { maxAgeMs: number; maxBytes: number }
 
 /** Committed blocks kept in memory for publishing (a few seconds of blocks; more are read from the store). */
 export const RECENT_BLOCKS = 64;
@@ -67,13 +73,22 @@ export class ConsensusPublisher {
     this.#published = published;
   }
 
-  static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics; auth?: NatsConnectOptions }): Promise<ConsensusPublisher> {
+  static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics; auth?: NatsConnectOptions; retention?: BlocksRetention }): Promise<ConsensusPublisher> {
     const conn = await connectEvents({ url: opts.url, name: `btcfed-consensus-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
     const jsm = await jetstreamManager(conn.nc);
-    const spec = blocksStreamSpec();
+    const r = opts.retention;
+    const spec = blocksStreamSpec(r ? { ...(r.maxAgeMs > 0 ? { maxAgeMs: r.maxAgeMs } : {}), ...(r.maxBytes > 0 ? { maxBytes: r.maxBytes } : {}) } : {});
     await ensureStream(jsm, spec);
     const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
-    const published = last ? ConsensusPublisher.#mark(BlockCommitted.decode(last.data), opts.source, opts.log) : 0;
+    let published = last ? ConsensusPublisher.#mark(BlockCommitted.decode(last.data), opts.source, opts.log) : 0;
+    // The stream's retention may have dropped every block of ours (a long idle or downtime, or
+    // others' blocks filling max_bytes): without the mark kept beside the blocks, the whole chain
+    // would be published again from height 1 — and push out everything newer.
+    const kept = Math.min(opts.source.publishedMark?.() ?? 0, opts.source.committedHeight());
+    if (kept > published) {
+      opts.log.info({ streamHeight: published, kept }, 'the stream holds none of this member\'s latest blocks (retention): publishing from the height recorded as published');
+      published = kept;
+    }
     const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), jsm, opts.log, opts.source, published);
     if (published < opts.source.committedHeight()) {
       opts.log.info({ published, committed: opts.source.committedHeight() }, 'publishing committed blocks the stream does not have yet');
@@ -150,6 +165,7 @@ export class ConsensusPublisher {
             }
           }
           this.#published = height;
+          this.#source.setPublishedMark?.(height);
           this.#recent.delete(height);
         } catch (err) {
           const behind = this.#source.committedHeight() - this.#published;
