@@ -142,10 +142,10 @@ async function verify(argv: string[]): Promise<number> {
   const file = path.join(dataDir, JOURNAL_FILE);
   const v = await verifyJournal(file);
   if (v.ok) {
-    process.stdout.write(`ok: ${file}: ${v.entries} entries, head ${v.head}\n`);
+    process.stdout.write(`ok: ${file}: ${v.entries} entries${v.files > 1 ? ` in ${v.files} files (from seq ${v.firstSeq}; older files rotated out)` : ''}, head ${v.head}\n`);
     return 0;
   }
-  process.stdout.write(`broken: ${file}: line ${v.line}: ${v.reason} (${v.entries} good entries before it)\n`);
+  process.stdout.write(`broken: ${v.file}: line ${v.line}: ${v.reason} (${v.entries} good entries before it)\n`);
   return 1;
 }
 

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { FedError } from '#libs/errors/index.ts';
 import { sha256Hex } from '#libs/crypto/index.ts';
 import { fsyncDir, writeFileAtomic } from '#libs/files/index.ts';
-import { CHAIN_START, JOURNAL_FILE, readJournal, type JournalEntry } from './journal.ts';
+import { CHAIN_START, JOURNAL_FILE, chainStartOf, readJournal, type JournalEntry } from './journal.ts';
 import type { SignerSafety, SlotKind } from './rules.ts';
 import { STATE_FILE, safetyStore } from './state-file.ts';
 
@@ -87,11 +87,14 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
   const head = path.join(dataDir, `.${JOURNAL_FILE}.repair.tmp`);
   await fs.writeFile(head, bytes.subarray(0, cut), { mode: 0o600 });
   let prev = CHAIN_START;
+  let seq = 0;
   let entries = 0;
   const state = await safetyStore(stateFile).load();
   try {
     for await (const { line, entry, text } of readJournal(head)) {
-      if (entry.prev !== prev || entry.seq !== line) {
+      // A file that a rotation began carries on the chain of the file before it (journal.ts).
+      if (line === 1) ({ prev, seq } = { prev: chainStartOf(entry).prev, seq: chainStartOf(entry).seq - 1 });
+      if (entry.prev !== prev || entry.seq !== seq + 1) {
         throw new FedError('SIGNER_JOURNAL_BROKEN', `journal ${file} line ${line} does not chain (prev or seq): it is damaged or edited, not torn; keep it as evidence and investigate (verify-journal)`, { file, line });
       }
       // 2. The state is this journal's and not behind it.
@@ -100,6 +103,7 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
         throw new FedError('SIGNER_STATE_BEHIND', `safety state ${stateFile} does not cover journal ${file}: ${why}. The state was lost, restored from an older copy or belongs elsewhere; import the newest export (import-state) before repairing`, { file, line });
       }
       prev = sha256Hex(text);
+      seq = entry.seq;
       entries++;
     }
   } finally {
@@ -113,7 +117,7 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
   await writeFileAtomic(backup, tail, { mode: 0o600 });
   // 4. The journal: complete lines + a repair record, replaced atomically.
   const record: JournalEntry = {
-    seq: entries + 1, at: now.toISOString(), prev, type: 'repair', reason: 'torn last line moved aside',
+    seq: seq + 1, at: now.toISOString(), prev, type: 'repair', reason: 'torn last line moved aside',
     backup: path.basename(backup), tornBytes: tail.length, tornSha256,
     ...(state ? { lastVote: state.lastVote, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, locked: state.locked, signed: state.signed } : { state: 'none' }),
   };
