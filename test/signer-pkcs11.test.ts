@@ -49,7 +49,7 @@ const prepare = (w: SignerWorld, view: number) => {
 };
 const client = (w: SignerWorld, port: number) => createRemoteSigner({ address: `127.0.0.1:${port}`, security: { mode: 'insecure' }, validatorCount: w.n, deadlineMs: 10_000 });
 
-describe('import-key: an existing member\'s file key moved into the token', () => {
+describe('import-key: an existing member\'s file key moved into the token', { timeout: 120_000 }, () => {
   let t: TokenWorld;
   before(async () => { t = await tokenWorld(); });
   after(() => t.w.cleanup());
@@ -103,7 +103,7 @@ describe('import-key: an existing member\'s file key moved into the token', () =
   });
 });
 
-describe('keygen --backend pkcs11', () => {
+describe('keygen --backend pkcs11', { timeout: 120_000 }, () => {
   test('seals a new key in the token, prints its public key, refuses a second one; --backend must match signer.yaml', async () => {
     const t = await tokenWorld();
     try {
@@ -134,7 +134,7 @@ describe('keygen --backend pkcs11', () => {
   });
 });
 
-describe('start-up refusals with a token', () => {
+describe('start-up refusals with a token', { timeout: 120_000 }, () => {
   let t: TokenWorld;
   const file = () => path.join(t.w.dir, 'signer.sealed');
   let good: string;
@@ -228,7 +228,7 @@ describe('start-up refusals with a token', () => {
   });
 });
 
-describe('the safety state bound to the token', () => {
+describe('the safety state bound to the token', { timeout: 120_000 }, () => {
   let t: TokenWorld;
   const stateFile = () => path.join(t.w.dir, 'safety-state.json');
   before(async () => {
@@ -281,5 +281,54 @@ describe('the safety state bound to the token', () => {
     assert.match(b.stdout, /bound/);
     const p = await startRun(t);
     assert.equal(await p.svc.stop(), 0);
+  });
+});
+
+describe('the token stops answering while the signer runs', { timeout: 120_000 }, () => {
+  test('it refuses to sign (UNAVAILABLE, counted), keeps its state intact, and signs again once the token is back', async () => {
+    const t = await tokenWorld();
+    try {
+      assert.equal(t.cli(['import-key']).status, 0);
+      const p = await startRun(t, ['--init', '--metrics', '127.0.0.1:0']);
+      const metricsPort = p.svc.lines.find((l) => l.msg === 'signer ready')!.metricsPort as number;
+      const metric = async (name: string) => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        const m = new RegExp(`^btcfed_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+        return m ? Number(m[1]) : undefined;
+      };
+      const s = client(t.w, p.port);
+      try {
+        await s.sign(prepare(t.w, 1));
+        assert.equal(await metric('signer_custody_failures_total'), 0);
+        assert.equal(await metric('signer_custody_state'), 1);
+        const stateFile = path.join(t.w.dir, 'safety-state.json');
+        const before = await fs.readFile(stateFile, 'utf8');
+
+        await t.hsm.pull();
+        try {
+          await assert.rejects(s.sign(prepare(t.w, 2)), (err: Error) => /UNAVAILABLE|no signature/.test(err.message) && /token/.test(err.message));
+          await assert.rejects(s.sign(prepare(t.w, 2)), /token/);
+          assert.equal(await metric('signer_custody_failures_total'), 2);
+          assert.equal(await metric('signer_custody_state'), 0);
+          assert.equal(await fs.readFile(stateFile, 'utf8'), before, 'the state on disk is the last authenticated record');
+          assert.ok(p.svc.lines.some((l) => l.event === 'signer.custody_unavailable'));
+        } finally {
+          await t.hsm.plugBack();
+        }
+        const sig = await s.sign(prepare(t.w, 2));
+        assert.equal(sig.signature.length, t.w.slh.signatureBytes);
+        assert.equal(await metric('signer_custody_state'), 1);
+        assert.ok(p.svc.lines.some((l) => l.event === 'signer.custody_recovered'));
+      } finally {
+        await s.close();
+        assert.equal(await p.svc.stop(), 0);
+      }
+      // The records written around the outage load back through the token.
+      const check = t.cli(['check-custody']);
+      assert.equal(check.status, 0, check.stderr);
+      assert.match(check.stdout, /state ok: authenticated by the token.*2 signatures/);
+    } finally {
+      await t.w.cleanup();
+    }
   });
 });

@@ -160,12 +160,19 @@ export class Token {
     }
   }
 
-  /** A fresh session (and, if the slot went, a fresh slot lookup): after the token failed. */
+  /**
+   * The module started again (C_Finalize, C_Initialize), the slot found again, a fresh session:
+   * after the token failed. A token that was pulled and came back leaves stale objects behind a
+   * mere new session (SoftHSM2), so only a re-initialised module sees it again.
+   */
   #reconnect(): void {
     this.#handles.clear();
-    if (this.#session !== undefined) {
-      try { this.#lib.C_CloseSession(this.#session); } catch { /* already gone */ }
-      this.#session = undefined;
+    this.#session = undefined;
+    try { this.#lib.C_Finalize(); } catch { /* not initialised, or already gone */ }
+    try {
+      this.#lib.C_Initialize();
+    } catch (err) {
+      throw new FedError('SIGNER_TOKEN_ABSENT', `PKCS#11 module ${this.#ref.module} does not initialise again (${ckr(err) ?? errorMessage(err)})`, { module: this.#ref.module });
     }
     this.#slot = Token.#findSlot(this.#lib, this.#ref);
     this.#login();

@@ -203,7 +203,7 @@ export function authenticatedStore(file: string, authority: StateAuthority): Saf
         text = encodeSafety(state, (sha256) => ({ key: authority.key, counter: n, hmac: Buffer.from(authority.mac(macInput(authority.key, n, sha256))).toString('hex') }));
         next = n;
       } catch (err) {
-        if (err instanceof FedError && err.code !== 'SIGNER_TOKEN_FAILED') throw err;
+        if (err instanceof FedError && !err.code.startsWith('SIGNER_TOKEN_')) throw err;
         throw unavailable(authority, 'authenticating the safety state', false, err);
       }
       await writeFileAtomic(file, text, { mode: 0o600 });
@@ -211,7 +211,7 @@ export function authenticatedStore(file: string, authority: StateAuthority): Saf
       try {
         authority.writeCounter(BigInt(next));
       } catch (err) {
-        if (err instanceof FedError && err.code !== 'SIGNER_TOKEN_FAILED') throw err;
+        if (err instanceof FedError && !err.code.startsWith('SIGNER_TOKEN_')) throw err;
         throw unavailable(authority, 'raising the token\'s state counter', true, err);
       }
     },
