@@ -13,6 +13,7 @@ export type { RpcClientOptions, ClientConstructor, UnaryMethod, CallOptions } fr
 export type { ServerSecurity, ClientSecurity } from './credentials.ts';
 export { serverCredentials, channelCredentials } from './credentials.ts';
 export { readKeyPair, readCaBundle } from './tls-files.ts';
+export { exportCertificateExpiry, CERT_EXPIRY_METRIC } from './cert-expiry.ts';
 
 export { rpcHandlers, statusTable, errorCodeOf, ERROR_CODE_TRAILER } from './status.ts';
 export type { RpcHandlers, RpcHandlersOptions, StatusOf, StreamHandler, UnaryHandler } from './status.ts';

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { assertInsecureAllowed } from './address.ts';
 import { serverCredentials, type ServerSecurity } from './credentials.ts';
+import { exportCertificateExpiry } from './cert-expiry.ts';
+import type { Metrics } from '#libs/metrics/index.ts';
 
 export interface RpcServerOptions {
   security: ServerSecurity;
@@ -19,6 +21,8 @@ export interface RpcServerOptions {
   reflection?: PackageDefinition;
   /** Passed to grpc-js (message size limits, keepalive, interceptors). */
   grpcOptions?: grpc.ServerOptions;
+  /** Where the expiry of the certificates it loads is exported (cert-expiry.ts). */
+  metrics?: Metrics;
 }
 
 export interface ShutdownOptions {
@@ -51,6 +55,7 @@ export function serviceNameOf(definition: grpc.ServiceDefinition): string {
 
 export function createServer(opts: RpcServerOptions): RpcServer {
   const credentials = serverCredentials(opts.security);
+  if (opts.metrics) exportCertificateExpiry(opts.metrics, opts.security);
   const server = new grpc.Server(opts.grpcOptions);
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);

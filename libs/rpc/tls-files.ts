@@ -43,6 +43,11 @@ function parseCertificates(pem: Buffer, path: string, role: PemRole): X509Certif
   });
 }
 
+/** The certificates in a PEM file, parsed (RPC_TLS_FILE_UNREADABLE / RPC_TLS_CERT_INVALID otherwise). */
+export function certificatesIn(path: string, role: PemRole): X509Certificate[] {
+  return parseCertificates(readPemFile(path, role), path, role);
+}
+
 function checkDates(cert: X509Certificate, path: string, role: PemRole, now: Date): void {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);

@@ -230,7 +230,7 @@ async function run(argv: string[]): Promise<void> {
     const serverSecurity = security(conf, dataDir, flags.insecure ?? false, log);
     const signer = await openLocalSigner({ dataDir, conf, init: flags.init ?? false, log: log.child({ module: 'signer' }), metrics,
       ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });
-    const server = createServer({ security: serverSecurity, log: log.child({ module: 'rpc' }),
+    const server = createServer({ security: serverSecurity, metrics, log: log.child({ module: 'rpc' }),
       reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
     server.addService(SignerServiceService, signerService({
       signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients, operatorClients: conf.operator_clients,
