@@ -332,3 +332,27 @@ describe('the token stops answering while the signer runs', { timeout: 120_000 }
     }
   });
 });
+
+describe('custody mode native (PKCS#11 3.2 CKM_SLH_DSA) on a token without it', { timeout: 120_000 }, () => {
+  test('SoftHSM2 2.6.1 lists no SLH-DSA mechanism: keygen, check-custody and run refuse with SIGNER_CUSTODY_UNSUPPORTED', async () => {
+    const t = await tokenWorld();
+    try {
+      await t.w.writeConf({ custody: { backend: 'pkcs11', mode: 'native', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: 'native' } });
+      const unsupported = /SIGNER_CUSTODY_UNSUPPORTED|does not list CKM_SLH_DSA or CKM_SLH_DSA_KEY_PAIR_GEN \(PKCS#11 3\.2 SLH-DSA\)/;
+      const k = t.cli(['keygen', '--backend', 'pkcs11']);
+      assert.equal(k.status, 1);
+      assert.match(k.stderr, unsupported);
+      assert.match(k.stderr, /token "tok-a"/);
+      const c = t.cli(['check-custody']);
+      assert.equal(c.status, 1);
+      assert.match(c.stderr, unsupported);
+      await refusedWith(t, 'SIGNER_CUSTODY_UNSUPPORTED', /token "tok-a" .* does not list CKM_SLH_DSA .*use mode: sealed/);
+      const i = t.cli(['import-key']);
+      assert.equal(i.status, 1);
+      assert.match(i.stderr, /native keeps keys generated inside the token only/);
+      await fs.access(path.join(t.w.dir, 'signer.key')); // nothing was destroyed
+    } finally {
+      await t.w.cleanup();
+    }
+  });
+});

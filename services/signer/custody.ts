@@ -81,13 +81,13 @@ export async function openCustodyKey(conf: SignerConf, dataDir: string, env?: No
   }
   const token = await openToken(c, dataDir);
   try {
+    if (c.mode === 'native') token.assertNativeSlhDsa(); // before anything else: the clearest refusal
     const authority = stateAuthority(token, c);
     if (!token.hasSecretKey(authority.key)) {
       throw new FedError('SIGNER_TOKEN_KEY_MISSING', `${token.describe()} has no state HMAC key labelled "${authority.key}" (made by keygen --backend pkcs11 or import-key)`, { token: token.label, label: authority.key });
     }
     const store = (f: string) => authenticatedStore(f, authority);
     if (c.mode === 'native') {
-      token.assertNativeSlhDsa();
       const paramSet = conf.crypto.param_set as ParamSet;
       const publicKey = token.slhDsaPublicKey(c.key_label);
       const sigBytes = paramSpec(paramSet).signatureBytes;
