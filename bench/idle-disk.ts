@@ -1,0 +1,103 @@
+// What an idle member writes to disk (`npm run bench -- idle-disk [--members 4] [--minutes 10]
+// [--heartbeat 10s] [--baseline-minutes 3]`): the same devnet made twice in one run — first as before
+// (idle_heartbeat 0: a block every view), then with idle views (a block per heartbeat) — and, over
+// a window with no transactions at all, each member's growth per minute: its block store (LMDB),
+// its signer's state and journal, its logs, and its share of the BTCFED_BLOCKS JetStream stream
+// (the bytes of its block.committed events). Printed, never asserted.
+
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { call } from '#libs/rpc/index.ts';
+import { connectEvents, subject, BLOCKS_STREAM, BLOCK_COMMITTED_EVENT } from '#libs/events/index.ts';
+import { pino } from 'pino';
+import { consensusClient } from '../cli/client.ts';
+import { runDevnet } from '../cli/devnet.ts';
+import { initFederation } from '../cli/init.ts';
+import { printMachine, table } from './support.ts';
+
+const { values: f } = parseArgs({ options: {
+  members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, heartbeat: { type: 'string', default: '10s' },
+  'baseline-minutes': { type: 'string' }, quick: { type: 'boolean', default: false },
+} });
+const N = Number(f.members);
+const minutes = f.quick ? 0.5 : Number(f.minutes);
+const baselineMinutes = f.quick ? 0.5 : Number(f['baseline-minutes'] ?? f.minutes);
+const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const log = pino({ level: 'silent' });
+
+/** Bytes under `p` (allocated blocks, as du counts them). */
+async function du(p: string): Promise<number> {
+  const st = await fs.lstat(p).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.blocks * 512;
+  let sum = 0;
+  for (const e of await fs.readdir(p)) sum += await du(path.join(p, e));
+  return sum;
+}
+
+/**
+ * The size of this chain's latest block.committed event of `member` in the stream (other runs on
+ * this NATS publish under the same member names: the chain id tells ours).
+ */
+async function eventBytes(member: string, chainId: string): Promise<number> {
+  const conn = await connectEvents({ url: NATS, name: 'bench-idle-disk', log });
+  try {
+    const jsm = await jetstreamManager(conn.nc);
+    const m = await jsm.streams.getMessage(BLOCKS_STREAM, { last_by_subj: subject(member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
+    if (!m || BlockCommitted.decode(m.data).header?.chainId !== chainId) return NaN;
+    return m.data.length + m.subject.length + (m.header?.toString().length ?? 0);
+  } finally {
+    await conn.drain();
+  }
+}
+
+interface Sizes { store: number; signer: number; logs: number; height: number }
+async function sizes(dir: string, member: string): Promise<Sizes> {
+  const m = path.join(dir, member);
+  const c = consensusClient(m);
+  try {
+    const height = Number((await call(c.getStatus.bind(c), {}, { deadlineMs: 10_000 })).committedHeight);
+    return { store: await du(path.join(m, 'consensus')), signer: await du(path.join(m, 'signer')), logs: await du(path.join(m, 'logs')), height };
+  } finally {
+    c.close();
+  }
+}
+
+async function run(label: string, heartbeat: string | undefined, mins: number): Promise<string[]> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-idle-disk-'));
+  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
+  const chainId = `bench-idle-disk-${Date.now().toString(36)}`;
+  await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS,
+    ...(heartbeat ? { idleHeartbeat: heartbeat } : {}) });
+  const net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS, quiet: true });
+  try {
+    await new Promise((r) => setTimeout(r, 15_000)); // started, connected, first blocks
+    const before = await sizes(dir, 'm0');
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, mins * 60_000));
+    const after = await sizes(dir, 'm0');
+    const event = await eventBytes('m0', chainId);
+    const m = (Date.now() - t0) / 60_000;
+    const per = (k: keyof Sizes) => (after[k] - before[k]) / m;
+    const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+    // JetStream: one event per block (its size from this chain's latest), what retention then bounds.
+    const stream = per('height') * (Number.isNaN(event) ? 0 : event);
+    const total = per('store') + per('signer') + per('logs') + stream;
+    return [label, `${m.toFixed(1)} min`, `${per('height').toFixed(1)}`, kib(per('store')), kib(per('signer')), kib(per('logs')), Number.isNaN(event) ? 'n/a' : kib(stream), `${(total / 1024 / 1024).toFixed(2)} MiB`];
+  } finally {
+    await net.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+printMachine(`idle disk growth of one member (m0 of ${N}), per minute, no transactions`);
+const rows = [
+  await run('before: a block every view (idle_heartbeat 0)', undefined, baselineMinutes),
+  await run(`idle views, heartbeat ${f.heartbeat}`, f.heartbeat, minutes),
+];
+console.log(table(['federation', 'window', 'blocks/min', 'block store', 'signer', 'logs', 'JetStream', 'total/min'], rows));
+console.log('(JetStream: blocks a minute × the size of this chain\'s latest block.committed event of m0; logs at the devnet\'s info level)');
