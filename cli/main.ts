@@ -21,6 +21,7 @@ import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from '.
 import { checkCertificates, issueClientCert, parseWithin, renewCertificates } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
+import { homeOf, startCommand } from './start.ts';
 import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -61,7 +62,9 @@ const epochWalk = (fromKept: number, walked: number): string =>
   fromKept === 0 ? `checking ${changes(walked)}`
     : walked === 0 ? `the ${changes(fromKept)} kept in the trusted-epochs file`
       : `the ${changes(fromKept)} kept in the trusted-epochs file and checking ${walked} more`;
-const memberOpt = () => new Option('--member <dir>', 'the member dir (its conf.yaml and client certificate)').default('.devnet/m0');
+const memberOpt = () => new Option('--member <dir>', 'the member dir (its conf.yaml and client certificate); default: $BTCFED_HOME, else .devnet/m0');
+/** --home DIR: the member dir, for every command that takes --member and for start (CometBFT's --home / CMTHOME). */
+const homeOpt = () => new Option('--home <dir>', 'the member dir, as --member (default: $BTCFED_HOME, else .devnet/m0)');
 const consensusOpt = () => new Option('--consensus <host:port>', 'the consensus address to dial (default: services.consensus.listen of the member\'s conf.yaml)');
 const basePortOpt = () => new Option('--base-port <port>', 'first port of member 0; each member takes 10').argParser(nonNegativeInt).default(7100);
 const paramSetOpt = () => new Option('--param-set <set>', 'SLH-DSA parameter set').argParser(paramSetOf).default('slh-dsa-sha2-128f');
@@ -440,6 +443,20 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
       if (bad > 0) throw new Error(`${bad} of ${files.length} file(s) have problems`);
     });
 
+  startCommand(program, homeOpt);
+
+  // Every command that takes --member also takes --home (or BTCFED_HOME); .devnet/m0 only when none is given.
+  const withHome = (cmd: Command): void => {
+    if (cmd.options.some((o) => o.attributeName() === 'member')) {
+      cmd.addOption(homeOpt().conflicts('member'));
+      cmd.hook('preAction', (c) => {
+        const o = c.opts<{ member?: string; home?: string }>();
+        c.setOptionValue('member', o.member ?? homeOf(o.home));
+      });
+    }
+    cmd.commands.forEach(withHome);
+  };
+  withHome(program);
   return program;
 }
 
