@@ -51,6 +51,17 @@ test('another member giving the quiet view up makes us give it up at once', () =
   assert.equal(nv[0]!.request.view, 2);
 });
 
+test('one member\'s NEW-VIEW for a view far ahead does not end the quiet; f + 1 of them do', () => {
+  const k = new Kit(4);
+  const d = k.engine(0, idle);
+  d.step({ type: 'start' });
+  d.step({ type: 'timer-fired', view: 1 }); // idled
+  assert.equal(newViewSigns(d.message(k.newView(50, k.gqc, 3))).length, 0, 'a claim of view 50 alone: still quiet');
+  assert.equal(newViewSigns(d.step({ type: 'timer-fired', view: 1 })).length, 0, 'and the timer still re-arms');
+  const out = d.message(k.newView(40, k.gqc, 2));
+  assert.ok(newViewSigns(out).length >= 1, 'f + 1 members gave our view up: so do we');
+});
+
 test('a NEW-VIEW before our timer fired: the view is no longer quiet, the timer gives it up when it fires', () => {
   const k = new Kit(4);
   const d = k.engine(0, idle);

@@ -23,9 +23,16 @@
 import { toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
 
-/** Another validator has given up our current view (its NEW-VIEW for a later one). */
+/**
+ * Another validator has given up our current view: its NEW-VIEW for the next view — what a member
+ * whose timer ran out in this view sends — or f + 1 NEW-VIEWs for later views. One member's claim of
+ * a view far ahead proves nothing of ours (a Byzantine member's one message would keep every view
+ * from idling for good); its claims of the next view cost it a signature each, and at most bring
+ * back the view changes of a federation without idle views.
+ */
 export function othersGaveUp(core: EngineCore): boolean {
-  return core.claims.countAtLeast(core.view + 1) > 0;
+  const next = core.claims.countAtLeast(core.view + 1);
+  return next - core.claims.countAtLeast(core.view + 2) > 0 || next >= core.f + 1;
 }
 
 /** Nothing prepared above the committed tip: the highest prepared block is committed. */
