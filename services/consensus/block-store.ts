@@ -206,7 +206,10 @@ export class BlockStore {
     return Number(this.#meta.get('published') ?? 0);
   }
   setPublishedMark(height: number): void {
-    void this.#meta.put('published', String(height));
+    // Best effort: a lost mark costs a re-publish that JetStream de-duplicates (or a closing store).
+    try {
+      this.#meta.put('published', String(height)).catch(() => {});
+    } catch { /* the store is closed: the mark stays where it was */ }
   }
 
   committedHeight(): number {
