@@ -72,7 +72,7 @@ const natsOpt = () => new Option('--nats <url>', 'NATS server URL').default('nat
 /** Idle views: 0 or absent, a block every view; else blocks only for work, and a heartbeat this long after the last. */
 const idleHeartbeat = (v: string): string => {
   const ms = durationMs(v);
-  if (ms > 0 && ms < 1000) throw new InvalidArgumentError('must be 0 (a block every view) or at least 1s');
+  if (ms > 0 && (ms < 1000 || ms > 30_000)) throw new InvalidArgumentError('must be 0 (a block every view) or 1s to 30s');
   return v;
 };
 const idleHeartbeatOpt = () => new Option('--idle-heartbeat <duration>', 'idle views: blocks only when there are transactions, and one this long after the last commit (0: a block every view)').argParser(idleHeartbeat);

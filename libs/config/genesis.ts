@@ -73,7 +73,7 @@ export const genesisSchema = z.strictObject({
   idle_heartbeat: z.string().superRefine((v, ctx) => {
     const d = parseDuration(v);
     if (!d.ok) ctx.addIssue({ code: 'custom', message: d.reason });
-    else if (d.value > 0 && d.value < 1000) ctx.addIssue({ code: 'custom', message: 'must be 0 (a block every view) or at least 1s' });
+    else if (d.value > 0 && (d.value < 1000 || d.value > 30_000)) ctx.addIssue({ code: 'custom', message: 'must be 0 (a block every view) or 1s to 30s' });
   }).optional(),
   /** Every member's card, in validator order: validator i is members[i]. */
   members: z.array(memberCardSchema).min(1, 'needs at least one member'),

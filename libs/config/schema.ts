@@ -242,6 +242,7 @@ export const confSchema = z.strictObject({
      * when there is something to order (transactions, a reconfiguration), or this long after the
      * last commit (a heartbeat: monitoring and followers see the federation live); an idle
      * federation then writes a block per heartbeat instead of one every view. Same on every member.
+     * At most 30s: monitoring takes a minute without a block for a stall (BtcfedNoCommit).
      */
     idle_heartbeat: duration('0s'),
     /**
@@ -273,8 +274,8 @@ export const confSchema = z.strictObject({
   if (isNum(c.blocks_stream_max_age) && c.blocks_stream_max_age > 0 && c.blocks_stream_max_age < 10 * 60_000) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'blocks_stream_max_age'], message: 'must be 0 (keep every event) or at least 10m (the stream\'s de-duplication window)' });
   }
-  if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && c.idle_heartbeat < 1000) {
-    ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or at least 1s' });
+  if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && (c.idle_heartbeat < 1000 || c.idle_heartbeat > 30_000)) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or 1s to 30s (BtcfedNoCommit fires after a minute without a block)' });
   }
   if (isNum(c.max_timeout) && isNum(c.base_timeout) && c.max_timeout < c.base_timeout) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_timeout'], message: 'must not be below consensus.base_timeout' });

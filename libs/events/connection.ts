@@ -32,6 +32,15 @@ export interface EventsConnection {
   closed(): Promise<void | Error>;
 }
 
+/** 1 while connected, 0 while not (nats_connected_state{connection}): what BtcfedNatsDown reads. */
+function connectedOf(status: Status): 0 | 1 | undefined {
+  switch (status.type) {
+    case 'disconnect': case 'close': return 0;
+    case 'reconnect': return 1;
+    default: return undefined;
+  }
+}
+
 function logStatus(log: Logger, status: Status): void {
   switch (status.type) {
     case 'disconnect':
@@ -92,8 +101,14 @@ export async function connectEvents(opts: ConnectEventsOptions): Promise<EventsC
       { url: opts.url }, { cause: err });
   }
   log.info({ server: nc.getServer(), name: opts.name }, 'nats connected');
+  const connected = metrics.gauge('nats_connected_state', 'NATS connection of this service: 1 connected, 0 disconnected (reconnecting) or closed', ['connection']);
+  connected.set({ connection: opts.name }, 1);
   const statusLoop = (async () => {
-    for await (const status of nc.status()) logStatus(log, status);
+    for await (const status of nc.status()) {
+      logStatus(log, status);
+      const state = connectedOf(status);
+      if (state !== undefined) connected.set({ connection: opts.name }, state);
+    }
   })().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'nats status loop ended'));
   let draining: Promise<void> | undefined;
   const loops = new Set<Promise<void>>();

@@ -9,6 +9,7 @@
 //     [--nats URL] [--no-nats]
 
 import path from 'node:path';
+import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, paramSpec } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
@@ -278,6 +279,21 @@ async function main(): Promise<void> {
       });
     }, 2000);
     poll.unref();
+    // Disk: the block store's size, the free space of its file system, and BTCFED_BLOCKS's size against
+    // its limit (BtcfedDiskFilling, BtcfedBlocksStreamNearLimit), every 30 s.
+    const storeBytes = metrics.gauge('consensus_store_bytes', 'Size of this member\'s block store (LMDB data file)');
+    const freeBytes = metrics.gauge('consensus_data_free_bytes', 'Free bytes of the file system holding the block store, for an unprivileged user');
+    const streamBytes = metrics.gauge('consensus_blocks_stream_bytes', 'Bytes held by the BTCFED_BLOCKS JetStream stream (every member on this NATS)');
+    const streamLimit = metrics.gauge('consensus_blocks_stream_limit_bytes', 'BTCFED_BLOCKS\'s max_bytes (-1: no limit)');
+    const storeDir = path.join(dataDir, 'consensus');
+    const sampleDisk = () => {
+      void fs.stat(path.join(storeDir, 'data.mdb')).then((s) => storeBytes.set(s.size), () => {});
+      void fs.statfs(storeDir).then((s) => freeBytes.set(s.bavail * s.bsize), () => {});
+      void publisher?.streamSize().then((s) => { if (s) { streamBytes.set(s.bytes); streamLimit.set(s.maxBytes); } });
+    };
+    sampleDisk();
+    const diskPoll = setInterval(sampleDisk, 30_000);
+    diskPoll.unref();
 
     const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next }) => {
       const t = next.consensus;
@@ -290,7 +306,7 @@ async function main(): Promise<void> {
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
-    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(readiness); } });
+    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(readiness); clearInterval(diskPoll); } });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });

@@ -100,6 +100,16 @@ export class ConsensusPublisher {
   /** The highest height of this member known to be in the stream. */
   get published(): number { return this.#published; }
 
+  /** BTCFED_BLOCKS's size and byte limit (-1: none), for the metrics; undefined when NATS does not answer. */
+  async streamSize(): Promise<{ bytes: number; maxBytes: number } | undefined> {
+    try {
+      const info = await this.#jsm.streams.info(blocksStreamSpec().name);
+      return { bytes: info.state.bytes, maxBytes: info.config.max_bytes };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The stream's last block of this member counts only if it is this chain's block at that height. */
   static #mark(last: BlockCommitted, source: CommittedSource, log: Logger): number {
     const ours = source.blockAtHeight(last.height);
