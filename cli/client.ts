@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseConfText } from '#libs/config/index.ts';
 import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
-import { call, createClient } from '#libs/rpc/index.ts';
+import { call, createClient, errorCodeOf } from '#libs/rpc/index.ts';
 import { memberSecurity } from '#libs/service/index.ts';
 import { AdminServiceClient, ConsensusServiceClient, TxStatus, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
@@ -69,6 +69,8 @@ export async function status(client: ConsensusServiceClient, address: string, ti
     s = await call(client.getStatus.bind(client), {}, { waitForReady: true, deadlineMs: timeoutMs });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
+    // A TLS mismatch (wrong CA, certificate refused, name not in it) is said as such, at once.
+    if (errorCodeOf(err)?.startsWith('RPC_TLS_')) throw err;
     if (code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.UNAVAILABLE) {
       throw new FedError('CONSENSUS_UNREACHABLE', `no answer from the consensus service at ${address} within ${timeoutMs} ms: is it running `
         + '(btcfed devnet, or systemctl status btcfed-consensus@<member>), is that its services.consensus.listen, and does this member dir hold the client certificate its CA signed?',

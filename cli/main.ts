@@ -367,10 +367,10 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .requiredOption('--member-name <name>', 'the member whose CA signs it')
     .requiredOption('--ca-dir <dir>', 'that member\'s CA dir (e.g. DIR/ca/m0)')
     .requiredOption('--out <dir>', 'where the certificate and key go')
-    .option('--member <dir>', 'the member dir: its tls/ca.pem must be the CA in --ca-dir')
-    .action(async (o: { client: string; memberName: string; caDir: string; out: string; member?: string }) => {
+    .option('--member-dir <dir>', 'the member dir: its tls/ca.pem must be the CA in --ca-dir')
+    .action(async (o: { client: string; memberName: string; caDir: string; out: string; memberDir?: string }) => {
       const made = await issueClientCert({ member: o.memberName, caDir: path.resolve(o.caDir), app: o.client, out: path.resolve(o.out),
-        ...(o.member ? { memberDir: path.resolve(o.member) } : {}) });
+        ...(o.memberDir ? { memberDir: path.resolve(o.memberDir) } : {}) });
       console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
     });
   cert.command('check')

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { reissueCertificate } from '#libs/rpc/certs.ts';
 import { certificateFingerprint } from '#libs/rpc/index.ts';
+import { startService } from './support/process.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const btcfed = (cwd: string, ...args: string[]) =>
@@ -41,14 +42,14 @@ test('cert issue refuses another member\'s CA (CERT_CA_MISMATCH): by its name, a
   fs.mkdirSync(at('fake-ca'));
   fs.copyFileSync(at('fed/ca/m1/ca.pem'), at('fake-ca/ca.pem'));
   fs.copyFileSync(at('fed/ca/m1/ca-key.pem'), at('fake-ca/ca-key.pem'));
-  const byPrint = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm1', '--ca-dir', 'fake-ca', '--member', 'fed/m0', '--out', 'apps');
+  const byPrint = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm1', '--ca-dir', 'fake-ca', '--member-dir', 'fed/m0', '--out', 'apps');
   assert.equal(byPrint.status, 1);
   assert.match(byPrint.stderr, /not member m1's|is not the CA member m1's services trust/);
-  const fp = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm0', '--ca-dir', 'fed/ca/m0', '--member', 'fed/m1', '--out', 'apps');
+  const fp = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm0', '--ca-dir', 'fed/ca/m0', '--member-dir', 'fed/m1', '--out', 'apps');
   assert.equal(fp.status, 1);
   assert.match(fp.stderr, /fed\/ca\/m0\/ca.pem \(sha256 [0-9a-f]{16}…\) is not the CA member m0's services trust, \S+fed\/m1\/tls\/ca.pem .*\(CERT_CA_MISMATCH\)/);
 
-  const ok = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm0', '--ca-dir', 'fed/ca/m0', '--member', 'fed/m0', '--out', 'apps');
+  const ok = btcfed(dir, 'cert', 'issue', '--client', 'pay', '--member-name', 'm0', '--ca-dir', 'fed/ca/m0', '--member-dir', 'fed/m0', '--out', 'apps');
   assert.equal(ok.status, 0, ok.stderr);
   assert.ok(x509('apps/m0-client-pay.pem').checkIssued(x509('fed/m0/tls/ca.pem')));
 });
@@ -130,4 +131,28 @@ test('cert renew with another member\'s CA refuses before writing anything (CERT
   const check = btcfed(dir, 'cert', 'check', '--dir', 'fed/m1');
   assert.equal(check.status, 1);
   assert.match(check.stdout, /^CA\? +store .*not issued by the member's CA/m);
+});
+
+test('btcfed status with another member\'s certificates says which TLS check failed, at once, with a code (no 5 s "no answer")', { timeout: 60_000 }, async () => {
+  // m0's store: a real gRPC server with m0's certificate, trusting m0's CA only.
+  const store = startService('services/store/main.ts', ['--data-dir', at('fed/m0'), '--listen', '127.0.0.1:0', '--no-nats']);
+  try {
+    const port = (await store.waitFor((l) => l.msg === 'store ready', 30_000)).grpcPort as number;
+    const dial = ['--consensus', `127.0.0.1:${port}`, '--timeout', '5s'];
+    const timed = (...args: string[]) => { const t0 = Date.now(); const r = btcfed(dir, ...args); return { ...r, ms: Date.now() - t0 }; };
+
+    // m1's files: its CA did not sign m0's server certificate.
+    const untrusted = timed('status', '--member', 'fed/m1', ...dial);
+    assert.equal(untrusted.status, 1);
+    assert.match(untrusted.stderr, new RegExp(`^btcfed: the server at 127\\.0\\.0\\.1:${port} presents a certificate \\(CN=m0-store, O=btcfed, issued by CN=btcfed m0 CA, O=btcfed\\) not signed by the CA this client trusts \\(\\S+fed/m1/tls/ca.pem.* \\(RPC_TLS_SERVER_UNTRUSTED\\)\\n$`));
+    // Trusting m0's CA but presenting m1's client certificate: m0's server refuses it.
+    fs.cpSync(at('fed/m1'), at('mixed'), { recursive: true });
+    fs.copyFileSync(at('fed/m0/tls/ca.pem'), at('mixed/tls/ca.pem'));
+    const rejected = timed('status', '--member', 'mixed', ...dial);
+    assert.equal(rejected.status, 1);
+    assert.match(rejected.stderr, /^btcfed: the server at \S+ rejected our client certificate \S+mixed\/tls\/client.pem .* \(RPC_TLS_CLIENT_REJECTED\)\n$/);
+    for (const r of [untrusted, rejected]) assert.ok(r.ms < 4000, `${r.ms} ms: well before the 5 s timeout (the CLI's own start included)`);
+  } finally {
+    await store.stop();
+  }
 });

@@ -6,6 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { dialTarget } from './address.ts';
 import { channelCredentials, type ClientSecurity } from './credentials.ts';
+import { ERROR_CODE_TRAILER } from './status.ts';
+import { probeTls } from './tls-probe.ts';
 
 export interface RpcClientOptions {
   security: ClientSecurity;
@@ -25,11 +27,86 @@ export type ClientConstructor<C extends grpc.Client> =
  */
 export const RECONNECT_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 } as const;
 
+/** What each client made by createClient dials and with which files, for naming a TLS failure. */
+interface Dialled {
+  security: ClientSecurity;
+  target: string;
+  /** The latest probe's answer, shared by every call waiting on this channel. */
+  probe?: { at: number; result: Promise<FedError | undefined> };
+  channel?: grpc.Channel;
+}
+const DIALLED = new WeakMap<grpc.Client, Dialled>();
+/** A probe's answer is reused this long (a channel retrying every second does not probe every time). */
+const PROBE_REUSE_MS = 2_000;
+
+function probeOf(d: Dialled): Promise<FedError | undefined> {
+  if (!d.probe || Date.now() - d.probe.at > PROBE_REUSE_MS) d.probe = { at: Date.now(), result: probeTls(d.security, d.target).catch(() => undefined) };
+  return d.probe.result;
+}
+
+/**
+ * Calls `onTls` with the TLS mismatch that keeps `channel` from connecting, as soon as a connection
+ * attempt fails and the probe names it; stops at `end` or when `stopped()`.
+ */
+function watchForTls(d: Dialled, channel: grpc.Channel, end: number, stopped: () => boolean, onTls: (err: FedError) => void): void {
+  const watch = (state: grpc.connectivityState): void => {
+    if (stopped() || Date.now() >= end) return;
+    if (state === grpc.connectivityState.TRANSIENT_FAILURE) {
+      void probeOf(d).then((err) => { if (err && !stopped()) onTls(err); });
+    }
+    if (state === grpc.connectivityState.READY) return;
+    channel.watchConnectivityState(state, end, (err) => { if (!err) watch(channel.getConnectivityState(false)); });
+  };
+  watch(channel.getConnectivityState(false));
+}
+
+/**
+ * A call that waits on a channel which cannot connect because of TLS ends at once with UNAVAILABLE,
+ * the mismatch in its details and its code in the btcfed-error-code trailer (errorCodeOf), instead of
+ * at its deadline with "no connection".
+ */
+function tlsInterceptor(d: Dialled): grpc.Interceptor {
+  return (options, nextCall) => {
+    let tlsErr: FedError | undefined;
+    let ended = false;
+    const end = options.deadline instanceof Date ? options.deadline.getTime() : typeof options.deadline === 'number' ? options.deadline : Date.now() + DEFAULT_DEADLINE_MS;
+    const call: grpc.InterceptingCall = new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        next(metadata, {
+          onReceiveStatus(status, nextStatus) {
+            ended = true;
+            if (tlsErr && status.code !== grpc.status.OK) {
+              const trailer = status.metadata.clone();
+              trailer.set(ERROR_CODE_TRAILER, tlsErr.code);
+              nextStatus({ ...status, code: grpc.status.UNAVAILABLE, details: tlsErr.message, metadata: trailer });
+              return;
+            }
+            nextStatus(status);
+          },
+        });
+        if (d.channel) {
+          watchForTls(d, d.channel, end, () => ended, (err) => {
+            tlsErr = err;
+            call.cancelWithStatus(grpc.status.UNAVAILABLE, err.message);
+          });
+        }
+      },
+    });
+    return call;
+  };
+}
+
 /** A client of the server at `address`; a wildcard listen address (0.0.0.0:P) is dialled on loopback (dialTarget). */
 export function createClient<C extends grpc.Client>(Ctor: ClientConstructor<C>, address: string, opts: RpcClientOptions): C {
   const target = dialTarget(address);
   const { credentials, options } = channelCredentials(opts.security, target);
-  return new Ctor(target, credentials, { ...RECONNECT_OPTIONS, ...options, ...opts.grpcOptions });
+  const d: Dialled = { security: opts.security, target };
+  const tlsAware = opts.security.mode !== 'insecure';
+  const interceptors = [...(tlsAware ? [tlsInterceptor(d)] : []), ...(opts.grpcOptions?.interceptors ?? [])];
+  const client = new Ctor(target, credentials, { ...RECONNECT_OPTIONS, ...options, ...opts.grpcOptions, interceptors });
+  d.channel = client.getChannel() as grpc.Channel;
+  if (tlsAware) DIALLED.set(client, d);
+  return client;
 }
 
 /** A deadline `ms` from now, for CallOptions.deadline and waitForReady. */
@@ -37,14 +114,27 @@ export function deadline(ms: number): Date {
   return new Date(Date.now() + ms);
 }
 
-/** Resolves once the channel is connected; FedError('RPC_NOT_READY') after `ms`. */
+/**
+ * Resolves once the channel is connected; FedError('RPC_NOT_READY') after `ms`, or as soon as a
+ * TLS mismatch keeps it from connecting, that FedError (RPC_TLS_*, tls-probe.ts).
+ */
 export function waitForReady(client: grpc.Client, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    let done = false;
     client.waitForReady(deadline(ms), (err) => {
+      if (done) return;
+      done = true;
       if (!err) return resolve();
       reject(new FedError('RPC_NOT_READY', `gRPC server at ${client.getChannel().getTarget()} not ready within ${ms} ms: ${errorMessage(err)}`,
         { target: client.getChannel().getTarget(), ms }, { cause: err }));
     });
+    const d = DIALLED.get(client);
+    if (d && !done) {
+      watchForTls(d, client.getChannel() as grpc.Channel, Date.now() + ms, () => done, (err) => {
+        done = true;
+        reject(err);
+      });
+    }
   });
 }
 

@@ -1,0 +1,87 @@
+// A TLS mismatch surfaces at once as an error naming what did not match, over real grpc-js on
+// 127.0.0.1 with certificates from the project's own cert code: a server certificate another CA
+// signed (RPC_TLS_SERVER_UNTRUSTED), a client certificate the server's CA did not sign
+// (RPC_TLS_CLIENT_REJECTED), a server certificate that does not name the host dialled
+// (RPC_TLS_NAME_MISMATCH) — for calls waiting on the channel and for waitForReady, well before
+// their 5 s deadline. A server that is simply not there is still "not ready", not a TLS error.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { isFedError } from '#libs/errors/index.ts';
+import { call, createClient, createServer, errorCodeOf, waitForReady, type ClientSecurity, type RpcServer } from './index.ts';
+import { EchoClient, EchoService, echoImpl, echoRequest, silentLog, writeTestPki, type TestPki } from './testdata/echo.ts';
+
+let pki: TestPki;
+let server: RpcServer;
+let address: string;
+before(async () => {
+  pki = await writeTestPki();
+  server = createServer({ security: { mode: 'mtls', certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caFile }, log: silentLog });
+  server.addService(EchoService, echoImpl());
+  address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
+});
+after(async () => {
+  await server.shutdown({ graceMs: 100 });
+  pki.cleanup();
+});
+
+/** A call that waits for the channel (as the CLI's do), 5 s deadline: its error, and how long it took. */
+async function failingCall(security: ClientSecurity, to = address): Promise<{ err: grpc.ServiceError; ms: number }> {
+  const client = createClient(EchoClient, to, { security });
+  const t0 = Date.now();
+  try {
+    await call(client.say.bind(client), echoRequest({ text: 'x' }), { deadlineMs: 5000, waitForReady: true });
+    assert.fail('the call succeeded');
+  } catch (err) {
+    return { err: err as grpc.ServiceError, ms: Date.now() - t0 };
+  } finally {
+    client.close();
+  }
+}
+
+const right = (): Extract<ClientSecurity, { mode: 'mtls' }> => ({ mode: 'mtls', caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey });
+
+test('the right files still connect', { timeout: 15_000 }, async () => {
+  const client = createClient(EchoClient, address, { security: right() });
+  try {
+    await waitForReady(client, 5000);
+    const res = await call(client.say.bind(client), echoRequest({ text: 'hi' }), { deadlineMs: 3000 });
+    assert.match(res.peerSubject, /CN=echo-client/);
+  } finally {
+    client.close();
+  }
+});
+
+test('a server certificate another CA signed: RPC_TLS_SERVER_UNTRUSTED at once, naming both', { timeout: 15_000 }, async () => {
+  const { err, ms } = await failingCall({ ...right(), caFile: pki.otherCaFile });
+  assert.equal(err.code, grpc.status.UNAVAILABLE);
+  assert.equal(errorCodeOf(err), 'RPC_TLS_SERVER_UNTRUSTED');
+  assert.match(err.details, new RegExp(`the server at ${address} presents a certificate \\(CN=echo-server, O=btcfed, issued by CN=test CA, O=btcfed\\) not signed by the CA this client trusts \\(${pki.otherCaFile}`));
+  assert.ok(ms < 2500, `${ms} ms: not the 5 s deadline`);
+});
+
+test('a client certificate the server\'s CA did not sign: RPC_TLS_CLIENT_REJECTED at once', { timeout: 15_000 }, async () => {
+  const { err, ms } = await failingCall({ ...right(), certFile: pki.otherClientCert, keyFile: pki.otherClientKey });
+  assert.equal(errorCodeOf(err), 'RPC_TLS_CLIENT_REJECTED', err.details);
+  assert.match(err.details, new RegExp(`the server at ${address} rejected our client certificate ${pki.otherClientCert} \\(.*\\): the server trusts another CA`));
+  assert.ok(ms < 2500, `${ms} ms`);
+});
+
+test('a server certificate that does not name the host dialled: RPC_TLS_NAME_MISMATCH at once', { timeout: 15_000 }, async () => {
+  const { err, ms } = await failingCall({ ...right(), serverName: 'signer.other.example' });
+  assert.equal(errorCodeOf(err), 'RPC_TLS_NAME_MISMATCH', err.details);
+  assert.match(err.details, /does not name signer\.other\.example, the host dialled \(it names DNS:localhost, IP Address:127\.0\.0\.1/);
+  assert.ok(ms < 2500, `${ms} ms`);
+});
+
+test('waitForReady rejects with the TLS error at once; a server that is not there is still RPC_NOT_READY', { timeout: 15_000 }, async () => {
+  const client = createClient(EchoClient, address, { security: { ...right(), caFile: pki.otherCaFile } });
+  const t0 = Date.now();
+  await assert.rejects(waitForReady(client, 5000), (err) => isFedError(err, 'RPC_TLS_SERVER_UNTRUSTED'));
+  assert.ok(Date.now() - t0 < 2500);
+  client.close();
+  const nobody = createClient(EchoClient, '127.0.0.1:1', { security: right() });
+  await assert.rejects(waitForReady(nobody, 800), (err) => isFedError(err, 'RPC_NOT_READY'));
+  nobody.close();
+});
