@@ -159,6 +159,14 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       assert.match(await fs.readFile(path.join(m(2), 'logs', 'consensus.log'), 'utf8'), /epoch started without this member/);
       // Epoch 1 commits with its four members.
       await commitSome('epoch1', [0, 1, 3, 4]);
+      // The removed m2 still takes a client's transaction (as an observer does) and hands it on to
+      // the set's leaders: acknowledged, so it must be committed.
+      const handedOn = new TextEncoder().encode(`after-removal-${randomBytes(4).toString('hex')}`);
+      await call(clients[2]!.submitTransaction.bind(clients[2]!), { tx: handedOn });
+      await until('the removed member\'s transaction committed by the set', async () => {
+        const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(handedOn), withProof: false });
+        return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
+      }, 60_000);
     } catch (err) {
       failed = true;
       throw err;
