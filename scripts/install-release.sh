@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs a packed release (npm pack's btcfed-X.Y.Z.tgz) into a prefix, without dev dependencies:
 #
-#   sudo bash install-release.sh btcfed-0.2.0.tgz [/opt/btcfed]
+#   sudo bash install-release.sh [--signer] btcfed-0.2.0.tgz [/opt/btcfed]
+#
+# --signer: a signer host's install, without the packages only the member's other services load
+# (the tarball's signer-omit.txt, found at pack time: libp2p and its transports, LMDB); the signer
+# and btcfed run from it, the store, gateway and consensus do not.
 #
 # Layout (docs/deployment.md):
 #   PREFIX/releases/X.Y.Z/   the release, with its node_modules (Node 24 in node_modules/node)
@@ -14,7 +18,9 @@
 # units. Going back: ln -sfn releases/OLD PREFIX/current.tmp && mv -T PREFIX/current.tmp PREFIX/current.
 # Needs npm, and the npm registry or a cache holding the dependencies (--prefer-offline).
 set -euo pipefail
-tarball=${1:?usage: install-release.sh TARBALL [PREFIX]}
+signer=no
+if [ "${1:-}" = --signer ]; then signer=yes; shift; fi
+tarball=${1:?usage: install-release.sh [--signer] TARBALL [PREFIX]}
 prefix=${2:-/opt/btcfed}
 [ -f "$tarball" ] || { echo "install-release: $tarball: no such file" >&2; exit 1; }
 tarball=$(readlink -f "$tarball")
@@ -27,10 +33,18 @@ rm -rf "$stage"; mkdir -p "$stage"
 trap 'rm -rf "$stage"' EXIT
 tar -xzf "$tarball" -C "$stage" --strip-components=1 --no-same-owner
 [ -f "$stage/npm-shrinkwrap.json" ] || { echo "install-release: $tarball carries no npm-shrinkwrap.json (pack it with npm pack from a checkout)" >&2; exit 1; }
-(cd "$stage" && npm ci --omit=dev --prefer-offline --no-audit --no-fund)
+if [ "$signer" = yes ]; then
+  [ -f "$stage/signer-omit.txt" ] || { echo "install-release: $tarball carries no signer-omit.txt (pack it with npm pack from a checkout)" >&2; exit 1; }
+  # Without those dependencies: npm install keeps the shrinkwrap's versions of everything else.
+  while read -r dep; do [ -n "$dep" ] && (cd "$stage" && npm pkg delete "dependencies.$dep"); done < "$stage/signer-omit.txt"
+  (cd "$stage" && npm install --omit=dev --prefer-offline --no-audit --no-fund)
+  "$stage/node_modules/node/bin/node" "$stage/services/signer/main.ts" --version >/dev/null
+else
+  (cd "$stage" && npm ci --omit=dev --prefer-offline --no-audit --no-fund)
+fi
 "$stage/bin/btcfed" --version >/dev/null
 rm -rf "$prefix/releases/$version"
 mv "$stage" "$prefix/releases/$version"
 ln -sfn "releases/$version" "$prefix/current.tmp"
 mv -T "$prefix/current.tmp" "$prefix/current"
-echo "installed $("$prefix/current/bin/btcfed" --version) in $prefix/releases/$version; $prefix/current points to it"
+echo "installed $("$prefix/current/bin/btcfed" --version)$([ "$signer" = yes ] && echo " for a signer host") in $prefix/releases/$version; $prefix/current points to it"
