@@ -35,5 +35,5 @@ export function genesisQC(genesis: Block): QuorumCert {
 export const rootQC = genesisQC;
 
 export function isGenesisQC(qc: QuorumCert, genesisHash: Hash): boolean {
-  return qc.view === 0 && qc.signers.length === 0 && bytesEqual(qc.blockHash, genesisHash);
+  return qc.view === 0 && qc.signers.length === 0 && qc.signatures.length === 0 && bytesEqual(qc.blockHash, genesisHash);
 }

@@ -32,6 +32,6 @@ export type {
 } from './types.ts';
 export { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
 export { genesisBlock, genesisHeader, genesisQC, isGenesisQC } from './genesis.ts';
-export { QcVerifier, isQcRef, qcKey, qcRef } from './qc.ts';
+export { QcVerifier, isQcRef, qcKey, qcRef, qcStructureError } from './qc.ts';
 export { viewTimeoutMs } from './pacemaker.ts';
 export { bytesEqual, toHex } from './bytes.ts';

@@ -29,6 +29,26 @@ export function isQcRef(qc: QuorumCert): boolean {
   return qc.signers.length === 0 && qc.signatures.length === 0 && qc.view > 0;
 }
 
+/**
+ * What makes a QC well-formed for a set of `n` validators with quorum `quorum`, before any signature
+ * is looked at: a phase, a positive view (only genesis has view 0), a 32-byte block hash, a quorum of
+ * strictly increasing (so distinct) validator indices, one signature each. The one structure check:
+ * the engine (QcVerifier), the consensus service's verifier, the signer and the light client use it.
+ */
+export function qcStructureError(qc: QuorumCert, n: number, quorum: number): string | null {
+  if (qc.phase !== Phase.PREPARE && qc.phase !== Phase.PRE_COMMIT && qc.phase !== Phase.COMMIT) return 'bad phase';
+  if (!Number.isSafeInteger(qc.view) || qc.view < 1) return `view ${qc.view} is not a positive integer (only genesis has view 0)`;
+  if (!(qc.blockHash instanceof Uint8Array) || qc.blockHash.length !== 32) return 'block hash is not 32 bytes';
+  if (qc.signers.length < quorum) return `${qc.signers.length} signers < quorum ${quorum} of ${n}`;
+  if (qc.signatures.length !== qc.signers.length) return 'signers/signatures length mismatch';
+  let prev = -1;
+  for (const s of qc.signers) {
+    if (!Number.isInteger(s) || s <= prev || s >= n) return 'signers are not strictly increasing validator indices';
+    prev = s;
+  }
+  return null;
+}
+
 export class QcVerifier {
   readonly #n: number;
   readonly #quorum: number;
@@ -64,17 +84,7 @@ export class QcVerifier {
   }
 
   #structureError(qc: QuorumCert): string | null {
-    if (qc.phase !== Phase.PREPARE && qc.phase !== Phase.PRE_COMMIT && qc.phase !== Phase.COMMIT) return 'bad phase';
-    if (!Number.isSafeInteger(qc.view) || qc.view < 1) return 'bad view';
-    if (qc.blockHash.length !== 32) return 'bad block hash';
-    if (qc.signers.length < this.#quorum) return `${qc.signers.length} signers < quorum ${this.#quorum}`;
-    if (qc.signatures.length !== qc.signers.length) return 'signers/signatures length mismatch';
-    let prev = -1;
-    for (const s of qc.signers) {
-      if (!Number.isInteger(s) || s <= prev || s >= this.#n) return 'signers not strictly increasing validator indices';
-      prev = s;
-    }
-    return null;
+    return qcStructureError(qc, this.#n, this.#quorum);
   }
 
   #signatureError(qc: QuorumCert): string | null {

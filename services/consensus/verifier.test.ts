@@ -41,6 +41,17 @@ test('a QC with fewer signers than a quorum is refused before any signature is v
   assert.equal(calls(), 0);
 });
 
+test('a QC whose quorum repeats one signer (each signature valid) is refused before any signature is verified', async () => {
+  const { dsa, calls } = counting();
+  const one = await qc([4]);
+  const quorum = 15; // ⌈(21 + 6 + 1) / 2⌉
+  const repeated: QuorumCert = { ...one, signers: Array(quorum).fill(4), signatures: Array(quorum).fill(one.signatures[0]!) };
+  const r = await verifierWith(dsa).verifyQc(repeated);
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.match(r.what, /strictly increasing/);
+  assert.equal(calls(), 0, 'the shape fails first');
+});
+
 test('the first bad signature of a QC ends its check; the same forgery again costs nothing', async () => {
   const signers = Array.from({ length: 15 }, (_, i) => i); // quorum at N = 21
   const forged = await qc(signers, true);

@@ -8,7 +8,7 @@
 
 import { sha256, toHex, type SlhDsa } from '#libs/crypto/index.ts';
 import { availableParallelism } from 'node:os';
-import { isGenesisQC, isQcRef, quorumSize, type ConsensusMessage, type Hash, type QuorumCert, type SignedMessage, type SignRequest } from '#libs/hotstuff/index.ts';
+import { isGenesisQC, isQcRef, qcStructureError, quorumSize, type ConsensusMessage, type Hash, type QuorumCert, type SignedMessage, type SignRequest } from '#libs/hotstuff/index.ts';
 import { signingBytesOf, signingBytesOfRequest } from '#libs/wire/index.ts';
 
 const CACHE_LIMIT = 65_536;
@@ -66,9 +66,9 @@ export class SignatureVerifier {
     if (isGenesisQC(qc, this.#opts.genesisHash)) return { ok: true };
     const what = `qc(${qc.phase},${qc.view}) vote`;
     const n = this.#opts.publicKeys.length;
-    if (qc.signers.length < quorumSize(n) || qc.signers.length !== qc.signatures.length) {
-      return { ok: false, what: `${what}: ${qc.signers.length} signers for a quorum of ${quorumSize(n)}`, sender: -1 };
-    }
+    // Shape before any signature: a quorum of distinct signers of this set (one check, libs/hotstuff qc.ts).
+    const shape = qcStructureError(qc, n, quorumSize(n));
+    if (shape) return { ok: false, what: `${what}: ${shape}`, sender: -1 };
     const votes = qc.signers.map((sender, i) => ({
       type: 'vote' as const, epoch, phase: qc.phase, view: qc.view, blockHash: qc.blockHash, sender, signature: qc.signatures[i]!,
     }));

@@ -6,7 +6,7 @@
 // and never take a public key from anywhere but the configured set.
 
 import { voteSigningBytes, type SlhDsa } from '#libs/crypto/index.ts';
-import { Phase, bytesEqual, toHex, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { isGenesisQC, qcStructureError, toHex, type QuorumCert } from '#libs/hotstuff/index.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
 
 const CACHE_LIMIT = 256;
@@ -27,31 +27,17 @@ export interface QcChecker {
   structureError(qc: QuorumCert): string | null;
 }
 
-export function isGenesis(qc: QuorumCert, genesisHash: Uint8Array): boolean {
-  return qc.view === 0 && qc.signers.length === 0 && qc.signatures.length === 0 && bytesEqual(qc.blockHash, genesisHash);
-}
 
 export function createQcChecker(opts: QcCheckerOptions): QcChecker {
   const { n, quorum } = opts.validators;
   const publicKeys = opts.validators.publicKeys();
   const valid = new Set<string>();
 
-  const structureError = (qc: QuorumCert): string | null => {
-    if (qc.phase !== Phase.PREPARE && qc.phase !== Phase.PRE_COMMIT && qc.phase !== Phase.COMMIT) return 'bad phase';
-    if (!Number.isSafeInteger(qc.view) || qc.view < 1) return `view ${qc.view} is not a positive integer (only genesis has view 0)`;
-    if (!(qc.blockHash instanceof Uint8Array) || qc.blockHash.length !== 32) return 'block hash is not 32 bytes';
-    if (qc.signers.length < quorum) return `${qc.signers.length} signers < quorum ${quorum} of ${n}`;
-    if (qc.signatures.length !== qc.signers.length) return 'signers/signatures length mismatch';
-    let prev = -1;
-    for (const s of qc.signers) {
-      if (!Number.isInteger(s) || s <= prev || s >= n) return 'signers are not strictly increasing validator indices';
-      prev = s;
-    }
-    return null;
-  };
+  // The one structure check (libs/hotstuff qc.ts), against the signer's own set.
+  const structureError = (qc: QuorumCert): string | null => qcStructureError(qc, n, quorum);
 
   const check = async (qc: QuorumCert): Promise<string | null> => {
-    if (isGenesis(qc, opts.rootHash)) return null;
+    if (isGenesisQC(qc, opts.rootHash)) return null;
     const structural = structureError(qc);
     if (structural) return structural;
     const key = `${qc.phase}:${qc.view}:${toHex(qc.blockHash)}`;
