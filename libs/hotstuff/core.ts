@@ -164,6 +164,11 @@ export class EngineCore {
   workAvailable = false;
   /** Set by engine.ts: replays buffered proposals and lets a new leader propose. */
   onEnterView: (view: number) => void = () => {};
+  /**
+   * Set by engine.ts: a proposal that waited for its ancestors goes on (replica.ts considerProposal).
+   * Through here so sync.ts (which fetches them) does not import replica.ts, which imports it.
+   */
+  resumeProposal: (p: Proposal) => void = () => {};
   /** The safety state as last persisted (or restored): flush persists whenever it differs. */
   #persisted: SafetyState;
   #newBlocks: Block[] = [];

@@ -7,7 +7,7 @@ import { EngineCore } from './core.ts';
 import type { EngineAction, EngineConfig, EngineDeps, EngineEvent, PersistedRecord, SafetyState } from './events.ts';
 import { genesisBlock, genesisQC } from './genesis.ts';
 import { onPayloadReady, onProposalSigned, onVote, tryPropose } from './leader.ts';
-import { onProposal, onQcAnnounce } from './replica.ts';
+import { considerProposal, onProposal, onQcAnnounce } from './replica.ts';
 import { onBlocksFetched } from './sync.ts';
 import { giveUpIfSuspected, leaderMisbehaved, onNewView, onNewViewSigned, onTimer, wakeFromIdle } from './synchronizer.ts';
 import { Phase, type Block, type ConsensusMessage } from './types.ts';
@@ -99,6 +99,7 @@ class Engine implements HotStuffEngine {
       core.future.delete(view);
       if (buffered) for (const p of buffered) onProposal(core, p);
     };
+    core.resumeProposal = (p) => considerProposal(core, p);
   }
 
   get view(): number {

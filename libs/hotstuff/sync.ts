@@ -6,7 +6,6 @@
 
 import { bytesEqual, shortHex, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
-import { considerProposal } from './replica.ts';
 import { Phase, type Block, type Hash, type QuorumCert } from './types.ts';
 
 /**
@@ -203,7 +202,7 @@ function resume(core: EngineCore): void {
   const waiting = core.round.waiting;
   if (waiting && waiting.view === core.view) {
     core.round.waiting = null;
-    considerProposal(core, waiting);
+    core.resumeProposal(waiting);
   }
 }
 
