@@ -267,11 +267,8 @@ export class EngineCore {
 
   /** Record the intent to vote; false if this (view, phase) is not above the last vote. */
   claimVote(view: number, phase: Phase): boolean {
-    if (!voteAfter(this.safety.lastVoted, view, phase)) {
-      if (this.config.unsafeMutation !== 'double-vote') return false;
-    } else {
-      this.safety.lastVoted = { view, phase }; // persisted by the flush before the sign request
-    }
+    if (!voteAfter(this.safety.lastVoted, view, phase)) return false;
+    this.safety.lastVoted = { view, phase }; // persisted by the flush before the sign request
     return true;
   }
 

@@ -202,11 +202,6 @@ export interface EngineConfig {
    * Default: every leader proposes at once, a block every view.
    */
   waitForWork?: boolean;
-  /**
-   * TEST ONLY — deliberately breaks safety so the simulator can prove its checkers bite.
-   * 'no-lock' ignores lockedQC in safeNode; 'double-vote' votes again in a (view, phase).
-   */
-  unsafeMutation?: 'no-lock' | 'double-vote';
 }
 
 export interface EngineMetrics {

@@ -25,11 +25,9 @@ export function onProposal(core: EngineCore, p: Proposal): void {
   if (!core.deps.verify(p)) return refuseProposal(core, p, 'invalid_signature', `proposal view ${p.view}`);
   if (first) {
     core.out.push({ type: 'evidence', evidence: { sender: p.sender, view: p.view, kind: 'proposal', first, second: p } });
-    core.reject(p.sender, 'equivocation', `two proposals in view ${p.view}`);
-    if (core.config.unsafeMutation !== 'double-vote') return;
-  } else {
-    core.round.seenProposals.set(p.sender, p);
+    return core.reject(p.sender, 'equivocation', `two proposals in view ${p.view}`);
   }
+  core.round.seenProposals.set(p.sender, p);
   const checked = core.qcs.check(p.justify);
   if (!checked.ok) return refuseProposal(core, p, 'invalid_qc', `justify: ${checked.why}`);
   if (checked.qc.phase !== Phase.PREPARE) return refuseProposal(core, p, 'invalid_qc', 'justify is not a PREPARE QC');
@@ -94,7 +92,7 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
 /** safeNode: extends the locked block, or justified by a QC newer than the lock. */
 function safeNode(core: EngineCore, p: Proposal): boolean {
   const locked = core.safety.lockedQC;
-  if (p.justify.view > locked.view || core.config.unsafeMutation === 'no-lock') return true;
+  if (p.justify.view > locked.view) return true;
   const anc = core.tree.extendsBlock(p.block, locked.blockHash);
   switch (anc.result) {
     case 'yes':

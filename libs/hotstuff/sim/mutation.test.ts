@@ -1,5 +1,6 @@
-// Proof that the checkers can fail: with a deliberately broken engine (the test-only
-// `unsafeMutation` option) the campaigns find a safety violation within their budget.
+// Proof that the checkers can fail: with honest members deliberately broken at their network
+// edge (Scenario.mutation; the engine has no test switch) the campaigns find a safety violation
+// within their budget.
 //  - 'double-vote' (an honest member may vote twice in a view and phase): the Twins
 //    campaign finds two honest members committing different blocks.
 //  - 'no-lock' (safeNode ignores lockedQC): the chaos campaign, whose Byzantine forking

@@ -42,7 +42,12 @@ export interface Scenario {
   judgeLiveness?: boolean;
   maxTimeMs?: number;
   maxSteps?: number;
-  /** Applied to every honest engine: the mutation test. */
+  /**
+   * The mutation test, applied at the network edge of every honest member (the engine has no switch
+   * for it): 'double-vote' — it also votes for every proposal and QC it hears of; 'no-lock' — it
+   * also sends the PREPARE vote its engine refused because of its lock. The checkers still judge
+   * these members honest, so a violation they cause must be caught.
+   */
   mutation?: 'no-lock' | 'double-vote';
   /** Virtual cost of a signature and of building a payload. */
   signDelayMs?: number;

@@ -8,7 +8,7 @@ import { toHex } from '../bytes.ts';
 import type { EngineAction, EngineConfig, EngineEvent } from '../events.ts';
 import { genesisQC } from '../genesis.ts';
 import { quorumSize, roundRobinLeader } from '../quorum.ts';
-import type { ConsensusMessage, Hash } from '../types.ts';
+import { Phase, type ConsensusMessage, type Hash, type Proposal, type Vote } from '../types.ts';
 import { ForkingLeader, doubleVotes, equivocate } from './byzantine.ts';
 import { Checkers, type Violation } from './checkers.ts';
 import { boot, buildBlock, genesisFor, newMember, serveFetch, type Member } from './members.ts';
@@ -62,6 +62,24 @@ export interface SimResult {
 }
 
 const DEFAULT_LIVENESS = { commits: 2, views: 40 };
+
+/**
+ * The 'no-lock' mutant's test, outside the engine: the proposal is one safeNode refuses — its
+ * justify is no newer than the member's lock and its block does not extend the locked block (as far
+ * as the member's tree shows). The engine itself has no switch for it.
+ */
+function ignoresLock(m: Member, p: Proposal): boolean {
+  const engine = m.engine;
+  if (!engine) return false;
+  const locked = engine.safety.lockedQC;
+  if (p.justify.view > locked.view) return false;
+  const lockedHex = toHex(locked.blockHash);
+  for (let b = engine.block(toHex(p.block.header.parentHash)); b; b = engine.block(toHex(b.header.parentHash))) {
+    if (toHex(b.hash) === lockedHex) return false;
+    if (b.header.height === 0) break;
+  }
+  return true;
+}
 
 export function runScenario(s: Scenario, opts: SimOptions = {}): SimResult {
   return new Simulation(s, opts).run();
@@ -119,7 +137,6 @@ class Simulation {
       self: m.identity,
       timeouts: s.timeouts ?? DEFAULT_TIMEOUTS,
       ...(leaderOf ? { leaderOf } : {}),
-      ...(s.mutation && m.honest ? { unsafeMutation: s.mutation } : {}),
       ...(s.idle ? { waitForWork: true } : {}),
     }));
     for (const w of s.idle?.work ?? []) this.q.push({ at: w.atMs, k: 'work', to: w.instance });
@@ -185,7 +202,8 @@ class Simulation {
       case 'msg': {
         const m = this.members[ev.to]!;
         if (!m.engine) return;
-        if (m.byzantine === 'double-voter') this.sendDoubleVotes(m, ev.m);
+        if (m.byzantine === 'double-voter' || (m.honest && this.s.mutation === 'double-vote')) this.sendDoubleVotes(m, ev.m);
+        if (m.honest && this.s.mutation === 'no-lock' && ev.m.type === 'proposal' && ignoresLock(m, ev.m)) this.sendLockFreeVote(m, ev.m);
         const forker = this.forkers.get(m.id);
         if (forker) for (const a of forker.observe(ev.m)) this.deliverAll(m, this.others(m), a);
         return this.feed(m, { type: 'message', message: ev.m });
@@ -349,6 +367,13 @@ class Simulation {
 
   others(m: Member): number[] {
     return this.members.filter((x) => x !== m).map((x) => x.id);
+  }
+
+  /** The 'no-lock' mutant: the PREPARE vote its engine refused because of its lock, sent anyway. */
+  sendLockFreeVote(m: Member, p: Proposal): void {
+    const signature = this.scheme.sign(m.identity, { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: p.view, blockHash: p.block.hash });
+    const vote: Vote = { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: p.view, blockHash: p.block.hash, sender: m.identity, signature };
+    this.deliverAll(m, this.byIdentity[p.sender]!.filter((x) => x !== m).map((x) => x.id), vote);
   }
 
   sendDoubleVotes(m: Member, msg: ConsensusMessage): void {
