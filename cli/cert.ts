@@ -148,6 +148,17 @@ export function memberCertificates(dir: string): MemberCertificates {
   return { member, caFile, certs, confFiles };
 }
 
+/** Application certificates `cert issue` made (FILE.pem with FILE-key.pem beside it), as the member's client role. */
+export function appCertificates(files: readonly string[]): MemberCertificate[] {
+  return files.map((certFile) => {
+    const keyFile = certFile.replace(/\.pem$/, '-key.pem');
+    if (keyFile === certFile || !existsSync(certFile) || !existsSync(keyFile)) {
+      throw new FedError('CLI_INVALID', `--app-cert ${certFile}: a certificate NAME.pem from btcfed cert issue, with NAME-key.pem beside it`, { file: certFile });
+    }
+    return { role: 'client' as const, certFile, keyFile };
+  });
+}
+
 /** "30d", "12h", "90m": a window before expiry, in ms. */
 export function parseWithin(text: string): number {
   const days = /^(\d+(?:\.\d+)?)d$/.exec(text.trim());
@@ -169,11 +180,11 @@ export interface CertificateState {
 }
 
 /** `btcfed cert check`: each certificate of the dir, its expiry, and whether the member's CA issued it. */
-export async function checkCertificates(dir: string, now = new Date()): Promise<{ member: string; caFile: string; certs: CertificateState[] }> {
+export async function checkCertificates(dir: string, now = new Date(), appCerts: readonly string[] = []): Promise<{ member: string; caFile: string; certs: CertificateState[] }> {
   const m = memberCertificates(dir);
   const caPem = await fs.readFile(m.caFile, 'utf8');
   const certs: CertificateState[] = [];
-  for (const c of m.certs) {
+  for (const c of [...m.certs, ...appCertificates(appCerts)]) {
     const pem = await fs.readFile(c.certFile, 'utf8');
     const x = new X509Certificate(pem);
     const notAfter = new Date(x.validTo);
@@ -193,6 +204,8 @@ export interface RenewOptions {
   /** Default: as long as each old certificate was valid. */
   validDays?: number;
   now?: Date;
+  /** Application certificates from `cert issue` to renew too (NAME.pem, key NAME-key.pem). */
+  appCerts?: readonly string[];
 }
 
 export interface Renewed {
@@ -252,7 +265,7 @@ export async function renewCertificates(o: RenewOptions): Promise<RenewResult> {
   const ca = await readMemberCa(o.caDir, m.member, m.caFile);
   const now = o.now ?? new Date();
   const result: RenewResult = { member: m.member, renewed: [], kept: [] };
-  for (const c of m.certs) {
+  for (const c of [...m.certs, ...appCertificates(o.appCerts ?? [])]) {
     const old = { cert: await fs.readFile(c.certFile, 'utf8'), key: await fs.readFile(c.keyFile, 'utf8') };
     const x = new X509Certificate(old.cert);
     const was = new Date(x.validTo);

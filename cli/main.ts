@@ -377,9 +377,10 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .description('each certificate of a member dir (or signer dir): when it expires, whether the member\'s CA issued it; exit 1 if one expires within --within')
     .requiredOption('--dir <dir>', 'the member dir (or a signer dir)')
     .option('--within <duration>', 'the window that fails the check (e.g. 30d, 12h)', '21d')
-    .action(async (o: { dir: string; within: string }) => {
+    .option('--app-cert <file>', 'an application certificate from cert issue (NAME.pem, key NAME-key.pem beside it) to check too (repeat)', collect)
+    .action(async (o: { dir: string; within: string; appCert?: string[] }) => {
       const within = parseWithin(o.within);
-      const r = await checkCertificates(path.resolve(o.dir));
+      const r = await checkCertificates(path.resolve(o.dir), new Date(), (o.appCert ?? []).map((f) => path.resolve(f)));
       let bad = 0;
       for (const c of r.certs) {
         const soon = c.daysLeft * 86_400_000 <= within;
@@ -395,8 +396,9 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .requiredOption('--ca-dir <dir>', 'the member\'s CA dir (ca.pem, ca-key.pem)')
     .option('--within <duration>', 'renew only those expiring within this window (e.g. 30d); default every one')
     .option('--valid-days <n>', 'validity of the new certificates (default: as long as the old ones)', positiveInt)
-    .action(async (o: { dir: string; caDir: string; within?: string; validDays?: number }) => {
-      const r = await renewCertificates({ dir: path.resolve(o.dir), caDir: path.resolve(o.caDir),
+    .option('--app-cert <file>', 'an application certificate from cert issue (NAME.pem, key NAME-key.pem beside it) to renew too (repeat)', collect)
+    .action(async (o: { dir: string; caDir: string; within?: string; validDays?: number; appCert?: string[] }) => {
+      const r = await renewCertificates({ dir: path.resolve(o.dir), caDir: path.resolve(o.caDir), appCerts: (o.appCert ?? []).map((f) => path.resolve(f)),
         ...(o.within ? { withinMs: parseWithin(o.within) } : {}), ...(o.validDays ? { validDays: o.validDays } : {}) });
       for (const c of r.renewed) {
         console.log(`renewed ${c.role.padEnd(9)} ${c.file}  until ${c.until.toISOString()} (was ${c.was.toISOString()})${c.pinned.length > 0 ? `; new fingerprint added to ${c.pinned.join(', ')}` : ''}`);

@@ -156,3 +156,23 @@ test('btcfed status with another member\'s certificates says which TLS check fai
     await store.stop();
   }
 });
+
+test('cert renew --app-cert renews an application certificate cert issue made, with its name and key; cert check lists it', () => {
+  const file = at('apps/m0-client-pay.pem');
+  const before = x509('apps/m0-client-pay.pem');
+  const key = read('apps/m0-client-pay-key.pem');
+  const check = btcfed(dir, 'cert', 'check', '--dir', 'fed/m0', '--app-cert', 'apps/m0-client-pay.pem');
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, new RegExp(`^ok +client +${file} `, 'm'));
+  const r = btcfed(dir, 'cert', 'renew', '--dir', 'fed/m0', '--ca-dir', 'fed/ca/m0', '--app-cert', 'apps/m0-client-pay.pem', '--valid-days', '30');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^renewed client +${file} +until `, 'm'));
+  const now = x509('apps/m0-client-pay.pem');
+  assert.equal(now.subject, before.subject);
+  assert.notEqual(now.serialNumber, before.serialNumber);
+  assert.equal(read('apps/m0-client-pay-key.pem'), key);
+  assert.ok(now.checkIssued(x509('fed/m0/tls/ca.pem')));
+  const missing = btcfed(dir, 'cert', 'renew', '--dir', 'fed/m0', '--ca-dir', 'fed/ca/m0', '--app-cert', 'apps/nope.pem');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--app-cert \S+apps\/nope.pem: a certificate NAME.pem from btcfed cert issue, with NAME-key.pem beside it \(CLI_INVALID\)/);
+});
