@@ -5,7 +5,7 @@
 
 import { bytesEqual, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
-import { considerProposal, onQcAnnounce } from './replica.ts';
+import { blockError, considerProposal, onQcAnnounce } from './replica.ts';
 import { contentError, inSuffix, want } from './sync.ts';
 import { mayHoldProposal } from './idle.ts';
 import type { Block, Proposal, QuorumCert, Vote } from './types.ts';
@@ -50,16 +50,13 @@ export function onPayloadReady(core: EngineCore, view: number, block: Block): vo
   core.requestSign({ kind: 'proposal', epoch: core.epoch, view, block, justify: round.justify });
 }
 
+/** Our own payload passes what a replica checks of a proposal (replica.ts blockError), its height and its content. */
 function payloadError(core: EngineCore, block: Block, justify: QuorumCert): string | null {
-  const h = block.header;
   const parent = core.tree.get(toHex(justify.blockHash));
   if (!parent) return 'parent unknown';
-  if (h.chainId !== core.config.chainId) return 'wrong chain id';
-  if (h.epoch !== core.epoch) return `epoch ${h.epoch} is not ${core.epoch}`;
-  if (h.view !== core.view || h.proposer !== core.self) return 'wrong view or proposer';
-  if (h.height !== parent.header.height + 1) return 'height is not parent + 1';
-  if (!bytesEqual(h.parentHash, parent.hash)) return 'parent is not the highQC block';
-  if (!bytesEqual(core.deps.hashBlock(h), block.hash)) return 'hash does not match header';
+  const bad = blockError(core, block, core.view, core.self, justify);
+  if (bad) return bad;
+  if (block.header.height !== parent.header.height + 1) return 'height is not parent + 1';
   return contentError(core, block, parent);
 }
 
