@@ -160,12 +160,17 @@ export function checkConfigFile(file: string): CheckResult {
         // Resolved as the signer resolves them: in its data dir, the directory of signer.yaml.
         const dir = path.dirname(path.resolve(file));
         const at = (p: string) => path.resolve(dir, p);
+        // The key's files as its custody says (docs/signer.md, "Key custody"): a token's PIN and sealed key, or the key file.
+        const c = s.custody;
+        const keyFiles: Array<readonly [string, string | undefined]> = c.backend === 'pkcs11'
+          ? [['custody.pin_file', c.pin_file], ...(c.mode === 'sealed' ? [['custody.sealed_file', c.sealed_file] as const] : [])]
+          : [['key_file', s.key_file]];
         const problems = [
-          ...missing([['key_file', s.key_file], ['passphrase_file', s.passphrase_file],
+          ...missing([...keyFiles, ['passphrase_file', s.passphrase_file],
             ['tls.ca_file', s.tls?.ca_file], ['tls.cert_file', s.tls?.cert_file], ['tls.key_file', s.tls?.key_file]], at),
-          ...exposed([['key_file', s.key_file], ['passphrase_file', s.passphrase_file], ['tls.key_file', s.tls?.key_file]], at),
+          ...exposed([...keyFiles, ['passphrase_file', s.passphrase_file], ['tls.key_file', s.tls?.key_file]], at),
         ];
-        const beside = s.passphrase_file === undefined ? null : passphraseBesideKey(dir, s.key_file, s.passphrase_file);
+        const beside = s.passphrase_file === undefined || c.backend !== 'file' ? null : passphraseBesideKey(dir, s.key_file, s.passphrase_file);
         if (beside !== null) problems.push(`passphrase_file: ${beside}`);
         if (problems.length > 0) return { ok: false, problems };
         return { ok: true, summary: `signer.yaml of ${s.member}, chain ${s.chain_id}, ${s.validators.length} validator(s)` };

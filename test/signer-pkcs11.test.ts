@@ -13,6 +13,7 @@ import { Phase } from '#libs/hotstuff/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { makeSoftHsm, SOFTHSM_MODULE, type SoftHsm } from '../services/signer/softhsm-testkit.ts';
+import { btcfedIn } from './support/cli.ts';
 import { expectStartRefused, signerCli, startSignerProcess } from './support/signer.ts';
 
 const KEY_LABEL = 'm-seal';
@@ -100,6 +101,15 @@ describe('import-key: an existing member\'s file key moved into the token', { ti
 
     const again = t.cli(['import-key']);
     assert.equal(again.status, 1, 'no key file any more: nothing to import');
+
+    // btcfed config check reads the custody: the PIN and sealed files, not the key file that is gone.
+    const { btcfed, ok } = btcfedIn(() => t.w.dir);
+    assert.match(await ok(['config', 'check', 'signer.yaml']), /signer\.yaml of m\d/);
+    await fs.chmod(path.join(t.w.dir, 'pin'), 0o644);
+    const exposed = await btcfed(['config', 'check', 'signer.yaml']);
+    assert.equal(exposed.code, 1);
+    assert.match(exposed.stdout + exposed.stderr, /custody\.pin_file: .*pin/);
+    await fs.chmod(path.join(t.w.dir, 'pin'), 0o600);
   });
 });
 
