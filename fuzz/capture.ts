@@ -1,0 +1,120 @@
+// Writes the seed corpus (fuzz/corpus/<target>/*.hex) from the project's own encoders: the frames,
+// requests, events and files a devnet member actually sends and reads, with fixed values so the
+// corpus is the same on every run. Run after a wire or schema change: `node fuzz/capture.ts`.
+// Must never write key material: configs carry public keys and peer ids only.
+
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { blockHash, sha256 } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { encodeFrame, qcToWire, type Frame } from '#libs/wire/index.ts';
+import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { BlockCommitted, ConfigReloaded, EquivocationEvidence, PeersChanged, SignerRefused, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { assembleGenesis, parsePublicKey, type MemberCard } from '#libs/config/index.ts';
+import { subject } from '#libs/events/subjects.ts';
+import { CORPUS_DIR, loadCorpus } from './corpus.ts';
+import { toHex } from './engine.ts';
+import { CHAIN, SIG_BYTES, filled } from './targets/wire-values.ts';
+import { streamOf } from './targets/gateway-framing.ts';
+import { OTHERS, SELF } from './targets/peer-exchange.ts';
+import { encodeValid } from './targets/signer-request.ts';
+import { eventInput, CODECS } from './targets/events-codec.ts';
+
+const corpus = new Map<string, Uint8Array[]>();
+const add = (target: string, b: Uint8Array) => { corpus.set(target, [...(corpus.get(target) ?? []), b]); };
+
+// ------------------------------------------------------------------ a short chain, as a devnet builds it
+const genesis = genesisBlock(CHAIN, blockHash);
+const sig = (who: number, what: number) => filled(SIG_BYTES, who * 1000 + what);
+const qcOn = (b: Block, phase: QuorumCert['phase'], view: number): QuorumCert => ({ phase, view, blockHash: b.hash, signers: [0, 1, 2], signatures: [sig(0, view), sig(1, view), sig(2, view)] });
+const tx = (i: number) => new TextEncoder().encode(`{"transfer":${i},"memo":"fuzz seed"}`);
+const blocks: Block[] = [genesis];
+for (let h = 1; h <= 3; h++) {
+  const parent = blocks[h - 1]!;
+  const txs = h === 2 ? [] : [tx(h), tx(h + 10)];
+  const header = { chainId: CHAIN, epoch: 0, height: h, view: h + 1, parentHash: parent.hash, proposer: (h + 1) % 4, timestampMs: 1_760_000_000_000 + h * 1000,
+    txRoot: sha256(Uint8Array.from(txs.flatMap((t) => [...t]))), stateHash: sha256(Uint8Array.of(h)) };
+  blocks.push({ header, hash: blockHash(header), txs });
+}
+const [, b1, b2, b3] = blocks as [Block, Block, Block, Block];
+const frames: Frame[] = [
+  { type: 'consensus', message: { type: 'proposal', view: 2, block: b1, justify: genesisQC(genesis), sender: 2, signature: sig(2, 2) } },
+  { type: 'consensus', message: { type: 'proposal', view: 4, block: b3, justify: qcOn(b2, Phase.PREPARE, 3), sender: 0, signature: sig(0, 4) } },
+  { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.PREPARE, view: 4, blockHash: b3.hash, sender: 1, signature: sig(1, 4) } },
+  { type: 'consensus', message: { type: 'vote', epoch: 0, phase: Phase.COMMIT, view: 4, blockHash: b3.hash, sender: 3, signature: sig(3, 4) } },
+  { type: 'consensus', message: { type: 'new-view', epoch: 0, view: 5, highQC: qcOn(b3, Phase.PREPARE, 4), sender: 3, signature: sig(3, 5) } },
+  { type: 'consensus', message: { type: 'qc', epoch: 0, qc: qcOn(b3, Phase.PRE_COMMIT, 4), sender: 0 } },
+  { type: 'block-request', requestId: 7, hashes: [b2.hash, b3.hash], fromHeight: 0, maxBlocks: 64 },
+  { type: 'block-request', requestId: 8, hashes: [], fromHeight: 1, maxBlocks: 16 },
+  { type: 'block-response', requestId: 7, blocks: [{ block: b2, qc: qcOn(b2, Phase.PREPARE, 3) }, { block: b3, qc: undefined }] },
+  { type: 'block-response', requestId: 9, blocks: [{ block: b1, qc: undefined }], epochEnd: { suffix: [b2.header, b3.header], qc: qcOn(b3, Phase.COMMIT, 4) } },
+  { type: 'tx-batch', txs: [tx(1), tx(2), tx(3)] },
+];
+for (const f of frames) add('wire-frame', encodeFrame(CHAIN, f));
+// The consensus stream carries the same frames behind their length prefixes (small ones, whole).
+add('gateway-framing', Uint8Array.from([0, ...streamOf([encodeFrame(CHAIN, frames[2]!), encodeFrame(CHAIN, frames[6]!)])]));
+add('gateway-framing', Uint8Array.from([3, ...streamOf([encodeFrame(CHAIN, frames[10]!), encodeFrame(CHAIN, frames[7]!), new Uint8Array()])]));
+add('gateway-framing', Uint8Array.from([200, ...streamOf([encodeFrame(CHAIN, frames[0]!).subarray(0, 60_000)])]));
+
+// ------------------------------------------------------------------ peer exchange
+const addrs = ['/ip4/203.0.113.10/tcp/7105', '/dns4/m1.example.org/tcp/7105', '/ip6/2001:db8::7/tcp/7105'];
+const exchange: PeerExchangeMessage[] = [
+  { body: { $case: 'request', value: { limit: 200 } } },
+  { body: { $case: 'list', value: { peers: [{ publicKey: SELF.publicKey, addresses: [addrs[0]!] }, ...OTHERS.map((k, i) => ({ publicKey: k, addresses: addrs.slice(0, i + 1) }))] } } },
+  { body: { $case: 'announce', value: { peers: [{ publicKey: OTHERS[0]!, addresses: ['/ip4/198.51.100.3/tcp/7105'] }] } } },
+];
+for (const m of exchange) add('peer-exchange', streamOf([PeerExchangeMessage.encode(m).finish()]));
+
+// ------------------------------------------------------------------ signer requests
+const signs: SignRequest[] = [
+  { kind: 'proposal', epoch: 0, view: 4, block: b3, justify: qcOn(b2, Phase.PREPARE, 3) },
+  { kind: 'vote', epoch: 0, phase: Phase.PREPARE, view: 4, blockHash: b3.hash, header: b3.header, justify: qcOn(b2, Phase.PREPARE, 3) },
+  { kind: 'vote', epoch: 0, phase: Phase.PRE_COMMIT, view: 4, blockHash: b3.hash, prepareQC: qcOn(b3, Phase.PREPARE, 4) },
+  { kind: 'vote', epoch: 0, phase: Phase.COMMIT, view: 4, blockHash: b3.hash, precommitQC: qcOn(b3, Phase.PRE_COMMIT, 4) },
+  { kind: 'new-view', epoch: 0, view: 5, highQC: qcOn(b3, Phase.PREPARE, 4) },
+];
+for (const r of signs) add('signer-request', encodeValid(r));
+
+// ------------------------------------------------------------------ events
+const idx = (c: unknown) => CODECS.indexOf(c as never);
+const at = 1_760_000_000_000;
+add('events-codec', eventInput(idx(BlockCommitted), subject('m0', 'consensus', 'block.committed'), BlockCommitted.encode({
+  member: 'm0', height: 3, blockHash: b3.hash, header: b3.header, txCount: 2, txHashes: b3.txs.map((t) => sha256(t)), commitQc: qcToWire(qcOn(b3, Phase.COMMIT, 4)), atMs: at,
+}).finish()));
+add('events-codec', eventInput(idx(ConfigReloaded), subject('m0', 'store', 'config.reloaded'), ConfigReloaded.encode({
+  member: 'm0', version: 4, trigger: 1, confSha256: 'ab'.repeat(32), peersSha256: 'cd'.repeat(32), changedFiles: ['peers.yaml'], durationSeconds: 0.012, atMs: at,
+}).finish()));
+add('events-codec', eventInput(idx(PeersChanged), subject('m0', 'store', 'peers.changed'), PeersChanged.encode(PeersChanged.fromPartial({ member: 'm0', atMs: at })).finish()));
+add('events-codec', eventInput(idx(ViewChanged), subject('m1', 'consensus', 'view.changed'), ViewChanged.encode({ member: 'm1', view: 9, leader: 1, reason: 'timeout', atMs: at }).finish()));
+add('events-codec', eventInput(idx(EquivocationEvidence), subject('m1', 'consensus', 'equivocation'), EquivocationEvidence.encode({
+  member: 'm1', offender: 2, view: 4, phase: 1, first: encodeFrame(CHAIN, frames[2]!), second: encodeFrame(CHAIN, frames[3]!), atMs: at }).finish()));
+add('events-codec', eventInput(idx(SignerRefused), subject('m0', 'signer', 'refused'), SignerRefused.encode({
+  member: 'm0', rule: 'safe_node', reason: 'conflicts with the lock', requestType: 'vote', view: 4, phase: 1, atMs: at }).finish()));
+
+// ------------------------------------------------------------------ config files and genesis
+const ids = OTHERS.map((k) => ({ publicKey: k, peerId: (parsePublicKey(k) as { ok: true; value: { peerId: string } }).value.peerId }));
+const slh = (i: number) => toHex(filled(32, 77 + i));
+const validators = ids.map((id, i) => ({ name: `m${i}`, peer_id: id.peerId, public_key: slh(i) }));
+const text = (kind: number, doc: unknown) => Uint8Array.from([kind, ...new TextEncoder().encode(stringify(doc))]);
+add('config-files', text(0, {
+  node: { name: 'm0' }, network: { addresses: ['/ip4/127.0.0.1/tcp/7105', '/ip6/::1/tcp/0'] },
+  peers: { exchange_interval: '30s', connection_timeout: 5 }, logging: { level: 'info', format: 'json' },
+  services: { store: { listen: '[::1]:7100' } }, consensus: { chain_id: CHAIN, base_timeout: '500ms', max_timeout: '1m' }, validators,
+}));
+add('config-files', text(0, { node: { name: 'solo' }, network: { addresses: ['/ip4/0.0.0.0/tcp/4001'] } }));
+add('config-files', text(1, { peers: ids.map((id, i) => ({ public_key: id.publicKey, addresses: [addrs[i]!] })) }));
+add('config-files', text(2, { member: 'm0', passphrase_file: 'pass', validators, allowed_clients: ['ab'.repeat(32)] }));
+const cards: MemberCard[] = ids.map((id, i) => ({ version: 1, name: `m${i}`, slh_dsa: { param_set: 'slh-dsa-sha2-128f', public_key: slh(i) },
+  libp2p: { peer_id: id.peerId, public_key: id.publicKey, addresses: [addrs[i]!] } }));
+for (const c of cards) add('genesis-card', text(0, c));
+add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s', cards: cards.map((card) => ({ card, from: `${card.name}.yaml` })) })));
+
+for (const [target, seeds] of corpus) {
+  const dir = join(CORPUS_DIR, target);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  seeds.forEach((s, i) => writeFileSync(join(dir, `seed-${String(i).padStart(2, '0')}.hex`), `${toHex(s).replace(/(.{128})/g, '$1\n')}\n`));
+  if (loadCorpus(target).length !== seeds.length) throw new Error(`corpus ${target} did not read back`);
+  console.log(`capture: ${target} ${seeds.length} seeds`);
+}

@@ -1,0 +1,83 @@
+// `npm run fuzz`: every target (or --target T) for --minutes M each (--seconds S for short runs),
+// each in its own process with V8 coverage on. Per target: executions, refusals, round trips and
+// the branch coverage of the code under it; on a failure, the input (hex), the seed and the error.
+// Ends with one line `fuzz: targets=T execs=E failures=F` and exits 1 when F > 0.
+// Usage: node fuzz/run.ts [--target T]... [--minutes M | --seconds S] [--seed S] [--time-bound MS]
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { branchCoverage } from './coverage.ts';
+import { TARGETS } from './targets/index.ts';
+import type { FuzzResult } from './engine.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+const { values } = parseArgs({
+  options: {
+    target: { type: 'string', multiple: true }, minutes: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
+  },
+});
+const ms = values.seconds !== undefined ? Number(values.seconds) * 1000 : Number(values.minutes ?? '1') * 60_000;
+const unknown = (values.target ?? []).filter((t) => !TARGETS.some((x) => x.name === t));
+if (!(ms > 0) || unknown.length > 0) {
+  console.error(unknown.length > 0 ? `fuzz: no target ${unknown.join(', ')} (targets: ${TARGETS.map((t) => t.name).join(', ')})` : 'fuzz: --minutes/--seconds must be a positive number');
+  process.exit(2);
+}
+const chosen = values.target ? TARGETS.filter((t) => values.target!.includes(t.name)) : TARGETS;
+const baseSeed = values.seed !== undefined ? Number(values.seed) : Date.now() % 2 ** 31;
+
+function child(name: string, seed: number, covDir: string): Promise<{ result?: FuzzResult; stderr: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--expose-gc', join(ROOT, 'fuzz/child.ts'), name, String(ms), String(seed)], {
+      cwd: ROOT, env: { ...process.env, NODE_V8_COVERAGE: covDir }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.on('close', (code) => {
+      const line = out.trim().split('\n').at(-1);
+      let result: FuzzResult | undefined;
+      try { result = line ? JSON.parse(line) as FuzzResult : undefined; } catch { result = undefined; }
+      resolve({ ...(result ? { result } : {}), stderr: err, code });
+    });
+  });
+}
+
+let execs = 0;
+let failures = 0;
+for (const t of chosen) {
+  // One seed per target, derived from the run's: `--seed S --target T` replays a target of a full run.
+  const seed = baseSeed;
+  const covDir = mkdtempSync(join(tmpdir(), `btcfed-fuzz-${t.name}-`));
+  try {
+    const { result, stderr, code } = await child(t.name, seed, covDir);
+    const cov = branchCoverage(covDir, ROOT, t.sources);
+    const pct = cov.total === 0 ? 0 : (100 * cov.covered) / cov.total;
+    if (!result) {
+      failures++;
+      console.log(`fuzz: target=${t.name} CRASHED (exit ${code}) seed=${seed}\n${stderr.trim()}`);
+      continue;
+    }
+    execs += result.execs;
+    console.log(`fuzz: target=${t.name} execs=${result.execs} refused=${result.refused} roundtrips=${result.roundTrips} slowest_ms=${result.slowest_ms.toFixed(1)} `
+      + `heap_mb=${(result.heapBytes / 2 ** 20).toFixed(0)} branches=${cov.covered}/${cov.total} (${pct.toFixed(1)}%) seed=${seed}`);
+    for (const [file, c] of Object.entries(cov.files)) console.log(`fuzz:   ${file} branches=${c.covered}/${c.total}`);
+    if (result.failure) {
+      failures++;
+      const f = result.failure;
+      // The whole input goes to a file; the line shows it whole when it is short.
+      const file = join(tmpdir(), `btcfed-fuzz-failure-${t.name}-${seed}.hex`);
+      writeFileSync(file, `${f.inputHex}\n`);
+      const shown = f.inputHex.length > 4096 ? `${f.inputHex.slice(0, 4096)}… (${f.inputHex.length / 2} bytes, whole in ${file})` : f.inputHex || '(none)';
+      console.log(`fuzz: FAILURE target=${t.name} seed=${f.seed}${f.path ? ` path=${f.path}` : ''} input_file=${file}\nfuzz: input=${shown}\n${f.error}`);
+    }
+  } finally {
+    rmSync(covDir, { recursive: true, force: true });
+  }
+}
+console.log(`fuzz: targets=${chosen.length} execs=${execs} failures=${failures}`);
+process.exit(failures > 0 ? 1 : 0);

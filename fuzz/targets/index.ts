@@ -1,0 +1,16 @@
+// Every fuzz target, by name: each reads bytes a peer, a client or another operator chooses.
+import type { FuzzTarget } from '../engine.ts';
+import { configFiles, genesisCard } from './config-files.ts';
+import { eventsCodec } from './events-codec.ts';
+import { gatewayFraming } from './gateway-framing.ts';
+import { peerExchange } from './peer-exchange.ts';
+import { signerRequest } from './signer-request.ts';
+import { wireFrame } from './wire-frame.ts';
+
+export const TARGETS: readonly FuzzTarget[] = [
+  gatewayFraming, wireFrame, peerExchange, signerRequest, eventsCodec, configFiles, genesisCard,
+] as FuzzTarget[];
+
+export function targetNamed(name: string): FuzzTarget | undefined {
+  return TARGETS.find((t) => t.name === name);
+}

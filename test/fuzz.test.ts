@@ -1,0 +1,121 @@
+// The fuzz campaign's CI budget (fuzz/, docs/fuzzing.md): every target for a few seconds in its
+// own process, as `npm run fuzz` runs it, with no failure; proof that the engine can fail (a
+// decoder that trusts a length field is caught, its careful twin is not); and the inputs the
+// campaign found, each kept as a regression test.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fc from 'fast-check';
+import { FedError, isFedError } from '#libs/errors/index.ts';
+import { parseCardText, parseConfText, parsePeersText } from '#libs/config/index.ts';
+import { runTarget, type FuzzTarget } from '../fuzz/engine.ts';
+import { loadCorpus } from '../fuzz/corpus.ts';
+import { TARGETS } from '../fuzz/targets/index.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+function fuzzCli(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['fuzz/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    p.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+test('every target, 4 s each in its own process: no failure, coverage reported, one summary line', { timeout: 120_000 }, async () => {
+  const { code, out } = await fuzzCli(['--seconds', '4', '--seed', '20261125']);
+  const lines = out.trim().split('\n');
+  assert.equal(code, 0, out);
+  assert.match(lines.at(-1)!, new RegExp(`^fuzz: targets=${TARGETS.length} execs=\\d+ failures=0$`), out);
+  for (const t of TARGETS) {
+    const line = lines.find((l) => l.startsWith(`fuzz: target=${t.name} `));
+    assert.ok(line, `no line for ${t.name}:\n${out}`);
+    const m = /execs=(\d+) .* branches=(\d+)\/(\d+)/.exec(line)!;
+    assert.ok(Number(m[1]) > 50, `${t.name} ran ${m[1]} inputs`);
+    assert.ok(Number(m[2]) > 0 && Number(m[3]) >= Number(m[2]), `${t.name} coverage ${m[2]}/${m[3]}`);
+  }
+});
+
+test('the runner refuses an unknown target (exit 2)', async () => {
+  const { code, out } = await fuzzCli(['--target', 'no-such-target', '--seconds', '1']);
+  assert.equal(code, 2);
+  assert.match(out, /no target no-such-target/);
+});
+
+test('every target has a seed corpus captured from the project\'s encoders', () => {
+  for (const t of TARGETS) assert.ok(loadCorpus(t.name).length >= 3, `fuzz/corpus/${t.name}/ holds ${loadCorpus(t.name).length} seeds`);
+});
+
+// ------------------------------------------------------------------ a fuzzer that can fail
+
+/** A record: a one-byte length, then that many bytes, then a one-byte checksum of them. */
+function decoder(trustLength: boolean) {
+  return (b: Uint8Array): number[] => {
+    const len = b[0];
+    if (len === undefined) throw new FedError('RECORD_INVALID', 'empty');
+    if (!trustLength && b.length < 2 + len) throw new FedError('RECORD_INVALID', `length ${len} but ${b.length - 1} bytes follow`);
+    const body = b.subarray(1, 1 + len);
+    const out: number[] = [];
+    for (let i = 0; i < len; i++) out.push(body[i]!.valueOf()); // trusting the length: reads past the end
+    const sum = out.reduce((a, x) => (a + x) & 0xff, 0);
+    if (b[1 + len]!.valueOf() !== sum) throw new FedError('RECORD_INVALID', 'bad checksum');
+    return out;
+  };
+}
+
+function recordTarget(trustLength: boolean): FuzzTarget<number[]> {
+  const decode = decoder(trustLength);
+  const encode = (xs: number[]) => Uint8Array.from([xs.length, ...xs, xs.reduce((a, x) => (a + x) & 0xff, 0)]);
+  return {
+    name: trustLength ? 'trusting-record' : 'careful-record', describe: 'a test decoder', sources: [],
+    generate: fc.uint8Array({ maxLength: 40 }),
+    run: (b) => { decode(b); },
+    refusal: (err) => isFedError(err, 'RECORD_INVALID'),
+    roundTrip: { values: fc.array(fc.nat({ max: 255 }), { maxLength: 30 }), encode, decode },
+  };
+}
+
+test('a decoder that trusts its length field is caught, with the input and the seed; its careful twin passes', async () => {
+  const corpus = [Uint8Array.from([3, 1, 2, 3, 6])];
+  const broken = await runTarget(recordTarget(true) as FuzzTarget, { ms: 3000, seed: 7, corpus });
+  assert.ok(broken.failure, 'the trusting decoder was not caught');
+  assert.match(broken.failure.error, /TypeError/);
+  assert.equal(broken.failure.seed, 7);
+  const input = Buffer.from(broken.failure.inputHex, 'hex');
+  assert.ok(input.length < 2 + input[0]!, `the failing input ${broken.failure.inputHex} announces more than it holds`);
+  const careful = await runTarget(recordTarget(false) as FuzzTarget, { ms: 1500, seed: 7, corpus });
+  assert.equal(careful.failure, undefined, careful.failure?.error);
+  assert.ok(careful.execs > 100 && careful.refused > 0 && careful.roundTrips > 0);
+});
+
+test('an input that hangs past the time bound is a failure', async () => {
+  const slow: FuzzTarget = {
+    name: 'slow', describe: 'a test decoder', sources: [], generate: fc.uint8Array({ maxLength: 4 }), refusal: () => false,
+    run: (b) => { if (b.length === 3) { const end = performance.now() + 150; while (performance.now() < end); } },
+  };
+  const r = await runTarget(slow, { ms: 2000, seed: 1, timeBoundMs: 100 });
+  assert.match(r.failure?.error ?? '', /took .* ms \(bound 100 ms\) twice/);
+});
+
+// ------------------------------------------------------------------ what the campaign found
+
+test('found by config-files: a YAML alias bomb is CONFIG_INVALID, not a ReferenceError out of the parser', () => {
+  const bomb = 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
+  for (const parse of [(t: string) => parseConfText(t), (t: string) => parsePeersText(t), (t: string) => parseCardText(t, 'card.yaml')]) {
+    assert.throws(() => parse(bomb), (err) => isFedError(err, 'CONFIG_INVALID') && /alias/i.test(err.message));
+  }
+});
+
+test('found by genesis-card: YAML keys are checked for duplicates in linear time (a 40,000-key card)', () => {
+  const card = `slh_dsa:\n${Array.from({ length: 40_000 }, (_, i) => `  k${i}: ${i}`).join('\n')}\n`;
+  const start = performance.now();
+  assert.throws(() => parseCardText(card, 'card.yaml'), (err) => isFedError(err, 'CONFIG_INVALID'));
+  const ms = performance.now() - start;
+  // The yaml library's own check compared every key with every earlier one: ~20 s here; one pass: ~2 s.
+  assert.ok(ms < 8000, `a ${card.length}-byte card took ${ms.toFixed(0)} ms`);
+  assert.throws(() => parseConfText('node: {name: a}\nnode: {name: b}\n'), (err) => isFedError(err, 'CONFIG_INVALID') && /node: Map keys must be unique/.test(err.message));
+  assert.throws(() => parseConfText('x:\n  y: 1\n  y: 2\n'), (err) => isFedError(err, 'CONFIG_INVALID') && /y: Map keys must be unique/.test(err.message));
+});
