@@ -20,6 +20,7 @@ import { streamOf } from './targets/gateway-framing.ts';
 import { OTHERS, SELF } from './targets/peer-exchange.ts';
 import { encodeValid } from './targets/signer-request.ts';
 import { eventInput, CODECS } from './targets/events-codec.ts';
+import { SERVED, apiInput } from './targets/public-api.ts';
 
 const corpus = new Map<string, Uint8Array[]>();
 const add = (target: string, b: Uint8Array) => { corpus.set(target, [...(corpus.get(target) ?? []), b]); };
@@ -75,6 +76,17 @@ const signs: SignRequest[] = [
   { kind: 'new-view', epoch: 0, view: 5, highQC: qcOn(b3, Phase.PREPARE, 4) },
 ];
 for (const r of signs) add('signer-request', encodeValid(r));
+
+// ------------------------------------------------------------------ public API requests (what cli/ and the examples send)
+add('public-api', apiInput('submitTransaction', { tx: tx(1) }));
+add('public-api', apiInput('submitTransactions', { txs: [tx(1), tx(2), tx(3)] }));
+add('public-api', apiInput('getTransaction', { txHash: SERVED.tx, withProof: true }));
+add('public-api', apiInput('getStatus', {}));
+add('public-api', apiInput('getBlock', { by: { $case: 'height', value: 3 } }));
+add('public-api', apiInput('getBlock', { by: { $case: 'hash', value: SERVED.block } }));
+add('public-api', apiInput('listBlocks', { fromHeight: 1, limit: 100, headersOnly: false }));
+add('public-api', apiInput('getEpochs', { fromEpoch: 0, limit: 16 }));
+add('public-api', apiInput('getEvidence', { fromView: 0, afterSeq: 0, limit: 10 }));
 
 // ------------------------------------------------------------------ events
 const idx = (c: unknown) => CODECS.indexOf(c as never);

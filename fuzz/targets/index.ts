@@ -4,11 +4,12 @@ import { configFiles, genesisCard } from './config-files.ts';
 import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
 import { peerExchange } from './peer-exchange.ts';
+import { publicApi } from './public-api.ts';
 import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, signerRequest, eventsCodec, configFiles, genesisCard,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {
