@@ -92,16 +92,17 @@ const u32 = fc.oneof(fc.nat({ max: 200 }), fc.constantFrom(2 ** 31, 2 ** 32 - 1)
 const hashes = fc.oneof(fc.constantFrom(...chain.map((b) => b.hash), ...chain.flatMap((b) => b.txs.map((t) => sha256(t)))), fc.integer().map((s) => filled(32, s)),
   fc.constantFrom(new Uint8Array(), new Uint8Array(31), new Uint8Array(33)));
 const tx = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(new Uint8Array(), new Uint8Array(4096), new Uint8Array(4097)));
+const as = (i: number) => (r: unknown): [number, unknown] => [i, r];
 const requests: fc.Arbitrary<[number, unknown]> = fc.oneof(
-  tx.map((t) => [0, { tx: t }]),
-  fc.oneof(fc.array(tx, { maxLength: 20 }), fc.constant(Array.from({ length: 10_001 }, () => Uint8Array.of(1)))).map((txs) => [1, { txs }]),
-  fc.record({ txHash: hashes, withProof: fc.boolean() }).map((r) => [2, r]),
-  fc.constant([3, {}]),
-  fc.oneof(u64.map((value) => ({ $case: 'height', value })), hashes.map((value) => ({ $case: 'hash', value })), fc.constant(undefined)).map((by) => [4, { by }]),
-  fc.record({ fromHeight: u64, limit: u32, headersOnly: fc.boolean() }).map((r) => [5, r]),
-  fc.constant([6, {}]),
-  fc.record({ fromEpoch: u64, limit: u32 }).map((r) => [7, r]),
-  fc.record({ fromView: u64, afterSeq: u64, limit: u32 }).map((r) => [8, r]),
+  tx.map((t) => as(0)({ tx: t })),
+  fc.oneof(fc.array(tx, { maxLength: 20 }), fc.constant(Array.from({ length: 10_001 }, () => Uint8Array.of(1)))).map((txs) => as(1)({ txs })),
+  fc.record({ txHash: hashes, withProof: fc.boolean() }).map(as(2)),
+  fc.constant(as(3)({})),
+  fc.oneof(u64.map((value) => ({ $case: 'height', value })), hashes.map((value) => ({ $case: 'hash', value })), fc.constant(undefined)).map((by) => as(4)({ by })),
+  fc.record({ fromHeight: u64, limit: u32, headersOnly: fc.boolean() }).map(as(5)),
+  fc.constant(as(6)({})),
+  fc.record({ fromEpoch: u64, limit: u32 }).map(as(7)),
+  fc.record({ fromView: u64, afterSeq: u64, limit: u32 }).map(as(8)),
 );
 
 /** A request as the target reads it: the method's index, then the request's protobuf. */
