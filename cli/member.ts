@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { parseDocument, stringify } from 'yaml';
 import {
   CARD_VERSION, assembleGenesis, generateIdentity, parseCardText, parseConfText, parseGenesisText, parsePeersText, parsePrivateKey, peersToData,
-  parseSignerConfText, genesisValidators, type Genesis, type Identity, type MemberCard, MEMBER_NAME,
+  parseSignerConfText, passphraseBesideKey, genesisValidators, type Genesis, type Identity, type MemberCard, MEMBER_NAME,
 } from '#libs/config/index.ts';
 import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
@@ -88,13 +88,7 @@ export const credentialPassphraseFile = (name: string): string => `/run/credenti
  * directory of the sealed key, both travel together (one copy of the signer dir is the key in
  * clear). One rule for `member init`, `btcfed config check` and the signer.
  */
-export function passphraseBesideKey(dataDir: string, keyFile: string, passphraseFile: string): string | null {
-  const key = path.resolve(dataDir, keyFile);
-  const pass = path.resolve(dataDir, passphraseFile);
-  if (path.dirname(key) !== path.dirname(pass)) return null;
-  return `SIGNER_PASSPHRASE_BESIDE_KEY: ${pass} is in the directory of the sealed key ${key}: whoever copies that dir can open the key. `
-    + `Move it out (e.g. a systemd credential: passphrase_file: /run/credentials/btcfed-signer@<member>.service/passphrase) or use passphrase_env`;
-}
+export { passphraseBesideKey };
 
 /** The passphrase file signer.yaml in `signerDir` names, resolved as the signer resolves it (undefined with passphrase_env). */
 export async function signerPassphrasePath(signerDir: string): Promise<string | undefined> {

@@ -16,6 +16,7 @@ import { Phase } from '#libs/hotstuff/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 import { refused } from '../services/signer/contract.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
+import { markFreshSigner } from '../services/signer/fresh.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
 import { expectStartRefused, signerCli, startSignerProcess } from './support/signer.ts';
 
@@ -92,6 +93,44 @@ describe('signer start-up refusals', () => {
       assert.match(String(r.fatal.msg), /chmod 600/);
     } finally {
       await fs.chmod(key, 0o600);
+    }
+  });
+
+  test('a safety state, journal or epoch history others can read, or a data dir others can write, is refused', async () => {
+    for (const [name, code] of [['safety-state.json', 'SIGNER_STATE_PERMISSIONS'], ['journal.jsonl', 'SIGNER_STATE_PERMISSIONS']] as const) {
+      const file = path.join(w.dir, name);
+      await fs.chmod(file, 0o644);
+      try {
+        const r = await expectStartRefused(w.dir);
+        assert.equal(r.fatal.code, code, name);
+        assert.match(String(r.fatal.msg), new RegExp(`chmod 600 .*${name}`));
+      } finally {
+        await fs.chmod(file, 0o600);
+      }
+    }
+    await fs.chmod(w.dir, 0o777);
+    try {
+      const r = await expectStartRefused(w.dir);
+      assert.equal(r.fatal.code, 'SIGNER_DIR_PERMISSIONS');
+      assert.match(String(r.fatal.msg), /chmod 700/);
+    } finally {
+      await fs.chmod(w.dir, 0o700);
+    }
+  });
+
+  test('--init-if-pending creates the state only while member init\'s marker is there, and uses it up', async () => {
+    const fresh = await makeSignerWorld({ tls: true });
+    try {
+      assert.equal((await expectStartRefused(fresh.dir, ['--init-if-pending'])).fatal.code, 'SIGNER_STATE_MISSING', 'no marker: no --init');
+      await markFreshSigner(fresh.dir);
+      const { svc } = await startSignerProcess(fresh.dir, ['--init-if-pending', '--no-nats']);
+      assert.equal(await svc.stop(), 0);
+      await fs.access(path.join(fresh.dir, 'safety-state.json'));
+      await assert.rejects(fs.access(path.join(fresh.dir, 'init-pending')), 'the marker is used up');
+      await fs.rm(path.join(fresh.dir, 'safety-state.json'));
+      assert.equal((await expectStartRefused(fresh.dir, ['--init-if-pending'])).fatal.code, 'SIGNER_STATE_MISSING', 'a lost state later is not re-created');
+    } finally {
+      await fresh.cleanup();
     }
   });
 

@@ -11,7 +11,7 @@ export { networkList, parseCidr, parseDuration, parseHostPort, parsePeerId, pars
 export type { Cidr, HostPort, PeerAddress, Parsed } from './values.ts';
 export { generateIdentity, resolvePath } from './identity.ts';
 export type { Identity } from './identity.ts';
-export { signerConfSchema, parseSignerConfObject, parseSignerConfText, type SignerConf, type SignerConfInput } from './signer.ts';
+export { passphraseBesideKey, signerConfSchema, parseSignerConfObject, parseSignerConfText, type SignerConf, type SignerConfInput } from './signer.ts';
 export {
   CARD_VERSION, GENESIS_VERSION, memberCardSchema, genesisSchema, compareNames, genesisDigest, genesisValidators,
   parseCardText, parseGenesisText, assembleGenesis, type MemberCard, type Genesis,

@@ -5,6 +5,7 @@
 // taken from confSchema itself so the two files cannot drift apart.
 // Must never hold a passphrase or key material: only where to find them.
 
+import path from 'node:path';
 import { z } from 'zod';
 import { fromZod, parseYaml } from './parse.ts';
 import { MEMBER_NAME, checkValidators, confSchema, endpoint, fingerprint, metricsEndpoint, natsSection } from './schema.ts';
@@ -123,4 +124,17 @@ export function parseSignerConfObject(data: unknown, file = 'signer.yaml'): Sign
 
 export function parseSignerConfText(text: string, file = 'signer.yaml'): SignerConf {
   return parseSignerConfObject(parseYaml(text, file), file);
+}
+
+/**
+ * Why a passphrase file sits where it must not — in the directory of the sealed key it opens, so
+ * whoever copies that directory can open the key — or null. Paths resolve against the signer's dir.
+ * `btcfed config check` refuses it (SIGNER_PASSPHRASE_BESIDE_KEY); the signer warns at start.
+ */
+export function passphraseBesideKey(dataDir: string, keyFile: string, passphraseFile: string): string | null {
+  const key = path.resolve(dataDir, keyFile);
+  const pass = path.resolve(dataDir, passphraseFile);
+  if (path.dirname(key) !== path.dirname(pass)) return null;
+  return `SIGNER_PASSPHRASE_BESIDE_KEY: ${pass} is in the directory of the sealed key ${key}: whoever copies that dir can open the key. `
+    + 'Move it out (e.g. a systemd credential: passphrase_file: /run/credentials/btcfed-signer@<member>.service/passphrase) or use passphrase_env';
 }

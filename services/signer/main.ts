@@ -7,7 +7,7 @@
 //   node services/signer/main.ts show-key       --data-dir DIR
 //   node services/signer/main.ts check-custody  --data-dir DIR
 //   node services/signer/main.ts bind-state     --data-dir DIR
-//   node services/signer/main.ts run            --data-dir DIR [--init] [--insecure] [--listen HOST:PORT]
+//   node services/signer/main.ts run            --data-dir DIR [--init | --init-if-pending] [--insecure] [--listen HOST:PORT]
 //                                                [--metrics HOST:PORT] [--nats URL] [--no-nats]
 //   node services/signer/main.ts verify-journal --data-dir DIR
 //   node services/signer/main.ts repair-journal --data-dir DIR
@@ -16,6 +16,7 @@
 //
 // Must never print or log the secret key, the passphrase or the token's PIN.
 
+import { FRESH_MARKER, consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger, logReady, type Logger } from '#libs/log/index.ts';
@@ -45,7 +46,7 @@ const USAGE = `usage: signer <command> --data-dir DIR
   show-key                     print the public key and the back-end that holds it
   check-custody                check token, PIN, key and state are usable, without starting the signer
   bind-state                   authenticate the safety state as it is under the token (after checking it is the newest)
-  run [--init] [--insecure] [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]
+  run [--init | --init-if-pending] [--insecure] [--listen HOST:PORT] [--metrics HOST:PORT] [--nats URL] [--no-nats]
   verify-journal               check the journal's hash chain
   repair-journal               move a torn last line aside (after checking the state covers the journal)
   export-state [--out FILE]    print (or write) the safety state as JSON
@@ -215,7 +216,7 @@ function security(conf: SignerConf, dataDir: string, insecure: boolean, log: Log
 
 async function run(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, {
-    ...DATA_DIR, init: { type: 'boolean' }, insecure: { type: 'boolean' }, listen: { type: 'string' },
+    ...DATA_DIR, init: { type: 'boolean' }, 'init-if-pending': { type: 'boolean' }, insecure: { type: 'boolean' }, listen: { type: 'string' },
     metrics: { type: 'string' }, nats: { type: 'string' }, 'no-nats': { type: 'boolean' },
   }, USAGE);
   const dataDir = dataDirOf(flags);
@@ -228,8 +229,15 @@ async function run(argv: string[]): Promise<void> {
     const events: RefusalPublisher | undefined = natsUrl ? connectRefusalPublisher({ url: natsUrl, member: conf.member, log, metrics,
       ...(conf.nats ? { auth: natsOptionsFor(conf.nats, flags.nats, dataDir) } : {}) }) : undefined;
     const serverSecurity = security(conf, dataDir, flags.insecure ?? false, log);
-    const signer = await openLocalSigner({ dataDir, conf, init: flags.init ?? false, log: log.child({ module: 'signer' }), metrics,
+    // --init-if-pending: --init only while the marker member init left with a new key is there
+    // (fresh.ts); used up once the safety state exists.
+    const pending = flags['init-if-pending'] === true && isFreshSigner(dataDir);
+    const signer = await openLocalSigner({ dataDir, conf, init: (flags.init ?? false) || pending, log: log.child({ module: 'signer' }), metrics,
       ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });
+    if (pending) {
+      await consumeFreshMarker(dataDir);
+      log.info({ marker: FRESH_MARKER }, 'first start of a new key: safety state created, the init-pending marker removed');
+    }
     const server = createServer({ security: serverSecurity, metrics, log: log.child({ module: 'rpc' }),
       reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
     server.addService(SignerServiceService, signerService({

@@ -8,10 +8,11 @@
 // belongs to another key or chain, a missing or torn journal.
 // Must never create, reset or repair a safety state except on an explicit, first-time --init.
 
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { FedError } from '#libs/errors/index.ts';
-import { parseSignerConfText, type SignerConf } from '#libs/config/index.ts';
+import { parseSignerConfText, passphraseBesideKey, type SignerConf } from '#libs/config/index.ts';
 import { blockHash, createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { genesisBlock } from '#libs/hotstuff/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
@@ -167,8 +168,34 @@ export async function openLocalSigner(opts: OpenSignerOptions): Promise<LocalSig
   }
 }
 
+/**
+ * The double-sign guard's files and their directory must be the signer's alone: a state or journal
+ * others can read tells them every mark, and a directory others can write lets them swap the state
+ * for an older one. Refused with the chmod that fixes it.
+ */
+async function refuseExposed(dataDir: string): Promise<void> {
+  const dir = await fs.stat(dataDir);
+  if ((dir.mode & 0o022) !== 0) {
+    throw new FedError('SIGNER_DIR_PERMISSIONS', `signer data dir ${dataDir} has mode ${(dir.mode & 0o777).toString(8).padStart(4, '0')}: others can replace its files (the safety state); run chmod 700 ${dataDir}`,
+      { dir: dataDir, mode: dir.mode & 0o777 });
+  }
+  for (const [name, what] of [[STATE_FILE, 'safety state'], [JOURNAL_FILE, 'journal'], [EPOCHS_FILE, 'epoch history']] as const) {
+    const file = path.join(dataDir, name);
+    const st = await fs.stat(file).catch(() => undefined);
+    if (st && (st.mode & 0o077) !== 0) {
+      throw new FedError('SIGNER_STATE_PERMISSIONS', `${what} ${file} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: others can read or change it; run chmod 600 ${file}`,
+        { file, mode: st.mode & 0o777 });
+    }
+  }
+}
+
 async function openWithKey(opts: OpenSignerOptions, key: OpenedKey): Promise<LocalSigner> {
   const { conf, dataDir } = opts;
+  await refuseExposed(dataDir);
+  if (conf.passphrase_file !== undefined && conf.custody.backend === 'file') {
+    const beside = passphraseBesideKey(dataDir, conf.key_file, conf.passphrase_file);
+    if (beside) opts.log.warn({ code: 'SIGNER_PASSPHRASE_BESIDE_KEY' }, beside);
+  }
   const publicKey = toHex(key.publicKey);
   const software = createSlhDsa({ paramSet: conf.crypto.param_set as ParamSet, backend: conf.crypto.backend });
   // Native custody: the token signs (the secret key is not here); verifying stays in software.
