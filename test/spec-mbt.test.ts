@@ -45,7 +45,7 @@ interface SState { st: Map<number, SReplica>; blocks: Map<number, SBlock>; msgs:
 
 function states(file: string, text: string): SState[] {
   const t = JSON.parse(text) as { states: Record<string, Itf>[] };
-  return t.states.map((s, k) => {
+  return t.states.map((s) => {
     const picks = val(s['mbt::nondetPicks']) as SState['picks'];
     return { st: val(s.st), blocks: val(s.blocks), msgs: val(s.msgs), action: val(s['mbt::actionTaken']) as string, picks };
   }).map((s, k) => (s.st instanceof Map ? s : assert.fail(`${file}: state ${k} has no st`)));
@@ -56,19 +56,23 @@ function states(file: string, text: string): SState[] {
 /** What the replay saw besides matching states. */
 interface Tally { refusedUnsafe: number; equivocationAfterRefusal: number }
 
+type KitClass = typeof Kit;
+
 class Replay {
-  readonly kit = new Kit(N);
+  readonly kit: Kit;
   readonly tally: Tally = { refusedUnsafe: 0, equivocationAfterRefusal: 0 };
   /** Views in which a member was shown a proposal the spec refuses (its engine saw that leader's proposal). */
   readonly shownRefused = new Set<string>();
-  readonly blocks = new Map<number, Block>([[0, this.kit.genesis]]);
+  readonly blocks: Map<number, Block>;
   readonly engines = new Map<number, Driven>();
   /** The payload each leader's engine asked for, by view. */
   readonly payloadAsked = new Map<number, number>();
 
-  constructor(extra: Parameters<Kit['engine']>[1] = {}) {
+  constructor(K: KitClass) {
+    this.kit = new K(N);
+    this.blocks = new Map<number, Block>([[0, this.kit.genesis]]);
     for (const i of HONEST) {
-      const d = this.kit.engine(i, extra);
+      const d = this.kit.engine(i);
       this.engines.set(i, d);
       this.feed(i, { type: 'start' });
     }
@@ -224,13 +228,13 @@ function generate(dir: string, traces: number, seed: string, steps: number): str
 
 interface Outcome { traces: number; steps: number; commits: number; tally: Tally }
 
-async function replayTraces(traces: number, seed: string, maxSteps: number, extra: Parameters<Kit['engine']>[1] = {}): Promise<Outcome> {
+async function replayTraces(traces: number, seed: string, maxSteps: number, K: KitClass = Kit): Promise<Outcome> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-'));
   const out: Outcome = { traces, steps: 0, commits: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0 } };
   try {
     for (const file of generate(dir, traces, seed, maxSteps)) {
       const trace = states(file, await fs.readFile(file, 'utf8'));
-      const replay = new Replay(extra);
+      const replay = new Replay(K);
       try {
         for (let k = 1; k < trace.length; k++) {
           const i = replay.step(trace[k - 1]!, trace[k]!);
@@ -257,3 +261,35 @@ test('spec traces replayed into the engine: view, lock, highQC and committed tip
   assert.ok(o.steps > 500, `only ${o.steps} honest steps replayed`);
   assert.ok(o.commits > 0, 'no trace committed: the replay never reached the commit rule');
 });
+
+/**
+ * The lock taken out of a copy of the engine: replica.ts onPrecommitQC no longer sets lockedQC.
+ * The copy lives in a temporary tree whose other libs/ are links to the real ones (libs/hotstuff
+ * itself is never edited); its test-kit drives the broken engine through the same replay.
+ */
+const LOCK_LINE = 'if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc;';
+
+test('the replay goes red against an engine whose precommitQC no longer locks', async () => {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-engine-'));
+  try {
+    await fs.mkdir(path.join(tmp, 'libs'));
+    for (const e of await fs.readdir(path.join(root, 'libs'))) {
+      if (e !== 'hotstuff') await fs.symlink(path.join(root, 'libs', e), path.join(tmp, 'libs', e));
+    }
+    await fs.cp(path.join(root, 'libs/hotstuff'), path.join(tmp, 'libs/hotstuff'), { recursive: true });
+    await fs.writeFile(path.join(tmp, 'package.json'), JSON.stringify({ type: 'module', imports: { '#libs/*': './libs/*' } }));
+    const replica = path.join(tmp, 'libs/hotstuff/replica.ts');
+    const text = await fs.readFile(replica, 'utf8');
+    assert.equal(text.split(LOCK_LINE).length, 2, 'the lock line this test removes is no longer in libs/hotstuff/replica.ts');
+    await fs.writeFile(replica, text.replace(LOCK_LINE, '/* lock removed */'));
+    const { Kit: BrokenKit } = (await import(path.join(tmp, 'libs/hotstuff/sim/test-kit.ts'))) as { Kit: KitClass };
+    await assert.rejects(replayTraces(40, '5', 60, BrokenKit), (e: Error) => {
+      assert.match(e.message, /differs from the spec/);
+      console.log(`mbt (lock removed): ${e.message.split('\n')[0]}`);
+      return true;
+    });
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
+
