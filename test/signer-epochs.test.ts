@@ -134,7 +134,7 @@ test('a signer follows the epochs it is shown the proofs of: signs only for the 
   const text = await fs.readFile(history, 'utf8');
   await fs.rm(history);
   assert.match(String((await expectStartRefused(w.dir)).fatal.msg), /state .* is of epoch 2, but the epoch history .* reaches epoch 0/);
-  await fs.writeFile(history, text.replace(/"height": 1/, '"height": 2'));
+  await fs.writeFile(history, text.replace(/"height": 1/, '"height": 2'), { mode: 0o600 });
   assert.match(String((await expectStartRefused(w.dir)).fatal.msg), /epoch history .* cannot be trusted: checksum mismatch/);
   await fs.writeFile(history, text);
 
