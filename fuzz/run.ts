@@ -2,7 +2,8 @@
 // each in its own process with V8 coverage on. Per target: executions, refusals, round trips and
 // the branch coverage of the code under it; on a failure, the input (hex), the seed and the error.
 // Ends with one line `fuzz: targets=T execs=E failures=F` and exits 1 when F > 0.
-// Usage: node fuzz/run.ts [--target T]... [--minutes M | --seconds S] [--seed S] [--time-bound MS]
+// With --network: the network-level campaign against a real federation instead (fuzz/network.ts).
+// Usage: node fuzz/run.ts [--target T]... [--network] [--minutes M | --seconds S] [--seed S]
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const { values } = parseArgs({
   options: {
     target: { type: 'string', multiple: true }, minutes: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
+    network: { type: 'boolean' },
   },
 });
 const ms = values.seconds !== undefined ? Number(values.seconds) * 1000 : Number(values.minutes ?? '1') * 60_000;
@@ -45,6 +47,17 @@ function child(name: string, seed: number, covDir: string): Promise<{ result?: F
       resolve({ ...(result ? { result } : {}), stderr: err, code });
     });
   });
+}
+
+if (values.network) {
+  // The network-level campaign (fuzz/network.ts) instead of the targets: a real federation under mutated inputs.
+  const { networkCampaign } = await import('./network.ts');
+  const r = await networkCampaign({ ms, seed: baseSeed, say: (line) => console.log(line) });
+  const sent = Object.values(r.sent).reduce((a, b) => a + b, 0);
+  console.log(`fuzz: network ${Object.entries(r.sent).map(([k, v]) => `${k}=${v}`).join(' ')} heights=${r.heights.from}->${r.heights.to} seed=${baseSeed}`);
+  for (const f of r.failures) console.log(`fuzz: FAILURE network: ${f}`);
+  console.log(`fuzz: targets=1 execs=${sent} failures=${r.failures.length}`);
+  process.exit(r.failures.length > 0 ? 1 : 0);
 }
 
 let execs = 0;

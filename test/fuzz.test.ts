@@ -1,5 +1,6 @@
 // The fuzz campaign's CI budget (fuzz/, docs/fuzzing.md): every target for a few seconds in its
-// own process, as `npm run fuzz` runs it, with no failure; proof that the engine can fail (a
+// own process, as `npm run fuzz` runs it, with no failure; a short network campaign against a real
+// federation; proof that the engine can fail (a
 // decoder that trusts a length field is caught, its careful twin is not); and the inputs the
 // campaign found, each kept as a regression test.
 
@@ -37,6 +38,18 @@ test('every target, 4 s each in its own process: no failure, coverage reported, 
     assert.ok(Number(m[1]) > 50, `${t.name} ran ${m[1]} inputs`);
     assert.ok(Number(m[2]) > 0 && Number(m[3]) >= Number(m[2]), `${t.name} coverage ${m[2]}/${m[3]}`);
   }
+});
+
+test('network campaign, 15 s: mutated frames from a keyless stranger and from m3\'s key, mutated public API requests; the federation keeps committing and no service exits', { timeout: 240_000 }, async () => {
+  const { code, out } = await fuzzCli(['--network', '--seconds', '15', '--seed', '20261125']);
+  assert.equal(code, 0, out);
+  const line = out.split('\n').find((l) => l.startsWith('fuzz: network '));
+  assert.ok(line, out);
+  const sent = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(line)?.[1] ?? 0);
+  for (const k of ['consensus_frames', 'raw_streams', 'exchange', 'grpc']) assert.ok(sent(k) > 0, `nothing sent as ${k}: ${line}`);
+  const [from, to] = /heights=(\d+)->(\d+)/.exec(line)!.slice(1).map(Number) as [number, number];
+  assert.ok(to >= from + 3, `heights ${from}->${to}`);
+  assert.match(out.trim().split('\n').at(-1)!, /^fuzz: targets=1 execs=\d+ failures=0$/);
 });
 
 test('the runner refuses an unknown target (exit 2)', async () => {
