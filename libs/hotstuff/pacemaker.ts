@@ -134,6 +134,18 @@ export class NewViewClaims {
   }
 
   /** Members other than self whose latest claim is ≥ view. */
+  /**
+   * Others who gave up the views below `view` (a NEW-VIEW for it or later) with a highQC no higher
+   * than `highView`: a leader whose own highQC is of `highView` covers their locks. A NEW-VIEW for a
+   * later view than the leader's brings it only a reference to its sender's QC (synchronizer.ts): it
+   * counts only when the leader already holds a QC at least that high.
+   */
+  countCovered(view: number, highView: number): number {
+    let c = 0;
+    for (const [sender, nv] of this.#latest) if (sender !== this.#self && nv.view >= view && nv.highQC.view <= highView) c++;
+    return c;
+  }
+
   countAtLeast(view: number): number {
     let c = 0;
     for (const [sender, nv] of this.#latest) if (sender !== this.#self && nv.view >= view) c++;
