@@ -206,3 +206,28 @@ test('retention dropped every block of this member from the stream: the publishe
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a last block.committed under our name that does not decode (anyone on NATS may publish there) does not stop the start: publishing goes on from the kept mark', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-'));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const who = `${member}-junk`;
+  let pub: ConsensusPublisher | undefined;
+  try {
+    let tip = genesisBlock(chainId, blockHash);
+    for (let i = 0; i < 2; i++) {
+      const b = child(tip, `junk-tx-${i}`);
+      await store.commit([b], commitQc(b));
+      tip = b;
+    }
+    const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-junk', log });
+    await jetstream(conn.nc).publish(subject(who, 'consensus', BLOCK_COMMITTED_EVENT), new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]));
+    await conn.drain();
+    pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store });
+    assert.equal(pub.published, 0, 'taken as no mark');
+    await until('heights 1..2 stored in the stream', async () => pub!.published === 2);
+  } finally {
+    await pub?.close();
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

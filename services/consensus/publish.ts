@@ -80,7 +80,8 @@ export class ConsensusPublisher {
     const spec = blocksStreamSpec(r ? { ...(r.maxAgeMs > 0 ? { maxAgeMs: r.maxAgeMs } : {}), ...(r.maxBytes > 0 ? { maxBytes: r.maxBytes } : {}) } : {});
     await ensureStream(jsm, spec);
     const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
-    let published = last ? ConsensusPublisher.#mark(BlockCommitted.decode(last.data), opts.source, opts.log) : 0;
+    const decoded = last ? ConsensusPublisher.#decodeLast(last.data, opts.log) : undefined;
+    let published = decoded ? ConsensusPublisher.#mark(decoded, opts.source, opts.log) : 0;
     // The stream's retention may have dropped every block of ours (a long idle or downtime, or
     // others' blocks filling max_bytes): without the mark kept beside the blocks, the whole chain
     // would be published again from height 1 — and push out everything newer.
@@ -106,6 +107,19 @@ export class ConsensusPublisher {
       const info = await this.#jsm.streams.info(blocksStreamSpec().name);
       return { bytes: info.state.bytes, maxBytes: info.config.max_bytes };
     } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The stream's last block.committed under this member's name, decoded; undefined (and said) when it
+   * is not one — anyone who may publish on NATS can put bytes there, and a start must not fail on them.
+   */
+  static #decodeLast(data: Uint8Array, log: Logger): BlockCommitted | undefined {
+    try {
+      return BlockCommitted.decode(data);
+    } catch (err) {
+      log.warn({ err: errorMessage(err), bytes: data.length }, 'the stream\'s last block.committed under this member name does not decode: taken as none');
       return undefined;
     }
   }
