@@ -226,7 +226,9 @@ export async function initMember(o: MemberInitOptions): Promise<MadeMember> {
       store: { listen: at(p.store), metrics: at(p.storeMetrics) },
       gateway: { listen: at(p.gateway), metrics: at(p.gatewayMetrics) },
       consensus: { listen: at(p.consensus), admin_listen: at(p.admin), metrics: at(p.consensusMetrics), admin_clients: [fingerprints.operator] },
-      signer: { address: hostPort(signerHosts[0]!, p.signer) },
+      // A signer on this host (no --signer-host) is dialled on loopback under --listen-all: the public
+      // name of a host behind NAT is none of its interfaces. Its certificate names 127.0.0.1 too.
+      signer: { address: hostPort(o.listenAll && !(o.signerHosts && o.signerHosts.length > 0) ? '127.0.0.1' : signerHosts[0]!, p.signer) },
     },
     tls: TLS_SECTION,
     crypto: { param_set: o.paramSet, backend: 'auto' },

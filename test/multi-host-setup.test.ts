@@ -335,7 +335,10 @@ test('member init: --listen-all listens everywhere but advertises and certifies 
     const conf = parseConfText(await fs.readFile(path.join(m.dir, 'conf.yaml'), 'utf8'));
     assert.equal(conf.services.consensus.listen, '0.0.0.0:7102');
     assert.deepEqual(conf.network.addresses, ['/ip4/0.0.0.0/tcp/7105']);
-    assert.equal(conf.services.signer.address, '203.0.113.7:7104', 'the signer is dialled by name, never at a wildcard');
+    assert.equal(conf.services.signer.address, '127.0.0.1:7104', 'the signer on this host is dialled on loopback (the public name may be none of its interfaces), never at a wildcard');
+    const apart = await initMember({ name: 'edge2', dir: path.join(tmp, 'edge2'), hosts: ['203.0.113.8'], signerHosts: ['10.0.1.8'], basePort: 7100,
+      paramSet: 'slh-dsa-sha2-128f', natsUrls: [NATS_URL], listenAll: true });
+    assert.equal(parseConfText(await fs.readFile(path.join(apart.dir, 'conf.yaml'), 'utf8')).services.signer.address, '10.0.1.8:7104', 'a signer host apart is dialled by its name');
     assert.deepEqual(conf.nats.servers, ['tls://10.0.9.1:4222', 'tls://10.0.9.2:4222']);
     assert.deepEqual(m.card.libp2p.addresses, ['/ip4/203.0.113.7/tcp/7105', '/dns4/edge.fed.example/tcp/7105']);
     assert.match(await fs.readFile(path.join(m.dir, 'systemd.env'), 'utf8'), /^BTCFED_STORE=127\.0\.0\.1:7100$/m);
