@@ -71,7 +71,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
     // Each operator's certificate (tls/operator.pem, its admin certificate) may ask its signer for approvals.
     for (const [i, member] of members.entries()) await allowOperator(m(i), member.operator);
     // A member the services cannot add yet: its card, made on its operator's host.
-    await ok(['member', 'init', '--name', 'm5', '--out', m('m5'), '--host', '127.0.0.1', '--base-port', String(basePort + 70)]);
+    await ok(['member', 'init', '--name', 'm5', '--out', m('m5'), '--host', '127.0.0.1', '--base-port', String(basePort + 70), '--passphrase-file', '../secrets/signer-passphrase']);
     net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS_URL, quiet: true });
     for (let i = 0; i < N; i++) clients.push(consensusClient(m(i)));
   });

@@ -33,7 +33,7 @@ describe('btcfed reconfigure: propose, approve on three signers, assemble', { ti
   before(async () => {
     out = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-reconf-'));
     const chain = `rc-${randomBytes(3).toString('hex')}`;
-    for (let i = 0; i < 5; i++) await ok(['member', 'init', '--name', `m${i}`, '--out', dir(`m${i}`), '--host', '127.0.0.1', '--base-port', String(basePort + 10 * i)]);
+    for (let i = 0; i < 5; i++) await ok(['member', 'init', '--name', `m${i}`, '--out', dir(`m${i}`), '--host', '127.0.0.1', '--base-port', String(basePort + 10 * i), '--passphrase-file', '../secrets/signer-passphrase']);
     await ok(['genesis', '--chain-id', chain, ...[0, 1, 2, 3].flatMap((i) => ['--card', path.join(dir(`m${i}`), 'member-card.yaml')]), '--out', dir('genesis.yaml')]);
     for (let i = 0; i < 4; i++) await ok(['member', 'join', '--genesis', dir('genesis.yaml'), '--dir', dir(`m${i}`)]);
   });

@@ -263,10 +263,10 @@ async function main(): Promise<void> {
     const reoffered = metrics.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS)');
     const readiness = setInterval(() => {
       server.setServing(consensusServiceName, notReady().length === 0);
-      // Clients' transactions still uncommitted after a while go to the upcoming leaders again — also
-      // from a member a change removed: what it acknowledged before (or takes after, as an observer
-      // does) goes to the new set's leaders, which take it from outside (test/reconfig-process.test.ts).
-      reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
+      // Clients' transactions still uncommitted after a while go to the upcoming leaders again. Not from
+      // a member a change removed: it sees no later block, so it could never tell one committed and
+      // would offer it for ever (a transaction a client gives it goes on once, as from an observer).
+      if (!driver.retired) reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).

@@ -73,8 +73,12 @@ function storeAddress(dir: string): string {
  * the docs say: the CA goes offline (out of the member dir) and the signer dir to the signer host.
  */
 async function setupMembers(workDir: string, o: FederationOptions, members: Member[], natsUrls: string[]): Promise<void> {
+  // The passphrase goes to the signer host apart from the signer dir, as an operator moves it there.
+  const passphraseOf = (m: Member) => path.join(path.dirname(m.signerDir), `${m.name}.passphrase`);
+  for (const m of members) fs.mkdirSync(path.dirname(m.signerDir), { recursive: true });
   await Promise.all(members.map((m) => btcfed(['member', 'init', '--name', m.name, '--out', m.dir, '--host', m.host.addr,
-    '--signer-host', m.signerHost.addr, '--base-port', String(BASE_PORT), '--nats', natsUrls.join(',')])));
+    '--signer-host', m.signerHost.addr, '--base-port', String(BASE_PORT), '--nats', natsUrls.join(','),
+    '--passphrase-out', passphraseOf(m), '--passphrase-file', passphraseOf(m)])));
   const genesis = path.join(workDir, 'genesis.yaml');
   await btcfed(['genesis', '--chain-id', o.chainId, '--base-timeout', o.baseTimeout ?? '1s', '--out', genesis,
     ...members.flatMap((m) => ['--card', path.join(m.dir, 'member-card.yaml')])]);
