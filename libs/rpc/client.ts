@@ -55,9 +55,23 @@ function watchForTls(d: Dialled, channel: grpc.Channel, end: number, stopped: ()
       void probeOf(d).then((err) => { if (err && !stopped()) onTls(err); });
     }
     if (state === grpc.connectivityState.READY) return;
-    channel.watchConnectivityState(state, end, (err) => { if (!err) watch(channel.getConnectivityState(false)); });
+    // A channel closed meanwhile (the client is done with it) throws "Channel has been shut down":
+    // nothing to watch any more, and nothing may throw from here (it ran after tests ended).
+    try {
+      channel.watchConnectivityState(state, end, (err) => { if (!err) { const next = stateOf(channel); if (next !== undefined) watch(next); } });
+    } catch { /* closed */ }
   };
-  watch(channel.getConnectivityState(false));
+  const first = stateOf(channel);
+  if (first !== undefined) watch(first);
+}
+
+/** The channel's state, or undefined once it is closed. */
+function stateOf(channel: grpc.Channel): grpc.connectivityState | undefined {
+  try {
+    return channel.getConnectivityState(false);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
