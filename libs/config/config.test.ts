@@ -201,14 +201,14 @@ test('consensus.idle_heartbeat: 0 by default (a block every view), sub-second re
   assert.throws(() => withIdle('1m'), /idle_heartbeat.*1s to 30s/s);
 });
 
-test('consensus.blocks_stream_max_age / _max_bytes: a week and 1 GiB by default, 0 keeps all, under 10m refused', () => {
+test('consensus.blocks_stream_max_age / _max_bytes: a week and no byte limit by default, 0 keeps all, under 10m refused', () => {
   const withRetention = (extra: Record<string, unknown>) => {
     const c = validConf() as Record<string, Record<string, unknown>>;
     c.consensus = { ...(c.consensus ?? {}), ...extra };
     return parseConfText(stringify(c)).consensus;
   };
   assert.equal(withRetention({}).blocks_stream_max_age, 168 * 3_600_000);
-  assert.equal(withRetention({}).blocks_stream_max_bytes, 1024 ** 3);
+  assert.equal(withRetention({}).blocks_stream_max_bytes, 0);
   assert.equal(withRetention({ blocks_stream_max_age: '0s', blocks_stream_max_bytes: 0 }).blocks_stream_max_age, 0);
   assert.throws(() => withRetention({ blocks_stream_max_age: '5m' }), /blocks_stream_max_age.*at least 10m/s);
 });

@@ -252,7 +252,9 @@ export const confSchema = z.strictObject({
      * its own at start). At least 10m (the stream's de-duplication window).
      */
     blocks_stream_max_age: duration('168h'),
-    blocks_stream_max_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(1024 * 1024 * 1024),
+    // No byte limit by default: JetStream reserves a stream's max_bytes, and a NATS with less storage
+    // refuses the stream ("insufficient storage resources"), which stopped consensus from starting.
+    blocks_stream_max_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
     /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
     block_time_max_delay: duration('30s', { positive: true }),
     /**
