@@ -114,10 +114,10 @@ export async function assertPrivateFile(file: string, what: string): Promise<voi
 }
 
 /** Writes a new key file (0600). Never replaces an existing key: that would lose a validator identity. */
-export async function writeNewKeyFile(file: string, text: string): Promise<void> {
+export async function writeNewKeyFile(file: string, text: string, what = 'key file'): Promise<void> {
   try {
     await fs.access(file);
-    throw new FedError('SIGNER_KEY_EXISTS', `key file ${file} already exists; refusing to overwrite a validator key`, { file });
+    throw new FedError('SIGNER_KEY_EXISTS', `${what} ${file} already exists; refusing to overwrite a validator key`, { file });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { FedError } from '#libs/errors/index.ts';
 import { bytesEqual, fromHex, isParamSet, publicKeyFromSecretKey, toHex, type ParamSet } from '#libs/crypto/index.ts';
-import { writeFileAtomic } from '#libs/files/index.ts';
 import type { Token } from './pkcs11.ts';
+import { writeNewKeyFile } from './keyfile.ts';
 
 const FORMAT = 'btcfed-signer-sealed';
 
@@ -110,12 +110,6 @@ export function unsealSecretKey(token: Token, text: string, file: string, expect
 }
 
 /** Writes a new sealed file (0600); never replaces one (that would lose a validator identity). */
-export async function writeNewSealedFile(file: string, text: string): Promise<void> {
-  try {
-    await fs.access(file);
-    throw new FedError('SIGNER_KEY_EXISTS', `sealed key ${file} already exists; refusing to overwrite a validator key`, { file });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await writeFileAtomic(file, text, { mode: 0o600 });
+export function writeNewSealedFile(file: string, text: string): Promise<void> {
+  return writeNewKeyFile(file, text, 'sealed key');
 }
