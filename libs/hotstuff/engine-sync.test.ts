@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toHex } from './bytes.ts';
+import { qcRef } from './qc.ts';
 import { buildBlock } from './sim/members.ts';
 import { CHAIN, Kit, Phase, ofType, voteRequests } from './sim/test-kit.ts';
 
@@ -178,3 +179,18 @@ test('a proposal whose parent is still being fetched from someone else asks its 
   assert.ok(asked.includes(2), `the proposer is asked for the parent: ${JSON.stringify(asked)}`);
 });
 
+test('a leader counts a NEW-VIEW toward its quorum only when its highQC covers the QC the NEW-VIEW names', () => {
+  const k = new Kit(4);
+  const d = k.engine(2); // leads view 2; its highQC is genesis's
+  d.step({ type: 'start' });
+  const b1 = k.block(1, k.genesis);
+  const pqc1 = k.qc(Phase.PREPARE, 1, b1, [0, 1, 3]); // member 1 holds it (and may be locked above genesis)
+  d.message(k.newView(2, k.gqc, 0)); // for view 2: its full QC, genesis's — covered
+  d.message(k.newView(3, qcRef(pqc1), 1)); // for view 3: a reference to a QC of view 1 we lack
+  assert.equal(d.engine.view, 2, 'the two claims and ours move us to view 2');
+  assert.equal(ofType([...d.log], 'request-payload').filter((r) => r.view === 2).length, 0,
+    'member 1\'s claim names a QC above our highQC: not counted, so no quorum to propose on genesis\'s QC');
+  // Member 3 sends NEW-VIEW(2) with genesis's QC: now a quorum our highQC covers.
+  d.message(k.newView(2, k.gqc, 3));
+  assert.equal(ofType([...d.log], 'request-payload').filter((r) => r.view === 2).length, 1);
+});

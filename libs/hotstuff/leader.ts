@@ -18,10 +18,11 @@ export function tryPropose(core: EngineCore): void {
   const high = core.safety.prepareQC;
   // After a decide, the prepareQC of the previous view is the highest QC there can be; otherwise
   // the highQC must be the highest among a quorum of NEW-VIEWs, so that it is at least every
-  // honest member's lock and they can all vote for the proposal. A NEW-VIEW for a later view than
-  // ours brings a reference, not its QC, so our highQC may be older than one it names: the proposal
-  // then fails on locked members (docs/specification.md, disagreement 1: not changed yet).
-  const ready = high.view === view - 1 || core.claims.countAtLeast(view) + 1 >= core.quorum;
+  // honest member's lock and they can all vote for the proposal. A NEW-VIEW counts only when our
+  // highQC is at least the QC it names: one for a later view than ours brought us a reference, not
+  // the QC, and proposing on an older highQC then met locked members' refusals (found by the
+  // specification's model-based replay, docs/specification.md).
+  const ready = high.view === view - 1 || core.claims.countCovered(view, high.view) + 1 >= core.quorum;
   if (!ready) return;
   const parent = core.tree.get(toHex(high.blockHash));
   if (!parent) return want(core, high.blockHash, core.leaderOf(high.view));
