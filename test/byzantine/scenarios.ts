@@ -155,14 +155,18 @@ const equivocate: Scenario = {
           const pubKeys = published.map((e) => `${e.subject}/${e.data.view}/${e.data.phase}`);
           check(new Set(pubKeys).size === pubKeys.length, `${pubKeys.length} equivocation events published for ${new Set(pubKeys).size} distinct (member, view, kind)`);
           check(sent === 0 || published.length > 0, 'no security.equivocation event published: the offender is not reported');
-          const counted = await fed.metric(0, 'consensus', 'btcfed_consensus_equivocations_total');
-          check(counted > 0, 'btcfed_consensus_equivocations_total stayed 0 on m0');
+          // Votes go to the view's leader only, and one that arrives after the leader has moved on
+          // is refused as stale before its signature is checked: which honest leader catches
+          // m3 depends on timing, so the count is over all of them.
+          const countedBy = await perHonest(fed, 'btcfed_consensus_equivocations_total');
+          const counted = countedBy.reduce((a, b) => a + b, 0);
+          check(counted > 0, `btcfed_consensus_equivocations_total stayed 0 on every honest member (${countedBy.join('/')})`);
           // An equivocation is proof of a fault: the first one an honest member catches mutes m3.
           const mutes = await perHonest(fed, 'btcfed_consensus_peer_mutes_total', /peer="3"/);
           check(mutes.some((m) => m > 0), 'no honest member muted m3 for equivocating');
           const disk1 = await fed.diskMiB('m0/consensus');
           check(disk1 - disk0 < 64, `m0's LMDB grew ${(disk1 - disk0).toFixed(1)} MiB during the attack`);
-          note(`evidence kept ${kept.join(' ')}, events ${published.length}, equivocations counted ${counted} on m0, m3 muted ${mutes.join('/')} times, m0 LMDB ${disk0.toFixed(1)}→${disk1.toFixed(1)} MiB`);
+          note(`evidence kept ${kept.join(' ')}, events ${published.length}, equivocations counted ${countedBy.join('/')}, m3 muted ${mutes.join('/')} times, m0 LMDB ${disk0.toFixed(1)}→${disk1.toFixed(1)} MiB`);
         } finally {
           await events.close();
         }
