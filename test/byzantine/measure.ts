@@ -189,6 +189,19 @@ export async function memory(fed: Federation): Promise<number[]> {
   return Promise.all(watchedPids(fed).map(async (p) => (await rssParts(p.pid)).anon));
 }
 
+/**
+ * What each watched service's JavaScript holds, MiB: V8's heap in use plus the buffers outside it
+ * (its own metrics, nodejs_heap_size_used_bytes + nodejs_external_memory_bytes). Anonymous memory
+ * also counts pages glibc's malloc keeps after a burst of large buffers is freed (a flood of 4 MiB
+ * frames raises its mmap threshold, so later frames come from a heap it returns only from the top):
+ * memory the allocator caches, not memory the service keeps. A queue or map that outside input
+ * grows shows here.
+ */
+export async function heldMemory(fed: Federation): Promise<number[]> {
+  return Promise.all(HONEST.flatMap((i) => (['consensus', 'gateway'] as const).map(async (s) =>
+    ((await fed.metric(i, s, 'nodejs_heap_size_used_bytes')) + (await fed.metric(i, s, 'nodejs_external_memory_bytes'))) / (1 << 20))));
+}
+
 /** Measures the honest commit rate over `ms`, sampling memory every second and the attacker's CPU. */
 export async function measure(fed: Federation, box: AttackerBox, ms: number): Promise<Window> {
   const h0 = await fed.heights();

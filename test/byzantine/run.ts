@@ -13,13 +13,15 @@
 
 import { Federation, BYZANTINE, HONEST, sleep } from './federation.ts';
 import { ByzantineMember } from './member.ts';
-import { AttackerBox, cpuLine, measure, memory, memoryLine, memoryParts } from './measure.ts';
+import { AttackerBox, cpuLine, heldMemory, measure, memory, memoryLine, memoryParts, watchedPids } from './measure.ts';
 import { healthy, SCENARIOS, type Scenario } from './scenarios.ts';
 
 /** The honest commit rate under attack must be at least this share of the rate before it. */
 export const RATE_BAR = 0.8;
 /** After the attack, each watched service's anonymous memory must be back within this of its baseline (MiB, or 25 % where more). */
 export const MEMORY_SLACK_MIB = 64;
+/** Slack on what a service's JavaScript holds (heldMemory): garbage not yet collected comes and goes. */
+export const HELD_SLACK_MIB = 32;
 /** A scenario below the rate bar is measured once more (said in its output); the last try is the verdict. */
 export const MAX_ATTEMPTS = 2;
 /** The CI set's floor: the share below which a defence is surely gone, whatever the machine does. */
@@ -100,6 +102,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
           const ctx = { fed, byz, box, note };
           const before = await measure(fed, box, BEFORE_MS);
           const memBefore = await memory(fed);
+          const heldBefore = await heldMemory(fed);
           const partsBefore = await memoryParts(fed);
           const attack = await s.start(ctx);
           let during;
@@ -136,9 +139,20 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
             figures.memAfter = memLast;
             note(`MEMORY ABOVE ITS LIMIT ${SETTLE_MS / 1000} s after the attack; ${SETTLE_MS / 1000} s later: ${memoryLine(fed, memBefore, during.peakRss, memLast)}`);
           }
-          memLast.forEach((m, k) => {
-            if (m > limits[k]!) throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}), after a second look`);
-          });
+          if (memLast.some((m, k) => m > limits[k]!)) {
+            // Still above: is it held by the service, or pages the allocator keeps (heldMemory)?
+            const heldNow = await heldMemory(fed);
+            const names = watchedPids(fed).map((p) => p.name);
+            note(`held by JavaScript (V8 heap in use + buffers) MiB before → now: ${names.map((n, k) => `${n} ${heldBefore[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
+            memLast.forEach((m, k) => {
+              if (m <= limits[k]!) return;
+              const heldLimit = heldBefore[k]! + Math.max(HELD_SLACK_MIB, heldBefore[k]! * 0.25);
+              if (heldNow[k]! > heldLimit) {
+                throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit.toFixed(0)})`);
+              }
+              note(`${names[k]}: anonymous memory ${m.toFixed(0)} MiB is above its limit (${limits[k]!.toFixed(0)}), but what it holds is back (${heldNow[k]!.toFixed(0)} MiB, limit ${heldLimit.toFixed(0)}): pages the allocator keeps, not the service`);
+            });
+          }
           break;
         }
         note(`after: ${await healthy(fed)}`);
