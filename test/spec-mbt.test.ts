@@ -2,7 +2,7 @@
 // step into libs/hotstuff's engine, one engine per honest member, driven the way
 // libs/hotstuff/sim/test-kit.ts drives it (signatures answered at once, fetches answered with the
 // blocks the spec knows). After every step of member i, engine i's view, lockedQC, prepareQC (the
-// highQC) and committed tip must equal the trace's. docs/specification.md says what is compared
+// highQC), committed tip and every message it signed must equal the trace's. docs/specification.md says what is compared
 // and what is not.
 
 import { test } from 'node:test';
@@ -15,7 +15,7 @@ import { Kit, type Driven } from '../libs/hotstuff/sim/test-kit.ts';
 import { qcRef } from '../libs/hotstuff/qc.ts';
 import { toHex } from '../libs/hotstuff/bytes.ts';
 import type { Block, QuorumCert, Phase } from '../libs/hotstuff/types.ts';
-import type { EngineAction } from '../libs/hotstuff/events.ts';
+import type { EngineAction, SignRequest } from '../libs/hotstuff/events.ts';
 
 const root = path.join(import.meta.dirname, '..');
 const N = 4;
@@ -54,19 +54,30 @@ function states(file: string, text: string): SState[] {
 // ------------------------------------------------------------------ the replay
 
 /** What the replay saw besides matching states. */
-interface Tally { refusedUnsafe: number; equivocationAfterRefusal: number }
+interface Tally { refusedUnsafe: number; equivocationAfterRefusal: number; suspicionNewViews: number }
 
 type KitClass = typeof Kit;
 
 class Replay {
   readonly kit: Kit;
-  readonly tally: Tally = { refusedUnsafe: 0, equivocationAfterRefusal: 0 };
+  readonly tally: Tally = { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 };
+  /** Suspicion NEW-VIEWs already tallied, as "member:key". */
+  readonly counted = new Set<string>();
   /** Views in which a member was shown a proposal the spec refuses (its engine saw that leader's proposal). */
   readonly shownRefused = new Set<string>();
   readonly blocks: Map<number, Block>;
   readonly engines = new Map<number, Driven>();
   /** The payload each leader's engine asked for, by view. */
   readonly payloadAsked = new Map<number, number>();
+  /** Everything each engine asked its signer to sign, as "vote/view/phase/block", "newview/view/qc view", "proposal/view/block". */
+  readonly signed = new Map<number, Set<string>>(HONEST.map((i) => [i, new Set<string>()]));
+  /**
+   * NEW-VIEW targets each engine claimed because it suspected a view's leader (suspicion.ts, a
+   * view given up at once): the spec does not model suspicion — giving up a view only sends a
+   * NEW-VIEW, which a member may always do — so these are the one kind of message the engine may
+   * sign beyond the spec's.
+   */
+  readonly skipped = new Map<number, Set<number>>(HONEST.map((i) => [i, new Set<number>()]));
 
   constructor(K: KitClass) {
     this.kit = new K(N);
@@ -104,6 +115,8 @@ class Replay {
       all.push(...out);
       for (const a of out) {
         if (a.type === 'request-payload') this.payloadAsked.set(a.view, i);
+        if (a.type === 'sign') this.signed.get(i)!.add(signedKey(a.request));
+        if (a.type === 'view-skipped') this.skipped.get(i)!.add(a.view + 1);
         if (a.type === 'fetch') {
           const chain: Block[] = [];
           let cur = [...this.blocks.values()].find((b) => toHex(b.hash) === toHex(a.hash));
@@ -213,6 +226,28 @@ class Replay {
     };
     const want = { view: r.view, locked: [r.lockedQC.view, hex(r.lockedQC.block)], high: [r.prepareQC.view, hex(r.prepareQC.block)], committed: hex(tip) };
     assert.deepEqual(got, want, `${where}: member ${i} differs from the spec`);
+    // What it signed: every vote, NEW-VIEW and proposal of member i the spec's messages hold, and no other.
+    const specSigned: string[] = s.msgs.filter((m) => m.sender === i).map((m) => (m.kind === 'vote' ? `vote/${m.view}/${m.phase}/${hex(m.block)}`
+      : m.kind === 'newview' ? `newview/${m.view}/${m.justify.view}` : `proposal/${m.view}/${hex(m.block)}`));
+    // The one difference in timing: the engine's leader votes PREPARE for its own proposal as soon
+    // as it is signed; the spec's, when it takes its own proposal from the network (onProposal).
+    const mine = this.signed.get(i)!;
+    const early = (k: string) => { const [kind, view, phase, block] = k.split('/'); return kind === 'vote' && phase === '1' && mine.has(`proposal/${view}/${block}`); };
+    const suspected = (k: string) => { const [kind, view] = k.split('/'); return kind === 'newview' && this.skipped.get(i)!.has(Number(view)); };
+    const specSet = new Set(specSigned);
+    const extra = [...mine].filter((k) => !specSet.has(k) && suspected(k));
+    this.tally.suspicionNewViews += extra.filter((k) => !this.counted.has(`${i}:${k}`)).length;
+    for (const k of extra) this.counted.add(`${i}:${k}`);
+    assert.deepEqual([...mine].filter((k) => specSet.has(k) || !(early(k) || suspected(k))).sort(), [...specSet].sort(), `${where}: member ${i} signed other messages than the spec's`);
+  }
+}
+
+/** One sign request as the spec names the message it signs. */
+function signedKey(r: SignRequest): string {
+  switch (r.kind) {
+    case 'vote': return `vote/${r.view}/${r.phase}/${toHex(r.blockHash)}`;
+    case 'new-view': return `newview/${r.view}/${r.highQC.view}`;
+    case 'proposal': return `proposal/${r.view}/${toHex(r.block.hash)}`;
   }
 }
 
@@ -230,7 +265,7 @@ interface Outcome { traces: number; steps: number; commits: number; tally: Tally
 
 async function replayTraces(traces: number, seed: string, maxSteps: number, K: KitClass = Kit): Promise<Outcome> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-'));
-  const out: Outcome = { traces, steps: 0, commits: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0 } };
+  const out: Outcome = { traces, steps: 0, commits: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 } };
   try {
     for (const file of generate(dir, traces, seed, maxSteps)) {
       const trace = states(file, await fs.readFile(file, 'utf8'));
@@ -246,6 +281,7 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
       } finally {
         out.tally.refusedUnsafe += replay.tally.refusedUnsafe;
         out.tally.equivocationAfterRefusal += replay.tally.equivocationAfterRefusal;
+        out.tally.suspicionNewViews += replay.tally.suspicionNewViews;
       }
       if (HONEST.some((i) => trace.at(-1)!.st.get(i)!.committed.length > 1)) out.commits++;
     }
@@ -255,21 +291,19 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
   return out;
 }
 
-test('spec traces replayed into the engine: view, lock, highQC and committed tip match after every step', async () => {
+test('spec traces replayed into the engine: view, lock, highQC, committed tip and every message signed match after every step', async () => {
   const o = await replayTraces(40, '5', 60);
-  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal}`);
+  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal} suspicion-new-views=${o.tally.suspicionNewViews}`);
   assert.ok(o.steps > 500, `only ${o.steps} honest steps replayed`);
   assert.ok(o.commits > 0, 'no trace committed: the replay never reached the commit rule');
 });
 
 /**
- * The lock taken out of a copy of the engine: replica.ts onPrecommitQC no longer sets lockedQC.
- * The copy lives in a temporary tree whose other libs/ are links to the real ones (libs/hotstuff
- * itself is never edited); its test-kit drives the broken engine through the same replay.
+ * A copy of the engine with one line of one file replaced, in a temporary tree whose other libs/
+ * are links to the real ones (libs/hotstuff itself is never edited); its test-kit drives the
+ * broken engine through the same replay, which must go red with `expect`.
  */
-const LOCK_LINE = 'if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc;';
-
-test('the replay goes red against an engine whose precommitQC no longer locks', async () => {
+async function replayBroken(file: string, line: string, replacement: string, expect: RegExp, label: string): Promise<void> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-engine-'));
   try {
     await fs.mkdir(path.join(tmp, 'libs'));
@@ -278,18 +312,24 @@ test('the replay goes red against an engine whose precommitQC no longer locks', 
     }
     await fs.cp(path.join(root, 'libs/hotstuff'), path.join(tmp, 'libs/hotstuff'), { recursive: true });
     await fs.writeFile(path.join(tmp, 'package.json'), JSON.stringify({ type: 'module', imports: { '#libs/*': './libs/*' } }));
-    const replica = path.join(tmp, 'libs/hotstuff/replica.ts');
-    const text = await fs.readFile(replica, 'utf8');
-    assert.equal(text.split(LOCK_LINE).length, 2, 'the lock line this test removes is no longer in libs/hotstuff/replica.ts');
-    await fs.writeFile(replica, text.replace(LOCK_LINE, '/* lock removed */'));
+    const target = path.join(tmp, 'libs/hotstuff', file);
+    const text = await fs.readFile(target, 'utf8');
+    assert.equal(text.split(line).length, 2, `the line this test replaces is no longer in libs/hotstuff/${file}`);
+    await fs.writeFile(target, text.replace(line, replacement));
     const { Kit: BrokenKit } = (await import(path.join(tmp, 'libs/hotstuff/sim/test-kit.ts'))) as { Kit: KitClass };
     await assert.rejects(replayTraces(40, '5', 60, BrokenKit), (e: Error) => {
-      assert.match(e.message, /differs from the spec/);
-      console.log(`mbt (lock removed): ${e.message.split('\n')[0]}`);
+      assert.match(e.message, expect);
+      console.log(`mbt (${label}): ${e.message.split('\n')[0]}`);
       return true;
     });
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
-});
+}
 
+test('the replay goes red against an engine whose precommitQC no longer locks', () =>
+  replayBroken('replica.ts', 'if (qc.view > core.safety.lockedQC.view) core.safety.lockedQC = qc;', '/* lock removed */', /differs from the spec/, 'lock removed'));
+
+test('the replay goes red against an engine that signs NEW-VIEWs carrying its lock instead of its highQC (its state unchanged)', () =>
+  replayBroken('synchronizer.ts', "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.prepareQC });",
+    "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.lockedQC });", /signed other messages than the spec's/, 'NEW-VIEW carries the lock'));
