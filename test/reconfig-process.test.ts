@@ -88,15 +88,24 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
   /** Each operator in `who` approves `change` on its own signer; m0 assembles: the transaction's file. */
   const approveAndAssemble = (change: string, who: number[], out: string): Promise<string> => approveAll(ok, change, who.map(m), m(0), out);
 
-  /** The last block of `epoch` on each of `who`, found by walking the chain: one block at one height everywhere. */
+  /** The last block of `epoch` on each of `who`, found by a binary search over heights (epochs only grow with height): one block at one height everywhere. */
   async function lastBlockOf(epoch: number, who: number[]): Promise<{ height: number; hash: string }> {
     const ends = await Promise.all(who.map(async (i) => {
       const c = clients[i]!;
-      // A member may not have committed the next epoch's first block yet: wait for each height.
-      const at = (h: number) => until(`block ${h} on m${i}`, () => call(c.getBlock.bind(c), { by: { $case: 'height', value: h } }, { deadlineMs: 5000 }).catch(() => undefined), 60_000);
-      for (let h = 1; ; h++) {
-        if (Number((await at(h)).block!.header!.epoch) === epoch + 1) return { height: h - 1, hash: toHex((await at(h - 1)).blockHash) };
+      const at = (h: number) => call(c.getBlock.bind(c), { by: { $case: 'height', value: h } }, { deadlineMs: 5000 });
+      const epochAt = async (h: number) => Number((await at(h)).block!.header!.epoch);
+      // A member may not have committed the next epoch's first block yet: wait for a tip past the epoch.
+      const top = await until(`a block after epoch ${epoch} on m${i}`, async () => {
+        const h = Number((await status(i)).committedHeight);
+        return h > 0 && (await epochAt(h)) > epoch ? h : undefined;
+      }, 60_000);
+      let lo = 0; // epoch ≤ `epoch` (genesis, or found so)
+      let hi = top; // epoch > `epoch`
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if ((await epochAt(mid)) > epoch) hi = mid; else lo = mid;
       }
+      return { height: lo, hash: toHex((await at(lo)).blockHash) };
     }));
     for (const e of ends) assert.deepEqual(e, ends[0]);
     return ends[0]!;
