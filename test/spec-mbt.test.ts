@@ -60,13 +60,13 @@ type KitClass = typeof Kit;
 
 class Replay {
   readonly kit: Kit;
-  readonly tally: Tally = { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 };
+  readonly tally: Omit<Tally, 'suspicionNewViews'> = { refusedUnsafe: 0, equivocationAfterRefusal: 0 };
   /** Votes the spec signs and the engine rightly does not: a second proposal of a leader in a view, refused as equivocation (above). */
   readonly excused = new Map<number, Set<string>>(HONEST.map((i) => [i, new Set<string>()]));
   /** Engines restored from their durable record. */
   restarts = 0;
-  /** Suspicion NEW-VIEWs already tallied, as "member:key". */
-  readonly counted = new Set<string>();
+  /** NEW-VIEWs signed beyond the spec's because of leader suspicion, as "member:key" (the tally's count). */
+  readonly suspicionNewViews = new Set<string>();
   /** Views in which a member was shown a proposal the spec refuses (its engine saw that leader's proposal). */
   readonly shownRefused = new Set<string>();
   readonly blocks: Map<number, Block>;
@@ -247,16 +247,16 @@ class Replay {
     // as it is signed; the spec's, when it takes its own proposal from the network (onProposal).
     const mine = this.signed.get(i)!;
     const early = (k: string) => { const [kind, view, phase, block] = k.split('/'); return kind === 'vote' && phase === '1' && mine.has(`proposal/${view}/${block}`); };
-    const suspected = (k: string) => { const [kind, view] = k.split('/'); return kind === 'newview' && this.skipped.get(i)!.has(Number(view)); };
-    // A suspicion NEW-VIEW for target t is the engine's one signed NEW-VIEW for t: when the spec's
-    // later timeout signs one for t (with the highQC it holds then), the engine sends the one it has.
-    const signedFor = (t: string) => [...mine].some((k) => k.startsWith(`newview/${t}/`));
-    const asSuspected = (k: string) => { const [kind, t] = k.split('/'); return kind === 'newview' && this.skipped.get(i)!.has(Number(t)) && signedFor(t!); };
-    const specSet = new Set(specSigned.filter((k) => !this.excused.get(i)!.has(k) && !asSuspected(k)));
-    const extra = [...mine].filter((k) => !specSet.has(k) && suspected(k));
-    this.tally.suspicionNewViews += extra.filter((k) => !this.counted.has(`${i}:${k}`)).length;
-    for (const k of extra) this.counted.add(`${i}:${k}`);
-    assert.deepEqual([...mine].filter((k) => specSet.has(k) || !(early(k) || suspected(k))).sort(), [...specSet].sort(), `${where}: member ${i} signed other messages than the spec's`);
+    // A NEW-VIEW for a target given up by suspicion is the engine's one signed NEW-VIEW for it: when
+    // the spec's later timeout signs one for that target (with the highQC it holds then), the
+    // engine sends the one it has.
+    const targetOf = (k: string) => (k.startsWith('newview/') ? Number(k.split('/')[1]) : undefined);
+    const suspected = new Set([...mine].map(targetOf).filter((t) => t !== undefined && this.skipped.get(i)!.has(t)));
+    const bySuspicion = (k: string) => suspected.has(targetOf(k));
+    const specSet = new Set(specSigned.filter((k) => !this.excused.get(i)!.has(k) && !bySuspicion(k)));
+    const extra = [...mine].filter((k) => !specSet.has(k) && (early(k) || bySuspicion(k)));
+    for (const k of extra) if (bySuspicion(k)) this.suspicionNewViews.add(`${i}:${k}`);
+    assert.deepEqual([...mine].filter((k) => !extra.includes(k)).sort(), [...specSet].sort(), `${where}: member ${i} signed other messages than the spec's`);
   }
 }
 
@@ -299,7 +299,7 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
       } finally {
         out.tally.refusedUnsafe += replay.tally.refusedUnsafe;
         out.tally.equivocationAfterRefusal += replay.tally.equivocationAfterRefusal;
-        out.tally.suspicionNewViews += replay.tally.suspicionNewViews;
+        out.tally.suspicionNewViews += replay.suspicionNewViews.size;
         out.restarts += replay.restarts;
       }
       if (HONEST.some((i) => trace.at(-1)!.st.get(i)!.committed.length > 1)) out.commits++;

@@ -28,6 +28,18 @@ import { until } from '../support/until.ts';
 export { until };
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Sum of a metric's samples in one Prometheus text exposition, optionally only those whose labels match. */
+export function sumMetric(text: string, name: string, labels?: RegExp): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(\{[^}]*\})? ([-0-9.e+]+|NaN)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (labels && !labels.test(m[2] ?? '')) continue;
+    sum += Number(m[3]);
+  }
+  return sum;
+}
+
 export class Federation {
   readonly dir: string;
   readonly basePort: number;
@@ -174,15 +186,7 @@ export class Federation {
 
   /** Sum of a metric's samples on one member's service, optionally only those whose labels match. */
   async metric(i: number, service: 'consensus' | 'gateway' | 'signer', name: string, labels?: RegExp): Promise<number> {
-    const text = await this.metrics(i, service);
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)(\{[^}]*\})? ([-0-9.e+]+|NaN)$/.exec(line);
-      if (!m || m[1] !== name) continue;
-      if (labels && !labels.test(m[2] ?? '')) continue;
-      sum += Number(m[3]);
-    }
-    return sum;
+    return sumMetric(await this.metrics(i, service), name, labels);
   }
 
   /** Resident memory of one member's service process, in MiB (from /proc). */

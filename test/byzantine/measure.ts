@@ -11,7 +11,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BYZANTINE, HONEST, sleep, type Federation } from './federation.ts';
+import { BYZANTINE, HONEST, sleep, sumMetric, type Federation } from './federation.ts';
 
 /** The attacker's CPU: half a core of the machine's two. */
 export const ATTACKER_CPUS = 0.5;
@@ -198,8 +198,10 @@ export async function memory(fed: Federation): Promise<number[]> {
  * grows shows here.
  */
 export async function heldMemory(fed: Federation): Promise<number[]> {
-  return Promise.all(HONEST.flatMap((i) => (['consensus', 'gateway'] as const).map(async (s) =>
-    ((await fed.metric(i, s, 'nodejs_heap_size_used_bytes')) + (await fed.metric(i, s, 'nodejs_external_memory_bytes'))) / (1 << 20))));
+  return Promise.all(HONEST.flatMap((i) => (['consensus', 'gateway'] as const).map(async (s) => {
+    const text = await fed.metrics(i, s);
+    return (sumMetric(text, 'nodejs_heap_size_used_bytes') + sumMetric(text, 'nodejs_external_memory_bytes')) / (1 << 20);
+  })));
 }
 
 /** Measures the honest commit rate over `ms`, sampling memory every second and the attacker's CPU. */

@@ -269,6 +269,9 @@ const silent: Scenario = {
   },
 };
 
+/** Labels of m3's views given up for `reason`, in either label order. */
+const skippedOf3 = (reason: string) => new RegExp(`leader="3",[^}]*reason="${reason}"|reason="${reason}",[^}]*leader="3"`);
+
 const slowLeader: Scenario = {
   name: 'slow-leader', ci: true,
   // Judging a leader slow takes three of its last four views: in CI's shorter window two of three
@@ -288,7 +291,7 @@ const slowLeader: Scenario = {
     // held proposal can arrive: each failing again, it would never be judged slow (CI, 2026-11-26:
     // 5 of m3's views skipped as failed in the window before, 0/0/0 judged slow). Its record is
     // cleared once more as the hold begins, so what is judged is this attack.
-    const failed = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="3",[^}]*reason="failed_views"|reason="failed_views",[^}]*leader="3"/);
+    const failed = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', skippedOf3('failed_views'));
     const failedBefore = await failed();
     for (const i of HONEST) await fed.unmute(i, BYZANTINE);
     let held = 0;
@@ -302,7 +305,7 @@ const slowLeader: Scenario = {
         return [];
       },
     });
-    const skipped = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="3",[^}]*reason="slow_views"|reason="slow_views",[^}]*leader="3"/);
+    const skipped = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', skippedOf3('slow_views'));
     const skipped0 = await skipped();
     return {
       stop: async () => { for (const t of timers) clearTimeout(t); },
