@@ -210,9 +210,8 @@ class ReconfigSim {
       if (!ok) this.refusedOldKeys++;
       return ok;
     };
-    const mut = (process.env.MUT === 'quorum' && m.name === 'm0' && epoch > 0);
     m.engine = createEngine(
-      { chainId: this.chainId, validatorCount: mut ? 1 : set.length, self: mut ? 0 : self, timeouts: DEFAULT_TIMEOUTS, ...(epoch > 0 ? { epoch, root } : {}) },
+      { chainId: this.chainId, validatorCount: set.length, self, timeouts: DEFAULT_TIMEOUTS, ...(epoch > 0 ? { epoch, root } : {}) },
       { hashBlock: this.scheme.hashBlock, verify, endsEpoch: (b) => changeOf(b) !== null, checkBlock: (b) => this.blockError(b) },
     );
     this.feed(m, { type: 'start' });
