@@ -10,7 +10,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Phase } from '#libs/hotstuff/index.ts';
+import { EXIT_DO_NOT_RESTART } from '#libs/service/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
+import { openToken, stateCounterLabel, stateKeyLabel, type Pkcs11Custody } from '../services/signer/custody.ts';
+import { loadSignerConf } from '../services/signer/open.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { makeSoftHsm, SOFTHSM_MODULE, type SoftHsm } from '../services/signer/softhsm-testkit.ts';
 import { btcfedIn } from './support/cli.ts';
@@ -34,7 +37,8 @@ async function tokenWorld(): Promise<TokenWorld> {
 async function refusedWith(t: TokenWorld, code: string, message: RegExp, extra: string[] = []): Promise<void> {
   process.env.SOFTHSM2_CONF = t.hsm.confFile;
   const r = await expectStartRefused(t.w.dir, ['--insecure', ...extra]);
-  assert.equal(r.code, 1);
+  // A refused PIN exits so that systemd does not start it again (and lock a hardware token's PIN).
+  assert.equal(r.code, code === 'SIGNER_TOKEN_PIN' ? EXIT_DO_NOT_RESTART : 1, `exit status of ${code}`);
   assert.equal(r.fatal.code, code, JSON.stringify(r.fatal));
   assert.match(String(r.fatal.msg), message);
 }
@@ -235,6 +239,22 @@ describe('start-up refusals with a token', { timeout: 120_000 }, () => {
     // A working setup again: the refusals above left nothing behind.
     const p = await startRun(t);
     assert.equal(await p.svc.stop(), 0);
+    // Then the objects themselves deleted from the token, one at a time (the last refusals of this
+    // world: a non-extractable key cannot be put back). The state's counter first — the sealing key
+    // still unseals, the state no longer proves it is the newest — then the sealing key itself,
+    // with its HMAC key still there.
+    process.env.SOFTHSM2_CONF = t.hsm.confFile;
+    const c = (await loadSignerConf(t.w.dir)).custody as Pkcs11Custody;
+    const token = await openToken(c, t.w.dir);
+    try {
+      token.destroy(stateCounterLabel(KEY_LABEL));
+      await refusedWith(t, 'SIGNER_STATE_COUNTER', /token "tok-a" .* holds no state counter \(deleted from the token\?\) while the file is record \d+/);
+      token.destroy(KEY_LABEL);
+      assert.equal(token.hasSecretKey(stateKeyLabel(KEY_LABEL)), true, 'the HMAC key is still there');
+      await refusedWith(t, 'SIGNER_TOKEN_KEY_MISSING', /token "tok-a" .* has no AES key labelled "m-seal" \(deleted, or another token\?\)/);
+    } finally {
+      token.close();
+    }
   });
 });
 
@@ -329,6 +349,23 @@ describe('the token stops answering while the signer runs', { timeout: 120_000 }
         assert.equal(sig.signature.length, t.w.slh.signatureBytes);
         assert.equal(await metric('signer_custody_state'), 1);
         assert.ok(p.svc.lines.some((l) => l.event === 'signer.custody_recovered'));
+
+        // A token that comes back refusing the PIN (another token under the same label, or its PIN
+        // changed): the PIN is offered once, then never again until an operator restarts the signer —
+        // a hardware token locks its PIN after a few wrong tries.
+        await t.hsm.pull();
+        const tokens = path.join(t.hsm.dir, 'tokens');
+        await fs.mkdir(tokens, { mode: 0o700 });
+        t.hsm.addToken('tok-a', '135791');
+        try {
+          await assert.rejects(s.sign(prepare(t.w, 3)), (err: Error) => /refused the PIN .*CKR_PIN_INCORRECT/.test(err.message) && !/not offered/.test(err.message));
+          await assert.rejects(s.sign(prepare(t.w, 3)), /refused the PIN .*not offered to the token again/);
+        } finally {
+          await fs.rm(tokens, { recursive: true });
+          await t.hsm.plugBack();
+        }
+        await assert.rejects(s.sign(prepare(t.w, 3)), /not offered to the token again/, 'the right token back: still refused until a restart');
+        assert.equal(await metric('signer_custody_state'), 0);
       } finally {
         await s.close();
         assert.equal(await p.svc.stop(), 0);

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { EXIT_DO_NOT_RESTART } from '#libs/service/index.ts';
 
 const UNITS = path.resolve(import.meta.dirname, '../deploy/systemd');
 const SERVICES = ['store', 'gateway', 'consensus', 'signer'] as const;
@@ -26,7 +27,9 @@ const EVERY_UNIT = [
   'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'SystemCallArchitectures=native', 'SystemCallFilter=@system-service',
   'SystemCallFilter=~@privileged @resources', 'LimitCORE=0', 'UMask=0077',
 ];
-const SIGNER_ONLY = ['IPAddressDeny=any', 'IPAddressAllow=localhost', 'MemorySwapMax=0', 'LoadCredential=passphrase:/etc/btcfed-signer/%i.passphrase'];
+// A signer whose token refused the PIN exits with EXIT_DO_NOT_RESTART; restarted, it would lock the PIN.
+const SIGNER_ONLY = ['IPAddressDeny=any', 'IPAddressAllow=localhost', 'MemorySwapMax=0', 'LoadCredential=passphrase:/etc/btcfed-signer/%i.passphrase',
+  `RestartPreventExitStatus=${EXIT_DO_NOT_RESTART}`];
 
 const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
 const skip = process.platform !== 'linux' ? 'systemd units are measured on Linux only' : false;

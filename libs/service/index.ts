@@ -83,12 +83,19 @@ export function lifecycle(log: Logger, opts: { exit?: (code: number) => void; si
   return { add: (step) => steps.push(step), stop };
 }
 
-/** The last word of a service that could not start: one clear line, exit code 1. */
-export function fatal(log: Logger, err: unknown, what: string): never {
+/**
+ * The exit status of a start refused for a reason a restart would make worse — a token that refused
+ * the PIN locks it after a few tries — so that the unit's `RestartPreventExitStatus=` stops systemd
+ * from trying again (78: sysexits.h EX_CONFIG).
+ */
+export const EXIT_DO_NOT_RESTART = 78;
+
+/** The last word of a service that could not start: one clear line, exit status 1 (or `status`). */
+export function fatal(log: Logger, err: unknown, what: string, status = 1): never {
   const code = err instanceof FedError ? err.code : 'INTERNAL';
-  log.fatal({ code, err: errorMessage(err) }, `${what} failed: ${errorMessage(err)}`);
+  log.fatal({ code, err: errorMessage(err), ...(status !== 1 ? { exitStatus: status } : {}) }, `${what} failed: ${errorMessage(err)}`);
   log.flush?.();
-  process.exit(1);
+  process.exit(status);
 }
 
 export { memberSecurity, memberSecurityFromDir, roleFiles, SERVICE_PLACEHOLDER } from './security.ts';

@@ -20,12 +20,12 @@ import { FRESH_MARKER, consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createLogger, logReady, type Logger } from '#libs/log/index.ts';
-import { FedError } from '#libs/errors/index.ts';
+import { FedError, isFedError } from '#libs/errors/index.ts';
 import { createServer, loadBtcfedProtos, type ServerSecurity } from '#libs/rpc/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createSlhDsa, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { parseHostPort, type SignerConf } from '#libs/config/index.ts';
-import { fatal, lifecycle, natsOptionsFor, parseFlags } from '#libs/service/index.ts';
+import { EXIT_DO_NOT_RESTART, fatal, lifecycle, natsOptionsFor, parseFlags } from '#libs/service/index.ts';
 import { SignerServiceService } from '#libs/gen/btcfed/v1/signer.pb.ts';
 import { lockDir, writeFileAtomic } from '#libs/files/index.ts';
 import { connectRefusalPublisher, type RefusalPublisher } from './events.ts';
@@ -259,7 +259,8 @@ async function run(argv: string[]): Promise<void> {
       nats: events ? 'on' : 'off', validatorIndex: signer.identityNow.validatorIndex, publicKey: toHex(signer.identityNow.publicKey) }, 'signer ready');
   } catch (err) {
     await lock.release();
-    fatal(log, err, 'starting the signer');
+    // A refused PIN is not retried by a restart: hardware tokens lock the PIN after a few wrong tries.
+    fatal(log, err, 'starting the signer', isFedError(err, 'SIGNER_TOKEN_PIN') ? EXIT_DO_NOT_RESTART : 1);
   }
 }
 

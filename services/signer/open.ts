@@ -189,7 +189,12 @@ async function refuseExposed(dataDir: string): Promise<void> {
   }
 }
 
-async function openWithKey(opts: OpenSignerOptions, key: OpenedKey): Promise<LocalSigner> {
+/**
+ * openLocalSigner's second half: the signer over a key its custody has opened. Exported for the
+ * test of native custody's failure handling, whose token (a PKCS#11 3.2 one that signs SLH-DSA)
+ * no token here can stand in for.
+ */
+export async function openWithKey(opts: OpenSignerOptions, key: OpenedKey): Promise<LocalSigner> {
   const { conf, dataDir } = opts;
   await refuseExposed(dataDir);
   if (conf.passphrase_file !== undefined && conf.custody.backend === 'file') {

@@ -5,6 +5,8 @@
 // and (PKCS#11 3.2) SLH-DSA keys generated and used inside the token. Every failure is a FedError
 // that names the module, the token and the label. A call that fails is retried once on a fresh
 // session (a token that was pulled and came back); if that fails too it is SIGNER_TOKEN_FAILED.
+// A PIN the token refused is never offered again by this process: hardware tokens lock the user
+// PIN after a few wrong tries, and a signer retrying on every request would lock it for good.
 // Must never read a key's value, never put the PIN in a message, and never create a key that is
 // extractable or not sensitive.
 
@@ -85,6 +87,8 @@ export class Token {
   readonly #lib: pkcs11js.PKCS11;
   #slot: Handle;
   #session: Handle | undefined;
+  /** The token refused the PIN once: every later login is this error, without asking the token. */
+  #pinRefused: FedError | undefined;
   readonly #handles = new Map<string, Handle>();
   /** The token's label and serial number as it reports them. */
   readonly label: string;
@@ -143,6 +147,7 @@ export class Token {
   }
 
   #login(): void {
+    if (this.#pinRefused) throw this.#pinRefused;
     const lib = this.#lib;
     this.#session = lib.C_OpenSession(this.#slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
     try {
@@ -153,8 +158,10 @@ export class Token {
       try { lib.C_CloseSession(this.#session); } catch { /* the login error is the one to report */ }
       this.#session = undefined;
       if (code === 'CKR_PIN_INCORRECT' || code === 'CKR_PIN_LOCKED' || code === 'CKR_PIN_LEN_RANGE' || code === 'CKR_PIN_EXPIRED') {
-        throw new FedError('SIGNER_TOKEN_PIN', `${this.describe()} refused the PIN from ${this.#ref.pinFile} (${code})${code === 'CKR_PIN_LOCKED' ? ': the PIN is locked, the SO must unlock it' : ''}`,
-          { module: this.#ref.module, token: this.label, file: this.#ref.pinFile, ckr: code });
+        const refused = `${this.describe()} refused the PIN from ${this.#ref.pinFile} (${code})${code === 'CKR_PIN_LOCKED' ? ': the PIN is locked, the SO must unlock it' : ''}`;
+        const details = { module: this.#ref.module, token: this.label, file: this.#ref.pinFile, ckr: code };
+        this.#pinRefused = new FedError('SIGNER_TOKEN_PIN', `${refused}; not offered to the token again (a token locks its PIN after a few wrong tries): fix the PIN file and restart the signer`, details);
+        throw new FedError('SIGNER_TOKEN_PIN', refused, details);
       }
       throw new FedError('SIGNER_TOKEN_FAILED', `logging in to ${this.describe()} failed: ${errorMessage(err)}`, { module: this.#ref.module, token: this.label, ckr: code });
     }

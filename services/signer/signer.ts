@@ -198,7 +198,8 @@ export class LocalSigner implements Signer {
       } catch (err) {
         return refuse('reconfig', errorMessage(err));
       }
-      const signature = await this.#deps.slh.sign(this.#deps.secretKey, reconfigSigningBytes(change));
+      const signature = await this.#signWithKey(reconfigSigningBytes(change), 'approval');
+      this.#custodyUp();
       await this.#journal({ ...base, decision: 'signed', sig: sha256Hex(signature) });
       this.#m.requests.inc({ kind: 'approval', decision: 'signed' });
       this.#deps.log.warn({ security: true, event: 'signer.approved', id, epoch: change.epoch, ops: change.ops, client }, 'reconfiguration approved');
@@ -322,7 +323,7 @@ export class LocalSigner implements Signer {
         this.#deps.log.info({ slot: slotKey(d.slot), client }, 'identical request: stored signature returned');
         return { signature: d.signature, replayed: true };
       case 'sign': {
-        const signature = await this.#deps.slh.sign(this.#deps.secretKey, d.message);
+        const signature = await this.#signWithKey(d.message, kind);
         const next = applySigned(this.#state, d, signature);
         try {
           await this.#deps.store.save(next);
@@ -330,8 +331,7 @@ export class LocalSigner implements Signer {
           if (isFedError(err, 'SIGNER_CUSTODY_UNAVAILABLE')) this.#custodyDown(err, kind);
           this.#poison(err, 'saving the safety state');
         }
-        if (this.#m.custodyDown) this.#deps.log.warn({ security: true, event: 'signer.custody_recovered' }, 'the token answers again: signing');
-        this.#m.custody(true);
+        this.#custodyUp();
         this.#state = next;
         this.#m.observe(next, true);
         await this.#journal({ ...base, decision: 'signed', block: d.blockHash, digest: d.digest, sig: sha256Hex(signature) });
@@ -351,11 +351,30 @@ export class LocalSigner implements Signer {
   }
 
   /**
-   * The token did not answer while authenticating the state: this signature never leaves, the
-   * state in force stays (the file holds a valid record at most one ahead of it, whose signature
-   * was never returned either), and the next request tries the token again.
+   * The key signs. With native custody the token signs, and a token that does not answer
+   * (SIGNER_TOKEN_FAILED) is custody down like a state it cannot authenticate: nothing was signed,
+   * the state is untouched, and the next request tries the token again.
    */
-  #custodyDown(err: FedError, kind: SignRequest['kind']): never {
+  async #signWithKey(message: Uint8Array, kind: SignRequest['kind'] | 'approval'): Promise<Uint8Array> {
+    try {
+      return await this.#deps.slh.sign(this.#deps.secretKey, message);
+    } catch (err) {
+      if (isFedError(err, 'SIGNER_TOKEN_FAILED')) this.#custodyDown(err, kind);
+      throw err;
+    }
+  }
+
+  #custodyUp(): void {
+    if (this.#m.custodyDown) this.#deps.log.warn({ security: true, event: 'signer.custody_recovered' }, 'the token answers again: signing');
+    this.#m.custody(true);
+  }
+
+  /**
+   * The token did not answer while signing or authenticating the state: this signature never
+   * leaves, the state in force stays (the file holds a valid record at most one ahead of it, whose
+   * signature was never returned either), and the next request tries the token again.
+   */
+  #custodyDown(err: FedError, kind: SignRequest['kind'] | 'approval'): never {
     this.#m.custody(false);
     this.#m.requests.inc({ kind, decision: 'unavailable' });
     this.#deps.log.error({ security: true, event: 'signer.custody_unavailable', err: err.message }, 'the token does not answer: refusing to sign until it does');
@@ -381,7 +400,7 @@ function signerMetrics(metrics: Metrics) {
   const seated = metrics.gauge('signer_seat_state', '1 while this signer\'s key is in its epoch\'s validator set, 0 when it signs nothing (removed, rotated out, not yet added)');
   const locked = metrics.gauge('signer_locked_view', 'View of the QC the signer is locked on');
   const signed = metrics.gauge('signer_signatures', 'Signatures issued by this key (from the safety state)');
-  const custodyFailures = metrics.counter('signer_custody_failures_total', 'Requests not signed because the key\'s token did not answer while authenticating the safety state');
+  const custodyFailures = metrics.counter('signer_custody_failures_total', 'Requests not signed because the key\'s token did not answer (signing, or authenticating the safety state)');
   custodyFailures.inc({}, 0);
   const custodyState = metrics.gauge('signer_custody_state', '1 while the key\'s custody answers (always for the file back-end), 0 while its token does not');
   custodyState.set(1);
