@@ -1,7 +1,7 @@
 // What makes a block valid, in one place: the proposal path (the engine, before it votes or
 // proposes) and block sync (before a fetched block is stored) both call blockError. Cheap
-// checks come first (chain id, header hash, parent link, height, a time after the parent's),
-// then the Merkle root over
+// checks come first (the header, libs/hotstuff header.ts: chain id, parent link, height, a time
+// after the parent's, its hash), then the Merkle root over
 // the transactions, the running state hash, and exactly-once: no transaction twice in the
 // block, none already committed, none in an uncommitted ancestor between it and the committed
 // tip. A reconfiguration transaction (libs/validators reconfig-tx.ts) must be the block's only one,
@@ -10,7 +10,7 @@
 // saying which part it skipped.
 
 import { nextStateHash, toHex } from '#libs/crypto/index.ts';
-import { bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
+import { blockHeaderError, bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
 import { authorizeChange, decodeReconfigTx, isReconfigTx, nextValidatorSet, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { txHashesOf, txRootOf } from './tx-hashes.ts';
 
@@ -39,15 +39,8 @@ export function blockEndsEpoch(block: Block): boolean {
  * committed tip, whose transactions the block must not repeat.
  */
 export function blockError(block: Block, parent: Block | undefined, ancestors: readonly Block[], ctx: ValidityContext): string | null {
-  const h = block.header;
-  if (h.chainId !== ctx.chainId) return `chain id ${JSON.stringify(h.chainId)} is not ours`;
-  if (!bytesEqual(ctx.hashBlock(h), block.hash)) return 'hash does not match the header';
-  if (parent) {
-    if (!bytesEqual(h.parentHash, parent.hash)) return 'parent hash is not the parent';
-    if (h.height !== parent.header.height + 1) return `height ${h.height} after parent ${parent.header.height}`;
-    if (h.timestampMs <= parent.header.timestampMs) return `timestamp ${h.timestampMs} is not after its parent's (${parent.header.timestampMs})`;
-  }
-  return contentError(block, parent) ?? duplicateError(block, ancestors, ctx) ?? reconfigError(block, ctx);
+  return blockHeaderError(block, { chainId: ctx.chainId, hashBlock: ctx.hashBlock, ...(parent ? { parent, timeAfterParent: true } : {}) })
+    ?? contentError(block, parent) ?? duplicateError(block, ancestors, ctx) ?? reconfigError(block, ctx);
 }
 
 /**

@@ -35,3 +35,4 @@ export { genesisBlock, genesisHeader, genesisQC, isGenesisQC } from './genesis.t
 export { QcVerifier, isQcRef, qcKey, qcRef, qcStructureError } from './qc.ts';
 export { viewTimeoutMs } from './pacemaker.ts';
 export { bytesEqual, toHex } from './bytes.ts';
+export { blockHeaderError, headerError, type HeaderError, type HeaderExpect, type HeaderField } from './header.ts';

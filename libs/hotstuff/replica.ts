@@ -6,6 +6,7 @@
 
 import { bytesEqual, shortHex, toHex } from './bytes.ts';
 import type { EngineCore } from './core.ts';
+import { blockHeaderError } from './header.ts';
 import { qcKey } from './qc.ts';
 import { commitWith, committedHere, contentError, want } from './sync.ts';
 import { leaderMisbehaved } from './synchronizer.ts';
@@ -43,16 +44,11 @@ function refuseProposal(core: EngineCore, p: Proposal, reason: 'invalid_signatur
   leaderMisbehaved(core, p.view, p.sender);
 }
 
-/** What is wrong with a proposed block, checked without its parent; null if nothing. */
+/** What is wrong with a proposed block's header, checked without its parent (header.ts); null if nothing. */
 export function blockError(core: EngineCore, block: Block, view: number, proposer: number, justify: QuorumCert): string | null {
-  const h = block.header;
-  if (h.chainId !== core.config.chainId) return 'wrong chain id';
-  if (h.epoch !== core.epoch) return `header epoch ${h.epoch} != ${core.epoch}`;
-  if (h.view !== view) return `header view ${h.view} != ${view}`;
-  if (h.proposer !== proposer) return `header proposer ${h.proposer} != ${proposer}`;
-  if (!bytesEqual(h.parentHash, justify.blockHash)) return 'parent is not the justify block';
-  if (!bytesEqual(core.deps.hashBlock(h), block.hash)) return 'hash does not match header';
-  return null;
+  return blockHeaderError(block, {
+    chainId: core.config.chainId, hashBlock: core.deps.hashBlock, epoch: core.epoch, view, proposer, parentHash: justify.blockHash,
+  });
 }
 
 /** The part of proposal handling that needs ancestors; re-run after a fetch. */
@@ -62,9 +58,8 @@ export function considerProposal(core: EngineCore, p: Proposal): void {
     core.round.waiting = p;
     return want(core, p.block.header.parentHash, p.sender);
   }
-  if (p.block.header.height !== parent.header.height + 1) {
-    return core.reject(p.sender, 'invalid_block', `height ${p.block.header.height} after parent ${parent.header.height}`);
-  }
+  const link = blockHeaderError(p.block, { parent });
+  if (link) return core.reject(p.sender, 'invalid_block', link);
   // Exactly-once needs every uncommitted ancestor: fetch a missing one first.
   const path = core.tree.commitPath(parent.hash);
   if (path.kind === 'missing') {

@@ -8,7 +8,7 @@
 
 import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
 import { blockError, txHashesOf, txRootOf, type ValidityContext } from '#libs/blocks/index.ts';
-import { Phase, QcVerifier, genesisBlock, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { Phase, QcVerifier, blockHeaderError, genesisBlock, headerError, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
 
 /** What a client trusts: the chain id and the validators' public keys, in validator-index order. */
@@ -44,12 +44,11 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && B
  */
 export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProof, txHash?: Uint8Array): Verdict {
   const h = block.header;
-  if (h.chainId !== root.chainId) return refuse(`block: chain id "${h.chainId}", expected "${root.chainId}"`);
-  if (h.epoch !== (root.epoch ?? 0)) return refuse(`block: of epoch ${h.epoch}, the trusted keys are epoch ${root.epoch ?? 0}'s`);
-  const own = blockHash(h);
-  if (!eq(own, block.hash)) return refuse(`block: hash ${hex(block.hash)} is not the hash of its header (${hex(own)})`);
+  if (h.chainId === root.chainId && h.epoch !== (root.epoch ?? 0)) return refuse(`block: of epoch ${h.epoch}, the trusted keys are epoch ${root.epoch ?? 0}'s`);
+  const bad = blockHeaderError(block, { chainId: root.chainId, hashBlock: blockHash });
+  if (bad) return refuse(`block: ${bad}`);
   if (!eq(txRootOf(block), h.txRoot)) return refuse(`block: its ${block.txs.length} transactions do not match the header's tx_root`);
-  const verdict = certified(root, h, own, proof);
+  const verdict = certified(root, h, block.hash, proof);
   if (!verdict.ok || txHash === undefined) return verdict;
   const index = txHashesOf(block).findIndex((t) => eq(t, txHash));
   if (index < 0) return refuse(`transaction ${hex(txHash).slice(0, 16)}… is not in block ${h.height}`);
@@ -72,11 +71,13 @@ export interface Inclusion {
  */
 export function verifyIncluded(root: TrustRoot, inc: Inclusion, proof: CommitProof): Verdict {
   const h = inc.header;
-  if (h.chainId !== root.chainId) return refuse(`header: chain id "${h.chainId}", expected "${root.chainId}"`);
+  const own = blockHash(h); // the header alone: its hash is what the commit proof certifies
+  const bad = headerError(h, own, { chainId: root.chainId });
+  if (bad) return refuse(`header: ${bad.why}`);
   if (!verifyMerkleProof(inc.txHash, inc.index, inc.txCount, inc.siblings, h.txRoot)) {
     return refuse(`transaction ${hex(inc.txHash).slice(0, 16)}…: its Merkle branch (index ${inc.index} of ${inc.txCount}, ${inc.siblings.length} siblings) does not lead to the header's tx_root`);
   }
-  const verdict = certified(root, h, blockHash(h), proof);
+  const verdict = certified(root, h, own, proof);
   return verdict.ok ? { ...verdict, txIndex: inc.index } : verdict;
 }
 

@@ -11,7 +11,7 @@
 import { sha256, toHex } from '#libs/crypto/index.ts';
 import { signingBytesOfRequest } from '#libs/wire/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
-import { Phase, bytesEqual, type BlockHeader, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, bytesEqual, headerError, type BlockHeader, type HeaderField, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 
 /** Every rule a refusal can name; docs/signer.md explains each. */
 export const RULES = [
@@ -242,11 +242,13 @@ export function decide(state: SignerSafety, req: SignRequest, ctx: RuleContext):
 
 const short = (h: Uint8Array | string) => (typeof h === 'string' ? h : toHex(h)).slice(0, 16) + '…';
 
-function headerRefusal(header: BlockHeader, hash: Uint8Array, view: number, ctx: RuleContext): [Rule, string] | null {
-  if (header.chainId !== ctx.chainId) return ['chain-id', `header chain id ${JSON.stringify(header.chainId)} is not ${JSON.stringify(ctx.chainId)}`];
-  if (!bytesEqual(ctx.hashBlock(header), hash)) return ['block-hash', `block hash ${short(hash)} is not the hash of the header`];
-  if (header.view !== view) return ['header', `header view ${header.view} != view ${view}`];
-  return null;
+/** The header checks (libs/hotstuff header.ts), each under this signer's rule for it. */
+const HEADER_RULE: Partial<Record<HeaderField, Rule>> = { 'chain-id': 'chain-id', view: 'header', proposer: 'proposer', hash: 'block-hash' };
+
+/** A proposal's header names this signer as its proposer (`proposer`); a vote's may name any. */
+function headerRefusal(header: BlockHeader, hash: Uint8Array, view: number, ctx: RuleContext, proposer?: number): [Rule, string] | null {
+  const bad = headerError(header, hash, { chainId: ctx.chainId, hashBlock: ctx.hashBlock, view, ...(proposer === undefined ? {} : { proposer }) });
+  return bad && [HEADER_RULE[bad.field]!, bad.why];
 }
 
 /** justify must be a valid PREPARE QC below the view whose block is the header's parent. */
@@ -274,10 +276,7 @@ function contentRefusal(state: SignerSafety, req: SignRequest, ctx: RuleContext)
   switch (req.kind) {
     case 'proposal': {
       const h = req.block.header;
-      const bad = headerRefusal(h, req.block.hash, req.view, ctx);
-      if (bad) return bad;
-      if (h.proposer !== ctx.self) return ['proposer', `header proposer ${h.proposer} is not this signer (validator ${ctx.self})`];
-      return justifyRefusal(h, req.justify, req.view, ctx);
+      return headerRefusal(h, req.block.hash, req.view, ctx, ctx.self) ?? justifyRefusal(h, req.justify, req.view, ctx);
     }
     case 'new-view': {
       if (req.highQC.phase !== Phase.PREPARE) return ['high-qc', `highQC is a phase ${req.highQC.phase} QC, not PREPARE`];
