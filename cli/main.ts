@@ -20,7 +20,7 @@ import { runDevnet } from './devnet.ts';
 import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
 import { checkCertificates, issueClientCert, parseWithin, renewCertificates } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
-import { CARD_FILE, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
+import { CARD_FILE, DEFAULT_IDLE_HEARTBEAT, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
 import { homeOf, startCommand } from './start.ts';
 import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
 
@@ -71,11 +71,13 @@ const paramSetOpt = () => new Option('--param-set <set>', 'SLH-DSA parameter set
 const natsOpt = () => new Option('--nats <url>', 'NATS server URL').default('nats://127.0.0.1:4222');
 /** Idle views: 0 or absent, a block every view; else blocks only for work, and a heartbeat this long after the last. */
 const idleHeartbeat = (v: string): string => {
+  if (v === '0') return '0s';
   const ms = durationMs(v);
   if (ms > 0 && (ms < 1000 || ms > 30_000)) throw new InvalidArgumentError('must be 0 (a block every view) or 1s to 30s');
   return v;
 };
-const idleHeartbeatOpt = () => new Option('--idle-heartbeat <duration>', 'idle views: blocks only when there are transactions, and one this long after the last commit (0: a block every view)').argParser(idleHeartbeat);
+const idleHeartbeatOpt = (what = '') => new Option('--idle-heartbeat <duration>', `idle views${what}: blocks only when there are transactions, and one this long after the last commit (0: a block every view)`)
+  .argParser(idleHeartbeat).default(DEFAULT_IDLE_HEARTBEAT);
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 /** Where each service of each member (or observer) in `dir` listens, from its conf.yaml: one line each. */
@@ -215,8 +217,9 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .option('--chain-id <id>', 'the chain id (when making it)', 'btcfed-devnet')
     .addOption(paramSetOpt())
     .option('--base-timeout <duration>', 'the view timer\'s base (when making it)', '1s')
+    .addOption(idleHeartbeatOpt(' (when making it)'))
     .addOption(natsOpt())
-    .action(async (o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }) => {
+    .action(async (o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat: string; nats: string }) => {
       await devnet(o);
     });
 
@@ -462,7 +465,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
   return program;
 }
 
-async function devnet(o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; nats: string }): Promise<void> {
+async function devnet(o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat: string; nats: string }): Promise<void> {
   const dir = path.resolve(o.dir);
   const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
   if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
@@ -472,7 +475,7 @@ async function devnet(o: { members: number; observers: number; dir: string; base
     durationMs(o.baseTimeout);
     console.log(`making a ${o.members}-member federation in ${dir} â€¦`);
     await initFederation({ members: o.members, observers: o.observers, out: dir, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
-      baseTimeout: o.baseTimeout, logFormat: 'json', natsUrl: o.nats });
+      baseTimeout: o.baseTimeout, idleHeartbeat: o.idleHeartbeat, logFormat: 'json', natsUrl: o.nats });
   }
   const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
   const observers = fs.readdirSync(dir).filter((e) => /^o\d+$/.test(e)).length;

@@ -277,6 +277,14 @@ export function genesisText(g: Genesis): string {
     + `# Every operator compares the digest below out of band before btcfed member join.\n${stringify(g)}`;
 }
 
+/**
+ * The idle heartbeat of a federation btcfed makes (`genesis`, `init`, `devnet`) unless told
+ * otherwise: idle views, since a block every view writes ~8 MiB a minute per member at idle.
+ * `0s` is a block every view. (initFederation, the test and bench helper, keeps a block every view
+ * unless given one.)
+ */
+export const DEFAULT_IDLE_HEARTBEAT = '10s';
+
 /** `btcfed genesis`: the genesis from card files, written to `out` (never over an existing file). */
 export async function makeGenesis(o: { chainId: string; baseTimeout: string; idleHeartbeat?: string; cardFiles: readonly string[]; out: string }): Promise<Genesis> {
   if (o.cardFiles.length === 0) throw new FedError('CLI_INVALID', 'genesis needs at least one --card FILE (a member-card.yaml)');
@@ -286,7 +294,7 @@ export async function makeGenesis(o: { chainId: string; baseTimeout: string; idl
     });
     return { card: parseCardText(text, file), from: file };
   }));
-  const g = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), cards });
+  const g = assembleGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, idleHeartbeat: o.idleHeartbeat ?? DEFAULT_IDLE_HEARTBEAT, cards });
   await fs.writeFile(o.out, genesisText(g), { mode: 0o644, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EEXIST' ? new FedError('GENESIS_EXISTS', `${o.out} exists; refusing to overwrite a genesis (remove it or pick another --out)`) : err;
   });

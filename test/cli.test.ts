@@ -39,6 +39,15 @@ test('every command has its own help on stdout, exit 0, and starts nothing', () 
   assert.match(bare.stderr, /^Usage: btcfed/);
 });
 
+test('a federation btcfed makes has idle views (a 10 s heartbeat) unless told --idle-heartbeat 0', () => {
+  const heartbeat = (member: string) => String(parse(fs.readFileSync(path.join(member, 'conf.yaml'), 'utf8')).consensus?.idle_heartbeat ?? 0);
+  assert.equal(heartbeat(path.join(dir, 'fed', 'm0')), '10s', 'init without the flag');
+  assert.match(fs.readFileSync(path.join(dir, 'fed', 'genesis.yaml'), 'utf8'), /idle_heartbeat: 10s/, 'in the genesis every member takes it from');
+  const every = btcfed(dir, 'init', '--out', 'every-view', '--members', '1', '--base-port', '27400', '--idle-heartbeat', '0');
+  assert.equal(every.status, 0, every.stderr);
+  assert.match(heartbeat(path.join(dir, 'every-view', 'm0')), /^0s?$/, '--idle-heartbeat 0: a block every view');
+});
+
 test('bad option values are usage errors that name the option', () => {
   const cases: Array<[string[], RegExp]> = [
     [['submit', '--count', 'x'], /option '--count <n>' argument 'x' is invalid. must be a non-negative integer/],

@@ -80,7 +80,8 @@ async function setupMembers(workDir: string, o: FederationOptions, members: Memb
     '--signer-host', m.signerHost.addr, '--base-port', String(BASE_PORT), '--nats', natsUrls.join(','),
     '--passphrase-out', passphraseOf(m), '--passphrase-file', passphraseOf(m)])));
   const genesis = path.join(workDir, 'genesis.yaml');
-  await btcfed(['genesis', '--chain-id', o.chainId, '--base-timeout', o.baseTimeout ?? '1s', '--out', genesis,
+  // A block every view, as the chaos campaign's recovery figures were measured (it judges recovery by heights).
+  await btcfed(['genesis', '--chain-id', o.chainId, '--base-timeout', o.baseTimeout ?? '1s', '--idle-heartbeat', '0', '--out', genesis,
     ...members.flatMap((m) => ['--card', path.join(m.dir, 'member-card.yaml')])]);
   await Promise.all(members.map((m) => btcfed(['member', 'join', '--genesis', genesis, '--dir', m.dir])));
   for (const m of members) {
