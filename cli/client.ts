@@ -64,9 +64,18 @@ export async function admin(client: AdminServiceClient, action: string, validato
 
 /** GetStatus of one member; no answer in time is an error naming the address and what to check. */
 export async function status(client: ConsensusServiceClient, address: string, timeoutMs = 5000): Promise<void> {
-  let s;
+  const s = await reach(client, address, timeoutMs);
+  console.log(JSON.stringify({ ...s, committedHash: toHex(s.committedHash) }, null, 2));
+}
+
+/**
+ * The member's status, asked first by every command that talks to it: a consensus service that is
+ * not running (or not where conf.yaml says) is CONSENSUS_UNREACHABLE within `timeoutMs`, a TLS
+ * mismatch its RPC_TLS_ code at once — not a gRPC deadline after a command's own long wait.
+ */
+async function reach(client: ConsensusServiceClient, address: string, timeoutMs: number) {
   try {
-    s = await call(client.getStatus.bind(client), {}, { waitForReady: true, deadlineMs: timeoutMs });
+    return await call(client.getStatus.bind(client), {}, { waitForReady: true, deadlineMs: timeoutMs });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     // A TLS mismatch (wrong CA, certificate refused, name not in it) is said as such, at once.
@@ -78,7 +87,6 @@ export async function status(client: ConsensusServiceClient, address: string, ti
     }
     throw err;
   }
-  console.log(JSON.stringify({ ...s, committedHash: toHex(s.committedHash) }, null, 2));
 }
 
 /** SubmitTransactions takes at most this many per call (services/consensus/api.ts). */
@@ -89,7 +97,8 @@ const SUBMIT_BATCH = 10_000;
  * wait — waits until every accepted one is committed, or `timeoutMs` passes (an error naming how
  * many are still pending). Refused ones are reported with the member's reason and make it fail.
  */
-export async function submit(client: ConsensusServiceClient, txs: Uint8Array[], wait: boolean, timeoutMs = 60_000): Promise<void> {
+export async function submit(client: ConsensusServiceClient, address: string, txs: Uint8Array[], wait: boolean, timeoutMs = 60_000): Promise<void> {
+  await reach(client, address, 5000);
   const hashes: Uint8Array[] = [];
   const refused = new Map<string, number>();
   const t0 = Date.now();

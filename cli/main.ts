@@ -244,8 +244,9 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .action(async (txArgs: string[], o: { member: string; consensus?: string; count?: number; size: number; wait: boolean; timeout: number }) => {
       const txs = o.count !== undefined ? Array.from({ length: o.count }, () => new Uint8Array(randomBytes(o.size))) : txArgs.map((s) => new TextEncoder().encode(s));
       if (txs.length === 0) throw new UsageError('nothing to submit: give transactions as arguments or --count N');
-      const client = consensusClient(path.resolve(o.member), o.consensus);
-      try { await submit(client, txs, o.wait, o.timeout); } finally { client.close(); }
+      const dir = path.resolve(o.member);
+      const client = consensusClient(dir, o.consensus);
+      try { await submit(client, consensusAddress(dir, o.consensus), txs, o.wait, o.timeout); } finally { client.close(); }
     });
 
   program.command('watch')

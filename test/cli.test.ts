@@ -1,6 +1,6 @@
 // The btcfed CLI as an operator types it (the real binary, real files): per-command help that
 // never starts anything, exit codes, the inspection commands on a real member dir, `config check`
-// on broken files, and `status` against a member that is not running.
+// on broken files, and `status` and `submit` against a member that is not running.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -171,6 +171,14 @@ test('status against a member that is not running names the address it tried and
   const r = btcfed(dir, 'status', '--member', 'fed/m1', '--timeout', '1s');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^btcfed: no answer from the consensus service at 127\.0\.0\.1:27312 within 1000 ms: is it running .* \(CONSENSUS_UNREACHABLE\)\n$/);
+});
+
+test('submit to a member that is not running says so in seconds, not after the submit call\'s 30 s deadline (exit 1)', () => {
+  const t0 = Date.now();
+  const r = btcfed(dir, 'submit', 'hello', '--member', 'fed/m1');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^btcfed: no answer from the consensus service at 127\.0\.0\.1:27312 within 5000 ms: is it running .* \(CONSENSUS_UNREACHABLE\)\n$/);
+  assert.ok(Date.now() - t0 < 20_000, `answered in ${Date.now() - t0} ms`);
 });
 
 test('keygen makes a sealed key in a signer dir and prints its public key; a second keygen refuses to replace it', () => {

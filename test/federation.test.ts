@@ -150,6 +150,15 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
         if (series.length === 0) missing.push(name);
       }
       assert.deepEqual(missing, [], 'metrics the alert rules read but no service exports');
+      // The disk and NATS series those alerts read say something true of a running member.
+      const count = async (q: string) => (await p.query(`count(${q})`))[0]?.value[1] ?? '0';
+      await until('every consensus has measured its store and the blocks stream', async () =>
+        (await count('btcfed_consensus_blocks_stream_bytes > 0')) === String(N) ? true : undefined, 30_000);
+      assert.equal(await count('btcfed_consensus_store_bytes > 0'), String(N), 'each block store has bytes');
+      assert.equal(await count('btcfed_consensus_data_free_bytes > 0'), String(N), 'each data disk has room');
+      assert.equal(await count('btcfed_consensus_blocks_stream_limit_bytes == -1'), String(N), 'no byte limit on BTCFED_BLOCKS by default (-1)');
+      assert.equal(await count('btcfed_nats_connected_state == 0'), '0', 'no service is cut from NATS');
+      assert.ok(Number(await count('btcfed_nats_connected_state == 1')) >= N, 'and their connections say so');
       const loaded = await until('the rules evaluated', async () => {
         const r = await p.rules();
         return r.length > 0 && r.every((x) => x.health === 'ok') ? r : undefined;
