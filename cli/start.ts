@@ -56,7 +56,7 @@ const SPECS: Record<ServiceName, Spec> = {
   },
   signer: {
     flags: [['--listen <host:port>', 'gRPC address (default: signer.yaml listen)'], ['--metrics <host:port>', 'metrics address'], ['--nats <url>', 'NATS URL']],
-    boolean: ['--no-nats', '--init', '--insecure'],
+    boolean: ['--no-nats', '--init', '--init-if-pending', '--insecure'],
   },
 };
 
@@ -88,7 +88,7 @@ export function serviceCommand(service: ServiceName, args: readonly string[]): s
 /** Adds `start` and its four services to `parent` (they inherit its help and error settings). */
 export function startCommand(parent: Command, homeOpt: () => Option): Command {
   const start = parent.command('start')
-    .description('run one service of a member in the foreground (what the systemd units run): store, gateway, consensus or signer')
+    .description('run one service of a member in the foreground (the process a systemd unit runs): store, gateway, consensus or signer')
     .addHelpText('after', `
 The member dir is --home DIR, else $BTCFED_HOME, else .devnet/m0; for the signer, its signer dir.
 The process becomes the service (same pid): SIGTERM stops it cleanly, SIGHUP reloads the store's files.`);
@@ -100,7 +100,8 @@ The process becomes the service (same pid): SIGTERM stops it cleanly, SIGHUP rel
     for (const flag of SPECS[service].boolean) {
       cmd.option(flag, flag === '--no-nats' ? 'without NATS (no events published)'
         : flag === '--init' ? 'first start of a new key: create its safety state (by hand, never in a unit)'
-          : flag === '--insecure' ? 'plaintext gRPC, on loopback only (tests)'
+          : flag === '--init-if-pending' ? 'create the safety state only while member init\'s init-pending marker is there (what the unit passes)'
+            : flag === '--insecure' ? 'plaintext gRPC, on loopback only (tests)'
             : 'do not dial private addresses of peers');
     }
     cmd.action((o: Record<string, unknown>) => {

@@ -104,3 +104,17 @@ test('btcfed start store --home DIR becomes the store (same pid, the services\' 
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('btcfed start runs what each systemd unit runs: the same Node flags, and the same service arguments', async () => {
+  const { serviceArgs } = await import('../cli/start.ts');
+  for (const [service, dataDir, opts] of [
+    ['store', '/var/lib/btcfed/%i', {}], ['gateway', '/var/lib/btcfed/%i', { store: '${BTCFED_STORE}' }],
+    ['consensus', '/var/lib/btcfed/%i', { store: '${BTCFED_STORE}' }], ['signer', '/var/lib/btcfed-signer/%i', { initIfPending: true }],
+  ] as const) {
+    const unit = fs.readFileSync(path.join(import.meta.dirname, '..', 'deploy', 'systemd', `btcfed-${service}@.service`), 'utf8');
+    const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit)![2]!.split(' ');
+    const main = exec.indexOf(`services/${service}/main.ts`);
+    assert.deepEqual(exec.slice(0, main), [...NODE_FLAGS], `btcfed-${service}@: the services' Node flags (libs/service/node-flags.ts)`);
+    assert.deepEqual(exec.slice(main + 1).sort(), serviceArgs(service, dataDir, opts).sort(), `btcfed-${service}@: btcfed start ${service}'s arguments`);
+  }
+});
