@@ -2,8 +2,11 @@
 // step into libs/hotstuff's engine, one engine per honest member, driven the way
 // libs/hotstuff/sim/test-kit.ts drives it (signatures answered at once, fetches answered with the
 // blocks the spec knows). After every step of member i, engine i's view, lockedQC, prepareQC (the
-// highQC), committed tip and every message it signed must equal the trace's. docs/specification.md says what is compared
-// and what is not.
+// highQC), committed tip and every message it signed must equal the trace's. Every signature an
+// engine asks for also goes through its member's signer rules (services/signer/rules.ts, with a
+// safety state that outlives the engine's restarts, as the signer process does), which must sign
+// (or return the same signature again) and never refuse an honest engine.
+// docs/specification.md says what is compared and what is not.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +14,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Kit, type Driven } from '../libs/hotstuff/sim/test-kit.ts';
-import { qcRef } from '../libs/hotstuff/qc.ts';
+import { CHAIN, Kit, type Driven } from '../libs/hotstuff/sim/test-kit.ts';
+import { QcVerifier, qcRef } from '../libs/hotstuff/qc.ts';
+import { roundRobinLeader } from '../libs/hotstuff/quorum.ts';
+import * as signerRules from '../services/signer/rules.ts';
+import { initialSafety, type RuleContext, type SignerSafety } from '../services/signer/rules.ts';
 import { toHex } from '../libs/hotstuff/bytes.ts';
 import type { Block, QuorumCert, Phase } from '../libs/hotstuff/types.ts';
 import type { EngineAction, SignRequest } from '../libs/hotstuff/events.ts';
@@ -57,6 +63,8 @@ function states(file: string, text: string): SState[] {
 interface Tally { refusedUnsafe: number; equivocationAfterRefusal: number; suspicionNewViews: number }
 
 type KitClass = typeof Kit;
+/** The signer's rules the replay judges requests with (a broken copy in one test below). */
+type Rules = Pick<typeof signerRules, 'decide' | 'applySigned'>;
 
 class Replay {
   readonly kit: Kit;
@@ -83,9 +91,27 @@ class Replay {
    */
   readonly skipped = new Map<number, Set<number>>(HONEST.map((i) => [i, new Set<number>()]));
 
-  constructor(K: KitClass) {
+  /** Each honest member's signer: its safety state (kept across engine restarts) and its rules' context. */
+  readonly signers = new Map<number, { state: SignerSafety; ctx: RuleContext }>();
+  /** What the signers answered: signed, or the stored signature again for an identical request. */
+  readonly signerAnswers = { signed: 0, replayed: 0 };
+
+  readonly rules: Rules;
+
+  constructor(K: KitClass, rules: Rules = signerRules) {
+    this.rules = rules;
     this.kit = new K(N);
     this.blocks = new Map<number, Block>([[0, this.kit.genesis]]);
+    const qcs = new QcVerifier(N, this.kit.genesis.hash, this.kit.scheme.verify);
+    for (const i of HONEST) {
+      this.signers.set(i, {
+        state: initialSafety(CHAIN, `signer-${i}`, this.kit.genesis.hash),
+        ctx: {
+          chainId: CHAIN, epoch: 0, self: i, leaderOf: (v) => roundRobinLeader(v, N), maxViewJump: 100_000, hashBlock: this.kit.scheme.hashBlock,
+          qcError: (qc) => { const r = qcs.check(qc); return r.ok ? null : r.why; },
+        },
+      });
+    }
     for (const i of HONEST) {
       const d = this.kit.engine(i);
       this.engines.set(i, d);
@@ -119,7 +145,10 @@ class Replay {
       all.push(...out);
       for (const a of out) {
         if (a.type === 'request-payload') this.payloadAsked.set(a.view, i);
-        if (a.type === 'sign') this.signed.get(i)!.add(signedKey(a.request));
+        if (a.type === 'sign') {
+          this.signed.get(i)!.add(signedKey(a.request));
+          this.signerRules(i, a.request);
+        }
         if (a.type === 'view-skipped') this.skipped.get(i)!.add(a.view + 1);
         if (a.type === 'fetch') {
           const chain: Block[] = [];
@@ -134,6 +163,19 @@ class Replay {
       }
     }
     return all;
+  }
+
+  /** Member i's signer judges what its engine asked: it must sign it, or answer with what it signed before. */
+  signerRules(i: number, req: SignRequest): void {
+    const signer = this.signers.get(i)!;
+    const d = this.rules.decide(signer.state, req, signer.ctx);
+    if (d.type === 'refuse') assert.fail(`member ${i}'s signer refuses what its engine asked (${signedKey(req)}): rule=${d.rule}: ${d.reason}`);
+    if (d.type === 'replay') {
+      this.signerAnswers.replayed++;
+      return;
+    }
+    signer.state = this.rules.applySigned(signer.state, d, new Uint8Array([i, signer.state.signed & 0xff]));
+    this.signerAnswers.signed++;
   }
 
   /** Carry out one step of the trace (`s` is the state it reached, `before` the one it left). */
@@ -279,15 +321,15 @@ function generate(dir: string, traces: number, seed: string, steps: number): str
   return Array.from({ length: traces }, (_, k) => path.join(dir, `t${k}.itf.json`));
 }
 
-interface Outcome { traces: number; steps: number; commits: number; restarts: number; tally: Tally }
+interface Outcome { traces: number; steps: number; commits: number; restarts: number; tally: Tally; signer: { signed: number; replayed: number } }
 
-async function replayTraces(traces: number, seed: string, maxSteps: number, K: KitClass = Kit): Promise<Outcome> {
+async function replayTraces(traces: number, seed: string, maxSteps: number, K: KitClass = Kit, rules: Rules = signerRules): Promise<Outcome> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-'));
-  const out: Outcome = { traces, steps: 0, commits: 0, restarts: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 } };
+  const out: Outcome = { traces, steps: 0, commits: 0, restarts: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 }, signer: { signed: 0, replayed: 0 } };
   try {
     for (const file of generate(dir, traces, seed, maxSteps)) {
       const trace = states(file, await fs.readFile(file, 'utf8'));
-      const replay = new Replay(K);
+      const replay = new Replay(K, rules);
       try {
         for (let k = 1; k < trace.length; k++) {
           const i = replay.step(trace[k - 1]!, trace[k]!);
@@ -301,6 +343,8 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
         out.tally.equivocationAfterRefusal += replay.tally.equivocationAfterRefusal;
         out.tally.suspicionNewViews += replay.suspicionNewViews.size;
         out.restarts += replay.restarts;
+        out.signer.signed += replay.signerAnswers.signed;
+        out.signer.replayed += replay.signerAnswers.replayed;
       }
       if (HONEST.some((i) => trace.at(-1)!.st.get(i)!.committed.length > 1)) out.commits++;
     }
@@ -312,7 +356,8 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
 
 test('spec traces replayed into the engine: view, lock, highQC, committed tip and every message signed match after every step', async () => {
   const o = await replayTraces(40, '5', 60);
-  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} restarts=${o.restarts} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal} suspicion-new-views=${o.tally.suspicionNewViews}`);
+  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} restarts=${o.restarts} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal} suspicion-new-views=${o.tally.suspicionNewViews} signer-signed=${o.signer.signed} signer-replayed=${o.signer.replayed}`);
+  assert.ok(o.signer.signed > 500, `the signers signed only ${o.signer.signed} of the engines' requests`);
   assert.ok(o.steps > 500, `only ${o.steps} honest steps replayed`);
   assert.ok(o.commits > 0, 'no trace committed: the replay never reached the commit rule');
   assert.ok(o.restarts > 0, 'no trace restarted a member: the replay never restored an engine from its record');
@@ -353,3 +398,27 @@ test('the replay goes red against an engine whose precommitQC no longer locks', 
 test('the replay goes red against an engine that signs NEW-VIEWs carrying its lock instead of its highQC (its state unchanged)', () =>
   replayBroken('synchronizer.ts', "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.prepareQC });",
     "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.lockedQC });", /signed other messages than the spec's/, 'NEW-VIEW carries the lock'));
+
+test('the replay goes red against a signer that will not give an engine the signature it already gave', async () => {
+  // services/signer/rules.ts copied with the replay of an identical request removed: an engine asks
+  // again for what it signed (a NEW-VIEW resent at a later timeout, what it signed before a crash),
+  // and this signer refuses it.
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-signer-'));
+  try {
+    await fs.symlink(path.join(root, 'libs'), path.join(tmp, 'libs'));
+    await fs.mkdir(path.join(tmp, 'services/signer'), { recursive: true });
+    await fs.writeFile(path.join(tmp, 'package.json'), JSON.stringify({ type: 'module', imports: { '#libs/*': './libs/*' } }));
+    const line = "if (earlier.digest === digest) return { type: 'replay', slot, digest, blockHash, signature: earlier.signature };";
+    const text = await fs.readFile(path.join(root, 'services/signer/rules.ts'), 'utf8');
+    assert.equal(text.split(line).length, 2, 'the line this test replaces is no longer in services/signer/rules.ts');
+    await fs.writeFile(path.join(tmp, 'services/signer/rules.ts'), text.replace(line, '/* no replay */'));
+    const broken = (await import(path.join(tmp, 'services/signer/rules.ts'))) as Rules;
+    await assert.rejects(replayTraces(40, '5', 60, Kit, broken), (e: Error) => {
+      assert.match(e.message, /signer refuses what its engine asked .*rule=one-per-slot/);
+      console.log(`mbt (signer without replay): ${e.message.split('\n')[0]}`);
+      return true;
+    });
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+});
