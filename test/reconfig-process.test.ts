@@ -40,6 +40,9 @@ import { until } from './support/until.ts';
 import { btcfedIn } from './support/cli.ts';
 import { startService, type ServiceProcess } from './support/process.ts';
 import { signerCli } from './support/signer.ts';
+import { pino } from 'pino';
+import { Mempool } from '../services/consensus/mempool.ts';
+import { MempoolJournal } from '../services/consensus/mempool-journal.ts';
 import { allowOperator, approveAndAssemble as approveAll, startAddedMember } from './support/reconfig.ts';
 
 const N = 5;
@@ -146,7 +149,9 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const submitted = Date.now();
       await until('epoch 1 on every member, m2 included', epochOn([0, 1, 2, 3, 4], 1), 120_000);
       console.log(`removal: submit → epoch 1 on all five in ${Date.now() - submitted} ms`);
-      // m2 commits epoch 0's last block too (it has no later one: no one sends it epoch 1's blocks).
+      // m2's consensus starts again in place as an observer of the new set (it votes no more).
+      await until('m2 follows the chain as an observer', async () => ((await status(2)).observer ? true : undefined), 60_000);
+      // m2 committed epoch 0's last block too, as a validator.
       const end = await lastBlockOf(0, [0, 1, 3, 4]);
       const m2End = await call(clients[2]!.getBlock.bind(clients[2]!), { by: { $case: 'height', value: end.height } }, { deadlineMs: 5000 });
       assert.equal(toHex(m2End.blockHash), end.hash);
@@ -176,6 +181,24 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
         const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(handedOn), withProof: false });
         return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
       }, 60_000);
+
+      // A transaction m2 acknowledged as a validator just before the change, whose hand-off was lost:
+      // in m2's mempool journal (ACCEPTED is durable), never seen by the set. Put there as m2's
+      // consensus would have left it; m2's consensus killed, and started again by the devnet: the
+      // removed member follows the chain and offers it to the set until it sees it committed.
+      const stranded = new TextEncoder().encode(`stranded-${randomBytes(4).toString('hex')}`);
+      const limits = { maxTxs: 1000, maxBytes: 1 << 20 };
+      const journal = new MempoolJournal({ path: path.join(m(2), 'consensus', 'mempool'), log: pino({ level: 'silent' }), ...limits });
+      await journal.replay(new Mempool({ ...limits, maxTxBytes: 1 << 16 }), () => false, Date.now());
+      await journal.append(txHash(stranded), stranded);
+      await journal.close();
+      const pid = Number(await fs.readFile(path.join(m(2), 'run', 'consensus.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      await until('the stranded transaction committed by the set', async () => {
+        const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(stranded), withProof: false });
+        return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
+      }, 90_000);
+      assert.match(await fs.readFile(path.join(m(2), 'logs', 'consensus.log'), 'utf8'), /offering the transactions this member acknowledged and has not seen committed to the validators again/);
     } catch (err) {
       failed = true;
       throw err;

@@ -98,19 +98,24 @@ async function main(): Promise<void> {
     const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: validators, member: conf.node.name, dsa, store });
     const current = epochs.current;
     if (current.set.self === undefined) {
+      const seatedAgain = (epoch: number) => {
+        log.warn({ epoch }, 'seated by the chain: starting again as a validator');
+        void life.stop(`seated in epoch ${epoch}`).then(() => restartInPlace(log));
+      };
       const removed = Array.from({ length: current.number }, (_, e) => epochs.setOf(e)).some((set) => set?.indexOfName(conf.node.name) !== undefined);
+      await store.close();
       if (removed) {
-        throw new FedError('CONSENSUS_NOT_VALIDATOR', `member ${conf.node.name} is not a validator of epoch ${current.number}, the chain's current epoch: a reconfiguration removed it (to follow the chain without voting, set node.role: observer)`);
+        // Removed by a reconfiguration: it follows the chain as an observer (it votes no more), and
+        // offers what it acknowledged as a validator and has not seen committed again (retired.ts).
+        log.warn({ epoch: current.number }, `member ${conf.node.name} is not a validator of epoch ${current.number}: a reconfiguration removed it; following the chain as an observer`);
+        await runObserver({ flags, dataDir, sec, conf, validators, log, life, retiredIn: current.number, onSeated: seatedAgain });
+        return;
       }
       // Never seated yet: a member being added. It follows the chain as an observer, each epoch's
       // end proven, until an epoch seats it; then this process starts again as a validator.
-      await store.close();
       log.warn({ epoch: current.number },
         `member ${conf.node.name} is not a validator of epoch ${current.number}: following the chain until a reconfiguration seats it`);
-      await runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated: (epoch) => {
-        log.warn({ epoch }, 'seated by the chain: starting again as a validator');
-        void life.stop(`seated in epoch ${epoch}`).then(() => restartInPlace(log));
-      } });
+      await runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated: seatedAgain });
       return;
     }
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
@@ -198,7 +203,12 @@ async function main(): Promise<void> {
         publisher?.equivocation(r.item);
       },
       // The gateway takes each epoch's set from here, in order with the new epoch's first frames.
-      epochStarted: (epoch: number, set: ValidatorSet, root: Block, seated: boolean) => { m.observer.epochStarted(epoch, set, root, seated); link.setValidators(set); },
+      epochStarted: (epoch: number, set: ValidatorSet, root: Block, seated: boolean) => {
+        m.observer.epochStarted(epoch, set, root, seated);
+        link.setValidators(set);
+        // Removed: start again in place, as the observer a removed member runs as (the epoch's proof is on disk).
+        if (!seated) void life.stop(`removed in epoch ${epoch}`).then(() => restartInPlace(log));
+      },
       invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
     };
     // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
@@ -264,8 +274,8 @@ async function main(): Promise<void> {
     const readiness = setInterval(() => {
       server.setServing(consensusServiceName, notReady().length === 0);
       // Clients' transactions still uncommitted after a while go to the upcoming leaders again. Not from
-      // a member a change removed: it sees no later block, so it could never tell one committed and
-      // would offer it for ever (a transaction a client gives it goes on once, as from an observer).
+      // a member a change removed: it sees no later block of the new set (it starts again as an
+      // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
     }, 1000);
     readiness.unref();

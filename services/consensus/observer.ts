@@ -33,6 +33,7 @@ import { txSizeError } from './mempool.ts';
 import { consensusMetrics } from './metrics.ts';
 import { isOutside, systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
+import { RetiredHandOff } from './retired.ts';
 import { MAX_SYNC_BLOCKS, SyncClient } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
 import { TxBatcher } from './tx-batcher.ts';
@@ -56,6 +57,11 @@ export interface ObserverContext {
    * as an observer until an epoch seats it, then this is called (the caller starts it as a validator).
    */
   onSeated?: (epoch: number) => void;
+  /**
+   * A validator a reconfiguration removed (in this epoch): it follows as an observer, and offers the
+   * transactions it acknowledged and has not seen committed to the validators again (retired.ts).
+   */
+  retiredIn?: number;
 }
 
 export function peerStateName(s: PeerState): string {
@@ -68,7 +74,7 @@ export function peerStateName(s: PeerState): string {
   }
 }
 
-export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated }: ObserverContext): Promise<void> {
+export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated, retiredIn }: ObserverContext): Promise<void> {
   const c = conf.consensus;
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
   const limits = { validatorCount: WIRE_MAX_VALIDATORS, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
@@ -111,7 +117,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     },
     sources: () => sources,
     anchors: () => anchors,
-    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); },
+    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); retired?.committed(bs); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
@@ -141,6 +147,13 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   let turn = 0;
   const handOff = new TxBatcher({ chainId: c.chain_id, maxBlockBytes: c.max_block_bytes, clock: systemClock,
     send: (frame) => { const n = epochs.current.set.n; for (let k = 0; k < Math.min(HAND_OFF_VALIDATORS, n); k++) link.send(turn++ % n, frame); } });
+  // A removed member: what it acknowledged as a validator goes to the validators again until committed.
+  const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
+  const retired = retiredIn === undefined ? undefined : await RetiredHandOff.open({
+    path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'retired' }), ...poolLimits, maxTxBytes: c.max_tx_bytes,
+    isCommitted: (h) => store.hasTx(h), handOff: (tx) => handOff.add(tx), observer: m.journal,
+  }, Date.now());
+  const reoffered = metrics.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS)');
   const intake: Intake = {
     offer: (tx) => {
       const bad = txSizeError(tx, c.max_tx_bytes);
@@ -180,6 +193,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
   const poll = setInterval(() => {
     server.setServing(serviceName, notReady().length === 0);
+    if (retired) reoffered.inc({}, retired.tick(Date.now()));
     behind.set(follower.status().behind);
     served.set(sync.served);
     m.api.openStreams.set(apiLimits.guard.limits.streams);
@@ -201,7 +215,8 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
   life.add({ name: 'metrics', run: () => endpoint?.close() });
   life.add({ name: 'nats', run: () => publisher?.close() });
+  life.add({ name: 'mempool-journal', run: () => retired?.close() });
   life.add({ name: 'lmdb', run: () => store.close() });
   follower.start();
-  logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined, epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
+  logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined, ...(retired ? { retiredIn, acknowledgedPending: retired.pending } : {}), epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
 }
