@@ -184,7 +184,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
 
       // A transaction m2 acknowledged as a validator just before the change, whose hand-off was lost:
       // in m2's mempool journal (ACCEPTED is durable), never seen by the set. Put there as m2's
-      // consensus would have left it; m2's consensus killed, and started again by the devnet: the
+      // consensus would have left it; m2's consensus killed (kill -9) and started again: the
       // removed member follows the chain and offers it to the set until it sees it committed.
       const stranded = new TextEncoder().encode(`stranded-${randomBytes(4).toString('hex')}`);
       const limits = { maxTxs: 1000, maxBytes: 1 << 20 };
@@ -194,6 +194,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await journal.close();
       const pid = Number(await fs.readFile(path.join(m(2), 'run', 'consensus.pid'), 'utf8'));
       process.kill(pid, 'SIGKILL');
+      await net!.restart(2, 'consensus');
       await until('the stranded transaction committed by the set', async () => {
         const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(stranded), withProof: false });
         return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
