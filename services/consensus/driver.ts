@@ -27,6 +27,7 @@ import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
 import { isOutside, type Clock, type DriverObserver, type SignerPort, type TransportPort } from './ports.ts';
 import { PeerPenalties } from './penalties.ts';
 import { worthLogging } from './client-limits.ts';
+import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -103,12 +104,8 @@ export class ConsensusDriver {
   #retired = false;
   /** When each peer was last told how an epoch it is still in ended (answerLaggard). */
   readonly #toldLaggard = new Map<number, number>();
-  /**
-   * Idle views: when a block last committed here, the work level last told to the engine (which a
-   * commit clears), since when there has been work (view timing counts from then) and the
-   * heartbeat's timer.
-   */
-  #idle: { heartbeatMs: number; lastCommitAt: number; told: boolean | undefined; since: number | undefined; sinceAtCommit: number | undefined; timer: { cancel(): void } | undefined; timerAt: number } | undefined;
+  /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. */
+  readonly #idle: IdleWork | undefined;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -117,7 +114,8 @@ export class ConsensusDriver {
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
     if (opts.idleHeartbeatMs !== undefined && opts.idleHeartbeatMs > 0) {
-      this.#idle = { heartbeatMs: opts.idleHeartbeatMs, lastCommitAt: deps.clock.now(), told: undefined, since: undefined, sinceAtCommit: undefined, timer: undefined, timerAt: 0 };
+      this.#idle = new IdleWork(opts.idleHeartbeatMs, { clock: deps.clock, pending: () => deps.pool.size > 0 || this.#pendingChange !== undefined,
+        tell: (available) => this.enqueue({ type: 'work', available }) });
       opts = { ...opts, engine: { ...opts.engine, waitForWork: true } };
       this.#opts = opts;
     }
@@ -240,32 +238,12 @@ export class ConsensusDriver {
 
   start(): void {
     this.enqueue({ type: 'start' });
-    this.#tellWork();
+    this.#idle?.check();
   }
 
-  /**
-   * Idle views: tell the engine when whether there is work changed (cheap when it did not: the
-   * pool calls it for every transaction it takes). Without work, the heartbeat's timer is set.
-   */
+  /** Idle views: a transaction or a change came (cheap unless the engine was told there is no work). */
   workChanged(): void {
-    if (this.#idle?.told !== true) this.#tellWork();
-  }
-
-  #tellWork(): void {
-    const idle = this.#idle;
-    if (!idle || this.#stopped) return;
-    const now = this.#deps.clock.now();
-    const dueAt = idle.lastCommitAt + idle.heartbeatMs;
-    const available = this.#deps.pool.size > 0 || this.#pendingChange !== undefined || now >= dueAt;
-    if (!available && idle.timerAt !== dueAt) {
-      idle.timer?.cancel();
-      idle.timerAt = dueAt;
-      idle.timer = this.#deps.clock.setTimeout(() => { idle.timerAt = 0; this.#tellWork(); }, dueAt - now);
-    }
-    if (available === idle.told) return;
-    idle.told = available;
-    idle.since = available ? now : undefined;
-    this.enqueue({ type: 'work', available });
+    this.#idle?.changed();
   }
 
   /** Whether a transaction (by hash) is in the committed log. */
@@ -274,7 +252,7 @@ export class ConsensusDriver {
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
-    this.#idle?.timer?.cancel();
+    this.#idle?.stop();
   }
 
   /** Operator control: refuse to sign anything (so no proposal, vote or new-view) until resumed. */
@@ -375,15 +353,8 @@ export class ConsensusDriver {
         return;
       case 'commit': {
         await this.#commit(a.blocks, a.qc);
-        const idle = this.#idle;
-        if (idle) {
-          // The engine cleared its work level with the commit: say again whether work remains.
-          idle.lastCommitAt = this.#deps.clock.now();
-          idle.sinceAtCommit = idle.since;
-          idle.told = false;
-          idle.since = undefined;
-          this.#tellWork();
-        }
+        // The engine cleared its work level with the commit: say again whether work remains.
+        this.#idle?.committed();
         return;
       }
       case 'set-timer':
@@ -438,7 +409,7 @@ export class ConsensusDriver {
         this.#entered = { view: a.view, at: now };
         // With idle views a view lasts as long as there is nothing to do: it is timed from when
         // this member had work, and not at all when it had none (it cannot tell a leader's wait).
-        const from = !this.#idle ? left?.at : this.#idle.sinceAtCommit === undefined || !left ? undefined : Math.max(left.at, this.#idle.sinceAtCommit);
+        const from = this.#idle ? this.#idle.timedFrom(left?.at) : left?.at;
         if (a.cause === 'commit' && left && left.view === a.view - 1 && from !== undefined) this.enqueue({ type: 'view-timed', view: left.view, ms: now - from });
         const leader = this.engine.leaderOf(a.view);
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
@@ -585,8 +556,7 @@ export class ConsensusDriver {
     observer?.epochStarted?.(next.number, next.set, next.root, seated);
     if (seated) this.#queue.unshift({ type: 'start' });
     // The new engine knows nothing of work yet.
-    if (this.#idle) this.#idle.told = undefined;
-    this.#tellWork();
+    this.#idle?.reset();
   }
 
   /** #durably for a write that returns a value. */
