@@ -218,5 +218,5 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   life.add({ name: 'mempool-journal', run: () => retired?.close() });
   life.add({ name: 'lmdb', run: () => store.close() });
   follower.start();
-  logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined, ...(retired ? { retiredIn, acknowledgedPending: retired.pending } : {}), epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
+  logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined && retiredIn === undefined, ...(retired ? { retiredIn, acknowledgedPending: retired.pending } : {}), epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
 }
