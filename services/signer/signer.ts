@@ -198,8 +198,8 @@ export class LocalSigner implements Signer {
       } catch (err) {
         return refuse('reconfig', errorMessage(err));
       }
+      // Not #custodyUp: with sealed custody this signature never asked the token (the state did).
       const signature = await this.#signWithKey(reconfigSigningBytes(change), 'approval');
-      this.#custodyUp();
       await this.#journal({ ...base, decision: 'signed', sig: sha256Hex(signature) });
       this.#m.requests.inc({ kind: 'approval', decision: 'signed' });
       this.#deps.log.warn({ security: true, event: 'signer.approved', id, epoch: change.epoch, ops: change.ops, client }, 'reconfiguration approved');
