@@ -17,7 +17,8 @@ import { loadSignerConf } from '../services/signer/open.ts';
 import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { makeSoftHsm, SOFTHSM_MODULE, type SoftHsm } from '../services/signer/softhsm-testkit.ts';
 import { btcfedIn } from './support/cli.ts';
-import { expectStartRefused, signerCli, startSignerProcess } from './support/signer.ts';
+import { startService } from './support/process.ts';
+import { SIGNER_MAIN, expectStartRefused, signerCli, startSignerProcess } from './support/signer.ts';
 
 const KEY_LABEL = 'm-seal';
 
@@ -41,6 +42,12 @@ async function refusedWith(t: TokenWorld, code: string, message: RegExp, extra: 
   assert.equal(r.code, code === 'SIGNER_TOKEN_PIN' ? EXIT_DO_NOT_RESTART : 1, `exit status of ${code}`);
   assert.equal(r.fatal.code, code, JSON.stringify(r.fatal));
   assert.match(String(r.fatal.msg), message);
+}
+
+/** `run` with the world's token, not waiting for it to be ready (it may wait for its token). */
+async function startWaiting(t: TokenWorld) {
+  process.env.SOFTHSM2_CONF = t.hsm.confFile;
+  return startService(SIGNER_MAIN, ['run', '--data-dir', t.w.dir, '--listen', '127.0.0.1:0', '--insecure', '--no-nats']);
 }
 
 async function startRun(t: TokenWorld, extra: string[] = []) {
@@ -168,15 +175,29 @@ describe('start-up refusals with a token', { timeout: 120_000 }, () => {
     await fs.chmod(file(), 0o600);
   });
 
-  test('token absent: a label no token has, and the token directory gone', async () => {
+  test('token absent (a label no token has, the token directory gone): the signer waits for it, saying why, and serves once it answers', async () => {
+    const waiting = (svc: Awaited<ReturnType<typeof startWaiting>>, re: RegExp) =>
+      svc.waitFor((l) => l.msg === 'the key\'s token does not answer: waiting for it' && l.code === 'SIGNER_TOKEN_ABSENT' && re.test(String(l.err)), 20_000);
     await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-b', pin_file: 'pin', key_label: KEY_LABEL } });
-    await refusedWith(t, 'SIGNER_TOKEN_ABSENT', /no token labelled "tok-b" in PKCS#11 module .*libsofthsm2\.so \(tokens present: "tok-a"\)/);
+    let svc = await startWaiting(t);
+    try {
+      await waiting(svc, /no token labelled "tok-b" in PKCS#11 module .*libsofthsm2\.so \(tokens present: "tok-a"\)/);
+    } finally {
+      await svc.stop();
+    }
     await t.w.writeConf({ custody: { backend: 'pkcs11', module: SOFTHSM_MODULE, token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
     await t.hsm.pull();
+    svc = await startWaiting(t);
     try {
-      await refusedWith(t, 'SIGNER_TOKEN_ABSENT', /libsofthsm2\.so does not initialise \(CKR_GENERAL_ERROR\): no token reachable/);
+      try {
+        await waiting(svc, /libsofthsm2\.so does not initialise \(CKR_GENERAL_ERROR\): no token reachable/);
+      } finally {
+        await t.hsm.plugBack();
+      }
+      // Plugged back in: the next try opens it, and the signer serves (it did not exit meanwhile).
+      await svc.waitFor((l) => l.msg === 'signer ready', 30_000);
     } finally {
-      await t.hsm.plugBack();
+      assert.equal(await svc.stop(), 0);
     }
     await t.w.writeConf({ custody: { backend: 'pkcs11', module: '/nonexistent/libpkcs11.so', token_label: 'tok-a', pin_file: 'pin', key_label: KEY_LABEL } });
     await refusedWith(t, 'SIGNER_TOKEN_MODULE', /module \/nonexistent\/libpkcs11\.so cannot be loaded/);

@@ -214,6 +214,29 @@ function security(conf: SignerConf, dataDir: string, insecure: boolean, log: Log
   return { mode: 'mtls', certFile: file(conf.tls.cert_file), keyFile: file(conf.tls.key_file), caFile: file(conf.tls.ca_file) };
 }
 
+/** A token that is not there yet (unplugged, its daemon or library not up) at start. */
+const TOKEN_AWAY = new Set(['SIGNER_TOKEN_ABSENT', 'SIGNER_TOKEN_FAILED']);
+const TOKEN_WAIT_MAX_MS = 30_000;
+
+/**
+ * Opens the signer, waiting for a token that does not answer yet: tried again after 1 s, 2 s, 4 s, …
+ * up to every 30 s, each failure logged (error, with its code), until it answers or the signer is
+ * stopped. A refused PIN, a module that does not load, a missing key or state is no reason to wait:
+ * those end the start at once. Without a token nothing is served meanwhile (consensus reports the
+ * signer unreachable: BtcfedSignerUnreachable).
+ */
+async function untilTokenAnswers<T>(log: Logger, open: () => Promise<T>): Promise<T> {
+  for (let delay = 1000, tries = 1; ; delay = Math.min(delay * 2, TOKEN_WAIT_MAX_MS), tries++) {
+    try {
+      return await open();
+    } catch (err) {
+      if (!(err instanceof FedError) || !TOKEN_AWAY.has(err.code)) throw err;
+      log.error({ code: err.code, err: err.message, tries, retryMs: delay }, 'the key\'s token does not answer: waiting for it');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 async function run(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, {
     ...DATA_DIR, init: { type: 'boolean' }, 'init-if-pending': { type: 'boolean' }, insecure: { type: 'boolean' }, listen: { type: 'string' },
@@ -232,8 +255,8 @@ async function run(argv: string[]): Promise<void> {
     // --init-if-pending: --init only while the marker member init left with a new key is there
     // (fresh.ts); used up once the safety state exists.
     const pending = flags['init-if-pending'] === true && isFreshSigner(dataDir);
-    const signer = await openLocalSigner({ dataDir, conf, init: (flags.init ?? false) || pending, log: log.child({ module: 'signer' }), metrics,
-      ...(events ? { onRefusal: (r) => events.publish(r) } : {}) });
+    const signer = await untilTokenAnswers(log, () => openLocalSigner({ dataDir, conf, init: (flags.init ?? false) || pending, log: log.child({ module: 'signer' }), metrics,
+      ...(events ? { onRefusal: (r) => events.publish(r) } : {}) }));
     if (pending) {
       await consumeFreshMarker(dataDir);
       log.info({ marker: FRESH_MARKER }, 'first start of a new key: safety state created, the init-pending marker removed');

@@ -80,7 +80,8 @@ export async function grpcHarness(opts: WorldOptions = {}): Promise<SignerHarnes
   };
 }
 
-const MAIN = 'services/signer/main.ts';
+export const SIGNER_MAIN = 'services/signer/main.ts';
+const MAIN = SIGNER_MAIN;
 
 /** Runs a CLI command to completion (not `run`). */
 export function signerCli(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
