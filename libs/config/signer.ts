@@ -79,6 +79,14 @@ export const signerConfSchema = z.strictObject({
    */
   max_view_jump: z.number().int().min(1).max(2 ** 40).default(100_000),
   /**
+   * The audit journal's rotation: a new file once the current one passes rotate_mib, and the
+   * keep_files newest old files kept (the rest deleted; each new file carries the hash chain on).
+   */
+  journal: z.strictObject({
+    rotate_mib: z.number().int().min(1).max(4096).default(64),
+    keep_files: z.number().int().min(1).max(10_000).default(16),
+  }).default({ rotate_mib: 64, keep_files: 16 }),
+  /**
    * The genesis validator set in index order (same shape as conf.yaml's); empty only before keygen.
    * Later epochs' sets come from the epoch-change proofs the signer is shown (epochs.json).
    */

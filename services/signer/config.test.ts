@@ -31,6 +31,14 @@ test('defaults: loopback listen, signer.key, 128f, no allow list, no NATS', () =
   assert.equal(parseSignerConfText(`${base}allowed_clients: ["${'AB:'.repeat(31)}AB"]\n`).allowed_clients[0], 'ab'.repeat(32));
 });
 
+test('journal rotation: 64 MiB and 16 old files by default, both settable, out of range refused', () => {
+  assert.deepEqual(parseSignerConfText(base).journal, { rotate_mib: 64, keep_files: 16 });
+  assert.deepEqual(parseSignerConfText(`${base}journal: { rotate_mib: 8 }\n`).journal, { rotate_mib: 8, keep_files: 16 });
+  issue(`${base}journal: { rotate_mib: 0 }\n`, /^journal\.rotate_mib$/, /./);
+  issue(`${base}journal: { keep_files: 0 }\n`, /^journal\.keep_files$/, /./);
+  issue(`${base}journal: { rotate: 8 }\n`, /^journal\.rotate$/, /unknown field/);
+});
+
 test('errors name the field and the reason', () => {
   issue(base.replace('passphrase_file: pass\n', ''), /^passphrase_file$/, /exactly one/);
   issue(`${base}passphrase_env: X\n`, /^passphrase_file$/, /exactly one/);

@@ -211,7 +211,7 @@ export async function openWithKey(opts: OpenSignerOptions, key: OpenedKey): Prom
   const store = key.store(path.join(dataDir, STATE_FILE));
   const journalFile = path.join(dataDir, JOURNAL_FILE);
   const state = await stateForEpoch(await loadOrInitState(opts, publicKey, store, journalFile), epochs, store, opts.log);
-  const journal = await openJournal(journalFile, { create: false });
+  const journal = await openJournal(journalFile, { create: false, rotateBytes: conf.journal.rotate_mib * 1024 * 1024, keepSegments: conf.journal.keep_files });
   await journal.append({ type: 'start', epoch: state.epoch, lastVote: state.lastVote, locked: state.locked, lastProposalView: state.lastProposalView, lastNewView: state.lastNewView, signed: state.signed });
   const signer = new LocalSigner({
     identity: { publicKey: key.publicKey, paramSet: key.paramSet, chainId: conf.chain_id, member: conf.member },
