@@ -23,8 +23,9 @@ import type { EpochChangeProof } from '#libs/verify/index.ts';
 import type { SignerEpochs } from './epochs.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
-import { RULES, admit, applySigned, decide, epochSafety, evidenceQc, slotKey, slotOf, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
+import { admit, applySigned, decide, epochSafety, evidenceQc, slotKey, slotOf, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
 import type { SafetyStore } from './state-file.ts';
+import { signerMetrics } from './signer-metrics.ts';
 
 export interface SignResult {
   signature: Uint8Array;
@@ -386,41 +387,4 @@ export class LocalSigner implements Signer {
     this.#deps.log.error({ err: errorMessage(err) }, `${what} failed: the signer refuses all requests until restarted`);
     throw new FedError('SIGNER_STORAGE_FAILED', `${what} failed; no signature was returned`, {}, { cause: err });
   }
-}
-
-function signerMetrics(metrics: Metrics) {
-  const requests = metrics.counter('signer_requests_total', 'Signing requests by kind and decision (signed, replayed, refused)', ['kind', 'decision']);
-  const refusals = metrics.counter('signer_refusals_total', 'Refused signing requests by rule', ['rule']);
-  // Every rule's series from the start: alerts see the first refusal as an increase from 0.
-  for (const rule of RULES) refusals.inc({ rule }, 0);
-  const duration = metrics.histogram('signer_request_duration_seconds', 'From dequeue to reply: rules, QC checks, signing, fsyncs', ['kind'],
-    [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]);
-  const lastVote = metrics.gauge('signer_last_vote_view', 'View of the last vote signed');
-  const epoch = metrics.gauge('signer_epoch', 'The newest epoch this signer has been shown the proof of: the only one it signs for');
-  const seated = metrics.gauge('signer_seat_state', '1 while this signer\'s key is in its epoch\'s validator set, 0 when it signs nothing (removed, rotated out, not yet added)');
-  const locked = metrics.gauge('signer_locked_view', 'View of the QC the signer is locked on');
-  const signed = metrics.gauge('signer_signatures', 'Signatures issued by this key (from the safety state)');
-  const custodyFailures = metrics.counter('signer_custody_failures_total', 'Requests not signed because the key\'s token did not answer (signing, or authenticating the safety state)');
-  custodyFailures.inc({}, 0);
-  const custodyState = metrics.gauge('signer_custody_state', '1 while the key\'s custody answers (always for the file back-end), 0 while its token does not');
-  custodyState.set(1);
-  let down = false;
-  return {
-    requests, refusals, duration,
-    get custodyDown(): boolean {
-      return down;
-    },
-    custody(ok: boolean): void {
-      if (!ok) custodyFailures.inc();
-      down = !ok;
-      custodyState.set(ok ? 1 : 0);
-    },
-    observe(s: SignerSafety, inSet: boolean): void {
-      epoch.set(s.epoch);
-      seated.set(inSet ? 1 : 0);
-      lastVote.set(s.lastVote.view);
-      locked.set(s.locked.view);
-      signed.set(s.signed);
-    },
-  };
 }
