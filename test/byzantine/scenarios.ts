@@ -307,11 +307,21 @@ const slowLeader: Scenario = {
     });
     const skipped = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', skippedOf3('slow_views'));
     const skipped0 = await skipped();
+    // And once more 5 s in, if a view of m3's failed since all the same (CI, 2026-11-26: as failed
+    // 24/24/23, slow 0/0/0 — one early failure, and m3's views were given up as failed for the rest of
+    // the window, which also defends, but is not what this scenario judges).
+    let reforgiven = '';
+    const again = setTimeout(() => void (async () => {
+      const now = await failed();
+      if (!now.some((x, k) => x > failedBefore[k]!)) return;
+      reforgiven = ` (a view of m3's failed in the first 5 s, ${deltas(failedBefore, now)}: its record cleared again)`;
+      for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+    })().catch(() => undefined), 5000);
     return {
-      stop: async () => { for (const t of timers) clearTimeout(t); },
+      stop: async () => { clearTimeout(again); for (const t of timers) clearTimeout(t); },
       async check() {
         const skipped1 = await skipped();
-        note(`${held} proposals held back ${holdMs} ms each; m3's views given up at once as slow ${deltas(skipped0, skipped1)}, as failed ${deltas(failedBefore, await failed())}`);
+        note(`${held} proposals held back ${holdMs} ms each; m3's views given up at once as slow ${deltas(skipped0, skipped1)}, as failed ${deltas(failedBefore, await failed())}${reforgiven}`);
         check(held > 0, 'm3 never led a view');
         check(skipped1.every((x, k) => x > skipped0[k]!), 'an honest member never judged the slow leader\'s views slow: each cost it most of a view timer');
       },
