@@ -8,7 +8,7 @@
 
 import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
 import { blockError, txHashesOf, txRootOf, type ValidityContext } from '#libs/blocks/index.ts';
-import { Phase, QcVerifier, blockHeaderError, genesisBlock, headerError, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { Phase, QcVerifier, genesisBlock, headerError, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
 
 /** What a client trusts: the chain id and the validators' public keys, in validator-index order. */
@@ -44,9 +44,9 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && B
  */
 export function verifyCommitted(root: TrustRoot, block: Block, proof: CommitProof, txHash?: Uint8Array): Verdict {
   const h = block.header;
-  if (h.chainId === root.chainId && h.epoch !== (root.epoch ?? 0)) return refuse(`block: of epoch ${h.epoch}, the trusted keys are epoch ${root.epoch ?? 0}'s`);
-  const bad = blockHeaderError(block, { chainId: root.chainId, hashBlock: blockHash });
-  if (bad) return refuse(`block: ${bad}`);
+  const epoch = root.epoch ?? 0;
+  const bad = headerError(h, block.hash, { chainId: root.chainId, epoch, hashBlock: blockHash });
+  if (bad) return refuse(bad.field === 'epoch' ? `block: of epoch ${h.epoch}, the trusted keys are epoch ${epoch}'s` : `block: ${bad.why}`);
   if (!eq(txRootOf(block), h.txRoot)) return refuse(`block: its ${block.txs.length} transactions do not match the header's tx_root`);
   const verdict = certified(root, h, block.hash, proof);
   if (!verdict.ok || txHash === undefined) return verdict;

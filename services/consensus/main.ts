@@ -270,13 +270,12 @@ async function main(): Promise<void> {
       return why;
     };
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
-    const reoffered = metrics.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS)');
     const readiness = setInterval(() => {
       server.setServing(consensusServiceName, notReady().length === 0);
       // Clients' transactions still uncommitted after a while go to the upcoming leaders again. Not from
       // a member a change removed: it sees no later block of the new set (it starts again as an
       // observer at once, which offers them until it sees them committed: retired.ts).
-      if (!driver.retired) reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
+      if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).

@@ -77,6 +77,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
   const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
+  const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS; a removed member: retired.ts)');
   for (const [methods, limits] of API_LIMITS) for (const method of methods) for (const limit of limits) apiRefused.inc({ method, limit }, 0);
   halted.set(0);
   journalFailures.inc({}, 0);
@@ -203,7 +204,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
   const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */

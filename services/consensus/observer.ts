@@ -153,7 +153,6 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'retired' }), ...poolLimits, maxTxBytes: c.max_tx_bytes,
     isCommitted: (h) => store.hasTx(h), handOff: (tx) => handOff.add(tx), observer: m.journal,
   }, Date.now());
-  const reoffered = metrics.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS)');
   const intake: Intake = {
     offer: (tx) => {
       const bad = txSizeError(tx, c.max_tx_bytes);
@@ -193,7 +192,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
   const poll = setInterval(() => {
     server.setServing(serviceName, notReady().length === 0);
-    if (retired) reoffered.inc({}, retired.tick(Date.now()));
+    if (retired) m.reoffered.inc({}, retired.tick(Date.now()));
     behind.set(follower.status().behind);
     served.set(sync.served);
     m.api.openStreams.set(apiLimits.guard.limits.streams);

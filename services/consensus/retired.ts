@@ -89,9 +89,8 @@ export class RetiredHandOff {
   /** Blocks the follower appended: what they carry is done. */
   committed(blocks: readonly Block[]): void {
     if (this.#pool.size === 0) return;
-    const before = this.#pool.size;
     this.#pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
-    if (before > 0 && this.#pool.size === 0) this.#o.log.info({ offered: this.#offered }, 'every transaction this removed member acknowledged is committed');
+    if (this.#pool.size === 0) this.#o.log.info({ offered: this.#offered }, 'every transaction this removed member acknowledged is committed');
   }
 
   close(): Promise<void> {

@@ -24,7 +24,7 @@ import type { SignerEpochs } from './epochs.ts';
 import type { Journal, JournalRecord } from './journal.ts';
 import type { QcChecker } from './qc-check.ts';
 import { admit, applySigned, decide, epochSafety, evidenceQc, slotKey, slotOf, type AdmitContext, type Decision, type Rule, type SignerSafety } from './rules.ts';
-import type { SafetyStore } from './state-file.ts';
+import { isTokenError, type SafetyStore } from './state-file.ts';
 import { signerMetrics } from './signer-metrics.ts';
 
 export interface SignResult {
@@ -352,15 +352,15 @@ export class LocalSigner implements Signer {
   }
 
   /**
-   * The key signs. With native custody the token signs, and a token that does not answer
-   * (SIGNER_TOKEN_FAILED) is custody down like a state it cannot authenticate: nothing was signed,
+   * The key signs. With native custody the token signs, and a token that fails (isTokenError:
+   * SIGNER_TOKEN_FAILED, a PIN it refuses on reconnecting, …) is custody down like a state it cannot authenticate: nothing was signed,
    * the state is untouched, and the next request tries the token again.
    */
   async #signWithKey(message: Uint8Array, kind: SignRequest['kind'] | 'approval'): Promise<Uint8Array> {
     try {
       return await this.#deps.slh.sign(this.#deps.secretKey, message);
     } catch (err) {
-      if (isFedError(err, 'SIGNER_TOKEN_FAILED')) this.#custodyDown(err, kind);
+      if (isTokenError(err)) this.#custodyDown(err, kind);
       throw err;
     }
   }

@@ -14,6 +14,9 @@ import { sha256Hex } from '#libs/crypto/index.ts';
 import { readIfExists, writeFileAtomic } from '#libs/files/index.ts';
 import type { SignerSafety } from './rules.ts';
 
+/** A failure of the key's token itself (absent, its library failing, the PIN refused, a key gone): every code pkcs11.ts Token throws. */
+export const isTokenError = (err: unknown): err is FedError => err instanceof FedError && err.code.startsWith('SIGNER_TOKEN_');
+
 export const STATE_FILE = 'safety-state.json';
 const FORMAT = 'btcfed-signer-state';
 /** Version 1 is version 2 without `epoch`: a state written before epochs existed is epoch 0's. */
@@ -203,7 +206,7 @@ export function authenticatedStore(file: string, authority: StateAuthority): Saf
         text = encodeSafety(state, (sha256) => ({ key: authority.key, counter: n, hmac: Buffer.from(authority.mac(macInput(authority.key, n, sha256))).toString('hex') }));
         next = n;
       } catch (err) {
-        if (err instanceof FedError && !err.code.startsWith('SIGNER_TOKEN_')) throw err;
+        if (err instanceof FedError && !isTokenError(err)) throw err;
         throw unavailable(authority, 'authenticating the safety state', false, err);
       }
       await writeFileAtomic(file, text, { mode: 0o600 });
@@ -211,7 +214,7 @@ export function authenticatedStore(file: string, authority: StateAuthority): Saf
       try {
         authority.writeCounter(BigInt(next));
       } catch (err) {
-        if (err instanceof FedError && !err.code.startsWith('SIGNER_TOKEN_')) throw err;
+        if (err instanceof FedError && !isTokenError(err)) throw err;
         throw unavailable(authority, 'raising the token\'s state counter', true, err);
       }
     },
