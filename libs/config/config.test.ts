@@ -212,3 +212,17 @@ test('consensus.blocks_stream_max_age / _max_bytes: a week and no byte limit by 
   assert.equal(withRetention({ blocks_stream_max_age: '0s', blocks_stream_max_bytes: 0 }).blocks_stream_max_age, 0);
   assert.throws(() => withRetention({ blocks_stream_max_age: '5m' }), /blocks_stream_max_age.*at least 10m/s);
 });
+
+test('consensus.keep_blocks: 0 (every block) by default; 1 to 31 refused, naming the field', () => {
+  const keep = (v: unknown) => {
+    const c = validConf() as Record<string, Record<string, unknown>>;
+    c.consensus = { ...(c.consensus ?? {}), keep_blocks: v };
+    return parseConfText(stringify(c)).consensus.keep_blocks;
+  };
+  const c = validConf() as Record<string, Record<string, unknown>>;
+  assert.equal(parseConfText(stringify(c)).consensus.keep_blocks, 0);
+  assert.equal(keep(32), 32);
+  assert.equal(keep(100_000), 100_000);
+  assert.throws(() => keep(31), /keep_blocks.*at least 32/s);
+  assert.throws(() => keep(-1), /keep_blocks/);
+});

@@ -51,6 +51,9 @@ export const fingerprint = z.string().transform((v, ctx) => {
   return hex;
 });
 
+/** consensus.keep_blocks, when not 0: the fewest committed blocks a member keeps whole. */
+export const MIN_KEEP_BLOCKS = 32;
+
 export const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
 export const memberName = z.string().regex(MEMBER_NAME, 'must be 1–32 characters of a-z, 0-9 and "-", starting with a letter or digit');
 
@@ -255,6 +258,15 @@ export const confSchema = z.strictObject({
     // No byte limit by default: JetStream reserves a stream's max_bytes, and a NATS with less storage
     // refuses the stream ("insufficient storage resources"), which stopped consensus from starting.
     blocks_stream_max_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    /**
+     * Retention of this member's block store: keep the bodies and QCs of the last keep_blocks
+     * committed blocks; older ones are pruned (their headers, the hash at every height, the
+     * transaction index and the epoch-change proofs stay). 0 keeps every block (an archive
+     * member). A member or observer further behind than every peer's keep_blocks cannot catch up
+     * by block sync: keep at least one archive member (docs/reconfiguration.md, "Retention").
+     * Per member; applied at start.
+     */
+    keep_blocks: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
     /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
     block_time_max_delay: duration('30s', { positive: true }),
     /**
@@ -275,6 +287,9 @@ export const confSchema = z.strictObject({
   const c: Partial<typeof whole.consensus> = conf.consensus ?? {};
   if (isNum(c.blocks_stream_max_age) && c.blocks_stream_max_age > 0 && c.blocks_stream_max_age < 10 * 60_000) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'blocks_stream_max_age'], message: 'must be 0 (keep every event) or at least 10m (the stream\'s de-duplication window)' });
+  }
+  if (isNum(c.keep_blocks) && c.keep_blocks > 0 && c.keep_blocks < MIN_KEEP_BLOCKS) {
+    ctx.addIssue({ code: 'custom', path: ['consensus', 'keep_blocks'], message: `must be 0 (keep every block) or at least ${MIN_KEEP_BLOCKS} (a member a few views behind catches up from what its peers keep)` });
   }
   if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && (c.idle_heartbeat < 1000 || c.idle_heartbeat > 30_000)) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or 1s to 30s (BtcfedNoCommit fires after a minute without a block)' });

@@ -29,7 +29,7 @@ export const MAX_EPOCH_SUFFIX = 8;
 export type Frame =
   | { type: 'consensus'; message: ConsensusMessage }
   | { type: 'block-request'; requestId: number; hashes: Hash[]; fromHeight: number; maxBlocks: number }
-  | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[]; epochEnd?: EpochEnd | undefined }
+  | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[]; epochEnd?: EpochEnd | undefined; oldestHeight?: number | undefined }
   | { type: 'tx-batch'; txs: Uint8Array[] };
 
 export function encodeFrame(chainId: string, frame: Frame): Uint8Array {
@@ -59,7 +59,7 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
       return { $case: 'blockRequest', value: { requestId: frame.requestId, hashes: frame.hashes, fromHeight: frame.fromHeight, maxBlocks: frame.maxBlocks } };
     case 'block-response':
       return { $case: 'blockResponse', value: { requestId: frame.requestId, blocks: frame.blocks.map((b) => ({ block: blockToWire(b.block), qc: b.qc ? qcToWire(b.qc) : undefined })),
-        epochEnd: frame.epochEnd ? { suffix: frame.epochEnd.suffix.map(headerToWire), qc: qcToWire(frame.epochEnd.qc) } : undefined } };
+        epochEnd: frame.epochEnd ? { suffix: frame.epochEnd.suffix.map(headerToWire), qc: qcToWire(frame.epochEnd.qc) } : undefined, oldestHeight: frame.oldestHeight ?? 0 } };
     case 'tx-batch':
       return { $case: 'txBatch', value: { txs: frame.txs } };
     default: {
@@ -127,11 +127,13 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
       const end = r.epochEnd;
       if (end && end.suffix.length > MAX_EPOCH_SUFFIX) throw invalid('block_response.epoch_end.suffix', `more than ${MAX_EPOCH_SUFFIX} headers`);
       if (end && r.blocks.length === 0) throw invalid('block_response.epoch_end', 'an epoch end without the block it ends with');
+      if (r.oldestHeight > 0 && r.blocks.length > 0) throw invalid('block_response.oldest_height', 'set beside blocks (it answers a request below what the server keeps, with none)');
       return {
         ...(end ? { epochEnd: {
           suffix: end.suffix.map((h, i) => headerFromWire(`block_response.epoch_end.suffix[${i}]`, h)),
           qc: qcFromWire('block_response.epoch_end.qc', end.qc, limits),
         } } : {}),
+        ...(r.oldestHeight > 0 ? { oldestHeight: checkView('block_response.oldest_height', r.oldestHeight) } : {}),
         type: 'block-response', requestId: checkView('block_response.request_id', r.requestId),
         blocks: r.blocks.map((b, i) => ({
           block: blockFromWire(`block_response.blocks[${i}].block`, b.block, limits, limits.hashBlock),

@@ -89,10 +89,20 @@ test('a message and the sign request that produced it cover the same bytes; fiel
   assert.equal(all.size, 3);
 });
 
+test('a block response saying where the server\'s kept blocks start: round trip; never beside blocks', () => {
+  const said = decodeFrame(encodeFrame('wire-test', { type: 'block-response', requestId: 3, blocks: [], oldestHeight: 1001 }), limits);
+  assert.equal(said.type === 'block-response' && said.oldestHeight, 1001);
+  const none = decodeFrame(encodeFrame('wire-test', { type: 'block-response', requestId: 3, blocks: [] }), limits);
+  assert.equal(none.type === 'block-response' && none.oldestHeight, undefined);
+  rejects(encodeFrame('wire-test', { type: 'block-response', requestId: 3, blocks: [{ block, qc: undefined }], oldestHeight: 5 }),
+    /^block_response\.oldest_height: set beside blocks/);
+});
+
 test('an epoch end in a block response: bounded, and never without the block it ends with', () => {
   const end = (suffix: number, blocks: Block[]) => ConsensusFrame.encode({ chainId: 'wire-test', body: { $case: 'blockResponse', value: {
     requestId: 1, blocks: blocks.map((b) => ({ block: { header: { ...b.header }, txs: b.txs } as never, qc: undefined })),
     epochEnd: { suffix: Array.from({ length: suffix }, () => ({ ...header })) as never, qc: { phase: Phase.COMMIT, view: 4, blockHash: block.hash, signers: new Uint8Array([1]), signatures: [sig(0)] } },
+    oldestHeight: 0,
   } } }).finish();
   const ok = decodeFrame(encodeFrame('wire-test', frames[6]!), limits);
   assert.equal(ok.type === 'block-response' && ok.epochEnd?.suffix.length, 1);

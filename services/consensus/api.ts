@@ -61,6 +61,7 @@ const STATUS = statusTable({
   MEMPOOL_JOURNAL_FAILED: grpc.status.UNAVAILABLE,
   REQUEST_INVALID: grpc.status.INVALID_ARGUMENT,
   NOT_FOUND: grpc.status.NOT_FOUND,
+  BLOCK_PRUNED: grpc.status.OUT_OF_RANGE,
   HALTED: grpc.status.UNAVAILABLE,
   STORE_CORRUPT: grpc.status.DATA_LOSS,
   RPC_PEER_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
@@ -151,16 +152,33 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     const qc = d.store.qcFor(b.hash);
     return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
   };
+  /** A committed height whose body this member pruned (retention.ts): said with the oldest height it keeps. */
+  const pruned = (height: number, what = `block ${height}`): FedError => {
+    const oldest = d.store.prunedTo() + 1;
+    return new FedError('BLOCK_PRUNED', `${what} is pruned on this member (consensus.keep_blocks): it keeps blocks whole from height ${oldest}; ask a member that keeps every block`,
+      { height, oldestHeight: oldest });
+  };
   /**
-   * A committed block by height. A height at or below the committed tip without a block is a
-   * damaged store: said loudly (DATA_LOSS, logged) instead of skipped, so a reader never
-   * mistakes a gap for the log.
+   * A committed block by height. A pruned height is said as such (BLOCK_PRUNED); any other
+   * height at or below the committed tip without a block is a damaged store: said loudly
+   * (DATA_LOSS, logged) instead of skipped, so a reader never mistakes a gap for the log.
    */
-  const committedAt = (height: number): Block => {
+  const committedAt = (height: number, what?: string): Block => {
     const b = d.store.blockAtHeight(height);
     if (b) return b;
+    // Read after the block: a prune that ran in between is seen here.
+    if (d.store.isPruned(height)) throw pruned(height, what);
     d.log.error({ height, committed: d.store.committedHeight() }, 'committed height has no block in the store');
     throw new FedError('STORE_CORRUPT', `committed height ${height} has no block in this member's store`);
+  };
+  /** A committed block as GetBlock answers it; headers only, a pruned height's kept header (without its QC). */
+  const committedFor = (height: number, headersOnly: boolean): GetBlockResponse => {
+    if (headersOnly && d.store.isPruned(height)) {
+      const header = d.store.headerAtHeight(height);
+      const hash = d.store.hashAtHeight(height);
+      if (header && hash) return { block: blockToWire({ header, hash, txs: [] }), blockHash: hash, qc: undefined };
+    }
+    return certified(committedAt(height), headersOnly);
   };
   // Merkle trees of the last few blocks proofs were asked for: a block's tree costs about two
   // hashes per transaction to build, a proof from it a few array reads. Bounded by count.
@@ -231,7 +249,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       if (loc) {
         const found = { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
         if (!req.withProof) return { ...found, ...none };
-        const block = committedAt(loc.height);
+        const block = committedAt(loc.height, `transaction ${toHex(hash).slice(0, 16)} is committed at height ${loc.height}, but its proof needs that block, which`);
         const tree = merkleTreeOf(block);
         return { ...found, header: headerToWire(block.header), txCount: block.txs.length, proof: merkleProof(tree, loc.index) };
       }
@@ -255,7 +273,11 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       const by = req.by;
       if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
       const b = by.$case === 'height' ? (by.value === 0 ? d.node.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
-      if (!b || b.header.height > d.store.committedHeight()) throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : 'with that hash'}`);
+      if (!b && by.$case === 'height' && d.store.isPruned(by.value)) throw pruned(by.value);
+      if (!b || b.header.height > d.store.committedHeight()) {
+        const floor = d.store.prunedTo();
+        throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : `with that hash${floor > 0 ? ` at heights ${floor + 1} and above (this member pruned the blocks below)` : ''}`}`);
+      }
       return certified(b, false);
     })),
     listBlocks: h.unary((req, call, signal) => countedAsync('ListBlocks', async () => {
@@ -269,7 +291,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         // A page of 100 blocks is tens of ms of reading and encoding: let the engine's events in
         // between, so reads lengthen no vote by more than a few blocks' worth.
         if (blocks.length > 0 && blocks.length % LIST_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-        blocks.push(certified(committedAt(height), req.headersOnly));
+        blocks.push(committedFor(height, req.headersOnly));
       }
       return { blocks };
     })),
@@ -288,7 +310,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
             // ahead: a block not yet sent is not held.
             if (slot) await d.guard?.pace(slot.client, BLOCK_WEIGHT, signal);
             if (signal.aborted) break;
-            yield { block: certified(committedAt(next++), req.headersOnly) };
+            yield { block: committedFor(next++, req.headersOnly) };
             continue;
           }
           await d.nextCommit(signal);

@@ -201,3 +201,46 @@ test('a safety state written by an earlier build (QCs inline) still loads', () =
   assert.deepEqual(rec.safety.prepareQC, prepare);
   await store.close();
 }));
+
+test('prune: bodies and QCs of old heights go, headers, hashes, the tx index and the floor stay (across a reopen); never the tip', () => withStore(async (dir) => {
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const chain: Block[] = [];
+  let parent = genesis;
+  for (let v = 1; v <= 10; v++) {
+    const b = child(parent, v, [`t${v}`]);
+    await store.commit([b], qcOn(b, Phase.COMMIT, v));
+    chain.push(b);
+    parent = b;
+  }
+  assert.equal(store.prunedTo(), 0);
+  assert.equal(await store.prune(4, 3), 3, 'at most `max` heights a call');
+  assert.equal(await store.prune(4), 4);
+  assert.equal(await store.prune(4), 4, 'nothing more to do');
+  for (const h of [1, 4]) {
+    assert.equal(store.blockAtHeight(h), undefined, `height ${h}: body gone`);
+    assert.equal(store.qcFor(chain[h - 1]!.hash), undefined, `height ${h}: QC gone`);
+    assert.equal(store.isPruned(h), true);
+    assert.deepEqual(store.headerAtHeight(h), chain[h - 1]!.header, `height ${h}: header kept`);
+    assert.deepEqual(store.hashAtHeight(h), chain[h - 1]!.hash);
+  }
+  assert.equal(store.isPruned(5), false);
+  assert.deepEqual(store.blockAtHeight(5), chain[4]);
+  assert.deepEqual(store.headerAtHeight(5), chain[4]!.header, 'an unpruned header comes from its block');
+  assert.equal(store.qcFor(chain[4]!.hash)?.phase, Phase.COMMIT);
+  assert.deepEqual(store.txLocation(txHash(enc('t2'))), { height: 2, index: 0, blockHash: chain[1]!.hash }, 'exactly-once still knows pruned transactions');
+  assert.equal(await store.prune(1_000, 1_000), 9, 'the committed tip is never pruned');
+  assert.deepEqual(store.blockAtHeight(10), chain[9]);
+  await store.close();
+
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  assert.equal(store.prunedTo(), 9, 'the floor is durable');
+  assert.equal(store.isPruned(9), true);
+  assert.deepEqual(store.headerAtHeight(9), chain[8]!.header);
+  assert.equal(store.hasTx(txHash(enc('t9'))), true);
+  const b11 = child(chain[9]!, 11, ['t11']);
+  await store.commit([b11], qcOn(b11, Phase.COMMIT, 11));
+  assert.equal(store.committedHeight(), 11, 'the log goes on above a pruned floor');
+  await assert.rejects(store.commit([child(b11, 12, ['t3'])], qcOn(b11, Phase.COMMIT, 12)), (e) => isFedError(e, 'STORE_DUPLICATE_TX'),
+    'a pruned height\'s transaction is still refused as committed');
+  await store.close();
+}));

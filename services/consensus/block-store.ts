@@ -9,11 +9,18 @@
 // later, so a power loss could roll back a lock or a last vote that messages already sent
 // depend on. With it off, every transaction is fsynced before its promise resolves
 // (test/durability.test.ts traces the system calls of a real process to show the order).
+//
+// Retention (consensus.keep_blocks, retention.ts): the bodies and QCs of old committed blocks can
+// be pruned. What stays for ever is small: each pruned height's header (`headers`), the hash
+// committed at every height, the transaction index (exactly-once needs every committed id) and
+// the epoch-change proofs. Heights 1..prunedTo() then have no block here; readers ask
+// isPruned(height) to tell a pruned height (BLOCK_PRUNED, naming the oldest height kept) from a
+// damaged store.
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { Block as BlockMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { Block as BlockMsg, BlockHeader as BlockHeaderMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
@@ -62,6 +69,8 @@ export class BlockStore {
   readonly #evidence: Database<Uint8Array, number>;
   /** The proof each ended epoch ended with, by epoch (encoded EpochChangeProof messages). */
   readonly #epochs: Database<Uint8Array, number>;
+  /** The headers of pruned heights, by height (encoded BlockHeader messages). */
+  readonly #headers: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
   /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
   #writtenLocked: QuorumCert | undefined;
@@ -84,6 +93,7 @@ export class BlockStore {
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
     this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
     this.#epochs = this.#root.openDB({ name: 'epochs', encoding: 'binary', keyEncoding: 'uint32' });
+    this.#headers = this.#root.openDB({ name: 'headers', encoding: 'binary', keyEncoding: 'uint32' });
     try {
       this.#checkIdentity(opts);
     } catch (err) {
@@ -327,6 +337,49 @@ export class BlockStore {
       suffix: m.suffix.map((h, i) => headerFromWire(`epochs[${epoch}].suffix[${i}]`, h)),
       qc: qcFromWire(`epochs[${epoch}].qc`, m.qc, limits),
     };
+  }
+
+  /** Heights 1..prunedTo() have had their bodies and QCs pruned (0: nothing pruned). */
+  prunedTo(): number {
+    return Number(this.#meta.get('pruned') ?? 0);
+  }
+
+  /** Is the committed block at `height` pruned here (its header kept, body and QC gone)? */
+  isPruned(height: number): boolean {
+    return height >= 1 && height <= this.prunedTo();
+  }
+
+  /** The header of the block committed at `height`, pruned or not. */
+  headerAtHeight(height: number): BlockHeader | undefined {
+    const kept = this.#headers.get(height);
+    if (kept) return headerFromWire(`headers[${height}]`, BlockHeaderMsg.decode(plain(kept)));
+    return this.blockAtHeight(height)?.header;
+  }
+
+  /**
+   * Prunes the bodies and QCs of committed heights above prunedTo() up to `to`, at most `max`
+   * heights in one write transaction, keeping each header; never the committed tip (the next
+   * block's parent). Returns the new prunedTo(). Durable like every write here: a crash leaves
+   * either the old floor with its blocks or the new one.
+   */
+  async prune(to: number, max = 256): Promise<number> {
+    const from = this.prunedTo();
+    const last = Math.min(to, from + max, this.committedHeight() - 1);
+    if (last <= from) return from;
+    await this.#write('prune', () => {
+      for (let h = from + 1; h <= last; h++) {
+        const hash = this.#heights.get(h);
+        if (!hash) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${h} has no hash`);
+        const bytes = this.#blocks.get(hash);
+        const header = bytes ? BlockMsg.decode(plain(bytes)).header : undefined;
+        if (!header) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${h} has no block to prune`);
+        this.#headers.put(h, BlockHeaderMsg.encode(header).finish());
+        this.#blocks.remove(hash);
+        this.#qcs.remove(hash);
+      }
+      this.#meta.put('pruned', String(last));
+    });
+    return last;
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

@@ -175,6 +175,29 @@ test('unsolicited, late or silent: dropped, and a silent source is passed over a
   }
 });
 
+test('a source that pruned what we lack (oldest_height above our tip): no offence, passed over for BAD_SOURCE_MS, another asked at once; with none left, it waits', async () => {
+  const o = await follower([1, 2]);
+  try {
+    const first = o.last();
+    await o.f.onResponse(first.to, first.requestId, [], undefined, 500);
+    o.clock.advance(0);
+    assert.equal(o.f.stats.pruned, 1);
+    assert.equal(o.refused.length, 0, 'pruning is no offence');
+    const second = o.last();
+    assert.notEqual(second.to, first.to, 'another source is asked at once');
+    await o.f.onResponse(second.to, second.requestId, [], undefined, 500);
+    o.clock.advance(IDLE_POLL_MS * 3);
+    assert.equal(o.sent.length, 2, 'every source pruned above us: nobody is asked until one is due again');
+    o.clock.advance(BAD_SOURCE_MS);
+    assert.equal(o.sent.length, 3, 'then asked again (it may have been restored from an archive)');
+    const again = o.last();
+    await o.f.onResponse(again.to, again.requestId, [{ block: b1, qc: await commitQc(b1) }]);
+    assert.equal(o.store.committedHeight(), 1, 'a source that serves the blocks is followed as before');
+  } finally {
+    await o.close();
+  }
+});
+
 test('a followed observer that falls behind holds this one back by at most ANCHOR_EVERY requests: a validator (an anchor) is asked now and then', async () => {
   const stale = OUTSIDE_BASE + 1;
   const o = await follower([stale], [0, 1]);

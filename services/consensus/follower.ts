@@ -90,7 +90,7 @@ export class Follower {
   #tipEndUnknown = false;
   /** Set when it stopped for good: the chain moved on to an epoch it does not follow. */
   failure: Error | undefined = undefined;
-  readonly stats = { requests: 0, timeouts: 0, refused: 0, unsolicited: 0, committed: 0 };
+  readonly stats = { requests: 0, timeouts: 0, refused: 0, unsolicited: 0, committed: 0, pruned: 0 };
 
   constructor(o: FollowerOptions) {
     this.#o = o;
@@ -159,7 +159,7 @@ export class Follower {
   }
 
   /** A block response: appended if it proves itself, else refused and its sender passed over. */
-  async onResponse(from: number, requestId: number, served: readonly CertifiedBlock[], epochEnd?: EpochEnd): Promise<void> {
+  async onResponse(from: number, requestId: number, served: readonly CertifiedBlock[], epochEnd?: EpochEnd, oldestHeight = 0): Promise<void> {
     const p = this.#pending;
     if (!p || p.requestId !== requestId || p.from !== from) {
       this.stats.unsolicited++;
@@ -167,6 +167,16 @@ export class Follower {
       return;
     }
     p.timer.cancel();
+    if (oldestHeight > 0) {
+      // The source pruned what we lack (consensus.keep_blocks): not an offence, but no use to ask
+      // it again soon. With every source so, this observer waits, saying why once a minute a source.
+      this.#pending = undefined;
+      this.stats.pruned++;
+      this.#bad.set(from, this.#o.clock.now() + BAD_SOURCE_MS);
+      this.#o.log.warn({ from, oldestHeight, committed: this.#o.store.committedHeight(), skippedForMs: BAD_SOURCE_MS },
+        'the source keeps blocks from a height above ours only (consensus.keep_blocks): asking another; follow a member that keeps every block');
+      return this.#schedule(0);
+    }
     const { store, log } = this.#o;
     const height = store.committedHeight();
     const tip = height === 0 ? this.#o.genesis : store.blockAtHeight(height);

@@ -174,7 +174,7 @@ export class Inbound {
         this.#d.driver.sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
         return;
       case 'block-response':
-        void this.#d.driver.sync.onResponse(from, frame.requestId, frame.blocks);
+        void this.#d.driver.sync.onResponse(from, frame.requestId, frame.blocks, frame.oldestHeight);
         return;
       case 'tx-batch': {
         // Each validator's hand-offs are bounded in transactions a second (handoff.ts), and its

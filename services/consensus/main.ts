@@ -38,6 +38,7 @@ import { MempoolJournal } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
 import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
+import { Retention } from './retention.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
 import { ConsensusEpochs, notCarried } from './epochs.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
@@ -169,6 +170,7 @@ async function main(): Promise<void> {
 
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics,
       auth: natsOptionsFor(conf.nats, flags.nats, dataDir), retention: { maxAgeMs: c.blocks_stream_max_age, maxBytes: c.blocks_stream_max_bytes } });
+    const retention = new Retention({ store, keep: c.keep_blocks, log: log.child({ module: 'retention' }), metrics, ...(publisher ? { published: () => publisher.published } : {}) });
     const evidence = new EvidenceLog(c.chain_id, store);
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
       ...m.observer,
-      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
@@ -314,6 +316,7 @@ async function main(): Promise<void> {
         log.info({ timeouts }, 'view timeouts reloaded');
       }
       apiLimits.reload(next.services.consensus.limits);
+      retention.setKeep(t.keep_blocks);
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
@@ -321,8 +324,10 @@ async function main(): Promise<void> {
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
+    life.add({ name: 'retention', run: () => retention.idle() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
+    retention.committed();
     logReady(log, { grpcPort: port, adminPort, epoch: driver.epoch, self: driver.self, validators: driver.validatorCount, view: driver.engine.view, committed: driver.engine.committed.header.height,
       metricsPort: endpoint?.port }, 'consensus ready');
   } catch (err) {

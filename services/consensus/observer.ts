@@ -33,6 +33,7 @@ import { txSizeError } from './mempool.ts';
 import { consensusMetrics } from './metrics.ts';
 import { isOutside, systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
+import { Retention } from './retention.ts';
 import { RetiredHandOff } from './retired.ts';
 import { MAX_SYNC_BLOCKS, SyncClient } from './sync.ts';
 import { SignatureVerifier } from './verifier.ts';
@@ -92,6 +93,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
 
   const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name,
     log: log.child({ module: 'nats' }), source: store, metrics, auth: natsOptionsFor(conf.nats, flags.nats, dataDir) });
+  const retention = new Retention({ store, keep: c.keep_blocks, log: log.child({ module: 'retention' }), metrics, ...(publisher ? { published: () => publisher.published } : {}) });
   const commits = new CommitSignal();
 
   let onFrame: (from: number, frame: Uint8Array) => void = () => undefined;
@@ -117,7 +119,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     },
     sources: () => sources,
     anchors: () => anchors,
-    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); retired?.committed(bs); },
+    committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); retired?.committed(bs); retention.committed(); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
@@ -137,7 +139,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
       log.debug({ from, why: isFedError(err) ? err.message : errorMessage(err) }, 'frame refused');
       return;
     }
-    if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks, frame.epochEnd);
+    if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks, frame.epochEnd, frame.oldestHeight);
     else if (frame.type === 'block-request') sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
     // Consensus messages and transactions are for validators: an observer takes none.
     else m.observer.frameRejected(from, 'refused:not_for_observers');
@@ -215,7 +217,9 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   life.add({ name: 'metrics', run: () => endpoint?.close() });
   life.add({ name: 'nats', run: () => publisher?.close() });
   life.add({ name: 'mempool-journal', run: () => retired?.close() });
+  life.add({ name: 'retention', run: () => retention.idle() });
   life.add({ name: 'lmdb', run: () => store.close() });
+  retention.committed();
   follower.start();
   logReady(log, { grpcPort: port, observer: true, joining: onSeated !== undefined && retiredIn === undefined, ...(retired ? { retiredIn, acknowledgedPending: retired.pending } : {}), epoch: epochs.current.number, validators: epochs.current.set.n, committed: store.committedHeight(), follow: c.follow, metricsPort: endpoint?.port }, 'consensus ready');
 }

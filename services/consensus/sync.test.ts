@@ -128,3 +128,20 @@ test('peers outside the validator set share one budget: new peer ids do not mult
     assert.equal(s.sent.length, before + 2, 'the shared budget refills');
   } finally { await s.close(); }
 });
+
+test('below what the server keeps whole (pruned): no blocks, the oldest height it serves; at or above it, served as before', async () => {
+  const s = await server(100, () => 200);
+  try {
+    await s.store.prune(60);
+    s.sync.onRequest(1, 1, [], 10, MAX_SYNC_BLOCKS);
+    const f = decodeFrame(s.sent.pop()!, limits);
+    assert.ok(f.type === 'block-response');
+    assert.deepEqual([f.blocks.length, f.oldestHeight], [0, 61]);
+    assert.equal(s.sync.prunedAnswers, 1);
+    s.tick(1000);
+    s.sync.onRequest(1, 2, [], 60, MAX_SYNC_BLOCKS);
+    const served = s.response();
+    assert.equal(served[0]!.block.header.height, 61, 'from the oldest kept height, the log as before');
+    assert.ok(served.every((b) => b.qc?.phase === Phase.COMMIT));
+  } finally { await s.close(); }
+});

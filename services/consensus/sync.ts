@@ -78,6 +78,9 @@ export class SyncClient {
 
   served = 0;
   dropped = 0;
+  /** Requests answered "below what I keep" (oldest_height), and responses saying so to us, by peer. */
+  prunedAnswers = 0;
+  readonly prunedBy = new Map<number, number>();
   /** Refused requests by `${peer}:${reason}`. */
   readonly refusals = new Map<string, number>();
 
@@ -110,7 +113,7 @@ export class SyncClient {
   }
 
   /** A response from `from`: checked against what we asked, QCs verified, then handed to the engine. */
-  async onResponse(from: number, requestId: number, blocks: readonly CertifiedBlock[]): Promise<void> {
+  async onResponse(from: number, requestId: number, blocks: readonly CertifiedBlock[], oldestHeight = 0): Promise<void> {
     const p = this.#pending.get(requestId);
     if (!p || p.from !== from) {
       this.dropped++;
@@ -118,6 +121,17 @@ export class SyncClient {
       return;
     }
     this.#pending.delete(requestId);
+    if (oldestHeight > 0) {
+      // The peer pruned the blocks we lack. The engine asks again (of the next block's sender);
+      // a member behind every peer's retention cannot catch up by sync: said, at 1, 2, 4, … answers.
+      const count = (this.prunedBy.get(from) ?? 0) + 1;
+      this.prunedBy.set(from, count);
+      if ((count & (count - 1)) === 0) {
+        this.#o.log.warn({ from, oldestHeight, committed: this.#o.store.committedHeight(), count },
+          'the peer keeps blocks from a height above ours only (consensus.keep_blocks): this member catches up only from a peer that keeps the blocks it lacks');
+      }
+      return;
+    }
     // Blocks of another epoch (a catch-up served across a boundary) are no use to this engine, and
     // their QCs are another set's: left out, no offence. Ours are verified as votes of our epoch.
     const epoch = this.#o.engine.epoch ?? 0;
@@ -154,6 +168,14 @@ export class SyncClient {
     };
     const committed = this.#o.store.committedHeight();
     let epochEnd: EpochEnd | undefined;
+    const floor = this.#o.store.prunedTo();
+    if (fromHeight < floor && fromHeight < committed) {
+      // Below what we keep whole (consensus.keep_blocks): nothing connects; say where we start.
+      this.prunedAnswers++;
+      this.#charge(from, 0);
+      this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: [], oldestHeight: floor + 1 }));
+      return;
+    }
     if (fromHeight < committed) {
       // Catch-up: our committed log upward from the requester's height, so every block connects.
       // A run stops at an epoch's last block, with the proof the epoch ended there: the next
@@ -190,10 +212,14 @@ export class SyncClient {
       }
     }
     this.served++;
+    this.#charge(from, bytes);
+    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out, epochEnd }));
+  }
+
+  #charge(from: number, bytes: number): void {
     const bucket = this.#buckets.get(from);
     if (bucket) bucket.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
     if (isOutside(from)) this.#outside.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
-    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out, epochEnd }));
   }
 
   /** Why a request is refused before any block is read, or null. */

@@ -188,7 +188,15 @@ export interface BlockResponse {
    * epoch ended there (EpochChangeProof with `last` = that block). A follower checks it against the
    * epoch's keys and follows the next epoch's set; a run never crosses an epoch's end.
    */
-  epochEnd: EpochEnd | undefined;
+  epochEnd:
+    | EpochEnd
+    | undefined;
+  /**
+   * Set (with no blocks) when the requested heights are below what the server keeps whole
+   * (consensus.keep_blocks): the oldest committed height it still serves. The requester asks
+   * another peer; an observer passes this one over for a while.
+   */
+  oldestHeight: number;
 }
 
 /** An epoch-change proof without its last block (which travels beside it). */
@@ -1575,7 +1583,7 @@ export const BlockRequest: MessageFns<BlockRequest> = {
 };
 
 function createBaseBlockResponse(): BlockResponse {
-  return { requestId: 0, blocks: [], epochEnd: undefined };
+  return { requestId: 0, blocks: [], epochEnd: undefined, oldestHeight: 0 };
 }
 
 export const BlockResponse: MessageFns<BlockResponse> = {
@@ -1588,6 +1596,9 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     }
     if (message.epochEnd !== undefined) {
       EpochEnd.encode(message.epochEnd, writer.uint32(26).fork()).join();
+    }
+    if (message.oldestHeight !== 0) {
+      writer.uint32(32).uint64(message.oldestHeight);
     }
     return writer;
   },
@@ -1629,6 +1640,14 @@ export const BlockResponse: MessageFns<BlockResponse> = {
             message.epochEnd = EpochEnd.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.oldestHeight = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1654,6 +1673,11 @@ export const BlockResponse: MessageFns<BlockResponse> = {
         : isSet(object.epoch_end)
         ? EpochEnd.fromJSON(object.epoch_end)
         : undefined,
+      oldestHeight: isSet(object.oldestHeight)
+        ? globalThis.Number(object.oldestHeight)
+        : isSet(object.oldest_height)
+        ? globalThis.Number(object.oldest_height)
+        : 0,
     };
   },
 
@@ -1668,6 +1692,9 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     if (message.epochEnd !== undefined) {
       obj.epochEnd = EpochEnd.toJSON(message.epochEnd);
     }
+    if (message.oldestHeight !== 0) {
+      obj.oldestHeight = Math.round(message.oldestHeight);
+    }
     return obj;
   },
 
@@ -1681,6 +1708,7 @@ export const BlockResponse: MessageFns<BlockResponse> = {
     message.epochEnd = (object.epochEnd !== undefined && object.epochEnd !== null)
       ? EpochEnd.fromPartial(object.epochEnd)
       : undefined;
+    message.oldestHeight = object.oldestHeight ?? 0;
     return message;
   },
 };
