@@ -1,6 +1,8 @@
 // What an idle member writes to disk (`npm run bench -- idle-disk [--members 4] [--minutes 10]
-// [--heartbeat 10s] [--baseline-minutes 3]`): the same devnet made twice in one run — first as before
-// (idle_heartbeat 0: a block every view), then with idle views (a block per heartbeat) — and, over
+// [--heartbeat 10s] [--baseline-minutes 3] [--keep-blocks K]`): the same devnet made twice in one run — first as before
+// (idle_heartbeat 0: a block every view), then with idle views (a block per heartbeat); with
+// --keep-blocks, a third time: a block every view with consensus.keep_blocks K on every member
+// (retention: the block store stops growing once it holds K blocks and the pruning step) — and, over
 // a window with no transactions at all, each member's growth per minute: its block store (LMDB),
 // its signer's state and journal, its logs, and its share of the BTCFED_BLOCKS JetStream stream
 // (the bytes of its block.committed events). Printed, never asserted.
@@ -14,6 +16,7 @@ import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { call } from '#libs/rpc/index.ts';
 import { connectEvents, subject, BLOCKS_STREAM, BLOCK_COMMITTED_EVENT } from '#libs/events/index.ts';
 import { pino } from 'pino';
+import { parseDocument } from 'yaml';
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
@@ -21,7 +24,7 @@ import { printMachine, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, heartbeat: { type: 'string', default: '10s' },
-  'baseline-minutes': { type: 'string' }, quick: { type: 'boolean', default: false },
+  'baseline-minutes': { type: 'string' }, 'keep-blocks': { type: 'string' }, quick: { type: 'boolean', default: false },
 } });
 const N = Number(f.members);
 const minutes = f.quick ? 0.5 : Number(f.minutes);
@@ -67,12 +70,18 @@ async function sizes(dir: string, member: string): Promise<Sizes> {
   }
 }
 
-async function run(label: string, heartbeat: string | undefined, mins: number): Promise<string[]> {
+async function run(label: string, heartbeat: string | undefined, mins: number, keepBlocks = 0): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-idle-disk-'));
   const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
   const chainId = `bench-idle-disk-${Date.now().toString(36)}`;
   await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS,
     ...(heartbeat ? { idleHeartbeat: heartbeat } : {}) });
+  for (let i = 0; keepBlocks > 0 && i < N; i++) {
+    const confPath = path.join(dir, `m${i}`, 'conf.yaml');
+    const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
+    doc.setIn(['consensus', 'keep_blocks'], keepBlocks);
+    await fs.writeFile(confPath, doc.toString());
+  }
   const net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS, quiet: true });
   try {
     await new Promise((r) => setTimeout(r, 15_000)); // started, connected, first blocks
@@ -98,6 +107,7 @@ printMachine(`idle disk growth of one member (m0 of ${N}), per minute, no transa
 const rows = [
   await run('before: a block every view (idle_heartbeat 0)', undefined, baselineMinutes),
   await run(`idle views, heartbeat ${f.heartbeat}`, f.heartbeat, minutes),
+  ...(f['keep-blocks'] ? [await run(`a block every view, keep_blocks ${f['keep-blocks']}`, undefined, baselineMinutes, Number(f['keep-blocks']))] : []),
 ];
 console.log(table(['federation', 'window', 'blocks/min', 'block store', 'signer', 'logs', 'JetStream', 'total/min'], rows));
 console.log('(JetStream: blocks a minute × the size of this chain\'s latest block.committed event of m0; logs at the devnet\'s info level)');

@@ -51,6 +51,7 @@ const frames: Frame[] = [
   { type: 'block-response', requestId: 7, blocks: [{ block: b2, qc: qcOn(b2, Phase.PREPARE, 3) }, { block: b3, qc: undefined }] },
   { type: 'block-response', requestId: 9, blocks: [{ block: b1, qc: undefined }], epochEnd: { suffix: [b2.header, b3.header], qc: qcOn(b3, Phase.COMMIT, 4) } },
   { type: 'tx-batch', txs: [tx(1), tx(2), tx(3)] },
+  { type: 'block-response', requestId: 10, blocks: [], oldestHeight: 421 },
 ];
 for (const f of frames) add('wire-frame', encodeFrame(CHAIN, f));
 // The consensus stream carries the same frames behind their length prefixes (small ones, whole).

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { parseDocument } from 'yaml';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { Phase } from '#libs/hotstuff/index.ts';
@@ -70,7 +71,7 @@ function proc(member: number, service: string) {
   return net.procs.find((p) => p.member === `m${member}` && p.service === service)!;
 }
 
-describe('a 4-member federation of real processes', { timeout: 600_000 }, () => {
+describe('a 4-member federation of real processes', { timeout: 900_000 }, () => {
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-e2e-'));
     await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
@@ -454,5 +455,37 @@ describe('a 4-member federation of real processes', { timeout: 600_000 }, () => 
     await net.restart(2, 'signer');
     await until('m2 ready again once its signer answers', async () => ((await fetch(`${metricsOf2}/readyz`)).status === 200 ? true : undefined));
   });
-});
 
+  step('retention: keep_blocks reloaded on m0 and m1 prunes their old blocks (BLOCK_PRUNED names the oldest kept); a member stopped past it catches up from one that keeps every block', async () => {
+    const stopped = proc(2, 'consensus');
+    stopped.child.kill('SIGTERM');
+    await new Promise((r) => stopped.child.once('exit', r));
+    const lacks = Number((await call(clients[1]!.getStatus.bind(clients[1]!), {}, { deadlineMs: 5000 })).committedHeight) + 1;
+    for (const i of [0, 1]) {
+      const confPath = path.join(dir, `m${i}`, 'conf.yaml');
+      const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
+      doc.setIn(['consensus', 'keep_blocks'], 32);
+      await fs.writeFile(confPath, doc.toString());
+    }
+    const prunedAt = (i: number, height: number) => call(clients[i]!.getBlock.bind(clients[i]!), { by: { $case: 'height', value: height } })
+      .then(() => undefined, (e: grpc.ServiceError) => (e.code === grpc.status.OUT_OF_RANGE ? e.details : undefined));
+    const said = await until(`m0 and m1 to prune height ${lacks}, which m2 lacks`, async () => {
+      const [a, b] = await Promise.all([prunedAt(0, lacks), prunedAt(1, lacks)]);
+      return a && b ? a : undefined;
+    }, 240_000);
+    assert.match(said, new RegExp(`block ${lacks} is pruned on this member \\(consensus.keep_blocks\\): it keeps blocks whole from height \\d+`));
+    const kept = await call(clients[3]!.getBlock.bind(clients[3]!), { by: { $case: 'height', value: lacks } });
+    assert.ok(kept.qc, 'm3 (keep_blocks 0) still serves it with its QC');
+    const metrics0 = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, 0).consensusMetrics}/metrics`)).text();
+    const oldest = Number(/^btcfed_consensus_oldest_kept_height(?:\{[^}]*\})? (\d+)$/m.exec(metrics0)?.[1]);
+    assert.ok(oldest > lacks, `m0 keeps from ${oldest}, above ${lacks}`);
+    assert.match(metrics0, /^btcfed_consensus_blocks_pruned_total(\{[^}]*\})? [1-9]\d*$/m);
+    await net.restart(2, 'consensus');
+    await until('m2 catches up although two of its three peers pruned what it lacks', async () => {
+      const hs = await heights();
+      return hs[2]! >= Math.min(hs[0]!, hs[1]!, hs[3]!) - 1 ? true : undefined;
+    }, 180_000);
+    const log2 = await fs.readFile(path.join(dir, 'm2', 'logs', 'consensus.log'), 'utf8');
+    console.log(`retention: m2 lacked ${lacks}, m0 keeps from ${oldest}; m2 was told "pruned" ${log2.split('\n').filter((l) => l.includes('keeps blocks from a height above ours')).length} time(s) (logged at 1, 2, 4, …)`);
+  });
+});
