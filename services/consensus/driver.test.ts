@@ -281,6 +281,16 @@ test('a peer outside the validator set gets blocks and hands over transactions, 
     assert.equal(victim.inbound.penalties.muted(relayer), true, 'refused each time (a strike), then muted');
     assert.equal(victim.inbound.penalties.muted(reader), false);
     assert.equal(victim.inbound.penalties.muted(1), false, 'the validator whose vote it relayed is not punished');
+    // Refused by its kind before it is decoded: a proposal with a signature of the wrong size
+    // (undecodable) is still "not a validator", never "undecodable" (which would mean it was decoded first).
+    const outsider = OUTSIDE_BASE + 4;
+    const header = { chainId: CHAIN, epoch: 0, height: 9, view, parentHash: new Uint8Array(32), proposer: view % N, timestampMs: Date.now(), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
+    const proposal = encodeFrame(CHAIN, { type: 'consensus', message: { type: 'proposal', view, block: { header, hash: blockHash(header), txs: [new Uint8Array(50_000)] },
+      justify: victim.driver.engine.safety.prepareQC, sender: view % N, signature: new Uint8Array(5) } });
+    assert.throws(() => decodeFrame(proposal, { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000, maxBlockBytes: 1 << 20,
+      maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash }), /signature/, 'the proposal does not decode');
+    victim.inbound.onFrame(outsider, proposal);
+    assert.deepEqual(victim.refused.filter(([from]) => from === outsider).map(([, why]) => why), ['refused:not_validator']);
     const h = victim.store.committedHeight();
     await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 2, 60_000);
   } finally {

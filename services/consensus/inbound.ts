@@ -154,7 +154,11 @@ export class Inbound {
     const receivedMs = this.#d.clock.now();
     const peek = peekFrame(bytes);
     const early = peek ? this.#earlyRefusal(from, peek) : null;
-    if (early) return this.#useless(from, early.reason, { kind: peek!.kind, detail: early.detail, bytes: bytes.length }, this.uselessCost(bytes.length));
+    if (early) {
+      const detail = { kind: peek!.kind, detail: early.detail, bytes: bytes.length };
+      // Breaking a rule is a strike; a valid but useless frame costs its size.
+      return early.offence ? this.#refuse(from, early.reason, detail) : this.#useless(from, early.reason, detail, this.uselessCost(bytes.length));
+    }
     let frame;
     try {
       frame = decodeFrame(bytes, this.#decodeLimits);
@@ -211,7 +215,12 @@ export class Inbound {
   }
 
   /** What makes a frame useless before it is decoded (by its kind and view, or request id), or null. */
-  #earlyRefusal(from: number, p: FramePeek): { reason: string; detail: string } | null {
+  #earlyRefusal(from: number, p: FramePeek): { reason: string; detail: string; offence?: true } | null {
+    // A peer outside the set (an observer, a removed member, a stranger) may only ask for blocks and
+    // hand over transactions: its consensus messages are refused by their kind, never decoded.
+    if (isOutside(from) && p.kind !== 'block-request' && p.kind !== 'tx-batch') {
+      return { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
+    }
     if (p.kind === 'block-response') {
       return this.#d.driver.sync.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no request ${p.requestId} to it` };
     }
