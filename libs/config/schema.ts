@@ -267,6 +267,14 @@ export const confSchema = z.strictObject({
      * Per member; applied at start.
      */
     keep_blocks: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    /**
+     * How an observer, or a member being added, that lacks blocks starts: `auto` replays every block
+     * from genesis while a source serves them, and joins from a checkpoint (a recent committed block,
+     * the epoch proofs, and the history's headers and transaction ids; docs/reconfiguration.md) once
+     * a source says it pruned them; `checkpoint` joins from one at once from an empty store;
+     * `replay` never joins from one (it then needs a source that keeps every block).
+     */
+    bootstrap: z.enum(['auto', 'checkpoint', 'replay']).default('auto'),
     /** …and at most this plus the drift behind it (how late an honest proposal can arrive). */
     block_time_max_delay: duration('30s', { positive: true }),
     /**

@@ -4,10 +4,10 @@
 
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Block, BlockHeader, ConsensusMessage, Hash, QuorumCert } from '#libs/hotstuff/index.ts';
-import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { ConsensusFrame, type BlockSummary as BlockSummaryMsg, type EpochChangeProof as EpochChangeProofMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import {
   blockFromWire, blockToWire, checkHash, checkPhase, checkSender, checkSignature, checkView, headerFromWire, headerToWire, invalid,
-  qcFromWire, qcToWire, type WireLimits,
+  qcFromWire, qcToWire, WIRE_MAX_VALIDATORS, type WireLimits,
 } from './convert.ts';
 
 export interface FrameLimits extends Required<WireLimits> {
@@ -26,11 +26,29 @@ export interface EpochEnd { suffix: BlockHeader[]; qc: QuorumCert }
 /** Most suffix headers an epoch end may carry (a COMMIT QC needs at most three blocks above the last). */
 export const MAX_EPOCH_SUFFIX = 8;
 
+/** A committed block without its transactions: its header and their ids, in order (wire.proto BlockSummary). */
+export interface BlockSummary { header: BlockHeader; txIds: Hash[] }
+
+/** An epoch-change proof as it travels (libs/verify EpochChangeProof, checked there). */
+export interface WireEpochProof { last: Block; suffix: BlockHeader[]; qc: QuorumCert }
+
+/** Most epoch proofs one checkpoint response carries; the requester asks again from the next. */
+export const MAX_CHECKPOINT_EPOCHS = 16;
+/** Most summaries one history request may ask for / one response may carry. */
+export const MAX_HISTORY_SUMMARIES = 4096;
+
 export type Frame =
   | { type: 'consensus'; message: ConsensusMessage }
   | { type: 'block-request'; requestId: number; hashes: Hash[]; fromHeight: number; maxBlocks: number }
   | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[]; epochEnd?: EpochEnd | undefined; oldestHeight?: number | undefined }
-  | { type: 'tx-batch'; txs: Uint8Array[] };
+  | { type: 'tx-batch'; txs: Uint8Array[] }
+  | { type: 'checkpoint-request'; requestId: number; fromEpoch: number }
+  | { type: 'checkpoint-response'; requestId: number; epochs: WireEpochProof[]; tip?: CertifiedBlock | undefined }
+  | { type: 'history-request'; requestId: number; belowHeight: number; max: number }
+  | { type: 'history-response'; requestId: number; summaries: BlockSummary[] };
+
+const proofToWire = (p: WireEpochProof) => ({ last: blockToWire(p.last), suffix: p.suffix.map(headerToWire), qc: qcToWire(p.qc) });
+export const summaryToWire = (s: BlockSummary) => ({ header: headerToWire(s.header), txIds: s.txIds });
 
 export function encodeFrame(chainId: string, frame: Frame): Uint8Array {
   return ConsensusFrame.encode({ chainId, body: toBody(frame) }).finish();
@@ -62,6 +80,15 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
         epochEnd: frame.epochEnd ? { suffix: frame.epochEnd.suffix.map(headerToWire), qc: qcToWire(frame.epochEnd.qc) } : undefined, oldestHeight: frame.oldestHeight ?? 0 } };
     case 'tx-batch':
       return { $case: 'txBatch', value: { txs: frame.txs } };
+    case 'checkpoint-request':
+      return { $case: 'checkpointRequest', value: { requestId: frame.requestId, fromEpoch: frame.fromEpoch } };
+    case 'checkpoint-response':
+      return { $case: 'checkpointResponse', value: { requestId: frame.requestId, epochs: frame.epochs.map(proofToWire),
+        tip: frame.tip ? { block: blockToWire(frame.tip.block), qc: frame.tip.qc ? qcToWire(frame.tip.qc) : undefined } : undefined } };
+    case 'history-request':
+      return { $case: 'historyRequest', value: { requestId: frame.requestId, belowHeight: frame.belowHeight, max: frame.max } };
+    case 'history-response':
+      return { $case: 'historyResponse', value: { requestId: frame.requestId, summaries: frame.summaries.map(summaryToWire) } };
     default: {
       const never: never = frame;
       throw new FedError('WIRE_INVALID', `cannot encode ${JSON.stringify(never)}`);
@@ -143,9 +170,53 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
     }
     case 'txBatch':
       return { type: 'tx-batch', txs: body.value.txs };
+    case 'checkpointRequest':
+      return { type: 'checkpoint-request', requestId: checkView('checkpoint_request.request_id', body.value.requestId), fromEpoch: checkView('checkpoint_request.from_epoch', body.value.fromEpoch) };
+    case 'checkpointResponse': {
+      const r = body.value;
+      if (r.epochs.length > MAX_CHECKPOINT_EPOCHS) throw invalid('checkpoint_response.epochs', `more than ${MAX_CHECKPOINT_EPOCHS}`);
+      // Proofs of earlier epochs are signed by their own sets, which may be wider than the current one.
+      const wide = { ...limits, validatorCount: Math.max(limits.validatorCount, WIRE_MAX_VALIDATORS) };
+      return {
+        type: 'checkpoint-response', requestId: checkView('checkpoint_response.request_id', r.requestId),
+        epochs: r.epochs.map((e, i) => proofFromWire(`checkpoint_response.epochs[${i}]`, e, wide)),
+        ...(r.tip ? { tip: {
+          block: blockFromWire('checkpoint_response.tip.block', r.tip.block, wide, limits.hashBlock),
+          qc: r.tip.qc ? qcFromWire('checkpoint_response.tip.qc', r.tip.qc, wide) : undefined,
+        } } : {}),
+      };
+    }
+    case 'historyRequest': {
+      const r = body.value;
+      return { type: 'history-request', requestId: checkView('history_request.request_id', r.requestId), belowHeight: checkView('history_request.below_height', r.belowHeight),
+        max: Math.min(r.max || MAX_HISTORY_SUMMARIES, MAX_HISTORY_SUMMARIES) };
+    }
+    case 'historyResponse': {
+      const r = body.value;
+      if (r.summaries.length > MAX_HISTORY_SUMMARIES) throw invalid('history_response.summaries', `more than ${MAX_HISTORY_SUMMARIES}`);
+      return { type: 'history-response', requestId: checkView('history_response.request_id', r.requestId),
+        summaries: r.summaries.map((x, i) => summaryFromWire(`history_response.summaries[${i}]`, x, limits)) };
+    }
     default: {
       const never: never = body;
       throw invalid('body', `unknown kind ${JSON.stringify(never)}`);
     }
   }
+}
+
+function proofFromWire(field: string, p: EpochChangeProofMsg | undefined, limits: FrameLimits): WireEpochProof {
+  if (!p) throw invalid(field, 'missing');
+  if (p.suffix.length > MAX_EPOCH_SUFFIX) throw invalid(`${field}.suffix`, `more than ${MAX_EPOCH_SUFFIX} headers`);
+  return {
+    last: blockFromWire(`${field}.last`, p.last, limits, limits.hashBlock),
+    suffix: p.suffix.map((h, i) => headerFromWire(`${field}.suffix[${i}]`, h)),
+    qc: qcFromWire(`${field}.qc`, p.qc, limits),
+  };
+}
+
+/** A BlockSummary from the wire (or the block store): its header, and at most maxBlockTxs ids of 32 bytes. */
+export function summaryFromWire(field: string, s: BlockSummaryMsg | undefined, limits: Pick<WireLimits, 'maxBlockTxs'>): BlockSummary {
+  if (!s) throw invalid(field, 'missing');
+  if (s.txIds.length > (limits.maxBlockTxs ?? Infinity)) throw invalid(`${field}.tx_ids`, `more than ${limits.maxBlockTxs}`);
+  return { header: headerFromWire(`${field}.header`, s.header), txIds: s.txIds.map((t, i) => checkHash(`${field}.tx_ids[${i}]`, t)) };
 }

@@ -6,7 +6,8 @@
 // Must never be used to accept a frame: a frame it cannot read is left to decodeFrame, which
 // says what is wrong with it.
 
-export type PeekKind = 'proposal' | 'vote' | 'new-view' | 'block-request' | 'block-response' | 'qc' | 'tx-batch';
+export type PeekKind = 'proposal' | 'vote' | 'new-view' | 'block-request' | 'block-response' | 'qc' | 'tx-batch'
+  | 'checkpoint-request' | 'checkpoint-response' | 'history-request' | 'history-response';
 
 export interface FramePeek {
   kind: PeekKind;
@@ -14,12 +15,13 @@ export interface FramePeek {
   view?: number;
   /** Consensus messages: the epoch (a proposal's is its block header's); views compare only within one. */
   epoch?: number;
-  /** Block responses: the request they answer. */
+  /** Responses (block, checkpoint, history): the request they answer. */
   requestId?: number;
 }
 
 /** ConsensusFrame body field numbers (proto/btcfed/v1/wire.proto). */
-const BODY: Record<number, PeekKind> = { 2: 'proposal', 3: 'vote', 4: 'new-view', 5: 'block-request', 6: 'block-response', 7: 'qc', 8: 'tx-batch' };
+const BODY: Record<number, PeekKind> = { 2: 'proposal', 3: 'vote', 4: 'new-view', 5: 'block-request', 6: 'block-response', 7: 'qc', 8: 'tx-batch',
+  9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response' };
 
 interface Field { no: number; wire: number; value: number; start: number; end: number }
 
@@ -108,9 +110,13 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
       return q ? { kind, view: lastVarint(q, 2) ?? 0, epoch } : undefined;
     }
     case 'block-response':
+    case 'checkpoint-response':
+    case 'history-response':
       return { kind, requestId: lastVarint(inner, 1) ?? 0 };
     case 'block-request':
     case 'tx-batch':
+    case 'checkpoint-request':
+    case 'history-request':
       return { kind };
   }
 }

@@ -73,6 +73,7 @@ before(async () => {
     qcFor: () => ({ phase: 3, view: 7, blockHash: genesis.hash, signers: [0, 1, 2], signatures: sigs.map((s) => new Uint8Array(s)) }),
     txLocation: () => undefined,
     hashAtHeight: () => genesis.hash,
+    isPruned: () => false,
   };
   const pool = { offer: () => ({ status: 'added', hash: randomBytes(32) }), has: () => false, size: 0, handOff: () => undefined };
   const api = consensusService({

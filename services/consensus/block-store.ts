@@ -11,18 +11,22 @@
 // (test/durability.test.ts traces the system calls of a real process to show the order).
 //
 // Retention (consensus.keep_blocks, retention.ts): the bodies and QCs of old committed blocks can
-// be pruned. What stays for ever is small: each pruned height's header (`headers`), the hash
-// committed at every height, the transaction index (exactly-once needs every committed id) and
-// the epoch-change proofs. Heights 1..prunedTo() then have no block here; readers ask
-// isPruned(height) to tell a pruned height (BLOCK_PRUNED, naming the oldest height kept) from a
-// damaged store.
+// be pruned. What stays for ever is small: each pruned height's summary (`summaries`: its header
+// and its transactions' ids), the hash committed at every height, the transaction index
+// (exactly-once needs every committed id) and the epoch-change proofs. Heights 1..prunedTo() then
+// have no block here; readers ask isPruned(height) to tell a pruned height (BLOCK_PRUNED, naming
+// the oldest height kept) from a damaged store.
+//
+// Joining from a checkpoint (follower.ts) builds the same shape from the other end: the history
+// below the checkpoint as summaries (importHistory), then the checkpoint block as the committed tip
+// (startAt). While that runs, `bootstrap` in meta says the store is not whole yet.
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { Block as BlockMsg, BlockHeader as BlockHeaderMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
-import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, type WireLimits } from '#libs/wire/index.ts';
+import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 
 export interface BlockStoreOptions {
@@ -69,8 +73,8 @@ export class BlockStore {
   readonly #evidence: Database<Uint8Array, number>;
   /** The proof each ended epoch ended with, by epoch (encoded EpochChangeProof messages). */
   readonly #epochs: Database<Uint8Array, number>;
-  /** The headers of pruned heights, by height (encoded BlockHeader messages). */
-  readonly #headers: Database<Uint8Array, number>;
+  /** The summaries (header and transaction ids) of pruned heights, by height (encoded BlockSummary messages). */
+  readonly #summaries: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
   /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
   #writtenLocked: QuorumCert | undefined;
@@ -93,7 +97,7 @@ export class BlockStore {
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
     this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
     this.#epochs = this.#root.openDB({ name: 'epochs', encoding: 'binary', keyEncoding: 'uint32' });
-    this.#headers = this.#root.openDB({ name: 'headers', encoding: 'binary', keyEncoding: 'uint32' });
+    this.#summaries = this.#root.openDB({ name: 'summaries', encoding: 'binary', keyEncoding: 'uint32' });
     try {
       this.#checkIdentity(opts);
     } catch (err) {
@@ -309,6 +313,12 @@ export class BlockStore {
     return epoch < 0 ? undefined : this.#proofOf(epoch, this.epochProofMessage(epoch)!);
   }
 
+  /** The proof that `epoch` ended, decoded, or undefined for an epoch that has not ended. */
+  epochProof(epoch: number): EpochChangeProof | undefined {
+    const m = this.epochProofMessage(epoch);
+    return m && this.#proofOf(epoch, m);
+  }
+
   /** How many epochs have ended (the chain is in epoch endedEpochCount()). */
   endedEpochCount(): number {
     return this.#epochs.getKeysCount();
@@ -351,16 +361,30 @@ export class BlockStore {
 
   /** The header of the block committed at `height`, pruned or not. */
   headerAtHeight(height: number): BlockHeader | undefined {
-    const kept = this.#headers.get(height);
-    if (kept) return headerFromWire(`headers[${height}]`, BlockHeaderMsg.decode(plain(kept)));
-    return this.blockAtHeight(height)?.header;
+    return this.summaryAt(height)?.header;
+  }
+
+  /** The summary (header and transaction ids) of the block committed at `height`, pruned or not. */
+  summaryAt(height: number): BlockSummary | undefined {
+    return this.readSummary(height)?.summary;
+  }
+
+  /** summaryAt, with the bytes read from the store for it (a whole block where it is not pruned). */
+  readSummary(height: number): { summary: BlockSummary; readBytes: number } | undefined {
+    const kept = this.#summaries.get(height);
+    if (kept) return { summary: summaryFromWire(`summaries[${height}]`, BlockSummaryMsg.decode(plain(kept)), {}), readBytes: kept.length };
+    const hash = this.#heights.get(height);
+    const bytes = hash && this.#blocks.get(hash);
+    if (!bytes) return undefined;
+    const b = this.#decodeBlock(bytes);
+    return { summary: { header: b.header, txIds: txHashesOf(b) }, readBytes: bytes.length };
   }
 
   /**
    * Prunes the bodies and QCs of committed heights above prunedTo() up to `to`, at most `max`
-   * heights in one write transaction, keeping each header; never the committed tip (the next
-   * block's parent). Returns the new prunedTo(). Durable like every write here: a crash leaves
-   * either the old floor with its blocks or the new one.
+   * heights in one write transaction, keeping each one's summary; never the committed tip (the
+   * next block's parent). Returns the new prunedTo(). Durable like every write here: a crash
+   * leaves either the old floor with its blocks or the new one.
    */
   async prune(to: number, max = 256): Promise<number> {
     const from = this.prunedTo();
@@ -371,15 +395,77 @@ export class BlockStore {
         const hash = this.#heights.get(h);
         if (!hash) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${h} has no hash`);
         const bytes = this.#blocks.get(hash);
-        const header = bytes ? BlockMsg.decode(plain(bytes)).header : undefined;
-        if (!header) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${h} has no block to prune`);
-        this.#headers.put(h, BlockHeaderMsg.encode(header).finish());
+        if (!bytes) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${h} has no block to prune`);
+        const block = this.#decodeBlock(bytes);
+        this.#summaries.put(h, BlockSummaryMsg.encode(summaryToWire({ header: block.header, txIds: txHashesOf(block) })).finish());
         this.#blocks.remove(hash);
         this.#qcs.remove(hash);
       }
       this.#meta.put('pruned', String(last));
     });
     return last;
+  }
+
+  /** The checkpoint a join from a checkpoint is building this store towards, while it is not whole. */
+  bootstrapping(): { height: number; hash: string } | undefined {
+    const m = this.#meta.get('bootstrap');
+    return m === undefined ? undefined : JSON.parse(m) as { height: number; hash: string };
+  }
+
+  /** Marks the store as being built towards the checkpoint `tip` (durable before any history is written). */
+  async beginBootstrap(tip: Block): Promise<void> {
+    await this.#write('bootstrap', () => { this.#meta.put('bootstrap', JSON.stringify({ height: tip.header.height, hash: Buffer.from(tip.hash).toString('hex') })); });
+  }
+
+  /**
+   * Writes verified history (summaries of committed heights, with the hash each is committed under)
+   * in one transaction: its summary, the hash at its height, and its transactions in the index. The
+   * same entry written again (a join started over) changes nothing; a transaction already indexed
+   * at another place is refused (STORE_DUPLICATE_TX), nothing written.
+   */
+  async importHistory(entries: readonly { summary: BlockSummary; hash: Hash }[]): Promise<void> {
+    await this.#write('history', () => {
+      for (const { summary } of entries) {
+        const height = summary.header.height;
+        summary.txIds.forEach((id, index) => {
+          const at = this.#txs.get(id);
+          if (at && (at.height !== height || at.index !== index)) {
+            throw new FedError('STORE_DUPLICATE_TX', `transaction ${Buffer.from(id).toString('hex')} at height ${height} is already committed at height ${at.height}`);
+          }
+        });
+      }
+      for (const { summary, hash } of entries) {
+        const height = summary.header.height;
+        this.#summaries.put(height, BlockSummaryMsg.encode(summaryToWire(summary)).finish());
+        this.#heights.put(height, hash);
+        summary.txIds.forEach((id, index) => this.#txs.put(id, { height, index }));
+      }
+    });
+  }
+
+  /**
+   * Makes `tip` (with the COMMIT QC that decided it) the committed tip, with every height below it
+   * counted as pruned: the end of a join from a checkpoint, once importHistory has written the
+   * history below it. The bootstrap mark stays until finishBootstrap (the epochs are recorded in
+   * between, each its own write).
+   */
+  async startAt(tip: Block, qc: QuorumCert): Promise<void> {
+    const height = tip.header.height;
+    await this.#write('checkpoint', () => {
+      if (height > 1 && !this.#heights.get(height - 1)) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: a checkpoint at height ${height} without the history below it`);
+      const committed = this.committedHeight();
+      if (committed >= height) return;
+      this.#blocks.put(tip.hash, BlockMsg.encode(blockToWire(tip)).finish());
+      this.#heights.put(height, tip.hash);
+      txHashesOf(tip).forEach((id, index) => this.#txs.put(id, { height, index }));
+      this.#putQc(qc);
+      this.#meta.put('committed', String(height));
+      this.#meta.put('pruned', String(Math.max(this.prunedTo(), height - 1)));
+    });
+  }
+
+  async finishBootstrap(): Promise<void> {
+    await this.#write('bootstrap', () => { this.#meta.remove('bootstrap'); });
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

@@ -96,6 +96,25 @@ export class ConsensusEpochs {
   }
 
   /**
+   * Walks `proofs` on from the current epoch without recording anything (a join from a checkpoint
+   * checks them all before it writes): the set of each epoch reached, in order. Throws
+   * EPOCH_PROOF_INVALID naming the epoch whose proof fails.
+   */
+  walk(proofs: readonly EpochChangeProof[]): ValidatorSet[] {
+    const history = EpochHistory.fromGenesis(this.#o.genesis.withSelf({ name: this.#o.member }, { optional: true }), rulesOf(this.#o), (pk, m, sig) => this.#o.dsa.verifySync(pk, m, sig));
+    for (const proof of this.#o.store.endedEpochs()) {
+      const v = followEpoch(history, this.#o.chainId, proof, this.#o.dsa);
+      if (!v.ok) throw new FedError('STORE_CORRUPT', `a stored epoch proof does not verify: ${v.reason}`);
+    }
+    return proofs.map((proof) => {
+      const ending = history.current.epoch;
+      const v = followEpoch(history, this.#o.chainId, proof, this.#o.dsa);
+      if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
+      return v.set;
+    });
+  }
+
+  /**
    * The current epoch ended with `proof`: checked (followEpoch), recorded durably in the store, and
    * the next epoch returned (and made current). Throws EPOCH_PROOF_INVALID, naming what failed,
    * when the proof does not verify — nothing is recorded then.

@@ -19,6 +19,7 @@ import { encodeFrame, type CertifiedBlock, type EpochEnd } from '#libs/wire/inde
 import type { BlockStore } from './block-store.ts';
 import type { Clock, TransportPort } from './ports.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
+import { CheckpointJoin, type JoinFigures } from './checkpoint.ts';
 
 /**
  * While following other observers, every ANCHOR_EVERY-th request goes to a validator instead: a
@@ -61,12 +62,19 @@ export interface FollowerOptions {
   committed?(blocks: readonly Block[], qc: QuorumCert): void;
   /** A response refused: `from` served something that does not prove itself (counted, logged). */
   refused?(from: number, reason: string, detail: string): void;
+  /**
+   * consensus.bootstrap: `auto` joins from a checkpoint (checkpoint.ts) when a source says it pruned
+   * the blocks this follower lacks; `checkpoint` also does so at once from an empty store; `replay`
+   * never does (every block from genesis, from a source that kept them). Needs `epochs`.
+   */
+  bootstrap?: 'auto' | 'checkpoint' | 'replay';
 }
 
 /** What the follower needs of ConsensusEpochs. */
 export interface FollowedEpochs {
   readonly current: { readonly number: number; readonly set: ValidatorSet; readonly root: Block; readonly reconfig: { rules: ReconfigRules; verify: Verify } };
   verify(proof: EpochChangeProof): ValidatorSet;
+  walk(proofs: readonly EpochChangeProof[]): ValidatorSet[];
   end(proof: EpochChangeProof): Promise<{ readonly number: number; readonly set: ValidatorSet; readonly root: Block }>;
 }
 
@@ -91,6 +99,9 @@ export class Follower {
   /** Set when it stopped for good: the chain moved on to an epoch it does not follow. */
   failure: Error | undefined = undefined;
   readonly stats = { requests: 0, timeouts: 0, refused: 0, unsolicited: 0, committed: 0, pruned: 0 };
+  /** A join from a checkpoint under way, and the figures of the last one that finished. */
+  #join: CheckpointJoin | undefined;
+  joined: JoinFigures | undefined;
 
   constructor(o: FollowerOptions) {
     this.#o = o;
@@ -104,7 +115,8 @@ export class Follower {
     const committed = this.#o.store.committedHeight();
     const sourceHeight = Math.max(this.sourceHeight, committed);
     return { view: 0, phase: 'observer', leader: 0, lockedQcView: 0, highQcView: 0, paused: false, halted: false,
-      observer: true, sourceHeight, behind: sourceHeight - committed, epoch: this.#o.epochs?.current.number ?? 0 };
+      observer: true, sourceHeight, behind: sourceHeight - committed, epoch: this.#o.epochs?.current.number ?? 0,
+      ...(this.#join ? { joining: this.#join.phase } : {}) };
   }
 
   /** What served blocks are checked against: the current epoch's keys. */
@@ -113,12 +125,53 @@ export class Follower {
     return e ? trustRootOf(this.#o.chainId, e.current.set, this.#o.root.dsa) : this.#o.root;
   }
 
-  start(): void { this.#schedule(0); }
+  start(): void {
+    const { store, bootstrap } = this.#o;
+    if (store.bootstrapping()) return this.#startJoin('a join from a checkpoint did not finish before the last stop: starting it again');
+    if (bootstrap === 'checkpoint' && store.committedHeight() === 0) return this.#startJoin('consensus.bootstrap is checkpoint');
+    this.#schedule(0);
+  }
 
   stop(): void {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#pending?.timer.cancel();
+    this.#join?.stop();
+  }
+
+  /** Joining from a checkpoint: normal following waits until the store is whole again. */
+  #startJoin(why: string): void {
+    const epochs = this.#o.epochs;
+    if (!epochs || this.#join || this.#stopped) return;
+    this.#o.log.warn({ why, committed: this.#o.store.committedHeight() }, 'joining from a checkpoint instead of replaying every block');
+    this.#pending?.timer.cancel();
+    this.#pending = undefined;
+    const join = new CheckpointJoin({
+      chainId: this.#o.chainId, store: this.#o.store, genesis: this.#o.genesis, epochs, dsa: this.#o.root.dsa,
+      transport: this.#o.transport, clock: this.#o.clock, log: this.#o.log, sources: () => this.#o.sources(),
+      refused: (from, reason, detail) => this.#o.refused?.(from, reason, detail),
+      epochStarted: (epoch, set, root) => this.#o.epochStarted?.(epoch, set, root),
+    });
+    this.#join = join;
+    join.start();
+    void join.done.then((figures) => {
+      this.#join = undefined;
+      this.joined = figures;
+      this.#bad.clear();
+      this.#schedule(0);
+    });
+  }
+
+  /** A checkpoint response: for the join under way, else dropped. */
+  onCheckpoint(from: number, requestId: number, epochs: Parameters<CheckpointJoin['onCheckpoint']>[2], tip: Parameters<CheckpointJoin['onCheckpoint']>[3]): void {
+    if (!this.#join?.expects(from, requestId)) { this.stats.unsolicited++; return; }
+    this.#join.onCheckpoint(from, requestId, epochs, tip);
+  }
+
+  /** A history response: for the join under way, else dropped. */
+  async onHistory(from: number, requestId: number, summaries: Parameters<CheckpointJoin['onHistory']>[2]): Promise<void> {
+    if (!this.#join?.expects(from, requestId)) { this.stats.unsolicited++; return; }
+    await this.#join.onHistory(from, requestId, summaries);
   }
 
   #schedule(ms: number): void {
@@ -140,7 +193,7 @@ export class Follower {
   }
 
   #poll(): void {
-    if (this.#stopped || this.#pending) return;
+    if (this.#stopped || this.#pending || this.#join) return;
     const from = this.#source();
     if (from === undefined) return this.#schedule(IDLE_POLL_MS);
     const requestId = this.#nextId++;
@@ -169,9 +222,11 @@ export class Follower {
     p.timer.cancel();
     if (oldestHeight > 0) {
       // The source pruned what we lack (consensus.keep_blocks): not an offence, but no use to ask
-      // it again soon. With every source so, this observer waits, saying why once a minute a source.
+      // it again soon. Unless told to replay every block, join from a checkpoint instead; else,
+      // with every source so, this observer waits, saying why once a minute a source.
       this.#pending = undefined;
       this.stats.pruned++;
+      if (this.#o.epochs && (this.#o.bootstrap ?? 'auto') !== 'replay') return this.#startJoin(`source ${from} keeps blocks from height ${oldestHeight} only`);
       this.#bad.set(from, this.#o.clock.now() + BAD_SOURCE_MS);
       this.#o.log.warn({ from, oldestHeight, committed: this.#o.store.committedHeight(), skippedForMs: BAD_SOURCE_MS },
         'the source keeps blocks from a height above ours only (consensus.keep_blocks): asking another; follow a member that keeps every block');

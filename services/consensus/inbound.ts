@@ -80,6 +80,9 @@ export interface InboundDeps {
   observer?: DriverObserver & { frameRejected?(from: number, reason: string): void };
 }
 
+/** What a peer outside the validator set may send: requests for blocks, history and checkpoints, and transactions. */
+const OUTSIDE_KINDS: ReadonlySet<string> = new Set(['block-request', 'tx-batch', 'checkpoint-request', 'history-request']);
+
 export class Inbound {
   readonly #d: InboundDeps;
   readonly #verify = new FairQueue({ concurrency: VERIFY_CONCURRENCY, maxPerSender: MAX_VERIFYING_PER_PEER, maxBytesPerSender: MAX_VERIFYING_BYTES_PER_PEER });
@@ -166,7 +169,7 @@ export class Inbound {
       this.#refuse(from, 'undecodable', { why: isFedError(err) ? err.message : errorMessage(err) });
       return;
     }
-    if (isOutside(from) && frame.type !== 'block-request' && frame.type !== 'tx-batch') {
+    if (isOutside(from) && !OUTSIDE_KINDS.has(frame.type)) {
       this.#refuse(from, 'not_validator', { type: frame.type });
       return;
     }
@@ -179,6 +182,17 @@ export class Inbound {
         return;
       case 'block-response':
         void this.#d.driver.sync.onResponse(from, frame.requestId, frame.blocks, frame.oldestHeight);
+        return;
+      case 'checkpoint-request':
+        this.#d.driver.sync.onCheckpointRequest(from, frame.requestId, frame.fromEpoch);
+        return;
+      case 'history-request':
+        this.#d.driver.sync.onHistoryRequest(from, frame.requestId, frame.belowHeight, frame.max);
+        return;
+      case 'checkpoint-response':
+      case 'history-response':
+        // A validator joins from a checkpoint never (it asks nobody): an answer to nothing.
+        this.#useless(from, 'unsolicited', { kind: frame.type }, this.uselessCost(bytes.length));
         return;
       case 'tx-batch': {
         // Each validator's hand-offs are bounded in transactions a second (handoff.ts), and its
@@ -218,9 +232,10 @@ export class Inbound {
   #earlyRefusal(from: number, p: FramePeek): { reason: string; detail: string; offence?: true } | null {
     // A peer outside the set (an observer, a removed member, a stranger) may only ask for blocks and
     // hand over transactions: its consensus messages are refused by their kind, never decoded.
-    if (isOutside(from) && p.kind !== 'block-request' && p.kind !== 'tx-batch') {
+    if (isOutside(from) && !OUTSIDE_KINDS.has(p.kind)) {
       return { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
     }
+    if (p.kind === 'checkpoint-response' || p.kind === 'history-response') return { reason: 'unsolicited', detail: `${p.kind}: a validator asks for none` };
     if (p.kind === 'block-response') {
       return this.#d.driver.sync.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no request ${p.requestId} to it` };
     }

@@ -98,6 +98,12 @@ async function main(): Promise<void> {
     // Genesis's set plus every ended epoch's proof (checked again): the epoch this member runs now.
     const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: validators, member: conf.node.name, dsa, store });
     const current = epochs.current;
+    if (current.set.self !== undefined && store.bootstrapping()) {
+      // Seated by an epoch a join from a checkpoint recorded, stopped before it cleared its mark:
+      // the epochs are recorded after the history and the checkpoint, so the store is whole.
+      log.info({ bootstrap: store.bootstrapping() }, 'a join from a checkpoint recorded the epoch seating this member: the store is whole');
+      await store.finishBootstrap();
+    }
     if (current.set.self === undefined) {
       const seatedAgain = (epoch: number) => {
         log.warn({ epoch }, 'seated by the chain: starting again as a validator');

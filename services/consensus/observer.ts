@@ -121,6 +121,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     anchors: () => anchors,
     committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); retired?.committed(bs); retention.committed(); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
+    bootstrap: c.bootstrap,
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
   const sync = new SyncClient({
@@ -141,6 +142,11 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     }
     if (frame.type === 'block-response') void follower.onResponse(from, frame.requestId, frame.blocks, frame.epochEnd, frame.oldestHeight);
     else if (frame.type === 'block-request') sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
+    else if (frame.type === 'checkpoint-response') follower.onCheckpoint(from, frame.requestId, frame.epochs, frame.tip);
+    else if (frame.type === 'history-response') void follower.onHistory(from, frame.requestId, frame.summaries);
+    // While it joins from a checkpoint its store is not whole: it serves no checkpoint nor history then.
+    else if (frame.type === 'checkpoint-request' && !store.bootstrapping()) sync.onCheckpointRequest(from, frame.requestId, frame.fromEpoch);
+    else if (frame.type === 'history-request' && !store.bootstrapping()) sync.onHistoryRequest(from, frame.requestId, frame.belowHeight, frame.max);
     // Consensus messages and transactions are for validators: an observer takes none.
     else m.observer.frameRejected(from, 'refused:not_for_observers');
   };

@@ -32,6 +32,8 @@ export interface CommittedSource {
   /** The highest height last seen stored in the stream, kept beside the blocks (absent: only the stream says). */
   publishedMark?(): number;
   setPublishedMark?(height: number): void;
+  /** Heights 1..prunedTo() have no block to read (a store that joined from a checkpoint; retention never prunes past the mark). */
+  prunedTo?(): number;
 }
 
 /** BTCFED_BLOCKS's retention (conf consensus.blocks_stream_max_age / _max_bytes; 0: no limit). */
@@ -169,6 +171,14 @@ export class ConsensusPublisher {
         const height = this.#published + 1;
         const handed = this.#recent.get(height);
         const block = handed?.block ?? this.#source.blockAtHeight(height);
+        const pruned = this.#source.prunedTo?.() ?? 0;
+        if (!block && height <= pruned) {
+          // Never stored here whole (the member joined from a checkpoint above it): nothing to publish.
+          this.#log.info({ from: height, to: pruned }, 'committed heights this member holds no block of (joined from a checkpoint): not published');
+          this.#published = pruned;
+          this.#source.setPublishedMark?.(pruned);
+          continue;
+        }
         if (!block) {
           this.#log.error({ height }, 'committed block missing from the store: block.committed not published');
           return;

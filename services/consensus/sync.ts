@@ -10,12 +10,15 @@
 // committed tip it is the committed log upward from the requester's height (with QCs, so the
 // requester commits a partial answer and asks again); above it, the requested block and as many
 // of its ancestors as fit, newest kept. Peers outside the validator set (observers) also share
-// one budget among them all, the size of one validator's.
+// one budget among them all, the size of one validator's. A peer joining from a checkpoint
+// (checkpoint.ts) asks for the epoch proofs and the committed tip, then the summaries of the
+// history below it: served within the same bounds.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
-import type { Block, EngineEvent, Hash, HotStuffEngine, QuorumCert } from '#libs/hotstuff/index.ts';
-import { encodeFrame, type CertifiedBlock, type EpochEnd } from '#libs/wire/index.ts';
+import { Phase, type Block, type EngineEvent, type Hash, type HotStuffEngine, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { BlockSummary as BlockSummaryMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { MAX_CHECKPOINT_EPOCHS, MAX_HISTORY_SUMMARIES, encodeFrame, summaryToWire, type BlockSummary, type CertifiedBlock, type EpochEnd, type WireEpochProof } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import { isOutside, type TransportPort } from './ports.ts';
 import type { SignatureVerifier } from './verifier.ts';
@@ -153,7 +156,7 @@ export class SyncClient {
 
   /** Serves a request within the per-request bounds (see the header of this file). */
   onRequest(from: number, requestId: number, hashes: readonly Hash[], fromHeight: number, maxBlocks: number): void {
-    const refusal = this.#admit(from, hashes, fromHeight);
+    const refusal = this.#admit(from, `${fromHeight}:${hashes.map(toHex).join(',')}`);
     if (refusal) return this.#refuse(from, requestId, refusal);
     const limit = Math.max(1, Math.min(maxBlocks, MAX_SYNC_BLOCKS));
     const budget = this.budget;
@@ -216,6 +219,71 @@ export class SyncClient {
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-response', requestId, blocks: out, epochEnd }));
   }
 
+  /**
+   * A joining peer asks for the ended epochs' proofs from `fromEpoch` (as many as fit the budget, at
+   * most MAX_CHECKPOINT_EPOCHS) and, once they reach the current epoch, the committed tip with its
+   * COMMIT QC: the checkpoint it starts from (checkpoint.ts). Same bounds as block requests.
+   */
+  onCheckpointRequest(from: number, requestId: number, fromEpoch: number): void {
+    const refusal = this.#admit(from, `checkpoint:${fromEpoch}`);
+    if (refusal) return this.#refuse(from, requestId, refusal);
+    const { store } = this.#o;
+    const budget = this.budget;
+    const epochs: WireEpochProof[] = [];
+    let bytes = 0;
+    const ended = store.endedEpochCount();
+    for (let e = fromEpoch; e < ended && epochs.length < MAX_CHECKPOINT_EPOCHS; e++) {
+      const proof = store.epochProof(e);
+      if (!proof) break;
+      const p = { last: proof.last, suffix: [...proof.suffix], qc: proof.qc };
+      const size = encodeFrame(this.#o.chainId, { type: 'checkpoint-response', requestId, epochs: [p] }).length;
+      if (epochs.length > 0 && bytes + size > budget) break;
+      bytes += size;
+      epochs.push(p);
+    }
+    let tip: CertifiedBlock | undefined;
+    const height = store.committedHeight();
+    if (fromEpoch + epochs.length >= ended && height > 0) {
+      const block = store.blockAtHeight(height);
+      const qc = block && store.qcFor(block.hash);
+      if (block && qc?.phase === Phase.COMMIT) {
+        const size = encodeFrame(this.#o.chainId, { type: 'checkpoint-response', requestId, epochs: [], tip: { block, qc } }).length;
+        if (epochs.length === 0 || bytes + size <= budget) { tip = { block, qc }; bytes += size; }
+      }
+    }
+    this.served++;
+    this.#charge(from, bytes);
+    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'checkpoint-response', requestId, epochs, tip }));
+  }
+
+  /**
+   * A joining peer asks for the summaries (header and transaction ids) of the committed heights
+   * below `belowHeight`, newest first: as many as fit the budget, at most `max`, and no more than the
+   * budget's worth of stored bytes read (an unpruned height is read as its whole block).
+   */
+  onHistoryRequest(from: number, requestId: number, belowHeight: number, max: number): void {
+    const refusal = this.#admit(from, `history:${belowHeight}`);
+    if (refusal) return this.#refuse(from, requestId, refusal);
+    const { store } = this.#o;
+    const budget = this.budget;
+    const summaries: BlockSummary[] = [];
+    let bytes = 0;
+    let read = 0;
+    const limit = Math.max(1, Math.min(max, MAX_HISTORY_SUMMARIES));
+    for (let h = Math.min(belowHeight - 1, store.committedHeight()); h >= 1 && summaries.length < limit && read < budget; h--) {
+      const r = store.readSummary(h);
+      if (!r) break;
+      read += r.readBytes;
+      const size = BlockSummaryMsg.encode(summaryToWire(r.summary)).finish().length + 8;
+      if (summaries.length > 0 && bytes + size > budget) break;
+      bytes += size;
+      summaries.push(r.summary);
+    }
+    this.served++;
+    this.#charge(from, Math.max(bytes, read));
+    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'history-response', requestId, summaries }));
+  }
+
   #charge(from: number, bytes: number): void {
     const bucket = this.#buckets.get(from);
     if (bucket) bucket.tokens -= Math.max(MIN_CHARGE_BYTES, bytes);
@@ -223,7 +291,7 @@ export class SyncClient {
   }
 
   /** Why a request is refused before any block is read, or null. */
-  #admit(from: number, hashes: readonly Hash[], fromHeight: number): SyncRefusal | null {
+  #admit(from: number, key: string): SyncRefusal | null {
     if (this.#o.engine.halted) return 'halted';
     const now = (this.#o.now ?? Date.now)();
     let bucket = this.#buckets.get(from);
@@ -231,7 +299,6 @@ export class SyncClient {
     if (!bucket) this.#buckets.set(from, (bucket = { tokens: burst, at: now, lastKey: '', lastAt: -Infinity }));
     bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * SERVE_BYTES_PER_SECOND);
     bucket.at = now;
-    const key = `${fromHeight}:${hashes.map(toHex).join(',')}`;
     if (key === bucket.lastKey && now - bucket.lastAt < REPEAT_WINDOW_MS) return 'repeated';
     if (bucket.tokens <= 0) return 'rate_limited';
     if (isOutside(from)) {

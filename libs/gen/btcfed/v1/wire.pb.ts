@@ -216,7 +216,55 @@ export interface ConsensusFrame {
     | { $case: "blockResponse"; value: BlockResponse }
     | { $case: "qcAnnounce"; value: QcAnnounce }
     | { $case: "txBatch"; value: TxBatch }
+    | { $case: "checkpointRequest"; value: CheckpointRequest }
+    | { $case: "checkpointResponse"; value: CheckpointResponse }
+    | { $case: "historyRequest"; value: HistoryRequest }
+    | { $case: "historyResponse"; value: HistoryResponse }
     | undefined;
+}
+
+/**
+ * A committed block without its transactions: its header and its transactions' ids (SHA-256 of
+ * each), in order. What a member keeps of a pruned height, and what a member joining from a
+ * checkpoint learns of the history below it: the ids are checked against the header's tx_root,
+ * the header against the hash its child names as parent.
+ */
+export interface BlockSummary {
+  header: BlockHeader | undefined;
+  txIds: Uint8Array[];
+}
+
+/**
+ * Joining from a checkpoint (docs/reconfiguration.md, "Joining from a checkpoint"): the proofs of
+ * the ended epochs from `from_epoch` on, as many as fit.
+ */
+export interface CheckpointRequest {
+  requestId: number;
+  fromEpoch: number;
+}
+
+/**
+ * `epochs`: the proofs of epochs from_epoch, from_epoch + 1, … in order. `tip`, set once the
+ * proofs reach the current epoch: a committed block of that epoch with its COMMIT QC, the
+ * checkpoint the requester starts its log from.
+ */
+export interface CheckpointResponse {
+  requestId: number;
+  epochs: EpochChangeProof[];
+  tip: CertifiedBlock | undefined;
+}
+
+/** The summaries of the committed heights below `below_height`, newest first, at most `max`. */
+export interface HistoryRequest {
+  requestId: number;
+  belowHeight: number;
+  max: number;
+}
+
+export interface HistoryResponse {
+  requestId: number;
+  /** Heights below_height − 1, below_height − 2, … (as many as fit; none if the server lacks them). */
+  summaries: BlockSummary[];
 }
 
 function createBaseBlockHeader(): BlockHeader {
@@ -1829,6 +1877,18 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "txBatch":
         TxBatch.encode(message.body.value, writer.uint32(66).fork()).join();
         break;
+      case "checkpointRequest":
+        CheckpointRequest.encode(message.body.value, writer.uint32(74).fork()).join();
+        break;
+      case "checkpointResponse":
+        CheckpointResponse.encode(message.body.value, writer.uint32(82).fork()).join();
+        break;
+      case "historyRequest":
+        HistoryRequest.encode(message.body.value, writer.uint32(90).fork()).join();
+        break;
+      case "historyResponse":
+        HistoryResponse.encode(message.body.value, writer.uint32(98).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1910,6 +1970,38 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
             message.body = { $case: "txBatch", value: TxBatch.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.body = { $case: "checkpointRequest", value: CheckpointRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.body = { $case: "checkpointResponse", value: CheckpointResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.body = { $case: "historyRequest", value: HistoryRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.body = { $case: "historyResponse", value: HistoryResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1953,6 +2045,22 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         ? { $case: "txBatch", value: TxBatch.fromJSON(object.txBatch) }
         : isSet(object.tx_batch)
         ? { $case: "txBatch", value: TxBatch.fromJSON(object.tx_batch) }
+        : isSet(object.checkpointRequest)
+        ? { $case: "checkpointRequest", value: CheckpointRequest.fromJSON(object.checkpointRequest) }
+        : isSet(object.checkpoint_request)
+        ? { $case: "checkpointRequest", value: CheckpointRequest.fromJSON(object.checkpoint_request) }
+        : isSet(object.checkpointResponse)
+        ? { $case: "checkpointResponse", value: CheckpointResponse.fromJSON(object.checkpointResponse) }
+        : isSet(object.checkpoint_response)
+        ? { $case: "checkpointResponse", value: CheckpointResponse.fromJSON(object.checkpoint_response) }
+        : isSet(object.historyRequest)
+        ? { $case: "historyRequest", value: HistoryRequest.fromJSON(object.historyRequest) }
+        : isSet(object.history_request)
+        ? { $case: "historyRequest", value: HistoryRequest.fromJSON(object.history_request) }
+        : isSet(object.historyResponse)
+        ? { $case: "historyResponse", value: HistoryResponse.fromJSON(object.historyResponse) }
+        : isSet(object.history_response)
+        ? { $case: "historyResponse", value: HistoryResponse.fromJSON(object.history_response) }
         : undefined,
     };
   },
@@ -1976,6 +2084,14 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       obj.qcAnnounce = QcAnnounce.toJSON(message.body.value);
     } else if (message.body?.$case === "txBatch") {
       obj.txBatch = TxBatch.toJSON(message.body.value);
+    } else if (message.body?.$case === "checkpointRequest") {
+      obj.checkpointRequest = CheckpointRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "checkpointResponse") {
+      obj.checkpointResponse = CheckpointResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "historyRequest") {
+      obj.historyRequest = HistoryRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "historyResponse") {
+      obj.historyResponse = HistoryResponse.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2029,7 +2145,524 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         }
         break;
       }
+      case "checkpointRequest": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "checkpointRequest", value: CheckpointRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "checkpointResponse": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "checkpointResponse", value: CheckpointResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "historyRequest": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "historyRequest", value: HistoryRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "historyResponse": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "historyResponse", value: HistoryResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseBlockSummary(): BlockSummary {
+  return { header: undefined, txIds: [] };
+}
+
+export const BlockSummary: MessageFns<BlockSummary> = {
+  encode(message: BlockSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      BlockHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.txIds) {
+      writer.uint32(18).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = BlockHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.txIds.push(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockSummary {
+    return {
+      header: isSet(object.header) ? BlockHeader.fromJSON(object.header) : undefined,
+      txIds: globalThis.Array.isArray(object?.txIds)
+        ? object.txIds.map((e: any) => bytesFromBase64(e))
+        : globalThis.Array.isArray(object?.tx_ids)
+        ? object.tx_ids.map((e: any) => bytesFromBase64(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BlockSummary): unknown {
+    const obj: any = {};
+    if (message.header !== undefined) {
+      obj.header = BlockHeader.toJSON(message.header);
+    }
+    if (message.txIds?.length) {
+      obj.txIds = message.txIds.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockSummary>): BlockSummary {
+    return BlockSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockSummary>): BlockSummary {
+    const message = createBaseBlockSummary();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? BlockHeader.fromPartial(object.header)
+      : undefined;
+    message.txIds = object.txIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCheckpointRequest(): CheckpointRequest {
+  return { requestId: 0, fromEpoch: 0 };
+}
+
+export const CheckpointRequest: MessageFns<CheckpointRequest> = {
+  encode(message: CheckpointRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.fromEpoch !== 0) {
+      writer.uint32(16).uint64(message.fromEpoch);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromEpoch = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      fromEpoch: isSet(object.fromEpoch)
+        ? globalThis.Number(object.fromEpoch)
+        : isSet(object.from_epoch)
+        ? globalThis.Number(object.from_epoch)
+        : 0,
+    };
+  },
+
+  toJSON(message: CheckpointRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.fromEpoch !== 0) {
+      obj.fromEpoch = Math.round(message.fromEpoch);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointRequest>): CheckpointRequest {
+    return CheckpointRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointRequest>): CheckpointRequest {
+    const message = createBaseCheckpointRequest();
+    message.requestId = object.requestId ?? 0;
+    message.fromEpoch = object.fromEpoch ?? 0;
+    return message;
+  },
+};
+
+function createBaseCheckpointResponse(): CheckpointResponse {
+  return { requestId: 0, epochs: [], tip: undefined };
+}
+
+export const CheckpointResponse: MessageFns<CheckpointResponse> = {
+  encode(message: CheckpointResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    for (const v of message.epochs) {
+      EpochChangeProof.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.tip !== undefined) {
+      CertifiedBlock.encode(message.tip, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.epochs.push(EpochChangeProof.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tip = CertifiedBlock.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      epochs: globalThis.Array.isArray(object?.epochs)
+        ? object.epochs.map((e: any) => EpochChangeProof.fromJSON(e))
+        : [],
+      tip: isSet(object.tip) ? CertifiedBlock.fromJSON(object.tip) : undefined,
+    };
+  },
+
+  toJSON(message: CheckpointResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.epochs?.length) {
+      obj.epochs = message.epochs.map((e) => EpochChangeProof.toJSON(e));
+    }
+    if (message.tip !== undefined) {
+      obj.tip = CertifiedBlock.toJSON(message.tip);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointResponse>): CheckpointResponse {
+    return CheckpointResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointResponse>): CheckpointResponse {
+    const message = createBaseCheckpointResponse();
+    message.requestId = object.requestId ?? 0;
+    message.epochs = object.epochs?.map((e) => EpochChangeProof.fromPartial(e)) || [];
+    message.tip = (object.tip !== undefined && object.tip !== null)
+      ? CertifiedBlock.fromPartial(object.tip)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseHistoryRequest(): HistoryRequest {
+  return { requestId: 0, belowHeight: 0, max: 0 };
+}
+
+export const HistoryRequest: MessageFns<HistoryRequest> = {
+  encode(message: HistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    if (message.belowHeight !== 0) {
+      writer.uint32(16).uint64(message.belowHeight);
+    }
+    if (message.max !== 0) {
+      writer.uint32(24).uint32(message.max);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.belowHeight = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.max = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      belowHeight: isSet(object.belowHeight)
+        ? globalThis.Number(object.belowHeight)
+        : isSet(object.below_height)
+        ? globalThis.Number(object.below_height)
+        : 0,
+      max: isSet(object.max) ? globalThis.Number(object.max) : 0,
+    };
+  },
+
+  toJSON(message: HistoryRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.belowHeight !== 0) {
+      obj.belowHeight = Math.round(message.belowHeight);
+    }
+    if (message.max !== 0) {
+      obj.max = Math.round(message.max);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HistoryRequest>): HistoryRequest {
+    return HistoryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HistoryRequest>): HistoryRequest {
+    const message = createBaseHistoryRequest();
+    message.requestId = object.requestId ?? 0;
+    message.belowHeight = object.belowHeight ?? 0;
+    message.max = object.max ?? 0;
+    return message;
+  },
+};
+
+function createBaseHistoryResponse(): HistoryResponse {
+  return { requestId: 0, summaries: [] };
+}
+
+export const HistoryResponse: MessageFns<HistoryResponse> = {
+  encode(message: HistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    for (const v of message.summaries) {
+      BlockSummary.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.summaries.push(BlockSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      summaries: globalThis.Array.isArray(object?.summaries)
+        ? object.summaries.map((e: any) => BlockSummary.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HistoryResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.summaries?.length) {
+      obj.summaries = message.summaries.map((e) => BlockSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HistoryResponse>): HistoryResponse {
+    return HistoryResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HistoryResponse>): HistoryResponse {
+    const message = createBaseHistoryResponse();
+    message.requestId = object.requestId ?? 0;
+    message.summaries = object.summaries?.map((e) => BlockSummary.fromPartial(e)) || [];
     return message;
   },
 };

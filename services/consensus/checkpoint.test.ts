@@ -1,0 +1,235 @@
+// Joining from a checkpoint, end to end over real parts: a serving member's real LMDB store (a
+// chain of two epochs, pruned) answered by its real SyncClient, every frame encoded and decoded
+// with the production codec, real SLH-DSA signatures on every QC and approval, and a follower with
+// its own real store and epochs. What is fake: the transport (frames handed over in process).
+// Shown: the joined store holds the checkpoint as its tip, every height's hash and every
+// transaction id below it (exactly-once refuses a pruned height's transaction), the epoch proofs;
+// a source serving forged history or a forged checkpoint is refused and blamed, and the join
+// finishes from an honest one; following goes on from the checkpoint; a join stopped half-way
+// starts again and finishes.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
+import { decodeFrame, type Frame } from '#libs/wire/index.ts';
+import { BlockStore } from './block-store.ts';
+import { ConsensusEpochs } from './epochs.ts';
+import { Follower } from './follower.ts';
+import { SyncClient } from './sync.ts';
+import { systemClock } from './ports.ts';
+import type { SignatureVerifier } from './verifier.ts';
+
+const CHAIN = `join-${process.pid}`;
+const dsa = createSlhDsa();
+const keys = Array.from({ length: 4 }, () => dsa.generateKeyPair());
+const limits = { validatorCount: 4, signatureBytes: paramSpec('slh-dsa-sha2-128f').signatureBytes, maxBlockTxs: 100, maxBlockBytes: 1 << 20 };
+const frameLimits = { ...limits, chainId: CHAIN, maxFrameBytes: 64 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+const enc = (s: string) => new TextEncoder().encode(s);
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
+const genesis = genesisBlock(CHAIN, blockHash);
+const genesisSet = ValidatorSet.fromConfig(keys.map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })));
+
+function child(parent: Block, txs: Uint8Array[], epoch: number): Block {
+  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+  const view = parent.header.height + 1;
+  const header = { chainId: CHAIN, epoch, height: view, view, parentHash: parent.hash, proposer: view % 4, timestampMs: view, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+  return { header, hash: blockHash(header), txs };
+}
+function commitQc(b: Block): QuorumCert {
+  const bytes = voteSigningBytes({ chainId: CHAIN, epoch: b.header.epoch, phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash });
+  return { phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [0, 1, 2].map((i) => dsa.signSync(keys[i]!.secretKey, bytes)) };
+}
+const tempStore = async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-join-'));
+  dirs.push(dir);
+  return new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
+};
+
+/** A serving member: heights 1–10 in epoch 0 (10 ends it, rotating m3's key), 11–30 in epoch 1; pruned to 25. */
+async function server() {
+  const store = await tempStore();
+  const chain: Block[] = [genesis];
+  const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm3', peerId: 'peer-3', publicKey: dsa.generateKeyPair().publicKey }] };
+  const reconfig = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
+  for (let h = 1; h <= 30; h++) {
+    const txs = h === 10 ? [reconfig] : [enc(`tx at ${h}`), enc(`another at ${h}`)];
+    chain.push(child(chain[h - 1]!, txs, h <= 10 ? 0 : 1));
+  }
+  await store.commit(chain.slice(1, 11), commitQc(chain[10]!));
+  await store.endEpoch(0, { last: chain[10]!, suffix: [], qc: commitQc(chain[10]!) });
+  await store.commit(chain.slice(11, 31), commitQc(chain[30]!));
+  assert.equal(await store.prune(25, 1000), 25);
+  return { store, chain, sync: undefined as SyncClient | undefined };
+}
+
+/** Frames from the follower to source `to` are served by `servers[to]`; answers go back, mangled by `tamper` if given. */
+function wire(servers: Array<{ store: BlockStore }>, deliver: () => Follower, tamper: (from: number, f: Frame) => Frame = (_, f) => f) {
+  const syncs = servers.map((s, index) => new SyncClient({ chainId: CHAIN, store: s.store, engine: { halted: false, block: () => undefined }, verifier: {} as SignatureVerifier, log, deliver: () => {},
+    transport: { send: (_to, bytes) => {
+      const f = tamper(index, decodeFrame(bytes, frameLimits));
+      setImmediate(() => {
+        const follower = deliver();
+        if (f.type === 'checkpoint-response') follower.onCheckpoint(index, f.requestId, f.epochs, f.tip);
+        else if (f.type === 'history-response') void follower.onHistory(index, f.requestId, f.summaries);
+        else if (f.type === 'block-response') void follower.onResponse(index, f.requestId, f.blocks, f.epochEnd, f.oldestHeight);
+      });
+    }, broadcast: () => {} } }));
+  return {
+    send(to: number, bytes: Uint8Array) {
+      const f = decodeFrame(bytes, frameLimits);
+      const s = syncs[to]!;
+      if (f.type === 'checkpoint-request') s.onCheckpointRequest(0, f.requestId, f.fromEpoch);
+      else if (f.type === 'history-request') s.onHistoryRequest(0, f.requestId, f.belowHeight, f.max);
+      else if (f.type === 'block-request') s.onRequest(0, f.requestId, f.hashes, f.fromHeight, f.maxBlocks);
+    },
+    broadcast: () => {},
+  };
+}
+
+async function joiner(sources: number[], servers: Array<{ store: BlockStore }>, tamper?: (from: number, f: Frame) => Frame, bootstrap: 'auto' | 'checkpoint' = 'checkpoint', store?: BlockStore) {
+  const own = store ?? await tempStore();
+  const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa, store: own });
+  const refused: { from: number; reason: string; detail: string }[] = [];
+  const started: number[] = [];
+  const committed: number[] = [];
+  let f!: Follower;
+  f = new Follower({ chainId: CHAIN, store: own, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, epochs, bootstrap,
+    transport: wire(servers, () => f, tamper), clock: systemClock, log, sources: () => sources,
+    epochStarted: (e) => { started.push(e); }, committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
+    refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
+  f.start();
+  return { f, store: own, epochs, refused, started, committed };
+}
+
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms;) {
+    if (ok()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out: ${what}`);
+}
+
+test('an empty store joins from a pruned member\'s checkpoint: tip, every hash and transaction id below it, the epochs; then follows on', async () => {
+  const s = await server();
+  const b31 = child(s.chain[30]!, [enc('tx at 31')], 1);
+  const b32 = child(b31, [enc('tx at 32')], 1);
+  const b33 = child(b32, [enc('tx at 33')], 1);
+  // Served in b33's place, with a real QC: a block repeating height 3's transaction.
+  const dup = child(b32, [enc('tx at 3')], 1);
+  const swap = (_from: number, f: Frame): Frame => (f.type === 'block-response' && f.blocks.some((b) => b.block.header.height === 33)
+    ? { ...f, blocks: f.blocks.map((b) => (b.block.header.height === 33 ? { block: dup, qc: commitQc(dup) } : b)) } : f);
+  const j = await joiner([0], [s], swap);
+  try {
+    await until('joined', () => j.f.joined !== undefined);
+    assert.deepEqual(j.f.joined && { ...j.f.joined, ms: 0 }, { checkpointHeight: 30, epochs: 1, heights: 29, transactions: 57, ms: 0 });
+    assert.equal(j.store.committedHeight(), 30);
+    assert.deepEqual(j.store.blockAtHeight(30), s.chain[30], 'the checkpoint is the committed tip, whole');
+    assert.equal(j.store.qcFor(s.chain[30]!.hash)?.phase, Phase.COMMIT);
+    for (let h = 1; h < 30; h++) {
+      assert.equal(j.store.isPruned(h), true);
+      assert.equal(toHex(j.store.hashAtHeight(h)!), toHex(s.chain[h]!.hash), `height ${h}'s hash`);
+      assert.deepEqual(j.store.headerAtHeight(h), s.chain[h]!.header);
+    }
+    assert.deepEqual(j.store.txLocation(txHash(enc('tx at 3'))), { height: 3, index: 0, blockHash: s.chain[3]!.hash }, 'a transaction of a height pruned on the server too');
+    assert.equal(j.store.bootstrapping(), undefined, 'the store is whole');
+    assert.equal(j.epochs.current.number, 1);
+    assert.deepEqual(j.started, [1]);
+    assert.equal(j.store.endedEpochs().length, 1);
+    // Following goes on from the checkpoint: the server commits 31–32, the follower takes them.
+    await s.store.commit([b31, b32], commitQc(b32));
+    await until('followed past the checkpoint', () => j.store.committedHeight() === 32);
+    // Exactly-once holds over the skipped history: a block repeating height 3's transaction is refused.
+    await s.store.commit([b33], commitQc(b33));
+    await until('the repeat refused', () => j.refused.some((r) => r.reason === 'invalid_blocks'));
+    assert.match(j.refused.find((r) => r.reason === 'invalid_blocks')!.detail, /already committed/);
+    assert.equal(j.store.committedHeight(), 32);
+    assert.equal(j.store.hasTx(txHash(enc('tx at 33'))), false);
+  } finally {
+    j.f.stop();
+    await j.store.close();
+    await s.store.close();
+  }
+});
+
+test('a forged checkpoint: refused and blamed on its source; the join finishes from an honest one', async () => {
+  const s = await server();
+  const forge = (from: number, f: Frame): Frame => {
+    if (from !== 0 || f.type !== 'checkpoint-response' || !f.tip) return f;
+    const qc = f.tip.qc!;
+    return { ...f, tip: { ...f.tip, qc: { ...qc, signatures: qc.signatures.map((sig, i) => (i === 1 ? Uint8Array.from(sig, (b, k) => (k === 9 ? b ^ 1 : b)) : sig)) } } };
+  };
+  const j = await joiner([0, 1], [s, s], forge);
+  try {
+    await until('joined', () => j.f.joined !== undefined);
+    assert.equal(j.store.committedHeight(), 30);
+    assert.deepEqual(j.refused.map((r) => `${r.from}:${r.reason}`), ['0:invalid_checkpoint']);
+    assert.match(j.refused[0]!.detail, /tip: .*signature/);
+  } finally {
+    j.f.stop();
+    await j.store.close();
+    await s.store.close();
+  }
+});
+
+test('forged history (a transaction id swapped): refused and blamed; nothing of it stored; the join finishes from an honest source', async () => {
+  const s = await server();
+  let emptyFrom1 = 0;
+  const tamper = (from: number, f: Frame): Frame => {
+    if (f.type !== 'history-response') return f;
+    // Source 1 has nothing the first two times it is asked, so source 0 is asked in between.
+    if (from === 1) return emptyFrom1++ < 2 ? { ...f, summaries: [] } : f;
+    // Height 27's first transaction id swapped: its header's tx_root gives it away.
+    return { ...f, summaries: f.summaries.map((x) => (x.header.height === 27 ? { ...x, txIds: [txHash(enc('never committed')), ...x.txIds.slice(1)] } : x)) };
+  };
+  const j = await joiner([0, 1], [s, s], tamper);
+  try {
+    await until('joined', () => j.f.joined !== undefined);
+    assert.equal(j.store.committedHeight(), 30);
+    assert.deepEqual(j.refused.map((r) => `${r.from}:${r.reason}`), ['0:invalid_history']);
+    assert.match(j.refused[0]!.detail, /height 27: its 2 transaction ids do not match the header's tx_root/);
+    assert.equal(j.store.hasTx(txHash(enc('never committed'))), false);
+    assert.deepEqual(j.store.txLocation(txHash(enc('tx at 27'))), { height: 27, index: 0, blockHash: s.chain[27]!.hash });
+  } finally {
+    j.f.stop();
+    await j.store.close();
+    await s.store.close();
+  }
+});
+
+test('auto: a follower told "pruned" joins from a checkpoint; a join stopped half-way starts again at the next start and finishes', async () => {
+  const s = await server();
+  // The first join gets five heights of history, then nothing more (as if it crashed there).
+  let answers = 0;
+  const halt = (_from: number, f: Frame): Frame => (f.type === 'history-response' && answers++ > 0 ? { ...f, summaries: [] }
+    : f.type === 'history-response' ? { ...f, summaries: f.summaries.slice(0, 5) } : f);
+  const first = await joiner([0], [s], halt, 'auto');
+  const { store } = first;
+  try {
+    await until('five heights of history written', () => store.summaryAt(25) !== undefined);
+    first.f.stop();
+    assert.ok(store.bootstrapping(), 'a join under way marks the store as not whole');
+    assert.equal(store.committedHeight(), 0, 'and nothing is committed yet');
+    assert.equal(store.summaryAt(24), undefined);
+    const again = await joiner([0], [s], undefined, 'auto', store);
+    try {
+      await until('joined again', () => again.f.joined !== undefined);
+      assert.equal(store.committedHeight(), 30);
+      assert.equal(store.bootstrapping(), undefined);
+      assert.equal(again.epochs.current.number, 1);
+      for (let h = 1; h <= 30; h++) assert.equal(toHex(store.hashAtHeight(h)!), toHex(s.chain[h]!.hash));
+    } finally {
+      again.f.stop();
+    }
+  } finally {
+    await store.close();
+    await s.store.close();
+  }
+});
