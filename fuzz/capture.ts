@@ -52,6 +52,10 @@ const frames: Frame[] = [
   { type: 'block-response', requestId: 9, blocks: [{ block: b1, qc: undefined }], epochEnd: { suffix: [b2.header, b3.header], qc: qcOn(b3, Phase.COMMIT, 4) } },
   { type: 'tx-batch', txs: [tx(1), tx(2), tx(3)] },
   { type: 'block-response', requestId: 10, blocks: [], oldestHeight: 421 },
+  { type: 'checkpoint-request', requestId: 11, fromEpoch: 0 },
+  { type: 'checkpoint-response', requestId: 11, epochs: [{ last: b1, suffix: [b2.header], qc: qcOn(b2, Phase.COMMIT, 3) }], tip: { block: b3, qc: qcOn(b3, Phase.COMMIT, 4) } },
+  { type: 'history-request', requestId: 12, belowHeight: 3, max: 4096 },
+  { type: 'history-response', requestId: 12, summaries: [{ header: b2.header, txIds: [sha256(tx(1))] }, { header: b1.header, txIds: [] }] },
 ];
 for (const f of frames) add('wire-frame', encodeFrame(CHAIN, f));
 // The consensus stream carries the same frames behind their length prefixes (small ones, whole).

@@ -13,6 +13,7 @@ import { parseCardText, parseConfText, parsePeersText } from '#libs/config/index
 import { runTarget, type FuzzTarget } from '../fuzz/engine.ts';
 import { loadCorpus } from '../fuzz/corpus.ts';
 import { TARGETS } from '../fuzz/targets/index.ts';
+import { peekFrame } from '#libs/wire/index.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -131,4 +132,16 @@ test('found by genesis-card: YAML keys are checked for duplicates in linear time
   assert.ok(ms < 8000, `a ${card.length}-byte card took ${ms.toFixed(0)} ms`);
   assert.throws(() => parseConfText('node: {name: a}\nnode: {name: b}\n'), (err) => isFedError(err, 'CONFIG_INVALID') && /node: Map keys must be unique/.test(err.message));
   assert.throws(() => parseConfText('x:\n  y: 1\n  y: 2\n'), (err) => isFedError(err, 'CONFIG_INVALID') && /y: Map keys must be unique/.test(err.message));
+});
+
+test('found by wire-frame: a frame with two bodies, the first cut by a field numbered 0, is not glanced at (peek and decoder read different request ids)', () => {
+  // block_response twice: the first holds a field 0, where the generated decoder stops that message
+  // and reads on from inside it, swallowing the second (request 10, oldest height 421) as unknown fields.
+  const input = Buffer.from('0a0a66757a7a2d636861696e3205006861696e3205080a20a503', 'hex');
+  const wire = TARGETS.find((t) => t.name === 'wire-frame')!;
+  assert.doesNotThrow(() => { try { wire.run(input); } catch (err) { if (!wire.refusal(err)) throw err; } });
+  assert.equal(peekFrame(input), undefined, 'left to the decoder');
+  const one = Buffer.from('0a0a66757a7a2d636861696e3205080a20a503', 'hex');
+  assert.deepEqual(peekFrame(one), { kind: 'block-response', requestId: 10 }, 'the same frame with one body is read');
+  assert.equal(peekFrame(Buffer.from('0a0a66757a7a2d636861696e320300080a', 'hex')), undefined, 'a field 0 in the body: left to the decoder');
 });

@@ -24,6 +24,14 @@ const valid: fc.Arbitrary<Frame> = fc.oneof(
     end: fc.option(fc.record({ suffix: fc.array(header, { maxLength: 8 }), qc }), { nil: undefined }) })
     .map(({ requestId, blocks, end }) => ({ type: 'block-response' as const, requestId, blocks, ...(end && blocks.length > 0 ? { epochEnd: end } : {}) })),
   fc.record({ txs: fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }) }).map((b) => ({ type: 'tx-batch' as const, ...b })),
+  fc.record({ requestId: view, oldestHeight: fc.integer({ min: 1, max: 1_000_000 }) }).map((r) => ({ type: 'block-response' as const, blocks: [], ...r })),
+  fc.record({ requestId: view, fromEpoch: view }).map((r) => ({ type: 'checkpoint-request' as const, ...r })),
+  fc.record({ requestId: view, epochs: fc.array(fc.record({ last: block, suffix: fc.array(header, { maxLength: 8 }), qc }), { maxLength: 3 }),
+    tip: fc.option(fc.record({ block, qc: fc.option(qc, { nil: undefined }) }), { nil: undefined }) })
+    .map(({ tip, ...r }) => ({ type: 'checkpoint-response' as const, ...r, ...(tip ? { tip } : {}) })),
+  fc.record({ requestId: view, belowHeight: view, max: fc.integer({ min: 1, max: 4096 }) }).map((r) => ({ type: 'history-request' as const, ...r })),
+  fc.record({ requestId: view, summaries: fc.array(fc.record({ header, txIds: fc.array(hash, { maxLength: 6 }) }), { maxLength: 5 }) })
+    .map((r) => ({ type: 'history-response' as const, ...r })),
 );
 
 /** Every body kind with every field free to be wrong, encoded as protobuf. */
@@ -40,6 +48,14 @@ const wildBody: fc.Arbitrary<ConsensusFrame['body']> = fc.oneof(
     epochEnd: fc.option(fc.record({ suffix: wildArray(wildHeader, 8), qc: fc.option(wildQc, { nil: undefined }) }), { nil: undefined }) })
     .map((value) => ({ $case: 'blockResponse' as const, value: value as never })),
   fc.record({ txs: wildArray(fc.uint8Array({ maxLength: 64 }), 100) }).map((value) => ({ $case: 'txBatch' as const, value })),
+  fc.record({ requestId: wildU64, fromEpoch: wildU64 }).map((value) => ({ $case: 'checkpointRequest' as const, value })),
+  fc.record({ requestId: wildU64,
+    epochs: wildArray(fc.record({ last: fc.option(wildBlock, { nil: undefined }), suffix: wildArray(wildHeader, 9), qc: fc.option(wildQc, { nil: undefined }) }), 17),
+    tip: fc.option(fc.record({ block: fc.option(wildBlock, { nil: undefined }), qc: fc.option(wildQc, { nil: undefined }) }), { nil: undefined }) })
+    .map((value) => ({ $case: 'checkpointResponse' as const, value: value as never })),
+  fc.record({ requestId: wildU64, belowHeight: wildU64, max: wildU32 }).map((value) => ({ $case: 'historyRequest' as const, value })),
+  fc.record({ requestId: wildU64, summaries: wildArray(fc.record({ header: fc.option(wildHeader, { nil: undefined }), txIds: wildArray(wildBytes(32), 20) }), 40) })
+    .map((value) => ({ $case: 'historyResponse' as const, value: value as never })),
   fc.constant(undefined),
 );
 
@@ -62,7 +78,8 @@ function run(input: Uint8Array): void {
   if (!peek) return;
   if (frame.type !== 'consensus') {
     if (peek.kind !== frame.type) violated(`peek says ${peek.kind}, the decoder ${frame.type}`);
-    if (frame.type === 'block-response' && peek.requestId !== frame.requestId) violated(`peek request id ${peek.requestId}, decoded ${frame.requestId}`);
+    const answers = frame.type === 'block-response' || frame.type === 'checkpoint-response' || frame.type === 'history-response';
+    if (answers && peek.requestId !== frame.requestId) violated(`peek request id ${peek.requestId}, decoded ${frame.requestId}`);
     return;
   }
   const m = frame.message;
@@ -74,7 +91,7 @@ function run(input: Uint8Array): void {
 
 export const wireFrame: FuzzTarget<Frame> = {
   name: 'wire-frame',
-  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end, tx batch; decodeFrame and peekFrame',
+  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end or oldest height, tx batch, checkpoint and history request/response; decodeFrame and peekFrame',
   sources: ['libs/wire/frame.ts', 'libs/wire/convert.ts', 'libs/wire/peek.ts', 'libs/gen/btcfed/v1/wire.pb.ts'],
   generate,
   run,
