@@ -17,8 +17,9 @@
 //   --rate N (default 40)   --short: the CI version, epoch 0 → 1 only (m4 added: a set larger than
 //   genesis's)   --no-introduce: skip the peers.yaml step, so added members reach only some of the
 //   others (acknowledged transactions must still commit)   KEEP_RECONFIG=1 keeps the directory
-// Not here yet (docs/reconfiguration.md, What remains): an observer bootstrapping from a checkpoint,
-// and disk bounded by retention — neither is built.
+//   --keep-blocks K (default 64, not with --short; 0: off): m1, m2 and m3 keep only their last K
+//   blocks (consensus.keep_blocks), m0 keeps every block; a member added once they pruned joins
+//   from a checkpoint (docs/reconfiguration.md), which the run reports with each store's size.
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -41,7 +42,8 @@ import { signerCli } from '../test/support/signer.ts';
 import { allowOperator, approveAndAssemble, startAddedMember } from '../test/support/reconfig.ts';
 
 const { values: flags } = parseArgs({ options: { rate: { type: 'string', default: '40' }, short: { type: 'boolean', default: false },
-  'no-introduce': { type: 'boolean', default: false } } });
+  'no-introduce': { type: 'boolean', default: false }, 'keep-blocks': { type: 'string', default: '64' } } });
+const KEEP = flags.short ? 0 : Number(flags['keep-blocks']);
 const RATE = Number(flags.rate);
 if (!Number.isFinite(RATE) || RATE < 0 || RATE > 5000) throw new Error(`--rate ${flags.rate}: 0 to 5000 transactions a second`);
 
@@ -196,6 +198,12 @@ let failed: string | undefined;
 try {
   const members = await initFederation({ members: 4, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
   for (const [i, member] of members.entries()) await allowOperator(m(`m${i}`), member.operator);
+  for (const name of KEEP > 0 ? ['m1', 'm2', 'm3'] : []) {
+    const file = path.join(m(name), 'conf.yaml');
+    const conf = parse(await fs.readFile(file, 'utf8')) as { consensus: Record<string, unknown> };
+    conf.consensus.keep_blocks = KEEP;
+    await fs.writeFile(file, stringify(conf));
+  }
   net = await runDevnet({ dir, members: 4, basePort, natsUrl: NATS_URL, quiet: true });
   await until('a first commit everywhere', async () => ((await Promise.all(validators.map(status))).every((s) => Number(s.committedHeight) > 0) ? true : undefined));
   say(`4 members up in ${dir} (chain ${chainId}); load ${RATE} tx/s from now (${elapsed()} in)`);
@@ -279,6 +287,17 @@ try {
     const first = await call(c0.getBlock.bind(c0), { by: { $case: 'height', value: Number(last.height) + 1 } }, { deadlineMs: 5000 });
     say(`epoch ${e} ended at height ${Number(last.height)}; the first block of epoch ${e + 1} came ${Number(first.block!.header!.timestampMs) - Number(last.timestampMs)} ms after it`);
   }
+
+  // How each added member started (replaying every block, or from a checkpoint), and each store's size.
+  for (const name of everyone.filter((n) => !['m0', 'm1', 'm2', 'm3'].includes(n))) {
+    const text = await fs.readFile(path.join(m(name), 'logs', 'consensus.log'), 'utf8').catch(() => '');
+    const line = text.split('\n').find((l) => l.includes('joined from a checkpoint'));
+    const f = line ? JSON.parse(line) as { checkpointHeight: number; heights: number; epochs: number; ms: number } : undefined;
+    say(f ? `${name} joined from a checkpoint at height ${f.checkpointHeight} (${f.epochs} epoch proof(s), ${f.heights} heights of history) in ${f.ms} ms`
+      : `${name} replayed every block from genesis`);
+  }
+  const sizesOf = await Promise.all(everyone.map(async (name) => `${name} ${((await fs.stat(path.join(m(name), 'consensus', 'data.mdb')).catch(() => ({ size: 0 }))).size / 1024 / 1024).toFixed(1)} MiB`));
+  say(`block stores at height ${counted.top}${KEEP > 0 ? ` (m1, m2, m3 keep ${KEEP} blocks)` : ''}: ${sizesOf.join(', ')}`);
 
   // A light client with nothing but genesis's conf.yaml checks the final block, asking m6.
   const verified = await ok(['verify', '--member', m(flags.short ? 'm4' : 'm6'), '--height', String(counted.top), '--trust', path.join(m('m0'), 'conf.yaml')]).catch((err: unknown) => `failed: ${String(err)}`);
