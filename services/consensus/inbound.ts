@@ -8,9 +8,10 @@
 // strike; a valid but useless message (stale, duplicate, too far ahead, unasked for, a stream of
 // NEW-VIEW claims, beyond the sender's verification queue) is free at the rate honest members send such things and a strike
 // beyond it (penalties.ts) — so replaying old, validly signed messages gets a sender muted too.
-// Peers outside the validator set (observers) may only ask for blocks and hand over
-// transactions (all of them together hold at most one validator's share of the mempool);
-// anything else from them is refused as a strike, before it costs a signature check.
+// Peers outside the validator set (observers, members being added) may only ask for blocks,
+// checkpoints and history, and hand over transactions (all of them together hold at most one
+// validator's share of the mempool); anything else from them is refused by its kind as a strike,
+// before it is decoded.
 // Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
 // the current and the next views, who propose them; the member that took them keeps them too and
 // proposes them itself when it leads, so none is stranded by a faulty leader. Hand-offs are
