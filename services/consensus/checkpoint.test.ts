@@ -53,11 +53,13 @@ const tempStore = async () => {
   return new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
 };
 
-/** A serving member: heights 1–10 in epoch 0 (10 ends it, rotating m3's key), 11–30 in epoch 1; pruned to 25. */
-async function server() {
+/** A serving member: heights 1–10 in epoch 0 (10 ends it, rotating m3's key — or adding m4), 11–30 in epoch 1; pruned to 25. */
+async function server(addM4 = false) {
   const store = await tempStore();
   const chain: Block[] = [genesis];
-  const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm3', peerId: 'peer-3', publicKey: dsa.generateKeyPair().publicKey }] };
+  const change: Reconfiguration = addM4
+    ? { chainId: CHAIN, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: dsa.generateKeyPair().publicKey }] }
+    : { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm3', peerId: 'peer-3', publicKey: dsa.generateKeyPair().publicKey }] };
   const reconfig = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
   for (let h = 1; h <= 30; h++) {
     const txs = h === 10 ? [reconfig] : [enc(`tx at ${h}`), enc(`another at ${h}`)];
@@ -94,14 +96,14 @@ function wire(servers: Array<{ store: BlockStore }>, deliver: () => Follower, ta
   };
 }
 
-async function joiner(sources: number[], servers: Array<{ store: BlockStore }>, tamper?: (from: number, f: Frame) => Frame, bootstrap: 'auto' | 'checkpoint' = 'checkpoint', store?: BlockStore) {
+async function joiner(sources: number[], servers: Array<{ store: BlockStore }>, tamper?: (from: number, f: Frame) => Frame, bootstrap: 'auto' | 'checkpoint' = 'checkpoint', store?: BlockStore, member?: string) {
   const own = store ?? await tempStore();
-  const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa, store: own });
+  const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: member ?? 'o0', dsa, store: own });
   const refused: { from: number; reason: string; detail: string }[] = [];
   const started: number[] = [];
   const committed: number[] = [];
   let f!: Follower;
-  f = new Follower({ chainId: CHAIN, store: own, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, epochs, bootstrap,
+  f = new Follower({ chainId: CHAIN, store: own, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, epochs, bootstrap, ...(member ? { member } : {}),
     transport: wire(servers, () => f, tamper), clock: systemClock, log, sources: () => sources,
     epochStarted: (e) => { started.push(e); }, committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
     refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
@@ -230,6 +232,26 @@ test('auto: a follower told "pruned" joins from a checkpoint; a join stopped hal
     }
   } finally {
     await store.close();
+    await s.store.close();
+  }
+});
+
+test('a member being added that starts after the change seating it: the checkpoint is its first epoch\'s root, not the source\'s tip', async () => {
+  const s = await server(true);
+  const j = await joiner([0], [s], undefined, 'checkpoint', undefined, 'm4');
+  try {
+    await until('joined', () => j.f.joined !== undefined);
+    assert.equal(j.f.joined!.checkpointHeight, 10, 'the block that ended epoch 0');
+    assert.equal(j.store.committedHeight(), 10);
+    assert.deepEqual(j.store.blockAtHeight(10), s.chain[10]);
+    assert.equal(j.epochs.current.number, 1);
+    assert.equal(j.epochs.current.set.self?.name, 'm4', 'seated in epoch 1');
+    assert.deepEqual(j.started, [1], 'told, so it starts again as a validator');
+    for (let h = 1; h < 10; h++) assert.equal(toHex(j.store.hashAtHeight(h)!), toHex(s.chain[h]!.hash));
+    assert.equal(j.store.hashAtHeight(11), undefined, 'nothing above its root: its engine commits epoch 1 itself');
+  } finally {
+    j.f.stop();
+    await j.store.close();
     await s.store.close();
   }
 });

@@ -48,6 +48,11 @@ export interface JoinEpochs {
 
 export interface JoinOptions {
   chainId: string;
+  /**
+   * This member's name when it is a member being added: an epoch the proofs show seating it is
+   * where it starts (that epoch's first block, as a validator), not the source's tip.
+   */
+  member?: string;
   store: Pick<BlockStore, 'committedHeight' | 'hashAtHeight' | 'beginBootstrap' | 'importHistory' | 'startAt' | 'finishBootstrap'>;
   genesis: Block;
   epochs: JoinEpochs;
@@ -187,6 +192,17 @@ export class CheckpointJoin {
       return this.#refuse(from, 'invalid_checkpoint', errorMessage(err));
     }
     this.#proofs.push(...epochs);
+    // A member being added whose seating change committed already: it must start where its first
+    // epoch starts (a validator's engine begins at its epoch's root), so the checkpoint is the
+    // block that ended the epoch before, and later epochs are left for its engine to end.
+    const seatedAt = this.#o.member === undefined ? -1 : this.#sets.findIndex((set) => set.indexOfName(this.#o.member!) !== undefined);
+    if (seatedAt >= 0 && this.#proofs[seatedAt]!.last.header.height > this.#o.store.committedHeight()) {
+      const proof = this.#proofs[seatedAt]!;
+      this.#proofs = this.#proofs.slice(0, seatedAt + 1);
+      this.#sets = this.#sets.slice(0, seatedAt + 1);
+      this.#o.log.info({ from, epoch: this.#o.epochs.current.number + seatedAt + 1, height: proof.last.header.height }, 'joining from a checkpoint: the proofs seat this member; starting at its first epoch\'s root');
+      return this.#take_tip({ block: proof.last, qc: proof.qc });
+    }
     if (!tip) {
       if (epochs.length === 0) {
         // Nothing new and no tip: it has no committed block to offer; another source may.
@@ -198,10 +214,14 @@ export class CheckpointJoin {
     }
     const why = this.#tipError(tip);
     if (why) return this.#refuse(from, 'invalid_checkpoint', `tip: ${why}`);
-    const { block, qc } = tip as { block: Block; qc: QuorumCert };
+    this.#take_tip(tip as { block: Block; qc: QuorumCert });
+  }
+
+  /** The checkpoint is decided (checked already): fetch the history below it. */
+  #take_tip({ block, qc }: { block: Block; qc: QuorumCert }): void {
     this.#tip = { block, qc };
     this.#expect = { height: block.header.height - 1, hash: block.header.parentHash };
-    this.#o.log.info({ from, height: block.header.height, epoch: block.header.epoch, epochs: this.#proofs.length }, 'joining from a checkpoint: checkpoint verified; fetching the history below it');
+    this.#o.log.info({ height: block.header.height, epoch: block.header.epoch, epochs: this.#proofs.length }, 'joining from a checkpoint: checkpoint verified; fetching the history below it');
     void this.#continue();
   }
 

@@ -68,6 +68,8 @@ export interface FollowerOptions {
    * never does (every block from genesis, from a source that kept them). Needs `epochs`.
    */
   bootstrap?: 'auto' | 'checkpoint' | 'replay';
+  /** A member being added: its name (a join from a checkpoint starts it at the epoch seating it). */
+  member?: string;
 }
 
 /** What the follower needs of ConsensusEpochs. */
@@ -147,7 +149,7 @@ export class Follower {
     this.#pending?.timer.cancel();
     this.#pending = undefined;
     const join = new CheckpointJoin({
-      chainId: this.#o.chainId, store: this.#o.store, genesis: this.#o.genesis, epochs, dsa: this.#o.root.dsa,
+      chainId: this.#o.chainId, store: this.#o.store, genesis: this.#o.genesis, epochs, dsa: this.#o.root.dsa, ...(this.#o.member ? { member: this.#o.member } : {}),
       transport: this.#o.transport, clock: this.#o.clock, log: this.#o.log, sources: () => this.#o.sources(),
       refused: (from, reason, detail) => this.#o.refused?.(from, reason, detail),
       epochStarted: (epoch, set, root) => this.#o.epochStarted?.(epoch, set, root),

@@ -122,6 +122,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); followed.inc({}, bs.length); publisher?.committed(bs, qc); commits.notify(); retired?.committed(bs); retention.committed(); },
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
     bootstrap: c.bootstrap,
+    ...(onSeated ? { member: conf.node.name } : {}),
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
   const sync = new SyncClient({
