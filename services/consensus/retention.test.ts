@@ -1,4 +1,4 @@
-// Retention over a real LMDB block store: nothing pruned until PRUNE_STEP heights are due, then
+// Retention over a real LMDB block store: nothing pruned until PRUNE_STEP heights (half of a small keep_blocks) are due, then
 // everything older than keep_blocks; never past what the publisher has stored in JetStream; a
 // new keep_blocks (hot reload) applies at once; 0 keeps every block; a failed prune is counted.
 
@@ -37,17 +37,17 @@ async function chain(heights: number) {
 }
 
 test('prunes in steps, keeps keep_blocks, never past the published mark; keep_blocks 0 keeps everything', async () => {
-  const { store, grow } = await chain(100);
+  const { store, grow } = await chain(250);
   const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
-  let published = 1_000;
-  const r = new Retention({ store, keep: 50, log, metrics, published: () => published });
+  let published = 10_000;
+  const r = new Retention({ store, keep: 200, log, metrics, published: () => published });
   r.committed();
   await r.idle();
   assert.equal(store.prunedTo(), 0, `50 due, fewer than PRUNE_STEP (${PRUNE_STEP}): nothing yet`);
   await grow(20);
   r.committed();
   await r.idle();
-  assert.equal(store.prunedTo(), 70, '120 committed, the last 50 kept');
+  assert.equal(store.prunedTo(), 70, '270 committed, the last 200 kept');
   assert.ok(store.blockAtHeight(71) && !store.blockAtHeight(70));
   assert.match(await metrics.registry.metrics(), /btcfed_consensus_blocks_pruned_total 70\n[\s\S]*btcfed_consensus_oldest_kept_height 71/);
   published = 140;
@@ -55,13 +55,25 @@ test('prunes in steps, keeps keep_blocks, never past the published mark; keep_bl
   r.committed();
   await r.idle();
   assert.equal(store.prunedTo(), 140, 'not past what JetStream holds (the publisher reads blocks back)');
-  published = 1_000;
+  published = 10_000;
   r.setKeep(0);
   await r.idle();
   assert.equal(store.prunedTo(), 140, 'keep_blocks 0: nothing more is pruned');
   r.setKeep(100);
   await r.idle();
-  assert.equal(store.prunedTo(), 220, 'a new keep_blocks applies at once');
+  assert.equal(store.prunedTo(), 370, 'a new keep_blocks applies at once');
+  // A small keep_blocks prunes in steps of half of it: 32 kept, 16 due start a run.
+  r.setKeep(32);
+  await r.idle();
+  assert.equal(store.prunedTo(), 438);
+  await grow(15);
+  r.committed();
+  await r.idle();
+  assert.equal(store.prunedTo(), 438, '15 due: not yet');
+  await grow(1);
+  r.committed();
+  await r.idle();
+  assert.equal(store.prunedTo(), 454);
   await store.close();
 });
 

@@ -1,8 +1,9 @@
 // Retention of the block store (consensus.keep_blocks): after commits, the bodies and QCs of
 // committed blocks older than the last keep_blocks are pruned (BlockStore.prune keeps their
-// headers, hashes, the transaction index and the epoch proofs). Pruning runs off the commit path,
+// summaries, hashes, the transaction index and the epoch proofs). Pruning runs off the commit path,
 // a bounded number of heights per write transaction with the event loop let in between, and only
-// once PRUNE_STEP heights are due, so a busy chain does not pay one more write per block.
+// once PRUNE_STEP heights (or half of keep_blocks) are due, so a busy chain does not pay one more
+// write per block.
 // Nothing the publisher has not stored in JetStream yet is pruned (it reads blocks back from
 // the store). A failed prune is logged and counted, and tried again at a later commit.
 
@@ -11,8 +12,9 @@ import { errorMessage } from '#libs/errors/index.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import type { BlockStore } from './block-store.ts';
 
-/** Heights due before a pruning run starts. */
+/** Heights due before a pruning run starts (half of keep_blocks when that is smaller). */
 export const PRUNE_STEP = 64;
+const stepFor = (keep: number): number => Math.max(1, Math.min(PRUNE_STEP, Math.floor(keep / 2)));
 /** Heights pruned in one write transaction. */
 const PRUNE_BATCH = 256;
 
@@ -56,7 +58,7 @@ export class Retention {
   /** After a commit (and at start): prunes what has fallen out of the window, in the background. */
   committed(): void {
     const target = this.#target();
-    if (target === undefined || this.#running || target - this.#o.store.prunedTo() < PRUNE_STEP) return;
+    if (target === undefined || this.#running || target - this.#o.store.prunedTo() < stepFor(this.#keep)) return;
     this.#running = this.#run(target).finally(() => { this.#running = undefined; });
   }
 
