@@ -105,6 +105,9 @@ async function change(label: string, args: string[], approvers: string[], to: st
   return ms;
 }
 
+/** The consensus process of each added member (its log lines say how it started). */
+const addedConsensus = new Map<string, ServiceProcess>();
+
 /** Every member so far, added ones included (their dirs). */
 const everyone = ['m0', 'm1', 'm2', 'm3'];
 
@@ -141,6 +144,7 @@ async function join(name: string, index: number): Promise<ServiceProcess> {
   await allowOperator(m(name));
   if (!flags['no-introduce']) await introduce(name);
   const { consensus } = await startAddedMember(m(name), NATS_URL, extra);
+  addedConsensus.set(name, consensus);
   return consensus;
 }
 
@@ -290,9 +294,8 @@ try {
 
   // How each added member started (replaying every block, or from a checkpoint), and each store's size.
   for (const name of everyone.filter((n) => !['m0', 'm1', 'm2', 'm3'].includes(n))) {
-    const text = await fs.readFile(path.join(m(name), 'logs', 'consensus.log'), 'utf8').catch(() => '');
-    const line = text.split('\n').find((l) => l.includes('joined from a checkpoint'));
-    const f = line ? JSON.parse(line) as { checkpointHeight: number; heights: number; epochs: number; ms: number } : undefined;
+    const line = addedConsensus.get(name)?.lines.find((l) => l.msg === 'joined from a checkpoint: following from it');
+    const f = line as { checkpointHeight: number; heights: number; epochs: number; ms: number } | undefined;
     say(f ? `${name} joined from a checkpoint at height ${f.checkpointHeight} (${f.epochs} epoch proof(s), ${f.heights} heights of history) in ${f.ms} ms`
       : `${name} replayed every block from genesis`);
   }
