@@ -27,13 +27,17 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parse, stringify } from 'yaml';
 import { createSlhDsa, fromHex, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
-import { bitmapToSigners } from '#libs/wire/index.ts';
-import type { Phase } from '#libs/hotstuff/index.ts';
+import { call, createClient } from '#libs/rpc/index.ts';
+import { bitmapToSigners, encodeFrame } from '#libs/wire/index.ts';
+import { Phase } from '#libs/hotstuff/index.ts';
+import { memberSecurityFromDir } from '#libs/service/index.ts';
+import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { openKey } from '../services/signer/keyfile.ts';
+import { signerPassphrasePath } from '../cli/member.ts';
 import { encodeReconfigTx } from '#libs/validators/index.ts';
 import { ConsensusServiceClient, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
-import { initFederation } from '../cli/init.ts';
+import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
@@ -194,6 +198,40 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await journal.close();
       const pid = Number(await fs.readFile(path.join(m(2), 'run', 'consensus.pid'), 'utf8'));
       process.kill(pid, 'SIGKILL');
+
+      // While its consensus is down, the removed m2 keeps voting with its old key: its gateway's
+      // Attach stream, a validly signed vote of epoch 1 as validator 2, to every member. No gateway
+      // numbers m2 among the validators any more: each member's consensus refuses it by its kind
+      // before decoding it (not_validator), and counts it.
+      const outsideRefusals = () => Promise.all([0, 1, 3, 4].map(async (i) => {
+        const text = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, i).consensusMetrics}/metrics`)).text();
+        return text.split('\n').filter((l) => l.startsWith('btcfed_consensus_peer_offences_total{') && l.includes('peer="outside"') && l.includes('reason="not_validator"'))
+          .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+      }));
+      const before = await outsideRefusals();
+      const gw = createClient(GatewayServiceClient, `127.0.0.1:${memberPorts(basePort, 2).gateway}`, { security: memberSecurityFromDir(m(2), 'consensus').client });
+      const stream = await until('m2\'s gateway to take a new consumer', () => new Promise<ReturnType<typeof gw.attach> | undefined>((resolve) => {
+        const st = gw.attach();
+        st.on('data', (r: AttachResponse) => { if (r.body?.$case === 'ready') resolve(st); });
+        st.on('error', () => resolve(undefined));
+      }), 15_000);
+      const signerDir = path.join(m(2), 'signer');
+      const passphrase = (await fs.readFile((await signerPassphrasePath(signerDir))!, 'utf8')).trim();
+      const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
+      const dsa = createSlhDsa();
+      const counted = await until('every member to refuse the removed member\'s votes', async () => {
+        const view = Number((await status(0)).view);
+        const blockHash = randomBytes(32);
+        const signature = await dsa.sign(secretKey, voteSigningBytes({ chainId, epoch: 1, phase: Phase.PREPARE, view, blockHash }));
+        const frame = encodeFrame(chainId, { type: 'consensus', message: { type: 'vote', epoch: 1, phase: Phase.PREPARE, view, blockHash, sender: 2, signature } });
+        for (const to of [0, 1, 2, 3]) stream.write({ body: { $case: 'send', value: { to, toPeer: '', frame } } });
+        await new Promise((r) => setTimeout(r, 300));
+        const now = await outsideRefusals();
+        return now.every((x, k) => x > before[k]!) ? now : undefined;
+      }, 30_000);
+      console.log(`removed m2 voting with its old key: refused as not_validator by m0, m1, m3, m4: ${counted.map((x, k) => x - before[k]!).join('/')}`);
+      stream.cancel();
+      gw.close();
       await net!.restart(2, 'consensus');
       await until('the stranded transaction committed by the set', async () => {
         const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(stranded), withProof: false });

@@ -192,6 +192,8 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     if (!link.connected) why.push('not attached to the gateway');
     if (follower.storageError) why.push(`not following: the block store cannot be written (retrying): ${follower.storageError}`);
     if (follower.failure) why.push(`stopped: ${follower.failure.message}`);
+    const joining = follower.status().joining;
+    if (joining) why.push(`joining from a checkpoint (${joining}): its log is not whole yet`);
     if (sources.length === 0) why.push('no source connected: no validator (nor a followed observer) to ask for blocks');
     return why;
   };
