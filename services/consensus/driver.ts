@@ -132,6 +132,7 @@ export class ConsensusDriver {
         // Being over the serving budget is no offence once; a flood of requests is.
         if (reason !== 'halted') this.#penalize(from, `sync_${reason}`, this.penalties.refusal(from));
       },
+      onPruned: (from, oldestHeight) => deps.observer?.prunedAnswer?.(from, oldestHeight),
       onOffence: (from, reason, detail) => {
         deps.observer?.rejected?.(from, reason, detail);
         this.#penalize(from, reason, this.penalties.strike(from), detail);

@@ -53,6 +53,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const mutedUntil = m.gauge('consensus_peer_muted_until_seconds', 'Unix time until which a validator\'s frames are dropped unread (in the past once the mute ends)', ['peer']);
   const viewsSkipped = m.counter('consensus_views_skipped_total', 'Views given up on entering them because their leader was suspected (muted, its recent views failed, or they were far slower than the others), by leader and reason', ['leader', 'reason']);
   const blockTimeAnomalies = m.counter('consensus_block_time_anomalies_total', 'Committed blocks whose time could not be measured: stamped after their commit here (ahead), or not after the block before (backwards); left out of the latency and interval histograms, never clamped', ['kind']);
+  const prunedAnswers = m.counter('consensus_sync_pruned_answers_total', 'Block requests of this member a peer answered "pruned": it lacks blocks that peer no longer keeps (consensus.keep_blocks)');
   const halts = m.counter('consensus_halts_total', 'Times consensus halted (conflicting commits or untrusted state)');
   const mempool = m.gauge('consensus_mempool_transactions', 'Transactions waiting in the mempool');
   const peers = m.gauge('consensus_peers', 'Validators the gateway reports connected');
@@ -160,6 +161,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       offences.inc({ peer: peerLabel(from), reason: 'invalid_signature' });
     },
     halted() { halts.inc(); halted.set(1); },
+    prunedAnswer() { prunedAnswers.inc(); },
     frameRejected(from, reason) {
       const why = reason.startsWith('refused:') ? reason.slice(8) : 'undecodable';
       rejected.inc({ reason: why });

@@ -60,6 +60,8 @@ export interface DriverObserver {
   viewChanged?(view: number, leader: number, cause: string): void;
   evidence?(e: Equivocation): void;
   rejected?(from: number | null, reason: string, detail: string): void;
+  /** A peer answered a block request of ours: it keeps blocks from `oldestHeight` only (pruned what we lack). */
+  prunedAnswer?(from: number, oldestHeight: number): void;
   invalidSignature?(from: number, what: string, view: number): void;
   halted?(height: number, detail: string): void;
   /** Every message this member sends (for timing: proposal → QC formation when leading). */

@@ -145,3 +145,20 @@ test('below what the server keeps whole (pruned): no blocks, the oldest height i
     assert.ok(served.every((b) => b.qc?.phase === Phase.COMMIT));
   } finally { await s.close(); }
 });
+
+test('asking: an answer "pruned" (oldest_height) is counted (onPruned) and delivers nothing to the engine', async () => {
+  const s = await server(3, () => 10);
+  try {
+    const pruned: Array<[number, number]> = [];
+    const delivered: unknown[] = [];
+    const asker = new SyncClient({ chainId: CHAIN, store: s.store, engine: s.engine, verifier: {} as SignatureVerifier, transport: s.transport, log,
+      deliver: (e) => delivered.push(e), onPruned: (from, oldest) => pruned.push([from, oldest]) });
+    asker.fetch(s.chain[3]!.hash, 2, 0);
+    await asker.onResponse(2, 1, [], 500);
+    assert.deepEqual(pruned, [[2, 500]]);
+    assert.deepEqual(delivered, []);
+    assert.equal(asker.prunedBy.get(2), 1);
+    await asker.onResponse(2, 1, [], 500);
+    assert.deepEqual(pruned, [[2, 500]], 'an answer to nothing pending is dropped, not counted');
+  } finally { await s.close(); }
+});

@@ -58,6 +58,8 @@ export interface SyncOptions {
   now?: () => number;
   /** Counts a refused request (metrics, penalties). */
   onRefused?(from: number, reason: SyncRefusal): void;
+  /** A peer said it pruned the blocks we asked for (metrics: a member behind every peer's retention is stuck). */
+  onPruned?(from: number, oldestHeight: number): void;
   /** A response that proves its sender faulty (a QC whose signatures do not verify). */
   onOffence?(from: number, reason: string, detail: string): void;
 }
@@ -129,6 +131,7 @@ export class SyncClient {
       // a member behind every peer's retention cannot catch up by sync: said, at 1, 2, 4, … answers.
       const count = (this.prunedBy.get(from) ?? 0) + 1;
       this.prunedBy.set(from, count);
+      this.#o.onPruned?.(from, oldestHeight);
       if ((count & (count - 1)) === 0) {
         this.#o.log.warn({ from, oldestHeight, committed: this.#o.store.committedHeight(), count },
           'the peer keeps blocks from a height above ours only (consensus.keep_blocks): this member catches up only from a peer that keeps the blocks it lacks');
