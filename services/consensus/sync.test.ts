@@ -162,3 +162,32 @@ test('asking: an answer "pruned" (oldest_height) is counted (onPruned) and deliv
     assert.deepEqual(pruned, [[2, 500]], 'an answer to nothing pending is dropped, not counted');
   } finally { await s.close(); }
 });
+
+test('checkpoint and history requests: same bounds as block requests (repeats, floods, a history answer reads at most the budget of stored bytes)', async () => {
+  // Heights of 20 kB each: the history of 300 heights is 6 MB of blocks, the budget ~60 kB.
+  const s = await server(300, () => 20_000);
+  try {
+    s.sync.onHistoryRequest(1, 1, 301, 4096);
+    const first = decodeFrame(s.sent.pop()!, limits);
+    assert.ok(first.type === 'history-response');
+    const read = first.summaries.length * 20_000;
+    assert.ok(first.summaries.length >= 1 && read <= s.sync.budget + 20_000, `${first.summaries.length} heights read (${read} bytes) within a budget of ${s.sync.budget}`);
+    assert.deepEqual(first.summaries.map((x) => x.header.height), first.summaries.map((_, i) => 300 - i), 'newest first, from right below');
+    assert.equal(first.summaries[0]!.txIds.length, 1);
+    s.sync.onHistoryRequest(1, 2, 301, 4096);
+    assert.equal(s.sync.refusals.get('1:repeated'), 1, 'the same request again at once is refused');
+    for (let i = 0; i < REQUEST_BURST * 2; i++) s.sync.onCheckpointRequest(1, 10 + i, i);
+    assert.ok(s.sync.refusals.get('1:rate_limited')! > 0, 'a flood of checkpoint requests is cut to the budget');
+    // Pruned heights are served from their summaries, a few hundred bytes each: many more fit.
+    await s.store.prune(299, 1000);
+    s.tick(60_000);
+    s.sync.onHistoryRequest(2, 1, 300, 4096);
+    const pruned = decodeFrame(s.sent.pop()!, limits);
+    assert.ok(pruned.type === 'history-response' && pruned.summaries.length > first.summaries.length * 5, `${pruned.type === 'history-response' ? pruned.summaries.length : 0} pruned heights in one answer`);
+    // The checkpoint: no ended epoch, so no proof; the committed tip with its COMMIT QC.
+    s.sync.onCheckpointRequest(3, 1, 0);
+    const cp = decodeFrame(s.sent.pop()!, limits);
+    assert.ok(cp.type === 'checkpoint-response');
+    assert.deepEqual([cp.epochs.length, cp.tip?.block.header.height, cp.tip?.qc?.phase], [0, 300, Phase.COMMIT]);
+  } finally { await s.close(); }
+});
