@@ -1,7 +1,7 @@
 // Target public-api: a request to a member's public gRPC API (ConsensusService, consensus.proto)
 // from any client — the bytes grpc-js hands to the generated deserializer, then the service's own
-// validation and handler (services/consensus/api.ts) over a real mempool and a five-block chain.
-// Refusal: a status the service maps from a FedError (INVALID_ARGUMENT, NOT_FOUND,
+// validation and handler (services/consensus/api.ts) over a real mempool and a five-block chain
+// whose first two heights are pruned. Refusal: a status the service maps from a FedError (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE,
 // RESOURCE_EXHAUSTED, ...), or a request the deserializer cannot read (grpc-js refuses the call).
 // Never INTERNAL: that status means the handler threw something it did not mean to. Each call
 // answers exactly once. The first input byte picks the method.
@@ -36,8 +36,14 @@ for (let h = 1; h <= 5; h++) {
 }
 const byHash = new Map(chain.map((b) => [toHex(b.hash), b]));
 const txAt = new Map(chain.flatMap((b) => b.txs.map((tx, index) => [toHex(sha256(tx)), { height: b.header.height, blockHash: b.hash, index }] as const)));
+// Heights 1 and 2 are pruned (consensus.keep_blocks): their bodies are gone, their headers and
+// transactions' places kept, as BlockStore keeps them.
+const PRUNED_TO = 2;
 const store = {
-  committedHeight: () => 5, blockAtHeight: (h: number) => chain[h], blockByHash: (h: Uint8Array) => byHash.get(toHex(h)), hashAtHeight: (h: number) => chain[h]?.hash,
+  committedHeight: () => 5, blockAtHeight: (h: number) => (h <= PRUNED_TO ? undefined : chain[h]),
+  blockByHash: (h: Uint8Array) => { const b = byHash.get(toHex(h)); return b && b.header.height > PRUNED_TO ? b : undefined; },
+  hashAtHeight: (h: number) => chain[h]?.hash, headerAtHeight: (h: number) => chain[h]?.header,
+  prunedTo: () => PRUNED_TO, isPruned: (h: number) => h >= 1 && h <= PRUNED_TO,
   qcFor: () => undefined, txLocation: (h: Uint8Array) => txAt.get(toHex(h)), endedEpochCount: () => 0, epochProofMessage: () => undefined,
 };
 
