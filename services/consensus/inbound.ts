@@ -231,8 +231,8 @@ export class Inbound {
 
   /** What makes a frame useless before it is decoded (by its kind and view, or request id), or null. */
   #earlyRefusal(from: number, p: FramePeek): { reason: string; detail: string; offence?: true } | null {
-    // A peer outside the set (an observer, a removed member, a stranger) may only ask for blocks and
-    // hand over transactions: its consensus messages are refused by their kind, never decoded.
+    // A peer outside the set (an observer, a removed member, a stranger) may only send OUTSIDE_KINDS:
+    // anything else from it is refused by its kind, never decoded.
     if (isOutside(from) && !OUTSIDE_KINDS.has(p.kind)) {
       return { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
     }
