@@ -236,6 +236,35 @@ test('auto: a follower told "pruned" joins from a checkpoint; a join stopped hal
   }
 });
 
+test('after a join, a source saying "pruned" of heights just above the checkpoint is passed over: no second join within JOIN_AGAIN_AFTER_MS; following goes on from another', async () => {
+  const s = await server();
+  let joins = 0;
+  let f: Follower | undefined;
+  // Source 0 answers every block request after the join with a "pruned" above our tip.
+  const lie = (from: number, fr: Frame): Frame => {
+    if (fr.type === 'checkpoint-response') joins++;
+    return from === 0 && fr.type === 'block-response' && f?.joined ? { ...fr, blocks: [], oldestHeight: 40 } : fr;
+  };
+  const j = await joiner([0, 1], [s, s], lie, 'auto');
+  f = j.f;
+  try {
+    await until('joined', () => j.f.joined !== undefined);
+    assert.equal(joins, 1);
+    const pruned = j.f.stats.pruned;
+    for (let h = 31; h <= 32; h++) s.chain.push(child(s.chain[h - 1]!, [enc(`tx at ${h}`)], 1));
+    await s.store.commit(s.chain.slice(31, 33), commitQc(s.chain[32]!));
+    await until('followed on to 32', () => j.store.committedHeight() === 32);
+    await until('source 0 said "pruned" again', () => j.f.stats.pruned > pruned);
+    assert.equal(joins, 1, 'no second join');
+    assert.equal(j.f.status().joining, undefined);
+    assert.deepEqual(j.refused, [], 'saying "pruned" of heights above ours is no offence');
+  } finally {
+    j.f.stop();
+    await j.store.close();
+    await s.store.close();
+  }
+});
+
 test('a member being added that starts after the change seating it: the checkpoint is its first epoch\'s root, not the source\'s tip', async () => {
   const s = await server(true);
   const j = await joiner([0], [s], undefined, 'checkpoint', undefined, 'm4');

@@ -175,6 +175,26 @@ test('unsolicited, late or silent: dropped, and a silent source is passed over a
   }
 });
 
+test('a "pruned" answer that contradicts itself (oldest_height at or below the first height asked for): refused and blamed, no join, another source asked', async () => {
+  const o = await follower([1, 2], [], true);
+  try {
+    const first = o.last();
+    assert.equal(first.fromHeight, 0);
+    await o.f.onResponse(first.to, first.requestId, [], undefined, 1);
+    o.clock.advance(0);
+    assert.equal(o.f.stats.pruned, 0, 'not taken as pruning');
+    assert.deepEqual(o.refused.map((r) => [r.from, r.reason]), [[first.to, 'invalid_blocks']]);
+    assert.match(o.refused[0]!.detail, /oldest_height 1/);
+    assert.equal(o.f.status().joining, undefined, 'no join from a checkpoint started on its word');
+    const second = o.last();
+    assert.notEqual(second.to, first.to, 'another source is asked at once');
+    await o.f.onResponse(second.to, second.requestId, [{ block: b1, qc: await commitQc(b1) }]);
+    assert.equal(o.store.committedHeight(), 1);
+  } finally {
+    await o.close();
+  }
+});
+
 test('a source that pruned what we lack (oldest_height above our tip): no offence, passed over for BAD_SOURCE_MS, another asked at once; with none left, it waits', async () => {
   const o = await follower([1, 2]);
   try {

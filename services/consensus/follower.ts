@@ -33,6 +33,12 @@ export const IDLE_POLL_MS = 300;
 export const REQUEST_TIMEOUT_MS = 3000;
 /** A source that served an invalid run is not asked again for this long. */
 export const BAD_SOURCE_MS = 60_000;
+/**
+ * After a join from a checkpoint finishes, another is not started for this long: a source that
+ * says "pruned" of heights just above the checkpoint (a liar, or one far behind a fast chain) is
+ * passed over instead, so it cannot keep this follower joining.
+ */
+export const JOIN_AGAIN_AFTER_MS = 60_000;
 /** A write of the block store that failed (a full disk) is tried again after this. */
 const STORE_RETRY_MS = 1000;
 
@@ -80,7 +86,7 @@ export interface FollowedEpochs {
   end(proof: EpochChangeProof): Promise<{ readonly number: number; readonly set: ValidatorSet; readonly root: Block }>;
 }
 
-interface Pending { requestId: number; from: number; timer: { cancel(): void } }
+interface Pending { requestId: number; from: number; fromHeight: number; timer: { cancel(): void } }
 
 export class Follower {
   readonly #o: FollowerOptions;
@@ -104,6 +110,7 @@ export class Follower {
   /** A join from a checkpoint under way, and the figures of the last one that finished. */
   #join: CheckpointJoin | undefined;
   joined: JoinFigures | undefined;
+  #joinedAt = -Infinity;
 
   constructor(o: FollowerOptions) {
     this.#o = o;
@@ -159,6 +166,7 @@ export class Follower {
     void join.done.then((figures) => {
       this.#join = undefined;
       this.joined = figures;
+      this.#joinedAt = this.#o.clock.now();
       this.#bad.clear();
       this.#schedule(0);
     });
@@ -206,11 +214,10 @@ export class Follower {
       this.#o.log.debug({ from, requestId }, 'no answer in time: asking another source');
       this.#poll();
     }, REQUEST_TIMEOUT_MS);
-    this.#pending = { requestId, from, timer };
+    const fromHeight = Math.max(0, this.#o.store.committedHeight() - (this.#tipEndUnknown ? 1 : 0));
+    this.#pending = { requestId, from, fromHeight, timer };
     this.stats.requests++;
-    this.#o.transport.send(from, encodeFrame(this.#o.chainId, {
-      type: 'block-request', requestId, hashes: [], fromHeight: Math.max(0, this.#o.store.committedHeight() - (this.#tipEndUnknown ? 1 : 0)), maxBlocks: MAX_SYNC_BLOCKS,
-    }));
+    this.#o.transport.send(from, encodeFrame(this.#o.chainId, { type: 'block-request', requestId, hashes: [], fromHeight, maxBlocks: MAX_SYNC_BLOCKS }));
   }
 
   /** A block response: appended if it proves itself, else refused and its sender passed over. */
@@ -223,15 +230,22 @@ export class Follower {
     }
     p.timer.cancel();
     if (oldestHeight > 0) {
+      // A server says "pruned" only of a request below what it keeps whole, naming the height
+      // above that: an oldest_height at or below the first height asked for contradicts itself.
+      if (oldestHeight <= p.fromHeight + 1) return this.#refuse(from, requestId, 0, `oldest_height ${oldestHeight}: says it pruned heights it keeps (asked from ${p.fromHeight + 1})`);
       // The source pruned what we lack (consensus.keep_blocks): not an offence, but no use to ask
-      // it again soon. Unless told to replay every block, join from a checkpoint instead; else,
-      // with every source so, this observer waits, saying why once a minute a source.
+      // it again soon. Unless told to replay every block, join from a checkpoint instead (at most
+      // one join every JOIN_AGAIN_AFTER_MS); else, with every source so, this observer waits,
+      // saying why once a minute a source.
       this.#pending = undefined;
       this.stats.pruned++;
-      if (this.#o.epochs && (this.#o.bootstrap ?? 'auto') !== 'replay') return this.#startJoin(`source ${from} keeps blocks from height ${oldestHeight} only`);
-      this.#bad.set(from, this.#o.clock.now() + BAD_SOURCE_MS);
+      const now = this.#o.clock.now();
+      const joinable = this.#o.epochs && (this.#o.bootstrap ?? 'auto') !== 'replay';
+      if (joinable && now - this.#joinedAt >= JOIN_AGAIN_AFTER_MS) return this.#startJoin(`source ${from} keeps blocks from height ${oldestHeight} only`);
+      this.#bad.set(from, now + BAD_SOURCE_MS);
       this.#o.log.warn({ from, oldestHeight, committed: this.#o.store.committedHeight(), skippedForMs: BAD_SOURCE_MS },
-        'the source keeps blocks from a height above ours only (consensus.keep_blocks): asking another; follow a member that keeps every block');
+        joinable ? 'the source keeps blocks from a height above ours only, and a join from a checkpoint finished less than a minute ago: asking another'
+          : 'the source keeps blocks from a height above ours only (consensus.keep_blocks): asking another; follow a member that keeps every block');
       return this.#schedule(0);
     }
     const { store, log } = this.#o;
