@@ -154,3 +154,33 @@ test('a proposal waiting for blocks gets no vote once the fetch ends the epoch',
   assert.deepEqual(ofType(out, 'sign'), [], 'nothing is signed in an epoch that has ended');
   assert.deepEqual(ofType(out, 'fetch'), [], 'nor fetched');
 });
+
+test('an engine created at a checkpoint above its root (a join): committed there, votes for a proposal on it justified by a QC of the epoch, nothing at or below its view', () => {
+  const k = new Kit(4);
+  const b1 = k.block(1, k.genesis);
+  const b2 = k.block(2, b1);
+  const joined = () => {
+    const d = new Driven(k, 0, createEngine(k.config(0), k.deps, b2));
+    d.step({ type: 'start' });
+    return d;
+  };
+  const d = joined();
+  assert.equal(toHex(d.engine.committed.hash), toHex(b2.hash), 'its committed log ends at the checkpoint');
+  assert.equal(d.engine.view, b2.header.view + 1, 'it starts in the view after the checkpoint\'s');
+  // A proposal at the checkpoint's own view: no vote.
+  assert.deepEqual(voteRequests(d.message(k.proposal(2, b2, k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])))), []);
+  // A proposal that does not extend the checkpoint: no vote.
+  const fork = k.block(3, b1, 'fork');
+  assert.deepEqual(voteRequests(joined().message(k.proposal(3, fork, k.qc(Phase.PREPARE, 1, b1, [1, 2, 3])))), []);
+  // A proposal extending the checkpoint, justified by its QC: a PREPARE vote.
+  const b3 = k.block(3, b2);
+  assert.deepEqual(voteRequests(joined().message(k.proposal(3, b3, k.qc(Phase.PREPARE, 2, b2, [1, 2, 3])))), [{ phase: Phase.PREPARE, view: 3 }]);
+});
+
+test('a checkpoint of another epoch, of another chain or at the root is refused as configuration', () => {
+  const k = new Kit(4);
+  const b1 = k.block(1, k.genesis);
+  assert.throws(() => createEngine(k.config(0), k.deps, k.genesis), /above its root/);
+  assert.throws(() => createEngine(k.config(0), k.deps, { ...b1, header: { ...b1.header, epoch: 1 } }), /a checkpoint must be a block of epoch 0/);
+  assert.throws(() => createEngine(k.config(0), k.deps, { ...b1, header: { ...b1.header, chainId: 'other' } }), /of this chain/);
+});

@@ -32,21 +32,34 @@ export interface HotStuffEngine {
   leaderOf(view: number): number;
 }
 
-/** A fresh member at genesis, or at the start of a later epoch (config.epoch, config.root). */
-export function createEngine(config: EngineConfig, deps: EngineDeps): HotStuffEngine {
+/**
+ * A fresh member at genesis, or at the start of a later epoch (config.epoch, config.root) — or,
+ * with `checkpoint`, one whose committed log already ends at a block of this epoch above its root
+ * (a join from a checkpoint: it never voted in this epoch, or its safety state ended with an
+ * earlier epoch). Its lock is the root's, so only a proposal justified by a QC of this epoch is
+ * safe for it; its votes start above the checkpoint's view (what it signed before is its
+ * signer's to refuse).
+ */
+export function createEngine(config: EngineConfig, deps: EngineDeps, checkpoint?: Block): HotStuffEngine {
   validateConfig(config);
   const genesis = startBlock(config, deps);
+  const committed = checkpoint ?? genesis;
+  if (checkpoint && (checkpoint.header.chainId !== config.chainId || checkpoint.header.epoch !== (config.epoch ?? 0) || checkpoint.header.height <= genesis.header.height)) {
+    throw new FedError('HOTSTUFF_BAD_CONFIG', `a checkpoint must be a block of epoch ${config.epoch ?? 0} of this chain above its root`,
+      { epoch: checkpoint.header.epoch, height: checkpoint.header.height, rootHeight: genesis.header.height });
+  }
   const gqc = genesisQC(genesis);
+  const start = checkpoint ? checkpoint.header.view : 0;
   const safety: SafetyState = {
-    view: 1,
+    view: start + 1,
     lockedQC: gqc,
     prepareQC: gqc,
-    lastVoted: { view: 0, phase: Phase.COMMIT },
-    newViewTarget: 0,
-    lastCommitView: 0,
-    proposedView: 0,
+    lastVoted: { view: start, phase: Phase.COMMIT },
+    newViewTarget: start,
+    lastCommitView: start,
+    proposedView: start,
   };
-  return new Engine(new EngineCore(config, deps, genesis, safety, genesis), []);
+  return new Engine(new EngineCore(config, deps, genesis, safety, committed), []);
 }
 
 /** A member rebuilt from what it persisted before a crash. */

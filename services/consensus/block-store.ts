@@ -464,8 +464,22 @@ export class BlockStore {
     });
   }
 
+  /** Ends a join from a checkpoint: the store is whole; a catch-up asked for (requestCatchUp) is done. */
   async finishBootstrap(): Promise<void> {
-    await this.#write('bootstrap', () => { this.#meta.remove('bootstrap'); });
+    await this.#write('bootstrap', () => { this.#meta.remove('bootstrap'); this.#meta.remove('catch_up'); });
+  }
+
+  /**
+   * Why this validator is to join from a checkpoint at its next start (its peers pruned the blocks
+   * it lacks, main.ts), until a join finishes; undefined otherwise.
+   */
+  catchUpRequested(): string | undefined {
+    return this.#meta.get('catch_up');
+  }
+
+  /** Asks the next start to join from a checkpoint before taking part again (durable). */
+  async requestCatchUp(why: string): Promise<void> {
+    await this.#write('catch_up', () => { this.#meta.put('catch_up', why); });
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

@@ -121,8 +121,9 @@ export class ConsensusDriver {
     }
     this.#config = epoch ? this.#configOf(epoch) : opts.engine;
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
-    const record = deps.store.load(epoch?.root ?? this.#genesis);
-    this.#engine = record ? restoreEngine(this.#config, this.#engineDeps(epoch), record) : createEngine(this.#config, this.#engineDeps(epoch));
+    const root = epoch?.root ?? this.#genesis;
+    const record = deps.store.load(root);
+    this.#engine = record ? restoreEngine(this.#config, this.#engineDeps(epoch), record) : createEngine(this.#config, this.#engineDeps(epoch), this.#checkpoint(root));
     this.#retired = epoch !== undefined && epoch.set.self === undefined;
     this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => this.#onMute(peer, ms) });
     this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.#engine, verifier: this.#verifier,
@@ -138,6 +139,19 @@ export class ConsensusDriver {
         this.#penalize(from, reason, this.penalties.strike(from), detail);
       } });
     deps.log.info({ epoch: this.#config.epoch ?? 0, view: this.engine.view, committed: this.engine.committed.header.height, restored: record !== undefined }, 'engine ready');
+  }
+
+  /**
+   * With no safety state of this epoch, the block a fresh engine starts from when the committed log
+   * ends above the epoch's root: a join from a checkpoint (main.ts catch-up) left it there.
+   */
+  #checkpoint(root: Block): Block | undefined {
+    const { store } = this.#deps;
+    const tip = store.committedHeight();
+    if (tip <= root.header.height) return undefined;
+    const block = store.blockAtHeight(tip);
+    if (!block) throw new FedError('STORE_CORRUPT', `committed height ${tip} has no block`);
+    return block;
   }
 
   /** The engine of the epoch this member runs (replaced when an epoch ends). */

@@ -76,6 +76,13 @@ export interface FollowerOptions {
   bootstrap?: 'auto' | 'checkpoint' | 'replay';
   /** A member being added: its name (a join from a checkpoint starts it at the epoch seating it). */
   member?: string;
+  /**
+   * A validator behind its peers' retention: join from a checkpoint at once, from whatever its
+   * store holds (a catch-up, main.ts), and say so when it is done.
+   */
+  catchUp?: boolean;
+  /** A join from a checkpoint finished: the store is whole again, its tip the checkpoint. */
+  joinedCheckpoint?(figures: JoinFigures): void;
 }
 
 /** What the follower needs of ConsensusEpochs. */
@@ -138,6 +145,7 @@ export class Follower {
     const { store, bootstrap } = this.#o;
     if (store.bootstrapping()) return this.#startJoin('a join from a checkpoint did not finish before the last stop: starting it again');
     if (bootstrap === 'checkpoint' && store.committedHeight() === 0) return this.#startJoin('consensus.bootstrap is checkpoint');
+    if (this.#o.catchUp) return this.#startJoin('this validator is behind its peers\' retention: catching up');
     this.#schedule(0);
   }
 
@@ -168,6 +176,7 @@ export class Follower {
       this.joined = figures;
       this.#joinedAt = this.#o.clock.now();
       this.#bad.clear();
+      this.#o.joinedCheckpoint?.(figures);
       this.#schedule(0);
     });
   }

@@ -104,6 +104,16 @@ async function main(): Promise<void> {
       log.info({ bootstrap: store.bootstrapping() }, 'a join from a checkpoint recorded the epoch seating this member: the store is whole');
       await store.finishBootstrap();
     }
+    const catchUp = current.set.self === undefined ? undefined : store.catchUpRequested();
+    if (catchUp !== undefined) {
+      // Its peers pruned the blocks it lacked at its last run: it joins from a checkpoint as an
+      // observer does (verified the same way), then starts again as a validator from there.
+      log.warn({ why: catchUp, committed: store.committedHeight() }, 'joining from a checkpoint before taking part again');
+      await store.close();
+      await runObserver({ flags, dataDir, sec, conf, validators, log, life,
+        catchUp: () => { void life.stop('caught up from a checkpoint').then(() => restartInPlace(log)); } });
+      return;
+    }
     if (current.set.self === undefined) {
       const seatedAgain = (epoch: number) => {
         log.warn({ epoch }, 'seated by the chain: starting again as a validator');
@@ -190,10 +200,26 @@ async function main(): Promise<void> {
       // Transactions restored from the journal go to the upcoming leaders once we can reach them.
       onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
     });
+    // Peers that answered "pruned" since this member last committed: at f + 1 of them (one honest
+    // at least), the blocks it lacks are gone from some honest member, and waiting may never end.
+    const prunedBy = new Set<number>();
+    let catchingUp = false;
+    const behindRetention = (from: number, oldestHeight: number) => {
+      if (c.bootstrap === 'replay' || catchingUp) return;
+      prunedBy.add(from);
+      if (prunedBy.size <= epochs.current.set.f) return;
+      catchingUp = true;
+      const why = `peers ${[...prunedBy].sort().join(', ')} pruned the blocks above height ${store.committedHeight()} (one keeps from ${oldestHeight})`;
+      log.warn({ peers: [...prunedBy], oldestHeight, committed: store.committedHeight() },
+        'behind the peers\' retention (consensus.keep_blocks): starting again to join from a checkpoint (consensus.bootstrap replay never does)');
+      void store.requestCatchUp(why).then(() => life.stop('behind the peers\' retention')).then(() => restartInPlace(log),
+        (err: unknown) => { catchingUp = false; log.error({ err: errorMessage(err) }, 'the catch-up could not be asked for: waiting for a peer that keeps the blocks'); });
+    };
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
       ...m.observer,
-      committed: (bs: readonly Block[], qc: QuorumCert) => { m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
+      prunedAnswer: (from: number, oldestHeight: number) => { m.observer.prunedAnswer(from, oldestHeight); behindRetention(from, oldestHeight); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { prunedBy.clear(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);

@@ -63,6 +63,11 @@ export interface ObserverContext {
    * transactions it acknowledged and has not seen committed to the validators again (retired.ts).
    */
   retiredIn?: number;
+  /**
+   * A seated validator behind its peers' retention: it joins from a checkpoint as an observer
+   * does, then this is called (the caller starts it as a validator again, from the checkpoint).
+   */
+  catchUp?: () => void;
 }
 
 export function peerStateName(s: PeerState): string {
@@ -75,7 +80,7 @@ export function peerStateName(s: PeerState): string {
   }
 }
 
-export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated, retiredIn }: ObserverContext): Promise<void> {
+export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated, retiredIn, catchUp }: ObserverContext): Promise<void> {
   const c = conf.consensus;
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
   const limits = { validatorCount: WIRE_MAX_VALIDATORS, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
@@ -123,6 +128,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     refused: (from, reason, detail) => { refusedRuns.inc({ sender: isOutside(from) ? 'observer' : 'validator' }); m.observer.rejected(from, reason, detail); },
     bootstrap: c.bootstrap,
     ...(onSeated ? { member: conf.node.name } : {}),
+    ...(catchUp ? { catchUp: true, joinedCheckpoint: () => { follower.stop(); catchUp(); } } : {}),
   });
   // Serving our committed log to other observers: the validators' bounds (sync.ts), no engine.
   const sync = new SyncClient({
