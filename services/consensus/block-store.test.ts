@@ -244,3 +244,18 @@ test('prune: bodies and QCs of old heights go, headers, hashes, the tx index and
     'a pruned height\'s transaction is still refused as committed');
   await store.close();
 }));
+
+test('a catch-up asked for survives a reopen, and the end of a join clears it (with the bootstrap mark)', () => withStore(async (dir) => {
+  const open = () => new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  let store = open();
+  assert.equal(store.catchUpRequested(), undefined);
+  await store.requestCatchUp('peers 0, 1 pruned the blocks above height 7');
+  await store.close();
+  store = open();
+  assert.equal(store.catchUpRequested(), 'peers 0, 1 pruned the blocks above height 7', 'the next start reads it');
+  await store.beginBootstrap(child(genesis, 1, ['a']));
+  await store.finishBootstrap();
+  assert.equal(store.catchUpRequested(), undefined);
+  assert.equal(store.bootstrapping(), undefined);
+  await store.close();
+}));
