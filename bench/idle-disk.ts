@@ -2,7 +2,8 @@
 // [--heartbeat 10s] [--baseline-minutes 3] [--keep-blocks K]`): the same devnet made twice in one run — first as before
 // (idle_heartbeat 0: a block every view), then with idle views (a block per heartbeat); with
 // --keep-blocks, a third time: a block every view with consensus.keep_blocks K on every member
-// (retention: the block store stops growing once it holds K blocks and the pruning step) — and, over
+// (retention: the block store stops growing once it holds K blocks and the pruning step; measured
+// from once the window is full) — and, over
 // a window with no transactions at all, each member's growth per minute: its block store (LMDB),
 // its signer's state and journal, its logs, and its share of the BTCFED_BLOCKS JetStream stream
 // (the bytes of its block.committed events). Printed, never asserted.
@@ -20,7 +21,7 @@ import { parseDocument } from 'yaml';
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
-import { printMachine, table } from './support.ts';
+import { printMachine, table, du } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, heartbeat: { type: 'string', default: '10s' },
@@ -31,16 +32,6 @@ const minutes = f.quick ? 0.5 : Number(f.minutes);
 const baselineMinutes = f.quick ? 0.5 : Number(f['baseline-minutes'] ?? f.minutes);
 const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const log = pino({ level: 'silent' });
-
-/** Bytes under `p` (allocated blocks, as du counts them). */
-async function du(p: string): Promise<number> {
-  const st = await fs.lstat(p).catch(() => undefined);
-  if (!st) return 0;
-  if (!st.isDirectory()) return st.blocks * 512;
-  let sum = 0;
-  for (const e of await fs.readdir(p)) sum += await du(path.join(p, e));
-  return sum;
-}
 
 /**
  * The size of this chain's latest block.committed event of `member` in the stream (other runs on
@@ -85,6 +76,12 @@ async function run(label: string, heartbeat: string | undefined, mins: number, k
   const net = await runDevnet({ dir, members: N, basePort, natsUrl: NATS, quiet: true });
   try {
     await new Promise((r) => setTimeout(r, 15_000)); // started, connected, first blocks
+    // With retention, the window is measured once it is full and pruning runs (a soak shows whether
+    // the store then stops growing with height): past 2K heights and a pruning step.
+    for (const t = Date.now(); keepBlocks > 0 && Date.now() - t < 10 * 60_000;) {
+      if ((await sizes(dir, 'm0')).height >= 2 * keepBlocks + 64) break;
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
     const before = await sizes(dir, 'm0');
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, mins * 60_000));
@@ -96,6 +93,7 @@ async function run(label: string, heartbeat: string | undefined, mins: number, k
     // JetStream: one event per block (its size from this chain's latest), what retention then bounds.
     const stream = per('height') * (Number.isNaN(event) ? 0 : event);
     const total = per('store') + per('signer') + per('logs') + stream;
+    console.log(`${label}: m0's block store ${(before.store / 1024 / 1024).toFixed(1)} → ${(after.store / 1024 / 1024).toFixed(1)} MiB at heights ${before.height} → ${after.height}`);
     return [label, `${m.toFixed(1)} min`, `${per('height').toFixed(1)}`, kib(per('store')), kib(per('signer')), kib(per('logs')), Number.isNaN(event) ? 'n/a' : kib(stream), `${(total / 1024 / 1024).toFixed(2)} MiB`];
   } finally {
     await net.stop();

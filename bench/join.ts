@@ -17,7 +17,7 @@ import { call } from '#libs/rpc/index.ts';
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
-import { printMachine, table } from './support.ts';
+import { printMachine, table, du } from './support.ts';
 
 const { values: f } = parseArgs({ options: {
   blocks: { type: 'string', default: '600' }, 'tx-rate': { type: 'string', default: '20' }, quick: { type: 'boolean', default: false },
@@ -26,15 +26,6 @@ const BLOCKS = f.quick ? 150 : Number(f.blocks);
 const RATE = Number(f['tx-rate']);
 const NATS = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
-/** Bytes under `p`, as du counts them. */
-async function du(p: string): Promise<number> {
-  const st = await fs.lstat(p).catch(() => undefined);
-  if (!st) return 0;
-  if (!st.isDirectory()) return st.blocks * 512;
-  let sum = 0;
-  for (const e of await fs.readdir(p)) sum += await du(path.join(p, e));
-  return sum;
-}
 
 printMachine(`a new observer reaching the tip: replay from genesis against a checkpoint join (${BLOCKS} blocks)`);
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-join-'));

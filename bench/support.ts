@@ -183,3 +183,13 @@ export async function benchDevnet(name: string, members: number, observers = 0):
     },
   };
 }
+
+/** Bytes under `p` (allocated blocks, as du counts them). */
+export async function du(p: string): Promise<number> {
+  const st = await fsp.lstat(p).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.blocks * 512;
+  let sum = 0;
+  for (const e of await fsp.readdir(p)) sum += await du(path.join(p, e));
+  return sum;
+}
