@@ -37,6 +37,11 @@ export class Kit {
     return new Driven(this, self, createEngine(this.config(self, extra), this.deps));
   }
 
+  /** A fresh engine whose committed log already ends at `checkpoint` (a join from a checkpoint). */
+  joined(self: number, checkpoint: Block): Driven {
+    return new Driven(this, self, createEngine(this.config(self), this.deps, checkpoint));
+  }
+
   restore(self: number, record: PersistedRecord): Driven {
     const d = new Driven(this, self, restoreEngine(this.config(self), this.deps, record));
     d.record = record;
