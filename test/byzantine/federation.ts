@@ -16,6 +16,7 @@ import { adminClient, consensusClient } from '../../cli/client.ts';
 import { initFederation, memberPorts } from '../../cli/init.ts';
 import { runDevnet, type Devnet, type Service } from '../../cli/devnet.ts';
 import { NATS_URL } from '../support/store.ts';
+import { allowOperator } from '../support/reconfig.ts';
 
 export const N = 4;
 export const HONEST = [0, 1, 2] as const;
@@ -59,7 +60,9 @@ export class Federation {
     const chainId = `byz-${randomBytes(3).toString('hex')}`;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-byz-'));
     try {
-      await initFederation({ members: N, observers: 1, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+      const members = await initFederation({ members: N, observers: 1, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
+      // Each operator may approve a change at its signer (the scenarios that cross an epoch).
+      for (const [i, member] of members.slice(0, N).entries()) await allowOperator(path.join(dir, `m${i}`), member.operator);
       // Discovery only on this host: what a stranger announces is taken and dialled only in
       // 127.0.0.0/8 (the rest is refused as outside the networks), never out of the machine.
       for (const m of [...Array.from({ length: N }, (_, i) => `m${i}`), 'o0']) {

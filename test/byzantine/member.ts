@@ -9,10 +9,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
-import { blockHash, createSlhDsa, fromHex, paramSpec } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, paramSpec, toHex } from '#libs/crypto/index.ts';
 import { createClient } from '#libs/rpc/index.ts';
 import { fetchConfig, memberSecurityFromDir } from '#libs/service/index.ts';
-import { genesisBlock, roundRobinLeader } from '#libs/hotstuff/index.ts';
+import { roundRobinLeader } from '#libs/hotstuff/index.ts';
+import { ValidatorSet } from '#libs/validators/index.ts';
 import { decodeFrame, encodeFrame, signingBytesOfRequest, type Frame, type FrameLimits } from '#libs/wire/index.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
@@ -25,7 +26,7 @@ import { Inbound } from '../../services/consensus/inbound.ts';
 import { Mempool } from '../../services/consensus/mempool.ts';
 import { systemClock, type TransportPort } from '../../services/consensus/ports.ts';
 import { MAX_SYNC_BLOCKS } from '../../services/consensus/sync.ts';
-import { SignatureVerifier } from '../../services/consensus/verifier.ts';
+import { ConsensusEpochs } from '../../services/consensus/epochs.ts';
 
 const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 
@@ -77,11 +78,14 @@ export class ByzantineMember {
   readonly #sign: (bytes: Uint8Array) => Promise<Uint8Array>;
   readonly #closers: Array<() => void> = [];
   maxFrameBytes = 0;
+  /** A fresh SLH-DSA key pair's public key: m3 signs with its secret from the first epoch that seats m3 under it. */
+  readonly newKey: () => Uint8Array;
 
   private constructor(p: {
     self: number; n: number; chainId: string; limits: FrameLimits; timeouts: ByzantineMember['timeouts']; driver: ConsensusDriver; inbound: Inbound; transport: ScriptedTransport;
-    link: GatewayLink; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>;
+    link: GatewayLink; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>; newKey: () => Uint8Array;
   }) {
+    this.newKey = p.newKey;
     this.self = p.self; this.n = p.n; this.chainId = p.chainId; this.limits = p.limits; this.timeouts = p.timeouts; this.driver = p.driver; this.inbound = p.inbound;
     this.#transport = p.transport; this.#link = p.link; this.#store = p.store; this.#sign = p.sign; this.#closers = p.closers;
   }
@@ -100,12 +104,16 @@ export class ByzantineMember {
     const signerDir = path.join(o.memberDir, 'signer');
     const passphrase = (await fs.readFile((await signerPassphrasePath(signerDir))!, 'utf8')).trim();
     const { secretKey } = await openKey(await fs.readFile(path.join(signerDir, 'signer.key'), 'utf8'), passphrase, 'signer.key');
-    const sign = (bytes: Uint8Array) => dsa.sign(secretKey, bytes);
+    // The key it signs with: m3's, until an epoch seats m3 under a key a scenario made (nextKeys).
+    const keys = { current: secretKey, next: new Map<string, Uint8Array>() };
+    const sign = (bytes: Uint8Array) => dsa.sign(keys.current, bytes);
     const wireLimits = { validatorCount: n, signatureBytes: paramSpec(paramSet).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
     const limits: FrameLimits = { ...wireLimits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash };
     const log = pino({ level: process.env.BYZ_LOG ?? 'silent' }).child({ member: conf.node.name, byzantine: true });
     // The member's own LMDB: its last votes are there, so its honest pieces never equivocate by accident.
     const store = new BlockStore({ path: path.join(o.memberDir, 'consensus'), limits: wireLimits, hashBlock: blockHash });
+    // The chain's epochs, as main.ts keeps them: a change the federation commits moves m3 on too.
+    const epochs = ConsensusEpochs.open({ chainId: c.chain_id, genesis: ValidatorSet.fromConfig(conf.validators), member: conf.node.name, dsa, store });
     const gatewayClient = createClient(GatewayServiceClient, o.gatewayAddress, { security: sec.client, grpcOptions: BIG_MESSAGES });
     let inbound: Inbound | undefined;
     let transport: ScriptedTransport | undefined;
@@ -126,15 +134,28 @@ export class ByzantineMember {
       { engine: { chainId: c.chain_id, validatorCount: n, self, timeouts },
         maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes },
       {
-        store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }),
-        verifier: new SignatureVerifier({ chainId: c.chain_id, publicKeys: conf.validators.map((v) => fromHex(v.public_key)), dsa, genesisHash: genesisBlock(c.chain_id, blockHash).hash }),
-        // No signer rules: the raw key signs whatever the engine (or the script) asks.
-        signer: { sign: (req) => sign(signingBytesOfRequest(c.chain_id, req)) },
+        store, pool: new Mempool({ maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024, maxTxBytes: c.max_tx_bytes }), epochs,
+        // No signer rules: the raw key signs whatever the engine (or the script) asks. At an
+        // epoch's end it takes the key the next set seats m3 under, when a scenario made it.
+        signer: {
+          sign: (req) => sign(signingBytesOfRequest(c.chain_id, req)),
+          advanceEpoch: async () => {
+            const self = epochs.current.set.self;
+            const next = self && keys.next.get(self.publicKey.toLowerCase());
+            if (next) keys.current = next;
+            return { epoch: epochs.current.number, seated: self !== undefined };
+          },
+        },
         transport, clock: systemClock, log,
       },
     );
     inbound = new Inbound({ limits, driver, pool: driver.pool, transport, clock: systemClock, log });
-    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()] });
+    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()],
+      newKey: () => {
+        const k = dsa.generateKeyPair();
+        keys.next.set(toHex(k.publicKey), k.secretKey);
+        return k.publicKey;
+      } });
     link.start();
     driver.start();
     return member;

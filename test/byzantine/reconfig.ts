@@ -11,8 +11,12 @@ import path from 'node:path';
 import { blockHash, nextStateHash, proposalSigningBytes, reconfigSigningBytes, toHex } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { txRootOf } from '#libs/blocks/index.ts';
-import { encodeReconfigTx, type Approval, type Reconfiguration } from '#libs/validators/index.ts';
-import { BYZANTINE, HONEST } from './federation.ts';
+import { decodeReconfigTx, encodeReconfigTx, type Approval, type Reconfiguration } from '#libs/validators/index.ts';
+import { parse, stringify } from 'yaml';
+import { btcfedIn } from '../support/cli.ts';
+import { approveAndAssemble } from '../support/reconfig.ts';
+import { BYZANTINE, HONEST, until, type Federation } from './federation.ts';
+import type { ByzantineMember, Script } from './member.ts';
 import { check, deltas, perHonest, type Scenario } from './scenario.ts';
 
 /** The forgeries, in the order m3 proposes them: what each does to the change or its approvals. */
@@ -32,7 +36,8 @@ const reconfigBelowQuorum: Scenario = {
       chainId, epoch, ops: [{ kind: 'rotate', name: me.name, peerId: me.peerId, publicKey: new Uint8Array(randomBytes(me.publicKey.length)) }],
     });
     const forge = async (kind: Forgery): Promise<Uint8Array> => {
-      const change = kind === 'future-epoch' ? rotate(byz.chainId, 1) : kind === 'other-chain' ? rotate(`${byz.chainId}-other`, 0) : rotate(byz.chainId, 0);
+      const now = byz.driver.epoch;
+      const change = kind === 'future-epoch' ? rotate(byz.chainId, now + 1) : kind === 'other-chain' ? rotate(`${byz.chainId}-other`, now) : rotate(byz.chainId, now);
       const mine = await byz.sign(reconfigSigningBytes(change));
       const approvals: Approval[] = kind === 'one-approver-thrice' ? [3, 3, 3].map((validator) => ({ validator, signature: mine }))
         : kind === 'borrowed-signatures' ? [0, 1, 3].map((validator) => ({ validator, signature: mine }))
@@ -43,37 +48,23 @@ const reconfigBelowQuorum: Scenario = {
     };
     const sent = new Map<Forgery, number>();
     let k = 0;
-    byz.play({
-      outbound(to, frame) {
-        if (frame.type !== 'consensus' || frame.message.type !== 'proposal') return undefined;
-        const p = frame.message;
-        const parent = byz.driver.engine.block(toHex(p.block.header.parentHash));
-        if (!parent) return undefined; // its state hash cannot be computed: sent as built
-        const kind = FORGERIES[k++ % FORGERIES.length]!;
-        void (async () => {
-          const txs = [await forge(kind)];
-          const txRoot = txRootOf({ txs });
-          const header = { ...p.block.header, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
-          const block = { header, hash: blockHash(header), txs };
-          const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, epoch: 0, view: p.view, blockHash: block.hash, justify: p.justify }));
-          sent.set(kind, (sent.get(kind) ?? 0) + 1);
-          byz.inject(to, { type: 'consensus', message: { ...p, block, signature } });
-        })().catch(() => undefined);
-        return [];
-      },
-    });
-    const invalid = () => perHonest(fed, 'btcfed_consensus_peer_offences_total', /peer="3",reason="invalid_block"/);
-    const epochs = () => Promise.all(HONEST.map(async (i) => Number((await fed.status(i)).epoch)));
-    const [invalid0, logBytes0] = [await invalid(), await Promise.all(HONEST.map((i) => logSize(fed.memberDir(i))))];
+    byz.play(carrying(byz, async () => {
+      const kind = FORGERIES[k++ % FORGERIES.length]!;
+      const tx = await forge(kind);
+      sent.set(kind, (sent.get(kind) ?? 0) + 1);
+      return [tx];
+    }));
+    const epoch0 = byz.driver.epoch;
+    const [invalid0, logBytes0] = [await invalid(fed), await Promise.all(HONEST.map((i) => logSize(fed.memberDir(i))))];
     return {
       stop: async () => {},
       async check() {
-        const [invalid1, epochs1] = [await invalid(), await epochs()];
+        const [invalid1, epochs1] = [await invalid(fed), await honestEpochs(fed)];
         const total = [...sent.values()].reduce((a, b) => a + b, 0);
         note(`m3 proposed ${total} blocks carrying an unapproved reconfiguration (${[...sent].map(([kind, n]) => `${kind} ${n}`).join(', ')}); refused as invalid_block and blamed on m3 ${deltas(invalid0, invalid1)}; honest epochs ${epochs1.join('/')}`);
         check(total > 0, 'm3 never led a view');
         check(invalid1.every((x, k) => x > invalid0[k]!), 'an honest member did not refuse (and blame m3 for) a block carrying an unapproved reconfiguration');
-        check(epochs1.every((e) => e === 0), `an honest member left epoch 0: ${epochs1.join('/')}`);
+        check(epochs1.every((e) => e === epoch0), `an honest member left epoch ${epoch0}: ${epochs1.join('/')}`);
         // What the honest members said about it names the reconfiguration's fault.
         const said = (await Promise.all(HONEST.map((i, j) => logSince(fed.memberDir(i), logBytes0[j]!))))
           .flat().filter((l) => /transaction 0: /.test(l));
@@ -84,6 +75,31 @@ const reconfigBelowQuorum: Scenario = {
   },
 };
 
+/**
+ * m3's script when it leads: each proposal it sends goes out carrying `txs()` instead of its
+ * payload, re-rooted, re-hashed and re-signed (for the epoch m3 runs now, with the key it signs
+ * with now), so that only the checks of what it carries can refuse it.
+ */
+function carrying(byz: ByzantineMember, txs: () => Promise<Uint8Array[]>): Script {
+  return {
+    outbound(to, frame) {
+      if (frame.type !== 'consensus' || frame.message.type !== 'proposal') return undefined;
+      const p = frame.message;
+      const parent = byz.driver.engine.block(toHex(p.block.header.parentHash));
+      if (!parent) return undefined; // its state hash cannot be computed: sent as built
+      void (async () => {
+        const carried = await txs();
+        const txRoot = txRootOf({ txs: carried });
+        const header = { ...p.block.header, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+        const block = { header, hash: blockHash(header), txs: carried };
+        const signature = await byz.sign(proposalSigningBytes({ chainId: byz.chainId, epoch: byz.driver.epoch, view: p.view, blockHash: block.hash, justify: p.justify }));
+        byz.inject(to, { type: 'consensus', message: { ...p, block, signature } });
+      })().catch(() => undefined);
+      return [];
+    },
+  };
+}
+
 const logPath = (memberDir: string) => path.join(memberDir, 'logs', 'consensus.log');
 const logSize = async (memberDir: string): Promise<number> => (await fs.stat(logPath(memberDir)).catch(() => ({ size: 0 }))).size;
 async function logSince(memberDir: string, from: number): Promise<string[]> {
@@ -91,4 +107,95 @@ async function logSince(memberDir: string, from: number): Promise<string[]> {
   return text.slice(from).split('\n');
 }
 
+/** Blocks refused as invalid and blamed on m3, by honest member. */
+const invalid = (fed: Federation) => perHonest(fed, 'btcfed_consensus_peer_offences_total', /peer="3",reason="invalid_block"/);
+const honestEpochs = (fed: Federation) => Promise.all(HONEST.map(async (i) => Number((await fed.status(i)).epoch)));
+
+/** The member m3 keeps in the dark while the change it proposes commits. */
+const VICTIM = 2;
+
+// A valid change, withheld across the boundary, then replayed: the operators of m0–m2 approve,
+// with the real CLI on their own signers, rotating m3's key to one the Byzantine member made. m3
+// proposes it when it leads — and sends m2 nothing at all (no proposal, no QC, no block) until
+// m3's own epoch has ended: m0, m1 and m3 commit it, so m2 is left in an ended epoch and must learn
+// its end from the others (the proof, then the new set). Then, in the new epoch (m3 signing with
+// its new key), m3's proposals carry the change again: the committed transaction verbatim, and the
+// same change with its approvals reordered (other bytes, so not a repeated transaction). Both are
+// refused by block validity (the first as a committed transaction, the second as a change of the
+// ended epoch in a block of the next) and blamed on m3.
+// Runs last: the federation is in epoch 1 afterwards.
+const changeWithheldThenReplayed: Scenario = {
+  name: 'change-withheld-then-replayed', ci: false,
+  async start({ fed, byz, note }) {
+    const { ok } = btcfedIn(() => fed.dir);
+    const epoch0 = byz.driver.epoch;
+    // Earlier scenarios may have left m3 muted: its operators forgive it, so its proposal is heard.
+    for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+    const card = parse(await fs.readFile(path.join(fed.memberDir(BYZANTINE), 'member-card.yaml'), 'utf8')) as { slh_dsa: { public_key: string } };
+    card.slh_dsa.public_key = toHex(byz.newKey());
+    const newCard = path.join(fed.dir, `m3-card-epoch-${epoch0 + 1}.yaml`);
+    await fs.writeFile(newCard, stringify(card));
+    const changeFile = path.join(fed.dir, `rotate-m3-${epoch0}.yaml`);
+    await ok(['reconfigure', 'propose', '--member', fed.memberDir(0), '--rotate', `m3=${newCard}`, '--out', changeFile]);
+    const txFile = await approveAndAssemble(ok, changeFile, HONEST.map((i) => fed.memberDir(i)), fed.memberDir(0), path.join(fed.dir, `rotate-m3-${epoch0}.tx`));
+    const tx = new Uint8Array(await fs.readFile(txFile));
+
+    // Phase 1: proposed by m3, withheld from m2 until m3's epoch ended.
+    let withheld = 0;
+    byz.play({
+      outbound(to, _frame, bytes) {
+        if (byz.driver.epoch > epoch0) return undefined;
+        if (to === VICTIM) { withheld++; return []; }
+        if (to === 'all') { withheld++; return HONEST.filter((i) => i !== VICTIM).map((i) => ({ to: i, bytes })); }
+        return undefined;
+      },
+    });
+    const t0 = Date.now();
+    byz.driver.submitChange(tx);
+    await until(`m3 to commit its change and end epoch ${epoch0}`, async () => (byz.driver.epoch > epoch0 ? true : undefined), 120_000);
+    const m3EndedMs = Date.now() - t0;
+    const epochOf = async (i: number) => Number((await fed.status(i)).epoch);
+    const othersMs = await until('m0 and m1 in the next epoch', async () => ((await Promise.all([0, 1].map(epochOf))).every((e) => e > epoch0) ? Date.now() - t0 : undefined), 60_000);
+    const victimMs = await until(`m2 (kept in the dark) in epoch ${epoch0 + 1}`, async () => ((await epochOf(VICTIM)) > epoch0 ? Date.now() - t0 : undefined), 120_000);
+    note(`a valid change proposed by m3 and withheld from m2 (${withheld} frames) committed: m3 in epoch ${epoch0 + 1} after ${(m3EndedMs / 1000).toFixed(1)} s, m0 and m1 after ${(othersMs / 1000).toFixed(1)} s, m2 after ${(victimMs / 1000).toFixed(1)} s`);
+    check(withheld > 0, 'm3 sent m2 nothing to withhold');
+    const fault = byz.driver.engine.halted;
+    check(!fault, 'the Byzantine member\'s own engine halted');
+
+    // Phase 2: the change replayed into the new epoch.
+    const { change, approvals } = decodeReconfigTx(tx);
+    const reordered = encodeReconfigTx({ change, approvals: [...approvals].reverse() });
+    const sent = { verbatim: 0, reordered: 0 };
+    let k = 0;
+    const [invalid0, logBytes0] = [await invalid(fed), await Promise.all(HONEST.map((i) => logSize(fed.memberDir(i))))];
+    // The reordered copy first: the first refusal of each member is the one surely logged.
+    byz.play(carrying(byz, async () => (k++ % 2 === 1 ? (sent.verbatim++, [tx]) : (sent.reordered++, [reordered]))));
+    return {
+      stop: async () => {},
+      async check() {
+        const [invalid1, epochs1] = [await invalid(fed), await honestEpochs(fed)];
+        note(`in epoch ${epoch0 + 1} m3 proposed the committed change again ${sent.verbatim} times verbatim and ${sent.reordered} times with its approvals reordered; refused as invalid_block and blamed on m3 ${deltas(invalid0, invalid1)}; honest epochs ${epochs1.join('/')}`);
+        check(sent.verbatim > 0 && sent.reordered > 0, 'm3 did not lead twice in the new epoch');
+        check(invalid1.every((x, j) => x > invalid0[j]!), 'an honest member did not refuse (and blame m3 for) a block replaying a committed change');
+        check(epochs1.every((e) => e === epoch0 + 1), `an honest member is not in epoch ${epoch0 + 1}: ${epochs1.join('/')}`);
+        // Why, in the honest logs: the verbatim copy repeats a committed transaction (exactly-once);
+        // the reordered one is a change of an ended epoch in a block of the next.
+        const said = (await Promise.all(HONEST.map((i, j) => logSince(fed.memberDir(i), logBytes0[j]!)))).flat();
+        const repeated = said.filter((l) => /transaction 0 \([0-9a-f]+\) is already committed/.test(l));
+        const stale = said.filter((l) => new RegExp(`transaction 0: the change ends epoch ${epoch0}, the block is of epoch ${epoch0 + 1}`).test(l));
+        const why = (ls: string[]) => ls[0]?.match(/"detail":"([^"]*)"/)?.[1] ?? '(none)';
+        // Refusals are logged at the 1st, 2nd, 4th, … of a peer's: not every one is in the log.
+        const logged = said.filter((l) => /"from":3,/.test(l) && /invalid block refused/.test(l));
+        const other = logged.filter((l) => !repeated.includes(l) && !stale.includes(l));
+        note(`honest consensus logs: ${repeated.length} refusals as a repeated transaction (${why(repeated)}), ${stale.length} as a change of the ended epoch (${why(stale)}), ${other.length} for another reason${other.length ? ` (${why(other)})` : ''}`);
+        check(logged.length > 0, 'no honest consensus log says why m3\'s replays were refused');
+        check(other.length === 0, `an honest member refused a replay for another reason than the change's: ${why(other)}`);
+      },
+    };
+  },
+};
+
+/** Below-quorum first: the other leaves the federation in the next epoch. */
 export const RECONFIG_SCENARIOS: Scenario[] = [reconfigBelowQuorum];
+/** Runs after every other scenario (it ends an epoch). */
+export const LAST_SCENARIOS: Scenario[] = [changeWithheldThenReplayed];

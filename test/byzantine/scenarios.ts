@@ -28,7 +28,7 @@ import { background, check, deltas, healthy, perHonest, type Scenario } from './
 import { USELESS_SCENARIOS } from './useless.ts';
 import { rssParts } from './measure.ts';
 import { CLIENT_SCENARIOS } from './clients.ts';
-import { RECONFIG_SCENARIOS } from './reconfig.ts';
+import { LAST_SCENARIOS, RECONFIG_SCENARIOS } from './reconfig.ts';
 
 export { healthy, type Scenario } from './scenario.ts';
 
@@ -602,5 +602,5 @@ const forgeToObserver: Scenario = {
  */
 export const SCENARIOS: Scenario[] = [
   silent, withhold, forgeToObserver, mempoolFill, viewJump, stallOwnViews, slowLeader, equivocate,
-  ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning,
+  ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning, ...LAST_SCENARIOS,
 ];
