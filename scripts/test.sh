@@ -32,32 +32,6 @@ echo "== tests"
 # compiled code of the modules it loads in the one cache the services use (libs/service/node-flags.ts):
 # loading a process's modules costs 0.3–0.5 s less CPU with it, and the tests start some thousands.
 export NODE_COMPILE_CACHE="${NODE_COMPILE_CACHE:-$(pwd -P)/node_modules/.cache/btcfed-compile-cache}"
-run() { node --test --test-reporter=spec --test-timeout=600000 "$@"; }
-# Node runs one test file at a time here (its default: one fewer than the cores). Most of the time
-# goes to the integration tests (test/: real processes, mostly waiting on views and timers), so they
-# run in one lane while the unit and service tests run in another, their report printed after; the
-# Byzantine set, which measures commit rates, runs last and alone. BTCFED_TEST_SERIAL=1: one lane.
-all=$(find libs services test scripts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-if [ -n "${BTCFED_TEST_SERIAL:-}" ]; then
-  # shellcheck disable=SC2086
-  exec node --test --test-reporter=spec --test-timeout=600000 $all "$@"
-fi
-solo=test/byzantine.test.ts
-integration=$(find test -name '*.test.ts' | sort | grep -vx "$solo")
-unit=$(find libs services scripts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-report="$tmp/unit-report.txt"
+files=$(find libs services test scripts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 # shellcheck disable=SC2086
-(run $unit "$@" > "$report" 2>&1; echo $? > "$tmp/unit-rc") &
-status=0
-# shellcheck disable=SC2086
-run $integration "$@" || status=$?
-wait
-echo "== unit and service tests (run beside the integration tests)"
-cat "$report"
-unit_rc=$(cat "$tmp/unit-rc")
-echo "== the Byzantine set, alone"
-run "$solo" "$@" || status=$?
-if [ "$status" -ne 0 ] || [ "$unit_rc" -ne 0 ]; then
-  echo "test: failed (integration or Byzantine lane exit $status, unit lane exit $unit_rc)" >&2
-  exit 1
-fi
+exec node --test --test-reporter=spec --test-timeout=600000 $files "$@"

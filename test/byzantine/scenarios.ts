@@ -320,10 +320,14 @@ const slowLeader: Scenario = {
     return {
       stop: async () => { clearTimeout(again); for (const t of timers) clearTimeout(t); },
       async check() {
-        const skipped1 = await skipped();
-        note(`${held} proposals held back ${holdMs} ms each; m3's views given up at once as slow ${deltas(skipped0, skipped1)}, as failed ${deltas(failedBefore, await failed())}${reforgiven}`);
+        const [skipped1, failed1] = [await skipped(), await failed()];
+        note(`${held} proposals held back ${holdMs} ms each; m3's views given up at once as slow ${deltas(skipped0, skipped1)}, as failed ${deltas(failedBefore, failed1)}${reforgiven}`);
         check(held > 0, 'm3 never led a view');
-        check(skipped1.every((x, k) => x > skipped0[k]!), 'an honest member never judged the slow leader\'s views slow: each cost it most of a view timer');
+        // The slow judgement works (some member made it), and every member stopped waiting on m3's
+        // views: as slow, or — when one of them failed on its way (CI, 2026-11-26: slow 6/0/6,
+        // failed 0/5/0) — as failed, which defends as well.
+        check(skipped1.some((x, k) => x > skipped0[k]!), 'no honest member judged the slow leader\'s views slow');
+        check(skipped1.every((x, k) => x > skipped0[k]! || failed1[k]! > failedBefore[k]!), 'an honest member never gave the slow leader\'s views up at once: each cost it most of a view timer');
       },
     };
   },
