@@ -1,6 +1,7 @@
 // The gateway under load and change, as real processes: 50 concurrent connections, a config
 // reload during frame traffic, a peer killed and restarted (delinquency and recovery), a peer
-// named by /dns4, a slow consumer (end-to-end backpressure) and IPv6 listen addresses.
+// named by /dns4, a slow consumer (end-to-end backpressure), a consumer that vanishes without a
+// word (its Attach slot is freed) and IPv6 listen addresses.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +15,11 @@ import { generateIdentity } from '#libs/config/index.ts';
 import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { encodeFrame, encodeVarint } from '../services/gateway/framing.ts';
 import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
+import * as grpc from '@grpc/grpc-js';
+import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { SERVER_KEEPALIVE } from '#libs/rpc/server.ts';
 import {
-  PeerState, attach, bytes, freePort, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
+  PeerState, attach, bytes, freePort, freezableRelay, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
   type GatewayMember, type Node,
 } from './support/gateway.ts';
 
@@ -451,5 +455,55 @@ describe('gateway: liveness', () => {
     assert.equal(line.peerId, b.identity.peerId);
     assert.ok(Number(line.silentMs) >= 500, `closed after ${String(line.silentMs)} ms of silence`);
     consumer.close();
+  });
+});
+
+describe('gateway: a consumer that vanishes', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  let relay: Awaited<ReturnType<typeof freezableRelay>> | undefined;
+  after(async () => {
+    await relay?.close();
+    await stopAll(nodes, members);
+  });
+
+  test('a consumer gone silent with frames waiting for it is detached, and a restarted one attaches', async () => {
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : []) });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[1] = await startMember(b);
+    nodes[0] = await startMember(a);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    // B's consensus reaches its gateway through a relay: the way a consensus on another host does.
+    relay = await freezableRelay(nodes[1].gw.grpcPort);
+    const viaRelay = new GatewayServiceClient(`127.0.0.1:${relay.port}`, grpc.credentials.createInsecure());
+    const old = attach({ ...nodes[1].gw, client: viaRelay });
+    const sender = attach(nodes[0].gw);
+    await Promise.all([old.ready, sender.ready]);
+    // B's consensus vanishes (kill -9 on a host whose FIN never arrives) while A keeps sending it
+    // frames: the gateway's writes fill the stream's window and nothing ever answers.
+    relay.freeze();
+    const gone = Date.now();
+    for (let i = 0; i < 40; i++) sender.send(1, bytes(64 * 1024, i));
+    const refused = attach(nodes[1].gw);
+    const first = await refused.ended;
+    assert.equal((first as grpc.StatusObject).code, grpc.status.FAILED_PRECONDITION, 'while the old stream looks alive, one consumer only');
+    // The restarted consensus tries again, as the real one does, until its gateway takes it.
+    let fresh: ReturnType<typeof attach> | undefined;
+    const bound = SERVER_KEEPALIVE['grpc.keepalive_time_ms'] + SERVER_KEEPALIVE['grpc.keepalive_timeout_ms'] + 5_000;
+    while (!fresh && Date.now() - gone < bound) {
+      const c = attach(nodes[1].gw);
+      const r = await Promise.race([c.ready.then(() => 'ready' as const), c.ended.then(() => 'ended' as const)]);
+      if (r === 'ready') fresh = c;
+      else await new Promise((res) => setTimeout(res, 500));
+    }
+    assert.ok(fresh, `a new consumer attached within ${bound} ms of the old one going silent`);
+    console.log(`# vanished consumer: a new one attached ${Date.now() - gone} ms after the old one went silent`);
+    await nodes[1].gw.svc.waitFor((l) => l.msg === 'consumer detached', 1_000);
+    // And it is the consumer: A's frames reach it.
+    sender.send(1, bytes(100, 99));
+    await fresh.next((f) => f.frame.length === 100);
+    fresh.close();
+    sender.close();
+    viaRelay.close();
   });
 });

@@ -53,10 +53,23 @@ export function serviceNameOf(definition: grpc.ServiceDefinition): string {
   return match[1];
 }
 
+/**
+ * Every server pings each client connection after this long without a ping, and drops the
+ * connection (cancelling its calls) when the answer takes longer than the timeout. A client whose
+ * host died, or whose FIN was lost on a cut path, otherwise holds its streams for as long as the
+ * kernel keeps the socket: the gateway's one Attach slot stayed taken for minutes after its
+ * consensus was killed on the test bed, and a restarted consensus was refused all that time.
+ * Node answers a PING in its HTTP/2 layer, so a busy but live client is never dropped.
+ */
+export const SERVER_KEEPALIVE = {
+  'grpc.keepalive_time_ms': 5_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+} as const;
+
 export function createServer(opts: RpcServerOptions): RpcServer {
   const credentials = serverCredentials(opts.security);
   if (opts.metrics) exportCertificateExpiry(opts.metrics, opts.security);
-  const server = new grpc.Server(opts.grpcOptions);
+  const server = new grpc.Server({ ...SERVER_KEEPALIVE, ...opts.grpcOptions });
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
   const services = new Set<string>(['']);

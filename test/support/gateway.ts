@@ -111,6 +111,34 @@ export async function startGateway(store: RunningStore, extraArgs: string[] = []
   };
 }
 
+/**
+ * A TCP relay in front of a gateway's gRPC port that can go silent: once frozen it reads both ways
+ * and forwards nothing, closing no socket. To the gateway the client is then as a host that died or
+ * a path that was cut with its FIN lost: no byte, no PING answer, no window update, and no end.
+ */
+export async function freezableRelay(targetPort: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  let frozen = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(targetPort, '127.0.0.1');
+    for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk) => { if (!frozen) to.write(chunk); });
+      from.on('error', () => undefined);
+      from.on('close', () => { if (!frozen) to.destroy(); });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze: () => { frozen = true; },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 export interface Node { store: RunningStore; gw: RunningGateway; member: GatewayMember }
 
 /** Store + gateway for one member. */
