@@ -28,6 +28,7 @@ import { consensusService, mempoolIntake } from './api.ts';
 import { publicApiLimits } from './api-guard.ts';
 import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
+import { BehindRetention } from './behind-retention.ts';
 import { ConsensusDriver } from './driver.ts';
 import { EQUIVOCATION_STRIKES } from './penalties.ts';
 import { EvidenceLog } from './evidence.ts';
@@ -200,26 +201,22 @@ async function main(): Promise<void> {
       // Transactions restored from the journal go to the upcoming leaders once we can reach them.
       onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
     });
-    // Peers that answered "pruned" since this member last committed: at f + 1 of them (one honest
-    // at least), the blocks it lacks are gone from some honest member, and waiting may never end.
-    const prunedBy = new Set<number>();
-    let catchingUp = false;
+    const behind = new BehindRetention(() => epochs.current.set.f);
     const behindRetention = (from: number, oldestHeight: number) => {
-      if (c.bootstrap === 'replay' || catchingUp) return;
-      prunedBy.add(from);
-      if (prunedBy.size <= epochs.current.set.f) return;
-      catchingUp = true;
-      const why = `peers ${[...prunedBy].sort().join(', ')} pruned the blocks above height ${store.committedHeight()} (one keeps from ${oldestHeight})`;
-      log.warn({ peers: [...prunedBy], oldestHeight, committed: store.committedHeight() },
+      if (c.bootstrap === 'replay') return;
+      const peers = behind.answered(from);
+      if (!peers) return;
+      const why = `peers ${peers.join(', ')} pruned the blocks above height ${store.committedHeight()} (one keeps from ${oldestHeight})`;
+      log.warn({ peers, oldestHeight, committed: store.committedHeight() },
         'behind the peers\' retention (consensus.keep_blocks): starting again to join from a checkpoint (consensus.bootstrap replay never does)');
       void store.requestCatchUp(why).then(() => life.stop('behind the peers\' retention')).then(() => restartInPlace(log),
-        (err: unknown) => { catchingUp = false; log.error({ err: errorMessage(err) }, 'the catch-up could not be asked for: waiting for a peer that keeps the blocks'); });
+        (err: unknown) => { behind.failed(); log.error({ err: errorMessage(err) }, 'the catch-up could not be asked for: waiting for a peer that keeps the blocks'); });
     };
     // One observer for the driver and the inbound path: metrics, NATS events, StreamCommits.
     const observer = {
       ...m.observer,
       prunedAnswer: (from: number, oldestHeight: number) => { m.observer.prunedAnswer(from, oldestHeight); behindRetention(from, oldestHeight); },
-      committed: (bs: readonly Block[], qc: QuorumCert) => { prunedBy.clear(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);

@@ -163,6 +163,22 @@ test('asking: an answer "pruned" (oldest_height) is counted (onPruned) and deliv
   } finally { await s.close(); }
 });
 
+test('asking: a "pruned" answer at or below the first height asked for contradicts itself: an offence, not a reason to catch up', async () => {
+  const s = await server(3, () => 10);
+  try {
+    const pruned: Array<[number, number]> = [];
+    const offences: Array<[number, string]> = [];
+    const asker = new SyncClient({ chainId: CHAIN, store: s.store, engine: s.engine, verifier: {} as SignatureVerifier, transport: s.transport, log,
+      deliver: () => undefined, onPruned: (from, oldest) => pruned.push([from, oldest]), onOffence: (from, reason) => offences.push([from, reason]) });
+    asker.fetch(s.chain[3]!.hash, 2, 40); // asks from height 41
+    await asker.onResponse(2, 1, [], 41);
+    asker.fetch(s.chain[3]!.hash, 3, 40);
+    await asker.onResponse(3, 2, [], 42); // keeps from 42: 41 is gone, a true answer
+    assert.deepEqual(offences, [[2, 'invalid_pruned']]);
+    assert.deepEqual(pruned, [[3, 42]], 'only the true answer counts toward a catch-up');
+  } finally { await s.close(); }
+});
+
 test('checkpoint and history requests: same bounds as block requests (repeats, floods, a history answer reads at most the budget of stored bytes)', async () => {
   // Heights of 20 kB each: the history of 300 heights is 6 MB of blocks, the budget ~60 kB.
   const s = await server(300, () => 20_000);

@@ -64,7 +64,7 @@ export interface SyncOptions {
   onOffence?(from: number, reason: string, detail: string): void;
 }
 
-interface Pending { from: number; hash: string }
+interface Pending { from: number; hash: string; aboveHeight: number }
 interface Bucket { tokens: number; at: number; lastKey: string; lastAt: number }
 
 export class SyncClient {
@@ -105,7 +105,7 @@ export class SyncClient {
       this.#pending.delete(oldest);
     }
     const requestId = this.#nextId++;
-    this.#pending.set(requestId, { from, hash: toHex(hash) });
+    this.#pending.set(requestId, { from, hash: toHex(hash), aboveHeight });
     this.#o.log.debug({ requestId, from, hash: toHex(hash), aboveHeight }, 'fetching blocks');
     this.#o.transport.send(from, encodeFrame(this.#o.chainId, {
       type: 'block-request', requestId, hashes: [hash], fromHeight: aboveHeight, maxBlocks: MAX_SYNC_BLOCKS,
@@ -127,6 +127,14 @@ export class SyncClient {
     }
     this.#pending.delete(requestId);
     if (oldestHeight > 0) {
+      // A peer that keeps the first height asked for has nothing to say "pruned" about: an honest
+      // one's floor only rises, so the answer is a lie, and one that could make us start a catch-up.
+      if (oldestHeight <= p.aboveHeight + 1) {
+        this.dropped++;
+        this.#o.log.warn({ from, requestId, oldestHeight, askedFrom: p.aboveHeight + 1 }, 'block response saying it pruned heights it keeps dropped');
+        this.#o.onOffence?.(from, 'invalid_pruned', `block response ${requestId}: oldest_height ${oldestHeight} is at or below the first height asked for (${p.aboveHeight + 1})`);
+        return;
+      }
       // The peer pruned the blocks we lack. The engine asks again (of the next block's sender);
       // a member behind every peer's retention cannot catch up by sync: said, at 1, 2, 4, … answers.
       const count = (this.prunedBy.get(from) ?? 0) + 1;
