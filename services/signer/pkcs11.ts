@@ -81,6 +81,31 @@ function library(module: string): pkcs11js.PKCS11 {
 
 const trimmed = (s: string) => s.replace(/[\s\0]+$/, '');
 
+/**
+ * Return values a token gives while another process writes its files: SoftHSM2 answers
+ * C_GetTokenInfo with CKR_GENERAL_ERROR while a token's object file is being rewritten (four
+ * signers on one token directory, each bumping its counter, made one of them fail to start about
+ * once in thirty). Read again after a pause; anything else is not transient.
+ */
+const TRANSIENT = new Set(['CKR_GENERAL_ERROR', 'CKR_DEVICE_ERROR', 'CKR_FUNCTION_FAILED']);
+/** Pauses between reads of a token's info: 10, 20, 40, 80, 160 ms (310 ms in all). */
+const INFO_RETRIES = 5;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** C_GetTokenInfo, read again after a pause while the answer is a transient error. */
+export function tokenInfo(lib: Pick<pkcs11js.PKCS11, 'C_GetTokenInfo'>, slot: Buffer): pkcs11js.TokenInfo {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return lib.C_GetTokenInfo(slot);
+    } catch (err) {
+      const code = ckr(err);
+      if (attempt >= INFO_RETRIES || code === undefined || !TRANSIENT.has(code)) throw err;
+      // PKCS#11 calls block the thread anyway; a start or a reconnect waits here, never a signing.
+      Atomics.wait(pause, 0, 0, 10 << attempt);
+    }
+  }
+}
+
 export class Token {
   readonly #ref: TokenRef;
   readonly #pin: string;
@@ -99,7 +124,7 @@ export class Token {
     this.#pin = pin;
     this.#lib = lib;
     this.#slot = slot;
-    const info = lib.C_GetTokenInfo(slot);
+    const info = tokenInfo(lib, slot);
     this.label = trimmed(info.label);
     this.serial = trimmed(info.serialNumber);
   }
@@ -130,19 +155,27 @@ export class Token {
       throw new FedError('SIGNER_TOKEN_ABSENT', `PKCS#11 module ${ref.module} lists no slots: ${errorMessage(err)}`, { module: ref.module });
     }
     const labels: string[] = [];
+    const unreadable: string[] = [];
     for (const slot of slots) {
       if (ref.slot !== undefined) {
         if (slot.readUIntLE(0, Math.min(6, slot.length)) === ref.slot) return slot;
         continue;
       }
-      const info = lib.C_GetTokenInfo(slot);
+      let info: pkcs11js.TokenInfo;
+      try {
+        info = tokenInfo(lib, slot);
+      } catch (err) {
+        // Another token that cannot be read must not stop this one from being found.
+        unreadable.push(`slot ${slot.readUIntLE(0, Math.min(6, slot.length))} (${ckr(err) ?? errorMessage(err)})`);
+        continue;
+      }
       if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0) continue; // a free slot
       const label = trimmed(info.label);
       labels.push(label);
       if (label === ref.tokenLabel) return slot;
     }
     throw new FedError('SIGNER_TOKEN_ABSENT',
-      `no ${Token.#wanted(ref)} in PKCS#11 module ${ref.module} (tokens present: ${labels.length ? labels.map((l) => JSON.stringify(l)).join(', ') : 'none'}): is the token plugged in, or SOFTHSM2_CONF pointing at its directory?`,
+      `no ${Token.#wanted(ref)} in PKCS#11 module ${ref.module} (tokens present: ${labels.length ? labels.map((l) => JSON.stringify(l)).join(', ') : 'none'}${unreadable.length ? `; unreadable: ${unreadable.join(', ')}` : ''}): is the token plugged in, or SOFTHSM2_CONF pointing at its directory?`,
       { module: ref.module, token: ref.tokenLabel, slot: ref.slot });
   }
 
