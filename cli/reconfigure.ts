@@ -75,13 +75,14 @@ interface ChangeYaml {
   id: string;
   chain_id: string;
   epoch: number;
-  ops: Array<{ kind: ReconfigOp['kind']; name: string; peer_id?: string; public_key?: string }>;
+  ops: Array<{ kind: ReconfigOp['kind']; name: string; peer_id?: string; public_key?: string; addresses?: string[] }>;
 }
 
 function toYaml(change: Reconfiguration): ChangeYaml {
   return {
     kind: 'btcfed-reconfiguration', id: reconfigId(change), chain_id: change.chainId, epoch: change.epoch,
-    ops: change.ops.map((op) => (op.kind === 'remove' ? { kind: op.kind, name: op.name } : { kind: op.kind, name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey) })),
+    ops: change.ops.map((op) => (op.kind === 'remove' ? { kind: op.kind, name: op.name }
+      : { kind: op.kind, name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey), ...(op.addresses?.length ? { addresses: [...op.addresses] } : {}) })),
   };
 }
 
@@ -96,7 +97,8 @@ export async function readChange(file: string): Promise<Reconfiguration> {
   const ops = y.ops.map((op, i): ReconfigOp => {
     if (op.kind === 'remove') return { kind: 'remove', name: String(op.name) };
     if ((op.kind !== 'add' && op.kind !== 'rotate') || typeof op.public_key !== 'string' || typeof op.peer_id !== 'string') return bad(file, `ops[${i}] is malformed`);
-    return { kind: op.kind, name: String(op.name), peerId: op.peer_id, publicKey: fromHex(op.public_key) };
+    if (op.addresses !== undefined && (!Array.isArray(op.addresses) || !op.addresses.every((a) => typeof a === 'string'))) return bad(file, `ops[${i}].addresses is not a list of addresses`);
+    return { kind: op.kind, name: String(op.name), peerId: op.peer_id, publicKey: fromHex(op.public_key), ...(op.addresses?.length ? { addresses: op.addresses } : {}) };
   });
   const change: Reconfiguration = { chainId: String(y.chain_id), epoch: Number(y.epoch), ops };
   if (reconfigId(change) !== y.id) bad(file, `its id ${String(y.id).slice(0, 16)}… is not the id of what it holds (${reconfigId(change).slice(0, 16)}…): it was edited after it was proposed`);
@@ -129,7 +131,7 @@ export async function propose(o: ProposeOptions): Promise<{ change: Reconfigurat
   const ops: ReconfigOp[] = [];
   for (const f of o.add) {
     const k = await card(f);
-    ops.push({ kind: 'add', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key) });
+    ops.push({ kind: 'add', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key), addresses: k.libp2p.addresses });
   }
   for (const name of o.remove) ops.push({ kind: 'remove', name });
   for (const r of o.rotate) {
@@ -137,7 +139,7 @@ export async function propose(o: ProposeOptions): Promise<{ change: Reconfigurat
     if (at <= 0) throw new FedError('CLI_INVALID', `--rotate ${r}: expected NAME=CARD (the member's new card)`);
     const k = await card(r.slice(at + 1));
     if (k.name !== r.slice(0, at)) throw new FedError('CLI_INVALID', `--rotate ${r}: the card is ${k.name}'s, not ${r.slice(0, at)}'s`);
-    ops.push({ kind: 'rotate', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key) });
+    ops.push({ kind: 'rotate', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key), addresses: k.libp2p.addresses });
   }
   if (ops.length === 0) throw new FedError('CLI_INVALID', 'nothing to change: give --add CARD, --remove NAME or --rotate NAME=CARD');
   const change: Reconfiguration = { chainId: c.chainId, epoch: c.set.epoch, ops };
@@ -219,7 +221,7 @@ export async function inspect(file: string): Promise<string> {
     }
     change = await readChange(file);
   }
-  const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…)`));
+  const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…${op.addresses?.length ? `, at ${op.addresses.join(' ')}` : ''})`));
   return `change ${reconfigId(change)}\n  chain ${change.chainId}, ends epoch ${change.epoch}\n  ${ops.join('\n  ')}${extra}`;
 }
 

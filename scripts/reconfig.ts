@@ -3,10 +3,11 @@
 // change proposed, approved on a quorum of the operators' own signers and submitted with the CLI:
 //   epoch 0 → 1: add m4 (N = 5)            epoch 1 → 2: add m5 and m6 (N = 7)
 //   epoch 2 → 3: remove m2 (N = 6)          epoch 3 → 4: rotate m1's SLH-DSA key (N = 6)
-// Added members join as operators do (`member join --added`, their address added to every member's
-// peers.yaml and theirs listing the members added before them) and follow the chain until a change
-// seats them; m2 is left running after its removal (it votes no more); m1's operator starts its new
-// signer where the old one listened and restarts m1's consensus. Throughout, clients submit
+// Added members join as operators do (`member join --added`; no peers.yaml is edited: every gateway
+// learns an added member's addresses from the change that seats it, its card's) and follow the
+// chain until a change seats them; m2 is left running after its removal (it votes no more); an
+// observer o0 joins in epoch 3 and follows to the end; m1's operator starts its new signer where the
+// old one listened and restarts m1's consensus. Throughout, clients submit
 // transactions to the current validators at --rate a second. At the end: every transaction a member
 // acknowledged is committed exactly once, every member holds the same block at every height it
 // has, each boundary's stall (the last block of an epoch to the first of the next, by their
@@ -15,8 +16,9 @@
 //   reconfig: epochs=E validators=4,5,7,6,6 acked=A lost=L duplicated=D disagreements=X light_client=ok|failed
 // and it exits non-zero on any loss, duplicate, disagreement or light-client failure.
 //   --rate N (default 40)   --short: the CI version, epoch 0 → 1 only (m4 added: a set larger than
-//   genesis's)   --no-introduce: skip the peers.yaml step, so added members reach only some of the
-//   others (acknowledged transactions must still commit)   KEEP_RECONFIG=1 keeps the directory
+//   genesis's)   --introduce: also list each added member in every peers.yaml by hand (what operators
+//   did before a change carried its card's addresses; without it the members find each other from
+//   the changes alone)   KEEP_RECONFIG=1 keeps the directory
 //   --keep-blocks K (default 64, not with --short; 0: off): m1, m2 and m3 keep only their last K
 //   blocks (consensus.keep_blocks), m0 keeps every block; a member added once they pruned joins
 //   from a checkpoint (docs/reconfiguration.md), which the run reports with each store's size.
@@ -42,7 +44,7 @@ import { signerCli } from '../test/support/signer.ts';
 import { allowOperator, approveAndAssemble, startAddedMember } from '../test/support/reconfig.ts';
 
 const { values: flags } = parseArgs({ options: { rate: { type: 'string', default: '40' }, short: { type: 'boolean', default: false },
-  'no-introduce': { type: 'boolean', default: false }, 'keep-blocks': { type: 'string', default: '64' } } });
+  introduce: { type: 'boolean', default: false }, 'keep-blocks': { type: 'string', default: '64' } } });
 const KEEP = flags.short ? 0 : Number(flags['keep-blocks']);
 const RATE = Number(flags.rate);
 if (!Number.isFinite(RATE) || RATE < 0 || RATE > 5000) throw new Error(`--rate ${flags.rate}: 0 to 5000 transactions a second`);
@@ -112,9 +114,9 @@ const addedConsensus = new Map<string, ServiceProcess>();
 const everyone = ['m0', 'm1', 'm2', 'm3'];
 
 /**
- * What docs/reconfiguration.md tells operators to do for a new member: each lists its address in
- * its peers.yaml (hot reloaded), and the new member lists every member added before it, so that
- * all dial each other (genesis's peers.yaml names genesis's members only).
+ * What operators did for a new member before a change carried its card's addresses (--introduce):
+ * each lists its address in its peers.yaml (hot reloaded), and the new member lists every member
+ * added before it (genesis's peers.yaml names genesis's members only).
  */
 async function introduce(name: string): Promise<void> {
   type Entry = { public_key: string; addresses: string[] };
@@ -143,7 +145,8 @@ async function join(name: string, index: number): Promise<ServiceProcess> {
   await ok(['member', 'init', '--name', name, '--out', m(name), '--host', '127.0.0.1', '--base-port', String(basePort + 10 * index), '--passphrase-file', '../secrets/signer-passphrase']);
   await ok(['member', 'join', '--genesis', path.join(m('m0'), 'genesis.yaml'), '--dir', m(name), '--added']);
   await allowOperator(m(name));
-  if (!flags['no-introduce']) await introduce(name);
+  if (flags.introduce) await introduce(name);
+  else everyone.push(name);
   const made = Date.now();
   const { consensus } = await startAddedMember(m(name), NATS_URL, extra);
   addedConsensus.set(name, consensus);
@@ -168,6 +171,15 @@ async function grow(): Promise<void> {
   await change('remove-m2', ['--remove', 'm2'], ['m0', 'm1', 'm3', 'm4', 'm5'], 'm3', 3, validators);
   validators = validators.filter((v) => v !== 'm2');
   sizes.push(6);
+
+  // An observer joins now, in epoch 3 (three epoch ends behind it, blocks pruned on m1–m3), and
+  // follows to the end: checked with the members below.
+  const begun = Date.now();
+  await ok(['member', 'init', '--name', 'o0', '--out', m('o0'), '--host', '127.0.0.1', '--base-port', String(basePort + 90), '--passphrase-file', '../secrets/signer-passphrase']);
+  await ok(['member', 'join', '--genesis', path.join(m('m0'), 'genesis.yaml'), '--dir', m('o0'), '--observer']);
+  addedConsensus.set('o0', (await startAddedMember(m('o0'), NATS_URL, extra, { observer: true })).consensus);
+  await until('o0 follows into epoch 3', epochOn(['o0'], 3), 120_000);
+  say(`o0 (an observer) follows into epoch 3 ${Date.now() - begun} ms after its dir was made (${elapsed()} in)`);
 
   // Epoch 3 → 4: m1's key rotated (quorum of six: five). Its operator makes the new key in a signer of its own.
   const oldDir = path.join(m('m1'), 'signer');
@@ -279,7 +291,8 @@ try {
     return out;
   };
   const reference = await hashes('m0', counted.top);
-  for (const name of flags.short ? ['m1', 'm2', 'm3', 'm4'] : ['m1', 'm2', 'm3', 'm4', 'm5', 'm6']) {
+  if (!flags.short) await until(`the observer o0 at height ${counted.top}`, async () => (Number((await status('o0')).committedHeight) >= counted.top ? true : undefined), 60_000);
+  for (const name of flags.short ? ['m1', 'm2', 'm3', 'm4'] : ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'o0']) {
     const theirs = await hashes(name, Math.min(counted.top, Number((await status(name)).committedHeight)));
     const differ = theirs.filter((h, i) => h !== reference[i]).length;
     if (differ > 0) say(`${name} disagrees with m0 at ${differ} heights`);
@@ -295,14 +308,14 @@ try {
     say(`epoch ${e} ended at height ${Number(last.height)}; the first block of epoch ${e + 1} came ${Number(first.block!.header!.timestampMs) - Number(last.timestampMs)} ms after it`);
   }
 
-  // How each added member started (replaying every block, or from a checkpoint), and each store's size.
-  for (const name of everyone.filter((n) => !['m0', 'm1', 'm2', 'm3'].includes(n))) {
+  // How each added member (and the observer) started (replaying every block, or from a checkpoint), and each store's size.
+  for (const name of [...everyone.filter((n) => !['m0', 'm1', 'm2', 'm3'].includes(n)), ...(flags.short ? [] : ['o0'])]) {
     const line = addedConsensus.get(name)?.lines.find((l) => l.msg === 'joined from a checkpoint: following from it');
     const f = line as { checkpointHeight: number; heights: number; epochs: number; ms: number } | undefined;
     say(f ? `${name} joined from a checkpoint at height ${f.checkpointHeight} (${f.epochs} epoch proof(s), ${f.heights} heights of history) in ${f.ms} ms`
       : `${name} replayed every block from genesis`);
   }
-  const sizesOf = await Promise.all(everyone.map(async (name) => `${name} ${((await fs.stat(path.join(m(name), 'consensus', 'data.mdb')).catch(() => ({ size: 0 }))).size / 1024 / 1024).toFixed(1)} MiB`));
+  const sizesOf = await Promise.all([...everyone, ...(flags.short ? [] : ['o0'])].map(async (name) => `${name} ${((await fs.stat(path.join(m(name), 'consensus', 'data.mdb')).catch(() => ({ size: 0 }))).size / 1024 / 1024).toFixed(1)} MiB`));
   say(`block stores at height ${counted.top}${KEEP > 0 ? ` (m1, m2, m3 keep ${KEEP} blocks)` : ''}: ${sizesOf.join(', ')}`);
 
   // A light client with nothing but genesis's conf.yaml checks the final block, asking m6.

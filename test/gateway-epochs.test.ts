@@ -4,7 +4,8 @@
 // Told epoch 1's set without validator 2: validator 2 is no validator any more (not in ListPeers as
 // one; its frames, even on the stream it opened as a validator, come as an outside peer's), and
 // validator 3 moved up to index 2 (its frames, its peer entry, its mute). A set the gateway cannot
-// take is refused and counted, and changes nothing; the told set outlives a reattach.
+// take is refused and counted, and changes nothing; the told set outlives a reattach. A member a
+// later set seats with the addresses of its card is dialled there, unknown to peers.yaml.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import { CONSENSUS_PROTOCOL } from '../services/gateway/consensus.ts';
 import { encodeFrame } from '../services/gateway/framing.ts';
 import { GatewayLink } from '../services/consensus/gateway-link.ts';
 import { OUTSIDE_BASE } from '../services/consensus/ports.ts';
-import { attach, bytes, freePort, gatewayCounter, listPeers, makeCluster, startMember, stopAll, strangerNode, waitPeer, type GatewayMember, type Node } from './support/gateway.ts';
+import { PeerState, attach, bytes, freePort, gatewayCounter, listPeers, makeCluster, startMember, stopAll, strangerNode, waitPeer, type GatewayMember, type Node } from './support/gateway.ts';
 import { parse } from 'yaml';
 import { until } from './support/until.ts';
 import fs from 'node:fs/promises';
@@ -90,7 +91,7 @@ describe('gateway: the validator set told by consensus', () => {
     // A set the gateway cannot take (the link only sends sets it built: a raw consumer sends these):
     // refused and counted (bad_request), nothing changes.
     const refusedBefore = await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"');
-    const dup = { epoch: 2, validators: [...epoch1.members, epoch1.members[0]!].map((v, i) => ({ name: `d${i}`, peerId: v.peerId, publicKey: v.publicKey })) };
+    const dup = { epoch: 2, validators: [...epoch1.members, epoch1.members[0]!].map((v, i) => ({ name: `d${i}`, peerId: v.peerId, publicKey: v.publicKey, addresses: [] })) };
     link.close();
     await until('the link detached', async () => !(await listPeers(gw)).attached);
     const consumer = attach(gw);
@@ -103,11 +104,31 @@ describe('gateway: the validator set told by consensus', () => {
     const [f2, f3] = [await consumer.next((f) => f.frame.length === 203), await consumer.next((f) => f.frame.length === 303)];
     assert.deepEqual([f2.fromOutside, f3.fromOutside, f3.from], [true, false, 2]);
     consumer.stream.write({ body: { $case: 'validators', value: dup } });
-    consumer.stream.write({ body: { $case: 'validators', value: { epoch: 2, validators: Array.from({ length: 257 }, (_, i) => ({ name: `n${i}`, peerId: `p${i}`, publicKey: 'ab' })) } } });
-    await until('both sets refused and counted', async () => (await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"')) === refusedBefore + 2);
+    consumer.stream.write({ body: { $case: 'validators', value: { epoch: 2, validators: Array.from({ length: 257 }, (_, i) => ({ name: `n${i}`, peerId: `p${i}`, publicKey: 'ab', addresses: [] })) } } });
+    const seats = epoch1.members.map((v) => ({ name: v.name, peerId: v.peerId, publicKey: v.publicKey, addresses: [] as string[] }));
+    const wildcard = { epoch: 2, validators: [...seats.slice(0, 2), { ...seats[2]!, addresses: ['/ip4/0.0.0.0/tcp/4001'] }] };
+    consumer.stream.write({ body: { $case: 'validators', value: wildcard } });
+    await until('the three sets refused and counted', async () => (await gatewayCounter(gw, 'frames_refused_total', 'reason="bad_request"')) === refusedBefore + 3);
+    await gw.svc.waitFor((l) => l.msg === 'attach request refused' && /validators\[2\].*0\.0\.0\.0.*wildcard/.test(String(l.err)), 5_000);
     assert.ok(gw.svc.lines.some((l) => l.msg === 'attach request refused' && l.code === 'VALIDATORS_INVALID' && /same peer_id/.test(String(l.err))), JSON.stringify(gw.svc.lines.filter((l) => l.msg === 'attach request refused')));
     assert.equal((await waitPeer(gw, m3.identity.peerId, () => true)).validatorIndex, 2, 'nothing changed');
     assert.equal(await gatewayCounter(gw, 'epoch', 'service="gateway"'), 1);
+
+    // Epoch 2 seats a new member the gateway has never heard of (not in peers.yaml, never dialled
+    // it): the change carried its card's address, and the gateway dials it there.
+    const { generateIdentity } = await import('#libs/config/index.ts');
+    const fresh = await generateIdentity();
+    const newcomer = await strangerNode(fresh.privateKey);
+    validators.push(newcomer);
+    await newcomer.start();
+    const at = newcomer.getMultiaddrs()[0]!.toString().replace(/\/p2p\/.*$/, '');
+    assert.equal((await listPeers(gw)).peers.some((p) => p.peerId === fresh.peerId), false, 'unknown before');
+    const key = 'cd'.repeat(32);
+    consumer.stream.write({ body: { $case: 'validators', value: { epoch: 2, validators: [...seats, { name: 'm9', peerId: fresh.peerId, publicKey: key, addresses: [at] }] } } });
+    const seated = await waitPeer(gw, fresh.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED && p.isValidator, 15_000);
+    assert.equal(seated.validatorIndex, 3);
+    assert.ok(seated.addresses.includes(at), `dialled at the change's address ${at}: ${JSON.stringify(seated.addresses)}`);
+    await gw.svc.waitFor((l) => l.msg === 'validators dialled at the addresses their change carried' && JSON.stringify(l.members) === '["m9"]', 5_000);
     consumer.close();
   });
 });

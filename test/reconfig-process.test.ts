@@ -331,6 +331,13 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
         return bitmapToSigners('qc', b.qc!.signers).includes(4) ? b : undefined;
       }, 120_000);
       console.log(`addition: submit → m5 signing epoch 3's QCs in ${Date.now() - submitted} ms`);
+      // m0's peers.yaml never listed m5: its gateway was told m5's card addresses with epoch 3's set.
+      const card5 = parse(await fs.readFile(path.join(dir5, 'member-card.yaml'), 'utf8')) as { libp2p: { addresses: string[] } };
+      const dialled = await until('m0\'s gateway told where m5 is dialled', async () => (await fs.readFile(path.join(m(0), 'logs', 'gateway.log'), 'utf8'))
+        .split('\n').filter((l) => l.includes('validators dialled at the addresses their change carried')).map((l) => JSON.parse(l) as { members: string[]; epoch: number })
+        .find((l) => l.epoch === 3), 30_000);
+      assert.deepEqual(dialled.members, ['m5']);
+      assert.ok(card5.libp2p.addresses.length > 0);
       assert.ok(byM5);
       const v = await call(clients[5]!.getValidators.bind(clients[5]!), {}, { deadlineMs: 5000 });
       assert.deepEqual([Number(v.epoch), v.validators.map((x) => x.name)], [3, ['m0', 'm1', 'm3', 'm4', 'm5']]);

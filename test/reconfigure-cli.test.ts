@@ -47,11 +47,15 @@ describe('btcfed reconfigure: propose, approve on three signers, assemble', { ti
     await refused(['reconfigure', 'propose', '--member', dir('m0'), '--add', path.join(dir('m1'), 'member-card.yaml')], /ops\[0\]\.name: m1 is already validator 1/);
     const said = await ok(['reconfigure', 'propose', '--member', dir('m0'), '--add', path.join(dir('m4'), 'member-card.yaml'), '--out', dir('change.yaml')]);
     assert.match(said, /change [0-9a-f]{64}\n {2}ends epoch 0 of chain rc-.*; 1 operation\(s\); 5 validators after it/);
-    const edited = parse(await fs.readFile(dir('change.yaml'), 'utf8')) as { ops: Array<{ name: string }> };
+    const edited = parse(await fs.readFile(dir('change.yaml'), 'utf8')) as { ops: Array<{ name: string; addresses?: string[] }> };
+    const card = parse(await fs.readFile(path.join(dir('m4'), 'member-card.yaml'), 'utf8')) as { libp2p: { addresses: string[] } };
+    assert.deepEqual(edited.ops[0]!.addresses, card.libp2p.addresses, 'the card\'s addresses travel with the change');
+    await fs.writeFile(dir('moved.yaml'), stringify({ ...edited, ops: [{ ...edited.ops[0]!, addresses: ['/ip4/203.0.113.9/tcp/4001'] }] }));
+    await refused(['reconfigure', 'inspect', dir('moved.yaml')], /edited after it was proposed/);
     edited.ops[0]!.name = 'mallory';
     await fs.writeFile(dir('edited.yaml'), stringify(edited));
     await refused(['reconfigure', 'inspect', dir('edited.yaml')], /edited after it was proposed/);
-    assert.match(await ok(['reconfigure', 'inspect', dir('change.yaml')]), /add m4 \(peer /);
+    assert.match(await ok(['reconfigure', 'inspect', dir('change.yaml')]), new RegExp(`add m4 \\(peer .*, at ${card.libp2p.addresses[0]!.replace(/[/.]/g, '\\$&')}`));
   });
 
   test('each operator approves on its own signer with an operator certificate; assemble verifies a quorum and writes the transaction', async () => {

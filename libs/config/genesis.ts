@@ -6,7 +6,7 @@
 // libp2p peer id, public key and addresses. Must never hold a private key, passphrase or path.
 
 import { z } from 'zod';
-import { paramSpec, sha256Hex, type ParamSet } from '#libs/crypto/index.ts';
+import { MAX_OP_ADDRESSES, paramSpec, sha256Hex, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { fromZod, parseYaml } from './parse.ts';
 import { PARAM_SET_NAMES, chainId, hexKey, libp2pPublicKey, memberName, peerAddr } from './schema.ts';
@@ -35,7 +35,7 @@ export const memberCardSchema = z.strictObject({
     /** base64 protobuf public key, as peers.yaml holds it; the peer id is derived from it. */
     public_key: libp2pPublicKey,
     /** Where the other members dial this member's gateway. */
-    addresses: z.array(peerAddr).min(1, 'needs at least one address the other members can dial'),
+    addresses: z.array(peerAddr).min(1, 'needs at least one address the other members can dial').max(MAX_OP_ADDRESSES, `at most ${MAX_OP_ADDRESSES} addresses (what a reconfiguration carries)`),
   }),
 }).superRefine((card, ctx) => {
   const keyBytes = paramSpec(card.slh_dsa.param_set).publicKeyBytes;
@@ -48,15 +48,25 @@ export const memberCardSchema = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['libp2p', 'peer_id'], message: `is not the peer id of libp2p.public_key (${derived.value.peerId})` });
   }
   card.libp2p.addresses.forEach((a, i) => {
-    const r = parseTcpMultiaddr(a);
-    if (r.ok && r.value.peerId !== undefined && r.value.peerId !== card.libp2p.peer_id) {
-      ctx.addIssue({ code: 'custom', path: ['libp2p', 'addresses', i], message: `names peer ${r.value.peerId}, not this member's ${card.libp2p.peer_id}` });
-    }
-    if (r.ok && (r.value.host === '0.0.0.0' || r.value.host === '::')) {
-      ctx.addIssue({ code: 'custom', path: ['libp2p', 'addresses', i], message: 'is a wildcard address nobody can dial; give the host others reach this member at' });
-    }
+    // The syntax is peerAddr's to report; what the address says of whom it reaches is checked here.
+    if (!parseTcpMultiaddr(a).ok) return;
+    const bad = memberAddressProblem(a, card.libp2p.peer_id);
+    if (bad) ctx.addIssue({ code: 'custom', path: ['libp2p', 'addresses', i], message: bad });
   });
 });
+
+/**
+ * What is wrong with `address` as one where the member with libp2p `peerId` is dialled (a card's
+ * address, or one a reconfiguration carries), or undefined: a TCP multiaddr, naming no other
+ * peer, and no wildcard nobody can dial. One home for cards and changes.
+ */
+export function memberAddressProblem(address: string, peerId: string): string | undefined {
+  const r = parseTcpMultiaddr(address);
+  if (!r.ok) return r.reason;
+  if (r.value.peerId !== undefined && r.value.peerId !== peerId) return `names peer ${r.value.peerId}, not this member's ${peerId}`;
+  if (r.value.host === '0.0.0.0' || r.value.host === '::') return 'is a wildcard address nobody can dial; give the host others reach this member at';
+  return undefined;
+}
 
 export type MemberCard = z.output<typeof memberCardSchema>;
 

@@ -13,6 +13,6 @@ export { generateIdentity, resolvePath } from './identity.ts';
 export type { Identity } from './identity.ts';
 export { passphraseBesideKey, signerConfSchema, parseSignerConfObject, parseSignerConfText, type SignerConf, type SignerConfInput } from './signer.ts';
 export {
-  CARD_VERSION, GENESIS_VERSION, memberCardSchema, genesisSchema, compareNames, genesisDigest, genesisValidators,
+  CARD_VERSION, GENESIS_VERSION, memberCardSchema, genesisSchema, compareNames, genesisDigest, genesisValidators, memberAddressProblem,
   parseCardText, parseGenesisText, assembleGenesis, type MemberCard, type Genesis,
 } from './genesis.ts';

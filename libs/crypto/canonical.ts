@@ -17,9 +17,11 @@
 //   block      = str("btcfed/v1/block")    ‖ str(chainId) ‖ u64(epoch) ‖ u64(height) ‖ u64(view)
 //                ‖ hash(parentHash) ‖ u32(proposer) ‖ u64(timestampMs) ‖ hash(txRoot) ‖ hash(stateHash)
 //   reconfig   = str("btcfed/v1/reconfig") ‖ str(chainId) ‖ u64(epoch) ‖ u32(count) ‖ op₁ ‖ … ‖ op_count
-//     op       = field(u8(1) ‖ str(name) ‖ str(peerId) ‖ field(publicKey))   add a member
-//              | field(u8(2) ‖ str(name))                                    remove a member
-//              | field(u8(3) ‖ str(name) ‖ str(peerId) ‖ field(publicKey))   rotate: its new identity
+//     op       = field(u8(1) ‖ str(name) ‖ str(peerId) ‖ field(publicKey) ‖ addrs)   add a member
+//              | field(u8(2) ‖ str(name))                                            remove a member
+//              | field(u8(3) ‖ str(name) ‖ str(peerId) ‖ field(publicKey) ‖ addrs)   rotate: its new identity
+//     addrs    = nothing, when the op names no address (the encoding before addresses existed)
+//              | u32(count ≥ 1) ‖ str(address₁) ‖ … ‖ str(address_count)     where its gateway is dialled
 //   blockHash(header)          = SHA-256(block)
 //   nextStateHash(parent, txr) = SHA-256(str("btcfed/v1/state") ‖ hash(parent) ‖ hash(txr))
 //
@@ -49,9 +51,9 @@ export const DOMAIN_TAGS = {
 
 /** What one operation of a reconfiguration changes (libs/validators reconfig.ts gives the rules). */
 export type ReconfigOpFields =
-  | { readonly kind: 'add'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array }
+  | { readonly kind: 'add'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array; readonly addresses?: readonly string[] }
   | { readonly kind: 'remove'; readonly name: string }
-  | { readonly kind: 'rotate'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array };
+  | { readonly kind: 'rotate'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array; readonly addresses?: readonly string[] };
 
 export interface ReconfigFields {
   readonly chainId: string;
@@ -63,6 +65,9 @@ export interface ReconfigFields {
 const OP_CODES = { add: 1, remove: 2, rotate: 3 } as const;
 /** Longest member name or peer id a reconfiguration may carry. */
 const MAX_ID_BYTES = 128;
+/** Addresses one add or rotate may carry (a member card's libp2p addresses), and their length. */
+export const MAX_OP_ADDRESSES = 8;
+export const MAX_ADDRESS_BYTES = 256;
 
 export const MAX_CHAIN_ID_BYTES = 128;
 
@@ -263,6 +268,14 @@ export function reconfigSigningBytes(change: ReconfigFields): Uint8Array {
         throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.publicKey must be bytes`, { field: `${what}.publicKey` });
       }
       o.bytes(op.publicKey);
+      const addresses = op.addresses ?? [];
+      if (!Array.isArray(addresses) || addresses.length > MAX_OP_ADDRESSES) {
+        throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.addresses must be a list of at most ${MAX_OP_ADDRESSES}`, { field: `${what}.addresses` });
+      }
+      if (addresses.length > 0) {
+        o.u32(addresses.length, `${what}.addresses.length`);
+        addresses.forEach((a, j) => o.str(a, `${what}.addresses[${j}]`, MAX_ADDRESS_BYTES));
+      }
     }
     w.bytes(o.finish());
   });

@@ -30,7 +30,9 @@ export type { BlockHeaderFields, NewViewFields, Phase, ProposalFields, QcRef, Re
 export {
   CanonicalWriter,
   DOMAIN_TAGS,
+  MAX_ADDRESS_BYTES,
   MAX_CHAIN_ID_BYTES,
+  MAX_OP_ADDRESSES,
   PHASES,
   blockHash,
   blockHeaderBytes,

@@ -69,3 +69,27 @@ test('random bytes behind the tag: a refusal naming a field, or a change that re
     { numRuns: 2000 },
   );
 });
+
+test('addresses of an add or rotate: signed, round-trip, one encoding, bounded', () => {
+  const at = ['/ip4/10.0.0.9/tcp/4001', '/dns4/m4.example.org/tcp/4001'];
+  const addressed: Reconfiguration = { ...change, ops: [{ ...change.ops[0]!, addresses: at } as Reconfiguration['ops'][number], ...change.ops.slice(1)] };
+  const tx = encodeReconfigTx({ change: addressed, approvals });
+  assert.deepEqual(decodeReconfigTx(tx).change, addressed);
+  // The addresses are signed: another address, or the same ones in another order, is another change.
+  const bytes = (c: Reconfiguration) => Buffer.from(reconfigSigningBytes(c)).toString('hex');
+  const reordered: Reconfiguration = { ...addressed, ops: [{ ...addressed.ops[0]!, addresses: [...at].reverse() } as Reconfiguration['ops'][number], ...addressed.ops.slice(1)] };
+  assert.notEqual(bytes(addressed), bytes(reordered));
+  assert.notEqual(bytes(addressed), bytes(change));
+  // An op without addresses encodes as before addresses existed (changes proposed then still verify).
+  const plain = { ...change, ops: [{ ...change.ops[0]!, addresses: [] } as Reconfiguration['ops'][number], ...change.ops.slice(1)] };
+  assert.equal(bytes(plain), bytes(change));
+  // An empty list written out (count 0) is a second encoding of the same change: refused.
+  const op = (tail: (w: CanonicalWriter) => CanonicalWriter) => new CanonicalWriter().str('btcfed/v1/reconfig', 't').str('c', 'c').u64(0, 'e').u32(1, 'n')
+    .bytes(tail(new CanonicalWriter().u8(1, 'k').str('m9', 'n').str('p', 'p').bytes(new Uint8Array(4))).finish()).finish();
+  const withChange = (b: Uint8Array) => new CanonicalWriter().str(RECONFIG_TX_TAG, 'tag').bytes(b).u32(0, 'n').finish();
+  assert.throws(() => decodeReconfigTx(withChange(op((w) => w.u32(0, 'a')))), malformed(/^change: not the canonical encoding/));
+  assert.throws(() => decodeReconfigTx(withChange(op((w) => w.u32(9, 'a')))), malformed(/^change\.ops\[0\]\.addresses\.length: 9, at most 8/));
+  assert.throws(() => decodeReconfigTx(withChange(op((w) => w.u32(1, 'a').str('x'.repeat(300), 'a')))), malformed(/^change\.ops\[0\]\.addresses\[0\]: 300 bytes, at most 256/));
+  assert.deepEqual(decodeReconfigTx(withChange(op((w) => w.u32(1, 'a').str('/ip4/1.2.3.4/tcp/1', 'a')))).change.ops[0], {
+    kind: 'add', name: 'm9', peerId: 'p', publicKey: new Uint8Array(4), addresses: ['/ip4/1.2.3.4/tcp/1'] });
+});

@@ -11,7 +11,7 @@
 // bytes (so two encodings of one change cannot exist). Pure.
 // Must never return a change it did not fully decode, nor accept trailing bytes.
 
-import { CanonicalWriter, MAX_CHAIN_ID_BYTES, reconfigSigningBytes, DOMAIN_TAGS } from '#libs/crypto/index.ts';
+import { CanonicalWriter, MAX_ADDRESS_BYTES, MAX_CHAIN_ID_BYTES, MAX_OP_ADDRESSES, reconfigSigningBytes, DOMAIN_TAGS } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import type { Approval, ReconfigOp, Reconfiguration } from './reconfig.ts';
 import { MAX_OPS } from './reconfig.ts';
@@ -131,7 +131,13 @@ function decodeChange(bytes: Uint8Array): Reconfiguration {
     } else if (code === 1 || code === 3) {
       const peerId = o.str(`${at}.peerId`, 128);
       const publicKey = o.field(`${at}.publicKey`, 4096).slice();
-      ops.push({ kind: code === 1 ? 'add' : 'rotate', name, peerId, publicKey });
+      const addresses: string[] = [];
+      if (!o.done) {
+        const n = o.uint(`${at}.addresses.length`, 4);
+        if (n > MAX_OP_ADDRESSES) malformed(`${at}.addresses.length`, `${n}, at most ${MAX_OP_ADDRESSES}`);
+        for (let j = 0; j < n; j++) addresses.push(o.str(`${at}.addresses[${j}]`, MAX_ADDRESS_BYTES));
+      }
+      ops.push({ kind: code === 1 ? 'add' : 'rotate', name, peerId, publicKey, ...(addresses.length > 0 ? { addresses } : {}) });
     } else {
       malformed(`${at}.kind`, `unknown operation code ${code}`);
     }

@@ -39,6 +39,23 @@ test('add, remove and rotate: the next epoch\'s set, members in order, added one
   assert.equal(genesis.byIndex(1).publicKey, toHex(keys[1]!.publicKey), 'the old set is unchanged');
 });
 
+test('an added or rotated member\'s addresses go into the set, are checked, and stay across later changes', () => {
+  const PEER = '12D3KooWCmxv6aCES4u9tkeq3EtCoiXw2Ud9itJ9g42fH6YJ7Vjv';
+  const at = ['/ip4/10.0.0.4/tcp/4001', `/dns4/m4.example.org/tcp/4001/p2p/${PEER}`];
+  const grown = nextValidatorSet(genesis, { chainId: rules.chainId, epoch: 0, ops: [{ ...add(4), peerId: PEER, addresses: at }] }, rules);
+  assert.deepEqual(grown.byIndex(4).addresses, at);
+  assert.deepEqual(grown.byIndex(0).addresses, [], 'a genesis member: none (peers.yaml lists it)');
+  const later = nextValidatorSet(grown, { chainId: rules.chainId, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] }, rules);
+  assert.deepEqual(later.byIndex(later.indexOfName('m4')!).addresses, at, 'kept by the next change');
+  const bad = (addresses: string[], pattern: RegExp) => assert.throws(
+    () => nextValidatorSet(genesis, { chainId: rules.chainId, epoch: 0, ops: [add(5), { ...add(4), peerId: PEER, addresses }] }, rules),
+    refused('RECONFIG_INVALID', pattern));
+  bad(['/ip4/0.0.0.0/tcp/4001'], /^ops\[1\]\.addresses\[0\]: "\/ip4\/0\.0\.0\.0\/tcp\/4001" is a wildcard/);
+  bad([at[0]!, '/ip4/10.0.0.4/tcp/4001/p2p/12D3KooWGzh7TnsBvG6mjTqCdLGMwHXnpk9PkBqhmgjWFQMGH7wY'], /^ops\[1\]\.addresses\[1\]: .* names peer 12D3KooWGzh7/);
+  bad(['not an address'], /^ops\[1\]\.addresses\[0\]: "not an address" /);
+  bad([at[0]!, at[0]!], /^ops\[1\]\.addresses: an address is listed twice/);
+});
+
 test('bad changes are refused naming the field, and nothing changes', () => {
   const change = (ops: Reconfiguration['ops'], over: Partial<Reconfiguration> = {}): Reconfiguration => ({ chainId: rules.chainId, epoch: 0, ops, ...over });
   const cases: Array<[string, Reconfiguration, RegExp]> = [

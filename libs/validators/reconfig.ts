@@ -1,6 +1,6 @@
 // Reconfiguration: how the validator set of epoch e + 1 follows from epoch e's set and one
 // committed change (add a member from its card, remove one, rotate one's SLH-DSA key and/or libp2p
-// identity), and what makes a change valid and authorised. One home for these rules: block
+// identity, with the addresses of its card), and what makes a change valid and authorised. One home for these rules: block
 // validity, the signer, sync, observers and the light client are to call these functions, never
 // re-derive them (issue 27; see docs/reconfiguration.md for what is wired so far).
 //
@@ -14,7 +14,7 @@
 // or fewer than a quorum of distinct, valid approvals.
 
 import { FedError } from '#libs/errors/index.ts';
-import { MEMBER_NAME } from '#libs/config/index.ts';
+import { MEMBER_NAME, memberAddressProblem } from '#libs/config/index.ts';
 import { reconfigSigningBytes, sha256, toHex, type ReconfigFields, type ReconfigOpFields } from '#libs/crypto/index.ts';
 import { ValidatorSet, type ValidatorEntry } from './set.ts';
 
@@ -63,7 +63,7 @@ export function nextValidatorSet(set: ValidatorSet, change: Reconfiguration, rul
   if (!Array.isArray(change.ops) || change.ops.length === 0) refuse('ops', 'no operation');
   if (change.ops.length > MAX_OPS) refuse('ops', `${change.ops.length} operations, at most ${MAX_OPS}`);
 
-  const entries: Array<ValidatorEntry | undefined> = set.members.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey }));
+  const entries: Array<ValidatorEntry | undefined> = set.members.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey, addresses: v.addresses }));
   const added: ValidatorEntry[] = [];
   const touched = new Set<string>();
   change.ops.forEach((op, i) => {
@@ -115,7 +115,13 @@ function entryOf(op: Extract<ReconfigOp, { peerId: string }>, at: string, rules:
   if (!(op.publicKey instanceof Uint8Array) || op.publicKey.length !== rules.publicKeyBytes) {
     refuse(`${at}.publicKey`, `${op.publicKey instanceof Uint8Array ? op.publicKey.length : 0} bytes, the federation's parameter set has ${rules.publicKeyBytes}-byte keys`);
   }
-  return { name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey) };
+  const addresses = op.addresses ?? [];
+  addresses.forEach((a, j) => {
+    const bad = memberAddressProblem(a, op.peerId);
+    if (bad) refuse(`${at}.addresses[${j}]`, `${JSON.stringify(a)} ${bad}`);
+  });
+  if (new Set(addresses).size !== addresses.length) refuse(`${at}.addresses`, 'an address is listed twice');
+  return { name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey), addresses };
 }
 
 /**

@@ -32,7 +32,7 @@ test('leaderOf is view mod N, the rule the engine uses when no hook is given', (
 
 test('byIndex, has and the lookups by name, peer id and key (hex or bytes)', () => {
   const s = ValidatorSet.fromConfig(entries(4));
-  assert.deepEqual(s.byIndex(2), { index: 2, name: 'm2', peerId: '12D3KooPeer2', publicKey: key(2) });
+  assert.deepEqual(s.byIndex(2), { index: 2, name: 'm2', peerId: '12D3KooPeer2', publicKey: key(2), addresses: [] });
   for (const bad of [-1, 4, 1.5, Number.NaN]) {
     assert.equal(s.has(bad), false, `has(${bad})`);
     assert.throws(() => s.byIndex(bad), refused('VALIDATOR_UNKNOWN', /no validator with index/));

@@ -16,6 +16,11 @@ export interface ValidatorEntry {
   peer_id: string;
   /** Hex, raw FIPS 205 bytes. */
   public_key: string;
+  /**
+   * Where its gateway is dialled, from the member card a reconfiguration added or rotated it with;
+   * none for genesis members (peers.yaml lists them). Hints for gateways, not identity.
+   */
+  addresses?: readonly string[] | undefined;
 }
 
 export interface Validator {
@@ -25,6 +30,8 @@ export interface Validator {
   readonly peerId: string;
   /** SLH-DSA public key, lower-case hex. */
   readonly publicKey: string;
+  /** Where its gateway is dialled, as the change that seated it said (ValidatorEntry.addresses). */
+  readonly addresses: readonly string[];
 }
 
 /**
@@ -108,7 +115,7 @@ export class ValidatorSet {
       if (!HEX.test(e.public_key)) {
         throw new FedError('VALIDATORS_INVALID', `validators[${index}] (${e.name}): public_key is not lower-case hex`, { index, field: 'public_key' });
       }
-      return Object.freeze({ index, name: e.name, peerId: e.peer_id, publicKey: e.public_key });
+      return Object.freeze({ index, name: e.name, peerId: e.peer_id, publicKey: e.public_key, addresses: Object.freeze([...(e.addresses ?? [])]) });
     });
     return new ValidatorSet(epoch, Object.freeze(members), undefined);
   }
@@ -199,7 +206,7 @@ export class ValidatorSet {
     return new ValidatorSet(this.epoch, this.members, self, this);
   }
 
-  /** Same epoch, same validators in the same order, same self. */
+  /** Same epoch, same validators in the same order, same self (addresses are hints: not compared). */
   equals(other: ValidatorSet): boolean {
     return this.epoch === other.epoch && this.self?.index === other.self?.index && this.n === other.n
       && this.members.every((v, i) => {

@@ -225,5 +225,5 @@ export class GatewayLink implements TransportPort {
 }
 
 function setValidatorsOf(set: ValidatorSet): SetValidators {
-  return { epoch: set.epoch, validators: set.members.map((v) => ({ name: v.name, peerId: v.peerId, publicKey: v.publicKey })) };
+  return { epoch: set.epoch, validators: set.members.map((v) => ({ name: v.name, peerId: v.peerId, publicKey: v.publicKey, addresses: [...v.addresses] })) };
 }

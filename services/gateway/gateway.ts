@@ -3,7 +3,8 @@
 // dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
 // the network. Must never close a connection because a config changed, except on stop().
 
-import { networkList, type Peer } from '#libs/config/index.ts';
+import { memberAddressProblem, networkList, type Peer } from '#libs/config/index.ts';
+import { MAX_OP_ADDRESSES } from '#libs/crypto/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
@@ -97,8 +98,30 @@ export class Gateway {
     if (req.validators.length > WIRE_MAX_VALIDATORS) {
       throw new FedError('VALIDATORS_INVALID', `validators: ${req.validators.length} seats, at most ${WIRE_MAX_VALIDATORS}`, { count: req.validators.length });
     }
-    const set = ValidatorSet.fromConfig(req.validators.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey })), { epoch: req.epoch })
+    req.validators.forEach((v, i) => {
+      if (v.addresses.length > MAX_OP_ADDRESSES) {
+        throw new FedError('VALIDATORS_INVALID', `validators[${i}] (${v.name}): ${v.addresses.length} addresses, at most ${MAX_OP_ADDRESSES}`, { index: i });
+      }
+      for (const a of v.addresses) {
+        const bad = memberAddressProblem(a, v.peerId);
+        if (bad) throw new FedError('VALIDATORS_INVALID', `validators[${i}] (${v.name}): address ${JSON.stringify(a)} ${bad}`, { index: i, field: 'addresses' });
+      }
+    });
+    const set = ValidatorSet.fromConfig(req.validators.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey, addresses: v.addresses })), { epoch: req.epoch })
       .withSelf({ peerId: this.#settings.peerId }, { optional: true });
+    // A member seated by a change is dialled where its card said, before anyone lists it in
+    // peers.yaml (added to what peers.yaml says of it, never in its place).
+    const dialable: string[] = [];
+    for (const v of set.members) {
+      if (v.addresses.length === 0 || v.peerId === this.#settings.peerId) continue;
+      const known = this.table.get(v.peerId)?.addresses ?? [];
+      if (v.addresses.some((a) => !known.includes(a))) dialable.push(v.name);
+      this.table.upsertKnown(v.peerId, v.addresses, Math.max(MAX_OP_ADDRESSES, known.length));
+    }
+    if (dialable.length > 0) {
+      this.#deps.log.info({ epoch: set.epoch, members: dialable }, 'validators dialled at the addresses their change carried');
+      this.dialer.dialDue();
+    }
     const before = this.validators;
     if (before?.equals(set) && before.epoch === set.epoch) return;
     this.#told = set;

@@ -9,9 +9,9 @@ import { MuteTable } from './mutes.ts';
 import type { Validator } from '#libs/validators/index.ts';
 
 const MiB = 1024 * 1024;
-const A: Validator = { index: 1, name: 'a', peerId: 'peer-a', publicKey: 'aa' };
-const B: Validator = { index: 2, name: 'b', peerId: 'peer-b', publicKey: 'bb' };
-const C: Validator = { index: 3, name: 'c', peerId: 'peer-c', publicKey: 'cc' };
+const A: Validator = { index: 1, name: 'a', peerId: 'peer-a', publicKey: 'aa', addresses: [] };
+const B: Validator = { index: 2, name: 'b', peerId: 'peer-b', publicKey: 'bb', addresses: [] };
+const C: Validator = { index: 3, name: 'c', peerId: 'peer-c', publicKey: 'cc', addresses: [] };
 
 /** A consumer like the Attach stream: takes `room` frames, then is busy until drained. */
 class Sink implements InboundSink {

@@ -40,8 +40,9 @@ export async function approveAndAssemble(ok: Ok, change: string, approvers: read
 /**
  * Starts the four services of a member joined with `btcfed member join --added` (its signer
  * standing by), each waited for; the consensus service follows the chain until a change seats it.
+ * An observer (`member join --observer`) has no signer: its store, gateway and consensus.
  */
-export async function startAddedMember(dir: string, natsUrl: string, procs: ServiceProcess[]): Promise<{ consensus: ServiceProcess }> {
+export async function startAddedMember(dir: string, natsUrl: string, procs: ServiceProcess[], opts: { observer?: boolean } = {}): Promise<{ consensus: ServiceProcess }> {
   const conf = parse(await fs.readFile(path.join(dir, 'conf.yaml'), 'utf8')) as { services: { store: { listen: string } } };
   const store = conf.services.store.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
   const run = async (script: string, args: string[], ready: string) => {
@@ -51,7 +52,7 @@ export async function startAddedMember(dir: string, natsUrl: string, procs: Serv
     return p;
   };
   await run('services/store/main.ts', ['--data-dir', dir, '--nats', natsUrl], 'store ready');
-  await run('services/signer/main.ts', ['run', '--data-dir', path.join(dir, 'signer'), '--init', '--no-nats'], 'signer ready');
+  if (!opts.observer) await run('services/signer/main.ts', ['run', '--data-dir', path.join(dir, 'signer'), '--init', '--no-nats'], 'signer ready');
   await run('services/gateway/main.ts', ['--store', store, '--data-dir', dir, '--nats', natsUrl], 'gateway ready');
   const consensus = await run('services/consensus/main.ts', ['--store', store, '--data-dir', dir, '--nats', natsUrl], 'consensus ready');
   return { consensus };

@@ -146,11 +146,19 @@ export interface SetValidators {
   validators: ValidatorSeat[];
 }
 
-/** One validator of a set: its name, its gateway's libp2p peer id, its SLH-DSA public key (hex). */
+/**
+ * One validator of a set: its name, its gateway's libp2p peer id, its SLH-DSA public key (hex), and
+ * where it is dialled.
+ */
 export interface ValidatorSeat {
   name: string;
   peerId: string;
   publicKey: string;
+  /**
+   * Where its gateway is dialled, from the member card the change that seated it carried (none
+   * for genesis members: peers.yaml lists them). The gateway dials a seat it knows no address of.
+   */
+  addresses: string[];
 }
 
 export interface AttachRequest {
@@ -644,7 +652,7 @@ export const SetValidators: MessageFns<SetValidators> = {
 };
 
 function createBaseValidatorSeat(): ValidatorSeat {
-  return { name: "", peerId: "", publicKey: "" };
+  return { name: "", peerId: "", publicKey: "", addresses: [] };
 }
 
 export const ValidatorSeat: MessageFns<ValidatorSeat> = {
@@ -657,6 +665,9 @@ export const ValidatorSeat: MessageFns<ValidatorSeat> = {
     }
     if (message.publicKey !== "") {
       writer.uint32(26).string(message.publicKey);
+    }
+    for (const v of message.addresses) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -698,6 +709,14 @@ export const ValidatorSeat: MessageFns<ValidatorSeat> = {
             message.publicKey = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -723,6 +742,9 @@ export const ValidatorSeat: MessageFns<ValidatorSeat> = {
         : isSet(object.public_key)
         ? globalThis.String(object.public_key)
         : "",
+      addresses: globalThis.Array.isArray(object?.addresses)
+        ? object.addresses.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -737,6 +759,9 @@ export const ValidatorSeat: MessageFns<ValidatorSeat> = {
     if (message.publicKey !== "") {
       obj.publicKey = message.publicKey;
     }
+    if (message.addresses?.length) {
+      obj.addresses = message.addresses;
+    }
     return obj;
   },
 
@@ -748,6 +773,7 @@ export const ValidatorSeat: MessageFns<ValidatorSeat> = {
     message.name = object.name ?? "";
     message.peerId = object.peerId ?? "";
     message.publicKey = object.publicKey ?? "";
+    message.addresses = object.addresses?.map((e) => e) || [];
     return message;
   },
 };
