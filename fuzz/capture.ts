@@ -21,6 +21,8 @@ import { OTHERS, SELF } from './targets/peer-exchange.ts';
 import { encodeValid } from './targets/signer-request.ts';
 import { eventInput, CODECS } from './targets/events-codec.ts';
 import { SERVED, apiInput } from './targets/public-api.ts';
+import { SET as RECONFIG_SET } from './targets/reconfig-tx.ts';
+import { encodeReconfigTx } from '#libs/validators/index.ts';
 
 const corpus = new Map<string, Uint8Array[]>();
 const add = (target: string, b: Uint8Array) => { corpus.set(target, [...(corpus.get(target) ?? []), b]); };
@@ -126,6 +128,16 @@ const cards: MemberCard[] = ids.map((id, i) => ({ version: 1, name: `m${i}`, slh
   libp2p: { peer_id: id.peerId, public_key: id.publicKey, addresses: [addrs[i]!] } }));
 for (const c of cards) add('genesis-card', text(0, c));
 add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s', cards: cards.map((card) => ({ card, from: `${card.name}.yaml` })) })));
+
+// ------------------------------------------------------------------ reconfiguration transactions (btcfed reconfigure assemble)
+{
+  const key = (i: number) => filled(32, 7000 + i);
+  const ok = [0, 1, 3].map((validator) => ({ validator, signature: filled(SIG_BYTES, 900 + validator) }));
+  const m4 = { kind: 'add' as const, name: 'm4', publicKey: key(4) };
+  add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ ...m4, peerId: 'peer-of-m4', addresses: ['/ip4/10.0.0.4/tcp/4001', '/dns4/m4.example.org/tcp/4001'] }] }, approvals: ok }));
+  add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }] }, approvals: ok }));
+  add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: RECONFIG_SET.byIndex(1).peerId, publicKey: key(8) }] }, approvals: ok }));
+}
 
 for (const [target, seeds] of corpus) {
   const dir = join(CORPUS_DIR, target);

@@ -5,11 +5,12 @@ import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
 import { peerExchange } from './peer-exchange.ts';
 import { publicApi } from './public-api.ts';
+import { reconfigTx } from './reconfig-tx.ts';
 import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {
