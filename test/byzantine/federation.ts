@@ -17,6 +17,7 @@ import { initFederation, memberPorts } from '../../cli/init.ts';
 import { runDevnet, type Devnet, type Service } from '../../cli/devnet.ts';
 import { NATS_URL } from '../support/store.ts';
 import { allowOperator } from '../support/reconfig.ts';
+import type { ServiceProcess } from '../support/process.ts';
 
 export const N = 4;
 export const HONEST = [0, 1, 2] as const;
@@ -41,7 +42,19 @@ export function sumMetric(text: string, name: string, labels?: RegExp): number {
   return sum;
 }
 
+/** A member dir's conf.yaml: peers learned only in 127.0.0.0/8, loopback addresses allowed. */
+async function discoverOnThisHost(memberDir: string): Promise<void> {
+  const file = path.join(memberDir, 'conf.yaml');
+  const doc = parseDocument(await fs.readFile(file, 'utf8'));
+  doc.setIn(['peers', 'allow_private_addresses'], true);
+  doc.setIn(['peers', 'learned_networks'], ['127.0.0.0/8']);
+  await fs.writeFile(file, doc.toString());
+}
+
 export class Federation {
+  /** Services a scenario started besides the devnet's (a member it added): stopped with the federation. */
+  readonly extra: ServiceProcess[] = [];
+  readonly discoverOnThisHost = discoverOnThisHost;
   readonly dir: string;
   readonly basePort: number;
   readonly chainId: string;
@@ -65,13 +78,7 @@ export class Federation {
       for (const [i, member] of members.slice(0, N).entries()) await allowOperator(path.join(dir, `m${i}`), member.operator);
       // Discovery only on this host: what a stranger announces is taken and dialled only in
       // 127.0.0.0/8 (the rest is refused as outside the networks), never out of the machine.
-      for (const m of [...Array.from({ length: N }, (_, i) => `m${i}`), 'o0']) {
-        const file = path.join(dir, m, 'conf.yaml');
-        const doc = parseDocument(await fs.readFile(file, 'utf8'));
-        doc.setIn(['peers', 'allow_private_addresses'], true);
-        doc.setIn(['peers', 'learned_networks'], ['127.0.0.0/8']);
-        await fs.writeFile(file, doc.toString());
-      }
+      for (const m of [...Array.from({ length: N }, (_, i) => `m${i}`), 'o0']) await discoverOnThisHost(path.join(dir, m));
       const net = await runDevnet({ dir, members: N, observers: 1, basePort, natsUrl: NATS_URL, quiet: true }, () => undefined);
       const clients = Array.from({ length: N }, (_, i) => consensusClient(path.join(dir, `m${i}`)));
       return new Federation(dir, basePort, chainId, net, clients);
@@ -212,6 +219,7 @@ export class Federation {
   async stop(): Promise<void> {
     this.observer.close();
     for (const c of this.clients) c.close();
+    for (const p of [...this.extra].reverse()) await p.stop().catch(() => undefined);
     await this.net.stop();
   }
 

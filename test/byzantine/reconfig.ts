@@ -8,16 +8,19 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { blockHash, nextStateHash, proposalSigningBytes, reconfigSigningBytes, toHex } from '#libs/crypto/index.ts';
+import { blockHash, nextStateHash, proposalSigningBytes, reconfigSigningBytes, toHex, voteSigningBytes } from '#libs/crypto/index.ts';
+import { Phase } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { txRootOf } from '#libs/blocks/index.ts';
 import { decodeReconfigTx, encodeReconfigTx, type Approval, type Reconfiguration } from '#libs/validators/index.ts';
 import { parse, stringify } from 'yaml';
 import { btcfedIn } from '../support/cli.ts';
-import { approveAndAssemble } from '../support/reconfig.ts';
-import { BYZANTINE, HONEST, until, type Federation } from './federation.ts';
+import { allowOperator, approveAndAssemble, startAddedMember } from '../support/reconfig.ts';
+import { NATS_URL } from '../support/store.ts';
+import { consensusClient } from '../../cli/client.ts';
+import { BYZANTINE, HONEST, sleep, until, type Federation } from './federation.ts';
 import type { ByzantineMember, Script } from './member.ts';
-import { check, deltas, perHonest, type Scenario } from './scenario.ts';
+import { background, check, deltas, perHonest, type Scenario } from './scenario.ts';
 
 /** The forgeries, in the order m3 proposes them: what each does to the change or its approvals. */
 const FORGERIES = ['one-approval', 'one-approver-thrice', 'borrowed-signatures', 'future-epoch', 'other-chain'] as const;
@@ -195,7 +198,93 @@ const changeWithheldThenReplayed: Scenario = {
   },
 };
 
+/** Consensus frames a second m3 sends once removed, to every member of the new set. */
+const FLOOD_PER_SECOND = 2_000;
+
+// A removed member floods: a fifth member, m4 (honest, its own four services), joins the way an
+// operator adds one — its card proposed, approved on m0–m2's signers, submitted — and m3 is then
+// removed by m0, m1, m2 and m4. From then on m3, still holding its key, its libp2p identity and
+// its connections, sends every member ~2,000 frames a second: votes and NEW-VIEWs of the new
+// epoch signed with its key (a real signature, repeated), the same with junk signatures, votes of
+// the epoch it was removed in, and block requests (a kind an outside peer may send). Every
+// consensus message must be refused before it is decoded (not_validator), block requests served
+// within the budget outside peers share, and the new set of four keep its rate.
+// Runs last: the federation is two epochs further afterwards, with m3 outside it.
+const removedMemberFloods: Scenario = {
+  name: 'removed-member-floods', ci: false,
+  async start({ fed, byz, note }) {
+    const { ok } = btcfedIn(() => fed.dir);
+    for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+    const epochOf = async (i: number) => Number((await fed.status(i)).epoch);
+    const e0 = await epochOf(0);
+    // m4: its operator makes its dir and joins it to the chain as a member to be added.
+    const dir4 = path.join(fed.dir, 'm4');
+    const t0 = Date.now();
+    await ok(['member', 'init', '--name', 'm4', '--out', dir4, '--host', '127.0.0.1', '--base-port', String(fed.basePort + 60), '--passphrase-file', '../secrets/signer-passphrase']);
+    await ok(['member', 'join', '--genesis', path.join(fed.memberDir(0), 'genesis.yaml'), '--dir', dir4, '--added']);
+    await allowOperator(dir4);
+    await fed.discoverOnThisHost(dir4);
+    const { consensus: consensus4 } = await startAddedMember(dir4, NATS_URL, fed.extra);
+    const propose = async (label: string, args: string[], approvers: string[]) => {
+      const file = path.join(fed.dir, `${label}.yaml`);
+      await ok(['reconfigure', 'propose', '--member', fed.memberDir(0), ...args, '--out', file]);
+      const tx = await approveAndAssemble(ok, file, approvers, fed.memberDir(0), path.join(fed.dir, `${label}.tx`));
+      await ok(['reconfigure', 'submit', '--member', fed.memberDir(0), '--tx', tx]);
+    };
+    await propose('add-m4', ['--add', path.join(dir4, 'member-card.yaml')], HONEST.map((i) => fed.memberDir(i)));
+    await until(`epoch ${e0 + 1} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 1) ? true : undefined), 120_000);
+    await consensus4.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 120_000);
+    note(`m4 added: epoch ${e0 + 1} (N = 5) ${((Date.now() - t0) / 1000).toFixed(1)} s after its dir was made`);
+    const t1 = Date.now();
+    await propose('remove-m3', ['--remove', 'm3'], [...HONEST.map((i) => fed.memberDir(i)), dir4]);
+    await until(`epoch ${e0 + 2} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 2) ? true : undefined), 120_000);
+    const removedAt = Number((await fed.status(0)).committedHeight);
+    note(`m3 removed: epoch ${e0 + 2} (N = 4: m0, m1, m2, m4) ${((Date.now() - t1) / 1000).toFixed(1)} s after the change was submitted`);
+
+    const refused = () => perHonest(fed, 'btcfed_consensus_rejected_messages_total', /reason="not_validator"/);
+    const outsideDropped = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_frames_refused_total', /reason="outside_/)));
+    const [refused0, dropped0] = [await refused(), await outsideDropped()];
+    // What m3 sends: one real signature of its key over a vote of the new epoch, sent again and
+    // again; the rest carry junk signatures or are of the epoch it was removed in.
+    const sigBytes = byz.limits.signatureBytes;
+    const viewNow = async () => Number((await fed.status(0)).view);
+    let view = await viewNow();
+    const hash = randomBytes(32);
+    const signed = await byz.sign(voteSigningBytes({ chainId: byz.chainId, epoch: e0 + 2, phase: Phase.PREPARE, view, blockHash: hash }));
+    const sent = { signed: 0, junk: 0, newView: 0, oldEpoch: 0, requests: 0 };
+    let k = 0;
+    let lastView = Date.now();
+    const attack = background(async () => {
+      if (Date.now() - lastView > 1000) { view = await viewNow().catch(() => view); lastView = Date.now(); }
+      for (let j = 0; j < FLOOD_PER_SECOND / 20; j++) {
+        const kind = k++ % 5;
+        const vote = (epoch: number, signature: Uint8Array) => ({ type: 'vote' as const, epoch, phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature });
+        if (kind === 0) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, signed) }); sent.signed++; }
+        else if (kind === 1) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, randomBytes(sigBytes)) }); sent.junk++; }
+        else if (kind === 2) { byz.inject('all', { type: 'consensus', message: { type: 'new-view', epoch: e0 + 2, view: view + 1, highQC: byz.driver.engine.safety.prepareQC, sender: BYZANTINE, signature: randomBytes(sigBytes) } }); sent.newView++; }
+        else if (kind === 3) { byz.inject('all', { type: 'consensus', message: vote(e0 + 1, randomBytes(sigBytes)) }); sent.oldEpoch++; }
+        else { byz.inject('all', { type: 'block-request', requestId: k, hashes: [randomBytes(32)], fromHeight: Math.max(0, removedAt - 10), maxBlocks: 64 }); sent.requests++; }
+      }
+      await sleep(50);
+    });
+    return {
+      stop: () => attack.stop(),
+      async check() {
+        const [refused1, dropped1, epochs1] = [await refused(), await outsideDropped(), await honestEpochs(fed)];
+        const total = Object.values(sent).reduce((a, b) => a + b, 0);
+        note(`m3, removed, sent ${total} frames to each member (${sent.signed} votes signed with its key, ${sent.junk} junk-signed, ${sent.newView} NEW-VIEWs, ${sent.oldEpoch} votes of epoch ${e0 + 1}, ${sent.requests} block requests); refused as not_validator ${deltas(refused0, refused1)}; dropped at the gateway as an outside peer's ${deltas(dropped0, dropped1)}; honest epochs ${epochs1.join('/')}`);
+        check(total > 0, 'm3 sent nothing');
+        check(refused1.every((x, j) => x > refused0[j]!), 'an honest member did not refuse (not_validator) the consensus messages of a removed member');
+        check(epochs1.every((e) => e === e0 + 2), `an honest member is not in epoch ${e0 + 2}: ${epochs1.join('/')}`);
+        const [h4, h0] = [Number((await call(consensusClient(dir4).getStatus.bind(consensusClient(dir4)), {}, { deadlineMs: 5000 })).committedHeight), Number((await fed.status(0)).committedHeight)];
+        note(`m4 at height ${h4}, m0 at ${h0}`);
+        check(h4 > removedAt, 'm4 did not commit after m3 was removed');
+      },
+    };
+  },
+};
+
 /** Below-quorum first: the other leaves the federation in the next epoch. */
 export const RECONFIG_SCENARIOS: Scenario[] = [reconfigBelowQuorum];
 /** Runs after every other scenario (it ends an epoch). */
-export const LAST_SCENARIOS: Scenario[] = [changeWithheldThenReplayed];
+export const LAST_SCENARIOS: Scenario[] = [changeWithheldThenReplayed, removedMemberFloods];
