@@ -299,6 +299,24 @@ try {
     summary.disagreements += differ;
   }
 
+  // Every validator reaches every other: with no peers.yaml edited, the added members (m4, then
+  // m5 and m6 together) were dialled where their changes said.
+  const mesh = async (): Promise<string[]> => {
+    const missing: string[] = [];
+    for (const name of validators) {
+      const s = await status(name);
+      const connected = new Set(s.peers.filter((p) => p.state === 'connected').map((p) => p.validatorIndex));
+      const others = validators.map((_, i) => i).filter((i) => i !== s.selfIndex);
+      const absent = others.filter((i) => !connected.has(i));
+      if (absent.length > 0) missing.push(`${name} reaches no validator ${absent.join(', ')}`);
+    }
+    return missing;
+  };
+  let gaps = await mesh();
+  for (let k = 0; k < 10 && gaps.length > 0; k++) { await new Promise((r) => setTimeout(r, 2_000)); gaps = await mesh(); }
+  if (gaps.length > 0) throw new Error(`the validators of the last epoch do not all reach each other: ${gaps.join('; ')}`);
+  say(`each of the ${validators.length} validators reaches the ${validators.length - 1} others${flags.introduce ? '' : ' (no peers.yaml edited for the added members)'}`);
+
   // The stall at each boundary: the last block of an epoch to the first of the next, by their times.
   const c0 = client('m0');
   const ends = await call(c0.getEpochs.bind(c0), { fromEpoch: 0, limit: 16 }, { deadlineMs: 30_000 });
