@@ -17,6 +17,7 @@ import { parse, stringify } from 'yaml';
 import { btcfedIn } from '../support/cli.ts';
 import { allowOperator, approveAndAssemble, startAddedMember } from '../support/reconfig.ts';
 import { NATS_URL } from '../support/store.ts';
+import type { ServiceProcess } from '../support/process.ts';
 import { consensusClient } from '../../cli/client.ts';
 import { BYZANTINE, HONEST, sleep, until, type Federation } from './federation.ts';
 import type { ByzantineMember, Script } from './member.ts';
@@ -210,79 +211,96 @@ const FLOOD_PER_SECOND = 2_000;
 // consensus message must be refused before it is decoded (not_validator), block requests served
 // within the budget outside peers share, and the new set of four keep its rate.
 // Runs last: the federation is two epochs further afterwards, with m3 outside it.
-const removedMemberFloods: Scenario = {
-  name: 'removed-member-floods', ci: false,
-  async start({ fed, byz, note }) {
-    const { ok } = btcfedIn(() => fed.dir);
-    for (const i of HONEST) await fed.unmute(i, BYZANTINE);
-    const epochOf = async (i: number) => Number((await fed.status(i)).epoch);
-    const e0 = await epochOf(0);
-    // m4: its operator makes its dir and joins it to the chain as a member to be added.
-    const dir4 = path.join(fed.dir, 'm4');
-    const t0 = Date.now();
-    await ok(['member', 'init', '--name', 'm4', '--out', dir4, '--host', '127.0.0.1', '--base-port', String(fed.basePort + 60), '--passphrase-file', '../secrets/signer-passphrase']);
-    await ok(['member', 'join', '--genesis', path.join(fed.memberDir(0), 'genesis.yaml'), '--dir', dir4, '--added']);
-    await allowOperator(dir4);
-    await fed.discoverOnThisHost(dir4);
-    const { consensus: consensus4 } = await startAddedMember(dir4, NATS_URL, fed.extra);
-    const propose = async (label: string, args: string[], approvers: string[]) => {
-      const file = path.join(fed.dir, `${label}.yaml`);
-      await ok(['reconfigure', 'propose', '--member', fed.memberDir(0), ...args, '--out', file]);
-      const tx = await approveAndAssemble(ok, file, approvers, fed.memberDir(0), path.join(fed.dir, `${label}.tx`));
-      await ok(['reconfigure', 'submit', '--member', fed.memberDir(0), '--tx', tx]);
-    };
-    await propose('add-m4', ['--add', path.join(dir4, 'member-card.yaml')], HONEST.map((i) => fed.memberDir(i)));
-    await until(`epoch ${e0 + 1} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 1) ? true : undefined), 120_000);
-    await consensus4.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 120_000);
-    note(`m4 added: epoch ${e0 + 1} (N = 5) ${((Date.now() - t0) / 1000).toFixed(1)} s after its dir was made`);
-    const t1 = Date.now();
-    await propose('remove-m3', ['--remove', 'm3'], [...HONEST.map((i) => fed.memberDir(i)), dir4]);
-    await until(`epoch ${e0 + 2} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 2) ? true : undefined), 120_000);
-    const removedAt = Number((await fed.status(0)).committedHeight);
-    note(`m3 removed: epoch ${e0 + 2} (N = 4: m0, m1, m2, m4) ${((Date.now() - t1) / 1000).toFixed(1)} s after the change was submitted`);
-
-    const refused = () => perHonest(fed, 'btcfed_consensus_rejected_messages_total', /reason="not_validator"/);
-    const outsideDropped = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_frames_refused_total', /reason="outside_/)));
-    const [refused0, dropped0] = [await refused(), await outsideDropped()];
-    // What m3 sends: one real signature of its key over a vote of the new epoch, sent again and
-    // again; the rest carry junk signatures or are of the epoch it was removed in.
-    const sigBytes = byz.limits.signatureBytes;
-    const viewNow = async () => Number((await fed.status(0)).view);
-    let view = await viewNow();
-    const hash = randomBytes(32);
-    const signed = await byz.sign(voteSigningBytes({ chainId: byz.chainId, epoch: e0 + 2, phase: Phase.PREPARE, view, blockHash: hash }));
-    const sent = { signed: 0, junk: 0, newView: 0, oldEpoch: 0, requests: 0 };
-    let k = 0;
-    let lastView = Date.now();
-    const attack = background(async () => {
-      if (Date.now() - lastView > 1000) { view = await viewNow().catch(() => view); lastView = Date.now(); }
-      for (let j = 0; j < FLOOD_PER_SECOND / 20; j++) {
-        const kind = k++ % 5;
-        const vote = (epoch: number, signature: Uint8Array) => ({ type: 'vote' as const, epoch, phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature });
-        if (kind === 0) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, signed) }); sent.signed++; }
-        else if (kind === 1) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, randomBytes(sigBytes)) }); sent.junk++; }
-        else if (kind === 2) { byz.inject('all', { type: 'consensus', message: { type: 'new-view', epoch: e0 + 2, view: view + 1, highQC: byz.driver.engine.safety.prepareQC, sender: BYZANTINE, signature: randomBytes(sigBytes) } }); sent.newView++; }
-        else if (kind === 3) { byz.inject('all', { type: 'consensus', message: vote(e0 + 1, randomBytes(sigBytes)) }); sent.oldEpoch++; }
-        else { byz.inject('all', { type: 'block-request', requestId: k, hashes: [randomBytes(32)], fromHeight: Math.max(0, removedAt - 10), maxBlocks: 64 }); sent.requests++; }
-      }
-      await sleep(50);
-    });
-    return {
-      stop: () => attack.stop(),
-      async check() {
-        const [refused1, dropped1, epochs1] = [await refused(), await outsideDropped(), await honestEpochs(fed)];
-        const total = Object.values(sent).reduce((a, b) => a + b, 0);
-        note(`m3, removed, sent ${total} frames to each member (${sent.signed} votes signed with its key, ${sent.junk} junk-signed, ${sent.newView} NEW-VIEWs, ${sent.oldEpoch} votes of epoch ${e0 + 1}, ${sent.requests} block requests); refused as not_validator ${deltas(refused0, refused1)}; dropped at the gateway as an outside peer's ${deltas(dropped0, dropped1)}; honest epochs ${epochs1.join('/')}`);
-        check(total > 0, 'm3 sent nothing');
-        check(refused1.every((x, j) => x > refused0[j]!), 'an honest member did not refuse (not_validator) the consensus messages of a removed member');
-        check(epochs1.every((e) => e === e0 + 2), `an honest member is not in epoch ${e0 + 2}: ${epochs1.join('/')}`);
-        const [h4, h0] = [Number((await call(consensusClient(dir4).getStatus.bind(consensusClient(dir4)), {}, { deadlineMs: 5000 })).committedHeight), Number((await fed.status(0)).committedHeight)];
-        note(`m4 at height ${h4}, m0 at ${h0}`);
-        check(h4 > removedAt, 'm4 did not commit after m3 was removed');
-      },
-    };
-  },
-};
+const removedMemberFloods: Scenario = (() => {
+  let e0 = 0;
+  let dir4 = '';
+  let removedAt = 0;
+  let consensus4: ServiceProcess | undefined;
+  return {
+    name: 'removed-member-floods', ci: false,
+    async prepare({ fed, box, note }) {
+      const { ok } = btcfedIn(() => fed.dir);
+      for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+      const epochOf = async (i: number) => Number((await fed.status(i)).epoch);
+      e0 = await epochOf(0);
+      // m4: its operator makes its dir and joins it to the chain as a member to be added.
+      dir4 = path.join(fed.dir, 'm4');
+      const t0 = Date.now();
+      await ok(['member', 'init', '--name', 'm4', '--out', dir4, '--host', '127.0.0.1', '--base-port', String(fed.basePort + 60), '--passphrase-file', '../secrets/signer-passphrase']);
+      await ok(['member', 'join', '--genesis', path.join(fed.memberDir(0), 'genesis.yaml'), '--dir', dir4, '--added']);
+      await allowOperator(dir4);
+      await fed.discoverOnThisHost(dir4);
+      // m4 is honest: its processes run outside the attacker's CPU limit this process is under.
+      consensus4 = (await startAddedMember(dir4, NATS_URL, fed.extra, { spawned: (p) => box.release(p.proc.pid!) })).consensus;
+      const propose = async (label: string, args: string[], approvers: string[]) => {
+        const file = path.join(fed.dir, `${label}.yaml`);
+        await ok(['reconfigure', 'propose', '--member', fed.memberDir(0), ...args, '--out', file]);
+        const tx = await approveAndAssemble(ok, file, approvers, fed.memberDir(0), path.join(fed.dir, `${label}.tx`));
+        await ok(['reconfigure', 'submit', '--member', fed.memberDir(0), '--tx', tx]);
+      };
+      await propose('add-m4', ['--add', path.join(dir4, 'member-card.yaml')], HONEST.map((i) => fed.memberDir(i)));
+      await until(`epoch ${e0 + 1} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 1) ? true : undefined), 120_000);
+      await consensus4.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 120_000);
+      consensus4.lines.length = 0; // what it says from now on, below
+      note(`m4 added: epoch ${e0 + 1} (N = 5) ${((Date.now() - t0) / 1000).toFixed(1)} s after its dir was made`);
+      const t1 = Date.now();
+      await propose('remove-m3', ['--remove', 'm3'], [...HONEST.map((i) => fed.memberDir(i)), dir4]);
+      await until(`epoch ${e0 + 2} on m0–m2`, async () => ((await Promise.all(HONEST.map(epochOf))).every((e) => e === e0 + 2) ? true : undefined), 120_000);
+      removedAt = Number((await fed.status(0)).committedHeight);
+      note(`m3 removed: epoch ${e0 + 2} (N = 4: m0, m1, m2, m4) ${((Date.now() - t1) / 1000).toFixed(1)} s after the change was submitted; the rate before is this set's`);
+    },
+    async start({ fed, byz, note }) {
+      const refused = () => perHonest(fed, 'btcfed_consensus_rejected_messages_total', /reason="not_validator"/);
+      const outsideDropped = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_frames_refused_total', /reason="outside_/)));
+      const m3Gateway = async () => [await fed.metric(BYZANTINE, 'gateway', 'btcfed_gateway_frames_sent_total'), await fed.metric(BYZANTINE, 'gateway', 'btcfed_gateway_frames_dropped_total')];
+      const [refused0, dropped0, m3gw0] = [await refused(), await outsideDropped(), await m3Gateway()];
+      // What m3 sends: one real signature of its key over a vote of the new epoch, sent again and
+      // again; the rest carry junk signatures or are of the epoch it was removed in.
+      const sigBytes = byz.limits.signatureBytes;
+      const viewNow = async () => Number((await fed.status(0)).view);
+      let view = await viewNow();
+      const hash = randomBytes(32);
+      const signed = await byz.sign(voteSigningBytes({ chainId: byz.chainId, epoch: e0 + 2, phase: Phase.PREPARE, view, blockHash: hash }));
+      const sent = { signed: 0, junk: 0, newView: 0, oldEpoch: 0, requests: 0 };
+      let k = 0;
+      let lastView = Date.now();
+      const attack = background(async () => {
+        if (Date.now() - lastView > 1000) { view = await viewNow().catch(() => view); lastView = Date.now(); }
+        for (let j = 0; j < FLOOD_PER_SECOND / 20; j++) {
+          const kind = k++ % 5;
+          const vote = (epoch: number, signature: Uint8Array) => ({ type: 'vote' as const, epoch, phase: Phase.PREPARE, view, blockHash: hash, sender: BYZANTINE, signature });
+          if (kind === 0) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, signed) }); sent.signed++; }
+          else if (kind === 1) { byz.inject('all', { type: 'consensus', message: vote(e0 + 2, randomBytes(sigBytes)) }); sent.junk++; }
+          else if (kind === 2) { byz.inject('all', { type: 'consensus', message: { type: 'new-view', epoch: e0 + 2, view: view + 1, highQC: byz.driver.engine.safety.prepareQC, sender: BYZANTINE, signature: randomBytes(sigBytes) } }); sent.newView++; }
+          else if (kind === 3) { byz.inject('all', { type: 'consensus', message: vote(e0 + 1, randomBytes(sigBytes)) }); sent.oldEpoch++; }
+          else { byz.inject('all', { type: 'block-request', requestId: k, hashes: [randomBytes(32)], fromHeight: Math.max(0, removedAt - 10), maxBlocks: 64 }); sent.requests++; }
+        }
+        await sleep(50);
+      });
+      return {
+        stop: () => attack.stop(),
+        async check() {
+          const [refused1, dropped1, epochs1, m3gw1] = [await refused(), await outsideDropped(), await honestEpochs(fed), await m3Gateway()];
+          const total = Object.values(sent).reduce((a, b) => a + b, 0);
+          note(`m3's own gateway put ${m3gw1[0]! - m3gw0[0]!} frames on the wire and dropped ${m3gw1[1]! - m3gw0[1]!} from its full queues (the honest gateways read an outside peer's stream only as fast as their shared budget allows)`);
+          note(`m3, removed, sent ${total} frames to each member (${sent.signed} votes signed with its key, ${sent.junk} junk-signed, ${sent.newView} NEW-VIEWs, ${sent.oldEpoch} votes of epoch ${e0 + 1}, ${sent.requests} block requests); refused as not_validator ${deltas(refused0, refused1)}; dropped at the gateway as an outside peer's ${deltas(dropped0, dropped1)}; honest epochs ${epochs1.join('/')}`);
+          check(total > 0, 'm3 sent nothing');
+          check(refused1.every((x, j) => x > refused0[j]!), 'an honest member did not refuse (not_validator) the consensus messages of a removed member');
+          check(epochs1.every((e) => e === e0 + 2), `an honest member is not in epoch ${e0 + 2}: ${epochs1.join('/')}`);
+          const c4 = consensusClient(dir4);
+          try {
+            const [h4, h0] = [Number((await call(c4.getStatus.bind(c4), {}, { deadlineMs: 5000 })).committedHeight), Number((await fed.status(0)).committedHeight)];
+            note(`m4 at height ${h4}, m0 at ${h0}`);
+            const said = new Map<string, number>();
+            for (const l of consensus4!.lines) if (l.level >= 40) said.set(l.msg, (said.get(l.msg) ?? 0) + 1);
+            note(`m4's consensus warned, since seated: ${[...said].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([m, n]) => `${n}× ${m}`).join('; ') || 'nothing'}`);
+            check(h4 > removedAt, 'm4 did not commit after m3 was removed');
+          } finally { c4.close(); }
+        },
+      };
+    },
+  };
+})();
 
 /** Below-quorum first: the other leaves the federation in the next epoch. */
 export const RECONFIG_SCENARIOS: Scenario[] = [reconfigBelowQuorum];

@@ -88,6 +88,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
         // A rate below the bar may be the machine's, not the attack's: other engineers' work on
         // these two shared cores took up to 0.4 of a core in a window. Such a scenario is measured
         // once more, from its health check, and says so; the second try is the verdict.
+        if (s.prepare) await s.prepare({ fed, byz, box, note });
         for (let attempt = 1; ; attempt++) {
           byz.play({});
           // A barrier: the federation has recovered from the previous scenario (or this one fails,

@@ -24,6 +24,11 @@ export interface Scenario {
   ci: boolean;
   /** The least time the attack runs while the rate is measured, when its checks need more than a short window. */
   duringMs?: number;
+  /**
+   * Changes the federation once, before its rate is first measured (a scenario that needs another
+   * validator set): the rate before the attack is then the changed federation's.
+   */
+  prepare?(ctx: Context): Promise<void>;
   start(ctx: Context): Promise<Attack>;
 }
 

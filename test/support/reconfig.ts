@@ -41,13 +41,16 @@ export async function approveAndAssemble(ok: Ok, change: string, approvers: read
  * Starts the four services of a member joined with `btcfed member join --added` (its signer
  * standing by), each waited for; the consensus service follows the chain until a change seats it.
  * An observer (`member join --observer`) has no signer: its store, gateway and consensus.
+ * `spawned` sees each process as soon as it exists (to move it out of a caller's CPU limit).
  */
-export async function startAddedMember(dir: string, natsUrl: string, procs: ServiceProcess[], opts: { observer?: boolean } = {}): Promise<{ consensus: ServiceProcess }> {
+export async function startAddedMember(dir: string, natsUrl: string, procs: ServiceProcess[],
+  opts: { observer?: boolean; spawned?: (p: ServiceProcess) => Promise<void> } = {}): Promise<{ consensus: ServiceProcess }> {
   const conf = parse(await fs.readFile(path.join(dir, 'conf.yaml'), 'utf8')) as { services: { store: { listen: string } } };
   const store = conf.services.store.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
   const run = async (script: string, args: string[], ready: string) => {
     const p = startService(script, args);
     procs.push(p);
+    await opts.spawned?.(p);
     await p.waitFor((l) => l.msg === ready, 30_000);
     return p;
   };
