@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { blockHash, sha256 } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { encodeFrame, qcToWire, type Frame } from '#libs/wire/index.ts';
-import { PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { AttachRequest, PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { BlockCommitted, ConfigReloaded, EquivocationEvidence, PeersChanged, SignerRefused, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { assembleGenesis, parsePublicKey, type MemberCard } from '#libs/config/index.ts';
 import { subject } from '#libs/events/subjects.ts';
@@ -137,6 +137,14 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ ...m4, peerId: 'peer-of-m4', addresses: ['/ip4/10.0.0.4/tcp/4001', '/dns4/m4.example.org/tcp/4001'] }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: RECONFIG_SET.byIndex(1).peerId, publicKey: key(8) }] }, approvals: ok }));
+}
+
+// ------------------------------------------------------------------ the Attach stream (what consensus writes to its gateway)
+{
+  const seats = ids.map((id, i) => ({ name: `m${i}`, peerId: id.peerId, publicKey: slh(i), addresses: i === 1 ? [addrs[1]!] : [] }));
+  add('attach-request', AttachRequest.encode({ body: { $case: 'validators', value: { epoch: 1, validators: seats } } }).finish());
+  add('attach-request', AttachRequest.encode({ body: { $case: 'send', value: { to: 1, toPeer: '', frame: encodeFrame(CHAIN, frames[0]!) } } }).finish());
+  add('attach-request', AttachRequest.encode({ body: { $case: 'mute', value: { validator: 2, peerId: '', ms: 60_000, reason: 'offences' } } }).finish());
 }
 
 for (const [target, seeds] of corpus) {

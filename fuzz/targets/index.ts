@@ -1,5 +1,6 @@
 // Every fuzz target, by name: each reads bytes a peer, a client or another operator chooses.
 import type { FuzzTarget } from '../engine.ts';
+import { attachRequest } from './attach-request.ts';
 import { configFiles, genesisCard } from './config-files.ts';
 import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
@@ -10,7 +11,7 @@ import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {

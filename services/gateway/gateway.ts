@@ -3,13 +3,12 @@
 // dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
 // the network. Must never close a connection because a config changed, except on stop().
 
-import { memberAddressProblem, networkList, type Peer } from '#libs/config/index.ts';
+import { networkList, type Peer } from '#libs/config/index.ts';
 import { MAX_OP_ADDRESSES } from '#libs/crypto/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
-import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { ValidatorSet } from '#libs/validators/index.ts';
-import { WIRE_MAX_VALIDATORS } from '#libs/wire/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import type { ValidatorSet } from '#libs/validators/index.ts';
 import type { SetValidators } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { PeerState, type GatewayServiceListPeersResponse, type PeerStatus } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -23,6 +22,7 @@ import type { QueueLimits } from './outbound-queue.ts';
 import { peerEventPublisher } from './peer-events.ts';
 import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts';
 import { diffSettings, maxFrameBytes, type Settings } from './settings.ts';
+import { toldSet } from './told-set.ts';
 
 export interface GatewayOptions {
   /** --drop-private-addrs: refuse private addresses from peers even when conf.yaml allows them. */
@@ -95,20 +95,7 @@ export class Gateway {
    * for a set the gateway cannot take (the attach point counts and logs it; nothing changes).
    */
   adoptValidators(req: SetValidators): void {
-    if (req.validators.length > WIRE_MAX_VALIDATORS) {
-      throw new FedError('VALIDATORS_INVALID', `validators: ${req.validators.length} seats, at most ${WIRE_MAX_VALIDATORS}`, { count: req.validators.length });
-    }
-    req.validators.forEach((v, i) => {
-      if (v.addresses.length > MAX_OP_ADDRESSES) {
-        throw new FedError('VALIDATORS_INVALID', `validators[${i}] (${v.name}): ${v.addresses.length} addresses, at most ${MAX_OP_ADDRESSES}`, { index: i });
-      }
-      for (const a of v.addresses) {
-        const bad = memberAddressProblem(a, v.peerId);
-        if (bad) throw new FedError('VALIDATORS_INVALID', `validators[${i}] (${v.name}): address ${JSON.stringify(a)} ${bad}`, { index: i, field: 'addresses' });
-      }
-    });
-    const set = ValidatorSet.fromConfig(req.validators.map((v) => ({ name: v.name, peer_id: v.peerId, public_key: v.publicKey, addresses: v.addresses })), { epoch: req.epoch })
-      .withSelf({ peerId: this.#settings.peerId }, { optional: true });
+    const set = toldSet(req, this.#settings.peerId);
     // A member seated by a change is dialled where its card said, before anyone lists it in
     // peers.yaml (added to what peers.yaml says of it, never in its place).
     const dialable: string[] = [];
