@@ -14,12 +14,8 @@ import { AttachRequest, type SetValidators } from '#libs/gen/btcfed/v1/gateway.p
 import { toldSet } from '../../services/gateway/told-set.ts';
 import { violated, type FuzzTarget } from '../engine.ts';
 import { protoBytes } from './wire-frame.ts';
+import { PEERS } from './wire-values.ts';
 
-const PEERS = [
-  '12D3KooWCmxv6aCES4u9tkeq3EtCoiXw2Ud9itJ9g42fH6YJ7Vjv', '12D3KooWGzh7TnsBvG6mjTqCdLGMwHXnpk9PkBqhmgjWFQMGH7wY',
-  '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK', '12D3KooWNfZ7GNBwBMjjFuBV9CP8NkXb5ZK2DqTzbHGdEMcWZJQr',
-  '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq',
-];
 const SELF = PEERS[0]!;
 
 class ReadFailed extends Error {}

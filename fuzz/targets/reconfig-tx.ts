@@ -16,17 +16,11 @@ import {
 } from '#libs/validators/index.ts';
 import { CanonicalWriter } from '#libs/crypto/index.ts';
 import { violated, type FuzzTarget } from '../engine.ts';
-import { CHAIN, filled } from './wire-values.ts';
+import { CHAIN, PEERS, filled } from './wire-values.ts';
 
 const KEY_BYTES = 32;
 const key = (i: number) => filled(KEY_BYTES, 7000 + i);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-/** Real libp2p peer ids: the addresses' /p2p parts are checked against them. */
-const PEERS = [
-  '12D3KooWCmxv6aCES4u9tkeq3EtCoiXw2Ud9itJ9g42fH6YJ7Vjv', '12D3KooWGzh7TnsBvG6mjTqCdLGMwHXnpk9PkBqhmgjWFQMGH7wY',
-  '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK', '12D3KooWNfZ7GNBwBMjjFuBV9CP8NkXb5ZK2DqTzbHGdEMcWZJQr',
-  '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq', '12D3KooWKrNjfowB4J3F4k8LBAzkvTqBUnMgb7nrDZ5RUYmVyePd',
-];
 export const SET = ValidatorSet.fromConfig([0, 1, 2, 3].map((i) => ({ name: `m${i}`, peer_id: PEERS[i]!, public_key: hex(key(i)) })));
 export const RULES = { chainId: CHAIN, publicKeyBytes: KEY_BYTES };
 

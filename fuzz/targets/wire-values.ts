@@ -9,6 +9,13 @@ import type { FrameLimits } from '#libs/wire/index.ts';
 
 export const CHAIN = 'fuzz-chain';
 export const N = 4;
+/** Real libp2p peer ids (reconfiguration and Attach targets): addresses' /p2p parts are checked against them. */
+export const PEERS = [
+  '12D3KooWCmxv6aCES4u9tkeq3EtCoiXw2Ud9itJ9g42fH6YJ7Vjv', '12D3KooWGzh7TnsBvG6mjTqCdLGMwHXnpk9PkBqhmgjWFQMGH7wY',
+  '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK', '12D3KooWNfZ7GNBwBMjjFuBV9CP8NkXb5ZK2DqTzbHGdEMcWZJQr',
+  '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq', '12D3KooWKrNjfowB4J3F4k8LBAzkvTqBUnMgb7nrDZ5RUYmVyePd',
+];
+
 export const SIG_BYTES = paramSpec('slh-dsa-sha2-128f').signatureBytes;
 
 /** What the consensus service decodes frames with (services/consensus/main.ts), for a 4-member 128f chain. */

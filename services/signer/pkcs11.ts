@@ -79,6 +79,9 @@ function library(module: string): pkcs11js.PKCS11 {
   return lib;
 }
 
+/** A slot handle's number (pkcs11js gives it as little-endian bytes). */
+const slotNumber = (slot: Buffer): number => slot.readUIntLE(0, Math.min(6, slot.length));
+
 const trimmed = (s: string) => s.replace(/[\s\0]+$/, '');
 
 /**
@@ -158,7 +161,7 @@ export class Token {
     const unreadable: string[] = [];
     for (const slot of slots) {
       if (ref.slot !== undefined) {
-        if (slot.readUIntLE(0, Math.min(6, slot.length)) === ref.slot) return slot;
+        if (slotNumber(slot) === ref.slot) return slot;
         continue;
       }
       let info: pkcs11js.TokenInfo;
@@ -166,7 +169,7 @@ export class Token {
         info = tokenInfo(lib, slot);
       } catch (err) {
         // Another token that cannot be read must not stop this one from being found.
-        unreadable.push(`slot ${slot.readUIntLE(0, Math.min(6, slot.length))} (${ckr(err) ?? errorMessage(err)})`);
+        unreadable.push(`slot ${slotNumber(slot)} (${ckr(err) ?? errorMessage(err)})`);
         continue;
       }
       if ((info.flags & pkcs11js.CKF_TOKEN_INITIALIZED) === 0) continue; // a free slot
