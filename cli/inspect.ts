@@ -19,6 +19,12 @@ function readConf(memberDir: string): Conf {
 }
 
 /** The member's libp2p peer id, from the private key in its conf.yaml. */
+/** The peer id of the member card beside `confFile`, when there is a readable one. */
+function cardPeerBeside(confFile: string): string | undefined {
+  const cardFile = path.join(path.dirname(path.resolve(confFile)), CARD_FILE);
+  try { return parseCardText(fs.readFileSync(cardFile, 'utf8'), cardFile).libp2p.peer_id; } catch { return undefined; }
+}
+
 export function showNodeId(memberDir: string): string {
   const conf = readConf(memberDir);
   if (conf.node.private_key === undefined) {
@@ -183,8 +189,10 @@ export function checkConfigFile(file: string): CheckResult {
         else if (self < 0 && c.node.role === 'validator') problems.push(`validators: ${c.node.name} (node.name) is not among them (${c.validators.map((v) => v.name).join(', ')}); its consensus service will not start (an observer says node.role: observer)`);
         if (self >= 0 && c.node.private_key !== undefined) {
           const k = parsePrivateKey(c.node.private_key);
-          if (k.ok && k.value.peerId !== c.validators[self]!.peer_id) {
-            problems.push(`validators.${self}.peer_id: ${c.validators[self]!.peer_id}, but node.private_key is peer ${k.value.peerId}; the others would refuse this member's frames`);
+          // A member moved to another peer id by a committed rotation (btcfed member rotate --apply)
+          // holds a key genesis never saw; its own card beside conf.yaml names it.
+          if (k.ok && k.value.peerId !== c.validators[self]!.peer_id && cardPeerBeside(file) !== k.value.peerId) {
+            problems.push(`validators.${self}.peer_id: ${c.validators[self]!.peer_id}, but node.private_key is peer ${k.value.peerId}, and no ${CARD_FILE} beside it names that peer (as after btcfed member rotate --apply); the others would refuse this member's frames`);
           }
         }
         problems.push(...confFilesMissing(c, path.dirname(path.resolve(file))));

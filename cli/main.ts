@@ -21,6 +21,7 @@ import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from '.
 import { checkCertificates, issueClientCert, parseWithin, renewCertificates } from './cert.ts';
 import { initFederation, memberName, memberPorts } from './init.ts';
 import { CARD_FILE, DEFAULT_IDLE_HEARTBEAT, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
+import { applyRotation, prepareRotation, seatFrom } from './rotate.ts';
 import { homeOf, startCommand } from './start.ts';
 import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
 
@@ -169,6 +170,36 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
       const g = r.genesis;
       console.log(`${r.changed ? 'joined' : 'already joined'}: ${g.members[r.index]!.name} is validator ${r.index} of ${g.members.length} on chain ${g.chain_id}
   genesis digest ${g.digest}  (compare it with the other operators)`);
+    });
+
+  member.command('rotate')
+    .description('a new identity for a rotate change (docs/reconfiguration.md): a new card with a new libp2p key and/or a standby signer\'s key; --apply once the change has committed')
+    .requiredOption('--dir <dir>', 'the member dir')
+    .option('--libp2p', 'a new libp2p identity (moves the member to a new peer id; its key waits in DIR/secrets/next-libp2p-key)')
+    .option('--public-key <hex>', 'the SLH-DSA public key of the new signer standing by (its keygen printed it)')
+    .option('--apply', 'the change has committed: make the new key conf.yaml\'s node.private_key and the new card the member\'s (refused until the member\'s consensus seats it)')
+    .addOption(consensusOpt())
+    .action(async (o: { dir: string; libp2p?: boolean; publicKey?: string; apply?: boolean; consensus?: string }) => {
+      const dir = path.resolve(o.dir);
+      if (o.apply) {
+        if (o.libp2p || o.publicKey) throw new FedError('CLI_INVALID', '--apply takes no --libp2p or --public-key: it applies what was prepared');
+        const client = consensusClient(dir, o.consensus);
+        try {
+          const r = await applyRotation({ dir, seatOf: seatFrom(client) });
+          console.log(`applied: epoch ${r.epoch} seats this member as peer ${r.peerId}
+  ${r.keyChanged ? 'conf.yaml node.private_key is the new libp2p key: restart the store, then the gateway (they read it at start)' : 'conf.yaml already held the new libp2p key (or the peer id did not change)'}
+  ${rel(path.join(dir, CARD_FILE))} is the new card${r.cardBackup ? ` (the old one: ${rel(r.cardBackup)})` : ''}`);
+        } finally {
+          client.close();
+        }
+        return;
+      }
+      const r = await prepareRotation({ dir, libp2p: o.libp2p ?? false, ...(o.publicKey ? { publicKey: o.publicKey } : {}) });
+      console.log(`prepared a rotation of ${r.card.name}
+  card     ${rel(r.cardFile)}   (public: btcfed reconfigure propose --rotate ${r.card.name}=${rel(r.cardFile)})
+  peer     ${r.card.libp2p.peer_id}${r.keyFile ? `  (new; its key in ${rel(r.keyFile)}, 0600)` : ''}
+  SLH-DSA  ${r.card.slh_dsa.public_key.slice(0, 32)}â€¦
+next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply${r.keyFile ? ', then restart the store and the gateway' : ''}`);
     });
 
   program.command('genesis')

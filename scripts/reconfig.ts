@@ -2,12 +2,13 @@
 // Four members start (store, signer, gateway, consensus each; libp2p, mTLS gRPC, NATS); then, each
 // change proposed, approved on a quorum of the operators' own signers and submitted with the CLI:
 //   epoch 0 → 1: add m4 (N = 5)            epoch 1 → 2: add m5 and m6 (N = 7)
-//   epoch 2 → 3: remove m2 (N = 6)          epoch 3 → 4: rotate m1's SLH-DSA key (N = 6)
+//   epoch 2 → 3: remove m2 (N = 6)          epoch 3 → 4: rotate m1's SLH-DSA key and libp2p identity (N = 6)
 // Added members join as operators do (`member join --added`; no peers.yaml is edited: every gateway
 // learns an added member's addresses from the change that seats it, its card's) and follow the
 // chain until a change seats them; m2 is left running after its removal (it votes no more); an
 // observer o0 joins in epoch 3 and follows to the end; m1's operator starts its new signer where the
-// old one listened and restarts m1's consensus. Throughout, clients submit
+// old one listened, puts its new libp2p key in force (`member rotate --apply`) and restarts m1's
+// store, gateway and consensus. Throughout, clients submit
 // transactions to the current validators at --rate a second. At the end: every transaction a member
 // acknowledged is committed exactly once, every member holds the same block at every height it
 // has, each boundary's stall (the last block of an epoch to the first of the next, by their
@@ -157,7 +158,7 @@ async function join(name: string, index: number): Promise<ServiceProcess> {
 
 const summary = { epochs: 1, lost: 0, duplicated: 0, disagreements: 0, lightClient: 'failed' };
 
-/** Epochs 1 → 4: m5 and m6 added, m2 removed, m1's key rotated. */
+/** Epochs 1 → 4: m5 and m6 added, m2 removed, m1's key and peer id rotated. */
 async function grow(): Promise<void> {
   if (!net) throw new Error('no federation');
   // Epoch 1 → 2: m5 and m6 in one change (quorum of five: four).
@@ -181,7 +182,7 @@ async function grow(): Promise<void> {
   await until('o0 follows into epoch 3', epochOn(['o0'], 3), 120_000);
   say(`o0 (an observer) follows into epoch 3 ${Date.now() - begun} ms after its dir was made (${elapsed()} in)`);
 
-  // Epoch 3 → 4: m1's key rotated (quorum of six: five). Its operator makes the new key in a signer of its own.
+  // Epoch 3 → 4: m1's key and peer id rotated (quorum of six: five). Its operator makes the new key in a signer of its own.
   const oldDir = path.join(m('m1'), 'signer');
   const newDir = path.join(m('m1'), 'signer-new');
   const oldConf = parse(await fs.readFile(path.join(oldDir, 'signer.yaml'), 'utf8')) as Record<string, unknown> & { listen: string; tls: Record<string, string>; passphrase_file: string };
@@ -190,10 +191,11 @@ async function grow(): Promise<void> {
   await fs.writeFile(path.join(newDir, 'signer.yaml'), stringify({ ...oldConf, standby: true }));
   const keygen = signerCli(['keygen', '--data-dir', newDir]);
   if (keygen.status !== 0) throw new Error(`keygen: ${keygen.stderr}`);
-  const card = parse(await fs.readFile(path.join(m('m1'), 'member-card.yaml'), 'utf8')) as { slh_dsa: { public_key: string } };
-  card.slh_dsa.public_key = keygen.stdout.trim();
-  await fs.writeFile(m('m1-new-card.yaml'), stringify(card));
-  await change('rotate-m1', ['--rotate', `m1=${m('m1-new-card.yaml')}`], ['m0', 'm3', 'm4', 'm5', 'm6'], 'm0', 4, validators);
+  // And a new libp2p identity: m1 moves to another peer id in the same change (its new card).
+  await ok(['member', 'rotate', '--dir', m('m1'), '--libp2p', '--public-key', keygen.stdout.trim()]);
+  const newCard = path.join(m('m1'), 'member-card.next.yaml');
+  const newPeer = (parse(await fs.readFile(newCard, 'utf8')) as { libp2p: { peer_id: string } }).libp2p.peer_id;
+  await change('rotate-m1', ['--rotate', `m1=${newCard}`], ['m0', 'm3', 'm4', 'm5', 'm6'], 'm0', 4, validators);
   sizes.push(6);
   const old = net.procs.find((p) => p.member === 'm1' && p.service === 'signer')!;
   old.child.kill('SIGTERM');
@@ -201,14 +203,16 @@ async function grow(): Promise<void> {
   const fresh = startService('services/signer/main.ts', ['run', '--data-dir', newDir, '--listen', oldConf.listen, '--init', '--no-nats']);
   extra.push(fresh);
   await fresh.waitFor((l) => l.msg === 'signer ready', 20_000);
-  await net.restart(1, 'consensus');
+  await ok(['member', 'rotate', '--dir', m('m1'), '--apply']);
+  for (const service of ['store', 'gateway', 'consensus'] as const) await net.restart(1, service);
+  await until('m0\'s gateway connected to m1 at its new peer id', async () => ((await status('m0')).peers.some((p) => p.peerId === newPeer && p.state === 'connected') ? true : undefined), 60_000);
   // m1 is validator 1 of epoch 4 (m0, m1, m3, m4, m5, m6): a commit QC of epoch 4 with its signature.
   const signed = await until('a commit QC of epoch 4 signed by m1\'s new key', async () => {
     const top = Number((await status('m0')).committedHeight);
     const b = await call(client('m0').getBlock.bind(client('m0')), { by: { $case: 'height', value: top } }, { deadlineMs: 5000 });
     return Number(b.block!.header!.epoch) === 4 && bitmapToSigners('qc', b.qc!.signers).includes(1) ? top : undefined;
   }, 120_000);
-  say(`m1 signs again with its new key (a commit QC at height ${signed}; ${elapsed()} in)`);
+  say(`m1 signs again with its new key, from its new peer id (a commit QC at height ${signed}; ${elapsed()} in)`);
   summary.epochs = 5;
 
 }

@@ -24,7 +24,7 @@ before(() => {
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('every command has its own help on stdout, exit 0, and starts nothing', () => {
-  for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['genesis'], ['status'], ['submit'], ['watch'], ['verify'],
+  for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['member', 'rotate'], ['genesis'], ['status'], ['submit'], ['watch'], ['verify'],
     ['admin'], ['reconfigure', 'propose'], ['reconfigure', 'approve'], ['reconfigure', 'assemble'], ['reconfigure', 'inspect'], ['cert', 'issue'], ['cert', 'check'], ['cert', 'renew'], ['keygen'], ['show-node-id'], ['show-validator'], ['config', 'check']]) {
     const h = btcfed(dir, ...cmd, '--help');
     assert.equal(h.status, 0, `${cmd.join(' ')} --help: ${h.stderr}`);
@@ -124,6 +124,31 @@ test('config check: ok files pass; every problem of a broken file is listed with
   assert.match(files.stdout, /error moved\/signer.yaml:\n(  .*\n)*  key_file: \S+moved\/signer.key is a secret with mode 0644: others may read it/);
   assert.match(files.stdout, /  passphrase_file: \S+ does not exist/);
   assert.match(files.stdout, /error member-a.yaml:\n  \(file\): /, 'a YAML error whatever the file is called');
+});
+
+test('member rotate --libp2p: a new card and key beside the running ones; config check takes the new key once the card beside conf.yaml names it', () => {
+  fs.cpSync(path.join(dir, 'fed/m1'), path.join(dir, 'rot/m1'), { recursive: true });
+  const made = btcfed(dir, 'member', 'rotate', '--dir', 'rot/m1', '--libp2p');
+  assert.equal(made.status, 0, made.stderr);
+  assert.match(made.stdout, /prepared a rotation of m1\n  card +rot\/m1\/member-card.next.yaml .*--rotate m1=rot\/m1\/member-card.next.yaml/);
+  assert.match(btcfed(dir, 'member', 'rotate', '--dir', 'rot/m1', '--libp2p').stderr, /a rotation is already prepared/);
+  assert.equal(btcfed(dir, 'config', 'check', 'rot/m1/conf.yaml').status, 0, 'prepared, not applied: conf.yaml unchanged');
+  // The key swapped in by hand while the card beside conf.yaml still names the old peer: a problem.
+  const confFile = path.join(dir, 'rot/m1/conf.yaml');
+  const text = fs.readFileSync(confFile, 'utf8');
+  const oldKey = (parse(text) as { node: { private_key: string } }).node.private_key;
+  fs.writeFileSync(confFile, text.replace(oldKey, fs.readFileSync(path.join(dir, 'rot/m1/secrets/next-libp2p-key'), 'utf8').trim()));
+  const mismatch = btcfed(dir, 'config', 'check', 'rot/m1/conf.yaml');
+  assert.equal(mismatch.status, 1);
+  assert.match(mismatch.stdout, /validators.1.peer_id: \S+, but node.private_key is peer \S+, and no member-card.yaml beside it names that peer/);
+  // As after --apply: the new card is the member's.
+  fs.renameSync(path.join(dir, 'rot/m1/member-card.next.yaml'), path.join(dir, 'rot/m1/member-card.yaml'));
+  const moved = btcfed(dir, 'config', 'check', 'rot/m1/conf.yaml');
+  assert.equal(moved.status, 0, moved.stdout);
+  // --apply asks the member's consensus, which is not running here: it says so and changes nothing.
+  const apply = btcfed(dir, 'member', 'rotate', '--dir', 'fed/m2', '--apply');
+  assert.equal(apply.status, 1);
+  assert.match(apply.stderr, /no rotation prepared in \S+fed\/m2/);
 });
 
 test('the signer\'s passphrase never lands beside its sealed key; config check refuses one that does (SIGNER_PASSPHRASE_BESIDE_KEY)', () => {

@@ -1,23 +1,25 @@
 // Changes of the validator set through consensus, on real processes (docs/reconfiguration.md):
 // a 5-member federation (store, signer, gateway and consensus per member; libp2p, mTLS gRPC, NATS)
-// removes m2, then rotates m3's SLH-DSA key — the changes the services carry today — as its
+// removes m2, then rotates m3's SLH-DSA key and moves it to a new libp2p peer id, as its
 // operators would, with the CLI: propose, approve on a quorum of their own signers with their
 // operator certificates, assemble, submit to one member.
 // The removal ends epoch 0 on every member at one height: m2's signer signs nothing more and its
 // consensus stops voting; every other member's consensus tells its gateway epoch 1's set, so m2 is
 // no validator there any more and m3 and m4 move up to indices 2 and 3; the four commit epoch 1.
 // The rotation is proposed and approved against epoch 1's set (the CLI asks the member): m3's
-// operator makes the new key in a signer of its own (standby), the change ends epoch 1; m3's old
-// signer signs nothing more, the other three are epoch 2's quorum. m3's operator then puts the new
-// signer where the old one listened and restarts m3's consensus, which shows it both proofs it
-// missed: m3 signs epoch 2's QCs with its new key, which verify under it and not under the old one.
+// operator makes the new key in a signer of its own (standby) and a new libp2p identity (`member
+// rotate --libp2p`: its new card), the change ends epoch 1; m3's old signer signs nothing more, the
+// other three are epoch 2's quorum. m3's operator then puts the new signer where the old one
+// listened, applies the new libp2p key (`member rotate --apply`, refused before the change
+// committed), restarts m3's store, gateway and consensus, which shows the signer both proofs it
+// missed: m3 signs epoch 2's QCs with its new key, which verify under it and not under the old one,
+// and every gateway numbers its new peer id as validator 2 and its old one as no validator.
 // Then m5 is added in epoch 2: its operator joins it to the chain as a member to be added (`member
 // join --added`: genesis's set, its signer standing by) and starts its services; its consensus
 // follows the chain as an observer, each epoch's end proven by the proof served with its last
 // block, until the change adding it commits; it then starts again in place as a validator, and its
 // signer, shown the proofs, signs epoch 3's QCs.
-// Refused on the way: a change the services cannot carry yet (moving a member to another peer id),
-// and a transaction with a forged approval.
+// Refused on the way: a transaction with a forged approval.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +36,6 @@ import { memberSecurityFromDir } from '#libs/service/index.ts';
 import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { openKey } from '../services/signer/keyfile.ts';
 import { signerPassphrasePath } from '../cli/member.ts';
-import { encodeReconfigTx } from '#libs/validators/index.ts';
 import { ConsensusServiceClient, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
@@ -139,11 +140,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const said = await ok(['reconfigure', 'propose', '--member', m(0), '--remove', 'm2', '--out', m('remove.yaml')]);
       assert.match(said, /checked against member m0's current epoch, 0/);
       const tx = await approveAndAssemble(m('remove.yaml'), [0, 1, 3, 4], m('remove.tx'));
-      // Refused by the member, naming why: a change the services cannot carry yet, a forged approval.
-      const m5Card = parse(await fs.readFile(path.join(m('m5'), 'member-card.yaml'), 'utf8')) as { libp2p: { peer_id: string }; slh_dsa: { public_key: string } };
-      const move = { chainId, epoch: 0, ops: [{ kind: 'rotate' as const, name: 'm3', peerId: m5Card.libp2p.peer_id, publicKey: fromHex(m5Card.slh_dsa.public_key) }] };
-      await fs.writeFile(m('move.tx'), encodeReconfigTx({ change: move, approvals: [] }));
-      await refused(['reconfigure', 'submit', '--member', m(1), '--tx', m('move.tx')], /ops\[0\]: moving m3 to another peer id is not carried by the services yet/);
+      // Refused by the member, naming why: a forged approval.
       const forged = await fs.readFile(tx);
       forged[forged.length - 1]! ^= 1; // the last approval's signature
       await fs.writeFile(m('forged.tx'), forged);
@@ -256,14 +253,18 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const keygen = signerCli(['keygen', '--data-dir', newDir]);
       assert.equal(keygen.status, 0, keygen.stderr);
       const newKey = keygen.stdout.trim();
-      const card = parse(await fs.readFile(path.join(m(3), 'member-card.yaml'), 'utf8')) as { slh_dsa: { public_key: string } };
-      card.slh_dsa.public_key = newKey;
-      await fs.writeFile(m('m3-new-card.yaml'), stringify(card));
+      // And a new libp2p identity: m3 moves to another peer id in the same change.
+      assert.match(await ok(['member', 'rotate', '--dir', m(3), '--libp2p', '--public-key', newKey]), /prepared a rotation of m3/);
+      const newCard = path.join(m(3), 'member-card.next.yaml');
+      const newPeer = (parse(await fs.readFile(newCard, 'utf8')) as { libp2p: { peer_id: string } }).libp2p.peer_id;
+      const oldPeer = (await genesis()).validators.find((v) => v.name === 'm3')!.peer_id;
 
       // Proposed and approved against epoch 1's set (quorum 3 of 4; m4 approves as validator 3).
-      const said = await ok(['reconfigure', 'propose', '--member', m(0), '--rotate', `m3=${m('m3-new-card.yaml')}`, '--out', m('rotate.yaml')]);
+      const said = await ok(['reconfigure', 'propose', '--member', m(0), '--rotate', `m3=${newCard}`, '--out', m('rotate.yaml')]);
       assert.match(said, /ends epoch 1 of chain/);
       const tx = await approveAndAssemble(m('rotate.yaml'), [0, 1, 4], m('rotate.tx'));
+      // Applying before the change committed: m3's consensus says who holds its seat, and nothing changes.
+      await refused(['member', 'rotate', '--dir', m(3), '--apply'], /epoch 1 \(this member's consensus\) seats m3 as peer \S+, key .*not as its new card/);
       assert.match(await ok(['reconfigure', 'submit', '--member', m(4), '--tx', tx]), /it ends epoch 1/);
 
       await until('epoch 2 on m0, m1, m3 and m4', epochOn([0, 1, 3, 4], 2), 120_000);
@@ -284,6 +285,10 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await new Promise((r) => old.child.once('exit', r));
       newSigner = startService('services/signer/main.ts', ['run', '--data-dir', newDir, '--listen', oldConf.listen, '--init', '--no-nats']);
       await newSigner.waitFor((l) => l.msg === 'signer ready', 20_000);
+      // ... its new libp2p key put into force (epoch 2 seats it), the store and gateway restarted on it.
+      assert.match(await ok(['member', 'rotate', '--dir', m(3), '--apply']), /applied: epoch 2 seats this member as peer \S+\n.*restart the store, then the gateway/);
+      await net!.restart(3, 'store');
+      await net!.restart(3, 'gateway');
       await net!.restart(3, 'consensus');
       const slh = createSlhDsa({ paramSet: 'slh-dsa-sha2-128f' });
       const byNewKey = await until('a commit QC of epoch 2 signed by m3\'s new key', async () => {
@@ -300,6 +305,14 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const oldKey = (await genesis()).validators.find((v) => v.name === 'm3')!.public_key;
       assert.equal(slh.verifySync(fromHex(oldKey), bytes, byNewKey.sig), false);
       assert.match(await fs.readFile(path.join(m(3), 'logs', 'consensus.log'), 'utf8'), /the signer was behind this member's epochs/);
+      // Every gateway numbers m3's new peer id as validator 2; its old one is no validator anywhere.
+      for (const i of [0, 1, 4]) {
+        await until(`m${i}'s gateway connected to m3 at its new peer id, as validator 2`, async () => {
+          const peers = (await status(i)).peers;
+          const now = peers.find((p) => p.peerId === newPeer);
+          return now?.state === 'connected' && now.validatorIndex === 2 && !peers.some((p) => p.peerId === oldPeer) ? true : undefined;
+        }, 30_000);
+      }
     } catch (err) {
       failed = true;
       throw err;

@@ -17,7 +17,7 @@ import {
   type HotStuffEngine, type SignedMessage,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
-import { authorizeChange, decodeReconfigTx, isReconfigTx, nextValidatorSet, reconfigId, type Reconfiguration, type ValidatorSet } from '#libs/validators/index.ts';
+import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusEpochs, Epoch } from './epochs.ts';
@@ -50,11 +50,6 @@ export interface DriverDeps {
   verifier?: SignatureVerifier;
   /** The chain's epochs (the service): each epoch's set, root and verifier; the driver moves them on. */
   epochs?: ConsensusEpochs;
-  /**
-   * Why this member will not take `change` although it is valid (what the services cannot carry
-   * yet), or undefined: such a change is refused at submission and a block carrying it gets no vote.
-   */
-  changePolicy?(change: Reconfiguration, set: ValidatorSet): string | undefined;
   signer: SignerPort;
   transport: TransportPort;
   clock: Clock;
@@ -177,16 +172,9 @@ export class ConsensusDriver {
     const { store } = this.#deps;
     const validity: ValidityContext = { chainId: this.#opts.engine.chainId, hashBlock: store.hashBlock, isCommitted: (id: Uint8Array) => store.hasTx(id),
       ...(e ? { reconfig: { set: e.set, ...e.reconfig } } : {}) };
-    const policy = this.#deps.changePolicy;
-    const refusedChange = (b: Block): string | null => {
-      if (!e || !policy) return null;
-      const tx = b.txs.find(isReconfigTx);
-      const why = tx && policy(decodeReconfigTx(tx).change, e.set);
-      return why ? `reconfiguration: ${why}` : null;
-    };
     return {
       hashBlock: store.hashBlock, verify: this.#verifier.verifySync,
-      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity) ?? refusedChange(b),
+      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity),
       isCommittedBlock: (hash: Uint8Array, height: number) => store.isCommittedBlock(hash, height),
       ...(e ? { endsEpoch: blockEndsEpoch } : {}),
     };
@@ -219,8 +207,6 @@ export class ConsensusDriver {
     if (!e) throw new FedError('RECONFIG_UNAVAILABLE', 'this driver runs one epoch only');
     if (this.#switching) throw new FedError('RECONFIG_BUSY', `epoch ${e.number} has ended; submit again once epoch ${e.number + 1} started`);
     const { change, approvals } = decodeReconfigTx(tx);
-    const why = this.#deps.changePolicy?.(change, e.set);
-    if (why) throw new FedError('RECONFIG_UNSUPPORTED', why);
     nextValidatorSet(e.set, change, e.reconfig.rules);
     authorizeChange(e.set, change, approvals, e.reconfig.verify);
     const id = reconfigId(change);

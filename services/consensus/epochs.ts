@@ -8,7 +8,7 @@
 
 import { FedError } from '#libs/errors/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { EpochHistory, type ReconfigRules, type Reconfiguration, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
+import { EpochHistory, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockStore } from './block-store.ts';
@@ -141,20 +141,3 @@ function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block): Epoch {
 }
 
 const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes });
-
-/**
- * Why the running services cannot carry `change` yet, or undefined. Each member's consensus tells
- * its gateway the current epoch's set, so removals and key rotations under the member's peer id
- * are carried, and so is adding a member (it follows the chain, each epoch's end proven, until an
- * epoch seats it). A member moved to another peer id would need its gateway restarted with the new
- * libp2p key at the very boundary, which no tool does yet (docs/reconfiguration.md).
- */
-export function notCarried(change: Reconfiguration, set: ValidatorSet): string | undefined {
-  for (const [i, op] of change.ops.entries()) {
-    if (op.kind !== 'rotate') continue;
-    const at = set.indexOfName(op.name);
-    if (at !== undefined && op.peerId === set.byIndex(at).peerId) continue;
-    return `ops[${i}]: moving ${op.name} to another peer id is not carried by the services yet (no tool moves a gateway to a new libp2p key at an epoch boundary); rotate its key under its peer id, or remove it and add it under a new name`;
-  }
-  return undefined;
-}

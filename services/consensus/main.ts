@@ -41,7 +41,7 @@ import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { Retention } from './retention.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
-import { ConsensusEpochs, notCarried } from './epochs.ts';
+import { ConsensusEpochs } from './epochs.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { assertSignerIdentity } from './signer-identity.ts';
@@ -246,7 +246,7 @@ async function main(): Promise<void> {
     const driver = new ConsensusDriver(
       { engine: { chainId: c.chain_id, validatorCount: current.set.n, self: current.set.selfIndex!, timeouts }, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes, idleHeartbeatMs: c.idle_heartbeat },
       {
-        store, pool, epochs, changePolicy: notCarried,
+        store, pool, epochs,
         signer, transport: link, clock: systemClock, log: log.child({ module: 'driver' }),
         observer,
       },
