@@ -5,7 +5,8 @@
 // one; its frames, even on the stream it opened as a validator, come as an outside peer's), and
 // validator 3 moved up to index 2 (its frames, its peer entry, its mute). A set the gateway cannot
 // take is refused and counted, and changes nothing; the told set outlives a reattach. A member a
-// later set seats with the addresses of its card is dialled there, unknown to peers.yaml.
+// later set seats with the addresses of its card is dialled there, unknown to peers.yaml; a set
+// seating this member under another peer id (a rotation it has not applied) is said at error level.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,6 +130,14 @@ describe('gateway: the validator set told by consensus', () => {
     assert.equal(seated.validatorIndex, 3);
     assert.ok(seated.addresses.includes(at), `dialled at the change's address ${at}: ${JSON.stringify(seated.addresses)}`);
     await gw.svc.waitFor((l) => l.msg === 'validators dialled at the addresses their change carried' && JSON.stringify(l.members) === '["m9"]', 5_000);
+
+    // Epoch 3 moves this gateway's own member (by its node.name) to another peer id, as a rotation
+    // does: it says so, naming both.
+    const elsewhere = await generateIdentity();
+    const own = seats.find((v) => v.peerId === m0.identity.peerId)!;
+    consumer.stream.write({ body: { $case: 'validators', value: { epoch: 3, validators: seats.map((v) => (v === own ? { ...v, name: m0.name, peerId: elsewhere.peerId } : v)) } } });
+    const said = await gw.svc.waitFor((l) => l.msg === 'this member is seated under another peer id: it takes no part until its gateway runs with that key (btcfed member rotate --apply, then restart the store and the gateway)', 5_000);
+    assert.deepEqual([said.epoch, said.member, said.seatedAs, said.peerId], [3, m0.name, elsewhere.peerId, m0.identity.peerId]);
     consumer.close();
   });
 });

@@ -119,6 +119,13 @@ export class Gateway {
     const gone = before?.members.filter((v) => !set.hasPeer(v.peerId)).map((v) => v.name) ?? [];
     const added = set.members.filter((v) => !before?.hasPeer(v.peerId)).map((v) => v.name);
     this.#deps.log.warn({ epoch: set.epoch, validators: set.n, selfIndex: set.selfIndex ?? null, added, gone }, 'validator set in force changed (told by consensus)');
+    // A rotation moved this member to a new peer id: until this gateway runs with that key, the
+    // others take its frames as an outsider's.
+    const moved = set.members.find((v) => v.name === this.#settings.member && v.peerId !== this.#settings.peerId);
+    if (moved) {
+      this.#deps.log.error({ epoch: set.epoch, member: moved.name, seatedAs: moved.peerId, peerId: this.#settings.peerId },
+        'this member is seated under another peer id: it takes no part until its gateway runs with that key (btcfed member rotate --apply, then restart the store and the gateway)');
+    }
     this.dialer.dialDue();
   }
 
