@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The safety invariants of spec/hotstuff.qnt (docs/specification.md says what each means). */
-export const SAFETY_INVARIANTS = ['agreement', 'validity', 'lockMonotonic', 'noDoubleVote', 'noHalt'] as const;
+export const SAFETY_INVARIANTS = ['agreement', 'validity', 'certified', 'epochsAgree', 'lockMonotonic', 'noDoubleVote', 'noHalt'] as const;
 /** Violated as soon as an honest member commits a block: a "violation" is the witness reached. */
 export const LIVENESS_WITNESS = 'noCommit';
 

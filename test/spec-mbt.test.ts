@@ -43,10 +43,10 @@ function val(x: Itf): any {
   return r;
 }
 
-interface SQC { phase: number; view: number; block: number }
-interface SBlock { id: number; parent: number; height: number; view: number; proposer: number }
-interface SMsg { kind: string; sender: number; view: number; phase: number; block: number; justify: SQC }
-interface SReplica { view: number; lockedQC: SQC; prepareQC: SQC; committed: number[]; halted: boolean }
+interface SQC { epoch: number; phase: number; view: number; block: number }
+interface SBlock { id: number; parent: number; height: number; epoch: number; view: number; proposer: number; change: boolean }
+interface SMsg { kind: string; sender: number; epoch: number; view: number; phase: number; block: number; justify: SQC }
+interface SReplica { epoch: number; root: number; view: number; lockedQC: SQC; prepareQC: SQC; committed: number[]; halted: boolean }
 interface SState { st: Map<number, SReplica>; blocks: Map<number, SBlock>; msgs: SMsg[]; action: string; picks: Record<string, { tag: string; value: any }> }
 
 function states(file: string, text: string): SState[] {
@@ -99,10 +99,18 @@ class Replay {
   readonly signerAnswers = { signed: 0, replayed: 0 };
 
   readonly rules: Rules;
+  /** The engine blocks that carry a change (the spec's `change`): the engines' endsEpoch. */
+  readonly changes = new Set<string>();
+  /**
+   * Members whose epoch 0 ended (their engine said `epoch-ended` at the spec's block): the replay
+   * stops following them there. Epoch 1 is not replayed (docs/specification.md).
+   */
+  readonly done = new Set<number>();
+  epochEnds = 0;
 
   constructor(K: KitClass, rules: Rules = signerRules) {
     this.rules = rules;
-    this.kit = new K(N);
+    this.kit = new K(N, (b) => this.changes.has(toHex(b.hash)));
     this.blocks = new Map<number, Block>([[0, this.kit.genesis]]);
     const qcs = new QcVerifier(N, this.kit.genesis.hash, this.kit.scheme.verify);
     for (const i of HONEST) {
@@ -127,13 +135,22 @@ class Replay {
       if (this.blocks.has(id)) continue;
       const b = s.blocks.get(id)!;
       const parent = this.blocks.get(b.parent)!;
-      this.blocks.set(id, this.kit.block(b.view, parent, `b${id}`));
+      // A block above a change block of its epoch is in the suffix: no transactions (a change
+      // block always carries its change, so one there is refused as the spec refuses it).
+      let suffix = false;
+      for (let up = b.parent; up >= 0 && !b.change; up = s.blocks.get(up)!.parent) {
+        const a = s.blocks.get(up)!;
+        if (a.change && a.epoch === b.epoch) suffix = true;
+      }
+      const built = this.kit.block(b.view, parent, `b${id}`, suffix);
+      if (b.change) this.changes.add(toHex(built.hash));
+      this.blocks.set(id, built);
     }
   }
 
   qc(q: SQC, s: SState): QuorumCert {
     if (q.view === 0) return this.kit.gqc;
-    const signers = [...new Set(s.msgs.filter((m) => m.kind === 'vote' && m.phase === q.phase && m.view === q.view && m.block === q.block).map((m) => m.sender))];
+    const signers = [...new Set(s.msgs.filter((m) => m.kind === 'vote' && m.epoch === q.epoch && m.phase === q.phase && m.view === q.view && m.block === q.block).map((m) => m.sender))];
     return this.kit.qc(q.phase as Phase, q.view, this.blocks.get(q.block)!, signers);
   }
 
@@ -184,6 +201,8 @@ class Replay {
   step(before: SState, s: SState): number | null {
     this.learnBlocks(s);
     const i = s.picks.i?.tag === 'Some' ? (s.picks.i.value as number) : null;
+    // Member 4 only follows epoch 0 (no engine here); a member whose epoch 0 ended is followed no further.
+    if (i !== null && (!this.engines.has(i) || this.done.has(i))) return null;
     const pick = <T>(k: string): T => s.picks[k]!.value as T;
     switch (s.action) {
       case 'propose': {
@@ -217,7 +236,20 @@ class Replay {
         const q = pick<SQC>('q');
         const qc = this.qc(q, before);
         if (q.view === 0) return i; // the genesis QC: nothing new for anyone
-        this.feed(i!, { type: 'message', message: { type: 'qc', epoch: 0, qc, sender: q.view % N } });
+        const acts = this.feed(i!, { type: 'message', message: { type: 'qc', epoch: 0, qc, sender: q.view % N } });
+        const r = s.st.get(i!)!;
+        if (r.epoch > before.st.get(i!)!.epoch) {
+          // The commit reached a change block: the spec's member starts epoch 1 from it; the engine
+          // must have committed up to it and no further, and said its epoch ended there.
+          const ended = acts.find((a) => a.type === 'epoch-ended');
+          const root = toHex(this.blocks.get(r.root)!.hash);
+          assert.ok(ended, `member ${i} did not end epoch 0 (the spec's commit reached the change in block ${r.root}): ${JSON.stringify(acts.map((a) => a.type))}`);
+          assert.equal(toHex(ended.last.hash), root, `member ${i} ended epoch 0 at another block than the spec (its block ${r.root})`);
+          assert.equal(toHex(this.engines.get(i!)!.engine.committed.hash), root, `member ${i} committed past the block ending epoch 0`);
+          this.done.add(i!);
+          this.epochEnds++;
+          return null;
+        }
         return i;
       }
       case 'timeout':
@@ -263,11 +295,12 @@ class Replay {
    * has not voted PREPARE in that view (otherwise nothing would reach the lock check).
    */
   showUnsafe(before: SState, s: SState): void {
-    const m = s.msgs.find((x) => x.kind === 'proposal' && x.sender === N - 1 && !before.msgs.some((y) => y.kind === 'proposal' && y.block === x.block && y.view === x.view && y.sender === x.sender && y.justify.view === x.justify.view && y.justify.block === x.justify.block));
-    if (!m) return;
+    const m = s.msgs.find((x) => x.kind === 'proposal' && x.sender === N - 1 && !before.msgs.some((y) => y.kind === 'proposal' && y.block === x.block && y.epoch === x.epoch && y.view === x.view && y.sender === x.sender && y.justify.epoch === x.justify.epoch && y.justify.view === x.justify.view && y.justify.block === x.justify.block));
+    if (!m || m.epoch !== 0) return;
     const b = s.blocks.get(m.block)!;
     const anc = (id: number): number[] => (id < 0 ? [] : [id, ...anc(s.blocks.get(id)!.parent)]);
     for (const j of HONEST) {
+      if (this.done.has(j)) continue;
       const r = s.st.get(j)! as SReplica & { votedView: number; votedPhase: number };
       const voteable = m.view > r.votedView || (m.view === r.votedView && 1 > r.votedPhase);
       const safe = anc(b.id).includes(r.lockedQC.block) || m.justify.view > r.lockedQC.view;
@@ -346,11 +379,11 @@ function replayTrace(replay: Replay, trace: SState[], name: string): number {
   return steps;
 }
 
-interface Outcome { traces: number; steps: number; commits: number; restarts: number; rejoins: number; tally: Tally; signer: { signed: number; replayed: number } }
+interface Outcome { traces: number; steps: number; commits: number; restarts: number; rejoins: number; epochEnds: number; tally: Tally; signer: { signed: number; replayed: number } }
 
 async function replayTraces(traces: number, seed: string, maxSteps: number, K: KitClass = Kit, rules: Rules = signerRules): Promise<Outcome> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-'));
-  const out: Outcome = { traces, steps: 0, commits: 0, restarts: 0, rejoins: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 }, signer: { signed: 0, replayed: 0 } };
+  const out: Outcome = { traces, steps: 0, commits: 0, restarts: 0, rejoins: 0, epochEnds: 0, tally: { refusedUnsafe: 0, equivocationAfterRefusal: 0, suspicionNewViews: 0 }, signer: { signed: 0, replayed: 0 } };
   try {
     for (const file of generate(dir, traces, seed, maxSteps)) {
       const trace = states(file, await fs.readFile(file, 'utf8'));
@@ -363,6 +396,7 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
         out.tally.suspicionNewViews += replay.suspicionNewViews.size;
         out.restarts += replay.restarts;
         out.rejoins += replay.rejoins;
+        out.epochEnds += replay.epochEnds;
         out.signer.signed += replay.signerAnswers.signed;
         out.signer.replayed += replay.signerAnswers.replayed;
       }
@@ -376,42 +410,33 @@ async function replayTraces(traces: number, seed: string, maxSteps: number, K: K
 
 test('spec traces replayed into the engine: view, lock, highQC, committed tip and every message signed match after every step', async () => {
   const o = await replayTraces(40, '5', 60);
-  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} restarts=${o.restarts} rejoins=${o.rejoins} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal} suspicion-new-views=${o.tally.suspicionNewViews} signer-signed=${o.signer.signed} signer-replayed=${o.signer.replayed}`);
+  console.log(`mbt: traces=${o.traces} honest-steps=${o.steps} traces-with-commits=${o.commits} restarts=${o.restarts} rejoins=${o.rejoins} epoch-ends=${o.epochEnds} unsafe-proposals-refused=${o.tally.refusedUnsafe} equivocation-after-refusal=${o.tally.equivocationAfterRefusal} suspicion-new-views=${o.tally.suspicionNewViews} signer-signed=${o.signer.signed} signer-replayed=${o.signer.replayed}`);
   assert.ok(o.signer.signed > 500, `the signers signed only ${o.signer.signed} of the engines' requests`);
   assert.ok(o.steps > 500, `only ${o.steps} honest steps replayed`);
   assert.ok(o.commits > 0, 'no trace committed: the replay never reached the commit rule');
   assert.ok(o.restarts > 0, 'no trace restarted a member: the replay never restored an engine from its record');
+  assert.ok(o.epochEnds > 0, 'no member ended epoch 0: the replay never reached a change block\'s commit');
 });
 
 /**
  * A seed whose first trace reaches the spec's noVoteAfterRejoin witness: member 0 joins from a
  * checkpoint (rejoin) and then votes again. Random traces reach it about once in a thousand, too
- * rarely for the budget above; found with `quint run --invariants noVoteAfterRejoin --max-steps 60`.
+ * rarely for the budget above; found with `quint run --invariants noVoteAfterRejoin --max-steps 80`.
  */
-const REJOIN_SEED = '0xf0775';
+const REJOIN_SEED = '0x26663';
 
 test('a trace in which a member joins from a checkpoint and votes again replays: the engine started at the checkpoint matches the spec at every step', async () => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-rejoin-'));
-  try {
-    // The witness is violated on purpose (quint exits 1): the trace ends at the rejoined member's first vote.
-    spawnSync(path.join(root, 'node_modules/.bin/quint'), [
-      'run', '--backend', 'typescript', path.join(root, 'spec/hotstuff.qnt'), '--main', 'hotstuff', '--invariants', 'noVoteAfterRejoin',
-      '--max-samples', '1', '--n-traces', '1', '--max-steps', '60', '--seed', REJOIN_SEED, '--mbt', '--out-itf', path.join(dir, 't{seq}.itf.json'), '--verbosity', '0',
-    ], { encoding: 'utf8' });
-    const file = path.join(dir, 't0.itf.json');
-    const trace = states(file, await fs.readFile(file, 'utf8'));
-    const at = trace.findIndex((st) => st.action === 'rejoin');
-    assert.ok(at > 0, `seed ${REJOIN_SEED} no longer gives a rejoin (the spec changed): find another with quint run --invariants noVoteAfterRejoin`);
-    const replay = new Replay(Kit);
-    const steps = replayTrace(replay, trace, `seed ${REJOIN_SEED}`);
-    assert.equal(replay.rejoins, 1);
-    const who = trace[at]!.picks.i!.value as number;
-    const votedAfter = [...replay.signed.get(who)!].filter((k) => k.startsWith('vote/') && Number(k.split('/')[1]) > trace[at]!.st.get(who)!.view - 1);
-    console.log(`mbt (rejoin): ${steps} honest steps; member ${who} joined at step ${at} (view ${trace[at]!.st.get(who)!.view - 1}) and then signed ${votedAfter.join(', ')}`);
-    assert.ok(votedAfter.length > 0, 'the engine started at the checkpoint signed no vote above it');
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  // The trace ends at the rejoined member's first vote.
+  const trace = await witnessTrace('noVoteAfterRejoin', REJOIN_SEED, 80);
+  const at = trace.findIndex((st) => st.action === 'rejoin');
+  assert.ok(at > 0, `seed ${REJOIN_SEED} no longer gives a rejoin (the spec changed): find another with quint run --invariants noVoteAfterRejoin --max-steps 80`);
+  const replay = new Replay(Kit);
+  const steps = replayTrace(replay, trace, `seed ${REJOIN_SEED}`);
+  assert.equal(replay.rejoins, 1);
+  const who = trace[at]!.picks.i!.value as number;
+  const votedAfter = [...replay.signed.get(who)!].filter((k) => k.startsWith('vote/') && Number(k.split('/')[1]) > trace[at]!.st.get(who)!.view - 1);
+  console.log(`mbt (rejoin): ${steps} honest steps; member ${who} joined at step ${at} (view ${trace[at]!.st.get(who)!.view - 1}) and then signed ${votedAfter.join(', ')}`);
+  assert.ok(votedAfter.length > 0, 'the engine started at the checkpoint signed no vote above it');
 });
 
 /**
@@ -419,7 +444,8 @@ test('a trace in which a member joins from a checkpoint and votes again replays:
  * are links to the real ones (libs/hotstuff itself is never edited); its test-kit drives the
  * broken engine through the same replay, which must go red with `expect`.
  */
-async function replayBroken(file: string, line: string, replacement: string, expect: RegExp, label: string): Promise<void> {
+async function replayBroken(file: string, line: string, replacement: string, expect: RegExp, label: string,
+  replayWith: (K: KitClass) => Promise<unknown> = (K) => replayTraces(40, '5', 60, K)): Promise<void> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-engine-'));
   try {
     await fs.mkdir(path.join(tmp, 'libs'));
@@ -433,7 +459,7 @@ async function replayBroken(file: string, line: string, replacement: string, exp
     assert.equal(text.split(line).length, 2, `the line this test replaces is no longer in libs/hotstuff/${file}`);
     await fs.writeFile(target, text.replace(line, replacement));
     const { Kit: BrokenKit } = (await import(path.join(tmp, 'libs/hotstuff/sim/test-kit.ts'))) as { Kit: KitClass };
-    await assert.rejects(replayTraces(40, '5', 60, BrokenKit), (e: Error) => {
+    await assert.rejects(replayWith(BrokenKit), (e: Error) => {
       assert.match(e.message, expect);
       console.log(`mbt (${label}): ${e.message.split('\n')[0]}`);
       return true;
@@ -449,6 +475,42 @@ test('the replay goes red against an engine whose precommitQC no longer locks', 
 test('the replay goes red against an engine that signs NEW-VIEWs carrying its lock instead of its highQC (its state unchanged)', () =>
   replayBroken('synchronizer.ts', "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.prepareQC });",
     "core.requestSign({ kind: 'new-view', epoch: core.epoch, view, highQC: core.safety.lockedQC });", /signed other messages than the spec's/, 'NEW-VIEW carries the lock'));
+
+/**
+ * A seed whose first trace reaches the spec's noEndAboveChange witness: a member ends epoch 0 with a
+ * commit QC on a block of the suffix above the change block (the commit must stop at the change).
+ * Random traces rarely do; found with `quint run --invariants noEndAboveChange --max-steps 60`.
+ */
+const END_ABOVE_SEED = '0x123e0a';
+
+/** The one trace of `seed` that ends where `invariant` (a witness) is first violated. */
+async function witnessTrace(invariant: string, seed: string, steps = 60): Promise<SState[]> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-mbt-witness-'));
+  try {
+    // The witness is violated on purpose (quint exits 1): the trace ends at the violation.
+    spawnSync(path.join(root, 'node_modules/.bin/quint'), [
+      'run', '--backend', 'typescript', path.join(root, 'spec/hotstuff.qnt'), '--main', 'hotstuff', '--invariants', invariant,
+      '--max-samples', '1', '--n-traces', '1', '--max-steps', String(steps), '--seed', seed, '--mbt', '--out-itf', path.join(dir, 't{seq}.itf.json'), '--verbosity', '0',
+    ], { encoding: 'utf8' });
+    const file = path.join(dir, 't0.itf.json');
+    return states(file, await fs.readFile(file, 'utf8'));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('a trace in which a member ends epoch 0 through a commit QC above the change replays; an engine that commits the suffix goes red on it', async () => {
+  const trace = await witnessTrace('noEndAboveChange', END_ABOVE_SEED);
+  const at = trace.findIndex((st) => [...st.st.values()].some((r) => r.epoch > 0 && (r as SReplica & { endedVia: number }).endedVia !== r.root));
+  assert.ok(at > 0, `seed ${END_ABOVE_SEED} no longer ends an epoch above its change (the spec changed): find another with quint run --invariants noEndAboveChange`);
+  const replay = new Replay(Kit);
+  const steps = replayTrace(replay, trace, `seed ${END_ABOVE_SEED}`);
+  assert.ok(replay.epochEnds > 0);
+  console.log(`mbt (end above the change): ${steps} honest steps; ${replay.epochEnds} member(s) ended epoch 0, one at step ${at} through a QC above the change`);
+  await replayBroken('sync.ts', 'const blocks = end < 0 ? path : path.slice(0, end + 1);', 'const blocks = path;',
+    /ended epoch 0 at another block than the spec|committed past the block ending epoch 0/, 'suffix committed',
+    async (K) => replayTrace(new Replay(K), trace, `seed ${END_ABOVE_SEED}`));
+});
 
 test('the replay goes red against a signer that will not give an engine the signature it already gave', async () => {
   // services/signer/rules.ts copied with the replay of an identical request removed: an engine asks

@@ -25,6 +25,12 @@ test('npm run spec: a short campaign holds every safety invariant and reaches th
   assert.ok(steps >= 40 * 30, `steps=${steps}: traces ended early (a deadlock in the spec?)`);
 });
 
+test('the directed epoch scenario: a change commits, epoch 1 runs with five members and commits a block, every safety invariant holding at every step', () => {
+  const r = spawnSync(path.join(root, 'node_modules/.bin/quint'), ['test', '--backend', 'typescript', SPEC, '--main', 'hotstuff', '--match', 'epochScenario'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /ok epochScenario passed/);
+});
+
 /**
  * The commit rule broken: a member commits on a PREPARE QC (one phase instead of three); random
  * simulation finds agreement violated within a few traces on every seed tried. A quorum of f+1

@@ -4,7 +4,7 @@
 // the engine or by a driver.
 
 import { createEngine, restoreEngine, type HotStuffEngine } from '../engine.ts';
-import type { EngineAction, EngineConfig, EngineEvent, PersistedRecord, RejectReason } from '../events.ts';
+import type { EngineAction, EngineConfig, EngineDeps, EngineEvent, PersistedRecord, RejectReason } from '../events.ts';
 import { genesisBlock, genesisQC } from '../genesis.ts';
 import { toHex } from '../bytes.ts';
 import { roundRobinLeader } from '../quorum.ts';
@@ -17,14 +17,15 @@ export const CHAIN = 'kit';
 export class Kit {
   readonly n: number;
   readonly scheme;
-  readonly deps;
+  readonly deps: EngineDeps;
   readonly genesis: Block;
   readonly gqc: QuorumCert;
 
-  constructor(n: number) {
+  /** `endsEpoch`: which blocks carry a reconfiguration (the engine ends its epoch at the first it commits). */
+  constructor(n: number, endsEpoch?: (b: Block) => boolean) {
     this.n = n;
     this.scheme = createFakeScheme(CHAIN, n, 42);
-    this.deps = { hashBlock: this.scheme.hashBlock, verify: this.scheme.verify };
+    this.deps = { hashBlock: this.scheme.hashBlock, verify: this.scheme.verify, ...(endsEpoch ? { endsEpoch } : {}) };
     this.genesis = genesisBlock(CHAIN, this.scheme.hashBlock);
     this.gqc = genesisQC(this.genesis);
   }
@@ -48,9 +49,10 @@ export class Kit {
     return d;
   }
 
-  block(view: number, parent: Block, tag = 'a'): Block {
+  /** `empty`: a block of an epoch's suffix (above a block carrying a change), with no transactions. */
+  block(view: number, parent: Block, tag = 'a', empty = false): Block {
     const proposer = roundRobinLeader(view, this.n);
-    return buildBlock(this.scheme, CHAIN, proposer, tag, view, parent.hash, parent.header.height, parent.header.stateHash, view);
+    return buildBlock(this.scheme, CHAIN, proposer, tag, view, parent.hash, parent.header.height, parent.header.stateHash, view, 0, empty);
   }
 
   proposal(view: number, block: Block, justify: QuorumCert, sender = roundRobinLeader(view, this.n)): Proposal {
