@@ -215,6 +215,11 @@ const stallOwnViews: Scenario = {
     // leads is alive (the honest members voted) and times out — unless they have learned to give
     // its views up at once (leader suspicion). Its views must not raise the honest members' view
     // timer either (the timer level rises only for slow views of f + 1 leaders).
+    // The previous scenario's aftermath can leave m3 suspected past the barrier's forgiveness (a view
+    // of its that failed just after): its views would all be given up at once, before it led one
+    // (CI, 2026-11-26: 0 withheld, 21 of 22 views given up at once; the rate 112 %). Its record is
+    // cleared as the attack begins, so what is judged is this attack (as slow-leader does).
+    for (const i of HONEST) await fed.unmute(i, BYZANTINE);
     let withheld = 0;
     byz.play({
       outbound(_to, frame) {
