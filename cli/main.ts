@@ -340,9 +340,12 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--add <card>', 'add the member of this card (repeat)', collect)
     .option('--remove <name>', 'remove this member (repeat)', collect)
     .option('--rotate <name=card>', 'give this member the key and peer id of its new card (repeat)', collect)
+    .option('--base-timeout <duration>', 'set the federation\'s base view timeout from the next epoch (with --idle-heartbeat)')
+    .option('--idle-heartbeat <duration>', 'set the federation\'s idle heartbeat from the next epoch, 0 for a block every view (with --base-timeout)')
     .option('--out <file>', 'where the change goes', 'change.yaml')
-    .action(async (o: { member: string; add?: string[]; remove?: string[]; rotate?: string[]; out: string }) => {
-      const r = await proposeChange({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [], out: path.resolve(o.out) });
+    .action(async (o: { member: string; add?: string[]; remove?: string[]; rotate?: string[]; baseTimeout?: string; idleHeartbeat?: string; out: string }) => {
+      const r = await proposeChange({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [],
+        ...(o.baseTimeout !== undefined ? { baseTimeout: o.baseTimeout } : {}), ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), out: path.resolve(o.out) });
       console.log(`change ${r.id}
   ends epoch ${r.change.epoch} of chain ${r.change.chainId}; ${r.change.ops.length} operation(s); ${r.size} validators after it
   checked against ${r.checkedAgainst}

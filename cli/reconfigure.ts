@@ -18,7 +18,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { parseCardText, parseConfText, type MemberCard } from '#libs/config/index.ts';
+import { parseCardText, parseConfText, parseDuration, type MemberCard } from '#libs/config/index.ts';
 import { createSlhDsa, fromHex, paramSpec, toHex, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
@@ -75,14 +75,24 @@ interface ChangeYaml {
   id: string;
   chain_id: string;
   epoch: number;
-  ops: Array<{ kind: ReconfigOp['kind']; name: string; peer_id?: string; public_key?: string; addresses?: string[] }>;
+  ops: Array<{ kind: ReconfigOp['kind']; name?: string; peer_id?: string; public_key?: string; addresses?: string[]; base_timeout_ms?: number; idle_heartbeat_ms?: number }>;
+}
+
+const duration = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+/** One operation in a line, `detail` adding the card's identity and addresses. */
+function describeOp(op: ReconfigOp, detail: boolean): string {
+  if (op.kind === 'params') return `params: base_timeout ${duration(op.baseTimeoutMs)}, idle_heartbeat ${duration(op.idleHeartbeatMs)}`;
+  if (op.kind === 'remove' || !detail) return `${op.kind} ${op.name}`;
+  return `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…${op.addresses?.length ? `, at ${op.addresses.join(' ')}` : ''})`;
 }
 
 function toYaml(change: Reconfiguration): ChangeYaml {
   return {
     kind: 'btcfed-reconfiguration', id: reconfigId(change), chain_id: change.chainId, epoch: change.epoch,
-    ops: change.ops.map((op) => (op.kind === 'remove' ? { kind: op.kind, name: op.name }
-      : { kind: op.kind, name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey), ...(op.addresses?.length ? { addresses: [...op.addresses] } : {}) })),
+    ops: change.ops.map((op) => (op.kind === 'params' ? { kind: op.kind, base_timeout_ms: op.baseTimeoutMs, idle_heartbeat_ms: op.idleHeartbeatMs }
+      : op.kind === 'remove' ? { kind: op.kind, name: op.name }
+        : { kind: op.kind, name: op.name, peer_id: op.peerId, public_key: toHex(op.publicKey), ...(op.addresses?.length ? { addresses: [...op.addresses] } : {}) })),
   };
 }
 
@@ -95,6 +105,10 @@ export async function readChange(file: string): Promise<Reconfiguration> {
   const y = parse(await fs.readFile(file, 'utf8')) as Partial<ChangeYaml> | null;
   if (!y || y.kind !== 'btcfed-reconfiguration' || !Array.isArray(y.ops)) return bad(file, 'not a change file from btcfed reconfigure propose');
   const ops = y.ops.map((op, i): ReconfigOp => {
+    if (op.kind === 'params') {
+      if (!Number.isSafeInteger(op.base_timeout_ms) || !Number.isSafeInteger(op.idle_heartbeat_ms)) return bad(file, `ops[${i}]: base_timeout_ms and idle_heartbeat_ms must be whole numbers of milliseconds`);
+      return { kind: 'params', baseTimeoutMs: op.base_timeout_ms!, idleHeartbeatMs: op.idle_heartbeat_ms! };
+    }
     if (op.kind === 'remove') return { kind: 'remove', name: String(op.name) };
     if ((op.kind !== 'add' && op.kind !== 'rotate') || typeof op.public_key !== 'string' || typeof op.peer_id !== 'string') return bad(file, `ops[${i}] is malformed`);
     if (op.addresses !== undefined && (!Array.isArray(op.addresses) || !op.addresses.every((a) => typeof a === 'string'))) return bad(file, `ops[${i}].addresses is not a list of addresses`);
@@ -123,6 +137,9 @@ export interface ProposeOptions {
   remove: string[];
   /** name=card-file */
   rotate: string[];
+  /** New consensus parameters (durations, both or neither): the federation's base view timeout and idle heartbeat. */
+  baseTimeout?: string;
+  idleHeartbeat?: string;
   out: string;
 }
 
@@ -141,7 +158,18 @@ export async function propose(o: ProposeOptions): Promise<{ change: Reconfigurat
     if (k.name !== r.slice(0, at)) throw new FedError('CLI_INVALID', `--rotate ${r}: the card is ${k.name}'s, not ${r.slice(0, at)}'s`);
     ops.push({ kind: 'rotate', name: k.name, peerId: k.libp2p.peer_id, publicKey: fromHex(k.slh_dsa.public_key), addresses: k.libp2p.addresses });
   }
-  if (ops.length === 0) throw new FedError('CLI_INVALID', 'nothing to change: give --add CARD, --remove NAME or --rotate NAME=CARD');
+  if ((o.baseTimeout === undefined) !== (o.idleHeartbeat === undefined)) {
+    throw new FedError('CLI_INVALID', 'a parameter change states both: give --base-timeout and --idle-heartbeat (0 for a block every view)');
+  }
+  if (o.baseTimeout !== undefined && o.idleHeartbeat !== undefined) {
+    const ms = (flag: string, v: string) => {
+      const d = v.trim() === '0' ? { ok: true as const, value: 0 } : parseDuration(v);
+      if (!d.ok) throw new FedError('CLI_INVALID', `${flag} ${v}: ${d.reason}`);
+      return Math.round(d.value);
+    };
+    ops.push({ kind: 'params', baseTimeoutMs: ms('--base-timeout', o.baseTimeout), idleHeartbeatMs: ms('--idle-heartbeat', o.idleHeartbeat) });
+  }
+  if (ops.length === 0) throw new FedError('CLI_INVALID', 'nothing to change: give --add CARD, --remove NAME, --rotate NAME=CARD or --base-timeout with --idle-heartbeat');
   const change: Reconfiguration = { chainId: c.chainId, epoch: c.set.epoch, ops };
   const next = nextValidatorSet(c.set, change, rules(c)); // refuses an invalid change, naming the field
   await writeFileAtomic(o.out, stringify(toYaml(change)));
@@ -221,7 +249,7 @@ export async function inspect(file: string): Promise<string> {
     }
     change = await readChange(file);
   }
-  const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name} (peer ${op.peerId}, key ${toHex(op.publicKey).slice(0, 16)}…${op.addresses?.length ? `, at ${op.addresses.join(' ')}` : ''})`));
+  const ops = change.ops.map((op) => describeOp(op, true));
   return `change ${reconfigId(change)}\n  chain ${change.chainId}, ends epoch ${change.epoch}\n  ${ops.join('\n  ')}${extra}`;
 }
 
@@ -259,7 +287,7 @@ export async function history(o: { memberDir: string; consensus?: string }): Pro
         return lines;
       }
       const { change, approvals } = decodeReconfigTx(proof.last.txs.find(isReconfigTx)!);
-      const ops = change.ops.map((op) => (op.kind === 'remove' ? `remove ${op.name}` : `${op.kind} ${op.name}`)).join('; ');
+      const ops = change.ops.map((op) => describeOp(op, false)).join('; ');
       lines.push(`epoch ${e} ended at height ${proof.last.header.height} (block ${toHex(proof.last.hash).slice(0, 16)}…) by change ${reconfigId(change).slice(0, 16)}…: ${ops}; approved by ${approvals.length} of ${before.n} (${names(before, approvals.map((a) => a.validator))})`);
       lines.push(`epoch ${e + 1}: ${v.set.n} validators: ${v.set.members.map((x) => x.name).join(', ')}`);
     }

@@ -137,6 +137,7 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ ...m4, peerId: 'peer-of-m4', addresses: ['/ip4/10.0.0.4/tcp/4001', '/dns4/m4.example.org/tcp/4001'] }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: RECONFIG_SET.byIndex(1).peerId, publicKey: key(8) }] }, approvals: ok }));
+  add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }, { kind: 'params', baseTimeoutMs: 1500, idleHeartbeatMs: 3000 }] }, approvals: ok }));
 }
 
 // ------------------------------------------------------------------ the Attach stream (what consensus writes to its gateway)

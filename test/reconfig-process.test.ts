@@ -18,7 +18,8 @@
 // join --added`: genesis's set, its signer standing by) and starts its services; its consensus
 // follows the chain as an observer, each epoch's end proven by the proof served with its last
 // block, until the change adding it commits; it then starts again in place as a validator, and its
-// signer, shown the proofs, signs epoch 3's QCs.
+// signer, shown the proofs, signs epoch 3's QCs. The same change sets the federation's base view
+// timeout and idle heartbeat: every member runs epoch 3 on them, m5 included (from the proofs).
 // Refused on the way: a transaction with a forged approval.
 
 import { after, before, describe, test } from 'node:test';
@@ -334,14 +335,19 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await until('m5 follows into epoch 2', async () => (Number((await status(5)).epoch) === 2 ? true : undefined), 60_000);
       assert.equal(consensus5.lines.filter((l) => l.msg === 'epoch ended: following the next epoch\'s set').length, 2);
 
-      const said = await ok(['reconfigure', 'propose', '--member', m(0), '--add', path.join(dir5, 'member-card.yaml'), '--out', m('add.yaml')]);
-      assert.match(said, /ends epoch 2 of chain .*; 5 validators after it/s);
+      // With m5's addition, the federation's parameters change from epoch 3 (conf.yaml: 1s and 10s).
+      await refused(['reconfigure', 'propose', '--member', m(0), '--base-timeout', '1500ms', '--out', m('params.yaml')], /states both: give --base-timeout and --idle-heartbeat/);
+      await refused(['reconfigure', 'propose', '--member', m(0), '--base-timeout', '10ms', '--idle-heartbeat', '3s', '--out', m('params.yaml')], /ops\[0\]\.baseTimeoutMs: 10: must be 100ms to 60s/);
+      const said = await ok(['reconfigure', 'propose', '--member', m(0), '--add', path.join(dir5, 'member-card.yaml'), '--base-timeout', '1500ms', '--idle-heartbeat', '3s', '--out', m('add.yaml')]);
+      assert.match(said, /ends epoch 2 of chain .*; 2 operation\(s\); 5 validators after it/s);
       const tx = await approveAndAssemble(m('add.yaml'), [0, 1, 4], m('add.tx'));
       const submitted = Date.now();
       assert.match(await ok(['reconfigure', 'submit', '--member', m(0), '--tx', tx]), /it ends epoch 2/);
       await until('epoch 3 on m0, m1, m3 and m4', epochOn([0, 1, 3, 4], 3), 120_000);
       await consensus5.waitFor((l) => l.msg === 'seated by the chain: starting again as a validator', 60_000);
-      await consensus5.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 60_000);
+      const ready5 = await consensus5.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 60_000);
+      // Seated in epoch 3, m5 runs the committed parameters, derived from the proofs (its conf.yaml says 1s and 10s).
+      assert.deepEqual([ready5.baseTimeoutMs, ready5.idleHeartbeatMs], [1500, 3000]);
       const byM5 = await until('a commit QC of epoch 3 signed by m5', async () => {
         const top = Number((await status(0)).committedHeight);
         const b = await call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: top } }, { deadlineMs: 5000 });
@@ -367,7 +373,13 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const hist = await ok(['reconfigure', 'history', '--member', m(1)]);
       assert.match(hist, /epoch 0 ended at height \d+ .*: remove m2; approved by 4 of 5 \(m0, m1, m3, m4\)/);
       assert.match(hist, /epoch 1 ended at height \d+ .*: rotate m3; approved by 3 of 4 \(m0, m1, m4\)/);
-      assert.match(hist, /epoch 2 ended at height \d+ .*: add m5; approved by 3 of 4/);
+      assert.match(hist, /epoch 2 ended at height \d+ .*: add m5; params: base_timeout 1500ms, idle_heartbeat 3s; approved by 3 of 4/);
+      // Every member that was there started epoch 3 on the committed parameters.
+      for (const i of [0, 1, 3, 4]) {
+        const started = (await fs.readFile(path.join(m(i), 'logs', 'consensus.log'), 'utf8')).split('\n').filter((l) => l.includes('"epoch started"'))
+          .map((l) => JSON.parse(l) as { epoch: number; baseTimeoutMs: number; idleHeartbeatMs: number; params: string }).find((l) => l.epoch === 3);
+        assert.deepEqual(started && [started.baseTimeoutMs, started.idleHeartbeatMs, started.params], [1500, 3000, 'committed'], `m${i}'s epoch 3`);
+      }
       assert.match(hist, /epoch 3: 5 validators: m0, m1, m3, m4, m5\nthe member is in epoch 3/);
       const top = Number((await status(5)).committedHeight);
       assert.match(await ok(['verify', '--member', dir5, '--height', String(top), '--trust', path.join(m(0), 'conf.yaml')]),

@@ -58,6 +58,18 @@ describe('btcfed reconfigure: propose, approve on three signers, assemble', { ti
     assert.match(await ok(['reconfigure', 'inspect', dir('change.yaml')]), new RegExp(`add m4 \\(peer .*, at ${card.libp2p.addresses[0]!.replace(/[/.]/g, '\\$&')}`));
   });
 
+  test('a parameter change: both values or none, within their bounds; its file round-trips, and an edited value is an edited change', async () => {
+    await refused(['reconfigure', 'propose', '--member', dir('m0'), '--idle-heartbeat', '5s', '--out', dir('p.yaml')], /states both/);
+    await refused(['reconfigure', 'propose', '--member', dir('m0'), '--base-timeout', '2s', '--idle-heartbeat', '500ms', '--out', dir('p.yaml')], /ops\[0\]\.idleHeartbeatMs: 500: must be 0 \(a block every view\) or 1s to 30s/);
+    await refused(['reconfigure', 'propose', '--member', dir('m0'), '--base-timeout', 'soon', '--idle-heartbeat', '0', '--out', dir('p.yaml')], /--base-timeout soon: "soon" is not a duration/);
+    assert.match(await ok(['reconfigure', 'propose', '--member', dir('m0'), '--base-timeout', '2.5s', '--idle-heartbeat', '0', '--out', dir('params.yaml')]), /1 operation\(s\); 4 validators after it/);
+    const y = parse(await fs.readFile(dir('params.yaml'), 'utf8')) as { ops: Array<Record<string, unknown>> };
+    assert.deepEqual(y.ops, [{ kind: 'params', base_timeout_ms: 2500, idle_heartbeat_ms: 0 }]);
+    assert.match(await ok(['reconfigure', 'inspect', dir('params.yaml')]), /ends epoch 0\n {2}params: base_timeout 2500ms, idle_heartbeat 0s/);
+    await fs.writeFile(dir('params-edited.yaml'), stringify({ ...y, ops: [{ ...y.ops[0], base_timeout_ms: 100 }] }));
+    await refused(['reconfigure', 'inspect', dir('params-edited.yaml')], /edited after it was proposed/);
+  });
+
   test('each operator approves on its own signer with an operator certificate; assemble verifies a quorum and writes the transaction', async () => {
     const approvals: string[] = [];
     for (const i of [0, 1, 2]) {

@@ -1,16 +1,16 @@
 // Target reconfig-tx: a reconfiguration transaction — the change (add a member from its card with
-// its addresses, remove one, rotate one) and its approvals — as block validity reads it from a
+// its addresses, remove one, rotate one, set the consensus parameters) and its approvals — as block validity reads it from a
 // block a Byzantine leader proposed, or SubmitReconfiguration from an operator's file
 // (libs/blocks/validity.ts reconfigError): decodeReconfigTx, then nextValidatorSet against the
 // epoch's set, then authorizeChange. Refusal: FedError RECONFIG_MALFORMED, RECONFIG_INVALID or
 // RECONFIG_UNAUTHORISED. Properties: a decoded change re-encodes to the input's bytes (one
 // encoding per change); a set nextValidatorSet returns has no name, peer id or key twice and every
-// member's addresses pass memberAddressProblem; no approval signature is checked before the
+// member's addresses pass memberAddressProblem; parameters pass only once and within their bounds; no approval signature is checked before the
 // approvals' indices and count are (cheap checks first).
 
 import fc from 'fast-check';
 import { isFedError } from '#libs/errors/index.ts';
-import { memberAddressProblem } from '#libs/config/index.ts';
+import { baseTimeoutProblem, idleHeartbeatProblem, memberAddressProblem } from '#libs/config/index.ts';
 import {
   ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, nextValidatorSet, RECONFIG_TX_TAG, type ReconfigOp, type ReconfigTx,
 } from '#libs/validators/index.ts';
@@ -44,6 +44,11 @@ function run(input: Uint8Array): void {
   for (const v of next.members) {
     for (const a of v.addresses) if (memberAddressProblem(a, v.peerId)) violated(`${v.name}'s address ${a} passed: ${memberAddressProblem(a, v.peerId)}`);
   }
+  const params = tx.change.ops.filter((o) => o.kind === 'params');
+  if (params.length > 1) violated('a change setting the parameters twice passed');
+  for (const p of params) {
+    if (baseTimeoutProblem(p.baseTimeoutMs) || idleHeartbeatProblem(p.idleHeartbeatMs)) violated(`parameters ${p.baseTimeoutMs} ms / ${p.idleHeartbeatMs} ms passed`);
+  }
   // authorizeChange checks indices, duplicates and the count before any signature: mark when the
   // approvals would pass those (the same rules, restated) so `verify` can tell if it came first.
   const distinct = new Set(tx.approvals.map((a) => a.validator));
@@ -67,6 +72,8 @@ const address = fc.oneof(
 const op: fc.Arbitrary<ReconfigOp> = fc.oneof(
   fc.record({ kind: fc.constantFrom('add' as const, 'rotate' as const), name: names, peerId: peerIds, publicKey: keys, addresses: fc.array(address, { maxLength: 10 }) }),
   fc.record({ kind: fc.constant('remove' as const), name: names }),
+  fc.record({ kind: fc.constant('params' as const), baseTimeoutMs: fc.oneof(fc.constantFrom(0, 99, 100, 1000, 60_000, 60_001), fc.nat()),
+    idleHeartbeatMs: fc.oneof(fc.constantFrom(0, 999, 1000, 30_000, 30_001), fc.nat()) }),
 );
 const txs: fc.Arbitrary<ReconfigTx> = fc.record({
   change: fc.record({ chainId: fc.constantFrom(CHAIN, 'other', ''), epoch: fc.oneof(fc.constantFrom(0, 1), fc.nat()), ops: fc.array(op, { maxLength: 18 }) }),
@@ -91,13 +98,14 @@ const approvals = fc.oneof(
   fc.array(fc.record({ validator: fc.nat({ max: 5 }), signature: fc.constantFrom(Uint8Array.of(1), Uint8Array.of(0)) }), { maxLength: 6 }),
 );
 const valid: fc.Arbitrary<ReconfigTx> = fc.record({
-  add: fc.boolean(), rotate: fc.boolean(), remove: fc.boolean(), addresses: fc.subarray(['/ip4/10.0.0.4/tcp/4001', '/dns4/m4.example.org/tcp/4001', `/ip4/10.0.0.5/tcp/1/p2p/${PEERS[4]}`]),
+  add: fc.boolean(), rotate: fc.boolean(), remove: fc.boolean(), params: fc.option(fc.tuple(fc.integer({ min: 100, max: 60_000 }), fc.constantFrom(0, 1000, 10_000, 30_000)), { nil: undefined }), addresses: fc.subarray(['/ip4/10.0.0.4/tcp/4001', '/dns4/m4.example.org/tcp/4001', `/ip4/10.0.0.5/tcp/1/p2p/${PEERS[4]}`]),
   approvals,
-}).map(({ add, rotate, remove, addresses, approvals }) => {
+}).map(({ add, rotate, remove, params, addresses, approvals }) => {
   const ops: ReconfigOp[] = [];
   if (add || (!rotate && !remove)) ops.push({ kind: 'add', name: 'm4', peerId: PEERS[4]!, publicKey: key(4), ...(addresses.length > 0 ? { addresses } : {}) });
   if (rotate) ops.push({ kind: 'rotate', name: 'm1', peerId: PEERS[1]!, publicKey: key(8) });
   if (remove && add) ops.push({ kind: 'remove', name: 'm2' });
+  if (params) ops.push({ kind: 'params', baseTimeoutMs: params[0], idleHeartbeatMs: params[1] });
   return { change: { chainId: CHAIN, epoch: 0, ops }, approvals };
 });
 
@@ -108,6 +116,9 @@ export const reconfigTx: FuzzTarget<ReconfigTx> = {
   generate: fc.oneof(
     fc.tuple(txs, fc.uint8Array({ maxLength: 200 })).map(([tx, raw]) => bytesOf(tx, raw)),
     valid.map(encodeReconfigTx),
+    // A valid change with its parameters set a second time (each value alone in bounds).
+    fc.tuple(valid, fc.integer({ min: 100, max: 60_000 }), fc.constantFrom(0, 1000, 30_000))
+      .map(([tx, baseTimeoutMs, idleHeartbeatMs]) => encodeReconfigTx({ ...tx, change: { ...tx.change, ops: [...tx.change.ops, { kind: 'params', baseTimeoutMs, idleHeartbeatMs }] } })),
   ),
   run,
   refusal: (err) => isFedError(err) && REFUSALS.has(err.code),

@@ -7,7 +7,7 @@ export {
   mergePeer, peersToData, configInvalid,
 } from './parse.ts';
 export type { ConfigIssue, Peer } from './parse.ts';
-export { networkList, parseCidr, parseDuration, parseHostPort, parsePeerId, parseTcpMultiaddr, parsePrivateKey, parsePublicKey } from './values.ts';
+export { BASE_TIMEOUT_RANGE_MS, baseTimeoutProblem, idleHeartbeatProblem, networkList, parseCidr, parseDuration, parseHostPort, parsePeerId, parseTcpMultiaddr, parsePrivateKey, parsePublicKey } from './values.ts';
 export type { Cidr, HostPort, PeerAddress, Parsed } from './values.ts';
 export { generateIdentity, resolvePath } from './identity.ts';
 export type { Identity } from './identity.ts';

@@ -6,7 +6,7 @@
 
 import { z } from 'zod';
 import { PARAM_SETS, paramSpec, type ParamSet } from '#libs/crypto/index.ts';
-import { parseCidr, parseDuration, parseHostPort, parsePeerId, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
+import { idleHeartbeatProblem, parseCidr, parseDuration, parseHostPort, parsePeerId, parsePrivateKey, parsePublicKey, parseTcpMultiaddr } from './values.ts';
 
 export const PARAM_SET_NAMES = [...PARAM_SETS] as [ParamSet, ...ParamSet[]];
 
@@ -299,9 +299,8 @@ export const confSchema = z.strictObject({
   if (isNum(c.keep_blocks) && c.keep_blocks > 0 && c.keep_blocks < MIN_KEEP_BLOCKS) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'keep_blocks'], message: `must be 0 (keep every block) or at least ${MIN_KEEP_BLOCKS} (a member a few views behind catches up from what its peers keep)` });
   }
-  if (isNum(c.idle_heartbeat) && c.idle_heartbeat > 0 && (c.idle_heartbeat < 1000 || c.idle_heartbeat > 30_000)) {
-    ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: 'must be 0 (a block every view) or 1s to 30s (BtcfedNoCommit fires after a minute without a block)' });
-  }
+  const idle = isNum(c.idle_heartbeat) ? idleHeartbeatProblem(c.idle_heartbeat) : undefined;
+  if (idle) ctx.addIssue({ code: 'custom', path: ['consensus', 'idle_heartbeat'], message: idle });
   if (isNum(c.max_timeout) && isNum(c.base_timeout) && c.max_timeout < c.base_timeout) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_timeout'], message: 'must not be below consensus.base_timeout' });
   }

@@ -20,6 +20,7 @@
 //     op       = field(u8(1) ‖ str(name) ‖ str(peerId) ‖ field(publicKey) ‖ addrs)   add a member
 //              | field(u8(2) ‖ str(name))                                            remove a member
 //              | field(u8(3) ‖ str(name) ‖ str(peerId) ‖ field(publicKey) ‖ addrs)   rotate: its new identity
+//              | field(u8(4) ‖ u64(baseTimeoutMs) ‖ u64(idleHeartbeatMs))            the federation's parameters
 //     addrs    = nothing, when the op names no address (the encoding before addresses existed)
 //              | u32(count ≥ 1) ‖ str(address₁) ‖ … ‖ str(address_count)     where its gateway is dialled
 //   blockHash(header)          = SHA-256(block)
@@ -53,7 +54,9 @@ export const DOMAIN_TAGS = {
 export type ReconfigOpFields =
   | { readonly kind: 'add'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array; readonly addresses?: readonly string[] }
   | { readonly kind: 'remove'; readonly name: string }
-  | { readonly kind: 'rotate'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array; readonly addresses?: readonly string[] };
+  | { readonly kind: 'rotate'; readonly name: string; readonly peerId: string; readonly publicKey: Uint8Array; readonly addresses?: readonly string[] }
+  /** The consensus parameters every member must share, both stated (conf.yaml consensus.base_timeout, idle_heartbeat). */
+  | { readonly kind: 'params'; readonly baseTimeoutMs: number; readonly idleHeartbeatMs: number };
 
 export interface ReconfigFields {
   readonly chainId: string;
@@ -62,7 +65,7 @@ export interface ReconfigFields {
   readonly ops: readonly ReconfigOpFields[];
 }
 
-const OP_CODES = { add: 1, remove: 2, rotate: 3 } as const;
+const OP_CODES = { add: 1, remove: 2, rotate: 3, params: 4 } as const;
 /** Longest member name or peer id a reconfiguration may carry. */
 const MAX_ID_BYTES = 128;
 /** Addresses one add or rotate may carry (a member card's libp2p addresses), and their length. */
@@ -259,9 +262,15 @@ export function reconfigSigningBytes(change: ReconfigFields): Uint8Array {
   change.ops.forEach((op, i) => {
     const what = `ops[${i}]`;
     const kind: unknown = (op as { kind?: unknown } | undefined)?.kind;
-    const code = kind === 'add' || kind === 'remove' || kind === 'rotate' ? OP_CODES[kind] : undefined;
-    if (code === undefined) throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.kind must be add, remove or rotate`, { field: `${what}.kind` });
-    const o = new CanonicalWriter().u8(code, `${what}.kind`).str(op.name, `${what}.name`, MAX_ID_BYTES);
+    const code = kind === 'add' || kind === 'remove' || kind === 'rotate' || kind === 'params' ? OP_CODES[kind] : undefined;
+    if (code === undefined) throw new FedError('CRYPTO_BAD_RECONFIG', `${what}.kind must be add, remove, rotate or params`, { field: `${what}.kind` });
+    const o = new CanonicalWriter().u8(code, `${what}.kind`);
+    if (op.kind === 'params') {
+      o.u64(op.baseTimeoutMs, `${what}.baseTimeoutMs`).u64(op.idleHeartbeatMs, `${what}.idleHeartbeatMs`);
+      w.bytes(o.finish());
+      return;
+    }
+    o.str(op.name, `${what}.name`, MAX_ID_BYTES);
     if (op.kind !== 'remove') {
       o.str(op.peerId, `${what}.peerId`, MAX_ID_BYTES);
       if (!(op.publicKey instanceof Uint8Array) || op.publicKey.length === 0) {

@@ -8,7 +8,7 @@
 // at a height not above the previous change's.
 
 import { FedError } from '#libs/errors/index.ts';
-import { authorizeChange, nextValidatorSet, reconfigId, type Approval, type ReconfigRules, type Reconfiguration } from './reconfig.ts';
+import { authorizeChange, nextValidatorSet, paramsOfChange, reconfigId, type Approval, type ConsensusParams, type ReconfigRules, type Reconfiguration } from './reconfig.ts';
 import type { ValidatorSet } from './set.ts';
 
 export interface CommittedChange {
@@ -24,6 +24,8 @@ interface Epoch {
   readonly from: number;
   /** The change that started it (undefined for genesis). */
   readonly id: string | undefined;
+  /** The parameters the last change that set any gave (undefined: genesis's, conf.yaml's). */
+  readonly params: ConsensusParams | undefined;
 }
 
 export type Verify = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
@@ -42,7 +44,7 @@ export class EpochHistory {
   /** The history of a chain that has committed no change yet: epoch 0 is genesis's set. */
   static fromGenesis(genesis: ValidatorSet, rules: ReconfigRules, verify: Verify): EpochHistory {
     if (genesis.epoch !== 0) throw new FedError('RECONFIG_INVALID', `genesis must be epoch 0, not ${genesis.epoch}`, { field: 'epoch' });
-    return new EpochHistory([{ set: genesis, from: 0, id: undefined }], rules, verify);
+    return new EpochHistory([{ set: genesis, from: 0, id: undefined, params: undefined }], rules, verify);
   }
 
   /** Genesis plus each committed change, checked in order (an epoch-change proof, walked). */
@@ -63,6 +65,12 @@ export class EpochHistory {
     return 0;
   }
 
+  /**
+   * The consensus parameters of `epoch` set by a committed change (the latest at or before it), or
+   * undefined where none has been: genesis's then apply.
+   */
+  paramsOf(epoch: number): ConsensusParams | undefined { return this.#epochs[epoch]?.params; }
+
   /** First height of `epoch`, or undefined. */
   firstHeight(epoch: number): number | undefined { return this.#epochs[epoch]?.from; }
 
@@ -77,7 +85,7 @@ export class EpochHistory {
     }
     const next = nextValidatorSet(last.set, c.change, this.#rules);
     authorizeChange(last.set, c.change, c.approvals, this.#verify);
-    this.#epochs.push({ set: next, from: c.height + 1, id: reconfigId(c.change) });
+    this.#epochs.push({ set: next, from: c.height + 1, id: reconfigId(c.change), params: paramsOfChange(c.change) ?? last.params });
     return next;
   }
 }

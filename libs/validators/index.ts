@@ -2,7 +2,8 @@
 // to every service instead of each computing these facts from the config on its own.
 export { ValidatorSet, describeClaim, type SelfClaim, type Validator, type ValidatorEntry } from './set.ts';
 export {
-  DEFAULT_MIN_VALIDATORS, MAX_OPS, authorizeChange, nextValidatorSet, reconfigId,
+  DEFAULT_MIN_VALIDATORS, MAX_OPS, authorizeChange, nextValidatorSet, paramsOfChange, reconfigId,
+  type ConsensusParams,
   type Approval, type ReconfigOp, type ReconfigRules, type Reconfiguration,
 } from './reconfig.ts';
 export { EpochHistory, type CommittedChange, type Verify } from './epochs.ts';

@@ -17,6 +17,7 @@ const change: Reconfiguration = {
     { kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: new Uint8Array(32).fill(4) },
     { kind: 'remove', name: 'm1' },
     { kind: 'rotate', name: 'm2', peerId: 'peer-2b', publicKey: new Uint8Array(32).fill(9) },
+    { kind: 'params', baseTimeoutMs: 2500, idleHeartbeatMs: 5000 },
   ],
 };
 const approvals = [0, 2, 3].map((validator) => ({ validator, signature: new Uint8Array(7).fill(validator + 1) }));
@@ -38,7 +39,7 @@ test('malformed transactions are refused naming the field', () => {
   const withChange = (bytes: Uint8Array, approvalCount = 0) =>
     new CanonicalWriter().str(RECONFIG_TX_TAG, 'tag').bytes(bytes).u32(approvalCount, 'n').finish();
   const good = reconfigSigningBytes(change);
-  assert.throws(() => decodeReconfigTx(withChange(good.subarray(0, good.length - 3))), malformed(/^change\.ops\[2\]/));
+  assert.throws(() => decodeReconfigTx(withChange(good.subarray(0, good.length - 3))), malformed(/^change\.ops\[3\]/));
   const otherTag = new CanonicalWriter().str('btcfed/v1/vote', 'tag').str('tx-test', 'c').finish();
   assert.throws(() => decodeReconfigTx(withChange(otherTag)), malformed(/^change\.tag: "btcfed\/v1\/vote"/));
   const badCode = new CanonicalWriter().str('btcfed/v1/reconfig', 't').str('c', 'c').u64(0, 'e').u32(1, 'n')
@@ -92,4 +93,16 @@ test('addresses of an add or rotate: signed, round-trip, one encoding, bounded',
   assert.throws(() => decodeReconfigTx(withChange(op((w) => w.u32(1, 'a').str('x'.repeat(300), 'a')))), malformed(/^change\.ops\[0\]\.addresses\[0\]: 300 bytes, at most 256/));
   assert.deepEqual(decodeReconfigTx(withChange(op((w) => w.u32(1, 'a').str('/ip4/1.2.3.4/tcp/1', 'a')))).change.ops[0], {
     kind: 'add', name: 'm9', peerId: 'p', publicKey: new Uint8Array(4), addresses: ['/ip4/1.2.3.4/tcp/1'] });
+});
+
+test('a params operation is exactly its two values: a short one or one with bytes after them is refused, naming it', () => {
+  const opBytes = (extra: (w: CanonicalWriter) => CanonicalWriter) => extra(new CanonicalWriter().u8(4, 'kind')).finish();
+  const withOp = (op: Uint8Array) => {
+    const c = new CanonicalWriter().str('btcfed/v1/reconfig', 'tag').str('tx-test', 'chainId').u64(3, 'epoch').u32(1, 'count').bytes(op).finish();
+    return new CanonicalWriter().str(RECONFIG_TX_TAG, 'tag').bytes(c).u32(0, 'approvals').finish();
+  };
+  assert.deepEqual(decodeReconfigTx(withOp(opBytes((w) => w.u64(1000, 'b').u64(0, 'i')))).change.ops, [{ kind: 'params', baseTimeoutMs: 1000, idleHeartbeatMs: 0 }]);
+  assert.throws(() => decodeReconfigTx(withOp(opBytes((w) => w.u64(1000, 'b')))), malformed(/^change\.ops\[0\]\.idleHeartbeatMs: truncated/));
+  assert.throws(() => decodeReconfigTx(withOp(opBytes((w) => w.u64(1000, 'b').u64(0, 'i').u8(1, 'x')))), malformed(/^change\.ops\[0\]: trailing bytes/));
+  assert.throws(() => decodeReconfigTx(withOp(opBytes((w) => w.u32(1000, 'b').u64(0, 'i')))), malformed(/^change\.ops\[0\]\.baseTimeoutMs: 4 bytes, expected 8/));
 });

@@ -125,6 +125,11 @@ function decodeChange(bytes: Uint8Array): Reconfiguration {
     const at = `change.ops[${i}]`;
     const o = new Reader(r.field(at));
     const code = o.uint(`${at}.kind`, 1);
+    if (code === 4) {
+      ops.push({ kind: 'params', baseTimeoutMs: o.uint(`${at}.baseTimeoutMs`, 8), idleHeartbeatMs: o.uint(`${at}.idleHeartbeatMs`, 8) });
+      if (!o.done) malformed(at, 'trailing bytes');
+      continue;
+    }
     const name = o.str(`${at}.name`, 128);
     if (code === 2) {
       ops.push({ kind: 'remove', name });

@@ -8,7 +8,7 @@ import { isFedError } from '#libs/errors/index.ts';
 import { createSlhDsa, reconfigSigningBytes, toHex, type KeyPair } from '#libs/crypto/index.ts';
 import { ValidatorSet } from './set.ts';
 import { EpochHistory } from './epochs.ts';
-import { authorizeChange, nextValidatorSet, reconfigId, type Approval, type ReconfigRules, type Reconfiguration } from './reconfig.ts';
+import { authorizeChange, nextValidatorSet, paramsOfChange, reconfigId, type Approval, type ReconfigRules, type Reconfiguration } from './reconfig.ts';
 
 const slh = createSlhDsa({ backend: 'auto' });
 const keys: KeyPair[] = Array.from({ length: 8 }, (_, i) => slh.generateKeyPair(new Uint8Array(slh.seedBytes).fill(i + 1)));
@@ -151,4 +151,39 @@ test('the epoch history: sets derived from genesis and the committed changes, he
   ], rules, verify);
   assert.ok(replayed.current.equals(history.current));
   assert.throws(() => EpochHistory.fromGenesis(e1, rules, verify), refused('RECONFIG_INVALID', /genesis must be epoch 0/));
+});
+
+test('a params operation: the set is unchanged, the parameters are the next epoch\'s and every later one\'s until another sets them; out-of-range values and two in one change are refused naming the field', () => {
+  const params = (baseTimeoutMs: number, idleHeartbeatMs: number) => ({ kind: 'params' as const, baseTimeoutMs, idleHeartbeatMs });
+  const change = (epoch: number, ops: Reconfiguration['ops']): Reconfiguration => ({ chainId: rules.chainId, epoch, ops });
+  const same = nextValidatorSet(genesis, change(0, [params(2500, 5000)]), rules);
+  assert.equal(same.epoch, 1);
+  assert.deepEqual(same.members.map((v) => [v.name, v.publicKey]), genesis.members.map((v) => [v.name, v.publicKey]), 'a parameter change alone keeps the set');
+  assert.deepEqual(paramsOfChange(change(0, [add(4), params(2500, 0)])), { baseTimeoutMs: 2500, idleHeartbeatMs: 0 });
+  assert.equal(paramsOfChange(change(0, [add(4)])), undefined);
+  // With a member's change in one reconfiguration: both apply.
+  assert.equal(nextValidatorSet(genesis, change(0, [add(4), params(2500, 0)]), rules).n, 5);
+
+  const bad = (ops: Reconfiguration['ops'], pattern: RegExp) => assert.throws(() => nextValidatorSet(genesis, change(0, ops), rules), refused('RECONFIG_INVALID', pattern));
+  bad([params(50, 0)], /^ops\[0\]\.baseTimeoutMs: 50: must be 100ms to 60s/);
+  bad([params(60_001, 0)], /^ops\[0\]\.baseTimeoutMs: 60001: must be 100ms to 60s/);
+  bad([params(1000, 500)], /^ops\[0\]\.idleHeartbeatMs: 500: must be 0 \(a block every view\) or 1s to 30s/);
+  bad([params(1000, 31_000)], /^ops\[0\]\.idleHeartbeatMs: 31000/);
+  bad([params(1000, 0), params(2000, 0)], /^ops\[1\]\.kind: the parameters are set twice/);
+
+  // Signed: another value is another change, with another id.
+  assert.notEqual(reconfigId(change(0, [params(2500, 5000)])), reconfigId(change(0, [params(2500, 5001)])));
+
+  // The history: epoch 0 has none committed (conf.yaml's apply); epoch 1 the change's; epoch 2, after a change without params, still epoch 1's.
+  const h = EpochHistory.fromGenesis(genesis, rules, verify);
+  const c1 = change(0, [params(2500, 5000)]);
+  h.apply({ change: c1, approvals: approve(c1, [0, 1, 2]), height: 10 });
+  const c2 = change(1, [add(4)]);
+  h.apply({ change: c2, approvals: approve(c2, [0, 1, 2]), height: 20 });
+  const c3 = change(2, [params(1500, 0)]);
+  h.apply({ change: c3, approvals: approve(c3, [0, 1, 2, 3]), height: 30 });
+  assert.equal(h.paramsOf(0), undefined);
+  assert.deepEqual(h.paramsOf(1), { baseTimeoutMs: 2500, idleHeartbeatMs: 5000 });
+  assert.deepEqual(h.paramsOf(2), { baseTimeoutMs: 2500, idleHeartbeatMs: 5000 }, 'carried across a change that sets none');
+  assert.deepEqual(h.paramsOf(3), { baseTimeoutMs: 1500, idleHeartbeatMs: 0 });
 });

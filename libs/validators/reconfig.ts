@@ -1,6 +1,7 @@
 // Reconfiguration: how the validator set of epoch e + 1 follows from epoch e's set and one
 // committed change (add a member from its card, remove one, rotate one's SLH-DSA key and/or libp2p
-// identity, with the addresses of its card), and what makes a change valid and authorised. One home for these rules: block
+// identity, with the addresses of its card, set the consensus parameters every member shares), and
+// what makes a change valid and authorised. One home for these rules: block
 // validity, the signer, sync, observers and the light client are to call these functions, never
 // re-derive them (issue 27; see docs/reconfiguration.md for what is wired so far).
 //
@@ -14,12 +15,29 @@
 // or fewer than a quorum of distinct, valid approvals.
 
 import { FedError } from '#libs/errors/index.ts';
-import { MEMBER_NAME, memberAddressProblem } from '#libs/config/index.ts';
+import { MEMBER_NAME, baseTimeoutProblem, idleHeartbeatProblem, memberAddressProblem } from '#libs/config/index.ts';
 import { reconfigSigningBytes, sha256, toHex, type ReconfigFields, type ReconfigOpFields } from '#libs/crypto/index.ts';
 import { ValidatorSet, type ValidatorEntry } from './set.ts';
 
 export type ReconfigOp = ReconfigOpFields;
 export type Reconfiguration = ReconfigFields;
+
+/**
+ * The consensus parameters every member of an epoch must share: the base view timeout (members on
+ * different timers drift apart in views) and idle views' heartbeat (whether an empty view waits
+ * for work). Genesis's are conf.yaml's (btcfed writes them from the genesis file); a `params`
+ * operation sets both for the next epoch and every one after, until another does.
+ */
+export interface ConsensusParams {
+  readonly baseTimeoutMs: number;
+  readonly idleHeartbeatMs: number;
+}
+
+/** The parameters `change` sets for the next epoch, or undefined when it sets none. */
+export function paramsOfChange(change: Reconfiguration): ConsensusParams | undefined {
+  const op = change.ops.find((o) => o.kind === 'params');
+  return op ? { baseTimeoutMs: op.baseTimeoutMs, idleHeartbeatMs: op.idleHeartbeatMs } : undefined;
+}
 
 /** One validator's signature over reconfigSigningBytes(change), by its index in the change's epoch. */
 export interface Approval {
@@ -68,6 +86,16 @@ export function nextValidatorSet(set: ValidatorSet, change: Reconfiguration, rul
   const touched = new Set<string>();
   change.ops.forEach((op, i) => {
     const at = `ops[${i}]`;
+    if (op.kind === 'params') {
+      // Not a member's name: no name can collide with it (names are a-z, 0-9 and "-").
+      if (touched.has(' params')) refuse(`${at}.kind`, 'the parameters are set twice in one reconfiguration');
+      touched.add(' params');
+      const base = baseTimeoutProblem(op.baseTimeoutMs);
+      if (base) refuse(`${at}.baseTimeoutMs`, `${op.baseTimeoutMs}: ${base}`);
+      const idle = Number.isSafeInteger(op.idleHeartbeatMs) ? idleHeartbeatProblem(op.idleHeartbeatMs) : 'must be a whole number of milliseconds';
+      if (idle) refuse(`${at}.idleHeartbeatMs`, `${op.idleHeartbeatMs}: ${idle}`);
+      return;
+    }
     if (touched.has(op.name)) refuse(`${at}.name`, `${op.name} is changed twice in one reconfiguration`);
     touched.add(op.name);
     const index = set.indexOfName(op.name);

@@ -222,3 +222,34 @@ test('a member away while the epoch ended follows when it is back: told how the 
     await shutdown(members);
   }
 });
+
+test('a parameter change: from the next epoch every member runs the committed base timeout and idle heartbeat (no block without work until the heartbeat), and a restart comes back with them', async () => {
+  const { members, restart } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a first commit', () => members.every((m) => m.commits.length > 0));
+    for (const m of members) assert.deepEqual([m.driver.timing.timeouts.baseMs, m.driver.timing.idleHeartbeatMs], [1500, 0], 'epoch 0: conf\'s (the options\')');
+    const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 2500, idleHeartbeatMs: 1000 }] };
+    const tx = changeTx(change, [0, 1, 2], (i) => keys[i]!);
+    for (const m of members) m.driver.submitChange(tx);
+    await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1));
+    for (const m of members) {
+      assert.equal(m.driver.timing.timeouts.baseMs, 2500);
+      assert.equal(m.driver.timing.timeouts.multiplier, 1.5, 'the back-off stays this member\'s');
+      assert.equal(m.driver.timing.idleHeartbeatMs, 1000);
+      assert.equal(m.driver.validatorCount, N, 'the set is unchanged');
+    }
+    // Idle views: with no transaction, a block only once the heartbeat is due after the last commit,
+    // so the proposer's timestamps of consecutive epoch-1 blocks lie at least a heartbeat apart.
+    await until('four blocks of epoch 1', () => members[0]!.commits.filter((b) => b.header.epoch === 1).length >= 4, 30_000);
+    const times = members[0]!.commits.filter((b) => b.header.epoch === 1).map((b) => b.header.timestampMs);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.ok(gaps.every((g) => g >= 1000), `gaps between idle blocks ${gaps.join(', ')} ms: each at least the heartbeat`);
+
+    await restart(1);
+    assert.equal(members[1]!.driver.epoch, 1);
+    assert.deepEqual([members[1]!.driver.timing.timeouts.baseMs, members[1]!.driver.timing.idleHeartbeatMs], [2500, 1000], 'from the stored proof, not the options');
+  } finally {
+    await shutdown(members);
+  }
+});

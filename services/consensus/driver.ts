@@ -14,7 +14,7 @@ import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/i
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
-  type HotStuffEngine, type SignedMessage,
+  type HotStuffEngine, type SignedMessage, type TimeoutConfig,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
 import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
@@ -99,8 +99,8 @@ export class ConsensusDriver {
   #retired = false;
   /** When each peer was last told how an epoch it is still in ended (answerLaggard). */
   readonly #toldLaggard = new Map<number, number>();
-  /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. */
-  readonly #idle: IdleWork | undefined;
+  /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. The epoch's heartbeat. */
+  #idle: IdleWork | undefined;
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -108,13 +108,8 @@ export class ConsensusDriver {
     const epoch = deps.epochs?.current;
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
-    if (opts.idleHeartbeatMs !== undefined && opts.idleHeartbeatMs > 0) {
-      this.#idle = new IdleWork(opts.idleHeartbeatMs, { clock: deps.clock, pending: () => deps.pool.size > 0 || this.#pendingChange !== undefined,
-        tell: (available) => this.enqueue({ type: 'work', available }) });
-      opts = { ...opts, engine: { ...opts.engine, waitForWork: true } };
-      this.#opts = opts;
-    }
-    this.#config = epoch ? this.#configOf(epoch) : opts.engine;
+    this.#idleFor(epoch);
+    this.#config = epoch ? this.#configOf(epoch) : { ...opts.engine, waitForWork: this.#idle !== undefined };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const root = epoch?.root ?? this.#genesis;
     const record = deps.store.load(root);
@@ -162,10 +157,34 @@ export class ConsensusDriver {
   /** This member is not a validator of the current epoch. */
   get retired(): boolean { return this.#retired; }
 
+  /**
+   * The engine's config for epoch `e`: its set, seat, leader rule and root, and the consensus
+   * parameters a committed change set for it (else conf.yaml's, which genesis gave). The base
+   * timeout is the epoch's; the back-off's multiplier and cap stay this member's, read live (a
+   * conf.yaml reload changes them at the next timer).
+   */
   #configOf(e: Epoch): EngineConfig {
     const set = e.set;
-    return { ...this.#opts.engine, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0, leaderOf: (v) => set.leaderOf(v),
+    const local = this.#opts.engine.timeouts;
+    const base = e.params?.baseTimeoutMs;
+    const timeouts: TimeoutConfig = base === undefined ? local
+      : { baseMs: base, get multiplier() { return local.multiplier; }, get capMs() { return Math.max(local.capMs, base); } };
+    return { ...this.#opts.engine, timeouts, waitForWork: this.#idle !== undefined, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0, leaderOf: (v) => set.leaderOf(v),
       ...(e.number > 0 ? { root: e.root } : {}) };
+  }
+
+  /** Idle views with epoch `e`'s heartbeat (a committed change's, else conf.yaml's): a new IdleWork when it changed. */
+  #idleFor(e: Epoch | undefined): void {
+    const ms = e?.params?.idleHeartbeatMs ?? this.#opts.idleHeartbeatMs ?? 0;
+    if ((this.#idle?.heartbeatMs ?? 0) === ms) return;
+    this.#idle?.stop();
+    const { clock, pool } = this.#deps;
+    this.#idle = ms > 0 ? new IdleWork(ms, { clock, pending: () => pool.size > 0 || this.#pendingChange !== undefined, tell: (available) => this.enqueue({ type: 'work', available }) }) : undefined;
+  }
+
+  /** The view timer this epoch runs (its base, this member's back-off) and its idle heartbeat (0: a block every view). */
+  get timing(): { timeouts: TimeoutConfig; idleHeartbeatMs: number } {
+    return { timeouts: this.#config.timeouts, idleHeartbeatMs: this.#idle?.heartbeatMs ?? 0 };
   }
 
   #engineDeps(e: Epoch | undefined) {
@@ -546,13 +565,15 @@ export class ConsensusDriver {
       }
     }
     this.#verifier = next.verifier;
+    this.#idleFor(next);
     this.#config = this.#configOf(next);
     this.#engine = createEngine(this.#config, this.#engineDeps(next));
     this.sync.setEngine(this.#engine, this.#verifier);
     this.#retired = !seated;
     this.#switching = undefined;
     this.#entered = undefined;
-    log.warn({ epoch: next.number, root: toHex(next.root.hash).slice(0, 16), height: next.root.header.height, validators: next.set.n, self: next.set.selfIndex ?? null },
+    log.warn({ epoch: next.number, root: toHex(next.root.hash).slice(0, 16), height: next.root.header.height, validators: next.set.n, self: next.set.selfIndex ?? null,
+      baseTimeoutMs: this.#config.timeouts.baseMs, idleHeartbeatMs: this.#idle?.heartbeatMs ?? 0, params: next.params ? 'committed' : 'conf.yaml' },
       seated ? 'epoch started' : 'epoch started without this member: it was removed and votes no more');
     observer?.epochStarted?.(next.number, next.set, next.root, seated);
     if (seated) this.#queue.unshift({ type: 'start' });

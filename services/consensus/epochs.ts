@@ -8,7 +8,7 @@
 
 import { FedError } from '#libs/errors/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { EpochHistory, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
+import { EpochHistory, type ConsensusParams, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockStore } from './block-store.ts';
@@ -23,6 +23,8 @@ export interface Epoch {
   readonly verifier: SignatureVerifier;
   /** What a change in this epoch is held to (libs/blocks validity, SubmitReconfiguration). */
   readonly reconfig: { rules: ReconfigRules; verify: Verify };
+  /** The consensus parameters a committed change set for this epoch; undefined: genesis's (conf.yaml's) apply. */
+  readonly params: ConsensusParams | undefined;
 }
 
 export interface EpochsOptions {
@@ -64,7 +66,7 @@ export class ConsensusEpochs {
       root = proof.last;
       endQcs.push(proof.qc);
     }
-    return new ConsensusEpochs(o, history, epochOf(o, history.current, root), endQcs);
+    return new ConsensusEpochs(o, history, epochOf(o, history.current, root, history.paramsOf(history.current.epoch)), endQcs);
   }
 
   /** The commit QC epoch `epoch` ended with, or undefined for an epoch that has not ended. */
@@ -125,18 +127,19 @@ export class ConsensusEpochs {
     // A write that fails (STORE_WRITE_FAILED) is tried again by the caller with the same proof.
     await this.#o.store.endEpoch(ending, proof);
     this.#endQcs[ending] = proof.qc;
-    this.#current = epochOf(this.#o, next, proof.last);
+    this.#current = epochOf(this.#o, next, proof.last, this.#history.paramsOf(next.epoch));
     this.#verified = undefined;
     return this.#current;
   }
 }
 
-function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block): Epoch {
+function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block, params: ConsensusParams | undefined): Epoch {
   const seated = set.withSelf({ name: o.member }, { optional: true });
   return {
     number: set.epoch, set: seated, root,
     verifier: new SignatureVerifier({ chainId: o.chainId, publicKeys: seated.publicKeys(), dsa: o.dsa, genesisHash: root.hash }),
     reconfig: { rules: rulesOf(o), verify: (pk, m, sig) => o.dsa.verifySync(pk, m, sig) },
+    params,
   };
 }
 

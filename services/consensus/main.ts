@@ -337,6 +337,15 @@ async function main(): Promise<void> {
     const diskPoll = setInterval(sampleDisk, 30_000);
     diskPoll.unref();
 
+    // A committed change set the federation's parameters: conf.yaml's base_timeout and idle_heartbeat no longer apply.
+    const overridden = (baseMs: number, idleMs: number) => {
+      const p = epochs.current.params;
+      if (p && (p.baseTimeoutMs !== baseMs || p.idleHeartbeatMs !== idleMs)) {
+        log.warn({ epoch: epochs.current.number, committed: p, conf: { baseTimeoutMs: baseMs, idleHeartbeatMs: idleMs } },
+          'conf.yaml consensus.base_timeout / idle_heartbeat differ from what a committed change set: the committed values apply (btcfed reconfigure propose --base-timeout --idle-heartbeat changes them)');
+      }
+    };
+    overridden(c.base_timeout, c.idle_heartbeat);
     const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next }) => {
       const t = next.consensus;
       if (t.base_timeout !== timeouts.baseMs || t.timeout_multiplier !== timeouts.multiplier || t.max_timeout !== timeouts.capMs) {
@@ -344,6 +353,7 @@ async function main(): Promise<void> {
         Object.assign(timeouts, { baseMs: t.base_timeout, multiplier: t.timeout_multiplier, capMs: t.max_timeout });
         log.info({ timeouts }, 'view timeouts reloaded');
       }
+      overridden(t.base_timeout, t.idle_heartbeat);
       apiLimits.reload(next.services.consensus.limits);
       retention.setKeep(t.keep_blocks);
     }, log.child({ module: 'config' }));
@@ -357,7 +367,8 @@ async function main(): Promise<void> {
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
     retention.committed();
-    logReady(log, { grpcPort: port, adminPort, epoch: driver.epoch, self: driver.self, validators: driver.validatorCount, view: driver.engine.view, committed: driver.engine.committed.header.height,
+    logReady(log, { grpcPort: port, adminPort, epoch: driver.epoch, self: driver.self, validators: driver.validatorCount,
+      baseTimeoutMs: driver.timing.timeouts.baseMs, idleHeartbeatMs: driver.timing.idleHeartbeatMs, view: driver.engine.view, committed: driver.engine.committed.header.height,
       metricsPort: endpoint?.port }, 'consensus ready');
   } catch (err) {
     await life.stop('start failed');
