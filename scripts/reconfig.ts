@@ -2,7 +2,8 @@
 // Four members start (store, signer, gateway, consensus each; libp2p, mTLS gRPC, NATS); then, each
 // change proposed, approved on a quorum of the operators' own signers and submitted with the CLI:
 //   epoch 0 → 1: add m4 (N = 5)            epoch 1 → 2: add m5 and m6 (N = 7)
-//   epoch 2 → 3: remove m2 (N = 6)          epoch 3 → 4: rotate m1's SLH-DSA key and libp2p identity (N = 6)
+//   epoch 2 → 3: remove m2 (N = 6), and the base view timeout set to 1.5 s (a params operation)
+//   epoch 3 → 4: rotate m1's SLH-DSA key and libp2p identity (N = 6)
 // Added members join as operators do (`member join --added`; no peers.yaml is edited: every gateway
 // learns an added member's addresses from the change that seats it, its card's) and follow the
 // chain until a change seats them; m2 is left running after its removal (it votes no more); an
@@ -168,10 +169,18 @@ async function grow(): Promise<void> {
   validators = [...validators, 'm5', 'm6'];
   sizes.push(7);
 
-  // Epoch 2 → 3: m2 removed (quorum of seven: five). m2 keeps running: it votes no more.
-  await change('remove-m2', ['--remove', 'm2'], ['m0', 'm1', 'm3', 'm4', 'm5'], 'm3', 3, validators);
+  // Epoch 2 → 3: m2 removed (quorum of seven: five). m2 keeps running: it votes no more. The same
+  // change sets the federation's base view timeout to 1.5 s (genesis: 1 s; the heartbeat as it was, 0: a block every view).
+  await change('remove-m2', ['--remove', 'm2', '--base-timeout', '1500ms', '--idle-heartbeat', '0'], ['m0', 'm1', 'm3', 'm4', 'm5'], 'm3', 3, validators);
   validators = validators.filter((v) => v !== 'm2');
   sizes.push(6);
+  for (const v of validators) {
+    const started = (await fs.readFile(path.join(m(v), 'logs', 'consensus.log'), 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('"epoch started"'))
+      .map((l) => JSON.parse(l) as { epoch: number; baseTimeoutMs: number; params: string }).find((l) => l.epoch === 3)
+      ?? addedConsensus.get(v)?.lines.find((l) => l.msg === 'epoch started' && l.epoch === 3) as { baseTimeoutMs: number; params: string } | undefined;
+    if (started?.baseTimeoutMs !== 1500 || started.params !== 'committed') throw new Error(`${v} did not start epoch 3 on the committed base timeout: ${JSON.stringify(started)}`);
+  }
+  say(`the six validators run epoch 3 on the committed base timeout (1.5 s)`);
 
   // An observer joins now, in epoch 3 (three epoch ends behind it, blocks pruned on m1–m3), and
   // follows to the end: checked with the members below.

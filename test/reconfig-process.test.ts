@@ -335,7 +335,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await until('m5 follows into epoch 2', async () => (Number((await status(5)).epoch) === 2 ? true : undefined), 60_000);
       assert.equal(consensus5.lines.filter((l) => l.msg === 'epoch ended: following the next epoch\'s set').length, 2);
 
-      // With m5's addition, the federation's parameters change from epoch 3 (conf.yaml: 1s and 10s).
+      // With m5's addition, the federation's parameters change from epoch 3 (conf.yaml: 1s and 0, a block every view).
       await refused(['reconfigure', 'propose', '--member', m(0), '--base-timeout', '1500ms', '--out', m('params.yaml')], /states both: give --base-timeout and --idle-heartbeat/);
       await refused(['reconfigure', 'propose', '--member', m(0), '--base-timeout', '10ms', '--idle-heartbeat', '3s', '--out', m('params.yaml')], /ops\[0\]\.baseTimeoutMs: 10: must be 100ms to 60s/);
       const said = await ok(['reconfigure', 'propose', '--member', m(0), '--add', path.join(dir5, 'member-card.yaml'), '--base-timeout', '1500ms', '--idle-heartbeat', '3s', '--out', m('add.yaml')]);
@@ -346,7 +346,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       await until('epoch 3 on m0, m1, m3 and m4', epochOn([0, 1, 3, 4], 3), 120_000);
       await consensus5.waitFor((l) => l.msg === 'seated by the chain: starting again as a validator', 60_000);
       const ready5 = await consensus5.waitFor((l) => l.msg === 'consensus ready' && l.observer === undefined, 60_000);
-      // Seated in epoch 3, m5 runs the committed parameters, derived from the proofs (its conf.yaml says 1s and 10s).
+      // Seated in epoch 3, m5 runs the committed parameters, derived from the proofs (its conf.yaml says 1s and 0).
       assert.deepEqual([ready5.baseTimeoutMs, ready5.idleHeartbeatMs], [1500, 3000]);
       const byM5 = await until('a commit QC of epoch 3 signed by m5', async () => {
         const top = Number((await status(0)).committedHeight);
