@@ -15,6 +15,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CHAIN, Kit, type Driven } from '../libs/hotstuff/sim/test-kit.ts';
+import { quintTraces } from '../scripts/spec.ts';
+import { itfValue as val, type Itf } from './support/itf.ts';
 import { QcVerifier, qcRef } from '../libs/hotstuff/qc.ts';
 import { roundRobinLeader } from '../libs/hotstuff/quorum.ts';
 import * as signerRules from '../services/signer/rules.ts';
@@ -28,20 +30,6 @@ const N = 4;
 const HONEST = [0, 1, 2];
 
 // ------------------------------------------------------------------ ITF values
-
-type Itf = unknown;
-function val(x: Itf): any {
-  if (x === null || typeof x !== 'object') return x;
-  const o = x as Record<string, unknown>;
-  if ('#bigint' in o) return Number(o['#bigint']);
-  if ('#set' in o) return (o['#set'] as Itf[]).map(val);
-  if ('#tup' in o) return (o['#tup'] as Itf[]).map(val);
-  if ('#map' in o) return new Map((o['#map'] as [Itf, Itf][]).map(([k, v]) => [val(k), val(v)]));
-  if (Array.isArray(x)) return x.map(val);
-  const r: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) r[k] = val(v);
-  return r;
-}
 
 interface SQC { epoch: number; phase: number; view: number; block: number }
 interface SBlock { id: number; parent: number; height: number; epoch: number; view: number; proposer: number; change: boolean }
@@ -357,13 +345,7 @@ function signedKey(r: SignRequest): string {
 }
 
 function generate(dir: string, traces: number, seed: string, steps: number): string[] {
-  const r = spawnSync(path.join(root, 'node_modules/.bin/quint'), [
-    'run', '--backend', 'typescript', path.join(root, 'spec/hotstuff.qnt'), '--main', 'hotstuff',
-    '--max-samples', String(traces), '--n-traces', String(traces), '--max-steps', String(steps), '--seed', seed,
-    '--mbt', '--out-itf', path.join(dir, 't{seq}.itf.json'), '--verbosity', '0',
-  ], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  return Array.from({ length: traces }, (_, k) => path.join(dir, `t${k}.itf.json`));
+  return quintTraces(path.join(root, 'spec/hotstuff.qnt'), 'hotstuff', dir, { traces, seed, maxSteps: steps });
 }
 
 /** Replays one trace step by step, comparing the member that moved after each; the honest steps replayed. */

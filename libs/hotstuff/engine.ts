@@ -10,7 +10,7 @@ import { onPayloadReady, onProposalSigned, onVote, tryPropose } from './leader.t
 import { considerProposal, onProposal, onQcAnnounce } from './replica.ts';
 import { onBlocksFetched } from './sync.ts';
 import { giveUpIfSuspected, leaderMisbehaved, onNewView, onNewViewSigned, onTimer, wakeFromIdle } from './synchronizer.ts';
-import { Phase, type Block, type ConsensusMessage } from './types.ts';
+import { Phase, type Block, type ConsensusMessage, type QuorumCert } from './types.ts';
 import { FedError } from '#libs/errors/index.ts';
 
 export interface HotStuffEngine {
@@ -19,6 +19,8 @@ export interface HotStuffEngine {
   readonly view: number;
   readonly safety: Readonly<SafetyState>;
   readonly committed: Block;
+  /** What block sync is waiting for: the blocks asked for (hex hashes), and the commit QC waiting on them. */
+  readonly fetching: { wanted: string[]; pendingCommit: QuorumCert | null };
   readonly halted: boolean;
   /** The epoch this engine runs (config.epoch). */
   readonly epoch: number;
@@ -132,6 +134,9 @@ class Engine implements HotStuffEngine {
   }
   get ended(): boolean {
     return this.#core.ended;
+  }
+  get fetching(): { wanted: string[]; pendingCommit: QuorumCert | null } {
+    return { wanted: [...this.#core.wanted.keys()], pendingCommit: this.#core.pendingCommit };
   }
   block(hashHex: string): Block | undefined {
     return this.#core.tree.full(hashHex);
