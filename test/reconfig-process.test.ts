@@ -161,6 +161,8 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
         const v = await call(clients[i]!.getValidators.bind(clients[i]!), {}, { deadlineMs: 5000 });
         assert.equal(Number(v.epoch), 1);
         assert.deepEqual(v.validators.map((x) => x.name), ['m0', 'm1', 'm3', 'm4']);
+        // No change has set the parameters: conf.yaml's (genesis's) are in force.
+        assert.deepEqual([Number(v.baseTimeoutMs), Number(v.idleHeartbeatMs), v.paramsCommitted], [1000, 0, false]);
       }
       // Every remaining member's gateway holds epoch 1's set: m2 is no validator, m3 and m4 moved up.
       const peerOf = new Map((await genesis()).validators.map((v) => [v.name, v.peer_id]));
@@ -365,6 +367,7 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       assert.ok(byM5);
       const v = await call(clients[5]!.getValidators.bind(clients[5]!), {}, { deadlineMs: 5000 });
       assert.deepEqual([Number(v.epoch), v.validators.map((x) => x.name)], [3, ['m0', 'm1', 'm3', 'm4', 'm5']]);
+      assert.deepEqual([Number(v.baseTimeoutMs), Number(v.idleHeartbeatMs), v.paramsCommitted], [1500, 3000, true], 'GetValidators reports the committed parameters');
       await lastBlockOf(2, [0, 1, 3, 4, 5]);
       await commitSome('epoch3', [0, 1, 4, 5]);
 

@@ -16,7 +16,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { fromHex, merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
 import { type Block } from '#libs/hotstuff/index.ts';
-import type { ValidatorSet } from '#libs/validators/index.ts';
+import type { ConsensusParams, ValidatorSet } from '#libs/validators/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetEpochsResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
@@ -103,6 +103,8 @@ export interface ApiDeps {
   self: number;
   /** The set GetValidators answers with (its quorum and fault bound included). */
   validators: ValidatorSet;
+  /** The consensus parameters of that set's epoch (epochs.ts paramsInForce); absent: not reported (0). */
+  params?: () => ConsensusParams & { committed: boolean };
   node: ServedNode;
   store: BlockStore;
   pool: Intake;
@@ -322,9 +324,11 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     getValidators: h.unary(async (_req, call, signal) => {
       await read(call, signal, 'GetValidators');
       const set = d.validators;
+      const p = d.params?.();
       return {
         validators: set.members.map((v) => ({ index: v.index, name: v.name, peerId: v.peerId, publicKey: fromHex(v.publicKey) })),
         quorum: set.quorum, maxFaulty: set.f, epoch: set.epoch,
+        baseTimeoutMs: p?.baseTimeoutMs ?? 0, idleHeartbeatMs: p?.idleHeartbeatMs ?? 0, paramsCommitted: p?.committed ?? false,
       };
     }),
     getEpochs: h.unary(async (req, call, signal) => {

@@ -27,6 +27,15 @@ export interface Epoch {
   readonly params: ConsensusParams | undefined;
 }
 
+/**
+ * The consensus parameters epoch `e` runs: a committed change's, else genesis's (`fallback`,
+ * conf.yaml's base_timeout and idle_heartbeat). The driver's timer and idle views and what
+ * GetValidators reports.
+ */
+export function paramsInForce(e: Epoch, fallback: ConsensusParams): ConsensusParams & { committed: boolean } {
+  return e.params ? { ...e.params, committed: true } : { ...fallback, committed: false };
+}
+
 export interface EpochsOptions {
   chainId: string;
   /** conf.yaml's validators: genesis's set (self is resolved per epoch, by `member`). */

@@ -41,7 +41,7 @@ import { systemClock } from './ports.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { Retention } from './retention.ts';
 import { MAX_SYNC_BLOCKS } from './sync.ts';
-import { ConsensusEpochs } from './epochs.ts';
+import { ConsensusEpochs, paramsInForce } from './epochs.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { CommitSignal } from './commit-signal.ts';
 import { assertSignerIdentity } from './signer-identity.ts';
@@ -272,6 +272,7 @@ async function main(): Promise<void> {
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
       get validators() { return epochs.current.set; },
+      params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
       guard: apiLimits.guard, flow: apiLimits.flow,

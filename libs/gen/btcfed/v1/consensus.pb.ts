@@ -227,6 +227,14 @@ export interface GetValidatorsResponse {
   maxFaulty: number;
   /** The epoch this set is of: the member's current one. */
   epoch: number;
+  /**
+   * The consensus parameters every member runs in this epoch: a committed change's
+   * (btcfed reconfigure propose --base-timeout --idle-heartbeat), else genesis's as conf.yaml holds them.
+   */
+  baseTimeoutMs: number;
+  idleHeartbeatMs: number;
+  /** True when a committed change set them. */
+  paramsCommitted: boolean;
 }
 
 export interface GetEpochsRequest {
@@ -2311,7 +2319,15 @@ export const Validator: MessageFns<Validator> = {
 };
 
 function createBaseGetValidatorsResponse(): GetValidatorsResponse {
-  return { validators: [], quorum: 0, maxFaulty: 0, epoch: 0 };
+  return {
+    validators: [],
+    quorum: 0,
+    maxFaulty: 0,
+    epoch: 0,
+    baseTimeoutMs: 0,
+    idleHeartbeatMs: 0,
+    paramsCommitted: false,
+  };
 }
 
 export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
@@ -2327,6 +2343,15 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     }
     if (message.epoch !== 0) {
       writer.uint32(32).uint64(message.epoch);
+    }
+    if (message.baseTimeoutMs !== 0) {
+      writer.uint32(40).uint64(message.baseTimeoutMs);
+    }
+    if (message.idleHeartbeatMs !== 0) {
+      writer.uint32(48).uint64(message.idleHeartbeatMs);
+    }
+    if (message.paramsCommitted !== false) {
+      writer.uint32(56).bool(message.paramsCommitted);
     }
     return writer;
   },
@@ -2376,6 +2401,30 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
             message.epoch = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.baseTimeoutMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.idleHeartbeatMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.paramsCommitted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2400,6 +2449,21 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
         ? globalThis.Number(object.max_faulty)
         : 0,
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      baseTimeoutMs: isSet(object.baseTimeoutMs)
+        ? globalThis.Number(object.baseTimeoutMs)
+        : isSet(object.base_timeout_ms)
+        ? globalThis.Number(object.base_timeout_ms)
+        : 0,
+      idleHeartbeatMs: isSet(object.idleHeartbeatMs)
+        ? globalThis.Number(object.idleHeartbeatMs)
+        : isSet(object.idle_heartbeat_ms)
+        ? globalThis.Number(object.idle_heartbeat_ms)
+        : 0,
+      paramsCommitted: isSet(object.paramsCommitted)
+        ? globalThis.Boolean(object.paramsCommitted)
+        : isSet(object.params_committed)
+        ? globalThis.Boolean(object.params_committed)
+        : false,
     };
   },
 
@@ -2417,6 +2481,15 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     if (message.epoch !== 0) {
       obj.epoch = Math.round(message.epoch);
     }
+    if (message.baseTimeoutMs !== 0) {
+      obj.baseTimeoutMs = Math.round(message.baseTimeoutMs);
+    }
+    if (message.idleHeartbeatMs !== 0) {
+      obj.idleHeartbeatMs = Math.round(message.idleHeartbeatMs);
+    }
+    if (message.paramsCommitted !== false) {
+      obj.paramsCommitted = message.paramsCommitted;
+    }
     return obj;
   },
 
@@ -2429,6 +2502,9 @@ export const GetValidatorsResponse: MessageFns<GetValidatorsResponse> = {
     message.quorum = object.quorum ?? 0;
     message.maxFaulty = object.maxFaulty ?? 0;
     message.epoch = object.epoch ?? 0;
+    message.baseTimeoutMs = object.baseTimeoutMs ?? 0;
+    message.idleHeartbeatMs = object.idleHeartbeatMs ?? 0;
+    message.paramsCommitted = object.paramsCommitted ?? false;
     return message;
   },
 };
