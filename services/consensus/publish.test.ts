@@ -5,6 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -180,7 +181,13 @@ test('retention dropped every block of this member from the stream: the publishe
       }
     };
     await commit(5);
-    const retention = { maxAgeMs: 168 * 3_600_000, maxBytes: 1024 ** 3 };
+    // Limits this shared stream is well inside, whatever other runs on this NATS left in it: a
+    // limit below what it holds makes the server delete messages during the update, which took
+    // longer than a JetStream request may (5 s) on a loaded machine, with 1.2 GB left by soaks.
+    const probe = await connectEvents({ url: NATS_URL, name: 'publish-test-size', log });
+    const held = (await (await jetstreamManager(probe.nc)).streams.info(BLOCKS_STREAM).catch(() => undefined))?.state.bytes ?? 0;
+    await probe.drain();
+    const retention = { maxAgeMs: 3650 * 24 * 3_600_000, maxBytes: Math.max(1024 ** 3, 2 * held) };
     pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store, retention });
     await until('heights 1..5 in the stream', async () => (await heightsInStream(who)).length === 5);
     await pub.close();
@@ -230,4 +237,23 @@ test('a last block.committed under our name that does not decode (anyone on NATS
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a start that fails after connecting closes its NATS connection: the process it ran in exits by itself', () => {
+  // In a process of its own: the committed source fails once the stream is ready. Before the
+  // fix the connection stayed open (reconnecting for ever) and the process never exited.
+  const script = `
+    import { pino } from 'pino';
+    import { ConsensusPublisher } from ${JSON.stringify(path.join(import.meta.dirname, 'publish.ts'))};
+    const source = { committedHeight() { throw new Error('the store is gone'); }, blockAtHeight() { return undefined; } };
+    try {
+      await ConsensusPublisher.connect({ url: ${JSON.stringify(NATS_URL)}, member: 'publish-test-fails', log: pino({ level: 'silent' }), source });
+      console.log('connected');
+    } catch (err) {
+      console.log('refused: ' + err.message);
+    }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(import.meta.dirname, '../..'), encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.signal, null, `the process did not exit by itself within 30 s (killed by ${r.signal}): ${r.stdout}${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^refused: the store is gone$/m);
 });

@@ -42,6 +42,9 @@ export interface BlocksRetention { maxAgeMs: number; maxBytes: number }
 /** Committed blocks kept in memory for publishing (a few seconds of blocks; more are read from the store). */
 export const RECENT_BLOCKS = 64;
 
+/** How long a JetStream stream-management request (create, update, read the last event) may take. */
+const STREAM_ADMIN_TIMEOUT_MS = 60_000;
+
 export class ConsensusPublisher {
   readonly #member: string;
   readonly #conn: EventsConnection;
@@ -77,7 +80,21 @@ export class ConsensusPublisher {
 
   static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics; auth?: NatsConnectOptions; retention?: BlocksRetention }): Promise<ConsensusPublisher> {
     const conn = await connectEvents({ url: opts.url, name: `btcfed-consensus-${opts.member}`, log: opts.log, ...(opts.metrics ? { metrics: opts.metrics } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
-    const jsm = await jetstreamManager(conn.nc);
+    try {
+      return await ConsensusPublisher.#open(conn, opts);
+    } catch (err) {
+      // A start that fails here (the stream refused, JetStream not answering) must not leave the
+      // connection open behind it: it would keep the process alive, reconnecting for ever.
+      await conn.drain().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  static async #open(conn: EventsConnection, opts: Parameters<typeof ConsensusPublisher.connect>[0]): Promise<ConsensusPublisher> {
+    // Stream management may take longer than a JetStream request's default 5 s: lowering the
+    // retention of a large stream (consensus.blocks_stream_max_bytes, _max_age) makes the server
+    // delete what is over the limit within the update (1.1 s for 170 MB on an idle machine).
+    const jsm = await jetstreamManager(conn.nc, { timeout: STREAM_ADMIN_TIMEOUT_MS });
     const r = opts.retention;
     const spec = blocksStreamSpec(r ? { ...(r.maxAgeMs > 0 ? { maxAgeMs: r.maxAgeMs } : {}), ...(r.maxBytes > 0 ? { maxBytes: r.maxBytes } : {}) } : {});
     await ensureStream(jsm, spec);
