@@ -272,7 +272,8 @@ async function main(): Promise<void> {
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
       member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
       get validators() { return epochs.current.set; },
-      params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
+      // conf.yaml's base_timeout as last reloaded (the driver reads the same object), its heartbeat as at start.
+      params: () => paramsInForce(epochs.current, { baseTimeoutMs: timeouts.baseMs, idleHeartbeatMs: c.idle_heartbeat }),
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
       guard: apiLimits.guard, flow: apiLimits.flow,

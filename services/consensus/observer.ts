@@ -189,7 +189,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
     get validators() { return epochs.current.set; },
-      params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
+    params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
     nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
   }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
