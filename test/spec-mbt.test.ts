@@ -105,7 +105,7 @@ class Replay {
       this.signers.set(i, {
         state: initialSafety(CHAIN, `signer-${i}`, this.kit.genesis.hash),
         ctx: {
-          chainId: CHAIN, epoch: 0, self: i, leaderOf: (v) => roundRobinLeader(v, N), maxViewJump: 100_000, hashBlock: this.kit.scheme.hashBlock,
+          chainId: CHAIN, epoch: 0, self: i, mayLead: (v, who) => roundRobinLeader(v, N) === who, maxViewJump: 100_000, hashBlock: this.kit.scheme.hashBlock,
           qcError: (qc) => { const r = qcs.check(qc); return r.ok ? null : r.why; },
         },
       });

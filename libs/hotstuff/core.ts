@@ -19,7 +19,8 @@ import type {
 } from './events.ts';
 import { NewViewClaims, TimerLevel, viewTimeoutMs } from './pacemaker.ts';
 import { QcVerifier } from './qc.ts';
-import { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
+import { faultBound, quorumSize } from './quorum.ts';
+import { LeaderSchedule } from './schedule.ts';
 import { LeaderSuspicion, type LeaderOutcome } from './suspicion.ts';
 import { Phase, type Block, type Hash, type NewView, type Proposal, type QuorumCert, type Vote } from './types.ts';
 
@@ -146,6 +147,8 @@ export class EngineCore {
   readonly timerLevel: TimerLevel;
   /** Leaders whose views we give up at once (volatile, like the timer level). */
   readonly suspicion: LeaderSuspicion;
+  /** Who leads which view, from the committed record (schedule.ts); config.leaderOf overrides it. */
+  readonly schedule: LeaderSchedule;
   safety: SafetyState;
   round: ViewRound;
   out: EngineAction[] = [];
@@ -182,6 +185,7 @@ export class EngineCore {
     this.f = faultBound(this.n);
     this.timerLevel = new TimerLevel(this.f);
     this.suspicion = new LeaderSuspicion(this.n, this.f, config.self);
+    this.schedule = new LeaderSchedule(this.n, config.history ?? []);
     this.quorum = quorumSize(this.n);
     this.self = config.self;
     this.epoch = config.epoch ?? 0;
@@ -200,7 +204,7 @@ export class EngineCore {
   }
 
   leaderOf(view: number): number {
-    return this.config.leaderOf ? this.config.leaderOf(view) : roundRobinLeader(view, this.n);
+    return this.config.leaderOf ? this.config.leaderOf(view) : this.schedule.leaderOf(view);
   }
 
   isValidator(i: number): boolean {

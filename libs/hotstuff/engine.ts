@@ -30,8 +30,10 @@ export interface HotStuffEngine {
   block(hashHex: string): Block | undefined;
   /** The leaders whose views this member gives up at once now (at most f; suspicion.ts). */
   readonly suspectedLeaders: number[];
-  /** The leader of a view as this engine judges it (config.leaderOf, else round robin). */
+  /** The leader of a view as this engine judges it (config.leaderOf, else the schedule: schedule.ts). */
   leaderOf(view: number): number;
+  /** The members the schedule skips in a view (at most f; none under config.leaderOf). */
+  skippedLeaders(view: number): readonly number[];
 }
 
 /**
@@ -146,6 +148,9 @@ class Engine implements HotStuffEngine {
   }
   leaderOf(view: number): number {
     return this.#core.leaderOf(view);
+  }
+  skippedLeaders(view: number): readonly number[] {
+    return this.#core.config.leaderOf ? [] : this.#core.schedule.skippedIn(view);
   }
 
   step(event: EngineEvent): EngineAction[] {

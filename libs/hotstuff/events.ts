@@ -5,6 +5,7 @@
 
 import type { Block, BlockHeader, ConsensusMessage, Equivocation, Hash, Phase, QuorumCert, SignedMessage } from './types.ts';
 import type { SuspicionReason } from './suspicion.ts';
+import type { CommittedView } from './schedule.ts';
 
 // ---------------------------------------------------------------- events (driver → engine)
 
@@ -194,8 +195,16 @@ export interface EngineConfig {
    * signatures. Absent for epoch 0 (the genesis block of the chain id).
    */
   root?: Block;
-  /** Deterministic leader rotation; defaults to view mod N. Every member must use the same one. */
+  /**
+   * A fixed leader rotation instead of the schedule (schedule.ts): the simulator's scripted
+   * rounds and baselines. Every member must use the same one. Absent: the schedule chooses.
+   */
   leaderOf?: (view: number) => number;
+  /**
+   * The committed blocks of this epoch the schedule reads (schedule.ts), oldest first: at least
+   * those of the last historyViews(N) views before the committed tip. A fresh epoch has none.
+   */
+  history?: readonly CommittedView[];
   /**
    * Idle views (idle.ts): a leader proposes only when the driver says it has work (`work`
    * events), and a member without work lets a view in which nothing happens outlive its timer.

@@ -238,6 +238,7 @@ function applyCommit(core: EngineCore, path: Block[], qc: QuorumCert): void {
   // The commitQC is not part of the safety state: stored explicitly, durable before the commit.
   core.storeQc(qc);
   core.emitOutbound({ type: 'commit', blocks, qc });
+  for (const b of blocks) if (b.header.epoch === core.epoch) core.schedule.committed(b.header);
   core.deps.metrics?.increment('blocks_committed', blocks.length);
   core.tree.markCommitted(tip);
   // A commit uses up the driver's word that it has work (idle.ts): its mempool just lost what the

@@ -22,12 +22,20 @@ test('n, f and quorum over the whole set, for N = 1..22', () => {
   assert.deepEqual([4, 5, 6, 7].map((n) => ValidatorSet.fromConfig(entries(n)).quorum), [3, 4, 4, 5]);
 });
 
-test('leaderOf is view mod N, the rule the engine uses when no hook is given', () => {
+test('mayLead: view mod N always; one of the f after it outside probe rotations; nobody else', () => {
   for (const n of [1, 4, 7]) {
     const s = ValidatorSet.fromConfig(entries(n));
-    for (let v = 0; v < 50; v++) assert.equal(s.leaderOf(v), v % n, `N=${n} view ${v}`);
+    const f = Math.floor((n - 1) / 3);
+    for (let v = 0; v < 200; v++) {
+      const probe = Math.floor(v / n) % 8 === 0;
+      for (let who = 0; who < n; who++) {
+        const k = (who - (v % n) + n) % n;
+        assert.equal(s.mayLead(v, who), k === 0 || (!probe && k <= f), `N=${n} view ${v} validator ${who}`);
+      }
+    }
+    assert.equal(s.mayLead(3, n), false, 'an index outside the set');
   }
-  assert.equal(ValidatorSet.fromConfig(entries(4)).leaderOf(2 ** 40 + 1), (2 ** 40 + 1) % 4, 'large views');
+  assert.equal(ValidatorSet.fromConfig(entries(4)).mayLead(2 ** 40 + 1, (2 ** 40 + 1) % 4), true, 'large views');
 });
 
 test('byIndex, has and the lookups by name, peer id and key (hex or bytes)', () => {

@@ -8,7 +8,7 @@
 // the one in libs/hotstuff quorum.ts (the engine's own default).
 
 import { FedError } from '#libs/errors/index.ts';
-import { faultBound, quorumSize, roundRobinLeader, toHex } from '#libs/hotstuff/index.ts';
+import { faultBound, quorumSize, mayLead, toHex } from '#libs/hotstuff/index.ts';
 
 /** A validator entry as conf.yaml, signer.yaml and genesis list it. */
 export interface ValidatorEntry {
@@ -125,9 +125,12 @@ export class ValidatorSet {
     return this.self?.index;
   }
 
-  /** Leader of a view: the rule of libs/hotstuff (round robin, view mod N), the engine's default. */
-  leaderOf(view: number): number {
-    return roundRobinLeader(view, this.n);
+  /**
+   * Could validator `who` lead `view` under the schedule of libs/hotstuff (schedule.ts mayLead)?
+   * Who does lead it depends on the committed record, which only the consensus engine holds.
+   */
+  mayLead(view: number, who: number): boolean {
+    return mayLead(view, who, this.n);
   }
 
   has(index: number): boolean {

@@ -25,7 +25,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
-import type { Block, BlockHeader, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
+import type { Block, BlockHeader, CommittedView, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 
@@ -361,7 +361,29 @@ export class BlockStore {
 
   /** The header of the block committed at `height`, pruned or not. */
   headerAtHeight(height: number): BlockHeader | undefined {
-    return this.summaryAt(height)?.header;
+    const kept = this.#summaries.get(height);
+    if (kept) return summaryFromWire(`summaries[${height}]`, BlockSummaryMsg.decode(plain(kept)), {}).header;
+    const hash = this.#heights.get(height);
+    const bytes = hash && this.#blocks.get(hash);
+    return bytes ? this.#decodeBlock(bytes).header : undefined;
+  }
+
+  /**
+   * The view and proposer of the committed blocks of `epoch` whose view is within `views` of the
+   * committed tip's, oldest first: the record the leader schedule reads (libs/hotstuff
+   * schedule.ts) when an engine starts. Empty when the tip is not a block of `epoch`.
+   */
+  committedViews(epoch: number, views: number): CommittedView[] {
+    const out: CommittedView[] = [];
+    let tipView: number | undefined;
+    for (let h = this.committedHeight(); h >= 1; h--) {
+      const header = this.headerAtHeight(h);
+      if (!header || header.epoch !== epoch) break;
+      tipView ??= header.view;
+      if (header.view <= tipView - views) break;
+      out.push({ view: header.view, proposer: header.proposer });
+    }
+    return out.reverse();
   }
 
   /** The summary (header and transaction ids) of the block committed at `height`, pruned or not. */

@@ -13,6 +13,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
+  historyViews,
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type HotStuffEngine, type SignedMessage, type TimeoutConfig,
 } from '#libs/hotstuff/index.ts';
@@ -109,7 +110,8 @@ export class ConsensusDriver {
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
     this.#idleFor(epoch);
-    this.#config = epoch ? this.#configOf(epoch) : { ...opts.engine, waitForWork: this.#idle !== undefined };
+    this.#config = epoch ? this.#configOf(epoch)
+      : { ...opts.engine, waitForWork: this.#idle !== undefined, history: deps.store.committedViews(0, historyViews(opts.engine.validatorCount)) };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const root = epoch?.root ?? this.#genesis;
     const record = deps.store.load(root);
@@ -169,8 +171,8 @@ export class ConsensusDriver {
     const base = e.params?.baseTimeoutMs;
     const timeouts: TimeoutConfig = base === undefined ? local
       : { baseMs: base, get multiplier() { return local.multiplier; }, get capMs() { return Math.max(local.capMs, base); } };
-    return { ...this.#opts.engine, timeouts, waitForWork: this.#idle !== undefined, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0, leaderOf: (v) => set.leaderOf(v),
-      ...(e.number > 0 ? { root: e.root } : {}) };
+    return { ...this.#opts.engine, timeouts, waitForWork: this.#idle !== undefined, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0,
+      history: this.#deps.store.committedViews(e.number, historyViews(set.n)), ...(e.number > 0 ? { root: e.root } : {}) };
   }
 
   /** Idle views with epoch `e`'s heartbeat (a committed change's, else conf.yaml's): a new IdleWork when it changed. */

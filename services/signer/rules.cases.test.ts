@@ -15,7 +15,7 @@ const SELF = 1;
 const genesis = genesisBlock(CHAIN, blockHash);
 const gqc = genesisQC(genesis);
 const ctx: RuleContext = {
-  chainId: CHAIN, epoch: 0, self: SELF, leaderOf: (v) => testValidatorSet(4).leaderOf(v), maxViewJump: 3, hashBlock: blockHash,
+  chainId: CHAIN, epoch: 0, self: SELF, mayLead: (v, who) => testValidatorSet(4).mayLead(v, who), maxViewJump: 3, hashBlock: blockHash,
   qcError: (qc) => (qc.view === 0 || qc.signatures[0]?.[0] === 1 ? null : 'bad signature'),
 };
 
@@ -147,13 +147,20 @@ test('the view bound: at most maxViewJump views beyond the QC carried, for every
   refused(fresh(), newView(2, { ...gqc, view: 0.5 }), 'malformed');
 });
 
-test('proposals only for views this signer leads (view mod N), by itself as proposer', () => {
+test('proposals only for views this signer may lead (view mod N, or one of the f after it outside probe rotations), by itself as proposer', () => {
   const b5 = block(5, b1);
   refused(fresh(), proposal(2, b2, qc(Phase.PREPARE, 1, b1)), 'leader');
-  refused(fresh(), proposal(4, block(4, b1), qc(Phase.PREPARE, 1, b1)), 'leader');
+  // View 2 mod 4 in the probe rotation (views 0–3): round robin only, though validator 1 is f = 1 ring position before it.
+  refused(fresh(), proposal(2, b2, gqc), 'leader');
+  // View 6 mod 4 = 2: validator 1 is three ring positions after it, more than f = 1.
+  refused(fresh(), proposal(6, block(6, b1), qc(Phase.PREPARE, 5, b1)), 'leader');
   sign(fresh(), proposal(1, b1, gqc));
   sign(fresh(), proposal(5, b5, qc(Phase.PREPARE, 4, b1)));
-  const n3 = { ...ctx, self: 2, leaderOf: (v: number) => testValidatorSet(3).leaderOf(v) }; // 5 mod 3 = 2: validator 2 leads view 5 of 3
+  // View 4 mod 4 = 0: validator 1 leads it when the schedule skips validator 0.
+  sign(fresh(), proposal(4, block(4, b1), qc(Phase.PREPARE, 3, b1)));
+  // Views 32–35 are the next probe rotation (every eighth): round robin again.
+  refused(fresh(), proposal(32, block(32, b1), qc(Phase.PREPARE, 31, b1)), 'leader');
+  const n3 = { ...ctx, self: 2, mayLead: (v: number, who: number) => testValidatorSet(3).mayLead(v, who) }; // 5 mod 3 = 2: validator 2 leads view 5 of 3; f = 0
   refused(fresh(), proposal(5, b5, qc(Phase.PREPARE, 4, b1)), 'proposer', n3);
   const h2 = { ...b5.header, proposer: 2 };
   const d = decide(fresh(), proposal(5, { header: h2, hash: blockHash(h2), txs: [] }, qc(Phase.PREPARE, 4, b1)), n3);

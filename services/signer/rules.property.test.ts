@@ -154,7 +154,9 @@ function modelStep(history: Entry[], r: SignRequest): Outcome {
   }
   if (fresh && history.some((e) => e.kind === slot.kind && order(e, slot) >= 0)) return 'refuse';
   if (r.view - standsOn(r).view > MAX_JUMP) return 'refuse';
-  if (r.kind === 'proposal' && r.view % N !== SELF) return 'refuse';
+  // The ring positions the schedule may choose: view mod N, or one of the f after it outside probe rotations (every 8th of N views).
+  const k = (SELF - (r.view % N) + N) % N;
+  if (r.kind === 'proposal' && k !== 0 && (k > Math.floor((N - 1) / 3) || Math.floor(r.view / N) % 8 === 0)) return 'refuse';
   if (!contentOk(history, r)) return 'refuse';
   history.push({ ...slot, bytes, request: r });
   return 'sign';
@@ -163,7 +165,7 @@ function modelStep(history: Entry[], r: SignRequest): Outcome {
 // ---------------------------------------------------------------- the property
 
 const ctx: RuleContext = {
-  chainId: CHAIN, epoch: 0, self: SELF, leaderOf: (v) => testValidatorSet(N).leaderOf(v), maxViewJump: MAX_JUMP, hashBlock: blockHash,
+  chainId: CHAIN, epoch: 0, self: SELF, mayLead: (v, who) => testValidatorSet(N).mayLead(v, who), maxViewJump: MAX_JUMP, hashBlock: blockHash,
   qcError: (qc) => (isValid(qc) ? null : 'invalid'),
 };
 

@@ -69,8 +69,13 @@ export interface AdmitContext {
   epoch: number;
   /** This signer's index in its own validator set. */
   self: number;
-  /** The leader of a view in its own validator set (ValidatorSet.leaderOf of signer.yaml's validators). */
-  leaderOf(view: number): number;
+  /**
+   * Could validator `who` lead `view` in its own validator set (ValidatorSet.mayLead of
+   * signer.yaml's validators)? The signer holds no committed record, so it checks the ring
+   * positions the schedule can choose (libs/hotstuff schedule.ts): the round-robin leader or, when
+   * the schedule skips members, one of the f after it.
+   */
+  mayLead(view: number, who: number): boolean;
   /** A request at view v must carry a QC of view ≥ v − maxViewJump (signer.yaml max_view_jump). */
   maxViewJump: number;
 }
@@ -207,8 +212,9 @@ function admitOrDecide(state: SignerSafety, req: SignRequest, ctx: AdmitContext)
     return refuse('view-jump', `view ${req.view} is ${req.view - qc.view} views beyond its QC's view ${qc.view} (max_view_jump ${ctx.maxViewJump})`);
   }
   if (req.kind === 'proposal') {
-    const leader = ctx.leaderOf(req.view);
-    if (leader !== ctx.self) return refuse('leader', `view ${req.view} is led by validator ${leader}, not this signer (validator ${ctx.self})`);
+    if (!ctx.mayLead(req.view, ctx.self)) {
+      return refuse('leader', `view ${req.view} cannot be led by this signer (validator ${ctx.self}): not its round-robin leader nor one of the f after it the schedule may choose`);
+    }
   }
   return { slot, message, digest, blockHash };
 }

@@ -293,7 +293,7 @@ export class LocalSigner implements Signer {
 
   #admitCtx(): AdmitContext {
     const { set, self } = this.#seat;
-    return { chainId: this.#who.chainId, epoch: set.epoch, self: self!, leaderOf: (view) => set.leaderOf(view), maxViewJump: this.#deps.maxViewJump };
+    return { chainId: this.#who.chainId, epoch: set.epoch, self: self!, mayLead: (view, who) => set.mayLead(view, who), maxViewJump: this.#deps.maxViewJump };
   }
 
   async #decide(req: SignRequest): Promise<Decision> {

@@ -8,6 +8,7 @@ import { createEngine, restoreEngine, type HotStuffEngine } from '../engine.ts';
 import type { EngineConfig, SafetyState } from '../events.ts';
 import { genesisBlock } from '../genesis.ts';
 import type { Block, Hash } from '../types.ts';
+import { historyViews, type CommittedView } from '../schedule.ts';
 import type { ByzantineKind } from './scenario.ts';
 import type { SimScheme } from './schemes.ts';
 
@@ -38,10 +39,25 @@ export function newMember(id: number, identity: number, byzantine: ByzantineKind
   return { id, identity, byzantine, honest, engine: null, epoch: 0, timerGen: 0, disk: { safety: null, blocks, committed: genesis }, commitsAfterHeal: 0 };
 }
 
+/**
+ * The committed record on disk the leader schedule starts from (schedule.ts): the committed
+ * chain's blocks of the epoch within historyViews(N) views of its tip, oldest first.
+ */
+export function diskHistory(d: Disk, epoch: number, n: number): CommittedView[] {
+  const out: CommittedView[] = [];
+  const tipView = d.committed.header.view;
+  for (let b: Block | undefined = d.committed; b && b.header.height > 0 && b.header.epoch === epoch; b = d.blocks.get(toHex(b.header.parentHash))) {
+    if (b.header.view <= tipView - historyViews(n)) break;
+    out.push({ view: b.header.view, proposer: b.header.proposer });
+  }
+  return out.reverse();
+}
+
 /** Start (or restart from disk) the member's engine. */
-export function boot(m: Member, config: EngineConfig, scheme: SimScheme): HotStuffEngine {
+export function boot(m: Member, given: EngineConfig, scheme: SimScheme): HotStuffEngine {
   const deps = { hashBlock: scheme.hashBlock, verify: scheme.verify };
   const d = m.disk;
+  const config = { ...given, history: diskHistory(d, given.epoch ?? 0, given.validatorCount) };
   if (!d.safety) return (m.engine = createEngine(config, deps));
   const above = [...d.blocks.values()].filter((b) => b.header.height > d.committed.header.height);
   return (m.engine = restoreEngine(config, deps, { safety: d.safety, committed: d.committed, blocks: above }));

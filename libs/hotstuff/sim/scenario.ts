@@ -33,6 +33,11 @@ export interface Scenario {
   cuts?: OneWayCut[];
   /** Twins rounds: view r+1 uses rounds[r] (leader and partition); later views are healed. */
   rounds?: TwinsRound[];
+  /**
+   * 'round-robin': every engine runs plain view mod N (config.leaderOf) instead of the schedule
+   * (schedule.ts) — a baseline to measure the schedule against, or a test of suspicion alone.
+   */
+  leaders?: 'round-robin';
   crashes?: CrashSpec[];
   timeouts?: TimeoutConfig;
   /** When drops, tails, partitions and cuts stop; defaults to the end of the last of them. */

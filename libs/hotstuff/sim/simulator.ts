@@ -130,7 +130,8 @@ class Simulation {
     this.byIdentity = Array.from({ length: s.n }, () => []);
     for (const m of this.members) this.byIdentity[m.identity]!.push(m);
     const rounds = s.rounds ?? [];
-    const leaderOf = rounds.length > 0 ? (v: number) => (v >= 1 && v <= rounds.length ? rounds[v - 1]!.leader : roundRobinLeader(v, s.n)) : undefined;
+    const leaderOf = rounds.length > 0 ? (v: number) => (v >= 1 && v <= rounds.length ? rounds[v - 1]!.leader : roundRobinLeader(v, s.n))
+      : s.leaders === 'round-robin' ? (v: number) => roundRobinLeader(v, s.n) : undefined;
     this.configs = this.members.map((m) => ({
       chainId: this.chainId,
       validatorCount: s.n,
@@ -378,7 +379,7 @@ class Simulation {
 
   sendDoubleVotes(m: Member, msg: ConsensusMessage): void {
     for (const v of doubleVotes(m, msg, this.scheme)) {
-      const leader = this.configs[m.id]!.leaderOf?.(v.view) ?? roundRobinLeader(v.view, this.s.n);
+      const leader = m.engine?.leaderOf(v.view) ?? this.configs[m.id]!.leaderOf?.(v.view) ?? roundRobinLeader(v.view, this.s.n);
       this.deliverAll(m, this.byIdentity[leader]!.filter((x) => x !== m).map((x) => x.id), v);
     }
   }
