@@ -63,7 +63,7 @@ export function adminService(d: AdminDeps): AdminServiceServer {
         return b !== null && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data) ? Buffer.from(b.data as number[]).toString('hex') : v;
       };
       return { stateJson: JSON.stringify({ epoch: d.driver.epoch, view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
-        committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders,
+        committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders, skippedLeaders: e.skippedLeaders(e.view),
         muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
     }),
   };

@@ -13,7 +13,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
-  historyViews,
+  historyViews, isProbeView,
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type HotStuffEngine, type SignedMessage, type TimeoutConfig,
 } from '#libs/hotstuff/index.ts';
@@ -102,6 +102,8 @@ export class ConsensusDriver {
   readonly #toldLaggard = new Map<number, number>();
   /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. The epoch's heartbeat. */
   #idle: IdleWork | undefined;
+  /** The leader schedule's skipped members last reported (#noteSkipped), joined by commas. */
+  #skippedKey = '';
 
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
@@ -144,6 +146,25 @@ export class ConsensusDriver {
     const block = store.blockAtHeight(tip);
     if (!block) throw new FedError('STORE_CORRUPT', `committed height ${tip} has no block`);
     return block;
+  }
+
+  /**
+   * The leader schedule's skipped members in `view`, logged and reported when they change: who
+   * lost its turns for want of committed blocks, and who got them back (a probe rotation is not a
+   * change: the record is what it was).
+   */
+  #noteSkipped(view: number): void {
+    if (isProbeView(view, this.validatorCount)) return;
+    const skipped = this.engine.skippedLeaders(view);
+    const key = skipped.join(',');
+    if (key === this.#skippedKey) return;
+    const before = this.#skippedKey;
+    this.#skippedKey = key;
+    if (skipped.length > 0 || before !== '') {
+      this.#deps.log.warn({ view, skipped, before: before === '' ? [] : before.split(',').map(Number) },
+        skipped.length > 0 ? 'leader schedule: validators without a committed block of their own in their recent views lead no views (their views go to the next in the ring)' : 'leader schedule: every validator leads its views again');
+    }
+    this.#deps.observer?.leadersSkipped?.(view, skipped);
   }
 
   /** The engine of the epoch this member runs (replaced when an epoch ends). */
@@ -437,6 +458,7 @@ export class ConsensusDriver {
         log.info({ view: a.view, leader, cause: a.cause }, 'view started');
         this.penalties.viewEntered();
         observer?.viewChanged?.(a.view, leader, a.cause);
+        this.#noteSkipped(a.view);
         return;
       }
       case 'view-skipped':

@@ -51,6 +51,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const timerLevel = m.gauge('consensus_timer_level_state', 'What recent views needed, added to the view timer\'s back-off exponent (0 to 3; rises only for slow views of f + 1 leaders)');
   const mutes = m.counter('consensus_peer_mutes_total', 'Times a validator was muted (its frames dropped unread) for repeated offences', ['peer']);
   const mutedUntil = m.gauge('consensus_peer_muted_until_seconds', 'Unix time until which a validator\'s frames are dropped unread (in the past once the mute ends)', ['peer']);
+  const leadersSkipped = m.gauge('consensus_skipped_leaders_validators', 'Validators the leader schedule leaves out of the rotation now: no committed block of their own in their recent views (libs/hotstuff schedule.ts); their views go to the next in the ring');
   const viewsSkipped = m.counter('consensus_views_skipped_total', 'Views given up on entering them because their leader was suspected (muted, its recent views failed, or they were far slower than the others), by leader and reason', ['leader', 'reason']);
   const blockTimeAnomalies = m.counter('consensus_block_time_anomalies_total', 'Committed blocks whose time could not be measured: stamped after their commit here (ahead), or not after the block before (backwards); left out of the latency and interval histograms, never clamped', ['kind']);
   const prunedAnswers = m.counter('consensus_sync_pruned_answers_total', 'Block requests of this member a peer answered "pruned": it lacks blocks that peer no longer keeps (consensus.keep_blocks)');
@@ -148,6 +149,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       mutedUntil.set({ peer: peerLabel(peer) }, (now() + ms) / 1000);
     },
     viewSkipped(_view, leader, reason) { viewsSkipped.inc({ leader: String(leader), reason }); },
+    leadersSkipped(_view, skipped) { leadersSkipped.set(skipped.length); },
     evidence() { equivocations.inc(); },
     rejected(from, reason) {
       rejected.inc({ reason });

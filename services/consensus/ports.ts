@@ -72,4 +72,6 @@ export interface DriverObserver {
   muted?(peer: number, ms: number): void;
   /** The view was given up on entering it: its leader is suspected (libs/hotstuff suspicion.ts). */
   viewSkipped?(view: number, leader: number, reason: string): void;
+  /** The members the leader schedule leaves out of the rotation changed (libs/hotstuff schedule.ts): now `skipped`. */
+  leadersSkipped?(view: number, skipped: readonly number[]): void;
 }

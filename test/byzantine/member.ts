@@ -12,7 +12,6 @@ import { pino } from 'pino';
 import { blockHash, createSlhDsa, paramSpec, toHex } from '#libs/crypto/index.ts';
 import { createClient } from '#libs/rpc/index.ts';
 import { fetchConfig, memberSecurityFromDir } from '#libs/service/index.ts';
-import { roundRobinLeader } from '#libs/hotstuff/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
 import { decodeFrame, encodeFrame, signingBytesOfRequest, type Frame, type FrameLimits } from '#libs/wire/index.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -162,7 +161,8 @@ export class ByzantineMember {
   }
 
   get view(): number { return this.driver.engine.view; }
-  leaderOf(view: number): number { return roundRobinLeader(view, this.n); }
+  /** Who leads `view` as its own engine's schedule says (libs/hotstuff schedule.ts): the record it committed, as the honest members did. */
+  leaderOf(view: number): number { return this.driver.engine.leaderOf(view); }
   get attached(): boolean { return this.#link.connected; }
 
   /** Sets the misbehaviour from now on ({} = behave). */
