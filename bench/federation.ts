@@ -10,6 +10,8 @@
 //     [--tx-size 250] [--batch 500] [--clients 2] [--outstanding 40000] [--quick] [--no-recovery]
 //     [--rate 5000]   (open loop: this many tx/s offered, in batches every 100 ms, instead of the closed loop)
 //     [--warm-up 60]  (seconds of empty blocks before the idle window; 0 with --quick)
+//     [--dead-member] (after the load, kill m(N−1)'s consensus, never restarted, and load again for
+//                      as long: committed tx/s with one member dead; on by default from N = 7)
 //
 // Where the CPU goes: every service process's CPU time (/proc) is read when the idle window
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
@@ -44,7 +46,7 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   'tx-size': { type: 'string', default: '250' }, batch: { type: 'string', default: '500' }, clients: { type: 'string', default: '2' },
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
   recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
-  'warm-up': { type: 'string' },
+  'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' },
 } });
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
 const openRate = f.rate === undefined ? undefined : Number(f.rate);
@@ -57,6 +59,8 @@ const txSize = Number(f['tx-size']);
 const batch = Number(f.batch);
 const clientsPerMember = Number(f.clients);
 const backends: BackendName[] = f.backend === 'both' ? ['node', 'noble'] : [f.backend as BackendName];
+/** After the load: kill one member's consensus for good and load again (default from N = 7). */
+const deadMember = f['dead-member'] ?? N >= 7;
 
 function signingFloor(backend: BackendName): { signMs: number; verifyMs: number; floorMs: number } {
   const dsa = createSlhDsa({ backend });
@@ -375,6 +379,29 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const loadCpu = cpuBetween(loadCpu0, cpuSnapshot(net.procs));
     const views1 = await viewCauses();
     const viewsBy = (cause: string) => (views0 && views1 ? String((views1.get(cause) ?? 0) - (views0.get(cause) ?? 0)) : '?');
+    const healthyTxS = committedTxs / ((end - start) / 1000);
+    // One member dead for good (its consensus killed, not restarted): the same load again, from the
+    // kill on, so the figure includes whatever the death costs once (its first views' timers).
+    let dead: { member: number; txS: number; views: string; skipped: string } | undefined;
+    if (deadMember && N >= 2) {
+      const member = N - 1;
+      const proc = net.procs.find((p) => p.member === `m${member}` && p.service === 'consensus' && !p.exited);
+      proc?.child.kill('SIGKILL');
+      const live = clients.filter((_, i) => i !== member);
+      const views2 = await viewCauses();
+      const before = committedTxs;
+      const deadStart = Date.now();
+      const r = openRate === undefined
+        ? await load(live, deadStart + seconds * 1000, submitted, () => committedTxs - before + accepted)
+        : await openLoad(live, openRate, deadStart + seconds * 1000, submitted);
+      for (let i = 0; i < 100 && committedTxs - before < r.accepted; i++) await new Promise((res) => setTimeout(res, 200));
+      const deadEnd = Date.now();
+      const views3 = await viewCauses();
+      const by = (cause: string) => (views2 && views3 ? String((views3.get(cause) ?? 0) - (views2.get(cause) ?? 0)) : '?');
+      const skipped = m0Metrics ? await scrapeByLabel(m0Metrics, 'btcfed_consensus_skipped_leaders_validators', 'view') : undefined;
+      dead = { member, txS: (committedTxs - before) / ((deadEnd - deadStart) / 1000), views: `${by('commit')} / ${by('new-view-quorum')} / ${by('qc')}`,
+        skipped: String(skipped?.get('') ?? '?') };
+    }
     watcher.cancel();
     const lat = stats(latencies);
     const iv = stats(intervals);
@@ -400,7 +427,12 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     return [
       `backend ${backend}: N=${N}, ${accepted} accepted (${refused} refused while the mempool was full), ${committedTxs} committed, startup ${startup.toFixed(1)} s`,
       table(['figure', '', 'value'], [
-        ['throughput while loading (committed tx/s)', '', (committedTxs / ((end - start) / 1000)).toFixed(0)],
+        ['throughput while loading (committed tx/s)', '', healthyTxS.toFixed(0)],
+        ...(dead ? [
+          [`committed tx/s with one member dead (m${dead.member}'s consensus killed at the start of a second load window)`, '', `${dead.txS.toFixed(0)} (${(100 * dead.txS / healthyTxS).toFixed(0)} % of healthy)`],
+          ['  views ended on m0 with it dead: commit / NEW-VIEW quorum / QC ahead', '', dead.views],
+          ['  validators m0\'s leader schedule skips at the end', '', dead.skipped],
+        ] : []),
         ['offered load (accepted tx/s)', '', (accepted / ((loadEnd - start) / 1000)).toFixed(0)],
         ['commit latency p50 / p95 / p99 (ms)', '', `${ms(lat.p50)} / ${ms(lat.p95)} / ${ms(lat.p99)}`],
         ['block interval idle (empty blocks) p50 / p95 (ms)', '', `${ms(idle.p50)} / ${ms(idle.p95)}`],
@@ -423,7 +455,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       ]),
       '',
       table(['target (issue 11)', 'measured', 'verdict'], targetRows({
-        members: N, openRate, throughputTxS: committedTxs / ((end - start) / 1000), committedTxs,
+        members: N, openRate, throughputTxS: healthyTxS, committedTxs, deadThroughputTxS: dead?.txS,
         idleP50Ms: idle.p50, cpuFloorMs: cpu.floorMs, latencyP50Ms: lat.p50, latencyP99Ms: lat.p99,
         recoveryMs: recovery?.ms, perMemberTxUs: perMemberTx.length ? stats(perMemberTx).mean : undefined,
         rssPerMemberMiB: [...rss.values()].reduce((a, b) => a + b, 0),

@@ -13,6 +13,8 @@ export interface RunFigures {
   cpuFloorMs: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** Committed tx/s with one member's consensus dead for good (--dead-member); undefined: not measured. */
+  deadThroughputTxS?: number | undefined;
   /** Kill -9 of the leader's consensus → the next block of a later view; undefined: not measured. */
   recoveryMs: number | undefined;
   /** Mean over members of CPU per committed transaction (µs); undefined when nothing committed. */
@@ -39,6 +41,8 @@ export const TARGETS = {
   n21ThroughputTxS: 10_000,
   perMemberTxUs: 100,
   recoveryMs: 10_000,
+  /** Committed tx/s with one member dead, against the healthy run's (N ≥ 7). */
+  deadShare: 0.8,
   /** 1.5 GB (10^9 bytes) in MiB, rounded down. */
   rssPerMemberMiB: 1_430,
 } as const;
@@ -70,6 +74,11 @@ export function targetRows(r: RunFigures): TargetRow[] {
       Number.isFinite(r.idleP50Ms) ? r.idleP50Ms < t.n21IdleMs : undefined));
     rows.push(row(`${n(t.n21ThroughputTxS)} committed tx/s (members on machines of their own; here all share this one)`,
       `${n(r.throughputTxS)} tx/s`, r.throughputTxS >= t.n21ThroughputTxS));
+  }
+  if (r.members >= 7) {
+    const share = r.deadThroughputTxS === undefined || !(r.throughputTxS > 0) ? undefined : r.deadThroughputTxS / r.throughputTxS;
+    rows.push(row(`committed tx/s with one member dead within ${100 * t.deadShare} % of healthy`,
+      share === undefined ? 'run with --dead-member' : `${n(r.deadThroughputTxS!)} tx/s (${Math.round(100 * share)} %)`, share === undefined ? undefined : share >= t.deadShare));
   }
   rows.push(row(`CPU per committed transaction per member at most ${t.perMemberTxUs} µs (10,000 tx/s on one core)`,
     r.perMemberTxUs === undefined ? 'nothing committed' : `${r.perMemberTxUs.toFixed(1)} µs`,

@@ -51,3 +51,12 @@ test('N = 21: the 1 s interval and 10,000 tx/s; nothing committed and no recover
   assert.equal(verdicts({ ...n21, rssPerMemberMiB: 1_430 })['memory per member'], 'not met');
   assert.equal(verdicts({ ...n21, perMemberTxUs: 100.5 })['CPU per committed'], 'not met');
 });
+
+test('N ≥ 7: committed tx/s with one member dead against 80 % of the healthy figure; not measured without --dead-member', () => {
+  const n7: RunFigures = { ...n4Closed, members: 7, throughputTxS: 1_000, committedTxs: 20_000 };
+  assert.equal(verdicts(n7)['committed tx/s with'], 'not measured');
+  assert.equal(verdicts({ ...n7, deadThroughputTxS: 800 })['committed tx/s with'], 'met');
+  assert.equal(verdicts({ ...n7, deadThroughputTxS: 799 })['committed tx/s with'], 'not met');
+  assert.equal(verdicts({ ...n7, throughputTxS: 0, deadThroughputTxS: 0 })['committed tx/s with'], 'not measured');
+  assert.equal(verdicts({ ...n4Closed, deadThroughputTxS: 0 })['committed tx/s with'], undefined, 'not a target below N = 7');
+});

@@ -41,6 +41,12 @@ test('a silent member: round robin loses a view each rotation, the schedule one 
       assert.deepEqual(outsideProbes, [], `N=${n} seed ${seed}: views lost outside probe rotations after start-up`);
       assert.ok(lostSched.size * 4 <= lostRr.size, `N=${n} seed ${seed}: ${lostSched.size} views lost against ${lostRr.size}`);
       assert.ok(sched.endMs < rr.endMs, `N=${n} seed ${seed}: ${sched.endMs} ms against ${rr.endMs} ms for the same commits`);
+      // No honest member lost its turns: each proposed in (nearly) every rotation.
+      for (let h = 0; h < n; h++) {
+        if (h === 1) continue;
+        const led = new Set(sched.trace.map((l) => new RegExp(`recv PROPOSAL\\(v(\\d+) [^)]* from ${h}\\)`).exec(l)).filter((m) => m !== null).map((m) => m[1]));
+        assert.ok(led.size >= Math.floor(sched.maxView / n) - 2, `N=${n} seed ${seed}: validator ${h} proposed in ${led.size} views of ${sched.maxView}`);
+      }
     }
   }
 });
