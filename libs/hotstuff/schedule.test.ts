@@ -131,3 +131,21 @@ test('garbage in the record (a proposer outside the set, views out of order) cha
   for (let v = 81; v < 100; v++) assert.equal(s.leaderOf(v), clean.leaderOf(v), `view ${v}`);
   assert.equal(clean.leaderOf(83), 0, 'validator 3 is skipped');
 });
+
+test('a member that dies after leading well is skipped after its next MIN_SLOTS views, not after a whole window', () => {
+  const n = 7;
+  const diesAt = 300;
+  const { leaders } = run(n, 600, (v, leader) => leader === 4 && v >= diesAt);
+  const failed = leaders.map((l, v) => (v >= diesAt && l === 4 ? v : -1)).filter((v) => v > 0);
+  const outsideProbes = failed.filter((v) => !isProbeView(v, n));
+  assert.equal(outsideProbes.length, MIN_SLOTS, `its views after death outside probe rotations: ${outsideProbes.join(', ')}`);
+  assert.ok(outsideProbes.every((v) => v < diesAt + MIN_SLOTS * n + ANCHOR_LAG + n), `skipped within ${MIN_SLOTS} rotations (${outsideProbes.join(', ')})`);
+});
+
+test('one failed view is no reason: a member whose views fail now and then keeps its turns', () => {
+  const n = 4;
+  // Validator 2's views fail every third time it leads: never MIN_SLOTS in a row.
+  let turns = 0;
+  const { leaders } = run(n, 400, (_, leader) => leader === 2 && ++turns % 3 === 0);
+  for (let v = 1; v <= 400; v++) if (v % n === 2) assert.equal(leaders[v], 2, `view ${v}`);
+});

@@ -11,10 +11,11 @@
 // proposer (the block's hash covers both; a replica votes only for a block whose proposer is the
 // view's leader). For view v the anchor is view a = v − ANCHOR_LAG: only committed blocks of
 // views ≤ a count, so a member that has not yet committed the block of the view before still
-// computes the same leader. A member is skipped in view v when, among the views of the window
-// (a − windowViews(N), a] that lie between two committed blocks (after the epoch's first commit,
-// before the last one up to a: the federation was live in them), at least MIN_SLOTS were its own
-// in the rotation, and none of the committed blocks proposed in the window is its own. At most f members are skipped: those whose
+// computes the same leader. A member is skipped in view v when its last MIN_SLOTS views in the
+// rotation (view ≡ its index mod N) among those of the window (a − windowViews(N), a] that lie
+// between two committed blocks (after the epoch's first commit, before the last one up to a: the
+// federation was live in them) hold no committed block of its own — it led them and its block
+// never made it into the chain, or it was skipped in them already. At most f members are skipped: those whose
 // last committed block is oldest (never before any), ties by index. So every rotation keeps at
 // least N − f ≥ 2f + 1 leaders, of whom f + 1 are honest.
 //
@@ -48,7 +49,7 @@ import { faultBound, roundRobinLeader } from './quorum.ts';
 export const ANCHOR_LAG = 3;
 /** A rotation out of this many is plain round robin: a skipped member gets its own view back. */
 export const PROBE_EVERY = 8;
-/** Own views a member must have had in the window, with none of its blocks committed, to be skipped. */
+/** A member's last own views in the rotation that must all lack a committed block of its own for it to be skipped. */
 export const MIN_SLOTS = 2;
 /** Rotations without a committed block before the anchor after which the rotation is plain round robin. */
 export const STALE_ROTATIONS = 2;
@@ -146,7 +147,7 @@ export class LeaderSchedule {
     const n = this.#n;
     const from = anchor - windowViews(n); // the window is (from, anchor]
     const lastOwn = new Array<number>(n).fill(-1);
-    const inWindow = new Array<boolean>(n).fill(false);
+    const proposerAt = new Map<number, number>();
     let firstCommit: number | undefined;
     let lastCommit = 0;
     for (const c of this.#record) {
@@ -155,26 +156,26 @@ export class LeaderSchedule {
       lastCommit = c.view;
       if (c.proposer < 0 || c.proposer >= n) continue;
       lastOwn[c.proposer] = c.view;
-      if (c.view > from) inWindow[c.proposer] = true;
+      if (c.view > from) proposerAt.set(c.view, c.proposer);
     }
     if (firstCommit === undefined) return [];
     // Only views between two commits count against their leader: the federation was live then.
     // Views before the epoch's first commit (start-up) and after the last (an outage, or views
     // not yet over) say nothing of one leader.
     const first = Math.max(from, firstCommit) + 1;
+    const last = lastCommit - 1;
     const candidates: number[] = [];
     for (let m = 0; m < n; m++) {
-      if (inWindow[m] || slotsIn(m, first, lastCommit - 1, n) < MIN_SLOTS) continue;
-      candidates.push(m);
+      // Its last MIN_SLOTS own views in the rotation: skipped when none of them holds a committed block of its own.
+      let slots = 0;
+      let performed = false;
+      for (let w = last - ((last - m) % n + n) % n; w >= first && slots < MIN_SLOTS; w -= n) {
+        slots++;
+        if (proposerAt.get(w) === m) performed = true;
+      }
+      if (slots === MIN_SLOTS && !performed) candidates.push(m);
     }
     candidates.sort((a, b) => lastOwn[a]! - lastOwn[b]! || a - b);
     return Object.freeze(candidates.slice(0, this.#f));
   }
-}
-
-/** How many views in [first, last] are `m`'s in the round-robin rotation of n. */
-function slotsIn(m: number, first: number, last: number, n: number): number {
-  if (last < first) return 0;
-  const upTo = (x: number): number => (x < m ? 0 : Math.floor((x - m) / n) + 1); // views m, m+n, … ≤ x
-  return upTo(last) - upTo(first - 1);
 }
