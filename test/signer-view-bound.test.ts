@@ -87,7 +87,7 @@ describe('the view bound: a request at view v needs a QC at view ≥ v − max_v
   });
 });
 
-describe('proposals only for the views this member leads (roundRobinLeader from libs/hotstuff)', () => {
+describe('proposals only for the views this member may lead (mayLead from libs/hotstuff schedule.ts)', () => {
   let w: SignerWorld;
   let s: LocalSigner;
   before(async () => {
@@ -99,12 +99,16 @@ describe('proposals only for the views this member leads (roundRobinLeader from 
     await w.cleanup();
   });
 
-  test('a proposal naming this signer as proposer for a view another member leads is refused with rule leader', async () => {
-    for (const view of [2, 3, 4]) {
+  test('a proposal naming this signer as proposer for a view it cannot lead is refused with rule leader', async () => {
+    // Views 2 and 3: the probe rotation (views 0–3), round robin only. Views 6 and 7: validator 1 is
+    // 3 and 2 ring positions after their round-robin leaders, more than f = 1.
+    for (const view of [2, 3, 6, 7]) {
       assert.notEqual(roundRobinLeader(view, w.n), w.self);
       await refused(s.sign({ kind: 'proposal', epoch: 0, view, block: w.block(view, w.genesis, { proposer: w.self }), justify: w.gqc }), 'leader');
     }
     assert.equal(s.state.lastProposalView, 0);
+    // View 4 (round robin: validator 0): validator 1 leads it when the schedule skips validator 0.
+    assert.equal((await s.sign({ kind: 'proposal', epoch: 0, view: 4, block: w.block(4, w.genesis, { proposer: w.self }), justify: w.gqc })).replayed, false);
     const r = await s.sign({ kind: 'proposal', epoch: 0, view: 5, block: w.block(5, w.genesis, { proposer: w.self }), justify: w.gqc });
     assert.equal(roundRobinLeader(5, w.n), w.self);
     assert.equal(r.replayed, false);
