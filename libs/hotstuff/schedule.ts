@@ -1,10 +1,10 @@
 // The leader of a view, chosen by the record in the committed chain (Carousel's and Aptos's
 // LeaderReputation's idea, in the simplest form that every member computes identically).
 //
-// The rotation is round robin (view mod N), except that a member with no committed block of its
-// own in the recent past is skipped: its views go to the next member in the ring that is not
-// skipped. So a crashed member stops costing the federation a view (a full view timer the first
-// time, a NEW-VIEW round each rotation after, with suspicion.ts) once per rotation: its views are
+// The rotation is round robin (view mod N), except that a member whose last views produced no
+// committed block of its own is skipped: its views go to the next member in the ring that is not
+// skipped. So a crashed member stops costing the federation a view every rotation (a full view
+// timer the first time, a NEW-VIEW round each rotation after, with suspicion.ts): its views are
 // led by a live member and commit like any other.
 //
 // The record is the committed chain of this epoch — block headers, each naming its view and its
@@ -15,15 +15,15 @@
 // rotation (view ≡ its index mod N) among those of the window (a − windowViews(N), a] that lie
 // between two committed blocks (after the epoch's first commit, before the last one up to a: the
 // federation was live in them) hold no committed block of its own — it led them and its block
-// never made it into the chain, or it was skipped in them already. At most f members are skipped: those whose
-// last committed block is oldest (never before any), ties by index. So every rotation keeps at
-// least N − f ≥ 2f + 1 leaders, of whom f + 1 are honest.
+// never made it into the chain, or it was skipped in them already. At most f members are
+// skipped: those whose last committed block is oldest (never before any), ties by index. So
+// every rotation keeps at least N − f ≥ 2f + 1 leaders, of whom f + 1 are honest.
 //
 // Re-admission: every PROBE_EVERY-th rotation (views n·r … n·r + n − 1 with r a multiple of
 // PROBE_EVERY) is plain round robin, so a skipped member leads its own view again; one that is
-// back proposes a block, which keeps it in the rotation for the next windowViews(N) views. A
-// member that is still down costs that one view, which suspicion.ts gives up at once when it has
-// failed before.
+// back proposes a block, and its last own view holds it: it is in the rotation again. A member
+// that is still down costs that one view, which suspicion.ts gives up at once when it has failed
+// before.
 //
 // Agreement. Members that hold the same committed blocks up to view a compute the same leader:
 // the chain below a is final (safety), and a member in view v has in the steady state committed
