@@ -380,6 +380,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const views1 = await viewCauses();
     const viewsBy = (cause: string) => (views0 && views1 ? String((views1.get(cause) ?? 0) - (views0.get(cause) ?? 0)) : '?');
     const healthyTxS = committedTxs / ((end - start) / 1000);
+    // The load window's own figures: the dead-member window below commits more.
+    const loadCommitted = committedTxs;
+    const loadLatencies = latencies.length;
     // One member dead for good (its consensus killed, not restarted): the same load again, from the
     // kill on, so the figure includes whatever the death costs once (its first views' timers).
     let dead: { member: number; txS: number; views: string; skipped: string } | undefined;
@@ -392,7 +395,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       const before = committedTxs;
       const deadStart = Date.now();
       const r = openRate === undefined
-        ? await load(live, deadStart + seconds * 1000, submitted, () => committedTxs - before + accepted)
+        ? await load(live, deadStart + seconds * 1000, submitted, () => committedTxs - before)
         : await openLoad(live, openRate, deadStart + seconds * 1000, submitted);
       for (let i = 0; i < 100 && committedTxs - before < r.accepted; i++) await new Promise((res) => setTimeout(res, 200));
       const deadEnd = Date.now();
@@ -403,11 +406,11 @@ async function runOnce(backend: BackendName): Promise<string[]> {
         skipped: String(skipped?.get('') ?? '?') };
     }
     watcher.cancel();
-    const lat = stats(latencies);
+    const lat = stats(latencies.slice(0, loadLatencies));
     const iv = stats(intervals);
-    const perTx = (cpuMs: number): string => (committedTxs > 0 ? ((cpuMs * 1000) / committedTxs).toFixed(1) : 'n/a');
+    const perTx = (cpuMs: number): string => (loadCommitted > 0 ? ((cpuMs * 1000) / loadCommitted).toFixed(1) : 'n/a');
     const memberCosts = [...loadCpu.byMember.values()];
-    const perMemberTx = committedTxs > 0 ? memberCosts.map((c) => (c * 1000) / committedTxs) : [];
+    const perMemberTx = loadCommitted > 0 ? memberCosts.map((c) => (c * 1000) / loadCommitted) : [];
     const idlePerProcess = (service: string): string => ms((idleCpu.byService.get(service) ?? 0) / N / idleSeconds);
     const outsideSlh = idleBlocks > 0 ? idleCpu.total / idleBlocks - cpu.withSignerMs * cpu.cores : Number.NaN;
     const cpuRows: string[][] = [
@@ -425,7 +428,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       ['  restart → the restarted member caught up (ms)', '', recovery?.catchUpMs === undefined ? (recovery ? 'not in 60 s' : 'n/a') : String(recovery.catchUpMs)],
     ];
     return [
-      `backend ${backend}: N=${N}, ${accepted} accepted (${refused} refused while the mempool was full), ${committedTxs} committed, startup ${startup.toFixed(1)} s`,
+      `backend ${backend}: N=${N}, ${accepted} accepted (${refused} refused while the mempool was full), ${loadCommitted} committed, startup ${startup.toFixed(1)} s`,
       table(['figure', '', 'value'], [
         ['throughput while loading (committed tx/s)', '', healthyTxS.toFixed(0)],
         ...(dead ? [
@@ -455,7 +458,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       ]),
       '',
       table(['target (issue 11)', 'measured', 'verdict'], targetRows({
-        members: N, openRate, throughputTxS: healthyTxS, committedTxs, deadThroughputTxS: dead?.txS,
+        members: N, openRate, throughputTxS: healthyTxS, committedTxs: loadCommitted, deadThroughputTxS: dead?.txS,
         idleP50Ms: idle.p50, cpuFloorMs: cpu.floorMs, latencyP50Ms: lat.p50, latencyP99Ms: lat.p99,
         recoveryMs: recovery?.ms, perMemberTxUs: perMemberTx.length ? stats(perMemberTx).mean : undefined,
         rssPerMemberMiB: [...rss.values()].reduce((a, b) => a + b, 0),

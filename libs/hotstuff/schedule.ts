@@ -50,7 +50,7 @@ export const ANCHOR_LAG = 3;
 /** A rotation out of this many is plain round robin: a skipped member gets its own view back. */
 export const PROBE_EVERY = 8;
 /** A member's last own views in the rotation that must all lack a committed block of its own for it to be skipped. */
-export const MIN_SLOTS = 2;
+export const MIN_SLOTS = 3;
 /** Rotations without a committed block before the anchor after which the rotation is plain round robin. */
 export const STALE_ROTATIONS = 2;
 

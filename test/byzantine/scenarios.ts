@@ -229,7 +229,7 @@ const stallOwnViews: Scenario = {
     });
     const ended = () => perHonest(fed, 'btcfed_consensus_view_changes_total', /cause="new-view-quorum"/);
     const skipped = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="3"/);
-    // The leader schedule (libs/hotstuff schedule.ts) takes m3 out of the rotation once its last two
+    // The leader schedule (libs/hotstuff schedule.ts) takes m3 out of the rotation once its last three
     // views hold no block of its own: then no view of its is left to give up.
     const outOfRotation = () => perHonest(fed, 'btcfed_consensus_skipped_leaders_validators');
     const [ended0, skipped0] = [await ended(), await skipped()];

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isProbeView } from '../schedule.ts';
+import { MIN_SLOTS, isProbeView } from '../schedule.ts';
 import { runScenario, type SimResult } from './simulator.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -37,7 +37,7 @@ test('a silent member: round robin loses a view each rotation, the schedule one 
       // Round robin: every one of its views fails (given up at once once suspected, but lost).
       assert.ok(lostRr.size >= 30, `N=${n} seed ${seed}: round robin lost ${lostRr.size} views`);
       // The schedule: its first views (before MIN_SLOTS are counted) and one view per probe rotation.
-      const outsideProbes = [...lostSched].filter((v) => v > 3 * n && !isProbeView(v, n));
+      const outsideProbes = [...lostSched].filter((v) => v > (MIN_SLOTS + 1) * n && !isProbeView(v, n));
       assert.deepEqual(outsideProbes, [], `N=${n} seed ${seed}: views lost outside probe rotations after start-up`);
       assert.ok(lostSched.size * 4 <= lostRr.size, `N=${n} seed ${seed}: ${lostSched.size} views lost against ${lostRr.size}`);
       assert.ok(sched.endMs < rr.endMs, `N=${n} seed ${seed}: ${sched.endMs} ms against ${rr.endMs} ms for the same commits`);
