@@ -32,6 +32,12 @@ export interface HotStuffEngine {
   readonly suspectedLeaders: number[];
   /** The leader of a view as this engine judges it (config.leaderOf, else the schedule: schedule.ts). */
   leaderOf(view: number): number;
+  /**
+   * The leader of `view` when this member's record settles it (schedule.ts `settles`: every member
+   * that committed as far computes the same), else undefined: a message from another sender for
+   * it is then no honest member's.
+   */
+  settledLeaderOf(view: number): number | undefined;
   /** The members the schedule skips in a view (at most f; none under config.leaderOf). */
   skippedLeaders(view: number): readonly number[];
 }
@@ -148,6 +154,10 @@ class Engine implements HotStuffEngine {
   }
   leaderOf(view: number): number {
     return this.#core.leaderOf(view);
+  }
+  settledLeaderOf(view: number): number | undefined {
+    const core = this.#core;
+    return core.config.leaderOf || core.schedule.settles(view) ? core.leaderOf(view) : undefined;
   }
   skippedLeaders(view: number): readonly number[] {
     return this.#core.config.leaderOf ? [] : this.#core.schedule.skippedIn(view);

@@ -35,7 +35,7 @@ test('a dead member is skipped after MIN_SLOTS of its views, and only probe rota
   // Its own views 3, 7, … (MIN_SLOTS of them), then only its views in probe rotations (every PROBE_EVERY-th of N views).
   assert.deepEqual(led.slice(0, MIN_SLOTS), Array.from({ length: MIN_SLOTS }, (_, i) => 3 + n * i));
   for (const v of led.slice(MIN_SLOTS)) assert.ok(isProbeView(v, n), `view ${v} given to the dead member outside a probe rotation`);
-  assert.equal(led.length, MIN_SLOTS + Math.floor(400 / (n * PROBE_EVERY)), 'once per probe cycle after the first two');
+  assert.equal(led.length, MIN_SLOTS + Math.floor(400 / (n * PROBE_EVERY)), 'once per probe cycle after the first MIN_SLOTS');
   // Its views go to the next member in the ring.
   assert.equal(leaders[3 + n * MIN_SLOTS + n], 0);
   assert.equal(leaders[3 + n * MIN_SLOTS + 2 * n], 0);

@@ -65,7 +65,7 @@ export interface CommittedView {
   proposer: number;
 }
 
-/** The views of committed blocks a member must know to compute the leaders of views up to `view` (for a restart). */
+/** How many views back from its committed tip a member's record must reach to compute the leaders after it (for a restart). */
 export function historyViews(n: number): number {
   return windowViews(n) + STALE_ROTATIONS * n + ANCHOR_LAG;
 }
@@ -127,6 +127,17 @@ export class LeaderSchedule {
       if (!skipped.includes(candidate)) return candidate;
     }
     return rr; // unreachable: at most f < n are skipped
+  }
+
+  /**
+   * Does every member with this record's blocks up to the anchor of `view` compute the same leader
+   * for it — the record below the anchor is final here (the committed tip is at or above it), or
+   * no record is read (the first views, a probe rotation, f = 0)? When not, a member further ahead
+   * may rightly name another leader.
+   */
+  settles(view: number): boolean {
+    const anchor = view - ANCHOR_LAG;
+    return this.#f === 0 || isProbeView(view, this.#n) || anchor < 1 || this.tipView >= anchor;
   }
 
   /** The members skipped in `view` (at most f), most stale first. Empty in probe rotations. */

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { writeSync, openSync, closeSync } from 'node:fs';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
-import { Phase, genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, genesisBlock, mayLead, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
 import { decodeFrame, encodeFrame, signingBytesOf, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusDriver } from './driver.ts';
@@ -263,6 +263,44 @@ test('replayed old, validly signed messages are refused before any signature che
     assert.equal(victim.driver.forgive(3), true, 'it was muted');
     assert.equal(victim.inbound.penalties.muted(3), false);
     assert.deepEqual(victim.mutes.at(-1), [3, 0], 'the transport is told to lift the mute');
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('validly signed proposals from a member that does not lead a view the record settles are refused before any signature check, as useless, then muted', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a few commits', () => members.every((m) => m.store.committedHeight() >= 6), 60_000);
+    const victim = members[0]!;
+    // A view validator 3 may lead under some record (mayLead: the one after validator 2's turn) but
+    // does not lead under the record member 0 holds, which settles it.
+    let view = 0;
+    await until('a view validator 3 may lead but does not', () => {
+      const at = victim.driver.engine.view;
+      for (let v = at; v <= at + 1; v++) {
+        const leader = victim.driver.engine.settledLeaderOf(v);
+        if (leader !== undefined && leader !== 3 && mayLead(v, 3, N)) { view = v; return true; }
+      }
+      return false;
+    }, 30_000);
+    const justify = victim.driver.engine.safety.prepareQC;
+    const frames = await Promise.all(Array.from({ length: 8 }, async (_, k) => {
+      const header = { chainId: CHAIN, epoch: 0, height: 1_000 + k, view, parentHash: justify.blockHash, proposer: 3, timestampMs: Date.now(), txRoot: new Uint8Array(32), stateHash: new Uint8Array(32) };
+      const unsigned = { type: 'proposal' as const, view, block: { header, hash: blockHash(header), txs: [] }, justify, sender: 3, signature: new Uint8Array(0) };
+      const signature = await dsa.sign(keys[3]!.secretKey, signingBytesOf(CHAIN, unsigned));
+      return encodeFrame(CHAIN, { type: 'consensus', message: { ...unsigned, signature } });
+    }));
+    const verified0 = victim.driver.verifier.stats.verifications;
+    let sent = 0;
+    while (!victim.inbound.penalties.muted(3) && sent < 2000) { victim.inbound.onFrame(3, frames[sent % frames.length]!); sent++; }
+    assert.ok(victim.inbound.penalties.muted(3), `muted after ${sent} proposals`);
+    assert.ok(sent > 8, `a few are no offence (muted after ${sent})`);
+    assert.ok(victim.refused.filter(([from, why]) => from === 3 && why === 'refused:not_leader').length >= 8, `each was refused as not the leader: ${JSON.stringify(victim.refused.slice(-3))}`);
+    assert.equal(victim.driver.verifier.stats.verifications, verified0, 'not one signature was checked for them');
+    const h = victim.store.committedHeight();
+    await until('member 0 keeps committing', () => victim.store.committedHeight() >= h + 3, 60_000);
   } finally {
     await stopAll(members);
   }

@@ -275,6 +275,16 @@ export class Inbound {
       if (message.type === 'proposal' && why.reason === 'bad_block_time') this.#d.driver.enqueue({ type: 'leader-offence', peer: from, view: message.view });
       return;
     }
+    // Within what mayLead allows, a proposal from (or a vote to us as) a member that does not lead
+    // a view our record settles is no use, before any signature is checked: a useless token, not
+    // a strike — a proposer whose own record lags may honestly think it leads.
+    if (message.type === 'proposal' || message.type === 'vote') {
+      const leader = this.#d.driver.engine.settledLeaderOf(message.view);
+      if (leader !== undefined && leader !== (message.type === 'proposal' ? message.sender : this.#d.driver.self)) {
+        this.#useless(from, 'not_leader', { type: message.type, view: message.view, leader }, this.uselessCost(bytes));
+        return;
+      }
+    }
     if (!this.#firstSeen(from, message)) {
       this.#useless(from, 'duplicate', { type: message.type, view: message.type === 'qc' ? message.qc.view : message.view }, this.uselessCost(bytes));
       return;
@@ -309,8 +319,8 @@ export class Inbound {
     // Validators send their own messages; nobody relays another's, so a mismatch is a forgery.
     if (m.sender !== from) return { reason: 'wrong_sender', detail: `signed as validator ${m.sender}` };
     if (m.type === 'proposal') {
-      // Only who could lead the view under any record (schedule.ts mayLead): a member whose record
-      // lags may judge the leader otherwise, and the engine's exact check costs nobody a strike.
+      // Only who could lead the view under any record (schedule.ts mayLead) is spared the strike: a
+      // member whose record lags may judge the leader otherwise (the settled leader, below).
       if (!mayLead(m.view, m.sender, this.#d.driver.validatorCount)) return { reason: 'not_leader', detail: `validator ${m.sender} cannot lead view ${m.view}` };
       const late = this.#d.blockTime ? blockTimeError(m.block.header.timestampMs, receivedMs, this.#d.blockTime) : null;
       if (late) return { reason: 'bad_block_time', detail: `proposal for view ${m.view}: ${late}` };
