@@ -96,6 +96,9 @@ async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: nu
   return {
     members,
     async restart(i) {
+      // The old instance first goes down: a frame in flight must not reach a store being closed.
+      members[i]!.down = true;
+      members[i]!.driver.stop();
       await members[i]!.store.close();
       members[i] = build(i, memberDirs[i]!);
       members[i]!.driver.start();
@@ -172,7 +175,6 @@ test('a member that stays down is taken out of the rotation: its views are led b
       await until('blocks of views 3 mod 4 proposed by validator 0', () => substituted() >= 3, 90_000);
       const view = members[0]!.driver.engine.view;
       assert.deepEqual([...members[0]!.driver.engine.skippedLeaders(view + 1)], [3]);
-      members[1]!.driver.stop();
       await restart(1);
       const v = members[0]!.driver.engine.view + 1;
       assert.deepEqual([...members[1]!.driver.engine.skippedLeaders(v)], [...members[0]!.driver.engine.skippedLeaders(v)], 'the restarted member skips whom the others skip');
