@@ -31,3 +31,8 @@ export function rememberTxs(txs: readonly Uint8Array[], ids: Uint8Array[], root:
   hashes.set(txs, ids);
   roots.set(txs, root);
 }
+
+/** Records a received block's transaction ids, known from the batches it was resolved from (its root is computed from them). */
+export function rememberIds(txs: readonly Uint8Array[], ids: Uint8Array[]): void {
+  hashes.set(txs, ids);
+}

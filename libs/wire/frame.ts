@@ -4,7 +4,8 @@
 
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Block, BlockHeader, ConsensusMessage, Hash, QuorumCert } from '#libs/hotstuff/index.ts';
-import { ConsensusFrame, type BlockSummary as BlockSummaryMsg, type EpochChangeProof as EpochChangeProofMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import type { BatchRef, BlockPart } from '#libs/blocks/index.ts';
+import { ConsensusFrame, type BlockPart as BlockPartMsg, type BlockSummary as BlockSummaryMsg, type EpochChangeProof as EpochChangeProofMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import {
   blockFromWire, blockToWire, checkHash, checkPhase, checkSender, checkSignature, checkView, headerFromWire, headerToWire, invalid,
   qcFromWire, qcToWire, WIRE_MAX_VALIDATORS, type WireLimits,
@@ -38,14 +39,17 @@ export const MAX_CHECKPOINT_EPOCHS = 16;
 export const MAX_HISTORY_SUMMARIES = 4096;
 
 export type Frame =
-  | { type: 'consensus'; message: ConsensusMessage }
+  /** `parts`: a proposal's transactions as they travel (its block's `txs` then empty until they are resolved). */
+  | { type: 'consensus'; message: ConsensusMessage; parts?: BlockPart[] | undefined }
   | { type: 'block-request'; requestId: number; hashes: Hash[]; fromHeight: number; maxBlocks: number }
   | { type: 'block-response'; requestId: number; blocks: CertifiedBlock[]; epochEnd?: EpochEnd | undefined; oldestHeight?: number | undefined }
   | { type: 'tx-batch'; txs: Uint8Array[] }
   | { type: 'checkpoint-request'; requestId: number; fromEpoch: number }
   | { type: 'checkpoint-response'; requestId: number; epochs: WireEpochProof[]; tip?: CertifiedBlock | undefined }
   | { type: 'history-request'; requestId: number; belowHeight: number; max: number }
-  | { type: 'history-response'; requestId: number; summaries: BlockSummary[] };
+  | { type: 'history-response'; requestId: number; summaries: BlockSummary[] }
+  | { type: 'batch-request'; requestId: number; digests: Hash[] }
+  | { type: 'batch-response'; requestId: number; batches: Uint8Array[][] };
 
 const proofToWire = (p: WireEpochProof) => ({ last: blockToWire(p.last), suffix: p.suffix.map(headerToWire), qc: qcToWire(p.qc) });
 export const summaryToWire = (s: BlockSummary) => ({ header: headerToWire(s.header), txIds: s.txIds });
@@ -59,8 +63,11 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
     case 'consensus': {
       const m = frame.message;
       switch (m.type) {
-        case 'proposal':
-          return { $case: 'proposal', value: { view: m.view, block: blockToWire(m.block), justify: qcToWire(m.justify), sender: m.sender, signature: m.signature } };
+        case 'proposal': {
+          const parts = frame.parts?.map(partToWire) ?? [];
+          const block = frame.parts ? { header: headerToWire(m.block.header), txs: [] } : blockToWire(m.block);
+          return { $case: 'proposal', value: { view: m.view, block, justify: qcToWire(m.justify), sender: m.sender, signature: m.signature, parts } };
+        }
         case 'vote':
           return { $case: 'vote', value: { epoch: m.epoch, phase: m.phase, view: m.view, blockHash: m.blockHash, sender: m.sender, signature: m.signature } };
         case 'new-view':
@@ -89,6 +96,10 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
       return { $case: 'historyRequest', value: { requestId: frame.requestId, belowHeight: frame.belowHeight, max: frame.max } };
     case 'history-response':
       return { $case: 'historyResponse', value: { requestId: frame.requestId, summaries: frame.summaries.map(summaryToWire) } };
+    case 'batch-request':
+      return { $case: 'batchRequest', value: { requestId: frame.requestId, digests: frame.digests } };
+    case 'batch-response':
+      return { $case: 'batchResponse', value: { requestId: frame.requestId, batches: frame.batches.map((txs) => ({ txs })) } };
     default: {
       const never: never = frame;
       throw new FedError('WIRE_INVALID', `cannot encode ${JSON.stringify(never)}`);
@@ -111,13 +122,14 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
   switch (body.$case) {
     case 'proposal': {
       const p = body.value;
+      const block = blockFromWire('proposal.block', p.block, limits, limits.hashBlock);
+      const parts = p.parts.length > 0 ? partsFromWire(p.parts, block, limits) : undefined;
       return { type: 'consensus', message: {
-        type: 'proposal', view: checkView('proposal.view', p.view),
-        block: blockFromWire('proposal.block', p.block, limits, limits.hashBlock),
+        type: 'proposal', view: checkView('proposal.view', p.view), block,
         justify: qcFromWire('proposal.justify', p.justify, limits),
         sender: checkSender('proposal.sender', p.sender, limits),
         signature: checkSignature('proposal.signature', p.signature, limits),
-      } };
+      }, ...(parts ? { parts } : {}) };
     }
     case 'vote': {
       const v = body.value;
@@ -197,11 +209,54 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
       return { type: 'history-response', requestId: checkView('history_response.request_id', r.requestId),
         summaries: r.summaries.map((x, i) => summaryFromWire(`history_response.summaries[${i}]`, x, limits)) };
     }
+    case 'batchRequest': {
+      const r = body.value;
+      if (r.digests.length > (limits.maxBlockTxs ?? Infinity)) throw invalid('batch_request.digests', `more than ${limits.maxBlockTxs}`);
+      return { type: 'batch-request', requestId: checkView('batch_request.request_id', r.requestId), digests: r.digests.map((d, i) => checkHash(`batch_request.digests[${i}]`, d)) };
+    }
+    case 'batchResponse': {
+      const r = body.value;
+      if (r.batches.length > (limits.maxBlockTxs ?? Infinity)) throw invalid('batch_response.batches', `more than ${limits.maxBlockTxs}`);
+      return { type: 'batch-response', requestId: checkView('batch_response.request_id', r.requestId), batches: r.batches.map((b) => b.txs) };
+    }
     default: {
       const never: never = body;
       throw invalid('body', `unknown kind ${JSON.stringify(never)}`);
     }
   }
+}
+
+const partToWire = (p: BlockPart): BlockPartMsg => ('tx' in p
+  ? { part: { $case: 'tx', value: p.tx } }
+  : { part: { $case: 'batch', value: { digest: p.batch.digest, author: p.batch.author, count: p.batch.count, bytes: p.batch.bytes } } });
+
+/** A proposal's parts: beside no transactions of the block's own, within its count and byte limits as they claim. */
+function partsFromWire(parts: BlockPartMsg[], block: Block, limits: FrameLimits): BlockPart[] {
+  if (block.txs.length > 0) throw invalid('proposal.parts', 'set beside the block\'s own transactions');
+  const maxTxs = limits.maxBlockTxs ?? Infinity;
+  const maxBytes = limits.maxBlockBytes ?? Infinity;
+  if (parts.length > maxTxs) throw invalid('proposal.parts', `more than ${maxTxs}`);
+  let txs = 0;
+  let bytes = 0;
+  const out = parts.map((m, i): BlockPart => {
+    const field = `proposal.parts[${i}]`;
+    const p = m.part;
+    if (!p) throw invalid(field, 'empty');
+    if (p.$case === 'tx') {
+      txs++;
+      bytes += p.value.length;
+      return { tx: p.value };
+    }
+    const r = p.value;
+    const ref: BatchRef = { digest: checkHash(`${field}.batch.digest`, r.digest), author: checkSender(`${field}.batch.author`, r.author, limits), count: r.count, bytes: r.bytes };
+    if (ref.count === 0) throw invalid(`${field}.batch.count`, 'a batch holds at least one transaction');
+    txs += ref.count;
+    bytes += ref.bytes;
+    return { batch: ref };
+  });
+  if (txs > maxTxs) throw invalid('proposal.parts', `${txs} transactions exceed the limit of ${maxTxs}`);
+  if (bytes > maxBytes) throw invalid('proposal.parts', `${bytes} bytes exceed the limit of ${maxBytes}`);
+  return out;
 }
 
 function proofFromWire(field: string, p: EpochChangeProofMsg | undefined, limits: FrameLimits): WireEpochProof {

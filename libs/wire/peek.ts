@@ -7,7 +7,7 @@
 // says what is wrong with it.
 
 export type PeekKind = 'proposal' | 'vote' | 'new-view' | 'block-request' | 'block-response' | 'qc' | 'tx-batch'
-  | 'checkpoint-request' | 'checkpoint-response' | 'history-request' | 'history-response';
+  | 'checkpoint-request' | 'checkpoint-response' | 'history-request' | 'history-response' | 'batch-request' | 'batch-response';
 
 export interface FramePeek {
   kind: PeekKind;
@@ -21,7 +21,7 @@ export interface FramePeek {
 
 /** ConsensusFrame body field numbers (proto/btcfed/v1/wire.proto). */
 const BODY: Record<number, PeekKind> = { 2: 'proposal', 3: 'vote', 4: 'new-view', 5: 'block-request', 6: 'block-response', 7: 'qc', 8: 'tx-batch',
-  9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response' };
+  9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response', 13: 'batch-request', 14: 'batch-response' };
 
 interface Field { no: number; wire: number; value: number; start: number; end: number }
 
@@ -118,11 +118,13 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
     case 'block-response':
     case 'checkpoint-response':
     case 'history-response':
+    case 'batch-response':
       return { kind, requestId: lastVarint(inner, 1) ?? 0 };
     case 'block-request':
     case 'tx-batch':
     case 'checkpoint-request':
     case 'history-request':
+    case 'batch-request':
       return { kind };
   }
 }

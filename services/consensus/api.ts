@@ -88,12 +88,12 @@ export interface Intake {
   /** Whether the transaction (hex hash) waits here for a block. */
   has(hashHex: string): boolean;
   readonly size: number;
-  /** A transaction this call took: passed on (to the upcoming leaders, or to validators). */
-  handOff(tx: Uint8Array): void;
+  /** A transaction this call took (with its id): passed on (to every validator in a batch, or an observer's to validators). */
+  handOff(tx: Uint8Array, hash: Uint8Array): void;
 }
 
-/** A validator's intake: its mempool, and the hand-off to the upcoming leaders. */
-export function mempoolIntake(pool: Mempool, isCommitted: (hash: Uint8Array) => boolean, handOff: (tx: Uint8Array) => void): Intake {
+/** A validator's intake: its mempool, and the hand-off of its batches to every validator. */
+export function mempoolIntake(pool: Mempool, isCommitted: (hash: Uint8Array) => boolean, handOff: (tx: Uint8Array, hash: Uint8Array) => void): Intake {
   return { offer: (tx, now) => pool.offer(tx, now, isCommitted), has: (k) => pool.has(k), get size() { return pool.size; }, handOff };
 }
 
@@ -217,7 +217,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       if (d.node.failure) throw new FedError('HALTED', `consensus is halted: ${d.node.failure.message}`);
       const r = d.pool.offer(req.tx, (d.now ?? Date.now)());
       if (r.status === 'refused') throw new FedError(r.code, r.message, { size: d.pool.size });
-      if (r.status === 'added') d.pool.handOff(req.tx);
+      if (r.status === 'added') d.pool.handOff(req.tx, r.hash);
       await durable([{ hash: r.hash, tx: req.tx, added: r.status === 'added' }]);
       return { txHash: r.hash, duplicate: r.status === 'duplicate' };
     })),
@@ -234,7 +234,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
           d.rejected?.('SubmitTransactions', r.code);
           return { txHash: r.hash ?? new Uint8Array(), duplicate: false, errorCode: r.code, error: r.message };
         }
-        if (r.status === 'added') { d.pool.handOff(tx); accepted++; }
+        if (r.status === 'added') { d.pool.handOff(tx, r.hash); accepted++; }
         taken.push({ hash: r.hash, tx, added: r.status === 'added' });
         return { txHash: r.hash, duplicate: r.status === 'duplicate', errorCode: '', error: '' };
       });

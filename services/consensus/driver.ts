@@ -10,12 +10,12 @@
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
-import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/index.ts';
+import { blockEndsEpoch, blockError, type BlockPart, type ValidityContext } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
   historyViews, isProbeView,
   createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
-  type HotStuffEngine, type SignedMessage, type TimeoutConfig,
+  type ConsensusMessage, type HotStuffEngine, type SignedMessage, type TimeoutConfig,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
 import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
@@ -24,6 +24,7 @@ import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusEpochs, Epoch } from './epochs.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Mempool } from './mempool.ts';
+import { BatchStore } from './batches.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
 import { isOutside, type Clock, type DriverObserver, type SignerPort, type TransportPort } from './ports.ts';
 import { PeerPenalties } from './penalties.ts';
@@ -72,6 +73,10 @@ export class ConsensusDriver {
   readonly sync: SyncClient;
   /** Strikes and mutes per validator: the inbound path drops a muted validator's frames unread. */
   readonly penalties: PeerPenalties;
+  /** The batches this member holds, its own and other validators' (batches.ts); proposals name them. */
+  readonly batches: BatchStore;
+  /** This member's recent blocks that name batches (hex hash → their parts): how its proposals travel. */
+  readonly #parts = new Map<string, BlockPart[]>();
   readonly #opts: DriverOptions;
   readonly #deps: DriverDeps;
   readonly #genesis: Block;
@@ -108,6 +113,8 @@ export class ConsensusDriver {
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
     this.#deps = deps;
+    // Each sender's batches up to eight blocks' worth: a backlog that outgrows it travels inline.
+    this.batches = new BatchStore({ maxBytesPerHolder: 8 * opts.maxBlockBytes, maxBatchesPerHolder: 4096 });
     const epoch = deps.epochs?.current;
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
@@ -387,12 +394,12 @@ export class ConsensusDriver {
       case 'send':
         this.#trustOwn(a.message);
         observer?.sent?.(a.message);
-        this.#deps.transport.send(a.to, this.#encode({ type: 'consensus', message: a.message }));
+        this.#deps.transport.send(a.to, this.#encode({ type: 'consensus', message: a.message, parts: this.#partsOf(a.message) }));
         return;
       case 'broadcast':
         this.#trustOwn(a.message);
         observer?.sent?.(a.message);
-        this.#deps.transport.broadcast(this.#encode({ type: 'consensus', message: a.message }));
+        this.#deps.transport.broadcast(this.#encode({ type: 'consensus', message: a.message, parts: this.#partsOf(a.message) }));
         return;
       case 'commit': {
         await this.#commit(a.blocks, a.qc);
@@ -412,9 +419,15 @@ export class ConsensusDriver {
         const inFlight = inFlightTxs(a.parentHash, this.engine.committed.header.height,
           (h) => this.engine.block(toHex(h)) ?? this.#deps.store.blockByHash(h));
         const change = this.#pendingChange?.epoch === a.epoch ? this.#pendingChange : undefined;
-        const block = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#config.self,
+        const { block, parts, named } = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#config.self,
           maxBlockTxs: this.#opts.maxBlockTxs, maxBlockBytes: this.#opts.maxBlockBytes, hashBlock: this.#deps.store.hashBlock },
-        this.#deps.pool, inFlight, this.#deps.clock.now(), change);
+        this.#deps.pool, inFlight, this.#deps.clock.now(), change, this.batches);
+        if (parts) {
+          const hex = toHex(block.hash);
+          this.#parts.set(hex, parts);
+          if (this.#parts.size > 4) this.#parts.delete(this.#parts.keys().next().value!);
+          this.batches.noteBlock(hex, named);
+        }
         this.enqueue({ type: 'payload-ready', view: a.view, block });
         return;
       }
@@ -516,6 +529,7 @@ export class ConsensusDriver {
     }
     await this.#durably('commit', () => this.#deps.store.commit(blocks, qc));
     this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
+    for (const b of blocks) this.batches.committed(toHex(b.hash));
     this.#deps.observer?.committed?.(blocks, qc);
   }
 
@@ -610,6 +624,11 @@ export class ConsensusDriver {
     let out: T | undefined;
     await this.#durably(what, async () => { out = await write(); });
     return out!;
+  }
+
+  /** How this member's own proposal travels: the parts its block was built with, if it named batches. */
+  #partsOf(m: ConsensusMessage): BlockPart[] | undefined {
+    return m.type === 'proposal' && m.sender === this.#config.self ? this.#parts.get(toHex(m.block.hash)) : undefined;
   }
 
   #encode(frame: Frame): Uint8Array {

@@ -12,11 +12,10 @@
 // checkpoints and history, and hand over transactions (all of them together hold at most one
 // validator's share of the mempool); anything else from them is refused by its kind as a strike,
 // before it is decoded.
-// Also the transaction hand-off: clients' transactions go, in batches, to the validators that lead
-// the current and the next views, who propose them; the member that took them keeps them too and
-// proposes them itself when it leads, so none is stranded by a faulty leader. Hand-offs are
-// bounded in transactions a second per peer both ways (handoff.ts): beyond a validator's limit
-// they are refused before they are hashed, one useless token each.
+// Transactions travel in batches sent once to every validator (batch-intake.ts); a proposal names
+// the whole batches it carries, and its parts are resolved from the batches held here — waiting
+// for or fetching those missing (batches.ts) — after its signature is checked and before the
+// engine sees it.
 // Useless refusals cost their size: one token per unit of the largest message an honest member
 // sends besides proposals (a NEW-VIEW with a QC of every validator's signature, at least 64 KiB),
 // so late votes and QC announcements are a token each and a 4 MiB proposal some fifty.
@@ -24,15 +23,16 @@
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { blockTimeError, type BlockTimeBounds } from '#libs/blocks/index.ts';
+import { rememberIds, type BlockPart } from '#libs/blocks/index.ts';
 import { mayLead, toHex, type ConsensusMessage } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, decodeFrame, peekFrame, type FrameLimits, type FramePeek } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import { FairQueue } from './fair-queue.ts';
 import type { Mempool } from './mempool.ts';
-import { OUTSIDE_BASE, isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
+import { isOutside, type Clock, type DriverObserver, type TransportPort } from './ports.ts';
 import type { PeerPenalties } from './penalties.ts';
-import { TxBatcher } from './tx-batcher.ts';
-import { HANDOFF_SEND_SHARE, HANDOFF_TXS_PER_SECOND, HandoffBudget } from './handoff.ts';
+import { BatchIntake } from './batch-intake.ts';
+import { BatchFetch } from './batches.ts';
 
 /** Messages a sender may have waiting for their signatures to be checked; beyond, they are refused (an honest peer resends on timeout). */
 const MAX_VERIFYING_PER_PEER = 256;
@@ -57,12 +57,6 @@ const SEEN_PER_PEER = 512;
  * (each new, so no duplicate) is a verification each and moves nobody (f claims never do).
  */
 const NEW_VIEWS_PER_VIEW = 4;
-/** How many upcoming leaders (other than us) receive a client's transactions. */
-const GOSSIP_LEADERS = 2;
-/** A client's transaction uncommitted this long here is offered to the upcoming leaders again. */
-export const REOFFER_AGE_MS = 5_000;
-/** At most this many are offered again per call (once a second). */
-export const REOFFER_MAX_TXS = 512;
 /** The least bytes a useless message costs a token for (see the file's header). */
 export const USELESS_UNIT_MIN_BYTES = 64 << 10;
 
@@ -91,34 +85,30 @@ export class Inbound {
   readonly #seen = new Map<number, Set<string>>();
   /** Per sender: NEW-VIEWs taken in our view `view`. */
   readonly #claims = new Map<number, { view: number; count: number }>();
-  readonly #gossip: TxBatcher;
-  /** Transactions taken from each validator (and from all outsiders together), and handed to each. */
-  readonly #handoffIn: HandoffBudget;
-  readonly #handoffOut: HandoffBudget;
+  readonly #batches: BatchIntake;
+  readonly #fetch: BatchFetch;
   /** How frames are decoded: bitmaps of any set up to WIRE_MAX_VALIDATORS wide. */
   readonly #decodeLimits: FrameLimits;
-  /** Hand-offs not sent because a leader's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
-  handoffWithheld = 0;
-  handoffRefused = 0;
+  /** Hand-offs not sent because a peer's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
+  get handoffWithheld(): number { return this.#batches.withheld; }
+  get handoffRefused(): number { return this.#batches.refused; }
+  /** Batches asked for, received and served; proposals that waited for batches, and that gave up (the metrics). */
+  get batchCounts(): Readonly<BatchFetch['counts']> { return this.#fetch.counts; }
 
   constructor(deps: InboundDeps) {
     this.#d = deps;
-    const rate = deps.handoffTxsPerSecond ?? HANDOFF_TXS_PER_SECOND;
-    const now = () => deps.clock.now();
-    this.#handoffIn = new HandoffBudget({ rate, now });
-    this.#handoffOut = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
     // A frame of a neighbouring epoch may name validators this epoch lacks (a set that grew): decoded
     // all the same, it is refused by its epoch before any signature is checked (wrong_epoch), not
     // taken for garbage from an honest member that moved on first.
     this.#decodeLimits = { ...deps.limits, validatorCount: Math.max(deps.limits.validatorCount, WIRE_MAX_VALIDATORS) };
-    this.#gossip = new TxBatcher({ chainId: deps.limits.chainId, maxBlockBytes: deps.limits.maxBlockBytes, clock: deps.clock,
-      send: (frame, count) => {
-        for (const to of this.#upcomingLeaders()) {
-          // Beyond a leader's share the batch stays with us only: we propose it when we lead.
-          if (this.#handoffOut.takeAll(to, count)) deps.transport.send(to, frame);
-          else this.handoffWithheld += count;
-        }
-      } });
+    const { limits, driver } = deps;
+    const useless = (from: number, reason: string, detail: Record<string, unknown>, cost: number) => this.#useless(from, reason, detail, cost);
+    this.#batches = new BatchIntake({ chainId: limits.chainId, maxBlockBytes: limits.maxBlockBytes, maxTxBytes: deps.pool.maxTxBytes, driver, pool: deps.pool,
+      transport: deps.transport, clock: deps.clock, log: deps.log, useless, ...(deps.handoffTxsPerSecond ? { handoffTxsPerSecond: deps.handoffTxsPerSecond } : {}),
+      counted: (from, reason) => this.#d.observer?.frameRejected?.(from, `refused:${reason}`) });
+    this.#fetch = new BatchFetch({ store: driver.batches, chainId: limits.chainId, self: () => driver.self, clock: deps.clock, transport: deps.transport,
+      limits: { maxBlockTxs: limits.maxBlockTxs, maxBlockBytes: limits.maxBlockBytes, maxFrameBytes: deps.transport.maxFrameBytes ?? limits.maxFrameBytes },
+      refuse: (from, reason, detail) => this.#refuse(from, reason, detail), useless });
   }
 
   /** Tokens of the useless budget a message of `bytes` costs. */
@@ -176,7 +166,13 @@ export class Inbound {
     }
     switch (frame.type) {
       case 'consensus':
-        this.#onMessage(from, frame.message, bytes.length, receivedMs);
+        this.#onMessage(from, frame.message, bytes.length, receivedMs, frame.parts);
+        return;
+      case 'batch-request':
+        this.#fetch.onRequest(from, frame.requestId, frame.digests);
+        return;
+      case 'batch-response':
+        this.#fetch.onResponse(from, frame.requestId, frame.batches);
         return;
       case 'block-request':
         this.#d.driver.sync.onRequest(from, frame.requestId, frame.hashes, frame.fromHeight, frame.maxBlocks);
@@ -195,33 +191,9 @@ export class Inbound {
         // A validator joins from a checkpoint never (it asks nobody): an answer to nothing.
         this.#useless(from, 'unsolicited', { kind: frame.type }, this.uselessCost(bytes.length));
         return;
-      case 'tx-batch': {
-        // Each validator's hand-offs are bounded in transactions a second (handoff.ts), and its
-        // share of the mempool is capped (Mempool.offer with a source): a flood from one of them
-        // cannot crowd out clients' or other validators' transactions, nor fill blocks with junk.
-        let refused = 0;
-        let added = 0;
-        let code = '';
-        const source = isOutside(from) ? OUTSIDE_BASE : from;
-        const taken = this.#handoffIn.take(source, frame.txs.length);
-        for (let k = 0; k < taken; k++) {
-          const r = this.#d.pool.offer(frame.txs[k]!, this.#d.clock.now(), this.#d.driver.isCommitted, source);
-          if (r.status === 'refused') { refused++; code = r.code; } else if (r.status === 'added') added++;
-        }
-        if (refused > 0) this.#d.log.debug({ from, refused, of: frame.txs.length, code }, 'gossiped transactions not taken');
-        const over = frame.txs.length - taken;
-        if (over > 0) {
-          this.handoffRefused += over;
-          // An honest validator hands over at most HANDOFF_SEND_SHARE of the limit: each one beyond
-          // it is a useless token. Outsiders share one limit, so none of them is blamed for it.
-          if (isOutside(from)) this.#d.observer?.frameRejected?.(from, 'refused:handoff_rate');
-          else this.#useless(from, 'handoff_rate', { of: frame.txs.length, refused: over }, over);
-          return;
-        }
-        // A batch that brought nothing (all known, or over the sender's share) was useless.
-        if (added === 0 && frame.txs.length > 0) this.#useless(from, 'txs_not_taken', { of: frame.txs.length, code: code || 'duplicate' }, 1);
+      case 'tx-batch':
+        this.#batches.onBatch(from, frame.txs);
         return;
-      }
       default: {
         const never: never = frame;
         this.#d.log.warn({ from, frame: never }, 'unknown frame');
@@ -240,6 +212,9 @@ export class Inbound {
     if (p.kind === 'block-response') {
       return this.#d.driver.sync.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no request ${p.requestId} to it` };
     }
+    if (p.kind === 'batch-response') {
+      return this.#fetch.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no batch request ${p.requestId} to it` };
+    }
     if (p.view === undefined) return null;
     // Another epoch's message is no use to this engine (its views say nothing against ours): refused
     // undecoded. A member still in an epoch that ended here is told how it ended (at most once a
@@ -256,7 +231,7 @@ export class Inbound {
     return null;
   }
 
-  #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number): void {
+  #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number, parts?: BlockPart[]): void {
     const { log, observer } = this.#d;
     // Another epoch's message is no use to this engine (it would refuse it as wrong_epoch): refused
     // before its signatures are checked, as a useless token of the sender's.
@@ -305,11 +280,36 @@ export class Inbound {
       }
       // The block's contents (transaction root, state hash, exactly-once) are checked by the engine
       // through libs/blocks once the parent is known — after the signatures, never twice.
+      if (message.type === 'proposal' && parts) return this.#resolve(from, message, parts);
       this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
       log.error({ from, err: errorMessage(err) }, 'verification failed');
     }));
     if (!queued) this.#useless(from, 'verification_backlog', { waiting: this.#verify.waitingFrom(from) }, this.uselessCost(bytes));
+  }
+
+  /**
+   * A verified proposal that names batches: its block gets the transactions they resolve to, then
+   * goes to the engine. Parts that do not add up (a batch of another size than named, a block over
+   * its limits) are the proposer's offence; batches nobody served in time cost the view only.
+   */
+  async #resolve(from: number, message: Extract<ConsensusMessage, { type: 'proposal' }>, parts: BlockPart[]): Promise<void> {
+    const { driver, log, observer } = this.#d;
+    const r = await this.#fetch.resolve(from, parts, () => driver.engine.view <= message.view);
+    if (r.ok) {
+      rememberIds(r.txs, r.ids);
+      driver.batches.noteBlock(toHex(message.block.hash), parts.flatMap((p) => ('batch' in p ? [toHex(p.batch.digest)] : [])));
+      driver.enqueue({ type: 'message', message: { ...message, block: { ...message.block, txs: r.txs } } });
+      return;
+    }
+    if ('error' in r) {
+      this.#refuse(from, 'bad_parts', { view: message.view, detail: r.error });
+      driver.enqueue({ type: 'leader-offence', peer: from, view: message.view });
+      return;
+    }
+    const missing = 'unavailable' in r ? r.unavailable.length : undefined;
+    log.warn({ from, view: message.view, ...(missing === undefined ? { busy: true } : { missing }) }, 'proposal dropped: its batches did not arrive');
+    observer?.frameRejected?.(from, 'refused:batches_unavailable');
   }
 
   /** Why a message fails a check that needs no signature, or null. */
@@ -353,35 +353,14 @@ export class Inbound {
     return ++c.count <= NEW_VIEWS_PER_VIEW;
   }
 
-  /**
-   * Offers the upcoming leaders again this member's clients' transactions that have waited
-   * REOFFER_AGE_MS uncommitted (at most REOFFER_MAX_TXS a call; the caller calls it every second).
-   * A client's transaction goes to the next two leaders once when it arrives; if those cannot be
-   * reached and this member's own views fail, it would wait for ever. Receivers take each once
-   * (the mempool and block validity keep exactly-once); the hand-off budget bounds what goes out.
-   */
+  /** Sends this member's clients' stale transactions again (batch-intake.ts reofferStale). */
   reofferStale(nowMs: number): number {
-    const stale = this.#d.pool.takeStaleLocal(nowMs, REOFFER_AGE_MS, REOFFER_MAX_TXS);
-    for (const p of stale) this.#gossip.add(p.tx);
-    return stale.length;
+    return this.#batches.reofferStale(nowMs);
   }
 
-  /** A transaction a client gave us: queued locally by the caller, then gossiped in batches. */
-  gossip(tx: Uint8Array): void {
-    this.#gossip.add(tx);
-  }
-
-  /** The leaders of the current and following views, other than us, in order (at most GOSSIP_LEADERS). */
-  #upcomingLeaders(): number[] {
-    const { driver } = this.#d;
-    const n = driver.validatorCount;
-    const self = driver.self;
-    const out: number[] = [];
-    for (let v = driver.engine.view; out.length < Math.min(GOSSIP_LEADERS, n - 1); v++) {
-      const leader = driver.engine.leaderOf(v);
-      if (leader !== self && !out.includes(leader)) out.push(leader);
-    }
-    return out;
+  /** A transaction a client gave us (with its id, hashed at intake): queued locally by the caller, then sent in a batch. */
+  gossip(tx: Uint8Array, id?: Uint8Array): void {
+    this.#batches.gossip(tx, id);
   }
 }
 

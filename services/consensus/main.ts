@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       client: gatewayClient,
       log: log.child({ module: 'gateway-link' }),
       onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
-      // Transactions restored from the journal go to the upcoming leaders once we can reach them.
+      // Transactions restored from the journal go to the validators once we can reach them.
       onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
     });
     const behind = new BehindRetention(() => epochs.current.set.f);
@@ -270,7 +270,7 @@ async function main(): Promise<void> {
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
-      member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx) => inbound?.gossip(tx)), journal, evidence, log,
+      member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx, hash) => inbound?.gossip(tx, hash)), journal, evidence, log,
       get validators() { return epochs.current.set; },
       // conf.yaml's base_timeout as last reloaded (the driver reads the same object), its heartbeat as at start.
       params: () => paramsInForce(epochs.current, { baseTimeoutMs: timeouts.baseMs, idleHeartbeatMs: c.idle_heartbeat }),
@@ -305,15 +305,17 @@ async function main(): Promise<void> {
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
     const readiness = setInterval(() => {
       server.setServing(consensusServiceName, notReady().length === 0);
-      // Clients' transactions still uncommitted after a while go to the upcoming leaders again. Not from
+      // Clients' transactions still uncommitted after a while go to the validators again. Not from
       // a member a change removed: it sees no later block of the new set (it starts again as an
       // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
+      driver.batches.expire(Date.now());
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
     poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
+      if (inbound) m.batches(driver.batches, inbound.batchCounts);
       m.api.openStreams.set(apiLimits.guard.limits.streams);
       apiLimits.guard.limits.sweep();
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {

@@ -32,7 +32,14 @@ export const REMOTE_SHARE = 0.25;
 /** The source of a client's own transaction (other sources are validator indices, and OUTSIDE_BASE for all non-validators together). */
 export const LOCAL = -1;
 
-export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number; offeredAtMs?: number }
+/** A batch as the pool knows it (batches.ts StoredBatch): its transactions' hex ids, in order. */
+export interface PoolBatch { readonly keys: readonly string[] }
+
+/** `batch`: the batch this transaction was sent to every validator in, when its whole batch may be proposed by reference. */
+export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number; offeredAtMs?: number; batch?: PoolBatch | undefined }
+
+/** What the caller already knows of a transaction it offers: its id (hashed once, where it arrived) and its batch. */
+export interface Known { hash: Uint8Array; key: string; batch?: PoolBatch | undefined }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
 export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
@@ -64,6 +71,7 @@ export class Mempool {
   }
 
   get size(): number { return this.#pending.size; }
+  get maxTxBytes(): number { return this.#opts.maxTxBytes; }
   get bytes(): number { return this.#bytes; }
 
   /** Why a transaction cannot be taken at all (empty, too large), or null. */
@@ -77,7 +85,7 @@ export class Mempool {
    * Adds a transaction unless it is pending or `isCommitted` says it is in the log already.
    * Never throws for a refusal: the hot batch path would pay for a stack trace per transaction.
    */
-  offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean, source: number = LOCAL): OfferResult {
+  offer(tx: Uint8Array, nowMs: number, isCommitted: (hash: Uint8Array) => boolean, source: number = LOCAL, known?: Known): OfferResult {
     const bad = this.invalid(tx);
     if (bad) return { status: 'refused', ...bad };
     // Full: refuse before hashing, so an overloaded member spends nothing on what it cannot take.
@@ -88,10 +96,10 @@ export class Mempool {
     if (held && (held.txs >= this.#opts.maxTxs * REMOTE_SHARE || held.bytes + tx.length > this.#opts.maxBytes * REMOTE_SHARE)) {
       return { status: 'refused', code: 'MEMPOOL_QUOTA', message: `${isOutside(source) ? 'peers outside the validator set' : `validator ${source}`} already hold ${held.txs} transactions (${held.bytes} bytes) of this mempool` };
     }
-    const hash = txHash(tx);
-    const key = toHex(hash);
+    const hash = known?.hash ?? txHash(tx);
+    const key = known?.key ?? toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
-    const p = { tx, hash, addedAtMs: nowMs, source };
+    const p: PendingTx = { tx, hash, addedAtMs: nowMs, source, batch: known?.batch };
     this.#pending.set(key, p);
     let own = this.#bySource.get(source);
     if (!own) this.#bySource.set(source, (own = new Map()));
@@ -122,6 +130,8 @@ export class Mempool {
    */
   batch(maxTxs: number, maxBytes: number, inFlight: ReadonlySet<string>): PendingTx[] {
     const out: PendingTx[] = [];
+    /** Keys taken with a whole batch ahead of where their source's turn has reached. */
+    const taken = new Set<string>();
     let bytes = 0;
     const sources = [...this.#bySource.keys()].sort((a, b) => (a === LOCAL ? -1 : b === LOCAL ? 1 : a - b));
     let open = sources.map((s) => this.#bySource.get(s)!.entries());
@@ -130,9 +140,18 @@ export class Mempool {
       for (const it of open) {
         if (out.length >= maxTxs) break;
         let r = it.next();
-        while (!r.done && inFlight.has(r.value[0])) r = it.next();
+        while (!r.done && (inFlight.has(r.value[0]) || taken.has(r.value[0]))) r = it.next();
         if (r.done) continue;
         const p = r.value[1];
+        // A whole batch is one turn, taken in its order: proposed by reference, not carried.
+        const whole = p.batch && p.batch.keys[0] === r.value[0] ? this.#whole(p.batch, inFlight) : undefined;
+        if (whole && out.length + whole.length <= maxTxs && bytes + whole.bytes <= maxBytes) {
+          for (const q of whole.txs) out.push(q);
+          for (const k of p.batch!.keys) taken.add(k);
+          bytes += whole.bytes;
+          next.push(it);
+          continue;
+        }
         if (bytes + p.tx.length > maxBytes) {
           // A single oversized tx can never fit: leave it to the size check, try the source's next.
           if (bytes === 0 && p.tx.length > maxBytes) next.push(it);
@@ -145,6 +164,27 @@ export class Mempool {
       open = next;
     }
     return out;
+  }
+
+  /** A batch's transactions when every one of them waits here under that batch and none is in flight; else undefined. */
+  #whole(b: PoolBatch, inFlight: ReadonlySet<string>): { txs: PendingTx[]; length: number; bytes: number } | undefined {
+    const txs: PendingTx[] = [];
+    let bytes = 0;
+    for (const k of b.keys) {
+      const q = this.#pending.get(k);
+      if (q?.batch !== b || inFlight.has(k)) return undefined;
+      txs.push(q);
+      bytes += q.tx.length;
+    }
+    return { txs, length: txs.length, bytes };
+  }
+
+  /** Marks this member's own waiting transactions as sent to every validator in `b` (the batcher, after it sent it). */
+  assign(b: PoolBatch): void {
+    for (const k of b.keys) {
+      const p = this.#pending.get(k);
+      if (p) p.batch = b;
+    }
   }
 
   /**

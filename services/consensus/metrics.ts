@@ -16,6 +16,7 @@ const TX_COUNT_BUCKETS = [0, 1, 10, 100, 500, 1000, 2500, 5000, 10_000, 20_000];
 const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 20, 8 << 20];
 /** A group commit of the mempool journal is one LMDB write and one fdatasync: milliseconds. */
 const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const BATCH_EVENTS = ['asked', 'received', 'served', 'waited', 'unavailable'] as const;
 const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
 /** The public API's methods by the client limits that can refuse them (services.consensus.limits), for series that exist from the start. */
 const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
@@ -79,7 +80,22 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
   const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
-  const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the upcoming leaders again after waiting uncommitted here (inbound.ts REOFFER_AGE_MS; a removed member: retired.ts)');
+  const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions sent to the validators again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
+  const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
+  const batchCount = m.gauge('consensus_batch_store_batches', 'Transaction batches held here by digest');
+  const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
+  for (const event of BATCH_EVENTS) batchEvents.inc({ event }, 0);
+  /** Brings the batch counters up to `counts` (the inbound path's running totals). */
+  const seenBatch: Record<string, number> = {};
+  const batches = (held: { size: number; bytes: number }, counts: Readonly<Record<(typeof BATCH_EVENTS)[number], number>>): void => {
+    batchBytes.set(held.bytes);
+    batchCount.set(held.size);
+    for (const event of BATCH_EVENTS) {
+      const d = counts[event] - (seenBatch[event] ?? 0);
+      if (d > 0) batchEvents.inc({ event }, d);
+      seenBatch[event] = counts[event];
+    }
+  };
   for (const [methods, limits] of API_LIMITS) for (const method of methods) for (const limit of limits) apiRefused.inc({ method, limit }, 0);
   halted.set(0);
   journalFailures.inc({}, 0);
@@ -208,7 +224,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
   const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */

@@ -166,7 +166,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   const poolLimits = { maxTxs: c.mempool_max_txs, maxBytes: c.mempool_max_txs * 1024 };
   const retired = retiredIn === undefined ? undefined : await RetiredHandOff.open({
     path: path.join(dataDir, 'consensus', 'mempool'), log: log.child({ module: 'retired' }), ...poolLimits, maxTxBytes: c.max_tx_bytes,
-    isCommitted: (h) => store.hasTx(h), handOff: (tx) => handOff.add(tx), observer: m.journal,
+    isCommitted: (h) => store.hasTx(h), handOff: (tx) => handOff.add(tx, txHash(tx)), observer: m.journal,
   }, Date.now());
   const intake: Intake = {
     offer: (tx) => {
@@ -177,7 +177,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
     },
     has: () => false,
     size: 0,
-    handOff: (tx) => handOff.add(tx),
+    handOff: (tx, hash) => handOff.add(tx, hash),
   };
 
   link.setValidators(epochs.current.set);

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { txHash } from '#libs/crypto/index.ts';
 import type { Block } from '#libs/hotstuff/index.ts';
-import { REOFFER_AGE_MS } from './inbound.ts';
+import { REOFFER_AGE_MS } from './batch-intake.ts';
 import { Mempool } from './mempool.ts';
 import { MempoolJournal } from './mempool-journal.ts';
 import { GIVE_UP_MS, RetiredHandOff } from './retired.ts';

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from '#libs/blocks/index.ts';
 import type { Block } from '#libs/hotstuff/index.ts';
-import { REOFFER_AGE_MS, REOFFER_MAX_TXS } from './inbound.ts';
+import { REOFFER_AGE_MS, REOFFER_MAX_TXS } from './batch-intake.ts';
 import { Mempool } from './mempool.ts';
 import { MempoolJournal, type JournalObserver } from './mempool-journal.ts';
 

@@ -23,15 +23,17 @@ function batcher() {
   return { b, batches, timers };
 }
 
+const ID = new Uint8Array(32);
+
 test('a batch goes out at GOSSIP_MAX_TXS transactions, at half a block of bytes, or after GOSSIP_DELAY_MS', () => {
   const { b, batches, timers } = batcher();
-  for (let i = 0; i < GOSSIP_MAX_TXS; i++) b.add(new Uint8Array(10));
+  for (let i = 0; i < GOSSIP_MAX_TXS; i++) b.add(new Uint8Array(10), ID);
   assert.deepEqual(batches.map((x) => x.length), [GOSSIP_MAX_TXS]);
   assert.equal(timers.length, 0, 'the delay timer went with the batch');
   // 64 KiB transactions: the frame would pass the block size long before 512 of them.
-  for (let i = 0; i < 8; i++) b.add(new Uint8Array(64 << 10));
+  for (let i = 0; i < 8; i++) b.add(new Uint8Array(64 << 10), ID);
   assert.deepEqual(batches.at(-1), Array(8).fill(64 << 10), 'half a block of bytes (512 KiB) is a batch');
-  b.add(new Uint8Array(3));
+  b.add(new Uint8Array(3), ID);
   assert.equal(batches.length, 2, 'one small transaction waits');
   timers[0]!();
   assert.deepEqual(batches.at(-1), [3], 'until the delay');

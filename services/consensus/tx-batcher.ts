@@ -1,7 +1,8 @@
 // Clients' transactions passed on in batches: one tx-batch frame per GOSSIP_MAX_TXS transactions,
 // per half a block of bytes (so a frame always fits the gateway's limit), or per GOSSIP_DELAY_MS,
-// whichever comes first. Used by a validator (to the upcoming leaders) and an observer (to
-// validators); where a batch goes is the caller's `send`.
+// whichever comes first. Used by a validator (to every other validator, batches.ts) and an
+// observer (to validators); where a batch goes is the caller's `send`, which gets the batch's
+// transactions and their ids (hashed once, at intake) beside its frame.
 
 import { encodeFrame } from '#libs/wire/index.ts';
 import type { Clock } from './ports.ts';
@@ -14,13 +15,14 @@ export interface TxBatcherOptions {
   /** consensus.max_block_bytes: a batch is flushed at half of it. */
   maxBlockBytes: number;
   clock: Clock;
-  /** One batch: its frame and how many transactions it carries. */
-  send(frame: Uint8Array, count: number): void;
+  /** One batch: its frame, its transactions and their ids. */
+  send(frame: Uint8Array, txs: Uint8Array[], ids: Uint8Array[]): void;
 }
 
 export class TxBatcher {
   readonly #o: TxBatcherOptions;
   #txs: Uint8Array[] = [];
+  #ids: Uint8Array[] = [];
   #bytes = 0;
   #timer: { cancel(): void } | undefined;
 
@@ -28,8 +30,9 @@ export class TxBatcher {
     this.#o = o;
   }
 
-  add(tx: Uint8Array): void {
+  add(tx: Uint8Array, id: Uint8Array): void {
     this.#txs.push(tx);
+    this.#ids.push(id);
     this.#bytes += tx.length;
     if (this.#txs.length >= GOSSIP_MAX_TXS || this.#bytes >= this.#o.maxBlockBytes / 2) {
       this.flush();
@@ -43,8 +46,10 @@ export class TxBatcher {
     this.#timer = undefined;
     if (this.#txs.length === 0) return;
     const txs = this.#txs;
+    const ids = this.#ids;
     this.#txs = [];
+    this.#ids = [];
     this.#bytes = 0;
-    this.#o.send(encodeFrame(this.#o.chainId, { type: 'tx-batch', txs }), txs.length);
+    this.#o.send(encodeFrame(this.#o.chainId, { type: 'tx-batch', txs }), txs, ids);
   }
 }

@@ -112,6 +112,29 @@ export interface Proposal {
   justify: QuorumCert | undefined;
   sender: number;
   signature: Uint8Array;
+  /**
+   * The block's transactions as they travel (docs/consensus.md, "Batches"): set, the block's own
+   * `txs` is empty and its transactions are these parts in order — a batch the receiver holds
+   * (or fetches) by its digest, or a transaction carried inline. Not signed: the header's tx_root,
+   * which the signature covers, is checked against what the parts resolve to.
+   */
+  parts: BlockPart[];
+}
+
+/** One run of a proposed block's transactions. */
+export interface BlockPart {
+  part: { $case: "tx"; value: Uint8Array } | { $case: "batch"; value: BatchRef } | undefined;
+}
+
+/** A batch by reference: every transaction of the batch whose digest this is, in its order. */
+export interface BatchRef {
+  /** The batch's digest: the Merkle root of its transactions' ids (libs/blocks batchDigest). */
+  digest: Uint8Array;
+  /** The validator that sent it first: whom a receiver that lacks it asks, beside the proposer. */
+  author: number;
+  /** How many transactions and bytes it holds, checked when it is resolved. */
+  count: number;
+  bytes: number;
 }
 
 export interface Vote {
@@ -146,11 +169,24 @@ export interface QcAnnounce {
 }
 
 /**
- * Transactions a member received from its clients, gossiped so that whoever leads next can
- * propose them. Receivers validate and dedupe them like a SubmitTransaction.
+ * Transactions a member received from its clients, sent once to every validator: receivers
+ * validate and dedupe them like a SubmitTransaction, and keep the batch by its digest (the Merkle
+ * root of its transactions' ids) so that a proposal can name it instead of carrying it.
  */
 export interface TxBatch {
   txs: Uint8Array[];
+}
+
+/** A replica that lacks batches a proposal names asks the proposer and the batches' authors. */
+export interface BatchRequest {
+  requestId: number;
+  digests: Uint8Array[];
+}
+
+/** The batches asked for that the server holds (as many as fit a frame; the rest are asked again). */
+export interface BatchResponse {
+  requestId: number;
+  batches: TxBatch[];
 }
 
 /** A block together with the QC that certifies it, as served by block sync. */
@@ -220,6 +256,8 @@ export interface ConsensusFrame {
     | { $case: "checkpointResponse"; value: CheckpointResponse }
     | { $case: "historyRequest"; value: HistoryRequest }
     | { $case: "historyResponse"; value: HistoryResponse }
+    | { $case: "batchRequest"; value: BatchRequest }
+    | { $case: "batchResponse"; value: BatchResponse }
     | undefined;
 }
 
@@ -721,7 +759,7 @@ export const QuorumCert: MessageFns<QuorumCert> = {
 };
 
 function createBaseProposal(): Proposal {
-  return { view: 0, block: undefined, justify: undefined, sender: 0, signature: new Uint8Array(0) };
+  return { view: 0, block: undefined, justify: undefined, sender: 0, signature: new Uint8Array(0), parts: [] };
 }
 
 export const Proposal: MessageFns<Proposal> = {
@@ -740,6 +778,9 @@ export const Proposal: MessageFns<Proposal> = {
     }
     if (message.signature.length !== 0) {
       writer.uint32(42).bytes(message.signature);
+    }
+    for (const v of message.parts) {
+      BlockPart.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -797,6 +838,14 @@ export const Proposal: MessageFns<Proposal> = {
             message.signature = reader.bytes();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.parts.push(BlockPart.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -816,6 +865,7 @@ export const Proposal: MessageFns<Proposal> = {
       justify: isSet(object.justify) ? QuorumCert.fromJSON(object.justify) : undefined,
       sender: isSet(object.sender) ? globalThis.Number(object.sender) : 0,
       signature: isSet(object.signature) ? bytesFromBase64(object.signature) : new Uint8Array(0),
+      parts: globalThis.Array.isArray(object?.parts) ? object.parts.map((e: any) => BlockPart.fromJSON(e)) : [],
     };
   },
 
@@ -836,6 +886,9 @@ export const Proposal: MessageFns<Proposal> = {
     if (message.signature.length !== 0) {
       obj.signature = base64FromBytes(message.signature);
     }
+    if (message.parts?.length) {
+      obj.parts = message.parts.map((e) => BlockPart.toJSON(e));
+    }
     return obj;
   },
 
@@ -851,6 +904,225 @@ export const Proposal: MessageFns<Proposal> = {
       : undefined;
     message.sender = object.sender ?? 0;
     message.signature = object.signature ?? new Uint8Array(0);
+    message.parts = object.parts?.map((e) => BlockPart.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBlockPart(): BlockPart {
+  return { part: undefined };
+}
+
+export const BlockPart: MessageFns<BlockPart> = {
+  encode(message: BlockPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "tx":
+        writer.uint32(10).bytes(message.part.value);
+        break;
+      case "batch":
+        BatchRef.encode(message.part.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "tx", value: reader.bytes() };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "batch", value: BatchRef.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockPart {
+    return {
+      part: isSet(object.tx)
+        ? { $case: "tx", value: bytesFromBase64(object.tx) }
+        : isSet(object.batch)
+        ? { $case: "batch", value: BatchRef.fromJSON(object.batch) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BlockPart): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "tx") {
+      obj.tx = base64FromBytes(message.part.value);
+    } else if (message.part?.$case === "batch") {
+      obj.batch = BatchRef.toJSON(message.part.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockPart>): BlockPart {
+    return BlockPart.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockPart>): BlockPart {
+    const message = createBaseBlockPart();
+    switch (object.part?.$case) {
+      case "tx": {
+        if (object.part?.value !== undefined && object.part?.value !== null) {
+          message.part = { $case: "tx", value: object.part.value };
+        }
+        break;
+      }
+      case "batch": {
+        if (object.part?.value !== undefined && object.part?.value !== null) {
+          message.part = { $case: "batch", value: BatchRef.fromPartial(object.part.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseBatchRef(): BatchRef {
+  return { digest: new Uint8Array(0), author: 0, count: 0, bytes: 0 };
+}
+
+export const BatchRef: MessageFns<BatchRef> = {
+  encode(message: BatchRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest.length !== 0) {
+      writer.uint32(10).bytes(message.digest);
+    }
+    if (message.author !== 0) {
+      writer.uint32(16).uint32(message.author);
+    }
+    if (message.count !== 0) {
+      writer.uint32(24).uint32(message.count);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(32).uint64(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.author = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchRef {
+    return {
+      digest: isSet(object.digest) ? bytesFromBase64(object.digest) : new Uint8Array(0),
+      author: isSet(object.author) ? globalThis.Number(object.author) : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+    };
+  },
+
+  toJSON(message: BatchRef): unknown {
+    const obj: any = {};
+    if (message.digest.length !== 0) {
+      obj.digest = base64FromBytes(message.digest);
+    }
+    if (message.author !== 0) {
+      obj.author = Math.round(message.author);
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchRef>): BatchRef {
+    return BatchRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchRef>): BatchRef {
+    const message = createBaseBatchRef();
+    message.digest = object.digest ?? new Uint8Array(0);
+    message.author = object.author ?? 0;
+    message.count = object.count ?? 0;
+    message.bytes = object.bytes ?? 0;
     return message;
   },
 };
@@ -1311,6 +1583,184 @@ export const TxBatch: MessageFns<TxBatch> = {
   fromPartial(object: DeepPartial<TxBatch>): TxBatch {
     const message = createBaseTxBatch();
     message.txs = object.txs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBatchRequest(): BatchRequest {
+  return { requestId: 0, digests: [] };
+}
+
+export const BatchRequest: MessageFns<BatchRequest> = {
+  encode(message: BatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    for (const v of message.digests) {
+      writer.uint32(18).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digests.push(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      digests: globalThis.Array.isArray(object?.digests) ? object.digests.map((e: any) => bytesFromBase64(e)) : [],
+    };
+  },
+
+  toJSON(message: BatchRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.digests?.length) {
+      obj.digests = message.digests.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchRequest>): BatchRequest {
+    return BatchRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchRequest>): BatchRequest {
+    const message = createBaseBatchRequest();
+    message.requestId = object.requestId ?? 0;
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBatchResponse(): BatchResponse {
+  return { requestId: 0, batches: [] };
+}
+
+export const BatchResponse: MessageFns<BatchResponse> = {
+  encode(message: BatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    for (const v of message.batches) {
+      TxBatch.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.batches.push(TxBatch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchResponse {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.Number(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.Number(object.request_id)
+        : 0,
+      batches: globalThis.Array.isArray(object?.batches) ? object.batches.map((e: any) => TxBatch.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BatchResponse): unknown {
+    const obj: any = {};
+    if (message.requestId !== 0) {
+      obj.requestId = Math.round(message.requestId);
+    }
+    if (message.batches?.length) {
+      obj.batches = message.batches.map((e) => TxBatch.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchResponse>): BatchResponse {
+    return BatchResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchResponse>): BatchResponse {
+    const message = createBaseBatchResponse();
+    message.requestId = object.requestId ?? 0;
+    message.batches = object.batches?.map((e) => TxBatch.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1889,6 +2339,12 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "historyResponse":
         HistoryResponse.encode(message.body.value, writer.uint32(98).fork()).join();
         break;
+      case "batchRequest":
+        BatchRequest.encode(message.body.value, writer.uint32(106).fork()).join();
+        break;
+      case "batchResponse":
+        BatchResponse.encode(message.body.value, writer.uint32(114).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2002,6 +2458,22 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
             message.body = { $case: "historyResponse", value: HistoryResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.body = { $case: "batchRequest", value: BatchRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.body = { $case: "batchResponse", value: BatchResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2061,6 +2533,14 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         ? { $case: "historyResponse", value: HistoryResponse.fromJSON(object.historyResponse) }
         : isSet(object.history_response)
         ? { $case: "historyResponse", value: HistoryResponse.fromJSON(object.history_response) }
+        : isSet(object.batchRequest)
+        ? { $case: "batchRequest", value: BatchRequest.fromJSON(object.batchRequest) }
+        : isSet(object.batch_request)
+        ? { $case: "batchRequest", value: BatchRequest.fromJSON(object.batch_request) }
+        : isSet(object.batchResponse)
+        ? { $case: "batchResponse", value: BatchResponse.fromJSON(object.batchResponse) }
+        : isSet(object.batch_response)
+        ? { $case: "batchResponse", value: BatchResponse.fromJSON(object.batch_response) }
         : undefined,
     };
   },
@@ -2092,6 +2572,10 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       obj.historyRequest = HistoryRequest.toJSON(message.body.value);
     } else if (message.body?.$case === "historyResponse") {
       obj.historyResponse = HistoryResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "batchRequest") {
+      obj.batchRequest = BatchRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "batchResponse") {
+      obj.batchResponse = BatchResponse.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2166,6 +2650,18 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "historyResponse": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "historyResponse", value: HistoryResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "batchRequest": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "batchRequest", value: BatchRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "batchResponse": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "batchResponse", value: BatchResponse.fromPartial(object.body.value) };
         }
         break;
       }

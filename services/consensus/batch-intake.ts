@@ -1,0 +1,130 @@
+// The transaction hand-off between validators, in batches (docs/consensus.md, "Batches"): a
+// client's transaction, hashed once at intake, goes into this member's next batch, and each batch
+// goes once to every other validator; a batch received is hashed once (its ids serve the pool, the
+// batch's digest and, later, the block it is proposed in) and kept by its digest (batches.ts), so
+// that a leader can name it instead of carrying it. The member that took a transaction keeps it
+// too and proposes it itself when it leads, so none is stranded by a faulty peer.
+// Hand-offs are bounded in transactions a second per peer both ways (handoff.ts): beyond a
+// validator's limit they are refused before they are hashed, one useless token each. Peers outside
+// the validator set hand over transactions too (all of them together hold one validator's share of
+// the mempool), but their batches are not kept: no proposal names them.
+
+import type { Logger } from 'pino';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import type { ConsensusDriver } from './driver.ts';
+import { txSizeError, type Mempool } from './mempool.ts';
+import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
+import { TxBatcher } from './tx-batcher.ts';
+import { HANDOFF_SEND_SHARE, HANDOFF_TXS_PER_SECOND, HandoffBudget } from './handoff.ts';
+
+/** A client's transaction uncommitted this long here is offered to the validators again. */
+export const REOFFER_AGE_MS = 5_000;
+/** At most this many are offered again per call (once a second). */
+export const REOFFER_MAX_TXS = 512;
+
+export interface BatchIntakeDeps {
+  chainId: string;
+  maxBlockBytes: number;
+  maxTxBytes: number;
+  driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches'>;
+  pool: Mempool;
+  transport: Pick<TransportPort, 'send'>;
+  clock: Clock;
+  log: Logger;
+  /** conf consensus.handoff_txs_per_second: transactions taken from each validator a second (handoff.ts). */
+  handoffTxsPerSecond?: number;
+  /** A valid but useless frame from `from`, of `cost` tokens (the inbound path's accounting). */
+  useless(from: number, reason: string, detail: Record<string, unknown>, cost: number): void;
+  /** A refusal that blames nobody (outsiders share one limit), only counted. */
+  counted(from: number, reason: string): void;
+}
+
+export class BatchIntake {
+  readonly #d: BatchIntakeDeps;
+  readonly #gossip: TxBatcher;
+  /** Transactions taken from each validator (and from all outsiders together), and handed to each. */
+  readonly #in: HandoffBudget;
+  readonly #out: HandoffBudget;
+  /** Hand-offs not sent because a peer's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
+  withheld = 0;
+  refused = 0;
+
+  constructor(d: BatchIntakeDeps) {
+    this.#d = d;
+    const rate = d.handoffTxsPerSecond ?? HANDOFF_TXS_PER_SECOND;
+    const now = () => d.clock.now();
+    this.#in = new HandoffBudget({ rate, now });
+    this.#out = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
+    this.#gossip = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, send: (frame, txs, ids) => this.#send(frame, txs, ids) });
+  }
+
+  /** A transaction a client gave us (its id from intake): queued locally by the caller, then sent in this member's next batch. */
+  gossip(tx: Uint8Array, id: Uint8Array = txHash(tx)): void {
+    this.#gossip.add(tx, id);
+  }
+
+  /**
+   * Sends again this member's clients' transactions that have waited REOFFER_AGE_MS uncommitted
+   * (at most REOFFER_MAX_TXS a call; the caller calls it every second), in a new batch: a peer
+   * that restarted has lost what it held. Receivers take each once (the mempool and block
+   * validity keep exactly-once); the hand-off budget bounds what goes out.
+   */
+  reofferStale(nowMs: number): number {
+    const stale = this.#d.pool.takeStaleLocal(nowMs, REOFFER_AGE_MS, REOFFER_MAX_TXS);
+    for (const p of stale) this.#gossip.add(p.tx, p.hash);
+    return stale.length;
+  }
+
+  /** One of our batches: to every other validator within its share, then kept and marked in the pool (proposable by reference when it reached all). */
+  #send(frame: Uint8Array, txs: Uint8Array[], ids: Uint8Array[]): void {
+    const { driver, transport, pool, clock } = this.#d;
+    let everyone = true;
+    for (let to = 0; to < driver.validatorCount; to++) {
+      if (to === driver.self) continue;
+      // Beyond a peer's share the batch stays with us only: we propose it when we lead.
+      if (this.#out.takeAll(to, txs.length)) transport.send(to, frame);
+      else {
+        this.withheld += txs.length;
+        everyone = false;
+      }
+    }
+    const b = driver.batches.add(driver.self, txs, ids, clock.now());
+    b.everyone &&= everyone;
+    pool.assign(b);
+  }
+
+  /** A batch from `from`: each validator's bounded in transactions a second, and in its share of the pool (Mempool.offer with a source). */
+  onBatch(from: number, txs: Uint8Array[]): void {
+    const { driver, pool, clock } = this.#d;
+    const source = isOutside(from) ? OUTSIDE_BASE : from;
+    const taken = this.#in.take(source, txs.length);
+    const over = txs.length - taken;
+    if (over > 0) {
+      this.refused += over;
+      // An honest validator hands over at most HANDOFF_SEND_SHARE of the limit: each one beyond
+      // it is a useless token. Outsiders share one limit, so none of them is blamed for it.
+      if (isOutside(from)) this.#d.counted(from, 'handoff_rate');
+      else this.#d.useless(from, 'handoff_rate', { of: txs.length, refused: over }, over);
+    }
+    const now = clock.now();
+    const ids = new Array<Uint8Array>(taken);
+    for (let k = 0; k < taken; k++) ids[k] = txHash(txs[k]!);
+    const keys = ids.map(toHex);
+    // A whole batch from a validator, of transactions a block may carry, is kept by its digest.
+    const keep = !isOutside(from) && over === 0 && taken > 0 && txs.every((tx) => txSizeError(tx, this.#d.maxTxBytes) === null);
+    const batch = keep ? driver.batches.add(from, txs, ids, now, { keys }) : undefined;
+    let refused = 0;
+    let added = 0;
+    let committed = 0;
+    let code = '';
+    for (let k = 0; k < taken; k++) {
+      const r = pool.offer(txs[k]!, now, (h) => driver.isCommitted(h) && ++committed > 0, source, { hash: ids[k]!, key: keys[k]!, batch });
+      if (r.status === 'refused') { refused++; code = r.code; } else if (r.status === 'added') added++;
+    }
+    if (refused > 0) this.#d.log.debug({ from, refused, of: txs.length, code }, 'gossiped transactions not taken');
+    // A batch all of whose transactions are in the log already is no use to any proposal.
+    if (batch && committed === taken) driver.batches.forget(batch.hex);
+    // A batch that brought nothing (all known, or over the sender's share) was useless.
+    if (over === 0 && added === 0 && txs.length > 0) this.#d.useless(from, 'txs_not_taken', { of: txs.length, code: code || 'duplicate' }, 1);
+  }
+}

@@ -1,0 +1,286 @@
+// Batches off the critical path (docs/consensus.md, "Batches"): each member sends the transactions
+// its clients give it once to every validator, in batches; receivers keep each batch by its digest
+// (libs/blocks batchDigest), and a leader's proposal names the whole batches it proposes instead
+// of carrying their bytes. A replica that lacks a named batch waits a moment for it (it is usually
+// on its way), then asks the proposer and the batch's author; what it cannot get in time costs the
+// view, never the proposer a strike — a batch honestly lost on the way looks the same.
+//
+// Bounded everywhere outside input reaches: the store by bytes and count per sender of batches
+// (a flooder evicts only its own), requests by digests per frame and outstanding per peer, serving
+// by bytes a second per peer, resolutions waiting at once. A batch served under a digest it does
+// not have is a strike for the server; asking for batches nobody named, or more than the budget,
+// is a useless token.
+
+import { batchDigest, resolveParts, type BatchRef, type BlockPart, type HeldBatch, type PartLimits, type Resolved } from '#libs/blocks/index.ts';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import type { Hash } from '#libs/hotstuff/index.ts';
+import { encodeFrame } from '#libs/wire/index.ts';
+import type { PoolBatch } from './mempool.ts';
+import type { Clock, TransportPort } from './ports.ts';
+import { HandoffBudget } from './handoff.ts';
+
+/** A batch held here: what the pool groups by (`keys`), what resolves a reference (`txs`, `ids`), and its reference. */
+export interface StoredBatch extends PoolBatch, HeldBatch {
+  readonly hex: string;
+  readonly ref: BatchRef;
+  /** Who it is charged to: its author, or the peer that served it. */
+  readonly holder: number;
+  readonly atMs: number;
+  /** This member's own batch reached every validator (its budget to none was spent): it may be proposed by reference. */
+  everyone: boolean;
+}
+
+/** How long an unproposed batch is kept. */
+export const BATCH_TTL_MS = 300_000;
+/** How long a replica waits for a named batch to arrive by itself before it asks for it. */
+export const FETCH_GRACE_MS = 40;
+/** How long a proposal waits for its batches in all. */
+export const FETCH_DEADLINE_MS = 2_000;
+/** Proposals waiting for batches at once; more are dropped (an honest leader has one a view). */
+const MAX_RESOLVING = 4;
+/** Requests to one peer outstanding at once; the oldest is forgotten beyond. */
+const MAX_REQUESTS_PER_PEER = 8;
+/** Committed blocks whose batches are remembered, to forget the batches at commit. */
+const MAX_NOTED_BLOCKS = 64;
+
+export interface BatchStoreOptions {
+  /** Per holder: most bytes and batches kept; beyond, its oldest go. */
+  maxBytesPerHolder: number;
+  maxBatchesPerHolder: number;
+  ttlMs?: number;
+}
+
+export class BatchStore {
+  readonly #o: BatchStoreOptions;
+  readonly #byHex = new Map<string, StoredBatch>();
+  readonly #byHolder = new Map<number, { batches: Map<string, StoredBatch>; bytes: number }>();
+  readonly #arrival = new Set<() => void>();
+  /** Block hash (hex) → the batches it named (leader or replica), forgotten when it commits. */
+  readonly #blocks = new Map<string, string[]>();
+  #bytes = 0;
+
+  constructor(o: BatchStoreOptions) {
+    this.#o = o;
+  }
+
+  get size(): number { return this.#byHex.size; }
+  get bytes(): number { return this.#bytes; }
+
+  get(hex: string): StoredBatch | undefined { return this.#byHex.get(hex); }
+
+  /**
+   * Keeps a batch (its ids computed by the caller, once) charged to `holder`; the one already held
+   * under the same digest if any. The holder's oldest batches make room.
+   */
+  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; keys?: readonly string[]; digest?: Hash } = {}): StoredBatch {
+    const digest = o.digest ?? batchDigest(ids);
+    const hex = toHex(digest);
+    const known = this.#byHex.get(hex);
+    if (known) return known;
+    let bytes = 0;
+    for (const tx of txs) bytes += tx.length;
+    const keys = o.keys ?? ids.map(toHex);
+    const b: StoredBatch = { hex, keys, txs, ids, bytes, holder, atMs: nowMs, everyone: true,
+      ref: { digest, author: o.author ?? holder, count: txs.length, bytes } };
+    let h = this.#byHolder.get(holder);
+    if (!h) this.#byHolder.set(holder, (h = { batches: new Map(), bytes: 0 }));
+    while (h.batches.size > 0 && (h.batches.size >= this.#o.maxBatchesPerHolder || h.bytes + bytes > this.#o.maxBytesPerHolder)) {
+      this.forget(h.batches.keys().next().value!);
+    }
+    h.batches.set(hex, b);
+    h.bytes += bytes;
+    this.#byHex.set(hex, b);
+    this.#bytes += bytes;
+    for (const fn of [...this.#arrival]) fn();
+    return b;
+  }
+
+  forget(hex: string): void {
+    const b = this.#byHex.get(hex);
+    if (!b) return;
+    this.#byHex.delete(hex);
+    this.#bytes -= b.bytes;
+    const h = this.#byHolder.get(b.holder)!;
+    h.batches.delete(hex);
+    h.bytes -= b.bytes;
+    if (h.batches.size === 0) this.#byHolder.delete(b.holder);
+  }
+
+  /** Forgets what has waited longer than the TTL (oldest first per holder). */
+  expire(nowMs: number): number {
+    const ttl = this.#o.ttlMs ?? BATCH_TTL_MS;
+    let n = 0;
+    for (const h of [...this.#byHolder.values()]) {
+      for (const b of [...h.batches.values()]) {
+        if (b.atMs > nowMs - ttl) break;
+        this.forget(b.hex);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Calls `fn` after each batch that arrives, until the returned function is called. */
+  onArrival(fn: () => void): () => void {
+    this.#arrival.add(fn);
+    return () => this.#arrival.delete(fn);
+  }
+
+  /** Remembers the batches a block named, to forget them when it commits. */
+  noteBlock(blockHex: string, batchHexes: readonly string[]): void {
+    if (batchHexes.length === 0) return;
+    this.#blocks.set(blockHex, [...batchHexes]);
+    if (this.#blocks.size > MAX_NOTED_BLOCKS) this.#blocks.delete(this.#blocks.keys().next().value!);
+  }
+
+  /** A block committed: the batches it named are in the log now, and no honest proposal names them again. */
+  committed(blockHex: string): void {
+    const hexes = this.#blocks.get(blockHex);
+    if (!hexes) return;
+    this.#blocks.delete(blockHex);
+    for (const h of hexes) this.forget(h);
+  }
+}
+
+export interface BatchFetchDeps {
+  store: BatchStore;
+  chainId: string;
+  self: () => number;
+  clock: Clock;
+  transport: Pick<TransportPort, 'send'>;
+  limits: PartLimits & { maxFrameBytes: number };
+  /** An offence (a strike) / a valid but useless frame (`cost` tokens), counted and logged by the caller. */
+  refuse(from: number, reason: string, detail: Record<string, unknown>): void;
+  useless(from: number, reason: string, detail: Record<string, unknown>, cost: number): void;
+}
+
+interface Pending { digests: Map<string, BatchRef>; atMs: number }
+
+export type Resolution = Resolved | { ok: false; unavailable: BatchRef[] } | { ok: false; busy: true };
+
+/** Asking for batches, answering such asks, and resolving a proposal's parts with what arrives. */
+export class BatchFetch {
+  readonly #d: BatchFetchDeps;
+  /** Per peer: its outstanding requests by id. */
+  readonly #pending = new Map<number, Map<number, Pending>>();
+  /** Bytes served a second per peer: some four blocks' worth. */
+  readonly #serve: HandoffBudget;
+  #nextId = 1;
+  #resolving = 0;
+  /** Counters for the metrics: batches asked for, received in answers, served; proposals that waited, and that gave up. */
+  readonly counts = { asked: 0, received: 0, served: 0, waited: 0, unavailable: 0 };
+
+  constructor(d: BatchFetchDeps) {
+    this.#d = d;
+    this.#serve = new HandoffBudget({ rate: 4 * d.limits.maxBlockBytes, now: () => d.clock.now() });
+  }
+
+  /**
+   * The transactions of a proposal's parts: at once when every named batch is here; else after
+   * waiting FETCH_GRACE_MS for those on their way, asking `from` (the proposer) and each missing
+   * batch's author, and waiting for the answers until FETCH_DEADLINE_MS or `useful()` says no.
+   */
+  resolve(from: number, parts: readonly BlockPart[], useful: () => boolean): Promise<Resolution> {
+    const { store, clock, limits } = this.#d;
+    const now = resolveParts(parts, (h) => store.get(h), limits);
+    if (now.ok || 'error' in now) return Promise.resolve(now);
+    if (this.#resolving >= MAX_RESOLVING) return Promise.resolve({ ok: false, busy: true });
+    this.#resolving++;
+    this.counts.waited++;
+    return new Promise<Resolution>((done) => {
+      let missing = now.missing;
+      const timers: { cancel(): void }[] = [];
+      const finish = (r: Resolution): void => {
+        stop();
+        for (const t of timers) t.cancel();
+        this.#resolving--;
+        if (!r.ok && 'unavailable' in r) this.counts.unavailable++;
+        done(r);
+      };
+      const stop = store.onArrival(() => {
+        const r = resolveParts(parts, (h) => store.get(h), limits);
+        if (r.ok || 'error' in r) finish(r);
+        else missing = r.missing;
+      });
+      timers.push(clock.setTimeout(() => {
+        if (!useful()) return finish({ ok: false, unavailable: missing });
+        this.ask(from, missing);
+        const self = this.#d.self();
+        const authors = new Map<number, BatchRef[]>();
+        for (const ref of missing) if (ref.author !== from && ref.author !== self) authors.set(ref.author, [...(authors.get(ref.author) ?? []), ref]);
+        for (const [author, refs] of authors) this.ask(author, refs);
+      }, FETCH_GRACE_MS));
+      timers.push(clock.setTimeout(() => finish({ ok: false, unavailable: missing }), FETCH_DEADLINE_MS));
+    });
+  }
+
+  /** Asks `peer` for the batches `refs` name. */
+  ask(peer: number, refs: readonly BatchRef[]): void {
+    if (refs.length === 0) return;
+    let mine = this.#pending.get(peer);
+    if (!mine) this.#pending.set(peer, (mine = new Map()));
+    if (mine.size >= MAX_REQUESTS_PER_PEER) mine.delete(mine.keys().next().value!);
+    const requestId = this.#nextId++;
+    mine.set(requestId, { digests: new Map(refs.map((r) => [toHex(r.digest), r])), atMs: this.#d.clock.now() });
+    this.counts.asked += refs.length;
+    this.#d.transport.send(peer, encodeFrame(this.#d.chainId, { type: 'batch-request', requestId, digests: refs.map((r) => r.digest) }));
+  }
+
+  /** Whether `peer` was asked request `requestId` and has not answered it all yet. */
+  expects(peer: number, requestId: number): boolean {
+    const p = this.#pending.get(peer)?.get(requestId);
+    if (p && p.atMs < this.#d.clock.now() - FETCH_DEADLINE_MS) {
+      this.#pending.get(peer)!.delete(requestId);
+      return false;
+    }
+    return p !== undefined;
+  }
+
+  /** Batches `peer` served for request `requestId`: each must be one asked for, by its bytes. */
+  onResponse(peer: number, requestId: number, batches: readonly Uint8Array[][]): void {
+    const mine = this.#pending.get(peer);
+    const p = mine?.get(requestId);
+    if (!mine || !p) return this.#d.useless(peer, 'unsolicited', { kind: 'batch-response', requestId }, 1);
+    const now = this.#d.clock.now();
+    for (const [i, txs] of batches.entries()) {
+      const ids = txs.map(txHash);
+      const digest = batchDigest(ids);
+      const hex = toHex(digest);
+      const ref = p.digests.get(hex);
+      if (!ref) {
+        mine.delete(requestId);
+        return this.#d.refuse(peer, 'batch_mismatch', { requestId, batch: i, digest: hex.slice(0, 16), detail: 'its bytes are no batch that was asked for' });
+      }
+      p.digests.delete(hex);
+      this.counts.received++;
+      this.#d.store.add(peer, txs, ids, now, { author: ref.author, digest });
+    }
+    if (p.digests.size === 0) mine.delete(requestId);
+  }
+
+  /** `peer` asks for batches: those held are served, as many as fit a frame and its byte budget. */
+  onRequest(peer: number, requestId: number, digests: readonly Hash[]): void {
+    const { store, limits } = this.#d;
+    const out: Uint8Array[][] = [];
+    let bytes = 0;
+    let unknown = 0;
+    let over = 0;
+    // Room for the frame's own fields and each transaction's few bytes of protobuf framing.
+    const room = limits.maxFrameBytes - 1024;
+    for (const d of digests) {
+      const b = store.get(toHex(d));
+      if (!b) { unknown++; continue; }
+      const size = b.bytes + 8 * b.txs.length + 16;
+      if (bytes + size > room || !this.#serve.takeAll(peer, b.bytes)) { over++; continue; }
+      out.push([...b.txs]);
+      bytes += size;
+    }
+    if (out.length === 0) {
+      // Nothing to serve: no answer (the asker gives up at its deadline), a useless token.
+      this.#d.useless(peer, over > 0 ? 'batch_serve_budget' : 'unknown_batches', { requestId, asked: digests.length, unknown, over }, 1);
+      return;
+    }
+    this.counts.served += out.length;
+    this.#d.transport.send(peer, encodeFrame(this.#d.chainId, { type: 'batch-response', requestId, batches: out }));
+  }
+}
