@@ -28,7 +28,8 @@ function reference(f: Frame): { kind: string; view?: number; epoch?: number; req
       const epoch = m.type === 'proposal' ? m.block.header.epoch : m.epoch;
       return m.type === 'qc' ? { kind: 'qc', view: m.qc.view, epoch } : { kind: m.type, view: m.view, epoch };
     }
-    case 'block-response': return { kind: f.type, requestId: f.requestId };
+    case 'block-response':
+    case 'batch-response': return { kind: f.type, requestId: f.requestId };
     default: return { kind: f.type };
   }
 }
@@ -46,6 +47,10 @@ test('the peek agrees with the decoder on every kind of frame', () => {
     { type: 'block-request', requestId: 5, hashes: [genesis.hash], fromHeight: 0, maxBlocks: 4 },
     { type: 'block-response', requestId: 77, blocks: [{ block: block(3, 2), qc: qc(3) }] },
     { type: 'tx-batch', txs: [new Uint8Array([1])] },
+    { type: 'consensus', message: { type: 'proposal', view: 43, block: block(43, 0, 5), justify: qc(42), sender: 1, signature: sig(1) },
+      parts: [{ batch: { digest: genesis.hash, author: 2, count: 3, bytes: 30 } }] },
+    { type: 'batch-request', requestId: 6, digests: [genesis.hash] },
+    { type: 'batch-response', requestId: 2 ** 40, batches: [[new Uint8Array([1])]] },
   ];
   for (const f of frames) {
     const bytes = encodeFrame('peek', f);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHash, sha256 } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
+import type { BlockPart } from '#libs/blocks/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { MAX_EPOCH_SUFFIX, bitmapToSigners, decodeFrame, encodeFrame, signersToBitmap, type Frame, type FrameLimits } from '#libs/wire/index.ts';
@@ -26,6 +27,10 @@ const frames: Frame[] = [
   { type: 'block-response', requestId: 9, blocks: [{ block, qc }, { block: genesis, qc: undefined }] },
   { type: 'block-response', requestId: 10, blocks: [{ block, qc: undefined }], epochEnd: { suffix: [header], qc: { ...qc, phase: Phase.COMMIT } } },
   { type: 'tx-batch', txs: [new Uint8Array([7])] },
+  { type: 'consensus', message: { type: 'proposal', view: 4, block: { ...block, txs: [] }, justify: qc, sender: 4, signature: sig(4) },
+    parts: [{ tx: new Uint8Array([5]) }, { batch: { digest: h('b'), author: 2, count: 2, bytes: 40 } }] },
+  { type: 'batch-request', requestId: 11, digests: [h('b'), h('c')] },
+  { type: 'batch-response', requestId: 11, batches: [[new Uint8Array([1]), new Uint8Array([2, 3])], []] },
 ];
 
 test('every frame kind survives encode → decode unchanged', () => {
@@ -63,6 +68,22 @@ test('bad frames are refused naming the field', () => {
   const many: Block = { ...block, txs: [1, 2, 3, 4].map((i) => new Uint8Array([i])) };
   rejects(encodeFrame('wire-test', { type: 'consensus', message: { type: 'proposal', view: 4, block: many, justify: qc, sender: 4, signature: sig(4) } }), /^proposal\.block\.txs: 4 transactions/);
   rejects(encodeFrame('wire-test', { type: 'block-request', requestId: 1, hashes: [1, 2, 3, 4, 5].map((i) => h(String(i))), fromHeight: 0, maxBlocks: 1 }), /^block_request\.hashes: more than 4/);
+  // A proposal's parts: never beside the block's own transactions, within the block's limits as they claim, each reference sound.
+  const proposal = (parts: BlockPart[]) =>
+    encodeFrame('wire-test', { type: 'consensus', message: { type: 'proposal', view: 4, block: { ...block, txs: [] }, justify: qc, sender: 4, signature: sig(4) }, parts });
+  const ref = (o: object = {}) => ({ batch: { digest: h('b'), author: 2, count: 1, bytes: 10, ...o } });
+  const beside = ConsensusFrame.decode(proposal([ref()]));
+  if (beside.body?.$case === 'proposal') beside.body.value.block!.txs = [new Uint8Array([1])];
+  rejects(ConsensusFrame.encode(beside).finish(), /^proposal\.parts: set beside the block's own transactions/);
+  rejects(proposal([ref({ count: 3 }), ref()]), /^proposal\.parts: 4 transactions exceed the limit of 3/);
+  rejects(proposal([ref({ bytes: 95 }), { tx: new Uint8Array(6) }]), /^proposal\.parts: 101 bytes exceed the limit of 100/);
+  rejects(proposal([ref({ count: 0 })]), /^proposal\.parts\[0\]\.batch\.count: a batch holds at least one/);
+  rejects(proposal([ref({ digest: new Uint8Array(31) })]), /^proposal\.parts\[0\]\.batch\.digest: must be 32 bytes/);
+  rejects(proposal([ref({ author: 10 })]), /^proposal\.parts\[0\]\.batch\.author: validator 10/);
+  rejects(proposal([ref(), ref(), ref(), ref()]), /^proposal\.parts: more than 3/);
+  rejects(encodeFrame('wire-test', { type: 'batch-request', requestId: 1, digests: [1, 2, 3, 4].map((i) => h(String(i))) }), /^batch_request\.digests: more than 3/);
+  rejects(encodeFrame('wire-test', { type: 'batch-request', requestId: 1, digests: [new Uint8Array(5)] }), /^batch_request\.digests\[0\]: must be 32 bytes/);
+  rejects(encodeFrame('wire-test', { type: 'batch-response', requestId: 1, batches: [[], [], [], []] }), /^batch_response\.batches: more than 3/);
 });
 
 test('a block hash is recomputed from the header, never trusted', () => {

@@ -113,3 +113,31 @@ test('clients\' transactions that waited are taken again for the leaders, oldest
   pool.removeCommitted([toHex(txHash(tx('a')))]);
   assert.deepEqual(names(pool.takeStaleLocal(30_000, 5_000, 10)), ['b', 'c'], 'a committed one is gone');
 });
+
+test('a whole batch is one turn of its source, taken in its order; a batch partly committed or in flight goes transaction by transaction', () => {
+  const pool = new Mempool({ maxTxs: 100, maxBytes: 10_000, maxTxBytes: 100 });
+  const offerBatch = (source: number, names: string[]) => {
+    const t = names.map(tx);
+    const ids = t.map(txHash);
+    const b = { keys: ids.map(toHex) };
+    t.forEach((x, k) => pool.offer(x, 0, none, source, { hash: ids[k]!, key: b.keys[k]!, batch: b }));
+    return b;
+  };
+  const a = offerBatch(1, ['a1', 'a2', 'a3']);
+  offerBatch(2, ['b1', 'b2']);
+  pool.add(tx('own'), 0, none);
+  const names = (ps: { tx: Uint8Array }[]) => ps.map((p) => new TextDecoder().decode(p.tx));
+  assert.deepEqual(names(pool.batch(100, 10_000, new Set())), ['own', 'a1', 'a2', 'a3', 'b1', 'b2'], 'each batch whole, in turn');
+  // A batch that does not fit what is left of the block waits whole for the next block; b2 fits alone.
+  assert.deepEqual(names(pool.batch(3, 10_000, new Set())), ['own', 'b1', 'b2']);
+  // a2 is in an uncommitted ancestor: a is no whole batch here; its others go one by one.
+  const picked = pool.batch(100, 10_000, new Set([a.keys[1]!]));
+  assert.deepEqual(names(picked), ['own', 'a1', 'b1', 'b2', 'a3']);
+  pool.removeCommitted([a.keys[0]!]);
+  assert.deepEqual(names(pool.batch(100, 10_000, new Set())), ['own', 'a2', 'b1', 'b2', 'a3']);
+  // This member's own transactions form a batch once the batcher sent it (assign).
+  const own = toHex(txHash(tx('own')));
+  const more = pool.add(tx('own2'), 0, none);
+  pool.assign({ keys: [own, toHex(more.hash)] });
+  assert.deepEqual(names(pool.batch(100, 10_000, new Set())).slice(0, 2), ['own', 'own2']);
+});

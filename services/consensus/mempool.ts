@@ -4,6 +4,9 @@
 // outside the validator set together — taking a transaction from each source in turn, oldest
 // first within a source, so one source cannot take a whole block while others have transactions
 // waiting; within a source, insertion order is proposal order, so none is starved by later ones.
+// A transaction that came in a batch every validator holds (batches.ts) is taken with its whole
+// batch, in the batch's order, as one turn of its source: the proposal then names the batch
+// instead of carrying it. A batch partly committed or in flight goes transaction by transaction.
 // Transactions handed over by another validator are charged to that validator: each may hold
 // at most REMOTE_SHARE of the pool (count and bytes), so one faulty validator cannot fill it.
 // The pool lives in memory; what a client was promised survives a crash through the mempool
@@ -145,7 +148,9 @@ export class Mempool {
         const p = r.value[1];
         // A whole batch is one turn, taken in its order: proposed by reference, not carried.
         const whole = p.batch && p.batch.keys[0] === r.value[0] ? this.#whole(p.batch, inFlight) : undefined;
-        if (whole && out.length + whole.length <= maxTxs && bytes + whole.bytes <= maxBytes) {
+        if (whole && whole.length <= maxTxs && whole.bytes <= maxBytes) {
+          // One that does not fit what is left waits whole for the next block: its source is done here.
+          if (out.length + whole.length > maxTxs || bytes + whole.bytes > maxBytes) continue;
           for (const q of whole.txs) out.push(q);
           for (const k of p.batch!.keys) taken.add(k);
           bytes += whole.bytes;

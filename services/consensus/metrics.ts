@@ -82,7 +82,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
   const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions sent to the validators again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
-  const batchCount = m.gauge('consensus_batch_store_batches', 'Transaction batches held here by digest');
+  const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
   const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
   for (const event of BATCH_EVENTS) batchEvents.inc({ event }, 0);
   /** Brings the batch counters up to `counts` (the inbound path's running totals). */

@@ -1,0 +1,159 @@
+// The batch store and batch fetching (batches.ts), with a hand-turned clock and a recording
+// transport: bounds per holder, what is served and to whom, what a wrong answer costs its server,
+// and how a proposal's parts wait, ask and give up.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { batchDigest, type BatchRef, type BlockPart } from '#libs/blocks/index.ts';
+import { blockHash } from '#libs/crypto/index.ts';
+import { decodeFrame, type Frame } from '#libs/wire/index.ts';
+import { BatchFetch, BatchStore, FETCH_DEADLINE_MS, FETCH_GRACE_MS, type Resolution } from './batches.ts';
+import type { Clock } from './ports.ts';
+
+function manualClock(): Clock & { advance(ms: number): void } {
+  let now = 0;
+  const timers = new Set<{ at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    setTimeout(fn, ms) {
+      const t = { at: now + ms, fn };
+      timers.add(t);
+      return { cancel: () => { timers.delete(t); } };
+    },
+    advance(ms) {
+      now += ms;
+      for (const t of [...timers].sort((a, b) => a.at - b.at)) {
+        if (t.at > now || !timers.has(t)) continue;
+        timers.delete(t);
+        t.fn();
+      }
+    },
+  };
+}
+
+const CHAIN = 'batches-test';
+const limits = { maxBlockTxs: 1000, maxBlockBytes: 100_000, maxFrameBytes: 1 << 20 };
+const frameLimits = { chainId: CHAIN, validatorCount: 4, signatureBytes: 8, ...limits, maxSyncBlocks: 4, hashBlock: blockHash };
+const txs = (tag: string, n: number, size = 100) => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`${tag}-${i}`.padEnd(size, '.')));
+const ref = (author: number, t: Uint8Array[]): BatchRef => ({ digest: batchDigest(t.map(txHash)), author, count: t.length, bytes: t.reduce((a, x) => a + x.length, 0) });
+
+function fixture(self = 0) {
+  const clock = manualClock();
+  const store = new BatchStore({ maxBytesPerHolder: 10_000, maxBatchesPerHolder: 8 });
+  const sent: { to: number; frame: Frame }[] = [];
+  const refused: { from: number; reason: string }[] = [];
+  const useless: { from: number; reason: string }[] = [];
+  const fetch = new BatchFetch({ store, chainId: CHAIN, self: () => self, clock, limits,
+    transport: { send: (to, bytes) => { sent.push({ to, frame: decodeFrame(bytes, frameLimits) }); } },
+    refuse: (from, reason) => { refused.push({ from, reason }); },
+    useless: (from, reason) => { useless.push({ from, reason }); } });
+  return { clock, store, fetch, sent, refused, useless };
+}
+
+test('the store: one copy per digest, bounded per holder — a flooder evicts only its own oldest — and forgotten at commit or TTL', () => {
+  const { store } = fixture();
+  const a = txs('a', 5);
+  const b1 = store.add(1, a, a.map(txHash), 0);
+  assert.equal(store.add(2, a, a.map(txHash), 0), b1, 'the same digest is one batch');
+  for (let k = 0; k < 50; k++) { const t = txs(`flood${k}`, 10); store.add(3, t, t.map(txHash), k); }
+  assert.equal(store.get(b1.hex), b1, 'holder 3\'s flood did not evict holder 1\'s batch');
+  assert.ok(store.bytes <= 2 * 10_000, `held ${store.bytes} bytes over two holders`);
+  store.noteBlock('block', [b1.hex]);
+  store.committed('block');
+  assert.equal(store.get(b1.hex), undefined, 'forgotten once a block naming it committed');
+  const c = txs('c', 2);
+  const bc = store.add(1, c, c.map(txHash), 1000);
+  assert.equal(store.expire(1000 + 299_999), 8, 'holder 3\'s batches, older, are gone');
+  assert.equal(store.get(bc.hex), bc);
+  assert.equal(store.expire(1000 + 300_000), 1);
+  assert.equal(store.get(bc.hex), undefined, 'gone after the TTL');
+});
+
+test('serving: held batches only, within a byte budget a second; asking for what nobody holds is a useless token and gets no answer', () => {
+  const { store, fetch, sent, useless } = fixture();
+  const a = txs('a', 10);
+  store.add(1, a, a.map(txHash), 0);
+  fetch.onRequest(2, 7, [ref(1, a).digest, ref(1, txs('unknown', 1)).digest]);
+  assert.equal(sent.length, 1);
+  const answer = sent[0]!;
+  assert.ok(answer.to === 2 && answer.frame.type === 'batch-response' && answer.frame.requestId === 7);
+  assert.deepEqual(answer.frame.type === 'batch-response' && answer.frame.batches, [a]);
+  fetch.onRequest(2, 8, [ref(1, txs('unknown', 1)).digest]);
+  assert.equal(sent.length, 1, 'no answer');
+  assert.deepEqual(useless, [{ from: 2, reason: 'unknown_batches' }]);
+  // 4 blocks' worth (400 KB) a second: a 1 KB batch 400 times, then refused until the budget refills.
+  for (let k = 0; k < 450; k++) fetch.onRequest(3, 100 + k, [ref(1, a).digest]);
+  assert.equal(sent.filter((s) => s.to === 3).length, 400);
+  assert.equal(useless.filter((u) => u.reason === 'batch_serve_budget').length, 50);
+});
+
+test('answers: only to a request made, and a batch whose bytes are not one asked for is a strike for its server', () => {
+  const { store, fetch, sent, refused, useless } = fixture();
+  const a = txs('a', 3);
+  const b = txs('b', 3);
+  fetch.onResponse(1, 1, [a]);
+  assert.deepEqual(useless, [{ from: 1, reason: 'unsolicited' }]);
+  fetch.ask(1, [ref(1, a), ref(2, b)]);
+  const req = sent[0]!.frame;
+  assert.ok(req.type === 'batch-request' && req.digests.length === 2);
+  assert.ok(fetch.expects(1, req.requestId));
+  assert.ok(!fetch.expects(2, req.requestId), 'asked of peer 1, not 2');
+  fetch.onResponse(1, req.requestId, [a]);
+  assert.equal(store.get(toHex(ref(1, a).digest))?.ref.author, 1, 'kept under its author');
+  assert.ok(fetch.expects(1, req.requestId), 'b is still owed');
+  const forged = [...b.slice(0, 2), new TextEncoder().encode('not b')];
+  fetch.onResponse(1, req.requestId, [forged]);
+  assert.deepEqual(refused, [{ from: 1, reason: 'batch_mismatch' }]);
+  assert.equal(store.get(toHex(ref(2, b).digest)), undefined, 'nothing kept under b\'s digest');
+  assert.ok(!fetch.expects(1, req.requestId), 'the request is closed');
+});
+
+test('resolving a proposal: at once when held; else waits, asks the proposer and the authors, and resolves on arrival — or gives up at the deadline', async () => {
+  const { clock, store, fetch, sent } = fixture(0);
+  const a = txs('a', 4);
+  const b = txs('b', 2);
+  const loose = new TextEncoder().encode('loose');
+  store.add(1, a, a.map(txHash), 0);
+  const parts: BlockPart[] = [{ batch: ref(1, a) }, { tx: loose }, { batch: ref(2, b) }];
+  let out: Resolution | undefined;
+  void fetch.resolve(3, parts, () => true).then((r) => { out = r; });
+  clock.advance(FETCH_GRACE_MS - 1);
+  assert.equal(sent.length, 0, 'nobody asked within the grace: the batch is usually on its way');
+  clock.advance(1);
+  assert.deepEqual(sent.map((s) => s.to).sort(), [2, 3], 'the proposer (3) and b\'s author (2) are asked');
+  store.add(2, b, b.map(txHash), clock.now());
+  await Promise.resolve();
+  assert.ok(out?.ok, 'resolved when b arrived');
+  assert.deepEqual(out.ok && out.txs, [...a, loose, ...b]);
+  assert.equal(fetch.counts.waited, 1);
+
+  const c = txs('c', 1);
+  let late: Resolution | undefined;
+  void fetch.resolve(3, [{ batch: ref(3, c) }], () => true).then((r) => { late = r; });
+  clock.advance(FETCH_DEADLINE_MS);
+  await Promise.resolve();
+  assert.ok(late && !late.ok && 'unavailable' in late && late.unavailable.length === 1, 'given up at the deadline');
+  assert.equal(fetch.counts.unavailable, 1);
+
+  // A proposal whose view has passed by the end of the grace is not worth asking for.
+  const before = sent.length;
+  let stale: Resolution | undefined;
+  void fetch.resolve(3, [{ batch: ref(3, txs('d', 1)) }], () => false).then((r) => { stale = r; });
+  clock.advance(FETCH_GRACE_MS);
+  await Promise.resolve();
+  assert.equal(sent.length, before, 'nobody asked');
+  assert.ok(stale && !stale.ok && 'unavailable' in stale);
+});
+
+test('resolving: at most four proposals wait at once; a batch named with another size is the proposer\'s error at once', async () => {
+  const { fetch, store } = fixture();
+  const waits = [0, 1, 2, 3].map((k) => fetch.resolve(1, [{ batch: ref(1, txs(`w${k}`, 1)) }], () => true));
+  const fifth = await fetch.resolve(1, [{ batch: ref(1, txs('w4', 1)) }], () => true);
+  assert.ok(!fifth.ok && 'busy' in fifth);
+  void waits;
+  const a = txs('a', 2);
+  store.add(1, a, a.map(txHash), 0);
+  const lie = await fetch.resolve(1, [{ batch: { ...ref(1, a), count: 5 } }], () => true);
+  assert.ok(!lie.ok && 'error' in lie);
+});
