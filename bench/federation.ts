@@ -7,7 +7,7 @@
 // Never asserted: it prints figures.
 //
 //   node bench/federation.ts [--members 4] [--backend node|noble|both] [--seconds 20]
-//     [--tx-size 250] [--batch 500] [--clients 2] [--outstanding 40000] [--quick] [--no-recovery]
+//     [--tx-size 250] [--batch 500] [--clients 2] [--outstanding 40000] [--quick] [--no-recovery] [--keep-logs]
 //     [--rate 5000]   (open loop: this many tx/s offered, in batches every 100 ms, instead of the closed loop)
 //     [--warm-up 60]  (seconds of empty blocks before the idle window; 0 with --quick)
 //     [--dead-member] (after the load, kill m(N−1)'s consensus, never restarted, and load again for
@@ -46,7 +46,7 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   'tx-size': { type: 'string', default: '250' }, batch: { type: 'string', default: '500' }, clients: { type: 'string', default: '2' },
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
   recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
-  'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' },
+  'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' }, 'keep-logs': { type: 'boolean', default: false },
 } });
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
 const openRate = f.rate === undefined ? undefined : Number(f.rate);
@@ -378,6 +378,17 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     sampleRss();
     const loadCpu = cpuBetween(loadCpu0, cpuSnapshot(net.procs));
     const views1 = await viewCauses();
+    // Batches over all members while loading: proposals that waited for one, that were given up without; batches asked for, served.
+    const batchEvents = new Map<string, number>();
+    const travel = new Map<string, number>();
+    for (let i = 0; i < N; i++) {
+      const at = memberTargets(path.join(dir, `m${i}`)).targets.consensus;
+      const got = at ? await scrapeByLabel(at, 'btcfed_consensus_batch_fetch_events_total', 'event') : undefined;
+      for (const [k, v] of got ?? []) batchEvents.set(k, (batchEvents.get(k) ?? 0) + v);
+      const how = at ? await scrapeByLabel(at, 'btcfed_consensus_proposed_transactions_total', 'travel') : undefined;
+      for (const [k, v] of how ?? []) travel.set(k, (travel.get(k) ?? 0) + v);
+    }
+    const batchEvent = (e: string) => String(batchEvents.get(e) ?? 'n/a');
     const viewsBy = (cause: string) => (views0 && views1 ? String((views1.get(cause) ?? 0) - (views0.get(cause) ?? 0)) : '?');
     const healthyTxS = committedTxs / ((end - start) / 1000);
     // The load window's own figures: the dead-member window below commits more.
@@ -442,6 +453,9 @@ async function runOnce(backend: BackendName): Promise<string[]> {
         ['block interval under load p50 / p95 (ms)', '', `${ms(iv.p50)} / ${ms(iv.p95)}`],
         ['blocks seen', '', String(blocks)],
         ['views ended on m0 while loading: commit / NEW-VIEW quorum / QC ahead', '', `${viewsBy('commit')} / ${viewsBy('new-view-quorum')} / ${viewsBy('qc')}`],
+        ['transactions proposed in named batches / inline (all members, run)', '', `${travel.get('batch') ?? 'n/a'} / ${travel.get('inline') ?? 'n/a'}`],
+        ['proposals that waited for a batch / gave up without it, batches asked / served (all members, run)', '',
+          `${batchEvent('waited')} / ${batchEvent('unavailable')}, ${batchEvent('asked')} / ${batchEvent('served')}`],
         [`sign / verify here (${backend}, ms)`, '', `${ms(floor.signMs)} / ${ms(floor.verifyMs)}`],
         [`signing floor: 3 signs + ${quorumSize(N)} verifies (ms)`, '', ms(floor.floorMs)],
         ['idle block interval / signing floor', '', (idle.p50 / floor.floorMs).toFixed(2)],
@@ -469,7 +483,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     process.off('SIGTERM', interrupt);
     for (const c of clients) c.close();
     await net.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    if (f['keep-logs']) console.log(`(logs kept in ${dir})`);
+    else await fs.rm(dir, { recursive: true, force: true });
   }
 }
 

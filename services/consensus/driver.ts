@@ -422,6 +422,8 @@ export class ConsensusDriver {
         const { block, parts, named } = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#config.self,
           maxBlockTxs: this.#opts.maxBlockTxs, maxBlockBytes: this.#opts.maxBlockBytes, hashBlock: this.#deps.store.hashBlock },
         this.#deps.pool, inFlight, this.#deps.clock.now(), change, this.batches);
+        const inline = parts ? parts.filter((p) => 'tx' in p).length : block.txs.length;
+        observer?.proposed?.(block.txs.length - inline, inline);
         if (parts) {
           const hex = toHex(block.hash);
           this.#parts.set(hex, parts);

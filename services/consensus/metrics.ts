@@ -81,6 +81,8 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
   const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions sent to the validators again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
+  const proposedTxs = m.counter('consensus_proposed_transactions_total', 'Transactions in the blocks this member proposed as leader, by how they travel: in a batch the proposal names, or inline in the proposal', ['travel']);
+  for (const travel of ['batch', 'inline']) proposedTxs.inc({ travel }, 0);
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
   const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
@@ -166,6 +168,10 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     },
     viewSkipped(_view, leader, reason) { viewsSkipped.inc({ leader: String(leader), reason }); },
     leadersSkipped(_view, skipped) { leadersSkipped.set(skipped.length); },
+    proposed(named, inline) {
+      proposedTxs.inc({ travel: 'batch' }, named);
+      proposedTxs.inc({ travel: 'inline' }, inline);
+    },
     evidence() { equivocations.inc(); },
     rejected(from, reason) {
       rejected.inc({ reason });

@@ -74,4 +74,6 @@ export interface DriverObserver {
   viewSkipped?(view: number, leader: number, reason: string): void;
   /** The members the leader schedule leaves out of the rotation changed (libs/hotstuff schedule.ts): now `skipped`. */
   leadersSkipped?(view: number, skipped: readonly number[]): void;
+  /** This member built a block as leader: `named` of its transactions travel in batches it names, `inline` in the proposal. */
+  proposed?(named: number, inline: number): void;
 }

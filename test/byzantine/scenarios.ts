@@ -28,6 +28,7 @@ import { background, check, deltas, healthy, perHonest, type Scenario } from './
 import { USELESS_SCENARIOS } from './useless.ts';
 import { rssParts } from './measure.ts';
 import { CLIENT_SCENARIOS } from './clients.ts';
+import { BATCH_SCENARIOS } from './batches.ts';
 import { LAST_SCENARIOS, RECONFIG_SCENARIOS } from './reconfig.ts';
 
 export { healthy, type Scenario } from './scenario.ts';
@@ -458,6 +459,7 @@ const mempoolFill: Scenario = {
     });
     const ours = Array.from({ length: 30 }, (_, k) => new TextEncoder().encode(`honest-client-${k}-${randomBytes(4).toString('hex')}`));
     let peak = 0;
+    let peakBatches = 0;
     const clients = (async () => {
       await sleep(5000);
       await Promise.all(ours.map((tx, k) => { const c = fed.clients[HONEST[k % 3]!]!; return call(c.submitTransaction.bind(c), { tx }); }));
@@ -468,15 +470,19 @@ const mempoolFill: Scenario = {
         await until('the honest clients\' transactions committed on every honest member', async () => {
           for (const i of HONEST) {
             peak = Math.max(peak, await fed.metric(i, 'consensus', 'btcfed_consensus_mempool_transactions'));
+            peakBatches = Math.max(peakBatches, await fed.metric(i, 'consensus', 'btcfed_consensus_batch_store_bytes'));
             const c = fed.clients[i]!;
             for (const tx of ours) if ((await call(c.getTransaction.bind(c), { txHash: txHash(tx), withProof: false })).status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
           }
           return true;
         }, 90_000);
-        const conf = parse(await fs.readFile(path.join(fed.memberDir(0), 'conf.yaml'), 'utf8')) as { consensus: { mempool_max_txs?: number } };
+        const conf = parse(await fs.readFile(path.join(fed.memberDir(0), 'conf.yaml'), 'utf8')) as { consensus: { mempool_max_txs?: number; max_block_bytes?: number } };
         const max = conf.consensus.mempool_max_txs ?? 200_000; // the schema's default
-        note(`${sent} junk transactions from m3; ${ours.length} client transactions committed; peak honest mempool ${peak} of ${max}`);
+        // Each sender's batches are held up to eight blocks' worth (driver.ts): m3's flood, and the honest members' own.
+        const batchBound = 8 * (conf.consensus.max_block_bytes ?? 4 << 20) * 4;
+        note(`${sent} junk transactions from m3; ${ours.length} client transactions committed; peak honest mempool ${peak} of ${max}; peak batches held ${(peakBatches / 2 ** 20).toFixed(1)} MiB (bound ${batchBound / 2 ** 20} MiB)`);
         check(peak <= max / 2, `one validator filled an honest mempool to ${peak} of ${max} transactions: no per-source quota`);
+        check(peakBatches <= batchBound, `an honest member held ${peakBatches} bytes of batches, over the bound of ${batchBound}`);
       },
     };
   },
@@ -614,6 +620,6 @@ const forgeToObserver: Scenario = {
  * the others grew 10–16), and its fake peers stay in every member's peers.yaml.
  */
 export const SCENARIOS: Scenario[] = [
-  silent, withhold, forgeToObserver, mempoolFill, viewJump, stallOwnViews, slowLeader, equivocate,
+  silent, withhold, forgeToObserver, mempoolFill, ...BATCH_SCENARIOS, viewJump, stallOwnViews, slowLeader, equivocate,
   ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning, ...LAST_SCENARIOS,
 ];
