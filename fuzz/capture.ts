@@ -58,6 +58,10 @@ const frames: Frame[] = [
   { type: 'checkpoint-response', requestId: 11, epochs: [{ last: b1, suffix: [b2.header], qc: qcOn(b2, Phase.COMMIT, 3) }], tip: { block: b3, qc: qcOn(b3, Phase.COMMIT, 4) } },
   { type: 'history-request', requestId: 12, belowHeight: 3, max: 4096 },
   { type: 'history-response', requestId: 12, summaries: [{ header: b2.header, txIds: [sha256(tx(1))] }, { header: b1.header, txIds: [] }] },
+  { type: 'consensus', message: { type: 'proposal', view: 4, block: { ...b3, txs: [] }, justify: qcOn(b2, Phase.PREPARE, 3), sender: 0, signature: sig(0, 4) },
+    parts: [{ batch: { digest: sha256(tx(3)), author: 1, count: 1, bytes: tx(3).length } }, { tx: tx(13) }] },
+  { type: 'batch-request', requestId: 13, digests: [sha256(tx(3))] },
+  { type: 'batch-response', requestId: 13, batches: [[tx(3)]] },
 ];
 for (const f of frames) add('wire-frame', encodeFrame(CHAIN, f));
 // The consensus stream carries the same frames behind their length prefixes (small ones, whole).

@@ -32,11 +32,28 @@ const valid: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ requestId: view, belowHeight: view, max: fc.integer({ min: 1, max: 4096 }) }).map((r) => ({ type: 'history-request' as const, ...r })),
   fc.record({ requestId: view, summaries: fc.array(fc.record({ header, txIds: fc.array(hash, { maxLength: 6 }) }), { maxLength: 5 }) })
     .map((r) => ({ type: 'history-response' as const, ...r })),
+  // A proposal whose block travels as parts: batches by reference and transactions inline.
+  fc.record({ view, block, justify: qc, sender, signature, parts: fc.array(fc.oneof(
+    fc.uint8Array({ maxLength: 64 }).map((tx) => ({ tx })),
+    fc.record({ digest: hash, author: sender, count: fc.integer({ min: 1, max: 512 }), bytes: fc.nat({ max: 4096 }) }).map((batch) => ({ batch })),
+  ), { minLength: 1, maxLength: 8 }) })
+    .map(({ parts, block: b, ...m }) => ({ type: 'consensus' as const, message: { type: 'proposal' as const, block: { ...b, txs: [] }, ...m }, parts })),
+  fc.record({ requestId: view, digests: fc.array(hash, { maxLength: 16 }) }).map((r) => ({ type: 'batch-request' as const, ...r })),
+  fc.record({ requestId: view, batches: fc.array(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 6 }), { maxLength: 4 }) })
+    .map((r) => ({ type: 'batch-response' as const, ...r })),
+);
+
+/** A proposal's part with every field free to be wrong. */
+const wildPart = fc.oneof(
+  fc.uint8Array({ maxLength: 64 }).map((value) => ({ part: { $case: 'tx' as const, value } })),
+  fc.record({ digest: wildBytes(32), author: wildU32, count: wildU32, bytes: wildU64 }).map((value) => ({ part: { $case: 'batch' as const, value } })),
+  fc.constant({ part: undefined }),
 );
 
 /** Every body kind with every field free to be wrong, encoded as protobuf. */
 const wildBody: fc.Arbitrary<ConsensusFrame['body']> = fc.oneof(
-  fc.record({ view: wildU64, block: fc.option(wildBlock, { nil: undefined }), justify: fc.option(wildQc, { nil: undefined }), sender: wildU32, signature: wildBytes(SIG_BYTES) })
+  fc.record({ view: wildU64, block: fc.option(wildBlock, { nil: undefined }), justify: fc.option(wildQc, { nil: undefined }), sender: wildU32, signature: wildBytes(SIG_BYTES),
+    parts: wildArray(wildPart, 20) })
     .map((value) => ({ $case: 'proposal' as const, value: value as never })),
   fc.record({ epoch: wildU64, phase: wildPhase, view: wildU64, blockHash: wildBytes(32), sender: wildU32, signature: wildBytes(SIG_BYTES) })
     .map((value) => ({ $case: 'vote' as const, value: value as never })),
@@ -56,6 +73,9 @@ const wildBody: fc.Arbitrary<ConsensusFrame['body']> = fc.oneof(
   fc.record({ requestId: wildU64, belowHeight: wildU64, max: wildU32 }).map((value) => ({ $case: 'historyRequest' as const, value })),
   fc.record({ requestId: wildU64, summaries: wildArray(fc.record({ header: fc.option(wildHeader, { nil: undefined }), txIds: wildArray(wildBytes(32), 20) }), 40) })
     .map((value) => ({ $case: 'historyResponse' as const, value: value as never })),
+  fc.record({ requestId: wildU64, digests: wildArray(wildBytes(32), 40) }).map((value) => ({ $case: 'batchRequest' as const, value })),
+  fc.record({ requestId: wildU64, batches: wildArray(fc.record({ txs: wildArray(fc.uint8Array({ maxLength: 32 }), 10) }), 20) })
+    .map((value) => ({ $case: 'batchResponse' as const, value })),
   fc.constant(undefined),
 );
 
@@ -78,7 +98,7 @@ function run(input: Uint8Array): void {
   if (!peek) return;
   if (frame.type !== 'consensus') {
     if (peek.kind !== frame.type) violated(`peek says ${peek.kind}, the decoder ${frame.type}`);
-    const answers = frame.type === 'block-response' || frame.type === 'checkpoint-response' || frame.type === 'history-response';
+    const answers = frame.type === 'block-response' || frame.type === 'checkpoint-response' || frame.type === 'history-response' || frame.type === 'batch-response';
     if (answers && peek.requestId !== frame.requestId) violated(`peek request id ${peek.requestId}, decoded ${frame.requestId}`);
     return;
   }
@@ -91,7 +111,7 @@ function run(input: Uint8Array): void {
 
 export const wireFrame: FuzzTarget<Frame> = {
   name: 'wire-frame',
-  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end or oldest height, tx batch, checkpoint and history request/response; decodeFrame and peekFrame',
+  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end or oldest height, tx batch, checkpoint and history request/response, a proposal\'s parts, batch request/response; decodeFrame and peekFrame',
   sources: ['libs/wire/frame.ts', 'libs/wire/convert.ts', 'libs/wire/peek.ts', 'libs/gen/btcfed/v1/wire.pb.ts'],
   generate,
   run,

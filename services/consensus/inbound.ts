@@ -280,7 +280,8 @@ export class Inbound {
       }
       // The block's contents (transaction root, state hash, exactly-once) are checked by the engine
       // through libs/blocks once the parent is known — after the signatures, never twice.
-      if (message.type === 'proposal' && parts) return this.#resolve(from, message, parts);
+      // Not awaited: a proposal waiting for its batches must not hold a verification slot.
+      if (message.type === 'proposal' && parts) return void this.#resolve(from, message, parts);
       this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
       log.error({ from, err: errorMessage(err) }, 'verification failed');
