@@ -82,7 +82,7 @@ export interface ServedNode {
   status(): Pick<GetStatusResponse, 'view' | 'phase' | 'leader' | 'lockedQcView' | 'highQcView' | 'paused' | 'halted' | 'observer' | 'sourceHeight' | 'behind' | 'epoch'>;
 }
 
-/** Where a client's transactions go: a validator's mempool (and the upcoming leaders), or an observer's hand-off to validators. */
+/** Where a client's transactions go: a validator's mempool (and its batches to every validator), or an observer's hand-off to validators. */
 export interface Intake {
   offer(tx: Uint8Array, nowMs: number): OfferResult;
   /** Whether the transaction (hex hash) waits here for a block. */

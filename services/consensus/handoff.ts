@@ -1,6 +1,6 @@
 // Transaction hand-offs between validators, bounded in transactions a second per peer. A member
 // takes at most `handoff_txs_per_second` transactions a second from each validator (in bursts of
-// one second's worth), and hands each upcoming leader at most HANDOFF_SEND_SHARE of that, so an
+// one second's worth), and sends each validator at most HANDOFF_SEND_SHARE of that, so an
 // honest member never reaches another's limit while a flooder does at once: what it hands over
 // beyond the limit is refused before it costs a hash, and each transaction refused is a useless
 // token (penalties.ts), so the flood gets its sender muted within a batch or two. What an honest
@@ -8,7 +8,7 @@
 // Pure: the clock is passed in. Bounded: one bucket per peer number (validators, and one for all
 // peers outside the validator set).
 
-/** conf consensus.handoff_txs_per_second's default: some 1.8 × what one member hands a leader in the federation bench (docs/performance.md). */
+/** conf consensus.handoff_txs_per_second's default: some 1.8 × what one member hands another in the federation bench (docs/performance.md). */
 export const HANDOFF_TXS_PER_SECOND = 5_000;
 /** Share of the receivers' limit a member hands each peer at most, so timing jitter never takes it over. */
 export const HANDOFF_SEND_SHARE = 0.8;

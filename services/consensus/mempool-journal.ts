@@ -2,7 +2,7 @@
 // client of this member submitted and was told ACCEPTED is on disk first: the API appends it
 // here and answers only once the group commit that carries it is durable. At start the journal
 // is replayed into the (empty) mempool, skipping what the block store already committed, and the
-// service hands the restored transactions to the upcoming leaders again and proposes them itself
+// service sends the restored transactions to the validators again and proposes them itself
 // when it leads. An entry is deleted when its transaction leaves the mempool (committed); the
 // mempool tells us (Mempool onRemoved), so the journal never holds more than the pool may.
 //
