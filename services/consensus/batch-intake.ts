@@ -28,7 +28,7 @@ export interface BatchIntakeDeps {
   maxTxBytes: number;
   driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches'>;
   pool: Mempool;
-  transport: Pick<TransportPort, 'send'>;
+  transport: Pick<TransportPort, 'send' | 'broadcast'>;
   clock: Clock;
   log: Logger;
   /** conf consensus.handoff_txs_per_second: transactions taken from each validator a second (handoff.ts). */
@@ -75,19 +75,23 @@ export class BatchIntake {
     return stale.length;
   }
 
-  /** One of our batches: to every other validator within its share, then kept and marked in the pool (proposable by reference when it reached all). */
+  /**
+   * One of our batches: to every other validator within its share — in one broadcast, one copy on
+   * the way to the gateway, when each has room — then kept and marked in the pool (proposable by
+   * reference when it reached all).
+   */
   #send(frame: Uint8Array, txs: Uint8Array[], ids: Uint8Array[]): void {
     const { driver, transport, pool, clock } = this.#d;
-    let everyone = true;
-    for (let to = 0; to < driver.validatorCount; to++) {
-      if (to === driver.self) continue;
+    const to: number[] = [];
+    for (let v = 0; v < driver.validatorCount; v++) {
       // Beyond a peer's share the batch stays with us only: we propose it when we lead.
-      if (this.#out.takeAll(to, txs.length)) transport.send(to, frame);
-      else {
-        this.withheld += txs.length;
-        everyone = false;
-      }
+      if (v === driver.self) continue;
+      if (this.#out.takeAll(v, txs.length)) to.push(v);
+      else this.withheld += txs.length;
     }
+    const everyone = to.length === driver.validatorCount - 1;
+    if (everyone) transport.broadcast(frame);
+    else for (const v of to) transport.send(v, frame);
     const b = driver.batches.add(driver.self, txs, ids, clock.now());
     b.everyone &&= everyone;
     pool.assign(b);

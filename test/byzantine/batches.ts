@@ -36,9 +36,12 @@ const withheldThenForged: Scenario = {
     let withheld = 0;
     let forged = 0;
     byz.play({
-      outbound(to, frame) {
+      outbound(to, frame, bytes) {
         // m3's batches reach m0 and m1, never m2: every block with m3's transactions names a batch m2 lacks…
-        if (frame.type === 'tx-batch' && to === victim) { withheld++; return []; }
+        if (frame.type === 'tx-batch' && (to === 'all' || to === victim)) {
+          withheld++;
+          return to === 'all' ? HONEST.filter((i) => i !== victim).map((i) => ({ to: i, bytes })) : [];
+        }
         // …and when m2 asks m3 for it (as the proposer, or as the batch's author), m3 serves other bytes.
         if (frame.type === 'batch-response' && to === victim) {
           forged++;
