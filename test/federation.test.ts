@@ -91,8 +91,8 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
     await Promise.all(txs.map((tx, i) => call(clients[i % N]!.submitTransaction.bind(clients[i % N]!), { tx })));
     const dup = await call(clients[0]!.submitTransaction.bind(clients[0]!), { tx: txs[0]! });
     assert.equal(dup.duplicate, true, 'resubmitting to the same member is idempotent');
-    // Another member may not have seen it yet (transactions go to upcoming leaders only): it takes
-    // it again, and it must still be committed exactly once (checked below).
+    // Another member may not have seen it yet (its batch may be on the way): it takes it again, in
+    // a batch of its own, and it must still be committed exactly once (checked below).
     await call(clients[3]!.submitTransaction.bind(clients[3]!), { tx: txs[1]! });
     await assert.rejects(call(clients[0]!.submitTransaction.bind(clients[0]!), { tx: new Uint8Array() }),
       (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT);
@@ -120,6 +120,13 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
     const ours = committed.filter((h) => want.has(h));
     assert.equal(ours.length, want.size, 'every accepted transaction committed exactly once');
     assert.equal(new Set(ours).size, ours.length);
+    // They travelled in batches the proposals named (docs/consensus.md, Batches), not in the proposals.
+    let named = 0;
+    for (let i = 0; i < N; i++) {
+      const text = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, i).consensusMetrics}/metrics`)).text();
+      named += Number(/^btcfed_consensus_proposed_transactions_total\{[^}]*travel="batch"[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    }
+    assert.ok(named > 0, 'no proposal named a batch (btcfed_consensus_proposed_transactions_total{travel="batch"})');
     const peers = await until('GetStatus to list the three other validators as connected', async () => {
       const p = (await status(0)).peers.filter((x) => x.state === 'connected');
       return p.length === N - 1 ? p : undefined;

@@ -14,11 +14,13 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import { txSizeError, type Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
-import { TxBatcher } from './tx-batcher.ts';
+import { TxBatcher, batchDelayMs } from './tx-batcher.ts';
 import { HANDOFF_SEND_SHARE, HANDOFF_TXS_PER_SECOND, HandoffBudget } from './handoff.ts';
 
-/** A client's transaction uncommitted this long here is offered to the validators again. */
+/** A client's transaction uncommitted this long here is offered to the upcoming leaders again. */
 export const REOFFER_AGE_MS = 5_000;
+/** How many upcoming leaders (other than us) a stale transaction is offered to again. */
+const REOFFER_LEADERS = 2;
 /** At most this many are offered again per call (once a second). */
 export const REOFFER_MAX_TXS = 512;
 
@@ -26,7 +28,7 @@ export interface BatchIntakeDeps {
   chainId: string;
   maxBlockBytes: number;
   maxTxBytes: number;
-  driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches'>;
+  driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches' | 'engine'>;
   pool: Mempool;
   transport: Pick<TransportPort, 'send' | 'broadcast'>;
   clock: Clock;
@@ -42,6 +44,8 @@ export interface BatchIntakeDeps {
 export class BatchIntake {
   readonly #d: BatchIntakeDeps;
   readonly #gossip: TxBatcher;
+  /** Stale transactions offered again: to the upcoming leaders only, never named (batches already went to everyone). */
+  readonly #reoffer: TxBatcher;
   /** Transactions taken from each validator (and from all outsiders together), and handed to each. */
   readonly #in: HandoffBudget;
   readonly #out: HandoffBudget;
@@ -55,7 +59,14 @@ export class BatchIntake {
     const now = () => d.clock.now();
     this.#in = new HandoffBudget({ rate, now });
     this.#out = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
-    this.#gossip = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, send: (frame, txs, ids) => this.#send(frame, txs, ids) });
+    this.#gossip = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, delayMs: () => batchDelayMs(d.driver.validatorCount),
+      send: (frame, txs, ids) => this.#send(frame, txs, ids) });
+    this.#reoffer = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, send: (frame, txs) => {
+      for (const to of this.#upcomingLeaders()) {
+        if (this.#out.takeAll(to, txs.length)) d.transport.send(to, frame);
+        else this.withheld += txs.length;
+      }
+    } });
   }
 
   /** A transaction a client gave us (its id from intake): queued locally by the caller, then sent in this member's next batch. */
@@ -64,15 +75,29 @@ export class BatchIntake {
   }
 
   /**
-   * Sends again this member's clients' transactions that have waited REOFFER_AGE_MS uncommitted
-   * (at most REOFFER_MAX_TXS a call; the caller calls it every second), in a new batch: a peer
-   * that restarted has lost what it held. Receivers take each once (the mempool and block
+   * Offers the upcoming leaders again this member's clients' transactions that have waited
+   * REOFFER_AGE_MS uncommitted (at most REOFFER_MAX_TXS a call; the caller calls it every second):
+   * a leader that restarted has lost what it held, and this member's own views may be failing.
+   * Only to the next leaders, not to everyone: every validator was sent the batch once, and under
+   * a load that commits slower than REOFFER_AGE_MS, sending each again to all N − 1 fed a loop
+   * that took the federation down at N = 21. Receivers take each once (the mempool and block
    * validity keep exactly-once); the hand-off budget bounds what goes out.
    */
   reofferStale(nowMs: number): number {
     const stale = this.#d.pool.takeStaleLocal(nowMs, REOFFER_AGE_MS, REOFFER_MAX_TXS);
-    for (const p of stale) this.#gossip.add(p.tx, p.hash);
+    for (const p of stale) this.#reoffer.add(p.tx, p.hash);
     return stale.length;
+  }
+
+  /** The leaders of the current and following views, other than us, in order (at most REOFFER_LEADERS). */
+  #upcomingLeaders(): number[] {
+    const { driver } = this.#d;
+    const out: number[] = [];
+    for (let v = driver.engine.view; out.length < Math.min(REOFFER_LEADERS, driver.validatorCount - 1); v++) {
+      const leader = driver.engine.leaderOf(v);
+      if (leader !== driver.self && !out.includes(leader)) out.push(leader);
+    }
+    return out;
   }
 
   /**

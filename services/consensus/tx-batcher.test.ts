@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHash } from '#libs/crypto/index.ts';
 import { decodeFrame } from '#libs/wire/index.ts';
-import { GOSSIP_DELAY_MS, GOSSIP_MAX_TXS, TxBatcher } from './tx-batcher.ts';
+import { GOSSIP_DELAY_MS, GOSSIP_MAX_TXS, TxBatcher, batchDelayMs } from './tx-batcher.ts';
 
 const limits = { chainId: 'batch-test', validatorCount: 4, signatureBytes: 64, maxBlockTxs: 10_000, maxBlockBytes: 1 << 20,
   maxFrameBytes: 64 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
@@ -39,4 +39,13 @@ test('a batch goes out at GOSSIP_MAX_TXS transactions, at half a block of bytes,
   assert.deepEqual(batches.at(-1), [3], 'until the delay');
   b.flush();
   assert.equal(batches.length, 3, 'an empty flush sends nothing');
+});
+
+test('a validator\'s batch collects longer the more validators it goes to: 5 ms per three peers', () => {
+  assert.deepEqual([1, 4, 7, 10, 21].map(batchDelayMs), [5, 5, 10, 15, 35]);
+  let asked = 0;
+  const b = new TxBatcher({ chainId: 'tx-batcher-test', maxBlockBytes: 1 << 20, delayMs: () => batchDelayMs(21), send: () => {},
+    clock: { now: () => 0, setTimeout: (_fn, ms) => { asked = ms; return { cancel: () => {} }; } } });
+  b.add(new Uint8Array(10), ID);
+  assert.equal(asked, 35);
 });
