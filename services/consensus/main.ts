@@ -305,7 +305,7 @@ async function main(): Promise<void> {
     const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
     const readiness = setInterval(() => {
       server.setServing(consensusServiceName, notReady().length === 0);
-      // Clients' transactions still uncommitted after a while go to the validators again. Not from
+      // Clients' transactions still uncommitted after a while go to the next leaders again. Not from
       // a member a change removed: it sees no later block of the new set (it starts again as an
       // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);

@@ -80,7 +80,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
   const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
-  const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions sent to the validators again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
+  const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the next leaders again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
   const proposedTxs = m.counter('consensus_proposed_transactions_total', 'Transactions in the blocks this member proposed as leader, by how they travel: in a batch the proposal names, or inline in the proposal', ['travel']);
   for (const travel of ['batch', 'inline']) proposedTxs.inc({ travel }, 0);
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
