@@ -101,12 +101,13 @@ test('answers: only to a request made, and a batch whose bytes are not one asked
   assert.ok(!fetch.expects(2, req.requestId), 'asked of peer 1, not 2');
   fetch.onResponse(1, req.requestId, [a]);
   assert.equal(store.get(toHex(ref(1, a).digest))?.ref.author, 1, 'kept under its author');
-  assert.ok(fetch.expects(1, req.requestId), 'b is still owed');
+  const again = sent.at(-1)!.frame;
+  assert.ok(again.type === 'batch-request' && again.digests.length === 1 && fetch.expects(1, again.requestId), 'b is still owed: asked again');
   const forged = [...b.slice(0, 2), new TextEncoder().encode('not b')];
-  fetch.onResponse(1, req.requestId, [forged]);
+  fetch.onResponse(1, again.requestId, [forged]);
   assert.deepEqual(refused, [{ from: 1, reason: 'batch_mismatch' }]);
   assert.equal(store.get(toHex(ref(2, b).digest)), undefined, 'nothing kept under b\'s digest');
-  assert.ok(!fetch.expects(1, req.requestId), 'the request is closed');
+  assert.ok(!fetch.expects(1, again.requestId), 'the request is closed');
 });
 
 test('resolving a proposal: at once when held; else waits, asks the proposer and the authors, and resolves on arrival — or gives up at the deadline', async () => {
@@ -156,4 +157,33 @@ test('resolving: at most four proposals wait at once; a batch named with another
   store.add(1, a, a.map(txHash), 0);
   const lie = await fetch.resolve(1, [{ batch: { ...ref(1, a), count: 5 } }], () => true);
   assert.ok(!lie.ok && 'error' in lie);
+});
+
+test('an answer holds what fits a frame; the asker asks again for the rest', () => {
+  const server = fixture();
+  const asker = fixture(0);
+  // A frame of some 3 KB: two batches of 2 KB each do not fit together.
+  const big = (tag: string) => txs(tag, 20);
+  const a = big('a');
+  const b = big('b');
+  server.store.add(1, a, a.map(txHash), 0);
+  server.store.add(1, b, b.map(txHash), 0);
+  const small = new BatchFetch({ store: server.store, chainId: CHAIN, self: () => 3, clock: server.clock, limits: { ...limits, maxFrameBytes: 1024 + 2200 },
+    transport: { send: (to, bytes) => { server.sent.push({ to, frame: decodeFrame(bytes, frameLimits) }); } }, refuse: () => {}, useless: () => {} });
+  asker.fetch.ask(3, [ref(1, a), ref(1, b)]);
+  const first = asker.sent.at(-1)!.frame;
+  assert.ok(first.type === 'batch-request');
+  small.onRequest(0, first.requestId, first.digests);
+  const answer = server.sent.at(-1)!.frame;
+  assert.ok(answer.type === 'batch-response' && answer.batches.length === 1, 'one batch fits');
+  asker.fetch.onResponse(3, answer.requestId, answer.batches);
+  const again = asker.sent.at(-1)!.frame;
+  assert.ok(again.type === 'batch-request' && again.requestId !== first.requestId, 'asked again');
+  assert.deepEqual(again.type === 'batch-request' && again.digests.map(toHex), [toHex(ref(1, b).digest)], 'for the one still owed');
+  small.onRequest(0, again.requestId, again.digests);
+  const rest = server.sent.at(-1)!.frame;
+  assert.ok(rest.type === 'batch-response');
+  asker.fetch.onResponse(3, rest.requestId, rest.batches);
+  assert.ok(asker.store.get(toHex(ref(1, a).digest)) && asker.store.get(toHex(ref(1, b).digest)), 'both held');
+  assert.ok(!asker.fetch.expects(3, again.requestId), 'nothing owed');
 });

@@ -256,6 +256,11 @@ export class BatchFetch {
       this.#d.store.add(peer, txs, ids, now, { author: ref.author, digest });
     }
     if (p.digests.size === 0) mine.delete(requestId);
+    // The server sent what fit one frame: what it still owes is asked for again, within the deadline.
+    else if (batches.length > 0) {
+      mine.delete(requestId);
+      this.ask(peer, [...p.digests.values()]);
+    }
   }
 
   /** `peer` asks for batches: those held are served, as many as fit a frame and its byte budget. */

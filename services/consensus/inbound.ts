@@ -107,7 +107,8 @@ export class Inbound {
       transport: deps.transport, clock: deps.clock, log: deps.log, useless, ...(deps.handoffTxsPerSecond ? { handoffTxsPerSecond: deps.handoffTxsPerSecond } : {}),
       counted: (from, reason) => this.#d.observer?.frameRejected?.(from, `refused:${reason}`) });
     this.#fetch = new BatchFetch({ store: driver.batches, chainId: limits.chainId, self: () => driver.self, clock: deps.clock, transport: deps.transport,
-      limits: { maxBlockTxs: limits.maxBlockTxs, maxBlockBytes: limits.maxBlockBytes, maxFrameBytes: deps.transport.maxFrameBytes ?? limits.maxFrameBytes },
+      // The gateway's frame limit is known once it is attached: read at each answer.
+      limits: { maxBlockTxs: limits.maxBlockTxs, maxBlockBytes: limits.maxBlockBytes, get maxFrameBytes() { return deps.transport.maxFrameBytes ?? limits.maxFrameBytes; } },
       refuse: (from, reason, detail) => this.#refuse(from, reason, detail), useless });
   }
 
