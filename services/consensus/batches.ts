@@ -54,7 +54,7 @@ export class BatchStore {
   readonly #o: BatchStoreOptions;
   readonly #byHex = new Map<string, StoredBatch>();
   readonly #byHolder = new Map<number, { batches: Map<string, StoredBatch>; bytes: number }>();
-  readonly #arrival = new Set<() => void>();
+  readonly #arrival = new Set<(hex: string) => void>();
   /** Block hash (hex) → the batches it named (leader or replica), forgotten when it commits. */
   readonly #blocks = new Map<string, string[]>();
   #bytes = 0;
@@ -91,7 +91,7 @@ export class BatchStore {
     h.bytes += bytes;
     this.#byHex.set(hex, b);
     this.#bytes += bytes;
-    for (const fn of [...this.#arrival]) fn();
+    for (const fn of [...this.#arrival]) fn(hex);
     return b;
   }
 
@@ -120,8 +120,8 @@ export class BatchStore {
     return n;
   }
 
-  /** Calls `fn` after each batch that arrives, until the returned function is called. */
-  onArrival(fn: () => void): () => void {
+  /** Calls `fn` with the digest (hex) of each batch that arrives, until the returned function is called. */
+  onArrival(fn: (hex: string) => void): () => void {
     this.#arrival.add(fn);
     return () => this.#arrival.delete(fn);
   }
@@ -189,6 +189,9 @@ export class BatchFetch {
     this.counts.waited++;
     return new Promise<Resolution>((done) => {
       let missing = now.missing;
+      // Only the arrival of a batch still missing is worth resolving again: the parts may hold
+      // thousands of inline transactions, hashed at each resolution.
+      const waiting = new Set(missing.map((r) => toHex(r.digest)));
       const timers: { cancel(): void }[] = [];
       const finish = (r: Resolution): void => {
         stop();
@@ -197,10 +200,15 @@ export class BatchFetch {
         if (!r.ok && 'unavailable' in r) this.counts.unavailable++;
         done(r);
       };
-      const stop = store.onArrival(() => {
+      const stop = store.onArrival((hex) => {
+        if (!waiting.delete(hex)) return;
+        missing = missing.filter((r) => waiting.has(toHex(r.digest)));
+        if (waiting.size > 0) return;
         const r = resolveParts(parts, (h) => store.get(h), limits);
-        if (r.ok || 'error' in r) finish(r);
-        else missing = r.missing;
+        if (r.ok || 'error' in r) return finish(r);
+        // One arrived and another went meanwhile (its holder's oldest made room): wait for those.
+        missing = r.missing;
+        for (const m of missing) waiting.add(toHex(m.digest));
       });
       timers.push(clock.setTimeout(() => {
         if (!useful()) return finish({ ok: false, unavailable: missing });

@@ -22,8 +22,7 @@
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { blockTimeError, type BlockTimeBounds } from '#libs/blocks/index.ts';
-import { rememberIds, type BlockPart } from '#libs/blocks/index.ts';
+import { blockTimeError, rememberIds, type BlockPart, type BlockTimeBounds } from '#libs/blocks/index.ts';
 import { mayLead, toHex, type ConsensusMessage } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, decodeFrame, peekFrame, type FrameLimits, type FramePeek } from '#libs/wire/index.ts';
 import type { ConsensusDriver } from './driver.ts';
