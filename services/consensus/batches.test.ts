@@ -9,28 +9,7 @@ import { batchDigest, type BatchRef, type BlockPart } from '#libs/blocks/index.t
 import { blockHash } from '#libs/crypto/index.ts';
 import { decodeFrame, type Frame } from '#libs/wire/index.ts';
 import { BatchFetch, BatchStore, FETCH_DEADLINE_MS, FETCH_GRACE_MS, type Resolution } from './batches.ts';
-import type { Clock } from './ports.ts';
-
-function manualClock(): Clock & { advance(ms: number): void } {
-  let now = 0;
-  const timers = new Set<{ at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    setTimeout(fn, ms) {
-      const t = { at: now + ms, fn };
-      timers.add(t);
-      return { cancel: () => { timers.delete(t); } };
-    },
-    advance(ms) {
-      now += ms;
-      for (const t of [...timers].sort((a, b) => a.at - b.at)) {
-        if (t.at > now || !timers.has(t)) continue;
-        timers.delete(t);
-        t.fn();
-      }
-    },
-  };
-}
+import { manualClock } from './manual-clock.ts';
 
 const CHAIN = 'batches-test';
 const limits = { maxBlockTxs: 1000, maxBlockBytes: 100_000, maxFrameBytes: 1 << 20 };

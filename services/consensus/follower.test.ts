@@ -16,7 +16,8 @@ import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff
 import { decodeFrame, type CertifiedBlock } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ANCHOR_EVERY, BAD_SOURCE_MS, Follower, IDLE_POLL_MS, REQUEST_TIMEOUT_MS } from './follower.ts';
-import { OUTSIDE_BASE, type Clock } from './ports.ts';
+import { OUTSIDE_BASE } from './ports.ts';
+import { manualClock } from './manual-clock.ts';
 
 const CHAIN = `follow-${process.pid}`;
 const dsa = createSlhDsa();
@@ -45,28 +46,6 @@ const genesisSet = ValidatorSet.fromConfig(keys.map((k, i) => ({ name: `m${i}`, 
 const b1 = child(genesis, [enc('alice pays bob')]);
 const b2 = child(b1, [enc('carol pays dan')]);
 const b3 = child(b2, [enc('erin pays frank')]);
-
-/** A clock the test moves by hand. */
-function manualClock(): Clock & { advance(ms: number): void } {
-  let now = 0;
-  const timers = new Set<{ at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    setTimeout(fn, ms) {
-      const t = { at: now + ms, fn };
-      timers.add(t);
-      return { cancel: () => { timers.delete(t); } };
-    },
-    advance(ms) {
-      now += ms;
-      for (const t of [...timers].sort((a, b) => a.at - b.at)) {
-        if (t.at > now || !timers.has(t)) continue;
-        timers.delete(t);
-        t.fn();
-      }
-    },
-  };
-}
 
 async function follower(sources = [0, 1, 2, 3], anchors: number[] = [], withEpochs = false) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-follow-'));
