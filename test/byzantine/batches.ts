@@ -2,11 +2,13 @@
 // clients of its own, as an honest member does, and sends their batches to some members only,
 // answers asks for them with other bytes, or hands over batches of transactions already in the
 // log. The honest members must fetch what they lack from someone honest, strike the server of a
-// forged batch, lose at most the views whose batches nobody serves, and commit nothing twice.
+// forged batch, lose at most the views whose batches nobody serves, commit nothing twice, and
+// serve a member that keeps asking for batches no more than its byte budget.
 // (A flood of batches is 'mempool-fill' in scenarios.ts.)
 
 import { randomBytes } from 'node:crypto';
 import { txHash } from '#libs/crypto/index.ts';
+import { batchDigest } from '#libs/blocks/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
@@ -110,4 +112,42 @@ const repeatsCommitted: Scenario = {
   },
 };
 
-export const BATCH_SCENARIOS: Scenario[] = [withheldThenForged, repeatsCommitted];
+const askFlood: Scenario = {
+  name: 'batch-ask-flood', ci: false,
+  async start({ fed, byz, note }) {
+    // m3 sends its batches as an honest member does, keeps their digests, and asks every honest
+    // member for all of them again and again: a few bytes asked, up to a frame served each time.
+    const digests: Uint8Array[] = [];
+    byz.play({
+      outbound(_to, frame) {
+        if (frame.type === 'tx-batch' && digests.length < 200) digests.push(batchDigest(frame.txs.map(txHash)));
+        return undefined;
+      },
+    });
+    const clients = ownClients(byz, 200);
+    await sleep(3000);
+    const refusedOf = () => perHonest(fed, 'btcfed_consensus_peer_offences_total', /peer="3",reason="batch_serve_budget"/);
+    const served = () => perHonest(fed, 'btcfed_consensus_batch_fetch_events_total', /event="served"/);
+    const mutes = () => perHonest(fed, 'btcfed_consensus_peer_mutes_total', /peer="3"/);
+    const [refused0, served0, mutes0] = [await refusedOf(), await served(), await mutes()];
+    let asked = 0;
+    let requestId = 1;
+    const attack = background(async () => {
+      for (const i of HONEST) byz.inject(i, { type: 'batch-request', requestId: requestId++, digests: digests.slice(0, 200) });
+      asked++;
+      await sleep(10);
+    });
+    return {
+      stop: async () => { await attack.stop(); await clients.stop(); },
+      async check() {
+        const [refused1, served1, mutes1] = [await refusedOf(), await served(), await mutes()];
+        note(`m3 asked each honest member ${asked} times for ${digests.length} of its own batches; served ${deltas(served0, served1)} batches, refused beyond the budget ${deltas(refused0, refused1)} times; m3 muted ${deltas(mutes0, mutes1)} times`);
+        check(digests.length > 0, 'm3 sent no batch to ask for');
+        check(refused1.every((x, k) => x > refused0[k]!), 'an honest member served m3 beyond its byte budget without refusing (btcfed_consensus_peer_offences_total{reason="batch_serve_budget"} unchanged)');
+        check(mutes1.every((x, k) => x > mutes0[k]!), 'an honest member never muted the member that kept asking for batches beyond its budget');
+      },
+    };
+  },
+};
+
+export const BATCH_SCENARIOS: Scenario[] = [withheldThenForged, repeatsCommitted, askFlood];
