@@ -8,7 +8,7 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import { batchDigest, type BatchRef, type BlockPart } from '#libs/blocks/index.ts';
 import { blockHash } from '#libs/crypto/index.ts';
 import { decodeFrame, type Frame } from '#libs/wire/index.ts';
-import { BatchFetch, BatchStore, FETCH_DEADLINE_MS, FETCH_GRACE_MS, type Resolution } from './batches.ts';
+import { BatchFetch, BatchStore, FETCH_DEADLINE_MS, FETCH_GRACE_MS, SERVED_MEMORY_MS, type Resolution } from './batches.ts';
 import { manualClock } from './manual-clock.ts';
 
 const CHAIN = 'batches-test';
@@ -49,10 +49,14 @@ test('the store: one copy per digest, bounded per holder — a flooder evicts on
   assert.equal(store.get(bc.hex), undefined, 'gone after the TTL');
 });
 
-test('serving: held batches only, within a byte budget a second; asking for what nobody holds is a useless token and gets no answer', () => {
-  const { store, fetch, sent, useless } = fixture();
+test('serving: batches a proposal named, once to each asker, within a byte budget a second; asking for others is a useless token and gets no answer', () => {
+  const { store, fetch, sent, useless, clock } = fixture();
   const a = txs('a', 10);
-  store.add(1, a, a.map(txHash), 0);
+  const held = store.add(1, a, a.map(txHash), 0);
+  fetch.onRequest(2, 6, [ref(1, a).digest]);
+  assert.equal(sent.length, 0, 'held, but no proposal seen here named it: not served');
+  assert.deepEqual(useless.splice(0), [{ from: 2, reason: 'unknown_batches' }]);
+  store.noteBlock('block', [held.hex]);
   fetch.onRequest(2, 7, [ref(1, a).digest, ref(1, txs('unknown', 1)).digest]);
   assert.equal(sent.length, 1);
   const answer = sent[0]!;
@@ -60,11 +64,27 @@ test('serving: held batches only, within a byte budget a second; asking for what
   assert.deepEqual(answer.frame.type === 'batch-response' && answer.frame.batches, [a]);
   fetch.onRequest(2, 8, [ref(1, txs('unknown', 1)).digest]);
   assert.equal(sent.length, 1, 'no answer');
-  assert.deepEqual(useless, [{ from: 2, reason: 'unknown_batches' }]);
-  // 4 blocks' worth (400 KB) a second: a 1 KB batch 400 times, then refused until the budget refills.
-  for (let k = 0; k < 450; k++) fetch.onRequest(3, 100 + k, [ref(1, a).digest]);
-  assert.equal(sent.filter((s) => s.to === 3).length, 400);
+  assert.deepEqual(useless.splice(0), [{ from: 2, reason: 'unknown_batches' }]);
+  // Asked again by the one it was served to: a token for each time it is named, and no answer.
+  fetch.onRequest(2, 9, [ref(1, a).digest, ref(1, a).digest]);
+  assert.equal(sent.length, 1, 'not served twice');
+  assert.deepEqual(useless.splice(0).map((u) => u.reason), ['batch_asked_again', 'unknown_batches']);
+  // Another asker is served it; the first again once it is forgotten, SERVED_MEMORY_MS on.
+  fetch.onRequest(3, 10, [ref(1, a).digest]);
+  assert.equal(sent.at(-1)!.to, 3);
+  clock.advance(SERVED_MEMORY_MS);
+  fetch.onRequest(2, 11, [ref(1, a).digest]);
+  assert.equal(sent.length, 3);
+  assert.equal(useless.length, 0);
+  // 4 blocks' worth (400 KB) a second: 400 batches of 1 KB, then refused until the budget refills.
+  const many = Array.from({ length: 450 }, (_, k) => txs(`m${k}`, 10));
+  store.noteBlock('many', many.map((t, k) => store.add(5 + (k % 60), t, t.map(txHash), clock.now()).hex));
+  for (const [k, t] of many.entries()) fetch.onRequest(4, 100 + k, [ref(5, t).digest]);
+  assert.equal(sent.filter((s) => s.to === 4).length, 400);
   assert.equal(useless.filter((u) => u.reason === 'batch_serve_budget').length, 50);
+  store.committed('block');
+  fetch.onRequest(2, 12, [ref(1, a).digest]);
+  assert.equal(useless.at(-2)!.reason, 'batch_asked_again', 'still remembered as served after the commit');
 });
 
 test('answers: only to a request made, and a batch whose bytes are not one asked for is a strike for its server', () => {
@@ -145,8 +165,7 @@ test('an answer holds what fits a frame; the asker asks again for the rest', () 
   const big = (tag: string) => txs(tag, 20);
   const a = big('a');
   const b = big('b');
-  server.store.add(1, a, a.map(txHash), 0);
-  server.store.add(1, b, b.map(txHash), 0);
+  server.store.noteBlock('block', [server.store.add(1, a, a.map(txHash), 0).hex, server.store.add(1, b, b.map(txHash), 0).hex]);
   const small = new BatchFetch({ store: server.store, chainId: CHAIN, self: () => 3, clock: server.clock, limits: { ...limits, maxFrameBytes: 1024 + 2200 },
     transport: { send: (to, bytes) => { server.sent.push({ to, frame: decodeFrame(bytes, frameLimits) }); } }, refuse: () => {}, useless: () => {} });
   asker.fetch.ask(3, [ref(1, a), ref(1, b)]);

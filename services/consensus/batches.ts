@@ -42,6 +42,9 @@ const MAX_RESOLVING = 4;
 const MAX_REQUESTS_PER_PEER = 8;
 /** Committed blocks whose batches are remembered, to forget the batches at commit. */
 const MAX_NOTED_BLOCKS = 64;
+/** Per asker: how long, and for how many batches, what it was served is remembered (and not served again). */
+export const SERVED_MEMORY_MS = 30_000;
+const MAX_SERVED_PER_PEER = 4096;
 
 export interface BatchStoreOptions {
   /** Per holder: most bytes and batches kept; beyond, its oldest go. */
@@ -57,6 +60,8 @@ export class BatchStore {
   readonly #arrival = new Set<(hex: string) => void>();
   /** Block hash (hex) → the batches it named (leader or replica), forgotten when it commits. */
   readonly #blocks = new Map<string, string[]>();
+  /** Batch digest (hex) → how many of the noted blocks name it. */
+  readonly #named = new Map<string, number>();
   #bytes = 0;
 
   constructor(o: BatchStoreOptions) {
@@ -126,19 +131,32 @@ export class BatchStore {
     return () => this.#arrival.delete(fn);
   }
 
-  /** Remembers the batches a block named, to forget them when it commits. */
+  /** Remembers the batches a block named, to serve them to those who ask and forget them when it commits. */
   noteBlock(blockHex: string, batchHexes: readonly string[]): void {
-    if (batchHexes.length === 0) return;
+    if (batchHexes.length === 0 || this.#blocks.has(blockHex)) return;
     this.#blocks.set(blockHex, [...batchHexes]);
-    if (this.#blocks.size > MAX_NOTED_BLOCKS) this.#blocks.delete(this.#blocks.keys().next().value!);
+    for (const h of batchHexes) this.#named.set(h, (this.#named.get(h) ?? 0) + 1);
+    if (this.#blocks.size > MAX_NOTED_BLOCKS) this.#unnote(this.#blocks.keys().next().value!);
   }
+
+  /** Whether a block noted here (and not committed) names the batch: only such a batch is served. */
+  named(hex: string): boolean { return this.#named.has(hex); }
 
   /** A block committed: the batches it named are in the log now, and no honest proposal names them again. */
   committed(blockHex: string): void {
+    for (const h of this.#unnote(blockHex)) this.forget(h);
+  }
+
+  #unnote(blockHex: string): readonly string[] {
     const hexes = this.#blocks.get(blockHex);
-    if (!hexes) return;
+    if (!hexes) return [];
     this.#blocks.delete(blockHex);
-    for (const h of hexes) this.forget(h);
+    for (const h of hexes) {
+      const n = this.#named.get(h)! - 1;
+      if (n > 0) this.#named.set(h, n);
+      else this.#named.delete(h);
+    }
+    return hexes;
   }
 }
 
@@ -165,6 +183,8 @@ export class BatchFetch {
   readonly #pending = new Map<number, Map<number, Pending>>();
   /** Bytes served a second per peer: some four blocks' worth. */
   readonly #serve: HandoffBudget;
+  /** Per asker: the batches served to it (hex → when), oldest first. */
+  readonly #served = new Map<number, Map<string, number>>();
   #nextId = 1;
   #resolving = 0;
   /** Counters for the metrics: batches asked for, received in answers, served; proposals that waited, and that gave up. */
@@ -271,29 +291,54 @@ export class BatchFetch {
     }
   }
 
-  /** `peer` asks for batches: those held are served, as many as fit a frame and its byte budget. */
+  /**
+   * `peer` asks for batches: those held that a proposal seen here named, and not served to it
+   * before, are served, as many as fit a frame and its byte budget. A batch it was served already
+   * costs a useless token each (an honest asker keeps what it is served); an ask that gets nothing
+   * costs one more.
+   */
   onRequest(peer: number, requestId: number, digests: readonly Hash[]): void {
-    const { store, limits } = this.#d;
+    const { store, limits, clock } = this.#d;
+    const now = clock.now();
+    const served = this.#servedTo(peer, now);
     const out: Uint8Array[][] = [];
     let bytes = 0;
     let unknown = 0;
+    let again = 0;
     let over = 0;
     // Room for the frame's own fields and each transaction's few bytes of protobuf framing.
     const room = limits.maxFrameBytes - 1024;
     for (const d of digests) {
-      const b = store.get(toHex(d));
-      if (!b) { unknown++; continue; }
+      const hex = toHex(d);
+      if (served.has(hex)) { again++; continue; }
+      const b = store.get(hex);
+      if (!b || !store.named(hex)) { unknown++; continue; }
       const size = b.bytes + 8 * b.txs.length + 16;
       if (bytes + size > room || !this.#serve.takeAll(peer, b.bytes)) { over++; continue; }
+      served.set(hex, now);
       out.push([...b.txs]);
       bytes += size;
     }
+    while (served.size > MAX_SERVED_PER_PEER) served.delete(served.keys().next().value!);
+    const detail = { requestId, asked: digests.length, unknown, again, over };
+    if (again > 0) this.#d.useless(peer, 'batch_asked_again', detail, again);
     if (out.length === 0) {
       // Nothing to serve: no answer (the asker gives up at its deadline), a useless token.
-      this.#d.useless(peer, over > 0 ? 'batch_serve_budget' : 'unknown_batches', { requestId, asked: digests.length, unknown, over }, 1);
+      this.#d.useless(peer, over > 0 ? 'batch_serve_budget' : 'unknown_batches', detail, 1);
       return;
     }
     this.counts.served += out.length;
     this.#d.transport.send(peer, encodeFrame(this.#d.chainId, { type: 'batch-response', requestId, batches: out }));
+  }
+
+  /** What `peer` was served within SERVED_MEMORY_MS (older entries dropped). */
+  #servedTo(peer: number, now: number): Map<string, number> {
+    let m = this.#served.get(peer);
+    if (!m) this.#served.set(peer, (m = new Map()));
+    for (const [hex, at] of m) {
+      if (at > now - SERVED_MEMORY_MS) break;
+      m.delete(hex);
+    }
+    return m;
   }
 }
