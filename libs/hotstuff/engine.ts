@@ -206,6 +206,10 @@ class Engine implements HotStuffEngine {
         if (!core.isValidator(event.peer)) return;
         core.suspicion.setMuted(event.peer, event.muted);
         return giveUpIfSuspected(core);
+      case 'peer-absent':
+        if (!core.isValidator(event.peer)) return;
+        core.suspicion.setAbsent(event.peer, event.absent);
+        return giveUpIfSuspected(core);
       case 'forgive':
         return core.suspicion.forgive(event.peer);
       case 'leader-offence':

@@ -38,6 +38,12 @@ export type EngineEvent =
    * up at once (suspicion.ts). Informational otherwise: the engine never drops messages for it.
    */
   | { type: 'peer-muted'; peer: number; muted: boolean }
+  /**
+   * The transport says a validator's consensus is gone (its gateway said its consensus detached,
+   * or every connection to it closed) or back: while absent, views it leads are given up at once,
+   * like a muted one's (suspicion.ts). Only about that validator itself: no one reports another.
+   */
+  | { type: 'peer-absent'; peer: number; absent: boolean }
   /** An operator vouched for a validator: its suspicion record is cleared. */
   | { type: 'forgive'; peer: number }
   /**

@@ -85,6 +85,31 @@ test('an engine gives up at once the view of a leader it has muted, and keeps vo
   assert.deepEqual(ofType(into5, 'view-skipped'), [], 'no longer muted: its view is not given up');
 });
 
+test('an engine gives up at once the views of a leader its transport says is absent, and leads it again once it is back', () => {
+  const k = new Kit(4);
+  const d = k.engine(0);
+  d.step({ type: 'start' });
+  // View 1 is led by member 1: its consensus gone mid-view, the view is given up now.
+  const out = d.step({ type: 'peer-absent', peer: 1, absent: true });
+  assert.deepEqual(ofType(out, 'view-skipped').map((a) => [a.view, a.leader, a.reason]), [[1, 1, 'absent']]);
+  assert.deepEqual(ofType(out, 'sign').filter((a) => a.request.kind === 'new-view').map((a) => a.request.view), [2]);
+  assert.deepEqual(d.engine.suspectedLeaders, [1]);
+  // Another member's absence says nothing of this view; this member's own is never believed.
+  assert.deepEqual(ofType(d.step({ type: 'peer-absent', peer: 2, absent: true }), 'view-skipped'), []);
+  assert.deepEqual(ofType(d.step({ type: 'peer-absent', peer: 0, absent: true }), 'view-skipped'), []);
+  assert.ok(!d.engine.suspectedLeaders.includes(0), 'never suspects itself');
+  assert.equal(d.engine.suspectedLeaders.length, 1, 'at most f = 1 suspected, however many are said absent');
+  d.step({ type: 'peer-absent', peer: 2, absent: false });
+  // Back: its next view (5) runs as usual, and no record was kept against it.
+  d.step({ type: 'peer-absent', peer: 1, absent: false });
+  assert.deepEqual(d.engine.suspectedLeaders, []);
+  const b1 = k.block(1, k.genesis);
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.PREPARE, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  const into5 = d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 4, k.block(4, b1), [0, 2, 3]), sender: 0 });
+  assert.equal(d.engine.view, 5);
+  assert.deepEqual(ofType(into5, 'view-skipped'), [], 'present again: its view is not given up');
+});
+
 test('a leader whose proposal breaks a rule has its view given up at once, not after the timer', () => {
   const k = new Kit(4);
   const d = k.engine(0);

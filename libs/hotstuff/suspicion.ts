@@ -2,8 +2,9 @@
 // the view timer. Aardvark's lesson: a replica that keeps waiting on a leader that does not
 // perform hands that leader the federation's throughput. A leader is suspected when a view it
 // led failed here (it ended by a quorum of NEW-VIEWs and this member saw no QC of it) or while
-// this member has it muted for offences, or the proposal it sent for the current view broke a
-// rule (libs/hotstuff replica.ts, or the driver's checks before the engine). A failure suspects
+// this member has it muted for offences, or while its transport says it is absent (its gateway said
+// its consensus detached, or every connection to it closed), or the proposal it sent for the
+// current view broke a rule (libs/hotstuff replica.ts, or the driver's checks before the engine). A failure suspects
 // it for its next suspicionWindow(level) views — 16, 32, 64, … up to 256 — the level rising with
 // each failure outside a suspicion and falling after CLEAN_VIEWS certified views of its own; a
 // mute suspects it for as long as the mute lasts. Why start at 16: each failure outside a
@@ -48,8 +49,8 @@ export function suspicionWindow(level: number): number {
 /** Certified views of its own that bring a leader's level down by one. */
 export const CLEAN_VIEWS = 8;
 
-/** Muted for offences; its views failed here; its views certified but far slower than the others'. */
-export type SuspicionReason = 'muted' | 'failed_views' | 'slow_views';
+/** Muted for offences; absent (its consensus gone); its views failed here; its views certified but far slower than the others'. */
+export type SuspicionReason = 'muted' | 'absent' | 'failed_views' | 'slow_views';
 
 /** Certified view durations kept for the median a slow view is judged against. */
 export const DURATIONS_KEPT = 8;
@@ -83,6 +84,7 @@ export class LeaderSuspicion {
   readonly #self: number;
   readonly #records = new Map<number, LeaderRecord>();
   readonly #muted = new Set<number>();
+  readonly #absent = new Set<number>();
   /** The last DURATIONS_KEPT certified views' durations, oldest first. */
   readonly #durations: number[] = [];
 
@@ -96,6 +98,15 @@ export class LeaderSuspicion {
   setMuted(leader: number, muted: boolean): void {
     if (muted) this.#muted.add(leader);
     else this.#muted.delete(leader);
+  }
+
+  /**
+   * The transport says a validator's consensus is gone (true) or back (false). A suspicion like a
+   * mute: no record, no level — an absent member that comes back leads again at once.
+   */
+  setAbsent(leader: number, absent: boolean): void {
+    if (absent) this.#absent.add(leader);
+    else this.#absent.delete(leader);
   }
 
   /** An operator vouched for a validator: no suspicion, no record. */
@@ -172,7 +183,7 @@ export class LeaderSuspicion {
     const ranked = this.#ranked(view);
     const k = ranked.indexOf(leader);
     if (k < 0 || k >= this.#f) return null;
-    return this.#muted.has(leader) ? 'muted' : this.#records.get(leader)?.reason ?? 'failed_views';
+    return this.#muted.has(leader) ? 'muted' : this.#absent.has(leader) ? 'absent' : this.#records.get(leader)?.reason ?? 'failed_views';
   }
 
   /** The leaders suspected in `view` (at most f), worst first: for metrics and status. */
@@ -180,13 +191,13 @@ export class LeaderSuspicion {
     return this.#f === 0 ? [] : this.#ranked(view).slice(0, this.#f);
   }
 
-  /** Every suspected leader, muted ones first, then by level, then by how long, then by index. */
+  /** Every suspected leader, muted or absent ones first, then by level, then by how long, then by index. */
   #ranked(view: number): number[] {
     const out: Array<{ leader: number; muted: boolean; level: number; until: number }> = [];
     for (let leader = 0; leader < this.#n; leader++) {
       if (leader === this.#self) continue;
       const r = this.#records.get(leader);
-      const muted = this.#muted.has(leader);
+      const muted = this.#muted.has(leader) || this.#absent.has(leader);
       const failing = r !== undefined && r.until > view;
       if (muted || failing) out.push({ leader, muted, level: r?.level ?? 0, until: r?.until ?? 0 });
     }

@@ -109,6 +109,8 @@ export function describeEvent(e: EngineEvent): string {
       return `fetched ${e.blocks.length} blocks`;
     case 'peer-muted':
       return `${e.muted ? 'muted' : 'unmuted'} ${e.peer}`;
+    case 'peer-absent':
+      return `${e.absent ? 'absent' : 'present'} ${e.peer}`;
     case 'forgive':
       return `forgive ${e.peer}`;
     case 'leader-offence':
