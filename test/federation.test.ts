@@ -430,11 +430,16 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
       const hs = await Promise.all(others.map(async (i) => Number((await status(i)).committedHeight)));
       return Math.min(...hs) >= before + 5 ? true : undefined;
     });
+    // Its gateway told the others its consensus is gone: they give its views up at once (presence).
+    const said = async (i: number, msg: RegExp) => (await fs.readFile(path.join(dir, `m${i}`, 'logs', 'consensus.log'), 'utf8'))
+      .split('\n').filter((l) => msg.test(l)).map((l) => JSON.parse(l) as { validator?: number }).some((l) => l.validator === leader);
+    for (const i of others) assert.ok(await said(i, /validator absent \(gateway\)/), `m${i} was told m${leader} is absent`);
     await net.restart(leader, 'consensus');
     await until('the restarted member catches up', async () => {
       const hs = await heights();
       return hs[leader]! >= Math.max(...others.map((i) => hs[i]!)) - 1 && hs[leader]! > before + 5 ? true : undefined;
     });
+    for (const i of others) await until(`m${i} told m${leader} is present again`, async () => (await said(i, /validator present again \(gateway\)/)) || undefined);
   });
 
   step('with one member\'s signer stopped, the federation keeps committing, and that member says it is not ready until its signer answers again', async () => {

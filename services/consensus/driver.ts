@@ -333,6 +333,16 @@ export class ConsensusDriver {
   }
 
   /**
+   * The gateway says a validator's consensus is gone (its gateway said it detached, or every
+   * connection to it closed) or back: while absent, the views it leads are given up at once
+   * (libs/hotstuff suspicion.ts) instead of after the view timer.
+   */
+  peerPresence(peer: number, present: boolean): void {
+    if (peer === this.#config.self || isOutside(peer)) return;
+    this.enqueue({ type: 'peer-absent', peer, absent: !present });
+  }
+
+  /**
    * Operator control (AdminService Unmute): forgive a peer — its mute lifted here and at the
    * gateway, its strikes and its leader-suspicion record cleared. True when it was muted.
    */

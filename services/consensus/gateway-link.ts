@@ -9,6 +9,10 @@
 // (SetValidators) on every attach and at every epoch change, in order with the frames, so every
 // frame of a new epoch is sent by the new epoch's indices. Inbound frames are attributed here, by
 // the sender's peer id in that set: the gateway's index is never trusted across a change.
+// The gateway says which validators are absent (their consensus detached, or every connection to
+// them closed: services/gateway/presence.ts); they are kept here by peer id and told to the driver
+// by index, again after a set change (renumbered) and cleared on each attach (the gateway tells the
+// new stream who is absent then).
 // Mutes go to the gateway (MutePeer), which drops a muted peer's frames at its edge. The gateway
 // forgets them when this stream ends (and a restarted gateway never had them), so the mutes in
 // force are kept here and sent again, with the time they have left, on every attach.
@@ -30,6 +34,8 @@ export interface GatewayLinkOptions {
   log: Logger;
   onFrame(from: number, frame: Uint8Array, peerId: string): void;
   onReady?(ready: { selfIndex: number; maxFrameBytes: number; peerId: string }): void;
+  /** A validator (by its index in the set in force) is absent or present again, as the gateway says. */
+  onPresence?(validator: number, present: boolean): void;
   now?(): number;
 }
 
@@ -51,6 +57,8 @@ export class GatewayLink implements TransportPort {
   readonly #mutes = new Map<number, ActiveMute>();
   /** The set in force (told to the gateway), by which inbound frames are attributed. */
   #set: ValidatorSet | undefined;
+  /** Validators the gateway says are absent, by peer id (at most the set's size: the gateway tells of validators only). */
+  readonly #absent = new Set<string>();
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -83,6 +91,12 @@ export class GatewayLink implements TransportPort {
     this.#set = set;
     this.#write({ body: { $case: 'validators', value: setValidatorsOf(set) } });
     if (!before || (before.equals(set) && before.epoch === set.epoch)) return;
+    // The absent by their new indices (a new epoch's engine has heard of none of them).
+    for (const peerId of [...this.#absent]) {
+      const now = set.indexOfPeer(peerId);
+      if (now === undefined) this.#absent.delete(peerId);
+      else this.#o.onPresence?.(now, false);
+    }
     // Mutes follow the member: renumbered, or (a member no longer seated) kept by its peer id.
     let moved = false;
     for (const [peer, m] of [...this.#mutes]) {
@@ -183,6 +197,13 @@ export class GatewayLink implements TransportPort {
     this.#writable = true;
   }
 
+  #tellPresence(peerId: string, present: boolean): void {
+    const index = this.#set?.indexOfPeer(peerId);
+    if (index === undefined) return;
+    this.#o.log.info({ validator: index, peerId, present }, present ? 'validator present again (gateway)' : 'validator absent (gateway): its consensus is gone, its views are given up at once');
+    this.#o.onPresence?.(index, present);
+  }
+
   #open(): void {
     if (this.#closed) return;
     const stream = this.#o.client.attach();
@@ -198,12 +219,22 @@ export class GatewayLink implements TransportPort {
         // The set first: the mutes and frames that follow use its indices (buffered ones included).
         if (this.#set) this.#writable = stream.write({ body: { $case: 'validators', value: setValidatorsOf(this.#set) } });
         this.#resendMutes();
+        // The gateway tells this stream who is absent now: what an earlier stream said is void.
+        for (const peerId of this.#absent) this.#tellPresence(peerId, true);
+        this.#absent.clear();
         this.#o.onReady?.(body.value);
         this.#flush();
       } else if (body?.$case === 'frame') {
         const f = body.value;
         const index = this.#set ? this.#set.indexOfPeer(f.peerId) : (f.fromOutside ? undefined : f.from);
         this.#o.onFrame(index ?? this.outsideId(f.peerId), f.frame, f.peerId);
+      } else if (body?.$case === 'presence') {
+        const { peerId, present } = body.value;
+        if (present === !this.#absent.has(peerId)) return;
+        if (present) this.#absent.delete(peerId);
+        else if (this.#set?.indexOfPeer(peerId) !== undefined) this.#absent.add(peerId);
+        else return;
+        this.#tellPresence(peerId, present);
       }
     });
     stream.on('drain', () => this.#flush());

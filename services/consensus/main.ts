@@ -200,6 +200,7 @@ async function main(): Promise<void> {
       onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
       // Transactions restored from the journal go to the validators once we can reach them.
       onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
+      onPresence: (validator, present) => driverRef?.peerPresence(validator, present),
     });
     const behind = new BehindRetention(() => epochs.current.set.f);
     const behindRetention = (from: number, oldestHeight: number) => {

@@ -31,6 +31,10 @@ export interface AttachDeps {
   peerId: string;
   /** Takes the consumer's SetValidators (Gateway.adoptValidators); throws FedError to refuse it. */
   adoptValidators?: (req: SetValidators) => void;
+  /** A consumer attached (true) or detached (false): the validators hear it (presence.ts). */
+  onConsumer?: (attached: boolean) => void;
+  /** Validators absent now (presence.ts): a consumer that attaches is told them after ready. */
+  absent?: () => readonly string[];
 }
 
 export class AttachPoint implements InboundSink {
@@ -58,6 +62,11 @@ export class AttachPoint implements InboundSink {
       () => this.#sent(call, bytes));
     if (!ok) this.#full = true;
     return this.busy ? 'full' : 'accepted';
+  }
+
+  /** A validator's consensus is gone or back (presence.ts): the consumer hears it, if one is attached. */
+  presence(peerId: string, present: boolean): void {
+    this.#call?.write({ body: { $case: 'presence', value: { peerId, present } } });
   }
 
   onReady(fn: () => void): void {
@@ -89,6 +98,8 @@ export class AttachPoint implements InboundSink {
       selfIndex: path.selfIndex ?? 0, isValidator: path.selfIndex !== undefined, validators: path.validators?.n ?? 0,
       maxFrameBytes: path.maxFrameBytes, peerId: this.#deps.peerId,
     } } });
+    for (const peerId of this.#deps.absent?.() ?? []) this.presence(peerId, false);
+    this.#deps.onConsumer?.(true);
     call.on('drain', () => this.#drained(call));
     call.on('data', (req: AttachRequest) => this.#request(req));
     const gone = (why: string) => () => {
@@ -144,6 +155,7 @@ export class AttachPoint implements InboundSink {
   }
 
   #detach(): void {
+    const had = this.#call !== undefined;
     this.#call = undefined;
     this.#full = false;
     this.#inFlight = 0;
@@ -153,6 +165,7 @@ export class AttachPoint implements InboundSink {
     this.#deps.path().inbound.clearMutes();
     // Paused streams resume; their frames now count as no_consumer.
     this.#release();
+    if (had) this.#deps.onConsumer?.(false);
   }
 
   #release(): void {

@@ -22,7 +22,7 @@ import type { Peer } from '#libs/config/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { PeerExchangeMessage, type PeerRecord } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { FrameDecoder, encodeFrame } from './framing.ts';
+import { encodeFrame, readOne } from './framing.ts';
 import {
   DiscoveryBudget, MAX_ADDRESSES_PER_PEER, MAX_RECORDS_PER_MESSAGE, STRIKE_REASONS, TokenBucket, filterRecords,
 } from './exchange-filter.ts';
@@ -175,7 +175,7 @@ export class PeerExchange {
     try {
       const stream = await this.#deps.node.dialProtocol(peerIdFromString(peerId), EXCHANGE_PROTOCOL, { signal: AbortSignal.timeout(this.#opts.timeoutMs) });
       send(stream, { body: { $case: 'request', value: { limit: MAX_RECORDS_PER_MESSAGE } } });
-      const reply = await readOne(stream, this.#opts.timeoutMs);
+      const reply = await readOne(stream, this.#opts.timeoutMs, MAX_EXCHANGE_MESSAGE_BYTES, PeerExchangeMessage.decode);
       void stream.close().catch(() => undefined);
       if (reply.body?.$case !== 'list') throw new Error(`expected a peer list, got ${reply.body?.$case ?? 'nothing'}`);
       metrics.exchange.inc({ direction: 'out', result: 'ok' });
@@ -278,7 +278,7 @@ export class PeerExchange {
       return;
     }
     try {
-      const msg = await readOne(stream, this.#opts.timeoutMs);
+      const msg = await readOne(stream, this.#opts.timeoutMs, MAX_EXCHANGE_MESSAGE_BYTES, PeerExchangeMessage.decode);
       const body = msg.body;
       switch (body?.$case) {
         case 'request':
@@ -362,31 +362,6 @@ export class PeerExchange {
 
 function send(stream: Stream, msg: PeerExchangeMessage): void {
   stream.send(encodeFrame(PeerExchangeMessage.encode(msg).finish(), MAX_EXCHANGE_MESSAGE_BYTES));
-}
-
-/** Reads exactly one length-prefixed message, size-checked before it is buffered. */
-function readOne(stream: Stream, timeoutMs: number): Promise<PeerExchangeMessage> {
-  return new Promise((resolve, reject) => {
-    const decoder = new FrameDecoder(MAX_EXCHANGE_MESSAGE_BYTES);
-    const done = (err: Error | undefined, msg?: PeerExchangeMessage) => {
-      clearTimeout(timer);
-      stream.removeEventListener('message', onMessage);
-      stream.removeEventListener('close', onClose);
-      if (err) reject(err); else resolve(msg!);
-    };
-    const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }) => {
-      try {
-        const [frame] = decoder.push(evt.data);
-        if (frame) done(undefined, PeerExchangeMessage.decode(frame));
-      } catch (err) {
-        done(err instanceof Error ? err : new Error(String(err)));
-      }
-    };
-    const onClose = () => done(new Error('stream closed before a message arrived'));
-    const timer = setTimeout(() => done(new Error(`no message within ${timeoutMs} ms`)), timeoutMs);
-    stream.addEventListener('message', onMessage);
-    stream.addEventListener('close', onClose);
-  });
 }
 
 /** The base64 protobuf public key embedded in an Ed25519/secp256k1 peer id. */

@@ -3,6 +3,7 @@
 // so an oversized frame costs at most a few bytes of memory; it never decodes the payload.
 // Must never buffer more than one frame plus one incoming chunk.
 
+import type { Stream } from '@libp2p/interface';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { FedError } from '#libs/errors/index.ts';
 
@@ -82,4 +83,29 @@ export class FrameDecoder {
     }
     throw new FedError('FRAME_INVALID', `frame length prefix longer than ${MAX_LENGTH_BYTES} bytes`);
   }
+}
+
+/** Reads exactly one length-prefixed message from a libp2p stream, size-checked before it is buffered. */
+export function readOne<T>(stream: Stream, timeoutMs: number, maxBytes: number, decode: (bytes: Uint8Array) => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder(maxBytes);
+    const done = (err: Error | undefined, msg?: T) => {
+      clearTimeout(timer);
+      stream.removeEventListener('message', onMessage);
+      stream.removeEventListener('close', onClose);
+      if (err) reject(err); else resolve(msg!);
+    };
+    const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }) => {
+      try {
+        const [frame] = decoder.push(evt.data);
+        if (frame) done(undefined, decode(frame));
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const onClose = () => done(new Error('stream closed before a message arrived'));
+    const timer = setTimeout(() => done(new Error(`no message within ${timeoutMs} ms`)), timeoutMs);
+    stream.addEventListener('message', onMessage);
+    stream.addEventListener('close', onClose);
+  });
 }

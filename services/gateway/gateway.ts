@@ -16,6 +16,7 @@ import { AttachPoint } from './attach.ts';
 import { ConsensusPath } from './consensus.ts';
 import { Dialer } from './dialer.ts';
 import { PeerExchange, publicKeyOf } from './exchange.ts';
+import { Presence } from './presence.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { addListenAddresses, createNode, listenAddresses, type GatewayNode } from './node.ts';
 import type { QueueLimits } from './outbound-queue.ts';
@@ -58,6 +59,7 @@ export class Gateway {
   readonly path: ConsensusPath;
   readonly attach: AttachPoint;
   readonly exchange: PeerExchange;
+  readonly presence: Presence;
   readonly dialer: Dialer;
   #settings: Settings;
   #deps: GatewayDeps;
@@ -66,10 +68,10 @@ export class Gateway {
   #told: ValidatorSet | undefined;
   #gauges: NodeJS.Timeout | undefined;
 
-  private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; dialer: Dialer },
+  private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; presence: Presence; dialer: Dialer },
     settings: Settings, deps: GatewayDeps) {
     this.node = parts.node; this.table = parts.table; this.path = parts.path;
-    this.attach = parts.attach; this.exchange = parts.exchange; this.dialer = parts.dialer;
+    this.attach = parts.attach; this.exchange = parts.exchange; this.presence = parts.presence; this.dialer = parts.dialer;
     this.#settings = settings;
     this.#deps = deps;
   }
@@ -147,8 +149,12 @@ export class Gateway {
       onTransition: peerEventPublisher({ member: settings.member, log, metrics, events: deps.events }),
     });
     let path: ConsensusPath | undefined;
-    const attach = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
-      adoptValidators: (req) => gw!.adoptValidators(req) });
+    let presence: Presence | undefined;
+    const attach: AttachPoint = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
+      adoptValidators: (req) => gw!.adoptValidators(req),
+      onConsumer: (attached) => presence?.consumerChanged(attached), absent: () => presence?.absent() ?? [] });
+    presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.attached,
+      tell: (peerId, present) => attach.presence(peerId, present), timeoutMs: settings.connectionTimeoutMs });
     metrics.validators.set(settings.validators?.n ?? 0);
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },
       { node, table, log: log.child({ module: 'consensus-path' }), metrics, sink: attach });
@@ -165,11 +171,12 @@ export class Gateway {
     });
     const dialer = new Dialer({ connectionTimeoutMs: settings.connectionTimeoutMs, pingIntervalMs: pingInterval(settings, opts), maxParallelDials: 32, tickMs: 100 },
       { node, table, log: log.child({ module: 'dialer' }), metrics, selfPeerId: settings.peerId, isValidator });
-    gw = new Gateway({ node, table, path, attach, exchange, dialer }, settings, deps);
+    gw = new Gateway({ node, table, path, attach, exchange, presence, dialer }, settings, deps);
     gw.#wire();
     gw.#setPeers(settings.peers);
     await path.start();
     await exchange.start();
+    await presence.start();
     dialer.start();
     log.info({ peerId: settings.peerId, listen: listenAddresses(node), maxFrameBytes: settings.maxFrameBytes,
       validators: settings.validators?.n ?? 0, selfIndex: settings.validators?.selfIndex ?? null }, 'libp2p node started');
@@ -177,7 +184,7 @@ export class Gateway {
   }
 
   #wire(): void {
-    const { node, table, path, exchange, dialer } = this;
+    const { node, table, path, exchange, presence, dialer } = this;
     node.addEventListener('peer:connect', (evt) => {
       const id = evt.detail.toString();
       // A penalised stranger is refused by the connection gater, but a dial that was under way
@@ -191,10 +198,12 @@ export class Gateway {
       table.connected(id, conn?.remoteAddr.toString() ?? '');
       path.connected(id);
       exchange.onConnected(id);
+      presence.connected(id);
     });
     node.addEventListener('peer:disconnect', (evt) => {
       table.disconnected(evt.detail.toString(), 'connection closed');
       path.disconnected(evt.detail.toString());
+      presence.disconnected(evt.detail.toString());
       dialer.dialDue();
     });
     node.addEventListener('peer:identify', (evt) => {
@@ -326,6 +335,7 @@ export class Gateway {
     this.dialer.stop();
     this.attach.close();
     await this.exchange.stop();
+    this.presence.stop();
     await this.path.stop();
     await this.node.stop();
   }

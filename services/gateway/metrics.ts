@@ -38,6 +38,8 @@ export function gatewayMetrics(m: Metrics) {
     epoch: m.gauge('gateway_epoch', 'The epoch of the validator set in force (told by consensus; 0 until told)'),
     validators: m.gauge('gateway_validators', 'Validators in the set in force'),
     attached: m.gauge('gateway_attached_streams', 'Consumers attached to the Attach stream (0 or 1)'),
+    presence: m.counter('gateway_presence_messages_total', 'Presence messages (a gateway telling a validator whether its consensus is attached) by direction and result', ['direction', 'result']),
+    absent: m.gauge('gateway_absent_validators', 'Validators told to the consumer as absent: their gateway said their consensus detached, or every connection to them closed'),
   };
 }
 

@@ -17,7 +17,7 @@ import { identify } from '@libp2p/identify';
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { generateIdentity, type Identity } from '#libs/config/index.ts';
 import {
-  GatewayServiceClient, PeerState, type AttachReady, type AttachResponse, type InboundFrame, type PeerStatus,
+  GatewayServiceClient, PeerState, type AttachReady, type AttachResponse, type InboundFrame, type PeerPresence, type PeerStatus,
 } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { call } from '#libs/rpc/index.ts';
 import { startService, type ServiceProcess } from './process.ts';
@@ -177,6 +177,8 @@ export async function waitPeer(gw: RunningGateway, peerId: string, match: (p: Pe
 export interface Consumer {
   ready: Promise<AttachReady>;
   frames: InboundFrame[];
+  /** What the gateway said of validators' presence, in order. */
+  presence: PeerPresence[];
   send(to: number, frame: Uint8Array): boolean;
   broadcast(frame: Uint8Array): boolean;
   next(match?: (f: InboundFrame) => boolean, timeoutMs?: number): Promise<InboundFrame>;
@@ -189,11 +191,13 @@ export interface Consumer {
 export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void): Consumer {
   const stream = gw.client.attach();
   const frames: InboundFrame[] = [];
+  const presence: PeerPresence[] = [];
   const waiters = new Set<() => void>();
   let resolveReady!: (r: AttachReady) => void;
   const ready = new Promise<AttachReady>((r) => { resolveReady = r; });
   stream.on('data', (res: AttachResponse) => {
     if (res.body?.$case === 'ready') resolveReady(res.body.value);
+    if (res.body?.$case === 'presence') presence.push(res.body.value);
     if (res.body?.$case === 'frame') {
       if (onFrame) onFrame(res.body.value); else frames.push(res.body.value);
       for (const w of waiters) w();
@@ -204,7 +208,7 @@ export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void):
     stream.on('error', resolve);
   });
   return {
-    ready, frames, stream, ended,
+    ready, frames, presence, stream, ended,
     send: (to, frame) => stream.write({ body: { $case: 'send', value: { to, toPeer: '', frame } } }),
     broadcast: (frame) => stream.write({ body: { $case: 'broadcast', value: { frame } } }),
     next(match = () => true, timeoutMs = 10_000) {

@@ -12,6 +12,12 @@ export interface CrashSpec {
   atMs: number;
   /** Omitted: stays down. */
   restartAtMs?: number;
+  /**
+   * The others hear of it (its gateway says its consensus is gone, or every connection to it
+   * closes: a 'peer-absent' event PRESENCE_DELAY_MS on, and 'present' after its restart) unless
+   * this is true — a member cut off without a word.
+   */
+  unannounced?: boolean;
 }
 
 export interface LivenessSpec {

@@ -19,14 +19,17 @@ import { DEFAULT_TIMEOUTS, healTime, identities, isHonestIdentity, type Scenario
 import { contentOfRequest, createFakeScheme, type SimScheme } from './schemes.ts';
 import { Trace, describeActions, describeEvent } from './trace.ts';
 
+/** From a member's crash (or restart) to the others hearing of it from its gateway. */
+export const PRESENCE_DELAY_MS = 20;
+
 type SimEvent = Timed &
   (
     | { k: 'msg'; to: number; from: number; m: ConsensusMessage }
     | { k: 'local'; to: number; epoch: number; e: EngineEvent }
     | { k: 'timer'; to: number; epoch: number; gen: number; view: number }
     | { k: 'fetch'; to: number; from: number; hash: Hash; above: number; view: number }
-    | { k: 'crash'; to: number }
-    | { k: 'restart'; to: number }
+    | { k: 'crash'; to: number; announced: boolean }
+    | { k: 'restart'; to: number; announced: boolean }
     | { k: 'heal' }
     | { k: 'heartbeat'; to: number; epoch: number; gen: number }
     | { k: 'work'; to: number }
@@ -145,8 +148,8 @@ class Simulation {
       if (m.byzantine === 'forking-leader') this.forkers.set(m.id, new ForkingLeader(m, this.scheme, quorumSize(s.n), genesisQC(genesis)));
     }
     for (const c of s.crashes ?? []) {
-      this.q.push({ at: c.atMs, k: 'crash', to: c.instance });
-      if (c.restartAtMs !== undefined) this.q.push({ at: c.restartAtMs, k: 'restart', to: c.instance });
+      this.q.push({ at: c.atMs, k: 'crash', to: c.instance, announced: !c.unannounced });
+      if (c.restartAtMs !== undefined) this.q.push({ at: c.restartAtMs, k: 'restart', to: c.instance, announced: !c.unannounced });
     }
     if (rounds.length === 0) this.q.push({ at: heal, k: 'heal' });
   }
@@ -226,13 +229,16 @@ class Simulation {
         m.engine = null;
         m.epoch++;
         this.trace.note(this.now, m.id, 'CRASH');
+        if (ev.announced) this.announce(m.id, true);
         return;
       }
       case 'restart': {
         const m = this.members[ev.to]!;
         if (m.engine || m.byzantine === 'silent') return;
         this.trace.note(this.now, m.id, 'RESTART from disk');
-        return this.start(m);
+        this.start(m);
+        if (ev.announced) this.announce(m.id, false);
+        return;
       }
       case 'heal':
         return this.heal();
@@ -250,6 +256,14 @@ class Simulation {
         for (const x of this.members) if (x.engine && to.has(x.identity)) this.setWork(x, true);
         return;
       }
+    }
+  }
+
+  /** The others hear, PRESENCE_DELAY_MS on, that instance `id`'s consensus is gone (or back). */
+  announce(id: number, absent: boolean): void {
+    const peer = this.members[id]!.identity;
+    for (const x of this.members) {
+      if (x.id !== id) this.q.push({ at: this.now + PRESENCE_DELAY_MS, k: 'local', to: x.id, epoch: -1, e: { type: 'peer-absent', peer, absent } });
     }
   }
 

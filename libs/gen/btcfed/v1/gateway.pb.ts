@@ -198,8 +198,23 @@ export interface InboundFrame {
   fromOutside: boolean;
 }
 
+/**
+ * A validator's consensus is gone or back, as this gateway knows it: the validator's gateway
+ * said its consensus detached (or attached again), or every connection to it closed after it had
+ * connected. Sent on each change, and right after ready for each validator absent then; a consumer
+ * takes every validator as present until told otherwise. A gateway speaks only for itself (see
+ * PresenceMessage), so no peer can make another look absent.
+ */
+export interface PeerPresence {
+  peerId: string;
+  present: boolean;
+}
+
 export interface AttachResponse {
-  body: { $case: "ready"; value: AttachReady } | { $case: "frame"; value: InboundFrame } | undefined;
+  body: { $case: "ready"; value: AttachReady } | { $case: "frame"; value: InboundFrame } | {
+    $case: "presence";
+    value: PeerPresence;
+  } | undefined;
 }
 
 export interface PeerStatus {
@@ -269,6 +284,15 @@ export interface PeerExchangeMessage {
   { $case: "list"; value: PeerList } | //
   /** Unsolicited: peers the sender has just connected to. Not answered. */
   { $case: "announce"; value: PeerList } | undefined;
+}
+
+/**
+ * Presence (/btcfed/presence/1.0.0), one length-prefixed message per stream: a gateway tells each
+ * connected validator whether its own consensus is attached, when that changes and when it
+ * connects to one while none is attached. About the sender itself only.
+ */
+export interface PresenceMessage {
+  consensusAttached: boolean;
 }
 
 function createBaseSendFrame(): SendFrame {
@@ -1215,6 +1239,95 @@ export const InboundFrame: MessageFns<InboundFrame> = {
   },
 };
 
+function createBasePeerPresence(): PeerPresence {
+  return { peerId: "", present: false };
+}
+
+export const PeerPresence: MessageFns<PeerPresence> = {
+  encode(message: PeerPresence, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.peerId !== "") {
+      writer.uint32(10).string(message.peerId);
+    }
+    if (message.present !== false) {
+      writer.uint32(16).bool(message.present);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerPresence {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerPresence();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.peerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.present = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PeerPresence {
+    return {
+      peerId: isSet(object.peerId)
+        ? globalThis.String(object.peerId)
+        : isSet(object.peer_id)
+        ? globalThis.String(object.peer_id)
+        : "",
+      present: isSet(object.present) ? globalThis.Boolean(object.present) : false,
+    };
+  },
+
+  toJSON(message: PeerPresence): unknown {
+    const obj: any = {};
+    if (message.peerId !== "") {
+      obj.peerId = message.peerId;
+    }
+    if (message.present !== false) {
+      obj.present = message.present;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PeerPresence>): PeerPresence {
+    return PeerPresence.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PeerPresence>): PeerPresence {
+    const message = createBasePeerPresence();
+    message.peerId = object.peerId ?? "";
+    message.present = object.present ?? false;
+    return message;
+  },
+};
+
 function createBaseAttachResponse(): AttachResponse {
   return { body: undefined };
 }
@@ -1227,6 +1340,9 @@ export const AttachResponse: MessageFns<AttachResponse> = {
         break;
       case "frame":
         InboundFrame.encode(message.body.value, writer.uint32(18).fork()).join();
+        break;
+      case "presence":
+        PeerPresence.encode(message.body.value, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -1261,6 +1377,14 @@ export const AttachResponse: MessageFns<AttachResponse> = {
             message.body = { $case: "frame", value: InboundFrame.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = { $case: "presence", value: PeerPresence.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1279,6 +1403,8 @@ export const AttachResponse: MessageFns<AttachResponse> = {
         ? { $case: "ready", value: AttachReady.fromJSON(object.ready) }
         : isSet(object.frame)
         ? { $case: "frame", value: InboundFrame.fromJSON(object.frame) }
+        : isSet(object.presence)
+        ? { $case: "presence", value: PeerPresence.fromJSON(object.presence) }
         : undefined,
     };
   },
@@ -1289,6 +1415,8 @@ export const AttachResponse: MessageFns<AttachResponse> = {
       obj.ready = AttachReady.toJSON(message.body.value);
     } else if (message.body?.$case === "frame") {
       obj.frame = InboundFrame.toJSON(message.body.value);
+    } else if (message.body?.$case === "presence") {
+      obj.presence = PeerPresence.toJSON(message.body.value);
     }
     return obj;
   },
@@ -1308,6 +1436,12 @@ export const AttachResponse: MessageFns<AttachResponse> = {
       case "frame": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "frame", value: InboundFrame.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "presence": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "presence", value: PeerPresence.fromPartial(object.body.value) };
         }
         break;
       }
@@ -2367,6 +2501,79 @@ export const PeerExchangeMessage: MessageFns<PeerExchangeMessage> = {
         break;
       }
     }
+    return message;
+  },
+};
+
+function createBasePresenceMessage(): PresenceMessage {
+  return { consensusAttached: false };
+}
+
+export const PresenceMessage: MessageFns<PresenceMessage> = {
+  encode(message: PresenceMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.consensusAttached !== false) {
+      writer.uint32(8).bool(message.consensusAttached);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresenceMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresenceMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.consensusAttached = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PresenceMessage {
+    return {
+      consensusAttached: isSet(object.consensusAttached)
+        ? globalThis.Boolean(object.consensusAttached)
+        : isSet(object.consensus_attached)
+        ? globalThis.Boolean(object.consensus_attached)
+        : false,
+    };
+  },
+
+  toJSON(message: PresenceMessage): unknown {
+    const obj: any = {};
+    if (message.consensusAttached !== false) {
+      obj.consensusAttached = message.consensusAttached;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PresenceMessage>): PresenceMessage {
+    return PresenceMessage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PresenceMessage>): PresenceMessage {
+    const message = createBasePresenceMessage();
+    message.consensusAttached = object.consensusAttached ?? false;
     return message;
   },
 };

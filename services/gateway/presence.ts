@@ -1,0 +1,157 @@
+// Presence on /btcfed/presence/1.0.0: a gateway tells each connected validator whether its own
+// consensus is attached — when its consumer attaches or detaches, and when it connects to one while
+// none is attached — and tells its consumer which validators are absent: those whose gateway said
+// their consensus detached, and those every connection to which closed after they had connected.
+// The consumer gives an absent leader's views up at once instead of waiting out its view timer
+// (libs/hotstuff suspicion.ts): a consensus killed or restarting costs the others one NEW-VIEW round,
+// not a timer per view it leads.
+// A gateway speaks only for itself: the message carries no peer id, and the sender is the
+// connection's authenticated identity. So a Byzantine member can make only its own views look
+// dead — which it can do anyway, by not proposing. Messages from non-validators are refused
+// unread; a validator's are rate-limited (PRESENCE_BUCKET); only changes reach the consumer.
+// Must never report a validator absent on anyone's word but its own gateway's, or its connections'.
+
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Logger } from '#libs/log/index.ts';
+import { errorMessage } from '#libs/errors/index.ts';
+import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { TokenBucket } from './exchange-filter.ts';
+import { encodeFrame, readOne } from './framing.ts';
+import type { GatewayNode } from './node.ts';
+import { abortQuietly } from './streams.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export const PRESENCE_PROTOCOL = '/btcfed/presence/1.0.0';
+const MAX_PRESENCE_MESSAGE_BYTES = 64;
+/** Per validator: a burst of presence messages, then one every two seconds. */
+const PRESENCE_BUCKET = { capacity: 8, perSecond: 0.5 };
+/** A message not delivered is tried again this many times, a second apart (it may be an 'attached' a peer must hear). */
+const SEND_ATTEMPTS = 3;
+
+export interface PresenceDeps {
+  node: GatewayNode;
+  log: Logger;
+  metrics: GatewayMetrics;
+  isValidator(peerId: string): boolean;
+  /** Whether this gateway's consumer is attached now. */
+  attached(): boolean;
+  /** A validator's presence changed: tell the consumer (if one is attached). */
+  tell(peerId: string, present: boolean): void;
+  timeoutMs: number;
+}
+
+export class Presence {
+  readonly #d: PresenceDeps;
+  /** Validators every connection to which closed after they had connected. */
+  readonly #lost = new Set<string>();
+  /** Validators whose gateway said their consensus is detached. */
+  readonly #detached = new Set<string>();
+  readonly #buckets = new Map<string, TokenBucket>();
+  #stopped = false;
+
+  constructor(d: PresenceDeps) {
+    this.#d = d;
+  }
+
+  async start(): Promise<void> {
+    await this.#d.node.handle(PRESENCE_PROTOCOL, (s, c) => { void this.#onStream(s, c); }, { maxInboundStreams: 4 });
+  }
+
+  stop(): void { this.#stopped = true; }
+
+  /** The validators absent now: told to a consumer when it attaches. */
+  absent(): string[] {
+    for (const set of [this.#lost, this.#detached]) for (const id of set) if (!this.#d.isValidator(id)) set.delete(id);
+    const out = new Set([...this.#lost, ...this.#detached]);
+    this.#d.metrics.absent.set(out.size);
+    return [...out];
+  }
+
+  /** A peer connected: a validator is back (as far as its connections say); if our consumer is away, it hears so. */
+  connected(peerId: string): void {
+    if (!this.#d.isValidator(peerId)) return;
+    this.#change(peerId, () => this.#lost.delete(peerId));
+    if (!this.#d.attached()) void this.#send(peerId, false);
+  }
+
+  /** Every connection to a peer closed: a validator is absent until it connects again. */
+  disconnected(peerId: string): void {
+    if (!this.#d.isValidator(peerId)) return;
+    this.#change(peerId, () => {
+      this.#lost.add(peerId);
+      // What its gateway said is stale: when it connects again it says so if its consensus is away.
+      this.#detached.delete(peerId);
+    });
+  }
+
+  /** Our consumer attached or detached: every connected validator hears it. */
+  consumerChanged(attached: boolean): void {
+    for (const p of this.#d.node.getPeers()) {
+      const id = p.toString();
+      if (this.#d.isValidator(id)) void this.#send(id, attached);
+    }
+  }
+
+  #change(peerId: string, fn: () => void): void {
+    const was = this.#lost.has(peerId) || this.#detached.has(peerId);
+    fn();
+    const is = this.#lost.has(peerId) || this.#detached.has(peerId);
+    if (was === is) return;
+    this.#d.log.info({ peerId, present: !is, lost: this.#lost.has(peerId), detached: this.#detached.has(peerId) },
+      is ? 'validator absent: its consensus is gone (its views are given up at once)' : 'validator present again');
+    this.#d.metrics.absent.set(new Set([...this.#lost, ...this.#detached]).size);
+    this.#d.tell(peerId, !is);
+  }
+
+  async #send(peerId: string, attached: boolean): Promise<void> {
+    const { node, metrics, log, timeoutMs } = this.#d;
+    for (let attempt = 1; attempt <= SEND_ATTEMPTS && !this.#stopped; attempt++) {
+      // Only the latest word counts: a change since this send began is sent by its own call.
+      if (attached !== this.#d.attached()) return;
+      try {
+        const stream = await node.dialProtocol(peerIdFromString(peerId), PRESENCE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) });
+        stream.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+        await stream.close({ signal: AbortSignal.timeout(timeoutMs) });
+        metrics.presence.inc({ direction: 'out', result: 'ok' });
+        return;
+      } catch (err) {
+        metrics.presence.inc({ direction: 'out', result: 'failed' });
+        log.debug({ peerId, attached, attempt, err: errorMessage(err) }, 'presence message not delivered');
+        if (node.getConnections(peerIdFromString(peerId)).length === 0) return; // it hears again when it connects
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+  }
+
+  async #onStream(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    const { metrics, log } = this.#d;
+    if (!this.#d.isValidator(from)) {
+      metrics.presence.inc({ direction: 'in', result: 'not_validator' });
+      abortQuietly(stream, new Error('presence is for validators'));
+      return;
+    }
+    let bucket = this.#buckets.get(from);
+    if (!bucket) this.#buckets.set(from, (bucket = new TokenBucket(PRESENCE_BUCKET.capacity, PRESENCE_BUCKET.perSecond, Date.now())));
+    if (!bucket.take(Date.now())) {
+      metrics.presence.inc({ direction: 'in', result: 'rate_limited' });
+      log.debug({ from }, 'presence message refused: rate limited');
+      abortQuietly(stream, new Error('rate limited'));
+      return;
+    }
+    try {
+      const msg = await readOne(stream, this.#d.timeoutMs, MAX_PRESENCE_MESSAGE_BYTES, PresenceMessage.decode);
+      void stream.close().catch(() => undefined);
+      metrics.presence.inc({ direction: 'in', result: 'ok' });
+      this.#change(from, () => {
+        if (msg.consensusAttached) this.#detached.delete(from);
+        else this.#detached.add(from);
+      });
+    } catch (err) {
+      metrics.presence.inc({ direction: 'in', result: 'invalid' });
+      log.warn({ from, err: errorMessage(err) }, 'presence message refused');
+      abortQuietly(stream, err);
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// Presence between gateways, as real processes: two members' stores and gateways, a third
+// validator and a stranger played by in-process libp2p nodes. A gateway tells the validators it is
+// connected to when its consumer (the consensus service) detaches and attaches again, and tells
+// its own consumer which validators are absent: those whose gateway said so, and those every
+// connection to which closed. A consumer that attaches is told who is absent then. What a gateway
+// says is about itself only, a validator's messages are rate-limited, and a stranger's are refused.
+
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { multiaddr } from '@multiformats/multiaddr';
+import { PresenceMessage, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { encodeFrame } from '../services/gateway/framing.ts';
+import { PRESENCE_PROTOCOL } from '../services/gateway/presence.ts';
+import {
+  attach, gatewayCounter, makeCluster, startMember, stopAll, strangerNode, waitPeer,
+  type Consumer, type GatewayMember, type Node,
+} from './support/gateway.ts';
+
+type Libp2pNode = Awaited<ReturnType<typeof strangerNode>>;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out: ${what}`);
+}
+
+/** What `consumer` was last told of `peerId`: true (present), false (absent), undefined (nothing: present). */
+const said = (consumer: Consumer, peerId: string): boolean | undefined => consumer.presence.filter((p) => p.peerId === peerId).at(-1)?.present;
+
+/** A presence message from `from` (its authenticated identity is the sender) to member `to`'s gateway. */
+async function tell(from: Libp2pNode, to: GatewayMember, attached: boolean): Promise<void> {
+  const s = await from.dialProtocol(multiaddr(`${to.address}/p2p/${to.identity.peerId}`), PRESENCE_PROTOCOL);
+  s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), 64));
+  await s.close().catch(() => undefined);
+}
+
+describe('gateway presence', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  const others: Libp2pNode[] = [];
+  const consumers: Consumer[] = [];
+  after(async () => {
+    for (const c of consumers) c.close();
+    await Promise.allSettled(others.map((v) => v.stop()));
+    await stopAll(nodes, members);
+  });
+
+  test('a validator whose consensus detaches, or whose connections close, is told absent; back, present; only its own gateway speaks for it', async () => {
+    members = await makeCluster(3, { knows: (i) => (i < 2 ? [1 - i] : []) });
+    const [m0, m1, m2] = members as [GatewayMember, GatewayMember, GatewayMember];
+    nodes[0] = await startMember(m0, ['--metrics', '127.0.0.1:0']);
+    nodes[1] = await startMember(m1);
+    const gw0 = nodes[0].gw;
+    const c0 = attach(gw0);
+    consumers.push(c0);
+    await c0.ready;
+    await waitPeer(gw0, m1.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    // m1's gateway has no consumer yet: it says so on connecting.
+    await until(() => said(c0, m1.identity.peerId) === false, 'm1 absent: its gateway has no consensus attached');
+
+    const c1 = attach(nodes[1].gw);
+    consumers.push(c1);
+    await c1.ready;
+    await until(() => said(c0, m1.identity.peerId) === true, 'm1 present once its consensus attached');
+    c1.close();
+    await until(() => said(c0, m1.identity.peerId) === false, 'm1 absent once its consensus detached');
+    const c1b = attach(nodes[1].gw);
+    consumers.push(c1b);
+    await c1b.ready;
+    await until(() => said(c0, m1.identity.peerId) === true, 'm1 present again');
+
+    // m1's whole member goes: every connection closes.
+    await nodes[1].gw.close();
+    await until(() => said(c0, m1.identity.peerId) === false, 'm1 absent once every connection to it closed');
+    await until(() => gw0.svc.lines.some((l) => l.peerId === m1.identity.peerId && l.lost === true && l.present === false), 'absent for its connections (not only for a last word)');
+    // A consumer that attaches now is told at once.
+    c0.close();
+    const c0b = attach(gw0);
+    consumers.push(c0b);
+    await c0b.ready;
+    await until(() => said(c0b, m1.identity.peerId) === false, 'a new consumer is told m1 is absent');
+    assert.equal(await gatewayCounter(gw0, 'absent_validators', 'service="gateway"'), 1);
+
+    // m2, a validator with its real key, speaks for itself only (the message names nobody); its
+    // flood is rate-limited, and only changes reach the consumer.
+    const v2 = await strangerNode(m2.identity.privateKey);
+    others.push(v2);
+    await tell(v2, m0, false);
+    await until(() => said(c0b, m2.identity.peerId) === false, 'm2 absent on its own word');
+    assert.equal(said(c0b, m1.identity.peerId), false, 'nothing said of m1');
+    for (let i = 0; i < 20; i++) await tell(v2, m0, i % 2 === 1).catch(() => undefined);
+    await until(async () => (await gatewayCounter(gw0, 'presence_messages_total', 'direction="in",result="rate_limited"')) > 0, 'm2\'s flood rate-limited');
+    const told = c0b.presence.filter((p) => p.peerId === m2.identity.peerId).length;
+    assert.ok(told <= 9, `the consumer heard at most the bucket's worth of m2's changes (heard ${told})`);
+
+    // A stranger is refused unread, and the consumer hears nothing of it.
+    const stranger = await strangerNode();
+    others.push(stranger);
+    await tell(stranger, m0, false).catch(() => undefined);
+    await until(async () => (await gatewayCounter(gw0, 'presence_messages_total', 'direction="in",result="not_validator"')) > 0, 'the stranger\'s message refused');
+    assert.equal(c0b.presence.filter((p) => p.peerId === stranger.peerId.toString()).length, 0);
+  });
+});
