@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { blockHash, sha256 } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { encodeFrame, qcToWire, type Frame } from '#libs/wire/index.ts';
-import { AttachRequest, PeerExchangeMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { AttachRequest, PeerExchangeMessage, PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { BlockCommitted, ConfigReloaded, EquivocationEvidence, PeersChanged, SignerRefused, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { assembleGenesis, parsePublicKey, type MemberCard } from '#libs/config/index.ts';
 import { subject } from '#libs/events/subjects.ts';
@@ -77,6 +77,7 @@ const exchange: PeerExchangeMessage[] = [
   { body: { $case: 'announce', value: { peers: [{ publicKey: OTHERS[0]!, addresses: ['/ip4/198.51.100.3/tcp/7105'] }] } } },
 ];
 for (const m of exchange) add('peer-exchange', streamOf([PeerExchangeMessage.encode(m).finish()]));
+for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached }).finish()]));
 
 // ------------------------------------------------------------------ signer requests
 const signs: SignRequest[] = [

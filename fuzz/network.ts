@@ -1,7 +1,7 @@
 // The network-level campaign: mutated inputs sent to a running 4-member federation (real
 // processes: test/byzantine/federation.ts) — consensus frames and raw stream bytes to the
 // gateways from a keyless libp2p stranger and from a peer holding m3's key (a Byzantine member:
-// its frames pass the gateway and reach the consensus service's decoder), peer-exchange messages,
+// its frames pass the gateway and reach the consensus service's decoder), peer-exchange messages, raw bytes on the presence protocol,
 // and request bodies to the public gRPC API over its real TLS. Meanwhile and after, the honest
 // members keep committing, none halts, and no service process exits.
 // Inputs come from the seed corpus, mutated as in fuzz/mutate.ts, from one seed.
@@ -18,6 +18,7 @@ import { Federation, HONEST } from '../test/byzantine/federation.ts';
 import { strangerNode } from '../test/support/gateway.ts';
 import { CONSENSUS_PROTOCOL } from '../services/gateway/consensus.ts';
 import { EXCHANGE_PROTOCOL } from '../services/gateway/exchange.ts';
+import { PRESENCE_PROTOCOL } from '../services/gateway/presence.ts';
 import { encodeFrame as lengthPrefixed } from '../services/gateway/framing.ts';
 import { loadCorpus } from './corpus.ts';
 import { mutated } from './mutate.ts';
@@ -71,7 +72,7 @@ export async function networkCampaign(o: { ms: number; seed: number; say(s: stri
       });
       // Raw bytes on the stream: length prefixes of any value, cut anywhere.
       await quietly(async () => {
-        const s = await node.dialProtocol(target, k % 3 === 0 ? EXCHANGE_PROTOCOL : CONSENSUS_PROTOCOL, { signal: AbortSignal.timeout(2000) });
+        const s = await node.dialProtocol(target, [EXCHANGE_PROTOCOL, CONSENSUS_PROTOCOL, PRESENCE_PROTOCOL, CONSENSUS_PROTOCOL][k % 4]!, { signal: AbortSignal.timeout(2000) });
         s.send(streams[k % streams.length]!.subarray(1)); sent.raw_streams!++;
         await s.close();
       });

@@ -5,13 +5,14 @@ import { configFiles, genesisCard } from './config-files.ts';
 import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
 import { peerExchange } from './peer-exchange.ts';
+import { presence } from './presence.ts';
 import { publicApi } from './public-api.ts';
 import { reconfigTx } from './reconfig-tx.ts';
 import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest, presence,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {

@@ -23,7 +23,7 @@ import { abortQuietly } from './streams.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export const PRESENCE_PROTOCOL = '/btcfed/presence/1.0.0';
-const MAX_PRESENCE_MESSAGE_BYTES = 64;
+export const MAX_PRESENCE_MESSAGE_BYTES = 64;
 /** Per validator: a burst of presence messages, then one every two seconds. */
 const PRESENCE_BUCKET = { capacity: 8, perSecond: 0.5 };
 /** A message not delivered is tried again this many times, a second apart (it may be an 'attached' a peer must hear). */
