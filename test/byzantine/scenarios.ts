@@ -29,6 +29,7 @@ import { USELESS_SCENARIOS } from './useless.ts';
 import { rssParts } from './measure.ts';
 import { CLIENT_SCENARIOS } from './clients.ts';
 import { BATCH_SCENARIOS } from './batches.ts';
+import { PRESENCE_SCENARIOS } from './presence.ts';
 import { LAST_SCENARIOS, RECONFIG_SCENARIOS } from './reconfig.ts';
 
 export { healthy, type Scenario } from './scenario.ts';
@@ -620,6 +621,6 @@ const forgeToObserver: Scenario = {
  * the others grew 10–16), and its fake peers stay in every member's peers.yaml.
  */
 export const SCENARIOS: Scenario[] = [
-  silent, withhold, forgeToObserver, mempoolFill, ...BATCH_SCENARIOS, viewJump, stallOwnViews, slowLeader, equivocate,
+  silent, withhold, forgeToObserver, mempoolFill, ...BATCH_SCENARIOS, ...PRESENCE_SCENARIOS, viewJump, stallOwnViews, slowLeader, equivocate,
   ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning, ...LAST_SCENARIOS,
 ];

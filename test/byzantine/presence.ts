@@ -1,0 +1,57 @@
+// Presence lies (services/gateway/presence.ts): m3, with its real libp2p key, tells every honest
+// gateway again and again that its consensus is detached — and now and then that it is back —
+// while its consensus goes on proposing. A gateway speaks only for its own member, so the worst
+// it can do is have its own views given up at once: honest members must keep their rate (as when
+// m3 stalls its own views), give up only m3's views for being absent, rate-limit its messages,
+// and never take any honest member for absent.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { multiaddr } from '@multiformats/multiaddr';
+import { parseConfText } from '#libs/config/index.ts';
+import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { encodeFrame } from '../../services/gateway/framing.ts';
+import { MAX_PRESENCE_MESSAGE_BYTES, PRESENCE_PROTOCOL } from '../../services/gateway/presence.ts';
+import { strangerNode } from '../support/gateway.ts';
+import { HONEST, sleep } from './federation.ts';
+import { background, check, deltas, perHonest, type Scenario } from './scenario.ts';
+
+const presenceLies: Scenario = {
+  name: 'presence-lies', ci: false,
+  async start({ fed, note }) {
+    const m3Key = parseConfText(fs.readFileSync(path.join(fed.memberDir(3), 'conf.yaml'), 'utf8')).node.private_key;
+    const liar = await strangerNode(m3Key);
+    const targets = HONEST.map((i) => multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(i).libp2p}`));
+    const gw = (name: string, labels?: RegExp) => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', name, labels)));
+    const skippedAbsent = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /reason="absent"/);
+    const skippedOthers = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="[012]",reason="absent"/);
+    const limited = () => gw('btcfed_gateway_presence_messages_total', /direction="in",result="rate_limited"/);
+    const [skip0, limited0] = [await skippedAbsent(), await limited()];
+    let sent = 0;
+    const attack = background(async () => {
+      // Nine in ten say "detached": m3 wants its absence believed, and to churn the others.
+      const attached = sent % 10 === 9;
+      await Promise.all(targets.map(async (t) => {
+        try {
+          const s = await liar.dialProtocol(t, PRESENCE_PROTOCOL, { signal: AbortSignal.timeout(2000) });
+          s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+          await s.close();
+        } catch { /* refused (rate limited): the gateway's choice */ }
+      }));
+      sent++;
+      await sleep(50);
+    });
+    return {
+      stop: async () => { await attack.stop(); await liar.stop(); },
+      async check() {
+        const [skip1, limited1, others] = [await skippedAbsent(), await limited(), await skippedOthers()];
+        note(`m3 told each honest gateway ${sent} times that its consensus is detached or back; views given up for an absent leader ${deltas(skip0, skip1)}; its messages rate-limited ${deltas(limited0, limited1)} times`);
+        check(sent > 0, 'nothing was sent');
+        check(limited1.every((x, k) => x > limited0[k]!), 'an honest gateway took every presence message of m3 (btcfed_gateway_presence_messages_total{result="rate_limited"} unchanged)');
+        check(others.every((x) => x === 0), `an honest member gave up an honest leader's view for being absent (${others.join('/')})`);
+      },
+    };
+  },
+};
+
+export const PRESENCE_SCENARIOS: Scenario[] = [presenceLies];
