@@ -78,6 +78,8 @@ const exchange: PeerExchangeMessage[] = [
 ];
 for (const m of exchange) add('peer-exchange', streamOf([PeerExchangeMessage.encode(m).finish()]));
 for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached }).finish()]));
+// A later version's message: a field this one does not know, after the one it does.
+add('presence', streamOf([Uint8Array.from([...PresenceMessage.encode({ consensusAttached: true }).finish(), 0x12, 0x02, 0x68, 0x69])]));
 
 // ------------------------------------------------------------------ signer requests
 const signs: SignRequest[] = [
