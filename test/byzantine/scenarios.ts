@@ -572,7 +572,10 @@ const poisoning: Scenario = {
 };
 
 const forgeToObserver: Scenario = {
-  name: 'forge-to-observer', ci: true,
+  // Not in CI: m3 (CPU-capped) is nearly always behind the observer, whose requests it then answers
+  // with no block; 2026-11-27 a CI run saw no forgery in its 12 s window (a full run: one in ~20 s).
+  // The follower's refusal of a bent QC signature is in services/consensus/follower.test.ts.
+  name: 'forge-to-observer', ci: false,
   async start({ fed, byz, note }) {
     const refusedOf = () => fed.metric(OBSERVER, 'consensus', 'btcfed_observer_refused_responses_total', /sender="validator"/);
     const refused0 = await refusedOf();
