@@ -35,6 +35,8 @@ export interface AttachDeps {
   onConsumer?: (attached: boolean) => void;
   /** Validators absent now (presence.ts): a consumer that attaches is told them after ready. */
   absent?: () => readonly string[];
+  /** A consensus frame from a validator arrived (presence.ts: a validator said detached is back). */
+  heard?: (peerId: string) => void;
 }
 
 export class AttachPoint implements InboundSink {
@@ -54,6 +56,7 @@ export class AttachPoint implements InboundSink {
   get busy(): boolean { return this.#full || this.#inFlight >= MAX_IN_FLIGHT_BYTES; }
 
   deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery {
+    if (from) this.#deps.heard?.(peerId);
     const call = this.#call;
     if (!call) return 'no_consumer';
     const bytes = frame.length;

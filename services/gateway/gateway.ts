@@ -152,7 +152,8 @@ export class Gateway {
     let presence: Presence | undefined;
     const attach: AttachPoint = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
       adoptValidators: (req) => gw!.adoptValidators(req),
-      onConsumer: (attached) => presence?.consumerChanged(attached), absent: () => presence?.absent() ?? [] });
+      onConsumer: (attached) => presence?.consumerChanged(attached), absent: () => presence?.absent() ?? [],
+      heard: (peerId) => presence?.heard(peerId) });
     presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.attached,
       tell: (peerId, present) => attach.presence(peerId, present), timeoutMs: settings.connectionTimeoutMs });
     metrics.validators.set(settings.validators?.n ?? 0);

@@ -28,6 +28,8 @@ export const MAX_PRESENCE_MESSAGE_BYTES = 64;
 const PRESENCE_BUCKET = { capacity: 8, perSecond: 0.5 };
 /** A message not delivered is tried again this many times, a second apart (it may be an 'attached' a peer must hear). */
 const SEND_ATTEMPTS = 3;
+/** A validator said detached whose consensus frames still arrive this long after is taken as back. */
+const HEARD_AFTER_MS = 1000;
 
 export interface PresenceDeps {
   node: GatewayNode;
@@ -47,6 +49,8 @@ export class Presence {
   readonly #lost = new Set<string>();
   /** Validators whose gateway said their consensus is detached. */
   readonly #detached = new Set<string>();
+  /** When each was said detached: its consensus frames arriving later than HEARD_AFTER_MS say it is back. */
+  readonly #detachedAt = new Map<string, number>();
   readonly #buckets = new Map<string, TokenBucket>();
   #stopped = false;
 
@@ -82,7 +86,19 @@ export class Presence {
       this.#lost.add(peerId);
       // What its gateway said is stale: when it connects again it says so if its consensus is away.
       this.#detached.delete(peerId);
+      this.#detachedAt.delete(peerId);
     });
+  }
+
+  /**
+   * A consensus frame came from a validator: one said detached more than HEARD_AFTER_MS ago is back
+   * (its "attached" may have been lost, refused by the rate limit, or overtaken by an older word),
+   * so no stale word keeps its views given up. Frames sent just before a detach are not taken so.
+   */
+  heard(peerId: string): void {
+    const at = this.#detachedAt.get(peerId);
+    if (at === undefined || Date.now() - at < HEARD_AFTER_MS) return;
+    this.#change(peerId, () => { this.#detached.delete(peerId); this.#detachedAt.delete(peerId); });
   }
 
   /** Our consumer attached or detached: every connected validator hears it. */
@@ -145,8 +161,8 @@ export class Presence {
       void stream.close().catch(() => undefined);
       metrics.presence.inc({ direction: 'in', result: 'ok' });
       this.#change(from, () => {
-        if (msg.consensusAttached) this.#detached.delete(from);
-        else this.#detached.add(from);
+        if (msg.consensusAttached) { this.#detached.delete(from); this.#detachedAt.delete(from); }
+        else { this.#detached.add(from); this.#detachedAt.set(from, Date.now()); }
       });
     } catch (err) {
       metrics.presence.inc({ direction: 'in', result: 'invalid' });
