@@ -77,9 +77,10 @@ const exchange: PeerExchangeMessage[] = [
   { body: { $case: 'announce', value: { peers: [{ publicKey: OTHERS[0]!, addresses: ['/ip4/198.51.100.3/tcp/7105'] }] } } },
 ];
 for (const m of exchange) add('peer-exchange', streamOf([PeerExchangeMessage.encode(m).finish()]));
-for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached }).finish()]));
+for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached, seq: Date.UTC(2026, 10, 27) }).finish()]));
+add('presence', streamOf([PresenceMessage.encode({ consensusAttached: false, seq: 0 }).finish()])); // unordered: a gateway before seq
 // A later version's message: a field this one does not know, after the one it does.
-add('presence', streamOf([Uint8Array.from([...PresenceMessage.encode({ consensusAttached: true }).finish(), 0x12, 0x02, 0x68, 0x69])]));
+add('presence', streamOf([Uint8Array.from([...PresenceMessage.encode({ consensusAttached: true, seq: 1 }).finish(), 0x1a, 0x02, 0x68, 0x69])]));
 
 // ------------------------------------------------------------------ signer requests
 const signs: SignRequest[] = [

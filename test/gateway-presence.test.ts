@@ -32,9 +32,9 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
 const said = (consumer: Consumer, peerId: string): boolean | undefined => consumer.presence.filter((p) => p.peerId === peerId).at(-1)?.present;
 
 /** A presence message from `from` (its authenticated identity is the sender) to member `to`'s gateway. */
-async function tell(from: Libp2pNode, to: GatewayMember, attached: boolean): Promise<void> {
+async function tell(from: Libp2pNode, to: GatewayMember, attached: boolean, seq = 0): Promise<void> {
   const s = await from.dialProtocol(multiaddr(`${to.address}/p2p/${to.identity.peerId}`), PRESENCE_PROTOCOL);
-  s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), 64));
+  s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), 64));
   await s.close().catch(() => undefined);
 }
 
@@ -92,6 +92,14 @@ describe('gateway presence', () => {
     await tell(v2, m0, false);
     await until(() => said(c0b, m2.identity.peerId) === false, 'm2 absent on its own word');
     assert.equal(said(c0b, m1.identity.peerId), false, 'nothing said of m1');
+    // Words are ordered by their sequence number: an older one arriving late never undoes a newer.
+    await tell(v2, m0, true, 2000);
+    await until(() => said(c0b, m2.identity.peerId) === true, 'm2 present on its newer word');
+    await tell(v2, m0, false, 1000);
+    await until(async () => (await gatewayCounter(gw0, 'presence_messages_total', 'direction="in",result="stale"')) === 1, 'the older word dropped as stale');
+    assert.equal(said(c0b, m2.identity.peerId), true, 'm2 still present: the older word changed nothing');
+    await tell(v2, m0, false, 3000);
+    await until(() => said(c0b, m2.identity.peerId) === false, 'm2 absent on a word newer still');
     for (let i = 0; i < 20; i++) await tell(v2, m0, i % 2 === 1).catch(() => undefined);
     await until(async () => (await gatewayCounter(gw0, 'presence_messages_total', 'direction="in",result="rate_limited"')) > 0, 'm2\'s flood rate-limited');
     const told = c0b.presence.filter((p) => p.peerId === m2.identity.peerId).length;

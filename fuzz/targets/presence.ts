@@ -1,8 +1,8 @@
 // Target presence: one message on /btcfed/presence/1.0.0 from any connected peer — a
 // length-prefixed PresenceMessage of at most MAX_PRESENCE_MESSAGE_BYTES (services/gateway/presence.ts,
 // readOne). Refusal: an Error from the framing or the protobuf reader (the message is counted
-// invalid and the stream reset). What it reads must be a yes or a no: the message names nobody,
-// so a decoded message carrying anything but its one boolean would be a wrong contract.
+// invalid and the stream reset). What it reads must be a yes or a no and a whole sequence number:
+// the message names nobody, so a decoded message carrying anything else would be a wrong contract.
 
 import fc from 'fast-check';
 import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -12,7 +12,7 @@ import { violated, type FuzzTarget } from '../engine.ts';
 import { protoBytes } from './wire-frame.ts';
 import { streamOf } from './gateway-framing.ts';
 
-const message: fc.Arbitrary<PresenceMessage> = fc.record({ consensusAttached: fc.boolean() });
+const message: fc.Arbitrary<PresenceMessage> = fc.record({ consensusAttached: fc.boolean(), seq: fc.oneof(fc.constant(0), fc.maxSafeNat()) });
 /** Valid messages, and protobuf with fields the message does not have (a peer's later version, or junk). */
 const wild = fc.oneof(
   message.map((m) => protoBytes(PresenceMessage.encode, m)),
@@ -31,6 +31,7 @@ function run(input: Uint8Array): void {
   let msg: PresenceMessage | undefined;
   try { msg = read(input); } catch (err) { throw new ReadFailed(String(err)); }
   if (msg && typeof msg.consensusAttached !== 'boolean') violated(`consensus_attached read as ${typeof msg.consensusAttached}`);
+  if (msg && !Number.isSafeInteger(msg.seq)) violated(`seq read as ${String(msg.seq)}`);
 }
 
 export const presence: FuzzTarget<PresenceMessage> = {

@@ -9,6 +9,9 @@
 // connection's authenticated identity. So a Byzantine member can make only its own views look
 // dead — which it can do anyway, by not proposing. Messages from non-validators are refused
 // unread; a validator's are rate-limited (PRESENCE_BUCKET); only changes reach the consumer.
+// Each word carries a sequence number (a hybrid clock, so a restarted gateway goes on above its
+// predecessor): a word not above the last taken from that peer is dropped, so an older word sent
+// on another stream a moment before can never undo a newer one.
 // Must never report a validator absent on anyone's word but its own gateway's, or its connections'.
 
 import type { Connection, Stream } from '@libp2p/interface';
@@ -52,6 +55,10 @@ export class Presence {
   /** When each was said detached: its consensus frames arriving later than HEARD_AFTER_MS say it is back. */
   readonly #detachedAt = new Map<string, number>();
   readonly #buckets = new Map<string, TokenBucket>();
+  /** The sequence number of the last word taken from each validator (0: none, or only unordered ones). */
+  readonly #lastSeq = new Map<string, number>();
+  /** The last sequence number this gateway said. */
+  #seq = 0;
   #stopped = false;
 
   constructor(d: PresenceDeps) {
@@ -67,9 +74,18 @@ export class Presence {
   /** The validators absent now: told to a consumer when it attaches. */
   absent(): string[] {
     for (const set of [this.#lost, this.#detached]) for (const id of set) if (!this.#d.isValidator(id)) set.delete(id);
+    for (const id of this.#lastSeq.keys()) if (!this.#d.isValidator(id)) { this.#lastSeq.delete(id); this.#buckets.delete(id); }
+    return [...this.#absentSet()];
+  }
+
+  #isAbsent(peerId: string): boolean {
+    return this.#lost.has(peerId) || this.#detached.has(peerId);
+  }
+
+  #absentSet(): Set<string> {
     const out = new Set([...this.#lost, ...this.#detached]);
     this.#d.metrics.absent.set(out.size);
-    return [...out];
+    return out;
   }
 
   /** A peer connected: a validator is back (as far as its connections say); if our consumer is away, it hears so. */
@@ -87,6 +103,8 @@ export class Presence {
       // What its gateway said is stale: when it connects again it says so if its consensus is away.
       this.#detached.delete(peerId);
       this.#detachedAt.delete(peerId);
+      // No stream of those connections can still deliver a word: the order starts afresh.
+      this.#lastSeq.delete(peerId);
     });
   }
 
@@ -103,31 +121,38 @@ export class Presence {
 
   /** Our consumer attached or detached: every connected validator hears it. */
   consumerChanged(attached: boolean): void {
+    const seq = this.#nextSeq();
     for (const p of this.#d.node.getPeers()) {
       const id = p.toString();
-      if (this.#d.isValidator(id)) void this.#send(id, attached);
+      if (this.#d.isValidator(id)) void this.#send(id, attached, seq);
     }
   }
 
+  /** max(last + 1, now): strictly increasing here, and above what a predecessor said (clocks allowing). */
+  #nextSeq(): number {
+    this.#seq = Math.max(this.#seq + 1, Date.now());
+    return this.#seq;
+  }
+
   #change(peerId: string, fn: () => void): void {
-    const was = this.#lost.has(peerId) || this.#detached.has(peerId);
+    const was = this.#isAbsent(peerId);
     fn();
-    const is = this.#lost.has(peerId) || this.#detached.has(peerId);
+    const is = this.#isAbsent(peerId);
     if (was === is) return;
     this.#d.log.info({ peerId, present: !is, lost: this.#lost.has(peerId), detached: this.#detached.has(peerId) },
       is ? 'validator absent: its consensus is gone (its views are given up at once)' : 'validator present again');
-    this.#d.metrics.absent.set(new Set([...this.#lost, ...this.#detached]).size);
+    this.#absentSet();
     this.#d.tell(peerId, !is);
   }
 
-  async #send(peerId: string, attached: boolean): Promise<void> {
+  async #send(peerId: string, attached: boolean, seq = this.#nextSeq()): Promise<void> {
     const { node, metrics, log, timeoutMs } = this.#d;
     for (let attempt = 1; attempt <= SEND_ATTEMPTS && !this.#stopped; attempt++) {
       // Only the latest word counts: a change since this send began is sent by its own call.
       if (attached !== this.#d.attached()) return;
       try {
         const stream = await node.dialProtocol(peerIdFromString(peerId), PRESENCE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) });
-        stream.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+        stream.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
         await stream.close({ signal: AbortSignal.timeout(timeoutMs) });
         metrics.presence.inc({ direction: 'out', result: 'ok' });
         return;
@@ -159,6 +184,16 @@ export class Presence {
     try {
       const msg = await readOne(stream, this.#d.timeoutMs, MAX_PRESENCE_MESSAGE_BYTES, PresenceMessage.decode);
       void stream.close().catch(() => undefined);
+      const seq = msg.seq;
+      if (seq !== 0) {
+        const last = this.#lastSeq.get(from) ?? 0;
+        if (seq <= last) {
+          metrics.presence.inc({ direction: 'in', result: 'stale' });
+          log.debug({ from, seq, last, attached: msg.consensusAttached }, 'presence message dropped: not newer than the last taken');
+          return;
+        }
+        this.#lastSeq.set(from, seq);
+      }
       metrics.presence.inc({ direction: 'in', result: 'ok' });
       this.#change(from, () => {
         if (msg.consensusAttached) { this.#detached.delete(from); this.#detachedAt.delete(from); }

@@ -35,7 +35,10 @@ const presenceLies: Scenario = {
       await Promise.all(targets.map(async (t) => {
         try {
           const s = await liar.dialProtocol(t, PRESENCE_PROTOCOL, { signal: AbortSignal.timeout(2000) });
-          s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+          // Unordered words (always taken) and the highest sequence number (no later word of m3's own
+          // gateway is taken until its connections close): either way m3 speaks only for itself.
+          const seq = sent % 2 === 0 ? 0 : Number.MAX_SAFE_INTEGER;
+          s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
           await s.close();
         } catch { /* refused (rate limited): the gateway's choice */ }
       }));

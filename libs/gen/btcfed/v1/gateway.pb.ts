@@ -293,6 +293,13 @@ export interface PeerExchangeMessage {
  */
 export interface PresenceMessage {
   consensusAttached: boolean;
+  /**
+   * Increases with every word the sender says (a hybrid clock: max(last + 1, its wall clock in
+   * milliseconds), so a restarted gateway goes on above its predecessor). A receiver drops a word
+   * not above the last it took from that peer: an older word overtaken on another stream never
+   * undoes a newer one. 0 is unordered (a gateway that predates it) and always taken.
+   */
+  seq: number;
 }
 
 function createBaseSendFrame(): SendFrame {
@@ -2506,13 +2513,16 @@ export const PeerExchangeMessage: MessageFns<PeerExchangeMessage> = {
 };
 
 function createBasePresenceMessage(): PresenceMessage {
-  return { consensusAttached: false };
+  return { consensusAttached: false, seq: 0 };
 }
 
 export const PresenceMessage: MessageFns<PresenceMessage> = {
   encode(message: PresenceMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.consensusAttached !== false) {
       writer.uint32(8).bool(message.consensusAttached);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint64(message.seq);
     }
     return writer;
   },
@@ -2538,6 +2548,14 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
             message.consensusAttached = reader.bool();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2557,6 +2575,7 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
         : isSet(object.consensus_attached)
         ? globalThis.Boolean(object.consensus_attached)
         : false,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
     };
   },
 
@@ -2564,6 +2583,9 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
     const obj: any = {};
     if (message.consensusAttached !== false) {
       obj.consensusAttached = message.consensusAttached;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
     }
     return obj;
   },
@@ -2574,6 +2596,7 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
   fromPartial(object: DeepPartial<PresenceMessage>): PresenceMessage {
     const message = createBasePresenceMessage();
     message.consensusAttached = object.consensusAttached ?? false;
+    message.seq = object.seq ?? 0;
     return message;
   },
 };
