@@ -9,7 +9,7 @@ import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert, type Safet
 import { open } from 'lmdb';
 import { QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { qcToWire } from '#libs/wire/index.ts';
-import { BlockStore, STORE_SCHEMA_VERSION } from './block-store.ts';
+import { BlockStore, STORE_SCHEMA_VERSION, packLocation, unpackLocation } from './block-store.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const genesis = genesisBlock('store-test', blockHash);
@@ -95,6 +95,56 @@ test('a commit repeating a committed transaction is refused; the index is not ov
   } finally { await store.close(); }
 }));
 
+test('a commit repeating a transaction within itself is refused, in one block or across two; nothing of it is kept', () => withStore(async (dir) => {
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    const b1 = child(genesis, 1, ['a', 'twice', 'b', 'twice']);
+    await assert.rejects(store.commit([b1], qcOn(b1, Phase.COMMIT, 1)), (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX'));
+    const c1 = child(genesis, 1, ['c', 'across']);
+    const c2 = child(c1, 2, ['d', 'across']);
+    await assert.rejects(store.commit([c1, c2], qcOn(c2, Phase.COMMIT, 2)), (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX'));
+    assert.equal(store.committedHeight(), 0);
+    for (const t of ['a', 'twice', 'b', 'c', 'across', 'd']) assert.equal(store.hasTx(txHash(enc(t))), false, `${t}: nothing of a refused commit is kept`);
+    await store.commit([c1], qcOn(c1, Phase.COMMIT, 1));
+    assert.deepEqual(store.txLocation(txHash(enc('across'))), { height: 1, index: 1, blockHash: c1.hash }, 'the same transactions commit once the repeat is gone');
+  } finally { await store.close(); }
+}));
+
+test('an index location is one number where it fits, the object beyond; both read back', () => {
+  for (const [height, index] of [[1, 0], [7, 3], [2 ** 33 - 1, 2 ** 20 - 1], [2 ** 33, 0], [5, 2 ** 20], [2 ** 40, 2 ** 24]] as const) {
+    const stored = packLocation(height, index);
+    assert.equal(typeof stored, height < 2 ** 33 && index < 2 ** 20 ? 'number' : 'object', `${height}/${index}`);
+    assert.deepEqual(unpackLocation(stored), { height, index });
+  }
+});
+
+test('a version 2 store (index locations as objects) is taken, relabelled 3, and read as before', () => withStore(async (dir) => {
+  const b1 = child(genesis, 1, ['old-a', 'old-b']);
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  await store.commit([b1], qcOn(b1, Phase.COMMIT, 1));
+  await store.close();
+  // What version 2 wrote: the locations as msgpack objects, the schema as '2'.
+  const raw = open({ path: dir });
+  const txs = raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  await txs.put(txHash(enc('old-a')), { height: 1, index: 0 });
+  await txs.put(txHash(enc('old-b')), { height: 1, index: 1 });
+  assert.equal(typeof txs.get(txHash(enc('old-b'))), 'object');
+  await raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).put('schema', '2');
+  await raw.close();
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    assert.deepEqual(store.txLocation(txHash(enc('old-b'))), { height: 1, index: 1, blockHash: b1.hash });
+    const b2 = child(b1, 2, ['new', 'old-a']);
+    await assert.rejects(store.commit([b2], qcOn(b2, Phase.COMMIT, 2)), (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX'), 'an old entry still refuses its transaction');
+    const b2b = child(b1, 2, ['new']);
+    await store.commit([b2b], qcOn(b2b, Phase.COMMIT, 2));
+    assert.deepEqual(store.txLocation(txHash(enc('new'))), { height: 2, index: 0, blockHash: b2b.hash });
+  } finally { await store.close(); }
+  const meta = open({ path: dir });
+  assert.equal(meta.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).get('schema'), String(STORE_SCHEMA_VERSION));
+  await meta.close();
+}));
+
 test('a dropped block is forgotten (also when stored in the same persist); a committed one never is', () => withStore(async (dir) => {
   const b1 = child(genesis, 1, ['a']);
   const bad = child(b1, 2, ['forged']);
@@ -133,7 +183,7 @@ test('a store of another chain or another schema version is refused at open, wit
   await raw1.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).put('schema', '1');
   await raw1.close();
   assert.throws(() => new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: 'store-test' }),
-    (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /schema version 1; this build reads version 2\. No migration/.test(err.message));
+    (err) => isFedError(err, 'STORE_SCHEMA_UNSUPPORTED') && /schema version 1; this build reads version 3\. No migration/.test(err.message));
 }));
 
 test('a store from before versions were recorded: empty, it is taken; holding blocks, it is version 1 and refused', () => withStore(async (dir) => {
