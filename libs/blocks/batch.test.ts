@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { merkleRoot, toHex, txHash } from '#libs/crypto/index.ts';
-import { batchDigest, partsOf, resolveParts, type BatchRef, type HeldBatch } from './index.ts';
+import { batchDigest, batchTree, partsOf, rememberIds, resolveParts, txRootOf, type BatchRef, type HeldBatch } from './index.ts';
 
 const tx = (s: string) => new TextEncoder().encode(s);
 function batch(author: number, ...txs: string[]): HeldBatch & { ref: BatchRef } {
@@ -57,4 +57,33 @@ test('resolving: a batch not held is missing; one of another size than named, or
   assert.ok(!many.ok && 'error' in many && /3 transactions; the limit is 2/.test(many.error));
   const big = resolveParts([{ batch: a.ref }, { tx: tx('z') }], lookup, { maxBlockTxs: 10, maxBlockBytes: 4 });
   assert.ok(!big.ok && 'error' in big && /5 bytes; the limit is 4/.test(big.error));
+});
+
+test('a batch keeps its leaves with its digest; a block of batches and inline transactions resolves with the leaves of its whole tree', () => {
+  const withLeaves = (b: HeldBatch & { ref: BatchRef }) => ({ ...b, leaves: batchTree(b.ids).leaves });
+  const a = withLeaves(batch(1, 'a1', 'a2', 'a3'));
+  const b = withLeaves(batch(2, 'b1', 'b2', 'b3', 'b4', 'b5'));
+  assert.deepEqual(batchTree(a.ids).digest, a.ref.digest, 'the same digest as batchDigest');
+  const loose = tx('loose');
+  const held = new Map([[toHex(a.ref.digest), a], [toHex(b.ref.digest), b]]);
+  for (const parts of [[{ batch: a.ref }, { tx: loose }, { batch: b.ref }], [{ tx: loose }, { batch: b.ref }, { batch: a.ref }, { tx: tx('last') }], [{ batch: b.ref }]]) {
+    const r = resolveParts(parts, (h) => held.get(h), limits);
+    assert.ok(r.ok && r.leaves, 'leaves come with a block naming batches that have them');
+    assert.equal(toHex(txRootOf({ txs: r.txs })), toHex(merkleRoot(r.ids)), 'no leaves remembered: computed from the ids');
+    const again = { txs: [...r.txs] };
+    rememberIds(again.txs, r.ids, r.leaves);
+    assert.equal(toHex(txRootOf(again)), toHex(merkleRoot(r.ids)), 'from the leaves: the same root');
+  }
+  // Leaves that are not the ids' (never made so by batchTree) give another root: the root is theirs.
+  const r = resolveParts([{ batch: a.ref }], (h) => held.get(h), limits);
+  assert.ok(r.ok && r.leaves);
+  const forged = { txs: [...r.txs] };
+  rememberIds(forged.txs, r.ids, new Uint8Array(r.leaves.length));
+  assert.notEqual(toHex(txRootOf(forged)), toHex(merkleRoot(r.ids)));
+  // A batch held without leaves: the block resolves without them; inline only: without them.
+  const bare = new Map([[toHex(a.ref.digest), batch(1, 'a1', 'a2', 'a3')]]);
+  const r2 = resolveParts([{ batch: a.ref }], (h) => bare.get(h), limits);
+  assert.ok(r2.ok && r2.leaves === undefined);
+  const r3 = resolveParts([{ tx: loose }], () => undefined, limits);
+  assert.ok(r3.ok && r3.leaves === undefined);
 });

@@ -4,7 +4,7 @@
 // whether the result is the block the header commits to is contentError's (validity.ts), as for
 // a block that carried its transactions.
 
-import { bytesEqual, merkleRoot, toHex, txHash } from '#libs/crypto/index.ts';
+import { bytesEqual, merkleLeafBytes, merkleRoot, merkleRootOfLeafBytes, toHex, txHash } from '#libs/crypto/index.ts';
 import type { Hash } from '#libs/hotstuff/index.ts';
 
 /** A batch by reference, as a proposal names it (wire.proto BatchRef). */
@@ -13,18 +13,29 @@ export interface BatchRef { digest: Hash; author: number; count: number; bytes: 
 /** One run of a proposed block's transactions (wire.proto BlockPart). */
 export type BlockPart = { tx: Uint8Array } | { batch: BatchRef };
 
-/** What a receiver holds of a batch: its transactions and their ids, in order. */
-export interface HeldBatch { readonly txs: readonly Uint8Array[]; readonly ids: readonly Hash[]; readonly bytes: number }
+/**
+ * What a receiver holds of a batch: its transactions and their ids, in order, and the leaf level
+ * of its Merkle tree (merkleLeafBytes) when it was computed with the digest (batchTree): a block
+ * naming the batch takes its leaves from there instead of hashing them again.
+ */
+export interface HeldBatch { readonly txs: readonly Uint8Array[]; readonly ids: readonly Hash[]; readonly bytes: number; readonly leaves?: Uint8Array }
 
 /** A batch's digest: the Merkle root of its transactions' ids (libs/crypto merkleRoot). */
 export function batchDigest(ids: readonly Hash[]): Hash {
   return merkleRoot(ids);
 }
 
+/** batchDigest, with the leaf level it was computed from (kept with the batch). */
+export function batchTree(ids: readonly Hash[]): { digest: Hash; leaves: Uint8Array } {
+  const leaves = merkleLeafBytes(ids);
+  return { digest: merkleRootOfLeafBytes(leaves), leaves };
+}
+
 export interface PartLimits { maxBlockTxs: number; maxBlockBytes: number }
 
 export type Resolved =
-  | { ok: true; txs: Uint8Array[]; ids: Hash[] }
+  /** `leaves`: the block's Merkle leaf level, when every batch named came with its leaves. */
+  | { ok: true; txs: Uint8Array[]; ids: Hash[]; leaves?: Uint8Array }
   | { ok: false; missing: BatchRef[] }
   | { ok: false; error: string };
 
@@ -39,11 +50,14 @@ export function resolveParts(parts: readonly BlockPart[], held: (digestHex: stri
   const missing: BatchRef[] = [];
   const txs: Uint8Array[] = [];
   const ids: Hash[] = [];
+  /** The leaves of each part in order (inline transactions' computed at the end), while every batch has its own. */
+  let leafRuns: (Uint8Array | number)[] | undefined = [];
   let bytes = 0;
   for (const [i, part] of parts.entries()) {
     if ('tx' in part) {
       txs.push(part.tx);
       ids.push(txHash(part.tx));
+      leafRuns?.push(ids.length - 1);
       bytes += part.tx.length;
       continue;
     }
@@ -60,12 +74,22 @@ export function resolveParts(parts: readonly BlockPart[], held: (digestHex: stri
       txs.push(b.txs[k]!);
       ids.push(b.ids[k]!);
     }
+    if (b.leaves?.length === 32 * b.ids.length) leafRuns?.push(b.leaves);
+    else leafRuns = undefined;
     bytes += b.bytes;
   }
   if (missing.length > 0) return { ok: false, missing };
   if (txs.length > limits.maxBlockTxs) return { ok: false, error: `parts resolve to ${txs.length} transactions; the limit is ${limits.maxBlockTxs}` };
   if (bytes > limits.maxBlockBytes) return { ok: false, error: `parts resolve to ${bytes} bytes; the limit is ${limits.maxBlockBytes}` };
-  return { ok: true, txs, ids };
+  if (!leafRuns || !parts.some((p) => 'batch' in p)) return { ok: true, txs, ids };
+  const leaves = new Uint8Array(32 * ids.length);
+  let at = 0;
+  for (const run of leafRuns) {
+    const bytesOfRun = typeof run === 'number' ? merkleLeafBytes([ids[run]!]) : run;
+    leaves.set(bytesOfRun, at);
+    at += bytesOfRun.length;
+  }
+  return { ok: true, txs, ids, leaves };
 }
 
 /**

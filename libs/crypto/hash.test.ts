@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { isFedError } from '#libs/errors/index.ts';
-import { ZERO_HASH, bytesEqual, fromHex, merkleLevels, merkleProof, merkleRoot, verifyMerkleProof, sha256, toHex, txHash } from './hash.ts';
+import { ZERO_HASH, bytesEqual, fromHex, merkleLeafBytes, merkleLevels, merkleProof, merkleRoot, merkleRootOfLeafBytes, verifyMerkleProof, sha256, toHex, txHash } from './hash.ts';
 
 const h = (...hexParts: string[]): string =>
   createHash('sha256').update(Buffer.from(hexParts.join(''), 'hex')).digest('hex');
@@ -120,4 +120,25 @@ it('merkle inclusion proofs: every index of every size from 1 to 33 proves again
   assert.throws(() => merkleProof([txHash(new Uint8Array([1]))], 1), /no transaction at index 1 of 1/);
   assert.throws(() => merkleProof([], 0), /no transaction at index 0 of 0/);
   assert.deepEqual(merkleLevels([txHash(new Uint8Array([1]))]).at(-1)![0], merkleRoot([txHash(new Uint8Array([1]))]));
+});
+
+describe('Merkle leaves kept as bytes', () => {
+  const ids = Array.from({ length: 37 }, (_, i) => txHash(new Uint8Array([i, i >> 8, 7])));
+  it('the root of concatenated runs of leaves is the root over all their ids, for every length and split', () => {
+    for (let n = 0; n <= ids.length; n++) {
+      const all = ids.slice(0, n);
+      assert.equal(toHex(merkleRootOfLeafBytes(merkleLeafBytes(all))), toHex(merkleRoot(all)), `${n} ids`);
+      for (const cut of [1, 2, 3, Math.floor(n / 2), n - 1]) {
+        if (cut <= 0 || cut >= n) continue;
+        const joined = Uint8Array.from([...merkleLeafBytes(all.slice(0, cut)), ...merkleLeafBytes(all.slice(cut))]);
+        assert.equal(toHex(merkleRootOfLeafBytes(joined)), toHex(merkleRoot(all)), `${n} ids cut at ${cut}`);
+      }
+    }
+  });
+  it('each leaf is SHA-256(0x00 ‖ id); a buffer that is not whole leaves is refused', () => {
+    const leaves = merkleLeafBytes(ids.slice(0, 2));
+    assert.equal(toHex(leaves.subarray(32)), toHex(new Uint8Array(createHash('sha256').update(Uint8Array.of(0)).update(ids[1]!).digest())));
+    assert.throws(() => merkleRootOfLeafBytes(new Uint8Array(33)), (e) => isFedError(e, 'CRYPTO_BAD_HASH'));
+    assert.throws(() => merkleLeafBytes([new Uint8Array(31)]), (e) => isFedError(e, 'CRYPTO_BAD_HASH'));
+  });
 });

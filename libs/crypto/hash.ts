@@ -92,6 +92,39 @@ export function merkleRoot(hashes: readonly Uint8Array[]): Uint8Array {
   return level[0] as Uint8Array;
 }
 
+/**
+ * The leaf level of the Merkle tree over `hashes`, as one buffer of 32-byte leaves in order: what
+ * a batch keeps (one object, 32 bytes a transaction) so that a block naming it does not hash its
+ * leaves again. Buffers of consecutive runs of ids, concatenated, are the leaves of the whole run.
+ */
+export function merkleLeafBytes(hashes: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(hashes.length * HASH_BYTES);
+  for (let i = 0; i < hashes.length; i++) {
+    assertHash(hashes[i]!, `txHashes[${i}]`);
+    scratch[0] = LEAF_PREFIX;
+    scratch.set(hashes[i]!, 1);
+    out.set(hash('sha256', scratch.subarray(0, 1 + HASH_BYTES), 'buffer'), i * HASH_BYTES);
+  }
+  return out;
+}
+
+/** merkleRoot of the ids whose leaves `leaves` holds (merkleLeafBytes, or a concatenation of them). */
+export function merkleRootOfLeafBytes(leaves: Uint8Array): Uint8Array {
+  if (leaves.length % HASH_BYTES !== 0) throw new FedError('CRYPTO_BAD_HASH', `leaves must be a multiple of ${HASH_BYTES} bytes`, { actual: leaves.length });
+  const n = leaves.length / HASH_BYTES;
+  if (n === 0) return sha256(new TextEncoder().encode(MERKLE_EMPTY_TAG));
+  // The first level from neighbouring leaves, which lie side by side: one copy per pair.
+  let level: Uint8Array[] = [];
+  for (let i = 0; i + 1 < n; i += 2) {
+    scratch[0] = NODE_PREFIX;
+    scratch.set(leaves.subarray(i * HASH_BYTES, (i + 2) * HASH_BYTES), 1);
+    level.push(new Uint8Array(hash('sha256', scratch, 'buffer')));
+  }
+  if (n % 2 === 1) level.push(leaves.slice((n - 1) * HASH_BYTES));
+  while (level.length > 1) level = merkleParents(level);
+  return level[0] as Uint8Array;
+}
+
 /** Every level of the Merkle tree, leaves first, root last (for serving many proofs of one block). */
 export function merkleLevels(hashes: readonly Uint8Array[]): Uint8Array[][] {
   let level = merkleLeaves(hashes);

@@ -11,7 +11,7 @@
 // not have is a strike for the server; asking for batches nobody named, or more than the budget,
 // is a useless token.
 
-import { batchDigest, resolveParts, type BatchRef, type BlockPart, type HeldBatch, type PartLimits, type Resolved } from '#libs/blocks/index.ts';
+import { batchTree, resolveParts, type BatchRef, type BlockPart, type HeldBatch, type PartLimits, type Resolved } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import type { Hash } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
@@ -77,15 +77,15 @@ export class BatchStore {
    * Keeps a batch (its ids computed by the caller, once) charged to `holder`; the one already held
    * under the same digest if any. The holder's oldest batches make room.
    */
-  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; keys?: readonly string[]; digest?: Hash } = {}): StoredBatch {
-    const digest = o.digest ?? batchDigest(ids);
+  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; keys?: readonly string[]; tree?: { digest: Hash; leaves: Uint8Array } } = {}): StoredBatch {
+    const { digest, leaves } = o.tree ?? batchTree(ids);
     const hex = toHex(digest);
     const known = this.#byHex.get(hex);
     if (known) return known;
     let bytes = 0;
     for (const tx of txs) bytes += tx.length;
     const keys = o.keys ?? ids.map(toHex);
-    const b: StoredBatch = { hex, keys, txs, ids, bytes, holder, atMs: nowMs, everyone: true,
+    const b: StoredBatch = { hex, keys, txs, ids, leaves, bytes, holder, atMs: nowMs, everyone: true,
       ref: { digest, author: o.author ?? holder, count: txs.length, bytes } };
     let h = this.#byHolder.get(holder);
     if (!h) this.#byHolder.set(holder, (h = { batches: new Map(), bytes: 0 }));
@@ -272,8 +272,8 @@ export class BatchFetch {
     const now = this.#d.clock.now();
     for (const [i, txs] of batches.entries()) {
       const ids = txs.map(txHash);
-      const digest = batchDigest(ids);
-      const hex = toHex(digest);
+      const tree = batchTree(ids);
+      const hex = toHex(tree.digest);
       const ref = p.digests.get(hex);
       if (!ref) {
         mine.delete(requestId);
@@ -281,7 +281,7 @@ export class BatchFetch {
       }
       p.digests.delete(hex);
       this.counts.received++;
-      this.#d.store.add(peer, txs, ids, now, { author: ref.author, digest });
+      this.#d.store.add(peer, txs, ids, now, { author: ref.author, tree });
     }
     if (p.digests.size === 0) mine.delete(requestId);
     // The server sent what fit one frame: what it still owes is asked for again, within the deadline.

@@ -298,7 +298,7 @@ export class Inbound {
     const { driver, log, observer } = this.#d;
     const r = await this.#fetch.resolve(from, parts, () => driver.engine.view <= message.view);
     if (r.ok) {
-      rememberIds(r.txs, r.ids);
+      rememberIds(r.txs, r.ids, r.leaves);
       driver.batches.noteBlock(toHex(message.block.hash), parts.flatMap((p) => ('batch' in p ? [toHex(p.batch.digest)] : [])));
       driver.enqueue({ type: 'message', message: { ...message, block: { ...message.block, txs: r.txs } } });
       return;
