@@ -6,7 +6,7 @@
 //    lookup, then a msgpack object), and the floor (one put of a number).
 //  - the block's Merkle root when its transactions came in batches: from the ids (every leaf hashed
 //    again) against from the leaves the batches kept (batchTree).
-// Run: node_modules/.bin/node bench/commit-path.ts [--prefill 200000] [--blocks 20] [--block-txs 5000]
+// Run: node_modules/.bin/node bench/commit-path.ts [--prefill 200000] [--blocks 20] [--block-txs 5000] [--quick]
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -20,9 +20,9 @@ import { batchTree } from '#libs/blocks/index.ts';
 import { BlockStore } from '../services/consensus/block-store.ts';
 import { printMachine, table } from './support.ts';
 
-const { values: f } = parseArgs({ options: { prefill: { type: 'string', default: '200000' }, blocks: { type: 'string', default: '20' }, 'block-txs': { type: 'string', default: '5000' } } });
-const PREFILL = Number(f.prefill);
-const BLOCKS = Number(f.blocks);
+const { values: f } = parseArgs({ options: { prefill: { type: 'string' }, blocks: { type: 'string' }, 'block-txs': { type: 'string', default: '5000' }, quick: { type: 'boolean', default: false } } });
+const PREFILL = Number(f.prefill ?? (f.quick ? 50_000 : 200_000));
+const BLOCKS = Number(f.blocks ?? (f.quick ? 6 : 20));
 const BLOCK_TXS = Number(f['block-txs']);
 const PREFILL_BLOCK = 10_000;
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: Math.max(PREFILL_BLOCK, BLOCK_TXS), maxBlockBytes: 64 << 20 };
