@@ -110,13 +110,19 @@ test('a commit repeating a transaction within itself is refused, in one block or
   } finally { await store.close(); }
 }));
 
-test('an index location is one number where it fits, the object beyond; both read back', () => {
-  for (const [height, index] of [[1, 0], [7, 3], [2 ** 33 - 1, 2 ** 20 - 1], [2 ** 33, 0], [5, 2 ** 20], [2 ** 40, 2 ** 24]] as const) {
-    const stored = packLocation(height, index);
-    assert.equal(typeof stored, height < 2 ** 33 && index < 2 ** 20 ? 'number' : 'object', `${height}/${index}`);
-    assert.deepEqual(unpackLocation(stored), { height, index });
-  }
-});
+test('an index location is one number where it fits, the object beyond; both read back, also through LMDB', () => withStore(async (dir) => {
+  const raw = open({ path: dir });
+  const db = raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  try {
+    for (const [k, [height, index]] of ([[1, 0], [7, 3], [2 ** 33 - 1, 2 ** 20 - 1], [2 ** 33, 0], [5, 2 ** 20], [2 ** 40, 2 ** 24]] as const).entries()) {
+      const stored = packLocation(height, index);
+      assert.equal(typeof stored, height < 2 ** 33 && index < 2 ** 20 ? 'number' : 'object', `${height}/${index}`);
+      assert.deepEqual(unpackLocation(stored), { height, index });
+      await db.put(Uint8Array.of(k), stored);
+      assert.deepEqual(unpackLocation(db.get(Uint8Array.of(k)) as number), { height, index }, `${height}/${index} through msgpack`);
+    }
+  } finally { await raw.close(); }
+}));
 
 test('a version 2 store (index locations as objects) is taken, relabelled 3, and read as before', () => withStore(async (dir) => {
   const b1 = child(genesis, 1, ['old-a', 'old-b']);
