@@ -40,6 +40,7 @@ import { initFederation } from '../cli/init.ts';
 import { memberTargets } from '../cli/prometheus.ts';
 import { ms, printMachine, processCpuMs, processRssMiB, samplesByLabel, scrapeByLabel, scrapeMetrics, stats, table } from './support.ts';
 import { targetRows } from './targets.ts';
+import { freePortBlock } from '../test/support/ports.ts';
 
 const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
@@ -279,7 +280,7 @@ async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], di
 
 async function runOnce(backend: BackendName): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-'));
-  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70); // below the ephemeral port range
+  const basePort = await freePortBlock(10_000, 70); // below the ephemeral port range
   await initFederation({ members: N, out: dir, basePort, chainId: `bench-${backend}`, paramSet: 'slh-dsa-sha2-128f',
     baseTimeout: f['base-timeout'] ?? (backend === 'noble' ? '4s' : '2s'), logFormat: 'json', natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
   for (let i = 0; i < N; i++) {

@@ -22,6 +22,7 @@ import { consensusClient } from '../cli/client.ts';
 import { runDevnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { printMachine, table, du } from './support.ts';
+import { freePortBlock } from '../test/support/ports.ts';
 
 const { values: f } = parseArgs({ options: {
   members: { type: 'string', default: '4' }, minutes: { type: 'string', default: '10' }, heartbeat: { type: 'string', default: '10s' },
@@ -63,7 +64,7 @@ async function sizes(dir: string, member: string): Promise<Sizes> {
 
 async function run(label: string, heartbeat: string | undefined, mins: number, keepBlocks = 0): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-idle-disk-'));
-  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
+  const basePort = await freePortBlock(10_000, 70);
   const chainId = `bench-idle-disk-${Date.now().toString(36)}`;
   await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS,
     ...(heartbeat ? { idleHeartbeat: heartbeat } : {}) });

@@ -18,6 +18,7 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { profileProcess, topSelf } from './attach-profile.ts';
 import { printMachine, processCpuMs, table } from './support.ts';
+import { freePortBlock } from '../test/support/ports.ts';
 
 const { values: f } = parseArgs({ options: { members: { type: 'string', default: '4' }, seconds: { type: 'string', default: '20' }, quick: { type: 'boolean', default: false }, profile: { type: 'string' } } });
 const N = Number(f.members);
@@ -42,7 +43,7 @@ async function cpuRate(net: Devnet, ms: number): Promise<Map<string, number>> {
 
 printMachine(`idle cost per process: N=${N}, ${seconds} s windows`);
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-idle-'));
-const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
+const basePort = await freePortBlock(10_000, 70);
 await initFederation({ members: N, out: dir, basePort, chainId: 'bench-idle', paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
 const net = await runDevnet({ dir, members: N, basePort, natsUrl: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', quiet: true });
 try {

@@ -12,6 +12,7 @@ import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts
 import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
+import { freePortBlock } from '../test/support/ports.ts';
 
 export interface Stats { readonly n: number; readonly mean: number; readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
 
@@ -168,7 +169,7 @@ export interface BenchDevnet {
  */
 export async function benchDevnet(name: string, members: number, observers = 0): Promise<BenchDevnet> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `btcfed-bench-${name}-`));
-  const basePort = 10_000 + 100 * Math.floor(Math.random() * 70);
+  const basePort = await freePortBlock(10_000, 70);
   const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   await initFederation({ members, observers, out: dir, basePort, chainId: `bench-${name}-${Date.now().toString(36)}`, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl });
   const net = await runDevnet({ dir, members, observers, basePort, natsUrl, quiet: true });

@@ -44,6 +44,7 @@ import { btcfedIn } from '../test/support/cli.ts';
 import { startService, type ServiceProcess } from '../test/support/process.ts';
 import { signerCli } from '../test/support/signer.ts';
 import { allowOperator, approveAndAssemble, startAddedMember } from '../test/support/reconfig.ts';
+import { freePortBlock } from '../test/support/ports.ts';
 
 const { values: flags } = parseArgs({ options: { rate: { type: 'string', default: '40' }, short: { type: 'boolean', default: false },
   introduce: { type: 'boolean', default: false }, 'keep-blocks': { type: 'string', default: '64' } } });
@@ -51,7 +52,7 @@ const KEEP = flags.short ? 0 : Number(flags['keep-blocks']);
 const RATE = Number(flags.rate);
 if (!Number.isFinite(RATE) || RATE < 0 || RATE > 5000) throw new Error(`--rate ${flags.rate}: 0 to 5000 transactions a second`);
 
-const basePort = 21_000 + 100 * Math.floor(Math.random() * 100);
+const basePort = await freePortBlock(21_000, 100);
 const chainId = `rc-${randomBytes(3).toString('hex')}`;
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-reconfig-run-'));
 const { ok } = btcfedIn(() => dir);

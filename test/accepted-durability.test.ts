@@ -18,10 +18,11 @@ import { consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
 const M1 = 1;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 let dir: string;
 let net: Devnet | undefined;
 const clients: ConsensusServiceClient[] = [];

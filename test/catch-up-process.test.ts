@@ -16,12 +16,13 @@ import { consensusClient } from '../cli/client.ts';
 import { initFederation } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const enabled = process.env.BTCFED_CATCHUP_E2E === '1';
 const N = Number(process.env.CATCHUP_MEMBERS ?? 4);
 const GAP = Number(process.env.CATCHUP_GAP ?? 300);
 const DOWN_S = Number(process.env.CATCHUP_DOWN_S ?? 0);
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 const chainId = `catchup-${randomBytes(3).toString('hex')}`;
 
 describe(`catch-up on real processes (N = ${N})`, { skip: !enabled && 'opt-in: BTCFED_CATCHUP_E2E=1', timeout: 3_600_000 }, () => {

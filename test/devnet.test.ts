@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 import { consensusClient } from '../cli/client.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -36,7 +37,7 @@ const count = (text: string, needle: string): number => text.split(needle).lengt
 
 test('devnet: services log to their own files, a killed service is started again, and they outlive a dead parent', { timeout: 180_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-devnet-'));
-  const basePort = 10_000 + 100 * (70 + Math.floor(Math.random() * 10));
+  const basePort = await freePortBlock(17_000, 10);
   const cli = spawn(process.execPath, ['cli/main.ts', 'devnet', '--members', '1', '--dir', dir, '--base-port', String(basePort), '--nats', NATS_URL],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -29,10 +29,11 @@ import { NATS_URL, recordEvents } from './support/store.ts';
 import { until } from './support/until.ts';
 import { prometheusInstalled, startPrometheus, type RunningPrometheus } from './support/prometheus.ts';
 import { memberTargets, scrapeConfig } from '../cli/prometheus.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
 // Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 const chainId = `e2e-${randomBytes(3).toString('hex')}`;
 let dir: string;
 let net: Devnet;

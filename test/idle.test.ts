@@ -16,10 +16,11 @@ import { initFederation } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
 const HEARTBEAT_S = 5;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 let dir: string;
 let net: Devnet | undefined;
 const clients: ConsensusServiceClient[] = [];

@@ -23,8 +23,9 @@ import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { FRESH_MARKER } from '../cli/fresh.ts';
 import { NATS_URL } from './support/store.ts';
+import { freePortBlock } from './support/ports.ts';
 
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120) + 50;
+const basePort = await freePortBlock(20_050, 120, { span: 50 });
 const ports = memberPorts(basePort, 0);
 let dir: string;
 let net: Devnet | undefined;

@@ -27,12 +27,13 @@ import { initMember, joinMember, makeGenesis } from '../cli/member.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
 import { btcfedIn } from './support/cli.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
 // Every member uses the same ten ports on its own address, as on separate machines. Below
 // Linux's ephemeral range, and at offsets 85–94 of a hundred, which the devnet tests running
 // beside it (20000 + 100·k + 0…69) never use.
-const basePort = 20_085 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_085, 120, { span: 15 });
 const chainId = `mh-${randomBytes(3).toString('hex')}`;
 const hostOf = (i: number) => `127.0.0.${i + 1}`;
 const signerHostOf = (i: number) => `127.0.1.${i + 1}`;

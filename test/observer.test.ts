@@ -22,9 +22,10 @@ import { initFederation, memberPorts } from '../cli/init.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 const chainId = `obs-${randomBytes(3).toString('hex')}`;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NAMES = ['m0', 'm1', 'm2', 'm3', 'o0', 'o1'] as const;

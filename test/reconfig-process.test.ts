@@ -50,9 +50,10 @@ import { pino } from 'pino';
 import { Mempool } from '../services/consensus/mempool.ts';
 import { MempoolJournal } from '../services/consensus/mempool-journal.ts';
 import { allowOperator, approveAndAssemble as approveAll, startAddedMember } from './support/reconfig.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 5;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 const chainId = `rp-${randomBytes(3).toString('hex')}`;
 let dir: string;
 let net: Devnet | undefined;

@@ -21,8 +21,9 @@ import { ValidatorSet, authorizeChange, decodeReconfigTx } from '#libs/validator
 import { startSignerProcess } from './support/signer.ts';
 import { btcfedIn } from './support/cli.ts';
 import type { ServiceProcess } from './support/process.ts';
+import { freePortBlock } from './support/ports.ts';
 
-const basePort = 30_000 + 100 * Math.floor(Math.random() * 80);
+const basePort = await freePortBlock(30_000, 80);
 let out: string;
 const signers: ServiceProcess[] = [];
 

@@ -9,6 +9,7 @@ import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePortBlock } from './support/ports.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const PLAIN_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -36,7 +37,7 @@ test('a signer host\'s install has no libp2p node and no LMDB, and runs the sign
 
     // From that install: a member (its signer dir), and its signer started, ready, stopped.
     const btcfed = path.join(home, 'bin/btcfed');
-    const basePort = 35_000 + 10 * Math.floor(Math.random() * 90);
+    const basePort = await freePortBlock(35_000, 90, { step: 10 });
     const made = spawnSync(btcfed, ['init', '--out', path.join(tmp, 'fed'), '--members', '1', '--base-port', String(basePort)], { encoding: 'utf8', env, timeout: 60_000 });
     assert.equal(made.status, 0, made.stderr);
     signer = spawn(btcfed, ['start', 'signer', '--init', '--no-nats', '--home', path.join(tmp, 'fed/m0/signer')], { env, stdio: ['ignore', 'pipe', 'pipe'] });

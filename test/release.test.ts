@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VERSION, gitCommit } from '#libs/version/index.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -84,7 +85,7 @@ test('a packed release installs into an empty prefix without dev dependencies an
 
     // A one-member federation from the installed tree: four services, blocks committed.
     const dir = path.join(tmp, 'net');
-    const basePort = 33_000 + 100 * Math.floor(Math.random() * 10);
+    const basePort = await freePortBlock(33_000, 10);
     devnet = spawn(btcfed, ['devnet', '--members', '1', '--dir', dir, '--base-port', String(basePort), '--nats', NATS_URL],
       { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -21,9 +21,10 @@ import { makeSoftHsm, SOFTHSM_MODULE } from '../services/signer/softhsm-testkit.
 import { NATS_URL } from './support/store.ts';
 import { signerCli } from './support/signer.ts';
 import { until } from './support/until.ts';
+import { freePortBlock } from './support/ports.ts';
 
 const N = 4;
-const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+const basePort = await freePortBlock(20_000, 120);
 let dir: string;
 let net: Devnet | undefined;
 const clients: ConsensusServiceClient[] = [];

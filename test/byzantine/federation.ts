@@ -26,6 +26,7 @@ export const BYZANTINE = 3;
 export const OBSERVER = N;
 
 import { until } from '../support/until.ts';
+import { freePortBlock } from '../support/ports.ts';
 
 export { until };
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +70,7 @@ export class Federation {
 
   static async start(): Promise<Federation> {
     // Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
-    const basePort = 20_000 + 100 * Math.floor(Math.random() * 120);
+    const basePort = await freePortBlock(20_000, 120);
     const chainId = `byz-${randomBytes(3).toString('hex')}`;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-byz-'));
     try {
