@@ -72,17 +72,30 @@ async function server(addM4 = false) {
   return { store, chain, sync: undefined as SyncClient | undefined };
 }
 
+/**
+ * Answers on their way to a follower (each handed over on a later turn, as a socket would) and
+ * what handling them started: a test's end waits for them (quiesce) before it closes the stores,
+ * so no answer reaches a closed store after the test ended.
+ */
+const inflight = new Set<Promise<unknown>>();
+async function quiesce(): Promise<void> {
+  while (inflight.size > 0) await Promise.allSettled([...inflight]);
+}
+
 /** Frames from the follower to source `to` are served by `servers[to]`; answers go back, mangled by `tamper` if given. */
 function wire(servers: Array<{ store: BlockStore }>, deliver: () => Follower, tamper: (from: number, f: Frame) => Frame = (_, f) => f) {
   const syncs = servers.map((s, index) => new SyncClient({ chainId: CHAIN, store: s.store, engine: { halted: false, block: () => undefined }, verifier: {} as SignatureVerifier, log, deliver: () => {},
     transport: { send: (_to, bytes) => {
       const f = tamper(index, decodeFrame(bytes, frameLimits));
-      setImmediate(() => {
+      const handled = new Promise<unknown>((resolve) => setImmediate(() => {
         const follower = deliver();
-        if (f.type === 'checkpoint-response') follower.onCheckpoint(index, f.requestId, f.epochs, f.tip);
-        else if (f.type === 'history-response') void follower.onHistory(index, f.requestId, f.summaries);
-        else if (f.type === 'block-response') void follower.onResponse(index, f.requestId, f.blocks, f.epochEnd, f.oldestHeight);
-      });
+        if (f.type === 'checkpoint-response') resolve(follower.onCheckpoint(index, f.requestId, f.epochs, f.tip));
+        else if (f.type === 'history-response') resolve(follower.onHistory(index, f.requestId, f.summaries));
+        else if (f.type === 'block-response') resolve(follower.onResponse(index, f.requestId, f.blocks, f.epochEnd, f.oldestHeight));
+        else resolve(undefined);
+      }));
+      inflight.add(handled);
+      void handled.finally(() => inflight.delete(handled));
     }, broadcast: () => {} } }));
   return {
     send(to: number, bytes: Uint8Array) {
@@ -156,6 +169,7 @@ test('an empty store joins from a pruned member\'s checkpoint: tip, every hash a
     assert.equal(j.store.hasTx(txHash(enc('tx at 33'))), false);
   } finally {
     j.f.stop();
+    await quiesce();
     await j.store.close();
     await s.store.close();
   }
@@ -176,6 +190,7 @@ test('a forged checkpoint: refused and blamed on its source; the join finishes f
     assert.match(j.refused[0]!.detail, /tip: .*signature/);
   } finally {
     j.f.stop();
+    await quiesce();
     await j.store.close();
     await s.store.close();
   }
@@ -201,6 +216,7 @@ test('forged history (a transaction id swapped): refused and blamed; nothing of 
     assert.deepEqual(j.store.txLocation(txHash(enc('tx at 27'))), { height: 27, index: 0, blockHash: s.chain[27]!.hash });
   } finally {
     j.f.stop();
+    await quiesce();
     await j.store.close();
     await s.store.close();
   }
@@ -217,6 +233,7 @@ test('auto: a follower told "pruned" joins from a checkpoint; a join stopped hal
   try {
     await until('five heights of history written', () => store.summaryAt(25) !== undefined);
     first.f.stop();
+    await quiesce();
     assert.ok(store.bootstrapping(), 'a join under way marks the store as not whole');
     assert.equal(store.committedHeight(), 0, 'and nothing is committed yet');
     assert.equal(store.summaryAt(24), undefined);
@@ -229,6 +246,7 @@ test('auto: a follower told "pruned" joins from a checkpoint; a join stopped hal
       for (let h = 1; h <= 30; h++) assert.equal(toHex(store.hashAtHeight(h)!), toHex(s.chain[h]!.hash));
     } finally {
       again.f.stop();
+      await quiesce();
     }
   } finally {
     await store.close();
@@ -260,6 +278,7 @@ test('after a join, a source saying "pruned" of heights just above the checkpoin
     assert.deepEqual(j.refused, [], 'saying "pruned" of heights above ours is no offence');
   } finally {
     j.f.stop();
+    await quiesce();
     await j.store.close();
     await s.store.close();
   }
@@ -280,6 +299,7 @@ test('a member being added that starts after the change seating it: the checkpoi
     assert.equal(j.store.hashAtHeight(11), undefined, 'nothing above its root: its engine commits epoch 1 itself');
   } finally {
     j.f.stop();
+    await quiesce();
     await j.store.close();
     await s.store.close();
   }
