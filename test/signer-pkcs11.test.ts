@@ -453,16 +453,29 @@ describe('four signers on one token directory, each writing its token while the 
           }
           console.log('ok');
         } catch (err) { console.log('failed at ' + where + ': ' + err.message); process.exit(1); }`;
+      const run = (i: number) => new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', worker(`tok-${i}`)], { cwd: ROOT, env: { ...process.env, ...hsm.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+        p.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+        p.on('exit', () => resolve(out.trim()));
+      });
+      // SoftHSM2 2.6.1 itself can abort on an assertion of its own (SlotManager::insertToken) when
+      // it scans the directory while another process rewrites a token (seen once in CI): no code
+      // of ours runs between, so nothing catches it; a supervised signer is started again. Such a
+      // worker is started again once, and said; anything else fails the round.
+      const softhsmAbort = /SlotManager|Assertion .* failed/;
+      let aborts = 0;
       for (let round = 0; round < 4; round++) {
-        const results = await Promise.all([0, 1, 2, 3].map((i) => new Promise<string>((resolve) => {
-          const p = spawn(process.execPath, ['--input-type=module', '-e', worker(`tok-${i}`)], { cwd: ROOT, env: { ...process.env, ...hsm.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-          p.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-          p.on('exit', () => resolve(`tok-${i}: ${out.trim()}`));
-        })));
+        const results = await Promise.all([0, 1, 2, 3].map(async (i) => {
+          let out = await run(i);
+          if (out !== 'ok' && softhsmAbort.test(out)) { aborts++; out = await run(i); }
+          return `tok-${i}: ${out}`;
+        }));
         assert.deepEqual(results, [0, 1, 2, 3].map((i) => `tok-${i}: ok`), `round ${round}`);
       }
+      if (aborts > 0) console.log(`# SoftHSM2 aborted on its own assertion ${aborts} time(s) in 16 worker runs; each started again and succeeded`);
+      assert.ok(aborts <= 2, `SoftHSM2 aborted ${aborts} times in 16 runs: more than its rare race explains`);
     } finally { await w.cleanup(); }
   });
 });
