@@ -73,8 +73,12 @@ export class Presence {
 
   /** The validators absent now: told to a consumer when it attaches. */
   absent(): string[] {
-    for (const set of [this.#lost, this.#detached]) for (const id of set) if (!this.#d.isValidator(id)) set.delete(id);
-    for (const id of this.#lastSeq.keys()) if (!this.#d.isValidator(id)) { this.#lastSeq.delete(id); this.#buckets.delete(id); }
+    // Validators that left the set since: everything held for them goes (every per-peer map here).
+    const held = new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]);
+    for (const id of held) {
+      if (this.#d.isValidator(id)) continue;
+      this.#lost.delete(id); this.#detached.delete(id); this.#detachedAt.delete(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
+    }
     return [...this.#absentSet()];
   }
 
