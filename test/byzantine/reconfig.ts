@@ -130,6 +130,9 @@ const VICTIM = 2;
 // Runs last: the federation is in epoch 1 afterwards.
 const changeWithheldThenReplayed: Scenario = {
   name: 'change-withheld-then-replayed', ci: false,
+  // m3's first replay is refused, so the schedule skips it and only its probe views (one rotation
+  // in PROBE_EVERY, some 10 s here) let it lead again: 20 s held one view in the fourth full run.
+  duringMs: 45_000,
   async start({ fed, byz, note }) {
     const { ok } = btcfedIn(() => fed.dir);
     const epoch0 = byz.driver.epoch;
@@ -251,9 +254,14 @@ const removedMemberFloods: Scenario = (() => {
     },
     async start({ fed, byz, note }) {
       const refused = () => perHonest(fed, 'btcfed_consensus_rejected_messages_total', /reason="not_validator"/);
-      const outsideDropped = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_frames_refused_total', /reason="outside_/)));
+      const outsideDropped = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_frames_refused_total', /reason="(outside_|muted)/)));
+      // A removed member is an outside peer: its strikes mute it by its peer id, at the gateway too,
+      // and the operators' unmute between tries names validators, so a second try may find it still
+      // muted — its streams paused, its bytes stopped at its own gateway. That is the defence too.
+      const edgeMuted = () => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', 'btcfed_gateway_muted_peers')));
+      const outsideMutes = () => perHonest(fed, 'btcfed_consensus_peer_mutes_total', /peer="outside"/);
       const m3Gateway = async () => [await fed.metric(BYZANTINE, 'gateway', 'btcfed_gateway_frames_sent_total'), await fed.metric(BYZANTINE, 'gateway', 'btcfed_gateway_frames_dropped_total')];
-      const [refused0, dropped0, m3gw0] = [await refused(), await outsideDropped(), await m3Gateway()];
+      const [refused0, dropped0, m3gw0, mutes0, edge0] = [await refused(), await outsideDropped(), await m3Gateway(), await outsideMutes(), await edgeMuted()];
       // What m3 sends: one real signature of its key over a vote of the new epoch, sent again and
       // again; the rest carry junk signatures or are of the epoch it was removed in.
       const sigBytes = byz.limits.signatureBytes;
@@ -280,12 +288,17 @@ const removedMemberFloods: Scenario = (() => {
       return {
         stop: () => attack.stop(),
         async check() {
-          const [refused1, dropped1, epochs1, m3gw1] = [await refused(), await outsideDropped(), await honestEpochs(fed), await m3Gateway()];
+          const [refused1, dropped1, epochs1, m3gw1, mutes1, edge1] = [await refused(), await outsideDropped(), await honestEpochs(fed), await m3Gateway(), await outsideMutes(), await edgeMuted()];
           const total = Object.values(sent).reduce((a, b) => a + b, 0);
           note(`m3's own gateway put ${m3gw1[0]! - m3gw0[0]!} frames on the wire and dropped ${m3gw1[1]! - m3gw0[1]!} from its full queues (the honest gateways read an outside peer's stream only as fast as their shared budget allows)`);
           note(`m3, removed, sent ${total} frames to each member (${sent.signed} votes signed with its key, ${sent.junk} junk-signed, ${sent.newView} NEW-VIEWs, ${sent.oldEpoch} votes of epoch ${e0 + 1}, ${sent.requests} block requests); refused as not_validator ${deltas(refused0, refused1)}; dropped at the gateway as an outside peer's ${deltas(dropped0, dropped1)}; honest epochs ${epochs1.join('/')}`);
           check(total > 0, 'm3 sent nothing');
-          check(refused1.every((x, j) => x > refused0[j]!), 'an honest member did not refuse (not_validator) the consensus messages of a removed member');
+          note(`outside peers muted by the honest consensus ${deltas(mutes0, mutes1)} times; peers muted at the honest gateways at the start ${edge0.join('/')}, at the end ${edge1.join('/')}`);
+          // Each honest member refused m3's messages unread (not_validator), or muted it for them
+          // (in this try or, still in force, the last), or dropped its frames at the gateway.
+          const held = HONEST.map((_, j) => refused1[j]! > refused0[j]! || mutes1[j]! > mutes0[j]! || dropped1[j]! > dropped0[j]! || edge0[j]! > 0);
+          check(held.every(Boolean), `honest member(s) ${HONEST.filter((_, j) => !held[j]).map((i) => `m${i}`).join(', ')} neither refused (not_validator), muted nor dropped a removed member's flood`);
+          check(refused1.some((x, j) => x > refused0[j]!) || edge0.some((x) => x > 0), 'no honest member refused (not_validator) the consensus messages of a removed member');
           check(epochs1.every((e) => e === e0 + 2), `an honest member is not in epoch ${e0 + 2}: ${epochs1.join('/')}`);
           const c4 = consensusClient(dir4);
           try {
