@@ -27,8 +27,8 @@ function fuzzCli(args: string[]): Promise<{ code: number | null; out: string }> 
   });
 }
 
-test('every target, 4 s each in its own process: no failure, coverage reported, one summary line', { timeout: 120_000 }, async () => {
-  const { code, out } = await fuzzCli(['--seconds', '4', '--seed', '20261125']);
+test('every target, 4 s each in its own process, two at a time: no failure, coverage reported in target order, one summary line', { timeout: 120_000 }, async () => {
+  const { code, out } = await fuzzCli(['--seconds', '4', '--seed', '20261125', '--jobs', '2']);
   const lines = out.trim().split('\n');
   assert.equal(code, 0, out);
   assert.match(lines.at(-1)!, new RegExp(`^fuzz: targets=${TARGETS.length} execs=\\d+ failures=0$`), out);
@@ -39,6 +39,8 @@ test('every target, 4 s each in its own process: no failure, coverage reported, 
     assert.ok(Number(m[1]) > 50, `${t.name} ran ${m[1]} inputs`);
     assert.ok(Number(m[2]) > 0 && Number(m[3]) >= Number(m[2]), `${t.name} coverage ${m[2]}/${m[3]}`);
   }
+  const order = lines.filter((l) => l.startsWith('fuzz: target=')).map((l) => /target=(\S+)/.exec(l)![1]);
+  assert.deepEqual(order, TARGETS.map((t) => t.name), 'targets not reported in their order');
 });
 
 test('network campaign, 15 s: mutated frames from a keyless stranger and from m3\'s key, mutated public API requests; the federation keeps committing and no service exits', { timeout: 240_000 }, async () => {
@@ -57,6 +59,14 @@ test('the runner refuses an unknown target (exit 2)', async () => {
   const { code, out } = await fuzzCli(['--target', 'no-such-target', '--seconds', '1']);
   assert.equal(code, 2);
   assert.match(out, /no target no-such-target/);
+});
+
+test('the runner refuses a --jobs that is not a whole number ≥ 1 (exit 2)', async () => {
+  for (const jobs of ['0', '1.5', 'two']) {
+    const { code, out } = await fuzzCli(['--jobs', jobs, '--seconds', '1']);
+    assert.equal(code, 2, `--jobs ${jobs}: ${out}`);
+    assert.match(out, /--jobs must be a whole number/);
+  }
 });
 
 test('every target has a seed corpus captured from the project\'s encoders', () => {
