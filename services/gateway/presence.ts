@@ -71,11 +71,15 @@ export class Presence {
 
   stop(): void { this.#stopped = true; }
 
+  /** Peers this module holds any record for (bounded by the validator set: absent() prunes the rest). */
+  get records(): number {
+    return new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]).size;
+  }
+
   /** The validators absent now: told to a consumer when it attaches. */
   absent(): string[] {
     // Validators that left the set since: everything held for them goes (every per-peer map here).
-    const held = new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]);
-    for (const id of held) {
+    for (const id of new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()])) {
       if (this.#d.isValidator(id)) continue;
       this.#lost.delete(id); this.#detached.delete(id); this.#detachedAt.delete(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
     }

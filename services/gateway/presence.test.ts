@@ -1,0 +1,86 @@
+// Presence (presence.ts) on a fake libp2p node: words ordered by their sequence number, words of
+// non-validators refused, changes told to the consumer once, and every record of a validator that
+// left the set pruned when a consumer attaches.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Connection, Stream } from '@libp2p/interface';
+import { createLogger } from '#libs/log/index.ts';
+import { createPromMetrics } from '#libs/metrics/index.ts';
+import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { encodeFrame } from './framing.ts';
+import { gatewayMetrics } from './metrics.ts';
+import type { GatewayNode } from './node.ts';
+import { MAX_PRESENCE_MESSAGE_BYTES, Presence } from './presence.ts';
+
+type Handler = (s: Stream, c: Connection) => void;
+
+async function harness() {
+  let handler: Handler | undefined;
+  const told: string[] = [];
+  const validators = new Set(['A', 'B']);
+  const node = {
+    handle: async (_protocol: string, h: Handler) => { handler = h; },
+    getPeers: () => [],
+    getConnections: () => [],
+    dialProtocol: async () => { throw new Error('this test dials nobody'); },
+  } as unknown as GatewayNode;
+  const presence = new Presence({
+    node, log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(createPromMetrics({ prefix: 't_' })),
+    isValidator: (id) => validators.has(id), attached: () => true, tell: (id, present) => told.push(`${id} ${present ? 'present' : 'absent'}`), timeoutMs: 1000,
+  });
+  await presence.start();
+  /** `from`'s gateway says whether its consensus is attached, on a stream of its own; resolves once it is taken or refused. */
+  const say = async (from: string, attached: boolean, seq: number): Promise<void> => {
+    const stream = Object.assign(new EventTarget(), { close: async () => undefined, abort: () => undefined });
+    handler!(stream as unknown as Stream, { remotePeer: { toString: () => from } } as unknown as Connection);
+    const data = encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES);
+    stream.dispatchEvent(Object.assign(new Event('message'), { data }));
+    await new Promise((r) => setImmediate(r));
+  };
+  return { presence, told, validators, say };
+}
+
+test('presence: a newer word overrides an older one, a stale one is dropped, a non-validator is not heard', async () => {
+  const { presence, told, say } = await harness();
+  await say('A', false, 5);
+  assert.deepEqual(told, ['A absent']);
+  assert.deepEqual(presence.absent(), ['A']);
+  await say('A', true, 4); // older than the last taken: dropped
+  await say('A', true, 5); // not newer either: dropped
+  assert.deepEqual(presence.absent(), ['A']);
+  await say('A', true, 6);
+  assert.deepEqual(told, ['A absent', 'A present']);
+  assert.deepEqual(presence.absent(), []);
+  await say('A', true, 7); // no change: nothing told
+  await say('C', false, 1); // not a validator
+  assert.deepEqual(told, ['A absent', 'A present']);
+  assert.deepEqual(presence.absent(), []);
+});
+
+test('presence: a validator whose connections all closed is absent until it connects again', async () => {
+  const { presence, told } = await harness();
+  presence.connected('B');
+  presence.disconnected('B');
+  assert.deepEqual(presence.absent(), ['B']);
+  presence.connected('B');
+  assert.deepEqual(told, ['B absent', 'B present']);
+  presence.disconnected('X'); // not a validator: nothing
+  assert.deepEqual(presence.absent(), []);
+});
+
+test('presence: every record of a validator that left the set is dropped when a consumer attaches', async () => {
+  const { presence, validators, say } = await harness();
+  await say('A', false, 3); // detached: its word, its time, its sequence number and its rate bucket held
+  presence.disconnected('B');
+  assert.equal(presence.records, 2);
+  assert.deepEqual(presence.absent().sort(), ['A', 'B']);
+  validators.delete('A');
+  validators.delete('B');
+  assert.deepEqual(presence.absent(), []);
+  assert.equal(presence.records, 0, 'records held for validators that left the set');
+  // Back in a later set, its words start afresh: an old sequence number is taken again.
+  validators.add('A');
+  await say('A', false, 1);
+  assert.deepEqual(presence.absent(), ['A']);
+});
