@@ -17,7 +17,8 @@
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
 // what an idle process costs (CPU-ms per second, per service), the CPU per block outside SLH-DSA,
 // the CPU per committed transaction per service and per member (against the 100 µs per member
-// that 10,000 tx/s on one dedicated core allows), and RSS per service. Between the idle window
+// that 10,000 tx/s on one dedicated core allows), RSS per service, and what one member's dir
+// (without its logs) grew by on disk per committed transaction over the load. Between the idle window
 // and the load, the leader's consensus service is killed with kill -9 and the time to the next
 // block of a later view is measured (the recovery requirement: under 10 s); the service is then
 // restarted and the load waits for it to catch up. Over the idle window it also reads every
@@ -38,7 +39,7 @@ import { consensusClient } from '../cli/client.ts';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { memberTargets } from '../cli/prometheus.ts';
-import { ms, printMachine, processCpuMs, processRssMiB, samplesByLabel, scrapeByLabel, scrapeMetrics, stats, table } from './support.ts';
+import { du, ms, printMachine, processCpuMs, processRssMiB, samplesByLabel, scrapeByLabel, scrapeMetrics, stats, table } from './support.ts';
 import { targetRows } from './targets.ts';
 import { freePortBlock } from '../test/support/ports.ts';
 
@@ -366,6 +367,11 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     const m0Metrics = memberTargets(path.join(dir, 'm0')).targets.consensus;
     const viewCauses = async () => (m0Metrics ? scrapeByLabel(m0Metrics, 'btcfed_consensus_view_changes_total', 'cause') : undefined);
     const views0 = await viewCauses();
+    // What a member keeps on disk per committed transaction: m0's dir (its block store, batches,
+    // mempool journal, signer state) without its logs, as du counts it, over the load window.
+    const m0Dir = path.join(dir, 'm0');
+    const diskBytes = async () => (await du(m0Dir)) - (await du(path.join(m0Dir, 'logs')));
+    const disk0 = await diskBytes();
     const loadCpu0 = cpuSnapshot(net.procs);
     const start = Date.now();
     const { accepted, refused } = openRate === undefined
@@ -378,6 +384,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     clearInterval(rssTimer);
     sampleRss();
     const loadCpu = cpuBetween(loadCpu0, cpuSnapshot(net.procs));
+    const diskGrowth = (await diskBytes()) - disk0;
     const views1 = await viewCauses();
     // Batches over all members while loading: proposals that waited for one, that were given up without; batches asked for, served.
     const batchEvents = new Map<string, number>();
@@ -434,6 +441,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       ['CPU per committed transaction per member (µs) mean / max', '', perMemberTx.length ? `${stats(perMemberTx).mean.toFixed(1)} / ${stats(perMemberTx).max.toFixed(1)}` : 'n/a'],
       ['  budget for 10,000 tx/s on one dedicated core per member (µs)', '', '100'],
       ...SERVICE_NAMES.map((sv) => [`RSS per ${sv} process, max (MiB)`, '', (rss.get(sv) ?? 0).toFixed(0)]),
+      ['disk per committed transaction, one member (bytes; its dir without logs, growth over the load)', '',
+        loadCommitted > 0 ? `${(diskGrowth / loadCommitted).toFixed(0)} (${(diskGrowth / 2 ** 20).toFixed(1)} MiB for ${loadCommitted})` : 'n/a'],
       ['recovery: kill -9 of the leader\'s consensus when idle → next block of a later view (ms)', '', !f.recovery ? 'skipped'
         : !recovery ? 'no leader to kill' : recovery.ms === undefined ? `not recovered in 120 s (leader m${recovery.leader})` : `${recovery.ms} (leader m${recovery.leader})`],
       ['  the next member\'s view timer when it died (s)', '', recovery?.timerS === undefined ? 'n/a' : recovery.timerS.toFixed(2)],
