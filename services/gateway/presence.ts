@@ -72,14 +72,17 @@ export class Presence {
   stop(): void { this.#stopped = true; }
 
   /** Peers this module holds any record for (bounded by the validator set: absent() prunes the rest). */
-  get records(): number {
-    return new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]).size;
+  get records(): number { return this.#held().size; }
+
+  /** Every peer id any per-peer record here is kept under. */
+  #held(): Set<string> {
+    return new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]);
   }
 
   /** The validators absent now: told to a consumer when it attaches. */
   absent(): string[] {
     // Validators that left the set since: everything held for them goes (every per-peer map here).
-    for (const id of new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()])) {
+    for (const id of this.#held()) {
       if (this.#d.isValidator(id)) continue;
       this.#lost.delete(id); this.#detached.delete(id); this.#detachedAt.delete(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
     }

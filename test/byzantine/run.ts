@@ -144,26 +144,25 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
           }
           if (memLast.some((m, k) => m > limits[k]!)) {
             // Still above: is it held by the service, or pages the allocator keeps (heldMemory)?
+            const names = watchedPids(fed).map((p) => p.name);
+            const heldLimit = (k: number) => heldBefore[k]! + Math.max(HELD_SLACK_MIB, heldBefore[k]! * 0.25);
             let heldNow = await heldMemory(fed);
-            const overHeld = (held: readonly number[]) => held.some((h, k) => memLast[k]! > limits[k]! && h > heldBefore[k]! + Math.max(HELD_SLACK_MIB, heldBefore[k]! * 0.25));
-            if (overHeld(heldNow)) {
+            if (heldNow.some((h, k) => memLast[k]! > limits[k]! && h > heldLimit(k))) {
               // The heap in use counts garbage a quiet service has not collected yet (V8 collects
               // when it allocates, and after an attack it allocates little): what it still holds
               // after a longer look is held; what it gave back was garbage.
               const first = heldNow;
               await sleep(HELD_LOOK_MS);
               heldNow = await heldMemory(fed);
-              note(`held by JavaScript above its limit; ${HELD_LOOK_MS / 1000} s later, MiB: ${watchedPids(fed).map((p, k) => `${p.name} ${first[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
+              note(`held by JavaScript above its limit; ${HELD_LOOK_MS / 1000} s later, MiB: ${names.map((n, k) => `${n} ${first[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
             }
-            const names = watchedPids(fed).map((p) => p.name);
             note(`held by JavaScript (V8 heap in use + buffers) MiB before → now: ${names.map((n, k) => `${n} ${heldBefore[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
             memLast.forEach((m, k) => {
               if (m <= limits[k]!) return;
-              const heldLimit = heldBefore[k]! + Math.max(HELD_SLACK_MIB, heldBefore[k]! * 0.25);
-              if (heldNow[k]! > heldLimit) {
-                throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit.toFixed(0)})`);
+              if (heldNow[k]! > heldLimit(k)) {
+                throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit(k).toFixed(0)})`);
               }
-              note(`${names[k]}: anonymous memory ${m.toFixed(0)} MiB is above its limit (${limits[k]!.toFixed(0)}), but what it holds is back (${heldNow[k]!.toFixed(0)} MiB, limit ${heldLimit.toFixed(0)}): pages the allocator keeps, not the service`);
+              note(`${names[k]}: anonymous memory ${m.toFixed(0)} MiB is above its limit (${limits[k]!.toFixed(0)}), but what it holds is back (${heldNow[k]!.toFixed(0)} MiB, limit ${heldLimit(k).toFixed(0)}): pages the allocator keeps, not the service`);
             });
           }
           break;
