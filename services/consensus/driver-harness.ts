@@ -85,7 +85,7 @@ export async function federation(keyOf: (i: number) => number = (i) => i, dirOf:
         observer: { committed: (bs) => commits.push(...bs), sent: () => { member!.sent++; }, viewSkipped: (v, leader, why) => { skipped.push([v, leader, why]); } } },
     );
     const inbound = new Inbound({ limits, driver, pool, transport, clock: systemClock, log,
-      blockTime: { driftMs: 2000, maxDelayMs: 30_000 }, observer: { frameRejected: (from, why) => { refused.push([from, why]); } } });
+      blockTime: { driftMs: 2000, maxDelayMs: 30_000 }, observer: { frameRejected: (from, why) => { refused.push([from, why]); }, invalidSignature: (from) => { refused.push([from, 'refused:invalid_signature']); } } });
     member = { driver, inbound, pool, store, commits, sent: 0, down: false, mutes, refused, skipped };
     return member;
   };

@@ -5,7 +5,7 @@
 // then protocol rules (the engine). A frame that fails a check is counted and logged with the
 // sender and the reason; it never reaches the engine.
 // Two kinds of refusal: an offence (undecodable, forged, misattributed, a bad block time) is a
-// strike; a valid but useless message (stale, duplicate, too far ahead, unasked for, a stream of
+// strike (a forged signature as many as its size calls for, below); a valid but useless message (stale, duplicate, too far ahead, unasked for, a stream of
 // NEW-VIEW claims, beyond the sender's verification queue) is free at the rate honest members send such things and a strike
 // beyond it (penalties.ts) — so replaying old, validly signed messages gets a sender muted too.
 // Peers outside the validator set (observers, members being added) may only ask for blocks,
@@ -18,7 +18,9 @@
 // engine sees it.
 // Useless refusals cost their size: one token per unit of the largest message an honest member
 // sends besides proposals (a NEW-VIEW with a QC of every validator's signature, at least 64 KiB),
-// so late votes and QC announcements are a token each and a 4 MiB proposal some fifty.
+// so late votes and QC announcements are a token each and a 4 MiB proposal some fifty. A forged
+// signature strikes by the same measure: a forged vote once, a forged 4 MiB proposal enough to
+// mute at once. A message whose sender is muted while it waits for its check is dropped unread.
 
 import type { Logger } from 'pino';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
@@ -232,7 +234,7 @@ export class Inbound {
   }
 
   #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number, parts?: BlockPart[]): void {
-    const { log, observer } = this.#d;
+    const { observer } = this.#d;
     // Another epoch's message is no use to this engine (it would refuse it as wrong_epoch): refused
     // before its signatures are checked, as a useless token of the sender's.
     const epoch = message.type === 'proposal' ? message.block.header.epoch : message.epoch;
@@ -268,10 +270,28 @@ export class Inbound {
       this.#useless(from, 'new_view_churn', { view: message.view, at: this.#d.driver.engine.view }, this.uselessCost(bytes));
       return;
     }
-    const queued = this.#verify.push(from, bytes, () => this.#d.driver.verifier.verifyMessage(message).then((r) => {
+    const queued = this.#verify.push(from, bytes, () => {
+      // Muted while it waited (an earlier message of its failed): dropped unread, as at the door.
+      if (this.penalties.muted(from)) {
+        observer?.frameRejected?.(from, 'refused:muted');
+        return Promise.resolve();
+      }
+      return this.#verifyQueued(from, message, bytes, parts);
+    });
+    if (!queued) this.#useless(from, 'verification_backlog', { waiting: this.#verify.waitingFrom(from) }, this.uselessCost(bytes));
+  }
+
+  /** Checks the signatures of a message that passed every cheap check, and hands it on (or strikes its sender). */
+  #verifyQueued(from: number, message: ConsensusMessage, bytes: number, parts?: BlockPart[]): Promise<void> {
+    const { log, observer } = this.#d;
+    return this.#d.driver.verifier.verifyMessage(message).then((r) => {
       if (!r.ok) {
         const view = message.type === 'qc' ? message.qc.view : message.view;
-        const muted = this.penalties.strike(from);
+        // A signature that fails is the sender's own doing (the channel is authenticated, nobody
+        // relays another's message), so it strikes as a useless message costs: by its size. A
+        // forged vote is one strike; a forged 4 MiB proposal mutes at once, where sixteen of them
+        // (64 MiB read, forwarded and decoded by this member) took a mute before.
+        const muted = this.penalties.strike(from, this.uselessCost(bytes));
         const count = this.penalties.logCount(from, 'invalid_signature');
         if (count > 0 || muted) log.warn({ from, what: r.what, signer: r.sender, view, count, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
         observer?.invalidSignature?.(from, r.what, view);
@@ -285,8 +305,7 @@ export class Inbound {
       this.#d.driver.enqueue({ type: 'message', message });
     }, (err: unknown) => {
       log.error({ from, err: errorMessage(err) }, 'verification failed');
-    }));
-    if (!queued) this.#useless(from, 'verification_backlog', { waiting: this.#verify.waitingFrom(from) }, this.uselessCost(bytes));
+    });
   }
 
   /**
