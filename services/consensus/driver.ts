@@ -5,22 +5,21 @@
 // and fed back as events; timers come from the injected clock.
 // With `epochs` (the service), one engine runs per epoch: when the block carrying a change commits,
 // the proof is recorded (the store), shown to the signer, and the next epoch's engine starts from
-// that block with the next set — in that order, each done before the next.
+// that block with the next set — in that order, each done before the next. What an epoch's
+// engine is built from, what a submitted change must pass and how the signer and laggards are
+// told are in epoch-switch.ts; the retried writes (a full disk) in durable-writes.ts.
 
 import type { Logger } from 'pino';
 import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from './tx-hashes.ts';
-import { blockEndsEpoch, blockError, type BlockPart, type ValidityContext } from '#libs/blocks/index.ts';
+import type { BlockPart } from '#libs/blocks/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import {
-  historyViews, isProbeView,
-  createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
+  historyViews, isProbeView, createEngine, restoreEngine, genesisBlock, type Block, type EngineAction, type EngineConfig, type EngineEvent,
   type ConsensusMessage, type HotStuffEngine, type SignedMessage, type TimeoutConfig,
 } from '#libs/hotstuff/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
-import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
-import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusEpochs, Epoch } from './epochs.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Mempool } from './mempool.ts';
@@ -31,6 +30,8 @@ import { PeerPenalties } from './penalties.ts';
 import { worthLogging } from './client-limits.ts';
 import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
+import { DurableWrites } from './durable-writes.ts';
+import { checkedChange, epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
 export interface DriverOptions {
@@ -62,9 +63,6 @@ export interface DriverDeps {
 /** Engine rejections of messages that verified but changed nothing: budgeted, not offences (penalties.ts). */
 const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view', 'unknown_block']);
 
-/** How often one peer still in an ended epoch is told how it ended (answerLaggard). */
-const LAGGARD_ANSWER_MS = 1000;
-
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
 
@@ -86,9 +84,8 @@ export class ConsensusDriver {
   #paused = false;
   #stopped = false;
   #failure: Error | undefined;
-  /** Why the store cannot be written right now (a full disk), while the driver waits to retry. */
-  #storageError: string | undefined;
-  #droppedWhileStalled = 0;
+  /** Writes the next actions depend on, retried while the store cannot be written (a full disk). */
+  readonly #writes: DurableWrites;
   /** The view we are in and when we entered it (clock.now()): how long views take (view-timed). */
   #entered: { view: number; at: number } | undefined;
   /** The verifier of the epoch the engine runs. */
@@ -96,15 +93,15 @@ export class ConsensusDriver {
   /** The engine's config for the epoch it runs. */
   #config: EngineConfig;
   /** The change this member proposes when it leads (SubmitReconfiguration), until its epoch ends. */
-  #pendingChange: { tx: Uint8Array; hash: Uint8Array; epoch: number; id: string } | undefined;
+  #pendingChange: PendingChange | undefined;
   /** Invalid blocks refused per sender (validator or outside peer), for the log's 1st, 2nd, 4th, … (bounded). */
   #invalidBlocks = new Map<number, number>();
   /** Between the end of an epoch and the start of the next: recorded, the signer not yet told. */
   #switching: string | undefined;
   /** This member is not in the current epoch's set (removed): it votes no more. */
   #retired = false;
-  /** When each peer was last told how an epoch it is still in ended (answerLaggard). */
-  readonly #toldLaggard = new Map<number, number>();
+  /** Members still in an epoch that ended here, told how it ended (answerLaggard). */
+  readonly #laggards: LaggardAnswers;
   /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. The epoch's heartbeat. */
   #idle: IdleWork | undefined;
   /** The leader schedule's skipped members last reported (#noteSkipped), joined by commas. */
@@ -113,18 +110,20 @@ export class ConsensusDriver {
   constructor(opts: DriverOptions, deps: DriverDeps) {
     this.#opts = opts;
     this.#deps = deps;
+    this.#writes = new DurableWrites({ log: deps.log, clock: deps.clock, stopped: () => this.#stopped });
     // Each sender's batches up to eight blocks' worth: a backlog that outgrows it travels inline.
     this.batches = new BatchStore({ maxBytesPerHolder: 8 * opts.maxBlockBytes, maxBatchesPerHolder: 4096 });
     const epoch = deps.epochs?.current;
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
     this.#idleFor(epoch);
-    this.#config = epoch ? this.#configOf(epoch)
+    this.#config = epoch ? epochEngineConfig(opts.engine, epoch, this.#idle !== undefined, deps.store)
       : { ...opts.engine, waitForWork: this.#idle !== undefined, history: deps.store.committedViews(0, historyViews(opts.engine.validatorCount)) };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const root = epoch?.root ?? this.#genesis;
     const record = deps.store.load(root);
     this.#engine = record ? restoreEngine(this.#config, this.#engineDeps(epoch), record) : createEngine(this.#config, this.#engineDeps(epoch), this.#checkpoint(root));
+    this.#laggards = new LaggardAnswers({ epochs: deps.epochs, clock: deps.clock, log: deps.log, transport: deps.transport, encode: (f) => this.#encode(f) });
     this.#retired = epoch !== undefined && epoch.set.self === undefined;
     this.penalties = new PeerPenalties({ now: () => deps.clock.now(), onMute: (peer, ms) => this.#onMute(peer, ms) });
     this.sync = new SyncClient({ chainId: opts.engine.chainId, store: deps.store, engine: this.#engine, verifier: this.#verifier,
@@ -187,22 +186,6 @@ export class ConsensusDriver {
   /** This member is not a validator of the current epoch. */
   get retired(): boolean { return this.#retired; }
 
-  /**
-   * The engine's config for epoch `e`: its set, seat, leader rule and root, and the consensus
-   * parameters a committed change set for it (else conf.yaml's, which genesis gave). The base
-   * timeout is the epoch's; the back-off's multiplier and cap stay this member's, read live (a
-   * conf.yaml reload changes them at the next timer).
-   */
-  #configOf(e: Epoch): EngineConfig {
-    const set = e.set;
-    const local = this.#opts.engine.timeouts;
-    const base = e.params?.baseTimeoutMs;
-    const timeouts: TimeoutConfig = base === undefined ? local
-      : { baseMs: base, get multiplier() { return local.multiplier; }, get capMs() { return Math.max(local.capMs, base); } };
-    return { ...this.#opts.engine, timeouts, waitForWork: this.#idle !== undefined, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0,
-      history: this.#deps.store.committedViews(e.number, historyViews(set.n)), ...(e.number > 0 ? { root: e.root } : {}) };
-  }
-
   /** Idle views with epoch `e`'s heartbeat (a committed change's, else conf.yaml's): a new IdleWork when it changed. */
   #idleFor(e: Epoch | undefined): void {
     const ms = e?.params?.idleHeartbeatMs ?? this.#opts.idleHeartbeatMs ?? 0;
@@ -218,15 +201,7 @@ export class ConsensusDriver {
   }
 
   #engineDeps(e: Epoch | undefined) {
-    const { store } = this.#deps;
-    const validity: ValidityContext = { chainId: this.#opts.engine.chainId, hashBlock: store.hashBlock, isCommitted: (id: Uint8Array) => store.hasTx(id),
-      ...(e ? { reconfig: { set: e.set, ...e.reconfig } } : {}) };
-    return {
-      hashBlock: store.hashBlock, verify: this.#verifier.verifySync,
-      checkBlock: (b: Block, parent: Block | undefined, ancestors: readonly Block[]) => blockError(b, parent, ancestors, validity),
-      isCommittedBlock: (hash: Uint8Array, height: number) => store.isCommittedBlock(hash, height),
-      ...(e ? { endsEpoch: blockEndsEpoch } : {}),
-    };
+    return epochEngineDeps(this.#opts.engine.chainId, this.#deps.store, this.#verifier, e);
   }
 
   /**
@@ -236,14 +211,7 @@ export class ConsensusDriver {
    * epoch itself. At most once a second per peer (a laggard times out and asks again).
    */
   answerLaggard(peer: number, epoch: number): void {
-    const qc = this.#deps.epochs?.endQcOf(epoch);
-    if (!qc || isOutside(peer)) return;
-    const now = this.#deps.clock.now();
-    if (now - (this.#toldLaggard.get(peer) ?? -Infinity) < LAGGARD_ANSWER_MS) return;
-    this.#toldLaggard.set(peer, now);
-    const self = this.#deps.epochs!.setOf(epoch)!.indexOfName(this.#deps.epochs!.current.set.self?.name ?? '') ?? 0;
-    this.#deps.log.info({ peer, epoch }, 'a member still in an ended epoch: told how it ended');
-    this.#deps.transport.send(peer, this.#encode({ type: 'consensus', message: { type: 'qc', epoch, qc, sender: self } }));
+    this.#laggards.answer(peer, epoch);
   }
 
   /**
@@ -255,16 +223,11 @@ export class ConsensusDriver {
     const e = this.#deps.epochs?.current;
     if (!e) throw new FedError('RECONFIG_UNAVAILABLE', 'this driver runs one epoch only');
     if (this.#switching) throw new FedError('RECONFIG_BUSY', `epoch ${e.number} has ended; submit again once epoch ${e.number + 1} started`);
-    const { change, approvals } = decodeReconfigTx(tx);
-    nextValidatorSet(e.set, change, e.reconfig.rules);
-    authorizeChange(e.set, change, approvals, e.reconfig.verify);
-    const id = reconfigId(change);
-    const p = this.#pendingChange;
-    if (p && p.epoch === e.number && p.id !== id) throw new FedError('RECONFIG_BUSY', `change ${p.id.slice(0, 16)}… is already pending for epoch ${e.number}: one change per epoch`);
-    this.#pendingChange = { tx, hash: txHash(tx), epoch: e.number, id };
+    const change = checkedChange(e, tx, this.#pendingChange);
+    this.#pendingChange = change;
     this.workChanged();
-    this.#deps.log.warn({ id, epoch: e.number, ops: change.ops.length }, 'reconfiguration submitted: proposed in the next block this member leads');
-    return id;
+    this.#deps.log.warn({ id: change.id, epoch: e.number, ops: change.ops }, 'reconfiguration submitted: proposed in the next block this member leads');
+    return change.id;
   }
 
   get paused(): boolean { return this.#paused; }
@@ -272,7 +235,7 @@ export class ConsensusDriver {
   get verifier(): SignatureVerifier { return this.#verifier; }
   get failure(): Error | undefined { return this.#failure; }
   /** Set while a write of the block store fails and is retried (nothing is voted meanwhile). */
-  get storageError(): string | undefined { return this.#storageError; }
+  get storageError(): string | undefined { return this.#writes.error; }
   get genesis(): Block { return this.#genesis; }
 
   /** The consensus fields of GetStatus (see api.ts ServedNode). */
@@ -364,10 +327,10 @@ export class ConsensusDriver {
 
   enqueue(event: EngineEvent): void {
     if (this.#stopped || this.#failure) return;
-    if ((this.#storageError !== undefined || this.#switching !== undefined) && this.#queue.length >= STALLED_QUEUE_LIMIT) {
+    if ((this.#writes.error !== undefined || this.#switching !== undefined) && this.#queue.length >= STALLED_QUEUE_LIMIT) {
       // Stalled on the disk: what peers send meanwhile is dropped past a bound (it is sent again,
       // or fetched by sync, once we move on); counted and said once per stall.
-      if (this.#droppedWhileStalled++ === 0) this.#deps.log.warn({ queued: this.#queue.length }, 'events dropped while the store cannot be written');
+      if (this.#writes.dropped++ === 0) this.#deps.log.warn({ queued: this.#queue.length }, 'events dropped while the store cannot be written');
       return;
     }
     this.#queue.push(event);
@@ -396,7 +359,7 @@ export class ConsensusDriver {
     const { log, observer } = this.#deps;
     switch (a.type) {
       case 'persist':
-        await this.#durably('persist', () => this.#deps.store.persist(a.safety, a.blocks, a.qcs, a.dropped));
+        await this.#writes.run('persist', () => this.#deps.store.persist(a.safety, a.blocks, a.qcs, a.dropped));
         return;
       case 'sign':
         this.#sign(a.requestId, a.request);
@@ -539,36 +502,10 @@ export class ConsensusDriver {
       }
       parent = b;
     }
-    await this.#durably('commit', () => this.#deps.store.commit(blocks, qc));
+    await this.#writes.run('commit', () => this.#deps.store.commit(blocks, qc));
     this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
     for (const b of blocks) this.batches.committed(toHex(b.hash));
     this.#deps.observer?.committed?.(blocks, qc);
-  }
-
-  /**
-   * A write the next actions depend on (a vote leaves only after its persist). When the store
-   * cannot be written (STORE_WRITE_FAILED: a full disk, an I/O error; LMDB wrote nothing), the
-   * same write is tried again, 0.2 s and then up to 5 s apart, while nothing else of the engine
-   * runs: the member does not vote or propose meanwhile (safe), says why in its health, and goes
-   * on where it stopped once the write succeeds. Any other failure stops the driver.
-   */
-  async #durably(what: string, write: () => Promise<void>): Promise<void> {
-    for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        await write();
-        if (this.#storageError !== undefined) {
-          this.#deps.log.warn({ what, dropped: this.#droppedWhileStalled }, 'the store can be written again: consensus goes on');
-          this.#storageError = undefined;
-          this.#droppedWhileStalled = 0;
-        }
-        return;
-      } catch (err) {
-        if (!isFedError(err, 'STORE_WRITE_FAILED') || this.#stopped) throw err;
-        if (this.#storageError === undefined) this.#deps.log.error({ what, err: errorMessage(err) }, 'the store cannot be written: not voting until it can (retrying)');
-        this.#storageError = errorMessage(err);
-        await new Promise<void>((resolve) => this.#deps.clock.setTimeout(resolve, delay));
-      }
-    }
   }
 
   #trustOwn(m: Parameters<SignatureVerifier['verifyMessage']>[0]): void {
@@ -593,30 +530,16 @@ export class ConsensusDriver {
     const before = epochs.current.set;
     this.#switching = `epoch ${ending} ended at height ${proof.last.header.height}; recording its proof`;
     this.#timer?.cancel();
-    const next = await this.#durablyValue('epoch', () => epochs.end(proof));
+    const next = await this.#writes.value('epoch', () => epochs.end(proof));
     this.#pendingChange = undefined;
     const seated = next.set.self !== undefined;
     // Penalties follow the member, not its number: a removal renumbers those behind it.
     this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
-    if (signer.advanceEpoch) {
-      this.#switching = `epoch ${ending} ended; showing the signer its proof`;
-      for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
-        if (this.#stopped) return;
-        try {
-          const r = await signer.advanceEpoch(proof);
-          if (r.epoch !== next.number || r.seated !== seated) {
-            log.error({ signerEpoch: r.epoch, signerSeated: r.seated, epoch: next.number, seated }, 'the signer disagrees about the next epoch: this member will not sign in it');
-          }
-          break;
-        } catch (err) {
-          log.warn({ err: errorMessage(err), epoch: next.number, retryMs: delay }, 'the signer did not take the epoch-change proof: trying again');
-          await new Promise<void>((resolve) => clock.setTimeout(resolve, delay));
-        }
-      }
-    }
+    this.#switching = `epoch ${ending} ended; showing the signer its proof`;
+    if (!(await showSignerProof(signer, proof, next, { log, clock, stopped: () => this.#stopped }))) return;
     this.#verifier = next.verifier;
     this.#idleFor(next);
-    this.#config = this.#configOf(next);
+    this.#config = epochEngineConfig(this.#opts.engine, next, this.#idle !== undefined, this.#deps.store);
     this.#engine = createEngine(this.#config, this.#engineDeps(next));
     this.sync.setEngine(this.#engine, this.#verifier);
     this.#retired = !seated;
@@ -629,13 +552,6 @@ export class ConsensusDriver {
     if (seated) this.#queue.unshift({ type: 'start' });
     // The new engine knows nothing of work yet.
     this.#idle?.reset();
-  }
-
-  /** #durably for a write that returns a value. */
-  async #durablyValue<T>(what: string, write: () => Promise<T>): Promise<T> {
-    let out: T | undefined;
-    await this.#durably(what, async () => { out = await write(); });
-    return out!;
   }
 
   /** How this member's own proposal travels: the parts its block was built with, if it named batches. */
