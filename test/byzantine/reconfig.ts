@@ -227,6 +227,8 @@ class QuotaBurner {
     Atomics.store(this.#flag, 0, v ? 1 : 0);
     if (v) Atomics.notify(this.#flag, 0);
   }
+  /** Ends the thread (it burns a core's quota until then). */
+  async close(): Promise<void> { await this.#worker.terminate(); }
 }
 
 /** Consensus frames a second m3 sends once removed, to every member of the new set. */
@@ -284,6 +286,10 @@ const removedMemberFloods: Scenario = (() => {
       burner = new QuotaBurner();
       burner.on = true;
       note('the attacker\'s box burns its CPU quota while it does not flood: before the attack it is as busy as during it');
+    },
+    async finish() {
+      await burner?.close();
+      burner = undefined;
     },
     async start({ fed, byz, note }) {
       const refused = () => perHonest(fed, 'btcfed_consensus_rejected_messages_total', /reason="not_validator"/);

@@ -177,6 +177,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
         for (const w of (await fed.warnings()).slice(-12)) say(`#     ${w}`);
       } finally {
         byz.play({});
+        await s.finish?.();
         previous = s.name;
       }
     }

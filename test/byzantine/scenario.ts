@@ -30,6 +30,8 @@ export interface Scenario {
    */
   prepare?(ctx: Context): Promise<void>;
   start(ctx: Context): Promise<Attack>;
+  /** Undoes what prepare() or start() left running once the scenario is over, however it ended. */
+  finish?(): Promise<void>;
 }
 
 export const check = (ok: boolean, why: string): void => { if (!ok) throw new Error(why); };
