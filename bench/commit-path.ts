@@ -1,12 +1,15 @@
 // What a committed transaction costs one member in the block store and the Merkle tree, step by
 // step, against baselines measured in the same run:
 //  - commit: BlockStore.commit of blocks into a store already holding --prefill transactions (the
-//    index is a B-tree of random 32-byte keys: its depth is what a lookup pays). Baselines on a raw
-//    LMDB database with the same prefill: what commit did per transaction before schema 3 (a
-//    lookup, then a msgpack object), and the floor (one put of a number).
+//    index is a B-tree of random 32-byte keys: its depth is what a lookup pays), with the merges
+//    of its transaction index (tx-index.ts) that the commits start. The index alone on raw LMDB
+//    databases with the same prefill: the two tiers (the real TxIndex: a lookup and a map entry at
+//    commit, key-ordered merges of --merge-at ids), against schema 3 (a no-overwrite put of each
+//    id at commit), before schema 3 (a lookup, then a msgpack object), and the floor (one put of a
+//    number at commit).
 //  - the block's Merkle root when its transactions came in batches: from the ids (every leaf hashed
 //    again) against from the leaves the batches kept (batchTree).
-// Run: node_modules/.bin/node bench/commit-path.ts [--prefill 200000] [--blocks 20] [--block-txs 5000] [--quick]
+// Run: node_modules/.bin/node bench/commit-path.ts [--prefill 200000] [--blocks 60] [--block-txs 5000] [--merge-at 131072] [--quick]
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -18,11 +21,13 @@ import { blockHash, merkleRoot, merkleRootOfLeafBytes, sha256, txHash } from '#l
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { batchTree } from '#libs/blocks/index.ts';
 import { BlockStore } from '../services/consensus/block-store.ts';
+import { TX_INDEX_CHUNK, TX_INDEX_MERGE_AT, TxIndex } from '../services/consensus/tx-index.ts';
 import { printMachine, table } from './support.ts';
 
-const { values: f } = parseArgs({ options: { prefill: { type: 'string' }, blocks: { type: 'string' }, 'block-txs': { type: 'string', default: '5000' }, quick: { type: 'boolean', default: false } } });
+const { values: f } = parseArgs({ options: { prefill: { type: 'string' }, blocks: { type: 'string' }, 'block-txs': { type: 'string', default: '5000' }, 'merge-at': { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const PREFILL = Number(f.prefill ?? (f.quick ? 50_000 : 200_000));
-const BLOCKS = Number(f.blocks ?? (f.quick ? 6 : 20));
+const BLOCKS = Number(f.blocks ?? (f.quick ? 6 : 60));
+const MERGE_AT = Number(f['merge-at'] ?? TX_INDEX_MERGE_AT);
 const BLOCK_TXS = Number(f['block-txs']);
 const PREFILL_BLOCK = 10_000;
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: Math.max(PREFILL_BLOCK, BLOCK_TXS), maxBlockBytes: 64 << 20 };
@@ -40,16 +45,17 @@ const perTx = (ms: number, n: number) => (1000 * ms / n).toFixed(2);
 
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-commit-'));
-  printMachine('commit path benchmark', [`prefill ${PREFILL} transactions, ${BLOCKS} blocks of ${BLOCK_TXS}`]);
+  printMachine('commit path benchmark', [`prefill ${PREFILL} transactions, ${BLOCKS} blocks of ${BLOCK_TXS}, index merges of ${MERGE_AT}`]);
   try {
     // --- the block store, as the consensus service commits
-    const store = new BlockStore({ path: path.join(dir, 'store'), limits, hashBlock: blockHash });
+    const store = new BlockStore({ path: path.join(dir, 'store'), limits, hashBlock: blockHash, txIndex: { mergeAt: MERGE_AT } });
     let tip = genesis;
     for (let done = 0; done < PREFILL; done += PREFILL_BLOCK) {
       const b = child(tip, txsOf(Math.min(PREFILL_BLOCK, PREFILL - done)));
       await store.commit([b], qc(b));
       tip = b;
     }
+    await store.flushTxIndex();
     const blocks: Block[] = [];
     for (let i = 0; i < BLOCKS; i++) blocks.push(tip = child(tip, txsOf(BLOCK_TXS)));
     for (const b of blocks) b.txs.forEach((t) => txHash(t)); // warm
@@ -58,27 +64,43 @@ async function main(): Promise<void> {
     const c0 = process.cpuUsage();
     let t0 = performance.now();
     for (const b of blocks) await store.commit([b], qc(b));
+    await store.flushTxIndex(); // the merge under way and the rest: every commit's share
     const commitMs = performance.now() - t0;
     const commitCpu = process.cpuUsage(c0);
     await store.close();
 
-    // --- the index write alone, three ways, on raw databases with the same prefill, block by block in
-    // alternation: before schema 3 (a lookup, a hex key, an object), schema 3 (a no-overwrite put of
-    // a number), and the floor (a plain put of a number). CPU time of the process (this thread and
-    // LMDB's writer), not wall time: the fsync of each transaction waits off the CPU.
+    // --- the index write alone, four ways, on raw databases with the same prefill, block by block in
+    // alternation: the two tiers (TxIndex, with the merges its commits start counted in the commit
+    // that starts them), schema 3 (a no-overwrite put of a number), before schema 3 (a lookup, a hex
+    // key, an object), and the floor (a plain put of a number). CPU time of the process (this thread
+    // and LMDB's writer), not wall time: the fsync of each transaction waits off the CPU.
     const root = open({ path: path.join(dir, 'raw'), compression: false, overlappingSync: false, eventTurnBatching: false });
-    const ways = ['before', 'schema3', 'floor'] as const;
+    const ways = ['tiers', 'before', 'schema3', 'floor'] as const;
     const dbs = Object.fromEntries(ways.map((w) => [w, root.openDB<unknown, Uint8Array>({ name: w, encoding: 'msgpack', keyEncoding: 'binary' })])) as Record<(typeof ways)[number], ReturnType<typeof root.openDB<unknown, Uint8Array>>>;
     for (let done = 0; done < PREFILL; done += PREFILL_BLOCK) {
       const ids = txsOf(Math.min(PREFILL_BLOCK, PREFILL - done)).map(txHash);
       await root.transaction(() => { for (const w of ways) ids.forEach((id, k) => dbs[w].put(id, done * 2 ** 20 + k)); });
     }
-    const cpu = { before: 0, schema3: 0, floor: 0 };
-    for (let h = 0; h < BLOCKS; h++) {
+    const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+    const tiers = new TxIndex(dbs.tiers as unknown as ConstructorParameters<typeof TxIndex>[0], { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: MERGE_AT });
+    const cpu = { tiers: 0, before: 0, schema3: 0, floor: 0 };
+    let maxMergeMs = 0;
+    const BASE = PREFILL; // heights above the prefill's (which used done * 2^20 + k as locations)
+    for (let h = 1; h <= BLOCKS; h++) {
       const ids = txsOf(BLOCK_TXS).map(txHash);
       for (const w of ways) {
         const db = dbs[w];
         const c0 = process.cpuUsage();
+        if (w === 'tiers') {
+          await root.transaction(() => { tiers.add([{ height: BASE + h, ids }]); });
+          tiers.committed(BASE + h);
+          const t = performance.now();
+          await (h === BLOCKS ? tiers.merge(BASE + h) : tiers.settled());
+          maxMergeMs = Math.max(maxMergeMs, performance.now() - t);
+          const c = process.cpuUsage(c0);
+          cpu.tiers += (c.user + c.system) / 1000;
+          continue;
+        }
         await root.transaction(() => {
           if (w === 'before') {
             const seen = new Set<string>();
@@ -121,10 +143,13 @@ async function main(): Promise<void> {
       fromLeavesMs += performance.now() - t0;
     }
 
+    const chunks = Math.ceil(MERGE_AT / TX_INDEX_CHUNK);
+    console.log(`the two tiers: ${tiers.stats().merges} merges; the longest took ${maxMergeMs.toFixed(0)} ms of wall time in ${chunks} write transactions (${(maxMergeMs / chunks).toFixed(0)} ms each on average: how long a consensus write may wait behind one)`);
     console.log(table(['step', 'µs per transaction'], [
       ['BlockStore.commit of a stored block, wall (with its fsync)', perTx(commitMs, n)],
       ['BlockStore.commit of a stored block, CPU', perTx((commitCpu.user + commitCpu.system) / 1000, n)],
-      ['index write, CPU: schema 3 (a no-overwrite put of a number)', perTx(cpu.schema3, n)],
+      ['index, CPU: two tiers (a lookup and a map entry, key-ordered merges)', perTx(cpu.tiers, n)],
+      ['  baseline: schema 3 (a no-overwrite put of a number at commit)', perTx(cpu.schema3, n)],
       ['  baseline: before schema 3 (a lookup, a hex key, an object)', perTx(cpu.before, n)],
       ['  floor: a plain put of a number', perTx(cpu.floor, n)],
       ['block Merkle root from the batches\' leaves', perTx(fromLeavesMs, rounds * ids.length)],

@@ -28,6 +28,9 @@ import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as
 import type { Block, BlockHeader, CommittedView, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
+import { TxIndex, packLocation, unpackLocation, type StoredLocation, type TxIndexOptions, type TxIndexStats } from './tx-index.ts';
+
+export { packLocation, unpackLocation } from './tx-index.ts';
 
 export interface BlockStoreOptions {
   path: string;
@@ -35,6 +38,8 @@ export interface BlockStoreOptions {
   hashBlock(h: BlockHeader): Hash;
   /** The chain this store belongs to: recorded on first open, and a store of another chain is refused. */
   chainId?: string;
+  /** When the transaction index merges the ids of recent commits into its tree (tx-index.ts). */
+  txIndex?: TxIndexOptions;
 }
 
 /**
@@ -45,25 +50,13 @@ export interface BlockStoreOptions {
  * Version 3: the transaction index may hold a location as one number (packLocation); version 2's
  * objects are read as before, so a version 2 store is taken and relabelled 3 (nothing rewritten),
  * and a build reading only version 2 refuses it.
+ * Version 4: the index holds the transactions of heights up to `indexed_to` in meta; those above
+ * it are only in their blocks (tx-index.ts), so a build that reads the index alone must refuse it.
+ * A version 2 or 3 store indexed every commit: it is taken with indexed_to at its committed tip.
  */
-export const STORE_SCHEMA_VERSION = 3;
+export const STORE_SCHEMA_VERSION = 4;
 /** Versions read as they are: their layout is a subset of this one's. */
-const READABLE_AS_IS = new Set([2]);
-
-/**
- * A committed transaction's place in the index, as stored: height · 2^20 + index, one msgpack number
- * (a third cheaper to write than the object, and most of commit's per-transaction cost is this
- * write); the object form where that does not fit, and in stores written before version 3.
- */
-type StoredLocation = number | { height: number; index: number };
-const PACK_INDEX = 2 ** 20;
-const PACK_MAX_HEIGHT = 2 ** 33;
-export function packLocation(height: number, index: number): StoredLocation {
-  return index < PACK_INDEX && height < PACK_MAX_HEIGHT ? height * PACK_INDEX + index : { height, index };
-}
-export function unpackLocation(v: StoredLocation): { height: number; index: number } {
-  return typeof v === 'number' ? { height: Math.floor(v / PACK_INDEX), index: v % PACK_INDEX } : v;
-}
+const READABLE_AS_IS = new Set([2, 3]);
 
 export interface TxLocation { height: number; blockHash: Hash; index: number }
 
@@ -86,6 +79,8 @@ export class BlockStore {
   readonly #qcs: Database<Uint8Array, Uint8Array>;
   readonly #heights: Database<Uint8Array, number>;
   readonly #txs: Database<StoredLocation, Uint8Array>;
+  /** The transaction index over #txs: recent commits in memory, merged into the tree in batches. */
+  readonly #index: TxIndex;
   /** Blocks stored but not (yet) committed, by hash → height: what a restart needs back. */
   readonly #pending: Database<number, Uint8Array>;
   readonly #meta: Database<string, string>;
@@ -120,10 +115,23 @@ export class BlockStore {
     this.#summaries = this.#root.openDB({ name: 'summaries', encoding: 'binary', keyEncoding: 'uint32' });
     try {
       this.#checkIdentity(opts);
+      const committed = this.committedHeight();
+      this.#index = new TxIndex(this.#txs, { write: (what, body) => this.#write(what, body), meta: this.#meta }, committed, opts.txIndex);
+      // What a crash left only in memory: the ids of the commits above indexed_to, from their blocks.
+      for (let h = this.#index.indexedTo + 1; h <= committed; h++) this.#index.restore(h, this.#txIdsAt(h));
     } catch (err) {
       void this.#root.close();
       throw err;
     }
+  }
+
+  /** The ids committed at `height`, from its block or, once pruned, its summary. */
+  #txIdsAt(height: number): readonly Uint8Array[] {
+    const block = this.blockAtHeight(height);
+    if (block) return txHashesOf(block);
+    const summary = this.#summaries.get(height);
+    if (!summary) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${height} has neither a block nor a summary`);
+    return summaryFromWire('stored summary', BlockSummaryMsg.decode(plain(summary)), this.#opts.limits).txIds;
   }
 
   #checkIdentity(opts: BlockStoreOptions): void {
@@ -195,41 +203,40 @@ export class BlockStore {
 
   /** Appends newly final blocks (parents first) to the committed log, durably. */
   async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
-    await this.#write('commit', () => {
-      const first = this.committedHeight() + 1;
-      blocks.forEach((b, k) => {
-        if (b.header.height !== first + k) throw new FedError('STORE_COMMIT_GAP', `commit of height ${b.header.height} but the log ends at ${first + k - 1}`);
-      });
-      // Exactly-once: libs/blocks refuses such a block before any vote; the log never overwrites
-      // the index either. The index writes come first and each refuses a key already there (one
-      // write, no separate lookup); on a refusal this commit's earlier index writes are taken back
-      // before the throw (a throw does not undo puts), so nothing of it is kept.
-      const written: Uint8Array[] = [];
-      for (const b of blocks) {
-        const ids = txHashesOf(b);
-        for (let index = 0; index < ids.length; index++) {
-          if (this.#insert(ids[index]!, packLocation(b.header.height, index))) { written.push(ids[index]!); continue; }
-          for (const id of written) this.#txs.removeSync(id);
-          throw new FedError('STORE_DUPLICATE_TX', `transaction ${Buffer.from(ids[index]!).toString('hex')} at height ${b.header.height} is already committed`);
+    let added: string[] = [];
+    try {
+      await this.#write('commit', () => {
+        const first = this.committedHeight() + 1;
+        blocks.forEach((b, k) => {
+          if (b.header.height !== first + k) throw new FedError('STORE_COMMIT_GAP', `commit of height ${b.header.height} but the log ends at ${first + k - 1}`);
+        });
+        // Exactly-once: libs/blocks refuses such a block before any vote; the log never overwrites
+        // the index either. The ids are checked first (memory, then the tree) and recorded in memory
+        // only if none repeats; the tree gets them at the next merge (tx-index.ts).
+        added = this.#index.add(blocks.map((b) => ({ height: b.header.height, ids: txHashesOf(b) })));
+        let expected = first;
+        for (const b of blocks) {
+          // Normally stored already (persisted when it was proposed); megabytes are not written twice.
+          if (!this.#blocks.doesExist(b.hash)) this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+          this.#heights.put(b.header.height, b.hash);
+          expected++;
         }
-      }
-      let expected = first;
-      for (const b of blocks) {
-        // Normally stored already (persisted when it was proposed); megabytes are not written twice.
-        if (!this.#blocks.doesExist(b.hash)) this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
-        this.#heights.put(b.header.height, b.hash);
-        expected++;
-      }
-      this.#putQc(qc);
-      this.#meta.put('committed', String(expected - 1));
-      // Blocks at or below the new tip that were not committed lost their fork: forget them.
-      for (const { key, value } of this.#pending.getRange()) {
-        if (value > expected - 1) continue;
-        this.#pending.remove(key);
-        const winner = this.#heights.get(value);
-        if (!winner || Buffer.compare(winner, key) !== 0) this.#blocks.remove(key);
-      }
-    });
+        this.#putQc(qc);
+        this.#meta.put('committed', String(expected - 1));
+        // Blocks at or below the new tip that were not committed lost their fork: forget them.
+        for (const { key, value } of this.#pending.getRange()) {
+          if (value > expected - 1) continue;
+          this.#pending.remove(key);
+          const winner = this.#heights.get(value);
+          if (!winner || Buffer.compare(winner, key) !== 0) this.#blocks.remove(key);
+        }
+      });
+    } catch (err) {
+      // Not written: the ids it recorded in memory go too.
+      this.#index.forget(added);
+      throw err;
+    }
+    this.#index.committed(this.committedHeight());
   }
 
   /**
@@ -279,7 +286,7 @@ export class BlockStore {
   }
 
   txLocation(txHashBytes: Hash): TxLocation | undefined {
-    const stored = this.#txs.get(txHashBytes);
+    const stored = this.#index.get(txHashBytes);
     if (stored === undefined) return undefined;
     const loc = unpackLocation(stored);
     const blockHash = this.hashAtHeight(loc.height);
@@ -287,7 +294,7 @@ export class BlockStore {
   }
 
   hasTx(txHashBytes: Hash): boolean {
-    return this.#txs.doesExist(txHashBytes);
+    return this.#index.has(txHashBytes);
   }
 
   /**
@@ -472,7 +479,7 @@ export class BlockStore {
       for (const { summary } of entries) {
         const height = summary.header.height;
         summary.txIds.forEach((id, index) => {
-          const stored = this.#txs.get(id);
+          const stored = this.#index.get(id);
           const at = stored === undefined ? undefined : unpackLocation(stored);
           if (at && (at.height !== height || at.index !== index)) {
             throw new FedError('STORE_DUPLICATE_TX', `transaction ${Buffer.from(id).toString('hex')} at height ${height} is already committed at height ${at.height}`);
@@ -496,6 +503,7 @@ export class BlockStore {
    */
   async startAt(tip: Block, qc: QuorumCert): Promise<void> {
     const height = tip.header.height;
+    let whole = false;
     await this.#write('checkpoint', () => {
       if (height > 1 && !this.#heights.get(height - 1)) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: a checkpoint at height ${height} without the history below it`);
       const committed = this.committedHeight();
@@ -503,10 +511,15 @@ export class BlockStore {
       this.#blocks.put(tip.hash, BlockMsg.encode(blockToWire(tip)).finish());
       this.#heights.put(height, tip.hash);
       txHashesOf(tip).forEach((id, index) => this.#txs.put(id, packLocation(height, index)));
+      // The history below came in whole (importHistory): the tree holds everything up to the tip,
+      // unless commits before the join still wait in memory (they are rebuilt from their blocks).
+      whole = this.#index.stats().recent === 0;
+      if (whole) this.#meta.put('indexed_to', String(height));
       this.#putQc(qc);
       this.#meta.put('committed', String(height));
       this.#meta.put('pruned', String(Math.max(this.prunedTo(), height - 1)));
     });
+    if (whole) this.#index.indexedThrough(height);
   }
 
   /** Ends a join from a checkpoint: the store is whole; a catch-up asked for (requestCatchUp) is done. */
@@ -556,17 +569,23 @@ export class BlockStore {
     for (const { key, value } of this.#evidence.getRange({ start: afterSeq + 1 })) yield { seq: key, bytes: plain(value) };
   }
 
-  async close(): Promise<void> {
-    await this.#root.close();
+  /** The transaction index's two tiers: ids waiting in memory, the height the tree is whole to. */
+  txIndexStats(): TxIndexStats {
+    return this.#index.stats();
+  }
+
+  /** Merges every committed id waiting in memory into the index's tree now (close does it too). */
+  async flushTxIndex(): Promise<void> {
+    await this.#index.merge(this.committedHeight());
   }
 
   /**
-   * Indexes a committed transaction unless its id is there already (MDB_NOOVERWRITE): true when
-   * written. Inside a write transaction lmdb's putSync applies at once and answers whether it wrote
-   * (its typings say void; block-store.test.ts's duplicate cases hold it to the answer).
+   * Closes the store, merging the index's recent ids first so the next open has nothing to
+   * rebuild; a merge that fails (a full disk) leaves them to that rebuild.
    */
-  #insert(id: Uint8Array, at: StoredLocation): boolean {
-    return (this.#txs.putSync(id, at, { noOverwrite: true }) as unknown) === true;
+  async close(): Promise<void> {
+    await this.flushTxIndex().catch(() => {});
+    await this.#root.close();
   }
 
   #putQc(qc: QuorumCert): void {

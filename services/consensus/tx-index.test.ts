@@ -1,0 +1,123 @@
+// The transaction index's two tiers (tx-index.ts) through the real block store: ids of recent
+// commits in memory, merged into LMDB's tree in key-ordered chunks; what a crash leaves (a real
+// process killed with SIGKILL) rebuilt from the committed blocks and the summaries of pruned ones.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { open } from 'lmdb';
+import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
+import { isFedError } from '#libs/errors/index.ts';
+import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { BlockStore, packLocation } from './block-store.ts';
+
+const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
+const enc = (s: string) => new TextEncoder().encode(s);
+const id = (s: string) => txHash(enc(s));
+
+function child(chain: string, parent: Block, view: number, txs: string[]): Block {
+  const header = { chainId: chain, epoch: 0, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
+    timestampMs: 1000 + view, txRoot: sha256(enc(txs.join())), stateHash: sha256(enc(`s${view}`)) };
+  return { header, hash: blockHash(header), txs: txs.map(enc) };
+}
+const qcOn = (b: Block): QuorumCert => ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
+const refused = (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX');
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-txindex-'));
+  try { await fn(dir); } finally { await fs.rm(dir, { recursive: true, force: true }); }
+}
+
+test('recent commits are found and refused from memory, and after a merge from the tree; the merge runs once enough wait', () => withDir(async (dir) => {
+  const g = genesisBlock('tx-index', blockHash);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 5, chunk: 2 } });
+  try {
+    const b1 = child('tx-index', g, 1, ['a', 'b', 'c']);
+    await store.commit([b1], qcOn(b1));
+    assert.deepEqual(store.txIndexStats(), { recent: 3, indexedTo: 0, merges: 0 }, 'below the threshold: in memory only');
+    assert.deepEqual(store.txLocation(id('b')), { height: 1, index: 1, blockHash: b1.hash });
+    assert.equal(store.hasTx(id('c')), true);
+    const again = child('tx-index', b1, 2, ['z', 'a']);
+    await assert.rejects(store.commit([again], qcOn(again)), refused, 'refused from memory');
+    assert.equal(store.hasTx(id('z')), false, 'nothing of the refused commit is kept');
+
+    const b2 = child('tx-index', b1, 2, ['d', 'e']);
+    await store.commit([b2], qcOn(b2));
+    // The commit starts the merge in the background: nothing here asks for it.
+    for (let i = 0; i < 200 && store.txIndexStats().merges === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 1 }, 'five waiting: merged, in three chunks of two');
+    for (const [s, height, index] of [['a', 1, 0], ['c', 1, 2], ['e', 2, 1]] as const) {
+      assert.deepEqual(store.txLocation(id(s)), { height, index, blockHash: height === 1 ? b1.hash : b2.hash }, `${s} from the tree`);
+    }
+    const b3x = child('tx-index', b2, 3, ['f', 'd']);
+    await assert.rejects(store.commit([b3x], qcOn(b3x)), refused, 'refused from the tree');
+    const b3 = child('tx-index', b2, 3, []);
+    await store.commit([b3], qcOn(b3));
+    await store.flushTxIndex();
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 3, merges: 2 }, 'a block without transactions moves indexed_to too');
+  } finally { await store.close(); }
+  // What the tree holds, read without the store: every id, at its place.
+  const raw = open({ path: dir });
+  const txs = raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  assert.deepEqual(['a', 'b', 'c', 'd', 'e'].map((s) => txs.get(id(s))), [packLocation(1, 0), packLocation(1, 1), packLocation(1, 2), packLocation(2, 0), packLocation(2, 1)]);
+  assert.equal(raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).get('indexed_to'), '3');
+  await raw.close();
+}));
+
+test('a crash (SIGKILL, nothing merged) loses no committed id: the ids above indexed_to come back from the blocks and the summaries of pruned heights', () => withDir(async (dir) => {
+  const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a,b;c;;d,e,f;g', '--prune', '3'], { encoding: 'utf8' });
+  assert.equal(probe.signal, 'SIGKILL', `the probe killed itself: ${probe.stderr}`);
+  assert.deepEqual(JSON.parse(probe.stdout), { committed: 5, recent: 7, indexedTo: 0, merges: 0, pruned: 3 });
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    assert.deepEqual(store.txIndexStats(), { recent: 7, indexedTo: 0, merges: 0 }, 'all seven rebuilt into memory');
+    assert.equal(store.isPruned(1), true);
+    assert.deepEqual(store.txLocation(id('b')), { height: 1, index: 1, blockHash: store.hashAtHeight(1) }, 'from a pruned height\'s summary');
+    assert.deepEqual(store.txLocation(id('f')), { height: 4, index: 2, blockHash: store.hashAtHeight(4) }, 'from a block');
+    const tip = store.blockAtHeight(5)!;
+    const repeat = child('commit-probe', tip, 6, ['h', 'c']);
+    await assert.rejects(store.commit([repeat], qcOn(repeat)), refused, 'a rebuilt id still refuses its transaction');
+    await store.flushTxIndex();
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 5, merges: 1 });
+  } finally { await store.close(); }
+  const reopened = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    assert.deepEqual(reopened.txIndexStats(), { recent: 0, indexedTo: 5, merges: 0 }, 'merged: nothing to rebuild');
+    assert.equal(reopened.hasTx(id('g')), true);
+  } finally { await reopened.close(); }
+}));
+
+test('a merge cut short (some ids in the tree above indexed_to) is read as it is and finished by the next merge', () => withDir(async (dir) => {
+  const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a,b;c'], { encoding: 'utf8' });
+  assert.equal(probe.signal, 'SIGKILL', probe.stderr);
+  // What a crash between two chunks of a merge leaves: part of the ids written, indexed_to not moved.
+  const raw = open({ path: dir });
+  await raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' }).put(id('b'), packLocation(1, 1));
+  await raw.close();
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    assert.deepEqual(store.txIndexStats(), { recent: 3, indexedTo: 0, merges: 0 });
+    await store.flushTxIndex();
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 1 });
+    assert.deepEqual(['a', 'b', 'c'].map((s) => store.txLocation(id(s))?.height), [1, 1, 2]);
+  } finally { await store.close(); }
+}));
+
+test('a version 3 store (every commit in the tree, no indexed_to) is taken with indexed_to at its tip, nothing rebuilt', () => withDir(async (dir) => {
+  const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a;b', '--flush'], { encoding: 'utf8' });
+  assert.equal(probe.signal, 'SIGKILL', probe.stderr);
+  const raw = open({ path: dir });
+  const meta = raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  assert.equal(meta.get('indexed_to'), '2', 'the probe merged both');
+  await meta.remove('indexed_to');
+  await meta.put('schema', '3');
+  await raw.close();
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  try {
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 0 });
+    assert.equal(store.hasTx(id('a')), true);
+  } finally { await store.close(); }
+}));

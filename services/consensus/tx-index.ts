@@ -1,0 +1,178 @@
+// Where each committed transaction is: the block store's index of transaction ids (exactly-once
+// needs every committed id, for ever), in two tiers.
+//
+// The index on disk is an LMDB B-tree of random 32-byte keys. Written one commit at a time, every
+// transaction lands on a leaf page of its own once the tree has many more leaves than a block has
+// transactions, and LMDB copies and writes back that whole page (4 KiB) for one 40-byte entry: the
+// cost of a commit grew with the history (docs/performance.md, "The commit path").
+//
+// So the ids of recent commits live in memory (`recent`), and are merged into the tree in large
+// batches, in key order, a few thousand per write transaction: each leaf page is then written about
+// once per merge, not once per transaction. `indexed_to` (in meta, written with a merge's last
+// chunk) is the height up to which every committed id is in the tree; the ids above it are rebuilt
+// from the committed blocks (or the summaries of pruned ones) when the store opens, so a crash
+// loses nothing that was committed.
+
+import type { Database } from 'lmdb';
+import { FedError } from '#libs/errors/index.ts';
+
+/**
+ * A committed transaction's place, as stored: height · 2^20 + index, one msgpack number; the object
+ * form where that does not fit, and in stores written before schema version 3.
+ */
+export type StoredLocation = number | { height: number; index: number };
+const PACK_INDEX = 2 ** 20;
+const PACK_MAX_HEIGHT = 2 ** 33;
+export function packLocation(height: number, index: number): StoredLocation {
+  return index < PACK_INDEX && height < PACK_MAX_HEIGHT ? height * PACK_INDEX + index : { height, index };
+}
+export function unpackLocation(v: StoredLocation): { height: number; index: number } {
+  return typeof v === 'number' ? { height: Math.floor(v / PACK_INDEX), index: v % PACK_INDEX } : v;
+}
+
+export interface TxIndexOptions {
+  /** Merge into the tree once this many committed ids wait in memory (about 100 bytes each). */
+  mergeAt?: number;
+  /** Ids per write transaction of a merge: how long one holds LMDB's single writer. */
+  chunk?: number;
+}
+export const TX_INDEX_MERGE_AT = 131_072;
+export const TX_INDEX_CHUNK = 4_096;
+
+/** The store's side of the index: its write transactions and its meta database. */
+export interface TxIndexStore {
+  write(what: string, body: () => void): Promise<void>;
+  meta: Database<string, string>;
+}
+
+/** An id as a map key: its bytes as a latin1 string, which sorts as the bytes do. */
+const keyOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
+const hexOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+
+export interface TxIndexStats {
+  /** Committed ids held in memory, not yet in the tree. */
+  recent: number;
+  /** Every committed id at this height or below is in the tree. */
+  indexedTo: number;
+  /** Merges finished since the store opened. */
+  merges: number;
+}
+
+export class TxIndex {
+  readonly #db: Database<StoredLocation, Uint8Array>;
+  readonly #store: TxIndexStore;
+  readonly #mergeAt: number;
+  readonly #chunk: number;
+  readonly #recent = new Map<string, StoredLocation>();
+  #indexedTo: number;
+  #merging: Promise<void> | undefined;
+  #merges = 0;
+
+  constructor(db: Database<StoredLocation, Uint8Array>, store: TxIndexStore, committed: number, opts: TxIndexOptions = {}) {
+    this.#db = db;
+    this.#store = store;
+    this.#mergeAt = Math.max(1, opts.mergeAt ?? TX_INDEX_MERGE_AT);
+    this.#chunk = Math.max(1, opts.chunk ?? TX_INDEX_CHUNK);
+    const recorded = store.meta.get('indexed_to');
+    // A store from before the two tiers (schema 3 and older) indexed every commit at once.
+    if (recorded === undefined) store.meta.putSync('indexed_to', String(committed));
+    this.#indexedTo = Number(recorded ?? committed);
+  }
+
+  get indexedTo(): number {
+    return this.#indexedTo;
+  }
+
+  /** The tree was written whole up to `height` by the store itself (a join from a checkpoint). */
+  indexedThrough(height: number): void {
+    this.#indexedTo = Math.max(this.#indexedTo, height);
+  }
+
+  /** At open: the ids committed at `height` (above indexed_to), back into memory. */
+  restore(height: number, ids: readonly Uint8Array[]): void {
+    ids.forEach((id, index) => this.#recent.set(keyOf(id), packLocation(height, index)));
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.#recent.has(keyOf(id)) || this.#db.doesExist(id);
+  }
+
+  get(id: Uint8Array): StoredLocation | undefined {
+    return this.#recent.get(keyOf(id)) ?? this.#db.get(id);
+  }
+
+  /**
+   * Inside the commit's write transaction: records the ids of newly committed blocks, refusing
+   * (STORE_DUPLICATE_TX, nothing recorded) an id committed before or repeated among them. Returns
+   * the keys recorded, for forget() if the transaction does not commit.
+   */
+  add(blocks: ReadonlyArray<{ height: number; ids: readonly Uint8Array[] }>): string[] {
+    const keys: string[] = [];
+    const fresh = new Set<string>();
+    for (const { height, ids } of blocks) {
+      for (const id of ids) {
+        const key = keyOf(id);
+        if (fresh.has(key) || this.#recent.has(key) || this.#db.doesExist(id)) {
+          throw new FedError('STORE_DUPLICATE_TX', `transaction ${hexOf(id)} at height ${height} is already committed`);
+        }
+        fresh.add(key);
+        keys.push(key);
+      }
+    }
+    let k = 0;
+    for (const { height, ids } of blocks) ids.forEach((_, index) => this.#recent.set(keys[k++]!, packLocation(height, index)));
+    return keys;
+  }
+
+  /** Takes back what add() recorded for a commit that was not written. */
+  forget(keys: readonly string[]): void {
+    for (const key of keys) this.#recent.delete(key);
+  }
+
+  /** After a commit is durable at `committed`: merges in the background once enough ids wait. */
+  committed(committed: number): void {
+    if (this.#recent.size >= this.#mergeAt && !this.#merging) void this.merge(committed);
+  }
+
+  /**
+   * Writes every id held in memory for heights up to `committed` (a durable commit) into the tree,
+   * in key order, `chunk` ids per write transaction; the last also moves indexed_to to `committed`.
+   * The ids stay readable in memory until then. A failed merge (a full disk) keeps them in memory
+   * and is tried again at a later commit. One merge at a time: a second call waits for the first.
+   */
+  async merge(committed: number): Promise<void> {
+    while (this.#merging) await this.#merging;
+    const run = this.#merge(committed);
+    this.#merging = run.catch(() => {}).finally(() => { this.#merging = undefined; });
+    await run;
+  }
+
+  async #merge(committed: number): Promise<void> {
+    if (committed <= this.#indexedTo) return;
+    const keys: string[] = [];
+    for (const [key, at] of this.#recent) if (unpackLocation(at).height <= committed) keys.push(key);
+    keys.sort();
+    for (let start = 0; start < keys.length || start === 0; start += this.#chunk) {
+      const end = Math.min(keys.length, start + this.#chunk);
+      await this.#store.write('tx index merge', () => {
+        for (let i = start; i < end; i++) {
+          const key = keys[i]!;
+          this.#db.put(Buffer.from(key, 'latin1'), this.#recent.get(key)!);
+        }
+        if (end === keys.length) this.#store.meta.put('indexed_to', String(committed));
+      });
+    }
+    this.#indexedTo = committed;
+    for (const key of keys) this.#recent.delete(key);
+    this.#merges++;
+  }
+
+  /** Waits for a merge under way (close). */
+  async settled(): Promise<void> {
+    while (this.#merging) await this.#merging;
+  }
+
+  stats(): TxIndexStats {
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges };
+  }
+}
