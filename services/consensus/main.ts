@@ -317,6 +317,7 @@ async function main(): Promise<void> {
     poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
       if (inbound) m.batches(driver.batches, inbound.batchCounts);
+      m.txIndex(store.txIndexStats());
       m.api.openStreams.set(apiLimits.guard.limits.streams);
       apiLimits.guard.limits.sweep();
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {

@@ -85,6 +85,15 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   for (const travel of ['batch', 'inline']) proposedTxs.inc({ travel }, 0);
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
+  const txIndexRecent = m.gauge('consensus_tx_index_unmerged', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
+  const txIndexMerges = m.counter('consensus_tx_index_merges_total', 'Merges of committed transaction ids into the block store\'s index since the service started');
+  let mergesSeen = 0;
+  /** The block store's transaction index, polled. */
+  const txIndex = (stats: { recent: number; merges: number }): void => {
+    txIndexRecent.set(stats.recent);
+    if (stats.merges > mergesSeen) txIndexMerges.inc({}, stats.merges - mergesSeen);
+    mergesSeen = stats.merges;
+  };
   const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
   for (const event of BATCH_EVENTS) batchEvents.inc({ event }, 0);
   /** Brings the batch counters up to `counts` (the inbound path's running totals). */
@@ -230,7 +239,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
   const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, txIndex };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */
