@@ -140,3 +140,16 @@ test('a new epoch renumbers the validators: a mute and its history follow the me
   assert.equal(p.muted(2), false);
   assert.equal(p.strike(2, STRIKES_TO_MUTE), 2 * FIRST_MUTE_MS, 'its history moved too: its next mute is a second one');
 });
+
+test('strikes while muted count for nothing: work begun before the mute does not lengthen it', () => {
+  let t = 1_000_000;
+  const mutes: number[] = [];
+  const p = new PeerPenalties({ now: () => t, onMute: (_peer, ms) => mutes.push(ms) });
+  // A forged 4 MiB proposal strikes by its size and mutes; three more were being checked at the time.
+  assert.equal(p.strike(3, 60), FIRST_MUTE_MS);
+  for (let i = 0; i < 3; i++) assert.equal(p.strike(3, 60), 0, `in-flight forged proposal ${i + 1}`);
+  assert.equal(p.mutedUntil(3), t + FIRST_MUTE_MS, 'the mute is as long as the first one set');
+  assert.deepEqual(mutes, [FIRST_MUTE_MS], 'muted once');
+  t += FIRST_MUTE_MS;
+  assert.equal(p.strike(3, 60), 2 * FIRST_MUTE_MS, 'the next offence after the mute is the second mute, not the fifth');
+});

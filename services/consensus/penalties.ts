@@ -68,7 +68,12 @@ export class PeerPenalties {
     return r !== undefined && this.#now() < r.mutedUntil;
   }
 
-  /** One offence (or `n` at once); returns the mute length in ms when this strike mutes the peer, else 0. */
+  /**
+   * One offence (or `n` at once); returns the mute length in ms when this strike mutes the peer, else 0.
+   * A strike while the peer is muted counts for nothing: it comes from work begun before the mute
+   * (a signature being checked, a message already queued), which the mute already answers. Counted,
+   * four forged proposals in verification at once would each mute again, doubling the mute each time.
+   */
   strike(peer: number, n = 1): number {
     const t = this.#now();
     let r = this.#peers.get(peer);
@@ -76,6 +81,7 @@ export class PeerPenalties {
       r = { strikes: 0, windowStart: t, mutedUntil: 0, muteMs: FIRST_MUTE_MS / 2, mutes: 0 };
       this.#peers.set(peer, r);
     }
+    if (t < r.mutedUntil) return 0;
     if (t - r.windowStart > WINDOW_MS) {
       r.windowStart = t;
       r.strikes = 0;
