@@ -85,7 +85,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   for (const travel of ['batch', 'inline']) proposedTxs.inc({ travel }, 0);
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
-  const txIndexRecent = m.gauge('consensus_tx_index_unmerged', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
+  const txIndexRecent = m.gauge('consensus_tx_index_unmerged_transactions', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
   const txIndexMerges = m.counter('consensus_tx_index_merges_total', 'Merges of committed transaction ids into the block store\'s index since the service started');
   let mergesSeen = 0;
   /** The block store's transaction index, polled. */
