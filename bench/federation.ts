@@ -12,6 +12,8 @@
 //     [--warm-up 60]  (seconds of empty blocks before the idle window; 0 with --quick)
 //     [--dead-member] (after the load, kill m(N−1)'s consensus, never restarted, and load again for
 //                      as long: committed tx/s with one member dead; on by default from N = 7)
+//     [--index-prefill 1000000] (each member's transaction index starts holding this many ids, as
+//                      after a long history: written into its block store before the services start)
 //
 // Where the CPU goes: every service process's CPU time (/proc) is read when the idle window
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
@@ -30,6 +32,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { open } from 'lmdb';
 import { parseArgs } from 'node:util';
 import { createSlhDsa, toHex, txHash, type BackendName } from '#libs/crypto/index.ts';
 import { quorumSize } from '#libs/hotstuff/index.ts';
@@ -49,7 +52,9 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
   recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
   'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' }, 'keep-logs': { type: 'boolean', default: false },
+  'index-prefill': { type: 'string', default: '0' },
 } });
+const indexPrefill = Number(f['index-prefill']);
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
 const openRate = f.rate === undefined ? undefined : Number(f.rate);
 const maxOutstanding = Number(f.outstanding);
@@ -63,6 +68,22 @@ const clientsPerMember = Number(f.clients);
 const backends: BackendName[] = f.backend === 'both' ? ['node', 'noble'] : [f.backend as BackendName];
 /** After the load: kill one member's consensus for good and load again (default from N = 7). */
 const deadMember = f['dead-member'] ?? N >= 7;
+
+/**
+ * A long history's transaction index, without the history: `n` random ids (no transaction will
+ * ever have them) in the block store's `txs` database, written in key order before the consensus
+ * service first opens the store (which then takes it as a fresh store whose index already holds
+ * them). Written in order, its leaf pages are fuller than those of an index grown by commits.
+ */
+async function prefillIndex(storeDir: string, n: number): Promise<void> {
+  const root = open({ path: storeDir, compression: false });
+  const txs = root.openDB<number, Uint8Array>({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  for (let done = 0; done < n; done += 100_000) {
+    const ids = Array.from({ length: Math.min(100_000, n - done) }, () => randomBytes(32)).sort(Buffer.compare);
+    await root.transaction(() => { ids.forEach((id, k) => txs.put(id, done + k)); });
+  }
+  await root.close();
+}
 
 function signingFloor(backend: BackendName): { signMs: number; verifyMs: number; floorMs: number } {
   const dsa = createSlhDsa({ backend });
@@ -289,6 +310,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('backend: auto', `backend: ${backend}`));
     }
   }
+  for (let i = 0; i < N && indexPrefill > 0; i++) await prefillIndex(path.join(dir, `m${i}`, 'consensus'), indexPrefill);
   const floor = signingFloor(backend); // on a quiet machine, before the federation starts
   const cpu = cpuFloor(floor.signMs, floor.verifyMs);
   const t0 = Date.now();
@@ -501,7 +523,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
 printMachine(openRate === undefined
   ? `federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding (closed loop)`
   : `federation benchmark: N=${N}, ${seconds} s of open-loop load at ${openRate} tx/s, ${txSize}-byte transactions`,
-[`consensus.base_timeout ${f['base-timeout'] ?? '2s (4s with noble)'}`]);
+[`consensus.base_timeout ${f['base-timeout'] ?? '2s (4s with noble)'}`, ...(indexPrefill > 0 ? [`each member's transaction index prefilled with ${indexPrefill} ids`] : [])]);
 for (const backend of backends) {
   for (const line of await runOnce(backend)) console.log(line);
   console.log('');
