@@ -493,6 +493,8 @@ export class BlockStore {
         summary.txIds.forEach((id, index) => this.#txs.put(id, packLocation(height, index)));
       }
     });
+    // Once the write is visible: a miss remembered before it (or while it committed) may be wrong now.
+    this.#index.treeWritten();
   }
 
   /**
@@ -519,6 +521,7 @@ export class BlockStore {
       this.#meta.put('committed', String(height));
       this.#meta.put('pruned', String(Math.max(this.prunedTo(), height - 1)));
     });
+    this.#index.treeWritten();
     if (whole) this.#index.indexedThrough(height);
   }
 

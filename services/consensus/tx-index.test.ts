@@ -25,6 +25,7 @@ function child(chain: string, parent: Block, view: number, txs: string[]): Block
 }
 const qcOn = (b: Block): QuorumCert => ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
 const refused = (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX');
+const tiers = (s: BlockStore) => { const { recent, indexedTo, merges } = s.txIndexStats(); return { recent, indexedTo, merges }; };
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-txindex-'));
@@ -37,7 +38,7 @@ test('recent commits are found and refused from memory, and after a merge from t
   try {
     const b1 = child('tx-index', g, 1, ['a', 'b', 'c']);
     await store.commit([b1], qcOn(b1));
-    assert.deepEqual(store.txIndexStats(), { recent: 3, indexedTo: 0, merges: 0 }, 'below the threshold: in memory only');
+    assert.deepEqual(tiers(store), { recent: 3, indexedTo: 0, merges: 0 }, 'below the threshold: in memory only');
     assert.deepEqual(store.txLocation(id('b')), { height: 1, index: 1, blockHash: b1.hash });
     assert.equal(store.hasTx(id('c')), true);
     const again = child('tx-index', b1, 2, ['z', 'a']);
@@ -48,7 +49,7 @@ test('recent commits are found and refused from memory, and after a merge from t
     await store.commit([b2], qcOn(b2));
     // The commit starts the merge in the background: nothing here asks for it.
     for (let i = 0; i < 200 && store.txIndexStats().merges === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 1 }, 'five waiting: merged, in three chunks of two');
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 1 }, 'five waiting: merged, in three chunks of two');
     for (const [s, height, index] of [['a', 1, 0], ['c', 1, 2], ['e', 2, 1]] as const) {
       assert.deepEqual(store.txLocation(id(s)), { height, index, blockHash: height === 1 ? b1.hash : b2.hash }, `${s} from the tree`);
     }
@@ -57,7 +58,7 @@ test('recent commits are found and refused from memory, and after a merge from t
     const b3 = child('tx-index', b2, 3, []);
     await store.commit([b3], qcOn(b3));
     await store.flushTxIndex();
-    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 3, merges: 2 }, 'a block without transactions moves indexed_to too');
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 3, merges: 2 }, 'a block without transactions moves indexed_to too');
   } finally { await store.close(); }
   // What the tree holds, read without the store: every id, at its place.
   const raw = open({ path: dir });
@@ -70,10 +71,10 @@ test('recent commits are found and refused from memory, and after a merge from t
 test('a crash (SIGKILL, nothing merged) loses no committed id: the ids above indexed_to come back from the blocks and the summaries of pruned heights', () => withDir(async (dir) => {
   const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a,b;c;;d,e,f;g', '--prune', '3'], { encoding: 'utf8' });
   assert.equal(probe.signal, 'SIGKILL', `the probe killed itself: ${probe.stderr}`);
-  assert.deepEqual(JSON.parse(probe.stdout), { committed: 5, recent: 7, indexedTo: 0, merges: 0, pruned: 3 });
+  assert.deepEqual(JSON.parse(probe.stdout), { committed: 5, recent: 7, indexedTo: 0, merges: 0, absent: 0, pruned: 3 });
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   try {
-    assert.deepEqual(store.txIndexStats(), { recent: 7, indexedTo: 0, merges: 0 }, 'all seven rebuilt into memory');
+    assert.deepEqual(tiers(store), { recent: 7, indexedTo: 0, merges: 0 }, 'all seven rebuilt into memory');
     assert.equal(store.isPruned(1), true);
     assert.deepEqual(store.txLocation(id('b')), { height: 1, index: 1, blockHash: store.hashAtHeight(1) }, 'from a pruned height\'s summary');
     assert.deepEqual(store.txLocation(id('f')), { height: 4, index: 2, blockHash: store.hashAtHeight(4) }, 'from a block');
@@ -81,11 +82,11 @@ test('a crash (SIGKILL, nothing merged) loses no committed id: the ids above ind
     const repeat = child('commit-probe', tip, 6, ['h', 'c']);
     await assert.rejects(store.commit([repeat], qcOn(repeat)), refused, 'a rebuilt id still refuses its transaction');
     await store.flushTxIndex();
-    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 5, merges: 1 });
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 5, merges: 1 });
   } finally { await store.close(); }
   const reopened = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   try {
-    assert.deepEqual(reopened.txIndexStats(), { recent: 0, indexedTo: 5, merges: 0 }, 'merged: nothing to rebuild');
+    assert.deepEqual(tiers(reopened), { recent: 0, indexedTo: 5, merges: 0 }, 'merged: nothing to rebuild');
     assert.equal(reopened.hasTx(id('g')), true);
   } finally { await reopened.close(); }
 }));
@@ -99,9 +100,9 @@ test('a merge cut short (some ids in the tree above indexed_to) is read as it is
   await raw.close();
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   try {
-    assert.deepEqual(store.txIndexStats(), { recent: 3, indexedTo: 0, merges: 0 });
+    assert.deepEqual(tiers(store), { recent: 3, indexedTo: 0, merges: 0 });
     await store.flushTxIndex();
-    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 1 });
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 1 });
     assert.deepEqual(['a', 'b', 'c'].map((s) => store.txLocation(id(s))?.height), [1, 1, 2]);
   } finally { await store.close(); }
 }));
@@ -117,7 +118,28 @@ test('a version 3 store (every commit in the tree, no indexed_to) is taken with 
   await raw.close();
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   try {
-    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 2, merges: 0 });
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 0 });
     assert.equal(store.hasTx(id('a')), true);
+  } finally { await store.close(); }
+}));
+
+test('a miss of the tree is remembered for the later questions, and never outlives the id\'s commit, its merge, or a join\'s history', () => withDir(async (dir) => {
+  const g = genesisBlock('tx-index', blockHash);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 2 } });
+  try {
+    assert.equal(store.hasTx(id('q')), false, 'asked on arrival: not committed');
+    assert.equal(store.txIndexStats().absent, 1, 'the miss is remembered');
+    const b1 = child('tx-index', g, 1, ['q', 'r']);
+    await store.commit([b1], qcOn(b1));
+    await store.flushTxIndex();
+    assert.deepEqual(store.txIndexStats(), { recent: 0, indexedTo: 1, merges: 1, absent: 0 });
+    assert.equal(store.hasTx(id('q')), true, 'committed and merged: the remembered miss is gone');
+    assert.deepEqual(store.txLocation(id('q')), { height: 1, index: 0, blockHash: b1.hash });
+
+    // A join's history is written into the tree directly.
+    const h2 = child('tx-index', b1, 2, ['s']);
+    assert.equal(store.hasTx(id('s')), false);
+    await store.importHistory([{ summary: { header: h2.header, txIds: [id('s')] }, hash: h2.hash }]);
+    assert.equal(store.hasTx(id('s')), true, 'imported history: the remembered miss is gone');
   } finally { await store.close(); }
 }));

@@ -12,6 +12,12 @@
 // chunk) is the height up to which every committed id is in the tree; the ids above it are rebuilt
 // from the committed blocks (or the summaries of pruned ones) when the store opens, so a crash
 // loses nothing that was committed.
+//
+// A transaction is asked about three times at each member: when it arrives (the mempool), when a
+// proposal carries it (the block's exactly-once check), when its block commits. The first asks the
+// tree; a miss is remembered (`absent`, the most recent ones, bounded), so the other two do not
+// descend the tree again. The tree gains ids only by a merge, which forgets each id it writes from
+// `absent`, and by a join's history (importHistory, startAt), which forgets all of it.
 
 import type { Database } from 'lmdb';
 import { FedError } from '#libs/errors/index.ts';
@@ -37,6 +43,8 @@ export interface TxIndexOptions {
   chunk?: number;
 }
 export const TX_INDEX_MERGE_AT = 131_072;
+/** Misses of the tree remembered, the oldest forgotten first (about 80 bytes each). */
+export const TX_INDEX_ABSENT_MAX = 131_072;
 export const TX_INDEX_CHUNK = 4_096;
 
 /** The store's side of the index: its write transactions and its meta database. */
@@ -56,6 +64,8 @@ export interface TxIndexStats {
   indexedTo: number;
   /** Merges finished since the store opened. */
   merges: number;
+  /** Misses of the tree remembered. */
+  absent: number;
 }
 
 export class TxIndex {
@@ -64,6 +74,8 @@ export class TxIndex {
   readonly #mergeAt: number;
   readonly #chunk: number;
   readonly #recent = new Map<string, StoredLocation>();
+  /** Ids the tree did not hold when last asked, in the order asked (a bounded cache of misses). */
+  readonly #absent = new Set<string>();
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
@@ -94,11 +106,30 @@ export class TxIndex {
   }
 
   has(id: Uint8Array): boolean {
-    return this.#recent.has(keyOf(id)) || this.#db.doesExist(id);
+    const key = keyOf(id);
+    return this.#recent.has(key) || this.#inTree(key, id);
   }
 
   get(id: Uint8Array): StoredLocation | undefined {
-    return this.#recent.get(keyOf(id)) ?? this.#db.get(id);
+    const key = keyOf(id);
+    return this.#recent.get(key) ?? (this.#absent.has(key) ? undefined : this.#db.get(id));
+  }
+
+  /** Whether the tree holds `id`: a miss remembered answers without a lookup, and a new miss is remembered. */
+  #inTree(key: string, id: Uint8Array): boolean {
+    if (this.#absent.has(key)) return false;
+    if (this.#db.doesExist(id)) return true;
+    this.#absent.add(key);
+    if (this.#absent.size > TX_INDEX_ABSENT_MAX) this.#absent.delete(this.#absent.values().next().value!);
+    return false;
+  }
+
+  /**
+   * The tree was written outside a merge (a join's history): no miss remembered still holds. Called
+   * once the write is visible, so a miss remembered while it committed goes too.
+   */
+  treeWritten(): void {
+    this.#absent.clear();
   }
 
   /**
@@ -112,7 +143,7 @@ export class TxIndex {
     for (const { height, ids } of blocks) {
       for (const id of ids) {
         const key = keyOf(id);
-        if (fresh.has(key) || this.#recent.has(key) || this.#db.doesExist(id)) {
+        if (fresh.has(key) || this.#recent.has(key) || this.#inTree(key, id)) {
           throw new FedError('STORE_DUPLICATE_TX', `transaction ${hexOf(id)} at height ${height} is already committed`);
         }
         fresh.add(key);
@@ -120,7 +151,13 @@ export class TxIndex {
       }
     }
     let k = 0;
-    for (const { height, ids } of blocks) ids.forEach((_, index) => this.#recent.set(keys[k++]!, packLocation(height, index)));
+    for (const { height, ids } of blocks) {
+      ids.forEach((_, index) => {
+        const key = keys[k++]!;
+        this.#recent.set(key, packLocation(height, index));
+        this.#absent.delete(key); // memory answers for it now, and the merge will write it
+      });
+    }
     return keys;
   }
 
@@ -157,6 +194,7 @@ export class TxIndex {
       await this.#store.write('tx index merge', () => {
         for (let i = start; i < end; i++) {
           const key = keys[i]!;
+          this.#absent.delete(key);
           this.#db.put(Buffer.from(key, 'latin1'), this.#recent.get(key)!);
         }
         if (end === keys.length) this.#store.meta.put('indexed_to', String(committed));
@@ -173,6 +211,6 @@ export class TxIndex {
   }
 
   stats(): TxIndexStats {
-    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges };
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size };
   }
 }
