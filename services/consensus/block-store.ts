@@ -28,9 +28,12 @@ import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as
 import type { Block, BlockHeader, CommittedView, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
+import { SafetyRecord } from './safety-record.ts';
+import { checkStoreIdentity } from './store-schema.ts';
 import { TxIndex, packLocation, unpackLocation, type StoredLocation, type TxIndexOptions, type TxIndexStats } from './tx-index.ts';
 
 export { packLocation, unpackLocation } from './tx-index.ts';
+export { STORE_SCHEMA_VERSION } from './store-schema.ts';
 
 export interface BlockStoreOptions {
   path: string;
@@ -42,34 +45,9 @@ export interface BlockStoreOptions {
   txIndex?: TxIndexOptions;
 }
 
-/**
- * The layout of the databases below. Recorded in `meta` on first open; a store with another
- * version is refused at start with what to do, never read with the wrong layout. Version 2: block
- * headers carry (and hash) their epoch, so blocks stored by version 1 have other hashes. A store
- * without a recorded version that already holds blocks predates version 2 (version 1 layout).
- * Version 3: the transaction index may hold a location as one number (packLocation); version 2's
- * objects are read as before, so a version 2 store is taken and relabelled 3 (nothing rewritten),
- * and a build reading only version 2 refuses it.
- * Version 4: the index holds the transactions of heights up to `indexed_to` in meta; those above
- * it are only in their blocks (tx-index.ts), so a build that reads the index alone must refuse it.
- * A version 2 or 3 store indexed every commit: it is taken with indexed_to at its committed tip.
- */
-export const STORE_SCHEMA_VERSION = 4;
-/** Versions read as they are: their layout is a subset of this one's. */
-const READABLE_AS_IS = new Set([2, 3]);
 
 export interface TxLocation { height: number; blockHash: Hash; index: number }
 
-/**
- * The safety state as stored under `safety`: the small fields as JSON. Its two QCs (tens of
- * kilobytes of SLH-DSA signatures each) live under `safety.lockedQC` / `safety.prepareQC` and are
- * written only when they change — not re-encoded and rewritten on every vote. A store written
- * before that (the QCs inline, base64) still loads.
- */
-interface SafetyJson extends Omit<SafetyState, 'lockedQC' | 'prepareQC'> { lockedQC?: string; prepareQC?: string }
-
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
-const unb64 = (s: string) => plain(Buffer.from(s, 'base64'));
 /** LMDB hands back Buffers; the engine compares plain Uint8Arrays. Same memory, plain view. */
 const plain = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
@@ -91,9 +69,8 @@ export class BlockStore {
   /** The summaries (header and transaction ids) of pruned heights, by height (encoded BlockSummary messages). */
   readonly #summaries: Database<Uint8Array, number>;
   readonly #opts: BlockStoreOptions;
-  /** The QC objects last written under `safety.lockedQC` / `safety.prepareQC` (the engine's QCs are immutable). */
-  #writtenLocked: QuorumCert | undefined;
-  #writtenPrepare: QuorumCert | undefined;
+  /** The engine's safety state under `safety` in meta. */
+  readonly #safety: SafetyRecord;
   /** The height of each ended epoch's last block, once read (epochEndAt). */
   #endHeights: number[] | undefined;
 
@@ -110,11 +87,12 @@ export class BlockStore {
     this.#txs = this.#root.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+    this.#safety = new SafetyRecord(this.#meta, opts.path, this.#opts.limits);
     this.#evidence = this.#root.openDB({ name: 'evidence', encoding: 'binary', keyEncoding: 'uint32' });
     this.#epochs = this.#root.openDB({ name: 'epochs', encoding: 'binary', keyEncoding: 'uint32' });
     this.#summaries = this.#root.openDB({ name: 'summaries', encoding: 'binary', keyEncoding: 'uint32' });
     try {
-      this.#checkIdentity(opts);
+      checkStoreIdentity(this.#meta, this.#heights.getKeysCount() > 0, opts);
       const committed = this.committedHeight();
       this.#index = new TxIndex(this.#txs, { write: (what, body) => this.#write(what, body), meta: this.#meta }, committed, opts.txIndex);
       // What a crash left only in memory: the ids of the commits above indexed_to, from their blocks.
@@ -134,26 +112,6 @@ export class BlockStore {
     return summaryFromWire('stored summary', BlockSummaryMsg.decode(plain(summary)), this.#opts.limits).txIds;
   }
 
-  #checkIdentity(opts: BlockStoreOptions): void {
-    const recorded = this.#meta.get('schema');
-    const schema = recorded ?? (this.#heights.getKeysCount() > 0 ? '1' : undefined);
-    if (schema === undefined || READABLE_AS_IS.has(Number(schema))) this.#meta.putSync('schema', String(STORE_SCHEMA_VERSION));
-    else if (Number(schema) !== STORE_SCHEMA_VERSION) {
-      const newer = Number(schema) > STORE_SCHEMA_VERSION;
-      throw new FedError('STORE_SCHEMA_UNSUPPORTED', `block store ${opts.path} has schema version ${schema}; this build reads version ${STORE_SCHEMA_VERSION}. `
-        + (newer ? 'It was written by a newer btcfed: run that version, or restore this data dir from a backup made by this one.'
-          : 'No migration from it exists: move the data dir aside and start with an empty one; the member catches up from its peers by block sync (the signer keeps its own state).'),
-      { path: opts.path, found: Number(schema), supported: STORE_SCHEMA_VERSION });
-    }
-    if (opts.chainId === undefined) return;
-    const chain = this.#meta.get('chain_id');
-    if (chain === undefined) this.#meta.putSync('chain_id', opts.chainId);
-    else if (chain !== opts.chainId) {
-      throw new FedError('STORE_WRONG_CHAIN', `block store ${opts.path} holds chain "${chain}", but conf.yaml's consensus.chain_id is "${opts.chainId}": point --data-dir at this chain's store, or fix chain_id`,
-        { path: opts.path, found: chain, expected: opts.chainId });
-    }
-  }
-
   get hashBlock(): (h: BlockHeader) => Hash { return this.#opts.hashBlock; }
 
   /** The record to restore the engine from, or undefined for a member that never ran. */
@@ -168,7 +126,7 @@ export class BlockStore {
       const b = this.blockByHash(key);
       if (b && b.header.height > tip) blocks.push(b);
     }
-    return { safety: this.#decodeSafety(safety), committed, blocks };
+    return { safety: this.#safety.decode(safety), committed, blocks };
   }
 
   /**
@@ -178,7 +136,7 @@ export class BlockStore {
   async persist(safety: SafetyState, blocks: readonly Block[], qcs: readonly QuorumCert[], dropped: readonly Hash[] = []): Promise<void> {
     try {
       await this.#write('persist', () => {
-        this.#putSafety(safety);
+        this.#safety.put(safety);
         for (const b of blocks) {
           this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
           this.#pending.put(b.hash, b.header.height);
@@ -195,8 +153,7 @@ export class BlockStore {
       });
     } catch (err) {
       // Not written: the next persist writes both QCs again.
-      this.#writtenLocked = undefined;
-      this.#writtenPrepare = undefined;
+      this.#safety.unwritten();
       throw err;
     }
   }
@@ -328,8 +285,7 @@ export class BlockStore {
         if (value > height && !suffix.has(Buffer.from(key).toString('hex'))) this.#blocks.remove(key);
       }
     });
-    this.#writtenLocked = undefined;
-    this.#writtenPrepare = undefined;
+    this.#safety.unwritten();
   }
 
   /**
@@ -602,28 +558,5 @@ export class BlockStore {
     return blockFromWire('stored block', BlockMsg.decode(plain(bytes)), this.#opts.limits, this.#opts.hashBlock);
   }
 
-  /** Within a write transaction: the safety state, its QCs only where they changed since the last write. */
-  #putSafety(s: SafetyState): void {
-    const { lockedQC, prepareQC, ...small } = s;
-    this.#meta.put('safety', JSON.stringify(small satisfies SafetyJson));
-    if (lockedQC !== this.#writtenLocked) {
-      this.#meta.put('safety.lockedQC', b64(QuorumCertMsg.encode(qcToWire(lockedQC)).finish()));
-      this.#writtenLocked = lockedQC;
-    }
-    if (prepareQC !== this.#writtenPrepare) {
-      this.#meta.put('safety.prepareQC', b64(QuorumCertMsg.encode(qcToWire(prepareQC)).finish()));
-      this.#writtenPrepare = prepareQC;
-    }
-  }
-
-  #decodeSafety(text: string): SafetyState {
-    const json = JSON.parse(text) as SafetyJson;
-    const qc = (field: 'lockedQC' | 'prepareQC'): QuorumCert => {
-      const encoded = json[field] ?? this.#meta.get(`safety.${field}`);
-      if (encoded === undefined) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: the safety state has no ${field}`);
-      return qcFromWire(`safety.${field}`, QuorumCertMsg.decode(unb64(encoded)), this.#opts.limits);
-    };
-    return { ...json, lockedQC: qc('lockedQC'), prepareQC: qc('prepareQC') };
-  }
 }
 
