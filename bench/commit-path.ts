@@ -22,7 +22,7 @@ import { blockHash, merkleRoot, merkleRootOfLeafBytes, sha256, txHash } from '#l
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { batchTree } from '#libs/blocks/index.ts';
 import { BlockStore } from '../services/consensus/block-store.ts';
-import { TX_INDEX_CHUNK, TX_INDEX_MERGE_AT, TxIndex } from '../services/consensus/tx-index.ts';
+import { TX_INDEX_ABSENT_MAX, TX_INDEX_CHUNK, TX_INDEX_MERGE_AT, TxIndex } from '../services/consensus/tx-index.ts';
 import { printMachine, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: { prefill: { type: 'string' }, blocks: { type: 'string' }, 'block-txs': { type: 'string', default: '5000' }, 'merge-at': { type: 'string' }, quick: { type: 'boolean', default: false } } });
@@ -125,6 +125,15 @@ async function main(): Promise<void> {
         cpu[w] += (c.user + c.system) / 1000;
       }
     }
+    // A flood of new transactions that never commit (junk a client or a member sends): every one a
+    // miss, remembered until the bound, then the older generation dropped. Against the plain lookup.
+    const floodIds = Array.from({ length: 3 * TX_INDEX_ABSENT_MAX }, () => randomBytes(32) as Uint8Array);
+    let c1 = process.cpuUsage();
+    for (const id of floodIds) if (tiers.has(id)) throw new Error('flood id found');
+    const floodTiers = process.cpuUsage(c1);
+    c1 = process.cpuUsage();
+    for (const id of floodIds) if (dbs.floor.doesExist(id)) throw new Error('flood id found');
+    const floodPlain = process.cpuUsage(c1);
     await root.close();
     const n = BLOCKS * BLOCK_TXS;
 
@@ -184,6 +193,8 @@ async function main(): Promise<void> {
       ['  baseline: schema 3 (two lookups, a no-overwrite put of a number at commit)', perTx(cpu.schema3, n)],
       ['  baseline: before schema 3 (two lookups, then a lookup, a hex key, an object)', perTx(cpu.before, n)],
       ['  floor: two lookups, a plain put of a number', perTx(cpu.floor, n)],
+      [`a flood of ${floodIds.length} new ids, each asked once, CPU: two tiers (misses remembered, bounded)`, perTx((floodTiers.user + floodTiers.system) / 1000, floodIds.length)],
+      ['  baseline: a lookup in the tree', perTx((floodPlain.user + floodPlain.system) / 1000, floodIds.length)],
       ['block Merkle root from the batches\' leaves', perTx(fromLeavesMs, rounds * ids.length)],
       ['  baseline: from the ids (every leaf hashed again)', perTx(fromIdsMs, rounds * ids.length)],
     ]));

@@ -13,6 +13,7 @@ import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore, packLocation } from './block-store.ts';
+import { TX_INDEX_ABSENT_MAX } from './tx-index.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -141,5 +142,27 @@ test('a miss of the tree is remembered for the later questions, and never outliv
     assert.equal(store.hasTx(id('s')), false);
     await store.importHistory([{ summary: { header: h2.header, txIds: [id('s')] }, hash: h2.hash }]);
     assert.equal(store.hasTx(id('s')), true, 'imported history: the remembered miss is gone');
+  } finally { await store.close(); }
+}));
+
+test('remembered misses stay bounded under a flood of new ids, and one in the older generation is forgotten by its commit too', () => withDir(async (dir) => {
+  const g = genesisBlock('tx-index', blockHash);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 1 } });
+  try {
+    assert.equal(store.hasTx(id('p')), false);
+    // A flood of transactions never committed: each a miss remembered.
+    for (let i = 0; i < TX_INDEX_ABSENT_MAX + 1000; i++) assert.equal(store.hasTx(id(`flood-${i}`)), false);
+    const { absent } = store.txIndexStats();
+    assert.ok(absent <= TX_INDEX_ABSENT_MAX && absent >= TX_INDEX_ABSENT_MAX / 2, `${absent} misses remembered`);
+    assert.equal(store.hasTx(id('flood-1')), false, 'forgotten or not, still not committed');
+
+    const q = 'q-older';
+    assert.equal(store.hasTx(id(q)), false);
+    for (let i = 0; i < TX_INDEX_ABSENT_MAX / 2; i++) store.hasTx(id(`more-${i}`)); // q's miss is now in the older generation
+    const b1 = child('tx-index', g, 1, [q]);
+    await store.commit([b1], qcOn(b1));
+    await store.flushTxIndex();
+    assert.equal(store.txIndexStats().recent, 0, 'merged');
+    assert.equal(store.hasTx(id(q)), true, 'committed and merged: its miss in the older generation is gone too');
   } finally { await store.close(); }
 }));

@@ -43,7 +43,7 @@ export interface TxIndexOptions {
   chunk?: number;
 }
 export const TX_INDEX_MERGE_AT = 131_072;
-/** Misses of the tree remembered, the oldest forgotten first (about 80 bytes each). */
+/** Misses of the tree remembered at most, in two generations of half (about 80 bytes each). */
 export const TX_INDEX_ABSENT_MAX = 131_072;
 export const TX_INDEX_CHUNK = 4_096;
 
@@ -74,8 +74,14 @@ export class TxIndex {
   readonly #mergeAt: number;
   readonly #chunk: number;
   readonly #recent = new Map<string, StoredLocation>();
-  /** Ids the tree did not hold when last asked, in the order asked (a bounded cache of misses). */
-  readonly #absent = new Set<string>();
+  /**
+   * Ids the tree did not hold when asked: a bounded cache of misses in two generations. When the
+   * newer holds half the bound it becomes the older and the older is dropped whole. (Evicting the
+   * oldest entry of one Set instead walks the deleted slots at its front: 33 µs an insert once full,
+   * which a flood of new transactions would make every member pay.)
+   */
+  #absent = new Set<string>();
+  #absentOlder = new Set<string>();
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
@@ -112,16 +118,28 @@ export class TxIndex {
 
   get(id: Uint8Array): StoredLocation | undefined {
     const key = keyOf(id);
-    return this.#recent.get(key) ?? (this.#absent.has(key) ? undefined : this.#db.get(id));
+    return this.#recent.get(key) ?? (this.#missed(key) ? undefined : this.#db.get(id));
   }
 
   /** Whether the tree holds `id`: a miss remembered answers without a lookup, and a new miss is remembered. */
   #inTree(key: string, id: Uint8Array): boolean {
-    if (this.#absent.has(key)) return false;
+    if (this.#missed(key)) return false;
     if (this.#db.doesExist(id)) return true;
     this.#absent.add(key);
-    if (this.#absent.size > TX_INDEX_ABSENT_MAX) this.#absent.delete(this.#absent.values().next().value!);
+    if (this.#absent.size >= TX_INDEX_ABSENT_MAX / 2) {
+      this.#absentOlder = this.#absent;
+      this.#absent = new Set();
+    }
     return false;
+  }
+
+  #missed(key: string): boolean {
+    return this.#absent.has(key) || this.#absentOlder.has(key);
+  }
+
+  #unmiss(key: string): void {
+    this.#absent.delete(key);
+    this.#absentOlder.delete(key);
   }
 
   /**
@@ -130,6 +148,7 @@ export class TxIndex {
    */
   treeWritten(): void {
     this.#absent.clear();
+    this.#absentOlder.clear();
   }
 
   /**
@@ -155,7 +174,7 @@ export class TxIndex {
       ids.forEach((_, index) => {
         const key = keys[k++]!;
         this.#recent.set(key, packLocation(height, index));
-        this.#absent.delete(key); // memory answers for it now, and the merge will write it
+        this.#unmiss(key); // memory answers for it now, and the merge will write it
       });
     }
     return keys;
@@ -194,7 +213,7 @@ export class TxIndex {
       await this.#store.write('tx index merge', () => {
         for (let i = start; i < end; i++) {
           const key = keys[i]!;
-          this.#absent.delete(key);
+          this.#unmiss(key);
           this.#db.put(Buffer.from(key, 'latin1'), this.#recent.get(key)!);
         }
         if (end === keys.length) this.#store.meta.put('indexed_to', String(committed));
@@ -211,6 +230,6 @@ export class TxIndex {
   }
 
   stats(): TxIndexStats {
-    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size };
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size };
   }
 }
