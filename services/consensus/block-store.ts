@@ -71,6 +71,8 @@ export class BlockStore {
   readonly #opts: BlockStoreOptions;
   /** The engine's safety state under `safety` in meta. */
   readonly #safety: SafetyRecord;
+  /** close() was called: no merge starts any more. */
+  #closing = false;
   /** The height of each ended epoch's last block, once read (epochEndAt). */
   #endHeights: number[] | undefined;
 
@@ -161,6 +163,7 @@ export class BlockStore {
   /** Appends newly final blocks (parents first) to the committed log, durably. */
   async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
     let added: string[] = [];
+    let top = 0;
     try {
       await this.#write('commit', () => {
         const first = this.committedHeight() + 1;
@@ -180,6 +183,7 @@ export class BlockStore {
         }
         this.#putQc(qc);
         this.#meta.put('committed', String(expected - 1));
+        top = expected - 1;
         // Blocks at or below the new tip that were not committed lost their fork: forget them.
         for (const { key, value } of this.#pending.getRange()) {
           if (value > expected - 1) continue;
@@ -193,7 +197,9 @@ export class BlockStore {
       this.#index.forget(added);
       throw err;
     }
-    this.#index.committed(this.committedHeight());
+    // Not read back from the store: it may be closing by now (a read of a closed LMDB store leaves
+    // lmdb-js a timer that throws).
+    if (!this.#closing) this.#index.committed(top);
   }
 
   /**
@@ -539,11 +545,13 @@ export class BlockStore {
   }
 
   /**
-   * Closes the store, merging the index's recent ids first so the next open has nothing to
-   * rebuild; a merge that fails (a full disk) leaves them to that rebuild.
+   * Closes the store after a merge under way has ended. The ids still in memory are not merged
+   * here: the next open rebuilds them from their blocks, as after a crash (a stop is not slowed by
+   * a merge's writes, and the rebuild is the path a crash takes anyway).
    */
   async close(): Promise<void> {
-    await this.flushTxIndex().catch(() => {});
+    this.#closing = true;
+    await this.#index.settled().catch(() => {});
     await this.#root.close();
   }
 

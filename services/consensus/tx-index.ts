@@ -187,7 +187,8 @@ export class TxIndex {
 
   /** After a commit is durable at `committed`: merges in the background once enough ids wait. */
   committed(committed: number): void {
-    if (this.#recent.size >= this.#mergeAt && !this.#merging) void this.merge(committed);
+    // A merge that fails (a full disk) keeps its ids in memory and is tried again at a later commit.
+    if (this.#recent.size >= this.#mergeAt && !this.#merging) this.merge(committed).catch(() => {});
   }
 
   /**
