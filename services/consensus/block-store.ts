@@ -105,13 +105,11 @@ export class BlockStore {
     }
   }
 
-  /** The ids committed at `height`, from its block or, once pruned, its summary. */
+  /** The ids committed at `height`, from its summary or, where it is not pruned, its block (summaryAt). */
   #txIdsAt(height: number): readonly Uint8Array[] {
-    const block = this.blockAtHeight(height);
-    if (block) return txHashesOf(block);
-    const summary = this.#summaries.get(height);
+    const summary = this.summaryAt(height);
     if (!summary) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: committed height ${height} has neither a block nor a summary`);
-    return summaryFromWire('stored summary', BlockSummaryMsg.decode(plain(summary)), this.#opts.limits).txIds;
+    return summary.txIds;
   }
 
   get hashBlock(): (h: BlockHeader) => Hash { return this.#opts.hashBlock; }
