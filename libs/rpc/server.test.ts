@@ -8,7 +8,7 @@ import { isFedError } from '#libs/errors/index.ts';
 import { call, createClient, createServer, loadBtcfedProtos, waitForReady, type RpcServer } from './index.ts';
 import {
   ECHO_SERVICE_NAME, EchoClient, EchoService, checkHealth, echoImpl, echoPackage, echoRequest,
-  healthClient, listServicesByReflection, silentLog, type HealthStatus,
+  askReflection, healthClient, listServicesByReflection, silentLog, type HealthStatus,
 } from './testdata/echo.ts';
 
 async function startInsecure(): Promise<{ server: RpcServer; address: string }> {
@@ -78,16 +78,84 @@ test('health reports SERVING, then NOT_SERVING once shutdown starts', { timeout:
   }
 });
 
-test('reflection lists the registered service and no other contract of the package', { timeout: 15_000 }, async () => {
+test('reflection lists the registered service and no other contract of the package, over v1 and v1alpha', { timeout: 15_000 }, async () => {
   // The reflection package holds every btcfed contract too; only Echo is served here.
   const server = createServer({ security: { mode: 'insecure' }, log: silentLog, reflection: { ...loadBtcfedProtos(), ...echoPackage } });
   server.addService(EchoService, echoImpl());
   const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
   try {
-    const services = await listServicesByReflection(address);
-    assert.ok(services.includes(ECHO_SERVICE_NAME), `listed: ${services.join(', ')}`);
-    assert.deepEqual(services.filter((s) => s.startsWith('btcfed.')), [], 'contracts this server does not serve are not advertised');
+    for (const version of ['v1', 'v1alpha'] as const) {
+      const services = await listServicesByReflection(address, version);
+      assert.ok(services.includes(ECHO_SERVICE_NAME), `${version} listed: ${services.join(', ')}`);
+      assert.deepEqual(services.filter((s) => s.startsWith('btcfed.')), [], 'contracts this server does not serve are not advertised');
+    }
   } finally {
+    await server.shutdown({ graceMs: 100 });
+  }
+});
+
+test('reflection is loaded on its first call, once, and answers what the library answers', { timeout: 15_000 }, async () => {
+  let loads = 0;
+  const server = createServer({ security: { mode: 'insecure' }, log: silentLog, reflection: () => { loads++; return echoPackage; } });
+  server.addService(EchoService, echoImpl());
+  const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
+  try {
+    const health = healthClient(address);
+    assert.equal(await checkHealth(health, ''), 'SERVING');
+    health.close();
+    assert.equal(loads, 0, 'nothing of reflection is loaded before a client asks');
+    // Two streams opened at once, before anything is built, and several requests on each.
+    const ask = [{ list_services: '' }, { file_containing_symbol: ECHO_SERVICE_NAME }, { file_containing_symbol: 'no.such.Symbol' }];
+    const [a, b] = await Promise.all([askReflection(address, ask), askReflection(address, ask, 'v1alpha')]);
+    assert.equal(loads, 1, 'built once for both versions and every call');
+    for (const replies of [a!, b!]) {
+      assert.equal(replies.length, 3);
+      assert.ok(replies[0]!.list_services_response!.service.some((s) => s.name === ECHO_SERVICE_NAME));
+      const files = replies[1]!.file_descriptor_response!.file_descriptor_proto;
+      assert.ok(files.length > 0 && files.some((f) => f.toString('latin1').includes('Echo')), 'the descriptor of the file that holds Echo');
+      assert.equal(replies[2]!.error_response!.error_code, grpc.status.NOT_FOUND, 'an unknown symbol is the library\'s NOT_FOUND');
+    }
+  } finally {
+    await server.shutdown({ graceMs: 100 });
+  }
+});
+
+test('a reflection request that is not one ends its stream with INVALID_ARGUMENT; the server goes on', { timeout: 15_000 }, async () => {
+  const server = createServer({ security: { mode: 'insecure' }, log: silentLog, reflection: echoPackage });
+  server.addService(EchoService, echoImpl());
+  const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
+  const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    // Field 1 with wire type 7 does not exist in protobuf: no decoder takes it.
+    const stream = raw.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+    const status = new Promise<grpc.StatusObject>((resolveStatus) => stream.on('status', resolveStatus));
+    stream.on('error', () => {});
+    stream.on('data', () => {});
+    stream.write(Buffer.from([0x0f, 0xff, 0xff]));
+    const s = await status;
+    assert.equal(s.code, grpc.status.INVALID_ARGUMENT, s.details);
+    assert.match(s.details, /not a reflection request/);
+    assert.ok((await listServicesByReflection(address)).includes(ECHO_SERVICE_NAME), 'reflection still answers');
+  } finally {
+    raw.close();
+    await server.shutdown({ graceMs: 100 });
+  }
+});
+
+test('reflection that cannot be built answers INTERNAL, is tried once, and leaves the server serving', { timeout: 15_000 }, async () => {
+  let loads = 0;
+  const server = createServer({ security: { mode: 'insecure' }, log: silentLog, reflection: () => { loads++; throw new Error('contracts unreadable'); } });
+  server.addService(EchoService, echoImpl());
+  const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
+  const client = createClient(EchoClient, address, { security: { mode: 'insecure' } });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(listServicesByReflection(address), (err: grpc.ServiceError) => err.code === grpc.status.INTERNAL && /contracts unreadable/.test(err.details));
+    }
+    assert.equal(loads, 1, 'a failed build is not tried again by every caller');
+    assert.equal((await call(client.say.bind(client), echoRequest({ text: 'still here' }), { deadlineMs: 2000 })).text, 'still here');
+  } finally {
+    client.close();
     await server.shutdown({ graceMs: 100 });
   }
 });

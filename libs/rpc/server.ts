@@ -5,20 +5,23 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { assertInsecureAllowed } from './address.ts';
 import { serverCredentials, type ServerSecurity } from './credentials.ts';
 import { exportCertificateExpiry } from './cert-expiry.ts';
+import { addLazyReflection } from './reflection.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 
 export interface RpcServerOptions {
   security: ServerSecurity;
   log: Logger;
-  /** Descriptors to serve over reflection (see loadBtcfedProtos); omit to serve none. */
-  reflection?: PackageDefinition;
+  /**
+   * Descriptors to serve over reflection (see loadBtcfedProtos), or how to load them: loaded and
+   * built on the first reflection call (reflection.ts). Omit to serve none.
+   */
+  reflection?: PackageDefinition | (() => PackageDefinition);
   /** Passed to grpc-js (message size limits, keepalive, interceptors). */
   grpcOptions?: grpc.ServerOptions;
   /** Where the expiry of the certificates it loads is exported (cert-expiry.ts). */
@@ -91,7 +94,8 @@ export function createServer(opts: RpcServerOptions): RpcServer {
     // was given (the store used to advertise all five): registered once they are all added.
     if (opts.reflection && !reflecting) {
       reflecting = true;
-      new ReflectionService(opts.reflection, { services: [...services].filter((s) => s !== '') }).addToServer(server);
+      const pkg = opts.reflection;
+      addLazyReflection(server, { pkg: typeof pkg === 'function' ? pkg : () => pkg, services: [...services].filter((s) => s !== ''), log });
     }
     return new Promise<number>((resolve, reject) => {
       server.bindAsync(address, credentials, (err, port) => {

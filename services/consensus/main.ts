@@ -267,7 +267,7 @@ async function main(): Promise<void> {
     let peers: PeerSummary[] = [];
     // Each client (certificate) of the public API, and all of them, within services.consensus.limits.
     const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
-    const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
+    const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
     const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
       guard: apiLimits.guard, flow: apiLimits.flow,
     }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
-    const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos() });
+    const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos });
     const adminClients = conf.services.consensus.admin_clients;
     admin.addService(AdminServiceService, guardService(AdminServiceService,
       adminService({ driver, log, validators: () => driver.validatorCount, ...(conf.tls && adminClients.length > 0 ? { allowedClients: adminClients } : {}) }),

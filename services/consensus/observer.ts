@@ -184,7 +184,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   link.start();
   // Readers are sent here to spare the validators: the same client limits as a validator's API.
   const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
-  const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(), grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
+  const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
   const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,

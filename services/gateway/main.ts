@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     // Frames up to twice the limit reach the envelope check (refused and counted, the stream lives);
     // anything larger is refused by grpc-js itself with RESOURCE_EXHAUSTED.
     const maxMessage = 2 * settings.maxFrameBytes + 1024 * 1024;
-    const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos(),
+    const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos,
       grpcOptions: { 'grpc.max_receive_message_length': maxMessage, 'grpc.max_send_message_length': maxMessage } });
     // Attach (the consensus stream) is for this member's consensus certificate only.
     server.addService(GatewayServiceService, guardService(GatewayServiceService, gatewayService(() => gw, log.child({ module: 'rpc' })),

@@ -262,7 +262,7 @@ async function run(argv: string[]): Promise<void> {
       log.info({ marker: FRESH_MARKER }, 'first start of a new key: safety state created, the init-pending marker removed');
     }
     const server = createServer({ security: serverSecurity, metrics, log: log.child({ module: 'rpc' }),
-      reflection: loadBtcfedProtos(), grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
+      reflection: loadBtcfedProtos, grpcOptions: { 'grpc.max_receive_message_length': 80 * 1024 * 1024 } });
     server.addService(SignerServiceService, signerService({
       signer, log: log.child({ module: 'rpc' }), requireCertificate: !flags.insecure, allowedClients: conf.allowed_clients, operatorClients: conf.operator_clients,
     }));

@@ -78,7 +78,7 @@ async function main(): Promise<void> {
     const sec = memberSecurity(conf, dataDir, 'store');
     const callers = () => ({ ...sec.check, member: config.snapshot.conf.node.name });
     const rpcLog = log.child({ module: 'rpc' });
-    const server = createServer({ security: sec.server, metrics, log: rpcLog, reflection: loadBtcfedProtos() });
+    const server = createServer({ security: sec.server, metrics, log: rpcLog, reflection: loadBtcfedProtos });
     server.addService(StoreServiceService, guardService(StoreServiceService, storeService({ config, log: rpcLog, rejected: m.rejected, callers }),
       STORE_POLICY, { check: callers, log: rpcLog, refused: m.rejected }));
     const listen = flags.listen ?? conf.services.store.listen;

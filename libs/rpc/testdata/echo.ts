@@ -131,25 +131,38 @@ export function checkHealth(client: HealthClient, service: string): Promise<Heal
   });
 }
 
-const reflectionProto = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', {
-  keepCase: true, defaults: true, oneofs: true,
-  includeDirs: [resolve(fileURLToPath(import.meta.resolve('@grpc/reflection')), '../../proto')],
-});
-const ReflectionClient = grpc.makeGenericClientConstructor(
-  reflectionProto['grpc.reflection.v1.ServerReflection'] as unknown as grpc.ServiceDefinition, 'ServerReflection');
+const REFLECTION_PROTOS = resolve(fileURLToPath(import.meta.resolve('@grpc/reflection')), '../../proto');
+const reflectionClients = Object.fromEntries((['v1', 'v1alpha'] as const).map((v) => {
+  const pkg = protoLoader.loadSync(`grpc/reflection/${v}/reflection.proto`, { keepCase: true, defaults: true, oneofs: true, includeDirs: [REFLECTION_PROTOS] });
+  return [v, grpc.makeGenericClientConstructor(pkg[`grpc.reflection.${v}.ServerReflection`] as unknown as grpc.ServiceDefinition, 'ServerReflection')];
+})) as Record<'v1' | 'v1alpha', grpc.ServiceClientConstructor>;
 
-/** The service names a server lists over reflection v1. */
-export function listServicesByReflection(address: string): Promise<string[]> {
-  const client = new ReflectionClient(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+/** A reflection reply as proto-loader gives it (keepCase): the fields the tests read. */
+export interface ReflectionReply {
+  list_services_response?: { service: { name: string }[] };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+  error_response?: { error_code: number; error_message: string };
+}
+
+/** Sends `requests` on one reflection stream (v1 unless told), one at a time; the replies in order. */
+export function askReflection(address: string, requests: readonly object[], version: 'v1' | 'v1alpha' = 'v1'): Promise<ReflectionReply[]> {
+  const client = new reflectionClients[version](address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
   return new Promise((resolvePromise, reject) => {
-    type Reply = { list_services_response?: { service: { name: string }[] } };
-    const stream = (client.ServerReflectionInfo as () => grpc.ClientDuplexStream<object, Reply>).call(client);
-    stream.on('data', (res: Reply) => {
-      resolvePromise((res.list_services_response?.service ?? []).map((s) => s.name));
-      stream.end();
-      client.close();
+    const replies: ReflectionReply[] = [];
+    const stream = (client.ServerReflectionInfo as () => grpc.ClientDuplexStream<object, ReflectionReply>).call(client);
+    stream.on('data', (res: ReflectionReply) => {
+      replies.push(res);
+      if (replies.length < requests.length) stream.write(requests[replies.length]!);
+      else stream.end();
     });
+    stream.on('end', () => { client.close(); resolvePromise(replies); });
     stream.on('error', (err) => { client.close(); reject(err); });
-    stream.write({ list_services: '' });
+    stream.write(requests[0]!);
   });
+}
+
+/** The service names a server lists over reflection (v1 unless told). */
+export async function listServicesByReflection(address: string, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
+  const [reply] = await askReflection(address, [{ list_services: '' }], version);
+  return (reply?.list_services_response?.service ?? []).map((s) => s.name);
 }
