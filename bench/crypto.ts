@@ -5,7 +5,7 @@
 // Must never assert on timings: it prints figures, nothing more.
 
 import { createHash } from 'node:crypto';
-import { PARAM_SETS, createSlhDsa, nativeSupport } from '#libs/crypto/index.ts';
+import { PARAM_SETS, PHASES, blockHash, blockHeaderBytes, createSlhDsa, nativeSupport, sha256, voteSigningBytes } from '#libs/crypto/index.ts';
 import type { BackendName, ParamSet, SlhDsa } from '#libs/crypto/index.ts';
 import { ms, printMachine, stats, table, type Stats } from './support.ts';
 
@@ -123,6 +123,25 @@ async function main(): Promise<void> {
     parRows.push([paramSet, 'node', v1.toFixed(0), v64.toFixed(0), s1.toFixed(1), s8.toFixed(1)]);
   }
   console.log(table(['param set', 'backend', 'verify/s 1 in flight', 'verify/s 64 in flight', 'sign/s 1', 'sign/s 8'], parRows));
+  canonical();
+}
+
+/** The canonical encodings every vote, QC check and block read computes, against the SHA-256 of the same bytes. */
+function canonical(): void {
+  const header = { chainId: 'bench-chain', epoch: 0, height: 12_345, view: 23_456, parentHash: new Uint8Array(32).fill(1), proposer: 2,
+    timestampMs: 1_700_000_000_000, txRoot: new Uint8Array(32).fill(2), stateHash: new Uint8Array(32).fill(3) };
+  const vote = { chainId: 'bench-chain', epoch: 0, phase: PHASES.PREPARE, view: 23_456, blockHash: new Uint8Array(32).fill(4) };
+  const bytes = blockHeaderBytes(header);
+  const n = quick ? 20_000 : 300_000;
+  const perCall = (op: () => unknown): string => {
+    for (let i = 0; i < 1000; i++) op();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) op();
+    return ((performance.now() - t0) * 1000 / n).toFixed(2);
+  };
+  console.log(`\n## canonical encodings, µs per call (${n} calls)`);
+  console.log(table(['blockHash (header → hash)', 'voteSigningBytes', `baseline: SHA-256 of the header's ${bytes.length} bytes`],
+    [[perCall(() => blockHash(header)), perCall(() => voteSigningBytes(vote)), perCall(() => sha256(bytes))]]));
 }
 
 await main();

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { isFedError } from '#libs/errors/index.ts';
 import {
+  CanonicalWriter,
   PHASES,
   blockHash,
   blockHeaderBytes,
@@ -211,5 +212,29 @@ describe('bad input', () => {
   it('accepts the edges: view 2^53 - 1, proposer 2^32 - 1, a 128-byte chain id', () => {
     assert.equal(voteSigningBytes({ ...baseVote, view: Number.MAX_SAFE_INTEGER }).length, 18 + 15 + 12 + 5 + 12 + 36); // tag, chain id, epoch, phase, view, hash
     assert.ok(blockHash({ ...baseHeader, proposer: 2 ** 32 - 1, chainId: 'x'.repeat(128) }).length === 32);
+  });
+});
+
+describe('the writer: one buffer, strings remembered', () => {
+  it('a field past the first buffer, and many, encode as field(b) each', () => {
+    const big = new Uint8Array(70_000).map((_, i) => i & 0xff);
+    const w = new CanonicalWriter().bytes(new Uint8Array([7])).bytes(big);
+    for (let i = 0; i < 300; i++) w.u8(i & 0xff, 'n');
+    const expected = '00000001' + '07' + (70_000).toString(16).padStart(8, '0') + hex(big) + Array.from({ length: 300 }, (_, i) => '00000001' + (i & 0xff).toString(16).padStart(2, '0')).join('');
+    assert.equal(hex(w.finish()), expected);
+    assert.equal(hex(w.digest()), sha256Hex(expected), 'digest() is the SHA-256 of finish()');
+    assert.equal(hex(w.finish()), expected, 'finish() can be called again');
+  });
+
+  it('the same string encodes the same after the remembered ones were dropped, and a long one too', () => {
+    const first = hex(voteSigningBytes(baseVote));
+    // More chain ids than are remembered: the cache is cleared on the way.
+    for (let i = 0; i < 200; i++) voteSigningBytes({ ...baseVote, chainId: `chain-${i}` });
+    assert.equal(hex(voteSigningBytes(baseVote)), first);
+    assert.equal(hex(voteSigningBytes(baseVote)), TAG_VOTE + CHAIN_TEST + EPOCH_0 + '00000001' + '02' + '00000008' + '0000000000000102' + HASH('ab'));
+    const long = 'é'.repeat(300); // 600 bytes: not remembered
+    const w = new CanonicalWriter().str(long, 'long').str(long, 'long');
+    const field = (600).toString(16).padStart(8, '0') + 'c3a9'.repeat(300);
+    assert.equal(hex(w.finish()), field + field);
   });
 });

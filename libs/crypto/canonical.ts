@@ -123,17 +123,56 @@ export function isPhase(value: unknown): value is Phase {
   return value === PHASES.PREPARE || value === PHASES.PRE_COMMIT || value === PHASES.COMMIT;
 }
 
-/** Appends length-delimited fields; `finish()` returns the concatenation. */
+const UTF8 = new TextEncoder();
+/**
+ * UTF-8 of the strings encoded lately (the kinds' tags and the chain id, in nearly every call):
+ * encoding them again cost more than the rest of a block hash. Bounded: cleared when full.
+ */
+const utf8Cache = new Map<string, Uint8Array>();
+const UTF8_CACHE_MAX = 64;
+const UTF8_CACHE_CHARS = 256;
+
+function utf8Of(value: string): Uint8Array {
+  let bytes = utf8Cache.get(value);
+  if (bytes) return bytes;
+  bytes = UTF8.encode(value);
+  if (value.length <= UTF8_CACHE_CHARS) {
+    if (utf8Cache.size >= UTF8_CACHE_MAX) utf8Cache.clear();
+    utf8Cache.set(value, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * Appends length-delimited fields into one buffer; `finish()` returns a copy of what was written.
+ * Each field is written in place (no array, view or copy per field): a block hash took 24 µs with
+ * a chunk per field against 1.7 µs for the SHA-256 of its bytes (`node bench/crypto.ts`).
+ */
 export class CanonicalWriter {
-  readonly #chunks: Uint8Array[] = [];
+  #buf = new Uint8Array(256);
+  #view = new DataView(this.#buf.buffer);
   #length = 0;
+
+  /** Room for a field of `n` bytes and its prefix, which is written. */
+  #field(n: number): void {
+    const need = this.#length + 4 + n;
+    if (need > this.#buf.length) {
+      let size = this.#buf.length * 2;
+      while (size < need) size *= 2;
+      const next = new Uint8Array(size);
+      next.set(this.#buf.subarray(0, this.#length));
+      this.#buf = next;
+      this.#view = new DataView(next.buffer);
+    }
+    this.#view.setUint32(this.#length, n);
+    this.#length += 4;
+  }
 
   /** field(b): u32be length, then the bytes. */
   bytes(value: Uint8Array): this {
-    const prefix = new Uint8Array(4);
-    new DataView(prefix.buffer).setUint32(0, value.length);
-    this.#chunks.push(prefix, value.slice());
-    this.#length += 4 + value.length;
+    this.#field(value.length);
+    this.#buf.set(value, this.#length);
+    this.#length += value.length;
     return this;
   }
 
@@ -142,7 +181,7 @@ export class CanonicalWriter {
     if (typeof value !== 'string' || !value.isWellFormed()) {
       throw new FedError('CRYPTO_BAD_STRING', `${what} must be a well-formed string`, { field: what });
     }
-    const utf8 = new TextEncoder().encode(value);
+    const utf8 = utf8Of(value);
     if (utf8.length === 0 || utf8.length > maxBytes) {
       throw new FedError('CRYPTO_BAD_STRING', `${what} must be 1..${maxBytes} UTF-8 bytes`, {
         field: what,
@@ -154,23 +193,26 @@ export class CanonicalWriter {
 
   u8(value: number, what: string): this {
     checkInteger(value, 0xff, what);
-    return this.bytes(new Uint8Array([value]));
+    this.#field(1);
+    this.#buf[this.#length++] = value;
+    return this;
   }
 
   u32(value: number, what: string): this {
     checkInteger(value, 0xffff_ffff, what);
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, value);
-    return this.bytes(out);
+    this.#field(4);
+    this.#view.setUint32(this.#length, value);
+    this.#length += 4;
+    return this;
   }
 
   u64(value: number, what: string): this {
     checkInteger(value, Number.MAX_SAFE_INTEGER, what);
-    const out = new Uint8Array(8);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, Math.floor(value / 0x1_0000_0000));
-    view.setUint32(4, value >>> 0);
-    return this.bytes(out);
+    this.#field(8);
+    this.#view.setUint32(this.#length, Math.floor(value / 0x1_0000_0000));
+    this.#view.setUint32(this.#length + 4, value >>> 0);
+    this.#length += 8;
+    return this;
   }
 
   hash(value: Uint8Array, what: string): this {
@@ -179,13 +221,12 @@ export class CanonicalWriter {
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out;
+    return this.#buf.slice(0, this.#length);
+  }
+
+  /** SHA-256 of what was written (finish() without the copy). */
+  digest(): Uint8Array {
+    return sha256(this.#buf.subarray(0, this.#length));
   }
 }
 
@@ -291,8 +332,7 @@ export function reconfigSigningBytes(change: ReconfigFields): Uint8Array {
   return w.finish();
 }
 
-/** The canonical header bytes whose SHA-256 is the block hash. */
-export function blockHeaderBytes(header: BlockHeaderFields): Uint8Array {
+function blockHeaderWriter(header: BlockHeaderFields): CanonicalWriter {
   return tagged(DOMAIN_TAGS.block, header.chainId)
     .u64(header.epoch, 'epoch')
     .u64(header.height, 'height')
@@ -301,20 +341,23 @@ export function blockHeaderBytes(header: BlockHeaderFields): Uint8Array {
     .u32(header.proposer, 'proposer')
     .u64(header.timestampMs, 'timestampMs')
     .hash(header.txRoot, 'txRoot')
-    .hash(header.stateHash, 'stateHash')
-    .finish();
+    .hash(header.stateHash, 'stateHash');
+}
+
+/** The canonical header bytes whose SHA-256 is the block hash. */
+export function blockHeaderBytes(header: BlockHeaderFields): Uint8Array {
+  return blockHeaderWriter(header).finish();
 }
 
 export function blockHash(header: BlockHeaderFields): Uint8Array {
-  return sha256(blockHeaderBytes(header));
+  return blockHeaderWriter(header).digest();
 }
 
 /** The running state hash after applying a block with `txRoot` on top of `parentStateHash`. */
 export function nextStateHash(parentStateHash: Uint8Array, txRoot: Uint8Array): Uint8Array {
-  const bytes = new CanonicalWriter()
+  return new CanonicalWriter()
     .str(DOMAIN_TAGS.state, 'tag')
     .hash(parentStateHash, 'parentStateHash')
     .hash(txRoot, 'txRoot')
-    .finish();
-  return sha256(bytes);
+    .digest();
 }
