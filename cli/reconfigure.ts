@@ -20,7 +20,7 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { parseCardText, parseConfText, parseDuration, type MemberCard } from '#libs/config/index.ts';
 import { createSlhDsa, fromHex, paramSpec, toHex, type ParamSet } from '#libs/crypto/index.ts';
-import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
 import {
   EpochHistory, ValidatorSet, authorizeChange, decodeReconfigTx, encodeReconfigTx, isReconfigTx, nextValidatorSet, reconfigId,
@@ -40,8 +40,27 @@ interface Context {
   source: string;
 }
 
-/** How long propose and assemble wait for the member's answer before checking against genesis. */
-const ASK_MEMBER_MS = 3000;
+/**
+ * `check` against the context's set; a refusal says which set it was checked against — above all
+ * genesis's, when the member could not be asked (a change for a later epoch then reads as "not
+ * the current 0", which is true only of genesis).
+ */
+function against<T>(c: Context, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!isFedError(err)) throw err;
+    throw new FedError(err.code, `${err.message} (checked against ${c.source})`, err.details, { cause: err });
+  }
+}
+
+/**
+ * How long propose and assemble wait for the member's answer before checking against genesis. A
+ * member that is not running answers at once (UNAVAILABLE); a busy one may take seconds. With 3 s,
+ * a full Byzantine run's assemble once checked a change of epoch 1 against genesis's set (why the
+ * member was not asked was not said then; a refusal says it now).
+ */
+const ASK_MEMBER_MS = 15_000;
 
 /** The chain and parameter set from a member dir's conf.yaml; the set of the member's current epoch (else genesis's). */
 async function contextOf(memberDir: string): Promise<Context> {
@@ -171,7 +190,7 @@ export async function propose(o: ProposeOptions): Promise<{ change: Reconfigurat
   }
   if (ops.length === 0) throw new FedError('CLI_INVALID', 'nothing to change: give --add CARD, --remove NAME, --rotate NAME=CARD or --base-timeout with --idle-heartbeat');
   const change: Reconfiguration = { chainId: c.chainId, epoch: c.set.epoch, ops };
-  const next = nextValidatorSet(c.set, change, rules(c)); // refuses an invalid change, naming the field
+  const next = against(c, () => nextValidatorSet(c.set, change, rules(c))); // refuses an invalid change, naming the field
   await writeFileAtomic(o.out, stringify(toYaml(change)));
   return { change, id: reconfigId(change), file: o.out, size: next.n, checkedAgainst: c.source };
 }
@@ -224,9 +243,11 @@ export async function assemble(o: AssembleOptions): Promise<{ id: string; approv
     approvals.push({ validator: a.validator, signature: fromHex(a.signature) });
   }
   approvals.sort((x, y) => x.validator - y.validator);
-  nextValidatorSet(c.set, change, rules(c));
   const slh = createSlhDsa({ paramSet: c.paramSet });
-  authorizeChange(c.set, change, approvals, (pk, m, s) => slh.verifySync(pk, m, s)); // every signature, before anything is written
+  against(c, () => {
+    nextValidatorSet(c.set, change, rules(c));
+    authorizeChange(c.set, change, approvals, (pk, m, s) => slh.verifySync(pk, m, s)); // every signature, before anything is written
+  });
   const tx = encodeReconfigTx({ change, approvals });
   await writeFileAtomic(o.out, tx);
   return { id, approvals: approvals.length, quorum: c.set.quorum, bytes: tx.length, file: o.out, checkedAgainst: c.source };
