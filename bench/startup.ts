@@ -9,26 +9,16 @@
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
-import { ROOT } from '../cli/devnet.ts';
+import { ROOT, SERVICES, type Service } from '../cli/devnet.ts';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
-import { benchDevnet, printMachine, processCpuMs, stats, table } from './support.ts';
+import { benchDevnet, childrenCpuMs, printMachine, processCpuMs, stats, table } from './support.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const ROUNDS = arg('--rounds', process.argv.includes('--quick') ? 1 : 6);
-const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
-type Service = (typeof SERVICES)[number];
 const MEMBERS = 4;
-
-/** CPU of this process's waited-for children so far (ms): /proc/self/stat's cutime + cstime. */
-function childrenCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[13]) + Number(rest[14])) * 1000) / 100;
-}
 
 /** CPU (ms) of a node child with the services' flags that runs `args` and exits. */
 function childCpuMs(args: string[]): number {

@@ -85,17 +85,26 @@ export function samplesByLabel(text: string, name: string, label: string): Map<s
   return out;
 }
 
+/** The fields of /proc/PID/stat after the command name (which may hold spaces): index 0 is field 3, `state`. */
+function statFields(pid: number | 'self'): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** CPU time a process has used so far (user + system, ms), from /proc; undefined once it is gone. */
 export function processCpuMs(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at index 3 of `state ...`.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14 and 15)
-    return (ticks * 1000) / CLOCK_TICKS;
+    const f = statFields(pid);
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS; // utime, stime (fields 14 and 15)
   } catch {
     return undefined;
   }
+}
+
+/** CPU time of this process's children it has waited for (user + system, ms): cutime, cstime (fields 16 and 17). */
+export function childrenCpuMs(): number {
+  const f = statFields('self');
+  return ((Number(f[13]) + Number(f[14])) * 1000) / CLOCK_TICKS;
 }
 
 /** Resident set size of a process (MiB), from /proc; undefined once it is gone. */

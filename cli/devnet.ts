@@ -16,7 +16,7 @@ import { memberName, observerName } from './init.ts';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
-const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
+export const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 export type Service = (typeof SERVICES)[number];
 
 export interface DevnetOptions {
