@@ -41,19 +41,28 @@ for (let r = 0; r < 3; r++) {
 }
 
 const dev = await benchDevnet('startup', MEMBERS);
-const ready = new Map<Service, { cpu: number[]; wall: number[] }>();
+const ready = new Map<Service, { cpu: number[]; wall: number[]; stop: number[] }>();
 try {
   for (let r = 0; r < ROUNDS; r++) {
     for (const s of SERVICES) {
       const member = r % MEMBERS;
+      const old = dev.net.procs.find((x) => x.member === `m${member}` && x.service === s && !x.exited);
       const t0 = performance.now();
+      if (old) {
+        const exited = new Promise((resolve) => old.child.once('exit', resolve));
+        old.child.kill('SIGTERM');
+        await exited;
+      }
+      const t1 = performance.now();
       await dev.net.restart(member, s);
-      const wall = performance.now() - t0;
+      const wall = performance.now() - t1;
+      const stop = t1 - t0;
       const p = dev.net.procs.find((x) => x.member === `m${member}` && x.service === s && !x.exited);
       const cpu = p?.child.pid !== undefined ? processCpuMs(p.child.pid) : undefined;
-      const row = ready.get(s) ?? { cpu: [], wall: [] };
+      const row = ready.get(s) ?? { cpu: [], wall: [], stop: [] };
       if (cpu !== undefined) row.cpu.push(cpu);
       row.wall.push(wall);
+      row.stop.push(stop);
       ready.set(s, row);
     }
   }
@@ -63,10 +72,10 @@ try {
 
 const med = (xs: readonly number[]) => (xs.length > 0 ? stats(xs).p50.toFixed(0) : '—');
 console.log(table(
-  ['service', 'CPU until ready (ms, p50)', 'min–max', 'restart wall (ms, p50: old one stopped, new one ready)', 'baseline: modules only, --help (ms)'],
+  ['service', 'CPU until ready (ms, p50)', 'min–max', 'stop wall (ms, p50: SIGTERM to exit)', 'start wall (ms, p50: spawned to ready)', 'baseline: modules only, --help (ms)'],
   SERVICES.map((s) => {
     const r = ready.get(s)!;
-    return [s, med(r.cpu), `${Math.min(...r.cpu).toFixed(0)}–${Math.max(...r.cpu).toFixed(0)}`, med(r.wall), med(modulesOnly.get(s)!)];
+    return [s, med(r.cpu), `${Math.min(...r.cpu).toFixed(0)}–${Math.max(...r.cpu).toFixed(0)}`, med(r.stop), med(r.wall), med(modulesOnly.get(s)!)];
   }),
 ));
 console.log(`baseline: a bare node process with the services' flags: ${med(bare)} ms CPU`);

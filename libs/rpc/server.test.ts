@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { isFedError } from '#libs/errors/index.ts';
 import { call, createClient, createServer, loadBtcfedProtos, waitForReady, type RpcServer } from './index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rpcHandlers } from './status.ts';
 import {
   ECHO_SERVICE_NAME, EchoClient, EchoService, checkHealth, echoImpl, echoPackage, echoRequest,
-  askReflection, healthClient, listServicesByReflection, silentLog, type HealthStatus,
+  askReflection, healthClient, listServicesByReflection, silentLog, type EchoRequest, type EchoResponse, type HealthStatus,
 } from './testdata/echo.ts';
 
 async function startInsecure(): Promise<{ server: RpcServer; address: string }> {
@@ -67,12 +69,16 @@ test('health reports SERVING, then NOT_SERVING once shutdown starts', { timeout:
         if (msg.status === 'NOT_SERVING') resolve();
       });
     });
-    watch.on('error', () => {}); // cancelled when the server forces shutdown
+    const ended = new Promise<grpc.ServiceError>((resolve) => watch.on('error', resolve));
     await new Promise((r) => setTimeout(r, 50));
-    const stopping = server.shutdown({ graceMs: 300 });
+    const started = Date.now();
+    const stopping = server.shutdown({ graceMs: 5000 });
     await notServing;
     assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
+    // Then the watch ends, told to connect again, without the server waiting out its grace.
+    assert.equal((await ended).code, grpc.status.UNAVAILABLE);
     await stopping;
+    assert.ok(Date.now() - started < 2500, `stopped in ${Date.now() - started} ms, not at the grace limit`);
   } finally {
     health.close();
   }
@@ -189,6 +195,83 @@ test('shutdown cancels calls still running after the grace period', { timeout: 1
     assert.ok(Date.now() - started < 2000, 'forced at the grace limit');
     await assert.rejects(stuck, (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED
       || err.code === grpc.status.INTERNAL);
+  } finally {
+    client.close();
+  }
+});
+
+/** Opens Repeat with a message a second for ~forever; resolves once the first message is in. */
+async function openEndless(client: EchoClient): Promise<{ ended: Promise<grpc.ServiceError | 'ok'>; received: () => number }> {
+  const stream = client.repeat(echoRequest({ text: 'w', count: 1_000, delayMs: 1000 }));
+  let n = 0;
+  const first = new Promise<void>((resolve) => stream.on('data', () => { n++; resolve(); }));
+  const ended = new Promise<grpc.ServiceError | 'ok'>((resolve) => {
+    stream.on('error', resolve);
+    stream.on('end', () => resolve('ok'));
+  });
+  await first;
+  return { ended, received: () => n };
+}
+
+test('shutdown ends open server streams at once with UNAVAILABLE, and their handlers stop', { timeout: 15_000 }, async () => {
+  const handlers = rpcHandlers({ statusOf: () => undefined, log: silentLog });
+  let aborted = 0;
+  let yielded = 0;
+  const impl = {
+    ...echoImpl(handlers),
+    repeat: handlers.serverStream<EchoRequest, EchoResponse>(async function* (req, _call, signal) {
+      signal.addEventListener('abort', () => { aborted++; });
+      for (let i = 0; i < req.count && !signal.aborted; i++) {
+        yielded++;
+        yield { text: `${req.text}#${i}`, peerSubject: '' };
+        await sleep(req.delayMs, undefined, { signal }).catch(() => {});
+      }
+    }),
+  };
+  const server = createServer({ security: { mode: 'insecure' }, log: silentLog });
+  server.addService(EchoService, impl);
+  const address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
+  const client = createClient(EchoClient, address, { security: { mode: 'insecure' } });
+  try {
+    await waitForReady(client, 2000);
+    const a = await openEndless(client);
+    const b = await openEndless(client);
+    const started = Date.now();
+    await server.shutdown({ graceMs: 5000 });
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 2500, `stopped in ${elapsed} ms, not at the 5 s grace limit`);
+    for (const s of [a, b]) {
+      const end = await s.ended;
+      assert.notEqual(end, 'ok');
+      assert.equal((end as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+      assert.match((end as grpc.ServiceError).details, /shutting down/);
+    }
+    assert.equal(aborted, 2, 'each handler saw its call end');
+    const after = yielded;
+    await sleep(1200);
+    assert.equal(yielded, after, 'no handler went on producing');
+  } finally {
+    client.close();
+  }
+});
+
+test('a stream opened while the server announces its shutdown ends at once; a unary call is still answered', { timeout: 15_000 }, async () => {
+  const { server, address } = await startInsecure();
+  const client = createClient(EchoClient, address, { security: { mode: 'insecure' } });
+  try {
+    await waitForReady(client, 2000);
+    const stopping = server.shutdown({ graceMs: 5000, announceMs: 800 });
+    await sleep(100);
+    const stream = client.repeat(echoRequest({ text: 'late', count: 3, delayMs: 10 }));
+    const got: string[] = [];
+    stream.on('data', (m: EchoResponse) => got.push(m.text));
+    const end = await new Promise<grpc.ServiceError | 'ok'>((resolve) => { stream.on('error', resolve); stream.on('end', () => resolve('ok')); });
+    assert.notEqual(end, 'ok');
+    assert.equal((end as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+    assert.deepEqual(got, []);
+    const res = await call(client.say.bind(client), echoRequest({ text: 'still here' }), { deadlineMs: 2000 });
+    assert.equal(res.text, 'still here');
+    await stopping;
   } finally {
     client.close();
   }

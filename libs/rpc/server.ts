@@ -1,6 +1,7 @@
 // A grpc-js server as every service runs it: checked credentials, standard health checking
 // (overall '' plus one entry per service), optional reflection, and a graceful shutdown that
-// first tells load balancers NOT_SERVING, then drains, then forces.
+// first tells load balancers NOT_SERVING, ends open streams (drain.ts), lets unary calls finish,
+// then forces.
 // Must never listen in plaintext on an address another host can reach.
 
 import * as grpc from '@grpc/grpc-js';
@@ -12,6 +13,7 @@ import { assertInsecureAllowed } from './address.ts';
 import { serverCredentials, type ServerSecurity } from './credentials.ts';
 import { exportCertificateExpiry } from './cert-expiry.ts';
 import { addLazyReflection } from './reflection.ts';
+import { streamDrain } from './drain.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 
 export interface RpcServerOptions {
@@ -73,8 +75,14 @@ export function createServer(opts: RpcServerOptions): RpcServer {
   const credentials = serverCredentials(opts.security);
   if (opts.metrics) exportCertificateExpiry(opts.metrics, opts.security);
   const server = new grpc.Server({ ...SERVER_KEEPALIVE, ...opts.grpcOptions });
+  const streams = streamDrain();
+  // Every service is registered through this, health's and reflection's too, so that each of
+  // their streams ends when shutdown begins.
+  const register: Pick<grpc.Server, 'addService'> = {
+    addService: (definition, impl) => server.addService(definition, streams.track(definition, impl)),
+  };
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
-  health.addToServer(server);
+  health.addToServer(register as grpc.Server);
   const services = new Set<string>(['']);
   const log = opts.log;
   let shutdownPromise: Promise<void> | undefined;
@@ -95,7 +103,7 @@ export function createServer(opts: RpcServerOptions): RpcServer {
     if (opts.reflection && !reflecting) {
       reflecting = true;
       const pkg = opts.reflection;
-      addLazyReflection(server, { pkg: typeof pkg === 'function' ? pkg : () => pkg, services: [...services].filter((s) => s !== ''), log });
+      addLazyReflection(register, { pkg: typeof pkg === 'function' ? pkg : () => pkg, services: [...services].filter((s) => s !== ''), log });
     }
     return new Promise<number>((resolve, reject) => {
       server.bindAsync(address, credentials, (err, port) => {
@@ -114,6 +122,11 @@ export function createServer(opts: RpcServerOptions): RpcServer {
     shutdownPromise ??= (async () => {
       for (const service of services) health.setStatus(service, 'NOT_SERVING');
       log.info({ graceMs, announceMs }, 'grpc shutting down');
+      // Health watchers have been told NOT_SERVING above, before their streams end here; a
+      // stream opened from now on ends at once, while unary calls are still answered.
+      const open = streams.open;
+      streams.drain();
+      if (open > 0) log.info({ streams: open }, 'grpc open streams ended (UNAVAILABLE)');
       if (announceMs > 0) await new Promise((r) => setTimeout(r, announceMs));
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
@@ -137,7 +150,7 @@ export function createServer(opts: RpcServerOptions): RpcServer {
     grpc: server,
     addService(definition, impl, { serving = true } = {}) {
       const name = serviceNameOf(definition);
-      server.addService(definition, impl);
+      register.addService(definition, impl);
       services.add(name);
       health.setStatus(name, serving && !shutdownPromise ? 'SERVING' : 'NOT_SERVING');
       return name;
