@@ -25,9 +25,11 @@ import { consensusLimits } from '#libs/config/schema.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { call, createClient, createServer, errorCodeOf, type RpcServer } from '#libs/rpc/index.ts';
 import { generateCa, issueClientCertificate, issueServerCertificate } from '#libs/rpc/certs.ts';
-import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
-import { ConsensusServiceClient, ConsensusServiceService, ListBlocksRequest, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { consensusService, type ApiDeps } from './api.ts';
+import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { ConsensusServiceClient, ListBlocksRequest, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { CONSENSUS_SERVICE, consensusService, type ApiDeps } from './api.ts';
+import { Block as BlockMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { blockToWire, qcToWire } from '#libs/wire/index.ts';
 import { publicApiLimits, type PublicApiLimits } from './api-guard.ts';
 import { consensusMetrics } from './metrics.ts';
 
@@ -44,6 +46,7 @@ const TOP = 10_000;
 const genesis = genesisBlock('limits-test', blockHash);
 const blockAt = (height: number): Block => ({ ...genesis, header: { ...genesis.header, height }, txs: [] });
 const sigs = [randomBytes(SIG), randomBytes(SIG), randomBytes(SIG)];
+const qc = (): QuorumCert => ({ phase: 3, view: 7, blockHash: genesis.hash, signers: [0, 1, 2], signatures: sigs.map((s) => new Uint8Array(s)) });
 
 let dir: string;
 let server: RpcServer;
@@ -70,7 +73,10 @@ before(async () => {
   const store = {
     committedHeight: () => TOP,
     blockAtHeight: (h: number) => (h >= 1 && h <= TOP ? blockAt(h) : undefined),
-    qcFor: () => ({ phase: 3, view: 7, blockHash: genesis.hash, signers: [0, 1, 2], signatures: sigs.map((s) => new Uint8Array(s)) }),
+    qcFor: () => qc(),
+    // As the block store keeps them: GetBlock and ListBlocks answer these bytes.
+    storedAtHeight: (h: number) => (h >= 1 && h <= TOP
+      ? { hash: genesis.hash, block: BlockMsg.encode(blockToWire(blockAt(h))).finish(), qc: QuorumCertMsg.encode(qcToWire(qc())).finish() } : undefined),
     txLocation: () => undefined,
     hashAtHeight: () => genesis.hash,
     isPruned: () => false,
@@ -84,7 +90,7 @@ before(async () => {
   } as unknown as ApiDeps);
   server = createServer({ security: { mode: 'mtls', certFile: write('server.pem', srv.cert), keyFile: write('server-key.pem', srv.key), caFile }, log,
     grpcOptions: { 'grpc.max_send_message_length': 64 << 20, ...limits.grpcOptions } });
-  server.addService(ConsensusServiceService, api);
+  server.addService(CONSENSUS_SERVICE, api);
   address = `127.0.0.1:${await server.bind('127.0.0.1:0')}`;
 });
 

@@ -14,15 +14,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { blockHash, merkleRoot, nextStateHash, txHash } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block } from '#libs/hotstuff/index.ts';
-import { TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { GetBlockResponse, ListBlocksResponse, StreamCommitsResponse, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { Block as BlockMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { blockToWire, qcToWire } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
-import { consensusService, type ApiDeps } from './api.ts';
+import { CONSENSUS_SERVICE, consensusService, type ApiDeps } from './api.ts';
 
 const genesis = genesisBlock('api-test', blockHash);
 const at = (height: number): Block => ({ ...genesis, header: { ...genesis.header, height } });
+/** A block as the store keeps it (stored-reads.ts). */
+const stored = (b: Block) => ({ hash: b.hash, block: BlockMsg.encode(blockToWire(b)).finish(), qc: undefined });
+/** An answer as a client reads it: through the served definition's serializer, then decoded. */
+function wire<T>(method: 'getBlock' | 'listBlocks' | 'getStatus' | 'getTransaction', res: unknown): T {
+  const m = CONSENSUS_SERVICE[method] as unknown as { responseSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): unknown };
+  return m.responseDeserialize(m.responseSerialize(res)) as T;
+}
 
 function service(missing: number): ReturnType<typeof consensusService> {
-  const store = { committedHeight: () => 5, blockAtHeight: (h: number) => (h === missing ? undefined : at(h)), qcFor: () => undefined, isPruned: () => false, prunedTo: () => 0 };
+  const store = { committedHeight: () => 5, blockAtHeight: (h: number) => (h === missing ? undefined : at(h)),
+    storedAtHeight: (h: number) => (h === missing ? undefined : stored(at(h))), qcFor: () => undefined, isPruned: () => false, prunedTo: () => 0 };
   return consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store } as unknown as ApiDeps);
 }
 
@@ -37,7 +47,7 @@ test('ListBlocks over a hole in the committed log fails with DATA_LOSS naming th
   assert.equal(err?.code, grpc.status.DATA_LOSS);
   assert.match(String(err?.details), /height 3/);
   const ok = await new Promise<unknown>((resolve) => {
-    service(99).listBlocks(call({ fromHeight: 1, limit: 10, headersOnly: true }) as never, (e, res) => resolve(e ?? res));
+    service(99).listBlocks(call({ fromHeight: 1, limit: 10, headersOnly: true }) as never, (e, res) => resolve(e ?? wire('listBlocks', res)));
   });
   assert.equal((ok as { blocks: unknown[] }).blocks.length, 5, 'without a hole: every committed block');
 });
@@ -56,7 +66,8 @@ test('StreamCommits over a hole ends with DATA_LOSS instead of waiting forever',
 
 test('GetStatus reports the committed tip the store serves, not the engine\'s tip still being written', async () => {
   // The engine has decided up to 46; the store has written the commits up to 39 so far.
-  const store = { committedHeight: () => 39, hashAtHeight: (h: number) => at(h).hash, blockAtHeight: (h: number) => (h <= 39 ? at(h) : undefined), qcFor: () => undefined, isPruned: () => false };
+  const store = { committedHeight: () => 39, hashAtHeight: (h: number) => at(h).hash, blockAtHeight: (h: number) => (h <= 39 ? at(h) : undefined),
+    storedAtHeight: (h: number) => (h <= 39 ? stored(at(h)) : undefined), qcFor: () => undefined, isPruned: () => false };
   const engine = { view: 50, committed: at(46), halted: false, safety: { lastVoted: { view: 0, phase: 0 }, lockedQC: { view: 0 }, prepareQC: { view: 0 } } };
   const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
     node: { genesis, failure: undefined, status: () => ({ view: engine.view }) }, pool: { size: 0 } } as unknown as ApiDeps);
@@ -65,30 +76,86 @@ test('GetStatus reports the committed tip the store serves, not the engine\'s ti
   });
   assert.equal(status.committedHeight, 39, 'a client that asks for block committed_height must find it');
   const listed = await new Promise<{ blocks: unknown[] }>((resolve, reject) => {
-    svc.listBlocks(call({ fromHeight: 1, limit: 100, headersOnly: true }) as never, (e, res) => (e ? reject(e) : resolve(res as { blocks: unknown[] })));
+    svc.listBlocks(call({ fromHeight: 1, limit: 100, headersOnly: true }) as never, (e, res) => (e ? reject(e) : resolve(wire('listBlocks', res))));
   });
   assert.equal(listed.blocks.length, status.committedHeight, 'ListBlocks serves every height up to the reported tip');
 });
 
-test('pruned heights (a real LMDB store): BLOCK_PRUNED as OUT_OF_RANGE naming the oldest height kept; headers still listed; a pruned transaction still committed', async () => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-api-pruned-'));
+/** A real LMDB block store with `heights` committed blocks, `perBlock` transactions each ('tx-H' first), each with a QC. */
+async function storeOf(heights: number, perBlock: number): Promise<{ dir: string; store: BlockStore }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-api-store-'));
   const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 10, maxBlockBytes: 10_000 };
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  let parent = genesis;
+  for (let h = 1; h <= heights; h++) {
+    const txs = Array.from({ length: perBlock }, (_, i) => new TextEncoder().encode(i === 0 ? `tx-${h}` : `tx-${h}-${i}`));
+    const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+    const header = { ...parent.header, height: h, view: h, parentHash: parent.hash, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+    const b = { header, hash: blockHash(header), txs };
+    await store.commit([b], { phase: Phase.COMMIT, view: h, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i + h)) });
+    parent = b;
+  }
+  return { dir, store };
+}
+
+test('GetBlock, ListBlocks and StreamCommits answer the stored bytes: byte for byte what encoding the decoded block and QC gives', async () => {
+  const { dir, store } = await storeOf(12, 3);
   try {
-    let parent = genesis;
-    for (let h = 1; h <= 40; h++) {
-      const txs = [new TextEncoder().encode(`tx-${h}`)];
-      const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-      const header = { ...parent.header, height: h, view: h, parentHash: parent.hash, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
-      const b = { header, hash: blockHash(header), txs };
-      await store.commit([b], { phase: Phase.COMMIT, view: h, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
-      parent = b;
+    await store.prune(4);
+    const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
+      node: { genesis }, pool: { has: () => false },
+      nextCommit: (signal: AbortSignal) => new Promise((resolve) => signal.addEventListener('abort', resolve)) } as unknown as ApiDeps);
+    const served = (method: 'getBlock' | 'listBlocks', req: unknown) => new Promise<Buffer>((resolve, reject) => {
+      (svc[method] as (c: unknown, cb: (e: unknown, r: unknown) => void) => void)(call(req),
+        (e, r) => (e ? reject(e as Error) : resolve((CONSENSUS_SERVICE[method] as unknown as { responseSerialize(v: unknown): Buffer }).responseSerialize(r))));
+    });
+    // What the answers were before they were served from the store's bytes: decoded, then encoded.
+    const decoded = (h: number, headersOnly: boolean): GetBlockResponse => {
+      if (headersOnly && store.isPruned(h)) return { block: blockToWire({ header: store.headerAtHeight(h)!, hash: store.hashAtHeight(h)!, txs: [] }), blockHash: store.hashAtHeight(h)!, qc: undefined };
+      const b = store.blockAtHeight(h)!;
+      const qc = store.qcFor(b.hash);
+      return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
+    };
+    for (let h = 5; h <= 12; h++) {
+      assert.deepEqual(await served('getBlock', { by: { $case: 'height', value: h } }), Buffer.from(GetBlockResponse.encode(decoded(h, false)).finish()), `GetBlock ${h}`);
     }
+    for (const headersOnly of [false, true]) {
+      const from = headersOnly ? 2 : 5;
+      const expected = ListBlocksResponse.encode({ blocks: Array.from({ length: 13 - from }, (_, i) => decoded(from + i, headersOnly)) }).finish();
+      assert.deepEqual(await served('listBlocks', { fromHeight: from, limit: 100, headersOnly }), Buffer.from(expected), `ListBlocks headersOnly=${headersOnly}`);
+    }
+    for (const headersOnly of [false, true]) {
+      const from = headersOnly ? 2 : 5;
+      const c = call({ fromHeight: from, headersOnly });
+      const written: Buffer[] = [];
+      const serialize = (CONSENSUS_SERVICE.streamCommits as unknown as { responseSerialize(v: unknown): Buffer }).responseSerialize;
+      const all = new Promise<void>((resolve) => {
+        c.write = (x) => { written.push(serialize(x)); if (from + written.length > 12) resolve(); return true; };
+      });
+      svc.streamCommits(c as never);
+      await all;
+      c.cancelled = true;
+      c.emit('cancelled');
+      assert.deepEqual(written, Array.from({ length: 13 - from }, (_, i) => Buffer.from(StreamCommitsResponse.encode({ block: decoded(from + i, headersOnly) }).finish())),
+        `StreamCommits headersOnly=${headersOnly}`);
+    }
+    assert.equal(wire<GetBlockResponse>('getBlock', { block: undefined, blockHash: new Uint8Array(0), qc: undefined }).block, undefined,
+      'an answer that is a message is still encoded as one');
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('pruned heights (a real LMDB store): BLOCK_PRUNED as OUT_OF_RANGE naming the oldest height kept; headers still listed; a pruned transaction still committed', async () => {
+  const { dir, store } = await storeOf(40, 1);
+  try {
     await store.prune(20);
     const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
       node: { genesis }, pool: { has: () => false } } as unknown as ApiDeps);
     const ask = <T>(method: keyof typeof svc, req: unknown) => new Promise<{ err: grpc.StatusObject | null; res: T }>((resolve) => {
-      (svc[method] as (c: unknown, cb: (e: unknown, r: unknown) => void) => void)(call(req), (e, r) => resolve({ err: e as grpc.StatusObject | null, res: r as T }));
+      (svc[method] as (c: unknown, cb: (e: unknown, r: unknown) => void) => void)(call(req),
+        (e, r) => resolve({ err: e as grpc.StatusObject | null, res: e ? (r as T) : wire<T>(method as 'getBlock', r) }));
     });
     const got = await ask('getBlock', { by: { $case: 'height', value: 5 } });
     assert.equal(got.err?.code, grpc.status.OUT_OF_RANGE);

@@ -18,7 +18,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { type Block } from '#libs/hotstuff/index.ts';
 import type { ConsensusParams, ValidatorSet } from '#libs/validators/index.ts';
 import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
-import { TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetEpochsResponse, type GetStatusResponse, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { ConsensusServiceService, TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetEpochsResponse, type GetStatusResponse, type PeerSummary, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { EvidenceLog } from './evidence.ts';
@@ -27,6 +27,7 @@ import type { MempoolJournal } from './mempool-journal.ts';
 import { consensusLimits } from '#libs/config/schema.ts';
 import { clientIdentity, limitsFromConf, REFUSAL_CODES, type ApiGuard } from './api-guard.ts';
 import { boundedStream, commitWireSize, type FlowOptions } from './commit-stream.ts';
+import { encodedBlockList, encodedBlockResponse, withEncodedResponses, type StoredBlock } from './stored-reads.ts';
 
 const MAX_BATCH_TXS = 10_000;
 /** ListBlocks answers at most this many blocks, and this many when asked for none. */
@@ -133,6 +134,12 @@ function hash32(field: string, b: Uint8Array): Uint8Array {
   return b;
 }
 
+/**
+ * The ConsensusService definition to serve consensusService() with: GetBlock, ListBlocks and StreamCommits may
+ * answer with stored bytes, already encoded (stored-reads.ts).
+ */
+export const CONSENSUS_SERVICE = withEncodedResponses(ConsensusServiceService, ['getBlock', 'listBlocks', 'streamCommits']);
+
 export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const h = rpcHandlers({ statusOf: STATUS, log: d.log });
   const countedAsync = async <T>(method: string, fn: () => Promise<T>): Promise<T> => {
@@ -150,9 +157,10 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     for (const a of accepted) if (a.added || d.pool.has(toHex(a.hash))) waits.add(d.journal.append(a.hash, a.tx));
     return waits.size === 0 ? undefined : Promise.all(waits);
   };
-  const certified = (b: Block, headersOnly: boolean): GetBlockResponse => {
+  /** A block with its QC, as GetBlock answers one it does not read by height (genesis, or by hash). */
+  const certified = (b: Block): GetBlockResponse => {
     const qc = d.store.qcFor(b.hash);
-    return { block: blockToWire(headersOnly ? { ...b, txs: [] } : b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
+    return { block: blockToWire(b), blockHash: b.hash, qc: qc ? qcToWire(qc) : undefined };
   };
   /** A committed height whose body this member pruned (retention.ts): said with the oldest height it keeps. */
   const pruned = (height: number, what = `block ${height}`): FedError => {
@@ -165,22 +173,21 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
    * height at or below the committed tip without a block is a damaged store: said loudly
    * (DATA_LOSS, logged) instead of skipped, so a reader never mistakes a gap for the log.
    */
-  const committedAt = (height: number, what?: string): Block => {
-    const b = d.store.blockAtHeight(height);
-    if (b) return b;
+  const committedAt = (height: number, what?: string): Block => d.store.blockAtHeight(height) ?? missing(height, what);
+  /** A committed height's block as stored (stored-reads.ts), to answer without decoding it. */
+  const storedAt = (height: number, what?: string): StoredBlock => d.store.storedAtHeight(height) ?? missing(height, what);
+  const missing = (height: number, what?: string): never => {
     // Read after the block: a prune that ran in between is seen here.
     if (d.store.isPruned(height)) throw pruned(height, what);
     d.log.error({ height, committed: d.store.committedHeight() }, 'committed height has no block in the store');
     throw new FedError('STORE_CORRUPT', `committed height ${height} has no block in this member's store`);
   };
-  /** A committed block as GetBlock answers it; headers only, a pruned height's kept header (without its QC). */
-  const committedFor = (height: number, headersOnly: boolean): GetBlockResponse => {
-    if (headersOnly && d.store.isPruned(height)) {
-      const header = d.store.headerAtHeight(height);
-      const hash = d.store.hashAtHeight(height);
-      if (header && hash) return { block: blockToWire({ header, hash, txs: [] }), blockHash: hash, qc: undefined };
-    }
-    return certified(committedAt(height), headersOnly);
+  /** A pruned height's kept header (without its QC), as a headers-only read answers it; undefined if not pruned. */
+  const prunedHeader = (height: number): GetBlockResponse | undefined => {
+    if (!d.store.isPruned(height)) return undefined;
+    const header = d.store.headerAtHeight(height);
+    const hash = d.store.hashAtHeight(height);
+    return header && hash ? { block: blockToWire({ header, hash, txs: [] }), blockHash: hash, qc: undefined } : undefined;
   };
   // Merkle trees of the last few blocks proofs were asked for: a block's tree costs about two
   // hashes per transaction to build, a proof from it a few array reads. Bounded by count.
@@ -274,13 +281,17 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       await read(call, signal, 'GetBlock', 1 + BLOCK_WEIGHT);
       const by = req.by;
       if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
+      if (by.$case === 'height' && by.value > 0 && by.value <= d.store.committedHeight()) {
+        const stored = d.store.storedAtHeight(by.value);
+        if (stored) return encodedBlockResponse<GetBlockResponse>(stored);
+      }
       const b = by.$case === 'height' ? (by.value === 0 ? d.node.genesis : d.store.blockAtHeight(by.value)) : d.store.blockByHash(hash32('hash', by.value));
       if (!b && by.$case === 'height' && d.store.isPruned(by.value)) throw pruned(by.value);
       if (!b || b.header.height > d.store.committedHeight()) {
         const floor = d.store.prunedTo();
         throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : `with that hash${floor > 0 ? ` at heights ${floor + 1} and above (this member pruned the blocks below)` : ''}`}`);
       }
-      return certified(b, false);
+      return certified(b);
     })),
     listBlocks: h.unary((req, call, signal) => countedAsync('ListBlocks', async () => {
       // Weighed by the blocks it may return (a page of 100: 101 units).
@@ -288,14 +299,14 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       if (req.limit > MAX_LIST) throw new FedError('REQUEST_INVALID', `limit: at most ${MAX_LIST}`);
       const limit = req.limit || DEFAULT_LIST;
       const top = d.store.committedHeight();
-      const blocks: GetBlockResponse[] = [];
+      const blocks: Array<StoredBlock | GetBlockResponse> = [];
       for (let height = Math.max(1, req.fromHeight); height <= top && blocks.length < limit; height++) {
-        // A page of 100 blocks is tens of ms of reading and encoding: let the engine's events in
+        // A page of 100 blocks is a few ms of reading and copying: let the engine's events in
         // between, so reads lengthen no vote by more than a few blocks' worth.
         if (blocks.length > 0 && blocks.length % LIST_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-        blocks.push(committedFor(height, req.headersOnly));
+        blocks.push((req.headersOnly ? prunedHeader(height) : undefined) ?? storedAt(height));
       }
-      return { blocks };
+      return encodedBlockList(blocks, req.headersOnly);
     })),
     streamCommits: boundedStream(h, d.flow ?? (() => DEFAULT_FLOW), {
       sizeOf: commitWireSize,
@@ -312,7 +323,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
             // ahead: a block not yet sent is not held.
             if (slot) await d.guard?.pace(slot.client, BLOCK_WEIGHT, signal);
             if (signal.aborted) break;
-            yield { block: committedFor(next++, req.headersOnly) };
+            const height = next++;
+            yield encodedBlockList<StreamCommitsResponse>([(req.headersOnly ? prunedHeader(height) : undefined) ?? storedAt(height)], req.headersOnly);
             continue;
           }
           await d.nextCommit(signal);

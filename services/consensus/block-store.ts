@@ -31,6 +31,7 @@ import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { SafetyRecord } from './safety-record.ts';
 import { checkStoreIdentity } from './store-schema.ts';
 import { TxIndex, packLocation, unpackLocation, type StoredLocation, type TxIndexOptions, type TxIndexStats } from './tx-index.ts';
+import type { StoredBlock } from './stored-reads.ts';
 
 export { packLocation, unpackLocation } from './tx-index.ts';
 export { STORE_SCHEMA_VERSION } from './store-schema.ts';
@@ -233,6 +234,13 @@ export class BlockStore {
   blockByHash(hash: Hash): Block | undefined {
     const bytes = this.#blocks.get(hash);
     return bytes ? this.#decodeBlock(bytes) : undefined;
+  }
+
+  /** A committed height's block and QC as stored (encoded Block and QuorumCert), nothing decoded: for reads that answer them as they are. */
+  storedAtHeight(height: number): StoredBlock | undefined {
+    const hash = this.#heights.get(height);
+    const block = hash && this.#blocks.get(hash);
+    return block ? { hash: plain(hash), block, qc: this.#qcs.get(hash) } : undefined;
   }
 
   /** The best QC stored for a block (the one that decided it, for committed blocks). */

@@ -21,6 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { constants as http2 } from 'node:http2';
 import type { RpcHandlers } from '#libs/rpc/index.ts';
 import type { StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { encodedLength } from './stored-reads.ts';
 
 export interface FlowOptions {
   /** Bytes written but not yet taken by HTTP/2 before the source is asked for more (one message always may be). */
@@ -39,8 +40,10 @@ export interface FlowHooks<Res> {
 
 export type FlowSource<Req, Res> = (req: Req, call: grpc.ServerWritableStream<Req, Res>, signal: AbortSignal) => AsyncIterable<Res>;
 
-/** StreamCommits' bytes for one block, near enough for flow control: transactions, header and QC signatures. */
+/** StreamCommits' bytes for one block: exactly, when it is already encoded (stored-reads.ts); else near enough for flow control: transactions, header and QC signatures. */
 export function commitWireSize(r: StreamCommitsResponse): number {
+  const encoded = encodedLength(r);
+  if (encoded !== undefined) return encoded;
   let n = 512;
   for (const tx of r.block?.block?.txs ?? []) n += tx.length + 4;
   for (const sig of r.block?.qc?.signatures ?? []) n += sig.length + 4;

@@ -19,12 +19,12 @@ import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
 import type { Block, Equivocation, QuorumCert } from '#libs/hotstuff/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
-import { AdminServiceService, ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { AdminServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { createRemoteSigner } from '../signer/client.ts';
 import { adminService } from './admin.ts';
-import { consensusService, mempoolIntake } from './api.ts';
+import { CONSENSUS_SERVICE, consensusService, mempoolIntake } from './api.ts';
 import { publicApiLimits } from './api-guard.ts';
 import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
@@ -270,7 +270,7 @@ async function main(): Promise<void> {
     const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
-    const consensusServiceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
+    const consensusServiceName = server.addService(CONSENSUS_SERVICE, guardService(CONSENSUS_SERVICE, consensusService({
       member: conf.node.name, chainId: c.chain_id, get self() { return driver.self; }, node: driver, store, pool: mempoolIntake(driver.pool, driver.isCommitted, (tx, hash) => inbound?.gossip(tx, hash)), journal, evidence, log,
       get validators() { return epochs.current.set; },
       // conf.yaml's base_timeout as last reloaded (the driver reads the same object), its heartbeat as at start.
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
       nextCommit: (signal) => commits.next(signal),
       peers: () => peers,
       guard: apiLimits.guard, flow: apiLimits.flow,
-    }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
+    }), everyMethod(CONSENSUS_SERVICE, ['client', 'operator']), guard));
     const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
     const admin = createServer({ security: sec.server, log: log.child({ module: 'admin-rpc' }), reflection: loadBtcfedProtos });
     const adminClients = conf.services.consensus.admin_clients;

@@ -18,10 +18,10 @@ import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts
 import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
-import { ConsensusServiceService, type PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import type { PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { WIRE_MAX_VALIDATORS, decodeFrame } from '#libs/wire/index.ts';
-import { consensusService, type Intake } from './api.ts';
+import { CONSENSUS_SERVICE, consensusService, type Intake } from './api.ts';
 import { publicApiLimits } from './api-guard.ts';
 import { BlockStore } from './block-store.ts';
 import { CommitSignal } from './commit-signal.ts';
@@ -186,12 +186,12 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
   const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
-  const serviceName = server.addService(ConsensusServiceService, guardService(ConsensusServiceService, consensusService({
+  const serviceName = server.addService(CONSENSUS_SERVICE, guardService(CONSENSUS_SERVICE, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
     get validators() { return epochs.current.set; },
     params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
     nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
-  }), everyMethod(ConsensusServiceService, ['client', 'operator']), guard));
+  }), everyMethod(CONSENSUS_SERVICE, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
 
   const notReady = (): string[] => {
