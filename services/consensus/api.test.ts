@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { blockHash, merkleRoot, nextStateHash, txHash } from '#libs/crypto/index.ts';
+import { blockHash, merkleRoot, nextStateHash, txHash, verifyMerkleProof } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block } from '#libs/hotstuff/index.ts';
 import { GetBlockResponse, ListBlocksResponse, StreamCommitsResponse, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { Block as BlockMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
@@ -141,6 +141,38 @@ test('GetBlock, ListBlocks and StreamCommits answer the stored bytes: byte for b
     }
     assert.equal(wire<GetBlockResponse>('getBlock', { block: undefined, blockHash: new Uint8Array(0), qc: undefined }).block, undefined,
       'an answer that is a message is still encoded as one');
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('inclusion proofs from kept trees: valid for every transaction of a block, read once; pruned is said as pruned though the tree is kept', async () => {
+  const { dir, store } = await storeOf(12, 5);
+  try {
+    let reads = 0;
+    const counted = new Proxy(store, { get: (target, key) => {
+      if (key === 'blockAtHeight') return (h: number) => { reads++; return target.blockAtHeight(h); };
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? v.bind(target) : v;
+    } });
+    const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store: counted,
+      node: { genesis }, pool: { has: () => false } } as unknown as ApiDeps);
+    const prove = (tx: Uint8Array) => new Promise<{ err: grpc.StatusObject | null; res: { index: number; txCount: number; proof: Uint8Array[]; header: { txRoot: Uint8Array } } }>((resolve) => {
+      svc.getTransaction(call({ txHash: txHash(tx), withProof: true }) as never, (e, r) => resolve({ err: e as grpc.StatusObject | null, res: r as never }));
+    });
+    const enc = (t: string) => new TextEncoder().encode(t);
+    for (const t of ['tx-9', 'tx-9-1', 'tx-9-2', 'tx-9-3', 'tx-9-4', 'tx-9-2']) {
+      const { err, res } = await prove(enc(t));
+      assert.equal(err, null, t);
+      assert.equal(res.txCount, 5);
+      assert.ok(verifyMerkleProof(txHash(enc(t)), res.index, res.txCount, res.proof, res.header.txRoot), `${t}: the proof verifies against the header's root`);
+    }
+    assert.equal(reads, 1, 'the block was read once for its six proofs');
+    await store.prune(10);
+    const gone = await prove(enc('tx-9-1'));
+    assert.equal(gone.err?.code, grpc.status.OUT_OF_RANGE);
+    assert.match(String(gone.err?.details), /committed at height 9, but its proof needs that block, which is pruned/);
   } finally {
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });

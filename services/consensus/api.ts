@@ -35,6 +35,9 @@ const MAX_LIST = 100;
 const DEFAULT_LIST = 20;
 /** Blocks whose Merkle tree is kept for inclusion proofs (a 10,000-transaction block's is ~2 MiB). */
 const PROOF_TREES = 8;
+
+/** What an inclusion proof is made from: the block's header, its transaction count, its Merkle tree. */
+interface ProofSource { header: Block['header']; txCount: number; tree: Uint8Array[][] }
 /**
  * Read units, each about 0.3 CPU-ms of serving on this machine (measured over mutual TLS from a real
  * LMDB store): a call costs 1 (GetStatus ~0.24 ms) and every block it may return 1 more (a block with
@@ -189,17 +192,20 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     const hash = d.store.hashAtHeight(height);
     return header && hash ? { block: blockToWire({ header, hash, txs: [] }), blockHash: hash, qc: undefined } : undefined;
   };
-  // Merkle trees of the last few blocks proofs were asked for: a block's tree costs about two
-  // hashes per transaction to build, a proof from it a few array reads. Bounded by count.
-  const trees = new Map<string, Uint8Array[][]>();
-  const merkleTreeOf = (b: Block): Uint8Array[][] => {
-    const key = toHex(b.hash);
-    let tree = trees.get(key);
-    if (tree) { trees.delete(key); trees.set(key, tree); return tree; }
-    tree = merkleLevels(txHashesOf(b));
-    trees.set(key, tree);
+  // Merkle trees of the last few blocks proofs were asked for, with their headers: a block's tree
+  // costs about two hashes per transaction to build, and reading the block decodes all of it; a
+  // proof from a kept tree is a few array reads. Found by the block hash the index gives, so a
+  // proof from a kept block reads nothing from the store. Bounded by count.
+  const trees = new Map<string, ProofSource>();
+  const proofSourceOf = (blockHash: Uint8Array, read: () => Block): ProofSource => {
+    const key = toHex(blockHash);
+    let kept = trees.get(key);
+    if (kept) { trees.delete(key); trees.set(key, kept); return kept; }
+    const b = read();
+    kept = { header: b.header, txCount: b.txs.length, tree: merkleLevels(txHashesOf(b)) };
+    trees.set(key, kept);
     if (trees.size > PROOF_TREES) trees.delete(trees.keys().next().value!);
-    return tree;
+    return kept;
   };
   // Admission first, so a refused call costs a bucket lookup and nothing else. The refusal is
   // answered after the guard's hold (services.consensus.limits.refusal_delay): a client that asks
@@ -258,9 +264,11 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       if (loc) {
         const found = { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
         if (!req.withProof) return { ...found, ...none };
-        const block = committedAt(loc.height, `transaction ${toHex(hash).slice(0, 16)} is committed at height ${loc.height}, but its proof needs that block, which`);
-        const tree = merkleTreeOf(block);
-        return { ...found, header: headerToWire(block.header), txCount: block.txs.length, proof: merkleProof(tree, loc.index) };
+        const what = `transaction ${toHex(hash).slice(0, 16)} is committed at height ${loc.height}, but its proof needs that block, which`;
+        // A kept tree outlives its block's prune: pruned is said as pruned whether it is kept or not.
+        if (d.store.isPruned(loc.height)) throw pruned(loc.height, what);
+        const source = proofSourceOf(loc.blockHash, () => committedAt(loc.height, what));
+        return { ...found, header: headerToWire(source.header), txCount: source.txCount, proof: merkleProof(source.tree, loc.index) };
       }
       const pending = d.pool.has(toHex(hash));
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
