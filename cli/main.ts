@@ -8,22 +8,33 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import * as grpc from '@grpc/grpc-js';
-import { isParamSet, type ParamSet } from '#libs/crypto/index.ts';
-import { parseConfText, parseDuration } from '#libs/config/index.ts';
+import { isParamSet, type ParamSet } from '#libs/crypto/params.ts';
+import { parseDuration } from '#libs/config/duration.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { versionLine } from '#libs/version/index.ts';
-import { errorCodeOf } from '#libs/rpc/index.ts';
-import { admin, adminClient, consensusAddress, consensusClient, status, submit, watch } from './client.ts';
-import { checkConfigFile, showNodeId, showValidator } from './inspect.ts';
-import { runDevnet } from './devnet.ts';
-import { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction } from './verify.ts';
-import { checkCertificates, issueClientCert, parseWithin, renewCertificates } from './cert.ts';
-import { initFederation, memberName, memberPorts } from './init.ts';
-import { CARD_FILE, DEFAULT_IDLE_HEARTBEAT, initMember, joinMember, joinObserver, makeGenesis } from './member.ts';
-import { applyRotation, prepareRotation, seatFrom } from './rotate.ts';
+import { DEFAULT_IDLE_HEARTBEAT } from './defaults.ts';
 import { homeOf, startCommand } from './start.ts';
-import { approve as approveChange, assemble as assembleChange, history as historyOf, inspect as inspectChange, propose as proposeChange, submit as submitChange } from './reconfigure.ts';
+
+// Each command loads the modules it runs when it runs (gRPC, the config schema and libp2p's key
+// parsing, the crypto backends): loading all of them for any command cost `btcfed status` a third
+// of its start, and `btcfed --help` or a usage error all of it. What is imported above is what
+// building the command line needs: option parsers and defaults.
+type ParseConf = typeof import('#libs/config/index.ts').parseConfText;
+
+const load = {
+  client: () => import('./client.ts'),
+  member: () => import('./member.ts'),
+  init: () => import('./init.ts'),
+  cert: () => import('./cert.ts'),
+  rotate: () => import('./rotate.ts'),
+  verify: () => import('./verify.ts'),
+  inspect: () => import('./inspect.ts'),
+  reconfigure: () => import('./reconfigure.ts'),
+  devnet: () => import('./devnet.ts'),
+  config: () => import('#libs/config/index.ts'),
+  grpc: () => import('@grpc/grpc-js'),
+  rpc: () => import('#libs/rpc/index.ts'),
+};
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -82,7 +93,7 @@ const idleHeartbeatOpt = (what = '') => new Option('--idle-heartbeat <duration>'
 
 /** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
 /** Where each service of each member (or observer) in `dir` listens, from its conf.yaml: one line each. */
-function listenLines(dir: string, names: readonly string[]): string[] {
+function listenLines(dir: string, names: readonly string[], parseConfText: ParseConf): string[] {
   return names.map((name) => {
     const file = path.join(dir, name, 'conf.yaml');
     const c = parseConfText(fs.readFileSync(file, 'utf8'), file);
@@ -94,7 +105,7 @@ function listenLines(dir: string, names: readonly string[]): string[] {
   });
 }
 
-function chainOf(memberDir: string): string {
+function chainOf(memberDir: string, parseConfText: ParseConf): string {
   const file = path.join(memberDir, 'conf.yaml');
   return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
 }
@@ -127,6 +138,7 @@ A local federation: btcfed devnet. One member per host: btcfed member init, btcf
     .option('--passphrase-out <file>', 'where the signer\'s passphrase is written, never in the signer dir (default DIR/secrets/signer-passphrase)')
     .option('--passphrase-file <path>', 'signer.yaml passphrase_file: where the signer host reads it (default /run/credentials/btcfed-signer@NAME.service/passphrase)')
     .action(async (o: { name: string; out: string; host: string[]; signerHost?: string[]; basePort: number; paramSet: ParamSet; nats?: string[]; listenAll: boolean; passphraseOut?: string; passphraseFile?: string }) => {
+      const { CARD_FILE, initMember } = await load.member();
       const dir = path.resolve(o.out);
       const m = await initMember({ name: o.name, dir, hosts: o.host, signerHosts: o.signerHost ?? [], basePort: o.basePort, paramSet: o.paramSet,
         natsUrls: o.nats ?? ['nats://127.0.0.1:4222'], listenAll: o.listenAll,
@@ -151,6 +163,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .action(async (o: { genesis: string; dir: string; observer?: boolean; follow?: string[]; added?: boolean }) => {
       if (o.follow && !o.observer) throw new FedError('CLI_INVALID', '--follow is for observers (--observer)');
       if (o.added && o.observer) throw new FedError('CLI_INVALID', '--added is for validators, not observers');
+      const { CARD_FILE, joinMember, joinObserver } = await load.member();
       if (o.added) {
         const r = await joinMember({ genesisFile: path.resolve(o.genesis), dir: path.resolve(o.dir), added: true });
         console.log(`${r.changed ? 'joined' : 'already joined'} chain ${r.genesis.chain_id} as a member to be added (not in its genesis)
@@ -181,6 +194,7 @@ next: btcfed genesis --chain-id ID --card ${path.join(dir, CARD_FILE)} --card â€
     .addOption(consensusOpt())
     .action(async (o: { dir: string; libp2p?: boolean; publicKey?: string; apply?: boolean; consensus?: string }) => {
       const dir = path.resolve(o.dir);
+      const [{ applyRotation, prepareRotation, seatFrom }, { consensusClient }, { CARD_FILE }] = await Promise.all([load.rotate(), load.client(), load.member()]);
       if (o.apply) {
         if (o.libp2p || o.publicKey) throw new FedError('CLI_INVALID', '--apply takes no --libp2p or --public-key: it applies what was prepared');
         const client = consensusClient(dir, o.consensus);
@@ -211,6 +225,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .addOption(idleHeartbeatOpt())
     .action(async (o: { chainId: string; card: string[]; out: string; baseTimeout: string; idleHeartbeat?: string }) => {
       durationMs(o.baseTimeout);
+      const { makeGenesis } = await load.member();
       const g = await makeGenesis({ chainId: o.chainId, baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), cardFiles: o.card.map((c) => path.resolve(c)), out: path.resolve(o.out) });
       console.log(`wrote ${path.resolve(o.out)}: chain ${g.chain_id}, ${g.members.length} validator(s) in this order: ${g.members.map((m) => m.name).join(', ')}`);
       console.log(`digest ${g.digest}`);
@@ -231,6 +246,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .action(async (o: { out: string; members: number; observers: number; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat?: string; serverNames?: string[]; nats: string }) => {
       durationMs(o.baseTimeout);
       const out = path.resolve(o.out);
+      const { initFederation } = await load.init();
       const members = await initFederation({ members: o.members, observers: o.observers, out, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
         baseTimeout: o.baseTimeout, ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), logFormat: 'json', natsUrl: o.nats, serverNames: o.serverNames ?? [] });
       console.log(`made ${members.length} member dirs in ${out}; the members' CA keys are in ${path.join(out, 'ca')} (move them offline):`);
@@ -260,6 +276,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .addOption(new Option('--timeout <duration>', 'how long to wait for an answer').argParser(durationMs).default(5000, '5s'))
     .action(async (o: { member: string; consensus?: string; timeout: number }) => {
       const dir = path.resolve(o.member);
+      const { consensusAddress, consensusClient, status } = await load.client();
       const client = consensusClient(dir, o.consensus);
       try { await status(client, consensusAddress(dir, o.consensus), o.timeout); } finally { client.close(); }
     });
@@ -276,6 +293,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
       const txs = o.count !== undefined ? Array.from({ length: o.count }, () => new Uint8Array(randomBytes(o.size))) : txArgs.map((s) => new TextEncoder().encode(s));
       if (txs.length === 0) throw new UsageError('nothing to submit: give transactions as arguments or --count N');
       const dir = path.resolve(o.member);
+      const { consensusAddress, consensusClient, submit } = await load.client();
       const client = consensusClient(dir, o.consensus);
       try { await submit(client, consensusAddress(dir, o.consensus), txs, o.wait, o.timeout); } finally { client.close(); }
     });
@@ -285,6 +303,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .addOption(memberOpt()).addOption(consensusOpt())
     .option('--from <height>', 'start at this height (0: from the next commit)', nonNegativeInt, 0)
     .action(async (o: { member: string; consensus?: string; from: number }) => {
+      const { consensusClient, watch } = await load.client();
       const client = consensusClient(path.resolve(o.member), o.consensus);
       try { await watch(client, o.from); } finally { client.close(); }
     });
@@ -299,6 +318,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .action(async (o: { height?: number; tx?: string; member: string; consensus?: string; trust?: string; trustedEpochs?: string }) => {
       if (o.height === undefined && o.tx === undefined) throw new UsageError('verify needs --height H, --tx HASH, or both');
       const memberDir = path.resolve(o.member);
+      const [{ consensusAddress, consensusClient }, { loadKeptEpochs, trustRootFrom, verifyBlock, verifyTransaction }] = await Promise.all([load.client(), load.verify()]);
       consensusAddress(memberDir, o.consensus); // a missing member dir is named as such
       const trust = trustRootFrom(path.resolve(o.trust ?? path.join(memberDir, 'conf.yaml')));
       const kept = o.trustedEpochs === undefined ? undefined : loadKeptEpochs(path.resolve(o.trustedEpochs), trust);
@@ -328,6 +348,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--full', 'dump: every byte of long values (signatures, QCs) in hex, not a summary')
     .action(async (action: string, o: { member: string; admin?: string; validator?: number; full?: boolean }) => {
       if (action === 'unmute' && o.validator === undefined) throw new UsageError('admin unmute needs --validator <index>');
+      const { admin, adminClient } = await load.client();
       const client = adminClient(path.resolve(o.member), o.admin);
       try { await admin(client, action, o.validator, o.full ?? false); } finally { client.close(); }
     });
@@ -344,7 +365,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--idle-heartbeat <duration>', 'set the federation\'s idle heartbeat from the next epoch, 0 for a block every view (with --base-timeout)')
     .option('--out <file>', 'where the change goes', 'change.yaml')
     .action(async (o: { member: string; add?: string[]; remove?: string[]; rotate?: string[]; baseTimeout?: string; idleHeartbeat?: string; out: string }) => {
-      const r = await proposeChange({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [],
+      const r = await (await load.reconfigure()).propose({ memberDir: path.resolve(o.member), add: (o.add ?? []).map((f) => path.resolve(f)), remove: o.remove ?? [], rotate: o.rotate ?? [],
         ...(o.baseTimeout !== undefined ? { baseTimeout: o.baseTimeout } : {}), ...(o.idleHeartbeat !== undefined ? { idleHeartbeat: o.idleHeartbeat } : {}), out: path.resolve(o.out) });
       console.log(`change ${r.id}
   ends epoch ${r.change.epoch} of chain ${r.change.chainId}; ${r.change.ops.length} operation(s); ${r.size} validators after it
@@ -362,7 +383,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--out <file>', 'where the approval goes (default: approval-<member>.yaml)')
     .action(async (o: { member: string; change: string; signer: string; ca: string; cert: string; key: string; out?: string }) => {
       const out = path.resolve(o.out ?? `approval-${path.basename(path.resolve(o.member))}.yaml`);
-      const r = await approveChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), signer: o.signer,
+      const r = await (await load.reconfigure()).approve({ memberDir: path.resolve(o.member), change: path.resolve(o.change), signer: o.signer,
         caFile: path.resolve(o.ca), certFile: path.resolve(o.cert), keyFile: path.resolve(o.key), out });
       console.log(`${r.member} (validator ${r.validator}) approved change ${r.id}\n  written to ${rel(r.file)}`);
     });
@@ -373,7 +394,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .requiredOption('--approval <file>', 'an approval file (repeat, or comma-separate)', collect)
     .option('--out <file>', 'where the transaction goes', 'reconfig.tx')
     .action(async (o: { member: string; change: string; approval: string[]; out: string }) => {
-      const r = await assembleChange({ memberDir: path.resolve(o.member), change: path.resolve(o.change), approvals: o.approval.map((f) => path.resolve(f)), out: path.resolve(o.out) });
+      const r = await (await load.reconfigure()).assemble({ memberDir: path.resolve(o.member), change: path.resolve(o.change), approvals: o.approval.map((f) => path.resolve(f)), out: path.resolve(o.out) });
       console.log(`transaction for change ${r.id}: ${r.approvals} approvals (quorum ${r.quorum}), ${r.bytes} bytes, written to ${rel(r.file)}
   checked against ${r.checkedAgainst}
   next: btcfed reconfigure submit --tx ${rel(r.file)} (to any member: it proposes it when it leads)`);
@@ -384,19 +405,19 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .requiredOption('--tx <file>', 'the transaction from reconfigure assemble')
     .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
     .action(async (o: { member: string; tx: string; admin?: string }) => {
-      const r = await submitChange({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
+      const r = await (await load.reconfigure()).submit({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
       console.log(`change ${r.id} submitted: it ends epoch ${r.epoch} once a block carrying it commits (btcfed status shows the epoch)`);
     });
   reconfigure.command('history')
     .description('the chain\'s epochs: where each ended, by which change, approved by whom, and the set after it (each end checked from genesis)')
     .addOption(memberOpt()).addOption(consensusOpt())
     .action(async (o: { member: string; consensus?: string }) => {
-      for (const line of await historyOf({ memberDir: path.resolve(o.member), ...(o.consensus ? { consensus: o.consensus } : {}) })) console.log(line);
+      for (const line of await (await load.reconfigure()).history({ memberDir: path.resolve(o.member), ...(o.consensus ? { consensus: o.consensus } : {}) })) console.log(line);
     });
   reconfigure.command('inspect')
     .description('what a change, approval or transaction file holds')
     .argument('<file>')
-    .action(async (file: string) => { console.log(await inspectChange(path.resolve(file))); });
+    .action(async (file: string) => { console.log(await (await load.reconfigure()).inspect(path.resolve(file))); });
 
   const cert = program.command('cert').description('certificates from a member\'s CA');
   cert.command('issue')
@@ -407,6 +428,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .requiredOption('--out <dir>', 'where the certificate and key go')
     .option('--member-dir <dir>', 'the member dir: its tls/ca.pem must be the CA in --ca-dir')
     .action(async (o: { client: string; memberName: string; caDir: string; out: string; memberDir?: string }) => {
+      const { issueClientCert } = await load.cert();
       const made = await issueClientCert({ member: o.memberName, caDir: path.resolve(o.caDir), app: o.client, out: path.resolve(o.out),
         ...(o.memberDir ? { memberDir: path.resolve(o.memberDir) } : {}) });
       console.log(`issued ${made.name}: certificate ${made.cert}, key ${made.key} (keep it secret), member CA ${made.ca}`);
@@ -417,6 +439,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--within <duration>', 'the window that fails the check (e.g. 30d, 12h)', '21d')
     .option('--app-cert <file>', 'an application certificate from cert issue (NAME.pem, key NAME-key.pem beside it) to check too (repeat)', collect)
     .action(async (o: { dir: string; within: string; appCert?: string[] }) => {
+      const { checkCertificates, parseWithin } = await load.cert();
       const within = parseWithin(o.within);
       const r = await checkCertificates(path.resolve(o.dir), new Date(), (o.appCert ?? []).map((f) => path.resolve(f)));
       let bad = 0;
@@ -436,6 +459,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .option('--valid-days <n>', 'validity of the new certificates (default: as long as the old ones)', positiveInt)
     .option('--app-cert <file>', 'an application certificate from cert issue (NAME.pem, key NAME-key.pem beside it) to renew too (repeat)', collect)
     .action(async (o: { dir: string; caDir: string; within?: string; validDays?: number; appCert?: string[] }) => {
+      const { parseWithin, renewCertificates } = await load.cert();
       const r = await renewCertificates({ dir: path.resolve(o.dir), caDir: path.resolve(o.caDir), appCerts: (o.appCert ?? []).map((f) => path.resolve(f)),
         ...(o.within ? { withinMs: parseWithin(o.within) } : {}), ...(o.validDays ? { validDays: o.validDays } : {}) });
       for (const c of r.renewed) {
@@ -458,18 +482,19 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
   program.command('show-node-id')
     .description('the member\'s libp2p peer id (what other members put in peers.yaml and the validator list)')
     .addOption(memberOpt())
-    .action((o: { member: string }) => { console.log(showNodeId(path.resolve(o.member))); });
+    .action(async (o: { member: string }) => { console.log((await load.inspect()).showNodeId(path.resolve(o.member))); });
 
   program.command('show-validator')
     .description('the member\'s validator entry: index, name, peer id, SLH-DSA public key')
     .addOption(memberOpt())
-    .action((o: { member: string }) => { console.log(showValidator(path.resolve(o.member))); });
+    .action(async (o: { member: string }) => { console.log((await load.inspect()).showValidator(path.resolve(o.member))); });
 
   program.command('config').description('configuration files')
     .command('check')
     .description('check conf.yaml, peers.yaml or signer.yaml files without starting anything: every problem, with file and field')
     .argument('<file...>', 'the files')
-    .action((files: string[]) => {
+    .action(async (files: string[]) => {
+      const { checkConfigFile } = await load.inspect();
       let bad = 0;
       for (const f of files) {
         const r = checkConfigFile(path.resolve(f));
@@ -502,6 +527,8 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
 
 async function devnet(o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat: string; nats: string }): Promise<void> {
   const dir = path.resolve(o.dir);
+  const [{ parseConfText }, { initFederation, memberName, memberPorts }, { runDevnet }, { consensusClient }, grpc] =
+    await Promise.all([load.config(), load.init(), load.devnet(), load.client(), load.grpc()]);
   const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
   if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
     throw new Error(`${dir} was made before each service had its own certificate (docs/security.md); remove it to make a new federation`);
@@ -519,7 +546,7 @@ async function devnet(o: { members: number; observers: number; dir: string; base
   const p0 = memberPorts(o.basePort, 0);
   const m0 = rel(path.join(dir, 'm0'));
   console.log(`
-federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)))}
+federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)), parseConfText)}
   status   bin/btcfed status --member ${m0}${observers > 0 ? `   (an observer: --member ${rel(path.join(dir, 'o0'))})` : ''}
   submit   bin/btcfed submit --member ${m0} "hello"      (or --count 1000 --size 250)
   watch    bin/btcfed watch  --member ${m0}
@@ -527,7 +554,7 @@ federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)
   restart  kill $(cat ${m0}/run/gateway.pid)      (any service: the devnet starts it again)
   stop     Ctrl-C
 where each service listens (from each conf.yaml):
-${listenLines(dir, [...Array.from({ length: count }, (_, i) => memberName(i)), ...Array.from({ length: observers }, (_, i) => `o${i}`)]).join('\n')}
+${listenLines(dir, [...Array.from({ length: count }, (_, i) => memberName(i)), ...Array.from({ length: observers }, (_, i) => `o${i}`)], parseConfText).join('\n')}
 `);
   let stopping = false;
   const onSignal = () => {
@@ -557,6 +584,12 @@ function commandPath(cmd: Command): string {
   const names: string[] = [];
   for (let c: Command | null = cmd; c && c.parent; c = c.parent) names.unshift(c.name());
   return names.join(' ');
+}
+
+/** The service's FedError code in a gRPC error's trailer, else the name of its status. */
+async function grpcCodeOf(err: unknown, code: number): Promise<string | undefined> {
+  const [{ errorCodeOf }, grpc] = await Promise.all([load.rpc(), load.grpc()]);
+  return errorCodeOf(err) ?? grpc.status[code];
 }
 
 /** Runs the CLI on `argv` (without node and the script); resolves to the exit code. */
@@ -589,7 +622,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     const details = (err as { details?: unknown }).details;
     const message = typeof details === 'string' ? details : errorMessage(err);
     const named = typeof code === 'string' ? code
-      : typeof code === 'number' ? errorCodeOf(err) ?? grpc.status[code] : undefined;
+      : typeof code === 'number' ? await grpcCodeOf(err, code) : undefined;
     console.error(`btcfed: ${message}${named ? ` (${named})` : ''}`);
     return 1;
   }

@@ -26,6 +26,7 @@ import { certificateFingerprint } from '#libs/rpc/index.ts';
 import { certificateName, ROLE_USAGE, SERVICE_PLACEHOLDER, type ServiceRole } from '#libs/service/index.ts';
 import { sealKey, writeNewKeyFile } from '../services/signer/keyfile.ts';
 import { markFreshSigner } from './fresh.ts';
+import { DEFAULT_IDLE_HEARTBEAT } from './defaults.ts';
 
 /** Ports of a member from `basePort`: ten consecutive ones (a devnet's member i uses basePort + 10·i). */
 export function memberPorts(basePort: number, i = 0) {
@@ -277,13 +278,6 @@ export function genesisText(g: Genesis): string {
     + `# Every operator compares the digest below out of band before btcfed member join.\n${stringify(g)}`;
 }
 
-/**
- * The idle heartbeat of a federation btcfed makes (`genesis`, `init`, `devnet`) unless told
- * otherwise: idle views, since a block every view writes ~8 MiB a minute per member at idle.
- * `0s` is a block every view. (initFederation, the test and bench helper, keeps a block every view
- * unless given one.)
- */
-export const DEFAULT_IDLE_HEARTBEAT = '10s';
 
 /** `btcfed genesis`: the genesis from card files, written to `out` (never over an existing file). */
 export async function makeGenesis(o: { chainId: string; baseTimeout: string; idleHeartbeat?: string; cardFiles: readonly string[]; out: string }): Promise<Genesis> {

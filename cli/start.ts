@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
-import { parseConfText } from '#libs/config/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 
@@ -29,7 +28,9 @@ function checkHome(service: ServiceName, home: string): void {
 }
 
 /** Where the member's store listens, as its gateway and consensus dial it (0.0.0.0 → 127.0.0.1). */
-function storeAddressOf(home: string): string {
+async function storeAddressOf(home: string): Promise<string> {
+  // Loaded here, not with the command line: every btcfed command builds `start` (cli/main.ts).
+  const { parseConfText } = await import('#libs/config/index.ts');
   const file = path.join(home, 'conf.yaml');
   const listen = parseConfText(fs.readFileSync(file, 'utf8'), file).services.store.listen;
   return listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
@@ -61,9 +62,9 @@ const SPECS: Record<ServiceName, Spec> = {
 };
 
 /** The service's own argv for these options (flags it knows, in its spelling). */
-export function serviceArgs(service: ServiceName, home: string, opts: Record<string, unknown>): string[] {
+export async function serviceArgs(service: ServiceName, home: string, opts: Record<string, unknown>): Promise<string[]> {
   const args: string[] = service === 'signer' ? ['run', '--data-dir', home] : ['--data-dir', home];
-  if (service === 'gateway' || service === 'consensus') args.push('--store', typeof opts.store === 'string' ? opts.store : storeAddressOf(home));
+  if (service === 'gateway' || service === 'consensus') args.push('--store', typeof opts.store === 'string' ? opts.store : await storeAddressOf(home));
   for (const [flag] of SPECS[service].flags) {
     const name = flag.split(' ')[0]!.slice(2);
     if (name === 'store') continue;
@@ -104,10 +105,10 @@ The process becomes the service (same pid): SIGTERM stops it cleanly, SIGHUP rel
             : flag === '--insecure' ? 'plaintext gRPC, on loopback only (tests)'
             : 'do not dial private addresses of peers');
     }
-    cmd.action((o: Record<string, unknown>) => {
+    cmd.action(async (o: Record<string, unknown>) => {
       const home = homeOf(o.home as string | undefined, process.env, service === 'signer' ? '.devnet/m0/signer' : '.devnet/m0');
       checkHome(service, home);
-      const argv = serviceCommand(service, serviceArgs(service, home, o));
+      const argv = serviceCommand(service, await serviceArgs(service, home, o));
       if (typeof process.execve !== 'function') throw new FedError('CLI_UNSUPPORTED', `this Node (${process.version}) cannot replace its process (process.execve)`);
       process.execve(argv[0]!, argv, serviceEnv());
     });

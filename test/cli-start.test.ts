@@ -116,6 +116,6 @@ test('btcfed start runs what each systemd unit runs: the same Node flags, and th
     const exec = /^ExecStart=(\S+) (.*)$/m.exec(unit)![2]!.split(' ');
     const main = exec.indexOf(`services/${service}/main.ts`);
     assert.deepEqual(exec.slice(0, main), [...NODE_FLAGS], `btcfed-${service}@: the services' Node flags (libs/service/node-flags.ts)`);
-    assert.deepEqual(exec.slice(main + 1).sort(), serviceArgs(service, dataDir, opts).sort(), `btcfed-${service}@: btcfed start ${service}'s arguments`);
+    assert.deepEqual(exec.slice(main + 1).sort(), (await serviceArgs(service, dataDir, opts)).sort(), `btcfed-${service}@: btcfed start ${service}'s arguments`);
   }
 });

@@ -39,6 +39,28 @@ test('every command has its own help on stdout, exit 0, and starts nothing', () 
   assert.match(bare.stderr, /^Usage: btcfed/);
 });
 
+test('help, --version and a usage error load none of the modules commands run (gRPC, libp2p, LMDB, the config schema)', () => {
+  // Every module the CLI resolves, recorded by a resolve hook loaded before it.
+  const hook = `import { registerHooks } from 'node:module'; import { writeFileSync } from 'node:fs';
+    const seen = []; registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r; } });
+    process.on('exit', () => writeFileSync(process.env.BTCFED_TEST_LOADED, seen.join('\\n')));`;
+  const loaded = (...args: string[]): string[] => {
+    const out = path.join(dir, 'loaded.txt');
+    const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, path.join(root, 'cli/main.ts'), ...args],
+      { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, BTCFED_TEST_LOADED: out } });
+    assert.notEqual(r.status, null, r.stderr);
+    return fs.readFileSync(out, 'utf8').split('\n');
+  };
+  const heavy = /@grpc\/grpc-js|@libp2p|lmdb|\/zod\/|libs\/config\/index\.ts|cli\/client\.ts|cli\/member\.ts/;
+  for (const args of [['--version'], ['--help'], ['status', '--help'], ['submit', '--count', 'x']]) {
+    const got = loaded(...args);
+    assert.ok(got.some((u) => u.endsWith('cli/main.ts')), `the hook saw the CLI load (${args.join(' ')})`);
+    assert.deepEqual(got.filter((u) => heavy.test(u)), [], `btcfed ${args.join(' ')} loaded no command's modules`);
+  }
+  // And a command that runs does load what it needs.
+  assert.ok(loaded('status', '--member', path.join(dir, 'nowhere')).some((u) => u.includes('@grpc/grpc-js')), 'status loaded gRPC');
+});
+
 test('a federation btcfed makes has idle views (a 10 s heartbeat) unless told --idle-heartbeat 0', () => {
   const heartbeat = (member: string) => String(parse(fs.readFileSync(path.join(member, 'conf.yaml'), 'utf8')).consensus?.idle_heartbeat ?? 0);
   assert.equal(heartbeat(path.join(dir, 'fed', 'm0')), '10s', 'init without the flag');
