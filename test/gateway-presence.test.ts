@@ -73,8 +73,11 @@ describe('gateway presence', () => {
     await c1b.ready;
     await until(() => said(c0, m1.identity.peerId) === true, 'm1 present again');
 
-    // m1's whole member goes: every connection closes.
-    await nodes[1].gw.close();
+    // m1's whole member dies: every connection closes, and nothing is said first. (A gateway that
+    // stops cleanly ends its consensus's Attach first, so it says "absent" as its last word before
+    // its connections close; a crash says nothing, and the connections alone must tell.)
+    nodes[1].gw.client.close();
+    await nodes[1].gw.svc.stop('SIGKILL');
     await until(() => said(c0, m1.identity.peerId) === false, 'm1 absent once every connection to it closed');
     await until(() => gw0.svc.lines.some((l) => l.peerId === m1.identity.peerId && l.lost === true && l.present === false), 'absent for its connections (not only for a last word)');
     // A consumer that attaches now is told at once.
