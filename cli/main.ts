@@ -36,6 +36,15 @@ const load = {
   rpc: () => import('#libs/rpc/index.ts'),
 };
 
+/**
+ * Loads every module a command may load. For scripts/prepack.ts, which finds the packages a
+ * signer host's install does without by what btcfed and the signer load: `--version` alone loads
+ * none of the commands' packages any more.
+ */
+export async function loadEveryCommand(): Promise<void> {
+  await Promise.all(Object.values(load).map((l) => l()));
+}
+
 const root = path.resolve(import.meta.dirname, '..');
 
 /** A usage error (exit 2): what the command line got wrong. */

@@ -5,8 +5,10 @@
 //    must install the same dependency tree the tests ran on (`npm ci --omit=dev` in
 //    scripts/install-release.sh);
 //  - signer-omit.txt, the dependencies a signer host does without (install-release.sh --signer):
-//    those neither the signer nor btcfed loads, found by loading both (every static import, as
-//    `--version` does) with a module-resolution hook that notes each package.
+//    those neither the signer nor btcfed loads, found by loading both (the signer's every static
+//    import, as `--version` does; every module a btcfed command may load, loadEveryCommand; the
+//    reflection library a server loads on its first reflection call) with a module-resolution
+//    hook that notes each package.
 // All three are git-ignored; scripts/postpack.ts removes them again.
 
 import fs from 'node:fs';
@@ -30,10 +32,14 @@ registerHooks({ resolve(spec, ctx, next) {
   return r;
 } });`;
 const loaded = new Set<string>();
-for (const entry of ['services/signer/main.ts', 'cli/main.ts']) {
-  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, path.join(root, entry), '--version'],
+const cli = `import(${JSON.stringify(path.join(root, 'cli/main.ts'))}).then((m) => m.loadEveryCommand())`;
+// What every gRPC server loads on its first reflection call (libs/rpc/reflection.ts), the signer's too.
+const reflection = `import(${JSON.stringify(path.join(root, 'libs/rpc/reflection.ts'))}).then((m) => m.loadReflectionLibrary())`;
+for (const [entry, args] of [['services/signer/main.ts', [path.join(root, 'services/signer/main.ts'), '--version']],
+  ['cli/main.ts', ['--input-type=module', '-e', cli]], ['libs/rpc/reflection.ts', ['--input-type=module', '-e', reflection]]] as const) {
+  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, ...args],
     { cwd: root, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`prepack: ${entry} --version failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`prepack: loading ${entry} failed: ${r.stderr}`);
   for (const m of r.stderr.matchAll(/^loaded-package (\S+)$/gm)) loaded.add(m[1]!);
 }
 const deps = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);

@@ -29,11 +29,14 @@ export interface LazyReflectionOptions {
   log: Logger;
 }
 
+/** The reflection library, loaded on the first reflection call (and by scripts/prepack.ts: a signer host keeps it). */
+export const loadReflectionLibrary = () => import('@grpc/reflection');
+
 /** Registers reflection on `server`; nothing of it is loaded before a client asks. */
 export function addLazyReflection(server: Pick<grpc.Server, 'addService'>, opts: LazyReflectionOptions): void {
   let built: Promise<Map<string, Built>> | undefined;
   const build = async (): Promise<Map<string, Built>> => {
-    const { ReflectionService } = await import('@grpc/reflection');
+    const { ReflectionService } = await loadReflectionLibrary();
     const methods = new Map<string, Built>();
     // The library adds its services to a server: this one keeps what it is given.
     const keep = (service: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void => {
