@@ -74,7 +74,7 @@ test('--home and BTCFED_HOME name the member dir of every command that takes --m
 
 test('btcfed start store --home DIR becomes the store (same pid, the services\' Node flags), answers, and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-start-'));
-  const basePort = await freePortBlock(34_000, 90, { step: 10 });
+  const basePort = await freePortBlock(19_000, 90, { step: 10 });
   let child: ReturnType<typeof spawn> | undefined;
   try {
     const made = btcfed(['init', '--out', tmp, '--members', '1', '--base-port', String(basePort)]);

@@ -23,7 +23,7 @@ import { btcfedIn } from './support/cli.ts';
 import type { ServiceProcess } from './support/process.ts';
 import { freePortBlock } from './support/ports.ts';
 
-const basePort = await freePortBlock(30_000, 80);
+const basePort = await freePortBlock(20_000, 120);
 let out: string;
 const signers: ServiceProcess[] = [];
 

@@ -37,7 +37,7 @@ test('a signer host\'s install has no libp2p node and no LMDB, and runs the sign
 
     // From that install: a member (its signer dir), and its signer started, ready, stopped.
     const btcfed = path.join(home, 'bin/btcfed');
-    const basePort = await freePortBlock(35_000, 90, { step: 10 });
+    const basePort = await freePortBlock(16_000, 90, { step: 10 });
     const made = spawnSync(btcfed, ['init', '--out', path.join(tmp, 'fed'), '--members', '1', '--base-port', String(basePort)], { encoding: 'utf8', env, timeout: 60_000 });
     assert.equal(made.status, 0, made.stderr);
     signer = spawn(btcfed, ['start', 'signer', '--init', '--no-nats', '--home', path.join(tmp, 'fed/m0/signer')], { env, stdio: ['ignore', 'pipe', 'pipe'] });

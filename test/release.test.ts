@@ -85,7 +85,7 @@ test('a packed release installs into an empty prefix without dev dependencies an
 
     // A one-member federation from the installed tree: four services, blocks committed.
     const dir = path.join(tmp, 'net');
-    const basePort = await freePortBlock(33_000, 10);
+    const basePort = await freePortBlock(18_000, 10);
     devnet = spawn(btcfed, ['devnet', '--members', '1', '--dir', dir, '--base-port', String(basePort), '--nats', NATS_URL],
       { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

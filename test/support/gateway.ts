@@ -32,14 +32,9 @@ export interface GatewayMember extends TestMember {
   address: string;
 }
 
-/** A TCP port free right now on 127.0.0.1 (the OS picks it). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 const fakeSlhKey = (i: number) => (i + 1).toString(16).padStart(2, '0').repeat(32);
 
