@@ -3,7 +3,6 @@
 // `btcfed: <message> (<code>)` on stderr. Exit codes: 0 ok, 1 the command failed, 2 usage
 // (an unknown command or flag, a missing or malformed option).
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -19,7 +18,6 @@ import { homeOf, startCommand } from './start.ts';
 // parsing, the crypto backends): loading all of them for any command cost `btcfed status` a third
 // of its start, and `btcfed --help` or a usage error all of it. What is imported above is what
 // building the command line needs: option parsers and defaults.
-type ParseConf = typeof import('#libs/config/index.ts').parseConfText;
 
 const load = {
   client: () => import('./client.ts'),
@@ -30,8 +28,7 @@ const load = {
   verify: () => import('./verify.ts'),
   inspect: () => import('./inspect.ts'),
   reconfigure: () => import('./reconfigure.ts'),
-  devnet: () => import('./devnet.ts'),
-  config: () => import('#libs/config/index.ts'),
+  devnetCommand: () => import('./devnet-command.ts'),
   grpc: () => import('@grpc/grpc-js'),
   rpc: () => import('#libs/rpc/index.ts'),
 };
@@ -99,25 +96,6 @@ const idleHeartbeat = (v: string): string => {
 };
 const idleHeartbeatOpt = (what = '') => new Option('--idle-heartbeat <duration>', `idle views${what}: blocks only when there are transactions, and one this long after the last commit (0: a block every view)`)
   .argParser(idleHeartbeat).default(DEFAULT_IDLE_HEARTBEAT);
-
-/** The chain id a member dir was made for (its conf.yaml), not whatever flag this run was given. */
-/** Where each service of each member (or observer) in `dir` listens, from its conf.yaml: one line each. */
-function listenLines(dir: string, names: readonly string[], parseConfText: ParseConf): string[] {
-  return names.map((name) => {
-    const file = path.join(dir, name, 'conf.yaml');
-    const c = parseConfText(fs.readFileSync(file, 'utf8'), file);
-    const sv = c.services;
-    const metrics = [['consensus', sv.consensus.metrics], ['gateway', sv.gateway.metrics], ['store', sv.store.metrics]]
-      .filter(([, a]) => a).map(([what, a]) => `${what} ${a}`).join(', ');
-    return `  ${name.padEnd(4)} consensus ${sv.consensus.listen}  admin ${sv.consensus.admin_listen}  gateway ${sv.gateway.listen}  libp2p ${c.network.addresses.join(' ')}  store ${sv.store.listen}`
-      + `${c.node.role === 'observer' ? '' : `  signer ${sv.signer.address}`}${metrics ? `  metrics: ${metrics}` : ''}`;
-  });
-}
-
-function chainOf(memberDir: string, parseConfText: ParseConf): string {
-  const file = path.join(memberDir, 'conf.yaml');
-  return parseConfText(fs.readFileSync(file, 'utf8'), file).consensus.chain_id;
-}
 
 const rel = (p: string): string => path.relative(process.cwd(), p) || '.';
 
@@ -276,6 +254,8 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .addOption(idleHeartbeatOpt(' (when making it)'))
     .addOption(natsOpt())
     .action(async (o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat: string; nats: string }) => {
+      durationMs(o.baseTimeout);
+      const { devnet } = await load.devnetCommand();
       await devnet(o);
     });
 
@@ -532,60 +512,6 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
   };
   withHome(program);
   return program;
-}
-
-async function devnet(o: { members: number; observers: number; dir: string; basePort: number; chainId: string; paramSet: ParamSet; baseTimeout: string; idleHeartbeat: string; nats: string }): Promise<void> {
-  const dir = path.resolve(o.dir);
-  const [{ parseConfText }, { initFederation, memberName, memberPorts }, { runDevnet }, { consensusClient }, grpc] =
-    await Promise.all([load.config(), load.init(), load.devnet(), load.client(), load.grpc()]);
-  const existing = fs.existsSync(path.join(dir, memberName(0), 'conf.yaml'));
-  if (existing && fs.existsSync(path.join(dir, memberName(0), 'tls', 'cert.pem')) && !fs.existsSync(path.join(dir, memberName(0), 'tls', 'store.pem'))) {
-    throw new Error(`${dir} was made before each service had its own certificate (docs/security.md); remove it to make a new federation`);
-  }
-  if (!existing) {
-    durationMs(o.baseTimeout);
-    console.log(`making a ${o.members}-member federation in ${dir} …`);
-    await initFederation({ members: o.members, observers: o.observers, out: dir, basePort: o.basePort, chainId: o.chainId, paramSet: o.paramSet,
-      baseTimeout: o.baseTimeout, idleHeartbeat: o.idleHeartbeat, logFormat: 'json', natsUrl: o.nats });
-  }
-  const count = fs.readdirSync(dir).filter((e) => /^m\d+$/.test(e)).length;
-  const observers = fs.readdirSync(dir).filter((e) => /^o\d+$/.test(e)).length;
-  console.log(`starting ${count} members (${count * 4} processes)${observers > 0 ? ` and ${observers} observers (${observers * 3})` : ''}; logs in ${dir}/*/logs/`);
-  const net = await runDevnet({ dir, members: count, observers, basePort: o.basePort, natsUrl: o.nats, supervise: true });
-  const p0 = memberPorts(o.basePort, 0);
-  const m0 = rel(path.join(dir, 'm0'));
-  console.log(`
-federation is up: ${count} members, chain ${chainOf(path.join(dir, memberName(0)), parseConfText)}
-  status   bin/btcfed status --member ${m0}${observers > 0 ? `   (an observer: --member ${rel(path.join(dir, 'o0'))})` : ''}
-  submit   bin/btcfed submit --member ${m0} "hello"      (or --count 1000 --size 250)
-  watch    bin/btcfed watch  --member ${m0}
-  metrics  http://127.0.0.1:${p0.consensusMetrics}/metrics (consensus of m0)
-  restart  kill $(cat ${m0}/run/gateway.pid)      (any service: the devnet starts it again)
-  stop     Ctrl-C
-where each service listens (from each conf.yaml):
-${listenLines(dir, [...Array.from({ length: count }, (_, i) => memberName(i)), ...Array.from({ length: observers }, (_, i) => `o${i}`)], parseConfText).join('\n')}
-`);
-  let stopping = false;
-  const onSignal = () => {
-    if (stopping) { for (const p of net.procs) p.child.kill('SIGKILL'); process.exit(130); }
-    stopping = true;
-    console.log('stopping the federation …');
-    void net.stop().then(() => { console.log('stopped'); process.exit(0); });
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const client = consensusClient(path.join(dir, 'm0'));
-  const observer = observers > 0 ? consensusClient(path.join(dir, 'o0')) : undefined;
-  const tick = setInterval(() => {
-    client.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
-      if (!err && s) console.log(`[m0] view ${s.view}  committed height ${s.committedHeight}  mempool ${s.mempoolSize}`);
-    });
-    observer?.getStatus({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 2000) }, (err, s) => {
-      if (!err && s) console.log(`[o0] observer  committed height ${s.committedHeight}  behind ${s.behind}`);
-    });
-  }, 5000);
-  tick.unref();
-  await new Promise(() => undefined);
 }
 
 /** "member init" for the command `init` under `member`. */
