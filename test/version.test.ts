@@ -37,3 +37,15 @@ test('btcfed: an unknown command or flag is a usage error (exit 2, says which); 
   assert.equal(failed.status, 1);
   assert.match(failed.stderr, /^btcfed: \/nonexistent-member-dir\/conf.yaml not found: .* \(MEMBER_DIR_INVALID\)\n$/);
 });
+
+test('no service loads Node\'s HTTP client (undici) at start: none uses it, and loading it costs 30–40 ms of CPU', () => {
+  // An ESM import of node:http reads its lazy fetch/WebSocket exports, which load undici
+  // (libs/metrics/serve.ts takes node:http through require for this). `--help` loads every module
+  // the service's main.ts imports; the preload reports, at exit, what Node loaded of its own.
+  const report = 'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nloaded-undici="+process.moduleLoadList.some((m)=>m.includes("undici"))))';
+  for (const bin of binaries.filter((b) => b.startsWith('services/'))) {
+    const h = spawnSync(process.execPath, ['--import', report, path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);
+    assert.match(h.stderr, /loaded-undici=false/, `${bin} loads undici at start`);
+  }
+});
