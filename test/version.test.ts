@@ -38,7 +38,7 @@ test('btcfed: an unknown command or flag is a usage error (exit 2, says which); 
   assert.match(failed.stderr, /^btcfed: \/nonexistent-member-dir\/conf.yaml not found: .* \(MEMBER_DIR_INVALID\)\n$/);
 });
 
-test('no service loads Node\'s HTTP client (undici) at start: none uses it, and loading it costs 30–40 ms of CPU', () => {
+test('no service loads Node\'s HTTP client (undici) at start: none uses it, and loading it costs 10–25 ms of a start', () => {
   // An ESM import of node:http reads its lazy fetch/WebSocket exports, which load undici
   // (libs/metrics/serve.ts takes node:http through require for this). `--help` loads every module
   // the service's main.ts imports; the preload reports, at exit, what Node loaded of its own.
