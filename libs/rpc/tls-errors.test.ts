@@ -127,3 +127,25 @@ test('waitForReady rejects with the TLS error at once; a server that is not ther
   await assert.rejects(waitForReady(nobody, 800), (err) => isFedError(err, 'RPC_NOT_READY'));
   nobody.close();
 });
+
+test('files that cannot be read any more while a channel retries: its calls fail, the process does not', { timeout: 15_000 }, async () => {
+  // The channel holds its credentials in memory from creation; only the probe that names a TLS
+  // failure reads the files again. It threw "TLS CA certificate file … cannot be read" from inside
+  // grpc-js's connectivity callback, an uncaught exception: a `btcfed devnet` died so when its
+  // member dirs were removed under it, and so would any service whose files an operator moves.
+  const files = await writeTestPki();
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => { crashes.push(err); };
+  process.on('uncaughtException', onCrash);
+  const client = createClient(EchoClient, '127.0.0.1:1', { security: { mode: 'mtls', caFile: files.caFile, certFile: files.clientCert, keyFile: files.clientKey } });
+  try {
+    files.cleanup();
+    await assert.rejects(call(client.say.bind(client), echoRequest({ text: 'x' }), { deadlineMs: 1500, waitForReady: true }),
+      (err: grpc.ServiceError) => err.code === grpc.status.DEADLINE_EXCEEDED || err.code === grpc.status.UNAVAILABLE);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(crashes.map((e) => (e instanceof Error ? e.message : String(e))), []);
+  } finally {
+    process.off('uncaughtException', onCrash);
+    client.close();
+  }
+});

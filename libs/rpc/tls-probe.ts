@@ -22,9 +22,12 @@ const ALERT_WAIT_MS = 500;
 /**
  * Connects to `target` as the client would and resolves to the FedError naming what did not
  * match, or undefined when TLS is fine (or the server is not there at all: not a TLS problem).
+ * Rejects (never throws) when the client's own files cannot be read: it runs from grpc-js's
+ * connectivity callbacks, where a throw would end the process, while the channel itself holds the
+ * credentials it read when it was made.
  */
-export function probeTls(security: ClientSecurity, target: string, timeoutMs = 3000): Promise<FedError | undefined> {
-  if (security.mode === 'insecure') return Promise.resolve(undefined);
+export async function probeTls(security: ClientSecurity, target: string, timeoutMs = 3000): Promise<FedError | undefined> {
+  if (security.mode === 'insecure') return undefined;
   const { host, port } = parseAddress(target);
   const expected = security.serverName ?? host;
   const ca = security.caFile ? readPemFile(security.caFile, 'CA certificate') : undefined;
