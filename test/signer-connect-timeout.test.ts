@@ -4,14 +4,20 @@
 // connection attempt up after connectTimeoutMs and dials on a new channel, so signing resumes
 // within about that long after the path heals — not at the stuck attempt's next retransmission.
 // Real gRPC with mutual TLS on loopback, the cut made with iptables (root only; skipped elsewhere).
+// A redial whose TLS files cannot be read must not end the process (no iptables needed).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { Phase } from '#libs/hotstuff/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 import { makeSignerWorld } from '../services/signer/testkit.ts';
 import { serveOverGrpc } from './support/signer.ts';
+import { writeTestPki } from '../libs/rpc/testdata/echo.ts';
 
 function iptablesMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (iptables)';
@@ -69,5 +75,49 @@ test('a connection attempt stuck behind dropped packets is given up: signing res
     await g.server.shutdown({ graceMs: 500 });
     await g.local.close();
     await world.cleanup();
+  }
+});
+
+test('a redial whose TLS files cannot be read keeps the hung attempt, says why, and does not end the process', { timeout: 30_000 }, async () => {
+  // A server that takes the TCP connection and never answers the TLS handshake: the channel stays
+  // CONNECTING, as behind dropped packets, with no iptables needed.
+  const held: net.Socket[] = [];
+  const silent = net.createServer((s) => { held.push(s); });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as net.AddressInfo).port;
+  const pki = await writeTestPki();
+  const keep = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-redial-'));
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => { crashes.push(err); };
+  process.on('uncaughtException', onCrash);
+  const redials: number[] = [];
+  const failed: unknown[] = [];
+  const remote = createRemoteSigner({
+    address: `127.0.0.1:${port}`, validatorCount: 4, deadlineMs: 500, connectTimeoutMs: 300,
+    security: { mode: 'mtls', caFile: pki.caFile, certFile: pki.clientCert, keyFile: pki.clientKey, serverName: 'localhost' },
+    onRedial: (ms) => redials.push(ms), onRedialFailed: (err) => failed.push(err),
+  });
+  try {
+    // The files go (an operator moved them) before the first attempt is given up.
+    for (const f of [pki.caFile, pki.clientCert, pki.clientKey]) fs.renameSync(f, path.join(keep, path.basename(f)));
+    remote.client.getChannel().getConnectivityState(true);
+    const until = Date.now() + 5_000;
+    while (failed.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(failed.length >= 2, `the redial failed and was tried again (${failed.length} failures)`);
+    assert.match(String((failed[0] as Error).message), /cannot be read/);
+    assert.equal(redials.length, 0, 'no new channel was made without its files');
+    // Back: the next attempt makes a new channel.
+    for (const f of [pki.caFile, pki.clientCert, pki.clientKey]) fs.renameSync(path.join(keep, path.basename(f)), f);
+    const until2 = Date.now() + 5_000;
+    while (redials.length === 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(redials.length > 0, 'a new channel dialled once the files were back');
+    assert.deepEqual(crashes.map((e) => (e instanceof Error ? e.message : String(e))), []);
+  } finally {
+    process.off('uncaughtException', onCrash);
+    await remote.close();
+    for (const s of held) s.destroy();
+    silent.close();
+    pki.cleanup();
+    fs.rmSync(keep, { recursive: true, force: true });
   }
 });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, paramSpec } from '#libs/crypto/index.ts';
-import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
@@ -151,7 +151,8 @@ async function main(): Promise<void> {
     // The set of the epoch the driver runs (the signer checks requests against its own): an epoch
     // that adds members widens the QCs' bitmaps.
     const remote = createRemoteSigner({ address: signerAddress, security: sec.client, validatorCount: () => driverRef?.validatorCount ?? current.set.n,
-      onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again') });
+      onRedial: (stuckMs) => log.warn({ signer: signerAddress, stuckMs }, 'connecting to the signer hung (packets dropped on the way?): dialling again'),
+      onRedialFailed: (err) => log.error({ signer: signerAddress, code: isFedError(err) ? err.code : undefined, err: errorMessage(err) }, `connecting to the signer hung, and dialling again failed: ${errorMessage(err)}; still waiting on the hung attempt`) });
     await remote.ready(30_000);
     // A crash after an epoch's proof was recorded here but before the signer was shown it: show it now.
     const ended = store.endedEpochs();

@@ -30,6 +30,11 @@ export interface RemoteSignerOptions {
   connectTimeoutMs?: number;
   /** Told each time a stuck connection attempt was given up. */
   onRedial?(stuckMs: number): void;
+  /**
+   * Told when a new channel could not be made (its TLS files cannot be read): the stuck one is
+   * kept and the next attempt is connectTimeoutMs later.
+   */
+  onRedialFailed?(err: unknown): void;
 }
 
 export interface RemoteSigner extends Signer {
@@ -100,7 +105,14 @@ export function createRemoteSigner(opts: RemoteSignerOptions): RemoteSigner {
     connectingSince ??= now;
     if (now - connectingSince < connectTimeoutMs) return;
     const stuck = client;
-    client = dial();
+    try {
+      // A new channel reads the TLS files again; a throw here, in a timer, would end the process.
+      client = dial();
+    } catch (err) {
+      connectingSince = now;
+      opts.onRedialFailed?.(err);
+      return;
+    }
     client.getChannel().getConnectivityState(true);
     stuck.close();
     opts.onRedial?.(now - connectingSince);
