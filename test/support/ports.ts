@@ -22,8 +22,9 @@ export function ephemeralRange(): [number, number] {
   return [32_768, 60_999];
 }
 
-/** A test's single ports come from here: above every block the tests ask for, below the ephemeral range. */
+/** A test's single ports come from [SINGLE_PORTS_FROM, SINGLE_PORTS_TO): above every block (freePortBlock refuses one that reaches here), below the ephemeral range. */
 export const SINGLE_PORTS_FROM = 32_000;
+export const SINGLE_PORTS_TO = 32_768;
 
 function free(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -43,6 +44,7 @@ export async function freePortBlock(from: number, slots: number, opts: { step?: 
   const [low, high] = ephemeralRange();
   const last = from + step * (slots - 1) + span - 1;
   if (last >= low && from <= high) throw new Error(`ports ${from}–${last} reach into the ephemeral range ${low}–${high}: a port there may be taken by an outbound connection before a service binds it`);
+  if (last >= SINGLE_PORTS_FROM && from < SINGLE_PORTS_TO) throw new Error(`ports ${from}–${last} reach into ${SINGLE_PORTS_FROM}–${SINGLE_PORTS_TO - 1}, where freePort hands out single ports`);
   const order = Array.from({ length: slots }, (_, k) => k);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -65,7 +67,7 @@ const handedOut = new Set<number>();
  */
 export async function freePort(): Promise<number> {
   const [low] = ephemeralRange();
-  const top = Math.min(low, SINGLE_PORTS_FROM + 768);
+  const top = Math.min(low, SINGLE_PORTS_TO);
   const count = top - SINGLE_PORTS_FROM;
   const start = Math.floor(Math.random() * count);
   for (let i = 0; i < count; i++) {
