@@ -161,7 +161,7 @@ export class BlockStore {
 
   /** Appends newly final blocks (parents first) to the committed log, durably. */
   async commit(blocks: readonly Block[], qc: QuorumCert): Promise<void> {
-    let added: string[] = [];
+    let added: Uint8Array[] = [];
     let top = 0;
     try {
       await this.#write('commit', () => {

@@ -13,7 +13,7 @@ import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore, packLocation } from './block-store.ts';
-import { TX_INDEX_ABSENT_MAX } from './tx-index.ts';
+import { TX_INDEX_ABSENT_MAX, TxIndex, type StoredLocation } from './tx-index.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -165,4 +165,24 @@ test('remembered misses stay bounded under a flood of new ids, and one in the ol
     assert.equal(store.txIndexStats().recent, 0, 'merged');
     assert.equal(store.hasTx(id(q)), true, 'committed and merged: its miss in the older generation is gone too');
   } finally { await store.close(); }
+}));
+
+test('a place that does not pack into one number (height 2^33 or more) is kept whole in memory and merged as such', () => withDir(async (dir) => {
+  const root = open({ path: dir });
+  const db = root.openDB<StoredLocation, Uint8Array>({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  try {
+    const index = new TxIndex(db, { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: 1_000, seed: [1, 2] });
+    const high = 2 ** 33 + 5;
+    index.restore(high, [id('w0'), id('w1')]);
+    index.add([{ height: high + 1, ids: [id('w2')] }]);
+    assert.deepEqual(index.get(id('w1')), { height: high, index: 1 });
+    assert.deepEqual(index.get(id('w2')), { height: high + 1, index: 0 });
+    assert.throws(() => index.add([{ height: high + 2, ids: [id('w3'), id('w0')] }]), refused);
+    assert.equal(index.has(id('w3')), false, 'the refused commit took back what it recorded');
+    await index.merge(high + 1);
+    assert.deepEqual(index.stats(), { recent: 0, indexedTo: high + 1, merges: 1, absent: 1 }, 'w3\'s miss is remembered');
+    assert.deepEqual(db.get(id('w1')), { height: high, index: 1 }, 'in the tree, the object form');
+    assert.deepEqual(index.get(id('w2')), { height: high + 1, index: 0 });
+  } finally { await root.close(); }
 }));

@@ -21,6 +21,7 @@
 
 import type { Database } from 'lmdb';
 import { FedError } from '#libs/errors/index.ts';
+import { IdMap, randomIdSeed } from './id-map.ts';
 
 /**
  * A committed transaction's place, as stored: height · 2^20 + index, one msgpack number; the object
@@ -41,6 +42,8 @@ export interface TxIndexOptions {
   mergeAt?: number;
   /** Ids per write transaction of a merge: how long one holds LMDB's single writer. */
   chunk?: number;
+  /** The seed of the in-memory tables (id-map.ts); random unless a test fixes it. */
+  seed?: readonly [number, number];
 }
 export const TX_INDEX_MERGE_AT = 131_072;
 /** Misses of the tree remembered at most, in two generations of half (about 80 bytes each). */
@@ -53,9 +56,9 @@ export interface TxIndexStore {
   meta: Database<string, string>;
 }
 
-/** An id as a map key: its bytes as a latin1 string, which sorts as the bytes do. */
-const keyOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 const hexOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+/** Where a location does not fit one number (packLocation's object form): the table holds this and #wide the place. */
+const WIDE = -1;
 
 export interface TxIndexStats {
   /** Committed ids held in memory, not yet in the tree. */
@@ -73,15 +76,19 @@ export class TxIndex {
   readonly #store: TxIndexStore;
   readonly #mergeAt: number;
   readonly #chunk: number;
-  readonly #recent = new Map<string, StoredLocation>();
+  readonly #seed: readonly [number, number];
+  /** Committed ids not yet in the tree, with their packed places (id-map.ts: no string per id). */
+  readonly #recent: IdMap;
+  /** Places that do not pack into a number (a height of 2^33 or more, or a position of 2^20), by hex id. */
+  readonly #wide = new Map<string, { height: number; index: number }>();
   /**
    * Ids the tree did not hold when asked: a bounded cache of misses in two generations. When the
-   * newer holds half the bound it becomes the older and the older is dropped whole. (Evicting the
-   * oldest entry of one Set instead walks the deleted slots at its front: 33 µs an insert once full,
-   * which a flood of new transactions would make every member pay.)
+   * newer holds half the bound it becomes the older and the older is emptied for reuse. (Evicting
+   * the oldest entry of one JavaScript Set instead walks the deleted slots at its front: 33 µs an
+   * insert once full, which a flood of new transactions would make every member pay.)
    */
-  #absent = new Set<string>();
-  #absentOlder = new Set<string>();
+  #absent: IdMap;
+  #absentOlder: IdMap;
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
@@ -91,6 +98,10 @@ export class TxIndex {
     this.#store = store;
     this.#mergeAt = Math.max(1, opts.mergeAt ?? TX_INDEX_MERGE_AT);
     this.#chunk = Math.max(1, opts.chunk ?? TX_INDEX_CHUNK);
+    this.#seed = opts.seed ?? randomIdSeed();
+    this.#recent = new IdMap(this.#seed);
+    this.#absent = new IdMap(this.#seed);
+    this.#absentOlder = new IdMap(this.#seed);
     const recorded = store.meta.get('indexed_to');
     // A store from before the two tiers (schema 3 and older) indexed every commit at once.
     if (recorded === undefined) store.meta.putSync('indexed_to', String(committed));
@@ -108,38 +119,59 @@ export class TxIndex {
 
   /** At open: the ids committed at `height` (above indexed_to), back into memory. */
   restore(height: number, ids: readonly Uint8Array[]): void {
-    ids.forEach((id, index) => this.#recent.set(keyOf(id), packLocation(height, index)));
+    ids.forEach((id, index) => this.#remember(id, height, index));
   }
 
   has(id: Uint8Array): boolean {
-    const key = keyOf(id);
-    return this.#recent.has(key) || this.#inTree(key, id);
+    return this.#recent.has(id) || this.#inTree(id);
   }
 
   get(id: Uint8Array): StoredLocation | undefined {
-    const key = keyOf(id);
-    return this.#recent.get(key) ?? (this.#missed(key) ? undefined : this.#db.get(id));
+    const v = this.#recent.get(id);
+    if (v !== undefined) return this.#placeOf(id, v);
+    return this.#missed(id) ? undefined : this.#db.get(id);
+  }
+
+  #remember(id: Uint8Array, height: number, index: number): void {
+    const packed = packLocation(height, index);
+    if (typeof packed === 'number') {
+      this.#recent.set(id, packed);
+    } else {
+      this.#recent.set(id, WIDE);
+      this.#wide.set(hexOf(id), packed);
+    }
+  }
+
+  #placeOf(id: Uint8Array, v: number): StoredLocation {
+    return v === WIDE ? this.#wide.get(hexOf(id))! : v;
+  }
+
+  #drop(id: Uint8Array): void {
+    if (this.#recent.get(id) === WIDE) this.#wide.delete(hexOf(id));
+    this.#recent.delete(id);
   }
 
   /** Whether the tree holds `id`: a miss remembered answers without a lookup, and a new miss is remembered. */
-  #inTree(key: string, id: Uint8Array): boolean {
-    if (this.#missed(key)) return false;
+  #inTree(id: Uint8Array): boolean {
+    if (this.#missed(id)) return false;
     if (this.#db.doesExist(id)) return true;
-    this.#absent.add(key);
+    this.#absent.set(id, 0);
     if (this.#absent.size >= TX_INDEX_ABSENT_MAX / 2) {
+      const older = this.#absentOlder;
       this.#absentOlder = this.#absent;
-      this.#absent = new Set();
+      older.clear();
+      this.#absent = older;
     }
     return false;
   }
 
-  #missed(key: string): boolean {
-    return this.#absent.has(key) || this.#absentOlder.has(key);
+  #missed(id: Uint8Array): boolean {
+    return this.#absent.has(id) || this.#absentOlder.has(id);
   }
 
-  #unmiss(key: string): void {
-    this.#absent.delete(key);
-    this.#absentOlder.delete(key);
+  #unmiss(id: Uint8Array): void {
+    this.#absent.delete(id);
+    this.#absentOlder.delete(id);
   }
 
   /**
@@ -154,35 +186,33 @@ export class TxIndex {
   /**
    * Inside the commit's write transaction: records the ids of newly committed blocks, refusing
    * (STORE_DUPLICATE_TX, nothing recorded) an id committed before or repeated among them. Returns
-   * the keys recorded, for forget() if the transaction does not commit.
+   * the ids recorded, for forget() if the transaction does not commit.
    */
-  add(blocks: ReadonlyArray<{ height: number; ids: readonly Uint8Array[] }>): string[] {
-    const keys: string[] = [];
-    const fresh = new Set<string>();
-    for (const { height, ids } of blocks) {
-      for (const id of ids) {
-        const key = keyOf(id);
-        if (fresh.has(key) || this.#recent.has(key) || this.#inTree(key, id)) {
-          throw new FedError('STORE_DUPLICATE_TX', `transaction ${hexOf(id)} at height ${height} is already committed`);
+  add(blocks: ReadonlyArray<{ height: number; ids: readonly Uint8Array[] }>): Uint8Array[] {
+    const added: Uint8Array[] = [];
+    try {
+      for (const { height, ids } of blocks) {
+        for (let index = 0; index < ids.length; index++) {
+          const id = ids[index]!;
+          // `recent` holds this commit's earlier ids already: a repeat among them is found there too.
+          if (this.#recent.has(id) || this.#inTree(id)) {
+            throw new FedError('STORE_DUPLICATE_TX', `transaction ${hexOf(id)} at height ${height} is already committed`);
+          }
+          this.#remember(id, height, index);
+          added.push(id);
+          this.#unmiss(id); // memory answers for it now, and the merge will write it
         }
-        fresh.add(key);
-        keys.push(key);
       }
+    } catch (err) {
+      this.forget(added);
+      throw err;
     }
-    let k = 0;
-    for (const { height, ids } of blocks) {
-      ids.forEach((_, index) => {
-        const key = keys[k++]!;
-        this.#recent.set(key, packLocation(height, index));
-        this.#unmiss(key); // memory answers for it now, and the merge will write it
-      });
-    }
-    return keys;
+    return added;
   }
 
   /** Takes back what add() recorded for a commit that was not written. */
-  forget(keys: readonly string[]): void {
-    for (const key of keys) this.#recent.delete(key);
+  forget(ids: readonly Uint8Array[]): void {
+    for (const id of ids) this.#drop(id);
   }
 
   /** After a commit is durable at `committed`: merges in the background once enough ids wait. */
@@ -206,22 +236,29 @@ export class TxIndex {
 
   async #merge(committed: number): Promise<void> {
     if (committed <= this.#indexedTo) return;
-    const keys: string[] = [];
-    for (const [key, at] of this.#recent) if (unpackLocation(at).height <= committed) keys.push(key);
-    keys.sort();
-    for (let start = 0; start < keys.length || start === 0; start += this.#chunk) {
-      const end = Math.min(keys.length, start + this.#chunk);
+    // A copy of the ids to write (commits go on while the merge awaits its writes), sorted by their bytes.
+    const chosen: { id: Uint8Array; value: StoredLocation; head: number }[] = [];
+    this.#recent.forEach((view, v) => {
+      const id = view.slice();
+      const value = this.#placeOf(id, v);
+      if (unpackLocation(value).height > committed) return;
+      // The first six bytes as a number: most comparisons end there.
+      chosen.push({ id, value, head: ((id[0]! * 256 + id[1]!) * 256 + id[2]!) * 16_777_216 + ((id[3]! << 16) | (id[4]! << 8) | id[5]!) });
+    });
+    chosen.sort((a, b) => a.head - b.head || Buffer.compare(a.id, b.id));
+    for (let start = 0; start < chosen.length || start === 0; start += this.#chunk) {
+      const end = Math.min(chosen.length, start + this.#chunk);
       await this.#store.write('tx index merge', () => {
         for (let i = start; i < end; i++) {
-          const key = keys[i]!;
-          this.#unmiss(key);
-          this.#db.put(Buffer.from(key, 'latin1'), this.#recent.get(key)!);
+          const { id, value } = chosen[i]!;
+          this.#unmiss(id);
+          this.#db.put(id, value);
         }
-        if (end === keys.length) this.#store.meta.put('indexed_to', String(committed));
+        if (end === chosen.length) this.#store.meta.put('indexed_to', String(committed));
       });
     }
     this.#indexedTo = committed;
-    for (const key of keys) this.#recent.delete(key);
+    for (const { id } of chosen) this.#drop(id);
     this.#merges++;
   }
 

@@ -1,0 +1,99 @@
+// The typed-array table of 32-byte ids (id-map.ts) against a Map of the same operations, seeded.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hash } from 'node:crypto';
+import { isFedError } from '#libs/errors/index.ts';
+import { IdMap, randomIdSeed } from './id-map.ts';
+
+const idOf = (n: number): Uint8Array => new Uint8Array(hash('sha256', `id-${n}`, 'buffer'));
+const hexOf = (id: Uint8Array): string => Buffer.from(id).toString('hex');
+
+/** mulberry32: a small seeded generator, so a failure names its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('random sets, deletes and lookups agree with a Map at every step, through growth and reused deleted slots', () => {
+  for (const seed of [1, 2, 3]) {
+    const next = rng(seed);
+    const table = new IdMap([seed, seed * 7]);
+    const ref = new Map<string, number>();
+    const universe = 3_000;
+    for (let step = 0; step < 40_000; step++) {
+      const id = idOf(Math.floor(next() * universe));
+      const k = hexOf(id);
+      const op = next();
+      if (op < 0.45) {
+        const v = Math.floor(next() * 2 ** 40);
+        table.set(id, v);
+        ref.set(k, v);
+      } else if (op < 0.75) {
+        assert.equal(table.delete(id), ref.delete(k), `seed ${seed} step ${step}: delete`);
+      } else {
+        assert.equal(table.get(id), ref.get(k), `seed ${seed} step ${step}: get`);
+        assert.equal(table.has(id), ref.has(k), `seed ${seed} step ${step}: has`);
+      }
+      assert.equal(table.size, ref.size, `seed ${seed} step ${step}: size`);
+    }
+    const seen = new Map<string, number>();
+    table.forEach((id, v) => seen.set(hexOf(id), v));
+    assert.deepEqual(new Map([...seen].sort()), new Map([...ref].sort()), `seed ${seed}: forEach`);
+    // Churn at a steady size reuses deleted slots instead of growing for ever.
+    assert.ok(table.capacity <= 4 * 4096, `seed ${seed}: capacity ${table.capacity}`);
+  }
+});
+
+test('ids that share their first eight bytes (what a peer grinding transactions aims at) are all kept apart', () => {
+  const table = new IdMap(randomIdSeed());
+  const ids = Array.from({ length: 300 }, (_, i) => {
+    const id = new Uint8Array(32).fill(7);
+    id[31] = i & 0xff;
+    id[30] = i >> 8;
+    return id;
+  });
+  ids.forEach((id, i) => table.set(id, i));
+  ids.forEach((id, i) => assert.equal(table.get(id), i));
+  for (let i = 0; i < ids.length; i += 2) assert.equal(table.delete(ids[i]!), true);
+  ids.forEach((id, i) => assert.equal(table.get(id), i % 2 === 0 ? undefined : i));
+  assert.equal(table.size, 150);
+});
+
+test('the table copies the id it is given, views into larger buffers included', () => {
+  const table = new IdMap([5, 6]);
+  const big = new Uint8Array(100).fill(9);
+  const view = big.subarray(10, 42);
+  table.set(view, 1);
+  big.fill(0);
+  assert.equal(table.has(new Uint8Array(32).fill(9)), true, 'kept its own copy');
+  assert.equal(table.has(view), false, 'the changed bytes are another id');
+});
+
+test('clear empties it; an id that is not 32 bytes is refused with its length', () => {
+  const table = new IdMap([1, 2]);
+  for (let i = 0; i < 100; i++) table.set(idOf(i), i);
+  table.clear();
+  assert.equal(table.size, 0);
+  assert.equal(table.has(idOf(5)), false);
+  table.set(idOf(5), 5);
+  assert.equal(table.get(idOf(5)), 5);
+  assert.throws(() => table.has(new Uint8Array(31)), (e) => isFedError(e, 'CRYPTO_BAD_HASH') && /32 bytes/.test(e.message));
+});
+
+test('the seed moves where ids land: two seeds place the same ids differently', () => {
+  const order = (seed: [number, number]) => {
+    const t = new IdMap(seed, 1024);
+    for (let i = 0; i < 64; i++) t.set(idOf(i), i);
+    const out: number[] = [];
+    t.forEach((_, v) => out.push(v));
+    return out.join();
+  };
+  assert.equal(order([1, 2]), order([1, 2]), 'one seed, one layout');
+  assert.notEqual(order([1, 2]), order([3, 4]));
+});

@@ -1,0 +1,161 @@
+// A hash table keyed by 32-byte ids (transaction ids: SHA-256 outputs) with a number for each,
+// kept in typed arrays: open addressing, linear probing, at most half full.
+//
+// Why not a Map keyed by the id as a string: every lookup then makes a new 32-character string
+// and hashes it, and the garbage collector pays for each. In a CPU profile of a member's consensus
+// under load, the index of committed ids (tx-index.ts) spent about a fifth of its busy time in
+// such keys (docs/performance.md, "Ids in typed arrays"). Here a lookup reads the id's bytes where
+// they lie and allocates nothing.
+//
+// The slot of an id comes from its first eight bytes mixed with a seed this process chose at
+// random: ids are hashes, so a peer cannot choose them freely, but it can grind transactions
+// until many ids share their low bits, and without the seed it cannot know which bits those are.
+// Must never answer for an id that is not in it, nor lose one that is.
+
+import { FedError } from '#libs/errors/index.ts';
+
+export const ID_BYTES = 32;
+const EMPTY = 0;
+const FULL = 1;
+const DELETED = 2;
+const MIN_CAPACITY = 16;
+
+export class IdMap {
+  readonly #s0: number;
+  readonly #s1: number;
+  #mask: number;
+  #keys: Uint8Array;
+  #values: Float64Array;
+  #state: Uint8Array;
+  #size = 0;
+  /** FULL and DELETED slots: what a probe walks past. */
+  #used = 0;
+
+  /** `seed`: two 32-bit numbers the process chose at random (crypto.randomInt), fixed in tests. */
+  constructor(seed: readonly [number, number], capacity = MIN_CAPACITY) {
+    this.#s0 = seed[0] | 0;
+    this.#s1 = seed[1] | 0;
+    let cap = MIN_CAPACITY;
+    while (cap < capacity) cap *= 2;
+    this.#mask = cap - 1;
+    this.#keys = new Uint8Array(cap * ID_BYTES);
+    this.#values = new Float64Array(cap);
+    this.#state = new Uint8Array(cap);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Slots allocated (for tests and stats). */
+  get capacity(): number {
+    return this.#mask + 1;
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.#find(id) >= 0;
+  }
+
+  get(id: Uint8Array): number | undefined {
+    const i = this.#find(id);
+    return i < 0 ? undefined : this.#values[i];
+  }
+
+  set(id: Uint8Array, value: number): this {
+    const found = this.#find(id);
+    if (found >= 0) {
+      this.#values[found] = value;
+      return this;
+    }
+    if ((this.#used + 1) * 2 > this.#mask + 1) this.#rehash();
+    let i = this.#slot(id);
+    // A probe for a new id ends at an empty slot; the first deleted slot on the way is reused.
+    let reuse = -1;
+    while (this.#state[i] !== EMPTY) {
+      if (reuse < 0 && this.#state[i] === DELETED) reuse = i;
+      i = (i + 1) & this.#mask;
+    }
+    if (reuse >= 0) i = reuse;
+    else this.#used++;
+    this.#state[i] = FULL;
+    this.#keys.set(id, i * ID_BYTES);
+    this.#values[i] = value;
+    this.#size++;
+    return this;
+  }
+
+  delete(id: Uint8Array): boolean {
+    const i = this.#find(id);
+    if (i < 0) return false;
+    this.#state[i] = DELETED;
+    this.#size--;
+    return true;
+  }
+
+  clear(): void {
+    this.#state.fill(EMPTY);
+    this.#size = 0;
+    this.#used = 0;
+  }
+
+  /** Calls `fn` with each id (a view into the table: copy it to keep it) and its value; the table must not change meanwhile. */
+  forEach(fn: (id: Uint8Array, value: number) => void): void {
+    for (let i = 0; i <= this.#mask; i++) {
+      if (this.#state[i] === FULL) fn(this.#keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), this.#values[i]!);
+    }
+  }
+
+  #slot(id: Uint8Array): number {
+    if (id.length !== ID_BYTES) throw new FedError('CRYPTO_BAD_HASH', `an id must be ${ID_BYTES} bytes`, { actual: id.length });
+    const a = (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) ^ this.#s0;
+    const b = (id[4]! | (id[5]! << 8) | (id[6]! << 16) | (id[7]! << 24)) ^ this.#s1;
+    // murmur3's finalizer over both words, keyed by the seed.
+    let h = Math.imul(a, 0xcc9e2d51) ^ Math.imul((b << 15) | (b >>> 17), 0x1b873593);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    return h & this.#mask;
+  }
+
+  #find(id: Uint8Array): number {
+    const keys = this.#keys;
+    let i = this.#slot(id);
+    for (;;) {
+      const s = this.#state[i];
+      if (s === EMPTY) return -1;
+      if (s === FULL) {
+        const base = i * ID_BYTES;
+        let j = 0;
+        while (j < ID_BYTES && keys[base + j] === id[j]) j++;
+        if (j === ID_BYTES) return i;
+      }
+      i = (i + 1) & this.#mask;
+    }
+  }
+
+  /** A table twice as large when more than a quarter of its slots hold ids, else as large without the deleted slots. */
+  #rehash(): void {
+    const keys = this.#keys;
+    const values = this.#values;
+    const state = this.#state;
+    const cap = this.#size * 4 > this.#mask + 1 ? (this.#mask + 1) * 2 : this.#mask + 1;
+    this.#mask = cap - 1;
+    this.#keys = new Uint8Array(cap * ID_BYTES);
+    this.#values = new Float64Array(cap);
+    this.#state = new Uint8Array(cap);
+    this.#used = 0;
+    this.#size = 0;
+    for (let i = 0; i < state.length; i++) {
+      if (state[i] === FULL) this.set(keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), values[i]!);
+    }
+  }
+}
+
+/** Two random 32-bit numbers for an IdMap's seed. */
+export function randomIdSeed(): [number, number] {
+  const words = new Uint32Array(2);
+  crypto.getRandomValues(words);
+  return [words[0]!, words[1]!];
+}
