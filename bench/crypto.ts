@@ -4,8 +4,8 @@
 // Run: node_modules/.bin/node bench/crypto.ts [--quick]
 // Must never assert on timings: it prints figures, nothing more.
 
-import { createHash } from 'node:crypto';
-import { PARAM_SETS, PHASES, blockHash, blockHeaderBytes, createSlhDsa, nativeSupport, sha256, voteSigningBytes } from '#libs/crypto/index.ts';
+import { createHash, hash } from 'node:crypto';
+import { PARAM_SETS, PHASES, blockHash, blockHeaderBytes, createSlhDsa, merkleLeafBytes, merkleRootOfLeafBytes, nativeSupport, sha256, voteSigningBytes } from '#libs/crypto/index.ts';
 import type { BackendName, ParamSet, SlhDsa } from '#libs/crypto/index.ts';
 import { ms, printMachine, stats, table, type Stats } from './support.ts';
 
@@ -124,6 +124,7 @@ async function main(): Promise<void> {
   }
   console.log(table(['param set', 'backend', 'verify/s 1 in flight', 'verify/s 64 in flight', 'sign/s 1', 'sign/s 8'], parRows));
   canonical();
+  hashing();
 }
 
 /** The canonical encodings every vote, QC check and block read computes, against the SHA-256 of the same bytes. */
@@ -142,6 +143,33 @@ function canonical(): void {
   console.log(`\n## canonical encodings, µs per call (${n} calls)`);
   console.log(table(['blockHash (header → hash)', 'voteSigningBytes', `baseline: SHA-256 of the header's ${bytes.length} bytes`],
     [[perCall(() => blockHash(header)), perCall(() => voteSigningBytes(vote)), perCall(() => sha256(bytes))]]));
+}
+
+/**
+ * SHA-256 as every transaction pays it (its id, its Merkle leaf, its share of the inner nodes):
+ * libs/crypto takes Node's one-shot digest as a latin1 string and copies its bytes; the baseline,
+ * in the same run, is the digest as a Buffer copied into a Uint8Array (what it did before).
+ */
+function hashing(): void {
+  const n = quick ? 50_000 : 500_000;
+  const tx = new Uint8Array(250).fill(7);
+  const node = new Uint8Array(65).fill(1);
+  const perCall = (op: () => unknown, calls = n): number => {
+    for (let i = 0; i < 1000; i++) op();
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) op();
+    return (performance.now() - t0) * 1000 / calls;
+  };
+  const asBuffer = (input: Uint8Array) => new Uint8Array(hash('sha256', input, 'buffer'));
+  const ids = Array.from({ length: 5_000 }, (_, i) => sha256(new TextEncoder().encode(`tx-${i}`)));
+  const rounds = quick ? 10 : 50;
+  const rootNow = perCall(() => merkleRootOfLeafBytes(merkleLeafBytes(ids)), rounds) / ids.length;
+  console.log(`\n## SHA-256 per call (µs; ${n} calls) and a batch's Merkle tree of 5,000 ids (µs per id)`);
+  console.log(table(['input', 'libs/crypto sha256', 'baseline: digest as a Buffer, copied'], [
+    ['a 250-byte transaction', perCall(() => sha256(tx)).toFixed(3), perCall(() => asBuffer(tx)).toFixed(3)],
+    ['an inner node (65 bytes)', perCall(() => sha256(node)).toFixed(3), perCall(() => asBuffer(node)).toFixed(3)],
+  ]));
+  console.log(`batch digest with its leaves (batchTree): ${rootNow.toFixed(3)} µs per id`);
 }
 
 await main();

@@ -22,15 +22,30 @@ export const MERKLE_EMPTY_TAG = 'btcfed/v1/merkle-empty';
 const LEAF_PREFIX = 0x00;
 const NODE_PREFIX = 0x01;
 
+// Node's one-shot hash returns its digest as a Buffer about three times slower than as a string
+// (about 700 ns a call against 240 here, 2026-11-28: a Buffer made in C++ costs more than the
+// hashing of 65 bytes). So the hot paths take the digest as a latin1 string, one character a byte,
+// and copy its character codes: 270 ns with the copy. Same bytes.
+/** SHA-256 of `input`, written into `out` at `offset`. */
+function digestInto(input: Uint8Array, out: Uint8Array, offset: number): void {
+  const s = hash('sha256', input, 'binary'); // 'binary' is latin1
+  for (let j = 0; j < HASH_BYTES; j++) out[offset + j] = s.charCodeAt(j);
+}
+
+function digest(input: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HASH_BYTES);
+  digestInto(input, out, 0);
+  return out;
+}
+
 /** SHA-256 of the concatenation of `parts`. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
   // One part is the hot case (a transaction id): the one-shot hash skips a Hash object.
-  if (parts.length === 1) return new Uint8Array(hash('sha256', parts[0]!, 'buffer'));
+  if (parts.length === 1) return digest(parts[0]!);
   const h = createHash('sha256');
   for (const part of parts) h.update(part);
-  const digest = h.digest();
   // A plain Uint8Array, not a Buffer view into node's shared pool.
-  return new Uint8Array(digest);
+  return new Uint8Array(h.digest());
 }
 
 /** Throws CRYPTO_BAD_HASH unless `value` is a 32-byte array. */
@@ -61,9 +76,9 @@ const scratch = new Uint8Array(1 + 2 * HASH_BYTES);
 function prefixedHash(prefix: number, a: Uint8Array, b?: Uint8Array): Uint8Array {
   scratch[0] = prefix;
   scratch.set(a, 1);
-  if (b === undefined) return new Uint8Array(hash('sha256', scratch.subarray(0, 1 + HASH_BYTES), 'buffer'));
+  if (b === undefined) return digest(scratch.subarray(0, 1 + HASH_BYTES));
   scratch.set(b, 1 + HASH_BYTES);
-  return new Uint8Array(hash('sha256', scratch, 'buffer'));
+  return digest(scratch);
 }
 
 function merkleLeaves(hashes: readonly Uint8Array[]): Uint8Array[] {
@@ -103,7 +118,7 @@ export function merkleLeafBytes(hashes: readonly Uint8Array[]): Uint8Array {
     assertHash(hashes[i]!, `txHashes[${i}]`);
     scratch[0] = LEAF_PREFIX;
     scratch.set(hashes[i]!, 1);
-    out.set(hash('sha256', scratch.subarray(0, 1 + HASH_BYTES), 'buffer'), i * HASH_BYTES);
+    digestInto(scratch.subarray(0, 1 + HASH_BYTES), out, i * HASH_BYTES);
   }
   return out;
 }
@@ -118,7 +133,7 @@ export function merkleRootOfLeafBytes(leaves: Uint8Array): Uint8Array {
   for (let i = 0; i + 1 < n; i += 2) {
     scratch[0] = NODE_PREFIX;
     scratch.set(leaves.subarray(i * HASH_BYTES, (i + 2) * HASH_BYTES), 1);
-    level.push(new Uint8Array(hash('sha256', scratch, 'buffer')));
+    level.push(digest(scratch));
   }
   if (n % 2 === 1) level.push(leaves.slice((n - 1) * HASH_BYTES));
   while (level.length > 1) level = merkleParents(level);
