@@ -97,3 +97,14 @@ test('the seed moves where ids land: two seeds place the same ids differently', 
   assert.equal(order([1, 2]), order([1, 2]), 'one seed, one layout');
   assert.notEqual(order([1, 2]), order([3, 4]));
 });
+
+test('retain keeps exactly the ids whose value it accepts, and the table stays usable', () => {
+  const table = new IdMap([3, 4]);
+  for (let i = 0; i < 1_000; i++) table.set(idOf(i), i % 3);
+  table.retain((v) => v === 1);
+  assert.equal(table.size, 333);
+  for (let i = 0; i < 1_000; i++) assert.equal(table.get(idOf(i)), i % 3 === 1 ? 1 : undefined, `id ${i}`);
+  table.set(idOf(0), 9);
+  assert.equal(table.get(idOf(0)), 9);
+  assert.equal(table.size, 334);
+});

@@ -98,6 +98,17 @@ export class IdMap {
     this.#used = 0;
   }
 
+  /** Keeps only the ids whose value `keep` accepts (one pass; the table is rebuilt without the rest). */
+  retain(keep: (value: number) => boolean): void {
+    for (let i = 0; i <= this.#mask; i++) {
+      if (this.#state[i] === FULL && !keep(this.#values[i]!)) {
+        this.#state[i] = DELETED;
+        this.#size--;
+      }
+    }
+    this.#rehash();
+  }
+
   /** Calls `fn` with each id (a view into the table: copy it to keep it) and its value; the table must not change meanwhile. */
   forEach(fn: (id: Uint8Array, value: number) => void): void {
     for (let i = 0; i <= this.#mask; i++) {

@@ -82,13 +82,15 @@ export class TxIndex {
   /** Places that do not pack into a number (a height of 2^33 or more, or a position of 2^20), by hex id. */
   readonly #wide = new Map<string, { height: number; index: number }>();
   /**
-   * Ids the tree did not hold when asked: a bounded cache of misses in two generations. When the
-   * newer holds half the bound it becomes the older and the older is emptied for reuse. (Evicting
-   * the oldest entry of one JavaScript Set instead walks the deleted slots at its front: 33 µs an
-   * insert once full, which a flood of new transactions would make every member pay.)
+   * Ids the tree did not hold when asked, with the generation that asked: a bounded cache of
+   * misses. Once half the bound has been remembered in the newest generation, the table keeps only
+   * that generation and a new one begins: what is remembered is the last half bound to the bound.
+   * (Evicting the oldest entry of one JavaScript Set instead walks the deleted slots at its front:
+   * 33 µs an insert once full, which a flood of new transactions would make every member pay.)
    */
   #absent: IdMap;
-  #absentOlder: IdMap;
+  #generation = 0;
+  #inGeneration = 0;
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
@@ -101,7 +103,6 @@ export class TxIndex {
     this.#seed = opts.seed ?? randomIdSeed();
     this.#recent = new IdMap(this.#seed);
     this.#absent = new IdMap(this.#seed);
-    this.#absentOlder = new IdMap(this.#seed);
     const recorded = store.meta.get('indexed_to');
     // A store from before the two tiers (schema 3 and older) indexed every commit at once.
     if (recorded === undefined) store.meta.putSync('indexed_to', String(committed));
@@ -147,7 +148,7 @@ export class TxIndex {
   }
 
   #drop(id: Uint8Array): void {
-    if (this.#recent.get(id) === WIDE) this.#wide.delete(hexOf(id));
+    if (this.#wide.size > 0 && this.#recent.get(id) === WIDE) this.#wide.delete(hexOf(id));
     this.#recent.delete(id);
   }
 
@@ -155,23 +156,18 @@ export class TxIndex {
   #inTree(id: Uint8Array): boolean {
     if (this.#missed(id)) return false;
     if (this.#db.doesExist(id)) return true;
-    this.#absent.set(id, 0);
-    if (this.#absent.size >= TX_INDEX_ABSENT_MAX / 2) {
-      const older = this.#absentOlder;
-      this.#absentOlder = this.#absent;
-      older.clear();
-      this.#absent = older;
+    this.#absent.set(id, this.#generation);
+    if (++this.#inGeneration >= TX_INDEX_ABSENT_MAX / 2) {
+      const keep = this.#generation;
+      this.#absent.retain((g) => g === keep);
+      this.#generation++;
+      this.#inGeneration = 0;
     }
     return false;
   }
 
   #missed(id: Uint8Array): boolean {
-    return this.#absent.has(id) || this.#absentOlder.has(id);
-  }
-
-  #unmiss(id: Uint8Array): void {
-    this.#absent.delete(id);
-    this.#absentOlder.delete(id);
+    return this.#absent.has(id);
   }
 
   /**
@@ -180,7 +176,7 @@ export class TxIndex {
    */
   treeWritten(): void {
     this.#absent.clear();
-    this.#absentOlder.clear();
+    this.#inGeneration = 0;
   }
 
   /**
@@ -200,7 +196,8 @@ export class TxIndex {
           }
           this.#remember(id, height, index);
           added.push(id);
-          this.#unmiss(id); // memory answers for it now, and the merge will write it
+          // A miss remembered for it stays until the merge writes it to the tree: until then
+          // `recent` answers first (has, get), so the miss is never read.
         }
       }
     } catch (err) {
@@ -251,7 +248,7 @@ export class TxIndex {
       await this.#store.write('tx index merge', () => {
         for (let i = start; i < end; i++) {
           const { id, value } = chosen[i]!;
-          this.#unmiss(id);
+          this.#absent.delete(id);
           this.#db.put(id, value);
         }
         if (end === chosen.length) this.#store.meta.put('indexed_to', String(committed));
@@ -268,6 +265,6 @@ export class TxIndex {
   }
 
   stats(): TxIndexStats {
-    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size };
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size };
   }
 }
