@@ -14,6 +14,8 @@
 //                      as long: committed tx/s with one member dead; on by default from N = 7)
 //     [--index-prefill 1000000] (each member's transaction index starts holding this many ids, as
 //                      after a long history: written into its block store before the services start)
+//     [--max-block-txs 10000] (consensus.max_block_txs of every member; max_block_bytes grows with it
+//                      when the default 4 MiB would bind first)
 //
 // Where the CPU goes: every service process's CPU time (/proc) is read when the idle window
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
@@ -39,6 +41,7 @@ import { quorumSize } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient, StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
+import { parseDocument } from 'yaml';
 import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { initFederation } from '../cli/init.ts';
 import { memberTargets } from '../cli/prometheus.ts';
@@ -52,7 +55,7 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   quick: { type: 'boolean', default: false }, outstanding: { type: 'string', default: '40000' },
   recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
   'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' }, 'keep-logs': { type: 'boolean', default: false },
-  'index-prefill': { type: 'string', default: '0' },
+  'index-prefill': { type: 'string', default: '0' }, 'max-block-txs': { type: 'string' },
 } });
 const indexPrefill = Number(f['index-prefill']);
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
@@ -300,6 +303,14 @@ async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], di
   return { leader, ms: recovered, timerS, catchUpMs };
 }
 
+/** consensus.max_block_txs, and max_block_bytes where the default would bind first (the transactions and their framing). */
+async function setBlockLimit(file: string, txs: number): Promise<void> {
+  const doc = parseDocument(await fs.readFile(file, 'utf8'));
+  doc.setIn(['consensus', 'max_block_txs'], txs);
+  doc.setIn(['consensus', 'max_block_bytes'], Math.max(4 * 1024 * 1024, txs * (txSize + 16)));
+  await fs.writeFile(file, doc.toString());
+}
+
 async function runOnce(backend: BackendName): Promise<string[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-'));
   const basePort = await freePortBlock(10_000, 70); // below the ephemeral port range
@@ -309,6 +320,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
     for (const file of [path.join(dir, `m${i}`, 'conf.yaml'), path.join(dir, `m${i}`, 'signer', 'signer.yaml')]) {
       await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('backend: auto', `backend: ${backend}`));
     }
+    if (f['max-block-txs'] !== undefined) await setBlockLimit(path.join(dir, `m${i}`, 'conf.yaml'), Number(f['max-block-txs']));
   }
   for (let i = 0; i < N && indexPrefill > 0; i++) await prefillIndex(path.join(dir, `m${i}`, 'consensus'), indexPrefill);
   const floor = signingFloor(backend); // on a quiet machine, before the federation starts
@@ -523,7 +535,8 @@ async function runOnce(backend: BackendName): Promise<string[]> {
 printMachine(openRate === undefined
   ? `federation benchmark: N=${N}, ${seconds} s of load, ${txSize}-byte transactions, batches of ${batch}, ${clientsPerMember} client(s) per member, at most ${maxOutstanding} outstanding (closed loop)`
   : `federation benchmark: N=${N}, ${seconds} s of open-loop load at ${openRate} tx/s, ${txSize}-byte transactions`,
-[`consensus.base_timeout ${f['base-timeout'] ?? '2s (4s with noble)'}`, ...(indexPrefill > 0 ? [`each member's transaction index prefilled with ${indexPrefill} ids`] : [])]);
+[`consensus.base_timeout ${f['base-timeout'] ?? '2s (4s with noble)'}`, ...(indexPrefill > 0 ? [`each member's transaction index prefilled with ${indexPrefill} ids`] : []),
+  ...(f['max-block-txs'] !== undefined ? [`consensus.max_block_txs ${f['max-block-txs']}`] : [])]);
 for (const backend of backends) {
   for (const line of await runOnce(backend)) console.log(line);
   console.log('');
