@@ -141,3 +141,38 @@ test('a whole batch is one turn of its source, taken in its order; a batch partl
   pool.assign({ keys: [own, toHex(more.hash)] });
   assert.deepEqual(names(pool.batch(100, 10_000, new Set())).slice(0, 2), ['own', 'own2']);
 });
+
+test('each source keeps its insertion order through removals at its head, middle and tail, and empties and refills (against a model)', () => {
+  let seed = 7;
+  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const pool = new Mempool({ maxTxs: 10_000, maxBytes: 10_000_000, maxTxBytes: 100 });
+  const sources = [-1, 0, 2]; // LOCAL, validators 0 and 2
+  /** The model: per source, the hex keys in the order they were added. */
+  const model = new Map<number, string[]>(sources.map((s) => [s, []]));
+  const text = new Map<string, string>();
+  let n = 0;
+  for (let round = 0; round < 300; round++) {
+    for (let k = Math.floor(next() * 6); k > 0; k--) {
+      const source = sources[Math.floor(next() * sources.length)]!;
+      const body = `tx-${n++}`;
+      const r = pool.offer(tx(body), round, none, source);
+      assert.equal(r.status, 'added');
+      const key = toHex(txHash(tx(body)));
+      model.get(source)!.push(key);
+      text.set(key, body);
+    }
+    // Remove a random few, from anywhere in any source's queue (all of one source now and then).
+    const all = [...model.values()].flat();
+    const gone = round % 37 === 0 ? [...model.get(sources[round % 3]!)!] : all.filter(() => next() < 0.3);
+    assert.equal(pool.removeCommitted(gone), gone.length);
+    for (const [s, keys] of model) model.set(s, keys.filter((key) => !gone.includes(key)));
+    // One from each source in turn (this member's first), oldest first within each.
+    const expected: string[] = [];
+    const queues = sources.map((s) => [...model.get(s)!]);
+    while (queues.some((q) => q.length > 0)) for (const q of queues) if (q.length > 0) expected.push(text.get(q.shift()!)!);
+    assert.deepEqual(pool.batch(1_000_000, 1_000_000_000, new Set()).map((p) => new TextDecoder().decode(p.tx)), expected, `round ${round}`);
+    assert.equal(pool.size, expected.length);
+  }
+  // This member's own, oldest first, is also what takeStaleLocal walks.
+  assert.deepEqual(pool.takeStaleLocal(10_000, 0, 1_000_000).map((p) => new TextDecoder().decode(p.tx)), model.get(-1)!.map((key) => text.get(key)!));
+});

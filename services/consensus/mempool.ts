@@ -60,11 +60,15 @@ export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMP
   return null;
 }
 
+/** A pending transaction in its source's queue: a list through the entries themselves, so a transaction costs one map entry, not two. */
+interface Queued extends PendingTx { readonly key: string; prev: Queued | undefined; next: Queued | undefined }
+interface SourceQueue { head: Queued | undefined; tail: Queued | undefined; size: number }
+
 export class Mempool {
   readonly #opts: MempoolOptions;
-  readonly #pending = new Map<string, PendingTx>();
+  readonly #pending = new Map<string, Queued>();
   /** The same transactions by source, each in insertion order (for fair block building). */
-  readonly #bySource = new Map<number, Map<string, PendingTx>>();
+  readonly #bySource = new Map<number, SourceQueue>();
   /** Per remote source: how many transactions and bytes it holds in the pool. */
   readonly #held = new Map<number, { txs: number; bytes: number }>();
   #bytes = 0;
@@ -102,11 +106,14 @@ export class Mempool {
     const hash = known?.hash ?? txHash(tx);
     const key = known?.key ?? toHex(hash);
     if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
-    const p: PendingTx = { tx, hash, addedAtMs: nowMs, source, batch: known?.batch };
-    this.#pending.set(key, p);
     let own = this.#bySource.get(source);
-    if (!own) this.#bySource.set(source, (own = new Map()));
-    own.set(key, p);
+    if (!own) this.#bySource.set(source, (own = { head: undefined, tail: undefined, size: 0 }));
+    const p: Queued = { tx, hash, addedAtMs: nowMs, source, batch: known?.batch, key, prev: own.tail, next: undefined };
+    this.#pending.set(key, p);
+    if (own.tail) own.tail.next = p;
+    else own.head = p;
+    own.tail = p;
+    own.size++;
     this.#bytes += tx.length;
     if (source !== LOCAL) {
       const h = this.#held.get(source) ?? { txs: 0, bytes: 0 };
@@ -137,34 +144,35 @@ export class Mempool {
     const taken = new Set<string>();
     let bytes = 0;
     const sources = [...this.#bySource.keys()].sort((a, b) => (a === LOCAL ? -1 : b === LOCAL ? 1 : a - b));
-    let open = sources.map((s) => this.#bySource.get(s)!.entries());
+    /** Each source's next transaction not yet looked at. */
+    let open = sources.map((s) => ({ at: this.#bySource.get(s)!.head }));
     while (open.length > 0 && out.length < maxTxs) {
       const next: typeof open = [];
-      for (const it of open) {
+      for (const cursor of open) {
         if (out.length >= maxTxs) break;
-        let r = it.next();
-        while (!r.done && (inFlight.has(r.value[0]) || taken.has(r.value[0]))) r = it.next();
-        if (r.done) continue;
-        const p = r.value[1];
+        let p = cursor.at;
+        while (p && (inFlight.has(p.key) || taken.has(p.key))) p = p.next;
+        if (!p) continue;
+        cursor.at = p.next;
         // A whole batch is one turn, taken in its order: proposed by reference, not carried.
-        const whole = p.batch && p.batch.keys[0] === r.value[0] ? this.#whole(p.batch, inFlight) : undefined;
+        const whole = p.batch && p.batch.keys[0] === p.key ? this.#whole(p.batch, inFlight) : undefined;
         if (whole && whole.length <= maxTxs && whole.bytes <= maxBytes) {
           // One that does not fit what is left waits whole for the next block: its source is done here.
           if (out.length + whole.length > maxTxs || bytes + whole.bytes > maxBytes) continue;
           for (const q of whole.txs) out.push(q);
           for (const k of p.batch!.keys) taken.add(k);
           bytes += whole.bytes;
-          next.push(it);
+          next.push(cursor);
           continue;
         }
         if (bytes + p.tx.length > maxBytes) {
           // A single oversized tx can never fit: leave it to the size check, try the source's next.
-          if (bytes === 0 && p.tx.length > maxBytes) next.push(it);
+          if (bytes === 0 && p.tx.length > maxBytes) next.push(cursor);
           continue;
         }
         out.push(p);
         bytes += p.tx.length;
-        next.push(it);
+        next.push(cursor);
       }
       open = next;
     }
@@ -200,7 +208,7 @@ export class Mempool {
    */
   takeStaleLocal(nowMs: number, ageMs: number, max: number): PendingTx[] {
     const out: PendingTx[] = [];
-    for (const p of this.#bySource.get(LOCAL)?.values() ?? []) {
+    for (let p = this.#bySource.get(LOCAL)?.head; p; p = p.next) {
       // In the order they were added: from the first too young, all the rest are (no scan of a full pool).
       if (out.length >= max || p.addedAtMs > nowMs - ageMs) break;
       if ((p.offeredAtMs ?? p.addedAtMs) > nowMs - ageMs) continue;
@@ -217,9 +225,13 @@ export class Mempool {
       const p = this.#pending.get(key);
       if (!p) continue;
       this.#pending.delete(key);
-      const own = this.#bySource.get(p.source);
-      own?.delete(key);
-      if (own?.size === 0) this.#bySource.delete(p.source);
+      const own = this.#bySource.get(p.source)!;
+      if (p.prev) p.prev.next = p.next;
+      else own.head = p.next;
+      if (p.next) p.next.prev = p.prev;
+      else own.tail = p.prev;
+      p.prev = p.next = undefined;
+      if (--own.size === 0) this.#bySource.delete(p.source);
       this.#bytes -= p.tx.length;
       const h = this.#held.get(p.source);
       if (h) {
