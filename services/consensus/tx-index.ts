@@ -21,7 +21,7 @@
 
 import type { Database } from 'lmdb';
 import { FedError } from '#libs/errors/index.ts';
-import { IdMap, randomIdSeed } from './id-map.ts';
+import { ID_BYTES, IdMap, randomIdSeed } from './id-map.ts';
 
 /**
  * A committed transaction's place, as stored: height · 2^20 + index, one msgpack number; the object
@@ -234,28 +234,32 @@ export class TxIndex {
   async #merge(committed: number): Promise<void> {
     if (committed <= this.#indexedTo) return;
     // A copy of the ids to write (commits go on while the merge awaits its writes), sorted by their bytes.
-    const chosen: { id: Uint8Array; value: StoredLocation; head: number }[] = [];
+    const ids = Buffer.allocUnsafe(this.#recent.size * ID_BYTES);
+    const values: StoredLocation[] = [];
+    /** The first six bytes of each as a number: most comparisons end there. */
+    const heads: number[] = [];
     this.#recent.forEach((view, v) => {
-      const id = view.slice();
-      const value = this.#placeOf(id, v);
+      const value = v === WIDE ? this.#placeOf(view, v) : v;
       if (unpackLocation(value).height > committed) return;
-      // The first six bytes as a number: most comparisons end there.
-      chosen.push({ id, value, head: ((id[0]! * 256 + id[1]!) * 256 + id[2]!) * 16_777_216 + ((id[3]! << 16) | (id[4]! << 8) | id[5]!) });
+      ids.set(view, values.length * ID_BYTES);
+      values.push(value);
+      heads.push(((view[0]! * 256 + view[1]!) * 256 + view[2]!) * 16_777_216 + ((view[3]! << 16) | (view[4]! << 8) | view[5]!));
     });
-    chosen.sort((a, b) => a.head - b.head || Buffer.compare(a.id, b.id));
-    for (let start = 0; start < chosen.length || start === 0; start += this.#chunk) {
-      const end = Math.min(chosen.length, start + this.#chunk);
+    const idAt = (i: number): Buffer => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+    const order = values.map((_, i) => i).sort((a, b) => heads[a]! - heads[b]! || Buffer.compare(idAt(a), idAt(b)));
+    for (let start = 0; start < order.length || start === 0; start += this.#chunk) {
+      const end = Math.min(order.length, start + this.#chunk);
       await this.#store.write('tx index merge', () => {
         for (let i = start; i < end; i++) {
-          const { id, value } = chosen[i]!;
+          const id = idAt(order[i]!);
           this.#absent.delete(id);
-          this.#db.put(id, value);
+          this.#db.put(id, values[order[i]!]!);
         }
-        if (end === chosen.length) this.#store.meta.put('indexed_to', String(committed));
+        if (end === order.length) this.#store.meta.put('indexed_to', String(committed));
       });
     }
     this.#indexedTo = committed;
-    for (const { id } of chosen) this.#drop(id);
+    for (let i = 0; i < values.length; i++) this.#drop(idAt(i));
     this.#merges++;
   }
 
