@@ -108,3 +108,21 @@ test('retain keeps exactly the ids whose value it accepts, and the table stays u
   assert.equal(table.get(idOf(0)), 9);
   assert.equal(table.size, 334);
 });
+
+test('the table gives its memory back as it empties, by deletes, retain or clear, and keeps what is left', () => {
+  const table = new IdMap([8, 9]);
+  const small = table.bytes;
+  for (let i = 0; i < 20_000; i++) table.set(idOf(i), i);
+  const full = table.bytes;
+  assert.ok(full >= 20_000 * 2 * 41 && full <= 20_000 * 4 * 41, `${full} bytes for 20,000 ids: between a quarter and a half full`);
+  for (let i = 0; i < 19_990; i++) table.delete(idOf(i));
+  assert.ok(table.bytes <= 64 * 41, `${table.bytes} bytes left for 10 ids`);
+  for (let i = 19_990; i < 20_000; i++) assert.equal(table.get(idOf(i)), i, `id ${i} kept through the shrinking`);
+  for (let i = 0; i < 20_000; i++) table.set(idOf(i), 1);
+  table.retain((v) => v === 2);
+  assert.equal(table.size, 0);
+  assert.equal(table.bytes, small, 'retain of nothing: back to the smallest table');
+  for (let i = 0; i < 5_000; i++) table.set(idOf(i), i);
+  table.clear();
+  assert.equal(table.bytes, small, 'clear: back to the smallest table');
+});

@@ -43,6 +43,11 @@ export class IdMap {
     this.#state = new Uint8Array(cap);
   }
 
+  /** Bytes its arrays take (41 a slot). */
+  get bytes(): number {
+    return (this.#mask + 1) * (ID_BYTES + 9);
+  }
+
   get size(): number {
     return this.#size;
   }
@@ -89,11 +94,14 @@ export class IdMap {
     if (i < 0) return false;
     this.#state[i] = DELETED;
     this.#size--;
+    // Memory goes back as the table empties (a merge deletes everything it wrote): below an
+    // eighth full, it is rebuilt at a quarter full at most.
+    if (this.#size * 8 < this.#mask + 1 && this.#mask + 1 > MIN_CAPACITY) this.#rehash();
     return true;
   }
 
   clear(): void {
-    this.#state.fill(EMPTY);
+    this.#allocate(MIN_CAPACITY);
     this.#size = 0;
     this.#used = 0;
   }
@@ -146,16 +154,24 @@ export class IdMap {
     }
   }
 
-  /** A table twice as large when more than a quarter of its slots hold ids, else as large without the deleted slots. */
-  #rehash(): void {
-    const keys = this.#keys;
-    const values = this.#values;
-    const state = this.#state;
-    const cap = this.#size * 4 > this.#mask + 1 ? (this.#mask + 1) * 2 : this.#mask + 1;
+  #allocate(cap: number): void {
     this.#mask = cap - 1;
     this.#keys = new Uint8Array(cap * ID_BYTES);
     this.#values = new Float64Array(cap);
     this.#state = new Uint8Array(cap);
+  }
+
+  /**
+   * The table again without its deleted slots, at a quarter full at most: larger when it filled,
+   * smaller when it emptied (so it grows at half full and shrinks at an eighth, never back and forth).
+   */
+  #rehash(): void {
+    const keys = this.#keys;
+    const values = this.#values;
+    const state = this.#state;
+    let cap = MIN_CAPACITY;
+    while (cap < this.#size * 4) cap *= 2;
+    this.#allocate(cap);
     this.#used = 0;
     this.#size = 0;
     for (let i = 0; i < state.length; i++) {
