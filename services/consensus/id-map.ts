@@ -1,51 +1,54 @@
 // A hash table keyed by 32-byte ids (transaction ids: SHA-256 outputs) with a number for each,
-// kept in typed arrays: open addressing, linear probing, at most half full.
+// kept in typed arrays: open addressing, linear probing, at most three quarters full.
 //
 // Why not a Map keyed by the id as a string: every lookup then makes a new 32-character string
 // and hashes it, and the garbage collector pays for each. In a CPU profile of a member's consensus
 // under load, the index of committed ids (tx-index.ts) spent about a fifth of its busy time in
-// such keys (docs/performance.md, "Ids in typed arrays"). Here a lookup reads the id's bytes where
-// they lie and allocates nothing.
+// such keys (docs/performance.md, "What a transaction allocates"). Here a lookup reads the id's
+// bytes where they lie and allocates nothing.
 //
+// Each slot has a byte of state: empty, deleted, or a tag of 2–255 taken from the id's hash, so
+// a probe compares an id's 32 bytes only where the tags agree (one slot in 254 by chance).
 // The slot of an id comes from its first eight bytes mixed with a seed this process chose at
 // random: ids are hashes, so a peer cannot choose them freely, but it can grind transactions
 // until many ids share their low bits, and without the seed it cannot know which bits those are.
+// The table grows at three quarters full (41 bytes a slot: 55–109 bytes an id) and keeps its
+// arrays: deleting, or clear(), allocates nothing. Its arrays live outside V8's heap, which a
+// quiet process collects late, so a table that rebuilt itself smaller as it emptied would leave
+// garbage of its full size at each rebuild. Its users bound it: the index's tiers by their merge
+// and their generations (tx-index.ts).
 // Must never answer for an id that is not in it, nor lose one that is.
 
 import { FedError } from '#libs/errors/index.ts';
 
 export const ID_BYTES = 32;
 const EMPTY = 0;
-const FULL = 1;
-const DELETED = 2;
+const DELETED = 1;
 const MIN_CAPACITY = 16;
+/** Bytes a slot takes: the id, its value (a float64), its state. */
+const SLOT_BYTES = ID_BYTES + 8 + 1;
 
 export class IdMap {
   readonly #s0: number;
   readonly #s1: number;
-  #mask: number;
-  #keys: Uint8Array;
-  #values: Float64Array;
-  #state: Uint8Array;
+  #mask = 0;
+  #keys = new Uint8Array(0);
+  #values = new Float64Array(0);
+  /** EMPTY, DELETED, or the tag of the id held (2–255). */
+  #state = new Uint8Array(0);
   #size = 0;
-  /** FULL and DELETED slots: what a probe walks past. */
+  /** Slots holding an id or deleted: what a probe walks past. */
   #used = 0;
+  /** Set by #slot: the tag of the id it placed. */
+  #tag = 0;
 
-  /** `seed`: two 32-bit numbers the process chose at random (crypto.randomInt), fixed in tests. */
+  /** `seed`: two 32-bit numbers the process chose at random (randomIdSeed), fixed in tests. */
   constructor(seed: readonly [number, number], capacity = MIN_CAPACITY) {
     this.#s0 = seed[0] | 0;
     this.#s1 = seed[1] | 0;
     let cap = MIN_CAPACITY;
     while (cap < capacity) cap *= 2;
-    this.#mask = cap - 1;
-    this.#keys = new Uint8Array(cap * ID_BYTES);
-    this.#values = new Float64Array(cap);
-    this.#state = new Uint8Array(cap);
-  }
-
-  /** Bytes its arrays take (41 a slot). */
-  get bytes(): number {
-    return (this.#mask + 1) * (ID_BYTES + 9);
+    this.#allocate(cap);
   }
 
   get size(): number {
@@ -55,6 +58,11 @@ export class IdMap {
   /** Slots allocated (for tests and stats). */
   get capacity(): number {
     return this.#mask + 1;
+  }
+
+  /** Bytes its arrays take. */
+  get bytes(): number {
+    return (this.#mask + 1) * SLOT_BYTES;
   }
 
   has(id: Uint8Array): boolean {
@@ -72,7 +80,7 @@ export class IdMap {
       this.#values[found] = value;
       return this;
     }
-    if ((this.#used + 1) * 2 > this.#mask + 1) this.#rehash();
+    if ((this.#used + 1) * 4 > (this.#mask + 1) * 3) this.#rehash();
     let i = this.#slot(id);
     // A probe for a new id ends at an empty slot; the first deleted slot on the way is reused.
     let reuse = -1;
@@ -82,7 +90,7 @@ export class IdMap {
     }
     if (reuse >= 0) i = reuse;
     else this.#used++;
-    this.#state[i] = FULL;
+    this.#state[i] = this.#tag;
     this.#keys.set(id, i * ID_BYTES);
     this.#values[i] = value;
     this.#size++;
@@ -94,36 +102,24 @@ export class IdMap {
     if (i < 0) return false;
     this.#state[i] = DELETED;
     this.#size--;
-    // Memory goes back as the table empties (a merge deletes everything it wrote): below an
-    // eighth full, it is rebuilt at a quarter full at most.
-    if (this.#size * 8 < this.#mask + 1 && this.#mask + 1 > MIN_CAPACITY) this.#rehash();
     return true;
   }
 
+  /** Empties it, keeping its arrays (the next use fills them again without allocating). */
   clear(): void {
-    this.#allocate(MIN_CAPACITY);
+    this.#state.fill(EMPTY);
     this.#size = 0;
     this.#used = 0;
-  }
-
-  /** Keeps only the ids whose value `keep` accepts (one pass; the table is rebuilt without the rest). */
-  retain(keep: (value: number) => boolean): void {
-    for (let i = 0; i <= this.#mask; i++) {
-      if (this.#state[i] === FULL && !keep(this.#values[i]!)) {
-        this.#state[i] = DELETED;
-        this.#size--;
-      }
-    }
-    this.#rehash();
   }
 
   /** Calls `fn` with each id (a view into the table: copy it to keep it) and its value; the table must not change meanwhile. */
   forEach(fn: (id: Uint8Array, value: number) => void): void {
     for (let i = 0; i <= this.#mask; i++) {
-      if (this.#state[i] === FULL) fn(this.#keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), this.#values[i]!);
+      if (this.#state[i]! > DELETED) fn(this.#keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), this.#values[i]!);
     }
   }
 
+  /** The first slot to probe for `id`; its tag is left in #tag. */
   #slot(id: Uint8Array): number {
     if (id.length !== ID_BYTES) throw new FedError('CRYPTO_BAD_HASH', `an id must be ${ID_BYTES} bytes`, { actual: id.length });
     const a = (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) ^ this.#s0;
@@ -135,16 +131,20 @@ export class IdMap {
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
+    // The top byte for the tag, the low bits for the slot (tables stay far below 2^24 slots).
+    this.#tag = 2 + ((h >>> 24) % 254);
     return h & this.#mask;
   }
 
   #find(id: Uint8Array): number {
     const keys = this.#keys;
+    const state = this.#state;
     let i = this.#slot(id);
+    const tag = this.#tag;
     for (;;) {
-      const s = this.#state[i];
+      const s = state[i];
       if (s === EMPTY) return -1;
-      if (s === FULL) {
+      if (s === tag) {
         const base = i * ID_BYTES;
         let j = 0;
         while (j < ID_BYTES && keys[base + j] === id[j]) j++;
@@ -159,23 +159,22 @@ export class IdMap {
     this.#keys = new Uint8Array(cap * ID_BYTES);
     this.#values = new Float64Array(cap);
     this.#state = new Uint8Array(cap);
+    this.#size = 0;
+    this.#used = 0;
   }
 
   /**
-   * The table again without its deleted slots, at a quarter full at most: larger when it filled,
-   * smaller when it emptied (so it grows at half full and shrinks at an eighth, never back and forth).
+   * The table again without its deleted slots: twice as large when more than half its slots hold
+   * ids, else as large (only deleted slots filled it).
    */
   #rehash(): void {
     const keys = this.#keys;
     const values = this.#values;
     const state = this.#state;
-    let cap = MIN_CAPACITY;
-    while (cap < this.#size * 4) cap *= 2;
+    const cap = this.#size * 2 > this.#mask + 1 ? (this.#mask + 1) * 2 : this.#mask + 1;
     this.#allocate(cap);
-    this.#used = 0;
-    this.#size = 0;
     for (let i = 0; i < state.length; i++) {
-      if (state[i] === FULL) this.set(keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), values[i]!);
+      if (state[i]! > DELETED) this.set(keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), values[i]!);
     }
   }
 }

@@ -81,15 +81,14 @@ export class TxIndex {
   /** Places that do not pack into a number (a height of 2^33 or more, or a position of 2^20), by hex id. */
   readonly #wide = new Map<string, { height: number; index: number }>();
   /**
-   * Ids the tree did not hold when asked, with the generation that asked: a bounded cache of
-   * misses. Once half the bound has been remembered in the newest generation, the table keeps only
-   * that generation and a new one begins: what is remembered is the last half bound to the bound.
-   * (Evicting the oldest entry of one JavaScript Set instead walks the deleted slots at its front:
-   * 33 µs an insert once full, which a flood of new transactions would make every member pay.)
+   * Ids the tree did not hold when asked: a bounded cache of misses in two generations. When the
+   * newer holds half the bound it becomes the older, and the older is emptied to be the newer
+   * (its arrays kept: id-map.ts). (Evicting the oldest entry of one JavaScript Set instead walks
+   * the deleted slots at its front: 33 µs an insert once full, which a flood of new transactions
+   * would make every member pay.)
    */
   #absent: IdMap;
-  #generation = 0;
-  #inGeneration = 0;
+  #absentOlder: IdMap;
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
@@ -102,6 +101,7 @@ export class TxIndex {
     const seed = opts.seed ?? randomIdSeed();
     this.#recent = new IdMap(seed);
     this.#absent = new IdMap(seed);
+    this.#absentOlder = new IdMap(seed);
     const recorded = store.meta.get('indexed_to');
     // A store from before the two tiers (schema 3 and older) indexed every commit at once.
     if (recorded === undefined) store.meta.putSync('indexed_to', String(committed));
@@ -155,18 +155,18 @@ export class TxIndex {
   #inTree(id: Uint8Array): boolean {
     if (this.#missed(id)) return false;
     if (this.#db.doesExist(id)) return true;
-    this.#absent.set(id, this.#generation);
-    if (++this.#inGeneration >= TX_INDEX_ABSENT_MAX / 2) {
-      const keep = this.#generation;
-      this.#absent.retain((g) => g === keep);
-      this.#generation++;
-      this.#inGeneration = 0;
+    this.#absent.set(id, 0);
+    if (this.#absent.size >= TX_INDEX_ABSENT_MAX / 2) {
+      const older = this.#absentOlder;
+      older.clear();
+      this.#absentOlder = this.#absent;
+      this.#absent = older;
     }
     return false;
   }
 
   #missed(id: Uint8Array): boolean {
-    return this.#absent.has(id);
+    return this.#absent.has(id) || this.#absentOlder.has(id);
   }
 
   /**
@@ -175,7 +175,7 @@ export class TxIndex {
    */
   treeWritten(): void {
     this.#absent.clear();
-    this.#inGeneration = 0;
+    this.#absentOlder.clear();
   }
 
   /**
@@ -252,6 +252,7 @@ export class TxIndex {
         for (let i = start; i < end; i++) {
           const id = idAt(order[i]!);
           this.#absent.delete(id);
+          this.#absentOlder.delete(id);
           this.#db.put(id, values[order[i]!]!);
         }
         if (end === order.length) this.#store.meta.put('indexed_to', String(committed));
@@ -268,6 +269,6 @@ export class TxIndex {
   }
 
   stats(): TxIndexStats {
-    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size };
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size };
   }
 }
