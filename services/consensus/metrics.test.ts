@@ -51,3 +51,14 @@ test('participation, quorum, fault bound, halted and block sizes are exported', 
   assert.equal(sample(text, 'btcfed_consensus_block_transactions_sum'), 4);
   assert.equal(sample(text, 'btcfed_consensus_block_size_bytes_sum'), 300);
 });
+
+test('the transaction index: ids waiting for a merge, merges done, and the bytes its tables take', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  const m = consensusMetrics(metrics, () => 0, { validators: testValidatorSet(4), mempoolCapacity: 5000 });
+  m.txIndex({ recent: 1200, merges: 2, bytes: 3 * 16 * 41 });
+  m.txIndex({ recent: 5, merges: 3, bytes: 262_144 * 41 });
+  const text = await metrics.text();
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_unmerged_transactions'), 5);
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_merges_total'), 3);
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_memory_bytes'), 262_144 * 41);
+});

@@ -86,11 +86,13 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
   const txIndexRecent = m.gauge('consensus_tx_index_unmerged_transactions', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
+  const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids and the remembered misses (tx-index.ts; they keep the size of their fullest moment)');
   const txIndexMerges = m.counter('consensus_tx_index_merges_total', 'Merges of committed transaction ids into the block store\'s index since the service started');
   let mergesSeen = 0;
   /** The block store's transaction index, polled. */
-  const txIndex = (stats: { recent: number; merges: number }): void => {
+  const txIndex = (stats: { recent: number; merges: number; bytes: number }): void => {
     txIndexRecent.set(stats.recent);
+    txIndexBytes.set(stats.bytes);
     if (stats.merges > mergesSeen) txIndexMerges.inc({}, stats.merges - mergesSeen);
     mergesSeen = stats.merges;
   };

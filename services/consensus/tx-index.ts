@@ -69,6 +69,8 @@ export interface TxIndexStats {
   merges: number;
   /** Misses of the tree remembered. */
   absent: number;
+  /** Bytes the in-memory tables take (id-map.ts: their arrays, outside V8's heap). */
+  bytes: number;
 }
 
 export class TxIndex {
@@ -269,6 +271,7 @@ export class TxIndex {
   }
 
   stats(): TxIndexStats {
-    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size };
+    return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size,
+      bytes: this.#recent.bytes + this.#absent.bytes + this.#absentOlder.bytes };
   }
 }

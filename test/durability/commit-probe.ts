@@ -25,5 +25,6 @@ for (const [k, list] of values.blocks!.split(';').entries()) {
 }
 if (values.prune) await store.prune(Number(values.prune));
 if (values.flush) await store.flushTxIndex();
-process.stdout.write(`${JSON.stringify({ committed: store.committedHeight(), ...store.txIndexStats(), pruned: store.prunedTo() })}\n`);
+const { recent, indexedTo, merges, absent } = store.txIndexStats();
+process.stdout.write(`${JSON.stringify({ committed: store.committedHeight(), recent, indexedTo, merges, absent, pruned: store.prunedTo() })}\n`);
 process.kill(process.pid, 'SIGKILL');
