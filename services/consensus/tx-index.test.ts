@@ -148,7 +148,7 @@ test('a miss of the tree is remembered for the later questions, and never outliv
   } finally { await store.close(); }
 }));
 
-test('remembered misses stay bounded under a flood of new ids, and one in the older generation is forgotten by its commit too', () => withDir(async (dir) => {
+test('remembered misses stay bounded under a flood of new ids, and one in the older generation is forgotten by the merge too', () => withDir(async (dir) => {
   const g = genesisBlock('tx-index', blockHash);
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 1 } });
   try {

@@ -38,7 +38,7 @@ export function unpackLocation(v: StoredLocation): { height: number; index: numb
 }
 
 export interface TxIndexOptions {
-  /** Merge into the tree once this many committed ids wait in memory (id-map.ts: 41 bytes a slot, a quarter to a half of the slots used: 82–164 bytes an id). */
+  /** Merge into the tree once this many committed ids wait in memory (id-map.ts: 41 bytes a slot, three eighths to three quarters of the slots used: 55–109 bytes an id). */
   mergeAt?: number;
   /** Ids per write transaction of a merge: how long one holds LMDB's single writer. */
   chunk?: number;
@@ -46,7 +46,7 @@ export interface TxIndexOptions {
   seed?: readonly [number, number];
 }
 export const TX_INDEX_MERGE_AT = 131_072;
-/** Misses of the tree remembered at most, in two generations of half (82–164 bytes each, as above). */
+/** Misses of the tree remembered at most, in two generations of half (55–109 bytes each, as above). */
 export const TX_INDEX_ABSENT_MAX = 131_072;
 export const TX_INDEX_CHUNK = 4_096;
 
