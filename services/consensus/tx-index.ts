@@ -20,6 +20,7 @@
 // `absent`, and by a join's history (importHistory, startAt), which forgets all of it.
 
 import type { Database } from 'lmdb';
+import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { ID_BYTES, IdMap, randomIdSeed } from './id-map.ts';
 
@@ -56,7 +57,6 @@ export interface TxIndexStore {
   meta: Database<string, string>;
 }
 
-const hexOf = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
 /** Where a location does not fit one number (packLocation's object form): the table holds this and #wide the place. */
 const WIDE = -1;
 
@@ -140,16 +140,16 @@ export class TxIndex {
       this.#recent.set(id, packed);
     } else {
       this.#recent.set(id, WIDE);
-      this.#wide.set(hexOf(id), packed);
+      this.#wide.set(toHex(id), packed);
     }
   }
 
   #placeOf(id: Uint8Array, v: number): StoredLocation {
-    return v === WIDE ? this.#wide.get(hexOf(id))! : v;
+    return v === WIDE ? this.#wide.get(toHex(id))! : v;
   }
 
   #drop(id: Uint8Array): void {
-    if (this.#wide.size > 0 && this.#recent.get(id) === WIDE) this.#wide.delete(hexOf(id));
+    if (this.#wide.size > 0 && this.#recent.get(id) === WIDE) this.#wide.delete(toHex(id));
     this.#recent.delete(id);
   }
 
@@ -193,7 +193,7 @@ export class TxIndex {
           const id = ids[index]!;
           // `recent` holds this commit's earlier ids already: a repeat among them is found there too.
           if (this.#recent.has(id) || this.#inTree(id)) {
-            throw new FedError('STORE_DUPLICATE_TX', `transaction ${hexOf(id)} at height ${height} is already committed`);
+            throw new FedError('STORE_DUPLICATE_TX', `transaction ${toHex(id)} at height ${height} is already committed`);
           }
           this.#remember(id, height, index);
           added.push(id);
@@ -240,7 +240,7 @@ export class TxIndex {
     /** The first six bytes of each as a number: most comparisons end there. */
     const heads: number[] = [];
     this.#recent.forEach((view, v) => {
-      const value = v === WIDE ? this.#placeOf(view, v) : v;
+      const value = this.#placeOf(view, v);
       if (unpackLocation(value).height > committed) return;
       ids.set(view, values.length * ID_BYTES);
       values.push(value);
