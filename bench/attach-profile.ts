@@ -1,68 +1,28 @@
-// A CPU profile of one live process, taken without restarting it: SIGUSR1 opens Node's inspector
-// (on 127.0.0.1, port 9229 unless the process says otherwise on stderr), the Chrome DevTools
-// protocol starts and stops the sampling profiler, and the profile is written as a .cpuprofile
-// that Chrome's DevTools or `node --cpu-prof`'s readers open. Profiling every process of a large
-// devnet from its start (NODE_OPTIONS=--cpu-prof) slows all of them; this profiles one, in its
-// steady state. Used by `bench idle --profile`; also runnable alone:
+// A CPU profile of one live process, taken without restarting it: its inspector is opened
+// (test/support/inspector.ts), the Chrome DevTools protocol starts and stops the sampling
+// profiler, and the profile is written as a .cpuprofile that Chrome's DevTools or
+// `node --cpu-prof`'s readers open. Profiling every process of a large devnet from its start
+// (NODE_OPTIONS=--cpu-prof) slows all of them; this profiles one, in its steady state. Used by `bench idle --profile`; also runnable alone:
 //   node bench/attach-profile.ts <pid> <seconds> <out.cpuprofile>
 
 import { writeFile } from 'node:fs/promises';
+import { inspect } from '../test/support/inspector.ts';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
-async function inspectorUrl(port: number, deadline: number): Promise<string> {
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/json/list`);
-      const list = (await res.json()) as { webSocketDebuggerUrl: string }[];
-      if (list[0]) return list[0].webSocketDebuggerUrl;
-    } catch { /* not open yet */ }
-    if (Date.now() > deadline) throw new Error(`no inspector on 127.0.0.1:${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Profiles process `pid` for `seconds` through its inspector (opened with SIGUSR1). */
 export async function profileProcess(pid: number, seconds: number, port = 9229): Promise<CpuProfile> {
-  process.kill(pid, 'SIGUSR1');
-  const keepAlive = setInterval(() => {}, 1000); // an open WebSocket does not hold the event loop
-  const ws = new WebSocket(await inspectorUrl(port, Date.now() + 10_000));
-  await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('inspector socket failed')); });
-  let next = 1;
-  const pending = new Map<number, (r: unknown) => void>();
-  let closed: Error | undefined;
-  ws.onclose = (e) => {
-    closed = new Error(`inspector socket closed (${e.code} ${e.reason})`);
-    for (const r of pending.values()) r(closed);
-  };
-  ws.onmessage = (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
-    if (m.id !== undefined) pending.get(m.id)?.(m.result);
-  };
-  const send = async (method: string, params: object = {}): Promise<unknown> => {
-    if (closed) throw closed;
-    const id = next++;
-    const result = await new Promise<unknown>((resolve) => {
-      pending.set(id, resolve);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
-    pending.delete(id);
-    if (result instanceof Error) throw result;
-    return result;
-  };
+  const s = await inspect(pid, port);
   try {
-    await send('Profiler.enable');
-    await send('Profiler.setSamplingInterval', { interval: 500 });
-    await send('Profiler.start');
+    await s.send('Profiler.enable');
+    await s.send('Profiler.setSamplingInterval', { interval: 500 });
+    await s.send('Profiler.start');
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const { profile } = (await send('Profiler.stop')) as { profile: CpuProfile };
-    // Close the inspector again; it ends the session before it answers, so nothing is awaited.
-    ws.send(JSON.stringify({ id: next++, method: 'Runtime.evaluate', params: { expression: 'process._debugEnd?.()' } }));
+    const { profile } = (await s.send('Profiler.stop')) as { profile: CpuProfile };
     return profile;
   } finally {
-    ws.close();
-    clearInterval(keepAlive);
+    s.close();
   }
 }
 

@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BYZANTINE, HONEST, sleep, sumMetric, type Federation } from './federation.ts';
+import { collectGarbage as collectGarbageOf } from '../support/inspector.ts';
 
 /** The attacker's CPU: half a core of the machine's two. */
 export const ATTACKER_CPUS = 0.5;
@@ -202,6 +203,16 @@ export async function heldMemory(fed: Federation): Promise<number[]> {
     const text = await fed.metrics(i, s);
     return (sumMetric(text, 'nodejs_heap_size_used_bytes') + sumMetric(text, 'nodejs_external_memory_bytes')) / (1 << 20);
   })));
+}
+
+/**
+ * Has each watched service at these indices (of watchedPids) run a full garbage collection, one
+ * after the other: the heap in use counts garbage until V8 collects it, and a quiet service
+ * collects its old generation rarely, so what it holds is read after a collection.
+ */
+export async function collectGarbage(fed: Federation, which: readonly number[]): Promise<void> {
+  const pids = watchedPids(fed);
+  for (const k of which) await collectGarbageOf(pids[k]!.pid);
 }
 
 /** Measures the honest commit rate over `ms`, sampling memory every second and the attacker's CPU. */

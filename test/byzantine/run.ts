@@ -13,7 +13,7 @@
 
 import { Federation, BYZANTINE, HONEST, sleep } from './federation.ts';
 import { ByzantineMember } from './member.ts';
-import { AttackerBox, cpuLine, heldMemory, measure, memory, memoryLine, memoryParts, watchedPids } from './measure.ts';
+import { AttackerBox, collectGarbage, cpuLine, heldMemory, measure, memory, memoryLine, memoryParts, watchedPids } from './measure.ts';
 import { healthy, SCENARIOS, type Scenario } from './scenarios.ts';
 import { deltas, perHonest } from './scenario.ts';
 
@@ -28,8 +28,6 @@ export const RATE_BAR = 0.8;
 export const MEMORY_SLACK_MIB = 64;
 /** Slack on what a service's JavaScript holds (heldMemory): garbage not yet collected comes and goes. */
 export const HELD_SLACK_MIB = 32;
-/** How long the runner waits before it judges the heap a service still holds above its limit (garbage not yet collected, or held). */
-export const HELD_LOOK_MS = 30_000;
 /** A scenario below the rate bar is measured once more (said in its output); the last try is the verdict. */
 export const MAX_ATTEMPTS = 2;
 /** The CI set's floor: the share below which a defence is surely gone, whatever the machine does. */
@@ -130,6 +128,7 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
             await attack.stop();
             byz.play({});
           }
+          if (attack.drained) note(await attack.drained());
           await sleep(SETTLE_MS);
           const memAfter = await memory(fed);
           figures = { before: before.rate, during: during.rate, attackerCpuBefore: before.attackerCpu, attackerCpu: during.attackerCpu, memBefore, memPeak: during.peakRss, memAfter, attempts: attempt };
@@ -162,20 +161,21 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
             const names = watchedPids(fed).map((p) => p.name);
             const heldLimit = (k: number) => heldBefore[k]! + Math.max(HELD_SLACK_MIB, heldBefore[k]! * 0.25);
             let heldNow = await heldMemory(fed);
-            if (heldNow.some((h, k) => memLast[k]! > limits[k]! && h > heldLimit(k))) {
+            const over = names.flatMap((_, k) => (memLast[k]! > limits[k]! && heldNow[k]! > heldLimit(k) ? [k] : []));
+            if (over.length > 0) {
               // The heap in use counts garbage a quiet service has not collected yet (V8 collects
-              // when it allocates, and after an attack it allocates little): what it still holds
-              // after a longer look is held; what it gave back was garbage.
+              // its old generation when it grows, and after an attack it allocates little): each
+              // such service collects its garbage, and what it still holds then is held.
               const first = heldNow;
-              await sleep(HELD_LOOK_MS);
+              await collectGarbage(fed, over);
               heldNow = await heldMemory(fed);
-              note(`held by JavaScript above its limit; ${HELD_LOOK_MS / 1000} s later, MiB: ${names.map((n, k) => `${n} ${first[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
+              note(`held by JavaScript above its limit; after a full garbage collection in ${over.map((k) => names[k]).join(', ')}, MiB: ${names.map((n, k) => `${n} ${first[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
             }
             note(`held by JavaScript (V8 heap in use + buffers) MiB before → now: ${names.map((n, k) => `${n} ${heldBefore[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
             memLast.forEach((m, k) => {
               if (m <= limits[k]!) return;
               if (heldNow[k]! > heldLimit(k)) {
-                throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit(k).toFixed(0)})`);
+                throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds, after a full garbage collection, ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit(k).toFixed(0)})`);
               }
               note(`${names[k]}: anonymous memory ${m.toFixed(0)} MiB is above its limit (${limits[k]!.toFixed(0)}), but what it holds is back (${heldNow[k]!.toFixed(0)} MiB, limit ${heldLimit(k).toFixed(0)}): pages the allocator keeps, not the service`);
             });

@@ -16,6 +16,13 @@ export interface Attack {
   stop(): Promise<void>;
   /** The scenario's own checks, once the attack is over. */
   check?(): Promise<void>;
+  /**
+   * Waits, once the attack has stopped, until the honest members have worked off the backlog the
+   * attack was allowed to leave them (transactions within its quota, still waiting for blocks),
+   * and says what it saw. The runner judges memory after it: the backlog is bounded, and the
+   * scenario checks that bound; memory still held once it is gone is held by the service.
+   */
+  drained?(): Promise<string>;
 }
 
 export interface Scenario {

@@ -1,0 +1,45 @@
+// The inspector session the Byzantine runner uses to have a service collect its garbage before it
+// reads the heap (test/support/inspector.ts), and bench/attach-profile.ts to profile one: on a real
+// child process.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { collectGarbage, inspect } from './support/inspector.ts';
+
+/** A child that makes ~100 MiB of old-generation garbage, then answers each line on stdin with its heap in use. */
+const CHILD = `
+let keep = [];
+for (let i = 0; i < 400; i++) { keep.push(Array.from({ length: 32768 }, (_, k) => ({ k }))); if (keep.length > 200) keep = keep.slice(100); }
+keep = null;
+process.stdin.on('data', () => process.stdout.write(process.memoryUsage().heapUsed + '\\n'));
+process.stdout.write('ready\\n');
+`;
+
+test('a live process collects its garbage when asked through its inspector, which is closed again', async () => {
+  const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const lines: string[] = [];
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+    const next = async () => {
+      const n = lines.length;
+      child.stdin.write('\n');
+      while (lines.length === n) await once(child.stdout, 'data');
+      return Number(lines.at(-1));
+    };
+    while (!lines.includes('ready')) await once(child.stdout, 'data');
+    const before = await next();
+    await collectGarbage(child.pid!);
+    const after = await next();
+    assert.ok(after < before / 2, `heap in use ${before} bytes before the collection, ${after} after`);
+    // The inspector is closed: a second session opens it again, and reaches this child.
+    const s = await inspect(child.pid!);
+    const { result } = (await s.send('Runtime.evaluate', { expression: '1 + 1' })) as { result: { value: number } };
+    s.close();
+    assert.equal(result.value, 2);
+  } finally {
+    child.kill();
+  }
+});
