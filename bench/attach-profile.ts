@@ -2,7 +2,8 @@
 // (test/support/inspector.ts), the Chrome DevTools protocol starts and stops the sampling
 // profiler, and the profile is written as a .cpuprofile that Chrome's DevTools or
 // `node --cpu-prof`'s readers open. Profiling every process of a large devnet from its start
-// (NODE_OPTIONS=--cpu-prof) slows all of them; this profiles one, in its steady state. Used by `bench idle --profile`; also runnable alone:
+// (NODE_OPTIONS=--cpu-prof) slows all of them; this profiles one, in its steady state. Used by
+// `bench idle --profile`; also runnable alone:
 //   node bench/attach-profile.ts <pid> <seconds> <out.cpuprofile>
 
 import { writeFile } from 'node:fs/promises';

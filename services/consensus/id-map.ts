@@ -12,9 +12,10 @@
 // The slot of an id comes from its first eight bytes mixed with a seed this process chose at
 // random: ids are hashes, so a peer cannot choose them freely, but it can grind transactions
 // until many ids share their low bits, and without the seed it cannot know which bits those are.
-// The table grows at three quarters full (41 bytes a slot: 55–109 bytes an id) and keeps its
-// arrays: deleting, or clear(), allocates nothing. Its arrays live outside V8's heap, which a
-// quiet process collects late, so a table that rebuilt itself smaller as it emptied would leave
+// The table grows at three quarters full (41 bytes a slot: 55–109 bytes an id) and never
+// shrinks: deleting, or clear(), allocates nothing, and when deleted slots fill it an insert
+// sweeps them into new arrays of the same size. Its arrays live outside V8's heap, which a quiet
+// process collects late, so a table that rebuilt itself smaller each time it emptied would leave
 // garbage of its full size at each rebuild. Its users bound it: the index's tiers by their merge
 // and their generations (tx-index.ts).
 // Must never answer for an id that is not in it, nor lose one that is.

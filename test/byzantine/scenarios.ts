@@ -491,38 +491,32 @@ const mempoolFill: Scenario = {
       mib: await fed.metric(i, 'consensus', 'btcfed_consensus_batch_store_bytes') / 2 ** 20,
     })));
     const shown = (l: Awaited<ReturnType<typeof levels>>) => l.map((x, k) => `m${HONEST[k]} ${x.txs} txs, ${x.mib.toFixed(1)} MiB`).join('; ');
-    // The peaks, sampled through the flood and until its backlog is worked off.
+    // The peaks, sampled through the flood.
     let peak = 0;
     let peakMib = 0;
     let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        for (const l of await levels().catch(() => [])) { peak = Math.max(peak, l.txs); peakMib = Math.max(peakMib, l.mib); }
-        await sleep(500);
-      }
-    })();
+    const sample = async () => {
+      for (const l of await levels().catch(() => [])) { peak = Math.max(peak, l.txs); peakMib = Math.max(peakMib, l.mib); }
+    };
+    const sampler = (async () => { while (sampling) { await sample(); await sleep(500); } })();
     return {
       stop: async () => {
         await attack.stop();
         await clients;
-        // drained() ends the sampling; should the runner not call it (a failed measurement), this does.
-        setTimeout(() => { sampling = false; }, DRAIN_MS + 10_000).unref();
+        sampling = false;
+        await sampler;
+        await sample();
       },
       async drained() {
         // m3's junk, up to its quota of each honest pool, is proposed and committed like any
         // validator's hand-offs once the flood stops: until it is, it is held by design.
         const t0 = Date.now();
         const at = await levels();
-        try {
-          const now = await until('the honest members to commit the junk left in their mempools', async () => {
-            const l = await levels();
-            return l.every((x) => x.txs <= DRAINED_TXS) ? l : undefined;
-          }, DRAIN_MS);
-          return `the junk left when the flood stopped, mempool and batch store: ${shown(at)}; worked off in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${shown(now)}`;
-        } finally {
-          sampling = false;
-          await sampler;
-        }
+        const now = await until('the honest members to commit the junk left in their mempools', async () => {
+          const l = await levels();
+          return l.every((x) => x.txs <= DRAINED_TXS) ? l : undefined;
+        }, DRAIN_MS);
+        return `the junk left when the flood stopped, mempool and batch store: ${shown(at)}; worked off in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${shown(now)}`;
       },
       async check() {
         await until('the honest clients\' transactions committed on every honest member', async () => {
