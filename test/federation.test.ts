@@ -493,7 +493,10 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
     assert.match(metrics0, /^btcfed_consensus_blocks_pruned_total(\{[^}]*\})? [1-9]\d*$/m);
     const t0 = Date.now();
     await net.restart(2, 'consensus');
+    // The join moves m2's committed height to the checkpoint before it logs that it joined and
+    // starts again as a validator: caught up means a validator again, at its peers' height.
     await until('m2 catches up although every peer pruned what it lacks', async () => {
+      if ((await status(2)).observer) return undefined;
       const hs = await heights();
       return hs[2]! >= Math.min(hs[0]!, hs[1]!, hs[3]!) - 1 ? true : undefined;
     }, 180_000);
