@@ -1,12 +1,12 @@
-// The driver tests' federation: four drivers in one process over an in-memory transport, with real
-// SLH-DSA signatures, real LMDB stores and real mempools. The signer here is a plain key (no safety
-// rules): the real signer service is exercised by the end-to-end tests.
+// Four consensus drivers in one process over an in-memory transport, with real SLH-DSA signatures,
+// real LMDB stores and real mempools. The signer here is a plain key (no safety rules): the real
+// signer service is exercised by the end-to-end tests. The driver tests build on it
+// (driver-harness.ts), and so does the bench of one member's transaction path (bench/member-path.ts).
 
-import { after } from 'node:test';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { blockHash, createSlhDsa, type KeyPair } from '#libs/crypto/index.ts';
 import { genesisBlock, type Block, type SignRequest } from '#libs/hotstuff/index.ts';
 import { signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
@@ -21,18 +21,6 @@ export const N = 4;
 export const CHAIN = 'driver-test';
 export const dsa = createSlhDsa();
 export const keys: KeyPair[] = Array.from({ length: N }, () => dsa.generateKeyPair());
-/** Warnings and worse are kept (for the tests that check what an operator is told); TEST_LOG=level prints them too. */
-export const warnings: Record<string, unknown>[] = [];
-export const log = pino({ level: process.env.TEST_LOG ?? 'warn' }, {
-  write: (line: string) => {
-    const entry = JSON.parse(line) as Record<string, unknown>;
-    if (Number(entry['level']) >= 40) warnings.push(entry);
-    if (process.env.TEST_LOG) process.stderr.write(line);
-  },
-});
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
-
 /** Frames the members sent to peers outside the validator set. */
 export const toOutside: { from: number; to: number; frame: Uint8Array }[] = [];
 
@@ -49,16 +37,38 @@ export async function stopAll(members: readonly Member[]): Promise<void> {
   await Promise.all(members.map((m) => m.store.close()));
 }
 
-/**
- * `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise); `dirOf(i)`:
- * its store's directory (a new one if undefined); `drop(from, to, frame)`: a frame the network loses.
- */
-export async function federation(keyOf: (i: number) => number = (i) => i, dirOf: (i: number) => string | undefined = () => undefined,
-  drop?: (from: number, to: number, frame: Uint8Array) => boolean): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
+export interface LocalFederationOptions {
+  log: Logger;
+  /** Whose key member i's signer holds (its own unless a test says otherwise). */
+  keyOf?: (i: number) => number;
+  /** Member i's store directory (a new one if undefined). */
+  dirOf?: (i: number) => string | undefined;
+  /** A frame the network loses. */
+  drop?: (from: number, to: number, frame: Uint8Array) => boolean;
+  /** consensus.max_block_txs and max_block_bytes (1,000 and 1 MiB unless given). */
+  maxBlockTxs?: number;
+  maxBlockBytes?: number;
+  /** consensus.mempool_max_txs (10,000 unless given). */
+  poolMaxTxs?: number;
+  /** How member i's signer signs `bytes` with `key` (on the thread pool unless given). */
+  sign?: (i: number, key: KeyPair, bytes: Uint8Array) => Promise<Uint8Array>;
+  /** Whether each member keeps the blocks it committed in `commits` (true unless given). */
+  keepCommits?: boolean;
+  /** Member i committed `blocks`. */
+  committed?: (i: number, blocks: readonly Block[]) => void;
+  /** Member i moved to `view` (`cause`: why). */
+  viewChanged?: (i: number, view: number, cause: string) => void;
+}
+
+/** Builds the four members (not started); `dirs` are their store directories. */
+export async function localFederation(o: LocalFederationOptions): Promise<{ members: Member[]; dirs: string[]; restart(i: number): Promise<void> }> {
+  const { log, keyOf = (i: number) => i, dirOf = () => undefined, drop, maxBlockTxs = 1000, maxBlockBytes = 1 << 20 } = o;
+  const sign = o.sign ?? ((_i: number, key: KeyPair, bytes: Uint8Array) => dsa.sign(key.secretKey, bytes));
   const members: Member[] = [];
   const memberDirs: string[] = [];
-  const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
-    maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+  const dirs: string[] = [];
+  const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs,
+    maxBlockBytes, maxFrameBytes: Math.max(8 << 20, 2 * maxBlockBytes), maxSyncBlocks: 64, hashBlock: blockHash };
   const deliver = (from: number, to: number, frame: Uint8Array) => {
     if (to >= N) { toOutside.push({ from, to, frame }); return; } // an answer to a peer outside the set (an observer)
     if (drop?.(from, to, frame)) return;
@@ -74,15 +84,16 @@ export async function federation(keyOf: (i: number) => number = (i) => i, dirOf:
       mute: (peer, ms) => { mutes.push([peer, ms]); },
     };
     const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
-    const pool = new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 });
+    const poolMaxTxs = o.poolMaxTxs ?? 10_000;
+    const pool = new Mempool({ maxTxs: poolMaxTxs, maxBytes: Math.max(1 << 24, poolMaxTxs * 1024), maxTxBytes: 1024 });
     const verifier = new SignatureVerifier({ chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa, genesisHash: genesisBlock(CHAIN, blockHash).hash });
-    const signer = { sign: (req: SignRequest) => dsa.sign(keys[keyOf(i)]!.secretKey, signingBytesOfRequest(CHAIN, req)) };
+    const signer = { sign: (req: SignRequest) => sign(i, keys[keyOf(i)]!, signingBytesOfRequest(CHAIN, req)) };
     const commits: Block[] = [];
     let member: Member | undefined;
     const driver = new ConsensusDriver(
-      { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
+      { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs, maxBlockBytes },
       { store, pool, verifier, signer, transport, clock: systemClock, log: log.child({ member: i }),
-        observer: { committed: (bs) => commits.push(...bs), sent: () => { member!.sent++; }, viewSkipped: (v, leader, why) => { skipped.push([v, leader, why]); } } },
+        observer: { committed: (bs) => { if (o.keepCommits !== false) commits.push(...bs); o.committed?.(i, bs); }, viewChanged: (v, _leader, cause) => o.viewChanged?.(i, v, cause), sent: () => { member!.sent++; }, viewSkipped: (v, leader, why) => { skipped.push([v, leader, why]); } } },
     );
     const inbound = new Inbound({ limits, driver, pool, transport, clock: systemClock, log,
       blockTime: { driftMs: 2000, maxDelayMs: 30_000 }, observer: { frameRejected: (from, why) => { refused.push([from, why]); }, invalidSignature: (from) => { refused.push([from, 'refused:invalid_signature']); } } });
@@ -97,6 +108,7 @@ export async function federation(keyOf: (i: number) => number = (i) => i, dirOf:
   }
   return {
     members,
+    dirs,
     async restart(i) {
       // The old instance first goes down: a frame in flight must not reach a store being closed.
       members[i]!.down = true;
@@ -106,12 +118,4 @@ export async function federation(keyOf: (i: number) => number = (i) => i, dirOf:
       members[i]!.driver.start();
     },
   };
-}
-
-export async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
