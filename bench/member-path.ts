@@ -207,6 +207,7 @@ async function main(): Promise<void> {
   const all = windows.reduce((a, w) => ({ us: a.us + w.pathUs, txs: a.txs + w.txs }), { us: 0, txs: 0 });
   console.log(`CPU per committed transaction, four members, signing and load taken out: ${(all.us / all.txs).toFixed(1)} µs over all windows `
     + `(${all.txs.toLocaleString('en')} transactions); the windows' median ${stats(us).p50.toFixed(1)}, spread ${(100 * spread(us)).toFixed(0)} % of it`);
+  // The mean, not the median: the machine runs fast and slow by turns, and the path runs through both.
   const floorAll = mean(floor.samples);
   console.log(`baseline: each transaction hashed once on each member: ${floorAll.toFixed(2)} µs (the mean of ${floor.samples.length} samples through the windows; `
     + `they ranged ${Math.min(...floor.samples).toFixed(2)}–${Math.max(...floor.samples).toFixed(2)} as the machine's speed moved)`);
