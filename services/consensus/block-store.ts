@@ -557,6 +557,7 @@ export class BlockStore {
    */
   async close(): Promise<void> {
     this.#closing = true;
+    this.#index.stop();
     await this.#index.settled().catch(() => {});
     await this.#root.close();
   }

@@ -18,10 +18,18 @@
 // tree; a miss is remembered (`absent`, the most recent ones, bounded), so the other two do not
 // descend the tree again. The tree gains ids only by a merge, which forgets each id it writes from
 // `absent`, and by a join's history (importHistory, startAt), which forgets all of it.
+//
+// Most ids asked about are new, and the tree cannot say so without a descent (3–4 µs with the tree
+// written at the same time, a tenth of a member's time on the path). So a filter of the ids the tree
+// holds (id-filter.ts), built in the background from a scan of the tree once the store opens, says
+// "certainly not in the tree" for almost all of them first; every id a merge writes is added to it
+// as it is written. A join's history, written outside a merge, drops the filter and builds it again;
+// one grown past its capacity is built again twice the size; until a build ends, the tree answers.
 
 import type { Database } from 'lmdb';
 import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
+import { IdFilter } from './id-filter.ts';
 import { ID_BYTES, IdMap, randomIdSeed } from './id-map.ts';
 
 /**
@@ -45,11 +53,17 @@ export interface TxIndexOptions {
   chunk?: number;
   /** The seed of the in-memory tables (id-map.ts); random unless a test fixes it. */
   seed?: readonly [number, number];
+  /** Most bytes the filter of the tree's ids may take (id-filter.ts; 0: no filter). */
+  filterMaxBytes?: number;
 }
 export const TX_INDEX_MERGE_AT = 131_072;
 /** Misses of the tree remembered at most, in two generations of half (55–109 bytes each, as above). */
 export const TX_INDEX_ABSENT_MAX = 131_072;
 export const TX_INDEX_CHUNK = 4_096;
+/** 256 MiB: 16 bits an id up to 67 million ids in the tree, then a rising share of lookups that reach it. */
+export const TX_INDEX_FILTER_MAX_BYTES = 256 << 20;
+/** Keys of the tree read per turn of the event loop while the filter is built. */
+const FILTER_SCAN_CHUNK = 16_384;
 
 /** The store's side of the index: its write transactions and its meta database. */
 export interface TxIndexStore {
@@ -69,8 +83,11 @@ export interface TxIndexStats {
   merges: number;
   /** Misses of the tree remembered. */
   absent: number;
-  /** Bytes the in-memory tables take (id-map.ts: their arrays, outside V8's heap). */
+  /** Bytes the in-memory tables and the filter take (id-map.ts, id-filter.ts: their arrays, outside V8's heap). */
   bytes: number;
+  /** Whether the filter of the tree's ids answers (built), and how many of the tree's lookups it spared. */
+  filtered: boolean;
+  spared: number;
 }
 
 export class TxIndex {
@@ -94,6 +111,15 @@ export class TxIndex {
   #indexedTo: number;
   #merging: Promise<void> | undefined;
   #merges = 0;
+  readonly #seed: readonly [number, number];
+  readonly #filterMaxBytes: number;
+  /** The filter that answers (every id in the tree is in it), and one being built (every id a merge writes goes to both). */
+  #filter: IdFilter | undefined;
+  #building: IdFilter | undefined;
+  /** Each build's number: a build that is not the latest stops. */
+  #builds = 0;
+  #stopped = false;
+  #spared = 0;
 
   constructor(db: Database<StoredLocation, Uint8Array>, store: TxIndexStore, committed: number, opts: TxIndexOptions = {}) {
     this.#db = db;
@@ -101,6 +127,8 @@ export class TxIndex {
     this.#mergeAt = Math.max(1, opts.mergeAt ?? TX_INDEX_MERGE_AT);
     this.#chunk = Math.max(1, opts.chunk ?? TX_INDEX_CHUNK);
     const seed = opts.seed ?? randomIdSeed();
+    this.#seed = seed;
+    this.#filterMaxBytes = opts.filterMaxBytes ?? TX_INDEX_FILTER_MAX_BYTES;
     this.#recent = new IdMap(seed);
     this.#absent = new IdMap(seed);
     this.#absentOlder = new IdMap(seed);
@@ -108,6 +136,42 @@ export class TxIndex {
     // A store from before the two tiers (schema 3 and older) indexed every commit at once.
     if (recorded === undefined) store.meta.putSync('indexed_to', String(committed));
     this.#indexedTo = Number(recorded ?? committed);
+    this.#build();
+  }
+
+  /** Builds the filter of the tree's ids anew, a chunk of keys per turn of the event loop. */
+  #build(): void {
+    if (this.#filterMaxBytes <= 0 || this.#stopped) return;
+    const build = ++this.#builds;
+    // LMDB's own count (mdb_stat), not getKeysCount: that one walks every key.
+    const entries = (this.#db.getStats() as { entryCount?: number }).entryCount ?? 0;
+    const filter = IdFilter.sizedFor(entries, this.#filterMaxBytes, this.#seed);
+    this.#building = filter;
+    let after: Uint8Array | undefined;
+    const step = (): void => {
+      if (this.#stopped || build !== this.#builds) return;
+      let read = 0;
+      try {
+        for (const key of this.#db.getKeys(after ? { start: after, limit: FILTER_SCAN_CHUNK + 1 } : { limit: FILTER_SCAN_CHUNK })) {
+          if (after && read === 0 && Buffer.compare(key, after) === 0) continue; // the chunk starts at the last key read
+          filter.add(key);
+          after = key;
+          read++;
+        }
+      } catch {
+        // The store closed under the scan (close() stops it first; this is a stop racing it).
+        return;
+      }
+      if (read >= FILTER_SCAN_CHUNK) { setImmediate(step); return; }
+      this.#filter = filter;
+      this.#building = undefined;
+    };
+    setImmediate(step);
+  }
+
+  /** Stops a build under way (close). */
+  stop(): void {
+    this.#stopped = true;
   }
 
   get indexedTo(): number {
@@ -153,8 +217,9 @@ export class TxIndex {
     this.#recent.delete(id);
   }
 
-  /** Whether the tree holds `id`: a miss remembered answers without a lookup, and a new miss is remembered. */
+  /** Whether the tree holds `id`: the filter or a miss remembered answers without a lookup, and a new miss is remembered. */
   #inTree(id: Uint8Array): boolean {
+    if (this.#filter && !this.#filter.mayHave(id)) { this.#spared++; return false; }
     if (this.#missed(id)) return false;
     if (this.#db.doesExist(id)) return true;
     this.#absent.set(id, 0);
@@ -178,6 +243,10 @@ export class TxIndex {
   treeWritten(): void {
     this.#absent.clear();
     this.#absentOlder.clear();
+    // Its ids are not in the filter: the tree answers until a new one is built.
+    this.#filter = undefined;
+    this.#building = undefined;
+    this.#build();
   }
 
   /**
@@ -255,6 +324,8 @@ export class TxIndex {
           const id = idAt(order[i]!);
           this.#absent.delete(id);
           this.#absentOlder.delete(id);
+          this.#filter?.add(id);
+          this.#building?.add(id);
           this.#db.put(id, values[order[i]!]!);
         }
         if (end === order.length) this.#store.meta.put('indexed_to', String(committed));
@@ -263,6 +334,9 @@ export class TxIndex {
     this.#indexedTo = committed;
     for (let i = 0; i < values.length; i++) this.#drop(idAt(i));
     this.#merges++;
+    // Past its capacity the filter answers "maybe" more often: a larger one is built beside it.
+    const f = this.#filter;
+    if (f && !this.#building && f.count > f.capacity && f.bytes < this.#filterMaxBytes) this.#build();
   }
 
   /** Waits for a merge under way (close). */
@@ -272,6 +346,7 @@ export class TxIndex {
 
   stats(): TxIndexStats {
     return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size,
-      bytes: this.#recent.bytes + this.#absent.bytes + this.#absentOlder.bytes };
+      bytes: this.#recent.bytes + this.#absent.bytes + this.#absentOlder.bytes + (this.#filter?.bytes ?? 0) + (this.#building?.bytes ?? 0),
+      filtered: this.#filter !== undefined, spared: this.#spared };
   }
 }

@@ -1,0 +1,32 @@
+// The filter of transaction ids (id-filter.ts): never "no" for an id added, rarely "maybe" for
+// one not added, at the load it is sized for and at twice it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { FILTER_BITS_PER_ID, IdFilter } from './id-filter.ts';
+
+test('an added id is always "maybe"; others are "maybe" under 1 % at the sized load and under 5 % at its capacity', () => {
+  const ids = 50_000;
+  const f = IdFilter.sizedFor(ids / 2, 1 << 30, [0x12345678, 0x9abcdef0]);
+  assert.ok(f.bytes * 8 >= ids * FILTER_BITS_PER_ID, `${f.bytes} bytes for ${ids} ids`);
+  const added = Array.from({ length: ids }, () => new Uint8Array(randomBytes(32)));
+  for (const id of added) f.add(id);
+  for (const id of added) assert.equal(f.mayHave(id), true);
+  const rate = () => { let maybe = 0; for (let i = 0; i < 100_000; i++) if (f.mayHave(new Uint8Array(randomBytes(32)))) maybe++; return maybe / 100_000; };
+  const atLoad = rate();
+  assert.ok(atLoad < 0.01, `false "maybe" ${(100 * atLoad).toFixed(2)} % at ${FILTER_BITS_PER_ID} bits an id`);
+  while (f.count < f.capacity) f.add(new Uint8Array(randomBytes(32)));
+  const atCapacity = rate();
+  assert.ok(atCapacity < 0.05 && atCapacity > atLoad, `false "maybe" ${(100 * atCapacity).toFixed(2)} % at its capacity`);
+});
+
+test('ids that share their first eight bytes but one land apart; a wrong length is always "maybe"', () => {
+  const f = new IdFilter(1 << 20, [1, 2]);
+  const base = new Uint8Array(32);
+  f.add(base);
+  let maybe = 0;
+  for (let i = 1; i < 256; i++) { const id = base.slice(); id[7] = i; if (f.mayHave(id)) maybe++; }
+  assert.ok(maybe <= 2, `${maybe} of 255 neighbours "maybe"`);
+  assert.equal(f.mayHave(new Uint8Array(31)), true);
+});
