@@ -43,7 +43,7 @@ export class IdFilter {
     this.#seed = seed;
   }
 
-  /** A filter for `ids` and as many again to come, at FILTER_BITS_PER_ID, within `maxBytes`. */
+  /** A filter for `ids` and as many again to come, at FILTER_BITS_PER_ID, within `maxBytes` (at least 8 KiB). */
   static sizedFor(ids: number, maxBytes: number, seed: readonly [number, number]): IdFilter {
     return new IdFilter(Math.min(maxBytes * 8, Math.max(1 << 16, 2 * ids * FILTER_BITS_PER_ID)), seed);
   }

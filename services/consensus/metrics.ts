@@ -86,15 +86,21 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
   const txIndexRecent = m.gauge('consensus_tx_index_unmerged_transactions', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
-  const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids and the remembered misses (tx-index.ts; they keep the size of their fullest moment)');
+  const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids, the remembered misses and the filter of the tree\'s ids (tx-index.ts; the tables keep the size of their fullest moment)');
+  const txIndexFiltered = m.gauge('consensus_tx_index_filter_built_state', '1 once the filter of the index tree\'s ids is built (id-filter.ts; built in the background after the store opens, and again after a join\'s history); until then every lookup descends the tree');
+  const txIndexSpared = m.counter('consensus_tx_index_filter_spared_total', 'Lookups of transaction ids the filter answered \'not committed\' without descending the index tree, since the service started');
   const txIndexMerges = m.counter('consensus_tx_index_merges_total', 'Merges of committed transaction ids into the block store\'s index since the service started');
   let mergesSeen = 0;
+  let sparedSeen = 0;
   /** The block store's transaction index, polled. */
-  const txIndex = (stats: { recent: number; merges: number; bytes: number }): void => {
+  const txIndex = (stats: { recent: number; merges: number; bytes: number; filtered: boolean; spared: number }): void => {
     txIndexRecent.set(stats.recent);
     txIndexBytes.set(stats.bytes);
+    txIndexFiltered.set(stats.filtered ? 1 : 0);
     if (stats.merges > mergesSeen) txIndexMerges.inc({}, stats.merges - mergesSeen);
     mergesSeen = stats.merges;
+    if (stats.spared > sparedSeen) txIndexSpared.inc({}, stats.spared - sparedSeen);
+    sparedSeen = stats.spared;
   };
   const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
   for (const event of BATCH_EVENTS) batchEvents.inc({ event }, 0);

@@ -24,7 +24,7 @@
 // holds (id-filter.ts), built in the background from a scan of the tree once the store opens, says
 // "certainly not in the tree" for almost all of them first; every id a merge writes is added to it
 // as it is written. A join's history, written outside a merge, drops the filter and builds it again;
-// one grown past its capacity is built again twice the size; until a build ends, the tree answers.
+// one grown past its capacity is built again, larger; until a build ends, the tree answers.
 
 import type { Database } from 'lmdb';
 import { toHex } from '#libs/crypto/index.ts';
