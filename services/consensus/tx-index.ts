@@ -151,13 +151,16 @@ export class TxIndex {
     const step = (): void => {
       if (this.#stopped || build !== this.#builds) return;
       let read = 0;
+      let last: Uint8Array | undefined;
       try {
         for (const key of this.#db.getKeys(after ? { start: after, limit: FILTER_SCAN_CHUNK + 1 } : { limit: FILTER_SCAN_CHUNK })) {
           if (after && read === 0 && Buffer.compare(key, after) === 0) continue; // the chunk starts at the last key read
           filter.add(key);
-          after = key;
+          last = key;
           read++;
         }
+        // A copy: LMDB's binding may hand out one buffer for every key it reads.
+        if (last) after = Uint8Array.from(last);
       } catch {
         // The store closed under the scan (close() stops it first; this is a stop racing it).
         return;
