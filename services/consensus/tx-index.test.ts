@@ -214,7 +214,7 @@ test('the filter of the tree\'s ids spares the tree a lookup for new ids, never 
     await store.close();
     store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 1 } });
     await filtered(store);
-    // Every id, those at the scan's chunk boundaries included (40,000 ids: three chunks).
+    // Every id, those at the scan's chunk boundaries included (40,000 ids: ten chunks).
     for (let h = 1; h <= 400; h++) for (let k = 0; k < 100; k++) if (!store.hasTx(id(`f-${h}-${k}`))) assert.fail(`f-${h}-${k} not found`);
     const before = store.txIndexStats().spared;
     for (let i = 0; i < 2000; i++) assert.equal(store.hasTx(id(`new-${i}`)), false);
