@@ -7,16 +7,20 @@ import { randomBytes } from 'node:crypto';
 import { FILTER_BITS_PER_ID, IdFilter } from './id-filter.ts';
 
 test('an added id is always "maybe"; others are "maybe" under 1 % at the sized load and under 5 % at its capacity', () => {
-  const ids = 50_000;
-  const f = IdFilter.sizedFor(ids / 2, 1 << 30, [0x12345678, 0x9abcdef0]);
-  assert.ok(f.bytes * 8 >= ids * FILTER_BITS_PER_ID, `${f.bytes} bytes for ${ids} ids`);
-  const added = Array.from({ length: ids }, () => new Uint8Array(randomBytes(32)));
+  const ids = 65_536;
+  const f = new IdFilter(ids * FILTER_BITS_PER_ID, [0x12345678, 0x9abcdef0]);
+  assert.equal(f.bytes * 8, ids * FILTER_BITS_PER_ID, 'exactly the bits asked for (a power of two)');
+  assert.ok(IdFilter.sizedFor(ids, 1 << 30, [1, 2]).bytes * 8 >= 2 * ids * FILTER_BITS_PER_ID, 'sized for as many ids again to come');
+  assert.equal(IdFilter.sizedFor(10 ** 9, 1 << 20, [1, 2]).bytes, 1 << 20, 'never past its bound');
+  /** `n` random ids, cut from one buffer. */
+  const random = (n: number) => { const b = new Uint8Array(randomBytes(32 * n)); return Array.from({ length: n }, (_, i) => b.subarray(32 * i, 32 * i + 32)); };
+  const added = random(ids);
   for (const id of added) f.add(id);
   for (const id of added) assert.equal(f.mayHave(id), true);
-  const rate = () => { let maybe = 0; for (let i = 0; i < 100_000; i++) if (f.mayHave(new Uint8Array(randomBytes(32)))) maybe++; return maybe / 100_000; };
+  const rate = () => random(100_000).filter((id) => f.mayHave(id)).length / 100_000;
   const atLoad = rate();
   assert.ok(atLoad < 0.01, `false "maybe" ${(100 * atLoad).toFixed(2)} % at ${FILTER_BITS_PER_ID} bits an id`);
-  while (f.count < f.capacity) f.add(new Uint8Array(randomBytes(32)));
+  for (const id of random(f.capacity - f.count)) f.add(id);
   const atCapacity = rate();
   assert.ok(atCapacity < 0.05 && atCapacity > atLoad, `false "maybe" ${(100 * atCapacity).toFixed(2)} % at its capacity`);
 });
