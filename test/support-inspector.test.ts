@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { collectGarbage, inspect } from './support/inspector.ts';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { collectGarbage, inspect, writeHeapSnapshot } from './support/inspector.ts';
 
 /** A child that makes ~100 MiB of old-generation garbage, then answers each line on stdin with its heap in use. */
 const CHILD = `
@@ -39,6 +42,16 @@ test('a live process collects its garbage when asked through its inspector, whic
     const { result } = (await s.send('Runtime.evaluate', { expression: '1 + 1' })) as { result: { value: number } };
     s.close();
     assert.equal(result.value, 2);
+    // A heap snapshot, whole: the JSON of V8's format, with the child's objects in it.
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-snapshot-')), 'child.heapsnapshot');
+    try {
+      await writeHeapSnapshot(child.pid!, file);
+      const snap = JSON.parse(await fs.readFile(file, 'utf8')) as { snapshot: { node_count: number }; nodes: number[]; strings: string[] };
+      assert.ok(snap.snapshot.node_count > 1000 && snap.nodes.length > 0, `${snap.snapshot.node_count} nodes`);
+      assert.ok(snap.strings.includes('keep'), 'the child\'s own variable is in it');
+    } finally {
+      await fs.rm(path.dirname(file), { recursive: true, force: true });
+    }
   } finally {
     child.kill();
   }

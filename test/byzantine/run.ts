@@ -11,6 +11,8 @@
 // benchmark, not a test, so CI asserts only what a lost defence would break (the undefended
 // attacks measured 17–45 % of the rate before) and prints the figures.
 
+import path from 'node:path';
+import { writeHeapSnapshot } from '../support/inspector.ts';
 import { Federation, BYZANTINE, HONEST, sleep } from './federation.ts';
 import { ByzantineMember } from './member.ts';
 import { AttackerBox, collectGarbage, cpuLine, heldMemory, measure, memory, memoryLine, memoryParts, watchedPids } from './measure.ts';
@@ -173,13 +175,20 @@ export async function runScenarios(pick: (s: Scenario) => boolean, say: (s: stri
               note(`held by JavaScript above its limit; after a full garbage collection in ${over.map((k) => names[k]).join(', ')}, MiB: ${names.map((n, k) => `${n} ${first[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
             }
             note(`held by JavaScript (V8 heap in use + buffers) MiB before → now: ${names.map((n, k) => `${n} ${heldBefore[k]!.toFixed(0)}→${heldNow[k]!.toFixed(0)}`).join(', ')}`);
-            memLast.forEach((m, k) => {
-              if (m <= limits[k]!) return;
+            for (const [k, m] of memLast.entries()) {
+              if (m <= limits[k]!) continue;
               if (heldNow[k]! > heldLimit(k)) {
+                // BYZ_HEAP_SNAPSHOT=dir: what it holds, for Chrome's DevTools (Memory tab).
+                const dir = process.env['BYZ_HEAP_SNAPSHOT'];
+                if (dir) {
+                  const file = path.join(dir, `${s.name}-${names[k]!.replace('/', '-')}.heapsnapshot`);
+                  await writeHeapSnapshot(watchedPids(fed)[k]!.pid, file).then(() => note(`heap snapshot of ${names[k]}: ${file}`),
+                    (err: unknown) => note(`no heap snapshot of ${names[k]}: ${err instanceof Error ? err.message : String(err)}`));
+                }
                 throw new Error(`memory did not return to its baseline: ${memoryLine(fed, memBefore, during.peakRss, memLast).split(', ')[k]} MiB of anonymous memory (limit ${limits[k]!.toFixed(0)}) after a second look, and ${names[k]} holds, after a full garbage collection, ${heldNow[k]!.toFixed(0)} MiB in its heap and buffers (${heldBefore[k]!.toFixed(0)} before, limit ${heldLimit(k).toFixed(0)})`);
               }
               note(`${names[k]}: anonymous memory ${m.toFixed(0)} MiB is above its limit (${limits[k]!.toFixed(0)}), but what it holds is back (${heldNow[k]!.toFixed(0)} MiB, limit ${heldLimit(k).toFixed(0)}): pages the allocator keeps, not the service`);
-            });
+            }
           }
           break;
         }

@@ -1,12 +1,15 @@
 // A session with the inspector of a live Node process, opened without restarting it: SIGUSR1 opens
 // Node's inspector (on 127.0.0.1, port 9229 unless the process was told otherwise), the Chrome
 // DevTools protocol runs over its WebSocket, and closing the session closes the inspector again.
-// Used to profile one process in its steady state (bench/attach-profile.ts) and to have a service
-// collect its garbage before a test reads what its heap holds (test/byzantine/measure.ts). One
+// Used to profile one process in its steady state (bench/attach-profile.ts), to have a service
+// collect its garbage before a test reads what its heap holds (test/byzantine/measure.ts), and to
+// write a heap snapshot of one that holds too much (BYZ_HEAP_SNAPSHOT). One
 // session at a time on a port: the session checks that the process it reached is `pid`.
 
 export interface InspectorSession {
   send(method: string, params?: object): Promise<unknown>;
+  /** Calls `fn` with the params of each event `method` the process sends. */
+  on(method: string, fn: (params: unknown) => void): void;
   close(): void;
 }
 
@@ -35,14 +38,16 @@ export async function inspect(pid: number, port = 9229): Promise<InspectorSessio
   }
   let next = 1;
   const pending = new Map<number, (r: unknown) => void>();
+  const listeners = new Map<string, (params: unknown) => void>();
   let closed: Error | undefined;
   ws.onclose = (e) => {
     closed = new Error(`inspector socket closed (${e.code} ${e.reason})`);
     for (const r of pending.values()) r(closed);
   };
   ws.onmessage = (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown; method?: string; params?: unknown };
     if (m.id !== undefined) pending.get(m.id)?.(m.result);
+    else if (m.method !== undefined) listeners.get(m.method)?.(m.params);
   };
   const send = async (method: string, params: object = {}): Promise<unknown> => {
     if (closed) throw closed;
@@ -70,7 +75,7 @@ export async function inspect(pid: number, port = 9229): Promise<InspectorSessio
     clearInterval(keepAlive);
     throw err;
   }
-  return { send, close };
+  return { send, on: (method, fn) => { listeners.set(method, fn); }, close };
 }
 
 /** Has process `pid` run a full garbage collection (V8's, through its inspector). */
@@ -80,5 +85,22 @@ export async function collectGarbage(pid: number, port = 9229): Promise<void> {
     await s.send('HeapProfiler.collectGarbage');
   } finally {
     s.close();
+  }
+}
+
+/**
+ * Writes a heap snapshot of process `pid` to `file` (after the full collection the snapshot runs
+ * first): open it in Chrome's DevTools, Memory tab, to see what holds the heap and its buffers.
+ */
+export async function writeHeapSnapshot(pid: number, file: string, port = 9229): Promise<void> {
+  const { createWriteStream } = await import('node:fs');
+  const s = await inspect(pid, port);
+  const out = createWriteStream(file);
+  try {
+    s.on('HeapProfiler.addHeapSnapshotChunk', (p) => { out.write((p as { chunk: string }).chunk); });
+    await s.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  } finally {
+    s.close();
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
 }
