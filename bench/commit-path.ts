@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     t0 = performance.now();
     const reopened = new BlockStore({ path: path.join(dir, 'crash'), limits, hashBlock: blockHash });
     const rebuildMs = performance.now() - t0;
-    // The tier is typed arrays (id-map.ts), counted exactly by the index itself.
+    // The tier is typed arrays (libs/blocks id-map.ts), counted exactly by the index itself.
     const { recent, bytes } = reopened.txIndexStats();
     console.log(`after a crash with ${recent} ids in the memory tier: the store opened in ${rebuildMs.toFixed(0)} ms (rebuilt from ${top.header.height} blocks); ` +
       `the index's tables take ${(bytes / 2 ** 20).toFixed(1)} MiB, ${(bytes / recent).toFixed(0)} bytes per id`);

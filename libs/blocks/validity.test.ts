@@ -56,6 +56,20 @@ test('exactly-once: no tx twice in a block, none committed, none in an uncommitt
   assert.match(blockError(block(genesis, [enc.encode('done')]), genesis, [], ctx) ?? '', /already committed/);
 });
 
+test('exactly-once keeps nothing from one block\'s check to the next: a check cut short, then a block of the same ids, and many ids', () => {
+  const [a, b] = [enc.encode('keep-a'), enc.encode('keep-b')];
+  assert.match(blockError(block(genesis, [a, b, a]), genesis, [], ctx) ?? '', /transaction 2 .* twice/, 'stopped at the repeat');
+  assert.equal(blockError(block(genesis, [b, a]), genesis, [], ctx), null, 'the same ids once each, in the next block');
+  const b1 = block(genesis, [a]);
+  assert.equal(blockError(block(b1, [b]), b1, [b1], ctx), null, 'an id of the last check is no ancestor of this one');
+  // Thousands of ids: the table grows, a repeat at the end is still found, and the next block is clean.
+  const many = Array.from({ length: 5_000 }, (_, i) => enc.encode(`many-${i}`));
+  assert.equal(blockError(block(genesis, many), genesis, [], ctx), null);
+  assert.match(blockError(block(genesis, [...many, many[4_321]!]), genesis, [], ctx) ?? '', /transaction 5000 .* twice/);
+  assert.match(blockError(block(b1, [...many, a]), b1, [b1], ctx) ?? '', /uncommitted ancestor at height 1/);
+  assert.equal(blockError(block(genesis, many.slice(0, 10)), genesis, [], ctx), null);
+});
+
 test('block time: strictly after the parent\'s, checked wherever the parent is known', () => {
   const b1 = block(genesis, [], { timestampMs: 3_600_000 });
   assert.equal(blockError(block(b1, [], { timestampMs: 3_600_001 }), b1, [b1], ctx), null);

@@ -12,6 +12,7 @@
 import { nextStateHash, toHex } from '#libs/crypto/index.ts';
 import { blockHeaderError, bytesEqual, type Block, type BlockHeader, type Hash } from '#libs/hotstuff/index.ts';
 import { authorizeChange, decodeReconfigTx, isReconfigTx, nextValidatorSet, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
+import { IdMap, randomIdSeed } from './id-map.ts';
 import { txHashesOf, txRootOf } from './tx-hashes.ts';
 
 export interface ValidityContext {
@@ -76,21 +77,27 @@ export function contentError(block: Block, parent: Block | undefined): string | 
   return null;
 }
 
+/**
+ * The ids of the block being checked (duplicateError): cleared and filled again for each block, so
+ * it allocates nothing once it is as large as the largest block, which bounds it. Its seed is this
+ * process's own, so a proposer cannot grind ids onto one probe sequence.
+ */
+const blockIds = new IdMap(randomIdSeed());
+
 /** Exactly-once: the first transaction the block repeats (within itself, committed, or in flight). */
 function duplicateError(block: Block, ancestors: readonly Block[], ctx: ValidityContext): string | null {
   const ids = txHashesOf(block);
   if (ids.length === 0) return null;
-  const seen = new Set<string>();
-  for (const [i, id] of ids.entries()) {
-    const hex = toHex(id);
-    if (seen.has(hex)) return `transaction ${i} (${hex.slice(0, 16)}) appears twice in the block`;
-    seen.add(hex);
-    if (ctx.isCommitted(id)) return `transaction ${i} (${hex.slice(0, 16)}) is already committed`;
+  const seen = blockIds;
+  seen.clear();
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (!seen.add(id, i)) return `transaction ${i} (${toHex(id).slice(0, 16)}) appears twice in the block`;
+    if (ctx.isCommitted(id)) return `transaction ${i} (${toHex(id).slice(0, 16)}) is already committed`;
   }
   for (const a of ancestors) {
     for (const id of txHashesOf(a)) {
-      const hex = toHex(id);
-      if (seen.has(hex)) return `transaction ${hex.slice(0, 16)} is already in uncommitted ancestor at height ${a.header.height}`;
+      if (seen.has(id)) return `transaction ${toHex(id).slice(0, 16)} is already in uncommitted ancestor at height ${a.header.height}`;
     }
   }
   return null;

@@ -9,7 +9,7 @@
 // grinds transactions cannot aim them at one block: it could at most make more lookups fall through
 // to the tree, which is what each of them cost before.
 
-import { ID_BYTES } from './id-map.ts';
+import { ID_BYTES } from '#libs/blocks/index.ts';
 
 const BLOCK_WORDS = 16; // 512 bits: one cache line
 const HASHES = 4;

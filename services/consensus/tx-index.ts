@@ -30,7 +30,7 @@ import type { Database } from 'lmdb';
 import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { IdFilter } from './id-filter.ts';
-import { ID_BYTES, IdMap, randomIdSeed } from './id-map.ts';
+import { ID_BYTES, IdMap, randomIdSeed } from '#libs/blocks/index.ts';
 
 /**
  * A committed transaction's place, as stored: height · 2^20 + index, one msgpack number; the object
@@ -47,11 +47,11 @@ export function unpackLocation(v: StoredLocation): { height: number; index: numb
 }
 
 export interface TxIndexOptions {
-  /** Merge into the tree once this many committed ids wait in memory (id-map.ts: 41 bytes a slot, three eighths to three quarters of the slots used: 55–109 bytes an id). */
+  /** Merge into the tree once this many committed ids wait in memory (libs/blocks id-map.ts: 41 bytes a slot, three eighths to three quarters of the slots used: 55–109 bytes an id). */
   mergeAt?: number;
   /** Ids per write transaction of a merge: how long one holds LMDB's single writer. */
   chunk?: number;
-  /** The seed of the in-memory tables (id-map.ts); random unless a test fixes it. */
+  /** The seed of the in-memory tables (libs/blocks id-map.ts); random unless a test fixes it. */
   seed?: readonly [number, number];
   /** Most bytes the filter of the tree's ids may take (id-filter.ts; 0: no filter). */
   filterMaxBytes?: number;
@@ -83,7 +83,7 @@ export interface TxIndexStats {
   merges: number;
   /** Misses of the tree remembered. */
   absent: number;
-  /** Bytes the in-memory tables and the filter take (id-map.ts, id-filter.ts: their arrays, outside V8's heap). */
+  /** Bytes the in-memory tables and the filter take (libs/blocks id-map.ts, id-filter.ts: their arrays, outside V8's heap). */
   bytes: number;
   /** Whether the filter of the tree's ids answers (built), and how many of the tree's lookups it spared. */
   filtered: boolean;
@@ -95,14 +95,14 @@ export class TxIndex {
   readonly #store: TxIndexStore;
   readonly #mergeAt: number;
   readonly #chunk: number;
-  /** Committed ids not yet in the tree, with their packed places (id-map.ts: no string per id). */
+  /** Committed ids not yet in the tree, with their packed places (libs/blocks id-map.ts: no string per id). */
   readonly #recent: IdMap;
   /** Places that do not pack into a number (a height of 2^33 or more, or a position of 2^20), by hex id. */
   readonly #wide = new Map<string, { height: number; index: number }>();
   /**
    * Ids the tree did not hold when asked: a bounded cache of misses in two generations. When the
    * newer holds half the bound it becomes the older, and the older is emptied to be the newer
-   * (its arrays kept: id-map.ts). (Evicting the oldest entry of one JavaScript Set instead walks
+   * (its arrays kept: libs/blocks id-map.ts). (Evicting the oldest entry of one JavaScript Set instead walks
    * the deleted slots at its front: 33 µs an insert once full, which a flood of new transactions
    * would make every member pay.)
    */

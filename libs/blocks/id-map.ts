@@ -5,7 +5,8 @@
 // and hashes it, and the garbage collector pays for each. In a CPU profile of a member's consensus
 // under load, the index of committed ids (tx-index.ts) spent about a fifth of its busy time in
 // such keys (docs/performance.md, "What a transaction allocates"). Here a lookup reads the id's
-// bytes where they lie and allocates nothing.
+// bytes where they lie and allocates nothing. IdTable (below) maps ids to objects the same way:
+// the mempool's transactions, the journal's entries.
 //
 // Each slot has a byte of state: empty, deleted, or a tag of 2–255 taken from the id's hash, so
 // a probe compares an id's 32 bytes only where the tags agree (one slot in 254 by chance).
@@ -17,7 +18,8 @@
 // sweeps them into new arrays of the same size. Its arrays live outside V8's heap, which a quiet
 // process collects late, so a table that rebuilt itself smaller each time it emptied would leave
 // garbage of its full size at each rebuild. Its users bound it: the index's tiers by their merge
-// and their generations (tx-index.ts).
+// and their generations (services/consensus/tx-index.ts), the mempool and its journal by
+// consensus.mempool_max_txs, a block's duplicate check (validity.ts) by the block's size.
 // Must never answer for an id that is not in it, nor lose one that is.
 
 import { FedError } from '#libs/errors/index.ts';
@@ -67,43 +69,35 @@ export class IdMap {
   }
 
   has(id: Uint8Array): boolean {
-    return this.#find(id) >= 0;
+    return this.#probe(id) >= 0;
   }
 
   get(id: Uint8Array): number | undefined {
-    const i = this.#find(id);
+    const i = this.#probe(id);
     return i < 0 ? undefined : this.#values[i];
   }
 
   set(id: Uint8Array, value: number): this {
-    const found = this.#find(id);
-    if (found >= 0) {
-      this.#values[found] = value;
-      return this;
-    }
-    if ((this.#used + 1) * 4 > (this.#mask + 1) * 3) this.#rehash();
-    let i = this.#slot(id);
-    // A probe for a new id ends at an empty slot; the first deleted slot on the way is reused.
-    let reuse = -1;
-    while (this.#state[i] !== EMPTY) {
-      if (reuse < 0 && this.#state[i] === DELETED) reuse = i;
-      i = (i + 1) & this.#mask;
-    }
-    if (reuse >= 0) i = reuse;
-    else this.#used++;
-    this.#state[i] = this.#tag;
-    this.#keys.set(id, i * ID_BYTES);
-    this.#values[i] = value;
-    this.#size++;
+    this.#put(id, value, true);
     return this;
   }
 
+  /** Adds `id` with `value` unless it is in the table already (then nothing changes): whether it was added. */
+  add(id: Uint8Array, value: number): boolean {
+    return this.#put(id, value, false);
+  }
+
   delete(id: Uint8Array): boolean {
-    const i = this.#find(id);
-    if (i < 0) return false;
+    return this.take(id) !== undefined;
+  }
+
+  /** Deletes `id`: the value it had, or undefined when it was not in the table. */
+  take(id: Uint8Array): number | undefined {
+    const i = this.#probe(id);
+    if (i < 0) return undefined;
     this.#state[i] = DELETED;
     this.#size--;
-    return true;
+    return this.#values[i];
   }
 
   /** Empties it, keeping its arrays (the next use fills them again without allocating). */
@@ -137,22 +131,47 @@ export class IdMap {
     return h & this.#mask;
   }
 
-  #find(id: Uint8Array): number {
+  /**
+   * The slot holding `id`, or, when it is not in the table, -1 - the slot a new id would take: the
+   * first deleted slot on its probe, else the empty slot the probe ended at. One walk for both,
+   * so an insert hashes and probes once.
+   */
+  #probe(id: Uint8Array): number {
     const keys = this.#keys;
     const state = this.#state;
     let i = this.#slot(id);
     const tag = this.#tag;
+    let reuse = -1;
     for (;;) {
       const s = state[i];
-      if (s === EMPTY) return -1;
+      if (s === EMPTY) return -1 - (reuse >= 0 ? reuse : i);
       if (s === tag) {
         const base = i * ID_BYTES;
         let j = 0;
         while (j < ID_BYTES && keys[base + j] === id[j]) j++;
         if (j === ID_BYTES) return i;
-      }
+      } else if (s === DELETED && reuse < 0) reuse = i;
       i = (i + 1) & this.#mask;
     }
+  }
+
+  #put(id: Uint8Array, value: number, replace: boolean): boolean {
+    let i = this.#probe(id);
+    if (i >= 0) {
+      if (replace) this.#values[i] = value;
+      return false;
+    }
+    if ((this.#used + 1) * 4 > (this.#mask + 1) * 3) {
+      this.#rehash();
+      i = this.#probe(id);
+    }
+    i = -1 - i;
+    if (this.#state[i] === EMPTY) this.#used++;
+    this.#state[i] = this.#tag;
+    this.#keys.set(id, i * ID_BYTES);
+    this.#values[i] = value;
+    this.#size++;
+    return true;
   }
 
   #allocate(cap: number): void {
@@ -177,6 +196,63 @@ export class IdMap {
     for (let i = 0; i < state.length; i++) {
       if (state[i]! > DELETED) this.set(keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), values[i]!);
     }
+  }
+}
+
+/**
+ * Ids to objects: an IdMap from each id to a slot of an array of the objects, slots reused, so it
+ * keeps no string per id either. Bounded as IdMap is, by its users.
+ */
+export class IdTable<T> {
+  readonly #index: IdMap;
+  readonly #items: (T | undefined)[] = [];
+  /** Slots of #items freed by deletions, reused first. */
+  readonly #free: number[] = [];
+
+  constructor(seed: readonly [number, number]) {
+    this.#index = new IdMap(seed);
+  }
+
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /** Bytes its typed arrays take (the objects themselves are the caller's). */
+  get bytes(): number {
+    return this.#index.bytes + 8 * this.#items.length;
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.#index.has(id);
+  }
+
+  get(id: Uint8Array): T | undefined {
+    const i = this.#index.get(id);
+    return i === undefined ? undefined : this.#items[i];
+  }
+
+  set(id: Uint8Array, item: T): this {
+    const slot = this.#free.length > 0 ? this.#free.pop()! : this.#items.length;
+    if (this.#index.add(id, slot)) this.#items[slot] = item;
+    else {
+      if (slot < this.#items.length) this.#free.push(slot);
+      this.#items[this.#index.get(id)!] = item;
+    }
+    return this;
+  }
+
+  /** Deletes `id`: the object it had, or undefined when it was not in the table. */
+  take(id: Uint8Array): T | undefined {
+    const i = this.#index.take(id);
+    if (i === undefined) return undefined;
+    const item = this.#items[i];
+    this.#items[i] = undefined;
+    this.#free.push(i);
+    return item;
+  }
+
+  delete(id: Uint8Array): boolean {
+    return this.take(id) !== undefined;
   }
 }
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hash } from 'node:crypto';
 import { isFedError } from '#libs/errors/index.ts';
-import { IdMap, randomIdSeed } from './id-map.ts';
+import { IdMap, IdTable, randomIdSeed } from './id-map.ts';
 
 const idOf = (n: number): Uint8Array => new Uint8Array(hash('sha256', `id-${n}`, 'buffer'));
 const hexOf = (id: Uint8Array): string => Buffer.from(id).toString('hex');
@@ -30,12 +30,21 @@ test('random sets, deletes and lookups agree with a Map at every step, through g
       const id = idOf(Math.floor(next() * universe));
       const k = hexOf(id);
       const op = next();
-      if (op < 0.45) {
+      if (op < 0.3) {
         const v = Math.floor(next() * 2 ** 40);
         table.set(id, v);
         ref.set(k, v);
-      } else if (op < 0.75) {
+      } else if (op < 0.45) {
+        // add: only where the id is absent; a present id keeps its value.
+        const v = Math.floor(next() * 2 ** 40);
+        assert.equal(table.add(id, v), !ref.has(k), `seed ${seed} step ${step}: add`);
+        if (!ref.has(k)) ref.set(k, v);
+      } else if (op < 0.6) {
         assert.equal(table.delete(id), ref.delete(k), `seed ${seed} step ${step}: delete`);
+      } else if (op < 0.75) {
+        const had = ref.get(k);
+        ref.delete(k);
+        assert.equal(table.take(id), had, `seed ${seed} step ${step}: take`);
       } else {
         assert.equal(table.get(id), ref.get(k), `seed ${seed} step ${step}: get`);
         assert.equal(table.has(id), ref.has(k), `seed ${seed} step ${step}: has`);
@@ -123,4 +132,32 @@ test('the table keeps its arrays: churn at a steady size, and clear, allocate no
   assert.equal(table.has(idOf(219_999)), false);
   for (let i = 0; i < 20_000; i++) table.set(idOf(i), i);
   assert.equal(table.bytes, settled, 'refilled after clear: the same arrays');
+});
+
+test('IdTable: ids to objects agree with a Map at every step; freed slots are reused, so churn does not grow it', () => {
+  for (const seed of [4, 5]) {
+    const next = rng(seed);
+    const table = new IdTable<{ n: number }>([seed, seed * 3]);
+    const ref = new Map<string, { n: number }>();
+    for (let step = 0; step < 30_000; step++) {
+      const id = idOf(Math.floor(next() * 2_000));
+      const k = hexOf(id);
+      const op = next();
+      if (op < 0.4) {
+        const item = { n: step };
+        table.set(id, item);
+        ref.set(k, item);
+      } else if (op < 0.7) {
+        const had = ref.get(k);
+        ref.delete(k);
+        assert.equal(table.take(id), had, `seed ${seed} step ${step}: take`);
+      } else {
+        assert.equal(table.get(id), ref.get(k), `seed ${seed} step ${step}: get`);
+        assert.equal(table.has(id), ref.has(k), `seed ${seed} step ${step}: has`);
+      }
+      assert.equal(table.size, ref.size, `seed ${seed} step ${step}: size`);
+    }
+    // At most 2,000 ids at once: the objects' array never passed that (8 bytes a slot), whatever the churn.
+    assert.ok(table.bytes <= new IdMap([0, 0], 2 * 2_048).bytes + 8 * 2_000, `seed ${seed}: ${table.bytes} bytes`);
+  }
 });
