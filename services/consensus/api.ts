@@ -89,8 +89,8 @@ export interface ServedNode {
 /** Where a client's transactions go: a validator's mempool (and its batches to every validator), or an observer's hand-off to validators. */
 export interface Intake {
   offer(tx: Uint8Array, nowMs: number): OfferResult;
-  /** Whether the transaction (hex hash) waits here for a block. */
-  has(hashHex: string): boolean;
+  /** Whether the transaction (its id) waits here for a block. */
+  has(id: Uint8Array): boolean;
   readonly size: number;
   /** A transaction this call took (with its id): passed on (to every validator in a batch, or an observer's to validators). */
   handOff(tx: Uint8Array, hash: Uint8Array): void;
@@ -157,7 +157,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
   const durable = (accepted: readonly { hash: Uint8Array; tx: Uint8Array; added: boolean }[]): Promise<unknown> | undefined => {
     if (!d.journal || accepted.length === 0) return undefined;
     const waits = new Set<Promise<void>>();
-    for (const a of accepted) if (a.added || d.pool.has(toHex(a.hash))) waits.add(d.journal.append(a.hash, a.tx));
+    for (const a of accepted) if (a.added || d.pool.has(a.hash)) waits.add(d.journal.append(a.hash, a.tx));
     return waits.size === 0 ? undefined : Promise.all(waits);
   };
   /** A block with its QC, as GetBlock answers one it does not read by height (genesis, or by hash). */
@@ -270,7 +270,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         const source = proofSourceOf(loc.blockHash, () => committedAt(loc.height, what));
         return { ...found, header: headerToWire(source.header), txCount: source.txCount, proof: merkleProof(source.tree, loc.index) };
       }
-      const pending = d.pool.has(toHex(hash));
+      const pending = d.pool.has(hash);
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
     })),
     getStatus: h.unary(async (_req, call, signal) => {

@@ -10,7 +10,7 @@
 // the mempool), but their batches are not kept: no proposal names them.
 
 import type { Logger } from 'pino';
-import { toHex, txHash } from '#libs/crypto/index.ts';
+import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusDriver } from './driver.ts';
 import { txSizeError, type Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
@@ -138,16 +138,15 @@ export class BatchIntake {
     const now = clock.now();
     const ids = new Array<Uint8Array>(taken);
     for (let k = 0; k < taken; k++) ids[k] = txHash(txs[k]!);
-    const keys = ids.map(toHex);
     // A whole batch from a validator, of transactions a block may carry, is kept by its digest.
     const keep = !isOutside(from) && over === 0 && taken > 0 && txs.every((tx) => txSizeError(tx, this.#d.maxTxBytes) === null);
-    const batch = keep ? driver.batches.add(from, txs, ids, now, { keys }) : undefined;
+    const batch = keep ? driver.batches.add(from, txs, ids, now) : undefined;
     let refused = 0;
     let added = 0;
     let committed = 0;
     let code = '';
     for (let k = 0; k < taken; k++) {
-      const r = pool.offer(txs[k]!, now, (h) => driver.isCommitted(h) && ++committed > 0, source, { hash: ids[k]!, key: keys[k]!, batch });
+      const r = pool.offer(txs[k]!, now, (h) => driver.isCommitted(h) && ++committed > 0, source, { hash: ids[k]!, batch });
       if (r.status === 'refused') { refused++; code = r.code; } else if (r.status === 'added') added++;
     }
     if (refused > 0) this.#d.log.debug({ from, refused, of: txs.length, code }, 'gossiped transactions not taken');

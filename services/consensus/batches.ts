@@ -19,7 +19,7 @@ import type { PoolBatch } from './mempool.ts';
 import type { Clock, TransportPort } from './ports.ts';
 import { HandoffBudget } from './handoff.ts';
 
-/** A batch held here: what the pool groups by (`keys`), what resolves a reference (`txs`, `ids`), and its reference. */
+/** A batch held here: what the pool groups by (`ids`), what resolves a reference (`txs`, `ids`), and its reference. */
 export interface StoredBatch extends PoolBatch, HeldBatch {
   readonly hex: string;
   readonly ref: BatchRef;
@@ -77,15 +77,14 @@ export class BatchStore {
    * Keeps a batch (its ids computed by the caller, once) charged to `holder`; the one already held
    * under the same digest if any. The holder's oldest batches make room.
    */
-  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; keys?: readonly string[]; tree?: { digest: Hash; leaves: Uint8Array } } = {}): StoredBatch {
+  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; tree?: { digest: Hash; leaves: Uint8Array } } = {}): StoredBatch {
     const { digest, leaves } = o.tree ?? batchTree(ids);
     const hex = toHex(digest);
     const known = this.#byHex.get(hex);
     if (known) return known;
     let bytes = 0;
     for (const tx of txs) bytes += tx.length;
-    const keys = o.keys ?? ids.map(toHex);
-    const b: StoredBatch = { hex, keys, txs, ids, leaves, bytes, holder, atMs: nowMs, everyone: true,
+    const b: StoredBatch = { hex, txs, ids, leaves, bytes, holder, atMs: nowMs, everyone: true,
       ref: { digest, author: o.author ?? holder, count: txs.length, bytes } };
     let h = this.#byHolder.get(holder);
     if (!h) this.#byHolder.set(holder, (h = { batches: new Map(), bytes: 0 }));

@@ -503,7 +503,7 @@ export class ConsensusDriver {
       parent = b;
     }
     await this.#writes.run('commit', () => this.#deps.store.commit(blocks, qc));
-    this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
+    this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b)));
     for (const b of blocks) this.batches.committed(toHex(b.hash));
     this.#deps.observer?.committed?.(blocks, qc);
   }

@@ -141,11 +141,11 @@ if (process.env.JOURNAL_CHILD_DIR) {
     const txs = Array.from({ length: 5 }, (_, i) => enc(`c-${i}`));
     await Promise.all(txs.map(add));
     assert.equal(journal.size, 5);
-    pool.removeCommitted(txs.slice(0, 2).map((t) => toHex(txHash(t))));
+    pool.removeCommitted(txs.slice(0, 2).map((t) => txHash(t)));
     assert.equal(journal.size, 3);
     const quick = enc('committed-at-once');
     const answered = add(quick);
-    pool.removeCommitted([toHex(txHash(quick))]);
+    pool.removeCommitted([txHash(quick)]);
     await answered; // answered (it is committed, better than durable)
     assert.equal(journal.size, 3);
     await journal.close();

@@ -28,6 +28,7 @@
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { toHex, txHash } from '#libs/crypto/index.ts';
+import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Mempool } from './mempool.ts';
 
@@ -79,9 +80,12 @@ export interface ReplayResult {
   counts: Record<ReplayOutcome, number>;
 }
 
+/** An entry a batch writes. */
+interface Put { hash: Uint8Array; seq: number; value: Buffer; bytes: number }
+
 interface Batch {
-  /** New entries by hex hash; a commit before the write takes one out again. */
-  puts: Map<string, { seq: number; value: Buffer; bytes: number }>;
+  /** New entries; a commit before the write takes one out again. */
+  puts: Set<Put>;
   /** Sequence numbers (keys) of entries to delete (their transactions left the mempool). */
   removes: number[];
   bytes: number;
@@ -90,7 +94,7 @@ interface Batch {
   reject(err: Error): void;
 }
 
-interface Entry { seq: number; bytes: number; /** The batch writing it; undefined once durable. */ batch: Batch | undefined }
+interface Entry { seq: number; bytes: number; /** The batch writing it, and what it writes there; undefined once durable. */ batch: Batch | undefined; put?: Put | undefined }
 
 function seqKey(seq: number): Buffer {
   const k = Buffer.alloc(KEY_BYTES);
@@ -104,7 +108,7 @@ function newBatch(): Batch {
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   // A batch nobody waits for (only deletions, or every caller gone) must not be an unhandled rejection.
   done.catch(() => undefined);
-  return { puts: new Map(), removes: [], bytes: 0, done, resolve, reject };
+  return { puts: new Set(), removes: [], bytes: 0, done, resolve, reject };
 }
 
 /** Why a stored entry cannot be a journaled transaction, or its hash and bytes. */
@@ -136,8 +140,8 @@ export class MempoolJournal {
   readonly #windowMs: number;
   readonly #maxBatchTxs: number;
   readonly #maxBatchBytes: number;
-  /** Every journaled (or being journaled) transaction, by hex hash. */
-  readonly #entries = new Map<string, Entry>();
+  /** Every journaled (or being journaled) transaction, by its id (libs/blocks IdTable: no hex string per transaction). */
+  readonly #entries: IdTable<Entry> = new IdTable(randomIdSeed());
   #bytes = 0;
   /** The transactions' own bytes (what the mempool's byte limit counts). */
   #txBytes = 0;
@@ -191,16 +195,15 @@ export class MempoolJournal {
           if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: k.toString('hex'), why: e.why }, 'mempool journal: corrupt entry skipped and deleted');
           continue;
         }
-        const hex = toHex(e.hash);
         if (isCommitted(e.hash)) { counts.committed++; drop.push(k); continue; }
-        if (this.#entries.has(hex)) { counts.duplicate++; drop.push(k); continue; }
+        if (this.#entries.has(e.hash)) { counts.duplicate++; drop.push(k); continue; }
         const r = pool.offer(e.tx, nowMs, isCommitted);
         if (r.status === 'refused') {
           counts.refused++;
           refusedBy.set(r.code, (refusedBy.get(r.code) ?? 0) + 1);
           drop.push(k);
         } else if (r.status === 'added') {
-          this.#entries.set(hex, { seq, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
+          this.#entries.set(e.hash, { seq, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
           this.#bytes += e.tx.length + ENTRY_OVERHEAD;
           this.#txBytes += e.tx.length;
           restored.push(e.tx);
@@ -240,8 +243,7 @@ export class MempoolJournal {
    */
   append(hash: Uint8Array, tx: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new FedError('MEMPOOL_JOURNAL_FAILED', 'the mempool journal is closed (the service is stopping): not durable; resubmit to a running member'));
-    const hex = toHex(hash);
-    const known = this.#entries.get(hex);
+    const known = this.#entries.get(hash);
     if (known) return known.batch ? known.batch.done : Promise.resolve();
     if (this.#entries.size >= this.#o.maxTxs || this.#txBytes + tx.length > this.#o.maxBytes) {
       return Promise.reject(new FedError('MEMPOOL_FULL', `the mempool journal holds ${this.#entries.size} transactions (${this.#txBytes} bytes), the mempool's limit; retry later`));
@@ -253,27 +255,27 @@ export class MempoolJournal {
     value.set(hash, 1);
     value.set(tx, 1 + HASH_BYTES);
     const bytes = tx.length + ENTRY_OVERHEAD;
-    batch.puts.set(hex, { seq, value, bytes });
+    const put: Put = { hash, seq, value, bytes };
+    batch.puts.add(put);
     batch.bytes += bytes;
-    this.#entries.set(hex, { seq, bytes, batch });
+    this.#entries.set(hash, { seq, bytes, batch, put });
     this.#bytes += bytes;
     this.#txBytes += tx.length;
     this.#schedule(batch);
     return batch.done;
   }
 
-  /** Transactions (hex hashes) that left the mempool: their entries are deleted with the next batch. */
-  forget(hashesHex: readonly string[]): void {
+  /** Transactions (their ids) that left the mempool: their entries are deleted with the next batch. */
+  forget(ids: readonly Uint8Array[]): void {
     // Stopping: a deletion not written is harmless (the replay finds the transaction committed).
     if (this.#closed) return;
     let queued = false;
-    for (const hex of hashesHex) {
-      const e = this.#entries.get(hex);
+    for (const id of ids) {
+      const e = this.#drop(id);
       if (!e) continue;
-      this.#drop(hex, e);
       if (e.batch && e.batch === this.#collecting) {
         // Not written yet: it need not be. Its callers are answered with the batch.
-        e.batch.puts.delete(hex);
+        e.batch.puts.delete(e.put!);
         e.batch.bytes -= e.bytes;
         continue;
       }
@@ -297,10 +299,13 @@ export class MempoolJournal {
     await this.#db.close();
   }
 
-  #drop(hex: string, e: Entry): void {
-    this.#entries.delete(hex);
+  /** Takes `id`'s entry out of the table and the totals: the entry, or undefined when there is none. */
+  #drop(id: Uint8Array): Entry | undefined {
+    const e = this.#entries.take(id);
+    if (!e) return undefined;
     this.#bytes -= e.bytes;
     this.#txBytes -= e.bytes - ENTRY_OVERHEAD;
+    return e;
   }
 
   #schedule(batch: Batch): void {
@@ -340,9 +345,8 @@ export class MempoolJournal {
     } catch (failure) {
       const err = await writeError(failure);
       // Not durable: forget them (they stay in the mempool, not promised), so an append retries.
-      for (const [hex] of batch.puts) {
-        const e = this.#entries.get(hex);
-        if (e?.batch === batch) this.#drop(hex, e);
+      for (const p of batch.puts) {
+        if (this.#entries.get(p.hash)?.batch === batch) this.#drop(p.hash);
       }
       // Deletions are retried with the next batch.
       if (batch.removes.length > 0) (this.#collecting ??= newBatch()).removes.push(...batch.removes);
@@ -353,9 +357,12 @@ export class MempoolJournal {
         + 'the transaction may still be committed (it was kept in memory and handed to leaders); resubmit it (idempotent by hash)'));
       return;
     }
-    for (const [hex] of batch.puts) {
-      const e = this.#entries.get(hex);
-      if (e?.batch === batch) e.batch = undefined;
+    for (const p of batch.puts) {
+      const e = this.#entries.get(p.hash);
+      if (e?.batch === batch) {
+        e.batch = undefined;
+        e.put = undefined;
+      }
     }
     this.#o.observer?.groupCommitted?.(puts.length, batch.bytes, batch.removes.length, (performance.now() - t0) / 1000);
     this.#o.observer?.size?.(this.#entries.size, this.#bytes);

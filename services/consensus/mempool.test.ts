@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFedError } from '#libs/errors/index.ts';
-import { toHex, txHash } from '#libs/crypto/index.ts';
+import { fromHex, toHex, txHash } from '#libs/crypto/index.ts';
 import { encodeReconfigTx } from '#libs/validators/index.ts';
-import { Mempool, REMOTE_SHARE } from './mempool.ts';
+import { Mempool, NO_IDS, REMOTE_SHARE, type IdSet } from './mempool.ts';
 
 const tx = (s: string) => new TextEncoder().encode(s);
 const none = () => false;
+/** These ids, as the in-flight set a block is built against. */
+const idsOf = (...ids: Uint8Array[]): IdSet => ({ has: (id) => ids.some((x) => toHex(x) === toHex(id)) });
 
 test('adds, dedupes, batches oldest first within limits and removes committed', () => {
   const pool = new Mempool({ maxTxs: 10, maxBytes: 1000, maxTxBytes: 100 });
@@ -16,11 +18,11 @@ test('adds, dedupes, batches oldest first within limits and removes committed', 
   pool.add(tx('ccc'), 4, none);
   assert.equal(pool.size, 3);
   assert.equal(pool.bytes, 6);
-  const inFlight = new Set([toHex(txHash(tx('bb')))]);
+  const inFlight = idsOf(txHash(tx('bb')));
   assert.deepEqual(pool.batch(10, 1000, inFlight).map((p) => new TextDecoder().decode(p.tx)), ['a', 'ccc']);
-  assert.deepEqual(pool.batch(1, 1000, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a']);
-  assert.deepEqual(pool.batch(10, 3, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'bb']);
-  assert.equal(pool.removeCommitted([toHex(txHash(tx('a'))), 'ff']), 1);
+  assert.deepEqual(pool.batch(1, 1000, NO_IDS).map((p) => new TextDecoder().decode(p.tx)), ['a']);
+  assert.deepEqual(pool.batch(10, 3, NO_IDS).map((p) => new TextDecoder().decode(p.tx)), ['a', 'bb']);
+  assert.equal(pool.removeCommitted([txHash(tx('a')), new Uint8Array(32).fill(0xff)]), 1);
   assert.equal(pool.size, 2);
   assert.equal(pool.bytes, 5);
 });
@@ -57,7 +59,7 @@ test('one validator\'s hand-offs hold at most REMOTE_SHARE of the pool; clients 
   assert.equal(pool.offer(tx('from-1'), 1, none, 1).status, 'added', 'another validator still has room');
   assert.equal(pool.add(tx('client'), 1, none).status, 'added', 'a client still has room');
   // Commits free the share again.
-  pool.removeCommitted([toHex(txHash(tx('flood-0')))]);
+  pool.removeCommitted([txHash(tx('flood-0'))]);
   assert.equal(pool.offer(tx('flood-again'), 2, none, 3).status, 'added');
   assert.equal(pool.offer(tx('flood-again-2'), 2, none, 3).status, 'refused');
 });
@@ -68,24 +70,24 @@ test('blocks are built fairly by source: one source\'s backlog cannot take a who
   for (let k = 0; k < 100; k++) pool.offer(tx(`v3-${k}`), 1, none, 3);
   for (let k = 0; k < 5; k++) pool.offer(tx(`local-${k}`), 2, none);
   for (let k = 0; k < 5; k++) pool.offer(tx(`v1-${k}`), 3, none, 1);
-  const picked = pool.batch(20, 1 << 20, new Set()).map((p) => new TextDecoder().decode(p.tx));
+  const picked = pool.batch(20, 1 << 20, NO_IDS).map((p) => new TextDecoder().decode(p.tx));
   assert.equal(picked.length, 20);
   assert.deepEqual(picked.filter((s) => s.startsWith('local-')), ['local-0', 'local-1', 'local-2', 'local-3', 'local-4'], 'every client transaction, oldest first');
   assert.equal(picked.filter((s) => s.startsWith('v1-')).length, 5);
   assert.deepEqual(picked.filter((s) => s.startsWith('v3-')), Array.from({ length: 10 }, (_, k) => `v3-${k}`), 'the flooder gets the rest, oldest first');
   // In flight ones are skipped; with room for all, all come.
-  const inFlight = new Set([toHex(txHash(tx('local-0')))]);
+  const inFlight = idsOf(txHash(tx('local-0')));
   assert.equal(pool.batch(1000, 1 << 20, inFlight).length, 109);
   // A source whose next transaction does not fit the bytes left is done; the others go on.
   const small = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxTxBytes: 100 });
   small.offer(tx('x'.repeat(50)), 1, none, 2);
   small.offer(tx('a'), 1, none);
   small.offer(tx('b'), 1, none);
-  assert.deepEqual(small.batch(10, 51, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'x'.repeat(50)]);
-  assert.deepEqual(small.batch(10, 49, new Set()).map((p) => new TextDecoder().decode(p.tx)), ['a', 'b'], 'the clients\' go on when validator 2\'s does not fit');
+  assert.deepEqual(small.batch(10, 51, NO_IDS).map((p) => new TextDecoder().decode(p.tx)), ['a', 'x'.repeat(50)]);
+  assert.deepEqual(small.batch(10, 49, NO_IDS).map((p) => new TextDecoder().decode(p.tx)), ['a', 'b'], 'the clients\' go on when validator 2\'s does not fit');
   // Committed ones leave their source too.
-  assert.equal(pool.removeCommitted([...pool.batch(1000, 1 << 20, new Set())].map((p) => toHex(p.hash))), 110);
-  assert.equal(pool.batch(1000, 1 << 20, new Set()).length, 0);
+  assert.equal(pool.removeCommitted([...pool.batch(1000, 1 << 20, NO_IDS)].map((p) => p.hash)), 110);
+  assert.equal(pool.batch(1000, 1 << 20, NO_IDS).length, 0);
 });
 
 test('a client transaction that begins with the reconfiguration tag is refused (TX_RESERVED), never proposed', () => {
@@ -110,7 +112,7 @@ test('clients\' transactions that waited are taken again for the leaders, oldest
   assert.deepEqual(names(pool.takeStaleLocal(8_000, 5_000, 10)), [], 'not again before another wait');
   assert.deepEqual(names(pool.takeStaleLocal(14_000, 5_000, 1)), ['a'], 'at most max');
   assert.deepEqual(names(pool.takeStaleLocal(14_000, 5_000, 10)), ['b', 'c']);
-  pool.removeCommitted([toHex(txHash(tx('a')))]);
+  pool.removeCommitted([txHash(tx('a'))]);
   assert.deepEqual(names(pool.takeStaleLocal(30_000, 5_000, 10)), ['b', 'c'], 'a committed one is gone');
 });
 
@@ -119,27 +121,26 @@ test('a whole batch is one turn of its source, taken in its order; a batch partl
   const offerBatch = (source: number, names: string[]) => {
     const t = names.map(tx);
     const ids = t.map(txHash);
-    const b = { keys: ids.map(toHex) };
-    t.forEach((x, k) => pool.offer(x, 0, none, source, { hash: ids[k]!, key: b.keys[k]!, batch: b }));
+    const b = { ids };
+    t.forEach((x, k) => pool.offer(x, 0, none, source, { hash: ids[k]!, batch: b }));
     return b;
   };
   const a = offerBatch(1, ['a1', 'a2', 'a3']);
   offerBatch(2, ['b1', 'b2']);
   pool.add(tx('own'), 0, none);
   const names = (ps: { tx: Uint8Array }[]) => ps.map((p) => new TextDecoder().decode(p.tx));
-  assert.deepEqual(names(pool.batch(100, 10_000, new Set())), ['own', 'a1', 'a2', 'a3', 'b1', 'b2'], 'each batch whole, in turn');
+  assert.deepEqual(names(pool.batch(100, 10_000, NO_IDS)), ['own', 'a1', 'a2', 'a3', 'b1', 'b2'], 'each batch whole, in turn');
   // A batch that does not fit what is left of the block waits whole for the next block; b2 fits alone.
-  assert.deepEqual(names(pool.batch(3, 10_000, new Set())), ['own', 'b1', 'b2']);
+  assert.deepEqual(names(pool.batch(3, 10_000, NO_IDS)), ['own', 'b1', 'b2']);
   // a2 is in an uncommitted ancestor: a is no whole batch here; its others go one by one.
-  const picked = pool.batch(100, 10_000, new Set([a.keys[1]!]));
+  const picked = pool.batch(100, 10_000, idsOf(a.ids[1]!));
   assert.deepEqual(names(picked), ['own', 'a1', 'b1', 'b2', 'a3']);
-  pool.removeCommitted([a.keys[0]!]);
-  assert.deepEqual(names(pool.batch(100, 10_000, new Set())), ['own', 'a2', 'b1', 'b2', 'a3']);
+  pool.removeCommitted([a.ids[0]!]);
+  assert.deepEqual(names(pool.batch(100, 10_000, NO_IDS)), ['own', 'a2', 'b1', 'b2', 'a3']);
   // This member's own transactions form a batch once the batcher sent it (assign).
-  const own = toHex(txHash(tx('own')));
   const more = pool.add(tx('own2'), 0, none);
-  pool.assign({ keys: [own, toHex(more.hash)] });
-  assert.deepEqual(names(pool.batch(100, 10_000, new Set())).slice(0, 2), ['own', 'own2']);
+  pool.assign({ ids: [txHash(tx('own')), more.hash] });
+  assert.deepEqual(names(pool.batch(100, 10_000, NO_IDS)).slice(0, 2), ['own', 'own2']);
 });
 
 test('each source keeps its insertion order through removals at its head, middle and tail, and empties and refills (against a model)', () => {
@@ -164,13 +165,13 @@ test('each source keeps its insertion order through removals at its head, middle
     // Remove a random few, from anywhere in any source's queue (all of one source now and then).
     const all = [...model.values()].flat();
     const gone = round % 37 === 0 ? [...model.get(sources[round % 3]!)!] : all.filter(() => next() < 0.3);
-    assert.equal(pool.removeCommitted(gone), gone.length);
+    assert.equal(pool.removeCommitted(gone.map(fromHex)), gone.length);
     for (const [s, keys] of model) model.set(s, keys.filter((key) => !gone.includes(key)));
     // One from each source in turn (this member's first), oldest first within each.
     const expected: string[] = [];
     const queues = sources.map((s) => [...model.get(s)!]);
     while (queues.some((q) => q.length > 0)) for (const q of queues) if (q.length > 0) expected.push(text.get(q.shift()!)!);
-    assert.deepEqual(pool.batch(1_000_000, 1_000_000_000, new Set()).map((p) => new TextDecoder().decode(p.tx)), expected, `round ${round}`);
+    assert.deepEqual(pool.batch(1_000_000, 1_000_000_000, NO_IDS).map((p) => new TextDecoder().decode(p.tx)), expected, `round ${round}`);
     assert.equal(pool.size, expected.length);
   }
   // This member's own, oldest first, is also what takeStaleLocal walks.

@@ -13,7 +13,8 @@
 // journal (mempool-journal.ts), which is told here when a transaction leaves the pool.
 
 import { FedError } from '#libs/errors/index.ts';
-import { toHex, txHash } from '#libs/crypto/index.ts';
+import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
+import { bytesEqual, txHash } from '#libs/crypto/index.ts';
 import { RECONFIG_TX_TAG, isReconfigTx } from '#libs/validators/index.ts';
 import { isOutside } from './ports.ts';
 
@@ -22,10 +23,12 @@ export interface MempoolOptions {
   maxBytes: number;
   maxTxBytes: number;
   /**
-   * Told which transactions (hex hashes) left the pool: the journal forgets them, so it never
-   * holds more than the pool may. Must not throw.
+   * Told which transactions (their ids) left the pool: the journal forgets them, so it never holds
+   * more than the pool may. Must not throw.
    */
-  onRemoved?(hashesHex: readonly string[]): void;
+  onRemoved?(ids: readonly Uint8Array[]): void;
+  /** The seed of its table of ids (libs/blocks IdTable); random unless a test fixes it. */
+  idSeed?: readonly [number, number];
   /** Told after a transaction entered the pool (the driver's idle views: there is work). Must not throw. */
   onAdded?(): void;
 }
@@ -35,14 +38,19 @@ export const REMOTE_SHARE = 0.25;
 /** The source of a client's own transaction (other sources are validator indices, and OUTSIDE_BASE for all non-validators together). */
 export const LOCAL = -1;
 
-/** A batch as the pool knows it (batches.ts StoredBatch): its transactions' hex ids, in order. */
-export interface PoolBatch { readonly keys: readonly string[] }
+/** A batch as the pool knows it (batches.ts StoredBatch): its transactions' ids, in order. */
+export interface PoolBatch { readonly ids: readonly Uint8Array[] }
+
+/** Ids a block must not carry again (payload.ts inFlightTxs: those in its uncommitted ancestors). */
+export interface IdSet { has(id: Uint8Array): boolean }
+/** No ids. */
+export const NO_IDS: IdSet = { has: () => false };
 
 /** `batch`: the batch this transaction was sent to every validator in, when its whole batch may be proposed by reference. */
 export interface PendingTx { tx: Uint8Array; hash: Uint8Array; addedAtMs: number; source: number; offeredAtMs?: number; batch?: PoolBatch | undefined }
 
 /** What the caller already knows of a transaction it offers: its id (hashed once, where it arrived) and its batch. */
-export interface Known { hash: Uint8Array; key: string; batch?: PoolBatch | undefined }
+export interface Known { hash: Uint8Array; batch?: PoolBatch | undefined }
 
 export type AddResult = { status: 'added' | 'duplicate'; hash: Uint8Array };
 export type OfferResult = AddResult | { status: 'refused'; hash?: Uint8Array; code: 'TX_EMPTY' | 'TX_TOO_LARGE' | 'TX_RESERVED' | 'MEMPOOL_FULL' | 'MEMPOOL_QUOTA'; message: string };
@@ -60,21 +68,28 @@ export function txSizeError(tx: Uint8Array, maxTxBytes: number): { code: 'TX_EMP
   return null;
 }
 
-/** A pending transaction in its source's queue: a list through the entries themselves, so a transaction costs one map entry, not two. */
-interface Queued extends PendingTx { readonly key: string; prev: Queued | undefined; next: Queued | undefined }
+/**
+ * A pending transaction in its source's queue: a list through the entries themselves, so a
+ * transaction costs one table entry, not two. `round`: the last call of batch() that took it.
+ */
+interface Queued extends PendingTx { prev: Queued | undefined; next: Queued | undefined; round: number }
 interface SourceQueue { head: Queued | undefined; tail: Queued | undefined; size: number }
 
 export class Mempool {
   readonly #opts: MempoolOptions;
-  readonly #pending = new Map<string, Queued>();
+  /** Keyed by the ids' bytes (libs/blocks IdTable): no hex string per transaction. */
+  readonly #pending: IdTable<Queued>;
   /** The same transactions by source, each in insertion order (for fair block building). */
   readonly #bySource = new Map<number, SourceQueue>();
   /** Per remote source: how many transactions and bytes it holds in the pool. */
   readonly #held = new Map<number, { txs: number; bytes: number }>();
   #bytes = 0;
+  /** Calls of batch(), to mark what each took (Queued.round). */
+  #round = 0;
 
   constructor(opts: MempoolOptions) {
     this.#opts = opts;
+    this.#pending = new IdTable(opts.idSeed ?? randomIdSeed());
   }
 
   get size(): number { return this.#pending.size; }
@@ -86,7 +101,7 @@ export class Mempool {
     return txSizeError(tx, this.#opts.maxTxBytes);
   }
 
-  has(hashHex: string): boolean { return this.#pending.has(hashHex); }
+  has(id: Uint8Array): boolean { return this.#pending.has(id); }
 
   /**
    * Adds a transaction unless it is pending or `isCommitted` says it is in the log already.
@@ -104,12 +119,11 @@ export class Mempool {
       return { status: 'refused', code: 'MEMPOOL_QUOTA', message: `${isOutside(source) ? 'peers outside the validator set' : `validator ${source}`} already hold ${held.txs} transactions (${held.bytes} bytes) of this mempool` };
     }
     const hash = known?.hash ?? txHash(tx);
-    const key = known?.key ?? toHex(hash);
-    if (this.#pending.has(key) || isCommitted(hash)) return { status: 'duplicate', hash };
+    if (this.#pending.has(hash) || isCommitted(hash)) return { status: 'duplicate', hash };
     let own = this.#bySource.get(source);
     if (!own) this.#bySource.set(source, (own = { head: undefined, tail: undefined, size: 0 }));
-    const p: Queued = { tx, hash, addedAtMs: nowMs, source, batch: known?.batch, key, prev: own.tail, next: undefined };
-    this.#pending.set(key, p);
+    const p: Queued = { tx, hash, addedAtMs: nowMs, source, batch: known?.batch, prev: own.tail, next: undefined, round: 0 };
+    this.#pending.set(hash, p);
     if (own.tail) own.tail.next = p;
     else own.head = p;
     own.tail = p;
@@ -134,14 +148,15 @@ export class Mempool {
 
   /**
    * The next block's transactions, up to the count and byte limits, skipping those already in an
-   * uncommitted ancestor (`inFlight`, hex hashes): one from each source in turn (this member's
+   * uncommitted ancestor (`inFlight`): one from each source in turn (this member's
    * clients first), oldest first within a source. A source whose next transaction does not fit
    * the bytes left is done for this block; the others go on.
    */
-  batch(maxTxs: number, maxBytes: number, inFlight: ReadonlySet<string>): PendingTx[] {
+  batch(maxTxs: number, maxBytes: number, inFlight: IdSet): PendingTx[] {
     const out: PendingTx[] = [];
-    /** Keys taken with a whole batch ahead of where their source's turn has reached. */
-    const taken = new Set<string>();
+    // What this call takes is marked with its round, so one taken with a whole batch ahead of where
+    // its source's turn has reached is skipped when the turn gets there.
+    const round = ++this.#round;
     let bytes = 0;
     const sources = [...this.#bySource.keys()].sort((a, b) => (a === LOCAL ? -1 : b === LOCAL ? 1 : a - b));
     /** Each source's next transaction not yet looked at. */
@@ -151,16 +166,18 @@ export class Mempool {
       for (const cursor of open) {
         if (out.length >= maxTxs) break;
         let p = cursor.at;
-        while (p && (inFlight.has(p.key) || taken.has(p.key))) p = p.next;
+        while (p && (p.round === round || inFlight.has(p.hash))) p = p.next;
         if (!p) continue;
         cursor.at = p.next;
         // A whole batch is one turn, taken in its order: proposed by reference, not carried.
-        const whole = p.batch && p.batch.keys[0] === p.key ? this.#whole(p.batch, inFlight) : undefined;
+        const whole = p.batch && bytesEqual(p.batch.ids[0]!, p.hash) ? this.#whole(p.batch, inFlight) : undefined;
         if (whole && whole.length <= maxTxs && whole.bytes <= maxBytes) {
           // One that does not fit what is left waits whole for the next block: its source is done here.
           if (out.length + whole.length > maxTxs || bytes + whole.bytes > maxBytes) continue;
-          for (const q of whole.txs) out.push(q);
-          for (const k of p.batch!.keys) taken.add(k);
+          for (const q of whole.txs) {
+            q.round = round;
+            out.push(q);
+          }
           bytes += whole.bytes;
           next.push(cursor);
           continue;
@@ -170,6 +187,7 @@ export class Mempool {
           if (bytes === 0 && p.tx.length > maxBytes) next.push(cursor);
           continue;
         }
+        p.round = round;
         out.push(p);
         bytes += p.tx.length;
         next.push(cursor);
@@ -180,12 +198,12 @@ export class Mempool {
   }
 
   /** A batch's transactions when every one of them waits here under that batch and none is in flight; else undefined. */
-  #whole(b: PoolBatch, inFlight: ReadonlySet<string>): { txs: PendingTx[]; length: number; bytes: number } | undefined {
-    const txs: PendingTx[] = [];
+  #whole(b: PoolBatch, inFlight: IdSet): { txs: Queued[]; length: number; bytes: number } | undefined {
+    const txs: Queued[] = [];
     let bytes = 0;
-    for (const k of b.keys) {
-      const q = this.#pending.get(k);
-      if (q?.batch !== b || inFlight.has(k)) return undefined;
+    for (const id of b.ids) {
+      const q = this.#pending.get(id);
+      if (q?.batch !== b || q.round === this.#round || inFlight.has(id)) return undefined;
       txs.push(q);
       bytes += q.tx.length;
     }
@@ -194,8 +212,8 @@ export class Mempool {
 
   /** Marks this member's own waiting transactions as sent to every validator in `b` (the batcher, after it sent it). */
   assign(b: PoolBatch): void {
-    for (const k of b.keys) {
-      const p = this.#pending.get(k);
+    for (const id of b.ids) {
+      const p = this.#pending.get(id);
       if (p) p.batch = b;
     }
   }
@@ -219,12 +237,11 @@ export class Mempool {
   }
 
   /** Drops transactions that a committed block carried. */
-  removeCommitted(hashesHex: Iterable<string>): number {
-    const removed: string[] = [];
-    for (const key of hashesHex) {
-      const p = this.#pending.get(key);
+  removeCommitted(ids: Iterable<Uint8Array>): number {
+    const removed: Uint8Array[] = [];
+    for (const id of ids) {
+      const p = this.#pending.take(id);
       if (!p) continue;
-      this.#pending.delete(key);
       const own = this.#bySource.get(p.source)!;
       if (p.prev) p.prev.next = p.next;
       else own.head = p.next;
@@ -238,7 +255,7 @@ export class Mempool {
         h.txs--;
         h.bytes -= p.tx.length;
       }
-      removed.push(key);
+      removed.push(p.hash);
     }
     if (removed.length > 0) this.#opts.onRemoved?.(removed);
     return removed.length;

@@ -1,11 +1,11 @@
 // Building the leader's next block from the mempool, and checking a received block's
 // transaction root and running state hash. Pure apart from the clock value passed in.
 
-import { contentError, partsOf, type BlockPart } from '#libs/blocks/index.ts';
+import { IdMap, contentError, partsOf, randomIdSeed, type BlockPart } from '#libs/blocks/index.ts';
 import { merkleRoot, nextStateHash, toHex } from '#libs/crypto/index.ts';
 import { rememberTxs, txHashesOf } from './tx-hashes.ts';
 import type { Block, BlockHeader, Hash } from '#libs/hotstuff/index.ts';
-import type { Mempool } from './mempool.ts';
+import type { IdSet, Mempool } from './mempool.ts';
 import type { BatchStore, StoredBatch } from './batches.ts';
 
 export interface PayloadRequest {
@@ -22,12 +22,12 @@ export interface PayloadOptions {
   hashBlock(h: BlockHeader): Hash;
 }
 
-/** The hex hashes of the transactions in the blocks between the committed tip and `parent`. */
-export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: (hash: Hash) => Block | undefined): Set<string> {
-  const out = new Set<string>();
+/** The ids of the transactions in the blocks between the committed tip and `parent`. */
+export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: (hash: Hash) => Block | undefined): IdSet {
+  const out = new IdMap(randomIdSeed());
   let b = blockOf(parentHash);
   while (b && b.header.height > committedHeight) {
-    for (const h of txHashesOf(b)) out.add(toHex(h));
+    for (const h of txHashesOf(b)) out.set(h, 0);
     b = blockOf(b.header.parentHash);
   }
   return out;
@@ -40,9 +40,9 @@ export function inFlightTxs(parentHash: Hash, committedHeight: number, blockOf: 
  * validator was sent and this member still holds (so it can serve them) by reference, the rest
  * inline; `parts` is undefined when no batch is named.
  */
-export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: ReadonlySet<string>, nowMs: number,
+export function buildBlock(req: PayloadRequest, opts: PayloadOptions, pool: Mempool, inFlight: IdSet, nowMs: number,
   first?: { tx: Uint8Array; hash: Hash }, batches?: BatchStore): { block: Block; parts?: BlockPart[] | undefined; named: string[] } {
-  const lead = first && !req.empty && !inFlight.has(toHex(first.hash)) && first.tx.length <= opts.maxBlockBytes ? [first] : [];
+  const lead = first && !req.empty && !inFlight.has(first.hash) && first.tx.length <= opts.maxBlockBytes ? [first] : [];
   const picked = req.empty ? [] : [...lead, ...pool.batch(opts.maxBlockTxs - lead.length, opts.maxBlockBytes - (lead[0]?.tx.length ?? 0), inFlight)];
   const ids = picked.map((p) => p.hash);
   const txRoot = merkleRoot(ids);

@@ -10,11 +10,10 @@
 // observer.
 
 import type { Logger } from 'pino';
-import { toHex } from '#libs/crypto/index.ts';
 import { txHashesOf } from '#libs/blocks/index.ts';
 import type { Block } from '#libs/hotstuff/index.ts';
 import { REOFFER_AGE_MS, REOFFER_MAX_TXS } from './batch-intake.ts';
-import { Mempool } from './mempool.ts';
+import { Mempool, NO_IDS } from './mempool.ts';
 import { MempoolJournal, type JournalObserver } from './mempool-journal.ts';
 
 /** How long a retired member offers what it acknowledged before it gives the rest up. */
@@ -74,7 +73,7 @@ export class RetiredHandOff {
   tick(nowMs: number): number {
     if (this.#pool.size === 0) return 0;
     if (nowMs - this.#since >= GIVE_UP_MS) {
-      const left = this.#pool.batch(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, new Set()).map((p) => toHex(p.hash));
+      const left = this.#pool.batch(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, NO_IDS).map((p) => p.hash);
       this.#pool.removeCommitted(left);
       if (!this.#given) this.#o.log.warn({ dropped: left.length, afterMs: nowMs - this.#since }, 'removed by a reconfiguration: acknowledged transactions still not committed were given up (their clients must resubmit)');
       this.#given = true;
@@ -89,7 +88,7 @@ export class RetiredHandOff {
   /** Blocks the follower appended: what they carry is done. */
   committed(blocks: readonly Block[]): void {
     if (this.#pool.size === 0) return;
-    this.#pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b).map(toHex)));
+    this.#pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b)));
     if (this.#pool.size === 0) this.#o.log.info({ offered: this.#offered }, 'every transaction this removed member acknowledged is committed');
   }
 
