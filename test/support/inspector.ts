@@ -6,6 +6,8 @@
 // write a heap snapshot of one that holds too much (BYZ_HEAP_SNAPSHOT). One
 // session at a time on a port: the session checks that the process it reached is `pid`.
 
+import { createWriteStream } from 'node:fs';
+
 export interface InspectorSession {
   send(method: string, params?: object): Promise<unknown>;
   /** Calls `fn` with the params of each event `method` the process sends. */
@@ -93,7 +95,6 @@ export async function collectGarbage(pid: number, port = 9229): Promise<void> {
  * first): open it in Chrome's DevTools, Memory tab, to see what holds the heap and its buffers.
  */
 export async function writeHeapSnapshot(pid: number, file: string, port = 9229): Promise<void> {
-  const { createWriteStream } = await import('node:fs');
   const s = await inspect(pid, port);
   const out = createWriteStream(file);
   try {
