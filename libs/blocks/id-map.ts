@@ -109,16 +109,24 @@ export class IdMap {
 
   /** Calls `fn` with each id (a view into the table: copy it to keep it) and its value; the table must not change meanwhile. */
   forEach(fn: (id: Uint8Array, value: number) => void): void {
+    this.forEachAt((keys, at, value) => fn(keys.subarray(at, at + ID_BYTES), value));
+  }
+
+  /**
+   * Calls `fn` with the array holding the ids, the offset of each id in it (32 bytes from there)
+   * and its value, making no view per id; the table must not change meanwhile.
+   */
+  forEachAt(fn: (keys: Uint8Array, at: number, value: number) => void): void {
+    const keys = this.#keys;
     for (let i = 0; i <= this.#mask; i++) {
-      if (this.#state[i]! > DELETED) fn(this.#keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), this.#values[i]!);
+      if (this.#state[i]! > DELETED) fn(keys, i * ID_BYTES, this.#values[i]!);
     }
   }
 
-  /** The first slot to probe for `id`; its tag is left in #tag. */
-  #slot(id: Uint8Array): number {
-    if (id.length !== ID_BYTES) throw new FedError('CRYPTO_BAD_HASH', `an id must be ${ID_BYTES} bytes`, { actual: id.length });
-    const a = (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) ^ this.#s0;
-    const b = (id[4]! | (id[5]! << 8) | (id[6]! << 16) | (id[7]! << 24)) ^ this.#s1;
+  /** The first slot to probe for the id at `src[at..at+32)`; its tag is left in #tag. */
+  #slot(src: Uint8Array, at: number): number {
+    const a = (src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) ^ this.#s0;
+    const b = (src[at + 4]! | (src[at + 5]! << 8) | (src[at + 6]! << 16) | (src[at + 7]! << 24)) ^ this.#s1;
     // murmur3's finalizer over both words, keyed by the seed.
     let h = Math.imul(a, 0xcc9e2d51) ^ Math.imul((b << 15) | (b >>> 17), 0x1b873593);
     h ^= h >>> 16;
@@ -131,15 +139,21 @@ export class IdMap {
     return h & this.#mask;
   }
 
-  /**
-   * The slot holding `id`, or, when it is not in the table, -1 - the slot a new id would take: the
-   * first deleted slot on its probe, else the empty slot the probe ended at. One walk for both,
-   * so an insert hashes and probes once.
-   */
+  /** #probeAt for an id given alone, which must be 32 bytes. */
   #probe(id: Uint8Array): number {
+    if (id.length !== ID_BYTES) throw new FedError('CRYPTO_BAD_HASH', `an id must be ${ID_BYTES} bytes`, { actual: id.length });
+    return this.#probeAt(id, 0);
+  }
+
+  /**
+   * The slot holding the id at `src[at..at+32)`, or, when it is not in the table, -1 - the slot a
+   * new id would take: the first deleted slot on its probe, else the empty slot the probe ended
+   * at. One walk for both, so an insert hashes and probes once.
+   */
+  #probeAt(src: Uint8Array, at: number): number {
     const keys = this.#keys;
     const state = this.#state;
-    let i = this.#slot(id);
+    let i = this.#slot(src, at);
     const tag = this.#tag;
     let reuse = -1;
     for (;;) {
@@ -148,7 +162,7 @@ export class IdMap {
       if (s === tag) {
         const base = i * ID_BYTES;
         let j = 0;
-        while (j < ID_BYTES && keys[base + j] === id[j]) j++;
+        while (j < ID_BYTES && keys[base + j] === src[at + j]) j++;
         if (j === ID_BYTES) return i;
       } else if (s === DELETED && reuse < 0) reuse = i;
       i = (i + 1) & this.#mask;
@@ -163,15 +177,20 @@ export class IdMap {
     }
     if ((this.#used + 1) * 4 > (this.#mask + 1) * 3) {
       this.#rehash();
-      i = this.#probe(id);
+      i = this.#probeAt(id, 0);
     }
-    i = -1 - i;
+    this.#fill(-1 - i, id, 0, value);
+    return true;
+  }
+
+  /** Puts the id at `src[at..at+32)` with `value` in the free slot `i` (#probeAt's answer), its tag from that probe. */
+  #fill(i: number, src: Uint8Array, at: number, value: number): void {
     if (this.#state[i] === EMPTY) this.#used++;
     this.#state[i] = this.#tag;
-    this.#keys.set(id, i * ID_BYTES);
+    const base = i * ID_BYTES;
+    for (let k = 0; k < ID_BYTES; k++) this.#keys[base + k] = src[at + k]!;
     this.#values[i] = value;
     this.#size++;
-    return true;
   }
 
   #allocate(cap: number): void {
@@ -193,8 +212,10 @@ export class IdMap {
     const state = this.#state;
     const cap = this.#size * 2 > this.#mask + 1 ? (this.#mask + 1) * 2 : this.#mask + 1;
     this.#allocate(cap);
+    // Each id read where it lies in the old arrays; the new table holds none of them yet, so each
+    // probe ends at a free slot.
     for (let i = 0; i < state.length; i++) {
-      if (state[i]! > DELETED) this.set(keys.subarray(i * ID_BYTES, (i + 1) * ID_BYTES), values[i]!);
+      if (state[i]! > DELETED) this.#fill(-1 - this.#probeAt(keys, i * ID_BYTES), keys, i * ID_BYTES, values[i]!);
     }
   }
 }

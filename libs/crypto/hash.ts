@@ -124,21 +124,38 @@ export function merkleLeafBytes(hashes: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** merkleRoot of the ids whose leaves `leaves` holds (merkleLeafBytes, or a concatenation of them). */
+/**
+ * merkleRoot of the ids whose leaves `leaves` holds (merkleLeafBytes, or a concatenation of them).
+ * Each level is written over the one below it in one buffer, so a root of n leaves allocates that
+ * buffer and nothing per node (a node of its own per hash was a sixth of what the consensus path
+ * allocated, docs/performance.md).
+ */
 export function merkleRootOfLeafBytes(leaves: Uint8Array): Uint8Array {
   if (leaves.length % HASH_BYTES !== 0) throw new FedError('CRYPTO_BAD_HASH', `leaves must be a multiple of ${HASH_BYTES} bytes`, { actual: leaves.length });
-  const n = leaves.length / HASH_BYTES;
+  let n = leaves.length / HASH_BYTES;
   if (n === 0) return sha256(new TextEncoder().encode(MERKLE_EMPTY_TAG));
-  // The first level from neighbouring leaves, which lie side by side: one copy per pair.
-  let level: Uint8Array[] = [];
-  for (let i = 0; i + 1 < n; i += 2) {
-    scratch[0] = NODE_PREFIX;
-    scratch.set(leaves.subarray(i * HASH_BYTES, (i + 2) * HASH_BYTES), 1);
-    level.push(digest(scratch));
+  if (n === 1) return leaves.slice(0, HASH_BYTES);
+  // The first level from the leaves, into a buffer of its own; each level above it in place:
+  // node j of a level is made from nodes 2j and 2j + 1 of the one below, read before it is written.
+  const level = new Uint8Array(Math.ceil(n / 2) * HASH_BYTES);
+  let from = leaves;
+  scratch[0] = NODE_PREFIX;
+  while (n > 1) {
+    const pairs = n >>> 1;
+    for (let j = 0; j < pairs; j++) {
+      const at = 2 * j * HASH_BYTES;
+      for (let k = 0; k < 2 * HASH_BYTES; k++) scratch[1 + k] = from[at + k]!;
+      digestInto(scratch, level, j * HASH_BYTES);
+    }
+    // An odd last node is promoted unchanged.
+    if (n % 2 === 1) {
+      const at = (n - 1) * HASH_BYTES;
+      for (let k = 0; k < HASH_BYTES; k++) level[pairs * HASH_BYTES + k] = from[at + k]!;
+    }
+    n = pairs + (n % 2);
+    from = level;
   }
-  if (n % 2 === 1) level.push(leaves.slice((n - 1) * HASH_BYTES));
-  while (level.length > 1) level = merkleParents(level);
-  return level[0] as Uint8Array;
+  return level.slice(0, HASH_BYTES);
 }
 
 /** Every level of the Merkle tree, leaves first, root last (for serving many proofs of one block). */

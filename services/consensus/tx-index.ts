@@ -311,15 +311,23 @@ export class TxIndex {
     const values: StoredLocation[] = [];
     /** The first six bytes of each as a number: most comparisons end there. */
     const heads: number[] = [];
-    this.#recent.forEach((view, v) => {
-      const value = this.#placeOf(view, v);
+    // The table's own bytes are read where they lie (forEachAt): no view made per id.
+    this.#recent.forEachAt((keys, at, v) => {
+      const value = v === WIDE ? this.#placeOf(keys.subarray(at, at + ID_BYTES), v) : v;
       if (unpackLocation(value).height > committed) return;
-      ids.set(view, values.length * ID_BYTES);
+      const to = values.length * ID_BYTES;
+      for (let k = 0; k < ID_BYTES; k++) ids[to + k] = keys[at + k]!;
       values.push(value);
-      heads.push(((view[0]! * 256 + view[1]!) * 256 + view[2]!) * 16_777_216 + ((view[3]! << 16) | (view[4]! << 8) | view[5]!));
+      heads.push(((keys[at]! * 256 + keys[at + 1]!) * 256 + keys[at + 2]!) * 16_777_216 + ((keys[at + 3]! << 16) | (keys[at + 4]! << 8) | keys[at + 5]!));
     });
     const idAt = (i: number): Buffer => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
-    const order = values.map((_, i) => i).sort((a, b) => heads[a]! - heads[b]! || Buffer.compare(idAt(a), idAt(b)));
+    // -1, 0 or 1, not the heads' difference: a difference of 48-bit numbers is no small integer,
+    // and each one the comparator returned was a number allocated on the heap.
+    const order = values.map((_, i) => i).sort((a, b) => {
+      const x = heads[a]!;
+      const y = heads[b]!;
+      return x < y ? -1 : x > y ? 1 : Buffer.compare(idAt(a), idAt(b));
+    });
     for (let start = 0; start < order.length || start === 0; start += this.#chunk) {
       const end = Math.min(order.length, start + this.#chunk);
       await this.#store.write('tx index merge', () => {
