@@ -170,7 +170,8 @@ export class Mempool {
         if (!p) continue;
         cursor.at = p.next;
         // A whole batch is one turn, taken in its order: proposed by reference, not carried.
-        const whole = p.batch && bytesEqual(p.batch.ids[0]!, p.hash) ? this.#whole(p.batch, inFlight) : undefined;
+        const first = p.batch?.ids[0];
+        const whole = first !== undefined && bytesEqual(first, p.hash) ? this.#whole(p.batch!, inFlight) : undefined;
         if (whole && whole.length <= maxTxs && whole.bytes <= maxBytes) {
           // One that does not fit what is left waits whole for the next block: its source is done here.
           if (out.length + whole.length > maxTxs || bytes + whole.bytes > maxBytes) continue;
