@@ -20,37 +20,55 @@ function rng(seed: number): () => number {
   };
 }
 
-test('random sets, deletes and lookups agree with a Map at every step, through growth and reused deleted slots', () => {
+/** A table of ids to values of type V, as IdMap and IdTable both are. */
+interface Table<V> { set(id: Uint8Array, v: V): unknown; take(id: Uint8Array): V | undefined; get(id: Uint8Array): V | undefined; has(id: Uint8Array): boolean; readonly size: number }
+
+/**
+ * `steps` random operations on ids drawn from `universe`, each checked against `ref`, a Map by hex
+ * id: sets, takes and lookups, and, for a quarter of the steps, `extra` (lookups without it).
+ */
+function churnAgainstMap<V>(label: string, table: Table<V>, ref: Map<string, V>, o: {
+  steps: number; universe: number; next: () => number; value: (step: number) => V;
+  extra?: (id: Uint8Array, k: string, step: number) => void;
+}): void {
+  for (let step = 0; step < o.steps; step++) {
+    const id = idOf(Math.floor(o.next() * o.universe));
+    const k = hexOf(id);
+    const op = o.next();
+    if (op < 0.3) {
+      const v = o.value(step);
+      table.set(id, v);
+      ref.set(k, v);
+    } else if (op < 0.5) {
+      const had = ref.get(k);
+      ref.delete(k);
+      assert.equal(table.take(id), had, `${label} step ${step}: take`);
+    } else if (op >= 0.75 && o.extra) {
+      o.extra(id, k, step);
+    } else {
+      assert.equal(table.get(id), ref.get(k), `${label} step ${step}: get`);
+      assert.equal(table.has(id), ref.has(k), `${label} step ${step}: has`);
+    }
+    assert.equal(table.size, ref.size, `${label} step ${step}: size`);
+  }
+}
+
+test('random sets, adds, deletes and lookups agree with a Map at every step, through growth and reused deleted slots', () => {
   for (const seed of [1, 2, 3]) {
     const next = rng(seed);
     const table = new IdMap([seed, seed * 7]);
     const ref = new Map<string, number>();
-    const universe = 3_000;
-    for (let step = 0; step < 40_000; step++) {
-      const id = idOf(Math.floor(next() * universe));
-      const k = hexOf(id);
-      const op = next();
-      if (op < 0.3) {
-        const v = Math.floor(next() * 2 ** 40);
-        table.set(id, v);
-        ref.set(k, v);
-      } else if (op < 0.45) {
-        // add: only where the id is absent; a present id keeps its value.
-        const v = Math.floor(next() * 2 ** 40);
-        assert.equal(table.add(id, v), !ref.has(k), `seed ${seed} step ${step}: add`);
-        if (!ref.has(k)) ref.set(k, v);
-      } else if (op < 0.6) {
-        assert.equal(table.delete(id), ref.delete(k), `seed ${seed} step ${step}: delete`);
-      } else if (op < 0.75) {
-        const had = ref.get(k);
-        ref.delete(k);
-        assert.equal(table.take(id), had, `seed ${seed} step ${step}: take`);
-      } else {
-        assert.equal(table.get(id), ref.get(k), `seed ${seed} step ${step}: get`);
-        assert.equal(table.has(id), ref.has(k), `seed ${seed} step ${step}: has`);
-      }
-      assert.equal(table.size, ref.size, `seed ${seed} step ${step}: size`);
-    }
+    churnAgainstMap(`seed ${seed}`, table, ref, { steps: 40_000, universe: 3_000, next, value: () => Math.floor(next() * 2 ** 40),
+      extra: (id, k, step) => {
+        if (next() < 0.5) {
+          // add: only where the id is absent; a present id keeps its value.
+          const v = Math.floor(next() * 2 ** 40);
+          assert.equal(table.add(id, v), !ref.has(k), `seed ${seed} step ${step}: add`);
+          if (!ref.has(k)) ref.set(k, v);
+        } else {
+          assert.equal(table.delete(id), ref.delete(k), `seed ${seed} step ${step}: delete`);
+        }
+      } });
     const seen = new Map<string, number>();
     table.forEach((id, v) => seen.set(hexOf(id), v));
     assert.deepEqual(new Map([...seen].sort()), new Map([...ref].sort()), `seed ${seed}: forEach`);
@@ -136,27 +154,8 @@ test('the table keeps its arrays: churn at a steady size, and clear, allocate no
 
 test('IdTable: ids to objects agree with a Map at every step; freed slots are reused, so churn does not grow it', () => {
   for (const seed of [4, 5]) {
-    const next = rng(seed);
     const table = new IdTable<{ n: number }>([seed, seed * 3]);
-    const ref = new Map<string, { n: number }>();
-    for (let step = 0; step < 30_000; step++) {
-      const id = idOf(Math.floor(next() * 2_000));
-      const k = hexOf(id);
-      const op = next();
-      if (op < 0.4) {
-        const item = { n: step };
-        table.set(id, item);
-        ref.set(k, item);
-      } else if (op < 0.7) {
-        const had = ref.get(k);
-        ref.delete(k);
-        assert.equal(table.take(id), had, `seed ${seed} step ${step}: take`);
-      } else {
-        assert.equal(table.get(id), ref.get(k), `seed ${seed} step ${step}: get`);
-        assert.equal(table.has(id), ref.has(k), `seed ${seed} step ${step}: has`);
-      }
-      assert.equal(table.size, ref.size, `seed ${seed} step ${step}: size`);
-    }
+    churnAgainstMap(`seed ${seed}`, table, new Map(), { steps: 30_000, universe: 2_000, next: rng(seed), value: (step) => ({ n: step }) });
     // At most 2,000 ids at once: the objects' array never passed that (8 bytes a slot), whatever the churn.
     assert.ok(table.bytes <= new IdMap([0, 0], 2 * 2_048).bytes + 8 * 2_000, `seed ${seed}: ${table.bytes} bytes`);
   }
