@@ -124,7 +124,7 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
       `served=${server.served} refused=${[...server.refusals.values()].reduce((a, b) => a + b, 0)} response_bytes=${responseBytes} largest_frame=${largest} ` +
       `heap_growth_mib=${((process.memoryUsage().heapUsed - heap0) / 2 ** 20).toFixed(1)}`);
   } finally {
-    driver.stop();
+    await driver.stop();
     await serverStore.close();
     await laggard.close();
   }
@@ -194,7 +194,7 @@ test('a peer serving the right headers with forged transactions gets nothing sto
     assert.deepEqual(five.txs, chain[5]!.txs, 'the stored block has the real transactions');
     assert.deepEqual(committed.map((b) => b.header.height), chain.slice(1).map((b) => b.header.height));
   } finally {
-    driver.stop();
+    await driver.stop();
     for (const s of stores) await s.close();
   }
 });

@@ -83,7 +83,7 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
     members,
     async restart(i: number) {
       members[i]!.down = true;
-      members[i]!.driver.stop();
+      await members[i]!.driver.stop();
       await new Promise((r) => setTimeout(r, 250)); // what is in flight sees it stopped before its store closes
       await members[i]!.store.close();
       members[i] = build(i, memberDirs[i]!);
@@ -98,7 +98,8 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
  * in flight threw after the test ended ("Can not renew a transaction from a closed database").
  */
 async function shutdown(members: Member[]): Promise<void> {
-  for (const m of members) { m.down = true; m.driver.stop(); }
+  const drained = members.map((m) => { m.down = true; return m.driver.stop(); });
+  await Promise.all(drained);
   await new Promise((r) => setTimeout(r, 250));
   await Promise.all(members.map((m) => m.store.close()));
 }

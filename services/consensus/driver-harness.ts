@@ -4,7 +4,7 @@
 import { after } from 'node:test';
 import fs from 'node:fs/promises';
 import { pino } from 'pino';
-import { localFederation, type Member } from './local-federation.ts';
+import { localFederation, type LocalFederationOptions, type Member } from './local-federation.ts';
 
 export { CHAIN, N, dsa, keys, stopAll, toOutside, type Member } from './local-federation.ts';
 
@@ -22,11 +22,12 @@ after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true 
 
 /**
  * `keyOf(i)`: whose key member i's signer holds (its own unless a test says otherwise); `dirOf(i)`:
- * its store's directory (a new one if undefined); `drop(from, to, frame)`: a frame the network loses.
+ * its store's directory (a new one if undefined); `drop(from, to, frame)`: a frame the network loses;
+ * `sign`: how member i's signer signs (LocalFederationOptions).
  */
 export async function federation(keyOf?: (i: number) => number, dirOf?: (i: number) => string | undefined,
-  drop?: (from: number, to: number, frame: Uint8Array) => boolean): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
-  const f = await localFederation({ log, ...(keyOf ? { keyOf } : {}), ...(dirOf ? { dirOf } : {}), ...(drop ? { drop } : {}) });
+  drop?: (from: number, to: number, frame: Uint8Array) => boolean, sign?: LocalFederationOptions['sign']): Promise<{ members: Member[]; restart(i: number): Promise<void> }> {
+  const f = await localFederation({ log, ...(keyOf ? { keyOf } : {}), ...(dirOf ? { dirOf } : {}), ...(drop ? { drop } : {}), ...(sign ? { sign } : {}) });
   dirs.push(...f.dirs);
   return f;
 }

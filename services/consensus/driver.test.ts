@@ -439,3 +439,40 @@ test('messages of another epoch, validly signed, are refused before any signatur
     await stopAll(members);
   }
 });
+
+test('stop() resolves once the step under way has ended, so its write ends before the store is closed', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  const tx = new TextEncoder().encode('stop-mid-write');
+  members[0]!.pool.add(tx, Date.now(), members[0]!.driver.isCommitted);
+  members[0]!.inbound.gossip(tx);
+  await until('a first commit', () => members.every((m) => m.store.committedHeight() >= 1));
+  // Member 0's next persist waits for the gate before it writes: its step stands in the middle of a write.
+  const m = members[0]!;
+  let open = (): void => undefined;
+  const gate = new Promise<void>((resolve) => { open = resolve; });
+  let writing = false;
+  let written = false;
+  const persist = m.store.persist.bind(m.store);
+  m.store.persist = async (...args: Parameters<typeof persist>) => {
+    writing = true;
+    await gate;
+    await persist(...args);
+    written = true;
+  };
+  let stopped = false;
+  try {
+    await until('member 0 in the middle of a write', () => writing);
+    const stop = m.driver.stop().then(() => { stopped = true; });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(stopped, false, 'stop() waits while the write is under way');
+    open();
+    await stop;
+    assert.equal(written, true, 'the write ended before stop() resolved');
+  } finally {
+    open();
+    await stopAll(members);
+  }
+  assert.deepEqual(warnings.filter((w) => /stopped during a write|can no longer trust its state/.test(String(w['msg']))).map((w) => w['msg']), [],
+    'no write was cut short by a store closing');
+});

@@ -80,6 +80,8 @@ export class ConsensusDriver {
   readonly #genesis: Block;
   readonly #queue: EngineEvent[] = [];
   #draining = false;
+  /** The drain under way (or the last one): what stop() waits for. */
+  #drainRun: Promise<void> | undefined;
   #timer: { cancel(): void } | undefined;
   #paused = false;
   #stopped = false;
@@ -262,10 +264,15 @@ export class ConsensusDriver {
   /** Whether a transaction (by hash) is in the committed log. */
   isCommitted = (hash: Uint8Array): boolean => this.#deps.store.hasTx(hash);
 
-  stop(): void {
+  /**
+   * Stops: no event is taken after the one being handled. Resolves once that one's actions are done,
+   * so a write in flight ends before the caller closes the store (the store would cut it short).
+   */
+  stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#idle?.stop();
+    return this.#drainRun ?? Promise.resolve();
   }
 
   /** Operator control: refuse to sign anything (so no proposal, vote or new-view) until resumed. */
@@ -334,7 +341,7 @@ export class ConsensusDriver {
       return;
     }
     this.#queue.push(event);
-    if (!this.#draining) void this.#drain();
+    if (!this.#draining) this.#drainRun = this.#drain();
   }
 
   async #drain(): Promise<void> {
@@ -345,6 +352,13 @@ export class ConsensusDriver {
         for (const action of this.engine.step(event)) await this.#execute(action);
       }
     } catch (err) {
+      if (this.#stopped) {
+        // Stopping, and the store was closed under a write that stop() was not waited for: LMDB
+        // wrote all of it or none, nothing that depended on it was sent, and the next start reads
+        // the store as it is.
+        this.#deps.log.warn({ err: errorMessage(err) }, 'consensus driver stopped during a write: the store was closed under it, and keeps what it wrote');
+        return;
+      }
       // A failed persist or commit means our disk state is unknown: stop rather than risk safety.
       this.#failure = err instanceof Error ? err : new Error(String(err));
       this.#timer?.cancel();

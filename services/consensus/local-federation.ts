@@ -33,7 +33,9 @@ export interface Member {
 /** Stops every member's driver and closes its block store. */
 export async function stopAll(members: readonly Member[]): Promise<void> {
   // Down first: a frame already on its way (setImmediate) must not reach a store being closed.
-  members.forEach((m) => { m.down = true; m.driver.stop(); });
+  const drained = members.map((m) => { m.down = true; return m.driver.stop(); });
+  // The writes in flight end before the stores close.
+  await Promise.all(drained);
   await Promise.all(members.map((m) => m.store.close()));
 }
 
@@ -112,7 +114,7 @@ export async function localFederation(o: LocalFederationOptions): Promise<{ memb
     async restart(i) {
       // The old instance first goes down: a frame in flight must not reach a store being closed.
       members[i]!.down = true;
-      members[i]!.driver.stop();
+      await members[i]!.driver.stop();
       await members[i]!.store.close();
       members[i] = build(i, memberDirs[i]!);
       members[i]!.driver.start();

@@ -48,6 +48,9 @@ import { assertSignerIdentity } from './signer-identity.ts';
 import { SignerHealth } from './signer-health.ts';
 
 
+/** How long a stop waits for the driver's step under way (its write) before the store closes. */
+const DRIVER_STOP_WAIT_MS = 2_000;
+
 const USAGE = 'usage: consensus --store HOST:PORT --data-dir DIR [--listen HOST:PORT] [--admin-listen HOST:PORT] '
   + '[--metrics HOST:PORT] [--gateway HOST:PORT] [--signer HOST:PORT] [--nats URL] [--no-nats]';
 const FLAGS = {
@@ -366,7 +369,12 @@ async function main(): Promise<void> {
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
-    life.add({ name: 'driver', run: () => { driver.stop(); stopWatch(); clearInterval(readiness); clearInterval(diskPoll); } });
+    life.add({ name: 'driver', run: async () => {
+      const drained = driver.stop();
+      stopWatch(); clearInterval(readiness); clearInterval(diskPoll);
+      // The write in flight ends before the store closes; a step stuck on the signer does not hold the stop.
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRIVER_STOP_WAIT_MS).unref())]);
+    } });
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
