@@ -271,10 +271,6 @@ export class IdTable<T> {
     this.#free.push(i);
     return item;
   }
-
-  delete(id: Uint8Array): boolean {
-    return this.take(id) !== undefined;
-  }
 }
 
 /** Two random 32-bit numbers for an IdMap's seed. */

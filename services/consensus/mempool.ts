@@ -27,8 +27,6 @@ export interface MempoolOptions {
    * more than the pool may. Must not throw.
    */
   onRemoved?(ids: readonly Uint8Array[]): void;
-  /** The seed of its table of ids (libs/blocks IdTable); random unless a test fixes it. */
-  idSeed?: readonly [number, number];
   /** Told after a transaction entered the pool (the driver's idle views: there is work). Must not throw. */
   onAdded?(): void;
 }
@@ -89,7 +87,7 @@ export class Mempool {
 
   constructor(opts: MempoolOptions) {
     this.#opts = opts;
-    this.#pending = new IdTable(opts.idSeed ?? randomIdSeed());
+    this.#pending = new IdTable(randomIdSeed());
   }
 
   get size(): number { return this.#pending.size; }
