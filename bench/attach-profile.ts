@@ -23,7 +23,7 @@ export async function profileProcess(pid: number, seconds: number, port = 9229):
     const { profile } = (await s.send('Profiler.stop')) as { profile: CpuProfile };
     return profile;
   } finally {
-    s.close();
+    await s.close();
   }
 }
 

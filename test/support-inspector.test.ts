@@ -20,7 +20,7 @@ process.stdin.on('data', () => process.stdout.write(process.memoryUsage().heapUs
 process.stdout.write('ready\\n');
 `;
 
-test('a live process collects its garbage when asked through its inspector, which is closed again', async () => {
+test('a live process collects its garbage when asked through its inspector, which is closed again', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, ['-e', CHILD], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     const lines: string[] = [];
@@ -37,11 +37,15 @@ test('a live process collects its garbage when asked through its inspector, whic
     await collectGarbage(child.pid!);
     const after = await next();
     assert.ok(after < before / 2, `heap in use ${before} bytes before the collection, ${after} after`);
-    // The inspector is closed: a second session opens it again, and reaches this child.
-    const s = await inspect(child.pid!);
-    const { result } = (await s.send('Runtime.evaluate', { expression: '1 + 1' })) as { result: { value: number } };
-    s.close();
-    assert.equal(result.value, 2);
+    // The inspector is closed: sessions opened one right after the other each open it again and
+    // reach this child, which lives through them all (a signal sent while the last inspector was
+    // still closing was dropped, and ending the inspector inside a message crashed the child).
+    for (let k = 0; k < 20; k++) {
+      const s = await inspect(child.pid!);
+      const { result } = (await s.send('Runtime.evaluate', { expression: `${k} + 1` })) as { result: { value: number } };
+      await s.close();
+      assert.equal(result.value, k + 1);
+    }
     // A heap snapshot, whole: the JSON of V8's format, with the child's objects in it.
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-snapshot-')), 'child.heapsnapshot');
     try {
@@ -52,6 +56,21 @@ test('a live process collects its garbage when asked through its inspector, whic
     } finally {
       await fs.rm(path.dirname(file), { recursive: true, force: true });
     }
+  } finally {
+    child.kill();
+  }
+});
+
+test('an inspector that never answers is an error naming the port, and leaves nothing holding this process', { timeout: 60_000 }, async () => {
+  // The child opens its inspector on its own port; the session looks for it on another one.
+  const child = spawn(process.execPath, ['--inspect-port=0', '-e', 'setInterval(() => {}, 1000); console.log("ready")'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    await once(child.stdout, 'data'); // a SIGUSR1 before Node has set its handler would end the child
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const unused = 1 + (child.pid! % 1000) + 40_000;
+    await assert.rejects(inspect(child.pid!, unused), new RegExp(`no inspector on 127\\.0\\.0\\.1:${unused}`));
+    assert.equal(timers(), before, 'a timer of the failed attempt is still active: this test file would never exit');
   } finally {
     child.kill();
   }
