@@ -36,8 +36,8 @@ export NODE_COMPILE_CACHE="${NODE_COMPILE_CACHE:-$(pwd -P)/node_modules/.cache/b
 # their ~110 s on two cores. Everything else starts real processes and runs one file at a time.
 pure=$(find libs -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 rest=$(find services test scripts -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-# Both run whatever the first gives; either failing fails the command. (Not: it
-# ends a file before any test it declares after a top-level await: the libs/ run lost five.)
+# Both run whatever the first gives; either failing fails the command. (Not --test-force-exit:
+# it ends a file before any test it declares after a top-level await: the libs/ run lost five.)
 status=0
 # shellcheck disable=SC2086
 node --test --test-reporter=spec --test-timeout=600000 --test-concurrency=2 $pure "$@" || status=$?

@@ -49,8 +49,8 @@ async function openInspector(pid: number, port: number): Promise<string> {
 
 /**
  * Resolves once `port` refuses connections, or after `ms`. Only a refusal counts: an inspector
- * that is busy closing may fail a request in other ways while still open, and a SIGUSR1 that
- * reaches a process whose inspector is closing can crash it (SIGSEGV, seen on Node 24.21).
+ * that is busy closing may fail a request in other ways while still open, and the next session's
+ * SIGUSR1 must not reach an inspector that is still closing (it is dropped).
  */
 async function portFreed(port: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -66,20 +66,18 @@ async function portFreed(port: number, ms: number): Promise<void> {
 
 /** Opens the inspector of process `pid` and a session with it. */
 export async function inspect(pid: number, port = 9229): Promise<InspectorSession> {
+  const ws = new WebSocket(await openInspector(pid, port));
   const keepAlive = setInterval(() => {}, 1000); // an open WebSocket does not hold the event loop
-  let ws: WebSocket | undefined;
   try {
-    const socket = new WebSocket(await openInspector(pid, port));
-    ws = socket;
-    await new Promise<void>((resolve, reject) => { socket.onopen = () => resolve(); socket.onerror = () => reject(new Error('inspector socket failed')); });
-    const session = sessionOver(socket, port, () => clearInterval(keepAlive));
+    await new Promise<void>((resolve, reject) => { ws.onopen = () => resolve(); ws.onerror = () => reject(new Error('inspector socket failed')); });
+    const session = sessionOver(ws, port, () => clearInterval(keepAlive));
     // Another process may hold the port (its inspector open): never act on it by mistake.
     const { result } = (await session.send('Runtime.evaluate', { expression: 'process.pid' })) as { result: { value: unknown } };
     if (result.value !== pid) throw new Error(`the inspector on 127.0.0.1:${port} is process ${String(result.value)}'s, not ${pid}'s`);
     return session;
   } catch (err) {
     // Whatever failed, nothing of the attempt is left holding this process's event loop.
-    ws?.close();
+    ws.close();
     clearInterval(keepAlive);
     throw err;
   }
