@@ -107,6 +107,23 @@ test('a duplicate msgId is stored once', { timeout: 15_000 }, async () => {
   await assert.rejects(publishDurable(js, 'btcfed.*.x.y', bytes, { msgId: 'x' }), (err) => isFedError(err, 'EVENT_SUBJECT_INVALID'));
 });
 
+test('a publish that expects the subject\'s last sequence is stored only after it; a repeated msgId is answered "duplicate" before that check', { timeout: 15_000 }, async () => {
+  const name = streamName('chain');
+  await ensureStream(jsm, { name, subjects: [`btcfed.${member}.chain.>`], storage: 'memory', duplicateWindowMs: 60_000 });
+  const to = subject(member, 'chain', 'block.committed');
+  const other = subject(member, 'chain', 'view.changed');
+  const bytes = Ping.encode({ text: 'block', n: 1 }).finish();
+  const first = await publishDurable(js, to, bytes, { msgId: 'c1', expectLastSubjectSeq: 0 }); // 0: nothing on the subject yet
+  await publishDurable(js, other, bytes, { msgId: 'o1' }); // another subject does not count
+  const second = await publishDurable(js, to, bytes, { msgId: 'c2', expectLastSubjectSeq: first.seq });
+  assert.equal(second.duplicate, false);
+  await assert.rejects(publishDurable(js, to, bytes, { msgId: 'c3', expectLastSubjectSeq: first.seq }),
+    (err) => isFedError(err, 'EVENTS_PUBLISH_OUT_OF_ORDER') && err.details['expected'] === first.seq && /sequence/.test(err.message));
+  const again = await publishDurable(js, to, bytes, { msgId: 'c2', expectLastSubjectSeq: 12345 });
+  assert.deepEqual([again.duplicate, again.seq], [true, second.seq]);
+  assert.equal((await jsm.streams.info(name)).state.messages, 3);
+});
+
 test('the committed-block stream constants', () => {
   const spec = blocksStreamSpec();
   assert.equal(spec.name, BLOCKS_STREAM);

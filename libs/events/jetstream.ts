@@ -1,5 +1,6 @@
 // JetStream for facts that must survive restarts and be replayable — committed blocks above
-// all: an idempotent stream definition, de-duplicated publishing (Nats-Msg-Id), and an
+// all: an idempotent stream definition, de-duplicated publishing (Nats-Msg-Id) that can expect
+// the subject's last sequence (Nats-Expected-Last-Subject-Sequence), and an
 // ordered replay from any sequence. Must never silently change a stream's storage or drop
 // its messages to make a definition fit.
 
@@ -112,17 +113,28 @@ export interface DurableAck {
   duplicate: boolean;
 }
 
-/** Publishes into a stream, acknowledged; a repeated `msgId` within the window is stored once. */
+/**
+ * Publishes into a stream, acknowledged; a repeated `msgId` within the window is stored once.
+ * With `expectLastSubjectSeq`, the stream stores the message only if its last message on
+ * `subject` has that sequence number (0: none); otherwise the publish fails with
+ * EVENTS_PUBLISH_OUT_OF_ORDER. A repeated `msgId` is answered "duplicate" before that check.
+ */
 export async function publishDurable(js: JetStreamClient, subject: string, bytes: Uint8Array,
-  opts: { msgId: string; timeoutMs?: number }): Promise<DurableAck> {
+  opts: { msgId: string; timeoutMs?: number; expectLastSubjectSeq?: number }): Promise<DurableAck> {
   if (/[\s*>]/.test(subject) || subject === '') {
     throw new FedError('EVENT_SUBJECT_INVALID', `cannot publish durably to ${JSON.stringify(subject)}`, { subject });
   }
   if (opts.msgId === '') throw new FedError('EVENTS_MSG_ID_REQUIRED', 'publishDurable needs a non-empty msgId');
   try {
-    const ack = await js.publish(subject, bytes, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 5_000 });
+    const expect = opts.expectLastSubjectSeq === undefined ? {} : { expect: { lastSubjectSequence: opts.expectLastSubjectSeq } };
+    const ack = await js.publish(subject, bytes, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 5_000, ...expect });
     return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
   } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      throw new FedError('EVENTS_PUBLISH_OUT_OF_ORDER',
+        `durable publish to ${subject} refused: its last message is not at sequence ${opts.expectLastSubjectSeq} (${errorMessage(err)})`,
+        { subject, msgId: opts.msgId, expected: opts.expectLastSubjectSeq }, { cause: err });
+    }
     throw new FedError('EVENTS_PUBLISH_FAILED', `durable publish to ${subject} failed: ${errorMessage(err)}`,
       { subject, msgId: opts.msgId }, { cause: err });
   }

@@ -10,14 +10,17 @@
 // repeats a publish that JetStream de-duplicates by its message id (<member>:<height>:<hash prefix>).
 // A "duplicate" answer is checked against the stream before it counts (nats-server 2.9 can give
 // one for a message it lost in a leader change); if the stream does not hold it, the block goes
-// out again under a fresh id.
+// out again under a fresh id. No other ack is trusted alone either: each block.committed expects
+// the sequence number the stream gave the one before (Nats-Expected-Last-Subject-Sequence), so a
+// block acked and then lost in a leader change makes the next one refused, and publishing rewinds
+// to the last block the stream really holds (#resync).
 
 import type { Logger } from 'pino';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { txHashesOf } from './tx-hashes.ts';
 import { toHex } from '#libs/crypto/index.ts';
-import { errorMessage } from '#libs/errors/index.ts';
-import { ackHolds, blocksStreamSpec, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
+import { errorMessage, isFedError } from '#libs/errors/index.ts';
+import { ackHolds, blocksStreamSpec, BLOCKS_STREAM, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { Metrics } from '#libs/metrics/index.ts';
 import { Phase, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
@@ -35,6 +38,9 @@ export interface CommittedSource {
   /** Heights 1..prunedTo() have no block to read (a store that joined from a checkpoint; retention never prunes past the mark). */
   prunedTo?(): number;
 }
+
+/** A block.committed of ours where the stream said it stored it. */
+interface AckedBlock { height: number; seq: number; msgId: string }
 
 /** BTCFED_BLOCKS's retention (conf consensus.blocks_stream_max_age / _max_bytes; 0: no limit). */
 export interface BlocksRetention { maxAgeMs: number; maxBytes: number }
@@ -58,6 +64,13 @@ export class ConsensusPublisher {
   #closed = false;
   /** A height whose msgId the stream claimed but did not hold, re-published under `:r<count>`. */
   #reissue = { height: 0, count: 0 };
+  /** The sequence number of the stream's last message on this member's subject, as acks said (0: none; undefined: to be read): every publish expects it. */
+  #lastSeq: number | undefined;
+  /** The last block of ours the stream acknowledged or was read holding: what a refusal checks first. */
+  #lastOurs: AckedBlock | undefined;
+  /** Publishes refused because the stream's last message was not the one expected, in a row (for the back-off). */
+  #refusals = 0;
+  readonly #republished: ((reason: 'unheld_duplicate_ack' | 'chain_broken') => void) | undefined;
   /**
    * Blocks just committed, by height, handed over by the driver (the last with the QC that
    * decided it): published from memory, where their transaction ids are already computed, instead
@@ -67,15 +80,23 @@ export class ConsensusPublisher {
   readonly #recent = new Map<number, { block: Block; qc: QuorumCert | undefined }>();
   readonly #jsm: JetStreamManager;
 
-  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, jsm: JetStreamManager, log: Logger, source: CommittedSource, published: number) {
+  private constructor(member: string, conn: EventsConnection, js: JetStreamClient, jsm: JetStreamManager, log: Logger, source: CommittedSource,
+    start: { published: number; lastSeq: number | undefined; lastOurs: AckedBlock | undefined }, metrics: Metrics | undefined) {
     this.#jsm = jsm;
+    this.#lastSeq = start.lastSeq;
+    this.#lastOurs = start.lastOurs;
+    const republished = metrics?.counter('consensus_stream_republished_total',
+      'block.committed published again because the stream did not hold what it had acknowledged, by how that was found', ['reason']);
+    republished?.inc({ reason: 'unheld_duplicate_ack' }, 0);
+    republished?.inc({ reason: 'chain_broken' }, 0);
+    this.#republished = republished ? (reason) => republished.inc({ reason }) : undefined;
     this.#member = member;
     this.#conn = conn;
     this.#events = conn.events(member, 'consensus');
     this.#js = js;
     this.#log = log;
     this.#source = source;
-    this.#published = published;
+    this.#published = start.published;
   }
 
   static async connect(opts: { url: string; member: string; log: Logger; source: CommittedSource; metrics?: Metrics; auth?: NatsConnectOptions; retention?: BlocksRetention }): Promise<ConsensusPublisher> {
@@ -98,9 +119,13 @@ export class ConsensusPublisher {
     const r = opts.retention;
     const spec = blocksStreamSpec(r ? { ...(r.maxAgeMs > 0 ? { maxAgeMs: r.maxAgeMs } : {}), ...(r.maxBytes > 0 ? { maxBytes: r.maxBytes } : {}) } : {});
     await ensureStream(jsm, spec);
-    const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) }).catch(() => null);
+    // A read that fails is taken as no message (as before the chain): the first publish learns the sequence to expect.
+    let readFailed = false;
+    const last = await jsm.streams.getMessage(spec.name, { last_by_subj: subject(opts.member, 'consensus', BLOCK_COMMITTED_EVENT) })
+      .catch((err: unknown) => { readFailed = true; opts.log.warn({ err: errorMessage(err) }, 'cannot read the stream\'s last block.committed of this member at start'); return null; });
     const decoded = last ? ConsensusPublisher.#decodeLast(last.data, opts.log) : undefined;
     let published = decoded ? ConsensusPublisher.#mark(decoded, opts.source, opts.log) : 0;
+    const lastOurs = last && published > 0 ? { height: published, seq: last.seq, msgId: last.header?.get('Nats-Msg-Id') ?? '' } : undefined;
     // The stream's retention may have dropped every block of ours (a long idle or downtime, or
     // others' blocks filling max_bytes): without the mark kept beside the blocks, the whole chain
     // would be published again from height 1 — and push out everything newer.
@@ -109,7 +134,8 @@ export class ConsensusPublisher {
       opts.log.info({ streamHeight: published, kept }, 'the stream holds none of this member\'s latest blocks (retention): publishing from the height recorded as published');
       published = kept;
     }
-    const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), jsm, opts.log, opts.source, published);
+    const p = new ConsensusPublisher(opts.member, conn, jetstream(conn.nc), jsm, opts.log, opts.source,
+      { published, lastSeq: readFailed ? undefined : last?.seq ?? 0, lastOurs }, opts.metrics);
     if (published < opts.source.committedHeight()) {
       opts.log.info({ published, committed: opts.source.committedHeight() }, 'publishing committed blocks the stream does not have yet');
     }
@@ -145,11 +171,63 @@ export class ConsensusPublisher {
 
   /** The stream's last block of this member counts only if it is this chain's block at that height. */
   static #mark(last: BlockCommitted, source: CommittedSource, log: Logger): number {
-    const ours = source.blockAtHeight(last.height);
-    if (ours && Buffer.from(ours.hash).equals(Buffer.from(last.blockHash))) return last.height;
+    if (ConsensusPublisher.#ours(last, source)) return last.height;
     log.warn({ streamHeight: last.height, committed: source.committedHeight() },
       'the stream\'s last block.committed under this member name is not a block of this chain: publishing from height 1');
     return 0;
+  }
+
+  static #ours(m: BlockCommitted, source: CommittedSource): boolean {
+    const block = source.blockAtHeight(m.height);
+    return block !== undefined && Buffer.from(block.hash).equals(Buffer.from(m.blockHash));
+  }
+
+  /**
+   * The stream refused a block.committed: its last message on this member's subject is not the
+   * one the last ack named. Find where the stream really is and go on from there.
+   * - That message is this chain's block at height H: publish from H + 1. Below what was
+   *   acknowledged, this is a rewind: blocks after H were acked and then lost (a stream leader
+   *   replaced while it answered).
+   * - It is not a block of ours (a stranger's bytes under our name, or nothing: retention dropped
+   *   ours): the last block acked here is read back by its sequence number. Held, or below the
+   *   stream's first sequence (retention took it): go on after that message. Not held: it was lost,
+   *   and goes out again.
+   */
+  async #resync(to: string): Promise<void> {
+    const last = await this.#jsm.streams.getMessage(BLOCKS_STREAM, { last_by_subj: to });
+    const seq = last?.seq ?? 0;
+    const decoded = last ? ConsensusPublisher.#decodeLast(last.data, this.#log) : undefined;
+    if (last && decoded && ConsensusPublisher.#ours(decoded, this.#source)) {
+      const height = decoded.height;
+      if (height < this.#published) {
+        this.#log.warn({ acked: this.#published, streamHeight: height, seq },
+          'the stream does not hold block.committed it acknowledged: publishing again from the height after its last');
+        for (let h = height + 1; h <= this.#published; h++) this.#republished?.('chain_broken');
+      }
+      this.#published = height;
+      this.#source.setPublishedMark?.(height);
+      this.#lastOurs = { height, seq, msgId: last.header?.get('Nats-Msg-Id') ?? '' };
+    } else {
+      const mine = this.#lastOurs;
+      let lost = false;
+      if (mine && mine.height === this.#published) {
+        const holds = await ackHolds(this.#jsm, { stream: BLOCKS_STREAM, seq: mine.seq, duplicate: false }, to, mine.msgId);
+        if (holds === undefined) throw new Error(`cannot read stream seq ${mine.seq} to check the last block.committed acknowledged`);
+        lost = !holds && mine.seq >= (await this.#jsm.streams.info(BLOCKS_STREAM)).state.first_seq;
+      }
+      if (mine && lost) {
+        this.#log.warn({ height: mine.height, seq: mine.seq, last: seq },
+          'the stream does not hold the last block.committed it acknowledged, and its last message under this member name is not ours: publishing that block again');
+        this.#published = mine.height - 1;
+        this.#source.setPublishedMark?.(this.#published);
+        this.#lastOurs = undefined;
+        this.#republished?.('chain_broken');
+      } else {
+        this.#log.warn({ seq, published: this.#published },
+          'the stream\'s last message under this member name is not a block of this chain: publishing after it');
+      }
+    }
+    this.#lastSeq = seq;
   }
 
   /**
@@ -201,10 +279,14 @@ export class ConsensusPublisher {
           return;
         }
         try {
+          if (this.#lastSeq === undefined) {
+            // Not read at start: the stream's last message on our subject is what the first publish expects.
+            this.#lastSeq = (await this.#jsm.streams.getMessage(BLOCKS_STREAM, { last_by_subj: to }))?.seq ?? 0;
+          }
           // The hash in the id keeps another chain's member of the same name from de-duplicating ours.
           const base = `${this.#member}:${height}:${toHex(block.hash).slice(0, 16)}`;
           const msgId = this.#reissue.height === height ? `${base}:r${this.#reissue.count}` : base;
-          const ack = await publishDurable(this.#js, to, this.#encode(block, handed?.qc), { msgId });
+          const ack = await publishDurable(this.#js, to, this.#encode(block, handed?.qc), { msgId, expectLastSubjectSeq: this.#lastSeq });
           if (ack.duplicate) {
             // "Already stored": believed only once the stream is seen to hold it (see ackHolds).
             const holds = await ackHolds(this.#jsm, ack, to, msgId);
@@ -212,13 +294,27 @@ export class ConsensusPublisher {
             if (!holds) {
               this.#reissue = { height, count: this.#reissue.height === height ? this.#reissue.count + 1 : 1 };
               this.#log.warn({ height, msgId, seq: ack.seq }, 'JetStream answered "duplicate" for a block.committed it does not hold: publishing it again under a new id');
+              this.#republished?.('unheld_duplicate_ack');
               continue;
             }
           }
           this.#published = height;
+          this.#lastSeq = ack.seq;
+          this.#lastOurs = { height, seq: ack.seq, msgId };
+          this.#refusals = 0;
           this.#source.setPublishedMark?.(height);
           this.#recent.delete(height);
         } catch (err) {
+          if (isFedError(err, 'EVENTS_PUBLISH_OUT_OF_ORDER')) {
+            // The chain is broken (or a stranger wrote under our name): find where the stream is.
+            // Repeated refusals wait like any failure, so a stranger writing there cannot spin us.
+            try {
+              await this.#resync(to);
+              if (++this.#refusals < 3) continue;
+            } catch (resyncErr) {
+              err = resyncErr;
+            }
+          }
           const behind = this.#source.committedHeight() - this.#published;
           this.#log.warn({ height, err: errorMessage(err), behind }, 'block.committed not stored in JetStream yet; retrying');
           await new Promise((r) => setTimeout(r, 1000));
