@@ -12,6 +12,7 @@ import path from 'node:path';
 import { consumeFreshMarker, isFreshSigner } from './fresh.ts';
 import { parseConfText } from '#libs/config/index.ts';
 import { dialTarget } from '#libs/rpc/index.ts';
+import { natsServerBinary } from '#libs/events/nats-binary.ts';
 import { memberName, observerName } from './init.ts';
 import { NODE_FLAGS, serviceEnv } from '#libs/service/node-flags.ts';
 
@@ -168,7 +169,7 @@ async function natsUp(url: string): Promise<boolean> {
 
 async function ensureNats(o: DevnetOptions, say: (s: string) => void): Promise<ChildProcess | undefined> {
   if (await natsUp(o.natsUrl)) return undefined;
-  const bin = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((b) => fs.existsSync(b));
+  const bin = natsServerBinary();
   if (!bin) throw new Error(`no NATS at ${o.natsUrl} and no nats-server installed (run: bash scripts/ensure-nats.sh)`);
   const u = new URL(o.natsUrl);
   const store = path.join(o.dir, 'nats');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { blocksStreamSpec, ensureStream } from '#libs/events/index.ts';
+import { natsServerBinary } from '#libs/events/nats-binary.ts';
 import type { Host, Testbed } from './netns.ts';
 import type { Runner, Service } from './procs.ts';
 
@@ -13,7 +14,7 @@ export const NATS_PORT = 4222;
 export const NATS_CLUSTER_PORT = 6222;
 
 export function natsBinary(): string {
-  const bin = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((b) => fs.existsSync(b));
+  const bin = natsServerBinary();
   if (!bin) throw new Error('testbed: nats-server is not installed (bash scripts/ensure-nats.sh installs it)');
   return bin;
 }
