@@ -23,7 +23,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { check, readLog, settle, streamHeights, type Report } from './checker.ts';
+import { check, compareCopies, readLog, settle, streamHeights, type Report } from './checker.ts';
 import type { Federation, ServiceName } from './federation.ts';
 import type { Host } from './netns.ts';
 import type { Service } from './procs.ts';
@@ -252,6 +252,10 @@ export async function runCampaign(fed: Federation, o: CampaignOptions): Promise<
   const names = fed.members.map((m) => m.name);
   await settle(fed.clients, names, fed.nats.nc, 60_000);
   const report = await check(fed.clients, names, workload, fed.nats.nc);
+  // Every node's copy of the stream, not only the one that happens to lead it now.
+  const copies = await compareCopies(fed.nats.nc, fed.nats.jsm, { nodes: fed.nats.hosts.length });
+  report.streamProblems.push(...copies.problems);
+  if (copies.read.length < fed.nats.hosts.length) say(`the stream's copies: only ${copies.read.join(', ')} could be read as leader`);
   over = true;
   fed.runner.onUnexpectedExit = undefined;
 

@@ -2,7 +2,8 @@
 // JetStream stream of committed blocks, and says
 //   - where logs disagree (two members with different blocks at one height);
 //   - which acked transactions never committed (lost) and which committed more than once;
-//   - where the stream has a gap, a duplicate height, or a block that is not the log's.
+//   - where the stream has a gap, a duplicate height, or a block that is not the log's;
+//   - on a NATS cluster, where the stream's copies on its nodes differ.
 // Every read is bounded by a deadline; a member that does not answer is reported, not waited for.
 
 import { toHex } from '#libs/crypto/index.ts';
@@ -10,7 +11,7 @@ import { call } from '#libs/rpc/index.ts';
 import { replay, BLOCKS_STREAM } from '#libs/events/index.ts';
 import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Workload } from './workload.ts';
 
@@ -61,6 +62,59 @@ export async function readStream(nc: NatsConnection): Promise<StreamEntry[]> {
     out.push({ member: e.member, height: Number(e.height), hash: toHex(e.blockHash), seq: m.seq });
   }
   return out;
+}
+
+/**
+ * Whether the stream's copies on a NATS cluster agree. A read goes to the stream's leader, so the
+ * stream is read whole with each node leading in turn (the leader is asked to step down until
+ * every one of `nodes` has led, at most `tries` times), and the reads are compared message by
+ * message (diffCopies). nats-server 2.9.10 let them differ: the same sequence numbers held different messages
+ * on different nodes (docs/testing.md). Returns the differences in words and the nodes read.
+ */
+export async function compareCopies(nc: NatsConnection, jsm: JetStreamManager, opts: { nodes: number; tries?: number }): Promise<{ problems: string[]; read: string[] }> {
+  const views = new Map<string, StreamEntry[]>();
+  const leader = async () => (await jsm.streams.info(BLOCKS_STREAM).catch(() => undefined))?.cluster?.leader;
+  for (let t = 0; t < (opts.tries ?? 3 * opts.nodes) && views.size < opts.nodes; t++) {
+    const before = await leader();
+    if (before && !views.has(before)) {
+      const entries = await readStream(nc);
+      // Counted only if the same node led the whole read.
+      if ((await leader()) === before) views.set(before, entries);
+    }
+    if (views.size >= opts.nodes) break;
+    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${BLOCKS_STREAM}`, undefined, { timeout: 5_000 }).catch(() => undefined);
+    for (let w = 0; w < 100; w++) {
+      const now = await leader();
+      if (now && now !== before) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { problems: diffCopies(views), read: [...views.keys()] };
+}
+
+/**
+ * Where copies of the stream, read one after the other, differ: each against the first, message
+ * by message, as far as both reads go (the federation keeps committing idle blocks meanwhile, so a
+ * later read holds more). One line per copy that differs, at its first difference.
+ */
+export function diffCopies(views: ReadonlyMap<string, readonly StreamEntry[]>): string[] {
+  const problems: string[] = [];
+  const [first, ...others] = [...views];
+  if (!first) return problems;
+  const [refNode, ref] = first;
+  const show = (e: StreamEntry) => `${e.member}:${e.height} at seq ${e.seq}`;
+  for (const [node, entries] of others) {
+    const n = Math.min(ref.length, entries.length);
+    for (let i = 0; i < n; i++) {
+      const a = ref[i]!;
+      const b = entries[i]!;
+      if (a.seq !== b.seq || a.member !== b.member || a.height !== b.height || a.hash !== b.hash) {
+        problems.push(`the stream's copies differ: message ${i + 1} read from ${refNode} is ${show(a)}, from ${node} ${show(b)} (${ref.length} and ${entries.length} messages read)`);
+        break;
+      }
+    }
+  }
+  return problems;
 }
 
 export interface Report {
