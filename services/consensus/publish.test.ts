@@ -144,89 +144,91 @@ const republishedCount = async (metrics: ReturnType<typeof createPromMetrics>, r
   return Number(line?.split(' ').at(-1));
 };
 
+/** A member's block store with blocks to commit, a NATS connection and metrics, for one test; `close` undoes all of it. */
+async function chainFixture(who: string) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `btcfed-publish-${who.split('-').at(-1)}-`));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const conn = await connectEvents({ url: NATS_URL, name: `publish-test-${who}`, log });
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  let tip = genesisBlock(chainId, blockHash);
+  return {
+    store, conn, metrics,
+    async commit(n: number) {
+      for (let i = 0; i < n; i++) { tip = child(tip, `${who}-${tip.header.height + 1}`); await store.commit([tip], commitQc(tip)); }
+    },
+    async close() {
+      await conn.drain();
+      await store.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 test('block.committed acknowledged but never stored (a replaced stream leader\'s ack) is published again, in height order', async () => {
   // The chaos campaign's case (seed 7, a SIGSTOPped stream leader): acks for blocks the cluster
   // did not keep. A proxy between the publisher and the real nats-server loses heights 2 and 3 and
   // answers each with an ack, as the stale leader did. Height 4 expects the sequence number 3's ack
   // named, is refused, and the publisher goes back to the stream's last block of ours (height 1).
   const who = `${member}-lost`;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-lost-'));
-  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const f = await chainFixture(who);
   const url = new URL(NATS_URL.replace(/^nats:/, 'http:'));
   const forger = await startNatsAckForger({ host: url.hostname, port: Number(url.port || 4222) });
-  const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-lost', log });
-  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
   let pub: ConsensusPublisher | undefined;
   try {
-    let tip = genesisBlock(chainId, blockHash);
-    const commit = async (n: number) => {
-      for (let i = 0; i < n; i++) { tip = child(tip, `lost-${tip.header.height + 1}`); await store.commit([tip], commitQc(tip)); }
-    };
-    await commit(1);
-    pub = await ConsensusPublisher.connect({ url: forger.url, member: who, log, source: store, metrics });
+    await f.commit(1);
+    pub = await ConsensusPublisher.connect({ url: forger.url, member: who, log, source: f.store, metrics: f.metrics });
     await until('height 1 published', async () => pub!.published === 1);
     // The forged acks name the sequence numbers the stream gives next (to other messages, as it happened).
-    const next = (await (await jetstreamManager(conn.nc)).streams.info(BLOCKS_STREAM)).state.last_seq + 1;
+    const next = (await (await jetstreamManager(f.conn.nc)).streams.info(BLOCKS_STREAM)).state.last_seq + 1;
     forger.loseNext(subject(who, 'consensus', BLOCK_COMMITTED_EVENT), { count: 2, fromSeq: next, stream: BLOCKS_STREAM });
-    await commit(2);
+    await f.commit(2);
     pub.committed();
     await until('heights 2..3 acknowledged', async () => pub!.published === 3);
     assert.equal(forger.lost, 2, 'two publishes lost, both acked');
     assert.deepEqual((await oursInStream(who)).map((e) => e.height), [1], 'the stream holds height 1 only');
-    await commit(1);
+    await f.commit(1);
     pub.committed();
     await until('height 4 published', async () => pub!.published === 4);
     assert.deepEqual((await oursInStream(who)).map((e) => e.height), [1, 2, 3, 4], 'the lost heights again, then the new one, in height order');
-    assert.equal(await republishedCount(metrics, 'chain_broken'), 2, 'two blocks published again, counted');
-    assert.equal(store.publishedMark(), 4);
+    assert.equal(await republishedCount(f.metrics, 'chain_broken'), 2, 'two blocks published again, counted');
+    assert.equal(f.store.publishedMark(), 4);
   } finally {
     await pub?.close();
-    await conn.drain();
     await forger.close();
-    await store.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    await f.close();
   }
 });
 
 test('a stranger\'s message under our name (anyone who may publish on NATS) does not break publishing; with our last block lost behind it, that block goes out again', async () => {
   const who = `${member}-stranger`;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-stranger-'));
-  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
-  const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-stranger', log });
-  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  const f = await chainFixture(who);
   const to = subject(who, 'consensus', BLOCK_COMMITTED_EVENT);
   let pub: ConsensusPublisher | undefined;
   try {
-    let tip = genesisBlock(chainId, blockHash);
-    const commit = async (n: number) => {
-      for (let i = 0; i < n; i++) { tip = child(tip, `stranger-${tip.header.height + 1}`); await store.commit([tip], commitQc(tip)); }
-    };
-    await commit(2);
-    pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store, metrics });
+    await f.commit(2);
+    pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: f.store, metrics: f.metrics });
     await until('heights 1..2 published', async () => pub!.published === 2);
-    const js = jetstream(conn.nc);
-    const jsm = await jetstreamManager(conn.nc);
+    const js = jetstream(f.conn.nc);
+    const jsm = await jetstreamManager(f.conn.nc);
     // A stranger writes after our height 2: height 3 is refused once, then goes out after it.
     await js.publish(to, new TextEncoder().encode('not a block'));
-    await commit(1);
+    await f.commit(1);
     pub.committed();
     await until('height 3 published', async () => pub!.published === 3);
     assert.deepEqual((await oursInStream(who)).map((e) => e.height), [1, 2, 3]);
-    assert.equal(await republishedCount(metrics, 'chain_broken'), 0, 'nothing published twice');
+    assert.equal(await republishedCount(f.metrics, 'chain_broken'), 0, 'nothing published twice');
     // Our height 3 is lost and a stranger's message is the last under our name: 3 goes out again before 4.
     const seq3 = (await oursInStream(who)).at(-1)!.seq;
     await jsm.streams.deleteMessage(BLOCKS_STREAM, seq3, false);
     await js.publish(to, new TextEncoder().encode('not a block either'));
-    await commit(1);
+    await f.commit(1);
     pub.committed();
     await until('height 4 published', async () => pub!.published === 4);
     assert.deepEqual((await oursInStream(who)).map((e) => e.height), [1, 2, 3, 4]);
-    assert.equal(await republishedCount(metrics, 'chain_broken'), 1);
+    assert.equal(await republishedCount(f.metrics, 'chain_broken'), 1);
   } finally {
     await pub?.close();
-    await conn.drain();
-    await store.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    await f.close();
   }
 });
 
