@@ -70,7 +70,7 @@ export class ConsensusPublisher {
   #lastOurs: AckedBlock | undefined;
   /** Publishes refused because the stream's last message was not the one expected, in a row (for the back-off). */
   #refusals = 0;
-  readonly #republished: ((reason: 'unheld_duplicate_ack' | 'chain_broken') => void) | undefined;
+  readonly #republished: ((reason: 'unheld_duplicate_ack' | 'chain_broken', blocks?: number) => void) | undefined;
   /**
    * Blocks just committed, by height, handed over by the driver (the last with the QC that
    * decided it): published from memory, where their transaction ids are already computed, instead
@@ -89,7 +89,7 @@ export class ConsensusPublisher {
       'block.committed published again because the stream did not hold what it had acknowledged, by how that was found', ['reason']);
     republished?.inc({ reason: 'unheld_duplicate_ack' }, 0);
     republished?.inc({ reason: 'chain_broken' }, 0);
-    this.#republished = republished ? (reason) => republished.inc({ reason }) : undefined;
+    this.#republished = republished ? (reason, blocks = 1) => republished.inc({ reason }, blocks) : undefined;
     this.#member = member;
     this.#conn = conn;
     this.#events = conn.events(member, 'consensus');
@@ -202,7 +202,7 @@ export class ConsensusPublisher {
       if (height < this.#published) {
         this.#log.warn({ acked: this.#published, streamHeight: height, seq },
           'the stream does not hold block.committed it acknowledged: publishing again from the height after its last');
-        for (let h = height + 1; h <= this.#published; h++) this.#republished?.('chain_broken');
+        this.#republished?.('chain_broken', this.#published - height);
       }
       this.#published = height;
       this.#source.setPublishedMark?.(height);
