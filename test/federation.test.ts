@@ -24,7 +24,7 @@ import { memberSecurityFromDir } from '#libs/service/index.ts';
 import { adminClient, consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
 import { signerPassphrasePath } from '../cli/member.ts';
-import { runDevnet, type Devnet } from '../cli/devnet.ts';
+import { runDevnet, type Devnet, type Service } from '../cli/devnet.ts';
 import { NATS_URL, recordEvents } from './support/store.ts';
 import { until } from './support/until.ts';
 import { prometheusInstalled, startPrometheus, type RunningPrometheus } from './support/prometheus.ts';
@@ -70,6 +70,41 @@ async function reportLogs(): Promise<void> {
 
 function proc(member: number, service: string) {
   return net.procs.find((p) => p.member === `m${member}` && p.service === service)!;
+}
+
+/** Stops a member's service (if it still runs) and waits for it to exit. */
+async function stop(member: number, service: Service, signal: NodeJS.Signals): Promise<void> {
+  const { child } = proc(member, service);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  await exited;
+}
+
+/**
+ * Runs `fn` with a member's service stopped, and starts it again whatever `fn` did: a step that
+ * fails leaves the federation whole for the steps after it (one failure, not a cascade of them).
+ */
+async function stopped(member: number, service: Service, signal: NodeJS.Signals, fn: () => Promise<void>): Promise<void> {
+  await stop(member, service, signal);
+  try {
+    await fn();
+  } finally {
+    await net.restart(member, service);
+  }
+}
+
+/** Whether member i's consensus logged a line matching msg about validator v. */
+async function said(i: number, msg: RegExp, v: number): Promise<boolean> {
+  return (await fs.readFile(path.join(dir, `m${i}`, 'logs', 'consensus.log'), 'utf8'))
+    .split('\n').filter((l) => msg.test(l)).map((l) => JSON.parse(l) as { validator?: number }).some((l) => l.validator === v);
+}
+
+/** What the gateways logged about presence: the sender's (of its consensus going) and the receiver's, for a failure's message. */
+async function presenceLines(from: number, to: number): Promise<string> {
+  const lines = async (i: number) => (await fs.readFile(path.join(dir, `m${i}`, 'logs', 'gateway.log'), 'utf8').catch(() => ''))
+    .split('\n').filter((l) => /presence|absent|consumer|attach/i.test(l)).slice(-12).map((l) => `  [m${i}/gateway] ${l.slice(0, 300)}`);
+  return [...(await lines(from)), ...(await lines(to))].join('\n');
 }
 
 describe('a 4-member federation of real processes', { timeout: 900_000 }, () => {
@@ -425,54 +460,54 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
     const s = await status(0);
     const leader = Number(s.leader);
     const before = Math.max(...(await heights()));
-    await proc(leader, 'consensus').child.kill('SIGKILL');
     const others = [0, 1, 2, 3].filter((i) => i !== leader);
-    await until('commits continue without the killed leader', async () => {
-      const hs = await Promise.all(others.map(async (i) => Number((await status(i)).committedHeight)));
-      return Math.min(...hs) >= before + 5 ? true : undefined;
+    await stopped(leader, 'consensus', 'SIGKILL', async () => {
+      await until('commits continue without the killed leader', async () => {
+        const hs = await Promise.all(others.map(async (i) => Number((await status(i)).committedHeight)));
+        return Math.min(...hs) >= before + 5 ? true : undefined;
+      });
+      // Its gateway tells the others its consensus is gone: they give its views up at once (presence).
+      // With a view timer of 1 s the commits above may come first, on the timer: so wait for the word.
+      for (const i of others) {
+        await until(`m${i} told m${leader} is absent`, async () => (await said(i, /validator absent \(gateway\)/, leader)) || undefined, 15_000)
+          .catch(async (err: unknown) => { throw new Error(`${String(err)}\n${await presenceLines(leader, i)}`); });
+      }
     });
-    // Its gateway told the others its consensus is gone: they give its views up at once (presence).
-    const said = async (i: number, msg: RegExp) => (await fs.readFile(path.join(dir, `m${i}`, 'logs', 'consensus.log'), 'utf8'))
-      .split('\n').filter((l) => msg.test(l)).map((l) => JSON.parse(l) as { validator?: number }).some((l) => l.validator === leader);
-    for (const i of others) assert.ok(await said(i, /validator absent \(gateway\)/), `m${i} was told m${leader} is absent`);
-    await net.restart(leader, 'consensus');
     await until('the restarted member catches up', async () => {
       const hs = await heights();
       return hs[leader]! >= Math.max(...others.map((i) => hs[i]!)) - 1 && hs[leader]! > before + 5 ? true : undefined;
     });
-    for (const i of others) await until(`m${i} told m${leader} is present again`, async () => (await said(i, /validator present again \(gateway\)/)) || undefined);
+    for (const i of others) await until(`m${i} told m${leader} is present again`, async () => (await said(i, /validator present again \(gateway\)/, leader)) || undefined);
   });
 
   step('with one member\'s signer stopped, the federation keeps committing, and that member says it is not ready until its signer answers again', async () => {
-    await proc(2, 'signer').child.kill('SIGTERM');
-    const before = Math.max(...(await heights()));
-    await until('commits continue with a signer down', async () => {
-      const hs = await Promise.all([0, 1, 3].map(async (i) => Number((await status(i)).committedHeight)));
-      return Math.min(...hs) >= before + 5 ? true : undefined;
-    });
-    const tx = new TextEncoder().encode(`after-signer-stop-${randomBytes(4).toString('hex')}`);
-    await call(clients[2]!.submitTransaction.bind(clients[2]!), { tx });
-    await until('a transaction submitted to the signerless member commits', async () => {
-      const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx), withProof: false });
-      return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
-    });
-    // Health tells the truth: m2 takes no part in consensus without its signer.
     const metricsOf2 = `http://127.0.0.1:${memberPorts(basePort, 2).consensusMetrics}`;
-    const ready = await until('m2 not ready, naming its signer', async () => {
-      const r = await fetch(`${metricsOf2}/readyz`);
-      const text = await r.text();
-      return r.status === 503 && /the signer does not answer/.test(text) ? text : undefined;
+    await stopped(2, 'signer', 'SIGTERM', async () => {
+      const before = Math.max(...(await heights()));
+      await until('commits continue with a signer down', async () => {
+        const hs = await Promise.all([0, 1, 3].map(async (i) => Number((await status(i)).committedHeight)));
+        return Math.min(...hs) >= before + 5 ? true : undefined;
+      });
+      const tx = new TextEncoder().encode(`after-signer-stop-${randomBytes(4).toString('hex')}`);
+      await call(clients[2]!.submitTransaction.bind(clients[2]!), { tx });
+      await until('a transaction submitted to the signerless member commits', async () => {
+        const r = await call(clients[0]!.getTransaction.bind(clients[0]!), { txHash: txHash(tx), withProof: false });
+        return r.status === TxStatus.TX_STATUS_COMMITTED ? true : undefined;
+      });
+      // Health tells the truth: m2 takes no part in consensus without its signer.
+      const ready = await until('m2 not ready, naming its signer', async () => {
+        const r = await fetch(`${metricsOf2}/readyz`);
+        const text = await r.text();
+        return r.status === 503 && /the signer does not answer/.test(text) ? text : undefined;
+      });
+      assert.match(ready, /the signer does not answer \(for \d+ s\)/);
+      assert.match(await (await fetch(`${metricsOf2}/metrics`)).text(), /^btcfed_consensus_signer_reachable_state(\{[^}]*\})? 0$/m);
     });
-    assert.match(ready, /the signer does not answer \(for \d+ s\)/);
-    assert.match(await (await fetch(`${metricsOf2}/metrics`)).text(), /^btcfed_consensus_signer_reachable_state(\{[^}]*\})? 0$/m);
-    await net.restart(2, 'signer');
     await until('m2 ready again once its signer answers', async () => ((await fetch(`${metricsOf2}/readyz`)).status === 200 ? true : undefined));
   });
 
   step('retention: keep_blocks reloaded on m0, m1 and m3 prunes their old blocks (BLOCK_PRUNED names the oldest kept); a member stopped past every peer\'s retention joins from a checkpoint and takes part again', async () => {
-    const stopped = proc(2, 'consensus');
-    stopped.child.kill('SIGTERM');
-    await new Promise((r) => stopped.child.once('exit', r));
+    await stop(2, 'consensus', 'SIGTERM');
     const lacks = Number((await call(clients[1]!.getStatus.bind(clients[1]!), {}, { deadlineMs: 5000 })).committedHeight) + 1;
     for (const i of [0, 1, 3]) {
       const confPath = path.join(dir, `m${i}`, 'conf.yaml');
