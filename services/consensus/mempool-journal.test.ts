@@ -21,7 +21,7 @@ import { createPromMetrics } from '#libs/metrics/index.ts';
 import { startService } from '../../test/support/process.ts';
 import { consensusService, mempoolIntake, type ApiDeps } from './api.ts';
 import { Mempool } from './mempool.ts';
-import { MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
+import { decodeValue, MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -81,13 +81,21 @@ if (process.env.JOURNAL_CHILD_DIR) {
     return { observer, commits, replayed, failures: () => failures };
   }
 
-  /** Reads the raw entries count of a journal dir (closed journal). */
-  async function rawCount(dir: string): Promise<number> {
+  /** What a closed journal's file holds: its keys, and the entries in their values (dead ones too). */
+  async function rawFile(dir: string): Promise<{ keys: number; entries: number; versions: number[] }> {
     const db = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
-    const n = db.getKeysCount();
+    let keys = 0;
+    let entries = 0;
+    const versions = new Set<number>();
+    for (const { key, value } of db.getRange()) {
+      keys++;
+      entries += decodeValue(Buffer.from(key), value).length;
+      versions.add(value[0]!);
+    }
     await db.close();
-    return n;
+    return { keys, entries, versions: [...versions].sort() };
   }
+  const rawCount = async (dir: string) => (await rawFile(dir)).entries;
 
   test('kill -9 after the answers: every durable transaction is replayed, in order, committed ones skipped and deleted', async () => {
     const dir = path.join(tmp(), 'mempool');
@@ -149,11 +157,15 @@ if (process.env.JOURNAL_CHILD_DIR) {
     await answered; // answered (it is committed, better than durable)
     assert.equal(journal.size, 3);
     await journal.close();
-    assert.equal(await rawCount(dir), 3);
+    // The five are one group: its two committed entries stay on disk while three are live.
+    assert.deepEqual(await rawFile(dir), { keys: 1, entries: 5, versions: [2] });
+    // The replay drops them on the block store's word, as every committed transaction.
+    const committed = new Set([...txs.slice(0, 2), quick].map((t) => toHex(txHash(t))));
     const again = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS });
-    const r = await again.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), none, 1);
+    const r = await again.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), (h) => committed.has(toHex(h)), 1);
     assert.deepEqual(r.restored.map((t) => new TextDecoder().decode(t)), ['c-2', 'c-3', 'c-4']);
     await again.close();
+    assert.deepEqual(await rawFile(dir), { keys: 1, entries: 3, versions: [2] }, 'the replay wrote the group again without the dead');
   });
 
   test('bounds: never more than the mempool may hold; a smaller mempool at restart drops the excess, logged and counted', async () => {
@@ -177,6 +189,102 @@ if (process.env.JOURNAL_CHILD_DIR) {
     assert.deepEqual(warn.refusedBy, { MEMPOOL_FULL: 1 });
     await smaller.close();
     assert.equal(await rawCount(dir), 2, 'the file is back within the limits');
+  });
+
+  test('one key a group commit: it is deleted with the last of its transactions to leave the mempool, not before', async () => {
+    const dir = path.join(tmp(), 'j');
+    const rec = recorder();
+    const journal = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer, ...LIMITS });
+    const pool = new Mempool({ ...LIMITS, maxTxBytes: 1024, onRemoved: (k) => journal.forget(k) });
+    const txs = Array.from({ length: 1000 }, (_, i) => enc(`g-${i}`));
+    await Promise.all(txs.map((t) => journal.append(pool.offer(t, 1, none).hash!, t)));
+    assert.deepEqual(rec.commits, [1000]);
+    assert.equal(journal.groups, 1);
+    pool.removeCommitted(txs.slice(0, 999).map((t) => txHash(t)));
+    assert.equal(journal.groups, 1, 'one live entry keeps its group');
+    const second = enc('second-group');
+    await journal.append(pool.offer(second, 1, none).hash!, second);
+    assert.equal(journal.groups, 2);
+    pool.removeCommitted([txHash(txs[999]!)]);
+    assert.equal(journal.groups, 1);
+    await journal.close(); // writes the deletion that collected
+    assert.deepEqual(await rawFile(dir), { keys: 1, entries: 1, versions: [2] });
+    const again = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS });
+    const r = await again.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), none, 1);
+    assert.deepEqual(r.restored.map((t) => new TextDecoder().decode(t)), ['second-group']);
+    await again.close();
+  });
+
+  test('dead entries do not pile up: while the file holds more than twice the live bytes, a group mostly dead is written again with its live entries', async () => {
+    const dir = path.join(tmp(), 'j');
+    const journal = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS, compactSlackBytes: 0 });
+    const pool = new Mempool({ ...LIMITS, maxTxBytes: 1024, onRemoved: (k) => journal.forget(k) });
+    const group = async (name: string, n: number) => {
+      const txs = Array.from({ length: n }, (_, i) => enc(`${name}-${i}`));
+      await Promise.all(txs.map((t) => journal.append(pool.offer(t, 1, none).hash!, t)));
+      return txs;
+    };
+    const a = await group('a', 100);
+    const b = await group('b', 100);
+    // 90 of the first group commit, and 40 of the second: 70 live of 200 on disk, over twice.
+    const committed = [...a.slice(0, 90), ...b.slice(0, 40)];
+    pool.removeCommitted(committed.map((t) => txHash(t)));
+    const before = journal.diskBytes;
+    assert.ok(before > 2 * journal.bytes, `${before} bytes on disk for ${journal.bytes} live`);
+    await group('c', 1); // the next write takes the oldest group mostly dead along
+    assert.ok(journal.diskBytes < before, `${journal.diskBytes} bytes on disk after, ${before} before`);
+    await group('d', 1); // b is more live than dead: left as it is
+    await journal.close();
+    assert.deepEqual(await rawFile(dir), { keys: 4, entries: 10 + 100 + 1 + 1, versions: [2] });
+    const again = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS });
+    const isCommitted = new Set(committed.map((t) => toHex(txHash(t))));
+    const r = await again.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), (h) => isCommitted.has(toHex(h)), 1);
+    assert.equal(r.counts.committed, 40, 'the dead entries of the group left as it was');
+    const names = (xs: Uint8Array[]) => xs.map((t) => new TextDecoder().decode(t));
+    assert.deepEqual(names(r.restored), [...names(a.slice(90)), ...names(b.slice(40)), 'c-0', 'd-0'], 'the live ones, in acceptance order');
+    await again.close();
+  });
+
+  test('a journal an older build wrote (one key a transaction) is replayed in order, and written again as groups', async () => {
+    const dir = path.join(tmp(), 'j');
+    const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+    const key = (n: number) => { const k = Buffer.alloc(8); k.writeBigUInt64BE(BigInt(n)); return k; };
+    const txs = ['old-1', 'old-2', 'old-3'].map(enc);
+    await raw.transaction(() => { txs.forEach((t, i) => raw.putSync(key(i + 5), Buffer.concat([Buffer.from([1]), txHash(t), t]))); });
+    await raw.close();
+    const journal = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS });
+    const r = await journal.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), (h) => toHex(h) === toHex(txHash(txs[1]!)), 1);
+    assert.deepEqual(r.counts, { restored: 2, committed: 1, duplicate: 0, refused: 0, corrupt: 0 });
+    assert.deepEqual(r.restored.map((t) => new TextDecoder().decode(t)), ['old-1', 'old-3']);
+    const next = enc('new-1');
+    await journal.append(txHash(next), next);
+    await journal.close();
+    assert.deepEqual(await rawFile(dir), { keys: 3, entries: 3, versions: [2] });
+  });
+
+  test('a group cut short, or holding an entry that does not hash to its hash: its readable entries are restored, the rest counted corrupt', async () => {
+    const dir = path.join(tmp(), 'j');
+    const journal = new MempoolJournal({ path: dir, log: pino({ level: 'silent' }), ...LIMITS });
+    const txs = ['x-1', 'x-2', 'x-3'].map(enc);
+    await Promise.all(txs.map((t) => journal.append(txHash(t), t)));
+    await journal.close();
+    const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+    const [only] = [...raw.getRange()];
+    // Version 1 byte, then three entries of 4 + 32 + 3 bytes: x-1 at 1, x-2 at 40, x-3 at 79.
+    const value = Buffer.from(only!.value);
+    assert.equal(value.length, 1 + 3 * 39);
+    value[40 + 4 + 10]! ^= 1; // a flipped bit in x-2's hash
+    await raw.transaction(() => { raw.putSync(Buffer.from(only!.key), value.subarray(0, value.length - 2)); }); // x-3 cut short
+    await raw.close();
+    const { log, lines } = capture();
+    const again = new MempoolJournal({ path: dir, log, ...LIMITS });
+    const r = await again.replay(new Mempool({ ...LIMITS, maxTxBytes: 1024 }), none, 1);
+    assert.deepEqual(r.counts, { restored: 1, committed: 0, duplicate: 0, refused: 0, corrupt: 2 });
+    assert.deepEqual(r.restored.map((t) => new TextDecoder().decode(t)), ['x-1']);
+    const why = lines.filter((l) => l.msg === 'mempool journal: corrupt entry skipped and deleted').map((l) => String(l.why));
+    assert.deepEqual(why, ['the transaction does not hash to the stored hash', 'entry at byte 79: a transaction of 3 bytes, 1 left']);
+    await again.close();
+    assert.deepEqual(await rawFile(dir), { keys: 1, entries: 1, versions: [2] }, 'written again with x-1 alone');
   });
 
   test('corrupt entries are skipped with a log line naming each, counted and deleted; the rest is restored', async () => {

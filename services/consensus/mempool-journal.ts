@@ -12,8 +12,17 @@
 // and with `eventTurnBatching: false`: this journal batches by itself, and lmdb's own per-turn
 // batch leaves a promise nobody awaits that rejects when a write fails (a full disk), which
 // would crash the process instead of failing the submit.
-// Keys are an 8-byte big-endian sequence number (acceptance order, which is proposal order);
-// values are `version (1) | SHA-256 of the tx (32) | tx`, the hash doubling as a checksum.
+// Keys are an 8-byte big-endian sequence number, one per group commit (acceptance order, which is
+// proposal order). A group's value holds every entry the commit wrote, in order:
+//   2 | (length of tx, u32 BE | SHA-256 of the tx (32) | tx)*      the hash doubling as a checksum
+// An older build wrote one key per transaction, `1 | SHA-256 (32) | tx`: the replay reads both.
+// One value a group, not one key a transaction: a B-tree delete per committed transaction was 6 %
+// of a loaded consensus process (docs/performance.md); now a group's key is deleted when the last
+// of its transactions leaves the mempool. Until then its committed entries stay on disk, where they
+// cost nothing but room (a replay drops them); a group holding more dead bytes than live ones is
+// written again with its live entries only, under the same key, while the file holds more than
+// twice the live bytes (COMPACT_SLACK_BYTES above that). The replay writes again every group it
+// dropped entries of.
 //
 // Group commit: appends within a short window (`windowMs`), or until a batch is full, go into one
 // LMDB transaction with one fsync; while it is written the next batch collects, and is written as
@@ -32,20 +41,26 @@ import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Mempool } from './mempool.ts';
 
-/** The first byte of every value: the layout below. */
+/** The first byte of a value an older build wrote: one transaction a key. */
 const VALUE_VERSION = 1;
+/** The first byte of a group's value: the layout at the top. */
+const GROUP_VERSION = 2;
 const HASH_BYTES = 32;
 const KEY_BYTES = 8;
-/** Per-entry overhead on top of the transaction bytes (key, version, hash), for the bytes gauge. */
-const ENTRY_OVERHEAD = KEY_BYTES + 1 + HASH_BYTES;
+/** A group entry's length field. */
+const LENGTH_BYTES = 4;
+/** Per-entry overhead on top of the transaction bytes (its share of the key, its length and hash), for the bytes gauge. */
+const ENTRY_OVERHEAD = KEY_BYTES + LENGTH_BYTES + HASH_BYTES;
 /** Corrupt entries logged one by one at replay; the rest only in the summary. */
 const LOGGED_CORRUPT = 10;
+/** Groups are written again without their dead entries only while the file holds more than twice the live bytes and this much more. */
+export const COMPACT_SLACK_BYTES = 8 << 20;
 
 export type ReplayOutcome = 'restored' | 'committed' | 'duplicate' | 'refused' | 'corrupt';
 
 /** What the journal reports, for metrics. Every method must not throw. */
 export interface JournalObserver {
-  /** One group commit made durable: its new entries, their bytes, deletions, and how long the write and fsync took. */
+  /** One group commit made durable: its new entries, their bytes, groups deleted, and how long the write and fsync took. */
   groupCommitted?(txs: number, bytes: number, removed: number, seconds: number): void;
   /** A group commit that failed (its callers were answered with MEMPOOL_JOURNAL_FAILED). */
   groupFailed?(txs: number): void;
@@ -72,6 +87,8 @@ export interface MempoolJournalOptions {
   /** A batch this full is written at once (default 10,000 transactions or 8 MiB). */
   maxBatchTxs?: number;
   maxBatchBytes?: number;
+  /** See COMPACT_SLACK_BYTES (a test sets it low). */
+  compactSlackBytes?: number;
 }
 
 export interface ReplayResult {
@@ -81,12 +98,14 @@ export interface ReplayResult {
 }
 
 /** An entry a batch writes. */
-interface Put { hash: Uint8Array; seq: number; value: Buffer; bytes: number }
+interface Put { hash: Uint8Array; tx: Uint8Array; bytes: number }
 
 interface Batch {
+  /** The group's key. */
+  seq: number;
   /** New entries; a commit before the write takes one out again. */
   puts: Set<Put>;
-  /** Sequence numbers (keys) of entries to delete (their transactions left the mempool). */
+  /** Keys of groups to delete (the last of their transactions left the mempool). */
   removes: number[];
   bytes: number;
   done: Promise<void>;
@@ -94,7 +113,10 @@ interface Batch {
   reject(err: Error): void;
 }
 
-interface Entry { seq: number; bytes: number; /** The batch writing it, and what it writes there; undefined once durable. */ batch: Batch | undefined; put?: Put | undefined }
+interface Entry { group: number; bytes: number; /** The batch writing it, and what it writes there; undefined once durable. */ batch: Batch | undefined; put?: Put | undefined }
+
+/** A group on disk (or being written): its entries still in the journal, and the size of its value. */
+interface Group { live: number; liveBytes: number; diskBytes: number; durable: boolean }
 
 function seqKey(seq: number): Buffer {
   const k = Buffer.alloc(KEY_BYTES);
@@ -102,25 +124,67 @@ function seqKey(seq: number): Buffer {
   return k;
 }
 
-function newBatch(): Batch {
+function newBatch(seq: number): Batch {
   let resolve!: () => void;
   let reject!: (err: Error) => void;
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   // A batch nobody waits for (only deletions, or every caller gone) must not be an unhandled rejection.
   done.catch(() => undefined);
-  return { puts: new Set(), removes: [], bytes: 0, done, resolve, reject };
+  return { seq, puts: new Set(), removes: [], bytes: 0, done, resolve, reject };
 }
 
-/** Why a stored entry cannot be a journaled transaction, or its hash and bytes. */
-export function decodeEntry(key: Uint8Array, value: Uint8Array): { hash: Uint8Array; tx: Uint8Array } | { why: string } {
-  if (key.length !== KEY_BYTES) return { why: `key is ${key.length} bytes, expected ${KEY_BYTES}` };
-  if (value.length < 1 + HASH_BYTES + 1) return { why: `value is ${value.length} bytes, shorter than a version, a hash and one byte of transaction` };
-  if (value[0] !== VALUE_VERSION) return { why: `value version ${value[0]}, this build reads ${VALUE_VERSION}` };
-  const hash = new Uint8Array(value.subarray(1, 1 + HASH_BYTES));
-  // A copy: LMDB's buffers are only valid until the next read.
-  const tx = new Uint8Array(value.subarray(1 + HASH_BYTES));
-  if (toHex(txHash(tx)) !== toHex(hash)) return { why: 'the transaction does not hash to the stored hash' };
-  return { hash, tx };
+/** A group's value: its entries in order (the layout at the top). */
+export function encodeGroup(entries: Iterable<{ hash: Uint8Array; tx: Uint8Array }>): Buffer {
+  const list = [...entries];
+  let size = 1;
+  for (const e of list) size += LENGTH_BYTES + HASH_BYTES + e.tx.length;
+  const out = Buffer.allocUnsafe(size);
+  out[0] = GROUP_VERSION;
+  let at = 1;
+  for (const e of list) {
+    out.writeUInt32BE(e.tx.length, at);
+    out.set(e.hash, at + LENGTH_BYTES);
+    out.set(e.tx, at + LENGTH_BYTES + HASH_BYTES);
+    at += LENGTH_BYTES + HASH_BYTES + e.tx.length;
+  }
+  return out;
+}
+
+export type Decoded = { hash: Uint8Array; tx: Uint8Array } | { why: string };
+
+/** One transaction's hash and bytes, checked: the hash must be the transaction's. Copies (LMDB's buffers are only valid until the next read). */
+function checked(hash: Uint8Array, tx: Uint8Array): Decoded {
+  const h = new Uint8Array(hash);
+  const t = new Uint8Array(tx);
+  if (toHex(txHash(t)) !== toHex(h)) return { why: 'the transaction does not hash to the stored hash' };
+  return { hash: h, tx: t };
+}
+
+/**
+ * What a stored key and value hold: the entries of a group, or the one of an older build's key,
+ * each decoded or why not. An entry whose length runs past the value ends the group: what follows
+ * is one entry that cannot be read.
+ */
+export function decodeValue(key: Uint8Array, value: Uint8Array): Decoded[] {
+  if (key.length !== KEY_BYTES) return [{ why: `key is ${key.length} bytes, expected ${KEY_BYTES}` }];
+  if (value[0] === VALUE_VERSION) {
+    if (value.length < 1 + HASH_BYTES + 1) return [{ why: `value is ${value.length} bytes, shorter than a version, a hash and one byte of transaction` }];
+    return [checked(value.subarray(1, 1 + HASH_BYTES), value.subarray(1 + HASH_BYTES))];
+  }
+  if (value.length === 0) return [{ why: 'value is empty' }];
+  if (value[0] !== GROUP_VERSION) return [{ why: `value version ${value[0]}, this build reads ${VALUE_VERSION} and ${GROUP_VERSION}` }];
+  const out: Decoded[] = [];
+  const view = Buffer.from(value.buffer, value.byteOffset, value.length);
+  let at = 1;
+  while (at < value.length) {
+    if (at + LENGTH_BYTES + HASH_BYTES > value.length) { out.push({ why: `entry at byte ${at}: ${value.length - at} bytes left, shorter than a length and a hash` }); break; }
+    const len = view.readUInt32BE(at);
+    const end = at + LENGTH_BYTES + HASH_BYTES + len;
+    if (len === 0 || end > value.length) { out.push({ why: `entry at byte ${at}: a transaction of ${len} bytes, ${value.length - at - LENGTH_BYTES - HASH_BYTES} left` }); break; }
+    out.push(checked(value.subarray(at + LENGTH_BYTES, at + LENGTH_BYTES + HASH_BYTES), value.subarray(at + LENGTH_BYTES + HASH_BYTES, end)));
+    at = end;
+  }
+  return out;
 }
 
 /**
@@ -140,11 +204,16 @@ export class MempoolJournal {
   readonly #windowMs: number;
   readonly #maxBatchTxs: number;
   readonly #maxBatchBytes: number;
+  readonly #compactSlack: number;
   /** Every journaled (or being journaled) transaction, by its id (libs/blocks IdTable: no hex string per transaction). */
   readonly #entries: IdTable<Entry> = new IdTable(randomIdSeed());
+  /** Every group on disk or being written, by key, oldest first (keys only grow). */
+  readonly #groups = new Map<number, Group>();
   #bytes = 0;
   /** The transactions' own bytes (what the mempool's byte limit counts). */
   #txBytes = 0;
+  /** What the groups' values take on disk, dead entries included. */
+  #diskBytes = 0;
   #nextSeq = 1;
   /** The batch collecting appends; written when its window ends or it is full. */
   #collecting: Batch | undefined;
@@ -157,6 +226,7 @@ export class MempoolJournal {
     this.#windowMs = o.windowMs ?? 1;
     this.#maxBatchTxs = o.maxBatchTxs ?? 10_000;
     this.#maxBatchBytes = o.maxBatchBytes ?? 8 << 20;
+    this.#compactSlack = o.compactSlackBytes ?? COMPACT_SLACK_BYTES;
     try {
       this.#db = open<Buffer, Buffer>({ path: o.path, compression: false, overlappingSync: false, eventTurnBatching: false, encoding: 'binary', keyEncoding: 'binary' });
     } catch (err) {
@@ -167,20 +237,27 @@ export class MempoolJournal {
 
   /** Entries in the journal (durable or being written). */
   get size(): number { return this.#entries.size; }
-  /** Their bytes on disk, roughly: transactions plus key, version and hash. */
+  /** Their bytes on disk, roughly: transactions plus key share, length and hash. */
   get bytes(): number { return this.#bytes; }
+  /** What the groups' values take on disk, their committed entries not deleted yet included. */
+  get diskBytes(): number { return this.#diskBytes; }
+  /** Groups on disk or being written. */
+  get groups(): number { return this.#groups.size; }
 
   /**
    * Reads every entry in acceptance order and offers it to `pool` (empty at start) as a client's
    * transaction. Dropped from the journal, each counted and the lot logged: entries already
    * committed, seen twice, refused by the pool (a smaller mempool_max_txs or max_tx_bytes than
-   * when they were accepted) or corrupt (undecodable, or not hashing to their hash). Never throws
-   * for an entry; a journal that cannot be read at all throws MEMPOOL_JOURNAL_UNREADABLE.
+   * when they were accepted) or corrupt (undecodable, or not hashing to their hash). A group left
+   * with none of its entries is deleted, one left with some is written again with those only.
+   * Never throws for an entry; a journal that cannot be read at all throws MEMPOOL_JOURNAL_UNREADABLE.
    */
   async replay(pool: Mempool, isCommitted: (hash: Uint8Array) => boolean, nowMs: number): Promise<ReplayResult> {
     const counts: Record<ReplayOutcome, number> = { restored: 0, committed: 0, duplicate: 0, refused: 0, corrupt: 0 };
     const restored: Uint8Array[] = [];
     const drop: Buffer[] = [];
+    /** Groups some of whose entries were dropped: written again with the rest. */
+    const rewrite = new Map<number, Array<{ hash: Uint8Array; tx: Uint8Array }>>();
     const refusedBy = new Map<string, number>();
     let lastSeq = 0;
     try {
@@ -188,42 +265,57 @@ export class MempoolJournal {
         const k = Buffer.from(key);
         const seq = k.length === KEY_BYTES ? Number(k.readBigUInt64BE()) : 0;
         lastSeq = Math.max(lastSeq, seq);
-        const e = decodeEntry(k, value);
-        if ('why' in e) {
-          counts.corrupt++;
-          drop.push(k);
-          if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: k.toString('hex'), why: e.why }, 'mempool journal: corrupt entry skipped and deleted');
-          continue;
+        const kept: Array<{ hash: Uint8Array; tx: Uint8Array }> = [];
+        let dropped = 0;
+        for (const e of decodeValue(k, value)) {
+          dropped++;
+          if ('why' in e) {
+            counts.corrupt++;
+            if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: k.toString('hex'), why: e.why }, 'mempool journal: corrupt entry skipped and deleted');
+            continue;
+          }
+          if (isCommitted(e.hash)) { counts.committed++; continue; }
+          if (this.#entries.has(e.hash)) { counts.duplicate++; continue; }
+          const r = pool.offer(e.tx, nowMs, isCommitted);
+          if (r.status === 'refused') {
+            counts.refused++;
+            refusedBy.set(r.code, (refusedBy.get(r.code) ?? 0) + 1);
+          } else if (r.status === 'added') {
+            dropped--;
+            kept.push(e);
+            this.#entries.set(e.hash, { group: seq, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
+            this.#bytes += e.tx.length + ENTRY_OVERHEAD;
+            this.#txBytes += e.tx.length;
+            restored.push(e.tx);
+            counts.restored++;
+          } else {
+            counts.duplicate++;
+          }
         }
-        if (isCommitted(e.hash)) { counts.committed++; drop.push(k); continue; }
-        if (this.#entries.has(e.hash)) { counts.duplicate++; drop.push(k); continue; }
-        const r = pool.offer(e.tx, nowMs, isCommitted);
-        if (r.status === 'refused') {
-          counts.refused++;
-          refusedBy.set(r.code, (refusedBy.get(r.code) ?? 0) + 1);
-          drop.push(k);
-        } else if (r.status === 'added') {
-          this.#entries.set(e.hash, { seq, bytes: e.tx.length + ENTRY_OVERHEAD, batch: undefined });
-          this.#bytes += e.tx.length + ENTRY_OVERHEAD;
-          this.#txBytes += e.tx.length;
-          restored.push(e.tx);
-          counts.restored++;
-        } else {
-          counts.duplicate++;
-          drop.push(k);
+        if (kept.length === 0) { drop.push(k); continue; }
+        const liveBytes = kept.reduce((n, e) => n + e.tx.length + ENTRY_OVERHEAD, 0);
+        let diskBytes = value.length;
+        if (dropped > 0 || value[0] !== GROUP_VERSION) {
+          rewrite.set(seq, kept);
+          diskBytes = encodedBytes(kept);
         }
+        this.#groups.set(seq, { live: kept.length, liveBytes, diskBytes, durable: true });
+        this.#diskBytes += diskBytes;
       }
     } catch (err) {
       throw new FedError('MEMPOOL_JOURNAL_UNREADABLE', `mempool journal ${this.#o.path} cannot be read: ${errorMessage(err)}. `
         + 'Move it aside to start without it: the transactions it holds that are not committed yet are then lost to this member (clients resubmit).', { path: this.#o.path }, { cause: err });
     }
     this.#nextSeq = lastSeq + 1;
-    if (drop.length > 0) {
+    if (drop.length > 0 || rewrite.size > 0) {
       try {
-        await this.#db.transaction(() => { for (const k of drop) this.#db.removeSync(k); });
+        await this.#db.transaction(() => {
+          for (const k of drop) this.#db.removeSync(k);
+          for (const [seq, kept] of rewrite) this.#db.putSync(seqKey(seq), encodeGroup(kept));
+        });
       } catch (err) {
         // Harmless: they are not in the mempool, and the next replay drops them again.
-        this.#o.log.warn({ path: this.#o.path, entries: drop.length, err: await writeError(err) }, 'mempool journal: dropped entries not deleted yet');
+        this.#o.log.warn({ path: this.#o.path, groups: drop.length + rewrite.size, err: await writeError(err) }, 'mempool journal: dropped entries not deleted yet');
       }
     }
     for (const [outcome, n] of Object.entries(counts) as [ReplayOutcome, number][]) this.#o.observer?.replayed?.(outcome, n);
@@ -248,24 +340,19 @@ export class MempoolJournal {
     if (this.#entries.size >= this.#o.maxTxs || this.#txBytes + tx.length > this.#o.maxBytes) {
       return Promise.reject(new FedError('MEMPOOL_FULL', `the mempool journal holds ${this.#entries.size} transactions (${this.#txBytes} bytes), the mempool's limit; retry later`));
     }
-    const batch = this.#collecting ??= newBatch();
-    const seq = this.#nextSeq++;
-    const value = Buffer.allocUnsafe(1 + HASH_BYTES + tx.length);
-    value[0] = VALUE_VERSION;
-    value.set(hash, 1);
-    value.set(tx, 1 + HASH_BYTES);
+    const batch = this.#collectingBatch();
     const bytes = tx.length + ENTRY_OVERHEAD;
-    const put: Put = { hash, seq, value, bytes };
+    const put: Put = { hash, tx, bytes };
     batch.puts.add(put);
     batch.bytes += bytes;
-    this.#entries.set(hash, { seq, bytes, batch, put });
+    this.#entries.set(hash, { group: batch.seq, bytes, batch, put });
     this.#bytes += bytes;
     this.#txBytes += tx.length;
     this.#schedule(batch);
     return batch.done;
   }
 
-  /** Transactions (their ids) that left the mempool: their entries are deleted with the next batch. */
+  /** Transactions (their ids) that left the mempool: a group none of whose entries is left is deleted with the next batch. */
   forget(ids: readonly Uint8Array[]): void {
     // Stopping: a deletion not written is harmless (the replay finds the transaction committed).
     if (this.#closed) return;
@@ -280,8 +367,14 @@ export class MempoolJournal {
         continue;
       }
       // Durable, or in the batch being written (deleted after it, batches are written in order).
-      const batch = this.#collecting ??= newBatch();
-      batch.removes.push(e.seq);
+      const g = this.#groups.get(e.group);
+      if (!g) continue;
+      g.live--;
+      g.liveBytes -= e.bytes;
+      if (g.live > 0) continue;
+      this.#groups.delete(e.group);
+      this.#diskBytes -= g.diskBytes;
+      this.#collectingBatch().removes.push(e.group);
       queued = true;
     }
     if (queued && this.#collecting) this.#schedule(this.#collecting);
@@ -297,6 +390,10 @@ export class MempoolJournal {
     if (this.#collecting) await this.#flush();
     await this.#writing;
     await this.#db.close();
+  }
+
+  #collectingBatch(): Batch {
+    return (this.#collecting ??= newBatch(this.#nextSeq++));
   }
 
   /** Takes `id`'s entry out of the table and the totals: the entry, or undefined when there is none. */
@@ -323,7 +420,13 @@ export class MempoolJournal {
     const batch = this.#collecting;
     if (!batch || this.#writing) return this.#writing ?? Promise.resolve();
     this.#collecting = undefined;
-    const writing = this.#write(batch).finally(() => {
+    // Its group is known from now on: a commit during the write counts against it.
+    const written = batch.puts.size > 0 ? { live: batch.puts.size, liveBytes: batch.bytes, diskBytes: encodedBytes(batch.puts), durable: false } : undefined;
+    if (written) {
+      this.#groups.set(batch.seq, written);
+      this.#diskBytes += written.diskBytes;
+    }
+    const writing = this.#write(batch, written).finally(() => {
       this.#writing = undefined;
       // What collected meanwhile goes at once: its callers have waited a whole write already.
       if (this.#collecting && !this.#closed) void this.#flush();
@@ -332,14 +435,46 @@ export class MempoolJournal {
     return writing;
   }
 
-  async #write(batch: Batch): Promise<void> {
+  /**
+   * The oldest durable group holding more dead bytes than live ones, while the file holds more
+   * than twice the live bytes (and the slack): written again with its live entries only.
+   */
+  #toCompact(): number | undefined {
+    if (this.#diskBytes <= 2 * this.#bytes + this.#compactSlack) return undefined;
+    for (const [seq, g] of this.#groups) {
+      if (g.durable && 2 * g.liveBytes < g.diskBytes) return seq;
+    }
+    return undefined;
+  }
+
+  /** The live entries of group `seq`, read from its value (inside the write transaction). */
+  #liveOf(seq: number): Array<{ hash: Uint8Array; tx: Uint8Array }> {
+    const value = this.#db.getBinary(seqKey(seq));
+    if (!value) return [];
+    const out: Array<{ hash: Uint8Array; tx: Uint8Array }> = [];
+    for (const e of decodeValue(seqKey(seq), value)) {
+      if (!('why' in e) && this.#entries.get(e.hash)?.group === seq) out.push(e);
+    }
+    return out;
+  }
+
+  async #write(batch: Batch, written: Group | undefined): Promise<void> {
     const puts = [...batch.puts.values()];
+    const compact = this.#toCompact();
+    let compacted: { seq: number; bytes: number } | undefined;
     const t0 = performance.now();
     try {
-      if (puts.length > 0 || batch.removes.length > 0) {
+      if (puts.length > 0 || batch.removes.length > 0 || compact !== undefined) {
         await this.#db.transaction(() => {
-          for (const p of puts) this.#db.putSync(seqKey(p.seq), p.value);
+          if (puts.length > 0) this.#db.putSync(seqKey(batch.seq), encodeGroup(puts));
           for (const seq of batch.removes) this.#db.removeSync(seqKey(seq));
+          if (compact !== undefined) {
+            const live = this.#liveOf(compact);
+            const value = encodeGroup(live);
+            if (live.length > 0) this.#db.putSync(seqKey(compact), value);
+            else this.#db.removeSync(seqKey(compact));
+            compacted = { seq: compact, bytes: live.length > 0 ? value.length : 0 };
+          }
         });
       }
     } catch (failure) {
@@ -348,8 +483,12 @@ export class MempoolJournal {
       for (const p of batch.puts) {
         if (this.#entries.get(p.hash)?.batch === batch) this.#drop(p.hash);
       }
+      if (written && this.#groups.get(batch.seq) === written) {
+        this.#groups.delete(batch.seq);
+        this.#diskBytes -= written.diskBytes;
+      }
       // Deletions are retried with the next batch.
-      if (batch.removes.length > 0) (this.#collecting ??= newBatch()).removes.push(...batch.removes);
+      if (batch.removes.length > 0) this.#collectingBatch().removes.push(...batch.removes);
       this.#o.observer?.groupFailed?.(puts.length);
       this.#o.observer?.size?.(this.#entries.size, this.#bytes);
       this.#o.log.error({ path: this.#o.path, txs: puts.length, err }, 'mempool journal write failed: those transactions were not acknowledged');
@@ -364,8 +503,23 @@ export class MempoolJournal {
         e.put = undefined;
       }
     }
+    if (written) written.durable = true;
+    if (compacted) {
+      const g = this.#groups.get(compacted.seq);
+      if (g) {
+        this.#diskBytes += compacted.bytes - g.diskBytes;
+        g.diskBytes = compacted.bytes;
+      }
+    }
     this.#o.observer?.groupCommitted?.(puts.length, batch.bytes, batch.removes.length, (performance.now() - t0) / 1000);
     this.#o.observer?.size?.(this.#entries.size, this.#bytes);
     batch.resolve();
   }
+}
+
+/** The size of a group's value holding these entries. */
+function encodedBytes(entries: Iterable<{ tx: Uint8Array }>): number {
+  let n = 1;
+  for (const e of entries) n += LENGTH_BYTES + HASH_BYTES + e.tx.length;
+  return n;
 }
