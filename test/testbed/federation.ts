@@ -125,9 +125,10 @@ export class Federation {
     const tb = await Testbed.create(hostNames);
     say(`test bed: ${hostNames.length} hosts in ${tb.workDir}`);
     const runner = new Runner(tb);
+    let nats: NatsCluster | undefined;
     try {
       const t0 = Date.now();
-      const nats = await startNatsCluster(tb, runner, natsHostNames.map((n) => tb.host(n)));
+      nats = await startNatsCluster(tb, runner, natsHostNames.map((n) => tb.host(n)));
       say(`NATS cluster up (${nats.urls.join(', ')}), stream R3, in ${Date.now() - t0} ms`);
       const members: Member[] = Array.from({ length: o.members }, (_, i) => ({
         index: i, name: `m${i}`, host: tb.host(memberHostName(i)), signerHost: tb.host(signerHostName(i)),
@@ -146,6 +147,8 @@ export class Federation {
       }
       return fed;
     } catch (err) {
+      // Its connection reconnects for ever: left open, this process would never end.
+      await nats?.close().catch(() => undefined);
       await runner.stopAll().catch(() => undefined);
       tb.destroy({ keepDir: true });
       throw err;

@@ -65,6 +65,25 @@ async function jetStreamReady(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * Makes the stream with `replicas` copies. A meta leader can answer before every node has joined
+ * the meta group: until then an R3 stream has "no suitable peers for placement", so that is tried
+ * again for up to 30 s (on a slow day a CI run failed on the first try).
+ */
+async function makeStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await ensureStream(jsm, blocksStreamSpec({ replicas }));
+      return;
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause;
+      if (!/no suitable peers for placement/i.test(String(cause ?? err)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** Starts the cluster on `hosts` (three), waits for JetStream, and makes the stream with R3. */
 export async function startNatsCluster(tb: Testbed, runner: Runner, hosts: readonly Host[]): Promise<NatsCluster> {
   const bin = natsBinary();
@@ -83,8 +102,16 @@ export async function startNatsCluster(tb: Testbed, runner: Runner, hosts: reado
   const started = await Promise.all(services);
   const urls = hosts.map(natsUrl);
   const nc = await connect({ servers: urls, name: 'btcfed-testbed-controller', maxReconnectAttempts: -1, reconnectTimeWait: 500 });
-  const jsm = await jetstreamManager(nc);
-  await ensureStream(jsm, blocksStreamSpec({ replicas: hosts.length }));
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc);
+    await makeStream(jsm, hosts.length);
+  } catch (err) {
+    // This connection reconnects for ever: left open, it keeps the test's process alive after
+    // its failure (a CI run hung so).
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
   return {
     hosts: [...hosts], services: started, urls, nc, jsm,
     close: async () => { await nc.close().catch(() => undefined); },
