@@ -53,7 +53,7 @@ function churnAgainstMap<V>(label: string, table: Table<V>, ref: Map<string, V>,
   }
 }
 
-test('random sets, adds, deletes and lookups agree with a Map at every step, through growth and reused deleted slots', () => {
+test('random sets, adds, deletes and lookups agree with a Map at every step, through growth and deletions that shift ids back', () => {
   for (const seed of [1, 2, 3]) {
     const next = rng(seed);
     const table = new IdMap([seed, seed * 7]);
@@ -65,15 +65,32 @@ test('random sets, adds, deletes and lookups agree with a Map at every step, thr
           const v = Math.floor(next() * 2 ** 40);
           assert.equal(table.add(id, v), !ref.has(k), `seed ${seed} step ${step}: add`);
           if (!ref.has(k)) ref.set(k, v);
-        } else {
+        } else if (next() < 0.5) {
           assert.equal(table.delete(id), ref.delete(k), `seed ${seed} step ${step}: delete`);
+        } else {
+          // deleteAt: the id where it lies in a larger buffer.
+          const at = 1 + Math.floor(next() * 8);
+          const buf = new Uint8Array(at + 40);
+          buf.set(id, at);
+          assert.equal(table.deleteAt(buf, at), ref.delete(k), `seed ${seed} step ${step}: deleteAt`);
         }
       } });
     const seen = new Map<string, number>();
     table.forEach((id, v) => seen.set(hexOf(id), v));
     assert.deepEqual(new Map([...seen].sort()), new Map([...ref].sort()), `seed ${seed}: forEach`);
-    // Churn at a steady size reuses deleted slots instead of growing for ever.
+    // Churn at a steady size reuses the slots of deleted ids instead of growing for ever.
     assert.ok(table.capacity <= 4 * 4096, `seed ${seed}: capacity ${table.capacity}`);
+  }
+});
+
+test('a small table kept near three quarters full: deletions shift ids back across the wrap and never cut a probe short', () => {
+  // 16 slots and 12 ids at most: runs of full slots are long and wrap past the last slot, where a
+  // deletion's shift must still find every id after it.
+  for (const seed of [11, 12, 13, 14]) {
+    const next = rng(seed);
+    const table = new IdMap([seed, seed * 5], 16);
+    churnAgainstMap(`seed ${seed}`, table, new Map(), { steps: 20_000, universe: 12, next, value: () => Math.floor(next() * 1000) });
+    assert.equal(table.capacity, 16, `seed ${seed}: never grew`);
   }
 });
 
@@ -130,8 +147,8 @@ test('the table keeps its arrays: churn at a steady size, and clear, allocate no
   for (let i = 0; i < 20_000; i++) table.set(idOf(i), i);
   const full = table.bytes;
   assert.ok(full >= (20_000 * 4 / 3) * 41 && full <= (20_000 * 8 / 3) * 41, `${full} bytes for 20,000 ids: between three eighths and three quarters full`);
-  // A window of 20,000 ids moving over: deleted slots are swept, the table doubling at most once
-  // (more than half its slots live after a sweep), then staying as it is.
+  // A window of 20,000 ids moving over: a deletion leaves no marker to sweep, so the table keeps
+  // its size (at most one doubling is allowed here), then stays as it is.
   const churn = (from: number) => {
     for (let i = from; i < from + 100_000; i++) {
       table.delete(idOf(i - 20_000));

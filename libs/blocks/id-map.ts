@@ -8,16 +8,22 @@
 // bytes where they lie and allocates nothing. IdTable (below) maps ids to objects the same way:
 // the mempool's transactions, the journal's entries.
 //
-// Each slot has a byte of state: empty, deleted, or a tag of 2–255 taken from the id's hash, so
-// a probe compares an id's 32 bytes only where the tags agree (one slot in 254 by chance).
+// Each slot has a byte of state: empty, or a tag of 2–255 taken from the id's hash, so a probe
+// compares an id's 32 bytes only where the tags agree (one slot in 254 by chance).
 // The slot of an id comes from its first eight bytes mixed with a seed this process chose at
 // random: ids are hashes, so a peer cannot choose them freely, but it can grind transactions
 // until many ids share their low bits, and without the seed it cannot know which bits those are.
+// A deletion leaves no marker behind: the ids after it in its run of full slots that may move
+// back toward their own slot are shifted into the gap (backward-shift deletion), so a probe stops
+// at the first empty slot and the table never fills with deleted slots. (It used to mark them;
+// tables that churn — the mempool, the index's recent ids emptied by each merge — then swept their
+// markers into new arrays each time markers and ids reached three quarters of the slots: the
+// whole table's size in garbage outside V8's heap each time, 10 MiB for the index's recent ids,
+// and 2–3 % of a loaded member's consensus in the sweeps, docs/performance.md.)
 // The table grows at three quarters full (41 bytes a slot: 55–109 bytes an id) and never
-// shrinks: deleting, or clear(), allocates nothing, and when deleted slots fill it an insert
-// sweeps them into new arrays of the same size. Its arrays live outside V8's heap, which a quiet
-// process collects late, so a table that rebuilt itself smaller each time it emptied would leave
-// garbage of its full size at each rebuild. Its users bound it: the index's tiers by their merge
+// shrinks: deleting, or clear(), allocates nothing. Its arrays live outside V8's heap, which a
+// quiet process collects late, so a table that rebuilt itself smaller each time it emptied would
+// leave garbage of its full size at each rebuild. Its users bound it: the index's tiers by their merge
 // and their generations (services/consensus/tx-index.ts), the mempool and its journal by
 // consensus.mempool_max_txs, a block's duplicate check (validity.ts) by the block's size.
 // Must never answer for an id that is not in it, nor lose one that is.
@@ -26,7 +32,8 @@ import { FedError } from '#libs/errors/index.ts';
 
 export const ID_BYTES = 32;
 const EMPTY = 0;
-const DELETED = 1;
+/** Tags are 2–255: a slot whose state is at least this holds an id. */
+const HELD = 2;
 const MIN_CAPACITY = 16;
 /** Bytes a slot takes: the id, its value (a float64), its state. */
 const SLOT_BYTES = ID_BYTES + 8 + 1;
@@ -37,11 +44,9 @@ export class IdMap {
   #mask = 0;
   #keys = new Uint8Array(0);
   #values = new Float64Array(0);
-  /** EMPTY, DELETED, or the tag of the id held (2–255). */
+  /** EMPTY, or the tag of the id held (2–255). */
   #state = new Uint8Array(0);
   #size = 0;
-  /** Slots holding an id or deleted: what a probe walks past. */
-  #used = 0;
   /** Set by #slot: the tag of the id it placed. */
   #tag = 0;
 
@@ -95,16 +100,49 @@ export class IdMap {
   take(id: Uint8Array): number | undefined {
     const i = this.#probe(id);
     if (i < 0) return undefined;
-    this.#state[i] = DELETED;
+    const value = this.#values[i];
+    this.#vacate(i);
+    return value;
+  }
+
+  /**
+   * Deletes the id in slot `hole`: empties the slot, then walks the run of full slots after it: an id whose own slot (where
+   * its probe starts) is not between the hole and where it sits would be cut off from its probe by
+   * the hole, so it moves into the hole, and its old slot is the hole from there. The run ends at
+   * an empty slot; so does every probe.
+   */
+  #vacate(hole: number): void {
     this.#size--;
-    return this.#values[i];
+    const keys = this.#keys;
+    const state = this.#state;
+    const mask = this.#mask;
+    for (let j = (hole + 1) & mask; state[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = this.#slot(keys, j * ID_BYTES);
+      // Distances along the probe, wrapping: the id at j may fill the hole when the hole lies on
+      // its way from home to j.
+      if (((j - home) & mask) < ((j - hole) & mask)) continue;
+      const to = hole * ID_BYTES;
+      const from = j * ID_BYTES;
+      for (let k = 0; k < ID_BYTES; k++) keys[to + k] = keys[from + k]!;
+      this.#values[hole] = this.#values[j]!;
+      state[hole] = state[j]!;
+      hole = j;
+    }
+    state[hole] = EMPTY;
+  }
+
+  /** delete() for the id at `src[at..at+32)`, making no view of it. */
+  deleteAt(src: Uint8Array, at: number): boolean {
+    const i = this.#probeAt(src, at);
+    if (i < 0) return false;
+    this.#vacate(i);
+    return true;
   }
 
   /** Empties it, keeping its arrays (the next use fills them again without allocating). */
   clear(): void {
     this.#state.fill(EMPTY);
     this.#size = 0;
-    this.#used = 0;
   }
 
   /** Calls `fn` with each id (a view into the table: copy it to keep it) and its value; the table must not change meanwhile. */
@@ -119,7 +157,7 @@ export class IdMap {
   forEachAt(fn: (keys: Uint8Array, at: number, value: number) => void): void {
     const keys = this.#keys;
     for (let i = 0; i <= this.#mask; i++) {
-      if (this.#state[i]! > DELETED) fn(keys, i * ID_BYTES, this.#values[i]!);
+      if (this.#state[i]! >= HELD) fn(keys, i * ID_BYTES, this.#values[i]!);
     }
   }
 
@@ -146,25 +184,24 @@ export class IdMap {
   }
 
   /**
-   * The slot holding the id at `src[at..at+32)`, or, when it is not in the table, -1 - the slot a
-   * new id would take: the first deleted slot on its probe, else the empty slot the probe ended
-   * at. One walk for both, so an insert hashes and probes once.
+   * The slot holding the id at `src[at..at+32)`, or, when it is not in the table, -1 - the empty
+   * slot its probe ended at, where a new id goes: one walk for both, so an insert hashes and
+   * probes once.
    */
   #probeAt(src: Uint8Array, at: number): number {
     const keys = this.#keys;
     const state = this.#state;
     let i = this.#slot(src, at);
     const tag = this.#tag;
-    let reuse = -1;
     for (;;) {
       const s = state[i];
-      if (s === EMPTY) return -1 - (reuse >= 0 ? reuse : i);
+      if (s === EMPTY) return -1 - i;
       if (s === tag) {
         const base = i * ID_BYTES;
         let j = 0;
         while (j < ID_BYTES && keys[base + j] === src[at + j]) j++;
         if (j === ID_BYTES) return i;
-      } else if (s === DELETED && reuse < 0) reuse = i;
+      }
       i = (i + 1) & this.#mask;
     }
   }
@@ -175,17 +212,16 @@ export class IdMap {
       if (replace) this.#values[i] = value;
       return false;
     }
-    if ((this.#used + 1) * 4 > (this.#mask + 1) * 3) {
-      this.#rehash();
+    if ((this.#size + 1) * 4 > (this.#mask + 1) * 3) {
+      this.#grow();
       i = this.#probeAt(id, 0);
     }
     this.#fill(-1 - i, id, 0, value);
     return true;
   }
 
-  /** Puts the id at `src[at..at+32)` with `value` in the free slot `i` (#probeAt's answer), its tag from that probe. */
+  /** Puts the id at `src[at..at+32)` with `value` in the empty slot `i` (#probeAt's answer), its tag from that probe. */
   #fill(i: number, src: Uint8Array, at: number, value: number): void {
-    if (this.#state[i] === EMPTY) this.#used++;
     this.#state[i] = this.#tag;
     const base = i * ID_BYTES;
     for (let k = 0; k < ID_BYTES; k++) this.#keys[base + k] = src[at + k]!;
@@ -199,23 +235,18 @@ export class IdMap {
     this.#values = new Float64Array(cap);
     this.#state = new Uint8Array(cap);
     this.#size = 0;
-    this.#used = 0;
   }
 
-  /**
-   * The table again without its deleted slots: twice as large when more than half its slots hold
-   * ids, else as large (only deleted slots filled it).
-   */
-  #rehash(): void {
+  /** The table again in arrays twice as large. */
+  #grow(): void {
     const keys = this.#keys;
     const values = this.#values;
     const state = this.#state;
-    const cap = this.#size * 2 > this.#mask + 1 ? (this.#mask + 1) * 2 : this.#mask + 1;
-    this.#allocate(cap);
+    this.#allocate((this.#mask + 1) * 2);
     // Each id read where it lies in the old arrays; the new table holds none of them yet, so each
     // probe ends at a free slot.
     for (let i = 0; i < state.length; i++) {
-      if (state[i]! > DELETED) this.#fill(-1 - this.#probeAt(keys, i * ID_BYTES), keys, i * ID_BYTES, values[i]!);
+      if (state[i]! >= HELD) this.#fill(-1 - this.#probeAt(keys, i * ID_BYTES), keys, i * ID_BYTES, values[i]!);
     }
   }
 }
