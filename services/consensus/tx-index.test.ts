@@ -13,7 +13,7 @@ import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore, packLocation } from './block-store.ts';
-import { TX_INDEX_ABSENT_MAX, TxIndex, type StoredLocation } from './tx-index.ts';
+import { TX_INDEX_ABSENT_MAX, TxIndex, keyOrder, type StoredLocation } from './tx-index.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -238,3 +238,24 @@ test('the filter of the tree\'s ids spares the tree a lookup for new ids, never 
     assert.equal(store.hasTx(id('joined')), true, 'nor by the one built after it');
   } finally { await store.close(); }
 }));
+
+test('keyOrder puts ids in LMDB\'s key order: random ids, ids that share their first bytes (ground by a client), buckets at and past the insertion bound', () => {
+  const check = (label: string, list: Uint8Array[]) => {
+    const buf = Buffer.concat(list);
+    const order = keyOrder(buf, list.length);
+    assert.equal(order.length, list.length, label);
+    assert.deepEqual([...order].sort((a, b) => a - b), list.map((_, i) => i), `${label}: each index once`);
+    const got = [...order].map((i) => Buffer.from(list[i]!).toString('hex'));
+    const want = list.map((x) => Buffer.from(x).toString('hex')).sort((a, b) => Buffer.compare(Buffer.from(a, 'hex'), Buffer.from(b, 'hex')));
+    assert.deepEqual(got, want, label);
+  };
+  check('none', []);
+  check('random', Array.from({ length: 5_000 }, (_, i) => id(`k${i}`)));
+  // A shared first two bytes: one bucket of each size around the insertion bound (16), and one large.
+  for (const size of [2, 16, 17, 3_000]) {
+    check(`${size} sharing a prefix`, Array.from({ length: size }, (_, i) => { const x = Uint8Array.from(id(`g${size}-${i}`)); x[0] = 0xab; x[1] = 0xcd; return x; }));
+  }
+  // Ids that differ only in their last byte, and the last and first buckets.
+  check('last byte', Array.from({ length: 40 }, (_, i) => { const x = new Uint8Array(32).fill(0xff); x[31] = (i * 37) & 0xff; return x; }));
+  check('edges', [new Uint8Array(32).fill(0xff), new Uint8Array(32), new Uint8Array(32).fill(0x80), Uint8Array.from(id('m'))]);
+});
