@@ -21,7 +21,8 @@ import { createPromMetrics } from '#libs/metrics/index.ts';
 import { startService } from '../../test/support/process.ts';
 import { consensusService, mempoolIntake, type ApiDeps } from './api.ts';
 import { Mempool } from './mempool.ts';
-import { decodeValue, encodeGroup, MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
+import { decodeValue, encodeGroup } from './journal-codec.ts';
+import { MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -13,9 +13,9 @@
 // batch leaves a promise nobody awaits that rejects when a write fails (a full disk), which
 // would crash the process instead of failing the submit.
 // Keys are an 8-byte big-endian sequence number, one per group commit (acceptance order, which is
-// proposal order). A group's value holds every entry the commit wrote, in order:
-//   2 | (length of tx, u32 BE | SHA-256 of the tx (32) | tx)*      the hash doubling as a checksum
-// An older build wrote one key per transaction, `1 | SHA-256 (32) | tx`: the replay reads both.
+// proposal order). A group's value holds every entry the commit wrote, in order, with each
+// transaction's hash as its checksum (journal-codec.ts); the replay also reads an older build's
+// layout, one key per transaction.
 // One value a group, not one key a transaction: a B-tree delete per committed transaction was 6 %
 // of a loaded consensus process (docs/performance.md); now a group's key is deleted when the last
 // of its transactions leaves the mempool. Until then its committed entries stay on disk, where they
@@ -36,19 +36,11 @@
 
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
-import { toHex, txHash } from '#libs/crypto/index.ts';
 import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { GROUP_VERSION, HASH_BYTES, KEY_BYTES, LENGTH_BYTES, decodeValue, encodeGroup, encodedBytes, seqKey } from './journal-codec.ts';
 import type { Mempool } from './mempool.ts';
 
-/** The first byte of a value an older build wrote: one transaction a key. */
-const VALUE_VERSION = 1;
-/** The first byte of a group's value: the layout at the top. */
-const GROUP_VERSION = 2;
-const HASH_BYTES = 32;
-const KEY_BYTES = 8;
-/** A group entry's length field. */
-const LENGTH_BYTES = 4;
 /** Per-entry overhead on top of the transaction bytes (its share of the key, its length and hash), for the bytes gauge. */
 const ENTRY_OVERHEAD = KEY_BYTES + LENGTH_BYTES + HASH_BYTES;
 /** Corrupt entries logged one by one at replay; the rest only in the summary. */
@@ -118,12 +110,6 @@ interface Entry { group: number; bytes: number; /** The batch writing it, and wh
 /** A group on disk (or being written): its entries still in the journal, and the size of its value. */
 interface Group { live: number; liveBytes: number; diskBytes: number; durable: boolean }
 
-function seqKey(seq: number): Buffer {
-  const k = Buffer.alloc(KEY_BYTES);
-  k.writeBigUInt64BE(BigInt(seq));
-  return k;
-}
-
 function newBatch(seq: number): Batch {
   let resolve!: () => void;
   let reject!: (err: Error) => void;
@@ -131,60 +117,6 @@ function newBatch(seq: number): Batch {
   // A batch nobody waits for (only deletions, or every caller gone) must not be an unhandled rejection.
   done.catch(() => undefined);
   return { seq, puts: new Set(), removes: [], bytes: 0, done, resolve, reject };
-}
-
-/** A group's value: its entries in order (the layout at the top). */
-export function encodeGroup(entries: Iterable<{ hash: Uint8Array; tx: Uint8Array }>): Buffer {
-  const list = [...entries];
-  let size = 1;
-  for (const e of list) size += LENGTH_BYTES + HASH_BYTES + e.tx.length;
-  const out = Buffer.allocUnsafe(size);
-  out[0] = GROUP_VERSION;
-  let at = 1;
-  for (const e of list) {
-    out.writeUInt32BE(e.tx.length, at);
-    out.set(e.hash, at + LENGTH_BYTES);
-    out.set(e.tx, at + LENGTH_BYTES + HASH_BYTES);
-    at += LENGTH_BYTES + HASH_BYTES + e.tx.length;
-  }
-  return out;
-}
-
-export type Decoded = { hash: Uint8Array; tx: Uint8Array } | { why: string };
-
-/** One transaction's hash and bytes, checked: the hash must be the transaction's. Copies (LMDB's buffers are only valid until the next read). */
-function checked(hash: Uint8Array, tx: Uint8Array): Decoded {
-  const h = new Uint8Array(hash);
-  const t = new Uint8Array(tx);
-  if (toHex(txHash(t)) !== toHex(h)) return { why: 'the transaction does not hash to the stored hash' };
-  return { hash: h, tx: t };
-}
-
-/**
- * What a stored key and value hold: the entries of a group, or the one of an older build's key,
- * each decoded or why not. An entry whose length runs past the value ends the group: what follows
- * is one entry that cannot be read.
- */
-export function decodeValue(key: Uint8Array, value: Uint8Array): Decoded[] {
-  if (key.length !== KEY_BYTES) return [{ why: `key is ${key.length} bytes, expected ${KEY_BYTES}` }];
-  if (value[0] === VALUE_VERSION) {
-    if (value.length < 1 + HASH_BYTES + 1) return [{ why: `value is ${value.length} bytes, shorter than a version, a hash and one byte of transaction` }];
-    return [checked(value.subarray(1, 1 + HASH_BYTES), value.subarray(1 + HASH_BYTES))];
-  }
-  if (value.length === 0) return [{ why: 'value is empty' }];
-  if (value[0] !== GROUP_VERSION) return [{ why: `value version ${value[0]}, this build reads ${VALUE_VERSION} and ${GROUP_VERSION}` }];
-  const out: Decoded[] = [];
-  const view = Buffer.from(value.buffer, value.byteOffset, value.length);
-  let at = 1;
-  while (at < value.length) {
-    if (at + LENGTH_BYTES + HASH_BYTES > value.length) { out.push({ why: `entry at byte ${at}: ${value.length - at} bytes left, shorter than a length and a hash` }); break; }
-    const len = view.readUInt32BE(at);
-    const end = at + LENGTH_BYTES + HASH_BYTES + len;
-    if (len === 0 || end > value.length) { out.push({ why: `entry at byte ${at}: a transaction of ${len} bytes, ${value.length - at - LENGTH_BYTES - HASH_BYTES} left` }); break; }
-    out.push(checked(value.subarray(at + LENGTH_BYTES, at + LENGTH_BYTES + HASH_BYTES), value.subarray(at + LENGTH_BYTES + HASH_BYTES, end)));
-    at = end;
-  }
-  return out;
 }
 
 /**
@@ -515,11 +447,4 @@ export class MempoolJournal {
     this.#o.observer?.size?.(this.#entries.size, this.#bytes);
     batch.resolve();
   }
-}
-
-/** The size of a group's value holding these entries. */
-function encodedBytes(entries: Iterable<{ tx: Uint8Array }>): number {
-  let n = 1;
-  for (const e of entries) n += LENGTH_BYTES + HASH_BYTES + e.tx.length;
-  return n;
 }
