@@ -106,10 +106,11 @@ export class IdMap {
   }
 
   /**
-   * Deletes the id in slot `hole`: empties the slot, then walks the run of full slots after it: an id whose own slot (where
-   * its probe starts) is not between the hole and where it sits would be cut off from its probe by
-   * the hole, so it moves into the hole, and its old slot is the hole from there. The run ends at
-   * an empty slot; so does every probe.
+   * Deletes the id in slot `hole`, then walks the run of full slots after it: an id whose own slot
+   * (where its probe starts) is not between the hole and where it sits would be cut off from its
+   * probe by the hole, so it moves into the hole, and its old slot is the hole from there. The run
+   * ends at an empty slot; so does every probe. An id's own slot is computed again from its bytes
+   * and the seed, so a peer can no more make the walk long than it can make a probe long.
    */
   #vacate(hole: number): void {
     this.#size--;

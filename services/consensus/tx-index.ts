@@ -54,7 +54,7 @@ const INSERTION_MAX = 16;
  * orders its keys: indexes into `ids`. The ids are counted into 65,536 buckets by their first two
  * bytes, and each bucket, two ids on average at a merge's size, is put in order by insertion over
  * the remaining bytes where they lie: no comparator call, no view and no number allocated per
- * comparison (a comparator sort of a merge's 131,072 ids was 2–3 % of a loaded member's
+ * comparison (a comparator sort of a merge's 131,072 ids was 1–2 % of a loaded member's
  * consensus). Ids are hashes, but a client can grind transactions whose ids share their first two
  * bytes (65,536 tries each): a bucket of more than a few ids is sorted by comparisons, so no input
  * makes this quadratic.
