@@ -5,13 +5,12 @@
 // An older build wrote one key per transaction, `1 | SHA-256 (32) | tx`: decodeValue reads both.
 // Must never throw on what it reads, nor return an entry whose transaction does not hash to its hash.
 
-import { bytesEqual, txHash } from '#libs/crypto/index.ts';
+import { HASH_BYTES, bytesEqual, txHash } from '#libs/crypto/index.ts';
 
 /** The first byte of a value an older build wrote: one transaction a key. */
 export const VALUE_VERSION = 1;
 /** The first byte of a group's value: the layout at the top. */
 export const GROUP_VERSION = 2;
-export const HASH_BYTES = 32;
 export const KEY_BYTES = 8;
 /** A group entry's length field. */
 export const LENGTH_BYTES = 4;
@@ -26,9 +25,7 @@ export function seqKey(seq: number): Buffer {
 /** A group's value: its entries in order (the layout at the top). */
 export function encodeGroup(entries: Iterable<{ hash: Uint8Array; tx: Uint8Array }>): Buffer {
   const list = [...entries];
-  let size = 1;
-  for (const e of list) size += LENGTH_BYTES + HASH_BYTES + e.tx.length;
-  const out = Buffer.allocUnsafe(size);
+  const out = Buffer.allocUnsafe(encodedBytes(list));
   out[0] = GROUP_VERSION;
   let at = 1;
   for (const e of list) {

@@ -37,8 +37,9 @@
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
+import { HASH_BYTES } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { GROUP_VERSION, HASH_BYTES, KEY_BYTES, LENGTH_BYTES, decodeValue, encodeGroup, encodedBytes, seqKey } from './journal-codec.ts';
+import { GROUP_VERSION, KEY_BYTES, LENGTH_BYTES, decodeValue, encodeGroup, encodedBytes, seqKey } from './journal-codec.ts';
 import type { Mempool } from './mempool.ts';
 
 /** Per-entry overhead on top of the transaction bytes (its share of the key, its length and hash), for the bytes gauge. */
