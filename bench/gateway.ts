@@ -5,6 +5,8 @@
 //    latency with one frame in flight, and throughput with ~4 MiB in flight;
 //  - the baseline in the same run: a raw libp2p stream (TCP + Noise + Yamux, length-prefixed)
 //    between two nodes in this process, same frame sizes.
+// With the throughput, the CPU per MiB moved: of the two gateway processes on the gateway path, of
+// this process (both ends) on the raw stream.
 // Both consumers run in this process, so one clock stamps send and receipt.
 // Run: node_modules/.bin/node bench/gateway.ts [--quick]
 
@@ -14,7 +16,7 @@ import { FrameDecoder, encodeFrame } from '../services/gateway/framing.ts';
 import {
   PeerState, attach, makeCluster, startMember, stopAll, strangerNode, waitPeer, type Consumer, type Node,
 } from '../test/support/gateway.ts';
-import { ms, printMachine, stats, table } from './support.ts';
+import { ms, printMachine, processCpuMs, stats, table } from './support.ts';
 
 const quick = process.argv.includes('--quick');
 const SIZES = [17_088, 256 * 1024];
@@ -46,8 +48,21 @@ async function latency(path: Path, size: number): Promise<number[]> {
   return samples;
 }
 
-/** Sustained rate with at most `window` frames in flight (about 4 MiB), so nothing queues up to be dropped. */
-async function throughput(path: Path, size: number): Promise<{ mbps: number; framesPerS: number; received: number; sent: number }> {
+/** CPU time (ms) of this process, or of the processes `pids` when given. */
+function cpuMs(pids?: readonly number[]): number {
+  if (!pids) {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+  return pids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? Number.NaN), 0);
+}
+
+/**
+ * Sustained rate with at most `window` frames in flight (about 4 MiB), so nothing queues up to be
+ * dropped, and the CPU per MiB received of `pids` (default this process).
+ */
+async function throughput(path: Path, size: number, pids?: readonly number[]): Promise<{ mbps: number; framesPerS: number; received: number; sent: number; cpuUsPerMiB: number }> {
+  const cpu0 = cpuMs(pids);
   const n = Math.max(20, Math.floor(throughputBytes / size));
   const window = Math.max(4, Math.floor((4 << 20) / size));
   let received = 0;
@@ -69,7 +84,8 @@ async function throughput(path: Path, size: number): Promise<{ mbps: number; fra
     quiet = received === before ? quiet + 1 : 0;
   }
   const secs = ((last || performance.now()) - t0) / 1000;
-  return { mbps: (received * size) / 1e6 / secs, framesPerS: received / secs, received, sent: n };
+  return { mbps: (received * size) / 1e6 / secs, framesPerS: received / secs, received, sent: n,
+    cpuUsPerMiB: ((cpuMs(pids) - cpu0) * 1000) / ((received * size) / (1 << 20)) };
 }
 
 /** A's consumer sends to validator 1; `deliver` is wired to B's consumer's frames. */
@@ -127,6 +143,7 @@ async function main(): Promise<void> {
     const cb = attach(nodes[1].gw, (f) => gw.deliver(f.frame));
     await Promise.all([ca.ready, cb.ready]);
     const base = await rawPath(raw[0], raw[1]);
+    const gatewayPids = nodes.map((n) => n?.gw.svc.proc.pid).filter((pid) => pid !== undefined);
 
     const d = stats(dials);
     console.log(table(['connection set-up (dial → Noise + Yamux)', 'n', 'p50 ms', 'p95 ms', 'max ms'],
@@ -134,14 +151,16 @@ async function main(): Promise<void> {
     console.log('');
     const rows: string[][] = [];
     for (const size of SIZES) {
-      for (const [name, path] of [['gRPC → gateway A → libp2p → gateway B → gRPC', gw], ['baseline: raw libp2p stream, in-process', base]] as const) {
+      const paths = [['gRPC → gateway A → libp2p → gateway B → gRPC', gw], ['baseline: raw libp2p stream, in-process', base]] as const;
+      for (const [name, path] of paths) {
         const l = stats(await latency(path, size));
-        const t = await throughput(path, size);
+        const t = await throughput(path, size, path === gw ? gatewayPids : undefined);
         rows.push([`${(size / 1024).toFixed(0)} KiB  ${name}`, String(l.n), ms(l.p50), ms(l.p95), t.mbps.toFixed(1), t.framesPerS.toFixed(0),
-          t.received === t.sent ? '0' : String(t.sent - t.received)]);
+          t.received === t.sent ? '0' : String(t.sent - t.received), t.cpuUsPerMiB.toFixed(0)]);
       }
     }
-    console.log(table(['frames', 'n', 'p50 ms', 'p95 ms', 'MB/s', 'frames/s', 'dropped'], rows));
+    console.log(table(['frames', 'n', 'p50 ms', 'p95 ms', 'MB/s', 'frames/s', 'dropped', 'CPU-µs/MiB'], rows));
+    console.log('CPU-µs/MiB: of the two gateway processes on the gateway path; of this process (both ends) on the raw streams');
     console.log('\nrequirement: two gateways connect in under 3 s on a local network');
     ca.close();
     cb.close();
