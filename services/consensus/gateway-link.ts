@@ -48,6 +48,8 @@ export class GatewayLink implements TransportPort {
   #backoffMs = 100;
   dropped = 0;
   connected = false;
+  /** Frames waiting here for the stream to take them (at most MAX_BUFFERED). */
+  get bufferedFrames(): number { return this.#buffer.length; }
   /** The gateway's frame limit, from its ready message: block sync sizes its responses to it. */
   maxFrameBytes: number | undefined;
   /** Outside peers: peer id → number, least recently used first; and back. */

@@ -19,6 +19,7 @@ import { background, check, deltas, perHonest, type Scenario } from './scenario.
 /** m3's own clients: `count` transactions every 200 ms into its pool and its batches, as an honest member takes them. */
 function ownClients(byz: ByzantineMember, count: number): ReturnType<typeof background> {
   return background(async () => {
+    await byz.paced();
     for (let k = 0; k < count; k++) {
       const tx = randomBytes(120);
       const r = byz.driver.pool.offer(tx, Date.now(), byz.driver.isCommitted);
@@ -93,6 +94,7 @@ const repeatsCommitted: Scenario = {
     const before = await notTaken();
     let sent = 0;
     const attack = background(async () => {
+      await byz.paced();
       byz.inject('all', { type: 'tx-batch', txs });
       sent++;
       await sleep(100);
@@ -134,6 +136,7 @@ const askFlood: Scenario = {
     let requestId = 1;
     const t0 = Date.now();
     const attack = background(async () => {
+      await byz.paced();
       for (const i of HONEST) byz.inject(i, { type: 'batch-request', requestId: requestId++, digests: digests.slice(0, 200) });
       asked++;
       await sleep(10);

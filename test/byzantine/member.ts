@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, paramSpec, toHex } from '#libs/crypto/index.ts';
-import { createClient } from '#libs/rpc/index.ts';
+import { call, createClient } from '#libs/rpc/index.ts';
 import { fetchConfig, memberSecurityFromDir } from '#libs/service/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
 import { decodeFrame, encodeFrame, signingBytesOfRequest, type Frame, type FrameLimits } from '#libs/wire/index.ts';
@@ -26,6 +26,14 @@ import { Mempool } from '../../services/consensus/mempool.ts';
 import { systemClock, type TransportPort } from '../../services/consensus/ports.ts';
 import { MAX_SYNC_BLOCKS } from '../../services/consensus/sync.ts';
 import { ConsensusEpochs } from '../../services/consensus/epochs.ts';
+
+/**
+ * Frames waiting in m3's link to its gateway at which a flood waits (paced): a flood faster than
+ * m3's gateway takes frames only grows m3's own buffer (the link keeps up to 4,096, dropping the
+ * oldest), which then reaches the honest members in the next scenario's window. The honest members
+ * see no less: m3's gateway still has frames to send the whole time.
+ */
+const FLOOD_BACKLOG = 64;
 
 const BIG_MESSAGES = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
 
@@ -75,6 +83,7 @@ export class ByzantineMember {
   readonly #link: GatewayLink;
   readonly #store: BlockStore;
   readonly #sign: (bytes: Uint8Array) => Promise<Uint8Array>;
+  readonly #gateway: GatewayServiceClient;
   readonly #closers: Array<() => void> = [];
   maxFrameBytes = 0;
   /** A fresh SLH-DSA key pair's public key: m3 signs with its secret from the first epoch that seats m3 under it. */
@@ -82,11 +91,11 @@ export class ByzantineMember {
 
   private constructor(p: {
     self: number; n: number; chainId: string; limits: FrameLimits; timeouts: ByzantineMember['timeouts']; driver: ConsensusDriver; inbound: Inbound; transport: ScriptedTransport;
-    link: GatewayLink; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>; newKey: () => Uint8Array;
+    link: GatewayLink; gateway: GatewayServiceClient; store: BlockStore; sign: (b: Uint8Array) => Promise<Uint8Array>; closers: Array<() => void>; newKey: () => Uint8Array;
   }) {
     this.newKey = p.newKey;
     this.self = p.self; this.n = p.n; this.chainId = p.chainId; this.limits = p.limits; this.timeouts = p.timeouts; this.driver = p.driver; this.inbound = p.inbound;
-    this.#transport = p.transport; this.#link = p.link; this.#store = p.store; this.#sign = p.sign; this.#closers = p.closers;
+    this.#transport = p.transport; this.#link = p.link; this.#gateway = p.gateway; this.#store = p.store; this.#sign = p.sign; this.#closers = p.closers;
   }
 
   /** Takes over a member whose consensus process has been stopped: its key, its LMDB, its gateway. */
@@ -149,7 +158,7 @@ export class ByzantineMember {
       },
     );
     inbound = new Inbound({ limits, driver, pool: driver.pool, transport, clock: systemClock, log });
-    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, store, sign, closers: [() => gatewayClient.close()],
+    member = new ByzantineMember({ self, n, chainId: c.chain_id, limits, timeouts, driver, inbound, transport, link, gateway: gatewayClient, store, sign, closers: [() => gatewayClient.close()],
       newKey: () => {
         const k = dsa.generateKeyPair();
         keys.next.set(toHex(k.publicKey), k.secretKey);
@@ -165,11 +174,29 @@ export class ByzantineMember {
   leaderOf(view: number): number { return this.driver.engine.leaderOf(view); }
   get attached(): boolean { return this.#link.connected; }
 
+  /**
+   * Frames m3 has sent that have not left it yet: waiting in its link to its gateway, and in its
+   * gateway's queue to each peer (ListPeers). While the honest members mute m3 its gateway's
+   * queues do not drain, and what an attack left there reaches them once they forgive it.
+   */
+  /** The frames waiting in m3's link to its gateway (queuedFrames without the gateway's queues). */
+  get linkFrames(): number { return this.#link.bufferedFrames; }
+
+  async queuedFrames(): Promise<number> {
+    const peers = await call(this.#gateway.listPeers.bind(this.#gateway), {}, { deadlineMs: 5000 });
+    return this.linkFrames + peers.peers.reduce((sum, p) => sum + p.queuedFrames, 0);
+  }
+
   /** Sets the misbehaviour from now on ({} = behave). */
   play(script: Script): void { this.#transport.script = script; }
 
   /** Signs bytes with the member's real key. */
   sign(bytes: Uint8Array): Promise<Uint8Array> { return this.#sign(bytes); }
+
+  /** Resolves once m3's link holds fewer than FLOOD_BACKLOG frames: each round of a flood waits here first. */
+  async paced(): Promise<void> {
+    while (this.#link.bufferedFrames >= FLOOD_BACKLOG) await new Promise((r) => setTimeout(r, 10));
+  }
 
   /** Sends a frame built by the scenario, past the script. */
   inject(to: Dest, frame: Frame | Uint8Array): void {

@@ -313,6 +313,7 @@ const removedMemberFloods: Scenario = (() => {
       let k = 0;
       let lastView = Date.now();
       const attack = background(async () => {
+        await byz.paced();
         if (Date.now() - lastView > 1000) { view = await viewNow().catch(() => view); lastView = Date.now(); }
         for (let j = 0; j < FLOOD_PER_SECOND / 20; j++) {
           const kind = k++ % 5;

@@ -120,6 +120,7 @@ const equivocate: Scenario = {
     });
     // Eight conflicting PREPARE votes a view, to the view's leader (where votes go).
     const votes = background(async () => {
+      await byz.paced();
       const view = byz.view;
       const leader = byz.leaderOf(view);
       if (leader === BYZANTINE) { await sleep(50); return; }
@@ -368,6 +369,7 @@ const requestFlood: Scenario = {
     let sent = 0;
     const perTick = Math.max(1, Math.round(REQUEST_RATE / 10));
     const attack = background(async () => {
+      await byz.paced();
       for (let k = 0; k < perTick; k++) {
         byz.inject('all', { type: 'block-request', requestId: ++sent, hashes: [hash], fromHeight: 0, maxBlocks: 1 << 30 } as Frame);
       }
@@ -396,6 +398,7 @@ const badSignatures: Scenario = {
     let sent = 0;
     // Junk-signed votes to the leader of each view, ~2,000 a second.
     const attack = background(async () => {
+      await byz.paced();
       const view = byz.view;
       const leader = byz.leaderOf(view);
       if (leader === BYZANTINE) { await sleep(20); return; }
@@ -442,6 +445,7 @@ const oversized: Scenario = {
     const [mutes0, checked0] = [await mutes(), await checked()];
     let sent = 0;
     const attack = background(async () => {
+      await byz.paced();
       let view = byz.view;
       while (byz.leaderOf(view) !== BYZANTINE) view++;
       const header = { chainId: byz.chainId, epoch: 0, height: 1_000_000, view, parentHash: randomBytes(32), proposer: BYZANTINE, timestampMs: Date.now(), txRoot: randomBytes(32), stateHash: randomBytes(32) };
@@ -476,6 +480,7 @@ const mempoolFill: Scenario = {
   async start({ fed, byz, note }) {
     let sent = 0;
     const attack = background(async () => {
+      await byz.paced();
       byz.inject('all', { type: 'tx-batch', txs: Array.from({ length: 512 }, () => randomBytes(200)) });
       sent += 512;
       await sleep(20);

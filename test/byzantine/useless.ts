@@ -38,6 +38,7 @@ const staleReplay: Scenario = {
     const [stale0, mutes0] = [await stale(), await mutes()];
     let sent = 0;
     const attack = background(async () => {
+      await byz.paced();
       for (let k = 0; k < REPLAY_RATE / 10; k++) byz.inject('all', captured[sent++ % captured.length]!);
       await sleep(100);
     });
@@ -69,6 +70,7 @@ const futureProposals: Scenario = {
     let frame: Uint8Array | undefined;
     let frameView = 0;
     const attack = background(async () => {
+      await byz.paced();
       if (!frame || frameView < byz.view + 100) {
         let view = byz.view + 1000;
         while (byz.leaderOf(view) !== BYZANTINE) view++;
@@ -109,6 +111,7 @@ const newViewChurn: Scenario = {
     let sent = 0;
     let next = byz.view + 10;
     const attack = background(async () => {
+      await byz.paced();
       const highQC = byz.driver.engine.safety.prepareQC;
       const view = next++;
       const signature = await byz.sign(newViewSigningBytes({ chainId: byz.chainId, epoch: 0, view, highQC }));
