@@ -174,14 +174,14 @@ export class ByzantineMember {
   leaderOf(view: number): number { return this.driver.engine.leaderOf(view); }
   get attached(): boolean { return this.#link.connected; }
 
+  /** The frames waiting in m3's link to its gateway (queuedFrames without the gateway's queues). */
+  get linkFrames(): number { return this.#link.bufferedFrames; }
+
   /**
    * Frames m3 has sent that have not left it yet: waiting in its link to its gateway, and in its
    * gateway's queue to each peer (ListPeers). While the honest members mute m3 its gateway's
    * queues do not drain, and what an attack left there reaches them once they forgive it.
    */
-  /** The frames waiting in m3's link to its gateway (queuedFrames without the gateway's queues). */
-  get linkFrames(): number { return this.#link.bufferedFrames; }
-
   async queuedFrames(): Promise<number> {
     const peers = await call(this.#gateway.listPeers.bind(this.#gateway), {}, { deadlineMs: 5000 });
     return this.linkFrames + peers.peers.reduce((sum, p) => sum + p.queuedFrames, 0);

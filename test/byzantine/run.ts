@@ -67,6 +67,7 @@ async function drainAttacker(fed: Federation, byz: ByzantineMember, box: Attacke
     : `m3 held ${first} frames the last attack queued; ${queued} still queued after ${secs} s: the scenario starts anyway`);
 }
 
+/** The honest commit rate under attack must be at least this share of the rate before it. */
 export const RATE_BAR = 0.8;
 /** After the attack, each watched service's anonymous memory must be back within this of its baseline (MiB, or 25 % where more). */
 export const MEMORY_SLACK_MIB = 64;
