@@ -26,7 +26,7 @@ import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, CommittedView, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
-import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
+import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, encodeBlockBytes, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { SafetyRecord } from './safety-record.ts';
 import { checkStoreIdentity } from './store-schema.ts';
@@ -139,7 +139,7 @@ export class BlockStore {
       await this.#write('persist', () => {
         this.#safety.put(safety);
         for (const b of blocks) {
-          this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+          this.#blocks.put(b.hash, encodeBlockBytes(b));
           this.#pending.put(b.hash, b.header.height);
         }
         for (const qc of qcs) this.#putQc(qc);
@@ -176,7 +176,7 @@ export class BlockStore {
         let expected = first;
         for (const b of blocks) {
           // Normally stored already (persisted when it was proposed); megabytes are not written twice.
-          if (!this.#blocks.doesExist(b.hash)) this.#blocks.put(b.hash, BlockMsg.encode(blockToWire(b)).finish());
+          if (!this.#blocks.doesExist(b.hash)) this.#blocks.put(b.hash, encodeBlockBytes(b));
           this.#heights.put(b.header.height, b.hash);
           expected++;
         }
@@ -478,7 +478,7 @@ export class BlockStore {
       if (height > 1 && !this.#heights.get(height - 1)) throw new FedError('STORE_CORRUPT', `block store ${this.#opts.path}: a checkpoint at height ${height} without the history below it`);
       const committed = this.committedHeight();
       if (committed >= height) return;
-      this.#blocks.put(tip.hash, BlockMsg.encode(blockToWire(tip)).finish());
+      this.#blocks.put(tip.hash, encodeBlockBytes(tip));
       this.#heights.put(height, tip.hash);
       txHashesOf(tip).forEach((id, index) => this.#txs.put(id, packLocation(height, index)));
       // The history below came in whole (importHistory): the tree holds everything up to the tip,
