@@ -106,6 +106,11 @@ export class ConsensusDriver {
   readonly #laggards: LaggardAnswers;
   /** Idle views: whether this member has work, told to the engine (idle-work.ts); absent, a block every view. The epoch's heartbeat. */
   #idle: IdleWork | undefined;
+  /**
+   * The last block this driver committed: the parent the next commit checks its content against,
+   * without reading the whole block (thousands of transactions) back from the store and decoding it.
+   */
+  #lastCommitted: Block | undefined;
   /** The leader schedule's skipped members last reported (#noteSkipped), joined by commas. */
   #skippedKey = '';
 
@@ -507,7 +512,10 @@ export class ConsensusDriver {
   }
 
   async #commit(blocks: readonly Block[], qc: Parameters<BlockStore['commit']>[1]): Promise<void> {
-    let parent = this.#deps.store.blockAtHeight(blocks[0]!.header.height - 1) ?? (blocks[0]!.header.height === 1 ? this.#genesis : undefined);
+    const below = blocks[0]!.header.height - 1;
+    // A committed height holds one block for good, so the one this driver committed there is the store's.
+    let parent = this.#lastCommitted?.header.height === below ? this.#lastCommitted
+      : this.#deps.store.blockAtHeight(below) ?? (below === 0 ? this.#genesis : undefined);
     for (const b of blocks) {
       const why = payloadError(b, parent);
       if (why) {
@@ -517,6 +525,7 @@ export class ConsensusDriver {
       parent = b;
     }
     await this.#writes.run('commit', () => this.#deps.store.commit(blocks, qc));
+    this.#lastCommitted = blocks.at(-1);
     this.#deps.pool.removeCommitted(blocks.flatMap((b) => txHashesOf(b)));
     for (const b of blocks) this.batches.committed(toHex(b.hash));
     this.#deps.observer?.committed?.(blocks, qc);
