@@ -101,3 +101,13 @@ test('fuzz: on any bytes the peek never throws, and where the decoder reads a vi
     }
   }), { numRuns: 3000, seed: 26 });
 });
+
+test('a tx-batch is known by its kind without its transactions walked: a body whose inside does not parse still peeks as one, and the decoder refuses it', () => {
+  const good = encodeFrame('peek', { type: 'tx-batch', txs: [new Uint8Array([1, 2, 3]), new Uint8Array(300)] });
+  assert.deepEqual(peekFrame(good), { kind: 'tx-batch' });
+  // TxBatch (field 8 of the frame) holding a length-delimited field that runs past its end.
+  const body = Uint8Array.from([0x0a, 0x7f, 0x01]);
+  const frame = Uint8Array.from([0x0a, 0x04, ...new TextEncoder().encode('peek'), 0x42, body.length, ...body]);
+  assert.deepEqual(peekFrame(frame), { kind: 'tx-batch' });
+  assert.throws(() => decodeFrame(frame, limits));
+});

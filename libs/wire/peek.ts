@@ -23,6 +23,9 @@ export interface FramePeek {
 const BODY: Record<number, PeekKind> = { 2: 'proposal', 3: 'vote', 4: 'new-view', 5: 'block-request', 6: 'block-response', 7: 'qc', 8: 'tx-batch',
   9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response', 13: 'batch-request', 14: 'batch-response' };
 
+/** Kinds of which the peek reads nothing but the kind. */
+const NOTHING_INSIDE: ReadonlySet<PeekKind> = new Set(['block-request', 'tx-batch', 'checkpoint-request', 'history-request', 'batch-request']);
+
 interface Field { no: number; wire: number; value: number; start: number; end: number }
 
 /** Iterates the top-level fields of bytes[start, end); undefined when they do not parse. */
@@ -89,6 +92,9 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
   // change what it reads of the last (a fuzzer found a frame where it did): left to the decoder.
   if (!body || bodies > 1) return undefined;
   const kind = BODY[body.no]!;
+  // Requests and batches are refused by their kind alone: their fields (a batch's hundreds of
+  // transactions) are not walked, and what is wrong inside them is the decoder's to say.
+  if (NOTHING_INSIDE.has(kind)) return { kind };
   const inner = fields(bytes, body.start, body.end);
   if (!inner) return undefined;
   /** The last length-delimited field numbered `no` of `fs`, parsed, or undefined. */
@@ -120,11 +126,7 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
     case 'history-response':
     case 'batch-response':
       return { kind, requestId: lastVarint(inner, 1) ?? 0 };
-    case 'block-request':
-    case 'tx-batch':
-    case 'checkpoint-request':
-    case 'history-request':
-    case 'batch-request':
+    default:
       return { kind };
   }
 }
