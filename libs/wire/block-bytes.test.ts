@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHash, sha256 } from '#libs/crypto/index.ts';
 import { genesisBlock, type Block } from '#libs/hotstuff/index.ts';
-import { Block as BlockMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
-import { blockToWire, encodeBlockBytes } from '#libs/wire/index.ts';
+import { Block as BlockMsg, ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { blockToWire, encodeBlockBytes, encodeFrame, encodeTxBatchFrame } from '#libs/wire/index.ts';
 
 const h = (s: string) => sha256(new TextEncoder().encode(s));
 const generated = (b: Block) => BlockMsg.encode(blockToWire(b)).finish();
@@ -43,4 +43,16 @@ test('thousands of transactions of seeded sizes', () => {
   for (let i = 0; i < 5_000; i++) txs.push(bytes(i + 100, (i * 7919) % 600));
   const block = blockOf(txs);
   assert.deepEqual(Buffer.from(encodeBlockBytes(block)), Buffer.from(generated(block)));
+});
+
+test('a tx-batch frame is the generated encoder\'s bytes: chain ids of every size (none, multi-byte UTF-8), batches empty, small and past each varint width', () => {
+  const frame = (chainId: string, txs: Uint8Array[]) => ConsensusFrame.encode({ chainId, body: { $case: 'txBatch', value: { txs } } }).finish();
+  const batches = [[], [new Uint8Array(0)], [bytes(1, 250)], Array.from({ length: 512 }, (_, i) => bytes(i + 7, (i * 131) % 700)), [bytes(3, 16_384), bytes(4, 2_097_152)]];
+  for (const chainId of ['', 'btcfed-devnet', 'é'.repeat(70), 'x'.repeat(200)]) {
+    for (const txs of batches) {
+      const ours = encodeTxBatchFrame(chainId, txs);
+      assert.deepEqual(Buffer.from(ours), Buffer.from(frame(chainId, txs)), `chain id of ${chainId.length}, ${txs.length} transactions`);
+      assert.deepEqual(Buffer.from(encodeFrame(chainId, { type: 'tx-batch', txs })), Buffer.from(ours));
+    }
+  }
 });

@@ -6,6 +6,7 @@ import { FedError, errorMessage } from '#libs/errors/index.ts';
 import type { Block, BlockHeader, ConsensusMessage, Hash, QuorumCert } from '#libs/hotstuff/index.ts';
 import type { BatchRef, BlockPart } from '#libs/blocks/index.ts';
 import { ConsensusFrame, type BlockPart as BlockPartMsg, type BlockSummary as BlockSummaryMsg, type EpochChangeProof as EpochChangeProofMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { encodeTxBatchFrame } from './block-bytes.ts';
 import {
   blockFromWire, blockToWire, checkHash, checkPhase, checkSender, checkSignature, checkView, headerFromWire, headerToWire, invalid,
   qcFromWire, qcToWire, WIRE_MAX_VALIDATORS, type WireLimits,
@@ -55,6 +56,8 @@ const proofToWire = (p: WireEpochProof) => ({ last: blockToWire(p.last), suffix:
 export const summaryToWire = (s: BlockSummary) => ({ header: headerToWire(s.header), txIds: s.txIds });
 
 export function encodeFrame(chainId: string, frame: Frame): Uint8Array {
+  // A member's clients' transactions, hundreds a frame: written at their exact size (block-bytes.ts).
+  if (frame.type === 'tx-batch') return encodeTxBatchFrame(chainId, frame.txs);
   return ConsensusFrame.encode({ chainId, body: toBody(frame) }).finish();
 }
 
