@@ -55,8 +55,21 @@ test('an idle federation commits a heartbeat block now and then, and no block or
   console.log(`idle ${window} s: ${blocks} block(s), ${views} view(s) (heartbeat ${HEARTBEAT_S} s; a block every view would be ~${window * 2}+)`);
   assert.ok(blocks >= 1, `heartbeats still commit: ${blocks} in ${window} s`);
   assert.ok(blocks <= Math.ceil(window / HEARTBEAT_S) + 1, `only heartbeats commit: ${blocks} blocks in ${window} s`);
+  // On failure, say why each member changed views: the runs that failed so far left no logs behind.
+  if (views > blocks + 1) console.log(await viewChanges());
   assert.ok(views <= blocks + 1, `no view changes but the heartbeats' (${views} views for ${blocks} blocks): a quiet view outlives its timer`);
 });
+
+/** Each member's last view changes and warnings, from its consensus log (JSON lines). */
+async function viewChanges(): Promise<string> {
+  const out: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const text = await fs.readFile(path.join(dir, `m${i}`, 'logs', 'consensus.log'), 'utf8').catch((err: unknown) => `(no log: ${String(err)})`);
+    const lines = text.split('\n').filter((l) => l.includes('"view started"') || l.includes('"view given up') || /"level":(40|50|60)/.test(l)).slice(-10);
+    out.push(...lines.map((l) => `  [m${i}/consensus] ${l.slice(0, 300)}`));
+  }
+  return `view changes and warnings, the last 10 of each member:\n${out.join('\n')}`;
+}
 
 test('a transaction at an idle federation commits without waiting for the heartbeat', { timeout: 120_000 }, async () => {
   // Just after a heartbeat commit: the next one is HEARTBEAT_S away.
