@@ -30,6 +30,7 @@ import { until } from './support/until.ts';
 import { prometheusInstalled, startPrometheus, type RunningPrometheus } from './support/prometheus.ts';
 import { memberTargets, scrapeConfig } from '../cli/prometheus.ts';
 import { freePortBlock } from './support/ports.ts';
+import { WARN_OR_WORSE, logTail } from './support/logs.ts';
 
 const N = 4;
 // Below Linux's ephemeral range (32768+), where outgoing connections could already hold a port.
@@ -61,9 +62,7 @@ function step(name: string, fn: (t: import('node:test').TestContext) => Promise<
 async function reportLogs(): Promise<void> {
   for (let i = 0; i < N; i++) {
     for (const service of ['consensus', 'gateway', 'signer']) {
-      const text = await fs.readFile(path.join(dir, `m${i}`, 'logs', `${service}.log`), 'utf8').catch(() => '');
-      const lines = text.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-8);
-      for (const l of lines) console.log(`[m${i}/${service}] ${l.slice(0, 400)}`);
+      for (const l of await logTail(path.join(dir, `m${i}`, 'logs', `${service}.log`), (x) => WARN_OR_WORSE.test(x), 8)) console.log(`[m${i}/${service}] ${l}`);
     }
   }
 }

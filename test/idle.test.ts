@@ -17,6 +17,7 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
 import { freePortBlock } from './support/ports.ts';
+import { WARN_OR_WORSE, logTail } from './support/logs.ts';
 
 const N = 4;
 const HEARTBEAT_S = 5;
@@ -64,9 +65,8 @@ test('an idle federation commits a heartbeat block now and then, and no block or
 async function viewChanges(): Promise<string> {
   const out: string[] = [];
   for (let i = 0; i < N; i++) {
-    const text = await fs.readFile(path.join(dir, `m${i}`, 'logs', 'consensus.log'), 'utf8').catch((err: unknown) => `(no log: ${String(err)})`);
-    const lines = text.split('\n').filter((l) => l.includes('"view started"') || l.includes('"view given up') || /"level":(40|50|60)/.test(l)).slice(-10);
-    out.push(...lines.map((l) => `  [m${i}/consensus] ${l.slice(0, 300)}`));
+    const lines = await logTail(path.join(dir, `m${i}`, 'logs', 'consensus.log'), (l) => l.includes('"view started"') || l.includes('"view given up') || WARN_OR_WORSE.test(l), 10, 300);
+    out.push(...lines.map((l) => `  [m${i}/consensus] ${l}`));
   }
   return `view changes and warnings, the last 10 of each member:\n${out.join('\n')}`;
 }

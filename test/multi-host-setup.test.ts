@@ -28,6 +28,7 @@ import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
 import { btcfedIn } from './support/cli.ts';
 import { freePortBlock } from './support/ports.ts';
+import { WARN_OR_WORSE, logTail } from './support/logs.ts';
 
 const N = 4;
 // Every member uses the same ten ports on its own address, as on separate machines. Below
@@ -114,8 +115,7 @@ describe('four members on four hosts, set up by their own operators', { timeout:
     if (failed) {
       for (let i = 0; i < N; i++) {
         for (const s of ['consensus', 'gateway', 'signer', 'store']) {
-          const text = await fs.readFile(path.join(memberDir(i), 'logs', `${s}.log`), 'utf8').catch(() => '');
-          for (const l of text.split('\n').filter((x) => /"level":(40|50|60)/.test(x)).slice(-5)) console.log(`[m${i}/${s}] ${l.slice(0, 300)}`);
+          for (const l of await logTail(path.join(memberDir(i), 'logs', `${s}.log`), (x) => WARN_OR_WORSE.test(x), 5, 300)) console.log(`[m${i}/${s}] ${l}`);
         }
       }
       console.log(`kept ${out}`);

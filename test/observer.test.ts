@@ -23,6 +23,7 @@ import { runDevnet, type Devnet } from '../cli/devnet.ts';
 import { NATS_URL } from './support/store.ts';
 import { until } from './support/until.ts';
 import { freePortBlock } from './support/ports.ts';
+import { WARN_OR_WORSE, logTail } from './support/logs.ts';
 
 const N = 4;
 const basePort = await freePortBlock(20_000, 120);
@@ -62,8 +63,7 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
     await net?.stop();
     if (failed) {
       for (const name of ['o0', 'o1']) {
-        const text = await fs.readFile(path.join(dir, name, 'logs', 'consensus.log'), 'utf8').catch(() => '');
-        for (const l of text.split('\n').filter((x) => /"level":(40|50|60)/.test(x)).slice(-10)) console.log(`[${name}] ${l.slice(0, 400)}`);
+        for (const l of await logTail(path.join(dir, name, 'logs', 'consensus.log'), (x) => WARN_OR_WORSE.test(x), 10)) console.log(`[${name}] ${l}`);
       }
     }
     if (process.env.KEEP_E2E || failed) console.log(`kept ${dir}`); else await fs.rm(dir, { recursive: true, force: true });

@@ -51,6 +51,7 @@ import { Mempool } from '../services/consensus/mempool.ts';
 import { MempoolJournal } from '../services/consensus/mempool-journal.ts';
 import { allowOperator, approveAndAssemble as approveAll, startAddedMember } from './support/reconfig.ts';
 import { freePortBlock } from './support/ports.ts';
+import { WARN_OR_WORSE, logTail } from './support/logs.ts';
 
 const N = 5;
 const basePort = await freePortBlock(20_000, 120);
@@ -67,8 +68,7 @@ const status = (i: number) => call(clients[i]!.getStatus.bind(clients[i]!), {}, 
 async function reportLogs(): Promise<void> {
   for (let i = 0; i < N; i++) {
     for (const service of ['consensus', 'signer']) {
-      const text = await fs.readFile(path.join(m(i), 'logs', `${service}.log`), 'utf8').catch(() => '');
-      for (const l of text.split('\n').filter((x) => /"level":(40|50|60)/.test(x)).slice(-8)) console.log(`[m${i}/${service}] ${l.slice(0, 400)}`);
+      for (const l of await logTail(path.join(m(i), 'logs', `${service}.log`), (x) => WARN_OR_WORSE.test(x), 8)) console.log(`[m${i}/${service}] ${l}`);
     }
   }
 }
