@@ -1,12 +1,16 @@
 // Benchmark (prints figures, asserts nothing): the signer's signatures per second and latency
 // p50/p95, in-process against through gRPC with mutual TLS on 127.0.0.1, per SLH-DSA backend, in
 // one run — every signature includes its QC check, the state fsync+rename+dir fsync and the
-// journal fsync. Then the cost of the QC check inside the signer for N = 4, 7, 10, 21.
+// journal fsync. Then the cost of the QC check inside the signer for N = 4, 7, 10, 21, and the CPU
+// to write the safety state's text once per signature, against the earlier encoder (same run).
 // Run: node_modules/.bin/node bench/signer.ts [--quick]
 
 import { createSlhDsa, type BackendName } from '#libs/crypto/index.ts';
 import { Phase, quorumSize, type SignRequest } from '#libs/hotstuff/index.ts';
 import { createQcChecker } from '../services/signer/qc-check.ts';
+import { initialSafety, trimRecent, type SignerSafety } from '../services/signer/rules.ts';
+import { encodeSafety } from '../services/signer/state-file.ts';
+import { sha256Hex } from '#libs/crypto/index.ts';
 import { genesisHashOf } from '../services/signer/open.ts';
 import { testValidatorSet } from '#libs/validators/test-kit.ts';
 import type { Signer } from '../services/signer/signer.ts';
@@ -99,3 +103,37 @@ for (const n of [4, 7, 10, 21]) {
 }
 console.log('QC check inside the signer (quorum signatures, parallel async verify, cold cache); ms');
 console.log(table(['N', 'backend', 'quorum', 'p50', 'p95', 'p50/sig'], qcRows));
+console.log('');
+
+// The state file's text, made before every signature leaves: a state keeping what a live signer
+// keeps (RECENT_LIMIT: a proposal, three votes, a NEW-VIEW, each with a 17,088-byte signature), one
+// new vote signature each round. The baseline is the encoder before 2026-11-29 (every kept
+// signature in base64 again, the whole envelope serialised a second time, indented), kept here.
+function earlierEncode(st: SignerSafety): string {
+  const state = { ...st, recent: st.recent.map((r) => ({ ...r, signature: Buffer.from(r.signature).toString('base64') })) };
+  const sha256 = sha256Hex(JSON.stringify(state));
+  return `${JSON.stringify({ format: 'btcfed-signer-state', version: 2, sha256, state }, null, 1)}\n`;
+}
+const sigOf = (seed: number) => new Uint8Array(17_088).map((_, i) => (i * 31 + seed) & 0xff);
+const slot = (kind: 'proposal' | 'vote' | 'new-view', view: number, phase: 0 | 1 | 2 | 3) =>
+  ({ kind, view, phase, digest: 'cd'.repeat(32), blockHash: 'ef'.repeat(32), signature: sigOf(view * 4 + phase) });
+let live: SignerSafety = { ...initialSafety('bench', 'ab'.repeat(32), new Uint8Array(32)), recent: [slot('proposal', 1, 0), slot('vote', 1, 1), slot('vote', 1, 2), slot('vote', 1, 3), slot('new-view', 1, 0)] };
+const encoders: Array<[string, (st: SignerSafety) => string]> = [['earlier (baseline)', earlierEncode], ['now', (st) => encodeSafety(st)]];
+const rounds = quick ? 200 : 1000;
+const cpu: Record<string, number[]> = Object.fromEntries(encoders.map(([name]) => [name, []]));
+let bytes = 0;
+for (let i = 0; i < rounds; i++) {
+  live = { ...live, recent: trimRecent([...live.recent, slot('vote', 2 + i, 1)]) };
+  for (const [name, encode] of i % 2 === 0 ? encoders : [...encoders].reverse()) {
+    const t = process.cpuUsage();
+    const text = encode(live);
+    const d = process.cpuUsage(t);
+    cpu[name]!.push((d.user + d.system) / 1000);
+    if (name === 'now') bytes = text.length;
+  }
+}
+console.log(`the safety state's text, once per signature (CPU ms, ${rounds} rounds alternating; ${bytes.toLocaleString('en')} bytes)`);
+console.log(table(['encoder', 'p50', 'p95', 'mean'], encoders.map(([name]) => {
+  const s = stats(cpu[name]!);
+  return [name, ms(s.p50), ms(s.p95), ms(cpu[name]!.reduce((a, b) => a + b, 0) / rounds)];
+})));

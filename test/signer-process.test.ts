@@ -73,7 +73,7 @@ describe('signer start-up refusals', () => {
   test('truncated and corrupt state files are refused with the reason, and left untouched', async () => {
     const file = path.join(w.dir, 'safety-state.json');
     const good = await fs.readFile(file, 'utf8');
-    for (const [bad, why] of [[good.slice(0, good.length >> 1), /not valid JSON/], [good.replace('"lastNewView": 0', '"lastNewView": 1'), /checksum/], ['', /not valid JSON/]] as const) {
+    for (const [bad, why] of [[good.slice(0, good.length >> 1), /not valid JSON/], [good.replace('"lastNewView":0', '"lastNewView":1'), /checksum/], ['', /not valid JSON/]] as const) {
       await fs.writeFile(file, bad);
       const r = await expectStartRefused(w.dir, ['--init']);
       assert.equal(r.code, 1);

@@ -40,7 +40,7 @@ test('a truncated file is refused, at any length', () => {
 
 test('an edited value fails the checksum; a file of another shape is named', () => {
   const text = encodeSafety(sample());
-  assert.throws(() => decodeSafety(text.replace('"view": 7', '"view": 6'), 'f'), corrupt(/checksum mismatch/));
+  assert.throws(() => decodeSafety(text.replace('"view":7', '"view":6'), 'f'), corrupt(/checksum mismatch/));
   assert.throws(() => decodeSafety(text.replace('btcfed-signer-state', 'other'), 'f'), corrupt(/format/));
   assert.throws(() => decodeSafety('{"a":1}', 'f'), corrupt(/not a signer state file/));
   assert.throws(() => decodeSafety(text.replace(/"sha256": "[0-9a-f]+"/, '"sha256": "00"'), 'f'), corrupt(/sha256/));
@@ -64,4 +64,27 @@ test('a version-1 file (written before epochs) reads as epoch 0; a version-2 fil
   assert.throws(() => decodeSafety(v1.replace('"version":1', '"version":2'), 'f'), corrupt(/state\.epoch/));
   const later = { ...sample(), epoch: 3 };
   assert.deepEqual(decodeSafety(encodeSafety(later), 'f'), later, 'the epoch survives the round trip');
+});
+
+test('every kept signature is written as its own bytes, also when it is a view into a larger buffer, and again when a later state keeps it', () => {
+  const pool = new Uint8Array(64).map((_, i) => i);
+  const sig = (at: number) => pool.subarray(at, at + 7);
+  const slot = (view: number, signature: Uint8Array) => ({ kind: 'vote' as const, view, phase: 1 as const, digest: 'cd'.repeat(32), blockHash: 'ef'.repeat(32), signature });
+  const first: SignerSafety = { ...sample(), recent: [slot(7, sig(3)), slot(8, sig(20))] };
+  assert.deepEqual(decodeSafety(encodeSafety(first), 'f'), first);
+  // The next state keeps one of the same signature objects and adds another: each is its own.
+  const next: SignerSafety = { ...first, recent: [first.recent[1]!, slot(9, sig(40))] };
+  const back = decodeSafety(encodeSafety(next), 'f');
+  assert.deepEqual(back, next);
+  assert.deepEqual([...back.recent[0]!.signature], [20, 21, 22, 23, 24, 25, 26]);
+});
+
+test('a file in the earlier layout (the whole envelope indented, the state over many lines) still loads', () => {
+  const s = sample();
+  const state = { ...s, recent: s.recent.map((r) => ({ ...r, signature: Buffer.from(r.signature).toString('base64') })) };
+  const sha256 = createHash('sha256').update(JSON.stringify(state)).digest('hex');
+  const earlier = `${JSON.stringify({ format: 'btcfed-signer-state', version: 2, sha256, state }, null, 1)}\n`;
+  assert.match(earlier, /\n {2}"lastVote": \{\n/, 'the earlier layout spreads the state over lines');
+  assert.deepEqual(decodeSafety(earlier, 'f'), s);
+  assert.ok(encodeSafety(s).length < earlier.length, 'the state is now written on one line');
 });

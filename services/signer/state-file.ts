@@ -59,15 +59,36 @@ const envelopeSchema = z.strictObject({
 
 type StateAuth = NonNullable<z.infer<typeof envelopeSchema>['auth']>;
 
-function stateToJson(s: SignerSafety): unknown {
-  return { ...s, recent: s.recent.map((r) => ({ ...r, signature: Buffer.from(r.signature).toString('base64') })) };
+/**
+ * A kept signature's base64, made once per signature: the state keeps up to five (~17 KB each,
+ * RECENT_LIMIT) and is written before every signature leaves, so four of them were encoded again
+ * each time. Signatures are never changed in place (rules.ts makes a new slot for each one).
+ */
+const base64Of = new WeakMap<Uint8Array, string>();
+function signatureBase64(sig: Uint8Array): string {
+  let text = base64Of.get(sig);
+  if (text === undefined) {
+    text = Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('base64');
+    base64Of.set(sig, text);
+  }
+  return text;
 }
 
-/** The file's text: the state with a checksum over its canonical JSON (and, with a token, its HMAC). */
+function stateToJson(s: SignerSafety): unknown {
+  return { ...s, recent: s.recent.map((r) => ({ ...r, signature: signatureBase64(r.signature) })) };
+}
+
+/**
+ * The file's text: the state with a checksum over its canonical JSON (and, with a token, its HMAC).
+ * The envelope is one field a line; the state is that canonical JSON itself, on one line — the
+ * bytes the checksum covers, serialised once (they are ~115 KB with five signatures, and this runs
+ * on every signature).
+ */
 export function encodeSafety(s: SignerSafety, auth?: (sha256: string) => StateAuth): string {
-  const state = stateToJson(s);
-  const sha256 = sha256Hex(JSON.stringify(state));
-  return `${JSON.stringify({ format: FORMAT, version: VERSION, sha256, state, ...(auth ? { auth: auth(sha256) } : {}) }, null, 1)}\n`;
+  const state = JSON.stringify(stateToJson(s));
+  const sha256 = sha256Hex(state);
+  const authLine = auth ? `,\n "auth": ${JSON.stringify(auth(sha256))}` : '';
+  return `{\n "format": ${JSON.stringify(FORMAT)},\n "version": ${VERSION},\n "sha256": "${sha256}",\n "state": ${state}${authLine}\n}\n`;
 }
 
 function corrupt(file: string, why: string, cause?: unknown): FedError {
