@@ -5,12 +5,11 @@
 // to write the safety state's text once per signature, against the earlier encoder (same run).
 // Run: node_modules/.bin/node bench/signer.ts [--quick]
 
-import { createSlhDsa, type BackendName } from '#libs/crypto/index.ts';
+import { createSlhDsa, sha256Hex, type BackendName } from '#libs/crypto/index.ts';
 import { Phase, quorumSize, type SignRequest } from '#libs/hotstuff/index.ts';
 import { createQcChecker } from '../services/signer/qc-check.ts';
 import { initialSafety, trimRecent, type SignerSafety } from '../services/signer/rules.ts';
 import { encodeSafety } from '../services/signer/state-file.ts';
-import { sha256Hex } from '#libs/crypto/index.ts';
 import { genesisHashOf } from '../services/signer/open.ts';
 import { testValidatorSet } from '#libs/validators/test-kit.ts';
 import type { Signer } from '../services/signer/signer.ts';
