@@ -1,13 +1,15 @@
 // What a committed transaction costs one member in the block store and the Merkle tree, step by
 // step, against baselines measured in the same run:
-//  - commit: BlockStore.commit of blocks into a store already holding --prefill transactions (the
-//    index is a B-tree of random 32-byte keys: its depth is what a lookup pays), with the merges
-//    of its transaction index (tx-index.ts) that the commits start. The index alone on raw LMDB
-//    databases with the same prefill, each transaction asked about twice before its commit (on
-//    arrival, in the proposal) and then committed: the two tiers (the real TxIndex: misses of the
-//    tree remembered, a map entry at commit, key-ordered merges of --merge-at ids), against schema
-//    3 (two lookups, a no-overwrite put of each id at commit), before schema 3 (two lookups, a
-//    lookup, then a msgpack object), and the floor (two lookups, one put of a number at commit).
+//  - commit: BlockStore.commit of blocks into a store already holding --prefill transactions, with
+//    the merges of its transaction index (tx-index.ts) that the commits start. The index alone on
+//    raw LMDB databases with the same prefill, each transaction asked about twice before its commit
+//    (on arrival, in the proposal) and then committed: the two tiers (the real TxIndex: misses
+//    remembered, a map entry at commit, merges of --merge-at ids written as sorted runs, tx-runs.ts,
+//    and their compactions), against the two tiers before the runs (ids kept in memory, put into a
+//    B-tree of random 32-byte keys in key order), schema 3 (two lookups, a no-overwrite put of each
+//    id at commit), before schema 3 (two lookups, a lookup, then a msgpack object), and the floor
+//    (two lookups, one put of a number at commit). Then lookups alone: a flood of new ids, and ids
+//    committed by the prefill asked again, in the runs against in the tree.
 //  - the block's Merkle root when its transactions came in batches: from the ids (every leaf hashed
 //    again) against from the leaves the batches kept (batchTree).
 // Run: node_modules/.bin/node bench/commit-path.ts [--prefill 200000] [--blocks 60] [--block-txs 5000] [--merge-at 131072] [--quick]
@@ -22,7 +24,8 @@ import { blockHash, merkleRoot, merkleRootOfLeafBytes, sha256, txHash } from '#l
 import { Phase, genesisBlock, genesisQC, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { batchTree } from '#libs/blocks/index.ts';
 import { BlockStore } from '../services/consensus/block-store.ts';
-import { TX_INDEX_ABSENT_MAX, TX_INDEX_CHUNK, TX_INDEX_MERGE_AT, TxIndex } from '../services/consensus/tx-index.ts';
+import { TX_INDEX_ABSENT_MAX, TX_INDEX_MERGE_AT, TxIndex } from '../services/consensus/tx-index.ts';
+import { RUN_PAGES_PER_WRITE, RUN_PAGE_IDS } from '../services/consensus/tx-runs.ts';
 import { printMachine, table } from './support.ts';
 
 const { values: f } = parseArgs({ options: { prefill: { type: 'string' }, blocks: { type: 'string' }, 'block-txs': { type: 'string', default: '5000' }, 'merge-at': { type: 'string' }, quick: { type: 'boolean', default: false } } });
@@ -43,6 +46,8 @@ function child(parent: Block, txs: Uint8Array[]): Block {
 const qc = (b: Block): QuorumCert => ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
 const txsOf = (n: number) => Array.from({ length: n }, () => randomBytes(250) as Uint8Array);
 const perTx = (ms: number, n: number) => (1000 * ms / n).toFixed(2);
+/** Bytes this process has handed to write(2) and its kin (Linux; LMDB writes its pages so): what an index way writes to disk. */
+const written = async (): Promise<number> => Number(/wchar: (\d+)/.exec(await fs.readFile('/proc/self/io', 'utf8').catch(() => ''))?.[1] ?? NaN);
 
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-bench-commit-'));
@@ -70,24 +75,44 @@ async function main(): Promise<void> {
     const commitCpu = process.cpuUsage(c0);
     await store.close();
 
-    // --- the index alone, four ways, on raw databases with the same prefill, block by block in
+    // --- the index alone, five ways, on raw databases with the same prefill, block by block in
     // alternation, each transaction asked about twice before its commit (on arrival, in the
-    // proposal), then committed: the two tiers (TxIndex, with the merges its commits start counted in the commit
-    // that starts them), schema 3 (a no-overwrite put of a number), before schema 3 (a lookup, a hex
-    // key, an object), and the floor (a plain put of a number). CPU time of the process (this thread
-    // and LMDB's writer), not wall time: the fsync of each transaction waits off the CPU.
+    // proposal), then committed: the two tiers (TxIndex, prefilled through itself, so its history
+    // is in runs; the merges and compactions its commits start counted in the commit that starts
+    // them), the two tiers as they were before the runs (the same lookups of a tree, ids kept in
+    // memory, then put into the tree in key order, 4,096 a write transaction), schema 3 (a
+    // no-overwrite put of a number), before schema 3 (a lookup, a hex key, an object), and the
+    // floor (a plain put of a number). CPU time of the process (this thread and LMDB's writer), not
+    // wall time: the fsync of each transaction waits off the CPU.
     const root = open({ path: path.join(dir, 'raw'), compression: false, overlappingSync: false, eventTurnBatching: false });
-    const ways = ['tiers', 'before', 'schema3', 'floor'] as const;
+    const ways = ['tiers', 'treeMerge', 'before', 'schema3', 'floor'] as const;
     const dbs = Object.fromEntries(ways.map((w) => [w, root.openDB<unknown, Uint8Array>({ name: w, encoding: 'msgpack', keyEncoding: 'binary' })])) as Record<(typeof ways)[number], ReturnType<typeof root.openDB<unknown, Uint8Array>>>;
+    const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+    const tiers = new TxIndex(dbs.tiers as unknown as ConstructorParameters<typeof TxIndex>[0], root.openDB<Uint8Array, Uint8Array>({ name: 'runs', encoding: 'binary', keyEncoding: 'binary' }),
+      { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: MERGE_AT });
+    let height = 0;
+    /** Every 20th id committed by the prefill: asked about again below (a client resubmitting). */
+    const committedSample: Uint8Array[] = [];
     for (let done = 0; done < PREFILL; done += PREFILL_BLOCK) {
       const ids = txsOf(Math.min(PREFILL_BLOCK, PREFILL - done)).map(txHash);
-      await root.transaction(() => { for (const w of ways) ids.forEach((id, k) => dbs[w].put(id, done * 2 ** 20 + k)); });
+      for (let k = 0; k < ids.length; k += 20) committedSample.push(ids[k]!);
+      height++;
+      await root.transaction(() => {
+        for (const w of ways) if (w !== 'tiers') ids.forEach((id, k) => dbs[w].put(id, height * 2 ** 20 + k));
+        tiers.add([{ height, ids }]);
+      });
+      tiers.committed(height);
+      await tiers.settled();
     }
-    const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
-    const tiers = new TxIndex(dbs.tiers as unknown as ConstructorParameters<typeof TxIndex>[0], { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: MERGE_AT });
-    const cpu = { tiers: 0, before: 0, schema3: 0, floor: 0 };
+    await tiers.merge(height);
+    await tiers.settled();
+    const prefilledRuns = tiers.stats().runs;
+    const cpu = { tiers: 0, treeMerge: 0, before: 0, schema3: 0, floor: 0 };
+    const disk = { tiers: 0, treeMerge: 0 };
     let maxMergeMs = 0;
-    const BASE = PREFILL; // heights above the prefill's (which used done * 2^20 + k as locations)
+    let maxTreeMergeMs = 0;
+    const treePending: Uint8Array[] = [];
+    const BASE = height;
     for (let h = 1; h <= BLOCKS; h++) {
       const ids = txsOf(BLOCK_TXS).map(txHash);
       for (const w of ways) {
@@ -99,13 +124,32 @@ async function main(): Promise<void> {
           for (const id of ids) if (w === 'tiers' ? tiers.has(id) : db.doesExist(id)) throw new Error('duplicate');
         }
         if (w === 'tiers') {
+          const w0 = await written();
           await root.transaction(() => { tiers.add([{ height: BASE + h, ids }]); });
           tiers.committed(BASE + h);
           const t = performance.now();
           await (h === BLOCKS ? tiers.merge(BASE + h) : tiers.settled());
+          await tiers.settled();
           maxMergeMs = Math.max(maxMergeMs, performance.now() - t);
+          disk.tiers += await written() - w0;
           const c = process.cpuUsage(c0);
           cpu.tiers += (c.user + c.system) / 1000;
+          continue;
+        }
+        if (w === 'treeMerge') {
+          treePending.push(...ids);
+          const w0 = await written();
+          if (treePending.length >= MERGE_AT || h === BLOCKS) {
+            const t = performance.now();
+            const sorted = treePending.splice(0).map((id) => Buffer.from(id)).sort(Buffer.compare);
+            for (let start = 0; start < sorted.length; start += 4_096) {
+              await root.transaction(() => { for (let i = start; i < Math.min(sorted.length, start + 4_096); i++) db.put(sorted[i]!, (BASE + h) * 2 ** 20 + i); });
+            }
+            maxTreeMergeMs = Math.max(maxTreeMergeMs, performance.now() - t);
+          }
+          disk.treeMerge += await written() - w0;
+          const c = process.cpuUsage(c0);
+          cpu.treeMerge += (c.user + c.system) / 1000;
           continue;
         }
         await root.transaction(() => {
@@ -134,6 +178,13 @@ async function main(): Promise<void> {
     c1 = process.cpuUsage();
     for (const id of floodIds) if (dbs.floor.doesExist(id)) throw new Error('flood id found');
     const floodPlain = process.cpuUsage(c1);
+    // Committed ids asked about again (a client resubmitting old transactions): each one found.
+    c1 = process.cpuUsage();
+    for (const id of committedSample) if (!tiers.has(id)) throw new Error('committed id not found');
+    const againRuns = process.cpuUsage(c1);
+    c1 = process.cpuUsage();
+    for (const id of committedSample) if (!dbs.floor.doesExist(id)) throw new Error('committed id not found');
+    const againTree = process.cpuUsage(c1);
     await root.close();
     const n = BLOCKS * BLOCK_TXS;
 
@@ -181,17 +232,24 @@ async function main(): Promise<void> {
       fromLeavesMs += performance.now() - t0;
     }
 
-    const chunks = Math.ceil(MERGE_AT / TX_INDEX_CHUNK);
-    console.log(`the two tiers: ${tiers.stats().merges} merges; the longest took ${maxMergeMs.toFixed(0)} ms of wall time in ${chunks} write transactions (${(maxMergeMs / chunks).toFixed(0)} ms each on average: how long a consensus write may wait behind one)`);
+    const writes = Math.ceil(MERGE_AT / RUN_PAGE_IDS / RUN_PAGES_PER_WRITE);
+    const runs = tiers.stats().runs;
+    console.log(`the two tiers: prefilled into ${prefilledRuns.runs} runs over ${prefilledRuns.levels} levels (${prefilledRuns.compactions} compactions); then ${tiers.stats().merges} merges, ${runs.runs} runs at the end; `
+      + `the longest merge (with the compactions it started) took ${maxMergeMs.toFixed(0)} ms of wall time, a merge's run in ${writes} write transactions; before the runs, the longest merge into the tree took ${maxTreeMergeMs.toFixed(0)} ms in ${Math.ceil(MERGE_AT / 4_096)}`);
     console.log(table(['step', 'µs per transaction'], [
       ['BlockStore.commit of a stored block, wall (with its fsync)', perTx(commitMs, n)],
       ['BlockStore.commit of a stored block, CPU', perTx((commitCpu.user + commitCpu.system) / 1000, n)],
-      ['index, asked twice then committed, CPU: two tiers (misses remembered, key-ordered merges)', perTx(cpu.tiers, n)],
+      ['index, asked twice then committed, CPU: two tiers (misses remembered, merged as sorted runs)', perTx(cpu.tiers, n)],
+      ['  baseline: the tree\'s lookups, ids in memory then put into the tree in key order (the merge before the runs)', perTx(cpu.treeMerge, n)],
+      ['index, bytes written per transaction (its commit write, merges, compactions): sorted runs', (disk.tiers / n).toFixed(0)],
+      ['  baseline: key-ordered puts into the tree (ids only: no commit write)', (disk.treeMerge / n).toFixed(0)],
       ['  baseline: schema 3 (two lookups, a no-overwrite put of a number at commit)', perTx(cpu.schema3, n)],
       ['  baseline: before schema 3 (two lookups, then a lookup, a hex key, an object)', perTx(cpu.before, n)],
       ['  floor: two lookups, a plain put of a number', perTx(cpu.floor, n)],
       [`a flood of ${floodIds.length} new ids, each asked once, CPU: two tiers (misses remembered, bounded)`, perTx((floodTiers.user + floodTiers.system) / 1000, floodIds.length)],
       ['  baseline: a lookup in the tree', perTx((floodPlain.user + floodPlain.system) / 1000, floodIds.length)],
+      [`${committedSample.length} ids committed before the run, asked again (a client resubmitting), CPU: the runs`, perTx((againRuns.user + againRuns.system) / 1000, committedSample.length)],
+      ['  baseline: a lookup in the tree', perTx((againTree.user + againTree.system) / 1000, committedSample.length)],
       ['block Merkle root from the batches\' leaves', perTx(fromLeavesMs, rounds * ids.length)],
       ['  baseline: from the ids (every leaf hashed again)', perTx(fromIdsMs, rounds * ids.length)],
     ]));

@@ -48,6 +48,9 @@ import { memberTargets } from '../cli/prometheus.ts';
 import { du, ms, printMachine, processCpuMs, processRssMiB, samplesByLabel, scrapeByLabel, scrapeMetrics, stats, table } from './support.ts';
 import { targetRows } from './targets.ts';
 import { freePortBlock } from '../test/support/ports.ts';
+import { TX_INDEX_MERGE_AT } from '../services/consensus/tx-index.ts';
+import { TxRuns } from '../services/consensus/tx-runs.ts';
+import { randomIdSeed } from '#libs/blocks/index.ts';
 
 const { values: f } = parseArgs({ allowNegative: true, options: {
   members: { type: 'string', default: '4' }, backend: { type: 'string', default: 'both' }, seconds: { type: 'string' },
@@ -74,16 +77,18 @@ const deadMember = f['dead-member'] ?? N >= 7;
 
 /**
  * A long history's transaction index, without the history: `n` random ids (no transaction will
- * ever have them) in the block store's `txs` database, written in key order before the consensus
- * service first opens the store (which then takes it as a fresh store whose index already holds
- * them). Written in order, its leaf pages are fuller than those of an index grown by commits.
+ * ever have them) written as the block store's merges write them, in sorted runs of 131,072 with
+ * their compactions (tx-runs.ts), before the consensus service first opens the store (which then
+ * takes it as a fresh store whose index already holds them).
  */
 async function prefillIndex(storeDir: string, n: number): Promise<void> {
   const root = open({ path: storeDir, compression: false });
-  const txs = root.openDB<number, Uint8Array>({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
-  for (let done = 0; done < n; done += 100_000) {
-    const ids = Array.from({ length: Math.min(100_000, n - done) }, () => randomBytes(32)).sort(Buffer.compare);
-    await root.transaction(() => { ids.forEach((id, k) => txs.put(id, done + k)); });
+  const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  const runs = new TxRuns(root.openDB<Uint8Array, Uint8Array>({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' }), { write: (_what, body) => root.transaction(body), meta }, randomIdSeed());
+  for (let done = 0; done < n; done += TX_INDEX_MERGE_AT) {
+    const ids = Array.from({ length: Math.min(TX_INDEX_MERGE_AT, n - done) }, () => randomBytes(32)).sort(Buffer.compare);
+    await runs.add({ ids: Buffer.concat(ids), heights: new Float64Array(ids.length), indexes: Uint32Array.from(ids.keys()) }, () => {});
+    await runs.settled();
   }
   await root.close();
 }

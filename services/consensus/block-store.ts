@@ -58,6 +58,8 @@ export class BlockStore {
   readonly #qcs: Database<Uint8Array, Uint8Array>;
   readonly #heights: Database<Uint8Array, number>;
   readonly #txs: Database<StoredLocation, Uint8Array>;
+  /** The index's sorted runs (tx-runs.ts). */
+  readonly #txRuns: Database<Uint8Array, Uint8Array>;
   /** The transaction index over #txs: recent commits in memory, merged into the tree in batches. */
   readonly #index: TxIndex;
   /** Blocks stored but not (yet) committed, by hash → height: what a restart needs back. */
@@ -88,6 +90,7 @@ export class BlockStore {
     this.#qcs = this.#root.openDB({ name: 'qcs', encoding: 'binary', keyEncoding: 'binary' });
     this.#heights = this.#root.openDB({ name: 'heights', encoding: 'binary', keyEncoding: 'uint32' });
     this.#txs = this.#root.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+    this.#txRuns = this.#root.openDB({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' });
     this.#pending = this.#root.openDB({ name: 'pending', encoding: 'msgpack', keyEncoding: 'binary' });
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
     this.#safety = new SafetyRecord(this.#meta, opts.path, this.#opts.limits);
@@ -97,7 +100,7 @@ export class BlockStore {
     try {
       checkStoreIdentity(this.#meta, this.#heights.getKeysCount() > 0, opts);
       const committed = this.committedHeight();
-      this.#index = new TxIndex(this.#txs, { write: (what, body) => this.#write(what, body), meta: this.#meta }, committed, opts.txIndex);
+      this.#index = new TxIndex(this.#txs, this.#txRuns, { write: (what, body) => this.#write(what, body), meta: this.#meta }, committed, opts.txIndex);
       // What a crash left only in memory: the ids of the commits above indexed_to, from their blocks.
       for (let h = this.#index.indexedTo + 1; h <= committed; h++) this.#index.restore(h, this.#txIdsAt(h));
     } catch (err) {
@@ -548,6 +551,7 @@ export class BlockStore {
   /** Merges every committed id waiting in memory into the index's tree now (close does it too). */
   async flushTxIndex(): Promise<void> {
     await this.#index.merge(this.committedHeight());
+    await this.#index.settled();
   }
 
   /**

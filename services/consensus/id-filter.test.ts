@@ -34,3 +34,15 @@ test('ids that share their first eight bytes but one land apart; a wrong length 
   assert.ok(maybe <= 2, `${maybe} of 255 neighbours "maybe"`);
   assert.equal(f.mayHave(new Uint8Array(31)), true);
 });
+
+test('addAll of ids one after another sets what add of each sets, and counts each', () => {
+  const ids = Array.from({ length: 500 }, () => randomBytes(32));
+  const one = new IdFilter(1 << 14, [3, 4]);
+  const all = new IdFilter(1 << 14, [3, 4]);
+  for (const id of ids) one.add(id);
+  all.addAll(Buffer.concat(ids));
+  assert.equal(all.count, 500);
+  for (const id of ids) assert.equal(all.mayHave(id), true);
+  // The same bits: every probe answers alike, ids added or not.
+  for (const id of Array.from({ length: 5_000 }, () => randomBytes(32))) assert.equal(all.mayHave(id), one.mayHave(id));
+});

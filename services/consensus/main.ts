@@ -318,10 +318,14 @@ async function main(): Promise<void> {
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
+    let compactionFailures = 0;
     poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
       if (inbound) m.batches(driver.batches, inbound.batchCounts);
-      m.txIndex(store.txIndexStats());
+      const index = store.txIndexStats();
+      m.txIndex(index);
+      if (index.runs.failed > compactionFailures) log.error({ failed: index.runs.failed, why: index.runs.lastFailure }, 'a compaction of the transaction index\'s runs failed: its inputs stay listed and answer; it is tried again after the next merge');
+      compactionFailures = index.runs.failed;
       m.api.openStreams.set(apiLimits.guard.limits.streams);
       apiLimits.guard.limits.sweep();
       gatewayClient.listPeers({}, new grpc.Metadata(), { deadline: new Date(Date.now() + 1500) }, (err, res) => {

@@ -52,17 +52,20 @@ test('participation, quorum, fault bound, halted and block sizes are exported', 
   assert.equal(sample(text, 'btcfed_consensus_block_size_bytes_sum'), 300);
 });
 
-test('the transaction index: ids waiting for a merge, merges done, the bytes its tables take, and its filter', async () => {
+test('the transaction index: ids waiting for a merge, merges done, the bytes its tables take, its filter, its runs and their compactions', async () => {
   const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
   const m = consensusMetrics(metrics, () => 0, { validators: testValidatorSet(4), mempoolCapacity: 5000 });
-  m.txIndex({ recent: 1200, merges: 2, bytes: 3 * 16 * 41, filtered: false, spared: 0 });
+  m.txIndex({ recent: 1200, merges: 2, bytes: 3 * 16 * 41, filtered: false, spared: 0, runs: { runs: 2, compactions: 0, failed: 0 } });
   assert.equal(sample(await metrics.text(), 'btcfed_consensus_tx_index_filter_built_state'), 0);
-  m.txIndex({ recent: 5, merges: 3, bytes: 262_144 * 41, filtered: true, spared: 700 });
-  m.txIndex({ recent: 5, merges: 3, bytes: 262_144 * 41, filtered: true, spared: 1900 });
+  m.txIndex({ recent: 5, merges: 3, bytes: 262_144 * 41, filtered: true, spared: 700, runs: { runs: 4, compactions: 1, failed: 1 } });
+  m.txIndex({ recent: 5, merges: 3, bytes: 262_144 * 41, filtered: true, spared: 1900, runs: { runs: 1, compactions: 2, failed: 1 } });
   const text = await metrics.text();
   assert.equal(sample(text, 'btcfed_consensus_tx_index_filter_built_state'), 1);
   assert.equal(sample(text, 'btcfed_consensus_tx_index_filter_spared_total'), 1900);
   assert.equal(sample(text, 'btcfed_consensus_tx_index_unmerged_transactions'), 5);
   assert.equal(sample(text, 'btcfed_consensus_tx_index_merges_total'), 3);
   assert.equal(sample(text, 'btcfed_consensus_tx_index_memory_bytes'), 262_144 * 41);
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_runs_entries'), 1);
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_compactions_total', 'result="done"'), 2);
+  assert.equal(sample(text, 'btcfed_consensus_tx_index_compactions_total', 'result="failed"'), 1);
 });

@@ -86,14 +86,24 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
   const txIndexRecent = m.gauge('consensus_tx_index_unmerged_transactions', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
-  const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids, the remembered misses and the filter of the tree\'s ids (tx-index.ts; the tables keep the size of their fullest moment)');
-  const txIndexFiltered = m.gauge('consensus_tx_index_filter_built_state', '1 once the filter of the index tree\'s ids is built (id-filter.ts; built in the background after the store opens, and again after a join\'s history); until then every lookup descends the tree');
-  const txIndexSpared = m.counter('consensus_tx_index_filter_spared_total', 'Lookups of transaction ids the filter answered \'not committed\' without descending the index tree, since the service started');
+  const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids, the remembered misses, the filter of the ids on disk, and the runs\' fences and filters (tx-index.ts, tx-runs.ts; the tables keep the size of their fullest moment)');
+  const txIndexFiltered = m.gauge('consensus_tx_index_filter_built_state', '1 once the filter of the index\'s ids on disk is built (id-filter.ts; built in the background after the store opens, and again after a join\'s history); until then every lookup searches the runs and the tree');
+  const txIndexSpared = m.counter('consensus_tx_index_filter_spared_total', 'Lookups of transaction ids the filter answered \'not committed\' without searching the index on disk, since the service started');
   const txIndexMerges = m.counter('consensus_tx_index_merges_total', 'Merges of committed transaction ids into the block store\'s index since the service started');
+  const txIndexRuns = m.gauge('consensus_tx_index_runs_entries', 'Sorted runs of committed transaction ids on disk (tx-runs.ts): each merge writes one, and runs of a level are compacted into one of the next once four wait');
+  const txIndexCompactions = m.counter('consensus_tx_index_compactions_total', 'Compactions of the index\'s sorted runs since the service started, by result (failed: the inputs stay listed and answer; tried again after the next merge)', ['result']);
+  for (const result of ['done', 'failed']) txIndexCompactions.inc({ result }, 0);
   let mergesSeen = 0;
   let sparedSeen = 0;
+  let compactionsSeen = 0;
+  let failedSeen = 0;
   /** The block store's transaction index, polled. */
-  const txIndex = (stats: { recent: number; merges: number; bytes: number; filtered: boolean; spared: number }): void => {
+  const txIndex = (stats: { recent: number; merges: number; bytes: number; filtered: boolean; spared: number; runs: { runs: number; compactions: number; failed: number } }): void => {
+    txIndexRuns.set(stats.runs.runs);
+    if (stats.runs.compactions > compactionsSeen) txIndexCompactions.inc({ result: 'done' }, stats.runs.compactions - compactionsSeen);
+    compactionsSeen = stats.runs.compactions;
+    if (stats.runs.failed > failedSeen) txIndexCompactions.inc({ result: 'failed' }, stats.runs.failed - failedSeen);
+    failedSeen = stats.runs.failed;
     txIndexRecent.set(stats.recent);
     txIndexBytes.set(stats.bytes);
     txIndexFiltered.set(stats.filtered ? 1 : 0);

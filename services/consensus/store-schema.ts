@@ -15,10 +15,13 @@ import { FedError } from '#libs/errors/index.ts';
  * Version 4: the index holds the transactions of heights up to `indexed_to` in meta; those above
  * it are only in their blocks (tx-index.ts), so a build that reads the index alone must refuse it.
  * A version 2 or 3 store indexed every commit: it is taken with indexed_to at its committed tip.
+ * Version 5: merges write the index's ids as sorted runs (`txruns`, listed in meta's `tx_runs`;
+ * tx-runs.ts), not into the `txs` tree, so a build that reads the tree alone must refuse it. A
+ * version 4 store's tree is read as it is, after the runs.
  */
-export const STORE_SCHEMA_VERSION = 4;
+export const STORE_SCHEMA_VERSION = 5;
 /** Versions read as they are: their layout is a subset of this one's. */
-const READABLE_AS_IS = new Set([2, 3]);
+const READABLE_AS_IS = new Set([2, 3, 4]);
 
 /**
  * Refuses a store of another layout version (STORE_SCHEMA_UNSUPPORTED, with what to do) or of

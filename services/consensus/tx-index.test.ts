@@ -1,6 +1,7 @@
 // The transaction index's two tiers (tx-index.ts) through the real block store: ids of recent
-// commits in memory, merged into LMDB's tree in key-ordered chunks; what a crash leaves (a real
-// process killed with SIGKILL) rebuilt from the committed blocks and the summaries of pruned ones.
+// commits in memory, merged to disk as sorted runs (tx-runs.ts; stores from before the runs keep
+// their LMDB tree); what a crash leaves (a real process killed with SIGKILL) rebuilt from the
+// committed blocks and the summaries of pruned ones.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,8 @@ import { blockHash, sha256, txHash } from '#libs/crypto/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore, packLocation } from './block-store.ts';
-import { TX_INDEX_ABSENT_MAX, TxIndex, keyOrder, type StoredLocation } from './tx-index.ts';
+import { TX_INDEX_ABSENT_MAX, TxIndex, keyOrder, type StoredLocation, type TxIndexStats } from './tx-index.ts';
+import { pageKey } from './tx-runs.ts';
 
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 10_000 };
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -26,6 +28,8 @@ function child(chain: string, parent: Block, view: number, txs: string[]): Block
 }
 const qcOn = (b: Block): QuorumCert => ({ phase: Phase.COMMIT, view: b.header.view, blockHash: b.hash, signers: [0, 1, 2], signatures: [1, 2, 3].map((i) => new Uint8Array(4).fill(i)) });
 const refused = (e: unknown) => isFedError(e, 'STORE_DUPLICATE_TX');
+/** The counts of the runs' stats (their bytes and reads vary with the ids). */
+const shape = ({ runs, count, levels, compactions, failed }: TxIndexStats['runs']) => ({ runs, count, levels, compactions, failed });
 const tiers = (s: BlockStore) => { const { recent, indexedTo, merges } = s.txIndexStats(); return { recent, indexedTo, merges }; };
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -33,9 +37,9 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   try { await fn(dir); } finally { await fs.rm(dir, { recursive: true, force: true }); }
 }
 
-test('recent commits are found and refused from memory, and after a merge from the tree; the merge runs once enough wait', () => withDir(async (dir) => {
+test('recent commits are found and refused from memory, and after a merge from its run; the merge runs once enough wait', () => withDir(async (dir) => {
   const g = genesisBlock('tx-index', blockHash);
-  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 5, chunk: 2 } });
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 5, pageIds: 2 } });
   try {
     const b1 = child('tx-index', g, 1, ['a', 'b', 'c']);
     await store.commit([b1], qcOn(b1));
@@ -50,22 +54,29 @@ test('recent commits are found and refused from memory, and after a merge from t
     await store.commit([b2], qcOn(b2));
     // The commit starts the merge in the background: nothing here asks for it.
     for (let i = 0; i < 200 && store.txIndexStats().merges === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 1 }, 'five waiting: merged, in three chunks of two');
-    for (const [s, height, index] of [['a', 1, 0], ['c', 1, 2], ['e', 2, 1]] as const) {
-      assert.deepEqual(store.txLocation(id(s)), { height, index, blockHash: height === 1 ? b1.hash : b2.hash }, `${s} from the tree`);
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 1 }, 'five waiting: merged, one run of three pages of two');
+    assert.deepEqual(shape(store.txIndexStats().runs), { runs: 1, count: 5, levels: 1, compactions: 0, failed: 0 });
+    for (const [s, height, index] of [['a', 1, 0], ['b', 1, 1], ['c', 1, 2], ['d', 2, 0], ['e', 2, 1]] as const) {
+      assert.deepEqual(store.txLocation(id(s)), { height, index, blockHash: height === 1 ? b1.hash : b2.hash }, `${s} from the run`);
     }
     const b3x = child('tx-index', b2, 3, ['f', 'd']);
-    await assert.rejects(store.commit([b3x], qcOn(b3x)), refused, 'refused from the tree');
+    await assert.rejects(store.commit([b3x], qcOn(b3x)), refused, 'refused from the run');
     const b3 = child('tx-index', b2, 3, []);
     await store.commit([b3], qcOn(b3));
     await store.flushTxIndex();
     assert.deepEqual(tiers(store), { recent: 0, indexedTo: 3, merges: 2 }, 'a block without transactions moves indexed_to too');
   } finally { await store.close(); }
-  // What the tree holds, read without the store: every id, at its place.
+  // What is on disk, read without the store: the tree untouched, one run listed, its pages in key order.
   const raw = open({ path: dir });
-  const txs = raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
-  assert.deepEqual(['a', 'b', 'c', 'd', 'e'].map((s) => txs.get(id(s))), [packLocation(1, 0), packLocation(1, 1), packLocation(1, 2), packLocation(2, 0), packLocation(2, 1)]);
-  assert.equal(raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).get('indexed_to'), '3');
+  assert.equal(raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' }).getKeysCount(), 0, 'merges no longer write the tree');
+  const meta = raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  assert.equal(meta.get('indexed_to'), '3');
+  assert.deepEqual(JSON.parse(meta.get('tx_runs')!), [[1, 0, 5, 3]], 'run 1: level 0, five ids, three pages');
+  const pages = raw.openDB<Uint8Array, Uint8Array>({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' });
+  const sorted = ['a', 'b', 'c', 'd', 'e'].map((s) => Buffer.from(id(s))).sort(Buffer.compare);
+  const onDisk = [0, 1, 2].flatMap((p) => { const v = pages.getBinary(pageKey(1, p))!; const n = v.length / 44; return Array.from({ length: n }, (_, k) => Buffer.from(v.subarray(k * 32, k * 32 + 32))); });
+  assert.deepEqual(onDisk, sorted, 'pages of two, then one, in key order');
+  assert.deepEqual(Buffer.from(pages.getBinary(pageKey(1, 0xffff_ffff))!), Buffer.concat([sorted[0]!, sorted[2]!, sorted[4]!]), 'the fence: each page\'s first id');
   await raw.close();
 }));
 
@@ -94,11 +105,14 @@ test('a crash (SIGKILL, nothing merged) loses no committed id: the ids above ind
   } finally { await reopened.close(); }
 }));
 
-test('a merge cut short (some ids in the tree above indexed_to) is read as it is and finished by the next merge', () => withDir(async (dir) => {
+test('a merge cut short (a run\'s pages written, the run not listed; or, before the runs, some ids in the tree) is read as it is and finished by the next merge', () => withDir(async (dir) => {
   const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a,b;c'], { encoding: 'utf8' });
   assert.equal(probe.signal, 'SIGKILL', probe.stderr);
-  // What a crash between two chunks of a merge leaves: part of the ids written, indexed_to not moved.
+  // What a crash between two write transactions of a merge leaves: pages of a run no list names,
+  // indexed_to not moved. And what an earlier build's merge cut short left: an id in the tree.
   const raw = open({ path: dir });
+  const orphan = Buffer.concat([id('b'), Buffer.alloc(12)]);
+  await raw.openDB({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' }).put(pageKey(7, 0), orphan);
   await raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' }).put(id('b'), packLocation(1, 1));
   await raw.close();
   const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
@@ -106,8 +120,12 @@ test('a merge cut short (some ids in the tree above indexed_to) is read as it is
     assert.deepEqual(tiers(store), { recent: 3, indexedTo: 0, merges: 0 });
     await store.flushTxIndex();
     assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 1 });
-    assert.deepEqual(['a', 'b', 'c'].map((s) => store.txLocation(id(s))?.height), [1, 1, 2]);
+    assert.deepEqual(['a', 'b', 'c'].map((s) => store.txLocation(id(s))), [1, 1, 2].map((height, k) => ({ height, index: [0, 1, 0][k], blockHash: store.hashAtHeight(height) })));
   } finally { await store.close(); }
+  const again = open({ path: dir });
+  const keys = [...again.openDB({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' }).getKeys()].map((k) => Buffer.from(k as Uint8Array).readUInt32BE(0));
+  assert.ok(keys.length > 0 && !keys.includes(7), `the unlisted run's page was removed at open (runs on disk: ${keys.join(', ')})`);
+  await again.close();
 }));
 
 test('a version 3 store (every commit in the tree, no indexed_to) is taken with indexed_to at its tip, nothing rebuilt', () => withDir(async (dir) => {
@@ -126,6 +144,37 @@ test('a version 3 store (every commit in the tree, no indexed_to) is taken with 
   } finally { await store.close(); }
 }));
 
+test('a version 4 store (merged ids in the tree) is read as it is: the tree answers after the runs, refuses its ids again, and new merges go to runs', () => withDir(async (dir) => {
+  const probe = spawnSync(process.execPath, ['test/durability/commit-probe.ts', '--dir', dir, '--blocks', 'a,b;c'], { encoding: 'utf8' });
+  assert.equal(probe.signal, 'SIGKILL', probe.stderr);
+  // What a version 4 build's merge left: every id in the tree, indexed_to at the tip, no runs.
+  const raw = open({ path: dir });
+  const txs = raw.openDB({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  const meta = raw.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  await raw.transaction(() => {
+    for (const [s, h, k] of [['a', 1, 0], ['b', 1, 1], ['c', 2, 0]] as const) txs.put(id(s), packLocation(h, k));
+    meta.put('indexed_to', '2');
+    meta.put('schema', '4');
+  });
+  await raw.close();
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 1 } });
+  try {
+    assert.deepEqual(tiers(store), { recent: 0, indexedTo: 2, merges: 0 }, 'nothing rebuilt');
+    assert.deepEqual(store.txLocation(id('b')), { height: 1, index: 1, blockHash: store.hashAtHeight(1) }, 'from the tree');
+    const tip = { header: store.headerAtHeight(2)!, hash: store.hashAtHeight(2)!, txs: [] };
+    const repeat = child('commit-probe', tip, 3, ['d', 'c']);
+    await assert.rejects(store.commit([repeat], qcOn(repeat)), refused, 'an id in the tree is refused again');
+    const b3 = child('commit-probe', tip, 3, ['d']);
+    await store.commit([b3], qcOn(b3));
+    await store.flushTxIndex();
+    assert.deepEqual(shape(store.txIndexStats().runs), { runs: 1, count: 1, levels: 1, compactions: 0, failed: 0 }, 'the new id went to a run');
+    assert.deepEqual(['a', 'c', 'd'].map((s) => store.txLocation(id(s))?.height), [1, 2, 3]);
+  } finally { await store.close(); }
+  const after = open({ path: dir });
+  assert.equal(after.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' }).get('schema'), '5', 'relabelled: a version 4 build now refuses it');
+  await after.close();
+}));
+
 test('a miss of the tree is remembered for the later questions, and never outlives the id\'s commit, its merge, or a join\'s history', () => withDir(async (dir) => {
   const g = genesisBlock('tx-index', blockHash);
   // No filter of the tree's ids (it would answer the misses first; tested below).
@@ -136,8 +185,9 @@ test('a miss of the tree is remembered for the later questions, and never outliv
     const b1 = child('tx-index', g, 1, ['q', 'r']);
     await store.commit([b1], qcOn(b1));
     await store.flushTxIndex();
-    const { bytes, ...counts } = store.txIndexStats();
+    const { bytes, runs, ...counts } = store.txIndexStats();
     assert.deepEqual(counts, { recent: 0, indexedTo: 1, merges: 1, absent: 0, filtered: false, spared: 0 });
+    assert.deepEqual(shape(runs), { runs: 1, count: 2, levels: 1, compactions: 0, failed: 0 });
     assert.ok(bytes >= 3 * 16 * 41, `${bytes} bytes: three tables of at least 16 slots`);
     assert.equal(store.hasTx(id('q')), true, 'committed and merged: the remembered miss is gone');
     assert.deepEqual(store.txLocation(id('q')), { height: 1, index: 0, blockHash: b1.hash });
@@ -175,9 +225,10 @@ test('remembered misses stay bounded under a flood of new ids, and one in the ol
 test('a place that does not pack into one number (height 2^33 or more) is kept whole in memory and merged as such', () => withDir(async (dir) => {
   const root = open({ path: dir });
   const db = root.openDB<StoredLocation, Uint8Array>({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  const runs = root.openDB<Uint8Array, Uint8Array>({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' });
   const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
   try {
-    const index = new TxIndex(db, { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: 1_000, seed: [1, 2], filterMaxBytes: 0 });
+    const index = new TxIndex(db, runs, { write: (_what, body) => root.transaction(body), meta }, 0, { mergeAt: 1_000, seed: [1, 2], filterMaxBytes: 0 });
     const high = 2 ** 33 + 5;
     index.restore(high, [id('w0'), id('w1')]);
     index.add([{ height: high + 1, ids: [id('w2')] }]);
@@ -186,10 +237,12 @@ test('a place that does not pack into one number (height 2^33 or more) is kept w
     assert.throws(() => index.add([{ height: high + 2, ids: [id('w3'), id('w0')] }]), refused);
     assert.equal(index.has(id('w3')), false, 'the refused commit took back what it recorded');
     await index.merge(high + 1);
-    const { bytes: _bytes, ...counts } = index.stats();
+    const { bytes: _bytes, runs: inRuns, ...counts } = index.stats();
     assert.deepEqual(counts, { recent: 0, indexedTo: high + 1, merges: 1, absent: 1, filtered: false, spared: 0 }, 'w3\'s miss is remembered');
-    assert.deepEqual(db.get(id('w1')), { height: high, index: 1 }, 'in the tree, the object form');
+    assert.deepEqual(shape(inRuns), { runs: 1, count: 3, levels: 1, compactions: 0, failed: 0 });
+    assert.deepEqual(index.get(id('w1')), { height: high, index: 1 }, 'from the run, the object form');
     assert.deepEqual(index.get(id('w2')), { height: high + 1, index: 0 });
+    assert.deepEqual(index.get(id('w0')), { height: high, index: 0 });
   } finally { await root.close(); }
 }));
 
@@ -237,6 +290,34 @@ test('the filter of the tree\'s ids spares the tree a lookup for new ids, never 
     await filtered(store);
     assert.equal(store.hasTx(id('joined')), true, 'nor by the one built after it');
   } finally { await store.close(); }
+}));
+
+test('a filter built while a compaction replaces the runs it is reading still holds every id (the compaction hands over what it writes)', () => withDir(async (dir) => {
+  const root = open({ path: dir });
+  const tree = root.openDB<StoredLocation, Uint8Array>({ name: 'txs', encoding: 'msgpack', keyEncoding: 'binary' });
+  const runs = root.openDB<Uint8Array, Uint8Array>({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' });
+  const meta = root.openDB<string, string>({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
+  // Writes committed at once: a merge and the compaction it starts run to their end in microtasks,
+  // before the build, a turn of the event loop at a time, reaches the runs it listed.
+  const write = async (_what: string, body: () => void): Promise<void> => { root.transactionSync(body); };
+  try {
+    const index = new TxIndex(tree, runs, { write, meta }, 0, { mergeAt: 1_000_000, pageIds: 4, seed: [3, 4] });
+    const ids = (h: number) => Array.from({ length: 10 }, (_, k) => id(`c-${h}-${k}`));
+    for (let h = 1; h <= 3; h++) {
+      root.transactionSync(() => index.add([{ height: h, ids: ids(h) }]));
+      await index.merge(h);
+    }
+    for (let i = 0; i < 500 && !index.stats().filtered; i++) await new Promise((r) => setTimeout(r, 5));
+    index.treeWritten(); // a build from scratch, listing the three runs' pages
+    root.transactionSync(() => index.add([{ height: 4, ids: ids(4) }]));
+    await index.merge(4);
+    await index.settled();
+    assert.deepEqual(shape(index.stats().runs), { runs: 1, count: 40, levels: 1, compactions: 1, failed: 0 }, 'the four runs became one, their pages removed');
+    for (let i = 0; i < 500 && !index.stats().filtered; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(index.stats().filtered, true);
+    for (let h = 1; h <= 4; h++) ids(h).forEach((x, k) => assert.deepEqual(index.get(x), packLocation(h, k), `c-${h}-${k}`));
+    for (let h = 1; h <= 4; h++) for (const x of ids(h)) assert.equal(index.has(x), true, 'not hidden by the filter');
+  } finally { await root.close(); }
 }));
 
 test('keyOrder puts ids in LMDB\'s key order: random ids, ids that share their first bytes (ground by a client), buckets at and past the insertion bound', () => {

@@ -1,17 +1,20 @@
 // Where each committed transaction is: the block store's index of transaction ids (exactly-once
 // needs every committed id, for ever), in two tiers.
 //
-// The index on disk is an LMDB B-tree of random 32-byte keys. Written one commit at a time, every
-// transaction lands on a leaf page of its own once the tree has many more leaves than a block has
-// transactions, and LMDB copies and writes back that whole page (4 KiB) for one 40-byte entry: the
-// cost of a commit grew with the history (docs/performance.md, "The commit path").
+// Written one commit at a time into an LMDB B-tree of random 32-byte keys, every transaction lands
+// on a leaf page of its own once the tree has many more leaves than a block has transactions, and
+// LMDB copies and writes back that whole page (4 KiB) for one 40-byte entry: the cost of a commit
+// grew with the history (docs/performance.md, "The commit path").
 //
-// So the ids of recent commits live in memory (`recent`), and are merged into the tree in large
-// batches, in key order, a few thousand per write transaction: each leaf page is then written about
-// once per merge, not once per transaction. `indexed_to` (in meta, written with a merge's last
-// chunk) is the height up to which every committed id is in the tree; the ids above it are rebuilt
-// from the committed blocks (or the summaries of pruned ones) when the store opens, so a crash
-// loses nothing that was committed.
+// So the ids of recent commits live in memory (`recent`), and are merged to disk in large batches:
+// each merge writes one sorted run, whole, in pages (tx-runs.ts), and runs are merged into larger
+// ones in the background. `indexed_to` (in meta, written with a merge's run) is the height up to
+// which every committed id is on disk; the ids above it are rebuilt from the committed blocks (or
+// the summaries of pruned ones) when the store opens, so a crash loses nothing that was committed.
+//
+// "The tree" below is what is on disk: the runs, and the B-tree of stores written before the runs
+// (merges wrote it until 2026-11-29; a join's history and a checkpoint's tip still do). A lookup
+// reads the runs, then the B-tree.
 //
 // A transaction is asked about three times at each member: when it arrives (the mempool), when a
 // proposal carries it (the block's exactly-once check), when its block commits. The first asks the
@@ -30,6 +33,7 @@ import type { Database } from 'lmdb';
 import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { IdFilter } from './id-filter.ts';
+import { TxRuns, type TxRunsStats } from './tx-runs.ts';
 import { ID_BYTES, IdMap, randomIdSeed } from '#libs/blocks/index.ts';
 
 /**
@@ -100,8 +104,8 @@ export function keyOrder(ids: Uint8Array, n: number): Uint32Array {
 export interface TxIndexOptions {
   /** Merge into the tree once this many committed ids wait in memory (libs/blocks id-map.ts: 41 bytes a slot, three eighths to three quarters of the slots used: 55–109 bytes an id). */
   mergeAt?: number;
-  /** Ids per write transaction of a merge: how long one holds LMDB's single writer. */
-  chunk?: number;
+  /** Entries per page of a run (tx-runs.ts RUN_PAGE_IDS; smaller in tests, to make runs of many pages from few ids). */
+  pageIds?: number;
   /** The seed of the in-memory tables (libs/blocks id-map.ts); random unless a test fixes it. */
   seed?: readonly [number, number];
   /** Most bytes the filter of the tree's ids may take (id-filter.ts; 0: no filter). */
@@ -110,11 +114,11 @@ export interface TxIndexOptions {
 export const TX_INDEX_MERGE_AT = 131_072;
 /** Misses of the tree remembered at most, in two generations of half (55–109 bytes each, as above). */
 export const TX_INDEX_ABSENT_MAX = 131_072;
-export const TX_INDEX_CHUNK = 4_096;
 /** 256 MiB: 16 bits an id up to 67 million ids in the tree, then a rising share of lookups that reach it. */
 export const TX_INDEX_FILTER_MAX_BYTES = 256 << 20;
-/** Keys of the tree read per turn of the event loop while the filter is built: a turn of 1–2 ms, so a vote waits no longer behind it. */
+/** Keys of the tree read per turn of the event loop while the filter is built: a turn of 1–2 ms, so a vote waits no longer behind it (pages of the runs: 4 a turn). */
 const FILTER_SCAN_CHUNK = 4_096;
+const FILTER_SCAN_PAGES = 4;
 
 /** The store's side of the index: its write transactions and its meta database. */
 export interface TxIndexStore {
@@ -139,13 +143,15 @@ export interface TxIndexStats {
   /** Whether the filter of the tree's ids answers (built), and how many of the tree's lookups it spared. */
   filtered: boolean;
   spared: number;
+  /** The sorted runs on disk (tx-runs.ts). */
+  runs: TxRunsStats;
 }
 
 export class TxIndex {
   readonly #db: Database<StoredLocation, Uint8Array>;
+  readonly #runs: TxRuns;
   readonly #store: TxIndexStore;
   readonly #mergeAt: number;
-  readonly #chunk: number;
   /** Committed ids not yet in the tree, with their packed places (libs/blocks id-map.ts: no string per id). */
   readonly #recent: IdMap;
   /** Places that do not pack into a number (a height of 2^33 or more, or a position of 2^20), by hex id. */
@@ -172,12 +178,15 @@ export class TxIndex {
   #stopped = false;
   #spared = 0;
 
-  constructor(db: Database<StoredLocation, Uint8Array>, store: TxIndexStore, committed: number, opts: TxIndexOptions = {}) {
+  /** `db`: the B-tree of earlier stores; `runs`: the database of the sorted runs (tx-runs.ts). */
+  constructor(db: Database<StoredLocation, Uint8Array>, runs: Database<Uint8Array, Uint8Array>, store: TxIndexStore, committed: number, opts: TxIndexOptions = {}) {
     this.#db = db;
     this.#store = store;
-    this.#mergeAt = Math.max(1, opts.mergeAt ?? TX_INDEX_MERGE_AT);
-    this.#chunk = Math.max(1, opts.chunk ?? TX_INDEX_CHUNK);
     const seed = opts.seed ?? randomIdSeed();
+    this.#runs = new TxRuns(runs, store, seed, opts.pageIds);
+    // A compaction rewrites ids the filter answering now holds; a filter being built may have read past them.
+    this.#runs.onCompactedPage = (ids) => this.#building?.addAll(ids);
+    this.#mergeAt = Math.max(1, opts.mergeAt ?? TX_INDEX_MERGE_AT);
     this.#seed = seed;
     this.#filterMaxBytes = opts.filterMaxBytes ?? TX_INDEX_FILTER_MAX_BYTES;
     this.#recent = new IdMap(seed);
@@ -195,37 +204,52 @@ export class TxIndex {
     if (this.#filterMaxBytes <= 0 || this.#stopped) return;
     const build = ++this.#builds;
     // LMDB's own count (mdb_stat), not getKeysCount: that one walks every key.
-    const entries = (this.#db.getStats() as { entryCount?: number }).entryCount ?? 0;
+    const entries = ((this.#db.getStats() as { entryCount?: number }).entryCount ?? 0) + this.#runs.count;
     const filter = IdFilter.sizedFor(entries, this.#filterMaxBytes, this.#seed);
     this.#building = filter;
     let after: Uint8Array | undefined;
+    // The runs' pages as they are now: a run a merge adds later gives its ids to the filter itself,
+    // and a compaction's output is given page by page (onCompactedPage).
+    const pages = this.#runs.pages();
+    let nextPage = 0;
+    let treeDone = false;
     const step = (): void => {
       if (this.#stopped || build !== this.#builds) return;
-      let read = 0;
-      let last: Uint8Array | undefined;
       try {
-        for (const key of this.#db.getKeys(after ? { start: after, limit: FILTER_SCAN_CHUNK + 1 } : { limit: FILTER_SCAN_CHUNK })) {
-          if (after && read === 0 && Buffer.compare(key, after) === 0) continue; // the chunk starts at the last key read
-          filter.add(key);
-          last = key;
-          read++;
+        if (!treeDone) {
+          let read = 0;
+          let last: Uint8Array | undefined;
+          for (const key of this.#db.getKeys(after ? { start: after, limit: FILTER_SCAN_CHUNK + 1 } : { limit: FILTER_SCAN_CHUNK })) {
+            if (after && read === 0 && Buffer.compare(key, after) === 0) continue; // the chunk starts at the last key read
+            filter.add(key);
+            last = key;
+            read++;
+          }
+          // A copy: LMDB's binding may hand out one buffer for every key it reads.
+          if (last) after = Uint8Array.from(last);
+          treeDone = read < FILTER_SCAN_CHUNK;
+          setImmediate(step);
+          return;
         }
-        // A copy: LMDB's binding may hand out one buffer for every key it reads.
-        if (last) after = Uint8Array.from(last);
+        for (const end = Math.min(pages.length, nextPage + FILTER_SCAN_PAGES); nextPage < end; nextPage++) {
+          const ids = this.#runs.pageIds(pages[nextPage]![0], pages[nextPage]![1]);
+          if (ids) filter.addAll(ids);
+        }
       } catch {
         // The store closed under the scan (close() stops it first; this is a stop racing it).
         return;
       }
-      if (read >= FILTER_SCAN_CHUNK) { setImmediate(step); return; }
+      if (nextPage < pages.length) { setImmediate(step); return; }
       this.#filter = filter;
       this.#building = undefined;
     };
     setImmediate(step);
   }
 
-  /** Stops a build under way (close). */
+  /** Stops a build and a compaction under way (close). */
   stop(): void {
     this.#stopped = true;
+    this.#runs.stop();
   }
 
   get indexedTo(): number {
@@ -249,7 +273,9 @@ export class TxIndex {
   get(id: Uint8Array): StoredLocation | undefined {
     const v = this.#recent.get(id);
     if (v !== undefined) return this.#placeOf(id, v);
-    return this.#missed(id) ? undefined : this.#db.get(id);
+    if (this.#missed(id)) return undefined;
+    const inRun = this.#runs.get(id);
+    return inRun ? packLocation(inRun.height, inRun.index) : this.#db.get(id);
   }
 
   #remember(id: Uint8Array, height: number, index: number): void {
@@ -275,7 +301,7 @@ export class TxIndex {
   #inTree(id: Uint8Array): boolean {
     if (this.#filter && !this.#filter.mayHave(id)) { this.#spared++; return false; }
     if (this.#missed(id)) return false;
-    if (this.#db.doesExist(id)) return true;
+    if (this.#runs.has(id) || this.#db.doesExist(id)) return true;
     this.#absent.set(id, 0);
     if (this.#absent.size >= TX_INDEX_ABSENT_MAX / 2) {
       const older = this.#absentOlder;
@@ -343,8 +369,8 @@ export class TxIndex {
   }
 
   /**
-   * Writes every id held in memory for heights up to `committed` (a durable commit) into the tree,
-   * in key order, `chunk` ids per write transaction; the last also moves indexed_to to `committed`.
+   * Writes every id held in memory for heights up to `committed` (a durable commit) to disk as one
+   * sorted run (tx-runs.ts); the run's last write transaction also moves indexed_to to `committed`.
    * The ids stay readable in memory until then. A failed merge (a full disk) keeps them in memory
    * and is tried again at a later commit. One merge at a time: a second call waits for the first.
    */
@@ -370,21 +396,25 @@ export class TxIndex {
     });
     const idAt = (i: number): Buffer => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
     const order = keyOrder(ids, values.length);
-    for (let start = 0; start < order.length || start === 0; start += this.#chunk) {
-      const end = Math.min(order.length, start + this.#chunk);
-      await this.#store.write('tx index merge', () => {
-        for (let i = start; i < end; i++) {
-          const id = idAt(order[i]!);
-          this.#absent.delete(id);
-          this.#absentOlder.delete(id);
-          this.#filter?.add(id);
-          this.#building?.add(id);
-          this.#db.put(id, values[order[i]!]!);
-        }
-        if (end === order.length) this.#store.meta.put('indexed_to', String(committed));
-      });
+    const n = values.length;
+    const sorted = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
+    for (let i = 0; i < n; i++) {
+      const j = order[i]!;
+      sorted.ids.set(idAt(j), i * ID_BYTES);
+      const { height, index } = unpackLocation(values[j]!);
+      sorted.heights[i] = height;
+      sorted.indexes[i] = index;
+      // In the filters before the run can answer (a "maybe" early is harmless; a "no" late is not).
+      this.#filter?.add(idAt(j));
+      this.#building?.add(idAt(j));
     }
+    await this.#runs.add(sorted, () => this.#store.meta.put('indexed_to', String(committed)));
     this.#indexedTo = committed;
+    for (let i = 0; i < n; i++) {
+      // The run answers for these ids now: a miss remembered before their commit must not.
+      this.#absent.deleteAt(ids, i * ID_BYTES);
+      this.#absentOlder.deleteAt(ids, i * ID_BYTES);
+    }
     for (let i = 0; i < values.length; i++) {
       if (this.#wide.size > 0) this.#drop(idAt(i));
       else this.#recent.deleteAt(ids, i * ID_BYTES);
@@ -395,14 +425,16 @@ export class TxIndex {
     if (f && !this.#building && f.count > f.capacity && f.bytes < this.#filterMaxBytes) this.#build();
   }
 
-  /** Waits for a merge under way (close). */
+  /** Waits for a merge under way and the compactions it started (close, flush). */
   async settled(): Promise<void> {
     while (this.#merging) await this.#merging;
+    await this.#runs.settled();
   }
 
   stats(): TxIndexStats {
+    const runs = this.#runs.stats();
     return { recent: this.#recent.size, indexedTo: this.#indexedTo, merges: this.#merges, absent: this.#absent.size + this.#absentOlder.size,
-      bytes: this.#recent.bytes + this.#absent.bytes + this.#absentOlder.bytes + (this.#filter?.bytes ?? 0) + (this.#building?.bytes ?? 0),
-      filtered: this.#filter !== undefined, spared: this.#spared };
+      bytes: this.#recent.bytes + this.#absent.bytes + this.#absentOlder.bytes + (this.#filter?.bytes ?? 0) + (this.#building?.bytes ?? 0) + runs.bytes,
+      filtered: this.#filter !== undefined, spared: this.#spared, runs };
   }
 }
