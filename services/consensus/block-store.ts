@@ -441,31 +441,43 @@ export class BlockStore {
 
   /**
    * Writes verified history (summaries of committed heights, with the hash each is committed under)
-   * in one transaction: its summary, the hash at its height, and its transactions in the index. The
-   * same entry written again (a join started over) changes nothing; a transaction already indexed
-   * at another place is refused (STORE_DUPLICATE_TX), nothing written.
+   * in one transaction: its summary, the hash at its height, and its transactions in the index (one
+   * sorted run: tx-runs.ts). The same entry written again (a join started over) changes nothing; a
+   * transaction already indexed at another place, or twice among them, is refused
+   * (STORE_DUPLICATE_TX), nothing written.
    */
   async importHistory(entries: readonly { summary: BlockSummary; hash: Hash }[]): Promise<void> {
-    await this.#write('history', () => {
-      for (const { summary } of entries) {
-        const height = summary.header.height;
-        summary.txIds.forEach((id, index) => {
-          const stored = this.#index.get(id);
-          const at = stored === undefined ? undefined : unpackLocation(stored);
-          if (at && (at.height !== height || at.index !== index)) {
-            throw new FedError('STORE_DUPLICATE_TX', `transaction ${Buffer.from(id).toString('hex')} at height ${height} is already committed at height ${at.height}`);
-          }
-        });
-      }
-      for (const { summary, hash } of entries) {
-        const height = summary.header.height;
-        this.#summaries.put(height, BlockSummaryMsg.encode(summaryToWire(summary)).finish());
-        this.#heights.put(height, hash);
-        summary.txIds.forEach((id, index) => this.#txs.put(id, packLocation(height, index)));
-      }
-    });
-    // Once the write is visible: a miss remembered before it (or while it committed) may be wrong now.
-    this.#index.treeWritten();
+    let publish: (() => void) | undefined;
+    try {
+      await this.#write('history', () => {
+        // The ids not yet indexed: those at their place already (a join started over) are left as they are.
+        const fresh: { id: Uint8Array; height: number; index: number }[] = [];
+        for (const { summary } of entries) {
+          const height = summary.header.height;
+          summary.txIds.forEach((id, index) => {
+            const stored = this.#index.get(id);
+            const at = stored === undefined ? undefined : unpackLocation(stored);
+            if (at && (at.height !== height || at.index !== index)) {
+              throw new FedError('STORE_DUPLICATE_TX', `transaction ${Buffer.from(id).toString('hex')} at height ${height} is already committed at height ${at.height}`);
+            }
+            if (!at) fresh.push({ id, height, index });
+          });
+        }
+        // Every refusal (an id twice among them) before anything is written: a body that throws
+        // does not take back what it put.
+        publish = this.#index.importWithin(fresh);
+        for (const { summary, hash } of entries) {
+          const height = summary.header.height;
+          this.#summaries.put(height, BlockSummaryMsg.encode(summaryToWire(summary)).finish());
+          this.#heights.put(height, hash);
+        }
+      });
+    } catch (err) {
+      this.#index.importAbandoned();
+      throw err;
+    }
+    // Once the write is visible: the run answers, and no miss remembered before it still holds.
+    publish?.();
   }
 
   /**

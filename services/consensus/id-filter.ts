@@ -36,8 +36,7 @@ export class IdFilter {
 
   /** `bits`: rounded up to a power of two, at least one block. */
   constructor(bits: number, seed: readonly [number, number]) {
-    let blocks = 1;
-    while (blocks * BLOCK_WORDS * 32 < bits) blocks *= 2;
+    const blocks = IdFilter.#blocksFor(bits);
     this.#words = new Uint32Array(blocks * BLOCK_WORDS);
     this.#blockMask = blocks - 1;
     this.#seed = seed;
@@ -46,6 +45,17 @@ export class IdFilter {
   /** A filter for `ids` and as many again to come, at FILTER_BITS_PER_ID, within `maxBytes` (at least 8 KiB). */
   static sizedFor(ids: number, maxBytes: number, seed: readonly [number, number]): IdFilter {
     return new IdFilter(Math.min(maxBytes * 8, Math.max(1 << 16, 2 * ids * FILTER_BITS_PER_ID)), seed);
+  }
+
+  static #blocksFor(bits: number): number {
+    let blocks = 1;
+    while (blocks * BLOCK_WORDS * 32 < bits) blocks *= 2;
+    return blocks;
+  }
+
+  /** The bytes a filter of `bits` takes, before making it. */
+  static bytesFor(bits: number): number {
+    return IdFilter.#blocksFor(bits) * BLOCK_WORDS * 4;
   }
 
   get bytes(): number { return this.#words.byteLength; }

@@ -175,6 +175,35 @@ test('a version 4 store (merged ids in the tree) is read as it is: the tree answ
   await after.close();
 }));
 
+test('a join\'s history is written as runs with its summaries: written again (a join started over) it adds nothing; an id twice in it, or at another place, is refused and nothing is written', () => withDir(async (dir) => {
+  const g = genesisBlock('tx-index', blockHash);
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { pageIds: 2 } });
+  const b1 = child('tx-index', g, 1, ['h1', 'h2', 'h3']);
+  const b2 = child('tx-index', b1, 2, ['h4', 'h5']);
+  const summary = (b: Block) => ({ summary: { header: b.header, txIds: b.txs.map((t) => txHash(t)) }, hash: b.hash });
+  try {
+    await store.importHistory([summary(b2), summary(b1)]);
+    assert.deepEqual(shape(store.txIndexStats().runs), { runs: 1, count: 5, levels: 1, compactions: 0, failed: 0 });
+    for (const [s, height, index] of [['h1', 1, 0], ['h3', 1, 2], ['h5', 2, 1]] as const) assert.deepEqual(store.txLocation(id(s)), { height, index, blockHash: height === 1 ? b1.hash : b2.hash });
+    await store.importHistory([summary(b2), summary(b1)]);
+    assert.deepEqual(shape(store.txIndexStats().runs), { runs: 1, count: 5, levels: 1, compactions: 0, failed: 0 }, 'the same history again: nothing added');
+
+    const b3 = child('tx-index', b2, 3, ['h6', 'h6']);
+    await assert.rejects(store.importHistory([summary(b3)]), refused, 'an id twice in the history');
+    const b3b = child('tx-index', b2, 3, ['h7', 'h2']);
+    await assert.rejects(store.importHistory([summary(b3b)]), refused, 'an id at another place');
+    assert.equal(store.hashAtHeight(3), undefined, 'no summary written');
+    assert.equal(store.hasTx(id('h7')), false);
+    const b3c = child('tx-index', b2, 3, ['h7']);
+    await store.importHistory([summary(b3c)]);
+    assert.deepEqual(shape(store.txIndexStats().runs), { runs: 2, count: 6, levels: 1, compactions: 0, failed: 0 }, 'after refused writes, the listing goes on from what is on disk');
+  } finally { await store.close(); }
+  const again = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { pageIds: 2 } });
+  try {
+    assert.deepEqual(['h1', 'h5', 'h7'].map((s) => again.txLocation(id(s))?.height), [1, 2, 3], 'on disk');
+  } finally { await again.close(); }
+}));
+
 test('a miss of the tree is remembered for the later questions, and never outlives the id\'s commit, its merge, or a join\'s history', () => withDir(async (dir) => {
   const g = genesisBlock('tx-index', blockHash);
   // No filter of the tree's ids (it would answer the misses first; tested below).
@@ -192,7 +221,7 @@ test('a miss of the tree is remembered for the later questions, and never outliv
     assert.equal(store.hasTx(id('q')), true, 'committed and merged: the remembered miss is gone');
     assert.deepEqual(store.txLocation(id('q')), { height: 1, index: 0, blockHash: b1.hash });
 
-    // A join's history is written into the tree directly.
+    // A join's history is written as a run of its own, outside a merge.
     const h2 = child('tx-index', b1, 2, ['s']);
     assert.equal(store.hasTx(id('s')), false);
     await store.importHistory([{ summary: { header: h2.header, txIds: [id('s')] }, hash: h2.hash }]);
@@ -252,7 +281,7 @@ async function filtered(s: BlockStore): Promise<void> {
   assert.equal(s.txIndexStats().filtered, true, 'the filter was built');
 }
 
-test('the filter of the tree\'s ids spares the tree a lookup for new ids, never hides a committed one (built at open, fed by merges, built again after a join\'s history)', () => withDir(async (dir) => {
+test('the filter of the ids on disk spares a lookup for new ids, never hides a committed one (built at open, fed by merges and a join\'s history, built again after a checkpoint\'s tip)', () => withDir(async (dir) => {
   const g = genesisBlock('tx-index', blockHash);
   let store = new BlockStore({ path: dir, limits, hashBlock: blockHash, txIndex: { mergeAt: 1 } });
   let tip = g;
@@ -283,12 +312,17 @@ test('the filter of the tree\'s ids spares the tree a lookup for new ids, never 
     assert.equal(store.hasTx(id('m-2')), true, 'a merged id is not hidden by the filter');
     await assert.rejects(store.commit([child('tx-index', b, 402, ['m-1'])], qcOn(child('tx-index', b, 402, ['m-1']))), refused);
 
-    // A join's history is written into the tree outside a merge: the filter is built again.
+    // A join's history is written outside a merge: its ids go into the filter with it.
     const h2 = child('tx-index', b, 402, ['joined']);
     await store.importHistory([{ summary: { header: h2.header, txIds: [id('joined')] }, hash: h2.hash }]);
+    assert.equal(store.txIndexStats().filtered, true, 'the filter is kept');
     assert.equal(store.hasTx(id('joined')), true, 'imported history: not hidden by the filter');
+    // A checkpoint's tip is written into the tree: the filter is built again.
+    await store.startAt(child('tx-index', h2, 403, ['tip']), qcOn(child('tx-index', h2, 403, ['tip'])));
+    assert.equal(store.hasTx(id('tip')), true, 'the tip: not hidden by the filter');
     await filtered(store);
-    assert.equal(store.hasTx(id('joined')), true, 'nor by the one built after it');
+    assert.equal(store.hasTx(id('tip')), true, 'nor by the one built after it');
+    assert.equal(store.hasTx(id('joined')), true);
   } finally { await store.close(); }
 }));
 

@@ -13,14 +13,15 @@
 // the summaries of pruned ones) when the store opens, so a crash loses nothing that was committed.
 //
 // "The tree" below is what is on disk: the runs, and the B-tree of stores written before the runs
-// (merges wrote it until 2026-11-29; a join's history and a checkpoint's tip still do). A lookup
+// (merges and a join's history wrote it until 2026-11-29; a checkpoint's tip still does). A lookup
 // reads the runs, then the B-tree.
 //
 // A transaction is asked about three times at each member: when it arrives (the mempool), when a
 // proposal carries it (the block's exactly-once check), when its block commits. The first asks the
 // tree; a miss is remembered (`absent`, the most recent ones, bounded), so the other two do not
 // descend the tree again. The tree gains ids only by a merge, which forgets each id it writes from
-// `absent`, and by a join's history (importHistory, startAt), which forgets all of it.
+// `absent`, and by a join's history (importWithin, or startAt's tip written into the B-tree), which
+// forgets all of it.
 //
 // Most ids asked about are new, and the tree cannot say so without a descent (3–4 µs with the tree
 // written at the same time, a tenth of a member's time on the path). So a filter of the ids the tree
@@ -327,6 +328,48 @@ export class TxIndex {
     this.#filter = undefined;
     this.#building = undefined;
     this.#build();
+  }
+
+  /**
+   * Inside a write transaction: the ids of verified history (a join's, written with its summaries)
+   * as one sorted run (tx-runs.ts), refusing (STORE_DUPLICATE_TX) an id repeated among them. The
+   * caller has left out the ids already indexed at their place. Returns what makes lookups read them,
+   * to call once the transaction has committed (or importAbandoned() if it does not).
+   */
+  importWithin(entries: ReadonlyArray<{ id: Uint8Array; height: number; index: number }>): () => void {
+    const n = entries.length;
+    if (n === 0) return () => {};
+    const ids = Buffer.allocUnsafe(n * ID_BYTES);
+    const heights = new Float64Array(n);
+    const indexes = new Uint32Array(n);
+    entries.forEach(({ id, height, index }, k) => { ids.set(id, k * ID_BYTES); heights[k] = height; indexes[k] = index; });
+    const order = keyOrder(ids, n);
+    const sorted = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
+    for (let i = 0; i < n; i++) {
+      const j = order[i]!;
+      sorted.ids.set(ids.subarray(j * ID_BYTES, (j + 1) * ID_BYTES), i * ID_BYTES);
+      sorted.heights[i] = heights[j]!;
+      sorted.indexes[i] = indexes[j]!;
+      if (i > 0 && Buffer.compare(sorted.ids.subarray((i - 1) * ID_BYTES, i * ID_BYTES), sorted.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)) === 0) {
+        throw new FedError('STORE_DUPLICATE_TX', `transaction ${toHex(sorted.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES))} is at heights ${sorted.heights[i - 1]} and ${heights[j]} of the history`);
+      }
+    }
+    const publish = this.#runs.writeWithin(sorted);
+    return () => {
+      // In the filters before the run answers; no miss remembered before the history still holds.
+      this.#filter?.addAll(sorted.ids);
+      this.#building?.addAll(sorted.ids);
+      this.#absent.clear();
+      this.#absentOlder.clear();
+      publish();
+      const f = this.#filter;
+      if (f && !this.#building && f.count > f.capacity && f.bytes < this.#filterMaxBytes) this.#build();
+    };
+  }
+
+  /** The write transaction that called importWithin did not commit. */
+  importAbandoned(): void {
+    this.#runs.abandoned();
   }
 
   /**

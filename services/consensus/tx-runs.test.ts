@@ -17,12 +17,12 @@ const shape = ({ runs, count, levels, compactions, failed }: ReturnType<TxRuns['
 
 interface Env { root: RootDatabase; runs: TxRuns; db: ReturnType<RootDatabase['openDB']>; meta: ReturnType<RootDatabase['openDB']> }
 
-function openEnv(dir: string, pageIds: number): Env {
+function openEnv(dir: string, pageIds: number, filtersMaxBytes?: number): Env {
   const root = open({ path: dir, compression: false });
   const db = root.openDB({ name: 'txruns', encoding: 'binary', keyEncoding: 'binary' });
   const meta = root.openDB({ name: 'meta', encoding: 'string', keyEncoding: 'ordered-binary' });
   try {
-    const runs = new TxRuns(db as never, { write: (_what, body) => root.transaction(body), meta: meta as never }, [5, 6], pageIds);
+    const runs = new TxRuns(db as never, { write: (_what, body) => root.transaction(body), meta: meta as never }, [5, 6], pageIds, filtersMaxBytes);
     return { root, runs, db, meta };
   } catch (err) {
     void root.close();
@@ -84,6 +84,25 @@ test('each run\'s filter spares the page reads of the runs that do not hold an i
     assert.ok(reads(oldest, true) <= 1_150);
     assert.ok(reads(Array.from({ length: 1_000 }, () => randomBytes(32)), false) <= 150);
     assert.ok(env.runs.stats().bytes >= 3 * (2_000 * 10 / 8), `${env.runs.stats().bytes} bytes: three filters of at least 10 bits an id`);
+  } finally { await env.root.close(); }
+}));
+
+test('the runs\' filters stay within their bound: past it the oldest, largest runs go without one, and every id is still found', () => withDir(async (dir) => {
+  // Filters of 4 KiB (2,000 ids at 10 bits, rounded up): room for two.
+  let env = openEnv(dir, 16, 9_000);
+  const lists: Buffer[][] = [];
+  try {
+    for (let h = 1; h <= 3; h++) { const e = entries(2_000 - h, h); lists.push(e.list); await env.runs.add(e, () => {}); }
+    assert.equal(env.runs.stats().filtered, 2, 'the third merge\'s run has none');
+    assert.ok(env.runs.stats().bytes < 9_000 + 3 * 2_000 * 32 / 16);
+    lists.forEach((list, k) => list.forEach((id, index) => assert.deepEqual(env.runs.get(id), { height: k + 1, index })));
+  } finally { await env.root.close(); }
+  env = openEnv(dir, 16, 9_000);
+  try {
+    for (let i = 0; i < 500 && env.runs.stats().filtered < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(env.runs.stats().filtered, 2, 'built at open for the smallest two');
+    lists.forEach((list, k) => list.forEach((id, index) => assert.deepEqual(env.runs.get(id), { height: k + 1, index })));
   } finally { await env.root.close(); }
 }));
 

@@ -39,7 +39,7 @@ import { IdFilter } from './id-filter.ts';
 /**
  * Entries per page: a page of 11 KiB, which a lookup that reaches it copies whole out of LMDB (about
  * a microsecond; pages of 1,024 took four or five), and a fence of 32 bytes per 256 ids in memory
- * (12.5 MB for 100 million ids: a sixteenth of what the filter of the same ids takes).
+ * (12.5 MB for 100 million ids: a tenth to a twentieth of what a run's filter takes for them).
  */
 export const RUN_PAGE_IDS = 256;
 /** Pages per write transaction of a run: how long one holds LMDB's single writer (about 700 KiB). */
@@ -48,6 +48,13 @@ export const RUN_PAGES_PER_WRITE = 64;
 export const RUN_FANOUT = 4;
 /** Bits of a run's filter per id, at least (its size is rounded up to a power of two: 10–20, under about 2 % "maybe" for an id not in it). */
 export const RUN_FILTER_BITS_PER_ID = 10;
+/**
+ * Most bytes the runs' filters take together (128 MiB: some 100 million ids at 10 bits). A run whose
+ * filter would pass it has none, and is read on every lookup that reaches the runs: the oldest,
+ * largest ones first, which hold most committed ids, so an id that is there still costs a page or
+ * two. The filter of all the ids on disk (tx-index.ts) has its own bound.
+ */
+export const RUN_FILTERS_MAX_BYTES = 128 << 20;
 /** Pages read per turn of the event loop while the filters of the runs found at open are built. */
 const FILTER_SCAN_PAGES = 4;
 const ENTRY_BYTES = ID_BYTES + 8 + 4;
@@ -156,6 +163,7 @@ export class TxRuns {
   readonly #store: TxRunsStore;
   readonly #pageIds: number;
   readonly #seed: readonly [number, number];
+  readonly #filtersMaxBytes: number;
   #reads = 0;
   /** What lookups read, largest first (a committed id asked about is most likely there): a run joins once its listing is written, and leaves once a compaction's output has replaced it here. */
   #runs: Run[] = [];
@@ -171,10 +179,11 @@ export class TxRuns {
   /** Called with each page of ids a compaction writes, before lookups can reach them (the filter built meanwhile takes them). */
   onCompactedPage: ((ids: Uint8Array) => void) | undefined;
 
-  constructor(db: Database<Uint8Array, Uint8Array>, store: TxRunsStore, seed: readonly [number, number], pageIds = RUN_PAGE_IDS) {
+  constructor(db: Database<Uint8Array, Uint8Array>, store: TxRunsStore, seed: readonly [number, number], pageIds = RUN_PAGE_IDS, filtersMaxBytes = RUN_FILTERS_MAX_BYTES) {
     this.#db = db;
     this.#store = store;
     this.#seed = seed;
+    this.#filtersMaxBytes = filtersMaxBytes;
     this.#pageIds = Math.max(1, pageIds);
     this.#registry = this.#load();
     const listed = new Set(this.#registry.map((r) => r.run));
@@ -194,11 +203,15 @@ export class TxRuns {
       this.#runs.push({ ...info, fence: Uint8Array.from(fence), filter: undefined });
     }
     this.#runs = TxRuns.#ordered(this.#runs);
-    this.#buildFilters([...this.#runs]);
+    // The smallest first: under the bound, the newest runs keep a filter and the oldest go without.
+    this.#buildFilters([...this.#runs].sort((a, b) => a.count - b.count));
   }
 
-  #newFilter(count: number): IdFilter {
-    return new IdFilter(count * RUN_FILTER_BITS_PER_ID, this.#seed);
+  /** A filter for a run of `count` ids, unless it would take the runs' filters past their bound (`replaced`: runs whose filters it frees). */
+  #newFilter(count: number, replaced: readonly Run[] = []): IdFilter | undefined {
+    const bits = count * RUN_FILTER_BITS_PER_ID;
+    const held = this.#runs.reduce((n, r) => n + (replaced.includes(r) ? 0 : r.filter?.bytes ?? 0), 0);
+    return held + IdFilter.bytesFor(bits) > this.#filtersMaxBytes ? undefined : new IdFilter(bits, this.#seed);
   }
 
   /** Builds the filters of `runs` from their pages, a few pages per turn of the event loop, one run after another. */
@@ -206,6 +219,7 @@ export class TxRuns {
     const run = runs.shift();
     if (!run || this.#closed) return;
     const filter = this.#newFilter(run.count);
+    if (!filter) { this.#buildFilters(runs); return; }
     let page = 0;
     const step = (): void => {
       // A run a compaction replaced meanwhile is not finished: its pages may be gone.
@@ -315,7 +329,7 @@ export class TxRuns {
     if (n === 0) { await this.#store.write('tx index merge', last); return; }
     const info = { run: this.#next++, level: 0, count: n, pages: Math.ceil(n / this.#pageIds) };
     const filter = this.#newFilter(n);
-    filter.addAll(entries.ids);
+    filter?.addAll(entries.ids);
     const fence = await this.#writeRun(info, (page) => {
       const from = page * this.#pageIds;
       return encodePage(entries, from, Math.min(this.#pageIds, n - from));
@@ -345,13 +359,8 @@ export class TxRuns {
         await this.#store.write(replaced.length > 0 ? 'tx index compaction' : 'tx index merge', () => {
           values.forEach((v, i) => this.#db.put(pageKey(info.run, start + i), v));
           if (end < info.pages) return;
-          this.#db.put(pageKey(info.run, FENCE_PAGE), Buffer.from(fence));
-          const gone = new Set(replaced);
-          const listed = [...this.#registry.filter((r) => !gone.has(r.run)), info];
-          this.#store.meta.put(REGISTRY, this.#listing(listed));
+          this.#list(info, fence, replaced);
           last();
-          // Set inside the transaction: the next one to change the list starts from this one's.
-          this.#registry = listed;
         });
       }
     } catch (err) {
@@ -360,6 +369,47 @@ export class TxRuns {
       throw err;
     }
     return fence;
+  }
+
+  /** Inside a write transaction: a run's fence, and the listing with it (and without `replaced`). */
+  #list(info: RunInfo, fence: Uint8Array, replaced: readonly number[]): void {
+    this.#db.put(pageKey(info.run, FENCE_PAGE), Buffer.from(fence));
+    const gone = new Set(replaced);
+    const listed = [...this.#registry.filter((r) => !gone.has(r.run)), info];
+    this.#store.meta.put(REGISTRY, this.#listing(listed));
+    // Set inside the transaction: the next one to change the list starts from this one's.
+    this.#registry = listed;
+  }
+
+  /**
+   * Inside the caller's write transaction: `entries` (sorted, none in any run) written whole as a
+   * run of level 0, pages, fence and listing (a join's history, written with its summaries). Returns
+   * what makes lookups read it, to call once the transaction has committed; if it does not,
+   * `abandoned()` must be called.
+   */
+  writeWithin(entries: SortedEntries): () => void {
+    const n = entries.heights.length;
+    if (n === 0) return () => {};
+    const info = { run: this.#next++, level: 0, count: n, pages: Math.ceil(n / this.#pageIds) };
+    const fence = new Uint8Array(info.pages * ID_BYTES);
+    for (let k = 0; k < info.pages; k++) {
+      const from = k * this.#pageIds;
+      const v = encodePage(entries, from, Math.min(this.#pageIds, n - from));
+      fence.set(v.subarray(0, ID_BYTES), k * ID_BYTES);
+      this.#db.put(pageKey(info.run, k), v);
+    }
+    this.#list(info, fence, []);
+    const filter = this.#newFilter(n);
+    filter?.addAll(entries.ids);
+    return () => {
+      this.#runs = TxRuns.#ordered([...this.#runs, { ...info, fence, filter }]);
+      this.#schedule();
+    };
+  }
+
+  /** A write transaction that called writeWithin did not commit: the listing is what the disk holds. */
+  abandoned(): void {
+    this.#registry = this.#load();
   }
 
   /** Starts a compaction where a level holds RUN_FANOUT runs (one at a time, in the background). */
@@ -410,7 +460,7 @@ export class TxRuns {
     /** The inputs with entries left, each at its next. */
     const live = cursors.filter(advance);
     let written = 0;
-    const filter = this.#newFilter(count);
+    const filter = this.#newFilter(count, inputs);
     const fence = await this.#writeRun(info, (k) => {
       const n = Math.min(this.#pageIds, count - k * this.#pageIds);
       const out: SortedEntries = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
@@ -434,7 +484,7 @@ export class TxRuns {
       written += n;
       // Every input read to its end: a run holding more ids than listed would lose them here.
       if (k === info.pages - 1 && live.length > 0) throw new FedError('STORE_CORRUPT', `transaction index: runs ${inputs.map((r) => r.run).join(', ')} hold more ids than listed`);
-      filter.addAll(out.ids);
+      filter?.addAll(out.ids);
       this.onCompactedPage?.(out.ids);
       return encodePage(out, 0, n);
     }, inputs.map((r) => r.run), () => {
