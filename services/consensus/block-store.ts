@@ -42,7 +42,7 @@ export interface BlockStoreOptions {
   hashBlock(h: BlockHeader): Hash;
   /** The chain this store belongs to: recorded on first open, and a store of another chain is refused. */
   chainId?: string;
-  /** When the transaction index merges the ids of recent commits into its tree (tx-index.ts). */
+  /** When the transaction index merges the ids of recent commits to disk (tx-index.ts, tx-runs.ts). */
   txIndex?: TxIndexOptions;
 }
 
@@ -60,7 +60,7 @@ export class BlockStore {
   readonly #txs: Database<StoredLocation, Uint8Array>;
   /** The index's sorted runs (tx-runs.ts). */
   readonly #txRuns: Database<Uint8Array, Uint8Array>;
-  /** The transaction index over #txs: recent commits in memory, merged into the tree in batches. */
+  /** The transaction index over #txRuns and #txs: recent commits in memory, merged to disk as sorted runs. */
   readonly #index: TxIndex;
   /** Blocks stored but not (yet) committed, by hash → height: what a restart needs back. */
   readonly #pending: Database<number, Uint8Array>;
@@ -173,8 +173,8 @@ export class BlockStore {
           if (b.header.height !== first + k) throw new FedError('STORE_COMMIT_GAP', `commit of height ${b.header.height} but the log ends at ${first + k - 1}`);
         });
         // Exactly-once: libs/blocks refuses such a block before any vote; the log never overwrites
-        // the index either. The ids are checked first (memory, then the tree) and recorded in memory
-        // only if none repeats; the tree gets them at the next merge (tx-index.ts).
+        // the index either. The ids are checked first (memory, then the disk) and recorded in memory
+        // only if none repeats; the disk gets them at the next merge (tx-index.ts).
         added = this.#index.add(blocks.map((b) => ({ height: b.header.height, ids: txHashesOf(b) })));
         let expected = first;
         for (const b of blocks) {
@@ -496,7 +496,7 @@ export class BlockStore {
       this.#blocks.put(tip.hash, encodeBlockBytes(tip));
       this.#heights.put(height, tip.hash);
       txHashesOf(tip).forEach((id, index) => this.#txs.put(id, packLocation(height, index)));
-      // The history below came in whole (importHistory): the tree holds everything up to the tip,
+      // The history below came in whole (importHistory): the disk holds everything up to the tip,
       // unless commits before the join still wait in memory (they are rebuilt from their blocks).
       whole = this.#index.stats().recent === 0;
       if (whole) this.#meta.put('indexed_to', String(height));
@@ -555,12 +555,12 @@ export class BlockStore {
     for (const { key, value } of this.#evidence.getRange({ start: afterSeq + 1 })) yield { seq: key, bytes: plain(value) };
   }
 
-  /** The transaction index's two tiers: ids waiting in memory, the height the tree is whole to. */
+  /** The transaction index's two tiers: ids waiting in memory, the height the disk is whole to, its runs. */
   txIndexStats(): TxIndexStats {
     return this.#index.stats();
   }
 
-  /** Merges every committed id waiting in memory into the index's tree now (close does it too). */
+  /** Merges every committed id waiting in memory to disk now, and waits for the compactions that starts. */
   async flushTxIndex(): Promise<void> {
     await this.#index.merge(this.committedHeight());
     await this.#index.settled();
