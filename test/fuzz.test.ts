@@ -144,6 +144,22 @@ test('found by genesis-card: YAML keys are checked for duplicates in linear time
   assert.throws(() => parseConfText('x:\n  y: 1\n  y: 2\n'), (err) => isFedError(err, 'CONFIG_INVALID') && /y: Map keys must be unique/.test(err.message));
 });
 
+test('found by genesis-card: flow collections nested 2,000 deep are refused before the YAML parser reads them; 64 deep, and brackets in quotes or comments, are not', () => {
+  // The input the campaign kept (seed 20261125): a byte, 2,000 [ then 2,000 ]: 129 ms in the parser.
+  const deep = `\u0001${'['.repeat(2_000)}${']'.repeat(2_000)}`;
+  for (const parse of [(t: string) => parseConfText(t), (t: string) => parsePeersText(t), (t: string) => parseCardText(t, 'card.yaml')]) {
+    const start = performance.now();
+    assert.throws(() => parse(deep), (err) => isFedError(err, 'CONFIG_INVALID') && /line 1: flow collections \(\[ and \{\) nested deeper than 64/.test(err.message));
+    assert.ok(performance.now() - start < 20, 'refused in one pass');
+  }
+  assert.throws(() => parseConfText(`node:\n  name: a\nx: ${'{a: '.repeat(65)}1${'}'.repeat(65)}\n`), (err) => isFedError(err, 'CONFIG_INVALID') && /line 3: .*nested deeper/.test(err.message));
+  // At the bound the parser reads it (and the schema has its say); quoted and commented brackets are text.
+  const atBound = `x: ${'['.repeat(64)}1${']'.repeat(64)}\n`;
+  assert.throws(() => parseConfText(atBound), (err) => isFedError(err, 'CONFIG_INVALID') && !/nested deeper/.test(err.message));
+  const quoted = `x: "${'['.repeat(100)}"\ny: '${'{'.repeat(100)}'\n# ${'['.repeat(100)}\n`;
+  assert.throws(() => parseConfText(quoted), (err) => isFedError(err, 'CONFIG_INVALID') && !/nested deeper/.test(err.message));
+});
+
 test('found by wire-frame: a frame with two bodies, the first cut by a field numbered 0, is not glanced at (peek and decoder read different request ids)', () => {
   // block_response twice: the first holds a field 0, where the generated decoder stops that message
   // and reads on from inside it, swallowing the second (request 10, oldest height 421) as unknown fields.

@@ -23,6 +23,39 @@ export function configInvalid(file: string, issues: ConfigIssue[]): FedError<'CO
   return new FedError('CONFIG_INVALID', `${file}: ${list}`, { file, issues });
 }
 
+/** Flow collections (`[` and `{`) nested deeper than this are refused before the YAML parser reads them. */
+export const YAML_MAX_FLOW_DEPTH = 64;
+
+/**
+ * Why `text` nests flow collections past YAML_MAX_FLOW_DEPTH (with the line), or undefined: one pass,
+ * skipping quoted scalars and comments. The yaml library's cost grows faster than the depth (a
+ * 4 kB card of 2,000 nested `[` took 129 ms: fuzz/, genesis-card), and no config nests past a few.
+ */
+function flowTooDeep(text: string): string | undefined {
+  let depth = 0;
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') { line++; continue; }
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) { if (text[i] === '\\') i++; else if (text[i] === '\n') line++; }
+      continue;
+    }
+    if (c === "'") {
+      for (i++; i < text.length; i++) { if (text[i] === "'") { if (text[i + 1] === "'") { i++; continue; } break; } if (text[i] === '\n') line++; }
+      continue;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+      continue;
+    }
+    if (c === '[' || c === '{') {
+      if (++depth > YAML_MAX_FLOW_DEPTH) return `line ${line}: flow collections ([ and {) nested deeper than ${YAML_MAX_FLOW_DEPTH}`;
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return undefined;
+}
+
 /**
  * YAML text → plain data; syntax errors carry line and column. Empty text is an empty mapping.
  * Duplicate keys are found here in one pass: the yaml library's own uniqueKeys check compares each
@@ -30,6 +63,8 @@ export function configInvalid(file: string, issues: ConfigIssue[]): FedError<'CO
  * An alias bomb is refused as CONFIG_INVALID (the library throws a ReferenceError past maxAliasCount).
  */
 export function parseYaml(text: string, file: string): unknown {
+  const deep = flowTooDeep(text);
+  if (deep) throw configInvalid(file, [{ file, field: '', reason: deep }]);
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: false });
   if (doc.errors.length > 0) {
     throw configInvalid(file, doc.errors.map((e) => ({ file, field: '', reason: e.message.split('\n')[0] ?? e.message })));
