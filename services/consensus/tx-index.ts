@@ -34,7 +34,7 @@ import type { Database } from 'lmdb';
 import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { IdFilter } from './id-filter.ts';
-import { TxRuns, type TxRunsStats } from './tx-runs.ts';
+import { compareIds, TxRuns, type SortedEntries, type TxRunsStats } from './tx-runs.ts';
 import { ID_BYTES, IdMap, randomIdSeed } from '#libs/blocks/index.ts';
 
 /**
@@ -100,6 +100,19 @@ export function keyOrder(ids: Uint8Array, n: number): Uint32Array {
     }
   }
   return order;
+}
+
+/** Entries given in any order (`ids` n × 32 bytes, each with its height and index) in key order. */
+function sortEntries(ids: Uint8Array, heights: Float64Array, indexes: Uint32Array, n: number): SortedEntries {
+  const order = keyOrder(ids, n);
+  const out: SortedEntries = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const j = order[i]!;
+    out.ids.set(ids.subarray(j * ID_BYTES, (j + 1) * ID_BYTES), i * ID_BYTES);
+    out.heights[i] = heights[j]!;
+    out.indexes[i] = indexes[j]!;
+  }
+  return out;
 }
 
 export interface TxIndexOptions {
@@ -343,15 +356,11 @@ export class TxIndex {
     const heights = new Float64Array(n);
     const indexes = new Uint32Array(n);
     entries.forEach(({ id, height, index }, k) => { ids.set(id, k * ID_BYTES); heights[k] = height; indexes[k] = index; });
-    const order = keyOrder(ids, n);
-    const sorted = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
-    for (let i = 0; i < n; i++) {
-      const j = order[i]!;
-      sorted.ids.set(ids.subarray(j * ID_BYTES, (j + 1) * ID_BYTES), i * ID_BYTES);
-      sorted.heights[i] = heights[j]!;
-      sorted.indexes[i] = indexes[j]!;
-      if (i > 0 && Buffer.compare(sorted.ids.subarray((i - 1) * ID_BYTES, i * ID_BYTES), sorted.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)) === 0) {
-        throw new FedError('STORE_DUPLICATE_TX', `transaction ${toHex(sorted.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES))} is at heights ${sorted.heights[i - 1]} and ${heights[j]} of the history`);
+    const sorted = sortEntries(ids, heights, indexes, n);
+    for (let i = ID_BYTES; i < n * ID_BYTES; i += ID_BYTES) {
+      if (compareIds(sorted.ids, i - ID_BYTES, sorted.ids, i) === 0) {
+        const k = i / ID_BYTES;
+        throw new FedError('STORE_DUPLICATE_TX', `transaction ${toHex(sorted.ids.subarray(i, i + ID_BYTES))} is at heights ${sorted.heights[k - 1]} and ${sorted.heights[k]} of the history`);
       }
     }
     const publish = this.#runs.writeWithin(sorted);
@@ -438,19 +447,18 @@ export class TxIndex {
       values.push(value);
     });
     const idAt = (i: number): Buffer => ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
-    const order = keyOrder(ids, values.length);
     const n = values.length;
-    const sorted = { ids: new Uint8Array(n * ID_BYTES), heights: new Float64Array(n), indexes: new Uint32Array(n) };
+    const heights = new Float64Array(n);
+    const indexes = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
-      const j = order[i]!;
-      sorted.ids.set(idAt(j), i * ID_BYTES);
-      const { height, index } = unpackLocation(values[j]!);
-      sorted.heights[i] = height;
-      sorted.indexes[i] = index;
-      // In the filters before the run can answer (a "maybe" early is harmless; a "no" late is not).
-      this.#filter?.add(idAt(j));
-      this.#building?.add(idAt(j));
+      const { height, index } = unpackLocation(values[i]!);
+      heights[i] = height;
+      indexes[i] = index;
     }
+    const sorted = sortEntries(ids, heights, indexes, n);
+    // In the filters before the run can answer (a "maybe" early is harmless; a "no" late is not).
+    this.#filter?.addAll(sorted.ids);
+    this.#building?.addAll(sorted.ids);
     await this.#runs.add(sorted, () => this.#store.meta.put('indexed_to', String(committed)));
     this.#indexedTo = committed;
     for (let i = 0; i < n; i++) {

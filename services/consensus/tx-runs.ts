@@ -103,15 +103,17 @@ export function pageKey(run: number, page: number, key: Buffer = Buffer.allocUns
 /** The key a read (synchronous: LMDB's binding copies it before returning) is made in. */
 const readKey = Buffer.alloc(8);
 
+/** Where a page of `n` entries keeps entry `i`'s height and index (after the n ids). */
+const heightAt = (n: number, i: number): number => n * ID_BYTES + i * 8;
+const indexAt = (n: number, i: number): number => n * (ID_BYTES + 8) + i * 4;
+
 /** A page's value made from `n` entries of `src` starting at `from`. */
 function encodePage(src: SortedEntries, from: number, n: number): Buffer {
   const page = Buffer.allocUnsafe(n * ENTRY_BYTES);
   page.set(src.ids.subarray(from * ID_BYTES, (from + n) * ID_BYTES), 0);
-  const heightsAt = n * ID_BYTES;
-  const indexesAt = heightsAt + n * 8;
   for (let i = 0; i < n; i++) {
-    page.writeDoubleLE(src.heights[from + i]!, heightsAt + i * 8);
-    page.writeUInt32LE(src.indexes[from + i]!, indexesAt + i * 4);
+    page.writeDoubleLE(src.heights[from + i]!, heightAt(n, i));
+    page.writeUInt32LE(src.indexes[from + i]!, indexAt(n, i));
   }
   return page;
 }
@@ -123,8 +125,8 @@ function decodePage(page: Uint8Array): SortedEntries {
   const heights = new Float64Array(n);
   const indexes = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    heights[i] = view.readDoubleLE(n * ID_BYTES + i * 8);
-    indexes[i] = view.readUInt32LE(n * ID_BYTES + n * 8 + i * 4);
+    heights[i] = view.readDoubleLE(heightAt(n, i));
+    indexes[i] = view.readUInt32LE(indexAt(n, i));
   }
   return { ids: page.subarray(0, n * ID_BYTES), heights, indexes };
 }
@@ -132,7 +134,7 @@ function decodePage(page: Uint8Array): SortedEntries {
 /** The entry `i` of a page of `n` entries: its place. */
 function placeAt(page: Uint8Array, n: number, i: number): { height: number; index: number } {
   const view = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-  return { height: view.readDoubleLE(n * ID_BYTES + i * 8), index: view.readUInt32LE(n * ID_BYTES + n * 8 + i * 4) };
+  return { height: view.readDoubleLE(heightAt(n, i)), index: view.readUInt32LE(indexAt(n, i)) };
 }
 
 /** A page's entries. Its `length`, not `byteLength`: LMDB's binding reads a value into a larger buffer it reuses (getBinaryFast) and sets `length`. */
