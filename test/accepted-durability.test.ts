@@ -3,7 +3,9 @@
 // A 4-member federation of real processes. m1's gateway is stopped first, so nothing m1 accepts
 // can leave it (no hand-off to the leaders, no proposal reaching anyone): without the journal,
 // the kill -9 right after the answers loses every one of them, deterministically. m1 comes back,
-// and every transaction it acknowledged must be committed exactly once.
+// and every transaction it acknowledged must be committed exactly once. A second test kills m1's
+// consensus while it holds another member's batch (no quorum: nothing commits) and checks the
+// batch is read back from disk at the restart (batch-disk.ts).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,6 +136,63 @@ test('every transaction m1 answered ACCEPTED is committed exactly once after a k
       }));
       assert.equal(new Set(where).size, 1, `members agree where ${h} is`);
     }
+  } catch (err) {
+    failed = true;
+    throw err;
+  }
+});
+
+/** A counter or gauge of m`member`'s consensus metrics (the sum over its label sets matching `labels`). */
+async function metric(member: number, name: string, labels = ''): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${memberPorts(basePort, member).consensusMetrics}/metrics`)).text();
+  let sum: number | undefined;
+  for (const m of text.matchAll(new RegExp(`^btcfed_${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    if (labels && !(m[1] ?? '').includes(labels)) continue;
+    sum = (sum ?? 0) + Number(m[2]);
+  }
+  return sum;
+}
+
+test('the batches a member holds survive a kill -9 of its consensus: read back from disk at the restart, then committed once', { timeout: 180_000 }, async (t) => {
+  const t0 = Date.now();
+  const mark = (what: string) => t.diagnostic(`${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  try {
+    // No quorum (m2 and m3 down): nothing commits, so the batches m0 sends m1 stay held there.
+    await kill9(2, 'consensus');
+    await kill9(3, 'consensus');
+    // Batches m1 holds from the first test (its own, whose transactions went inline after its restart) wait for their TTL.
+    const before = (await metric(M1, 'consensus_batch_disk_entries')) ?? 0;
+    const tag = randomBytes(4).toString('hex');
+    const txs = Array.from({ length: 200 }, (_, i) => new TextEncoder().encode(`held-${tag}-${i}`));
+    const c0 = clients[0]!;
+    const r = await call(c0.submitTransactions.bind(c0), { txs }, { deadlineMs: 10_000 });
+    assert.equal(r.accepted, txs.length);
+    const onDisk = await until('m1 to hold m0\'s batch on disk', async () => {
+      const n = await metric(M1, 'consensus_batch_disk_entries');
+      return n !== undefined && n > before ? n : undefined;
+    }, 20_000);
+    // Past the write window (20 ms), and the metrics poll (2 s) that reported it.
+    await new Promise((res) => setTimeout(res, 500));
+    await kill9(M1, 'consensus');
+    mark(`m1 consensus killed holding ${onDisk} batches on disk`);
+    await net!.restart(M1, 'consensus');
+    const held = await until('m1 to report the batches read back', async () => metric(M1, 'consensus_batch_disk_loaded_total', 'outcome="held"'), 20_000);
+    assert.ok(held >= onDisk, `m1 holds again the ${onDisk} batches it had on disk (${held})`);
+    assert.equal(await metric(M1, 'consensus_batch_disk_loaded_total', 'outcome="corrupt"'), 0);
+    mark('m1 restarted with its batches');
+
+    await net!.restart(2, 'consensus');
+    await net!.restart(3, 'consensus');
+    const want = txs.map((tx) => toHex(txHash(tx)));
+    const c1 = clients[M1]!;
+    await until('every transaction committed, as m1 sees it', async () => {
+      for (const h of want) {
+        const g = await call(c1.getTransaction.bind(c1), { txHash: Buffer.from(h, 'hex'), withProof: false }, { deadlineMs: 5000 });
+        if (g.status !== TxStatus.TX_STATUS_COMMITTED) return undefined;
+      }
+      return true;
+    }, 60_000);
+    mark('all committed');
   } catch (err) {
     failed = true;
     throw err;

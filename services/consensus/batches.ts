@@ -46,6 +46,12 @@ const MAX_NOTED_BLOCKS = 64;
 export const SERVED_MEMORY_MS = 30_000;
 const MAX_SERVED_PER_PEER = 4096;
 
+/** Where the batches held are kept beyond memory (batch-disk.ts): told of each batch held and forgotten. */
+export interface BatchKeeper {
+  put(hex: string, b: { holder: number; author: number; atMs: number; txs: readonly Uint8Array[] }): void;
+  forget(hex: string): void;
+}
+
 export interface BatchStoreOptions {
   /** Per holder: most bytes and batches kept; beyond, its oldest go. */
   maxBytesPerHolder: number;
@@ -63,10 +69,14 @@ export class BatchStore {
   /** Batch digest (hex) → how many of the noted blocks name it. */
   readonly #named = new Map<string, number>();
   #bytes = 0;
+  #keeper: BatchKeeper | undefined;
 
   constructor(o: BatchStoreOptions) {
     this.#o = o;
   }
+
+  /** From now on, each batch held is also given to `keeper`, and each one forgotten is taken from it. */
+  keepOn(keeper: BatchKeeper): void { this.#keeper = keeper; }
 
   get size(): number { return this.#byHex.size; }
   get bytes(): number { return this.#bytes; }
@@ -75,9 +85,10 @@ export class BatchStore {
 
   /**
    * Keeps a batch (its ids computed by the caller, once) charged to `holder`; the one already held
-   * under the same digest if any. The holder's oldest batches make room.
+   * under the same digest if any. The holder's oldest batches make room. `kept`: the keeper has it
+   * already (read back from it at start).
    */
-  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; tree?: { digest: Hash; leaves: Uint8Array } } = {}): StoredBatch {
+  add(holder: number, txs: readonly Uint8Array[], ids: readonly Hash[], nowMs: number, o: { author?: number; tree?: { digest: Hash; leaves: Uint8Array }; kept?: boolean } = {}): StoredBatch {
     const { digest, leaves } = o.tree ?? batchTree(ids);
     const hex = toHex(digest);
     const known = this.#byHex.get(hex);
@@ -95,6 +106,7 @@ export class BatchStore {
     h.bytes += bytes;
     this.#byHex.set(hex, b);
     this.#bytes += bytes;
+    if (!o.kept) this.#keeper?.put(hex, { holder, author: b.ref.author, atMs: nowMs, txs });
     for (const fn of [...this.#arrival]) fn(hex);
     return b;
   }
@@ -108,6 +120,7 @@ export class BatchStore {
     h.batches.delete(hex);
     h.bytes -= b.bytes;
     if (h.batches.size === 0) this.#byHolder.delete(b.holder);
+    this.#keeper?.forget(hex);
   }
 
   /** Forgets what has waited longer than the TTL (oldest first per holder). */

@@ -113,6 +113,11 @@ export class Inbound {
       refuse: (from, reason, detail) => this.#refuse(from, reason, detail), useless });
   }
 
+  /** Batches read back from disk at start (BatchIntake.restore): how many are held again, and forgotten as committed. */
+  restoreBatches(loaded: Parameters<BatchIntake['restore']>[0]): ReturnType<BatchIntake['restore']> {
+    return this.#batches.restore(loaded);
+  }
+
   /** Tokens of the useless budget a message of `bytes` costs. */
   uselessCost(bytes: number): number {
     const unit = Math.max(USELESS_UNIT_MIN_BYTES, (this.#d.driver.validatorCount + 1) * this.#d.limits.signatureBytes + 4096);

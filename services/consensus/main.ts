@@ -34,6 +34,8 @@ import { EQUIVOCATION_STRIKES } from './penalties.ts';
 import { EvidenceLog } from './evidence.ts';
 import { GatewayLink } from './gateway-link.ts';
 import { Inbound } from './inbound.ts';
+import { BatchDisk } from './batch-disk.ts';
+import { BATCH_TTL_MS } from './batches.ts';
 import { Mempool } from './mempool.ts';
 import { MempoolJournal } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
@@ -260,6 +262,14 @@ async function main(): Promise<void> {
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
       blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
+    // The batches held before a restart are held again (batch-disk.ts): a proposal naming them needs no fetch.
+    const batchDisk = await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk,
+      bytesPerSecondPerHolder: c.max_block_bytes });
+    driver.batches.keepOn(batchDisk);
+    const heldAgain = inbound.restoreBatches(await batchDisk.load(Date.now(), BATCH_TTL_MS));
+    m.batchDisk.loaded('held', heldAgain.held);
+    m.batchDisk.loaded('committed', heldAgain.committed);
+    if (heldAgain.held + heldAgain.committed > 0) log.info({ ...heldAgain, bytes: driver.batches.bytes }, 'batches held before the restart are held again (those whose transactions are all committed are not)');
     link.setValidators(current.set);
     link.start();
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
@@ -315,6 +325,7 @@ async function main(): Promise<void> {
       // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
       driver.batches.expire(Date.now());
+      batchDisk.sweep((hex) => driver.batches.get(hex) !== undefined);
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
@@ -382,6 +393,7 @@ async function main(): Promise<void> {
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
+    life.add({ name: 'batch-disk', run: () => batchDisk.close() });
     life.add({ name: 'retention', run: () => retention.idle() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();

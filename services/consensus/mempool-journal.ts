@@ -125,7 +125,7 @@ function newBatch(seq: number): Batch {
  * and rejects `commitError` with the cause (e.g. an I/O error on a full disk); read (and so
  * handle) it here, or its rejection would go unhandled and end the process.
  */
-async function writeError(err: unknown): Promise<string> {
+export async function writeError(err: unknown): Promise<string> {
   const cause = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
   if (!cause || typeof cause.then !== 'function') return errorMessage(err);
   return cause.then(() => errorMessage(err), (e: unknown) => `${errorMessage(err)}: ${errorMessage(e)}`);

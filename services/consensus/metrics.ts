@@ -5,6 +5,7 @@ import type { Metrics } from '#libs/metrics/index.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import { type Block, type ConsensusMessage, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import type { DriverObserver, SignerPort } from './ports.ts';
+import type { BatchDiskObserver } from './batch-disk.ts';
 import type { JournalObserver, ReplayOutcome } from './mempool-journal.ts';
 import { isOutside } from './ports.ts';
 
@@ -85,6 +86,13 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   for (const travel of ['batch', 'inline']) proposedTxs.inc({ travel }, 0);
   const batchBytes = m.gauge('consensus_batch_store_bytes', 'Bytes of the transaction batches held here by digest, this member\'s and other validators\' (batches.ts)');
   const batchCount = m.gauge('consensus_batch_store_entries', 'Transaction batches held here by digest');
+  const batchDiskCount = m.gauge('consensus_batch_disk_entries', 'Transaction batches held here that are on disk too, one LMDB value each (batch-disk.ts; read back at start)');
+  const batchDiskBytes = m.gauge('consensus_batch_disk_bytes', 'Bytes of the transactions of the batches on disk');
+  const batchDiskWrites = m.counter('consensus_batch_disk_writes_total', 'Write transactions of the batches on disk, by result (failed: the batches stay held in memory only)', ['result']);
+  for (const result of ['done', 'failed']) batchDiskWrites.inc({ result }, 0);
+  const batchDiskSkipped = m.counter('consensus_batch_disk_skipped_total', 'Batches held in memory only: their holder was over its bytes a second on disk (max_block_bytes a second; a flooding validator), by holder', ['holder']);
+  const batchDiskLoaded = m.counter('consensus_batch_disk_loaded_total', 'Batches read back from disk at start, by outcome: held again, forgotten as committed (all their transactions), or deleted as expired or corrupt', ['outcome']);
+  for (const outcome of ['held', 'committed', 'expired', 'corrupt']) batchDiskLoaded.inc({ outcome }, 0);
   const txIndexRecent = m.gauge('consensus_tx_index_unmerged_transactions', 'Committed transaction ids held in memory, waiting for the next merge into the block store\'s index (tx-index.ts; rebuilt from the blocks after a crash)');
   const txIndexBytes = m.gauge('consensus_tx_index_memory_bytes', 'Bytes the transaction index\'s in-memory tables take: the unmerged ids, the remembered misses, the filter of the ids on disk, and the runs\' fences and filters (tx-index.ts, tx-runs.ts; the tables keep the size of their fullest moment)');
   const txIndexFiltered = m.gauge('consensus_tx_index_filter_built_state', '1 once the filter of the index\'s ids on disk is built (id-filter.ts; built in the background after the store opens, and again after a join\'s history); until then every lookup searches the runs and the tree');
@@ -256,8 +264,16 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     size(n, bytes) { journalTxs.set(n); journalBytes.set(bytes); },
     replayed(outcome, n) { journalReplayed.inc({ outcome }, n); },
   };
+  const batchDisk: Required<BatchDiskObserver> = {
+    written() { batchDiskWrites.inc({ result: 'done' }); },
+    failed() { batchDiskWrites.inc({ result: 'failed' }); },
+    skipped(holder) { batchDiskSkipped.inc({ holder: String(holder) }); },
+    // Read back is not an outcome: what the caller made of it is (held, committed).
+    loaded(outcome, n) { if (outcome !== 'loaded') batchDiskLoaded.inc({ outcome }, n); },
+    size(n, bytes) { batchDiskCount.set(n); batchDiskBytes.set(bytes); },
+  };
   const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, txIndex };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */

@@ -1,0 +1,304 @@
+// The batches held, on real LMDB files (batch-disk.ts): what the store holds is read back after a
+// restart, oldest first, and what it forgot is not; values that are expired, do not parse, or whose
+// transactions do not hash to their key are deleted and counted; an environment that cannot be
+// opened is made again; a full disk costs a count and a log line, and the sweep after it deletes
+// what the failed write left behind.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { open } from 'lmdb';
+import { pino, type Logger } from 'pino';
+import { batchTree } from '#libs/blocks/index.ts';
+import { toHex, txHash } from '#libs/crypto/index.ts';
+import { BatchDisk, SHUTDOWN_RECORD, decodeBatch, encodeBatch, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
+import { BATCH_TTL_MS, BatchStore } from './batches.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dirs: string[] = [];
+const mounts: string[] = [];
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-batch-disk-'));
+  dirs.push(d);
+  return d;
+};
+const cleanUp = () => {
+  for (const m of mounts.splice(0)) { try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* not mounted */ } }
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+};
+after(cleanUp);
+process.once('exit', cleanUp);
+
+function capture(): { log: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+  return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+function recorder() {
+  const loaded: Partial<Record<LoadOutcome, number>> = {};
+  const r = { puts: 0, removes: 0, failed: 0, size: [0, 0] as [number, number], loaded };
+  const observer: BatchDiskObserver = {
+    written: (puts, removes) => { r.puts += puts; r.removes += removes; },
+    failed: () => { r.failed++; },
+    loaded: (o, n) => { loaded[o] = (loaded[o] ?? 0) + n; },
+    size: (n, bytes) => { r.size = [n, bytes]; },
+  };
+  return { observer, r };
+}
+
+/** A batch of `n` transactions tagged `tag`, with its ids and tree. */
+function batch(tag: string, n: number, size = 100) {
+  const txs = Array.from({ length: n }, (_, k) => enc(`${tag}-${k}-`.padEnd(size, '.')));
+  const ids = txs.map(txHash);
+  return { txs, ids, tree: batchTree(ids) };
+}
+
+const store = () => new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 4 });
+
+test('the batches a store holds are read back after a restart, oldest first, as they were; those it forgot are not', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer });
+  assert.deepEqual(await disk.load(1_000, BATCH_TTL_MS), []);
+  const s = store();
+  s.keepOn(disk);
+  const a = batch('a', 5);
+  const b = batch('b', 3);
+  const c = batch('c', 4);
+  const own = batch('own', 2);
+  s.add(2, b.txs, b.ids, 2_000, { author: 3, tree: b.tree });
+  s.add(1, a.txs, a.ids, 1_000, { tree: a.tree });
+  const held = s.add(1, c.txs, c.ids, 3_000);
+  s.add(0, own.txs, own.ids, 4_000);
+  s.forget(held.hex);
+  await disk.flush();
+  // c was written and deleted in one window: never written.
+  assert.equal(rec.r.puts, 3);
+  assert.deepEqual(rec.r.size, [3, 5 * 100 + 3 * 100 + 2 * 100]);
+  await disk.close();
+
+  const rec2 = recorder();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec2.observer });
+  const loaded = await again.load(5_000, BATCH_TTL_MS);
+  assert.deepEqual(loaded.map((l) => [toHex(l.tree.digest), l.holder, l.author, l.atMs]),
+    [[toHex(a.tree.digest), 1, 1, 1_000], [toHex(b.tree.digest), 2, 3, 2_000], [toHex(own.tree.digest), 0, 0, 4_000]]);
+  assert.deepEqual(loaded[0]!.txs.map((t) => Buffer.from(t).toString()), a.txs.map((t) => Buffer.from(t).toString()));
+  assert.deepEqual(loaded[0]!.ids, a.ids);
+  assert.deepEqual(rec2.r.loaded, { loaded: 3, expired: 0, corrupt: 0 });
+  assert.deepEqual(rec2.r.size, [3, 1_000]);
+
+  // Held again as read back: not written a second time; the holder's room made still deletes.
+  const s2 = store();
+  s2.keepOn(again);
+  for (const l of loaded) s2.add(l.holder, l.txs, l.ids, l.atMs, { author: l.author, tree: l.tree, kept: true });
+  for (let k = 0; k < 4; k++) { const x = batch(`more-${k}`, 1); s2.add(1, x.txs, x.ids, 6_000 + k); }
+  assert.equal(s2.get(toHex(a.tree.digest)), undefined, 'holder 1\'s oldest made room');
+  await again.flush();
+  assert.equal(rec2.r.puts, 4, 'only the four new batches were written');
+  await again.close();
+  const third = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  const back = (await third.load(7_000, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest));
+  assert.equal(back.length, 6);
+  assert.ok(!back.includes(toHex(a.tree.digest)), 'the batch that made room is gone from disk too');
+  await third.close();
+});
+
+test('at load, expired values, values that do not parse and values whose transactions do not hash to their key are deleted and counted', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const good = batch('good', 3);
+  const old = batch('old', 3);
+  const lie = batch('lie', 3);
+  const now = 10_000_000;
+  const value = (b: ReturnType<typeof batch>, atMs: number) => encodeBatch({ holder: 1, author: 1, atMs, txs: b.txs });
+  const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+  await raw.put(Buffer.from(good.tree.digest), value(good, now - 1_000));
+  await raw.put(Buffer.from(old.tree.digest), value(old, now - BATCH_TTL_MS - 1));
+  // Another batch's transactions under this one's digest.
+  await raw.put(Buffer.from(lie.tree.digest), value(good, now - 1_000));
+  await raw.put(Buffer.alloc(32, 7), Buffer.from('not a batch'));
+  await raw.put(Buffer.from('short'), value(good, now));
+  const cut = value(batch('cut', 3), now);
+  await raw.put(Buffer.alloc(32, 9), cut.subarray(0, cut.length - 1));
+  await raw.close();
+  fs.writeFileSync(path.join(dir, SHUTDOWN_RECORD), JSON.stringify({ closed: true }));
+
+  const { log, lines } = capture();
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log, observer: rec.observer });
+  const loaded = await disk.load(now, BATCH_TTL_MS);
+  assert.deepEqual(loaded.map((l) => toHex(l.tree.digest)), [toHex(good.tree.digest)]);
+  assert.deepEqual(rec.r.loaded, { loaded: 1, expired: 1, corrupt: 4 });
+  const whys = lines.filter((l) => /corrupt value deleted/.test(l.msg)).map((l) => String(l.why));
+  assert.equal(whys.length, 4);
+  assert.ok(whys.some((w) => /do not hash to the digest/.test(w)), whys.join('; '));
+  assert.ok(whys.some((w) => /a key of 5 bytes/.test(w)), whys.join('; '));
+  assert.ok(whys.some((w) => /version|header/.test(w)), whys.join('; '));
+  assert.ok(whys.some((w) => /do not fit|runs past/.test(w)), whys.join('; '));
+  await disk.close();
+  // Deleted: a second start finds the good one only.
+  const rec2 = recorder();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec2.observer });
+  assert.equal((await again.load(now, BATCH_TTL_MS)).length, 1);
+  assert.deepEqual(rec2.r.loaded, { loaded: 1, expired: 0, corrupt: 0 });
+  await again.close();
+});
+
+test('decodeBatch never throws, and never returns transactions outside the value, whatever the bytes', () => {
+  const v = encodeBatch({ holder: 2, author: 3, atMs: 123, txs: batch('fuzz', 6, 40).txs });
+  assert.ok(!('why' in decodeBatch(v)));
+  let seed = 20261130;
+  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+  let refused = 0;
+  for (let i = 0; i < 5_000; i++) {
+    let m: Uint8Array = Uint8Array.from(v);
+    const op = rand(3);
+    if (op === 0) m = m.subarray(0, rand(m.length));
+    else if (op === 1) for (let k = 0; k <= rand(4); k++) m[rand(m.length)] = rand(256);
+    else m = Uint8Array.from([...m, ...Array.from({ length: 1 + rand(8) }, () => rand(256))]);
+    const d = decodeBatch(m);
+    if ('why' in d) { refused++; continue; }
+    let bytes = 21;
+    for (const tx of d.txs) {
+      assert.equal(tx.buffer, m.buffer);
+      assert.ok(tx.byteOffset >= m.byteOffset && tx.byteOffset + tx.length <= m.byteOffset + m.length);
+      bytes += 4 + tx.length;
+    }
+    assert.equal(bytes, m.length, 'a decoded value is read to its end');
+  }
+  assert.ok(refused > 2_000, `most mutations are refused (${refused})`);
+  const huge = Uint8Array.from(v);
+  Buffer.from(huge.buffer).writeUInt32BE(0xffffffff, 17);
+  assert.match((decodeBatch(huge) as { why: string }).why, /cannot fit/);
+});
+
+test('an environment that cannot be opened is removed and made again, logged at error', async () => {
+  const dir = path.join(tmp(), 'batches');
+  fs.mkdirSync(path.join(dir, 'data.mdb'), { recursive: true });
+  fs.writeFileSync(path.join(dir, SHUTDOWN_RECORD), JSON.stringify({ closed: true }));
+  const { log, lines } = capture();
+  const disk = await BatchDisk.open({ path: dir, log });
+  assert.ok(lines.some((l) => l.level === 50 && /cannot be opened: removed and made again/.test(l.msg)), JSON.stringify(lines));
+  assert.deepEqual(await disk.load(1, BATCH_TTL_MS), []);
+  const b = batch('after', 2);
+  disk.put(toHex(b.tree.digest), { holder: 1, author: 1, atMs: 1, txs: b.txs });
+  await disk.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  assert.equal((await again.load(2, BATCH_TTL_MS)).length, 1, 'the new environment keeps what is written');
+  await again.close();
+});
+
+test('an environment left open when the machine stopped is removed before it is opened; one a process left open during this boot is read', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const b = batch('kept', 2);
+  const fill = async () => {
+    const d = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+    d.put(toHex(b.tree.digest), { holder: 1, author: 1, atMs: 1, txs: b.txs });
+    await d.close();
+  };
+  const record = path.join(dir, SHUTDOWN_RECORD);
+  await fill();
+  assert.deepEqual(JSON.parse(fs.readFileSync(record, 'utf8')).closed, true);
+  const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const cases: Array<[string, string | undefined, number, RegExp | undefined]> = [
+    ['closed', JSON.stringify({ boot: 'another', closed: true }), 1, undefined],
+    ['open during this boot (a kill -9)', JSON.stringify({ boot, closed: false }), 1, undefined],
+    ['open during another boot', JSON.stringify({ boot: 'another', closed: false }), 0, /machine stopped/],
+    ['no record', undefined, 0, /no shutdown.json/],
+    ['a record that does not parse', '{', 0, /does not parse/],
+  ];
+  for (const [what, text, want, why] of cases) {
+    await fill();
+    if (text === undefined) fs.rmSync(record);
+    else fs.writeFileSync(record, text);
+    const { log, lines } = capture();
+    const d = await BatchDisk.open({ path: dir, log });
+    assert.equal((await d.load(2, BATCH_TTL_MS)).length, want, what);
+    const removed = lines.find((l) => /removed before opening/.test(l.msg));
+    if (why) assert.match(String(removed?.why), why, what);
+    else assert.equal(removed, undefined, what);
+    assert.equal(JSON.parse(fs.readFileSync(record, 'utf8')).closed, false, `${what}: recorded open`);
+    await d.close();
+  }
+});
+
+test('what one holder makes this member write is bounded in bytes a second: beyond, its batches are held in memory only', async () => {
+  const dir = path.join(tmp(), 'batches');
+  let now = 1_000;
+  const rec = recorder();
+  const skipped: number[] = [];
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: { ...rec.observer, skipped: (h) => skipped.push(h) },
+    bytesPerSecondPerHolder: 10_000, now: () => now });
+  await disk.load(now, BATCH_TTL_MS);
+  const s = new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 16 });
+  s.keepOn(disk);
+  // Holder 1 floods: 5 batches of 5,000 bytes at once; a burst is two seconds' worth (20,000).
+  const flood = Array.from({ length: 5 }, (_, k) => batch(`flood-${k}`, 50, 100));
+  for (const b of flood) s.add(1, b.txs, b.ids, now, { tree: b.tree });
+  const honest = batch('honest', 50, 100);
+  s.add(2, honest.txs, honest.ids, now, { tree: honest.tree });
+  await disk.flush();
+  assert.equal(rec.r.puts, 5, 'four of the flooder\'s batches and the other holder\'s');
+  assert.deepEqual(skipped, [1]);
+  assert.equal(s.size, 6, 'every batch is held in memory all the same');
+  now += 1_000;
+  const later = batch('later', 50, 100);
+  s.add(1, later.txs, later.ids, now, { tree: later.tree });
+  await disk.flush();
+  assert.equal(rec.r.puts, 6, 'a second later, the holder writes again');
+  await disk.close();
+});
+
+test('a full disk fails a write (counted, logged, the batches stay held), and the sweep after it deletes what the write could not', async (t) => {
+  const mnt = tmp();
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { stdio: 'ignore' });
+    mounts.push(mnt);
+  } catch {
+    t.skip('cannot mount a tmpfs here (needs root)');
+    return;
+  }
+  const unhandled: unknown[] = [];
+  const onUnhandled = (r: unknown) => { unhandled.push(r); };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const dir = path.join(mnt, 'batches');
+    const { log, lines } = capture();
+    const rec = recorder();
+    const disk = await BatchDisk.open({ path: dir, log, observer: rec.observer });
+    await disk.load(1, BATCH_TTL_MS);
+    const s = store();
+    s.keepOn(disk);
+    const small = s.add(1, batch('small', 2).txs, batch('small', 2).ids, 1);
+    await disk.flush();
+    assert.equal(rec.r.puts, 1);
+    const filler = path.join(mnt, 'filler');
+    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, Number(fs.statfsSync(mnt).bavail) * fs.statfsSync(mnt).bsize - (8 << 10))));
+    // One write: a batch too large for what is left, and the small one's deletion.
+    const big = batch('big', 40, 10_000);
+    const held = s.add(2, big.txs, big.ids, 2);
+    s.forget(small.hex);
+    await disk.flush();
+    assert.equal(rec.r.failed, 1, 'the write failed');
+    assert.ok(lines.some((l) => l.level === 50 && /a write failed/.test(l.msg)));
+    assert.equal(s.get(held.hex), held, 'the batch is still held in memory');
+    assert.deepEqual(rec.r.size, [0, 0], 'nothing is counted as on disk');
+
+    fs.rmSync(filler);
+    disk.sweep((hex) => s.get(hex) !== undefined);
+    await disk.flush();
+    disk.sweep(() => false); // no write failed since: reads nothing, deletes nothing
+    await disk.close();
+    const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+    assert.deepEqual(await again.load(3, BATCH_TTL_MS), [], 'the sweep deleted the batch the failed write should have');
+    await again.close();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
