@@ -84,7 +84,9 @@ test('the batches a store holds are read back after a restart, oldest first, as 
 
   const rec2 = recorder();
   const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec2.observer });
-  const loaded = await again.load(5_000, BATCH_TTL_MS);
+  const handed: string[] = [];
+  const loaded = await again.load(5_000, BATCH_TTL_MS, (l) => handed.push(toHex(l.tree.digest)));
+  assert.deepEqual(handed, loaded.map((l) => toHex(l.tree.digest)), 'each batch handed over as it is checked, in the same order');
   assert.deepEqual(loaded.map((l) => [toHex(l.tree.digest), l.holder, l.author, l.atMs]),
     [[toHex(a.tree.digest), 1, 1, 1_000], [toHex(b.tree.digest), 2, 3, 2_000], [toHex(own.tree.digest), 0, 0, 4_000]]);
   assert.deepEqual(loaded[0]!.txs.map((t) => Buffer.from(t).toString()), a.txs.map((t) => Buffer.from(t).toString()));

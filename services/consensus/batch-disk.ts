@@ -33,7 +33,7 @@ import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
-import { bytesEqual, fromHex, toHex, txHash } from '#libs/crypto/index.ts';
+import { fromHex, toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { readIfExists, writeFileAtomic } from '#libs/files/durable.ts';
 import type { Hash } from '#libs/hotstuff/index.ts';
@@ -46,6 +46,8 @@ const HEADER_BYTES = 1 + 4 + 4 + 8 + 4;
 export const WRITE_WINDOW_MS = 20;
 /** The record of how the environment was left (the top of this file), in its directory. */
 export const SHUTDOWN_RECORD = 'shutdown.json';
+/** How long load() checks batches before it lets other work run. */
+const LOAD_SLICE_MS = 10;
 /** Corrupt values logged one by one at load; the rest only in the summary. */
 const LOGGED_CORRUPT = 10;
 
@@ -180,6 +182,8 @@ export class BatchDisk {
   /** A write failed since the last sweep: the disk may hold keys the store forgot. */
   #dirty = false;
   #closed = false;
+  /** A load() is under way. */
+  #loading = false;
   /** Per holder: bytes a second written (bytesPerSecondPerHolder). */
   readonly #budget: HandoffBudget | undefined;
   /** Counts for tests and the log: writes done and failed, batches over their holder's budget. */
@@ -235,59 +239,74 @@ export class BatchDisk {
   get bytes(): number { return this.#bytes; }
 
   /**
-   * Reads every batch back, oldest first. Deleted and counted: values older than `ttlMs` at `nowMs`
-   * and values that are corrupt (a layout that does not parse, or transactions that do not hash
-   * to the digest they are stored under). The rest are returned, oldest first, to be held again
-   * (the caller tells forget() of those it does not keep). Never throws for a value.
+   * Reads every batch back, oldest first, handing each to `each` as it is checked (the checks —
+   * each transaction hashed again — yield to other work every few milliseconds: a full store is
+   * tens of megabytes). Deleted and counted: values older than `ttlMs` at `nowMs` and values that
+   * are corrupt (a layout that does not parse, or transactions that do not hash to the digest they
+   * are stored under). Returns the batches handed over. Never throws for a value.
    */
-  async load(nowMs: number, ttlMs: number): Promise<LoadedBatch[]> {
+  async load(nowMs: number, ttlMs: number, each?: (b: LoadedBatch) => void): Promise<LoadedBatch[]> {
     const counts: Record<'loaded' | 'expired' | 'corrupt', number> = { loaded: 0, expired: 0, corrupt: 0 };
     const out: LoadedBatch[] = [];
-    const drop: Buffer[] = [];
+    const drop: string[] = [];
+    const corrupt = (hex: string, why: string): void => {
+      drop.push(hex);
+      counts.corrupt++;
+      if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: hex.slice(0, 16), why }, 'batches on disk: corrupt value deleted');
+    };
+    this.#loading = true;
     try {
-      for (const { key, value } of this.#db.getRange()) {
-        const k = Buffer.from(key);
-        const why = this.#check(k, value, nowMs, ttlMs, out);
-        if (why === undefined) { counts.loaded++; continue; }
-        drop.push(k);
-        if (why === 'expired') { counts.expired++; continue; }
-        counts.corrupt++;
-        if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: k.toString('hex').slice(0, 16), why }, 'batches on disk: corrupt value deleted');
+      // Read and parsed at once (a copy each: the range's buffers are not ours to keep), checked after.
+      const read: Array<{ hex: string; d: DiskBatch }> = [];
+      let rewrite = false;
+      try {
+        for (const { key, value } of this.#db.getRange()) {
+          const hex = Buffer.from(key).toString('hex');
+          if (key.length !== 32) { corrupt(hex, `a key of ${key.length} bytes`); continue; }
+          const d = decodeBatch(Uint8Array.prototype.slice.call(value));
+          if ('why' in d) { corrupt(hex, d.why); continue; }
+          if (d.atMs <= nowMs - ttlMs) { drop.push(hex); counts.expired++; continue; }
+          read.push({ hex, d });
+        }
+      } catch (err) {
+        // The environment itself cannot be read: what was read stands (written again), the rest is dropped with it.
+        this.#o.log.error({ path: this.#o.path, err: errorMessage(err), read: read.length }, 'batches on disk cannot be read to the end: removed and made again');
+        await this.#db.close();
+        fs.rmSync(this.#o.path, { recursive: true, force: true });
+        this.#db = this.#open();
+        await this.#recordOpen();
+        drop.length = 0;
+        rewrite = true;
       }
-    } catch (err) {
-      // The environment itself cannot be read: what was read stands, the rest is dropped with it.
-      this.#o.log.error({ path: this.#o.path, err: errorMessage(err), read: out.length }, 'batches on disk cannot be read to the end: removed and made again');
-      await this.#db.close();
-      fs.rmSync(this.#o.path, { recursive: true, force: true });
-      this.#db = this.#open();
-      await this.#recordOpen();
-      drop.length = 0;
-      for (const b of out) this.#queue.set(toHex(b.tree.digest), b);
-      this.#schedule();
+      // Oldest first: the store makes room in its holders' order of arrival.
+      read.sort((a, b) => a.d.atMs - b.d.atMs);
+      let slice = performance.now();
+      for (const { hex, d } of read) {
+        if (this.#closed) break;
+        const ids = d.txs.map(txHash);
+        const tree = batchTree(ids);
+        if (toHex(tree.digest) !== hex) { corrupt(hex, 'its transactions do not hash to the digest it is stored under'); continue; }
+        const b: LoadedBatch = { ...d, ids, tree };
+        this.#track(hex, b);
+        if (rewrite) this.#queue.set(hex, b);
+        counts.loaded++;
+        out.push(b);
+        each?.(b);
+        if (performance.now() - slice > LOAD_SLICE_MS) {
+          await new Promise((r) => setImmediate(r));
+          slice = performance.now();
+        }
+      }
+    } finally {
+      this.#loading = false;
     }
-    for (const b of out) this.#track(toHex(b.tree.digest), b);
-    // Oldest first: the store makes room in its holders' order of arrival.
-    out.sort((a, b) => a.atMs - b.atMs);
-    for (const k of drop) this.#queue.set(k.toString('hex'), null);
-    if (drop.length > 0) this.#schedule();
+    // Not one a batch that arrived meanwhile put there again.
+    for (const hex of drop) if (!this.#onDisk.has(hex)) this.#queue.set(hex, null);
+    if (this.#queue.size > 0) this.#schedule();
     this.#report();
     for (const [outcome, n] of Object.entries(counts) as Array<[keyof typeof counts, number]>) this.#o.observer?.loaded?.(outcome, n);
     this.#o.log[counts.corrupt > 0 ? 'warn' : 'info']({ path: this.#o.path, ...counts }, 'batches on disk read back');
     return out;
-  }
-
-  /** Undefined when the value is a batch (pushed to `out`), else 'expired' or why it is corrupt. */
-  #check(key: Buffer, value: Uint8Array, nowMs: number, ttlMs: number, out: LoadedBatch[]): string | undefined {
-    if (key.length !== 32) return `a key of ${key.length} bytes`;
-    // A copy: the transactions are kept, and the range's buffers are not ours to keep.
-    const d = decodeBatch(Uint8Array.prototype.slice.call(value));
-    if ('why' in d) return d.why;
-    if (d.atMs <= nowMs - ttlMs) return 'expired';
-    const ids = d.txs.map(txHash);
-    const tree = batchTree(ids);
-    if (!bytesEqual(tree.digest, key)) return 'its transactions do not hash to the digest it is stored under';
-    out.push({ ...d, ids, tree });
-    return undefined;
   }
 
   /** Writes the batch under its digest (hex) soon, if its holder's bytes a second allow. */
@@ -324,7 +343,8 @@ export class BatchDisk {
    * have deleted). Keys only are read. Does nothing when no write failed since the last sweep.
    */
   sweep(holds: (hex: string) => boolean): void {
-    if (!this.#dirty || this.#closed || this.#writing) return;
+    // Not while loading: the keys not read back yet are not held yet.
+    if (!this.#dirty || this.#closed || this.#writing || this.#loading) return;
     this.#dirty = false;
     let n = 0;
     for (const key of this.#db.getKeys()) {

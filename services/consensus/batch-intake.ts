@@ -123,30 +123,25 @@ export class BatchIntake {
   }
 
   /**
-   * Batches read back from disk at start (batch-disk.ts, oldest first): held again by their digest,
+   * A batch read back from disk at start (batch-disk.ts, oldest first): held again by its digest,
    * within the store's bounds per holder, and another validator's transactions offered to the pool
    * again as its batch had them (this member's own are in the mempool journal). A batch all of whose
-   * transactions are committed is forgotten. Returns how many are held again, and how many were
-   * forgotten as committed.
+   * transactions are committed is forgotten: false.
    */
-  restore(loaded: ReadonlyArray<{ holder: number; author: number; atMs: number; txs: readonly Uint8Array[]; ids: Uint8Array[]; tree: { digest: Uint8Array; leaves: Uint8Array } }>): { held: number; committed: number } {
+  restore(b: { holder: number; author: number; atMs: number; txs: readonly Uint8Array[]; ids: Uint8Array[]; tree: { digest: Uint8Array; leaves: Uint8Array } }): boolean {
     const { driver, pool, clock } = this.#d;
     const now = clock.now();
-    const hexes: string[] = [];
-    let forgotten = 0;
-    for (const b of loaded) {
-      // A validator index of another epoch's set (more members then) is charged as an outsider's.
-      const source = b.holder < driver.validatorCount ? b.holder : OUTSIDE_BASE;
-      const batch = driver.batches.add(b.holder, b.txs, b.ids, b.atMs, { author: b.author, tree: b.tree, kept: true });
-      let committed = 0;
-      for (const [k, tx] of b.txs.entries()) {
-        if (driver.isCommitted(b.ids[k]!)) { committed++; continue; }
-        if (b.holder !== driver.self && txSizeError(tx, this.#d.maxTxBytes) === null) pool.offer(tx, now, driver.isCommitted, source, { hash: b.ids[k]!, batch });
-      }
-      if (committed === b.txs.length) { driver.batches.forget(batch.hex); forgotten++; } else hexes.push(batch.hex);
+    // A validator index of another epoch's set (more members then) is charged as an outsider's.
+    const source = b.holder < driver.validatorCount ? b.holder : OUTSIDE_BASE;
+    const batch = driver.batches.add(b.holder, b.txs, b.ids, b.atMs, { author: b.author, tree: b.tree, kept: true });
+    let committed = 0;
+    for (const [k, tx] of b.txs.entries()) {
+      if (driver.isCommitted(b.ids[k]!)) { committed++; continue; }
+      if (b.holder !== driver.self && txSizeError(tx, this.#d.maxTxBytes) === null) pool.offer(tx, now, driver.isCommitted, source, { hash: b.ids[k]!, batch });
     }
-    // A holder's later batches may have made room (its bounds are the store's): those are not held.
-    return { held: hexes.filter((h) => driver.batches.get(h) !== undefined).length, committed: forgotten };
+    if (committed < b.txs.length) return true;
+    driver.batches.forget(batch.hex);
+    return false;
   }
 
   /** A batch from `from`: each validator's bounded in transactions a second, and in its share of the pool (Mempool.offer with a source). */

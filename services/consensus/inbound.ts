@@ -113,9 +113,9 @@ export class Inbound {
       refuse: (from, reason, detail) => this.#refuse(from, reason, detail), useless });
   }
 
-  /** Batches read back from disk at start (BatchIntake.restore): how many are held again, and forgotten as committed. */
-  restoreBatches(loaded: Parameters<BatchIntake['restore']>[0]): ReturnType<BatchIntake['restore']> {
-    return this.#batches.restore(loaded);
+  /** A batch read back from disk at start (BatchIntake.restore): false when it was forgotten as committed. */
+  restoreBatch(b: Parameters<BatchIntake['restore']>[0]): boolean {
+    return this.#batches.restore(b);
   }
 
   /** Tokens of the useless budget a message of `bytes` costs. */

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { blockHash, createSlhDsa, paramSpec } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, paramSpec, toHex } from '#libs/crypto/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
 import { createLogger, logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
@@ -262,16 +262,23 @@ async function main(): Promise<void> {
     inbound = new Inbound({ limits: { ...limits, chainId: c.chain_id, maxFrameBytes: 64 << 20, maxSyncBlocks: MAX_SYNC_BLOCKS, hashBlock: blockHash },
       blockTime: { driftMs: c.block_time_drift, maxDelayMs: c.block_time_max_delay },
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
-    // The batches held before a restart are held again (batch-disk.ts): a proposal naming them needs no fetch.
+    // The batches held before a restart are held again (batch-disk.ts): a proposal naming them needs
+    // no fetch. Read back in the background once the link is up (a full store is tens of megabytes to hash).
     const batchDisk = await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk,
       bytesPerSecondPerHolder: c.max_block_bytes });
     driver.batches.keepOn(batchDisk);
-    const heldAgain = inbound.restoreBatches(await batchDisk.load(Date.now(), BATCH_TTL_MS));
-    m.batchDisk.loaded('held', heldAgain.held);
-    m.batchDisk.loaded('committed', heldAgain.committed);
-    if (heldAgain.held + heldAgain.committed > 0) log.info({ ...heldAgain, bytes: driver.batches.bytes }, 'batches held before the restart are held again (those whose transactions are all committed are not)');
     link.setValidators(current.set);
     link.start();
+    const restoring = (async () => {
+      const held: string[] = [];
+      let committed = 0;
+      await batchDisk.load(Date.now(), BATCH_TTL_MS, (b) => { if (inbound?.restoreBatch(b)) held.push(toHex(b.tree.digest)); else committed++; });
+      // A holder's later batches may have made room meanwhile: those are not held.
+      const still = held.filter((h) => driver.batches.get(h) !== undefined).length;
+      m.batchDisk.loaded('held', still);
+      m.batchDisk.loaded('committed', committed);
+      if (held.length + committed > 0) log.info({ held: still, committed, bytes: driver.batches.bytes }, 'batches held before the restart are held again (those whose transactions are all committed are not)');
+    })().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'batches on disk could not be read back (proposals naming them fetch them)'));
     // The ListPeers poll (below) stops with the channel it calls: a call on a closed channel
     // throws, and during the gRPC servers' grace period it crashed the shutdown ('stopped' never logged).
     let poll: NodeJS.Timeout | undefined;
@@ -393,7 +400,7 @@ async function main(): Promise<void> {
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
-    life.add({ name: 'batch-disk', run: () => batchDisk.close() });
+    life.add({ name: 'batch-disk', run: async () => { await batchDisk.close(); await restoring; } });
     life.add({ name: 'retention', run: () => retention.idle() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
