@@ -1,5 +1,6 @@
 // The batches this member holds, on disk (docs/consensus.md, "Batches"): each batch the BatchStore
-// keeps (batches.ts) — received from a validator, fetched for a proposal, or this member's own — is
+// keeps (batches.ts) that the caller hands over — main.ts: those of other validators, received or
+// fetched for a proposal; this member's own transactions are in its mempool journal already — is
 // written once, as one LMDB value under its digest, and deleted when the store forgets it (its block
 // committed, its holder's room made, its TTL past). At start the values are read back: a member that
 // restarts votes on a proposal naming batches it held before without asking anyone for them, and

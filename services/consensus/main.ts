@@ -266,7 +266,8 @@ async function main(): Promise<void> {
     // no fetch. Read back in the background once the link is up (a full store is tens of megabytes to hash).
     const batchDisk = await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk,
       bytesPerSecondPerHolder: c.max_block_bytes });
-    driver.batches.keepOn(batchDisk);
+    // Other validators' batches only: this member's own transactions are in its mempool journal already.
+    driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
     link.setValidators(current.set);
     link.start();
     const restoring = (async () => {
