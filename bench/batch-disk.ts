@@ -8,7 +8,7 @@
 // /proc/self/io), per transaction, the two ways alternating in rounds. Then a restart: the time to
 // read back a full store's worth (`--held` batches: each value parsed and its transactions hashed
 // again) and hold it again.
-// Run: node_modules/.bin/node bench/batch-disk.ts [--txs 400000] [--batch 500] [--lag 12] [--held 400] [--rounds 4]
+// Run: node_modules/.bin/node bench/batch-disk.ts [--txs 400000] [--batch 500] [--lag 12] [--held 400] [--rounds 4] [--window MS]
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -22,13 +22,14 @@ import { BatchDisk } from '../services/consensus/batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from '../services/consensus/batches.ts';
 import { du, printMachine, table } from './support.ts';
 
-const { values: f } = parseArgs({ options: { txs: { type: 'string' }, batch: { type: 'string' }, lag: { type: 'string' }, held: { type: 'string' }, rounds: { type: 'string' } } });
+const { values: f } = parseArgs({ options: { txs: { type: 'string' }, batch: { type: 'string' }, lag: { type: 'string' }, held: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } } });
 const BATCH = Number(f.batch ?? 500);
 const ROUNDS = Number(f.rounds ?? 4);
 const PER_ROUND = Math.max(1, Math.round(Number(f.txs ?? 400_000) / ROUNDS / BATCH));
 const LAG = Number(f.lag ?? 12);
 const HELD = Number(f.held ?? 400);
 const TX_BYTES = 250;
+const WINDOW = f.window ? Number(f.window) : undefined;
 const HOLDERS = 3;
 
 const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   printMachine('batches on disk benchmark', [`${ROUNDS} rounds of ${PER_ROUND} batches of ${BATCH} × ${TX_BYTES} B each way, each forgotten ${LAG} batches later; then ${HELD} batches read back`]);
   const log = pino({ level: 'silent' });
   try {
-    const disk = await BatchDisk.open({ path: path.join(dir, 'batches'), log });
+    const disk = await BatchDisk.open({ path: path.join(dir, 'batches'), log, ...(WINDOW ? { windowMs: WINDOW } : {}) });
     await disk.load(Date.now(), BATCH_TTL_MS);
     const acc = { memCpu: 0, diskCpu: 0, memBytes: 0, diskBytes: 0 };
     const rows: string[][] = [];

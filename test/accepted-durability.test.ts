@@ -162,6 +162,7 @@ test('the batches a member holds survive a kill -9 of its consensus: read back f
     await kill9(3, 'consensus');
     // Batches m1 holds from the first test (its own, whose transactions went inline after its restart) wait for their TTL.
     const before = (await metric(M1, 'consensus_batch_disk_entries')) ?? 0;
+    const writesBefore = (await metric(M1, 'consensus_batch_disk_writes_total', 'result="done"')) ?? 0;
     const tag = randomBytes(4).toString('hex');
     const txs = Array.from({ length: 200 }, (_, i) => new TextEncoder().encode(`held-${tag}-${i}`));
     const c0 = clients[0]!;
@@ -171,8 +172,11 @@ test('the batches a member holds survive a kill -9 of its consensus: read back f
       const n = await metric(M1, 'consensus_batch_disk_entries');
       return n !== undefined && n > before ? n : undefined;
     }, 20_000);
-    // Past the write window (20 ms), and the metrics poll (2 s) that reported it.
-    await new Promise((res) => setTimeout(res, 500));
+    // A batch is written once held for 2 s (batch-disk.ts WRITE_AFTER_MS): wait for that write.
+    await until('m1 to write it', async () => {
+      const n = await metric(M1, 'consensus_batch_disk_writes_total', 'result="done"');
+      return n !== undefined && n > writesBefore ? n : undefined;
+    }, 20_000);
     await kill9(M1, 'consensus');
     mark(`m1 consensus killed holding ${onDisk} batches on disk`);
     await net!.restart(M1, 'consensus');

@@ -110,6 +110,28 @@ test('the batches a store holds are read back after a restart, oldest first, as 
   await third.close();
 });
 
+test('a batch is written only once it has been held for writeAfterMs: one forgotten sooner is never written', async () => {
+  const dir = path.join(tmp(), 'batches');
+  let now = 0;
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer, now: () => now, writeAfterMs: 1_000, windowMs: 10 });
+  await disk.load(now, BATCH_TTL_MS);
+  const s = store();
+  s.keepOn(disk);
+  const soon = s.add(1, batch('soon', 3).txs, batch('soon', 3).ids, now);
+  const late = s.add(2, batch('late', 3).txs, batch('late', 3).ids, now);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(rec.r.puts, 0, 'nothing is due yet');
+  s.forget(soon.hex);
+  now = 1_500;
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual([rec.r.puts, rec.r.removes], [1, 0], 'the batch still held is written; the one forgotten never was, so nothing is deleted');
+  await disk.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  assert.deepEqual((await again.load(now, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest)), [late.hex]);
+  await again.close();
+});
+
 test('at load, expired values, values that do not parse and values whose transactions do not hash to their key are deleted and counted', async () => {
   const dir = path.join(tmp(), 'batches');
   const good = batch('good', 3);
@@ -118,14 +140,18 @@ test('at load, expired values, values that do not parse and values whose transac
   const now = 10_000_000;
   const value = (b: ReturnType<typeof batch>, atMs: number) => encodeBatch({ holder: 1, author: 1, atMs, txs: b.txs });
   const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
-  await raw.put(Buffer.from(good.tree.digest), value(good, now - 1_000));
-  await raw.put(Buffer.from(old.tree.digest), value(old, now - BATCH_TTL_MS - 1));
+  // A key: a sequence number (8 bytes) and the digest.
+  const key = (seq: number, digest: Uint8Array) => { const k = Buffer.alloc(40); k.writeBigUInt64BE(BigInt(seq)); k.set(digest, 8); return k; };
+  await raw.put(key(1, good.tree.digest), value(good, now - 1_000));
+  await raw.put(key(2, old.tree.digest), value(old, now - BATCH_TTL_MS - 1));
   // Another batch's transactions under this one's digest.
-  await raw.put(Buffer.from(lie.tree.digest), value(good, now - 1_000));
-  await raw.put(Buffer.alloc(32, 7), Buffer.from('not a batch'));
+  await raw.put(key(3, lie.tree.digest), value(good, now - 1_000));
+  await raw.put(key(4, Buffer.alloc(32, 7)), Buffer.from('not a batch'));
   await raw.put(Buffer.from('short'), value(good, now));
   const cut = value(batch('cut', 3), now);
-  await raw.put(Buffer.alloc(32, 9), cut.subarray(0, cut.length - 1));
+  await raw.put(key(5, Buffer.alloc(32, 9)), cut.subarray(0, cut.length - 1));
+  // The same batch again under a later key (a put whose delete was lost): read once, the later key deleted.
+  await raw.put(key(6, good.tree.digest), value(good, now - 1_000));
   await raw.close();
   fs.writeFileSync(path.join(dir, SHUTDOWN_RECORD), JSON.stringify({ closed: true }));
 
@@ -291,9 +317,8 @@ test('a full disk fails a write (counted, logged, the batches stay held), and th
     assert.deepEqual(rec.r.size, [0, 0], 'nothing is counted as on disk');
 
     fs.rmSync(filler);
-    disk.sweep((hex) => s.get(hex) !== undefined);
+    disk.sweep();
     await disk.flush();
-    disk.sweep(() => false); // no write failed since: reads nothing, deletes nothing
     await disk.close();
     const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
     assert.deepEqual(await again.load(3, BATCH_TTL_MS), [], 'the sweep deleted the batch the failed write should have');

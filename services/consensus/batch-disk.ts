@@ -22,11 +22,16 @@
 // make this member write is bounded in bytes a second (bytesPerSecondPerHolder; beyond, its batches
 // are held in memory only, and counted).
 //
-// Writes are batched: puts and deletes collect for WRITE_WINDOW_MS and go in one write transaction
-// (a batch put and forgotten in the same window is never written). A write that fails (a full
-// disk) is logged and counted; what it would have deleted may stay on disk, so the next expire()
-// call sweeps the keys the store does not hold. Nothing on disk outlives BATCH_TTL_MS past a start.
+// Writes are batched and late: every WRITE_WINDOW_MS, one write transaction deletes what was
+// forgotten and puts the batches held for WRITE_AFTER_MS. Most batches are committed, so forgotten,
+// sooner, and are never written; what a restart needs most (a backlog, a proposal stuck without a
+// quorum) is older. close() writes everything. A write that fails (a full disk) is logged and
+// counted; what it would have deleted may stay on disk, so the next sweep() deletes the keys no
+// batch held has. Nothing on disk outlives BATCH_TTL_MS past a start.
 //
+// Keys: a sequence number (u64 BE) then the batch's digest (32 bytes): puts go to the B-tree's last
+// page and deletes come mostly from its first, not one random page each (keys that were digests
+// alone cost 8 CPU-µs and 780 bytes written per transaction in batches of ten, bench/batch-disk.ts).
 // Value layout: 1 | holder u32 BE | author u32 BE | atMs f64 BE | count u32 BE | (length u32 BE | tx)*
 
 import fs from 'node:fs';
@@ -42,9 +47,18 @@ import { HandoffBudget } from './handoff.ts';
 import { writeError } from './mempool-journal.ts';
 
 export const BATCH_VALUE_VERSION = 1;
+/** A key: a sequence number (8 bytes big-endian: keys only grow, so puts append) and the batch's digest. */
+const SEQ_BYTES = 8;
+const KEY_BYTES = SEQ_BYTES + 32;
 const HEADER_BYTES = 1 + 4 + 4 + 8 + 4;
 /** How long puts and deletes collect before they are written together. */
-export const WRITE_WINDOW_MS = 20;
+export const WRITE_WINDOW_MS = 250;
+/**
+ * How long a batch is held before it is written: most are committed (and forgotten) sooner, and are
+ * never written. Written every batch cost 3 CPU-µs a transaction per member in batches of ten (the
+ * federation bench's size; bench/batch-disk.ts); what a restart needs most — a backlog — is older.
+ */
+export const WRITE_AFTER_MS = 2_000;
 /** The record of how the environment was left (the top of this file), in its directory. */
 export const SHUTDOWN_RECORD = 'shutdown.json';
 /** How long load() checks batches before it lets other work run. */
@@ -88,8 +102,10 @@ export interface BatchDiskOptions {
   path: string;
   log: Logger;
   observer?: BatchDiskObserver;
-  /** How long puts and deletes collect (default WRITE_WINDOW_MS). */
+  /** How often what is due is written (default WRITE_WINDOW_MS). */
   windowMs?: number;
+  /** How long a batch is held before it is written (default WRITE_AFTER_MS). */
+  writeAfterMs?: number;
   /**
    * Bytes of transactions written a second per holder, in bursts of twice that: beyond, a batch is
    * held in memory only. What a flooding validator can make this member write to disk is bounded
@@ -170,14 +186,19 @@ async function tornReason(dir: string, record: string): Promise<string | undefin
   return 'it was open when the machine stopped (its writes are not fsynced, so it may be torn)';
 }
 
+/** A write queued: a batch to put under `key` (held here since `at`), or null to delete the key. */
+interface QueuedWrite { key: Buffer; b: DiskBatch | null; at: number }
+
 export class BatchDisk {
   readonly #o: BatchDiskOptions;
   #db: RootDatabase<Buffer, Buffer>;
-  /** Digest (hex) → the batch to write, or null to delete it: what the next write does. */
-  #queue = new Map<string, DiskBatch | null>();
-  /** Digest (hex) → bytes of its transactions, for every batch on disk or being written. */
-  readonly #onDisk = new Map<string, number>();
+  /** Key (hex) → the key and the batch to write under it, or null to delete it: what the next write does. */
+  #queue = new Map<string, QueuedWrite>();
+  /** Digest (hex) → its key and its transactions' bytes, for every batch on disk or being written. */
+  readonly #onDisk = new Map<string, { key: Buffer; bytes: number }>();
   #bytes = 0;
+  /** The next key's sequence number (keys only grow: a put appends to the B-tree's last page). */
+  #nextSeq = 1;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
   /** A write failed since the last sweep: the disk may hold keys the store forgot. */
@@ -190,10 +211,13 @@ export class BatchDisk {
   /** Counts for tests and the log: writes done and failed, batches over their holder's budget. */
   readonly counts = { writes: 0, failed: 0, skipped: 0 };
 
+  readonly #now: () => number;
+
   private constructor(o: BatchDiskOptions) {
     this.#o = o;
+    this.#now = o.now ?? Date.now;
     const rate = o.bytesPerSecondPerHolder;
-    this.#budget = rate ? new HandoffBudget({ rate, burst: 2 * rate, now: o.now ?? Date.now }) : undefined;
+    this.#budget = rate ? new HandoffBudget({ rate, burst: 2 * rate, now: this.#now }) : undefined;
     this.#db = this.#open();
   }
 
@@ -249,25 +273,26 @@ export class BatchDisk {
   async load(nowMs: number, ttlMs: number, each?: (b: LoadedBatch) => void): Promise<LoadedBatch[]> {
     const counts: Record<'loaded' | 'expired' | 'corrupt', number> = { loaded: 0, expired: 0, corrupt: 0 };
     const out: LoadedBatch[] = [];
-    const drop: string[] = [];
-    const corrupt = (hex: string, why: string): void => {
-      drop.push(hex);
+    const drop: Buffer[] = [];
+    const corrupt = (key: Buffer, why: string): void => {
+      drop.push(key);
       counts.corrupt++;
-      if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: hex.slice(0, 16), why }, 'batches on disk: corrupt value deleted');
+      if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: key.toString('hex').slice(0, 32), why }, 'batches on disk: corrupt value deleted');
     };
     this.#loading = true;
     try {
       // Read and parsed at once (a copy each: the range's buffers are not ours to keep), checked after.
-      const read: Array<{ hex: string; d: DiskBatch }> = [];
+      const read: Array<{ key: Buffer; d: DiskBatch }> = [];
       let rewrite = false;
       try {
-        for (const { key, value } of this.#db.getRange()) {
-          const hex = Buffer.from(key).toString('hex');
-          if (key.length !== 32) { corrupt(hex, `a key of ${key.length} bytes`); continue; }
+        for (const { key: k, value } of this.#db.getRange()) {
+          const key = Buffer.from(k);
+          if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); continue; }
+          this.#nextSeq = Math.max(this.#nextSeq, Number(key.readBigUInt64BE(0)) + 1);
           const d = decodeBatch(Uint8Array.prototype.slice.call(value));
-          if ('why' in d) { corrupt(hex, d.why); continue; }
-          if (d.atMs <= nowMs - ttlMs) { drop.push(hex); counts.expired++; continue; }
-          read.push({ hex, d });
+          if ('why' in d) { corrupt(key, d.why); continue; }
+          if (d.atMs <= nowMs - ttlMs) { drop.push(key); counts.expired++; continue; }
+          read.push({ key, d });
         }
       } catch (err) {
         // The environment itself cannot be read: what was read stands (written again), the rest is dropped with it.
@@ -282,14 +307,17 @@ export class BatchDisk {
       // Oldest first: the store makes room in its holders' order of arrival.
       read.sort((a, b) => a.d.atMs - b.d.atMs);
       let slice = performance.now();
-      for (const { hex, d } of read) {
+      for (const { key, d } of read) {
         if (this.#closed) break;
         const ids = d.txs.map(txHash);
         const tree = batchTree(ids);
-        if (toHex(tree.digest) !== hex) { corrupt(hex, 'its transactions do not hash to the digest it is stored under'); continue; }
+        if (!tree.digest.every((x, i) => x === key[SEQ_BYTES + i])) { corrupt(key, 'its transactions do not hash to the digest it is stored under'); continue; }
+        const hex = toHex(tree.digest);
+        // The same batch twice (a put whose delete was lost): the later key goes.
+        if (this.#onDisk.has(hex)) { drop.push(key); continue; }
         const b: LoadedBatch = { ...d, ids, tree };
-        this.#track(hex, b);
-        if (rewrite) this.#queue.set(hex, b);
+        this.#track(hex, key, b);
+        if (rewrite) this.#queue.set(key.toString('hex'), { key, b, at: 0 });
         counts.loaded++;
         out.push(b);
         each?.(b);
@@ -301,8 +329,7 @@ export class BatchDisk {
     } finally {
       this.#loading = false;
     }
-    // Not one a batch that arrived meanwhile put there again.
-    for (const hex of drop) if (!this.#onDisk.has(hex)) this.#queue.set(hex, null);
+    for (const key of drop) this.#queue.set(key.toString('hex'), { key, b: null, at: 0 });
     if (this.#queue.size > 0) this.#schedule();
     this.#report();
     for (const [outcome, n] of Object.entries(counts) as Array<[keyof typeof counts, number]>) this.#o.observer?.loaded?.(outcome, n);
@@ -322,36 +349,43 @@ export class BatchDisk {
         return;
       }
     }
-    this.#queue.set(hex, b);
-    this.#track(hex, b);
+    const key = Buffer.allocUnsafe(KEY_BYTES);
+    key.writeBigUInt64BE(BigInt(this.#nextSeq++), 0);
+    key.set(fromHex(hex), SEQ_BYTES);
+    this.#queue.set(key.toString('hex'), { key, b, at: this.#now() });
+    this.#track(hex, key, b);
     this.#schedule();
   }
 
   /** Deletes the batch soon (or does not write it, if it is not written yet). */
   forget(hex: string): void {
     if (this.#closed) return;
-    const bytes = this.#onDisk.get(hex);
-    if (bytes === undefined) return;
+    const at = this.#onDisk.get(hex);
+    if (at === undefined) return;
     this.#onDisk.delete(hex);
-    this.#bytes -= bytes;
+    this.#bytes -= at.bytes;
     this.#report();
-    this.#queue.set(hex, null);
+    const k = at.key.toString('hex');
+    // Not written yet: never written.
+    if (this.#queue.get(k)?.b) { this.#queue.delete(k); return; }
+    this.#queue.set(k, { key: at.key, b: null, at: 0 });
     this.#schedule();
   }
 
   /**
-   * After a failed write: deletes every key on disk `holds` says no (what the failed write should
-   * have deleted). Keys only are read. Does nothing when no write failed since the last sweep.
+   * After a failed write: deletes every key on disk that no batch held has (what the failed write
+   * should have deleted). Keys only are read. Does nothing when no write failed since the last sweep.
    */
-  sweep(holds: (hex: string) => boolean): void {
+  sweep(): void {
     // Not while loading: the keys not read back yet are not held yet.
     if (!this.#dirty || this.#closed || this.#writing || this.#loading) return;
     this.#dirty = false;
     let n = 0;
-    for (const key of this.#db.getKeys()) {
-      const hex = Buffer.from(key).toString('hex');
-      if (holds(hex) || this.#queue.has(hex)) continue;
-      this.#queue.set(hex, null);
+    for (const k of this.#db.getKeys()) {
+      const key = Buffer.from(k);
+      const hex = key.toString('hex');
+      if (this.#queue.has(hex) || this.#owns(key)) continue;
+      this.#queue.set(hex, { key, b: null, at: 0 });
       n++;
     }
     if (n > 0) {
@@ -360,16 +394,38 @@ export class BatchDisk {
     }
   }
 
-  /** Writes what is queued now; resolves once it is written (or failed). */
+  /** Whether `key` is the one a batch held is kept under. */
+  #owns(key: Buffer): boolean {
+    return key.length === KEY_BYTES && this.#onDisk.get(key.toString('hex', SEQ_BYTES))?.key.equals(key) === true;
+  }
+
+  /** Writes everything queued now, batches held for less than writeAfterMs too; resolves once it is written (or failed). */
   async flush(): Promise<void> {
+    await this.#flush(true);
+  }
+
+  /** Writes the deletes queued and the batches held for writeAfterMs; the rest wait for the next window. */
+  async #flush(all: boolean): Promise<void> {
     while (this.#writing) await this.#writing;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#queue.size === 0) return;
-    const q = this.#queue;
-    this.#queue = new Map();
-    this.#writing = this.#write(q).finally(() => { this.#writing = undefined; });
-    await this.#writing;
+    const due = this.#now() - (this.#o.writeAfterMs ?? WRITE_AFTER_MS);
+    let q = this.#queue;
+    if (all) this.#queue = new Map();
+    else {
+      // Deletes go now, puts once due.
+      q = new Map();
+      for (const [k, e] of this.#queue) {
+        if (e.b !== null && e.at > due) continue;
+        q.set(k, e);
+        this.#queue.delete(k);
+      }
+    }
+    if (q.size > 0) {
+      this.#writing = this.#write(q).finally(() => { this.#writing = undefined; });
+      await this.#writing;
+    }
+    if (this.#queue.size > 0) this.#schedule();
   }
 
   /** Writes what is queued, makes the file durable, closes the environment and records that it was closed. */
@@ -388,13 +444,12 @@ export class BatchDisk {
     if (synced) await writeFileAtomic(path.join(this.#o.path, SHUTDOWN_RECORD), JSON.stringify({ boot: bootId(), closed: true }));
   }
 
-  async #write(q: Map<string, DiskBatch | null>): Promise<void> {
+  async #write(q: Map<string, QueuedWrite>): Promise<void> {
     let puts = 0;
     let bytes = 0;
     try {
       await this.#db.transaction(() => {
-        for (const [hex, b] of q) {
-          const key = Buffer.from(fromHex(hex));
+        for (const { key, b } of q.values()) {
           if (b === null) { this.#db.removeSync(key); continue; }
           const value = encodeBatch(b);
           this.#db.putSync(key, value);
@@ -409,18 +464,22 @@ export class BatchDisk {
       this.#dirty = true;
       this.#o.observer?.failed?.();
       // The batches stay held in memory: only a restart loses them (and fetches them again).
-      for (const [hex, b] of q) if (b !== null && this.#onDisk.has(hex)) { this.#bytes -= this.#onDisk.get(hex)!; this.#onDisk.delete(hex); }
+      for (const { key, b } of q.values()) {
+        if (b === null || !this.#owns(key)) continue;
+        const hex = key.toString('hex', SEQ_BYTES);
+        this.#bytes -= this.#onDisk.get(hex)!.bytes;
+        this.#onDisk.delete(hex);
+      }
       this.#report();
       const every = this.counts.failed;
       if ((every & (every - 1)) === 0) this.#o.log.error({ path: this.#o.path, failed: every, batches: q.size, err: await writeError(err) }, 'batches on disk: a write failed (they stay held in memory; a restart would fetch them again)');
     }
   }
 
-  #track(hex: string, b: DiskBatch): void {
-    if (this.#onDisk.has(hex)) return;
+  #track(hex: string, key: Buffer, b: DiskBatch): void {
     let n = 0;
     for (const tx of b.txs) n += tx.length;
-    this.#onDisk.set(hex, n);
+    this.#onDisk.set(hex, { key, bytes: n });
     this.#bytes += n;
     this.#report();
   }
@@ -433,7 +492,7 @@ export class BatchDisk {
     if (this.#timer || this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.flush();
+      void this.#flush(false);
     }, this.#o.windowMs ?? WRITE_WINDOW_MS);
     this.#timer.unref();
   }

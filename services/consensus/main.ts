@@ -333,7 +333,7 @@ async function main(): Promise<void> {
       // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
       driver.batches.expire(Date.now());
-      batchDisk.sweep((hex) => driver.batches.get(hex) !== undefined);
+      batchDisk.sweep();
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
