@@ -15,7 +15,7 @@ import { open } from 'lmdb';
 import { pino, type Logger } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { BatchDisk, SHUTDOWN_RECORD, decodeBatch, encodeBatch, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
+import { BatchDisk, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -60,7 +60,7 @@ function batch(tag: string, n: number, size = 100) {
 
 const store = () => new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 4 });
 
-test('the batches a store holds are read back after a restart, oldest first, as they were; those it forgot are not', async () => {
+test('the batches a store holds are read back after a restart, oldest first, as they were; a group goes once none of its batches is held', async () => {
   const dir = path.join(tmp(), 'batches');
   const rec = recorder();
   const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer });
@@ -100,14 +100,40 @@ test('the batches a store holds are read back after a restart, oldest first, as 
   for (const l of loaded) s2.add(l.holder, l.txs, l.ids, l.atMs, { author: l.author, tree: l.tree, kept: true });
   for (let k = 0; k < 4; k++) { const x = batch(`more-${k}`, 1); s2.add(1, x.txs, x.ids, 6_000 + k); }
   assert.equal(s2.get(toHex(a.tree.digest)), undefined, 'holder 1\'s oldest made room');
+  // The first group (a, b, own) is deleted once none of its batches is held.
+  s2.forget(toHex(b.tree.digest));
   await again.flush();
-  assert.equal(rec2.r.puts, 4, 'only the four new batches were written');
+  assert.deepEqual([rec2.r.puts, rec2.r.removes], [4, 0], 'only the four new batches were written; own is still held');
+  s2.forget(toHex(own.tree.digest));
+  await again.flush();
+  assert.deepEqual([rec2.r.puts, rec2.r.removes], [4, 1], 'the first group is deleted with its last batch');
   await again.close();
   const third = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
   const back = (await third.load(7_000, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest));
-  assert.equal(back.length, 6);
-  assert.ok(!back.includes(toHex(a.tree.digest)), 'the batch that made room is gone from disk too');
+  assert.equal(back.length, 4, 'the four new batches only');
+  assert.ok(!back.includes(toHex(a.tree.digest)) && !back.includes(toHex(b.tree.digest)));
   await third.close();
+});
+
+test('a group less than a quarter of whose bytes is held is written again: what is on disk stays within four times what is held', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer });
+  await disk.load(1, BATCH_TTL_MS);
+  const s = new BatchStore({ maxBytesPerHolder: 1 << 22, maxBatchesPerHolder: 64 });
+  s.keepOn(disk);
+  const held = Array.from({ length: 20 }, (_, k) => { const b = batch(`sparse-${k}`, 10, 1_000); return s.add(1, b.txs, b.ids, 1, { tree: b.tree }); });
+  await disk.flush();
+  assert.ok(disk.diskBytes > 200_000 && disk.counts.rewritten === 0);
+  for (const b of held.slice(0, 17)) s.forget(b.hex);
+  await disk.flush();
+  assert.equal(disk.counts.rewritten, 1);
+  assert.ok(disk.diskBytes <= 4 * disk.bytes, `${disk.diskBytes} bytes on disk for ${disk.bytes} held`);
+  assert.deepEqual([rec.r.puts, rec.r.removes], [20 + 3, 1], 'the three still held written again, the old group deleted');
+  await disk.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  assert.deepEqual((await again.load(2, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest)).sort(), held.slice(17).map((b) => b.hex).sort());
+  await again.close();
 });
 
 test('a batch is written only once it has been held for writeAfterMs: one forgotten sooner is never written', async () => {
@@ -132,26 +158,30 @@ test('a batch is written only once it has been held for writeAfterMs: one forgot
   await again.close();
 });
 
-test('at load, expired values, values that do not parse and values whose transactions do not hash to their key are deleted and counted', async () => {
+test('at load, expired batches, batches that do not parse and batches whose transactions do not hash to their digest are deleted and counted', async () => {
   const dir = path.join(tmp(), 'batches');
   const good = batch('good', 3);
+  const good2 = batch('good2', 3);
   const old = batch('old', 3);
   const lie = batch('lie', 3);
   const now = 10_000_000;
-  const value = (b: ReturnType<typeof batch>, atMs: number) => encodeBatch({ holder: 1, author: 1, atMs, txs: b.txs });
+  const entry = (digest: Uint8Array, b: ReturnType<typeof batch>, atMs: number) => ({ digest, b: { holder: 1, author: 1, atMs, txs: b.txs } });
   const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
-  // A key: a sequence number (8 bytes) and the digest.
-  const key = (seq: number, digest: Uint8Array) => { const k = Buffer.alloc(40); k.writeBigUInt64BE(BigInt(seq)); k.set(digest, 8); return k; };
-  await raw.put(key(1, good.tree.digest), value(good, now - 1_000));
-  await raw.put(key(2, old.tree.digest), value(old, now - BATCH_TTL_MS - 1));
+  const key = (seq: number) => { const k = Buffer.alloc(8); k.writeBigUInt64BE(BigInt(seq)); return k; };
+  await raw.put(key(1), encodeGroup([entry(good.tree.digest, good, now - 1_000)]));
+  await raw.put(key(2), encodeGroup([entry(old.tree.digest, old, now - BATCH_TTL_MS - 1)]));
   // Another batch's transactions under this one's digest.
-  await raw.put(key(3, lie.tree.digest), value(good, now - 1_000));
-  await raw.put(key(4, Buffer.alloc(32, 7)), Buffer.from('not a batch'));
-  await raw.put(Buffer.from('short'), value(good, now));
-  const cut = value(batch('cut', 3), now);
-  await raw.put(key(5, Buffer.alloc(32, 9)), cut.subarray(0, cut.length - 1));
-  // The same batch again under a later key (a put whose delete was lost): read once, the later key deleted.
-  await raw.put(key(6, good.tree.digest), value(good, now - 1_000));
+  await raw.put(key(3), encodeGroup([entry(lie.tree.digest, good, now - 1_000)]));
+  await raw.put(key(4), Buffer.from('not a group'));
+  await raw.put(Buffer.from('short'), encodeGroup([entry(good.tree.digest, good, now)]));
+  const cut = encodeGroup([entry(good2.tree.digest, good2, now)]);
+  await raw.put(key(5), cut.subarray(0, cut.length - 1));
+  // The same batch again in a later group: read once, that group deleted.
+  await raw.put(key(6), encodeGroup([entry(good.tree.digest, good, now - 1_000)]));
+  // A group with one good batch and one whose bytes were damaged: the good one is read back.
+  const damaged = encodeGroup([entry(good2.tree.digest, good2, now - 500), entry(lie.tree.digest, lie, now - 500)]);
+  damaged[damaged.length - 30]! ^= 0xff;
+  await raw.put(key(7), damaged);
   await raw.close();
   fs.writeFileSync(path.join(dir, SHUTDOWN_RECORD), JSON.stringify({ closed: true }));
 
@@ -159,24 +189,27 @@ test('at load, expired values, values that do not parse and values whose transac
   const rec = recorder();
   const disk = await BatchDisk.open({ path: dir, log, observer: rec.observer });
   const loaded = await disk.load(now, BATCH_TTL_MS);
-  assert.deepEqual(loaded.map((l) => toHex(l.tree.digest)), [toHex(good.tree.digest)]);
-  assert.deepEqual(rec.r.loaded, { loaded: 1, expired: 1, corrupt: 4 });
-  const whys = lines.filter((l) => /corrupt value deleted/.test(l.msg)).map((l) => String(l.why));
-  assert.equal(whys.length, 4);
-  assert.ok(whys.some((w) => /do not hash to the digest/.test(w)), whys.join('; '));
+  assert.deepEqual(loaded.map((l) => toHex(l.tree.digest)), [toHex(good.tree.digest), toHex(good2.tree.digest)]);
+  assert.deepEqual(rec.r.loaded, { loaded: 2, expired: 1, corrupt: 5 });
+  const whys = lines.filter((l) => /corrupt batch deleted/.test(l.msg)).map((l) => String(l.why));
+  assert.equal(whys.length, 5);
+  assert.equal(whys.filter((w) => /do not hash to the digest/.test(w)).length, 2, whys.join('; '));
   assert.ok(whys.some((w) => /a key of 5 bytes/.test(w)), whys.join('; '));
-  assert.ok(whys.some((w) => /version|header/.test(w)), whys.join('; '));
+  assert.ok(whys.some((w) => /version/.test(w)), whys.join('; '));
   assert.ok(whys.some((w) => /do not fit|runs past/.test(w)), whys.join('; '));
   await disk.close();
-  // Deleted: a second start finds the good one only.
+  // Deleted (the damaged group written again with its good batch only): a second start finds the two good ones, nothing else.
   const rec2 = recorder();
   const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec2.observer });
-  assert.equal((await again.load(now, BATCH_TTL_MS)).length, 1);
-  assert.deepEqual(rec2.r.loaded, { loaded: 1, expired: 0, corrupt: 0 });
+  assert.equal((await again.load(now, BATCH_TTL_MS)).length, 2);
+  assert.deepEqual(rec2.r.loaded, { loaded: 2, expired: 0, corrupt: 0 });
   await again.close();
+  const keys = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+  assert.equal([...keys.getKeys()].length, 2, 'one group for each good batch (the first as it was, the second written again)');
+  await keys.close();
 });
 
-test('decodeBatch never throws, and never returns transactions outside the value, whatever the bytes', () => {
+test('decodeBatch and decodeGroup never throw, and never return transactions outside the value, whatever the bytes', () => {
   const v = encodeBatch({ holder: 2, author: 3, atMs: 123, txs: batch('fuzz', 6, 40).txs });
   assert.ok(!('why' in decodeBatch(v)));
   let seed = 20261130;
@@ -199,6 +232,22 @@ test('decodeBatch never throws, and never returns transactions outside the value
     assert.equal(bytes, m.length, 'a decoded value is read to its end');
   }
   assert.ok(refused > 2_000, `most mutations are refused (${refused})`);
+  const g = encodeGroup([{ digest: new Uint8Array(32), b: { holder: 1, author: 1, atMs: 5, txs: batch('g', 3, 30).txs } }, { digest: new Uint8Array(32).fill(1), b: { holder: 2, author: 2, atMs: 6, txs: batch('h', 2, 30).txs } }]);
+  const whole = decodeGroup(g);
+  assert.ok(!('why' in whole) && whole.length === 2 && whole.every((e) => !('why' in e.b)));
+  for (let i = 0; i < 3_000; i++) {
+    let m: Uint8Array = Uint8Array.from(g);
+    const op = rand(3);
+    if (op === 0) m = m.subarray(0, rand(m.length));
+    else if (op === 1) for (let k = 0; k <= rand(4); k++) m[rand(m.length)] = rand(256);
+    else m = Uint8Array.from([...m, ...Array.from({ length: 1 + rand(8) }, () => rand(256))]);
+    const d = decodeGroup(m);
+    if ('why' in d) continue;
+    for (const e of d) {
+      assert.equal(e.digest.length, 32);
+      if (!('why' in e.b)) for (const tx of e.b.txs) assert.ok(tx.byteOffset >= m.byteOffset && tx.byteOffset + tx.length <= m.byteOffset + m.length);
+    }
+  }
   const huge = Uint8Array.from(v);
   Buffer.from(huge.buffer).writeUInt32BE(0xffffffff, 17);
   assert.match((decodeBatch(huge) as { why: string }).why, /cannot fit/);

@@ -1,10 +1,10 @@
 // The batches this member holds, on disk (docs/consensus.md, "Batches"): each batch the BatchStore
 // keeps (batches.ts) that the caller hands over — main.ts: those of other validators, received or
 // fetched for a proposal; this member's own transactions are in its mempool journal already — is
-// written once, as one LMDB value under its digest, and deleted when the store forgets it (its block
-// committed, its holder's room made, its TTL past). At start the values are read back: a member that
-// restarts votes on a proposal naming batches it held before without asking anyone for them, and
-// proposes the other validators' transactions it held when it leads.
+// written once, and deleted when the store forgets it (its block committed, its holder's room made,
+// its TTL past). At start the batches are read back: a member that restarts votes on a proposal
+// naming batches it held before without asking anyone for them, and proposes the other validators'
+// transactions it held when it leads.
 //
 // A cache, not a promise: nothing depends on a batch being here after a crash (a proposal's batches
 // are fetched from the proposer and the author when missing, and a committed block holds its
@@ -14,49 +14,56 @@
 // file (a torn one can crash the process that opens it). So a record beside it (`shutdown.json`,
 // written durably) says whether it was closed, and during which boot of the machine it was opened:
 // an environment neither closed nor opened since this boot (/proc/sys/kernel/random/boot_id) is
-// removed before it is opened, logged, and so is one that cannot be opened. Every value read back is
-// checked: its layout, and its transactions against the digest it is stored under (hashed again);
+// removed before it is opened, logged, and so is one that cannot be opened. Every batch read back is
+// checked: its layout, and its transactions against the digest it was written with (hashed again);
 // what fails is deleted and counted.
 //
-// Bounded: on disk is at most what the store holds (its bounds per holder), and what one holder can
-// make this member write is bounded in bytes a second (bytesPerSecondPerHolder; beyond, its batches
-// are held in memory only, and counted).
+// Written late and in groups: every WRITE_WINDOW_MS, one write transaction puts the batches held
+// for WRITE_AFTER_MS as **one value** (a group, under a key that only grows) and deletes the groups
+// none of whose batches is held any more. Most batches are committed, so forgotten, before they are
+// due and are never written; what a restart needs most (a backlog, a proposal stuck without a
+// quorum) is older. One LMDB value a batch cost 11–15 CPU-µs a batch in LMDB alone (a page copied
+// on write for each put and each delete), some 3 µs a transaction in batches of ten, the federation
+// bench's size. close() writes everything. A group less than a quarter of whose bytes are still held
+// is written again: its batches go into the next group and it is deleted, so what is on disk stays
+// within four times what is held (and GROUP_SLACK_BYTES a group). A write that fails (a full disk)
+// is logged and counted, its batches held in memory only; what it should have deleted stays on disk
+// until sweep() deletes the keys no group held has. Nothing on disk outlives BATCH_TTL_MS past a start.
 //
-// Writes are batched and late: every WRITE_WINDOW_MS, one write transaction deletes what was
-// forgotten and puts the batches held for WRITE_AFTER_MS. Most batches are committed, so forgotten,
-// sooner, and are never written; what a restart needs most (a backlog, a proposal stuck without a
-// quorum) is older. close() writes everything. A write that fails (a full disk) is logged and
-// counted; what it would have deleted may stay on disk, so the next sweep() deletes the keys no
-// batch held has. Nothing on disk outlives BATCH_TTL_MS past a start.
+// Bounded: on disk is at most what the store holds (its bounds per holder) within the slack above,
+// and what one holder can make this member write is bounded in bytes a second
+// (bytesPerSecondPerHolder; beyond, its batches are held in memory only, and counted).
 //
-// Keys: a sequence number (u64 BE) then the batch's digest (32 bytes): puts go to the B-tree's last
-// page and deletes come mostly from its first, not one random page each (keys that were digests
-// alone cost 8 CPU-µs and 780 bytes written per transaction in batches of ten, bench/batch-disk.ts).
-// Value layout: 1 | holder u32 BE | author u32 BE | atMs f64 BE | count u32 BE | (length u32 BE | tx)*
+// Keys: a sequence number, u64 BE. A group's value: 2 | count u32 BE | (digest 32 | length u32 BE | batch)*
+// A batch: 1 | holder u32 BE | author u32 BE | atMs f64 BE | count u32 BE | (length u32 BE | tx)*
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
-import { fromHex, toHex, txHash } from '#libs/crypto/index.ts';
+import { bytesEqual, fromHex, toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { readIfExists, writeFileAtomic } from '#libs/files/durable.ts';
 import type { Hash } from '#libs/hotstuff/index.ts';
 import { HandoffBudget } from './handoff.ts';
+import { seqKey } from './journal-codec.ts';
 import { writeError } from './mempool-journal.ts';
 
 export const BATCH_VALUE_VERSION = 1;
-/** A key: a sequence number (8 bytes big-endian: keys only grow, so puts append) and the batch's digest. */
-const SEQ_BYTES = 8;
-const KEY_BYTES = SEQ_BYTES + 32;
+export const GROUP_VALUE_VERSION = 2;
+/** A key: a group's sequence number, 8 bytes big-endian (keys only grow: a put appends). */
+const KEY_BYTES = 8;
 const HEADER_BYTES = 1 + 4 + 4 + 8 + 4;
-/** How long puts and deletes collect before they are written together. */
+const GROUP_HEADER_BYTES = 1 + 4;
+const DIGEST_BYTES = 32;
+/** How often the batches due are written, as one group, with the deletes. */
 export const WRITE_WINDOW_MS = 250;
+/** A group this small is not written again however little of it is held (what that would save is not worth a write). */
+export const GROUP_SLACK_BYTES = 64 << 10;
 /**
  * How long a batch is held before it is written: most are committed (and forgotten) sooner, and are
- * never written. Written every batch cost 3 CPU-µs a transaction per member in batches of ten (the
- * federation bench's size; bench/batch-disk.ts); what a restart needs most — a backlog — is older.
+ * never written; what a restart needs most — a backlog — is older.
  */
 export const WRITE_AFTER_MS = 2_000;
 /** The record of how the environment was left (the top of this file), in its directory. */
@@ -115,7 +122,49 @@ export interface BatchDiskOptions {
   now?: () => number;
 }
 
-/** A batch's value (the layout at the top). */
+/** A group's value: its batches, each with its digest (the layout at the top). */
+export function encodeGroup(entries: ReadonlyArray<{ digest: Uint8Array; b: DiskBatch }>): Buffer {
+  const inner = entries.map((e) => encodeBatch(e.b));
+  let size = GROUP_HEADER_BYTES;
+  for (const v of inner) size += DIGEST_BYTES + 4 + v.length;
+  const out = Buffer.allocUnsafe(size);
+  out[0] = GROUP_VALUE_VERSION;
+  out.writeUInt32BE(entries.length, 1);
+  let at = GROUP_HEADER_BYTES;
+  for (const [i, v] of inner.entries()) {
+    out.set(entries[i]!.digest, at);
+    out.writeUInt32BE(v.length, at + DIGEST_BYTES);
+    out.set(v, at + DIGEST_BYTES + 4);
+    at += DIGEST_BYTES + 4 + v.length;
+  }
+  return out;
+}
+
+/**
+ * A group's value read back: each batch with the digest it was written with (a batch that does
+ * not parse, with why), or why the group does not parse at all. Never throws.
+ */
+export function decodeGroup(value: Uint8Array): Array<{ digest: Uint8Array; b: DiskBatch | { why: string } }> | { why: string } {
+  if (value.length < GROUP_HEADER_BYTES) return { why: `${value.length} bytes, shorter than a group's header` };
+  if (value[0] !== GROUP_VALUE_VERSION) return { why: `version ${value[0]}, not ${GROUP_VALUE_VERSION}` };
+  const v = Buffer.from(value.buffer, value.byteOffset, value.length);
+  const count = v.readUInt32BE(1);
+  if (count === 0) return { why: 'no batches' };
+  if (count > (v.length - GROUP_HEADER_BYTES) / (DIGEST_BYTES + 4 + HEADER_BYTES)) return { why: `${count} batches cannot fit ${v.length} bytes` };
+  const out: Array<{ digest: Uint8Array; b: DiskBatch | { why: string } }> = [];
+  let at = GROUP_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (at + DIGEST_BYTES + 4 > v.length) return { why: `batch ${i}: its header runs past the value` };
+    const len = v.readUInt32BE(at + DIGEST_BYTES);
+    if (at + DIGEST_BYTES + 4 + len > v.length) return { why: `batch ${i}: ${len} bytes do not fit the value` };
+    out.push({ digest: v.subarray(at, at + DIGEST_BYTES), b: decodeBatch(v.subarray(at + DIGEST_BYTES + 4, at + DIGEST_BYTES + 4 + len)) });
+    at += DIGEST_BYTES + 4 + len;
+  }
+  if (at !== v.length) return { why: `${v.length - at} bytes after the last batch` };
+  return out;
+}
+
+/** A batch's bytes inside a group (the layout at the top). */
 export function encodeBatch(b: DiskBatch): Buffer {
   let size = HEADER_BYTES;
   for (const tx of b.txs) size += 4 + tx.length;
@@ -186,32 +235,37 @@ async function tornReason(dir: string, record: string): Promise<string | undefin
   return 'it was open when the machine stopped (its writes are not fsynced, so it may be torn)';
 }
 
-/** A write queued: a batch to put under `key` (held here since `at`), or null to delete the key. */
-interface QueuedWrite { key: Buffer; b: DiskBatch | null; at: number }
+/** A batch held that is on disk, being written, or waiting to be due (`group` 0). */
+interface Kept { b: DiskBatch; bytes: number; group: number; at: number }
+/** A group on disk or being written: the batches of it still held, and its value's size. */
+interface Group { members: Set<string>; valueBytes: number; liveBytes: number }
 
 export class BatchDisk {
   readonly #o: BatchDiskOptions;
   #db: RootDatabase<Buffer, Buffer>;
-  /** Key (hex) → the key and the batch to write under it, or null to delete it: what the next write does. */
-  #queue = new Map<string, QueuedWrite>();
-  /** Digest (hex) → its key and its transactions' bytes, for every batch on disk or being written. */
-  readonly #onDisk = new Map<string, { key: Buffer; bytes: number }>();
-  #bytes = 0;
-  /** The next key's sequence number (keys only grow: a put appends to the B-tree's last page). */
+  readonly #now: () => number;
+  /** Digest (hex) → the batch, for every batch handed over and still held. */
+  readonly #kept = new Map<string, Kept>();
+  /** Digests (hex) of the batches waiting to be due. */
+  readonly #pending = new Set<string>();
+  /** Groups on disk or being written, by sequence number. */
+  readonly #groups = new Map<number, Group>();
+  /** Keys to delete at the next write (groups none of whose batches is held, or written again). */
+  #deletes: Buffer[] = [];
   #nextSeq = 1;
+  /** The kept batches' transactions' bytes. */
+  #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
-  /** A write failed since the last sweep: the disk may hold keys the store forgot. */
+  /** A write failed since the last sweep: the disk may hold keys no group held has. */
   #dirty = false;
   #closed = false;
   /** A load() is under way. */
   #loading = false;
   /** Per holder: bytes a second written (bytesPerSecondPerHolder). */
   readonly #budget: HandoffBudget | undefined;
-  /** Counts for tests and the log: writes done and failed, batches over their holder's budget. */
-  readonly counts = { writes: 0, failed: 0, skipped: 0 };
-
-  readonly #now: () => number;
+  /** Counts for tests and the log: writes done and failed, batches over their holder's budget, groups written again. */
+  readonly counts = { writes: 0, failed: 0, skipped: 0, rewritten: 0 };
 
   private constructor(o: BatchDiskOptions) {
     this.#o = o;
@@ -258,41 +312,52 @@ export class BatchDisk {
     }
   }
 
-  /** Batches on disk (or being written). */
-  get size(): number { return this.#onDisk.size; }
+  /** Batches handed over and still held (on disk, or to be). */
+  get size(): number { return this.#kept.size; }
   /** Their transactions' bytes. */
   get bytes(): number { return this.#bytes; }
+  /** What the groups' values take, their batches no longer held included. */
+  get diskBytes(): number {
+    let n = 0;
+    for (const g of this.#groups.values()) n += g.valueBytes;
+    return n;
+  }
 
   /**
    * Reads every batch back, oldest first, handing each to `each` as it is checked (the checks —
    * each transaction hashed again — yield to other work every few milliseconds: a full store is
-   * tens of megabytes). Deleted and counted: values older than `ttlMs` at `nowMs` and values that
+   * tens of megabytes). Deleted and counted: batches older than `ttlMs` at `nowMs` and batches that
    * are corrupt (a layout that does not parse, or transactions that do not hash to the digest they
-   * are stored under). Returns the batches handed over. Never throws for a value.
+   * were written with). Returns the batches handed over. Never throws for a value.
    */
   async load(nowMs: number, ttlMs: number, each?: (b: LoadedBatch) => void): Promise<LoadedBatch[]> {
     const counts: Record<'loaded' | 'expired' | 'corrupt', number> = { loaded: 0, expired: 0, corrupt: 0 };
     const out: LoadedBatch[] = [];
-    const drop: Buffer[] = [];
     const corrupt = (key: Buffer, why: string): void => {
-      drop.push(key);
       counts.corrupt++;
-      if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: key.toString('hex').slice(0, 32), why }, 'batches on disk: corrupt value deleted');
+      if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: key.toString('hex'), why }, 'batches on disk: corrupt batch deleted');
     };
+    /** Every key read, with its value's size: those no batch read back is in are deleted. */
+    const keys = new Map<number, { key: Buffer; valueBytes: number }>();
+    /** Groups some of whose batches were not read back (expired, corrupt, twice): written again without them. */
+    const shrunk = new Set<number>();
     this.#loading = true;
     try {
       // Read and parsed at once (a copy each: the range's buffers are not ours to keep), checked after.
-      const read: Array<{ key: Buffer; d: DiskBatch }> = [];
+      const read: Array<{ seq: number; digest: Uint8Array; d: DiskBatch }> = [];
       let rewrite = false;
       try {
         for (const { key: k, value } of this.#db.getRange()) {
           const key = Buffer.from(k);
-          if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); continue; }
-          this.#nextSeq = Math.max(this.#nextSeq, Number(key.readBigUInt64BE(0)) + 1);
-          const d = decodeBatch(Uint8Array.prototype.slice.call(value));
-          if ('why' in d) { corrupt(key, d.why); continue; }
-          if (d.atMs <= nowMs - ttlMs) { drop.push(key); counts.expired++; continue; }
-          read.push({ key, d });
+          if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); this.#deletes.push(key); continue; }
+          const seq = Number(key.readBigUInt64BE(0));
+          this.#nextSeq = Math.max(this.#nextSeq, seq + 1);
+          keys.set(seq, { key, valueBytes: value.length });
+          const g = decodeGroup(Uint8Array.prototype.slice.call(value));
+          if ('why' in g) { corrupt(key, g.why); continue; }
+          for (const { digest, b } of g) {
+            if ('why' in b) { corrupt(key, b.why); shrunk.add(seq); } else if (b.atMs <= nowMs - ttlMs) { counts.expired++; shrunk.add(seq); } else read.push({ seq, digest, d: b });
+          }
         }
       } catch (err) {
         // The environment itself cannot be read: what was read stands (written again), the rest is dropped with it.
@@ -301,23 +366,35 @@ export class BatchDisk {
         fs.rmSync(this.#o.path, { recursive: true, force: true });
         this.#db = this.#open();
         await this.#recordOpen();
-        drop.length = 0;
+        keys.clear();
+        this.#deletes = [];
         rewrite = true;
       }
       // Oldest first: the store makes room in its holders' order of arrival.
       read.sort((a, b) => a.d.atMs - b.d.atMs);
       let slice = performance.now();
-      for (const { key, d } of read) {
+      for (const { seq, digest, d } of read) {
         if (this.#closed) break;
         const ids = d.txs.map(txHash);
         const tree = batchTree(ids);
-        if (!tree.digest.every((x, i) => x === key[SEQ_BYTES + i])) { corrupt(key, 'its transactions do not hash to the digest it is stored under'); continue; }
+        if (!bytesEqual(tree.digest, digest)) { corrupt(keys.get(seq)?.key ?? seqKey(seq), 'its transactions do not hash to the digest it was written with'); shrunk.add(seq); continue; }
         const hex = toHex(tree.digest);
-        // The same batch twice (a put whose delete was lost): the later key goes.
-        if (this.#onDisk.has(hex)) { drop.push(key); continue; }
+        // The same batch twice (written again while its first group was still held): once is enough.
+        if (this.#kept.has(hex)) { shrunk.add(seq); continue; }
         const b: LoadedBatch = { ...d, ids, tree };
-        this.#track(hex, key, b);
-        if (rewrite) this.#queue.set(key.toString('hex'), { key, b, at: 0 });
+        let bytes = 0;
+        for (const tx of d.txs) bytes += tx.length;
+        if (rewrite) {
+          this.#kept.set(hex, { b, bytes, group: 0, at: 0 });
+          this.#pending.add(hex);
+        } else {
+          this.#kept.set(hex, { b, bytes, group: seq, at: d.atMs });
+          let g = this.#groups.get(seq);
+          if (!g) this.#groups.set(seq, (g = { members: new Set(), valueBytes: keys.get(seq)!.valueBytes, liveBytes: 0 }));
+          g.members.add(hex);
+          g.liveBytes += bytes;
+        }
+        this.#bytes += bytes;
         counts.loaded++;
         out.push(b);
         each?.(b);
@@ -329,103 +406,127 @@ export class BatchDisk {
     } finally {
       this.#loading = false;
     }
-    for (const key of drop) this.#queue.set(key.toString('hex'), { key, b: null, at: 0 });
-    if (this.#queue.size > 0) this.#schedule();
+    for (const [seq, { key }] of keys) if (!this.#groups.has(seq)) this.#deletes.push(key);
+    // Groups with batches expired, corrupt or twice, or mostly forgotten meanwhile, are written again.
+    for (const seq of [...this.#groups.keys()]) this.#rewriteIfSparse(seq, shrunk.has(seq));
+    if (this.#deletes.length > 0 || this.#pending.size > 0) this.#schedule();
     this.#report();
     for (const [outcome, n] of Object.entries(counts) as Array<[keyof typeof counts, number]>) this.#o.observer?.loaded?.(outcome, n);
-    this.#o.log[counts.corrupt > 0 ? 'warn' : 'info']({ path: this.#o.path, ...counts }, 'batches on disk read back');
+    this.#o.log[counts.corrupt > 0 ? 'warn' : 'info']({ path: this.#o.path, ...counts, groups: this.#groups.size }, 'batches on disk read back');
     return out;
   }
 
-  /** Writes the batch under its digest (hex) soon, if its holder's bytes a second allow. */
+  /** Writes the batch under its digest (hex) once it is due, if its holder's bytes a second allow. */
   put(hex: string, b: DiskBatch): void {
-    if (this.#closed || this.#onDisk.has(hex)) return;
-    if (this.#budget) {
-      let bytes = 0;
-      for (const tx of b.txs) bytes += tx.length;
-      if (!this.#budget.takeAll(b.holder, bytes)) {
-        this.counts.skipped++;
-        this.#o.observer?.skipped?.(b.holder);
-        return;
-      }
+    if (this.#closed || this.#kept.has(hex)) return;
+    let bytes = 0;
+    for (const tx of b.txs) bytes += tx.length;
+    if (this.#budget && !this.#budget.takeAll(b.holder, bytes)) {
+      this.counts.skipped++;
+      this.#o.observer?.skipped?.(b.holder);
+      return;
     }
-    const key = Buffer.allocUnsafe(KEY_BYTES);
-    key.writeBigUInt64BE(BigInt(this.#nextSeq++), 0);
-    key.set(fromHex(hex), SEQ_BYTES);
-    this.#queue.set(key.toString('hex'), { key, b, at: this.#now() });
-    this.#track(hex, key, b);
+    this.#kept.set(hex, { b, bytes, group: 0, at: this.#now() });
+    this.#pending.add(hex);
+    this.#bytes += bytes;
+    this.#report();
     this.#schedule();
   }
 
-  /** Deletes the batch soon (or does not write it, if it is not written yet). */
+  /** The batch is not held any more: not written if it is not yet; its group deleted once none of its batches is held. */
   forget(hex: string): void {
-    if (this.#closed) return;
-    const at = this.#onDisk.get(hex);
-    if (at === undefined) return;
-    this.#onDisk.delete(hex);
-    this.#bytes -= at.bytes;
+    const k = this.#kept.get(hex);
+    if (!k) return;
+    this.#kept.delete(hex);
+    this.#bytes -= k.bytes;
     this.#report();
-    const k = at.key.toString('hex');
-    // Not written yet: never written.
-    if (this.#queue.get(k)?.b) { this.#queue.delete(k); return; }
-    this.#queue.set(k, { key: at.key, b: null, at: 0 });
+    if (k.group === 0) {
+      this.#pending.delete(hex);
+      return;
+    }
+    const g = this.#groups.get(k.group);
+    if (!g) return;
+    g.members.delete(hex);
+    g.liveBytes -= k.bytes;
+    if (g.members.size === 0) {
+      this.#groups.delete(k.group);
+      this.#deletes.push(seqKey(k.group));
+      this.#schedule();
+    } else this.#rewriteIfSparse(k.group);
+  }
+
+  /** A group less than a quarter of whose bytes is held (and over the slack), or `always`: its batches go into the next group, and it is deleted. */
+  #rewriteIfSparse(seq: number, always = false): void {
+    const g = this.#groups.get(seq);
+    if (!g || (!always && (g.valueBytes <= GROUP_SLACK_BYTES || g.liveBytes * 4 >= g.valueBytes))) return;
+    this.#groups.delete(seq);
+    for (const hex of g.members) {
+      const k = this.#kept.get(hex)!;
+      k.group = 0;
+      k.at = 0;
+      this.#pending.add(hex);
+    }
+    this.#deletes.push(seqKey(seq));
+    this.counts.rewritten++;
     this.#schedule();
   }
 
   /**
-   * After a failed write: deletes every key on disk that no batch held has (what the failed write
-   * should have deleted). Keys only are read. Does nothing when no write failed since the last sweep.
+   * After a failed write: deletes every key on disk no group held has (what the failed write should
+   * have deleted). Keys only are read. Does nothing when no write failed since the last sweep.
    */
   sweep(): void {
-    // Not while loading: the keys not read back yet are not held yet.
+    // Not while loading: the groups not read back yet are not known yet.
     if (!this.#dirty || this.#closed || this.#writing || this.#loading) return;
     this.#dirty = false;
     let n = 0;
     for (const k of this.#db.getKeys()) {
       const key = Buffer.from(k);
-      const hex = key.toString('hex');
-      if (this.#queue.has(hex) || this.#owns(key)) continue;
-      this.#queue.set(hex, { key, b: null, at: 0 });
+      if (key.length === KEY_BYTES && this.#groups.has(Number(key.readBigUInt64BE(0)))) continue;
+      this.#deletes.push(key);
       n++;
     }
     if (n > 0) {
-      this.#o.log.info({ path: this.#o.path, batches: n }, 'batches on disk: deleting those a failed write left behind');
+      this.#o.log.info({ path: this.#o.path, groups: n }, 'batches on disk: deleting what a failed write left behind');
       this.#schedule();
     }
   }
 
-  /** Whether `key` is the one a batch held is kept under. */
-  #owns(key: Buffer): boolean {
-    return key.length === KEY_BYTES && this.#onDisk.get(key.toString('hex', SEQ_BYTES))?.key.equals(key) === true;
-  }
-
-  /** Writes everything queued now, batches held for less than writeAfterMs too; resolves once it is written (or failed). */
+  /** Writes every batch waiting, due or not, and the deletes; resolves once it is written (or failed). */
   async flush(): Promise<void> {
     await this.#flush(true);
   }
 
-  /** Writes the deletes queued and the batches held for writeAfterMs; the rest wait for the next window. */
+  /** Writes the batches held for writeAfterMs as one group, with the deletes; the rest wait for a later window. */
   async #flush(all: boolean): Promise<void> {
     while (this.#writing) await this.#writing;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const due = this.#now() - (this.#o.writeAfterMs ?? WRITE_AFTER_MS);
-    let q = this.#queue;
-    if (all) this.#queue = new Map();
-    else {
-      // Deletes go now, puts once due.
-      q = new Map();
-      for (const [k, e] of this.#queue) {
-        if (e.b !== null && e.at > due) continue;
-        q.set(k, e);
-        this.#queue.delete(k);
+    const members: string[] = [];
+    for (const hex of this.#pending) if (all || this.#kept.get(hex)!.at <= due) members.push(hex);
+    const deletes = this.#deletes;
+    this.#deletes = [];
+    if (members.length > 0 || deletes.length > 0) {
+      let seq = 0;
+      let value: Buffer | undefined;
+      if (members.length > 0) {
+        seq = this.#nextSeq++;
+        const g: Group = { members: new Set(members), valueBytes: 0, liveBytes: 0 };
+        for (const hex of members) {
+          const k = this.#kept.get(hex)!;
+          this.#pending.delete(hex);
+          k.group = seq;
+          g.liveBytes += k.bytes;
+        }
+        value = encodeGroup(members.map((hex) => ({ digest: fromHex(hex), b: this.#kept.get(hex)!.b })));
+        g.valueBytes = value.length;
+        this.#groups.set(seq, g);
       }
-    }
-    if (q.size > 0) {
-      this.#writing = this.#write(q).finally(() => { this.#writing = undefined; });
+      this.#writing = this.#write(seq, value, members.length, deletes).finally(() => { this.#writing = undefined; });
       await this.#writing;
     }
-    if (this.#queue.size > 0) this.#schedule();
+    if (this.#pending.size > 0 || this.#deletes.length > 0) this.#schedule();
   }
 
   /** Writes what is queued, makes the file durable, closes the environment and records that it was closed. */
@@ -444,48 +545,35 @@ export class BatchDisk {
     if (synced) await writeFileAtomic(path.join(this.#o.path, SHUTDOWN_RECORD), JSON.stringify({ boot: bootId(), closed: true }));
   }
 
-  async #write(q: Map<string, QueuedWrite>): Promise<void> {
-    let puts = 0;
-    let bytes = 0;
+  async #write(seq: number, value: Buffer | undefined, batches: number, deletes: readonly Buffer[]): Promise<void> {
     try {
       await this.#db.transaction(() => {
-        for (const { key, b } of q.values()) {
-          if (b === null) { this.#db.removeSync(key); continue; }
-          const value = encodeBatch(b);
-          this.#db.putSync(key, value);
-          puts++;
-          bytes += value.length;
-        }
+        if (value) this.#db.putSync(seqKey(seq), value);
+        for (const key of deletes) this.#db.removeSync(key);
       });
       this.counts.writes++;
-      this.#o.observer?.written?.(puts, q.size - puts, bytes);
+      this.#o.observer?.written?.(batches, deletes.length, value?.length ?? 0);
     } catch (err) {
       this.counts.failed++;
       this.#dirty = true;
       this.#o.observer?.failed?.();
-      // The batches stay held in memory: only a restart loses them (and fetches them again).
-      for (const { key, b } of q.values()) {
-        if (b === null || !this.#owns(key)) continue;
-        const hex = key.toString('hex', SEQ_BYTES);
-        this.#bytes -= this.#onDisk.get(hex)!.bytes;
-        this.#onDisk.delete(hex);
+      // The group's batches stay held in memory only (a restart would fetch them again).
+      const g = this.#groups.get(seq);
+      if (g) {
+        this.#groups.delete(seq);
+        for (const hex of g.members) {
+          this.#bytes -= this.#kept.get(hex)!.bytes;
+          this.#kept.delete(hex);
+        }
       }
       this.#report();
       const every = this.counts.failed;
-      if ((every & (every - 1)) === 0) this.#o.log.error({ path: this.#o.path, failed: every, batches: q.size, err: await writeError(err) }, 'batches on disk: a write failed (they stay held in memory; a restart would fetch them again)');
+      if ((every & (every - 1)) === 0) this.#o.log.error({ path: this.#o.path, failed: every, batches, deletes: deletes.length, err: await writeError(err) }, 'batches on disk: a write failed (they stay held in memory; a restart would fetch them again)');
     }
   }
 
-  #track(hex: string, key: Buffer, b: DiskBatch): void {
-    let n = 0;
-    for (const tx of b.txs) n += tx.length;
-    this.#onDisk.set(hex, { key, bytes: n });
-    this.#bytes += n;
-    this.#report();
-  }
-
   #report(): void {
-    this.#o.observer?.size?.(this.#onDisk.size, this.#bytes);
+    this.#o.observer?.size?.(this.#kept.size, this.#bytes);
   }
 
   #schedule(): void {
