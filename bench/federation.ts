@@ -16,6 +16,8 @@
 //                      after a long history: written into its block store before the services start)
 //     [--max-block-txs 10000] (consensus.max_block_txs of every member; max_block_bytes grows with it
 //                      when the default 4 MiB would bind first)
+//     [--no-batches-on-disk] (consensus.batches_on_disk false on every member: the other validators'
+//                      batches held in memory only, the baseline for what writing them costs)
 //
 // Where the CPU goes: every service process's CPU time (/proc) is read when the idle window
 // starts and ends and when the load's backlog has committed, and its RSS every second. Printed:
@@ -59,6 +61,7 @@ const { values: f } = parseArgs({ allowNegative: true, options: {
   recovery: { type: 'boolean', default: true }, rate: { type: 'string' }, 'base-timeout': { type: 'string' },
   'warm-up': { type: 'string' }, 'dead-member': { type: 'boolean' }, 'keep-logs': { type: 'boolean', default: false },
   'index-prefill': { type: 'string', default: '0' }, 'max-block-txs': { type: 'string' },
+  'batches-on-disk': { type: 'boolean', default: true },
 } });
 const indexPrefill = Number(f['index-prefill']);
 /** Open loop: transactions per second offered whatever the federation commits (undefined: the closed loop). */
@@ -308,6 +311,13 @@ async function leaderRecovery(net: Devnet, clients: ConsensusServiceClient[], di
   return { leader, ms: recovered, timerS, catchUpMs };
 }
 
+/** One field of a member's conf.yaml. */
+async function setConf(file: string, at: string[], value: unknown): Promise<void> {
+  const doc = parseDocument(await fs.readFile(file, 'utf8'));
+  doc.setIn(at, value);
+  await fs.writeFile(file, doc.toString());
+}
+
 /** consensus.max_block_txs, and max_block_bytes where the default would bind first (the transactions and their framing). */
 async function setBlockLimit(file: string, txs: number): Promise<void> {
   const doc = parseDocument(await fs.readFile(file, 'utf8'));
@@ -326,6 +336,7 @@ async function runOnce(backend: BackendName): Promise<string[]> {
       await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('backend: auto', `backend: ${backend}`));
     }
     if (f['max-block-txs'] !== undefined) await setBlockLimit(path.join(dir, `m${i}`, 'conf.yaml'), Number(f['max-block-txs']));
+    if (!f['batches-on-disk']) await setConf(path.join(dir, `m${i}`, 'conf.yaml'), ['consensus', 'batches_on_disk'], false);
   }
   for (let i = 0; i < N && indexPrefill > 0; i++) await prefillIndex(path.join(dir, `m${i}`, 'consensus'), indexPrefill);
   const floor = signingFloor(backend); // on a quiet machine, before the federation starts

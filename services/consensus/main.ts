@@ -264,13 +264,14 @@ async function main(): Promise<void> {
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     // The batches held before a restart are held again (batch-disk.ts): a proposal naming them needs
     // no fetch. Read back in the background once the link is up (a full store is tens of megabytes to hash).
-    const batchDisk = await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk,
-      bytesPerSecondPerHolder: c.max_block_bytes });
+    const batchDisk = c.batches_on_disk
+      ? await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk, bytesPerSecondPerHolder: c.max_block_bytes })
+      : undefined;
     // Other validators' batches only: this member's own transactions are in its mempool journal already.
-    driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
+    if (batchDisk) driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
     link.setValidators(current.set);
     link.start();
-    const restoring = (async () => {
+    const restoring = batchDisk && (async () => {
       const held: string[] = [];
       let committed = 0;
       await batchDisk.load(Date.now(), BATCH_TTL_MS, (b) => { if (inbound?.restoreBatch(b)) held.push(toHex(b.tree.digest)); else committed++; });
@@ -333,7 +334,7 @@ async function main(): Promise<void> {
       // observer at once, which offers them until it sees them committed: retired.ts).
       if (!driver.retired) m.reoffered.inc({}, inbound?.reofferStale(Date.now()) ?? 0);
       driver.batches.expire(Date.now());
-      batchDisk.sweep();
+      batchDisk?.sweep();
     }, 1000);
     readiness.unref();
     // The gateway's view of the peers, for GetStatus and the peers gauge (best effort, every 2 s).
@@ -401,7 +402,7 @@ async function main(): Promise<void> {
     life.add({ name: 'metrics', run: () => endpoint?.close() });
     life.add({ name: 'nats', run: () => publisher?.close() });
     life.add({ name: 'mempool-journal', run: () => journal.close() });
-    life.add({ name: 'batch-disk', run: async () => { await batchDisk.close(); await restoring; } });
+    if (batchDisk) life.add({ name: 'batch-disk', run: async () => { await batchDisk.close(); await restoring; } });
     life.add({ name: 'retention', run: () => retention.idle() });
     life.add({ name: 'lmdb', run: () => store.close() });
     driver.start();
