@@ -4,40 +4,21 @@
 // opened is made again; a full disk costs a count and a log line, and the sweep after it deletes
 // what the failed write left behind.
 
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { open } from 'lmdb';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { BatchDisk, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
+import { captureLog, scratch } from '../../test/support/scratch.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const dirs: string[] = [];
-const mounts: string[] = [];
-const tmp = () => {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-batch-disk-'));
-  dirs.push(d);
-  return d;
-};
-const cleanUp = () => {
-  for (const m of mounts.splice(0)) { try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* not mounted */ } }
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-};
-after(cleanUp);
-process.once('exit', cleanUp);
-
-function capture(): { log: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
+const { tmp, tmpfs } = scratch('btcfed-batch-disk-');
+const capture = captureLog;
 
 function recorder() {
   const loaded: Partial<Record<LoadOutcome, number>> = {};
@@ -331,11 +312,8 @@ test('what one holder makes this member write is bounded in bytes a second: beyo
 });
 
 test('a full disk fails a write (counted, logged, the batches stay held), and the sweep after it deletes what the write could not', async (t) => {
-  const mnt = tmp();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { stdio: 'ignore' });
-    mounts.push(mnt);
-  } catch {
+  const mnt = tmpfs('512k');
+  if (!mnt) {
     t.skip('cannot mount a tmpfs here (needs root)');
     return;
   }

@@ -4,17 +4,14 @@
 // commits, stays within the mempool's limits, and a corrupt entry or a full disk costs a log line
 // and a count, never the process.
 
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { open } from 'lmdb';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, isFedError } from '#libs/errors/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
@@ -24,6 +21,7 @@ import { Mempool } from './mempool.ts';
 import { decodeValue, encodeGroup } from './journal-codec.ts';
 import { MempoolJournal, type JournalObserver, type ReplayOutcome } from './mempool-journal.ts';
 import { consensusMetrics } from './metrics.ts';
+import { captureLog, scratch } from '../../test/support/scratch.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const none = () => false;
@@ -46,28 +44,8 @@ if (process.env.JOURNAL_CHILD_DIR) {
   log.info({ n: 100 }, 'durable');
   setInterval(() => {}, 1000); // until the kill -9
 } else {
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'btcfed-journal-'));
-    dirs.push(d);
-    return d;
-  };
-  const mounts: string[] = [];
-  const cleanUp = () => {
-    // Also when a test failed half-way, or the process is ending on an error: no tmpfs is left mounted
-    // (lazily: a journal a failed test left open keeps it busy).
-    for (const m of mounts.splice(0)) { try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* not mounted */ } }
-    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-  };
-  after(cleanUp);
-  process.once('exit', cleanUp);
-
-  /** A logger whose lines the test reads. */
-  function capture(): { log: Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
-    const lines: Array<{ level: number; msg: string }> = [];
-    const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
-    return { log: pino({ level: 'debug' }, sink), lines };
-  }
+  const { tmp, tmpfs } = scratch('btcfed-journal-');
+  const capture = captureLog;
 
   /** What the observer heard. */
   function recorder() {
@@ -400,11 +378,8 @@ if (process.env.JOURNAL_CHILD_DIR) {
   });
 
   test('a full disk fails the submit (MEMPOOL_JOURNAL_FAILED), not the process; once there is room, a resubmit is durable', async (t) => {
-    const mnt = tmp();
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { stdio: 'ignore' });
-      mounts.push(mnt);
-    } catch {
+    const mnt = tmpfs('512k');
+    if (!mnt) {
       t.skip('cannot mount a tmpfs here (needs root)');
       return;
     }
