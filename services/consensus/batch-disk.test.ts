@@ -12,7 +12,7 @@ import { open } from 'lmdb';
 import { pino } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { BatchDisk, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
+import { BatchDisk, MAX_GROUP_BYTES, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
 import { captureLog, scratch } from '../../test/support/scratch.ts';
 
@@ -41,7 +41,7 @@ function batch(tag: string, n: number, size = 100) {
 
 const store = () => new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 4 });
 
-test('the batches a store holds are read back after a restart, oldest first, as they were; a group goes once none of its batches is held', async () => {
+test('the batches a store holds are read back after a restart, in the order they were held, as they were; a group goes once none of its batches is held', async () => {
   const dir = path.join(tmp(), 'batches');
   const rec = recorder();
   const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer });
@@ -69,9 +69,9 @@ test('the batches a store holds are read back after a restart, oldest first, as 
   const loaded = await again.load(5_000, BATCH_TTL_MS, (l) => handed.push(toHex(l.tree.digest)));
   assert.deepEqual(handed, loaded.map((l) => toHex(l.tree.digest)), 'each batch handed over as it is checked, in the same order');
   assert.deepEqual(loaded.map((l) => [toHex(l.tree.digest), l.holder, l.author, l.atMs]),
-    [[toHex(a.tree.digest), 1, 1, 1_000], [toHex(b.tree.digest), 2, 3, 2_000], [toHex(own.tree.digest), 0, 0, 4_000]]);
-  assert.deepEqual(loaded[0]!.txs.map((t) => Buffer.from(t).toString()), a.txs.map((t) => Buffer.from(t).toString()));
-  assert.deepEqual(loaded[0]!.ids, a.ids);
+    [[toHex(b.tree.digest), 2, 3, 2_000], [toHex(a.tree.digest), 1, 1, 1_000], [toHex(own.tree.digest), 0, 0, 4_000]]);
+  assert.deepEqual(loaded[1]!.txs.map((t) => Buffer.from(t).toString()), a.txs.map((t) => Buffer.from(t).toString()));
+  assert.deepEqual(loaded[1]!.ids, a.ids);
   assert.deepEqual(rec2.r.loaded, { loaded: 3, expired: 0, corrupt: 0 });
   assert.deepEqual(rec2.r.size, [3, 1_000]);
 
@@ -114,6 +114,24 @@ test('a group less than a quarter of whose bytes is held is written again: what 
   await disk.close();
   const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
   assert.deepEqual((await again.load(2, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest)).sort(), held.slice(17).map((b) => b.hex).sort());
+  await again.close();
+});
+
+test('a window with more than MAX_GROUP_BYTES due writes several groups', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: rec.observer });
+  await disk.load(1, BATCH_TTL_MS);
+  const big = Array.from({ length: 20 }, (_, k) => enc(`big-${k}-`.padEnd(1 << 20, '.')));
+  for (const tx of big) { const ids = [txHash(tx)]; disk.put(toHex(batchTree(ids).digest), { holder: 1, author: 1, atMs: 1, txs: [tx] }); }
+  await disk.flush();
+  assert.equal(rec.r.puts, 20);
+  await disk.close();
+  const keys = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+  assert.equal([...keys.getKeys()].length, Math.ceil(20 / Math.floor(MAX_GROUP_BYTES / (1 << 20))), 'groups of at most 16 MiB');
+  await keys.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  assert.equal((await again.load(2, BATCH_TTL_MS)).length, 20);
   await again.close();
 });
 

@@ -59,6 +59,8 @@ const GROUP_HEADER_BYTES = 1 + 4;
 const DIGEST_BYTES = 32;
 /** How often the batches due are written, as one group, with the deletes. */
 export const WRITE_WINDOW_MS = 250;
+/** A group holds at most this many bytes of transactions (a window with more due writes several). */
+export const MAX_GROUP_BYTES = 16 << 20;
 /** A group this small is not written again however little of it is held (what that would save is not worth a write). */
 export const GROUP_SLACK_BYTES = 64 << 10;
 /**
@@ -324,9 +326,10 @@ export class BatchDisk {
   }
 
   /**
-   * Reads every batch back, oldest first, handing each to `each` as it is checked (the checks —
-   * each transaction hashed again — yield to other work every few milliseconds: a full store is
-   * tens of megabytes). Deleted and counted: batches older than `ttlMs` at `nowMs` and batches that
+   * Reads every batch back, a group at a time in the order they were written (oldest first),
+   * handing each to `each` as it is checked (the checks — each transaction hashed again — yield to
+   * other work every few milliseconds: a full store is tens of megabytes; one group's value is in
+   * memory at a time). Deleted and counted: batches older than `ttlMs` at `nowMs` and batches that
    * are corrupt (a layout that does not parse, or transactions that do not hash to the digest they
    * were written with). Returns the batches handed over. Never throws for a value.
    */
@@ -337,76 +340,69 @@ export class BatchDisk {
       counts.corrupt++;
       if (counts.corrupt <= LOGGED_CORRUPT) this.#o.log.warn({ path: this.#o.path, key: key.toString('hex'), why }, 'batches on disk: corrupt batch deleted');
     };
-    /** Every key read, with its value's size: those no batch read back is in are deleted. */
-    const keys = new Map<number, { key: Buffer; valueBytes: number }>();
+    /** Every group read: those no batch read back is in are deleted. */
+    const keys = new Map<number, Buffer>();
     /** Groups some of whose batches were not read back (expired, corrupt, twice): written again without them. */
     const shrunk = new Set<number>();
     this.#loading = true;
     try {
-      // Read and parsed at once (a copy each: the range's buffers are not ours to keep), checked after.
-      const read: Array<{ seq: number; digest: Uint8Array; d: DiskBatch }> = [];
-      let rewrite = false;
+      const list: Buffer[] = [];
       try {
-        for (const { key: k, value } of this.#db.getRange()) {
-          const key = Buffer.from(k);
-          if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); this.#deletes.push(key); continue; }
-          const seq = Number(key.readBigUInt64BE(0));
-          this.#nextSeq = Math.max(this.#nextSeq, seq + 1);
-          keys.set(seq, { key, valueBytes: value.length });
-          const g = decodeGroup(Uint8Array.prototype.slice.call(value));
-          if ('why' in g) { corrupt(key, g.why); continue; }
-          for (const { digest, b } of g) {
-            if ('why' in b) { corrupt(key, b.why); shrunk.add(seq); } else if (b.atMs <= nowMs - ttlMs) { counts.expired++; shrunk.add(seq); } else read.push({ seq, digest, d: b });
-          }
-        }
+        for (const k of this.#db.getKeys()) list.push(Buffer.from(k));
       } catch (err) {
-        // The environment itself cannot be read: what was read stands (written again), the rest is dropped with it.
-        this.#o.log.error({ path: this.#o.path, err: errorMessage(err), read: read.length }, 'batches on disk cannot be read to the end: removed and made again');
-        await this.#db.close();
-        fs.rmSync(this.#o.path, { recursive: true, force: true });
-        this.#db = this.#open();
-        await this.#recordOpen();
-        keys.clear();
-        this.#deletes = [];
-        rewrite = true;
+        await this.#wipe(err);
+        list.length = 0;
       }
-      // Oldest first: the store makes room in its holders' order of arrival.
-      read.sort((a, b) => a.d.atMs - b.d.atMs);
       let slice = performance.now();
-      for (const { seq, digest, d } of read) {
+      for (const key of list) {
         if (this.#closed) break;
-        const ids = d.txs.map(txHash);
-        const tree = batchTree(ids);
-        if (!bytesEqual(tree.digest, digest)) { corrupt(keys.get(seq)?.key ?? seqKey(seq), 'its transactions do not hash to the digest it was written with'); shrunk.add(seq); continue; }
-        const hex = toHex(tree.digest);
-        // The same batch twice (written again while its first group was still held): once is enough.
-        if (this.#kept.has(hex)) { shrunk.add(seq); continue; }
-        const b: LoadedBatch = { ...d, ids, tree };
-        let bytes = 0;
-        for (const tx of d.txs) bytes += tx.length;
-        if (rewrite) {
-          this.#kept.set(hex, { b, bytes, group: 0, at: 0 });
-          this.#pending.add(hex);
-        } else {
-          this.#kept.set(hex, { b, bytes, group: seq, at: d.atMs });
-          let g = this.#groups.get(seq);
-          if (!g) this.#groups.set(seq, (g = { members: new Set(), valueBytes: keys.get(seq)!.valueBytes, liveBytes: 0 }));
-          g.members.add(hex);
-          g.liveBytes += bytes;
+        if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); this.#deletes.push(key); continue; }
+        const seq = Number(key.readBigUInt64BE(0));
+        this.#nextSeq = Math.max(this.#nextSeq, seq + 1);
+        let value: Buffer | undefined;
+        try {
+          // A copy (getBinary): the batches' transactions are views into it, kept.
+          value = this.#db.getBinary(key);
+        } catch (err) {
+          await this.#wipe(err);
+          keys.clear();
+          break;
         }
-        this.#bytes += bytes;
-        counts.loaded++;
-        out.push(b);
-        each?.(b);
-        if (performance.now() - slice > LOAD_SLICE_MS) {
-          await new Promise((r) => setImmediate(r));
-          slice = performance.now();
+        if (!value) continue;
+        keys.set(seq, key);
+        const g = decodeGroup(value);
+        if ('why' in g) { corrupt(key, g.why); continue; }
+        for (const { digest, b: d } of g) {
+          if ('why' in d) { corrupt(key, d.why); shrunk.add(seq); continue; }
+          if (d.atMs <= nowMs - ttlMs) { counts.expired++; shrunk.add(seq); continue; }
+          const ids = d.txs.map(txHash);
+          const tree = batchTree(ids);
+          if (!bytesEqual(tree.digest, digest)) { corrupt(key, 'its transactions do not hash to the digest it was written with'); shrunk.add(seq); continue; }
+          const hex = toHex(tree.digest);
+          // The same batch twice (written again while its first group was still held), or held already: once is enough.
+          if (this.#kept.has(hex)) { shrunk.add(seq); continue; }
+          const b: LoadedBatch = { ...d, ids, tree };
+          let bytes = 0;
+          for (const tx of d.txs) bytes += tx.length;
+          this.#kept.set(hex, { b, bytes, group: seq, at: d.atMs });
+          let group = this.#groups.get(seq);
+          if (!group) this.#groups.set(seq, (group = { members: new Set(), valueBytes: value.length, liveBytes: 0 }));
+          group.members.add(hex);
+          group.liveBytes += bytes;
+          this.#bytes += bytes;
+          counts.loaded++;
+          out.push(b);
+          each?.(b);
+          if (performance.now() - slice > LOAD_SLICE_MS) {
+            await new Promise((r) => setImmediate(r));
+            slice = performance.now();
+          }
         }
       }
     } finally {
       this.#loading = false;
     }
-    for (const [seq, { key }] of keys) if (!this.#groups.has(seq)) this.#deletes.push(key);
+    for (const [seq, key] of keys) if (!this.#groups.has(seq)) this.#deletes.push(key);
     // Groups with batches expired, corrupt or twice, or mostly forgotten meanwhile, are written again.
     for (const seq of [...this.#groups.keys()]) this.#rewriteIfSparse(seq, shrunk.has(seq));
     if (this.#deletes.length > 0 || this.#pending.size > 0) this.#schedule();
@@ -414,6 +410,28 @@ export class BatchDisk {
     for (const [outcome, n] of Object.entries(counts) as Array<[keyof typeof counts, number]>) this.#o.observer?.loaded?.(outcome, n);
     this.#o.log[counts.corrupt > 0 ? 'warn' : 'info']({ path: this.#o.path, ...counts, groups: this.#groups.size }, 'batches on disk read back');
     return out;
+  }
+
+  /**
+   * The environment cannot be read: it is removed and made again, and the batches read back so far
+   * go into the next group (the rest are lost to it: a proposal naming them fetches them).
+   */
+  async #wipe(err: unknown): Promise<void> {
+    this.#o.log.error({ path: this.#o.path, err: errorMessage(err), read: this.#kept.size }, 'batches on disk cannot be read to the end: removed and made again');
+    await this.#db.close();
+    fs.rmSync(this.#o.path, { recursive: true, force: true });
+    this.#db = this.#open();
+    await this.#recordOpen();
+    for (const g of this.#groups.values()) {
+      for (const hex of g.members) {
+        const k = this.#kept.get(hex)!;
+        k.group = 0;
+        k.at = 0;
+        this.#pending.add(hex);
+      }
+    }
+    this.#groups.clear();
+    this.#deletes = [];
   }
 
   /** Writes the batch under its digest (hex) once it is due, if its holder's bytes a second allow. */
@@ -503,15 +521,22 @@ export class BatchDisk {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const due = this.#now() - (this.#o.writeAfterMs ?? WRITE_AFTER_MS);
-    const members: string[] = [];
-    for (const hex of this.#pending) if (all || this.#kept.get(hex)!.at <= due) members.push(hex);
+    // The batches due, in groups of at most MAX_GROUP_BYTES of transactions (one LMDB value each).
+    const groups: string[][] = [];
+    let bytes = MAX_GROUP_BYTES;
+    for (const hex of this.#pending) {
+      const k = this.#kept.get(hex)!;
+      if (!all && k.at > due) continue;
+      if (bytes + k.bytes > MAX_GROUP_BYTES && bytes > 0) { groups.push([]); bytes = 0; }
+      groups.at(-1)!.push(hex);
+      bytes += k.bytes;
+    }
     const deletes = this.#deletes;
     this.#deletes = [];
-    if (members.length > 0 || deletes.length > 0) {
-      let seq = 0;
-      let value: Buffer | undefined;
-      if (members.length > 0) {
-        seq = this.#nextSeq++;
+    if (groups.length > 0 || deletes.length > 0) {
+      const puts: Array<{ seq: number; value: Buffer; batches: number }> = [];
+      for (const members of groups) {
+        const seq = this.#nextSeq++;
         const g: Group = { members: new Set(members), valueBytes: 0, liveBytes: 0 };
         for (const hex of members) {
           const k = this.#kept.get(hex)!;
@@ -519,11 +544,12 @@ export class BatchDisk {
           k.group = seq;
           g.liveBytes += k.bytes;
         }
-        value = encodeGroup(members.map((hex) => ({ digest: fromHex(hex), b: this.#kept.get(hex)!.b })));
+        const value = encodeGroup(members.map((hex) => ({ digest: fromHex(hex), b: this.#kept.get(hex)!.b })));
         g.valueBytes = value.length;
         this.#groups.set(seq, g);
+        puts.push({ seq, value, batches: members.length });
       }
-      this.#writing = this.#write(seq, value, members.length, deletes).finally(() => { this.#writing = undefined; });
+      this.#writing = this.#write(puts, deletes).finally(() => { this.#writing = undefined; });
       await this.#writing;
     }
     if (this.#pending.size > 0 || this.#deletes.length > 0) this.#schedule();
@@ -545,21 +571,23 @@ export class BatchDisk {
     if (synced) await writeFileAtomic(path.join(this.#o.path, SHUTDOWN_RECORD), JSON.stringify({ boot: bootId(), closed: true }));
   }
 
-  async #write(seq: number, value: Buffer | undefined, batches: number, deletes: readonly Buffer[]): Promise<void> {
+  async #write(puts: ReadonlyArray<{ seq: number; value: Buffer; batches: number }>, deletes: readonly Buffer[]): Promise<void> {
+    const batches = puts.reduce((n, p) => n + p.batches, 0);
     try {
       await this.#db.transaction(() => {
-        if (value) this.#db.putSync(seqKey(seq), value);
+        for (const { seq, value } of puts) this.#db.putSync(seqKey(seq), value);
         for (const key of deletes) this.#db.removeSync(key);
       });
       this.counts.writes++;
-      this.#o.observer?.written?.(batches, deletes.length, value?.length ?? 0);
+      this.#o.observer?.written?.(batches, deletes.length, puts.reduce((n, p) => n + p.value.length, 0));
     } catch (err) {
       this.counts.failed++;
       this.#dirty = true;
       this.#o.observer?.failed?.();
-      // The group's batches stay held in memory only (a restart would fetch them again).
-      const g = this.#groups.get(seq);
-      if (g) {
+      // The groups' batches stay held in memory only (a restart would fetch them again).
+      for (const { seq } of puts) {
+        const g = this.#groups.get(seq);
+        if (!g) continue;
         this.#groups.delete(seq);
         for (const hex of g.members) {
           this.#bytes -= this.#kept.get(hex)!.bytes;

@@ -123,7 +123,7 @@ export class BatchIntake {
   }
 
   /**
-   * A batch read back from disk at start (batch-disk.ts, oldest first): held again by its digest,
+   * A batch read back from disk at start (batch-disk.ts, in the order they were written): held again by its digest,
    * within the store's bounds per holder, and another validator's transactions offered to the pool
    * again as its batch had them (this member's own are in the mempool journal). A batch all of whose
    * transactions are committed is forgotten: false.
