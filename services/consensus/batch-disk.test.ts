@@ -117,6 +117,37 @@ test('a group less than a quarter of whose bytes is held is written again: what 
   await again.close();
 });
 
+test('a group written while the load still reads (it yields) takes a key after every group on disk, and loses none of them', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const raw = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', compression: false });
+  const key = (seq: number) => { const k = Buffer.alloc(8); k.writeBigUInt64BE(BigInt(seq)); return k; };
+  // Group 1 takes some tens of milliseconds to check: the load yields inside it.
+  const heavy = Array.from({ length: 40 }, (_, k) => batch(`heavy-${k}`, 500, 100));
+  await raw.put(key(1), encodeGroup(heavy.map((b) => ({ digest: b.tree.digest, b: { holder: 1, author: 1, atMs: 1_000, txs: b.txs } }))));
+  const marker = batch('marker', 2);
+  await raw.put(key(2), encodeGroup([{ digest: marker.tree.digest, b: { holder: 2, author: 2, atMs: 1_000, txs: marker.txs } }]));
+  await raw.close();
+  fs.writeFileSync(path.join(dir, SHUTDOWN_RECORD), JSON.stringify({ closed: true }));
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  const fresh = batch('fresh', 2);
+  let first = true;
+  const loaded = await disk.load(2_000, BATCH_TTL_MS, () => {
+    if (!first) return;
+    first = false;
+    // A batch arrives and is written while the load goes on.
+    disk.put(toHex(fresh.tree.digest), { holder: 3, author: 3, atMs: 2_000, txs: fresh.txs });
+    setImmediate(() => void disk.flush());
+  });
+  assert.equal(loaded.length, 41);
+  await disk.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  const back = new Set((await again.load(2_000, BATCH_TTL_MS)).map((l) => toHex(l.tree.digest)));
+  assert.ok(back.has(toHex(marker.tree.digest)), 'the marker group was not written over');
+  assert.ok(back.has(toHex(fresh.tree.digest)));
+  assert.equal(back.size, 42);
+  await again.close();
+});
+
 test('a window with more than MAX_GROUP_BYTES due writes several groups', async () => {
   const dir = path.join(tmp(), 'batches');
   const rec = recorder();

@@ -353,12 +353,13 @@ export class BatchDisk {
         await this.#wipe(err);
         list.length = 0;
       }
+      // Before the first yield: a group written meanwhile (new batches come due) takes a key after every one read here.
+      for (const key of list) if (key.length === KEY_BYTES) this.#nextSeq = Math.max(this.#nextSeq, Number(key.readBigUInt64BE(0)) + 1);
       let slice = performance.now();
       for (const key of list) {
         if (this.#closed) break;
         if (key.length !== KEY_BYTES) { corrupt(key, `a key of ${key.length} bytes, not ${KEY_BYTES}`); this.#deletes.push(key); continue; }
         const seq = Number(key.readBigUInt64BE(0));
-        this.#nextSeq = Math.max(this.#nextSeq, seq + 1);
         let value: Buffer | undefined;
         try {
           // A copy (getBinary): the batches' transactions are views into it, kept.
