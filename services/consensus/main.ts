@@ -264,8 +264,10 @@ async function main(): Promise<void> {
       handoffTxsPerSecond: c.handoff_txs_per_second, driver, pool: driver.pool, transport: link, clock: systemClock, log: log.child({ module: 'inbound' }), observer });
     // The batches held before a restart are held again (batch-disk.ts): a proposal naming them needs
     // no fetch. Read back in the background once the link is up (a full store is tens of megabytes to hash).
+    // A cache that cannot be made (its directory unwritable) costs its use, not the member.
     const batchDisk = c.batches_on_disk
       ? await BatchDisk.open({ path: path.join(dataDir, 'consensus', 'batches'), log: log.child({ module: 'batch-disk' }), observer: m.batchDisk, bytesPerSecondPerHolder: c.max_block_bytes })
+        .catch((err: unknown) => { log.error({ err: errorMessage(err) }, 'batches on disk cannot be used: batches are held in memory only'); return undefined; })
       : undefined;
     // Other validators' batches only: this member's own transactions are in its mempool journal already.
     if (batchDisk) driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
