@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { FedError, isFedError } from '#libs/errors/index.ts';
 import { parseCardText, parseConfText, parsePeersText } from '#libs/config/index.ts';
-import { runTarget, type FuzzTarget } from '../fuzz/engine.ts';
+import { runTarget, WALL_FACTOR, type FuzzTarget } from '../fuzz/engine.ts';
 import { loadCorpus } from '../fuzz/corpus.ts';
 import { TARGETS } from '../fuzz/targets/index.ts';
 import { peekFrame } from '#libs/wire/index.ts';
@@ -118,10 +118,25 @@ test('a decoder that trusts its length field is caught, with the input and the s
 test('an input that hangs past the time bound is a failure', async () => {
   const slow: FuzzTarget = {
     name: 'slow', describe: 'a test decoder', sources: [], generate: fc.uint8Array({ maxLength: 4 }), refusal: () => false,
-    run: (b) => { if (b.length === 3) { const end = performance.now() + 150; while (performance.now() < end); } },
+    // Spins until it has spent 150 ms of CPU (wall time would depend on the machine's load).
+    run: (b) => { if (b.length === 3) { const c0 = process.cpuUsage(); for (;;) { const c = process.cpuUsage(c0); if (c.user + c.system >= 150_000) break; } } },
   };
   const r = await runTarget(slow, { ms: 2000, seed: 1, timeBoundMs: 100 });
-  assert.match(r.failure?.error ?? '', /took .* ms \(bound 100 ms\) twice/);
+  assert.match(r.failure?.error ?? '', /took .* ms of CPU \(bound 100 ms\) twice/);
+});
+
+test('time off the CPU (a busy machine) is not a hang within the wall bound; an input that waits past it is', async () => {
+  const blocked = new Int32Array(new SharedArrayBuffer(4));
+  const waits = (ms: number): FuzzTarget => ({
+    name: 'waits', describe: 'a test decoder', sources: [], generate: fc.uint8Array({ maxLength: 4 }), refusal: () => false,
+    // Atomics.wait blocks the thread without spending CPU, as being descheduled does.
+    run: (b) => { if (b.length === 3) Atomics.wait(blocked, 0, 0, ms); },
+  });
+  const descheduled = await runTarget(waits(150), { ms: 1500, seed: 1, timeBoundMs: 100 });
+  assert.equal(descheduled.failure, undefined, descheduled.failure?.error);
+  assert.ok(descheduled.execs > 10);
+  const stuck = await runTarget(waits(WALL_FACTOR * 100 + 100), { ms: 1500, seed: 1, timeBoundMs: 100 });
+  assert.match(stuck.failure?.error ?? '', /took .* ms of wall time \(bound 1000 ms\) twice/);
 });
 
 // ------------------------------------------------------------------ what the campaign found
