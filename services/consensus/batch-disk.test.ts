@@ -14,10 +14,11 @@ import { batchTree } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { BatchDisk, MAX_GROUP_BYTES, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
-import { captureLog, scratch } from '../../test/support/scratch.ts';
+import { captureLog, onSmallDisk, scratch } from '../../test/support/scratch.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const { tmp, tmpfs } = scratch('btcfed-batch-disk-');
+const scratchSpace = scratch('btcfed-batch-disk-');
+const { tmp } = scratchSpace;
 const capture = captureLog;
 
 function recorder() {
@@ -360,48 +361,34 @@ test('what one holder makes this member write is bounded in bytes a second: beyo
   await disk.close();
 });
 
-test('a full disk fails a write (counted, logged, the batches stay held), and the sweep after it deletes what the write could not', async (t) => {
-  const mnt = tmpfs('512k');
-  if (!mnt) {
-    t.skip('cannot mount a tmpfs here (needs root)');
-    return;
-  }
-  const unhandled: unknown[] = [];
-  const onUnhandled = (r: unknown) => { unhandled.push(r); };
-  process.on('unhandledRejection', onUnhandled);
-  try {
-    const dir = path.join(mnt, 'batches');
-    const { log, lines } = capture();
-    const rec = recorder();
-    const disk = await BatchDisk.open({ path: dir, log, observer: rec.observer });
-    await disk.load(1, BATCH_TTL_MS);
-    const s = store();
-    s.keepOn(disk);
-    const small = s.add(1, batch('small', 2).txs, batch('small', 2).ids, 1);
-    await disk.flush();
-    assert.equal(rec.r.puts, 1);
-    const filler = path.join(mnt, 'filler');
-    fs.writeFileSync(filler, Buffer.alloc(Math.max(0, Number(fs.statfsSync(mnt).bavail) * fs.statfsSync(mnt).bsize - (8 << 10))));
-    // One write: a batch too large for what is left, and the small one's deletion.
-    const big = batch('big', 40, 10_000);
-    const held = s.add(2, big.txs, big.ids, 2);
-    s.forget(small.hex);
-    await disk.flush();
-    assert.equal(rec.r.failed, 1, 'the write failed');
-    assert.ok(lines.some((l) => l.level === 50 && /a write failed/.test(l.msg)));
-    assert.equal(s.get(held.hex), held, 'the batch is still held in memory');
-    assert.deepEqual(rec.r.size, [0, 0], 'nothing is counted as on disk');
+test('a full disk fails a write (counted, logged, the batches stay held), and the sweep after it deletes what the write could not', (t) => onSmallDisk(t, scratchSpace, '512k', async (mnt) => {
+  const dir = path.join(mnt, 'batches');
+  const { log, lines } = capture();
+  const rec = recorder();
+  const disk = await BatchDisk.open({ path: dir, log, observer: rec.observer });
+  await disk.load(1, BATCH_TTL_MS);
+  const s = store();
+  s.keepOn(disk);
+  const small = s.add(1, batch('small', 2).txs, batch('small', 2).ids, 1);
+  await disk.flush();
+  assert.equal(rec.r.puts, 1);
+  const filler = path.join(mnt, 'filler');
+  fs.writeFileSync(filler, Buffer.alloc(Math.max(0, Number(fs.statfsSync(mnt).bavail) * fs.statfsSync(mnt).bsize - (8 << 10))));
+  // One write: a batch too large for what is left, and the small one's deletion.
+  const big = batch('big', 40, 10_000);
+  const held = s.add(2, big.txs, big.ids, 2);
+  s.forget(small.hex);
+  await disk.flush();
+  assert.equal(rec.r.failed, 1, 'the write failed');
+  assert.ok(lines.some((l) => l.level === 50 && /a write failed/.test(l.msg)));
+  assert.equal(s.get(held.hex), held, 'the batch is still held in memory');
+  assert.deepEqual(rec.r.size, [0, 0], 'nothing is counted as on disk');
 
-    fs.rmSync(filler);
-    disk.sweep();
-    await disk.flush();
-    await disk.close();
-    const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
-    assert.deepEqual(await again.load(3, BATCH_TTL_MS), [], 'the sweep deleted the batch the failed write should have');
-    await again.close();
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(unhandled, []);
-  } finally {
-    process.off('unhandledRejection', onUnhandled);
-  }
-});
+  fs.rmSync(filler);
+  disk.sweep();
+  await disk.flush();
+  await disk.close();
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  assert.deepEqual(await again.load(3, BATCH_TTL_MS), [], 'the sweep deleted the batch the failed write should have');
+  await again.close();
+}));

@@ -3,7 +3,8 @@
 // error (a tmpfs unmounted lazily: something a failed test left open may keep it busy) — and a
 // logger whose JSON lines the test reads.
 
-import { after } from 'node:test';
+import { after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -52,4 +53,27 @@ export function captureLog(): { log: Logger; lines: Array<{ level: number; msg: 
   const lines: Array<{ level: number; msg: string }> = [];
   const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
   return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+/**
+ * Runs `fn` on a new tmpfs of `size` (a disk that fills on demand), or skips the test where none
+ * can be mounted (not root). Fails the test when a promise rejection was left unhandled meanwhile:
+ * in a service it would end the process.
+ */
+export async function onSmallDisk(t: TestContext, where: Scratch, size: string, fn: (mnt: string) => Promise<void>): Promise<void> {
+  const mnt = where.tmpfs(size);
+  if (!mnt) {
+    t.skip('cannot mount a tmpfs here (needs root)');
+    return;
+  }
+  const unhandled: unknown[] = [];
+  const onUnhandled = (r: unknown) => { unhandled.push(r); };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await fn(mnt);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, [], 'no promise rejection left unhandled (it would end the service)');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 }
