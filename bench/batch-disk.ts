@@ -11,6 +11,7 @@
 // read back a full store's worth (`--held` batches: each value parsed and its transactions hashed
 // again) and hold it again.
 // Run: node_modules/.bin/node bench/batch-disk.ts [--txs 400000] [--batch 500] [--lag 12] [--held 400] [--rounds 4] [--group 150] [--write-after MS]
+//   [--window MS] (the disk copy's own write timer, 250 ms as in the service; the bench also writes every --group batches itself)
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
