@@ -13,6 +13,8 @@ import { parseDocument } from 'yaml';
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { Phase } from '#libs/hotstuff/index.ts';
+import { PROBE_EVERY } from '#libs/hotstuff/schedule.ts';
+import { MAX_SUSPICION_LEVEL, suspicionWindow } from '#libs/hotstuff/suspicion.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
 import { AdminServiceClient, ConsensusServiceClient, TxStatus } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { GatewayServiceClient, type AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -106,7 +108,7 @@ async function presenceLines(from: number, to: number): Promise<string> {
   return [...(await lines(from)), ...(await lines(to))].join('\n');
 }
 
-describe('a 4-member federation of real processes', { timeout: 900_000 }, () => {
+describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () => {
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-e2e-'));
     await initFederation({ members: N, out: dir, basePort, chainId, paramSet: 'slh-dsa-sha2-128f', baseTimeout: '1s', logFormat: 'json', natsUrl: NATS_URL });
@@ -538,17 +540,40 @@ describe('a 4-member federation of real processes', { timeout: 900_000 }, () => 
     const log2 = await fs.readFile(path.join(dir, 'm2', 'logs', 'consensus.log'), 'utf8');
     assert.match(log2, /behind the peers' retention \(consensus.keep_blocks\): starting again to join from a checkpoint/);
     assert.match(log2, /joined from a checkpoint: following from it/);
-    // It takes part again: a block it proposed commits. The leader schedule skips it while its last
-    // views held no block of its own, until a probe rotation (every eighth) gives it its view back:
-    // that can be a few hundred heights on, so the search pages on from where it left off.
-    let from = Number((await status(2)).committedHeight) + 1;
-    const proposed = await until('a block proposed by m2 commits after its catch-up', async () => {
-      const page = await call(clients[0]!.listBlocks.bind(clients[0]!), { fromHeight: from, limit: 100, headersOnly: true });
-      const found = page.blocks.find((b) => b.block?.header?.proposer === 2)?.block?.header?.height;
-      const last = page.blocks.at(-1)?.block?.header?.height;
+    // It takes part again. First as a voter: its signature is in the QC of a block committed after its catch-up.
+    const joinedAt = Number((await status(2)).committedHeight) + 1;
+    const pageFrom = async (height: number) => (await call(clients[0]!.listBlocks.bind(clients[0]!), { fromHeight: height, limit: 100, headersOnly: true })).blocks;
+    const signedBy = (qc: { signers: Uint8Array } | undefined, i: number) => qc !== undefined && ((qc.signers[i >> 3] ?? 0) >> (i & 7) & 1) === 1;
+    let from = joinedAt;
+    const voted = await until('m2 signs a QC after its catch-up', async () => {
+      const page = await pageFrom(from);
+      const found = page.find((b) => signedBy(b.qc, 2))?.block?.header?.height;
+      const last = page.at(-1)?.block?.header?.height;
       if (found === undefined && last !== undefined) from = Number(last) + 1;
       return found;
-    }, 120_000);
-    console.log(`retention: m2 lacked ${lacks}, m0 keeps from ${oldest}; m2 joined from a checkpoint and caught up in ${(caughtUpMs / 1000).toFixed(1)} s; it proposed committed height ${proposed}`);
+    }, 60_000, 1000);
+    // Then as a leader: a block it proposed commits. The others may still suspect it (its probe
+    // views failed while it was joining: libs/hotstuff suspicion.ts) for up to
+    // suspicionWindow(MAX_SUSPICION_LEVEL) of its views, N views each, and the leader schedule skips
+    // it until a probe rotation (every PROBE_EVERY-th) gives it its view back: so the bound is in
+    // views, not seconds. The search pages on from where it left off.
+    const skippedOf2 = async () => (await (await fetch(`http://127.0.0.1:${memberPorts(basePort, 0).consensusMetrics}/metrics`)).text())
+      .split('\n').filter((l) => /^btcfed_consensus_(views_skipped_total\{[^}]*leader="2"|skipped_leaders_validators)/.test(l)).join('\n');
+    const viewBound = Number((await status(0)).view) + 4 * suspicionWindow(MAX_SUSPICION_LEVEL) + 2 * 4 * PROBE_EVERY;
+    from = joinedAt;
+    const outcome = await until('a block proposed by m2 commits after its catch-up', async () => {
+      const page = await pageFrom(from);
+      const found = page.find((b) => b.block?.header?.proposer === 2)?.block?.header?.height;
+      const last = page.at(-1)?.block?.header?.height;
+      if (found === undefined && last !== undefined) from = Number(last) + 1;
+      if (found !== undefined) return { height: Number(found) };
+      const view = Number((await status(0)).view);
+      if (view <= viewBound) return undefined;
+      return { stuck: `m0 is in view ${view}, past ${viewBound}, and no block of m2's has committed since height ${joinedAt}; m0 says:\n${await skippedOf2()}\nm2: ${JSON.stringify(await status(2))}` };
+    }, 600_000, 1000);
+    if ('stuck' in outcome) assert.fail(outcome.stuck);
+    const proposed = outcome.height;
+    console.log(`retention: m0 on m2's views:\n${await skippedOf2()}`);
+    console.log(`retention: m2 lacked ${lacks}, m0 keeps from ${oldest}; m2 joined from a checkpoint and caught up in ${(caughtUpMs / 1000).toFixed(1)} s; it signed the QC of height ${voted} and proposed committed height ${proposed}`);
   });
 });
