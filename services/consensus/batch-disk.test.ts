@@ -12,7 +12,8 @@ import { open } from 'lmdb';
 import { pino } from 'pino';
 import { batchTree } from '#libs/blocks/index.ts';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { BatchDisk, MAX_GROUP_BYTES, SHUTDOWN_RECORD, decodeBatch, decodeGroup, encodeBatch, encodeGroup, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
+import { decodeBatch, decodeGroup, encodeBatch, encodeGroup } from './batch-codec.ts';
+import { BatchDisk, MAX_GROUP_BYTES, SHUTDOWN_RECORD, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
 import { captureLog, onSmallDisk, scratch } from '../../test/support/scratch.ts';
 
