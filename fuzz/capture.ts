@@ -23,6 +23,7 @@ import { eventInput, CODECS } from './targets/events-codec.ts';
 import { SERVED, apiInput } from './targets/public-api.ts';
 import { SET as RECONFIG_SET } from './targets/reconfig-tx.ts';
 import { encodeReconfigTx } from '#libs/validators/index.ts';
+import { encodeGroup } from '../services/consensus/batch-codec.ts';
 
 const corpus = new Map<string, Uint8Array[]>();
 const add = (target: string, b: Uint8Array) => { corpus.set(target, [...(corpus.get(target) ?? []), b]); };
@@ -154,6 +155,14 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
   add('attach-request', AttachRequest.encode({ body: { $case: 'validators', value: { epoch: 1, validators: seats } } }).finish());
   add('attach-request', AttachRequest.encode({ body: { $case: 'send', value: { to: 1, toPeer: '', frame: encodeFrame(CHAIN, frames[0]!) } } }).finish());
   add('attach-request', AttachRequest.encode({ body: { $case: 'mute', value: { validator: 2, peerId: '', ms: 60_000, reason: 'offences' } } }).finish());
+}
+
+// ------------------------------------------------------------------ the batches on disk (what a member writes of the batches it holds)
+{
+  const batch = (holder: number, first: number, n: number) => ({ holder, author: holder, atMs: 1_760_000_000_000 + first, txs: Array.from({ length: n }, (_, k) => tx(first + k)) });
+  add('batch-disk-value', encodeGroup([{ digest: sha256(Uint8Array.of(1)), b: batch(1, 100, 10) }]));
+  add('batch-disk-value', encodeGroup([1, 2, 3].map((h) => ({ digest: sha256(Uint8Array.of(h)), b: batch(h, h * 1000, h === 2 ? 1 : 4) }))));
+  add('batch-disk-value', encodeGroup([{ digest: sha256(Uint8Array.of(9)), b: { holder: 3, author: 0, atMs: 0, txs: [Uint8Array.of(0), new Uint8Array(250).fill(0xff)] } }]));
 }
 
 for (const [target, seeds] of corpus) {

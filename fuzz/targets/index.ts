@@ -1,6 +1,7 @@
 // Every fuzz target, by name: each reads bytes a peer, a client or another operator chooses.
 import type { FuzzTarget } from '../engine.ts';
 import { attachRequest } from './attach-request.ts';
+import { batchDiskValue } from './batch-disk-value.ts';
 import { configFiles, genesisCard } from './config-files.ts';
 import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
@@ -12,7 +13,7 @@ import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest, presence,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest, presence, batchDiskValue,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {
