@@ -12,6 +12,8 @@ import type { Runner, Service } from './procs.ts';
 
 export const NATS_PORT = 4222;
 export const NATS_CLUSTER_PORT = 6222;
+/** nats-server's monitoring port: /jsz tells who is in the JetStream meta group. */
+export const NATS_MONITOR_PORT = 8222;
 
 export function natsBinary(): string {
   const bin = natsServerBinary();
@@ -36,6 +38,7 @@ function config(name: string, host: Host, peers: readonly Host[], storeDir: stri
   return [
     `server_name: ${JSON.stringify(name)}`,
     `listen: ${JSON.stringify(`${host.addr}:${NATS_PORT}`)}`,
+    `http: ${JSON.stringify(`${host.addr}:${NATS_MONITOR_PORT}`)}`,
     'jetstream {',
     `  store_dir: ${JSON.stringify(storeDir)}`,
     '  max_memory_store: 64MB',
@@ -65,22 +68,66 @@ async function jetStreamReady(url: string): Promise<boolean> {
   }
 }
 
+/** The server name of the i-th node (n1, n2, …). */
+const nodeName = (i: number): string => `n${i + 1}`;
+
+interface MetaView { leader: string; members: string[] }
+
 /**
- * Makes the stream with `replicas` copies. A meta leader can answer before every node has joined
- * the meta group: until then an R3 stream has "no suitable peers for placement", so that is tried
- * again for up to 30 s (on a slow day a CI run failed on the first try).
+ * The JetStream meta group as the node on `h` sees it: its leader, and the members the leader
+ * hears (itself and its current replicas). Undefined where the node does not answer or is not
+ * the leader (only the leader lists the replicas).
  */
-async function makeStream(jsm: JetStreamManager, replicas: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
+async function metaGroup(h: Host, name: string): Promise<MetaView | undefined> {
+  try {
+    const res = await fetch(`http://${h.addr}:${NATS_MONITOR_PORT}/jsz`, { signal: AbortSignal.timeout(2000) });
+    const body = await res.json() as { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean }[] } };
+    const meta = body.meta_cluster;
+    if (!meta?.leader || meta.leader !== name) return undefined;
+    return { leader: meta.leader, members: [meta.leader, ...(meta.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name)] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until the meta group holds every node, then makes the stream with one copy on each.
+ *
+ * nats-server 2.9 (Debian's) sizes a new meta group by the routes it is given (two here, not
+ * counting itself), so two nodes elect a leader and the third must be added after. When the nodes
+ * start together their routes race (each dials each other twice; "Duplicate Route" closes some),
+ * and one run in five or so the third node's answers never reach the leader: it stays out of the
+ * group, and an R3 stream has "no suitable peers for placement" for as long as we waited (30 s
+ * failed a CI run). Starting the nodes one by one did not avoid it. A node still out of the group
+ * after `graceMs` is restarted: alone, it dials peers whose routes are settled, and is added.
+ */
+async function makeStream(runner: Runner, services: readonly Service[], hosts: readonly Host[], jsm: JetStreamManager, graceMs = 5000): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  let since = Date.now();
   for (;;) {
-    try {
-      await ensureStream(jsm, blocksStreamSpec({ replicas }));
-      return;
-    } catch (err) {
-      const cause = (err as { cause?: unknown }).cause;
-      if (!/no suitable peers for placement/i.test(String(cause ?? err)) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 500));
+    const views = (await Promise.all(hosts.map((h, i) => metaGroup(h, nodeName(i))))).filter((v) => v !== undefined);
+    const view = views[0];
+    const missing = view ? hosts.map((_, i) => i).filter((i) => !view.members.includes(nodeName(i))) : [];
+    if (view && missing.length === 0) {
+      try {
+        await ensureStream(jsm, blocksStreamSpec({ replicas: hosts.length }));
+        return;
+      } catch (err) {
+        // The leader may count a node current a moment before placement does.
+        if (!/no suitable peers for placement/i.test(String((err as { cause?: unknown }).cause ?? err))) throw err;
+      }
     }
+    if (Date.now() > deadline) {
+      throw new Error(`testbed: the JetStream meta group ${view ? `(leader ${view.leader}) lacks ${missing.map(nodeName).join(', ')}` : 'has no leader'} after 90 s; logs: ${services.map((s) => s.logFile).join(', ')}`);
+    }
+    if (missing.length > 0 && Date.now() - since > graceMs) {
+      for (const i of missing) {
+        process.stderr.write(`testbed: NATS ${nodeName(i)} is not in the JetStream meta group (leader ${view!.leader}) after ${graceMs} ms; restarting it\n`);
+        await runner.restart(services[i]!);
+      }
+      since = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
@@ -89,7 +136,7 @@ export async function startNatsCluster(tb: Testbed, runner: Runner, hosts: reado
   const bin = natsBinary();
   const dir = path.join(tb.workDir, 'nats');
   const services = hosts.map((h, i) => {
-    const name = `n${i + 1}`;
+    const name = nodeName(i);
     const storeDir = path.join(dir, name, 'jetstream');
     fs.mkdirSync(storeDir, { recursive: true });
     const file = path.join(dir, `${name}.conf`);
@@ -105,7 +152,7 @@ export async function startNatsCluster(tb: Testbed, runner: Runner, hosts: reado
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc);
-    await makeStream(jsm, hosts.length);
+    await makeStream(runner, started, hosts, jsm);
   } catch (err) {
     // This connection reconnects for ever: left open, it keeps the test's process alive after
     // its failure (a CI run hung so).
