@@ -2,13 +2,17 @@
 // validator and a stranger played by in-process libp2p nodes. A gateway tells the validators it is
 // connected to when its consumer (the consensus service) detaches and attaches again, and tells
 // its own consumer which validators are absent: those whose gateway said so, and those every
-// connection to which closed. A consumer that attaches is told who is absent then. What a gateway
+// connection to which closed. A consumer attached as an observer takes no part: its member is
+// absent. A consumer that attaches is told who is absent then. What a gateway
 // says is about itself only, a validator's messages are rate-limited, and a stranger's are refused.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { multiaddr } from '@multiformats/multiaddr';
+import * as grpc from '@grpc/grpc-js';
 import { PresenceMessage, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { BlockRequest, ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { ATTACH_ROLE_METADATA, attachRoleMetadata } from '#libs/rpc/index.ts';
 import { encodeFrame } from '../services/gateway/framing.ts';
 import { PRESENCE_PROTOCOL } from '../services/gateway/presence.ts';
 import {
@@ -72,6 +76,37 @@ describe('gateway presence', () => {
     consumers.push(c1b);
     await c1b.ready;
     await until(() => said(c0, m1.identity.peerId) === true, 'm1 present again');
+
+    // An observer attached to m1's gateway (a member added to the set, catching up before its
+    // epoch seats it) takes no part: m1 is absent for it, and stays so while it only asks for
+    // blocks; its engine attaching takes m1 back at once.
+    c1b.close();
+    await until(() => said(c0, m1.identity.peerId) === false, 'm1 absent once its consensus detached');
+    const c1o = attach(nodes[1].gw, undefined, attachRoleMetadata('observer'));
+    consumers.push(c1o);
+    await c1o.ready;
+    await until(() => nodes[1]!.gw.svc.lines.some((l) => l.role === 'observer' && l.msg === 'consumer attached'), 'm1\'s gateway took the observer');
+    await sleep(1200); // past the time after which a detached validator's frames would say it is back
+    const request = ConsensusFrame.encode({ chainId: 'c', body: { $case: 'blockRequest', value: BlockRequest.fromPartial({ requestId: 7 }) } }).finish();
+    c1o.send(0, request);
+    await c0.next((f) => f.peerId === m1.identity.peerId && Buffer.from(f.frame).equals(request));
+    assert.equal(said(c0, m1.identity.peerId), false, 'm1 present while only an observer is attached to its gateway');
+    const detachments = () => nodes[1]!.gw.svc.lines.filter((l) => l.msg === 'consumer detached').length;
+    const before = detachments();
+    c1o.close();
+    await until(() => detachments() > before, 'the observer detached (it says nothing to the validators)');
+    const c1c = attach(nodes[1].gw);
+    consumers.push(c1c);
+    await c1c.ready;
+    await until(() => said(c0, m1.identity.peerId) === true, 'm1 present once its engine attached');
+    // A role the gateway does not know is refused, naming it, and leaves the consumer attached alone.
+    const bad = attach(nodes[1].gw, undefined, (() => { const md = new grpc.Metadata(); md.set(ATTACH_ROLE_METADATA, 'leader'); return md; })());
+    const status = await bad.ended;
+    assert.equal((status as grpc.StatusObject).code, grpc.status.INVALID_ARGUMENT);
+    assert.match((status as grpc.StatusObject).details, /btcfed-attach-role "leader" is not one of validator, observer/);
+    c1c.send(0, request);
+    await until(() => c0.frames.filter((f) => f.peerId === m1.identity.peerId && Buffer.from(f.frame).equals(request)).length === 2, 'a frame from m1\'s engine delivered: still attached');
+    assert.equal(said(c0, m1.identity.peerId), true, 'm1 still present: the refused Attach changed nothing');
 
     // m1's whole member dies: every connection closes, and nothing is said first. (A gateway that
     // stops cleanly ends its consensus's Attach first, so it says "absent" as its last word before

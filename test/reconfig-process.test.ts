@@ -369,6 +369,14 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       const v = await call(clients[5]!.getValidators.bind(clients[5]!), {}, { deadlineMs: 5000 });
       assert.deepEqual([Number(v.epoch), v.validators.map((x) => x.name)], [3, ['m0', 'm1', 'm3', 'm4', 'm5']]);
       assert.deepEqual([Number(v.baseTimeoutMs), Number(v.idleHeartbeatMs), v.paramsCommitted], [1500, 3000, true], 'GetValidators reports the committed parameters');
+      // On m0, m5 was absent from epoch 3's start until it took part (services/gateway/presence.ts:
+      // a validator the set gains is absent until heard taking part), so its views cost no timer
+      // while it was still an observer; then present.
+      const peer5 = v.validators.find((x) => x.name === 'm5')!.peerId;
+      const told0 = (await fs.readFile(path.join(m(0), 'logs', 'consensus.log'), 'utf8')).split('\n')
+        .filter((l) => l.includes(peer5) && l.includes('(gateway)')).map((l) => (JSON.parse(l) as { present: boolean }).present);
+      assert.equal(told0[0], false, `m0's consensus was told m5 absent first (told: ${JSON.stringify(told0)})`);
+      assert.equal(told0.at(-1), true, `m0's consensus was told m5 present last (told: ${JSON.stringify(told0)})`);
       await lastBlockOf(2, [0, 1, 3, 4, 5]);
       await commitSome('epoch3', [0, 1, 4, 5]);
 

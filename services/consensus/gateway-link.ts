@@ -20,6 +20,7 @@
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { errorMessage } from '#libs/errors/index.ts';
+import { attachRoleMetadata, type AttachRole } from '#libs/rpc/index.ts';
 import type { AttachRequest, AttachResponse, GatewayServiceClient, SetValidators } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import { MAX_OUTSIDE_PEERS, OUTSIDE_BASE, type TransportPort } from './ports.ts';
@@ -36,6 +37,8 @@ export interface GatewayLinkOptions {
   onReady?(ready: { selfIndex: number; maxFrameBytes: number; peerId: string }): void;
   /** A validator (by its index in the set in force) is absent or present again, as the gateway says. */
   onPresence?(validator: number, present: boolean): void;
+  /** What this consumer is (the Attach call's metadata): an observer does not take part, and the gateway tells the validators so. Default validator. */
+  role?: AttachRole;
   now?(): number;
 }
 
@@ -208,7 +211,7 @@ export class GatewayLink implements TransportPort {
 
   #open(): void {
     if (this.#closed) return;
-    const stream = this.#o.client.attach();
+    const stream = this.#o.client.attach(attachRoleMetadata(this.#o.role ?? 'validator'));
     this.#stream = stream;
     stream.on('data', (res: AttachResponse) => {
       const body = res.body;

@@ -103,7 +103,9 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
 
   let onFrame: (from: number, frame: Uint8Array) => void = () => undefined;
   const gatewayClient = createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES });
-  const link = new GatewayLink({ client: gatewayClient, log: log.child({ module: 'gateway-link' }), onFrame: (from, frame) => onFrame(from, frame) });
+  // An observer: its gateway tells the validators this member's consensus takes no part (a member
+  // added to the set, catching up before its epoch seats it, has its views given up at once).
+  const link = new GatewayLink({ client: gatewayClient, log: log.child({ module: 'gateway-link' }), role: 'observer', onFrame: (from, frame) => onFrame(from, frame) });
 
   // Whom to ask: the peers of consensus.follow while any is connected, else the validators; the
   // validators are anchors meanwhile (asked now and then, so a stale followed peer cannot hold us back).

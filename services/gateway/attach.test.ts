@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import type { AttachRequest, AttachResponse } from '#libs/gen/btcfed/v1/gateway.pb.ts';
@@ -15,6 +15,7 @@ import { gatewayMetrics } from './metrics.ts';
 /** A server stream whose writes are sent when the test says (write() itself never says full). */
 class FakeCall extends EventEmitter {
   cancelled = false;
+  metadata = new grpc.Metadata();
   unsent: Array<() => void> = [];
   written = 0;
   getPeer(): string { return 'test'; }

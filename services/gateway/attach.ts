@@ -17,6 +17,7 @@ import type { ConsensusPath } from './consensus.ts';
 import type { Delivery, InboundSink } from './inbound.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Validator } from '#libs/validators/index.ts';
+import { attachRoleOf, type AttachRole } from '#libs/rpc/index.ts';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest, AttachResponse>;
 
@@ -31,17 +32,19 @@ export interface AttachDeps {
   peerId: string;
   /** Takes the consumer's SetValidators (Gateway.adoptValidators); throws FedError to refuse it. */
   adoptValidators?: (req: SetValidators) => void;
-  /** A consumer attached (true) or detached (false): the validators hear it (presence.ts). */
-  onConsumer?: (attached: boolean) => void;
+  /** A consumer that takes part in consensus attached (true), or it detached (false); an observer attaching says nothing new: the validators hear it (presence.ts). */
+  onConsumer?: (takesPart: boolean) => void;
   /** Validators absent now (presence.ts): a consumer that attaches is told them after ready. */
   absent?: () => readonly string[];
-  /** A consensus frame from a validator arrived (presence.ts: a validator said detached is back). */
-  heard?: (peerId: string) => void;
+  /** A frame from a validator arrived (presence.ts: a validator said detached that votes or proposes is back). */
+  heard?: (peerId: string, frame: Uint8Array) => void;
 }
 
 export class AttachPoint implements InboundSink {
   #deps: AttachDeps;
   #call: AttachCall | undefined;
+  /** What the attached consumer said it is (its call's metadata). */
+  #role: AttachRole = 'validator';
   #full = false;
   /** Frame bytes of the current call written but not yet sent (grpc-js calls back once sent). */
   #inFlight = 0;
@@ -53,10 +56,12 @@ export class AttachPoint implements InboundSink {
   }
 
   get attached(): boolean { return this.#call !== undefined; }
+  /** A consumer is attached and takes part in consensus (not an observer): what presence tells the validators. */
+  get takesPart(): boolean { return this.#call !== undefined && this.#role === 'validator'; }
   get busy(): boolean { return this.#full || this.#inFlight >= MAX_IN_FLIGHT_BYTES; }
 
   deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery {
-    if (from) this.#deps.heard?.(peerId);
+    if (from) this.#deps.heard?.(peerId, frame);
     const call = this.#call;
     if (!call) return 'no_consumer';
     const bytes = frame.length;
@@ -86,23 +91,31 @@ export class AttachPoint implements InboundSink {
 
   readonly handler: grpc.handleBidiStreamingCall<AttachRequest, AttachResponse> = (call) => {
     const { log, metrics } = this.#deps;
+    const said = attachRoleOf(call.metadata);
+    if ('error' in said) {
+      log.warn({ peer: call.getPeer(), why: said.error }, 'Attach refused: unknown role');
+      call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `Attach refused: ${said.error}`, metadata: new grpc.Metadata() });
+      return;
+    }
     if (this.#call) {
       log.warn({ peer: call.getPeer() }, 'second Attach refused: a consumer is already attached');
       call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'a consumer is already attached to this gateway', metadata: new grpc.Metadata() });
       return;
     }
     this.#call = call;
+    this.#role = said.role;
     this.#full = false;
     this.#inFlight = 0;
     metrics.attached.set(1);
     const path = this.#deps.path();
-    log.info({ peer: call.getPeer() }, 'consumer attached');
+    log.info({ peer: call.getPeer(), role: said.role }, 'consumer attached');
     call.write({ body: { $case: 'ready', value: {
       selfIndex: path.selfIndex ?? 0, isValidator: path.selfIndex !== undefined, validators: path.validators?.n ?? 0,
       maxFrameBytes: path.maxFrameBytes, peerId: this.#deps.peerId,
     } } });
     for (const peerId of this.#deps.absent?.() ?? []) this.presence(peerId, false);
-    this.#deps.onConsumer?.(true);
+    // An observer changes nothing the validators were told: with no consumer, this member took no part.
+    if (this.takesPart) this.#deps.onConsumer?.(true);
     call.on('drain', () => this.#drained(call));
     call.on('data', (req: AttachRequest) => this.#request(req));
     const gone = (why: string) => () => {
@@ -158,8 +171,9 @@ export class AttachPoint implements InboundSink {
   }
 
   #detach(): void {
-    const had = this.#call !== undefined;
+    const had = this.takesPart;
     this.#call = undefined;
+    this.#role = 'validator';
     this.#full = false;
     this.#inFlight = 0;
     this.#deps.metrics.attached.set(0);

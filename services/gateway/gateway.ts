@@ -119,7 +119,10 @@ export class Gateway {
     this.#deps.metrics.epoch.set(set.epoch);
     this.#deps.metrics.validators.set(set.n);
     const gone = before?.members.filter((v) => !set.hasPeer(v.peerId)).map((v) => v.name) ?? [];
-    const added = set.members.filter((v) => !before?.hasPeer(v.peerId)).map((v) => v.name);
+    const addedMembers = set.members.filter((v) => !before?.hasPeer(v.peerId));
+    const added = addedMembers.map((v) => v.name);
+    // Not heard taking part yet (presence.ts): absent until they are. A first set is no change.
+    if (before) this.presence.validatorsAdded(addedMembers.map((v) => v.peerId).filter((id) => id !== this.#settings.peerId));
     this.#deps.log.warn({ epoch: set.epoch, validators: set.n, selfIndex: set.selfIndex ?? null, added, gone }, 'validator set in force changed (told by consensus)');
     // A rotation moved this member to a new peer id: until this gateway runs with that key, the
     // others take its frames as an outsider's.
@@ -152,9 +155,9 @@ export class Gateway {
     let presence: Presence | undefined;
     const attach: AttachPoint = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
       adoptValidators: (req) => gw!.adoptValidators(req),
-      onConsumer: (attached) => presence?.consumerChanged(attached), absent: () => presence?.absent() ?? [],
-      heard: (peerId) => presence?.heard(peerId) });
-    presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.attached,
+      onConsumer: (takesPart) => presence?.consumerChanged(takesPart), absent: () => presence?.absent() ?? [],
+      heard: (peerId, frame) => presence?.heard(peerId, frame) });
+    presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.takesPart,
       tell: (peerId, present) => attach.presence(peerId, present), timeoutMs: settings.connectionTimeoutMs });
     metrics.validators.set(settings.validators?.n ?? 0);
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },

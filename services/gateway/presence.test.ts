@@ -1,6 +1,7 @@
 // Presence (presence.ts) on a fake libp2p node: words ordered by their sequence number, words of
-// non-validators refused, changes told to the consumer once, and every record of a validator that
-// left the set pruned when a consumer attaches.
+// non-validators refused, changes told to the consumer once, a validator said detached taken back
+// by its votes (not by an observer's requests), and every record of a validator that left the set
+// pruned when a consumer attaches.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { BlockRequest, ConsensusFrame, TxBatch, Vote, type ConsensusFrame as Frame } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { encodeFrame } from './framing.ts';
 import { gatewayMetrics } from './metrics.ts';
 import type { GatewayNode } from './node.ts';
@@ -83,4 +85,37 @@ test('presence: every record of a validator that left the set is dropped when a 
   validators.add('A');
   await say('A', false, 1);
   assert.deepEqual(presence.absent(), ['A']);
+});
+
+test('presence: a validator said detached is back when it votes a second on, not when it only asks for blocks or hands on transactions', async () => {
+  const { presence, told, say } = await harness();
+  const frame = (body: Frame['body']) => ConsensusFrame.encode({ chainId: 'c', body }).finish();
+  const vote = frame({ $case: 'vote', value: Vote.fromPartial({ view: 9 }) });
+  await say('A', false, 1);
+  presence.heard('A', vote); // sent just before its detach, perhaps: not taken
+  assert.deepEqual(presence.absent(), ['A']);
+  await new Promise((r) => setTimeout(r, 1100));
+  // An observer attached to A's gateway follows the chain: its requests and hand-offs say nothing.
+  presence.heard('A', frame({ $case: 'blockRequest', value: BlockRequest.fromPartial({ requestId: 1 }) }));
+  presence.heard('A', frame({ $case: 'txBatch', value: TxBatch.fromPartial({}) }));
+  presence.heard('A', Uint8Array.of(0xff, 0xff)); // not a frame at all
+  assert.deepEqual(presence.absent(), ['A'], 'an observer\'s frames took A back');
+  presence.heard('A', vote);
+  assert.deepEqual(told, ['A absent', 'A present']);
+  assert.deepEqual(presence.absent(), []);
+});
+
+test('presence: a validator the set gains is absent until its gateway says it is attached, or it is heard voting', async () => {
+  const { presence, told, validators, say } = await harness();
+  const vote = ConsensusFrame.encode({ chainId: 'c', body: { $case: 'vote', value: Vote.fromPartial({ view: 3 }) } }).finish();
+  validators.add('C');
+  validators.add('D');
+  presence.validatorsAdded(['C', 'D', 'X']); // X is no validator: nothing held for it
+  assert.deepEqual(presence.absent().sort(), ['C', 'D']);
+  assert.equal(presence.records, 2);
+  await say('C', true, 1); // its gateway's word
+  await new Promise((r) => setTimeout(r, 1100));
+  presence.heard('D', vote); // D votes: it takes part
+  assert.deepEqual(presence.absent(), []);
+  assert.deepEqual(told, ['C absent', 'D absent', 'C present', 'D present']);
 });

@@ -1,7 +1,13 @@
 // Presence on /btcfed/presence/1.0.0: a gateway tells each connected validator whether its own
-// consensus is attached — when its consumer attaches or detaches, and when it connects to one while
-// none is attached — and tells its consumer which validators are absent: those whose gateway said
-// their consensus detached, and those every connection to which closed after they had connected.
+// consensus is attached and takes part — when its consumer attaches or detaches, and when it
+// connects to one while none is — and tells its consumer which validators are absent: those whose
+// gateway said their consensus detached, and those every connection to which closed after they had
+// connected. A consumer attached as an observer (a member added to the set, still catching up
+// before its epoch seats it) does not take part: its gateway says "detached", so the others give its
+// views up at once instead of a timer each, and it leads again as soon as its engine attaches.
+// A validator the set gains is absent until it is heard taking part (its "attached", or a
+// proposal, vote or new-view): what its gateway said before it was a validator here was refused
+// unread, and an added member still catching up must not cost a timer per view it leads.
 // The consumer gives an absent leader's views up at once instead of waiting out its view timer
 // (libs/hotstuff suspicion.ts): a consensus killed or restarting costs the others one NEW-VIEW round,
 // not a timer per view it leads.
@@ -19,6 +25,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '#libs/log/index.ts';
 import { errorMessage } from '#libs/errors/index.ts';
 import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { peekFrame, type PeekKind } from '#libs/wire/index.ts';
 import { TokenBucket } from './exchange-filter.ts';
 import { encodeFrame, readOne } from './framing.ts';
 import type { GatewayNode } from './node.ts';
@@ -33,13 +40,18 @@ const PRESENCE_BUCKET = { capacity: 8, perSecond: 0.5 };
 const SEND_ATTEMPTS = 3;
 /** A validator said detached whose consensus frames still arrive this long after is taken as back. */
 const HEARD_AFTER_MS = 1000;
+/**
+ * The frames that say a validator's consensus takes part: an observer asks for blocks and batches
+ * and hands transactions on, and must stay absent while it does.
+ */
+const TAKING_PART: ReadonlySet<PeekKind> = new Set(['proposal', 'vote', 'new-view']);
 
 export interface PresenceDeps {
   node: GatewayNode;
   log: Logger;
   metrics: GatewayMetrics;
   isValidator(peerId: string): boolean;
-  /** Whether this gateway's consumer is attached now. */
+  /** Whether this gateway's consumer is attached now and takes part (an observer does not). */
   attached(): boolean;
   /** A validator's presence changed: tell the consumer (if one is attached). */
   tell(peerId: string, present: boolean): void;
@@ -120,14 +132,29 @@ export class Presence {
   }
 
   /**
-   * A consensus frame came from a validator: one said detached more than HEARD_AFTER_MS ago is back
-   * (its "attached" may have been lost, refused by the rate limit, or overtaken by an older word),
-   * so no stale word keeps its views given up. Frames sent just before a detach are not taken so.
+   * A frame came from a validator: one said detached more than HEARD_AFTER_MS ago whose frame is a
+   * proposal, vote or new-view is back (its "attached" may have been lost, refused by the rate
+   * limit, or overtaken by an older word), so no stale word keeps its views given up. Frames sent
+   * just before a detach are not taken so, nor an observer's requests and hand-offs. The frame is
+   * glanced at (libs/wire peek) only for a validator said detached.
    */
-  heard(peerId: string): void {
+  heard(peerId: string, frame: Uint8Array): void {
     const at = this.#detachedAt.get(peerId);
     if (at === undefined || Date.now() - at < HEARD_AFTER_MS) return;
+    const kind = peekFrame(frame)?.kind;
+    if (kind === undefined || !TAKING_PART.has(kind)) return;
     this.#change(peerId, () => { this.#detached.delete(peerId); this.#detachedAt.delete(peerId); });
+  }
+
+  /**
+   * The set in force gained these validators (not this member): each is absent until it is heard
+   * taking part — its gateway's next word, or after HEARD_AFTER_MS a proposal, vote or new-view.
+   */
+  validatorsAdded(peerIds: readonly string[]): void {
+    for (const id of peerIds) {
+      if (!this.#d.isValidator(id) || this.#detached.has(id)) continue;
+      this.#change(id, () => { this.#detached.add(id); this.#detachedAt.set(id, Date.now()); });
+    }
   }
 
   /** Our consumer attached or detached: every connected validator hears it. */

@@ -182,9 +182,9 @@ export interface Consumer {
   close(): void;
 }
 
-/** Attaches as the consensus service would. */
-export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void): Consumer {
-  const stream = gw.client.attach();
+/** Attaches as the consensus service would (as a validator unless `metadata` says another role). */
+export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void, metadata?: grpc.Metadata): Consumer {
+  const stream = metadata ? gw.client.attach(metadata) : gw.client.attach();
   const frames: InboundFrame[] = [];
   const presence: PeerPresence[] = [];
   const waiters = new Set<() => void>();

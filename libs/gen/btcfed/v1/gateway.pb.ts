@@ -288,8 +288,8 @@ export interface PeerExchangeMessage {
 
 /**
  * Presence (/btcfed/presence/1.0.0), one length-prefixed message per stream: a gateway tells each
- * connected validator whether its own consensus is attached, when that changes and when it
- * connects to one while none is attached. About the sender itself only.
+ * connected validator whether its own consensus is attached and takes part (an attached observer
+ * does not), when that changes and when it connects to one while none is. About the sender itself only.
  */
 export interface PresenceMessage {
   consensusAttached: boolean;
@@ -2607,6 +2607,12 @@ export const GatewayServiceService = {
    * The consensus service's stream. Only one consumer may be attached at a time: a second
    * Attach while one is open is refused with FAILED_PRECONDITION. The first response is
    * always `ready`; then inbound frames as they arrive. Frames are opaque bytes to the gateway.
+   * The call's metadata `btcfed-attach-role` says what the consumer is: `validator` (the
+   * default, when unsaid) takes part in consensus; `observer` follows the chain only (a member
+   * added to the set that is still catching up before its epoch seats it). While an observer is
+   * attached, presence tells the validators this member's consensus is away, so views it leads
+   * are given up at once instead of waiting out a timer each. Any other value is refused with
+   * INVALID_ARGUMENT.
    */
   attach: {
     path: "/btcfed.v1.GatewayService/Attach" as const,
@@ -2637,6 +2643,12 @@ export interface GatewayServiceServer extends UntypedServiceImplementation {
    * The consensus service's stream. Only one consumer may be attached at a time: a second
    * Attach while one is open is refused with FAILED_PRECONDITION. The first response is
    * always `ready`; then inbound frames as they arrive. Frames are opaque bytes to the gateway.
+   * The call's metadata `btcfed-attach-role` says what the consumer is: `validator` (the
+   * default, when unsaid) takes part in consensus; `observer` follows the chain only (a member
+   * added to the set that is still catching up before its epoch seats it). While an observer is
+   * attached, presence tells the validators this member's consensus is away, so views it leads
+   * are given up at once instead of waiting out a timer each. Any other value is refused with
+   * INVALID_ARGUMENT.
    */
   attach: handleBidiStreamingCall<AttachRequest, AttachResponse>;
   /** The peer table: state, addresses, latency and counters of every known peer. */
@@ -2648,6 +2660,12 @@ export interface GatewayServiceClient extends Client {
    * The consensus service's stream. Only one consumer may be attached at a time: a second
    * Attach while one is open is refused with FAILED_PRECONDITION. The first response is
    * always `ready`; then inbound frames as they arrive. Frames are opaque bytes to the gateway.
+   * The call's metadata `btcfed-attach-role` says what the consumer is: `validator` (the
+   * default, when unsaid) takes part in consensus; `observer` follows the chain only (a member
+   * added to the set that is still catching up before its epoch seats it). While an observer is
+   * attached, presence tells the validators this member's consensus is away, so views it leads
+   * are given up at once instead of waiting out a timer each. Any other value is refused with
+   * INVALID_ARGUMENT.
    */
   attach(): ClientDuplexStream<AttachRequest, AttachResponse>;
   attach(options: Partial<CallOptions>): ClientDuplexStream<AttachRequest, AttachResponse>;
