@@ -78,10 +78,11 @@ const exchange: PeerExchangeMessage[] = [
   { body: { $case: 'announce', value: { peers: [{ publicKey: OTHERS[0]!, addresses: ['/ip4/198.51.100.3/tcp/7105'] }] } } },
 ];
 for (const m of exchange) add('peer-exchange', streamOf([PeerExchangeMessage.encode(m).finish()]));
-for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached, seq: Date.UTC(2026, 10, 27) }).finish()]));
-add('presence', streamOf([PresenceMessage.encode({ consensusAttached: false, seq: 0 }).finish()])); // unordered: a gateway before seq
+for (const consensusAttached of [true, false]) add('presence', streamOf([PresenceMessage.encode({ consensusAttached, seq: Date.UTC(2026, 10, 27), catchingUp: false }).finish()]));
+add('presence', streamOf([PresenceMessage.encode({ consensusAttached: false, seq: Date.UTC(2026, 10, 30), catchingUp: true }).finish()])); // an engine catching up
+add('presence', streamOf([PresenceMessage.encode({ consensusAttached: false, seq: 0, catchingUp: false }).finish()])); // unordered: a gateway before seq
 // A later version's message: a field this one does not know, after the one it does.
-add('presence', streamOf([Uint8Array.from([...PresenceMessage.encode({ consensusAttached: true, seq: 1 }).finish(), 0x1a, 0x02, 0x68, 0x69])]));
+add('presence', streamOf([Uint8Array.from([...PresenceMessage.encode({ consensusAttached: true, seq: 1, catchingUp: false }).finish(), 0x22, 0x02, 0x68, 0x69])]));
 
 // ------------------------------------------------------------------ signer requests
 const signs: SignRequest[] = [
@@ -155,6 +156,7 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
   add('attach-request', AttachRequest.encode({ body: { $case: 'validators', value: { epoch: 1, validators: seats } } }).finish());
   add('attach-request', AttachRequest.encode({ body: { $case: 'send', value: { to: 1, toPeer: '', frame: encodeFrame(CHAIN, frames[0]!) } } }).finish());
   add('attach-request', AttachRequest.encode({ body: { $case: 'mute', value: { validator: 2, peerId: '', ms: 60_000, reason: 'offences' } } }).finish());
+  add('attach-request', AttachRequest.encode({ body: { $case: 'participation', value: { catchingUp: true } } }).finish());
 }
 
 // ------------------------------------------------------------------ the batches on disk (what a member writes of the batches it holds)

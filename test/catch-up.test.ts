@@ -109,12 +109,23 @@ test(`a member ${HEIGHTS} blocks behind catches up through partial sync answers`
     const t0 = performance.now();
     // The laggard hears the commitQC of the tip (as from a DECIDE) and has none of its ancestors.
     driver.enqueue({ type: 'message', message: { type: 'qc', epoch: 0, qc: qcOf(chain[HEIGHTS]!), sender: 1 } });
+    // What the consensus service polls to say it is catching up (catching-up.ts): behind at every
+    // poll until the whole chain is committed, and not once it is.
+    let polls = 0;
+    let notBehind = 0;
+    let behindFrom: number | undefined; // the poll at which the engine had taken the commitQC in
     while (laggard.committedHeight() < HEIGHTS) {
+      polls++;
+      if (driver.fetchingCommit) behindFrom ??= polls;
+      else if (behindFrom !== undefined && driver.engine.committed.header.height < HEIGHTS) notBehind++;
       if (performance.now() - t0 > 280_000) assert.fail(`stuck at height ${laggard.committedHeight()} after ${requests} requests`);
       if (driver.failure) assert.fail(`driver failed: ${driver.failure.message}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const ms = performance.now() - t0;
+    assert.ok(behindFrom !== undefined && polls - behindFrom > 10, `behind from poll ${behindFrom} of ${polls}`);
+    assert.equal(notBehind, 0, `not fetching a commit at ${notBehind} of ${polls} polls before the tip was committed`);
+    assert.equal(driver.fetchingCommit, false, 'still fetching a commit once the tip is committed');
     assert.deepEqual(committed, chain.slice(1).map((b) => b.header.height), 'every height once, in order');
     assert.ok(largest <= frameLimit, `largest response ${largest} B within the ${frameLimit} B limit`);
     for (const h of [1, Math.floor(HEIGHTS / 2), HEIGHTS]) {

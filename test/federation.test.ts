@@ -479,6 +479,13 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
       return hs[leader]! >= Math.max(...others.map((i) => hs[i]!)) - 1 && hs[leader]! > before + 5 ? true : undefined;
     });
     for (const i of others) await until(`m${i} told m${leader} is present again`, async () => (await said(i, /validator present again \(gateway\)/, leader)) || undefined);
+    // It started saying it was catching up (no commit had reached it: services/consensus/catching-up.ts),
+    // and once commits reached it, that it takes part; then it is ready.
+    const logOf = async () => (await fs.readFile(path.join(dir, `m${leader}`, 'logs', 'consensus.log'), 'utf8')).split('\n');
+    const start = (await logOf()).findLastIndex((l) => l.includes('started: catching up until a commit reaches this member'));
+    assert.ok(start >= 0, `m${leader} did not start saying it was catching up`);
+    await until(`m${leader} says it takes part again`, async () => (await logOf()).slice(start).some((l) => l.includes('caught up: the gateway tells the validators')) || undefined);
+    await until(`m${leader} ready`, async () => ((await fetch(`http://127.0.0.1:${memberPorts(basePort, leader).consensusMetrics}/readyz`)).status === 200 ? true : undefined));
   });
 
   step('with one member\'s signer stopped, the federation keeps committing, and that member says it is not ready until its signer answers again', async () => {

@@ -5,18 +5,23 @@
 // connection to which closed. A consumer attached as an observer takes no part: its member is
 // absent. A consumer that attaches is told who is absent then. What a gateway
 // says is about itself only, a validator's messages are rate-limited, and a stranger's are refused.
+// An engine catching up through a block sync (the consensus service's own GatewayLink says so) is
+// absent too, its NEW-VIEWs notwithstanding, again after its gateway restarts, and present once
+// caught up.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { multiaddr } from '@multiformats/multiaddr';
 import * as grpc from '@grpc/grpc-js';
-import { PresenceMessage, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { BlockRequest, ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { GatewayServiceClient, PresenceMessage, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
+import { BlockRequest, ConsensusFrame, NewView } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { createLogger } from '#libs/log/index.ts';
+import { GatewayLink } from '../services/consensus/gateway-link.ts';
 import { ATTACH_ROLE_METADATA, attachRoleMetadata } from '#libs/rpc/index.ts';
 import { encodeFrame } from '../services/gateway/framing.ts';
 import { PRESENCE_PROTOCOL } from '../services/gateway/presence.ts';
 import {
-  attach, gatewayCounter, makeCluster, startMember, stopAll, strangerNode, waitPeer,
+  attach, freePort, gatewayCounter, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
   type Consumer, type GatewayMember, type Node,
 } from './support/gateway.ts';
 
@@ -38,7 +43,7 @@ const said = (consumer: Consumer, peerId: string): boolean | undefined => consum
 /** A presence message from `from` (its authenticated identity is the sender) to member `to`'s gateway. */
 async function tell(from: Libp2pNode, to: GatewayMember, attached: boolean, seq = 0): Promise<void> {
   const s = await from.dialProtocol(multiaddr(`${to.address}/p2p/${to.identity.peerId}`), PRESENCE_PROTOCOL);
-  s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), 64));
+  s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq, catchingUp: false }).finish(), 64));
   await s.close().catch(() => undefined);
 }
 
@@ -86,6 +91,9 @@ describe('gateway presence', () => {
     consumers.push(c1o);
     await c1o.ready;
     await until(() => nodes[1]!.gw.svc.lines.some((l) => l.role === 'observer' && l.msg === 'consumer attached'), 'm1\'s gateway took the observer');
+    // An observer never takes part: its word that it catches up is refused, naming why.
+    c1o.stream.write({ body: { $case: 'participation', value: { catchingUp: true } } });
+    await until(() => nodes[1]!.gw.svc.lines.some((l) => l.msg === 'attach request refused' && /an observer takes no part/.test(String(l.err))), 'the observer\'s participation refused');
     await sleep(1200); // past the time after which a detached validator's frames would say it is back
     const request = ConsensusFrame.encode({ chainId: 'c', body: { $case: 'blockRequest', value: BlockRequest.fromPartial({ requestId: 7 }) } }).finish();
     c1o.send(0, request);
@@ -149,5 +157,60 @@ describe('gateway presence', () => {
     await tell(stranger, m0, false).catch(() => undefined);
     await until(async () => (await gatewayCounter(gw0, 'presence_messages_total', 'direction="in",result="not_validator"')) > 0, 'the stranger\'s message refused');
     assert.equal(c0b.presence.filter((p) => p.peerId === stranger.peerId.toString()).length, 0);
+  });
+});
+
+describe('gateway presence: an engine catching up through a block sync', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  const consumers: Consumer[] = [];
+  let link: GatewayLink | undefined;
+  let client: GatewayServiceClient | undefined;
+  after(async () => {
+    link?.close();
+    client?.close();
+    for (const c of consumers) c.close();
+    await stopAll(nodes, members);
+  });
+
+  test('is absent to the others while its link says so, its NEW-VIEWs notwithstanding, again after its gateway restarts, and present once caught up', async () => {
+    members = await makeCluster(2, { knows: (i) => [1 - i] });
+    const [m0, m1] = members as [GatewayMember, GatewayMember];
+    const m1Id = m1.identity.peerId;
+    nodes[0] = await startMember(m0);
+    const listen = ['--listen', `127.0.0.1:${await freePort()}`];
+    nodes[1] = await startMember(m1, listen);
+    const c0 = attach(nodes[0].gw);
+    consumers.push(c0);
+    await c0.ready;
+    await waitPeer(nodes[0].gw, m1Id, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    // m1's consensus, played by the consensus service's own end of the Attach stream.
+    client = new GatewayServiceClient(listen[1]!, grpc.credentials.createInsecure());
+    link = new GatewayLink({ client, log: createLogger({ service: 'test', level: 'error' }), onFrame: () => undefined });
+    link.start();
+    await until(() => said(c0, m1Id) === true, 'm1 present once its engine attached');
+
+    link.catchingUp(true);
+    await until(() => said(c0, m1Id) === false, 'm1 absent while its engine catches up');
+    await sleep(1200); // past the time after which a detached validator's NEW-VIEW would say it is back
+    const newView = ConsensusFrame.encode({ chainId: 'c', body: { $case: 'newView', value: NewView.fromPartial({ view: 12 }) } }).finish();
+    link.broadcast(newView);
+    await c0.next((f) => f.peerId === m1Id && Buffer.from(f.frame).equals(newView));
+    assert.equal(said(c0, m1Id), false, 'its view timer\'s NEW-VIEW took m1 back while it catches up');
+
+    // m1's gateway restarts: the link attaches again and says at once that it still catches up.
+    const m0Lines = () => nodes[0]!.gw.svc.lines.filter((l) => l.peerId === m1Id && typeof l.present === 'boolean');
+    const before = m0Lines().length;
+    await nodes[1].gw.close();
+    nodes[1].gw = await startGateway(nodes[1].store, listen);
+    await until(() => nodes[1]!.gw.svc.lines.some((l) => l.catchingUp === true && String(l.msg).startsWith('consumer catching up')), 'the restarted gateway told by the link');
+    await until(() => m0Lines().slice(before).at(-1)?.catchingUp === true && said(c0, m1Id) === false, 'm1 absent to m0 again, as catching up', 20_000);
+    await sleep(1200);
+    link.broadcast(newView);
+    await until(() => c0.frames.filter((f) => f.peerId === m1Id && Buffer.from(f.frame).equals(newView)).length === 2, 'its second NEW-VIEW delivered');
+    assert.equal(said(c0, m1Id), false, 'a NEW-VIEW took m1 back after the restart');
+
+    link.catchingUp(false);
+    await until(() => said(c0, m1Id) === true, 'm1 present once caught up');
   });
 });

@@ -63,11 +63,12 @@ const requests: fc.Arbitrary<AttachRequest> = fc.oneof(
   goodSet.map((value) => ({ body: { $case: 'validators' as const, value } })),
   fc.record({ to: fc.nat(), frame: fc.uint8Array({ maxLength: 64 }) }).map((v) => ({ body: { $case: 'send' as const, value: { ...v, toPeer: '' } } })),
   fc.uint8Array({ maxLength: 64 }).map((frame) => ({ body: { $case: 'broadcast' as const, value: { frame } } })),
+  fc.boolean().map((catchingUp) => ({ body: { $case: 'participation' as const, value: { catchingUp } } })),
 );
 
 export const attachRequest: FuzzTarget<AttachRequest> = {
   name: 'attach-request',
-  describe: 'a request on the gateway\'s Attach stream (its consumer\'s: send, broadcast, mute, and the validator set it tells), decoded and, for a set, checked as the gateway adopts it',
+  describe: 'a request on the gateway\'s Attach stream (its consumer\'s: send, broadcast, mute, participation, and the validator set it tells), decoded and, for a set, checked as the gateway adopts it',
   sources: ['services/gateway/told-set.ts', 'libs/validators/set.ts', 'libs/gen/btcfed/v1/gateway.pb.ts'],
   generate: fc.oneof(
     wildSet.map((value) => protoBytes(AttachRequest.encode, { body: { $case: 'validators', value } } as AttachRequest)),

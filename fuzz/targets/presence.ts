@@ -12,7 +12,7 @@ import { violated, type FuzzTarget } from '../engine.ts';
 import { protoBytes } from './wire-frame.ts';
 import { streamOf } from './gateway-framing.ts';
 
-const message: fc.Arbitrary<PresenceMessage> = fc.record({ consensusAttached: fc.boolean(), seq: fc.oneof(fc.constant(0), fc.maxSafeNat()) });
+const message: fc.Arbitrary<PresenceMessage> = fc.record({ consensusAttached: fc.boolean(), seq: fc.oneof(fc.constant(0), fc.maxSafeNat()), catchingUp: fc.boolean() });
 /** Valid messages, and protobuf with fields the message does not have (a peer's later version, or junk). */
 const wild = fc.oneof(
   message.map((m) => protoBytes(PresenceMessage.encode, m)),
@@ -32,11 +32,12 @@ function run(input: Uint8Array): void {
   try { msg = read(input); } catch (err) { throw new ReadFailed(String(err)); }
   if (msg && typeof msg.consensusAttached !== 'boolean') violated(`consensus_attached read as ${typeof msg.consensusAttached}`);
   if (msg && !Number.isSafeInteger(msg.seq)) violated(`seq read as ${String(msg.seq)}`);
+  if (msg && typeof msg.catchingUp !== 'boolean') violated(`catching_up read as ${typeof msg.catchingUp}`);
 }
 
 export const presence: FuzzTarget<PresenceMessage> = {
   name: 'presence',
-  describe: 'a presence message from any connected peer (its consensus attached or not), framed and size-checked before it is read',
+  describe: 'a presence message from any connected peer (its consensus attached or not, or catching up), framed and size-checked before it is read',
   sources: ['services/gateway/presence.ts', 'services/gateway/framing.ts', 'libs/gen/btcfed/v1/gateway.pb.ts'],
   generate: wild.map((p) => streamOf([p], 1 << 10)),
   run,

@@ -182,6 +182,8 @@ export class ConsensusDriver {
 
   /** The engine of the epoch this member runs (replaced when an epoch ends). */
   get engine(): HotStuffEngine { return this.#engine; }
+  /** The engine holds a commit QC whose block's ancestry it is fetching: behind, for as long as a sync lasts (catching-up.ts). */
+  get fetchingCommit(): boolean { return this.#engine.fetching.pendingCommit !== null; }
   /** This member's validator index in the current epoch. */
   get self(): number { return this.#config.self; }
   /** The current epoch's validator count. */

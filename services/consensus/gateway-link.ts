@@ -15,7 +15,8 @@
 // new stream who is absent then).
 // Mutes go to the gateway (MutePeer), which drops a muted peer's frames at its edge. The gateway
 // forgets them when this stream ends (and a restarted gateway never had them), so the mutes in
-// force are kept here and sent again, with the time they have left, on every attach.
+// force are kept here and sent again, with the time they have left, on every attach. So is the
+// word that the engine is catching up (catching-up.ts): a new Attach starts taking part.
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -64,6 +65,8 @@ export class GatewayLink implements TransportPort {
   #set: ValidatorSet | undefined;
   /** Validators the gateway says are absent, by peer id (at most the set's size: the gateway tells of validators only). */
   readonly #absent = new Set<string>();
+  /** The engine is catching up through a block sync (told to the gateway on every attach while it lasts). */
+  #catchingUp = false;
 
   constructor(o: GatewayLinkOptions) {
     this.#o = o;
@@ -178,6 +181,18 @@ export class GatewayLink implements TransportPort {
 
   #now(): number { return this.#o.now?.() ?? Date.now(); }
 
+  /**
+   * Whether the engine is catching up through a block sync: the gateway tells the validators this
+   * member takes no part meanwhile. Sent now when attached (true again: the gateway says it again,
+   * so the validators know it still is), and on every attach while it lasts; never queued behind
+   * frames (one small message every few seconds at most).
+   */
+  catchingUp(catchingUp: boolean): void {
+    if (catchingUp === this.#catchingUp && !catchingUp) return;
+    this.#catchingUp = catchingUp;
+    if (this.connected) this.#stream?.write({ body: { $case: 'participation', value: { catchingUp } } });
+  }
+
   broadcast(frame: Uint8Array): void {
     this.#write({ body: { $case: 'broadcast', value: { frame } } });
   }
@@ -224,6 +239,7 @@ export class GatewayLink implements TransportPort {
         // The set first: the mutes and frames that follow use its indices (buffered ones included).
         if (this.#set) this.#writable = stream.write({ body: { $case: 'validators', value: setValidatorsOf(this.#set) } });
         this.#resendMutes();
+        if (this.#catchingUp) this.#writable = stream.write({ body: { $case: 'participation', value: { catchingUp: true } } });
         // The gateway tells this stream who is absent now: what an earlier stream said is void.
         for (const peerId of this.#absent) this.#tellPresence(peerId, true);
         this.#absent.clear();

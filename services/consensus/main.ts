@@ -29,6 +29,7 @@ import { publicApiLimits } from './api-guard.ts';
 import { BIG_MESSAGES, peerStateName, runObserver } from './observer.ts';
 import { BlockStore } from './block-store.ts';
 import { BehindRetention } from './behind-retention.ts';
+import { watchCatchUp } from './catching-up.ts';
 import { ConsensusDriver } from './driver.ts';
 import { EQUIVOCATION_STRIKES } from './penalties.ts';
 import { EvidenceLog } from './evidence.ts';
@@ -209,6 +210,8 @@ async function main(): Promise<void> {
       onPresence: (validator, present) => driverRef?.peerPresence(validator, present),
     });
     const behind = new BehindRetention(() => epochs.current.set.f);
+    /** A block committed since this process started: until then it may be far behind (catching-up.ts). */
+    let committedHere = false;
     const behindRetention = (from: number, oldestHeight: number) => {
       if (c.bootstrap === 'replay') return;
       const peers = behind.answered(from);
@@ -223,7 +226,7 @@ async function main(): Promise<void> {
     const observer = {
       ...m.observer,
       prunedAnswer: (from: number, oldestHeight: number) => { m.observer.prunedAnswer(from, oldestHeight); behindRetention(from, oldestHeight); },
-      committed: (bs: readonly Block[], qc: QuorumCert) => { behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { committedHere = true; behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
@@ -272,6 +275,11 @@ async function main(): Promise<void> {
     // Other validators' batches only: this member's own transactions are in its mempool journal already.
     if (batchDisk) driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
     link.setValidators(current.set);
+    // Until a commit reaches it, and through a long block sync (a restart far behind): the others
+    // give this member's views up meanwhile. Said before the link attaches, so it goes with the set.
+    const catchingUp = metrics.gauge('consensus_catching_up_state', '1 while this member catches up through a long block sync and its gateway tells the others it takes no part (its views are given up at once), else 0');
+    const syncWord = watchCatchUp({ behind: () => driver.fetchingCommit || !committedHere, log: log.child({ module: 'catch-up' }),
+      say: (b) => { catchingUp.set(b ? 1 : 0); link.catchingUp(b); } });
     link.start();
     const restoring = batchDisk && (async () => {
       const held: string[] = [];
@@ -322,6 +330,7 @@ async function main(): Promise<void> {
       if (driver.engine.halted) why.push('halted: two conflicting commits (more than f members faulty); an operator must look');
       if (driver.paused) why.push('paused by the operator (AdminService Resume)');
       if (driver.switching) why.push(`between epochs: ${driver.switching}`);
+      if (syncWord.catchingUp) why.push('catching up: no commit has reached it since it started, or it is fetching the blocks a commit needs (block sync); the validators give its views up meanwhile');
       if (driver.retired) why.push(`not a validator of epoch ${driver.epoch}: a reconfiguration removed this member`);
       if (!link.connected) why.push('not attached to the gateway');
       const signerProblem = signerHealth.problem;
@@ -397,7 +406,7 @@ async function main(): Promise<void> {
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });
     life.add({ name: 'driver', run: async () => {
       const drained = driver.stop();
-      stopWatch(); clearInterval(readiness); clearInterval(diskPoll);
+      stopWatch(); clearInterval(readiness); clearInterval(diskPoll); syncWord.stop();
       // The write in flight ends before the store closes; a step stuck on the signer does not hold the stop.
       await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRIVER_STOP_WAIT_MS).unref())]);
     } });

@@ -6,7 +6,9 @@
 // inbound scheduler holds frames in its bounded per-peer queues (pausing a validator's stream
 // when its queue is full) until they are sent. The bytes bound is what makes the scheduler's
 // order count: grpc-js buffers 16 messages, 16 MiB of 1 MiB frames that a vote would wait behind. Outbound requests never block: they go to bounded per-peer queues.
-// A MutePeer request mutes a peer at the edge; the consumer's mutes end when it detaches.
+// A MutePeer request mutes a peer at the edge; the consumer's mutes end when it detaches. A
+// Participation request says the consumer is catching up through a block sync (it takes no part
+// until it says otherwise, or detaches): presence.ts tells the validators.
 // Must never buffer inbound frames itself, nor keep a detached consumer's state.
 
 import * as grpc from '@grpc/grpc-js';
@@ -32,7 +34,7 @@ export interface AttachDeps {
   peerId: string;
   /** Takes the consumer's SetValidators (Gateway.adoptValidators); throws FedError to refuse it. */
   adoptValidators?: (req: SetValidators) => void;
-  /** A consumer that takes part in consensus attached (true), or it detached (false); an observer attaching says nothing new: the validators hear it (presence.ts). */
+  /** Whether a consumer takes part changed: one attached, detached, or began or ended catching up; an observer attaching says nothing new: the validators hear it (presence.ts). */
   onConsumer?: (takesPart: boolean) => void;
   /** Validators absent now (presence.ts): a consumer that attaches is told them after ready. */
   absent?: () => readonly string[];
@@ -45,6 +47,8 @@ export class AttachPoint implements InboundSink {
   #call: AttachCall | undefined;
   /** What the attached consumer said it is (its call's metadata). */
   #role: AttachRole = 'validator';
+  /** The attached validator consumer said it is catching up through a block sync (Participation). */
+  #catchingUp = false;
   #full = false;
   /** Frame bytes of the current call written but not yet sent (grpc-js calls back once sent). */
   #inFlight = 0;
@@ -57,7 +61,9 @@ export class AttachPoint implements InboundSink {
 
   get attached(): boolean { return this.#call !== undefined; }
   /** A consumer is attached and takes part in consensus (not an observer): what presence tells the validators. */
-  get takesPart(): boolean { return this.#call !== undefined && this.#role === 'validator'; }
+  get takesPart(): boolean { return this.#call !== undefined && this.#role === 'validator' && !this.#catchingUp; }
+  /** The attached engine is catching up: absent to the others, but its view timeouts still send NEW-VIEWs (presence.ts). */
+  get catchingUp(): boolean { return this.#call !== undefined && this.#role === 'validator' && this.#catchingUp; }
   get busy(): boolean { return this.#full || this.#inFlight >= MAX_IN_FLIGHT_BYTES; }
 
   deliver(frame: Uint8Array, from: Validator | undefined, peerId: string): Delivery {
@@ -140,6 +146,7 @@ export class AttachPoint implements InboundSink {
           return;
         case 'broadcast': path.broadcast(body.value.frame); return;
         case 'mute': path.inbound.mute(body.value); return;
+        case 'participation': this.#participation(body.value.catchingUp); return;
         case 'validators':
           if (!this.#deps.adoptValidators) throw Object.assign(new Error('this gateway takes no validator set from its consumer'), { code: 'REQUEST_UNSUPPORTED' });
           this.#deps.adoptValidators(body.value);
@@ -155,6 +162,20 @@ export class AttachPoint implements InboundSink {
       this.#deps.log[level]({ code: isFedError(err) ? err.code : 'REQUEST_INVALID', err: errorMessage(err), total: this.#badRequests },
         'attach request refused');
     }
+  }
+
+  /** The consumer says it is catching up (again: presence says it again, so the others know it still is), or that it is not. */
+  #participation(catchingUp: boolean): void {
+    if (this.#role !== 'validator') throw Object.assign(new Error('an observer takes no part: it cannot say it is catching up'), { code: 'REQUEST_UNSUPPORTED' });
+    if (catchingUp === this.#catchingUp) {
+      if (catchingUp) this.#deps.onConsumer?.(this.takesPart);
+      return;
+    }
+    this.#catchingUp = catchingUp;
+    this.#deps.log.info({ catchingUp }, catchingUp
+      ? 'consumer catching up through a block sync: the validators are told it takes no part meanwhile'
+      : 'consumer caught up: the validators are told it takes part');
+    this.#deps.onConsumer?.(this.takesPart);
   }
 
   #drained(call: AttachCall): void {
@@ -174,6 +195,7 @@ export class AttachPoint implements InboundSink {
     const had = this.takesPart;
     this.#call = undefined;
     this.#role = 'validator';
+    this.#catchingUp = false;
     this.#full = false;
     this.#inFlight = 0;
     this.#deps.metrics.attached.set(0);

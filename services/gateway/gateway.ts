@@ -155,9 +155,9 @@ export class Gateway {
     let presence: Presence | undefined;
     const attach: AttachPoint = new AttachPoint({ log: log.child({ module: 'attach' }), metrics, peerId: settings.peerId, path: () => path!,
       adoptValidators: (req) => gw!.adoptValidators(req),
-      onConsumer: (takesPart) => presence?.consumerChanged(takesPart), absent: () => presence?.absent() ?? [],
+      onConsumer: () => presence?.consumerChanged(), absent: () => presence?.absent() ?? [],
       heard: (peerId, frame) => presence?.heard(peerId, frame) });
-    presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.takesPart,
+    presence = new Presence({ node, log: log.child({ module: 'presence' }), metrics, isValidator, attached: () => attach.takesPart, catchingUp: () => attach.catchingUp,
       tell: (peerId, present) => attach.presence(peerId, present), timeoutMs: settings.connectionTimeoutMs });
     metrics.validators.set(settings.validators?.n ?? 0);
     path = new ConsensusPath({ maxFrameBytes: settings.maxFrameBytes, queue: queueLimits(settings, opts), streamWindowBytes, openTimeoutMs: settings.connectionTimeoutMs },

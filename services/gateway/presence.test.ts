@@ -1,6 +1,6 @@
 // Presence (presence.ts) on a fake libp2p node: words ordered by their sequence number, words of
 // non-validators refused, changes told to the consumer once, a validator said detached taken back
-// by its votes (not by an observer's requests), and every record of a validator that left the set
+// by its votes (not by an observer's requests), one said catching up not by its NEW-VIEWs, and every record of a validator that left the set
 // pruned when a consumer attaches.
 
 import { test } from 'node:test';
@@ -9,15 +9,15 @@ import type { Connection, Stream } from '@libp2p/interface';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
-import { BlockRequest, ConsensusFrame, TxBatch, Vote, type ConsensusFrame as Frame } from '#libs/gen/btcfed/v1/wire.pb.ts';
+import { BlockRequest, ConsensusFrame, NewView, Proposal, TxBatch, Vote, type ConsensusFrame as Frame } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { encodeFrame } from './framing.ts';
 import { gatewayMetrics } from './metrics.ts';
 import type { GatewayNode } from './node.ts';
-import { MAX_PRESENCE_MESSAGE_BYTES, Presence } from './presence.ts';
+import { CATCHING_UP_STALE_MS, MAX_PRESENCE_MESSAGE_BYTES, Presence } from './presence.ts';
 
 type Handler = (s: Stream, c: Connection) => void;
 
-async function harness() {
+async function harness(now?: () => number) {
   let handler: Handler | undefined;
   const told: string[] = [];
   const validators = new Set(['A', 'B']);
@@ -29,14 +29,14 @@ async function harness() {
   } as unknown as GatewayNode;
   const presence = new Presence({
     node, log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(createPromMetrics({ prefix: 't_' })),
-    isValidator: (id) => validators.has(id), attached: () => true, tell: (id, present) => told.push(`${id} ${present ? 'present' : 'absent'}`), timeoutMs: 1000,
+    isValidator: (id) => validators.has(id), attached: () => true, catchingUp: () => false, tell: (id, present) => told.push(`${id} ${present ? 'present' : 'absent'}`), timeoutMs: 1000, ...(now ? { now } : {}),
   });
   await presence.start();
   /** `from`'s gateway says whether its consensus is attached, on a stream of its own; resolves once it is taken or refused. */
-  const say = async (from: string, attached: boolean, seq: number): Promise<void> => {
+  const say = async (from: string, attached: boolean, seq: number, catchingUp = false): Promise<void> => {
     const stream = Object.assign(new EventTarget(), { close: async () => undefined, abort: () => undefined });
     handler!(stream as unknown as Stream, { remotePeer: { toString: () => from } } as unknown as Connection);
-    const data = encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES);
+    const data = encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq, catchingUp }).finish(), MAX_PRESENCE_MESSAGE_BYTES);
     stream.dispatchEvent(Object.assign(new Event('message'), { data }));
     await new Promise((r) => setImmediate(r));
   };
@@ -118,4 +118,44 @@ test('presence: a validator the set gains is absent until its gateway says it is
   presence.heard('D', vote); // D votes: it takes part
   assert.deepEqual(presence.absent(), []);
   assert.deepEqual(told, ['C absent', 'D absent', 'C present', 'D present']);
+});
+
+test('presence: a validator said catching up is taken back by its next word, not by its NEW-VIEWs, nor by its votes until its word is stale', async () => {
+  let t = 1_000_000;
+  const { presence, told, say } = await harness(() => t);
+  const frame = (body: Frame['body']) => ConsensusFrame.encode({ chainId: 'c', body }).finish();
+  const newView = frame({ $case: 'newView', value: NewView.fromPartial({ view: 40 }) });
+  const vote = frame({ $case: 'vote', value: Vote.fromPartial({ view: 41 }) });
+  await say('A', false, 1, true); // A's engine is catching up: its timer sends NEW-VIEWs, and it may vote
+  await say('B', false, 1); // B's consensus detached: a NEW-VIEW from it a second on says it is back
+  t += 1100;
+  presence.heard('A', newView);
+  presence.heard('A', vote);
+  presence.heard('B', newView);
+  assert.deepEqual(presence.absent(), ['A'], 'a frame took A back while it catches up, or a NEW-VIEW did not take B back');
+  // A says it again within the stale time: its votes still say nothing.
+  t += CATCHING_UP_STALE_MS - 2000;
+  await say('A', false, 2, true);
+  t += CATCHING_UP_STALE_MS - 1000;
+  presence.heard('A', vote);
+  presence.heard('A', frame({ $case: 'proposal', value: Proposal.fromPartial({ view: 44 }) }));
+  assert.deepEqual(presence.absent(), ['A'], 'A taken back while its word stands');
+  // Its next word ends it.
+  await say('A', true, 3);
+  assert.deepEqual(presence.absent(), []);
+  // Its "caught up" lost: a vote heard past the stale time takes it back, a NEW-VIEW does not.
+  await say('A', false, 4, true);
+  t += CATCHING_UP_STALE_MS;
+  presence.heard('A', newView);
+  assert.deepEqual(presence.absent(), ['A']);
+  presence.heard('A', vote);
+  assert.deepEqual(presence.absent(), []);
+  // A later word without the flag is a plain detach: its NEW-VIEWs take it back a second on.
+  await say('A', false, 5, true);
+  await say('A', false, 6);
+  t += 1100;
+  presence.heard('A', newView);
+  assert.deepEqual(presence.absent(), []);
+  assert.deepEqual(told, ['A absent', 'B absent', 'B present', 'A present', 'A absent', 'A present', 'A absent', 'A present']);
+  assert.equal(presence.records, 2, 'only the sequence numbers and rate buckets of A and B are held');
 });

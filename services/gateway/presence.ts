@@ -5,6 +5,10 @@
 // connected. A consumer attached as an observer (a member added to the set, still catching up
 // before its epoch seats it) does not take part: its gateway says "detached", so the others give its
 // views up at once instead of a timer each, and it leads again as soon as its engine attaches.
+// An engine catching up through a long block sync (AttachRequest.participation) cannot lead: its
+// gateway says "detached, catching up", and says it again every 10 s while it lasts. It may still
+// vote, and its view timer sends NEW-VIEWs, so only its next word takes it back — or, should its
+// "caught up" have been lost, a proposal or vote heard CATCHING_UP_STALE_MS after its last word.
 // A validator the set gains is absent until it is heard taking part (its "attached", or a
 // proposal, vote or new-view): what its gateway said before it was a validator here was refused
 // unread, and an added member still catching up must not cost a timer per view it leads.
@@ -45,17 +49,29 @@ const HEARD_AFTER_MS = 1000;
  * and hands transactions on, and must stay absent while it does.
  */
 const TAKING_PART: ReadonlySet<PeekKind> = new Set(['proposal', 'vote', 'new-view']);
+/** From a validator said catching up: its view timer sends NEW-VIEWs meanwhile. */
+const TAKING_PART_AFTER_SYNC: ReadonlySet<PeekKind> = new Set(['proposal', 'vote']);
+/**
+ * A validator said catching up says it again every 10 s (CATCH_UP_REFRESH_MS in
+ * services/consensus/catching-up.ts). Its frames count only this long after its last word: while
+ * it syncs it may vote (it holds a proposal's parent) and yet cannot lead.
+ */
+export const CATCHING_UP_STALE_MS = 30_000;
 
 export interface PresenceDeps {
   node: GatewayNode;
   log: Logger;
   metrics: GatewayMetrics;
   isValidator(peerId: string): boolean;
-  /** Whether this gateway's consumer is attached now and takes part (an observer does not). */
+  /** Whether this gateway's consumer is attached now and takes part (an observer does not, nor an engine catching up). */
   attached(): boolean;
+  /** Whether this gateway's consumer is an engine catching up through a block sync. */
+  catchingUp(): boolean;
   /** A validator's presence changed: tell the consumer (if one is attached). */
   tell(peerId: string, present: boolean): void;
   timeoutMs: number;
+  /** The clock (tests). */
+  now?: () => number;
 }
 
 export class Presence {
@@ -66,6 +82,8 @@ export class Presence {
   readonly #detached = new Set<string>();
   /** When each was said detached: its consensus frames arriving later than HEARD_AFTER_MS say it is back. */
   readonly #detachedAt = new Map<string, number>();
+  /** Of those, the ones whose gateway said their engine is catching up: NEW-VIEWs do not take them back. */
+  readonly #catchingUp = new Set<string>();
   readonly #buckets = new Map<string, TokenBucket>();
   /** The sequence number of the last word taken from each validator (0: none, or only unordered ones). */
   readonly #lastSeq = new Map<string, number>();
@@ -88,7 +106,7 @@ export class Presence {
 
   /** Every peer id any per-peer record here is kept under. */
   #held(): Set<string> {
-    return new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#lastSeq.keys(), ...this.#buckets.keys()]);
+    return new Set([...this.#lost, ...this.#detached, ...this.#detachedAt.keys(), ...this.#catchingUp, ...this.#lastSeq.keys(), ...this.#buckets.keys()]);
   }
 
   /** The validators absent now: told to a consumer when it attaches. */
@@ -96,7 +114,7 @@ export class Presence {
     // Validators that left the set since: everything held for them goes (every per-peer map here).
     for (const id of this.#held()) {
       if (this.#d.isValidator(id)) continue;
-      this.#lost.delete(id); this.#detached.delete(id); this.#detachedAt.delete(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
+      this.#lost.delete(id); this.#undetach(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
     }
     return [...this.#absentSet()];
   }
@@ -115,7 +133,7 @@ export class Presence {
   connected(peerId: string): void {
     if (!this.#d.isValidator(peerId)) return;
     this.#change(peerId, () => this.#lost.delete(peerId));
-    if (!this.#d.attached()) void this.#send(peerId, false);
+    if (!this.#d.attached()) void this.#send(peerId);
   }
 
   /** Every connection to a peer closed: a validator is absent until it connects again. */
@@ -124,8 +142,7 @@ export class Presence {
     this.#change(peerId, () => {
       this.#lost.add(peerId);
       // What its gateway said is stale: when it connects again it says so if its consensus is away.
-      this.#detached.delete(peerId);
-      this.#detachedAt.delete(peerId);
+      this.#undetach(peerId);
       // No stream of those connections can still deliver a word: the order starts afresh.
       this.#lastSeq.delete(peerId);
     });
@@ -136,14 +153,20 @@ export class Presence {
    * proposal, vote or new-view is back (its "attached" may have been lost, refused by the rate
    * limit, or overtaken by an older word), so no stale word keeps its views given up. Frames sent
    * just before a detach are not taken so, nor an observer's requests and hand-offs. The frame is
-   * glanced at (libs/wire peek) only for a validator said detached.
+   * glanced at (libs/wire peek) only for a validator said detached. One said catching up is not
+   * taken back by its NEW-VIEWs: its view timer sends them while it cannot vote.
    */
   heard(peerId: string, frame: Uint8Array): void {
     const at = this.#detachedAt.get(peerId);
-    if (at === undefined || Date.now() - at < HEARD_AFTER_MS) return;
+    const catchingUp = this.#catchingUp.has(peerId);
+    if (at === undefined || this.#now() - at < (catchingUp ? CATCHING_UP_STALE_MS : HEARD_AFTER_MS)) return;
     const kind = peekFrame(frame)?.kind;
-    if (kind === undefined || !TAKING_PART.has(kind)) return;
-    this.#change(peerId, () => { this.#detached.delete(peerId); this.#detachedAt.delete(peerId); });
+    if (kind === undefined || !(catchingUp ? TAKING_PART_AFTER_SYNC : TAKING_PART).has(kind)) return;
+    this.#change(peerId, () => this.#undetach(peerId));
+  }
+
+  #undetach(peerId: string): void {
+    this.#detached.delete(peerId); this.#detachedAt.delete(peerId); this.#catchingUp.delete(peerId);
   }
 
   /**
@@ -153,16 +176,16 @@ export class Presence {
   validatorsAdded(peerIds: readonly string[]): void {
     for (const id of peerIds) {
       if (!this.#d.isValidator(id) || this.#detached.has(id)) continue;
-      this.#change(id, () => { this.#detached.add(id); this.#detachedAt.set(id, Date.now()); });
+      this.#change(id, () => { this.#detached.add(id); this.#detachedAt.set(id, this.#now()); });
     }
   }
 
-  /** Our consumer attached or detached: every connected validator hears it. */
-  consumerChanged(attached: boolean): void {
+  /** Whether our consumer takes part changed (it attached, detached, or began or ended catching up), or it says again that it catches up: every connected validator hears it. */
+  consumerChanged(): void {
     const seq = this.#nextSeq();
     for (const p of this.#d.node.getPeers()) {
       const id = p.toString();
-      if (this.#d.isValidator(id)) void this.#send(id, attached, seq);
+      if (this.#d.isValidator(id)) void this.#send(id, seq);
     }
   }
 
@@ -172,31 +195,36 @@ export class Presence {
     return this.#seq;
   }
 
+  #now(): number { return this.#d.now?.() ?? Date.now(); }
+
   #change(peerId: string, fn: () => void): void {
     const was = this.#isAbsent(peerId);
     fn();
     const is = this.#isAbsent(peerId);
     if (was === is) return;
-    this.#d.log.info({ peerId, present: !is, lost: this.#lost.has(peerId), detached: this.#detached.has(peerId) },
+    this.#d.log.info({ peerId, present: !is, lost: this.#lost.has(peerId), detached: this.#detached.has(peerId), catchingUp: this.#catchingUp.has(peerId) },
       is ? 'validator absent: its consensus is gone (its views are given up at once)' : 'validator present again');
     this.#absentSet();
     this.#d.tell(peerId, !is);
   }
 
-  async #send(peerId: string, attached: boolean, seq = this.#nextSeq()): Promise<void> {
+  /** Says what our consumer is now (attached, and if not whether catching up) to one validator. */
+  async #send(peerId: string, seq = this.#nextSeq()): Promise<void> {
     const { node, metrics, log, timeoutMs } = this.#d;
+    const attached = this.#d.attached();
+    const catchingUp = !attached && this.#d.catchingUp();
     for (let attempt = 1; attempt <= SEND_ATTEMPTS && !this.#stopped; attempt++) {
       // Only the latest word counts: a change since this send began is sent by its own call.
-      if (attached !== this.#d.attached()) return;
+      if (attached !== this.#d.attached() || catchingUp !== (!attached && this.#d.catchingUp())) return;
       try {
         const stream = await node.dialProtocol(peerIdFromString(peerId), PRESENCE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) });
-        stream.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+        stream.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq, catchingUp }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
         await stream.close({ signal: AbortSignal.timeout(timeoutMs) });
         metrics.presence.inc({ direction: 'out', result: 'ok' });
         return;
       } catch (err) {
         metrics.presence.inc({ direction: 'out', result: 'failed' });
-        log.debug({ peerId, attached, attempt, err: errorMessage(err) }, 'presence message not delivered');
+        log.debug({ peerId, attached, catchingUp, attempt, err: errorMessage(err) }, 'presence message not delivered');
         if (node.getConnections(peerIdFromString(peerId)).length === 0) return; // it hears again when it connects
         await new Promise((r) => setTimeout(r, 1000).unref());
       }
@@ -234,8 +262,9 @@ export class Presence {
       }
       metrics.presence.inc({ direction: 'in', result: 'ok' });
       this.#change(from, () => {
-        if (msg.consensusAttached) { this.#detached.delete(from); this.#detachedAt.delete(from); }
-        else { this.#detached.add(from); this.#detachedAt.set(from, Date.now()); }
+        if (msg.consensusAttached) { this.#undetach(from); return; }
+        this.#detached.add(from); this.#detachedAt.set(from, this.#now());
+        if (msg.catchingUp) this.#catchingUp.add(from); else this.#catchingUp.delete(from);
       });
     } catch (err) {
       metrics.presence.inc({ direction: 'in', result: 'invalid' });

@@ -38,7 +38,7 @@ const presenceLies: Scenario = {
           // Unordered words (always taken) and the highest sequence number (no later word of m3's own
           // gateway is taken until its connections close): either way m3 speaks only for itself.
           const seq = sent % 2 === 0 ? 0 : Number.MAX_SAFE_INTEGER;
-          s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
+          s.send(encodeFrame(PresenceMessage.encode({ consensusAttached: attached, seq, catchingUp: sent % 3 === 0 }).finish(), MAX_PRESENCE_MESSAGE_BYTES));
           await s.close();
         } catch { /* refused (rate limited): the gateway's choice */ }
       }));

@@ -167,7 +167,19 @@ export interface AttachRequest {
     | { $case: "broadcast"; value: BroadcastFrame }
     | { $case: "mute"; value: MutePeer }
     | { $case: "validators"; value: SetValidators }
+    | { $case: "participation"; value: Participation }
     | undefined;
+}
+
+/**
+ * Whether this consumer takes part in consensus now. A validator's engine that is catching up
+ * through a long block sync cannot vote or propose: it says catching_up, and its gateway tells the
+ * other validators (PresenceMessage.catching_up) so that they give its views up at once, with no
+ * record against it, instead of a view timer each. Said again false once it has caught up; a new
+ * Attach starts taking part. Ignored from an observer, which never takes part.
+ */
+export interface Participation {
+  catchingUp: boolean;
 }
 
 /** Sent once, first, on every Attach stream. */
@@ -300,6 +312,12 @@ export interface PresenceMessage {
    * undoes a newer one. 0 is unordered (a gateway that predates it) and always taken.
    */
   seq: number;
+  /**
+   * With consensus_attached false: its consensus is attached but catching up through a block sync
+   * (AttachRequest.participation). Its view timeouts still send NEW-VIEWs, so a receiver takes it
+   * back only on its word, or on a proposal or vote (not a NEW-VIEW) heard from it.
+   */
+  catchingUp: boolean;
 }
 
 function createBaseSendFrame(): SendFrame {
@@ -828,6 +846,9 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       case "validators":
         SetValidators.encode(message.body.value, writer.uint32(34).fork()).join();
         break;
+      case "participation":
+        Participation.encode(message.body.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -877,6 +898,14 @@ export const AttachRequest: MessageFns<AttachRequest> = {
             message.body = { $case: "validators", value: SetValidators.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.body = { $case: "participation", value: Participation.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -899,6 +928,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         ? { $case: "mute", value: MutePeer.fromJSON(object.mute) }
         : isSet(object.validators)
         ? { $case: "validators", value: SetValidators.fromJSON(object.validators) }
+        : isSet(object.participation)
+        ? { $case: "participation", value: Participation.fromJSON(object.participation) }
         : undefined,
     };
   },
@@ -913,6 +944,8 @@ export const AttachRequest: MessageFns<AttachRequest> = {
       obj.mute = MutePeer.toJSON(message.body.value);
     } else if (message.body?.$case === "validators") {
       obj.validators = SetValidators.toJSON(message.body.value);
+    } else if (message.body?.$case === "participation") {
+      obj.participation = Participation.toJSON(message.body.value);
     }
     return obj;
   },
@@ -947,7 +980,86 @@ export const AttachRequest: MessageFns<AttachRequest> = {
         }
         break;
       }
+      case "participation": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "participation", value: Participation.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseParticipation(): Participation {
+  return { catchingUp: false };
+}
+
+export const Participation: MessageFns<Participation> = {
+  encode(message: Participation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.catchingUp !== false) {
+      writer.uint32(8).bool(message.catchingUp);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Participation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParticipation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.catchingUp = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Participation {
+    return {
+      catchingUp: isSet(object.catchingUp)
+        ? globalThis.Boolean(object.catchingUp)
+        : isSet(object.catching_up)
+        ? globalThis.Boolean(object.catching_up)
+        : false,
+    };
+  },
+
+  toJSON(message: Participation): unknown {
+    const obj: any = {};
+    if (message.catchingUp !== false) {
+      obj.catchingUp = message.catchingUp;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Participation>): Participation {
+    return Participation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Participation>): Participation {
+    const message = createBaseParticipation();
+    message.catchingUp = object.catchingUp ?? false;
     return message;
   },
 };
@@ -2513,7 +2625,7 @@ export const PeerExchangeMessage: MessageFns<PeerExchangeMessage> = {
 };
 
 function createBasePresenceMessage(): PresenceMessage {
-  return { consensusAttached: false, seq: 0 };
+  return { consensusAttached: false, seq: 0, catchingUp: false };
 }
 
 export const PresenceMessage: MessageFns<PresenceMessage> = {
@@ -2523,6 +2635,9 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
     }
     if (message.seq !== 0) {
       writer.uint32(16).uint64(message.seq);
+    }
+    if (message.catchingUp !== false) {
+      writer.uint32(24).bool(message.catchingUp);
     }
     return writer;
   },
@@ -2556,6 +2671,14 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.catchingUp = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2576,6 +2699,11 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
         ? globalThis.Boolean(object.consensus_attached)
         : false,
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      catchingUp: isSet(object.catchingUp)
+        ? globalThis.Boolean(object.catchingUp)
+        : isSet(object.catching_up)
+        ? globalThis.Boolean(object.catching_up)
+        : false,
     };
   },
 
@@ -2587,6 +2715,9 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
+    if (message.catchingUp !== false) {
+      obj.catchingUp = message.catchingUp;
+    }
     return obj;
   },
 
@@ -2597,6 +2728,7 @@ export const PresenceMessage: MessageFns<PresenceMessage> = {
     const message = createBasePresenceMessage();
     message.consensusAttached = object.consensusAttached ?? false;
     message.seq = object.seq ?? 0;
+    message.catchingUp = object.catchingUp ?? false;
     return message;
   },
 };
