@@ -11,6 +11,8 @@
 // take a burst of eight, then one word every two seconds). A service starts saying it: until the
 // first commit reaches it, it cannot know it is not far behind, and the others' first sign of it
 // (a commit QC it lacks) may come only after a view or more — with its views failed meanwhile.
+// That first word ends at the first commit, without the minimum: a restart of a member that is
+// current costs the others a view or two of its given up, not three seconds of them.
 
 import type { Logger } from 'pino';
 
@@ -31,10 +33,13 @@ export class CatchUpWord {
   /** When the word was last said, or said again. */
   #refreshedAt: number;
 
-  /** `saying` at `at`: the word a service starts with (said before it attached). */
+  /**
+   * `saying` at `at`: the word a service starts with (said before it attached). It need not stand
+   * its minimum: a member restarted current says it takes part at the first commit that reaches it.
+   */
   constructor(start: { saying: boolean; at: number } = { saying: false, at: Number.NEGATIVE_INFINITY }) {
     this.#saying = start.saying;
-    this.#saidAt = start.at;
+    this.#saidAt = Number.NEGATIVE_INFINITY;
     this.#refreshedAt = start.at;
   }
 
