@@ -188,7 +188,7 @@ export class GatewayLink implements TransportPort {
    * frames (one small message every few seconds at most).
    */
   catchingUp(catchingUp: boolean): void {
-    if (catchingUp === this.#catchingUp && !catchingUp) return;
+    if (!catchingUp && !this.#catchingUp) return;
     this.#catchingUp = catchingUp;
     if (this.connected) this.#stream?.write({ body: { $case: 'participation', value: { catchingUp } } });
   }

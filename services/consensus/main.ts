@@ -277,7 +277,7 @@ async function main(): Promise<void> {
     link.setValidators(current.set);
     // Until a commit reaches it, and through a long block sync (a restart far behind): the others
     // give this member's views up meanwhile. Said before the link attaches, so it goes with the set.
-    const catchingUp = metrics.gauge('consensus_catching_up_state', '1 while this member catches up through a long block sync and its gateway tells the others it takes no part (its views are given up at once), else 0');
+    const catchingUp = metrics.gauge('consensus_catching_up_state', '1 while this member says it is catching up (no commit has reached it since it started, or a long block sync) and its gateway tells the others it takes no part (its views are given up at once), else 0');
     const syncWord = watchCatchUp({ behind: () => driver.fetchingCommit || !committedHere, log: log.child({ module: 'catch-up' }),
       say: (b) => { catchingUp.set(b ? 1 : 0); link.catchingUp(b); } });
     link.start();

@@ -6,11 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Connection, Stream } from '@libp2p/interface';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { createLogger } from '#libs/log/index.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
 import { PresenceMessage } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { BlockRequest, ConsensusFrame, NewView, Proposal, TxBatch, Vote, type ConsensusFrame as Frame } from '#libs/gen/btcfed/v1/wire.pb.ts';
-import { encodeFrame } from './framing.ts';
+import { FrameDecoder, encodeFrame } from './framing.ts';
 import { gatewayMetrics } from './metrics.ts';
 import type { GatewayNode } from './node.ts';
 import { CATCHING_UP_STALE_MS, MAX_PRESENCE_MESSAGE_BYTES, Presence } from './presence.ts';
@@ -158,4 +160,39 @@ test('presence: a validator said catching up is taken back by its next word, not
   assert.deepEqual(presence.absent(), []);
   assert.deepEqual(told, ['A absent', 'B absent', 'B present', 'A present', 'A absent', 'A present', 'A absent', 'A present']);
   assert.equal(presence.records, 2, 'only the sequence numbers and rate buckets of A and B are held');
+});
+
+test('presence: a consumer that says again and again what it is makes its gateway dial no more than a receiver takes, and its latest word still goes', async () => {
+  const sent: Array<{ to: string; attached: boolean; catchingUp: boolean }> = [];
+  let attached = true;
+  const [a, b, c] = await Promise.all([0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))));
+  const node = {
+    handle: async () => undefined,
+    getPeers: () => [a, b, c],
+    getConnections: () => [{}],
+    dialProtocol: async (peer: { toString(): string }) => ({
+      send: (data: Uint8Array) => {
+        const [frame] = new FrameDecoder(MAX_PRESENCE_MESSAGE_BYTES).push(data);
+        const m = PresenceMessage.decode(frame!);
+        sent.push({ to: peer.toString(), attached: m.consensusAttached, catchingUp: m.catchingUp });
+      },
+      close: async () => undefined,
+    }),
+  } as unknown as GatewayNode;
+  const presence = new Presence({
+    node, log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(createPromMetrics({ prefix: 't_' })),
+    isValidator: (id) => id !== c!.toString(), attached: () => attached, catchingUp: () => !attached, tell: () => undefined, timeoutMs: 1000,
+  });
+  // A consumer flooding its gateway: participation(true) and (false) in turn, 100 times.
+  for (let i = 0; i < 100; i++) {
+    attached = i % 2 === 1;
+    presence.consumerChanged();
+  }
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 16, 'a burst of 8 rounds to the 2 validators (not C, no validator), the rest held back');
+  attached = false; // what it says last: catching up
+  await new Promise((r) => setTimeout(r, 2200));
+  presence.stop();
+  assert.equal(sent.length, 18, 'one round more once a token is back');
+  assert.deepEqual(sent.slice(-2).map((w) => w.catchingUp), [true, true], 'the round held back says the latest state');
 });

@@ -18,7 +18,10 @@
 // A gateway speaks only for itself: the message carries no peer id, and the sender is the
 // connection's authenticated identity. So a Byzantine member can make only its own views look
 // dead — which it can do anyway, by not proposing. Messages from non-validators are refused
-// unread; a validator's are rate-limited (PRESENCE_BUCKET); only changes reach the consumer.
+// unread; a validator's are rate-limited (PRESENCE_BUCKET); only changes reach the consumer. What
+// this gateway says when its consumer changes (or says again that it catches up: one small request
+// of the consumer's, for N − 1 dials) stays within the same bucket: past it, one word says the
+// latest state once a token is back.
 // Each word carries a sequence number (a hybrid clock, so a restarted gateway goes on above its
 // predecessor): a word not above the last taken from that peer is dropped, so an older word sent
 // on another stream a moment before can never undo a newer one.
@@ -82,13 +85,17 @@ export class Presence {
   readonly #detached = new Set<string>();
   /** When each was said detached: its consensus frames arriving later than HEARD_AFTER_MS say it is back. */
   readonly #detachedAt = new Map<string, number>();
-  /** Of those, the ones whose gateway said their engine is catching up: NEW-VIEWs do not take them back. */
+  /** Of those, the ones whose gateway said their engine is catching up (heard() takes them back only after CATCHING_UP_STALE_MS). */
   readonly #catchingUp = new Set<string>();
   readonly #buckets = new Map<string, TokenBucket>();
   /** The sequence number of the last word taken from each validator (0: none, or only unordered ones). */
   readonly #lastSeq = new Map<string, number>();
   /** The last sequence number this gateway said. */
   #seq = 0;
+  /** Rounds of words to every validator when our consumer changes: no more than a receiver takes. */
+  readonly #outBucket = new TokenBucket(PRESENCE_BUCKET.capacity, PRESENCE_BUCKET.perSecond, Date.now());
+  /** A round held back by #outBucket, due when a token is back: it says the state then. */
+  #heldBack: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(d: PresenceDeps) {
@@ -99,7 +106,10 @@ export class Presence {
     await this.#d.node.handle(PRESENCE_PROTOCOL, (s, c) => { void this.#onStream(s, c); }, { maxInboundStreams: 4 });
   }
 
-  stop(): void { this.#stopped = true; }
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#heldBack);
+  }
 
   /** Peers this module holds any record for (bounded by the validator set: absent() prunes the rest). */
   get records(): number { return this.#held().size; }
@@ -153,8 +163,9 @@ export class Presence {
    * proposal, vote or new-view is back (its "attached" may have been lost, refused by the rate
    * limit, or overtaken by an older word), so no stale word keeps its views given up. Frames sent
    * just before a detach are not taken so, nor an observer's requests and hand-offs. The frame is
-   * glanced at (libs/wire peek) only for a validator said detached. One said catching up is not
-   * taken back by its NEW-VIEWs: its view timer sends them while it cannot vote.
+   * glanced at (libs/wire peek) only for a validator said detached. One said catching up is never
+   * taken back by its NEW-VIEWs (its view timer sends them), and by its proposals and votes only
+   * CATCHING_UP_STALE_MS after its last word (it may vote before it can lead).
    */
   heard(peerId: string, frame: Uint8Array): void {
     const at = this.#detachedAt.get(peerId);
@@ -182,6 +193,13 @@ export class Presence {
 
   /** Whether our consumer takes part changed (it attached, detached, or began or ended catching up), or it says again that it catches up: every connected validator hears it. */
   consumerChanged(): void {
+    if (this.#heldBack !== undefined || this.#stopped) return; // the round held back says the state when it goes
+    if (!this.#outBucket.take(Date.now())) {
+      this.#d.metrics.presence.inc({ direction: 'out', result: 'held_back' });
+      this.#heldBack = setTimeout(() => { this.#heldBack = undefined; this.consumerChanged(); }, 1000 / PRESENCE_BUCKET.perSecond);
+      this.#heldBack.unref();
+      return;
+    }
     const seq = this.#nextSeq();
     for (const p of this.#d.node.getPeers()) {
       const id = p.toString();
