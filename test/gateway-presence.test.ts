@@ -17,7 +17,7 @@ import { GatewayServiceClient, PresenceMessage, PeerState } from '#libs/gen/btcf
 import { BlockRequest, ConsensusFrame, NewView } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { createLogger } from '#libs/log/index.ts';
 import { GatewayLink } from '../services/consensus/gateway-link.ts';
-import { ATTACH_ROLE_METADATA, attachRoleMetadata } from '#libs/rpc/index.ts';
+import { ATTACH_CATCHING_UP_METADATA, ATTACH_ROLE_METADATA, attachRoleMetadata } from '#libs/rpc/index.ts';
 import { encodeFrame } from '../services/gateway/framing.ts';
 import { PRESENCE_PROTOCOL } from '../services/gateway/presence.ts';
 import {
@@ -112,6 +112,11 @@ describe('gateway presence', () => {
     const status = await bad.ended;
     assert.equal((status as grpc.StatusObject).code, grpc.status.INVALID_ARGUMENT);
     assert.match((status as grpc.StatusObject).details, /btcfed-attach-role "leader" is not one of validator, observer/);
+    // So is an observer that says it is catching up: it never takes part.
+    const observerCatchingUp = attach(nodes[1].gw, undefined, (() => { const md = attachRoleMetadata('observer'); md.set(ATTACH_CATCHING_UP_METADATA, 'true'); return md; })());
+    const status2 = await observerCatchingUp.ended;
+    assert.equal((status2 as grpc.StatusObject).code, grpc.status.INVALID_ARGUMENT);
+    assert.match((status2 as grpc.StatusObject).details, /btcfed-attach-catching-up: an observer takes no part/);
     c1c.send(0, request);
     await until(() => c0.frames.filter((f) => f.peerId === m1.identity.peerId && Buffer.from(f.frame).equals(request)).length === 2, 'a frame from m1\'s engine delivered: still attached');
     assert.equal(said(c0, m1.identity.peerId), true, 'm1 still present: the refused Attach changed nothing');
@@ -177,7 +182,7 @@ describe('gateway presence: an engine catching up through a block sync', () => {
     members = await makeCluster(2, { knows: (i) => [1 - i] });
     const [m0, m1] = members as [GatewayMember, GatewayMember];
     const m1Id = m1.identity.peerId;
-    nodes[0] = await startMember(m0);
+    nodes[0] = await startMember(m0, ['--metrics', '127.0.0.1:0']);
     const listen = ['--listen', `127.0.0.1:${await freePort()}`];
     nodes[1] = await startMember(m1, listen);
     const c0 = attach(nodes[0].gw);
@@ -200,11 +205,14 @@ describe('gateway presence: an engine catching up through a block sync', () => {
 
     // m1's gateway restarts: the link attaches again and says at once that it still catches up.
     const m0Lines = () => nodes[0]!.gw.svc.lines.filter((l) => l.peerId === m1Id && typeof l.present === 'boolean');
-    const before = m0Lines().length;
+    const okBefore = await gatewayCounter(nodes[0].gw, 'presence_messages_total', 'direction="in",result="ok"');
     await nodes[1].gw.close();
     nodes[1].gw = await startGateway(nodes[1].store, listen);
-    await until(() => nodes[1]!.gw.svc.lines.some((l) => l.catchingUp === true && String(l.msg).startsWith('consumer catching up')), 'the restarted gateway told by the link');
-    await until(() => m0Lines().slice(before).at(-1)?.catchingUp === true && said(c0, m1Id) === false, 'm1 absent to m0 again, as catching up', 20_000);
+    // The link says it in the Attach call's metadata: the restarted gateway knows at once.
+    await until(() => nodes[1]!.gw.svc.lines.some((l) => l.catchingUp === true && String(l.msg).startsWith('consumer attached, catching up')), 'the restarted gateway told by the link');
+    // m0 hears m1's word (its log says "catching up" only where m1's absence changed with it: the
+    // word may come before m0 counts m1's connection back); the NEW-VIEW below shows which word.
+    await until(async () => said(c0, m1Id) === false && (await gatewayCounter(nodes[0]!.gw, 'presence_messages_total', 'direction="in",result="ok"')) > okBefore, 'm1 absent to m0 again, as catching up', 20_000);
     await sleep(1200);
     link.broadcast(newView);
     await until(() => c0.frames.filter((f) => f.peerId === m1Id && Buffer.from(f.frame).equals(newView)).length === 2, 'its second NEW-VIEW delivered');
@@ -212,5 +220,26 @@ describe('gateway presence: an engine catching up through a block sync', () => {
 
     link.catchingUp(false);
     await until(() => said(c0, m1Id) === true, 'm1 present once caught up');
+
+    // m1's consensus restarts (its gateway and connections stay up) and catches up from its start:
+    // its Attach says so in the call's metadata, so m0 is never told m1 present in between (before,
+    // the gateway said "attached" until the link's first request said otherwise).
+    link.close();
+    await until(() => said(c0, m1Id) === false, 'm1 absent once its engine detached');
+    const restartedAt = m0Lines().length;
+    const attachedLines = () => nodes[1]!.gw.svc.lines.filter((l) => String(l.msg).startsWith('consumer attached')).length;
+    const attachedBefore = attachedLines();
+    link = new GatewayLink({ client, log: createLogger({ service: 'test', level: 'error' }), onFrame: () => undefined });
+    link.catchingUp(true);
+    link.start();
+    await until(() => attachedLines() > attachedBefore, 'the restarted engine attached');
+    assert.equal(nodes[1].gw.svc.lines.filter((l) => String(l.msg).startsWith('consumer attached')).at(-1)?.catchingUp, true, 'attached as catching up');
+    await sleep(1200); // past the time after which a detached validator's NEW-VIEW would say it is back
+    link.broadcast(newView);
+    await until(() => c0.frames.filter((f) => f.peerId === m1Id && Buffer.from(f.frame).equals(newView)).length === 3, 'its NEW-VIEW delivered');
+    assert.equal(said(c0, m1Id), false, 'a NEW-VIEW took m1 back: the word at its attach was not "catching up"');
+    assert.deepEqual(m0Lines().slice(restartedAt).filter((l) => l.present === true), [], 'm0 was told m1 present between its engine\'s restart and its word');
+    link.catchingUp(false);
+    await until(() => said(c0, m1Id) === true, 'm1 present once caught up after its restart');
   });
 });

@@ -15,7 +15,7 @@ export { serverCredentials, channelCredentials } from './credentials.ts';
 export { readKeyPair, readCaBundle } from './tls-files.ts';
 export { exportCertificateExpiry, CERT_EXPIRY_METRIC } from './cert-expiry.ts';
 
-export { ATTACH_ROLE_METADATA, ATTACH_ROLES, attachRoleMetadata, attachRoleOf } from './attach-role.ts';
+export { ATTACH_CATCHING_UP_METADATA, ATTACH_ROLE_METADATA, ATTACH_ROLES, attachRoleMetadata, attachRoleOf } from './attach-role.ts';
 export type { AttachRole } from './attach-role.ts';
 
 export { rpcHandlers, statusTable, errorCodeOf, ERROR_CODE_TRAILER } from './status.ts';

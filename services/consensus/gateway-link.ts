@@ -184,7 +184,7 @@ export class GatewayLink implements TransportPort {
   /**
    * Whether the engine is catching up through a block sync: the gateway tells the validators this
    * member takes no part meanwhile. Sent now when attached (true again: the gateway says it again,
-   * so the validators know it still is), and on every attach while it lasts; never queued behind
+   * so the validators know it still is), and in every Attach call's metadata while it lasts; never queued behind
    * frames (one small message every few seconds at most).
    */
   catchingUp(catchingUp: boolean): void {
@@ -226,7 +226,12 @@ export class GatewayLink implements TransportPort {
 
   #open(): void {
     if (this.#closed) return;
-    const stream = this.#o.client.attach(attachRoleMetadata(this.#o.role ?? 'validator'));
+    // Catching up is said in the call's metadata, so the gateway never says this member present
+    // for the moment before a first request would say it.
+    // (An observer takes no part: a gateway refuses the word from one.)
+    const role = this.#o.role ?? 'validator';
+    const saidCatchingUp = role === 'validator' && this.#catchingUp;
+    const stream = this.#o.client.attach(attachRoleMetadata(role, saidCatchingUp));
     this.#stream = stream;
     stream.on('data', (res: AttachResponse) => {
       const body = res.body;
@@ -239,7 +244,8 @@ export class GatewayLink implements TransportPort {
         // The set first: the mutes and frames that follow use its indices (buffered ones included).
         if (this.#set) this.#writable = stream.write({ body: { $case: 'validators', value: setValidatorsOf(this.#set) } });
         this.#resendMutes();
-        if (this.#catchingUp) this.#writable = stream.write({ body: { $case: 'participation', value: { catchingUp: true } } });
+        // Changed since the call's metadata said it (the word came or went while it connected).
+        if (this.#catchingUp !== saidCatchingUp) this.#writable = stream.write({ body: { $case: 'participation', value: { catchingUp: this.#catchingUp } } });
         // The gateway tells this stream who is absent now: what an earlier stream said is void.
         for (const peerId of this.#absent) this.#tellPresence(peerId, true);
         this.#absent.clear();

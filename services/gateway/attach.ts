@@ -110,18 +110,24 @@ export class AttachPoint implements InboundSink {
     }
     this.#call = call;
     this.#role = said.role;
+    // Said in the metadata, so a validator restarted catching up is never said present first.
+    this.#catchingUp = said.catchingUp;
     this.#full = false;
     this.#inFlight = 0;
     metrics.attached.set(1);
     const path = this.#deps.path();
-    log.info({ peer: call.getPeer(), role: said.role }, 'consumer attached');
+    log.info({ peer: call.getPeer(), role: said.role, ...(said.catchingUp ? { catchingUp: true } : {}) }, said.catchingUp
+      ? 'consumer attached, catching up through a block sync: the validators are told it takes no part meanwhile'
+      : 'consumer attached');
     call.write({ body: { $case: 'ready', value: {
       selfIndex: path.selfIndex ?? 0, isValidator: path.selfIndex !== undefined, validators: path.validators?.n ?? 0,
       maxFrameBytes: path.maxFrameBytes, peerId: this.#deps.peerId,
     } } });
     for (const peerId of this.#deps.absent?.() ?? []) this.presence(peerId, false);
     // An observer changes nothing the validators were told: with no consumer, this member took no part.
+    // A validator catching up is said to be so (presence.ts), as its participation request would.
     if (this.takesPart) this.#deps.onConsumer?.(true);
+    else if (this.catchingUp) this.#deps.onConsumer?.(false);
     call.on('drain', () => this.#drained(call));
     call.on('data', (req: AttachRequest) => this.#request(req));
     const gone = (why: string) => () => {

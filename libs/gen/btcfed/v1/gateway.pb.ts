@@ -176,7 +176,8 @@ export interface AttachRequest {
  * through a long block sync cannot vote or propose: it says catching_up, and its gateway tells the
  * other validators (PresenceMessage.catching_up) so that they give its views up at once, with no
  * record against it, instead of a view timer each. Said again false once it has caught up; a new
- * Attach starts taking part. Ignored from an observer, which never takes part.
+ * Attach starts taking part unless its metadata says it is catching up (rpc Attach). Refused from
+ * an observer, which never takes part.
  */
 export interface Participation {
   catchingUp: boolean;
@@ -2744,7 +2745,10 @@ export const GatewayServiceService = {
    * added to the set that is still catching up before its epoch seats it). While an observer is
    * attached, presence tells the validators this member's consensus is away, so views it leads
    * are given up at once instead of waiting out a timer each. Any other value is refused with
-   * INVALID_ARGUMENT.
+   * INVALID_ARGUMENT. A validator whose engine is catching up when it attaches says so in the
+   * metadata `btcfed-attach-catching-up: true` (unsaid: false), as a Participation request would,
+   * so that it is never said present between its attach and its first request; an observer saying
+   * it, or a value other than true or false, is refused with INVALID_ARGUMENT.
    */
   attach: {
     path: "/btcfed.v1.GatewayService/Attach" as const,
@@ -2780,7 +2784,10 @@ export interface GatewayServiceServer extends UntypedServiceImplementation {
    * added to the set that is still catching up before its epoch seats it). While an observer is
    * attached, presence tells the validators this member's consensus is away, so views it leads
    * are given up at once instead of waiting out a timer each. Any other value is refused with
-   * INVALID_ARGUMENT.
+   * INVALID_ARGUMENT. A validator whose engine is catching up when it attaches says so in the
+   * metadata `btcfed-attach-catching-up: true` (unsaid: false), as a Participation request would,
+   * so that it is never said present between its attach and its first request; an observer saying
+   * it, or a value other than true or false, is refused with INVALID_ARGUMENT.
    */
   attach: handleBidiStreamingCall<AttachRequest, AttachResponse>;
   /** The peer table: state, addresses, latency and counters of every known peer. */
@@ -2797,7 +2804,10 @@ export interface GatewayServiceClient extends Client {
    * added to the set that is still catching up before its epoch seats it). While an observer is
    * attached, presence tells the validators this member's consensus is away, so views it leads
    * are given up at once instead of waiting out a timer each. Any other value is refused with
-   * INVALID_ARGUMENT.
+   * INVALID_ARGUMENT. A validator whose engine is catching up when it attaches says so in the
+   * metadata `btcfed-attach-catching-up: true` (unsaid: false), as a Participation request would,
+   * so that it is never said present between its attach and its first request; an observer saying
+   * it, or a value other than true or false, is refused with INVALID_ARGUMENT.
    */
   attach(): ClientDuplexStream<AttachRequest, AttachResponse>;
   attach(options: Partial<CallOptions>): ClientDuplexStream<AttachRequest, AttachResponse>;
