@@ -165,6 +165,11 @@ export class EngineCore {
   ended = false;
   /** The driver's last `work` level (idle.ts). */
   workAvailable = false;
+  /**
+   * A block committed in this engine (volatile: a restart, or a new epoch's engine, starts false).
+   * Before it, a failed view is no failure of its leader (advance): see there.
+   */
+  committedHere = false;
   /** Set by engine.ts: replays buffered proposals and lets a new leader propose. */
   onEnterView: (view: number) => void = () => {};
   /**
@@ -305,7 +310,12 @@ export class EngineCore {
     if (!round.skipped || cause === 'commit') {
       this.timerLevel.viewEnded({ cause: judged, timedOut: round.timedOut, voted: this.safety.lastVoted.view === round.view, leader });
     }
-    this.suspicion.viewEnded(round.view, leader, leaderOutcome(round, judged));
+    // Before this engine's first commit, a view that failed says nothing of its leader: members
+    // that start together say they catch up until their first commit, and not every member hears
+    // every word before the views it concerns (nor is this member, if it restarted behind, a judge
+    // of views it could not follow). The leader schedule's record ignores start-up views likewise.
+    const outcome = leaderOutcome(round, judged);
+    this.suspicion.viewEnded(round.view, leader, outcome === 'failed' && !this.committedHere ? 'unknown' : outcome);
     this.safety.view = view;
     this.round = newRound(view);
     for (const v of this.future.keys()) if (v < view) this.future.delete(v);

@@ -216,3 +216,25 @@ test('an engine gives up the view of a leader it timed as slow, naming why', () 
   assert.deepEqual(skipped, [[21, 1, 'slow_views']], 'view 21, led by the slow leader, is given up once');
   assert.deepEqual(d.engine.suspectedLeaders, [1]);
 });
+
+test('a view that failed before the engine\'s first commit suspects no one; one after it does', () => {
+  const k = new Kit(4);
+  const d = k.engine(2);
+  d.step({ type: 'start' });
+  // View 1 (member 1's) ends by NEW-VIEWs with no QC seen here: members starting together, each
+  // saying it catches up until its first commit, are no record against a leader.
+  for (const s of [0, 3]) d.message(k.newView(2, k.gqc, s));
+  d.step({ type: 'timer-fired', view: 1 });
+  assert.equal(d.engine.view, 2);
+  assert.deepEqual(d.engine.suspectedLeaders, [], 'a start-up failure suspects no one');
+  // A block commits here (view 2's), and the engine is in view 3, member 3's.
+  const b2 = k.block(2, k.genesis);
+  d.message({ type: 'qc', epoch: 0, qc: k.qc(Phase.COMMIT, 2, b2, [0, 1, 3]), sender: 0 });
+  assert.equal(ofType(d.step({ type: 'blocks-fetched', blocks: [b2], qcs: [] }), 'commit').length, 1);
+  assert.equal(d.engine.view, 3);
+  // Now a failed view is a failure of its leader.
+  for (const s of [0, 1]) d.message(k.newView(4, k.qc(Phase.PREPARE, 2, b2, [0, 1, 3]), s));
+  d.step({ type: 'timer-fired', view: 3 });
+  assert.equal(d.engine.view, 4);
+  assert.deepEqual(d.engine.suspectedLeaders, [3], 'a failure after the first commit suspects its leader');
+});

@@ -1,7 +1,8 @@
 // Leaders this member expects to fail, so that it gives up their views at once instead of after
 // the view timer. Aardvark's lesson: a replica that keeps waiting on a leader that does not
 // perform hands that leader the federation's throughput. A leader is suspected when a view it
-// led failed here (it ended by a quorum of NEW-VIEWs and this member saw no QC of it) or while
+// led failed here (it ended by a quorum of NEW-VIEWs and this member saw no QC of it; the engine
+// reports no failure before its first commit, core.ts advance) or while
 // this member has it muted for offences, or while its transport says it is absent (its gateway said
 // its consensus detached, or every connection to it closed), or the proposal it sent for the
 // current view broke a rule (libs/hotstuff replica.ts, or the driver's checks before the engine). A failure suspects

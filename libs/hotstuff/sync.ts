@@ -247,6 +247,7 @@ function applyCommit(core: EngineCore, path: Block[], qc: QuorumCert): void {
   // Only after the commit action: persisted earlier, a crash before the commit would leave
   // these blocks uncommittable with this QC (commitWith ignores views ≤ lastCommitView).
   if (qc.view > core.safety.lastCommitView) core.safety.lastCommitView = qc.view;
+  core.committedHere = true;
   if (core.pendingCommit && core.pendingCommit.view <= qc.view) core.pendingCommit = null;
   pruneBelowNeeds(core);
   if (end >= 0) {

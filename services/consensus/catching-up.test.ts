@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CATCH_UP_ENTER_MS, CATCH_UP_MIN_SAID_MS, CATCH_UP_REFRESH_MS, CatchUpWord } from './catching-up.ts';
+import { CATCH_UP_ENTER_MS, CATCH_UP_MIN_SAID_MS, CATCH_UP_REFRESH_MS, CatchUpWord, watchCatchUp } from './catching-up.ts';
+import { createLogger } from '#libs/log/index.ts';
 
 /** Feeds `word` one poll every 250 ms from `t0` over `behind` (one entry per poll); returns the words said, at their times. */
 function run(word: CatchUpWord, t0: number, behind: boolean[]): Array<[number, boolean]> {
@@ -54,4 +55,21 @@ test('catch-up word: a service starts saying it, and unsays it at the first comm
   // Restarted far behind: no commit, then a sync of 25 s; said again every 10 s, unsaid at its end.
   const far = new CatchUpWord({ saying: true, at: 0 });
   assert.deepEqual(run(far, 0, [...Array(100).fill(true), false]), [[CATCH_UP_REFRESH_MS, true], [2 * CATCH_UP_REFRESH_MS, true], [25_000, false]]);
+});
+
+test('catch-up watch: the start\'s word is said at once and unsaid at the commit that pokes it, not a poll later', () => {
+  let behind = true;
+  const said: boolean[] = [];
+  const w = watchCatchUp({ behind: () => behind, say: (b) => said.push(b), log: createLogger({ service: 'test', level: 'silent' }), now: () => 0 });
+  try {
+    assert.deepEqual(said, [true], 'said at the start, before any poll');
+    w.poke();
+    assert.deepEqual(said, [true], 'still behind: nothing new');
+    behind = false; // the first commit
+    w.poke();
+    assert.deepEqual(said, [true, false], 'unsaid at the poke, synchronously');
+    assert.equal(w.catchingUp, false);
+  } finally {
+    w.stop();
+  }
 });

@@ -74,13 +74,18 @@ export interface CatchUpWatch {
   now?(): number;
 }
 
-/** Says the word (catching up) at once, then polls the engine and says it as it changes; returns the stop. */
-export function watchCatchUp(w: CatchUpWatch): { stop(): void; readonly catchingUp: boolean } {
+/**
+ * Says the word (catching up) at once, then polls the engine and says it as it changes; returns the
+ * stop, and `poke` to look at once (at a commit: the start's word ends then, not up to a poll later,
+ * since an idle view whose leader is still said absent is given up by the member that saw it so,
+ * and its NEW-VIEW brings the others along).
+ */
+export function watchCatchUp(w: CatchUpWatch): { stop(): void; poke(): void; readonly catchingUp: boolean } {
   const now = () => w.now?.() ?? Date.now();
   const word = new CatchUpWord({ saying: true, at: now() });
   w.log.info({ catchingUp: true }, 'started: catching up until a commit reaches this member (the validators give its views up meanwhile)');
   w.say(true);
-  const timer = setInterval(() => {
+  const look = () => {
     const was = word.saying;
     const said = word.observe(now(), w.behind());
     if (said === undefined) return;
@@ -89,7 +94,8 @@ export function watchCatchUp(w: CatchUpWatch): { stop(): void; readonly catching
       ? 'catching up through a block sync: the gateway tells the validators this member takes no part meanwhile (its views are given up at once)'
       : 'caught up: the gateway tells the validators this member takes part again');
     w.say(said);
-  }, POLL_MS);
+  };
+  const timer = setInterval(look, POLL_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer), get catchingUp() { return word.saying; } };
+  return { stop: () => clearInterval(timer), poke: look, get catchingUp() { return word.saying; } };
 }

@@ -212,6 +212,8 @@ async function main(): Promise<void> {
     const behind = new BehindRetention(() => epochs.current.set.f);
     /** A block committed since this process started: until then it may be far behind (catching-up.ts). */
     let committedHere = false;
+    /** The catching-up word (below); a commit pokes it, and one may come before it is made. */
+    let syncWord: ReturnType<typeof watchCatchUp> | undefined;
     const behindRetention = (from: number, oldestHeight: number) => {
       if (c.bootstrap === 'replay') return;
       const peers = behind.answered(from);
@@ -226,7 +228,7 @@ async function main(): Promise<void> {
     const observer = {
       ...m.observer,
       prunedAnswer: (from: number, oldestHeight: number) => { m.observer.prunedAnswer(from, oldestHeight); behindRetention(from, oldestHeight); },
-      committed: (bs: readonly Block[], qc: QuorumCert) => { committedHere = true; behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
+      committed: (bs: readonly Block[], qc: QuorumCert) => { committedHere = true; syncWord?.poke(); behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
       viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
@@ -278,7 +280,7 @@ async function main(): Promise<void> {
     // Until a commit reaches it, and through a long block sync (a restart far behind): the others
     // give this member's views up meanwhile. Said before the link attaches, so it goes with the set.
     const catchingUp = metrics.gauge('consensus_catching_up_state', '1 while this member says it is catching up (no commit has reached it since it started, or a long block sync) and its gateway tells the others it takes no part (its views are given up at once), else 0');
-    const syncWord = watchCatchUp({ behind: () => driver.fetchingCommit || !committedHere, log: log.child({ module: 'catch-up' }),
+    syncWord = watchCatchUp({ behind: () => driver.fetchingCommit || !committedHere, log: log.child({ module: 'catch-up' }),
       say: (b) => { catchingUp.set(b ? 1 : 0); link.catchingUp(b); } });
     link.start();
     const restoring = batchDisk && (async () => {
