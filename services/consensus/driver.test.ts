@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeSync, openSync, closeSync } from 'node:fs';
 import { blockHash, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, mayLead, type Block } from '#libs/hotstuff/index.ts';
@@ -169,6 +170,34 @@ test('replayed old, validly signed messages are refused before any signature che
     assert.equal(victim.driver.forgive(3), true, 'it was muted');
     assert.equal(victim.inbound.penalties.muted(3), false);
     assert.deepEqual(victim.mutes.at(-1), [3, 0], 'the transport is told to lift the mute');
+  } finally {
+    await stopAll(members);
+  }
+});
+
+test('forged votes for one view and phase, each naming another block: two are checked (the second for its evidence), the rest refused unread', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a few commits', () => members.every((m) => m.store.committedHeight() >= 3), 60_000);
+    const victim = members[0]!;
+    // A view member 0 leads by its record, now or next (a vote further ahead is refused as far_future).
+    let view = 0;
+    await until('a view member 0 leads, now or next', () => {
+      const at = victim.driver.engine.view;
+      view = [at, at + 1].find((v) => victim.driver.engine.settledLeaderOf(v) === 0) ?? 0;
+      return view > 0;
+    }, 30_000);
+    const from3 = (why: string) => victim.refused.filter(([from, w]) => from === 3 && w === why).length;
+    const [bad0, dup0] = [from3('refused:invalid_signature'), from3('refused:duplicate')];
+    for (let k = 0; k < 10; k++) {
+      victim.inbound.onFrame(3, encodeFrame(CHAIN, { type: 'consensus', message: {
+        type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: randomBytes(32), sender: 3, signature: randomBytes(dsa.signatureBytes) } }));
+    }
+    await until('the checked ones struck', () => from3('refused:invalid_signature') - bad0 >= 2, 10_000);
+    assert.ok(from3('refused:duplicate') - dup0 >= 8, `the rest refused unread as duplicates (${from3('refused:duplicate') - dup0})`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(from3('refused:invalid_signature') - bad0, 2, 'only the first vote and one conflicting with it had their signatures checked');
   } finally {
     await stopAll(members);
   }
