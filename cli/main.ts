@@ -396,6 +396,7 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .action(async (o: { member: string; tx: string; admin?: string }) => {
       const r = await (await load.reconfigure()).submit({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
       console.log(`change ${r.id} submitted: it ends epoch ${r.epoch} once a block carrying it commits (btcfed status shows the epoch)`);
+      if (r.note) console.log(`note: ${r.note}`);
     });
   reconfigure.command('history')
     .description('the chain\'s epochs: where each ended, by which change, approved by whom, and the set after it (each end checked from genesis)')

@@ -34,7 +34,7 @@ export interface AdminDeps {
 export function adminService(d: AdminDeps): AdminServiceServer {
   const h = rpcHandlers({ statusOf: STATUS, log: d.log });
   const allowed = d.allowedClients;
-  const operator = <Req, Res>(method: string, fn: (req: Req) => Res) => h.unary<Req, Res>((req, call) => {
+  const operator = <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) => h.unary<Req, Res>((req, call) => {
     const peer = allowed ? requirePeer(call, allowed) : peerCertificate(call);
     d.log.warn({ method, client: peer?.subject ?? 'loopback (no TLS)' }, 'admin request');
     return fn(req);
@@ -50,8 +50,8 @@ export function adminService(d: AdminDeps): AdminServiceServer {
       }
       return { wasMuted: d.driver.forgive(req.validator) };
     }),
-    submitReconfiguration: operator('SubmitReconfiguration', (req: { tx: Uint8Array }) => {
-      const id = d.driver.submitChange(req.tx);
+    submitReconfiguration: operator('SubmitReconfiguration', async (req: { tx: Uint8Array }) => {
+      const id = await d.driver.submitChangeDurably(req.tx);
       return { reconfigId: id, epoch: d.driver.epoch };
     }),
     dumpState: operator('DumpState', () => {
@@ -62,7 +62,7 @@ export function adminService(d: AdminDeps): AdminServiceServer {
         const b = v as { type?: unknown; data?: unknown } | null;
         return b !== null && typeof b === 'object' && b.type === 'Buffer' && Array.isArray(b.data) ? Buffer.from(b.data as number[]).toString('hex') : v;
       };
-      return { stateJson: JSON.stringify({ epoch: d.driver.epoch, view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
+      return { stateJson: JSON.stringify({ epoch: d.driver.epoch, self: d.driver.self, validators: d.validators(), view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
         committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders, skippedLeaders: e.skippedLeaders(e.view),
         muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
     }),
