@@ -24,6 +24,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { txHashesOf } from './tx-hashes.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
+import { fromHex, toHex } from '#libs/crypto/index.ts';
 import { Block as BlockMsg, BlockSummary as BlockSummaryMsg, EpochChangeProof as EpochChangeProofMsg, QuorumCert as QuorumCertMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import type { Block, BlockHeader, CommittedView, Hash, PersistedRecord, QuorumCert, SafetyState } from '#libs/hotstuff/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, blockToWire, encodeBlockBytes, headerFromWire, headerToWire, qcFromWire, qcToWire, summaryFromWire, summaryToWire, type BlockSummary, type WireLimits } from '#libs/wire/index.ts';
@@ -524,6 +525,20 @@ export class BlockStore {
   /** Asks the next start to join from a checkpoint before taking part again (durable). */
   async requestCatchUp(why: string): Promise<void> {
     await this.#write('catch_up', () => { this.#meta.put('catch_up', why); });
+  }
+
+  /** The reconfiguration transaction submitted to this member and not yet seen to end its epoch (SubmitReconfiguration), or undefined. */
+  pendingChange(): Uint8Array | undefined {
+    const hex = this.#meta.get('pending_change');
+    return hex === undefined ? undefined : fromHex(hex);
+  }
+
+  /** Keeps the submitted change on disk (a restart proposes it again), or forgets it. */
+  async setPendingChange(tx: Uint8Array | undefined): Promise<void> {
+    await this.#write('pending_change', () => {
+      if (tx) this.#meta.put('pending_change', toHex(tx));
+      else this.#meta.remove('pending_change');
+    });
   }
 
   /** Keeps equivocation evidence durably under its sequence number (it outlives restarts; GetEvidence serves it). */

@@ -254,3 +254,29 @@ test('a parameter change: from the next epoch every member runs the committed ba
     await shutdown(members);
   }
 });
+
+test('a change submitted to one member survives its restart: kept on disk, proposed by it again, and forgotten once its epoch ends', async () => {
+  const { members, restart } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a first commit', () => members.every((m) => m.commits.length > 0));
+    const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 2500, idleHeartbeatMs: 1000 }] };
+    const tx = changeTx(change, [0, 1, 2], (i) => keys[i]!);
+    // Only m1 holds it, and m1 proposes nothing before its restart.
+    members[1]!.driver.setPaused(true);
+    await members[1]!.driver.submitChangeDurably(tx);
+    assert.deepEqual(members[1]!.store.pendingChange(), tx, 'on disk before the submit returned');
+    await restart(1);
+    await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1), 90_000);
+    const last = members[0]!.store.endedEpochs()[0]!.last;
+    assert.equal(last.header.proposer, 1, 'the restarted member proposed it');
+    await until('m1 forgot it on disk', () => members[1]!.store.pendingChange() === undefined, 10_000);
+    // A change left on disk whose epoch has ended is dropped at the next start, not proposed.
+    await members[1]!.store.setPendingChange(tx);
+    await restart(1);
+    await until('an ended epoch\'s change forgotten at start', () => members[1]!.store.pendingChange() === undefined, 10_000);
+    assert.equal(members[1]!.driver.epoch, 1);
+  } finally {
+    await shutdown(members);
+  }
+});

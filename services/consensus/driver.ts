@@ -239,6 +239,35 @@ export class ConsensusDriver {
     return change.id;
   }
 
+  /**
+   * submitChange, and the change kept on disk before this returns (the admin API's path): a
+   * restart proposes it again (start). A write that fails takes the change back and says so.
+   */
+  async submitChangeDurably(tx: Uint8Array): Promise<string> {
+    const id = this.submitChange(tx);
+    try {
+      await this.#deps.store.setPendingChange(tx);
+    } catch (err) {
+      if (this.#pendingChange?.id === id) this.#pendingChange = undefined;
+      throw err;
+    }
+    return id;
+  }
+
+  /** At start: the change submitted before a restart is pending again, if it still applies; else it is dropped, said and forgotten. */
+  #resumeChange(): void {
+    const tx = this.#deps.store.pendingChange();
+    if (!tx || !this.#deps.epochs?.current) return;
+    const { log } = this.#deps;
+    try {
+      const id = this.submitChange(tx);
+      log.warn({ id }, 'the reconfiguration submitted before this restart is pending again');
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'the reconfiguration submitted before this restart no longer applies: dropped');
+      this.#deps.store.setPendingChange(undefined).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'the dropped reconfiguration could not be forgotten on disk (the next start checks it again)'));
+    }
+  }
+
   get paused(): boolean { return this.#paused; }
   get pool(): Mempool { return this.#deps.pool; }
   get verifier(): SignatureVerifier { return this.#verifier; }
@@ -259,6 +288,7 @@ export class ConsensusDriver {
   }
 
   start(): void {
+    this.#resumeChange();
     this.enqueue({ type: 'start' });
     this.#idle?.check();
   }
@@ -557,6 +587,8 @@ export class ConsensusDriver {
     this.#timer?.cancel();
     const next = await this.#writes.value('epoch', () => epochs.end(proof));
     this.#pendingChange = undefined;
+    // The change submitted here (this one, or another that ended its epoch first) is forgotten.
+    if (this.#deps.store.pendingChange()) await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));
     const seated = next.set.self !== undefined;
     // Penalties follow the member, not its number: a removal renumbers those behind it.
     this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
