@@ -150,11 +150,12 @@ describe('a change of the validator set on real processes', { timeout: 600_000 }
       assert.match(await ok(['reconfigure', 'submit', '--member', m(1), '--tx', tx]), /change [0-9a-f]{64} submitted: it ends epoch 0/);
 
       const submitted = Date.now();
-      // When each member got there, for the log: one slow member names itself.
+      // When each member got there, for the log: one slow member names itself. Each member on its
+      // own: m2's consensus restarts as an observer at the switch and does not answer meanwhile.
       const reached = new Map<number, number>();
       await until('epoch 1 on every member, m2 included', async () => {
-        const st = await Promise.all([0, 1, 2, 3, 4].map(status));
-        st.forEach((s, i) => { if (Number(s.epoch) === 1 && !reached.has(i)) reached.set(i, Date.now() - submitted); });
+        const st = await Promise.allSettled([0, 1, 2, 3, 4].map(status));
+        st.forEach((s, i) => { if (s.status === 'fulfilled' && Number(s.value.epoch) === 1 && !reached.has(i)) reached.set(i, Date.now() - submitted); });
         return reached.size === N ? true : undefined;
       }, 120_000);
       console.log(`removal: submit → epoch 1 on all five in ${Date.now() - submitted} ms (${[...reached].sort((a, b) => a[0] - b[0]).map(([i, ms]) => `m${i} ${ms}`).join(', ')})`);
