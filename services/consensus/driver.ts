@@ -256,10 +256,12 @@ export class ConsensusDriver {
 
   /** At start: the change submitted before a restart is pending again, if it still applies; else it is dropped, said and forgotten. */
   #resumeChange(): void {
-    const tx = this.#deps.store.pendingChange();
-    if (!tx || !this.#deps.epochs?.current) return;
+    if (!this.#deps.epochs?.current) return;
     const { log } = this.#deps;
     try {
+      // Read inside: a value that is not hex (a damaged store) is dropped like a change that no longer applies.
+      const tx = this.#deps.store.pendingChange();
+      if (!tx) return;
       const id = this.submitChange(tx);
       log.warn({ id }, 'the reconfiguration submitted before this restart is pending again');
     } catch (err) {
