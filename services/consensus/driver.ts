@@ -589,8 +589,9 @@ export class ConsensusDriver {
     this.#timer?.cancel();
     const next = await this.#writes.value('epoch', () => epochs.end(proof));
     this.#pendingChange = undefined;
-    // The change submitted here (this one, or another that ended its epoch first) is forgotten.
-    if (this.#deps.store.pendingChange()) await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));
+    // The change submitted here (this one, or another that ended its epoch first) is forgotten: one
+    // small write an epoch, made whether or not one is stored (reading it first would decode it).
+    await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));
     const seated = next.set.self !== undefined;
     // Penalties follow the member, not its number: a removal renumbers those behind it.
     this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
