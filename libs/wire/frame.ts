@@ -50,7 +50,9 @@ export type Frame =
   | { type: 'history-request'; requestId: number; belowHeight: number; max: number }
   | { type: 'history-response'; requestId: number; summaries: BlockSummary[] }
   | { type: 'batch-request'; requestId: number; digests: Hash[] }
-  | { type: 'batch-response'; requestId: number; batches: Uint8Array[][] };
+  | { type: 'batch-response'; requestId: number; batches: Uint8Array[][] }
+  /** An operator's reconfiguration passed on by the validator it was submitted to (`tx`: the reconfiguration transaction, ending `epoch`). */
+  | { type: 'reconfig-forward'; epoch: number; tx: Uint8Array };
 
 const proofToWire = (p: WireEpochProof) => ({ last: blockToWire(p.last), suffix: p.suffix.map(headerToWire), qc: qcToWire(p.qc) });
 export const summaryToWire = (s: BlockSummary) => ({ header: headerToWire(s.header), txIds: s.txIds });
@@ -103,6 +105,8 @@ function toBody(frame: Frame): ConsensusFrame['body'] {
       return { $case: 'batchRequest', value: { requestId: frame.requestId, digests: frame.digests } };
     case 'batch-response':
       return { $case: 'batchResponse', value: { requestId: frame.requestId, batches: frame.batches.map((txs) => ({ txs })) } };
+    case 'reconfig-forward':
+      return { $case: 'reconfigForward', value: { epoch: frame.epoch, tx: frame.tx } };
     default: {
       const never: never = frame;
       throw new FedError('WIRE_INVALID', `cannot encode ${JSON.stringify(never)}`);
@@ -221,6 +225,13 @@ export function decodeFrame(bytes: Uint8Array, limits: FrameLimits): Frame {
       const r = body.value;
       if (r.batches.length > (limits.maxBlockTxs ?? Infinity)) throw invalid('batch_response.batches', `more than ${limits.maxBlockTxs}`);
       return { type: 'batch-response', requestId: checkView('batch_response.request_id', r.requestId), batches: r.batches.map((b) => b.txs) };
+    }
+    case 'reconfigForward': {
+      // The transaction is decoded and checked (change, approvals) by the receiver against its own
+      // epoch: here only that there is one.
+      const r = body.value;
+      if (r.tx.length === 0) throw invalid('reconfig_forward.tx', 'empty');
+      return { type: 'reconfig-forward', epoch: checkView('reconfig_forward.epoch', r.epoch), tx: r.tx };
     }
     default: {
       const never: never = body;

@@ -30,6 +30,7 @@ function reference(f: Frame): { kind: string; view?: number; epoch?: number; req
     }
     case 'block-response':
     case 'batch-response': return { kind: f.type, requestId: f.requestId };
+    case 'reconfig-forward': return { kind: f.type, epoch: f.epoch };
     default: return { kind: f.type };
   }
 }
@@ -51,6 +52,8 @@ test('the peek agrees with the decoder on every kind of frame', () => {
       parts: [{ batch: { digest: genesis.hash, author: 2, count: 3, bytes: 30 } }] },
     { type: 'batch-request', requestId: 6, digests: [genesis.hash] },
     { type: 'batch-response', requestId: 2 ** 40, batches: [[new Uint8Array([1])]] },
+    { type: 'reconfig-forward', epoch: 0, tx: new Uint8Array([1, 2]) },
+    { type: 'reconfig-forward', epoch: 2 ** 33, tx: new Uint8Array(5000) },
   ];
   for (const f of frames) {
     const bytes = encodeFrame('peek', f);

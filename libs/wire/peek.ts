@@ -7,13 +7,14 @@
 // says what is wrong with it.
 
 export type PeekKind = 'proposal' | 'vote' | 'new-view' | 'block-request' | 'block-response' | 'qc' | 'tx-batch'
-  | 'checkpoint-request' | 'checkpoint-response' | 'history-request' | 'history-response' | 'batch-request' | 'batch-response';
+  | 'checkpoint-request' | 'checkpoint-response' | 'history-request' | 'history-response' | 'batch-request' | 'batch-response'
+  | 'reconfig-forward';
 
 export interface FramePeek {
   kind: PeekKind;
   /** Proposal, vote and new-view: the message's view; qc: the QC's view. */
   view?: number;
-  /** Consensus messages: the epoch (a proposal's is its block header's); views compare only within one. */
+  /** Consensus messages and a forwarded reconfiguration: the epoch (a proposal's is its block header's); views compare only within one. */
   epoch?: number;
   /** Responses (block, checkpoint, history): the request they answer. */
   requestId?: number;
@@ -21,7 +22,8 @@ export interface FramePeek {
 
 /** ConsensusFrame body field numbers (proto/btcfed/v1/wire.proto). */
 const BODY: Record<number, PeekKind> = { 2: 'proposal', 3: 'vote', 4: 'new-view', 5: 'block-request', 6: 'block-response', 7: 'qc', 8: 'tx-batch',
-  9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response', 13: 'batch-request', 14: 'batch-response' };
+  9: 'checkpoint-request', 10: 'checkpoint-response', 11: 'history-request', 12: 'history-response', 13: 'batch-request', 14: 'batch-response',
+  15: 'reconfig-forward' };
 
 /** Kinds of which the peek reads nothing but the kind. */
 const NOTHING_INSIDE: ReadonlySet<PeekKind> = new Set(['block-request', 'tx-batch', 'checkpoint-request', 'history-request', 'batch-request']);
@@ -121,6 +123,9 @@ export function peekFrame(bytes: Uint8Array): FramePeek | undefined {
       const q = fields(bytes, qc.start, qc.end);
       return q ? { kind, view: lastVarint(q, 2) ?? 0, epoch } : undefined;
     }
+    case 'reconfig-forward':
+      // ReconfigForward.epoch (1); its transaction is not walked.
+      return { kind, epoch: lastVarint(inner, 1) ?? 0 };
     case 'block-response':
     case 'checkpoint-response':
     case 'history-response':

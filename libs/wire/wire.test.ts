@@ -31,6 +31,7 @@ const frames: Frame[] = [
     parts: [{ tx: new Uint8Array([5]) }, { batch: { digest: h('b'), author: 2, count: 2, bytes: 40 } }] },
   { type: 'batch-request', requestId: 11, digests: [h('b'), h('c')] },
   { type: 'batch-response', requestId: 11, batches: [[new Uint8Array([1]), new Uint8Array([2, 3])], []] },
+  { type: 'reconfig-forward', epoch: 3, tx: new Uint8Array([9, 8, 7]) },
 ];
 
 test('every frame kind survives encode → decode unchanged', () => {
@@ -84,6 +85,7 @@ test('bad frames are refused naming the field', () => {
   rejects(encodeFrame('wire-test', { type: 'batch-request', requestId: 1, digests: [1, 2, 3, 4].map((i) => h(String(i))) }), /^batch_request\.digests: more than 3/);
   rejects(encodeFrame('wire-test', { type: 'batch-request', requestId: 1, digests: [new Uint8Array(5)] }), /^batch_request\.digests\[0\]: must be 32 bytes/);
   rejects(encodeFrame('wire-test', { type: 'batch-response', requestId: 1, batches: [[], [], [], []] }), /^batch_response\.batches: more than 3/);
+  rejects(encodeFrame('wire-test', { type: 'reconfig-forward', epoch: 2, tx: new Uint8Array(0) }), /^reconfig_forward\.tx: empty/);
 });
 
 test('a block hash is recomputed from the header, never trusted', () => {

@@ -255,27 +255,50 @@ test('a parameter change: from the next epoch every member runs the committed ba
   }
 });
 
-test('a change submitted to one member survives its restart: kept on disk, proposed by it again, and forgotten once its epoch ends', async () => {
+test('a change submitted to one member survives its restart: kept on disk, passed on and proposed again, and forgotten once its epoch ends', async () => {
   const { members, restart } = await federation();
   members.forEach((m) => m.driver.start());
   try {
     await until('a first commit', () => members.every((m) => m.commits.length > 0));
     const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 2500, idleHeartbeatMs: 1000 }] };
     const tx = changeTx(change, [0, 1, 2], (i) => keys[i]!);
-    // Only m1 holds it, and m1 proposes nothing before its restart.
+    // Only m1 holds it: cut off (what it sends reaches nobody, so its forward is lost) and proposing nothing before its restart.
     members[1]!.driver.setPaused(true);
+    members[1]!.down = true;
     await members[1]!.driver.submitChangeDurably(tx);
     assert.deepEqual(members[1]!.store.pendingChange(), tx, 'on disk before the submit returned');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok([0, 2, 3].every((i) => members[i]!.driver.pendingChange === undefined), 'nobody else holds it before the restart');
     await restart(1);
     await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1), 90_000);
     const last = members[0]!.store.endedEpochs()[0]!.last;
-    assert.equal(last.header.proposer, 1, 'the restarted member proposed it');
+    assert.ok(last.txs.some((t) => Buffer.from(t).equals(tx)), 'the epoch\'s last block carries the change');
     await until('m1 forgot it on disk', () => members[1]!.store.pendingChange() === undefined, 10_000);
     // A change left on disk whose epoch has ended is dropped at the next start, not proposed.
     await members[1]!.store.setPendingChange(tx);
     await restart(1);
     await until('an ended epoch\'s change forgotten at start', () => members[1]!.store.pendingChange() === undefined, 10_000);
     assert.equal(members[1]!.driver.epoch, 1);
+  } finally {
+    await shutdown(members);
+  }
+});
+
+test('a change submitted to a member that proposes nothing is passed on: another leader proposes it, and every member that took it forgets it once its epoch ends', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('a first commit', () => members.every((m) => m.commits.length > 0));
+    const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 2000, idleHeartbeatMs: 1000 }] };
+    const tx = changeTx(change, [1, 2, 3], (i) => keys[i]!);
+    // m1 signs nothing (no proposal, no vote): only the others can put the change in a block.
+    members[1]!.driver.setPaused(true);
+    await members[1]!.driver.submitChangeDurably(tx);
+    await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1), 60_000);
+    const last = members[0]!.store.endedEpochs()[0]!.last;
+    assert.notEqual(last.header.proposer, 1);
+    assert.ok(last.txs.some((t) => Buffer.from(t).equals(tx)), 'the epoch\'s last block carries the change');
+    await until('every member forgot it on disk', () => members.every((m) => m.store.pendingChange() === undefined), 10_000);
   } finally {
     await shutdown(members);
   }

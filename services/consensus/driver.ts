@@ -66,6 +66,9 @@ const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view'
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
 
+/** How often a change submitted here is passed on to every validator again while it is pending. */
+export const FORWARD_AGAIN_MS = 10_000;
+
 export class ConsensusDriver {
   #engine: HotStuffEngine;
   readonly sync: SyncClient;
@@ -94,8 +97,10 @@ export class ConsensusDriver {
   #verifier: SignatureVerifier;
   /** The engine's config for the epoch it runs. */
   #config: EngineConfig;
-  /** The change this member proposes when it leads (SubmitReconfiguration), until its epoch ends. */
+  /** The change this member proposes when it leads (SubmitReconfiguration, or forwarded by another validator), until its epoch ends. */
   #pendingChange: PendingChange | undefined;
+  /** While a change submitted here is pending: the timer that passes it on to every validator again. */
+  #forwardTimer: { cancel(): void } | undefined;
   /** Invalid blocks refused per sender (validator or outside peer), for the log's 1st, 2nd, 4th, … (bounded). */
   #invalidBlocks = new Map<number, number>();
   /** Between the end of an epoch and the start of the next: recorded, the signer not yet told. */
@@ -225,33 +230,79 @@ export class ConsensusDriver {
 
   /**
    * An operator's reconfiguration transaction (btcfed reconfigure assemble), checked against the
-   * current epoch's set and quorum: this member puts it in the next block it proposes. One change
-   * per epoch: another while one is pending is refused. Returns the change's id.
+   * current epoch's set and quorum: this member puts it in the next block it proposes, and passes
+   * it on to every validator, which do the same when they lead. One change per epoch: another while
+   * one is pending is refused. Returns the change's id.
    */
   submitChange(tx: Uint8Array): string {
+    const change = this.#take(tx);
+    this.#forward(change);
+    return change.id;
+  }
+
+  /** submitChange but for passing it on. */
+  #take(tx: Uint8Array): PendingChange {
     const e = this.#deps.epochs?.current;
     if (!e) throw new FedError('RECONFIG_UNAVAILABLE', 'this driver runs one epoch only');
     if (this.#switching) throw new FedError('RECONFIG_BUSY', `epoch ${e.number} has ended; submit again once epoch ${e.number + 1} started`);
     const change = checkedChange(e, tx, this.#pendingChange);
     this.#pendingChange = change;
     this.workChanged();
-    this.#deps.log.warn({ id: change.id, epoch: e.number, ops: change.ops }, 'reconfiguration submitted: proposed in the next block this member leads');
-    return change.id;
+    this.#deps.log.warn({ id: change.id, epoch: e.number, ops: change.ops }, 'reconfiguration submitted: passed on to every validator, proposed by whichever leads next');
+    return change;
+  }
+
+  /** The epoch this member runs (undefined: it runs one epoch only). */
+  get currentEpoch(): Epoch | undefined { return this.#deps.epochs?.current; }
+  /** The change pending here, proposed when this member leads. */
+  get pendingChange(): PendingChange | undefined { return this.#pendingChange; }
+
+  /**
+   * A change another validator forwarded, checked by the inbound path (change-intake.ts): pending
+   * here as if submitted here, and kept on disk (a write that fails is said; the submitter keeps it
+   * and sends it again). Not passed on: the member it was submitted to does that.
+   */
+  adoptChange(change: PendingChange, from: number): void {
+    if (this.#switching || this.#deps.epochs?.current.number !== change.epoch) return;
+    this.#pendingChange = change;
+    this.workChanged();
+    this.#deps.log.warn({ id: change.id, epoch: change.epoch, ops: change.ops, from }, 'reconfiguration forwarded by another validator: proposed in the next block this member leads');
+    this.#deps.store.setPendingChange(change.tx).catch((err: unknown) =>
+      this.#deps.log.warn({ err: errorMessage(err), id: change.id }, 'the forwarded reconfiguration could not be kept on disk (it is pending all the same)'));
   }
 
   /**
-   * submitChange, and the change kept on disk before this returns (the admin API's path): a
-   * restart proposes it again (start). A write that fails takes the change back and says so.
+   * Passes `change` on to every validator now and again every FORWARD_AGAIN_MS while it is pending
+   * here (a validator that was unreachable, or restarted without it, gets it then). Receivers take
+   * the same change again as a duplicate, one token.
+   */
+  #forward(change: PendingChange): void {
+    this.#forwardTimer?.cancel();
+    this.#forwardTimer = undefined;
+    const send = (): void => {
+      if (this.#stopped || this.#switching || this.#pendingChange !== change || this.#deps.epochs?.current.number !== change.epoch) return;
+      this.#deps.transport.broadcast(this.#encode({ type: 'reconfig-forward', epoch: change.epoch, tx: change.tx }));
+      this.#forwardTimer = this.#deps.clock.setTimeout(send, FORWARD_AGAIN_MS);
+    };
+    send();
+  }
+
+  /**
+   * submitChange, and the change kept on disk before it is passed on and this returns (the admin
+   * API's path): a restart proposes it again (start). A write that fails takes the change back and
+   * says so.
    */
   async submitChangeDurably(tx: Uint8Array): Promise<string> {
-    const id = this.submitChange(tx);
+    // Passed on only once it is on disk: a call that fails has sent the change nowhere.
+    const change = this.#take(tx);
     try {
       await this.#deps.store.setPendingChange(tx);
     } catch (err) {
-      if (this.#pendingChange?.id === id) this.#pendingChange = undefined;
+      if (this.#pendingChange?.id === change.id) this.#pendingChange = undefined;
       throw err;
     }
-    return id;
+    if (this.#pendingChange === change) this.#forward(change);
+    return change.id;
   }
 
   /** At start: the change submitted before a restart is pending again, if it still applies; else it is dropped, said and forgotten. */
@@ -310,6 +361,7 @@ export class ConsensusDriver {
   stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#forwardTimer?.cancel();
     this.#idle?.stop();
     return this.#drainRun ?? Promise.resolve();
   }
@@ -589,6 +641,8 @@ export class ConsensusDriver {
     this.#timer?.cancel();
     const next = await this.#writes.value('epoch', () => epochs.end(proof));
     this.#pendingChange = undefined;
+    this.#forwardTimer?.cancel();
+    this.#forwardTimer = undefined;
     // The change submitted here (this one, or another that ended its epoch first) is forgotten: one
     // small write an epoch, made whether or not one is stored (reading it first would decode it).
     await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));

@@ -34,6 +34,7 @@ import { isOutside, type Clock, type DriverObserver, type TransportPort } from '
 import type { PeerPenalties } from './penalties.ts';
 import { BatchIntake } from './batch-intake.ts';
 import { BatchFetch } from './batches.ts';
+import { ChangeIntake } from './change-intake.ts';
 
 /** Messages a sender may have waiting for their signatures to be checked; beyond, they are refused (an honest peer resends on timeout). */
 const MAX_VERIFYING_PER_PEER = 256;
@@ -88,6 +89,8 @@ export class Inbound {
   readonly #claims = new Map<number, { view: number; count: number }>();
   readonly #batches: BatchIntake;
   readonly #fetch: BatchFetch;
+  /** Reconfigurations other validators pass on (change-intake.ts). */
+  readonly #changes: ChangeIntake;
   /** How frames are decoded: bitmaps of any set up to WIRE_MAX_VALIDATORS wide. */
   readonly #decodeLimits: FrameLimits;
   /** Hand-offs not sent because a peer's share was spent (they stay in our pool), and transactions refused beyond a sender's limit. */
@@ -111,6 +114,10 @@ export class Inbound {
       // The gateway's frame limit is known once it is attached: read at each answer.
       limits: { maxBlockTxs: limits.maxBlockTxs, maxBlockBytes: limits.maxBlockBytes, get maxFrameBytes() { return deps.transport.maxFrameBytes ?? limits.maxFrameBytes; } },
       refuse: (from, reason, detail) => this.#refuse(from, reason, detail), useless });
+    this.#changes = new ChangeIntake({ epoch: () => driver.currentEpoch, switching: () => driver.switching !== undefined, pending: () => driver.pendingChange,
+      signatureBytes: limits.signatureBytes, adopt: (change, from) => driver.adoptChange(change, from),
+      refuse: (from, reason, detail) => this.#refuse(from, reason, detail),
+      useless: (from, reason, detail, bytes) => this.#useless(from, reason, detail, this.uselessCost(bytes)) });
   }
 
   /** A batch read back from disk at start (BatchIntake.restore): false when it was forgotten as committed. */
@@ -201,6 +208,9 @@ export class Inbound {
       case 'tx-batch':
         this.#batches.onBatch(from, frame.txs);
         return;
+      case 'reconfig-forward':
+        this.#changes.onForward(from, frame.epoch, frame.tx);
+        return;
       default: {
         const never: never = frame;
         this.#d.log.warn({ from, frame: never }, 'unknown frame');
@@ -221,6 +231,10 @@ export class Inbound {
     }
     if (p.kind === 'batch-response') {
       return this.#fetch.expects(from, p.requestId ?? 0) ? null : { reason: 'unsolicited', detail: `no batch request ${p.requestId} to it` };
+    }
+    if (p.kind === 'reconfig-forward') {
+      const ours = this.#d.driver.engine.epoch;
+      return p.epoch === ours ? null : { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch}, at epoch ${ours}` };
     }
     if (p.view === undefined) return null;
     // Another epoch's message is no use to this engine (its views say nothing against ours): refused

@@ -258,7 +258,21 @@ export interface ConsensusFrame {
     | { $case: "historyResponse"; value: HistoryResponse }
     | { $case: "batchRequest"; value: BatchRequest }
     | { $case: "batchResponse"; value: BatchResponse }
+    | { $case: "reconfigForward"; value: ReconfigForward }
     | undefined;
+}
+
+/**
+ * A reconfiguration an operator submitted to one validator, passed on to the others so that
+ * whichever leads next proposes it (docs/reconfiguration.md, "A change travels to every
+ * validator"). `tx` is the reconfiguration transaction exactly as submitted (the change and its
+ * approvals); `epoch` is the epoch it ends, read before `tx` is decoded so a frame of another
+ * epoch is refused unread. A receiver checks the change and its approvals against its own set
+ * before it takes it, at most one change per sender per epoch.
+ */
+export interface ReconfigForward {
+  epoch: number;
+  tx: Uint8Array;
 }
 
 /**
@@ -2345,6 +2359,9 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       case "batchResponse":
         BatchResponse.encode(message.body.value, writer.uint32(114).fork()).join();
         break;
+      case "reconfigForward":
+        ReconfigForward.encode(message.body.value, writer.uint32(122).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2474,6 +2491,14 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
             message.body = { $case: "batchResponse", value: BatchResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.body = { $case: "reconfigForward", value: ReconfigForward.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2541,6 +2566,10 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         ? { $case: "batchResponse", value: BatchResponse.fromJSON(object.batchResponse) }
         : isSet(object.batch_response)
         ? { $case: "batchResponse", value: BatchResponse.fromJSON(object.batch_response) }
+        : isSet(object.reconfigForward)
+        ? { $case: "reconfigForward", value: ReconfigForward.fromJSON(object.reconfigForward) }
+        : isSet(object.reconfig_forward)
+        ? { $case: "reconfigForward", value: ReconfigForward.fromJSON(object.reconfig_forward) }
         : undefined,
     };
   },
@@ -2576,6 +2605,8 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
       obj.batchRequest = BatchRequest.toJSON(message.body.value);
     } else if (message.body?.$case === "batchResponse") {
       obj.batchResponse = BatchResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "reconfigForward") {
+      obj.reconfigForward = ReconfigForward.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2665,7 +2696,98 @@ export const ConsensusFrame: MessageFns<ConsensusFrame> = {
         }
         break;
       }
+      case "reconfigForward": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reconfigForward", value: ReconfigForward.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseReconfigForward(): ReconfigForward {
+  return { epoch: 0, tx: new Uint8Array(0) };
+}
+
+export const ReconfigForward: MessageFns<ReconfigForward> = {
+  encode(message: ReconfigForward, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.epoch !== 0) {
+      writer.uint32(8).uint64(message.epoch);
+    }
+    if (message.tx.length !== 0) {
+      writer.uint32(18).bytes(message.tx);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReconfigForward {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReconfigForward();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tx = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReconfigForward {
+    return {
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      tx: isSet(object.tx) ? bytesFromBase64(object.tx) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: ReconfigForward): unknown {
+    const obj: any = {};
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.tx.length !== 0) {
+      obj.tx = base64FromBytes(message.tx);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReconfigForward>): ReconfigForward {
+    return ReconfigForward.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReconfigForward>): ReconfigForward {
+    const message = createBaseReconfigForward();
+    message.epoch = object.epoch ?? 0;
+    message.tx = object.tx ?? new Uint8Array(0);
     return message;
   },
 };
