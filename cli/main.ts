@@ -389,14 +389,13 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
   next: btcfed reconfigure submit --tx ${rel(r.file)} (to any member: it proposes it when it leads)`);
     });
   reconfigure.command('submit')
-    .description('hand the transaction to a member, which checks it against its current epoch and puts it in the next block it proposes')
+    .description('hand the transaction to a member, which checks it against its current epoch and passes it on to every validator: whichever leads next proposes it')
     .addOption(memberOpt())
     .requiredOption('--tx <file>', 'the transaction from reconfigure assemble')
     .option('--admin <host:port>', 'the admin address (default: services.consensus.admin_listen)')
     .action(async (o: { member: string; tx: string; admin?: string }) => {
       const r = await (await load.reconfigure()).submit({ memberDir: path.resolve(o.member), tx: path.resolve(o.tx), ...(o.admin ? { admin: o.admin } : {}) });
       console.log(`change ${r.id} submitted: it ends epoch ${r.epoch} once a block carrying it commits (btcfed status shows the epoch)`);
-      if (r.note) console.log(`note: ${r.note}`);
     });
   reconfigure.command('history')
     .description('the chain\'s epochs: where each ended, by which change, approved by whom, and the set after it (each end checked from genesis)')

@@ -30,7 +30,6 @@ import { call, parseAddress } from '#libs/rpc/index.ts';
 import { adminClient, consensusClient } from './client.ts';
 import { fetchEpochProofs, trustRootFrom } from './verify.ts';
 import { followEpoch } from '#libs/verify/index.ts';
-import { nextProbeView } from '#libs/hotstuff/index.ts';
 import { createRemoteSigner } from '../services/signer/client.ts';
 
 interface Context {
@@ -275,35 +274,17 @@ export async function inspect(file: string): Promise<string> {
   return `change ${reconfigId(change)}\n  chain ${change.chainId}, ends epoch ${change.epoch}\n  ${ops.join('\n  ')}${extra}`;
 }
 
-/** What a member's DumpState says of its place in the leader rotation. */
-export interface RotationState { view: number; self?: number; validators?: number; skippedLeaders?: number[] }
-
 /**
- * Said at submit when the member holding the change is out of the leader rotation now: only it
- * proposes the change (it does not travel to the others), and the schedule gives a skipped member
- * its own view again in the next probe rotation at the latest. Undefined when it is in the rotation.
+ * Hands the transaction to a member's consensus (its admin API, with the operator certificate),
+ * which passes it on to every validator: whichever leads next proposes it.
  */
-export function rotationNote(s: RotationState): string | undefined {
-  const { view, self, validators: n, skippedLeaders } = s;
-  if (self === undefined || self < 0 || n === undefined || !Number.isInteger(view) || !skippedLeaders?.includes(self)) return undefined;
-  return `this member is out of the leader rotation now (its recent views committed no block of its own), and only it proposes the change: `
-    + `it does so in its next view, at the latest view ${nextProbeView(self, view, n)} (the next probe rotation; it is in view ${view}). `
-    + 'Submitting the same file to a member in the rotation has it proposed sooner.';
-}
-
-/**
- * Hands the transaction to a member's consensus (its admin API, with the operator certificate).
- * `note` says when that member is out of the leader rotation (rotationNote); none when it could not be asked.
- */
-export async function submit(o: { memberDir: string; tx: string; admin?: string }): Promise<{ id: string; epoch: number; note?: string }> {
+export async function submit(o: { memberDir: string; tx: string; admin?: string }): Promise<{ id: string; epoch: number }> {
   const tx = new Uint8Array(await fs.readFile(o.tx));
   decodeReconfigTx(tx); // a file that is not a transaction is named here, before any call
   const client = adminClient(o.memberDir, o.admin);
   try {
     const r = await call(client.submitReconfiguration.bind(client), { tx }, { deadlineMs: 10_000 });
-    const note = await call(client.dumpState.bind(client), {}, { deadlineMs: 5_000 })
-      .then((d) => rotationNote(JSON.parse(d.stateJson) as RotationState), () => undefined);
-    return { id: r.reconfigId, epoch: r.epoch, ...(note ? { note } : {}) };
+    return { id: r.reconfigId, epoch: r.epoch };
   } finally {
     client.close();
   }

@@ -148,6 +148,15 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm1', peerId: RECONFIG_SET.byIndex(1).peerId, publicKey: key(8) }] }, approvals: ok }));
   add('reconfig-tx', encodeReconfigTx({ change: { chainId: CHAIN, epoch: 0, ops: [{ kind: 'remove', name: 'm2' }, { kind: 'params', baseTimeoutMs: 1500, idleHeartbeatMs: 3000 }] }, approvals: ok }));
+  // The same passed on to the other validators (its approvals "verify" in the target when their first byte is 1).
+  const passing = ok.map((a) => ({ ...a, signature: Uint8Array.from([1, ...a.signature.subarray(1)]) }));
+  const forward = (epoch: number, approvals: typeof ok, ops: Parameters<typeof encodeReconfigTx>[0]['change']['ops']) =>
+    encodeFrame(CHAIN, { type: 'reconfig-forward', epoch, tx: encodeReconfigTx({ change: { chainId: CHAIN, epoch, ops }, approvals }) });
+  add('change-forward', forward(0, passing, [{ kind: 'remove', name: 'm2' }]));
+  add('change-forward', forward(0, passing, [{ kind: 'params', baseTimeoutMs: 2000, idleHeartbeatMs: 1000 }]));
+  add('change-forward', forward(0, passing.slice(0, 2), [{ kind: 'remove', name: 'm2' }]));
+  add('change-forward', forward(1, passing, [{ kind: 'remove', name: 'm1' }]));
+  add('wire-frame', forward(0, ok, [{ kind: 'remove', name: 'm2' }]));
 }
 
 // ------------------------------------------------------------------ the Attach stream (what consensus writes to its gateway)

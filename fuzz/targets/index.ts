@@ -2,6 +2,7 @@
 import type { FuzzTarget } from '../engine.ts';
 import { attachRequest } from './attach-request.ts';
 import { batchDiskValue } from './batch-disk-value.ts';
+import { changeForward } from './change-forward.ts';
 import { configFiles, genesisCard } from './config-files.ts';
 import { eventsCodec } from './events-codec.ts';
 import { gatewayFraming } from './gateway-framing.ts';
@@ -13,7 +14,7 @@ import { signerRequest } from './signer-request.ts';
 import { wireFrame } from './wire-frame.ts';
 
 export const TARGETS: readonly FuzzTarget[] = [
-  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest, presence, batchDiskValue,
+  gatewayFraming, wireFrame, peerExchange, publicApi, signerRequest, eventsCodec, configFiles, genesisCard, reconfigTx, attachRequest, presence, batchDiskValue, changeForward,
 ] as FuzzTarget[];
 
 export function targetNamed(name: string): FuzzTarget | undefined {

@@ -41,6 +41,7 @@ const valid: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ requestId: view, digests: fc.array(hash, { maxLength: 16 }) }).map((r) => ({ type: 'batch-request' as const, ...r })),
   fc.record({ requestId: view, batches: fc.array(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 6 }), { maxLength: 4 }) })
     .map((r) => ({ type: 'batch-response' as const, ...r })),
+  fc.record({ epoch: view, tx: fc.uint8Array({ minLength: 1, maxLength: 256 }) }).map((r) => ({ type: 'reconfig-forward' as const, ...r })),
 );
 
 /** A proposal's part with every field free to be wrong. */
@@ -76,6 +77,7 @@ const wildBody: fc.Arbitrary<ConsensusFrame['body']> = fc.oneof(
   fc.record({ requestId: wildU64, digests: wildArray(wildBytes(32), 40) }).map((value) => ({ $case: 'batchRequest' as const, value })),
   fc.record({ requestId: wildU64, batches: wildArray(fc.record({ txs: wildArray(fc.uint8Array({ maxLength: 32 }), 10) }), 20) })
     .map((value) => ({ $case: 'batchResponse' as const, value })),
+  fc.record({ epoch: wildU64, tx: fc.uint8Array({ maxLength: 300 }) }).map((value) => ({ $case: 'reconfigForward' as const, value })),
   fc.constant(undefined),
 );
 
@@ -100,6 +102,8 @@ function run(input: Uint8Array): void {
     if (peek.kind !== frame.type) violated(`peek says ${peek.kind}, the decoder ${frame.type}`);
     const answers = frame.type === 'block-response' || frame.type === 'checkpoint-response' || frame.type === 'history-response' || frame.type === 'batch-response';
     if (answers && peek.requestId !== frame.requestId) violated(`peek request id ${peek.requestId}, decoded ${frame.requestId}`);
+    // A forwarded change of another epoch is refused by the peek's epoch alone.
+    if (frame.type === 'reconfig-forward' && peek.epoch !== frame.epoch) violated(`peek says epoch ${peek.epoch}, decoded ${frame.epoch}`);
     return;
   }
   const m = frame.message;
@@ -111,7 +115,7 @@ function run(input: Uint8Array): void {
 
 export const wireFrame: FuzzTarget<Frame> = {
   name: 'wire-frame',
-  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end or oldest height, tx batch, checkpoint and history request/response, a proposal\'s parts, batch request/response; decodeFrame and peekFrame',
+  describe: 'ConsensusFrame bytes a member (or anyone who holds a seat\'s stream) sends: proposal, vote, new-view, QC announce, block sync request/response with epoch end or oldest height, tx batch, checkpoint and history request/response, a proposal\'s parts, batch request/response, a forwarded reconfiguration; decodeFrame and peekFrame',
   sources: ['libs/wire/frame.ts', 'libs/wire/convert.ts', 'libs/wire/peek.ts', 'libs/gen/btcfed/v1/wire.pb.ts'],
   generate,
   run,

@@ -31,7 +31,7 @@ export type {
   Vote,
 } from './types.ts';
 export { faultBound, quorumSize, roundRobinLeader } from './quorum.ts';
-export { LeaderSchedule, historyViews, isProbeView, mayLead, nextProbeView, type CommittedView } from './schedule.ts';
+export { LeaderSchedule, historyViews, isProbeView, mayLead, type CommittedView } from './schedule.ts';
 export { genesisBlock, genesisHeader, genesisQC, isGenesisQC } from './genesis.ts';
 export { QcVerifier, isQcRef, qcKey, qcRef, qcStructureError } from './qc.ts';
 export { viewTimeoutMs } from './pacemaker.ts';

@@ -76,19 +76,6 @@ export function isProbeView(view: number, n: number): boolean {
 }
 
 /**
- * The first view after `after` that `who` leads whatever the record says: its own view in the next
- * probe rotation (plain round robin). A member the schedule skips leads no earlier view unless its
- * record changes, so this is the latest it waits for its next turn while the federation is live.
- */
-export function nextProbeView(who: number, after: number, n: number): number {
-  const rotation = Math.floor(after / n);
-  // The probe rotation that holds `after` if `who`'s view in it is still ahead, else the next one.
-  let r = rotation - (rotation % PROBE_EVERY);
-  if (r * n + who <= after) r += PROBE_EVERY;
-  return r * n + who;
-}
-
-/**
  * Could `who` lead `view` under some record? The ring positions rr(view) … rr(view) + f; in a
  * probe rotation only rr(view). A check that needs no record: the signer's, and the gateway-side
  * glance before a message's signature is verified.

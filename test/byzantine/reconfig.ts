@@ -14,6 +14,7 @@ import { Phase } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import { txRootOf } from '#libs/blocks/index.ts';
 import { decodeReconfigTx, encodeReconfigTx, type Approval, type Reconfiguration } from '#libs/validators/index.ts';
+import { encodeFrame } from '#libs/wire/index.ts';
 import { parse, stringify } from 'yaml';
 import { btcfedIn } from '../support/cli.ts';
 import { allowOperator, approveAndAssemble, startAddedMember } from '../support/reconfig.ts';
@@ -151,8 +152,10 @@ const changeWithheldThenReplayed: Scenario = {
     // Phase 1: proposed by m3, withheld from m2 until m3's epoch ended.
     let withheld = 0;
     byz.play({
-      outbound(to, _frame, bytes) {
+      outbound(to, frame, bytes) {
         if (byz.driver.epoch > epoch0) return undefined;
+        // m3 passes its change on to nobody: only its own proposal carries it (else m0 or m1 could propose it, m2 hearing).
+        if (frame.type === 'reconfig-forward') return [];
         if (to === VICTIM) { withheld++; return []; }
         if (to === 'all') { withheld++; return HONEST.filter((i) => i !== VICTIM).map((i) => ({ to: i, bytes })); }
         return undefined;
@@ -360,6 +363,66 @@ const removedMemberFloods: Scenario = (() => {
 })();
 
 /** Below-quorum first: the other leaves the federation in the next epoch. */
-export const RECONFIG_SCENARIOS: Scenario[] = [reconfigBelowQuorum];
+// Forwarded changes (wire ReconfigForward): m3 passes on, to every honest member and about a
+// hundred times a second, changes the federation never approved — m3's signature under a quorum's
+// indices, m3 alone, one for the next epoch, 100 kB of junk — each with its real key where a
+// signature is wanted. Each honest member must check at most one of m3's forwards in the epoch
+// (the first, refused as reconfig_invalid, a strike), refuse the rest unchecked (reconfig_spent, or
+// wrong_epoch by the frame's epoch alone), mute m3 once the flood outruns its budget, take no
+// change and stay in its epoch.
+const forwardFlood: Scenario = {
+  name: 'reconfig-forward-flood', ci: false,
+  async start({ fed, byz, note }) {
+    const c = fed.clients[0]!;
+    const set = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
+    const me = set.validators.find((v) => v.index === BYZANTINE);
+    if (!me) throw new Error('m3 is not in m0\'s validator set');
+    const epoch = byz.driver.epoch;
+    const rotate = (e: number): Reconfiguration => ({
+      chainId: byz.chainId, epoch: e, ops: [{ kind: 'rotate', name: me.name, peerId: me.peerId, publicKey: new Uint8Array(randomBytes(me.publicKey.length)) }],
+    });
+    const forged = async (e: number, by: number[]): Promise<Uint8Array> => {
+      const change = rotate(e);
+      const mine = await byz.sign(reconfigSigningBytes(change));
+      return encodeReconfigTx({ change, approvals: by.map((validator) => ({ validator, signature: mine })) });
+    };
+    const frames = [
+      { type: 'reconfig-forward' as const, epoch, tx: await forged(epoch, [0, 1, BYZANTINE]) },
+      { type: 'reconfig-forward' as const, epoch, tx: await forged(epoch, [BYZANTINE]) },
+      { type: 'reconfig-forward' as const, epoch: epoch + 1, tx: await forged(epoch + 1, [0, 1, BYZANTINE]) },
+      { type: 'reconfig-forward' as const, epoch, tx: new Uint8Array(randomBytes(100_000)) },
+    ].map((f) => encodeFrame(byz.chainId, f));
+    const offences = (reason: string) => perHonest(fed, 'btcfed_consensus_peer_offences_total', new RegExp(`peer="3",reason="${reason}"`));
+    const mutes = () => perHonest(fed, 'btcfed_consensus_peer_mutes_total', /peer="3"/);
+    // Earlier scenarios may have left m3 muted: forgiven, so its first forward is read.
+    for (const i of HONEST) await fed.unmute(i, BYZANTINE);
+    const [invalid0, unchecked0, mutes0, logBytes0] = [await offences('reconfig_invalid'), await offences('(reconfig_spent|wrong_epoch)'), await mutes(),
+      await Promise.all(HONEST.map((i) => logSize(fed.memberDir(i))))];
+    let sent = 0;
+    const attack = background(async () => {
+      await byz.paced();
+      for (let k = 0; k < 10; k++) byz.inject('all', frames[sent++ % frames.length]!);
+      await sleep(100);
+    });
+    return {
+      stop: () => attack.stop(),
+      async check() {
+        const [invalid1, unchecked1, mutes1, epochs1] = [await offences('reconfig_invalid'), await offences('(reconfig_spent|wrong_epoch)'), await mutes(), await honestEpochs(fed)];
+        const said = (await Promise.all(HONEST.map((i, j) => logSince(fed.memberDir(i), logBytes0[j]!)))).flat();
+        const taken = said.filter((l) => /reconfiguration forwarded by another validator/.test(l));
+        note(`m3 forwarded ${sent} unapproved changes (forged quorum, m3 alone, next epoch, junk) to every honest member; checked and refused as reconfig_invalid ${deltas(invalid0, invalid1)}, refused unchecked ${deltas(unchecked0, unchecked1)}; m3 muted ${deltas(mutes0, mutes1)} times; honest epochs ${epochs1.join('/')}; changes taken ${taken.length}`);
+        check(sent > frames.length, 'm3 sent no flood');
+        // The same epoch as a scenario run before (a second try): m3's one check may already be spent.
+        check(invalid1.every((x, k) => x - invalid0[k]! <= 1), `an honest member checked more than one of m3's forwards in epoch ${epoch}: ${deltas(invalid0, invalid1)}`);
+        check(unchecked1.every((x, k) => x > unchecked0[k]!), 'an honest member did not refuse m3\'s later forwards unchecked');
+        check(mutes1.every((m, k) => m > mutes0[k]!), 'an honest member never muted m3 for its flood of forwards');
+        check(epochs1.every((e) => e === epoch), `an honest member left epoch ${epoch}: ${epochs1.join('/')}`);
+        check(taken.length === 0, `an honest member took a change m3 forwarded: ${taken[0]?.slice(0, 200)}`);
+      },
+    };
+  },
+};
+
+export const RECONFIG_SCENARIOS: Scenario[] = [reconfigBelowQuorum, forwardFlood];
 /** Runs after every other scenario (it ends an epoch). */
 export const LAST_SCENARIOS: Scenario[] = [changeWithheldThenReplayed, removedMemberFloods];
