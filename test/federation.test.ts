@@ -330,9 +330,10 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
       assert.equal((await call(op.pause.bind(op), {})).paused, true);
       assert.equal((await status(1)).paused, true);
       const stateJson = (await call(op.dumpState.bind(op), {})).stateJson;
-      const dump = JSON.parse(stateJson) as { paused: boolean; view: number; self: number; validators: number; committed: { hash: string } };
+      const dump = JSON.parse(stateJson) as { paused: boolean; view: number; self: number; validators: number; committed: { hash: string }; pendingChange: unknown };
       assert.equal(dump.paused, true);
-      assert.deepEqual([dump.self, dump.validators], [1, 4], 'whose state, in a set of how many (btcfed reconfigure submit reads both)');
+      assert.deepEqual([dump.self, dump.validators], [1, 4], 'whose state, in a set of how many');
+      assert.equal(dump.pendingChange, null, 'no reconfiguration pending');
       assert.match(dump.committed.hash, /^[0-9a-f]{64}$/, 'bytes are hex');
       assert.ok(!stateJson.includes('"Buffer"'), 'no byte array from the store is printed one byte per line');
       const before = Math.max(...(await heights()));

@@ -9,6 +9,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { peerCertificate, requirePeer, rpcHandlers, statusTable } from '#libs/rpc/index.ts';
 import type { AdminServiceServer } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import type { ConsensusDriver } from './driver.ts';
+import type { PendingChange } from './epoch-switch.ts';
 
 
 const STATUS = statusTable({
@@ -64,7 +65,13 @@ export function adminService(d: AdminDeps): AdminServiceServer {
       };
       return { stateJson: JSON.stringify({ epoch: d.driver.epoch, self: d.driver.self, validators: d.validators(), view: e.view, halted: e.halted, paused: d.driver.paused, safety: e.safety,
         committed: { height: e.committed.header.height, hash: e.committed.hash }, suspectedLeaders: e.suspectedLeaders, skippedLeaders: e.skippedLeaders(e.view),
-        muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message }, hex, 2) };
+        muted: d.driver.penalties.summary().filter((p) => p.muted).map((p) => p.peer), failure: d.driver.failure?.message,
+        pendingChange: pending(d.driver.pendingChange) }, hex, 2) };
     }),
   };
+}
+
+/** The change a member holds for its epoch, as DumpState shows it: whose it is, not its bytes. */
+function pending(p: PendingChange | undefined): { id: string; epoch: number; ops: number; from: number | 'submitted here' } | null {
+  return p ? { id: p.id, epoch: p.epoch, ops: p.ops, from: p.from ?? 'submitted here' } : null;
 }

@@ -294,6 +294,9 @@ test('a change submitted to a member that proposes nothing is passed on: another
     // m1 signs nothing (no proposal, no vote): only the others can put the change in a block.
     members[1]!.driver.setPaused(true);
     await members[1]!.driver.submitChangeDurably(tx);
+    await until('the change passed on to m0', () => members[0]!.driver.pendingChange !== undefined || members[0]!.driver.epoch === 1, 10_000);
+    if (members[0]!.driver.epoch === 0) assert.equal(members[0]!.driver.pendingChange?.from, 1, 'm0 holds it from m1');
+    assert.equal(members[1]!.driver.pendingChange?.from, undefined, 'submitted to m1 itself');
     await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1), 60_000);
     const last = members[0]!.store.endedEpochs()[0]!.last;
     assert.notEqual(last.header.proposer, 1);

@@ -264,7 +264,7 @@ export class ConsensusDriver {
    */
   adoptChange(change: PendingChange, from: number): void {
     if (this.#switching || this.#deps.epochs?.current.number !== change.epoch) return;
-    this.#pendingChange = change;
+    this.#pendingChange = { ...change, from };
     this.workChanged();
     this.#deps.log.warn({ id: change.id, epoch: change.epoch, ops: change.ops, from }, 'reconfiguration forwarded by another validator: proposed in the next block this member leads');
     this.#deps.store.setPendingChange(change.tx).catch((err: unknown) =>

@@ -45,7 +45,13 @@ export function epochEngineDeps(chainId: string, store: BlockStore, verifier: Si
 }
 
 /** A reconfiguration this member proposes when it leads, until its epoch ends. */
-export interface PendingChange { tx: Uint8Array; hash: Uint8Array; epoch: number; id: string; /** How many operations the change makes. */ ops: number }
+export interface PendingChange {
+  tx: Uint8Array; hash: Uint8Array; epoch: number; id: string;
+  /** How many operations the change makes. */
+  ops: number;
+  /** The validator that passed it on; absent when it was submitted to this member. */
+  from?: number;
+}
 
 /**
  * An operator's reconfiguration transaction checked against epoch `e`'s set and quorum, as the
