@@ -6,17 +6,22 @@
 // log agrees at every height, every acked transaction is committed exactly once, the stream has
 // no gap and no duplicate, and no service exited on its own. Then a short seeded campaign of
 // member faults (test/testbed/campaign.ts; TESTBED_SEED picks the seed, TESTBED_CAMPAIGN_S its
-// length, 0 skips it) with the same checks and every fault recovered.
+// length, 0 skips it) with the same checks and every fault recovered. Last, an epoch boundary
+// with a member cut off: the operators approve a parameter change at their signers' hosts, it is
+// submitted to m1 while m3 is partitioned, m1 passes it on and the three others end the epoch;
+// healed, m3 learns how the epoch ended and follows; logs agree and the parameters are in force.
 // Needs root and `ip netns` (skipped otherwise, saying why).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { unavailableReason } from './testbed/netns.ts';
-import { Federation } from './testbed/federation.ts';
 import { Workload } from './testbed/workload.ts';
 import { check, readLog, settle } from './testbed/checker.ts';
 import { MEMBER_FAULTS, runCampaign } from './testbed/campaign.ts';
+import { Federation, btcfed } from './testbed/federation.ts';
+import { call } from '#libs/rpc/index.ts';
 
 const skip = unavailableReason();
 // Seed 16 starts with kill -9 of a consensus service (acked transactions must survive it), a
@@ -27,7 +32,7 @@ const N = 4;
 const t0 = Date.now();
 const say = (s: string) => console.log(`[testbed ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
 
-describe('federation on the namespace test bed', { skip: skip ?? false, timeout: 300_000 }, () => {
+describe('federation on the namespace test bed', { skip: skip ?? false, timeout: 420_000 }, () => {
   let fed: Federation;
   let workload: Workload;
   let failed = false;
@@ -124,5 +129,63 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     assert.deepEqual(r.unexpectedExits, [], 'no service exited on its own');
     assert.deepEqual(r.faults.filter((f) => f.recoverySec === undefined).map((f) => `${f.description}${f.error ? `: ${f.error}` : ''}`), [], 'every fault recovered');
     assert.ok(r.ok);
+  });
+
+  step('a member cut off across an epoch boundary follows once healed: a change submitted to m1 is passed on over the network and ends epoch 0 on the three others, then on m3; its parameters in force everywhere, logs agree', async () => {
+    const load = new Workload(fed.clients, { clients: N, batch: 5, intervalMs: 200 });
+    load.start();
+    const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i)).epoch); } catch { return undefined; } }));
+    const until = async (what: string, pred: (e: (number | undefined)[]) => boolean, ms: number) => {
+      const t = Date.now();
+      let e = await epochs();
+      while (!pred(e)) {
+        if (Date.now() - t > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}; epochs ${JSON.stringify(e)}`);
+        await new Promise((r) => setTimeout(r, 250));
+        e = await epochs();
+      }
+      return e;
+    };
+    try {
+      // The operators of m0–m2 approve a change of the consensus parameters, each at its own signer's host.
+      const tx = await fed.assembleChange(['--base-timeout', '1500ms', '--idle-heartbeat', '0'], [0, 1, 2], 'params');
+      const m3 = fed.members[3]!;
+      const epoch0 = (await epochs())[0]!;
+      fed.tb.partition(m3.host, { allow: [m3.signerHost] });
+      const t0 = Date.now();
+      await btcfed(['reconfigure', 'submit', '--member', fed.members[1]!.dir, '--tx', tx]);
+      const e1 = await until(`epoch ${epoch0 + 1} on m0, m1 and m2`, (e) => [0, 1, 2].every((i) => (e[i] ?? 0) > epoch0), 60_000);
+      say(`change submitted to m1 with m3 cut off: m0–m2 in epoch ${epoch0 + 1} after ${((Date.now() - t0) / 1000).toFixed(1)} s; epochs ${e1.join(' ')}`);
+      assert.equal(e1[3], epoch0, 'm3, cut off, is still in the ended epoch');
+      // Passed on: m0 and m2 took the change from m1 over libp2p (whoever then proposed it).
+      const took = [0, 2].filter((i) => fs.readFileSync(fed.service(i, 'consensus').logFile, 'utf8')
+        .includes('reconfiguration forwarded by another validator'));
+      say(`took the change from m1: ${took.map((i) => `m${i}`).join(', ') || 'none'}`);
+      assert.deepEqual(took, [0, 2], 'm0 and m2 both took the change m1 passed on');
+      // Heads up a few blocks into the new epoch before m3 comes back.
+      const top = max(await fed.heights()) + 3;
+      await fed.waitHeights(`m0 at ${top}`, (h) => (h[0] ?? 0) >= top, 30_000);
+      fed.tb.heal(m3.host);
+      const healedAt = Date.now();
+      await until(`m3 in epoch ${epoch0 + 1}`, (e) => (e[3] ?? 0) > epoch0, 60_000);
+      const target = max(await fed.heights()) + 1;
+      await fed.waitHeights(`m3 at height ${target}`, (h) => (h[3] ?? 0) >= target, 60_000);
+      say(`m3 followed the epoch's end and caught up to ${target} ${((Date.now() - healedAt) / 1000).toFixed(1)} s after the heal`);
+    } finally {
+      await load.stop();
+    }
+    const names = fed.members.map((m) => m.name);
+    await settle(fed.clients, names, fed.nats.nc, 30_000);
+    const report = await check(fed.clients, names, load, fed.nats.nc);
+    say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}`);
+    assert.ok(report.acked > 0, 'the workload got transactions acked across the boundary');
+    assert.deepEqual(report.disagreements, [], 'logs agree at every height');
+    assert.deepEqual(report.lost.slice(0, 5), [], `${report.lost.length} acked transactions never committed`);
+    assert.deepEqual(report.duplicated.slice(0, 5), [], `${report.duplicated.length} transactions committed more than once`);
+    assert.deepEqual(report.streamProblems, [], 'the stream has no gap and no duplicate height');
+    assert.deepEqual(fed.runner.unexpectedExits().map((e) => `${e.service}: code ${e.code} signal ${e.signal}`), [], 'no service exited on its own');
+    for (const [i, c] of fed.clients.entries()) {
+      const v = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
+      assert.deepEqual([Number(v.baseTimeoutMs), v.paramsCommitted], [1500, true], `m${i} runs the committed base timeout`);
+    }
   });
 });

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { call } from '#libs/rpc/index.ts';
 import { ConsensusServiceClient, type GetStatusResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../../cli/client.ts';
@@ -14,6 +15,7 @@ import { NODE_FLAGS } from '#libs/service/node-flags.ts';
 import { Testbed, type Host } from './netns.ts';
 import { ROOT, Runner, type Service } from './procs.ts';
 import { startNatsCluster, type NatsCluster } from './nats.ts';
+import { allowOperator } from '../support/reconfig.ts';
 
 export const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -88,6 +90,8 @@ async function setupMembers(workDir: string, o: FederationOptions, members: Memb
     const offline = path.join(workDir, 'offline', m.name);
     fs.mkdirSync(offline, { recursive: true });
     fs.renameSync(path.join(m.dir, 'ca'), path.join(offline, 'ca'));
+    // The member's operator certificate may approve reconfigurations at its signer (docs/signer.md).
+    await allowOperator(m.dir);
     fs.mkdirSync(path.dirname(m.signerDir), { recursive: true });
     fs.renameSync(path.join(m.dir, 'signer'), m.signerDir);
     m.storeAddr = storeAddress(m.dir);
@@ -170,6 +174,30 @@ export class Federation {
         onReady: async () => { if (isFreshSigner(m.signerDir)) await consumeFreshMarker(m.signerDir); },
       };
     }
+  }
+
+  /**
+   * The operators' ceremony for `changeArgs` (`btcfed reconfigure propose` options) as on separate
+   * hosts: proposed with m0's dir, approved by each of `approvers` at its own signer's host with its
+   * operator certificate, assembled. Returns the transaction's file.
+   */
+  async assembleChange(changeArgs: readonly string[], approvers: readonly number[], name: string): Promise<string> {
+    const dir = path.join(this.tb.workDir, 'changes');
+    fs.mkdirSync(dir, { recursive: true });
+    const change = path.join(dir, `${name}.yaml`);
+    await btcfed(['reconfigure', 'propose', '--member', this.members[0]!.dir, ...changeArgs, '--out', change]);
+    const approvals: string[] = [];
+    for (const i of approvers) {
+      const m = this.members[i]!;
+      const signer = parse(fs.readFileSync(path.join(m.signerDir, 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
+      const out = path.join(dir, `${name}-approval-${m.name}.yaml`);
+      await btcfed(['reconfigure', 'approve', '--member', m.dir, '--change', change, '--signer', signer.listen,
+        '--ca', path.join(m.signerDir, signer.tls.ca_file), '--cert', path.join(m.dir, 'tls', 'operator.pem'), '--key', path.join(m.dir, 'tls', 'operator-key.pem'), '--out', out]);
+      approvals.push(out);
+    }
+    const tx = path.join(dir, `${name}.tx`);
+    await btcfed(['reconfigure', 'assemble', '--member', this.members[0]!.dir, '--change', change, '--approval', approvals.join(','), '--out', tx]);
+    return tx;
   }
 
   service(i: number, service: ServiceName): Service {
