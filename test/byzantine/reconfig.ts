@@ -29,18 +29,23 @@ import { background, check, deltas, perHonest, type Scenario } from './scenario.
 const FORGERIES = ['one-approval', 'one-approver-thrice', 'borrowed-signatures', 'future-epoch', 'other-chain'] as const;
 type Forgery = (typeof FORGERIES)[number];
 
+/** A change rotating m3's key to a fresh one of the right size, for the chain and epoch given: valid against m0's current set. */
+async function m3Rotation(fed: Federation): Promise<(chainId: string, epoch: number) => Reconfiguration> {
+  const c = fed.clients[0]!;
+  const set = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
+  const me = set.validators.find((v) => v.index === BYZANTINE);
+  if (!me) throw new Error('m3 is not in m0\'s validator set');
+  return (chainId, epoch) => ({
+    chainId, epoch, ops: [{ kind: 'rotate', name: me.name, peerId: me.peerId, publicKey: new Uint8Array(randomBytes(me.publicKey.length)) }],
+  });
+}
+
 const reconfigBelowQuorum: Scenario = {
   name: 'reconfig-below-quorum', ci: false,
   async start({ fed, byz, note }) {
-    const c = fed.clients[0]!;
-    const set = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
-    const me = set.validators.find((v) => v.index === BYZANTINE);
-    if (!me) throw new Error('m3 is not in m0\'s validator set');
     // A valid change of epoch 0's set: m3's key rotated to a fresh one of the right size. Only its
     // approvals (or its epoch, or its chain) are wrong.
-    const rotate = (chainId: string, epoch: number): Reconfiguration => ({
-      chainId, epoch, ops: [{ kind: 'rotate', name: me.name, peerId: me.peerId, publicKey: new Uint8Array(randomBytes(me.publicKey.length)) }],
-    });
+    const rotate = await m3Rotation(fed);
     const forge = async (kind: Forgery): Promise<Uint8Array> => {
       const now = byz.driver.epoch;
       const change = kind === 'future-epoch' ? rotate(byz.chainId, now + 1) : kind === 'other-chain' ? rotate(`${byz.chainId}-other`, now) : rotate(byz.chainId, now);
@@ -373,16 +378,10 @@ const removedMemberFloods: Scenario = (() => {
 const forwardFlood: Scenario = {
   name: 'reconfig-forward-flood', ci: false,
   async start({ fed, byz, note }) {
-    const c = fed.clients[0]!;
-    const set = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
-    const me = set.validators.find((v) => v.index === BYZANTINE);
-    if (!me) throw new Error('m3 is not in m0\'s validator set');
     const epoch = byz.driver.epoch;
-    const rotate = (e: number): Reconfiguration => ({
-      chainId: byz.chainId, epoch: e, ops: [{ kind: 'rotate', name: me.name, peerId: me.peerId, publicKey: new Uint8Array(randomBytes(me.publicKey.length)) }],
-    });
+    const rotate = await m3Rotation(fed);
     const forged = async (e: number, by: number[]): Promise<Uint8Array> => {
-      const change = rotate(e);
+      const change = rotate(byz.chainId, e);
       const mine = await byz.sign(reconfigSigningBytes(change));
       return encodeReconfigTx({ change, approvals: by.map((validator) => ({ validator, signature: mine })) });
     };
