@@ -354,6 +354,7 @@ async function main(): Promise<void> {
     let compactionFailures = 0;
     poll = setInterval(() => {
       m.mempool.set(driver.pool.size);
+      m.reconfig(driver.pendingChange?.id);
       if (inbound) m.batches(driver.batches, inbound.batchCounts);
       const index = store.txIndexStats();
       m.txIndex(index);

@@ -69,3 +69,24 @@ test('the transaction index: ids waiting for a merge, merges done, the bytes its
   assert.equal(sample(text, 'btcfed_consensus_tx_index_compactions_total', 'result="done"'), 2);
   assert.equal(sample(text, 'btcfed_consensus_tx_index_compactions_total', 'result="failed"'), 1);
 });
+
+test('a reconfiguration held here: how long it has waited, from the first poll that saw it; 0 once none is held', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  let t = 1_000_000;
+  const m = consensusMetrics(metrics, () => t, { validators: testValidatorSet(4) });
+  const pending = async () => sample(await metrics.text(), 'btcfed_consensus_reconfig_pending_seconds');
+  m.reconfig(undefined);
+  assert.equal(await pending(), 0);
+  m.reconfig('aa');
+  t += 90_000;
+  m.reconfig('aa');
+  assert.equal(await pending(), 90);
+  // Another change (the first ended its epoch, or was replaced) starts from 0.
+  m.reconfig('bb');
+  assert.equal(await pending(), 0);
+  t += 5_000;
+  m.reconfig('bb');
+  assert.equal(await pending(), 5);
+  m.reconfig(undefined);
+  assert.equal(await pending(), 0);
+});

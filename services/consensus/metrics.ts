@@ -120,6 +120,14 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     if (stats.spared > sparedSeen) txIndexSpared.inc({}, stats.spared - sparedSeen);
     sparedSeen = stats.spared;
   };
+  const reconfigPending = m.gauge('consensus_reconfig_pending_seconds', 'How long the reconfiguration this member holds for its epoch (submitted here or passed on by another validator) has waited to commit; 0 when it holds none');
+  let pendingSince: { id: string; at: number } | undefined;
+  /** The change this member holds now (polled): its id, or undefined. */
+  const reconfig = (id: string | undefined): void => {
+    if (id === undefined) pendingSince = undefined;
+    else if (pendingSince?.id !== id) pendingSince = { id, at: now() };
+    reconfigPending.set(pendingSince ? (now() - pendingSince.at) / 1000 : 0);
+  };
   const batchEvents = m.counter('consensus_batch_fetch_events_total', 'Batches a proposal named that were missing here: asked for, received in answers, served to others; proposals that waited for batches, and that were dropped without them', ['event']);
   for (const event of BATCH_EVENTS) batchEvents.inc({ event }, 0);
   /** Brings the batch counters up to `counts` (the inbound path's running totals). */
@@ -273,7 +281,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     size(n, bytes) { batchDiskCount.set(n); batchDiskBytes.set(bytes); },
   };
   const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex, reconfig };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */
