@@ -1,6 +1,6 @@
 // Processes on the test bed's hosts: each started inside its host's namespace with
 // `ip netns exec` (which execs, so the child's pid is the program's own and signals reach it),
-// its stdout and stderr appended to <workDir>/logs/<host>.<name>.log, readiness from a log line or
+// its stdout and stderr appended to <workDir>/logs/<name>.log (m0.consensus.log, m0.signer.log, nats.nats1.log …), readiness from a log line or
 // a probe. The runner remembers every exit and whether the test caused it: "no service exited on
 // its own" is one of the checks.
 
