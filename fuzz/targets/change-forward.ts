@@ -14,6 +14,7 @@ import { ConsensusFrame } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { decodeFrame } from '#libs/wire/index.ts';
 import { ChangeIntake } from '../../services/consensus/change-intake.ts';
 import type { Epoch } from '../../services/consensus/epochs.ts';
+import type { PendingChange } from '../../services/consensus/epoch-switch.ts';
 import type { SignatureVerifier } from '../../services/consensus/verifier.ts';
 import { violated, type FuzzTarget } from '../engine.ts';
 import { RULES, SET, reconfigTx } from './reconfig-tx.ts';
@@ -45,7 +46,7 @@ function run(input: Uint8Array): void {
   };
   const said: { kind: string; reason: string; detail: Record<string, unknown> }[] = [];
   let adopted = 0;
-  let pending: Parameters<ConstructorParameters<typeof ChangeIntake>[0]['adopt']>[0] | undefined;
+  let pending: PendingChange | undefined;
   const intake = new ChangeIntake({
     epoch: () => epoch, switching: () => false, pending: () => pending, signatureBytes: SIG_BYTES,
     adopt: (change) => { adopted++; pending = change; },

@@ -67,7 +67,7 @@ const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view'
 const STALLED_QUEUE_LIMIT = 10_000;
 
 /** How often a change submitted here is passed on to every validator again while it is pending. */
-export const FORWARD_AGAIN_MS = 10_000;
+const FORWARD_AGAIN_MS = 10_000;
 
 export class ConsensusDriver {
   #engine: HotStuffEngine;

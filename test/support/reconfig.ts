@@ -22,14 +22,17 @@ export async function allowOperator(memberDir: string, fingerprint?: string): Pr
 /**
  * Each member dir in `approvers` approves `change` on its own signer with its operator
  * certificate; the member `assembler` assembles the approvals. Returns the transaction's file.
+ * `signerDir` says where a member's signer dir is when it is not `<member dir>/signer` (moved to
+ * the signer's host, as on the namespace test bed).
  */
-export async function approveAndAssemble(ok: Ok, change: string, approvers: readonly string[], assembler: string, out: string): Promise<string> {
+export async function approveAndAssemble(ok: Ok, change: string, approvers: readonly string[], assembler: string, out: string,
+  signerDir: (memberDir: string) => string = (dir) => path.join(dir, 'signer')): Promise<string> {
   const approvals: string[] = [];
   for (const dir of approvers) {
-    const signerConf = parse(await fs.readFile(path.join(dir, 'signer', 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
+    const signerConf = parse(await fs.readFile(path.join(signerDir(dir), 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
     const file = path.join(path.dirname(out), `approval-${path.basename(change, '.yaml')}-${path.basename(dir)}.yaml`);
     await ok(['reconfigure', 'approve', '--member', dir, '--change', change, '--signer', signerConf.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:'),
-      '--ca', path.join(dir, 'signer', signerConf.tls.ca_file), '--cert', path.join(dir, 'tls', 'operator.pem'), '--key', path.join(dir, 'tls', 'operator-key.pem'),
+      '--ca', path.join(signerDir(dir), signerConf.tls.ca_file), '--cert', path.join(dir, 'tls', 'operator.pem'), '--key', path.join(dir, 'tls', 'operator-key.pem'),
       '--out', file]);
     approvals.push(file);
   }

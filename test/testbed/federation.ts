@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
 import { call } from '#libs/rpc/index.ts';
 import { ConsensusServiceClient, type GetStatusResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../../cli/client.ts';
@@ -15,7 +14,7 @@ import { NODE_FLAGS } from '#libs/service/node-flags.ts';
 import { Testbed, type Host } from './netns.ts';
 import { ROOT, Runner, type Service } from './procs.ts';
 import { startNatsCluster, type NatsCluster } from './nats.ts';
-import { allowOperator } from '../support/reconfig.ts';
+import { allowOperator, approveAndAssemble } from '../support/reconfig.ts';
 
 export const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -185,19 +184,10 @@ export class Federation {
     const dir = path.join(this.tb.workDir, 'changes');
     fs.mkdirSync(dir, { recursive: true });
     const change = path.join(dir, `${name}.yaml`);
-    await btcfed(['reconfigure', 'propose', '--member', this.members[0]!.dir, ...changeArgs, '--out', change]);
-    const approvals: string[] = [];
-    for (const i of approvers) {
-      const m = this.members[i]!;
-      const signer = parse(fs.readFileSync(path.join(m.signerDir, 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
-      const out = path.join(dir, `${name}-approval-${m.name}.yaml`);
-      await btcfed(['reconfigure', 'approve', '--member', m.dir, '--change', change, '--signer', signer.listen,
-        '--ca', path.join(m.signerDir, signer.tls.ca_file), '--cert', path.join(m.dir, 'tls', 'operator.pem'), '--key', path.join(m.dir, 'tls', 'operator-key.pem'), '--out', out]);
-      approvals.push(out);
-    }
-    const tx = path.join(dir, `${name}.tx`);
-    await btcfed(['reconfigure', 'assemble', '--member', this.members[0]!.dir, '--change', change, '--approval', approvals.join(','), '--out', tx]);
-    return tx;
+    const m0 = this.members[0]!.dir;
+    await btcfed(['reconfigure', 'propose', '--member', m0, ...changeArgs, '--out', change]);
+    const signerDirs = new Map(this.members.map((m) => [m.dir, m.signerDir]));
+    return approveAndAssemble(btcfed, change, approvers.map((i) => this.members[i]!.dir), m0, path.join(dir, `${name}.tx`), (d) => signerDirs.get(d)!);
   }
 
   service(i: number, service: ServiceName): Service {
