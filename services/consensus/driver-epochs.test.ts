@@ -306,3 +306,27 @@ test('a change submitted to a member that proposes nothing is passed on: another
     await shutdown(members);
   }
 });
+
+test('epochs one after another: each new epoch commits in its first views (what a sender said in an earlier epoch\'s view of the same number is no duplicate of what it says now)', async () => {
+  const { members } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    // Three parameter changes back to back, each epoch running some views first: views restart
+    // at every epoch, so each view number recurs. Found on the namespace test bed (an add, then a
+    // removal a minute later): the third epoch's votes were refused as duplicates of the first two
+    // epochs' and it committed nothing for as long as its views' numbers had been used before.
+    for (let epoch = 0; epoch < 3; epoch++) {
+      await until(`six blocks of epoch ${epoch}`, () => members.every((m) => m.commits.filter((b) => b.header.epoch === epoch).length >= 6), 30_000);
+      const change: Reconfiguration = { chainId: CHAIN, epoch, ops: [{ kind: 'params', baseTimeoutMs: 1500 + 100 * (epoch + 1), idleHeartbeatMs: 0 }] };
+      for (const m of members) m.driver.submitChange(changeTx(change, [0, 1, 2], (i) => keys[i]!));
+      await until(`epoch ${epoch + 1} everywhere`, () => members.every((m) => m.driver.epoch === epoch + 1));
+    }
+    await until('three blocks of epoch 3', () => members[0]!.commits.filter((b) => b.header.epoch === 3).length >= 3, 30_000);
+    for (let epoch = 1; epoch <= 3; epoch++) {
+      const first = members[0]!.commits.find((b) => b.header.epoch === epoch)!;
+      assert.ok(first.header.view <= 3, `epoch ${epoch}'s first committed block is of view ${first.header.view}: its first views committed nothing`);
+    }
+  } finally {
+    await shutdown(members);
+  }
+});

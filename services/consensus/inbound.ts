@@ -83,10 +83,17 @@ const OUTSIDE_KINDS: ReadonlySet<string> = new Set(['block-request', 'tx-batch',
 export class Inbound {
   readonly #d: InboundDeps;
   readonly #verify = new FairQueue({ concurrency: VERIFY_CONCURRENCY, maxPerSender: MAX_VERIFYING_PER_PEER, maxBytesPerSender: MAX_VERIFYING_BYTES_PER_PEER });
-  /** Per sender, the keys of the messages taken lately (oldest first), to refuse exact repeats. */
+  /**
+   * Per sender, the keys of the messages of epoch #seenEpoch taken lately (oldest first), to refuse
+   * exact repeats. Views start again at every epoch, so a key (a view, a phase) names a message of
+   * one epoch only: the keys are forgotten when the epoch changes. Kept across epochs, an epoch's
+   * votes were refused as repeats of the two before's in views of the same numbers, and a third
+   * epoch begun within a minute of the first committed nothing until its views passed theirs.
+   */
   readonly #seen = new Map<number, Set<string>>();
-  /** Per sender: NEW-VIEWs taken in our view `view`. */
-  readonly #claims = new Map<number, { view: number; count: number }>();
+  #seenEpoch = -1;
+  /** Per sender: NEW-VIEWs taken in our view `view` of epoch `epoch`. */
+  readonly #claims = new Map<number, { epoch: number; view: number; count: number }>();
   readonly #batches: BatchIntake;
   readonly #fetch: BatchFetch;
   /** Reconfigurations other validators pass on (change-intake.ts). */
@@ -376,6 +383,11 @@ export class Inbound {
    * was lost.
    */
   #firstSeen(from: number, m: ConsensusMessage): boolean {
+    const epoch = this.#d.driver.engine.epoch;
+    if (epoch !== this.#seenEpoch) {
+      this.#seen.clear();
+      this.#seenEpoch = epoch;
+    }
     const key = messageKey(m);
     let seen = this.#seen.get(from);
     if (!seen) this.#seen.set(from, (seen = new Set()));
@@ -397,9 +409,9 @@ export class Inbound {
 
   /** Whether another NEW-VIEW of `from` may be taken in our current view (and counts it). */
   #claimAllowed(from: number): boolean {
-    const view = this.#d.driver.engine.view;
+    const { view, epoch } = this.#d.driver.engine;
     let c = this.#claims.get(from);
-    if (!c || c.view !== view) this.#claims.set(from, (c = { view, count: 0 }));
+    if (!c || c.view !== view || c.epoch !== epoch) this.#claims.set(from, (c = { epoch, view, count: 0 }));
     return ++c.count <= NEW_VIEWS_PER_VIEW;
   }
 
