@@ -10,12 +10,16 @@
 // with a member cut off: the operators approve a parameter change at their signers' hosts, it is
 // submitted to m1 while m3 is partitioned, m1 passes it on and the three others end the epoch;
 // healed, m3 learns how the epoch ended and follows; logs agree and the parameters are in force.
+// Then a fifth member on two new hosts: set up by its operator, it follows the chain, a change
+// approved at the signers' hosts seats it, the others dial it where its card says and it signs;
+// a second change removes it and it follows on as an observer; logs agree on all five.
 // Needs root and `ip netns` (skipped otherwise, saying why).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { unavailableReason } from './testbed/netns.ts';
 import { Workload } from './testbed/workload.ts';
 import { check, readLog, settle } from './testbed/checker.ts';
@@ -51,8 +55,35 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
       say(`FAILED: work dir kept: ${fed.tb.workDir} (logs in logs/)`);
       for (const e of fed.runner.exits.filter((x) => !x.expected)) say(`exit of ${e.service}: code ${e.code} signal ${e.signal}\n${e.tail.slice(-6).join('\n')}`);
     }
-    await fed.stop({ keepDir: failed });
+    // TESTBED_KEEP=1 keeps the work dir (every service's log) after a run that passed too.
+    await fed.stop({ keepDir: failed || process.env.TESTBED_KEEP === '1' });
   });
+
+  /** Each member's epoch (undefined where it does not answer). */
+  const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i)).epoch); } catch { return undefined; } }));
+  const until = async (what: string, pred: (e: (number | undefined)[]) => boolean, ms: number) => {
+    const t = Date.now();
+    let e = await epochs();
+    while (!pred(e)) {
+      if (Date.now() - t > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}; epochs ${JSON.stringify(e)}`);
+      await new Promise((r) => setTimeout(r, 250));
+      e = await epochs();
+    }
+    return e;
+  };
+  /** The logs agree (every member's, up to its height), acked transactions committed once, the stream whole, no service exited on its own. */
+  const checkAll = async (load: Workload) => {
+    const names = fed.members.map((m) => m.name);
+    await settle(fed.clients, names, fed.nats.nc, 30_000);
+    const report = await check(fed.clients, names, load, fed.nats.nc);
+    say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}`);
+    assert.ok(report.acked > 0, 'the workload got transactions acked');
+    assert.deepEqual(report.disagreements, [], 'logs agree at every height');
+    assert.deepEqual(report.lost.slice(0, 5), [], `${report.lost.length} acked transactions never committed`);
+    assert.deepEqual(report.duplicated.slice(0, 5), [], `${report.duplicated.length} transactions committed more than once`);
+    assert.deepEqual(report.streamProblems, [], 'the stream has no gap and no duplicate height');
+    assert.deepEqual(fed.runner.unexpectedExits().map((e) => `${e.service}: code ${e.code} signal ${e.signal}`), [], 'no service exited on its own');
+  };
 
   const step = (name: string, fn: () => Promise<void>) => test(name, async () => {
     try { await fn(); } catch (err) { failed = true; throw err; }
@@ -134,17 +165,6 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
   step('a member cut off across an epoch boundary follows once healed: a change submitted to m1 is passed on over the network and ends epoch 0 on the three others, then on m3; its parameters in force everywhere, logs agree', async () => {
     const load = new Workload(fed.clients, { clients: N, batch: 5, intervalMs: 200 });
     load.start();
-    const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i)).epoch); } catch { return undefined; } }));
-    const until = async (what: string, pred: (e: (number | undefined)[]) => boolean, ms: number) => {
-      const t = Date.now();
-      let e = await epochs();
-      while (!pred(e)) {
-        if (Date.now() - t > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}; epochs ${JSON.stringify(e)}`);
-        await new Promise((r) => setTimeout(r, 250));
-        e = await epochs();
-      }
-      return e;
-    };
     try {
       // The operators of m0–m2 approve a change of the consensus parameters, each at its own signer's host.
       const tx = await fed.assembleChange(['--base-timeout', '1500ms', '--idle-heartbeat', '0'], [0, 1, 2], 'params');
@@ -173,19 +193,62 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     } finally {
       await load.stop();
     }
-    const names = fed.members.map((m) => m.name);
-    await settle(fed.clients, names, fed.nats.nc, 30_000);
-    const report = await check(fed.clients, names, load, fed.nats.nc);
-    say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}`);
-    assert.ok(report.acked > 0, 'the workload got transactions acked across the boundary');
-    assert.deepEqual(report.disagreements, [], 'logs agree at every height');
-    assert.deepEqual(report.lost.slice(0, 5), [], `${report.lost.length} acked transactions never committed`);
-    assert.deepEqual(report.duplicated.slice(0, 5), [], `${report.duplicated.length} transactions committed more than once`);
-    assert.deepEqual(report.streamProblems, [], 'the stream has no gap and no duplicate height');
-    assert.deepEqual(fed.runner.unexpectedExits().map((e) => `${e.service}: code ${e.code} signal ${e.signal}`), [], 'no service exited on its own');
+    await checkAll(load);
     for (const [i, c] of fed.clients.entries()) {
       const v = await call(c.getValidators.bind(c), {}, { deadlineMs: 5000 });
       assert.deepEqual([Number(v.baseTimeoutMs), v.paramsCommitted], [1500, true], `m${i} runs the committed base timeout`);
     }
+  });
+
+  step('a member added on hosts of its own follows the chain, is seated by a change its operators approve at their signers, is dialled where its card says and signs; removed again, it follows as an observer; logs agree', async () => {
+    // The workload stays on the four original members' APIs (fed.clients grows with m4).
+    const load = new Workload(fed.clients.slice(0, N), { clients: N, batch: 5, intervalMs: 200 });
+    load.start();
+    try {
+      const t0 = Date.now();
+      const m4 = await fed.prepareMember();
+      const e0 = (await epochs())[0]!;
+      // m4's operator starts its services while the others' operators approve adding it (from its
+      // card) at their own signers' hosts; it is submitted to m2 once m4 follows the chain.
+      const [add] = await Promise.all([
+        fed.assembleChange(['--add', path.join(m4.dir, 'member-card.yaml')], [0, 1, 2], 'add-m4'),
+        fed.startMember(m4).then(() => until(`m4 following in epoch ${e0}`, (e) => e[4] === e0, 60_000)),
+      ]);
+      say(`m4 on hosts ${m4.host.addr} and ${m4.signerHost.addr} (signer) follows in epoch ${e0}, and its addition is approved, ${((Date.now() - t0) / 1000).toFixed(1)} s after its set-up began`);
+      const submitted = Date.now();
+      await btcfed(['reconfigure', 'submit', '--member', fed.members[2]!.dir, '--tx', add]);
+      await until(`epoch ${e0 + 1} on all five`, (e) => e.every((x) => x === e0 + 1), 60_000);
+      const from = Math.min(...(await fed.heights()).map((h) => h ?? 0));
+      // Signing: a block committed in the new epoch whose QC carries validator 4 (m4; no earlier epoch has a validator 4).
+      let signedAt = 0;
+      while (!signedAt && Date.now() - submitted < 90_000) {
+        const top = Number((await fed.status(0)).committedHeight);
+        if ((await readLog(fed.clients[0]!, from, top, { headersOnly: true })).some((b) => b.signers.includes(4) || b.proposer === 4)) signedAt = Date.now();
+        else await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.ok(signedAt, 'm4 signed a QC of its first epoch within 90 s of the submit');
+      say(`addition: submit → every member in epoch ${e0 + 1} → m4 in a QC ${((signedAt - submitted) / 1000).toFixed(1)} s`);
+      const v = await call(fed.clients[0]!.getValidators.bind(fed.clients[0]!), {}, { deadlineMs: 5000 });
+      assert.deepEqual(v.validators.map((x) => x.name), ['m0', 'm1', 'm2', 'm3', 'm4']);
+      // No peers.yaml lists m4: m0's gateway was told where to dial it with the new set, from its card.
+      const dialled = fs.readFileSync(fed.service(0, 'gateway').logFile, 'utf8').split('\n')
+        .filter((l) => l.includes('validators dialled at the addresses their change carried')).map((l) => JSON.parse(l) as { members: string[]; epoch: number });
+      assert.deepEqual(dialled.filter((l) => l.epoch === e0 + 1).map((l) => l.members), [['m4']], "m0's gateway dials m4 where its card says");
+
+      // Removed: a quorum of five (m4's operator among them), submitted to m3.
+      const remove = await fed.assembleChange(['--remove', 'm4'], [0, 1, 3, 4], 'remove-m4');
+      const removing = Date.now();
+      await btcfed(['reconfigure', 'submit', '--member', fed.members[3]!.dir, '--tx', remove]);
+      await until(`epoch ${e0 + 2} on all five`, (e) => e.every((x) => x === e0 + 2), 60_000);
+      say(`removal: submit → every member in epoch ${e0 + 2} (m4 as an observer) in ${((Date.now() - removing) / 1000).toFixed(1)} s`);
+      assert.match(fs.readFileSync(fed.service(4, 'consensus').logFile, 'utf8'), /epoch started without this member/);
+      const after = (await fed.heights())[4] ?? 0;
+      await fed.waitHeights(`m4 following past ${after + 2}`, (h) => (h[4] ?? 0) >= after + 2, 30_000);
+      const v2 = await call(fed.clients[4]!.getValidators.bind(fed.clients[4]!), {}, { deadlineMs: 5000 });
+      assert.deepEqual([Number(v2.epoch), v2.validators.map((x) => x.name)], [e0 + 2, ['m0', 'm1', 'm2', 'm3']], "m4 knows the set that removed it");
+    } finally {
+      await load.stop();
+    }
+    await checkAll(load);
   });
 });

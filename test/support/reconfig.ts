@@ -27,15 +27,15 @@ export async function allowOperator(memberDir: string, fingerprint?: string): Pr
  */
 export async function approveAndAssemble(ok: Ok, change: string, approvers: readonly string[], assembler: string, out: string,
   signerDir: (memberDir: string) => string = (dir) => path.join(dir, 'signer')): Promise<string> {
-  const approvals: string[] = [];
-  for (const dir of approvers) {
+  // Each operator at its own signer, all at once (as operators would).
+  const approvals = await Promise.all(approvers.map(async (dir) => {
     const signerConf = parse(await fs.readFile(path.join(signerDir(dir), 'signer.yaml'), 'utf8')) as { listen: string; tls: { ca_file: string } };
     const file = path.join(path.dirname(out), `approval-${path.basename(change, '.yaml')}-${path.basename(dir)}.yaml`);
     await ok(['reconfigure', 'approve', '--member', dir, '--change', change, '--signer', signerConf.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:'),
       '--ca', path.join(signerDir(dir), signerConf.tls.ca_file), '--cert', path.join(dir, 'tls', 'operator.pem'), '--key', path.join(dir, 'tls', 'operator-key.pem'),
       '--out', file]);
-    approvals.push(file);
-  }
+    return file;
+  }));
   await ok(['reconfigure', 'assemble', '--member', assembler, '--change', change, '--approval', approvals.join(','), '--out', out]);
   return out;
 }

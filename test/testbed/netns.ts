@@ -138,6 +138,10 @@ function checkSubnetFree(): void {
 
 type Rule = { chain: 'TB-IN' | 'TB-OUT'; args: string[] };
 
+function checkHostName(n: string): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,10}$/.test(n) || n === 'hub') throw new Error(`testbed: host name ${JSON.stringify(n)} must be 1-11 of a-z, 0-9, '-' (and not "hub")`);
+}
+
 export class Testbed {
   readonly workDir: string;
   readonly hosts = new Map<string, Host>();
@@ -166,9 +170,7 @@ export class Testbed {
     const why = unavailableReason();
     if (why) throw new Error(`testbed: ${why}`);
     if (hostNames.length < 1 || hostNames.length > 200) throw new Error(`testbed: 1 to 200 hosts, got ${hostNames.length}`);
-    for (const n of hostNames) {
-      if (!/^[a-z0-9][a-z0-9-]{0,10}$/.test(n) || n === 'hub') throw new Error(`testbed: host name ${JSON.stringify(n)} must be 1-11 of a-z, 0-9, '-' (and not "hub")`);
-    }
+    for (const n of hostNames) checkHostName(n);
     if (new Set(hostNames).size !== hostNames.length) throw new Error('testbed: host names must be distinct');
     await takeLock(opts.lockWaitMs ?? 600_000);
     const tb = new Testbed(opts.workDir ?? fs.mkdtempSync(WORKDIR_PREFIX));
@@ -187,7 +189,7 @@ export class Testbed {
       ipIn(HUB, 'link', 'set', 'ctl', 'master', 'br0', 'up');
       ip('addr', 'add', `${CONTROLLER_ADDR}/24`, 'dev', CONTROLLER_IF);
       ip('link', 'set', CONTROLLER_IF, 'up');
-      hostNames.forEach((name, i) => tb.#addHost(name, `${SUBNET}.${i + 1}`));
+      for (const name of hostNames) tb.addHost(name);
     } catch (err) {
       tb.destroy({ keepDir: true });
       throw err;
@@ -195,7 +197,15 @@ export class Testbed {
     return tb;
   }
 
-  #addHost(name: string, addr: string): void {
+  /**
+   * A host of its own (a network namespace on the hub), with the next address (.1, .2, … in the
+   * order hosts were made): at create, or later, as a machine brought in while the test runs.
+   */
+  addHost(name: string): Host {
+    checkHostName(name);
+    if (this.hosts.has(name)) throw new Error(`testbed: host ${JSON.stringify(name)} exists`);
+    if (this.hosts.size >= 200) throw new Error('testbed: at most 200 hosts');
+    const addr = `${SUBNET}.${this.hosts.size + 1}`;
     const ns = `${PREFIX}-${name}`;
     ip('netns', 'add', ns);
     ipIn(ns, 'link', 'set', 'lo', 'up');
@@ -208,7 +218,9 @@ export class Testbed {
       iptablesIn(ns, '-N', chain);
       iptablesIn(ns, '-I', hook, '-j', chain);
     }
-    this.hosts.set(name, { name, ns, addr });
+    const host = { name, ns, addr };
+    this.hosts.set(name, host);
+    return host;
   }
 
   host(name: string): Host {
