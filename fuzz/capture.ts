@@ -103,7 +103,7 @@ add('public-api', apiInput('getBlock', { by: { $case: 'height', value: 3 } }));
 add('public-api', apiInput('getBlock', { by: { $case: 'hash', value: SERVED.block } }));
 add('public-api', apiInput('listBlocks', { fromHeight: 1, limit: 100, headersOnly: false }));
 add('public-api', apiInput('getEpochs', { fromEpoch: 0, limit: 16 }));
-add('public-api', apiInput('getEvidence', { fromView: 0, afterSeq: 0, limit: 10 }));
+add('public-api', apiInput('getEvidence', { fromEpoch: 0, fromView: 0, afterSeq: 0, limit: 10 }));
 
 // ------------------------------------------------------------------ events
 const idx = (c: unknown) => CODECS.indexOf(c as never);
@@ -117,7 +117,7 @@ add('events-codec', eventInput(idx(ConfigReloaded), subject('m0', 'store', 'conf
 add('events-codec', eventInput(idx(PeersChanged), subject('m0', 'store', 'peers.changed'), PeersChanged.encode(PeersChanged.fromPartial({ member: 'm0', atMs: at })).finish()));
 add('events-codec', eventInput(idx(ViewChanged), subject('m1', 'consensus', 'view.changed'), ViewChanged.encode({ member: 'm1', view: 9, leader: 1, reason: 'timeout', atMs: at }).finish()));
 add('events-codec', eventInput(idx(EquivocationEvidence), subject('m1', 'consensus', 'equivocation'), EquivocationEvidence.encode({
-  member: 'm1', offender: 2, view: 4, phase: 1, first: encodeFrame(CHAIN, frames[2]!), second: encodeFrame(CHAIN, frames[3]!), atMs: at }).finish()));
+  member: 'm1', offender: 2, view: 4, phase: 1, first: encodeFrame(CHAIN, frames[2]!), second: encodeFrame(CHAIN, frames[3]!), atMs: at, epoch: 0, offenderName: 'm2' }).finish()));
 add('events-codec', eventInput(idx(SignerRefused), subject('m0', 'signer', 'refused'), SignerRefused.encode({
   member: 'm0', rule: 'safe_node', reason: 'conflicts with the lock', requestType: 'vote', view: 4, phase: 1, atMs: at }).finish()));
 

@@ -412,15 +412,16 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
           await new Promise((r) => setTimeout(r, 300));
         }
         for (const c of clients.slice(0, 3)) {
-          const r = await call(c.getEvidence.bind(c), { fromView, afterSeq: 0, limit: 0 });
+          const r = await call(c.getEvidence.bind(c), { fromEpoch: 0, fromView, afterSeq: 0, limit: 0 });
           const hit = r.evidence.find((e) => e.offender === 3);
           if (hit) return hit;
         }
         return undefined;
       }, 20_000);
-      assert.equal(evidence.kind, 'prepare');
+      assert.deepEqual([evidence.kind, Number(evidence.epoch), evidence.offenderName], ['prepare', 0, 'm3'], 'the item names its epoch and the member');
       assert.notDeepEqual(evidence.first, evidence.second);
-      await eqEvents.next((e) => e.data.offender === 3, 5000);
+      const event = await eqEvents.next((e) => e.data.offender === 3, 5000);
+      assert.deepEqual([event.data.phase, Number(event.data.epoch), event.data.offenderName], [Phase.PREPARE, 0, 'm3'], 'the event too, with the votes\' phase');
     } finally {
       await eqEvents.close();
     }

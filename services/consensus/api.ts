@@ -370,7 +370,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     }),
     getEvidence: h.unary(async (req, call, signal) => {
       await read(call, signal, 'GetEvidence');
-      return d.evidence.page(req.fromView, req.afterSeq, req.limit);
+      return d.evidence.page({ epoch: req.fromEpoch, view: req.fromView }, req.afterSeq, req.limit);
     }),
   };
 }

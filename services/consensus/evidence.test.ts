@@ -1,6 +1,6 @@
 // The evidence log against a real LMDB block store: a member that equivocates again and again
-// leaves one item per (offender, view, kind), a bounded number per offender, proposals without
-// their transactions, and the same bounds after a restart.
+// leaves one item per (epoch, offender, view, kind), a bounded number per offender (by name, across
+// epochs), proposals without their transactions, and the same bounds after a restart.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,10 +24,10 @@ function block(view: number, txs: Uint8Array[]): Block {
     stateHash: nextStateHash(genesis.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
-const vote = (view: number, fill: number, sender = 3): Vote =>
-  ({ type: 'vote', epoch: 0, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(fill), sender, signature: new Uint8Array(4).fill(fill) });
-const voteEquivocation = (view: number, fill: number, sender = 3): Equivocation =>
-  ({ sender, view, kind: Phase.PREPARE, first: vote(view, 0, sender), second: vote(view, fill, sender) });
+const vote = (view: number, fill: number, sender = 3, epoch = 0): Vote =>
+  ({ type: 'vote', epoch, phase: Phase.PREPARE, view, blockHash: new Uint8Array(32).fill(fill), sender, signature: new Uint8Array(4).fill(fill) });
+const voteEquivocation = (view: number, fill: number, sender = 3, epoch = 0): Equivocation =>
+  ({ sender, view, kind: Phase.PREPARE, first: vote(view, 0, sender, epoch), second: vote(view, fill, sender, epoch) });
 
 async function withStore(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-evidence-'));
@@ -47,7 +47,7 @@ test('repeated equivocation in one slot keeps one item; a restart remembers the 
   store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
   log = new EvidenceLog(chainId, store);
   assert.deepEqual(log.add(voteEquivocation(7, 99), 2000), { kept: false, reason: 'duplicate' }, 'the slot survives a restart');
-  const page = log.page(0, 0, 0);
+  const page = log.page({ epoch: 0, view: 0 }, 0, 0);
   assert.deepEqual(page.evidence.map((e) => [e.offender, e.view, e.kind, e.seq]), [[3, 7, 'prepare', 1], [1, 7, 'prepare', 2]]);
   assert.equal(page.more, false);
   await store.close();
@@ -71,13 +71,13 @@ test('an offender has at most EVIDENCE_PER_OFFENDER items; paging walks them all
   const seen: number[] = [];
   let after = 0;
   for (;;) {
-    const p = log.page(0, after, 5);
+    const p = log.page({ epoch: 0, view: 0 }, after, 5);
     seen.push(...p.evidence.map((e) => e.view));
     if (!p.more) break;
     after = p.evidence.at(-1)!.seq;
   }
   assert.deepEqual(seen, Array.from({ length: EVIDENCE_PER_OFFENDER }, (_, i) => i + 1));
-  assert.deepEqual(log.page(20, 0, 0).evidence.map((e) => e.view)[0], 20, 'from_view filters');
+  assert.deepEqual(log.page({ epoch: 0, view: 20 }, 0, 0).evidence.map((e) => e.view)[0], 20, 'from_view filters');
   await store.close();
 }));
 
@@ -98,5 +98,36 @@ test('proposal evidence keeps the signed header, not megabytes of transactions',
   const frame = decodeFrame(e.first, { ...limits, chainId, maxFrameBytes: 1 << 20, maxSyncBlocks: 1, hashBlock: blockHash });
   assert.equal(frame.type, 'consensus');
   if (frame.type === 'consensus' && frame.message.type === 'proposal') assert.deepEqual(frame.message.block.hash, a.block.hash);
+  await store.close();
+}));
+
+test('views start again at every epoch: the same (offender, view, kind) in a later epoch is new evidence, named by epoch and member; the cap follows the member, not its index', () => withStore(async (dir) => {
+  // Epoch 0: m3 is validator 3. Epoch 1: m1 was removed, so m3 is validator 2 and a new member m5 is validator 3.
+  const names: Record<number, string[]> = { 0: ['m0', 'm1', 'm2', 'm3'], 1: ['m0', 'm2', 'm3', 'm5'] };
+  const nameOf = (epoch: number, i: number) => names[epoch]?.[i];
+  let store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  let log = new EvidenceLog(chainId, store, nameOf);
+  const r0 = log.add(voteEquivocation(7, 1, 3, 0), 1000);
+  assert.equal(r0.kept, true);
+  if (r0.kept) await r0.stored;
+  const r1 = log.add(voteEquivocation(7, 1, 3, 1), 2000);
+  assert.equal(r1.kept, true, 'validator 3 in view 7 of epoch 1 (m5) is not a repeat of view 7 of epoch 0 (m3)');
+  if (r1.kept) await r1.stored;
+  assert.deepEqual(log.page({ epoch: 0, view: 0 }, 0, 0).evidence.map((e) => [Number(e.epoch), e.offender, e.offenderName, e.view]), [[0, 3, 'm3', 7], [1, 3, 'm5', 7]]);
+  assert.deepEqual(log.page({ epoch: 0, view: 8 }, 0, 0).evidence.map((e) => Number(e.epoch)), [1], 'from (epoch 0, view 8) on: every view of epoch 1');
+  assert.deepEqual(log.page({ epoch: 1, view: 0 }, 0, 0).evidence.map((e) => e.offenderName), ['m5']);
+  // m3 (validator 2 in epoch 1) fills its cap across both epochs: one item of epoch 0 already counts.
+  const stored: Promise<void>[] = [];
+  const keep = (e: Equivocation, what: string) => { const r = log.add(e, 3000); assert.equal(r.kept, true, what); if (r.kept) stored.push(r.stored); };
+  for (let view = 1; view < EVIDENCE_PER_OFFENDER; view++) keep(voteEquivocation(view, 1, 2, 1), `m3's item ${view + 1}`);
+  assert.deepEqual(log.add(voteEquivocation(99, 1, 2, 1), 3000), { kept: false, reason: 'offender_cap' }, 'the cap counts m3 whatever its index');
+  keep(voteEquivocation(99, 1, 3, 1), 'm5 has a cap of its own');
+  await Promise.all(stored);
+  await store.close();
+
+  store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  log = new EvidenceLog(chainId, store, nameOf);
+  assert.deepEqual(log.add(voteEquivocation(7, 9, 3, 1), 4000), { kept: false, reason: 'duplicate' }, 'the epoch\'s slot survives a restart');
+  assert.deepEqual(log.add(voteEquivocation(98, 1, 2, 1), 4000), { kept: false, reason: 'offender_cap' }, 'and so does the cap by name');
   await store.close();
 }));

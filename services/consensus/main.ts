@@ -195,7 +195,7 @@ async function main(): Promise<void> {
     const publisher = flags['no-nats'] ? undefined : await ConsensusPublisher.connect({ url: flags.nats ?? conf.nats.url, member: conf.node.name, log: log.child({ module: 'nats' }), source: store, metrics,
       auth: natsOptionsFor(conf.nats, flags.nats, dataDir), retention: { maxAgeMs: c.blocks_stream_max_age, maxBytes: c.blocks_stream_max_bytes } });
     const retention = new Retention({ store, keep: c.keep_blocks, log: log.child({ module: 'retention' }), metrics, ...(publisher ? { published: () => publisher.published } : {}) });
-    const evidence = new EvidenceLog(c.chain_id, store);
+    const evidence = new EvidenceLog(c.chain_id, store, (epoch, i) => { const set = epochs.setOf(epoch); return set?.has(i) ? set.byIndex(i).name : undefined; });
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     let inbound: Inbound | undefined;
@@ -237,11 +237,11 @@ async function main(): Promise<void> {
         const r = evidence.add(e, Date.now());
         if (!r.kept) {
           m.evidenceOutcome(r.reason);
-          log.debug({ offender: e.sender, view: e.view, reason: r.reason }, 'equivocation seen again: evidence not kept');
+          log.debug({ offender: e.sender, epoch: driver.epoch, view: e.view, reason: r.reason }, 'equivocation seen again: evidence not kept');
           return;
         }
         m.evidenceOutcome('kept');
-        log.warn({ offender: e.sender, view: e.view, kind: r.item.kind, seq: r.item.seq }, 'equivocation: evidence kept');
+        log.warn({ offender: e.sender, name: r.item.offenderName, epoch: Number(r.item.epoch), view: e.view, kind: r.item.kind, seq: r.item.seq }, 'equivocation: evidence kept');
         r.stored.catch((err: unknown) => log.error({ err: String(err) }, 'evidence not stored'));
         publisher?.equivocation(r.item);
       },

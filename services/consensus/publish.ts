@@ -25,6 +25,9 @@ import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } f
 import type { Metrics } from '#libs/metrics/index.ts';
 import { Phase, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import type { Evidence } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+
+/** An evidence item's kind as the event's phase (two proposals have none). */
+const PHASE_OF_KIND: Readonly<Record<string, Phase>> = { prepare: Phase.PREPARE, 'pre-commit': Phase.PRE_COMMIT, commit: Phase.COMMIT };
 import { headerToWire, qcToWire } from '#libs/wire/index.ts';
 
 /** Where committed blocks are read back from (the block store). */
@@ -331,7 +334,8 @@ export class ConsensusPublisher {
 
   equivocation(e: Evidence): void {
     this.#safe(() => this.#events.publish('security.equivocation', EquivocationEvidence, {
-      member: this.#member, offender: e.offender, view: e.view, phase: 0, first: e.first, second: e.second, atMs: e.seenAtMs,
+      member: this.#member, offender: e.offender, view: e.view, phase: PHASE_OF_KIND[e.kind] ?? 0, first: e.first, second: e.second, atMs: e.seenAtMs,
+      epoch: e.epoch, offenderName: e.offenderName,
     }));
   }
 

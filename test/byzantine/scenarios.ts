@@ -144,7 +144,7 @@ const equivocate: Scenario = {
             const all = [];
             let afterSeq = 0;
             for (;;) {
-              const r = await call(c.getEvidence.bind(c), { fromView, afterSeq, limit: 64 });
+              const r = await call(c.getEvidence.bind(c), { fromEpoch: 0, fromView, afterSeq, limit: 64 });
               all.push(...r.evidence);
               if (r.evidence.length < 64) break;
               afterSeq = Number(r.evidence.at(-1)!.seq);

@@ -254,11 +254,16 @@ export interface GetEpochsResponse {
 }
 
 export interface GetEvidenceRequest {
+  /**
+   * Evidence from (from_epoch, from_view) on: views of epoch from_epoch at or after from_view, and
+   * every view of a later epoch (views start again at every epoch).
+   */
   fromView: number;
   /** Only evidence stored after this sequence number (for paging: the last `seq` seen). */
   afterSeq: number;
   /** At most this many items (0: the server's page size, 64; larger values are capped to it). */
   limit: number;
+  fromEpoch: number;
 }
 
 export interface Evidence {
@@ -275,6 +280,13 @@ export interface Evidence {
   seenAtMs: number;
   /** Where it sits in this member's evidence log (arrival order). */
   seq: number;
+  /**
+   * The epoch of the two messages: `offender` is a validator index of this epoch's set, and `view`
+   * one of its views. (Evidence kept before epochs were recorded here reads epoch 0.)
+   */
+  epoch: number;
+  /** The offender's member name in that set (a key rotation keeps it); empty where it was not known. */
+  offenderName: string;
 }
 
 export interface GetEvidenceResponse {
@@ -2690,7 +2702,7 @@ export const GetEpochsResponse: MessageFns<GetEpochsResponse> = {
 };
 
 function createBaseGetEvidenceRequest(): GetEvidenceRequest {
-  return { fromView: 0, afterSeq: 0, limit: 0 };
+  return { fromView: 0, afterSeq: 0, limit: 0, fromEpoch: 0 };
 }
 
 export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
@@ -2703,6 +2715,9 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
     }
     if (message.limit !== 0) {
       writer.uint32(24).uint32(message.limit);
+    }
+    if (message.fromEpoch !== 0) {
+      writer.uint32(32).uint64(message.fromEpoch);
     }
     return writer;
   },
@@ -2744,6 +2759,14 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromEpoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2769,6 +2792,11 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
         ? globalThis.Number(object.after_seq)
         : 0,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      fromEpoch: isSet(object.fromEpoch)
+        ? globalThis.Number(object.fromEpoch)
+        : isSet(object.from_epoch)
+        ? globalThis.Number(object.from_epoch)
+        : 0,
     };
   },
 
@@ -2783,6 +2811,9 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.fromEpoch !== 0) {
+      obj.fromEpoch = Math.round(message.fromEpoch);
+    }
     return obj;
   },
 
@@ -2794,12 +2825,23 @@ export const GetEvidenceRequest: MessageFns<GetEvidenceRequest> = {
     message.fromView = object.fromView ?? 0;
     message.afterSeq = object.afterSeq ?? 0;
     message.limit = object.limit ?? 0;
+    message.fromEpoch = object.fromEpoch ?? 0;
     return message;
   },
 };
 
 function createBaseEvidence(): Evidence {
-  return { offender: 0, view: 0, kind: "", first: new Uint8Array(0), second: new Uint8Array(0), seenAtMs: 0, seq: 0 };
+  return {
+    offender: 0,
+    view: 0,
+    kind: "",
+    first: new Uint8Array(0),
+    second: new Uint8Array(0),
+    seenAtMs: 0,
+    seq: 0,
+    epoch: 0,
+    offenderName: "",
+  };
 }
 
 export const Evidence: MessageFns<Evidence> = {
@@ -2824,6 +2866,12 @@ export const Evidence: MessageFns<Evidence> = {
     }
     if (message.seq !== 0) {
       writer.uint32(56).uint64(message.seq);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(64).uint64(message.epoch);
+    }
+    if (message.offenderName !== "") {
+      writer.uint32(74).string(message.offenderName);
     }
     return writer;
   },
@@ -2897,6 +2945,22 @@ export const Evidence: MessageFns<Evidence> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.offenderName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2922,6 +2986,12 @@ export const Evidence: MessageFns<Evidence> = {
         ? globalThis.Number(object.seen_at_ms)
         : 0,
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      offenderName: isSet(object.offenderName)
+        ? globalThis.String(object.offenderName)
+        : isSet(object.offender_name)
+        ? globalThis.String(object.offender_name)
+        : "",
     };
   },
 
@@ -2948,6 +3018,12 @@ export const Evidence: MessageFns<Evidence> = {
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.offenderName !== "") {
+      obj.offenderName = message.offenderName;
+    }
     return obj;
   },
 
@@ -2963,6 +3039,8 @@ export const Evidence: MessageFns<Evidence> = {
     message.second = object.second ?? new Uint8Array(0);
     message.seenAtMs = object.seenAtMs ?? 0;
     message.seq = object.seq ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.offenderName = object.offenderName ?? "";
     return message;
   },
 };

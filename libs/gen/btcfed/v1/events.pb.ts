@@ -155,13 +155,18 @@ export interface ViewChanged {
 /** consensus: security.equivocation — two conflicting signed messages from one validator. */
 export interface EquivocationEvidence {
   member: string;
+  /** A validator index of `epoch`'s set, and a view of that epoch (views start again at every epoch). */
   offender: number;
   view: number;
+  /** The votes' phase; unspecified for two proposals. */
   phase: Phase;
   /** The two conflicting messages, as received (ConsensusFrame encodings). */
   first: Uint8Array;
   second: Uint8Array;
   atMs: number;
+  epoch: number;
+  /** The offender's member name in that epoch's set; empty where it was not known. */
+  offenderName: string;
 }
 
 /** consensus: security.invalid_signature — a message whose signature did not verify. */
@@ -1287,7 +1292,17 @@ export const ViewChanged: MessageFns<ViewChanged> = {
 };
 
 function createBaseEquivocationEvidence(): EquivocationEvidence {
-  return { member: "", offender: 0, view: 0, phase: 0, first: new Uint8Array(0), second: new Uint8Array(0), atMs: 0 };
+  return {
+    member: "",
+    offender: 0,
+    view: 0,
+    phase: 0,
+    first: new Uint8Array(0),
+    second: new Uint8Array(0),
+    atMs: 0,
+    epoch: 0,
+    offenderName: "",
+  };
 }
 
 export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
@@ -1312,6 +1327,12 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
     }
     if (message.atMs !== 0) {
       writer.uint32(56).uint64(message.atMs);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(64).uint64(message.epoch);
+    }
+    if (message.offenderName !== "") {
+      writer.uint32(74).string(message.offenderName);
     }
     return writer;
   },
@@ -1385,6 +1406,22 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
             message.atMs = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.offenderName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1410,6 +1447,12 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
         : isSet(object.at_ms)
         ? globalThis.Number(object.at_ms)
         : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      offenderName: isSet(object.offenderName)
+        ? globalThis.String(object.offenderName)
+        : isSet(object.offender_name)
+        ? globalThis.String(object.offender_name)
+        : "",
     };
   },
 
@@ -1436,6 +1479,12 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
     if (message.atMs !== 0) {
       obj.atMs = Math.round(message.atMs);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.offenderName !== "") {
+      obj.offenderName = message.offenderName;
+    }
     return obj;
   },
 
@@ -1451,6 +1500,8 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
     message.first = object.first ?? new Uint8Array(0);
     message.second = object.second ?? new Uint8Array(0);
     message.atMs = object.atMs ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.offenderName = object.offenderName ?? "";
     return message;
   },
 };
