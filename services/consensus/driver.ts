@@ -31,7 +31,8 @@ import { worthLogging } from './client-limits.ts';
 import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
 import { DurableWrites } from './durable-writes.ts';
-import { checkedChange, epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
+import { epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
+import { PendingChangeHolder } from './pending-change.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
 export interface DriverOptions {
@@ -66,8 +67,6 @@ const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view'
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
 
-/** How often a change submitted here is passed on to every validator again while it is pending. */
-const FORWARD_AGAIN_MS = 10_000;
 
 export class ConsensusDriver {
   #engine: HotStuffEngine;
@@ -98,9 +97,7 @@ export class ConsensusDriver {
   /** The engine's config for the epoch it runs. */
   #config: EngineConfig;
   /** The change this member proposes when it leads (SubmitReconfiguration, or forwarded by another validator), until its epoch ends. */
-  #pendingChange: PendingChange | undefined;
-  /** While a change submitted here is pending: the timer that passes it on to every validator again. */
-  #forwardTimer: { cancel(): void } | undefined;
+  readonly #change: PendingChangeHolder;
   /** Invalid blocks refused per sender (validator or outside peer), for the log's 1st, 2nd, 4th, … (bounded). */
   #invalidBlocks = new Map<number, number>();
   /** Between the end of an epoch and the start of the next: recorded, the signer not yet told. */
@@ -123,6 +120,8 @@ export class ConsensusDriver {
     this.#opts = opts;
     this.#deps = deps;
     this.#writes = new DurableWrites({ log: deps.log, clock: deps.clock, stopped: () => this.#stopped });
+    this.#change = new PendingChangeHolder({ epochs: deps.epochs, store: deps.store, transport: deps.transport, clock: deps.clock, log: deps.log,
+      encode: (frame) => this.#encode(frame), switching: () => this.#switching, stopped: () => this.#stopped, changed: () => this.workChanged() });
     // Each sender's batches up to eight blocks' worth: a backlog that outgrows it travels inline.
     this.batches = new BatchStore({ maxBytesPerHolder: 8 * opts.maxBlockBytes, maxBatchesPerHolder: 4096 });
     const epoch = deps.epochs?.current;
@@ -206,7 +205,7 @@ export class ConsensusDriver {
     if ((this.#idle?.heartbeatMs ?? 0) === ms) return;
     this.#idle?.stop();
     const { clock, pool } = this.#deps;
-    this.#idle = ms > 0 ? new IdleWork(ms, { clock, pending: () => pool.size > 0 || this.#pendingChange !== undefined, tell: (available) => this.enqueue({ type: 'work', available }) }) : undefined;
+    this.#idle = ms > 0 ? new IdleWork(ms, { clock, pending: () => pool.size > 0 || this.#change.change !== undefined, tell: (available) => this.enqueue({ type: 'work', available }) }) : undefined;
   }
 
   /** The view timer this epoch runs (its base, this member's back-off) and its idle heartbeat (0: a block every view). */
@@ -232,94 +231,26 @@ export class ConsensusDriver {
    * An operator's reconfiguration transaction (btcfed reconfigure assemble), checked against the
    * current epoch's set and quorum: this member puts it in the next block it proposes, and passes
    * it on to every validator, which do the same when they lead. One change per epoch: another while
-   * one is pending is refused. Returns the change's id.
+   * one is pending is refused. Returns the change's id (pending-change.ts).
    */
   submitChange(tx: Uint8Array): string {
-    const change = this.#take(tx);
-    this.#forward(change);
-    return change.id;
+    return this.#change.submit(tx).id;
   }
 
-  /** submitChange but for passing it on. */
-  #take(tx: Uint8Array): PendingChange {
-    const e = this.#deps.epochs?.current;
-    if (!e) throw new FedError('RECONFIG_UNAVAILABLE', 'this driver runs one epoch only');
-    if (this.#switching) throw new FedError('RECONFIG_BUSY', `epoch ${e.number} has ended; submit again once epoch ${e.number + 1} started`);
-    const change = checkedChange(e, tx, this.#pendingChange);
-    this.#pendingChange = change;
-    this.workChanged();
-    this.#deps.log.warn({ id: change.id, epoch: e.number, ops: change.ops }, 'reconfiguration submitted: passed on to every validator, proposed by whichever leads next');
-    return change;
+  /** submitChange, and the change kept on disk before it is passed on and this returns (the admin API's path). */
+  async submitChangeDurably(tx: Uint8Array): Promise<string> {
+    return (await this.#change.submitDurably(tx)).id;
+  }
+
+  /** A change another validator forwarded, checked by the inbound path (change-intake.ts): pending here and kept on disk. */
+  adoptChange(change: PendingChange, from: number): void {
+    this.#change.adopt(change, from);
   }
 
   /** The epoch this member runs (undefined: it runs one epoch only). */
   get currentEpoch(): Epoch | undefined { return this.#deps.epochs?.current; }
   /** The change pending here, proposed when this member leads. */
-  get pendingChange(): PendingChange | undefined { return this.#pendingChange; }
-
-  /**
-   * A change another validator forwarded, checked by the inbound path (change-intake.ts): pending
-   * here as if submitted here, and kept on disk (a write that fails is said; the submitter keeps it
-   * and sends it again). Not passed on: the member it was submitted to does that.
-   */
-  adoptChange(change: PendingChange, from: number): void {
-    if (this.#switching || this.#deps.epochs?.current.number !== change.epoch) return;
-    this.#pendingChange = { ...change, from };
-    this.workChanged();
-    this.#deps.log.warn({ id: change.id, epoch: change.epoch, ops: change.ops, from }, 'reconfiguration forwarded by another validator: proposed in the next block this member leads');
-    this.#deps.store.setPendingChange(change.tx).catch((err: unknown) =>
-      this.#deps.log.warn({ err: errorMessage(err), id: change.id }, 'the forwarded reconfiguration could not be kept on disk (it is pending all the same)'));
-  }
-
-  /**
-   * Passes `change` on to every validator now and again every FORWARD_AGAIN_MS while it is pending
-   * here (a validator that was unreachable, or restarted without it, gets it then). Receivers take
-   * the same change again as a duplicate, one token.
-   */
-  #forward(change: PendingChange): void {
-    this.#forwardTimer?.cancel();
-    this.#forwardTimer = undefined;
-    const send = (): void => {
-      if (this.#stopped || this.#switching || this.#pendingChange !== change || this.#deps.epochs?.current.number !== change.epoch) return;
-      this.#deps.transport.broadcast(this.#encode({ type: 'reconfig-forward', epoch: change.epoch, tx: change.tx }));
-      this.#forwardTimer = this.#deps.clock.setTimeout(send, FORWARD_AGAIN_MS);
-    };
-    send();
-  }
-
-  /**
-   * submitChange, and the change kept on disk before it is passed on and this returns (the admin
-   * API's path): a restart proposes it again (start). A write that fails takes the change back and
-   * says so.
-   */
-  async submitChangeDurably(tx: Uint8Array): Promise<string> {
-    // Passed on only once it is on disk: a call that fails has sent the change nowhere.
-    const change = this.#take(tx);
-    try {
-      await this.#deps.store.setPendingChange(tx);
-    } catch (err) {
-      if (this.#pendingChange?.id === change.id) this.#pendingChange = undefined;
-      throw err;
-    }
-    if (this.#pendingChange === change) this.#forward(change);
-    return change.id;
-  }
-
-  /** At start: the change submitted before a restart is pending again, if it still applies; else it is dropped, said and forgotten. */
-  #resumeChange(): void {
-    if (!this.#deps.epochs?.current) return;
-    const { log } = this.#deps;
-    try {
-      // Read inside: a value that is not hex (a damaged store) is dropped like a change that no longer applies.
-      const tx = this.#deps.store.pendingChange();
-      if (!tx) return;
-      const id = this.submitChange(tx);
-      log.warn({ id }, 'the reconfiguration submitted before this restart is pending again');
-    } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'the reconfiguration submitted before this restart no longer applies: dropped');
-      this.#deps.store.setPendingChange(undefined).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'the dropped reconfiguration could not be forgotten on disk (the next start checks it again)'));
-    }
-  }
+  get pendingChange(): PendingChange | undefined { return this.#change.change; }
 
   get paused(): boolean { return this.#paused; }
   get pool(): Mempool { return this.#deps.pool; }
@@ -341,7 +272,7 @@ export class ConsensusDriver {
   }
 
   start(): void {
-    this.#resumeChange();
+    this.#change.resume();
     this.enqueue({ type: 'start' });
     this.#idle?.check();
   }
@@ -361,7 +292,7 @@ export class ConsensusDriver {
   stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
-    this.#forwardTimer?.cancel();
+    this.#change.stop();
     this.#idle?.stop();
     return this.#drainRun ?? Promise.resolve();
   }
@@ -496,7 +427,7 @@ export class ConsensusDriver {
       case 'request-payload': {
         const inFlight = inFlightTxs(a.parentHash, this.engine.committed.header.height,
           (h) => this.engine.block(toHex(h)) ?? this.#deps.store.blockByHash(h));
-        const change = this.#pendingChange?.epoch === a.epoch ? this.#pendingChange : undefined;
+        const change = this.#change.forEpoch(a.epoch);
         const { block, parts, named } = buildBlock(a, { chainId: this.#opts.engine.chainId, self: this.#config.self,
           maxBlockTxs: this.#opts.maxBlockTxs, maxBlockBytes: this.#opts.maxBlockBytes, hashBlock: this.#deps.store.hashBlock },
         this.#deps.pool, inFlight, this.#deps.clock.now(), change, this.batches);
@@ -640,9 +571,7 @@ export class ConsensusDriver {
     this.#switching = `epoch ${ending} ended at height ${proof.last.header.height}; recording its proof`;
     this.#timer?.cancel();
     const next = await this.#writes.value('epoch', () => epochs.end(proof));
-    this.#pendingChange = undefined;
-    this.#forwardTimer?.cancel();
-    this.#forwardTimer = undefined;
+    this.#change.epochEnded();
     // The change submitted here (this one, or another that ended its epoch first) is forgotten: one
     // small write an epoch, made whether or not one is stored (reading it first would decode it).
     await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));
