@@ -5,7 +5,7 @@
 import type { Counter, Gauge, Histogram, Metrics } from './types.ts';
 import { validateMetricName } from './names.ts';
 
-const counter: Counter = { inc() {} };
+const counter: Counter = { inc() {}, remove() {} };
 const gauge: Gauge = { set() {}, inc() {}, dec() {} };
 const histogram: Histogram = { observe() {}, startTimer: () => () => 0 };
 

@@ -44,7 +44,7 @@ function labelValues(labels: Labels | undefined): prom.LabelValues<string> {
 }
 
 function wrapCounter(c: prom.Counter): Counter {
-  return { inc: (labels, n = 1) => c.inc(labelValues(labels), n) };
+  return { inc: (labels, n = 1) => c.inc(labelValues(labels), n), remove: (labels) => c.remove(labelValues(labels)) };
 }
 
 function wrapGauge(g: prom.Gauge): Gauge {

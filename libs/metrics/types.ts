@@ -8,6 +8,8 @@ export type Labels = Readonly<Record<string, string | number>>;
 export interface Counter {
   /** Adds `n` (default 1, never negative) to the series selected by `labels`. */
   inc(labels?: Labels, n?: number): void;
+  /** Drops the series selected by `labels` (one whose label no longer names anything: a validator index an epoch has no more). */
+  remove(labels: Labels): void;
 }
 
 export interface Gauge {

@@ -90,3 +90,21 @@ test('a reconfiguration held here: how long it has waited, from the first poll t
   m.reconfig(undefined);
   assert.equal(await pending(), 0);
 });
+
+test('participation follows the epoch\'s set: a set that shrinks drops the series of the indices it has no more, one that grows adds them at 0', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  const m = consensusMetrics(metrics, () => 0, { validators: testValidatorSet(7) });
+  const g = genesisBlock('metrics-test', blockHash);
+  const series = async () => (await metrics.text()).split('\n').filter((l) => l.startsWith('btcfed_consensus_qc_signatures_total{'))
+    .map((l) => /validator="(\d+)"/.exec(l)![1]).sort();
+  m.observer.committed([g], { phase: Phase.COMMIT, view: 1, blockHash: g.hash, signers: [0, 1, 2, 3, 4, 5, 6], signatures: [] });
+  assert.deepEqual(await series(), ['0', '1', '2', '3', '4', '5', '6']);
+  // Two members removed: f goes from 2 to 1, and two series stuck at rate 0 would have been "two
+  // validators missing from most QCs, more than f" (BtcfedValidatorsMissing) for as long as the rate's window.
+  m.observer.epochStarted(1, testValidatorSet(5), g, true);
+  assert.deepEqual(await series(), ['0', '1', '2', '3', '4']);
+  assert.equal(sample(await metrics.text(), 'btcfed_consensus_fault_bound_validators'), 1);
+  m.observer.epochStarted(2, testValidatorSet(6), g, true);
+  assert.deepEqual(await series(), ['0', '1', '2', '3', '4', '5']);
+  assert.equal(sample(await metrics.text(), 'btcfed_consensus_qc_signatures_total', 'validator="5"'), 0, 'the new index starts at 0');
+});

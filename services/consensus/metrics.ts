@@ -157,6 +157,8 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     // Every validator's series exists from the start, so a member that never signs shows as 0.
     for (let v = 0; v < opts.validators.n; v++) qcSignatures.inc({ validator: String(v) }, 0);
   }
+  /** The validator indices with a participation series: those of the current epoch's set. */
+  let seats = opts.validators?.n ?? 0;
   let proposedAt: { view: number; t: number } | undefined;
   let viewStarted = now();
   let lastBlockTs = 0;
@@ -169,6 +171,10 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
       quorum.set(set.quorum);
       faults.set(set.f);
       for (let v = 0; v < set.n; v++) qcSignatures.inc({ validator: String(v) }, 0);
+      // An index the new set does not have (a removal shrank it) names no validator: its series is
+      // dropped, or its rate, 0 from here on, would count as a validator missing from every QC.
+      for (let v = set.n; v < seats; v++) qcSignatures.remove({ validator: String(v) });
+      seats = set.n;
     },
     committed(bs: readonly Block[], qc: QuorumCert) {
       const t = now();
