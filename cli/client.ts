@@ -1,4 +1,4 @@
-// `btcfed status | submit | watch`: a client of one member's public API, with that member's
+// `btcfed status | submit | watch | evidence`: a client of one member's public API, with that member's
 // client certificate (tls/client.pem) when its conf.yaml has TLS (the member dir is --member,
 // default .devnet/m0); `btcfed admin` with its operator certificate (tls/operator.pem).
 
@@ -10,7 +10,7 @@ import { toHex } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { call, createClient, errorCodeOf } from '#libs/rpc/index.ts';
 import { memberSecurity } from '#libs/service/index.ts';
-import { AdminServiceClient, ConsensusServiceClient, TxStatus, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { AdminServiceClient, ConsensusServiceClient, TxStatus, type Evidence, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 
 function memberConf(memberDir: string) {
   const file = path.join(memberDir, 'conf.yaml');
@@ -132,6 +132,38 @@ export async function submit(client: ConsensusServiceClient, address: string, tx
     if (pending.size > 0) await new Promise((res) => setTimeout(res, 100));
   }
   if (txs.length > 10) console.log(`all ${hashes.length} committed ${Date.now() - t0} ms after the first submit (last at height ${last.height})`);
+}
+
+/** One evidence item as a line: where it sits, the epoch and view, what conflicted, who, and when it was seen. */
+export function evidenceLine(e: Evidence): string {
+  const who = e.offenderName ? `${e.offenderName} (validator ${e.offender})` : `validator ${e.offender}`;
+  const what = e.kind === 'proposal' ? 'two proposals' : `two ${e.kind} votes`;
+  return `#${e.seq} epoch ${e.epoch} view ${e.view}: ${who} signed ${what} (seen ${new Date(Number(e.seenAtMs)).toISOString()})`;
+}
+
+/**
+ * The member's equivocation evidence from (fromEpoch, fromView) on, every page of it: a line per
+ * item, or with `json` one JSON object per item with both signed messages in hex (what a third
+ * party checks the signatures of). Ends with how many items there were.
+ */
+export async function evidence(client: ConsensusServiceClient, address: string, from: { epoch: number; view: number }, json: boolean): Promise<number> {
+  await reach(client, address, 5000);
+  let afterSeq = 0;
+  let n = 0;
+  for (;;) {
+    const r = await call(client.getEvidence.bind(client), { fromEpoch: from.epoch, fromView: from.view, afterSeq, limit: 0 }, { deadlineMs: 15_000 });
+    for (const e of r.evidence) {
+      n++;
+      console.log(json
+        ? JSON.stringify({ seq: Number(e.seq), epoch: Number(e.epoch), view: Number(e.view), kind: e.kind, offender: e.offender, offenderName: e.offenderName,
+          seenAtMs: Number(e.seenAtMs), first: toHex(e.first), second: toHex(e.second) })
+        : evidenceLine(e));
+    }
+    if (!r.more || r.evidence.length === 0) break;
+    afterSeq = Number(r.evidence.at(-1)!.seq);
+  }
+  if (!json) console.log(n === 0 ? 'no equivocation evidence' : `${n} item${n === 1 ? '' : 's'} of equivocation evidence`);
+  return n;
 }
 
 export async function watch(client: ConsensusServiceClient, fromHeight: number): Promise<void> {

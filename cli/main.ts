@@ -287,6 +287,19 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
       try { await submit(client, consensusAddress(dir, o.consensus), txs, o.wait, o.timeout); } finally { client.close(); }
     });
 
+  program.command('evidence')
+    .description('equivocation evidence one member kept: who signed two conflicting messages, in which epoch and view')
+    .addOption(memberOpt()).addOption(consensusOpt())
+    .option('--from-epoch <n>', 'evidence from this epoch on', nonNegativeInt, 0)
+    .option('--from-view <n>', 'and, in that epoch, from this view on', nonNegativeInt, 0)
+    .option('--json', 'one JSON object per item, with both signed messages in hex')
+    .action(async (o: { member: string; consensus?: string; fromEpoch: number; fromView: number; json?: boolean }) => {
+      const dir = path.resolve(o.member);
+      const { consensusAddress, consensusClient, evidence } = await load.client();
+      const client = consensusClient(dir, o.consensus);
+      try { await evidence(client, consensusAddress(dir, o.consensus), { epoch: o.fromEpoch, view: o.fromView }, o.json === true); } finally { client.close(); }
+    });
+
   program.command('watch')
     .description('follow committed blocks as they commit (Ctrl-C to stop)')
     .addOption(memberOpt()).addOption(consensusOpt())

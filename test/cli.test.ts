@@ -24,7 +24,7 @@ before(() => {
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('every command has its own help on stdout, exit 0, and starts nothing', () => {
-  for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['member', 'rotate'], ['genesis'], ['status'], ['submit'], ['watch'], ['verify'],
+  for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['member', 'rotate'], ['genesis'], ['status'], ['submit'], ['watch'], ['evidence'], ['verify'],
     ['admin'], ['reconfigure', 'propose'], ['reconfigure', 'approve'], ['reconfigure', 'assemble'], ['reconfigure', 'inspect'], ['cert', 'issue'], ['cert', 'check'], ['cert', 'renew'], ['keygen'], ['show-node-id'], ['show-validator'], ['config', 'check']]) {
     const h = btcfed(dir, ...cmd, '--help');
     assert.equal(h.status, 0, `${cmd.join(' ')} --help: ${h.stderr}`);

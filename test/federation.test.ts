@@ -411,14 +411,24 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
           }
           await new Promise((r) => setTimeout(r, 300));
         }
-        for (const c of clients.slice(0, 3)) {
+        for (const [i, c] of clients.slice(0, 3).entries()) {
           const r = await call(c.getEvidence.bind(c), { fromEpoch: 0, fromView, afterSeq: 0, limit: 0 });
           const hit = r.evidence.find((e) => e.offender === 3);
-          if (hit) return hit;
+          if (hit) return { ...hit, at: i };
         }
         return undefined;
       }, 20_000);
       assert.deepEqual([evidence.kind, Number(evidence.epoch), evidence.offenderName], ['prepare', 0, 'm3'], 'the item names its epoch and the member');
+      // The operator's view of it: `btcfed evidence` on the member that kept it, as lines and as JSON.
+      const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'main.ts'), 'evidence', '--member', path.join(dir, `m${evidence.at}`), '--from-view', String(fromView), ...args], { encoding: 'utf8', timeout: 60_000 });
+      const lines = cli();
+      assert.equal(lines.status, 0, lines.stderr);
+      assert.match(lines.stdout, new RegExp(`^#${evidence.seq} epoch 0 view ${evidence.view}: m3 \\(validator 3\\) signed two prepare votes \\(seen `, 'm'));
+      assert.match(lines.stdout, /\d+ items? of equivocation evidence\n$/);
+      const items = cli('--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; offenderName: string; first: string; second: string });
+      const item = items.find((x) => x.seq === Number(evidence.seq))!;
+      assert.deepEqual([item.offenderName, item.first, item.second], ['m3', Buffer.from(evidence.first).toString('hex'), Buffer.from(evidence.second).toString('hex')], 'both signed messages, whole');
+      assert.equal(cli('--from-epoch', '1').stdout, 'no equivocation evidence\n', 'nothing from epoch 1 on');
       assert.notDeepEqual(evidence.first, evidence.second);
       const event = await eqEvents.next((e) => e.data.offender === 3, 5000);
       assert.deepEqual([event.data.phase, Number(event.data.epoch), event.data.offenderName], [Phase.PREPARE, 0, 'm3'], 'the event too, with the votes\' phase');
