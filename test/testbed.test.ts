@@ -12,7 +12,8 @@
 // healed, m3 learns how the epoch ended and follows; logs agree and the parameters are in force.
 // Then a fifth member on two new hosts: set up by its operator, it follows the chain, a change
 // approved at the signers' hosts seats it, the others dial it where its card says and it signs;
-// a second change removes it and it follows on as an observer; logs agree on all five.
+// a second change removes m1, renumbering the members behind it: each takes part under its new
+// number, m1 follows on as an observer; logs agree on all five.
 // Needs root and `ip netns` (skipped otherwise, saying why).
 
 import { after, before, describe, test } from 'node:test';
@@ -77,6 +78,14 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     await settle(fed.clients, names, fed.nats.nc, 30_000);
     const report = await check(fed.clients, names, load, fed.nats.nc);
     say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}`);
+    // Calls without an answer are allowed (a member down or cut off), and said: which member, why, when.
+    const unanswered = new Map<string, { n: number; first: number; last: number }>();
+    for (const r of load.records) if (r.outcome !== 'acked') {
+      const key = `m${r.member} ${r.outcome}: ${r.why ?? ''}`.slice(0, 160);
+      const u = unanswered.get(key) ?? { n: 0, first: r.at, last: r.at };
+      unanswered.set(key, { n: u.n + 1, first: Math.min(u.first, r.at), last: Math.max(u.last, r.at) });
+    }
+    for (const [k, u] of unanswered) say(`  ${u.n} × ${k} (${new Date(u.first).toISOString().slice(11, 23)}–${new Date(u.last).toISOString().slice(11, 23)})`);
     assert.ok(report.acked > 0, 'the workload got transactions acked');
     assert.deepEqual(report.disagreements, [], 'logs agree at every height');
     assert.deepEqual(report.lost.slice(0, 5), [], `${report.lost.length} acked transactions never committed`);
@@ -218,7 +227,7 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     }
   });
 
-  step('a member added on hosts of its own follows the chain, is seated by a change its operators approve at their signers, is dialled where its card says and signs; removed again, it follows as an observer; logs agree', async () => {
+  step('a member added on hosts of its own follows the chain, is seated by a change its operators approve at their signers, is dialled where its card says and signs; then m1 removed, the members behind it renumbered, each takes part under its new number and m1 follows as an observer; logs agree', async () => {
     // The workload stays on the four original members' APIs (fed.clients grows with m4).
     const load = new Workload(fed.clients.slice(0, N), { clients: N, batch: 5, intervalMs: 200 });
     load.start();
@@ -253,17 +262,29 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
         .filter((l) => l.includes('validators dialled at the addresses their change carried')).map((l) => JSON.parse(l) as { members: string[]; epoch: number });
       assert.deepEqual(dialled.filter((l) => l.epoch === e0 + 1).map((l) => l.members), [['m4']], "m0's gateway dials m4 where its card says");
 
-      // Removed: a quorum of five (m4's operator among them), submitted to m3.
-      const remove = await fed.assembleChange(['--remove', 'm4'], [0, 1, 3, 4], 'remove-m4');
+      // m1 removed, approved by a quorum of five (m4's operator among them) and submitted to m4: the
+      // members behind m1 are renumbered (m2–m4 become validators 1–3) on every host.
+      const remove = await fed.assembleChange(['--remove', 'm1'], [0, 2, 3, 4], 'remove-m1');
       const removing = Date.now();
-      await btcfed(['reconfigure', 'submit', '--member', fed.members[3]!.dir, '--tx', remove]);
+      await btcfed(['reconfigure', 'submit', '--member', m4.dir, '--tx', remove]);
       await until(`epoch ${e0 + 2} on all five`, (e) => e.every((x) => x === e0 + 2), 60_000);
-      say(`removal: submit → every member in epoch ${e0 + 2} (m4 as an observer) in ${((Date.now() - removing) / 1000).toFixed(1)} s`);
-      assert.match(fs.readFileSync(fed.service(4, 'consensus').logFile, 'utf8'), /epoch started without this member/);
-      const after = (await fed.heights())[4] ?? 0;
-      await fed.waitHeights(`m4 following past ${after + 2}`, (h) => (h[4] ?? 0) >= after + 2, 30_000);
-      const v2 = await call(fed.clients[4]!.getValidators.bind(fed.clients[4]!), {}, { deadlineMs: 5000 });
-      assert.deepEqual([Number(v2.epoch), v2.validators.map((x) => x.name)], [e0 + 2, ['m0', 'm1', 'm2', 'm3']], "m4 knows the set that removed it");
+      say(`removal of m1: submit → every member in epoch ${e0 + 2} (m1 as an observer) in ${((Date.now() - removing) / 1000).toFixed(1)} s`);
+      assert.match(fs.readFileSync(fed.service(1, 'consensus').logFile, 'utf8'), /epoch started without this member/);
+      const v2 = await call(fed.clients[1]!.getValidators.bind(fed.clients[1]!), {}, { deadlineMs: 5000 });
+      assert.deepEqual([Number(v2.epoch), v2.validators.map((x) => x.name)], [e0 + 2, ['m0', 'm2', 'm3', 'm4']], 'm1 knows the set that removed it');
+      // Each of the four takes part under its new number: in the new epoch's blocks, as proposer or in a QC.
+      const boundary = Math.min(...(await fed.heights()).map((h) => h ?? 0));
+      const seen = new Set<number>();
+      const t1 = Date.now();
+      while (seen.size < 4 && Date.now() - t1 < 45_000) {
+        const top = Number((await fed.status(0)).committedHeight);
+        for (const b of await readLog(fed.clients[0]!, boundary + 1, top, { headersOnly: true })) for (const v of [b.proposer, ...b.signers]) seen.add(v);
+        if (seen.size < 4) await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.deepEqual([...seen].sort(), [0, 1, 2, 3], 'validators 0-3 of the new set (m0, m2, m3, m4) each proposed or signed');
+      const after = (await fed.heights())[1] ?? 0;
+      await fed.waitHeights(`m1 following past ${after + 2}`, (h) => (h[1] ?? 0) >= after + 2, 30_000);
+      say(`renumbered set: every validator took part ${((Date.now() - t1) / 1000).toFixed(1)} s into epoch ${e0 + 2}; m1 follows`);
     } finally {
       await load.stop();
     }
