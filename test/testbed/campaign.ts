@@ -8,7 +8,9 @@
 // (asymmetric), its signer cut from its consensus host, random packet loss on a member's host;
 // processes — kill -9 of one service and its restart, SIGSTOP/SIGCONT of one service, a whole host
 // down and up (a member's main host or its signer host); disk — the consensus data dir (a tmpfs)
-// full; NATS — one node partitioned, killed with kill -9 and restarted, or paused.
+// full; NATS — one node partitioned, killed with kill -9 and restarted, or paused; an epoch — a
+// change of the consensus parameters approved at the others' signers and committed while the
+// member is partitioned (it must learn how the epoch ended once healed, and follow).
 // MEMBER_FAULTS leaves out the NATS faults and disk-full (see docs/testing.md for why CI does).
 //
 // Recovery, measured from the heal (for a kill: from the restart command):
@@ -16,6 +18,7 @@
 //     highest height any member had at the heal, plus one (it caught up and follows again);
 //   - its signer (killed, paused, cut off, host down): a block committed after the heal was
 //     proposed by the member or carries its vote in its QC (it signs again);
+//   - an epoch change: as a member's host, and the member in the epoch the others reached;
 //   - a NATS node: every member's last block.committed in the stream reaches the member's
 //     committed height at the heal, and the node is a current replica of the stream again.
 // A service that exits on its own is recorded (the run fails) and, like systemd's
@@ -24,7 +27,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { check, compareCopies, readLog, settle, streamHeights, type Report } from './checker.ts';
-import type { Federation, ServiceName } from './federation.ts';
+import { btcfed, type Federation, type ServiceName } from './federation.ts';
 import type { Host } from './netns.ts';
 import type { Service } from './procs.ts';
 import { Workload, type WorkloadOptions } from './workload.ts';
@@ -42,7 +45,7 @@ export function rng(seed: number): () => number {
 }
 
 export const FAULT_KINDS = ['partition', 'partition-inbound', 'signer-cut', 'loss', 'kill', 'pause', 'host-down', 'disk-full',
-  'nats-partition', 'nats-kill', 'nats-pause'] as const;
+  'nats-partition', 'nats-kill', 'nats-pause', 'epoch-change'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface PlannedFault {
@@ -79,6 +82,7 @@ export function schedule(seed: number, count: number, members: number, kinds: re
       case 'pause': f.service = pick(['store', 'signer', 'gateway', 'consensus'] as const); f.holdMs = between(3_000, 10_000); break;
       case 'host-down': f.host = pick(['main', 'signer'] as const); f.holdMs = between(5_000, 12_000); break;
       case 'disk-full': f.holdMs = between(5_000, 10_000); break;
+      case 'epoch-change': f.holdMs = between(2_000, 8_000); break;
     }
     if (f.service === 'nats') f.natsNode = Math.floor(r() * 3);
     out.push(f);
@@ -100,6 +104,7 @@ export function describeFault(f: PlannedFault): string {
     case 'nats-pause': return `SIGSTOP NATS node n${f.natsNode! + 1}`;
     case 'host-down': return `${f.host === 'signer' ? `${m}'s signer host` : `${m}'s host`} down`;
     case 'disk-full': return `${m}'s consensus data dir full`;
+    case 'epoch-change': return `a parameter change ends the epoch while ${m} is partitioned`;
   }
 }
 
@@ -192,7 +197,34 @@ export async function runCampaign(fed: Federation, o: CampaignOptions): Promise<
       case 'pause': case 'nats-pause': { const s = serviceOf(f); fed.runner.pause(s); return async () => fed.runner.resume(s); }
       case 'host-down': { const h = f.host === 'signer' ? m.signerHost : m.host; await fed.hostDown(h); return () => fed.hostUp(h); }
       case 'disk-full': { const d = path.join(m.dir, 'consensus'); tb.fillDisk(d); return async () => tb.freeDisk(d); }
+      case 'epoch-change': return epochChange(f);
     }
+  };
+
+  /** Each member's epoch (undefined where it does not answer). */
+  const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i, 2000)).epoch); } catch { return undefined; } }));
+  let changes = 0;
+  /**
+   * An epoch change with `m` cut off: the operators of a quorum of the others approve a change of
+   * the base timeout (another value each time) at their signers' hosts, it is submitted to one of
+   * them, and the others end the epoch; `m` stays partitioned for the hold, then is healed.
+   */
+  const epochChange = async (f: PlannedFault): Promise<() => Promise<void>> => {
+    const m = fed.members[f.member]!;
+    const others = fed.members.filter((x) => x.index !== f.member).map((x) => x.index);
+    const quorum = N - Math.floor((N - 1) / 3);
+    const before = Math.max(0, ...(await epochs()).map((e) => e ?? 0));
+    fed.tb.partition(m.host, { allow: [m.signerHost] });
+    const baseMs = 1000 + 100 * (1 + (changes++ % 5));
+    const tx = await fed.assembleChange(['--base-timeout', `${baseMs}ms`, '--idle-heartbeat', '0'], others.slice(0, quorum), `chaos-${changes}`);
+    await btcfed(['reconfigure', 'submit', '--member', fed.members[others.at(-1)!]!.dir, '--tx', tx]);
+    const t = Date.now();
+    while (!(await epochs()).every((e, i) => i === f.member || (e ?? 0) > before)) {
+      if (Date.now() - t > 60_000) throw new Error(`the others did not reach epoch ${before + 1} within 60 s of the submit`);
+      await sleep(250);
+    }
+    say(`   epoch ${before + 1} on the others ${((Date.now() - t) / 1000).toFixed(1)} s after the submit (base timeout ${baseMs} ms)`);
+    return async () => fed.tb.heal(m.host);
   };
 
   const recovered = async (f: PlannedFault, atHeal: { max: number; heights: (number | undefined)[] }): Promise<boolean> => {
@@ -206,6 +238,10 @@ export async function runCampaign(fed: Federation, o: CampaignOptions): Promise<
     }
     const h = await fed.heights(2000);
     if ((h[f.member] ?? 0) < atHeal.max + 1) return false;
+    if (f.kind === 'epoch-change') {
+      const e = await epochs();
+      return (e[f.member] ?? -1) >= Math.max(...e.map((x) => x ?? 0));
+    }
     if (cls === 'member') return true;
     // The signer signs again: a block after the heal proposed by the member, or with its vote in the QC.
     const other = (f.member + 1) % N;

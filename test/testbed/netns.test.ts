@@ -85,6 +85,21 @@ describe('test bed harness', { skip: skip ?? false, timeout: 120_000 }, () => {
     assert.match(addrs, /eth0\s+inet 10\.213\.0\.1\/24/);
   });
 
+  test('a host added while the test runs gets the next address, reaches the others and the controller, and takes faults like any', async () => {
+    const d = tb.addHost('d');
+    assert.equal(d.addr, '10.213.0.4');
+    assert.throws(() => tb.addHost('d'), /exists/);
+    assert.throws(() => tb.addHost('Bad_Name'), /must be 1-11 of/);
+    servers.set('d', await runner.start({ host: d, name: 'probe-d', cmd: process.execPath, args: () => ['--input-type=module', '-e', SERVER, d.addr, String(PORT)], readyLine: 'ready' }));
+    assert.ok(await reaches(d, a));
+    assert.ok(await reaches(a, d));
+    assert.ok(await reaches('controller', d));
+    tb.partition(d);
+    assert.equal(await reaches(a, d), false, 'partitioned like the hosts made at create');
+    tb.heal(d);
+    assert.ok(await reaches(a, d));
+  });
+
   test('symmetric partition: nothing in or out but the allowed hosts and the controller; heal restores', async () => {
     tb.partition(a, { allow: [c] });
     assert.equal(await reaches(a, b), false, 'a → b cut');
