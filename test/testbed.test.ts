@@ -60,8 +60,7 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     await fed.stop({ keepDir: failed || process.env.TESTBED_KEEP === '1' });
   });
 
-  /** Each member's epoch (undefined where it does not answer). */
-  const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i)).epoch); } catch { return undefined; } }));
+  const epochs = () => fed.epochs();
   const until = async (what: string, pred: (e: (number | undefined)[]) => boolean, ms: number) => {
     const t = Date.now();
     let e = await epochs();

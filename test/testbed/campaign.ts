@@ -201,8 +201,7 @@ export async function runCampaign(fed: Federation, o: CampaignOptions): Promise<
     }
   };
 
-  /** Each member's epoch (undefined where it does not answer). */
-  const epochs = () => Promise.all(fed.members.map(async (_, i) => { try { return Number((await fed.status(i, 2000)).epoch); } catch { return undefined; } }));
+  const epochs = () => fed.epochs(2000);
   let changes = 0;
   /**
    * An epoch change with `m` cut off: the operators of a quorum of the others approve a change of

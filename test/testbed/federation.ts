@@ -246,6 +246,13 @@ export class Federation {
     }));
   }
 
+  /** Each member's epoch (undefined where it does not answer). */
+  async epochs(deadlineMs = 3000): Promise<(number | undefined)[]> {
+    return Promise.all(this.members.map(async (_, i) => {
+      try { return Number((await this.status(i, deadlineMs)).epoch); } catch { return undefined; }
+    }));
+  }
+
   /** Waits until `pred` over the heights holds; throws with the last heights after `ms`. */
   async waitHeights(what: string, pred: (h: (number | undefined)[]) => boolean, ms: number): Promise<(number | undefined)[]> {
     const t0 = Date.now();
