@@ -11,13 +11,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { blockHash, merkleRoot, newViewSigningBytes, nextStateHash, reconfigSigningBytes, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { newViewSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisQC, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
-import { encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
-import type { EpochChangeProof } from '#libs/verify/index.ts';
+import type { Reconfiguration } from '#libs/validators/index.ts';
 import { readJournal } from '../services/signer/journal.ts';
 import { sealKey } from '../services/signer/keyfile.ts';
-import { TEST_KDF, TEST_PASSPHRASE, makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
+import { TEST_KDF, TEST_PASSPHRASE, epochChild, epochProof, epochQc, makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import type { RemoteSigner } from '../services/signer/client.ts';
 import { expectStartRefused, mtlsSignerClient, signerCli, startSignerProcess } from './support/signer.ts';
 
@@ -28,25 +27,9 @@ after(() => w.cleanup());
 type Err = Error & { details?: Record<string, unknown> };
 const rule = (name: string, pattern?: RegExp) => (e: Err) => e.details?.rule === name && (!pattern || pattern.test(e.message));
 
-function child(parent: Block, view: number, txs: Uint8Array[], epoch: number): Block {
-  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId: w.chainId, epoch, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
-    timestampMs: parent.header.timestampMs + 1000, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
-  return { header, hash: blockHash(header), txs };
-}
-
-/** A QC of `epoch` on `b` by `signers` (indices in that epoch's set), each signing with `keyOf(index)`. */
-async function qcOf(phase: Phase, b: Block, signers: number[], keyOf: (i: number) => Uint8Array, epoch = b.header.epoch): Promise<QuorumCert> {
-  const bytes = voteSigningBytes({ chainId: w.chainId, epoch, phase, view: b.header.view, blockHash: b.hash });
-  return { phase, view: b.header.view, blockHash: b.hash, signers, signatures: await Promise.all(signers.map((i) => w.slh.sign(keyOf(i), bytes))) };
-}
-
-/** The block ending `change.epoch` on `parent`, approved by `approvers`, and a COMMIT QC on it by `signers`. */
-async function proofOf(parent: Block, change: Reconfiguration, approvers: number[], signers: number[], keyOf: (i: number) => Uint8Array): Promise<EpochChangeProof> {
-  const approvals = await Promise.all(approvers.map(async (validator) => ({ validator, signature: await w.slh.sign(keyOf(validator), reconfigSigningBytes(change)) })));
-  const last = child(parent, 3, [new TextEncoder().encode('a payment'), encodeReconfigTx({ change, approvals })], change.epoch);
-  return { last, suffix: [], qc: await qcOf(Phase.COMMIT, last, signers, keyOf) };
-}
+const child = (parent: Block, view: number, txs: Uint8Array[], epoch: number) => epochChild(w, parent, view, txs, epoch);
+const qcOf = (phase: Phase, b: Block, signers: number[], keyOf: (i: number) => Uint8Array, epoch?: number) => epochQc(w, phase, b, signers, keyOf, epoch);
+const proofOf = (parent: Block, change: Reconfiguration, approvers: number[], signers: number[], keyOf: (i: number) => Uint8Array) => epochProof(w, parent, change, approvers, signers, keyOf);
 
 const newView = (epoch: number, view: number, highQC: QuorumCert): SignRequest => ({ kind: 'new-view', epoch, view, highQC });
 

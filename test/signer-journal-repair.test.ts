@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Phase, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, genesisQC, type SignRequest } from '#libs/hotstuff/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { readJournal, verifyJournal } from '../services/signer/journal.ts';
-import { makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
+import { epochProof, makeSignerWorld, type SignerWorld } from '../services/signer/testkit.ts';
 import { expectStartRefused, openInProcess, signerCli } from './support/signer.ts';
 
 let w: SignerWorld;
@@ -32,11 +32,11 @@ before(async () => {
 after(() => w.cleanup());
 
 /** Cuts the journal's last line in the middle: the bytes a crash mid-append leaves. */
-async function tear(): Promise<{ kept: Buffer; torn: Buffer }> {
-  const bytes = await fs.readFile(journal);
+async function tear(file = journal): Promise<{ kept: Buffer; torn: Buffer }> {
+  const bytes = await fs.readFile(file);
   const lastStart = bytes.lastIndexOf(0x0a, bytes.length - 2) + 1;
   const cutAt = lastStart + Math.floor((bytes.length - 1 - lastStart) / 2);
-  await fs.truncate(journal, cutAt);
+  await fs.truncate(file, cutAt);
   return { kept: bytes.subarray(0, lastStart), torn: bytes.subarray(lastStart, cutAt) };
 }
 
@@ -152,5 +152,55 @@ test('no state while the journal records signatures: refused (the state was lost
     assert.match(r.stderr, /there is no state, yet line \d+ records a signature/);
   } finally {
     await w3.cleanup();
+  }
+});
+
+test('after an epoch ended: an earlier epoch\'s higher views are not "above the mark"; a journal ahead of the state\'s epoch is refused', async () => {
+  // Views and the state's marks start again at every epoch: a journal whose epoch 0 reached view 6
+  // and whose epoch 1 is at view 1 is whole, whether the torn line is epoch 1's first request or
+  // the advance itself (the state is saved before the line).
+  const w4 = await makeSignerWorld({ n: 4, self: 1 });
+  try {
+    const j = path.join(w4.dir, 'journal.jsonl');
+    const stateFile = path.join(w4.dir, 'safety-state.json');
+    const proof = await epochProof(w4, w4.genesis, { chainId: w4.chainId, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 2000, idleHeartbeatMs: 0 }] },
+      [0, 1, 2], [0, 2, 3], (i) => w4.keys[i]!.secretKey);
+    let s = await openInProcess(w4, { init: true });
+    for (let view = 1; view <= 6; view++) await s.sign({ kind: 'new-view', epoch: 0, view, highQC: w4.gqc });
+    const epoch0State = await fs.readFile(stateFile);
+    assert.equal((await s.advanceEpoch(proof, 'test')).epoch, 1);
+    await s.close();
+
+    // The advance's own line torn: the state is epoch 1's (nothing signed), the lines epoch 0's.
+    await tear(j);
+    let r = signerCli(['repair-journal', '--data-dir', w4.dir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^repaired: /);
+
+    // Epoch 1's first new-view torn.
+    s = await openInProcess(w4);
+    await s.sign({ kind: 'new-view', epoch: 1, view: 1, highQC: genesisQC(proof.last) });
+    await s.close();
+    await tear(j);
+    r = signerCli(['repair-journal', '--data-dir', w4.dir]);
+    assert.equal(r.status, 0, r.stderr);
+    let last: Record<string, unknown> | undefined;
+    for await (const { entry } of readJournal(j)) if (entry.type === 'request') last = entry;
+    assert.equal(last?.epoch, 0, 'request lines say the epoch they were decided in');
+
+    // A state of epoch 0 restored over epoch 1's: behind the journal, whatever its marks say.
+    s = await openInProcess(w4);
+    await s.sign({ kind: 'new-view', epoch: 1, view: 2, highQC: genesisQC(proof.last) });
+    await s.close();
+    await tear(j);
+    await fs.writeFile(stateFile, epoch0State);
+    const before = await fs.readFile(j);
+    r = signerCli(['repair-journal', '--data-dir', w4.dir]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /SIGNER_STATE_BEHIND/);
+    assert.match(r.stderr, /is of epoch 1, the state of epoch 0/);
+    assert.deepEqual(await fs.readFile(j), before, 'nothing touched');
+  } finally {
+    await w4.cleanup();
   }
 });

@@ -176,7 +176,7 @@ export async function importState(dataDir: string, exportText: string, exportFil
   if (result.kind === 'unchanged') return { kind: epochs.kind, state: result.state, epochsEnded: epochs.ended.length };
   const journal = await openJournal(path.join(dataDir, JOURNAL_FILE), { create: current === undefined });
   try {
-    await journal.append({ type: 'import', from: exportFile, lastVote: result.state.lastVote, locked: result.state.locked,
+    await journal.append({ type: 'import', from: exportFile, epoch: result.state.epoch, lastVote: result.state.lastVote, locked: result.state.locked,
       lastProposalView: result.state.lastProposalView, lastNewView: result.state.lastNewView, signed: result.state.signed });
     await store.save(result.state);
   } finally {

@@ -3,11 +3,13 @@
 // touches anything, and never drops a byte:
 //   1. the complete lines still chain (verify-journal's rules) — otherwise it is not a torn
 //      write but a damaged or edited journal, and it refuses;
-//   2. the safety state is this journal's (same key and chain) and is not behind it: every slot
-//      the complete lines record as signed or replayed is at or below the state's mark of its
-//      kind. The state may be ahead by the request whose line was torn (the state is saved before
-//      the line is appended), never behind. No state at all is accepted only when the complete
-//      lines record no signature (a crash during the first --init, which writes the journal first);
+//   2. the safety state is this journal's (same key and chain) and is not behind it: no line
+//      records an epoch later than the state's, and every slot the complete lines record as signed
+//      or replayed in the state's epoch is at or below the state's mark of its kind (an earlier
+//      epoch's slots are not compared: views start again at every epoch, and so do the marks).
+//      The state may be ahead by the request whose line was torn (the state is saved before the
+//      line is appended), never behind. No state at all is accepted only when the complete lines
+//      record no signature (a crash during the first --init, which writes the journal first);
 //   3. the torn tail (the bytes after the last newline) goes to `journal.jsonl.torn-<UTC time>`
 //      (temp file, fsync, rename, fsync of the directory);
 //   4. the journal is replaced atomically by its complete lines plus a `repair` record naming the
@@ -57,8 +59,22 @@ function markOf(state: SignerSafety, kind: SlotKind): [number, number] {
   }
 }
 
-/** Why the state cannot be trusted against this journal entry, or null. */
-function behind(state: SignerSafety | undefined, e: JournalEntry): string | null {
+/**
+ * The epoch a line was written in: its own `epoch` (request lines carry it), else the epoch the
+ * lines before it set — a `start` line is of the state's epoch at that start, an advance's line
+ * names the epoch it began, an import the imported state's. Undefined for lines of a journal
+ * written before request lines carried their epoch, above the first such marker in their file
+ * (a rotated file's head): those are compared with the state's marks, as before.
+ */
+function epochAfter(e: JournalEntry, before: number | undefined): number | undefined {
+  const stated = typeof e.epoch === 'number' ? e.epoch : undefined;
+  if (e.type === 'start' || (e.type === 'epoch' && e.decision === 'advanced')) return stated;
+  if (e.type === 'import') return stated; // undefined for an older import line: the imported epoch is not known
+  return e.type === 'request' ? stated ?? before : before;
+}
+
+/** Why the state cannot be trusted against this journal entry (written in `epoch`), or null. */
+function behind(state: SignerSafety | undefined, e: JournalEntry, epoch: number | undefined): string | null {
   if (!state) {
     const signed = e.type === 'request' && (e.decision === 'signed' || e.decision === 'replayed');
     return signed || e.type === 'import' ? `there is no state, yet line ${e.seq} records a ${e.type === 'import' ? 'state import' : 'signature'}` : null;
@@ -67,7 +83,12 @@ function behind(state: SignerSafety | undefined, e: JournalEntry): string | null
     return `line ${e.seq} is of key ${e.publicKey.slice(0, 16)}…, the state of key ${state.publicKey.slice(0, 16)}…`;
   }
   if (e.type === 'init' && typeof e.chainId === 'string' && e.chainId !== state.chainId) return `line ${e.seq} is of chain ${e.chainId}, the state of ${state.chainId}`;
+  if (epoch !== undefined && epoch > state.epoch) {
+    return `line ${e.seq} is of epoch ${epoch}, the state of epoch ${state.epoch}`;
+  }
   if (e.type !== 'request' || (e.decision !== 'signed' && e.decision !== 'replayed')) return null;
+  // An earlier epoch's slots say nothing about this epoch's marks, which started again at zero.
+  if (epoch !== undefined && epoch < state.epoch) return null;
   const kind = e.kind as SlotKind;
   const view = Number(e.view);
   const phase = Number(e.phase);
@@ -89,6 +110,7 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
   let prev = CHAIN_START;
   let seq = 0;
   let entries = 0;
+  let epoch: number | undefined;
   const state = await safetyStore(stateFile).load();
   try {
     for await (const { line, entry, text } of readJournal(head)) {
@@ -98,7 +120,8 @@ export async function repairTornJournal(dataDir: string, now = new Date()): Prom
         throw new FedError('SIGNER_JOURNAL_BROKEN', `journal ${file} line ${line} does not chain (prev or seq): it is damaged or edited, not torn; keep it as evidence and investigate (verify-journal)`, { file, line });
       }
       // 2. The state is this journal's and not behind it.
-      const why = behind(state, entry);
+      epoch = epochAfter(entry, epoch);
+      const why = behind(state, entry, epoch);
       if (why) {
         throw new FedError('SIGNER_STATE_BEHIND', `safety state ${stateFile} does not cover journal ${file}: ${why}. The state was lost, restored from an older copy or belongs elsewhere; import the newest export (import-state) before repairing`, { file, line });
       }

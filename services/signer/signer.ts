@@ -307,7 +307,7 @@ export class LocalSigner implements Signer {
   }
 
   async #carryOut(kind: SignRequest['kind'], d: Decision, client: string): Promise<SignResult> {
-    const base = { type: 'request', kind: d.slot.kind, view: d.slot.view, phase: d.slot.phase, client };
+    const base = { type: 'request', epoch: this.#seat.set.epoch, kind: d.slot.kind, view: d.slot.view, phase: d.slot.phase, client };
     switch (d.type) {
       case 'refuse': {
         await this.#journal({ ...base, decision: 'refused', rule: d.rule, reason: d.reason });

@@ -7,8 +7,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { blockHash, createSlhDsa, toHex, voteSigningBytes, type BackendChoice, type KeyPair, type SlhDsa } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, merkleRoot, nextStateHash, reconfigSigningBytes, toHex, txHash, voteSigningBytes, type BackendChoice, type KeyPair, type SlhDsa } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, genesisQC, quorumSize, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
+import { encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
+import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { sealKey } from './keyfile.ts';
 import { generateIdentity } from '#libs/config/index.ts';
 
@@ -139,3 +141,24 @@ export async function makeSignerWorld(opts: WorldOptions = {}): Promise<SignerWo
   };
 }
 
+
+/** A block of `epoch` at `view` on `parent` carrying `txs` (proposer: view mod 4). */
+export function epochChild(w: SignerWorld, parent: Block, view: number, txs: Uint8Array[], epoch: number): Block {
+  const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+  const header = { chainId: w.chainId, epoch, height: parent.header.height + 1, view, parentHash: parent.hash, proposer: view % 4,
+    timestampMs: parent.header.timestampMs + 1000, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+  return { header, hash: blockHash(header), txs };
+}
+
+/** A QC of `epoch` on `b` by `signers` (indices in that epoch's set), each signing with `keyOf(index)`. */
+export async function epochQc(w: SignerWorld, phase: Phase, b: Block, signers: number[], keyOf: (i: number) => Uint8Array, epoch = b.header.epoch): Promise<QuorumCert> {
+  const bytes = voteSigningBytes({ chainId: w.chainId, epoch, phase, view: b.header.view, blockHash: b.hash });
+  return { phase, view: b.header.view, blockHash: b.hash, signers, signatures: await Promise.all(signers.map((i) => w.slh.sign(keyOf(i), bytes))) };
+}
+
+/** The block ending `change.epoch` on `parent`, approved by `approvers`, and a COMMIT QC on it by `signers`: what AdvanceEpoch is shown. */
+export async function epochProof(w: SignerWorld, parent: Block, change: Reconfiguration, approvers: number[], signers: number[], keyOf: (i: number) => Uint8Array): Promise<EpochChangeProof> {
+  const approvals = await Promise.all(approvers.map(async (validator) => ({ validator, signature: await w.slh.sign(keyOf(validator), reconfigSigningBytes(change)) })));
+  const last = epochChild(w, parent, 3, [new TextEncoder().encode('a payment'), encodeReconfigTx({ change, approvals })], change.epoch);
+  return { last, suffix: [], qc: await epochQc(w, Phase.COMMIT, last, signers, keyOf) };
+}
