@@ -37,7 +37,9 @@ const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
-interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair }
+interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair;
+  /** Called as the member's next engine starts, before the rest of the step that ended the epoch runs. */
+  onEpoch?: (epoch: number) => void }
 
 /** Whose key each member's signer holds from which epoch on (a rotation): default m3's new key from epoch 2. */
 interface Rotation { member: number; fromEpoch: number; key: KeyPair }
@@ -68,7 +70,7 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
     m.driver = new ConsensusDriver(
       { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
       { store, pool: new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 }), epochs, signer, transport, clock: systemClock, log: log.child({ member: i }),
-        observer: { committed: (bs, qc) => { m.commits.push(...bs); m.qcs.push(qc); }, epochStarted: (e) => { m.epochs.push(e); } } },
+        observer: { committed: (bs, qc) => { m.commits.push(...bs); m.qcs.push(qc); }, epochStarted: (e) => { m.epochs.push(e); m.onEpoch?.(e); } } },
     );
     m.inbound = new Inbound({ limits, driver: m.driver, pool: m.driver.pool, transport, clock: systemClock, log, blockTime: { driftMs: 2000, maxDelayMs: 30_000 } });
     return m;
@@ -326,6 +328,43 @@ test('epochs one after another: each new epoch commits in its first views (what 
       const first = members[0]!.commits.find((b) => b.header.epoch === epoch)!;
       assert.ok(first.header.view <= 3, `epoch ${epoch}'s first committed block is of view ${first.header.view}: its first views committed nothing`);
     }
+  } finally {
+    await shutdown(members);
+  }
+});
+
+test('a restart just after an epoch began comes back in it afresh: what the ended epoch\'s engine had left to write is not written over the next epoch\'s start', async () => {
+  const { members, restart } = await federation();
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('blocks of epoch 0', () => members.every((m) => m.commits.length >= 4), 30_000);
+    // m2 is cut off the moment its epoch-1 engine starts: that engine writes nothing of its own
+    // (no vote, no view change), so its store holds what the switch left there. The step that
+    // committed epoch 0's last block also moved the ended engine's commit mark, and its safety
+    // state was queued for writing after the switch had cleared it: restored from it, m2 came
+    // back in epoch 1 at epoch 0's view with epoch 0's lock, voting for nothing until epoch 1's
+    // views passed epoch 0's, and its NEW-VIEWs carried a QC of epoch 0's keys.
+    const cut = members[2]!;
+    const ended = cut.driver.engine;
+    cut.onEpoch = (e) => { if (e === 1) cut.down = true; };
+    const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'params', baseTimeoutMs: 1600, idleHeartbeatMs: 0 }] };
+    for (const m of members) m.driver.submitChange(changeTx(change, [0, 1, 2], (i) => keys[i]!));
+    await until('epoch 1 at m2', () => cut.driver.epoch === 1);
+    const root = cut.store.endedEpochs()[0]!.last;
+    await new Promise((r) => setTimeout(r, 300)); // the rest of that step runs
+    const stored = cut.store.load(root)?.safety.lockedQC;
+    assert.ok(stored === undefined || stored.view === 0, `the store holds a safety state locked at view ${stored?.view}: the ended engine's, written after the switch`);
+    // And should such a state be there all the same (a write that raced the switch), a restart
+    // starts the epoch afresh from its root rather than from it.
+    assert.equal(ended.epoch, 0);
+    await cut.store.persist({ ...ended.safety }, [], [], []);
+    await restart(2);
+    const engine = members[2]!.driver.engine;
+    assert.equal(engine.epoch, 1);
+    assert.equal(engine.safety.lockedQC.view, 0, `m2 came back locked on a QC of view ${engine.safety.lockedQC.view}: epoch 0's lock`);
+    assert.equal(toHex(engine.safety.lockedQC.blockHash), toHex(root.hash), 'locked on the block that ended epoch 0');
+    assert.ok(engine.view < root.header.view, `m2 came back at view ${engine.view}, epoch 0 ended at view ${root.header.view}`);
+    await until('m2 commits in epoch 1 again', () => members[2]!.commits.some((b) => b.header.epoch === 1), 30_000);
   } finally {
     await shutdown(members);
   }

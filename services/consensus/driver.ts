@@ -31,7 +31,7 @@ import { worthLogging } from './client-limits.ts';
 import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
 import { DurableWrites } from './durable-writes.ts';
-import { epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
+import { currentRecord, epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
 import { PendingChangeHolder } from './pending-change.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -66,7 +66,6 @@ const USELESS: ReadonlySet<string> = new Set(['stale', 'duplicate', 'wrong_view'
 
 /** Events kept while the store cannot be written; more are dropped (peers resend, sync fills in). */
 const STALLED_QUEUE_LIMIT = 10_000;
-
 
 export class ConsensusDriver {
   #engine: HotStuffEngine;
@@ -132,7 +131,7 @@ export class ConsensusDriver {
       : { ...opts.engine, waitForWork: this.#idle !== undefined, history: deps.store.committedViews(0, historyViews(opts.engine.validatorCount)) };
     this.#genesis = genesisBlock(opts.engine.chainId, deps.store.hashBlock);
     const root = epoch?.root ?? this.#genesis;
-    const record = deps.store.load(root);
+    const record = currentRecord(deps.store.load(root), root, epoch?.number ?? 0, deps.store, deps.log);
     this.#engine = record ? restoreEngine(this.#config, this.#engineDeps(epoch), record) : createEngine(this.#config, this.#engineDeps(epoch), this.#checkpoint(root));
     this.#laggards = new LaggardAnswers({ epochs: deps.epochs, clock: deps.clock, log: deps.log, transport: deps.transport, encode: (f) => this.#encode(f) });
     this.#retired = epoch !== undefined && epoch.set.self === undefined;
@@ -371,7 +370,15 @@ export class ConsensusDriver {
     try {
       while (this.#queue.length > 0 && !this.#stopped && !this.#failure) {
         const event = this.#queue.shift()!;
-        for (const action of this.engine.step(event)) await this.#execute(action);
+        const engine = this.#engine;
+        for (const action of engine.step(event)) {
+          // The step that ended an epoch may hold more after its epoch-ended action: the ended
+          // engine's safety state (its commit mark moved in that step), written after the switch
+          // had cleared it, would bring a restart back at that epoch's view and lock. Nothing an
+          // ended engine asks for is of use to the next one.
+          if (this.#engine !== engine) break;
+          await this.#execute(action);
+        }
       }
     } catch (err) {
       if (this.#stopped) {

@@ -5,9 +5,9 @@
 
 import type { Logger } from 'pino';
 import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/index.ts';
-import { txHash } from '#libs/crypto/index.ts';
+import { toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
-import { historyViews, type Block, type EngineConfig, type TimeoutConfig } from '#libs/hotstuff/index.ts';
+import { historyViews, type Block, type EngineConfig, type PersistedRecord, type TimeoutConfig } from '#libs/hotstuff/index.ts';
 import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import type { Frame } from '#libs/wire/index.ts';
@@ -30,6 +30,28 @@ export function epochEngineConfig(base: EngineConfig, e: Epoch, waitForWork: boo
     : { baseMs, get multiplier() { return local.multiplier; }, get capMs() { return Math.max(local.capMs, baseMs); } };
   return { ...base, timeouts, waitForWork, epoch: e.number, validatorCount: set.n, self: set.selfIndex ?? 0,
     history: store.committedViews(e.number, historyViews(set.n)), ...(e.number > 0 ? { root: e.root } : {}) };
+}
+
+/**
+ * The stored engine record if it is of the epoch that starts from `root`, else undefined (the
+ * epoch starts afresh from its root, as at the switch). An epoch's safety state is locked on its
+ * root or on a block of its own; one locked elsewhere is an earlier epoch's, left by a write that
+ * raced the switch (the switch clears it, block-store.ts endEpoch): restored, it would run the new
+ * epoch at the old one's view with the old one's lock, voting for nothing until the new epoch's
+ * views passed the old one's.
+ */
+export function currentRecord(record: PersistedRecord | undefined, root: Block, epoch: number, store: BlockStore, log: Logger): PersistedRecord | undefined {
+  if (!record) return undefined;
+  const lock = record.safety.lockedQC;
+  const lockedEpoch = lock.view === 0
+    ? (Buffer.from(lock.blockHash).equals(Buffer.from(root.hash)) ? epoch : undefined)
+    : store.blockByHash(lock.blockHash)?.header.epoch;
+  // A lock on a block the store does not hold names no epoch: the record stays (the engine's own
+  // checks judge it), never dropped on a guess.
+  if (lockedEpoch === epoch || (lock.view !== 0 && lockedEpoch === undefined)) return record;
+  log.warn({ epoch, lockedView: lock.view, lockedBlock: toHex(lock.blockHash).slice(0, 16), lockedEpoch: lockedEpoch ?? 'unknown' },
+    `the stored safety state is not of epoch ${epoch} (locked on a block of another epoch): epoch ${epoch} starts afresh from its root`);
+  return undefined;
 }
 
 /** The checks an engine of epoch `e` (none: the one epoch of a driver without epochs) applies to blocks and messages. */
