@@ -14,9 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { blockHash, createSlhDsa, reconfigSigningBytes, toHex, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
-import { type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
+import { Phase, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
-import { signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import { decodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { BlockStore } from './block-store.ts';
@@ -24,7 +24,7 @@ import { ConsensusDriver } from './driver.ts';
 import { ConsensusEpochs } from './epochs.ts';
 import { Inbound } from './inbound.ts';
 import { Mempool } from './mempool.ts';
-import { systemClock, type TransportPort } from './ports.ts';
+import { OUTSIDE_BASE, systemClock, type TransportPort } from './ports.ts';
 
 const N = 4;
 const CHAIN = 'driver-epochs';
@@ -34,12 +34,16 @@ const keys: KeyPair[] = Array.from({ length: 6 }, (_, i) => dsa.generateKeyPair(
 const NEW_M3 = keys[5]!;
 const genesis = ValidatorSet.fromConfig(keys.slice(0, N).map((k, i) => ({ name: `m${i}`, peer_id: `peer-${i}`, public_key: toHex(k.publicKey) })));
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+/** How long each member's signer takes to take an ended epoch's proof (AdvanceEpoch). */
+let advanceDelayMs = 0;
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
 interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair;
   /** Called as the member's next engine starts, before the rest of the step that ended the epoch runs. */
-  onEpoch?: (epoch: number) => void }
+  onEpoch?: (epoch: number) => void;
+  /** Frames to it that are lost on the way while this says so. */
+  drop?: (frame: Uint8Array) => boolean }
 
 /** Whose key each member's signer holds from which epoch on (a rotation): default m3's new key from epoch 2. */
 interface Rotation { member: number; fromEpoch: number; key: KeyPair }
@@ -48,13 +52,20 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
   const members: Member[] = [];
   const limits: FrameLimits = { chainId: CHAIN, validatorCount: N, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000,
     maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+  // Members are addressed by peer id, as gateways do: a number names a member in its epoch's set
+  // (a removal renumbers those behind it), and a receiver numbers the sender by its own set.
+  const setOf = (i: number) => members[i]!.driver.currentEpoch!.set;
+  const memberAt = (i: number, index: number) => (index >= OUTSIDE_BASE ? index - OUTSIDE_BASE : index < setOf(i).n ? Number(setOf(i).byIndex(index).peerId.slice('peer-'.length)) : -1);
   const deliver = (from: number, to: number, frame: Uint8Array) => {
-    setImmediate(() => { const m = members[to]; if (m && !m.down && !members[from]!.down) m.inbound.onFrame(from, frame); });
+    setImmediate(() => {
+      const m = members[to];
+      if (m && !m.down && !members[from]!.down && !m.drop?.(frame)) m.inbound.onFrame(setOf(to).indexOfPeer(`peer-${from}`) ?? OUTSIDE_BASE + from, frame);
+    });
   };
   const memberDirs: string[] = [];
   const build = (i: number, dir: string): Member => {
     const transport: TransportPort = {
-      send: (to, frame) => deliver(i, to, frame),
+      send: (to, frame) => deliver(i, memberAt(i, to), frame),
       broadcast: (frame) => { for (let j = 0; j < members.length; j++) if (j !== i) deliver(i, j, frame); },
     };
     const store = new BlockStore({ path: dir, limits, hashBlock: blockHash, chainId: CHAIN });
@@ -64,7 +75,7 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
     const key = () => (i === rotation.member && epoch >= rotation.fromEpoch ? rotation.key : keys[i]!);
     const signer = {
       sign: (req: SignRequest) => dsa.sign(key().secretKey, signingBytesOfRequest(CHAIN, req)),
-      advanceEpoch: async (proof: EpochChangeProof) => { epoch = proof.last.header.epoch + 1; return { epoch, seated: true }; },
+      advanceEpoch: async (proof: EpochChangeProof) => { await new Promise((r) => setTimeout(r, advanceDelayMs)); epoch = proof.last.header.epoch + 1; return { epoch, seated: true }; },
     };
     const m: Member = { driver: undefined as unknown as ConsensusDriver, inbound: undefined as unknown as Inbound, store, commits: [], qcs: [], epochs: [], down: false, key };
     m.driver = new ConsensusDriver(
@@ -365,6 +376,61 @@ test('a restart just after an epoch began comes back in it afresh: what the ende
     assert.equal(toHex(engine.safety.lockedQC.blockHash), toHex(root.hash), 'locked on the block that ended epoch 0');
     assert.ok(engine.view < root.header.view, `m2 came back at view ${engine.view}, epoch 0 ended at view ${root.header.view}`);
     await until('m2 commits in epoch 1 again', () => members[2]!.commits.some((b) => b.header.epoch === 1), 30_000);
+  } finally {
+    await shutdown(members);
+  }
+});
+
+test('what was queued for the ended engine does not reach the next one under the new numbers: a removed member\'s absence, told while the signer is shown the proof, lands on nobody', async () => {
+  const { members } = await federation({ member: 3, fromEpoch: 99, key: NEW_M3 }); // no key rotated
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('blocks of epoch 0', () => members.every((m) => m.commits.length >= 2), 30_000);
+    // m4 is added (and stays away), then m1 removed: m2, m3 and m4 move up a number.
+    const add: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
+    for (const m of members) m.driver.submitChange(changeTx(add, [0, 1, 2], (i) => keys[i]!));
+    await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1));
+    advanceDelayMs = 600;
+    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
+    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    const watcher = members[0]!;
+    await until('m0 shows its signer the proof', () => watcher.driver.switching?.includes('showing the signer') === true);
+    // m1 (number 1 of epoch 1) goes as the change removes it: the gateway says so by the numbers
+    // it still uses. Carried into epoch 2, that absence named m2, whose views m0 then gave up at
+    // once for the rest of the epoch.
+    watcher.driver.peerPresence(1, false);
+    await until('epoch 2 at m0', () => watcher.driver.epoch === 2);
+    await until('m0 commits in epoch 2', () => watcher.commits.some((b) => b.header.epoch === 2), 30_000);
+    assert.ok(!watcher.driver.engine.suspectedLeaders.includes(1), `m0 suspects validator 1 (m2) of epoch 2: ${watcher.driver.engine.suspectedLeaders}`);
+  } finally {
+    advanceDelayMs = 0;
+    await shutdown(members);
+  }
+});
+
+test('a member removed that missed its epoch\'s end learns it when it speaks: its old epoch\'s messages are answered with how that epoch ended, not struck', async () => {
+  const { members } = await federation({ member: 3, fromEpoch: 99, key: NEW_M3 }); // no key rotated
+  members.forEach((m) => m.driver.start());
+  try {
+    await until('blocks of epoch 0', () => members.every((m) => m.commits.length >= 2), 30_000);
+    const add: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'add', name: 'm4', peerId: 'peer-4', publicKey: keys[4]!.publicKey }] };
+    for (const m of members) m.driver.submitChange(changeTx(add, [0, 1, 2], (i) => keys[i]!));
+    await until('epoch 1 everywhere', () => members.every((m) => m.driver.epoch === 1));
+    // Epoch 1 (five, m4 away) needs m1's votes to commit its removal, but m1 never gets the
+    // commit QCs that end epoch 1: it is left in epoch 1 as the others start epoch 2 without it.
+    const removed = members[1]!;
+    const limits: FrameLimits = { chainId: CHAIN, validatorCount: 8, signatureBytes: dsa.signatureBytes, maxBlockTxs: 1000, maxBlockBytes: 1 << 20, maxFrameBytes: 8 << 20, maxSyncBlocks: 64, hashBlock: blockHash };
+    removed.drop = (frame) => {
+      const f = decodeFrame(frame, limits);
+      return f.type === 'consensus' && f.message.type === 'qc' && f.message.qc.phase === Phase.COMMIT;
+    };
+    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
+    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    await until('epoch 2 at the others', () => [0, 2, 3].every((i) => members[i]!.driver.epoch === 2), 30_000);
+    removed.drop = undefined;
+    // Its epoch-1 messages (NEW-VIEWs as its views time out) reach members to whom it is outside
+    // the set: each answers, at most once a second, with epoch 1's commit QC.
+    await until('m1 learns it was removed', () => removed.driver.epoch === 2 && removed.driver.retired, 30_000);
   } finally {
     await shutdown(members);
   }

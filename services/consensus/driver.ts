@@ -315,12 +315,22 @@ export class ConsensusDriver {
    * hear its proposal anyway. The engine is told again when the mute ends.
    */
   #onMute(peer: number, ms: number): void {
-    const { transport, observer, clock } = this.#deps;
+    const { transport, observer } = this.#deps;
     observer?.muted?.(peer, ms);
     transport.mute?.(peer, ms, 'offences');
     if (isOutside(peer)) return;
+    this.#tellMuted(peer, ms);
+  }
+
+  /**
+   * The engine gives a muted validator's views up at once (suspicion.ts) until the mute ends. Each
+   * engine is told by its own epoch's numbers: a mute's end that comes after the epoch did names
+   * nobody (the next engine was told again at the switch, under the member's new number).
+   */
+  #tellMuted(peer: number, ms: number): void {
+    const engine = this.#engine;
     this.enqueue({ type: 'peer-muted', peer, muted: true });
-    clock.setTimeout(() => { if (!this.penalties.muted(peer)) this.enqueue({ type: 'peer-muted', peer, muted: false }); }, ms + 1);
+    this.#deps.clock.setTimeout(() => { if (this.#engine === engine && !this.penalties.muted(peer)) this.enqueue({ type: 'peer-muted', peer, muted: false }); }, ms + 1);
   }
 
   /**
@@ -516,21 +526,26 @@ export class ConsensusDriver {
       queueMicrotask(() => this.enqueue({ type: 'signature-refused', requestId, reason: 'paused by operator' }));
       return;
     }
+    // Answers for this engine only: request ids start again with every epoch's engine.
     const verifier = this.#verifier;
+    const engine = this.#engine;
+    const self = this.#config.self;
+    const answer = (e: EngineEvent) => { if (this.#engine === engine) this.enqueue(e); };
     this.#deps.signer.sign(request).then(
       async (signature) => {
-        if (!(await verifier.verifyGrant(this.#config.self, request, signature))) {
+        if (this.#engine !== engine) return;
+        if (!(await verifier.verifyGrant(self, request, signature))) {
           this.#deps.log.error({ requestId, kind: request.kind, view: request.view }, 'the signer returned a signature that does not verify under our key: not sent');
-          this.enqueue({ type: 'signature-refused', requestId, reason: 'invalid signature from the signer' });
+          answer({ type: 'signature-refused', requestId, reason: 'invalid signature from the signer' });
           return;
         }
-        this.enqueue({ type: 'signature-ready', requestId, signature });
+        answer({ type: 'signature-ready', requestId, signature });
       },
       (err: unknown) => {
         const reason = errorMessage(err);
         if (isFedError(err, 'SIGNER_REFUSED')) this.#deps.log.warn({ requestId, kind: request.kind, view: request.view, reason }, 'signer refused');
         else this.#deps.log.warn({ requestId, kind: request.kind, view: request.view, err: reason }, 'signer unavailable');
-        this.enqueue({ type: 'signature-refused', requestId, reason });
+        answer({ type: 'signature-refused', requestId, reason });
       },
     );
   }
@@ -583,14 +598,22 @@ export class ConsensusDriver {
     // small write an epoch, made whether or not one is stored (reading it first would decode it).
     await this.#writes.value('pending change', () => this.#deps.store.setPendingChange(undefined));
     const seated = next.set.self !== undefined;
-    // Penalties follow the member, not its number: a removal renumbers those behind it.
-    this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
     this.#switching = `epoch ${ending} ended; showing the signer its proof`;
     if (!(await showSignerProof(signer, proof, next, { log, clock, stopped: () => this.#stopped }))) return;
+    // Penalties follow the member, not its number: a removal renumbers those behind it. Renumbered
+    // in the step that swaps the engine and tells the gateway the new set (epochStarted below):
+    // what was read while the signer was shown the proof came numbered by the ended set.
+    this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
     this.#verifier = next.verifier;
     this.#idleFor(next);
     this.#config = epochEngineConfig(this.#opts.engine, next, this.#idle !== undefined, this.#deps.store);
     this.#engine = createEngine(this.#config, this.#engineDeps(next));
+    // What was queued for the ended engine names its views, its signer requests and validators by
+    // the ended set's numbers: a presence, a mute or a refused proposal would land on whoever holds
+    // that number now, a signature on another request of the same id. Only the work level stays;
+    // presence is told again by the gateway under the new set, mutes just below.
+    const carried = this.#queue.filter((e) => e.type === 'work');
+    this.#queue.splice(0, this.#queue.length, ...carried);
     this.sync.setEngine(this.#engine, this.#verifier);
     this.#retired = !seated;
     this.#switching = undefined;
@@ -600,6 +623,7 @@ export class ConsensusDriver {
       seated ? 'epoch started' : 'epoch started without this member: it was removed and votes no more');
     observer?.epochStarted?.(next.number, next.set, next.root, seated);
     if (seated) this.#queue.unshift({ type: 'start' });
+    for (const p of this.penalties.summary()) if (p.muted && !isOutside(p.peer)) this.#tellMuted(p.peer, this.penalties.mutedFor(p.peer));
     // The new engine knows nothing of work yet.
     this.#idle?.reset();
   }

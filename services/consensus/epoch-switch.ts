@@ -117,25 +117,36 @@ interface LaggardDeps { epochs: ConsensusEpochs | undefined; clock: Clock; log: 
 
 /** How often one peer still in an ended epoch is told how it ended. */
 const LAGGARD_ANSWER_MS = 1000;
+/** Answers to peers outside the set, all of them together, per LAGGARD_ANSWER_MS: each is a QC's signatures. */
+const OUTSIDE_ANSWERS_PER_SECOND = 4;
 
 /**
  * Tells a validator that sent a message of an epoch that has ended here how it ended: the epoch's
  * commit QC, as an announcement of that epoch. It verifies it with that epoch's keys, fetches the
  * blocks it certifies (we keep them) and commits the epoch's end as it would have, then starts the
  * next epoch itself. At most once a second per peer (a laggard times out and asks again); bounded
- * by the validators of the sets this member has seen.
+ * by the validators of the sets this member has seen and the gateway's outside slots.
  */
 export class LaggardAnswers {
   readonly #told = new Map<number, number>();
+  #outside = { since: -Infinity, count: 0 };
   readonly #d: LaggardDeps;
   constructor(d: LaggardDeps) { this.#d = d; }
 
   answer(peer: number, epoch: number): void {
     const { epochs, clock, log, transport } = this.#d;
     const qc = epochs?.endQcOf(epoch);
-    if (!epochs || !qc || isOutside(peer)) return;
+    if (!epochs || !qc) return;
     const now = clock.now();
     if (now - (this.#told.get(peer) ?? -Infinity) < LAGGARD_ANSWER_MS) return;
+    if (isOutside(peer)) {
+      // A member the change removed, still in the epoch that removed it, is told too, or it would
+      // never learn it was removed (it follows as an observer once it does). Anyone may claim to
+      // be one, and an outside number is cheap: such answers share one budget a second.
+      if (now - this.#outside.since >= LAGGARD_ANSWER_MS) this.#outside = { since: now, count: 0 };
+      if (this.#outside.count >= OUTSIDE_ANSWERS_PER_SECOND) return;
+      this.#outside.count++;
+    }
     this.#told.set(peer, now);
     const self = epochs.setOf(epoch)!.indexOfName(epochs.current.set.self?.name ?? '') ?? 0;
     log.info({ peer, epoch }, 'a member still in an ended epoch: told how it ended');

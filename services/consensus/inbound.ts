@@ -230,6 +230,14 @@ export class Inbound {
     // A peer outside the set (an observer, a removed member, a stranger) may only send OUTSIDE_KINDS:
     // anything else from it is refused by its kind, never decoded.
     if (isOutside(from) && !OUTSIDE_KINDS.has(p.kind)) {
+      // Of another epoch, it may be a member of that epoch's set: one a change removed, still in
+      // the epoch that removed it (told how it ended, or it would never learn), or one a change
+      // seated while this member is behind. No use here, and no offence (a flood still mutes).
+      const ours = this.#d.driver.engine.epoch;
+      if (p.epoch !== undefined && p.epoch !== ours) {
+        if (p.epoch < ours) this.#d.driver.answerLaggard(from, p.epoch);
+        return { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch} from a peer outside epoch ${ours}'s set` };
+      }
       return { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
     }
     if (p.kind === 'checkpoint-response' || p.kind === 'history-response') return { reason: 'unsolicited', detail: `${p.kind}: a validator asks for none` };
@@ -302,6 +310,13 @@ export class Inbound {
         observer?.frameRejected?.(from, 'refused:muted');
         return Promise.resolve();
       }
+      // Its epoch ended while it waited: checked now, it would be checked with the next epoch's
+      // keys (another key at its sender's number after a rotation or a removal, another quorum
+      // after any change of size) and strike an honest sender; the next engine refuses it anyway.
+      if (epoch !== this.#d.driver.engine.epoch) {
+        observer?.frameRejected?.(from, 'refused:epoch_ended_in_queue');
+        return Promise.resolve();
+      }
       return this.#verifyQueued(from, message, bytes, parts);
     });
     if (!queued) this.#useless(from, 'verification_backlog', { waiting: this.#verify.waitingFrom(from) }, this.uselessCost(bytes));
@@ -341,7 +356,7 @@ export class Inbound {
    */
   async #resolve(from: number, message: Extract<ConsensusMessage, { type: 'proposal' }>, parts: BlockPart[]): Promise<void> {
     const { driver, log, observer } = this.#d;
-    const r = await this.#fetch.resolve(from, parts, () => driver.engine.view <= message.view);
+    const r = await this.#fetch.resolve(from, parts, () => driver.engine.epoch === message.block.header.epoch && driver.engine.view <= message.view);
     if (r.ok) {
       rememberIds(r.txs, r.ids, r.leaves);
       driver.batches.noteBlock(toHex(message.block.hash), parts.flatMap((p) => ('batch' in p ? [toHex(p.batch.digest)] : [])));

@@ -68,6 +68,12 @@ export class PeerPenalties {
     return r !== undefined && this.#now() < r.mutedUntil;
   }
 
+  /** How long `peer`'s mute has to run, in ms (0: not muted). */
+  mutedFor(peer: number): number {
+    const r = this.#peers.get(peer);
+    return r === undefined ? 0 : Math.max(0, r.mutedUntil - this.#now());
+  }
+
   /**
    * One offence (or `n` at once); returns the mute length in ms when this strike mutes the peer, else 0.
    * A strike while the peer is muted counts for nothing: it comes from work begun before the mute
