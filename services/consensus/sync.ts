@@ -148,12 +148,16 @@ export class SyncClient {
     }
     // Blocks of another epoch (a catch-up served across a boundary) are no use to this engine, and
     // their QCs are another set's: left out, no offence. Ours are verified as votes of our epoch.
-    const epoch = this.#o.engine.epoch ?? 0;
+    const { engine, verifier } = this.#o;
+    const epoch = engine.epoch ?? 0;
     const ours = blocks.filter((b) => b.block.header.epoch === epoch);
     const qcs: QuorumCert[] = [];
     for (const b of ours) {
       if (!b.qc) continue;
-      const r = await this.#o.verifier.verifyQc(b.qc, epoch);
+      // The epoch's own verifier throughout: its set may end while the QCs are checked, and the
+      // next set's keys (and numbers) would make an honest server's QCs look forged.
+      const r = await verifier.verifyQc(b.qc, epoch);
+      if (this.#o.engine !== engine) return; // the epoch ended meanwhile: of no use to the next engine
       if (!r.ok) {
         this.#o.log.warn({ from, requestId, signer: r.sender }, 'block response with an invalid QC dropped');
         this.dropped++;
