@@ -211,3 +211,37 @@ test('pruned heights (a real LMDB store): BLOCK_PRUNED as OUT_OF_RANGE naming th
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('during a join from a checkpoint: a transaction of the history written ahead of the committed tip is not yet committed as this member serves it (no DATA_LOSS for its proof)', async () => {
+  const { dir, store } = await storeOf(2, 1);
+  try {
+    let parent = store.blockAtHeight(2)!;
+    const ahead: Block[] = [];
+    for (const h of [3, 4]) {
+      const txs = [new TextEncoder().encode(`tx-${h}`)];
+      const txRoot = merkleRoot(txs.map((t) => txHash(t)));
+      const header = { ...parent.header, height: h, view: h, parentHash: parent.hash, txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
+      parent = { header, hash: blockHash(header), txs };
+      ahead.push(parent);
+    }
+    await store.beginBootstrap(ahead.at(-1)!);
+    await store.importHistory(ahead.map((b) => ({ summary: { header: b.header, txIds: b.txs.map((t) => txHash(t)) }, hash: b.hash })));
+    const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store,
+      node: { genesis }, pool: { has: () => false } } as unknown as ApiDeps);
+    const ask = (req: unknown) => new Promise<{ err: grpc.StatusObject | null; res: { status: number; height: number } }>((resolve) => {
+      (svc.getTransaction as (c: unknown, cb: (e: unknown, r: unknown) => void) => void)(call(req),
+        (e, r) => resolve({ err: e as grpc.StatusObject | null, res: e ? (r as { status: number; height: number }) : wire('getTransaction', r) }));
+    });
+    const tx3 = txHash(new TextEncoder().encode('tx-3'));
+    for (const withProof of [false, true]) {
+      const got = await ask({ txHash: tx3, withProof });
+      assert.equal(got.err, null, `withProof ${withProof}: ${got.err?.details}`);
+      assert.equal(got.res.status, TxStatus.TX_STATUS_UNKNOWN, 'above the committed tip (2): not committed here yet');
+    }
+    const tx2 = await ask({ txHash: txHash(new TextEncoder().encode('tx-2')), withProof: true });
+    assert.deepEqual([tx2.err, tx2.res.status, tx2.res.height], [null, TxStatus.TX_STATUS_COMMITTED, 2], 'the committed ones as before');
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

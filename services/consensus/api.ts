@@ -259,7 +259,10 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
     getTransaction: h.unary((req, call, signal) => countedAsync('GetTransaction', async () => {
       await read(call, signal, 'GetTransaction', req.withProof ? PROOF_WEIGHT : 1);
       const hash = hash32('tx_hash', req.txHash);
-      const loc = d.store.txLocation(hash);
+      const located = d.store.txLocation(hash);
+      // A join from a checkpoint writes the history's ids before the blocks up to its tip are
+      // committed here: such a transaction is not committed as this member serves it yet.
+      const loc = located && located.height <= d.store.committedHeight() ? located : undefined;
       const none = { header: undefined, txCount: 0, proof: [] };
       if (loc) {
         const found = { status: TxStatus.TX_STATUS_COMMITTED, height: loc.height, blockHash: loc.blockHash, index: loc.index };
