@@ -19,7 +19,7 @@ import { EpochHistory, ValidatorSet, isReconfigTx } from '#libs/validators/index
 import { Phase, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import {
-  decodeEndedEpochs, encodeEndedEpochs, followEpoch, replayEndedEpochs, trustRootOf, verifyCommitted, verifyIncluded,
+  decodeEndedEpochs, encodeEndedEpochs, epochHeights, followEpoch, replayEndedEpochs, trustRootOf, verifyCommitted, verifyIncluded,
   type CommitProof, type EndedEpoch, type EpochChangeProof, type TrustRoot, type Verdict,
 } from '#libs/verify/index.ts';
 import { WIRE_MAX_VALIDATORS, blockFromWire, headerFromWire, qcFromWire, type WireLimits } from '#libs/wire/index.ts';
@@ -107,30 +107,36 @@ async function saveKeptEpochs(kept: KeptEpochs, trust: Trust): Promise<void> {
  * The trust root of `epoch`: genesis's, or the set reached by checking each epoch's end from
  * genesis on (each proof against the keys and set of the epoch it ends) — from the last epoch
  * `kept` holds, when given, which then keeps the ends walked here. With the proof of `epoch`'s own
- * end when the member has it (it proves that epoch's last block committed).
+ * end when the member has it (it proves that epoch's last block committed), checked like the
+ * others. The root holds the epoch's heights as far as the ends walked or kept tell them: a block
+ * of an ended epoch above its last is refused, for an ended epoch's keys are retired, and retired
+ * keys may have signed anything (docs/signer.md).
  */
 export async function epochTrust(client: ConsensusServiceClient, trust: Trust, epoch: number, kept?: KeptEpochs): Promise<{ root: TrustRoot; walked: number; fromKept: number; end?: EpochChangeProof } | { reason: string }> {
   const history = kept?.history ?? historyFrom(trust);
   const known = history.current.epoch;
-  const rootOf = (e: number): TrustRoot => (e === 0 ? trust : trustRootOf(trust.chainId, history.setOf(e)!, trust.dsa));
-  if (epoch <= known) {
+  const rootOf = (e: number): TrustRoot => ({ ...(e === 0 ? trust : trustRootOf(trust.chainId, history.setOf(e)!, trust.dsa)), heights: epochHeights(history, e)! });
+  if (epoch < known) {
     const { proofs } = await fetchEpochProofs(client, trust.limits, epoch, epoch + 1);
     return { root: rootOf(epoch), walked: 0, fromKept: epoch, ...(proofs[0] ? { end: proofs[0] } : {}) };
   }
   const { proofs } = await fetchEpochProofs(client, trust.limits, known, epoch + 1);
   if (proofs.length < epoch - known) return { reason: `the member serves the proofs of ${known + proofs.length} ended epochs; epoch ${epoch} needs ${epoch}` };
+  // `walked` counts the ends that reach `epoch`'s set; its own end, when served, is checked and kept too.
   let walked = 0;
+  let ends = 0;
   try {
-    for (let e = known; e < epoch; e++) {
+    for (let e = known; e < Math.min(known + proofs.length, epoch + 1); e++) {
       const proof = proofs[e - known]!;
       const v = followEpoch(history, trust.chainId, proof, trust.dsa);
       if (!v.ok) return { reason: `the proof that epoch ${e} ended does not verify: ${v.reason}` };
-      walked++;
+      ends++;
+      if (e < epoch) walked++;
       kept?.ended.push({ height: v.height, root: proof.last.hash, tx: proof.last.txs.find((t) => isReconfigTx(t))! });
     }
   } finally {
     // What was proven is kept even when a later proof is refused.
-    if (kept && walked > 0) await saveKeptEpochs(kept, trust);
+    if (kept && ends > 0) await saveKeptEpochs(kept, trust);
   }
   return { root: rootOf(epoch), walked, fromKept: known, ...(proofs[epoch - known] ? { end: proofs[epoch - known] } : {}) };
 }

@@ -5,10 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blockHash, createSlhDsa, merkleRoot, nextStateHash, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, merkleProof, merkleRoot, nextStateHash, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { EpochHistory, ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
-import { followEpoch, trustRootOf, verifyCommitted } from './index.ts';
+import { epochHeights, followEpoch, trustRootOf, verifyCommitted, verifyIncluded, verifyServedRun } from './index.ts';
 
 const CHAIN = 'epochs-verify';
 const dsa = createSlhDsa();
@@ -78,4 +78,43 @@ test('forged proofs are refused naming what failed, and the history stays where 
     assert.ok(!v.ok && pattern.test(v.reason), `${what}: ${v.ok ? 'accepted' : v.reason}`);
     assert.equal(h.current.epoch, 0, `${what}: nothing changed`);
   }
+});
+
+test('a block of an ended epoch above its last block is refused where that end is known, whatever its retired keys signed', () => {
+  const h = history();
+  const v = followEpoch(h, CHAIN, { last, suffix: [suffix.header], qc: commitQc(suffix, [0, 1, 3], key0) }, dsa);
+  assert.ok(v.ok, v.ok ? '' : v.reason);
+  assert.deepEqual(epochHeights(h, 0), { first: 0, last: 1 });
+  assert.deepEqual(epochHeights(h, 1), { first: 2 });
+  // A quorum of epoch 0's keys — retired once epoch 0 ended — signs a block of epoch 0 on top of
+  // its last block: what they can forge after the fact.
+  const forgedTx = enc('forged');
+  const forged = child(last, 2, [forgedTx]);
+  const qc = commitQc(forged, [0, 1, 2], key0);
+  assert.equal(verifyCommitted(trustRootOf(CHAIN, genesisSet, dsa), forged, { qc }).ok, true, 'with the end unknown, the keys are all there is');
+  const epoch0 = trustRootOf(CHAIN, genesisSet, dsa, epochHeights(h, 0));
+  const block = verifyCommitted(epoch0, forged, { qc });
+  assert.ok(!block.ok && /block: height 2 is above its epoch's last block \(1\)/.test(block.reason), block.ok ? 'accepted' : block.reason);
+  const inc = verifyIncluded(epoch0, { header: forged.header, txHash: txHash(forgedTx), index: 0, txCount: 1, siblings: merkleProof([txHash(forgedTx)], 0) }, { qc });
+  assert.ok(!inc.ok && /height 2 is above its epoch's last block \(1\)/.test(inc.reason), inc.ok ? 'accepted' : inc.reason);
+  // The epoch's own blocks still verify: its last, by the proof whose suffix lies above it.
+  assert.equal(verifyCommitted(epoch0, last, { qc: commitQc(suffix, [0, 1, 3], key0), descendants: [suffix.header] }).ok, true);
+  // And a block of epoch 1 below epoch 1's first height is not one of it.
+  const early = child(genesis, 1, [enc('early')], 1);
+  const low = verifyCommitted(trustRootOf(CHAIN, v.set, dsa, epochHeights(h, 1)), early, { qc: commitQc(early, [0, 1, 2], key0) });
+  assert.ok(!low.ok && /height 1 is below its epoch's first block \(2\)/.test(low.reason), low.ok ? 'accepted' : low.reason);
+});
+
+test('a served run: no block of an epoch after the one carrying its change, the tip included, even with no end height known', () => {
+  const forged = child(last, 2, [enc('forged')]);
+  const qc = commitQc(forged, [0, 1, 2], key0);
+  const root = trustRootOf(CHAIN, genesisSet, dsa);
+  const reconfig = { set: genesisSet, rules, verify };
+  const fromTip = verifyServedRun(root, last, [{ block: forged, qc }], () => false, reconfig);
+  assert.ok(!fromTip.ok && /block 0 of 1 \(height 2\): height 2 is above its epoch's last block \(1\)/.test(fromTip.reason), fromTip.ok ? 'accepted' : fromTip.reason);
+  const inRun = verifyServedRun(root, genesis, [{ block: last }, { block: forged, qc }], () => false, reconfig);
+  assert.ok(!inRun.ok && /block 1 of 2 \(height 2\): height 2 is above/.test(inRun.reason), inRun.ok ? 'accepted' : inRun.reason);
+  // The epoch's last block itself, committed by a QC of its own, is followed as before.
+  const own = verifyServedRun(root, genesis, [{ block: last, qc: commitQc(last, [0, 1, 2], key0) }], () => false, reconfig);
+  assert.ok(own.ok && own.blocks.length === 1, own.ok ? '' : own.reason);
 });

@@ -2,12 +2,12 @@
 // against the genesis validator set alone. A block is committed when a COMMIT QC — a quorum of
 // distinct validators' signatures over (COMMIT, view, block hash) — certifies it or a descendant
 // reached from it by parent links. Checks run cheapest first: chain id, header hash, transaction
-// root, the link to the certified block, the QC's shape (phase, quorum, distinct signers in the
+// root, the height within its epoch's (where the trust root knows them), the link to the certified block, the QC's shape (phase, quorum, distinct signers in the
 // set), then the SLH-DSA signatures, the same QC validation the engine uses (libs/hotstuff's
 // QcVerifier). Every refusal names what failed.
 
 import { blockHash, verifyMerkleProof, type SlhDsa } from '#libs/crypto/index.ts';
-import { blockError, txHashesOf, txRootOf, type ValidityContext } from '#libs/blocks/index.ts';
+import { blockEndsEpoch, blockError, txHashesOf, txRootOf, type ValidityContext } from '#libs/blocks/index.ts';
 import { Phase, QcVerifier, genesisBlock, headerError, type Block, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { signingBytesOf } from '#libs/wire/index.ts';
 
@@ -21,6 +21,27 @@ export interface TrustRoot {
    * A later epoch's root comes from walking the epoch-change proofs (epochs.ts followEpoch).
    */
   epoch?: number;
+  /**
+   * The heights of that epoch's blocks, where known (epochs.ts epochHeights): a block outside them
+   * is refused whoever signed it. Above an ended epoch's last block its keys are retired, and a
+   * retired key may have signed anything (docs/signer.md).
+   */
+  heights?: EpochHeights;
+}
+
+/** An epoch's heights: its first block's, and its last's once it has ended (the block carrying the change). */
+export interface EpochHeights { first: number; last?: number }
+
+/**
+ * Why a block at `height` is not one of an epoch with these heights, or null. The one home of the
+ * rule that an epoch's committed blocks end with the block carrying its change: the light client
+ * holds the end it walked to it, a follower the block it saw carry the change (verifyServedRun).
+ */
+export function epochHeightError(heights: EpochHeights | undefined, height: number): string | null {
+  if (!heights) return null;
+  if (height < heights.first) return `height ${height} is below its epoch's first block (${heights.first})`;
+  if (heights.last !== undefined && height > heights.last) return `height ${height} is above its epoch's last block (${heights.last}): the epoch had ended, its keys are retired`;
+  return null;
 }
 
 export interface CommitProof {
@@ -72,8 +93,9 @@ export interface Inclusion {
 export function verifyIncluded(root: TrustRoot, inc: Inclusion, proof: CommitProof): Verdict {
   const h = inc.header;
   const own = blockHash(h); // the header alone: its hash is what the commit proof certifies
-  const bad = headerError(h, own, { chainId: root.chainId });
-  if (bad) return refuse(`header: ${bad.why}`);
+  const epoch = root.epoch ?? 0;
+  const bad = headerError(h, own, { chainId: root.chainId, epoch });
+  if (bad) return refuse(bad.field === 'epoch' ? `header: of epoch ${h.epoch}, the trusted keys are epoch ${epoch}'s` : `header: ${bad.why}`);
   if (!verifyMerkleProof(inc.txHash, inc.index, inc.txCount, inc.siblings, h.txRoot)) {
     return refuse(`transaction ${hex(inc.txHash).slice(0, 16)}…: its Merkle branch (index ${inc.index} of ${inc.txCount}, ${inc.siblings.length} siblings) does not lead to the header's tx_root`);
   }
@@ -106,8 +128,13 @@ export function verifyServedRun(root: TrustRoot, tip: Block, run: readonly Serve
   const validity: ValidityContext = { chainId: root.chainId, hashBlock: blockHash, isCommitted: (id: Uint8Array) => inRun.has(hex(id)) || isCommitted(id), ...(reconfig ? { reconfig } : {}) };
   let parent = tip;
   let certifiedAt = -1;
+  const epoch = root.epoch ?? 0;
+  let heights = root.heights;
   for (const [i, { block, qc }] of run.entries()) {
-    const why = blockError(block, parent, [], validity);
+    // The block carrying the epoch's change (the tip, or one of the run) is the epoch's last
+    // committed one: the empty blocks its epoch certified above it are never committed.
+    if (parent.header.epoch === epoch && blockEndsEpoch(parent)) heights = { first: heights?.first ?? 0, last: parent.header.height };
+    const why = (block.header.epoch === epoch ? epochHeightError(heights, block.header.height) : null) ?? blockError(block, parent, [], validity);
     if (why) return { ok: false, reason: `block ${i} of ${run.length} (height ${block.header.height}): ${why}` };
     for (const id of txHashesOf(block)) inRun.add(hex(id));
     if (qc?.phase === Phase.COMMIT) certifiedAt = i;
@@ -125,6 +152,9 @@ const refuse = (reason: string): Verdict => ({ ok: false, reason });
 
 /** The header (whose hash is `own`) is committed by `proof`: linked descendants, then the COMMIT QC. */
 function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: CommitProof): Verdict {
+  // Only the block proven committed is bounded: an ended epoch's suffix lies above its last block.
+  const outside = epochHeightError(root.heights, h.height);
+  if (outside) return refuse(`block: ${outside}`);
   // The certified block: this one, or a descendant linked by parent hashes.
   let tip = h;
   let tipHash = own;
@@ -150,5 +180,5 @@ function certified(root: TrustRoot, h: BlockHeader, own: Uint8Array, proof: Comm
   return { ok: true, height: h.height, view: qc.view, signers: qc.signers };
 }
 
-export { followEpoch, trustRootOf, type EpochChangeProof, type EpochVerdict } from './epochs.ts';
+export { epochEndCommitted, epochHeights, followEpoch, trustRootOf, type EpochChangeProof, type EpochVerdict } from './epochs.ts';
 export { decodeEndedEpochs, encodeEndedEpochs, replayEndedEpochs, type DecodedEpochs, type EndedEpoch } from './ended-epochs.ts';

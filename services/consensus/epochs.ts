@@ -9,7 +9,7 @@
 import { FedError } from '#libs/errors/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { EpochHistory, type ConsensusParams, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
-import { followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
+import { epochEndCommitted, followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
 import type { SlhDsa } from '#libs/crypto/index.ts';
 import type { BlockStore } from './block-store.ts';
 import { SignatureVerifier } from './verifier.ts';
@@ -50,10 +50,11 @@ export class ConsensusEpochs {
   readonly #o: EpochsOptions;
   readonly #history: EpochHistory;
   #current: Epoch;
-  /** The next epoch's set, verified, while recording its proof has not succeeded yet (a full disk). */
-  #verified: ValidatorSet | undefined;
-  /** The hash of the last block of the proof that gave #verified. */
-  #verifiedBy: Uint8Array | undefined;
+  /**
+   * The next epoch's set, verified, while recording its proof has not succeeded yet (a full disk),
+   * with the proof that gave it (the history has moved on: it cannot be walked again).
+   */
+  #verified: { set: ValidatorSet; by: EpochChangeProof } | undefined;
   /** Each ended epoch's commit QC (the proof's), what a member left behind in it is answered with. */
   readonly #endQcs: QuorumCert[];
 
@@ -89,20 +90,27 @@ export class ConsensusEpochs {
   /**
    * Checks that `proof` ends the current epoch (followEpoch) and returns the next epoch's set, before
    * anything is stored: a follower commits the epoch's last blocks only once their end is proven.
-   * Throws EPOCH_PROOF_INVALID, naming what failed. `end` then records it (without checking again).
+   * Throws EPOCH_PROOF_INVALID, naming what failed. `end` then records it (checking nothing again
+   * when given the very proof verified).
    */
   verify(proof: EpochChangeProof): ValidatorSet {
-    if (this.#verified) {
-      if (Buffer.compare(this.#verifiedBy!, proof.last.hash) !== 0) {
-        throw new FedError('EPOCH_PROOF_INVALID', `epoch ${this.#current.number} was shown ending at another block already`, { epoch: this.#current.number });
-      }
-      return this.#verified;
-    }
     const ending = this.#current.number;
+    if (this.#verified) {
+      if (Buffer.compare(this.#verified.by.last.hash, proof.last.hash) !== 0) {
+        throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} was shown ending at another block already`, { epoch: ending });
+      }
+      // The same last block carries the same change, so the same next set; but another proof of it
+      // (a second source's, after a write failed) may carry any QC, suffix or transactions, and
+      // `end` records what it is given: its commit is checked again against the ending epoch's keys.
+      if (proof !== this.#verified.by) {
+        const v = epochEndCommitted(this.#o.chainId, this.#history.setOf(ending)!, proof, this.#o.dsa);
+        if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
+      }
+      return this.#verified.set;
+    }
     const v = followEpoch(this.#history, this.#o.chainId, proof, this.#o.dsa);
     if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
-    this.#verified = v.set;
-    this.#verifiedBy = proof.last.hash;
+    this.#verified = { set: v.set, by: proof };
     return v.set;
   }
 

@@ -64,14 +64,16 @@ async function follower(sources = [0, 1, 2, 3], anchors: number[] = [], withEpoc
   };
   const epochs = withEpochs ? ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa, store }) : undefined;
   const started: number[] = [];
+  /** What the follower told, in order: `committed <heights>` and `epoch <number>`. */
+  const told: string[] = [];
   const f = new Follower({ chainId: CHAIN, store, genesis, root: { chainId: CHAIN, publicKeys: keys.map((k) => k.publicKey), dsa }, transport, clock,
-    ...(epochs ? { epochs, epochStarted: (e: number) => { started.push(e); } } : {}),
+    ...(epochs ? { epochs, epochStarted: (e: number) => { started.push(e); told.push(`epoch ${e}`); } } : {}),
     log: pino({ level: process.env.TEST_LOG ?? 'silent' }), sources: () => sources, anchors: () => anchors,
-    committed: (bs) => committed.push(...bs.map((b) => b.header.height)),
+    committed: (bs) => { committed.push(...bs.map((b) => b.header.height)); told.push(`committed ${bs.map((b) => b.header.height).join(',')}`); },
     refused: (from, reason, detail) => refused.push({ from, reason, detail }) });
   f.start();
   clock.advance(0);
-  return { f, store, clock, sent, refused, committed, epochs, started, last: () => sent.at(-1)!, close: () => { f.stop(); return store.close(); } };
+  return { f, store, clock, sent, refused, committed, epochs, started, told, last: () => sent.at(-1)!, close: () => { f.stop(); return store.close(); } };
 }
 
 test('an honest source: its committed log is verified and appended, and the next request starts above it', async () => {
@@ -266,6 +268,9 @@ test('across an epoch: the run ends at the epoch\'s last block with its proof; c
     await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: endQc });
     assert.equal(o.store.committedHeight(), 2);
     assert.deepEqual(o.started, [1]);
+    // As a validator's driver: the blocks and their QC (of epoch 0's signers) are told before the
+    // epoch moves on, so the metrics count those signers against epoch 0's indices, not epoch 1's.
+    assert.deepEqual(o.told, ['committed 1,2', 'epoch 1']);
     assert.equal(o.epochs!.current.number, 1);
     assert.equal(o.epochs!.current.set.byIndex(3).publicKey, toHex(m3New.publicKey));
     assert.equal(o.store.endedEpochs().length, 1, 'the proof is recorded: a restart replays it, and this follower serves it on');
@@ -308,6 +313,109 @@ test('stopped between appending an epoch\'s last block and recording its proof: 
     assert.equal(o.store.committedHeight(), 2);
     o.clock.advance(0);
     assert.equal(o.last().fromHeight, 2, 'and from its tip after that');
+  } finally {
+    await o.close();
+  }
+});
+
+/** Epoch 0 ending at height 2 (b1, then `end` carrying a rotation of m2's key), with `end`'s COMMIT QC. */
+async function epoch0End() {
+  const change: Reconfiguration = { chainId: CHAIN, epoch: 0, ops: [{ kind: 'rotate', name: 'm2', peerId: 'peer-2', publicKey: dsa.generateKeyPair().publicKey }] };
+  const tx = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
+  const end = child(b1, [tx]);
+  return { end, endQc: await commitQc(end) };
+}
+const flipped = (qc: QuorumCert): QuorumCert => ({ ...qc, signatures: qc.signatures.map((sig, i) => (i === 0 ? Uint8Array.from(sig, (b, k) => (k === 0 ? b ^ 1 : b)) : sig)) });
+
+test('stopped between appending an epoch\'s last block and recording its proof, a source serving a block of that epoch above it (its retired keys\' QC, no epoch_end): refused, blamed, nothing appended', async () => {
+  const { end, endQc } = await epoch0End();
+  const o = await follower([0, 1, 2, 3], [], true);
+  try {
+    await o.store.commit([b1, end], endQc);
+    o.clock.advance(0);
+    // Epoch 0's keys (retired once it ended: they may have signed anything) certify a block of
+    // epoch 0 on top of its last, served from the tip…
+    const x1 = child(end, [enc('forged above the end')]);
+    const x1Qc = await commitQc(x1);
+    let ask = o.last();
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: x1, qc: x1Qc }]);
+    assert.equal(o.store.committedHeight(), 2, 'nothing appended above the epoch\'s last block');
+    assert.deepEqual(o.refused.map((r) => [r.from, r.reason]), [[ask.to, 'invalid_blocks']]);
+    assert.match(o.refused[0]!.detail, /height 3 is above its epoch's last block \(2\)/);
+    // …and once asked from below the tip (an honest source's next-epoch block sent it there), as
+    // [the epoch's last block, the forged one], without the proof.
+    o.clock.advance(0);
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: child(end, [enc('in epoch 1')], 1), qc: undefined }]);
+    assert.equal(o.refused.length, 1, 'nobody is blamed for the next epoch\'s blocks');
+    o.clock.advance(IDLE_POLL_MS);
+    ask = o.last();
+    assert.equal(ask.fromHeight, 1, 'asks again from below its tip');
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: end, qc: undefined }, { block: x1, qc: x1Qc }]);
+    assert.equal(o.store.committedHeight(), 2, 'the forged block is not appended: the observer does not fork');
+    assert.deepEqual(o.refused.map((r) => r.from), [o.refused[0]!.from, ask.to], 'its source is blamed');
+    assert.match(o.refused[1]!.detail, /height 3 is above its epoch's last block \(2\)/);
+    assert.equal(o.epochs!.current.number, 0);
+    assert.deepEqual(o.committed, []);
+    // An honest source: the tip with its proof, and on to epoch 1.
+    o.clock.advance(0);
+    ask = o.last();
+    assert.equal(ask.fromHeight, 1);
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.deepEqual(o.started, [1]);
+  } finally {
+    await o.close();
+  }
+});
+
+test('a write failed after the epoch\'s end was verified: a second source\'s proof of the same block is checked again (a forged QC refused), and the proof recorded is a valid one', async () => {
+  const { end, endQc } = await epoch0End();
+  const o = await follower([0, 1, 2, 3], [], true);
+  try {
+    const commit = o.store.commit.bind(o.store);
+    o.store.commit = async () => { o.store.commit = commit; throw new Error('no space left on device'); };
+    let ask = o.last();
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.store.committedHeight(), 0);
+    assert.match(o.f.storageError ?? '', /no space left/);
+    assert.equal(o.refused.length, 0);
+    // The retry goes to another source, which serves the same blocks with a QC whose signature is forged.
+    o.clock.advance(1000);
+    ask = o.last();
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: flipped(endQc) });
+    assert.deepEqual(o.refused.map((r) => r.from), [ask.to], 'refused, not taken on the first proof\'s word');
+    assert.match(o.refused[0]!.detail, /epoch end: epoch 0 cannot end with this proof: qc: bad signature/);
+    assert.equal(o.store.committedHeight(), 0, 'nothing stored with the forged QC');
+    assert.equal(o.store.endedEpochs().length, 0);
+    o.clock.advance(0);
+    ask = o.last();
+    await o.f.onResponse(ask.to, ask.requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.store.committedHeight(), 2);
+    assert.deepEqual(o.started, [1]);
+    assert.deepEqual(o.store.endedEpochs()[0]!.qc.signatures, endQc.signatures, 'the proof recorded is the valid one');
+    assert.deepEqual(o.store.qcFor(end.hash)?.signatures, endQc.signatures);
+    // What a restart checks again: the recorded proof verifies (a forged one would be STORE_CORRUPT).
+    assert.equal(ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa, store: o.store }).current.number, 1);
+  } finally {
+    await o.close();
+  }
+});
+
+test('the epoch\'s end not recorded (a failed write) after its blocks were: they are told once, before the epoch moves on when it is recorded', async () => {
+  const { end, endQc } = await epoch0End();
+  const o = await follower([0, 1, 2, 3], [], true);
+  try {
+    const endEpoch = o.store.endEpoch.bind(o.store);
+    o.store.endEpoch = async () => { o.store.endEpoch = endEpoch; throw new Error('no space left on device'); };
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: b1, qc: undefined }, { block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.equal(o.store.committedHeight(), 2);
+    assert.deepEqual(o.told, ['committed 1,2'], 'the blocks are committed: told so at once');
+    assert.match(o.f.storageError ?? '', /no space left/);
+    o.clock.advance(1000);
+    assert.equal(o.last().fromHeight, 1, 'asks for its tip again, to record how its epoch ended');
+    await o.f.onResponse(o.last().to, o.last().requestId, [{ block: end, qc: undefined }], { suffix: [], qc: endQc });
+    assert.deepEqual(o.told, ['committed 1,2', 'epoch 1']);
+    assert.equal(o.f.storageError, undefined);
+    assert.equal(o.store.endedEpochs().length, 1);
   } finally {
     await o.close();
   }

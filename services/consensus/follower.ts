@@ -313,33 +313,47 @@ export class Follower {
       this.#pending = undefined;
       return this.#schedule(IDLE_POLL_MS);
     }
+    const qc = ended ? ended.qc : verdict.qc!;
     try {
-      if (blocks.length > 0) await store.commit(blocks, ended ? ended.qc : verdict.qc!);
-      if (ended) {
-        const next = await this.#o.epochs!.end(ended);
-        log.warn({ epoch: next.number, validators: next.set.n, height: ended.last.header.height }, 'epoch ended: following the next epoch\'s set');
-        this.#o.epochStarted?.(next.number, next.set, next.root);
-      }
-      // The tip moved, or its epoch's end is recorded: no reason left to ask from below the tip
-      // (a source that served the next epoch's blocks early sent us there).
-      this.#tipEndUnknown = false;
-      this.storageError = undefined;
+      if (blocks.length > 0) await store.commit(blocks, qc);
     } catch (err) {
-      this.#pending = undefined;
-      this.storageError = errorMessage(err);
-      log.error({ err: this.storageError, code: isFedError(err) ? err.code : undefined, retryInMs: STORE_RETRY_MS }, 'verified blocks not stored');
-      return this.#schedule(STORE_RETRY_MS);
+      return this.#notStored(err, 'verified blocks not stored');
     }
-    this.#pending = undefined;
     this.stats.committed += blocks.length;
+    // Committed before the epoch moves on, as a validator's driver reports them: what is told of
+    // these blocks and their QC (the metrics count its signers by index) is of the ending epoch's set.
     if (blocks.length > 0) {
       const last = blocks[blocks.length - 1]!;
       log.debug({ from, height: last.header.height, hash: toHex(last.hash), blocks: blocks.length }, 'followed');
-      this.#o.committed?.(blocks, ended ? ended.qc : verdict.qc!);
+      this.#o.committed?.(blocks, qc);
     }
+    if (ended) {
+      try {
+        const next = await this.#o.epochs!.end(ended);
+        log.warn({ epoch: next.number, validators: next.set.n, height: ended.last.header.height }, 'epoch ended: following the next epoch\'s set');
+        this.#o.epochStarted?.(next.number, next.set, next.root);
+      } catch (err) {
+        // The tip now ends an epoch whose proof is not recorded: asked for again, with its proof.
+        this.#tipEndUnknown = true;
+        return this.#notStored(err, 'epoch end not recorded');
+      }
+    }
+    // The tip moved, or its epoch's end is recorded: no reason left to ask from below the tip
+    // (a source that served the next epoch's blocks early sent us there).
+    this.#tipEndUnknown = false;
+    this.storageError = undefined;
+    this.#pending = undefined;
     if (this.#stopped) return;
     // More may be waiting: ask again at once.
     this.#schedule(0);
+  }
+
+  /** A write of the block store failed (a full disk): tried again after STORE_RETRY_MS. */
+  #notStored(err: unknown, what: string): void {
+    this.#pending = undefined;
+    this.storageError = errorMessage(err);
+    this.#o.log.error({ err: this.storageError, code: isFedError(err) ? err.code : undefined, retryInMs: STORE_RETRY_MS }, what);
+    this.#schedule(STORE_RETRY_MS);
   }
 
   #refuse(from: number, requestId: number, blocks: number, reason: string): void {
