@@ -270,7 +270,9 @@ describe('gateway: a keyless peer poisoning peer exchange', () => {
       await announce(stranger, target, peers);
     }
     // The validator's record, pointing at a blackhole (TEST-NET, never answers), three times over:
-    // refused whole as a validator's record, so nothing of it is dialled.
+    // refused whole as a validator's record (its addresses come from its operator and its card,
+    // never from the exchange), so nothing of it is dialled; 33 addresses, more than a record may
+    // carry, are a strike each time (another epoch's view of the set is not: that alone is none).
     const blackhole = Array.from({ length: 32 }, (_, j) => `/ip4/192.0.2.${j + 1}/tcp/${4000 + j}`);
     for (let m = 0; m < 3; m++) await announce(stranger, target, [{ publicKey: b.identity.publicKey, addresses: [...blackhole, b.address] }]);
 

@@ -1,8 +1,10 @@
 // The consensus service's end of the gateway's Attach stream: the TransportPort the driver
 // sends through, and the source of inbound frames. Reconnects with backoff when the gateway
 // restarts. Outbound frames wait in a bounded buffer while the stream is not writable; past
-// the bound the oldest are dropped and counted (consensus tolerates loss; its pacemaker
-// recovers), so a stalled gateway can never make this process grow without limit.
+// the bound the oldest frames are dropped and counted (consensus tolerates loss; its pacemaker
+// recovers), so a stalled gateway can never make this process grow without limit. The set
+// changes and mutes waiting among them are never dropped: a lost one would leave the gateway on
+// the old set, or resolve a mute against a set it was not numbered by.
 // Peers outside the validator set get numbers from OUTSIDE_BASE (see ports.ts): a bounded table
 // of slots, the least recently heard-from reused first, so the driver's per-peer maps stay bounded.
 // The validator set in force is this side's to say: the current epoch's set goes to the gateway
@@ -26,7 +28,8 @@ import type { AttachRequest, AttachResponse, GatewayServiceClient, SetValidators
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import { MAX_OUTSIDE_PEERS, OUTSIDE_BASE, type TransportPort } from './ports.ts';
 
-const MAX_BUFFERED = 4096;
+/** Frames waiting in the buffer at most; the set changes and mutes among them come on top (#push). */
+export const MAX_BUFFERED = 4096;
 
 interface ActiveMute { untilMs: number; reason: string; peerId: string }
 const MAX_BACKOFF_MS = 1000;
@@ -48,12 +51,14 @@ export class GatewayLink implements TransportPort {
   #stream: ClientDuplexStream<AttachRequest, AttachResponse> | undefined;
   #writable = false;
   #buffer: AttachRequest[] = [];
+  /** Of the buffered entries, the frames (send, broadcast): only they are dropped past MAX_BUFFERED. */
+  #bufferedFrames = 0;
   #closed = false;
   #backoffMs = 100;
   dropped = 0;
   connected = false;
   /** Frames waiting here for the stream to take them (at most MAX_BUFFERED). */
-  get bufferedFrames(): number { return this.#buffer.length; }
+  get bufferedFrames(): number { return this.#bufferedFrames; }
   /** The gateway's frame limit, from its ready message: block sync sizes its responses to it. */
   maxFrameBytes: number | undefined;
   /** Outside peers: peer id → number, least recently used first; and back. */
@@ -118,7 +123,7 @@ export class GatewayLink implements TransportPort {
       moved = true;
     }
     // In order behind the set (a direct write could overtake it while frames are buffered).
-    if (moved) for (const [peer, m] of this.#mutes) this.#write(this.#muteRequest(peer, Math.max(0, m.untilMs - this.#now()), m.reason, m.peerId));
+    if (moved) for (const [peer, m] of this.#mutes) this.#sendMute(peer, Math.max(0, m.untilMs - this.#now()), m.reason, m.peerId);
   }
 
   /** The number of a peer outside the validator set (assigned on first use; slots reused oldest first). */
@@ -144,7 +149,8 @@ export class GatewayLink implements TransportPort {
   /**
    * Mutes `peer` at the gateway for `ms` (0 lifts it). Sent now when attached, and again on every
    * attach while it lasts; never queued behind frames (a mute is small, and rare: penalties
-   * double each one), so a lift reaches the gateway even while frames back up.
+   * double each one), so a lift reaches the gateway even while frames back up — nor ahead of a
+   * set change still buffered, whose indices it uses (#writeControl).
    */
   mute(peer: number, ms: number, reason: string): void {
     const now = this.#now();
@@ -161,8 +167,7 @@ export class GatewayLink implements TransportPort {
   }
 
   #sendMute(peer: number, ms: number, reason: string, peerId: string): void {
-    // write() past the high-water mark only buffers in grpc-js: a few small messages, once per mute.
-    this.#stream?.write(this.#muteRequest(peer, ms, reason, peerId));
+    this.#writeControl(this.#muteRequest(peer, ms, reason, peerId));
   }
 
   #muteRequest(peer: number, ms: number, reason: string, peerId: string): AttachRequest {
@@ -202,16 +207,53 @@ export class GatewayLink implements TransportPort {
       this.#writable = this.#stream.write(req);
       return;
     }
-    this.#buffer.push(req);
-    if (this.#buffer.length > MAX_BUFFERED) {
-      this.#buffer.shift();
-      this.dropped++;
+    this.#push(this.#buffer.length, req);
+  }
+
+  /**
+   * A mute names a validator by its index in the set the gateway holds when the mute arrives. While
+   * a set change or a mute waits in the buffer it goes right behind the last of them (ahead of the
+   * frames queued after them: a mute says nothing about what we send); otherwise straight to the
+   * stream, past any frames buffered (write() past the high-water mark only buffers in grpc-js).
+   */
+  #writeControl(req: AttachRequest): void {
+    let at = this.#buffer.length;
+    while (at > 0 && isFrame(this.#buffer[at - 1]!)) at--;
+    if (at === 0 && this.#stream) {
+      this.#stream.write(req);
+      return;
     }
+    this.#push(at, req);
+  }
+
+  /**
+   * Buffers `req` at `at`. Past MAX_BUFFERED frames the oldest frame goes; set changes and mutes
+   * never do. They stay few: a set change comes with a committed block, which needs the network
+   * this stream carries, and a mute replaces the one of the same peer behind the same set change.
+   */
+  #push(at: number, req: AttachRequest): void {
+    if (req.body?.$case === 'mute') {
+      const peer = muteTarget(req);
+      for (let i = at - 1; i >= 0; i--) {
+        const b = this.#buffer[i]!.body;
+        if (b?.$case === 'validators') break;
+        if (b?.$case === 'mute' && muteTarget(this.#buffer[i]!) === peer) { this.#buffer.splice(i, 1); at--; break; }
+      }
+    }
+    this.#buffer.splice(at, 0, req);
+    if (!isFrame(req) || ++this.#bufferedFrames <= MAX_BUFFERED) return;
+    const oldest = this.#buffer.findIndex(isFrame);
+    if (oldest === 0) this.#buffer.shift();
+    else this.#buffer.splice(oldest, 1);
+    this.#bufferedFrames--;
+    this.dropped++;
   }
 
   #flush(): void {
     while (this.#stream && this.#buffer.length > 0) {
-      this.#writable = this.#stream.write(this.#buffer.shift()!);
+      const req = this.#buffer.shift()!;
+      if (isFrame(req)) this.#bufferedFrames--;
+      this.#writable = this.#stream.write(req);
       if (!this.#writable) return;
     }
     this.#writable = true;
@@ -280,6 +322,15 @@ export class GatewayLink implements TransportPort {
     stream.on('error', (err) => retry(errorMessage(err)));
     stream.on('end', () => retry('ended'));
   }
+}
+
+function isFrame(req: AttachRequest): boolean {
+  return req.body?.$case === 'send' || req.body?.$case === 'broadcast';
+}
+
+/** Whom a mute names: a validator by index, or a peer by id. */
+function muteTarget(req: AttachRequest): string {
+  return req.body?.$case === 'mute' ? req.body.value.peerId || `#${req.body.value.validator}` : '';
 }
 
 function setValidatorsOf(set: ValidatorSet): SetValidators {

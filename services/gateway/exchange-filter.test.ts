@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateIdentity, networkList, parseCidr, type Cidr } from '#libs/config/index.ts';
-import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, TokenBucket, addressProblem, filterRecords, isPrivateHost } from './exchange-filter.ts';
+import { DiscoveryBudget, MAX_RECORDS_PER_MESSAGE, STRIKE_REASONS, TokenBucket, addressProblem, filterRecords, isPrivateHost } from './exchange-filter.ts';
 
 const self = await generateIdentity();
 const x = await generateIdentity();
@@ -78,15 +78,29 @@ test('the discovery budget caps new peers per interval', () => {
   assert.equal(d.grant(7, 1000), 7);
 });
 
-test('a validator\'s addresses are never taken from peer exchange; foreign ones are a strike', () => {
+test('a validator\'s addresses are never taken from peer exchange; other ones are counted, not a strike', () => {
   const real = '/ip4/10.0.0.2/tcp/4001';
   const v = { [y.peerId]: [real] };
-  const poison = filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/203.0.113.1/tcp/9', real] }], ctx(v, false, v), 0);
-  assert.equal(poison.fresh.length, 0);
-  assert.deepEqual(poison.rejected.map((j) => j.reason), ['validator']);
-  // An honest relay of the configured address is ignored without a strike.
+  const other = filterRecords([{ publicKey: y.publicKey, addresses: ['/ip4/203.0.113.1/tcp/9', real] }], ctx(v, false, v), 0);
+  assert.equal(other.fresh.length, 0);
+  assert.deepEqual(other.rejected.map((j) => j.reason), ['validator']);
+  // The sender's set may be another epoch's, where this peer is not a validator.
+  assert.ok(!other.rejected.some((j) => STRIKE_REASONS.has(j.reason)), 'a validator\'s record at other addresses is a strike');
+  // An honest relay of the configured address is ignored silently.
   const relay = filterRecords([{ publicKey: y.publicKey, addresses: [real] }], ctx(v, false, v), 0);
   assert.deepEqual([relay.fresh.length, relay.rejected.length], [0, 0]);
+});
+
+test('a validator seated by a set change, not in peers.yaml (nothing configured), relayed by a peer of another epoch: dropped, no strike', () => {
+  const seen = filterRecords([{ publicKey: x.publicKey, addresses: ['/ip4/198.51.100.9/tcp/4001'] }], ctx({}, false, { [x.peerId]: [] }), 0);
+  assert.equal(seen.fresh.length, 0, 'a validator\'s address taken from peer exchange');
+  assert.deepEqual(seen.rejected.map((j) => j.reason), ['validator']);
+  assert.ok(!seen.rejected.some((j) => STRIKE_REASONS.has(j.reason)));
+  // Broken records are still strikes, a validator's too.
+  for (const reason of ['bad_key', 'bad_address', 'too_many', 'too_many_addresses'] as const) assert.ok(STRIKE_REASONS.has(reason), reason);
+  const many = Array.from({ length: 9 }, (_, i) => `/ip4/198.51.100.${i + 1}/tcp/4001`);
+  const flood = filterRecords([{ publicKey: x.publicKey, addresses: many }], ctx({}, false, { [x.peerId]: [] }), 0);
+  assert.deepEqual(flood.rejected.map((j) => j.reason), ['too_many_addresses', 'validator']);
 });
 
 test('at most 8 addresses per peer, the known ones kept first; a full peer is not rewritten', () => {

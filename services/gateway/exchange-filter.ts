@@ -1,8 +1,8 @@
 // The checks every peer record learned from another member goes through before it reaches the
 // peer table or peers.yaml, and the rate limits that keep one peer from starting a discovery
 // storm. Pure: records and state in, decisions out.
-// Must never let through self, a validator (validators are dialled only where the operator's
-// peers.yaml says), a key that does not parse, an address the store would refuse, more than
+// Must never let through self, a validator (validators are dialled only where peers.yaml or the
+// set change that seated them says), a key that does not parse, an address the store would refuse, more than
 // MAX_ADDRESSES_PER_PEER addresses for one peer, an address outside the networks the operator
 // named (peers.learned_networks), or more new peers per interval than the cap.
 // Learned addresses only ever go after the ones already known: they cannot reorder a peer.
@@ -24,8 +24,13 @@ export type RejectReason = 'bad_key' | 'self' | 'bad_address' | 'private_address
   /** A learned peer forgotten after its dials failed, announced again before FORGOTTEN_MS passed. */
   | 'unreachable';
 
-/** Reasons that only a broken or hostile sender produces: each message with one is a strike. */
-export const STRIKE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_key', 'bad_address', 'too_many', 'too_many_addresses', 'validator']);
+/**
+ * Reasons that only a broken or hostile sender produces: each message with one is a strike. Not
+ * 'validator': an honest sender whose set is another epoch's (an observer, a member not yet told
+ * the change, a member-to-be following the chain) relays a peer we seat as an ordinary peer, at
+ * whatever addresses it knows; dropping the record is all it takes.
+ */
+export const STRIKE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_key', 'bad_address', 'too_many', 'too_many_addresses']);
 
 export interface FilterContext {
   selfPeerId: string;
@@ -36,9 +41,9 @@ export interface FilterContext {
   /** peers.learned_networks: when set, only IP addresses inside them are taken (no DNS names). */
   networks?: BlockList | undefined;
   /**
-   * The addresses the operator configured for a validator, or undefined when the peer is not a
-   * validator. A validator's record is never taken; one that names an address the operator did
-   * not configure is rejected as 'validator' (a strike), one that repeats them is ignored silently.
+   * The addresses a validator is dialled at (peers.yaml's and its member card's), or undefined when
+   * the peer is not a validator. A validator's record is never taken; one that names another address
+   * is rejected as 'validator' (counted, not a strike), one that repeats them is ignored silently.
    */
   validator: (peerId: string) => readonly string[] | undefined;
 }
@@ -60,14 +65,15 @@ export function filterRecords(records: readonly RecordIn[], ctx: FilterContext, 
     if (!key.ok) { rejected.push({ reason: 'bad_key', detail: key.reason }); continue; }
     const peerId = key.value.peerId;
     if (peerId === ctx.selfPeerId) continue; // our own record: expected, not an error
+    // Whoever's record it is (a validator's too: its form is the sender's doing, not its view of the set).
+    if (r.addresses.length > MAX_ADDRESSES_PER_PEER) {
+      rejected.push({ reason: 'too_many_addresses', detail: `${peerId}: ${r.addresses.length} addresses, at most ${MAX_ADDRESSES_PER_PEER} taken` });
+    }
     const configured = ctx.validator(peerId);
     if (configured) {
       const foreign = r.addresses.filter((a) => !configured.includes(a));
       if (foreign.length > 0) rejected.push({ reason: 'validator', detail: `${peerId}: ${foreign.slice(0, 3).join(' ')}${foreign.length > 3 ? ` (+${foreign.length - 3})` : ''}` });
       continue;
-    }
-    if (r.addresses.length > MAX_ADDRESSES_PER_PEER) {
-      rejected.push({ reason: 'too_many_addresses', detail: `${peerId}: ${r.addresses.length} addresses, at most ${MAX_ADDRESSES_PER_PEER} taken` });
     }
     const addresses: string[] = [];
     for (const a of r.addresses.slice(0, MAX_ADDRESSES_PER_PEER)) {

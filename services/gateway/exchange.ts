@@ -165,7 +165,7 @@ export class PeerExchange {
   /** A peer identified itself: its listen addresses are a record like any learned one. */
   onIdentified(peerId: string, addresses: readonly string[]): void {
     const publicKey = publicKeyOf(peerId);
-    // A validator is dialled only where peers.yaml says; what it tells about itself changes nothing.
+    // A validator is dialled only where peers.yaml or its card says; what it tells of itself changes nothing.
     if (publicKey && !this.#deps.isValidator(peerId)) this.learn([{ publicKey, addresses: [...addresses] }], peerId, 'identify');
   }
 
@@ -200,7 +200,9 @@ export class PeerExchange {
       const s = this.#deps.stored(id);
       return t?.known || s ? [...new Set([...(s ?? []), ...(t?.known ? t.addresses : [])])] : undefined;
     };
-    const validator = (id: string) => (this.#deps.isValidator(id) ? this.#deps.stored(id) ?? [] : undefined);
+    // Where we dial a validator: peers.yaml's addresses, and those of the card a set change seated
+    // it with (the table's), which peers.yaml may not hold yet.
+    const validator = (id: string) => (this.#deps.isValidator(id) ? known(id) ?? [] : undefined);
     const { fresh, rejected } = filterRecords(records, { selfPeerId: this.#deps.selfPeerId, known, dropPrivate: this.#opts.dropPrivate, networks: this.#opts.networks, validator }, now);
     for (const r of rejected) metrics.rejectedRecords.inc({ reason: r.reason });
     if (rejected.length > 0) {

@@ -66,6 +66,11 @@ export class Gateway {
   #stored = new Map<string, readonly string[]>();
   /** The set the consumer told (its current epoch's); until then conf.yaml's genesis set. */
   #told: ValidatorSet | undefined;
+  /**
+   * Whether the consumer told a set yet. Not `#told !== undefined`: a first set equal to conf.yaml's
+   * leaves #told unset, and the set after it is a change.
+   */
+  #heardSet = false;
   #gauges: NodeJS.Timeout | undefined;
 
   private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; presence: Presence; dialer: Dialer },
@@ -112,6 +117,10 @@ export class Gateway {
       this.dialer.dialDue();
     }
     const before = this.validators;
+    // After a restart in a later epoch the first set told is no change, however far it is from
+    // genesis: members seated since then are not "added" (presence would report them absent).
+    const first = !this.#heardSet;
+    this.#heardSet = true;
     if (before?.equals(set) && before.epoch === set.epoch) return;
     this.#told = set;
     this.path.setValidators(set);
@@ -121,8 +130,8 @@ export class Gateway {
     const gone = before?.members.filter((v) => !set.hasPeer(v.peerId)).map((v) => v.name) ?? [];
     const addedMembers = set.members.filter((v) => !before?.hasPeer(v.peerId));
     const added = addedMembers.map((v) => v.name);
-    // Not heard taking part yet (presence.ts): absent until they are. A first set is no change.
-    if (before) this.presence.validatorsAdded(addedMembers.map((v) => v.peerId).filter((id) => id !== this.#settings.peerId));
+    // Those added: not heard taking part yet (presence.ts), absent until they are.
+    this.presence.validatorsChanged(first ? [] : addedMembers.map((v) => v.peerId).filter((id) => id !== this.#settings.peerId));
     this.#deps.log.warn({ epoch: set.epoch, validators: set.n, selfIndex: set.selfIndex ?? null, added, gone }, 'validator set in force changed (told by consensus)');
     // A rotation moved this member to a new peer id: until this gateway runs with that key, the
     // others take its frames as an outsider's.
@@ -306,6 +315,8 @@ export class Gateway {
     // Keep the running key and name: they did not change underneath the node.
     this.#settings = { ...next, privateKey: this.#settings.privateKey, peerId: this.#settings.peerId, member: this.#settings.member,
       listen: change.removedListen.length > 0 ? [...new Set([...next.listen, ...change.removedListen])] : next.listen };
+    // conf.yaml's set, before any is told, is no epoch change: what is held for those it lost goes.
+    if (change.validatorsChanged && !this.#told) this.presence.validatorsChanged([]);
     return { applied, needsRestart: change.needsRestart };
   }
 

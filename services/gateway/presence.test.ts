@@ -1,7 +1,7 @@
 // Presence (presence.ts) on a fake libp2p node: words ordered by their sequence number, words of
 // non-validators refused, changes told to the consumer once, a validator said detached taken back
 // by its votes (not by an observer's requests), one said catching up not by its NEW-VIEWs, and every record of a validator that left the set
-// pruned when a consumer attaches.
+// pruned when a consumer attaches and when the set changes, so a member seated again starts afresh.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,9 +23,11 @@ async function harness(now?: () => number) {
   let handler: Handler | undefined;
   const told: string[] = [];
   const validators = new Set(['A', 'B']);
+  /** Who is connected (node.getPeers). */
+  const peers = new Set<string>();
   const node = {
     handle: async (_protocol: string, h: Handler) => { handler = h; },
-    getPeers: () => [],
+    getPeers: () => [...peers].map((id) => ({ toString: () => id })),
     getConnections: () => [],
     dialProtocol: async () => { throw new Error('this test dials nobody'); },
   } as unknown as GatewayNode;
@@ -42,7 +44,7 @@ async function harness(now?: () => number) {
     stream.dispatchEvent(Object.assign(new Event('message'), { data }));
     await new Promise((r) => setImmediate(r));
   };
-  return { presence, told, validators, say };
+  return { presence, told, validators, peers, say };
 }
 
 test('presence: a newer word overrides an older one, a stale one is dropped, a non-validator is not heard', async () => {
@@ -89,6 +91,45 @@ test('presence: every record of a validator that left the set is dropped when a 
   assert.deepEqual(presence.absent(), ['A']);
 });
 
+test('presence: a set change drops every record of the validators it lost, at once', async () => {
+  const { presence, told, validators, say } = await harness();
+  await say('A', false, 3);
+  presence.disconnected('B');
+  assert.equal(presence.records, 2);
+  validators.delete('A');
+  presence.validatorsChanged([]);
+  assert.equal(presence.records, 1, 'records held for a validator that left the set until some consumer attaches');
+  assert.deepEqual(told, ['A absent', 'B absent'], 'nobody is told of a validator that left');
+});
+
+test('presence: a member removed while its connections were lost, back connected, then seated again is present once its gateway says so', async () => {
+  const { presence, told, validators, peers, say } = await harness();
+  presence.connected('B');
+  presence.disconnected('B'); // lost while a validator
+  validators.delete('B');
+  presence.validatorsChanged([]); // removed
+  peers.add('B');
+  presence.connected('B'); // connects again, no validator here: not heard
+  validators.add('B');
+  presence.validatorsChanged(['B']); // seated again: absent until heard (its removal was told to nobody)
+  assert.deepEqual(told, ['B absent', 'B absent']);
+  await say('B', true, 1);
+  assert.deepEqual(presence.absent(), [], 'a connection lost in an earlier seat kept it absent');
+  assert.deepEqual(told, ['B absent', 'B absent', 'B present']);
+});
+
+test('presence: a validator held as lost that is connected when a set is adopted is present (it connected while no validator here)', async () => {
+  const { presence, told, validators, peers } = await harness();
+  presence.disconnected('B');
+  validators.delete('B'); // the set in force lost it, and presence heard of no change
+  peers.add('B');
+  presence.connected('B'); // not heard: no validator
+  validators.add('B');
+  presence.validatorsChanged([]);
+  assert.deepEqual(presence.absent(), []);
+  assert.deepEqual(told, ['B absent', 'B present']);
+});
+
 test('presence: a validator said detached is back when it votes a second on, not when it only asks for blocks or hands on transactions', async () => {
   const { presence, told, say } = await harness();
   const frame = (body: Frame['body']) => ConsensusFrame.encode({ chainId: 'c', body }).finish();
@@ -112,7 +153,7 @@ test('presence: a validator the set gains is absent until its gateway says it is
   const vote = ConsensusFrame.encode({ chainId: 'c', body: { $case: 'vote', value: Vote.fromPartial({ view: 3 }) } }).finish();
   validators.add('C');
   validators.add('D');
-  presence.validatorsAdded(['C', 'D', 'X']); // X is no validator: nothing held for it
+  presence.validatorsChanged(['C', 'D', 'X']); // X is no validator: nothing held for it
   assert.deepEqual(presence.absent().sort(), ['C', 'D']);
   assert.equal(presence.records, 2);
   await say('C', true, 1); // its gateway's word

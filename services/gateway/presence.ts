@@ -11,7 +11,9 @@
 // "caught up" have been lost, a proposal or vote heard CATCHING_UP_STALE_MS after its last word.
 // A validator the set gains is absent until it is heard taking part (its "attached", or a
 // proposal, vote or new-view): what its gateway said before it was a validator here was refused
-// unread, and an added member still catching up must not cost a timer per view it leads.
+// unread, and an added member still catching up must not cost a timer per view it leads. What is
+// held for a validator the set loses goes with the change: a member removed and seated again later
+// starts afresh, not absent for a connection lost while it was a validator before.
 // The consumer gives an absent leader's views up at once instead of waiting out its view timer
 // (libs/hotstuff suspicion.ts): a consensus killed or restarting costs the others one NEW-VIEW round,
 // not a timer per view it leads.
@@ -111,7 +113,7 @@ export class Presence {
     clearTimeout(this.#heldBack);
   }
 
-  /** Peers this module holds any record for (bounded by the validator set: absent() prunes the rest). */
+  /** Peers this module holds any record for (bounded by the validator set: a set change and absent() prune the rest). */
   get records(): number { return this.#held().size; }
 
   /** Every peer id any per-peer record here is kept under. */
@@ -121,12 +123,16 @@ export class Presence {
 
   /** The validators absent now: told to a consumer when it attaches. */
   absent(): string[] {
-    // Validators that left the set since: everything held for them goes (every per-peer map here).
+    this.#prune();
+    return [...this.#absentSet()];
+  }
+
+  /** Validators that left the set: everything held for them goes (every per-peer map here). */
+  #prune(): void {
     for (const id of this.#held()) {
       if (this.#d.isValidator(id)) continue;
       this.#lost.delete(id); this.#undetach(id); this.#lastSeq.delete(id); this.#buckets.delete(id);
     }
-    return [...this.#absentSet()];
   }
 
   #isAbsent(peerId: string): boolean {
@@ -181,11 +187,19 @@ export class Presence {
   }
 
   /**
-   * The set in force gained these validators (not this member): each is absent until it is heard
-   * taking part — its gateway's next word, or after HEARD_AFTER_MS a proposal, vote or new-view.
+   * A new set is in force (isValidator says so already). What is held for the validators it lost
+   * goes, told to nobody (the consumer drops whom its set does not hold). One held as lost that is
+   * connected now is present: it connected while it was no validator here, which connected() does
+   * not hear. The validators it gained (`added`: not this member, and none for the first set a
+   * gateway is told, which is no change) are absent until heard taking part — their gateway's next
+   * word, or after HEARD_AFTER_MS a proposal, vote or new-view.
    */
-  validatorsAdded(peerIds: readonly string[]): void {
-    for (const id of peerIds) {
+  validatorsChanged(added: readonly string[]): void {
+    this.#prune();
+    const connected = new Set(this.#d.node.getPeers().map((p) => p.toString()));
+    for (const id of [...this.#lost]) if (connected.has(id)) this.#change(id, () => this.#lost.delete(id));
+    this.#absentSet();
+    for (const id of added) {
       if (!this.#d.isValidator(id) || this.#detached.has(id)) continue;
       this.#change(id, () => { this.#detached.add(id); this.#detachedAt.set(id, this.#now()); });
     }
