@@ -145,10 +145,14 @@ export async function epochTrust(client: ConsensusServiceClient, trust: Trust, e
  * The COMMIT QC for the block at `height`: its own, or the first descendant's within
  * MAX_DESCENDANTS, with the headers in between (read headers-only: no transactions move).
  */
-async function commitProof(client: ConsensusServiceClient, limits: WireLimits, height: number, ownQc: QuorumCert | undefined): Promise<CommitProof | { reason: string }> {
+async function commitProof(client: ConsensusServiceClient, limits: WireLimits, height: number, ownQc: QuorumCert | undefined, end?: EpochChangeProof): Promise<CommitProof | { reason: string }> {
+  // A block below its epoch's last one, committed with it, is proven by the proof its epoch ended
+  // with once the walk up reaches that block (its QC, over the suffix of empty blocks its epoch
+  // certified above it): above it the member's log holds the next epoch's blocks.
   let qc = ownQc;
   const descendants: BlockHeader[] = [];
   while (qc?.phase !== Phase.COMMIT) {
+    if (end && height + descendants.length + 1 === end.last.header.height) return { qc: end.qc, descendants: [...descendants, end.last.header, ...end.suffix] };
     if (descendants.length >= MAX_DESCENDANTS) return { reason: `no COMMIT QC within ${MAX_DESCENDANTS} blocks above height ${height}` };
     const next = await call(client.listBlocks.bind(client), { fromHeight: height + descendants.length + 1, limit: 1, headersOnly: true });
     const b = next.blocks[0];
@@ -169,7 +173,7 @@ export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, 
   if ('reason' in at) return { ok: false, reason: at.reason };
   // The last block of an epoch is proven by the proof its epoch ended with.
   const proof = at.end && Buffer.compare(at.end.last.hash, block.hash) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
-    : await commitProof(client, trust.limits, height, res.qc ? qcFromWire('qc', res.qc, trust.limits) : undefined);
+    : await commitProof(client, trust.limits, height, res.qc ? qcFromWire('qc', res.qc, trust.limits) : undefined, at.end);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
   return { ...verifyCommitted(at.root, block, proof, txHash), epoch, walked: at.walked, fromKept: at.fromKept };
 }
@@ -190,7 +194,7 @@ export async function verifyTransaction(client: ConsensusServiceClient, trust: T
   const own = await call(client.listBlocks.bind(client), { fromHeight: header.height, limit: 1, headersOnly: true });
   const ownQc = own.blocks[0]?.qc ? qcFromWire('qc', own.blocks[0].qc, root.limits) : undefined;
   const proof = at.end && Buffer.compare(at.end.last.hash, blockHash(header)) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
-    : await commitProof(client, root.limits, header.height, ownQc);
+    : await commitProof(client, root.limits, header.height, ownQc, at.end);
   if ('reason' in proof) return { ok: false, reason: proof.reason };
   return { ...verifyIncluded(at.root, { header, txHash, index: r.index, txCount: r.txCount, siblings: r.proof }, proof), epoch: header.epoch, walked: at.walked, fromKept: at.fromKept };
 }

@@ -104,3 +104,19 @@ test('with --trusted-epochs, the end walked is kept: a member that then withhold
   const v = await verifyBlock(withholding, trust, 3, undefined, loadKeptEpochs(file, trust));
   assert.ok(!v.ok && /height 3 is above its epoch's last block \(2\)/.test(v.reason), v.ok ? 'verified' : v.reason);
 });
+
+test('a block committed with its epoch\'s last block, which has no COMMIT QC of its own (the epoch ended with a suffix), verifies through the proof the epoch ended with', async () => {
+  // Epoch 0 ends at height 2 (the change), certified through an empty block of epoch 0 above it
+  // (the suffix, never committed); height 3 of the member's log is epoch 1's first block.
+  const suffix = child(end, []);
+  const proof: EpochChangeProof = { last: end, suffix: [suffix.header], qc: commitQc(suffix) };
+  const next = child(end, [enc('carol pays dave')], 1);
+  const log = new Map([[1, { block: b1 }], [2, { block: end }], [3, { block: next, qc: commitQc(next) }]]);
+  const client = member(log, [proof]);
+  for (const h of [1, 2]) {
+    const v = await verifyBlock(client, trust, h);
+    assert.ok(v.ok, `height ${h}: ${v.ok ? '' : v.reason}`);
+  }
+  const byTx = await verifyTransaction(client, trust, txHash(enc('alice pays bob')));
+  assert.ok(byTx.ok, byTx.ok ? '' : byTx.reason);
+});
