@@ -331,6 +331,9 @@ export class Follower {
       try {
         const next = await this.#o.epochs!.end(ended);
         log.warn({ epoch: next.number, validators: next.set.n, height: ended.last.header.height }, 'epoch ended: following the next epoch\'s set');
+        // Sources are numbered by the set in force: after a removal a number names another member,
+        // and a liar's mark would fall on whoever holds its number now.
+        this.#bad.clear();
         this.#o.epochStarted?.(next.number, next.set, next.root);
       } catch (err) {
         // The tip now ends an epoch whose proof is not recorded: asked for again, with its proof.
