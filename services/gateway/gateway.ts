@@ -130,6 +130,13 @@ export class Gateway {
     const gone = before?.members.filter((v) => !set.hasPeer(v.peerId)).map((v) => v.name) ?? [];
     const addedMembers = set.members.filter((v) => !before?.hasPeer(v.peerId));
     const added = addedMembers.map((v) => v.name);
+    // Who is dialled follows the set: a member seated is dialled now, even one the peer exchange
+    // held off as a stranger; one unseated (removed, or an old peer id after a rotation) is not
+    // dialled any more unless peers.yaml lists it, else every departed member is redialled for ever.
+    for (const v of addedMembers) if (v.peerId !== this.#settings.peerId) this.table.seated(v.peerId);
+    const forgotten = before?.members.filter((v) => !set.hasPeer(v.peerId) && v.peerId !== this.#settings.peerId && this.table.unseat(v.peerId))
+      .map((v) => v.peerId) ?? [];
+    if (forgotten.length > 0) this.#deps.log.info({ epoch: set.epoch, peers: forgotten }, 'validators no longer in the set forgotten (not in peers.yaml): not dialled any more');
     // Those added: not heard taking part yet (presence.ts), absent until they are.
     this.presence.validatorsChanged(first ? [] : addedMembers.map((v) => v.peerId).filter((id) => id !== this.#settings.peerId));
     this.#deps.log.warn({ epoch: set.epoch, validators: set.n, selfIndex: set.selfIndex ?? null, added, gone }, 'validator set in force changed (told by consensus)');

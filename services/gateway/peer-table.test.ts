@@ -149,3 +149,50 @@ test('a learned peer that never connected is forgotten after UNPROVEN_DIALS fail
   assert.equal(t.forgotten('junk-0'), false, 'the oldest forgotten peers go first past the bound');
   assert.equal(t.forgotten(`junk-${MAX_FORGOTTEN + 9}`), true);
 });
+
+test('an unseated validator not in peers.yaml is forgotten (kept only while connected); a peers.yaml entry stays', () => {
+  const { t, advance } = table();
+  t.setKnown([{ peerId: 'listed', addresses: ['/ip4/10.0.0.1/tcp/1'] }]);
+  for (const id of ['listed', 'gone', 'rotated', 'still-up']) t.upsertKnown(id, ['/ip4/10.0.0.9/tcp/1'], 8); // their cards
+  for (const id of ['gone', 'rotated', 'still-up']) t.connected(id, '/ip4/10.0.0.9/tcp/1');
+  for (const id of ['gone', 'rotated']) t.disconnected(id, 'closed');
+  // Once connected, a card-only peer is never forgotten for its failed dials: only unseating ends its redials.
+  for (let k = 0; k < 10; k++) t.failure('gone', 'dial', 'refused');
+  assert.equal(t.forgetUnproven('gone'), false);
+  advance(60_000);
+  assert.ok(t.due().some((e) => e.peerId === 'gone'), 'redialled on backoff');
+
+  assert.deepEqual(['listed', 'gone', 'rotated', 'still-up', 'absent'].map((id) => t.unseat(id)), [false, true, true, true, false], 'whether it was dialled until now');
+  assert.deepEqual(t.due().map((e) => e.peerId), ['listed'], 'only the peers.yaml entry is still dialled');
+  assert.equal(t.get('gone'), undefined);
+  assert.equal(t.get('rotated'), undefined);
+  assert.ok(t.get('listed')!.configured && t.get('listed')!.known, 'the operator\'s entry stays');
+  assert.equal(t.forgotten('listed'), false);
+  assert.equal(t.get('still-up')!.phase, 'connected', 'a set change closes no connection');
+  assert.equal(t.get('still-up')!.known, false);
+  assert.equal(t.forgotten('gone'), true, 'not learned straight back from others\' lists');
+  t.disconnected('still-up', 'closed');
+  assert.equal(t.get('still-up'), undefined, 'leaves the table once disconnected: never redialled');
+  assert.equal(t.learnedCount(), 0);
+  advance(FORGOTTEN_MS + 1);
+  assert.equal(t.forgotten('gone'), false);
+});
+
+test('a seated peer is due at once, whatever its hold-off or backoff; its failures stay', () => {
+  const { t, advance } = table();
+  t.upsertKnown('p', ['/ip4/10.0.0.9/tcp/1']);
+  for (let k = 0; k < DELINQUENT_AFTER; k++) t.failure('p', 'dial', 'refused');
+  t.holdOff('p', 1_000 + 10 * 60_000); // penalised by the peer exchange as a stranger
+  advance(5_000);
+  assert.deepEqual(t.due(), []);
+  t.seated('p');
+  assert.deepEqual(t.due().map((e) => e.peerId), ['p']);
+  assert.equal(t.get('p')!.delinquent, true, 'a seat is no success');
+  t.upsertKnown('q', ['/ip4/10.0.0.8/tcp/1']);
+  for (let k = 0; k < UNPROVEN_DIALS; k++) t.failure('q', 'dial', 'refused');
+  assert.equal(t.forgetUnproven('q'), true);
+  t.seated('q');
+  assert.equal(t.forgotten('q'), false, 'a seated peer is no longer one forgotten');
+  t.seated('nobody');
+  assert.equal(t.get('nobody'), undefined);
+});

@@ -86,7 +86,7 @@ function blank(peerId: string, addresses: string[], known: boolean, now: number)
 
 export class PeerTable {
   #peers = new Map<string, PeerEntry>();
-  /** Learned peers forgotten after failed dials, with when they may be learned again. */
+  /** Learned peers forgotten after failed dials (or unseated), with when they may be learned again. */
   #forgotten = new Map<string, number>();
   #deps: PeerTableDeps;
 
@@ -160,13 +160,51 @@ export class PeerTable {
     const e = this.#peers.get(peerId);
     if (!e || !e.known || e.configured || e.everConnected || e.phase !== 'disconnected' || e.counters.dialFailures < UNPROVEN_DIALS) return false;
     this.#peers.delete(peerId);
-    this.#forgotten.delete(peerId);
-    if (this.#forgotten.size >= MAX_FORGOTTEN) this.#forgotten.delete(this.#forgotten.keys().next().value!);
-    this.#forgotten.set(peerId, this.#deps.now() + FORGOTTEN_MS);
+    this.#remember(peerId);
     return true;
   }
 
-  /** Whether a peer was forgotten after failed dials and may not be learned yet. */
+  /**
+   * A validator a set change unseated (removed, or its member rotated to another peer id). Its
+   * card was the only reason to dial it: a peer not in peers.yaml is forgotten as one that never
+   * proved itself is (redialled on backoff for ever otherwise: `forgetUnproven` spares a peer that
+   * once connected, and eviction only runs past max_learned_peers), also not learned again for
+   * FORGOTTEN_MS (others still list it in their exchange, it was connected to them), and while
+   * connected it stays, unknown, until it disconnects: a set change closes no connection. A
+   * peers.yaml entry is the operator's and stays as it is. Returns whether it was dialled until now.
+   */
+  unseat(peerId: string): boolean {
+    const e = this.#peers.get(peerId);
+    if (e?.configured) return false;
+    this.#remember(peerId);
+    if (!e) return false;
+    const was = e.known;
+    e.known = false;
+    if (e.phase !== 'connected') this.#peers.delete(peerId);
+    return was;
+  }
+
+  /**
+   * A peer a set change seated: dialled at once, whatever hold-off the peer exchange put on it as
+   * a non-validator (a validator is never held off: until it expired we would not call a member the
+   * quorum may need) or the backoff of its dials from before. Its failure count stays: a dead member is
+   * still delinquent.
+   */
+  seated(peerId: string): void {
+    this.#forgotten.delete(peerId);
+    const e = this.#peers.get(peerId);
+    if (!e) return;
+    e.heldUntilMs = 0;
+    e.nextAttemptAt = 0;
+  }
+
+  #remember(peerId: string): void {
+    this.#forgotten.delete(peerId);
+    if (this.#forgotten.size >= MAX_FORGOTTEN) this.#forgotten.delete(this.#forgotten.keys().next().value!);
+    this.#forgotten.set(peerId, this.#deps.now() + FORGOTTEN_MS);
+  }
+
+  /** Whether a peer was forgotten (failed dials, or unseated) and may not be learned yet. */
   forgotten(peerId: string): boolean {
     const until = this.#forgotten.get(peerId);
     if (until === undefined) return false;
