@@ -115,7 +115,7 @@ add('events-codec', eventInput(idx(ConfigReloaded), subject('m0', 'store', 'conf
   member: 'm0', version: 4, trigger: 1, confSha256: 'ab'.repeat(32), peersSha256: 'cd'.repeat(32), changedFiles: ['peers.yaml'], durationSeconds: 0.012, atMs: at,
 }).finish()));
 add('events-codec', eventInput(idx(PeersChanged), subject('m0', 'store', 'peers.changed'), PeersChanged.encode(PeersChanged.fromPartial({ member: 'm0', atMs: at })).finish()));
-add('events-codec', eventInput(idx(ViewChanged), subject('m1', 'consensus', 'view.changed'), ViewChanged.encode({ member: 'm1', view: 9, leader: 1, reason: 'timeout', atMs: at }).finish()));
+add('events-codec', eventInput(idx(ViewChanged), subject('m1', 'consensus', 'view.changed'), ViewChanged.encode({ member: 'm1', view: 9, leader: 1, reason: 'timeout', atMs: at, epoch: 1, leaderName: 'm1' }).finish()));
 add('events-codec', eventInput(idx(EquivocationEvidence), subject('m1', 'consensus', 'equivocation'), EquivocationEvidence.encode({
   member: 'm1', offender: 2, view: 4, phase: 1, first: encodeFrame(CHAIN, frames[2]!), second: encodeFrame(CHAIN, frames[3]!), atMs: at, epoch: 0, offenderName: 'm2' }).finish()));
 add('events-codec', eventInput(idx(SignerRefused), subject('m0', 'signer', 'refused'), SignerRefused.encode({

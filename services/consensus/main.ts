@@ -229,7 +229,7 @@ async function main(): Promise<void> {
       ...m.observer,
       prunedAnswer: (from: number, oldestHeight: number) => { m.observer.prunedAnswer(from, oldestHeight); behindRetention(from, oldestHeight); },
       committed: (bs: readonly Block[], qc: QuorumCert) => { committedHere = true; syncWord?.poke(); behind.committed(); m.observer.committed(bs, qc); publisher?.committed(bs, qc); commits.notify(); retention.committed(); },
-      viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause); },
+      viewChanged: (v: number, leader: number, cause: string) => { m.observer.viewChanged(v, leader, cause); publisher?.viewChanged(v, leader, cause, driver.epoch, epochs.setOf(driver.epoch)); },
       evidence: (e: Equivocation) => {
         m.observer.evidence(e);
         // An equivocation is proof of a fault: it weighs EQUIVOCATION_STRIKES, a mute by itself.
@@ -252,7 +252,7 @@ async function main(): Promise<void> {
         // Removed: start again in place, as the observer a removed member runs as (the epoch's proof is on disk).
         if (!seated) void life.stop(`removed in epoch ${epoch}`).then(() => restartInPlace(log));
       },
-      invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view); },
+      invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view, driver.epoch, epochs.setOf(driver.epoch)); },
     };
     // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
     const driver = new ConsensusDriver(

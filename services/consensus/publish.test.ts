@@ -14,12 +14,12 @@ import { jetstream } from '@nats-io/jetstream';
 import { blockHash, merkleRoot, nextStateHash, toHex, txHash } from '#libs/crypto/index.ts';
 import { BLOCKS_STREAM, ackHolds, connectEvents, publishDurable, replay, subject, BLOCK_COMMITTED_EVENT } from '#libs/events/index.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
+import { BlockCommitted, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusPublisher } from './publish.ts';
 import { createPromMetrics } from '#libs/metrics/index.ts';
-import { NATS_URL } from '../../test/support/store.ts';
+import { NATS_URL, recordEvents } from '../../test/support/store.ts';
 import { startNatsAckForger } from '../../test/support/nats-ack-forger.ts';
 
 const chainId = `publish-${process.pid}-${Date.now()}`;
@@ -27,10 +27,10 @@ const member = `pub-${process.pid}-${Date.now().toString(36)}`;
 const limits = { validatorCount: 4, signatureBytes: 4, maxBlockTxs: 100, maxBlockBytes: 100_000 };
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 
-function child(parent: Block, tx: string): Block {
+function child(parent: Block, tx: string, epoch = 0): Block {
   const txs = [new TextEncoder().encode(tx)];
   const txRoot = merkleRoot(txs.map((t) => txHash(t)));
-  const header = { chainId, epoch: 0, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
+  const header = { chainId, epoch, height: parent.header.height + 1, view: parent.header.height + 1, parentHash: parent.hash, proposer: 0,
     timestampMs: Date.now(), txRoot, stateHash: nextStateHash(parent.header.stateHash, txRoot) };
   return { header, hash: blockHash(header), txs };
 }
@@ -274,6 +274,86 @@ test('blocks handed over at commit are published from memory, with their ids and
   } finally {
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an epoch\'s last block committed with a suffix above it goes out without the suffix\'s QC, from memory as from the store', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'btcfed-publish-suffix-'));
+  const store = new BlockStore({ path: dir, limits, hashBlock: blockHash });
+  const who = `${member}-suffix`;
+  const again = `${member}-suffix-store`;
+  try {
+    // Epoch 1's last block R (at height 2), then two empty blocks certified above it (the suffix):
+    // the COMMIT QC that ended the epoch is on the suffix's top, and R is the last block committed.
+    const first = child(genesisBlock(chainId, blockHash), 'suffix-1', 1);
+    const r = child(first, 'suffix-last', 1);
+    const s1 = child(r, 'suffix-s1', 1);
+    const s2 = child(s1, 'suffix-s2', 1);
+    const endQc = commitQc(s2);
+    await store.commit([first], commitQc(first));
+    await store.commit([r], endQc);
+    const pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source: store });
+    try {
+      pub.committed([r], endQc);
+      await until('heights 1..2 in the stream', async () => (await heightsInStream(who)).length === 2);
+    } finally {
+      await pub.close();
+    }
+    // Read back from the store (a restart, or blocks the stream was down for): the same answer.
+    // Another member name, and no published mark (the first publisher's would skip both blocks).
+    const reads = { committedHeight: () => store.committedHeight(), blockAtHeight: (h: number) => store.blockAtHeight(h), qcFor: (h: Uint8Array) => store.qcFor(h) };
+    const fromStore = await ConsensusPublisher.connect({ url: NATS_URL, member: again, log, source: reads });
+    try {
+      await until('heights 1..2 in the stream (from the store)', async () => (await heightsInStream(again)).length === 2);
+    } finally {
+      await fromStore.close();
+    }
+
+    const conn = await connectEvents({ url: NATS_URL, name: 'publish-test-reader', log });
+    const read = async (name: string) => {
+      const out: BlockCommitted[] = [];
+      for await (const e of replay(jetstream(conn.nc), BLOCKS_STREAM, { filterSubject: subject(name, 'consensus', BLOCK_COMMITTED_EVENT) })) out.push(BlockCommitted.decode(e.data));
+      return out;
+    };
+    const [handed, stored] = [await read(who), await read(again)];
+    await conn.drain();
+    for (const [how, events] of [['from memory', handed], ['from the store', stored]] as const) {
+      assert.equal(toHex(events[0]!.commitQc?.blockHash ?? new Uint8Array()), toHex(first.hash), `${how}: a block its own COMMIT QC decided keeps it`);
+      assert.equal(toHex(events[1]!.blockHash), toHex(r.hash));
+      assert.equal(events[1]!.commitQc, undefined, `${how}: the suffix top's QC is not R's (no suffix headers link it)`);
+    }
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('view.changed and security.invalid_signature of epoch 2 name their epoch, and the member at the index in that epoch\'s set', async () => {
+  const who = `${member}-epochs`;
+  const source = { committedHeight: () => 0, blockAtHeight: () => undefined, qcFor: () => undefined };
+  // Epoch 2's set after m1's removal: index 1 is m2's now (it was m1's in epoch 0). The set given
+  // is what names an index, never the frame; an index the set lacks names nobody.
+  const epoch2 = ['m0', 'm2', 'm3'];
+  const set = { has: (i: number) => i < epoch2.length, byIndex: (i: number) => ({ name: epoch2[i]! }) };
+  const views = await recordEvents(subject(who, 'consensus', 'view.changed'), (b) => ViewChanged.decode(b));
+  const invalid = await recordEvents(subject(who, 'consensus', 'security.invalid_signature'), (b) => InvalidSignature.decode(b));
+  const pub = await ConsensusPublisher.connect({ url: NATS_URL, member: who, log, source });
+  try {
+    pub.viewChanged(3, 1, 'timeout', 2, set);
+    pub.invalidSignature('12D3KooWpeer', 1, 'vote', 3, 2, set);
+    pub.invalidSignature('12D3KooWstranger', 7, 'vote', 4, 2, set);
+    const v = (await views.next()).data;
+    assert.deepEqual({ epoch: v.epoch, view: v.view, leader: v.leader, leaderName: v.leaderName }, { epoch: 2, view: 3, leader: 1, leaderName: 'm2' });
+    const i = (await invalid.next()).data;
+    assert.deepEqual({ epoch: i.epoch, view: i.view, claimedSender: i.claimedSender, claimedSenderName: i.claimedSenderName, peerId: i.peerId },
+      { epoch: 2, view: 3, claimedSender: 1, claimedSenderName: 'm2', peerId: '12D3KooWpeer' });
+    const outside = (await invalid.next((e) => e.data.claimedSender === 7)).data;
+    assert.equal(outside.claimedSenderName, '', 'an index outside the set names nobody');
+    assert.equal(outside.epoch, 2);
+  } finally {
+    await pub.close();
+    await views.close();
+    await invalid.close();
   }
 });
 

@@ -18,7 +18,7 @@
 import type { Logger } from 'pino';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { txHashesOf } from './tx-hashes.ts';
-import { toHex } from '#libs/crypto/index.ts';
+import { bytesEqual, toHex } from '#libs/crypto/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { ackHolds, blocksStreamSpec, BLOCKS_STREAM, connectEvents, ensureStream, publishDurable, subject, BLOCK_COMMITTED_EVENT, type Events, type EventsConnection , type NatsConnectOptions } from '#libs/events/index.ts';
 import { BlockCommitted, EquivocationEvidence, InvalidSignature, ViewChanged } from '#libs/gen/btcfed/v1/events.pb.ts';
@@ -29,6 +29,17 @@ import type { Evidence } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 /** An evidence item's kind as the event's phase (two proposals have none). */
 const PHASE_OF_KIND: Readonly<Record<string, Phase>> = { prepare: Phase.PREPARE, 'pre-commit': Phase.PRE_COMMIT, commit: Phase.COMMIT };
 import { headerToWire, qcToWire } from '#libs/wire/index.ts';
+
+/** An epoch's validator set as far as naming goes (a ValidatorSet is one). */
+export interface NamedSet {
+  has(index: number): boolean;
+  byIndex(index: number): { readonly name: string };
+}
+
+/** The member name validator `index` has in `set`, or '' where the set is not known or has no such index. */
+function nameIn(set: NamedSet | undefined, index: number): string {
+  return set?.has(index) ? set.byIndex(index).name : '';
+}
 
 /** Where committed blocks are read back from (the block store). */
 export interface CommittedSource {
@@ -253,10 +264,16 @@ export class ConsensusPublisher {
   get recentBlocks(): number { return this.#recent.size; }
 
   #encode(b: Block, decidedBy?: QuorumCert): Uint8Array {
-    const qc = decidedBy ?? this.#source.qcFor(b.hash);
+    // The QC handed over certifies the last block committed, except at an epoch's end with a
+    // suffix: there it certifies the suffix's top, above this block (the epoch's last). That QC is
+    // left out rather than the suffix headers added: without them no consumer can link it to this
+    // block, the proof is served whole by GetEpochs (what btcfed verify walks), and the block read
+    // back from the store — whose QC is kept under the block it certifies — goes out the same.
+    const qc = decidedBy && bytesEqual(decidedBy.blockHash, b.hash) ? decidedBy : this.#source.qcFor(b.hash);
+    const decided = qc?.phase === Phase.COMMIT && bytesEqual(qc.blockHash, b.hash);
     return BlockCommitted.encode({
       member: this.#member, height: b.header.height, blockHash: b.hash, header: headerToWire(b.header),
-      txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: qc?.phase === Phase.COMMIT ? qcToWire(qc) : undefined, atMs: Date.now(),
+      txCount: b.txs.length, txHashes: txHashesOf(b), commitQc: decided ? qcToWire(qc) : undefined, atMs: Date.now(),
     }).finish();
   }
 
@@ -328,8 +345,14 @@ export class ConsensusPublisher {
     }
   }
 
-  viewChanged(view: number, leader: number, reason: string): void {
-    this.#safe(() => this.#events.publish('view.changed', ViewChanged, { member: this.#member, view, leader, reason, atMs: Date.now() }));
+  /**
+   * `view` of `epoch`, led by `leader` of `set` (epoch's recorded set): views start again every
+   * epoch and a removal renumbers, so the view and index alone place nothing.
+   */
+  viewChanged(view: number, leader: number, reason: string, epoch: number, set: NamedSet | undefined): void {
+    this.#safe(() => this.#events.publish('view.changed', ViewChanged, {
+      member: this.#member, view, leader, reason, atMs: Date.now(), epoch, leaderName: nameIn(set, leader),
+    }));
   }
 
   equivocation(e: Evidence): void {
@@ -339,9 +362,10 @@ export class ConsensusPublisher {
     }));
   }
 
-  invalidSignature(peerId: string, claimedSender: number, messageType: string, view: number): void {
+  /** A message of `epoch` from `claimedSender` of `set` (that epoch's recorded set, never what the frame says) failed its signature check. */
+  invalidSignature(peerId: string, claimedSender: number, messageType: string, view: number, epoch: number, set: NamedSet | undefined): void {
     this.#safe(() => this.#events.publish('security.invalid_signature', InvalidSignature, {
-      member: this.#member, peerId, claimedSender, messageType, view, atMs: Date.now(),
+      member: this.#member, peerId, claimedSender, messageType, view, atMs: Date.now(), epoch, claimedSenderName: nameIn(set, claimedSender),
     }));
   }
 

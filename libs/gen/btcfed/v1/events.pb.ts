@@ -137,7 +137,12 @@ export interface BlockCommitted {
   header: BlockHeader | undefined;
   txCount: number;
   txHashes: Uint8Array[];
-  /** The commit QC that decided the block. */
+  /**
+   * The COMMIT QC that decided the block, and only when it certifies this very block: absent for
+   * a block committed below the one decided (its descendant's QC carries it), and for an epoch's
+   * last block when the epoch ended with a suffix — that QC certifies the suffix's top, and the
+   * suffix headers linking it down to this block are not in the event (GetEpochs serves the proof).
+   */
   commitQc: QuorumCert | undefined;
   atMs: number;
 }
@@ -145,11 +150,18 @@ export interface BlockCommitted {
 /** consensus: view.changed. */
 export interface ViewChanged {
   member: string;
+  /**
+   * A view of `epoch` (views start again at 1 every epoch), and its leader's validator index in
+   * that epoch's set (a removal renumbers the members after it).
+   */
   view: number;
   leader: number;
   /** "decide" when the previous view committed, "timeout" when its timer expired, "sync" on catch-up. */
   reason: string;
   atMs: number;
+  epoch: number;
+  /** The leader's member name in that epoch's set; empty where it was not known. */
+  leaderName: string;
 }
 
 /** consensus: security.equivocation — two conflicting signed messages from one validator. */
@@ -172,12 +184,17 @@ export interface EquivocationEvidence {
 /** consensus: security.invalid_signature — a message whose signature did not verify. */
 export interface InvalidSignature {
   member: string;
-  /** The peer the frame came from and the validator index it claimed. */
+  /** The peer the frame came from and the validator index it claimed, an index of `epoch`'s set. */
   peerId: string;
   claimedSender: number;
   messageType: string;
+  /** A view of `epoch` (views start again at 1 every epoch). */
   view: number;
   atMs: number;
+  /** The epoch whose keys the signature was checked with. */
+  epoch: number;
+  /** The member name `claimed_sender` has in that epoch's set (not what the frame says); empty where it was not known. */
+  claimedSenderName: string;
 }
 
 /** signer: signer.refused — the signer would not sign; the rule it enforced is named. */
@@ -1155,7 +1172,7 @@ export const BlockCommitted: MessageFns<BlockCommitted> = {
 };
 
 function createBaseViewChanged(): ViewChanged {
-  return { member: "", view: 0, leader: 0, reason: "", atMs: 0 };
+  return { member: "", view: 0, leader: 0, reason: "", atMs: 0, epoch: 0, leaderName: "" };
 }
 
 export const ViewChanged: MessageFns<ViewChanged> = {
@@ -1174,6 +1191,12 @@ export const ViewChanged: MessageFns<ViewChanged> = {
     }
     if (message.atMs !== 0) {
       writer.uint32(40).uint64(message.atMs);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(48).uint64(message.epoch);
+    }
+    if (message.leaderName !== "") {
+      writer.uint32(58).string(message.leaderName);
     }
     return writer;
   },
@@ -1231,6 +1254,22 @@ export const ViewChanged: MessageFns<ViewChanged> = {
             message.atMs = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaderName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1254,6 +1293,12 @@ export const ViewChanged: MessageFns<ViewChanged> = {
         : isSet(object.at_ms)
         ? globalThis.Number(object.at_ms)
         : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      leaderName: isSet(object.leaderName)
+        ? globalThis.String(object.leaderName)
+        : isSet(object.leader_name)
+        ? globalThis.String(object.leader_name)
+        : "",
     };
   },
 
@@ -1274,6 +1319,12 @@ export const ViewChanged: MessageFns<ViewChanged> = {
     if (message.atMs !== 0) {
       obj.atMs = Math.round(message.atMs);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.leaderName !== "") {
+      obj.leaderName = message.leaderName;
+    }
     return obj;
   },
 
@@ -1287,6 +1338,8 @@ export const ViewChanged: MessageFns<ViewChanged> = {
     message.leader = object.leader ?? 0;
     message.reason = object.reason ?? "";
     message.atMs = object.atMs ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.leaderName = object.leaderName ?? "";
     return message;
   },
 };
@@ -1507,7 +1560,16 @@ export const EquivocationEvidence: MessageFns<EquivocationEvidence> = {
 };
 
 function createBaseInvalidSignature(): InvalidSignature {
-  return { member: "", peerId: "", claimedSender: 0, messageType: "", view: 0, atMs: 0 };
+  return {
+    member: "",
+    peerId: "",
+    claimedSender: 0,
+    messageType: "",
+    view: 0,
+    atMs: 0,
+    epoch: 0,
+    claimedSenderName: "",
+  };
 }
 
 export const InvalidSignature: MessageFns<InvalidSignature> = {
@@ -1529,6 +1591,12 @@ export const InvalidSignature: MessageFns<InvalidSignature> = {
     }
     if (message.atMs !== 0) {
       writer.uint32(48).uint64(message.atMs);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(56).uint64(message.epoch);
+    }
+    if (message.claimedSenderName !== "") {
+      writer.uint32(66).string(message.claimedSenderName);
     }
     return writer;
   },
@@ -1594,6 +1662,22 @@ export const InvalidSignature: MessageFns<InvalidSignature> = {
             message.atMs = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.claimedSenderName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1630,6 +1714,12 @@ export const InvalidSignature: MessageFns<InvalidSignature> = {
         : isSet(object.at_ms)
         ? globalThis.Number(object.at_ms)
         : 0,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      claimedSenderName: isSet(object.claimedSenderName)
+        ? globalThis.String(object.claimedSenderName)
+        : isSet(object.claimed_sender_name)
+        ? globalThis.String(object.claimed_sender_name)
+        : "",
     };
   },
 
@@ -1653,6 +1743,12 @@ export const InvalidSignature: MessageFns<InvalidSignature> = {
     if (message.atMs !== 0) {
       obj.atMs = Math.round(message.atMs);
     }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.claimedSenderName !== "") {
+      obj.claimedSenderName = message.claimedSenderName;
+    }
     return obj;
   },
 
@@ -1667,6 +1763,8 @@ export const InvalidSignature: MessageFns<InvalidSignature> = {
     message.messageType = object.messageType ?? "";
     message.view = object.view ?? 0;
     message.atMs = object.atMs ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.claimedSenderName = object.claimedSenderName ?? "";
     return message;
   },
 };
