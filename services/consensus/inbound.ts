@@ -233,12 +233,7 @@ export class Inbound {
       // Of another epoch, it may be a member of that epoch's set: one a change removed, still in
       // the epoch that removed it (told how it ended, or it would never learn), or one a change
       // seated while this member is behind. No use here, and no offence (a flood still mutes).
-      const ours = this.#d.driver.engine.epoch;
-      if (p.epoch !== undefined && p.epoch !== ours) {
-        if (p.epoch < ours) this.#d.driver.answerLaggard(from, p.epoch);
-        return { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch} from a peer outside epoch ${ours}'s set` };
-      }
-      return { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
+      return this.#otherEpoch(from, p) ?? { reason: 'not_validator', detail: `${p.kind} from a peer outside the validator set`, offence: true };
     }
     if (p.kind === 'checkpoint-response' || p.kind === 'history-response') return { reason: 'unsolicited', detail: `${p.kind}: a validator asks for none` };
     if (p.kind === 'block-response') {
@@ -252,19 +247,25 @@ export class Inbound {
       return p.epoch === ours ? null : { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch}, at epoch ${ours}` };
     }
     if (p.view === undefined) return null;
-    // Another epoch's message is no use to this engine (its views say nothing against ours): refused
-    // undecoded. A member still in an epoch that ended here is told how it ended (at most once a
-    // second per validator: what it says of itself is not verified, and this answer is bounded).
-    const ours = this.#d.driver.engine.epoch;
-    if (p.epoch !== undefined && p.epoch !== ours) {
-      if (p.epoch < ours) this.#d.driver.answerLaggard(from, p.epoch);
-      return { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch}, at epoch ${ours}` };
-    }
+    const other = this.#otherEpoch(from, p);
+    if (other) return other;
     const view = this.#d.driver.engine.view;
     if (p.view + STALE_VIEWS < view) return { reason: 'stale', detail: `${p.kind} for view ${p.view}, at ${view}` };
     const ahead = p.kind === 'proposal' ? AHEAD_PROPOSAL_VIEWS : p.kind === 'vote' ? 1 : Infinity;
     if (p.view > view + ahead) return { reason: 'far_future', detail: `${p.kind} for view ${p.view}, at ${view}` };
     return null;
+  }
+
+  /**
+   * Another epoch's message is no use to this engine (its views say nothing against ours): refused
+   * undecoded. A member still in an epoch that ended here is told how it ended (at most once a
+   * second per peer: what it says of itself is not verified, and this answer is bounded).
+   */
+  #otherEpoch(from: number, p: FramePeek): { reason: string; detail: string } | null {
+    const ours = this.#d.driver.engine.epoch;
+    if (p.epoch === undefined || p.epoch === ours) return null;
+    if (p.epoch < ours) this.#d.driver.answerLaggard(from, p.epoch);
+    return { reason: 'wrong_epoch', detail: `${p.kind} of epoch ${p.epoch}, at epoch ${ours}` };
   }
 
   #onMessage(from: number, message: ConsensusMessage, bytes: number, receivedMs: number, parts?: BlockPart[]): void {
