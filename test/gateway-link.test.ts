@@ -76,3 +76,29 @@ test('gateway link: a full buffer drops the oldest frames, never the set change 
   assert.equal(got.length, 3 + MAX_BUFFERED);
   assert.equal(link.bufferedFrames, 0);
 });
+
+test('gateway link: on a new stream, frames buffered before a set change still buffered go out under the set they were numbered by', async () => {
+  const streams: FakeStream[] = [];
+  const client = { attach: () => { const s = new FakeStream(); streams.push(s); return s; } } as unknown as GatewayServiceClient;
+  const link = new GatewayLink({ client, log: createLogger({ service: 'test', level: 'error' }), onFrame: () => undefined });
+  const ready = (s: FakeStream) => s.emit('data', { body: { $case: 'ready', value: { selfIndex: 0, maxFrameBytes: 1 << 20, peerId: 'peer-a' } } });
+  link.setValidators(epoch0);
+  link.start();
+  ready(streams[0]!);
+  streams[0]!.full = true;
+  link.broadcast(Uint8Array.of(1)); // taken by the stream, which backs up
+  link.send(2, Uint8Array.of(2)); // validator 2 of epoch 0: c
+  link.setValidators(epoch1);
+  link.send(2, Uint8Array.of(3)); // validator 2 of epoch 1: d
+  link.mute(1, 60_000, 'test'); // c, by epoch 1
+  streams[0]!.emit('error', new Error('gateway restarted'));
+  await new Promise((r) => setTimeout(r, 300)); // the link reattaches after its first backoff (100 ms)
+  assert.equal(streams.length, 2, 'the link attached again');
+  ready(streams[1]!);
+  // (The mute is sent again with the time it has left.)
+  const sends = (w: AttachRequest[]) => w.map((r) => (r.body?.$case === 'send' ? `send ${r.body.value.to}:${r.body.value.frame[0]}`
+    : r.body?.$case === 'mute' ? `mute ${r.body.value.validator}` : kinds([r])[0]));
+  assert.deepEqual(sends(streams[1]!.written), ['validators@0', 'send 2:2', 'validators@1', 'mute 1', 'send 2:3'],
+    'a frame for c went out behind the newer set (to d), or the mute went ahead of the set it is numbered by');
+  link.close();
+});

@@ -68,6 +68,14 @@ export class GatewayLink implements TransportPort {
   readonly #mutes = new Map<number, ActiveMute>();
   /** The set in force (told to the gateway), by which inbound frames are attributed. */
   #set: ValidatorSet | undefined;
+  /**
+   * The last set handed to a stream: the one the oldest buffered entry is numbered by. A new
+   * stream is told it first, so frames buffered before a set change still buffered go to the
+   * members they were addressed to; the change follows in its place.
+   */
+  #streamSet: ValidatorSet | undefined;
+  /** The set each set change (buffered or written) tells. */
+  readonly #sets = new WeakMap<AttachRequest, ValidatorSet>();
   /** Validators the gateway says are absent, by peer id (at most the set's size: the gateway tells of validators only). */
   readonly #absent = new Set<string>();
   /** The engine is catching up through a block sync (told to the gateway on every attach while it lasts). */
@@ -102,7 +110,7 @@ export class GatewayLink implements TransportPort {
   setValidators(set: ValidatorSet): void {
     const before = this.#set;
     this.#set = set;
-    this.#write({ body: { $case: 'validators', value: setValidatorsOf(set) } });
+    this.#write(this.#setRequest(set));
     if (!before || (before.equals(set) && before.epoch === set.epoch)) return;
     // The absent by their new indices (a new epoch's engine has heard of none of them).
     for (const peerId of [...this.#absent]) {
@@ -186,6 +194,12 @@ export class GatewayLink implements TransportPort {
 
   #now(): number { return this.#o.now?.() ?? Date.now(); }
 
+  #setRequest(set: ValidatorSet): AttachRequest {
+    const req: AttachRequest = { body: { $case: 'validators', value: setValidatorsOf(set) } };
+    this.#sets.set(req, set);
+    return req;
+  }
+
   /**
    * Whether the engine is catching up through a block sync: the gateway tells the validators this
    * member takes no part meanwhile. Sent now when attached (true again: the gateway says it again,
@@ -204,10 +218,17 @@ export class GatewayLink implements TransportPort {
 
   #write(req: AttachRequest): void {
     if (this.#stream && this.#writable && this.#buffer.length === 0) {
-      this.#writable = this.#stream.write(req);
+      this.#writeStream(this.#stream, req);
       return;
     }
     this.#push(this.#buffer.length, req);
+  }
+
+  /** Hands `req` to the stream (a set change noted as the stream's set); false past its high-water mark. */
+  #writeStream(stream: ClientDuplexStream<AttachRequest, AttachResponse>, req: AttachRequest): boolean {
+    if (req.body?.$case === 'validators') this.#streamSet = this.#sets.get(req);
+    this.#writable = stream.write(req);
+    return this.#writable;
   }
 
   /**
@@ -253,8 +274,7 @@ export class GatewayLink implements TransportPort {
     while (this.#stream && this.#buffer.length > 0) {
       const req = this.#buffer.shift()!;
       if (isFrame(req)) this.#bufferedFrames--;
-      this.#writable = this.#stream.write(req);
-      if (!this.#writable) return;
+      if (!this.#writeStream(this.#stream, req)) return;
     }
     this.#writable = true;
   }
@@ -283,8 +303,11 @@ export class GatewayLink implements TransportPort {
         this.#writable = true;
         this.maxFrameBytes = body.value.maxFrameBytes;
         this.#o.log.info({ selfIndex: body.value.selfIndex, maxFrameBytes: body.value.maxFrameBytes, peerId: body.value.peerId }, 'attached to the gateway');
-        // The set first: the mutes and frames that follow use its indices (buffered ones included).
-        if (this.#set) this.#writable = stream.write({ body: { $case: 'validators', value: setValidatorsOf(this.#set) } });
+        // The set first: the frames that follow use its indices. That is the set the oldest buffered
+        // entry was numbered by; a change buffered since follows in its place, and the mutes
+        // (numbered by the newest set) go behind it (#writeControl).
+        const head = this.#streamSet ?? (this.#buffer.some((r) => r.body?.$case === 'validators') ? undefined : this.#set);
+        if (head) this.#writeStream(stream, this.#setRequest(head));
         this.#resendMutes();
         // Changed since the call's metadata said it (the word came or went while it connected).
         if (this.#catchingUp !== saidCatchingUp) this.#writable = stream.write({ body: { $case: 'participation', value: { catchingUp: this.#catchingUp } } });
