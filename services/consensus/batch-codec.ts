@@ -4,18 +4,25 @@
 // caller deletes and counts it.
 //
 // A group's value: 2 | count u32 BE | (digest 32 | length u32 BE | batch)*
-// A batch: 1 | holder u32 BE | author u32 BE | atMs f64 BE | count u32 BE | (length u32 BE | tx)*
+// A batch: 2 | holder u32 BE | author u32 BE | epoch u64 BE | atMs f64 BE | count u32 BE | (length u32 BE | tx)*
+// (version 1, still read, lacks the epoch: written before batches kept the epoch their numbers are of).
 
-export const BATCH_VALUE_VERSION = 1;
+export const BATCH_VALUE_VERSION = 2;
 export const GROUP_VALUE_VERSION = 2;
-const HEADER_BYTES = 1 + 4 + 4 + 8 + 4;
+/** Version 1's header: no epoch. */
+const V1_HEADER_BYTES = 1 + 4 + 4 + 8 + 4;
+const HEADER_BYTES = V1_HEADER_BYTES + 8;
 const GROUP_HEADER_BYTES = 1 + 4;
 const DIGEST_BYTES = 32;
 
-/** A batch as written: who holds it here and who made it, since when, and its transactions. */
+/**
+ * A batch as written: who holds it here and who made it, by their numbers in `epoch`'s set (undefined:
+ * written by version 1, which did not say), since when, and its transactions.
+ */
 export interface DiskBatch {
   holder: number;
   author: number;
+  epoch?: number | undefined;
   atMs: number;
   txs: readonly Uint8Array[];
 }
@@ -48,7 +55,7 @@ export function decodeGroup(value: Uint8Array): Array<{ digest: Uint8Array; b: D
   const v = Buffer.from(value.buffer, value.byteOffset, value.length);
   const count = v.readUInt32BE(1);
   if (count === 0) return { why: 'no batches' };
-  if (count > (v.length - GROUP_HEADER_BYTES) / (DIGEST_BYTES + 4 + HEADER_BYTES)) return { why: `${count} batches cannot fit ${v.length} bytes` };
+  if (count > (v.length - GROUP_HEADER_BYTES) / (DIGEST_BYTES + 4 + V1_HEADER_BYTES)) return { why: `${count} batches cannot fit ${v.length} bytes` };
   const out: Array<{ digest: Uint8Array; b: DiskBatch | { why: string } }> = [];
   let at = GROUP_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
@@ -70,8 +77,9 @@ export function encodeBatch(b: DiskBatch): Buffer {
   out[0] = BATCH_VALUE_VERSION;
   out.writeUInt32BE(b.holder, 1);
   out.writeUInt32BE(b.author, 5);
-  out.writeDoubleBE(b.atMs, 9);
-  out.writeUInt32BE(b.txs.length, 17);
+  out.writeBigUInt64BE(BigInt(b.epoch ?? 0), 9);
+  out.writeDoubleBE(b.atMs, 17);
+  out.writeUInt32BE(b.txs.length, 25);
   let at = HEADER_BYTES;
   for (const tx of b.txs) {
     out.writeUInt32BE(tx.length, at);
@@ -83,19 +91,23 @@ export function encodeBatch(b: DiskBatch): Buffer {
 
 /** A value read back (its transactions are views into `value`), or why it is not one. Never throws. */
 export function decodeBatch(value: Uint8Array): DiskBatch | { why: string } {
-  if (value.length < HEADER_BYTES) return { why: `${value.length} bytes, shorter than the ${HEADER_BYTES}-byte header` };
-  if (value[0] !== BATCH_VALUE_VERSION) return { why: `version ${value[0]}, not ${BATCH_VALUE_VERSION}` };
+  if (value[0] !== BATCH_VALUE_VERSION && value[0] !== 1) return { why: `version ${value[0]}, not ${BATCH_VALUE_VERSION}` };
+  const v1 = value[0] === 1;
+  const header = v1 ? V1_HEADER_BYTES : HEADER_BYTES;
+  if (value.length < header) return { why: `${value.length} bytes, shorter than the ${header}-byte header` };
   const v = Buffer.from(value.buffer, value.byteOffset, value.length);
   const holder = v.readUInt32BE(1);
   const author = v.readUInt32BE(5);
-  const atMs = v.readDoubleBE(9);
-  const count = v.readUInt32BE(17);
+  const epoch = v1 ? undefined : v.readBigUInt64BE(9);
+  const atMs = v.readDoubleBE(v1 ? 9 : 17);
+  const count = v.readUInt32BE(header - 4);
   if (!Number.isFinite(atMs)) return { why: 'its time is not a number' };
+  if (epoch !== undefined && epoch > BigInt(Number.MAX_SAFE_INTEGER)) return { why: `epoch ${epoch} is beyond any epoch` };
   if (count === 0) return { why: 'no transactions' };
   // Each transaction takes at least its length field and one byte: a count beyond that is a lie.
-  if (count > (v.length - HEADER_BYTES) / 5) return { why: `${count} transactions cannot fit ${v.length} bytes` };
+  if (count > (v.length - header) / 5) return { why: `${count} transactions cannot fit ${v.length} bytes` };
   const txs: Uint8Array[] = [];
-  let at = HEADER_BYTES;
+  let at = header;
   for (let i = 0; i < count; i++) {
     if (at + 4 > v.length) return { why: `transaction ${i}: its length runs past the value` };
     const len = v.readUInt32BE(at);
@@ -104,5 +116,5 @@ export function decodeBatch(value: Uint8Array): DiskBatch | { why: string } {
     at += 4 + len;
   }
   if (at !== v.length) return { why: `${v.length - at} bytes after the last transaction` };
-  return { holder, author, atMs, txs };
+  return { holder, author, epoch: epoch === undefined ? undefined : Number(epoch), atMs, txs };
 }

@@ -15,6 +15,9 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import { decodeBatch, decodeGroup, encodeBatch, encodeGroup } from './batch-codec.ts';
 import { BatchDisk, MAX_GROUP_BYTES, SHUTDOWN_RECORD, type BatchDiskObserver, type LoadOutcome } from './batch-disk.ts';
 import { BATCH_TTL_MS, BatchStore } from './batches.ts';
+import { BatchIntake } from './batch-intake.ts';
+import { Mempool, NO_IDS } from './mempool.ts';
+import { OUTSIDE_BASE, systemClock } from './ports.ts';
 import { captureLog, onSmallDisk, scratch } from '../../test/support/scratch.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -255,7 +258,7 @@ test('decodeBatch and decodeGroup never throw, and never return transactions out
     else m = Uint8Array.from([...m, ...Array.from({ length: 1 + rand(8) }, () => rand(256))]);
     const d = decodeBatch(m);
     if ('why' in d) { refused++; continue; }
-    let bytes = 21;
+    let bytes = m[0] === 1 ? 21 : 29; // version 1 has no epoch
     for (const tx of d.txs) {
       assert.equal(tx.buffer, m.buffer);
       assert.ok(tx.byteOffset >= m.byteOffset && tx.byteOffset + tx.length <= m.byteOffset + m.length);
@@ -281,7 +284,7 @@ test('decodeBatch and decodeGroup never throw, and never return transactions out
     }
   }
   const huge = Uint8Array.from(v);
-  Buffer.from(huge.buffer).writeUInt32BE(0xffffffff, 17);
+  Buffer.from(huge.buffer).writeUInt32BE(0xffffffff, 25);
   assert.match((decodeBatch(huge) as { why: string }).why, /cannot fit/);
 });
 
@@ -393,3 +396,50 @@ test('a full disk fails a write (counted, logged, the batches stay held), and th
   assert.deepEqual(await again.load(3, BATCH_TTL_MS), [], 'the sweep deleted the batch the failed write should have');
   await again.close();
 }));
+
+test('batches read back in a later epoch are renumbered from the epoch they were written in; one that does not say its epoch (version 1) names nobody', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  await disk.load(1, BATCH_TTL_MS);
+  const held = new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 8 });
+  held.keepOn(disk);
+  const before = batch('m2-in-epoch-0', 2);
+  const after = batch('m2-in-epoch-1', 2);
+  held.add(2, before.txs, before.ids, 1_000, { tree: before.tree });
+  // Epoch 1 removes validator 1: m2 is number 1 from now on.
+  const removal = (i: number) => (i === 1 ? undefined : i > 1 ? i - 1 : i);
+  held.renumber(removal, 1, 0);
+  held.add(1, after.txs, after.ids, 2_000, { tree: after.tree });
+  await disk.close();
+
+  const again = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }) });
+  const loaded = await again.load(3_000, BATCH_TTL_MS);
+  await again.close();
+  assert.deepEqual(loaded.map((l) => [l.holder, l.author, l.epoch]), [[2, 2, 0], [1, 1, 1]], 'each with the epoch whose numbers it holds');
+  // Restored in epoch 1: both are m2's, number 1, in the pool and in the store.
+  const store = new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 8, epoch: 1 });
+  const pool = new Mempool({ maxTxs: 100, maxBytes: 1 << 20, maxTxBytes: 1024 });
+  const driver = { self: 0, validatorCount: 4, isCommitted: () => false, batches: store, engine: undefined as never,
+    indexNow: (epoch: number, i: number) => (epoch === 1 ? i : removal(i)) };
+  const intake = new BatchIntake({ chainId: 'restore', maxBlockBytes: 1 << 20, maxTxBytes: 1024, driver, pool, transport: { send: () => {}, broadcast: () => {} },
+    clock: systemClock, log: pino({ level: 'silent' }), useless: () => {}, counted: () => {} });
+  for (const l of loaded) assert.equal(intake.restore(l), true);
+  assert.deepEqual(loaded.map((l) => { const b = store.get(toHex(l.tree.digest))!; return [b.holder, b.ref.author]; }), [[1, 1], [1, 1]]);
+  assert.deepEqual(pool.batch(100, 1 << 20, NO_IDS).map((p) => p.source), [1, 1, 1, 1]);
+
+  // Version 1 (no epoch): its numbers could be any epoch's; charged as an outsider's, named by this member.
+  const old = batch('v1', 1);
+  const v1 = Buffer.alloc(21 + 4 + old.txs[0]!.length);
+  v1[0] = 1;
+  v1.writeUInt32BE(2, 1);
+  v1.writeUInt32BE(2, 5);
+  v1.writeDoubleBE(2_500, 9);
+  v1.writeUInt32BE(1, 17);
+  v1.writeUInt32BE(old.txs[0]!.length, 21);
+  v1.set(old.txs[0]!, 25);
+  const d = decodeBatch(v1);
+  assert.ok(!('why' in d) && d.epoch === undefined && d.holder === 2, JSON.stringify(d));
+  assert.equal(intake.restore({ ...d, ids: old.ids, tree: old.tree }), true);
+  const b = store.get(toHex(old.tree.digest))!;
+  assert.deepEqual([b.holder, b.ref.author], [OUTSIDE_BASE, 0]);
+});

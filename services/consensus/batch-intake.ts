@@ -28,7 +28,7 @@ export interface BatchIntakeDeps {
   chainId: string;
   maxBlockBytes: number;
   maxTxBytes: number;
-  driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches' | 'engine'>;
+  driver: Pick<ConsensusDriver, 'self' | 'validatorCount' | 'isCommitted' | 'batches' | 'engine' | 'indexNow'>;
   pool: Mempool;
   transport: Pick<TransportPort, 'send' | 'broadcast'>;
   clock: Clock;
@@ -128,16 +128,20 @@ export class BatchIntake {
    * again as its batch had them (this member's own are in the mempool journal). A batch all of whose
    * transactions are committed is forgotten: false.
    */
-  restore(b: { holder: number; author: number; atMs: number; txs: readonly Uint8Array[]; ids: Uint8Array[]; tree: { digest: Uint8Array; leaves: Uint8Array } }): boolean {
+  restore(b: { holder: number; author: number; epoch?: number | undefined; atMs: number; txs: readonly Uint8Array[]; ids: Uint8Array[]; tree: { digest: Uint8Array; leaves: Uint8Array } }): boolean {
     const { driver, pool, clock } = this.#d;
     const now = clock.now();
-    // A validator index of another epoch's set (more members then) is charged as an outsider's.
-    const source = b.holder < driver.validatorCount ? b.holder : OUTSIDE_BASE;
-    const batch = driver.batches.add(b.holder, b.txs, b.ids, b.atMs, { author: b.author, tree: b.tree, kept: true });
+    // Numbered by the set of the epoch it was written in: renumbered to this epoch's. A holder
+    // seated no more, or of an epoch not said (written before batches kept theirs), is charged as an
+    // outsider; such an author is named by the holder, else by this member, which holds the batch.
+    const holder = b.epoch === undefined ? undefined : driver.indexNow(b.epoch, b.holder);
+    const author = (b.epoch === undefined ? undefined : driver.indexNow(b.epoch, b.author)) ?? (holder === undefined || isOutside(holder) ? driver.self : holder);
+    const source = holder ?? OUTSIDE_BASE;
+    const batch = driver.batches.add(source, b.txs, b.ids, b.atMs, { author, tree: b.tree, kept: true });
     let committed = 0;
     for (const [k, tx] of b.txs.entries()) {
       if (driver.isCommitted(b.ids[k]!)) { committed++; continue; }
-      if (b.holder !== driver.self && txSizeError(tx, this.#d.maxTxBytes) === null) pool.offer(tx, now, driver.isCommitted, source, { hash: b.ids[k]!, batch });
+      if (source !== driver.self && txSizeError(tx, this.#d.maxTxBytes) === null) pool.offer(tx, now, driver.isCommitted, source, { hash: b.ids[k]!, batch });
     }
     if (committed < b.txs.length) return true;
     driver.batches.forget(batch.hex);

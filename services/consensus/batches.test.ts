@@ -10,6 +10,7 @@ import { blockHash } from '#libs/crypto/index.ts';
 import { decodeFrame, type Frame } from '#libs/wire/index.ts';
 import { BatchFetch, BatchStore, FETCH_DEADLINE_MS, FETCH_GRACE_MS, SERVED_MEMORY_MS, type Resolution } from './batches.ts';
 import { manualClock } from './manual-clock.ts';
+import { OUTSIDE_BASE } from './ports.ts';
 
 const CHAIN = 'batches-test';
 const limits = { maxBlockTxs: 1000, maxBlockBytes: 100_000, maxFrameBytes: 1 << 20 };
@@ -184,4 +185,34 @@ test('an answer holds what fits a frame; the asker asks again for the rest', () 
   asker.fetch.onResponse(3, rest.requestId, rest.batches);
   assert.ok(asker.store.get(toHex(ref(1, a).digest)) && asker.store.get(toHex(ref(1, b).digest)), 'both held');
   assert.ok(!asker.fetch.expects(3, again.requestId), 'nothing owed');
+});
+
+test('a set change renumbers holders and authors: a proposal names the author by its new number, and a member moved into a removed one\'s number is not charged its batches', () => {
+  const kept: { holder: number; author: number; epoch: number }[] = [];
+  const store = new BatchStore({ maxBytesPerHolder: 100_000, maxBatchesPerHolder: 4 });
+  store.keepOn({ put: (_hex, b) => { kept.push({ holder: b.holder, author: b.author, epoch: b.epoch }); }, forget: () => {} });
+  const add = (holder: number, tag: string, atMs: number, author?: number) => { const t = txs(tag, 2); return store.add(holder, t, t.map(txHash), atMs, author === undefined ? {} : { author }); };
+  const own = add(0, 'own', 0);
+  const gone = [0, 1, 2, 3].map((k) => add(1, `m1-${k}`, 10 + k));
+  const fromM2 = add(2, 'm2', 5);
+  const servedByM3 = add(3, 'by-m3', 20, 1);
+  // Epoch 1 removes validator 1: 2 and 3 move down one.
+  store.renumber((i) => (i === 1 ? undefined : i > 1 ? i - 1 : i), 1, 0);
+  assert.deepEqual([own.holder, own.ref.author], [0, 0]);
+  assert.deepEqual([fromM2.holder, fromM2.ref.author], [1, 1], 'm2\'s batch is m2\'s under its new number');
+  assert.deepEqual([servedByM3.holder, servedByM3.ref.author], [2, 2], 'an author seated no more is named by the holder');
+  for (const b of gone) assert.deepEqual([b.holder, b.ref.author], [OUTSIDE_BASE, 0], 'the removed member\'s: charged as an outsider\'s, named by this member');
+  // m2, now number 1, fills its own room: the removed member's four are not what it evicts.
+  for (let k = 0; k < 3; k++) add(1, `m2-more-${k}`, 30 + k);
+  assert.ok(gone.every((b) => store.get(b.hex) === b), 'the removed member\'s batches are still held');
+  assert.equal(store.get(fromM2.hex), fromM2);
+  // What is kept from now on says whose numbers it is in.
+  assert.deepEqual(kept.at(-1), { holder: 1, author: 1, epoch: 1 });
+  assert.deepEqual(kept[0], { holder: 0, author: 0, epoch: 0 });
+  // Moved, they expire as they arrived: own (0), m2's (5), the removed member's first three (10–12).
+  assert.equal(store.expire(12 + 300_000), 5);
+  assert.equal(store.get(gone[3]!.hex), gone[3], 'the removed member\'s fourth (13) is younger');
+  // A member seated no more proposes nothing: it keeps nothing.
+  store.renumber(() => undefined, 2, undefined);
+  assert.equal(store.size, 0);
 });

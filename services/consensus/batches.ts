@@ -16,15 +16,16 @@ import { toHex, txHash } from '#libs/crypto/index.ts';
 import type { Hash } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
 import type { PoolBatch } from './mempool.ts';
-import type { Clock, TransportPort } from './ports.ts';
+import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
 import { HandoffBudget } from './handoff.ts';
 
 /** A batch held here: what the pool groups by (`ids`), what resolves a reference (`txs`, `ids`), and its reference. */
 export interface StoredBatch extends PoolBatch, HeldBatch {
   readonly hex: string;
-  readonly ref: BatchRef;
-  /** Who it is charged to: its author, or the peer that served it. */
-  readonly holder: number;
+  /** Its author by its number in the current epoch's set (BatchStore.renumber moves it). */
+  ref: BatchRef;
+  /** Who it is charged to: its author, or the peer that served it; by its number in the current epoch's set. */
+  holder: number;
   readonly atMs: number;
   /** This member's own batch reached every validator (its budget to none was spent): it may be proposed by reference. */
   everyone: boolean;
@@ -46,9 +47,13 @@ const MAX_NOTED_BLOCKS = 64;
 export const SERVED_MEMORY_MS = 30_000;
 const MAX_SERVED_PER_PEER = 4096;
 
-/** Where the batches held are kept beyond memory (batch-disk.ts): told of each batch held and forgotten. */
+/**
+ * Where the batches held are kept beyond memory (batch-disk.ts): told of each batch held and
+ * forgotten. `epoch`: the epoch whose set numbers `holder` and `author` (read back in a later one,
+ * they are renumbered from it).
+ */
 export interface BatchKeeper {
-  put(hex: string, b: { holder: number; author: number; atMs: number; txs: readonly Uint8Array[] }): void;
+  put(hex: string, b: { holder: number; author: number; epoch: number; atMs: number; txs: readonly Uint8Array[] }): void;
   forget(hex: string): void;
 }
 
@@ -57,6 +62,8 @@ export interface BatchStoreOptions {
   maxBytesPerHolder: number;
   maxBatchesPerHolder: number;
   ttlMs?: number;
+  /** The epoch whose set numbers the holders and authors given (default 0); renumber() moves it on. */
+  epoch?: number;
 }
 
 export class BatchStore {
@@ -70,9 +77,12 @@ export class BatchStore {
   readonly #named = new Map<string, number>();
   #bytes = 0;
   #keeper: BatchKeeper | undefined;
+  /** The epoch whose set numbers holders and authors here. */
+  #epoch: number;
 
   constructor(o: BatchStoreOptions) {
     this.#o = o;
+    this.#epoch = o.epoch ?? 0;
   }
 
   /** From now on, each batch held is also given to `keeper`, and each one forgotten is taken from it. */
@@ -106,7 +116,7 @@ export class BatchStore {
     h.bytes += bytes;
     this.#byHex.set(hex, b);
     this.#bytes += bytes;
-    if (!o.kept) this.#keeper?.put(hex, { holder, author: b.ref.author, atMs: nowMs, txs });
+    if (!o.kept) this.#keeper?.put(hex, { holder, author: b.ref.author, epoch: this.#epoch, atMs: nowMs, txs });
     for (const fn of [...this.#arrival]) fn(hex);
     return b;
   }
@@ -121,6 +131,40 @@ export class BatchStore {
     h.bytes -= b.bytes;
     if (h.batches.size === 0) this.#byHolder.delete(b.holder);
     this.#keeper?.forget(hex);
+  }
+
+  /**
+   * Epoch `epoch` began with another set: holders and authors move to their numbers in it (`to`).
+   * Else a fetch asked whoever holds an author's old number now, and a member renumbered into a
+   * removed one's number was charged that one's batches. A holder seated no more is charged as an
+   * outsider (OUTSIDE_BASE); an author seated no more is named by the holder, else by this member
+   * (`self`), which holds the batch: a proposal of its then names its proposer. A member seated no
+   * more itself proposes nothing, and keeps nothing.
+   */
+  renumber(to: (index: number) => number | undefined, epoch: number, self: number | undefined): void {
+    this.#epoch = epoch;
+    if (self === undefined) {
+      for (const hex of [...this.#byHex.keys()]) this.forget(hex);
+      return;
+    }
+    const moved = new Map<number, StoredBatch[]>();
+    for (const [holder, h] of this.#byHolder) {
+      const n = isOutside(holder) ? holder : to(holder) ?? OUTSIDE_BASE;
+      const joined = moved.get(n);
+      // Holders joined keep arrival order: expire() stops at a holder's first batch not due.
+      moved.set(n, joined ? [...joined, ...h.batches.values()].sort((a, b) => a.atMs - b.atMs) : [...h.batches.values()]);
+    }
+    this.#byHolder.clear();
+    for (const [holder, batches] of moved) {
+      const h = { batches: new Map<string, StoredBatch>(), bytes: 0 };
+      for (const b of batches) {
+        b.holder = holder;
+        b.ref = { ...b.ref, author: to(b.ref.author) ?? (isOutside(holder) ? self : holder) };
+        h.batches.set(b.hex, b);
+        h.bytes += b.bytes;
+      }
+      this.#byHolder.set(holder, h);
+    }
   }
 
   /** Forgets what has waited longer than the TTL (oldest first per holder). */

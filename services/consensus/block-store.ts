@@ -34,6 +34,11 @@ import { checkStoreIdentity } from './store-schema.ts';
 import { TxIndex, packLocation, unpackLocation, type StoredLocation, type TxIndexOptions, type TxIndexStats } from './tx-index.ts';
 import type { StoredBlock } from './stored-reads.ts';
 
+/** A proof that an epoch ended, as stored (and served): its exact bytes, by which two proofs are one. */
+export function epochProofBytes(proof: EpochChangeProof): Uint8Array {
+  return EpochChangeProofMsg.encode({ last: blockToWire(proof.last), suffix: proof.suffix.map(headerToWire), qc: qcToWire(proof.qc) }).finish();
+}
+
 export { packLocation, unpackLocation } from './tx-index.ts';
 export { STORE_SCHEMA_VERSION } from './store-schema.ts';
 
@@ -279,7 +284,7 @@ export class BlockStore {
    * epochs end in order; recording the same proof again changes nothing.
    */
   async endEpoch(epoch: number, proof: EpochChangeProof): Promise<void> {
-    const bytes = EpochChangeProofMsg.encode({ last: blockToWire(proof.last), suffix: proof.suffix.map(headerToWire), qc: qcToWire(proof.qc) }).finish();
+    const bytes = epochProofBytes(proof);
     await this.#write('epoch', () => {
       const known = this.#epochs.get(epoch);
       if (known) {

@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { blockHash, createSlhDsa, merkleRoot, nextStateHash, paramSpec, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
 import { Phase, genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
+import { isFedError } from '#libs/errors/index.ts';
 import { decodeFrame, type Frame } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { ConsensusEpochs } from './epochs.ts';
@@ -302,5 +303,42 @@ test('a member being added that starts after the change seating it: the checkpoi
     await quiesce();
     await j.store.close();
     await s.store.close();
+  }
+});
+
+test('a join verifies each epoch proof once, however many of its responses walk the proofs it holds again', async () => {
+  let verifies = 0;
+  const counting = { ...dsa, verifySync: (pk: Uint8Array, m: Uint8Array, sig: Uint8Array) => { verifies++; return dsa.verifySync(pk, m, sig); } };
+  // Three epochs, each ended by a parameter change (the set stays: m0–m2 sign every QC and approval).
+  const proofs: { last: Block; suffix: []; qc: QuorumCert }[] = [];
+  let parent = genesis;
+  for (let e = 0; e < 3; e++) {
+    const change: Reconfiguration = { chainId: CHAIN, epoch: e, ops: [{ kind: 'params', baseTimeoutMs: 1000 + e, idleHeartbeatMs: 0 }] };
+    const tx = encodeReconfigTx({ change, approvals: [0, 1, 2].map((validator) => ({ validator, signature: dsa.signSync(keys[validator]!.secretKey, reconfigSigningBytes(change)) })) });
+    const last = child(parent, [tx], e);
+    proofs.push({ last, suffix: [], qc: commitQc(last) });
+    parent = last;
+  }
+  const store = await tempStore();
+  try {
+    const epochs = ConsensusEpochs.open({ chainId: CHAIN, genesis: genesisSet, member: 'o0', dsa: counting, store });
+    // As a join walks them: those it holds, with each response's on top.
+    epochs.walk(proofs.slice(0, 1));
+    const each = verifies;
+    assert.ok(each >= 6, `${each} signatures checked for one proof (a quorum's QC and approvals)`);
+    epochs.walk(proofs.slice(0, 2));
+    epochs.walk(proofs);
+    assert.deepEqual(epochs.walk(proofs).map((s) => s.epoch), [1, 2, 3]);
+    assert.equal(verifies, 3 * each, 'each proof verified once');
+    // The same bytes decoded again (other objects) are the same proofs.
+    assert.equal(epochs.walk(structuredClone(proofs)).length, 3);
+    assert.equal(verifies, 3 * each);
+    // Other bytes where a proof was walked are verified: a QC with its signatures swapped is refused, and the honest ones still walk.
+    const [a, b, c] = proofs[1]!.qc.signatures;
+    const forged = { ...proofs[1]!, qc: { ...proofs[1]!.qc, signatures: [b!, a!, c!] } };
+    assert.throws(() => epochs.walk([proofs[0]!, forged]), (e: unknown) => isFedError(e, 'EPOCH_PROOF_INVALID'));
+    assert.deepEqual(epochs.walk(proofs).map((s) => s.epoch), [1, 2, 3]);
+  } finally {
+    await store.close();
   }
 });

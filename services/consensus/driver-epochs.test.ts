@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { blockHash, createSlhDsa, reconfigSigningBytes, toHex, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
+import { blockHash, createSlhDsa, reconfigSigningBytes, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
 import { decodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
@@ -25,6 +25,7 @@ import { ConsensusEpochs } from './epochs.ts';
 import { Inbound } from './inbound.ts';
 import { Mempool } from './mempool.ts';
 import { OUTSIDE_BASE, systemClock, type TransportPort } from './ports.ts';
+import { NO_IDS } from './mempool.ts';
 
 const N = 4;
 const CHAIN = 'driver-epochs';
@@ -40,6 +41,8 @@ const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
 interface Member { driver: ConsensusDriver; inbound: Inbound; store: BlockStore; commits: Block[]; qcs: QuorumCert[]; epochs: number[]; down: boolean; key: () => KeyPair;
+  /** Signature checks that failed: the sender's number, what, the view, and the epoch it was checked in. */
+  invalid: Array<[number, string, number, number]>;
   /** Called as the member's next engine starts, before the rest of the step that ended the epoch runs. */
   onEpoch?: (epoch: number) => void;
   /** Frames to it that are lost on the way while this says so. */
@@ -77,13 +80,14 @@ async function federation(rotation: Rotation = { member: 3, fromEpoch: 2, key: N
       sign: (req: SignRequest) => dsa.sign(key().secretKey, signingBytesOfRequest(CHAIN, req)),
       advanceEpoch: async (proof: EpochChangeProof) => { await new Promise((r) => setTimeout(r, advanceDelayMs)); epoch = proof.last.header.epoch + 1; return { epoch, seated: true }; },
     };
-    const m: Member = { driver: undefined as unknown as ConsensusDriver, inbound: undefined as unknown as Inbound, store, commits: [], qcs: [], epochs: [], down: false, key };
+    const m: Member = { driver: undefined as unknown as ConsensusDriver, inbound: undefined as unknown as Inbound, store, commits: [], qcs: [], epochs: [], down: false, key, invalid: [] };
     m.driver = new ConsensusDriver(
       { engine: { chainId: CHAIN, validatorCount: N, self: i, timeouts: { baseMs: 1500, multiplier: 1.5, capMs: 10_000 } }, maxBlockTxs: 1000, maxBlockBytes: 1 << 20 },
       { store, pool: new Mempool({ maxTxs: 10_000, maxBytes: 1 << 24, maxTxBytes: 1024 }), epochs, signer, transport, clock: systemClock, log: log.child({ member: i }),
         observer: { committed: (bs, qc) => { m.commits.push(...bs); m.qcs.push(qc); }, epochStarted: (e) => { m.epochs.push(e); m.onEpoch?.(e); } } },
     );
-    m.inbound = new Inbound({ limits, driver: m.driver, pool: m.driver.pool, transport, clock: systemClock, log, blockTime: { driftMs: 2000, maxDelayMs: 30_000 } });
+    m.inbound = new Inbound({ limits, driver: m.driver, pool: m.driver.pool, transport, clock: systemClock, log, blockTime: { driftMs: 2000, maxDelayMs: 30_000 },
+      observer: { invalidSignature: (from, what, view, epoch) => { m.invalid.push([from, what, view, epoch]); } } });
     return m;
   };
   for (let i = 0; i < N; i++) {
@@ -438,6 +442,64 @@ test('a member removed that missed its epoch\'s end learns it when it speaks: it
     // the set: each answers, at most once a second, with epoch 1's commit QC.
     await until('m1 learns it was removed', () => removed.driver.epoch === 2 && removed.driver.retired, 30_000);
   } finally {
+    await shutdown(members);
+  }
+});
+
+test('a signature check that answers after its epoch ended strikes the sender under its new number, and is told with the epoch it was checked in', async () => {
+  // m4 is added (and stays away) in epoch 1; the test then removes m1: m2, m3 and m4 move up a number.
+  const members = await fiveWithOneAway();
+  try {
+    const watcher = members[0]!;
+    // m0 checks a message of m2 (number 2 of epoch 1) with epoch 1's keys; the check answers, failed,
+    // only once m0 runs epoch 2, where number 2 is m3's. (A slow verifier, as a loaded thread pool is.)
+    const verifier = watcher.driver.verifier;
+    const real = verifier.verifyMessage.bind(verifier);
+    let held: string | undefined;
+    verifier.verifyMessage = async (m) => {
+      if (held !== undefined || m.type === 'qc' || m.sender !== 2) return real(m);
+      held = m.type;
+      await until('epoch 2 at m0', () => watcher.driver.epoch === 2);
+      return { ok: false, what: m.type, sender: 2 };
+    };
+    const struck: number[] = [];
+    const strike = watcher.driver.penalties.strike.bind(watcher.driver.penalties);
+    watcher.driver.penalties.strike = (peer, n) => { if (watcher.driver.epoch === 2) struck.push(peer); return strike(peer, n); };
+    await until('a message of m2 held in its check', () => held !== undefined);
+    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
+    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    await until('the held check answered', () => watcher.invalid.length > 0);
+    const [from, what, , epoch] = watcher.invalid[0]!;
+    assert.deepEqual([from, what, epoch], [2, held, 1], 'told as m2\'s, number 2 of epoch 1, checked in epoch 1');
+    assert.ok(!struck.includes(2), `m3, number 2 of epoch 2, was struck for m2's message: ${struck}`);
+    assert.ok(struck.includes(1), `m2, number 1 of epoch 2, was not struck: ${struck}`);
+  } finally {
+    await shutdown(members);
+  }
+});
+
+test('the swap moves the pool\'s sources and the batches\' holders and authors with their members: a removal\'s renumbering charges nobody for another', async () => {
+  const members = await fiveWithOneAway();
+  try {
+    advanceDelayMs = 600;
+    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
+    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    const watcher = members[0]!;
+    await until('m0 shows its signer the proof', () => watcher.driver.switching?.includes('showing the signer') === true);
+    // Handed over by m1 and m2 (numbers 1 and 2 of epoch 1) while no engine runs: nothing commits them.
+    const tx = (s: string) => new TextEncoder().encode(s);
+    watcher.driver.pool.offer(tx('from-m1'), Date.now(), () => false, 1);
+    watcher.driver.pool.offer(tx('from-m2'), Date.now(), () => false, 2);
+    const batch = watcher.driver.batches.add(2, [tx('batch-of-m2')], [txHash(tx('batch-of-m2'))], Date.now());
+    let seen: Array<[string, number]> = [];
+    watcher.onEpoch = (e) => {
+      if (e === 2) seen = watcher.driver.pool.batch(100, 1 << 20, NO_IDS).map((p) => [new TextDecoder().decode(p.tx), p.source]);
+    };
+    await until('epoch 2 at m0', () => watcher.driver.epoch === 2);
+    assert.deepEqual(seen.sort(), [['from-m1', OUTSIDE_BASE], ['from-m2', 1]], 'm2 is number 1 of epoch 2; m1, seated no more, is an outsider');
+    assert.deepEqual([batch.holder, batch.ref.author], [1, 1], 'm2\'s batch names it by its new number');
+  } finally {
+    advanceDelayMs = 0;
     await shutdown(members);
   }
 });

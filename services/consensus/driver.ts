@@ -31,7 +31,7 @@ import { worthLogging } from './client-limits.ts';
 import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
 import { DurableWrites } from './durable-writes.ts';
-import { currentRecord, epochEngineConfig, epochEngineDeps, LaggardAnswers, showSignerProof, type PendingChange } from './epoch-switch.ts';
+import { currentRecord, epochEngineConfig, epochEngineDeps, LaggardAnswers, renumbering, showSignerProof, type PendingChange } from './epoch-switch.ts';
 import { PendingChangeHolder } from './pending-change.ts';
 import type { SignatureVerifier } from './verifier.ts';
 
@@ -122,7 +122,7 @@ export class ConsensusDriver {
     this.#change = new PendingChangeHolder({ epochs: deps.epochs, store: deps.store, transport: deps.transport, clock: deps.clock, log: deps.log,
       encode: (frame) => this.#encode(frame), switching: () => this.#switching, stopped: () => this.#stopped, changed: () => this.workChanged() });
     // Each sender's batches up to eight blocks' worth: a backlog that outgrows it travels inline.
-    this.batches = new BatchStore({ maxBytesPerHolder: 8 * opts.maxBlockBytes, maxBatchesPerHolder: 4096 });
+    this.batches = new BatchStore({ maxBytesPerHolder: 8 * opts.maxBlockBytes, maxBatchesPerHolder: 4096, epoch: deps.epochs?.current.number ?? 0 });
     const epoch = deps.epochs?.current;
     if (!epoch && !deps.verifier) throw new FedError('DRIVER_CONFIG', 'the driver needs epochs or a verifier');
     this.#verifier = epoch?.verifier ?? deps.verifier!;
@@ -244,6 +244,18 @@ export class ConsensusDriver {
   /** A change another validator forwarded, checked by the inbound path (change-intake.ts): pending here and kept on disk. */
   adoptChange(change: PendingChange, from: number): void {
     this.#change.adopt(change, from);
+  }
+
+  /**
+   * The number in the current epoch's set of the member that was validator `index` of `epoch`
+   * (found by its peer id; outside peers keep theirs), or undefined when it is seated no more or
+   * `epoch` is not known here.
+   */
+  indexNow(epoch: number, index: number): number | undefined {
+    if (epoch === this.epoch) return index;
+    const then = this.#deps.epochs?.setOf(epoch);
+    const now = this.#deps.epochs?.setOf(this.epoch);
+    return then && now ? renumbering(then, now)(index) : undefined;
   }
 
   /** The epoch this member runs (undefined: it runs one epoch only). */
@@ -600,10 +612,14 @@ export class ConsensusDriver {
     const seated = next.set.self !== undefined;
     this.#switching = `epoch ${ending} ended; showing the signer its proof`;
     if (!(await showSignerProof(signer, proof, next, { log, clock, stopped: () => this.#stopped }))) return;
-    // Penalties follow the member, not its number: a removal renumbers those behind it. Renumbered
-    // in the step that swaps the engine and tells the gateway the new set (epochStarted below):
-    // what was read while the signer was shown the proof came numbered by the ended set.
-    this.penalties.renumber((p) => (isOutside(p) ? p : before.has(p) ? next.set.indexOfPeer(before.byIndex(p).peerId) : undefined));
+    // Penalties, the pool's sources and the batches' holders and authors follow the member, not its
+    // number: a removal renumbers those behind it. Renumbered in the step that swaps the engine and
+    // tells the gateway the new set (epochStarted below): what was read while the signer was shown
+    // the proof came numbered by the ended set.
+    const to = renumbering(before, next.set);
+    this.penalties.renumber(to);
+    this.#deps.pool.renumber(to);
+    this.batches.renumber(to, next.number, next.set.selfIndex);
     this.#verifier = next.verifier;
     this.#idleFor(next);
     this.#config = epochEngineConfig(this.#opts.engine, next, this.#idle !== undefined, this.#deps.store);

@@ -8,13 +8,22 @@ import { blockEndsEpoch, blockError, type ValidityContext } from '#libs/blocks/i
 import { toHex, txHash } from '#libs/crypto/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { historyViews, type Block, type EngineConfig, type PersistedRecord, type TimeoutConfig } from '#libs/hotstuff/index.ts';
-import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId } from '#libs/validators/index.ts';
+import { authorizeChange, decodeReconfigTx, nextValidatorSet, reconfigId, type ValidatorSet } from '#libs/validators/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import type { Frame } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ConsensusEpochs, Epoch } from './epochs.ts';
 import { isOutside, type Clock, type SignerPort, type TransportPort } from './ports.ts';
 import type { SignatureVerifier } from './verifier.ts';
+
+/**
+ * How a set change renumbers: validator `i` of `before` → its number in `after`, found by its peer
+ * id (a removal moves those behind it down one); undefined for a member `after` no longer seats.
+ * Outside peers keep their numbers. What every per-peer record numbered by validator index follows.
+ */
+export function renumbering(before: ValidatorSet, after: ValidatorSet): (i: number) => number | undefined {
+  return (i) => (isOutside(i) ? i : before.has(i) ? after.indexOfPeer(before.byIndex(i).peerId) : undefined);
+}
 
 /**
  * The engine's config for epoch `e`: its set, seat, leader rule and root, and the consensus

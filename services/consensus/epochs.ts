@@ -10,8 +10,8 @@ import { FedError } from '#libs/errors/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import { EpochHistory, type ConsensusParams, type ReconfigRules, type ValidatorSet, type Verify } from '#libs/validators/index.ts';
 import { epochEndCommitted, followEpoch, type EpochChangeProof } from '#libs/verify/index.ts';
-import type { SlhDsa } from '#libs/crypto/index.ts';
-import type { BlockStore } from './block-store.ts';
+import { sha256Hex, type SlhDsa } from '#libs/crypto/index.ts';
+import { epochProofBytes, type BlockStore } from './block-store.ts';
 import { SignatureVerifier } from './verifier.ts';
 
 export interface Epoch {
@@ -57,6 +57,12 @@ export class ConsensusEpochs {
   #verified: { set: ValidatorSet; by: EpochChangeProof } | undefined;
   /** Each ended epoch's commit QC (the proof's), what a member left behind in it is answered with. */
   readonly #endQcs: QuorumCert[];
+  /**
+   * What walk() verified, from epoch `from` on: each proof by the hash of its exact bytes, the set it
+   * led to, and the history at the end of them. A join walks every proof it holds again with each
+   * response; only those not walked yet are verified (each a quorum of SLH-DSA signatures twice).
+   */
+  #walked: { from: number; proofs: EpochChangeProof[]; keys: string[]; sets: ValidatorSet[]; history: EpochHistory } | undefined;
 
   private constructor(o: EpochsOptions, history: EpochHistory, current: Epoch, endQcs: QuorumCert[]) {
     this.#o = o;
@@ -120,17 +126,28 @@ export class ConsensusEpochs {
    * EPOCH_PROOF_INVALID naming the epoch whose proof fails.
    */
   walk(proofs: readonly EpochChangeProof[]): ValidatorSet[] {
-    const history = EpochHistory.fromGenesis(this.#o.genesis.withSelf({ name: this.#o.member }, { optional: true }), rulesOf(this.#o), (pk, m, sig) => this.#o.dsa.verifySync(pk, m, sig));
-    for (const proof of this.#o.store.endedEpochs()) {
-      const v = followEpoch(history, this.#o.chainId, proof, this.#o.dsa);
-      if (!v.ok) throw new FedError('STORE_CORRUPT', `a stored epoch proof does not verify: ${v.reason}`);
+    let w = this.#walked;
+    // The very proof walked (the join hands the same ones again), else one of the same bytes.
+    const same = (p: EpochChangeProof, i: number) => w!.proofs[i] === p || w!.keys[i] === proofKey(p);
+    // Walked from an epoch since ended here, or another proof where one was walked: from the start.
+    if (!w || w.from !== this.#current.number || !proofs.slice(0, w.keys.length).every(same)) {
+      const history = EpochHistory.fromGenesis(this.#o.genesis.withSelf({ name: this.#o.member }, { optional: true }), rulesOf(this.#o), (pk, m, sig) => this.#o.dsa.verifySync(pk, m, sig));
+      for (const proof of this.#o.store.endedEpochs()) {
+        const v = followEpoch(history, this.#o.chainId, proof, this.#o.dsa);
+        if (!v.ok) throw new FedError('STORE_CORRUPT', `a stored epoch proof does not verify: ${v.reason}`);
+      }
+      w = this.#walked = { from: this.#current.number, proofs: [], keys: [], sets: [], history };
     }
-    return proofs.map((proof) => {
-      const ending = history.current.epoch;
-      const v = followEpoch(history, this.#o.chainId, proof, this.#o.dsa);
+    // Those walked already stay walked when a later one fails (a refused proof changes nothing).
+    for (let i = w.keys.length; i < proofs.length; i++) {
+      const ending = w.history.current.epoch;
+      const v = followEpoch(w.history, this.#o.chainId, proofs[i]!, this.#o.dsa);
       if (!v.ok) throw new FedError('EPOCH_PROOF_INVALID', `epoch ${ending} cannot end with this proof: ${v.reason}`, { epoch: ending });
-      return v.set;
-    });
+      w.proofs.push(proofs[i]!);
+      w.keys.push(proofKey(proofs[i]!));
+      w.sets.push(v.set);
+    }
+    return w.sets.slice(0, proofs.length);
   }
 
   /**
@@ -159,5 +176,8 @@ function epochOf(o: EpochsOptions, set: ValidatorSet, root: Block, params: Conse
     params,
   };
 }
+
+/** A proof by the hash of its exact bytes (as stored and served). */
+const proofKey = (p: EpochChangeProof): string => sha256Hex(epochProofBytes(p));
 
 const rulesOf = (o: EpochsOptions): ReconfigRules => ({ chainId: o.chainId, publicKeyBytes: o.dsa.publicKeyBytes });

@@ -325,19 +325,26 @@ export class Inbound {
 
   /** Checks the signatures of a message that passed every cheap check, and hands it on (or strikes its sender). */
   #verifyQueued(from: number, message: ConsensusMessage, bytes: number, parts?: BlockPart[]): Promise<void> {
-    const { log, observer } = this.#d;
-    return this.#d.driver.verifier.verifyMessage(message).then((r) => {
+    const { log, observer, driver } = this.#d;
+    // The epoch it is checked in (its keys, and the set `from` numbers the sender by): the check
+    // runs on the thread pool, and the epoch may end before it answers.
+    const epoch = driver.engine.epoch;
+    return driver.verifier.verifyMessage(message).then((r) => {
       if (!r.ok) {
         const view = message.type === 'qc' ? message.qc.view : message.view;
+        // Struck under the numbers in force now: after a removal `from` names whoever moved into
+        // it, so the sender is found again by its peer id (nobody, if it is seated no more).
+        const sender = driver.indexNow(epoch, from);
         // A signature that fails is the sender's own doing (the channel is authenticated, nobody
         // relays another's message), so it strikes as a useless message costs: by its size. A
         // forged vote is one strike; a forged 4 MiB proposal mutes at once, where sixteen of them
         // (64 MiB read, forwarded and decoded by this member) took a mute before.
-        const muted = this.penalties.strike(from, this.uselessCost(bytes));
-        const count = this.penalties.logCount(from, 'invalid_signature');
-        if (count > 0 || muted) log.warn({ from, what: r.what, signer: r.sender, view, count, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
-        observer?.invalidSignature?.(from, r.what, view);
-        if (message.type === 'proposal') this.#d.driver.enqueue({ type: 'leader-offence', peer: from, view });
+        const muted = sender === undefined ? 0 : this.penalties.strike(sender, this.uselessCost(bytes));
+        const count = sender === undefined ? 1 : this.penalties.logCount(sender, 'invalid_signature');
+        if (count > 0 || muted) log.warn({ from, epoch, what: r.what, signer: r.sender, view, count, ...(muted ? { mutedForMs: muted } : {}) }, 'invalid signature: message dropped');
+        observer?.invalidSignature?.(from, r.what, view, epoch);
+        // The view given up is the epoch's own: the next engine's views and leaders are others.
+        if (message.type === 'proposal' && epoch === driver.engine.epoch) driver.enqueue({ type: 'leader-offence', peer: from, view });
         return;
       }
       // The block's contents (transaction root, state hash, exactly-once) are checked by the engine

@@ -199,12 +199,11 @@ async function main(): Promise<void> {
     const commits = new CommitSignal();
     const timeouts = { baseMs: c.base_timeout, multiplier: c.timeout_multiplier, capMs: c.max_timeout };
     let inbound: Inbound | undefined;
-    const peerIds = new Map<number, string>();
     const gatewayClient = createClient(GatewayServiceClient, flags.gateway ?? conf.services.gateway.listen, { security: sec.client, grpcOptions: BIG_MESSAGES });
     const link = new GatewayLink({
       client: gatewayClient,
       log: log.child({ module: 'gateway-link' }),
-      onFrame: (from, frame, peerId) => { peerIds.set(from, peerId); inbound?.onFrame(from, frame); },
+      onFrame: (from, frame) => inbound?.onFrame(from, frame),
       // Transactions restored from the journal go to the validators once we can reach them.
       onReady: () => { for (const tx of restored) inbound?.gossip(tx); restored = []; },
       onPresence: (validator, present) => driverRef?.peerPresence(validator, present),
@@ -252,7 +251,13 @@ async function main(): Promise<void> {
         // Removed: start again in place, as the observer a removed member runs as (the epoch's proof is on disk).
         if (!seated) void life.stop(`removed in epoch ${epoch}`).then(() => restartInPlace(log));
       },
-      invalidSignature: (from: number, what: string, view: number) => { m.observer.invalidSignature(from, what, view); publisher?.invalidSignature(peerIds.get(from) ?? '', from, what, view, driver.epoch, epochs.setOf(driver.epoch)); },
+      // Named by the epoch it was checked in: the check may answer after that epoch ended, and the
+      // numbers are the next set's by then.
+      invalidSignature: (from: number, what: string, view: number, epoch: number) => {
+        m.observer.invalidSignature(from, what, view, epoch);
+        const set = epochs.setOf(epoch);
+        publisher?.invalidSignature(set?.has(from) ? set.byIndex(from).peerId : '', from, what, view, epoch, set);
+      },
     };
     // The engine's set, seat and leader rule are the current epoch's (the driver moves them on).
     const driver = new ConsensusDriver(

@@ -4,6 +4,7 @@ import { isFedError } from '#libs/errors/index.ts';
 import { fromHex, toHex, txHash } from '#libs/crypto/index.ts';
 import { encodeReconfigTx } from '#libs/validators/index.ts';
 import { Mempool, NO_IDS, REMOTE_SHARE, type IdSet } from './mempool.ts';
+import { OUTSIDE_BASE } from './ports.ts';
 
 const tx = (s: string) => new TextEncoder().encode(s);
 const none = () => false;
@@ -176,4 +177,27 @@ test('each source keeps its insertion order through removals at its head, middle
   }
   // This member's own, oldest first, is also what takeStaleLocal walks.
   assert.deepEqual(pool.takeStaleLocal(10_000, 0, 1_000_000).map((p) => new TextDecoder().decode(p.tx)), model.get(-1)!.map((key) => text.get(key)!));
+});
+
+test('a set change renumbers the sources: a member moved into a removed member\'s number has its own share and queue, and the removed one\'s stay pending as the outsiders\'', () => {
+  const pool = new Mempool({ maxTxs: 40, maxBytes: 100_000, maxTxBytes: 100 });
+  const names = (ps: { tx: Uint8Array }[]) => ps.map((p) => new TextDecoder().decode(p.tx));
+  // Validator 1 fills its share; validator 2 and an outsider hand over a few; a client gives one.
+  for (let k = 0; k < 10; k++) assert.equal(pool.offer(tx(`v1-${k}`), k, none, 1).status, 'added');
+  for (let k = 0; k < 3; k++) pool.offer(tx(`v2-${k}`), k, none, 2);
+  pool.offer(tx('out-0'), 4.5, none, OUTSIDE_BASE);
+  pool.add(tx('local'), 0, none);
+  // The epoch ends removing validator 1: validator 2 is number 1 now (and 3 would be 2).
+  pool.renumber((s) => (s === 1 ? undefined : s > 1 ? s - 1 : s));
+  assert.equal(pool.offer(tx('v2-3'), 20, none, 1).status, 'added', 'the member now numbered 1 is charged its own 4, not the removed member\'s 10');
+  const r = pool.offer(tx('out-1'), 21, none, OUTSIDE_BASE);
+  assert.ok(r.status === 'refused' && r.code === 'MEMPOOL_QUOTA', 'the removed member\'s 10 count towards the outsiders\' share');
+  // Each moved queue keeps its order; the joined ones are taken oldest first between them.
+  assert.deepEqual(names(pool.batch(100, 100_000, NO_IDS)), ['local', 'v2-0', 'v1-0', 'v2-1', 'v1-1', 'v2-2', 'v1-2', 'v2-3', 'v1-3',
+    'v1-4', 'out-0', 'v1-5', 'v1-6', 'v1-7', 'v1-8', 'v1-9']);
+  // Committed under their new sources, and the counts freed with them.
+  assert.equal(pool.removeCommitted([...Array.from({ length: 10 }, (_, k) => txHash(tx(`v1-${k}`))), txHash(tx('v2-0'))]), 11);
+  assert.equal(pool.offer(tx('out-2'), 22, none, OUTSIDE_BASE).status, 'added', 'the outsiders\' share is free again');
+  assert.deepEqual(names(pool.batch(100, 100_000, NO_IDS)), ['local', 'v2-1', 'out-0', 'v2-2', 'out-2', 'v2-3']);
+  assert.equal(pool.size, 6);
 });

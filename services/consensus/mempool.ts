@@ -16,7 +16,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { IdTable, randomIdSeed } from '#libs/blocks/index.ts';
 import { bytesEqual, txHash } from '#libs/crypto/index.ts';
 import { RECONFIG_TX_TAG, isReconfigTx } from '#libs/validators/index.ts';
-import { isOutside } from './ports.ts';
+import { OUTSIDE_BASE, isOutside } from './ports.ts';
 
 export interface MempoolOptions {
   maxTxs: number;
@@ -235,6 +235,33 @@ export class Mempool {
     return out;
   }
 
+  /**
+   * The validator set changed (an epoch ended): each validator's transactions move with it to its
+   * number in the next set (`to`), and its share of the pool with them — else a member renumbered
+   * into a removed one's number held that member's share and queue until they committed. Those of
+   * a member no longer seated (`to` says undefined) join the outside peers' (OUTSIDE_BASE): still
+   * valid, they stay pending. Queues joined keep each one's order, the oldest head first between them.
+   */
+  renumber(to: (source: number) => number | undefined): void {
+    const moved = new Map<number, SourceQueue[]>();
+    for (const [s, q] of this.#bySource) {
+      const n = s === LOCAL || isOutside(s) ? s : to(s) ?? OUTSIDE_BASE;
+      moved.set(n, [...(moved.get(n) ?? []), q]);
+    }
+    this.#bySource.clear();
+    this.#held.clear();
+    for (const [source, queues] of moved) {
+      const q = queues.length === 1 ? queues[0]! : joinByAge(queues);
+      let bytes = 0;
+      for (let p = q.head; p; p = p.next) {
+        p.source = source;
+        bytes += p.tx.length;
+      }
+      this.#bySource.set(source, q);
+      if (source !== LOCAL) this.#held.set(source, { txs: q.size, bytes });
+    }
+  }
+
   /** Drops transactions that a committed block carried. */
   removeCommitted(ids: Iterable<Uint8Array>): number {
     const removed: Uint8Array[] = [];
@@ -258,5 +285,24 @@ export class Mempool {
     }
     if (removed.length > 0) this.#opts.onRemoved?.(removed);
     return removed.length;
+  }
+}
+
+/** One queue of `queues`' entries: each one's order kept, the oldest head taken first between them. */
+function joinByAge(queues: readonly SourceQueue[]): SourceQueue {
+  const out: SourceQueue = { head: undefined, tail: undefined, size: 0 };
+  const heads = queues.map((q) => q.head);
+  for (;;) {
+    let k = -1;
+    for (let i = 0; i < heads.length; i++) if (heads[i] && (k < 0 || heads[i]!.addedAtMs < heads[k]!.addedAtMs)) k = i;
+    if (k < 0) return out;
+    const p = heads[k]!;
+    heads[k] = p.next;
+    p.prev = out.tail;
+    p.next = undefined;
+    if (out.tail) out.tail.next = p;
+    else out.head = p;
+    out.tail = p;
+    out.size++;
   }
 }

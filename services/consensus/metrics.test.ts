@@ -33,8 +33,8 @@ test('participation, quorum, fault bound, halted and block sizes are exported', 
   m.observer.halted(1, 'test');
   m.observer.timerSet(9, 4000, 2);
   m.observer.muted(3, 20_000);
-  m.observer.invalidSignature(3, 'qc(2,17) vote', 17);
-  m.observer.invalidSignature(3, 'qc(2,18) vote: 2 signers for a quorum of 5', 18);
+  m.observer.invalidSignature(3, 'qc(2,17) vote', 17, 0);
+  m.observer.invalidSignature(3, 'qc(2,18) vote: 2 signers for a quorum of 5', 18, 0);
   text = await metrics.text();
   assert.equal(sample(text, 'btcfed_consensus_qcs_total'), 2);
   assert.equal(sample(text, 'btcfed_consensus_qc_signatures_total', 'validator="0"'), 2);

@@ -62,7 +62,8 @@ export interface DriverObserver {
   rejected?(from: number | null, reason: string, detail: string): void;
   /** A peer answered a block request of ours: it keeps blocks from `oldestHeight` only (pruned what we lack). */
   prunedAnswer?(from: number, oldestHeight: number): void;
-  invalidSignature?(from: number, what: string, view: number): void;
+  /** A message of `epoch` from validator `from` of that epoch's set failed its signature check (the epoch may have ended since). */
+  invalidSignature?(from: number, what: string, view: number, epoch: number): void;
   halted?(height: number, detail: string): void;
   /** Every message this member sends (for timing: proposal → QC formation when leading). */
   sent?(message: ConsensusMessage): void;
