@@ -116,6 +116,12 @@ const bucket = (rate: number, burst: number, minBurst: number, why: string) => z
   burst: z.number().int().min(minBurst, `must be at least ${minBurst} (${why})`).max(1e9).default(burst),
 }).prefault({});
 
+/** A token bucket of CPU milliseconds: a rate above 1000 ms a second would be more than the one thread there is. */
+const cpuBucket = (rate: number, burst: number) => z.strictObject({
+  rate: z.number().positive().max(1000, 'must be at most 1000 (ms a second: one whole core)').default(rate),
+  burst: z.number().int().min(1).max(1e9).default(burst),
+}).prefault({});
+
 /**
  * services.consensus.limits: what the public API (ConsensusService) gives one client — a verified
  * client certificate, or without TLS an address — and all clients together. Refusals are
@@ -147,6 +153,14 @@ export const consensusLimits = z.strictObject({
   read_per_client: bucket(200, 5000, 101, 'a ListBlocks of 100 costs 101'),
   /** …and for all clients together. */
   read_total: bucket(1000, 20_000, 101, 'a ListBlocks of 100 costs 101'),
+  /**
+   * Milliseconds of CPU (the event loop's, which consensus shares) reads may take a second per
+   * client, measured per call and charged after it: a client that overdrew it is refused until it
+   * has refilled (GetStatus, GetValidators and GetTransaction without a proof: only by the total)…
+   */
+  read_cpu_per_client: cpuBucket(15, 600),
+  /** …and for all clients together. */
+  read_cpu_total: cpuBucket(50, 2000),
   /** Transactions offered a second (SubmitTransaction(s), accepted or not) per client; a call of more than the burst never passes… */
   submit_per_client: bucket(20_000, 40_000, 1, 'a call carries at least one'),
   /** …and for all clients together. */
@@ -345,7 +359,7 @@ function checkLimits(l: Partial<z.output<typeof consensusLimits>> | undefined, c
   if (isNum(l.max_clients) && isNum(l.streams_total) && isNum(l.reads_in_flight_total) && l.max_clients <= l.streams_total + l.reads_in_flight_total) {
     ctx.addIssue({ code: 'custom', path: at('max_clients'), message: 'must exceed streams_total + reads_in_flight_total (a client holding a stream or a read is kept)' });
   }
-  for (const kind of ['read', 'submit'] as const) {
+  for (const kind of ['read', 'submit', 'read_cpu'] as const) {
     const mine = l[`${kind}_per_client`];
     const all = l[`${kind}_total`];
     if (isRecord(mine) && isRecord(all) && isNum(mine.rate) && isNum(all.rate) && (mine.rate > all.rate || mine.burst > all.burst)) {

@@ -16,6 +16,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { peerCertificate, type CallWithAuthContext } from '#libs/rpc/index.ts';
 import { ClientLimits, worthLogging, type Budget, type ClientLimitsOptions, type LimitName, type Refusal } from './client-limits.ts';
 import { http2StreamOf, type FlowOptions } from './commit-stream.ts';
+import { ReadCpu } from './read-cpu.ts';
 
 export interface ClientIdentity {
   /** The key its limits are kept under. */
@@ -98,20 +99,25 @@ export class ApiGuard {
   /**
    * Admits a read call: a slot among the caller's reads in flight, held until HTTP/2 has taken the
    * whole answer (the call's stream closes) — a client that asks and does not read makes this member
-   * hold its answers, so how many it may have is bounded — and then its weight in read units.
+   * hold its answers, so how many it may have is bounded —, then its read CPU (not in debt; `cheap`:
+   * its client's own may be, client-limits.ts), then its weight in read units. Returns the meter the
+   * call's work is timed on and charged to.
    */
-  read(call: CallerCall & object, method: string, weight: number): void {
+  read(call: CallerCall & object, method: string, weight: number, cheap = false): ReadCpu {
     const client = clientIdentity(call);
     const slot = this.limits.startRead(client.key, method);
     if (!slot.ok) throw this.#refusal(client, method, slot.refusal);
-    const r = this.limits.admit(client.key, 'read', weight, method);
-    if (r) {
+    // CPU before units: it charges nothing at admission, so a call it refuses spends no units.
+    const cpu = this.limits.admitReadCpu(client.key, method, cheap);
+    const r = cpu.ok ? this.limits.admit(client.key, 'read', weight, method) : cpu.refusal;
+    if (r || !cpu.ok) {
       slot.release();
-      throw this.#refusal(client, method, r);
+      throw this.#refusal(client, method, cpu.ok ? r! : cpu.refusal);
     }
     const stream = http2StreamOf(call);
     if (stream && !stream.closed && !stream.destroyed) stream.once('close', slot.release);
     else slot.release();
+    return new ReadCpu(cpu.charge);
   }
 
   /** A slot for a stream of the caller, or throws the refusal; release the slot when the stream ends. */
@@ -158,6 +164,7 @@ export function limitsFromConf(l: LimitsConf): { clients: ClientLimitsOptions; f
       maxClients: l.max_clients, streamsPerClient: l.streams_per_client, streamsTotal: l.streams_total,
       readsInFlightPerClient: l.reads_in_flight_per_client, readsInFlightTotal: l.reads_in_flight_total,
       readPerClient: l.read_per_client, readTotal: l.read_total, submitPerClient: l.submit_per_client, submitTotal: l.submit_total,
+      readCpuPerClient: l.read_cpu_per_client, readCpuTotal: l.read_cpu_total,
     },
     flow: { maxBufferedBytes: l.stream_buffer_bytes, stallMs: l.stream_stall },
     refusalDelayMs: l.refusal_delay,

@@ -7,6 +7,8 @@
 //   - a stream whose client stops reading is cancelled after the stall time (RESOURCE_EXHAUSTED:
 //     the HTTP/2 reset reaches a client that reads nothing) and its slot freed;
 //   - read and submit rates are refused beyond a client's bucket while another client still reads;
+//   - a client looping on expensive reads is refused by the CPU its reads took (measured, not
+//     counted in units), while another client is still served and the first may still GetStatus;
 //   - a StreamCommits follower replaying the chain is paced by its client's read budget;
 //   - a client that asks and does not read its answers holds no more than its reads in flight;
 //   - HTTP/2 advertises the concurrent-stream limit; every refusal is counted.
@@ -62,7 +64,7 @@ before(async () => {
   const ca = await generateCa({ commonName: 'm0 CA' });
   caFile = write('ca.pem', ca.cert);
   const srv = await issueServerCertificate(ca, { commonName: 'm0-consensus' });
-  for (const app of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) {
+  for (const app of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) {
     const c = await issueClientCertificate(ca, { commonName: `m0-client-${app}` });
     certs[app] = { certFile: write(`${app}.pem`, c.cert), keyFile: write(`${app}-key.pem`, c.key) };
   }
@@ -276,5 +278,37 @@ test('the public listener advertises its HTTP/2 concurrent-stream limit', { time
     assert.equal(settings.maxConcurrentStreams, 40);
   } finally {
     session.close();
+  }
+});
+
+test('read CPU: a client looping on pages of full blocks is refused by what its reads took, another client still served', { timeout: 60_000 }, async () => {
+  // Read units that never bind: only the measured CPU can refuse. A reload, as conf.yaml's would.
+  limits.reload(consensusLimits.parse({ ...LIMITS, read_per_client: { rate: 1e6, burst: 1e6 }, read_total: { rate: 1e6, burst: 1e6 },
+    read_cpu_per_client: { rate: 5, burst: 20 }, read_cpu_total: { rate: 1000, burst: 100_000 } }));
+  const h = client('h');
+  const i = client('i');
+  try {
+    let served = 0;
+    let err: grpc.ServiceError | undefined;
+    // A page of 100 blocks of ~51 KiB each (~5 MB): milliseconds each to read and copy; 20 ms of burst lasts a few pages.
+    while (!err && served < 200) {
+      err = await call(h.listBlocks.bind(h), { fromHeight: 1 + served, limit: 100, headersOnly: false }, { deadlineMs: 10_000 })
+        .then((r) => { assert.equal(r.blocks.length, 100); served++; return undefined; }, (e: grpc.ServiceError) => e);
+    }
+    assert.ok(err, `${served} pages served, none refused`);
+    assert.ok(served >= 1, 'the first page is within the burst');
+    assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED, err.details);
+    assert.match(err.details, /^ListBlocks: reads may take at most 5 ms of CPU a second per client, in bursts of up to 20 ms \(services\.consensus\.limits\.read_cpu_per_client\); spent, try again in \d+\.\d s$/);
+    assert.equal(errorCodeOf(err), 'API_RATE_LIMIT');
+    assert.equal(await refusedCount('ListBlocks', 'read_cpu_per_client'), 1);
+    // Its own budget spent, not another's: client i reads pages, and h may still ask where the chain is.
+    assert.equal((await call(i.listBlocks.bind(i), { fromHeight: 1, limit: 100, headersOnly: false })).blocks.length, 100);
+    assert.equal((await call(h.getStatus.bind(h), {})).member, 'm0');
+    const again = await call(h.getBlock.bind(h), { by: { $case: 'height', value: 1 } }).then(() => undefined, (e: grpc.ServiceError) => e);
+    assert.equal(again?.code, grpc.status.RESOURCE_EXHAUSTED, 'h is refused until its budget refills');
+  } finally {
+    h.close();
+    i.close();
+    limits.reload(consensusLimits.parse(LIMITS));
   }
 });

@@ -2,7 +2,8 @@
 // and StreamCommits say so with DATA_LOSS and the height, instead of skipping the height
 // (ListBlocks once returned a log with a block missing) or waiting for it forever. Over a real
 // LMDB store with pruned heights: BLOCK_PRUNED (OUT_OF_RANGE) naming the oldest height kept,
-// headers still served, and a pruned transaction still known as committed.
+// headers still served, and a pruned transaction still known as committed. A read's synchronous
+// work, slice by slice, is charged to its read CPU, and so is sending its answer.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { Block as BlockMsg } from '#libs/gen/btcfed/v1/wire.pb.ts';
 import { blockToWire, qcToWire } from '#libs/wire/index.ts';
 import { BlockStore } from './block-store.ts';
 import { CONSENSUS_SERVICE, consensusService, type ApiDeps } from './api.ts';
+import { ReadCpu } from './read-cpu.ts';
 
 const genesis = genesisBlock('api-test', blockHash);
 const at = (height: number): Block => ({ ...genesis, header: { ...genesis.header, height } });
@@ -244,4 +246,27 @@ test('during a join from a checkpoint: a transaction of the history written ahea
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('ListBlocks charges its read CPU each slice of store reads, its encoding and the sending of its answer', async () => {
+  // Each block read costs 1 ms of busy CPU, as a slow LMDB read would.
+  const spin = (ms: number) => { const t = performance.now(); while (performance.now() - t < ms); };
+  const store = { committedHeight: () => 20, storedAtHeight: (h: number) => { spin(1); return stored(at(h)); }, isPruned: () => false, prunedTo: () => 0 };
+  const charges: number[] = [];
+  const guard = { read: () => new ReadCpu((ms) => charges.push(ms)), hold: async () => undefined };
+  const svc = consensusService({ member: 'm0', chainId: 'api-test', self: 0, validators: [], log: pino({ level: 'silent' }), store, guard } as unknown as ApiDeps);
+  let sendMs = 0;
+  const res = await new Promise<unknown>((resolve, reject) => {
+    svc.listBlocks(call({ fromHeight: 1, limit: 20, headersOnly: false }) as never, (e, r) => {
+      if (e) { reject(e as Error); return; }
+      spin(3); // grpc-js serializing and framing the answer, inside this callback
+      sendMs = 3;
+      resolve(wire('listBlocks', r));
+    });
+  });
+  assert.equal((res as { blocks: unknown[] }).blocks.length, 20);
+  // Slices of 8, 8 and 4 blocks, the encoding, the send: each a charge.
+  assert.equal(charges.length, 5, `charges: ${charges.map((c) => c.toFixed(2)).join(', ')}`);
+  for (const [k, blocks] of [8, 8, 4].entries()) assert.ok(charges[k]! >= blocks && charges[k]! < blocks + 5, `slice ${k}: ${charges[k]} ms for ${blocks} blocks`);
+  assert.ok(charges[4]! >= sendMs, `the send: ${charges[4]} ms`);
 });

@@ -1,7 +1,8 @@
 // The public gRPC API of a member (ConsensusService; the operator's AdminService is admin.ts). Requests
 // are validated here; FedError codes map to gRPC status in STATUS, the one place this service
 // does that. Every call is first admitted against its client's limits and the total (api-guard.ts:
-// open streams, reads in flight, read units, submitted transactions), before it costs anything. StreamCommits reads
+// open streams, reads in flight, read CPU, read units, submitted transactions), before it costs
+// anything; a read's synchronous work is then timed and charged to its read CPU (read-cpu.ts). StreamCommits reads
 // the committed log by height and takes the next block only when the client has taken what was sent
 // (commit-stream.ts): a slow reader lags, holding a bounded number of bytes; one that stops reading
 // is cancelled after the stall time and its slot freed.
@@ -17,7 +18,7 @@ import { fromHex, merkleLevels, merkleProof, toHex } from '#libs/crypto/index.ts
 import { txHashesOf } from './tx-hashes.ts';
 import { type Block } from '#libs/hotstuff/index.ts';
 import type { ConsensusParams, ValidatorSet } from '#libs/validators/index.ts';
-import { rpcHandlers, statusTable } from '#libs/rpc/index.ts';
+import { rpcHandlers, statusTable, type RpcHandlers, type UnaryHandler } from '#libs/rpc/index.ts';
 import { ConsensusServiceService, TxStatus, type ConsensusServiceServer, type GetBlockResponse, type GetEpochsResponse, type GetStatusResponse, type PeerSummary, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import type { BlockStore } from './block-store.ts';
@@ -28,6 +29,7 @@ import { consensusLimits } from '#libs/config/schema.ts';
 import { clientIdentity, limitsFromConf, REFUSAL_CODES, type ApiGuard } from './api-guard.ts';
 import { boundedStream, commitWireSize, type FlowOptions } from './commit-stream.ts';
 import { encodedBlockList, encodedBlockResponse, withEncodedResponses, type StoredBlock } from './stored-reads.ts';
+import { billed, meteredSend, UNMETERED, type ReadCpu } from './read-cpu.ts';
 
 const MAX_BATCH_TXS = 10_000;
 /** ListBlocks answers at most this many blocks, and this many when asked for none. */
@@ -49,6 +51,7 @@ const BLOCK_WEIGHT = 1;
 /** GetEpochs: proofs per page, and the bytes a page stops before (an epoch's last block carries transactions). */
 const EPOCH_PAGE = 16;
 const EPOCH_PAGE_BYTES = 32 << 20;
+const epochPage = (limit: number): number => Math.min(limit || EPOCH_PAGE, EPOCH_PAGE);
 const PROOF_WEIGHT = 10;
 const listWeight = (limit: number): number => 1 + limit * BLOCK_WEIGHT;
 /** ListBlocks yields to the event loop after this many blocks. */
@@ -144,7 +147,9 @@ function hash32(field: string, b: Uint8Array): Uint8Array {
 export const CONSENSUS_SERVICE = withEncodedResponses(ConsensusServiceService, ['getBlock', 'listBlocks', 'streamCommits']);
 
 export function consensusService(d: ApiDeps): ConsensusServiceServer {
-  const h = rpcHandlers({ statusOf: STATUS, log: d.log });
+  const rpc = rpcHandlers({ statusOf: STATUS, log: d.log });
+  // Every unary handler: a read's answer is sent on its read CPU (read-cpu.ts), any other as before.
+  const h: RpcHandlers = { ...rpc, unary: <Req, Res>(fn: UnaryHandler<Req, Res>) => meteredSend(rpc.unary(fn)) };
   const countedAsync = async <T>(method: string, fn: () => Promise<T>): Promise<T> => {
     try { return await fn(); } catch (err) { d.rejected?.(method, err instanceof FedError ? err.code : 'INTERNAL'); throw err; }
   };
@@ -220,8 +225,16 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       throw err;
     }
   };
-  const read = (call: Call, signal: AbortSignal, method: string, weight = 1): Promise<void> =>
-    admitted(signal, () => d.guard?.read(call, method, weight));
+  /**
+   * A read call: admitted, then answered by `serve`, which runs its synchronous work on `cpu.time`
+   * (awaits are not timed: the engine runs then). `cheap`: GetStatus and the like, a few keys read
+   * (api-guard.ts read).
+   */
+  const served = async <T>(call: Call, signal: AbortSignal, method: string, weight: number, serve: (cpu: ReadCpu) => T | Promise<T>, cheap = false): Promise<T> => {
+    let cpu = UNMETERED;
+    await admitted(signal, () => { cpu = d.guard?.read(call, method, weight, cheap) ?? UNMETERED; });
+    return billed(await serve(cpu), cpu);
+  };
   const submit = (call: Call, signal: AbortSignal, method: string, txs: number): Promise<void> =>
     admitted(signal, () => d.guard?.admit(call, method, 'submit', txs));
   return {
@@ -256,8 +269,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       await durable(taken);
       return { results, accepted };
     })),
-    getTransaction: h.unary((req, call, signal) => countedAsync('GetTransaction', async () => {
-      await read(call, signal, 'GetTransaction', req.withProof ? PROOF_WEIGHT : 1);
+    getTransaction: h.unary((req, call, signal) => countedAsync('GetTransaction', () => served(call, signal, 'GetTransaction', req.withProof ? PROOF_WEIGHT : 1, (cpu) => cpu.time(() => {
       const hash = hash32('tx_hash', req.txHash);
       const located = d.store.txLocation(hash);
       // A join from a checkpoint writes the history's ids before the blocks up to its tip are
@@ -275,9 +287,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
       }
       const pending = d.pool.has(hash);
       return { status: pending ? TxStatus.TX_STATUS_PENDING : TxStatus.TX_STATUS_UNKNOWN, height: 0, blockHash: new Uint8Array(), index: 0, ...none };
-    })),
-    getStatus: h.unary(async (_req, call, signal) => {
-      await read(call, signal, 'GetStatus');
+    }), !req.withProof))),
+    getStatus: h.unary((_req, call, signal) => served(call, signal, 'GetStatus', 1, (cpu) => cpu.time(() => {
       // The committed tip as this member serves it (durable, readable by GetBlock/ListBlocks),
       // not the engine's, which runs ahead by the blocks whose commit is still being written:
       // a client that reads committed_height and then asks for that block must find it.
@@ -287,9 +298,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         member: d.member, chainId: d.chainId, selfIndex: d.self, ...d.node.status(), committedHeight, committedHash,
         mempoolSize: d.pool.size, peers: d.peers?.() ?? [],
       };
-    }),
-    getBlock: h.unary((req, call, signal) => countedAsync('GetBlock', async () => {
-      await read(call, signal, 'GetBlock', 1 + BLOCK_WEIGHT);
+    }), true)),
+    getBlock: h.unary((req, call, signal) => countedAsync('GetBlock', () => served(call, signal, 'GetBlock', 1 + BLOCK_WEIGHT, (cpu) => cpu.time(() => {
       const by = req.by;
       if (!by) throw new FedError('REQUEST_INVALID', 'height or hash is required');
       if (by.$case === 'height' && by.value > 0 && by.value <= d.store.committedHeight()) {
@@ -303,23 +313,28 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         throw new FedError('NOT_FOUND', `no committed block ${by.$case === 'height' ? `at height ${by.value}` : `with that hash${floor > 0 ? ` at heights ${floor + 1} and above (this member pruned the blocks below)` : ''}`}`);
       }
       return certified(b);
-    })),
-    listBlocks: h.unary((req, call, signal) => countedAsync('ListBlocks', async () => {
-      // Weighed by the blocks it may return (a page of 100: 101 units).
-      await read(call, signal, 'ListBlocks', listWeight(Math.min(req.limit || DEFAULT_LIST, MAX_LIST)));
+    })))),
+    // Weighed by the blocks it may return (a page of 100: 101 units).
+    listBlocks: h.unary((req, call, signal) => countedAsync('ListBlocks', () => served(call, signal, 'ListBlocks', listWeight(Math.min(req.limit || DEFAULT_LIST, MAX_LIST)), async (cpu) => {
       if (req.limit > MAX_LIST) throw new FedError('REQUEST_INVALID', `limit: at most ${MAX_LIST}`);
       const limit = req.limit || DEFAULT_LIST;
       const top = d.store.committedHeight();
       const blocks: Array<StoredBlock | GetBlockResponse> = [];
-      for (let height = Math.max(1, req.fromHeight); height <= top && blocks.length < limit; height++) {
-        // A page of 100 blocks is up to ~130 ms of reading and copying (1,000-transaction blocks,
-        // bench/block-reads.ts): let the engine's events in
-        // between, so reads lengthen no vote by more than a few blocks' worth.
-        if (blocks.length > 0 && blocks.length % LIST_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-        blocks.push((req.headersOnly ? prunedHeader(height) : undefined) ?? storedAt(height));
+      let height = Math.max(1, req.fromHeight);
+      const more = () => height <= top && blocks.length < limit;
+      // A page of 100 blocks is up to ~130 ms of reading and copying (1,000-transaction blocks,
+      // bench/block-reads.ts): read in slices, letting the engine's events in between, so reads
+      // lengthen no vote by more than a few blocks' worth. Each slice is timed; the waits are not.
+      while (more()) {
+        if (blocks.length > 0) await new Promise((resolve) => setImmediate(resolve));
+        cpu.time(() => {
+          for (const end = blocks.length + LIST_SLICE; more() && blocks.length < end; height++) {
+            blocks.push((req.headersOnly ? prunedHeader(height) : undefined) ?? storedAt(height));
+          }
+        });
       }
-      return encodedBlockList(blocks, req.headersOnly);
-    })),
+      return cpu.time(() => encodedBlockList(blocks, req.headersOnly));
+    }))),
     streamCommits: boundedStream(h, d.flow ?? (() => DEFAULT_FLOW), {
       sizeOf: commitWireSize,
       stalled: (call, bytes) => { d.guard?.stalled(clientIdentity(call), 'StreamCommits', bytes, (d.flow?.() ?? DEFAULT_FLOW).stallMs); },
@@ -345,8 +360,7 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         slot?.release();
       }
     }),
-    getValidators: h.unary(async (_req, call, signal) => {
-      await read(call, signal, 'GetValidators');
+    getValidators: h.unary((_req, call, signal) => served(call, signal, 'GetValidators', 1, (cpu) => cpu.time(() => {
       const set = d.validators;
       const p = d.params?.();
       return {
@@ -354,10 +368,9 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         quorum: set.quorum, maxFaulty: set.f, epoch: set.epoch,
         baseTimeoutMs: p?.baseTimeoutMs ?? 0, idleHeartbeatMs: p?.idleHeartbeatMs ?? 0, paramsCommitted: p?.committed ?? false,
       };
-    }),
-    getEpochs: h.unary(async (req, call, signal) => {
-      const limit = Math.min(req.limit || EPOCH_PAGE, EPOCH_PAGE);
-      await read(call, signal, 'GetEpochs', 1 + limit * BLOCK_WEIGHT);
+    }), true)),
+    getEpochs: h.unary((req, call, signal) => served(call, signal, 'GetEpochs', 1 + epochPage(req.limit) * BLOCK_WEIGHT, (cpu) => cpu.time(() => {
+      const limit = epochPage(req.limit);
       // Served as stored: only the page asked for is read, and nothing is decoded into blocks.
       const ended = d.store.endedEpochCount();
       const proofs: GetEpochsResponse['proofs'] = [];
@@ -370,10 +383,8 @@ export function consensusService(d: ApiDeps): ConsensusServiceServer {
         proofs.push(p);
       }
       return { proofs, currentEpoch: d.validators.epoch };
-    }),
-    getEvidence: h.unary(async (req, call, signal) => {
-      await read(call, signal, 'GetEvidence');
-      return d.evidence.page({ epoch: req.fromEpoch, view: req.fromView }, req.afterSeq, req.limit);
-    }),
+    }))),
+    getEvidence: h.unary((req, call, signal) => served(call, signal, 'GetEvidence', 1,
+      (cpu) => cpu.time(() => d.evidence.page({ epoch: req.fromEpoch, view: req.fromView }, req.afterSeq, req.limit)))),
   };
 }

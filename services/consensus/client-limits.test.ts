@@ -10,6 +10,7 @@ const OPTS: ClientLimitsOptions = {
   maxClients: 8, streamsPerClient: 2, streamsTotal: 3, readsInFlightPerClient: 2, readsInFlightTotal: 3,
   readPerClient: { rate: 10, burst: 20 }, readTotal: { rate: 25, burst: 30 },
   submitPerClient: { rate: 100, burst: 1000 }, submitTotal: { rate: 1000, burst: 1500 },
+  readCpuPerClient: { rate: 50, burst: 100 }, readCpuTotal: { rate: 80, burst: 150 },
 };
 
 function limiter(o: Partial<ClientLimitsOptions> = {}) {
@@ -170,4 +171,66 @@ test('a stream\'s reads wait for tokens instead of being refused, sharing the cl
   // The total paces a stream too: b has its own burst, but the total holds 30 - 21 + 2.5 = 11.5.
   for (let k = 0; k < 11; k++) assert.equal(l.delay('b', 'read', 1), 0);
   assert.equal(l.delay('b', 'read', 1), 20, 'half a total token missing, at 25 a second: 20 ms');
+});
+
+/** Admits a read of `client` against read CPU and charges it `ms`; the refusal's limit, or undefined. */
+function cpuRead(l: ClientLimits, client: string, ms: number, cheap = false) {
+  const g = l.admitReadCpu(client, 'ListBlocks', cheap);
+  if (!g.ok) return g.refusal;
+  g.charge(ms);
+  return undefined;
+}
+
+test('read CPU is charged after the fact: a read may overdraw once, then its client is refused until it refills', () => {
+  const { clock, l } = limiter();
+  const g = l.admitReadCpu('a', 'ListBlocks', false);
+  assert.ok(g.ok, 'a new client starts with its burst');
+  assert.ok(l.admitReadCpu('a', 'ListBlocks', false).ok, 'admission charges nothing');
+  g.charge(60);
+  g.charge(70); // one call timed in sections: 130 ms, 30 beyond the burst of 100
+  const r = l.admitReadCpu('a', 'ListBlocks', false);
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.refusal.limit, 'read_cpu_per_client');
+  assert.match(!r.ok ? r.refusal.message : '', /^ListBlocks: reads may take at most 50 ms of CPU a second per client, in bursts of up to 100 ms \(services\.consensus\.limits\.read_cpu_per_client\); spent, try again in 0\.6 s$/);
+  clock.t += 500; // 25 ms back: still 5 in debt
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client');
+  clock.t += 200; // 5 ms above zero
+  assert.equal(cpuRead(l, 'a', 1), undefined, 'refilled above zero: admitted');
+  // Another client has its own budget; the total (150) took 131 + …
+  assert.equal(cpuRead(l, 'b', 10), undefined);
+});
+
+test('read CPU: the total refuses every client once all reads together overdrew it; a cheap call only by the total', () => {
+  const { clock, l } = limiter();
+  assert.equal(cpuRead(l, 'a', 90), undefined);
+  assert.equal(cpuRead(l, 'b', 90), undefined); // the total (150) is 30 in debt; b's own (100) still holds 10
+  const r = l.admitReadCpu('b', 'GetBlock', false);
+  assert.equal(!r.ok && r.refusal.limit, 'read_cpu_total');
+  assert.match(!r.ok ? r.refusal.message : '', /at most 80 ms of CPU a second for all clients together, in bursts of up to 150 ms \(services\.consensus\.limits\.read_cpu_total\)/);
+  assert.equal(cpuRead(l, 'c', 1)?.limit, 'read_cpu_total', 'a client that spent nothing is refused by the total');
+  assert.equal(cpuRead(l, 'c', 1, true)?.limit, 'read_cpu_total', 'a cheap call too');
+  clock.t += 500; // total +40: 10 above zero
+  assert.equal(cpuRead(l, 'c', 1), undefined);
+  // A client in debt of its own may still make a cheap call, which is charged.
+  assert.equal(cpuRead(l, 'a', 100), undefined); // a: 35 - 100 = -65; the total: 9 - 100 = -91
+  clock.t += 1200; // a: -5, the total: +5
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client');
+  assert.equal(cpuRead(l, 'a', 2, true), undefined, 'GetStatus passes its own debt');
+  clock.t += 100; // a: -7 + 5, still in debt: the cheap call was charged
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client');
+});
+
+test('read CPU: debt is bounded by a burst, a reload keeps it and caps what a bucket holds, sweep keeps a client in debt', () => {
+  const { clock, l } = limiter();
+  assert.equal(cpuRead(l, 'a', 10_000), undefined);
+  clock.t += 1500; // owed at most one burst (100): 75 back, still in debt
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client');
+  assert.equal(l.sweep(), 0, 'a client in debt is not forgotten (it would come back with a fresh burst)');
+  l.configure({ ...OPTS, readCpuPerClient: { rate: 1000, burst: 5 }, readCpuTotal: { rate: 1000, burst: 5 } });
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client', 'the debt outlives the reload');
+  clock.t += 100; // at the new rate: 100 ms back, capped at the new burst of 5
+  assert.equal(cpuRead(l, 'a', 5), undefined);
+  assert.equal(cpuRead(l, 'a', 1)?.limit, 'read_cpu_per_client', 'the new burst of 5 was all it held');
+  clock.t += 10;
+  assert.equal(l.sweep(), 1, 'refilled to its burst: forgotten');
 });

@@ -10,6 +10,11 @@
 // keeps many of them from taking what consensus needs. A request is admitted only when both
 // buckets hold its weight, and then both are charged, so a refused request costs nothing.
 //
+// Read units are a guess at cost made before the call; read CPU is what reads actually cost the
+// event loop, in milliseconds (read-cpu.ts: each read's synchronous work, sending included). It is
+// charged after the fact, so a read is admitted while both CPU buckets are above zero, and may
+// overdraw them once: the client (or every client) is then refused until they have refilled.
+//
 // Pure logic on an injected clock. Bounded: at most `maxClients` records; a new client evicts
 // the least recently seen one holding nothing (its buckets were refilling: forgetting it
 // gives it at most a fresh burst, which the total still bounds), and `sweep` drops clients whose
@@ -30,13 +35,17 @@ export interface ClientLimitsOptions {
   readTotal: Rate;
   submitPerClient: Rate;
   submitTotal: Rate;
+  /** Milliseconds of the event loop reads may take a second (rate) and at once (burst): per client… */
+  readCpuPerClient: Rate;
+  /** …and for all clients together: what reads may take from the consensus engine sharing the process. */
+  readCpuTotal: Rate;
 }
 
 export type Budget = 'read' | 'submit';
 
 /** The limits a refusal can name: each is a key of services.consensus.limits, and the `limit` label of the refusal metric. */
 export const LIMIT_NAMES = ['streams_per_client', 'streams_total', 'stream_stall', 'reads_in_flight_per_client', 'reads_in_flight_total',
-  'read_per_client', 'read_total', 'submit_per_client', 'submit_total', 'max_clients'] as const;
+  'read_per_client', 'read_total', 'read_cpu_per_client', 'read_cpu_total', 'submit_per_client', 'submit_total', 'max_clients'] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 
 /** Where the limits live in conf.yaml: every refusal names its key there. */
@@ -51,6 +60,8 @@ export interface Refusal {
 }
 
 export type SlotGrant = { ok: true; release(): void } | { ok: false; refusal: Refusal };
+/** An admitted read: charge it the milliseconds it took, as they are measured (any number of times). */
+export type CpuGrant = { ok: true; charge(ms: number): void } | { ok: false; refusal: Refusal };
 /** What a client holds: open streams, and read calls whose answers are not yet taken. */
 export type SlotKind = 'streams' | 'reads';
 
@@ -58,13 +69,14 @@ export type SlotKind = 'streams' | 'reads';
 export const worthLogging = (nth: number): boolean => nth > 0 && (nth & (nth - 1)) === 0;
 
 interface Bucket { tokens: number; at: number }
-interface Client { read: Bucket; submit: Bucket; held: Record<SlotKind, number>; refusals: Map<LimitName, number> }
+interface Client { read: Bucket; submit: Bucket; cpu: Bucket; held: Record<SlotKind, number>; refusals: Map<LimitName, number> }
 
 export class ClientLimits {
   #o: ClientLimitsOptions;
   readonly #now: () => number;
   readonly #clients = new Map<string, Client>();
   readonly #total: Record<Budget, Bucket>;
+  readonly #cpu: Bucket;
   readonly #held: Record<SlotKind, number> = { streams: 0, reads: 0 };
   /** Refusals for want of room in the client map (there is no client record to count them on). */
   #fullRefusals = 0;
@@ -74,9 +86,10 @@ export class ClientLimits {
     this.#now = deps.now;
     const t = this.#now();
     this.#total = { read: { tokens: options.readTotal.burst, at: t }, submit: { tokens: options.submitTotal.burst, at: t } };
+    this.#cpu = { tokens: options.readCpuTotal.burst, at: t };
   }
 
-  /** New limits (a config reload): buckets keep what they hold, capped by the new bursts; open streams stay open. */
+  /** New limits (a config reload): buckets keep what they hold (debts too), capped by the new bursts; open streams stay open. */
   configure(options: ClientLimitsOptions): void { this.#o = options; }
 
   get options(): ClientLimitsOptions { return this.#o; }
@@ -104,6 +117,35 @@ export class ClientLimits {
     c[budget].tokens -= weight;
     this.#total[budget].tokens -= weight;
     return undefined;
+  }
+
+  /**
+   * Admits a read call of `client` against the CPU reads have spent: refused while its client's
+   * bucket or the total is empty or in debt. A `cheap` call (GetStatus: a few keys read, a small
+   * answer) is refused by the total only: a client that spent its own on pages of blocks may
+   * still ask where the chain is, at a cost its read units bound and its own bucket is still
+   * charged. Nothing is charged here: the grant charges what the call turns out to take.
+   */
+  admitReadCpu(client: string, method: string, cheap: boolean): CpuGrant {
+    const c = this.#client(client);
+    if (!c) return { ok: false, refusal: this.#clientsFull(method) };
+    const now = this.#now();
+    const mine = this.#o.readCpuPerClient;
+    const all = this.#o.readCpuTotal;
+    const own = refill(c.cpu, mine, now);
+    const total = refill(this.#cpu, all, now);
+    if (!cheap && own <= 0) return { ok: false, refusal: this.#refuse(c, 'read_cpu_per_client', cpuMessage(method, 'read_cpu_per_client', mine, own, 'per client')) };
+    if (total <= 0) return { ok: false, refusal: this.#refuse(c, 'read_cpu_total', cpuMessage(method, 'read_cpu_total', all, total, 'for all clients together')) };
+    return {
+      ok: true,
+      charge: (ms) => {
+        if (!(ms > 0)) return;
+        const at = this.#now();
+        // Debt is bounded by a burst: what was spent beyond it only delays the next read longer.
+        c.cpu.tokens = Math.max(-this.#o.readCpuPerClient.burst, refill(c.cpu, this.#o.readCpuPerClient, at) - ms);
+        this.#cpu.tokens = Math.max(-this.#o.readCpuTotal.burst, refill(this.#cpu, this.#o.readCpuTotal, at) - ms);
+      },
+    };
   }
 
   /**
@@ -173,6 +215,7 @@ export class ClientLimits {
     let n = 0;
     for (const [key, c] of this.#clients) {
       if (c.held.streams === 0 && c.held.reads === 0 && refill(c.read, this.#o.readPerClient, now) >= this.#o.readPerClient.burst
+        && refill(c.cpu, this.#o.readCpuPerClient, now) >= this.#o.readCpuPerClient.burst
         && refill(c.submit, this.#o.submitPerClient, now) >= this.#o.submitPerClient.burst) {
         this.#clients.delete(key);
         n++;
@@ -191,7 +234,8 @@ export class ClientLimits {
     }
     if (this.#clients.size >= this.#o.maxClients && !this.#evictOne()) return undefined;
     const t = this.#now();
-    c = { read: { tokens: this.#o.readPerClient.burst, at: t }, submit: { tokens: this.#o.submitPerClient.burst, at: t }, held: { streams: 0, reads: 0 }, refusals: new Map() };
+    c = { read: { tokens: this.#o.readPerClient.burst, at: t }, submit: { tokens: this.#o.submitPerClient.burst, at: t },
+      cpu: { tokens: this.#o.readCpuPerClient.burst, at: t }, held: { streams: 0, reads: 0 }, refusals: new Map() };
     this.#clients.set(key, c);
     return c;
   }
@@ -231,4 +275,10 @@ function rateMessage(method: string, budget: Budget, key: string, r: Rate, weigh
   const cost = weight === 1 ? '' : `; this call costs ${weight}`;
   if (weight > r.burst) return `${method}: at most ${r.rate} ${unit} a second ${whose}, in bursts of up to ${r.burst} (${LIMITS_KEY}.${key})${cost}: more than a burst, so it never passes; send less in one call`;
   return `${method}: at most ${r.rate} ${unit} a second ${whose}, in bursts of up to ${r.burst} (${LIMITS_KEY}.${key})${cost}; try again later`;
+}
+
+function cpuMessage(method: string, key: LimitName, r: Rate, have: number, whose: string): string {
+  const wait = Math.max(0.1, (-have + 1) / r.rate); // until the bucket is above zero again
+  return `${method}: reads may take at most ${r.rate} ms of CPU a second ${whose}, in bursts of up to ${r.burst} ms (${LIMITS_KEY}.${key}); `
+    + `spent, try again in ${wait.toFixed(1)} s`;
 }

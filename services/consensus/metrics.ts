@@ -21,7 +21,7 @@ const BATCH_EVENTS = ['asked', 'received', 'served', 'waited', 'unavailable'] as
 const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
 /** The public API's methods by the client limits that can refuse them (services.consensus.limits), for series that exist from the start. */
 const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
-  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs'], ['read_per_client', 'read_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
+  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs'], ['read_per_client', 'read_total', 'read_cpu_per_client', 'read_cpu_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
   [['SubmitTransaction', 'SubmitTransactions'], ['submit_per_client', 'submit_total']],
   [['StreamCommits'], ['streams_per_client', 'streams_total', 'stream_stall']],
 ];

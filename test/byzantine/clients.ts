@@ -112,7 +112,7 @@ const readHammer: Scenario = {
   name: 'read-hammer', ci: false,
   async start(ctx) {
     const { fed, note } = ctx;
-    const readLimit = 'read_per_client|read_total|reads_in_flight_per_client|reads_in_flight_total';
+    const readLimit = 'read_per_client|read_total|read_cpu_per_client|read_cpu_total|reads_in_flight_per_client|reads_in_flight_total';
     const counted = () => refusedOn(fed, 'Get(Block|Transaction)|ListBlocks', readLimit);
     const refused0 = await counted();
     const top = Number((await fed.status(VICTIM)).committedHeight);
