@@ -170,10 +170,10 @@ add('genesis-card', text(1, assembleGenesis({ chainId: CHAIN, baseTimeout: '1s',
 
 // ------------------------------------------------------------------ the batches on disk (what a member writes of the batches it holds)
 {
-  const batch = (holder: number, first: number, n: number) => ({ holder, author: holder, atMs: 1_760_000_000_000 + first, txs: Array.from({ length: n }, (_, k) => tx(first + k)) });
+  const batch = (holder: number, first: number, n: number) => ({ holder, author: holder, epoch: 2, atMs: 1_760_000_000_000 + first, txs: Array.from({ length: n }, (_, k) => tx(first + k)) });
   add('batch-disk-value', encodeGroup([{ digest: sha256(Uint8Array.of(1)), b: batch(1, 100, 10) }]));
   add('batch-disk-value', encodeGroup([1, 2, 3].map((h) => ({ digest: sha256(Uint8Array.of(h)), b: batch(h, h * 1000, h === 2 ? 1 : 4) }))));
-  add('batch-disk-value', encodeGroup([{ digest: sha256(Uint8Array.of(9)), b: { holder: 3, author: 0, atMs: 0, txs: [Uint8Array.of(0), new Uint8Array(250).fill(0xff)] } }]));
+  add('batch-disk-value', encodeGroup([{ digest: sha256(Uint8Array.of(9)), b: { holder: 3, author: 0, epoch: 0, atMs: 0, txs: [Uint8Array.of(0), new Uint8Array(250).fill(0xff)] } }]));
 }
 
 for (const [target, seeds] of corpus) {

@@ -3,9 +3,11 @@
 // environment is not fsynced, so a machine that stops can leave any bytes in it, and the
 // transactions inside came from peers. Refusal: a group that does not parse says why (the load
 // deletes and counts it); decoding never throws. Properties: a group every batch of which parses
-// is exactly the encoding of what was read (the decoder accepts one layout, so nothing a damaged
-// value holds is read as something else); a batch read has at least one transaction, none empty,
-// and a finite time; each digest is 32 bytes.
+// in the current layout (version 2, with the epoch its numbers are of) is exactly the encoding of
+// what was read (the decoder accepts one layout per version, so nothing a damaged value holds is
+// read as something else); a batch read has at least one transaction, none empty, a finite time
+// and an epoch a number can hold (none: version 1, written before batches kept it); each digest is
+// 32 bytes.
 
 import fc from 'fast-check';
 import { decodeGroup, encodeGroup, type DiskBatch } from '../../services/consensus/batch-codec.ts';
@@ -18,6 +20,7 @@ type Entry = { digest: Uint8Array; b: DiskBatch };
 const batches = fc.record({
   holder: fc.nat({ max: 0xffff_ffff }),
   author: fc.nat({ max: 0xffff_ffff }),
+  epoch: fc.maxSafeNat(),
   atMs: fc.double({ noNaN: true, noDefaultInfinity: true }),
   txs: fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 12 }),
 });
@@ -25,7 +28,7 @@ const entries = fc.array(fc.record({ digest: fc.uint8Array({ minLength: 32, maxL
 
 /** A plain copy of what was read (views into the value become arrays of their own): for comparing. */
 function plain(list: readonly Entry[]): Entry[] {
-  return list.map(({ digest, b }) => ({ digest: Uint8Array.from(digest), b: { holder: b.holder, author: b.author, atMs: b.atMs, txs: b.txs.map((t) => Uint8Array.from(t)) } }));
+  return list.map(({ digest, b }) => ({ digest: Uint8Array.from(digest), b: { holder: b.holder, author: b.author, epoch: b.epoch, atMs: b.atMs, txs: b.txs.map((t) => Uint8Array.from(t)) } }));
 }
 
 function read(input: Uint8Array): Array<{ digest: Uint8Array; b: DiskBatch | { why: string } }> {
@@ -38,9 +41,11 @@ function read(input: Uint8Array): Array<{ digest: Uint8Array; b: DiskBatch | { w
     if (e.b.txs.length === 0) violated(`batch ${i}: read with no transactions`);
     if (e.b.txs.some((t) => t.length === 0)) violated(`batch ${i}: an empty transaction`);
     if (!Number.isFinite(e.b.atMs)) violated(`batch ${i}: time ${e.b.atMs}`);
+    if (e.b.epoch !== undefined && !Number.isSafeInteger(e.b.epoch)) violated(`batch ${i}: epoch ${e.b.epoch}`);
     whole.push({ digest: e.digest, b: e.b });
   }
-  if (whole.length === got.length && !Buffer.from(encodeGroup(whole)).equals(Buffer.from(input.buffer, input.byteOffset, input.length))) {
+  // A version 1 batch is read without its epoch, and written again as version 2: not the same bytes.
+  if (whole.length === got.length && whole.every((e) => e.b.epoch !== undefined) && !Buffer.from(encodeGroup(whole)).equals(Buffer.from(input.buffer, input.byteOffset, input.length))) {
     violated('a group read whole is not the encoding of what was read');
   }
   return got;
@@ -58,7 +63,8 @@ const damaged = fc.tuple(entries, fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 
 
 /**
  * A group laid out by hand (the layout in batch-codec.ts) with its fields at extremes: counts that
- * disagree with what follows, empty transactions, lengths past the end, any time (NaN, infinities).
+ * disagree with what follows, empty transactions, lengths past the end, any time (NaN, infinities),
+ * either version, epochs past what a number holds.
  */
 const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n >>> 0); return [...b]; };
 const laid = fc.array(fc.record({
@@ -66,12 +72,14 @@ const laid = fc.array(fc.record({
   count: fc.option(fc.constantFrom(0, 1, 5, 0xffff_ffff), { nil: undefined }),
   lenSkew: fc.constantFrom(0, 0, 0, 1, -1, 0x7fff_ffff),
   atMs: fc.oneof(fc.double(), fc.constantFrom(Number.NaN, Infinity, -Infinity, -0)),
-  version: fc.constantFrom(1, 1, 1, 0, 2, 255),
+  version: fc.constantFrom(2, 2, 2, 1, 1, 0, 3, 255),
+  epoch: fc.constantFrom(0n, 1n, 7n, BigInt(Number.MAX_SAFE_INTEGER), BigInt(Number.MAX_SAFE_INTEGER) + 1n, 0xffff_ffff_ffff_ffffn),
 }), { maxLength: 4 }).chain((bs) => fc.tuple(fc.constant(bs), fc.option(fc.constantFrom(0, 1, 7, 0xffff_ffff), { nil: undefined }))).map(([bs, groupCount]) => {
   const out: number[] = [2, ...u32(groupCount ?? bs.length)];
   for (const b of bs) {
     const at = Buffer.alloc(8); at.writeDoubleBE(b.atMs);
-    const inner = [b.version, ...u32(1), ...u32(2), ...at, ...u32(b.count ?? b.txs.length), ...b.txs.flatMap((t) => [...u32(t.length), ...t])];
+    const epoch = Buffer.alloc(8); epoch.writeBigUInt64BE(b.epoch);
+    const inner = [b.version, ...u32(1), ...u32(2), ...(b.version === 1 ? [] : [...epoch]), ...at, ...u32(b.count ?? b.txs.length), ...b.txs.flatMap((t) => [...u32(t.length), ...t])];
     out.push(...new Array<number>(32).fill(7), ...u32(inner.length + b.lenSkew), ...inner);
   }
   return Uint8Array.from(out);
