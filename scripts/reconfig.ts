@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { parse, stringify } from 'yaml';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { call, callPatiently } from '#libs/rpc/index.ts';
 import { bitmapToSigners } from '#libs/wire/index.ts';
 import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
@@ -271,7 +271,7 @@ try {
     const top = Number((await status('m0')).committedHeight);
     const seen = new Map<string, number>();
     for (let from = 1; from <= top; from += 100) {
-      const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: false }, { deadlineMs: 60_000 });
+      const r = await callPatiently(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: false }, { deadlineMs: 60_000 });
       for (const b of r.blocks) for (const tx of b.block!.txs) { const h = toHex(txHash(tx)); seen.set(h, (seen.get(h) ?? 0) + 1); }
     }
     return { seen, top };
@@ -299,7 +299,7 @@ try {
     const c = client(name);
     const out: string[] = [];
     for (let from = 1; from <= upTo; from += 100) {
-      const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: true }, { deadlineMs: 60_000 });
+      const r = await callPatiently(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: true }, { deadlineMs: 60_000 });
       out.push(...r.blocks.filter((b) => Number(b.block!.header!.height) <= upTo).map((b) => toHex(b.blockHash)));
     }
     return out;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { call, callPatiently } from '#libs/rpc/index.ts';
 import { TxStatus, type ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
 import { initFederation, memberPorts } from '../cli/init.ts';
@@ -121,7 +121,7 @@ test('every transaction m1 answered ACCEPTED is committed exactly once after a k
     const top = Number((await call(m0.getStatus.bind(m0), {})).committedHeight);
     const seen = new Map<string, number>();
     for (let from = 1; from <= top; from += 100) {
-      const r = await call(m0.listBlocks.bind(m0), { fromHeight: from, limit: 100, headersOnly: false });
+      const r = await callPatiently(m0.listBlocks.bind(m0), { fromHeight: from, limit: 100, headersOnly: false });
       for (const b of r.blocks) for (const tx of b.block!.txs) {
         const h = toHex(txHash(tx));
         if (want.has(h)) seen.set(h, (seen.get(h) ?? 0) + 1);

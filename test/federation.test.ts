@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { parseDocument } from 'yaml';
 import { toHex, txHash } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { call, callPatiently } from '#libs/rpc/index.ts';
 import { Phase } from '#libs/hotstuff/index.ts';
 import { PROBE_EVERY } from '#libs/hotstuff/schedule.ts';
 import { MAX_SUSPICION_LEVEL, suspicionWindow } from '#libs/hotstuff/suspicion.ts';
@@ -146,7 +146,7 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
     const logs = await Promise.all(clients.map(async (c) => {
       const out: string[] = [];
       for (let from = 1; from <= top; from += 100) {
-        const r = await call(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: false });
+        const r = await callPatiently(c.listBlocks.bind(c), { fromHeight: from, limit: 100, headersOnly: false });
         for (const b of r.blocks) if (b.block!.header!.height <= top) out.push(`${toHex(b.blockHash)}:${b.block!.txs.map((t) => toHex(txHash(t))).join(',')}`);
       }
       return out;

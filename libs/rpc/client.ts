@@ -197,6 +197,30 @@ export function call<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts
   });
 }
 
+/** The FedError code a server's rate limits refuse with (services/consensus/api-guard.ts): back off and ask again. */
+export const RATE_LIMIT_CODE = 'API_RATE_LIMIT';
+
+/**
+ * As call(), for a tool that reads a whole log: a call the server refuses by its rate limits
+ * (RESOURCE_EXHAUSTED with `API_RATE_LIMIT`: its read units or read CPU are spent) is made again
+ * after the wait the refusal names ("try again in 1.2 s"), else a second, until `patienceMs` has
+ * passed (default a minute); any other error, or a refusal past it, rejects as call() does.
+ */
+export async function callPatiently<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts: CallOptions & { patienceMs?: number } = {}): Promise<Res> {
+  const until = Date.now() + (opts.patienceMs ?? 60_000);
+  for (;;) {
+    try {
+      return await call(method, request, opts);
+    } catch (err) {
+      if (!hasStatus(err, grpc.status.RESOURCE_EXHAUSTED) || err.metadata?.get(ERROR_CODE_TRAILER)[0] !== RATE_LIMIT_CODE) throw err;
+      const named = /try again in ([\d.]+) s/.exec(err.details);
+      const waitMs = Math.min(10_000, named ? Math.ceil(Number(named[1]) * 1000) : 1000);
+      if (Date.now() + waitMs > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+}
+
 /** True when `err` is a gRPC error with status `code`. */
 export function hasStatus(err: unknown, code: grpc.status): err is grpc.ServiceError {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code

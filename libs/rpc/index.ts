@@ -7,7 +7,7 @@
 export { createServer, serviceNameOf } from './server.ts';
 export type { RpcServer, RpcServerOptions, ShutdownOptions } from './server.ts';
 
-export { createClient, call, deadline, waitForReady, hasStatus, DEFAULT_DEADLINE_MS } from './client.ts';
+export { createClient, call, callPatiently, deadline, waitForReady, hasStatus, DEFAULT_DEADLINE_MS, RATE_LIMIT_CODE } from './client.ts';
 export type { RpcClientOptions, ClientConstructor, UnaryMethod, CallOptions } from './client.ts';
 
 export type { ServerSecurity, ClientSecurity } from './credentials.ts';

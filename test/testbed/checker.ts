@@ -7,7 +7,7 @@
 // Every read is bounded by a deadline; a member that does not answer is reported, not waited for.
 
 import { toHex } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { call, callPatiently } from '#libs/rpc/index.ts';
 import { replay, BLOCKS_STREAM } from '#libs/events/index.ts';
 import { BlockCommitted } from '#libs/gen/btcfed/v1/events.pb.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
@@ -36,7 +36,8 @@ export function signersOf(bitmap: Uint8Array | undefined): number[] {
 export async function readLog(client: ConsensusServiceClient, from: number, to: number, opts: { headersOnly?: boolean; deadlineMs?: number } = {}): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
   for (let h = Math.max(1, from); h <= to;) {
-    const r = await call(client.listBlocks.bind(client), { fromHeight: h, limit: 100, headersOnly: opts.headersOnly ?? false }, { deadlineMs: opts.deadlineMs ?? 15_000 });
+    // A long campaign's log can outlast a member's read budget for one client: refusals wait and ask again.
+    const r = await callPatiently(client.listBlocks.bind(client), { fromHeight: h, limit: 100, headersOnly: opts.headersOnly ?? false }, { deadlineMs: opts.deadlineMs ?? 15_000 });
     if (r.blocks.length === 0) break;
     for (const b of r.blocks) {
       const header = b.block?.header;
