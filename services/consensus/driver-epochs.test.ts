@@ -401,13 +401,18 @@ async function fiveWithOneAway(): Promise<Member[]> {
   }
 }
 
+/** Every member of epoch 1 submits the change that removes m1 (approved by m0–m3): m2, m3 and m4 move up a number. */
+function removeM1(members: Member[]): void {
+  const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
+  for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+}
+
 test('what was queued for the ended engine does not reach the next one under the new numbers: a removed member\'s absence, told while the signer is shown the proof, lands on nobody', async () => {
   // m4 is added (and stays away) in epoch 1; the test then removes m1: m2, m3 and m4 move up a number.
   const members = await fiveWithOneAway();
   try {
     advanceDelayMs = 600;
-    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
-    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    removeM1(members);
     const watcher = members[0]!;
     await until('m0 shows its signer the proof', () => watcher.driver.switching?.includes('showing the signer') === true);
     // m1 (number 1 of epoch 1) goes as the change removes it: the gateway says so by the numbers
@@ -434,8 +439,7 @@ test('a member removed that missed its epoch\'s end learns it when it speaks: it
       const f = decodeFrame(frame, limits);
       return f.type === 'consensus' && f.message.type === 'qc' && f.message.qc.phase === Phase.COMMIT;
     };
-    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
-    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    removeM1(members);
     await until('epoch 2 at the others', () => [0, 2, 3].every((i) => members[i]!.driver.epoch === 2), 30_000);
     removed.drop = undefined;
     // Its epoch-1 messages (NEW-VIEWs as its views time out) reach members to whom it is outside
@@ -466,8 +470,7 @@ test('a signature check that answers after its epoch ended strikes the sender un
     const strike = watcher.driver.penalties.strike.bind(watcher.driver.penalties);
     watcher.driver.penalties.strike = (peer, n) => { if (watcher.driver.epoch === 2) struck.push(peer); return strike(peer, n); };
     await until('a message of m2 held in its check', () => held !== undefined);
-    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
-    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    removeM1(members);
     await until('the held check answered', () => watcher.invalid.length > 0);
     const [from, what, , epoch] = watcher.invalid[0]!;
     assert.deepEqual([from, what, epoch], [2, held, 1], 'told as m2\'s, number 2 of epoch 1, checked in epoch 1');
@@ -482,8 +485,7 @@ test('the swap moves the pool\'s sources and the batches\' holders and authors w
   const members = await fiveWithOneAway();
   try {
     advanceDelayMs = 600;
-    const remove: Reconfiguration = { chainId: CHAIN, epoch: 1, ops: [{ kind: 'remove', name: 'm1' }] };
-    for (const m of members) m.driver.submitChange(changeTx(remove, [0, 1, 2, 3], (i) => keys[i]!));
+    removeM1(members);
     const watcher = members[0]!;
     await until('m0 shows its signer the proof', () => watcher.driver.switching?.includes('showing the signer') === true);
     // Handed over by m1 and m2 (numbers 1 and 2 of epoch 1) while no engine runs: nothing commits them.
