@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { call } from '#libs/rpc/index.ts';
+import { call, hasStatus } from '#libs/rpc/index.ts';
 import { txHash } from '#libs/crypto/index.ts';
 import type { ConsensusServiceClient, StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { consensusClient } from '../cli/client.ts';
@@ -44,7 +44,12 @@ interface Window {
   cpuM0: number;
   cpuOthers: number;
   cpuObserver: number;
+  /** Reads the member refused (RESOURCE_EXHAUSTED: its read limits, docs/consensus.md "Client limits"). */
+  refused: number;
 }
+
+/** Reads refused in the current window. */
+let refusedReads = 0;
 
 async function heightOf(c: ConsensusServiceClient): Promise<number> {
   return Number((await call(c.getStatus.bind(c), {}, { deadlineMs: 5000 })).committedHeight);
@@ -70,7 +75,8 @@ async function reader(c: ConsensusServiceClient, stop: () => boolean, lat: Recor
         await call(c.getStatus.bind(c), {}, { deadlineMs: 10_000 });
       }
       lat[kind].push(performance.now() - t0);
-    } catch {
+    } catch (err) {
+      if (hasStatus(err, grpc.status.RESOURCE_EXHAUSTED)) refusedReads++;
       await new Promise((r) => setTimeout(r, 100)); // an overloaded member: back off a little
     }
   }
@@ -95,6 +101,7 @@ async function window(name: string, net: Devnet, clients: ConsensusServiceClient
   const readClients = Array.from({ length: readers }, () => consensusClient(path.join(dir, target)));
   const stops = Array.from({ length: followers }, () => follower(at, () => { streamed++; }));
   const h0 = await heightOf(clients[1]!);
+  refusedReads = 0;
   const c0 = cpu();
   const t0 = Date.now();
   const end = t0 + seconds * 1000;
@@ -108,7 +115,7 @@ async function window(name: string, net: Devnet, clients: ConsensusServiceClient
   at.close();
   const rates = c1.map((v, i) => (v - c0[i]!) / secs);
   const others = rates.slice(1, N);
-  return { name, latencies: lat, streamed, blocks: h1 - h0, secs, cpuM0: rates[0]!, cpuOthers: others.reduce((s, x) => s + x, 0) / Math.max(1, others.length), cpuObserver: rates[N]! };
+  return { name, latencies: lat, streamed, blocks: h1 - h0, secs, cpuM0: rates[0]!, cpuOthers: others.reduce((s, x) => s + x, 0) / Math.max(1, others.length), cpuObserver: rates[N]!, refused: refusedReads };
 }
 
 printMachine(`reads: N=${N} and one observer, ${seconds} s windows, ${rate} tx/s written, ${READERS} readers and ${FOLLOWERS} StreamCommits followers on m0 or on the observer`);
@@ -125,7 +132,7 @@ try {
     await window(`${READERS} readers + ${FOLLOWERS} followers on o0`, net, clients, READERS, FOLLOWERS, 'o0'),
     await window(`${READERS} readers on m0`, net, clients, READERS, 0),
   ];
-  console.log(table(['window', '', 'GetBlock/s (p50/p99 ms)', 'GetTransaction+proof/s (p50/p99)', 'GetStatus/s (p50/p99)', 'streamed blocks/s', 'block interval ms', 'm0 consensus CPU-ms/s', 'm1-m3 (mean)', 'o0 consensus'],
+  console.log(table(['window', '', 'GetBlock/s (p50/p99 ms)', 'GetTransaction+proof/s (p50/p99)', 'GetStatus/s (p50/p99)', 'streamed blocks/s', 'block interval ms', 'refused/s', 'm0 consensus CPU-ms/s', 'm1-m3 (mean)', 'o0 consensus'],
     windows.map((w) => [
       w.name, '',
       ...KINDS.map((k) => {
@@ -134,6 +141,7 @@ try {
       }),
       (w.streamed / w.secs).toFixed(0),
       w.blocks > 0 ? ms((w.secs * 1000) / w.blocks) : 'none',
+      (w.refused / w.secs).toFixed(0),
       w.cpuM0.toFixed(0), w.cpuOthers.toFixed(0), w.cpuObserver.toFixed(0),
     ])));
   console.log(`\nwrites: ${load.accepted} accepted, ${load.refused} refused over the run; baseline = the first window, same run`);
