@@ -267,6 +267,8 @@ test('ListBlocks charges its read CPU each slice of store reads, its encoding an
   assert.equal((res as { blocks: unknown[] }).blocks.length, 20);
   // Slices of 8, 8 and 4 blocks, the encoding, the send: each a charge.
   assert.equal(charges.length, 5, `charges: ${charges.map((c) => c.toFixed(2)).join(', ')}`);
-  for (const [k, blocks] of [8, 8, 4].entries()) assert.ok(charges[k]! >= blocks && charges[k]! < blocks + 5, `slice ${k}: ${charges[k]} ms for ${blocks} blocks`);
+  // At least its blocks' time each (no upper bound: a loaded machine can take the thread away
+  // inside a slice, and the yields between slices are too short to tell from that).
+  for (const [k, blocks] of [8, 8, 4].entries()) assert.ok(charges[k]! >= blocks, `slice ${k}: ${charges[k]} ms for ${blocks} blocks`);
   assert.ok(charges[4]! >= sendMs, `the send: ${charges[4]} ms`);
 });
