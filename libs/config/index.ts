@@ -1,7 +1,7 @@
 // libs/config: the schemas and parsers of conf.yaml and peers.yaml, shared by every
 // service so that the store and its clients agree on what a valid file is.
-export { confSchema, peersSchema, peerEntrySchema, MEMBER_NAME, PARAM_SET_NAMES } from './schema.ts';
-export type { Conf, ConfInput, PeerEntry, PeersFile } from './schema.ts';
+export { confSchema, peersSchema, peerEntrySchema, MEMBER_NAME, PARAM_SET_NAMES, READ_CPU_DEFAULTS, readCpuLimits } from './schema.ts';
+export type { Conf, ConfInput, CpuRate, PeerEntry, PeersFile, ReadCpuKey, Role } from './schema.ts';
 export {
   parseYaml, parseConfObject, parseNatsObject, parseConfText, parsePeersObject, parsePeersText,
   mergePeer, peersToData, configInvalid,

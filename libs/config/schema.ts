@@ -116,11 +116,55 @@ const bucket = (rate: number, burst: number, minBurst: number, why: string) => z
   burst: z.number().int().min(minBurst, `must be at least ${minBurst} (${why})`).max(1e9).default(burst),
 }).prefault({});
 
-/** A token bucket of CPU milliseconds: a rate above 1000 ms a second would be more than the one thread there is. */
-const cpuBucket = (rate: number, burst: number) => z.strictObject({
-  rate: z.number().positive().max(1000, 'must be at most 1000 (ms a second: one whole core)').default(rate),
-  burst: z.number().int().min(1).max(1e9).default(burst),
-}).prefault({});
+/**
+ * A token bucket of CPU milliseconds: a rate above 1000 ms a second would be more than the one
+ * thread there is. No defaults here: what conf.yaml leaves out, either key or either field, is the
+ * member's role's (readCpuLimits below).
+ */
+const cpuBucket = z.strictObject({
+  rate: z.number().positive().max(1000, 'must be at most 1000 (ms a second: one whole core)').optional(),
+  burst: z.number().int().min(1).max(1e9).optional(),
+}).optional();
+
+/** node.role. */
+export const ROLES = ['validator', 'observer'] as const;
+export type Role = (typeof ROLES)[number];
+/** A token bucket of read CPU: milliseconds a second, and the most it holds. */
+export interface CpuRate { rate: number; burst: number }
+export type ReadCpuKey = 'read_cpu_per_client' | 'read_cpu_total';
+
+/**
+ * The defaults of services.consensus.limits.read_cpu_per_client and read_cpu_total, by node.role:
+ * their one home (the schema leaves both keys to readCpuLimits).
+ *
+ * validator: its event loop runs consensus, which must not wait for readers: 15 ms a second per
+ * client and 50 for all (5 % of the thread), bursts of 600 and 2,000 ms (docs/consensus.md, "Why
+ * these defaults").
+ *
+ * observer: it runs no consensus, votes in no view and has no timer to miss; its event loop
+ * serves reads and follows the chain (decoding, checking and storing what its sources send;
+ * signatures are verified on the thread pool). So readers may have most of it, not all: 600 ms
+ * a second for all clients together, leaving 400 ms of every second to following and to the part
+ * of serving that is not measured (TLS, HTTP/2, garbage collection); an observer that lags while
+ * a burst is spent catches up afterwards in runs of 64 blocks. A client may take a third of that,
+ * 200 ms a second, so three heavy readers fill it and no single one can. Bursts of ten seconds'
+ * worth (2,000 ms per client, 6,000 in all): a scan in pages of full blocks then meets the read
+ * units (read_per_client, 200 blocks a second) before its read CPU.
+ */
+export const READ_CPU_DEFAULTS: Readonly<Record<Role, Readonly<Record<ReadCpuKey, Readonly<CpuRate>>>>> = {
+  validator: { read_cpu_per_client: { rate: 15, burst: 600 }, read_cpu_total: { rate: 50, burst: 2000 } },
+  observer: { read_cpu_per_client: { rate: 200, burst: 2000 }, read_cpu_total: { rate: 600, burst: 6000 } },
+};
+
+/**
+ * The read CPU limits that apply to a member of `role`: conf.yaml's where it sets them (field by
+ * field: `{ rate: 30 }` keeps the role's burst), the role's defaults elsewhere.
+ */
+export function readCpuLimits(l: Partial<Record<ReadCpuKey, Partial<CpuRate> | undefined>>, role: Role): Record<ReadCpuKey, CpuRate> {
+  const d = READ_CPU_DEFAULTS[role];
+  const one = (key: ReadCpuKey): CpuRate => ({ rate: l[key]?.rate ?? d[key].rate, burst: l[key]?.burst ?? d[key].burst });
+  return { read_cpu_per_client: one('read_cpu_per_client'), read_cpu_total: one('read_cpu_total') };
+}
 
 /**
  * services.consensus.limits: what the public API (ConsensusService) gives one client — a verified
@@ -157,10 +201,11 @@ export const consensusLimits = z.strictObject({
    * Milliseconds of CPU (the event loop's, which consensus shares) reads may take a second per
    * client, measured per call and charged after it: a client that overdrew it is refused until it
    * has refilled (GetStatus, GetValidators and GetTransaction without a proof: only by the total)…
+   * Default by node.role (READ_CPU_DEFAULTS): absent here, readCpuLimits resolves it.
    */
-  read_cpu_per_client: cpuBucket(15, 600),
+  read_cpu_per_client: cpuBucket,
   /** …and for all clients together. */
-  read_cpu_total: cpuBucket(50, 2000),
+  read_cpu_total: cpuBucket,
   /** Transactions offered a second (SubmitTransaction(s), accepted or not) per client; a call of more than the burst never passes… */
   submit_per_client: bucket(20_000, 40_000, 1, 'a call carries at least one'),
   /** …and for all clients together. */
@@ -179,7 +224,7 @@ export const confSchema = z.strictObject({
      * validator: takes part in consensus (must be in `validators`, with a signer). observer:
      * follows the chain, verifying every block and commit QC, and serves reads; never votes.
      */
-    role: z.enum(['validator', 'observer']).default('validator'),
+    role: z.enum(ROLES).default('validator'),
   }),
   network: z.strictObject({
     addresses: z.array(listenAddr).min(1, 'needs at least one listen address'),
@@ -328,7 +373,7 @@ export const confSchema = z.strictObject({
   if (isNum(c.max_tx_bytes) && isNum(c.max_block_bytes) && c.max_tx_bytes > c.max_block_bytes) {
     ctx.addIssue({ code: 'custom', path: ['consensus', 'max_tx_bytes'], message: 'must not exceed consensus.max_block_bytes' });
   }
-  checkLimits(conf.services?.consensus?.limits, ctx);
+  checkLimits(conf.services?.consensus?.limits, conf.node?.role === 'observer' ? 'observer' : 'validator', ctx);
   checkValidators(conf.validators, conf.crypto?.param_set, ctx);
   const name = conf.node?.name;
   const role = conf.node?.role;
@@ -346,8 +391,12 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 type Validator = z.output<typeof validator>;
 
-/** A client's share within the whole: per-client counts within the totals, max_clients above what clients can hold (so one holding nothing can always be forgotten), per-client rates within the totals. */
-function checkLimits(l: Partial<z.output<typeof consensusLimits>> | undefined, ctx: z.RefinementCtx): void {
+/**
+ * A client's share within the whole: per-client counts within the totals, max_clients above what
+ * clients can hold (so one holding nothing can always be forgotten), per-client rates within the
+ * totals — for read CPU, as they apply to a member of `role`: set, or its role's defaults.
+ */
+function checkLimits(l: Partial<z.output<typeof consensusLimits>> | undefined, role: Role, ctx: z.RefinementCtx): void {
   if (!isRecord(l)) return;
   const at = (key: string) => ['services', 'consensus', 'limits', key];
   if (isNum(l.streams_per_client) && isNum(l.streams_total) && l.streams_per_client > l.streams_total) {
@@ -359,11 +408,25 @@ function checkLimits(l: Partial<z.output<typeof consensusLimits>> | undefined, c
   if (isNum(l.max_clients) && isNum(l.streams_total) && isNum(l.reads_in_flight_total) && l.max_clients <= l.streams_total + l.reads_in_flight_total) {
     ctx.addIssue({ code: 'custom', path: at('max_clients'), message: 'must exceed streams_total + reads_in_flight_total (a client holding a stream or a read is kept)' });
   }
-  for (const kind of ['read', 'submit', 'read_cpu'] as const) {
+  for (const kind of ['read', 'submit'] as const) {
     const mine = l[`${kind}_per_client`];
     const all = l[`${kind}_total`];
     if (isRecord(mine) && isRecord(all) && isNum(mine.rate) && isNum(all.rate) && (mine.rate > all.rate || mine.burst > all.burst)) {
       ctx.addIssue({ code: 'custom', path: at(`${kind}_per_client`), message: `must not exceed ${kind}_total (rate and burst)` });
+    }
+  }
+  // Read CPU: what applies to a member of `role`, each key as set (a field left out: the role's) or
+  // else the role's default. A value out of its range has its own issue already: no second one.
+  const mine0: unknown = l.read_cpu_per_client;
+  const all0: unknown = l.read_cpu_total;
+  if ((mine0 === undefined || isRecord(mine0)) && (all0 === undefined || isRecord(all0))) {
+    const { read_cpu_per_client: mine, read_cpu_total: all } = readCpuLimits(l, role);
+    const valid = (r: CpuRate) => isNum(r.rate) && r.rate > 0 && r.rate <= 1000 && Number.isInteger(r.burst) && r.burst >= 1 && r.burst <= 1e9;
+    if (valid(mine) && valid(all) && (mine.rate > all.rate || mine.burst > all.burst)) {
+      const d = READ_CPU_DEFAULTS[role];
+      const unset = all0 === undefined ? 'read_cpu_total' : mine0 === undefined ? 'read_cpu_per_client' : undefined;
+      const why = unset ? `; ${unset} is not set: a${role === 'observer' ? 'n' : ''} ${role}'s default, { rate: ${d[unset].rate}, burst: ${d[unset].burst} }, applies` : '';
+      ctx.addIssue({ code: 'custom', path: at('read_cpu_per_client'), message: `must not exceed read_cpu_total (rate and burst)${why}` });
     }
   }
 }

@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Conf } from '#libs/config/index.ts';
+import { readCpuLimits, type Conf, type Role } from '#libs/config/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { peerCertificate, type CallWithAuthContext } from '#libs/rpc/index.ts';
 import { ClientLimits, worthLogging, type Budget, type ClientLimitsOptions, type LimitName, type Refusal } from './client-limits.ts';
@@ -64,18 +64,22 @@ export interface ApiGuardDeps {
   refusalDelayMs?(): number;
   /** Counts one refusal (the metric). */
   refused?(method: string, limit: LimitName): void;
+  /** Counts the milliseconds of CPU a read call was charged, each time it is (the metric). */
+  readCpu?(method: string, ms: number): void;
 }
 
 export class ApiGuard {
   readonly limits: ClientLimits;
   readonly #log: Logger;
   readonly #refused: ((method: string, limit: LimitName) => void) | undefined;
+  readonly #readCpu: ((method: string, ms: number) => void) | undefined;
   readonly #delay: () => number;
 
   constructor(deps: ApiGuardDeps) {
     this.limits = deps.limits;
     this.#log = deps.log;
     this.#refused = deps.refused;
+    this.#readCpu = deps.readCpu;
     this.#delay = deps.refusalDelayMs ?? (() => 0);
   }
 
@@ -101,7 +105,7 @@ export class ApiGuard {
    * whole answer (the call's stream closes) — a client that asks and does not read makes this member
    * hold its answers, so how many it may have is bounded —, then its read CPU (not in debt; `cheap`:
    * its client's own may be, client-limits.ts), then its weight in read units. Returns the meter the
-   * call's work is timed on and charged to.
+   * call's work is timed on and charged to — and counted, by method, in what it charges.
    */
   read(call: CallerCall & object, method: string, weight: number, cheap = false): ReadCpu {
     const client = clientIdentity(call);
@@ -117,7 +121,13 @@ export class ApiGuard {
     const stream = http2StreamOf(call);
     if (stream && !stream.closed && !stream.destroyed) stream.once('close', slot.release);
     else slot.release();
-    return new ReadCpu(cpu.charge);
+    const counted = this.#readCpu;
+    if (!counted) return new ReadCpu(cpu.charge);
+    // What the grant charges, no more: it ignores a time that is not above 0.
+    return new ReadCpu((ms) => {
+      cpu.charge(ms);
+      if (ms > 0) counted(method, ms);
+    });
   }
 
   /** A slot for a stream of the caller, or throws the refusal; release the slot when the stream ends. */
@@ -157,14 +167,18 @@ export class ApiGuard {
 
 type LimitsConf = Conf['services']['consensus']['limits'];
 
-/** services.consensus.limits as the limiter and StreamCommits' flow control take them. */
-export function limitsFromConf(l: LimitsConf): { clients: ClientLimitsOptions; flow: FlowOptions; refusalDelayMs: number } {
+/**
+ * services.consensus.limits as the limiter and StreamCommits' flow control take them, for a member
+ * of `role` (node.role): read CPU is conf.yaml's where it is set, the role's defaults elsewhere.
+ */
+export function limitsFromConf(l: LimitsConf, role: Role = 'validator'): { clients: ClientLimitsOptions; flow: FlowOptions; refusalDelayMs: number } {
+  const cpu = readCpuLimits(l, role);
   return {
     clients: {
       maxClients: l.max_clients, streamsPerClient: l.streams_per_client, streamsTotal: l.streams_total,
       readsInFlightPerClient: l.reads_in_flight_per_client, readsInFlightTotal: l.reads_in_flight_total,
       readPerClient: l.read_per_client, readTotal: l.read_total, submitPerClient: l.submit_per_client, submitTotal: l.submit_total,
-      readCpuPerClient: l.read_cpu_per_client, readCpuTotal: l.read_cpu_total,
+      readCpuPerClient: cpu.read_cpu_per_client, readCpuTotal: cpu.read_cpu_total,
     },
     flow: { maxBufferedBytes: l.stream_buffer_bytes, stallMs: l.stream_stall },
     refusalDelayMs: l.refusal_delay,
@@ -181,11 +195,19 @@ export interface PublicApiLimits {
   reload(l: LimitsConf): void;
 }
 
-export function publicApiLimits(l: LimitsConf, deps: { log: Logger; refused?(method: string, limit: LimitName): void; now?: () => number }): PublicApiLimits {
-  let current = limitsFromConf(l);
+/**
+ * The public API's limits from services.consensus.limits, for a member of `deps.role` (node.role;
+ * validator when not given): its read CPU defaults are the role's (libs/config READ_CPU_DEFAULTS).
+ */
+export function publicApiLimits(l: LimitsConf, deps: {
+  log: Logger; role?: Role; refused?(method: string, limit: LimitName): void; readCpu?(method: string, ms: number): void; now?: () => number;
+}): PublicApiLimits {
+  const role = deps.role ?? 'validator';
+  let current = limitsFromConf(l, role);
   let seen = JSON.stringify(l);
   const limits = new ClientLimits(current.clients, { now: deps.now ?? Date.now });
-  const guard = new ApiGuard({ limits, log: deps.log, refusalDelayMs: () => current.refusalDelayMs, ...(deps.refused ? { refused: deps.refused } : {}) });
+  const guard = new ApiGuard({ limits, log: deps.log, refusalDelayMs: () => current.refusalDelayMs,
+    ...(deps.refused ? { refused: deps.refused } : {}), ...(deps.readCpu ? { readCpu: deps.readCpu } : {}) });
   return {
     guard,
     flow: () => current.flow,
@@ -194,9 +216,10 @@ export function publicApiLimits(l: LimitsConf, deps: { log: Logger; refused?(met
       const text = JSON.stringify(next);
       if (text === seen) return;
       seen = text;
-      current = limitsFromConf(next);
+      current = limitsFromConf(next, role);
       limits.configure(current.clients);
-      deps.log.info({ limits: next }, 'api limits reloaded');
+      // With the read CPU that applies, set or the role's default.
+      deps.log.info({ limits: { ...next, ...readCpuLimits(next, role) } }, 'api limits reloaded');
     },
   };
 }

@@ -9,6 +9,7 @@
 //   - read and submit rates are refused beyond a client's bucket while another client still reads;
 //   - a client looping on expensive reads is refused by the CPU its reads took (measured, not
 //     counted in units), while another client is still served and the first may still GetStatus;
+//     what reads were charged is counted by method (btcfed_consensus_api_read_cpu_seconds_total);
 //   - a StreamCommits follower replaying the chain is paced by its client's read budget;
 //   - a client that asks and does not read its answers holds no more than its reads in flight;
 //   - HTTP/2 advertises the concurrent-stream limit; every refusal is counted.
@@ -71,7 +72,7 @@ before(async () => {
   metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
   const m = consensusMetrics(metrics);
   const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
-  limits = publicApiLimits(consensusLimits.parse(LIMITS), { log, refused: m.api.refused });
+  limits = publicApiLimits(consensusLimits.parse(LIMITS), { log, refused: m.api.refused, readCpu: m.api.readCpu });
   const store = {
     committedHeight: () => TOP,
     blockAtHeight: (h: number) => (h >= 1 && h <= TOP ? blockAt(h) : undefined),
@@ -125,6 +126,11 @@ const until = async (what: string, ok: () => boolean, ms = 10_000) => {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+};
+
+const readCpuSeconds = async (method: string): Promise<number> => {
+  const line = (await metrics.text()).split('\n').find((l) => l.startsWith('btcfed_consensus_api_read_cpu_seconds_total{') && l.includes(`method="${method}"`));
+  return line ? Number(line.split(' ').at(-1)) : Number.NaN;
 };
 
 const refusedCount = async (method: string, limit: string): Promise<number> => {
@@ -287,6 +293,7 @@ test('read CPU: a client looping on pages of full blocks is refused by what its 
     read_cpu_per_client: { rate: 5, burst: 20 }, read_cpu_total: { rate: 1000, burst: 100_000 } }));
   const h = client('h');
   const i = client('i');
+  const before = { list: await readCpuSeconds('ListBlocks'), status: await readCpuSeconds('GetStatus'), epochs: await readCpuSeconds('GetEpochs') };
   try {
     let served = 0;
     let err: grpc.ServiceError | undefined;
@@ -301,9 +308,14 @@ test('read CPU: a client looping on pages of full blocks is refused by what its 
     assert.match(err.details, /^ListBlocks: reads may take at most 5 ms of CPU a second per client, in bursts of up to 20 ms \(services\.consensus\.limits\.read_cpu_per_client\); spent, try again in \d+\.\d s$/);
     assert.equal(errorCodeOf(err), 'API_RATE_LIMIT');
     assert.equal(await refusedCount('ListBlocks', 'read_cpu_per_client'), 1);
+    // What the pages were charged: more than the burst of 20 ms (the last page overdrew it), counted under ListBlocks.
+    const listed = await readCpuSeconds('ListBlocks') - before.list;
+    assert.ok(listed > 0.02, `ListBlocks counted ${listed} s of read CPU for ${served} pages`);
     // Its own budget spent, not another's: client i reads pages, and h may still ask where the chain is.
     assert.equal((await call(i.listBlocks.bind(i), { fromHeight: 1, limit: 100, headersOnly: false })).blocks.length, 100);
     assert.equal((await call(h.getStatus.bind(h), {})).member, 'm0');
+    assert.ok(await readCpuSeconds('GetStatus') > before.status, 'GetStatus counted under its own method');
+    assert.equal(await readCpuSeconds('GetEpochs'), before.epochs, 'a method nobody called counted nothing');
     const again = await call(h.getBlock.bind(h), { by: { $case: 'height', value: 1 } }).then(() => undefined, (e: grpc.ServiceError) => e);
     assert.equal(again?.code, grpc.status.RESOURCE_EXHAUSTED, 'h is refused until its budget refills');
   } finally {

@@ -306,7 +306,7 @@ async function main(): Promise<void> {
     // Declared before the servers exist: a GetStatus right after bind must not meet an uninitialised binding (it answered INTERNAL).
     let peers: PeerSummary[] = [];
     // Each client (certificate) of the public API, and all of them, within services.consensus.limits.
-    const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
+    const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused, readCpu: m.api.readCpu });
     const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
     // Under mTLS the public API is for the member's client and operator certificates; AdminService for the operator's.
     const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };

@@ -108,3 +108,22 @@ test('participation follows the epoch\'s set: a set that shrinks drops the serie
   assert.deepEqual(await series(), ['0', '1', '2', '3', '4', '5']);
   assert.equal(sample(await metrics.text(), 'btcfed_consensus_qc_signatures_total', 'validator="5"'), 0, 'the new index starts at 0');
 });
+
+test('read CPU the public API charged: seconds by read method, every method\'s series from the start, no other label value', async () => {
+  const metrics = createPromMetrics({ prefix: 'btcfed_', processMetrics: false });
+  const m = consensusMetrics(metrics, () => 0, { validators: testValidatorSet(4) });
+  const spent = async (method: string) => sample(await metrics.text(), 'btcfed_consensus_api_read_cpu_seconds_total', `method="${method}"`);
+  for (const method of ['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs']) {
+    assert.equal(await spent(method), 0, `${method} present before its first read`);
+  }
+  m.api.readCpu('ListBlocks', 1500);
+  m.api.readCpu('ListBlocks', 250);
+  m.api.readCpu('GetStatus', 0.5);
+  m.api.readCpu('GetBlock', 0);
+  m.api.readCpu('SubmitTransaction', 40); // no read: never a label value
+  assert.equal(await spent('ListBlocks'), 1.75);
+  assert.equal(await spent('GetStatus'), 0.0005);
+  assert.equal(await spent('GetBlock'), 0);
+  assert.equal(await spent('SubmitTransaction'), undefined);
+  assert.ok(!/btcfed_consensus_api_read_cpu_seconds_total\{[^}]*(client|sha256|addr)/.test(await metrics.text()), 'labelled by method only');
+});

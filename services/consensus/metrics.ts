@@ -19,9 +19,11 @@ const BLOCK_BYTES_BUCKETS = [256, 4096, 65_536, 262_144, 1 << 20, 2 << 20, 4 << 
 const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const BATCH_EVENTS = ['asked', 'received', 'served', 'waited', 'unavailable'] as const;
 const REPLAY_OUTCOMES: readonly ReplayOutcome[] = ['restored', 'committed', 'duplicate', 'refused', 'corrupt'];
+/** The public API's read methods: those charged for read CPU (the `method` label of consensus_api_read_cpu_seconds_total). */
+const READ_METHODS: readonly string[] = ['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs'];
 /** The public API's methods by the client limits that can refuse them (services.consensus.limits), for series that exist from the start. */
 const API_LIMITS: ReadonlyArray<readonly [readonly string[], readonly string[]]> = [
-  [['GetBlock', 'ListBlocks', 'GetTransaction', 'GetStatus', 'GetValidators', 'GetEvidence', 'GetEpochs'], ['read_per_client', 'read_total', 'read_cpu_per_client', 'read_cpu_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
+  [READ_METHODS, ['read_per_client', 'read_total', 'read_cpu_per_client', 'read_cpu_total', 'reads_in_flight_per_client', 'reads_in_flight_total']],
   [['SubmitTransaction', 'SubmitTransactions'], ['submit_per_client', 'submit_total']],
   [['StreamCommits'], ['streams_per_client', 'streams_total', 'stream_stall']],
 ];
@@ -80,6 +82,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const journalFailures = m.counter('consensus_mempool_journal_failures_total', 'Group commits of the mempool journal that failed (their transactions were not acknowledged)');
   const journalReplayed = m.counter('consensus_mempool_journal_replayed_total', 'Journal entries read at start, by outcome: restored to the mempool, or dropped as committed, duplicate, refused by the mempool, corrupt', ['outcome']);
   const apiRefused = m.counter('consensus_api_refused_total', 'Public API calls refused, and streams cancelled, by a client limit (services.consensus.limits), by method and limit', ['method', 'limit']);
+  const apiReadCpu = m.counter('consensus_api_read_cpu_seconds_total', 'Event-loop CPU time public API read calls took, measured and charged to the read CPU limits (services.consensus.limits.read_cpu_per_client and read_cpu_total), by method', ['method']);
   const apiStreams = m.gauge('consensus_api_open_streams', 'StreamCommits streams open now, all clients');
   const reoffered = m.counter('consensus_transactions_reoffered_total', 'Clients\' transactions offered to the next leaders again after waiting uncommitted here (batch-intake.ts REOFFER_AGE_MS; a removed member: retired.ts)');
   const proposedTxs = m.counter('consensus_proposed_transactions_total', 'Transactions in the blocks this member proposed as leader, by how they travel: in a batch the proposal names, or inline in the proposal', ['travel']);
@@ -142,6 +145,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     }
   };
   for (const [methods, limits] of API_LIMITS) for (const method of methods) for (const limit of limits) apiRefused.inc({ method, limit }, 0);
+  for (const method of READ_METHODS) apiReadCpu.inc({ method }, 0);
   halted.set(0);
   journalFailures.inc({}, 0);
   for (const outcome of REPLAY_OUTCOMES) journalReplayed.inc({ outcome }, 0);
@@ -286,7 +290,12 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     loaded(outcome, n) { if (outcome !== 'loaded') batchDiskLoaded.inc({ outcome }, n); },
     size(n, bytes) { batchDiskCount.set(n); batchDiskBytes.set(bytes); },
   };
-  const api = { refused: (method: string, limit: string) => apiRefused.inc({ method, limit }), openStreams: apiStreams };
+  const api = {
+    refused: (method: string, limit: string) => apiRefused.inc({ method, limit }),
+    /** Milliseconds a read call was charged (api-guard.ts), counted in seconds; a method that is no read is not a label. */
+    readCpu: (method: string, ms: number) => { if (ms > 0 && READ_METHODS.includes(method)) apiReadCpu.inc({ method }, ms / 1000); },
+    openStreams: apiStreams,
+  };
   return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex, reconfig };
 }
 

@@ -184,8 +184,12 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
 
   link.setValidators(epochs.current.set);
   link.start();
-  // Readers are sent here to spare the validators: the same client limits as a validator's API.
-  const apiLimits = publicApiLimits(conf.services.consensus.limits, { log: log.child({ module: 'api' }), refused: m.api.refused });
+  // Readers are sent here to spare the validators: the same client limits as a validator's API,
+  // but for read CPU an observer's own defaults (node.role; a member being added that follows as an
+  // observer keeps a validator's), which conf.yaml overrides. Read at start: no reload here.
+  const apiLimits = publicApiLimits(conf.services.consensus.limits, {
+    log: log.child({ module: 'api' }), role: conf.node.role, refused: m.api.refused, readCpu: m.api.readCpu,
+  });
   const server = createServer({ security: sec.server, metrics, log: log.child({ module: 'rpc' }), reflection: loadBtcfedProtos, grpcOptions: { ...BIG_MESSAGES, ...apiLimits.grpcOptions } });
   const guard = { check: { member: conf.node.name, mtls: sec.server.mode === 'mtls' }, log: log.child({ module: 'rpc' }), refused: refusalCounter(metrics) };
   const serviceName = server.addService(CONSENSUS_SERVICE, guardService(CONSENSUS_SERVICE, consensusService({
