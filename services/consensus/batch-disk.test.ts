@@ -365,6 +365,26 @@ test('what one holder makes this member write is bounded in bytes a second: beyo
   await disk.close();
 });
 
+test('what a holder may write a second follows it across a set change: one renumbered into a removed holder\'s number neither inherits its spent budget nor gets a fresh one', async () => {
+  const dir = path.join(tmp(), 'batches');
+  const skipped: number[] = [];
+  const disk = await BatchDisk.open({ path: dir, log: pino({ level: 'silent' }), observer: { skipped: (h) => skipped.push(h) }, bytesPerSecondPerHolder: 10_000, now: () => 1_000 });
+  await disk.load(1_000, BATCH_TTL_MS);
+  const s = new BatchStore({ maxBytesPerHolder: 1 << 20, maxBatchesPerHolder: 16 });
+  s.keepOn(disk);
+  const add = (holder: number, tag: string) => { const b = batch(tag, 50, 100); s.add(holder, b.txs, b.ids, 1_000, { tree: b.tree }); };
+  // m1 and m3 spend their bursts (two seconds' worth, 20,000 bytes: four batches of 5,000).
+  for (let k = 0; k < 4; k++) { add(1, `m1-${k}`); add(3, `m3-${k}`); }
+  assert.deepEqual(skipped, []);
+  // Epoch 1 removes m1: m2 is number 1, m3 number 2, and m4 joins as number 3.
+  s.renumber((i) => (i === 1 ? undefined : i > 1 ? i - 1 : i), 1, 0);
+  add(1, 'm2');
+  add(2, 'm3-after');
+  add(3, 'm4');
+  assert.deepEqual(skipped, [2], 'm3 has spent its budget still; m2 and m4 write within their own');
+  await disk.close();
+});
+
 test('a full disk fails a write (counted, logged, the batches stay held), and the sweep after it deletes what the write could not', (t) => onSmallDisk(t, scratchSpace, '512k', async (mnt) => {
   const dir = path.join(mnt, 'batches');
   const { log, lines } = capture();

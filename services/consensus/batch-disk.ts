@@ -32,7 +32,8 @@
 //
 // Bounded: on disk is at most what the store holds (its bounds per holder) within the slack above,
 // and what one holder can make this member write is bounded in bytes a second
-// (bytesPerSecondPerHolder; beyond, its batches are held in memory only, and counted).
+// (bytesPerSecondPerHolder; beyond, its batches are held in memory only, and counted). That budget
+// is the holder's, not its number's: a set change moves it with the member (renumber).
 //
 // Keys: a sequence number, u64 BE; values: groups of batches (batch-codec.ts).
 
@@ -350,6 +351,16 @@ export class BatchDisk {
     this.#bytes += bytes;
     this.#report();
     this.#schedule();
+  }
+
+  /**
+   * A set change renumbered the holders (BatchStore.renumber's `to`, in the step that swaps the
+   * engine): each holder's bytes a second follow it to its new number, and a holder seated no more
+   * loses its own. Else a member renumbered into a removed one's number inherited its spent budget
+   * (or a fresh one). The batches kept say the epoch their numbers are of, and are not touched.
+   */
+  renumber(to: (index: number) => number | undefined): void {
+    this.#budget?.renumber(to);
   }
 
   /** The batch is not held any more: not written if it is not yet; its group deleted once none of its batches is held. */

@@ -59,6 +59,10 @@ export class BatchIntake {
     const now = () => d.clock.now();
     this.#in = new HandoffBudget({ rate, now });
     this.#out = new HandoffBudget({ rate: rate * HANDOFF_SEND_SHARE, now });
+    // Each budget is its member's: a set change moves it to the member's new number (a member
+    // renumbered into a removed one's number neither inherits that one's spent budget nor gets a
+    // fresh one), in the step that swaps the engine, with the held batches' holders.
+    d.driver.batches.onRenumber((to) => { this.#in.renumber(to); this.#out.renumber(to); });
     this.#gossip = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, delayMs: () => batchDelayMs(d.driver.validatorCount),
       send: (frame, txs, ids) => this.#send(frame, txs, ids) });
     this.#reoffer = new TxBatcher({ chainId: d.chainId, maxBlockBytes: d.maxBlockBytes, clock: d.clock, send: (frame, txs) => {

@@ -18,9 +18,9 @@ const frameLimits = { chainId: CHAIN, validatorCount: 4, signatureBytes: 8, ...l
 const txs = (tag: string, n: number, size = 100) => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`${tag}-${i}`.padEnd(size, '.')));
 const ref = (author: number, t: Uint8Array[]): BatchRef => ({ digest: batchDigest(t.map(txHash)), author, count: t.length, bytes: t.reduce((a, x) => a + x.length, 0) });
 
-function fixture(self = 0) {
+function fixture(self = 0, maxBytesPerHolder = 10_000) {
   const clock = manualClock();
-  const store = new BatchStore({ maxBytesPerHolder: 10_000, maxBatchesPerHolder: 8 });
+  const store = new BatchStore({ maxBytesPerHolder, maxBatchesPerHolder: 8 });
   const sent: { to: number; frame: Frame }[] = [];
   const refused: { from: number; reason: string }[] = [];
   const useless: { from: number; reason: string }[] = [];
@@ -190,7 +190,7 @@ test('an answer holds what fits a frame; the asker asks again for the rest', () 
 test('a set change renumbers holders and authors: a proposal names the author by its new number, and a member moved into a removed one\'s number is not charged its batches', () => {
   const kept: { holder: number; author: number; epoch: number }[] = [];
   const store = new BatchStore({ maxBytesPerHolder: 100_000, maxBatchesPerHolder: 4 });
-  store.keepOn({ put: (_hex, b) => { kept.push({ holder: b.holder, author: b.author, epoch: b.epoch }); }, forget: () => {} });
+  store.keepOn({ put: (_hex, b) => { kept.push({ holder: b.holder, author: b.author, epoch: b.epoch }); }, forget: () => {}, renumber: () => {} });
   const add = (holder: number, tag: string, atMs: number, author?: number) => { const t = txs(tag, 2); return store.add(holder, t, t.map(txHash), atMs, author === undefined ? {} : { author }); };
   const own = add(0, 'own', 0);
   const gone = [0, 1, 2, 3].map((k) => add(1, `m1-${k}`, 10 + k));
@@ -215,4 +215,72 @@ test('a set change renumbers holders and authors: a proposal names the author by
   // A member seated no more proposes nothing: it keeps nothing.
   store.renumber(() => undefined, 2, undefined);
   assert.equal(store.size, 0);
+});
+
+/** Epoch 1 removes validator 1 of four: m2 and m3 move down one (BatchStore.renumber carries it to the fetch). */
+const removeM1 = (i: number) => (i === 1 ? undefined : i > 1 ? i - 1 : i);
+
+test('a set change: an answer to a request made before it is taken from the member asked, under its new number (a bad one is its strike); the removed member\'s requests are abandoned, and a proposal waiting on them moves on', async () => {
+  const { clock, store, fetch, sent, refused, useless } = fixture(0);
+  const [a, b, c, d] = [txs('a', 2), txs('b', 2), txs('c', 2), txs('d', 1)];
+  const askedOf = (peer: number) => { const f = sent.findLast((s) => s.to === peer)!.frame; assert.ok(f.type === 'batch-request'); return f.requestId; };
+  fetch.ask(1, [ref(1, b)]);
+  fetch.ask(3, [ref(3, c)]);
+  const [toM1, toM3] = [askedOf(1), askedOf(3)];
+  // A proposal of m3 naming m2's batch a: m3 and m2 are asked for it.
+  let out: Resolution | undefined;
+  void fetch.resolve(3, [{ batch: ref(2, a) }], () => true).then((r) => { out = r; });
+  clock.advance(FETCH_GRACE_MS);
+  const [forA, forM2] = [askedOf(3), askedOf(2)];
+  store.renumber(removeM1, 1, 0);
+  assert.ok(fetch.expects(2, forA) && fetch.expects(2, toM3) && fetch.expects(1, forM2), 'm3 and m2 are owed their answers under their new numbers');
+  assert.ok(!fetch.expects(1, toM1), 'm2, now number 1, was not asked what m1 was');
+  // m2 answers as number 1 what m1 was asked: unsolicited, not kept.
+  fetch.onResponse(1, toM1, [b]);
+  assert.deepEqual(useless.splice(0), [{ from: 1, reason: 'unsolicited' }]);
+  assert.equal(store.get(toHex(ref(1, b).digest)), undefined);
+  // m3 answers as number 2 what it was asked: solicited, kept as its own, a's author m2 named by its new number.
+  fetch.onResponse(2, forA, [a]);
+  assert.deepEqual(useless, [], 'no useless token for the answer asked of it');
+  await Promise.resolve();
+  assert.ok(out?.ok, 'the proposal resolved with the answer');
+  const got = store.get(toHex(ref(2, a).digest))!;
+  assert.deepEqual([got.holder, got.ref.author], [2, 1]);
+  // m3 answers its other request with bytes that are not c: its strike, not an unsolicited answer.
+  fetch.onResponse(2, toM3, [[...c.slice(0, 1), new TextEncoder().encode('not c')]]);
+  assert.deepEqual(refused, [{ from: 2, reason: 'batch_mismatch' }]);
+  // A proposal that asked only a member the next change removes gives up at its deadline, as for a silent peer.
+  let late: Resolution | undefined;
+  void fetch.resolve(1, [{ batch: ref(1, d) }], () => true).then((r) => { late = r; });
+  clock.advance(FETCH_GRACE_MS);
+  const toRemoved = askedOf(1);
+  store.renumber((i) => (i === 1 ? undefined : i), 2, 0);
+  assert.ok(!fetch.expects(1, toRemoved), 'abandoned');
+  clock.advance(FETCH_DEADLINE_MS);
+  await Promise.resolve();
+  assert.ok(late && !late.ok && 'unavailable' in late, 'given up at the deadline');
+});
+
+test('a set change: what a member was served and its serving budget follow it; a member renumbered into a removed one\'s number inherits neither', () => {
+  const { store, fetch, sent, useless } = fixture(0, 1 << 20);
+  const [x, y, z] = [txs('x', 2), txs('y', 2), txs('z', 2)];
+  // Five batches of 80 KB: a peer's whole serving budget (four blocks' worth a second, 400 KB).
+  const big = [0, 1, 2, 3, 4].map((k) => txs(`big${k}`, 8, 10_000));
+  store.noteBlock('block', [x, y, z, ...big].map((t) => store.add(1, t, t.map(txHash), 0).hex));
+  const served = (peer: number, batches: Uint8Array[][]) => {
+    const before = sent.length;
+    for (const t of batches) fetch.onRequest(peer, sent.length + 1000, [ref(1, t).digest]);
+    return sent.length - before;
+  };
+  assert.equal(served(1, [x]), 1, 'm1 is served x');
+  assert.equal(served(3, big), 5, 'm3 spends its budget');
+  assert.equal(served(2, [y]), 1, 'm2 is served y');
+  store.renumber(removeM1, 1, 0);
+  // m2, number 1 now: y was served to it already; x, served to m1, is not refused as asked again.
+  assert.equal(served(1, [y]), 0);
+  assert.deepEqual(useless.splice(0).map((u) => u.reason), ['batch_asked_again', 'unknown_batches']);
+  assert.equal(served(1, [x]), 1, 'm2 is served x');
+  // m3, number 2 now: its budget is still spent (it is not m2's).
+  assert.equal(served(2, [z]), 0);
+  assert.deepEqual(useless.map((u) => u.reason), ['batch_serve_budget']);
 });

@@ -17,7 +17,7 @@ import type { Hash } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
 import type { PoolBatch } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
-import { HandoffBudget } from './handoff.ts';
+import { HandoffBudget, renumberPeers } from './handoff.ts';
 
 /** A batch held here: what the pool groups by (`ids`), what resolves a reference (`txs`, `ids`), and its reference. */
 export interface StoredBatch extends PoolBatch, HeldBatch {
@@ -55,6 +55,8 @@ const MAX_SERVED_PER_PEER = 4096;
 export interface BatchKeeper {
   put(hex: string, b: { holder: number; author: number; epoch: number; atMs: number; txs: readonly Uint8Array[] }): void;
   forget(hex: string): void;
+  /** A set change renumbered the holders (BatchStore.renumber's `to`): what the keeper keeps per holder follows them. */
+  renumber(to: (index: number) => number | undefined): void;
 }
 
 export interface BatchStoreOptions {
@@ -71,6 +73,7 @@ export class BatchStore {
   readonly #byHex = new Map<string, StoredBatch>();
   readonly #byHolder = new Map<number, { batches: Map<string, StoredBatch>; bytes: number }>();
   readonly #arrival = new Set<(hex: string) => void>();
+  readonly #renumbered = new Set<(to: (index: number) => number | undefined) => void>();
   /** Block hash (hex) → the batches it named (leader or replica), forgotten when it commits. */
   readonly #blocks = new Map<string, string[]>();
   /** Batch digest (hex) → how many of the noted blocks name it. */
@@ -139,10 +142,24 @@ export class BatchStore {
    * removed one's number was charged that one's batches. A holder seated no more is charged as an
    * outsider (OUTSIDE_BASE); an author seated no more is named by the holder, else by this member
    * (`self`), which holds the batch: a proposal of its then names its proposer. A member seated no
-   * more itself proposes nothing, and keeps nothing.
+   * more itself proposes nothing, and keeps nothing. Then the keeper and those listening
+   * (onRenumber: the fetches' requests and served-to records, the hand-off budgets) renumber what
+   * they keep per peer with the same `to`, in the same step.
    */
   renumber(to: (index: number) => number | undefined, epoch: number, self: number | undefined): void {
     this.#epoch = epoch;
+    this.#renumberHeld(to, self);
+    this.#keeper?.renumber(to);
+    for (const fn of [...this.#renumbered]) fn(to);
+  }
+
+  /** Calls `fn` with the renumbering at each renumber(), until the returned function is called. */
+  onRenumber(fn: (to: (index: number) => number | undefined) => void): () => void {
+    this.#renumbered.add(fn);
+    return () => this.#renumbered.delete(fn);
+  }
+
+  #renumberHeld(to: (index: number) => number | undefined, self: number | undefined): void {
     if (self === undefined) {
       for (const hex of [...this.#byHex.keys()]) this.forget(hex);
       return;
@@ -249,6 +266,29 @@ export class BatchFetch {
   constructor(d: BatchFetchDeps) {
     this.#d = d;
     this.#serve = new HandoffBudget({ rate: 4 * d.limits.maxBlockBytes, now: () => d.clock.now() });
+    // Renumbered in the step that swaps the engine, with the store's holders and authors.
+    d.store.onRenumber((to) => this.renumber(to));
+  }
+
+  /**
+   * A set change renumbered the validators (`to`, epoch-switch.ts renumbering): the requests
+   * outstanding to each peer, what it was served and its serving budget follow it to its new
+   * number. Else a member's answer to a request made before the change was taken as unsolicited
+   * (a bad one escaping its strike), and a member renumbered into another's old number could
+   * answer that one's requests, was refused what that one had been served and spent its budget.
+   * A member seated no more loses all three: its answers are unsolicited from now on, and a
+   * proposal waiting for what it was asked gets it from the other one asked (the proposer or the
+   * author), or gives up at its deadline, as for a silent peer.
+   */
+  renumber(to: (index: number) => number | undefined): void {
+    renumberPeers(this.#pending, to);
+    // What an answer brings is kept under its author's number: the new one (an author seated no
+    // more is named by the member that serves it, as BatchStore.renumber names it).
+    for (const [peer, mine] of this.#pending) {
+      for (const p of mine.values()) for (const [hex, r] of p.digests) p.digests.set(hex, { ...r, author: to(r.author) ?? peer });
+    }
+    renumberPeers(this.#served, to);
+    this.#serve.renumber(to);
   }
 
   /**

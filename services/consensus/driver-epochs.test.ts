@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { blockHash, createSlhDsa, reconfigSigningBytes, toHex, txHash, voteSigningBytes, type KeyPair } from '#libs/crypto/index.ts';
 import { Phase, type Block, type QuorumCert, type SignRequest } from '#libs/hotstuff/index.ts';
 import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/validators/index.ts';
-import { decodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
+import { decodeFrame, encodeFrame, signingBytesOfRequest, type FrameLimits } from '#libs/wire/index.ts';
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { isFedError } from '#libs/errors/index.ts';
 import { BlockStore } from './block-store.ts';
@@ -481,7 +481,7 @@ test('a signature check that answers after its epoch ended strikes the sender un
   }
 });
 
-test('the swap moves the pool\'s sources and the batches\' holders and authors with their members: a removal\'s renumbering charges nobody for another', async () => {
+test('the swap moves the pool\'s sources, the batches\' holders and authors and the hand-off budgets with their members: a removal\'s renumbering charges nobody for another', async () => {
   const members = await fiveWithOneAway();
   try {
     advanceDelayMs = 600;
@@ -493,13 +493,28 @@ test('the swap moves the pool\'s sources and the batches\' holders and authors w
     watcher.driver.pool.offer(tx('from-m1'), Date.now(), () => false, 1);
     watcher.driver.pool.offer(tx('from-m2'), Date.now(), () => false, 2);
     const batch = watcher.driver.batches.add(2, [tx('batch-of-m2')], [txHash(tx('batch-of-m2'))], Date.now());
+    // m3 (number 3 of epoch 1) hands over its whole second's worth (handoff_txs_per_second, 5,000):
+    // at most 600 ms refill it (3,000) before the swap. A hand-off of 4,500 after it is within the
+    // budget of m4 (number 3 of epoch 2, new), not within m3's (number 2 of epoch 2, m2's before).
+    let n = 0;
+    const handOff = (from: number, count: number) => {
+      const before = watcher.inbound.handoffRefused;
+      watcher.inbound.onFrame(from, encodeFrame(CHAIN, { type: 'tx-batch', txs: Array.from({ length: count }, () => tx(`handoff-${n++}`)) }));
+      return watcher.inbound.handoffRefused - before;
+    };
+    assert.equal(handOff(3, 5_000), 0);
     let seen: Array<[string, number]> = [];
+    let refused: number[] = [];
     watcher.onEpoch = (e) => {
-      if (e === 2) seen = watcher.driver.pool.batch(100, 1 << 20, NO_IDS).map((p) => [new TextDecoder().decode(p.tx), p.source]);
+      if (e !== 2) return;
+      seen = watcher.driver.pool.batch(100_000, 1 << 24, NO_IDS).map((p): [string, number] => [new TextDecoder().decode(p.tx), p.source]).filter(([t]) => t.startsWith('from-'));
+      refused = [handOff(3, 4_500), handOff(2, 4_500)];
     };
     await until('epoch 2 at m0', () => watcher.driver.epoch === 2);
     assert.deepEqual(seen.sort(), [['from-m1', OUTSIDE_BASE], ['from-m2', 1]], 'm2 is number 1 of epoch 2; m1, seated no more, is an outsider');
     assert.deepEqual([batch.holder, batch.ref.author], [1, 1], 'm2\'s batch names it by its new number');
+    assert.equal(refused[0], 0, 'm4, new at number 3, does not inherit m3\'s spent budget');
+    assert.ok(refused[1]! >= 1_000, `m3, number 2 now, had its spent budget still (refused ${refused[1]})`);
   } finally {
     advanceDelayMs = 0;
     await shutdown(members);

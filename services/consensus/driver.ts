@@ -615,7 +615,9 @@ export class ConsensusDriver {
     // Penalties, the pool's sources and the batches' holders and authors follow the member, not its
     // number: a removal renumbers those behind it. Renumbered in the step that swaps the engine and
     // tells the gateway the new set (epochStarted below): what was read while the signer was shown
-    // the proof came numbered by the ended set.
+    // the proof came numbered by the ended set. The batches' renumber carries `to` on to what is
+    // kept per peer around them: the batch requests outstanding and served, the hand-off budgets
+    // and the disk's write budget per holder (BatchStore.onRenumber, BatchKeeper.renumber).
     const to = renumbering(before, next.set);
     this.penalties.renumber(to);
     this.#deps.pool.renumber(to);

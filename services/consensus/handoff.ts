@@ -6,7 +6,10 @@
 // token (penalties.ts), so the flood gets its sender muted within a batch or two. What an honest
 // member does not hand over stays in its own mempool, and it proposes it when it leads.
 // Pure: the clock is passed in. Bounded: one bucket per peer number (validators, and one for all
-// peers outside the validator set).
+// peers outside the validator set). A bucket is its member's, not its number's: a set change moves
+// it to the member's new number (renumber), so nobody inherits another's spent or fresh budget.
+
+import { isOutside } from './ports.ts';
 
 /** conf consensus.handoff_txs_per_second's default: some 1.8 × what one member hands another in the federation bench (docs/performance.md). */
 export const HANDOFF_TXS_PER_SECOND = 5_000;
@@ -44,6 +47,17 @@ export class HandoffBudget {
     return true;
   }
 
+  /**
+   * A set change renumbered the validators (epoch-switch.ts renumbering, `to`): each bucket follows
+   * its member to its new number, tokens and all, and the bucket of a member seated no more is
+   * dropped (what it sends from now on comes from outside the set). A member renumbered into a
+   * removed one's number keeps its own bucket: it neither inherits the removed one's spent budget
+   * nor gets a fresh one. Outside numbers stay.
+   */
+  renumber(to: (peer: number) => number | undefined): void {
+    renumberPeers(this.#buckets, to);
+  }
+
   #refill(peer: number): Bucket {
     const t = this.#now();
     let b = this.#buckets.get(peer);
@@ -52,4 +66,19 @@ export class HandoffBudget {
     b.at = t;
     return b;
   }
+}
+
+/**
+ * Moves a record kept per peer number to each peer's new number (`to`, epoch-switch.ts renumbering),
+ * in place; a peer `to` has no number for is dropped, and outside numbers stay whatever `to` says.
+ * A renumbering is one to one (by peer id), so no two land on one number; should they, the first stays.
+ */
+export function renumberPeers<V>(records: Map<number, V>, to: (peer: number) => number | undefined): void {
+  const moved = new Map<number, V>();
+  for (const [peer, v] of records) {
+    const n = isOutside(peer) ? peer : to(peer);
+    if (n !== undefined && !moved.has(n)) moved.set(n, v);
+  }
+  records.clear();
+  for (const [n, v] of moved) records.set(n, v);
 }

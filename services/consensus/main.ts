@@ -280,7 +280,7 @@ async function main(): Promise<void> {
         .catch((err: unknown) => { log.error({ err: errorMessage(err) }, 'batches on disk cannot be used: batches are held in memory only'); return undefined; })
       : undefined;
     // Other validators' batches only: this member's own transactions are in its mempool journal already.
-    if (batchDisk) driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex) });
+    if (batchDisk) driver.batches.keepOn({ put: (hex, b) => { if (b.holder !== driver.self) batchDisk.put(hex, b); }, forget: (hex) => batchDisk.forget(hex), renumber: (to) => batchDisk.renumber(to) });
     link.setValidators(current.set);
     // Until a commit reaches it, and through a long block sync (a restart far behind): the others
     // give this member's views up meanwhile. Said before the link attaches, so it goes with the set.
