@@ -75,7 +75,7 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
   const checkAll = async (load: Workload) => {
     const names = fed.members.map((m) => m.name);
     await settle(fed.clients, names, fed.nats.nc, 30_000);
-    const report = await check(fed.clients, names, load, fed.nats.nc);
+    const report = await check(fed.clients, names, load, fed.nats.nc, fed.checked);
     say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}`);
     // Calls without an answer are allowed (a member down or cut off), and said: which member, why, when.
     const unanswered = new Map<string, { n: number; first: number; last: number }>();
@@ -164,7 +164,7 @@ describe('federation on the namespace test bed', { skip: skip ?? false, timeout:
     // Let acked transactions commit, every member reach the same height and the stream catch up.
     const names = fed.members.map((m) => m.name);
     await settle(fed.clients, names, fed.nats.nc, 30_000);
-    const report = await check(fed.clients, names, workload, fed.nats.nc);
+    const report = await check(fed.clients, names, workload, fed.nats.nc, fed.checked);
     const last = workload.records.filter((r) => r.outcome === 'acked').at(-1);
     say(`heights ${report.heights.join(' ')}; acked ${report.acked} refused ${report.refused} indeterminate ${report.indeterminate}; last ack ${last ? new Date(last.at).toISOString() : '-'}`);
     assert.ok(report.acked > 100, `the workload got transactions acked (${report.acked})`);

@@ -286,7 +286,7 @@ export async function runCampaign(fed: Federation, o: CampaignOptions): Promise<
   await workload.stop();
   const names = fed.members.map((m) => m.name);
   await settle(fed.clients, names, fed.nats.nc, 60_000);
-  const report = await check(fed.clients, names, workload, fed.nats.nc);
+  const report = await check(fed.clients, names, workload, fed.nats.nc, fed.checked);
   // Every node's copy of the stream, not only the one that happens to lead it now.
   const copies = await compareCopies(fed.nats.nc, fed.nats.jsm, { nodes: fed.nats.hosts.length });
   report.streamProblems.push(...copies.problems);

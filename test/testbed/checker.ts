@@ -136,14 +136,46 @@ export interface Report {
 }
 
 /**
- * Compares the logs of all members (each up to its own height), accounts for the workload's
- * transactions, and checks the stream. `members` are the member names, in client order.
+ * What earlier checks of one federation read and found agreed, so that the next check reads only
+ * what was committed since: a block's hash covers its parent's, so a member whose block at a
+ * checked height has the checked hash holds the whole checked log below it. Reading every member's
+ * chain at each check spent the members' read budget (read_cpu_per_client) within minutes of a
+ * campaign, and the check then waited out the refusals.
  */
-export async function check(clients: readonly ConsensusServiceClient[], members: readonly string[], workload: Workload | undefined, nc: NatsConnection | undefined): Promise<Report> {
+export class CheckedLogs {
+  /** Heights 1..length, each held alike by every member when checked: its hash and transactions. */
+  readonly #agreed: LogEntry[] = [];
+  get height(): number { return this.#agreed.length; }
+
+  /** A member's log up to `top`: the checked prefix, pinned by its block at the highest height both hold, and what it read past it. */
+  async read(client: ConsensusServiceClient, top: number, opts: { headersOnly: boolean }): Promise<LogEntry[]> {
+    const pin = Math.min(top, this.#agreed.length);
+    if (pin >= 1) {
+      const fresh = await readLog(client, pin, top, opts);
+      if (fresh[0]?.height === pin && fresh[0].hash === this.#agreed[pin - 1]!.hash) return [...this.#agreed.slice(0, pin - 1), ...fresh];
+    }
+    // Nothing checked yet, or this member's block at the pin is not the checked one: all of it,
+    // for the comparison to say where it differs.
+    return readLog(client, 1, top, opts);
+  }
+
+  /** Keeps the heights below the first disagreement that every member holds (`full`: a log with its transactions). */
+  record(full: readonly LogEntry[], heights: readonly number[], firstDisagreement: number | undefined): void {
+    const upTo = Math.min(full.length, ...heights, (firstDisagreement ?? Infinity) - 1);
+    for (let h = this.#agreed.length; h < upTo; h++) this.#agreed.push(full[h]!);
+  }
+}
+
+/**
+ * Compares the logs of all members (each up to its own height), accounts for the workload's
+ * transactions, and checks the stream. `members` are the member names, in client order. With
+ * `checked` (kept across the checks of one federation), reads only what it does not hold yet.
+ */
+export async function check(clients: readonly ConsensusServiceClient[], members: readonly string[], workload: Workload | undefined, nc: NatsConnection | undefined, checked = new CheckedLogs()): Promise<Report> {
   // Every member's headers (the hash covers the transactions), and the transactions of the tallest.
   const tops = await Promise.all(clients.map(async (c) => Number((await call(c.getStatus.bind(c), {}, { deadlineMs: 10_000 })).committedHeight)));
   const tallest = tops.indexOf(Math.max(...tops));
-  const logs: LogEntry[][] = await Promise.all(clients.map((c, i) => readLog(c, 1, tops[i]!, { headersOnly: i !== tallest })));
+  const logs: LogEntry[][] = await Promise.all(clients.map((c, i) => checked.read(c, tops[i]!, { headersOnly: i !== tallest })));
   const heights = logs.map((l) => l.length);
   const disagreements: Report['disagreements'] = [];
   const top = Math.max(...heights);
@@ -154,6 +186,7 @@ export async function check(clients: readonly ConsensusServiceClient[], members:
   }
   // Transactions: counted in the tallest log (the logs agree, or the disagreements say so).
   const longest = logs[tallest] ?? [];
+  checked.record(longest, heights, disagreements[0]?.height);
   const count = new Map<string, number>();
   for (const b of longest) for (const tx of b.txs) count.set(tx, (count.get(tx) ?? 0) + 1);
   const lost: string[] = [];

@@ -14,6 +14,7 @@ import { NODE_FLAGS } from '#libs/service/node-flags.ts';
 import { Testbed, type Host } from './netns.ts';
 import { ROOT, Runner, type Service } from './procs.ts';
 import { startNatsCluster, type NatsCluster } from './nats.ts';
+import { CheckedLogs } from './checker.ts';
 import { allowOperator, approveAndAssemble } from '../support/reconfig.ts';
 
 export const SERVICES = ['store', 'signer', 'gateway', 'consensus'] as const;
@@ -127,6 +128,8 @@ export class Federation {
   readonly members: Member[];
   readonly clients: ConsensusServiceClient[];
   readonly options: FederationOptions;
+  /** What the checks of this federation's logs have read and found agreed (each check reads on from it). */
+  readonly checked = new CheckedLogs();
 
   private constructor(tb: Testbed, runner: Runner, nats: NatsCluster, members: Member[], o: FederationOptions) {
     this.tb = tb;
