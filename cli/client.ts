@@ -11,6 +11,7 @@ import { FedError } from '#libs/errors/index.ts';
 import { call, createClient, errorCodeOf } from '#libs/rpc/index.ts';
 import { memberSecurity } from '#libs/service/index.ts';
 import { AdminServiceClient, ConsensusServiceClient, TxStatus, type Evidence, type StreamCommitsResponse } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { readPatiently } from './reads.ts';
 
 function memberConf(memberDir: string) {
   const file = path.join(memberDir, 'conf.yaml');
@@ -151,7 +152,7 @@ export async function evidence(client: ConsensusServiceClient, address: string, 
   let afterSeq = 0;
   let n = 0;
   for (;;) {
-    const r = await call(client.getEvidence.bind(client), { fromEpoch: from.epoch, fromView: from.view, afterSeq, limit: 0 }, { deadlineMs: 15_000 });
+    const r = await readPatiently(client.getEvidence.bind(client), { fromEpoch: from.epoch, fromView: from.view, afterSeq, limit: 0 }, { deadlineMs: 15_000 });
     for (const e of r.evidence) {
       n++;
       console.log(json

@@ -17,7 +17,7 @@ import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { writeFileAtomic } from '#libs/files/index.ts';
 import { EpochHistory, ValidatorSet, isReconfigTx } from '#libs/validators/index.ts';
 import { Phase, type BlockHeader, type QuorumCert } from '#libs/hotstuff/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { readPatiently } from './reads.ts';
 import {
   decodeEndedEpochs, encodeEndedEpochs, epochHeights, followEpoch, replayEndedEpochs, trustRootOf, verifyCommitted, verifyIncluded,
   type CommitProof, type EndedEpoch, type EpochChangeProof, type TrustRoot, type Verdict,
@@ -48,7 +48,7 @@ export async function fetchEpochProofs(client: ConsensusServiceClient, limits: W
   let current = 0;
   for (let e = from; e < until;) {
     // Only as many as needed (the server caps a page): an epoch's last block can be megabytes.
-    const r = await call(client.getEpochs.bind(client), { fromEpoch: e, limit: Math.min(until - e, 0xffff_ffff) });
+    const r = await readPatiently(client.getEpochs.bind(client), { fromEpoch: e, limit: Math.min(until - e, 0xffff_ffff) });
     current = Number(r.currentEpoch);
     if (r.proofs.length === 0) break;
     for (const [i, p] of r.proofs.entries()) {
@@ -154,7 +154,7 @@ async function commitProof(client: ConsensusServiceClient, limits: WireLimits, h
   while (qc?.phase !== Phase.COMMIT) {
     if (end && height + descendants.length + 1 === end.last.header.height) return { qc: end.qc, descendants: [...descendants, end.last.header, ...end.suffix] };
     if (descendants.length >= MAX_DESCENDANTS) return { reason: `no COMMIT QC within ${MAX_DESCENDANTS} blocks above height ${height}` };
-    const next = await call(client.listBlocks.bind(client), { fromHeight: height + descendants.length + 1, limit: 1, headersOnly: true });
+    const next = await readPatiently(client.listBlocks.bind(client), { fromHeight: height + descendants.length + 1, limit: 1, headersOnly: true });
     const b = next.blocks[0];
     if (!b) return { reason: `the member holds no COMMIT QC for height ${height} or any block above it` };
     descendants.push(headerFromWire('descendant', b.block?.header));
@@ -166,7 +166,7 @@ async function commitProof(client: ConsensusServiceClient, limits: WireLimits, h
 export type EpochVerdict = Verdict & { epoch?: number; walked?: number; fromKept?: number };
 
 export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, height: number, txHash?: Uint8Array, kept?: KeptEpochs): Promise<EpochVerdict> {
-  const res = await call(client.getBlock.bind(client), { by: { $case: 'height', value: height } });
+  const res = await readPatiently(client.getBlock.bind(client), { by: { $case: 'height', value: height } });
   const block = blockFromWire('block', res.block, trust.limits, blockHash);
   const epoch = block.header.epoch;
   const at = await epochTrust(client, trust, epoch, kept);
@@ -184,14 +184,14 @@ export async function verifyBlock(client: ConsensusServiceClient, trust: Trust, 
  */
 export async function verifyTransaction(client: ConsensusServiceClient, trust: Trust, txHash: Uint8Array, kept?: KeptEpochs): Promise<EpochVerdict> {
   const root = trust;
-  const r = await call(client.getTransaction.bind(client), { txHash, withProof: true });
+  const r = await readPatiently(client.getTransaction.bind(client), { txHash, withProof: true });
   if (r.status !== TxStatus.TX_STATUS_COMMITTED) return { ok: false, reason: `the member says the transaction is not committed (status ${r.status === TxStatus.TX_STATUS_PENDING ? 'pending' : 'unknown'})` };
   if (!r.header) return { ok: false, reason: 'the member answered no inclusion proof (an older version?)' };
   const header = headerFromWire('header', r.header);
   if (header.height !== r.height) return { ok: false, reason: `the proof's header is at height ${header.height}, the answer says ${r.height}` };
   const at = await epochTrust(client, trust, header.epoch, kept);
   if ('reason' in at) return { ok: false, reason: at.reason };
-  const own = await call(client.listBlocks.bind(client), { fromHeight: header.height, limit: 1, headersOnly: true });
+  const own = await readPatiently(client.listBlocks.bind(client), { fromHeight: header.height, limit: 1, headersOnly: true });
   const ownQc = own.blocks[0]?.qc ? qcFromWire('qc', own.blocks[0].qc, root.limits) : undefined;
   const proof = at.end && Buffer.compare(at.end.last.hash, blockHash(header)) === 0 ? { qc: at.end.qc, descendants: at.end.suffix }
     : await commitProof(client, root.limits, header.height, ownQc, at.end);

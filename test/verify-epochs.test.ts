@@ -6,6 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
 import path from 'node:path';
 import { blockHash, createSlhDsa, merkleProof, merkleRoot, nextStateHash, paramSpec, reconfigSigningBytes, toHex, txHash, voteSigningBytes } from '#libs/crypto/index.ts';
@@ -14,6 +15,7 @@ import { ValidatorSet, encodeReconfigTx, type Reconfiguration } from '#libs/vali
 import type { EpochChangeProof } from '#libs/verify/index.ts';
 import { WIRE_MAX_VALIDATORS, blockToWire, headerToWire, qcToWire } from '#libs/wire/index.ts';
 import { TxStatus, type ConsensusServiceClient, type GetBlockRequest, type GetEpochsRequest, type GetTransactionRequest, type ListBlocksRequest } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import { ERROR_CODE_TRAILER, RATE_LIMIT_CODE } from '#libs/rpc/index.ts';
 import { loadKeptEpochs, verifyBlock, verifyTransaction, type Trust } from '../cli/verify.ts';
 
 const CHAIN = `verify-cli-${process.pid}`;
@@ -119,4 +121,35 @@ test('a block committed with its epoch\'s last block, which has no COMMIT QC of 
   }
   const byTx = await verifyTransaction(client, trust, txHash(enc('alice pays bob')));
   assert.ok(byTx.ok, byTx.ok ? '' : byTx.reason);
+});
+
+test('a member that refuses each read once by its read limits (try again in 0.1 s) is asked again: the verdicts are the same, and each wait is said on stderr', async () => {
+  // The refusal the public API gives a client that spent its read CPU (services/consensus/api-guard.ts).
+  const refusal = (what: string) => {
+    const metadata = new grpc.Metadata();
+    metadata.set(ERROR_CODE_TRAILER, RATE_LIMIT_CODE);
+    return Object.assign(new Error(what), { code: grpc.status.RESOURCE_EXHAUSTED, details: `${what}: reads may take at most 15 ms of CPU a second per client …; spent, try again in 0.1 s`, metadata });
+  };
+  const honest = member(chain, [endProof]) as unknown as Record<string, (...a: unknown[]) => unknown>;
+  let refused = 0;
+  const strict = Object.fromEntries(['getEpochs', 'getBlock', 'listBlocks', 'getTransaction'].map((name) => {
+    let turn = 0;
+    return [name, (r: unknown, md: unknown, o: unknown, cb: (err: Error | null) => void) => {
+      if (turn++ % 2 === 0) { refused++; queueMicrotask(() => cb(refusal(name))); return { cancel: () => undefined }; }
+      return honest[name]!(r, md, o, cb);
+    }];
+  })) as unknown as ConsensusServiceClient;
+  const said: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((s: string) => { said.push(s); return true; }) as typeof process.stderr.write;
+  try {
+    assert.equal((await verifyBlock(strict, trust, 1)).ok, true);
+    const byTx = await verifyTransaction(strict, trust, txHash(forgedTx));
+    assert.ok(!byTx.ok && /height 3 is above its epoch's last block \(2\)/.test(byTx.reason), byTx.ok ? 'verified' : byTx.reason);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.ok(refused >= 4, `${refused} refusals`);
+  assert.equal(said.length, refused, `each wait said once: ${JSON.stringify(said)}`);
+  assert.match(said[0]!, /btcfed: the member refused a read \((getBlock|getEpochs): reads may take .*try again in 0\.1 s\); asking again in 0\.1 s\n$/);
 });

@@ -28,8 +28,10 @@ function method(errors: grpc.ServiceError[]): { fn: UnaryMethod<string, string>;
 test('callPatiently: refusals by the rate limits wait the time they name, then the call is made again', async () => {
   const spent = refusal(grpc.status.RESOURCE_EXHAUSTED, RATE_LIMIT_CODE, 'ListBlocks: reads may take at most 15 ms of CPU a second per client …; spent, try again in 0.2 s');
   const m = method([spent, spent]);
-  assert.equal(await callPatiently(m.fn, 'page 1'), 'answer to page 1');
+  const told: [number, string][] = [];
+  assert.equal(await callPatiently(m.fn, 'page 1', { onWait: (ms, details) => told.push([ms, details]) }), 'answer to page 1');
   assert.equal(m.at.length, 3);
+  assert.deepEqual(told, [[200, spent.details], [200, spent.details]], 'each wait is told before it starts, with the server\'s words');
   assert.ok(m.at[1]! - m.at[0]! >= 190 && m.at[2]! - m.at[1]! >= 190, `asked again after ${m.at[1]! - m.at[0]!} and ${m.at[2]! - m.at[1]!} ms, not the 200 named`);
 });
 

@@ -206,7 +206,11 @@ export const RATE_LIMIT_CODE = 'API_RATE_LIMIT';
  * after the wait the refusal names ("try again in 1.2 s"), else a second, until `patienceMs` has
  * passed (default a minute); any other error, or a refusal past it, rejects as call() does.
  */
-export async function callPatiently<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts: CallOptions & { patienceMs?: number } = {}): Promise<Res> {
+export async function callPatiently<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, opts: CallOptions & {
+  patienceMs?: number;
+  /** Told of each wait before it starts: how long, and the server's words (a command line says it on stderr). */
+  onWait?: (waitMs: number, details: string) => void;
+} = {}): Promise<Res> {
   const until = Date.now() + (opts.patienceMs ?? 60_000);
   for (;;) {
     try {
@@ -216,6 +220,7 @@ export async function callPatiently<Req, Res>(method: UnaryMethod<Req, Res>, req
       const named = /try again in ([\d.]+) s/.exec(err.details);
       const waitMs = Math.min(10_000, named ? Math.ceil(Number(named[1]) * 1000) : 1000);
       if (Date.now() + waitMs > until) throw err;
+      opts.onWait?.(waitMs, err.details);
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
   }
