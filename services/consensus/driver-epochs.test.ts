@@ -493,16 +493,19 @@ test('the swap moves the pool\'s sources, the batches\' holders and authors and 
     watcher.driver.pool.offer(tx('from-m1'), Date.now(), () => false, 1);
     watcher.driver.pool.offer(tx('from-m2'), Date.now(), () => false, 2);
     const batch = watcher.driver.batches.add(2, [tx('batch-of-m2')], [txHash(tx('batch-of-m2'))], Date.now());
-    // m3 (number 3 of epoch 1) hands over its whole second's worth (handoff_txs_per_second, 5,000):
-    // at most 600 ms refill it (3,000) before the swap. A hand-off of 4,500 after it is within the
-    // budget of m4 (number 3 of epoch 2, new), not within m3's (number 2 of epoch 2, m2's before).
+    // m3 (number 3 of epoch 1) hands over its whole second's worth (handoff_txs_per_second, 5,000)
+    // in the swap step, just before the store renumbers (a refill of the time between would need a
+    // quiet machine). A hand-off of 4,500 after it is within the budget of m4 (number 3 of epoch 2,
+    // new), not within m3's (number 2 of epoch 2, m2's before).
     let n = 0;
     const handOff = (from: number, count: number) => {
       const before = watcher.inbound.handoffRefused;
       watcher.inbound.onFrame(from, encodeFrame(CHAIN, { type: 'tx-batch', txs: Array.from({ length: count }, () => tx(`handoff-${n++}`)) }));
       return watcher.inbound.handoffRefused - before;
     };
-    assert.equal(handOff(3, 5_000), 0);
+    const spentBefore: number[] = [];
+    const renumber = watcher.driver.batches.renumber.bind(watcher.driver.batches);
+    watcher.driver.batches.renumber = (to, epoch, self) => { spentBefore.push(handOff(3, 5_000)); renumber(to, epoch, self); };
     let seen: Array<[string, number]> = [];
     let refused: number[] = [];
     watcher.onEpoch = (e) => {
@@ -511,6 +514,7 @@ test('the swap moves the pool\'s sources, the batches\' holders and authors and 
       refused = [handOff(3, 4_500), handOff(2, 4_500)];
     };
     await until('epoch 2 at m0', () => watcher.driver.epoch === 2);
+    assert.deepEqual(spentBefore, [0], 'm3 handed over its whole budget, as number 3, once, in the swap step');
     assert.deepEqual(seen.sort(), [['from-m1', OUTSIDE_BASE], ['from-m2', 1]], 'm2 is number 1 of epoch 2; m1, seated no more, is an outsider');
     assert.deepEqual([batch.holder, batch.ref.author], [1, 1], 'm2\'s batch names it by its new number');
     assert.equal(refused[0], 0, 'm4, new at number 3, does not inherit m3\'s spent budget');
