@@ -159,6 +159,32 @@ test('resolving: at most four proposals wait at once; a batch named with another
   assert.ok(!lie.ok && 'error' in lie);
 });
 
+test('resolving: a proposal no longer worth resolving (its view passed, its epoch ended) gives its slot up to a new one at once, not at its deadline', async () => {
+  const { fetch, store, clock } = fixture();
+  let passed = false;
+  const given: Resolution[] = [];
+  const stale = [0, 1, 2].map((k) => fetch.resolve(1, [{ batch: ref(1, txs(`s${k}`, 1)) }], () => !passed).then((r) => { given.push(r); return r; }));
+  const current = fetch.resolve(1, [{ batch: ref(1, txs('c0', 1)) }], () => true);
+  const busy = await fetch.resolve(1, [{ batch: ref(1, txs('c1', 1)) }], () => true);
+  assert.ok(!busy.ok && 'busy' in busy, 'four wait, all worth it: a fifth is busy');
+  passed = true; // the engine moved past the first three proposals' view
+  const next = txs('next', 1);
+  let out: Resolution | undefined;
+  void fetch.resolve(1, [{ batch: ref(1, next) }], () => true).then((r) => { out = r; });
+  await Promise.resolve();
+  assert.equal(given.length, 3, 'the stale ones were given up at once, not at their deadline');
+  for (const r of given) assert.ok(!r.ok && 'unavailable' in r);
+  store.add(1, next, next.map(txHash), clock.now());
+  await Promise.resolve();
+  assert.ok(out?.ok, 'the new proposal waited in a freed slot and resolved when its batch came');
+  // The one still worth it kept its slot: a fifth still finds three free, not four.
+  const more = [0, 1, 2].map((k) => fetch.resolve(1, [{ batch: ref(1, txs(`m${k}`, 1)) }], () => true));
+  const full = await fetch.resolve(1, [{ batch: ref(1, txs('m3', 1)) }], () => true);
+  assert.ok(!full.ok && 'busy' in full, 'the current proposal still holds its slot');
+  clock.advance(FETCH_DEADLINE_MS);
+  for (const r of await Promise.all([current, ...more, ...stale])) assert.ok(!r.ok && 'unavailable' in r);
+});
+
 test('an answer holds what fits a frame; the asker asks again for the rest', () => {
   const server = fixture();
   const asker = fixture(0);

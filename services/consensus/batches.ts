@@ -260,6 +260,8 @@ export class BatchFetch {
   readonly #served = new Map<number, Map<string, number>>();
   #nextId = 1;
   #resolving = 0;
+  /** The proposals waiting for batches (at most MAX_RESOLVING): whether each is still worth it, and how to give it up. */
+  readonly #waiting = new Set<{ useful: () => boolean; giveUp: () => void }>();
   /** Counters for the metrics: batches asked for, received in answers, served; proposals that waited, and that gave up. */
   readonly counts = { asked: 0, received: 0, served: 0, waited: 0, unavailable: 0 };
 
@@ -300,16 +302,22 @@ export class BatchFetch {
     const { store, clock, limits } = this.#d;
     const now = resolveParts(parts, (h) => store.get(h), limits);
     if (now.ok || 'error' in now) return Promise.resolve(now);
+    // A slot held by a proposal no longer worth resolving (its view passed, its epoch ended) is
+    // given up for this one, not kept until its deadline.
+    if (this.#resolving >= MAX_RESOLVING) for (const w of [...this.#waiting]) if (!w.useful()) w.giveUp();
     if (this.#resolving >= MAX_RESOLVING) return Promise.resolve({ ok: false, busy: true });
     this.#resolving++;
     this.counts.waited++;
     return new Promise<Resolution>((done) => {
       let missing = now.missing;
+      const waiter = { useful, giveUp: () => finish({ ok: false, unavailable: missing }) };
+      this.#waiting.add(waiter);
       // Only the arrival of a batch still missing is worth resolving again: the parts may hold
       // thousands of inline transactions, hashed at each resolution.
       const waiting = new Set(missing.map((r) => toHex(r.digest)));
       const timers: { cancel(): void }[] = [];
       const finish = (r: Resolution): void => {
+        if (!this.#waiting.delete(waiter)) return;
         stop();
         for (const t of timers) t.cancel();
         this.#resolving--;
