@@ -17,7 +17,8 @@ import type { Hash } from '#libs/hotstuff/index.ts';
 import { encodeFrame } from '#libs/wire/index.ts';
 import type { PoolBatch } from './mempool.ts';
 import { OUTSIDE_BASE, isOutside, type Clock, type TransportPort } from './ports.ts';
-import { HandoffBudget, renumberPeers } from './handoff.ts';
+import { HandoffBudget } from './handoff.ts';
+import { renumberPeers } from './epoch-switch.ts';
 
 /** A batch held here: what the pool groups by (`ids`), what resolves a reference (`txs`, `ids`), and its reference. */
 export interface StoredBatch extends PoolBatch, HeldBatch {
@@ -259,7 +260,6 @@ export class BatchFetch {
   /** Per asker: the batches served to it (hex → when), oldest first. */
   readonly #served = new Map<number, Map<string, number>>();
   #nextId = 1;
-  #resolving = 0;
   /** The proposals waiting for batches (at most MAX_RESOLVING): whether each is still worth it, and how to give it up. */
   readonly #waiting = new Set<{ useful: () => boolean; giveUp: () => void }>();
   /** Counters for the metrics: batches asked for, received in answers, served; proposals that waited, and that gave up. */
@@ -304,9 +304,8 @@ export class BatchFetch {
     if (now.ok || 'error' in now) return Promise.resolve(now);
     // A slot held by a proposal no longer worth resolving (its view passed, its epoch ended) is
     // given up for this one, not kept until its deadline.
-    if (this.#resolving >= MAX_RESOLVING) for (const w of [...this.#waiting]) if (!w.useful()) w.giveUp();
-    if (this.#resolving >= MAX_RESOLVING) return Promise.resolve({ ok: false, busy: true });
-    this.#resolving++;
+    if (this.#waiting.size >= MAX_RESOLVING) for (const w of [...this.#waiting]) if (!w.useful()) w.giveUp();
+    if (this.#waiting.size >= MAX_RESOLVING) return Promise.resolve({ ok: false, busy: true });
     this.counts.waited++;
     return new Promise<Resolution>((done) => {
       let missing = now.missing;
@@ -320,7 +319,6 @@ export class BatchFetch {
         if (!this.#waiting.delete(waiter)) return;
         stop();
         for (const t of timers) t.cancel();
-        this.#resolving--;
         if (!r.ok && 'unavailable' in r) this.counts.unavailable++;
         done(r);
       };

@@ -26,6 +26,22 @@ export function renumbering(before: ValidatorSet, after: ValidatorSet): (i: numb
 }
 
 /**
+ * Moves a record kept per peer number to each peer's new number (`to`, epoch-switch.ts renumbering),
+ * in place (penalties, hand-off budgets, batch requests): a peer `to` has no number for is dropped,
+ * and outside numbers stay.
+ * A renumbering is one to one (by peer id), so no two land on one number; should they, the first stays.
+ */
+export function renumberPeers<V>(records: Map<number, V>, to: (peer: number) => number | undefined): void {
+  const moved = new Map<number, V>();
+  for (const [peer, v] of records) {
+    const n = isOutside(peer) ? peer : to(peer);
+    if (n !== undefined && !moved.has(n)) moved.set(n, v);
+  }
+  records.clear();
+  for (const [n, v] of moved) records.set(n, v);
+}
+
+/**
  * The engine's config for epoch `e`: its set, seat, leader rule and root, and the consensus
  * parameters a committed change set for it (else `base`'s, conf.yaml's, which genesis gave). The
  * base timeout is the epoch's; the back-off's multiplier and cap stay this member's, read live (a

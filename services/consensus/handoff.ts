@@ -9,7 +9,7 @@
 // peers outside the validator set). A bucket is its member's, not its number's: a set change moves
 // it to the member's new number (renumber), so nobody inherits another's spent or fresh budget.
 
-import { isOutside } from './ports.ts';
+import { renumberPeers } from './epoch-switch.ts';
 
 /** conf consensus.handoff_txs_per_second's default: some 1.8 × what one member hands another in the federation bench (docs/performance.md). */
 export const HANDOFF_TXS_PER_SECOND = 5_000;
@@ -68,17 +68,3 @@ export class HandoffBudget {
   }
 }
 
-/**
- * Moves a record kept per peer number to each peer's new number (`to`, epoch-switch.ts renumbering),
- * in place; a peer `to` has no number for is dropped, and outside numbers stay whatever `to` says.
- * A renumbering is one to one (by peer id), so no two land on one number; should they, the first stays.
- */
-export function renumberPeers<V>(records: Map<number, V>, to: (peer: number) => number | undefined): void {
-  const moved = new Map<number, V>();
-  for (const [peer, v] of records) {
-    const n = isOutside(peer) ? peer : to(peer);
-    if (n !== undefined && !moved.has(n)) moved.set(n, v);
-  }
-  records.clear();
-  for (const [n, v] of moved) records.set(n, v);
-}

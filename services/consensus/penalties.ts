@@ -21,6 +21,8 @@
 // Bounded: one small record per peer (validators, and the gateway link's bounded outside slots),
 // one counter per (peer, reason).
 
+import { renumberPeers } from './epoch-switch.ts';
+
 export const STRIKES_TO_MUTE = 16;
 /**
  * Strikes one equivocation counts for: a mute at once. Two conflicting messages signed for one
@@ -158,11 +160,7 @@ export class PeerPenalties {
    * outside peer from now on and starts clean there). Log counts start again.
    */
   renumber(to: (peer: number) => number | undefined): void {
-    for (const map of [this.#peers, this.#refusals, this.#useless] as Array<Map<number, unknown>>) {
-      const moved = [...map].flatMap(([peer, v]) => { const n = to(peer); return n === undefined ? [] : [[n, v] as const]; });
-      map.clear();
-      for (const [n, v] of moved) map.set(n, v);
-    }
+    for (const map of [this.#peers, this.#refusals, this.#useless] as Array<Map<number, unknown>>) renumberPeers(map, to);
     this.#counts.clear();
   }
 
