@@ -15,10 +15,11 @@ import { errorMessage, isFedError } from '#libs/errors/index.ts';
 import { logReady } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
-import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
+import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, watchConfig, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
 import { genesisBlock, type Block, type QuorumCert } from '#libs/hotstuff/index.ts';
 import type { ValidatorSet } from '#libs/validators/index.ts';
 import type { PeerSummary } from '#libs/gen/btcfed/v1/consensus.pb.ts';
+import type { StoreServiceClient } from '#libs/gen/btcfed/v1/store.pb.ts';
 import { GatewayServiceClient, PeerState } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { WIRE_MAX_VALIDATORS, decodeFrame } from '#libs/wire/index.ts';
 import { CONSENSUS_SERVICE, consensusService, type Intake } from './api.ts';
@@ -49,6 +50,12 @@ export interface ObserverContext {
   dataDir: string;
   sec: ReturnType<typeof memberSecurityFromDir>;
   conf: Conf;
+  /**
+   * The member's store and the version of `conf` it gave: the observer watches it from there, as a
+   * validator does, and applies the client limits, keep_blocks and consensus.follow live.
+   */
+  storeClient: StoreServiceClient;
+  configVersion: number;
   /** Genesis's validator set (conf.yaml's): the epochs this observer follows start from it. */
   validators: ValidatorSet;
   log: Logger;
@@ -80,7 +87,7 @@ export function peerStateName(s: PeerState): string {
   }
 }
 
-export async function runObserver({ flags, dataDir, sec, conf, validators, log, life, onSeated, retiredIn, catchUp }: ObserverContext): Promise<void> {
+export async function runObserver({ flags, dataDir, sec, conf, storeClient, configVersion, validators, log, life, onSeated, retiredIn, catchUp }: ObserverContext): Promise<void> {
   const c = conf.consensus;
   const dsa = createSlhDsa({ paramSet: conf.crypto.param_set, backend: conf.crypto.backend });
   const limits = { validatorCount: WIRE_MAX_VALIDATORS, signatureBytes: paramSpec(conf.crypto.param_set).signatureBytes, maxBlockTxs: c.max_block_txs, maxBlockBytes: c.max_block_bytes };
@@ -186,7 +193,9 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   link.start();
   // Readers are sent here to spare the validators: the same client limits as a validator's API,
   // but for read CPU an observer's own defaults (node.role; a member being added that follows as an
-  // observer keeps a validator's), which conf.yaml overrides. Read at start: no reload here.
+  // observer keeps a validator's), which conf.yaml overrides. Reloaded live (below).
+  // conf.yaml's view timings, as last reloaded: what GetStatus reports where no committed change set them.
+  const viewConf = { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat };
   const apiLimits = publicApiLimits(conf.services.consensus.limits, {
     log: log.child({ module: 'api' }), role: conf.node.role, refused: m.api.refused, readCpu: m.api.readCpu,
   });
@@ -195,7 +204,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   const serviceName = server.addService(CONSENSUS_SERVICE, guardService(CONSENSUS_SERVICE, consensusService({
     member: conf.node.name, chainId: c.chain_id, self: 0, node: follower, store, pool: intake, evidence: new EvidenceLog(c.chain_id, store), log,
     get validators() { return epochs.current.set; },
-    params: () => paramsInForce(epochs.current, { baseTimeoutMs: c.base_timeout, idleHeartbeatMs: c.idle_heartbeat }),
+    params: () => paramsInForce(epochs.current, viewConf),
     nextCommit: (signal) => commits.next(signal), peers: () => peers, guard: apiLimits.guard, flow: apiLimits.flow,
   }), everyMethod(CONSENSUS_SERVICE, ['client', 'operator']), guard));
   const port = await server.bind(flags.listen ?? conf.services.consensus.listen);
@@ -212,7 +221,19 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   };
   const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
   const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
-  const follow = new Set(c.follow);
+  let follow = new Set(c.follow);
+  // conf.yaml edited (the store reloads it): what an observer can take live, it takes. The rest
+  // (listen addresses, the chain, the role) needs a restart, as on a validator.
+  const stopWatch = watchConfig(storeClient, { afterVersion: configVersion }, ({ conf: next }) => {
+    apiLimits.reload(next.services.consensus.limits);
+    retention.setKeep(next.consensus.keep_blocks);
+    Object.assign(viewConf, { baseTimeoutMs: next.consensus.base_timeout, idleHeartbeatMs: next.consensus.idle_heartbeat });
+    const nextFollow = new Set(next.consensus.follow);
+    if (nextFollow.size !== follow.size || [...nextFollow].some((p) => !follow.has(p))) {
+      log.info({ follow: [...nextFollow], before: [...follow] }, 'consensus.follow reloaded: asked first from the next poll');
+      follow = nextFollow;
+    }
+  }, log.child({ module: 'config' }));
   // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
   const poll = setInterval(() => {
     server.setServing(serviceName, notReady().length === 0);
@@ -234,7 +255,7 @@ export async function runObserver({ flags, dataDir, sec, conf, validators, log, 
   poll.unref();
   // In the order they stop: no new reads, no new requests, then the stream, NATS, LMDB.
   life.add({ name: 'grpc', run: () => server.shutdown({ graceMs: 3000 }) });
-  life.add({ name: 'follower', run: () => { follower.stop(); clearInterval(poll); handOff.flush(); } });
+  life.add({ name: 'follower', run: () => { stopWatch(); follower.stop(); clearInterval(poll); handOff.flush(); } });
   life.add({ name: 'gateway-link', run: () => { link.close(); gatewayClient.close(); } });
   life.add({ name: 'metrics', run: () => endpoint?.close() });
   life.add({ name: 'nats', run: () => publisher?.close() });
