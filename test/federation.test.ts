@@ -312,14 +312,27 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
     await assert.rejects(call(clients[0]!.getBlock.bind(clients[0]!), { by: { $case: 'height', value: 10_000_000 } }),
       (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
 
-    // Edit m0's conf.yaml by hand: the store reloads it, and consensus takes the new view timeouts.
+    // Edit m0's conf.yaml by hand: the store reloads it, and consensus takes the new view timeouts
+    // and, last, the new log level (warn).
     const confPath = path.join(dir, 'm0', 'conf.yaml');
-    await fs.writeFile(confPath, (await fs.readFile(confPath, 'utf8')).replace('base_timeout: 1s', 'base_timeout: 1500ms'));
+    const edit = async (baseTimeout: string, level: string) => {
+      const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
+      doc.setIn(['consensus', 'base_timeout'], baseTimeout);
+      doc.setIn(['logging', 'level'], level);
+      await fs.writeFile(confPath, doc.toString());
+    };
+    await edit('1200ms', 'warn');
     const log = path.join(dir, 'm0', 'logs', 'consensus.log');
-    await until('consensus to log the reloaded timeouts', async () => {
-      const line = (await fs.readFile(log, 'utf8')).split('\n').find((l) => l.includes('view timeouts reloaded'));
-      return line && (JSON.parse(line) as { timeouts: { baseMs: number } }).timeouts.baseMs === 1500 ? true : undefined;
-    }, 15_000);
+    const reloadedTo = async () => (await fs.readFile(log, 'utf8')).split('\n').filter((l) => l.includes('view timeouts reloaded'))
+      .map((l) => (JSON.parse(l) as { timeouts: { baseMs: number } }).timeouts.baseMs);
+    await until('consensus to log the reloaded timeouts', async () => ((await reloadedTo()).includes(1200) ? true : undefined), 15_000);
+    // Then 1.5 s (the later steps' timer) and info again: the timeouts are taken (GetValidators says
+    // so), and their info line is not written: the warn level of the reload before was in force.
+    await edit('1500ms', 'info');
+    await until('m0 to report the base timeout reloaded to 1.5 s', async () =>
+      ((await call(clients[0]!.getValidators.bind(clients[0]!), {})).baseTimeoutMs === 1500 ? true : undefined), 15_000);
+    await new Promise((r) => setTimeout(r, 1000)); // what m0 wrote reaches its log file through the devnet's pipe
+    assert.deepEqual(await reloadedTo(), [1200], 'the second reload logged at info although logging.level was warn');
   });
 
   step('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {

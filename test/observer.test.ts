@@ -174,8 +174,11 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
       const confPath = path.join(dir, name, 'conf.yaml');
       const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
       doc.setIn(['consensus', 'keep_blocks'], 32);
-      // o0's readers get a smaller share of its read CPU too: one edit, both reloaded.
-      if (name === 'o0') doc.setIn(['services', 'consensus', 'limits', 'read_cpu_per_client'], { rate: 150 });
+      // o0's readers get a smaller share of its read CPU, and its log says more: one edit, all reloaded.
+      if (name === 'o0') {
+        doc.setIn(['services', 'consensus', 'limits', 'read_cpu_per_client'], { rate: 150 });
+        doc.setIn(['logging', 'level'], 'debug');
+      }
       await fs.writeFile(confPath, doc.toString());
     };
     // Validators and observers alike reload conf.yaml live: no member is restarted for it.
@@ -188,7 +191,9 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
       };
       const keepLine = parsed('block retention changed');
       const limitsLine = parsed('api limits reloaded');
-      return keepLine && limitsLine ? { keepLine, limitsLine } : undefined;
+      // A debug line (info is the devnet's level): the reloaded logging.level is in force.
+      const debugLine = parsed('pruned committed blocks') ?? parsed('followed');
+      return keepLine && limitsLine && debugLine ? { keepLine, limitsLine } : undefined;
     }, 60_000);
     assert.equal(reloaded.keepLine.keepBlocks, 32);
     // The rate as set; the burst left out of the edit is the observer's default (2,000), not a validator's (600).

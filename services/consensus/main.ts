@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { blockHash, createSlhDsa, paramSpec, toHex } from '#libs/crypto/index.ts';
 import { FedError, errorMessage, isFedError } from '#libs/errors/index.ts';
-import { createLogger, logReady } from '#libs/log/index.ts';
+import { createLogger, logReady, setLevel } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, fatal, fetchConfig, guardService, lifecycle, memberSecurityFromDir, natsOptionsFor, parseFlags, refusalCounter, watchConfig } from '#libs/service/index.ts';
@@ -409,6 +409,8 @@ async function main(): Promise<void> {
       overridden(t.base_timeout, t.idle_heartbeat);
       apiLimits.reload(next.services.consensus.limits);
       retention.setKeep(t.keep_blocks);
+      // Last: this reload's own lines are logged at the level in force when it began.
+      setLevel(log, next.logging.level);
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });

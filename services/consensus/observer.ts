@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { blockHash, createSlhDsa, paramSpec, txHash } from '#libs/crypto/index.ts';
 import type { Conf } from '#libs/config/index.ts';
 import { errorMessage, isFedError } from '#libs/errors/index.ts';
-import { logReady } from '#libs/log/index.ts';
+import { logReady, setLevel } from '#libs/log/index.ts';
 import { createPromMetrics, serveMetrics } from '#libs/metrics/index.ts';
 import { createClient, createServer, loadBtcfedProtos } from '#libs/rpc/index.ts';
 import { endpointOf, everyMethod, guardService, natsOptionsFor, refusalCounter, watchConfig, type lifecycle, type memberSecurityFromDir } from '#libs/service/index.ts';
@@ -222,8 +222,9 @@ export async function runObserver({ flags, dataDir, sec, conf, storeClient, conf
   const metricsAddr = flags.metrics ?? conf.services.consensus.metrics;
   const endpoint = metricsAddr ? await serveMetrics({ ...endpointOf(metricsAddr, 'metrics address'), registry: metrics.registry, notReady }) : undefined;
   let follow = new Set(c.follow);
-  // conf.yaml edited (the store reloads it): what an observer can take live, it takes. The rest
-  // (listen addresses, the chain, the role) needs a restart, as on a validator.
+  // conf.yaml edited (the store reloads it): what an observer can take live, it takes (logging.level,
+  // the client limits, keep_blocks, follow). The rest (listen addresses, the chain, the role, the
+  // log format) needs a restart, as on a validator.
   const stopWatch = watchConfig(storeClient, { afterVersion: configVersion }, ({ conf: next }) => {
     apiLimits.reload(next.services.consensus.limits);
     retention.setKeep(next.consensus.keep_blocks);
@@ -233,6 +234,8 @@ export async function runObserver({ flags, dataDir, sec, conf, storeClient, conf
       log.info({ follow: [...nextFollow], before: [...follow] }, 'consensus.follow reloaded: asked first from the next poll');
       follow = nextFollow;
     }
+    // Last: this reload's own lines are logged at the level in force when it began.
+    setLevel(log, next.logging.level);
   }, log.child({ module: 'config' }));
   // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
   const poll = setInterval(() => {
