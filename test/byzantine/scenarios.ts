@@ -479,6 +479,12 @@ const mempoolFill: Scenario = {
   name: 'mempool-fill', ci: false,
   async start({ fed, byz, note }) {
     let sent = 0;
+    // What the junk costs the honest members besides its own handling: proposals that named a batch
+    // a replica lacked (one honest member took it from m3, another refused it over m3's hand-off
+    // rate or while m3 was muted there) wait for it to be fetched.
+    const waited0 = await perHonest(fed, 'btcfed_consensus_batch_fetch_events_total', /event="waited"/);
+    const asked0 = await perHonest(fed, 'btcfed_consensus_batch_fetch_events_total', /event="asked"/);
+    const proposed0 = await perHonest(fed, 'btcfed_consensus_proposed_transactions_total');
     const attack = background(async () => {
       await byz.paced();
       byz.inject('all', { type: 'tx-batch', txs: Array.from({ length: 512 }, () => randomBytes(200)) });
@@ -511,6 +517,11 @@ const mempoolFill: Scenario = {
         sampling = false;
         await sampler;
         await sample();
+        const [waited, asked, proposed] = await Promise.all([
+          perHonest(fed, 'btcfed_consensus_batch_fetch_events_total', /event="waited"/),
+          perHonest(fed, 'btcfed_consensus_batch_fetch_events_total', /event="asked"/),
+          perHonest(fed, 'btcfed_consensus_proposed_transactions_total')]);
+        note(`during the flood, on m0/m1/m2: proposals that waited for a batch ${deltas(waited0, waited)}, batches asked for ${deltas(asked0, asked)}; transactions proposed as leader ${deltas(proposed0, proposed)}`);
       },
       async drained() {
         // m3's junk, up to its quota of each honest pool, is proposed and committed like any
