@@ -314,6 +314,13 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
 
     // Edit m0's conf.yaml by hand: the store reloads it, and consensus takes the new view timeouts
     // and, last, the new log level (warn).
+    const version = async (service: 'store' | 'consensus') => {
+      const port = service === 'store' ? memberPorts(basePort, 0).storeMetrics : memberPorts(basePort, 0).consensusMetrics;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(new RegExp(`^btcfed_${service}_config_version(?:\\{[^}]*\\})? (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    };
+    const appliedBefore = await version('consensus');
+    assert.ok(Number.isInteger(appliedBefore) && appliedBefore >= 1, `btcfed_consensus_config_version at start: ${appliedBefore}`);
     const confPath = path.join(dir, 'm0', 'conf.yaml');
     const edit = async (baseTimeout: string, level: string) => {
       const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
@@ -333,6 +340,11 @@ describe('a 4-member federation of real processes', { timeout: 1_200_000 }, () =
       ((await call(clients[0]!.getValidators.bind(clients[0]!), {})).baseTimeoutMs === 1500 ? true : undefined), 15_000);
     await new Promise((r) => setTimeout(r, 1000)); // what m0 wrote reaches its log file through the devnet's pipe
     assert.deepEqual(await reloadedTo(), [1200], 'the second reload logged at info although logging.level was warn');
+    // Which version consensus has applied, on its metrics: the store's, two edits on at least.
+    await until('btcfed_consensus_config_version to reach the store\'s', async () => {
+      const [applied, inForce] = [await version('consensus'), await version('store')];
+      return applied >= appliedBefore + 2 && applied === inForce ? true : undefined;
+    }, 15_000);
   });
 
   step('AdminService answers the operator certificate only; Pause stops a member signing until Resume', async () => {

@@ -170,6 +170,8 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
     });
     const o0Log = path.join(dir, 'o0', 'logs', 'consensus.log');
     const o0From = (await fs.stat(o0Log)).size;
+    const o0Ports = memberPorts(basePort, N);
+    const appliedBefore = await metric(o0Ports.consensusMetrics, 'btcfed_consensus_config_version');
     const keep = async (name: string) => {
       const confPath = path.join(dir, name, 'conf.yaml');
       const doc = parseDocument(await fs.readFile(confPath, 'utf8'));
@@ -198,6 +200,10 @@ describe('observers: 4 validators and 2 observers as real processes', { timeout:
     assert.equal(reloaded.keepLine.keepBlocks, 32);
     // The rate as set; the burst left out of the edit is the observer's default (2,000), not a validator's (600).
     assert.deepEqual(reloaded.limitsLine.limits?.read_cpu_per_client, { rate: 150, burst: 2000 });
+    await until('o0\'s btcfed_consensus_config_version to reach its store\'s', async () => {
+      const [applied, inForce] = [await metric(o0Ports.consensusMetrics, 'btcfed_consensus_config_version'), await metric(o0Ports.storeMetrics, 'btcfed_store_config_version')];
+      return applied > appliedBefore && applied === inForce ? true : undefined;
+    }, 30_000);
     const pruned = (name: string) => call(client(name).getBlock.bind(client(name)), { by: { $case: 'height', value: at } }, { deadlineMs: 5000 })
       .then(() => false, (e: grpc.ServiceError) => e.code === grpc.status.OUT_OF_RANGE);
     await until(`every validator and o0 to prune height ${at}`, async () => ((await Promise.all(['m0', 'm1', 'm2', 'm3', 'o0'].map(pruned))).every(Boolean) ? true : undefined), 180_000);

@@ -399,7 +399,8 @@ async function main(): Promise<void> {
       }
     };
     overridden(c.base_timeout, c.idle_heartbeat);
-    const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next }) => {
+    m.configVersion.set(setup.snapshot.version);
+    const stopWatch = watchConfig(storeClient, { afterVersion: setup.snapshot.version }, ({ conf: next, snapshot }) => {
       const t = next.consensus;
       if (t.base_timeout !== timeouts.baseMs || t.timeout_multiplier !== timeouts.multiplier || t.max_timeout !== timeouts.capMs) {
         // The engine reads these at every timer it sets: the next view uses the new values.
@@ -411,6 +412,7 @@ async function main(): Promise<void> {
       retention.setKeep(t.keep_blocks);
       // Last: this reload's own lines are logged at the level in force when it began.
       setLevel(log, next.logging.level);
+      m.configVersion.set(snapshot.version);
     }, log.child({ module: 'config' }));
 
     life.add({ name: 'grpc', run: () => Promise.all([server.shutdown({ graceMs: 3000 }), admin.shutdown({ graceMs: 1000 })]) });

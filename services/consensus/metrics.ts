@@ -74,6 +74,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
   const quorum = m.gauge('consensus_quorum_signatures', 'Signatures a QC needs (2f + 1)');
   const faults = m.gauge('consensus_fault_bound_validators', 'Faulty validators the set tolerates (f)');
   const epochGauge = m.gauge('consensus_epoch', 'The epoch this member runs (each committed reconfiguration ends one)');
+  const configVersion = m.gauge('consensus_config_version', 'Version of the member\'s configuration (the store\'s) this consensus service has applied: btcfed_store_config_version once it has taken a reload');
   const seatGauge = m.gauge('consensus_seat_state', '1 while this member is a validator of its epoch, 0 once a change removed it');
   const journalTxs = m.gauge('consensus_mempool_journal_transactions', 'Accepted transactions in the durable mempool journal (not committed yet)');
   const journalBytes = m.gauge('consensus_mempool_journal_bytes', 'Bytes of the entries in the mempool journal');
@@ -296,7 +297,7 @@ export function consensusMetrics(m: Metrics, now: () => number = Date.now, opts:
     readCpu: (method: string, ms: number) => { if (ms > 0 && READ_METHODS.includes(method)) apiReadCpu.inc({ method }, ms / 1000); },
     openStreams: apiStreams,
   };
-  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex, reconfig };
+  return { observer, timedSigner, mempool, peers, evidenceOutcome, journal, api, reoffered, batches, batchDisk, txIndex, reconfig, configVersion };
 }
 
 /** The peer label of an offence: a validator index, or 'outside' for every non-validator together (a label never grows with peer ids). */

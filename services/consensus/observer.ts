@@ -225,7 +225,8 @@ export async function runObserver({ flags, dataDir, sec, conf, storeClient, conf
   // conf.yaml edited (the store reloads it): what an observer can take live, it takes (logging.level,
   // the client limits, keep_blocks, follow). The rest (listen addresses, the chain, the role, the
   // log format) needs a restart, as on a validator.
-  const stopWatch = watchConfig(storeClient, { afterVersion: configVersion }, ({ conf: next }) => {
+  m.configVersion.set(configVersion);
+  const stopWatch = watchConfig(storeClient, { afterVersion: configVersion }, ({ conf: next, snapshot }) => {
     apiLimits.reload(next.services.consensus.limits);
     retention.setKeep(next.consensus.keep_blocks);
     Object.assign(viewConf, { baseTimeoutMs: next.consensus.base_timeout, idleHeartbeatMs: next.consensus.idle_heartbeat });
@@ -236,6 +237,7 @@ export async function runObserver({ flags, dataDir, sec, conf, storeClient, conf
     }
     // Last: this reload's own lines are logged at the level in force when it began.
     setLevel(log, next.logging.level);
+    m.configVersion.set(snapshot.version);
   }, log.child({ module: 'config' }));
   // The gateway's view of the peers: who is connected decides whom the follower asks (every second).
   const poll = setInterval(() => {
