@@ -53,10 +53,13 @@ export function setLevel(log: Logger, level: LogLevel): void {
 }
 
 /**
- * The line saying a service is up (`<service> ready`), written whatever `logging.level` is:
- * supervisors (`btcfed devnet`, the test bed) and operators wait for it, and a member set to
- * `warn` must not look as if it never started.
+ * A line of a service's life — up (`<service> ready`), `shutting down`, `stopped` — written
+ * whatever `logging.level` is: supervisors (`btcfed devnet`, the test bed) and operators wait for
+ * them, and a member set to `warn` must look neither as if it never started nor as if it died.
  */
-export function logReady(log: Logger, fields: Record<string, unknown>, msg: string): void {
+export function logLifeEvent(log: Logger, fields: Record<string, unknown>, msg: string): void {
   log.child({}, { level: 'info' }).info(fields, msg);
 }
+
+/** The line saying a service is up: a life event (above). */
+export const logReady = logLifeEvent;

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { createLogger, logReady, setLevel } from '#libs/log/index.ts';
+import { lifecycle } from '#libs/service/index.ts';
 
 function capture(): { stream: PassThrough; lines: () => string[] } {
   const stream = new PassThrough();
@@ -49,4 +50,18 @@ test('the ready line is written at any level (supervisors wait for it)', () => {
   assert.deepEqual(lines.map((l) => l.msg), ['gateway ready']);
   assert.equal(lines[0]!.grpcPort, 1);
   assert.equal(lines[0]!.member, 'm1', 'with the service\'s bindings');
+});
+
+test('a service\'s stop writes its shutting-down and stopped lines at any level, after a reload set warn', async () => {
+  const out = capture();
+  const log = createLogger({ service: 'consensus', member: 'm0', level: 'info', destination: out.stream });
+  setLevel(log, 'warn'); // logging.level edited to warn while it runs
+  const life = lifecycle(log, { signals: false, exit: () => undefined });
+  life.add({ name: 'step', run: () => log.info('a step says this: hidden') });
+  await life.stop('SIGTERM');
+  await new Promise((r) => setImmediate(r));
+  const lines = out.lines().map((l) => JSON.parse(l) as { msg: string; reason?: string; member?: string });
+  assert.deepEqual(lines.map((l) => l.msg), ['shutting down', 'stopped']);
+  assert.equal(lines[0]!.reason, 'SIGTERM');
+  assert.equal(lines[1]!.member, 'm0');
 });

@@ -10,6 +10,7 @@ import { versionLine } from '#libs/version/index.ts';
 import { natsConnectOptions, type NatsConf, type NatsConnectOptions } from '#libs/events/index.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { parseHostPort } from '#libs/config/index.ts';
+import { logLifeEvent } from '#libs/log/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -53,7 +54,7 @@ export function lifecycle(log: Logger, opts: { exit?: (code: number) => void; si
 
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
-      log.info({ reason }, 'shutting down');
+      logLifeEvent(log, { reason }, 'shutting down');
       for (const step of steps) {
         try {
           await step.run();
@@ -61,7 +62,7 @@ export function lifecycle(log: Logger, opts: { exit?: (code: number) => void; si
           log.warn({ step: step.name, err: errorMessage(err) }, 'shutdown step failed');
         }
       }
-      log.info('stopped');
+      logLifeEvent(log, {}, 'stopped');
       log.flush?.();
     })();
     return stopping;
