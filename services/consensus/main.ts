@@ -87,9 +87,12 @@ async function main(): Promise<void> {
   const { sec, storeClient, conf, validators } = setup;
   const log = createLogger({ service: 'consensus', member: conf.node.name, level: conf.logging.level, format: conf.logging.format });
   const life = lifecycle(log);
+  // What every way of running as an observer (by role, behind the peers' retention, removed, not
+  // seated yet) starts from.
+  const asObserver = { flags, dataDir, sec, conf, storeClient, configVersion: setup.snapshot.version, validators, log, life };
   if (conf.node.role === 'observer') {
     try {
-      await runObserver({ flags, dataDir, sec, conf, storeClient, configVersion: setup.snapshot.version, validators, log, life });
+      await runObserver(asObserver);
     } catch (err) {
       await life.stop('start failed');
       fatal(log, err, 'starting the observer');
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
       // observer does (verified the same way), then starts again as a validator from there.
       log.warn({ why: catchUp, committed: store.committedHeight() }, 'joining from a checkpoint before taking part again');
       await store.close();
-      await runObserver({ flags, dataDir, sec, conf, storeClient, configVersion: setup.snapshot.version, validators, log, life,
+      await runObserver({ ...asObserver,
         catchUp: () => { void life.stop('caught up from a checkpoint').then(() => restartInPlace(log)); } });
       return;
     }
@@ -132,14 +135,14 @@ async function main(): Promise<void> {
         // Removed by a reconfiguration: it follows the chain as an observer (it votes no more), and
         // offers what it acknowledged as a validator and has not seen committed again (retired.ts).
         log.warn({ epoch: current.number }, `member ${conf.node.name} is not a validator of epoch ${current.number}: a reconfiguration removed it; following the chain as an observer`);
-        await runObserver({ flags, dataDir, sec, conf, storeClient, configVersion: setup.snapshot.version, validators, log, life, retiredIn: current.number, onSeated: seatedAgain });
+        await runObserver({ ...asObserver, retiredIn: current.number, onSeated: seatedAgain });
         return;
       }
       // Never seated yet: a member being added. It follows the chain as an observer, each epoch's
       // end proven, until an epoch seats it; then this process starts again as a validator.
       log.warn({ epoch: current.number },
         `member ${conf.node.name} is not a validator of epoch ${current.number}: following the chain until a reconfiguration seats it`);
-      await runObserver({ flags, dataDir, sec, conf, storeClient, configVersion: setup.snapshot.version, validators, log, life, onSeated: seatedAgain });
+      await runObserver({ ...asObserver, onSeated: seatedAgain });
       return;
     }
     const metrics = createPromMetrics({ prefix: 'btcfed_', defaultLabels: { member: conf.node.name, service: 'consensus' } });
