@@ -1,4 +1,5 @@
-// The gateway under load and change, as real processes: 50 concurrent connections, a config
+// The gateway under load and change, as real processes: 50 concurrent connections, a keyless
+// stranger's connection flood (refused before its handshake), a config
 // reload during frame traffic, a peer killed and restarted (delinquency and recovery), a peer
 // named by /dns4, a slow consumer (end-to-end backpressure), a consumer that vanishes without a
 // word (its Attach slot is freed) and IPv6 listen addresses.
@@ -19,7 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatewayServiceClient } from '#libs/gen/btcfed/v1/gateway.pb.ts';
 import { SERVER_KEEPALIVE } from '#libs/rpc/server.ts';
 import {
-  PeerState, attach, bytes, freePort, freezableRelay, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
+  PeerState, attach, bytes, freePort, freezableRelay, gatewayCounter, listPeers, makeCluster, startGateway, startMember, stopAll, strangerNode, waitPeer,
   type GatewayMember, type Node,
 } from './support/gateway.ts';
 
@@ -33,7 +34,10 @@ describe('gateway: 50 concurrent connections', () => {
   });
 
   test('50 peers dial one gateway at once and all stay connected', async () => {
-    members = await makeCluster(1);
+    // They all dial from 127.0.0.1, where this gateway knows no validator: its operator says how
+    // many connections it takes from one host at once (the default, 16 and 64, would refuse a crowd).
+    const crowdRate = { rate: 50, burst: 64 };
+    members = await makeCluster(1, { peers: { inbound_connections_per_host: crowdRate, inbound_connections_unknown_hosts: crowdRate } });
     nodes[0] = await startMember(members[0]!);
     for (let i = 0; i < 50; i++) crowd.push(await strangerNode());
     const target = multiaddr(`${members[0]!.address}/p2p/${members[0]!.identity.peerId}`);
@@ -56,6 +60,90 @@ describe('gateway: 50 concurrent connections', () => {
     assert.equal(connected, 50);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(crowd.filter((n) => n.getConnections().length === 1).length, 50, 'no connection was pruned or dropped');
+  });
+});
+
+describe('gateway: a keyless stranger connecting in a loop', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  const strangers: Array<Awaited<ReturnType<typeof strangerNode>>> = [];
+  after(async () => {
+    await Promise.allSettled(strangers.map((n) => n.stop()));
+    await stopAll(nodes, members);
+  });
+
+  /** Dials `target` and hangs up, over and over, until `ms` ran out; how many dials got a connection. */
+  async function churn(node: Awaited<ReturnType<typeof strangerNode>>, target: ReturnType<typeof multiaddr>, ms: number): Promise<{ ok: number; refused: number }> {
+    const end = Date.now() + ms;
+    let ok = 0;
+    let refused = 0;
+    while (Date.now() < end) {
+      try {
+        await node.dial(target, { force: true, signal: AbortSignal.timeout(2000) });
+        ok++;
+        await node.hangUp(peerIdFromString(target.getComponents().find((c) => c.name === 'p2p')!.value!));
+      } catch { refused++; await new Promise((r) => setTimeout(r, 5)); }
+    }
+    return { ok, refused };
+  }
+
+  test('its connections are refused before the handshake past its host\'s rate, and strangers\' hosts together share one; a validator still connects', async () => {
+    // v1 is a validator that v0's peers.yaml places at 127.0.0.1, on a port where nothing listens:
+    // v0 cannot dial it, so v1 gets in only through v0's gate. The strangers dial from 127.0.0.2–10.
+    // The rates are set here (above the defaults), so that the bounds below are this test's own.
+    const rates = { inbound_connections_per_host: { rate: 4, burst: 16 }, inbound_connections_unknown_hosts: { rate: 20, burst: 64 } };
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [] : [0]), peers: rates });
+    const [v0, v1] = members as [GatewayMember, GatewayMember];
+    await fs.writeFile(v0.peersPath, stringify({ peers: [{ public_key: v1.identity.publicKey, addresses: [`/ip4/127.0.0.1/tcp/${await freePort()}`] }] }));
+    nodes[0] = await startMember(v0, ['--metrics', '127.0.0.1:0']);
+    const refused = async (reason: string) => gatewayCounter(nodes[0]!.gw, 'connections_refused_total', `reason="${reason}"`);
+    // The strangers dial a listen address added while v0 runs: its listener is behind the gate too.
+    const extra = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+    const conf = parse(await fs.readFile(v0.confPath, 'utf8')) as { network: { addresses: string[] }; peers: Record<string, unknown> };
+    conf.network.addresses.push(extra);
+    await fs.writeFile(v0.confPath, stringify(conf));
+    await nodes[0].gw.svc.waitFor((l) => l.msg === 'config version applied' && (l.applied as string[]).includes('network.addresses (added)'), 10_000);
+    const target = multiaddr(`${extra}/p2p/${v0.identity.peerId}`);
+
+    // One host: its burst (16) at once, then 4 a second.
+    strangers.push(await strangerNode(undefined, { from: '127.0.0.2' }));
+    const t0 = Date.now();
+    const one = await churn(strangers[0]!, target, 3000);
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`# one stranger host, ${seconds.toFixed(1)} s: ${one.ok} connections, ${one.refused} refused before the handshake`);
+    assert.ok(one.refused > 0, 'no connection was refused');
+    assert.ok(one.ok <= 16 + Math.ceil(4 * seconds) + 1, `${one.ok} connections in ${seconds.toFixed(1)} s from one host: over 16 + 4 a second`);
+    assert.ok(one.ok >= 16, `only ${one.ok} connections: the burst was not given`);
+    assert.ok(await refused('host_rate') >= one.refused, 'the refusals were not counted by reason');
+
+    // Eight more hosts: each has its own burst, but together they get the shared one (64 at once).
+    for (let h = 3; h <= 10; h++) strangers.push(await strangerNode(undefined, { from: `127.0.0.${h}` }));
+    const t1 = Date.now();
+    const many = await Promise.all(strangers.slice(1).map((n) => churn(n, target, 1500)));
+    const took = (Date.now() - t1) / 1000;
+    const admitted = many.reduce((a, r) => a + r.ok, 0);
+    console.log(`# eight stranger hosts at once, ${took.toFixed(1)} s: ${admitted} connections, ${many.reduce((a, r) => a + r.refused, 0)} refused`);
+    assert.ok(admitted <= 64 + Math.ceil(20 * took) + 1, `${admitted} connections from eight hosts in ${took.toFixed(1)} s: over the shared 64 + 20 a second`);
+    assert.ok(await refused('unknown_hosts_rate') > 0, 'the shared bucket of hosts without a validator refused nothing');
+
+    // While all nine keep the shared bucket empty, the validator dials in from a validator's host.
+    const shared0 = await refused('unknown_hosts_rate');
+    const busy = Promise.all(strangers.map((n) => churn(n, target, 6000)));
+    nodes[1] = await startMember(v1);
+    await waitPeer(nodes[0].gw, v1.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED, 10_000);
+    await busy;
+    assert.ok(await refused('unknown_hosts_rate') > shared0, 'the strangers did not keep the shared bucket empty while the validator connected');
+
+    // An operator who wants more from these hosts says so in conf.yaml; it applies live.
+    conf.peers.inbound_connections_unknown_hosts = { rate: 1000, burst: 1000 };
+    conf.peers.inbound_connections_per_host = { rate: 1000, burst: 1000 };
+    await fs.writeFile(v0.confPath, stringify(conf));
+    await nodes[0].gw.svc.waitFor((l) => l.msg === 'config version applied' && (l.applied as string[]).includes('peers.inbound_connections_per_host/unknown_hosts'), 10_000);
+    const opened = await churn(strangers[0]!, target, 1000);
+    assert.ok(opened.ok > 16 + 4 + 1, `${opened.ok} connections in 1 s after the rates were raised: the edit did not apply`);
+    const lines = nodes[0].gw.svc.lines.filter((l) => l.msg?.startsWith('inbound connections refused before the handshake'));
+    assert.ok(lines.length > 0 && lines.length <= 3, `${lines.length} log lines about refusals in ~10 s (at most one every 10 s)`);
+    assert.ok(JSON.stringify(lines[0]!.hosts).includes('127.0.0.'), 'the line names the refused hosts');
   });
 });
 
@@ -333,8 +421,11 @@ describe('gateway: connection budget', () => {
   });
 
   test('a flood of stranger connections does not keep a validator out', async () => {
-    // A does not know B; B dials A after A is full of strangers.
-    members = await makeCluster(2, { knows: (i) => (i === 1 ? [0] : []), peers: { max_connections: 16 } });
+    // A does not know B; B dials A after A is full of strangers. The budget after the handshake is
+    // under test, so the gate before it lets all of this host's connections through.
+    const open = { rate: 1000, burst: 1000 };
+    members = await makeCluster(2, { knows: (i) => (i === 1 ? [0] : []),
+      peers: { max_connections: 16, inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[0] = await startMember(a);
     const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);

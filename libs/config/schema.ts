@@ -248,6 +248,14 @@ export const confSchema = z.strictObject({
     max_learned_peers: z.number().int().min(0).max(10_000).default(256),
     /** libp2p connection budget; one slot per validator (and 4 spare) is kept from everyone else. */
     max_connections: z.number().int().min(8).max(10_000).default(512),
+    /**
+     * New inbound connections a second from one remote host, counted before the handshake (which
+     * costs ~10 ms of CPU each); rate and burst are multiplied by one plus the validators whose
+     * peers.yaml addresses are at that host, so members sharing a host reconnect together…
+     */
+    inbound_connections_per_host: bucket(2, 8, 1, 'one connection'),
+    /** …and from all hosts where no validator is, together. */
+    inbound_connections_unknown_hosts: bucket(10, 64, 1, 'one connection'),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

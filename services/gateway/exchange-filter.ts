@@ -143,10 +143,15 @@ export class TokenBucket {
     this.#last = now;
   }
 
-  take(now: number): boolean {
+  /** Whether take() would succeed now (refills, takes nothing). */
+  peek(now: number): boolean {
     this.#tokens = Math.min(this.capacity, this.#tokens + ((now - this.#last) / 1000) * this.perSecond);
     this.#last = now;
-    if (this.#tokens < 1) return false;
+    return this.#tokens >= 1;
+  }
+
+  take(now: number): boolean {
+    if (!this.peek(now)) return false;
     this.#tokens -= 1;
     return true;
   }

@@ -3,7 +3,7 @@
 // dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
 // the network. Must never close a connection because a config changed, except on stop().
 
-import { networkList, type Peer } from '#libs/config/index.ts';
+import { networkList, parseTcpMultiaddr, type Peer } from '#libs/config/index.ts';
 import { MAX_OP_ADDRESSES } from '#libs/crypto/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
@@ -22,6 +22,7 @@ import { addListenAddresses, createNode, listenAddresses, type GatewayNode } fro
 import type { QueueLimits } from './outbound-queue.ts';
 import { peerEventPublisher } from './peer-events.ts';
 import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts';
+import { InboundGate } from './inbound-gate.ts';
 import { diffSettings, maxFrameBytes, type Settings } from './settings.ts';
 import { toldSet } from './told-set.ts';
 
@@ -72,6 +73,12 @@ export class Gateway {
    */
   #heardSet = false;
   #gauges: NodeJS.Timeout | undefined;
+  /** Addresses the told set's change cards gave its validators (none for genesis members). */
+  #cardAddresses = new Map<string, readonly string[]>();
+  #gate: InboundGate;
+  /** Refused inbound connections by host since the last line about them (logged at most every 10 s). */
+  #refusedSince = new Map<string, number>();
+  #refusedLogAt = 0;
 
   private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; presence: Presence; dialer: Dialer },
     settings: Settings, deps: GatewayDeps) {
@@ -79,6 +86,7 @@ export class Gateway {
     this.attach = parts.attach; this.exchange = parts.exchange; this.presence = parts.presence; this.dialer = parts.dialer;
     this.#settings = settings;
     this.#deps = deps;
+    this.#gate = new InboundGate(settings.inbound, [], Date.now());
   }
 
   get settings(): Settings { return this.#settings; }
@@ -121,8 +129,10 @@ export class Gateway {
     // genesis: members seated since then are not "added" (presence would report them absent).
     const first = !this.#heardSet;
     this.#heardSet = true;
-    if (before?.equals(set) && before.epoch === set.epoch) return;
+    this.#cardAddresses = new Map(set.members.map((v) => [v.peerId, v.addresses]));
+    if (before?.equals(set) && before.epoch === set.epoch) { this.#refreshGate(); return; }
     this.#told = set;
+    this.#refreshGate();
     this.path.setValidators(set);
     this.path.maxFrameBytes = this.#frameLimit(this.#settings);
     this.#deps.metrics.epoch.set(set.epoch);
@@ -162,6 +172,7 @@ export class Gateway {
       privateKey: settings.privateKey, listen: settings.listen, dialTimeoutMs: settings.connectionTimeoutMs, streamWindowBytes,
       maxConnections: settings.maxConnections,
       admit: (peerId) => (gw ? gw.#admit(peerId) : true),
+      accept: (host) => (gw ? gw.#accept(host) : true),
     });
     const table = new PeerTable({
       now: Date.now, random: Math.random, backoff: opts.backoff,
@@ -264,6 +275,40 @@ export class Gateway {
     return false;
   }
 
+  /**
+   * Whether a new inbound connection from `host` may go on to its handshake (inbound-gate.ts).
+   * Refusals are counted by reason and logged at most every 10 s, with the hosts refused.
+   */
+  #accept(host: string): boolean {
+    const now = Date.now();
+    const verdict = this.#gate.admit(host, now);
+    if (verdict === 'admit') return true;
+    const { metrics, log } = this.#deps;
+    metrics.connectionsRefused.inc({ reason: verdict });
+    if (this.#refusedSince.has(host) || this.#refusedSince.size < 16) this.#refusedSince.set(host, (this.#refusedSince.get(host) ?? 0) + 1);
+    if (now - this.#refusedLogAt >= 10_000) {
+      log.warn({ reason: verdict, hosts: Object.fromEntries(this.#refusedSince), limits: this.#settings.inbound },
+        'inbound connections refused before the handshake: over the rate for their host (peers.inbound_connections_per_host) or for hosts without a validator (peers.inbound_connections_unknown_hosts)');
+      this.#refusedSince.clear();
+      this.#refusedLogAt = now;
+    }
+    return false;
+  }
+
+  /** The gate's buckets follow where the validators are: peers.yaml's addresses and their change cards'. */
+  #refreshGate(): void {
+    const hosts: string[] = [];
+    for (const v of this.validators?.members ?? []) {
+      const at = new Set<string>();
+      for (const a of [...(this.#stored.get(v.peerId) ?? []), ...(this.#cardAddresses.get(v.peerId) ?? [])]) {
+        const r = parseTcpMultiaddr(a);
+        if (r.ok) at.add(r.value.host);
+      }
+      hosts.push(...at);
+    }
+    this.#gate.setValidatorHosts(hosts);
+  }
+
   #refreshGauges(): void {
     const counts = { connected: 0, connecting: 0, disconnected: 0, delinquent: 0 };
     for (const e of this.table.all()) {
@@ -284,6 +329,7 @@ export class Gateway {
   #setPeers(peers: readonly Peer[]): void {
     this.#stored = new Map(peers.map((p) => [p.peerId, p.addresses]));
     this.table.setKnown(peers);
+    this.#refreshGate();
   }
 
   /** Applies a new config version live; what cannot change while running is reported. */
@@ -303,6 +349,7 @@ export class Gateway {
     if (change.peersChanged) { this.#setPeers(next.peers); this.dialer.dialDue(); applied.push('peers'); }
     // Once consensus told the epoch's set, conf.yaml's (genesis's) no longer decides who is a validator.
     if (change.validatorsChanged && !this.#told) { this.path.setValidators(next.validators); applied.push('validators'); }
+    if (change.inboundChanged) { this.#gate.setLimits(next.inbound, Date.now()); applied.push('peers.inbound_connections_per_host/unknown_hosts'); }
     if (change.discoveryChanged) {
       this.exchange.dropPrivate = dropPrivate(next, opts);
       this.exchange.networks = networkList(next.learnedNetworks);
@@ -322,6 +369,7 @@ export class Gateway {
     // Keep the running key and name: they did not change underneath the node.
     this.#settings = { ...next, privateKey: this.#settings.privateKey, peerId: this.#settings.peerId, member: this.#settings.member,
       listen: change.removedListen.length > 0 ? [...new Set([...next.listen, ...change.removedListen])] : next.listen };
+    if (change.validatorsChanged || change.peersChanged) this.#refreshGate();
     // conf.yaml's set, before any is told, is no epoch change: what is held for those it lost goes.
     if (change.validatorsChanged && !this.#told) this.presence.validatorsChanged([]);
     return { applied, needsRestart: change.needsRestart };

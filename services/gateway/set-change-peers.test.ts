@@ -33,6 +33,7 @@ async function gateway(): Promise<Gateway> {
     peers: [{ publicKey: key(2), peerId: ids[2]!.peerId, addresses: [LISTED], lastSeenMs: 0 }], validators: genesis,
     exchangeIntervalMs: 60_000, connectionTimeoutMs: 1000, maxFrameBytes: 1 << 20, paramSet: 'slh-dsa-sha2-128f', maxBlockBytes: 1 << 20,
     allowPrivate: true, learnedNetworks: [], maxLearnedPeers: 100, maxConnections: 100,
+    inbound: { perHost: { rate: 4, burst: 16 }, unknownHosts: { rate: 20, burst: 64 } },
   };
   return Gateway.start(settings, { dropPrivate: false, backoff: DEFAULT_BACKOFF },
     { log: createLogger({ service: 'test', level: 'error' }), metrics: gatewayMetrics(createPromMetrics({ prefix: 't_' })), persist: async () => undefined });

@@ -57,7 +57,11 @@ test('diff: what applies live and what needs a restart', () => {
   assert.equal(d.timersChanged, true);
   assert.equal(d.peersChanged, false);
   const none = diffSettings(a, settingsFrom({ conf: conf(), peers: [] }));
-  assert.deepEqual([none.needsRestart, none.timersChanged, none.validatorsChanged, none.frameLimitChanged], [[], false, false, false]);
+  assert.deepEqual([none.needsRestart, none.timersChanged, none.validatorsChanged, none.frameLimitChanged, none.inboundChanged], [[], false, false, false, false]);
+  // The inbound connection rates apply live, with the defaults for what is left out.
+  const c = settingsFrom({ conf: conf({ peers: { inbound_connections_per_host: { burst: 64 } } }), peers: [] });
+  assert.deepEqual(c.inbound, { perHost: { rate: 2, burst: 64 }, unknownHosts: { rate: 10, burst: 64 } });
+  assert.deepEqual([diffSettings(a, c).inboundChanged, diffSettings(a, c).needsRestart], [true, []]);
 });
 
 test('no validator set before a genesis is joined, and a member outside the set has no seat', () => {

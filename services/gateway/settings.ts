@@ -7,6 +7,7 @@ import { parsePrivateKey, parseTcpMultiaddr, type Cidr, type Conf, type Peer } f
 import { paramSpec, type ParamSet } from '#libs/crypto/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { ValidatorSet } from '#libs/validators/index.ts';
+import type { InboundGateLimits } from './inbound-gate.ts';
 
 export interface Settings {
   member: string;
@@ -34,6 +35,8 @@ export interface Settings {
   maxLearnedPeers: number;
   /** peers.max_connections: the libp2p connection budget (validators have reserved slots in it). */
   maxConnections: number;
+  /** peers.inbound_connections_per_host / _unknown_hosts: new connections a second, before the handshake. */
+  inbound: InboundGateLimits;
 }
 
 /** Room for the envelope around a block: headers, ids, QC fields, protobuf tags, chain id. */
@@ -85,6 +88,7 @@ export function settingsFrom(input: SnapshotInput): Settings {
     learnedNetworks: conf.peers.learned_networks,
     maxLearnedPeers: conf.peers.max_learned_peers,
     maxConnections: conf.peers.max_connections,
+    inbound: { perHost: { ...conf.peers.inbound_connections_per_host }, unknownHosts: { ...conf.peers.inbound_connections_unknown_hosts } },
   };
 }
 
@@ -104,6 +108,8 @@ export interface SettingsChange {
   /** peers.allow_private_addresses / learned_networks / max_learned_peers. */
   discoveryChanged: boolean;
   frameLimitChanged: boolean;
+  /** peers.inbound_connections_per_host / _unknown_hosts. */
+  inboundChanged: boolean;
   /** Fields that changed but only take effect after a restart. */
   needsRestart: string[];
 }
@@ -127,6 +133,7 @@ export function diffSettings(before: Settings, after: Settings): SettingsChange 
     discoveryChanged: before.allowPrivate !== after.allowPrivate || before.maxLearnedPeers !== after.maxLearnedPeers
       || !same(before.learnedNetworks, after.learnedNetworks),
     frameLimitChanged: before.maxFrameBytes !== after.maxFrameBytes,
+    inboundChanged: !same(before.inbound, after.inbound),
     needsRestart,
   };
 }
