@@ -31,6 +31,7 @@ import { rssParts } from './measure.ts';
 import { CLIENT_SCENARIOS } from './clients.ts';
 import { BATCH_SCENARIOS } from './batches.ts';
 import { PRESENCE_SCENARIOS } from './presence.ts';
+import { CONNECTION_SCENARIOS } from './connections.ts';
 import { LAST_SCENARIOS, RECONFIG_SCENARIOS } from './reconfig.ts';
 
 export { healthy, type Scenario } from './scenario.ts';
@@ -706,5 +707,5 @@ const forgeToObserver: Scenario = {
  */
 export const SCENARIOS: Scenario[] = [
   silent, withhold, forgeToObserver, mempoolFill, ...BATCH_SCENARIOS, ...PRESENCE_SCENARIOS, viewJump, stallOwnViews, slowLeader, equivocate,
-  ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, poisoning, ...LAST_SCENARIOS,
+  ...USELESS_SCENARIOS, ...RECONFIG_SCENARIOS, badSignatures, oversized, requestFlood, ...CLIENT_SCENARIOS, ...CONNECTION_SCENARIOS, poisoning, ...LAST_SCENARIOS,
 ];
