@@ -439,6 +439,40 @@ describe('gateway: connection budget', () => {
   });
 });
 
+describe('gateway: one peer id connecting again and again', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  let impostor: Awaited<ReturnType<typeof strangerNode>> | undefined;
+  after(async () => {
+    await impostor?.stop();
+    await stopAll(nodes, members);
+  });
+
+  test('a validator\'s key dialling again and again gets at most 4 connections; the rest are refused after the handshake and counted', async () => {
+    // `force`: a new connection each dial, whatever libp2p already has (a Byzantine member's node
+    // does what it likes). The gate before the handshake is opened here: the per-peer bound after
+    // it is under test.
+    const open = { rate: 1000, burst: 1000 };
+    members = await makeCluster(2, { peers: { inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
+    impostor = await strangerNode(b.identity.privateKey);
+    const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
+    let ok = 0;
+    for (let k = 0; k < 12; k++) {
+      try { await impostor.dial(target, { force: true, signal: AbortSignal.timeout(2000) }); ok++; } catch { /* refused */ }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const held = impostor.getConnections().filter((c) => c.status === 'open').length;
+    const refused = await gatewayCounter(nodes[0].gw, 'connections_refused_total', 'reason="peer_connections"');
+    console.log(`# one peer id, 12 forced dials: ${ok} dials succeeded, ${held} connections held, ${refused} refused`);
+    assert.ok(held <= 4, `the validator's key holds ${held} connections with one gateway`);
+    assert.ok(refused >= 12 - 4, `only ${refused} connections refused for the peer's bound`);
+    const line = await nodes[0].gw.svc.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('connection refused: the peer already holds'), 5000);
+    assert.equal(line.peerId, b.identity.peerId);
+  });
+});
+
 describe('gateway: oversized frames from a validator', () => {
   const nodes: Array<Node | undefined> = [];
   let members: GatewayMember[] = [];

@@ -48,6 +48,13 @@ export interface ApplyReport { applied: string[]; needsRestart: string[] }
 const dropPrivate = (s: Settings, o: GatewayOptions) => o.dropPrivate || !s.allowPrivate;
 /** Connection slots kept from non-validators beyond one per validator. */
 const SPARE_VALIDATOR_SLOTS = 4;
+/**
+ * Open connections one peer id may hold with us, validators included. An honest member holds one,
+ * two for a moment when both ends dial at once or a restarted peer's old connection has not closed
+ * yet; a peer that dials again and again without /p2p (libp2p then cannot find the connection it
+ * has) or on purpose would otherwise hold one per dial, each a handshake and a slot.
+ */
+export const MAX_CONNECTIONS_PER_PEER = 4;
 const pingInterval = (s: Settings, o: GatewayOptions) => o.pingIntervalMs ?? Math.min(5_000, s.exchangeIntervalMs);
 const queueLimits = (s: Settings, o: GatewayOptions): QueueLimits => ({
   maxFrames: o.queue?.maxFrames ?? 1024,
@@ -79,6 +86,7 @@ export class Gateway {
   /** Refused inbound connections by host since the last line about them (logged at most every 10 s). */
   #refusedSince = new Map<string, number>();
   #refusedLogAt = 0;
+  #peerCapLogAt = 0;
 
   private constructor(parts: { node: GatewayNode; table: PeerTable; path: ConsensusPath; attach: AttachPoint; exchange: PeerExchange; presence: Presence; dialer: Dialer },
     settings: Settings, deps: GatewayDeps) {
@@ -254,13 +262,23 @@ export class Gateway {
   }
 
   /**
-   * Whether an authenticated inbound connection may stay: validators always (their slots are
-   * reserved); anyone else only while the others hold fewer than the budget minus the reserve,
-   * and never a penalised peer.
+   * Whether an authenticated inbound connection may stay (or a dial start): no peer beyond
+   * MAX_CONNECTIONS_PER_PEER connections; then validators always (their slots are reserved); anyone
+   * else only while the others hold fewer than the budget minus the reserve, and never a penalised peer.
    */
   #admit(peerId: string): boolean {
-    if (this.#isValidator(peerId)) return true;
     const { metrics, log } = this.#deps;
+    const held = this.node.getConnections(peerIdFromString(peerId)).filter((c) => c.status === 'open').length;
+    if (held >= MAX_CONNECTIONS_PER_PEER) {
+      metrics.connectionsRefused.inc({ reason: 'peer_connections' });
+      const now = Date.now();
+      if (now - this.#peerCapLogAt >= 10_000) {
+        this.#peerCapLogAt = now;
+        log.warn({ peerId, held, validator: this.#isValidator(peerId) }, `connection refused: the peer already holds ${MAX_CONNECTIONS_PER_PEER} connections with us (logged at most every 10 s)`);
+      }
+      return false;
+    }
+    if (this.#isValidator(peerId)) return true;
     if (this.exchange.penalised(peerId)) {
       metrics.connectionsRefused.inc({ reason: 'penalised' });
       log.debug({ peerId }, 'connection refused: peer is penalised');
