@@ -28,6 +28,7 @@ const presenceLies: Scenario = {
     const limited = () => gw('btcfed_gateway_presence_messages_total', /direction="in",result="rate_limited"/);
     // Counted from now: at start each gateway is absent to the others until its consensus attaches.
     const [skip0, limited0, others0] = [await skippedAbsent(), await limited(), await skippedOthers()];
+    const counters0 = counters(await fed.metrics(0, 'gateway'));
     let sent = 0;
     const attack = background(async () => {
       // Nine in ten say "detached": m3 wants its absence believed, and to churn the others.
@@ -49,6 +50,9 @@ const presenceLies: Scenario = {
       stop: async () => { await attack.stop(); await liar.stop(); },
       async check() {
         const [skip1, limited1, others] = [await skippedAbsent(), await limited(), await skippedOthers()];
+        const counters1 = counters(await fed.metrics(0, 'gateway'));
+        const moved = [...counters1].map(([k, v]) => [k, v - (counters0.get(k) ?? 0)] as const).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]).slice(0, 16);
+        note(`m0's gateway counters during the attack: ${moved.map(([k, d]) => `${k} +${d}`).join(', ')}`);
         note(`m3 told each honest gateway ${sent} times that its consensus is detached or back; views given up for an absent leader ${deltas(skip0, skip1)}; its messages rate-limited ${deltas(limited0, limited1)} times`);
         check(sent > 0, 'nothing was sent');
         check(limited1.every((x, k) => x > limited0[k]!), 'an honest gateway took every presence message of m3 (btcfed_gateway_presence_messages_total{result="rate_limited"} unchanged)');
@@ -57,5 +61,17 @@ const presenceLies: Scenario = {
     };
   },
 };
+
+/** Every `_total` sample of a /metrics page, by name and labels. */
+function counters(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !/_total[{ ]/.test(line)) continue;
+    const at = line.lastIndexOf(' ');
+    const key = line.slice(0, at).replace(/^btcfed_gateway_/, '').replace(/,?(member|service)="[^"]*"/g, '').replace(/\{,?\}|\{,/g, (x) => (x.length > 2 ? '{' : ''));
+    m.set(key, Number(line.slice(at + 1)));
+  }
+  return m;
+}
 
 export const PRESENCE_SCENARIOS: Scenario[] = [presenceLies];
