@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { parseConfText, parsePrivateKey } from '#libs/config/index.ts';
+import { parseConfText } from '#libs/config/index.ts';
 import { strangerNode } from '../support/gateway.ts';
 import { HONEST } from './federation.ts';
 import { check, deltas, type Scenario } from './scenario.ts';
@@ -23,10 +23,7 @@ const connectionFlood: Scenario = {
     const SHARED = parseConfText(fs.readFileSync(path.join(fed.memberDir(0), 'conf.yaml'), 'utf8')).peers.inbound_connections_unknown_hosts;
     const strangers = await Promise.all(hosts.map((from) => strangerNode(undefined, { from })));
     const targets = HONEST.map((i) => {
-      const key = parseConfText(fs.readFileSync(path.join(fed.memberDir(i), 'conf.yaml'), 'utf8')).node.private_key ?? '';
-      const id = parsePrivateKey(key);
-      if (!id.ok) throw new Error(`m${i}'s node.private_key: ${id.reason}`);
-      const { peerId } = id.value;
+      const peerId = fed.peerId(i);
       return { i, addr: multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(i).libp2p}/p2p/${peerId}`), peer: peerIdFromString(peerId) };
     });
     const refused = () => Promise.all(HONEST.map(async (i) =>

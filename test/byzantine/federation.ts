@@ -5,11 +5,13 @@
 // members keep committing, none halts, their logs agree, their memory and disk stay bounded.
 
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import { toHex } from '#libs/crypto/index.ts';
+import { parseConfText, parsePrivateKey } from '#libs/config/index.ts';
 import { call } from '#libs/rpc/index.ts';
 import type { ConsensusServiceClient } from '#libs/gen/btcfed/v1/consensus.pb.ts';
 import { adminClient, consensusClient } from '../../cli/client.ts';
@@ -90,6 +92,12 @@ export class Federation {
   }
 
   memberDir(i: number): string { return path.join(this.dir, `m${i}`); }
+  /** Member i's libp2p peer id, from its conf.yaml's key. */
+  peerId(i: number): string {
+    const id = parsePrivateKey(parseConfText(readFileSync(path.join(this.memberDir(i), 'conf.yaml'), 'utf8')).node.private_key ?? '');
+    if (!id.ok) throw new Error(`m${i}'s conf.yaml: node.private_key: ${id.reason}`);
+    return id.value.peerId;
+  }
   ports(i: number) { return memberPorts(this.basePort, i); }
   proc(i: number, service: Service) { return this.net.procs.find((p) => p.member === `m${i}` && p.service === service)!; }
 

@@ -21,7 +21,11 @@ const presenceLies: Scenario = {
   async start({ fed, note }) {
     const m3Key = parseConfText(fs.readFileSync(path.join(fed.memberDir(3), 'conf.yaml'), 'utf8')).node.private_key;
     const liar = await strangerNode(m3Key);
-    const targets = HONEST.map((i) => multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(i).libp2p}`));
+    // With each gateway's peer id in the address, so that libp2p reuses its connection: without it
+    // every message was a new connection (a handshake each, ~10 ms of the gateway's thread), a
+    // connection flood that the gateways' inbound gate bounds per host (connection-flood), not the
+    // lies this scenario is about.
+    const targets = HONEST.map((i) => multiaddr(`/ip4/127.0.0.1/tcp/${fed.ports(i).libp2p}/p2p/${fed.peerId(i)}`));
     const gw = (name: string, labels?: RegExp) => Promise.all(HONEST.map((i) => fed.metric(i, 'gateway', name, labels)));
     const skippedAbsent = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /reason="absent"/);
     const skippedOthers = () => perHonest(fed, 'btcfed_consensus_views_skipped_total', /leader="[012]",reason="absent"/);
