@@ -249,7 +249,7 @@ export const confSchema = z.strictObject({
     /** libp2p connection budget; one slot per validator (and 4 spare) is kept from everyone else. */
     max_connections: z.number().int().min(8).max(10_000).default(512),
     /**
-     * New inbound connections a second from one remote host, counted before the handshake (which
+     * New inbound connections a second from one remote host (an IPv6 host: its /64), counted before the handshake (which
      * costs ~10 ms of CPU each); rate and burst are multiplied by one plus the validators whose
      * peers.yaml addresses are at that host, so members sharing a host reconnect together…
      */

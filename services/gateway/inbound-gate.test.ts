@@ -47,7 +47,7 @@ test('hosts without a validator share one bucket: many addresses do not multiply
 
 test('the hosts tracked are bounded: the least recently seen is forgotten', () => {
   const gate = new InboundGate({ perHost: limits.perHost, unknownHosts: { rate: 1e9, burst: 1e9 } }, [], 0);
-  for (let h = 0; h < MAX_TRACKED_HOSTS + 500; h++) gate.admit(`2001:db8::${h.toString(16)}`, 0);
+  for (let h = 0; h < MAX_TRACKED_HOSTS + 500; h++) gate.admit(`10.${h >> 8}.${h & 255}.1`, 0);
   assert.equal(gate.trackedHosts, MAX_TRACKED_HOSTS);
 });
 
@@ -64,9 +64,23 @@ test('a change of where validators are resets only the hosts it changes', () => 
   assert.equal(run(gate, '10.0.0.1', 100, 0).admit, 4);
 });
 
-test('hosts: IPv4-mapped IPv6 is the IPv4 host', () => {
+test('hosts: IPv4-mapped IPv6 is the IPv4 host; IPv6 is counted by its /64', () => {
   assert.equal(normaliseHost('::FFFF:10.0.0.1'), '10.0.0.1');
-  assert.equal(normaliseHost('2001:DB8::1'), '2001:db8::1');
+  assert.equal(normaliseHost('198.51.100.7'), '198.51.100.7');
+  assert.equal(normaliseHost('2001:DB8::1'), '2001:db8:0:0::/64');
+  assert.equal(normaliseHost('2001:db8:0:0:ffff:1:2:3'), '2001:db8:0:0::/64');
+  assert.equal(normaliseHost('2001:0db8:0000:0001::1'), '2001:db8:0:1::/64');
+  assert.equal(normaliseHost('::1'), '0:0:0:0::/64');
+  assert.equal(normaliseHost('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(normaliseHost('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
+  assert.equal(normaliseHost('1:2:3:4:5:6:7'), '1:2:3:4:5:6:7', 'not an address: kept as it is');
+  assert.equal(normaliseHost('1::2::3'), '1::2::3');
+  // One machine with a /64 is one host: its addresses share a bucket, and a validator's /64 is its host.
+  const v6 = new InboundGate(limits, ['2001:db8:0:7::10'], 0);
+  let admitted = 0;
+  for (let k = 1; k <= 100; k++) if (v6.admit(`2001:db8:0:9::${k.toString(16)}`, 0) === 'admit') admitted++;
+  assert.equal(admitted, 16);
+  assert.equal(run(v6, '2001:db8:0:7::99', 100, 0).admit, 32);
   const gate = new InboundGate(limits, ['10.0.0.1'], 0);
   assert.equal(run(gate, '::ffff:10.0.0.1', 100, 0).admit, 32, 'a mapped address is its IPv4 host');
 });

@@ -75,8 +75,38 @@ export class InboundGate {
   }
 }
 
-/** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) is 10.0.0.1; IPv6 in lower case. */
+/**
+ * The key a host is counted under: an IPv4 address as it is ("::ffff:10.0.0.1", an IPv4 peer on a
+ * dual-stack socket, is 10.0.0.1); an IPv6 address by its /64, the block one subscriber is given
+ * (one machine can take any address in it, so counting each apart would give it 2^64 buckets).
+ * Anything else (a name) in lower case.
+ */
 export function normaliseHost(host: string): string {
   const h = host.toLowerCase();
-  return h.startsWith('::ffff:') && h.includes('.') ? h.slice(7) : h;
+  if (h.startsWith('::ffff:') && h.includes('.')) return h.slice(7);
+  if (!h.includes(':')) return h;
+  const groups = ipv6Groups(h);
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : h;
+}
+
+/** The eight 16-bit groups of an IPv6 address (without leading zeros), or undefined if it is not one. */
+function ipv6Groups(h: string): string[] | undefined {
+  const addr = h.split('%')[0]!;
+  const halves = addr.split('::');
+  if (halves.length > 2) return undefined;
+  const part = (s: string) => (s === '' ? [] : s.split(':'));
+  const head = part(halves[0]!);
+  const tail = halves.length === 2 ? part(halves[1]!) : [];
+  const last = (halves.length === 2 ? tail : head).at(-1);
+  if (last?.includes('.')) {
+    const q = last.split('.').map(Number);
+    if (q.length !== 4 || q.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) return undefined;
+    const v4 = [((q[0]! << 8) | q[1]!).toString(16), ((q[2]! << 8) | q[3]!).toString(16)];
+    (halves.length === 2 ? tail : head).splice(-1, 1, ...v4);
+  }
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 1 ? fill !== 0 : fill < 1) return undefined;
+  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...tail];
+  if (groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return undefined;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ''));
 }
