@@ -439,6 +439,42 @@ describe('gateway: connection budget', () => {
   });
 });
 
+describe('gateway: strangers with a fresh key each', () => {
+  const nodes: Array<Node | undefined> = [];
+  let members: GatewayMember[] = [];
+  after(() => stopAll(nodes, members));
+
+  test('libp2p\'s peer store forgets them once they are gone; a validator it keeps', async () => {
+    const open = { rate: 1000, burst: 1000 };
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : [0]), peers: { inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
+    const [a, b] = members as [GatewayMember, GatewayMember];
+    nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
+    nodes[1] = await startMember(b);
+    await waitPeer(nodes[0].gw, b.identity.peerId, (p) => p.state === PeerState.PEER_STATE_CONNECTED);
+    const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
+    const gauge = () => gatewayCounter(nodes[0]!.gw, 'peer_store_peers', '');
+    const forgotten = () => gatewayCounter(nodes[0]!.gw, 'peer_store_forgotten_total', '');
+    const N = 24;
+    for (let k = 0; k < N; k++) {
+      // Listening nowhere: a stranger with addresses would be a peer the gateway learns (kept in
+      // its peer table, bounded by max_learned_peers, and dialled) until its dials fail.
+      const s = await strangerNode(undefined, { listen: false });
+      try { await s.dial(target); await new Promise((r) => setTimeout(r, 50)); } finally { await s.stop(); }
+    }
+    // The sweep runs every 10 s (PEER_STORE_SWEEP_MS).
+    const t0 = Date.now();
+    while (await forgotten() < N && Date.now() - t0 < 25_000) await new Promise((r) => setTimeout(r, 500));
+    const [gone, held] = [await forgotten(), await gauge()];
+    assert.ok(gone >= N, `${gone} of ${N} strangers swept from libp2p's peer store`);
+    // The next sweep finds what the last one kept: the validator alone.
+    while (await gauge() === held && Date.now() - t0 < 40_000) await new Promise((r) => setTimeout(r, 500));
+    const kept = await gauge();
+    console.log(`# ${N} strangers with fresh keys came and went: the peer store held ${held}, ${gone} swept, then ${kept}`);
+    assert.equal(kept, 1, `the peer store holds ${kept} peers after the sweep: the validator, and nothing of the strangers`);
+    assert.equal((await listPeers(nodes[0].gw)).peers.find((p) => p.peerId === b.identity.peerId)?.state, PeerState.PEER_STATE_CONNECTED);
+  });
+});
+
 describe('gateway: one peer id connecting again and again', () => {
   const nodes: Array<Node | undefined> = [];
   let members: GatewayMember[] = [];

@@ -55,6 +55,14 @@ const SPARE_VALIDATOR_SLOTS = 4;
  * has) or on purpose would otherwise hold one per dial, each a handshake and a slot.
  */
 export const MAX_CONNECTIONS_PER_PEER = 4;
+/**
+ * How often libp2p's peer store is swept of peers this gateway neither knows (validators, the peer
+ * table) nor is connected to. identify writes a record for every peer that connects and libp2p
+ * drops one only when it is read more than six hours later: a stranger with a fresh key per
+ * connection would grow it without bound. The gateway dials from its own table, never from the
+ * peer store, so a stranger's record is of no use once it is gone.
+ */
+export const PEER_STORE_SWEEP_MS = 10_000;
 const pingInterval = (s: Settings, o: GatewayOptions) => o.pingIntervalMs ?? Math.min(5_000, s.exchangeIntervalMs);
 const queueLimits = (s: Settings, o: GatewayOptions): QueueLimits => ({
   maxFrames: o.queue?.maxFrames ?? 1024,
@@ -80,6 +88,8 @@ export class Gateway {
    */
   #heardSet = false;
   #gauges: NodeJS.Timeout | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping = false;
   /** Addresses the told set's change cards gave its validators (none for genesis members). */
   #cardAddresses = new Map<string, readonly string[]>();
   #gate: InboundGate;
@@ -252,6 +262,33 @@ export class Gateway {
     this.#refreshGauges();
     this.#gauges = setInterval(() => this.#refreshGauges(), 1000);
     this.#gauges.unref();
+    this.#sweeper = setInterval(() => void this.#sweepPeerStore(), PEER_STORE_SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  /** One sweep of the peer store (PEER_STORE_SWEEP_MS); one at a time. */
+  async #sweepPeerStore(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    const { metrics, log } = this.#deps;
+    try {
+      let kept = 0;
+      let removed = 0;
+      for (const p of await this.node.peerStore.all()) {
+        const id = p.id.toString();
+        if (this.#isValidator(id) || this.table.get(id) !== undefined || this.node.getConnections(p.id).length > 0) { kept++; continue; }
+        await this.node.peerStore.delete(p.id);
+        removed++;
+      }
+      // What the store held as this sweep began: after one sweep has cleared strangers, the next shows
+      // only what is kept (validators, the peer table's, the connected) and newcomers since.
+      metrics.peerStorePeers.set(kept + removed);
+      if (removed > 0) metrics.peerStoreForgotten.inc({}, removed);
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'sweeping the libp2p peer store failed (tried again at the next sweep)');
+    } finally {
+      this.#sweeping = false;
+    }
   }
 
   /** Peers in peers.yaml that are not validators. */
@@ -420,6 +457,7 @@ export class Gateway {
 
   async stop(): Promise<void> {
     clearInterval(this.#gauges);
+    clearInterval(this.#sweeper);
     this.dialer.stop();
     this.attach.close();
     await this.exchange.stop();

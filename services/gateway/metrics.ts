@@ -32,6 +32,8 @@ export function gatewayMetrics(m: Metrics) {
       'Peer records or addresses refused, by reason (bad_key, bad_address, private_address, no_address, too_many, too_many_addresses, validator, cap, table_full, penalised, unreachable)', ['reason']),
     penalised: m.counter('gateway_peers_penalised_total', 'Peers whose exchange is ignored for a while, by reason', ['reason']),
     connectionsRefused: m.counter('gateway_connections_refused_total', 'Connections refused, by reason (budget, penalised, peer_connections; before the handshake: host_rate, unknown_hosts_rate)', ['reason']),
+    peerStorePeers: m.gauge('gateway_peer_store_peers', 'Peers libp2p\'s peer store held when the last sweep began (it then keeps validators, the peer table\'s and those connected)'),
+    peerStoreForgotten: m.counter('gateway_peer_store_forgotten_total', 'Peers swept from libp2p\'s peer store: neither known nor connected (strangers that came and went)'),
     dialAddressFailures: m.counter('gateway_dial_address_failures_total', 'Addresses that failed a dial (each then tried last)'),
     reloads: m.counter('gateway_reloads_total', 'Config versions applied, by result', ['result']),
     unapplied: m.counter('gateway_reload_unapplied_total', 'Config changes that need a restart, by field', ['field']),

@@ -2,7 +2,8 @@
 // (node.private_key) and its listen addresses. libp2p's own reconnect queue and peer discovery
 // are off: the dialer owns redials (backoff, delinquency) so there is one policy, not two.
 // /dns4 and /dns6 addresses are dialled by the TCP transport, which hands the name to Node's
-// resolver (getaddrinfo); no DNS library is involved. Must never listen with another key.
+// resolver (getaddrinfo); no DNS library is involved. Every inbound TCP connection passes the
+// gateway's gate (`accept`) before libp2p takes it. Must never listen with another key.
 
 import net from 'node:net';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -95,7 +96,12 @@ export async function createNode(opts: NodeOptions): Promise<GatewayNode> {
   }
   if (opts.accept) {
     gates.set(node, opts.accept);
-    gateListeners(node);
+    try {
+      gateListeners(node);
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
   }
   return node;
 }

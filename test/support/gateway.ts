@@ -224,10 +224,11 @@ export function attach(gw: RunningGateway, onFrame?: (f: InboundFrame) => void, 
 }
 
 /** A libp2p node in this process with a fresh identity (a stranger to every member), or with a member's key. */
-export async function strangerNode(privateKey?: string, opts: { from?: string } = {}): Promise<Libp2p> {
+export async function strangerNode(privateKey?: string, opts: { from?: string; listen?: boolean } = {}): Promise<Libp2p> {
   return createLibp2p({
     ...(privateKey ? { privateKey: privateKeyFromProtobuf(Buffer.from(privateKey, 'base64')) } : {}),
-    addresses: { listen: [`/ip4/${opts.from ?? '127.0.0.1'}/tcp/0`] },
+    // listen: false — no address to tell a gateway, so it is never a peer the gateway learns and dials.
+    addresses: { listen: opts.listen === false ? [] : [`/ip4/${opts.from ?? '127.0.0.1'}/tcp/0`] },
     // `from`: another loopback address (127.0.0.2…) as its dials' source, so a gateway on this
     // host sees a host of its own. net.connect takes localAddress; @libp2p/tcp passes dialOpts on
     // without naming it in its type.
