@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { blockHash, newViewSigningBytes, proposalSigningBytes, toHex } from '#libs/crypto/index.ts';
-import { call } from '#libs/rpc/index.ts';
+import { callPatiently } from '#libs/rpc/index.ts';
 import { encodeFrame, type Frame } from '#libs/wire/index.ts';
 import { BYZANTINE, sleep } from './federation.ts';
 import { until } from '../support/until.ts';
@@ -172,7 +172,7 @@ const badBlockTime: Scenario = {
         const [refused1, anomalies1] = [await refused(), await anomalies()];
         // Every block committed meanwhile: after its parent, and not ahead of the clock.
         const c = fed.clients[0]!;
-        const r = await call(c.listBlocks.bind(c), { fromHeight: from - 1, limit: 100, headersOnly: true }, { deadlineMs: 15_000 });
+        const r = await callPatiently(c.listBlocks.bind(c), { fromHeight: from - 1, limit: 100, headersOnly: true }, { deadlineMs: 15_000, patienceMs: 60_000 });
         const stamps = r.blocks.map((b) => b.block!.header!.timestampMs);
         const now = Date.now();
         note(`${restamped} proposals of m3 re-stamped (ten years ahead, an hour behind); refused as bad_block_time ${deltas(refused0, refused1)}; block-time anomalies counted ${deltas(anomalies0, anomalies1)}; ${stamps.length} blocks committed from height ${from - 1}`);
