@@ -253,9 +253,9 @@ export const confSchema = z.strictObject({
      * costs ~10 ms of CPU each); rate and burst are multiplied by one plus the validators whose
      * peers.yaml addresses are at that host, so members sharing a host reconnect together…
      */
-    inbound_connections_per_host: bucket(2, 8, 1, 'one connection'),
+    inbound_connections_per_host: bucket(1, 8, 1, 'one connection'),
     /** …and from all hosts where no validator is, together. */
-    inbound_connections_unknown_hosts: bucket(10, 64, 1, 'one connection'),
+    inbound_connections_unknown_hosts: bucket(5, 64, 1, 'one connection'),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

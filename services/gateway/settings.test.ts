@@ -60,7 +60,7 @@ test('diff: what applies live and what needs a restart', () => {
   assert.deepEqual([none.needsRestart, none.timersChanged, none.validatorsChanged, none.frameLimitChanged, none.inboundChanged], [[], false, false, false, false]);
   // The inbound connection rates apply live, with the defaults for what is left out.
   const c = settingsFrom({ conf: conf({ peers: { inbound_connections_per_host: { burst: 64 } } }), peers: [] });
-  assert.deepEqual(c.inbound, { perHost: { rate: 2, burst: 64 }, unknownHosts: { rate: 10, burst: 64 } });
+  assert.deepEqual(c.inbound, { perHost: { rate: 1, burst: 64 }, unknownHosts: { rate: 5, burst: 64 } });
   assert.deepEqual([diffSettings(a, c).inboundChanged, diffSettings(a, c).needsRestart], [true, []]);
 });
 
