@@ -24,6 +24,9 @@ import {
   type GatewayMember, type Node,
 } from './support/gateway.ts';
 
+/** conf.yaml `peers` rates that open the inbound gate, for tests of what comes after it. */
+const GATE_OPEN = { inbound_connections_per_host: { rate: 1000, burst: 1000 }, inbound_connections_unknown_hosts: { rate: 1000, burst: 1000 } };
+
 describe('gateway: 50 concurrent connections', () => {
   const nodes: Array<Node | undefined> = [];
   let members: GatewayMember[] = [];
@@ -423,9 +426,7 @@ describe('gateway: connection budget', () => {
   test('a flood of stranger connections does not keep a validator out', async () => {
     // A does not know B; B dials A after A is full of strangers. The budget after the handshake is
     // under test, so the gate before it lets all of this host's connections through.
-    const open = { rate: 1000, burst: 1000 };
-    members = await makeCluster(2, { knows: (i) => (i === 1 ? [0] : []),
-      peers: { max_connections: 16, inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
+    members = await makeCluster(2, { knows: (i) => (i === 1 ? [0] : []), peers: { max_connections: 16, ...GATE_OPEN } });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[0] = await startMember(a);
     const target = multiaddr(`${a.address}/p2p/${a.identity.peerId}`);
@@ -445,8 +446,7 @@ describe('gateway: strangers with a fresh key each', () => {
   after(() => stopAll(nodes, members));
 
   test('libp2p\'s peer store forgets them once they are gone; a validator it keeps', async () => {
-    const open = { rate: 1000, burst: 1000 };
-    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : [0]), peers: { inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
+    members = await makeCluster(2, { knows: (i) => (i === 0 ? [1] : [0]), peers: GATE_OPEN });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
     nodes[1] = await startMember(b);
@@ -488,8 +488,7 @@ describe('gateway: one peer id connecting again and again', () => {
     // `force`: a new connection each dial, whatever libp2p already has (a Byzantine member's node
     // does what it likes). The gate before the handshake is opened here: the per-peer bound after
     // it is under test.
-    const open = { rate: 1000, burst: 1000 };
-    members = await makeCluster(2, { peers: { inbound_connections_per_host: open, inbound_connections_unknown_hosts: open } });
+    members = await makeCluster(2, { peers: GATE_OPEN });
     const [a, b] = members as [GatewayMember, GatewayMember];
     nodes[0] = await startMember(a, ['--metrics', '127.0.0.1:0']);
     impostor = await strangerNode(b.identity.privateKey);
