@@ -8,3 +8,6 @@
  * unless given one.)
  */
 export const DEFAULT_IDLE_HEARTBEAT = '10s';
+
+/** `btcfed firewall`: connections one source address (an IPv6 /64) may hold at once at a gateway port. */
+export const DEFAULT_FIREWALL_MAX_PER_SOURCE = 32;

@@ -11,7 +11,7 @@ import { isParamSet, type ParamSet } from '#libs/crypto/params.ts';
 import { parseDuration } from '#libs/config/duration.ts';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { versionLine } from '#libs/version/index.ts';
-import { DEFAULT_IDLE_HEARTBEAT } from './defaults.ts';
+import { DEFAULT_FIREWALL_MAX_PER_SOURCE, DEFAULT_IDLE_HEARTBEAT } from './defaults.ts';
 import { homeOf, startCommand } from './start.ts';
 
 // Each command loads the modules it runs when it runs (gRPC, the config schema and libp2p's key
@@ -27,6 +27,7 @@ const load = {
   rotate: () => import('./rotate.ts'),
   verify: () => import('./verify.ts'),
   inspect: () => import('./inspect.ts'),
+  firewall: () => import('./firewall.ts'),
   reconfigure: () => import('./reconfigure.ts'),
   devnetCommand: () => import('./devnet-command.ts'),
   grpc: () => import('@grpc/grpc-js'),
@@ -490,6 +491,20 @@ next: once the change committed, btcfed member rotate --dir ${rel(dir)} --apply$
     .description('the member\'s validator entry: index, name, peer id, SLH-DSA public key')
     .addOption(memberOpt())
     .action(async (o: { member: string }) => { console.log((await load.inspect()).showValidator(path.resolve(o.member))); });
+
+  program.command('firewall')
+    .description('iptables rules for the member\'s gateway port(s), from its conf.yaml and peers.yaml: validators\' hosts pass, any other source is held to twice peers.inbound_connections_per_host and a number of connections at once (docs/gateway.md); printed, or loaded with --apply')
+    .addOption(memberOpt())
+    .option('--ipv6', 'the IPv6 rules (ip6tables; a source is its /64)', false)
+    .addOption(new Option('--max-connections-per-source <n>', 'connections one source address (IPv6: /64) may hold at once').argParser(positiveInt).default(DEFAULT_FIREWALL_MAX_PER_SOURCE))
+    .option('--apply', 'load them on this host now (iptables-restore --noflush: only their own chain is replaced) and hook the chain from INPUT once; needs root', false)
+    .action(async (o: { member: string; ipv6: boolean; maxConnectionsPerSource: number; apply: boolean }) => {
+      const { memberFirewall, applyFirewall, applyHint } = await load.firewall();
+      const fw = memberFirewall(path.resolve(o.member), { ipv6: o.ipv6, maxPerSource: o.maxConnectionsPerSource });
+      for (const n of fw.notes) console.error(`btcfed: note: ${n}`);
+      if (o.apply) console.log(applyFirewall(fw, o.ipv6));
+      else console.log(`${fw.restore}${applyHint(fw, o.ipv6)}`);
+    });
 
   program.command('config').description('configuration files')
     .command('check')

@@ -25,7 +25,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('every command has its own help on stdout, exit 0, and starts nothing', () => {
   for (const cmd of [['devnet'], ['init'], ['member', 'init'], ['member', 'join'], ['member', 'rotate'], ['genesis'], ['status'], ['submit'], ['watch'], ['evidence'], ['verify'],
-    ['admin'], ['reconfigure', 'propose'], ['reconfigure', 'approve'], ['reconfigure', 'assemble'], ['reconfigure', 'inspect'], ['cert', 'issue'], ['cert', 'check'], ['cert', 'renew'], ['keygen'], ['show-node-id'], ['show-validator'], ['config', 'check']]) {
+    ['admin'], ['reconfigure', 'propose'], ['reconfigure', 'approve'], ['reconfigure', 'assemble'], ['reconfigure', 'inspect'], ['cert', 'issue'], ['cert', 'check'], ['cert', 'renew'], ['keygen'], ['show-node-id'], ['show-validator'], ['config', 'check'], ['firewall']]) {
     const h = btcfed(dir, ...cmd, '--help');
     assert.equal(h.status, 0, `${cmd.join(' ')} --help: ${h.stderr}`);
     assert.match(h.stdout, new RegExp(`^Usage: btcfed ${cmd.join(' ')} `), cmd.join(' '));
