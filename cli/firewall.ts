@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { parseConfText, parsePeersText, parseTcpMultiaddr } from '#libs/config/index.ts';
 import { FedError } from '#libs/errors/index.ts';
 import { firewallRules, type Firewall } from '../services/gateway/firewall.ts';
+import { validatorHosts } from '../services/gateway/inbound-gate.ts';
 
 export interface FirewallOptions { ipv6: boolean; maxPerSource: number }
 
@@ -37,14 +38,7 @@ export function memberFirewall(memberDir: string, o: FirewallOptions): Firewall 
     ports.push(r.value.port);
   }
   const validators = new Set(conf.validators.map((v) => v.peer_id));
-  const hosts: string[] = [];
-  for (const p of peers) {
-    if (!validators.has(p.peerId)) continue;
-    for (const a of p.addresses) {
-      const r = parseTcpMultiaddr(a);
-      if (r.ok) hosts.push(r.value.host);
-    }
-  }
+  const hosts = validatorHosts(peers.filter((p) => validators.has(p.peerId)).map((p) => p.addresses));
   try {
     return firewallRules({ member: conf.node.name, family, ports, validatorHosts: hosts, perHost: conf.peers.inbound_connections_per_host, maxPerSource: o.maxPerSource });
   } catch (err) {

@@ -3,7 +3,7 @@
 // dropping connections. main.ts owns the process (flags, store client, gRPC, NATS); this owns
 // the network. Must never close a connection because a config changed, except on stop().
 
-import { networkList, parseTcpMultiaddr, type Peer } from '#libs/config/index.ts';
+import { networkList, type Peer } from '#libs/config/index.ts';
 import { MAX_OP_ADDRESSES } from '#libs/crypto/index.ts';
 import type { Logger } from '#libs/log/index.ts';
 import type { Events } from '#libs/events/index.ts';
@@ -22,7 +22,7 @@ import { addListenAddresses, createNode, listenAddresses, type GatewayNode } fro
 import type { QueueLimits } from './outbound-queue.ts';
 import { peerEventPublisher } from './peer-events.ts';
 import { PeerTable, type BackoffOptions, type PeerEntry } from './peer-table.ts';
-import { InboundGate } from './inbound-gate.ts';
+import { InboundGate, validatorHosts } from './inbound-gate.ts';
 import { diffSettings, maxFrameBytes, type Settings } from './settings.ts';
 import { toldSet } from './told-set.ts';
 
@@ -352,16 +352,8 @@ export class Gateway {
 
   /** The gate's buckets follow where the validators are: peers.yaml's addresses and their change cards'. */
   #refreshGate(): void {
-    const hosts: string[] = [];
-    for (const v of this.validators?.members ?? []) {
-      const at = new Set<string>();
-      for (const a of [...(this.#stored.get(v.peerId) ?? []), ...(this.#cardAddresses.get(v.peerId) ?? [])]) {
-        const r = parseTcpMultiaddr(a);
-        if (r.ok) at.add(r.value.host);
-      }
-      hosts.push(...at);
-    }
-    this.#gate.setValidatorHosts(hosts);
+    this.#gate.setValidatorHosts(validatorHosts((this.validators?.members ?? [])
+      .map((v) => [...(this.#stored.get(v.peerId) ?? []), ...(this.#cardAddresses.get(v.peerId) ?? [])])));
   }
 
   #refreshGauges(): void {

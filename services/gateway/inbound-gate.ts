@@ -7,6 +7,7 @@
 // (members sharing a host, as on a devnet, reconnect together); hosts with no validator also share
 // one bucket, so a stranger with many addresses is bounded as a whole. Pure: time comes in.
 
+import { parseTcpMultiaddr } from '#libs/config/index.ts';
 import { TokenBucket } from './exchange-filter.ts';
 
 export interface InboundRate { rate: number; burst: number }
@@ -16,6 +17,24 @@ export interface InboundGateLimits {
   perHost: InboundRate;
   /** All hosts with no validator, together. */
   unknownHosts: InboundRate;
+}
+
+/**
+ * Where the validators are, from the addresses known for each (peers.yaml, their change cards):
+ * each validator's distinct hosts, once per validator — what the gate weights a host's bucket by,
+ * and what `btcfed firewall` exempts. Addresses that do not parse say nothing.
+ */
+export function validatorHosts(addressesByValidator: Iterable<Iterable<string>>): string[] {
+  const hosts: string[] = [];
+  for (const addresses of addressesByValidator) {
+    const at = new Set<string>();
+    for (const a of addresses) {
+      const r = parseTcpMultiaddr(a);
+      if (r.ok) at.add(r.value.host);
+    }
+    hosts.push(...at);
+  }
+  return hosts;
 }
 
 export type GateVerdict = 'admit' | 'host_rate' | 'unknown_hosts_rate';
