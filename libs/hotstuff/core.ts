@@ -48,6 +48,8 @@ export interface ViewRound {
   certified: boolean;
   /** We gave this view up on entering it: its leader is suspected (suspicion.ts). */
   skipped: boolean;
+  /** Its leader is suspected, but the view is quiet here (idle.ts): given up once it is not. */
+  skipDeferred: boolean;
   /** Its leader was already judged failed in it (a proposal that broke a rule): not judged again at its end. */
   judged: boolean;
   /** Our timer fired in it while it was quiet and was re-armed instead (idle.ts). */
@@ -69,6 +71,7 @@ export function newRound(view: number): ViewRound {
     timedOut: false,
     certified: false,
     skipped: false,
+    skipDeferred: false,
     judged: false,
     idled: false,
   };

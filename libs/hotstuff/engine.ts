@@ -175,6 +175,7 @@ class Engine implements HotStuffEngine {
       return core.out;
     }
     this.#dispatch(event);
+    if (core.round.skipDeferred) giveUpIfSuspected(core);
     wakeFromIdle(core);
     tryPropose(core);
     core.flush();

@@ -13,7 +13,8 @@
 //     leader did not propose it, so this member gives up at once too (its timer already ran out),
 //   - a block above the committed tip is prepared but not committed (a view failed half-way, or an
 //     epoch's last block awaits its commit): the leader proposes even without work, to commit it,
-//   - the view's leader is suspected.
+//   - the view's leader is suspected and the view is not quiet anyway (quietAnyway below): a
+//     suspected leader's view is given up when this member has work, not on entering it.
 // So a member holding a transaction times a silent leader out exactly as before, and one NEW-VIEW
 // brings every member along; a leader that holds back what it was handed costs what any silent
 // leader costs. A Byzantine member that sends NEW-VIEWs at idle brings back at most what every
@@ -47,6 +48,19 @@ export function mayIdle(core: EngineCore): boolean {
   return core.config.waitForWork === true && !core.workAvailable && !core.halted && !core.ended
     && !round.skipped && !round.proposing && round.seenProposals.size === 0 && round.waiting === null
     && core.safety.lastVoted.view < core.view && !othersGaveUp(core) && nothingUncommitted(core);
+}
+
+/**
+ * Nothing to order here and no one else gave the view up: the view stays quiet whoever leads it,
+ * so a suspected leader costs nothing yet and its view is not given up (synchronizer.ts
+ * giveUpIfSuspected) until one of these changes. Giving it up would cost the federation a view
+ * change for nothing — and at a federation's start, where every member says it catches up until
+ * its first commit, a member's word that it takes part again reached the others just after they
+ * entered its view, and they gave it up (one view or more lost at idle, test/idle.test.ts).
+ */
+export function quietAnyway(core: EngineCore): boolean {
+  return core.config.waitForWork === true && !core.workAvailable && core.round.seenProposals.size === 0 && !core.round.judged
+    && !othersGaveUp(core) && nothingUncommitted(core);
 }
 
 /** A leader without work proposes only to commit what is prepared and uncommitted. */

@@ -15,7 +15,7 @@ import type { EngineCore } from './core.ts';
 import { isQcRef, qcRef } from './qc.ts';
 import { Phase, type NewView, type QuorumCert } from './types.ts';
 import { retryFetches } from './sync.ts';
-import { mayIdle, othersGaveUp } from './idle.ts';
+import { mayIdle, othersGaveUp, quietAnyway } from './idle.ts';
 
 /**
  * After every event: a view that outlived its timer while quiet (idle.ts) and is quiet no more.
@@ -72,11 +72,19 @@ export function leaderMisbehaved(core: EngineCore, view: number, leader: number)
  */
 export function giveUpIfSuspected(core: EngineCore): void {
   const view = core.view;
-  if (core.round.skipped || core.halted) return;
+  const round = core.round;
+  if (round.skipped || core.halted) return;
   const leader = core.leaderOf(view);
   const reason = core.suspicion.suspects(view, leader);
+  round.skipDeferred = false;
   if (!reason) return;
-  core.round.skipped = true;
+  // At idle a quiet view costs nothing whoever leads it: given up once this member has work or
+  // another gives it up (the engine asks again after every event while this is deferred).
+  if (quietAnyway(core)) {
+    round.skipDeferred = true;
+    return;
+  }
+  round.skipped = true;
   core.out.push({ type: 'view-skipped', view, leader, reason });
   core.deps.metrics?.increment('views_skipped');
   if (core.safety.newViewTarget < view + 1 && !pendingNewView(core, view + 1)) requestNewView(core, view + 1);
