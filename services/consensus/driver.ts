@@ -26,7 +26,7 @@ import type { Mempool } from './mempool.ts';
 import { BatchStore } from './batches.ts';
 import { buildBlock, inFlightTxs, payloadError } from './payload.ts';
 import { isOutside, type Clock, type DriverObserver, type SignerPort, type TransportPort } from './ports.ts';
-import { PeerPenalties } from './penalties.ts';
+import { PeerPenalties, REPEATED_REFUSAL_WEIGHT } from './penalties.ts';
 import { worthLogging } from './client-limits.ts';
 import { IdleWork } from './idle-work.ts';
 import { SyncClient } from './sync.ts';
@@ -141,7 +141,7 @@ export class ConsensusDriver {
       onRefused: (from, reason) => {
         deps.observer?.rejected?.(from, `sync_${reason}`, '');
         // Being over the serving budget is no offence once; a flood of requests is.
-        if (reason !== 'halted') this.#penalize(from, `sync_${reason}`, this.penalties.refusal(from));
+        if (reason !== 'halted') this.#penalize(from, `sync_${reason}`, this.penalties.refusal(from, reason === 'repeated' ? REPEATED_REFUSAL_WEIGHT : 1));
       },
       onPruned: (from, oldestHeight) => deps.observer?.prunedAnswer?.(from, oldestHeight),
       onOffence: (from, reason, detail) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EQUIVOCATION_STRIKES, USELESS_PER_VIEW, FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, STRIKES_TO_MUTE, USELESS_BURST, USELESS_PER_SECOND, WINDOW_MS } from './penalties.ts';
+import { EQUIVOCATION_STRIKES, USELESS_PER_VIEW, FIRST_MUTE_MS, MAX_MUTE_MS, PeerPenalties, REFUSALS_PER_STRIKE, REPEATED_REFUSAL_WEIGHT, STRIKES_TO_MUTE, USELESS_BURST, USELESS_PER_SECOND, WINDOW_MS } from './penalties.ts';
 
 test('strikes inside the window mute a validator, for longer each time; others are untouched', () => {
   let t = 1_000_000;
@@ -44,6 +44,23 @@ test('refusals strike once per REFUSALS_PER_STRIKE: a flood mutes, an honest tri
   while (!muted) { muted = p.refusal(2); n++; }
   assert.equal(n, REFUSALS_PER_STRIKE * STRIKES_TO_MUTE, 'a flood is muted after STRIKES_TO_MUTE strikes of refusals');
   assert.ok(p.muted(2));
+});
+
+test('a repeated request counts REPEATED_REFUSAL_WEIGHT refusals: a flood of one request mutes after 64; a follower polling at its fastest never', () => {
+  let t = 0;
+  const p = new PeerPenalties({ now: () => t });
+  // A follower at the tip asks again every 300 ms (follower.ts IDLE_POLL_MS): were each a repeat, for a minute.
+  for (let i = 0; i < 200; i++) { p.refusal(1, REPEATED_REFUSAL_WEIGHT); t += 300; }
+  assert.equal(p.muted(1), false, 'a repeat every 300 ms never mutes');
+  let muted = 0;
+  let n = 0;
+  while (!muted) { muted = p.refusal(2, REPEATED_REFUSAL_WEIGHT); n++; }
+  assert.equal(n, (REFUSALS_PER_STRIKE / REPEATED_REFUSAL_WEIGHT) * STRIKES_TO_MUTE);
+  assert.equal(n, 64);
+  // A weight above a strike's worth is one strike, not more.
+  const q = new PeerPenalties({ now: () => t });
+  for (let i = 1; i < STRIKES_TO_MUTE; i++) assert.equal(q.refusal(3, 10 * REFUSALS_PER_STRIKE), 0);
+  assert.ok(q.refusal(3, 10 * REFUSALS_PER_STRIKE) > 0, 'the sixteenth mutes');
 });
 
 test('refusal logs are throttled per peer and reason: 1, 2, 4, 8, …', () => {

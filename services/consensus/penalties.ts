@@ -6,7 +6,8 @@
 // member's messages, since quorums count the whole validator set and at most f members are faulty.
 // Refusals that are not offences on their own count too, at rates an honest member never reaches:
 // - a block request over the serving budget is one strike per REFUSALS_PER_STRIKE (an honest
-//   member catching up is refused a few times a second at most, a flood thousands of times);
+//   member catching up is refused a few times a second at most, a flood thousands of times); one
+//   that repeats the peer's last request at once counts REPEATED_REFUSAL_WEIGHT times;
 // - a valid but useless message (stale, duplicate, too far ahead, unasked for) spends a token of
 //   its sender's budget, refilled at USELESS_PER_SECOND and by USELESS_PER_VIEW each view this
 //   member enters (honest members send a few such messages a view: late votes, a QC that arrives
@@ -37,6 +38,15 @@ export const WINDOW_MS = 10_000;
 export const FIRST_MUTE_MS = 5_000;
 export const MAX_MUTE_MS = 5 * 60_000;
 export const REFUSALS_PER_STRIKE = 32;
+/**
+ * How many refusals one block request counts for when it repeats the same peer's last request
+ * within the serving side's repeat window (sync.ts): a strike per four, a mute after 64. Honest
+ * members never send one: an engine asks each block once per peer until its timer retries (a
+ * second or more), a follower polls every 300 ms at the fastest — 33 in a window, half a mute. At
+ * one refusal each, a flood of one request repeated 500 times a second reached a member's
+ * consensus ~500 times after each mute before the next (`block-request-flood`).
+ */
+export const REPEATED_REFUSAL_WEIGHT = 8;
 /** Useless messages a peer may send for free: refilled per second and per view we enter, up to the burst. */
 export const USELESS_PER_SECOND = 16;
 export const USELESS_PER_VIEW = 8;
@@ -106,10 +116,10 @@ export class PeerPenalties {
   }
 
   /** A refusal that is not an offence by itself: every REFUSALS_PER_STRIKE-th is a strike. Returns as strike(). */
-  refusal(peer: number): number {
-    const k = (this.#refusals.get(peer) ?? 0) + 1;
+  refusal(peer: number, weight = 1): number {
+    const k = (this.#refusals.get(peer) ?? 0) + Math.min(weight, REFUSALS_PER_STRIKE);
     this.#refusals.set(peer, k % REFUSALS_PER_STRIKE);
-    return k % REFUSALS_PER_STRIKE === 0 ? this.strike(peer) : 0;
+    return k >= REFUSALS_PER_STRIKE ? this.strike(peer) : 0;
   }
 
   /**

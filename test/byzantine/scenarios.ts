@@ -23,7 +23,7 @@ import { strangerNode } from '../support/gateway.ts';
 import { recordEvents } from '../support/store.ts';
 import { BYZANTINE, HONEST, OBSERVER, sleep, until, type Federation } from './federation.ts';
 import { isOutside } from '../../services/consensus/ports.ts';
-import { STRIKES_TO_MUTE, WINDOW_MS } from '../../services/consensus/penalties.ts';
+import { REFUSALS_PER_STRIKE, REPEATED_REFUSAL_WEIGHT, STRIKES_TO_MUTE, WINDOW_MS } from '../../services/consensus/penalties.ts';
 import type { Outgoing } from './member.ts';
 import { background, check, deltas, healthy, perHonest, type Scenario } from './scenario.ts';
 import { USELESS_SCENARIOS } from './useless.ts';
@@ -383,6 +383,12 @@ const requestFlood: Scenario = {
         note(`${sent} block requests sent to each honest member (~${REQUEST_RATE}/s); refused ${deltas(refused0, refused1)}; m3 muted ${deltas(mutes0, mutes1)} times`);
         check(refused1.every((r, k) => r > refused0[k]!), 'the flood of block requests was not refused and counted (sync_rate_limited/sync_repeated) on every honest member');
         check(mutes1.every((r, k) => r > mutes0[k]!), 'the flooding member was never muted: its requests were still decoded and answered');
+        // One request repeated: each mute takes 64 refusals (penalties.ts REPEATED_REFUSAL_WEIGHT);
+        // at one refusal each it took 512, and each took its members ~1 s of flood (66–72 % of the
+        // rate before, against 96 % with the weight). Twice that per mute is the bar.
+        const perMute = (REFUSALS_PER_STRIKE / REPEATED_REFUSAL_WEIGHT) * STRIKES_TO_MUTE;
+        check(refused1.every((r, k) => r - refused0[k]! <= 2 * perMute * (mutes1[k]! - mutes0[k]! + 1)),
+          `the repeats were not weighed as repeats: ${deltas(refused0, refused1)} refused for ${deltas(mutes0, mutes1)} mutes (each should take ${perMute})`);
       },
     };
   },
