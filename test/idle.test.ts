@@ -58,17 +58,21 @@ test('an idle federation commits a heartbeat block now and then, and no block or
   assert.ok(blocks <= Math.ceil(window / HEARTBEAT_S) + 1, `only heartbeats commit: ${blocks} blocks in ${window} s`);
   // On failure, say why each member changed views: the runs that failed so far left no logs behind,
   // and CI shows the assertion's message but may cut what was printed before it.
-  if (views > blocks + 1) console.log(await viewChanges());
-  assert.ok(views <= blocks + 1, `no view changes but the heartbeats' (${views} views for ${blocks} blocks): a quiet view outlives its timer\n${views > blocks + 1 ? await viewSummary() : ''}`);
+  const quiet = views <= blocks + 1;
+  if (!quiet) console.log(await viewChanges());
+  assert.ok(quiet, `no view changes but the heartbeats' (${views} views for ${blocks} blocks): a quiet view outlives its timer\n${quiet ? '' : await viewSummary()}`);
 });
+
+/** Member i's last `count` consensus log lines (JSON) that `keep` accepts. */
+const consensusLog = (i: number, keep: (line: string) => boolean, count: number, width: number) =>
+  logTail(path.join(dir, `m${i}`, 'logs', 'consensus.log'), keep, count, width);
+const viewWords = (l: string) => l.includes('"view started"') || l.includes('"view given up');
 
 /** One line a member: each view it entered and why, each view it gave up at once and why, each validator said absent or back. */
 async function viewSummary(): Promise<string> {
   const out: string[] = [];
   for (let i = 0; i < N; i++) {
-    const lines = await logTail(path.join(dir, `m${i}`, 'logs', 'consensus.log'),
-      (l) => l.includes('"view started"') || l.includes('"view given up') || l.includes('(gateway)') || l.includes('"view timed out'), 40, 2000);
-    const words = lines.map((l) => {
+    const words = (await consensusLog(i, (l) => viewWords(l) || l.includes('(gateway)'), 14, 2000)).map((l) => {
       try {
         const o = JSON.parse(l) as { time?: string; view?: number; cause?: string; reason?: string; leader?: number; validator?: number; msg?: string };
         const t = o.time?.slice(17, 23) ?? '';
@@ -77,7 +81,7 @@ async function viewSummary(): Promise<string> {
         return `${t} ${o.msg?.split(' ').slice(0, 3).join(' ')} ${o.validator ?? ''}`;
       } catch { return l.slice(0, 80); }
     });
-    out.push(`m${i}: ${words.slice(-14).join(', ')}`);
+    out.push(`m${i}: ${words.join(', ')}`);
   }
   return out.join('\n');
 }
@@ -86,7 +90,7 @@ async function viewSummary(): Promise<string> {
 async function viewChanges(): Promise<string> {
   const out: string[] = [];
   for (let i = 0; i < N; i++) {
-    const lines = await logTail(path.join(dir, `m${i}`, 'logs', 'consensus.log'), (l) => l.includes('"view started"') || l.includes('"view given up') || WARN_OR_WORSE.test(l), 10, 300);
+    const lines = await consensusLog(i, (l) => viewWords(l) || WARN_OR_WORSE.test(l), 10, 300);
     out.push(...lines.map((l) => `  [m${i}/consensus] ${l}`));
   }
   return `view changes and warnings, the last 10 of each member:\n${out.join('\n')}`;

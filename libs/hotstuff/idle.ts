@@ -42,12 +42,17 @@ export function nothingUncommitted(core: EngineCore): boolean {
   return prepared !== undefined && prepared.header.height <= core.tree.committed.header.height;
 }
 
+/** Nothing calls for the current view here: no work, no proposal, nobody gave it up, nothing prepared and uncommitted. */
+function nothingCalls(core: EngineCore): boolean {
+  return core.config.waitForWork === true && !core.workAvailable && core.round.seenProposals.size === 0
+    && !othersGaveUp(core) && nothingUncommitted(core);
+}
+
 /** The current view may outlive its timer: no work here, no proposal, nobody gave it up. */
 export function mayIdle(core: EngineCore): boolean {
   const round = core.round;
-  return core.config.waitForWork === true && !core.workAvailable && !core.halted && !core.ended
-    && !round.skipped && !round.proposing && round.seenProposals.size === 0 && round.waiting === null
-    && core.safety.lastVoted.view < core.view && !othersGaveUp(core) && nothingUncommitted(core);
+  return !core.halted && !core.ended && !round.skipped && !round.proposing && round.waiting === null
+    && core.safety.lastVoted.view < core.view && nothingCalls(core);
 }
 
 /**
@@ -59,8 +64,7 @@ export function mayIdle(core: EngineCore): boolean {
  * entered its view, and they gave it up (one view or more lost at idle, test/idle.test.ts).
  */
 export function quietAnyway(core: EngineCore): boolean {
-  return core.config.waitForWork === true && !core.workAvailable && core.round.seenProposals.size === 0 && !core.round.judged
-    && !othersGaveUp(core) && nothingUncommitted(core);
+  return !core.round.judged && nothingCalls(core);
 }
 
 /** A leader without work proposes only to commit what is prepared and uncommitted. */
