@@ -49,3 +49,33 @@ test('no service loads Node\'s HTTP client (undici) at start: none uses it, and 
     assert.match(h.stderr, /loaded-undici=false/, `${bin} loads undici at start`);
   }
 });
+
+test('the store, the signer and consensus load none of libp2p\'s modules to start or to read an Ed25519 identity and TCP addresses', async () => {
+  // libp2p's key, peer-id and multiaddr modules cost some 200 ms of CPU a start
+  // (libs/config/common-forms.ts); a gateway needs them anyway. The preload counts what is loaded.
+  const count = 'data:text/javascript,import{registerHooks}from"node:module";let n=0;registerHooks({load(u,c,next){if(/node_modules\\/(@libp2p|@multiformats\\/multiaddr|libp2p\\/)/.test(u))n++;return next(u,c)}});process.on("exit",()=>process.stderr.write("\\nlibp2p-modules="+n))';
+  for (const bin of binaries.filter((b) => /services\/(store|signer|consensus)\//.test(b))) {
+    const h = spawnSync(process.execPath, ['--import', count, path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);
+    assert.match(h.stderr, /libp2p-modules=0$/, `${bin} loads libp2p's modules at start`);
+  }
+  const { generateIdentity } = await import('#libs/config/index.ts');
+  const id = await generateIdentity();
+  const read = `
+    const v = await import(${JSON.stringify(path.join(root, 'libs/config/values.ts'))});
+    const id = JSON.parse(process.env.ID);
+    const out = [v.parsePrivateKey(id.privateKey), v.parsePublicKey(id.publicKey), v.parsePeerId(id.peerId),
+      v.parseTcpMultiaddr('/ip4/10.20.0.3/tcp/7105/p2p/' + id.peerId), v.parseTcpMultiaddr('/dns4/m1.example/tcp/7105'),
+      v.parseTcpMultiaddr('/ip4/0.0.0.0/tcp/0', { listen: true })];
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--import', count, '--input-type=module', '-e', read], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ID: JSON.stringify(id) } });
+  assert.equal(r.status, 0, r.stderr);
+  const [priv, pub, peer, addr, dns, listen] = JSON.parse(r.stdout) as { ok: boolean; value?: unknown }[];
+  assert.deepEqual(priv, { ok: true, value: { peerId: id.peerId, publicKey: id.publicKey } });
+  assert.deepEqual(pub, { ok: true, value: { peerId: id.peerId } });
+  assert.deepEqual(peer, { ok: true, value: id.peerId });
+  assert.deepEqual(addr, { ok: true, value: { address: `/ip4/10.20.0.3/tcp/7105/p2p/${id.peerId}`, host: '10.20.0.3', port: 7105, peerId: id.peerId } });
+  assert.deepEqual(dns, { ok: true, value: { address: '/dns4/m1.example/tcp/7105', host: 'm1.example', port: 7105 } });
+  assert.equal(listen!.ok, true);
+  assert.match(r.stderr, /libp2p-modules=0$/, 'reading the common forms loaded libp2p\'s modules');
+});

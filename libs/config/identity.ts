@@ -2,8 +2,6 @@
 // for files named in conf.yaml.
 
 import path from 'node:path';
-import { generateKeyPair, privateKeyToProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
-import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import type { Conf } from './schema.ts';
 
 export interface Identity {
@@ -15,6 +13,9 @@ export interface Identity {
 }
 
 export async function generateIdentity(): Promise<Identity> {
+  // Loaded here, not at import: most processes that import the config never make a key (values.ts).
+  const [{ generateKeyPair, privateKeyToProtobuf, publicKeyToProtobuf }, { peerIdFromPublicKey }] =
+    await Promise.all([import('@libp2p/crypto/keys'), import('@libp2p/peer-id')]);
   const key = await generateKeyPair('Ed25519');
   return {
     privateKey: Buffer.from(privateKeyToProtobuf(key)).toString('base64'),

@@ -3,10 +3,28 @@
 // can name the field; none of them throws on bad input.
 
 import { BlockList, isIP } from 'node:net';
-import { multiaddr } from '@multiformats/multiaddr';
-import { privateKeyFromProtobuf, publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys';
-import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
+import { createRequire } from 'node:module';
 import type { Parsed } from './duration.ts';
+import { commonTcpMultiaddr, ed25519PeerId, ed25519PeerIdOfPublicKey, ed25519PrivateKeyParts, type AddressPart } from './common-forms.ts';
+
+// libp2p's key, peer-id and multiaddr modules cost a process some 200 ms of CPU to load, a fifth
+// of a service's start. The forms nearly every value takes are read without them
+// (common-forms.ts); the modules are loaded on first use of any other form (require of an ES
+// module, synchronous in Node 24), not at import.
+const load = createRequire(import.meta.url);
+let libp2pModules: {
+  keys: typeof import('@libp2p/crypto/keys');
+  peerId: typeof import('@libp2p/peer-id');
+  multiaddr: typeof import('@multiformats/multiaddr');
+} | undefined;
+function libp2p(): NonNullable<typeof libp2pModules> {
+  libp2pModules ??= {
+    keys: load('@libp2p/crypto/keys') as typeof import('@libp2p/crypto/keys'),
+    peerId: load('@libp2p/peer-id') as typeof import('@libp2p/peer-id'),
+    multiaddr: load('@multiformats/multiaddr') as typeof import('@multiformats/multiaddr'),
+  };
+  return libp2pModules;
+}
 
 export type { Parsed } from './duration.ts';
 export { BASE_TIMEOUT_RANGE_MS, baseTimeoutProblem, idleHeartbeatProblem, parseDuration } from './duration.ts';
@@ -14,7 +32,7 @@ export { BASE_TIMEOUT_RANGE_MS, baseTimeoutProblem, idleHeartbeatProblem, parseD
 /** peer_id: a libp2p peer id as its string form ("12D3Koo…"). */
 export function parsePeerId(input: string): Parsed<string> {
   try {
-    return { ok: true, value: peerIdFromString(input).toString() };
+    return { ok: true, value: ed25519PeerId(input) ?? libp2p().peerId.peerIdFromString(input).toString() };
   } catch {
     return { ok: false, reason: `"${input.length > 60 ? `${input.slice(0, 60)}…` : input}" is not a libp2p peer id (12D3KooW… or Qm…; btcfed show-node-id prints a member's)` };
   }
@@ -64,9 +82,9 @@ export interface PeerAddress { address: string; host: string; port: number; peer
  */
 export function parseTcpMultiaddr(input: unknown, opts: { listen?: boolean } = {}): Parsed<PeerAddress> {
   if (typeof input !== 'string' || input.length === 0) return { ok: false, reason: 'must be a multiaddr string' };
-  let components;
+  let components: AddressPart[] | undefined = commonTcpMultiaddr(input);
   try {
-    components = multiaddr(input).getComponents();
+    components ??= libp2p().multiaddr.multiaddr(input).getComponents().map((c) => ({ name: c.name, value: c.value ?? '' }));
   } catch (err) {
     return { ok: false, reason: `"${input}" is not a multiaddr: ${(err as Error).message}` };
   }
@@ -83,8 +101,8 @@ export function parseTcpMultiaddr(input: unknown, opts: { listen?: boolean } = {
     return { ok: false, reason: `"${input}" has unsupported parts after /tcp (only /p2p/<peer id> may follow)` };
   }
   if (p2p && opts.listen) return { ok: false, reason: `"${input}": a listen address must not name a peer id` };
-  const value: PeerAddress = { address: input, host: host.value ?? '', port };
-  if (p2p?.value) value.peerId = p2p.value;
+  const value: PeerAddress = { address: input, host: host.value, port };
+  if (p2p && p2p.value !== '') value.peerId = p2p.value;
   return { ok: true, value };
 }
 
@@ -92,9 +110,12 @@ export function parseTcpMultiaddr(input: unknown, opts: { listen?: boolean } = {
 export function parsePrivateKey(input: string): Parsed<{ peerId: string; publicKey: string }> {
   try {
     const bytes = decodeBase64Strict(input);
-    const key = privateKeyFromProtobuf(bytes);
-    const publicKey = Buffer.from(publicKeyToProtobuf(key.publicKey)).toString('base64');
-    return { ok: true, value: { peerId: peerIdFromPublicKey(key.publicKey).toString(), publicKey } };
+    const common = ed25519PrivateKeyParts(bytes);
+    if (common) return { ok: true, value: { peerId: common.peerId, publicKey: Buffer.from(common.publicKey).toString('base64') } };
+    const { keys, peerId } = libp2p();
+    const key = keys.privateKeyFromProtobuf(bytes);
+    const publicKey = Buffer.from(keys.publicKeyToProtobuf(key.publicKey)).toString('base64');
+    return { ok: true, value: { peerId: peerId.peerIdFromPublicKey(key.publicKey).toString(), publicKey } };
   } catch (err) {
     return { ok: false, reason: `not a base64 protobuf-encoded libp2p private key (${(err as Error).message})` };
   }
@@ -103,8 +124,12 @@ export function parsePrivateKey(input: string): Parsed<{ peerId: string; publicK
 /** peers[].public_key: base64 of a protobuf-encoded libp2p public key. Yields its peer id. */
 export function parsePublicKey(input: string): Parsed<{ peerId: string }> {
   try {
-    const key = publicKeyFromProtobuf(decodeBase64Strict(input));
-    return { ok: true, value: { peerId: peerIdFromPublicKey(key).toString() } };
+    const bytes = decodeBase64Strict(input);
+    const common = ed25519PeerIdOfPublicKey(bytes);
+    if (common !== undefined) return { ok: true, value: { peerId: common } };
+    const { keys, peerId } = libp2p();
+    const key = keys.publicKeyFromProtobuf(bytes);
+    return { ok: true, value: { peerId: peerId.peerIdFromPublicKey(key).toString() } };
   } catch (err) {
     return { ok: false, reason: `not a base64 protobuf-encoded libp2p public key (${(err as Error).message})` };
   }
