@@ -50,10 +50,11 @@ test('no service loads Node\'s HTTP client (undici) at start: none uses it, and 
   }
 });
 
-test('the store, the signer and consensus load none of libp2p\'s modules to start or to read an Ed25519 identity and TCP addresses', async () => {
+test('the store, the signer and consensus load none of libp2p\'s modules (nor pino-pretty) to start or to read an Ed25519 identity and TCP addresses', async () => {
   // libp2p's key, peer-id and multiaddr modules cost some 200 ms of CPU a start
-  // (libs/config/common-forms.ts); a gateway needs them anyway. The preload counts what is loaded.
-  const count = 'data:text/javascript,import{registerHooks}from"node:module";let n=0;registerHooks({load(u,c,next){if(/node_modules\\/(@libp2p|@multiformats\\/multiaddr|libp2p\\/)/.test(u))n++;return next(u,c)}});process.on("exit",()=>process.stderr.write("\\nlibp2p-modules="+n))';
+  // (libs/config/common-forms.ts), and a gateway needs them anyway; pino-pretty 25 ms, for text
+  // logs only (libs/log). The preload counts what is loaded.
+  const count = 'data:text/javascript,import{registerHooks}from"node:module";let n=0;registerHooks({load(u,c,next){if(/node_modules\\/(@libp2p|@multiformats\\/multiaddr|libp2p\\/|pino-pretty)/.test(u))n++;return next(u,c)}});process.on("exit",()=>process.stderr.write("\\nlibp2p-modules="+n))';
   for (const bin of binaries.filter((b) => /services\/(store|signer|consensus)\//.test(b))) {
     const h = spawnSync(process.execPath, ['--import', count, path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);

@@ -2,8 +2,11 @@
 // Logs are events: `log.info({ view, leader }, 'view started')`. Key material is redacted
 // by path here so a careless field name cannot leak it; still, never log secrets.
 
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+
+// pino-pretty (~25 ms of CPU to load) only where text is asked for; JSON is the default.
+const load = createRequire(import.meta.url);
 
 export type { Logger } from 'pino';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -34,6 +37,7 @@ export function createLogger(opts: LogOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (opts.format === 'text') {
+    const pretty = load('pino-pretty') as typeof import('pino-pretty');
     const stream = pretty({
       colorize: false,
       singleLine: true,

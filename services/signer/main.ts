@@ -289,30 +289,32 @@ async function run(argv: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const [command, ...argv] = process.argv.slice(2);
-  const cliLog = createLogger({ service: 'signer', destination: process.stderr, format: 'text' });
+  // Text on stderr for the one-shot commands; made when one runs (a signer that runs logs JSON).
+  let made: Logger | undefined;
+  const cli = (): Logger => (made ??= createLogger({ service: 'signer', destination: process.stderr, format: 'text' }));
   try {
     switch (command) {
       case 'keygen':
-        return await keygen(argv, cliLog);
+        return await keygen(argv, cli());
       case 'run':
         return await run(argv);
       case 'import-key':
-        return await importKeyCmd(argv, cliLog);
+        return await importKeyCmd(argv, cli());
       case 'show-key':
         return await showKey(argv);
       case 'check-custody':
         return await checkCustodyCmd(argv);
       case 'bind-state':
-        return await bindStateCli(argv, cliLog);
+        return await bindStateCli(argv, cli());
       case 'verify-journal':
         process.exitCode = await verify(argv);
         return;
       case 'repair-journal':
-        return await repairCmd(argv, cliLog);
+        return await repairCmd(argv, cli());
       case 'export-state':
         return await exportCmd(argv);
       case 'import-state':
-        return await importCmd(argv, cliLog);
+        return await importCmd(argv, cli());
       case '--version':
       case '--help':
       case '-h':
@@ -322,7 +324,7 @@ async function main(): Promise<void> {
         throw new FedError('CLI_INVALID', `unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
     }
   } catch (err) {
-    fatal(command === 'run' ? createLogger({ service: 'signer' }) : cliLog, err, command ?? 'signer');
+    fatal(command === 'run' ? createLogger({ service: 'signer' }) : cli(), err, command ?? 'signer');
   }
 }
 
