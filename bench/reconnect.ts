@@ -5,7 +5,7 @@
 //   node bench/reconnect.ts [--down-ms 6000]
 
 import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { Health } from '../libs/rpc/health.ts';
 import { createClient } from '../libs/rpc/client.ts';
 
 const arg = process.argv.indexOf('--down-ms');
@@ -13,7 +13,7 @@ const DOWN_MS = arg > 0 ? Number(process.argv[arg + 1]) : 6000;
 
 async function serve(port: number): Promise<grpc.Server> {
   const s = new grpc.Server();
-  new HealthImplementation({ '': 'SERVING' }).addToServer(s);
+  new Health({ '': 'SERVING' }).addToServer(s);
   await new Promise<void>((resolve, reject) => s.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
   return s;
 }

@@ -50,15 +50,17 @@ test('no service loads Node\'s HTTP client (undici) at start: none uses it, and 
   }
 });
 
-test('the store, the signer and consensus load none of libp2p\'s modules (nor pino-pretty) to start or to read an Ed25519 identity and TCP addresses', async () => {
-  // libp2p's key, peer-id and multiaddr modules cost some 200 ms of CPU a start
-  // (libs/config/common-forms.ts), and a gateway needs them anyway; pino-pretty 25 ms, for text
-  // logs only (libs/log). The preload counts what is loaded.
-  const count = 'data:text/javascript,import{registerHooks}from"node:module";let n=0;registerHooks({load(u,c,next){if(/node_modules\\/(@libp2p|@multiformats\\/multiaddr|libp2p\\/|pino-pretty)/.test(u))n++;return next(u,c)}});process.on("exit",()=>process.stderr.write("\\nlibp2p-modules="+n))';
+test('the store, the signer and consensus load none of libp2p\'s modules, pino-pretty or protobufjs to start, nor libp2p\'s to read an Ed25519 identity and TCP addresses', async () => {
+  // Loaded for nothing they would cost each start: libp2p's key, peer-id and multiaddr modules
+  // some 200 ms of CPU (libs/config/common-forms.ts; a gateway needs them anyway), pino-pretty 25 ms
+  // (text logs only, libs/log), protobufjs and proto-loader some 140 ms with the health service's
+  // .proto (libs/rpc/health.ts; reflection loads them at its first call). The preload names what
+  // of these is loaded.
+  const count = 'data:text/javascript,import{registerHooks}from"node:module";const seen=new Set();registerHooks({load(u,c,next){const m=/node_modules\\/((@libp2p\\/[^/]+)|@multiformats\\/multiaddr|libp2p|pino-pretty|protobufjs|@grpc\\/proto-loader|grpc-health-check)\\//.exec(u);if(m)seen.add(m[1]);return next(u,c)}});process.on("exit",()=>process.stderr.write("\\nunwanted-modules=["+[...seen].join(",")+"]"))';
   for (const bin of binaries.filter((b) => /services\/(store|signer|consensus)\//.test(b))) {
     const h = spawnSync(process.execPath, ['--import', count, path.join(root, bin), '--help'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(h.status, 0, `${bin} --help: ${h.stderr}`);
-    assert.match(h.stderr, /libp2p-modules=0$/, `${bin} loads libp2p's modules at start`);
+    assert.match(h.stderr, /unwanted-modules=\[\]$/, `${bin} loads these at start`);
   }
   const { generateIdentity } = await import('#libs/config/index.ts');
   const id = await generateIdentity();
@@ -78,5 +80,5 @@ test('the store, the signer and consensus load none of libp2p\'s modules (nor pi
   assert.deepEqual(addr, { ok: true, value: { address: `/ip4/10.20.0.3/tcp/7105/p2p/${id.peerId}`, host: '10.20.0.3', port: 7105, peerId: id.peerId } });
   assert.deepEqual(dns, { ok: true, value: { address: '/dns4/m1.example/tcp/7105', host: 'm1.example', port: 7105 } });
   assert.equal(listen!.ok, true);
-  assert.match(r.stderr, /libp2p-modules=0$/, 'reading the common forms loaded libp2p\'s modules');
+  assert.match(r.stderr, /unwanted-modules=\[\]$/, 'reading the common forms loaded these');
 });

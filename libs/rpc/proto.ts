@@ -4,18 +4,23 @@
 
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as protoLoader from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import type * as protoLoader from '@grpc/proto-loader';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 
 /** The include root of the project's contracts (`proto/`), for imports like "btcfed/v1/wire.proto". */
 export const PROTO_ROOT = resolve(import.meta.dirname, '../../proto');
+
+// proto-loader and protobufjs (~75 ms of CPU to load) when descriptors are first asked for — a
+// server's first reflection call (reflection.ts) — not when a service starts.
+const load = createRequire(import.meta.url);
 
 const LOAD_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
 
 /** Loads `files` (relative to an include dir, or absolute) into one PackageDefinition. */
 export function loadProtos(files: readonly string[], includeDirs: readonly string[] = [PROTO_ROOT]): protoLoader.PackageDefinition {
   try {
-    return protoLoader.loadSync([...files], { ...LOAD_OPTIONS, includeDirs: [...includeDirs] });
+    return (load('@grpc/proto-loader') as typeof protoLoader).loadSync([...files], { ...LOAD_OPTIONS, includeDirs: [...includeDirs] });
   } catch (err) {
     throw new FedError('RPC_PROTO_LOAD_FAILED', `cannot load ${files.join(', ')}: ${errorMessage(err)}`,
       { files, includeDirs }, { cause: err });

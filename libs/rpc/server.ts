@@ -5,8 +5,8 @@
 // Must never listen in plaintext on an address another host can reach.
 
 import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
 import type { PackageDefinition } from '@grpc/proto-loader';
+import { Health } from './health.ts';
 import type { Logger } from 'pino';
 import { FedError, errorMessage } from '#libs/errors/index.ts';
 import { assertInsecureAllowed } from './address.ts';
@@ -81,8 +81,8 @@ export function createServer(opts: RpcServerOptions): RpcServer {
   const register: Pick<grpc.Server, 'addService'> = {
     addService: (definition, impl) => server.addService(definition, streams.track(definition, impl)),
   };
-  const health = new HealthImplementation({ '': 'NOT_SERVING' });
-  health.addToServer(register as grpc.Server);
+  const health = new Health({ '': 'NOT_SERVING' });
+  health.addToServer(register);
   const services = new Set<string>(['']);
   const log = opts.log;
   let shutdownPromise: Promise<void> | undefined;

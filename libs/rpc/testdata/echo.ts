@@ -105,6 +105,8 @@ export async function writeTestPki(): Promise<TestPki> {
   };
 }
 
+// gRPC's own copy of the contract (grpc-health-check's), not proto/'s: the client the tests check
+// libs/rpc/health.ts with is built from what every other gRPC implementation speaks.
 const healthProto = protoLoader.loadSync('health/v1/health.proto', {
   keepCase: true, enums: String, defaults: true,
   includeDirs: [resolve(fileURLToPath(import.meta.resolve('grpc-health-check')), '../../../proto')],
@@ -117,6 +119,8 @@ export interface HealthClient extends grpc.Client {
   check(req: { service: string }, options: Partial<grpc.CallOptions>,
     callback: (err: grpc.ServiceError | null, res: { status: HealthStatus }) => void): grpc.ClientUnaryCall;
   watch(req: { service: string }): grpc.ClientReadableStream<{ status: HealthStatus }>;
+  list(req: object, options: Partial<grpc.CallOptions>,
+    callback: (err: grpc.ServiceError | null, res: { statuses: Record<string, { status: HealthStatus }> }) => void): grpc.ClientUnaryCall;
 }
 
 /** A plaintext client of the standard health service. */
