@@ -33,10 +33,16 @@ registerHooks({ resolve(spec, ctx, next) {
 } });`;
 const loaded = new Set<string>();
 const cli = `import(${JSON.stringify(path.join(root, 'cli/main.ts'))}).then((m) => m.loadEveryCommand())`;
-// What every gRPC server loads on its first reflection call (libs/rpc/reflection.ts), the signer's too.
-const reflection = `import(${JSON.stringify(path.join(root, 'libs/rpc/reflection.ts'))}).then((m) => m.loadReflectionLibrary())`;
+// What every gRPC server loads on its first reflection call (libs/rpc/reflection.ts, proto.ts), the
+// signer's too; and what the libraries load on first use rather than at import: libp2p's key,
+// peer-id and multiaddr modules for an uncommon config value (libs/config/values.ts; a key made by
+// identity.ts uses the same), pino-pretty for text logs (libs/log).
+const lib = (file: string) => JSON.stringify(path.join(root, file));
+const reflection = `import(${lib('libs/rpc/reflection.ts')}).then((m) => m.loadReflectionLibrary())
+  .then(() => import(${lib('libs/rpc/proto.ts')})).then((m) => { m.loadProtoLoader(); return import(${lib('libs/config/values.ts')}); })
+  .then((m) => { m.loadLibp2pModules(); return import(${lib('libs/log/index.ts')}); }).then((m) => { m.loadTextLogging(); })`;
 for (const [entry, args] of [['services/signer/main.ts', [path.join(root, 'services/signer/main.ts'), '--version']],
-  ['cli/main.ts', ['--input-type=module', '-e', cli]], ['libs/rpc/reflection.ts', ['--input-type=module', '-e', reflection]]] as const) {
+  ['cli/main.ts', ['--input-type=module', '-e', cli]], ['what the libraries load on first use', ['--input-type=module', '-e', reflection]]] as const) {
   const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, ...args],
     { cwd: root, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
   if (r.status !== 0) throw new Error(`prepack: loading ${entry} failed: ${r.stderr}`);

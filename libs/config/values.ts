@@ -26,6 +26,11 @@ function libp2p(): NonNullable<typeof libp2pModules> {
   return libp2pModules;
 }
 
+/** Loads now what values.ts loads on first use of an uncommon form (scripts/prepack.ts: what a signer host keeps). */
+export function loadLibp2pModules(): void {
+  libp2p();
+}
+
 export type { Parsed } from './duration.ts';
 export { BASE_TIMEOUT_RANGE_MS, baseTimeoutProblem, idleHeartbeatProblem, parseDuration } from './duration.ts';
 

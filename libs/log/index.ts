@@ -7,6 +7,8 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 // pino-pretty (~25 ms of CPU to load) only where text is asked for; JSON is the default.
 const load = createRequire(import.meta.url);
+/** pino-pretty, loaded on first use (also by scripts/prepack.ts: what a signer host keeps). */
+export const loadTextLogging = () => load('pino-pretty') as typeof import('pino-pretty');
 
 export type { Logger } from 'pino';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -37,8 +39,7 @@ export function createLogger(opts: LogOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (opts.format === 'text') {
-    const pretty = load('pino-pretty') as typeof import('pino-pretty');
-    const stream = pretty({
+    const stream = loadTextLogging()({
       colorize: false,
       singleLine: true,
       sync: true,

@@ -14,13 +14,15 @@ export const PROTO_ROOT = resolve(import.meta.dirname, '../../proto');
 // proto-loader and protobufjs (~75 ms of CPU to load) when descriptors are first asked for — a
 // server's first reflection call (reflection.ts) — not when a service starts.
 const load = createRequire(import.meta.url);
+/** proto-loader, loaded on first use (also by scripts/prepack.ts: what a signer host keeps). */
+export const loadProtoLoader = () => load('@grpc/proto-loader') as typeof protoLoader;
 
 const LOAD_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
 
 /** Loads `files` (relative to an include dir, or absolute) into one PackageDefinition. */
 export function loadProtos(files: readonly string[], includeDirs: readonly string[] = [PROTO_ROOT]): protoLoader.PackageDefinition {
   try {
-    return (load('@grpc/proto-loader') as typeof protoLoader).loadSync([...files], { ...LOAD_OPTIONS, includeDirs: [...includeDirs] });
+    return loadProtoLoader().loadSync([...files], { ...LOAD_OPTIONS, includeDirs: [...includeDirs] });
   } catch (err) {
     throw new FedError('RPC_PROTO_LOAD_FAILED', `cannot load ${files.join(', ')}: ${errorMessage(err)}`,
       { files, includeDirs }, { cause: err });
