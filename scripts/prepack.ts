@@ -6,9 +6,9 @@
 //    scripts/install-release.sh);
 //  - signer-omit.txt, the dependencies a signer host does without (install-release.sh --signer):
 //    those neither the signer nor btcfed loads, found by loading both (the signer's every static
-//    import, as `--version` does; every module a btcfed command may load, loadEveryCommand; the
-//    reflection library a server loads on its first reflection call) with a module-resolution
-//    hook that notes each package.
+//    import, as `--version` does; every module a btcfed command may load, loadEveryCommand; what
+//    the libraries load on first use: reflection, proto-loader, libp2p's key and peer-id modules,
+//    pino-pretty) with a module-resolution hook that notes each package.
 // All three are git-ignored; scripts/postpack.ts removes them again.
 
 import fs from 'node:fs';
