@@ -86,8 +86,9 @@ export function ed25519PeerId(s: string): string | undefined {
   if (s.length > 60) return undefined;
   const bytes = base58btcDecode(s);
   if (!bytes || bytes.length !== 38 || !startsWith(bytes, IDENTITY_36) || !startsWith(bytes.subarray(2), ED25519_PUBLIC_PREFIX)) return undefined;
-  const canonical = base58btcEncode(bytes);
-  return canonical === s ? s : undefined;
+  // Base58 has one spelling per byte string (leading '1's are the leading zero bytes, the rest a
+  // number without leading zeros): the string is libp2p's own.
+  return s;
 }
 
 export interface AddressPart { name: string; value: string }
