@@ -26,10 +26,6 @@ export class Health {
     for (const tell of this.#watchers.get(service) ?? []) tell(status);
   }
 
-  status(service: string): ServingStatus | undefined {
-    return this.#status.get(service);
-  }
-
   /** Watch calls open now, over every service name (each is forgotten when its call ends). */
   get watching(): number {
     let n = 0;
